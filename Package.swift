@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers (bottom up): the C libraries, VeilCore (shared vocabulary), VeilCrypto (libsodium
+// primitives), VeilVectors (known-answer files and their runners), the `veil` tool.
+// The crypto modules stay free of server dependencies so their tests build in seconds.
+let package = Package(
+    name: "Veil",
+    products: [
+        .executable(name: "veil", targets: ["veil"]),
+        .library(name: "VeilCore", targets: ["VeilCore"]),
+        .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
+        .library(name: "VeilVectors", targets: ["VeilVectors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "CGMP",
+            pkgConfig: "gmp",
+            providers: [.apt(["libgmp-dev"])]
+        ),
+        .target(name: "VeilCore"),
+        .target(name: "VeilCrypto", dependencies: ["CSodium", "VeilCore"]),
+        .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto"]),
+        .executableTarget(
+            name: "veil",
+            dependencies: [
+                "CSodium", "VeilCore", "VeilCrypto", "VeilVectors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "VeilTestSupport",
+            dependencies: ["VeilCore", "VeilCrypto", "VeilVectors"],
+            path: "Tests/VeilTestSupport"
+        ),
+        .testTarget(name: "VeilCoreTests", dependencies: ["VeilCore", "VeilTestSupport"]),
+        .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCrypto", "VeilTestSupport"]),
+        .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
+        .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),
+    ]
+)

@@ -1,0 +1,91 @@
+/// Veil's key-derivation function: HKDF-SHA-256 with an explicit domain-separation label.
+///
+///     VeilKDF(ikm, label, salt, context, L) =
+///         HKDF-SHA-256(IKM = ikm, salt = salt, info = "veil/v1/" ‖ label ‖ 0x00 ‖ context, L)
+///
+/// Labels are short ASCII strings without NUL, so the info string parses uniquely: no key
+/// derived for one purpose can equal a key derived for another. `Specs/primitives.md`
+/// ("Key derivation") lists every label in use.
+public enum VeilKDF {
+    /// The prefix of every info string; the version changes if the construction ever does.
+    public static let infoPrefix = Array("veil/v1/".utf8)
+
+    /// A domain-separation label.
+    public struct Label: Hashable, Sendable, CustomStringConvertible {
+        /// The label's ASCII text.
+        public let rawValue: String
+
+        /// The largest label, in bytes.
+        public static let maxByteCount = 64
+
+        /// Creates a label.
+        /// - Throws: ``KDFError/invalidLabel(_:)`` unless it is 1...64 characters from
+        ///   `a–z 0–9 . - /`.
+        public init(_ rawValue: String) throws(KDFError) {
+            let bytes = Array(rawValue.utf8)
+            let allowed = { (c: UInt8) in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+                    || c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == UInt8(ascii: "/")
+            }
+            guard (1...Self.maxByteCount).contains(bytes.count), bytes.allSatisfy(allowed) else {
+                throw .invalidLabel(rawValue)
+            }
+            self.rawValue = rawValue
+        }
+
+        private init(known: String) { rawValue = known }
+
+        /// The key of ``ChaCha20Generator``.
+        public static let deterministicGenerator = Label(known: "drbg")
+        /// The per-vector key of ``MaskExpander``.
+        public static let maskExpansion = Label(known: "mask-expansion")
+
+        public var description: String { rawValue }
+    }
+
+    /// Derives `outputByteCount` bytes for the purpose named by `label`.
+    /// - Parameters:
+    ///   - label: the purpose.
+    ///   - ikm: the input keying material (a shared secret, a seed).
+    ///   - salt: public randomness or a session identifier; may be empty.
+    ///   - context: bytes that bind the key to its use (peer ids, a vector's name); may be empty.
+    ///   - outputByteCount: 1...8160.
+    /// - Throws: ``KDFError/outputLengthOutOfRange(_:)``.
+    public static func derive(
+        _ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = [], outputByteCount: Int = 32
+    ) throws(KDFError) -> SecureBytes {
+        try HKDFSHA256.deriveKey(
+            ikm: ikm, salt: salt, info: info(label: label, context: context), outputByteCount: outputByteCount)
+    }
+
+    /// The HKDF info string for a label and context.
+    public static func info(label: Label, context: [UInt8]) -> [UInt8] {
+        infoPrefix + Array(label.rawValue.utf8) + [0] + context
+    }
+}
+
+/// Why a key derivation was refused.
+public enum KDFError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The label is empty, too long, or has a character outside `a–z 0–9 . - /`.
+    case invalidLabel(String)
+    /// The output length is outside 1...8160.
+    case outputLengthOutOfRange(Int)
+
+    public var description: String {
+        switch self {
+        case .invalidLabel(let label):
+            "KDF label \"\(label)\" must be 1...\(VeilKDF.Label.maxByteCount) characters from a-z 0-9 . - /"
+        case .outputLengthOutOfRange(let n):
+            "KDF output length \(n) is outside 1...\(HKDFSHA256.maxOutputByteCount)"
+        }
+    }
+}
+
+extension VeilKDF {
+    /// A 32-byte key: the derivation whose length is fixed, so it cannot fail.
+    static func derive32(_ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = []) -> SecureBytes {
+        Sodium.ensureInitialized()
+        return HKDFSHA256.expand(
+            prk: HKDFSHA256.extract(salt: salt, ikm: ikm), info: info(label: label, context: context), outputByteCount: 32)
+    }
+}

@@ -1,0 +1,18 @@
+import ArgumentParser
+import VeilCore
+
+@main
+struct Veil: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "veil",
+        abstract: "Secure aggregation for federated learning: the coordinator learns only the sum.",
+        version: VeilVersion.current,
+        subcommands: [VectorsCommand.self, BenchCommand.self]
+    )
+}
+
+/// `--json`, shared by every command that reports results.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print one JSON object on stdout instead of text.")
+    var json = false
+}
