@@ -108,6 +108,8 @@ func hex(_ text: String, _ field: String) throws -> [UInt8] {
 
 /// Parses a decimal `UInt64` field (JSON numbers cannot carry 64 bits exactly).
 func decimal(_ text: String, _ field: String) throws -> UInt64 {
-    guard let value = UInt64(text) else { throw VectorError.unreadable("field \(field): \"\(text)\" is not a decimal UInt64") }
+    guard let value = UInt64(text) else {
+        throw VectorError.unreadable("field \(field): \"\(text)\" is not a decimal UInt64")
+    }
     return value
 }

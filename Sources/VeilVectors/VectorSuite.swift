@@ -56,7 +56,8 @@ public enum VectorSuite {
     /// - Throws: ``SuiteError`` when the directory is missing or holds no vector file.
     public static func verify(directory: URL) throws -> Report {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
             throw SuiteError.notADirectory(directory.path)
         }
         let paths = jsonFiles(under: directory)
@@ -81,7 +82,8 @@ public enum VectorSuite {
         }
         do {
             let outcomes = try runner.run(data)
-            return FileReport(path: relativePath, family: family, algorithm: header.algorithm, outcomes: outcomes, error: nil)
+            return FileReport(
+                path: relativePath, family: family, algorithm: header.algorithm, outcomes: outcomes, error: nil)
         } catch {
             return failure(error, algorithm: header.algorithm)
         }

@@ -57,11 +57,14 @@ struct BenchCommand: ParsableCommand {
 
             var best = (keystream: Double.infinity, expansion: Double.infinity, masking: Double.infinity)
             for _ in 0..<repetitions {
-                best.keystream = min(best.keystream, seconds {
-                    key.withUnsafeBytes { k in
-                        _ = crypto_stream_chacha20_ietf(&raw, UInt64(byteCount), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
-                    }
-                })
+                best.keystream = min(
+                    best.keystream,
+                    seconds {
+                        key.withUnsafeBytes { k in
+                            _ = crypto_stream_chacha20_ietf(
+                                &raw, UInt64(byteCount), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                        }
+                    })
                 best.expansion = min(best.expansion, seconds { try? expander.apply(.overwrite, to: &vector) })
                 best.masking = min(best.masking, seconds { try? expander.apply(.add, to: &vector) })
             }
@@ -70,15 +73,21 @@ struct BenchCommand: ParsableCommand {
             let expansion = gigabytes / best.expansion
             let masking = gigabytes / best.masking
             if output.json {
-                print(try jsonString([
-                    "dim": dimension, "bits": bits, "repetitions": repetitions, "keystream_bytes": byteCount,
-                    "keystream_gb_per_s": keystream, "expansion_gb_per_s": expansion, "ratio": expansion / keystream,
-                    "masking_gb_per_s": masking, "masking_ratio": masking / keystream,
-                ]))
+                print(
+                    try jsonString([
+                        "dim": dimension, "bits": bits, "repetitions": repetitions, "keystream_bytes": byteCount,
+                        "keystream_gb_per_s": keystream, "expansion_gb_per_s": expansion,
+                        "ratio": expansion / keystream,
+                        "masking_gb_per_s": masking, "masking_ratio": masking / keystream,
+                    ]))
             } else {
-                print("mask expansion, d = \(dimension), b = \(bits) (\(byteCount) keystream bytes), best of \(repetitions)")
+                print(
+                    "mask expansion, d = \(dimension), b = \(bits) (\(byteCount) keystream bytes), best of \(repetitions)"
+                )
                 print(String(format: "  raw ChaCha20 keystream  %6.3f GB/s", keystream))
-                print(String(format: "  expansion (overwrite)   %6.3f GB/s   ratio %.3f", expansion, expansion / keystream))
+                print(
+                    String(
+                        format: "  expansion (overwrite)   %6.3f GB/s   ratio %.3f", expansion, expansion / keystream))
                 print(String(format: "  masking (add)           %6.3f GB/s   ratio %.3f", masking, masking / keystream))
             }
         }

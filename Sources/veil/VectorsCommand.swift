@@ -33,7 +33,9 @@ struct VectorsCommand: ParsableCommand {
             if output.json {
                 let object: [String: Any] = [
                     "passed": report.passed, "failed": report.failed,
-                    "families": report.families.map { ["family": $0.family, "passed": $0.passed, "failed": $0.failed, "files": $0.files] },
+                    "families": report.families.map {
+                        ["family": $0.family, "passed": $0.passed, "failed": $0.failed, "files": $0.files]
+                    },
                     "failures": failures.map { path, tcId, reason in
                         ["file": path, "tcId": tcId.map { $0 as Any } ?? NSNull(), "reason": reason] as [String: Any]
                     },
@@ -43,7 +45,9 @@ struct VectorsCommand: ParsableCommand {
                 let width = max(8, report.families.map(\.family.count).max() ?? 0)
                 for family in report.families {
                     let name = family.family.padding(toLength: width, withPad: " ", startingAt: 0)
-                    print("\(name)  \(family.passed) passed, \(family.failed) failed (\(family.files) file\(family.files == 1 ? "" : "s"))")
+                    print(
+                        "\(name)  \(family.passed) passed, \(family.failed) failed (\(family.files) file\(family.files == 1 ? "" : "s"))"
+                    )
                 }
                 for (path, tcId, reason) in failures {
                     print("FAIL \(path)\(tcId.map { " tcId \($0)" } ?? ""): \(reason)")

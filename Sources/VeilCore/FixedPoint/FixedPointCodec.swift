@@ -79,7 +79,8 @@ public struct FixedPointCodec: Hashable, Sendable {
 
     /// Decodes a sum of at most `maxAddends` encodings (one encoding is a sum of one).
     public func decode(_ element: UInt64) -> Double {
-        Double(bitWidth.signed(element & bitWidth.mask)) * Double(sign: .plus, exponent: -fractionalBits, significand: 1)
+        Double(bitWidth.signed(element & bitWidth.mask))
+            * Double(sign: .plus, exponent: -fractionalBits, significand: 1)
     }
 
     /// Decodes a vector of sums element-wise.

@@ -93,7 +93,8 @@ public enum XChaCha20Poly1305 {
             plaintext.withUnsafeMutableBytes { m in
                 crypto_aead_xchacha20poly1305_ietf_decrypt(
                     m.baseAddress!.assumingMemoryBound(to: UInt8.self), &plaintextLength, nil, ciphertextAndTag,
-                    UInt64(ciphertextAndTag.count), associatedData, UInt64(associatedData.count), nonce.rawRepresentation,
+                    UInt64(ciphertextAndTag.count), associatedData, UInt64(associatedData.count),
+                    nonce.rawRepresentation,
                     k.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }

@@ -75,7 +75,9 @@ public enum HKDFSHA256 {
         }
         feed(&state)
         var out = SecureBytes(zeros: hashByteCount)
-        out.withUnsafeMutableBytes { _ = crypto_auth_hmacsha256_final(&state, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+        out.withUnsafeMutableBytes {
+            _ = crypto_auth_hmacsha256_final(&state, $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
         return out
     }
 

@@ -24,7 +24,8 @@ public enum VeilKDF {
         public init(_ rawValue: String) throws(KDFError) {
             let bytes = Array(rawValue.utf8)
             let allowed = { (c: UInt8) in
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
                     || c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == UInt8(ascii: "/")
             }
             guard (1...Self.maxByteCount).contains(bytes.count), bytes.allSatisfy(allowed) else {
@@ -83,9 +84,12 @@ public enum KDFError: Error, Hashable, Sendable, CustomStringConvertible {
 
 extension VeilKDF {
     /// A 32-byte key: the derivation whose length is fixed, so it cannot fail.
-    static func derive32(_ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = []) -> SecureBytes {
+    static func derive32(_ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = [])
+        -> SecureBytes
+    {
         Sodium.ensureInitialized()
         return HKDFSHA256.expand(
-            prk: HKDFSHA256.extract(salt: salt, ikm: ikm), info: info(label: label, context: context), outputByteCount: 32)
+            prk: HKDFSHA256.extract(salt: salt, ikm: ikm), info: info(label: label, context: context),
+            outputByteCount: 32)
     }
 }

@@ -47,7 +47,8 @@ public enum X25519 {
             let code = rawRepresentation.withUnsafeBytes { k in
                 out.withUnsafeMutableBytes { q in
                     crypto_scalarmult(
-                        q.baseAddress!.assumingMemoryBound(to: UInt8.self), k.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        q.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        k.baseAddress!.assumingMemoryBound(to: UInt8.self),
                         peer.rawRepresentation)
                 }
             }

@@ -84,8 +84,9 @@ public struct MaskExpander: Sendable {
                     let out = UnsafeMutableBufferPointer(rebasing: target[start..<(start + n)])
                     if mode == .overwrite && width == 8 {
                         // The keystream already has the element layout: write it in place.
-                        keystream(into: UnsafeMutableRawPointer(base + start).assumingMemoryBound(to: UInt8.self),
-                                  byteCount: n * 8, counter: counter, key: k)
+                        keystream(
+                            into: UnsafeMutableRawPointer(base + start).assumingMemoryBound(to: UInt8.self),
+                            byteCount: n * 8, counter: counter, key: k)
                         fold(.overwrite, n: n, from: UnsafeRawPointer(base + start), into: out)
                     } else {
                         keystream(into: raw, byteCount: n * width, counter: counter, key: k)
@@ -100,7 +101,9 @@ public struct MaskExpander: Sendable {
     }
 
     @inline(__always)
-    private func keystream(into out: UnsafeMutablePointer<UInt8>, byteCount: Int, counter: UInt32, key: UnsafePointer<UInt8>) {
+    private func keystream(
+        into out: UnsafeMutablePointer<UInt8>, byteCount: Int, counter: UInt32, key: UnsafePointer<UInt8>
+    ) {
         out.initialize(repeating: 0, count: byteCount)
         // Zero nonce: every (seed, label) pair has its own key, so the nonce carries nothing.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { nonce in
@@ -111,12 +114,20 @@ public struct MaskExpander: Sendable {
 
     /// Combines `n` little-endian keystream elements of ⌈b/8⌉ bytes with the target.
     @inline(__always)
-    private func fold(_ mode: Mode, n: Int, from source: UnsafeRawPointer, into target: UnsafeMutableBufferPointer<UInt64>) {
+    private func fold(
+        _ mode: Mode, n: Int, from source: UnsafeRawPointer, into target: UnsafeMutableBufferPointer<UInt64>
+    ) {
         let mask = bitWidth.mask
         switch bitWidth.byteCount {
         case 8: combine(mode, n, source.assumingMemoryBound(to: UInt64.self), target, mask) { UInt64(littleEndian: $0) }
-        case 4: combine(mode, n, source.assumingMemoryBound(to: UInt32.self), target, mask) { UInt64(UInt32(littleEndian: $0)) }
-        case 2: combine(mode, n, source.assumingMemoryBound(to: UInt16.self), target, mask) { UInt64(UInt16(littleEndian: $0)) }
+        case 4:
+            combine(mode, n, source.assumingMemoryBound(to: UInt32.self), target, mask) {
+                UInt64(UInt32(littleEndian: $0))
+            }
+        case 2:
+            combine(mode, n, source.assumingMemoryBound(to: UInt16.self), target, mask) {
+                UInt64(UInt16(littleEndian: $0))
+            }
         case 1: combine(mode, n, source.assumingMemoryBound(to: UInt8.self), target, mask) { UInt64($0) }
         case let width:
             let bytes = source.assumingMemoryBound(to: UInt8.self)
@@ -130,7 +141,8 @@ public struct MaskExpander: Sendable {
 
     @inline(__always)
     private func combine<Word>(
-        _ mode: Mode, _ n: Int, _ words: UnsafePointer<Word>, _ target: UnsafeMutableBufferPointer<UInt64>, _ mask: UInt64,
+        _ mode: Mode, _ n: Int, _ words: UnsafePointer<Word>, _ target: UnsafeMutableBufferPointer<UInt64>,
+        _ mask: UInt64,
         _ widen: (Word) -> UInt64
     ) {
         // Three loops rather than a switch inside one, so that each vectorises.

@@ -57,7 +57,8 @@ public struct ChaCha20Generator: RandomNumberGenerator, Sendable {
                 // In-place XOR over zeros is the keystream itself; the output buffer may alias the input.
                 let base = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
                 _ = crypto_stream_chacha20_ietf_xor_ic(
-                    base, base, UInt64(out.count), nonce, counter, keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    base, base, UInt64(out.count), nonce, counter,
+                    keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
         nextBlock = counter &+ UInt32(Self.blocksPerRefill)

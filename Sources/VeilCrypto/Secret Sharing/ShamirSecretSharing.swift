@@ -136,7 +136,9 @@ public struct ShamirSecretSharing: Hashable, Sendable {
     private func validate(_ indices: [UInt32]) throws(ShamirError) {
         var seen = Set<UInt32>()
         for index in indices {
-            guard index >= 1, Int(index) <= shareCount else { throw .indexOutOfRange(index: index, shareCount: shareCount) }
+            guard index >= 1, Int(index) <= shareCount else {
+                throw .indexOutOfRange(index: index, shareCount: shareCount)
+            }
             guard seen.insert(index).inserted else { throw .duplicateIndex(index) }
         }
     }
@@ -154,7 +156,9 @@ public struct ShamirSecretSharing: Hashable, Sendable {
         secret.withUnsafeBytes { bytes in
             stride(from: 0, to: bytes.count, by: chunkByteCount).map { start in
                 var value: UInt64 = 0
-                for b in (start..<min(start + chunkByteCount, bytes.count)).reversed() { value = value << 8 | UInt64(bytes[b]) }
+                for b in (start..<min(start + chunkByteCount, bytes.count)).reversed() {
+                    value = value << 8 | UInt64(bytes[b])
+                }
                 return value
             }
         }
@@ -213,7 +217,9 @@ public struct ShamirShare: Sendable, Equatable, CustomStringConvertible {
         self.secretByteCount = secretByteCount
         var bytes = SecureBytes(zeros: 8 * validValues.count)
         bytes.withUnsafeMutableBytes { out in
-            for (j, v) in validValues.enumerated() { out.storeBytes(of: v.littleEndian, toByteOffset: 8 * j, as: UInt64.self) }
+            for (j, v) in validValues.enumerated() {
+                out.storeBytes(of: v.littleEndian, toByteOffset: 8 * j, as: UInt64.self)
+            }
         }
         values = bytes
     }
@@ -222,7 +228,9 @@ public struct ShamirShare: Sendable, Equatable, CustomStringConvertible {
     /// - Throws: ``ShamirError/malformedShare(_:)`` when the length, the secret length, the
     ///   index or any value is out of range.
     public init(encoded: SecureBytes) throws(ShamirError) {
-        guard encoded.count >= 5 else { throw .malformedShare("share of \(encoded.count) bytes is shorter than its header") }
+        guard encoded.count >= 5 else {
+            throw .malformedShare("share of \(encoded.count) bytes is shorter than its header")
+        }
         let (index, length) = encoded.withUnsafeBytes { bytes in
             (UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self)), Int(bytes[4]))
         }

@@ -46,7 +46,8 @@ public enum Ed25519 {
             _ = seed.withUnsafeBytes { s in
                 expanded.withUnsafeMutableBytes { sk in
                     crypto_sign_seed_keypair(
-                        &publicKey, sk.baseAddress!.assumingMemoryBound(to: UInt8.self), s.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                        &publicKey, sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        s.baseAddress!.assumingMemoryBound(to: UInt8.self))
                 }
             }
             self.seed = seed

@@ -37,7 +37,9 @@ public struct SecureBytes: Sendable {
             while offset < count {
                 var word = generator.next().littleEndian
                 let n = min(8, count - offset)
-                Swift.withUnsafeBytes(of: &word) { buffer.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: n) }
+                Swift.withUnsafeBytes(of: &word) {
+                    buffer.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: n)
+                }
                 sodium_memzero(&word, 8)
                 offset += n
             }
@@ -68,7 +70,9 @@ public struct SecureBytes: Sendable {
         var out = SecureBytes(zeros: range.count)
         out.withUnsafeMutableBytes { target in
             withUnsafeBytes { source in
-                if !range.isEmpty { target.baseAddress!.copyMemory(from: source.baseAddress! + range.lowerBound, byteCount: range.count) }
+                if !range.isEmpty {
+                    target.baseAddress!.copyMemory(from: source.baseAddress! + range.lowerBound, byteCount: range.count)
+                }
             }
         }
         return out
@@ -78,8 +82,12 @@ public struct SecureBytes: Sendable {
     public func appending(_ other: SecureBytes) -> SecureBytes {
         var out = SecureBytes(zeros: count + other.count)
         out.withUnsafeMutableBytes { target in
-            withUnsafeBytes { if !$0.isEmpty { target.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-            other.withUnsafeBytes { if !$0.isEmpty { (target.baseAddress! + count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            withUnsafeBytes {
+                if !$0.isEmpty { target.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+            other.withUnsafeBytes {
+                if !$0.isEmpty { (target.baseAddress! + count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
         }
         return out
     }

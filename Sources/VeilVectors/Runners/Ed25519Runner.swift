@@ -33,7 +33,9 @@ enum Ed25519Runner: VectorRunner {
                     if let seed = group.privateKey {
                         let key = try Ed25519.PrivateKey(seed: SecureBytes(copying: hex(seed.sk, "sk")))
                         try expectEqual(key.publicKey, publicKey, "derived public key")
-                        if test.result == .valid { try expectEqual(key.signature(for: message), signature, "signature") }
+                        if test.result == .valid {
+                            try expectEqual(key.signature(for: message), signature, "signature")
+                        }
                     }
                     guard publicKey.isValidSignature(signature, for: message) else {
                         throw CryptoError.authenticationFailure

@@ -42,12 +42,15 @@ enum FixedPointRunner: VectorRunner {
                         maxAddends: group.maxAddends)
                     switch test.operation {
                     case "encode":
-                        var generator = try ChaCha20Generator(publicSeed: hex(test.generatorSeed ?? "", "generatorSeed"))
+                        var generator = try ChaCha20Generator(
+                            publicSeed: hex(test.generatorSeed ?? "", "generatorSeed"))
                         let encoded = try codec.encode(test.values ?? [], using: &generator)
-                        try expectEqual(encoded.elements, try (test.encoded ?? []).map { try decimal($0, "encoded") }, "encoded")
+                        try expectEqual(
+                            encoded.elements, try (test.encoded ?? []).map { try decimal($0, "encoded") }, "encoded")
                     case "decodeSum":
                         let addends = try (test.addends ?? []).map { vector in
-                            try ModularVector(elements: vector.map { try decimal($0, "addends") }, bitWidth: codec.bitWidth)
+                            try ModularVector(
+                                elements: vector.map { try decimal($0, "addends") }, bitWidth: codec.bitWidth)
                         }
                         guard var sum = addends.first else { throw VectorError.unreadable("decodeSum without addends") }
                         for addend in addends.dropFirst() { try sum.add(addend) }

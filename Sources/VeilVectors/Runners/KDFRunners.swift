@@ -62,7 +62,8 @@ enum VeilKDFRunner: VectorRunner {
             group.tests.map { test in
                 judge(test) {
                     let okm = try VeilKDF.derive(
-                        VeilKDF.Label(test.label), from: SecureBytes(copying: hex(test.ikm, "ikm")), salt: hex(test.salt, "salt"),
+                        VeilKDF.Label(test.label), from: SecureBytes(copying: hex(test.ikm, "ikm")),
+                        salt: hex(test.salt, "salt"),
                         context: hex(test.context, "context"), outputByteCount: test.size)
                     try expectEqual(okm, SecureBytes(copying: hex(test.okm, "okm")), "okm")
                 }

@@ -38,14 +38,19 @@ enum ShamirRunner: VectorRunner {
                     let secret = SecureBytes(copying: try hex(test.secret, "secret"))
                     switch test.operation {
                     case "split":
-                        var generator = try ChaCha20Generator(publicSeed: hex(test.generatorSeed ?? "", "generatorSeed"))
+                        var generator = try ChaCha20Generator(
+                            publicSeed: hex(test.generatorSeed ?? "", "generatorSeed"))
                         let indices = test.indices ?? (1...group.shareCount).map { UInt32($0) }
                         let shares = try scheme.split(secret, at: indices, using: &generator)
-                        try expectEqual(shares.map { Hex.encode($0.encoded.unsafeExposedBytes()) }, test.shares, "shares")
+                        try expectEqual(
+                            shares.map { Hex.encode($0.encoded.unsafeExposedBytes()) }, test.shares, "shares")
                         // Any t of them give the secret back: take the last t.
-                        try expectEqual(try scheme.reconstruct(Array(shares.suffix(group.threshold))), secret, "reconstruction")
+                        try expectEqual(
+                            try scheme.reconstruct(Array(shares.suffix(group.threshold))), secret, "reconstruction")
                     case "reconstruct":
-                        let shares = try test.shares.map { try ShamirShare(encoded: SecureBytes(copying: hex($0, "shares"))) }
+                        let shares = try test.shares.map {
+                            try ShamirShare(encoded: SecureBytes(copying: hex($0, "shares")))
+                        }
                         try expectEqual(try scheme.reconstruct(shares), secret, "secret")
                     default:
                         throw VectorError.unreadable("unknown operation \(test.operation)")
@@ -55,4 +60,3 @@ enum ShamirRunner: VectorRunner {
         }
     }
 }
-

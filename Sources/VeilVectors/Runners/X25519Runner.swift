@@ -31,7 +31,8 @@ enum X25519Runner: VectorRunner {
                     var point = try hex(test.public, "public")
                     for _ in 0..<(test.iterations ?? 1) {
                         let key = try X25519.PrivateKey(rawRepresentation: SecureBytes(copying: scalar))
-                        let next = try key.sharedSecret(with: X25519.PublicKey(rawRepresentation: point)).unsafeExposedBytes()
+                        let next = try key.sharedSecret(with: X25519.PublicKey(rawRepresentation: point))
+                            .unsafeExposedBytes()
                         (scalar, point) = (next, scalar)
                     }
                     try expectEqual(scalar, try hex(test.shared, "shared"), "shared secret")

@@ -32,7 +32,8 @@ enum XChaCha20Poly1305Runner: VectorRunner {
                     let sealed = try hex(test.ct, "ct") + hex(test.tag, "tag")
                     let message = try hex(test.msg, "msg")
                     if test.result == .valid {
-                        let output = XChaCha20Poly1305.seal(SecureBytes(copying: message), using: key, nonce: nonce, authenticating: aad)
+                        let output = XChaCha20Poly1305.seal(
+                            SecureBytes(copying: message), using: key, nonce: nonce, authenticating: aad)
                         try expectEqual(output, sealed, "ciphertext and tag")
                     }
                     let opened = try XChaCha20Poly1305.open(sealed, using: key, nonce: nonce, authenticating: aad)

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Recomputes every project-generated vector in Vectors/ with the independent implementation
+(veil_reference.py), and checks the published ones (RFC 7748, RFC 8032, the XChaCha draft,
+RFC 5869, and the project cases in those files) with PyNaCl and hashlib.
+
+Exits 1 on any difference, naming the file and tcId. Usage: check_vectors.py [VECTORS_DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import nacl.bindings as sodium
+import nacl.exceptions
+
+import veil_reference as ref
+
+Refused = ref.Refused
+
+
+def outcome(test: dict, compute) -> str | None:
+    """Applies the Wycheproof rules of Specs/primitives.md section 11; None means agreement."""
+    try:
+        compute()
+    except Refused as refusal:
+        if test["result"] == "valid":
+            return f"refused a valid case ({refusal.code})"
+        expected = test.get("error")
+        if test["result"] == "invalid" and expected and expected != refusal.code:
+            return f"refused with {refusal.code}, expected {expected}"
+        return None
+    except AssertionError as mismatch:
+        return None if test["result"] == "invalid" else f"differs: {mismatch}"
+    return "accepted an invalid case" if test["result"] == "invalid" else None
+
+
+def expect(actual, expected, what: str) -> None:
+    if actual != expected:
+        raise AssertionError(what)
+
+
+def h(text: str) -> bytes:
+    return bytes.fromhex(text)
+
+
+# --- project families -----------------------------------------------------------------
+
+def check_kdf(group, test):
+    okm = ref.veil_kdf(h(test["ikm"]), test["label"], h(test["salt"]), h(test["context"]), test["size"])
+    expect(okm.hex(), test["okm"], "okm")
+
+
+def check_drbg(group, test):
+    generator = ref.Generator(h(test["seed"]))
+    expect([str(generator.next()) for _ in test["outputs"]], test["outputs"], "outputs")
+
+
+def check_mask(group, test):
+    mask = ref.mask_expansion(h(test["seed"]), h(test["label"]), group["bits"], test["count"])
+    expect([str(v) for v in mask], test["elements"], "elements")
+
+
+def check_shamir(group, test):
+    t, n = group["threshold"], group["shareCount"]
+    secret = h(test["secret"])
+    if test["operation"] == "split":
+        generator = ref.Generator(h(test.get("generatorSeed") or ""))
+        shares = ref.shamir_split(secret, t, n, generator, test.get("indices"))
+        expect([s.hex() for s in shares], test["shares"], "shares")
+        expect(ref.shamir_reconstruct(shares[-t:], t, n), secret, "reconstruction")
+    else:
+        expect(ref.shamir_reconstruct([h(s) for s in test["shares"]], t, n), secret, "secret")
+
+
+def check_codec(group, test):
+    codec = ref.Codec(group["clip"], group["fractionalBits"], group["bits"], group["maxAddends"])
+    if test["operation"] == "encode":
+        generator = ref.Generator(h(test["generatorSeed"]))
+        expect([str(v) for v in codec.encode(test["values"], generator)], test["encoded"], "encoded")
+    else:
+        modulus = 1 << group["bits"]
+        total = [sum(int(v[i]) for v in test["addends"]) % modulus for i in range(len(test["addends"][0]))]
+        expect([str(v) for v in total], test["sum"], "sum")
+        expect([codec.decode(v) for v in total], [float(x) for x in test["decoded"]], "decoded")
+
+
+# --- published families (and their project cases), through PyNaCl and hashlib ----------------
+
+def check_xdh(group, test):
+    expect(group["curve"], "curve25519", "curve")
+    k, u = h(test["private"]), h(test["public"])
+    for _ in range(test.get("iterations", 1)):
+        try:
+            k, u = sodium.crypto_scalarmult(k, u), k
+        except (nacl.exceptions.RuntimeError, nacl.exceptions.CryptoError):
+            raise Refused("weakPublicKey")
+    expect(k.hex(), test["shared"], "shared")
+
+
+def check_eddsa(group, test):
+    pk, msg, sig = h(group["publicKey"]["pk"]), h(test["msg"]), h(test["sig"])
+    if "privateKey" in group:
+        derived, secret = sodium.crypto_sign_seed_keypair(h(group["privateKey"]["sk"]))
+        expect(derived, pk, "derived public key")
+        if test["result"] == "valid":
+            expect(sodium.crypto_sign(msg, secret)[:64], sig, "signature")
+    if len(sig) != 64:
+        raise Refused("invalidSignature")
+    try:
+        sodium.crypto_sign_open(sig + msg, pk)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+        raise Refused("invalidSignature")
+
+
+def check_aead(group, test):
+    key, nonce, aad, msg = h(test["key"]), h(test["iv"]), h(test["aad"]), h(test["msg"])
+    sealed = h(test["ct"]) + h(test["tag"])
+    if test["result"] == "valid":
+        expect(sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(msg, aad, nonce, key), sealed, "ciphertext")
+    try:
+        opened = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, aad, nonce, key)
+    except nacl.exceptions.CryptoError:
+        raise Refused("authenticationFailure")
+    expect(opened, msg, "plaintext")
+
+
+def check_hkdf(group, test):
+    expect(ref.hkdf_sha256(h(test["ikm"]), h(test["salt"]), h(test["info"]), test["size"]).hex(), test["okm"], "okm")
+
+
+CHECKS = {
+    "VEIL-KDF": check_kdf,
+    "VEIL-CHACHA20-DRBG": check_drbg,
+    "VEIL-MASK-EXPANSION": check_mask,
+    "VEIL-SHAMIR": check_shamir,
+    "VEIL-FIXED-POINT": check_codec,
+    "XDH": check_xdh,
+    "EDDSA": check_eddsa,
+    "XCHACHA20-POLY1305": check_aead,
+    "HKDF-SHA-256": check_hkdf,
+}
+
+# Every project family must be present: a missing file must not pass silently.
+REQUIRED = {"VEIL-KDF", "VEIL-CHACHA20-DRBG", "VEIL-MASK-EXPANSION", "VEIL-SHAMIR", "VEIL-FIXED-POINT"}
+
+# Wycheproof's suites are checked by the Swift runners; the reference covers what this project wrote.
+PUBLISHED_UNCHANGED = {"x25519_test.json", "ed25519_test.json"}
+
+
+def main() -> int:
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2] / "Vectors")
+    failures, checked, seen = [], 0, set()
+    for path in sorted(root.rglob("*.json")):
+        if path.name in PUBLISHED_UNCHANGED:
+            continue
+        data = json.loads(path.read_text())
+        check = CHECKS.get(data["algorithm"])
+        name = path.relative_to(root)
+        if check is None:
+            failures.append(f"{name}: no reference check for algorithm {data['algorithm']}")
+            continue
+        seen.add(data["algorithm"])
+        count = 0
+        for group in data["testGroups"]:
+            for test in group["tests"]:
+                count += 1
+                problem = outcome(test, lambda: check(group, test))
+                if problem:
+                    failures.append(f"{name} tcId {test['tcId']}: {problem}")
+        if count != data["numberOfTests"]:
+            failures.append(f"{name}: numberOfTests {data['numberOfTests']} but {count} tests")
+        checked += count
+        print(f"{str(name):45} {count:4} tests")
+    for missing in sorted(REQUIRED - seen):
+        failures.append(f"no vector file for {missing}")
+    for failure in failures:
+        print("FAIL", failure)
+    print(f"reference: {checked - len(failures)} agree, {len(failures)} differ")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

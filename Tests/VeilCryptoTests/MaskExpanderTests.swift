@@ -1,0 +1,72 @@
+import Testing
+import VeilCore
+import VeilCrypto
+import VeilTestSupport
+
+@Suite struct MaskExpanderTests {
+    func expander(bits: Int, seed: UInt8 = 1, label: String = "w") throws -> MaskExpander {
+        try MaskExpander(
+            seed: SecureBytes(copying: Array(repeating: seed, count: 32)), label: Array(label.utf8),
+            bitWidth: BitWidth(bits))
+    }
+
+    @Test(arguments: Array(1...64))
+    func everyWidthStaysReducedAndAddThenSubtractRestores(_ bits: Int) throws {
+        let mask = try expander(bits: bits)
+        let width = try BitWidth(bits)
+        let expanded = try mask.expand(count: 2_100)
+        #expect(expanded.elements.allSatisfy { $0 <= width.mask })
+        var generator = SplitMix64(seed: UInt64(bits))
+        let input = ModularVector(reducing: (0..<2_100).map { _ in generator.next() }, bitWidth: width)
+        var masked = input
+        try mask.apply(.add, to: &masked)
+        var expected = input
+        try expected.add(expanded)
+        #expect(masked == expected)
+        try mask.apply(.subtract, to: &masked)
+        #expect(masked == input)
+    }
+
+    @Test(arguments: [1, 7, 32, 33, 63, 64])
+    func shorterExpansionsArePrefixesAcrossChunkBoundaries(_ bits: Int) throws {
+        let mask = try expander(bits: bits)
+        let long = try mask.expand(count: 3 * MaskExpander.elementsPerChunk + 5)
+        for count in [1, 63, 64, 1_023, 1_024, 1_025, 2_049] {
+            #expect(try mask.expand(count: count).elements == Array(long.elements.prefix(count)))
+        }
+    }
+
+    @Test func seedsAndLabelsGiveUnrelatedMasks() throws {
+        let base = try expander(bits: 32).expand(count: 64)
+        #expect(try expander(bits: 32, seed: 2).expand(count: 64) != base)
+        #expect(try expander(bits: 32, label: "v").expand(count: 64) != base)
+        #expect(try expander(bits: 32).expand(count: 64) == base)
+    }
+
+    @Test(arguments: [1, 7, 8, 12])
+    func lowWidthsAreUniform(_ bits: Int) throws {
+        // A chi-square test over all 2^b values: with 2^b − 1 degrees of freedom, the statistic
+        // exceeds mean + 6·sd only with negligible probability for a uniform source.
+        let buckets = 1 << bits
+        let count = buckets * 200
+        let mask = try expander(bits: bits, seed: UInt8(bits)).expand(count: count)
+        var observed = [Int](repeating: 0, count: buckets)
+        for value in mask.elements { observed[Int(value)] += 1 }
+        let expected = Double(count) / Double(buckets)
+        let chiSquare = observed.reduce(0.0) { $0 + (Double($1) - expected) * (Double($1) - expected) / expected }
+        let freedom = Double(buckets - 1)
+        #expect(chiSquare < freedom + 6 * (2 * freedom).squareRoot() + 10)
+    }
+
+    @Test func refusesMismatchedRingsAndShortSeeds() throws {
+        var vector = ModularVector(zeros: 4, bitWidth: try BitWidth(16))
+        #expect(throws: MaskExpansionError.bitWidthMismatch(expected: 32, actual: 16)) {
+            try expander(bits: 32).apply(.add, to: &vector)
+        }
+        #expect(throws: CryptoError.invalidLength(what: "mask seed", expected: 32, actual: 31)) {
+            try MaskExpander(seed: SecureBytes(zeros: 31), label: [], bitWidth: BitWidth(32))
+        }
+        #expect(try expander(bits: 64).maxCount == 1 << 35)
+        #expect(try expander(bits: 1).expand(count: 0).count == 0)
+    }
+}

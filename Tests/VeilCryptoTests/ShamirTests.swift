@@ -1,0 +1,154 @@
+import Testing
+import VeilCrypto
+import VeilTestSupport
+
+@Suite struct Mersenne61Tests {
+    let p = Mersenne61.p
+
+    // (a, b, a·b mod p) with edges: 0, 1, p − 1, 2^60, values that need the final subtraction.
+    static let table: [(UInt64, UInt64, UInt64)] = [
+        (0, 0, 0), (1, 1, 1), (Mersenne61.p - 1, Mersenne61.p - 1, 1), (Mersenne61.p - 1, 2, Mersenne61.p - 2),
+        (1 << 60, 2, 1), (1 << 60, 4, 2), (1 << 31, 1 << 30, 1),
+        (123_456_789, 987_654_321, 121_932_631_112_635_269 % Mersenne61.p),
+    ]
+
+    @Test(arguments: table)
+    func multiplicationTable(_ a: UInt64, _ b: UInt64, _ product: UInt64) {
+        #expect(Mersenne61.multiply(a, b) == product)
+        #expect(Mersenne61.multiply(b, a) == product)
+    }
+
+    @Test func inversesAdditionAndSubtraction() {
+        var generator = SplitMix64(seed: 11)
+        for _ in 0..<1_000 {
+            let a = Mersenne61.random(using: &generator)
+            let b = Mersenne61.random(using: &generator)
+            #expect(a < p)
+            if a != 0 { #expect(Mersenne61.multiply(a, Mersenne61.inverse(a)) == 1) }
+            #expect(Mersenne61.subtract(Mersenne61.add(a, b), b) == a)
+        }
+        #expect(Mersenne61.add(p - 1, 1) == 0)
+        #expect(Mersenne61.subtract(0, 1) == p - 1)
+    }
+
+    @Test func randomRejectsExactlyP() {
+        var generator = ScriptedGenerator([UInt64.max, 5])  // low 61 bits of UInt64.max equal p
+        #expect(Mersenne61.random(using: &generator) == 5)
+    }
+}
+
+@Suite struct ShamirTests {
+    func secret(_ length: Int, _ seed: UInt64 = 1) -> SecureBytes {
+        var generator = SplitMix64(seed: seed)
+        return SecureBytes.random(count: length, using: &generator)
+    }
+
+    @Test func everySubsetOfThresholdSizeReconstructs() throws {
+        let scheme = try ShamirSecretSharing(threshold: 3, shareCount: 6)
+        var generator = SplitMix64(seed: 5)
+        let s = secret(32)
+        let shares = try scheme.split(s, using: &generator)
+        for a in 0..<6 {
+            for b in (a + 1)..<6 {
+                for c in (b + 1)..<6 {
+                    #expect(try scheme.reconstruct([shares[c], shares[a], shares[b]]) == s)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [1, 6, 7, 8, 13, 14, 15, 31, 32])
+    func everySecretLengthRoundTrips(_ length: Int) throws {
+        let scheme = try ShamirSecretSharing(threshold: 4, shareCount: 7)
+        var generator = SplitMix64(seed: UInt64(length))
+        let s = secret(length, UInt64(length))
+        let shares = try scheme.split(s, using: &generator)
+        #expect(shares.allSatisfy { $0.encoded.count == ShamirShare.encodedByteCount(secretByteCount: length) })
+        let decoded = try shares.map { try ShamirShare(encoded: $0.encoded) }
+        #expect(try scheme.reconstruct(Array(decoded.suffix(4))) == s)
+    }
+
+    @Test func coefficientsComputedOnceServeManySecrets() throws {
+        let scheme = try ShamirSecretSharing(threshold: 5, shareCount: 9)
+        var generator = SplitMix64(seed: 8)
+        let coefficients = try scheme.lagrangeCoefficients(for: [9, 2, 7, 4, 1])
+        for round in 0..<50 {
+            let s = secret(32, UInt64(round))
+            let shares = try scheme.split(s, at: [1, 2, 4, 7, 9], using: &generator)
+            #expect(try scheme.reconstruct(shares, using: coefficients) == s)
+        }
+        let shares = try scheme.split(secret(32), using: &generator)
+        #expect(throws: ShamirError.coefficientsMismatch) {
+            try scheme.reconstruct(Array(shares.prefix(5)), using: coefficients)
+        }
+        #expect(throws: ShamirError.tooManyIndices(have: 6, need: 5)) {
+            try scheme.lagrangeCoefficients(for: [1, 2, 3, 4, 5, 6])
+        }
+        #expect(throws: ShamirError.notEnoughShares(have: 4, need: 5)) {
+            try scheme.lagrangeCoefficients(for: [1, 2, 3, 4])
+        }
+    }
+
+    @Test func thresholdMinusOneSharesAreConsistentWithEverySecret() throws {
+        // Perfect secrecy, checked on one chunk: for t − 1 shares and any candidate secret there is
+        // a polynomial through both, so interpolating with a forged t-th share reaches any secret.
+        let scheme = try ShamirSecretSharing(threshold: 2, shareCount: 3)
+        var generator = SplitMix64(seed: 21)
+        let shares = try scheme.split(secret(7), using: &generator)
+        for candidate in [secret(7, 100), secret(7, 101), SecureBytes(zeros: 7)] {
+            // With share 1 fixed and f(0) = candidate, the line gives share 2 = 2·f(1) − f(0).
+            let y1 = shares[0].encoded.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 5, as: UInt64.self) }
+            let s0 = candidate.withUnsafeBytes { bytes in
+                (0..<7).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[$1]) }
+            }
+            let y2 = Mersenne61.subtract(Mersenne61.add(y1, y1), s0)
+            var forged = [UInt8](repeating: 0, count: 13)
+            forged[0] = 2
+            forged[4] = 7
+            withUnsafeBytes(of: y2.littleEndian) { for i in 0..<8 { forged[5 + i] = $0[i] } }
+            #expect(
+                try scheme.reconstruct([shares[0], ShamirShare(encoded: SecureBytes(copying: forged))]) == candidate)
+        }
+    }
+
+    @Test func refusals() throws {
+        let scheme = try ShamirSecretSharing(threshold: 3, shareCount: 5)
+        var generator = SplitMix64(seed: 2)
+        let shares = try scheme.split(secret(32), using: &generator)
+        let short = try scheme.split(secret(16), using: &generator)
+        #expect(throws: ShamirError.notEnoughShares(have: 2, need: 3)) {
+            try scheme.reconstruct(Array(shares.prefix(2)))
+        }
+        #expect(throws: ShamirError.notEnoughShares(have: 0, need: 3)) { try scheme.reconstruct([]) }
+        #expect(throws: ShamirError.duplicateIndex(1)) { try scheme.reconstruct([shares[0], shares[0], shares[1]]) }
+        #expect(throws: ShamirError.inconsistentShareLengths) {
+            try scheme.reconstruct([shares[0], shares[1], short[2]])
+        }
+        let other = try ShamirSecretSharing(threshold: 3, shareCount: 4)
+        #expect(throws: ShamirError.indexOutOfRange(index: 5, shareCount: 4)) {
+            try other.reconstruct([shares[0], shares[1], shares[4]])
+        }
+        #expect(throws: ShamirError.invalidSecretLength(33)) { try scheme.split(secret(33), using: &generator) }
+        #expect(throws: ShamirError.invalidSecretLength(0)) {
+            try scheme.split(SecureBytes(zeros: 0), using: &generator)
+        }
+        #expect(throws: ShamirError.indexOutOfRange(index: 0, shareCount: 5)) {
+            try scheme.split(secret(8), at: [0, 1, 2], using: &generator)
+        }
+        #expect(throws: ShamirError.invalidThreshold(threshold: 0, shareCount: 3)) {
+            try ShamirSecretSharing(threshold: 0, shareCount: 3)
+        }
+        #expect(throws: ShamirError.invalidThreshold(threshold: 4, shareCount: 3)) {
+            try ShamirSecretSharing(threshold: 4, shareCount: 3)
+        }
+        #expect(throws: ShamirError.self) { try ShamirShare(encoded: SecureBytes(copying: [1, 0, 0, 0])) }
+        #expect(throws: ShamirError.self) { try ShamirShare(encoded: shares[0].encoded.slice(0..<44)) }
+    }
+
+    @Test func descriptionsRevealNoShareValue() throws {
+        var generator = SplitMix64(seed: 9)
+        let share = try ShamirSecretSharing(threshold: 1, shareCount: 1).split(
+            SecureBytes(copying: [0x42]), using: &generator)[0]
+        #expect(share.description == "ShamirShare(index: 1, secret: 1 bytes, redacted)")
+    }
+}

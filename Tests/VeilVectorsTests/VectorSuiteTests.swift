@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import VeilTestSupport
+import VeilVectors
+
+@Suite struct VectorSuiteTests {
+    static let families = ["codec", "drbg", "ed25519", "kdf", "mask", "shamir", "x25519", "xchacha20poly1305"]
+
+    @Test func everyCommittedVectorPasses() throws {
+        let report = try VectorSuite.verify(directory: RepositoryPaths.vectors)
+        let failures = report.files.flatMap { file in
+            file.outcomes.filter { !$0.passed }.map { "\(file.path) tcId \($0.tcId): \($0.reason ?? "")" }
+        }
+        #expect(failures.isEmpty, "\(failures)")
+        #expect(report.files.allSatisfy { $0.error == nil }, "\(report.files.compactMap(\.error))")
+        #expect(report.failed == 0)
+        #expect(report.families.map(\.family) == Self.families)
+        #expect(report.families.allSatisfy { $0.passed > 0 })
+        // The Wycheproof suites are read unchanged, every case of them.
+        let wycheproof = report.files.filter {
+            $0.path.hasSuffix("x25519_test.json") || $0.path.hasSuffix("ed25519_test.json")
+        }
+        #expect(wycheproof.map(\.outcomes.count).sorted() == [150, 518])
+    }
+
+    @Test func theGeneratorReproducesTheCommittedProjectFiles() throws {
+        for (path, data) in try ProjectVectors.all() {
+            let committed = try Data(contentsOf: RepositoryPaths.vectors.appendingPathComponent(path))
+            #expect(committed == data, "\(path) differs from `veil vectors generate` output")
+        }
+    }
+
+    /// For each family: the file, and the JSON path of an expected value to alter by one character.
+    static let tamperings: [(file: String, tcId: Int)] = [
+        ("x25519/rfc7748.json", 1), ("x25519/x25519_test.json", 1), ("ed25519/rfc8032.json", 1),
+        ("ed25519/ed25519_test.json", 1),
+        ("xchacha20poly1305/draft_irtf_cfrg_xchacha.json", 1), ("kdf/hkdf_sha256_rfc5869.json", 1),
+        ("kdf/veil_kdf.json", 1),
+        ("drbg/veil_chacha20_generator.json", 1), ("mask/veil_mask_expansion.json", 1), ("shamir/veil_shamir.json", 1),
+        ("codec/veil_fixed_point.json", 1),
+    ]
+
+    @Test(arguments: tamperings)
+    func changingOneByteOfAnExpectedValueFails(_ tampering: (file: String, tcId: Int)) throws {
+        let copy = try RepositoryPaths.copyOfVectors()
+        defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
+        let url = copy.appendingPathComponent(tampering.file)
+        try VectorTampering.alterExpectedValue(in: url, tcId: tampering.tcId)
+
+        let report = try VectorSuite.verify(directory: copy)
+        let file = try #require(report.files.first { $0.path == tampering.file })
+        #expect(file.outcomes.filter { !$0.passed }.map(\.tcId) == [tampering.tcId])
+        #expect(report.failed == 1)
+    }
+
+    @Test func unreadableUnknownAndMiscountedFilesFail() throws {
+        let directory = try RepositoryPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data("{ not json".utf8).write(to: directory.appendingPathComponent("broken.json"))
+        try Data(#"{"algorithm": "ROT13", "numberOfTests": 0, "testGroups": []}"#.utf8).write(
+            to: directory.appendingPathComponent("unknown.json"))
+        let kdf = try String(
+            contentsOf: RepositoryPaths.vectors.appendingPathComponent("kdf/veil_kdf.json"), encoding: .utf8)
+        try kdf.replacingOccurrences(of: "\"numberOfTests\" : 17", with: "\"numberOfTests\" : 18")
+            .write(to: directory.appendingPathComponent("miscounted.json"), atomically: true, encoding: .utf8)
+
+        let report = try VectorSuite.verify(directory: directory)
+        #expect(report.failed == 3)
+        let errors = Dictionary(uniqueKeysWithValues: report.files.map { ($0.path, $0.error) })
+        #expect(errors["unknown.json"] == .unknownAlgorithm("ROT13"))
+        #expect(errors["miscounted.json"] == .countMismatch(declared: 18, actual: 17))
+        if case .unreadable = errors["broken.json"] {
+        } else {
+            Issue.record("broken.json: \(String(describing: errors["broken.json"]))")
+        }
+        #expect(throws: (any Error).self) {
+            try VectorSuite.verify(directory: directory.appendingPathComponent("missing"))
+        }
+    }
+
+    @Test func aValidCaseMarkedInvalidFails() throws {
+        let copy = try RepositoryPaths.copyOfVectors()
+        defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
+        let url = copy.appendingPathComponent("shamir/veil_shamir.json")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        // The first result in the file belongs to tcId 1, a valid dealing.
+        let range = try #require(text.range(of: "\"result\" : \"valid\""))
+        try text.replacingCharacters(in: range, with: "\"result\" : \"invalid\"").write(
+            to: url, atomically: true, encoding: .utf8)
+        let report = try VectorSuite.verify(directory: copy)
+        #expect(report.failed == 1)
+    }
+}
