@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "veil", targets: ["veil"]),
         .library(name: "VeilCore", targets: ["VeilCore"]),
         .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
+        .library(name: "VeilSecAgg", targets: ["VeilSecAgg"]),
         .library(name: "VeilVectors", targets: ["VeilVectors"]),
     ],
     dependencies: [
@@ -28,21 +29,23 @@ let package = Package(
         ),
         .target(name: "VeilCore"),
         .target(name: "VeilCrypto", dependencies: ["CSodium", "VeilCore"]),
-        .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto"]),
+        .target(name: "VeilSecAgg", dependencies: ["VeilCore", "VeilCrypto"]),
+        .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilSecAgg"]),
         .executableTarget(
             name: "veil",
             dependencies: [
-                "CSodium", "VeilCore", "VeilCrypto", "VeilVectors",
+                "CSodium", "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilVectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
             name: "VeilTestSupport",
-            dependencies: ["VeilCore", "VeilCrypto", "VeilVectors"],
+            dependencies: ["VeilCore", "VeilCrypto", "VeilSecAgg", "VeilVectors"],
             path: "Tests/VeilTestSupport"
         ),
         .testTarget(name: "VeilCoreTests", dependencies: ["VeilCore", "VeilTestSupport"]),
         .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCrypto", "VeilTestSupport"]),
+        .testTarget(name: "VeilSecAggTests", dependencies: ["VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
         .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),
     ]

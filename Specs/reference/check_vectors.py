@@ -8,6 +8,7 @@ Exits 1 on any difference, naming the file and tcId. Usage: check_vectors.py [VE
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import sys
@@ -130,6 +131,10 @@ def check_hkdf(group, test):
     expect(ref.hkdf_sha256(h(test["ikm"]), h(test["salt"]), h(test["info"]), test["size"]).hex(), test["okm"], "okm")
 
 
+def check_sha256(group, test):
+    expect(hashlib.sha256(h(test["msg"])).hexdigest(), test["digest"], "digest")
+
+
 CHECKS = {
     "VEIL-KDF": check_kdf,
     "VEIL-CHACHA20-DRBG": check_drbg,
@@ -140,6 +145,7 @@ CHECKS = {
     "EDDSA": check_eddsa,
     "XCHACHA20-POLY1305": check_aead,
     "HKDF-SHA-256": check_hkdf,
+    "SHA-256": check_sha256,
 }
 
 # Every project family must be present: a missing file must not pass silently.

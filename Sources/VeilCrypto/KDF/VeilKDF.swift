@@ -40,6 +40,14 @@ public enum VeilKDF {
         public static let deterministicGenerator = Label(known: "drbg")
         /// The per-vector key of ``MaskExpander``.
         public static let maskExpansion = Label(known: "mask-expansion")
+        /// Secure aggregation: the seed of the neighbour-graph shuffle.
+        public static let secAggGraph = Label(known: "secagg/graph")
+        /// Secure aggregation: the AEAD key for shares sent from one participant to another.
+        public static let secAggShareKey = Label(known: "secagg/share-key")
+        /// Secure aggregation: the seed of the pairwise mask between two participants.
+        public static let secAggPairwiseSeed = Label(known: "secagg/pairwise-seed")
+        /// Secure-aggregation simulations and vectors: per-participant generator seeds.
+        public static let secAggSimulation = Label(known: "secagg/simulation")
 
         public var description: String { rawValue }
     }
@@ -83,8 +91,9 @@ public enum KDFError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension VeilKDF {
-    /// A 32-byte key: the derivation whose length is fixed, so it cannot fail.
-    static func derive32(_ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = [])
+    /// A 32-byte key with a built-in label: the derivation whose inputs are all valid, so it
+    /// cannot fail.
+    public static func derive32(_ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = [])
         -> SecureBytes
     {
         Sodium.ensureInitialized()

@@ -70,5 +70,17 @@ public enum X25519 {
         }
 
         init(unchecked bytes: [UInt8]) { rawRepresentation = bytes }
+
+        /// Whether the point has small order, so that every shared secret with it is all zero
+        /// (or refused by libsodium). A server checks advertised keys with this so that one
+        /// participant cannot make its neighbours abort.
+        public var hasSmallOrder: Bool {
+            Sodium.ensureInitialized()
+            // Any clamped scalar annihilates a point of order dividing 8; the scalar is public.
+            var scalar = [UInt8](repeating: 0x5a, count: X25519.keyByteCount)
+            var out = [UInt8](repeating: 0, count: X25519.keyByteCount)
+            scalar[0] &= 248
+            return crypto_scalarmult(&out, scalar, rawRepresentation) != 0
+        }
     }
 }

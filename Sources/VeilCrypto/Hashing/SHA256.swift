@@ -1,0 +1,22 @@
+import CSodium
+
+/// SHA-256 (FIPS 180-4), on libsodium's `crypto_hash_sha256`: session identifiers and the
+/// digests of survivor lists that participants sign.
+public enum SHA256 {
+    /// The digest size.
+    public static var byteCount: Int { Int(crypto_hash_sha256_bytes()) }
+
+    /// The digest of the concatenation of `parts` (no separators: callers length-prefix
+    /// whatever is variable).
+    public static func hash(_ parts: [UInt8]...) -> [UInt8] {
+        Sodium.ensureInitialized()
+        var state = crypto_hash_sha256_state()
+        _ = crypto_hash_sha256_init(&state)
+        for part in parts where !part.isEmpty {
+            _ = crypto_hash_sha256_update(&state, part, UInt64(part.count))
+        }
+        var digest = [UInt8](repeating: 0, count: byteCount)
+        _ = crypto_hash_sha256_final(&state, &digest)
+        return digest
+    }
+}

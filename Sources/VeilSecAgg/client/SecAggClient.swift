@@ -1,0 +1,399 @@
+import VeilCore
+import VeilCrypto
+
+/// What the network code must do after a participant handled an event.
+public enum ClientAction: Hashable, Sendable {
+    /// Send this message to the server.
+    case send(SignedMessage)
+    /// The participant stopped; nothing more will be sent. The reason is for logs and metrics.
+    case aborted(SecAggAbort)
+    /// The participant has already finished or aborted; the message changes nothing.
+    case ignored
+}
+
+/// A participant of one secure-aggregation session, as a sans-IO state machine: it takes the
+/// server's messages and returns what to send. It does no I/O, reads no clock, and draws all
+/// its randomness from the injected generator, so that a seeded run is reproducible.
+///
+/// States and transitions (`Specs/secagg.md` has the full table of state × event → action):
+///
+///     advertiseKeys ──start()──▶ shareKeys ──KeysBroadcast──▶ maskedInputCollection
+///        ──SharesForward──▶ consistencyCheck ──SurvivorList──▶ unmasking
+///        ──SignaturesForward──▶ completed
+///     any state ──a failed check──▶ aborted
+///
+/// The state names the round whose server message the participant waits for. Every message
+/// is checked (session, round, sender, recipient, signature) before anything in it is used.
+public struct SecAggClient<Generator: RandomNumberGenerator> {
+    private struct Keys {
+        let encryption: X25519.PrivateKey
+        let masking: X25519.PrivateKey
+    }
+
+    /// The shares a participant holds of one owner's two secrets.
+    private struct HeldShares {
+        let maskingKey: ShamirShare
+        let selfMaskSeed: ShamirShare
+    }
+
+    private struct ShareKeysState {
+        let input: ModularVector
+        let keys: Keys
+    }
+
+    private struct MaskedInputState {
+        let input: ModularVector
+        let keys: Keys
+        /// The neighbours that advertised keys (U1 ∩ N(u)).
+        let peers: [ParticipantID: AdvertiseKeysBody]
+        let selfMaskSeed: SecureBytes
+        let ownShares: HeldShares
+    }
+
+    private struct ConsistencyState {
+        /// Shares held, by owner: from each neighbour that sent them (U2 ∩ N(u)), and own.
+        let held: [ParticipantID: HeldShares]
+    }
+
+    private struct UnmaskingState {
+        let held: [ParticipantID: HeldShares]
+        let survivors: ParticipantBitmap
+        let dropped: ParticipantBitmap
+        let digest: [UInt8]
+    }
+
+    private enum State {
+        case advertiseKeys(ModularVector)
+        case shareKeys(ShareKeysState)
+        case maskedInputCollection(MaskedInputState)
+        case consistencyCheck(ConsistencyState)
+        case unmasking(UnmaskingState)
+        case completed
+        case aborted(SecAggAbort)
+    }
+
+    /// This participant.
+    public let id: ParticipantID
+    private let session: SecAggSession
+    private let identity: Ed25519.PrivateKey
+    private var generator: Generator
+    private var state: State
+
+    /// Creates a participant.
+    /// - Parameters:
+    ///   - session: the session, as the coordinator announced it.
+    ///   - id: this participant's roster position.
+    ///   - identityKey: the Ed25519 key whose public half the roster lists for `id`.
+    ///   - input: the vector to sum, over Z_(2^b) with d elements.
+    ///   - generator: the source of every random choice.
+    /// - Throws: ``SecAggSessionError`` when `id`, the key or the input do not fit the session.
+    public init(
+        session: SecAggSession, id: ParticipantID, identityKey: Ed25519.PrivateKey, input: ModularVector,
+        generator: Generator
+    ) throws(SecAggSessionError) {
+        guard session.isParticipant(id.rawValue) else { throw .unknownParticipant(id.rawValue) }
+        guard session.identity(of: id.rawValue) == identityKey.publicKey else { throw .identityMismatch(id.rawValue) }
+        let parameters = session.parameters
+        guard input.bitWidth == parameters.bitWidth, input.count == parameters.dimension else {
+            throw .inputShape(
+                expectedBits: parameters.bitWidth.bits, expectedDimension: parameters.dimension,
+                bits: input.bitWidth.bits, dimension: input.count)
+        }
+        self.id = id
+        self.session = session
+        self.identity = identityKey
+        self.generator = generator
+        self.state = .advertiseKeys(input)
+    }
+
+    /// Whether the participant has sent its last message.
+    public var isCompleted: Bool {
+        if case .completed = state { return true }
+        return false
+    }
+
+    /// Why the participant aborted, if it did.
+    public var abort: SecAggAbort? {
+        if case .aborted(let abort) = state { return abort }
+        return nil
+    }
+
+    /// The round whose server message the participant waits for, nil once finished.
+    public var awaitedRound: SecAggRound? {
+        switch state {
+        case .advertiseKeys: .advertiseKeys
+        case .shareKeys: .shareKeys
+        case .maskedInputCollection: .maskedInputCollection
+        case .consistencyCheck: .consistencyCheck
+        case .unmasking: .unmasking
+        case .completed, .aborted: nil
+        }
+    }
+
+    // MARK: - Events
+
+    /// R0: draws the two X25519 key pairs and advertises their public halves.
+    public mutating func start() -> ClientAction {
+        guard case .advertiseKeys(let input) = state else { return .ignored }
+        let keys = Keys(encryption: X25519.PrivateKey(using: &generator), masking: X25519.PrivateKey(using: &generator))
+        state = .shareKeys(ShareKeysState(input: input, keys: keys))
+        let body = AdvertiseKeysBody(encryptionKey: keys.encryption.publicKey, maskingKey: keys.masking.publicKey)
+        return .send(message(.advertiseKeys, body.encoded))
+    }
+
+    /// Handles a message from the server, as received on the wire.
+    public mutating func handle(encoded: [UInt8]) -> ClientAction {
+        guard let round = awaitedRound else { return .ignored }
+        do throws(SecAggWireError) {
+            return handle(try SignedMessage(encoded: encoded))
+        } catch {
+            return fail(round, .malformed(error.description))
+        }
+    }
+
+    /// Handles a message from the server.
+    public mutating func handle(_ message: SignedMessage) -> ClientAction {
+        guard let round = awaitedRound else { return .ignored }
+        if let reason = envelopeProblem(message, expected: round) { return fail(round, reason) }
+        do throws(AbortReason) {
+            switch state {
+            case .shareKeys(let current): return .send(try shareKeys(current, message.body))
+            case .maskedInputCollection(let current): return .send(try maskedInput(current, message.body))
+            case .consistencyCheck(let current): return .send(try consistency(current, message.body))
+            case .unmasking(let current): return .send(try unmask(current, message.body))
+            case .advertiseKeys: throw .wrongRound(expected: .advertiseKeys, received: message.round)
+            case .completed, .aborted: return .ignored
+            }
+        } catch {
+            return fail(round, error)
+        }
+    }
+
+    // MARK: - Rounds
+
+    /// R1: check the neighbours' signed keys, deal shares of s_u and b_u, encrypt them to each neighbour.
+    private mutating func shareKeys(_ current: ShareKeysState, _ body: [UInt8]) throws(AbortReason) -> SignedMessage {
+        let broadcast = try decode { () throws(SecAggWireError) in try KeysBroadcastBody(decoding: body) }
+        var peers: [ParticipantID: AdvertiseKeysBody] = [:]
+        for advertisement in broadcast.advertisements {
+            let peer = ParticipantID(advertisement.sender)
+            guard advertisement.sessionID == session.id else { throw .wrongSession }
+            guard advertisement.round == .advertiseKeys else {
+                throw .wrongRound(expected: .advertiseKeys, received: advertisement.round)
+            }
+            guard advertisement.recipient == SignedMessage.server else {
+                throw .wrongRecipient(advertisement.recipient)
+            }
+            guard session.graph.areNeighbors(id, peer), peers[peer] == nil else { throw .unexpectedPeer(peer.rawValue) }
+            guard let key = session.identity(of: peer.rawValue), advertisement.isSigned(by: key) else {
+                throw .invalidSignature(signer: peer.rawValue)
+            }
+            peers[peer] = try decode { () throws(SecAggWireError) in try AdvertiseKeysBody(decoding: advertisement.body)
+            }
+        }
+        try requireNeighbourhood(peers.count + 1)
+
+        let holders = (Array(peers.keys) + [id]).sorted()
+        let selfMaskSeed = SecureBytes.random(count: 32, using: &generator)
+        let shamir = session.shamir
+        let indices = holders.map(\.rawValue)
+        let maskingShares: [ShamirShare]
+        let seedShares: [ShamirShare]
+        do {
+            maskingShares = try shamir.split(current.keys.masking.rawRepresentation, at: indices, using: &generator)
+            seedShares = try shamir.split(selfMaskSeed, at: indices, using: &generator)
+        } catch {
+            throw .malformed("cannot deal shares: \(error)")  // unreachable: indices are distinct, in range, ≥ t
+        }
+        var own: HeldShares?
+        var encrypted: [EncryptedShares] = []
+        for (position, holder) in holders.enumerated() {
+            let shares = HeldShares(maskingKey: maskingShares[position], selfMaskSeed: seedShares[position])
+            guard holder != id else {
+                own = shares
+                continue
+            }
+            let key: XChaCha20Poly1305.Key
+            do {
+                key = try SecAggKeys.shareKey(
+                    own: current.keys.encryption, peer: peers[holder]!.encryptionKey, sessionID: session.id, id, holder)
+            } catch { throw .weakPeerKey(holder.rawValue) }
+            let nonce = XChaCha20Poly1305.Nonce(using: &generator)
+            let plaintext = shares.maskingKey.encoded.appending(shares.selfMaskSeed.encoded)
+            let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: id, recipient: holder)
+            encrypted.append(
+                EncryptedShares(
+                    peer: holder.rawValue, nonce: nonce,
+                    ciphertext: XChaCha20Poly1305.seal(plaintext, using: key, nonce: nonce, authenticating: ad)))
+        }
+        state = .maskedInputCollection(
+            MaskedInputState(
+                input: current.input, keys: current.keys, peers: peers, selfMaskSeed: selfMaskSeed, ownShares: own!))
+        let commitment = SecAggKeys.selfMaskCommitment(seed: selfMaskSeed, sessionID: session.id, owner: id)
+        return message(.shareKeys, ShareKeysBody(selfMaskCommitment: commitment, shares: encrypted).encoded)
+    }
+
+    /// R2: decrypt the neighbours' shares, then mask the input with b_u and a pairwise mask
+    /// for every neighbour that sent shares.
+    private mutating func maskedInput(_ current: MaskedInputState, _ body: [UInt8]) throws(AbortReason) -> SignedMessage
+    {
+        let forward = try decode { () throws(SecAggWireError) in try SharesForwardBody(decoding: body) }
+        var held: [ParticipantID: HeldShares] = [id: current.ownShares]
+        for entry in forward.shares {
+            let peer = ParticipantID(entry.peer)
+            guard let advertised = current.peers[peer], held[peer] == nil else { throw .unexpectedPeer(entry.peer) }
+            let key: XChaCha20Poly1305.Key
+            do {
+                key = try SecAggKeys.shareKey(
+                    own: current.keys.encryption, peer: advertised.encryptionKey, sessionID: session.id, id, peer)
+            } catch { throw .weakPeerKey(entry.peer) }
+            let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: peer, recipient: id)
+            let plaintext: SecureBytes
+            do {
+                plaintext = try XChaCha20Poly1305.open(
+                    entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad)
+            } catch { throw .decryptionFailed(peer: entry.peer) }
+            held[peer] = try parseShares(plaintext, from: peer)
+        }
+        try requireNeighbourhood(held.count)
+
+        var masked = current.input
+        var jobs = [
+            MaskWork.Job(
+                expander: SecAggKeys.selfMask(
+                    seed: current.selfMaskSeed, sessionID: session.id, bitWidth: session.parameters.bitWidth),
+                mode: .add)
+        ]
+        for peer in held.keys.sorted() where peer != id {
+            let seed: SecureBytes
+            do {
+                seed = try SecAggKeys.pairwiseSeed(
+                    own: current.keys.masking, peer: current.peers[peer]!.maskingKey, sessionID: session.id, id, peer)
+            } catch { throw .weakPeerKey(peer.rawValue) }
+            jobs.append(
+                MaskWork.Job(
+                    expander: SecAggKeys.pairwiseMask(
+                        seed: seed, sessionID: session.id, bitWidth: session.parameters.bitWidth),
+                    mode: SecAggKeys.adds(id, peer) ? .add : .subtract))
+        }
+        MaskWork.apply(jobs, to: &masked)
+        state = .consistencyCheck(ConsistencyState(held: held))
+        return message(.maskedInputCollection, MaskedInputBody.encode(masked))
+    }
+
+    /// R3: check the server's survivor and dropped lists against what this participant saw,
+    /// then sign their digest.
+    private mutating func consistency(_ current: ConsistencyState, _ body: [UInt8]) throws(AbortReason) -> SignedMessage
+    {
+        let n = session.parameters.clientCount
+        let lists = try decode { () throws(SecAggWireError) in try SurvivorListBody(decoding: body, clientCount: n) }
+        if lists.survivors.intersects(lists.dropped) {
+            let both = lists.survivors.members.first { lists.dropped.contains($0) }!
+            throw .survivorListsOverlap(both)
+        }
+        guard lists.survivors.contains(id) else { throw .listedAsDropped }
+        var surviving = 1
+        for peer in session.graph.neighbors(of: id) {
+            let sentShares = current.held[peer] != nil
+            let survived = lists.survivors.contains(peer)
+            let dropped = lists.dropped.contains(peer)
+            if sentShares && !survived && !dropped {
+                throw .inconsistentSurvivorLists("neighbour \(peer) sent shares but is in neither list")
+            }
+            if !sentShares && (survived || dropped) {
+                throw .inconsistentSurvivorLists("neighbour \(peer) never sent shares but is listed")
+            }
+            if survived { surviving += 1 }
+        }
+        try requireNeighbourhood(surviving)
+        let digest = SecAggKeys.survivorDigest(
+            sessionID: session.id, survivors: lists.survivors, dropped: lists.dropped)
+        state = .unmasking(
+            UnmaskingState(held: current.held, survivors: lists.survivors, dropped: lists.dropped, digest: digest))
+        return message(.consistencyCheck, digest)
+    }
+
+    /// R4: verify that at least t participants signed the same lists, then reveal, for each
+    /// owner, the self-mask share if it survived or the masking-key share if it dropped —
+    /// never both.
+    private mutating func unmask(_ current: UnmaskingState, _ body: [UInt8]) throws(AbortReason) -> SignedMessage {
+        let forward = try decode { () throws(SecAggWireError) in try SignaturesForwardBody(decoding: body) }
+        var signers: Set<UInt32> = [id.rawValue]
+        for entry in forward.signatures {
+            guard entry.signer != id.rawValue, session.isParticipant(entry.signer),
+                current.survivors.contains(ParticipantID(entry.signer)), signers.insert(entry.signer).inserted
+            else { throw .unexpectedPeer(entry.signer) }
+            let claimed = SignedMessage(
+                sessionID: session.id, round: .consistencyCheck, sender: entry.signer, recipient: SignedMessage.server,
+                body: current.digest, signature: entry.signature)
+            guard claimed.isSigned(by: session.identity(of: entry.signer)!) else {
+                throw .invalidSignature(signer: entry.signer)
+            }
+        }
+        guard signers.count >= session.consistencyQuorum else {
+            throw .notEnoughConsistencySignatures(have: signers.count, need: session.consistencyQuorum)
+        }
+        var revealed: [UnmaskingSharesBody.Entry] = []
+        for owner in current.held.keys.sorted() {
+            let shares = current.held[owner]!
+            if current.survivors.contains(owner) {
+                revealed.append(.init(owner: owner.rawValue, kind: .selfMaskSeed, share: shares.selfMaskSeed))
+            } else if current.dropped.contains(owner) {
+                revealed.append(.init(owner: owner.rawValue, kind: .maskingKey, share: shares.maskingKey))
+            }
+        }
+        state = .completed
+        return message(.unmasking, UnmaskingSharesBody(shares: revealed).encoded)
+    }
+
+    // MARK: - Checks and helpers
+
+    /// The checks every server message must pass before its body is read.
+    private func envelopeProblem(_ message: SignedMessage, expected round: SecAggRound) -> AbortReason? {
+        guard message.sessionID == session.id else { return .wrongSession }
+        guard message.round == round else { return .wrongRound(expected: round, received: message.round) }
+        guard message.sender == SignedMessage.server else { return .wrongSender(message.sender) }
+        guard message.recipient == id.rawValue else { return .wrongRecipient(message.recipient) }
+        guard message.isSigned(by: session.serverIdentity) else {
+            return .invalidSignature(signer: SignedMessage.server)
+        }
+        return nil
+    }
+
+    /// Fewer than t of the closed neighbourhood left means the round cannot be both private
+    /// and correct: stop rather than reveal anything more.
+    private func requireNeighbourhood(_ remaining: Int) throws(AbortReason) {
+        guard remaining >= session.parameters.threshold else {
+            throw .notEnoughNeighbors(have: remaining, need: session.parameters.threshold)
+        }
+    }
+
+    private func parseShares(_ plaintext: SecureBytes, from peer: ParticipantID) throws(AbortReason) -> HeldShares {
+        let size = ShamirShare.encodedByteCount(secretByteCount: 32)
+        guard plaintext.count == 2 * size else { throw .invalidShares(peer: peer.rawValue) }
+        do {
+            let masking = try ShamirShare(encoded: plaintext.slice(0..<size))
+            let seed = try ShamirShare(encoded: plaintext.slice(size..<(2 * size)))
+            guard masking.index == id.rawValue, seed.index == id.rawValue, masking.secretByteCount == 32,
+                seed.secretByteCount == 32
+            else { throw AbortReason.invalidShares(peer: peer.rawValue) }
+            return HeldShares(maskingKey: masking, selfMaskSeed: seed)
+        } catch { throw .invalidShares(peer: peer.rawValue) }
+    }
+
+    private func decode<T>(_ body: () throws(SecAggWireError) -> T) throws(AbortReason) -> T {
+        do { return try body() } catch { throw .malformed(error.description) }
+    }
+
+    private func message(_ round: SecAggRound, _ body: [UInt8]) -> SignedMessage {
+        SignedMessage(
+            body: body, sessionID: session.id, round: round, sender: id.rawValue, recipient: SignedMessage.server,
+            signedWith: identity)
+    }
+
+    private mutating func fail(_ round: SecAggRound, _ reason: AbortReason) -> ClientAction {
+        let abort = SecAggAbort(round: round, reason: reason)
+        state = .aborted(abort)
+        return .aborted(abort)
+    }
+}

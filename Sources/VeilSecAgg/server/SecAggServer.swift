@@ -1,0 +1,442 @@
+import VeilCore
+import VeilCrypto
+
+/// What the network code must do after the server handled an event.
+public enum ServerAction: Hashable, Sendable {
+    /// Send this message to `message.recipient`.
+    case send(SignedMessage)
+    /// A participant is out of the session from now on — silent past the deadline, or its
+    /// message failed a check. The blast radius is that participant; the round goes on.
+    case dropped(ParticipantID, DropReason)
+    /// The round finished: the survivors' sum.
+    case completed(SecureSumResult)
+    /// The round cannot finish; nothing more will be sent.
+    case aborted(SecAggAbort)
+}
+
+/// Why the server dropped a participant. ``code`` names each for vectors and metrics.
+public enum DropReason: Error, Hashable, Sendable, CustomStringConvertible {
+    case noResponse
+    case malformed(String)
+    case senderMismatch(claimed: UInt32)
+    case wrongSession
+    case wrongRound(expected: SecAggRound, received: SecAggRound)
+    case wrongRecipient(UInt32)
+    case invalidSignature
+    case weakKey
+    case unexpectedShares(String)
+    case wrongSurvivorDigest
+    case invalidReveal(String)
+
+    public var code: String {
+        switch self {
+        case .noResponse: "noResponse"
+        case .malformed: "malformed"
+        case .senderMismatch: "senderMismatch"
+        case .wrongSession: "wrongSession"
+        case .wrongRound: "wrongRound"
+        case .wrongRecipient: "wrongRecipient"
+        case .invalidSignature: "invalidSignature"
+        case .weakKey: "weakKey"
+        case .unexpectedShares: "unexpectedShares"
+        case .wrongSurvivorDigest: "wrongSurvivorDigest"
+        case .invalidReveal: "invalidReveal"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .noResponse: "no response before the round closed"
+        case .malformed(let why): why
+        case .senderMismatch(let claimed): "the message claims to come from party \(claimed)"
+        case .wrongSession: "the message belongs to another session"
+        case .wrongRound(let expected, let received): "a message of \(received) during \(expected)"
+        case .wrongRecipient(let party): "the message is addressed to party \(party)"
+        case .invalidSignature: "the signature does not verify"
+        case .weakKey: "an advertised key has small order"
+        case .unexpectedShares(let why): "encrypted shares for the wrong neighbours: \(why)"
+        case .wrongSurvivorDigest: "the signed survivor digest is not the one the server sent"
+        case .invalidReveal(let why): "revealed shares do not match the participant's neighbourhood: \(why)"
+        }
+    }
+}
+
+/// The server of one secure-aggregation session, as a sans-IO state machine: it takes
+/// participants' messages (with the identity the transport authenticated) and the end of
+/// each round's deadline, and returns what to send, whom it dropped, and the result.
+///
+/// States and transitions (the full table is in `Specs/secagg.md`):
+///
+///     advertiseKeys ──all of U0 answered, or closeRound()──▶ shareKeys ──…──▶ maskedInputCollection
+///        ──…──▶ consistencyCheck ──…──▶ unmasking ──…──▶ completed(sum, survivors)
+///     after any round with fewer than t participants left ──▶ aborted
+///
+/// A round closes as soon as every expected participant has answered, or when the driver
+/// calls ``closeRound()`` at its deadline; whoever has not answered is dropped. A message
+/// that fails any check drops its sender and nobody else.
+public struct SecAggServer {
+    private struct Advertisement {
+        let message: SignedMessage
+        let keys: AdvertiseKeysBody
+    }
+
+    private struct ShareKeysState {
+        let advertised: [ParticipantID: Advertisement]
+        var received: [ParticipantID: ShareKeysBody] = [:]
+    }
+
+    private struct MaskedInputState {
+        let advertised: [ParticipantID: Advertisement]
+        /// U2 and each member's commitment to its self-mask seed.
+        let commitments: [ParticipantID: [UInt8]]
+        var sum: ModularVector
+        var contributors: Set<ParticipantID> = []
+    }
+
+    private struct ConsistencyState {
+        let advertised: [ParticipantID: Advertisement]
+        let commitments: [ParticipantID: [UInt8]]
+        let sum: ModularVector
+        let survivors: ParticipantBitmap
+        let dropped: ParticipantBitmap
+        let digest: [UInt8]
+        var signatures: [ParticipantID: [UInt8]] = [:]
+    }
+
+    private struct UnmaskingState {
+        let advertised: [ParticipantID: Advertisement]
+        let commitments: [ParticipantID: [UInt8]]
+        let sum: ModularVector
+        let survivors: ParticipantBitmap
+        let dropped: ParticipantBitmap
+        let expected: Set<ParticipantID>
+        /// Revealed shares, by owner.
+        var shares: [ParticipantID: [ShamirShare]] = [:]
+        var responded: Set<ParticipantID> = []
+    }
+
+    private enum State {
+        case advertiseKeys([ParticipantID: Advertisement])
+        case shareKeys(ShareKeysState)
+        case maskedInputCollection(MaskedInputState)
+        case consistencyCheck(ConsistencyState)
+        case unmasking(UnmaskingState)
+        case completed(SecureSumResult)
+        case aborted(SecAggAbort)
+    }
+
+    private let session: SecAggSession
+    private let identity: Ed25519.PrivateKey
+    private var state: State
+    /// Participants dropped during the current round for a bad message.
+    private var excluded: Set<ParticipantID> = []
+
+    /// Creates the server of a session.
+    /// - Throws: ``SecAggSessionError/identityMismatch(_:)`` when the key is not the session's server key.
+    public init(session: SecAggSession, identityKey: Ed25519.PrivateKey) throws(SecAggSessionError) {
+        guard identityKey.publicKey == session.serverIdentity else { throw .identityMismatch(SignedMessage.server) }
+        self.session = session
+        self.identity = identityKey
+        self.state = .advertiseKeys([:])
+    }
+
+    /// The round being collected, nil once finished.
+    public var round: SecAggRound? {
+        switch state {
+        case .advertiseKeys: .advertiseKeys
+        case .shareKeys: .shareKeys
+        case .maskedInputCollection: .maskedInputCollection
+        case .consistencyCheck: .consistencyCheck
+        case .unmasking: .unmasking
+        case .completed, .aborted: nil
+        }
+    }
+
+    /// The participants the current round waits for (Uᵣ), ascending.
+    public var expected: [ParticipantID] {
+        switch state {
+        case .advertiseKeys: session.participants
+        case .shareKeys(let s): s.advertised.keys.sorted()
+        case .maskedInputCollection(let s): s.commitments.keys.sorted()
+        case .consistencyCheck(let s): s.survivors.members
+        case .unmasking(let s): s.expected.sorted()
+        case .completed, .aborted: []
+        }
+    }
+
+    /// The participants that have answered the current round.
+    public var responded: Set<ParticipantID> {
+        switch state {
+        case .advertiseKeys(let received): Set(received.keys)
+        case .shareKeys(let s): Set(s.received.keys)
+        case .maskedInputCollection(let s): s.contributors
+        case .consistencyCheck(let s): Set(s.signatures.keys)
+        case .unmasking(let s): s.responded
+        case .completed, .aborted: []
+        }
+    }
+
+    // MARK: - Events
+
+    /// Handles bytes received from `sender`, the identity the transport authenticated.
+    public mutating func receive(encoded: [UInt8], from sender: ParticipantID) -> [ServerAction] {
+        guard round != nil, expectsMessage(from: sender) else { return [] }
+        do throws(SecAggWireError) {
+            return receive(try SignedMessage(encoded: encoded), from: sender)
+        } catch {
+            return drop(sender, .malformed(error.description))
+        }
+    }
+
+    /// Handles a message received from `sender`, the identity the transport authenticated.
+    /// Messages from participants the round does not wait for (late, dropped, repeated) are ignored.
+    public mutating func receive(_ message: SignedMessage, from sender: ParticipantID) -> [ServerAction] {
+        guard let round, expectsMessage(from: sender) else { return [] }
+        if let reason = envelopeProblem(message, from: sender, round: round) { return drop(sender, reason) }
+        do throws(DropReason) {
+            try accept(message, from: sender)
+        } catch {
+            return drop(sender, error)
+        }
+        return roundIsComplete ? advance() : []
+    }
+
+    /// The round's deadline has passed: drop whoever has not answered and move on.
+    public mutating func closeRound() -> [ServerAction] {
+        guard round != nil else { return [] }
+        let silent = Set(expected).subtracting(responded).subtracting(excluded).sorted()
+        return silent.map { ServerAction.dropped($0, .noResponse) } + advance()
+    }
+
+    // MARK: - Accepting one message
+
+    private func expectsMessage(from sender: ParticipantID) -> Bool {
+        !responded.contains(sender) && !excluded.contains(sender) && expected.contains(sender)
+    }
+
+    /// Every participant the round waits for has answered or been dropped.
+    private var roundIsComplete: Bool { Set(expected).subtracting(excluded) == responded }
+
+    private func envelopeProblem(_ message: SignedMessage, from sender: ParticipantID, round: SecAggRound)
+        -> DropReason?
+    {
+        guard message.sender == sender.rawValue else { return .senderMismatch(claimed: message.sender) }
+        guard message.sessionID == session.id else { return .wrongSession }
+        guard message.round == round else { return .wrongRound(expected: round, received: message.round) }
+        guard message.recipient == SignedMessage.server else { return .wrongRecipient(message.recipient) }
+        guard message.isSigned(by: session.identity(of: sender.rawValue)!) else { return .invalidSignature }
+        return nil
+    }
+
+    private mutating func accept(_ message: SignedMessage, from sender: ParticipantID) throws(DropReason) {
+        let body = message.body
+        switch state {
+        case .advertiseKeys(var received):
+            let keys = try decode { () throws(SecAggWireError) in try AdvertiseKeysBody(decoding: body) }
+            guard !keys.encryptionKey.hasSmallOrder, !keys.maskingKey.hasSmallOrder else { throw .weakKey }
+            // Kept as signed: participants check their neighbours' signatures themselves.
+            received[sender] = Advertisement(message: message, keys: keys)
+            state = .advertiseKeys(received)
+        case .shareKeys(var current):
+            let shares = try decode { () throws(SecAggWireError) in try ShareKeysBody(decoding: body) }
+            let expectedPeers = session.graph.neighbors(of: sender).filter { current.advertised[$0] != nil }.map(
+                \.rawValue)
+            guard shares.shares.map(\.peer) == expectedPeers else {
+                throw .unexpectedShares("expected one entry for each of \(expectedPeers), ascending")
+            }
+            current.received[sender] = shares
+            state = .shareKeys(current)
+        case .maskedInputCollection(var current):
+            let parameters = session.parameters
+            let masked = try decode { () throws(SecAggWireError) in
+                try MaskedInputBody.decode(body, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
+            }
+            state = .advertiseKeys([:])  // release the running sum so that adding does not copy it
+            try! current.sum.add(masked)  // same ring and length: decoded with the session's b and d
+            current.contributors.insert(sender)
+            state = .maskedInputCollection(current)
+        case .consistencyCheck(var current):
+            guard body == current.digest else { throw .wrongSurvivorDigest }
+            current.signatures[sender] = message.signature
+            state = .consistencyCheck(current)
+        case .unmasking(var current):
+            let reveal = try decode { () throws(SecAggWireError) in try UnmaskingSharesBody(decoding: body) }
+            let holders = (session.graph.neighbors(of: sender).filter { current.commitments[$0] != nil } + [sender])
+                .sorted()
+            guard reveal.shares.map(\.owner) == holders.map(\.rawValue) else {
+                throw .invalidReveal("expected one share for each of \(holders.map(\.rawValue)), ascending")
+            }
+            for entry in reveal.shares {
+                let owner = ParticipantID(entry.owner)
+                let kind: ShareKind = current.survivors.contains(owner) ? .selfMaskSeed : .maskingKey
+                guard entry.kind == kind else { throw .invalidReveal("wrong kind of share for participant \(owner)") }
+                guard entry.share.index == sender.rawValue, entry.share.secretByteCount == 32 else {
+                    throw .invalidReveal("a share of participant \(owner) carries index \(entry.share.index)")
+                }
+            }
+            for entry in reveal.shares { current.shares[ParticipantID(entry.owner), default: []].append(entry.share) }
+            current.responded.insert(sender)
+            state = .unmasking(current)
+        case .completed, .aborted:
+            return
+        }
+    }
+
+    // MARK: - Closing a round
+
+    private mutating func advance() -> [ServerAction] {
+        let remaining = responded
+        excluded = []
+        guard remaining.count >= session.parameters.threshold else {
+            return abort(.tooFewSurvivors(have: remaining.count, need: session.parameters.threshold))
+        }
+        switch state {
+        case .advertiseKeys(let advertised):
+            state = .shareKeys(ShareKeysState(advertised: advertised))
+            return advertised.keys.sorted().map { recipient in
+                let peers = session.graph.neighbors(of: recipient).compactMap { advertised[$0] }
+                return .send(
+                    message(.shareKeys, to: recipient, KeysBroadcastBody(advertisements: peers.map(\.message)).encoded))
+            }
+        case .shareKeys(let current):
+            state = .maskedInputCollection(
+                MaskedInputState(
+                    advertised: current.advertised, commitments: current.received.mapValues(\.selfMaskCommitment),
+                    sum: ModularVector(zeros: session.parameters.dimension, bitWidth: session.parameters.bitWidth)))
+            return current.received.keys.sorted().map { recipient in
+                let forwarded = session.graph.neighbors(of: recipient).compactMap { sender -> EncryptedShares? in
+                    guard let entry = current.received[sender]?.shares.first(where: { $0.peer == recipient.rawValue })
+                    else {
+                        return nil
+                    }
+                    return EncryptedShares(peer: sender.rawValue, nonce: entry.nonce, ciphertext: entry.ciphertext)
+                }
+                return .send(
+                    message(.maskedInputCollection, to: recipient, SharesForwardBody(shares: forwarded).encoded))
+            }
+        case .maskedInputCollection(let current):
+            let n = session.parameters.clientCount
+            let survivors = ParticipantBitmap(clientCount: n, members: current.contributors)
+            let dropped = ParticipantBitmap(
+                clientCount: n, members: current.commitments.keys.filter { !current.contributors.contains($0) })
+            let lists = SurvivorListBody(survivors: survivors, dropped: dropped)
+            state = .consistencyCheck(
+                ConsistencyState(
+                    advertised: current.advertised, commitments: current.commitments, sum: current.sum,
+                    survivors: survivors,
+                    dropped: dropped,
+                    digest: SecAggKeys.survivorDigest(sessionID: session.id, survivors: survivors, dropped: dropped)))
+            return current.contributors.sorted().map { .send(message(.consistencyCheck, to: $0, lists.encoded)) }
+        case .consistencyCheck(let current):
+            let signers = current.signatures.keys.sorted()
+            state = .unmasking(
+                UnmaskingState(
+                    advertised: current.advertised, commitments: current.commitments, sum: current.sum,
+                    survivors: current.survivors, dropped: current.dropped, expected: Set(signers)))
+            // t − 1 others' signatures complete each participant's quorum of t.
+            let others = session.consistencyQuorum - 1
+            return signers.map { recipient in
+                let chosen = signers.filter { $0 != recipient }.prefix(others).map {
+                    SignaturesForwardBody.Entry(signer: $0.rawValue, signature: current.signatures[$0]!)
+                }
+                return .send(
+                    message(.unmasking, to: recipient, SignaturesForwardBody(signatures: Array(chosen)).encoded))
+            }
+        case .unmasking(let current):
+            return finish(current)
+        case .completed, .aborted:
+            return []
+        }
+    }
+
+    /// R4 done: reconstruct every survivor's self-mask seed and every dropped participant's
+    /// masking key, check them, and remove all remaining masks from the sum.
+    private mutating func finish(_ current: UnmaskingState) -> [ServerAction] {
+        let parameters = session.parameters
+        let shamir = session.shamir
+        var coefficients: [[UInt32]: LagrangeCoefficients] = [:]
+        func reconstruct(_ owner: ParticipantID) throws(AbortReason) -> SecureBytes {
+            let shares = (current.shares[owner] ?? []).sorted { $0.index < $1.index }
+            guard shares.count >= parameters.threshold else {
+                throw .cannotReconstruct(owner: owner, have: shares.count, need: parameters.threshold)
+            }
+            let chosen = Array(shares.prefix(parameters.threshold))
+            let indices = chosen.map(\.index)
+            do {
+                if coefficients[indices] == nil {
+                    coefficients[indices] = try shamir.lagrangeCoefficients(for: indices)
+                }
+                return try shamir.reconstruct(chosen, using: coefficients[indices]!)
+            } catch {
+                throw .reconstructionMismatch(owner: owner)
+            }
+        }
+        var jobs: [MaskWork.Job] = []
+        do throws(AbortReason) {
+            for owner in current.survivors.members {
+                let seed = try reconstruct(owner)
+                guard
+                    SecAggKeys.selfMaskCommitment(seed: seed, sessionID: session.id, owner: owner)
+                        == current.commitments[owner]
+                else { throw .reconstructionMismatch(owner: owner) }
+                jobs.append(
+                    MaskWork.Job(
+                        expander: SecAggKeys.selfMask(seed: seed, sessionID: session.id, bitWidth: parameters.bitWidth),
+                        mode: .subtract))
+            }
+            for owner in current.dropped.members {
+                let secret = try reconstruct(owner)
+                guard let masking = try? X25519.PrivateKey(rawRepresentation: secret),
+                    masking.publicKey == current.advertised[owner]?.keys.maskingKey
+                else { throw .reconstructionMismatch(owner: owner) }
+                for peer in session.graph.neighbors(of: owner) where current.survivors.contains(peer) {
+                    guard
+                        let seed = try? SecAggKeys.pairwiseSeed(
+                            own: masking, peer: current.advertised[peer]!.keys.maskingKey, sessionID: session.id, owner,
+                            peer)
+                    else { throw .reconstructionMismatch(owner: owner) }
+                    // The survivor added its mask if its id is lower; take it away.
+                    jobs.append(
+                        MaskWork.Job(
+                            expander: SecAggKeys.pairwiseMask(
+                                seed: seed, sessionID: session.id, bitWidth: parameters.bitWidth),
+                            mode: SecAggKeys.adds(peer, owner) ? .subtract : .add))
+                }
+            }
+        } catch {
+            return abort(error)
+        }
+        var sum = current.sum
+        state = .advertiseKeys([:])  // release the stored sum so that unmasking does not copy it
+        MaskWork.apply(jobs, to: &sum)
+        let result = SecureSumResult(sum: sum, survivors: current.survivors.members)
+        state = .completed(result)
+        return [.completed(result)]
+    }
+
+    // MARK: - Helpers
+
+    private mutating func drop(_ participant: ParticipantID, _ reason: DropReason) -> [ServerAction] {
+        excluded.insert(participant)
+        var actions: [ServerAction] = [.dropped(participant, reason)]
+        if roundIsComplete { actions += advance() }
+        return actions
+    }
+
+    private mutating func abort(_ reason: AbortReason) -> [ServerAction] {
+        let abort = SecAggAbort(round: round ?? .unmasking, reason: reason)
+        state = .aborted(abort)
+        return [.aborted(abort)]
+    }
+
+    private func decode<T>(_ body: () throws(SecAggWireError) -> T) throws(DropReason) -> T {
+        do { return try body() } catch { throw .malformed(error.description) }
+    }
+
+    private func message(_ round: SecAggRound, to recipient: ParticipantID, _ body: [UInt8]) -> SignedMessage {
+        SignedMessage(
+            body: body, sessionID: session.id, round: round, sender: SignedMessage.server,
+            recipient: recipient.rawValue,
+            signedWith: identity)
+    }
+}

@@ -1,0 +1,269 @@
+import VeilCore
+import VeilCrypto
+
+// The body of each message, with its canonical encoding (`Specs/secagg.md`, "Messages").
+
+/// R0, participant → server: the two X25519 public keys.
+struct AdvertiseKeysBody: Hashable {
+    var encryptionKey: X25519.PublicKey
+    var maskingKey: X25519.PublicKey
+
+    var encoded: [UInt8] { encryptionKey.rawRepresentation + maskingKey.rawRepresentation }
+
+    init(encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey) {
+        self.encryptionKey = encryptionKey
+        self.maskingKey = maskingKey
+    }
+
+    init(decoding bytes: [UInt8]) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        do {
+            encryptionKey = try X25519.PublicKey(rawRepresentation: try reader.raw(32, "encryption key"))
+            maskingKey = try X25519.PublicKey(rawRepresentation: try reader.raw(32, "masking key"))
+        } catch let error as SecAggWireError { throw error } catch { throw .malformed("\(error)") }
+        try reader.finish("AdvertiseKeys")
+    }
+}
+
+/// R1, server → participant: the signed R0 messages of its neighbours that advertised.
+struct KeysBroadcastBody: Hashable {
+    var advertisements: [SignedMessage]
+
+    var encoded: [UInt8] {
+        var writer = ByteWriter()
+        writer.u32(UInt32(advertisements.count))
+        for message in advertisements { writer.blob(message.encoded) }
+        return writer.bytes
+    }
+
+    init(advertisements: [SignedMessage]) { self.advertisements = advertisements }
+
+    init(decoding bytes: [UInt8]) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        let count = try reader.count("advertisements", itemBytes: 4)
+        var messages: [SignedMessage] = []
+        for _ in 0..<count { messages.append(try SignedMessage(encoded: try reader.blob("advertisement"))) }
+        try reader.finish("KeysBroadcast")
+        advertisements = messages
+    }
+}
+
+/// Shares of one participant's two secrets, encrypted to one neighbour.
+struct EncryptedShares: Hashable {
+    /// The other end: the recipient in ShareKeys, the sender in SharesForward.
+    var peer: UInt32
+    var nonce: XChaCha20Poly1305.Nonce
+    var ciphertext: [UInt8]
+
+    /// Two encoded 32-byte-secret shares (45 bytes each) plus the tag.
+    static var ciphertextByteCount: Int {
+        2 * ShamirShare.encodedByteCount(secretByteCount: 32) + XChaCha20Poly1305.tagByteCount
+    }
+    static var encodedByteCount: Int { 4 + XChaCha20Poly1305.nonceByteCount + ciphertextByteCount }
+
+    func write(to writer: inout ByteWriter) {
+        writer.u32(peer)
+        writer.raw(nonce.rawRepresentation)
+        writer.raw(ciphertext)
+    }
+
+    static func read(from reader: inout ByteReader) throws(SecAggWireError) -> EncryptedShares {
+        let peer = try reader.u32("peer")
+        let nonce = try! XChaCha20Poly1305.Nonce(  // length read exactly
+            rawRepresentation: try reader.raw(XChaCha20Poly1305.nonceByteCount, "nonce"))
+        return EncryptedShares(peer: peer, nonce: nonce, ciphertext: try reader.raw(ciphertextByteCount, "ciphertext"))
+    }
+}
+
+/// R1, participant → server: a commitment to the self-mask seed, and shares for each neighbour.
+struct ShareKeysBody: Hashable {
+    var selfMaskCommitment: [UInt8]
+    var shares: [EncryptedShares]
+
+    var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 36 + shares.count * EncryptedShares.encodedByteCount)
+        writer.raw(selfMaskCommitment)
+        writer.u32(UInt32(shares.count))
+        for share in shares { share.write(to: &writer) }
+        return writer.bytes
+    }
+
+    init(selfMaskCommitment: [UInt8], shares: [EncryptedShares]) {
+        self.selfMaskCommitment = selfMaskCommitment
+        self.shares = shares
+    }
+
+    init(decoding bytes: [UInt8]) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        selfMaskCommitment = try reader.raw(32, "commitment")
+        let count = try reader.count("shares", itemBytes: EncryptedShares.encodedByteCount)
+        var shares: [EncryptedShares] = []
+        for _ in 0..<count { shares.append(try EncryptedShares.read(from: &reader)) }
+        try reader.finish("ShareKeys")
+        self.shares = shares
+    }
+}
+
+/// R2, server → participant: the shares its neighbours encrypted to it.
+struct SharesForwardBody: Hashable {
+    var shares: [EncryptedShares]
+
+    var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 4 + shares.count * EncryptedShares.encodedByteCount)
+        writer.u32(UInt32(shares.count))
+        for share in shares { share.write(to: &writer) }
+        return writer.bytes
+    }
+
+    init(shares: [EncryptedShares]) { self.shares = shares }
+
+    init(decoding bytes: [UInt8]) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        let count = try reader.count("shares", itemBytes: EncryptedShares.encodedByteCount)
+        var shares: [EncryptedShares] = []
+        for _ in 0..<count { shares.append(try EncryptedShares.read(from: &reader)) }
+        try reader.finish("SharesForward")
+        self.shares = shares
+    }
+}
+
+/// R2, participant → server: the masked input, d elements of ⌈b/8⌉ bytes, little-endian.
+enum MaskedInputBody {
+    static func encode(_ vector: ModularVector) -> [UInt8] {
+        let width = vector.bitWidth.byteCount
+        var bytes = [UInt8](repeating: 0, count: vector.count * width)
+        bytes.withUnsafeMutableBufferPointer { out in
+            for (i, element) in vector.elements.enumerated() {
+                var value = element
+                for j in 0..<width {
+                    out[i * width + j] = UInt8(truncatingIfNeeded: value)
+                    value >>= 8
+                }
+            }
+        }
+        return bytes
+    }
+
+    static func decode(_ bytes: [UInt8], bitWidth: BitWidth, dimension: Int) throws(SecAggWireError) -> ModularVector {
+        let width = bitWidth.byteCount
+        guard bytes.count == dimension * width else {
+            throw .malformed("masked input of \(bytes.count) bytes, expected \(dimension) × \(width)")
+        }
+        var elements = [UInt64](repeating: 0, count: dimension)
+        bytes.withUnsafeBufferPointer { input in
+            for i in 0..<dimension {
+                var value: UInt64 = 0
+                for j in (0..<width).reversed() { value = value << 8 | UInt64(input[i * width + j]) }
+                elements[i] = value
+            }
+        }
+        do { return try ModularVector(elements: elements, bitWidth: bitWidth) } catch {
+            throw .malformed(
+                "masked input element \(elements.firstIndex { $0 > bitWidth.mask } ?? 0) exceeds 2^\(bitWidth.bits)")
+        }
+    }
+}
+
+/// R3, server → participant: who survived R2 (their masked inputs are in the sum) and who
+/// dropped after sending shares, as two bitmaps over the roster.
+struct SurvivorListBody: Hashable {
+    var survivors: ParticipantBitmap
+    var dropped: ParticipantBitmap
+
+    var encoded: [UInt8] { survivors.bytes + dropped.bytes }
+
+    init(survivors: ParticipantBitmap, dropped: ParticipantBitmap) {
+        self.survivors = survivors
+        self.dropped = dropped
+    }
+
+    init(decoding bytes: [UInt8], clientCount: Int) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        let size = (clientCount + 7) / 8
+        survivors = try ParticipantBitmap(clientCount: clientCount, bytes: try reader.raw(size, "survivors"))
+        dropped = try ParticipantBitmap(clientCount: clientCount, bytes: try reader.raw(size, "dropped"))
+        try reader.finish("SurvivorList")
+    }
+}
+
+/// R4, server → participant: other participants' R3 signatures on the same survivor digest.
+struct SignaturesForwardBody: Hashable {
+    struct Entry: Hashable {
+        var signer: UInt32
+        var signature: [UInt8]
+    }
+    var signatures: [Entry]
+
+    var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 4 + 68 * signatures.count)
+        writer.u32(UInt32(signatures.count))
+        for entry in signatures {
+            writer.u32(entry.signer)
+            writer.raw(entry.signature)
+        }
+        return writer.bytes
+    }
+
+    init(signatures: [Entry]) { self.signatures = signatures }
+
+    init(decoding bytes: [UInt8]) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        let count = try reader.count("signatures", itemBytes: 68)
+        var entries: [Entry] = []
+        for _ in 0..<count {
+            entries.append(Entry(signer: try reader.u32("signer"), signature: try reader.raw(64, "signature")))
+        }
+        try reader.finish("SignaturesForward")
+        signatures = entries
+    }
+}
+
+/// Which of a participant's two secrets a revealed share belongs to.
+public enum ShareKind: UInt8, Hashable, Sendable {
+    /// b_v, the self-mask seed: revealed for participants that survived.
+    case selfMaskSeed = 0
+    /// s_v, the masking private key: revealed for participants that dropped.
+    case maskingKey = 1
+}
+
+/// R4, participant → server: one share per neighbour (and itself), of the kind its status calls for.
+struct UnmaskingSharesBody {
+    struct Entry {
+        var owner: UInt32
+        var kind: ShareKind
+        var share: ShamirShare
+    }
+    var shares: [Entry]
+
+    static var entryByteCount: Int { 5 + ShamirShare.encodedByteCount(secretByteCount: 32) }
+
+    var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 4 + shares.count * Self.entryByteCount)
+        writer.u32(UInt32(shares.count))
+        for entry in shares {
+            writer.u32(entry.owner)
+            writer.u8(entry.kind.rawValue)
+            writer.raw(entry.share.encoded.unsafeExposedBytes())  // revealing it is the point of R4
+        }
+        return writer.bytes
+    }
+
+    init(shares: [Entry]) { self.shares = shares }
+
+    init(decoding bytes: [UInt8]) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        let count = try reader.count("shares", itemBytes: Self.entryByteCount)
+        var entries: [Entry] = []
+        for _ in 0..<count {
+            let owner = try reader.u32("owner")
+            guard let kind = ShareKind(rawValue: try reader.u8("kind")) else { throw .malformed("unknown share kind") }
+            let encoded = try reader.raw(ShamirShare.encodedByteCount(secretByteCount: 32), "share")
+            do {
+                entries.append(
+                    Entry(owner: owner, kind: kind, share: try ShamirShare(encoded: SecureBytes(copying: encoded))))
+            } catch { throw .malformed("\(error)") }
+        }
+        try reader.finish("UnmaskingShares")
+        shares = entries
+    }
+}

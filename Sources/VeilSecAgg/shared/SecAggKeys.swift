@@ -1,0 +1,76 @@
+import VeilCore
+import VeilCrypto
+
+/// The key derivations and digests of the protocol (`Specs/secagg.md`, "Keys and masks").
+enum SecAggKeys {
+    /// `LE_4(min(a, b)) ‖ LE_4(max(a, b))`: both ends of a pair derive the same context.
+    static func pairContext(_ a: ParticipantID, _ b: ParticipantID) -> [UInt8] {
+        var writer = ByteWriter(capacity: 8)
+        writer.u32(min(a, b).rawValue)
+        writer.u32(max(a, b).rawValue)
+        return writer.bytes
+    }
+
+    /// The AEAD key for shares between `a` and `b`:
+    /// VeilKDF(X25519(c_a, c_b), "secagg/share-key", salt = session id, context = pair).
+    static func shareKey(
+        own: X25519.PrivateKey, peer: X25519.PublicKey, sessionID: [UInt8], _ a: ParticipantID, _ b: ParticipantID
+    ) throws(CryptoError) -> XChaCha20Poly1305.Key {
+        let secret = try own.sharedSecret(with: peer)
+        return try! XChaCha20Poly1305.Key(  // a 32-byte derivation
+            rawRepresentation: VeilKDF.derive32(
+                .secAggShareKey, from: secret, salt: sessionID, context: pairContext(a, b)))
+    }
+
+    /// The seed of the pairwise mask between `a` and `b`:
+    /// VeilKDF(X25519(s_a, s_b), "secagg/pairwise-seed", salt = session id, context = pair).
+    static func pairwiseSeed(
+        own: X25519.PrivateKey, peer: X25519.PublicKey, sessionID: [UInt8], _ a: ParticipantID, _ b: ParticipantID
+    ) throws(CryptoError) -> SecureBytes {
+        let secret = try own.sharedSecret(with: peer)
+        return VeilKDF.derive32(.secAggPairwiseSeed, from: secret, salt: sessionID, context: pairContext(a, b))
+    }
+
+    static let selfMaskLabel = Array("veil/v1/secagg/self-mask".utf8) + [0]
+    static let pairwiseMaskLabel = Array("veil/v1/secagg/pairwise-mask".utf8) + [0]
+
+    /// The expander of a self mask: seed b_v, label "veil/v1/secagg/self-mask" ‖ 0x00 ‖ session id.
+    static func selfMask(seed: SecureBytes, sessionID: [UInt8], bitWidth: BitWidth) -> MaskExpander {
+        try! MaskExpander(seed: seed, label: selfMaskLabel + sessionID, bitWidth: bitWidth)  // seeds are 32 bytes
+    }
+
+    /// The expander of a pairwise mask: seed s_{a,b}, label "veil/v1/secagg/pairwise-mask" ‖ 0x00 ‖ session id.
+    static func pairwiseMask(seed: SecureBytes, sessionID: [UInt8], bitWidth: BitWidth) -> MaskExpander {
+        try! MaskExpander(seed: seed, label: pairwiseMaskLabel + sessionID, bitWidth: bitWidth)  // seeds are 32 bytes
+    }
+
+    /// Whether participant `a` adds (true) or subtracts its pairwise mask with `b`: the lower id adds.
+    static func adds(_ a: ParticipantID, _ b: ParticipantID) -> Bool { a < b }
+
+    /// SHA-256("veil/v1/secagg/self-mask-commitment" ‖ 0x00 ‖ session id ‖ LE_4(owner) ‖ b_owner).
+    static func selfMaskCommitment(seed: SecureBytes, sessionID: [UInt8], owner: ParticipantID) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.raw(Array("veil/v1/secagg/self-mask-commitment".utf8) + [0])
+        writer.raw(sessionID)
+        writer.u32(owner.rawValue)
+        return seed.withUnsafeBytes { SHA256.hash(writer.bytes, Array($0)) }
+    }
+
+    /// SHA-256("veil/v1/secagg/survivors" ‖ 0x00 ‖ session id ‖ survivors bitmap ‖ dropped bitmap):
+    /// what every participant signs in R3.
+    static func survivorDigest(sessionID: [UInt8], survivors: ParticipantBitmap, dropped: ParticipantBitmap) -> [UInt8]
+    {
+        SHA256.hash(Array("veil/v1/secagg/survivors".utf8) + [0], sessionID, survivors.bytes, dropped.bytes)
+    }
+
+    /// The associated data of encrypted shares:
+    /// "veil/v1/secagg/shares" ‖ 0x00 ‖ session id ‖ LE_4(sender) ‖ LE_4(recipient).
+    static func sharesAssociatedData(sessionID: [UInt8], sender: ParticipantID, recipient: ParticipantID) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.raw(Array("veil/v1/secagg/shares".utf8) + [0])
+        writer.raw(sessionID)
+        writer.u32(sender.rawValue)
+        writer.u32(recipient.rawValue)
+        return writer.bytes
+    }
+}
