@@ -95,6 +95,7 @@ func errorCode(_ error: any Error) -> String {
         case .bitWidthMismatch: "bitWidthMismatch"
         case .tooLong: "tooLong"
         }
+    case let e as SecAggRunner.Refusal: e.code
     case is HexError: "malformedHex"
     case is Mismatch: "mismatch"
     default: String(describing: type(of: error))

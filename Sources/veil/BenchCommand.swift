@@ -3,6 +3,7 @@ import CSodium
 import Foundation
 import VeilCore
 import VeilCrypto
+import VeilSecAgg
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +14,7 @@ struct BenchCommand: ParsableCommand {
             alongside it, interleaved, best of several repetitions; compare the ratios. Build with \
             `-c release` for meaningful numbers.
             """,
-        subcommands: [PRG.self]
+        subcommands: [PRG.self, SecAgg.self]
     )
 
     struct PRG: ParsableCommand {
@@ -89,6 +90,161 @@ struct BenchCommand: ParsableCommand {
                     String(
                         format: "  expansion (overwrite)   %6.3f GB/s   ratio %.3f", expansion, expansion / keystream))
                 print(String(format: "  masking (add)           %6.3f GB/s   ratio %.3f", masking, masking / keystream))
+            }
+        }
+    }
+}
+
+extension BenchCommand {
+    struct SecAgg: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "secagg",
+            abstract: "A participant's masking and the server's unmasking against the keystream they rest on.",
+            discussion: """
+                Runs one session of N participants (participants drop with probability P just before sending                 their masked input, so the server must rebuild their pairwise masks), and measures in the same                 run the raw ChaCha20 keystream time (one core) for the masks each side expands: k + 1 per                 participant; one per survivor plus one per (dropped, surviving neighbour) pair for the server.                 Targets: masking ≤ 1.2 × its keystream time, unmasking ≤ 1.5 × its keystream time.
+                """
+        )
+
+        @Option(help: "Number of participants n.")
+        var clients = 100
+
+        @Option(name: .customLong("dim"), help: "Vector length d.")
+        var dimension = 100_000
+
+        @Option(help: "Neighbours per participant k (default: n - 1, the complete graph).")
+        var neighbors: Int?
+
+        @Option(help: "Probability that a participant drops out before sending its masked input.")
+        var dropout = 0.1
+
+        @Option(help: "Bit width b of Z_2^b.")
+        var bits = 32
+
+        @Option(help: "Seed of the session.")
+        var seed: UInt64 = 1
+
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            guard clients >= 2 else { throw ValidationError("--clients must be at least 2") }
+            guard dimension >= 1 else { throw ValidationError("--dim must be at least 1") }
+            guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1)") }
+            guard BitWidth.range.contains(bits) else { throw ValidationError("--bits must be in 1...64") }
+        }
+
+        func run() throws {
+            let k = neighbors ?? clients - 1
+            let bitWidth = try BitWidth(bits)
+            let model = try validated { () throws(SecAggParameterError) in
+                try ThreatModel(
+                    adversary: .honestButCuriousServer, corruptFraction: 0, dropoutFraction: dropout, securityBits: 40)
+            }
+            let parameters = try validated { () throws(SecAggParameterError) in
+                let t =
+                    SecAggParameters.minimumThreshold(clientCount: clients, neighborCount: k, threatModel: model) ?? 1
+                return try SecAggParameters(
+                    clientCount: clients, threshold: max(t, (k + 1) / 3), neighborCount: k, bitWidth: bitWidth,
+                    dimension: dimension, threatModel: model)
+            }
+            var seedBytes = [UInt8](repeating: 0, count: 32)
+            withUnsafeBytes(of: seed.littleEndian) { for i in 0..<8 { seedBytes[i] = $0[i] } }
+            FileHandle.standardError.write(Data("running \(parameters)\n".utf8))
+            let report = try SecAggSimulation.run(
+                .init(
+                    parameters: parameters, seed: seedBytes, dropoutProbability: dropout,
+                    dropRounds: [.maskedInputCollection]))
+            guard report.sumCorrect, let result = report.result else {
+                throw usageError("the session did not complete: \(report.abort.map(\.description) ?? "wrong sum")")
+            }
+
+            // The masks each side expanded.
+            let cast = try SecAggSimulation.Cast(parameters: parameters, seed: seedBytes)
+            let survivors = Set(result.survivors)
+            let dropped = report.offline.filter { $0.value == .maskedInputCollection }.map(\.key)
+            let pairwise = dropped.reduce(0) {
+                $0 + cast.session.graph.neighbors(of: $1).filter(survivors.contains).count
+            }
+            let serverMasks = survivors.count + pairwise
+            let clientMasks = k + 1
+            let maskBytes = dimension * bitWidth.byteCount
+            let clientKeystream = keystreamSeconds(masks: clientMasks, bytes: maskBytes)
+            let serverKeystream = keystreamSeconds(masks: serverMasks, bytes: maskBytes)
+            let shamir = shamirSeconds(
+                parameters: parameters, graph: cast.session.graph, owners: Array(survivors) + dropped)
+
+            let clientMask = report.rounds[Int(SecAggRound.maskedInputCollection.rawValue)].clientSecondsPerParticipant
+            let serverUnmask = report.unmaskingSeconds
+            if output.json {
+                print(
+                    try jsonString([
+                        "clients": clients, "dim": dimension, "neighbors": k, "threshold": parameters.threshold,
+                        "bits": bits,
+                        "dropout": dropout, "survivors": survivors.count, "dropped": dropped.count,
+                        "client_masks": clientMasks, "server_masks": serverMasks,
+                        "client_mask_seconds": clientMask, "client_keystream_seconds": clientKeystream,
+                        "client_ratio": clientMask / clientKeystream,
+                        "server_unmask_seconds": serverUnmask, "server_keystream_seconds": serverKeystream,
+                        "server_ratio": serverUnmask / serverKeystream, "shamir_seconds": shamir,
+                        "workers": ProcessInfo.processInfo.activeProcessorCount,
+                    ]))
+            } else {
+                print("secure aggregation, \(parameters)")
+                print("  \(survivors.count) survivors, \(dropped.count) dropped before R2")
+                print(
+                    String(
+                        format: "  participant masking   %8.4f s   keystream of %d masks %8.4f s   ratio %.3f",
+                        clientMask, clientMasks, clientKeystream, clientMask / clientKeystream))
+                print(
+                    String(
+                        format: "  server unmasking      %8.4f s   keystream of %d masks %8.4f s   ratio %.3f",
+                        serverUnmask, serverMasks, serverKeystream, serverUnmask / serverKeystream))
+                print(
+                    String(
+                        format: "  Shamir reconstruction %8.4f s   (%d secrets, t = %d)",
+                        shamir, survivors.count + dropped.count, parameters.threshold))
+            }
+        }
+
+        /// One core generating `masks` keystreams of `bytes` each with libsodium directly.
+        private func keystreamSeconds(masks: Int, bytes: Int) -> Double {
+            let key = SecureBytes.random(count: Int(crypto_stream_chacha20_ietf_keybytes()))
+            let nonce = [UInt8](repeating: 0, count: Int(crypto_stream_chacha20_ietf_noncebytes()))
+            var buffer = [UInt8](repeating: 0, count: bytes)
+            var best = Double.infinity
+            for _ in 0..<3 {
+                best = min(
+                    best,
+                    seconds {
+                        key.withUnsafeBytes { k in
+                            for _ in 0..<masks {
+                                _ = crypto_stream_chacha20_ietf(
+                                    &buffer, UInt64(bytes), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                            }
+                        }
+                    })
+            }
+            return best
+        }
+
+        /// Reconstructing one 32-byte secret per owner from the t lowest indices of its
+        /// neighbourhood, caching Lagrange coefficients per index set as the server does.
+        private func shamirSeconds(parameters: SecAggParameters, graph: NeighborGraph, owners: [ParticipantID])
+            -> Double
+        {
+            let shamir = try! ShamirSecretSharing(threshold: parameters.threshold, shareCount: parameters.clientCount)
+            var generator = SystemRandom()
+            let dealt = owners.map { owner -> [ShamirShare] in
+                let holders = graph.neighborhood(of: owner).map(\.rawValue)
+                let shares = try! shamir.split(SecureBytes.random(count: 32), at: holders, using: &generator)
+                return Array(shares.prefix(parameters.threshold))
+            }
+            return seconds {
+                var cache: [[UInt32]: LagrangeCoefficients] = [:]
+                for shares in dealt {
+                    let indices = shares.map(\.index)
+                    if cache[indices] == nil { cache[indices] = try! shamir.lagrangeCoefficients(for: indices) }
+                    _ = try! shamir.reconstruct(shares, using: cache[indices]!)
+                }
             }
         }
     }

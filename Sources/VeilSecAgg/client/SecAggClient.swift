@@ -46,6 +46,8 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         let keys: Keys
         /// The neighbours that advertised keys (U1 ∩ N(u)).
         let peers: [ParticipantID: AdvertiseKeysBody]
+        /// The AEAD key shared with each of them (the same in both directions).
+        let shareKeys: [ParticipantID: XChaCha20Poly1305.Key]
         let selfMaskSeed: SecureBytes
         let ownShares: HeldShares
     }
@@ -207,6 +209,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         }
         var own: HeldShares?
         var encrypted: [EncryptedShares] = []
+        var shareKeys: [ParticipantID: XChaCha20Poly1305.Key] = [:]
         for (position, holder) in holders.enumerated() {
             let shares = HeldShares(maskingKey: maskingShares[position], selfMaskSeed: seedShares[position])
             guard holder != id else {
@@ -218,6 +221,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
                 key = try SecAggKeys.shareKey(
                     own: current.keys.encryption, peer: peers[holder]!.encryptionKey, sessionID: session.id, id, holder)
             } catch { throw .weakPeerKey(holder.rawValue) }
+            shareKeys[holder] = key
             let nonce = XChaCha20Poly1305.Nonce(using: &generator)
             let plaintext = shares.maskingKey.encoded.appending(shares.selfMaskSeed.encoded)
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: id, recipient: holder)
@@ -228,7 +232,9 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         }
         state = .maskedInputCollection(
             MaskedInputState(
-                input: current.input, keys: current.keys, peers: peers, selfMaskSeed: selfMaskSeed, ownShares: own!))
+                input: current.input, keys: current.keys, peers: peers, shareKeys: shareKeys,
+                selfMaskSeed: selfMaskSeed,
+                ownShares: own!))
         let commitment = SecAggKeys.selfMaskCommitment(seed: selfMaskSeed, sessionID: session.id, owner: id)
         return message(.shareKeys, ShareKeysBody(selfMaskCommitment: commitment, shares: encrypted).encoded)
     }
@@ -241,12 +247,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         var held: [ParticipantID: HeldShares] = [id: current.ownShares]
         for entry in forward.shares {
             let peer = ParticipantID(entry.peer)
-            guard let advertised = current.peers[peer], held[peer] == nil else { throw .unexpectedPeer(entry.peer) }
-            let key: XChaCha20Poly1305.Key
-            do {
-                key = try SecAggKeys.shareKey(
-                    own: current.keys.encryption, peer: advertised.encryptionKey, sessionID: session.id, id, peer)
-            } catch { throw .weakPeerKey(entry.peer) }
+            guard let key = current.shareKeys[peer], held[peer] == nil else { throw .unexpectedPeer(entry.peer) }
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: peer, recipient: id)
             let plaintext: SecureBytes
             do {
@@ -258,25 +259,30 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         try requireNeighbourhood(held.count)
 
         var masked = current.input
+        let session = session
+        let id = id
+        let masking = current.keys.masking
+        let bitWidth = session.parameters.bitWidth
+        let peers = held.keys.sorted().filter { $0 != id }
         var jobs = [
             MaskWork.Job(
-                expander: SecAggKeys.selfMask(
-                    seed: current.selfMaskSeed, sessionID: session.id, bitWidth: session.parameters.bitWidth),
+                expander: SecAggKeys.selfMask(seed: current.selfMaskSeed, sessionID: session.id, bitWidth: bitWidth),
                 mode: .add)
         ]
-        for peer in held.keys.sorted() where peer != id {
-            let seed: SecureBytes
-            do {
-                seed = try SecAggKeys.pairwiseSeed(
-                    own: current.keys.masking, peer: current.peers[peer]!.maskingKey, sessionID: session.id, id, peer)
-            } catch { throw .weakPeerKey(peer.rawValue) }
+        for peer in peers {
+            let key = current.peers[peer]!.maskingKey
             jobs.append(
-                MaskWork.Job(
-                    expander: SecAggKeys.pairwiseMask(
-                        seed: seed, sessionID: session.id, bitWidth: session.parameters.bitWidth),
-                    mode: SecAggKeys.adds(id, peer) ? .add : .subtract))
+                MaskWork.Job(mode: SecAggKeys.adds(id, peer) ? .add : .subtract) {
+                    guard
+                        let seed = try? SecAggKeys.pairwiseSeed(
+                            own: masking, peer: key, sessionID: session.id, id, peer)
+                    else { return nil }
+                    return SecAggKeys.pairwiseMask(seed: seed, sessionID: session.id, bitWidth: bitWidth)
+                })
         }
-        MaskWork.apply(jobs, to: &masked)
+        if let failed = MaskWork.apply(jobs, to: &masked).first {
+            throw .weakPeerKey(peers[failed - 1].rawValue)
+        }
         state = .consistencyCheck(ConsistencyState(held: held))
         return message(.maskedInputCollection, MaskedInputBody.encode(masked))
     }

@@ -372,6 +372,7 @@ public struct SecAggServer {
             }
         }
         var jobs: [MaskWork.Job] = []
+        var owners: [ParticipantID] = []  // whose secret each job rests on
         do throws(AbortReason) {
             for owner in current.survivors.members {
                 let seed = try reconstruct(owner)
@@ -383,6 +384,7 @@ public struct SecAggServer {
                     MaskWork.Job(
                         expander: SecAggKeys.selfMask(seed: seed, sessionID: session.id, bitWidth: parameters.bitWidth),
                         mode: .subtract))
+                owners.append(owner)
             }
             for owner in current.dropped.members {
                 let secret = try reconstruct(owner)
@@ -390,17 +392,19 @@ public struct SecAggServer {
                     masking.publicKey == current.advertised[owner]?.keys.maskingKey
                 else { throw .reconstructionMismatch(owner: owner) }
                 for peer in session.graph.neighbors(of: owner) where current.survivors.contains(peer) {
-                    guard
-                        let seed = try? SecAggKeys.pairwiseSeed(
-                            own: masking, peer: current.advertised[peer]!.keys.maskingKey, sessionID: session.id, owner,
-                            peer)
-                    else { throw .reconstructionMismatch(owner: owner) }
+                    let key = current.advertised[peer]!.keys.maskingKey
+                    let session = session
                     // The survivor added its mask if its id is lower; take it away.
                     jobs.append(
-                        MaskWork.Job(
-                            expander: SecAggKeys.pairwiseMask(
-                                seed: seed, sessionID: session.id, bitWidth: parameters.bitWidth),
-                            mode: SecAggKeys.adds(peer, owner) ? .subtract : .add))
+                        MaskWork.Job(mode: SecAggKeys.adds(peer, owner) ? .subtract : .add) {
+                            guard
+                                let seed = try? SecAggKeys.pairwiseSeed(
+                                    own: masking, peer: key, sessionID: session.id, owner, peer)
+                            else { return nil }
+                            return SecAggKeys.pairwiseMask(
+                                seed: seed, sessionID: session.id, bitWidth: parameters.bitWidth)
+                        })
+                    owners.append(owner)
                 }
             }
         } catch {
@@ -408,7 +412,10 @@ public struct SecAggServer {
         }
         var sum = current.sum
         state = .advertiseKeys([:])  // release the stored sum so that unmasking does not copy it
-        MaskWork.apply(jobs, to: &sum)
+        if let failed = MaskWork.apply(jobs, to: &sum).first {
+            // A key that passed the R0 check cannot fail agreement; refuse rather than guess.
+            return abort(.reconstructionMismatch(owner: owners[failed]))
+        }
         let result = SecureSumResult(sum: sum, survivors: current.survivors.members)
         state = .completed(result)
         return [.completed(result)]

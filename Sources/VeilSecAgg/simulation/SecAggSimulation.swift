@@ -19,12 +19,16 @@ public struct SecAggSimulation {
         public var forcedDrops: [ParticipantID: SecAggRound]
         /// Whether to keep every message, in order.
         public var recordsTranscript: Bool
+        /// Deliver other bytes in place of one message, then stop: how vectors test the
+        /// checks of a participant or of the server against a forged or replayed message.
+        public var substitution: Substitution?
 
         public init(
             parameters: SecAggParameters, seed: [UInt8], dropoutProbability: Double = 0,
             dropRounds: Set<SecAggRound> = [], forcedDrops: [ParticipantID: SecAggRound] = [:],
-            recordsTranscript: Bool = false
+            recordsTranscript: Bool = false, substitution: Substitution? = nil
         ) {
+            self.substitution = substitution
             self.parameters = parameters
             self.seed = seed
             self.dropoutProbability = dropoutProbability
@@ -32,6 +36,24 @@ public struct SecAggSimulation {
             self.forcedDrops = forcedDrops
             self.recordsTranscript = recordsTranscript
         }
+    }
+
+    /// In place of the message at `transcriptIndex` (counting every message produced, from
+    /// 0), deliver `deliveries` to the same recipient, in order, from the same sender.
+    public struct Substitution: Sendable {
+        public let transcriptIndex: Int
+        public let deliveries: [[UInt8]]
+
+        public init(transcriptIndex: Int, deliveries: [[UInt8]]) {
+            self.transcriptIndex = transcriptIndex
+            self.deliveries = deliveries
+        }
+    }
+
+    /// What the recipient of a substitution did with each delivery.
+    public enum SubstitutionOutcome: Sendable {
+        case participant([ClientAction])
+        case server([[ServerAction]])
     }
 
     /// One message as it crossed the (simulated) network.
@@ -82,6 +104,11 @@ public struct SecAggSimulation {
         public var rounds: [RoundReport] = SecAggRound.allCases.map { RoundReport(round: $0) }
         /// Every message, when recorded.
         public var transcript: [TranscriptEntry] = []
+        /// The recipient's reactions, when a substitution was made (the run stops there).
+        public var substitutionOutcome: SubstitutionOutcome?
+        /// Seconds the server spent on the event that finished the round: the last R4 message
+        /// or deadline, which reconstructs the secrets and removes the masks.
+        public var unmaskingSeconds = 0.0
 
         /// Whether the server finished with exactly the sum of its survivors' inputs.
         public var sumCorrect: Bool { result != nil && result?.sum == expectedSum }
@@ -150,9 +177,12 @@ public struct SecAggSimulation {
                 input: cast.inputs[i],
                 generator: try ChaCha20Generator(seed: cast.generatorSeeds[i]))
         }
-        var toServer: [(ParticipantID, SignedMessage)] = []
+        var toServer: [(ParticipantID, SignedMessage, Int)] = []
+        var produced = 0
 
-        func record(_ message: SignedMessage, bytes: Int) {
+        /// Counts and records a message; returns its transcript index.
+        func record(_ message: SignedMessage, bytes: Int) -> Int {
+            defer { produced += 1 }
             if configuration.recordsTranscript {
                 report.transcript.append(
                     TranscriptEntry(
@@ -166,13 +196,19 @@ public struct SecAggSimulation {
                 report.rounds[round].bytesToServer += bytes
                 report.rounds[round].participants += 1
             }
+            return produced
+        }
+        func substituted(_ index: Int) -> [[UInt8]]? {
+            guard let substitution = configuration.substitution, substitution.transcriptIndex == index else {
+                return nil
+            }
+            return substitution.deliveries
         }
 
         func clientActed(_ id: ParticipantID, _ action: ClientAction) {
             switch action {
             case .send(let message):
-                record(message, bytes: message.encoded.count)
-                toServer.append((id, message))
+                toServer.append((id, message, record(message, bytes: message.encoded.count)))
             case .aborted(let abort): report.clientAborts.append((id, abort))
             case .ignored: break
             }
@@ -198,18 +234,30 @@ public struct SecAggSimulation {
             if toServer.isEmpty {
                 actions = server.closeRound()
             } else {
-                let (sender, message) = toServer.removeFirst()
+                let (sender, message, index) = toServer.removeFirst()
+                if let deliveries = substituted(index) {
+                    report.substitutionOutcome = .server(deliveries.map { server.receive(encoded: $0, from: sender) })
+                    return report
+                }
                 actions = server.receive(message, from: sender)
             }
-            report.rounds[Int(serverRound.rawValue)].serverSeconds += seconds(since: started)
+            let spent = seconds(since: started)
+            report.rounds[Int(serverRound.rawValue)].serverSeconds += spent
+            if server.round == nil, case .completed = actions.last { report.unmaskingSeconds = spent }
             for action in actions {
                 switch action {
                 case .send(let message):
-                    record(message, bytes: message.encoded.count)
+                    let index = record(message, bytes: message.encoded.count)
                     let id = ParticipantID(message.recipient)
                     if let round = dropsAt[id], round <= message.round {
                         report.offline[id] = round
                         continue
+                    }
+                    if let deliveries = substituted(index) {
+                        let recipient = Int(message.recipient) - 1
+                        report.substitutionOutcome = .participant(
+                            deliveries.map { clients[recipient].handle(encoded: $0) })
+                        return report
                     }
                     let started = ContinuousClock.now
                     let reply = clients[Int(message.recipient) - 1].handle(message)

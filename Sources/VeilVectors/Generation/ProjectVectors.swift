@@ -15,6 +15,7 @@ public enum ProjectVectors {
             ("mask/veil_mask_expansion.json", try maskExpansion().encoded()),
             ("shamir/veil_shamir.json", try shamir().encoded()),
             ("codec/veil_fixed_point.json", try fixedPoint().encoded()),
+            ("secagg/veil_secagg.json", try secAgg().encoded()),
         ]
     }
 

@@ -1,0 +1,91 @@
+import VeilCore
+import VeilCrypto
+
+/// Forged, replayed and tampered messages: what a malicious server or participant could send.
+/// Vectors and tests build their invalid cases with these and check that every party refuses
+/// them; nothing in a real session calls them.
+public enum SecAggForgery {
+    /// `message` with some fields replaced, signed again by `key` (the party it claims to be,
+    /// or a different one).
+    public static func resigned(
+        _ message: SignedMessage, sessionID: [UInt8]? = nil, round: SecAggRound? = nil, recipient: UInt32? = nil,
+        body: [UInt8]? = nil, by key: Ed25519.PrivateKey
+    ) -> SignedMessage {
+        SignedMessage(
+            body: body ?? message.body, sessionID: sessionID ?? message.sessionID, round: round ?? message.round,
+            sender: message.sender, recipient: recipient ?? message.recipient, signedWith: key)
+    }
+
+    /// `message` with the lowest bit of its signature flipped.
+    public static func withFlippedSignature(_ message: SignedMessage) -> SignedMessage {
+        var signature = message.signature
+        signature[0] ^= 1
+        return SignedMessage(
+            sessionID: message.sessionID, round: message.round, sender: message.sender, recipient: message.recipient,
+            body: message.body, signature: signature)
+    }
+
+    /// The survivor and dropped lists of an R3 SurvivorList message.
+    public static func survivorLists(of message: SignedMessage, clientCount: Int) throws -> (
+        survivors: [ParticipantID], dropped: [ParticipantID]
+    ) {
+        let body = try SurvivorListBody(decoding: message.body, clientCount: clientCount)
+        return (body.survivors.members, body.dropped.members)
+    }
+
+    /// An R3 SurvivorList body.
+    public static func survivorListBody(clientCount: Int, survivors: [ParticipantID], dropped: [ParticipantID])
+        -> [UInt8]
+    {
+        SurvivorListBody(
+            survivors: ParticipantBitmap(clientCount: clientCount, members: survivors),
+            dropped: ParticipantBitmap(clientCount: clientCount, members: dropped)
+        ).encoded
+    }
+
+    /// An R4 SignaturesForward body.
+    public static func signaturesForwardBody(_ entries: [(ParticipantID, [UInt8])]) -> [UInt8] {
+        SignaturesForwardBody(signatures: entries.map { .init(signer: $0.0.rawValue, signature: $0.1) }).encoded
+    }
+
+    /// An R1 ShareKeys body without its last encrypted share.
+    public static func shareKeysBodyWithoutLastShare(_ body: [UInt8]) throws -> [UInt8] {
+        var decoded = try ShareKeysBody(decoding: body)
+        decoded.shares.removeLast()
+        return decoded.encoded
+    }
+
+    /// An R2 SharesForward body with one byte of its first ciphertext flipped.
+    public static func sharesForwardBodyWithFlippedCiphertext(_ body: [UInt8]) throws -> [UInt8] {
+        var decoded = try SharesForwardBody(decoding: body)
+        decoded.shares[0].ciphertext[0] ^= 1
+        return decoded.encoded
+    }
+
+    /// An R4 UnmaskingShares body whose first entry claims the other kind of share.
+    public static func unmaskingBodyWithWrongKind(_ body: [UInt8]) throws -> [UInt8] {
+        var decoded = try UnmaskingSharesBody(decoding: body)
+        decoded.shares[0].kind = decoded.shares[0].kind == .selfMaskSeed ? .maskingKey : .selfMaskSeed
+        return decoded.encoded
+    }
+
+    /// An R0 AdvertiseKeys body whose masking key is replaced (by a point of small order, say).
+    public static func advertiseKeysBody(_ body: [UInt8], maskingKey: [UInt8]) throws -> [UInt8] {
+        let decoded = try AdvertiseKeysBody(decoding: body)
+        return try AdvertiseKeysBody(
+            encryptionKey: decoded.encryptionKey, maskingKey: X25519.PublicKey(rawRepresentation: maskingKey)
+        )
+        .encoded
+    }
+
+    /// The digest a participant signs in R3 for given lists.
+    public static func survivorDigest(
+        sessionID: [UInt8], clientCount: Int, survivors: [ParticipantID], dropped: [ParticipantID]
+    )
+        -> [UInt8]
+    {
+        SecAggKeys.survivorDigest(
+            sessionID: sessionID, survivors: ParticipantBitmap(clientCount: clientCount, members: survivors),
+            dropped: ParticipantBitmap(clientCount: clientCount, members: dropped))
+    }
+}

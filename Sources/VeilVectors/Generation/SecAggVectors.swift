@@ -1,0 +1,311 @@
+import Foundation
+import VeilCore
+import VeilCrypto
+import VeilSecAgg
+
+extension ProjectVectors {
+    /// A run to record: parameters, seed byte, and who goes offline when.
+    struct SecAggScenario {
+        var comment: String
+        var flags: [String]
+        var clients: Int
+        var threshold: Int
+        var neighbors: Int
+        var bits = 32
+        var dim = 6
+        var adversary = "honest-but-curious"
+        var corruptFraction = 0.0
+        var dropoutFraction = 0.0
+        var seedByte: UInt8
+        var drops: [(UInt32, SecAggRound)] = []
+
+        func group(tests: [SecAggRunner.Test]) -> SecAggRunner.Group {
+            SecAggRunner.Group(
+                clients: clients, threshold: threshold, neighbors: neighbors, bits: bits, dim: dim,
+                adversary: adversary,
+                corruptFraction: corruptFraction, dropoutFraction: dropoutFraction, securityBits: 40,
+                seed: Hex.encode([UInt8](repeating: seedByte, count: 32)),
+                drops: drops.map { .init(participant: $0.0, round: $0.1.rawValue) }, tests: tests)
+        }
+    }
+
+    static func secAgg() throws -> VectorFile<SecAggRunner.Group> {
+        var tcId = 0
+        var groups: [SecAggRunner.Group] = []
+        func transcriptTest(_ scenario: SecAggScenario) throws -> SecAggRunner.Test {
+            var configuration = try SecAggRunner.configuration(scenario.group(tests: []))
+            configuration.recordsTranscript = true
+            let report = try SecAggSimulation.run(configuration)
+            tcId += 1
+            return SecAggRunner.Test(
+                tcId: tcId, comment: scenario.comment, flags: scenario.flags, result: .valid, error: nil,
+                kind: "transcript",
+                transcript: report.transcript.map {
+                    .init(
+                        round: $0.round.rawValue, sender: $0.sender, recipient: $0.recipient,
+                        message: Hex.encode($0.encoded))
+                },
+                survivors: report.result?.survivors.map(\.rawValue),
+                sum: report.result?.sum.elements.map { String($0) },
+                abort: report.abort?.reason.code)
+        }
+
+        let base = SecAggScenario(
+            comment: "complete graph, 5 participants, t = 3, nobody drops", flags: ["CompleteGraph"], clients: 5,
+            threshold: 3,
+            neighbors: 4, seedByte: 1)
+        var scenarios = [base]
+        for round in SecAggRound.allCases {
+            var scenario = base
+            scenario.comment = "complete graph, 5 participants, t = 3, participant 2 goes offline in \(round)"
+            scenario.flags = ["CompleteGraph", "Dropout"]
+            scenario.seedByte = 2 + round.rawValue
+            scenario.drops = [(2, round)]
+            scenarios.append(scenario)
+        }
+        scenarios += [
+            SecAggScenario(
+                comment: "Harary graph, 8 participants with 4 neighbours, t = 3; participant 3 offline in R2, 6 in R4",
+                flags: ["SparseGraph", "Dropout"], clients: 8, threshold: 3, neighbors: 4, seedByte: 10,
+                drops: [(3, .maskedInputCollection), (6, .unmasking)]),
+            SecAggScenario(
+                comment: "Harary graph with odd k: 6 participants with 3 neighbours (ring and diameters), t = 2",
+                flags: ["SparseGraph"], clients: 6, threshold: 2, neighbors: 3, seedByte: 11),
+            SecAggScenario(
+                comment: "b = 7, d = 5: elements of one byte, masked modulo 128; participant 4 offline in R2",
+                flags: ["CompleteGraph", "Dropout", "SmallRing"], clients: 4, threshold: 2, neighbors: 3, bits: 7,
+                dim: 5,
+                seedByte: 12, drops: [(4, .maskedInputCollection)]),
+            SecAggScenario(
+                comment: "b = 64: full 64-bit elements; participant 1 offline in R3 (its input stays in the sum)",
+                flags: ["CompleteGraph", "Dropout"], clients: 4, threshold: 2, neighbors: 3, bits: 64, dim: 4,
+                seedByte: 13,
+                drops: [(1, .consistencyCheck)]),
+            SecAggScenario(
+                comment:
+                    "malicious-server threat model with 20% corrupt: n = 5 needs t > (5 + 1)/2, so t = 4; one R2 dropout",
+                flags: ["Malicious", "Dropout"], clients: 5, threshold: 4, neighbors: 4, adversary: "malicious",
+                corruptFraction: 0.2, seedByte: 14, drops: [(5, .maskedInputCollection)]),
+            SecAggScenario(
+                comment: "two of 4 participants offline in R1 leave 2 < t = 3: the server aborts after R1",
+                flags: ["Abort"], clients: 4, threshold: 3, neighbors: 3, seedByte: 15,
+                drops: [(1, .shareKeys), (4, .shareKeys)]),
+            SecAggScenario(
+                comment: "participants offline in R2 and R4 leave 2 < t = 3 answers to R4: the server aborts",
+                flags: ["Abort"], clients: 4, threshold: 3, neighbors: 3, seedByte: 16,
+                drops: [(2, .maskedInputCollection), (3, .unmasking)]),
+            SecAggScenario(
+                comment: "Harary graph with k = 2 and t = 3: when participant 5 goes offline in R4, its two neighbours "
+                    + "lack its share to unmask each other, so the server aborts although 7 ≥ t answered",
+                flags: ["Abort", "SparseGraph"], clients: 8, threshold: 3, neighbors: 2, seedByte: 17,
+                drops: [(5, .unmasking)]),
+        ]
+        for scenario in scenarios { groups.append(scenario.group(tests: [try transcriptTest(scenario)])) }
+
+        // Forged and replayed messages, against the run of `base`.
+        var configuration = try SecAggRunner.configuration(base.group(tests: []))
+        configuration.recordsTranscript = true
+        let clean = try SecAggSimulation.run(configuration).transcript
+        let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+        let n = base.clients
+        func at(_ round: SecAggRound, _ sender: UInt32, _ recipient: UInt32) -> (Int, SignedMessage) {
+            let index = clean.firstIndex { $0.round == round && $0.sender == sender && $0.recipient == recipient }!
+            return (index, try! SignedMessage(encoded: clean[index].encoded))  // recorded by the run above
+        }
+        let otherSession = SHA256.hash(Array("another session".utf8))
+        let server = cast.serverKey
+        let three = cast.clientKeys[2]
+        var tamperings: [SecAggRunner.Test] = []
+        func refuse(
+            _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [SignedMessage],
+            code: String,
+            party: UInt32
+        ) {
+            refuseBytes(comment, flag, target, deliveries.map(\.encoded), code: code, party: party)
+        }
+        func refuseBytes(
+            _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [[UInt8]], code: String,
+            party: UInt32
+        ) {
+            tcId += 1
+            tamperings.append(
+                SecAggRunner.Test(
+                    tcId: tcId, comment: comment, flags: [flag], result: .invalid, error: code, kind: "substitution",
+                    index: target.0, deliveries: deliveries.map { Hex.encode($0) }, party: party,
+                    dropped: party == 0 ? target.1.sender : nil))
+        }
+
+        // A participant's checks.
+        let keys1 = at(.shareKeys, 0, 1)
+        let forward1 = at(.maskedInputCollection, 0, 1)
+        let lists1 = at(.consistencyCheck, 0, 1)
+        let signatures1 = at(.unmasking, 0, 1)
+        let everyone = (1...UInt32(n)).map { ParticipantID($0) }
+        refuse(
+            "R1: the server's KeysBroadcast to participant 1 with one signature bit flipped", "BadSignature", keys1,
+            [SecAggForgery.withFlippedSignature(keys1.1)], code: "invalidSignature", party: 1)
+        refuse(
+            "R2: participant 1 receives its R1 KeysBroadcast again instead of SharesForward (a replay)", "Replay",
+            forward1,
+            [keys1.1], code: "wrongRound", party: 1)
+        refuse(
+            "R2: SharesForward signed by the server for another session", "OtherSession", forward1,
+            [SecAggForgery.resigned(forward1.1, sessionID: otherSession, by: server)], code: "wrongSession", party: 1)
+        refuse(
+            "R2: SharesForward addressed to participant 2 delivered to participant 1", "WrongRecipient", forward1,
+            [at(.maskedInputCollection, 0, 2).1], code: "wrongRecipient", party: 1)
+        refuse(
+            "R2: a share ciphertext altered by the server (re-signed): the AEAD tag fails", "TamperedShare", forward1,
+            [
+                SecAggForgery.resigned(
+                    forward1.1, body: try SecAggForgery.sharesForwardBodyWithFlippedCiphertext(forward1.1.body),
+                    by: server)
+            ],
+            code: "decryptionFailed", party: 1)
+        refuse(
+            "R3: participant 2 listed both as survivor and as dropped: the server asks for both of its shares",
+            "OverlappingLists", lists1,
+            [
+                SecAggForgery.resigned(
+                    lists1.1,
+                    body: SecAggForgery.survivorListBody(
+                        clientCount: n, survivors: everyone, dropped: [ParticipantID(2)]),
+                    by: server)
+            ],
+            code: "survivorListsOverlap", party: 1)
+        refuse(
+            "R3: the server lists participant 1 itself as dropped", "ListedAsDropped", lists1,
+            [
+                SecAggForgery.resigned(
+                    lists1.1,
+                    body: SecAggForgery.survivorListBody(
+                        clientCount: n, survivors: everyone.filter { $0.rawValue != 1 }, dropped: [ParticipantID(1)]),
+                    by: server)
+            ],
+            code: "listedAsDropped", party: 1)
+        // The split-view attack: participant 1 is told 2 dropped (it would reveal 2's masking
+        // key) while the others were told 2 survived (they reveal 2's self-mask seed). The
+        // consistency check catches it: the others' signatures are over a different digest.
+        let othersSignatures = [3, 4].map { signer in
+            (ParticipantID(UInt32(signer)), at(.consistencyCheck, UInt32(signer), 0).1.signature)
+        }
+        refuse(
+            "R3+R4: split views — participant 1 is told participant 2 dropped while the others were told it survived; "
+                + "the others' R3 signatures do not verify over participant 1's lists, so it reveals nothing",
+            "SplitView", lists1,
+            [
+                SecAggForgery.resigned(
+                    lists1.1,
+                    body: SecAggForgery.survivorListBody(
+                        clientCount: n, survivors: everyone.filter { $0.rawValue != 2 }, dropped: [ParticipantID(2)]),
+                    by: server),
+                SecAggForgery.resigned(
+                    signatures1.1, body: SecAggForgery.signaturesForwardBody(othersSignatures), by: server),
+            ],
+            code: "invalidSignature", party: 1)
+        refuse(
+            "R4: only one other signature where t = 3 needs two", "TooFewSignatures", signatures1,
+            [
+                SecAggForgery.resigned(
+                    signatures1.1, body: SecAggForgery.signaturesForwardBody([othersSignatures[0]]), by: server)
+            ],
+            code: "notEnoughConsistencySignatures", party: 1)
+
+        // The server's checks, on participant 3's messages.
+        let r0 = at(.advertiseKeys, 3, 0)
+        let r1 = at(.shareKeys, 3, 0)
+        let r2 = at(.maskedInputCollection, 3, 0)
+        let r3 = at(.consistencyCheck, 3, 0)
+        let r4 = at(.unmasking, 3, 0)
+        refuse(
+            "R0: participant 3's AdvertiseKeys with one signature bit flipped", "BadSignature", r0,
+            [SecAggForgery.withFlippedSignature(r0.1)], code: "invalidSignature", party: 0)
+        refuse(
+            "R0: participant 4's AdvertiseKeys arriving on participant 3's authenticated channel", "SenderMismatch", r0,
+            [at(.advertiseKeys, 4, 0).1], code: "senderMismatch", party: 0)
+        refuse(
+            "R0: participant 3 advertises a masking key of small order (u = 0)", "WeakKey", r0,
+            [
+                SecAggForgery.resigned(
+                    r0.1,
+                    body: try SecAggForgery.advertiseKeysBody(r0.1.body, maskingKey: [UInt8](repeating: 0, count: 32)),
+                    by: three)
+            ],
+            code: "weakKey", party: 0)
+        refuse(
+            "R1: participant 3 sends its R0 message again instead of ShareKeys (a replay)", "Replay", r1, [r0.1],
+            code: "wrongRound", party: 0)
+        refuse(
+            "R1: participant 3's shares leave out one neighbour", "MissingShares", r1,
+            [SecAggForgery.resigned(r1.1, body: try SecAggForgery.shareKeysBodyWithoutLastShare(r1.1.body), by: three)],
+            code: "unexpectedShares", party: 0)
+        refuse(
+            "R2: participant 3's masked input signed for another session", "OtherSession", r2,
+            [SecAggForgery.resigned(r2.1, sessionID: otherSession, by: three)], code: "wrongSession", party: 0)
+        refuseBytes(
+            "R2: participant 3's message cut short by 10 bytes", "Malformed", r2, [Array(r2.1.encoded.dropLast(10))],
+            code: "malformed", party: 0)
+        refuse(
+            "R3: participant 3 signs a digest other than the one the server sent", "WrongDigest", r3,
+            [SecAggForgery.resigned(r3.1, body: SHA256.hash(Array("other lists".utf8)), by: three)],
+            code: "wrongSurvivorDigest", party: 0)
+        refuse(
+            "R4: participant 3 reveals the masking-key share of a survivor instead of its self-mask share",
+            "WrongShareKind",
+            r4,
+            [SecAggForgery.resigned(r4.1, body: try SecAggForgery.unmaskingBodyWithWrongKind(r4.1.body), by: three)],
+            code: "invalidReveal", party: 0)
+        groups.append(base.group(tests: tamperings))
+
+        return VectorFile(
+            algorithm: SecAggRunner.algorithm, generatorVersion: version,
+            header: [
+                "Veil's masking protocol (Specs/secagg.md). Each group is a session: parameters, a 32-byte simulation seed from which",
+                "every identity, input, key and nonce derives (Specs/secagg.md, Simulation), and who goes offline in which round.",
+                "\"transcript\" tests hold every message of the run, in order (hex of the canonical encoding), and the result:",
+                "implementations replay the run and must produce the same bytes. \"substitution\" tests deliver other bytes in place",
+                "of message `index` of the same run; the last delivery must be refused by `party` (0: the server, which drops",
+                "`dropped`) with the reason `error`. Project vectors, generated by `veil vectors generate`; Specs/reference/",
+                "recomputes the masking and unmasking arithmetic of every transcript.",
+            ],
+            notes: [
+                "CompleteGraph": VectorNote(bugType: "BASIC", description: "k = n - 1 (Bonawitz et al. 2017)."),
+                "SparseGraph": VectorNote(
+                    bugType: "BASIC", description: "A Harary graph with k < n - 1 (Bell et al. 2020)."),
+                "Dropout": VectorNote(
+                    bugType: "BASIC", description: "Participants go offline; the sum covers the survivors."),
+                "SmallRing": VectorNote(bugType: "EDGE_CASE", description: "A bit width below one byte."),
+                "Malicious": VectorNote(
+                    bugType: "BASIC", description: "Parameters validated against a malicious server."),
+                "Abort": VectorNote(
+                    bugType: "DEFINED", description: "Too few participants remain: the server must abort."),
+                "BadSignature": VectorNote(bugType: "AUTH_BYPASS", description: "A signature that does not verify."),
+                "Replay": VectorNote(
+                    bugType: "AUTH_BYPASS", description: "An earlier, validly signed message sent again."),
+                "OtherSession": VectorNote(
+                    bugType: "AUTH_BYPASS", description: "A message signed for another session."),
+                "WrongRecipient": VectorNote(
+                    bugType: "AUTH_BYPASS", description: "A message addressed to someone else."),
+                "TamperedShare": VectorNote(
+                    bugType: "AUTH_BYPASS", description: "Encrypted shares altered in transit."),
+                "OverlappingLists": VectorNote(
+                    bugType: "CONFIDENTIALITY", description: "One participant both survived and dropped."),
+                "ListedAsDropped": VectorNote(
+                    bugType: "DEFINED", description: "The recipient itself listed as dropped."),
+                "SplitView": VectorNote(
+                    bugType: "CONFIDENTIALITY", description: "Different survivor lists shown to different participants."
+                ),
+                "TooFewSignatures": VectorNote(
+                    bugType: "CONFIDENTIALITY", description: "Fewer than t consistency signatures."),
+                "SenderMismatch": VectorNote(
+                    bugType: "AUTH_BYPASS", description: "A message on another party's channel."),
+                "WeakKey": VectorNote(bugType: "DEFINED", description: "An advertised key of small order."),
+                "MissingShares": VectorNote(bugType: "DEFINED", description: "Shares for the wrong set of neighbours."),
+                "Malformed": VectorNote(bugType: "DEFINED", description: "Bytes that do not parse."),
+                "WrongDigest": VectorNote(bugType: "DEFINED", description: "A consistency signature over other lists."),
+                "WrongShareKind": VectorNote(
+                    bugType: "CONFIDENTIALITY", description: "The other secret's share revealed."),
+            ],
+            testGroups: groups, numberOfTests: tcId)
+    }
+}
