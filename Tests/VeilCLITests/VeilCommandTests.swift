@@ -13,7 +13,7 @@ import VeilTestSupport
         let output = try VeilProcess.run(["vectors", "verify"])
         #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
         let lines = output.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.count == 9)
+        #expect(lines.count == 11)
         #expect(lines.dropLast().allSatisfy { $0.contains(" passed, 0 failed (") })
         let total = try #require(lines.last)
         #expect(total.hasPrefix("vectors: ") && total.hasSuffix(" passed, 0 failed"))
@@ -40,7 +40,7 @@ import VeilTestSupport
         let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
         #expect(object["failed"] as? Int == 0)
         #expect((object["passed"] as? Int ?? 0) > 800)
-        #expect((object["families"] as? [[String: Any]])?.count == 8)
+        #expect((object["families"] as? [[String: Any]])?.count == 10)
         #expect((object["failures"] as? [Any])?.isEmpty == true)
     }
 
@@ -56,7 +56,7 @@ import VeilTestSupport
         let output = try VeilProcess.run(["vectors", "generate", directory.path])
         #expect(output.status == 0)
         let written = output.stdout.split(separator: "\n")
-        #expect(written.count == 5)
+        #expect(written.count == 6)
         for line in written {
             let relative = String(line.dropFirst("wrote \(directory.path)/".count))
             let generated = try Data(contentsOf: directory.appendingPathComponent(relative))

@@ -3,7 +3,9 @@ import Foundation
 /// Alters vector files the way an implementation bug or a transcription error would.
 public enum VectorTampering {
     /// The fields that hold an expected output, in the order they are tried.
-    static let outputFields = ["shared", "sig", "ct", "okm", "outputs", "elements", "shares", "encoded"]
+    static let outputFields = [
+        "shared", "sig", "ct", "okm", "digest", "outputs", "elements", "shares", "encoded", "sum",
+    ]
 
     /// Changes one digit of the first expected-output field of test `tcId` in the file at `url`.
     public static func alterExpectedValue(in url: URL, tcId: Int) throws {

@@ -4,7 +4,9 @@ import VeilTestSupport
 import VeilVectors
 
 @Suite struct VectorSuiteTests {
-    static let families = ["codec", "drbg", "ed25519", "kdf", "mask", "shamir", "x25519", "xchacha20poly1305"]
+    static let families = [
+        "codec", "drbg", "ed25519", "kdf", "mask", "secagg", "sha256", "shamir", "x25519", "xchacha20poly1305",
+    ]
 
     @Test func everyCommittedVectorPasses() throws {
         let report = try VectorSuite.verify(directory: RepositoryPaths.vectors)
@@ -37,7 +39,7 @@ import VeilVectors
         ("xchacha20poly1305/draft_irtf_cfrg_xchacha.json", 1), ("kdf/hkdf_sha256_rfc5869.json", 1),
         ("kdf/veil_kdf.json", 1),
         ("drbg/veil_chacha20_generator.json", 1), ("mask/veil_mask_expansion.json", 1), ("shamir/veil_shamir.json", 1),
-        ("codec/veil_fixed_point.json", 1),
+        ("codec/veil_fixed_point.json", 1), ("sha256/sha256_fips180.json", 1), ("secagg/veil_secagg.json", 1),
     ]
 
     @Test(arguments: tamperings)

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+import VeilTestSupport
+
+@Suite struct SecAggCommandTests {
+    func json(_ output: VeilProcess.Output) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func simulateReportsAnExactSumAndPerRoundFigures() throws {
+        let output = try VeilProcess.run([
+            "secagg", "simulate", "--clients", "12", "--dim", "40", "--threshold", "4", "--dropout", "0.1",
+            "--drop-round", "2",
+            "--drop-round", "4", "--seed", "5", "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try json(output)
+        #expect(object["sum_correct"] as? Bool == true)
+        #expect(object["aborted"] as? Bool == false)
+        #expect(object["abort_reason"] is NSNull)
+        let survivors = try #require(object["survivors"] as? [Int])
+        #expect(survivors.count == object["survivor_count"] as? Int)
+        #expect((4...12).contains(survivors.count))
+        let rounds = try #require(object["rounds"] as? [[String: Any]])
+        #expect(
+            rounds.map { $0["name"] as? String } == [
+                "R0AdvertiseKeys", "R1ShareKeys", "R2MaskedInputCollection", "R3ConsistencyCheck", "R4Unmasking",
+            ])
+        #expect(rounds.allSatisfy { ($0["bytes_to_server"] as? Int ?? 0) > 0 })
+    }
+
+    @Test func aRoundThatLosesTooManyParticipantsIsACorrectAbort() throws {
+        let output = try VeilProcess.run([
+            "secagg", "simulate", "--clients", "4", "--dim", "5", "--threshold", "4", "--dropout", "0.9",
+            "--drop-round", "1",
+            "--seed", "2", "--json",
+        ])
+        #expect(output.status == 0)
+        let object = try json(output)
+        #expect(object["aborted"] as? Bool == true)
+        #expect(object["sum_correct"] as? Bool == false)
+        #expect(object["abort_code"] as? String == "tooFewSurvivors")
+        #expect((object["abort_reason"] as? String)?.contains("needed") == true)
+    }
+
+    @Test func textOutputEndsWithTheVerdict() throws {
+        let output = try VeilProcess.run(["secagg", "simulate", "--clients", "6", "--dim", "10", "--seed", "3"])
+        #expect(output.status == 0)
+        #expect(output.stdout.hasPrefix("secure aggregation: n = 6"))
+        #expect(output.stdout.hasSuffix("result: sum exact over 6 of 6 participants\n"))
+    }
+
+    @Test func refusesAThresholdBelowTheThreatModel() throws {
+        let output = try VeilProcess.run([
+            "secagg", "simulate", "--clients", "20", "--threshold", "3", "--threat-model", "malicious",
+            "--corrupt-fraction", "0.1",
+        ])
+        #expect(output.status == 64)
+        #expect(output.stderr.contains("threshold 3 is below the minimum 12"))
+    }
+
+    @Test func parametersPrintsTheRecommendedGraph() throws {
+        let output = try VeilProcess.run(["secagg", "parameters", "--clients", "1000", "--json"])
+        #expect(output.status == 0)
+        let object = try json(output)
+        #expect(object["neighbors"] as? Int == 72)
+        #expect(object["threshold"] as? Int == 24)
+    }
+
+    @Test func benchSecAggReportsTimesBesideTheKeystream() throws {
+        let output = try VeilProcess.run([
+            "bench", "secagg", "--clients", "8", "--dim", "2000", "--dropout", "0.2", "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try json(output)
+        for key in [
+            "client_mask_seconds", "client_keystream_seconds", "server_unmask_seconds", "server_keystream_seconds",
+            "shamir_seconds",
+        ] {
+            #expect((object[key] as? Double ?? -1) > 0, "\(key)")
+        }
+        #expect(object["client_masks"] as? Int == 8)
+    }
+}
