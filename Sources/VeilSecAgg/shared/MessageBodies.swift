@@ -132,12 +132,27 @@ enum MaskedInputBody {
     static func encode(_ vector: ModularVector) -> [UInt8] {
         let width = vector.bitWidth.byteCount
         var bytes = [UInt8](repeating: 0, count: vector.count * width)
-        bytes.withUnsafeMutableBufferPointer { out in
-            for (i, element) in vector.elements.enumerated() {
-                var value = element
-                for j in 0..<width {
-                    out[i * width + j] = UInt8(truncatingIfNeeded: value)
-                    value >>= 8
+        bytes.withUnsafeMutableBytes { out in
+            vector.elements.withUnsafeBufferPointer { elements in
+                switch width {
+                // Whole words: one little-endian store per element.
+                case 8:
+                    for (i, e) in elements.enumerated() {
+                        out.storeBytes(of: e.littleEndian, toByteOffset: 8 * i, as: UInt64.self)
+                    }
+                case 4:
+                    for (i, e) in elements.enumerated() {
+                        out.storeBytes(
+                            of: UInt32(truncatingIfNeeded: e).littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                    }
+                default:
+                    for (i, e) in elements.enumerated() {
+                        var value = e
+                        for j in 0..<width {
+                            out[i * width + j] = UInt8(truncatingIfNeeded: value)
+                            value >>= 8
+                        }
+                    }
                 }
             }
         }
@@ -150,11 +165,23 @@ enum MaskedInputBody {
             throw .malformed("masked input of \(bytes.count) bytes, expected \(dimension) × \(width)")
         }
         var elements = [UInt64](repeating: 0, count: dimension)
-        bytes.withUnsafeBufferPointer { input in
-            for i in 0..<dimension {
-                var value: UInt64 = 0
-                for j in (0..<width).reversed() { value = value << 8 | UInt64(input[i * width + j]) }
-                elements[i] = value
+        bytes.withUnsafeBytes { input in
+            switch width {
+            case 8:
+                for i in 0..<dimension {
+                    elements[i] = UInt64(littleEndian: input.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))
+                }
+            case 4:
+                for i in 0..<dimension {
+                    elements[i] = UInt64(
+                        UInt32(littleEndian: input.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                }
+            default:
+                for i in 0..<dimension {
+                    var value: UInt64 = 0
+                    for j in (0..<width).reversed() { value = value << 8 | UInt64(input[i * width + j]) }
+                    elements[i] = value
+                }
             }
         }
         do { return try ModularVector(elements: elements, bitWidth: bitWidth) } catch {
