@@ -47,6 +47,13 @@ public struct VectorFile<Group: Codable & Sendable>: Codable, Sendable {
     }
 }
 
+/// A test group with no fields of its own.
+public struct TestGroup<Test: VectorCase>: Codable, Sendable {
+    public var tests: [Test]
+
+    public init(tests: [Test]) { self.tests = tests }
+}
+
 /// What a flag in `notes` means.
 public struct VectorNote: Codable, Hashable, Sendable {
     public var bugType: String?

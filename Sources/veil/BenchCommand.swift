@@ -101,7 +101,11 @@ extension BenchCommand {
             commandName: "secagg",
             abstract: "A participant's masking and the server's unmasking against the keystream they rest on.",
             discussion: """
-                Runs one session of N participants (participants drop with probability P just before sending                 their masked input, so the server must rebuild their pairwise masks), and measures in the same                 run the raw ChaCha20 keystream time (one core) for the masks each side expands: k + 1 per                 participant; one per survivor plus one per (dropped, surviving neighbour) pair for the server.                 Targets: masking ≤ 1.2 × its keystream time, unmasking ≤ 1.5 × its keystream time.
+                Runs one session of N participants (participants drop with probability P just before sending \
+                their masked input, so the server must rebuild their pairwise masks), and measures in the same \
+                run the raw ChaCha20 keystream time (one core) for the masks each side expands: k + 1 per \
+                participant; one per survivor plus one per (dropped, surviving neighbour) pair for the server. \
+                Targets: masking ≤ 1.2 × its keystream time, unmasking ≤ 1.5 × its keystream time.
                 """
         )
 
@@ -146,8 +150,7 @@ extension BenchCommand {
                     clientCount: clients, threshold: max(t, (k + 1) / 3), neighborCount: k, bitWidth: bitWidth,
                     dimension: dimension, threatModel: model)
             }
-            var seedBytes = [UInt8](repeating: 0, count: 32)
-            withUnsafeBytes(of: seed.littleEndian) { for i in 0..<8 { seedBytes[i] = $0[i] } }
+            let seedBytes = simulationSeed(seed)
             FileHandle.standardError.write(Data("running \(parameters)\n".utf8))
             let report = try SecAggSimulation.run(
                 .init(

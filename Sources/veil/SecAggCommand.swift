@@ -99,8 +99,7 @@ struct SecAggCommand: ParsableCommand {
                 dropout == 0 ? 0 : min(0.99 - threat.corruptFraction, 1 - pow(1 - dropout, Double(rounds.count)))
             let model = try threat.model(dropoutFraction: max(0, expectedDropout))
             let parameters = try chooseParameters(model)
-            var seedBytes = [UInt8](repeating: 0, count: 32)
-            withUnsafeBytes(of: seed.littleEndian) { for i in 0..<8 { seedBytes[i] = $0[i] } }
+            let seedBytes = simulationSeed(seed)
             let report = try SecAggSimulation.run(
                 .init(parameters: parameters, seed: seedBytes, dropoutProbability: dropout, dropRounds: rounds))
             let correctAbort =
@@ -255,6 +254,11 @@ struct SecAggCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The 32-byte simulation seed of `--seed S`: LE_8(S) followed by 24 zero bytes.
+func simulationSeed(_ seed: UInt64) -> [UInt8] {
+    withUnsafeBytes(of: seed.littleEndian) { Array($0) } + [UInt8](repeating: 0, count: 24)
 }
 
 /// Runs a parameter choice; a refusal prints its explanation and exits with the usage status, 64.

@@ -5,9 +5,7 @@ import VeilCrypto
 enum ChaCha20GeneratorRunner: VectorRunner {
     static let algorithm = "VEIL-CHACHA20-DRBG"
 
-    struct Group: Codable, Sendable {
-        var tests: [Test]
-    }
+    typealias Group = TestGroup<Test>
 
     struct Test: VectorCase {
         var tcId: Int

@@ -5,9 +5,7 @@ import VeilCrypto
 enum HKDFRunner: VectorRunner {
     static let algorithm = "HKDF-SHA-256"
 
-    struct Group: Codable, Sendable {
-        var tests: [Test]
-    }
+    typealias Group = TestGroup<Test>
 
     struct Test: VectorCase {
         var tcId: Int
@@ -39,9 +37,7 @@ enum HKDFRunner: VectorRunner {
 enum VeilKDFRunner: VectorRunner {
     static let algorithm = "VEIL-KDF"
 
-    struct Group: Codable, Sendable {
-        var tests: [Test]
-    }
+    typealias Group = TestGroup<Test>
 
     struct Test: VectorCase {
         var tcId: Int

@@ -5,9 +5,7 @@ import VeilCrypto
 enum SHA256Runner: VectorRunner {
     static let algorithm = "SHA-256"
 
-    struct Group: Codable, Sendable {
-        var tests: [Test]
-    }
+    typealias Group = TestGroup<Test>
 
     struct Test: VectorCase {
         var tcId: Int

@@ -5,9 +5,7 @@ import VeilCrypto
 enum XChaCha20Poly1305Runner: VectorRunner {
     static let algorithm = "XCHACHA20-POLY1305"
 
-    struct Group: Codable, Sendable {
-        var tests: [Test]
-    }
+    typealias Group = TestGroup<Test>
 
     struct Test: VectorCase {
         var tcId: Int
