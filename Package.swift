@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "VeilCore", targets: ["VeilCore"]),
         .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
         .library(name: "VeilSecAgg", targets: ["VeilSecAgg"]),
+        .library(name: "VeilPaillier", targets: ["VeilPaillier"]),
         .library(name: "VeilVectors", targets: ["VeilVectors"]),
     ],
     dependencies: [
@@ -30,6 +31,7 @@ let package = Package(
         .target(name: "VeilCore"),
         .target(name: "VeilCrypto", dependencies: ["CSodium", "VeilCore"]),
         .target(name: "VeilSecAgg", dependencies: ["VeilCore", "VeilCrypto"]),
+        .target(name: "VeilPaillier", dependencies: ["CGMP", "VeilCore", "VeilCrypto"]),
         .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilSecAgg"]),
         .executableTarget(
             name: "veil",
@@ -46,6 +48,7 @@ let package = Package(
         .testTarget(name: "VeilCoreTests", dependencies: ["VeilCore", "VeilTestSupport"]),
         .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCrypto", "VeilTestSupport"]),
         .testTarget(name: "VeilSecAggTests", dependencies: ["VeilSecAgg", "VeilTestSupport"]),
+        .testTarget(name: "VeilPaillierTests", dependencies: ["VeilPaillier", "VeilTestSupport"]),
         .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
         .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),
     ]

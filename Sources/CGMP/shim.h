@@ -58,6 +58,15 @@ static inline int veil_mpz_export_be(mpz_srcptr a, size_t width, unsigned char *
     return 1;
 }
 
+static inline size_t veil_mpz_size(mpz_srcptr a) { return mpz_size(a); }
+static inline mp_limb_t *veil_mpz_limbs_write(mpz_ptr a, mp_size_t n) { return mpz_limbs_write(a, n); }
+static inline const mp_limb_t *veil_mpz_limbs_read(mpz_srcptr a) { return mpz_limbs_read(a); }
+static inline void veil_mpz_limbs_finish(mpz_ptr a, mp_size_t n) { mpz_limbs_finish(a, n); }
+static inline void veil_mpn_sec_tabselect(mp_limb_t *rp, const mp_limb_t *tab, mp_size_t n, mp_size_t nents, mp_size_t which) {
+    mpn_sec_tabselect(rp, tab, n, nents, which);
+}
+static inline int veil_limb_bytes(void) { return (int)sizeof(mp_limb_t); }
+
 /// Overwrites the limbs of `a` with zeros before it is cleared: GMP frees without wiping.
 static inline void veil_mpz_wipe(mpz_ptr a) {
     if (a->_mp_alloc > 0 && a->_mp_d != NULL) {

@@ -17,6 +17,8 @@ public struct SecAggSimulation {
         public var dropRounds: Set<SecAggRound>
         /// Participants that drop in a given round regardless of the probability.
         public var forcedDrops: [ParticipantID: SecAggRound]
+        /// Inputs to use instead of those derived from the seed, one per participant in roster order.
+        public var inputs: [ModularVector]?
         /// Whether to keep every message, in order.
         public var recordsTranscript: Bool
         /// Deliver other bytes in place of one message, then stop: how vectors test the
@@ -26,9 +28,10 @@ public struct SecAggSimulation {
         public init(
             parameters: SecAggParameters, seed: [UInt8], dropoutProbability: Double = 0,
             dropRounds: Set<SecAggRound> = [], forcedDrops: [ParticipantID: SecAggRound] = [:],
-            recordsTranscript: Bool = false, substitution: Substitution? = nil
+            inputs: [ModularVector]? = nil, recordsTranscript: Bool = false, substitution: Substitution? = nil
         ) {
             self.substitution = substitution
+            self.inputs = inputs
             self.parameters = parameters
             self.seed = seed
             self.dropoutProbability = dropoutProbability
@@ -125,7 +128,7 @@ public struct SecAggSimulation {
         public let generatorSeeds: [SecureBytes]
 
         /// Derives everything from the seed: `VeilKDF(seed, "secagg/simulation", context = what ‖ LE_4(i))`.
-        public init(parameters: SecAggParameters, seed: [UInt8]) throws {
+        public init(parameters: SecAggParameters, seed: [UInt8], inputs givenInputs: [ModularVector]? = nil) throws {
             let root = SecureBytes(copying: seed)
             func derive(_ what: String, _ index: Int = 0) -> SecureBytes {
                 var context = Array(what.utf8)
@@ -136,7 +139,7 @@ public struct SecAggSimulation {
             serverKey = try Ed25519.PrivateKey(seed: derive("server identity"))
             clientKeys = try (1...n).map { try Ed25519.PrivateKey(seed: derive("identity", $0)) }
             generatorSeeds = (1...n).map { derive("generator", $0) }
-            inputs = try (1...n).map { i in
+            inputs = try givenInputs ?? (1...n).map { i in
                 var generator = try ChaCha20Generator(seed: derive("input", i))
                 return ModularVector(
                     reducing: (0..<parameters.dimension).map { _ in generator.next() }, bitWidth: parameters.bitWidth)
@@ -153,7 +156,7 @@ public struct SecAggSimulation {
 
     /// Runs a session to its end. Never hangs: every round closes once its messages are in.
     public static func run(_ configuration: Configuration) throws -> Report {
-        let cast = try Cast(parameters: configuration.parameters, seed: configuration.seed)
+        let cast = try Cast(parameters: configuration.parameters, seed: configuration.seed, inputs: configuration.inputs)
         let n = configuration.parameters.clientCount
         var report = Report()
 

@@ -1,0 +1,114 @@
+import CGMP
+
+/// Damgård–Jurik–Nielsen encryption: c = (1 + m·n) · h_s^α mod n², with h_s = (−y²)^n mod n²
+/// for a random y, and α a random exponent of ⌈|n|/2⌉ bits — half the length of the n-bit
+/// exponent r^n needs. With a fixed-base table the exponentiation becomes ⌈|α|/w⌉
+/// multiplications of table entries, selected in constant time (`mpn_sec_tabselect`).
+public struct DJNEncryptor: Sendable {
+    public let publicKey: PaillierPublicKey
+    /// h_s: public.
+    public let base: BigInt
+    /// |α| = ⌈|n|/2⌉.
+    public let exponentBits: Int
+    let table: FixedBaseTable?
+
+    /// Prepares an encryptor: draws y, computes h_s, and optionally the table.
+    /// - Parameters:
+    ///   - publicKey: the key.
+    ///   - precomputeTable: build the fixed-base table (about ⌈|n|/2w⌉ · 2^w entries of |n²| bits).
+    ///   - window: w, the table's window in bits.
+    public init(publicKey: PaillierPublicKey, precomputeTable: Bool, window: Int = 6) {
+        let y = publicKey.freshRandomness()
+        let h = (publicKey.n - (y * y).modulo(publicKey.n)).modulo(publicKey.n)
+        self.init(publicKey: publicKey, base: h.declassified().power(publicKey.n, modulo: publicKey.nSquared), precomputeTable: precomputeTable, window: window)
+    }
+
+    /// An encryptor with a given h_s (for vectors and for sharing one precomputation).
+    public init(publicKey: PaillierPublicKey, base: BigInt, precomputeTable: Bool, window: Int = 6) {
+        self.publicKey = publicKey
+        self.base = base.declassified()
+        exponentBits = (publicKey.bits + 1) / 2
+        table = precomputeTable
+            ? FixedBaseTable(base: self.base, modulus: publicKey.nSquared, exponentBits: exponentBits, window: window) : nil
+    }
+
+    /// Encrypts a residue m ∈ 0..<n with a fresh α.
+    public func encrypt(residue m: BigInt) throws(PaillierError) -> PaillierCiphertext {
+        try encrypt(residue: m, exponent: BigInt.random(bits: exponentBits))
+    }
+
+    /// Encrypts with a given α < 2^⌈|n|/2⌉ (secret: it reveals m).
+    public func encrypt(residue m: BigInt, exponent alpha: BigInt) throws(PaillierError) -> PaillierCiphertext {
+        guard m.signum >= 0, m < publicKey.n else { throw .plaintextOutOfRange }
+        let alpha = alpha.asSecret()
+        let mask = table?.power(alpha) ?? base.securePower(alpha, modulo: publicKey.nSquared)
+        return PaillierCiphertext(
+            value: (publicKey.gPower(m) * mask).modulo(publicKey.nSquared).declassified(), modulus: publicKey.n)
+    }
+}
+
+/// base^e mod m for a fixed base, by windows: T[i][j] = base^(j · 2^(w·i)), so that
+/// base^e = Π_i T[i][digit_i(e)]. Entries are stored as limb arrays of equal length so that
+/// `mpn_sec_tabselect` can read a secret digit's entry without a secret-dependent address.
+final class FixedBaseTable: @unchecked Sendable {
+    // Immutable after init.
+    let modulus: BigInt
+    let window: Int
+    let windows: Int
+    let limbs: Int
+    private let entries: UnsafeMutablePointer<mp_limb_t>
+
+    init(base: BigInt, modulus: BigInt, exponentBits: Int, window: Int) {
+        precondition((1...12).contains(window), "window of 1...12 bits")
+        self.modulus = modulus
+        self.window = window
+        windows = (exponentBits + window - 1) / window
+        limbs = veil_mpz_size(modulus.pointer)
+        let perWindow = 1 << window
+        entries = .allocate(capacity: windows * perWindow * limbs)
+        entries.initialize(repeating: 0, count: windows * perWindow * limbs)
+        var step = base.modulo(modulus)  // base^(2^(w·i))
+        for i in 0..<windows {
+            var entry = BigInt(1)
+            for j in 0..<perWindow {
+                store(entry, at: (i * perWindow + j) * limbs)
+                entry = (entry * step).modulo(modulus)
+            }
+            step = entry  // base^(2^w · 2^(w·i)) = base^(2^(w·(i+1)))
+        }
+    }
+
+    deinit { entries.deallocate() }
+
+    private func store(_ value: BigInt, at offset: Int) {
+        let size = veil_mpz_size(value.pointer)
+        let source = veil_mpz_limbs_read(value.pointer)!
+        for k in 0..<size { entries[offset + k] = source[k] }
+    }
+
+    /// base^e mod m for 0 ≤ e < 2^(w·windows).
+    func power(_ e: BigInt) -> BigInt {
+        let perWindow = 1 << window
+        let selected = UnsafeMutablePointer<mp_limb_t>.allocate(capacity: limbs)
+        defer {
+            selected.update(repeating: 0, count: limbs)
+            selected.deallocate()
+        }
+        let result = BigInt(secret: true) { acc in
+            veil_mpz_set_ui(acc, 1)
+            let entry = BigInt(secret: true) { _ in }
+            let product = BigInt(secret: true) { _ in }
+            for i in 0..<windows {
+                var digit = 0
+                for b in 0..<window { digit |= (e.bit(i * window + b) ? 1 : 0) << b }
+                veil_mpn_sec_tabselect(selected, entries + i * perWindow * limbs, limbs, perWindow, digit)
+                let out = veil_mpz_limbs_write(entry.pointer, limbs)!
+                for k in 0..<limbs { out[k] = selected[k] }
+                veil_mpz_limbs_finish(entry.pointer, limbs)
+                veil_mpz_mul(product.pointer, acc, entry.pointer)
+                veil_mpz_mod(acc, product.pointer, modulus.pointer)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,145 @@
+/// Threshold decryption, t of ℓ key holders, with a trusted dealer (Shoup 2000, as adapted to
+/// Paillier by Damgård and Jurik 2001 and Fouque, Poupard and Stern 2000).
+///
+/// The dealer picks safe primes p = 2p′ + 1, q = 2q′ + 1, sets m = p′q′ and d with
+/// d ≡ 0 (mod m), d ≡ 1 (mod n), shares d with a random polynomial f of degree t − 1 over
+/// Z_(n·m): holder i gets s_i = f(i). With Δ = ℓ!, holder i's partial decryption of c is
+/// c_i = c^(2Δ·s_i) mod n². Any t of them combine: c′ = Π c_i^(2μ_i) with
+/// μ_i = Δ · Π_{j≠i} j / (j − i) ∈ Z, so c′ = c^(4Δ²·d) = 1 + 4Δ²·m_plain·n (mod n²), and the
+/// plaintext is L(c′) · (4Δ²)^(−1) mod n. Fewer than t partial decryptions reveal nothing
+/// about d beyond what the public key does. `Specs/paillier.md` ("Threshold decryption").
+public struct ThresholdPaillierPublicKey: Hashable, Sendable {
+    public let publicKey: PaillierPublicKey
+    /// t.
+    public let threshold: Int
+    /// ℓ.
+    public let holders: Int
+    /// Δ = ℓ!.
+    public let delta: BigInt
+
+    /// The largest ℓ: Δ = ℓ! must stay far below the primes.
+    public static let maxHolders = 64
+
+    init(publicKey: PaillierPublicKey, threshold: Int, holders: Int) {
+        self.publicKey = publicKey
+        self.threshold = threshold
+        self.holders = holders
+        delta = (1...max(holders, 1)).reduce(BigInt(1)) { $0 * BigInt($1) }
+    }
+
+    /// Combines at least t partial decryptions of `c` (the t with the lowest indices are used).
+    /// - Returns: the plaintext residue in 0..<n.
+    /// - Throws: ``PaillierError`` for fewer than t, duplicates, unknown holders or another key.
+    public func combine(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError) -> BigInt {
+        guard c.modulus == publicKey.n else { throw .keyMismatch }
+        var seen = Set<Int>()
+        for partial in partials {
+            guard (1...holders).contains(partial.holder) else { throw .invalidPartialDecryption("unknown holder \(partial.holder)") }
+            guard seen.insert(partial.holder).inserted else { throw .invalidPartialDecryption("holder \(partial.holder) appears twice") }
+            guard partial.ciphertext == c.value else { throw .invalidPartialDecryption("holder \(partial.holder) decrypted another ciphertext") }
+            guard partial.value.signum > 0, partial.value < publicKey.nSquared, BigInt.gcd(partial.value, publicKey.n) == 1 else {
+                throw .invalidPartialDecryption("holder \(partial.holder)'s value is not in Z*_(n²)")
+            }
+        }
+        guard partials.count >= threshold else { throw .notEnoughPartialDecryptions(have: partials.count, need: threshold) }
+        let chosen = partials.sorted { $0.holder < $1.holder }.prefix(threshold)
+        let nSquared = publicKey.nSquared
+        var combined = BigInt(1)
+        for partial in chosen {
+            // μ_i = Δ · Π_{j ≠ i} j / (j − i): an integer because Δ = ℓ! absorbs the denominator.
+            var numerator = delta
+            var denominator = BigInt(1)
+            for other in chosen where other.holder != partial.holder {
+                numerator = numerator * BigInt(other.holder)
+                denominator = denominator * BigInt(other.holder - partial.holder)
+            }
+            let mu = numerator / denominator
+            let exponent = mu * 2
+            let base = exponent.signum < 0 ? partial.value.inverse(modulo: nSquared)! : partial.value  // in Z*_(n²), checked above
+            let magnitude = exponent.signum < 0 ? -exponent : exponent
+            combined = (combined * base.power(magnitude, modulo: nSquared)).modulo(nSquared)
+        }
+        let l = (combined - 1).dividedExactly(by: publicKey.n)
+        let scale = (delta * delta * 4).inverse(modulo: publicKey.n)!  // ℓ! is coprime to n: its primes are far smaller
+        return (l * scale).modulo(publicKey.n)
+    }
+
+    /// The signed reading of ``combine(_:of:)``.
+    public func combineSigned(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError) -> BigInt {
+        publicKey.signed(residue: try combine(partials, of: c))
+    }
+}
+
+/// One key holder's share s_i of d. Secret.
+public struct ThresholdKeyShare: Sendable {
+    public let holder: Int
+    public let thresholdKey: ThresholdPaillierPublicKey
+    let secret: BigInt
+
+    /// c^(2Δ·s_i) mod n², in constant time in s_i.
+    public func partiallyDecrypt(_ c: PaillierCiphertext) throws(PaillierError) -> PartialDecryption {
+        guard c.modulus == thresholdKey.publicKey.n else { throw .keyMismatch }
+        let exponent = secret * thresholdKey.delta * 2
+        return PartialDecryption(
+            holder: holder, ciphertext: c.value,
+            value: c.value.securePower(exponent, modulo: thresholdKey.publicKey.nSquared).declassified())
+    }
+}
+
+/// A partial decryption: public, and useless without t − 1 others.
+public struct PartialDecryption: Hashable, Sendable {
+    public let holder: Int
+    /// The ciphertext it belongs to.
+    public let ciphertext: BigInt
+    public let value: BigInt
+
+    /// Wraps a partial decryption received from a key holder.
+    public init(holder: Int, ciphertext: BigInt, value: BigInt) {
+        self.holder = holder
+        self.ciphertext = ciphertext
+        self.value = value
+    }
+}
+
+/// The trusted dealer: generates the key and the shares, then forgets d.
+public enum ThresholdPaillierDealer {
+    /// Deals a t-of-ℓ key of `bits` bits.
+    /// - Throws: ``PaillierError`` unless 1 ≤ t ≤ ℓ ≤ 64 and the size is supported.
+    public static func deal(bits: Int, threshold t: Int, holders l: Int) throws(PaillierError)
+        -> (ThresholdPaillierPublicKey, [ThresholdKeyShare])
+    {
+        guard (1...ThresholdPaillierPublicKey.maxHolders).contains(l), (1...l).contains(t) else {
+            throw .invalidThresholdParameters("need 1 ≤ t ≤ ℓ ≤ \(ThresholdPaillierPublicKey.maxHolders), got t = \(t), ℓ = \(l)")
+        }
+        guard bits % 2 == 0, (PaillierPublicKey.minimumBits...8192).contains(bits) else { throw .unsupportedKeySize(bits) }
+        var p = randomSafePrime(bits: bits / 2)
+        var q = randomSafePrime(bits: bits / 2)
+        while p == q || (p * q).bitWidth != bits {
+            p = randomSafePrime(bits: bits / 2)
+            q = randomSafePrime(bits: bits / 2)
+        }
+        let n = (p * q).declassified()
+        let publicKey = try PaillierPublicKey(n: n)
+        let m = ((p - 1) / 2) * ((q - 1) / 2)
+        // d ≡ 0 (mod m), d ≡ 1 (mod n): d = m · (m⁻¹ mod n).
+        let d = m * m.inverse(modulo: n)!  // gcd(m, n) = 1 for distinct safe primes
+        let order = n * m
+        let coefficients = [d] + (1..<t).map { _ in BigInt.random(below: order) }
+        let key = ThresholdPaillierPublicKey(publicKey: publicKey, threshold: t, holders: l)
+        let shares = (1...l).map { i in
+            let x = BigInt(i)
+            let value = coefficients.reversed().reduce(BigInt(0)) { ($0 * x + $1).modulo(order) }
+            return ThresholdKeyShare(holder: i, thresholdKey: key, secret: value.asSecret())
+        }
+        return (key, shares)
+    }
+
+    /// A prime p = 2p′ + 1 of exactly `bits` bits with p′ prime.
+    static func randomSafePrime(bits: Int) -> BigInt {
+        while true {
+            let candidate = PaillierPrivateKey.randomPrime(bits: bits - 1)
+            let safe = candidate * 2 + 1
+            if safe.bitWidth == bits, safe.isProbablePrime() { return safe.asSecret() }
+        }
+    }
+}
