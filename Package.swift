@@ -32,11 +32,11 @@ let package = Package(
         .target(name: "VeilCrypto", dependencies: ["CSodium", "VeilCore"]),
         .target(name: "VeilSecAgg", dependencies: ["VeilCore", "VeilCrypto"]),
         .target(name: "VeilPaillier", dependencies: ["CGMP", "VeilCore", "VeilCrypto"]),
-        .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilSecAgg"]),
+        .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilPaillier", "VeilSecAgg"]),
         .executableTarget(
             name: "veil",
             dependencies: [
-                "CSodium", "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilVectors",
+                "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilPaillier", "VeilSecAgg", "VeilVectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -48,7 +48,8 @@ public struct PaillierSecureSum: SecureSum {
             let key = try PaillierPrivateKey.generate(bits: keyBits)
             keyHolder = PaillierKeyHolder(privateKey: key, packing: packing, minimumContributors: minimum)
             thresholdShares = []
-            contributor = PaillierContributor(encryptor: DJNEncryptor(publicKey: key.publicKey, precomputeTable: true), packing: packing)
+            contributor = PaillierContributor(
+                encryptor: DJNEncryptor(publicKey: key.publicKey, precomputeTable: true), packing: packing)
         case .threshold(let t, let l):
             let (publicKey, shares) = try ThresholdPaillierDealer.deal(bits: keyBits, threshold: t, holders: l)
             keyHolder = nil
@@ -60,7 +61,8 @@ public struct PaillierSecureSum: SecureSum {
 
     public mutating func sum(_ contributions: [ParticipantID: ModularVector], round: Int) throws -> SecureSumResult {
         guard let dimension = contributions.values.first?.count else { throw SecureSumError.noContributions }
-        var aggregator = PaillierAggregator(publicKey: contributor.encryptor.publicKey, packing: packing, dimension: dimension)
+        var aggregator = PaillierAggregator(
+            publicKey: contributor.encryptor.publicKey, packing: packing, dimension: dimension)
         for (id, vector) in contributions.sorted(by: { $0.key < $1.key }) {
             if dropoutProbability > 0, Double(dropouts.next() >> 11) * 0x1p-53 < dropoutProbability { continue }
             try aggregator.add(try contributor.encrypt(vector), from: id)
@@ -70,7 +72,9 @@ public struct PaillierSecureSum: SecureSum {
         case .keyHolder:
             return try keyHolder!.decrypt(aggregate)  // set for this mode
         case .threshold:
-            guard !aggregate.contributors.isEmpty else { throw SecureSumError.tooFewSurvivors("every participant dropped out") }
+            guard !aggregate.contributors.isEmpty else {
+                throw SecureSumError.tooFewSurvivors("every participant dropped out")
+            }
             let key = thresholdShares[0].thresholdKey
             let holders = thresholdShares.prefix(key.threshold)
             let plaintexts = try aggregate.ciphertexts.map { c in

@@ -1,5 +1,6 @@
 import VeilCore
 import VeilCrypto
+import VeilPaillier
 
 /// The outcome of one test case.
 public struct CaseOutcome: Hashable, Sendable {
@@ -96,6 +97,7 @@ func errorCode(_ error: any Error) -> String {
         case .tooLong: "tooLong"
         }
     case let e as SecAggRunner.Refusal: e.code
+    case let e as PaillierRunner.Refusal: e.code
     case is HexError: "malformedHex"
     case is Mismatch: "mismatch"
     default: String(describing: type(of: error))

@@ -7,7 +7,7 @@ struct Veil: ParsableCommand {
         commandName: "veil",
         abstract: "Secure aggregation for federated learning: the coordinator learns only the sum.",
         version: VeilVersion.current,
-        subcommands: [SecAggCommand.self, VectorsCommand.self, BenchCommand.self]
+        subcommands: [SecAggCommand.self, PaillierCommand.self, VectorsCommand.self, BenchCommand.self]
     )
 }
 

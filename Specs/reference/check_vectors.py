@@ -16,6 +16,7 @@ import sys
 import nacl.bindings as sodium
 import nacl.exceptions
 
+import paillier_reference
 import secagg_reference
 import veil_reference as ref
 
@@ -150,6 +151,10 @@ def check_secagg(group, test):
     secagg_reference.check_transcript(group, test)
 
 
+def check_paillier(group, test):
+    paillier_reference.check(group, test, expect)
+
+
 CHECKS = {
     "VEIL-KDF": check_kdf,
     "VEIL-CHACHA20-DRBG": check_drbg,
@@ -162,6 +167,7 @@ CHECKS = {
     "HKDF-SHA-256": check_hkdf,
     "SHA-256": check_sha256,
     "VEIL-SECAGG": check_secagg,
+    "PAILLIER": check_paillier,
 }
 
 # Every project family must be present: a missing file must not pass silently.

@@ -21,8 +21,12 @@ func randomVector(_ d: Int, bits: Int, seed: UInt64) -> ModularVector {
         #expect(try PaillierPacking(bitWidth: BitWidth(32), maxAddends: 128, keyBits: 2048).slotBits == 39)
         #expect(try PaillierPacking(bitWidth: BitWidth(32), maxAddends: 129, keyBits: 2048).slotBits == 40)
         #expect(try PaillierPacking(bitWidth: BitWidth(64), maxAddends: 1, keyBits: 3072).slotsPerPlaintext == 47)
-        #expect(throws: PaillierError.self) { try PaillierPacking(bitWidth: BitWidth(32), maxAddends: 0, keyBits: 2048) }
-        #expect(throws: PaillierError.self) { try PaillierPacking(bitWidth: BitWidth(64), maxAddends: 1 << 30, keyBits: 64) }
+        #expect(throws: PaillierError.self) {
+            try PaillierPacking(bitWidth: BitWidth(32), maxAddends: 0, keyBits: 2048)
+        }
+        #expect(throws: PaillierError.self) {
+            try PaillierPacking(bitWidth: BitWidth(64), maxAddends: 1 << 30, keyBits: 64)
+        }
     }
 
     @Test(arguments: [1, 7, 32, 33, 64])
@@ -100,7 +104,8 @@ func randomVector(_ d: Int, bits: Int, seed: UInt64) -> ModularVector {
     @Test func aggregatorSumsWhatItCannotReadAndKeyHolderDecryptsOnlyAggregates() throws {
         let key = testKey
         let packing = try PaillierPacking(bitWidth: BitWidth(16), maxAddends: 10, keyBits: key.publicKey.bits)
-        let contributor = PaillierContributor(encryptor: DJNEncryptor(publicKey: key.publicKey, precomputeTable: false), packing: packing)
+        let contributor = PaillierContributor(
+            encryptor: DJNEncryptor(publicKey: key.publicKey, precomputeTable: false), packing: packing)
         var aggregator = PaillierAggregator(publicKey: key.publicKey, packing: packing, dimension: 20)
         let holder = PaillierKeyHolder(privateKey: key, packing: packing, minimumContributors: 3)
         let vectors = (1...4).map { randomVector(20, bits: 16, seed: UInt64($0)) }
@@ -112,7 +117,9 @@ func randomVector(_ d: Int, bits: Int, seed: UInt64) -> ModularVector {
             // The aggregator's view of one contribution: ciphertexts, nothing in the clear.
             #expect(ciphertexts.allSatisfy { $0.value > key.publicKey.n })
         }
-        #expect(throws: PaillierError.self) { try aggregator.add(try contributor.encrypt(vectors[0]), from: ParticipantID(1)) }
+        #expect(throws: PaillierError.self) {
+            try aggregator.add(try contributor.encrypt(vectors[0]), from: ParticipantID(1))
+        }
         let result = try holder.decrypt(try aggregator.aggregate())
         #expect(result.sum == expected)
         #expect(result.survivors.map(\.rawValue) == [1, 2, 3, 4])
@@ -126,26 +133,32 @@ func randomVector(_ d: Int, bits: Int, seed: UInt64) -> ModularVector {
 
 @Suite struct SecureSumBackendTests {
     @Test func plainSecAggAndPaillierAgreeOnTheSameInputs() throws {
-        let contributions = Dictionary(uniqueKeysWithValues: (1...6).map {
-            (ParticipantID(UInt32($0 * 10)), randomVector(30, bits: 24, seed: UInt64($0)))
-        })
+        let contributions = Dictionary(
+            uniqueKeysWithValues: (1...6).map {
+                (ParticipantID(UInt32($0 * 10)), randomVector(30, bits: 24, seed: UInt64($0)))
+            })
         let plain = try PlainSum().sum(contributions, round: 0)
         var secagg = SecAggSecureSum(seed: 4)
         var paillier = try PaillierSecureSum(
             keyBits: 512, bitWidth: BitWidth(24), maxAddends: 10, decryption: .keyHolder(minimumContributors: 2))
         var threshold = try PaillierSecureSum(
             keyBits: 512, bitWidth: BitWidth(24), maxAddends: 10, decryption: .threshold(threshold: 2, holders: 3))
-        for backend in [try secagg.sum(contributions, round: 1), try paillier.sum(contributions, round: 1),
-                        try threshold.sum(contributions, round: 1)] {
+        for backend in [
+            try secagg.sum(contributions, round: 1), try paillier.sum(contributions, round: 1),
+            try threshold.sum(contributions, round: 1),
+        ] {
             #expect(backend == plain)
         }
-        #expect(!PlainSum().hidesIndividualContributions && secagg.hidesIndividualContributions && paillier.hidesIndividualContributions)
+        #expect(
+            !PlainSum().hidesIndividualContributions && secagg.hidesIndividualContributions
+                && paillier.hidesIndividualContributions)
     }
 
     @Test func aDropoutIsAMissingCiphertext() throws {
-        let contributions = Dictionary(uniqueKeysWithValues: (1...8).map {
-            (ParticipantID(UInt32($0)), randomVector(10, bits: 32, seed: UInt64($0)))
-        })
+        let contributions = Dictionary(
+            uniqueKeysWithValues: (1...8).map {
+                (ParticipantID(UInt32($0)), randomVector(10, bits: 32, seed: UInt64($0)))
+            })
         var paillier = try PaillierSecureSum(
             keyBits: 512, bitWidth: BitWidth(32), maxAddends: 8, decryption: .keyHolder(minimumContributors: 2),
             dropoutProbability: 0.4, seed: 3)

@@ -4,7 +4,7 @@ import Foundation
 public enum VectorTampering {
     /// The fields that hold an expected output, in the order they are tried.
     static let outputFields = [
-        "shared", "sig", "ct", "okm", "digest", "outputs", "elements", "shares", "encoded", "sum",
+        "shared", "sig", "ct", "okm", "digest", "outputs", "elements", "shares", "encoded", "sum", "c",
     ]
 
     /// Changes one digit of the first expected-output field of test `tcId` in the file at `url`.

@@ -51,7 +51,9 @@ public struct BigInt: Sendable {
 
     /// Parses a decimal string (an optional leading minus, then digits). Nil for anything else.
     public init?(decimal text: String, secret: Bool = false) {
-        guard !text.isEmpty, text.utf8.enumerated().allSatisfy({ (i, c) in (c >= 48 && c <= 57) || (i == 0 && c == 45 && text.count > 1) })
+        guard !text.isEmpty,
+            text.utf8.enumerated().allSatisfy({ (i, c) in (c >= 48 && c <= 57) || (i == 0 && c == 45 && text.count > 1)
+                })
         else { return nil }
         let storage = Storage(secret: secret)
         guard veil_mpz_set_str(storage.pointer, text, 10) == 0 else { return nil }
@@ -62,7 +64,11 @@ public struct BigInt: Sendable {
     public init(bigEndian bytes: some Collection<UInt8>, secret: Bool = false) {
         let array = Array(bytes)
         self.init(secret: secret) { out in
-            if array.isEmpty { veil_mpz_set_ui(out, 0) } else { array.withUnsafeBytes { veil_mpz_import_be(out, array.count, $0.baseAddress) } }
+            if array.isEmpty {
+                veil_mpz_set_ui(out, 0)
+            } else {
+                array.withUnsafeBytes { veil_mpz_import_be(out, array.count, $0.baseAddress) }
+            }
         }
     }
 
@@ -82,6 +88,12 @@ public struct BigInt: Sendable {
         let excess = (bits + 7) / 8 * 8 - bits
         let reduced = excess == 0 ? value : value.truncated(toBits: bits)
         return secret ? reduced : reduced.declassified()
+    }
+
+    /// A uniformly random integer in 0..<2^bits from an injected generator: ⌈bits/8⌉ bytes drawn
+    /// as in `Specs/primitives.md` §3.2, read big-endian, reduced mod 2^bits.
+    public static func random(bits: Int, using generator: inout some RandomNumberGenerator) -> BigInt {
+        BigInt(bigEndian: SecureBytes.random(count: (bits + 7) / 8, using: &generator)).truncated(toBits: bits)
     }
 
     /// A uniformly random integer in 0..<bound, by rejection.
@@ -136,7 +148,10 @@ public struct BigInt: Sendable {
 
     // MARK: Arithmetic
 
-    private func combined(_ other: BigInt, _ op: (UnsafeMutablePointer<__mpz_struct>, UnsafePointer<__mpz_struct>, UnsafePointer<__mpz_struct>) -> Void) -> BigInt {
+    private func combined(
+        _ other: BigInt,
+        _ op: (UnsafeMutablePointer<__mpz_struct>, UnsafePointer<__mpz_struct>, UnsafePointer<__mpz_struct>) -> Void
+    ) -> BigInt {
         BigInt(secret: isSecret || other.isSecret) { op($0, pointer, other.pointer) }
     }
 
@@ -161,13 +176,19 @@ public struct BigInt: Sendable {
     public func dividedExactly(by b: BigInt) -> BigInt { combined(b) { veil_mpz_divexact($0, $1, $2) } }
 
     /// self · 2^bits.
-    public func shiftedLeft(_ bits: Int) -> BigInt { BigInt(secret: isSecret) { veil_mpz_mul_2exp($0, pointer, mp_bitcnt_t(bits)) } }
+    public func shiftedLeft(_ bits: Int) -> BigInt {
+        BigInt(secret: isSecret) { veil_mpz_mul_2exp($0, pointer, mp_bitcnt_t(bits)) }
+    }
 
     /// ⌊self / 2^bits⌋.
-    public func shiftedRight(_ bits: Int) -> BigInt { BigInt(secret: isSecret) { veil_mpz_fdiv_q_2exp($0, pointer, mp_bitcnt_t(bits)) } }
+    public func shiftedRight(_ bits: Int) -> BigInt {
+        BigInt(secret: isSecret) { veil_mpz_fdiv_q_2exp($0, pointer, mp_bitcnt_t(bits)) }
+    }
 
     /// self mod 2^bits.
-    public func truncated(toBits bits: Int) -> BigInt { BigInt(secret: isSecret) { veil_mpz_fdiv_r_2exp($0, pointer, mp_bitcnt_t(bits)) } }
+    public func truncated(toBits bits: Int) -> BigInt {
+        BigInt(secret: isSecret) { veil_mpz_fdiv_r_2exp($0, pointer, mp_bitcnt_t(bits)) }
+    }
 
     /// self^exponent mod m, variable time: only for public base and exponent.
     public func power(_ exponent: BigInt, modulo m: BigInt) -> BigInt {
@@ -226,4 +247,3 @@ public enum BigIntError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 }
-

@@ -20,7 +20,9 @@ public struct DJNEncryptor: Sendable {
     public init(publicKey: PaillierPublicKey, precomputeTable: Bool, window: Int = 6) {
         let y = publicKey.freshRandomness()
         let h = (publicKey.n - (y * y).modulo(publicKey.n)).modulo(publicKey.n)
-        self.init(publicKey: publicKey, base: h.declassified().power(publicKey.n, modulo: publicKey.nSquared), precomputeTable: precomputeTable, window: window)
+        self.init(
+            publicKey: publicKey, base: h.declassified().power(publicKey.n, modulo: publicKey.nSquared),
+            precomputeTable: precomputeTable, window: window)
     }
 
     /// An encryptor with a given h_s (for vectors and for sharing one precomputation).
@@ -28,8 +30,10 @@ public struct DJNEncryptor: Sendable {
         self.publicKey = publicKey
         self.base = base.declassified()
         exponentBits = (publicKey.bits + 1) / 2
-        table = precomputeTable
-            ? FixedBaseTable(base: self.base, modulus: publicKey.nSquared, exponentBits: exponentBits, window: window) : nil
+        table =
+            precomputeTable
+            ? FixedBaseTable(base: self.base, modulus: publicKey.nSquared, exponentBits: exponentBits, window: window)
+            : nil
     }
 
     /// Encrypts a residue m ∈ 0..<n with a fresh α.
@@ -86,29 +90,23 @@ final class FixedBaseTable: @unchecked Sendable {
         for k in 0..<size { entries[offset + k] = source[k] }
     }
 
-    /// base^e mod m for 0 ≤ e < 2^(w·windows).
+    /// base^e mod m for 0 ≤ e < 2^(w·windows). Each window's entry is selected straight into
+    /// the limbs of a scratch integer by `mpn_sec_tabselect`, which reads every entry.
     func power(_ e: BigInt) -> BigInt {
         let perWindow = 1 << window
-        let selected = UnsafeMutablePointer<mp_limb_t>.allocate(capacity: limbs)
-        defer {
-            selected.update(repeating: 0, count: limbs)
-            selected.deallocate()
-        }
-        let result = BigInt(secret: true) { acc in
+        return BigInt(secret: true) { acc in
             veil_mpz_set_ui(acc, 1)
             let entry = BigInt(secret: true) { _ in }
             let product = BigInt(secret: true) { _ in }
             for i in 0..<windows {
                 var digit = 0
-                for b in 0..<window { digit |= (e.bit(i * window + b) ? 1 : 0) << b }
-                veil_mpn_sec_tabselect(selected, entries + i * perWindow * limbs, limbs, perWindow, digit)
-                let out = veil_mpz_limbs_write(entry.pointer, limbs)!
-                for k in 0..<limbs { out[k] = selected[k] }
+                for b in 0..<window { digit |= Int(veil_mpz_tstbit(e.pointer, mp_bitcnt_t(i * window + b))) << b }
+                let limbsOut = veil_mpz_limbs_write(entry.pointer, limbs)!
+                veil_mpn_sec_tabselect(limbsOut, entries + i * perWindow * limbs, limbs, perWindow, digit)
                 veil_mpz_limbs_finish(entry.pointer, limbs)
                 veil_mpz_mul(product.pointer, acc, entry.pointer)
                 veil_mpz_mod(acc, product.pointer, modulus.pointer)
             }
         }
-        return result
     }
 }

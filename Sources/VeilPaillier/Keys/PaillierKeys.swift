@@ -15,7 +15,9 @@ public struct PaillierPublicKey: Hashable, Sendable {
     /// - Throws: ``PaillierError/invalidModulus(_:)`` unless n is odd, composite-looking and at least 256 bits.
     public init(n: BigInt) throws(PaillierError) {
         guard n.signum > 0, n.bit(0) else { throw .invalidModulus("n must be odd and positive") }
-        guard n.bitWidth >= Self.minimumBits else { throw .invalidModulus("n has \(n.bitWidth) bits, below \(Self.minimumBits)") }
+        guard n.bitWidth >= Self.minimumBits else {
+            throw .invalidModulus("n has \(n.bitWidth) bits, below \(Self.minimumBits)")
+        }
         guard !n.isProbablePrime(rounds: 10) else { throw .invalidModulus("n is prime") }
         self.n = n.declassified()
         self.nSquared = self.n * self.n
@@ -59,7 +61,9 @@ public struct PaillierPublicKey: Hashable, Sendable {
 
     /// Parses a decimal ciphertext.
     public func ciphertext(decimal text: String) throws(PaillierError) -> PaillierCiphertext {
-        guard let value = BigInt(decimal: text) else { throw .malformed("\"\(text.prefix(20))\" is not a decimal integer") }
+        guard let value = BigInt(decimal: text) else {
+            throw .malformed("\"\(text.prefix(20))\" is not a decimal integer")
+        }
         return try ciphertext(value)
     }
 }
@@ -108,21 +112,32 @@ public struct PaillierPrivateKey: Sendable {
     /// that n has exactly `bits` bits), from libsodium's generator.
     /// - Throws: ``PaillierError/unsupportedKeySize(_:)`` unless bits is even and in 256...8192.
     public static func generate(bits: Int) throws(PaillierError) -> PaillierPrivateKey {
-        guard bits % 2 == 0, (PaillierPublicKey.minimumBits...8192).contains(bits) else { throw .unsupportedKeySize(bits) }
+        var generator = SystemRandom()
+        return try generate(bits: bits, using: &generator)
+    }
+
+    /// A key from an injected generator (reproducible keys for vectors and tests).
+    public static func generate(bits: Int, using generator: inout some RandomNumberGenerator) throws(PaillierError)
+        -> PaillierPrivateKey
+    {
+        guard bits % 2 == 0, (PaillierPublicKey.minimumBits...8192).contains(bits) else {
+            throw .unsupportedKeySize(bits)
+        }
         while true {
-            let p = randomPrime(bits: bits / 2)
-            let q = randomPrime(bits: bits / 2)
+            let p = randomPrime(bits: bits / 2, using: &generator)
+            let q = randomPrime(bits: bits / 2, using: &generator)
             if let key = try? PaillierPrivateKey(p: p, q: q), key.publicKey.bits == bits { return key }
         }
     }
 
-    /// A random prime of exactly `bits` bits with its two top bits set.
-    static func randomPrime(bits: Int) -> BigInt {
+    /// A random prime of exactly `bits` bits: candidates 2^(bits−1) + 2^(bits−2) + (random of
+    /// bits − 2 bits), made odd, until one passes `mpz_probab_prime_p` with 40 rounds.
+    static func randomPrime(bits: Int, using generator: inout some RandomNumberGenerator) -> BigInt {
         let top = BigInt(3).shiftedLeft(bits - 2)
         while true {
-            var candidate = BigInt.random(bits: bits - 2) + top
+            var candidate = BigInt.random(bits: bits - 2, using: &generator) + top
             if !candidate.bit(0) { candidate = candidate + 1 }
-            if candidate.isProbablePrime() { return candidate }
+            if candidate.isProbablePrime() { return candidate.asSecret() }
         }
     }
 

@@ -29,7 +29,9 @@ public struct PaillierPacking: Hashable, Sendable {
         let slotBits = bitWidth.bits + headroom
         let slots = (keyBits - 1) / slotBits
         guard slots >= 1 else {
-            throw .invalidPacking("a \(slotBits)-bit slot for \(maxAddends) addends of \(bitWidth.bits) bits does not fit in a \(keyBits)-bit key")
+            throw .invalidPacking(
+                "a \(slotBits)-bit slot for \(maxAddends) addends of \(bitWidth.bits) bits does not fit in a \(keyBits)-bit key"
+            )
         }
         self.bitWidth = bitWidth
         self.maxAddends = maxAddends
@@ -46,7 +48,9 @@ public struct PaillierPacking: Hashable, Sendable {
 
     /// The plaintexts of a vector.
     public func pack(_ vector: ModularVector) throws(PaillierError) -> [BigInt] {
-        guard vector.bitWidth == bitWidth else { throw .invalidPacking("vector over Z_2^\(vector.bitWidth.bits), packing for Z_2^\(bitWidth.bits)") }
+        guard vector.bitWidth == bitWidth else {
+            throw .invalidPacking("vector over Z_2^\(vector.bitWidth.bits), packing for Z_2^\(bitWidth.bits)")
+        }
         return stride(from: 0, to: vector.count, by: slotsPerPlaintext).map { start in
             let end = min(start + slotsPerPlaintext, vector.count)
             var bytes = [UInt8](repeating: 0, count: (slotBits * (end - start) + 7) / 8 + 8)
@@ -72,7 +76,9 @@ public struct PaillierPacking: Hashable, Sendable {
     public func unpack(_ plaintexts: [BigInt], dimension: Int, addends: Int) throws(PaillierError) -> ModularVector {
         guard addends <= maxAddends else { throw .tooManyAddends(have: addends, max: maxAddends) }
         guard plaintexts.count == plaintextCount(dimension: dimension) else {
-            throw .invalidPacking("\(plaintexts.count) plaintexts for \(dimension) elements, expected \(plaintextCount(dimension: dimension))")
+            throw .invalidPacking(
+                "\(plaintexts.count) plaintexts for \(dimension) elements, expected \(plaintextCount(dimension: dimension))"
+            )
         }
         var elements: [UInt64] = []
         elements.reserveCapacity(dimension)

@@ -20,12 +20,17 @@ public struct PaillierAggregator: Sendable {
     /// Folds in one participant's ciphertexts.
     /// - Throws: ``PaillierError`` for a second contribution from the same participant, the
     ///   wrong number of ciphertexts, ciphertexts of another key, or more than K addends.
-    public mutating func add(_ ciphertexts: [PaillierCiphertext], from participant: ParticipantID) throws(PaillierError) {
-        guard !contributors.contains(participant) else { throw .malformed("participant \(participant) contributed twice") }
+    public mutating func add(_ ciphertexts: [PaillierCiphertext], from participant: ParticipantID) throws(PaillierError)
+    {
+        guard !contributors.contains(participant) else {
+            throw .malformed("participant \(participant) contributed twice")
+        }
         guard ciphertexts.count == running.count else {
             throw .malformed("\(ciphertexts.count) ciphertexts, expected \(running.count)")
         }
-        guard contributors.count < packing.maxAddends else { throw .tooManyAddends(have: contributors.count + 1, max: packing.maxAddends) }
+        guard contributors.count < packing.maxAddends else {
+            throw .tooManyAddends(have: contributors.count + 1, max: packing.maxAddends)
+        }
         for (i, c) in ciphertexts.enumerated() { running[i] = try publicKey.add(running[i], c) }
         contributors.append(participant)
     }
@@ -33,7 +38,8 @@ public struct PaillierAggregator: Sendable {
     /// The aggregate, re-randomised so that it cannot be linked to any one contribution.
     public func aggregate() throws(PaillierError) -> EncryptedAggregate {
         EncryptedAggregate(
-            ciphertexts: try running.map { c throws(PaillierError) in try publicKey.rerandomize(c) }, dimension: dimension,
+            ciphertexts: try running.map { c throws(PaillierError) in try publicKey.rerandomize(c) },
+            dimension: dimension,
             contributors: contributors)
     }
 }
@@ -68,7 +74,8 @@ public struct PaillierKeyHolder: Sendable {
     public func decrypt(_ aggregate: EncryptedAggregate) throws -> SecureSumResult {
         guard aggregate.contributors.count >= minimumContributors else {
             throw SecureSumError.tooFewSurvivors(
-                "\(aggregate.contributors.count) contributions, the key holder decrypts sums of at least \(minimumContributors)")
+                "\(aggregate.contributors.count) contributions, the key holder decrypts sums of at least \(minimumContributors)"
+            )
         }
         let plaintexts = try aggregate.ciphertexts.map { try privateKey.decrypt($0) }
         let sum = try packing.unpack(plaintexts, dimension: aggregate.dimension, addends: aggregate.contributors.count)

@@ -1,3 +1,5 @@
+import VeilCrypto
+
 /// Threshold decryption, t of ℓ key holders, with a trusted dealer (Shoup 2000, as adapted to
 /// Paillier by Damgård and Jurik 2001 and Fouque, Poupard and Stern 2000).
 ///
@@ -20,7 +22,13 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
     /// The largest ℓ: Δ = ℓ! must stay far below the primes.
     public static let maxHolders = 64
 
-    init(publicKey: PaillierPublicKey, threshold: Int, holders: Int) {
+    /// Wraps a dealt key's public part.
+    /// - Throws: ``PaillierError/invalidThresholdParameters(_:)`` unless 1 ≤ t ≤ ℓ ≤ 64.
+    public init(publicKey: PaillierPublicKey, threshold: Int, holders: Int) throws(PaillierError) {
+        guard (1...Self.maxHolders).contains(holders), (1...holders).contains(threshold) else {
+            throw .invalidThresholdParameters(
+                "need 1 ≤ t ≤ ℓ ≤ \(Self.maxHolders), got t = \(threshold), ℓ = \(holders)")
+        }
         self.publicKey = publicKey
         self.threshold = threshold
         self.holders = holders
@@ -34,14 +42,24 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
         guard c.modulus == publicKey.n else { throw .keyMismatch }
         var seen = Set<Int>()
         for partial in partials {
-            guard (1...holders).contains(partial.holder) else { throw .invalidPartialDecryption("unknown holder \(partial.holder)") }
-            guard seen.insert(partial.holder).inserted else { throw .invalidPartialDecryption("holder \(partial.holder) appears twice") }
-            guard partial.ciphertext == c.value else { throw .invalidPartialDecryption("holder \(partial.holder) decrypted another ciphertext") }
-            guard partial.value.signum > 0, partial.value < publicKey.nSquared, BigInt.gcd(partial.value, publicKey.n) == 1 else {
+            guard (1...holders).contains(partial.holder) else {
+                throw .invalidPartialDecryption("unknown holder \(partial.holder)")
+            }
+            guard seen.insert(partial.holder).inserted else {
+                throw .invalidPartialDecryption("holder \(partial.holder) appears twice")
+            }
+            guard partial.ciphertext == c.value else {
+                throw .invalidPartialDecryption("holder \(partial.holder) decrypted another ciphertext")
+            }
+            guard partial.value.signum > 0, partial.value < publicKey.nSquared,
+                BigInt.gcd(partial.value, publicKey.n) == 1
+            else {
                 throw .invalidPartialDecryption("holder \(partial.holder)'s value is not in Z*_(n²)")
             }
         }
-        guard partials.count >= threshold else { throw .notEnoughPartialDecryptions(have: partials.count, need: threshold) }
+        guard partials.count >= threshold else {
+            throw .notEnoughPartialDecryptions(have: partials.count, need: threshold)
+        }
         let chosen = partials.sorted { $0.holder < $1.holder }.prefix(threshold)
         let nSquared = publicKey.nSquared
         var combined = BigInt(1)
@@ -65,7 +83,8 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
     }
 
     /// The signed reading of ``combine(_:of:)``.
-    public func combineSigned(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError) -> BigInt {
+    public func combineSigned(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError) -> BigInt
+    {
         publicKey.signed(residue: try combine(partials, of: c))
     }
 }
@@ -75,6 +94,20 @@ public struct ThresholdKeyShare: Sendable {
     public let holder: Int
     public let thresholdKey: ThresholdPaillierPublicKey
     let secret: BigInt
+
+    /// Wraps a share received from the dealer.
+    /// - Throws: ``PaillierError/invalidThresholdParameters(_:)`` for a holder outside 1…ℓ.
+    public init(holder: Int, thresholdKey: ThresholdPaillierPublicKey, secret: BigInt) throws(PaillierError) {
+        guard (1...thresholdKey.holders).contains(holder) else {
+            throw .invalidThresholdParameters("holder \(holder) outside 1...\(thresholdKey.holders)")
+        }
+        self.holder = holder
+        self.thresholdKey = thresholdKey
+        self.secret = secret.asSecret()
+    }
+
+    /// The share's value, for the dealer's files and for vectors. Secret.
+    public var secretValue: BigInt { secret }
 
     /// c^(2Δ·s_i) mod n², in constant time in s_i.
     public func partiallyDecrypt(_ c: PaillierCiphertext) throws(PaillierError) -> PartialDecryption {
@@ -108,15 +141,28 @@ public enum ThresholdPaillierDealer {
     public static func deal(bits: Int, threshold t: Int, holders l: Int) throws(PaillierError)
         -> (ThresholdPaillierPublicKey, [ThresholdKeyShare])
     {
+        var generator = SystemRandom()
+        return try deal(bits: bits, threshold: t, holders: l, using: &generator)
+    }
+
+    /// Deals from an injected generator (reproducible keys for vectors and tests).
+    public static func deal(
+        bits: Int, threshold t: Int, holders l: Int, using generator: inout some RandomNumberGenerator
+    )
+        throws(PaillierError) -> (ThresholdPaillierPublicKey, [ThresholdKeyShare])
+    {
         guard (1...ThresholdPaillierPublicKey.maxHolders).contains(l), (1...l).contains(t) else {
-            throw .invalidThresholdParameters("need 1 ≤ t ≤ ℓ ≤ \(ThresholdPaillierPublicKey.maxHolders), got t = \(t), ℓ = \(l)")
+            throw .invalidThresholdParameters(
+                "need 1 ≤ t ≤ ℓ ≤ \(ThresholdPaillierPublicKey.maxHolders), got t = \(t), ℓ = \(l)")
         }
-        guard bits % 2 == 0, (PaillierPublicKey.minimumBits...8192).contains(bits) else { throw .unsupportedKeySize(bits) }
-        var p = randomSafePrime(bits: bits / 2)
-        var q = randomSafePrime(bits: bits / 2)
+        guard bits % 2 == 0, (PaillierPublicKey.minimumBits...8192).contains(bits) else {
+            throw .unsupportedKeySize(bits)
+        }
+        var p = randomSafePrime(bits: bits / 2, using: &generator)
+        var q = randomSafePrime(bits: bits / 2, using: &generator)
         while p == q || (p * q).bitWidth != bits {
-            p = randomSafePrime(bits: bits / 2)
-            q = randomSafePrime(bits: bits / 2)
+            p = randomSafePrime(bits: bits / 2, using: &generator)
+            q = randomSafePrime(bits: bits / 2, using: &generator)
         }
         let n = (p * q).declassified()
         let publicKey = try PaillierPublicKey(n: n)
@@ -124,22 +170,30 @@ public enum ThresholdPaillierDealer {
         // d ≡ 0 (mod m), d ≡ 1 (mod n): d = m · (m⁻¹ mod n).
         let d = m * m.inverse(modulo: n)!  // gcd(m, n) = 1 for distinct safe primes
         let order = n * m
-        let coefficients = [d] + (1..<t).map { _ in BigInt.random(below: order) }
-        let key = ThresholdPaillierPublicKey(publicKey: publicKey, threshold: t, holders: l)
-        let shares = (1...l).map { i in
+        let coefficients = [d] + (1..<t).map { _ in randomBelow(order, using: &generator) }
+        let key = try ThresholdPaillierPublicKey(publicKey: publicKey, threshold: t, holders: l)
+        let shares = try (1...l).map { i throws(PaillierError) in
             let x = BigInt(i)
             let value = coefficients.reversed().reduce(BigInt(0)) { ($0 * x + $1).modulo(order) }
-            return ThresholdKeyShare(holder: i, thresholdKey: key, secret: value.asSecret())
+            return try ThresholdKeyShare(holder: i, thresholdKey: key, secret: value)
         }
         return (key, shares)
     }
 
     /// A prime p = 2p′ + 1 of exactly `bits` bits with p′ prime.
-    static func randomSafePrime(bits: Int) -> BigInt {
+    static func randomSafePrime(bits: Int, using generator: inout some RandomNumberGenerator) -> BigInt {
         while true {
-            let candidate = PaillierPrivateKey.randomPrime(bits: bits - 1)
+            let candidate = PaillierPrivateKey.randomPrime(bits: bits - 1, using: &generator)
             let safe = candidate * 2 + 1
             if safe.bitWidth == bits, safe.isProbablePrime() { return safe.asSecret() }
         }
+    }
+}
+
+/// Uniform in 0..<bound by rejection on ⌈log₂ bound⌉-bit draws.
+func randomBelow(_ bound: BigInt, using generator: inout some RandomNumberGenerator) -> BigInt {
+    while true {
+        let candidate = BigInt.random(bits: bound.bitWidth, using: &generator).asSecret()
+        if candidate < bound { return candidate }
     }
 }

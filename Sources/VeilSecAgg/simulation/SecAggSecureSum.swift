@@ -27,7 +27,9 @@ public struct SecAggSecureSum: SecureSum {
     public mutating func sum(_ contributions: [ParticipantID: ModularVector], round: Int) throws -> SecureSumResult {
         guard let first = contributions.values.first else { throw SecureSumError.noContributions }
         let cohort = contributions.keys.sorted()
-        guard cohort.count >= 2 else { throw SecureSumError.tooFewSurvivors("secure aggregation needs at least 2 participants") }
+        guard cohort.count >= 2 else {
+            throw SecureSumError.tooFewSurvivors("secure aggregation needs at least 2 participants")
+        }
         let parameters = try SecAggParameters.recommended(
             clientCount: cohort.count, bitWidth: first.bitWidth, dimension: first.count, threatModel: threatModel)
         var context = ByteWriter()

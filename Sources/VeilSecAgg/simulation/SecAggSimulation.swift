@@ -139,11 +139,14 @@ public struct SecAggSimulation {
             serverKey = try Ed25519.PrivateKey(seed: derive("server identity"))
             clientKeys = try (1...n).map { try Ed25519.PrivateKey(seed: derive("identity", $0)) }
             generatorSeeds = (1...n).map { derive("generator", $0) }
-            inputs = try givenInputs ?? (1...n).map { i in
-                var generator = try ChaCha20Generator(seed: derive("input", i))
-                return ModularVector(
-                    reducing: (0..<parameters.dimension).map { _ in generator.next() }, bitWidth: parameters.bitWidth)
-            }
+            inputs =
+                try givenInputs
+                ?? (1...n).map { i in
+                    var generator = try ChaCha20Generator(seed: derive("input", i))
+                    return ModularVector(
+                        reducing: (0..<parameters.dimension).map { _ in generator.next() },
+                        bitWidth: parameters.bitWidth)
+                }
             session = try SecAggSession(
                 parameters: parameters, serverIdentity: serverKey.publicKey,
                 clientIdentities: clientKeys.map(\.publicKey),
@@ -156,7 +159,8 @@ public struct SecAggSimulation {
 
     /// Runs a session to its end. Never hangs: every round closes once its messages are in.
     public static func run(_ configuration: Configuration) throws -> Report {
-        let cast = try Cast(parameters: configuration.parameters, seed: configuration.seed, inputs: configuration.inputs)
+        let cast = try Cast(
+            parameters: configuration.parameters, seed: configuration.seed, inputs: configuration.inputs)
         let n = configuration.parameters.clientCount
         var report = Report()
 

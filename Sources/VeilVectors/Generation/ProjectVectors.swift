@@ -16,6 +16,7 @@ public enum ProjectVectors {
             ("shamir/veil_shamir.json", try shamir().encoded()),
             ("codec/veil_fixed_point.json", try fixedPoint().encoded()),
             ("secagg/veil_secagg.json", try secAgg().encoded()),
+            ("paillier/veil_paillier.json", try paillier().encoded()),
         ]
     }
 
@@ -37,6 +38,8 @@ public enum ProjectVectors {
     /// Public, arbitrary-looking inputs: the deterministic generator under a fixed seed.
     struct Inputs {
         var generator: ChaCha20Generator
+
+        init(generator: ChaCha20Generator) { self.generator = generator }
 
         init(_ name: String) {
             var seed = [UInt8](repeating: 0, count: 32)

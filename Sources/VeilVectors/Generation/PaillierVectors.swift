@@ -1,0 +1,194 @@
+import Foundation
+import VeilCore
+import VeilCrypto
+import VeilPaillier
+
+extension ProjectVectors {
+    static func paillier() throws -> VectorFile<PaillierRunner.Group> {
+        var tcId = 0
+        var inputs = Inputs("paillier")
+        func test(
+            _ operation: String, _ comment: String, _ flags: [String] = ["Normal"], result: ExpectedResult = .valid,
+            error: String? = nil, configure: (inout PaillierRunner.Test) -> Void
+        ) -> PaillierRunner.Test {
+            tcId += 1
+            var t = PaillierRunner.Test(
+                tcId: tcId, comment: comment, flags: flags, result: result, error: error, operation: operation)
+            configure(&t)
+            return t
+        }
+        func uniform(below bound: BigInt) -> BigInt {
+            while true {
+                let candidate = BigInt.random(bits: bound.bitWidth, using: &inputs.generator).declassified()
+                if candidate.signum > 0 && candidate < bound && BigInt.gcd(candidate, bound) == 1 { return candidate }
+            }
+        }
+        var groups: [PaillierRunner.Group] = []
+
+        for bits in [512, 2048] {
+            var keyGenerator = try ChaCha20Generator(publicSeed: Array(SHA256.hash(Array("paillier key \(bits)".utf8))))
+            let key = try PaillierPrivateKey.generate(bits: bits, using: &keyGenerator)
+            let pk = key.publicKey
+            let (p, q) = key.primes
+            var tests: [PaillierRunner.Test] = []
+            let top = pk.maxSignedMagnitude
+            for (label, m) in [
+                ("0", BigInt(0)), ("1", BigInt(1)), ("-1", BigInt(-1)), ("2^31 - 1", BigInt(Int(Int32.max))),
+                ("-2^31", BigInt(Int(Int32.min))), ("⌊(n−1)/2⌋, the largest signed value", top),
+                ("−⌊(n−1)/2⌋, the smallest", -top),
+            ] {
+                let r = uniform(below: pk.n)
+                let c = try pk.encrypt(residue: pk.residue(signed: m), randomness: r)
+                tests.append(
+                    test("encrypt", "\(bits)-bit key: encrypt \(label) with given r") {
+                        $0.m = m.decimal; $0.r = r.decimal; $0.c = c.decimal
+                    })
+            }
+            let a = try pk.encrypt(residue: pk.residue(signed: BigInt(1_000_000)), randomness: uniform(below: pk.n))
+            let b = try pk.encrypt(residue: pk.residue(signed: BigInt(-2_500_000)), randomness: uniform(below: pk.n))
+            let sum = try pk.add(a, b)
+            tests.append(
+                test("add", "\(bits)-bit key: E(10^6) · E(−2.5·10^6) decrypts to −1.5·10^6") {
+                    $0.c1 = a.decimal; $0.c2 = b.decimal; $0.c = sum.decimal; $0.m = "-1500000"
+                })
+            let plus = try pk.add(a, plaintext: BigInt(-1_000_001))
+            tests.append(
+                test("addPlain", "\(bits)-bit key: E(10^6) · g^(−10^6 − 1) decrypts to −1") {
+                    $0.c1 = a.decimal; $0.k = "-1000001"; $0.c = plus.decimal; $0.m = "-1"
+                })
+            let times = try pk.multiply(b, by: BigInt(-3))
+            tests.append(
+                test("multiply", "\(bits)-bit key: E(−2.5·10^6)^(−3) decrypts to 7.5·10^6") {
+                    $0.c1 = b.decimal; $0.k = "-3"; $0.c = times.decimal; $0.m = "7500000"
+                })
+            let y = uniform(below: pk.n)
+            let h = (pk.n - (y * y).modulo(pk.n)).modulo(pk.n)
+            let base = h.power(pk.n, modulo: pk.nSquared)
+            let djn = DJNEncryptor(publicKey: pk, base: base, precomputeTable: false)
+            for m in [BigInt(0), BigInt(42), BigInt(-42)] {
+                let alpha = BigInt.random(bits: djn.exponentBits, using: &inputs.generator).declassified()
+                let c = try djn.encrypt(residue: pk.residue(signed: m), exponent: alpha)
+                tests.append(
+                    test("djn", "\(bits)-bit key: DJN encryption of \(m.decimal), h_s = (−y²)^n mod n², given α") {
+                        $0.m = m.decimal; $0.base = base.decimal; $0.alpha = alpha.decimal; $0.c = c.decimal
+                    })
+            }
+            tests.append(
+                test(
+                    "decrypt", "\(bits)-bit key: c = n² is out of range", ["OutOfRange"], result: .invalid,
+                    error: "ciphertextOutOfRange"
+                ) {
+                    $0.c = pk.nSquared.decimal; $0.m = "0"
+                })
+            tests.append(
+                test(
+                    "decrypt", "\(bits)-bit key: c = q shares a factor with n", ["OutOfRange"], result: .invalid,
+                    error: "ciphertextOutOfRange"
+                ) {
+                    $0.c = q.decimal; $0.m = "0"
+                })
+            groups.append(PaillierRunner.Group(p: p.decimal, q: q.decimal, tests: tests))
+        }
+
+        // Packing.
+        var packingTests: [PaillierRunner.Test] = []
+        for (bits, addends, keyBits, count) in [
+            (32, 100, 2048, 60), (7, 3, 512, 100), (64, 1, 512, 9), (1, 1000, 512, 700),
+        ] {
+            let width = try BitWidth(bits)
+            let packing = try PaillierPacking(bitWidth: width, maxAddends: addends, keyBits: keyBits)
+            let vectors = try (0..<3).map { _ in
+                try ModularVector(
+                    elements: (0..<count).map { _ in inputs.generator.next() & width.mask }, bitWidth: width)
+            }
+            let plaintexts = try packing.pack(vectors[0])
+            packingTests.append(
+                test(
+                    "pack",
+                    "b = \(bits), K = \(addends), \(keyBits)-bit key: \(count) elements in \(plaintexts.count) plaintexts of \(packing.slotsPerPlaintext) \(packing.slotBits)-bit slots"
+                ) {
+                    $0.bits = bits; $0.maxAddends = addends; $0.keyBits = keyBits
+                    $0.vector = vectors[0].elements.map { String($0) }; $0.plaintexts = plaintexts.map(\.decimal)
+                })
+            // The plaintext sum of three packed vectors unpacks to their sum in Z_2^b.
+            let packed = try vectors.map { try packing.pack($0) }
+            let summed = (0..<packed[0].count).map { j in packed.reduce(BigInt(0)) { $0 + $1[j] } }
+            var expected = vectors[0]
+            for v in vectors.dropFirst() { try expected.add(v) }
+            if addends >= 3 {
+                packingTests.append(
+                    test(
+                        "unpack",
+                        "b = \(bits), K = \(addends): the sum of 3 packed vectors unpacks to their sum mod 2^\(bits)"
+                    ) {
+                        $0.bits = bits; $0.maxAddends = addends; $0.keyBits = keyBits; $0.addends = 3
+                        $0.vector = expected.elements.map { String($0) }; $0.plaintexts = summed.map(\.decimal)
+                    })
+            } else {
+                packingTests.append(
+                    test(
+                        "unpack", "b = \(bits), K = \(addends): 3 addends exceed the headroom", ["Refused"],
+                        result: .invalid, error: "tooManyAddends"
+                    ) {
+                        $0.bits = bits; $0.maxAddends = addends; $0.keyBits = keyBits; $0.addends = 3
+                        $0.vector = expected.elements.map { String($0) }; $0.plaintexts = summed.map(\.decimal)
+                    })
+            }
+        }
+        packingTests.append(
+            test(
+                "pack", "a 65-bit slot cannot fit a 64-bit key", ["Refused"], result: .invalid, error: "invalidPacking"
+            ) {
+                $0.bits = 64; $0.maxAddends = 2; $0.keyBits = 64; $0.vector = ["1"]; $0.plaintexts = []
+            })
+        groups.append(PaillierRunner.Group(tests: packingTests))
+
+        // Threshold decryption, 3 of 5, a 512-bit dealt key.
+        var dealer = try ChaCha20Generator(publicSeed: Array(SHA256.hash(Array("paillier threshold".utf8))))
+        let (thresholdKey, shares) = try ThresholdPaillierDealer.deal(
+            bits: 512, threshold: 3, holders: 5, using: &dealer)
+        let tpk = thresholdKey.publicKey
+        var thresholdTests: [PaillierRunner.Test] = []
+        for (m, holders) in [(BigInt(31_337), [1, 2, 3]), (BigInt(-5), [5, 3, 1]), (BigInt(0), [2, 3, 4, 5])] {
+            let c = try tpk.encrypt(residue: tpk.residue(signed: m), randomness: uniform(below: tpk.n))
+            let partials = try holders.map { h in try shares[h - 1].partiallyDecrypt(c) }
+            thresholdTests.append(
+                test("partialDecrypt", "3 of 5: holders \(holders) decrypt \(m.decimal)") {
+                    $0.c = c.decimal; $0.m = m.decimal
+                    $0.partials = partials.map { .init(holder: $0.holder, value: $0.value.decimal) }
+                })
+        }
+        let c = try tpk.encrypt(residue: BigInt(9), randomness: uniform(below: tpk.n))
+        let two = try [1, 4].map { h in try shares[h - 1].partiallyDecrypt(c) }
+        thresholdTests.append(
+            test(
+                "partialDecrypt", "3 of 5: two holders cannot decrypt", ["BelowThreshold"], result: .invalid,
+                error: "notEnoughPartialDecryptions"
+            ) {
+                $0.c = c.decimal; $0.m = "9";
+                $0.partials = two.map { .init(holder: $0.holder, value: $0.value.decimal) }
+            })
+        groups.append(
+            PaillierRunner.Group(
+                n: tpk.n.decimal, threshold: 3, holders: 5,
+                shares: shares.map { .init(holder: $0.holder, value: $0.secretValue.decimal) }, tests: thresholdTests))
+
+        return VectorFile(
+            algorithm: PaillierRunner.algorithm, generatorVersion: version,
+            header: [
+                "Veil's Paillier (Specs/paillier.md), g = n + 1; integers in decimal. Keys are generated from the deterministic",
+                "generator, so that `veil vectors generate` reproduces them. encrypt: (p, q, m, r) -> c = (1 + mn) r^n mod n^2 and",
+                "back; add/addPlain/multiply: the homomorphic operations; djn: c = (1 + mn) h_s^alpha mod n^2 (with and without the",
+                "fixed-base table); pack/unpack: the slot layout; partialDecrypt: c^(2 Delta s_i) and their combination.",
+                "Project vectors, generated by `veil vectors generate`, confirmed by Specs/reference/ (python-paillier and",
+                "an independent implementation of DJN, packing and threshold combination).",
+            ],
+            notes: [
+                "Normal": VectorNote(bugType: "BASIC", description: "An operation that must succeed."),
+                "OutOfRange": VectorNote(bugType: "DEFINED", description: "A value outside its range."),
+                "Refused": VectorNote(bugType: "DEFINED", description: "Parameters that must be refused."),
+                "BelowThreshold": VectorNote(bugType: "DEFINED", description: "Fewer than t partial decryptions."),
+            ],
+            testGroups: groups, numberOfTests: tcId)
+    }
+}

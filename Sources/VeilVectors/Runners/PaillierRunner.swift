@@ -1,0 +1,201 @@
+import Foundation
+import VeilCore
+import VeilPaillier
+
+/// `PAILLIER` files: the ISO/IEC 18033-6 values (Intel IPCL) and the project's own known
+/// answers — encryption with given randomness, DJN, homomorphic operations, packing and
+/// threshold decryption. Integers are decimal strings.
+enum PaillierRunner: VectorRunner {
+    static let algorithm = "PAILLIER"
+
+    struct Share: Codable, Sendable {
+        var holder: Int
+        var value: String
+    }
+
+    struct Group: Codable, Sendable {
+        /// The key's primes (absent for packing-only groups).
+        var p: String?
+        var q: String?
+        /// Threshold groups: the modulus, t, ℓ and the dealt shares.
+        var n: String?
+        var threshold: Int?
+        var holders: Int?
+        var shares: [Share]?
+        var tests: [Test]
+    }
+
+    struct Test: VectorCase {
+        var tcId: Int
+        var comment: String
+        var flags: [String]
+        var result: ExpectedResult
+        var error: String?
+        /// encrypt, decrypt, add, addPlain, multiply, djn, pack, unpack, partialDecrypt.
+        var operation: String
+        var m: String?
+        var r: String?
+        var c: String?
+        var c1: String?
+        var c2: String?
+        var k: String?
+        var base: String?
+        var alpha: String?
+        var bits: Int?
+        var maxAddends: Int?
+        var keyBits: Int?
+        var vector: [String]?
+        var plaintexts: [String]?
+        var addends: Int?
+        var partials: [Share]?
+    }
+
+    struct Refusal: Error {
+        let code: String
+    }
+
+    static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {
+        try runGroups(data, as: Group.self) { group in
+            group.tests.map { test in judge(test) { try check(group, test) } }
+        }
+    }
+
+    static func integer(_ text: String?, _ field: String) throws -> BigInt {
+        guard let text, let value = BigInt(decimal: text) else {
+            throw VectorError.unreadable("field \(field) is not a decimal integer")
+        }
+        return value
+    }
+
+    /// Runs a Paillier operation, turning its error into a refusal with the vector's code.
+    static func paillier<T>(_ body: () throws(PaillierError) -> T) throws -> T {
+        do { return try body() } catch { throw Refusal(code: code(error)) }
+    }
+
+    static func code(_ error: PaillierError) -> String {
+        switch error {
+        case .invalidModulus: "invalidModulus"
+        case .invalidPrivateKey: "invalidPrivateKey"
+        case .unsupportedKeySize: "unsupportedKeySize"
+        case .ciphertextOutOfRange: "ciphertextOutOfRange"
+        case .plaintextOutOfRange: "plaintextOutOfRange"
+        case .keyMismatch: "keyMismatch"
+        case .malformed: "malformed"
+        case .invalidPacking: "invalidPacking"
+        case .tooManyAddends: "tooManyAddends"
+        case .notEnoughPartialDecryptions: "notEnoughPartialDecryptions"
+        case .invalidPartialDecryption: "invalidPartialDecryption"
+        case .invalidThresholdParameters: "invalidThresholdParameters"
+        }
+    }
+
+    static func check(_ group: Group, _ test: Test) throws {
+        switch test.operation {
+        case "pack", "unpack":
+            let packing = try paillier { () throws(PaillierError) in
+                try PaillierPacking(
+                    bitWidth: try! BitWidth(test.bits ?? 0), maxAddends: test.maxAddends ?? 0,
+                    keyBits: test.keyBits ?? 0)
+            }
+            let bitWidth = try BitWidth(test.bits ?? 0)
+            let vector = try ModularVector(
+                elements: (test.vector ?? []).map { try decimal($0, "vector") }, bitWidth: bitWidth)
+            let plaintexts = try (test.plaintexts ?? []).map { try integer($0, "plaintexts") }
+            if test.operation == "pack" {
+                try expectEqual(
+                    try paillier { () throws(PaillierError) in try packing.pack(vector) }, plaintexts, "plaintexts")
+            } else {
+                let unpacked = try paillier { () throws(PaillierError) in
+                    try packing.unpack(plaintexts, dimension: vector.count, addends: test.addends ?? 0)
+                }
+                try expectEqual(unpacked, vector, "vector")
+            }
+            return
+        case "partialDecrypt":
+            let publicKey = try paillier { () throws(PaillierError) in
+                try PaillierPublicKey(n: try! integer(group.n, "n"))
+            }
+            let thresholdKey = try paillier { () throws(PaillierError) in
+                try ThresholdPaillierPublicKey(
+                    publicKey: publicKey, threshold: group.threshold ?? 0, holders: group.holders ?? 0)
+            }
+            let shares = try (group.shares ?? []).map { share in
+                let value = try integer(share.value, "shares")
+                return try paillier { () throws(PaillierError) in
+                    try ThresholdKeyShare(holder: share.holder, thresholdKey: thresholdKey, secret: value)
+                }
+            }
+            let c = try paillier { () throws(PaillierError) in try publicKey.ciphertext(try! integer(test.c, "c")) }
+            let expected = try (test.partials ?? []).map { try integer($0.value, "partials") }
+            let partials = try (test.partials ?? []).map { partial in
+                try paillier { () throws(PaillierError) in
+                    try shares.first { $0.holder == partial.holder }!.partiallyDecrypt(c)
+                }
+            }
+            if test.result == .valid { try expectEqual(partials.map(\.value), expected, "partial decryptions") }
+            let given = zip(test.partials ?? [], expected).map {
+                PartialDecryption(holder: $0.holder, ciphertext: c.value, value: $1)
+            }
+            let m = try paillier { () throws(PaillierError) in try thresholdKey.combineSigned(given, of: c) }
+            try expectEqual(m, try integer(test.m, "m"), "combined plaintext")
+            return
+        default:
+            break
+        }
+        let p = try integer(group.p, "p")
+        let q = try integer(group.q, "q")
+        let key = try paillier { () throws(PaillierError) in try PaillierPrivateKey(p: p, q: q) }
+        let pk = key.publicKey
+        func ciphertext(_ text: String?, _ field: String) throws -> PaillierCiphertext {
+            let value = try integer(text, field)
+            return try paillier { () throws(PaillierError) in try pk.ciphertext(value) }
+        }
+        switch test.operation {
+        case "encrypt":
+            let m = try integer(test.m, "m")
+            let r = try integer(test.r, "r")
+            let c = try paillier { () throws(PaillierError) in
+                try pk.encrypt(residue: try pk.residue(signed: m), randomness: r)
+            }
+            try expectEqual(c.value, try integer(test.c, "c"), "ciphertext")
+            try expectEqual(try paillier { () throws(PaillierError) in try key.decryptSigned(c) }, m, "decryption")
+        case "decrypt":
+            let c = try ciphertext(test.c, "c")
+            try expectEqual(
+                try paillier { () throws(PaillierError) in try key.decryptSigned(c) }, try integer(test.m, "m"),
+                "plaintext")
+        case "add":
+            let c1 = try ciphertext(test.c1, "c1")
+            let c2 = try ciphertext(test.c2, "c2")
+            let sum = try paillier { () throws(PaillierError) in try pk.add(c1, c2) }
+            try expectEqual(sum.value, try integer(test.c, "c"), "product of ciphertexts")
+            try expectEqual(
+                try paillier { () throws(PaillierError) in try key.decryptSigned(sum) }, try integer(test.m, "m"), "sum"
+            )
+        case "addPlain", "multiply":
+            let c1 = try ciphertext(test.c1, "c1")
+            let k = try integer(test.k, "k")
+            let out = try paillier { () throws(PaillierError) in
+                test.operation == "addPlain" ? try pk.add(c1, plaintext: k) : try pk.multiply(c1, by: k)
+            }
+            try expectEqual(out.value, try integer(test.c, "c"), "ciphertext")
+            try expectEqual(
+                try paillier { () throws(PaillierError) in try key.decryptSigned(out) }, try integer(test.m, "m"),
+                "plaintext")
+        case "djn":
+            let base = try integer(test.base, "base")
+            let alpha = try integer(test.alpha, "alpha")
+            let m = try integer(test.m, "m")
+            for table in [false, true] {
+                let encryptor = DJNEncryptor(publicKey: pk, base: base, precomputeTable: table, window: 4)
+                let c = try paillier { () throws(PaillierError) in
+                    try encryptor.encrypt(residue: try pk.residue(signed: m), exponent: alpha)
+                }
+                try expectEqual(
+                    c.value, try integer(test.c, "c"), table ? "ciphertext (fixed-base table)" : "ciphertext")
+            }
+        default:
+            throw VectorError.unreadable("unknown operation \(test.operation)")
+        }
+    }
+}
