@@ -85,6 +85,15 @@ let testKey = try! PaillierPrivateKey.generate(bits: 512)
         }
     }
 
+    @Test func fixedWidthEncodingsRoundTrip() throws {
+        let c = try pk.encrypt(signed: -77)
+        let bytes = c.bigEndianBytes()
+        #expect(bytes.count == pk.ciphertextByteCount)
+        #expect(try pk.ciphertext(bigEndian: bytes) == c)
+        #expect(try PaillierPublicKey(bigEndian: pk.bigEndianBytes) == pk)
+        #expect(pk.bigEndianBytes.count == 64)
+    }
+
     @Test func rejectsOutOfRangeCiphertextsAndKeys() throws {
         #expect(throws: PaillierError.ciphertextOutOfRange) { try pk.ciphertext(BigInt(0)) }
         #expect(throws: PaillierError.ciphertextOutOfRange) { try pk.ciphertext(pk.nSquared) }

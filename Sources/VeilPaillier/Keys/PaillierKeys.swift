@@ -23,6 +23,14 @@ public struct PaillierPublicKey: Hashable, Sendable {
         self.nSquared = self.n * self.n
     }
 
+    /// Decodes n from big-endian bytes (the fixed-width key encoding).
+    public init(bigEndian bytes: [UInt8]) throws(PaillierError) {
+        try self.init(n: BigInt(bigEndian: bytes))
+    }
+
+    /// n as ⌈|n| / 8⌉ big-endian bytes.
+    public var bigEndianBytes: [UInt8] { try! n.bigEndianBytes(width: plaintextByteCount) }  // n fits its own width
+
     /// |n| in bits.
     public var bits: Int { n.bitWidth }
     /// g = n + 1.
