@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
         .library(name: "VeilSecAgg", targets: ["VeilSecAgg"]),
         .library(name: "VeilPaillier", targets: ["VeilPaillier"]),
+        .library(name: "VeilLearning", targets: ["VeilLearning"]),
         .library(name: "VeilVectors", targets: ["VeilVectors"]),
     ],
     dependencies: [
@@ -24,6 +25,11 @@ let package = Package(
             providers: [.apt(["libsodium-dev"])]
         ),
         .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
             name: "CGMP",
             pkgConfig: "gmp",
             providers: [.apt(["libgmp-dev"])]
@@ -32,11 +38,19 @@ let package = Package(
         .target(name: "VeilCrypto", dependencies: ["CSodium", "VeilCore"]),
         .target(name: "VeilSecAgg", dependencies: ["VeilCore", "VeilCrypto"]),
         .target(name: "VeilPaillier", dependencies: ["CGMP", "VeilCore", "VeilCrypto"]),
+        .target(
+            name: "VeilLearning",
+            dependencies: ["CZlib", "VeilCore"],
+            resources: [.copy("Resources/digits.csv.gz")],
+            // Training loops are numeric kernels: optimise them even in debug builds, so that
+            // the reference runs in the test suite finish in seconds.
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
         .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilPaillier", "VeilSecAgg"]),
         .executableTarget(
             name: "veil",
             dependencies: [
-                "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilPaillier", "VeilSecAgg", "VeilVectors",
+                "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilVectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,6 +63,7 @@ let package = Package(
         .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCrypto", "VeilTestSupport"]),
         .testTarget(name: "VeilSecAggTests", dependencies: ["VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilPaillierTests", dependencies: ["VeilPaillier", "VeilTestSupport"]),
+        .testTarget(name: "VeilLearningTests", dependencies: ["VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
         .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),
     ]

@@ -63,10 +63,15 @@ public struct PaillierSecureSum: SecureSum {
         guard let dimension = contributions.values.first?.count else { throw SecureSumError.noContributions }
         var aggregator = PaillierAggregator(
             publicKey: contributor.encryptor.publicKey, packing: packing, dimension: dimension)
+        var arriving: [(ParticipantID, ModularVector)] = []
         for (id, vector) in contributions.sorted(by: { $0.key < $1.key }) {
             if dropoutProbability > 0, Double(dropouts.next() >> 11) * 0x1p-53 < dropoutProbability { continue }
-            try aggregator.add(try contributor.encrypt(vector), from: id)
+            arriving.append((id, vector))
         }
+        // Participants encrypt independently: in a simulation, on every core.
+        let contributor = contributor
+        let encrypted = try arriving.map { $0.1 }.parallelMap { try contributor.encrypt($0) }
+        for ((id, _), ciphertexts) in zip(arriving, encrypted) { try aggregator.add(ciphertexts, from: id) }
         let aggregate = try aggregator.aggregate()
         switch decryption {
         case .keyHolder:
@@ -77,7 +82,7 @@ public struct PaillierSecureSum: SecureSum {
             }
             let key = thresholdShares[0].thresholdKey
             let holders = thresholdShares.prefix(key.threshold)
-            let plaintexts = try aggregate.ciphertexts.map { c in
+            let plaintexts = try aggregate.ciphertexts.parallelMap { c in
                 try key.combine(try holders.map { try $0.partiallyDecrypt(c) }, of: c)
             }
             return SecureSumResult(

@@ -7,7 +7,9 @@ struct Veil: ParsableCommand {
         commandName: "veil",
         abstract: "Secure aggregation for federated learning: the coordinator learns only the sum.",
         version: VeilVersion.current,
-        subcommands: [SecAggCommand.self, PaillierCommand.self, VectorsCommand.self, BenchCommand.self]
+        subcommands: [
+            SimulateCommand.self, SecAggCommand.self, PaillierCommand.self, VectorsCommand.self, BenchCommand.self,
+        ]
     )
 }
 

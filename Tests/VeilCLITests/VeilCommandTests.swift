@@ -5,7 +5,9 @@ import VeilVectors
 
 /// The folders of `Vectors/`.
 var familyCount: Int {
-    ((try? FileManager.default.contentsOfDirectory(atPath: RepositoryPaths.vectors.path)) ?? []).filter { !$0.contains(".") }.count
+    ((try? FileManager.default.contentsOfDirectory(atPath: RepositoryPaths.vectors.path)) ?? []).filter {
+        !$0.contains(".")
+    }.count
 }
 
 @Suite struct VeilCommandTests {

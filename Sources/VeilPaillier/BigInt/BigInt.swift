@@ -53,7 +53,7 @@ public struct BigInt: Sendable {
     public init?(decimal text: String, secret: Bool = false) {
         guard !text.isEmpty,
             text.utf8.enumerated().allSatisfy({ (i, c) in (c >= 48 && c <= 57) || (i == 0 && c == 45 && text.count > 1)
-                })
+            })
         else { return nil }
         let storage = Storage(secret: secret)
         guard veil_mpz_set_str(storage.pointer, text, 10) == 0 else { return nil }

@@ -7,13 +7,20 @@ public struct PaillierAggregator: Sendable {
     public let publicKey: PaillierPublicKey
     public let packing: PaillierPacking
     public let dimension: Int
+    /// Encrypts the zeros that re-randomise the aggregate.
+    private let rerandomizer: DJNEncryptor?
     private var running: [PaillierCiphertext]
     public private(set) var contributors: [ParticipantID] = []
 
-    public init(publicKey: PaillierPublicKey, packing: PaillierPacking, dimension: Int) {
+    /// - Parameter rerandomizer: a DJN encryptor for the key, to re-randomise the aggregate
+    ///   cheaply (by E(0)); without one, `r^n` is used.
+    public init(
+        publicKey: PaillierPublicKey, packing: PaillierPacking, dimension: Int, rerandomizer: DJNEncryptor? = nil
+    ) {
         self.publicKey = publicKey
         self.packing = packing
         self.dimension = dimension
+        self.rerandomizer = rerandomizer
         running = Array(repeating: publicKey.zero, count: packing.plaintextCount(dimension: dimension))
     }
 
@@ -77,7 +84,8 @@ public struct PaillierKeyHolder: Sendable {
                 "\(aggregate.contributors.count) contributions, the key holder decrypts sums of at least \(minimumContributors)"
             )
         }
-        let plaintexts = try aggregate.ciphertexts.map { try privateKey.decrypt($0) }
+        let key = privateKey
+        let plaintexts = try aggregate.ciphertexts.parallelMap { try key.decrypt($0) }
         let sum = try packing.unpack(plaintexts, dimension: aggregate.dimension, addends: aggregate.contributors.count)
         return SecureSumResult(sum: sum, survivors: aggregate.contributors)
     }

@@ -1,0 +1,135 @@
+import Foundation
+import VeilCore
+
+/// A classifier whose parameters are one flat vector: what a federation trains and sums.
+public protocol Model: Sendable {
+    /// The length of the parameter vector.
+    var parameterCount: Int { get }
+    var featureCount: Int { get }
+    var classCount: Int { get }
+    /// A short description ("softmax", "mlp:32,16").
+    var name: String { get }
+
+    /// Starting parameters.
+    func initialParameters(using generator: inout some RandomNumberGenerator) -> [Double]
+
+    /// The mean cross-entropy over `rows` of `data`, with its gradient written to `gradient`.
+    func lossAndGradient(
+        _ parameters: UnsafeBufferPointer<Double>, data: Dataset, rows: ArraySlice<Int>,
+        gradient: UnsafeMutableBufferPointer<Double>, workspace: ModelWorkspace
+    ) -> Double
+
+    /// Class scores (logits) of one row, written to `logits` (classCount values).
+    func logits(
+        _ parameters: UnsafeBufferPointer<Double>, features: UnsafeBufferPointer<Double>,
+        into logits: UnsafeMutableBufferPointer<Double>, workspace: ModelWorkspace)
+}
+
+/// Scratch memory a model reuses across steps, so that training allocates nothing per sample.
+public final class ModelWorkspace {
+    var buffers: [[Double]]
+
+    public init(sizes: [Int]) { buffers = sizes.map { [Double](repeating: 0, count: $0) } }
+}
+
+/// The result of evaluating parameters on a dataset.
+public struct Evaluation: Hashable, Sendable {
+    public let loss: Double
+    public let accuracy: Double
+}
+
+extension Model {
+    /// A workspace sized for this model.
+    public func makeWorkspace() -> ModelWorkspace {
+        ModelWorkspace(sizes: workspaceSizes)
+    }
+
+    var workspaceSizes: [Int] {
+        if let mlp = self as? MultilayerPerceptron {
+            return mlp.layerSizes.map { $0 } + mlp.layerSizes.map { $0 } + [classCount]
+        }
+        return [classCount, classCount]
+    }
+
+    /// Mean cross-entropy and accuracy of `parameters` over every row of `data`.
+    public func evaluate(_ parameters: [Double], on data: Dataset) -> Evaluation {
+        guard data.count > 0 else { return Evaluation(loss: 0, accuracy: 0) }
+        let workspace = makeWorkspace()
+        var logits = [Double](repeating: 0, count: classCount)
+        var loss = 0.0
+        var correct = 0
+        parameters.withUnsafeBufferPointer { p in
+            data.features.withUnsafeBufferPointer { f in
+                logits.withUnsafeMutableBufferPointer { z in
+                    for row in 0..<data.count {
+                        let x = UnsafeBufferPointer(rebasing: f[(row * featureCount)..<((row + 1) * featureCount)])
+                        self.logits(p, features: x, into: z, workspace: workspace)
+                        let (logSumExp, best) = softmaxSummary(UnsafeBufferPointer(z))
+                        loss += logSumExp - z[data.labels[row]]
+                        if best == data.labels[row] { correct += 1 }
+                    }
+                }
+            }
+        }
+        return Evaluation(loss: loss / Double(data.count), accuracy: Double(correct) / Double(data.count))
+    }
+
+    /// The predicted class of each row.
+    public func predict(_ parameters: [Double], on data: Dataset) -> [Int] {
+        let workspace = makeWorkspace()
+        var logits = [Double](repeating: 0, count: classCount)
+        return parameters.withUnsafeBufferPointer { p in
+            data.features.withUnsafeBufferPointer { f in
+                logits.withUnsafeMutableBufferPointer { z in
+                    (0..<data.count).map { row in
+                        self.logits(
+                            p,
+                            features: UnsafeBufferPointer(
+                                rebasing: f[(row * featureCount)..<((row + 1) * featureCount)]), into: z,
+                            workspace: workspace)
+                        return softmaxSummary(UnsafeBufferPointer(z)).argmax
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// log Σ exp(z) (stably) and the index of the largest z.
+@inline(__always)
+func softmaxSummary(_ z: UnsafeBufferPointer<Double>) -> (logSumExp: Double, argmax: Int) {
+    var best = 0
+    for c in 1..<z.count where z[c] > z[best] { best = c }
+    let top = z[best]
+    var total = 0.0
+    for c in 0..<z.count { total += exp(z[c] - top) }
+    return (top + log(total), best)
+}
+
+/// Turns logits into probabilities in place.
+@inline(__always)
+func softmaxInPlace(_ z: UnsafeMutableBufferPointer<Double>) {
+    var top = z[0]
+    for c in 1..<z.count where z[c] > top { top = z[c] }
+    var total = 0.0
+    for c in 0..<z.count {
+        z[c] = exp(z[c] - top)
+        total += z[c]
+    }
+    for c in 0..<z.count { z[c] /= total }
+}
+
+/// Parses a model specification: `softmax`, or `mlp:H1,H2,…` (ReLU hidden layers).
+public func makeModel(_ specification: String, featureCount: Int, classCount: Int) throws(DataError) -> any Model {
+    if specification == "softmax" { return SoftmaxRegression(featureCount: featureCount, classCount: classCount) }
+    let parts = specification.split(separator: ":", maxSplits: 1)
+    if parts.first == "mlp", parts.count == 2 {
+        let hidden = parts[1].split(separator: ",").compactMap { Int($0) }
+        guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }), hidden.count == parts[1].split(separator: ",").count
+        else {
+            throw .invalidSpecification("mlp:H1,H2,… needs positive layer widths, got \(parts[1])")
+        }
+        return MultilayerPerceptron(layerSizes: [featureCount] + hidden + [classCount])
+    }
+    throw .invalidSpecification("unknown model \"\(specification)\": use softmax or mlp:H1,H2,…")
+}

@@ -1,0 +1,431 @@
+import Foundation
+import VeilCore
+
+/// Where the data comes from.
+public enum DatasetSource: Hashable, Sendable, CustomStringConvertible {
+    /// The handwritten digits; a stratified 20% hold-out is the test set.
+    case digits
+    /// FedProx's Synthetic(α, β): devices are the participants.
+    case synthetic(alpha: Double, beta: Double)
+    /// A CSV file (features…, label); a stratified 20% hold-out is the test set.
+    case csv(path: String)
+
+    /// Parses `digits`, `synthetic:A,B`, `csv:PATH`.
+    public init(parsing text: String) throws(DataError) {
+        if text == "digits" {
+            self = .digits
+        } else if text.hasPrefix("synthetic:") {
+            let values = text.dropFirst("synthetic:".count).split(separator: ",").compactMap { Double($0) }
+            guard values.count == 2, values.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+                throw .invalidSpecification("synthetic:A,B needs two non-negative numbers, got \(text)")
+            }
+            self = .synthetic(alpha: values[0], beta: values[1])
+        } else if text.hasPrefix("csv:"), text.count > 4 {
+            self = .csv(path: String(text.dropFirst(4)))
+        } else {
+            throw .invalidSpecification("unknown dataset \"\(text)\": use digits, synthetic:A,B or csv:PATH")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .digits: "digits"
+        case .synthetic(let a, let b): "synthetic:\(a),\(b)"
+        case .csv(let path): "csv:\(path)"
+        }
+    }
+}
+
+/// Which algorithm, with its options.
+public enum AlgorithmChoice: Hashable, Sendable {
+    case fedAvg
+    case fedAvgM(beta: Double)
+    case fedProx(mu: Double)
+    case fedAdagrad(learningRate: Double, tau: Double)
+    case fedAdam(learningRate: Double, beta1: Double, beta2: Double, tau: Double)
+    case fedYogi(learningRate: Double, beta1: Double, beta2: Double, tau: Double)
+    case scaffold
+    case fedNova
+    case fedBuff(buffer: Int, concurrency: Int)
+    case ifca(clusters: Int)
+    case ditto(lambda: Double)
+    case qFedAvg(q: Double)
+    case robust(RobustAggregation.Rule)
+
+    /// The command-line names.
+    public static let names = [
+        "fedavg", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi", "scaffold", "fednova", "fedbuff", "ifca",
+        "ditto",
+        "qfedavg", "median", "trimmed-mean", "krum",
+    ]
+
+    public var name: String {
+        switch self {
+        case .fedAvg: "fedavg"
+        case .fedAvgM: "fedavgm"
+        case .fedProx: "fedprox"
+        case .fedAdagrad: "fedadagrad"
+        case .fedAdam: "fedadam"
+        case .fedYogi: "fedyogi"
+        case .scaffold: "scaffold"
+        case .fedNova: "fednova"
+        case .fedBuff: "fedbuff"
+        case .ifca: "ifca"
+        case .ditto: "ditto"
+        case .qFedAvg: "qfedavg"
+        case .robust(let rule): RobustAggregation(rule: rule).name
+        }
+    }
+
+    /// Whether the algorithm needs each participant's update (and so cannot run on a secure sum).
+    public var needsIndividualUpdates: Bool {
+        if case .robust = self { return true }
+        return false
+    }
+}
+
+/// Everything a simulated federation needs.
+public struct FederatedConfiguration: Sendable {
+    public var dataset: DatasetSource = .digits
+    public var partition: Partition = .dirichlet(alpha: 0.5)
+    public var clients = 10
+    /// The fraction of participants selected each round (at least one).
+    public var fraction = 1.0
+    public var rounds = 50
+    public var localEpochs = 1
+    public var batchSize = 32
+    public var learningRate = 0.1
+    public var momentum = 0.0
+    public var weightDecay = 0.0
+    public var model = "softmax"
+    public var algorithm: AlgorithmChoice = .fedAvg
+    public var seed: UInt64 = 0
+    /// The fraction of selected participants that are stragglers each round: they run a
+    /// uniformly random 1…E−1 local epochs (FedProx's systems heterogeneity).
+    public var stragglerFraction = 0.0
+    /// The payload ring and the clip of each payload entry.
+    public var payloadBits = 64
+    public var payloadClip = 1024.0
+    /// Evaluate the global model every this many rounds (and always after the last).
+    public var evaluateEvery = 1
+
+    public init() {}
+}
+
+/// One round's outcome.
+public struct RoundReport: Sendable {
+    public let round: Int
+    /// Global test accuracy and loss (nil on rounds that were not evaluated).
+    public let accuracy: Double?
+    public let loss: Double?
+    /// The global model's loss on all training rows.
+    public let trainingLoss: Double?
+    /// Ditto: the mean accuracy of the personal models on their participants' own test rows.
+    public let personalizedAccuracy: Double?
+    public let selected: Int
+    public let survivors: Int
+    public let seconds: Double
+}
+
+/// What went wrong in a simulation.
+public enum LearningError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalidConfiguration(String)
+    case robustAggregatorOnSecureSum(aggregator: String, backend: String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let why): why
+        case .robustAggregatorOnSecureSum(let aggregator, let backend):
+            "the \(aggregator) aggregator needs every participant's own update, which the \(backend) secure sum hides by design; "
+                + "robust aggregation runs only with --secure-sum plain"
+        }
+    }
+}
+
+/// Runs a federation in one process: participants train locally, their payloads go through
+/// the fixed-point codec into the given ``SecureSum``, and the algorithm's server rule uses
+/// only the decoded sum.
+public struct FederatedSimulation {
+    public let configuration: FederatedConfiguration
+    public let data: FederatedData
+    public let model: any Model
+
+    /// Loads or generates the data and partitions it.
+    public init(configuration: FederatedConfiguration) throws {
+        try Self.validate(configuration)
+        self.configuration = configuration
+        var generator = Xoshiro256(seed: configuration.seed, stream: 1)
+        switch configuration.dataset {
+        case .digits, .csv:
+            let all = try { () throws -> Dataset in
+                if case .csv(let path) = configuration.dataset { return try CSVLoader.load(path: path) }
+                return try Digits.load()
+            }()
+            let (train, test) = all.stratifiedSplit(testFraction: 0.2, using: &generator)
+            let parts = try configuration.partition.split(train, clients: configuration.clients, using: &generator)
+            if case .ditto = configuration.algorithm {
+                // Personal models are judged on their participant's own distribution: keep 20% of
+                // each participant's rows as its local test set.
+                let local = parts.map { $0.stratifiedSplit(testFraction: 0.2, using: &generator) }
+                data = FederatedData(clients: local.map(\.train), test: test, clientTests: local.map(\.test))
+            } else {
+                data = FederatedData(clients: parts, test: test)
+            }
+        case .synthetic(let alpha, let beta):
+            data = try SyntheticData.generate(
+                alpha: alpha, beta: beta, devices: configuration.clients, seed: configuration.seed)
+        }
+        model = try makeModel(configuration.model, featureCount: data.featureCount, classCount: data.classCount)
+    }
+
+    static func validate(_ c: FederatedConfiguration) throws(LearningError) {
+        func require(_ ok: Bool, _ why: String) throws(LearningError) { if !ok { throw .invalidConfiguration(why) } }
+        try require(c.clients >= 1, "--clients must be at least 1")
+        try require(c.fraction > 0 && c.fraction <= 1, "--fraction must be in (0, 1]")
+        try require(c.rounds >= 1, "--rounds must be at least 1")
+        try require(c.localEpochs >= 1, "--local-epochs must be at least 1")
+        try require(c.batchSize >= 1, "--batch must be at least 1")
+        try require(c.learningRate > 0 && c.learningRate.isFinite, "--lr must be positive")
+        try require((0..<1).contains(c.stragglerFraction), "--stragglers must be in [0, 1)")
+        try require((8...64).contains(c.payloadBits), "payload bits must be in 8...64")
+        try require(c.payloadClip > 0, "the payload clip must be positive")
+    }
+
+    /// The number of participants selected per round.
+    public var cohortSize: Int { max(1, Int((configuration.fraction * Double(data.clients.count)).rounded())) }
+
+    /// Runs every round, calling `progress` after each.
+    /// - Throws: ``LearningError`` for a robust aggregator on a secure backend; the backend's
+    ///   error when a round cannot produce a sum.
+    public func run(secureSum: inout some SecureSum, progress: (RoundReport) -> Void = { _ in }) throws -> [RoundReport]
+    {
+        let c = configuration
+        if c.algorithm.needsIndividualUpdates && secureSum.hidesIndividualContributions {
+            throw LearningError.robustAggregatorOnSecureSum(aggregator: c.algorithm.name, backend: secureSum.name)
+        }
+        var initGenerator = Xoshiro256(seed: c.seed, stream: 2)
+        let initial = model.initialParameters(using: &initGenerator)
+        let weightScale = Double(data.clients.map(\.count).max() ?? 1)
+        var algorithm = makeAlgorithm(initial: initial, generator: &initGenerator)
+        var clientStates = [[String: [Double]]](repeating: [:], count: data.clients.count)
+        var selection = Xoshiro256(seed: c.seed, stream: 3)
+        let pooled = data.pooledTraining
+        let personalTests = personalTestSets()
+        var reports: [RoundReport] = []
+
+        if case .fedBuff(let buffer, let concurrency) = c.algorithm {
+            return try runFedBuff(
+                secureSum: &secureSum, algorithm: &algorithm, buffer: buffer, concurrency: concurrency,
+                weightScale: weightScale,
+                states: &clientStates, pooled: pooled, progress: progress)
+        }
+
+        for round in 1...c.rounds {
+            let started = ContinuousClock.now
+            var order = Array(data.clients.indices)
+            selection.shuffle(&order)
+            let cohort = order.prefix(cohortSize).sorted()
+            let broadcast = algorithm.broadcast()
+            var payloads: [ParticipantID: [Double]] = [:]
+            for index in cohort {
+                var epochs = c.localEpochs
+                let straggler = c.stragglerFraction > 0 && selection.unit() < c.stragglerFraction
+                if straggler {
+                    if algorithm.dropsStragglers { continue }
+                    epochs = c.localEpochs > 1 ? 1 + selection.below(c.localEpochs - 1) : 1
+                }
+                var context = ClientContext(
+                    id: ParticipantID(UInt32(index + 1)), data: data.clients[index], model: model, epochs: epochs,
+                    batchSize: c.batchSize,
+                    optimizer: SGD(learningRate: c.learningRate, momentum: c.momentum, weightDecay: c.weightDecay),
+                    weightScale: weightScale,
+                    generator: Xoshiro256(seed: c.seed, stream: UInt64(1_000_000 * round + index)),
+                    state: clientStates[index])
+                payloads[context.id] = algorithm.clientUpdate(broadcast, &context)
+                clientStates[index] = context.state
+            }
+            var survivors = 0
+            if !payloads.isEmpty {
+                let (sum, count) = try aggregate(payloads, round: round, secureSum: &secureSum, algorithm: &algorithm)
+                if let sum { algorithm.serverUpdate(sum: sum, contributors: count) }
+                survivors = count
+            }
+            let report = evaluate(
+                algorithm, round: round, selected: cohort.count, survivors: survivors, pooled: pooled,
+                personal: personalTests,
+                states: clientStates, started: started)
+            reports.append(report)
+            progress(report)
+        }
+        return reports
+    }
+
+    /// Encodes payloads, sums them through the backend, decodes the sum. Robust aggregators
+    /// (plain backend only) get the decoded individual payloads instead.
+    private func aggregate(
+        _ payloads: [ParticipantID: [Double]], round: Int, secureSum: inout some SecureSum,
+        algorithm: inout any FederatedAlgorithm
+    ) throws -> (sum: [Double]?, contributors: Int) {
+        let codec = try payloadCodec(addends: payloads.count)
+        var contributions: [ParticipantID: ModularVector] = [:]
+        for (id, payload) in payloads {
+            var rounding = Xoshiro256(seed: configuration.seed, stream: UInt64(2_000_000 * round) + UInt64(id.rawValue))
+            contributions[id] = try codec.encode(payload, using: &rounding)
+        }
+        if case .robust(let rule) = configuration.algorithm, var robust = algorithm as? FedAvgFamily {
+            // Plaintext only (checked in run): the server sees each update.
+            let updates = try contributions.sorted { $0.key < $1.key }.map { _, v -> [Double] in
+                let decoded = try codec.decode(v)
+                let weight = max(decoded.last!, .leastNormalMagnitude)
+                return decoded.dropLast().map { $0 / weight }
+            }
+            let combined = RobustAggregation(rule: rule).combine(updates)
+            robust.serverUpdate(sum: combined + [1], contributors: updates.count)
+            algorithm = robust
+            return (nil, updates.count)
+        }
+        let result = try secureSum.sum(contributions, round: round)
+        return (try codec.decode(result.sum), result.survivors.count)
+    }
+
+    /// The fixed-point codec for `addends` payloads: the payload ring, the clip, and the most
+    /// fractional bits (at most 32) for which the sum of `addends` clipped values cannot wrap.
+    public func payloadCodec(addends: Int) throws -> FixedPointCodec {
+        let bitWidth = try BitWidth(configuration.payloadBits)
+        for bits in stride(from: 32, through: 0, by: -1) {
+            if let codec = try? FixedPointCodec(
+                clip: configuration.payloadClip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: max(addends, 1))
+            {
+                return codec
+            }
+        }
+        throw LearningError.invalidConfiguration(
+            "no fixed-point precision lets \(addends) payloads clipped to ±\(configuration.payloadClip) sum in Z_2^\(configuration.payloadBits)"
+        )
+    }
+
+    private func makeAlgorithm(initial: [Double], generator: inout Xoshiro256) -> any FederatedAlgorithm {
+        switch configuration.algorithm {
+        case .fedAvg: FedAvgFamily(name: "fedavg", initial: initial, dropsStragglers: true)
+        case .fedAvgM(let beta):
+            FedAvgFamily(name: "fedavgm", initial: initial, serverOptimizer: .momentum(learningRate: 1, beta: beta))
+        case .fedProx(let mu): FedAvgFamily(name: "fedprox", initial: initial, proximalMu: mu)
+        case .fedAdagrad(let eta, let tau):
+            FedAvgFamily(name: "fedadagrad", initial: initial, serverOptimizer: .adagrad(learningRate: eta, tau: tau))
+        case .fedAdam(let eta, let b1, let b2, let tau):
+            FedAvgFamily(
+                name: "fedadam", initial: initial,
+                serverOptimizer: .adam(learningRate: eta, beta1: b1, beta2: b2, tau: tau))
+        case .fedYogi(let eta, let b1, let b2, let tau):
+            FedAvgFamily(
+                name: "fedyogi", initial: initial,
+                serverOptimizer: .yogi(learningRate: eta, beta1: b1, beta2: b2, tau: tau))
+        case .scaffold: Scaffold(initial: initial, population: data.clients.count)
+        case .fedNova: FedNova(initial: initial)
+        case .fedBuff: FedAvgFamily(name: "fedbuff", initial: initial)
+        case .ifca(let k):
+            // Distinct random starting points, so that the clusters can separate.
+            IFCA(
+                initialModels: [initial]
+                    + (1..<max(k, 1)).map { _ in initial.map { $0 + 0.01 * generator.standardNormal() } })
+        case .ditto(let lambda): FedAvgFamily(name: "ditto", initial: initial, dittoLambda: lambda)
+        case .qFedAvg(let q): QFedAvg(initial: initial, q: q)
+        case .robust(let rule): FedAvgFamily(name: RobustAggregation(rule: rule).name, initial: initial)
+        }
+    }
+
+    /// Ditto's personal evaluation rows: the source's per-participant test rows, or none.
+    private func personalTestSets() -> [Dataset] {
+        guard case .ditto = configuration.algorithm else { return [] }
+        return data.clientTests
+    }
+
+    private func evaluate(
+        _ algorithm: any FederatedAlgorithm, round: Int, selected: Int, survivors: Int, pooled: Dataset,
+        personal: [Dataset],
+        states: [[String: [Double]]], started: ContinuousClock.Instant
+    ) -> RoundReport {
+        let due = round % configuration.evaluateEvery == 0 || round == configuration.rounds
+        let evaluation = due ? algorithm.evaluate(model: model, on: data.test) : nil
+        let training = due ? model.evaluate(algorithm.parameters, on: pooled).loss : nil
+        var personalized: Double?
+        if due, case .ditto = configuration.algorithm {
+            let tests = personal.isEmpty ? [data.test] : personal
+            let accuracies = states.indices.compactMap { i -> Double? in
+                guard let v = states[i]["ditto"] else { return nil }
+                return model.evaluate(v, on: tests[min(i, tests.count - 1)]).accuracy
+            }
+            personalized = accuracies.isEmpty ? nil : accuracies.reduce(0, +) / Double(accuracies.count)
+        }
+        let elapsed = ContinuousClock.now - started
+        return RoundReport(
+            round: round, accuracy: evaluation?.accuracy, loss: evaluation?.loss, trainingLoss: training,
+            personalizedAccuracy: personalized, selected: selected, survivors: survivors,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+
+    /// FedBuff (Nguyen et al., AISTATS 2022): `concurrency` participants train at once, each
+    /// from the model version current when it started, finishing after an exponential delay;
+    /// every `buffer` finished updates form one secure sum, each weighted by p̃·s(τ) with
+    /// staleness τ and s(τ) = 1/√(1 + τ). A report is one server step.
+    private func runFedBuff(
+        secureSum: inout some SecureSum, algorithm: inout any FederatedAlgorithm, buffer: Int, concurrency: Int,
+        weightScale: Double,
+        states: inout [[String: [Double]]], pooled: Dataset, progress: (RoundReport) -> Void
+    ) throws -> [RoundReport] {
+        let c = configuration
+        let n = data.clients.count
+        let concurrency = min(max(concurrency, 1), n)
+        let buffer = min(max(buffer, 1), concurrency)
+        var clock = Xoshiro256(seed: c.seed, stream: 4)
+        var version = 0
+        var inFlight: [(finish: Double, client: Int, version: Int, broadcast: [[Double]])] = []
+        var idle = Array(0..<n)
+        clock.shuffle(&idle)
+        var now = 0.0
+        func start() {
+            let client = idle.removeFirst()
+            inFlight.append((now - log(max(clock.unit(), 1e-12)), client, version, algorithm.broadcast()))
+        }
+        for _ in 0..<concurrency { start() }
+        var buffered: [ParticipantID: [Double]] = [:]
+        var reports: [RoundReport] = []
+        var started = ContinuousClock.now
+        while reports.count < c.rounds {
+            inFlight.sort { $0.finish < $1.finish }
+            let job = inFlight.removeFirst()
+            now = job.finish
+            var context = ClientContext(
+                id: ParticipantID(UInt32(job.client + 1)), data: data.clients[job.client], model: model,
+                epochs: c.localEpochs,
+                batchSize: c.batchSize,
+                optimizer: SGD(learningRate: c.learningRate, momentum: c.momentum, weightDecay: c.weightDecay),
+                weightScale: weightScale,
+                generator: Xoshiro256(seed: c.seed, stream: UInt64(3_000_000 + 1000 * job.version + job.client)),
+                state: states[job.client])
+            let payload = algorithm.clientUpdate(job.broadcast, &context)
+            states[job.client] = context.state
+            let staleness = Double(version - job.version)
+            let s = 1 / (1 + staleness).squareRoot()
+            buffered[context.id] = payload.map { $0 * s }
+            if buffered.count == buffer {
+                let (sum, count) = try aggregate(
+                    buffered, round: reports.count + 1, secureSum: &secureSum, algorithm: &algorithm)
+                if let sum { algorithm.serverUpdate(sum: sum, contributors: count) }
+                version += 1
+                idle += buffered.keys.map { Int($0.rawValue) - 1 }
+                buffered = [:]
+                let report = evaluate(
+                    algorithm, round: reports.count + 1, selected: buffer, survivors: count, pooled: pooled,
+                    personal: [],
+                    states: states, started: started)
+                reports.append(report)
+                progress(report)
+                started = ContinuousClock.now
+            }
+            // A participant whose update waits in the buffer does not start again until it is summed.
+            if !idle.isEmpty { start() }
+        }
+        return reports
+    }
+}
