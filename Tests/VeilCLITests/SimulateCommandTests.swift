@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+import VeilTestSupport
+
+@Suite struct SimulateCommandTests {
+    @Test func reportsEveryRoundAndASummaryAsJSON() throws {
+        let output = try VeilProcess.run(["simulate", "--rounds", "5", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let rounds = try #require(object["rounds"] as? [[String: Any]])
+        #expect(rounds.count == 5)
+        #expect(rounds.allSatisfy { ($0["accuracy"] as? Double) != nil && ($0["loss"] as? Double) != nil })
+        let final = try #require(object["final_accuracy"] as? Double)
+        #expect(final == rounds.last?["accuracy"] as? Double)
+        #expect(final > 0.7)
+        #expect(object["final_loss"] as? Double == rounds.last?["loss"] as? Double)
+        #expect(object["secure_sum"] as? String == "secagg")
+        #expect(output.stderr.contains("round 5/5"))
+    }
+
+    @Test func textOutputHasATableAndAFinalLine() throws {
+        let output = try VeilProcess.run(["simulate", "--rounds", "3", "--secure-sum", "plain", "--algorithm", "fedadam"])
+        #expect(output.status == 0)
+        let lines = output.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("fedadam on digits (10 participants, dirichlet:0.5)") == true)
+        #expect(lines.count == 6)
+        #expect(lines.last?.hasPrefix("final: accuracy ") == true)
+    }
+
+    @Test func robustAggregationOnASecureSumIsRefusedWithTheReason() throws {
+        let output = try VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1"])
+        #expect(output.status == 64)
+        #expect(output.stderr.contains("the krum aggregator needs every participant's own update"))
+        let plain = try VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1", "--secure-sum", "plain"])
+        #expect(plain.status == 0)
+    }
+
+    @Test func badDataIsNamedByRowAndColumn() throws {
+        let directory = try RepositoryPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("data.csv")
+        try "1,2,0\n3,4\n".write(to: file, atomically: true, encoding: .utf8)
+        let output = try VeilProcess.run(["simulate", "--dataset", "csv:\(file.path)", "--rounds", "1"])
+        #expect(output.status == 64)
+        #expect(output.stderr.contains("row 2 has 2 columns, expected 3"))
+        let unknown = try VeilProcess.run(["simulate", "--algorithm", "fedsgd"])
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr.contains("unknown algorithm \"fedsgd\""))
+    }
+}
