@@ -2,7 +2,9 @@
 import PackageDescription
 
 // Layers (bottom up): the C libraries, VeilCore (shared vocabulary), VeilCrypto (libsodium
-// primitives), VeilVectors (known-answer files and their runners), the `veil` tool.
+// primitives), VeilSecAgg and VeilPaillier (the secure sums), VeilPrivacy (clipping, noise,
+// accounting), VeilLearning (federated algorithms on the sum), VeilVectors (known-answer files
+// and their runners), the `veil` tool.
 // The crypto modules stay free of server dependencies so their tests build in seconds.
 let package = Package(
     name: "Veil",
@@ -12,6 +14,7 @@ let package = Package(
         .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
         .library(name: "VeilSecAgg", targets: ["VeilSecAgg"]),
         .library(name: "VeilPaillier", targets: ["VeilPaillier"]),
+        .library(name: "VeilPrivacy", targets: ["VeilPrivacy"]),
         .library(name: "VeilLearning", targets: ["VeilLearning"]),
         .library(name: "VeilVectors", targets: ["VeilVectors"]),
     ],
@@ -38,19 +41,23 @@ let package = Package(
         .target(name: "VeilCrypto", dependencies: ["CSodium", "VeilCore"]),
         .target(name: "VeilSecAgg", dependencies: ["VeilCore", "VeilCrypto"]),
         .target(name: "VeilPaillier", dependencies: ["CGMP", "VeilCore", "VeilCrypto"]),
+        // Privacy noise is drawn from VeilCrypto's ChaCha20 generator, hence that dependency.
+        .target(name: "VeilPrivacy", dependencies: ["VeilCore", "VeilCrypto"]),
         .target(
             name: "VeilLearning",
-            dependencies: ["CZlib", "VeilCore"],
+            dependencies: ["CZlib", "VeilCore", "VeilPrivacy"],
             resources: [.copy("Resources/digits.csv.gz")],
             // Training loops are numeric kernels: optimise them even in debug builds, so that
             // the reference runs in the test suite finish in seconds.
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
-        .target(name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilPaillier", "VeilSecAgg"]),
+        .target(
+            name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilPaillier", "VeilPrivacy", "VeilSecAgg"]),
         .executableTarget(
             name: "veil",
             dependencies: [
-                "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilVectors",
+                "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg",
+                "VeilVectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -63,6 +70,7 @@ let package = Package(
         .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCrypto", "VeilTestSupport"]),
         .testTarget(name: "VeilSecAggTests", dependencies: ["VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilPaillierTests", dependencies: ["VeilPaillier", "VeilTestSupport"]),
+        .testTarget(name: "VeilPrivacyTests", dependencies: ["VeilPrivacy", "VeilTestSupport"]),
         .testTarget(name: "VeilLearningTests", dependencies: ["VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
         .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),

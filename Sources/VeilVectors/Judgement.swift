@@ -1,6 +1,7 @@
 import VeilCore
 import VeilCrypto
 import VeilPaillier
+import VeilPrivacy
 
 /// The outcome of one test case.
 public struct CaseOutcome: Hashable, Sendable {
@@ -95,6 +96,21 @@ func errorCode(_ error: any Error) -> String {
         switch e {
         case .bitWidthMismatch: "bitWidthMismatch"
         case .tooLong: "tooLong"
+        }
+    case let e as DiscreteGaussian.SamplerError:
+        switch e {
+        case .invalidVariance: "invalidVariance"
+        }
+    case let e as Skellam.SamplerError:
+        switch e {
+        case .invalidVariance: "invalidVariance"
+        }
+    case let e as DistributedDP.DistributedDPError:
+        switch e {
+        case .invalidParameters: "invalidParameters"
+        case .calibration: "calibration"
+        case .roundingFailed: "roundingFailed"
+        case .wrongLength: "wrongLength"
         }
     case let e as SecAggRunner.Refusal: e.code
     case let e as PaillierRunner.Refusal: e.code

@@ -17,6 +17,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 import paillier_reference
+import privacy_reference
 import secagg_reference
 import veil_reference as ref
 
@@ -155,6 +156,60 @@ def check_paillier(group, test):
     paillier_reference.check(group, test, expect)
 
 
+def close(actual: float, expected: float, relative: float, what: str) -> None:
+    if abs(actual - expected) > relative * abs(expected):
+        raise AssertionError(f"{what}: {actual} vs {expected}")
+
+
+def check_dp_accounting(group, test):
+    """The published table: recomputed with dp_accounting itself, so a stale or edited file fails."""
+    import generate_dp_accounting_table as table
+    q, steps, delta = test["samplingRate"], test["steps"], group["delta"]
+    if test["operation"] == "epsilon":
+        eps, order = table.epsilon(q, test["noiseMultiplier"], steps, delta)
+        close(eps, test["epsilon"], 1e-12, "epsilon")
+        expect(order, test["order"], "order")
+    else:
+        close(table.calibrate(test["epsilon"], delta, q, steps), test["noiseMultiplier"], 1e-12, "noise multiplier")
+
+
+def check_dp(group, test):
+    op = test["operation"]
+    if op == "discreteGaussian":
+        if not 0 < test["variance"] <= 2 ** 52:
+            raise Refused("invalidVariance")
+        bits = privacy_reference.Bits(ref.Generator(h(test["seed"])))
+        n, k = privacy_reference.discrete_gaussian_variance(test["variance"])
+        expect([privacy_reference.discrete_gaussian(bits, n, k) for _ in test["samples"]], test["samples"], "samples")
+    elif op == "skellam":
+        if not 0 < test["variance"] <= 2 ** 52:
+            raise Refused("invalidVariance")
+        g = ref.Generator(h(test["seed"]))
+        expect([privacy_reference.skellam(g, test["variance"]) for _ in test["samples"]], test["samples"], "samples")
+    elif op == "rotation":
+        signs = privacy_reference.rotation_signs(ref.Generator(h(test["seed"])), len(test["x"]))
+        rotated = privacy_reference.rotate(signs, test["x"])
+        expect(rotated, test["rotated"], "rotated")
+        back = privacy_reference.unrotate(signs, rotated, len(test["x"]))
+        if max(abs(a - b) for a, b in zip(back, test["x"])) > 1e-12:
+            raise AssertionError("the inverse rotation does not return the input")
+    elif op == "encodeShare":
+        signs = privacy_reference.rotation_signs(ref.Generator(h(test["seed"])), len(test["x"]))
+        share = privacy_reference.encode_share(
+            test["x"], test["bound"], test["unitScale"], test["unitLocalStandardDeviation"], test["noise"],
+            test["bits"], test["minimumParticipants"], test["beta"], signs, ref.Generator(h(test["roundingSeed"])),
+            ref.Generator(h(test["noiseSeed"])))
+        expect([str(v) for v in share], test["share"], "share")
+    elif op == "distributedEpsilon":
+        eps, order = privacy_reference.distributed_epsilon(
+            test["noise"], test["localVariance"], test["participants"], test["dimension"], test["l2Sensitivity"],
+            test["l1Sensitivity"], test["samplingRate"], test["steps"], test["delta"])
+        close(eps, test["epsilon"], 1e-9, "epsilon")
+        expect(float(order), test["order"], "order")
+    else:
+        raise AssertionError(f"unknown operation {op}")
+
+
 CHECKS = {
     "VEIL-KDF": check_kdf,
     "VEIL-CHACHA20-DRBG": check_drbg,
@@ -168,10 +223,13 @@ CHECKS = {
     "SHA-256": check_sha256,
     "VEIL-SECAGG": check_secagg,
     "PAILLIER": check_paillier,
+    "DP-ACCOUNTING-RDP": check_dp_accounting,
+    "VEIL-DP": check_dp,
 }
 
 # Every project family must be present: a missing file must not pass silently.
-REQUIRED = {"VEIL-KDF", "VEIL-CHACHA20-DRBG", "VEIL-MASK-EXPANSION", "VEIL-SHAMIR", "VEIL-FIXED-POINT", "VEIL-SECAGG"}
+REQUIRED = {"VEIL-KDF", "VEIL-CHACHA20-DRBG", "VEIL-MASK-EXPANSION", "VEIL-SHAMIR", "VEIL-FIXED-POINT", "VEIL-SECAGG",
+            "VEIL-DP", "DP-ACCOUNTING-RDP"}
 
 # Wycheproof's suites are checked by the Swift runners; the reference covers what this project wrote.
 PUBLISHED_UNCHANGED = {"x25519_test.json", "ed25519_test.json"}

@@ -17,6 +17,7 @@ public enum ProjectVectors {
             ("codec/veil_fixed_point.json", try fixedPoint().encoded()),
             ("secagg/veil_secagg.json", try secAgg().encoded()),
             ("paillier/veil_paillier.json", try paillier().encoded()),
+            ("dp/veil_privacy.json", try privacy().encoded()),
         ]
     }
 

@@ -1,0 +1,82 @@
+import Foundation
+
+/// One privacy-relevant release that an accountant composes.
+public enum PrivacyEvent: Hashable, Sendable {
+    /// The Gaussian mechanism on the whole population: noise standard deviation over L2
+    /// sensitivity σ.
+    case gaussian(noiseMultiplier: Double)
+    /// Each member is included independently with probability q, then the Gaussian mechanism.
+    case poissonSampledGaussian(samplingRate: Double, noiseMultiplier: Double)
+    /// Each member is included independently with probability q, then a sum carrying
+    /// distributed discrete noise (q = 1: everyone).
+    case poissonSampledNoiseSum(samplingRate: Double, DistributedNoiseSum)
+}
+
+/// A Rényi-DP accountant: RDP curves add under composition, and the total converts to
+/// (ε, δ) by ``RDPConversion``. For the Gaussian events it is Google's `dp_accounting`
+/// `RdpAccountant` (same orders, same formulas, same conversion); `Specs/privacy.md` §5.
+///
+/// The distributed-noise bounds hold at integer orders; at a fractional order α the
+/// accountant charges the bound at ⌈α⌉, which is at least the RDP at α because RDP is
+/// non-decreasing in the order.
+public struct RDPAccountant: Codable, Hashable, Sendable {
+    /// `dp_accounting`'s `DEFAULT_RDP_ORDERS`: 1.1, 1.2, …, 10.9, then 11, …, 63, 128, 256, 512, 1024.
+    public static let defaultOrders: [Double] = {
+        let fractional: [Double] = (1..<100).map { (x: Int) -> Double in 1 + Double(x) / 10.0 }
+        let integral: [Double] = (11..<64).map { (x: Int) -> Double in Double(x) }
+        return fractional + integral + [128, 256, 512, 1024]
+    }()
+
+    public let orders: [Double]
+    /// The accumulated RDP at each order.
+    public private(set) var rdp: [Double]
+
+    /// An accountant with nothing spent.
+    public init(orders: [Double] = defaultOrders) {
+        precondition(!orders.isEmpty && orders.allSatisfy { $0 > 1 }, "RDP orders must exceed 1")
+        self.orders = orders
+        rdp = [Double](repeating: 0, count: orders.count)
+    }
+
+    /// Adds `count` independent runs of `event`.
+    public mutating func compose(_ event: PrivacyEvent, count: Int = 1) {
+        precondition(count >= 0, "a negative number of events")
+        let curve = Self.rdp(of: event, orders: orders)
+        for i in rdp.indices { rdp[i] += Double(count) * curve[i] }
+    }
+
+    /// Adds another accountant's spending (same orders).
+    public mutating func compose(_ other: RDPAccountant) {
+        precondition(other.orders == orders, "accountants over different orders")
+        for i in rdp.indices { rdp[i] += other.rdp[i] }
+    }
+
+    /// The smallest ε for which everything composed so far is (ε, δ)-DP, and the order used.
+    public func epsilon(delta: Double) -> (epsilon: Double, order: Double) {
+        RDPConversion.epsilon(orders: orders, rdp: rdp, delta: delta)
+    }
+
+    /// The smallest δ for which everything composed so far is (ε, δ)-DP, and the order used.
+    public func delta(epsilon: Double) -> (delta: Double, order: Double) {
+        RDPConversion.delta(orders: orders, rdp: rdp, epsilon: epsilon)
+    }
+
+    /// The RDP curve of one event.
+    public static func rdp(of event: PrivacyEvent, orders: [Double]) -> [Double] {
+        switch event {
+        case .gaussian(let sigma):
+            return orders.map { SubsampledGaussianRDP.rdp(samplingRate: 1, noiseMultiplier: sigma, order: $0) }
+        case .poissonSampledGaussian(let q, let sigma):
+            return orders.map { SubsampledGaussianRDP.rdp(samplingRate: q, noiseMultiplier: sigma, order: $0) }
+        case .poissonSampledNoiseSum(let q, let sum):
+            if q == 0 { return orders.map { _ in 0 } }
+            let integerOrders = orders.map { Int($0.rounded(.up)) }
+            let highest = max(integerOrders.max() ?? 2, 2)
+            // ε(l) for every l ≤ the highest order, once: the subsampling bound sums over them.
+            let unsampled = [Double.nan, .nan] + (2...highest).map { sum.rdp(order: $0) }
+            return integerOrders.map { order in
+                PoissonSubsampledRDP.rdp(order: max(order, 2), samplingRate: q) { unsampled[$0] }
+            }
+        }
+    }
+}

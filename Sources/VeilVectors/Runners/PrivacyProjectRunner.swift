@@ -1,0 +1,127 @@
+import Foundation
+import VeilCore
+import VeilCrypto
+import VeilPrivacy
+
+/// The project's `VEIL-DP` file: sampler draws from the deterministic generator, the
+/// Hadamard rotation, a participant's distributed-DP share, and the distributed mechanisms'
+/// ε — each recomputed by `Specs/reference/privacy_reference.py`.
+enum PrivacyProjectRunner: VectorRunner {
+    static let algorithm = "VEIL-DP"
+    static let relativeTolerance = 1e-9
+
+    typealias Group = TestGroup<Test>
+
+    struct Test: VectorCase {
+        var tcId: Int
+        var comment: String
+        var flags: [String]
+        var result: ExpectedResult
+        var error: String?
+        /// discreteGaussian, skellam, rotation, encodeShare, distributedEpsilon.
+        var operation: String
+        var variance: Double?
+        var seed: String?
+        var samples: [Int64]?
+        var dimension: Int?
+        var x: [Double]?
+        var rotated: [Double]?
+        // encodeShare
+        var noise: String?
+        var bound: Double?
+        var unitScale: Double?
+        var unitLocalStandardDeviation: Double?
+        var bits: Int?
+        var minimumParticipants: Int?
+        var beta: Double?
+        var roundingSeed: String?
+        var noiseSeed: String?
+        var share: [String]?
+        // distributedEpsilon
+        var localVariance: Double?
+        var participants: Int?
+        var l2Sensitivity: Double?
+        var l1Sensitivity: Double?
+        var samplingRate: Double?
+        var steps: Int?
+        var delta: Double?
+        var epsilon: Double?
+        var order: Double?
+    }
+
+    struct Missing: Error, CustomStringConvertible {
+        let field: String
+        var description: String { "missing field \(field)" }
+    }
+
+    static func required<T>(_ value: T?, _ field: String) throws -> T {
+        guard let value else { throw Missing(field: field) }
+        return value
+    }
+
+    static func generator(_ seed: String?, _ field: String) throws -> ChaCha20Generator {
+        try ChaCha20Generator(publicSeed: hex(try required(seed, field), field))
+    }
+
+    static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {
+        try runGroups(data, as: Group.self) { group in
+            group.tests.map { test in judge(test) { try check(test) } }
+        }
+    }
+
+    static func check(_ t: Test) throws {
+        switch t.operation {
+        case "discreteGaussian":
+            var g = try generator(t.seed, "seed")
+            let expected = try required(t.samples, "samples")
+            let drawn = try DiscreteGaussian(variance: try required(t.variance, "variance")).samples(
+                expected.count, using: &g)
+            try expectEqual(drawn, expected, "samples")
+        case "skellam":
+            var g = try generator(t.seed, "seed")
+            let expected = try required(t.samples, "samples")
+            let drawn = try Skellam(variance: try required(t.variance, "variance")).samples(expected.count, using: &g)
+            try expectEqual(drawn, expected, "samples")
+        case "rotation":
+            var g = try generator(t.seed, "seed")
+            let x = try required(t.x, "x")
+            let rotation = RandomizedHadamard(dimension: x.count, using: &g)
+            try expectEqual(rotation.rotate(x), try required(t.rotated, "rotated"), "rotated")
+        case "encodeShare":
+            let mechanism = try DistributedDP(
+                noise: DistributedDP.Noise(rawValue: try required(t.noise, "noise")) ?? .discreteGaussian,
+                dimension: try required(t.x, "x").count, bitWidth: BitWidth(try required(t.bits, "bits")),
+                minimumParticipants: try required(t.minimumParticipants, "minimumParticipants"),
+                beta: try required(t.beta, "beta"), unitScale: try required(t.unitScale, "unitScale"),
+                unitLocalStandardDeviation: try required(t.unitLocalStandardDeviation, "unitLocalStandardDeviation"))
+            var rotationGenerator = try generator(t.seed, "seed")
+            var rounding = try generator(t.roundingSeed, "roundingSeed")
+            var noise = try generator(t.noiseSeed, "noiseSeed")
+            let rotation = RandomizedHadamard(dimension: mechanism.dimension, using: &rotationGenerator)
+            let share = try mechanism.encode(
+                try required(t.x, "x"), bound: try required(t.bound, "bound"), rotation: rotation, rounding: &rounding,
+                noiseGenerator: &noise)
+            try expectEqual(share.elements, try required(t.share, "share").map { try decimal($0, "share") }, "share")
+        case "distributedEpsilon":
+            let variance = try required(t.localVariance, "localVariance")
+            let sum = DistributedNoiseSum(
+                noise: t.noise == "skellam" ? .skellam(localVariance: variance) : .discreteGaussian(localVariance: variance),
+                participants: try required(t.participants, "participants"),
+                dimension: try required(t.dimension, "dimension"),
+                l2Sensitivity: try required(t.l2Sensitivity, "l2Sensitivity"),
+                l1Sensitivity: try required(t.l1Sensitivity, "l1Sensitivity"))
+            var accountant = RDPAccountant()
+            accountant.compose(
+                .poissonSampledNoiseSum(samplingRate: try required(t.samplingRate, "samplingRate"), sum),
+                count: try required(t.steps, "steps"))
+            let (epsilon, order) = accountant.epsilon(delta: try required(t.delta, "delta"))
+            let expected = try required(t.epsilon, "epsilon")
+            guard abs(epsilon - expected) <= relativeTolerance * abs(expected) else {
+                throw Mismatch("epsilon \(epsilon) differs from \(expected)")
+            }
+            try expectEqual(order, try required(t.order, "order"), "order")
+        default:
+            throw VectorError.unreadable("unknown operation \(t.operation)")
+        }
+    }
+}
