@@ -38,6 +38,25 @@ public struct RDPAccountant: Codable, Hashable, Sendable {
         rdp = [Double](repeating: 0, count: orders.count)
     }
 
+    private enum CodingKeys: String, CodingKey { case orders, rdp }
+
+    /// RDP may be +∞ (an order with no finite bound); JSON has no ∞, so it is stored as null.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        orders = try container.decode([Double].self, forKey: .orders)
+        rdp = try container.decode([Double?].self, forKey: .rdp).map { $0 ?? .infinity }
+        guard rdp.count == orders.count, !orders.isEmpty, orders.allSatisfy({ $0 > 1 }) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .rdp, in: container, debugDescription: "one RDP value per order, every order above 1")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(orders, forKey: .orders)
+        try container.encode(rdp.map { $0.isFinite ? $0 : nil }, forKey: .rdp)
+    }
+
     /// Adds `count` independent runs of `event`.
     public mutating func compose(_ event: PrivacyEvent, count: Int = 1) {
         precondition(count >= 0, "a negative number of events")
