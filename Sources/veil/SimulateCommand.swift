@@ -16,6 +16,13 @@ struct SimulateCommand: ParsableCommand {
             only the sum. Prints per-round test accuracy and loss and a summary; a progress bar goes to stderr. \
             The defaults — digits, 10 participants, Dirichlet(0.5), softmax regression, FedAvg, 50 rounds, \
             secure aggregation — finish in well under a minute.
+
+            With --dp the run is DP-FedAvg with user-level (ε, δ)-differential privacy: participants are \
+            Poisson-sampled at rate --fraction, weighted uniformly, their updates clipped to --clip (adapted \
+            towards --clip-quantile when given), and the sum carries Gaussian noise added by the server \
+            (central) or integer noise added by each participant inside the secure sum (ddg, skellam), \
+            calibrated so that all --rounds rounds together meet --epsilon and --delta. Each round reports the \
+            ε spent so far; --dp-budget keeps a per-participant ledger.
             """
     )
 
@@ -72,6 +79,51 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Seed of the data split, initialisation, selection and training.")
     var seed: UInt64 = 0
 
+    @OptionGroup(title: "Differential privacy") var privacy: PrivacyOptions
+
+    struct PrivacyOptions: ParsableArguments {
+        @Option(help: "none, central, ddg (distributed discrete Gaussian) or skellam.")
+        var dp = "none"
+        @Option(help: "The run's ε (with --dp).")
+        var epsilon: Double?
+        @Option(help: "The run's δ (with --dp).")
+        var delta = 1e-5
+        @Option(help: "The L2 clip bound C on each update (with --dp; the initial bound with --clip-quantile).")
+        var clip = 1.0
+        @Option(help: "Adapt C towards this quantile of the update norms (Andrew et al. 2021).")
+        var clipQuantile: Double?
+        @Option(help: "The adaptive clip's learning rate η_C.")
+        var clipLr = 0.2
+        @Option(help: "ddg/skellam: the secure sum's modulus 2^bits.")
+        var dpBits = 20
+        @Option(help: "ddg/skellam: the fewest contributions a round may release (default: all when --fraction is 1).")
+        var dpMinParticipants: Int?
+        @Option(help: "A per-participant ε budget: a ledger refuses participants who would exceed it.")
+        var dpBudget: Double?
+        @Option(help: "Alert when a participant has spent this fraction of --dp-budget.")
+        var dpAlert = 0.8
+
+        func configuration() throws -> PrivacyConfiguration? {
+            guard dp != "none" else {
+                guard epsilon == nil else { throw ValidationError("--epsilon needs --dp central, ddg or skellam") }
+                return nil
+            }
+            guard let mode = PrivacyConfiguration.Mode(rawValue: dp) else {
+                throw ValidationError("--dp must be none, central, ddg or skellam")
+            }
+            guard let epsilon else { throw ValidationError("--dp \(dp) needs --epsilon") }
+            guard (0...1).contains(dpAlert) else { throw ValidationError("--dp-alert must be in [0, 1]") }
+            var c = PrivacyConfiguration(mode: mode, epsilon: epsilon, delta: delta, clip: clip)
+            c.adaptiveQuantile = clipQuantile
+            c.clipLearningRate = clipLr
+            c.bits = dpBits
+            c.minimumParticipants = dpMinParticipants
+            c.participantBudget = dpBudget
+            c.alertFraction = dpAlert
+            return c
+        }
+    }
+
     @OptionGroup var output: OutputOptions
 
     struct AlgorithmOptions: ParsableArguments {
@@ -115,6 +167,7 @@ struct SimulateCommand: ParsableCommand {
         guard paillierBits == 2048 || paillierBits == 3072 else {
             throw ValidationError("--paillier-bits must be 2048 or 3072")
         }
+        _ = try privacy.configuration()
     }
 
     func makeConfiguration() throws -> FederatedConfiguration {
@@ -134,6 +187,7 @@ struct SimulateCommand: ParsableCommand {
         c.weightDecay = weightDecay
         c.stragglerFraction = stragglers
         c.seed = seed
+        c.privacy = try privacy.configuration()
         let o = algorithmOptions
         let cohort = max(1, Int((fraction * Double(clients)).rounded()))
         c.algorithm =
@@ -163,6 +217,8 @@ struct SimulateCommand: ParsableCommand {
         let configuration = try makeConfiguration()
         let simulation: FederatedSimulation
         do { simulation = try FederatedSimulation(configuration: configuration) } catch { throw usageError("\(error)") }
+        let plan: PrivateRunPlan?
+        do { plan = try simulation.privacyPlan() } catch { throw usageError(error.description) }
         let bar = ProgressBar(total: configuration.rounds)
         let reports: [RoundReport]
         do {
@@ -173,7 +229,7 @@ struct SimulateCommand: ParsableCommand {
             case "paillier":
                 FileHandle.standardError.write(Data("generating a \(paillierBits)-bit Paillier key…\n".utf8))
                 var backend = try PaillierSecureSum(
-                    keyBits: paillierBits, bitWidth: BitWidth(configuration.payloadBits),
+                    keyBits: paillierBits, bitWidth: BitWidth(simulation.sumBitWidth),
                     maxAddends: max(simulation.cohortSize, 2),
                     decryption: .keyHolder(minimumContributors: 1), dropoutProbability: dropout, seed: seed)
                 reports = try simulation.run(secureSum: &backend, progress: bar.update)
@@ -189,41 +245,90 @@ struct SimulateCommand: ParsableCommand {
         bar.finish()
         let last = reports.last { $0.accuracy != nil }
         if output.json {
-            print(
-                try jsonString([
-                    "final_accuracy": last?.accuracy ?? NSNull(), "final_loss": last?.loss ?? NSNull(),
-                    "final_training_loss": last?.trainingLoss ?? NSNull(),
-                    "final_personalized_accuracy": last?.personalizedAccuracy ?? NSNull(),
-                    "algorithm": algorithm, "secure_sum": secureSum, "dataset": configuration.dataset.description,
-                    "model": simulation.model.name, "clients": simulation.data.clients.count,
-                    "parameters": simulation.model.parameterCount,
-                    "rounds": reports.map { r in
-                        [
-                            "round": r.round, "accuracy": r.accuracy ?? NSNull(), "loss": r.loss ?? NSNull(),
-                            "training_loss": r.trainingLoss ?? NSNull(),
-                            "personalized_accuracy": r.personalizedAccuracy ?? NSNull(),
-                            "selected": r.selected, "survivors": r.survivors, "seconds": r.seconds,
-                        ] as [String: Any]
-                    },
-                ]))
+            var result: [String: Any] = [
+                "final_accuracy": last?.accuracy ?? NSNull(), "final_loss": last?.loss ?? NSNull(),
+                "final_training_loss": last?.trainingLoss ?? NSNull(),
+                "final_personalized_accuracy": last?.personalizedAccuracy ?? NSNull(),
+                "algorithm": algorithm, "secure_sum": secureSum, "dataset": configuration.dataset.description,
+                "model": simulation.model.name, "clients": simulation.data.clients.count,
+                "parameters": simulation.model.parameterCount,
+                "rounds": reports.map { r in
+                    var round: [String: Any] = [
+                        "round": r.round, "accuracy": r.accuracy ?? NSNull(), "loss": r.loss ?? NSNull(),
+                        "training_loss": r.trainingLoss ?? NSNull(),
+                        "personalized_accuracy": r.personalizedAccuracy ?? NSNull(),
+                        "selected": r.selected, "survivors": r.survivors, "seconds": r.seconds,
+                    ]
+                    if let p = r.privacy {
+                        round["epsilon"] = p.epsilon
+                        round["round_epsilon"] = p.roundEpsilon
+                        round["participant_epsilon"] = p.participantEpsilon
+                        round["clip"] = p.clip
+                        round["noise_stddev"] = p.noiseStandardDeviation
+                        round["released"] = p.released
+                        round["refusals"] = p.refusals
+                        round["alerts"] = p.alerts
+                    }
+                    return round
+                },
+            ]
+            if let plan, let final = reports.last?.privacy {
+                result["privacy"] =
+                    [
+                        "mode": plan.configuration.mode.rawValue, "epsilon_target": plan.configuration.epsilon,
+                        "delta": plan.configuration.delta, "epsilon_spent": final.epsilon,
+                        "participant_epsilon": final.participantEpsilon,
+                        "released_rounds": reports.count { $0.privacy?.released == true },
+                        "round_epsilon": final.roundEpsilon,
+                        "sampling_rate": plan.samplingRate, "noise_multiplier": plan.noiseMultiplier,
+                        "minimum_participants": plan.minimumParticipants, "final_clip": final.clip,
+                        "refusals": reports.reduce(0) { $0 + ($1.privacy?.refusals.count ?? 0) },
+                    ] as [String: Any]
+            }
+            print(try jsonString(result))
         } else {
             print(
                 "\(algorithm) on \(configuration.dataset) (\(simulation.data.clients.count) participants, \(configuration.partition)), "
                     + "\(simulation.model.name) with \(simulation.model.parameterCount) parameters, sum by \(secureSum)"
             )
-            print("round  accuracy     loss  train-loss  summed/selected   seconds")
+            if let plan {
+                let p = plan.configuration
+                var line = String(
+                    format:
+                        "DP-FedAvg, %@ noise: target (ε %.4g, δ %.3g) over %d rounds, sampling rate %.4g, noise multiplier %.4f",
+                    p.mode.rawValue, p.epsilon, p.delta, plan.rounds, plan.samplingRate, plan.noiseMultiplier)
+                if plan.distributed != nil { line += ", at least \(plan.minimumParticipants) noise shares per sum" }
+                print(line)
+            }
+            let privacyColumns = plan == nil ? "" : "   ε spent    clip"
+            print("round  accuracy     loss  train-loss  summed/selected   seconds" + privacyColumns)
             for r in reports where r.accuracy != nil {
-                print(
-                    String(
-                        format: "%5d  %8.4f  %7.4f  %10.4f  %7d/%-8d %8.3f", r.round, r.accuracy!, r.loss!,
-                        r.trainingLoss ?? .nan,
-                        r.survivors, r.selected, r.seconds))
+                var line = String(
+                    format: "%5d  %8.4f  %7.4f  %10.4f  %7d/%-8d %8.3f", r.round, r.accuracy!, r.loss!,
+                    r.trainingLoss ?? .nan, r.survivors, r.selected, r.seconds)
+                if let p = r.privacy { line += String(format: "  %8.4f %7.4f", p.epsilon, p.clip) }
+                print(line)
+            }
+            for r in reports {
+                for alert in r.privacy?.alerts ?? [] {
+                    print("round \(r.round): alert: \(alert) passed \(privacy.dpAlert) of its budget")
+                }
+                if let refusals = r.privacy?.refusals, let first = refusals.first {
+                    print("round \(r.round): \(refusals.count) not selected, e.g. \(first)")
+                }
+                if r.privacy?.released == false { print("round \(r.round): no sum released") }
             }
             if let last {
                 var summary = String(
                     format: "final: accuracy %.4f, loss %.4f after %d rounds", last.accuracy!, last.loss!, last.round)
                 if let personal = last.personalizedAccuracy {
                     summary += String(format: ", personalised accuracy %.4f", personal)
+                }
+                if let p = reports.last?.privacy {
+                    summary += String(
+                        format:
+                            "; ε spent %.4f (%.4f per round) at δ %.3g; against the coordinator, who knows the cohorts, the most any participant spent is ε %.4f",
+                        p.epsilon, p.roundEpsilon, plan!.configuration.delta, p.participantEpsilon)
                 }
                 print(summary)
             }

@@ -8,7 +8,8 @@ struct Veil: ParsableCommand {
         abstract: "Secure aggregation for federated learning: the coordinator learns only the sum.",
         version: VeilVersion.current,
         subcommands: [
-            SimulateCommand.self, SecAggCommand.self, PaillierCommand.self, VectorsCommand.self, BenchCommand.self,
+            SimulateCommand.self, SecAggCommand.self, PaillierCommand.self, DPCommand.self, VectorsCommand.self,
+            BenchCommand.self,
         ]
     )
 }

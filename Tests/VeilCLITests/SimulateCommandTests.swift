@@ -19,7 +19,9 @@ import VeilTestSupport
     }
 
     @Test func textOutputHasATableAndAFinalLine() throws {
-        let output = try VeilProcess.run(["simulate", "--rounds", "3", "--secure-sum", "plain", "--algorithm", "fedadam"])
+        let output = try VeilProcess.run([
+            "simulate", "--rounds", "3", "--secure-sum", "plain", "--algorithm", "fedadam",
+        ])
         #expect(output.status == 0)
         let lines = output.stdout.split(separator: "\n")
         #expect(lines.first?.hasPrefix("fedadam on digits (10 participants, dirichlet:0.5)") == true)

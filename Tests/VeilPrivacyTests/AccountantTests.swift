@@ -86,7 +86,8 @@ import VeilTestSupport
 
     @Test func calibrationMeetsTheTargetAndIsTight() throws {
         for (target, q, steps) in [(1.0, 0.01, 1000), (8.0, 1.0, 50), (4.0, 0.05, 500)] {
-            let sigma = try NoiseCalibration.noiseMultiplier(epsilon: target, delta: 1e-5, samplingRate: q, steps: steps)
+            let sigma = try NoiseCalibration.noiseMultiplier(
+                epsilon: target, delta: 1e-5, samplingRate: q, steps: steps)
             #expect(epsilon(q, sigma, steps, 1e-5).0 <= target)
             #expect(epsilon(q, sigma - 2e-6, steps, 1e-5).0 > target)
         }

@@ -154,7 +154,9 @@ import VeilCrypto
 
     @Test func alertComesAtTheConfiguredFraction() {
         let ledger = PrivacyLedger(policy: .init(epsilon: 100, delta: 1e-5, alertFraction: 0.9))
-        #expect(ledger.admit("carol", round: roundCost(4)) == .admitted(epsilonAfter: ledger.admitAfter(roundCost(4)), alert: false))
+        #expect(
+            ledger.admit("carol", round: roundCost(4))
+                == .admitted(epsilonAfter: ledger.admitAfter(roundCost(4)), alert: false))
     }
 
     @Test func ledgerSurvivesStorage() throws {

@@ -41,7 +41,8 @@ import VeilCrypto
         let (mean, sampleVariance) = moments(samples)
         #expect(abs(mean) < 5 * (exactVariance / Double(n)).squareRoot())
         let varianceError = ((fourth - exactVariance * exactVariance) / Double(n)).squareRoot()
-        #expect(abs(sampleVariance - exactVariance) < 5 * varianceError, "variance \(sampleVariance) vs \(exactVariance)")
+        #expect(
+            abs(sampleVariance - exactVariance) < 5 * varianceError, "variance \(sampleVariance) vs \(exactVariance)")
         if variance < 1 {
             // Below σ = 1 the discrete Gaussian's variance is visibly less than σ².
             #expect(exactVariance < variance)

@@ -48,6 +48,8 @@ public enum VeilKDF {
         public static let secAggPairwiseSeed = Label(known: "secagg/pairwise-seed")
         /// Secure-aggregation simulations and vectors: per-participant generator seeds.
         public static let secAggSimulation = Label(known: "secagg/simulation")
+        /// Differential privacy: the key of a party's noise generator for one round.
+        public static let privacyNoise = Label(known: "privacy/noise")
 
         public var description: String { rawValue }
     }

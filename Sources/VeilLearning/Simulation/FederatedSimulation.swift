@@ -108,6 +108,8 @@ public struct FederatedConfiguration: Sendable {
     public var payloadClip = 1024.0
     /// Evaluate the global model every this many rounds (and always after the last).
     public var evaluateEvery = 1
+    /// User-level differential privacy (DP-FedAvg); nil: none.
+    public var privacy: PrivacyConfiguration?
 
     public init() {}
 }
@@ -125,12 +127,15 @@ public struct RoundReport: Sendable {
     public let selected: Int
     public let survivors: Int
     public let seconds: Double
+    /// What the round spent, in a private run.
+    public let privacy: PrivacyRoundReport?
 }
 
 /// What went wrong in a simulation.
 public enum LearningError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidConfiguration(String)
     case robustAggregatorOnSecureSum(aggregator: String, backend: String)
+    case privacyUnsupported(algorithm: String)
 
     public var description: String {
         switch self {
@@ -138,6 +143,10 @@ public enum LearningError: Error, Hashable, Sendable, CustomStringConvertible {
         case .robustAggregatorOnSecureSum(let aggregator, let backend):
             "the \(aggregator) aggregator needs every participant's own update, which the \(backend) secure sum hides by design; "
                 + "robust aggregation runs only with --secure-sum plain"
+        case .privacyUnsupported(let algorithm):
+            "DP-FedAvg bounds the sensitivity of the FedAvg update; \(algorithm) sends other quantities "
+                + "(control variates, normalisers, several models or stale updates) that it does not clip: "
+                + "use fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi or ditto with --dp"
         }
     }
 }
@@ -189,6 +198,9 @@ public struct FederatedSimulation {
         try require((0..<1).contains(c.stragglerFraction), "--stragglers must be in [0, 1)")
         try require((8...64).contains(c.payloadBits), "payload bits must be in 8...64")
         try require(c.payloadClip > 0, "the payload clip must be positive")
+        if c.privacy != nil, !supportsPrivacy(c.algorithm) {
+            throw .privacyUnsupported(algorithm: c.algorithm.name)
+        }
     }
 
     /// The number of participants selected per round.
@@ -202,6 +214,9 @@ public struct FederatedSimulation {
         let c = configuration
         if c.algorithm.needsIndividualUpdates && secureSum.hidesIndividualContributions {
             throw LearningError.robustAggregatorOnSecureSum(aggregator: c.algorithm.name, backend: secureSum.name)
+        }
+        if let plan = try privacyPlan() {
+            return try runPrivately(plan: plan, secureSum: &secureSum, progress: progress)
         }
         var initGenerator = Xoshiro256(seed: c.seed, stream: 2)
         let initial = model.initialParameters(using: &initGenerator)
@@ -290,21 +305,22 @@ public struct FederatedSimulation {
 
     /// The fixed-point codec for `addends` payloads: the payload ring, the clip, and the most
     /// fractional bits (at most 32) for which the sum of `addends` clipped values cannot wrap.
-    public func payloadCodec(addends: Int) throws -> FixedPointCodec {
+    public func payloadCodec(addends: Int, clip: Double? = nil) throws -> FixedPointCodec {
         let bitWidth = try BitWidth(configuration.payloadBits)
+        let clip = clip ?? configuration.payloadClip
         for bits in stride(from: 32, through: 0, by: -1) {
             if let codec = try? FixedPointCodec(
-                clip: configuration.payloadClip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: max(addends, 1))
+                clip: clip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: max(addends, 1))
             {
                 return codec
             }
         }
         throw LearningError.invalidConfiguration(
-            "no fixed-point precision lets \(addends) payloads clipped to ±\(configuration.payloadClip) sum in Z_2^\(configuration.payloadBits)"
+            "no fixed-point precision lets \(addends) payloads clipped to ±\(clip) sum in Z_2^\(configuration.payloadBits)"
         )
     }
 
-    private func makeAlgorithm(initial: [Double], generator: inout Xoshiro256) -> any FederatedAlgorithm {
+    func makeAlgorithm(initial: [Double], generator: inout Xoshiro256) -> any FederatedAlgorithm {
         switch configuration.algorithm {
         case .fedAvg: FedAvgFamily(name: "fedavg", initial: initial, dropsStragglers: true)
         case .fedAvgM(let beta):
@@ -335,15 +351,15 @@ public struct FederatedSimulation {
     }
 
     /// Ditto's personal evaluation rows: the source's per-participant test rows, or none.
-    private func personalTestSets() -> [Dataset] {
+    func personalTestSets() -> [Dataset] {
         guard case .ditto = configuration.algorithm else { return [] }
         return data.clientTests
     }
 
-    private func evaluate(
+    func evaluate(
         _ algorithm: any FederatedAlgorithm, round: Int, selected: Int, survivors: Int, pooled: Dataset,
         personal: [Dataset],
-        states: [[String: [Double]]], started: ContinuousClock.Instant
+        states: [[String: [Double]]], started: ContinuousClock.Instant, privacy: PrivacyRoundReport? = nil
     ) -> RoundReport {
         let due = round % configuration.evaluateEvery == 0 || round == configuration.rounds
         let evaluation = due ? algorithm.evaluate(model: model, on: data.test) : nil
@@ -361,7 +377,8 @@ public struct FederatedSimulation {
         return RoundReport(
             round: round, accuracy: evaluation?.accuracy, loss: evaluation?.loss, trainingLoss: training,
             personalizedAccuracy: personalized, selected: selected, survivors: survivors,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
+            privacy: privacy)
     }
 
     /// FedBuff (Nguyen et al., AISTATS 2022): `concurrency` participants train at once, each

@@ -22,7 +22,8 @@ public enum NoiseCalibration {
     /// Poisson-subsampled Gaussian at rate q are (ε, δ)-DP under ``RDPAccountant``.
     /// The returned σ always meets the target.
     public static func noiseMultiplier(
-        epsilon: Double, delta: Double, samplingRate q: Double, steps: Int, orders: [Double] = RDPAccountant.defaultOrders
+        epsilon: Double, delta: Double, samplingRate q: Double, steps: Int,
+        orders: [Double] = RDPAccountant.defaultOrders
     ) throws(CalibrationError) -> Double {
         try validate(epsilon: epsilon, delta: delta, samplingRate: q, steps: steps)
         return try smallestMeeting(epsilon: epsilon, tolerance: tolerance) { sigma in

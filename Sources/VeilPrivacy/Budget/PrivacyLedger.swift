@@ -25,7 +25,7 @@ public struct PrivacyLedger: Codable, Hashable, Sendable {
 
     /// The answer for one candidate.
     public enum Admission: Hashable, Sendable {
-        /// Selected; `alert` when the spending after the round reaches the alert fraction.
+        /// Selected; `alert` when this round takes the spending past the alert fraction (once per participant).
         case admitted(epsilonAfter: Double, alert: Bool)
         /// Not selected: what the participant would be told.
         case refused(Refusal)
@@ -40,7 +40,8 @@ public struct PrivacyLedger: Codable, Hashable, Sendable {
 
         public var description: String {
             String(
-                format: "%@ is not selected: its privacy budget ε = %.4g would be exceeded (spent %.4g; this round would make it %.4g)",
+                format:
+                    "%@ is not selected: its privacy budget ε = %.4g would be exceeded (spent %.4g; this round would make it %.4g)",
                 participant, budget, spent, wouldSpend)
         }
     }
@@ -71,9 +72,13 @@ public struct PrivacyLedger: Codable, Hashable, Sendable {
         let epsilonAfter = after.epsilon(delta: policy.delta).epsilon
         if epsilonAfter > policy.epsilon {
             return .refused(
-                Refusal(participant: participant, spent: spent(by: participant), wouldSpend: epsilonAfter, budget: policy.epsilon))
+                Refusal(
+                    participant: participant, spent: spent(by: participant), wouldSpend: epsilonAfter,
+                    budget: policy.epsilon))
         }
-        return .admitted(epsilonAfter: epsilonAfter, alert: epsilonAfter >= policy.alertFraction * policy.epsilon)
+        let threshold = policy.alertFraction * policy.epsilon
+        return .admitted(
+            epsilonAfter: epsilonAfter, alert: spent(by: participant) < threshold && epsilonAfter >= threshold)
     }
 
     /// Records that the participants contributed to a round that cost `round`.

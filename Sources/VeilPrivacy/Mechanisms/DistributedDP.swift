@@ -87,7 +87,9 @@ public struct DistributedDP: Hashable, Sendable {
     }
 
     /// Each participant's noise variance in the integer domain, (s₁σ₁)².
-    public var localVariance: Double { (unitScale * unitLocalStandardDeviation) * (unitScale * unitLocalStandardDeviation) }
+    public var localVariance: Double {
+        (unitScale * unitLocalStandardDeviation) * (unitScale * unitLocalStandardDeviation)
+    }
 
     /// The L2 bound after conditional rounding (Kairouz et al. Theorem 1 / Proposition 22):
     /// min(c + √m, √(c² + m/4 + √(2·ln(1/β))·(c + √m/2))) with c = s₁.
@@ -133,14 +135,19 @@ public struct DistributedDP: Hashable, Sendable {
         return room.squareRoot() / (2 * k * (nd * nd / Double(m) + nd * sigma * sigma).squareRoot())
     }
 
+    /// The default k: a sum of sub-Gaussian coordinates leaves [−kσ, kσ] in any of m
+    /// coordinates with probability at most 2m·e^{−k²/2}; k = √(2·ln(2m/0.01)) makes that 1%.
+    public static func defaultStddevs(paddedDimension m: Int) -> Double { (2 * log(2 * Double(m) / 0.01)).squareRoot() }
+
     /// The smallest noise, and the scale it implies, for which `rounds` rounds — each a
     /// Poisson sample at rate q of a population, with at least `minimumParticipants` noise
-    /// shares in every released sum — are (ε, δ)-DP. Alternates the scale (which depends on
-    /// the noise through the modulus) and the noise (which depends on the scale through the
-    /// rounding) until the scale settles, then fixes the noise for the final scale.
+    /// shares in every released sum — are (ε, δ)-DP. The scale keeps k standard deviations of
+    /// a sum of up to `maximumParticipants` vectors inside the modulus. Alternates the scale
+    /// (which depends on the noise through the modulus) and the noise (which depends on the
+    /// scale through the rounding) until the scale settles, then fixes the noise for the final scale.
     public static func calibrate(
         noise: Noise, epsilon: Double, delta: Double, samplingRate q: Double, rounds: Int, minimumParticipants n: Int,
-        dimension: Int, bits: Int, beta: Double = exp(-0.5), kStddevs: Double? = nil,
+        maximumParticipants: Int? = nil, dimension: Int, bits: Int, beta: Double = exp(-0.5), kStddevs: Double? = nil,
         orders: [Double] = RDPAccountant.defaultOrders
     ) throws(DistributedDPError) -> DistributedDP {
         do { try NoiseCalibration.validate(epsilon: epsilon, delta: delta, samplingRate: q, steps: rounds) } catch {
@@ -149,9 +156,10 @@ public struct DistributedDP: Hashable, Sendable {
         guard n >= 1, dimension >= 1 else { throw .invalidParameters("at least one participant and one value") }
         let bitWidth: BitWidth
         do { bitWidth = try BitWidth(bits) } catch { throw .invalidParameters("\(error)") }
-        let k = kStddevs ?? (noise == .discreteGaussian ? 4 : 3)
         var m = 1
         while m < dimension { m <<= 1 }
+        let k = kStddevs ?? defaultStddevs(paddedDimension: m)
+        let most = max(maximumParticipants ?? n, n)
         let gaussianMultiplier: Double
         do {
             gaussianMultiplier = try NoiseCalibration.noiseMultiplier(
@@ -179,10 +187,12 @@ public struct DistributedDP: Hashable, Sendable {
         }
 
         var sigma1 = gaussianMultiplier / Double(n).squareRoot()
-        var scale1 = try scale(localStandardDeviation: sigma1, bits: bits, participants: n, paddedDimension: m, kStddevs: k)
+        var scale1 = try scale(
+            localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
         for _ in 0..<20 {
             sigma1 = try sigma(for: scale1, guess: sigma1)
-            let next = try scale(localStandardDeviation: sigma1, bits: bits, participants: n, paddedDimension: m, kStddevs: k)
+            let next = try scale(
+                localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
             let settled = abs(next - scale1) <= 1e-9 * scale1
             scale1 = next
             if settled { break }

@@ -76,7 +76,9 @@ public enum Poisson {
 /// transform on 53-bit uniforms; `Specs/privacy.md` §3 on floating point).
 public enum GaussianNoise {
     /// `count` independent N(0, σ²) draws.
-    public static func samples(_ count: Int, standardDeviation sigma: Double, using generator: inout some RandomNumberGenerator)
+    public static func samples(
+        _ count: Int, standardDeviation sigma: Double, using generator: inout some RandomNumberGenerator
+    )
         -> [Double]
     {
         var values: [Double] = []

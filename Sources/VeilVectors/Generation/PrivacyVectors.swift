@@ -74,7 +74,10 @@ extension ProjectVectors {
             var (r, g1, g2) = (try generator(seed), try generator(rounding), try generator(noiseSeed))
             let rotation = RandomizedHadamard(dimension: dimension, using: &r)
             let share = try mechanism.encode(x, bound: bound, rotation: rotation, rounding: &g1, noiseGenerator: &g2)
-            add("encodeShare", "\(noise.rawValue) share of \(dimension) values, \(bits) bits, s₁ = \(scale), σ₁ = \(sigma)") {
+            add(
+                "encodeShare",
+                "\(noise.rawValue) share of \(dimension) values, \(bits) bits, s₁ = \(scale), σ₁ = \(sigma)"
+            ) {
                 $0.noise = noise.rawValue; $0.x = x; $0.bound = bound; $0.unitScale = scale
                 $0.unitLocalStandardDeviation = sigma; $0.bits = bits; $0.minimumParticipants = 10
                 $0.beta = exp(-0.5); $0.seed = seed; $0.roundingSeed = rounding; $0.noiseSeed = noiseSeed

@@ -105,7 +105,8 @@ enum PrivacyProjectRunner: VectorRunner {
         case "distributedEpsilon":
             let variance = try required(t.localVariance, "localVariance")
             let sum = DistributedNoiseSum(
-                noise: t.noise == "skellam" ? .skellam(localVariance: variance) : .discreteGaussian(localVariance: variance),
+                noise: t.noise == "skellam"
+                    ? .skellam(localVariance: variance) : .discreteGaussian(localVariance: variance),
                 participants: try required(t.participants, "participants"),
                 dimension: try required(t.dimension, "dimension"),
                 l2Sensitivity: try required(t.l2Sensitivity, "l2Sensitivity"),

@@ -37,7 +37,8 @@ enum DPAccountingRunner: VectorRunner {
                     case "epsilon":
                         var accountant = RDPAccountant()
                         accountant.compose(
-                            .poissonSampledGaussian(samplingRate: test.samplingRate, noiseMultiplier: test.noiseMultiplier),
+                            .poissonSampledGaussian(
+                                samplingRate: test.samplingRate, noiseMultiplier: test.noiseMultiplier),
                             count: test.steps)
                         let (epsilon, order) = accountant.epsilon(delta: group.delta)
                         guard abs(epsilon - test.epsilon) <= relativeTolerance * abs(test.epsilon) else {
@@ -46,7 +47,8 @@ enum DPAccountingRunner: VectorRunner {
                         try expectEqual(order, test.order ?? .nan, "order")
                     case "calibrate":
                         let sigma = try NoiseCalibration.noiseMultiplier(
-                            epsilon: test.epsilon, delta: group.delta, samplingRate: test.samplingRate, steps: test.steps)
+                            epsilon: test.epsilon, delta: group.delta, samplingRate: test.samplingRate,
+                            steps: test.steps)
                         guard abs(sigma - test.noiseMultiplier) <= calibrationTolerance else {
                             throw Mismatch("noise multiplier \(sigma) differs from \(test.noiseMultiplier)")
                         }
