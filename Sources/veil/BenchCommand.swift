@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
             alongside it, interleaved, best of several repetitions; compare the ratios. Build with \
             `-c release` for meaningful numbers.
             """,
-        subcommands: [PRG.self, SecAgg.self, Paillier.self]
+        subcommands: [PRG.self, SecAgg.self, Paillier.self, DP.self]
     )
 
     struct PRG: ParsableCommand {

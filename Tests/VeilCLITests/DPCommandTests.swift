@@ -85,4 +85,13 @@ import VeilTestSupport
         let noEpsilon = try VeilProcess.run(["simulate", "--dp", "central"])
         #expect(noEpsilon.status != 0 && noEpsilon.stderr.contains("--epsilon"))
     }
+
+    @Test func benchDPReportsSamplersBesideTheirWords() throws {
+        let result = try json(["bench", "dp", "--dim", "64", "--repetitions", "1"])
+        for name in ["discrete_gaussian", "skellam", "share"] {
+            let entry = try #require(result[name] as? [String: Any])
+            #expect((entry["words"] as! Int) >= 64)
+            #expect((entry["ratio"] as! Double) > 0)
+        }
+    }
 }

@@ -2,19 +2,16 @@ import Foundation
 import Testing
 import VeilCore
 import VeilCrypto
+import VeilTestSupport
 
 @testable import VeilPrivacy
 
 @Suite struct MechanismTests {
-    func generator(_ label: String) throws -> ChaCha20Generator {
-        var seed = [UInt8](repeating: 0, count: 32)
-        for (i, byte) in label.utf8.prefix(32).enumerated() { seed[i] = byte }
-        return try ChaCha20Generator(publicSeed: seed)
-    }
+    func generator(_ label: String) -> ChaCha20Generator { ChaCha20Generator(label: label) }
 
     @Test(arguments: [1, 2, 5, 64, 650])
     func rotationKeepsNormsAndInverts(dimension: Int) throws {
-        var g = try generator("rotation \(dimension)")
+        var g = generator("rotation \(dimension)")
         let rotation = RandomizedHadamard(dimension: dimension, using: &g)
         let x = (0..<dimension).map { _ in g.standardNormal() }
         let y = rotation.rotate(x)
@@ -25,7 +22,7 @@ import VeilCrypto
     }
 
     @Test func rotationFlattensASpike() throws {
-        var g = try generator("spike")
+        var g = generator("spike")
         let rotation = RandomizedHadamard(dimension: 1024, using: &g)
         var spike = [Double](repeating: 0, count: 1024)
         spike[17] = 32
@@ -71,10 +68,10 @@ import VeilCrypto
             noise: noise, epsilon: 2, delta: 1e-5, samplingRate: 1, rounds: 10, minimumParticipants: n,
             dimension: dimension, bits: 20)
         var errors: [Double] = []
-        var rounding = try generator("rounding")
-        var inputs = try generator("inputs")
+        var rounding = generator("rounding")
+        var inputs = generator("inputs")
         for trial in 0..<10 {
-            var rotationGenerator = try generator("rotation \(trial)")
+            var rotationGenerator = generator("rotation \(trial)")
             let rotation = RandomizedHadamard(dimension: dimension, using: &rotationGenerator)
             var total = ModularVector(zeros: mechanism.paddedDimension, bitWidth: mechanism.bitWidth)
             var trueSum = [Double](repeating: 0, count: dimension)
@@ -82,7 +79,7 @@ import VeilCrypto
                 let raw = (0..<dimension).map { _ in inputs.standardNormal() }
                 let x = L2Clipping.clip(raw, to: bound).clipped
                 for i in x.indices { trueSum[i] += x[i] }
-                var noiseGenerator = try generator("noise \(trial) \(participant)")
+                var noiseGenerator = generator("noise \(trial) \(participant)")
                 try total.add(
                     mechanism.encode(
                         x, bound: bound, rotation: rotation, rounding: &rounding, noiseGenerator: &noiseGenerator))
@@ -103,9 +100,9 @@ import VeilCrypto
         let mechanism = try DistributedDP(
             noise: .discreteGaussian, dimension: 4, bitWidth: BitWidth(16), minimumParticipants: 10, beta: exp(-0.5),
             unitScale: 100, unitLocalStandardDeviation: 0.5)
-        var g = try generator("refuse")
+        var g = generator("refuse")
         let rotation = RandomizedHadamard(dimension: 4, using: &g)
-        var noise = try generator("noise")
+        var noise = generator("noise")
         #expect(throws: DistributedDP.DistributedDPError.roundingFailed(attempts: DistributedDP.maxRoundingAttempts)) {
             try mechanism.encode([3, 0, 0, 0], bound: 1, rotation: rotation, rounding: &g, noiseGenerator: &noise)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeilCrypto
+import VeilTestSupport
 
 @testable import VeilPrivacy
 
@@ -8,11 +9,7 @@ import VeilCrypto
 /// small σ) the probability of every value, each within five standard errors. The generator
 /// is seeded, so a pass is reproducible rather than lucky.
 @Suite struct SamplerTests {
-    func generator(_ label: String) throws -> ChaCha20Generator {
-        var seed = [UInt8](repeating: 0, count: 32)
-        for (i, byte) in label.utf8.prefix(32).enumerated() { seed[i] = byte }
-        return try ChaCha20Generator(publicSeed: seed)
-    }
+    func generator(_ label: String) -> ChaCha20Generator { ChaCha20Generator(label: label) }
 
     /// The exact probabilities of N_ℤ(0, σ²) over |x| ≤ 40σ + 10.
     func discreteGaussianPMF(_ variance: Double) -> [Int: Double] {
@@ -32,7 +29,7 @@ import VeilCrypto
 
     @Test(arguments: [0.25, 0.49, 1.0, 2.25, 9.0, 100.0, 10_000.0])
     func discreteGaussianMatchesItsDistribution(variance: Double) throws {
-        var g = try generator("dg \(variance)")
+        var g = generator("dg \(variance)")
         let n = 20_000
         let samples = try DiscreteGaussian(variance: variance).samples(n, using: &g)
         let pmf = discreteGaussianPMF(variance)
@@ -76,7 +73,7 @@ import VeilCrypto
 
     @Test(arguments: [0.5, 3.0, 19.5, 50.0, 10_000.0])
     func skellamHasItsVariance(variance: Double) throws {
-        var g = try generator("sk \(variance)")
+        var g = generator("sk \(variance)")
         let n = 20_000
         let samples = try Skellam(variance: variance).samples(n, using: &g)
         let (mean, sampleVariance) = moments(samples)
@@ -88,7 +85,7 @@ import VeilCrypto
 
     @Test(arguments: [5.0, 40.0, 1000.0])
     func poissonHasItsMeanAndVariance(rate: Double) throws {
-        var g = try generator("poisson \(rate)")
+        var g = generator("poisson \(rate)")
         let n = 20_000
         let samples = (0..<n).map { _ in Poisson.sample(rate: rate, using: &g) }
         let (mean, variance) = moments(samples)
@@ -98,7 +95,7 @@ import VeilCrypto
     }
 
     @Test func gaussianNoiseHasItsMomentsAndTails() throws {
-        var g = try generator("gaussian")
+        var g = generator("gaussian")
         let n = 40_001
         let samples = GaussianNoise.samples(n, standardDeviation: 3, using: &g)
         #expect(samples.count == n)
@@ -111,8 +108,8 @@ import VeilCrypto
     }
 
     @Test func sameSeedSameDraws() throws {
-        var a = try generator("determinism")
-        var b = try generator("determinism")
+        var a = generator("determinism")
+        var b = generator("determinism")
         let dg = try DiscreteGaussian(variance: 7.5)
         #expect(dg.samples(100, using: &a) == dg.samples(100, using: &b))
     }
