@@ -33,7 +33,7 @@ struct PaillierCommand: ParsableCommand {
             let directory = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let secretURL = directory.appendingPathComponent("secret.json")
-            FileManager.default.createFile(
+            _ = FileManager.default.createFile(
                 atPath: secretURL.path, contents: nil, attributes: [.posixPermissions: 0o600])
             try PaillierKeyFiles.secretFile(key).write(to: secretURL)
             try PaillierKeyFiles.publicFile(key.publicKey).write(to: directory.appendingPathComponent("public.json"))

@@ -2,14 +2,14 @@ import ArgumentParser
 import VeilCore
 
 @main
-struct Veil: ParsableCommand {
+struct Veil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veil",
         abstract: "Secure aggregation for federated learning: the coordinator learns only the sum.",
         version: VeilVersion.current,
         subcommands: [
             SimulateCommand.self, SecAggCommand.self, PaillierCommand.self, DPCommand.self, VectorsCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, CACommand.self, ServeCommand.self, JoinCommand.self,
         ]
     )
 }

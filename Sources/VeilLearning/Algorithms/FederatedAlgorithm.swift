@@ -20,6 +20,21 @@ public struct ClientContext {
 
     /// n_k / weightScale.
     public var weight: Double { Double(data.count) / weightScale }
+
+    public init(
+        id: ParticipantID, data: Dataset, model: any Model, epochs: Int, batchSize: Int, optimizer: SGD,
+        weightScale: Double, generator: Xoshiro256, state: [String: [Double]]
+    ) {
+        self.id = id
+        self.data = data
+        self.model = model
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.optimizer = optimizer
+        self.weightScale = weightScale
+        self.generator = generator
+        self.state = state
+    }
 }
 
 /// A federated algorithm as three pieces: what the server broadcasts, the client rule that
@@ -52,7 +67,7 @@ extension FederatedAlgorithm {
 
 /// Server-side optimisers on the averaged update Δ (Reddi et al., ICLR 2021, "Adaptive
 /// Federated Optimization"): plain (w += η·Δ), momentum (FedAvgM), Adagrad, Adam, Yogi.
-public enum ServerOptimizer: Hashable, Sendable {
+public enum ServerOptimizer: Hashable, Sendable, Codable {
     case plain(learningRate: Double)
     case momentum(learningRate: Double, beta: Double)
     case adagrad(learningRate: Double, tau: Double)
@@ -61,7 +76,7 @@ public enum ServerOptimizer: Hashable, Sendable {
 }
 
 /// Moments of the server optimiser, one value per parameter.
-struct ServerOptimizerState {
+struct ServerOptimizerState: Hashable, Codable {
     var m: [Double]
     var v: [Double]
 
@@ -122,7 +137,8 @@ struct ServerOptimizerState {
 /// - FedAdagrad, FedAdam, FedYogi (Reddi et al. 2021): adaptive server steps.
 /// - Ditto (Li et al. 2021): the same global training; each participant also keeps a personal
 ///   model v_k trained on f_k(v) + λ/2·‖v − w‖², never sent anywhere.
-public struct FedAvgFamily: FederatedAlgorithm {
+/// `Codable`, so that a coordinator can checkpoint it and resume (`VeilService`).
+public struct FedAvgFamily: FederatedAlgorithm, Codable, Hashable {
     public let name: String
     public private(set) var parameters: [Double]
     public let serverOptimizer: ServerOptimizer

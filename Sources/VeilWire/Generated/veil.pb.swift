@@ -458,6 +458,13 @@ public nonisolated struct Veil_V1_TrainingPlan: Sendable {
   /// the round's training seed
   public var seed: UInt64 = 0
 
+  /// softmax, or mlp:H1,H2,…
+  public var model: String = String()
+
+  public var features: UInt32 = 0
+
+  public var classes: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1196,7 +1203,7 @@ nonisolated extension Veil_V1_Vector: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainingPlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}algorithm\0\u{3}local_epochs\0\u{3}batch_size\0\u{3}learning_rate\0\u{1}momentum\0\u{3}weight_decay\0\u{3}proximal_mu\0\u{3}weight_scale\0\u{1}seed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}algorithm\0\u{3}local_epochs\0\u{3}batch_size\0\u{3}learning_rate\0\u{1}momentum\0\u{3}weight_decay\0\u{3}proximal_mu\0\u{3}weight_scale\0\u{1}seed\0\u{1}model\0\u{1}features\0\u{1}classes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1213,6 +1220,9 @@ nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf
       case 7: try { try decoder.decodeSingularDoubleField(value: &self.proximalMu) }()
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.weightScale) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.features) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.classes) }()
       default: break
       }
     }
@@ -1246,6 +1256,15 @@ nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf
     if self.seed != 0 {
       try visitor.visitSingularUInt64Field(value: self.seed, fieldNumber: 9)
     }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 10)
+    }
+    if self.features != 0 {
+      try visitor.visitSingularUInt32Field(value: self.features, fieldNumber: 11)
+    }
+    if self.classes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.classes, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1259,6 +1278,9 @@ nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.proximalMu != rhs.proximalMu {return false}
     if lhs.weightScale != rhs.weightScale {return false}
     if lhs.seed != rhs.seed {return false}
+    if lhs.model != rhs.model {return false}
+    if lhs.features != rhs.features {return false}
+    if lhs.classes != rhs.classes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

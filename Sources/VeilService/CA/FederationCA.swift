@@ -1,0 +1,226 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import VeilCore
+import VeilCrypto
+import X509
+
+/// What a certificate lets its holder do in a federation.
+public enum FederationRole: String, Sendable, CaseIterable, Codable {
+    case coordinator
+    case participant
+}
+
+/// Veil's certificate extensions, under the documentation enterprise arc 1.3.6.1.4.1.32473
+/// (RFC 5612) — only Veil reads them (`Specs/wire.md` §2).
+public enum VeilExtensions {
+    /// The holder's role, a UTF8String.
+    public static let role: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 32473, 1, 1]
+    /// The holder's Ed25519 key for protocol signatures, an OCTET STRING of 32 bytes.
+    public static let signingKey: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 32473, 1, 2]
+}
+
+/// Why a certificate or a CA operation was refused.
+public enum CertificateError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalidName(String)
+    case unreadable(path: String, why: String)
+    case alreadyExists(String)
+    case notIssuedByFederation(String)
+    case expired(String)
+    case missingExtension(String)
+    case wrongRole(expected: FederationRole, actual: String)
+
+    public var description: String {
+        switch self {
+        case .invalidName(let name):
+            "\"\(name)\" is not a valid id: use 1–64 characters from a–z, A–Z, 0–9, '.', '-', '_'"
+        case .unreadable(let path, let why): "cannot read \(path): \(why)"
+        case .alreadyExists(let path): "\(path) already exists; refusing to overwrite it"
+        case .notIssuedByFederation(let subject): "the certificate of \(subject) was not issued by this federation's CA"
+        case .expired(let subject): "the certificate of \(subject) is not valid now"
+        case .missingExtension(let what): "the certificate lacks Veil's \(what) extension"
+        case .wrongRole(let expected, let actual): "a \(actual) certificate where a \(expected.rawValue) one is needed"
+        }
+    }
+}
+
+/// A federation's certificate authority on disk (`veil ca init`, `veil ca issue`): a P-256 CA
+/// key and certificate, and per holder a P-256 TLS key, its certificate, and the Ed25519
+/// signing key the certificate binds (`Specs/wire.md` §2).
+///
+/// Files in the directory: `ca.key.pem` (0600), `ca.cert.pem`; for each id `ID.key.pem` (0600),
+/// `ID.cert.pem`, `ID.signing.key` (the Ed25519 seed, hex, 0600).
+public struct FederationCA {
+    public let directory: URL
+    public let certificate: Certificate
+    private let key: Certificate.PrivateKey
+
+    /// How long issued certificates are valid.
+    public static let validity: TimeInterval = 365 * 24 * 3600
+
+    /// Creates a CA in `directory` (created if needed).
+    /// - Throws: ``CertificateError/alreadyExists(_:)`` when a CA is already there.
+    @discardableResult
+    public static func create(in directory: URL, name: String = "Veil federation CA") throws -> FederationCA {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let keyURL = directory.appendingPathComponent("ca.key.pem")
+        let certificateURL = directory.appendingPathComponent("ca.cert.pem")
+        for url in [keyURL, certificateURL] where FileManager.default.fileExists(atPath: url.path) {
+            throw CertificateError.alreadyExists(url.path)
+        }
+        let p256 = P256.Signing.PrivateKey()
+        let key = Certificate.PrivateKey(p256)
+        let subject = try DistinguishedName { CommonName(name) }
+        let now = Date()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: key.publicKey,
+            notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(10 * validity),
+            issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            },
+            issuerPrivateKey: key)
+        try writeSecret(p256.pemRepresentation, to: keyURL)
+        try pem(certificate).write(to: certificateURL, atomically: true, encoding: .utf8)
+        return FederationCA(directory: directory, certificate: certificate, key: key)
+    }
+
+    /// Opens the CA in `directory`.
+    public init(directory: URL) throws {
+        self.directory = directory
+        let keyPath = directory.appendingPathComponent("ca.key.pem").path
+        let text = try Self.read(keyPath)
+        do { key = Certificate.PrivateKey(try P256.Signing.PrivateKey(pemRepresentation: text)) } catch {
+            throw CertificateError.unreadable(path: keyPath, why: "\(error)")
+        }
+        certificate = try Self.loadCertificate(directory.appendingPathComponent("ca.cert.pem").path)
+    }
+
+    private init(directory: URL, certificate: Certificate, key: Certificate.PrivateKey) {
+        self.directory = directory
+        self.certificate = certificate
+        self.key = key
+    }
+
+    /// The files of one holder.
+    public struct Credentials: Sendable {
+        public let certificatePath: String
+        public let keyPath: String
+        public let signingKeyPath: String
+    }
+
+    /// Issues a TLS certificate for `id` with `role`, binding a fresh Ed25519 signing key.
+    /// - Parameters:
+    ///   - hosts: DNS names or IP addresses the certificate is valid for (coordinators:
+    ///     what participants connect to; default localhost and 127.0.0.1).
+    ///   - notValidAfter: the expiry (default a year from now).
+    public func issue(
+        id: String, role: FederationRole, hosts: [String] = ["localhost", "127.0.0.1"], notValidBefore: Date? = nil,
+        notValidAfter: Date? = nil
+    ) throws -> Credentials {
+        try Self.validate(id: id)
+        let paths = Credentials(
+            certificatePath: directory.appendingPathComponent("\(id).cert.pem").path,
+            keyPath: directory.appendingPathComponent("\(id).key.pem").path,
+            signingKeyPath: directory.appendingPathComponent("\(id).signing.key").path)
+        for path in [paths.certificatePath, paths.keyPath, paths.signingKeyPath]
+        where FileManager.default.fileExists(atPath: path) {
+            throw CertificateError.alreadyExists(path)
+        }
+        let tlsKey = P256.Signing.PrivateKey()
+        let seed = SecureBytes.random(count: 32)
+        let signing = try Ed25519.PrivateKey(seed: seed)
+        let names: [GeneralName] = hosts.map { host in
+            if let address = IPv4Address(host) { return .ipAddress(ASN1OctetString(contentBytes: address.bytes[...])) }
+            return .dnsName(host)
+        }
+        let now = Date()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(tlsKey.publicKey),
+            notValidBefore: notValidBefore ?? now.addingTimeInterval(-300),
+            notValidAfter: notValidAfter ?? now.addingTimeInterval(Self.validity),
+            issuer: self.certificate.subject, subject: try DistinguishedName { CommonName(id) },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage(role == .coordinator ? [.serverAuth, .clientAuth] : [.clientAuth])
+                // The id is always a DNS name of the certificate: participants verify the
+                // coordinator by its id, whatever address they reach it at.
+                SubjectAlternativeNames([.dnsName(id)] + (role == .coordinator ? names : []))
+                Certificate.Extension(oid: VeilExtensions.role, critical: false, value: try utf8(role.rawValue))
+                Certificate.Extension(
+                    oid: VeilExtensions.signingKey, critical: false,
+                    value: try octets(signing.publicKey.rawRepresentation))
+            },
+            issuerPrivateKey: key)
+        try Self.writeSecret(tlsKey.pemRepresentation, to: URL(fileURLWithPath: paths.keyPath))
+        try Self.writeSecret(
+            Hex.encode(seed.unsafeExposedBytes()) + "\n", to: URL(fileURLWithPath: paths.signingKeyPath))
+        try Self.pem(certificate).write(toFile: paths.certificatePath, atomically: true, encoding: .utf8)
+        return paths
+    }
+
+    // MARK: - Files
+
+    static func validate(id: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+        guard (1...64).contains(id.count), id.allSatisfy(allowed.contains), id != "ca" else {
+            throw CertificateError.invalidName(id)
+        }
+    }
+
+    static func read(_ path: String) throws -> String {
+        do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw CertificateError.unreadable(path: path, why: "\(error.localizedDescription)")
+        }
+    }
+
+    /// Reads a PEM certificate.
+    public static func loadCertificate(_ path: String) throws -> Certificate {
+        let text = try read(path)
+        do { return try Certificate(pemEncoded: text) } catch {
+            throw CertificateError.unreadable(path: path, why: "not a PEM certificate: \(error)")
+        }
+    }
+
+    static func pem(_ certificate: Certificate) throws -> String {
+        try certificate.serializeAsPEM().pemString + "\n"
+    }
+
+    /// Writes a secret file readable by its owner only.
+    static func writeSecret(_ text: String, to url: URL) throws {
+        let created = FileManager.default.createFile(
+            atPath: url.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        guard created else { throw CertificateError.unreadable(path: url.path, why: "cannot create the file") }
+    }
+}
+
+private func utf8(_ text: String) throws -> ArraySlice<UInt8> {
+    var serializer = DER.Serializer()
+    try serializer.serialize(ASN1UTF8String(text))
+    return serializer.serializedBytes[...]
+}
+
+private func octets(_ bytes: [UInt8]) throws -> ArraySlice<UInt8> {
+    var serializer = DER.Serializer()
+    try serializer.serialize(ASN1OctetString(contentBytes: bytes[...]))
+    return serializer.serializedBytes[...]
+}
+
+/// A dotted IPv4 address.
+struct IPv4Address {
+    let bytes: [UInt8]
+
+    init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard let value = UInt8(part) else { return nil }
+            bytes.append(value)
+        }
+        self.bytes = bytes
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import VeilLearning
+import VeilSecAgg
+
+/// Why a configuration file was refused.
+public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The certificate files of one holder, and the federation's CA.
+public struct TLSFiles: Codable, Hashable, Sendable {
+    /// The federation CA's certificate (PEM).
+    public var ca: String
+    /// This holder's certificate (PEM).
+    public var certificate: String
+    /// This holder's P-256 TLS key (PEM).
+    public var key: String
+    /// This holder's Ed25519 signing key (hex seed).
+    public var signingKey: String
+
+    public init(ca: String, certificate: String, key: String, signingKey: String) {
+        self.ca = ca
+        self.certificate = certificate
+        self.key = key
+        self.signingKey = signingKey
+    }
+
+    /// The files `veil ca issue` wrote for `id` in `directory`.
+    public init(directory: String, id: String) {
+        let d = URL(fileURLWithPath: directory)
+        self.init(
+            ca: d.appendingPathComponent("ca.cert.pem").path,
+            certificate: d.appendingPathComponent("\(id).cert.pem").path,
+            key: d.appendingPathComponent("\(id).key.pem").path,
+            signingKey: d.appendingPathComponent("\(id).signing.key").path)
+    }
+
+    /// Relative paths are relative to the configuration file's folder.
+    func resolved(against base: URL) -> TLSFiles {
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path
+        }
+        return TLSFiles(
+            ca: resolve(ca), certificate: resolve(certificate), key: resolve(key), signingKey: resolve(signingKey))
+    }
+}
+
+/// How the coordinator picks each round's cohort.
+public enum SelectionStrategy: String, Codable, Hashable, Sendable, CaseIterable {
+    /// Uniformly at random among the connected participants.
+    case random
+    /// Those who have completed the fewest rounds first (ties by id): everyone takes turns.
+    case roundRobin = "round-robin"
+    /// Highest score first: cores, memory, battery and link, each normalised (`Specs/wire.md` §5).
+    case resourceAware = "resource-aware"
+}
+
+/// `veil serve --config FILE`: every key is optional; the defaults are in `Specs/wire.md` §7.
+public struct ServeConfiguration: Codable, Hashable, Sendable {
+    public var federation = "veil"
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (printed at start).
+    public var port = 7443
+    /// The Prometheus/status HTTP port; nil disables it.
+    public var metricsPort: Int? = 9464
+    public var tls: TLSFiles
+    /// The SQLite file of the coordinator's state.
+    public var state = "coordinator.sqlite"
+    /// Completed rounds to run.
+    public var rounds = 20
+    /// A round starts when at least this many participants are connected.
+    public var minParticipants = 3
+    /// The cohort size (at most this many per round).
+    public var cohortSize = 10
+    public var selection: SelectionStrategy = .random
+    /// Each protocol round's deadline; training happens before the first and gets `trainingDeadlineSeconds`.
+    public var roundDeadlineSeconds = 30.0
+    public var trainingDeadlineSeconds = 120.0
+    /// How long to wait for enough participants before giving up.
+    public var registrationTimeoutSeconds = 300.0
+    /// The model: softmax, or mlp:H1,H2,…
+    public var model = "softmax"
+    public var features = 64
+    public var classes = 10
+    public var algorithm = "fedavg"
+    public var localEpochs = 1
+    public var batchSize = 32
+    public var learningRate = 0.1
+    public var momentum = 0.0
+    public var weightDecay = 0.0
+    public var proximalMu = 0.01
+    public var serverMomentum = 0.9
+    public var serverLearningRate = 0.1
+    /// Rows per participant at most (weights are n_k / this).
+    public var weightScale = 1000.0
+    /// The payload ring Z_2^bits and the clip of each payload entry.
+    public var payloadBits = 64
+    public var payloadClip = 1024.0
+    public var threatModel = "honest-but-curious"
+    public var corruptFraction = 0.05
+    public var dropoutFraction = 0.1
+    public var securityBits = 40
+    /// Evaluate the global model after each round on this dataset's test split (digits), or none.
+    public var evaluate: String? = "digits"
+    /// Message limits: the largest message, and each participant's rate (token bucket).
+    public var maxMessageBytes = 64 << 20
+    public var messagesPerSecond = 200.0
+    public var messageBurst = 2000.0
+    public var seed: UInt64 = 0
+
+    public init(tls: TLSFiles) { self.tls = tls }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case federation, host, port, metricsPort, tls, state, rounds, minParticipants, cohortSize, selection
+        case roundDeadlineSeconds, trainingDeadlineSeconds, registrationTimeoutSeconds, model, features, classes
+        case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
+        case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
+        case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(tls: try c.decode(TLSFiles.self, forKey: .tls))
+        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try take(.federation, &federation); try take(.host, &host); try take(.port, &port)
+        if c.contains(.metricsPort) { metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) }
+        try take(.state, &state); try take(.rounds, &rounds); try take(.minParticipants, &minParticipants)
+        try take(.cohortSize, &cohortSize); try take(.selection, &selection)
+        try take(.roundDeadlineSeconds, &roundDeadlineSeconds);
+        try take(.trainingDeadlineSeconds, &trainingDeadlineSeconds)
+        try take(.registrationTimeoutSeconds, &registrationTimeoutSeconds); try take(.model, &model)
+        try take(.features, &features); try take(.classes, &classes); try take(.algorithm, &algorithm)
+        try take(.localEpochs, &localEpochs); try take(.batchSize, &batchSize); try take(.learningRate, &learningRate)
+        try take(.momentum, &momentum); try take(.weightDecay, &weightDecay); try take(.proximalMu, &proximalMu)
+        try take(.serverMomentum, &serverMomentum); try take(.serverLearningRate, &serverLearningRate)
+        try take(.weightScale, &weightScale); try take(.payloadBits, &payloadBits); try take(.payloadClip, &payloadClip)
+        try take(.threatModel, &threatModel); try take(.corruptFraction, &corruptFraction)
+        try take(.dropoutFraction, &dropoutFraction); try take(.securityBits, &securityBits)
+        if c.contains(.evaluate) { evaluate = try c.decodeIfPresent(String.self, forKey: .evaluate) }
+        try take(.maxMessageBytes, &maxMessageBytes); try take(.messagesPerSecond, &messagesPerSecond)
+        try take(.messageBurst, &messageBurst); try take(.seed, &seed)
+    }
+
+    /// Loads a file; relative paths in it are relative to its folder.
+    public static func load(path: String) throws -> ServeConfiguration {
+        var configuration: ServeConfiguration = try decodeFile(path)
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        configuration.tls = configuration.tls.resolved(against: base)
+        if !configuration.state.hasPrefix("/") {
+            configuration.state = base.appendingPathComponent(configuration.state).path
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// The algorithms the service runs: the FedAvg family, whose state it checkpoints.
+    public static let algorithms = ["fedavg", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi"]
+
+    public func validate() throws {
+        func require(_ ok: Bool, _ why: String) throws { if !ok { throw ConfigurationError(why) } }
+        try require(rounds >= 1, "rounds must be at least 1")
+        try require(minParticipants >= 2, "min_participants must be at least 2 (a secure sum needs two)")
+        try require(cohortSize >= minParticipants, "cohort_size must be at least min_participants")
+        try require((1...65535).contains(port) || port == 0, "port must be in 0...65535")
+        try require(roundDeadlineSeconds > 0 && trainingDeadlineSeconds > 0, "deadlines must be positive")
+        try require(
+            Self.algorithms.contains(algorithm), "algorithm must be one of \(Self.algorithms.joined(separator: ", "))")
+        try require(
+            ["honest-but-curious", "malicious"].contains(threatModel),
+            "threat_model must be honest-but-curious or malicious")
+        try require((8...64).contains(payloadBits), "payload_bits must be in 8...64")
+        try require(maxMessageBytes >= 1 << 16, "max_message_bytes must be at least 65536")
+        try require(messagesPerSecond > 0 && messageBurst >= 1, "message limits must be positive")
+        try require(features >= 1 && classes >= 2, "features ≥ 1 and classes ≥ 2")
+        try require(evaluate == nil || evaluate == "digits", "evaluate must be digits or null")
+    }
+}
+
+/// `veil join --config FILE`.
+public struct JoinConfiguration: Codable, Hashable, Sendable {
+    /// The coordinator's address.
+    public var host = "127.0.0.1"
+    public var port = 7443
+    /// The coordinator's id: its certificate must name it (TLS server name verification).
+    public var coordinator = "coordinator"
+    public var tls: TLSFiles
+    /// This participant's data: `digits` with `partition`, `clients` and `index` (the same split
+    /// as `veil simulate`), or `csv:PATH` (the whole file is this participant's).
+    public var dataset = "digits"
+    public var partition = "dirichlet:0.5"
+    public var clients = 10
+    public var index = 0
+    public var seed: UInt64 = 0
+    /// Reported resources; nil: read from this machine (cores, memory), mains power, unknown link.
+    public var cores: Int?
+    public var memoryBytes: UInt64?
+    public var battery: Double?
+    public var linkBitsPerSecond: UInt64?
+    /// Reconnect after a lost connection, this many times (with backoff).
+    public var reconnectAttempts = 20
+
+    public init(tls: TLSFiles) { self.tls = tls }
+
+    enum CodingKeys: String, CodingKey {
+        case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
+        case linkBitsPerSecond, reconnectAttempts
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(tls: try c.decode(TLSFiles.self, forKey: .tls))
+        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try take(.host, &host); try take(.port, &port); try take(.coordinator, &coordinator)
+        try take(.dataset, &dataset); try take(.partition, &partition)
+        try take(.clients, &clients); try take(.index, &index); try take(.seed, &seed)
+        cores = try c.decodeIfPresent(Int.self, forKey: .cores)
+        memoryBytes = try c.decodeIfPresent(UInt64.self, forKey: .memoryBytes)
+        battery = try c.decodeIfPresent(Double.self, forKey: .battery)
+        linkBitsPerSecond = try c.decodeIfPresent(UInt64.self, forKey: .linkBitsPerSecond)
+        try take(.reconnectAttempts, &reconnectAttempts)
+    }
+
+    public static func load(path: String) throws -> JoinConfiguration {
+        var configuration: JoinConfiguration = try decodeFile(path)
+        configuration.tls = configuration.tls.resolved(against: URL(fileURLWithPath: path).deletingLastPathComponent())
+        guard (0..<max(configuration.clients, 1)).contains(configuration.index) else {
+            throw ConfigurationError("index must be in 0..<clients")
+        }
+        return configuration
+    }
+}
+
+func decodeFile<T: Decodable>(_ path: String) throws -> T {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ConfigurationError("cannot read the configuration file \(path)")
+    }
+    let decoder = JSONDecoder()
+    decoder.keyDecodingStrategy = .convertFromSnakeCase
+    do { return try decoder.decode(T.self, from: data) } catch let error as DecodingError {
+        throw ConfigurationError("\(path): \(describe(error))")
+    }
+}
+
+func describe(_ error: DecodingError) -> String {
+    func path(_ context: DecodingError.Context) -> String {
+        context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    }
+    switch error {
+    case .keyNotFound(let key, let context):
+        return "missing key \(path(context).isEmpty ? "" : path(context) + ".")\(key.stringValue)"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context):
+        return "wrong type at \(path(context)): \(context.debugDescription)"
+    case .dataCorrupted(let context): return "invalid \(path(context)): \(context.debugDescription)"
+    @unknown default: return "\(error)"
+    }
+}

@@ -1,0 +1,626 @@
+import Foundation
+import Logging
+import SwiftProtobuf
+import VeilCore
+import VeilCrypto
+import VeilLearning
+import VeilSecAgg
+import VeilWire
+import X509
+
+/// What a federation run ended with.
+public struct FederationSummary: Sendable {
+    public let completedRounds: Int
+    public let attempts: Int
+    public let finalAccuracy: Double?
+    public let rounds: [RoundSummary]
+}
+
+/// One secure-aggregation round as the coordinator saw it.
+public struct RoundSummary: Sendable {
+    public let number: Int
+    public let attempt: Int
+    public let completed: Bool
+    public let cohort: Int
+    public let survivors: Int
+    public let abortReason: String?
+    public let seconds: Double
+    public let bytesIn: Int
+    public let bytesOut: Int
+    public let accuracy: Double?
+    /// Time spent in the secure-sum state machine (cryptography), and training plus waiting.
+    public let cryptoSeconds: Double
+}
+
+/// The coordinator: registration, cohort selection, each round's secure sum through the
+/// sans-IO ``SecAggServer`` with a deadline per protocol round, the model update, durable
+/// checkpoints, metrics. The gRPC service (``FederationService``) feeds it connections and
+/// messages; everything it sends goes out through each connection's outbox.
+public actor Coordinator {
+    public let configuration: ServeConfiguration
+    let ca: Certificate
+    let identity: FederationIdentity
+    private let signingKey: Ed25519.PrivateKey
+    let store: CoordinatorStore
+    public nonisolated let metrics: Metrics
+    private let logger: Logger
+    private let model: any Model
+    private var algorithm: FedAvgFamily
+    private var evaluation: Dataset?
+    private var completedRounds = 0
+    private var summaries: [RoundSummary] = []
+    private var lastAccuracy: Double?
+
+    struct Connection {
+        let identity: FederationIdentity
+        let outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
+        var hello: Veil_V1_Hello
+        let generation: Int
+        var bucket: TokenBucket
+    }
+
+    private var connections: [String: Connection] = [:]
+    private var generations = 0
+    private var connectionWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private struct ActiveRound {
+        let number: Int
+        let attempt: Int
+        /// position − 1 → participant id.
+        let cohort: [String]
+        let positions: [String: ParticipantID]
+        var server: SecAggServer
+        let codec: FixedPointCodec
+        let started: ContinuousClock.Instant
+        var protocolRound: SecAggRound?
+        var deadlineGeneration = 0
+        var transcript: [UInt8]
+        var bytesIn = 0
+        var bytesOut = 0
+        var cryptoSeconds = 0.0
+        var finish: CheckedContinuation<RoundEnd, Never>?
+        var ended: RoundEnd?
+    }
+
+    private enum RoundEnd {
+        case completed(SecureSumResult)
+        case aborted(String)
+    }
+
+    private var active: ActiveRound?
+    private var stopping = false
+
+    /// Loads the coordinator's certificate and keys, opens the store and resumes from its
+    /// last checkpoint.
+    public init(configuration: ServeConfiguration, logger: Logger = Logger(label: "veil.coordinator")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        let ca = try FederationCA.loadCertificate(configuration.tls.ca)
+        self.ca = ca
+        identity = try FederationIdentity(
+            certificate: try FederationCA.loadCertificate(configuration.tls.certificate), ca: ca
+        ).requiring(.coordinator)
+        signingKey = try loadSigningKey(configuration.tls.signingKey)
+        guard signingKey.publicKey == identity.signingKey else {
+            throw ConfigurationError("the signing key does not match the one the coordinator's certificate binds")
+        }
+        store = try CoordinatorStore(path: configuration.state)
+        metrics = Metrics()
+        model = try makeModel(
+            configuration.model, featureCount: configuration.features, classCount: configuration.classes)
+        var initGenerator = Xoshiro256(seed: configuration.seed, stream: 2)
+        let initial = model.initialParameters(using: &initGenerator)
+        if let (round, state) = try store.latestCheckpoint() {
+            guard state.parameters.count == initial.count, state.name == configuration.algorithm else {
+                throw ConfigurationError(
+                    "the store's checkpoint (round \(round), \(state.name), \(state.parameters.count) parameters) does not fit this configuration"
+                )
+            }
+            algorithm = state
+            completedRounds = round
+            logger.info("resuming", metadata: ["completed_rounds": "\(round)"])
+        } else {
+            algorithm = Self.makeAlgorithm(configuration, initial: initial)
+        }
+        metrics.set("veil_rounds_completed", Double(completedRounds))
+        if configuration.evaluate == "digits" {
+            var c = FederatedConfiguration()
+            c.seed = configuration.seed
+            evaluation = try FederatedSimulation(configuration: c).data.test
+        }
+    }
+
+    static func makeAlgorithm(_ c: ServeConfiguration, initial: [Double]) -> FedAvgFamily {
+        switch c.algorithm {
+        case "fedavgm":
+            FedAvgFamily(
+                name: c.algorithm, initial: initial, serverOptimizer: .momentum(learningRate: 1, beta: c.serverMomentum)
+            )
+        case "fedprox": FedAvgFamily(name: c.algorithm, initial: initial, proximalMu: c.proximalMu)
+        case "fedadagrad":
+            FedAvgFamily(
+                name: c.algorithm, initial: initial,
+                serverOptimizer: .adagrad(learningRate: c.serverLearningRate, tau: 1e-3))
+        case "fedadam":
+            FedAvgFamily(
+                name: c.algorithm, initial: initial,
+                serverOptimizer: .adam(learningRate: c.serverLearningRate, beta1: 0.9, beta2: 0.99, tau: 1e-3))
+        case "fedyogi":
+            FedAvgFamily(
+                name: c.algorithm, initial: initial,
+                serverOptimizer: .yogi(learningRate: c.serverLearningRate, beta1: 0.9, beta2: 0.99, tau: 1e-3))
+        default: FedAvgFamily(name: "fedavg", initial: initial)
+        }
+    }
+
+    // MARK: - Connections
+
+    /// Registers a participant's stream. A second stream under the same id replaces the first,
+    /// which is told so and closed.
+    func connect(
+        identity: FederationIdentity, hello: Veil_V1_Hello, outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
+    ) -> Int {
+        generations += 1
+        if let old = connections[identity.id] {
+            old.outbox.yield(
+                .failure(.failureDuplicateConnection, "a newer connection under the same id replaced this one"))
+            old.outbox.finish()
+        }
+        connections[identity.id] = Connection(
+            identity: identity, outbox: outbox, hello: hello, generation: generations,
+            bucket: TokenBucket(rate: configuration.messagesPerSecond, burst: configuration.messageBurst))
+        let r = hello.resources
+        try? store.recordParticipant(
+            id: identity.id, cores: Int(r.cores), memoryBytes: r.memoryBytes, battery: r.battery,
+            linkBitsPerSecond: r.linkBitsPerSecond, sampleCount: hello.sampleCount)
+        metrics.increment("veil_participants_registered_total")
+        metrics.set("veil_participants_connected", Double(connections.count))
+        var welcome = Veil_V1_Welcome()
+        welcome.participantID = identity.id
+        welcome.federation = configuration.federation
+        welcome.nextRound = UInt64(completedRounds + 1)
+        outbox.yield(.with { $0.welcome = welcome })
+        logger.info("participant connected", metadata: ["id": "\(identity.id)", "connected": "\(connections.count)"])
+        if stopping { outbox.yield(.with { $0.finished = finished() }); outbox.finish() }
+        wakeConnectionWaiters()
+        return generations
+    }
+
+    /// A participant's stream ended.
+    func disconnect(id: String, generation: Int) {
+        guard let connection = connections[id], connection.generation == generation else { return }
+        connections[id] = nil
+        connection.outbox.finish()
+        metrics.set("veil_participants_connected", Double(connections.count))
+        logger.info("participant disconnected", metadata: ["id": "\(id)"])
+        // If everyone the current protocol round still waits for is gone, close it now.
+        if var round = active, round.ended == nil {
+            let waiting = Set(round.server.expected).subtracting(round.server.responded)
+            if !waiting.isEmpty, waiting.allSatisfy({ connections[round.cohort[Int($0.rawValue) - 1]] == nil }) {
+                let start = ContinuousClock.now
+                let actions = round.server.closeRound()
+                round.cryptoSeconds += seconds(since: start)
+                active = round
+                apply(actions)
+            }
+        }
+    }
+
+    /// A message on a participant's stream.
+    func receive(_ message: Veil_V1_ParticipantMessage, from id: String, generation: Int) {
+        guard var connection = connections[id], connection.generation == generation else { return }
+        guard connection.bucket.take() else {
+            metrics.increment("veil_refused_messages_total", labels: ["reason": "rate_limited"])
+            connection.outbox.yield(
+                .failure(.failureRateLimited, "more than \(configuration.messagesPerSecond) messages a second"))
+            connections[id] = connection
+            return
+        }
+        connections[id] = connection
+        switch message.kind {
+        case .secagg(let secagg):
+            guard var round = active, round.ended == nil, UInt64(round.number) == secagg.round,
+                let position = round.positions[id]
+            else {
+                metrics.increment("veil_refused_messages_total", labels: ["reason": "out_of_round"])
+                return
+            }
+            round.bytesIn += secagg.signed.count
+            round.transcript = SHA256.hash(round.transcript, Array(secagg.signed))
+            metrics.increment("veil_bytes_received_total", by: Double(secagg.signed.count))
+            let start = ContinuousClock.now
+            let actions = round.server.receive(encoded: Array(secagg.signed), from: position)
+            round.cryptoSeconds += seconds(since: start)
+            active = round
+            apply(actions)
+        case .decline(let decline):
+            logger.info("participant declined", metadata: ["id": "\(id)", "reason": "\(decline.reason)"])
+        case .hello:
+            metrics.increment("veil_refused_messages_total", labels: ["reason": "malformed"])
+            connection.outbox.yield(.failure(.failureMalformed, "Hello is only the first message"))
+        case nil:
+            metrics.increment("veil_refused_messages_total", labels: ["reason": "malformed"])
+            connection.outbox.yield(.failure(.failureMalformed, "an empty message"))
+        }
+    }
+
+    /// Carries out the secure-sum server's actions.
+    private func apply(_ actions: [ServerAction]) {
+        guard var round = active else { return }
+        for action in actions {
+            switch action {
+            case .send(let message):
+                let encoded = message.encoded
+                round.bytesOut += encoded.count
+                round.transcript = SHA256.hash(round.transcript, encoded)
+                metrics.increment("veil_bytes_sent_total", by: Double(encoded.count))
+                let id = round.cohort[Int(message.recipient) - 1]
+                var secagg = Veil_V1_SecAggMessage()
+                secagg.round = UInt64(round.number)
+                secagg.signed = Data(encoded)
+                connections[id]?.outbox.yield(.with { $0.secagg = secagg })
+            case .dropped(let position, let reason):
+                let id = round.cohort[Int(position.rawValue) - 1]
+                let protocolRound = round.protocolRound?.description ?? "none"
+                metrics.increment(
+                    "veil_dropouts_total", labels: ["protocol_round": protocolRound, "reason": reason.code])
+                logger.info(
+                    "participant dropped",
+                    metadata: ["id": "\(id)", "round": "\(round.number)", "reason": "\(reason.code)"])
+                if case .noResponse = reason {
+                } else {
+                    connections[id]?.outbox.yield(
+                        .failure(.failureDropped, "dropped from round \(round.number): \(reason)"))
+                }
+            case .completed(let result):
+                round.ended = .completed(result)
+            case .aborted(let abort):
+                round.ended = .aborted("\(abort)")
+            }
+        }
+        // A new protocol round starts its deadline.
+        if round.ended == nil, round.server.round != round.protocolRound {
+            round.protocolRound = round.server.round
+            round.deadlineGeneration += 1
+            scheduleDeadline(
+                round: round.number, generation: round.deadlineGeneration, protocolRound: round.protocolRound)
+        }
+        if let ended = round.ended, let finish = round.finish {
+            round.finish = nil
+            finish.resume(returning: ended)
+        }
+        active = round
+    }
+
+    private func scheduleDeadline(round number: Int, generation: Int, protocolRound: SecAggRound?) {
+        let seconds =
+            protocolRound == .advertiseKeys ? configuration.trainingDeadlineSeconds : configuration.roundDeadlineSeconds
+        Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            await self?.deadlineExpired(round: number, generation: generation)
+        }
+    }
+
+    private func deadlineExpired(round number: Int, generation: Int) {
+        guard var round = active, round.number == number, round.deadlineGeneration == generation, round.ended == nil
+        else { return }
+        logger.info(
+            "protocol round deadline",
+            metadata: ["round": "\(number)", "protocol_round": "\(round.protocolRound?.description ?? "-")"])
+        let start = ContinuousClock.now
+        let actions = round.server.closeRound()
+        round.cryptoSeconds += seconds(since: start)
+        active = round
+        apply(actions)
+    }
+
+    private func wakeConnectionWaiters() {
+        let waiters = connectionWaiters
+        connectionWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until at least `count` participants are connected, or the timeout passes.
+    private func waitForParticipants(_ count: Int, timeout: Double) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+        while connections.count < count {
+            if ContinuousClock.now >= deadline || stopping { return false }
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(500))
+                await self?.wakeConnectionWaiters()
+            }
+            await withCheckedContinuation { connectionWaiters.append($0) }
+        }
+        return true
+    }
+
+    // MARK: - The federation
+
+    /// Runs rounds until `configuration.rounds` have completed (counting those already in the
+    /// store), then tells everyone the federation is finished.
+    public func run(progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }) async throws -> FederationSummary {
+        var attempts = 0
+        while completedRounds < configuration.rounds {
+            guard
+                await waitForParticipants(
+                    configuration.minParticipants, timeout: configuration.registrationTimeoutSeconds)
+            else {
+                if stopping { break }
+                throw ConfigurationError(
+                    "only \(connections.count) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s"
+                )
+            }
+            attempts += 1
+            let summary = try await runRound(completedRounds + 1)
+            summaries.append(summary)
+            progress(summary)
+            if stopping { break }
+        }
+        stopping = true
+        for connection in connections.values {
+            connection.outbox.yield(.with { $0.finished = finished() })
+            connection.outbox.finish()
+        }
+        return FederationSummary(
+            completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries)
+    }
+
+    /// Stops after the current round.
+    public func stop() {
+        stopping = true
+        wakeConnectionWaiters()
+    }
+
+    private func finished() -> Veil_V1_Finished {
+        var f = Veil_V1_Finished()
+        f.rounds = UInt64(completedRounds)
+        f.reason = completedRounds >= configuration.rounds ? "all rounds completed" : "the coordinator is stopping"
+        return f
+    }
+
+    private func runRound(_ number: Int) async throws -> RoundSummary {
+        let c = configuration
+        var selection = Xoshiro256(seed: c.seed, stream: UInt64(10_000_000 + number))
+        let completed = (try? store.roundsCompleted()) ?? [:]
+        let candidates = connections.values.map {
+            CohortSelection.Candidate(
+                id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: completed[$0.identity.id] ?? 0)
+        }
+        let cohort = CohortSelection.select(
+            candidates, count: c.cohortSize, strategy: c.selection, generator: &selection)
+        let started = ContinuousClock.now
+        let attempt = try store.beginRound(number, cohort: cohort.count)
+        metrics.set("veil_round_cohort", Double(cohort.count))
+
+        func end(_ completed: Bool, survivors: Int, reason: String?, accuracy: Double?, round: ActiveRound?)
+            -> RoundSummary
+        {
+            let elapsed = seconds(since: started)
+            metrics.increment("veil_rounds_total", labels: ["outcome": completed ? "completed" : "aborted"])
+            metrics.set("veil_round_seconds", elapsed)
+            metrics.increment("veil_round_seconds_total", by: elapsed)
+            metrics.set("veil_round_survivors", Double(survivors))
+            if let reason { metrics.increment("veil_aborts_total", labels: ["reason": String(reason.prefix(80))]) }
+            return RoundSummary(
+                number: number, attempt: attempt, completed: completed, cohort: cohort.count, survivors: survivors,
+                abortReason: reason, seconds: elapsed, bytesIn: round?.bytesIn ?? 0, bytesOut: round?.bytesOut ?? 0,
+                accuracy: accuracy, cryptoSeconds: round?.cryptoSeconds ?? 0)
+        }
+
+        // The session: parameters for this cohort, the roster from the certificates.
+        let payloadLength = algorithm.payloadLength
+        let parameters: SecAggParameters
+        let session: SecAggSession
+        let codec: FixedPointCodec
+        do {
+            let threat = try ThreatModel(
+                adversary: c.threatModel == "malicious" ? .maliciousServer : .honestButCuriousServer,
+                corruptFraction: c.corruptFraction, dropoutFraction: c.dropoutFraction, securityBits: c.securityBits)
+            parameters = try SecAggParameters.recommended(
+                clientCount: cohort.count, bitWidth: BitWidth(c.payloadBits), dimension: payloadLength,
+                threatModel: threat)
+            session = try SecAggSession(
+                parameters: parameters, serverIdentity: signingKey.publicKey,
+                clientIdentities: cohort.map { connections[$0]!.identity.signingKey },
+                nonce: SecureBytes.random(count: 32).unsafeExposedBytes())
+            codec = try Self.codec(c, addends: cohort.count)
+        } catch {
+            let reason = "no secure-sum parameters for \(cohort.count) participants: \(error)"
+            try store.finishRound(
+                number, attempt: attempt,
+                record: .init(
+                    outcome: "aborted", survivors: 0, abortReason: reason, transcriptHash: [], bytesIn: 0, bytesOut: 0,
+                    contributors: []),
+                checkpoint: nil, accuracy: nil, ledger: nil)
+            logger.warning("round aborted", metadata: ["round": "\(number)", "reason": "\(reason)"])
+            try? await Task.sleep(for: .seconds(1))
+            return end(false, survivors: 0, reason: reason, accuracy: nil, round: nil)
+        }
+
+        var description = Veil_V1_SecAggSessionDescription()
+        description.clientCount = UInt32(parameters.clientCount)
+        description.threshold = UInt32(parameters.threshold)
+        description.neighborCount = UInt32(parameters.neighborCount)
+        description.bits = UInt32(parameters.bitWidth.bits)
+        description.dimension = UInt32(parameters.dimension)
+        description.adversary = UInt32(parameters.threatModel.adversary.rawValue)
+        description.corruptFraction = parameters.threatModel.corruptFraction
+        description.dropoutFraction = parameters.threatModel.dropoutFraction
+        description.securityBits = UInt32(parameters.threatModel.securityBits)
+        description.nonce = Data(session.nonce)
+        description.coordinatorCertificate = Data(identity.certificateDER)
+        description.rosterCertificates = cohort.map { Data(connections[$0]!.identity.certificateDER) }
+
+        var plan = Veil_V1_TrainingPlan()
+        plan.algorithm = c.algorithm
+        plan.localEpochs = UInt32(c.localEpochs)
+        plan.batchSize = UInt32(c.batchSize)
+        plan.learningRate = c.learningRate
+        plan.momentum = c.momentum
+        plan.weightDecay = c.weightDecay
+        plan.proximalMu = algorithm.proximalMu
+        plan.weightScale = c.weightScale
+        plan.seed = c.seed &+ UInt64(number) &* 1_000_003
+        plan.model = c.model
+        plan.features = UInt32(c.features)
+        plan.classes = UInt32(c.classes)
+
+        var encoding = Veil_V1_PayloadEncoding()
+        encoding.clip = codec.clip
+        encoding.fractionalBits = UInt32(codec.fractionalBits)
+        encoding.bits = UInt32(codec.bitWidth.bits)
+        encoding.maxAddends = UInt32(codec.maxAddends)
+
+        var broadcast = Veil_V1_Model()
+        broadcast.vectors = algorithm.broadcast().map { v in Veil_V1_Vector.with { $0.values = v } }
+
+        var positions: [String: ParticipantID] = [:]
+        for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
+        active = ActiveRound(
+            number: number, attempt: attempt, cohort: cohort, positions: positions,
+            server: try SecAggServer(session: session, identityKey: signingKey), codec: codec, started: started,
+            transcript: session.id)
+        logger.info(
+            "round started",
+            metadata: [
+                "round": "\(number)", "attempt": "\(attempt)", "cohort": "\(cohort.count)",
+                "parameters": "\(parameters)",
+            ])
+        for (id, position) in positions {
+            var assignment = Veil_V1_RoundAssignment()
+            assignment.round = UInt64(number)
+            assignment.session = description
+            assignment.position = position.rawValue
+            assignment.model = broadcast
+            assignment.training = plan
+            assignment.encoding = encoding
+            assignment.roundDeadlineMillis = UInt32(c.roundDeadlineSeconds * 1000)
+            connections[id]?.outbox.yield(.with { $0.assignment = assignment })
+        }
+        // The first protocol round's deadline (training happens before it).
+        apply([])
+
+        let outcome: RoundEnd = await withCheckedContinuation { continuation in
+            if let ended = active?.ended {
+                continuation.resume(returning: ended)
+            } else {
+                active?.finish = continuation
+            }
+        }
+        let round = active!
+        active = nil
+        let transcriptHash = round.transcript
+
+        switch outcome {
+        case .completed(let result):
+            let sum = try round.codec.decode(result.sum)
+            algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
+            let accuracy = evaluation.map { algorithm.evaluate(model: model, on: $0).accuracy }
+            lastAccuracy = accuracy ?? lastAccuracy
+            let contributors = result.survivors.map { round.cohort[Int($0.rawValue) - 1] }
+            try store.finishRound(
+                number, attempt: attempt,
+                record: .init(
+                    outcome: "completed", survivors: result.survivors.count, abortReason: nil,
+                    transcriptHash: transcriptHash, bytesIn: round.bytesIn, bytesOut: round.bytesOut,
+                    contributors: contributors),
+                checkpoint: algorithm, accuracy: accuracy, ledger: nil)
+            completedRounds = number
+            metrics.set("veil_rounds_completed", Double(completedRounds))
+            if let accuracy { metrics.set("veil_model_accuracy", accuracy) }
+            broadcastResult(
+                round, completed: true, survivors: result.survivors.count, reason: nil, hash: transcriptHash)
+            logger.info(
+                "round completed",
+                metadata: [
+                    "round": "\(number)", "survivors": "\(result.survivors.count)/\(cohort.count)",
+                    "accuracy": "\(accuracy.map { String(format: "%.4f", $0) } ?? "-")",
+                ])
+            return end(true, survivors: result.survivors.count, reason: nil, accuracy: accuracy, round: round)
+        case .aborted(let reason):
+            try store.finishRound(
+                number, attempt: attempt,
+                record: .init(
+                    outcome: "aborted", survivors: 0, abortReason: reason, transcriptHash: transcriptHash,
+                    bytesIn: round.bytesIn, bytesOut: round.bytesOut, contributors: []),
+                checkpoint: nil, accuracy: nil, ledger: nil)
+            broadcastResult(round, completed: false, survivors: 0, reason: reason, hash: transcriptHash)
+            logger.warning("round aborted", metadata: ["round": "\(number)", "reason": "\(reason)"])
+            return end(false, survivors: 0, reason: reason, accuracy: nil, round: round)
+        }
+    }
+
+    private func broadcastResult(_ round: ActiveRound, completed: Bool, survivors: Int, reason: String?, hash: [UInt8])
+    {
+        var result = Veil_V1_RoundResult()
+        result.round = UInt64(round.number)
+        result.completed = completed
+        result.survivors = UInt32(survivors)
+        result.abortReason = reason ?? ""
+        result.transcriptHash = Data(hash)
+        for id in round.cohort { connections[id]?.outbox.yield(.with { $0.result = result }) }
+    }
+
+    /// The payload codec for `addends` contributions: the configured ring and clip, the most
+    /// fractional bits (at most 32) that cannot wrap.
+    static func codec(_ c: ServeConfiguration, addends: Int) throws -> FixedPointCodec {
+        let bitWidth = try BitWidth(c.payloadBits)
+        for bits in stride(from: 32, through: 0, by: -1) {
+            if let codec = try? FixedPointCodec(
+                clip: c.payloadClip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: max(addends, 1))
+            {
+                return codec
+            }
+        }
+        throw ConfigurationError("no fixed-point precision fits \(addends) addends in \(c.payloadBits) bits")
+    }
+
+    /// A snapshot for the status page.
+    public func status() -> String {
+        var lines = [
+            "federation \(configuration.federation): \(completedRounds)/\(configuration.rounds) rounds completed",
+            "connected participants: \(connections.count) (\(connections.keys.sorted().joined(separator: ", ")))",
+        ]
+        if let round = active {
+            lines.append(
+                "round \(round.number) (attempt \(round.attempt)): \(round.cohort.count) selected, protocol round \(round.protocolRound?.description ?? "-")"
+            )
+        }
+        if let accuracy = lastAccuracy { lines.append(String(format: "test accuracy %.4f", accuracy)) }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The number of completed rounds.
+    public var roundsCompleted: Int { completedRounds }
+}
+
+extension Veil_V1_CoordinatorMessage {
+    static func failure(_ code: Veil_V1_FailureCode, _ message: String) -> Self {
+        .with {
+            $0.failure = .with {
+                $0.code = code
+                $0.message = message
+            }
+        }
+    }
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+}
+
+/// Reads an Ed25519 signing key file (the hex seed `veil ca issue` writes).
+func loadSigningKey(_ path: String) throws -> Ed25519.PrivateKey {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CertificateError.unreadable(path: path, why: "cannot read the file")
+    }
+    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard let bytes = try? Hex.decode(text), bytes.count == 32,
+        let key = try? Ed25519.PrivateKey(seed: SecureBytes(copying: bytes))
+    else {
+        throw CertificateError.unreadable(path: path, why: "not a 32-byte hex Ed25519 seed")
+    }
+    return key
+}

@@ -1,0 +1,67 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import VeilWire
+import X509
+
+/// The gRPC side of the coordinator: authenticates each stream by its TLS client certificate,
+/// reads the participant's Hello, and pumps messages between the stream and the ``Coordinator``.
+struct FederationService: Veil_V1_Federation.SimpleServiceProtocol {
+    let coordinator: Coordinator
+    let ca: Certificate
+    let logger: Logger
+
+    func participate(
+        request: RPCAsyncSequence<Veil_V1_ParticipantMessage, any Error>,
+        response: RPCWriter<Veil_V1_CoordinatorMessage>, context: ServerContext
+    ) async throws {
+        // The transport verified the chain to the CA; the certificate must also carry Veil's
+        // extensions and the participant role. Its subject is the id, whatever the messages say.
+        let identity: FederationIdentity
+        do {
+            guard let posix = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
+                let certificate = posix.peerCertificate
+            else { throw CertificateError.notIssuedByFederation("a peer without a certificate") }
+            identity = try FederationIdentity(certificate: certificate, ca: ca).requiring(.participant)
+        } catch {
+            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": "certificate"])
+            try await response.write(.failure(.failureNotAParticipant, "\(error)"))
+            throw RPCError(code: .permissionDenied, message: "\(error)")
+        }
+        let (outbox, continuation) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in outbox { try await response.write(message) }
+            }
+            group.addTask {
+                var generation: Int?
+                do {
+                    for try await message in request {
+                        if let generation {
+                            await coordinator.receive(message, from: identity.id, generation: generation)
+                            continue
+                        }
+                        guard case .hello(let hello) = message.kind else {
+                            continuation.yield(.failure(.failureNotRegistered, "the first message must be Hello"))
+                            break
+                        }
+                        guard hello.protocolVersion == 1 else {
+                            continuation.yield(
+                                .failure(
+                                    .failureProtocolVersion,
+                                    "protocol version \(hello.protocolVersion); this coordinator speaks 1"))
+                            break
+                        }
+                        generation = await coordinator.connect(identity: identity, hello: hello, outbox: continuation)
+                    }
+                } catch {
+                    logger.info("stream ended", metadata: ["id": "\(identity.id)", "error": "\(error)"])
+                }
+                if let generation { await coordinator.disconnect(id: identity.id, generation: generation) }
+                continuation.finish()
+            }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,305 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import VeilCore
+import VeilCrypto
+import VeilLearning
+import VeilSecAgg
+import VeilWire
+import X509
+
+/// What a participant did in a federation.
+public struct ParticipantSummary: Sendable {
+    public let id: String
+    public let roundsAssigned: Int
+    public let roundsCompleted: Int
+    public let finishedReason: String?
+}
+
+/// Why the participant stopped.
+public enum ParticipantError: Error, CustomStringConvertible {
+    case refused(String)
+    case session(String)
+
+    public var description: String {
+        switch self {
+        case .refused(let why): "the coordinator refused this participant: \(why)"
+        case .session(let why): why
+        }
+    }
+}
+
+/// `veil join`: connects to the coordinator with its certificate, registers, and for each
+/// round it is assigned checks the roster against the CA, trains locally on its own data,
+/// encodes its update and runs the secure-aggregation client (``SecAggClient``).
+public struct ParticipantAgent: Sendable {
+    public let configuration: JoinConfiguration
+    public let identity: FederationIdentity
+    let ca: Certificate
+    private let signingKey: Ed25519.PrivateKey
+    let data: Dataset
+    let logger: Logger
+
+    public init(configuration: JoinConfiguration, data: Dataset? = nil, logger: Logger? = nil) throws {
+        self.configuration = configuration
+        let ca = try FederationCA.loadCertificate(configuration.tls.ca)
+        self.ca = ca
+        identity = try FederationIdentity(
+            certificate: try FederationCA.loadCertificate(configuration.tls.certificate), ca: ca
+        ).requiring(.participant)
+        signingKey = try loadSigningKey(configuration.tls.signingKey)
+        guard signingKey.publicKey == identity.signingKey else {
+            throw ConfigurationError("the signing key does not match the one the certificate binds")
+        }
+        self.data = try data ?? Self.loadData(configuration)
+        self.logger = logger ?? Logger(label: "veil.join.\(identity.id)")
+    }
+
+    /// The participant's rows: its shard of a federated split, or a whole CSV file.
+    static func loadData(_ c: JoinConfiguration) throws -> Dataset {
+        if c.dataset.hasPrefix("csv:") { return try CSVLoader.load(path: String(c.dataset.dropFirst(4))) }
+        var f = FederatedConfiguration()
+        f.dataset = try DatasetSource(parsing: c.dataset)
+        f.partition = try Partition(parsing: c.partition)
+        f.clients = c.clients
+        f.seed = c.seed
+        return try FederatedSimulation(configuration: f).data.clients[c.index]
+    }
+
+    /// Takes part until the coordinator finishes the federation; reconnects after a lost
+    /// connection (up to `reconnectAttempts` times).
+    public func run() async throws -> ParticipantSummary {
+        var assigned = 0
+        var completed = 0
+        var failures = 0
+        while true {
+            do {
+                let outcome = try await session()
+                assigned += outcome.assigned
+                completed += outcome.completed
+                if let reason = outcome.finished {
+                    return ParticipantSummary(
+                        id: identity.id, roundsAssigned: assigned, roundsCompleted: completed, finishedReason: reason)
+                }
+                failures = 0
+            } catch let error as ParticipantError {
+                throw error
+            } catch {
+                failures += 1
+                logger.info("connection lost", metadata: ["error": "\(error)", "attempt": "\(failures)"])
+                if failures > configuration.reconnectAttempts { throw error }
+            }
+            try await Task.sleep(for: .milliseconds(min(5000, 200 * (1 << min(failures, 5)))))
+        }
+    }
+
+    struct SessionOutcome: Sendable {
+        var assigned = 0
+        var completed = 0
+        var finished: String?
+    }
+
+    /// One connection.
+    func session() async throws -> SessionOutcome {
+        let c = configuration
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .dns(host: c.host, port: c.port),
+            transportSecurity: .mTLS(
+                certificateChain: [.file(path: c.tls.certificate, format: .pem)],
+                privateKey: .file(path: c.tls.key, format: .pem)
+            ) {
+                $0.trustRoots = .certificates([.file(path: c.tls.ca, format: .pem)])
+            },
+            config: .defaults {
+                $0.http2.authority = c.coordinator
+                $0.http2.maxFrameSize = 1 << 20
+            })
+        return try await withGRPCClient(transport: transport) { client in
+            let federation = Veil_V1_Federation.Client(wrapping: client)
+            let (outbound, continuation) = AsyncStream.makeStream(of: Veil_V1_ParticipantMessage.self)
+            continuation.yield(.with { $0.hello = hello() })
+            let request = StreamingClientRequest<Veil_V1_ParticipantMessage> { writer in
+                for await message in outbound { try await writer.write(message) }
+            }
+            let agent = self
+            return try await federation.participate(request: request) { response in
+                var state = AgentState(agent: agent, send: { continuation.yield($0) })
+                defer { continuation.finish() }
+                for try await message in response.messages {
+                    if try state.handle(message) { break }
+                }
+                return state.outcome
+            }
+        }
+    }
+
+    func hello() -> Veil_V1_Hello {
+        var hello = Veil_V1_Hello()
+        hello.protocolVersion = 1
+        hello.sampleCount = UInt64(data.count)
+        hello.resources = .with {
+            $0.cores = UInt32(configuration.cores ?? ProcessInfo.processInfo.activeProcessorCount)
+            $0.memoryBytes = configuration.memoryBytes ?? ProcessInfo.processInfo.physicalMemory
+            $0.battery = configuration.battery ?? -1
+            $0.linkBitsPerSecond = configuration.linkBitsPerSecond ?? 0
+        }
+        return hello
+    }
+
+    /// The participant's side of one round: the secure-sum client and what it needs.
+    struct RoundState {
+        let number: UInt64
+        var client: SecAggClient<SystemRandom>
+    }
+
+    /// Handles the coordinator's messages on one connection.
+    struct AgentState {
+        let agent: ParticipantAgent
+        let send: (Veil_V1_ParticipantMessage) -> Void
+        var outcome = SessionOutcome()
+        var round: RoundState?
+
+        /// Returns true when the federation is finished.
+        mutating func handle(_ message: Veil_V1_CoordinatorMessage) throws -> Bool {
+            switch message.kind {
+            case .welcome(let welcome):
+                agent.logger.info(
+                    "registered",
+                    metadata: ["federation": "\(welcome.federation)", "next_round": "\(welcome.nextRound)"])
+            case .assignment(let assignment):
+                outcome.assigned += 1
+                do {
+                    var prepared = try agent.prepare(assignment)
+                    let action = prepared.client.start()
+                    round = RoundState(number: assignment.round, client: prepared.client)
+                    forward(action, round: assignment.round)
+                } catch {
+                    agent.logger.warning(
+                        "declining a round", metadata: ["round": "\(assignment.round)", "reason": "\(error)"])
+                    round = nil
+                    send(
+                        .with {
+                            $0.decline = .with {
+                                $0.round = assignment.round; $0.reason = "\(error)"
+                            }
+                        })
+                }
+            case .secagg(let secagg):
+                guard var current = round, current.number == secagg.round else { return false }
+                let action = current.client.handle(encoded: Array(secagg.signed))
+                round = current
+                forward(action, round: secagg.round)
+            case .result(let result):
+                if result.completed, round?.number == result.round, round?.client.isCompleted == true {
+                    outcome.completed += 1
+                }
+                agent.logger.info(
+                    "round result",
+                    metadata: [
+                        "round": "\(result.round)", "completed": "\(result.completed)",
+                        "survivors": "\(result.survivors)",
+                    ])
+                round = nil
+            case .failure(let failure):
+                agent.logger.warning(
+                    "coordinator says", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
+                if failure.code == .failureNotAParticipant || failure.code == .failureProtocolVersion {
+                    throw ParticipantError.refused(failure.message)
+                }
+            case .finished(let finished):
+                outcome.finished = finished.reason
+                return true
+            case nil:
+                break
+            }
+            return false
+        }
+
+        mutating func forward(_ action: ClientAction, round number: UInt64) {
+            switch action {
+            case .send(let message):
+                send(
+                    .with {
+                        $0.secagg = .with {
+                            $0.round = number
+                            $0.signed = Data(message.encoded)
+                        }
+                    })
+            case .aborted(let abort):
+                agent.logger.info("secure sum aborted", metadata: ["round": "\(number)", "reason": "\(abort)"])
+            case .ignored:
+                break
+            }
+        }
+    }
+
+    struct PreparedRound {
+        var client: SecAggClient<SystemRandom>
+    }
+
+    /// Checks the assignment, trains, encodes, and builds the secure-sum client.
+    func prepare(_ a: Veil_V1_RoundAssignment) throws -> PreparedRound {
+        let d = a.session
+        // Every key in the session must come from a certificate of this federation.
+        let coordinator = try FederationIdentity(der: Array(d.coordinatorCertificate), ca: ca).requiring(.coordinator)
+        let roster = try d.rosterCertificates.map {
+            try FederationIdentity(der: Array($0), ca: ca).requiring(.participant)
+        }
+        let position = Int(a.position)
+        guard position >= 1, position <= roster.count, roster[position - 1].id == identity.id,
+            roster[position - 1].signingKey == identity.signingKey
+        else {
+            throw ParticipantError.session("the roster does not list this participant at position \(position)")
+        }
+        guard Set(roster.map(\.id)).count == roster.count else {
+            throw ParticipantError.session("the roster lists a participant twice")
+        }
+        guard let adversary = ThreatModel.Adversary(rawValue: UInt8(clamping: d.adversary)) else {
+            throw ParticipantError.session("unknown adversary \(d.adversary)")
+        }
+        let threat = try ThreatModel(
+            adversary: adversary, corruptFraction: d.corruptFraction, dropoutFraction: d.dropoutFraction,
+            securityBits: Int(d.securityBits))
+        // SecAggParameters re-checks the threshold against the threat model: a coordinator
+        // cannot hand out a threshold the participant would not accept.
+        let parameters = try SecAggParameters(
+            clientCount: Int(d.clientCount), threshold: Int(d.threshold), neighborCount: Int(d.neighborCount),
+            bitWidth: BitWidth(Int(d.bits)), dimension: Int(d.dimension), threatModel: threat)
+        let session = try SecAggSession(
+            parameters: parameters, serverIdentity: coordinator.signingKey, clientIdentities: roster.map(\.signingKey),
+            nonce: Array(d.nonce))
+
+        // Local training: the FedAvg family's client rule.
+        let plan = a.training
+        let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
+        guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
+            throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
+        }
+        guard data.featureCount == Int(plan.features) else {
+            throw ParticipantError.session(
+                "this participant's data has \(data.featureCount) features, the model \(plan.features)")
+        }
+        let algorithm = FedAvgFamily(name: plan.algorithm, initial: Array(global), proximalMu: plan.proximalMu)
+        // The minibatch order's stream: the round's seed and this participant's id.
+        let stream = SHA256.hash(Array(identity.id.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        var context = ClientContext(
+            id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
+            batchSize: Int(plan.batchSize),
+            optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
+            weightScale: plan.weightScale,
+            generator: Xoshiro256(seed: plan.seed, stream: stream),
+            state: [:])
+        let payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+        let e = a.encoding
+        let codec = try FixedPointCodec(
+            clip: e.clip, fractionalBits: Int(e.fractionalBits), bitWidth: BitWidth(Int(e.bits)),
+            maxAddends: Int(e.maxAddends))
+        var rounding = SystemRandom()
+        let input = try codec.encode(payload, using: &rounding)
+        let client = try SecAggClient(
+            session: session, id: ParticipantID(a.position), identityKey: signingKey, input: input,
+            generator: SystemRandom())
+        return PreparedRound(client: client)
+    }
+}

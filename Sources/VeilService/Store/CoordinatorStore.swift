@@ -1,0 +1,227 @@
+import Foundation
+import GRDB
+import VeilLearning
+import VeilPrivacy
+
+/// The coordinator's durable state, in SQLite (WAL mode, through GRDB's `DatabasePool`):
+/// participants, rounds and their outcomes, model checkpoints, transcript hashes, the
+/// privacy ledger. Every completed round is one transaction — outcome and checkpoint
+/// together — so a coordinator killed at any point restarts from the last completed round
+/// (`Specs/wire.md` §6).
+public final class CoordinatorStore: Sendable {
+    private let pool: DatabasePool
+
+    /// Opens (creating and migrating) the store at `path`.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        // A round left running by a coordinator that died is aborted cleanly: it will run again.
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE rounds SET outcome = 'interrupted', finished = ? WHERE outcome = 'running'",
+                arguments: [Date().timeIntervalSince1970])
+        }
+    }
+
+    /// The journal mode SQLite reports (`wal`).
+    public var journalMode: String {
+        get throws { try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" } }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "participants") { t in
+                t.primaryKey("id", .text)
+                t.column("first_seen", .double).notNull()
+                t.column("last_seen", .double).notNull()
+                t.column("cores", .integer)
+                t.column("memory_bytes", .integer)
+                t.column("battery", .double)
+                t.column("link_bits_per_second", .integer)
+                t.column("sample_count", .integer)
+                t.column("rounds_completed", .integer).notNull().defaults(to: 0)
+            }
+            try db.create(table: "rounds") { t in
+                t.column("number", .integer).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("started", .double).notNull()
+                t.column("finished", .double)
+                t.column("outcome", .text).notNull()
+                t.column("cohort", .integer).notNull()
+                t.column("survivors", .integer)
+                t.column("abort_reason", .text)
+                t.column("transcript_hash", .blob)
+                t.column("bytes_in", .integer)
+                t.column("bytes_out", .integer)
+                t.primaryKey(["number", "attempt"])
+            }
+            try db.create(table: "checkpoints") { t in
+                t.primaryKey("round", .integer)
+                t.column("state", .blob).notNull()
+                t.column("accuracy", .double)
+                t.column("created", .double).notNull()
+            }
+            try db.create(table: "ledger") { t in
+                t.primaryKey("id", .integer).check { $0 == 1 }
+                t.column("state", .blob).notNull()
+            }
+            try db.create(table: "meta") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .text).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: - Participants
+
+    public func recordParticipant(
+        id: String, cores: Int, memoryBytes: UInt64, battery: Double, linkBitsPerSecond: UInt64, sampleCount: UInt64
+    ) throws {
+        let now = Date().timeIntervalSince1970
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO participants (id, first_seen, last_seen, cores, memory_bytes, battery,
+                        link_bits_per_second, sample_count)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen, cores = excluded.cores,
+                        memory_bytes = excluded.memory_bytes, battery = excluded.battery,
+                        link_bits_per_second = excluded.link_bits_per_second, sample_count = excluded.sample_count
+                    """,
+                arguments: [
+                    id, now, now, cores, Int64(clamping: memoryBytes), battery, Int64(clamping: linkBitsPerSecond),
+                    Int64(clamping: sampleCount),
+                ])
+        }
+    }
+
+    /// How many rounds each participant has completed (for round-robin selection).
+    public func roundsCompleted() throws -> [String: Int] {
+        try pool.read { db in
+            var result: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, rounds_completed FROM participants") {
+                result[row["id"]] = row["rounds_completed"]
+            }
+            return result
+        }
+    }
+
+    // MARK: - Rounds
+
+    /// The next attempt number of round `number`, recorded as running.
+    public func beginRound(_ number: Int, cohort: Int) throws -> Int {
+        try pool.write { db in
+            let attempt =
+                (try Int.fetchOne(db, sql: "SELECT MAX(attempt) FROM rounds WHERE number = ?", arguments: [number]) ?? 0)
+                + 1
+            try db.execute(
+                sql: "INSERT INTO rounds (number, attempt, started, outcome, cohort) VALUES (?, ?, ?, 'running', ?)",
+                arguments: [number, attempt, Date().timeIntervalSince1970, cohort])
+            return attempt
+        }
+    }
+
+    /// What a finished attempt produced.
+    public struct RoundRecord: Sendable {
+        public var outcome: String
+        public var survivors: Int
+        public var abortReason: String?
+        public var transcriptHash: [UInt8]
+        public var bytesIn: Int
+        public var bytesOut: Int
+        public var contributors: [String]
+
+        public init(
+            outcome: String, survivors: Int, abortReason: String?, transcriptHash: [UInt8], bytesIn: Int, bytesOut: Int,
+            contributors: [String]
+        ) {
+            self.outcome = outcome
+            self.survivors = survivors
+            self.abortReason = abortReason
+            self.transcriptHash = transcriptHash
+            self.bytesIn = bytesIn
+            self.bytesOut = bytesOut
+            self.contributors = contributors
+        }
+    }
+
+    /// Records an attempt's end and, for a completed round, the new checkpoint (and ledger) —
+    /// in one transaction.
+    public func finishRound(
+        _ number: Int, attempt: Int, record: RoundRecord, checkpoint: FedAvgFamily?, accuracy: Double?,
+        ledger: PrivacyLedger?
+    ) throws {
+        let encoder = JSONEncoder()
+        let state = try checkpoint.map { try encoder.encode($0) }
+        let ledgerState = try ledger.map { try encoder.encode($0) }
+        let now = Date().timeIntervalSince1970
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE rounds SET finished = ?, outcome = ?, survivors = ?, abort_reason = ?, transcript_hash = ?,
+                        bytes_in = ?, bytes_out = ? WHERE number = ? AND attempt = ?
+                    """,
+                arguments: [
+                    now, record.outcome, record.survivors, record.abortReason, Data(record.transcriptHash),
+                    record.bytesIn, record.bytesOut, number, attempt,
+                ])
+            if let state {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO checkpoints (round, state, accuracy, created) VALUES (?, ?, ?, ?)",
+                    arguments: [number, state, accuracy, now])
+                for id in record.contributors {
+                    try db.execute(
+                        sql: "UPDATE participants SET rounds_completed = rounds_completed + 1 WHERE id = ?",
+                        arguments: [id])
+                }
+            }
+            if let ledgerState {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO ledger (id, state) VALUES (1, ?)", arguments: [ledgerState])
+            }
+        }
+    }
+
+    /// The latest checkpoint: its round and the algorithm's state.
+    public func latestCheckpoint() throws -> (round: Int, state: FedAvgFamily)? {
+        try pool.read { db in
+            guard
+                let row = try Row.fetchOne(db, sql: "SELECT round, state FROM checkpoints ORDER BY round DESC LIMIT 1")
+            else { return nil }
+            let data: Data = row["state"]
+            return (row["round"], try JSONDecoder().decode(FedAvgFamily.self, from: data))
+        }
+    }
+
+    /// The stored privacy ledger, if any.
+    public func ledger() throws -> PrivacyLedger? {
+        try pool.read { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT state FROM ledger WHERE id = 1") else { return nil }
+            return try JSONDecoder().decode(PrivacyLedger.self, from: data)
+        }
+    }
+
+    /// Every attempt, in order: number, attempt, outcome, survivors.
+    public func rounds() throws -> [(number: Int, attempt: Int, outcome: String, survivors: Int?)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT number, attempt, outcome, survivors FROM rounds ORDER BY number, attempt")
+                .map { ($0["number"], $0["attempt"], $0["outcome"], $0["survivors"]) }
+        }
+    }
+
+    // MARK: - Meta
+
+    public func value(_ key: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setValue(_ value: String, for key: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])
+        }
+    }
+}

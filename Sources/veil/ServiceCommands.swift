@@ -1,0 +1,165 @@
+import ArgumentParser
+import Foundation
+import Logging
+import VeilService
+
+struct CACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ca",
+        abstract: "The federation's certificate authority: create it, issue certificates.",
+        subcommands: [Init.self, Issue.self]
+    )
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a CA (a P-256 key and a self-signed certificate) in DIR.",
+            discussion: "Writes DIR/ca.key.pem (mode 0600) and DIR/ca.cert.pem; refuses to overwrite an existing CA.")
+
+        @Option(help: "The CA's folder.")
+        var dir: String
+
+        @Option(help: "The CA's common name.")
+        var name = "Veil federation CA"
+
+        func run() throws {
+            do {
+                try FederationCA.create(in: URL(fileURLWithPath: dir), name: name)
+            } catch { throw usageError("\(error)") }
+            print("created the CA in \(dir): ca.cert.pem, ca.key.pem")
+        }
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a certificate for a coordinator or a participant.",
+            discussion: """
+                Writes DIR/ID.cert.pem (P-256, subject CN=ID, Veil's role and signing-key extensions), \
+                DIR/ID.key.pem and DIR/ID.signing.key (the Ed25519 seed that signs protocol messages; both \
+                mode 0600). A coordinator's certificate names the hosts participants connect to (--host, \
+                repeatable; default localhost and 127.0.0.1). Valid for a year unless --days says otherwise.
+                """)
+
+        @Option(help: "The CA's folder.")
+        var dir: String
+
+        @Option(help: "The holder's id (1–64 of a–z A–Z 0–9 . - _).")
+        var id: String
+
+        @Option(help: "coordinator or participant.")
+        var role: String
+
+        @Option(help: "Coordinator: a host name or IPv4 address participants connect to (repeatable).")
+        var host: [String] = []
+
+        @Option(help: "Days of validity.")
+        var days = 365
+
+        func run() throws {
+            guard let role = FederationRole(rawValue: role) else {
+                throw usageError("--role must be coordinator or participant")
+            }
+            guard days >= 1 else { throw usageError("--days must be at least 1") }
+            do {
+                let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
+                let files = try ca.issue(
+                    id: id, role: role, hosts: host.isEmpty ? ["localhost", "127.0.0.1"] : host,
+                    notValidAfter: Date().addingTimeInterval(Double(days) * 86400))
+                print(
+                    "issued \(role.rawValue) \(id): \(files.certificatePath), \(files.keyPath), \(files.signingKeyPath)"
+                )
+            } catch { throw usageError("\(error)") }
+        }
+    }
+}
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the coordinator of a federation: gRPC over mutual TLS, state in SQLite, metrics over HTTP.",
+        discussion: """
+            Reads the configuration file (JSON; every key and its default in Specs/wire.md §7), listens for \
+            participants, and runs rounds until the configured number have completed, resuming from the \
+            state file after a restart. Prints one line per round on stdout; logs go to stderr.
+            """)
+
+    @Option(help: "The configuration file.")
+    var config: String
+
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let configuration: ServeConfiguration
+        let coordinator: Coordinator
+        do {
+            configuration = try ServeConfiguration.load(path: config)
+            coordinator = try Coordinator(configuration: configuration)
+        } catch { throw usageError("\(error)") }
+        let json = output.json
+        let summary = try await CoordinatorServer.run(
+            coordinator,
+            ready: { endpoints in
+                FileHandle.standardError.write(
+                    Data(
+                        "listening on \(configuration.host):\(endpoints.grpcPort)\(endpoints.metricsPort.map { ", metrics on :\($0)" } ?? "")\n"
+                            .utf8))
+            },
+            progress: { round in
+                if !json { print(roundLine(round)) }
+            })
+        if json {
+            print(try jsonString(summaryObject(summary)))
+        } else {
+            print(
+                "federation finished: \(summary.completedRounds) rounds completed in \(summary.attempts) attempts"
+                    + (summary.finalAccuracy.map { String(format: ", test accuracy %.4f", $0) } ?? ""))
+        }
+    }
+}
+
+struct JoinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Take part in a federation as a participant.",
+        discussion: """
+            Reads the configuration file (JSON; Specs/wire.md §7), connects to the coordinator with the \
+            participant's certificate, and trains and takes part in each round it is assigned until the \
+            coordinator finishes the federation. Reconnects after a lost connection.
+            """)
+
+    @Option(help: "The configuration file.")
+    var config: String
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let agent: ParticipantAgent
+        do { agent = try ParticipantAgent(configuration: try JoinConfiguration.load(path: config)) } catch {
+            throw usageError("\(error)")
+        }
+        let summary = try await agent.run()
+        print(
+            "\(summary.id): assigned \(summary.roundsAssigned) rounds, completed \(summary.roundsCompleted); \(summary.finishedReason ?? "")"
+        )
+    }
+}
+
+func roundLine(_ r: RoundSummary) -> String {
+    String(
+        format: "round %4d  %@  survivors %4d/%-4d  %7.2f s  in %9d B  out %9d B%@", r.number,
+        r.completed ? "completed" : "aborted  ", r.survivors, r.cohort, r.seconds, r.bytesIn, r.bytesOut,
+        r.accuracy.map { String(format: "  accuracy %.4f", $0) } ?? (r.abortReason.map { "  (\($0))" } ?? ""))
+}
+
+func summaryObject(_ s: FederationSummary) -> [String: Any] {
+    [
+        "completed_rounds": s.completedRounds, "attempts": s.attempts, "final_accuracy": s.finalAccuracy ?? NSNull(),
+        "rounds": s.rounds.map { r in
+            [
+                "round": r.number, "attempt": r.attempt, "completed": r.completed, "cohort": r.cohort,
+                "survivors": r.survivors, "seconds": r.seconds, "bytes_in": r.bytesIn, "bytes_out": r.bytesOut,
+                "accuracy": r.accuracy ?? NSNull(), "abort_reason": r.abortReason ?? NSNull(),
+                "crypto_seconds": r.cryptoSeconds,
+            ] as [String: Any]
+        },
+    ]
+}
