@@ -105,7 +105,10 @@ struct ServeCommand: AsyncParsableCommand {
                             .utf8))
             },
             progress: { round in
-                if !json { print(roundLine(round)) }
+                if !json {
+                    print(roundLine(round))
+                    fflush(nil)  // one line per round as it happens, even into a pipe
+                }
             })
         if json {
             print(try jsonString(summaryObject(summary)))
@@ -157,7 +160,8 @@ func summaryObject(_ s: FederationSummary) -> [String: Any] {
             [
                 "round": r.number, "attempt": r.attempt, "completed": r.completed, "cohort": r.cohort,
                 "survivors": r.survivors, "seconds": r.seconds, "bytes_in": r.bytesIn, "bytes_out": r.bytesOut,
-                "accuracy": r.accuracy ?? NSNull(), "abort_reason": r.abortReason ?? NSNull(),
+                "accuracy": r.accuracy ?? NSNull(), "loss": r.loss ?? NSNull(),
+                "abort_reason": r.abortReason ?? NSNull(),
                 "crypto_seconds": r.cryptoSeconds,
             ] as [String: Any]
         },

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import Logging
 import VeilCore
 import VeilLearning
 import VeilPaillier
 import VeilSecAgg
+import VeilService
 
-struct SimulateCommand: ParsableCommand {
+struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
         abstract: "Train a model by federated learning in this process, with the sum computed by a secure-sum backend.",
@@ -16,6 +18,13 @@ struct SimulateCommand: ParsableCommand {
             only the sum. Prints per-round test accuracy and loss and a summary; a progress bar goes to stderr. \
             The defaults — digits, 10 participants, Dirichlet(0.5), softmax regression, FedAvg, 50 rounds, \
             secure aggregation — finish in well under a minute.
+
+            By default (--transport network) the federation runs over the network: a temporary CA, a \
+            coordinator and the participants in this process, talking gRPC over loopback with mutual TLS — the \
+            code of `veil serve` and `veil join`. That path runs the FedAvg family (fedavg, fedavgm, fedprox, \
+            fedadagrad, fedadam, fedyogi) with secure aggregation on digits; anything else (other algorithms, \
+            --dp, --stragglers, --dropout, --secure-sum plain or paillier, other datasets) runs in-process, and \
+            the first line says so. --transport in-process forces the in-process engine.
 
             With --dp the run is DP-FedAvg with user-level (ε, δ)-differential privacy: participants are \
             Poisson-sampled at rate --fraction, weighted uniformly, their updates clipped to --clip (adapted \
@@ -69,6 +78,9 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(help: "plain, secagg or paillier.")
     var secureSum = "secagg"
+
+    @Option(help: "network (default: coordinator and participants over loopback mutual TLS) or in-process.")
+    var transport: String?
 
     @Option(help: "Probability that a participant drops out of a round's secure sum.")
     var dropout = 0.0
@@ -160,6 +172,9 @@ struct SimulateCommand: ParsableCommand {
             throw ValidationError(
                 "unknown algorithm \"\(algorithm)\": use one of \(AlgorithmChoice.names.joined(separator: ", "))")
         }
+        if let transport, !["network", "in-process"].contains(transport) {
+            throw ValidationError("--transport must be network or in-process")
+        }
         guard ["plain", "secagg", "paillier"].contains(secureSum) else {
             throw ValidationError("--secure-sum must be plain, secagg or paillier")
         }
@@ -213,8 +228,14 @@ struct SimulateCommand: ParsableCommand {
         return c
     }
 
-    func run() throws {
+    func run() async throws {
         let configuration = try makeConfiguration()
+        if transport != "in-process" {
+            let blocker = networkBlocker(configuration)
+            if blocker == nil { return try await runOnNetwork(configuration) }
+            if transport == "network" { throw usageError("--transport network: \(blocker!)") }
+            FileHandle.standardError.write(Data("in-process: \(blocker!)\n".utf8))
+        }
         let simulation: FederatedSimulation
         do { simulation = try FederatedSimulation(configuration: configuration) } catch { throw usageError("\(error)") }
         let plan: PrivateRunPlan?
@@ -336,24 +357,92 @@ struct SimulateCommand: ParsableCommand {
     }
 }
 
+extension SimulateCommand {
+    /// Why this run cannot go over the network, or nil.
+    func networkBlocker(_ c: FederatedConfiguration) -> String? {
+        if secureSum != "secagg" { return "the network federation sums by secure aggregation (--secure-sum secagg)" }
+        if dropout > 0 { return "--dropout is simulated in-process" }
+        if c.privacy != nil { return "differential privacy runs in-process" }
+        if c.stragglerFraction > 0 { return "stragglers run in-process" }
+        guard case .digits = c.dataset else { return "the network federation trains on digits" }
+        if !["fedavg", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi"].contains(algorithm) {
+            return "the network federation runs the FedAvg family, not \(algorithm)"
+        }
+        return nil
+    }
+
+    func runOnNetwork(_ configuration: FederatedConfiguration) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "veil-simulate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let network: NetworkSimulation
+        do { network = try NetworkSimulation(configuration: configuration, directory: directory) } catch {
+            throw usageError("\(error)")
+        }
+        var logger = Logger(label: "veil.simulate")
+        logger.logLevel = .warning
+        let bar = ProgressBar(total: configuration.rounds)
+        let started = ContinuousClock.now
+        let summary = try await network.run(logger: logger) { round in
+            bar.update(round: round.number, accuracy: round.accuracy, loss: round.loss)
+        }
+        bar.finish()
+        let elapsed = ContinuousClock.now - started
+        let total = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let rounds = summary.rounds
+        if output.json {
+            var object = summaryObject(summary)
+            object["transport"] = "network"
+            object["algorithm"] = algorithm
+            object["secure_sum"] = "secagg"
+            object["clients"] = network.participants.count
+            object["final_loss"] = rounds.last?.loss ?? NSNull()
+            object["seconds"] = total
+            print(try jsonString(object))
+            return
+        }
+        print(
+            "\(algorithm) on \(configuration.dataset) (\(network.participants.count) participants, \(configuration.partition)), "
+                + "\(configuration.model) model, sum by secure aggregation over loopback gRPC with mutual TLS")
+        print("round  accuracy     loss  summed/selected   seconds    bytes in   bytes out")
+        for r in rounds {
+            print(
+                String(
+                    format: "%5d  %8.4f  %7.4f  %7d/%-8d %8.3f  %10d  %10d", r.number, r.accuracy ?? Double.nan,
+                    r.loss ?? Double.nan,
+                    r.survivors, r.cohort, r.seconds, r.bytesIn, r.bytesOut))
+        }
+        let bytes = rounds.reduce(0) { $0 + $1.bytesIn + $1.bytesOut }
+        print(
+            String(
+                format: "final: accuracy %.4f, loss %.4f after %d rounds (%d attempts) in %.2f s; %d protocol bytes",
+                summary.finalAccuracy ?? Double.nan, rounds.last?.loss ?? Double.nan, summary.completedRounds,
+                summary.attempts, total,
+                bytes))
+    }
+}
+
 /// A progress bar on stderr: redrawn in place on a terminal, a line per tenth otherwise.
-final class ProgressBar {
+final class ProgressBar: @unchecked Sendable {
+    // Updated from one task at a time (the simulation reports rounds in order).
     let total: Int
     let isTerminal = isatty(STDERR_FILENO) != 0
     var lastTenth = -1
 
     init(total: Int) { self.total = total }
 
-    func update(_ report: RoundReport) {
+    func update(_ report: RoundReport) { update(round: report.round, accuracy: report.accuracy, loss: report.loss) }
+
+    func update(round: Int, accuracy: Double?, loss: Double?) {
         let width = 30
-        let filled = width * report.round / max(total, 1)
+        let filled = width * min(round, total) / max(total, 1)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let metrics = report.accuracy.map { String(format: " accuracy %.4f loss %.4f", $0, report.loss ?? .nan) } ?? ""
-        let line = "round \(report.round)/\(total) [\(bar)]\(metrics)"
+        let metrics = accuracy.map { String(format: " accuracy %.4f loss %.4f", $0, loss ?? .nan) } ?? ""
+        let line = "round \(round)/\(total) [\(bar)]\(metrics)"
         if isTerminal {
             FileHandle.standardError.write(Data("\r\(line)".utf8))
-        } else if report.round * 10 / max(total, 1) != lastTenth {
-            lastTenth = report.round * 10 / max(total, 1)
+        } else if round * 10 / max(total, 1) != lastTenth {
+            lastTenth = round * 10 / max(total, 1)
             FileHandle.standardError.write(Data("\(line)\n".utf8))
         }
     }

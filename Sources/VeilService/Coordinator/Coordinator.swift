@@ -28,6 +28,7 @@ public struct RoundSummary: Sendable {
     public let bytesIn: Int
     public let bytesOut: Int
     public let accuracy: Double?
+    public let loss: Double?
     /// Time spent in the secure-sum state machine (cryptography), and training plus waiting.
     public let cryptoSeconds: Double
 }
@@ -393,9 +394,10 @@ public actor Coordinator {
         let attempt = try store.beginRound(number, cohort: cohort.count)
         metrics.set("veil_round_cohort", Double(cohort.count))
 
-        func end(_ completed: Bool, survivors: Int, reason: String?, accuracy: Double?, round: ActiveRound?)
-            -> RoundSummary
-        {
+        func end(
+            _ completed: Bool, survivors: Int, reason: String?, accuracy: Double?, round: ActiveRound?,
+            loss: Double? = nil
+        ) -> RoundSummary {
             let elapsed = seconds(since: started)
             metrics.increment("veil_rounds_total", labels: ["outcome": completed ? "completed" : "aborted"])
             metrics.set("veil_round_seconds", elapsed)
@@ -405,7 +407,7 @@ public actor Coordinator {
             return RoundSummary(
                 number: number, attempt: attempt, completed: completed, cohort: cohort.count, survivors: survivors,
                 abortReason: reason, seconds: elapsed, bytesIn: round?.bytesIn ?? 0, bytesOut: round?.bytesOut ?? 0,
-                accuracy: accuracy, cryptoSeconds: round?.cryptoSeconds ?? 0)
+                accuracy: accuracy, loss: loss, cryptoSeconds: round?.cryptoSeconds ?? 0)
         }
 
         // The session: parameters for this cohort, the roster from the certificates.
@@ -516,7 +518,8 @@ public actor Coordinator {
         case .completed(let result):
             let sum = try round.codec.decode(result.sum)
             algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
-            let accuracy = evaluation.map { algorithm.evaluate(model: model, on: $0).accuracy }
+            let evaluated = evaluation.map { algorithm.evaluate(model: model, on: $0) }
+            let accuracy = evaluated?.accuracy
             lastAccuracy = accuracy ?? lastAccuracy
             let contributors = result.survivors.map { round.cohort[Int($0.rawValue) - 1] }
             try store.finishRound(
@@ -537,7 +540,9 @@ public actor Coordinator {
                     "round": "\(number)", "survivors": "\(result.survivors.count)/\(cohort.count)",
                     "accuracy": "\(accuracy.map { String(format: "%.4f", $0) } ?? "-")",
                 ])
-            return end(true, survivors: result.survivors.count, reason: nil, accuracy: accuracy, round: round)
+            return end(
+                true, survivors: result.survivors.count, reason: nil, accuracy: accuracy, round: round,
+                loss: evaluated?.loss)
         case .aborted(let reason):
             try store.finishRound(
                 number, attempt: attempt,

@@ -21,9 +21,12 @@ public struct ParticipantSummary: Sendable {
 public enum ParticipantError: Error, CustomStringConvertible {
     case refused(String)
     case session(String)
+    /// ``ParticipantAgent/failure`` struck.
+    case failureInjected
 
     public var description: String {
         switch self {
+        case .failureInjected: "failure injected"
         case .refused(let why): "the coordinator refused this participant: \(why)"
         case .session(let why): why
         }
@@ -34,12 +37,21 @@ public enum ParticipantError: Error, CustomStringConvertible {
 /// round it is assigned checks the roster against the CA, trains locally on its own data,
 /// encodes its update and runs the secure-aggregation client (``SecAggClient``).
 public struct ParticipantAgent: Sendable {
-    public let configuration: JoinConfiguration
+    public private(set) var configuration: JoinConfiguration
     public let identity: FederationIdentity
     let ca: Certificate
     private let signingKey: Ed25519.PrivateKey
     let data: Dataset
     let logger: Logger
+    /// Fault injection for tests and benchmarks: in round `round`, after sending `messages`
+    /// secure-sum messages, the participant goes silent and disconnects for good, as if killed.
+    public var failure: (round: UInt64, messages: Int)?
+
+    /// The coordinator's port (a coordinator that picked a free port tells it late).
+    public var port: Int {
+        get { configuration.port }
+        set { configuration.port = newValue }
+    }
 
     public init(configuration: JoinConfiguration, data: Dataset? = nil, logger: Logger? = nil) throws {
         self.configuration = configuration
@@ -70,19 +82,21 @@ public struct ParticipantAgent: Sendable {
     /// Takes part until the coordinator finishes the federation; reconnects after a lost
     /// connection (up to `reconnectAttempts` times).
     public func run() async throws -> ParticipantSummary {
-        var assigned = 0
-        var completed = 0
+        let tally = Tally()
         var failures = 0
         while true {
             do {
-                let outcome = try await session()
-                assigned += outcome.assigned
-                completed += outcome.completed
+                let outcome = try await session(tally: tally)
                 if let reason = outcome.finished {
                     return ParticipantSummary(
-                        id: identity.id, roundsAssigned: assigned, roundsCompleted: completed, finishedReason: reason)
+                        id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
+                        finishedReason: reason)
                 }
                 failures = 0
+            } catch ParticipantError.failureInjected {
+                return ParticipantSummary(
+                    id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
+                    finishedReason: "failure injected")
             } catch let error as ParticipantError {
                 throw error
             } catch {
@@ -94,14 +108,26 @@ public struct ParticipantAgent: Sendable {
         }
     }
 
+    /// Rounds assigned and completed, across reconnections.
+    final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private var counts = (assigned: 0, completed: 0)
+        var assigned: Int { lock.withLock { counts.assigned } }
+        var completed: Int { lock.withLock { counts.completed } }
+        func add(assigned: Int = 0, completed: Int = 0) {
+            lock.withLock {
+                counts.assigned += assigned
+                counts.completed += completed
+            }
+        }
+    }
+
     struct SessionOutcome: Sendable {
-        var assigned = 0
-        var completed = 0
         var finished: String?
     }
 
     /// One connection.
-    func session() async throws -> SessionOutcome {
+    func session(tally: Tally) async throws -> SessionOutcome {
         let c = configuration
         let transport = try HTTP2ClientTransport.Posix(
             target: .dns(host: c.host, port: c.port),
@@ -124,7 +150,7 @@ public struct ParticipantAgent: Sendable {
             }
             let agent = self
             return try await federation.participate(request: request) { response in
-                var state = AgentState(agent: agent, send: { continuation.yield($0) })
+                var state = AgentState(agent: agent, tally: tally, send: { continuation.yield($0) })
                 defer { continuation.finish() }
                 for try await message in response.messages {
                     if try state.handle(message) { break }
@@ -156,9 +182,11 @@ public struct ParticipantAgent: Sendable {
     /// Handles the coordinator's messages on one connection.
     struct AgentState {
         let agent: ParticipantAgent
+        let tally: Tally
         let send: (Veil_V1_ParticipantMessage) -> Void
         var outcome = SessionOutcome()
         var round: RoundState?
+        var sentThisRound = 0
 
         /// Returns true when the federation is finished.
         mutating func handle(_ message: Veil_V1_CoordinatorMessage) throws -> Bool {
@@ -168,12 +196,15 @@ public struct ParticipantAgent: Sendable {
                     "registered",
                     metadata: ["federation": "\(welcome.federation)", "next_round": "\(welcome.nextRound)"])
             case .assignment(let assignment):
-                outcome.assigned += 1
+                tally.add(assigned: 1)
+                sentThisRound = 0
                 do {
                     var prepared = try agent.prepare(assignment)
                     let action = prepared.client.start()
                     round = RoundState(number: assignment.round, client: prepared.client)
-                    forward(action, round: assignment.round)
+                    try forward(action, round: assignment.round)
+                } catch ParticipantError.failureInjected {
+                    throw ParticipantError.failureInjected
                 } catch {
                     agent.logger.warning(
                         "declining a round", metadata: ["round": "\(assignment.round)", "reason": "\(error)"])
@@ -189,10 +220,10 @@ public struct ParticipantAgent: Sendable {
                 guard var current = round, current.number == secagg.round else { return false }
                 let action = current.client.handle(encoded: Array(secagg.signed))
                 round = current
-                forward(action, round: secagg.round)
+                try forward(action, round: secagg.round)
             case .result(let result):
                 if result.completed, round?.number == result.round, round?.client.isCompleted == true {
-                    outcome.completed += 1
+                    tally.add(completed: 1)
                 }
                 agent.logger.info(
                     "round result",
@@ -216,9 +247,14 @@ public struct ParticipantAgent: Sendable {
             return false
         }
 
-        mutating func forward(_ action: ClientAction, round number: UInt64) {
+        mutating func forward(_ action: ClientAction, round number: UInt64) throws {
+            if let failure = agent.failure, failure.round == number, sentThisRound >= failure.messages {
+                agent.logger.info("failure injected: going silent", metadata: ["round": "\(number)"])
+                throw ParticipantError.failureInjected
+            }
             switch action {
             case .send(let message):
+                sentThisRound += 1
                 send(
                     .with {
                         $0.secagg = .with {

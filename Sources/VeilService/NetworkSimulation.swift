@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+import VeilLearning
+
+/// `veil simulate` on the network: a temporary CA, a coordinator and N participants in one
+/// process, talking gRPC over loopback with real mutual TLS — the same code `veil serve` and
+/// `veil join` run, only started together.
+public struct NetworkSimulation {
+    public let serve: ServeConfiguration
+    public let participants: [(join: JoinConfiguration, data: Dataset)]
+    public let directory: URL
+
+    /// Builds the federation for a learning configuration: issues the certificates, splits the data.
+    /// - Throws: ``ConfigurationError`` for what the network path does not run.
+    public init(configuration c: FederatedConfiguration, directory: URL, roundDeadlineSeconds: Double = 30) throws {
+        guard let algorithm = Self.algorithmName(c.algorithm) else {
+            throw ConfigurationError(
+                "the network federation runs the FedAvg family (\(ServeConfiguration.algorithms.joined(separator: ", "))), not \(c.algorithm.name)"
+            )
+        }
+        guard c.privacy == nil else { throw ConfigurationError("differential privacy runs in-process only") }
+        guard c.stragglerFraction == 0 else { throw ConfigurationError("stragglers run in-process only") }
+        guard case .digits = c.dataset else { throw ConfigurationError("the network federation trains on digits") }
+        let simulation = try FederatedSimulation(configuration: c)
+        let ca = try FederationCA.create(in: directory)
+        _ = try ca.issue(id: "coordinator", role: .coordinator)
+        let cohort = simulation.cohortSize
+        var serve = ServeConfiguration(tls: TLSFiles(directory: directory.path, id: "coordinator"))
+        serve.port = 0
+        serve.metricsPort = nil
+        serve.state = directory.appendingPathComponent("coordinator.sqlite").path
+        serve.rounds = c.rounds
+        serve.minParticipants = max(cohort, 2)
+        serve.cohortSize = max(cohort, 2)
+        serve.roundDeadlineSeconds = roundDeadlineSeconds
+        serve.trainingDeadlineSeconds = max(roundDeadlineSeconds, 60)
+        serve.registrationTimeoutSeconds = 60
+        serve.model = c.model
+        serve.features = simulation.data.featureCount
+        serve.classes = simulation.data.classCount
+        serve.algorithm = algorithm
+        serve.localEpochs = c.localEpochs
+        serve.batchSize = c.batchSize
+        serve.learningRate = c.learningRate
+        serve.momentum = c.momentum
+        serve.weightDecay = c.weightDecay
+        serve.weightScale = Double(simulation.data.clients.map(\.count).max() ?? 1)
+        serve.payloadBits = c.payloadBits
+        serve.payloadClip = c.payloadClip
+        serve.seed = c.seed
+        switch c.algorithm {
+        case .fedProx(let mu): serve.proximalMu = mu
+        case .fedAvgM(let beta): serve.serverMomentum = beta
+        case .fedAdagrad(let eta, _), .fedAdam(let eta, _, _, _), .fedYogi(let eta, _, _, _):
+            serve.serverLearningRate = eta
+        default: break
+        }
+        try serve.validate()
+        self.serve = serve
+        participants = try simulation.data.clients.indices.map { i in
+            let id = "participant-\(i + 1)"
+            _ = try ca.issue(id: id, role: .participant)
+            var join = JoinConfiguration(tls: TLSFiles(directory: directory.path, id: id))
+            join.clients = simulation.data.clients.count
+            join.index = i
+            join.seed = c.seed
+            join.reconnectAttempts = 3
+            return (join, simulation.data.clients[i])
+        }
+        self.directory = directory
+    }
+
+    static func algorithmName(_ a: AlgorithmChoice) -> String? {
+        switch a {
+        case .fedAvg: "fedavg"
+        case .fedAvgM: "fedavgm"
+        case .fedProx: "fedprox"
+        case .fedAdagrad: "fedadagrad"
+        case .fedAdam: "fedadam"
+        case .fedYogi: "fedyogi"
+        default: nil
+        }
+    }
+
+    /// Runs the federation to its end.
+    public func run(
+        logger: Logger = Logger(label: "veil.simulate"), progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
+    ) async throws -> FederationSummary {
+        let coordinator = try Coordinator(configuration: serve, logger: logger)
+        let agents = try participants.map {
+            try ParticipantAgent(configuration: $0.join, data: $0.data, logger: logger)
+        }
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        return try await withThrowingTaskGroup(of: FederationSummary?.self) { group in
+            group.addTask {
+                try await CoordinatorServer.run(
+                    coordinator, logger: logger,
+                    ready: {
+                        portContinuation.yield($0.grpcPort); portContinuation.finish()
+                    },
+                    progress: progress)
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw ConfigurationError("the coordinator did not start") }
+            for var agent in agents {
+                agent.port = port
+                group.addTask {
+                    _ = try await agent.run()
+                    return nil
+                }
+            }
+            var summary: FederationSummary?
+            for try await result in group { if let result { summary = result } }
+            guard let summary else { throw ConfigurationError("the coordinator ended without a summary") }
+            return summary
+        }
+    }
+}
