@@ -112,6 +112,7 @@ let package = Package(
         .testTarget(name: "VeilPrivacyTests", dependencies: ["VeilPrivacy", "VeilTestSupport"]),
         .testTarget(name: "VeilLearningTests", dependencies: ["VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
+        .testTarget(name: "VeilServiceTests", dependencies: ["VeilService", "VeilTestSupport"]),
         .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),
     ]
 )

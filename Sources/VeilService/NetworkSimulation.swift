@@ -6,9 +6,11 @@ import VeilLearning
 /// process, talking gRPC over loopback with real mutual TLS — the same code `veil serve` and
 /// `veil join` run, only started together.
 public struct NetworkSimulation {
-    public let serve: ServeConfiguration
+    public var serve: ServeConfiguration
     public let participants: [(join: JoinConfiguration, data: Dataset)]
     public let directory: URL
+    /// Participants (by index) to fail on purpose: see ``ParticipantAgent/failure``.
+    public var failures: [Int: (round: UInt64, messages: Int)] = [:]
 
     /// Builds the federation for a learning configuration: issues the certificates, splits the data.
     /// - Throws: ``ConfigurationError`` for what the network path does not run.
@@ -87,8 +89,10 @@ public struct NetworkSimulation {
         logger: Logger = Logger(label: "veil.simulate"), progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
     ) async throws -> FederationSummary {
         let coordinator = try Coordinator(configuration: serve, logger: logger)
-        let agents = try participants.map {
-            try ParticipantAgent(configuration: $0.join, data: $0.data, logger: logger)
+        let agents = try participants.enumerated().map { i, p in
+            var agent = try ParticipantAgent(configuration: p.join, data: p.data, logger: logger)
+            agent.failure = failures[i]
+            return agent
         }
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         return try await withThrowingTaskGroup(of: FederationSummary?.self) { group in

@@ -21,7 +21,7 @@ public enum VeilExtensions {
 }
 
 /// Why a certificate or a CA operation was refused.
-public enum CertificateError: Error, Hashable, Sendable, CustomStringConvertible {
+public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidName(String)
     case unreadable(path: String, why: String)
     case alreadyExists(String)
@@ -59,14 +59,14 @@ public struct FederationCA {
     public static let validity: TimeInterval = 365 * 24 * 3600
 
     /// Creates a CA in `directory` (created if needed).
-    /// - Throws: ``CertificateError/alreadyExists(_:)`` when a CA is already there.
+    /// - Throws: ``CredentialError/alreadyExists(_:)`` when a CA is already there.
     @discardableResult
     public static func create(in directory: URL, name: String = "Veil federation CA") throws -> FederationCA {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let keyURL = directory.appendingPathComponent("ca.key.pem")
         let certificateURL = directory.appendingPathComponent("ca.cert.pem")
         for url in [keyURL, certificateURL] where FileManager.default.fileExists(atPath: url.path) {
-            throw CertificateError.alreadyExists(url.path)
+            throw CredentialError.alreadyExists(url.path)
         }
         let p256 = P256.Signing.PrivateKey()
         let key = Certificate.PrivateKey(p256)
@@ -92,7 +92,7 @@ public struct FederationCA {
         let keyPath = directory.appendingPathComponent("ca.key.pem").path
         let text = try Self.read(keyPath)
         do { key = Certificate.PrivateKey(try P256.Signing.PrivateKey(pemRepresentation: text)) } catch {
-            throw CertificateError.unreadable(path: keyPath, why: "\(error)")
+            throw CredentialError.unreadable(path: keyPath, why: "\(error)")
         }
         certificate = try Self.loadCertificate(directory.appendingPathComponent("ca.cert.pem").path)
     }
@@ -126,7 +126,7 @@ public struct FederationCA {
             signingKeyPath: directory.appendingPathComponent("\(id).signing.key").path)
         for path in [paths.certificatePath, paths.keyPath, paths.signingKeyPath]
         where FileManager.default.fileExists(atPath: path) {
-            throw CertificateError.alreadyExists(path)
+            throw CredentialError.alreadyExists(path)
         }
         let tlsKey = P256.Signing.PrivateKey()
         let seed = SecureBytes.random(count: 32)
@@ -167,13 +167,13 @@ public struct FederationCA {
     static func validate(id: String) throws {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
         guard (1...64).contains(id.count), id.allSatisfy(allowed.contains), id != "ca" else {
-            throw CertificateError.invalidName(id)
+            throw CredentialError.invalidName(id)
         }
     }
 
     static func read(_ path: String) throws -> String {
         do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw CertificateError.unreadable(path: path, why: "\(error.localizedDescription)")
+            throw CredentialError.unreadable(path: path, why: "\(error.localizedDescription)")
         }
     }
 
@@ -181,7 +181,7 @@ public struct FederationCA {
     public static func loadCertificate(_ path: String) throws -> Certificate {
         let text = try read(path)
         do { return try Certificate(pemEncoded: text) } catch {
-            throw CertificateError.unreadable(path: path, why: "not a PEM certificate: \(error)")
+            throw CredentialError.unreadable(path: path, why: "not a PEM certificate: \(error)")
         }
     }
 
@@ -193,7 +193,7 @@ public struct FederationCA {
     static func writeSecret(_ text: String, to url: URL) throws {
         let created = FileManager.default.createFile(
             atPath: url.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
-        guard created else { throw CertificateError.unreadable(path: url.path, why: "cannot create the file") }
+        guard created else { throw CredentialError.unreadable(path: url.path, why: "cannot create the file") }
     }
 }
 

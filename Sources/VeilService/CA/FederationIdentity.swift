@@ -18,25 +18,25 @@ public struct FederationIdentity: Hashable, Sendable {
     public init(certificate: Certificate, ca: Certificate, now: Date = Date()) throws {
         guard certificate.issuer == ca.subject, ca.publicKey.isValidSignature(certificate.signature, for: certificate)
         else {
-            throw CertificateError.notIssuedByFederation("\(certificate.subject)")
+            throw CredentialError.notIssuedByFederation("\(certificate.subject)")
         }
         guard certificate.notValidBefore <= now, now <= certificate.notValidAfter else {
-            throw CertificateError.expired("\(certificate.subject)")
+            throw CredentialError.expired("\(certificate.subject)")
         }
         guard let name = certificate.subject.commonName else {
-            throw CertificateError.missingExtension("subject common name")
+            throw CredentialError.missingExtension("subject common name")
         }
         guard let roleExtension = certificate.extensions[oid: VeilExtensions.role],
             let role = FederationRole(rawValue: try String(ASN1UTF8String(derEncoded: roleExtension.value)))
         else {
-            throw CertificateError.missingExtension("role")
+            throw CredentialError.missingExtension("role")
         }
         guard let keyExtension = certificate.extensions[oid: VeilExtensions.signingKey] else {
-            throw CertificateError.missingExtension("signing key")
+            throw CredentialError.missingExtension("signing key")
         }
         let raw = Array(try ASN1OctetString(derEncoded: keyExtension.value).bytes)
         guard let key = try? Ed25519.PublicKey(rawRepresentation: raw) else {
-            throw CertificateError.missingExtension("signing key (32 bytes)")
+            throw CredentialError.missingExtension("signing key (32 bytes)")
         }
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
@@ -50,14 +50,14 @@ public struct FederationIdentity: Hashable, Sendable {
     public init(der: [UInt8], ca: Certificate, now: Date = Date()) throws {
         let certificate: Certificate
         do { certificate = try Certificate(derEncoded: der) } catch {
-            throw CertificateError.notIssuedByFederation("an unparseable certificate")
+            throw CredentialError.notIssuedByFederation("an unparseable certificate")
         }
         try self.init(certificate: certificate, ca: ca, now: now)
     }
 
     /// Requires a role.
     public func requiring(_ role: FederationRole) throws -> FederationIdentity {
-        guard self.role == role else { throw CertificateError.wrongRole(expected: role, actual: self.role.rawValue) }
+        guard self.role == role else { throw CredentialError.wrongRole(expected: role, actual: self.role.rawValue) }
         return self
     }
 }

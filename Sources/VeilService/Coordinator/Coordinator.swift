@@ -619,13 +619,13 @@ func seconds(since start: ContinuousClock.Instant) -> Double {
 /// Reads an Ed25519 signing key file (the hex seed `veil ca issue` writes).
 func loadSigningKey(_ path: String) throws -> Ed25519.PrivateKey {
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw CertificateError.unreadable(path: path, why: "cannot read the file")
+        throw CredentialError.unreadable(path: path, why: "cannot read the file")
     }
     let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     guard let bytes = try? Hex.decode(text), bytes.count == 32,
         let key = try? Ed25519.PrivateKey(seed: SecureBytes(copying: bytes))
     else {
-        throw CertificateError.unreadable(path: path, why: "not a 32-byte hex Ed25519 seed")
+        throw CredentialError.unreadable(path: path, why: "not a 32-byte hex Ed25519 seed")
     }
     return key
 }

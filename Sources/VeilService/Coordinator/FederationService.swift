@@ -22,7 +22,7 @@ struct FederationService: Veil_V1_Federation.SimpleServiceProtocol {
         do {
             guard let posix = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
                 let certificate = posix.peerCertificate
-            else { throw CertificateError.notIssuedByFederation("a peer without a certificate") }
+            else { throw CredentialError.notIssuedByFederation("a peer without a certificate") }
             identity = try FederationIdentity(certificate: certificate, ca: ca).requiring(.participant)
         } catch {
             coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": "certificate"])

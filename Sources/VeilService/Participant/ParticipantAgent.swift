@@ -93,13 +93,14 @@ public struct ParticipantAgent: Sendable {
                         finishedReason: reason)
                 }
                 failures = 0
-            } catch ParticipantError.failureInjected {
-                return ParticipantSummary(
-                    id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
-                    finishedReason: "failure injected")
-            } catch let error as ParticipantError {
-                throw error
             } catch {
+                // gRPC may wrap what the response handler threw; the tally knows what happened.
+                if tally.injected {
+                    return ParticipantSummary(
+                        id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
+                        finishedReason: "failure injected")
+                }
+                if let refusal = tally.refusal { throw ParticipantError.refused(refusal) }
                 failures += 1
                 logger.info("connection lost", metadata: ["error": "\(error)", "attempt": "\(failures)"])
                 if failures > configuration.reconnectAttempts { throw error }
@@ -112,8 +113,17 @@ public struct ParticipantAgent: Sendable {
     final class Tally: @unchecked Sendable {
         private let lock = NSLock()
         private var counts = (assigned: 0, completed: 0)
+        private var flags: (injected: Bool, refusal: String?) = (false, nil)
         var assigned: Int { lock.withLock { counts.assigned } }
         var completed: Int { lock.withLock { counts.completed } }
+        var injected: Bool {
+            get { lock.withLock { flags.injected } }
+            set { lock.withLock { flags.injected = newValue } }
+        }
+        var refusal: String? {
+            get { lock.withLock { flags.refusal } }
+            set { lock.withLock { flags.refusal = newValue } }
+        }
         func add(assigned: Int = 0, completed: Int = 0) {
             lock.withLock {
                 counts.assigned += assigned
@@ -236,6 +246,7 @@ public struct ParticipantAgent: Sendable {
                 agent.logger.warning(
                     "coordinator says", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
                 if failure.code == .failureNotAParticipant || failure.code == .failureProtocolVersion {
+                    tally.refusal = failure.message
                     throw ParticipantError.refused(failure.message)
                 }
             case .finished(let finished):
@@ -250,6 +261,7 @@ public struct ParticipantAgent: Sendable {
         mutating func forward(_ action: ClientAction, round number: UInt64) throws {
             if let failure = agent.failure, failure.round == number, sentThisRound >= failure.messages {
                 agent.logger.info("failure injected: going silent", metadata: ["round": "\(number)"])
+                tally.injected = true
                 throw ParticipantError.failureInjected
             }
             switch action {

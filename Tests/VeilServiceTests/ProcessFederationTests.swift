@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import VeilTestSupport
+
+@testable import VeilService
+
+/// `veil serve` and separate `veil join` processes: a federation that survives a participant
+/// and the coordinator being killed with SIGKILL.
+@Suite(.serialized) struct ProcessFederationTests {
+    /// A TCP port nobody listens on right now.
+    func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return condition()
+    }
+
+    func completedRounds(_ output: String) -> [Int] {
+        output.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count > 2, parts[0] == "round", parts[2] == "completed" else { return nil }
+            return Int(parts[1])
+        }
+    }
+
+    @Test func aFederationOfProcessesSurvivesKilledParticipantsAndARestartedCoordinator() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-processes")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let veil = try VeilProcess.executable
+        let ca = directory.appendingPathComponent("ca").path
+        #expect(try VeilProcess.run(["ca", "init", "--dir", ca]).status == 0)
+        #expect(
+            try VeilProcess.run(["ca", "issue", "--dir", ca, "--id", "coordinator", "--role", "coordinator"]).status
+                == 0)
+        for i in 1...4 {
+            #expect(
+                try VeilProcess.run(["ca", "issue", "--dir", ca, "--id", "p\(i)", "--role", "participant"]).status == 0)
+        }
+        let port = try freePort()
+        let rounds = 60
+        try """
+        {"tls": {"ca": "ca/ca.cert.pem", "certificate": "ca/coordinator.cert.pem", "key": "ca/coordinator.key.pem",
+                 "signing_key": "ca/coordinator.signing.key"},
+         "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3, "cohort_size": 4,
+         "state": "state.sqlite", "round_deadline_seconds": 3, "training_deadline_seconds": 10}
+        """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
+        for i in 1...4 {
+            try """
+            {"port": \(port), "tls": {"ca": "ca/ca.cert.pem", "certificate": "ca/p\(i).cert.pem", "key": "ca/p\(i).key.pem",
+             "signing_key": "ca/p\(i).signing.key"}, "clients": 4, "index": \(i - 1), "partition": "iid"}
+            """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
+        }
+
+        let first = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve1")
+        defer { first.kill() }
+        let participants = try (1...4).map {
+            try ProcessRunner.start(veil, ["join", "--config", "join\($0).json"], in: directory, name: "join\($0)")
+        }
+        defer { participants.forEach { $0.kill() } }
+
+        // A participant dies for good after a few rounds: the federation goes on with three.
+        #expect(waitUntil(60) { completedRounds(first.stdout).count >= 5 }, "\(first.stderr)")
+        participants[3].kill()
+        // The coordinator dies mid-federation…
+        #expect(waitUntil(60) { completedRounds(first.stdout).count >= 15 }, "\(first.stderr)")
+        first.kill()
+        let before = completedRounds(first.stdout)
+        #expect(before.count < rounds)
+
+        // …and a new one resumes from the last completed round.
+        let second = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve2")
+        defer { second.kill() }
+        #expect(second.wait(timeout: 120), "\(second.stderr)")
+        #expect(second.process.terminationStatus == 0, "\(second.stderr)")
+        let after = completedRounds(second.stdout)
+        #expect(after.first == (before.last ?? 0) + 1, "resumed at \(after.first ?? -1) after \(before.last ?? -1)")
+        #expect(after.last == rounds)
+        #expect(second.stdout.contains("federation finished: \(rounds) rounds completed"))
+        for p in participants.prefix(3) {
+            #expect(p.wait(timeout: 30))
+            #expect(p.stdout.contains("all rounds completed"), "\(p.stderr.suffix(2000))")
+        }
+        let store = try CoordinatorStore(path: directory.appendingPathComponent("state.sqlite").path)
+        let attempts = try store.rounds()
+        #expect(Set(attempts.filter { $0.outcome == "completed" }.map(\.number)) == Set(1...rounds))
+        #expect(try store.latestCheckpoint()?.round == rounds)
+        // Rounds after the participant died had three survivors.
+        #expect(attempts.last?.survivors == 3)
+    }
+}
