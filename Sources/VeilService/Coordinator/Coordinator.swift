@@ -79,6 +79,8 @@ public actor Coordinator {
         var bytesIn = 0
         var bytesOut = 0
         var cryptoSeconds = 0.0
+        /// Participants who declined the round: dropouts as soon as nobody else is awaited.
+        var declined: Set<ParticipantID> = []
         var finish: CheckedContinuation<RoundEnd, Never>?
         var ended: RoundEnd?
     }
@@ -195,17 +197,23 @@ public actor Coordinator {
         connection.outbox.finish()
         metrics.set("veil_participants_connected", Double(connections.count))
         logger.info("participant disconnected", metadata: ["id": "\(id)"])
-        // If everyone the current protocol round still waits for is gone, close it now.
-        if var round = active, round.ended == nil {
-            let waiting = Set(round.server.expected).subtracting(round.server.responded)
-            if !waiting.isEmpty, waiting.allSatisfy({ connections[round.cohort[Int($0.rawValue) - 1]] == nil }) {
-                let start = ContinuousClock.now
-                let actions = round.server.closeRound()
-                round.cryptoSeconds += seconds(since: start)
-                active = round
-                apply(actions)
-            }
+        closeRoundIfOnlyAbsenteesRemain()
+    }
+
+    /// Closes the current protocol round early when everyone it still waits for has
+    /// disconnected or declined: waiting for the deadline would change nothing.
+    private func closeRoundIfOnlyAbsenteesRemain() {
+        guard var round = active, round.ended == nil else { return }
+        let waiting = Set(round.server.expected).subtracting(round.server.responded)
+        let absent = waiting.allSatisfy {
+            round.declined.contains($0) || connections[round.cohort[Int($0.rawValue) - 1]] == nil
         }
+        guard !waiting.isEmpty, absent else { return }
+        let start = ContinuousClock.now
+        let actions = round.server.closeRound()
+        round.cryptoSeconds += seconds(since: start)
+        active = round
+        apply(actions)
     }
 
     /// A message on a participant's stream.
@@ -235,8 +243,16 @@ public actor Coordinator {
             round.cryptoSeconds += seconds(since: start)
             active = round
             apply(actions)
+            closeRoundIfOnlyAbsenteesRemain()
         case .decline(let decline):
             logger.info("participant declined", metadata: ["id": "\(id)", "reason": "\(decline.reason)"])
+            if var round = active, round.ended == nil, UInt64(round.number) == decline.round,
+                let position = round.positions[id]
+            {
+                round.declined.insert(position)
+                active = round
+                closeRoundIfOnlyAbsenteesRemain()
+            }
         case .hello:
             metrics.increment("veil_refused_messages_total", labels: ["reason": "malformed"])
             connection.outbox.yield(.failure(.failureMalformed, "Hello is only the first message"))

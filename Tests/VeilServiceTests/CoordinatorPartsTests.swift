@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+import VeilCore
+import VeilTestSupport
+import VeilWire
+
+@testable import VeilService
+
+@Suite struct CoordinatorPartsTests {
+    func candidate(_ id: String, cores: UInt32, memory: UInt64, battery: Double, link: UInt64, rounds: Int = 0)
+        -> CohortSelection.Candidate
+    {
+        var r = Veil_V1_Resources()
+        r.cores = cores
+        r.memoryBytes = memory
+        r.battery = battery
+        r.linkBitsPerSecond = link
+        return .init(id: id, resources: r, roundsCompleted: rounds)
+    }
+
+    @Test func selectionStrategies() {
+        let pool = [
+            candidate("a", cores: 8, memory: 16, battery: -1, link: 100, rounds: 3),
+            candidate("b", cores: 2, memory: 4, battery: 0.9, link: 10, rounds: 0),
+            candidate("c", cores: 8, memory: 16, battery: 0.1, link: 100, rounds: 1),
+            candidate("d", cores: 4, memory: 8, battery: 0.5, link: 50, rounds: 0),
+        ]
+        var g = Xoshiro256(seed: 1)
+        #expect(CohortSelection.select(pool, count: 2, strategy: .roundRobin, generator: &g) == ["b", "d"])
+        // Low battery (c) is never picked; then the strongest first.
+        #expect(CohortSelection.select(pool, count: 2, strategy: .resourceAware, generator: &g) == ["a", "d"])
+        #expect(CohortSelection.select(pool, count: 4, strategy: .resourceAware, generator: &g) == ["a", "b", "d"])
+        var seen = Set<[String]>()
+        for seed in 0..<20 {
+            var r = Xoshiro256(seed: UInt64(seed))
+            let picked = CohortSelection.select(pool, count: 2, strategy: .random, generator: &r)
+            #expect(picked.count == 2 && Set(picked).count == 2)
+            seen.insert(picked)
+        }
+        #expect(seen.count > 3)
+    }
+
+    @Test func tokenBucketLimitsTheRate() {
+        let start = ContinuousClock.now
+        var bucket = TokenBucket(rate: 10, burst: 3, now: start)
+        var taken: [Bool] = []
+        for _ in 0..<4 { taken.append(bucket.take(now: start)) }
+        taken.append(bucket.take(now: start + .milliseconds(110)))
+        taken.append(bucket.take(now: start + .milliseconds(120)))
+        #expect(taken == [true, true, true, false, true, false])
+    }
+
+    @Test func metricsRenderThePrometheusTextFormat() {
+        let metrics = Metrics()
+        metrics.increment("veil_rounds_total", labels: ["outcome": "completed"])
+        metrics.increment("veil_rounds_total", labels: ["outcome": "completed"])
+        metrics.increment("veil_dropouts_total", labels: ["protocol_round": "R2", "reason": "say \"hi\"\n"])
+        metrics.set("veil_participants_connected", 7)
+        metrics.set("veil_round_seconds", 0.25)
+        let text = metrics.render()
+        #expect(text.contains("# TYPE veil_rounds_total counter\nveil_rounds_total{outcome=\"completed\"} 2\n"))
+        #expect(text.contains("veil_dropouts_total{protocol_round=\"R2\",reason=\"say \\\"hi\\\"\\n\"} 1"))
+        #expect(text.contains("veil_participants_connected 7\n") && text.contains("veil_round_seconds 0.25\n"))
+        #expect(Metrics.catalogue.allSatisfy { text.contains("# HELP \($0.name) ") })
+    }
+
+    @Test func storeRecordsRoundsAndMarksInterruptedOnes() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-store")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("s.sqlite").path
+        do {
+            let store = try CoordinatorStore(path: path)
+            #expect(try store.journalMode == "wal")
+            try store.recordParticipant(
+                id: "a", cores: 2, memoryBytes: 1, battery: -1, linkBitsPerSecond: 0, sampleCount: 5)
+            let attempt = try store.beginRound(1, cohort: 1)
+            try store.finishRound(
+                1, attempt: attempt,
+                record: .init(
+                    outcome: "completed", survivors: 1, abortReason: nil, transcriptHash: [1, 2], bytesIn: 3,
+                    bytesOut: 4,
+                    contributors: ["a"]),
+                checkpoint: Coordinator.makeAlgorithm(
+                    ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: "")), initial: [1, 2]),
+                accuracy: 0.5, ledger: nil)
+            _ = try store.beginRound(2, cohort: 1)  // left running: the coordinator "dies"
+        }
+        let reopened = try CoordinatorStore(path: path)
+        #expect(try reopened.rounds().map(\.outcome) == ["completed", "interrupted"])
+        #expect(try reopened.latestCheckpoint()?.round == 1)
+        #expect(try reopened.latestCheckpoint()?.state.parameters == [1, 2])
+        #expect(try reopened.roundsCompleted() == ["a": 1])
+        #expect(try reopened.beginRound(2, cohort: 1) == 2)
+    }
+
+    @Test func configurationDefaultsAndRefusals() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-config")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("serve.json")
+        try
+            #"{"tls": {"ca": "c.pem", "certificate": "x.pem", "key": "k.pem", "signing_key": "s.key"}, "rounds": 7, "metrics_port": null}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        let c = try ServeConfiguration.load(path: file.path)
+        #expect(c.rounds == 7 && c.port == 7443 && c.metricsPort == nil && c.selection == .random)
+        #expect(c.tls.ca == directory.appendingPathComponent("c.pem").path)
+        #expect(c.state == directory.appendingPathComponent("coordinator.sqlite").path)
+        try #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "algorithm": "scaffold"}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try ServeConfiguration.load(path: file.path) }
+        try #"{"rounds": 3}"#.write(to: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try ServeConfiguration.load(path: file.path)
+            Issue.record("a file without tls was accepted")
+        } catch let error as ConfigurationError {
+            #expect(error.description.contains("missing key tls"))
+        }
+        try #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "selection": "fastest"}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try ServeConfiguration.load(path: file.path) }
+    }
+}
