@@ -5,7 +5,7 @@ import VeilCore
 import VeilCrypto
 import VeilSecAgg
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Veil's kernels against the raw primitive they rest on, in the same run.",
@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
             alongside it, interleaved, best of several repetitions; compare the ratios. Build with \
             `-c release` for meaningful numbers.
             """,
-        subcommands: [PRG.self, SecAgg.self, Paillier.self, DP.self]
+        subcommands: [PRG.self, SecAgg.self, Paillier.self, DP.self, Federation.self]
     )
 
     struct PRG: ParsableCommand {

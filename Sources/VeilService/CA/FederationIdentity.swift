@@ -12,6 +12,8 @@ public struct FederationIdentity: Hashable, Sendable {
     public let signingKey: Ed25519.PublicKey
     /// The certificate, DER.
     public let certificateDER: [UInt8]
+    /// When the certificate expires.
+    public let notValidAfter: Date
 
     /// Reads and checks a certificate: issued (signed) by `ca`, valid at `now`, with Veil's
     /// role and signing-key extensions.
@@ -44,6 +46,7 @@ public struct FederationIdentity: Hashable, Sendable {
         self.role = role
         self.signingKey = key
         self.certificateDER = serializer.serializedBytes
+        self.notValidAfter = certificate.notValidAfter
     }
 
     /// Parses a DER certificate and checks it as above.

@@ -468,7 +468,8 @@ public actor Coordinator {
         description.securityBits = UInt32(parameters.threatModel.securityBits)
         description.nonce = Data(session.nonce)
         description.coordinatorCertificate = Data(identity.certificateDER)
-        description.rosterCertificates = cohort.map { Data(connections[$0]!.identity.certificateDER) }
+        description.rosterSigningKeys = cohort.map { Data(connections[$0]!.identity.signingKey.rawRepresentation) }
+        let certificates = cohort.map { Data(connections[$0]!.identity.certificateDER) }
 
         var plan = Veil_V1_TrainingPlan()
         plan.algorithm = c.algorithm
@@ -509,6 +510,12 @@ public actor Coordinator {
             var assignment = Veil_V1_RoundAssignment()
             assignment.round = UInt64(number)
             assignment.session = description
+            assignment.session.neighborCertificates = session.graph.neighbors(of: position).map { neighbor in
+                Veil_V1_PositionedCertificate.with {
+                    $0.position = neighbor.rawValue
+                    $0.certificate = certificates[Int(neighbor.rawValue) - 1]
+                }
+            }
             assignment.position = position.rawValue
             assignment.model = broadcast
             assignment.training = plan
@@ -614,6 +621,9 @@ public actor Coordinator {
 
     /// The number of completed rounds.
     public var roundsCompleted: Int { completedRounds }
+
+    /// The number of participants with an open stream.
+    public var connectedCount: Int { connections.count }
 }
 
 extension Veil_V1_CoordinatorMessage {

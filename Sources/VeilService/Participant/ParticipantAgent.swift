@@ -15,6 +15,9 @@ public struct ParticipantSummary: Sendable {
     public let roundsAssigned: Int
     public let roundsCompleted: Int
     public let finishedReason: String?
+    /// Local training and encoding, and the secure-sum client's work, in seconds.
+    public let trainingSeconds: Double
+    public let cryptoSeconds: Double
 }
 
 /// Why the participant stopped.
@@ -46,6 +49,8 @@ public struct ParticipantAgent: Sendable {
     /// Fault injection for tests and benchmarks: in round `round`, after sending `messages`
     /// secure-sum messages, the participant goes silent and disconnects for good, as if killed.
     public var failure: (round: UInt64, messages: Int)?
+
+    let verified = VerifiedCertificates()
 
     /// The coordinator's port (a coordinator that picked a free port tells it late).
     public var port: Int {
@@ -90,7 +95,8 @@ public struct ParticipantAgent: Sendable {
                 if let reason = outcome.finished {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
-                        finishedReason: reason)
+                        finishedReason: reason, trainingSeconds: tally.trainingSeconds,
+                        cryptoSeconds: tally.cryptoSeconds)
                 }
                 failures = 0
             } catch {
@@ -98,7 +104,8 @@ public struct ParticipantAgent: Sendable {
                 if tally.injected {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
-                        finishedReason: "failure injected")
+                        finishedReason: "failure injected", trainingSeconds: tally.trainingSeconds,
+                        cryptoSeconds: tally.cryptoSeconds)
                 }
                 if let refusal = tally.refusal { throw ParticipantError.refused(refusal) }
                 failures += 1
@@ -114,6 +121,15 @@ public struct ParticipantAgent: Sendable {
         private let lock = NSLock()
         private var counts = (assigned: 0, completed: 0)
         private var flags: (injected: Bool, refusal: String?) = (false, nil)
+        private var times = (training: 0.0, crypto: 0.0)
+        var trainingSeconds: Double { lock.withLock { times.training } }
+        var cryptoSeconds: Double { lock.withLock { times.crypto } }
+        func add(training: Double = 0, crypto: Double = 0) {
+            lock.withLock {
+                times.training += training
+                times.crypto += crypto
+            }
+        }
         var assigned: Int { lock.withLock { counts.assigned } }
         var completed: Int { lock.withLock { counts.completed } }
         var injected: Bool {
@@ -209,8 +225,12 @@ public struct ParticipantAgent: Sendable {
                 tally.add(assigned: 1)
                 sentThisRound = 0
                 do {
+                    let preparing = ContinuousClock.now
                     var prepared = try agent.prepare(assignment)
+                    tally.add(training: seconds(since: preparing))
+                    let starting = ContinuousClock.now
                     let action = prepared.client.start()
+                    tally.add(crypto: seconds(since: starting))
                     round = RoundState(number: assignment.round, client: prepared.client)
                     try forward(action, round: assignment.round)
                 } catch ParticipantError.failureInjected {
@@ -228,7 +248,9 @@ public struct ParticipantAgent: Sendable {
                 }
             case .secagg(let secagg):
                 guard var current = round, current.number == secagg.round else { return false }
+                let handling = ContinuousClock.now
                 let action = current.client.handle(encoded: Array(secagg.signed))
+                tally.add(crypto: seconds(since: handling))
                 round = current
                 try forward(action, round: secagg.round)
             case .result(let result):
@@ -286,22 +308,29 @@ public struct ParticipantAgent: Sendable {
         var client: SecAggClient<SystemRandom>
     }
 
+    /// A participant certificate checked against the CA, remembered by its bytes: the same
+    /// neighbours come back round after round, and verifying is the expensive part.
+    func verifiedIdentity(_ der: [UInt8]) throws -> FederationIdentity {
+        let digest = SHA256.hash(der)
+        if let known = verified.lookup(digest) { return known }
+        let identity = try FederationIdentity(der: der, ca: ca).requiring(.participant)
+        verified.store(digest, identity)
+        return identity
+    }
+
     /// Checks the assignment, trains, encodes, and builds the secure-sum client.
     func prepare(_ a: Veil_V1_RoundAssignment) throws -> PreparedRound {
         let d = a.session
-        // Every key in the session must come from a certificate of this federation.
         let coordinator = try FederationIdentity(der: Array(d.coordinatorCertificate), ca: ca).requiring(.coordinator)
-        let roster = try d.rosterCertificates.map {
-            try FederationIdentity(der: Array($0), ca: ca).requiring(.participant)
+        let keys = try d.rosterSigningKeys.map { raw in
+            guard let key = try? Ed25519.PublicKey(rawRepresentation: Array(raw)) else {
+                throw ParticipantError.session("a roster key is not an Ed25519 public key")
+            }
+            return key
         }
-        let position = Int(a.position)
-        guard position >= 1, position <= roster.count, roster[position - 1].id == identity.id,
-            roster[position - 1].signingKey == identity.signingKey
-        else {
-            throw ParticipantError.session("the roster does not list this participant at position \(position)")
-        }
-        guard Set(roster.map(\.id)).count == roster.count else {
-            throw ParticipantError.session("the roster lists a participant twice")
+        let position = ParticipantID(a.position)
+        guard a.position >= 1, Int(a.position) <= keys.count, keys[Int(a.position) - 1] == identity.signingKey else {
+            throw ParticipantError.session("the roster does not list this participant's key at position \(a.position)")
         }
         guard let adversary = ThreatModel.Adversary(rawValue: UInt8(clamping: d.adversary)) else {
             throw ParticipantError.session("unknown adversary \(d.adversary)")
@@ -315,8 +344,28 @@ public struct ParticipantAgent: Sendable {
             clientCount: Int(d.clientCount), threshold: Int(d.threshold), neighborCount: Int(d.neighborCount),
             bitWidth: BitWidth(Int(d.bits)), dimension: Int(d.dimension), threatModel: threat)
         let session = try SecAggSession(
-            parameters: parameters, serverIdentity: coordinator.signingKey, clientIdentities: roster.map(\.signingKey),
+            parameters: parameters, serverIdentity: coordinator.signingKey, clientIdentities: keys,
             nonce: Array(d.nonce))
+        // Every neighbour's key must be bound to a distinct participant of this federation by a
+        // certificate: this participant verifies messages from its neighbours only.
+        let neighbors = Set(session.graph.neighbors(of: position))
+        var ids: Set<String> = [identity.id]
+        var covered: Set<ParticipantID> = []
+        for entry in d.neighborCertificates {
+            let neighbor = ParticipantID(entry.position)
+            guard neighbors.contains(neighbor), !covered.contains(neighbor) else {
+                throw ParticipantError.session("a certificate for position \(entry.position), not a neighbour")
+            }
+            let holder = try verifiedIdentity(Array(entry.certificate))
+            guard holder.signingKey == keys[Int(entry.position) - 1], ids.insert(holder.id).inserted else {
+                throw ParticipantError.session(
+                    "the certificate at position \(entry.position) does not match the roster")
+            }
+            covered.insert(neighbor)
+        }
+        guard covered == neighbors else {
+            throw ParticipantError.session("certificates missing for \(neighbors.count - covered.count) neighbours")
+        }
 
         // Local training: the FedAvg family's client rule.
         let plan = a.training
@@ -349,5 +398,23 @@ public struct ParticipantAgent: Sendable {
             session: session, id: ParticipantID(a.position), identityKey: signingKey, input: input,
             generator: SystemRandom())
         return PreparedRound(client: client)
+    }
+}
+
+/// Certificates already verified, by SHA-256 of their DER; an entry is used only while its
+/// certificate is still valid.
+final class VerifiedCertificates: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [[UInt8]: FederationIdentity] = [:]
+
+    func lookup(_ digest: [UInt8]) -> FederationIdentity? {
+        lock.withLock {
+            guard let identity = entries[digest], Date() <= identity.notValidAfter else { return nil }
+            return identity
+        }
+    }
+
+    func store(_ digest: [UInt8], _ identity: FederationIdentity) {
+        lock.withLock { entries[digest] = identity }
     }
 }

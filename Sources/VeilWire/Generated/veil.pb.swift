@@ -367,8 +367,10 @@ public nonisolated struct Veil_V1_RoundAssignment: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-/// Everything SecAggSession needs (Specs/secagg.md): parameters, the coordinator's identity
-/// key, the roster's certificates (each binding a participant id to its Ed25519 key), the nonce.
+/// Everything SecAggSession needs (Specs/secagg.md): parameters, the coordinator's
+/// certificate, every roster member's Ed25519 key (they define the session id), and the
+/// certificates of the recipient's neighbours (each binding a participant id to its key): a
+/// participant only ever verifies messages from its neighbours, so only their bindings matter.
 public nonisolated struct Veil_V1_SecAggSessionDescription: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -399,8 +401,26 @@ public nonisolated struct Veil_V1_SecAggSessionDescription: Sendable {
   /// DER
   public var coordinatorCertificate: Data = Data()
 
-  /// DER, position i+1 at index i
-  public var rosterCertificates: [Data] = []
+  /// 32 bytes each, position i+1 at index i
+  public var rosterSigningKeys: [Data] = []
+
+  /// the recipient's neighbours
+  public var neighborCertificates: [Veil_V1_PositionedCertificate] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Veil_V1_PositionedCertificate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var position: UInt32 = 0
+
+  /// DER
+  public var certificate: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1058,7 +1078,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Veil_V1_SecAggSessionDescription: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecAggSessionDescription"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_count\0\u{1}threshold\0\u{3}neighbor_count\0\u{1}bits\0\u{1}dimension\0\u{1}adversary\0\u{3}corrupt_fraction\0\u{3}dropout_fraction\0\u{3}security_bits\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_count\0\u{1}threshold\0\u{3}neighbor_count\0\u{1}bits\0\u{1}dimension\0\u{1}adversary\0\u{3}corrupt_fraction\0\u{3}dropout_fraction\0\u{3}security_bits\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{4}\u{2}roster_signing_keys\0\u{3}neighbor_certificates\0\u{c}\u{c}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1077,7 +1097,8 @@ nonisolated extension Veil_V1_SecAggSessionDescription: SwiftProtobuf.Message, S
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.securityBits) }()
       case 10: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
       case 11: try { try decoder.decodeSingularBytesField(value: &self.coordinatorCertificate) }()
-      case 12: try { try decoder.decodeRepeatedBytesField(value: &self.rosterCertificates) }()
+      case 13: try { try decoder.decodeRepeatedBytesField(value: &self.rosterSigningKeys) }()
+      case 14: try { try decoder.decodeRepeatedMessageField(value: &self.neighborCertificates) }()
       default: break
       }
     }
@@ -1117,8 +1138,11 @@ nonisolated extension Veil_V1_SecAggSessionDescription: SwiftProtobuf.Message, S
     if !self.coordinatorCertificate.isEmpty {
       try visitor.visitSingularBytesField(value: self.coordinatorCertificate, fieldNumber: 11)
     }
-    if !self.rosterCertificates.isEmpty {
-      try visitor.visitRepeatedBytesField(value: self.rosterCertificates, fieldNumber: 12)
+    if !self.rosterSigningKeys.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.rosterSigningKeys, fieldNumber: 13)
+    }
+    if !self.neighborCertificates.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.neighborCertificates, fieldNumber: 14)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1135,7 +1159,43 @@ nonisolated extension Veil_V1_SecAggSessionDescription: SwiftProtobuf.Message, S
     if lhs.securityBits != rhs.securityBits {return false}
     if lhs.nonce != rhs.nonce {return false}
     if lhs.coordinatorCertificate != rhs.coordinatorCertificate {return false}
-    if lhs.rosterCertificates != rhs.rosterCertificates {return false}
+    if lhs.rosterSigningKeys != rhs.rosterSigningKeys {return false}
+    if lhs.neighborCertificates != rhs.neighborCertificates {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_PositionedCertificate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PositionedCertificate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}position\0\u{1}certificate\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.position) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.position != 0 {
+      try visitor.visitSingularUInt32Field(value: self.position, fieldNumber: 1)
+    }
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_PositionedCertificate, rhs: Veil_V1_PositionedCertificate) -> Bool {
+    if lhs.position != rhs.position {return false}
+    if lhs.certificate != rhs.certificate {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
