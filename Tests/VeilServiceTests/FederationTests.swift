@@ -6,6 +6,10 @@ import VeilTestSupport
 
 @testable import VeilService
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// Federations over loopback with real mutual TLS: the coordinator and participants of
 /// `veil serve` and `veil join`, in this process.
 @Suite(.serialized) struct FederationTests {
@@ -56,5 +60,33 @@ import VeilTestSupport
         #expect(second.completed && second.cohort == 4 && second.survivors == 3)
         let third = try #require(summary.rounds.first { $0.number == 3 })
         #expect(third.cohort == 3 && third.survivors == 3)
+    }
+
+    @Test func metricsAndTheStatusPageAreServedOverHTTP() async throws {
+        let metricsPort = try freeTCPPort()
+        let (network, directory) = try federation(clients: 3, rounds: 40) { network in
+            network.serve.metricsPort = metricsPort
+        }
+        defer { try? FileManager.default.removeItem(at: directory) }
+        async let summary = network.run(logger: quiet)
+        var text = ""
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(50))
+            let url = URL(string: "http://127.0.0.1:\(metricsPort)/metrics")!
+            if let (data, response) = try? await URLSession.shared.data(from: url),
+                (response as? HTTPURLResponse)?.statusCode == 200
+            {
+                text = String(decoding: data, as: UTF8.self)
+                if text.contains("veil_rounds_total{outcome=\"completed\"}") { break }
+            }
+        }
+        #expect(text.contains("# TYPE veil_rounds_total counter"))
+        #expect(text.contains("veil_rounds_total{outcome=\"completed\"}"), "\(text)")
+        #expect(text.contains("veil_participants_connected 3"))
+        let (page, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/")!)
+        #expect(String(decoding: page, as: UTF8.self).contains("Veil coordinator"))
+        let (_, missing) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/nope")!)
+        #expect((missing as? HTTPURLResponse)?.statusCode == 404)
+        #expect(try await summary.completedRounds == 40)
     }
 }
