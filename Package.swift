@@ -74,7 +74,8 @@ let package = Package(
         .target(
             name: "VeilService",
             dependencies: [
-                "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilLearning", "VeilPrivacy", "VeilWire",
+                "CGMP", "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilPaillier", "VeilLearning", "VeilPrivacy",
+                "VeilWire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

@@ -1,20 +1,28 @@
 import Foundation
 import Logging
 import VeilLearning
+import VeilPaillier
 
 /// `veil simulate` on the network: a temporary CA, a coordinator and N participants in one
 /// process, talking gRPC over loopback with real mutual TLS — the same code `veil serve` and
 /// `veil join` run, only started together.
-public struct NetworkSimulation {
+public struct NetworkSimulation: Sendable {
     public var serve: ServeConfiguration
     public let participants: [(join: JoinConfiguration, data: Dataset)]
     public let directory: URL
+    /// The key holder, in Paillier federations.
+    public var keyHolder: KeyHolderConfiguration?
     /// Participants (by index) to fail on purpose: see ``ParticipantAgent/failure``.
     public var failures: [Int: (round: UInt64, messages: Int)] = [:]
 
     /// Builds the federation for a learning configuration: issues the certificates, splits the data.
     /// - Throws: ``ConfigurationError`` for what the network path does not run.
-    public init(configuration c: FederatedConfiguration, directory: URL, roundDeadlineSeconds: Double = 30) throws {
+    /// - Parameter paillierBits: sum by Paillier encryption with a key of this size (a key
+    ///   holder joins), instead of secure aggregation.
+    public init(
+        configuration c: FederatedConfiguration, directory: URL, roundDeadlineSeconds: Double = 30,
+        paillierBits: Int? = nil
+    ) throws {
         guard let algorithm = Self.algorithmName(c.algorithm) else {
             throw ConfigurationError(
                 "the network federation runs the FedAvg family (\(ServeConfiguration.algorithms.joined(separator: ", "))), not \(c.algorithm.name)"
@@ -56,6 +64,26 @@ public struct NetworkSimulation {
         case .fedAdagrad(let eta, _), .fedAdam(let eta, _, _, _), .fedYogi(let eta, _, _, _):
             serve.serverLearningRate = eta
         default: break
+        }
+        if let bits = paillierBits {
+            let key = try PaillierPrivateKey.generate(bits: bits)
+            let publicPath = directory.appendingPathComponent("paillier.public.json")
+            let secretPath = directory.appendingPathComponent("paillier.secret.json")
+            try PaillierKeyFiles.publicFile(key.publicKey).write(to: publicPath)
+            try FederationCA.writeSecret(
+                String(decoding: try PaillierKeyFiles.secretFile(key), as: UTF8.self), to: secretPath)
+            _ = try ca.issue(id: serve.keyHolder, role: .keyHolder)
+            serve.secureSum = "paillier"
+            serve.paillierPublicKey = publicPath.path
+            var holder = KeyHolderConfiguration(
+                tls: TLSFiles(directory: directory.path, id: serve.keyHolder), secretKey: secretPath.path)
+            holder.minimumContributors = 1
+            holder.bits = serve.payloadBits
+            holder.maxAddends = serve.cohortSize
+            holder.reconnectAttempts = 3
+            keyHolder = holder
+        } else {
+            keyHolder = nil
         }
         try serve.validate()
         self.serve = serve
@@ -106,6 +134,14 @@ public struct NetworkSimulation {
             }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw ConfigurationError("the coordinator did not start") }
+            if let keyHolder {
+                var holder = try KeyHolderAgent(configuration: keyHolder, logger: logger)
+                holder.port = port
+                group.addTask {
+                    _ = try await holder.run()
+                    return nil
+                }
+            }
             for var agent in agents {
                 agent.port = port
                 group.addTask {

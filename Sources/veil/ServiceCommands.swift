@@ -45,7 +45,7 @@ struct CACommand: ParsableCommand {
         @Option(help: "The holder's id (1–64 of a–z A–Z 0–9 . - _).")
         var id: String
 
-        @Option(help: "coordinator or participant.")
+        @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
         var role: String
 
         @Option(help: "Coordinator: a host name or IPv4 address participants connect to (repeatable).")
@@ -56,7 +56,7 @@ struct CACommand: ParsableCommand {
 
         func run() throws {
             guard let role = FederationRole(rawValue: role) else {
-                throw usageError("--role must be coordinator or participant")
+                throw usageError("--role must be coordinator, participant or key-holder")
             }
             guard days >= 1 else { throw usageError("--days must be at least 1") }
             do {
@@ -166,4 +166,29 @@ func summaryObject(_ s: FederationSummary) -> [String: Any] {
             ] as [String: Any]
         },
     ]
+}
+
+struct KeyHolderCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keyholder",
+        abstract: "Hold a Paillier federation's secret key and decrypt its aggregates.",
+        discussion: """
+            Reads the configuration file (JSON; Specs/wire.md §7), connects to the coordinator with a \
+            key-holder certificate, and decrypts each round's rerandomised aggregate — refusing aggregates of \
+            fewer than minimum_contributors contributions — until the coordinator finishes. The coordinator \
+            never holds the key; this party never sees a single participant's ciphertext.
+            """)
+
+    @Option(help: "The configuration file.")
+    var config: String
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let holder: KeyHolderAgent
+        do { holder = try KeyHolderAgent(configuration: try KeyHolderConfiguration.load(path: config)) } catch {
+            throw usageError("\(error)")
+        }
+        let answered = try await holder.run()
+        print("\(holder.identity.id): decrypted \(answered) aggregates")
+    }
 }

@@ -22,8 +22,8 @@ struct SimulateCommand: AsyncParsableCommand {
             By default (--transport network) the federation runs over the network: a temporary CA, a \
             coordinator and the participants in this process, talking gRPC over loopback with mutual TLS — the \
             code of `veil serve` and `veil join`. That path runs the FedAvg family (fedavg, fedavgm, fedprox, \
-            fedadagrad, fedadam, fedyogi) with secure aggregation on digits; anything else (other algorithms, \
-            --dp, --stragglers, --dropout, --secure-sum plain or paillier, other datasets) runs in-process, and \
+            fedadagrad, fedadam, fedyogi) with secure aggregation or Paillier (with a key holder) on digits; anything \
+            else (other algorithms, --dp, --stragglers, --dropout, --secure-sum plain, other datasets) runs in-process, and \
             the first line says so. --transport in-process forces the in-process engine.
 
             With --dp the run is DP-FedAvg with user-level (ε, δ)-differential privacy: participants are \
@@ -360,7 +360,7 @@ struct SimulateCommand: AsyncParsableCommand {
 extension SimulateCommand {
     /// Why this run cannot go over the network, or nil.
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
-        if secureSum != "secagg" { return "the network federation sums by secure aggregation (--secure-sum secagg)" }
+        if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }
         if dropout > 0 { return "--dropout is simulated in-process" }
         if c.privacy != nil { return "differential privacy runs in-process" }
         if c.stragglerFraction > 0 { return "stragglers run in-process" }
@@ -376,7 +376,14 @@ extension SimulateCommand {
             "veil-simulate-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let network: NetworkSimulation
-        do { network = try NetworkSimulation(configuration: configuration, directory: directory) } catch {
+        if secureSum == "paillier" {
+            FileHandle.standardError.write(Data("generating a \(paillierBits)-bit Paillier key…\n".utf8))
+        }
+        do {
+            network = try NetworkSimulation(
+                configuration: configuration, directory: directory,
+                paillierBits: secureSum == "paillier" ? paillierBits : nil)
+        } catch {
             throw usageError("\(error)")
         }
         var logger = Logger(label: "veil.simulate")
@@ -394,7 +401,7 @@ extension SimulateCommand {
             var object = summaryObject(summary)
             object["transport"] = "network"
             object["algorithm"] = algorithm
-            object["secure_sum"] = "secagg"
+            object["secure_sum"] = secureSum
             object["clients"] = network.participants.count
             object["final_loss"] = rounds.last?.loss ?? NSNull()
             object["seconds"] = total
@@ -403,7 +410,8 @@ extension SimulateCommand {
         }
         print(
             "\(algorithm) on \(configuration.dataset) (\(network.participants.count) participants, \(configuration.partition)), "
-                + "\(configuration.model) model, sum by secure aggregation over loopback gRPC with mutual TLS")
+                + "\(configuration.model) model, sum by \(secureSum == "paillier" ? "Paillier encryption (a separate key holder decrypts)" : "secure aggregation") over loopback gRPC with mutual TLS"
+        )
         print("round  accuracy     loss  summed/selected   seconds    bytes in   bytes out")
         for r in rounds {
             print(

@@ -9,7 +9,7 @@ struct Veil: AsyncParsableCommand {
         version: VeilVersion.current,
         subcommands: [
             SimulateCommand.self, SecAggCommand.self, PaillierCommand.self, DPCommand.self, VectorsCommand.self,
-            BenchCommand.self, CACommand.self, ServeCommand.self, JoinCommand.self,
+            BenchCommand.self, CACommand.self, ServeCommand.self, JoinCommand.self, KeyHolderCommand.self,
         ]
     )
 }

@@ -3,6 +3,7 @@ import Logging
 import Testing
 import VeilLearning
 import VeilTestSupport
+import VeilWire
 
 @testable import VeilService
 
@@ -88,5 +89,52 @@ import VeilTestSupport
         let (_, missing) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/nope")!)
         #expect((missing as? HTTPURLResponse)?.statusCode == 404)
         #expect(try await summary.completedRounds == 40)
+    }
+}
+
+@Suite(.serialized) struct PaillierFederationTests {
+    @Test func aPaillierFederationCompletesWithAKeyHolder() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-paillier-federation")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 4
+        c.rounds = 2
+        c.partition = .iid
+        var network = try NetworkSimulation(
+            configuration: c, directory: directory, roundDeadlineSeconds: 5, paillierBits: 1024)
+        network.serve.minParticipants = 4
+        // Participant 4 never sends its ciphertexts in round 2: a dropout, the round completes.
+        network.failures = [3: (round: 2, messages: 0)]
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 2)
+        #expect(summary.rounds.map(\.survivors) == [4, 3])
+        #expect(summary.rounds.allSatisfy { $0.bytesIn > 0 && $0.bytesOut > 0 })
+        #expect((summary.finalAccuracy ?? 0) > 0.5)
+    }
+
+    @Test func theKeyHolderRefusesAggregatesOfTooFewContributions() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-paillier-refusal")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 3
+        c.rounds = 1
+        c.partition = .iid
+        var network = try NetworkSimulation(
+            configuration: c, directory: directory, roundDeadlineSeconds: 5, paillierBits: 1024)
+        network.keyHolder?.minimumContributors = 5
+        network.serve.rounds = 1
+        let running = network
+        let coordinator = Task { try await running.run(logger: quietLogger()) }
+        try await Task.sleep(for: .seconds(4))
+        coordinator.cancel()
+        let store = try CoordinatorStore(path: network.serve.state)
+        let attempts = try store.rounds()
+        #expect(!attempts.isEmpty && attempts.allSatisfy { $0.outcome != "completed" }, "\(attempts)")
+        let holder = try KeyHolderAgent(configuration: network.keyHolder!, logger: quietLogger())
+        var request = Veil_V1_DecryptRequest()
+        request.contributors = 2
+        request.bits = 64
+        request.maxAddends = 3
+        #expect(holder.answer(request).refusal.contains("at least 5"))
     }
 }

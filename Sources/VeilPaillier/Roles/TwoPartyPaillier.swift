@@ -57,6 +57,12 @@ public struct EncryptedAggregate: Hashable, Sendable {
     /// d, the length of the packed vectors.
     public let dimension: Int
     public let contributors: [ParticipantID]
+
+    public init(ciphertexts: [PaillierCiphertext], dimension: Int, contributors: [ParticipantID]) {
+        self.ciphertexts = ciphertexts
+        self.dimension = dimension
+        self.contributors = contributors
+    }
 }
 
 /// The key holder of the two-party mode: it decrypts aggregates, never individual

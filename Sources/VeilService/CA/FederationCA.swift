@@ -9,6 +9,8 @@ import X509
 public enum FederationRole: String, Sendable, CaseIterable, Codable {
     case coordinator
     case participant
+    /// Holds the Paillier secret key and decrypts aggregates (never individual contributions).
+    case keyHolder = "key-holder"
 }
 
 /// Veil's certificate extensions, under the documentation enterprise arc 1.3.6.1.4.1.32473

@@ -97,6 +97,11 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     /// The payload ring Z_2^bits and the clip of each payload entry.
     public var payloadBits = 64
     public var payloadClip = 1024.0
+    /// How rounds are summed: `secagg` (pairwise masking) or `paillier` (encryption under
+    /// `paillier_public_key`, decrypted by the key holder `key_holder`).
+    public var secureSum = "secagg"
+    public var paillierPublicKey: String?
+    public var keyHolder = "key-holder"
     public var threatModel = "honest-but-curious"
     public var corruptFraction = 0.05
     public var dropoutFraction = 0.1
@@ -117,6 +122,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
         case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
+        case secureSum, paillierPublicKey, keyHolder
     }
 
     public init(from decoder: any Decoder) throws {
@@ -142,6 +148,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         if c.contains(.evaluate) { evaluate = try c.decodeIfPresent(String.self, forKey: .evaluate) }
         try take(.maxMessageBytes, &maxMessageBytes); try take(.messagesPerSecond, &messagesPerSecond)
         try take(.messageBurst, &messageBurst); try take(.seed, &seed)
+        try take(.secureSum, &secureSum); try take(.keyHolder, &keyHolder)
+        paillierPublicKey = try c.decodeIfPresent(String.self, forKey: .paillierPublicKey)
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -151,6 +159,9 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         configuration.tls = configuration.tls.resolved(against: base)
         if !configuration.state.hasPrefix("/") {
             configuration.state = base.appendingPathComponent(configuration.state).path
+        }
+        if let key = configuration.paillierPublicKey, !key.hasPrefix("/") {
+            configuration.paillierPublicKey = base.appendingPathComponent(key).path
         }
         try configuration.validate()
         return configuration
@@ -176,6 +187,9 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try require(messagesPerSecond > 0 && messageBurst >= 1, "message limits must be positive")
         try require(features >= 1 && classes >= 2, "features ≥ 1 and classes ≥ 2")
         try require(evaluate == nil || evaluate == "digits", "evaluate must be digits or null")
+        try require(["secagg", "paillier"].contains(secureSum), "secure_sum must be secagg or paillier")
+        try require(
+            secureSum != "paillier" || paillierPublicKey != nil, "secure_sum paillier needs paillier_public_key")
     }
 }
 
@@ -257,5 +271,55 @@ func describe(_ error: DecodingError) -> String {
         return "wrong type at \(path(context)): \(context.debugDescription)"
     case .dataCorrupted(let context): return "invalid \(path(context)): \(context.debugDescription)"
     @unknown default: return "\(error)"
+    }
+}
+
+/// `veil keyholder --config FILE`: the party that holds the Paillier secret key.
+public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
+    public var host = "127.0.0.1"
+    public var port = 7443
+    public var coordinator = "coordinator"
+    public var tls: TLSFiles
+    /// The secret key file of `veil paillier keygen`.
+    public var secretKey: String
+    /// Aggregates of fewer contributions are refused.
+    public var minimumContributors = 3
+    /// The packing the key holder accepts: b and the most addends K.
+    public var bits = 64
+    public var maxAddends = 1000
+    public var reconnectAttempts = 20
+
+    public init(tls: TLSFiles, secretKey: String) {
+        self.tls = tls
+        self.secretKey = secretKey
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case host, port, coordinator, tls, secretKey, minimumContributors, bits, maxAddends, reconnectAttempts
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            tls: try c.decode(TLSFiles.self, forKey: .tls), secretKey: try c.decode(String.self, forKey: .secretKey))
+        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try take(.host, &host); try take(.port, &port); try take(.coordinator, &coordinator)
+        try take(.minimumContributors, &minimumContributors); try take(.bits, &bits); try take(.maxAddends, &maxAddends)
+        try take(.reconnectAttempts, &reconnectAttempts)
+    }
+
+    public static func load(path: String) throws -> KeyHolderConfiguration {
+        var configuration: KeyHolderConfiguration = try decodeFile(path)
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        configuration.tls = configuration.tls.resolved(against: base)
+        if !configuration.secretKey.hasPrefix("/") {
+            configuration.secretKey = base.appendingPathComponent(configuration.secretKey).path
+        }
+        guard configuration.minimumContributors >= 1 else {
+            throw ConfigurationError("minimum_contributors must be at least 1")
+        }
+        return configuration
     }
 }

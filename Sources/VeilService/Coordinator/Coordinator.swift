@@ -4,6 +4,7 @@ import SwiftProtobuf
 import VeilCore
 import VeilCrypto
 import VeilLearning
+import VeilPaillier
 import VeilSecAgg
 import VeilWire
 import X509
@@ -70,7 +71,9 @@ public actor Coordinator {
         /// position − 1 → participant id.
         let cohort: [String]
         let positions: [String: ParticipantID]
-        var server: SecAggServer
+        /// The secure-aggregation server (masking rounds) or the Paillier aggregation (Paillier rounds).
+        var server: SecAggServer?
+        var paillier: PaillierRound?
         let codec: FixedPointCodec
         let started: ContinuousClock.Instant
         var protocolRound: SecAggRound?
@@ -85,6 +88,13 @@ public actor Coordinator {
         var ended: RoundEnd?
     }
 
+    /// A Paillier round: collecting ciphertexts, then waiting for the key holder.
+    struct PaillierRound {
+        var aggregator: PaillierAggregator
+        var contributed: Set<ParticipantID> = []
+        var decrypting = false
+    }
+
     private enum RoundEnd {
         case completed(SecureSumResult)
         case aborted(String)
@@ -92,6 +102,9 @@ public actor Coordinator {
 
     private var active: ActiveRound?
     private var stopping = false
+    /// Paillier: the public key participants encrypt under, and the key holder's stream.
+    private let paillierKey: PaillierPublicKey?
+    private var keyHolderConnection: Connection?
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
     /// last checkpoint.
@@ -109,6 +122,14 @@ public actor Coordinator {
             throw ConfigurationError("the signing key does not match the one the coordinator's certificate binds")
         }
         store = try CoordinatorStore(path: configuration.state)
+        if configuration.secureSum == "paillier", let path = configuration.paillierPublicKey {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError("cannot read the Paillier public key \(path)")
+            }
+            paillierKey = try PaillierKeyFiles.publicKey(from: data)
+        } else {
+            paillierKey = nil
+        }
         metrics = Metrics()
         model = try makeModel(
             configuration.model, featureCount: configuration.features, classCount: configuration.classes)
@@ -165,6 +186,26 @@ public actor Coordinator {
         identity: FederationIdentity, hello: Veil_V1_Hello, outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
     ) -> Int {
         generations += 1
+        if identity.role == .keyHolder {
+            keyHolderConnection?.outbox.yield(
+                .failure(.failureDuplicateConnection, "a newer connection of the key holder replaced this one"))
+            keyHolderConnection?.outbox.finish()
+            keyHolderConnection = Connection(
+                identity: identity, outbox: outbox, hello: hello, generation: generations,
+                bucket: TokenBucket(rate: configuration.messagesPerSecond, burst: configuration.messageBurst))
+            outbox.yield(
+                .with {
+                    $0.welcome = .with {
+                        $0.participantID = identity.id
+                        $0.federation = configuration.federation
+                        $0.nextRound = UInt64(completedRounds + 1)
+                    }
+                })
+            logger.info("key holder connected", metadata: ["id": "\(identity.id)"])
+            if stopping { outbox.yield(.with { $0.finished = finished() }); outbox.finish() }
+            wakeConnectionWaiters()
+            return generations
+        }
         if let old = connections[identity.id] {
             old.outbox.yield(
                 .failure(.failureDuplicateConnection, "a newer connection under the same id replaced this one"))
@@ -192,6 +233,12 @@ public actor Coordinator {
 
     /// A participant's stream ended.
     func disconnect(id: String, generation: Int) {
+        if let holder = keyHolderConnection, holder.identity.id == id, holder.generation == generation {
+            keyHolderConnection = nil
+            holder.outbox.finish()
+            logger.info("key holder disconnected", metadata: ["id": "\(id)"])
+            return
+        }
         guard let connection = connections[id], connection.generation == generation else { return }
         connections[id] = nil
         connection.outbox.finish()
@@ -204,13 +251,24 @@ public actor Coordinator {
     /// disconnected or declined: waiting for the deadline would change nothing.
     private func closeRoundIfOnlyAbsenteesRemain() {
         guard var round = active, round.ended == nil else { return }
-        let waiting = Set(round.server.expected).subtracting(round.server.responded)
+        guard var server = round.server else {
+            if let paillier = round.paillier, !paillier.decrypting {
+                let waiting = Set(round.positions.values).subtracting(paillier.contributed)
+                let absent = waiting.allSatisfy {
+                    round.declined.contains($0) || connections[round.cohort[Int($0.rawValue) - 1]] == nil
+                }
+                if absent { requestDecryption() }
+            }
+            return
+        }
+        let waiting = Set(server.expected).subtracting(server.responded)
         let absent = waiting.allSatisfy {
             round.declined.contains($0) || connections[round.cohort[Int($0.rawValue) - 1]] == nil
         }
         guard !waiting.isEmpty, absent else { return }
         let start = ContinuousClock.now
-        let actions = round.server.closeRound()
+        let actions = server.closeRound()
+        round.server = server
         round.cryptoSeconds += seconds(since: start)
         active = round
         apply(actions)
@@ -218,6 +276,10 @@ public actor Coordinator {
 
     /// A message on a participant's stream.
     func receive(_ message: Veil_V1_ParticipantMessage, from id: String, generation: Int) {
+        if let holder = keyHolderConnection, holder.identity.id == id, holder.generation == generation {
+            if case .decrypted(let result) = message.kind { receiveDecryption(result) }
+            return
+        }
         guard var connection = connections[id], connection.generation == generation else { return }
         guard connection.bucket.take() else {
             metrics.increment("veil_refused_messages_total", labels: ["reason": "rate_limited"])
@@ -230,7 +292,7 @@ public actor Coordinator {
         switch message.kind {
         case .secagg(let secagg):
             guard var round = active, round.ended == nil, UInt64(round.number) == secagg.round,
-                let position = round.positions[id]
+                let position = round.positions[id], var server = round.server
             else {
                 metrics.increment("veil_refused_messages_total", labels: ["reason": "out_of_round"])
                 return
@@ -239,7 +301,8 @@ public actor Coordinator {
             round.transcript = SHA256.hash(round.transcript, Array(secagg.signed))
             metrics.increment("veil_bytes_received_total", by: Double(secagg.signed.count))
             let start = ContinuousClock.now
-            let actions = round.server.receive(encoded: Array(secagg.signed), from: position)
+            let actions = server.receive(encoded: Array(secagg.signed), from: position)
+            round.server = server
             round.cryptoSeconds += seconds(since: start)
             active = round
             apply(actions)
@@ -253,6 +316,11 @@ public actor Coordinator {
                 active = round
                 closeRoundIfOnlyAbsenteesRemain()
             }
+        case .paillier(let contribution):
+            receiveContribution(contribution, from: id)
+        case .decrypted:
+            metrics.increment("veil_refused_messages_total", labels: ["reason": "malformed"])
+            connection.outbox.yield(.failure(.failureMalformed, "only the key holder decrypts"))
         case .hello:
             metrics.increment("veil_refused_messages_total", labels: ["reason": "malformed"])
             connection.outbox.yield(.failure(.failureMalformed, "Hello is only the first message"))
@@ -297,8 +365,8 @@ public actor Coordinator {
             }
         }
         // A new protocol round starts its deadline.
-        if round.ended == nil, round.server.round != round.protocolRound {
-            round.protocolRound = round.server.round
+        if round.ended == nil, let server = round.server, server.round != round.protocolRound {
+            round.protocolRound = server.round
             round.deadlineGeneration += 1
             scheduleDeadline(
                 round: round.number, generation: round.deadlineGeneration, protocolRound: round.protocolRound)
@@ -325,8 +393,18 @@ public actor Coordinator {
         logger.info(
             "protocol round deadline",
             metadata: ["round": "\(number)", "protocol_round": "\(round.protocolRound?.description ?? "-")"])
+        guard var server = round.server else {
+            // Paillier: stop collecting, or give up on the key holder.
+            if round.paillier?.decrypting == true {
+                finishRound(.aborted("the key holder did not answer before the deadline"))
+            } else {
+                requestDecryption()
+            }
+            return
+        }
         let start = ContinuousClock.now
-        let actions = round.server.closeRound()
+        let actions = server.closeRound()
+        round.server = server
         round.cryptoSeconds += seconds(since: start)
         active = round
         apply(actions)
@@ -341,7 +419,8 @@ public actor Coordinator {
     /// Waits until at least `count` participants are connected, or the timeout passes.
     private func waitForParticipants(_ count: Int, timeout: Double) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
-        while connections.count < count {
+        // A Paillier round cannot start without the key holder.
+        while connections.count < count || (paillierKey != nil && keyHolderConnection == nil) {
             if ContinuousClock.now >= deadline || stopping { return false }
             Task { [weak self] in
                 try? await Task.sleep(for: .milliseconds(500))
@@ -364,8 +443,10 @@ public actor Coordinator {
                     configuration.minParticipants, timeout: configuration.registrationTimeoutSeconds)
             else {
                 if stopping { break }
+                let holder =
+                    paillierKey != nil && keyHolderConnection == nil ? " (and the key holder is not connected)" : ""
                 throw ConfigurationError(
-                    "only \(connections.count) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s"
+                    "only \(connections.count) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s\(holder)"
                 )
             }
             attempts += 1
@@ -375,7 +456,7 @@ public actor Coordinator {
             if stopping { break }
         }
         stopping = true
-        for connection in connections.values {
+        for connection in connections.values + (keyHolderConnection.map { [$0] } ?? []) {
             connection.outbox.yield(.with { $0.finished = finished() })
             connection.outbox.finish()
         }
@@ -426,25 +507,14 @@ public actor Coordinator {
                 accuracy: accuracy, loss: loss, cryptoSeconds: round?.cryptoSeconds ?? 0)
         }
 
-        // The session: parameters for this cohort, the roster from the certificates.
-        let payloadLength = algorithm.payloadLength
-        let parameters: SecAggParameters
-        let session: SecAggSession
-        let codec: FixedPointCodec
         do {
-            let threat = try ThreatModel(
-                adversary: c.threatModel == "malicious" ? .maliciousServer : .honestButCuriousServer,
-                corruptFraction: c.corruptFraction, dropoutFraction: c.dropoutFraction, securityBits: c.securityBits)
-            parameters = try SecAggParameters.recommended(
-                clientCount: cohort.count, bitWidth: BitWidth(c.payloadBits), dimension: payloadLength,
-                threatModel: threat)
-            session = try SecAggSession(
-                parameters: parameters, serverIdentity: signingKey.publicKey,
-                clientIdentities: cohort.map { connections[$0]!.identity.signingKey },
-                nonce: SecureBytes.random(count: 32).unsafeExposedBytes())
-            codec = try Self.codec(c, addends: cohort.count)
+            if let key = paillierKey {
+                try startPaillierRound(number: number, attempt: attempt, cohort: cohort, key: key, started: started)
+            } else {
+                try startSecAggRound(number: number, attempt: attempt, cohort: cohort, started: started)
+            }
         } catch {
-            let reason = "no secure-sum parameters for \(cohort.count) participants: \(error)"
+            let reason = "the round could not start with \(cohort.count) participants: \(error)"
             try store.finishRound(
                 number, attempt: attempt,
                 record: .init(
@@ -455,76 +525,6 @@ public actor Coordinator {
             try? await Task.sleep(for: .seconds(1))
             return end(false, survivors: 0, reason: reason, accuracy: nil, round: nil)
         }
-
-        var description = Veil_V1_SecAggSessionDescription()
-        description.clientCount = UInt32(parameters.clientCount)
-        description.threshold = UInt32(parameters.threshold)
-        description.neighborCount = UInt32(parameters.neighborCount)
-        description.bits = UInt32(parameters.bitWidth.bits)
-        description.dimension = UInt32(parameters.dimension)
-        description.adversary = UInt32(parameters.threatModel.adversary.rawValue)
-        description.corruptFraction = parameters.threatModel.corruptFraction
-        description.dropoutFraction = parameters.threatModel.dropoutFraction
-        description.securityBits = UInt32(parameters.threatModel.securityBits)
-        description.nonce = Data(session.nonce)
-        description.coordinatorCertificate = Data(identity.certificateDER)
-        description.rosterSigningKeys = cohort.map { Data(connections[$0]!.identity.signingKey.rawRepresentation) }
-        let certificates = cohort.map { Data(connections[$0]!.identity.certificateDER) }
-
-        var plan = Veil_V1_TrainingPlan()
-        plan.algorithm = c.algorithm
-        plan.localEpochs = UInt32(c.localEpochs)
-        plan.batchSize = UInt32(c.batchSize)
-        plan.learningRate = c.learningRate
-        plan.momentum = c.momentum
-        plan.weightDecay = c.weightDecay
-        plan.proximalMu = algorithm.proximalMu
-        plan.weightScale = c.weightScale
-        plan.seed = c.seed &+ UInt64(number) &* 1_000_003
-        plan.model = c.model
-        plan.features = UInt32(c.features)
-        plan.classes = UInt32(c.classes)
-
-        var encoding = Veil_V1_PayloadEncoding()
-        encoding.clip = codec.clip
-        encoding.fractionalBits = UInt32(codec.fractionalBits)
-        encoding.bits = UInt32(codec.bitWidth.bits)
-        encoding.maxAddends = UInt32(codec.maxAddends)
-
-        var broadcast = Veil_V1_Model()
-        broadcast.vectors = algorithm.broadcast().map { v in Veil_V1_Vector.with { $0.values = v } }
-
-        var positions: [String: ParticipantID] = [:]
-        for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
-        active = ActiveRound(
-            number: number, attempt: attempt, cohort: cohort, positions: positions,
-            server: try SecAggServer(session: session, identityKey: signingKey), codec: codec, started: started,
-            transcript: session.id)
-        logger.info(
-            "round started",
-            metadata: [
-                "round": "\(number)", "attempt": "\(attempt)", "cohort": "\(cohort.count)",
-                "parameters": "\(parameters)",
-            ])
-        for (id, position) in positions {
-            var assignment = Veil_V1_RoundAssignment()
-            assignment.round = UInt64(number)
-            assignment.session = description
-            assignment.session.neighborCertificates = session.graph.neighbors(of: position).map { neighbor in
-                Veil_V1_PositionedCertificate.with {
-                    $0.position = neighbor.rawValue
-                    $0.certificate = certificates[Int(neighbor.rawValue) - 1]
-                }
-            }
-            assignment.position = position.rawValue
-            assignment.model = broadcast
-            assignment.training = plan
-            assignment.encoding = encoding
-            assignment.roundDeadlineMillis = UInt32(c.roundDeadlineSeconds * 1000)
-            connections[id]?.outbox.yield(.with { $0.assignment = assignment })
-        }
-        // The first protocol round's deadline (training happens before it).
-        apply([])
 
         let outcome: RoundEnd = await withCheckedContinuation { continuation in
             if let ended = active?.ended {
@@ -577,6 +577,250 @@ public actor Coordinator {
             logger.warning("round aborted", metadata: ["round": "\(number)", "reason": "\(reason)"])
             return end(false, survivors: 0, reason: reason, accuracy: nil, round: round)
         }
+    }
+
+    /// Sets up a masking round: parameters for the cohort, the session from the roster's
+    /// certificates, the assignments; the first deadline starts.
+    private func startSecAggRound(
+        number: Int, attempt: Int, cohort: [String], started: ContinuousClock.Instant
+    ) throws {
+        let c = configuration
+        // The session: parameters for this cohort, the roster from the certificates.
+        let payloadLength = algorithm.payloadLength
+        let parameters: SecAggParameters
+        let session: SecAggSession
+        let codec: FixedPointCodec
+        let threat = try ThreatModel(
+            adversary: c.threatModel == "malicious" ? .maliciousServer : .honestButCuriousServer,
+            corruptFraction: c.corruptFraction, dropoutFraction: c.dropoutFraction, securityBits: c.securityBits)
+        parameters = try SecAggParameters.recommended(
+            clientCount: cohort.count, bitWidth: BitWidth(c.payloadBits), dimension: payloadLength,
+            threatModel: threat)
+        session = try SecAggSession(
+            parameters: parameters, serverIdentity: signingKey.publicKey,
+            clientIdentities: cohort.map { connections[$0]!.identity.signingKey },
+            nonce: SecureBytes.random(count: 32).unsafeExposedBytes())
+        codec = try Self.codec(c, addends: cohort.count)
+
+        var description = Veil_V1_SecAggSessionDescription()
+        description.clientCount = UInt32(parameters.clientCount)
+        description.threshold = UInt32(parameters.threshold)
+        description.neighborCount = UInt32(parameters.neighborCount)
+        description.bits = UInt32(parameters.bitWidth.bits)
+        description.dimension = UInt32(parameters.dimension)
+        description.adversary = UInt32(parameters.threatModel.adversary.rawValue)
+        description.corruptFraction = parameters.threatModel.corruptFraction
+        description.dropoutFraction = parameters.threatModel.dropoutFraction
+        description.securityBits = UInt32(parameters.threatModel.securityBits)
+        description.nonce = Data(session.nonce)
+        description.coordinatorCertificate = Data(identity.certificateDER)
+        description.rosterSigningKeys = cohort.map { Data(connections[$0]!.identity.signingKey.rawRepresentation) }
+        let certificates = cohort.map { Data(connections[$0]!.identity.certificateDER) }
+
+        let plan = trainingPlan(number)
+        let encoding = payloadEncoding(codec)
+        let broadcast = broadcastModel()
+
+        var positions: [String: ParticipantID] = [:]
+        for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
+        active = ActiveRound(
+            number: number, attempt: attempt, cohort: cohort, positions: positions,
+            server: try SecAggServer(session: session, identityKey: signingKey), codec: codec, started: started,
+            transcript: session.id)
+        logger.info(
+            "round started",
+            metadata: [
+                "round": "\(number)", "attempt": "\(attempt)", "cohort": "\(cohort.count)",
+                "parameters": "\(parameters)",
+            ])
+        for (id, position) in positions {
+            var assignment = Veil_V1_RoundAssignment()
+            assignment.round = UInt64(number)
+            assignment.session = description
+            assignment.session.neighborCertificates = session.graph.neighbors(of: position).map { neighbor in
+                Veil_V1_PositionedCertificate.with {
+                    $0.position = neighbor.rawValue
+                    $0.certificate = certificates[Int(neighbor.rawValue) - 1]
+                }
+            }
+            assignment.position = position.rawValue
+            assignment.model = broadcast
+            assignment.training = plan
+            assignment.encoding = encoding
+            assignment.roundDeadlineMillis = UInt32(c.roundDeadlineSeconds * 1000)
+            connections[id]?.outbox.yield(.with { $0.assignment = assignment })
+        }
+        // The first protocol round's deadline (training happens before it).
+        apply([])
+    }
+
+    // MARK: - Paillier rounds
+
+    /// Sets up a Paillier round: the packing (K = the cohort size bound), the assignments; the
+    /// collection deadline starts.
+    private func startPaillierRound(
+        number: Int, attempt: Int, cohort: [String], key: PaillierPublicKey, started: ContinuousClock.Instant
+    ) throws {
+        let c = configuration
+        guard keyHolderConnection != nil else {
+            throw ConfigurationError("the key holder \(c.keyHolder) is not connected")
+        }
+        let codec = try Self.codec(c, addends: cohort.count)
+        let packing = try PaillierPacking(
+            bitWidth: BitWidth(c.payloadBits), maxAddends: c.cohortSize, keyBits: key.bits)
+        let dimension = algorithm.payloadLength
+        var positions: [String: ParticipantID] = [:]
+        for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
+        var plan = Veil_V1_PaillierPlan()
+        plan.modulus = Data(key.bigEndianBytes)
+        plan.bits = UInt32(c.payloadBits)
+        plan.maxAddends = UInt32(c.cohortSize)
+        plan.dimension = UInt32(dimension)
+        var round = ActiveRound(
+            number: number, attempt: attempt, cohort: cohort, positions: positions, server: nil,
+            paillier: PaillierRound(
+                aggregator: PaillierAggregator(publicKey: key, packing: packing, dimension: dimension)),
+            codec: codec, started: started,
+            transcript: SHA256.hash(Array("veil/v1/paillier-round".utf8), key.bigEndianBytes))
+        logger.info(
+            "round started",
+            metadata: ["round": "\(number)", "attempt": "\(attempt)", "cohort": "\(cohort.count)", "sum": "paillier"])
+        for (id, position) in positions {
+            var assignment = Veil_V1_RoundAssignment()
+            assignment.round = UInt64(number)
+            assignment.paillier = plan
+            assignment.position = position.rawValue
+            assignment.model = broadcastModel()
+            assignment.training = trainingPlan(number)
+            assignment.encoding = payloadEncoding(codec)
+            assignment.roundDeadlineMillis = UInt32(c.roundDeadlineSeconds * 1000)
+            connections[id]?.outbox.yield(.with { $0.assignment = assignment })
+        }
+        round.deadlineGeneration = 1
+        active = round
+        scheduleDeadline(round: number, generation: 1, protocolRound: .advertiseKeys)
+    }
+
+    /// A participant's ciphertexts: added to the aggregate, or — malformed — its sender dropped.
+    private func receiveContribution(_ contribution: Veil_V1_PaillierContribution, from id: String) {
+        guard var round = active, round.ended == nil, var paillier = round.paillier, !paillier.decrypting,
+            UInt64(round.number) == contribution.round, let position = round.positions[id],
+            !paillier.contributed.contains(position), !round.declined.contains(position)
+        else {
+            metrics.increment("veil_refused_messages_total", labels: ["reason": "out_of_round"])
+            return
+        }
+        let bytes = contribution.ciphertexts.reduce(0) { $0 + $1.count }
+        round.bytesIn += bytes
+        metrics.increment("veil_bytes_received_total", by: Double(bytes))
+        for c in contribution.ciphertexts { round.transcript = SHA256.hash(round.transcript, Array(c)) }
+        let start = ContinuousClock.now
+        do {
+            let key = paillier.aggregator.publicKey
+            let ciphertexts = try contribution.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
+            try paillier.aggregator.add(ciphertexts, from: position)
+            paillier.contributed.insert(position)
+        } catch {
+            round.declined.insert(position)
+            metrics.increment("veil_dropouts_total", labels: ["protocol_round": "paillier", "reason": "malformed"])
+            connections[id]?.outbox.yield(.failure(.failureDropped, "dropped from round \(round.number): \(error)"))
+        }
+        round.cryptoSeconds += seconds(since: start)
+        round.paillier = paillier
+        active = round
+        closeRoundIfOnlyAbsenteesRemain()
+    }
+
+    /// Stops collecting: the rerandomised aggregate goes to the key holder.
+    private func requestDecryption() {
+        guard var round = active, round.ended == nil, var paillier = round.paillier, !paillier.decrypting else {
+            return
+        }
+        guard !paillier.contributed.isEmpty else { return finishRound(.aborted("no participant contributed")) }
+        guard let holder = keyHolderConnection else { return finishRound(.aborted("the key holder is not connected")) }
+        let start = ContinuousClock.now
+        let aggregate: EncryptedAggregate
+        do { aggregate = try paillier.aggregator.aggregate() } catch { return finishRound(.aborted("\(error)")) }
+        round.cryptoSeconds += seconds(since: start)
+        paillier.decrypting = true
+        var request = Veil_V1_DecryptRequest()
+        request.round = UInt64(round.number)
+        request.ciphertexts = aggregate.ciphertexts.map { Data($0.bigEndianBytes()) }
+        request.dimension = UInt32(aggregate.dimension)
+        request.contributors = UInt32(aggregate.contributors.count)
+        request.bits = UInt32(paillier.aggregator.packing.bitWidth.bits)
+        request.maxAddends = UInt32(paillier.aggregator.packing.maxAddends)
+        let bytes = request.ciphertexts.reduce(0) { $0 + $1.count }
+        round.bytesOut += bytes
+        metrics.increment("veil_bytes_sent_total", by: Double(bytes))
+        for c in request.ciphertexts { round.transcript = SHA256.hash(round.transcript, Array(c)) }
+        holder.outbox.yield(.with { $0.decrypt = request })
+        round.paillier = paillier
+        round.deadlineGeneration += 1
+        active = round
+        scheduleDeadline(round: round.number, generation: round.deadlineGeneration, protocolRound: nil)
+    }
+
+    /// The key holder's answer.
+    private func receiveDecryption(_ result: Veil_V1_DecryptResult) {
+        guard let round = active, round.ended == nil, let paillier = round.paillier, paillier.decrypting,
+            UInt64(round.number) == result.round
+        else { return }
+        guard result.refusal.isEmpty else { return finishRound(.aborted("the key holder refused: \(result.refusal)")) }
+        do {
+            let sum = try ModularVector(elements: result.sum, bitWidth: paillier.aggregator.packing.bitWidth)
+            guard sum.count == paillier.aggregator.dimension else {
+                return finishRound(
+                    .aborted("the key holder returned \(sum.count) values, not \(paillier.aggregator.dimension)"))
+            }
+            finishRound(.completed(SecureSumResult(sum: sum, survivors: Array(paillier.contributed))))
+        } catch {
+            finishRound(.aborted("the key holder's sum is malformed: \(error)"))
+        }
+    }
+
+    private func finishRound(_ end: RoundEnd) {
+        guard var round = active, round.ended == nil else { return }
+        round.ended = end
+        let finish = round.finish
+        round.finish = nil
+        active = round
+        finish?.resume(returning: end)
+    }
+
+    // MARK: - Assignments
+
+    func trainingPlan(_ number: Int) -> Veil_V1_TrainingPlan {
+        let c = configuration
+        var plan = Veil_V1_TrainingPlan()
+        plan.algorithm = c.algorithm
+        plan.localEpochs = UInt32(c.localEpochs)
+        plan.batchSize = UInt32(c.batchSize)
+        plan.learningRate = c.learningRate
+        plan.momentum = c.momentum
+        plan.weightDecay = c.weightDecay
+        plan.proximalMu = algorithm.proximalMu
+        plan.weightScale = c.weightScale
+        plan.seed = c.seed &+ UInt64(number) &* 1_000_003
+        plan.model = c.model
+        plan.features = UInt32(c.features)
+        plan.classes = UInt32(c.classes)
+        return plan
+    }
+
+    func payloadEncoding(_ codec: FixedPointCodec) -> Veil_V1_PayloadEncoding {
+        var encoding = Veil_V1_PayloadEncoding()
+        encoding.clip = codec.clip
+        encoding.fractionalBits = UInt32(codec.fractionalBits)
+        encoding.bits = UInt32(codec.bitWidth.bits)
+        encoding.maxAddends = UInt32(codec.maxAddends)
+        return encoding
+    }
+
+    func broadcastModel() -> Veil_V1_Model {
+        var broadcast = Veil_V1_Model()
+        broadcast.vectors = algorithm.broadcast().map { v in Veil_V1_Vector.with { $0.values = v } }
+        return broadcast
     }
 
     private func broadcastResult(_ round: ActiveRound, completed: Bool, survivors: Int, reason: String?, hash: [UInt8])

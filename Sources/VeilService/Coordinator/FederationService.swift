@@ -23,7 +23,13 @@ struct FederationService: Veil_V1_Federation.SimpleServiceProtocol {
             guard let posix = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
                 let certificate = posix.peerCertificate
             else { throw CredentialError.notIssuedByFederation("a peer without a certificate") }
-            identity = try FederationIdentity(certificate: certificate, ca: ca).requiring(.participant)
+            let holder = try FederationIdentity(certificate: certificate, ca: ca)
+            switch holder.role {
+            case .participant: identity = holder
+            case .keyHolder where holder.id == coordinator.configuration.keyHolder: identity = holder
+            default:
+                throw CredentialError.wrongRole(expected: .participant, actual: holder.role.rawValue)
+            }
         } catch {
             coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": "certificate"])
             try await response.write(.failure(.failureNotAParticipant, "\(error)"))

@@ -5,6 +5,7 @@ import Logging
 import VeilCore
 import VeilCrypto
 import VeilLearning
+import VeilPaillier
 import VeilSecAgg
 import VeilWire
 import X509
@@ -51,6 +52,7 @@ public struct ParticipantAgent: Sendable {
     public var failure: (round: UInt64, messages: Int)?
 
     let verified = VerifiedCertificates()
+    let encryptors = EncryptorCache()
 
     /// The coordinator's port (a coordinator that picked a free port tells it late).
     public var port: Int {
@@ -155,34 +157,15 @@ public struct ParticipantAgent: Sendable {
     /// One connection.
     func session(tally: Tally) async throws -> SessionOutcome {
         let c = configuration
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .dns(host: c.host, port: c.port),
-            transportSecurity: .mTLS(
-                certificateChain: [.file(path: c.tls.certificate, format: .pem)],
-                privateKey: .file(path: c.tls.key, format: .pem)
-            ) {
-                $0.trustRoots = .certificates([.file(path: c.tls.ca, format: .pem)])
-            },
-            config: .defaults {
-                $0.http2.authority = c.coordinator
-                $0.http2.maxFrameSize = 1 << 20
-            })
-        return try await withGRPCClient(transport: transport) { client in
-            let federation = Veil_V1_Federation.Client(wrapping: client)
-            let (outbound, continuation) = AsyncStream.makeStream(of: Veil_V1_ParticipantMessage.self)
-            continuation.yield(.with { $0.hello = hello() })
-            let request = StreamingClientRequest<Veil_V1_ParticipantMessage> { writer in
-                for await message in outbound { try await writer.write(message) }
+        let agent = self
+        return try await FederationStream.open(
+            tls: c.tls, host: c.host, port: c.port, coordinator: c.coordinator, hello: hello()
+        ) { messages, send in
+            var state = AgentState(agent: agent, tally: tally, send: send)
+            for try await message in messages {
+                if try state.handle(message) { break }
             }
-            let agent = self
-            return try await federation.participate(request: request) { response in
-                var state = AgentState(agent: agent, tally: tally, send: { continuation.yield($0) })
-                defer { continuation.finish() }
-                for try await message in response.messages {
-                    if try state.handle(message) { break }
-                }
-                return state.outcome
-            }
+            return state.outcome
         }
     }
 
@@ -213,6 +196,8 @@ public struct ParticipantAgent: Sendable {
         var outcome = SessionOutcome()
         var round: RoundState?
         var sentThisRound = 0
+        /// The Paillier round this participant sent its ciphertexts for.
+        var contributed: UInt64?
 
         /// Returns true when the federation is finished.
         mutating func handle(_ message: Veil_V1_CoordinatorMessage) throws -> Bool {
@@ -221,6 +206,36 @@ public struct ParticipantAgent: Sendable {
                 agent.logger.info(
                     "registered",
                     metadata: ["federation": "\(welcome.federation)", "next_round": "\(welcome.nextRound)"])
+            case .assignment(let assignment) where assignment.hasPaillier:
+                tally.add(assigned: 1)
+                round = nil
+                do {
+                    let preparing = ContinuousClock.now
+                    let ciphertexts = try agent.encryptContribution(assignment)
+                    tally.add(training: seconds(since: preparing))
+                    if let failure = agent.failure, failure.round == assignment.round {
+                        tally.injected = true
+                        throw ParticipantError.failureInjected
+                    }
+                    contributed = assignment.round
+                    send(
+                        .with {
+                            $0.paillier = .with {
+                                $0.round = assignment.round; $0.ciphertexts = ciphertexts
+                            }
+                        })
+                } catch ParticipantError.failureInjected {
+                    throw ParticipantError.failureInjected
+                } catch {
+                    agent.logger.warning(
+                        "declining a round", metadata: ["round": "\(assignment.round)", "reason": "\(error)"])
+                    send(
+                        .with {
+                            $0.decline = .with {
+                                $0.round = assignment.round; $0.reason = "\(error)"
+                            }
+                        })
+                }
             case .assignment(let assignment):
                 tally.add(assigned: 1)
                 sentThisRound = 0
@@ -254,9 +269,12 @@ public struct ParticipantAgent: Sendable {
                 round = current
                 try forward(action, round: secagg.round)
             case .result(let result):
-                if result.completed, round?.number == result.round, round?.client.isCompleted == true {
+                if result.completed,
+                    (round?.number == result.round && round?.client.isCompleted == true) || contributed == result.round
+                {
                     tally.add(completed: 1)
                 }
+                contributed = nil
                 agent.logger.info(
                     "round result",
                     metadata: [
@@ -274,6 +292,8 @@ public struct ParticipantAgent: Sendable {
             case .finished(let finished):
                 outcome.finished = finished.reason
                 return true
+            case .decrypt:
+                break  // for the key holder only
             case nil:
                 break
             }
@@ -367,7 +387,29 @@ public struct ParticipantAgent: Sendable {
             throw ParticipantError.session("certificates missing for \(neighbors.count - covered.count) neighbours")
         }
 
-        // Local training: the FedAvg family's client rule.
+        let input = try trainAndEncode(a)
+        let client = try SecAggClient(
+            session: session, id: ParticipantID(a.position), identityKey: signingKey, input: input,
+            generator: SystemRandom())
+        return PreparedRound(client: client)
+    }
+
+    /// A Paillier round: train, encode, pack and encrypt under the round's public key.
+    func encryptContribution(_ a: Veil_V1_RoundAssignment) throws -> [Data] {
+        let plan = a.paillier
+        let key = try PaillierPublicKey(bigEndian: Array(plan.modulus))
+        let packing = try PaillierPacking(
+            bitWidth: BitWidth(Int(plan.bits)), maxAddends: Int(plan.maxAddends), keyBits: key.bits)
+        let input = try trainAndEncode(a)
+        guard input.bitWidth == packing.bitWidth, input.count == Int(plan.dimension) else {
+            throw ParticipantError.session("the payload does not fit the round's packing")
+        }
+        let contributor = PaillierContributor(encryptor: encryptors.encryptor(for: key), packing: packing)
+        return try contributor.encrypt(input).map { Data($0.bigEndianBytes()) }
+    }
+
+    /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
+    func trainAndEncode(_ a: Veil_V1_RoundAssignment) throws -> ModularVector {
         let plan = a.training
         let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
         guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
@@ -393,11 +435,7 @@ public struct ParticipantAgent: Sendable {
             clip: e.clip, fractionalBits: Int(e.fractionalBits), bitWidth: BitWidth(Int(e.bits)),
             maxAddends: Int(e.maxAddends))
         var rounding = SystemRandom()
-        let input = try codec.encode(payload, using: &rounding)
-        let client = try SecAggClient(
-            session: session, id: ParticipantID(a.position), identityKey: signingKey, input: input,
-            generator: SystemRandom())
-        return PreparedRound(client: client)
+        return try codec.encode(payload, using: &rounding)
     }
 }
 
@@ -416,5 +454,19 @@ final class VerifiedCertificates: @unchecked Sendable {
 
     func store(_ digest: [UInt8], _ identity: FederationIdentity) {
         lock.withLock { entries[digest] = identity }
+    }
+}
+
+/// DJN encryptors with their fixed-base tables, by modulus: the key stays the same for a
+/// federation, and the table is the expensive part.
+final class EncryptorCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var encryptors: [[UInt8]: DJNEncryptor] = [:]
+
+    func encryptor(for key: PaillierPublicKey) -> DJNEncryptor {
+        if let known = lock.withLock({ encryptors[key.bigEndianBytes] }) { return known }
+        let encryptor = DJNEncryptor(publicKey: key, precomputeTable: true)
+        lock.withLock { encryptors[key.bigEndianBytes] = encryptor }
+        return encryptor
     }
 }

@@ -53,7 +53,7 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
   /// dropped from the current round (with the reason)
   case failureDropped // = 7
 
-  /// the certificate's role is not participant
+  /// the certificate's role is neither participant nor key holder
   case failureNotAParticipant // = 8
   case UNRECOGNIZED(Int)
 
@@ -137,12 +137,34 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     set {kind = .decline(newValue)}
   }
 
+  /// a participant's encrypted payload (Paillier rounds)
+  public var paillier: Veil_V1_PaillierContribution {
+    get {
+      if case .paillier(let v)? = kind {return v}
+      return Veil_V1_PaillierContribution()
+    }
+    set {kind = .paillier(newValue)}
+  }
+
+  /// the key holder's answer to a DecryptRequest
+  public var decrypted: Veil_V1_DecryptResult {
+    get {
+      if case .decrypted(let v)? = kind {return v}
+      return Veil_V1_DecryptResult()
+    }
+    set {kind = .decrypted(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
     case hello(Veil_V1_Hello)
     case secagg(Veil_V1_SecAggMessage)
     case decline(Veil_V1_Decline)
+    /// a participant's encrypted payload (Paillier rounds)
+    case paillier(Veil_V1_PaillierContribution)
+    /// the key holder's answer to a DecryptRequest
+    case decrypted(Veil_V1_DecryptResult)
 
   }
 
@@ -267,6 +289,15 @@ public nonisolated struct Veil_V1_CoordinatorMessage: Sendable {
     set {kind = .finished(newValue)}
   }
 
+  /// to the key holder only
+  public var decrypt: Veil_V1_DecryptRequest {
+    get {
+      if case .decrypt(let v)? = kind {return v}
+      return Veil_V1_DecryptRequest()
+    }
+    set {kind = .decrypt(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -276,6 +307,8 @@ public nonisolated struct Veil_V1_CoordinatorMessage: Sendable {
     case result(Veil_V1_RoundResult)
     case failure(Veil_V1_Failure)
     case finished(Veil_V1_Finished)
+    /// to the key holder only
+    case decrypt(Veil_V1_DecryptRequest)
 
   }
 
@@ -360,11 +393,100 @@ public nonisolated struct Veil_V1_RoundAssignment: @unchecked Sendable {
     set {_uniqueStorage()._roundDeadlineMillis = newValue}
   }
 
+  /// Set in Paillier rounds instead of `session`: the public key and the packing.
+  public var paillier: Veil_V1_PaillierPlan {
+    get {_storage._paillier ?? Veil_V1_PaillierPlan()}
+    set {_uniqueStorage()._paillier = newValue}
+  }
+  /// Returns true if `paillier` has been explicitly set.
+  public var hasPaillier: Bool {_storage._paillier != nil}
+  /// Clears the value of `paillier`. Subsequent reads from it will return its default value.
+  public mutating func clearPaillier() {_uniqueStorage()._paillier = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Veil_V1_PaillierPlan: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// n, big-endian
+  public var modulus: Data = Data()
+
+  /// b of the packed vectors
+  public var bits: UInt32 = 0
+
+  /// K, the packing headroom
+  public var maxAddends: UInt32 = 0
+
+  /// d
+  public var dimension: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Veil_V1_PaillierContribution: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  /// big-endian, fixed width (2|n| bits)
+  public var ciphertexts: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The coordinator's rerandomised aggregate, for the key holder.
+public nonisolated struct Veil_V1_DecryptRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var ciphertexts: [Data] = []
+
+  public var dimension: UInt32 = 0
+
+  public var contributors: UInt32 = 0
+
+  /// the packing, which the key holder checks against its own
+  public var bits: UInt32 = 0
+
+  public var maxAddends: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Veil_V1_DecryptResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  /// the packed sum's d elements of Z_2^b
+  public var sum: [UInt64] = []
+
+  /// set instead when the key holder refuses
+  public var refusal: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Everything SecAggSession needs (Specs/secagg.md): parameters, the coordinator's
@@ -583,7 +705,7 @@ nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ParticipantMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -630,6 +752,32 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .decline(v)
         }
       }()
+      case 4: try {
+        var v: Veil_V1_PaillierContribution?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .paillier(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .paillier(v)
+        }
+      }()
+      case 5: try {
+        var v: Veil_V1_DecryptResult?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .decrypted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .decrypted(v)
+        }
+      }()
       default: break
       }
     }
@@ -652,6 +800,14 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
     case .decline?: try {
       guard case .decline(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .paillier?: try {
+      guard case .paillier(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .decrypted?: try {
+      guard case .decrypted(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
     case nil: break
     }
@@ -791,7 +947,7 @@ nonisolated extension Veil_V1_Decline: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CoordinatorMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{1}assignment\0\u{1}secagg\0\u{1}result\0\u{1}failure\0\u{1}finished\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{1}assignment\0\u{1}secagg\0\u{1}result\0\u{1}failure\0\u{1}finished\0\u{1}decrypt\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -877,6 +1033,19 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .finished(v)
         }
       }()
+      case 7: try {
+        var v: Veil_V1_DecryptRequest?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .decrypt(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .decrypt(v)
+        }
+      }()
       default: break
       }
     }
@@ -911,6 +1080,10 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
     case .finished?: try {
       guard case .finished(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .decrypt?: try {
+      guard case .decrypt(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
     case nil: break
     }
@@ -966,7 +1139,7 @@ nonisolated extension Veil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0\u{1}paillier\0")
 
   fileprivate class _StorageClass {
     var _round: UInt64 = 0
@@ -976,6 +1149,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
     var _training: Veil_V1_TrainingPlan? = nil
     var _encoding: Veil_V1_PayloadEncoding? = nil
     var _roundDeadlineMillis: UInt32 = 0
+    var _paillier: Veil_V1_PaillierPlan? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -993,6 +1167,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       _training = source._training
       _encoding = source._encoding
       _roundDeadlineMillis = source._roundDeadlineMillis
+      _paillier = source._paillier
     }
   }
 
@@ -1018,6 +1193,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         case 5: try { try decoder.decodeSingularMessageField(value: &_storage._training) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._encoding) }()
         case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._roundDeadlineMillis) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._paillier) }()
         default: break
         }
       }
@@ -1051,6 +1227,9 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       if _storage._roundDeadlineMillis != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._roundDeadlineMillis, fieldNumber: 7)
       }
+      try { if let v = _storage._paillier {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1067,10 +1246,186 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         if _storage._training != rhs_storage._training {return false}
         if _storage._encoding != rhs_storage._encoding {return false}
         if _storage._roundDeadlineMillis != rhs_storage._roundDeadlineMillis {return false}
+        if _storage._paillier != rhs_storage._paillier {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PaillierPlan"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}bits\0\u{3}max_addends\0\u{1}dimension\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.modulus) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.bits) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.maxAddends) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.modulus.isEmpty {
+      try visitor.visitSingularBytesField(value: self.modulus, fieldNumber: 1)
+    }
+    if self.bits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bits, fieldNumber: 2)
+    }
+    if self.maxAddends != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxAddends, fieldNumber: 3)
+    }
+    if self.dimension != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dimension, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_PaillierPlan, rhs: Veil_V1_PaillierPlan) -> Bool {
+    if lhs.modulus != rhs.modulus {return false}
+    if lhs.bits != rhs.bits {return false}
+    if lhs.maxAddends != rhs.maxAddends {return false}
+    if lhs.dimension != rhs.dimension {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_PaillierContribution: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PaillierContribution"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.ciphertexts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.ciphertexts.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.ciphertexts, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_PaillierContribution, rhs: Veil_V1_PaillierContribution) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.ciphertexts != rhs.ciphertexts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DecryptRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{1}dimension\0\u{1}contributors\0\u{1}bits\0\u{3}max_addends\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.ciphertexts) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.contributors) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.bits) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.maxAddends) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.ciphertexts.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.ciphertexts, fieldNumber: 2)
+    }
+    if self.dimension != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dimension, fieldNumber: 3)
+    }
+    if self.contributors != 0 {
+      try visitor.visitSingularUInt32Field(value: self.contributors, fieldNumber: 4)
+    }
+    if self.bits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bits, fieldNumber: 5)
+    }
+    if self.maxAddends != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxAddends, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_DecryptRequest, rhs: Veil_V1_DecryptRequest) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.ciphertexts != rhs.ciphertexts {return false}
+    if lhs.dimension != rhs.dimension {return false}
+    if lhs.contributors != rhs.contributors {return false}
+    if lhs.bits != rhs.bits {return false}
+    if lhs.maxAddends != rhs.maxAddends {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DecryptResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}sum\0\u{1}refusal\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.sum) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.refusal) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.sum.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.sum, fieldNumber: 2)
+    }
+    if !self.refusal.isEmpty {
+      try visitor.visitSingularStringField(value: self.refusal, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_DecryptResult, rhs: Veil_V1_DecryptResult) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.sum != rhs.sum {return false}
+    if lhs.refusal != rhs.refusal {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
