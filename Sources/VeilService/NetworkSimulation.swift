@@ -100,16 +100,9 @@ public struct NetworkSimulation: Sendable {
         self.directory = directory
     }
 
+    /// The service's name of an algorithm it runs, or nil.
     static func algorithmName(_ a: AlgorithmChoice) -> String? {
-        switch a {
-        case .fedAvg: "fedavg"
-        case .fedAvgM: "fedavgm"
-        case .fedProx: "fedprox"
-        case .fedAdagrad: "fedadagrad"
-        case .fedAdam: "fedadam"
-        case .fedYogi: "fedyogi"
-        default: nil
-        }
+        ServeConfiguration.algorithms.contains(a.name) ? a.name : nil
     }
 
     /// Runs the federation to its end.

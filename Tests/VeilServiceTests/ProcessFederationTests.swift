@@ -7,24 +7,6 @@ import VeilTestSupport
 /// `veil serve` and separate `veil join` processes: a federation that survives a participant
 /// and the coordinator being killed with SIGKILL.
 @Suite(.serialized) struct ProcessFederationTests {
-    /// A TCP port nobody listens on right now.
-    func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -55,7 +37,7 @@ import VeilTestSupport
             #expect(
                 try VeilProcess.run(["ca", "issue", "--dir", ca, "--id", "p\(i)", "--role", "participant"]).status == 0)
         }
-        let port = try freePort()
+        let port = try freeTCPPort()
         let rounds = 60
         try """
         {"tls": {"ca": "ca/ca.cert.pem", "certificate": "ca/coordinator.cert.pem", "key": "ca/coordinator.key.pem",

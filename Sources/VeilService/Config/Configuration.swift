@@ -1,6 +1,8 @@
 import Foundation
+import VeilCrypto
 import VeilLearning
 import VeilSecAgg
+import X509
 
 /// Why a configuration file was refused.
 public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -34,6 +36,21 @@ public struct TLSFiles: Codable, Hashable, Sendable {
             certificate: d.appendingPathComponent("\(id).cert.pem").path,
             key: d.appendingPathComponent("\(id).key.pem").path,
             signingKey: d.appendingPathComponent("\(id).signing.key").path)
+    }
+
+    /// Loads and checks the holder's credentials: the CA certificate, this holder's certificate
+    /// (issued by the CA, valid, with `role`), and the signing key it binds.
+    func credentials(role: FederationRole) throws -> (
+        ca: Certificate, identity: FederationIdentity, signingKey: Ed25519.PrivateKey
+    ) {
+        let ca = try FederationCA.loadCertificate(self.ca)
+        let identity = try FederationIdentity(certificate: try FederationCA.loadCertificate(certificate), ca: ca)
+            .requiring(role)
+        let key = try loadSigningKey(signingKey)
+        guard key.publicKey == identity.signingKey else {
+            throw ConfigurationError("the signing key \(signingKey) does not match the one the certificate binds")
+        }
+        return (ca, identity, key)
     }
 
     /// Relative paths are relative to the configuration file's folder.

@@ -112,15 +112,7 @@ public actor Coordinator {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
-        let ca = try FederationCA.loadCertificate(configuration.tls.ca)
-        self.ca = ca
-        identity = try FederationIdentity(
-            certificate: try FederationCA.loadCertificate(configuration.tls.certificate), ca: ca
-        ).requiring(.coordinator)
-        signingKey = try loadSigningKey(configuration.tls.signingKey)
-        guard signingKey.publicKey == identity.signingKey else {
-            throw ConfigurationError("the signing key does not match the one the coordinator's certificate binds")
-        }
+        (ca, identity, signingKey) = try configuration.tls.credentials(role: .coordinator)
         store = try CoordinatorStore(path: configuration.state)
         if configuration.secureSum == "paillier", let path = configuration.paillierPublicKey {
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -266,6 +258,11 @@ public actor Coordinator {
             round.declined.contains($0) || connections[round.cohort[Int($0.rawValue) - 1]] == nil
         }
         guard !waiting.isEmpty, absent else { return }
+        closeProtocolRound(&round, server: &server)
+    }
+
+    /// Closes the current protocol round of a masking round (its laggards become dropouts).
+    private func closeProtocolRound(_ round: inout ActiveRound, server: inout SecAggServer) {
         let start = ContinuousClock.now
         let actions = server.closeRound()
         round.server = server
@@ -402,12 +399,7 @@ public actor Coordinator {
             }
             return
         }
-        let start = ContinuousClock.now
-        let actions = server.closeRound()
-        round.server = server
-        round.cryptoSeconds += seconds(since: start)
-        active = round
-        apply(actions)
+        closeProtocolRound(&round, server: &server)
     }
 
     private func wakeConnectionWaiters() {

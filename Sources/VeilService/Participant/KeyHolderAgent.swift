@@ -18,10 +18,7 @@ public struct KeyHolderAgent: Sendable {
 
     public init(configuration: KeyHolderConfiguration, logger: Logger? = nil) throws {
         self.configuration = configuration
-        let ca = try FederationCA.loadCertificate(configuration.tls.ca)
-        identity = try FederationIdentity(
-            certificate: try FederationCA.loadCertificate(configuration.tls.certificate), ca: ca
-        ).requiring(.keyHolder)
+        identity = try configuration.tls.credentials(role: .keyHolder).identity
         guard let data = FileManager.default.contents(atPath: configuration.secretKey) else {
             throw ConfigurationError("cannot read the Paillier secret key \(configuration.secretKey)")
         }

@@ -62,15 +62,7 @@ public struct ParticipantAgent: Sendable {
 
     public init(configuration: JoinConfiguration, data: Dataset? = nil, logger: Logger? = nil) throws {
         self.configuration = configuration
-        let ca = try FederationCA.loadCertificate(configuration.tls.ca)
-        self.ca = ca
-        identity = try FederationIdentity(
-            certificate: try FederationCA.loadCertificate(configuration.tls.certificate), ca: ca
-        ).requiring(.participant)
-        signingKey = try loadSigningKey(configuration.tls.signingKey)
-        guard signingKey.publicKey == identity.signingKey else {
-            throw ConfigurationError("the signing key does not match the one the certificate binds")
-        }
+        (ca, identity, signingKey) = try configuration.tls.credentials(role: .participant)
         self.data = try data ?? Self.loadData(configuration)
         self.logger = logger ?? Logger(label: "veil.join.\(identity.id)")
     }
