@@ -123,13 +123,19 @@ import VeilWire
             configuration: c, directory: directory, roundDeadlineSeconds: 5, paillierBits: 1024)
         network.keyHolder?.minimumContributors = 5
         network.serve.rounds = 1
+        network.serve.port = try freeTCPPort()
         let running = network
         let coordinator = Task { try await running.run(logger: quietLogger()) }
-        try await Task.sleep(for: .seconds(4))
-        coordinator.cancel()
+        // Listening means the coordinator has created and migrated its store: open it only then.
+        #expect(await waitUntilListening(port: network.serve.port))
         let store = try CoordinatorStore(path: network.serve.state)
+        // At least one attempt must have been refused and recorded before the coordinator stops.
+        _ = try await eventually { try store.rounds().contains { $0.outcome == "aborted" } }
+        coordinator.cancel()
         let attempts = try store.rounds()
         #expect(!attempts.isEmpty && attempts.allSatisfy { $0.outcome != "completed" }, "\(attempts)")
+        let refused = try #require(attempts.first { $0.outcome == "aborted" })
+        #expect(refused.abortReason?.contains("the key holder refused") == true, "\(refused)")
         let holder = try KeyHolderAgent(configuration: network.keyHolder!, logger: quietLogger())
         var request = Veil_V1_DecryptRequest()
         request.contributors = 2

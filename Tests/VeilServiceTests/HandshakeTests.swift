@@ -52,7 +52,7 @@ import VeilTestSupport
             _ = try ca.issue(id: "alice", role: .participant)
             let base =
                 "openssl s_client -connect 127.0.0.1:\(port) -servername coordinator -alpn h2 -CAfile \(directory.path)/ca.cert.pem"
-            let anonymous = try ProcessRunner.run("/bin/sh", ["-c", "(sleep 1) | \(base) 2>&1"])
+            let anonymous = try ProcessRunner.run("/bin/sh", ["-c", "(sleep 2) | \(base) 2>&1"])
             #expect(anonymous.stdout.contains("certificate required"), "\(anonymous.stdout)")
             let alice = try ProcessRunner.run(
                 "/bin/sh",
@@ -113,10 +113,10 @@ import VeilTestSupport
             _ = try ca.issue(id: "bob", role: .participant)
             let bob = try agent(directory, id: "bob", port: port)
             let task = Task { try await bob.run() }
-            try await Task.sleep(for: .seconds(1))
+            let store = try CoordinatorStore(path: directory.appendingPathComponent("state.sqlite").path)
+            _ = try await eventually { try !store.roundsCompleted().isEmpty }
             task.cancel()
             _ = await task.result
-            let store = try CoordinatorStore(path: directory.appendingPathComponent("state.sqlite").path)
             #expect(try store.roundsCompleted().keys.sorted() == ["bob"])
         }
     }

@@ -59,7 +59,7 @@ import VeilWire
         c.clients = 3
         c.rounds = 2
         c.partition = .iid
-        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 3)
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
         network.serve.port = try freeTCPPort()
         network.serve.minParticipants = 4
         network.serve.cohortSize = 4
@@ -73,7 +73,7 @@ import VeilWire
         defer { try? FileManager.default.removeItem(at: directory) }
         let port = network.serve.port
         async let summary = network.run(logger: quietLogger())
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await waitUntilListening(port: port))
         let seen = try await rogue(directory: directory, id: "rogue", port: port) { a in
             .with {
                 $0.secagg = .with {
@@ -92,7 +92,7 @@ import VeilWire
         defer { try? FileManager.default.removeItem(at: directory) }
         let port = network.serve.port
         async let summary = network.run(logger: quietLogger())
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await waitUntilListening(port: port))
         let seen = try await rogue(directory: directory, id: "flooder", port: port) { a in
             .with {
                 $0.decline = .with {
@@ -103,7 +103,7 @@ import VeilWire
         #expect(seen.hasPrefix("stream failed"), "\(seen)")
         // The coordinator still serves, the honest three are still connected: the flooder may
         // come back (the federation needs four) and decline, and both rounds complete.
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(await waitUntilListening(port: port))
         let again = try await rogue(directory: directory, id: "flooder", port: port) { a in
             .with {
                 $0.decline = .with {

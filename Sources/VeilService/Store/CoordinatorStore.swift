@@ -206,10 +206,12 @@ public final class CoordinatorStore: Sendable {
     }
 
     /// Every attempt, in order: number, attempt, outcome, survivors.
-    public func rounds() throws -> [(number: Int, attempt: Int, outcome: String, survivors: Int?)] {
+    public func rounds() throws -> [(number: Int, attempt: Int, outcome: String, survivors: Int?, abortReason: String?)] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT number, attempt, outcome, survivors FROM rounds ORDER BY number, attempt")
-                .map { ($0["number"], $0["attempt"], $0["outcome"], $0["survivors"]) }
+            try Row.fetchAll(
+                db, sql: "SELECT number, attempt, outcome, survivors, abort_reason FROM rounds ORDER BY number, attempt"
+            )
+            .map { ($0["number"], $0["attempt"], $0["outcome"], $0["survivors"], $0["abort_reason"]) }
         }
     }
 
