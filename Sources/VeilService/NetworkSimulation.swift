@@ -28,7 +28,11 @@ public struct NetworkSimulation: Sendable {
                 "the network federation runs the FedAvg family (\(ServeConfiguration.algorithms.joined(separator: ", "))), not \(c.algorithm.name)"
             )
         }
-        guard c.privacy == nil else { throw ConfigurationError("differential privacy runs in-process only") }
+        guard c.privacy == nil else {
+            throw ConfigurationError(
+                "--dp runs in-process (Poisson sampling, distributed noise); the service adds central noise when serve.json has a privacy object (Specs/wire.md §4.2)"
+            )
+        }
         guard c.stragglerFraction == 0 else { throw ConfigurationError("stragglers run in-process only") }
         guard case .digits = c.dataset else { throw ConfigurationError("the network federation trains on digits") }
         let simulation = try FederatedSimulation(configuration: c)
@@ -116,14 +120,20 @@ public struct NetworkSimulation: Sendable {
             return agent
         }
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        return try await withThrowingTaskGroup(of: FederationSummary?.self) { group in
+        enum Ended: Sendable {
+            case coordinator(FederationSummary)
+            case participant(ParticipantSummary)
+            case keyHolder
+        }
+        return try await withThrowingTaskGroup(of: Ended.self) { group in
             group.addTask {
-                try await CoordinatorServer.run(
-                    coordinator, logger: logger,
-                    ready: {
-                        portContinuation.yield($0.grpcPort); portContinuation.finish()
-                    },
-                    progress: progress)
+                .coordinator(
+                    try await CoordinatorServer.run(
+                        coordinator, logger: logger,
+                        ready: {
+                            portContinuation.yield($0.grpcPort); portContinuation.finish()
+                        },
+                        progress: progress))
             }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw ConfigurationError("the coordinator did not start") }
@@ -132,19 +142,26 @@ public struct NetworkSimulation: Sendable {
                 holder.port = port
                 group.addTask {
                     _ = try await holder.run()
-                    return nil
+                    return .keyHolder
                 }
             }
             for var agent in agents {
                 agent.port = port
                 group.addTask {
-                    _ = try await agent.run()
-                    return nil
+                    .participant(try await agent.run())
                 }
             }
             var summary: FederationSummary?
-            for try await result in group { if let result { summary = result } }
-            guard let summary else { throw ConfigurationError("the coordinator ended without a summary") }
+            var participants: [ParticipantSummary] = []
+            for try await ended in group {
+                switch ended {
+                case .coordinator(let s): summary = s
+                case .participant(let p): participants.append(p)
+                case .keyHolder: break
+                }
+            }
+            guard var summary else { throw ConfigurationError("the coordinator ended without a summary") }
+            summary.participants = participants.sorted { $0.id < $1.id }
             return summary
         }
     }

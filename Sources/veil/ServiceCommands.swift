@@ -115,7 +115,8 @@ struct ServeCommand: AsyncParsableCommand {
         } else {
             print(
                 "federation finished: \(summary.completedRounds) rounds completed in \(summary.attempts) attempts"
-                    + (summary.finalAccuracy.map { String(format: ", test accuracy %.4f", $0) } ?? ""))
+                    + (summary.finalAccuracy.map { String(format: ", test accuracy %.4f", $0) } ?? "")
+                    + (summary.stopReason.map { "; stopped early: \($0)" } ?? ""))
         }
     }
 }
@@ -143,26 +144,37 @@ struct JoinCommand: AsyncParsableCommand {
         print(
             "\(summary.id): assigned \(summary.roundsAssigned) rounds, completed \(summary.roundsCompleted); \(summary.finishedReason ?? "")"
         )
+        if let notice = summary.privacyNotice { print(notice) }
     }
 }
 
 func roundLine(_ r: RoundSummary) -> String {
-    String(
-        format: "round %4d  %@  survivors %4d/%-4d  %7.2f s  in %9d B  out %9d B%@", r.number,
+    var line = String(
+        format: "round %4d  %@  survivors %4d/%-4d  %7.2f s  in %9d B  out %9d B%@%@", r.number,
         r.completed ? "completed" : "aborted  ", r.survivors, r.cohort, r.seconds, r.bytesIn, r.bytesOut,
-        r.accuracy.map { String(format: "  accuracy %.4f", $0) } ?? (r.abortReason.map { "  (\($0))" } ?? ""))
+        r.accuracy.map { String(format: "  accuracy %.4f", $0) } ?? (r.abortReason.map { "  (\($0))" } ?? ""),
+        r.epsilon.map { String(format: "  ε %.4g", $0) } ?? "")
+    for alert in r.budgetAlerts {
+        line += "\nround \(r.number): alert: \(alert) passed the alert fraction of its budget"
+    }
+    if let first = r.budgetRefusals.first {
+        line += "\nround \(r.number): \(r.budgetRefusals.count) not selected for their budget, e.g. \(first)"
+    }
+    return line
 }
 
 func summaryObject(_ s: FederationSummary) -> [String: Any] {
     [
         "completed_rounds": s.completedRounds, "attempts": s.attempts, "final_accuracy": s.finalAccuracy ?? NSNull(),
+        "stop_reason": s.stopReason ?? NSNull(),
         "rounds": s.rounds.map { r in
             [
                 "round": r.number, "attempt": r.attempt, "completed": r.completed, "cohort": r.cohort,
                 "survivors": r.survivors, "seconds": r.seconds, "bytes_in": r.bytesIn, "bytes_out": r.bytesOut,
                 "accuracy": r.accuracy ?? NSNull(), "loss": r.loss ?? NSNull(),
                 "abort_reason": r.abortReason ?? NSNull(),
-                "crypto_seconds": r.cryptoSeconds,
+                "crypto_seconds": r.cryptoSeconds, "epsilon": r.epsilon ?? NSNull(),
+                "budget_refusals": r.budgetRefusals, "budget_alerts": r.budgetAlerts,
             ] as [String: Any]
         },
     ]

@@ -118,4 +118,26 @@ import VeilWire
             .write(to: file, atomically: true, encoding: .utf8)
         #expect(throws: ConfigurationError.self) { try ServeConfiguration.load(path: file.path) }
     }
+
+    @Test func privacyConfigurationDefaultsAndRefusals() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-config-privacy")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("serve.json")
+        func load(_ privacy: String) throws -> ServeConfiguration {
+            try #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "privacy": \#(privacy)}"#
+                .write(to: file, atomically: true, encoding: .utf8)
+            return try ServeConfiguration.load(path: file.path)
+        }
+        let p = try #require(try load(#"{"epsilon": 4}"#).privacy)
+        #expect(p.epsilon == 4 && p.delta == 1e-5 && p.clip == 1 && p.alertFraction == 0.8)
+        #expect(p.participantBudget == nil && p.budget == 4)
+        #expect(try load(#"{"epsilon": 4, "participant_budget": 10, "clip": 0.5}"#).privacy?.budget == 10)
+        #expect(try load("null").privacy == nil)
+        for bad in [
+            #"{"epsilon": 0}"#, #"{"epsilon": 1, "delta": 1}"#, #"{"epsilon": 1, "clip": -1}"#,
+            #"{"epsilon": 1, "alert_fraction": 1.5}"#, #"{"epsilon": 1, "participant_budget": 0}"#, #"{"delta": 1e-5}"#,
+        ] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try load(bad) }
+        }
+    }
 }

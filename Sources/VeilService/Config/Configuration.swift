@@ -73,6 +73,48 @@ public enum SelectionStrategy: String, Codable, Hashable, Sendable, CaseIterable
     case resourceAware = "resource-aware"
 }
 
+/// Central differential privacy in the service (`Specs/wire.md` §4.2): participants clip,
+/// the coordinator adds Gaussian noise to each round's sum, and a ledger in the store keeps
+/// what each participant has spent.
+public struct ServicePrivacy: Codable, Hashable, Sendable {
+    /// The (ε, δ) a participant that contributes to every one of `rounds` rounds ends with:
+    /// the noise is calibrated to it, without amplification by sampling (the coordinator
+    /// chooses the cohort, so no sampling randomness is hidden from it).
+    public var epsilon: Double
+    public var delta = 1e-5
+    /// C: the L2 bound on each participant's update.
+    public var clip = 1.0
+    /// Each participant's ε budget (at `delta`), across rounds and runs; nil: `epsilon`.
+    public var participantBudget: Double?
+    /// Alert when a participant has spent this fraction of its budget.
+    public var alertFraction = 0.8
+
+    public init(epsilon: Double) { self.epsilon = epsilon }
+
+    enum CodingKeys: String, CodingKey { case epsilon, delta, clip, participantBudget, alertFraction }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(epsilon: try c.decode(Double.self, forKey: .epsilon))
+        if let v = try c.decodeIfPresent(Double.self, forKey: .delta) { delta = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .clip) { clip = v }
+        participantBudget = try c.decodeIfPresent(Double.self, forKey: .participantBudget)
+        if let v = try c.decodeIfPresent(Double.self, forKey: .alertFraction) { alertFraction = v }
+    }
+
+    /// The budget the ledger applies.
+    public var budget: Double { participantBudget ?? epsilon }
+
+    func validate() throws {
+        func require(_ ok: Bool, _ why: String) throws { if !ok { throw ConfigurationError(why) } }
+        try require(epsilon > 0 && epsilon.isFinite, "privacy.epsilon must be positive")
+        try require(delta > 0 && delta < 1, "privacy.delta must be in (0, 1)")
+        try require(clip > 0 && clip.isFinite, "privacy.clip must be positive")
+        try require(budget > 0 && budget.isFinite, "privacy.participant_budget must be positive")
+        try require(alertFraction > 0 && alertFraction <= 1, "privacy.alert_fraction must be in (0, 1]")
+    }
+}
+
 /// `veil serve --config FILE`: every key is optional; the defaults are in `Specs/wire.md` §7.
 public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var federation = "veil"
@@ -130,6 +172,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var messagesPerSecond = 200.0
     public var messageBurst = 2000.0
     public var seed: UInt64 = 0
+    /// Central differential privacy; nil: none.
+    public var privacy: ServicePrivacy?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
@@ -139,7 +183,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
         case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
-        case secureSum, paillierPublicKey, keyHolder
+        case secureSum, paillierPublicKey, keyHolder, privacy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -167,6 +211,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try take(.messageBurst, &messageBurst); try take(.seed, &seed)
         try take(.secureSum, &secureSum); try take(.keyHolder, &keyHolder)
         paillierPublicKey = try c.decodeIfPresent(String.self, forKey: .paillierPublicKey)
+        privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -207,6 +252,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try require(["secagg", "paillier"].contains(secureSum), "secure_sum must be secagg or paillier")
         try require(
             secureSum != "paillier" || paillierPublicKey != nil, "secure_sum paillier needs paillier_public_key")
+        try privacy?.validate()
     }
 }
 

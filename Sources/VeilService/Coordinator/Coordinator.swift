@@ -5,6 +5,7 @@ import VeilCore
 import VeilCrypto
 import VeilLearning
 import VeilPaillier
+import VeilPrivacy
 import VeilSecAgg
 import VeilWire
 import X509
@@ -15,6 +16,11 @@ public struct FederationSummary: Sendable {
     public let attempts: Int
     public let finalAccuracy: Double?
     public let rounds: [RoundSummary]
+    /// Why the federation ended before `rounds` completed (the participants' privacy budgets
+    /// are spent, or the coordinator was stopped); nil when it ran them all.
+    public var stopReason: String? = nil
+    /// The participants' own summaries, when they ran in this process (``NetworkSimulation``).
+    public var participants: [ParticipantSummary] = []
 }
 
 /// One secure-aggregation round as the coordinator saw it.
@@ -32,6 +38,12 @@ public struct RoundSummary: Sendable {
     public let loss: Double?
     /// Time spent in the secure-sum state machine (cryptography), and training plus waiting.
     public let cryptoSeconds: Double
+    /// Central DP: the most ε any participant has spent after this round (at the configured δ).
+    public var epsilon: Double? = nil
+    /// Central DP: what the participants left out for their budget were told, and who passed
+    /// the alert fraction of theirs in this round.
+    public var budgetRefusals: [String] = []
+    public var budgetAlerts: [String] = []
 }
 
 /// The coordinator: registration, cohort selection, each round's secure sum through the
@@ -105,6 +117,12 @@ public actor Coordinator {
     /// Paillier: the public key participants encrypt under, and the key holder's stream.
     private let paillierKey: PaillierPublicKey?
     private var keyHolderConnection: Connection?
+    /// Central DP: the calibrated noise, and what each participant has spent (kept in the store).
+    private let privacy: CentralPrivacy?
+    private var ledger: PrivacyLedger?
+    /// Participants already told that their budget keeps them out (told once per connection).
+    private var toldOverBudget: Set<String> = []
+    private var stopReason: String?
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
     /// last checkpoint.
@@ -123,6 +141,25 @@ public actor Coordinator {
             paillierKey = nil
         }
         metrics = Metrics()
+        if let settings = configuration.privacy {
+            let central = try CentralPrivacy(settings, rounds: configuration.rounds)
+            privacy = central
+            if let stored = try store.ledger() {
+                // A budget is a promise to the participants: changing it under a running
+                // federation is refused rather than silently applied.
+                guard stored.policy == central.policy else {
+                    throw ConfigurationError(
+                        "the store's privacy ledger has budget ε = \(stored.policy.epsilon), δ = \(stored.policy.delta), alert \(stored.policy.alertFraction); this configuration says ε = \(central.policy.epsilon), δ = \(central.policy.delta), alert \(central.policy.alertFraction)"
+                    )
+                }
+                ledger = stored
+            } else {
+                ledger = PrivacyLedger(policy: central.policy)
+            }
+        } else {
+            privacy = nil
+            ledger = nil
+        }
         model = try makeModel(
             configuration.model, featureCount: configuration.features, classCount: configuration.classes)
         var initGenerator = Xoshiro256(seed: configuration.seed, stream: 2)
@@ -140,6 +177,17 @@ public actor Coordinator {
             algorithm = Self.makeAlgorithm(configuration, initial: initial)
         }
         metrics.set("veil_rounds_completed", Double(completedRounds))
+        if let settings = configuration.privacy {
+            // Participants clip to C less the rounding slack; the largest cohort has the
+            // coarsest precision, and the slack must leave most of C to the update.
+            let codec = try Self.codec(configuration, addends: configuration.cohortSize)
+            let slack = CentralPrivacy.slack(length: algorithm.payloadLength, fractionalBits: codec.fractionalBits)
+            guard slack < settings.clip / 2 else {
+                throw ConfigurationError(
+                    "privacy.clip \(settings.clip) is too small for the payload's precision (2^-\(codec.fractionalBits) per value over \(algorithm.payloadLength) values): raise payload_bits or lower payload_clip"
+                )
+            }
+        }
         if configuration.evaluate == "digits" {
             var c = FederatedConfiguration()
             c.seed = configuration.seed
@@ -206,6 +254,7 @@ public actor Coordinator {
         connections[identity.id] = Connection(
             identity: identity, outbox: outbox, hello: hello, generation: generations,
             bucket: TokenBucket(rate: configuration.messagesPerSecond, burst: configuration.messageBurst))
+        toldOverBudget.remove(identity.id)  // a new stream is told again
         let r = hello.resources
         try? store.recordParticipant(
             id: identity.id, cores: Int(r.cores), memoryBytes: r.memoryBytes, battery: r.battery,
@@ -441,8 +490,8 @@ public actor Coordinator {
                     "only \(connections.count) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s\(holder)"
                 )
             }
+            guard let summary = try await runRound(completedRounds + 1) else { break }
             attempts += 1
-            let summary = try await runRound(completedRounds + 1)
             summaries.append(summary)
             progress(summary)
             if stopping { break }
@@ -452,8 +501,10 @@ public actor Coordinator {
             connection.outbox.yield(.with { $0.finished = finished() })
             connection.outbox.finish()
         }
+        if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the coordinator was stopped" }
         return FederationSummary(
-            completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries)
+            completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,
+            stopReason: stopReason)
     }
 
     /// Stops after the current round.
@@ -465,20 +516,32 @@ public actor Coordinator {
     private func finished() -> Veil_V1_Finished {
         var f = Veil_V1_Finished()
         f.rounds = UInt64(completedRounds)
-        f.reason = completedRounds >= configuration.rounds ? "all rounds completed" : "the coordinator is stopping"
+        f.reason =
+            completedRounds >= configuration.rounds
+            ? "all rounds completed" : stopReason ?? "the coordinator is stopping"
         return f
     }
 
-    private func runRound(_ number: Int) async throws -> RoundSummary {
+    /// Runs one attempt at round `number`; nil when the privacy budgets leave too few
+    /// participants to run it (`stopReason` says so).
+    private func runRound(_ number: Int) async throws -> RoundSummary? {
         let c = configuration
         var selection = Xoshiro256(seed: c.seed, stream: UInt64(10_000_000 + number))
         let completed = (try? store.roundsCompleted()) ?? [:]
-        let candidates = connections.values.map {
+        var candidates = connections.values.map {
             CohortSelection.Candidate(
                 id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: completed[$0.identity.id] ?? 0)
         }
+        let budgets = admitWithinBudget(&candidates)
+        guard candidates.count >= c.minParticipants else {
+            stopReason =
+                "the privacy budgets are spent: \(candidates.count) of the \(connections.count) connected participants may contribute another round, \(c.minParticipants) are needed"
+            logger.warning("stopping", metadata: ["reason": "\(stopReason!)"])
+            return nil
+        }
         let cohort = CohortSelection.select(
             candidates, count: c.cohortSize, strategy: c.selection, generator: &selection)
+        let alerts = budgetAlerts(cohort)
         let started = ContinuousClock.now
         let attempt = try store.beginRound(number, cohort: cohort.count)
         metrics.set("veil_round_cohort", Double(cohort.count))
@@ -493,10 +556,13 @@ public actor Coordinator {
             metrics.increment("veil_round_seconds_total", by: elapsed)
             metrics.set("veil_round_survivors", Double(survivors))
             if let reason { metrics.increment("veil_aborts_total", labels: ["reason": String(reason.prefix(80))]) }
+            let epsilon = ledger.map { ledger in ledger.balances.map(\.epsilon).max() ?? 0 }
+            if let epsilon { metrics.set("veil_privacy_epsilon_max", epsilon) }
             return RoundSummary(
                 number: number, attempt: attempt, completed: completed, cohort: cohort.count, survivors: survivors,
                 abortReason: reason, seconds: elapsed, bytesIn: round?.bytesIn ?? 0, bytesOut: round?.bytesOut ?? 0,
-                accuracy: accuracy, loss: loss, cryptoSeconds: round?.cryptoSeconds ?? 0)
+                accuracy: accuracy, loss: loss, cryptoSeconds: round?.cryptoSeconds ?? 0, epsilon: epsilon,
+                budgetRefusals: budgets, budgetAlerts: alerts)
         }
 
         do {
@@ -531,19 +597,24 @@ public actor Coordinator {
 
         switch outcome {
         case .completed(let result):
-            let sum = try round.codec.decode(result.sum)
+            var sum = try round.codec.decode(result.sum)
+            let contributors = result.survivors.map { round.cohort[Int($0.rawValue) - 1] }
+            if let privacy {
+                // The only release of this round's sum is the noisy one; its contributors pay for it.
+                sum = privacy.release(sum: sum, cohort: cohort.count, round: number)
+                ledger?.charge(contributors, round: privacy.participation)
+            }
             algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
             let evaluated = evaluation.map { algorithm.evaluate(model: model, on: $0) }
             let accuracy = evaluated?.accuracy
             lastAccuracy = accuracy ?? lastAccuracy
-            let contributors = result.survivors.map { round.cohort[Int($0.rawValue) - 1] }
             try store.finishRound(
                 number, attempt: attempt,
                 record: .init(
                     outcome: "completed", survivors: result.survivors.count, abortReason: nil,
                     transcriptHash: transcriptHash, bytesIn: round.bytesIn, bytesOut: round.bytesOut,
                     contributors: contributors),
-                checkpoint: algorithm, accuracy: accuracy, ledger: nil)
+                checkpoint: algorithm, accuracy: accuracy, ledger: ledger)
             completedRounds = number
             metrics.set("veil_rounds_completed", Double(completedRounds))
             if let accuracy { metrics.set("veil_model_accuracy", accuracy) }
@@ -780,6 +851,49 @@ public actor Coordinator {
         finish?.resume(returning: end)
     }
 
+    // MARK: - Privacy budgets
+
+    /// Removes from `candidates` those whose budget one more round would exceed, telling each
+    /// (once per connection) why; returns what they were told.
+    private func admitWithinBudget(_ candidates: inout [CohortSelection.Candidate]) -> [String] {
+        guard let ledger, let privacy else { return [] }
+        var refusals: [String] = []
+        candidates.removeAll { candidate in
+            guard case .refused(let refusal) = ledger.admit(candidate.id, round: privacy.participation) else {
+                return false
+            }
+            refusals.append(refusal.description)
+            if let connection = connections[candidate.id], !toldOverBudget.contains(candidate.id) {
+                toldOverBudget.insert(candidate.id)
+                connection.outbox.yield(.failure(.failurePrivacyBudget, refusal.description))
+                metrics.increment("veil_privacy_refusals_total")
+                logger.info("not selected: privacy budget", metadata: ["participant": "\(candidate.id)"])
+            }
+            return true
+        }
+        return refusals
+    }
+
+    /// The cohort members this round takes past the alert fraction of their budget.
+    private func budgetAlerts(_ cohort: [String]) -> [String] {
+        guard let ledger, let privacy else { return [] }
+        let alerts = cohort.filter {
+            if case .admitted(_, alert: true) = ledger.admit($0, round: privacy.participation) { return true }
+            return false
+        }
+        for id in alerts {
+            metrics.increment("veil_privacy_alerts_total")
+            logger.warning(
+                "privacy budget alert",
+                metadata: [
+                    "participant": "\(id)",
+                    "fraction": "\(privacy.settings.alertFraction)",
+                    "budget": "\(privacy.settings.budget)",
+                ])
+        }
+        return alerts
+    }
+
     // MARK: - Assignments
 
     func trainingPlan(_ number: Int) -> Veil_V1_TrainingPlan {
@@ -797,6 +911,7 @@ public actor Coordinator {
         plan.model = c.model
         plan.features = UInt32(c.features)
         plan.classes = UInt32(c.classes)
+        plan.dpClip = privacy?.settings.clip ?? 0
         return plan
     }
 

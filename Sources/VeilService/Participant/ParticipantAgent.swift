@@ -6,6 +6,7 @@ import VeilCore
 import VeilCrypto
 import VeilLearning
 import VeilPaillier
+import VeilPrivacy
 import VeilSecAgg
 import VeilWire
 import X509
@@ -19,6 +20,8 @@ public struct ParticipantSummary: Sendable {
     /// Local training and encoding, and the secure-sum client's work, in seconds.
     public let trainingSeconds: Double
     public let cryptoSeconds: Double
+    /// What the coordinator said when this participant's privacy budget kept it out, if it did.
+    public var privacyNotice: String? = nil
 }
 
 /// Why the participant stopped.
@@ -90,7 +93,7 @@ public struct ParticipantAgent: Sendable {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
                         finishedReason: reason, trainingSeconds: tally.trainingSeconds,
-                        cryptoSeconds: tally.cryptoSeconds)
+                        cryptoSeconds: tally.cryptoSeconds, privacyNotice: tally.privacyNotice)
                 }
                 failures = 0
             } catch {
@@ -114,7 +117,7 @@ public struct ParticipantAgent: Sendable {
     final class Tally: @unchecked Sendable {
         private let lock = NSLock()
         private var counts = (assigned: 0, completed: 0)
-        private var flags: (injected: Bool, refusal: String?) = (false, nil)
+        private var flags: (injected: Bool, refusal: String?, privacyNotice: String?) = (false, nil, nil)
         private var times = (training: 0.0, crypto: 0.0)
         var trainingSeconds: Double { lock.withLock { times.training } }
         var cryptoSeconds: Double { lock.withLock { times.crypto } }
@@ -133,6 +136,10 @@ public struct ParticipantAgent: Sendable {
         var refusal: String? {
             get { lock.withLock { flags.refusal } }
             set { lock.withLock { flags.refusal = newValue } }
+        }
+        var privacyNotice: String? {
+            get { lock.withLock { flags.privacyNotice } }
+            set { lock.withLock { flags.privacyNotice = newValue } }
         }
         func add(assigned: Int = 0, completed: Int = 0) {
             lock.withLock {
@@ -277,6 +284,7 @@ public struct ParticipantAgent: Sendable {
             case .failure(let failure):
                 agent.logger.warning(
                     "coordinator says", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
+                if failure.code == .failurePrivacyBudget { tally.privacyNotice = failure.message }
                 if failure.code == .failureNotAParticipant || failure.code == .failureProtocolVersion {
                     tally.refusal = failure.message
                     throw ParticipantError.refused(failure.message)
@@ -418,14 +426,24 @@ public struct ParticipantAgent: Sendable {
             id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
             batchSize: Int(plan.batchSize),
             optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
-            weightScale: plan.weightScale,
+            // Central DP weighs every participant alike (a sample-count weight has no bound).
+            weightScale: plan.dpClip > 0 ? Double(max(data.count, 1)) : plan.weightScale,
             generator: Xoshiro256(seed: plan.seed, stream: stream),
             state: [:])
-        let payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+        var payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
         let e = a.encoding
         let codec = try FixedPointCodec(
             clip: e.clip, fractionalBits: Int(e.fractionalBits), bitWidth: BitWidth(Int(e.bits)),
             maxAddends: Int(e.maxAddends))
+        if plan.dpClip > 0 {
+            // Central DP (Specs/wire.md §4.2): the update, with weight 1, clipped so that after
+            // rounding its norm is still within C; the weight coordinate is the coordinator's.
+            let slack = CentralPrivacy.slack(length: payload.count, fractionalBits: codec.fractionalBits)
+            guard slack < plan.dpClip else {
+                throw ParticipantError.session("the DP clip \(plan.dpClip) is below the payload's rounding slack")
+            }
+            payload = L2Clipping.clip(Array(payload.dropLast()), to: plan.dpClip - slack).clipped + [0]
+        }
         var rounding = SystemRandom()
         return try codec.encode(payload, using: &rounding)
     }

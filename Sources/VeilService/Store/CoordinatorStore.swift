@@ -206,7 +206,8 @@ public final class CoordinatorStore: Sendable {
     }
 
     /// Every attempt, in order: number, attempt, outcome, survivors.
-    public func rounds() throws -> [(number: Int, attempt: Int, outcome: String, survivors: Int?, abortReason: String?)] {
+    public func rounds() throws -> [(number: Int, attempt: Int, outcome: String, survivors: Int?, abortReason: String?)]
+    {
         try pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT number, attempt, outcome, survivors, abort_reason FROM rounds ORDER BY number, attempt"

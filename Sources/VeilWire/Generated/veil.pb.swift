@@ -55,6 +55,9 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
 
   /// the certificate's role is neither participant nor key holder
   case failureNotAParticipant // = 8
+
+  /// not selected: one more round would exceed this participant's ε budget
+  case failurePrivacyBudget // = 9
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -72,6 +75,7 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
     case 6: self = .failureDuplicateConnection
     case 7: self = .failureDropped
     case 8: self = .failureNotAParticipant
+    case 9: self = .failurePrivacyBudget
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -87,6 +91,7 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
     case .failureDuplicateConnection: return 6
     case .failureDropped: return 7
     case .failureNotAParticipant: return 8
+    case .failurePrivacyBudget: return 9
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -102,6 +107,7 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
     .failureDuplicateConnection,
     .failureDropped,
     .failureNotAParticipant,
+    .failurePrivacyBudget,
   ]
 
 }
@@ -607,6 +613,11 @@ public nonisolated struct Veil_V1_TrainingPlan: Sendable {
 
   public var classes: UInt32 = 0
 
+  /// Central differential privacy (Specs/wire.md §4.2): when positive, train with uniform weight
+  /// (p̃ = 1), clip the update to this L2 norm (less the fixed-point slack of §4.2) and send a
+  /// zero weight coordinate; the coordinator adds the noise and divides by the cohort size.
+  public var dpClip: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -700,7 +711,7 @@ public nonisolated struct Veil_V1_Finished: Sendable {
 fileprivate nonisolated let _protobuf_package = "veil.v1"
 
 nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FAILURE_UNSPECIFIED\0\u{1}FAILURE_PROTOCOL_VERSION\0\u{1}FAILURE_NOT_REGISTERED\0\u{1}FAILURE_MALFORMED\0\u{1}FAILURE_TOO_LARGE\0\u{1}FAILURE_RATE_LIMITED\0\u{1}FAILURE_DUPLICATE_CONNECTION\0\u{1}FAILURE_DROPPED\0\u{1}FAILURE_NOT_A_PARTICIPANT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FAILURE_UNSPECIFIED\0\u{1}FAILURE_PROTOCOL_VERSION\0\u{1}FAILURE_NOT_REGISTERED\0\u{1}FAILURE_MALFORMED\0\u{1}FAILURE_TOO_LARGE\0\u{1}FAILURE_RATE_LIMITED\0\u{1}FAILURE_DUPLICATE_CONNECTION\0\u{1}FAILURE_DROPPED\0\u{1}FAILURE_NOT_A_PARTICIPANT\0\u{1}FAILURE_PRIVACY_BUDGET\0")
 }
 
 nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1618,7 +1629,7 @@ nonisolated extension Veil_V1_Vector: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainingPlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}algorithm\0\u{3}local_epochs\0\u{3}batch_size\0\u{3}learning_rate\0\u{1}momentum\0\u{3}weight_decay\0\u{3}proximal_mu\0\u{3}weight_scale\0\u{1}seed\0\u{1}model\0\u{1}features\0\u{1}classes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}algorithm\0\u{3}local_epochs\0\u{3}batch_size\0\u{3}learning_rate\0\u{1}momentum\0\u{3}weight_decay\0\u{3}proximal_mu\0\u{3}weight_scale\0\u{1}seed\0\u{1}model\0\u{1}features\0\u{1}classes\0\u{3}dp_clip\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1638,6 +1649,7 @@ nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf
       case 10: try { try decoder.decodeSingularStringField(value: &self.model) }()
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.features) }()
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.classes) }()
+      case 13: try { try decoder.decodeSingularDoubleField(value: &self.dpClip) }()
       default: break
       }
     }
@@ -1680,6 +1692,9 @@ nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf
     if self.classes != 0 {
       try visitor.visitSingularUInt32Field(value: self.classes, fieldNumber: 12)
     }
+    if self.dpClip.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.dpClip, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1696,6 +1711,7 @@ nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.model != rhs.model {return false}
     if lhs.features != rhs.features {return false}
     if lhs.classes != rhs.classes {return false}
+    if lhs.dpClip != rhs.dpClip {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
