@@ -8,7 +8,7 @@ import VeilPaillier
 /// `veil join` run, only started together.
 public struct NetworkSimulation: Sendable {
     public var serve: ServeConfiguration
-    public let participants: [(join: JoinConfiguration, data: Dataset)]
+    public var participants: [(join: JoinConfiguration, data: Dataset)]
     public let directory: URL
     /// The key holder, in Paillier federations.
     public var keyHolder: KeyHolderConfiguration?

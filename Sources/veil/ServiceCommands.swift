@@ -145,6 +145,9 @@ struct JoinCommand: AsyncParsableCommand {
             "\(summary.id): assigned \(summary.roundsAssigned) rounds, completed \(summary.roundsCompleted); \(summary.finishedReason ?? "")"
         )
         if let notice = summary.privacyNotice { print(notice) }
+        if let spent = summary.privacySpent {
+            print(String(format: "privacy: this participant has spent ε = %.4g", spent))
+        }
     }
 }
 

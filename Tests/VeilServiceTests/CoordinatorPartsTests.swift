@@ -139,5 +139,31 @@ import VeilWire
         ] {
             #expect(throws: ConfigurationError.self, "\(bad)") { try load(bad) }
         }
+        let distributed = try #require(try load(#"{"epsilon": 4, "mode": "skellam", "min_contributors": 3}"#).privacy)
+        #expect(distributed.mode == .skellam && distributed.bits == 20 && distributed.minContributors == 3)
+        #expect(throws: (any Error).self) { try load(#"{"epsilon": 4, "mode": "laplace"}"#) }
+        #expect(throws: ConfigurationError.self) { try load(#"{"epsilon": 4, "mode": "ddg", "bits": 70}"#) }
+        // cohort_size is 10 by default.
+        #expect(throws: ConfigurationError.self) { try load(#"{"epsilon": 4, "mode": "ddg", "min_contributors": 11}"#) }
+        try
+            #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "secure_sum": "paillier", "paillier_public_key": "p.json", "privacy": {"epsilon": 4, "mode": "ddg"}}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try ServeConfiguration.load(path: file.path) }
+    }
+
+    @Test func aParticipantsOwnBudgetIsReadWithItsLedgerBesideTheFile() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-config-budget")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("join.json")
+        try
+            #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "privacy_budget": {"epsilon": 3}}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        let budget = try #require(try JoinConfiguration.load(path: file.path).privacyBudget)
+        #expect(budget.epsilon == 3 && budget.delta == 1e-5)
+        #expect(budget.ledger == directory.appendingPathComponent("privacy-ledger.json").path)
+        try
+            #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "privacy_budget": {"epsilon": -1}}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try JoinConfiguration.load(path: file.path) }
     }
 }

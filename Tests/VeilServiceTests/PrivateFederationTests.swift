@@ -45,10 +45,89 @@ import VeilTestSupport
         #expect(accuracies[0.05]! < 0.35, "\(accuracies)")
     }
 
+    @Test(arguments: [ServicePrivacy.Mode.ddg, .skellam])
+    func distributedNoiseComesFromTheParticipants(mode: ServicePrivacy.Mode) async throws {
+        var accuracies: [Double: Double] = [:]
+        for epsilon in [200.0, 0.05] {
+            var privacy = ServicePrivacy(epsilon: epsilon, mode: mode)
+            privacy.minContributors = 3
+            let (built, directory) = try federation(rounds: 3, privacy: privacy)
+            var network = built
+            defer { try? FileManager.default.removeItem(at: directory) }
+            // Each participant keeps its own ledger, with a budget that does not bind here.
+            for i in network.participants.indices {
+                network.participants[i].join.privacyBudget = ParticipantBudget(
+                    epsilon: 1e6, ledger: directory.appendingPathComponent("ledger-\(i).json").path)
+            }
+            let summary = try await network.run(logger: quietLogger())
+            #expect(summary.completedRounds == 3 && summary.rounds.allSatisfy { $0.survivors == 4 })
+            accuracies[epsilon] = summary.finalAccuracy ?? 0
+            let ledger = try #require(try CoordinatorStore(path: network.serve.state).ledger())
+            #expect(ledger.balances.count == 4)
+            for (participant, spent) in ledger.balances {
+                #expect(spent <= epsilon && spent > 0.99 * epsilon, "\(participant) spent \(spent) of \(epsilon)")
+                // The participant computed the cost from the plan it ran, and agrees.
+                let own = try #require(summary.participants.first { $0.id == participant }?.privacySpent)
+                #expect(abs(own - spent) <= 1e-9 * spent, "\(participant): \(own) vs \(spent)")
+            }
+        }
+        #expect(accuracies[200]! > 0.6, "\(accuracies)")
+        #expect(accuracies[0.05]! < 0.35, "\(accuracies)")
+    }
+
+    @Test func aParticipantDeclinesRoundsBeyondItsOwnBudget() async throws {
+        var privacy = ServicePrivacy(epsilon: 20, mode: .ddg)
+        privacy.minContributors = 3
+        let (built, directory) = try federation(rounds: 3, privacy: privacy)
+        var network = built
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The mechanism the coordinator will calibrate, and what one round of it costs.
+        let plan = try ServicePrivacyPlan(
+            privacy, rounds: 3, updateLength: 650, minParticipants: network.serve.minParticipants,
+            cohortSize: network.serve.cohortSize)
+        let one = try #require(plan.distributed.map(ServicePrivacyPlan.participation))
+        let oneRound = one.epsilon(delta: 1e-5).epsilon
+        let ledgerFile = directory.appendingPathComponent("ledger-last.json")
+        // The last participant's own budget allows one round, the coordinator's all three.
+        network.participants[3].join.privacyBudget = ParticipantBudget(
+            epsilon: oneRound * 1.000001, ledger: ledgerFile.path)
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 3)
+        #expect(summary.rounds.map(\.survivors) == [4, 3, 3])
+        let last = try #require(summary.participants.first { $0.id == "participant-4" })
+        #expect(last.roundsCompleted == 1)
+        #expect(abs((last.privacySpent ?? 0) - oneRound) <= 1e-9 * oneRound)
+        // The ledger file survives the participant: a restarted one starts from it.
+        let reloaded = try ParticipantLedger(
+            ParticipantBudget(epsilon: oneRound * 1.000001, ledger: ledgerFile.path))
+        #expect(abs(reloaded.spent(last.id) - oneRound) <= 1e-9 * oneRound)
+        #expect(throws: ParticipantError.self) { try reloaded.admit(last.id, one) }
+    }
+
+    @Test func theRotationAndTheMechanismTravelInThePlan() throws {
+        var privacy = ServicePrivacy(epsilon: 4, mode: .skellam)
+        privacy.minContributors = 5
+        let plan = try ServicePrivacyPlan(privacy, rounds: 10, updateLength: 650, minParticipants: 5, cohortSize: 8)
+        let mechanism = try #require(plan.distributed)
+        let message = plan.plan(mechanism)
+        #expect(try ServicePrivacyPlan.mechanism(message) == mechanism)
+        #expect(try ServicePrivacyPlan.rotation(message) == ServicePrivacyPlan.rotation(message))
+        #expect(try ServicePrivacyPlan.rotation(message) != ServicePrivacyPlan.rotation(plan.plan(mechanism)))
+        var bad = message
+        bad.noise = "laplace"
+        #expect(throws: ConfigurationError.self) { try ServicePrivacyPlan.mechanism(bad) }
+        bad = message
+        bad.unitLocalStddev = 0
+        #expect(throws: (any Error).self) { try ServicePrivacyPlan.mechanism(bad) }
+        bad = message
+        bad.rotationSeed = Data(count: 16)
+        #expect(throws: ConfigurationError.self) { try ServicePrivacyPlan.rotation(bad) }
+    }
+
     @Test func aParticipantOverItsBudgetIsNotSelectedAndIsToldWhy() async throws {
         // The budget is what two of the four rounds cost: after two rounds nobody may go on.
         var privacy = ServicePrivacy(epsilon: 8)
-        let central = try CentralPrivacy(privacy, rounds: 4)
+        let central = try ServicePrivacyPlan(privacy, rounds: 4, updateLength: 650, minParticipants: 4, cohortSize: 4)
         var two = RDPAccountant()
         two.compose(central.participation)
         two.compose(central.participation)

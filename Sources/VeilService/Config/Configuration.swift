@@ -73,10 +73,17 @@ public enum SelectionStrategy: String, Codable, Hashable, Sendable, CaseIterable
     case resourceAware = "resource-aware"
 }
 
-/// Central differential privacy in the service (`Specs/wire.md` §4.2): participants clip,
-/// the coordinator adds Gaussian noise to each round's sum, and a ledger in the store keeps
-/// what each participant has spent.
+/// Differential privacy in the service: participants clip; the coordinator adds Gaussian
+/// noise to each round's sum (`central`, `Specs/wire.md` §4.2) or each participant adds its
+/// share of integer noise inside the secure sum (`ddg`, `skellam`, §4.3); a ledger in the
+/// store keeps what each participant has spent.
 public struct ServicePrivacy: Codable, Hashable, Sendable {
+    /// Who adds the noise.
+    public enum Mode: String, Codable, Hashable, Sendable, CaseIterable {
+        case central, ddg, skellam
+    }
+
+    public var mode: Mode = .central
     /// The (ε, δ) a participant that contributes to every one of `rounds` rounds ends with:
     /// the noise is calibrated to it, without amplification by sampling (the coordinator
     /// chooses the cohort, so no sampling randomness is hidden from it).
@@ -88,14 +95,27 @@ public struct ServicePrivacy: Codable, Hashable, Sendable {
     public var participantBudget: Double?
     /// Alert when a participant has spent this fraction of its budget.
     public var alertFraction = 0.8
+    /// `ddg`/`skellam`: the secure sum's modulus 2^bits.
+    public var bits = 20
+    /// `ddg`/`skellam`: the fewest noise shares a released sum carries — the secure sum's
+    /// threshold is raised to it, so no sum with fewer can be unmasked. nil: `min_participants`.
+    public var minContributors: Int?
 
-    public init(epsilon: Double) { self.epsilon = epsilon }
+    public init(epsilon: Double, mode: Mode = .central) {
+        self.epsilon = epsilon
+        self.mode = mode
+    }
 
-    enum CodingKeys: String, CodingKey { case epsilon, delta, clip, participantBudget, alertFraction }
+    enum CodingKeys: String, CodingKey {
+        case mode, epsilon, delta, clip, participantBudget, alertFraction, bits, minContributors
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(epsilon: try c.decode(Double.self, forKey: .epsilon))
+        if let v = try c.decodeIfPresent(Mode.self, forKey: .mode) { mode = v }
+        if let v = try c.decodeIfPresent(Int.self, forKey: .bits) { bits = v }
+        minContributors = try c.decodeIfPresent(Int.self, forKey: .minContributors)
         if let v = try c.decodeIfPresent(Double.self, forKey: .delta) { delta = v }
         if let v = try c.decodeIfPresent(Double.self, forKey: .clip) { clip = v }
         participantBudget = try c.decodeIfPresent(Double.self, forKey: .participantBudget)
@@ -112,6 +132,8 @@ public struct ServicePrivacy: Codable, Hashable, Sendable {
         try require(clip > 0 && clip.isFinite, "privacy.clip must be positive")
         try require(budget > 0 && budget.isFinite, "privacy.participant_budget must be positive")
         try require(alertFraction > 0 && alertFraction <= 1, "privacy.alert_fraction must be in (0, 1]")
+        try require((8...62).contains(bits), "privacy.bits must be in 8...62")
+        try require((minContributors ?? 1) >= 1, "privacy.min_contributors must be at least 1")
     }
 }
 
@@ -252,7 +274,18 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try require(["secagg", "paillier"].contains(secureSum), "secure_sum must be secagg or paillier")
         try require(
             secureSum != "paillier" || paillierPublicKey != nil, "secure_sum paillier needs paillier_public_key")
-        try privacy?.validate()
+        if let privacy {
+            try privacy.validate()
+            if privacy.mode != .central {
+                try require(
+                    secureSum == "secagg",
+                    "privacy.mode \(privacy.mode.rawValue) needs secure_sum secagg (the noise shares are summed modulo 2^bits)"
+                )
+                try require(
+                    (privacy.minContributors ?? minParticipants) <= cohortSize,
+                    "privacy.min_contributors must be at most cohort_size")
+            }
+        }
     }
 }
 
@@ -278,12 +311,15 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     public var linkBitsPerSecond: UInt64?
     /// Reconnect after a lost connection, this many times (with backoff).
     public var reconnectAttempts = 20
+    /// This participant's own privacy budget for rounds where it adds the noise (distributed
+    /// DP, `Specs/wire.md` §4.3); nil: it accepts the noise the coordinator's plan states.
+    public var privacyBudget: ParticipantBudget?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
-        case linkBitsPerSecond, reconnectAttempts
+        case linkBitsPerSecond, reconnectAttempts, privacyBudget
     }
 
     public init(from decoder: any Decoder) throws {
@@ -300,15 +336,51 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         battery = try c.decodeIfPresent(Double.self, forKey: .battery)
         linkBitsPerSecond = try c.decodeIfPresent(UInt64.self, forKey: .linkBitsPerSecond)
         try take(.reconnectAttempts, &reconnectAttempts)
+        privacyBudget = try c.decodeIfPresent(ParticipantBudget.self, forKey: .privacyBudget)
     }
 
     public static func load(path: String) throws -> JoinConfiguration {
         var configuration: JoinConfiguration = try decodeFile(path)
-        configuration.tls = configuration.tls.resolved(against: URL(fileURLWithPath: path).deletingLastPathComponent())
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        configuration.tls = configuration.tls.resolved(against: base)
         guard (0..<max(configuration.clients, 1)).contains(configuration.index) else {
             throw ConfigurationError("index must be in 0..<clients")
         }
+        if var budget = configuration.privacyBudget {
+            try budget.validate()
+            if !budget.ledger.hasPrefix("/") { budget.ledger = base.appendingPathComponent(budget.ledger).path }
+            configuration.privacyBudget = budget
+        }
         return configuration
+    }
+}
+
+/// A participant's own (ε, δ) budget, enforced by the participant on the mechanism it is
+/// asked to run, whatever the coordinator's ledger says; what it has spent is kept in a file.
+public struct ParticipantBudget: Codable, Hashable, Sendable {
+    public var epsilon: Double
+    public var delta = 1e-5
+    /// The JSON file of this participant's ledger (relative to the configuration file).
+    public var ledger = "privacy-ledger.json"
+
+    public init(epsilon: Double, delta: Double = 1e-5, ledger: String) {
+        self.epsilon = epsilon
+        self.delta = delta
+        self.ledger = ledger
+    }
+
+    enum CodingKeys: String, CodingKey { case epsilon, delta, ledger }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epsilon = try c.decode(Double.self, forKey: .epsilon)
+        if let v = try c.decodeIfPresent(Double.self, forKey: .delta) { delta = v }
+        if let v = try c.decodeIfPresent(String.self, forKey: .ledger) { ledger = v }
+    }
+
+    func validate() throws {
+        guard epsilon > 0, epsilon.isFinite else { throw ConfigurationError("privacy_budget.epsilon must be positive") }
+        guard delta > 0, delta < 1 else { throw ConfigurationError("privacy_budget.delta must be in (0, 1)") }
     }
 }
 

@@ -87,6 +87,9 @@ public actor Coordinator {
         var server: SecAggServer?
         var paillier: PaillierRound?
         let codec: FixedPointCodec
+        /// Distributed DP: the participants' mechanism and the round's rotation (the sum is
+        /// their encoding, not the codec's).
+        var distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)? = nil
         let started: ContinuousClock.Instant
         var protocolRound: SecAggRound?
         var deadlineGeneration = 0
@@ -118,7 +121,7 @@ public actor Coordinator {
     private let paillierKey: PaillierPublicKey?
     private var keyHolderConnection: Connection?
     /// Central DP: the calibrated noise, and what each participant has spent (kept in the store).
-    private let privacy: CentralPrivacy?
+    private let privacy: ServicePrivacyPlan?
     private var ledger: PrivacyLedger?
     /// Participants already told that their budget keeps them out (told once per connection).
     private var toldOverBudget: Set<String> = []
@@ -141,25 +144,6 @@ public actor Coordinator {
             paillierKey = nil
         }
         metrics = Metrics()
-        if let settings = configuration.privacy {
-            let central = try CentralPrivacy(settings, rounds: configuration.rounds)
-            privacy = central
-            if let stored = try store.ledger() {
-                // A budget is a promise to the participants: changing it under a running
-                // federation is refused rather than silently applied.
-                guard stored.policy == central.policy else {
-                    throw ConfigurationError(
-                        "the store's privacy ledger has budget ε = \(stored.policy.epsilon), δ = \(stored.policy.delta), alert \(stored.policy.alertFraction); this configuration says ε = \(central.policy.epsilon), δ = \(central.policy.delta), alert \(central.policy.alertFraction)"
-                    )
-                }
-                ledger = stored
-            } else {
-                ledger = PrivacyLedger(policy: central.policy)
-            }
-        } else {
-            privacy = nil
-            ledger = nil
-        }
         model = try makeModel(
             configuration.model, featureCount: configuration.features, classCount: configuration.classes)
         var initGenerator = Xoshiro256(seed: configuration.seed, stream: 2)
@@ -178,10 +162,31 @@ public actor Coordinator {
         }
         metrics.set("veil_rounds_completed", Double(completedRounds))
         if let settings = configuration.privacy {
+            let plan = try ServicePrivacyPlan(
+                settings, rounds: configuration.rounds, updateLength: model.parameterCount,
+                minParticipants: configuration.minParticipants, cohortSize: configuration.cohortSize)
+            privacy = plan
+            if let stored = try store.ledger() {
+                // A budget is a promise to the participants: changing it under a running
+                // federation is refused rather than silently applied.
+                guard stored.policy == plan.policy else {
+                    throw ConfigurationError(
+                        "the store's privacy ledger has budget ε = \(stored.policy.epsilon), δ = \(stored.policy.delta), alert \(stored.policy.alertFraction); this configuration says ε = \(plan.policy.epsilon), δ = \(plan.policy.delta), alert \(plan.policy.alertFraction)"
+                    )
+                }
+                ledger = stored
+            } else {
+                ledger = PrivacyLedger(policy: plan.policy)
+            }
+        } else {
+            privacy = nil
+            ledger = nil
+        }
+        if let settings = configuration.privacy, settings.mode == .central {
             // Participants clip to C less the rounding slack; the largest cohort has the
             // coarsest precision, and the slack must leave most of C to the update.
             let codec = try Self.codec(configuration, addends: configuration.cohortSize)
-            let slack = CentralPrivacy.slack(length: algorithm.payloadLength, fractionalBits: codec.fractionalBits)
+            let slack = ServicePrivacyPlan.slack(length: algorithm.payloadLength, fractionalBits: codec.fractionalBits)
             guard slack < settings.clip / 2 else {
                 throw ConfigurationError(
                     "privacy.clip \(settings.clip) is too small for the payload's precision (2^-\(codec.fractionalBits) per value over \(algorithm.payloadLength) values): raise payload_bits or lower payload_clip"
@@ -597,13 +602,21 @@ public actor Coordinator {
 
         switch outcome {
         case .completed(let result):
-            var sum = try round.codec.decode(result.sum)
             let contributors = result.survivors.map { round.cohort[Int($0.rawValue) - 1] }
-            if let privacy {
-                // The only release of this round's sum is the noisy one; its contributors pay for it.
-                sum = privacy.release(sum: sum, cohort: cohort.count, round: number)
-                ledger?.charge(contributors, round: privacy.participation)
+            var sum: [Double]
+            if let (mechanism, rotation) = round.distributed {
+                // The sum already carries every contributor's noise share; the fixed denominator
+                // as in the central mode.
+                let decoded = try mechanism.decode(result.sum, bound: privacy!.settings.clip, rotation: rotation)
+                sum = Array(decoded.prefix(mechanism.dimension)) + [Double(cohort.count)]
+            } else {
+                sum = try round.codec.decode(result.sum)
+                if let privacy {
+                    // The only release of this round's sum is the noisy one.
+                    sum = privacy.release(sum: sum, cohort: cohort.count, round: number)
+                }
             }
+            if let privacy { ledger?.charge(contributors, round: privacy.participation) }
             algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
             let evaluated = evaluation.map { algorithm.evaluate(model: model, on: $0) }
             let accuracy = evaluated?.accuracy
@@ -656,9 +669,25 @@ public actor Coordinator {
         let threat = try ThreatModel(
             adversary: c.threatModel == "malicious" ? .maliciousServer : .honestButCuriousServer,
             corruptFraction: c.corruptFraction, dropoutFraction: c.dropoutFraction, securityBits: c.securityBits)
-        parameters = try SecAggParameters.recommended(
-            clientCount: cohort.count, bitWidth: BitWidth(c.payloadBits), dimension: payloadLength,
-            threatModel: threat)
+        let distributed = privacy?.distributed
+        let recommended = try SecAggParameters.recommended(
+            clientCount: cohort.count, bitWidth: BitWidth(distributed?.bitWidth.bits ?? c.payloadBits),
+            dimension: distributed?.paddedDimension ?? payloadLength, threatModel: threat)
+        if let distributed, recommended.threshold < distributed.minimumParticipants {
+            // No sum of fewer noise shares than the accounting assumed may be unmasked: the
+            // threshold is what stops the coordinator, so it is raised to that minimum.
+            guard distributed.minimumParticipants <= recommended.neighborCount + 1 else {
+                throw ConfigurationError(
+                    "privacy.min_contributors \(distributed.minimumParticipants) exceeds what a cohort of \(cohort.count) with \(recommended.neighborCount) neighbours can require"
+                )
+            }
+            parameters = try SecAggParameters(
+                clientCount: recommended.clientCount, threshold: distributed.minimumParticipants,
+                neighborCount: recommended.neighborCount, bitWidth: recommended.bitWidth,
+                dimension: recommended.dimension, threatModel: threat)
+        } else {
+            parameters = recommended
+        }
         session = try SecAggSession(
             parameters: parameters, serverIdentity: signingKey.publicKey,
             clientIdentities: cohort.map { connections[$0]!.identity.signingKey },
@@ -683,12 +712,14 @@ public actor Coordinator {
         let plan = trainingPlan(number)
         let encoding = payloadEncoding(codec)
         let broadcast = broadcastModel()
+        let dpPlan = distributed.map { privacy!.plan($0) }
 
         var positions: [String: ParticipantID] = [:]
         for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
         active = ActiveRound(
             number: number, attempt: attempt, cohort: cohort, positions: positions,
-            server: try SecAggServer(session: session, identityKey: signingKey), codec: codec, started: started,
+            server: try SecAggServer(session: session, identityKey: signingKey), codec: codec,
+            distributed: try dpPlan.map { (distributed!, try ServicePrivacyPlan.rotation($0)) }, started: started,
             transcript: session.id)
         logger.info(
             "round started",
@@ -710,6 +741,7 @@ public actor Coordinator {
             assignment.model = broadcast
             assignment.training = plan
             assignment.encoding = encoding
+            if let dpPlan { assignment.distributedDp = dpPlan }
             assignment.roundDeadlineMillis = UInt32(c.roundDeadlineSeconds * 1000)
             connections[id]?.outbox.yield(.with { $0.assignment = assignment })
         }
@@ -911,7 +943,7 @@ public actor Coordinator {
         plan.model = c.model
         plan.features = UInt32(c.features)
         plan.classes = UInt32(c.classes)
-        plan.dpClip = privacy?.settings.clip ?? 0
+        plan.dpClip = privacy?.settings.mode == .central ? privacy!.settings.clip : 0
         return plan
     }
 
@@ -967,6 +999,13 @@ public actor Coordinator {
             )
         }
         if let accuracy = lastAccuracy { lines.append(String(format: "test accuracy %.4f", accuracy)) }
+        if let privacy, let ledger {
+            lines.append(
+                String(
+                    format: "privacy: %@ noise, σ = %.4g per coordinate of the sum; the most any participant has spent: ε = %.4g of %.4g (δ = %.0e)",
+                    privacy.settings.mode.rawValue, privacy.standardDeviation,
+                    ledger.balances.map(\.epsilon).max() ?? 0, privacy.settings.budget, privacy.settings.delta))
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -22,6 +22,8 @@ public struct ParticipantSummary: Sendable {
     public let cryptoSeconds: Double
     /// What the coordinator said when this participant's privacy budget kept it out, if it did.
     public var privacyNotice: String? = nil
+    /// With a budget of its own: the ε this participant's ledger says it has spent.
+    public var privacySpent: Double? = nil
 }
 
 /// Why the participant stopped.
@@ -56,6 +58,8 @@ public struct ParticipantAgent: Sendable {
 
     let verified = VerifiedCertificates()
     let encryptors = EncryptorCache()
+    /// This participant's own privacy ledger, when its configuration sets a budget.
+    let ledger: ParticipantLedger?
 
     /// The coordinator's port (a coordinator that picked a free port tells it late).
     public var port: Int {
@@ -68,6 +72,7 @@ public struct ParticipantAgent: Sendable {
         (ca, identity, signingKey) = try configuration.tls.credentials(role: .participant)
         self.data = try data ?? Self.loadData(configuration)
         self.logger = logger ?? Logger(label: "veil.join.\(identity.id)")
+        ledger = try configuration.privacyBudget.map { try ParticipantLedger($0) }
     }
 
     /// The participant's rows: its shard of a federated split, or a whole CSV file.
@@ -93,7 +98,8 @@ public struct ParticipantAgent: Sendable {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
                         finishedReason: reason, trainingSeconds: tally.trainingSeconds,
-                        cryptoSeconds: tally.cryptoSeconds, privacyNotice: tally.privacyNotice)
+                        cryptoSeconds: tally.cryptoSeconds, privacyNotice: tally.privacyNotice,
+                        privacySpent: ledger?.spent(identity.id))
                 }
                 failures = 0
             } catch {
@@ -387,7 +393,30 @@ public struct ParticipantAgent: Sendable {
             throw ParticipantError.session("certificates missing for \(neighbors.count - covered.count) neighbours")
         }
 
-        let input = try trainAndEncode(a)
+        var distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)?
+        var cost: RDPAccountant?
+        if a.hasDistributedDp {
+            // The participant adds the noise, so it checks the plan itself: the sum can be
+            // unmasked only with at least `threshold` inputs, each carrying a noise share, and
+            // the cost is what this mechanism costs, whatever the coordinator's ledger says.
+            let mechanism = try ServicePrivacyPlan.mechanism(a.distributedDp)
+            guard parameters.threshold >= mechanism.minimumParticipants else {
+                throw ParticipantError.session(
+                    "the session's threshold \(parameters.threshold) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes"
+                )
+            }
+            guard parameters.bitWidth == mechanism.bitWidth, parameters.dimension == mechanism.paddedDimension else {
+                throw ParticipantError.session("the session's ring or length does not fit the distributed-DP plan")
+            }
+            let participation = ServicePrivacyPlan.participation(mechanism)
+            try ledger?.admit(identity.id, participation)
+            distributed = (mechanism, try ServicePrivacyPlan.rotation(a.distributedDp))
+            cost = participation
+        }
+        let input = try trainAndEncode(a, distributed: distributed)
+        // Charged as soon as the noisy input exists, before anything of it leaves: a round that
+        // fails later is over-counted, never under-counted.
+        if let cost { try ledger?.charge(identity.id, cost) }
         let client = try SecAggClient(
             session: session, id: ParticipantID(a.position), identityKey: signingKey, input: input,
             generator: SystemRandom())
@@ -409,7 +438,11 @@ public struct ParticipantAgent: Sendable {
     }
 
     /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
-    func trainAndEncode(_ a: Veil_V1_RoundAssignment) throws -> ModularVector {
+    /// - Parameter distributed: the round's distributed-DP mechanism and rotation, if the
+    ///   participant adds the noise (`Specs/wire.md` §4.3).
+    func trainAndEncode(
+        _ a: Veil_V1_RoundAssignment, distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)? = nil
+    ) throws -> ModularVector {
         let plan = a.training
         let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
         guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
@@ -426,11 +459,22 @@ public struct ParticipantAgent: Sendable {
             id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
             batchSize: Int(plan.batchSize),
             optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
-            // Central DP weighs every participant alike (a sample-count weight has no bound).
-            weightScale: plan.dpClip > 0 ? Double(max(data.count, 1)) : plan.weightScale,
+            // DP weighs every participant alike (a sample-count weight has no bound).
+            weightScale: plan.dpClip > 0 || distributed != nil ? Double(max(data.count, 1)) : plan.weightScale,
             generator: Xoshiro256(seed: plan.seed, stream: stream),
             state: [:])
         var payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+        if let (mechanism, rotation) = distributed {
+            let clip = a.distributedDp.clip
+            guard clip > 0, clip.isFinite else {
+                throw ParticipantError.session("the distributed-DP clip must be positive")
+            }
+            let update = L2Clipping.clip(Array(payload.dropLast()), to: clip).clipped
+            var rounding = SystemRandom()
+            var noise = NoiseSource.system().generator(party: identity.id, round: Int(a.round))
+            return try mechanism.encode(
+                update, bound: clip, rotation: rotation, rounding: &rounding, noiseGenerator: &noise)
+        }
         let e = a.encoding
         let codec = try FixedPointCodec(
             clip: e.clip, fractionalBits: Int(e.fractionalBits), bitWidth: BitWidth(Int(e.bits)),
@@ -438,7 +482,7 @@ public struct ParticipantAgent: Sendable {
         if plan.dpClip > 0 {
             // Central DP (Specs/wire.md §4.2): the update, with weight 1, clipped so that after
             // rounding its norm is still within C; the weight coordinate is the coordinator's.
-            let slack = CentralPrivacy.slack(length: payload.count, fractionalBits: codec.fractionalBits)
+            let slack = ServicePrivacyPlan.slack(length: payload.count, fractionalBits: codec.fractionalBits)
             guard slack < plan.dpClip else {
                 throw ParticipantError.session("the DP clip \(plan.dpClip) is below the payload's rounding slack")
             }
@@ -446,6 +490,54 @@ public struct ParticipantAgent: Sendable {
         }
         var rounding = SystemRandom()
         return try codec.encode(payload, using: &rounding)
+    }
+}
+
+/// A participant's own privacy ledger, kept in a JSON file (written atomically after each
+/// charge) so that a restart does not forget what was spent.
+final class ParticipantLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private let path: String
+    private var ledger: PrivacyLedger
+
+    init(_ budget: ParticipantBudget) throws {
+        path = budget.ledger
+        let policy = PrivacyLedger.Policy(epsilon: budget.epsilon, delta: budget.delta)
+        if let data = FileManager.default.contents(atPath: path) {
+            let stored: PrivacyLedger
+            do { stored = try JSONDecoder().decode(PrivacyLedger.self, from: data) } catch {
+                throw ConfigurationError("the privacy ledger \(path) is not a ledger: \(error)")
+            }
+            guard stored.policy.epsilon == policy.epsilon, stored.policy.delta == policy.delta else {
+                throw ConfigurationError(
+                    "the privacy ledger \(path) has budget ε = \(stored.policy.epsilon), δ = \(stored.policy.delta); the configuration says ε = \(policy.epsilon), δ = \(policy.delta)"
+                )
+            }
+            ledger = stored
+        } else {
+            ledger = PrivacyLedger(policy: policy)
+        }
+    }
+
+    /// ε spent so far by `id`.
+    func spent(_ id: String) -> Double { lock.withLock { ledger.spent(by: id) } }
+
+    /// Throws when one more round costing `round` would take `id` past its budget.
+    func admit(_ id: String, _ round: RDPAccountant) throws {
+        if case .refused(let refusal) = lock.withLock({ ledger.admit(id, round: round) }) {
+            throw ParticipantError.session(
+                String(
+                    format: "one more round would take %@ to ε = %.4g, over its own budget ε = %.4g (spent %.4g)",
+                    id, refusal.wouldSpend, refusal.budget, refusal.spent))
+        }
+    }
+
+    func charge(_ id: String, _ round: RDPAccountant) throws {
+        let data: Data = try lock.withLock {
+            ledger.charge([id], round: round)
+            return try JSONEncoder().encode(ledger)
+        }
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }
 

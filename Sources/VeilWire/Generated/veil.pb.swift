@@ -409,11 +409,62 @@ public nonisolated struct Veil_V1_RoundAssignment: @unchecked Sendable {
   /// Clears the value of `paillier`. Subsequent reads from it will return its default value.
   public mutating func clearPaillier() {_uniqueStorage()._paillier = nil}
 
+  /// Set when the participants add the noise themselves (Specs/wire.md §4.3); `encoding` is
+  /// then unused: the payload is the distributed-DP encoding in Z_2^bits.
+  public var distributedDp: Veil_V1_DistributedDPPlan {
+    get {_storage._distributedDp ?? Veil_V1_DistributedDPPlan()}
+    set {_uniqueStorage()._distributedDp = newValue}
+  }
+  /// Returns true if `distributedDp` has been explicitly set.
+  public var hasDistributedDp: Bool {_storage._distributedDp != nil}
+  /// Clears the value of `distributedDp`. Subsequent reads from it will return its default value.
+  public mutating func clearDistributedDp() {_uniqueStorage()._distributedDp = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Distributed differential privacy (Specs/privacy.md §4): the mechanism each participant
+/// runs on its clipped update. The participant checks it against its own budget and the
+/// session's threshold before it contributes.
+public nonisolated struct Veil_V1_DistributedDPPlan: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// ddg (discrete Gaussian) or skellam
+  public var noise: String = String()
+
+  /// C: the L2 bound of the update
+  public var clip: Double = 0
+
+  /// the sum's modulus 2^bits (= the session's bits)
+  public var bits: UInt32 = 0
+
+  /// d before padding (the session's dimension is the padded m)
+  public var dimension: UInt32 = 0
+
+  /// the noise shares every released sum carries (≤ the session's threshold)
+  public var minimumParticipants: UInt32 = 0
+
+  /// β of conditional rounding
+  public var beta: Double = 0
+
+  /// s₁: the scale for C = 1
+  public var unitScale: Double = 0
+
+  /// σ₁: each participant's noise deviation for C = 1, real units
+  public var unitLocalStddev: Double = 0
+
+  /// 32 bytes: the round's public rotation (ChaCha20Generator(publicSeed:))
+  public var rotationSeed: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Veil_V1_PaillierPlan: Sendable {
@@ -1150,7 +1201,7 @@ nonisolated extension Veil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0\u{1}paillier\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0\u{1}paillier\0\u{3}distributed_dp\0")
 
   fileprivate class _StorageClass {
     var _round: UInt64 = 0
@@ -1161,6 +1212,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
     var _encoding: Veil_V1_PayloadEncoding? = nil
     var _roundDeadlineMillis: UInt32 = 0
     var _paillier: Veil_V1_PaillierPlan? = nil
+    var _distributedDp: Veil_V1_DistributedDPPlan? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1179,6 +1231,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       _encoding = source._encoding
       _roundDeadlineMillis = source._roundDeadlineMillis
       _paillier = source._paillier
+      _distributedDp = source._distributedDp
     }
   }
 
@@ -1205,6 +1258,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._encoding) }()
         case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._roundDeadlineMillis) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._paillier) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._distributedDp) }()
         default: break
         }
       }
@@ -1241,6 +1295,9 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       try { if let v = _storage._paillier {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
       } }()
+      try { if let v = _storage._distributedDp {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1258,10 +1315,81 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         if _storage._encoding != rhs_storage._encoding {return false}
         if _storage._roundDeadlineMillis != rhs_storage._roundDeadlineMillis {return false}
         if _storage._paillier != rhs_storage._paillier {return false}
+        if _storage._distributedDp != rhs_storage._distributedDp {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_DistributedDPPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DistributedDPPlan"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noise\0\u{1}clip\0\u{1}bits\0\u{1}dimension\0\u{3}minimum_participants\0\u{1}beta\0\u{3}unit_scale\0\u{3}unit_local_stddev\0\u{3}rotation_seed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.noise) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.clip) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.bits) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.minimumParticipants) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.beta) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.unitScale) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.unitLocalStddev) }()
+      case 9: try { try decoder.decodeSingularBytesField(value: &self.rotationSeed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.noise.isEmpty {
+      try visitor.visitSingularStringField(value: self.noise, fieldNumber: 1)
+    }
+    if self.clip.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.clip, fieldNumber: 2)
+    }
+    if self.bits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bits, fieldNumber: 3)
+    }
+    if self.dimension != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dimension, fieldNumber: 4)
+    }
+    if self.minimumParticipants != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minimumParticipants, fieldNumber: 5)
+    }
+    if self.beta.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.beta, fieldNumber: 6)
+    }
+    if self.unitScale.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.unitScale, fieldNumber: 7)
+    }
+    if self.unitLocalStddev.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.unitLocalStddev, fieldNumber: 8)
+    }
+    if !self.rotationSeed.isEmpty {
+      try visitor.visitSingularBytesField(value: self.rotationSeed, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_DistributedDPPlan, rhs: Veil_V1_DistributedDPPlan) -> Bool {
+    if lhs.noise != rhs.noise {return false}
+    if lhs.clip != rhs.clip {return false}
+    if lhs.bits != rhs.bits {return false}
+    if lhs.dimension != rhs.dimension {return false}
+    if lhs.minimumParticipants != rhs.minimumParticipants {return false}
+    if lhs.beta != rhs.beta {return false}
+    if lhs.unitScale != rhs.unitScale {return false}
+    if lhs.unitLocalStddev != rhs.unitLocalStddev {return false}
+    if lhs.rotationSeed != rhs.rotationSeed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
