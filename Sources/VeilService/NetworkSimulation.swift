@@ -28,11 +28,7 @@ public struct NetworkSimulation: Sendable {
                 "the network federation runs the FedAvg family (\(ServeConfiguration.algorithms.joined(separator: ", "))), not \(c.algorithm.name)"
             )
         }
-        guard c.privacy == nil else {
-            throw ConfigurationError(
-                "--dp runs in-process (Poisson sampling, distributed noise); the service adds central noise when serve.json has a privacy object (Specs/wire.md §4.2)"
-            )
-        }
+        if let why = Self.privacyBlocker(c, paillier: paillierBits != nil) { throw ConfigurationError(why) }
         guard c.stragglerFraction == 0 else { throw ConfigurationError("stragglers run in-process only") }
         guard case .digits = c.dataset else { throw ConfigurationError("the network federation trains on digits") }
         let simulation = try FederatedSimulation(configuration: c)
@@ -62,6 +58,17 @@ public struct NetworkSimulation: Sendable {
         serve.payloadBits = c.payloadBits
         serve.payloadClip = c.payloadClip
         serve.seed = c.seed
+        if let p = c.privacy {
+            // Everyone every round (q = 1): the service's accounting is the in-process one.
+            var privacy = ServicePrivacy(epsilon: p.epsilon, mode: ServicePrivacy.Mode(rawValue: p.mode.rawValue)!)
+            privacy.delta = p.delta
+            privacy.clip = p.clip
+            privacy.participantBudget = p.participantBudget
+            privacy.alertFraction = p.alertFraction
+            privacy.bits = p.bits
+            privacy.minContributors = p.minimumParticipants
+            serve.privacy = privacy
+        }
         switch c.algorithm {
         case .fedProx(let mu): serve.proximalMu = mu
         case .fedAvgM(let beta): serve.serverMomentum = beta
@@ -102,6 +109,17 @@ public struct NetworkSimulation: Sendable {
             return (join, simulation.data.clients[i])
         }
         self.directory = directory
+    }
+
+    /// Why a private run cannot go on the network, or nil: the service samples no one at
+    /// random (its accounting has no amplification, which equals the in-process one only when
+    /// everyone takes part in every round) and keeps the clip fixed.
+    public static func privacyBlocker(_ c: FederatedConfiguration, paillier: Bool) -> String? {
+        guard let p = c.privacy else { return nil }
+        if c.fraction < 1 { return "--dp with --fraction below 1 (Poisson sampling) runs in-process" }
+        if p.adaptiveQuantile != nil { return "adaptive clipping runs in-process" }
+        if p.mode != .central && paillier { return "distributed noise is summed by secure aggregation, not Paillier" }
+        return nil
     }
 
     /// The service's name of an algorithm it runs, or nil.

@@ -362,7 +362,7 @@ extension SimulateCommand {
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }
         if dropout > 0 { return "--dropout is simulated in-process" }
-        if c.privacy != nil { return "differential privacy runs in-process" }
+        if let why = NetworkSimulation.privacyBlocker(c, paillier: secureSum == "paillier") { return why }
         if c.stragglerFraction > 0 { return "stragglers run in-process" }
         guard case .digits = c.dataset else { return "the network federation trains on digits" }
         if !["fedavg", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi"].contains(algorithm) {
@@ -405,6 +405,12 @@ extension SimulateCommand {
             object["clients"] = network.participants.count
             object["final_loss"] = rounds.last?.loss ?? NSNull()
             object["seconds"] = total
+            if let p = configuration.privacy {
+                object["privacy"] = [
+                    "mode": p.mode.rawValue, "epsilon_target": p.epsilon, "delta": p.delta,
+                    "epsilon_spent": rounds.last?.epsilon ?? 0,
+                ]
+            }
             print(try jsonString(object))
             return
         }
@@ -412,14 +418,30 @@ extension SimulateCommand {
             "\(algorithm) on \(configuration.dataset) (\(network.participants.count) participants, \(configuration.partition)), "
                 + "\(configuration.model) model, sum by \(secureSum == "paillier" ? "Paillier encryption (a separate key holder decrypts)" : "secure aggregation") over loopback gRPC with mutual TLS"
         )
-        print("round  accuracy     loss  summed/selected   seconds    bytes in   bytes out")
+        if let p = configuration.privacy {
+            print(
+                "DP-FedAvg, \(p.mode.rawValue) noise, target ε = \(p.epsilon) at δ = \(p.delta) over \(configuration.rounds) rounds, clip \(p.clip); everyone every round, so each participant's ε is the run's"
+            )
+        }
+        let private_ = configuration.privacy != nil
+        print(
+            "round  accuracy     loss  summed/selected   seconds    bytes in   bytes out"
+                + (private_ ? "         ε" : ""))
         for r in rounds {
             print(
                 String(
                     format: "%5d  %8.4f  %7.4f  %7d/%-8d %8.3f  %10d  %10d", r.number, r.accuracy ?? Double.nan,
                     r.loss ?? Double.nan,
-                    r.survivors, r.cohort, r.seconds, r.bytesIn, r.bytesOut))
+                    r.survivors, r.cohort, r.seconds, r.bytesIn, r.bytesOut)
+                    + (r.epsilon.map { String(format: "  %8.4g", $0) } ?? ""))
+            for alert in r.budgetAlerts {
+                print("round \(r.number): alert: \(alert) passed the alert fraction of its budget")
+            }
+            if let first = r.budgetRefusals.first {
+                print("round \(r.number): \(r.budgetRefusals.count) not selected for their budget, e.g. \(first)")
+            }
         }
+        if let reason = summary.stopReason { print("stopped early: \(reason)") }
         let bytes = rounds.reduce(0) { $0 + $1.bytesIn + $1.bytesOut }
         print(
             String(

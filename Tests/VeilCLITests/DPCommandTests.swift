@@ -86,6 +86,29 @@ import VeilTestSupport
         #expect(noEpsilon.status != 0 && noEpsilon.stderr.contains("--epsilon"))
     }
 
+    @Test func simulateRunsDPOverTheNetworkWhenEveryoneTakesPartEveryRound() throws {
+        let result = try json(["simulate", "--dp", "skellam", "--epsilon", "4", "--rounds", "3", "--local-epochs", "2"])
+        #expect(result["transport"] as? String == "network")
+        let privacy = try #require(result["privacy"] as? [String: Any])
+        #expect(privacy["mode"] as? String == "skellam")
+        let spent = try #require(privacy["epsilon_spent"] as? Double)
+        #expect(spent <= 4 && spent > 3.99)
+        let rounds = try #require(result["rounds"] as? [[String: Any]])
+        #expect(rounds.compactMap { $0["epsilon"] as? Double }.count == 3)
+        #expect(rounds.last?["epsilon"] as? Double == spent)
+        // Poisson sampling (and its amplification) is the in-process engine's.
+        let sampled = try VeilProcess.run([
+            "simulate", "--dp", "central", "--epsilon", "4", "--rounds", "2", "--fraction", "0.5",
+        ])
+        #expect(sampled.status == 0)
+        #expect(sampled.stderr.contains("in-process: --dp with --fraction below 1"), "\(sampled.stderr)")
+        let refused = try VeilProcess.run([
+            "simulate", "--dp", "central", "--epsilon", "4", "--rounds", "2", "--fraction", "0.5", "--transport",
+            "network",
+        ])
+        #expect(refused.status == 64 && refused.stderr.contains("--fraction below 1"))
+    }
+
     @Test func benchDPReportsSamplersBesideTheirWords() throws {
         let result = try json(["bench", "dp", "--dim", "64", "--repetitions", "1"])
         for name in ["discrete_gaussian", "skellam", "share"] {
