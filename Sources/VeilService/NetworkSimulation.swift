@@ -64,9 +64,12 @@ public struct NetworkSimulation: Sendable {
             privacy.delta = p.delta
             privacy.clip = p.clip
             privacy.participantBudget = p.participantBudget
-            privacy.alertFraction = p.alertFraction
+            // Without --dp-budget the in-process engine sets no limit and raises no alert; the
+            // service's budget is then the run's ε, which the calibrated run never passes.
+            privacy.alertFraction = p.participantBudget == nil ? 1 : p.alertFraction
             privacy.bits = p.bits
-            privacy.minContributors = p.minimumParticipants
+            // As in-process at q = 1: every participant's share in every released sum.
+            privacy.minContributors = p.minimumParticipants ?? cohort
             serve.privacy = privacy
         }
         switch c.algorithm {

@@ -118,6 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
                     + (summary.finalAccuracy.map { String(format: ", test accuracy %.4f", $0) } ?? "")
                     + (summary.stopReason.map { "; stopped early: \($0)" } ?? ""))
         }
+        if summary.gaveUp { throw ExitCode.failure }
     }
 }
 

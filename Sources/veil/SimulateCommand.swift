@@ -412,6 +412,7 @@ extension SimulateCommand {
                 ]
             }
             print(try jsonString(object))
+            if summary.gaveUp { throw ExitCode.failure }
             return
         }
         print(
@@ -449,6 +450,7 @@ extension SimulateCommand {
                 summary.finalAccuracy ?? Double.nan, rounds.last?.loss ?? Double.nan, summary.completedRounds,
                 summary.attempts, total,
                 bytes))
+        if summary.gaveUp { throw ExitCode.failure }
     }
 }
 

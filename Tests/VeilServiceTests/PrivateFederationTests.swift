@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 import VeilLearning
+import VeilCore
 import VeilPrivacy
+import VeilSecAgg
 import VeilTestSupport
 
 @testable import VeilService
@@ -9,10 +11,10 @@ import VeilTestSupport
 /// Central differential privacy in the service: participants clip, the coordinator adds the
 /// calibrated noise, and the ledger in its store keeps each participant within its budget.
 @Suite(.serialized) struct PrivateFederationTests {
-    func federation(rounds: Int, privacy: ServicePrivacy) throws -> (NetworkSimulation, URL) {
+    func federation(rounds: Int, privacy: ServicePrivacy, clients: Int = 4) throws -> (NetworkSimulation, URL) {
         let directory = try RepositoryPaths.temporaryDirectory("veil-private-federation")
         var c = FederatedConfiguration()
-        c.clients = 4
+        c.clients = clients
         c.rounds = rounds
         c.partition = .iid
         var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
@@ -102,6 +104,41 @@ import VeilTestSupport
             ParticipantBudget(epsilon: oneRound * 1.000001, ledger: ledgerFile.path))
         #expect(abs(reloaded.spent(last.id) - oneRound) <= 1e-9 * oneRound)
         #expect(throws: ParticipantError.self) { try reloaded.admit(last.id, one) }
+    }
+
+    @Test func aRoundThatCannotReachItsNoiseSharesIsGivenUp() async throws {
+        // Five noise shares per sum, four participants: no round can start, and after two
+        // attempts the federation gives up instead of trying forever.
+        var privacy = ServicePrivacy(epsilon: 8, mode: .ddg)
+        privacy.minContributors = 5
+        let (built, directory) = try federation(rounds: 2, privacy: privacy)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var network = built
+        network.serve.cohortSize = 5
+        network.serve.maxRoundAttempts = 2
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.gaveUp && summary.completedRounds == 0 && summary.attempts == 2)
+        #expect(summary.stopReason?.contains("round 1 was aborted 2 times in a row") == true, "\(summary)")
+        #expect(summary.stopReason?.contains("exceeds the cohort of 4") == true)
+        #expect(summary.participants.allSatisfy { $0.finishedReason == summary.stopReason })
+    }
+
+    @Test func moreNoiseSharesThanASparseGraphCanRequireTakeTheCompleteGraph() async throws {
+        // 60 participants: the recommended SecAgg+ graph is sparse, so a threshold of 60 — every
+        // share in every sum — needs the complete graph.
+        let threat = try ThreatModel(
+            adversary: .honestButCuriousServer, corruptFraction: 0.05, dropoutFraction: 0.1, securityBits: 40)
+        let sparse = try SecAggParameters.recommended(
+            clientCount: 60, bitWidth: BitWidth(20), dimension: 1024, threatModel: threat)
+        #expect(sparse.neighborCount + 1 < 60)
+        var privacy = ServicePrivacy(epsilon: 8, mode: .skellam)
+        privacy.minContributors = 60
+        let (built, directory) = try federation(rounds: 1, privacy: privacy, clients: 60)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var network = built
+        network.serve.evaluate = nil
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 1 && summary.rounds.first?.survivors == 60, "\(summary.stopReason ?? "")")
     }
 
     @Test func theRotationAndTheMechanismTravelInThePlan() throws {

@@ -160,6 +160,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var trainingDeadlineSeconds = 120.0
     /// How long to wait for enough participants before giving up.
     public var registrationTimeoutSeconds = 300.0
+    /// Give up the federation after this many aborted attempts in a row at the same round.
+    public var maxRoundAttempts = 10
     /// The model: softmax, or mlp:H1,H2,…
     public var model = "softmax"
     public var features = 64
@@ -201,7 +203,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case federation, host, port, metricsPort, tls, state, rounds, minParticipants, cohortSize, selection
-        case roundDeadlineSeconds, trainingDeadlineSeconds, registrationTimeoutSeconds, model, features, classes
+        case roundDeadlineSeconds, trainingDeadlineSeconds, registrationTimeoutSeconds, maxRoundAttempts, model
+        case features, classes
         case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
         case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
@@ -221,6 +224,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try take(.roundDeadlineSeconds, &roundDeadlineSeconds);
         try take(.trainingDeadlineSeconds, &trainingDeadlineSeconds)
         try take(.registrationTimeoutSeconds, &registrationTimeoutSeconds); try take(.model, &model)
+        try take(.maxRoundAttempts, &maxRoundAttempts)
         try take(.features, &features); try take(.classes, &classes); try take(.algorithm, &algorithm)
         try take(.localEpochs, &localEpochs); try take(.batchSize, &batchSize); try take(.learningRate, &learningRate)
         try take(.momentum, &momentum); try take(.weightDecay, &weightDecay); try take(.proximalMu, &proximalMu)
@@ -261,6 +265,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try require(cohortSize >= minParticipants, "cohort_size must be at least min_participants")
         try require((1...65535).contains(port) || port == 0, "port must be in 0...65535")
         try require(roundDeadlineSeconds > 0 && trainingDeadlineSeconds > 0, "deadlines must be positive")
+        try require(maxRoundAttempts >= 1, "max_round_attempts must be at least 1")
         try require(
             Self.algorithms.contains(algorithm), "algorithm must be one of \(Self.algorithms.joined(separator: ", "))")
         try require(

@@ -19,6 +19,9 @@ public struct FederationSummary: Sendable {
     /// Why the federation ended before `rounds` completed (the participants' privacy budgets
     /// are spent, or the coordinator was stopped); nil when it ran them all.
     public var stopReason: String? = nil
+    /// Whether it stopped because a round kept failing (`max_round_attempts`): a failure, not
+    /// an ending.
+    public var gaveUp = false
     /// The participants' own summaries, when they ran in this process (``NetworkSimulation``).
     public var participants: [ParticipantSummary] = []
 }
@@ -483,6 +486,8 @@ public actor Coordinator {
     /// store), then tells everyone the federation is finished.
     public func run(progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }) async throws -> FederationSummary {
         var attempts = 0
+        var abortedInARow = 0
+        var gaveUp = false
         while completedRounds < configuration.rounds {
             guard
                 await waitForParticipants(
@@ -500,6 +505,14 @@ public actor Coordinator {
             summaries.append(summary)
             progress(summary)
             if stopping { break }
+            abortedInARow = summary.completed ? 0 : abortedInARow + 1
+            if abortedInARow >= configuration.maxRoundAttempts {
+                stopReason =
+                    "round \(summary.number) was aborted \(abortedInARow) times in a row; the last time: \(summary.abortReason ?? "-")"
+                logger.error("giving up", metadata: ["reason": "\(stopReason!)"])
+                gaveUp = true
+                break
+            }
         }
         stopping = true
         for connection in connections.values + (keyHolderConnection.map { [$0] } ?? []) {
@@ -509,7 +522,7 @@ public actor Coordinator {
         if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the coordinator was stopped" }
         return FederationSummary(
             completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,
-            stopReason: stopReason)
+            stopReason: stopReason, gaveUp: gaveUp)
     }
 
     /// Stops after the current round.
@@ -675,16 +688,20 @@ public actor Coordinator {
             dimension: distributed?.paddedDimension ?? payloadLength, threatModel: threat)
         if let distributed, recommended.threshold < distributed.minimumParticipants {
             // No sum of fewer noise shares than the accounting assumed may be unmasked: the
-            // threshold is what stops the coordinator, so it is raised to that minimum.
-            guard distributed.minimumParticipants <= recommended.neighborCount + 1 else {
+            // threshold is what stops the coordinator, so it is raised to that minimum. A sparse
+            // graph caps it at k + 1 (a sum needs t responders among one participant's
+            // neighbours), so a larger minimum takes the complete graph.
+            guard distributed.minimumParticipants <= cohort.count else {
                 throw ConfigurationError(
-                    "privacy.min_contributors \(distributed.minimumParticipants) exceeds what a cohort of \(cohort.count) with \(recommended.neighborCount) neighbours can require"
-                )
+                    "privacy.min_contributors \(distributed.minimumParticipants) exceeds the cohort of \(cohort.count)")
             }
+            let neighbors =
+                distributed.minimumParticipants <= recommended.neighborCount + 1
+                ? recommended.neighborCount : cohort.count - 1
             parameters = try SecAggParameters(
                 clientCount: recommended.clientCount, threshold: distributed.minimumParticipants,
-                neighborCount: recommended.neighborCount, bitWidth: recommended.bitWidth,
-                dimension: recommended.dimension, threatModel: threat)
+                neighborCount: neighbors, bitWidth: recommended.bitWidth, dimension: recommended.dimension,
+                threatModel: threat)
         } else {
             parameters = recommended
         }
@@ -1002,7 +1019,8 @@ public actor Coordinator {
         if let privacy, let ledger {
             lines.append(
                 String(
-                    format: "privacy: %@ noise, σ = %.4g per coordinate of the sum; the most any participant has spent: ε = %.4g of %.4g (δ = %.0e)",
+                    format:
+                        "privacy: %@ noise, σ = %.4g per coordinate of the sum; the most any participant has spent: ε = %.4g of %.4g (δ = %.0e)",
                     privacy.settings.mode.rawValue, privacy.standardDeviation,
                     ledger.balances.map(\.epsilon).max() ?? 0, privacy.settings.budget, privacy.settings.delta))
         }
