@@ -41,10 +41,10 @@ public struct RoundSummary: Sendable {
     public let loss: Double?
     /// Time spent in the secure-sum state machine (cryptography), and training plus waiting.
     public let cryptoSeconds: Double
-    /// Central DP: the most ε any participant has spent after this round (at the configured δ).
+    /// With `privacy`: the most ε any participant has spent after this round (at the configured δ).
     public var epsilon: Double? = nil
-    /// Central DP: what the participants left out for their budget were told, and who passed
-    /// the alert fraction of theirs in this round.
+    /// With `privacy`: what the participants left out for their budget were told, and who
+    /// passed the alert fraction of theirs in this round.
     public var budgetRefusals: [String] = []
     public var budgetAlerts: [String] = []
 }
@@ -123,7 +123,8 @@ public actor Coordinator {
     /// Paillier: the public key participants encrypt under, and the key holder's stream.
     private let paillierKey: PaillierPublicKey?
     private var keyHolderConnection: Connection?
-    /// Central DP: the calibrated noise, and what each participant has spent (kept in the store).
+    /// Differential privacy: the calibrated mechanism, and what each participant has spent
+    /// (kept in the store).
     private let privacy: ServicePrivacyPlan?
     private var ledger: PrivacyLedger?
     /// Participants already told that their budget keeps them out (told once per connection).
