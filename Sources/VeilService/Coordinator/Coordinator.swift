@@ -186,7 +186,7 @@ public actor Coordinator {
             privacy = nil
             ledger = nil
         }
-        if let settings = configuration.privacy, settings.mode == .central {
+        if let settings = privacy?.settings, settings.mode == .central {
             // Participants clip to C less the rounding slack; the largest cohort has the
             // coarsest precision, and the slack must leave most of C to the update.
             let codec = try Self.codec(configuration, addends: configuration.cohortSize)

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import VeilCrypto
+import VeilTestSupport
+
+/// The shared test helpers the network and process tests stand on (VeilTestSupport): if one
+/// of them lied, those tests would pass or fail for the wrong reason.
+@Suite struct TestSupportTests {
+    @Test func aFreePortIsNotListenedOnUntilSomeoneListens() async throws {
+        let port = try freeTCPPort()
+        #expect((1...65535).contains(port))
+        #expect(await !waitUntilListening(port: port, timeout: 0.2))
+
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        try #require(bound == 0 && listen(fd, 4) == 0)
+        #expect(await waitUntilListening(port: port, timeout: 5))
+    }
+
+    @Test func eventuallyWaitsForTheConditionAndNoLonger() async throws {
+        let start = Date()
+        var calls = 0
+        #expect(
+            await eventually(timeout: 5) {
+                calls += 1
+                return calls >= 3
+            })
+        #expect(calls == 3 && Date().timeIntervalSince(start) < 4)
+        #expect(await !eventually(timeout: 0.1) { false })
+        struct Boom: Error {}
+        await #expect(throws: Boom.self) { _ = try await eventually(timeout: 1) { throw Boom() } }
+    }
+
+    @Test func processRunnerCapturesBothStreamsAndTheStatus() throws {
+        let output = try ProcessRunner.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"])
+        #expect(output.stdout == "out\n" && output.stderr == "err\n" && output.status == 3)
+    }
+
+    @Test func aBackgroundProcessWritesItsFilesAndCanBeKilled() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-process-runner")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let quick = try ProcessRunner.start(
+            URL(fileURLWithPath: "/bin/sh"), ["-c", "echo hello; echo oops >&2"], in: directory, name: "quick")
+        #expect(quick.wait(timeout: 10))
+        #expect(quick.stdout == "hello\n" && quick.stderr == "oops\n")
+        let slow = try ProcessRunner.start(URL(fileURLWithPath: "/bin/sleep"), ["30"], in: directory, name: "slow")
+        #expect(!slow.wait(timeout: 0.2))
+        slow.kill()
+        #expect(!slow.process.isRunning && slow.process.terminationReason == .uncaughtSignal)
+    }
+
+    @Test func aLabelledGeneratorIsANamedReproducibleStream() {
+        var a = ChaCha20Generator(label: "stats")
+        var b = ChaCha20Generator(label: "stats")
+        var c = ChaCha20Generator(label: "other")
+        let first = (0..<4).map { _ in a.next() }
+        #expect(first == (0..<4).map { _ in b.next() })
+        #expect(first != (0..<4).map { _ in c.next() })
+        // The label is the public seed, zero-padded (and cut) to 32 bytes.
+        var explicit = try! ChaCha20Generator(publicSeed: Array("stats".utf8) + [UInt8](repeating: 0, count: 27))
+        #expect(first == (0..<4).map { _ in explicit.next() })
+        var long = ChaCha20Generator(label: String(repeating: "x", count: 40))
+        var cut = ChaCha20Generator(label: String(repeating: "x", count: 32))
+        #expect(long.next() == cut.next())
+    }
+}
