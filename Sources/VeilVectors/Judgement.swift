@@ -2,6 +2,7 @@ import VeilCore
 import VeilCrypto
 import VeilPaillier
 import VeilPrivacy
+import VeilSecAgg
 
 /// The outcome of one test case.
 public struct CaseOutcome: Hashable, Sendable {
@@ -112,6 +113,7 @@ func errorCode(_ error: any Error) -> String {
         case .roundingFailed: "roundingFailed"
         case .wrongLength: "wrongLength"
         }
+    case let e as SecAggParameterError: e.code
     case let e as SecAggRunner.Refusal: e.code
     case let e as PaillierRunner.Refusal: e.code
     case is HexError: "malformedHex"

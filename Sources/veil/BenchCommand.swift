@@ -145,7 +145,8 @@ extension BenchCommand {
             }
             let parameters = try validated { () throws(SecAggParameterError) in
                 let t =
-                    SecAggParameters.minimumThreshold(clientCount: clients, neighborCount: k, threatModel: model) ?? 1
+                    SecAggParameters.minimumThreshold(clientCount: clients, neighborCount: k, threatModel: model)
+                    ?? SecAggParameters.thresholdFloor
                 return try SecAggParameters(
                     clientCount: clients, threshold: max(t, (k + 1) / 3), neighborCount: k, bitWidth: bitWidth,
                     dimension: dimension, threatModel: model)

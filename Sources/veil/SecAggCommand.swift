@@ -14,13 +14,20 @@ struct SecAggCommand: ParsableCommand {
     /// The threat model options shared by `simulate` and `parameters`.
     struct ThreatOptions: ParsableArguments {
         @Option(help: "The server's power: honest-but-curious or malicious.")
-        var threatModel: Adversary = .honestButCurious
+        var threatModel: Adversary = .malicious
 
         @Option(help: "Fraction of participants that may collude with the server (γ).")
         var corruptFraction = 0.05
 
         @Option(help: "Probabilistic conditions must fail with probability at most 2^-σ.")
         var securityBits = 40
+
+        @Option(
+            help: """
+                N: cohorts are uniform samples of N participants of whom a fraction γ may be corrupt, so n_C is \
+                the 2^-σ tail of the hypergeometric count (default: γ bounds every cohort, n_C = max(1, ⌈γn⌉)).
+                """)
+        var population: Int?
 
         enum Adversary: String, ExpressibleByArgument, CaseIterable {
             case honestButCurious = "honest-but-curious"
@@ -33,7 +40,7 @@ struct SecAggCommand: ParsableCommand {
             do {
                 return try ThreatModel(
                     adversary: threatModel.value, corruptFraction: corruptFraction, dropoutFraction: dropoutFraction,
-                    securityBits: securityBits)
+                    securityBits: securityBits, population: population)
             } catch { throw usageError(error.description) }
         }
     }
@@ -131,8 +138,8 @@ struct SecAggCommand: ParsableCommand {
                 else {
                     // Let the validation explain why no threshold works for this graph.
                     return try SecAggParameters(
-                        clientCount: clients, threshold: 1, neighborCount: k, bitWidth: bitWidth, dimension: dimension,
-                        threatModel: model)
+                        clientCount: clients, threshold: SecAggParameters.thresholdFloor, neighborCount: k,
+                        bitWidth: bitWidth, dimension: dimension, threatModel: model)
                 }
                 return try SecAggParameters(
                     clientCount: clients, threshold: t, neighborCount: k, bitWidth: bitWidth, dimension: dimension,
@@ -214,10 +221,11 @@ struct SecAggCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the (k, t) Specs/secagg.md recommends for N participants under a threat model.",
             discussion: """
-                The smallest k (even, or the complete graph) and then the smallest t such that no honest \
+                The smallest k (even, or the complete graph) and then the smallest t ≥ 2 such that no honest \
                 participant has t corrupt neighbours, honest survivors stay connected (sparse graphs), and the \
                 round completes except with probability 2^-20 at the given dropout; a malicious server needs the \
-                complete graph and t > (n + n_C)/2.
+                complete graph and t > (n + n_C)/2. n_C = max(1, ⌈γn⌉), with γ read as the decimal it is written \
+                as; with --population N, the 2^-σ tail of a uniform cohort's corrupt count.
                 """
         )
 
@@ -242,11 +250,11 @@ struct SecAggCommand: ParsableCommand {
                     try jsonString([
                         "clients": clients, "neighbors": p.neighborCount, "threshold": p.threshold,
                         "complete_graph": p.isCompleteGraph, "abort_probability_bound": p.abortProbabilityBound,
-                        "threat_model": model.description,
+                        "threat_model": model.description, "corrupt_count": model.corruptCount(of: clients),
                     ]))
             } else {
                 print(
-                    "n = \(clients): k = \(p.neighborCount)\(p.isCompleteGraph ? " (complete graph)" : ""), t = \(p.threshold)"
+                    "n = \(clients): k = \(p.neighborCount)\(p.isCompleteGraph ? " (complete graph)" : ""), t = \(p.threshold), n_C = \(model.corruptCount(of: clients))"
                 )
                 print(
                     "  \(model); completes except with probability ≤ \(String(format: "%.2g", p.abortProbabilityBound))"

@@ -252,7 +252,7 @@ struct SimulateCommand: AsyncParsableCommand {
                 var backend = try PaillierSecureSum(
                     keyBits: paillierBits, bitWidth: BitWidth(simulation.sumBitWidth),
                     maxAddends: max(simulation.cohortSize, 2),
-                    decryption: .keyHolder(minimumContributors: 1), dropoutProbability: dropout, seed: seed)
+                    decryption: .keyHolder(minimumContributors: 2), dropoutProbability: dropout, seed: seed)
                 reports = try simulation.run(secureSum: &backend, progress: bar.update)
             default:
                 var backend = SecAggSecureSum(

@@ -18,6 +18,7 @@ import nacl.exceptions
 
 import paillier_reference
 import privacy_reference
+import secagg_parameters_reference
 import secagg_reference
 import veil_reference as ref
 
@@ -42,7 +43,10 @@ def outcome(test: dict, compute) -> str | None:
             return f"refused with {refusal.code}, expected {expected}"
         return None
     except AssertionError as mismatch:
-        return None if test["result"] == "invalid" else f"differs: {mismatch}"
+        # An invalid case that names its error must be refused for that reason, not merely differ.
+        if test["result"] == "invalid" and not test.get("error"):
+            return None
+        return f"differs: {mismatch}"
     return "accepted an invalid case" if test["result"] == "invalid" else None
 
 
@@ -152,6 +156,10 @@ def check_secagg(group, test):
     secagg_reference.check_transcript(group, test)
 
 
+def check_secagg_parameters(group, test):
+    secagg_parameters_reference.check(group, test, expect)
+
+
 def check_paillier(group, test):
     paillier_reference.check(group, test, expect)
 
@@ -222,6 +230,7 @@ CHECKS = {
     "HKDF-SHA-256": check_hkdf,
     "SHA-256": check_sha256,
     "VEIL-SECAGG": check_secagg,
+    "VEIL-SECAGG-PARAMETERS": check_secagg_parameters,
     "PAILLIER": check_paillier,
     "DP-ACCOUNTING-RDP": check_dp_accounting,
     "VEIL-DP": check_dp,
@@ -229,7 +238,7 @@ CHECKS = {
 
 # Every project family must be present: a missing file must not pass silently.
 REQUIRED = {"VEIL-KDF", "VEIL-CHACHA20-DRBG", "VEIL-MASK-EXPANSION", "VEIL-SHAMIR", "VEIL-FIXED-POINT", "VEIL-SECAGG",
-            "VEIL-DP", "DP-ACCOUNTING-RDP"}
+            "VEIL-SECAGG-PARAMETERS", "VEIL-DP", "DP-ACCOUNTING-RDP"}
 
 # Wycheproof's suites are checked by the Swift runners; the reference covers what this project wrote.
 PUBLISHED_UNCHANGED = {"x25519_test.json", "ed25519_test.json"}

@@ -10,7 +10,7 @@ import VeilTestSupport
     @Test func simulateReportsAnExactSumAndPerRoundFigures() throws {
         let output = try VeilProcess.run([
             "secagg", "simulate", "--clients", "12", "--dim", "40", "--threshold", "4", "--dropout", "0.1",
-            "--drop-round", "2",
+            "--threat-model", "honest-but-curious", "--drop-round", "2",
             "--drop-round", "4", "--seed", "5", "--json",
         ])
         #expect(output.status == 0, "\(output.stderr)")
@@ -60,11 +60,35 @@ import VeilTestSupport
     }
 
     @Test func parametersPrintsTheRecommendedGraph() throws {
-        let output = try VeilProcess.run(["secagg", "parameters", "--clients", "1000", "--json"])
+        // The default is a malicious server (what participants assume): the complete graph.
+        let malicious = try json(try VeilProcess.run(["secagg", "parameters", "--clients", "1000", "--json"]))
+        #expect(malicious["neighbors"] as? Int == 999)
+        #expect(malicious["threshold"] as? Int == 526)
+        #expect(malicious["corrupt_count"] as? Int == 50)
+        let output = try VeilProcess.run([
+            "secagg", "parameters", "--clients", "1000", "--threat-model", "honest-but-curious", "--json",
+        ])
         #expect(output.status == 0)
         let object = try json(output)
         #expect(object["neighbors"] as? Int == 72)
         #expect(object["threshold"] as? Int == 24)
+    }
+
+    @Test func smallCohortsAndSampledCohortsCountCorruptParticipantsHonestly() throws {
+        // n = 3 at γ = 5%: n_C = 1, never 0, so t = 2 even for an honest-but-curious server.
+        let small = try VeilProcess.run([
+            "secagg", "parameters", "--clients", "3", "--threat-model", "honest-but-curious",
+        ])
+        #expect(small.stdout.hasPrefix("n = 3: k = 2 (complete graph), t = 2, n_C = 1"), "\(small.stdout)")
+        // A uniform cohort of 100 from 10,000 with 5% corrupt holds more than 5 of them with
+        // probability far above 2^-40: the tail is 26.
+        let sampled = try json(
+            try VeilProcess.run([
+                "secagg", "parameters", "--clients", "100", "--threat-model", "honest-but-curious", "--population",
+                "10000", "--json",
+            ]))
+        #expect(sampled["corrupt_count"] as? Int == 26)
+        #expect((sampled["threat_model"] as? String)?.contains("of a population of 10000") == true)
     }
 
     @Test func benchSecAggReportsTimesBesideTheKeystream() throws {

@@ -15,7 +15,7 @@ import VeilSecAgg
         #expect(throws: SecAggParameterError.neighborCountOutOfRange(neighbors: 10, clients: 10)) {
             try make(10, 3, 10)
         }
-        #expect(throws: SecAggParameterError.neighborCountOutOfRange(neighbors: 0, clients: 10)) { try make(10, 1, 0) }
+        #expect(throws: SecAggParameterError.neighborCountOutOfRange(neighbors: 0, clients: 10)) { try make(10, 2, 0) }
         #expect(throws: SecAggParameterError.hararyGraphUndefined(neighbors: 3, clients: 9)) {
             try make(9, 2, 3, permissive)
         }
@@ -55,8 +55,59 @@ import VeilSecAgg
 
     @Test func aOneRegularGraphIsRefusedEvenWithoutCorruptionOrDropouts() {
         // k = 1 pairs participants off: the server would learn every pair's sum.
-        #expect(throws: SecAggParameterError.self) { try make(10, 1, 1, permissive) }
-        #expect(throws: Never.self) { try make(10, 1, 2, permissive) }
+        #expect(throws: SecAggParameterError.self) { try make(10, 2, 1, permissive) }
+        #expect(throws: Never.self) { try make(10, 2, 2, permissive) }
+    }
+
+    @Test func theThresholdIsNeverBelowTwo() throws {
+        // t = 1: every share is the secret, and one survivor's "sum" is its input. Refused for
+        // every threat model, even one that assumes nobody is corrupt.
+        for n in [2, 3, 10, 100] {
+            #expect(throws: SecAggParameterError.thresholdOutOfRange(threshold: 1, neighbors: n - 1)) {
+                try make(n, 1, n - 1, permissive)
+            }
+            #expect(SecAggParameters.minimumThreshold(clientCount: n, neighborCount: n - 1, threatModel: permissive)! >= 2)
+        }
+        #expect(try make(2, 2, 1, permissive).threshold == 2)
+    }
+
+    /// n_C = max(1, ⌈γ·n⌉) with γ read as the decimal it is written as. The review's cases:
+    /// γ = 5% gave n_C = 0 (so t = 1) below 20 participants; γ = 0.29, n = 100 gave 28 in
+    /// floating point. Each row: γ, n, n_C.
+    @Test(arguments: [
+        (0.05, 3, 1), (0.05, 10, 1), (0.05, 19, 1), (0.05, 20, 1), (0.05, 21, 2), (0.05, 100, 5), (0.05, 101, 6),
+        (0.0, 3, 1), (0.0, 1000, 1), (0.29, 100, 29), (0.57, 100, 57), (0.58, 100, 58), (0.1, 30, 3), (0.3, 10, 3),
+        (0.7, 10, 7), (0.01, 999, 10), (0.2, 5, 1), (0.33, 3, 1), (0.34, 3, 2), (0.5, 1_048_576, 524_288),
+        (0.123456789012345, 1_000_000, 123_457),
+    ])
+    func theCorruptCountIsRoundedUpExactly(_ gamma: Double, _ n: Int, _ corrupt: Int) throws {
+        let model = try ThreatModel(adversary: .honestButCuriousServer, corruptFraction: gamma, dropoutFraction: 0)
+        #expect(model.corruptCount(of: n) == corrupt)
+    }
+
+    /// Every (γ, n) below n = 1,000 with γ in hundredths where the floating-point product
+    /// γ·n lands below the integer it equals: the count must still be that integer.
+    @Test func noFloatingPointCaseIsLost() throws {
+        var cases = 0
+        for hundredths in 1..<100 {
+            let gamma = Double(hundredths) / 100
+            let model = try ThreatModel(adversary: .honestButCuriousServer, corruptFraction: gamma, dropoutFraction: 0)
+            for n in stride(from: 100, to: 1000, by: 100) {
+                let exact = hundredths * n / 100
+                if (gamma * Double(n)).rounded(.down) < Double(exact) { cases += 1 }
+                #expect(model.corruptCount(of: n) == max(1, exact), "γ = \(gamma), n = \(n)")
+            }
+        }
+        #expect(cases > 0, "the floating-point product never fell short: the test lost its point")
+    }
+
+    @Test func theSmallCohortsOfTheReadmeGetARealThreshold() throws {
+        // The default federations: 3 and 10 participants, γ = 5%. Honest-but-curious: t = 2;
+        // malicious: t > (n + 1)/2.
+        #expect(try SecAggParameters.recommended(clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious).threshold == 2)
+        #expect(try SecAggParameters.recommended(clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious).threshold == 3)
+        #expect(try SecAggParameters.recommended(clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious).threshold == 2)
+        #expect(try SecAggParameters.recommended(clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious).threshold == 6)
     }
 
     @Test func sparseGraphsMustStayConnectedAndOutnumberCorruptNeighbours() throws {
@@ -74,7 +125,7 @@ import VeilSecAgg
     // Google's parameter finder, at 5% corrupt and 33% dropout (semi-honest): (72, 24) for
     // n = 1,000 and (86, 29) for n = 10,000. Veil's finder reproduces both.
     @Test(arguments: [
-        (100, 68, 6), (1000, 72, 24), (10_000, 86, 29), (100_000, 96, 32),
+        (3, 2, 2), (10, 9, 2), (100, 68, 6), (1000, 72, 24), (10_000, 86, 29), (100_000, 96, 32),
     ])
     func recommendedHonestButCuriousParameters(_ n: Int, _ k: Int, _ t: Int) throws {
         let p = try SecAggParameters.recommended(
@@ -84,12 +135,54 @@ import VeilSecAgg
         #expect(p.abortProbabilityBound <= 0x1p-20)
     }
 
-    @Test(arguments: [(100, 53), (1000, 526), (10_000, 5251), (100_000, 52_501)])
+    @Test(arguments: [(3, 3), (10, 6), (100, 53), (1000, 526), (10_000, 5251), (100_000, 52_501)])
     func recommendedMaliciousParameters(_ n: Int, _ t: Int) throws {
         let p = try SecAggParameters.recommended(
             clientCount: n, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious)
         #expect(p.isCompleteGraph)
         #expect(p.threshold == t)
+    }
+}
+
+/// The participant's side: its own policy decides, whatever the server announces.
+@Suite struct PolicyTests {
+    let malicious = try! SecAggPolicy(threatModel: .malicious, minimumCohort: 3, minimumContributors: 3)
+
+    @Test func theRequiredThresholdFollowsThePolicyNotTheServer() throws {
+        #expect(malicious.requiredThreshold(clientCount: 10, neighborCount: 9) == 6)
+        #expect(malicious.requiredThreshold(clientCount: 3, neighborCount: 2) == 3)
+        // A malicious server on a sparse graph: no threshold is safe.
+        #expect(malicious.requiredThreshold(clientCount: 100, neighborCount: 68) == nil)
+        // Below the policy's smallest cohort: nothing.
+        #expect(malicious.requiredThreshold(clientCount: 2, neighborCount: 1) == nil)
+        // The contributor floor lifts a low honest-but-curious threshold.
+        let curious = try SecAggPolicy(threatModel: .honestButCurious, minimumCohort: 2, minimumContributors: 4)
+        #expect(curious.requiredThreshold(clientCount: 10, neighborCount: 9) == 4)
+    }
+
+    @Test func eachRuleOfThePolicyRefusesByName() throws {
+        #expect(throws: Never.self) { try malicious.check(clientCount: 10, threshold: 6, neighborCount: 9) }
+        // The finding: t = 3 of 10, which an honest-but-curious reading of γ = 5% allows.
+        do {
+            try malicious.check(clientCount: 10, threshold: 3, neighborCount: 9)
+            Issue.record("t = 3 of 10 was accepted under the malicious model")
+        } catch {
+            guard case .parameters(.thresholdTooLow(3, 6, _)) = error else { throw error }
+            #expect(error.description.contains("threshold 3 is below the minimum 6"))
+        }
+        #expect(throws: SecAggPolicyRefusal.cohortTooSmall(clients: 2, minimum: 3)) {
+            try malicious.check(clientCount: 2, threshold: 2, neighborCount: 1)
+        }
+        let strict = try SecAggPolicy(threatModel: .honestButCurious, minimumCohort: 3, minimumContributors: 5)
+        #expect(throws: SecAggPolicyRefusal.releaseBelowFloor(threshold: 4, minimum: 5)) {
+            try strict.check(clientCount: 10, threshold: 4, neighborCount: 9)
+        }
+        #expect(throws: SecAggPolicyRefusal.parameters(.maliciousRequiresCompleteGraph(neighbors: 68, clients: 100))) {
+            try malicious.check(clientCount: 100, threshold: 60, neighborCount: 68)
+        }
+        #expect(throws: SecAggParameterError.self) {
+            try SecAggPolicy(threatModel: .malicious, minimumCohort: 3, minimumContributors: 1)
+        }
     }
 }
 

@@ -5,14 +5,14 @@ import VeilSecAgg
 import VeilTestSupport
 
 @Suite struct PropertyTests {
-    /// A random session: n, a valid k, any t ≤ k + 1, d, b, and for each participant either no
+    /// A random session: n, a valid k, any 2 ≤ t ≤ k + 1, d, b, and for each participant either no
     /// dropout or a random round to go offline in.
     static func randomConfiguration(_ generator: inout SplitMix64) throws -> SecAggSimulation.Configuration {
         let n = Int(generator.next() % 10) + 3
         // k ≥ 2: a 1-regular graph is a set of pairs, whose sums a server would learn (and validation refuses it).
         var k = Int(generator.next() % UInt64(n - 2)) + 2
         if k % 2 == 1 && n % 2 == 1 && k != n - 1 { k += 1 }
-        let t = Int(generator.next() % UInt64(k + 1)) + 1
+        let t = Int(generator.next() % UInt64(k)) + 2  // 2 ≤ t ≤ k + 1
         let d = Int(generator.next() % 20) + 1
         let bits = Int(generator.next() % 64) + 1
         var drops: [ParticipantID: SecAggRound] = [:]

@@ -4,7 +4,7 @@ import VeilCrypto
 import VeilSecAgg
 import VeilTestSupport
 
-/// A threat model that accepts any threshold: for exercising the protocol's mechanics.
+/// A threat model that accepts any threshold from 2 (nobody corrupt but the floor of one, no dropouts): for exercising the protocol's mechanics.
 let permissive = try! ThreatModel(adversary: .honestButCuriousServer, corruptFraction: 0, dropoutFraction: 0)
 
 func parameters(n: Int, t: Int, k: Int? = nil, bits: Int = 32, d: Int = 16, model: ThreatModel = permissive) throws

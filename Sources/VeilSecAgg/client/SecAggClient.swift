@@ -298,6 +298,12 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             throw .survivorListsOverlap(both)
         }
         guard lists.survivors.contains(id) else { throw .listedAsDropped }
+        // The release floor: no sum over fewer than t inputs is unmasked with this participant's
+        // help, on a sparse graph too (where its own neighbourhood may look large enough).
+        let survivorCount = lists.survivors.members.count
+        guard survivorCount >= session.parameters.threshold else {
+            throw .tooFewSurvivors(have: survivorCount, need: session.parameters.threshold)
+        }
         var surviving = 1
         for peer in session.graph.neighbors(of: id) {
             let sentShares = current.held[peer] != nil

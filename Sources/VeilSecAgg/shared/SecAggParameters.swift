@@ -24,6 +24,9 @@ public struct SecAggParameters: Hashable, Sendable, CustomStringConvertible {
     /// The largest session: 32-bit participant ids, and an O(n) roster per participant.
     public static let maxClientCount = 1 << 20
 
+    /// The smallest threshold of any session, whatever the threat model: 2.
+    public static let thresholdFloor = 2
+
     /// Whether every participant is every other's neighbour.
     public var isCompleteGraph: Bool { neighborCount == clientCount - 1 }
 
@@ -34,11 +37,30 @@ public struct SecAggParameters: Hashable, Sendable, CustomStringConvertible {
         clientCount n: Int, threshold t: Int, neighborCount k: Int, bitWidth: BitWidth, dimension d: Int,
         threatModel: ThreatModel
     ) throws(SecAggParameterError) {
+        try Self.validate(clientCount: n, threshold: t, neighborCount: k, threatModel: threatModel)
+        guard d >= 1 else { throw .dimensionOutOfRange(d) }
+        self.clientCount = n
+        self.threshold = t
+        self.neighborCount = k
+        self.bitWidth = bitWidth
+        self.dimension = d
+        self.threatModel = threatModel
+    }
+
+    /// Checks n, t and k against the graph's shape and the threat model's rules (1–4 of
+    /// `Specs/secagg.md` §2).
+    /// - Throws: ``SecAggParameterError`` naming the rule broken.
+    public static func validate(clientCount n: Int, threshold t: Int, neighborCount k: Int, threatModel: ThreatModel)
+        throws(SecAggParameterError)
+    {
         guard (2...Self.maxClientCount).contains(n) else { throw .clientCountOutOfRange(n) }
         guard (1...(n - 1)).contains(k) else { throw .neighborCountOutOfRange(neighbors: k, clients: n) }
         guard k == n - 1 || k % 2 == 0 || n % 2 == 0 else { throw .hararyGraphUndefined(neighbors: k, clients: n) }
-        guard (1...(k + 1)).contains(t) else { throw .thresholdOutOfRange(threshold: t, neighbors: k) }
-        guard d >= 1 else { throw .dimensionOutOfRange(d) }
+        // t ≥ 2 always: with t = 1 every Shamir share is the secret itself, and a "sum" of one
+        // survivor is that survivor's input.
+        guard (Self.thresholdFloor...(k + 1)).contains(t) else {
+            throw .thresholdOutOfRange(threshold: t, neighbors: k)
+        }
         switch Self.requirement(clientCount: n, neighborCount: k, threatModel: threatModel) {
         case .refused(let error): throw error
         case .minimum(let minimum, let why):
@@ -51,12 +73,6 @@ public struct SecAggParameters: Hashable, Sendable, CustomStringConvertible {
                     neighbors: k, clients: n, failureProbability: failure, securityBits: threatModel.securityBits)
             }
         }
-        self.clientCount = n
-        self.threshold = t
-        self.neighborCount = k
-        self.bitWidth = bitWidth
-        self.dimension = d
-        self.threatModel = threatModel
     }
 
     enum Requirement {
@@ -79,7 +95,7 @@ public struct SecAggParameters: Hashable, Sendable, CustomStringConvertible {
             // Bell et al. 2020, semi-honest security of the Harary-graph protocol: no honest
             // participant may have t corrupt neighbours, except with probability 2^−σ.
             let bound = exp2(-Double(threatModel.securityBits)) / Double(n)
-            var t = 1
+            var t = thresholdFloor
             while t <= k + 1,
                 Hypergeometric.upperTail(population: n - 1, marked: corrupt, draws: k, atLeast: t) > bound
             {
@@ -125,6 +141,8 @@ public struct SecAggParameters: Hashable, Sendable, CustomStringConvertible {
     /// surviving neighbours, so that the round cannot complete: n · P[Hyp(n−1, n−1−⌊δn⌋, k) < t].
     public var abortProbabilityBound: Double {
         let dropped = threatModel.dropoutCount(of: clientCount)
+        // Nobody expected to drop: no masking key needs reconstructing (t = n is fine).
+        guard dropped > 0 else { return 0 }
         let alive = Hypergeometric.lowerTail(
             population: clientCount - 1, marked: clientCount - 1 - dropped, draws: neighborCount, below: threshold)
         return min(1, Double(clientCount) * alive)
@@ -178,6 +196,22 @@ public enum SecAggParameterError: Error, Hashable, Sendable, CustomStringConvert
     case invalidThreatModel(String)
     case noParametersMeet(clients: Int, threatModel: ThreatModel)
 
+    /// A stable name, used in vector files.
+    public var code: String {
+        switch self {
+        case .clientCountOutOfRange: "clientCountOutOfRange"
+        case .neighborCountOutOfRange: "neighborCountOutOfRange"
+        case .hararyGraphUndefined: "hararyGraphUndefined"
+        case .thresholdOutOfRange: "thresholdOutOfRange"
+        case .thresholdTooLow: "thresholdTooLow"
+        case .graphTooSparse: "graphTooSparse"
+        case .maliciousRequiresCompleteGraph: "maliciousRequiresCompleteGraph"
+        case .dimensionOutOfRange: "dimensionOutOfRange"
+        case .invalidThreatModel: "invalidThreatModel"
+        case .noParametersMeet: "noParametersMeet"
+        }
+    }
+
     public var description: String {
         switch self {
         case .clientCountOutOfRange(let n):
@@ -188,7 +222,7 @@ public enum SecAggParameterError: Error, Hashable, Sendable, CustomStringConvert
             return "a \(k)-regular Harary graph on \(n) vertices does not exist: k odd needs n even"
         case .thresholdOutOfRange(let t, let k):
             return
-                "threshold \(t) with \(k) neighbours: need 1 ≤ t ≤ k + 1 (shares go to a participant's k neighbours and itself)"
+                "threshold \(t) with \(k) neighbours: need 2 ≤ t ≤ k + 1 (shares go to a participant's k neighbours and itself; with t = 1 each share is the secret)"
         case .thresholdTooLow(let t, let minimum, let why):
             return "threshold \(t) is below the minimum \(minimum) for this threat model: \(why)"
         case .graphTooSparse(let k, let n, let p, let sigma):

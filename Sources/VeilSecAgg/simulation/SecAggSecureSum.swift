@@ -15,7 +15,7 @@ public struct SecAggSecureSum: SecureSum {
     public var hidesIndividualContributions: Bool { true }
 
     public init(
-        threatModel: ThreatModel = .honestButCurious, dropoutProbability: Double = 0,
+        threatModel: ThreatModel = .malicious, dropoutProbability: Double = 0,
         dropRounds: Set<SecAggRound> = Set(SecAggRound.allCases), seed: UInt64 = 0
     ) {
         self.threatModel = threatModel

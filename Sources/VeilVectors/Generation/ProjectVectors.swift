@@ -16,6 +16,7 @@ public enum ProjectVectors {
             ("shamir/veil_shamir.json", try shamir().encoded()),
             ("codec/veil_fixed_point.json", try fixedPoint().encoded()),
             ("secagg/veil_secagg.json", try secAgg().encoded()),
+            ("secagg/veil_secagg_parameters.json", try secAggParameters().encoded()),
             ("paillier/veil_paillier.json", try paillier().encoded()),
             ("dp/veil_privacy.json", try privacy().encoded()),
         ]
