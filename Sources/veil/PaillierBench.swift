@@ -62,6 +62,17 @@ extension BenchCommand {
             try measure("encrypt_djn", ours: { _ = try plainDJN.encrypt(residue: m) }, raw: raw.djn)
             try measure("encrypt_djn_table", ours: { _ = try tableDJN.encrypt(residue: m) }, raw: raw.djnTable)
             let variableTime = rate(seconds, raw.djnTableVariableTime)
+            // The table's time must not depend on the exponent's digits: an all-zero exponent
+            // (every window selects digit 0) against a random one, alternately.
+            let alpha = BigInt.random(bits: tableDJN.exponentBits)
+            var digitTiming = (zero: 0.0, random: 0.0)
+            for _ in 0..<3 {
+                digitTiming.zero = max(
+                    digitTiming.zero, try rate(seconds) { _ = try tableDJN.encrypt(residue: m, exponent: BigInt(0)) })
+                digitTiming.random = max(
+                    digitTiming.random, try rate(seconds) { _ = try tableDJN.encrypt(residue: m, exponent: alpha) })
+            }
+            let zeroDigitRatio = digitTiming.zero / digitTiming.random
             try measure("decrypt_crt", ours: { _ = try key.decrypt(c1) }, raw: raw.decrypt)
             try measure("add", ours: { _ = try pk.add(c1, c2) }, raw: raw.add)
 
@@ -83,6 +94,7 @@ extension BenchCommand {
                 }
                 var table = object["encrypt_djn_table"] as! [String: Any]
                 table["raw_gmp_variable_time_per_second"] = variableTime
+                table["zero_exponent_speed_ratio"] = zeroDigitRatio
                 object["encrypt_djn_table"] = table
                 print(try jsonString(object))
             } else {
@@ -97,6 +109,10 @@ extension BenchCommand {
                     String(
                         format: "  (a variable-time table lookup, unsafe for a secret exponent, would give %.1f/s)",
                         variableTime))
+                print(
+                    String(
+                        format: "  table encryptions with an all-zero exponent vs a random one: speed ratio %.3f (1: no digit is faster)",
+                        zeroDigitRatio))
                 print(
                     String(
                         format: "  packed 32-bit values (K = 100): %.0f/s on %d cores, %.0f/s on one core", packed,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VeilCrypto
 import VeilPaillier
 
 struct PaillierCommand: ParsableCommand {
@@ -33,9 +34,10 @@ struct PaillierCommand: ParsableCommand {
             let directory = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let secretURL = directory.appendingPathComponent("secret.json")
-            _ = FileManager.default.createFile(
-                atPath: secretURL.path, contents: nil, attributes: [.posixPermissions: 0o600])
-            try PaillierKeyFiles.secretFile(key).write(to: secretURL)
+            do {
+                try SecretFile.create(
+                    atPath: secretURL.path, contents: SecureBytes(copying: try PaillierKeyFiles.secretFile(key)))
+            } catch { throw usageError("\(error)") }
             try PaillierKeyFiles.publicFile(key.publicKey).write(to: directory.appendingPathComponent("public.json"))
             print("wrote \(directory.path)/public.json and \(directory.path)/secret.json (\(bits)-bit n)")
         }

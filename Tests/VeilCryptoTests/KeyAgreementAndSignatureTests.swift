@@ -83,3 +83,22 @@ import VeilTestSupport
         for attempt in failures { #expect(throws: CryptoError.authenticationFailure) { try attempt() } }
     }
 }
+
+@Suite struct SigningKeyAgreementTests {
+    @Test func bothEndsOfAnEd25519PairAgreeOnOneSecret() throws {
+        let a = Ed25519.PrivateKey()
+        let b = Ed25519.PrivateKey()
+        let ab = try a.agreementKey().sharedSecret(with: try b.publicKey.agreementKey())
+        let ba = try b.agreementKey().sharedSecret(with: try a.publicKey.agreementKey())
+        #expect(ab == ba)
+        #expect(try a.agreementKey().publicKey == (try a.publicKey.agreementKey()))
+        let c = Ed25519.PrivateKey()
+        #expect(try a.agreementKey().sharedSecret(with: try c.publicKey.agreementKey()) != ab)
+    }
+
+    @Test func aPointOutsideTheGroupIsRefused() throws {
+        // The identity point (0, 1) encodes as 01 00 … 00: small order, refused by libsodium.
+        let identity = try Ed25519.PublicKey(rawRepresentation: [1] + [UInt8](repeating: 0, count: 31))
+        #expect(throws: CryptoError.self) { try identity.agreementKey() }
+    }
+}

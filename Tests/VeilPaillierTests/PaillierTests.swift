@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VeilCrypto
-import VeilPaillier
+@testable import VeilPaillier
 import VeilTestSupport
 
 /// One 512-bit key shared by the tests of this file: generation costs tens of milliseconds.
@@ -83,6 +83,21 @@ let testKey = try! PaillierPrivateKey.generate(bits: 512)
             #expect(c1 == c2)
             #expect(try key.decrypt(c1) == m)
         }
+    }
+
+    /// The review's finding: the table's entry for digit 0 was the integer 1, one GMP limb,
+    /// so a zero window multiplied about five times faster than any other — the secret
+    /// exponent's digits leaked through the time. Every entry must be a full-size residue,
+    /// including digit 0, and the all-zero exponent must still give 1.
+    @Test func everyTableEntryIsFullSizeSoNoDigitIsFaster() throws {
+        let base = DJNEncryptor(publicKey: pk, precomputeTable: false).base
+        let table = FixedBaseTable(base: base, modulus: pk.nSquared, exponentBits: 128, window: 4)
+        let sizes = table.entrySizes()
+        #expect(sizes.count == table.windows * 16)
+        #expect(sizes.allSatisfy { $0 == table.limbs }, "entries of \(Set(sizes).sorted()) limbs; the modulus has \(table.limbs)")
+        #expect(table.power(BigInt(0)) == BigInt(1))
+        let e = BigInt.random(bits: 128)
+        #expect(table.power(e) == base.power(e, modulo: pk.nSquared))
     }
 
     @Test func fixedWidthEncodingsRoundTrip() throws {

@@ -50,6 +50,8 @@ public enum VeilKDF {
         public static let secAggSimulation = Label(known: "secagg/simulation")
         /// Differential privacy: the key of a party's noise generator for one round.
         public static let privacyNoise = Label(known: "privacy/noise")
+        /// Paillier sessions: the seed of the pairwise mask between two cohort members.
+        public static let paillierPairwiseSeed = Label(known: "paillier/pairwise-seed")
 
         public var description: String { rawValue }
     }

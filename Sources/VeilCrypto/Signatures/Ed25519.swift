@@ -92,3 +92,36 @@ public enum Ed25519 {
         }
     }
 }
+
+// MARK: - The same key for X25519 agreement
+
+extension Ed25519.PrivateKey {
+    /// The X25519 scalar of this key's curve point (`crypto_sign_ed25519_sk_to_curve25519`:
+    /// the clamped first half of SHA-512(seed)). A certified signing key can thereby agree
+    /// keys with its peers without a second certified key; Thormarker (2021, "On using the
+    /// same key pair for Ed25519 and an X25519 based KEM") shows the joint use secure.
+    /// `Specs/paillier.md` §6.1 uses it for pairwise masks.
+    public func agreementKey() throws(CryptoError) -> X25519.PrivateKey {
+        var scalar = SecureBytes(zeros: X25519.keyByteCount)
+        let code = expanded.withUnsafeBytes { sk in
+            scalar.withUnsafeMutableBytes { out in
+                crypto_sign_ed25519_sk_to_curve25519(
+                    out.baseAddress!.assumingMemoryBound(to: UInt8.self), sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+        try Sodium.check(code, "crypto_sign_ed25519_sk_to_curve25519")
+        return try X25519.PrivateKey(rawRepresentation: scalar)
+    }
+}
+
+extension Ed25519.PublicKey {
+    /// The Montgomery u-coordinate of this Edwards point (`crypto_sign_ed25519_pk_to_curve25519`).
+    /// - Throws: ``CryptoError/libsodiumFailure(function:code:)`` when the bytes are not a
+    ///   point of the prime-order subgroup (libsodium refuses small-order and non-canonical points).
+    public func agreementKey() throws(CryptoError) -> X25519.PublicKey {
+        Sodium.ensureInitialized()
+        var out = [UInt8](repeating: 0, count: X25519.keyByteCount)
+        try Sodium.check(crypto_sign_ed25519_pk_to_curve25519(&out, rawRepresentation), "crypto_sign_ed25519_pk_to_curve25519")
+        return X25519.PublicKey(unchecked: out)
+    }
+}

@@ -51,15 +51,24 @@ public struct DJNEncryptor: Sendable {
     }
 }
 
-/// base^e mod m for a fixed base, by windows: T[i][j] = base^(j · 2^(w·i)), so that
-/// base^e = Π_i T[i][digit_i(e)]. Entries are stored as limb arrays of equal length so that
-/// `mpn_sec_tabselect` can read a secret digit's entry without a secret-dependent address.
+/// base^e mod m for a fixed base, by windows: T[i][j] = base^(j · 2^(w·i)) · u_i, so that
+/// base^e = U · Π_i T[i][digit_i(e)] with U = (Π_i u_i)^(−1). Entries are stored as limb
+/// arrays of equal length so that `mpn_sec_tabselect` can read a secret digit's entry without
+/// a secret-dependent address.
+///
+/// The public blinding factors u_i (uniform in Z*_m) are what keep the multiplications'
+/// running time independent of the digits: without them T[i][0] is the integer 1, which GMP
+/// stores in one limb, and a zero digit multiplies about five times faster than any other —
+/// a timing leak of the secret exponent, window by window. With them every entry, and the
+/// accumulator from its first value U, is a full-size residue.
 final class FixedBaseTable: @unchecked Sendable {
     // Immutable after init.
     let modulus: BigInt
     let window: Int
     let windows: Int
     let limbs: Int
+    /// U = (Π u_i)^(−1) mod m: the accumulator's first value.
+    private let unblinding: BigInt
     private let entries: UnsafeMutablePointer<mp_limb_t>
 
     init(base: BigInt, modulus: BigInt, exponentBits: Int, window: Int) {
@@ -69,25 +78,49 @@ final class FixedBaseTable: @unchecked Sendable {
         windows = (exponentBits + window - 1) / window
         limbs = veil_mpz_size(modulus.pointer)
         let perWindow = 1 << window
-        entries = .allocate(capacity: windows * perWindow * limbs)
-        entries.initialize(repeating: 0, count: windows * perWindow * limbs)
-        var step = base.modulo(modulus)  // base^(2^(w·i))
-        for i in 0..<windows {
-            var entry = BigInt(1)
-            for j in 0..<perWindow {
-                store(entry, at: (i * perWindow + j) * limbs)
-                entry = (entry * step).modulo(modulus)
-            }
-            step = entry  // base^(2^w · 2^(w·i)) = base^(2^(w·(i+1)))
+        let table = UnsafeMutablePointer<mp_limb_t>.allocate(capacity: windows * perWindow * limbs)
+        table.initialize(repeating: 0, count: windows * perWindow * limbs)
+        func store(_ value: BigInt, at offset: Int) {
+            let size = veil_mpz_size(value.pointer)
+            let source = veil_mpz_limbs_read(value.pointer)!
+            for k in 0..<size { table[offset + k] = source[k] }
         }
+        var step = base.modulo(modulus)  // base^(2^(w·i))
+        var blindings = BigInt(1)
+        for i in 0..<windows {
+            let blinding = Self.unit(modulo: modulus)
+            blindings = (blindings * blinding).modulo(modulus)
+            var power = BigInt(1)  // base^(j · 2^(w·i))
+            for j in 0..<perWindow {
+                store((power * blinding).modulo(modulus), at: (i * perWindow + j) * limbs)
+                power = (power * step).modulo(modulus)
+            }
+            step = power  // base^(2^w · 2^(w·i)) = base^(2^(w·(i+1)))
+        }
+        entries = table
+        unblinding = blindings.inverse(modulo: modulus)!  // a product of units is a unit
     }
 
     deinit { entries.deallocate() }
 
-    private func store(_ value: BigInt, at offset: Int) {
-        let size = veil_mpz_size(value.pointer)
-        let source = veil_mpz_limbs_read(value.pointer)!
-        for k in 0..<size { entries[offset + k] = source[k] }
+    /// A uniform unit of Z_m of full size (public: it hides nothing, it only fills limbs).
+    private static func unit(modulo m: BigInt) -> BigInt {
+        while true {
+            let candidate = BigInt.random(below: m, secret: false)
+            if veil_mpz_size(candidate.pointer) == veil_mpz_size(m.pointer), BigInt.gcd(candidate, m) == BigInt(1) {
+                return candidate
+            }
+        }
+    }
+
+    /// The number of significant limbs of each entry, for tests: all equal `limbs` when no
+    /// entry is shorter than the modulus's limb count.
+    func entrySizes() -> [Int] {
+        (0..<(windows << window)).map { e in
+            var size = limbs
+            while size > 0 && entries[e * limbs + size - 1] == 0 { size -= 1 }
+            return size
+        }
     }
 
     /// base^e mod m for 0 ≤ e < 2^(w·windows). Each window's entry is selected straight into
@@ -95,7 +128,7 @@ final class FixedBaseTable: @unchecked Sendable {
     func power(_ e: BigInt) -> BigInt {
         let perWindow = 1 << window
         return BigInt(secret: true) { acc in
-            veil_mpz_set_ui(acc, 1)
+            veil_mpz_set(acc, unblinding.pointer)
             let entry = BigInt(secret: true) { _ in }
             let product = BigInt(secret: true) { _ in }
             for i in 0..<windows {

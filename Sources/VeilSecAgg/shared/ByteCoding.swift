@@ -1,27 +1,5 @@
 import VeilCore
 
-/// Builds the canonical encodings of `Specs/secagg.md`: little-endian integers, fixed-size
-/// fields, explicit counts. One encoding per value, so signatures cover exactly one meaning.
-struct ByteWriter {
-    private(set) var bytes: [UInt8] = []
-
-    init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
-
-    mutating func u8(_ value: UInt8) { bytes.append(value) }
-
-    mutating func u32(_ value: UInt32) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func raw(_ value: some Sequence<UInt8>) { bytes.append(contentsOf: value) }
-
-    /// A length-prefixed byte string: `LE_4(count) ‖ bytes`.
-    mutating func blob(_ value: [UInt8]) {
-        u32(UInt32(value.count))
-        bytes.append(contentsOf: value)
-    }
-}
-
 /// Reads canonical encodings; every failure is a ``SecAggWireError``.
 struct ByteReader {
     private let bytes: [UInt8]

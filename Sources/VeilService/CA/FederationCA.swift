@@ -191,11 +191,9 @@ public struct FederationCA {
         try certificate.serializeAsPEM().pemString + "\n"
     }
 
-    /// Writes a secret file readable by its owner only.
+    /// Writes a secret file readable by its owner only, never overwriting (``SecretFile``).
     static func writeSecret(_ text: String, to url: URL) throws {
-        let created = FileManager.default.createFile(
-            atPath: url.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
-        guard created else { throw CredentialError.unreadable(path: url.path, why: "cannot create the file") }
+        try SecretFile.create(atPath: url.path, contents: SecureBytes(copying: Array(text.utf8)))
     }
 }
 
