@@ -114,6 +114,7 @@ func errorCode(_ error: any Error) -> String {
         case .wrongLength: "wrongLength"
         }
     case let e as SecAggParameterError: e.code
+    case let e as PaillierSessionError: e.code
     case let e as SecAggRunner.Refusal: e.code
     case let e as PaillierRunner.Refusal: e.code
     case is HexError: "malformedHex"

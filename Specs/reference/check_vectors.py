@@ -156,6 +156,10 @@ def check_secagg(group, test):
     secagg_reference.check_transcript(group, test)
 
 
+def check_paillier_session(group, test):
+    paillier_reference.check_session(group, test, expect)
+
+
 def check_secagg_parameters(group, test):
     secagg_parameters_reference.check(group, test, expect)
 
@@ -232,13 +236,14 @@ CHECKS = {
     "VEIL-SECAGG": check_secagg,
     "VEIL-SECAGG-PARAMETERS": check_secagg_parameters,
     "PAILLIER": check_paillier,
+    "VEIL-PAILLIER-SESSION": check_paillier_session,
     "DP-ACCOUNTING-RDP": check_dp_accounting,
     "VEIL-DP": check_dp,
 }
 
 # Every project family must be present: a missing file must not pass silently.
 REQUIRED = {"VEIL-KDF", "VEIL-CHACHA20-DRBG", "VEIL-MASK-EXPANSION", "VEIL-SHAMIR", "VEIL-FIXED-POINT", "VEIL-SECAGG",
-            "VEIL-SECAGG-PARAMETERS", "VEIL-DP", "DP-ACCOUNTING-RDP"}
+            "VEIL-SECAGG-PARAMETERS", "VEIL-PAILLIER-SESSION", "VEIL-DP", "DP-ACCOUNTING-RDP"}
 
 # Wycheproof's suites are checked by the Swift runners; the reference covers what this project wrote.
 PUBLISHED_UNCHANGED = {"x25519_test.json", "ed25519_test.json"}

@@ -119,3 +119,127 @@ def check(group: dict, test: dict, expect) -> None:
         expect(private.raw_decrypt(c), m, "decryption")
     else:
         raise AssertionError(f"unknown operation {op}")
+
+
+# --- Masked sessions (Specs/paillier.md §6.1) ------------------------------------------
+
+def _le(value: int, size: int) -> bytes:
+    return value.to_bytes(size, "little")
+
+
+class Session:
+    """A session recomputed from its inputs: PyNaCl for Ed25519 and the X25519 form of its keys,
+    veil_reference for VeilKDF and the ChaCha20 generator, phe for decryption, plain integers
+    for DJN, masks and packing."""
+
+    def __init__(self, group: dict):
+        import hashlib
+        import nacl.bindings as sodium
+        self.sodium, self.hashlib = sodium, hashlib
+        self.p, self.q = int(group["p"]), int(group["q"])
+        self.n = self.p * self.q
+        self.n2 = self.n * self.n
+        self.key_bits = self.n.bit_length()
+        self.n_bytes = (self.key_bits + 7) // 8
+        self.bits, self.k, self.d = group["bits"], group["maxAddends"], group["dimension"]
+        self.slot = self.bits + (self.k - 1).bit_length()
+        self.slots = (self.key_bits - 1) // self.slot
+        self.count = -(-self.d // self.slots)
+        identity = lambda seed: sodium.crypto_sign_seed_keypair(bytes.fromhex(seed))
+        self.holder_pk, self.holder_sk = identity(group["keyHolderSeed"])
+        coordinator_pk, _ = identity(group["coordinatorSeed"])
+        self.members = [identity(seed) for seed in group["memberSeeds"]]
+        self.base = int(group["djnBase"])
+        self.inputs = [[int(v) for v in values] for values in group["inputs"]]
+        self.exponents = [[int(a) for a in alphas] for alphas in group["exponents"]]
+        self.id = hashlib.sha256(
+            b"veil/v1/paillier/session\x00" + bytes.fromhex(group["nonce"]) + _le(int(group["round"]), 8)
+            + _le(len(self.members), 4) + bytes([self.bits]) + _le(self.k, 4) + _le(self.d, 4)
+            + _le(self.n_bytes, 4) + self.n.to_bytes(self.n_bytes, "big") + self.holder_pk + coordinator_pk
+            + b"".join(pk for pk, _ in self.members)).digest()
+
+    def statement(self) -> bytes:
+        return b"veil/v1/paillier/public-key\x00" + _le(self.n_bytes, 4) + self.n.to_bytes(self.n_bytes, "big")
+
+    def sign(self, secret_key: bytes, message: bytes) -> bytes:
+        return self.sodium.crypto_sign(message, secret_key)[:64]
+
+    def mask(self, a: int) -> list[int]:
+        own = self.sodium.crypto_sign_ed25519_sk_to_curve25519(self.members[a - 1][1])
+        width = (self.key_bits + 128 + 7) // 8
+        total = [0] * self.count
+        for b in range(1, len(self.members) + 1):
+            if b == a:
+                continue
+            peer = self.sodium.crypto_sign_ed25519_pk_to_curve25519(self.members[b - 1][0])
+            shared = self.sodium.crypto_scalarmult(own, peer)
+            seed = ref.veil_kdf(shared, "paillier/pairwise-seed", salt=self.id, context=_le(min(a, b), 4) + _le(max(a, b), 4))
+            stream = ref.Generator(seed)
+            for j in range(self.count):
+                m = int.from_bytes(stream.bytes(width), "big") % self.n
+                total[j] = (total[j] + m if a < b else total[j] - m) % self.n
+        return total
+
+    def contribution(self, a: int) -> tuple[list[int], bytes, bytes]:
+        _, plaintexts = pack(self.inputs[a - 1], self.bits, self.k, self.key_bits)
+        masks = self.mask(a)
+        ciphertexts = []
+        for j, plaintext in enumerate(plaintexts):
+            masked = (plaintext + masks[j]) % self.n
+            ciphertexts.append((1 + masked * self.n) * pow(self.base, self.exponents[a - 1][j], self.n2) % self.n2)
+        width = (2 * self.key_bits + 7) // 8
+        digest = self.hashlib.sha256(b"".join(c.to_bytes(width, "big") for c in ciphertexts)).digest()
+        receipt = b"veil/v1/paillier/receipt\x00" + self.id + _le(a, 4) + digest
+        return ciphertexts, digest, self.sign(self.members[a - 1][1], receipt)
+
+    def decrypt(self, test: dict) -> list[int]:
+        members = len(self.members)
+        if members < test["minimumContributors"]:
+            raise ref.Refused("tooFewMembers")
+        parts = {a: self.contribution(a) for a in range(1, members + 1)}
+        seen = set()
+        for position in test["receiptsOf"]:
+            _, digest, signature = parts[position]
+            if position == test.get("forged"):
+                signature = bytes([signature[0] ^ 1]) + signature[1:]
+            message = b"veil/v1/paillier/receipt\x00" + self.id + _le(position, 4) + digest
+            try:
+                self.sodium.crypto_sign_open(signature + message, self.members[position - 1][0])
+            except Exception:
+                raise ref.Refused("invalidReceipt") from None
+            seen.add(position)
+        for position in range(1, members + 1):
+            if position not in seen:
+                raise ref.Refused("missingReceipt")
+        aggregate = [1] * self.count
+        for a in test["aggregateOf"]:
+            aggregate = [x * y % self.n2 for x, y in zip(aggregate, parts[a][0])]
+        private = paillier.PaillierPrivateKey(paillier.PaillierPublicKey(self.n), self.p, self.q)
+        out = []
+        for c in aggregate:
+            m = private.raw_decrypt(c)
+            for slot in range(self.slots):
+                if len(out) < self.d:
+                    out.append((m >> (slot * self.slot)) & ((1 << self.bits) - 1))
+        return out
+
+
+def check_session(group: dict, test: dict, expect) -> None:
+    s = Session(group)
+    kind = test["kind"]
+    if kind == "statement":
+        expect(s.sign(s.holder_sk, s.statement()).hex(), test["signature"], "signature")
+        expect(s.hashlib.sha256(s.statement()).hexdigest(), test["fingerprint"], "fingerprint")
+    elif kind == "session":
+        expect(s.id.hex(), test["sessionId"], "sessionId")
+    elif kind == "contribution":
+        a = test["member"]
+        expect([str(m) for m in s.mask(a)], test["masks"], "masks")
+        ciphertexts, digest, signature = s.contribution(a)
+        expect([str(c) for c in ciphertexts], test["ciphertexts"], "ciphertexts")
+        expect(digest.hex(), test["receiptDigest"], "receiptDigest")
+        expect(signature.hex(), test["signature"], "signature")
+    elif kind == "decrypt":
+        expect([str(v) for v in s.decrypt(test)], test.get("sum"), "sum")
+    else:
+        raise AssertionError(f"unknown kind {kind}")

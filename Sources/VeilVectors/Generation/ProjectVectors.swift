@@ -18,6 +18,7 @@ public enum ProjectVectors {
             ("secagg/veil_secagg.json", try secAgg().encoded()),
             ("secagg/veil_secagg_parameters.json", try secAggParameters().encoded()),
             ("paillier/veil_paillier.json", try paillier().encoded()),
+            ("paillier/veil_paillier_session.json", try paillierSession().encoded()),
             ("dp/veil_privacy.json", try privacy().encoded()),
         ]
     }
