@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import VeilLearning
 import VeilPaillier
+import VeilSecAgg
 
 /// `veil simulate` on the network: a temporary CA, a coordinator and N participants in one
 /// process, talking gRPC over loopback with real mutual TLS — the same code `veil serve` and
@@ -81,20 +82,18 @@ public struct NetworkSimulation: Sendable {
         }
         if let bits = paillierBits {
             let key = try PaillierPrivateKey.generate(bits: bits)
-            let publicPath = directory.appendingPathComponent("paillier.public.json")
             let secretPath = directory.appendingPathComponent("paillier.secret.json")
-            try PaillierKeyFiles.publicFile(key.publicKey).write(to: publicPath)
             try FederationCA.writeSecret(
                 String(decoding: try PaillierKeyFiles.secretFile(key), as: UTF8.self), to: secretPath)
             _ = try ca.issue(id: serve.keyHolder, role: .keyHolder)
             serve.secureSum = "paillier"
-            serve.paillierPublicKey = publicPath.path
             var holder = KeyHolderConfiguration(
                 tls: TLSFiles(directory: directory.path, id: serve.keyHolder), secretKey: secretPath.path)
-            holder.minimumContributors = 1
+            holder.minimumContributors = min(SecAggParameters.thresholdFloor, serve.cohortSize)
             holder.bits = serve.payloadBits
             holder.maxAddends = serve.cohortSize
             holder.reconnectAttempts = 3
+            holder.record = directory.appendingPathComponent("decryptions.jsonl").path
             keyHolder = holder
         } else {
             keyHolder = nil
@@ -109,6 +108,11 @@ public struct NetworkSimulation: Sendable {
             join.index = i
             join.seed = c.seed
             join.reconnectAttempts = 3
+            // The participants' own policy is the default (malicious model); only the key size
+            // follows the simulation's choice, which may be a small test key.
+            join.policy.paillierMinBits = min(join.policy.paillierMinBits, paillierBits ?? .max)
+            join.policy.minCohort = min(join.policy.minCohort, serve.cohortSize)
+            join.policy.minContributors = min(join.policy.minContributors, serve.cohortSize)
             return (join, simulation.data.clients[i])
         }
         self.directory = directory

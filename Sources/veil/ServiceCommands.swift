@@ -2,12 +2,19 @@ import ArgumentParser
 import Foundation
 import Logging
 import VeilService
+import X509
 
 struct CACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ca",
-        abstract: "The federation's certificate authority: create it, issue certificates.",
-        subcommands: [Init.self, Issue.self]
+        abstract: "The federation's certificate authority: create it, sign holders' requests.",
+        discussion: """
+            Keys are made where they are used: each holder runs `veil ca request` on its own machine and \
+            sends only the request to the CA operator, who runs `veil ca sign`. The CA folder never holds a \
+            holder's private key. `veil ca issue` makes keys and certificate together in the CA folder, for local \
+            testing only.
+            """,
+        subcommands: [Init.self, Request.self, Sign.self, Issue.self]
     )
 
     struct Init: ParsableCommand {
@@ -29,14 +36,100 @@ struct CACommand: ParsableCommand {
         }
     }
 
+    struct Request: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "On a holder's machine: create its keys and a certificate request for the CA.",
+            discussion: """
+                Writes OUT/ID.key.pem (the P-256 TLS key) and OUT/ID.signing.key (the Ed25519 seed that signs \
+                protocol messages), both mode 0600 and never overwritten, and OUT/ID.csr.pem: a PKCS #10 request \
+                signed by the TLS key, carrying the role, the Ed25519 public key and that key's signature binding it \
+                to the id, the role and the TLS key (Specs/wire.md §2.1). Send only the .csr.pem to the CA. A \
+                coordinator's request names the hosts participants connect to (--host, repeatable; default \
+                localhost and 127.0.0.1).
+                """)
+
+        @Option(help: "The holder's id (1–64 of a–z A–Z 0–9 . - _).")
+        var id: String
+
+        @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
+        var role: String
+
+        @Option(help: "Coordinator: a host name or IPv4 address participants connect to (repeatable).")
+        var host: [String] = []
+
+        @Option(help: "The folder for the keys and the request (created if missing).")
+        var out: String
+
+        func run() throws {
+            guard let role = FederationRole(rawValue: role) else {
+                throw usageError("--role must be coordinator, participant or key-holder")
+            }
+            guard role == .coordinator || host.isEmpty else { throw usageError("--host is for a coordinator's request") }
+            do {
+                let files = try CertificateRequest.create(
+                    id: id, role: role,
+                    hosts: role == .coordinator ? (host.isEmpty ? ["localhost", "127.0.0.1"] : host) : [],
+                    in: URL(fileURLWithPath: out))
+                print("created \(files.keyPath), \(files.signingKeyPath) (keep them here) and \(files.requestPath) (send it to the CA)")
+            } catch { throw usageError("\(error)") }
+        }
+    }
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "On the CA: issue the certificate a holder requested.",
+            discussion: """
+                Checks the request (its signature by the TLS key, the signing key's binding to the id, role and TLS \
+                key, that the role is the one given with --role) and writes the certificate to DIR/ID.cert.pem, the \
+                CA's record of it, and to --out if given. An id is certified once. Valid for a year unless --days \
+                says otherwise. Send the certificate and DIR/ca.cert.pem back to the holder.
+                """)
+
+        @Option(help: "The CA's folder.")
+        var dir: String
+
+        @Option(help: "The holder's request file (ID.csr.pem).")
+        var request: String
+
+        @Option(help: "The role the CA operator means to certify: coordinator, participant or key-holder.")
+        var role: String
+
+        @Option(help: "Also write the certificate here.")
+        var out: String?
+
+        @Option(help: "Days of validity.")
+        var days = 365
+
+        func run() throws {
+            guard let role = FederationRole(rawValue: role) else {
+                throw usageError("--role must be coordinator, participant or key-holder")
+            }
+            guard days >= 1 else { throw usageError("--days must be at least 1") }
+            do {
+                let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
+                let parsed = try CertificateRequest(path: request)
+                let (certificate, path) = try ca.sign(
+                    request: parsed, role: role, notValidAfter: Date().addingTimeInterval(Double(days) * 86400))
+                if let out, URL(fileURLWithPath: out).standardizedFileURL.path != URL(fileURLWithPath: path).standardizedFileURL.path {
+                    try (try certificate.serializeAsPEM().pemString + "\n").write(
+                        toFile: out, atomically: true, encoding: .utf8)
+                }
+                let hosts = parsed.hosts.isEmpty ? "" : " for hosts \(parsed.hosts.joined(separator: ", "))"
+                print("signed \(role.rawValue) \(parsed.id)\(hosts): \(path)\(out.map { ", \($0)" } ?? "")")
+            } catch { throw usageError("\(error)") }
+        }
+    }
+
     struct Issue: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Issue a certificate for a coordinator or a participant.",
+            abstract: "Local testing only: make a holder's keys and certificate together in the CA folder.",
             discussion: """
                 Writes DIR/ID.cert.pem (P-256, subject CN=ID, Veil's role and signing-key extensions), \
                 DIR/ID.key.pem and DIR/ID.signing.key (the Ed25519 seed that signs protocol messages; both \
-                mode 0600). A coordinator's certificate names the hosts participants connect to (--host, \
-                repeatable; default localhost and 127.0.0.1). Valid for a year unless --days says otherwise.
+                mode 0600). Whoever holds the CA folder then holds these private keys and can act as the holder: \
+                for a real federation use `veil ca request` on the holder's machine and `veil ca sign` here. A \
+                coordinator's certificate names the hosts participants connect to (--host, repeatable; default \
+                localhost and 127.0.0.1). Valid for a year unless --days says otherwise.
                 """)
 
         @Option(help: "The CA's folder.")

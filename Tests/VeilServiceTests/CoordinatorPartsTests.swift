@@ -27,9 +27,14 @@ import VeilWire
         ]
         var g = Xoshiro256(seed: 1)
         #expect(CohortSelection.select(pool, count: 2, strategy: .roundRobin, generator: &g) == ["b", "d"])
-        // Low battery (c) is never picked; then the strongest first.
-        #expect(CohortSelection.select(pool, count: 2, strategy: .resourceAware, generator: &g) == ["a", "d"])
+        // Low battery (c) is never picked; the others are drawn, the stronger more often.
         #expect(CohortSelection.select(pool, count: 4, strategy: .resourceAware, generator: &g) == ["a", "b", "d"])
+        var picks: [String: Int] = [:]
+        for _ in 0..<2000 {
+            for id in CohortSelection.select(pool, count: 1, strategy: .resourceAware, generator: &g) { picks[id, default: 0] += 1 }
+        }
+        #expect(picks["c"] == nil)
+        #expect(picks["a"]! > picks["d"]! && picks["d"]! > picks["b"]!, "\(picks)")
         var seen = Set<[String]>()
         for seed in 0..<20 {
             var r = Xoshiro256(seed: UInt64(seed))
@@ -38,6 +43,24 @@ import VeilWire
             seen.insert(picked)
         }
         #expect(seen.count > 3)
+    }
+
+    /// The finding: resource-aware selection ranked by self-reported, unbounded resources, so
+    /// one participant claiming absurd ones was in every cohort (and a group of colluders could
+    /// fill cohorts). Reports now only tilt a random draw, by at most a factor of two.
+    @Test func overstatedResourcesDoNotBuyAPlaceInEveryCohort() {
+        var pool = (0..<10).map { candidate("p\($0)", cores: 8, memory: 16 << 30, battery: -1, link: 100_000_000) }
+        pool.append(candidate("liar", cores: .max, memory: .max, battery: -1, link: .max))
+        var g = Xoshiro256(seed: 3)
+        var picks: [String: Int] = [:]
+        let rounds = 400
+        for _ in 0..<rounds {
+            for id in CohortSelection.select(pool, count: 3, strategy: .resourceAware, generator: &g) { picks[id, default: 0] += 1 }
+        }
+        let liar = picks["liar", default: 0]
+        let honest = Double(picks.filter { $0.key != "liar" }.values.reduce(0, +)) / 10
+        #expect(liar < rounds * 9 / 10, "the liar was in \(liar) of \(rounds) cohorts")
+        #expect(Double(liar) <= 2.5 * honest, "the liar \(liar) against \(honest) on average")
     }
 
     @Test func tokenBucketLimitsTheRate() {

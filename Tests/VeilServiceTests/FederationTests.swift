@@ -102,14 +102,20 @@ import VeilWire
         c.partition = .iid
         var network = try NetworkSimulation(
             configuration: c, directory: directory, roundDeadlineSeconds: 5, paillierBits: 1024)
-        network.serve.minParticipants = 4
-        // Participant 4 never sends its ciphertexts in round 2: a dropout, the round completes.
+        network.serve.minParticipants = 3
+        // Participant 4 never sends its ciphertexts in round 2 and disconnects: the masks cancel
+        // only over the whole roster, so that attempt is aborted and the next one, without it,
+        // completes.
         network.failures = [3: (round: 2, messages: 0)]
         let summary = try await network.run(logger: quietLogger())
         #expect(summary.completedRounds == 2)
-        #expect(summary.rounds.map(\.survivors) == [4, 3])
-        #expect(summary.rounds.allSatisfy { $0.bytesIn > 0 && $0.bytesOut > 0 })
+        #expect(summary.rounds.map(\.survivors) == [4, 0, 3], "\(summary.rounds.map(\.abortReason))")
+        #expect(summary.rounds[1].abortReason?.contains("did not contribute (participant-4)") == true)
+        #expect(summary.rounds.filter(\.completed).allSatisfy { $0.bytesIn > 0 && $0.bytesOut > 0 })
         #expect((summary.finalAccuracy ?? 0) > 0.5)
+        // The key holder decrypted each round once, and recorded it.
+        let record = try DecryptionRecord(path: network.keyHolder!.record)
+        #expect(record.contains(round: 1) && record.contains(round: 2))
     }
 
     @Test func theKeyHolderRefusesAggregatesOfTooFewContributions() async throws {
@@ -135,12 +141,11 @@ import VeilWire
         let attempts = try store.rounds()
         #expect(!attempts.isEmpty && attempts.allSatisfy { $0.outcome != "completed" }, "\(attempts)")
         let refused = try #require(attempts.first { $0.outcome == "aborted" })
+        // The key holder counted the roster itself (three certified members), not a number it was told.
         #expect(refused.abortReason?.contains("the key holder refused") == true, "\(refused)")
-        let holder = try KeyHolderAgent(configuration: network.keyHolder!, logger: quietLogger())
-        var request = Veil_V1_DecryptRequest()
-        request.contributors = 2
-        request.bits = 64
-        request.maxAddends = 3
-        #expect(holder.answer(request).refusal.contains("at least 5"))
+        #expect(refused.abortReason?.contains("3 members; at least 5 are needed") == true, "\(refused)")
+        // Nothing was decrypted, so nothing was recorded.
+        let record = try DecryptionRecord(path: network.keyHolder!.record)
+        #expect(!record.contains(round: 1))
     }
 }

@@ -102,6 +102,21 @@ import VeilWire
         return a
     }
 
+    /// The participants' certified identities, by index.
+    func identities(_ network: NetworkSimulation) throws -> [FederationIdentity] {
+        try network.participants.map { try $0.join.tls.credentials(role: .participant).identity }
+    }
+
+    /// The participant's Decline, or nil (recording an issue) when it answered otherwise.
+    func declineOrRecord(_ coordinator: HostileCoordinator, _ id: String) async throws -> Veil_V1_Decline? {
+        let answer = try await coordinator.next(from: id)
+        guard case .decline(let decline) = answer.kind else {
+            Issue.record("\(id) did not decline: \(answer)")
+            return nil
+        }
+        return decline
+    }
+
     /// Softmax regression on digits: 64 × 10 weights and 10 biases; the payload adds the weight.
     let parameterCount = 650
     var payloadLength: Int { parameterCount + 1 }
@@ -250,7 +265,7 @@ import VeilWire
         defer { coordinator.finish() }
         let agents = try join(network, Array(0..<n), port: coordinator.port)
         defer { agents.forEach { $0.cancel() } }
-        let ids = network.participants.map { $0.join.tls }.map { try! $0.credentials(role: .participant).identity }
+        let ids = try identities(network)
         try await coordinator.waitFor(ids.map(\.id))
 
         let threat = try ThreatModel(adversary: .honestButCuriousServer, corruptFraction: 0, dropoutFraction: 0)
@@ -284,55 +299,183 @@ import VeilWire
         }
     }
 
-    // MARK: - Paillier
+    /// The machinery the participants now insist on: at n = 10 their own policy (malicious
+    /// model, γ = 5%: n_C = 1) requires t = 6. A coordinator that accepts that and still tries
+    /// the split cannot gather six matching signatures on both sides (6 + 6 − n_C > 10): the
+    /// short side refuses to reveal and says why, and the target's masking key never leaves.
+    @Test func theSplitViewFailsAtTheThresholdTheParticipantsRequire() async throws {
+        let n = 10
+        let (network, directory) = try federation(clients: n)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
+        defer { coordinator.finish() }
+        let agents = try join(network, Array(0..<n), port: coordinator.port)
+        defer { agents.forEach { $0.cancel() } }
+        let ids = try identities(network)
+        try await coordinator.waitFor(ids.map(\.id))
+        let session = try SecAggSession(
+            parameters: try SecAggParameters(
+                clientCount: n, threshold: 6, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
+                threatModel: .malicious),
+            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
+            nonce: [UInt8](repeating: 8, count: 32))
+        let assignments = try (1...n).map {
+            try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: $0)
+        }
+        let p = session.participants
+        // The attacker's best split: the target and five others see it survive, four see it drop.
+        let outcome = try await splitView(
+            coordinator, session: session, cohort: ids, assignments: assignments, target: p[0],
+            groupA: Array(p[0..<6]), groupB: Array(p[6...]))
+        switch outcome {
+        case .recovered:
+            Issue.record("the split view unmasked participant 1's input at t = 6")
+        case .declined(let reasons):
+            Issue.record("the participants declined t = 6, which their policy allows: \(reasons)")
+        case .failed(let why, let refusals):
+            #expect(why.hasPrefix("6 shares of the target's self-mask seed and 0 of its masking key"), "\(why)")
+            for id in ids[6...].map(\.id) {
+                #expect(refusals[id]?.contains("matching consistency signatures, 6 needed") == true, "\(id): \(refusals[id] ?? "-")")
+            }
+        }
+    }
 
-    /// The finding: participants encrypt under whatever modulus the assignment carries, so a
-    /// coordinator that substitutes its own key decrypts a participant's update alone.
-    @Test func aSubstitutedPaillierKeyIsRefused() async throws {
-        let (network, directory) = try federation(clients: 3)
+    /// t = 1 on the wire (the finding: every cohort under 20 got t = 1 at γ = 5%), and t = 2
+    /// for three participants: both below what the participants' policy requires.
+    @Test(arguments: [1, 2]) func aLowThresholdForASmallCohortIsDeclined(threshold: Int) async throws {
+        let n = 3
+        let (network, directory) = try federation(clients: n)
         defer { try? FileManager.default.removeItem(at: directory) }
         let coordinator = try await HostileCoordinator(tls: network.serve.tls)
         defer { coordinator.finish() }
         let agents = try join(network, [0], port: coordinator.port)
         defer { agents.forEach { $0.cancel() } }
-        let target = network.participants[0].join.tls
-        let id = try target.credentials(role: .participant).identity.id
-        try await coordinator.waitFor([id])
+        let ids = try identities(network)
+        try await coordinator.waitFor([ids[0].id])
+        let session = try SecAggSession(
+            parameters: try SecAggParameters(
+                clientCount: n, threshold: 2, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
+                threatModel: .honestButCurious),
+            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
+            nonce: [UInt8](repeating: 5, count: 32))
+        var a = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
+        a.session.threshold = UInt32(threshold)
+        coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+        let decline = try await declineOrRecord(coordinator, ids[0].id)
+        #expect(decline?.code == .declinePolicy, "\(String(describing: decline))")
+        #expect(decline?.reason.contains("threshold \(threshold)") == true, "\(decline?.reason ?? "")")
+    }
 
-        let ownKey = try PaillierPrivateKey.generate(bits: 2048)
-        let packing = try PaillierPacking(bitWidth: BitWidth(64), maxAddends: 3, keyBits: 2048)
-        var a = basicAssignment(network, round: 1, cohort: 3)
-        a.position = 1
+    /// The finding: any coordinator-role certificate was accepted as the session's server. A
+    /// second coordinator of the same CA (another federation's, or one stolen) is refused: the
+    /// server must be the coordinator the participant connected to.
+    @Test func anotherCoordinatorsCertificateIsRefused() async throws {
+        let n = 3
+        let (network, directory) = try federation(clients: n)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let rogueFiles = try FederationCA(directory: directory).issue(id: "rogue-coordinator", role: .coordinator)
+        let rogue = try TLSFiles(directory: directory.path, id: "rogue-coordinator").credentials(role: .coordinator)
+        #expect(FileManager.default.fileExists(atPath: rogueFiles.certificatePath))
+        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
+        defer { coordinator.finish() }
+        let agents = try join(network, [0], port: coordinator.port)
+        defer { agents.forEach { $0.cancel() } }
+        let ids = try identities(network)
+        try await coordinator.waitFor([ids[0].id])
+        let session = try SecAggSession(
+            parameters: try SecAggParameters(
+                clientCount: n, threshold: 3, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
+                threatModel: .malicious),
+            serverIdentity: rogue.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
+            nonce: [UInt8](repeating: 4, count: 32))
+        var a = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
+        a.session.coordinatorCertificate = Data(rogue.identity.certificateDER)
+        coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+        let decline = try await declineOrRecord(coordinator, ids[0].id)
+        #expect(decline?.code == .declineCoordinator, "\(String(describing: decline))")
+        #expect(decline?.reason.contains("rogue-coordinator") == true)
+    }
+
+    // MARK: - Paillier
+
+    /// A Paillier plan as an honest coordinator would build it, for a key and signature the
+    /// attacker chose.
+    func paillierAssignment(
+        _ network: NetworkSimulation, coordinator: HostileCoordinator, modulus: [UInt8], signature: [UInt8],
+        keyHolderCertificate: [UInt8], roster: [FederationIdentity], position: Int, round: UInt64 = 1,
+        nonce: [UInt8] = [UInt8](repeating: 6, count: 32)
+    ) -> Veil_V1_RoundAssignment {
+        var a = basicAssignment(network, round: round, cohort: roster.count)
+        a.position = UInt32(position)
         a.paillier = .with {
-            $0.modulus = Data(ownKey.publicKey.bigEndianBytes)
+            $0.modulus = Data(modulus)
             $0.bits = 64
-            $0.maxAddends = 3
+            $0.maxAddends = UInt32(roster.count)
             $0.dimension = UInt32(payloadLength)
+            $0.keySignature = Data(signature)
+            $0.keyHolderCertificate = Data(keyHolderCertificate)
+            $0.nonce = Data(nonce)
+            $0.coordinatorCertificate = Data(coordinator.identity.certificateDER)
+            $0.rosterCertificates = roster.map { Data($0.certificateDER) }
         }
-        coordinator.send(.with { $0.assignment = a }, to: id)
-        let answer = try await coordinator.next(from: id)
-        switch answer.kind {
-        case .paillier(let contribution):
-            let ciphertexts = try contribution.ciphertexts.map { try ownKey.publicKey.ciphertext(bigEndian: Array($0)) }
-            let holder = PaillierKeyHolder(privateKey: ownKey, packing: packing, minimumContributors: 1)
-            let sum = try holder.decrypt(
-                EncryptedAggregate(ciphertexts: ciphertexts, dimension: payloadLength, contributors: [ParticipantID(1)])
-            ).sum
-            let values = try Coordinator.codec(network.serve, addends: 3).decode(sum)
-            Issue.record(
-                "the participant encrypted under the coordinator's own key: its update decrypted (a payload: \(isPayload(values, of: network, participant: 0)))"
-            )
-        case .decline(let decline):
-            #expect(decline.reason.contains("key holder"), "\(decline.reason)")
-        default:
-            Issue.record("unexpected answer \(answer)")
+        return a
+    }
+
+    /// The finding: participants encrypted under whatever modulus the assignment carried, so a
+    /// coordinator that substituted its own key decrypted a participant's update alone. Each
+    /// substitution is declined: an unsigned key, a key signed by the coordinator's own
+    /// certificate, and the real key holder's signature over a key that is too short.
+    @Test func aSubstitutedPaillierKeyIsRefused() async throws {
+        let (network, directory) = try federation(clients: 3, paillierBits: 1024)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
+        defer { coordinator.finish() }
+        let agents = try join(network, [0], port: coordinator.port) { $0.policy.paillierMinBits = 2048 }
+        defer { agents.forEach { $0.cancel() } }
+        let ids = try identities(network)
+        try await coordinator.waitFor([ids[0].id])
+        let holder = try #require(network.keyHolder).tls.credentials(role: .keyHolder)
+        let ownKey = try PaillierPrivateKey.generate(bits: 2048)
+        let shortKey = try PaillierPrivateKey.generate(bits: 1024)
+        let signedByCoordinator = PaillierKeyStatement(signing: ownKey.publicKey, with: coordinator.signingKey)
+        let signedByHolder = PaillierKeyStatement(signing: shortKey.publicKey, with: holder.signingKey)
+        let attempts: [(String, [UInt8], [UInt8], [UInt8], String)] = [
+            ("unsigned", ownKey.publicKey.bigEndianBytes, [UInt8](repeating: 0, count: 64), holder.identity.certificateDER,
+             "is not the one the key holder key-holder signed"),
+            ("signed by the coordinator", ownKey.publicKey.bigEndianBytes, signedByCoordinator.signature,
+             coordinator.identity.certificateDER, "the key holder's certificate"),
+            ("too short", shortKey.publicKey.bigEndianBytes, signedByHolder.signature, holder.identity.certificateDER,
+             "a 1024-bit modulus; this participant accepts 2048 bits or more"),
+        ]
+        for (round, attempt) in attempts.enumerated() {
+            let (name, modulus, signature, certificate, expected) = attempt
+            let a = paillierAssignment(
+                network, coordinator: coordinator, modulus: modulus, signature: signature,
+                keyHolderCertificate: certificate, roster: ids, position: 1, round: UInt64(round + 1))
+            coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+            let answer = try await coordinator.next(from: ids[0].id)
+            switch answer.kind {
+            case .paillier:
+                Issue.record("\(name): the participant encrypted under a key the key holder did not sign for it")
+            case .decline(let decline):
+                #expect(decline.code == .declinePaillierKey, "\(name): \(decline)")
+                #expect(decline.reason.contains(expected), "\(name): \(decline.reason)")
+            default:
+                Issue.record("\(name): unexpected answer \(answer)")
+            }
         }
     }
 
     /// The finding: the key holder's minimum-contributors rule trusted a count written by the
-    /// coordinator, so one ciphertext labelled "1000 contributors" came back decrypted.
-    @Test func theKeyHolderDoesNotDecryptOneCiphertextWithAnInflatedCount() async throws {
-        let (network, directory) = try federation(clients: 3, paillierBits: 1024)
+    /// coordinator, so one ciphertext labelled "1000 contributors" came back decrypted. Now:
+    /// honest participants contribute to a session the attacker runs with the real key
+    /// holder's key; the attacker hands the key holder one participant's ciphertexts — first
+    /// with no receipts, then with all three. The first is refused; the second decrypts to that
+    /// participant's input under a mask nobody but the participants could remove; a third
+    /// request for the same round is refused, and the key holder's record says what it did.
+    @Test func theKeyHolderDoesNotDecryptOneParticipantsCiphertexts() async throws {
+        let n = 3
+        let (network, directory) = try federation(clients: n, paillierBits: 1024)
         defer { try? FileManager.default.removeItem(at: directory) }
         let coordinator = try await HostileCoordinator(tls: network.serve.tls)
         defer { coordinator.finish() }
@@ -342,40 +485,88 @@ import VeilWire
         holderConfiguration.maxAddends = 1000
         holderConfiguration.reconnectAttempts = 0
         let holder = try KeyHolderAgent(configuration: holderConfiguration, logger: quietLogger())
-        let running = Task { try await holder.run() }
-        defer { running.cancel() }
-        try await coordinator.waitFor([holder.identity.id])
-
-        // One participant's ciphertext, as the coordinator receives it in a round.
-        let publicKey = try PaillierKeyFiles.publicKey(
-            from: try Data(contentsOf: URL(fileURLWithPath: try #require(network.serve.paillierPublicKey))))
-        let packing = try PaillierPacking(bitWidth: BitWidth(64), maxAddends: 1000, keyBits: publicKey.bits)
-        let secret = try ModularVector(elements: [42, 7, 1_000_000], bitWidth: BitWidth(64))
-        let contributor = PaillierContributor(
-            encryptor: DJNEncryptor(publicKey: publicKey, precomputeTable: false), packing: packing)
-        var request = Veil_V1_DecryptRequest()
-        request.round = 1
-        request.ciphertexts = try contributor.encrypt(secret).map { Data($0.bigEndianBytes()) }
-        request.dimension = 3
-        request.contributors = 1000
-        request.bits = 64
-        request.maxAddends = 1000
-        coordinator.send(.with { $0.decrypt = request }, to: holder.identity.id)
-        let answer = try await coordinator.next(from: holder.identity.id)
-        guard case .decrypted(let result) = answer.kind else {
-            Issue.record("unexpected answer \(answer)")
-            return
+        let holding = Task { try await holder.run() }
+        defer { holding.cancel() }
+        let agents = try join(network, Array(0..<n), port: coordinator.port) { $0.policy.paillierMinBits = 1024 }
+        defer { agents.forEach { $0.cancel() } }
+        let ids = try identities(network)
+        let hello = try await coordinator.waitFor([holder.identity.id] + ids.map(\.id))[holder.identity.id]!
+        let key = try PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus))
+        let nonce = [UInt8](repeating: 1, count: 32)
+        for (i, id) in ids.enumerated() {
+            let a = paillierAssignment(
+                network, coordinator: coordinator, modulus: key.bigEndianBytes, signature: Array(hello.paillierKey.signature),
+                keyHolderCertificate: holder.identity.certificateDER, roster: ids, position: i + 1, nonce: nonce)
+            coordinator.send(.with { $0.assignment = a }, to: id.id)
         }
-        #expect(result.sum != secret.elements, "the key holder decrypted a single ciphertext: \(result.sum)")
-        #expect(result.sum.isEmpty && !result.refusal.isEmpty, "\(result)")
+        var contributions: [Veil_V1_PaillierContribution] = []
+        for id in ids {
+            let answer = try await coordinator.next(from: id.id)
+            guard case .paillier(let contribution) = answer.kind else {
+                Issue.record("\(id.id) did not contribute: \(answer)")
+                return
+            }
+            contributions.append(contribution)
+        }
+        let packing = try PaillierPacking(bitWidth: BitWidth(64), maxAddends: n, keyBits: key.bits)
+        let session = try PaillierSession(
+            publicKey: key, packing: packing, dimension: payloadLength, round: 1, nonce: nonce,
+            keyHolder: holder.identity.signingKey, coordinator: coordinator.signingKey.publicKey,
+            roster: ids.map(\.signingKey))
+        let receipts: [Veil_V1_Receipt] = try contributions.enumerated().map { i, c in
+            let ciphertexts = try c.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
+            let receipt = PaillierReceipt(
+                position: ParticipantID(UInt32(i + 1)), ciphertextDigest: PaillierReceipt.digest(ciphertexts),
+                signature: Array(c.receiptSignature))
+            #expect(receipt.isValid(in: session))
+            return .with {
+                $0.position = UInt32(i + 1)
+                $0.ciphertextDigest = Data(receipt.ciphertextDigest)
+                $0.signature = Data(receipt.signature)
+            }
+        }
+        func request(_ receipts: [Veil_V1_Receipt]) -> Veil_V1_DecryptRequest {
+            .with {
+                $0.round = 1
+                $0.ciphertexts = contributions[0].ciphertexts  // participant 1's alone
+                $0.dimension = UInt32(payloadLength)
+                $0.bits = 64
+                $0.maxAddends = UInt32(n)
+                $0.nonce = Data(nonce)
+                $0.coordinatorCertificate = Data(coordinator.identity.certificateDER)
+                $0.rosterCertificates = ids.map { Data($0.certificateDER) }
+                $0.receipts = receipts
+            }
+        }
+        func ask(_ request: Veil_V1_DecryptRequest) async throws -> Veil_V1_DecryptResult? {
+            coordinator.send(.with { $0.decrypt = request }, to: holder.identity.id)
+            guard case .decrypted(let result) = try await coordinator.next(from: holder.identity.id).kind else { return nil }
+            return result
+        }
+        // 1. Only the target's own receipt: the key holder counts the receipts itself.
+        let lone = try #require(try await ask(request([receipts[0]])))
+        #expect(lone.sum.isEmpty && lone.refusal.contains("no receipt from position 2"), "\(lone.refusal)")
+        // 2. Every receipt, the target's ciphertexts alone: what comes back is masked.
+        let masked = try #require(try await ask(request(receipts)))
+        #expect(masked.refusal.isEmpty, "\(masked.refusal)")
+        let codec = try Coordinator.codec(network.serve, addends: n)
+        let values = try codec.decode(try ModularVector(elements: masked.sum, bitWidth: BitWidth(64)))
+        #expect(!isPayload(values, of: network, participant: 0), "participant 1's payload came through unmasked")
+        // 3. The same round again: refused, whatever is asked.
+        let again = try #require(try await ask(request(receipts)))
+        #expect(again.refusal.contains("decrypted already"), "\(again.refusal)")
+        let log = try String(contentsOfFile: holderConfiguration.record, encoding: .utf8)
+        #expect(log.split(separator: "\n").count == 1 && log.contains("\"round\":1"), "\(log)")
     }
 
     // MARK: - Differential privacy
 
     /// The finding: a participant's budget was consulted only when the assignment carried a
-    /// distributed-DP plan, so a coordinator that omits the plan gets noise-free updates and
-    /// the participant records ε = 0.
-    @Test func aRoundWithoutAPrivacyPlanIsDeclinedByABudgetedParticipant() async throws {
+    /// distributed-DP plan, so a coordinator that omitted the plan got noise-free updates and
+    /// the participant recorded ε = 0. A budgeted participant now declines a round without a
+    /// plan, a round whose noise the coordinator says it will add itself (central DP: the
+    /// participant cannot check it), and a round whose plan costs more than its per-round cap.
+    @Test func roundsABudgetedParticipantCannotCostAreDeclined() async throws {
         let n = 3
         let (network, directory) = try federation(clients: n)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -383,30 +574,45 @@ import VeilWire
         defer { coordinator.finish() }
         let ledger = directory.appendingPathComponent("ledger.json").path
         let agents = try join(network, [0], port: coordinator.port) {
-            $0.privacyBudget = ParticipantBudget(epsilon: 1, ledger: ledger)
+            $0.privacyBudget = ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)
         }
         defer { agents.forEach { $0.cancel() } }
-        let ids = network.participants.map { $0.join.tls }.map { try! $0.credentials(role: .participant).identity }
+        let ids = try identities(network)
         try await coordinator.waitFor([ids[0].id])
-
-        let threat = try ThreatModel(adversary: .maliciousServer, corruptFraction: 0.05, dropoutFraction: 0)
-        let parameters = try SecAggParameters(
-            clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
-            threatModel: threat)
+        var settings = ServicePrivacy(epsilon: 8, mode: .ddg)
+        settings.minContributors = n
+        let plan = try ServicePrivacyPlan(settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
+        let mechanism = try #require(plan.distributed)
         let session = try SecAggSession(
-            parameters: parameters, serverIdentity: coordinator.signingKey.publicKey,
-            clientIdentities: ids.map(\.signingKey), nonce: [UInt8](repeating: 9, count: 32))
-        var a = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
-        a.session.adversary = 1
-        coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
-        let answer = try await coordinator.next(from: ids[0].id)
-        switch answer.kind {
-        case .decline(let decline):
-            #expect(decline.reason.contains("privacy plan"), "\(decline.reason)")
-        case .secagg:
-            Issue.record("the budgeted participant joined a round without a privacy plan (its update is noise-free)")
-        default:
-            Issue.record("unexpected answer \(answer)")
+            parameters: try SecAggParameters(
+                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: mechanism.bitWidth,
+                dimension: mechanism.paddedDimension, threatModel: .malicious),
+            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
+            nonce: [UInt8](repeating: 9, count: 32))
+        let base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
+        var central = base
+        central.training.dpClip = 1
+        var expensive = base
+        expensive.distributedDp = plan.plan(mechanism)
+        for (round, (name, a, expected)) in [
+            ("no plan", base, "no distributed-DP privacy plan"), ("central noise", central, "no distributed-DP privacy plan"),
+            ("ε = 8 in one round", expensive, "over the per-round cap 2"),
+        ].enumerated() {
+            var a = a
+            a.round = UInt64(round + 1)
+            coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+            let answer = try await coordinator.next(from: ids[0].id)
+            switch answer.kind {
+            case .decline(let decline):
+                #expect(decline.code == .declinePrivacy, "\(name): \(decline)")
+                #expect(decline.reason.contains(expected), "\(name): \(decline.reason)")
+            case .secagg:
+                Issue.record("\(name): the budgeted participant joined a round it cannot cost")
+            default:
+                Issue.record("\(name): unexpected answer \(answer)")
+            }
         }
+        // Nothing was spent.
+        #expect(try ParticipantLedger(ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)).spent(ids[0].id) == 0)
     }
 }

@@ -20,6 +20,9 @@ public enum VeilExtensions {
     public static let role: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 32473, 1, 1]
     /// The holder's Ed25519 key for protocol signatures, an OCTET STRING of 32 bytes.
     public static let signingKey: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 32473, 1, 2]
+    /// In a certificate request only: the Ed25519 key's signature binding it to the request's
+    /// id, role and TLS key (`Specs/wire.md` §2), an OCTET STRING of 64 bytes.
+    public static let signingKeyBinding: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 32473, 1, 3]
 }
 
 /// Why a certificate or a CA operation was refused.
@@ -31,6 +34,7 @@ public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible 
     case expired(String)
     case missingExtension(String)
     case wrongRole(expected: FederationRole, actual: String)
+    case invalidRequest(String)
 
     public var description: String {
         switch self {
@@ -42,6 +46,7 @@ public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible 
         case .expired(let subject): "the certificate of \(subject) is not valid now"
         case .missingExtension(let what): "the certificate lacks Veil's \(what) extension"
         case .wrongRole(let expected, let actual): "a \(actual) certificate where a \(expected.rawValue) one is needed"
+        case .invalidRequest(let why): "the certificate request is refused: \(why)"
         }
     }
 }
@@ -112,7 +117,10 @@ public struct FederationCA {
         public let signingKeyPath: String
     }
 
-    /// Issues a TLS certificate for `id` with `role`, binding a fresh Ed25519 signing key.
+    /// Issues a certificate *and its holder's keys*, all in the CA's folder: a convenience
+    /// for local testing and simulations only. Whoever holds the CA folder then holds every
+    /// holder's private keys; real federations use ``HolderKeys/request(id:role:hosts:in:)``
+    /// on each holder's machine and ``sign(request:role:notValidAfter:)`` here.
     /// - Parameters:
     ///   - hosts: DNS names or IP addresses the certificate is valid for (coordinators:
     ///     what participants connect to; default localhost and 127.0.0.1).
@@ -133,13 +141,52 @@ public struct FederationCA {
         let tlsKey = P256.Signing.PrivateKey()
         let seed = SecureBytes.random(count: 32)
         let signing = try Ed25519.PrivateKey(seed: seed)
+        let certificate = try certificate(
+            id: id, role: role, tlsKey: .init(tlsKey.publicKey), signingKey: signing.publicKey, hosts: hosts,
+            notValidBefore: notValidBefore, notValidAfter: notValidAfter)
+        try Self.writeSecret(tlsKey.pemRepresentation, to: URL(fileURLWithPath: paths.keyPath))
+        try Self.writeSecret(
+            Hex.encode(seed.unsafeExposedBytes()) + "\n", to: URL(fileURLWithPath: paths.signingKeyPath))
+        try Self.pem(certificate).write(toFile: paths.certificatePath, atomically: true, encoding: .utf8)
+        return paths
+    }
+
+    /// Issues the certificate a holder requested (`veil ca sign`): the request's signature
+    /// proves possession of the TLS key, its binding signature proves possession of the
+    /// Ed25519 key and ties it to the same id, role and TLS key; the role must be the one the
+    /// CA operator says it is signing. The certificate is built from the checked values, never
+    /// copied from the request, and recorded as `ID.cert.pem` in the CA's folder (which holds
+    /// no private key but the CA's own). An id is certified once.
+    /// - Returns: the certificate, and where it was recorded.
+    /// - Throws: ``CredentialError``.
+    public func sign(request: CertificateRequest, role: FederationRole, notValidAfter: Date? = nil) throws -> (
+        certificate: Certificate, path: String
+    ) {
+        guard request.role == role else {
+            throw CredentialError.wrongRole(expected: role, actual: request.role.rawValue)
+        }
+        let path = directory.appendingPathComponent("\(request.id).cert.pem").path
+        guard !FileManager.default.fileExists(atPath: path) else { throw CredentialError.alreadyExists(path) }
+        let certificate = try certificate(
+            id: request.id, role: request.role, tlsKey: request.tlsKey, signingKey: request.signingKey,
+            hosts: request.hosts, notValidBefore: nil, notValidAfter: notValidAfter)
+        try Self.pem(certificate).write(toFile: path, atomically: true, encoding: .utf8)
+        return (certificate, path)
+    }
+
+    /// A holder's certificate: subject CN = id, the TLS key, Veil's role and signing-key
+    /// extensions (`Specs/wire.md` §2).
+    func certificate(
+        id: String, role: FederationRole, tlsKey: Certificate.PublicKey, signingKey: Ed25519.PublicKey, hosts: [String],
+        notValidBefore: Date?, notValidAfter: Date?
+    ) throws -> Certificate {
         let names: [GeneralName] = hosts.map { host in
             if let address = IPv4Address(host) { return .ipAddress(ASN1OctetString(contentBytes: address.bytes[...])) }
             return .dnsName(host)
         }
         let now = Date()
-        let certificate = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(tlsKey.publicKey),
+        return try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: tlsKey,
             notValidBefore: notValidBefore ?? now.addingTimeInterval(-300),
             notValidAfter: notValidAfter ?? now.addingTimeInterval(Self.validity),
             issuer: self.certificate.subject, subject: try DistinguishedName { CommonName(id) },
@@ -153,15 +200,9 @@ public struct FederationCA {
                 SubjectAlternativeNames([.dnsName(id)] + (role == .coordinator ? names : []))
                 Certificate.Extension(oid: VeilExtensions.role, critical: false, value: try utf8(role.rawValue))
                 Certificate.Extension(
-                    oid: VeilExtensions.signingKey, critical: false,
-                    value: try octets(signing.publicKey.rawRepresentation))
+                    oid: VeilExtensions.signingKey, critical: false, value: try octets(signingKey.rawRepresentation))
             },
             issuerPrivateKey: key)
-        try Self.writeSecret(tlsKey.pemRepresentation, to: URL(fileURLWithPath: paths.keyPath))
-        try Self.writeSecret(
-            Hex.encode(seed.unsafeExposedBytes()) + "\n", to: URL(fileURLWithPath: paths.signingKeyPath))
-        try Self.pem(certificate).write(toFile: paths.certificatePath, atomically: true, encoding: .utf8)
-        return paths
     }
 
     // MARK: - Files
@@ -197,13 +238,13 @@ public struct FederationCA {
     }
 }
 
-private func utf8(_ text: String) throws -> ArraySlice<UInt8> {
+func utf8(_ text: String) throws -> ArraySlice<UInt8> {
     var serializer = DER.Serializer()
     try serializer.serialize(ASN1UTF8String(text))
     return serializer.serializedBytes[...]
 }
 
-private func octets(_ bytes: [UInt8]) throws -> ArraySlice<UInt8> {
+func octets(_ bytes: [UInt8]) throws -> ArraySlice<UInt8> {
     var serializer = DER.Serializer()
     try serializer.serialize(ASN1OctetString(contentBytes: bytes[...]))
     return serializer.serializedBytes[...]

@@ -180,12 +180,13 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     /// The payload ring Z_2^bits and the clip of each payload entry.
     public var payloadBits = 64
     public var payloadClip = 1024.0
-    /// How rounds are summed: `secagg` (pairwise masking) or `paillier` (encryption under
-    /// `paillier_public_key`, decrypted by the key holder `key_holder`).
+    /// How rounds are summed: `secagg` (pairwise masking) or `paillier` (encryption under the
+    /// key that the key holder `key_holder` announces, signed; it alone decrypts).
     public var secureSum = "secagg"
-    public var paillierPublicKey: String?
     public var keyHolder = "key-holder"
-    public var threatModel = "honest-but-curious"
+    /// The coordinator's own threat model, from which it proposes parameters; each participant
+    /// checks them against its own policy, whose default is the malicious model too.
+    public var threatModel = "malicious"
     public var corruptFraction = 0.05
     public var dropoutFraction = 0.1
     public var securityBits = 40
@@ -208,7 +209,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
         case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
-        case secureSum, paillierPublicKey, keyHolder, privacy
+        case secureSum, keyHolder, privacy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -236,7 +237,6 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try take(.maxMessageBytes, &maxMessageBytes); try take(.messagesPerSecond, &messagesPerSecond)
         try take(.messageBurst, &messageBurst); try take(.seed, &seed)
         try take(.secureSum, &secureSum); try take(.keyHolder, &keyHolder)
-        paillierPublicKey = try c.decodeIfPresent(String.self, forKey: .paillierPublicKey)
         privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
     }
 
@@ -247,9 +247,6 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         configuration.tls = configuration.tls.resolved(against: base)
         if !configuration.state.hasPrefix("/") {
             configuration.state = base.appendingPathComponent(configuration.state).path
-        }
-        if let key = configuration.paillierPublicKey, !key.hasPrefix("/") {
-            configuration.paillierPublicKey = base.appendingPathComponent(key).path
         }
         try configuration.validate()
         return configuration
@@ -277,8 +274,6 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try require(features >= 1 && classes >= 2, "features ≥ 1 and classes ≥ 2")
         try require(evaluate == nil || evaluate == "digits", "evaluate must be digits or null")
         try require(["secagg", "paillier"].contains(secureSum), "secure_sum must be secagg or paillier")
-        try require(
-            secureSum != "paillier" || paillierPublicKey != nil, "secure_sum paillier needs paillier_public_key")
         if let privacy {
             try privacy.validate()
             if privacy.mode != .central {
@@ -316,15 +311,17 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     public var linkBitsPerSecond: UInt64?
     /// Reconnect after a lost connection, this many times (with backoff).
     public var reconnectAttempts = 20
-    /// This participant's own privacy budget for rounds where it adds the noise (distributed
-    /// DP, `Specs/wire.md` §4.3); nil: it accepts the noise the coordinator's plan states.
+    /// This participant's own privacy budget (`Specs/wire.md` §4.3): with one, it takes part
+    /// only in rounds whose noise it adds itself and can cost; nil: it sets no privacy limit.
     public var privacyBudget: ParticipantBudget?
+    /// What it requires of every round (`Specs/wire.md` §3.1).
+    public var policy = ParticipantPolicy()
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
-        case linkBitsPerSecond, reconnectAttempts, privacyBudget
+        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -342,6 +339,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         linkBitsPerSecond = try c.decodeIfPresent(UInt64.self, forKey: .linkBitsPerSecond)
         try take(.reconnectAttempts, &reconnectAttempts)
         privacyBudget = try c.decodeIfPresent(ParticipantBudget.self, forKey: .privacyBudget)
+        try take(.policy, &policy)
     }
 
     public static func load(path: String) throws -> JoinConfiguration {
@@ -351,6 +349,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         guard (0..<max(configuration.clients, 1)).contains(configuration.index) else {
             throw ConfigurationError("index must be in 0..<clients")
         }
+        try configuration.policy.validate()
         if var budget = configuration.privacyBudget {
             try budget.validate()
             if !budget.ledger.hasPrefix("/") { budget.ledger = base.appendingPathComponent(budget.ledger).path }
@@ -362,30 +361,42 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
 
 /// A participant's own (ε, δ) budget, enforced by the participant on the mechanism it is
 /// asked to run, whatever the coordinator's ledger says; what it has spent is kept in a file.
+/// A round it cannot cost — no distributed-DP plan, or noise the coordinator adds after the
+/// sum — costs ε = ∞ and is declined.
 public struct ParticipantBudget: Codable, Hashable, Sendable {
     public var epsilon: Double
     public var delta = 1e-5
     /// The JSON file of this participant's ledger (relative to the configuration file).
     public var ledger = "privacy-ledger.json"
+    /// The most one round may cost (at `delta`); nil: only the total budget limits a round.
+    public var maxRoundEpsilon: Double?
 
-    public init(epsilon: Double, delta: Double = 1e-5, ledger: String) {
+    public init(epsilon: Double, delta: Double = 1e-5, ledger: String, maxRoundEpsilon: Double? = nil) {
         self.epsilon = epsilon
         self.delta = delta
         self.ledger = ledger
+        self.maxRoundEpsilon = maxRoundEpsilon
     }
 
-    enum CodingKeys: String, CodingKey { case epsilon, delta, ledger }
+    enum CodingKeys: String, CodingKey, CaseIterable { case epsilon, delta, ledger, maxRoundEpsilon }
 
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "privacy_budget")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         epsilon = try c.decode(Double.self, forKey: .epsilon)
         if let v = try c.decodeIfPresent(Double.self, forKey: .delta) { delta = v }
         if let v = try c.decodeIfPresent(String.self, forKey: .ledger) { ledger = v }
+        maxRoundEpsilon = try c.decodeIfPresent(Double.self, forKey: .maxRoundEpsilon)
     }
 
     func validate() throws {
         guard epsilon > 0, epsilon.isFinite else { throw ConfigurationError("privacy_budget.epsilon must be positive") }
         guard delta > 0, delta < 1 else { throw ConfigurationError("privacy_budget.delta must be in (0, 1)") }
+        if let cap = maxRoundEpsilon {
+            guard cap > 0, cap.isFinite else {
+                throw ConfigurationError("privacy_budget.max_round_epsilon must be positive")
+            }
+        }
     }
 }
 
@@ -428,6 +439,8 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
     public var bits = 64
     public var maxAddends = 1000
     public var reconnectAttempts = 20
+    /// The file of what it has decrypted (JSON lines): read at start, appended before each answer.
+    public var record = "decryptions.jsonl"
 
     public init(tls: TLSFiles, secretKey: String) {
         self.tls = tls
@@ -435,7 +448,7 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case host, port, coordinator, tls, secretKey, minimumContributors, bits, maxAddends, reconnectAttempts
+        case host, port, coordinator, tls, secretKey, minimumContributors, bits, maxAddends, reconnectAttempts, record
     }
 
     public init(from decoder: any Decoder) throws {
@@ -447,7 +460,7 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
         }
         try take(.host, &host); try take(.port, &port); try take(.coordinator, &coordinator)
         try take(.minimumContributors, &minimumContributors); try take(.bits, &bits); try take(.maxAddends, &maxAddends)
-        try take(.reconnectAttempts, &reconnectAttempts)
+        try take(.reconnectAttempts, &reconnectAttempts); try take(.record, &record)
     }
 
     public static func load(path: String) throws -> KeyHolderConfiguration {
@@ -457,8 +470,11 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
         if !configuration.secretKey.hasPrefix("/") {
             configuration.secretKey = base.appendingPathComponent(configuration.secretKey).path
         }
-        guard configuration.minimumContributors >= 1 else {
-            throw ConfigurationError("minimum_contributors must be at least 1")
+        if !configuration.record.hasPrefix("/") {
+            configuration.record = base.appendingPathComponent(configuration.record).path
+        }
+        guard configuration.minimumContributors >= SecAggParameters.thresholdFloor else {
+            throw ConfigurationError("minimum_contributors must be at least 2: a sum of one is that one's input")
         }
         return configuration
     }

@@ -1,3 +1,4 @@
+import Foundation
 import VeilCore
 import VeilWire
 
@@ -26,17 +27,39 @@ struct CohortSelection {
             return ordered.sorted { ($0.roundsCompleted, $0.id) < ($1.roundsCompleted, $1.id) }.prefix(count).map(\.id)
                 .sorted()
         case .resourceAware:
+            // Self-reported resources are not verifiable: they may tilt the odds, never decide.
+            // Reports are clamped to plausible ranges and each eligible participant is drawn
+            // with weight 1 + s/4 ∈ [1, 2] (weighted sampling without replacement, Efraimidis
+            // and Spirakis 2006): one that overstates everything at most doubles its chance,
+            // and cannot put itself — or a group of colluders — into every cohort.
             let eligible = ordered.filter { $0.resources.battery < 0 || $0.resources.battery >= lowBattery }
-            let maxCores = Double(eligible.map(\.resources.cores).max() ?? 1)
-            let maxMemory = Double(eligible.map(\.resources.memoryBytes).max() ?? 1)
-            let maxLink = Double(eligible.map(\.resources.linkBitsPerSecond).max() ?? 1)
-            func score(_ c: Candidate) -> Double {
-                let r = c.resources
-                let battery = r.battery < 0 ? 1 : r.battery
-                return Double(r.cores) / max(maxCores, 1) + Double(r.memoryBytes) / max(maxMemory, 1) + battery
-                    + Double(r.linkBitsPerSecond) / max(maxLink, 1)
+            let reports = eligible.map { Clamped($0.resources) }
+            let maxCores = reports.map(\.cores).max() ?? 1
+            let maxMemory = reports.map(\.memory).max() ?? 1
+            let maxLink = reports.map(\.link).max() ?? 1
+            let keyed = zip(eligible, reports).map { candidate, r -> (key: Double, id: String) in
+                let score = r.cores / max(maxCores, 1) + r.memory / max(maxMemory, 1) + r.battery + r.link / max(maxLink, 1)
+                let weight = 1 + score / 4
+                let u = (Double(generator.next() >> 11) + 0.5) * 0x1p-53  // uniform in (0, 1)
+                return (pow(u, 1 / weight), candidate.id)
             }
-            return eligible.sorted { (score($0), $1.id) > (score($1), $0.id) }.prefix(count).map(\.id).sorted()
+            return keyed.sorted { ($0.key, $1.id) > ($1.key, $0.id) }.prefix(count).map(\.id).sorted()
+        }
+    }
+
+    /// A report within plausible bounds: 1…1024 cores, at most 16 TiB of memory and
+    /// 100 Gb/s of link, battery in [0, 1] (1 on mains power).
+    struct Clamped {
+        let cores: Double
+        let memory: Double
+        let battery: Double
+        let link: Double
+
+        init(_ r: Veil_V1_Resources) {
+            cores = Double(min(max(r.cores, 1), 1024))
+            memory = Double(min(r.memoryBytes, 1 << 44))
+            battery = r.battery < 0 ? 1 : min(max(r.battery.isFinite ? r.battery : 0, 0), 1)
+            link = Double(min(r.linkBitsPerSecond, 100_000_000_000))
         }
     }
 }

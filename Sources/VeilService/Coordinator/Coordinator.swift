@@ -73,10 +73,15 @@ public actor Coordinator {
         let outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
         var hello: Veil_V1_Hello
         let generation: Int
-        var bucket: TokenBucket
+        /// The masking policy the participant declared: rounds are planned to meet it (the
+        /// participant checks every assignment against its own copy anyway).
+        var policy: SecAggPolicy? { hello.hasPolicy ? hello.policy.declared : nil }
     }
 
     private var connections: [String: Connection] = [:]
+    /// Each holder's token bucket, by id: kept across reconnections, so that reconnecting
+    /// does not refill it.
+    private var buckets: [String: TokenBucket] = [:]
     private var generations = 0
     private var connectionWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -106,11 +111,17 @@ public actor Coordinator {
         var ended: RoundEnd?
     }
 
-    /// A Paillier round: collecting ciphertexts, then waiting for the key holder.
+    /// A Paillier round: collecting every member's masked ciphertexts and receipt, then
+    /// waiting for the key holder.
     struct PaillierRound {
+        let session: PaillierSession
         var aggregator: PaillierAggregator
-        var contributed: Set<ParticipantID> = []
+        var receipts: [ParticipantID: PaillierReceipt] = [:]
         var decrypting = false
+        /// The request the key holder is sent: the session's certificates.
+        let coordinatorCertificate: Data
+        let rosterCertificates: [Data]
+        var contributed: Set<ParticipantID> { Set(receipts.keys) }
     }
 
     private enum RoundEnd {
@@ -120,9 +131,12 @@ public actor Coordinator {
 
     private var active: ActiveRound?
     private var stopping = false
-    /// Paillier: the public key participants encrypt under, and the key holder's stream.
-    private let paillierKey: PaillierPublicKey?
+    /// Paillier: the key holder's stream and the public key it announced, signed.
     private var keyHolderConnection: Connection?
+    private var paillierKey: PaillierKeyStatement?
+    /// Paillier: the members who did not contribute to the last aborted attempt of a round,
+    /// left out of the next attempt (a Paillier sum needs every member).
+    private var absentLastAttempt: (round: Int, ids: Set<String>) = (0, [])
     /// Differential privacy: the calibrated mechanism, and what each participant has spent
     /// (kept in the store).
     private let privacy: ServicePrivacyPlan?
@@ -139,14 +153,6 @@ public actor Coordinator {
         self.logger = logger
         (ca, identity, signingKey) = try configuration.tls.credentials(role: .coordinator)
         store = try CoordinatorStore(path: configuration.state)
-        if configuration.secureSum == "paillier", let path = configuration.paillierPublicKey {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ConfigurationError("cannot read the Paillier public key \(path)")
-            }
-            paillierKey = try PaillierKeyFiles.publicKey(from: data)
-        } else {
-            paillierKey = nil
-        }
         metrics = Metrics()
         model = try makeModel(
             configuration.model, featureCount: configuration.features, classCount: configuration.classes)
@@ -236,12 +242,23 @@ public actor Coordinator {
     ) -> Int {
         generations += 1
         if identity.role == .keyHolder {
+            // The key participants will encrypt under: the key holder's own, signed by the key
+            // its certificate binds (participants check the same signature).
+            let announced = try? PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus))
+            guard let key = announced,
+                PaillierKeyStatement(publicKey: key, signature: Array(hello.paillierKey.signature))
+                    .isSigned(by: identity.signingKey)
+            else {
+                outbox.yield(
+                    .failure(.failureMalformed, "the key holder's Hello must carry its Paillier key, signed by its certified key"))
+                outbox.finish()
+                return generations
+            }
             keyHolderConnection?.outbox.yield(
                 .failure(.failureDuplicateConnection, "a newer connection of the key holder replaced this one"))
             keyHolderConnection?.outbox.finish()
-            keyHolderConnection = Connection(
-                identity: identity, outbox: outbox, hello: hello, generation: generations,
-                bucket: TokenBucket(rate: configuration.messagesPerSecond, burst: configuration.messageBurst))
+            paillierKey = PaillierKeyStatement(publicKey: key, signature: Array(hello.paillierKey.signature))
+            keyHolderConnection = Connection(identity: identity, outbox: outbox, hello: hello, generation: generations)
             outbox.yield(
                 .with {
                     $0.welcome = .with {
@@ -250,7 +267,9 @@ public actor Coordinator {
                         $0.nextRound = UInt64(completedRounds + 1)
                     }
                 })
-            logger.info("key holder connected", metadata: ["id": "\(identity.id)"])
+            logger.info(
+                "key holder connected",
+                metadata: ["id": "\(identity.id)", "fingerprint": "\(PaillierKeyStatement.fingerprint(key))"])
             if stopping { outbox.yield(.with { $0.finished = finished() }); outbox.finish() }
             wakeConnectionWaiters()
             return generations
@@ -260,9 +279,7 @@ public actor Coordinator {
                 .failure(.failureDuplicateConnection, "a newer connection under the same id replaced this one"))
             old.outbox.finish()
         }
-        connections[identity.id] = Connection(
-            identity: identity, outbox: outbox, hello: hello, generation: generations,
-            bucket: TokenBucket(rate: configuration.messagesPerSecond, burst: configuration.messageBurst))
+        connections[identity.id] = Connection(identity: identity, outbox: outbox, hello: hello, generation: generations)
         toldOverBudget.remove(identity.id)  // a new stream is told again
         let r = hello.resources
         try? store.recordParticipant(
@@ -285,6 +302,7 @@ public actor Coordinator {
     func disconnect(id: String, generation: Int) {
         if let holder = keyHolderConnection, holder.identity.id == id, holder.generation == generation {
             keyHolderConnection = nil
+            paillierKey = nil
             holder.outbox.finish()
             logger.info("key holder disconnected", metadata: ["id": "\(id)"])
             return
@@ -307,7 +325,7 @@ public actor Coordinator {
                 let absent = waiting.allSatisfy {
                     round.declined.contains($0) || connections[round.cohort[Int($0.rawValue) - 1]] == nil
                 }
-                if absent { requestDecryption() }
+                if absent { closePaillierCollection() }
             }
             return
         }
@@ -329,21 +347,31 @@ public actor Coordinator {
         apply(actions)
     }
 
-    /// A message on a participant's stream.
+    /// Takes a token from `id`'s bucket, before its message is even decoded; false (and the
+    /// sender told, the refusal counted) when there is none. The bucket outlives the stream.
+    func admitMessage(from id: String, generation: Int) -> Bool {
+        var bucket =
+            buckets[id] ?? TokenBucket(rate: configuration.messagesPerSecond, burst: configuration.messageBurst)
+        defer { buckets[id] = bucket }
+        guard bucket.take() else {
+            metrics.increment("veil_refused_messages_total", labels: ["reason": "rate_limited"])
+            let connection = connections[id] ?? keyHolderConnection.flatMap { $0.identity.id == id ? $0 : nil }
+            if let connection, connection.generation == generation {
+                connection.outbox.yield(
+                    .failure(.failureRateLimited, "more than \(configuration.messagesPerSecond) messages a second"))
+            }
+            return false
+        }
+        return true
+    }
+
+    /// A message on a participant's stream (already admitted by ``admitMessage(from:generation:)``).
     func receive(_ message: Veil_V1_ParticipantMessage, from id: String, generation: Int) {
         if let holder = keyHolderConnection, holder.identity.id == id, holder.generation == generation {
             if case .decrypted(let result) = message.kind { receiveDecryption(result) }
             return
         }
-        guard var connection = connections[id], connection.generation == generation else { return }
-        guard connection.bucket.take() else {
-            metrics.increment("veil_refused_messages_total", labels: ["reason": "rate_limited"])
-            connection.outbox.yield(
-                .failure(.failureRateLimited, "more than \(configuration.messagesPerSecond) messages a second"))
-            connections[id] = connection
-            return
-        }
-        connections[id] = connection
+        guard let connection = connections[id], connection.generation == generation else { return }
         switch message.kind {
         case .secagg(let secagg):
             guard var round = active, round.ended == nil, UInt64(round.number) == secagg.round,
@@ -363,7 +391,11 @@ public actor Coordinator {
             apply(actions)
             closeRoundIfOnlyAbsenteesRemain()
         case .decline(let decline):
-            logger.info("participant declined", metadata: ["id": "\(id)", "reason": "\(decline.reason)"])
+            // The reason is the participant's text: bounded and on one line before it is logged.
+            metrics.increment("veil_declines_total", labels: ["code": decline.code.name])
+            logger.info(
+                "participant declined",
+                metadata: ["id": "\(id)", "code": "\(decline.code.name)", "reason": "\(loggable(decline.reason))"])
             if var round = active, round.ended == nil, UInt64(round.number) == decline.round,
                 let position = round.positions[id]
             {
@@ -453,7 +485,7 @@ public actor Coordinator {
             if round.paillier?.decrypting == true {
                 finishRound(.aborted("the key holder did not answer before the deadline"))
             } else {
-                requestDecryption()
+                closePaillierCollection()
             }
             return
         }
@@ -470,7 +502,7 @@ public actor Coordinator {
     private func waitForParticipants(_ count: Int, timeout: Double) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
         // A Paillier round cannot start without the key holder.
-        while connections.count < count || (paillierKey != nil && keyHolderConnection == nil) {
+        while connections.count < count || (configuration.secureSum == "paillier" && keyHolderConnection == nil) {
             if ContinuousClock.now >= deadline || stopping { return false }
             Task { [weak self] in
                 try? await Task.sleep(for: .milliseconds(500))
@@ -496,7 +528,8 @@ public actor Coordinator {
             else {
                 if stopping { break }
                 let holder =
-                    paillierKey != nil && keyHolderConnection == nil ? " (and the key holder is not connected)" : ""
+                    configuration.secureSum == "paillier" && keyHolderConnection == nil
+                    ? " (and the key holder is not connected)" : ""
                 throw ConfigurationError(
                     "only \(connections.count) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s\(holder)"
                 )
@@ -585,8 +618,8 @@ public actor Coordinator {
         }
 
         do {
-            if let key = paillierKey {
-                try startPaillierRound(number: number, attempt: attempt, cohort: cohort, key: key, started: started)
+            if configuration.secureSum == "paillier" {
+                try startPaillierRound(number: number, attempt: attempt, cohort: cohort, started: started)
             } else {
                 try startSecAggRound(number: number, attempt: attempt, cohort: cohort, started: started)
             }
@@ -669,6 +702,49 @@ public actor Coordinator {
         }
     }
 
+    /// The session's parameters for a cohort of n: the coordinator's recommendation (its own
+    /// threat model), raised until every member's declared policy is met — the complete graph
+    /// when a member requires the malicious model, t the largest threshold any member, the
+    /// coordinator or the distributed-DP noise floor requires. (A sparse graph caps t at k + 1:
+    /// a sum needs t responders among one participant's neighbours.) Members whose smallest
+    /// cohort exceeds n are not planned for; they will decline.
+    /// - Throws: ``ConfigurationError`` when no threshold meets them all.
+    static func sessionParameters(
+        clientCount n: Int, bitWidth: BitWidth, dimension: Int, threatModel: ThreatModel, policies: [SecAggPolicy],
+        noiseShares: Int?
+    ) throws -> SecAggParameters {
+        if let noiseShares, noiseShares > n {
+            throw ConfigurationError("privacy.min_contributors \(noiseShares) exceeds the cohort of \(n)")
+        }
+        let recommended = try SecAggParameters.recommended(
+            clientCount: n, bitWidth: bitWidth, dimension: dimension, threatModel: threatModel)
+        let planned = policies.filter { n >= $0.minimumCohort }
+        func requirement(_ k: Int) -> Int? {
+            guard var t = SecAggParameters.minimumThreshold(clientCount: n, neighborCount: k, threatModel: threatModel)
+            else { return nil }
+            for policy in planned {
+                guard let required = policy.requiredThreshold(clientCount: n, neighborCount: k) else { return nil }
+                t = max(t, required)
+            }
+            t = max(t, noiseShares ?? 0)
+            return t <= k + 1 ? t : nil
+        }
+        var k = recommended.neighborCount
+        var t = requirement(k)
+        if t == nil && k < n - 1 {
+            k = n - 1
+            t = requirement(k)
+        }
+        guard let t else {
+            throw ConfigurationError(
+                "no threshold for \(n) participants meets the coordinator's threat model, every member's declared policy and the noise floor \(noiseShares ?? 0)"
+            )
+        }
+        return try SecAggParameters(
+            clientCount: n, threshold: t, neighborCount: k, bitWidth: bitWidth, dimension: dimension,
+            threatModel: threatModel)
+    }
+
     /// Sets up a masking round: parameters for the cohort, the session from the roster's
     /// certificates, the assignments; the first deadline starts.
     private func startSecAggRound(
@@ -684,28 +760,10 @@ public actor Coordinator {
             adversary: c.threatModel == "malicious" ? .maliciousServer : .honestButCuriousServer,
             corruptFraction: c.corruptFraction, dropoutFraction: c.dropoutFraction, securityBits: c.securityBits)
         let distributed = privacy?.distributed
-        let recommended = try SecAggParameters.recommended(
+        parameters = try Self.sessionParameters(
             clientCount: cohort.count, bitWidth: BitWidth(distributed?.bitWidth.bits ?? c.payloadBits),
-            dimension: distributed?.paddedDimension ?? payloadLength, threatModel: threat)
-        if let distributed, recommended.threshold < distributed.minimumParticipants {
-            // No sum of fewer noise shares than the accounting assumed may be unmasked: the
-            // threshold is what stops the coordinator, so it is raised to that minimum. A sparse
-            // graph caps it at k + 1 (a sum needs t responders among one participant's
-            // neighbours), so a larger minimum takes the complete graph.
-            guard distributed.minimumParticipants <= cohort.count else {
-                throw ConfigurationError(
-                    "privacy.min_contributors \(distributed.minimumParticipants) exceeds the cohort of \(cohort.count)")
-            }
-            let neighbors =
-                distributed.minimumParticipants <= recommended.neighborCount + 1
-                ? recommended.neighborCount : cohort.count - 1
-            parameters = try SecAggParameters(
-                clientCount: recommended.clientCount, threshold: distributed.minimumParticipants,
-                neighborCount: neighbors, bitWidth: recommended.bitWidth, dimension: recommended.dimension,
-                threatModel: threat)
-        } else {
-            parameters = recommended
-        }
+            dimension: distributed?.paddedDimension ?? payloadLength, threatModel: threat,
+            policies: cohort.compactMap { connections[$0]!.policy }, noiseShares: distributed?.minimumParticipants)
         session = try SecAggSession(
             parameters: parameters, serverIdentity: signingKey.publicKey,
             clientIdentities: cohort.map { connections[$0]!.identity.signingKey },
@@ -727,7 +785,7 @@ public actor Coordinator {
         description.rosterSigningKeys = cohort.map { Data(connections[$0]!.identity.signingKey.rawRepresentation) }
         let certificates = cohort.map { Data(connections[$0]!.identity.certificateDER) }
 
-        let plan = trainingPlan(number)
+        let plan = trainingPlan(number, attempt: attempt)
         let encoding = payloadEncoding(codec)
         let broadcast = broadcastModel()
         let dpPlan = distributed.map { privacy!.plan($0) }
@@ -769,43 +827,60 @@ public actor Coordinator {
 
     // MARK: - Paillier rounds
 
-    /// Sets up a Paillier round: the packing (K = the cohort size bound), the assignments; the
-    /// collection deadline starts.
-    private func startPaillierRound(
-        number: Int, attempt: Int, cohort: [String], key: PaillierPublicKey, started: ContinuousClock.Instant
-    ) throws {
+    /// Sets up a masked Paillier session (`Specs/paillier.md` §6.1): the key the key holder
+    /// announced, the packing (K = the cohort size bound), a fresh nonce, the roster's
+    /// certificates; the collection deadline starts.
+    private func startPaillierRound(number: Int, attempt: Int, cohort: [String], started: ContinuousClock.Instant)
+        throws
+    {
         let c = configuration
-        guard keyHolderConnection != nil else {
+        guard let holder = keyHolderConnection, let statement = paillierKey else {
             throw ConfigurationError("the key holder \(c.keyHolder) is not connected")
         }
+        let key = statement.publicKey
         let codec = try Self.codec(c, addends: cohort.count)
         let packing = try PaillierPacking(
             bitWidth: BitWidth(c.payloadBits), maxAddends: c.cohortSize, keyBits: key.bits)
         let dimension = algorithm.payloadLength
+        let members = cohort.map { connections[$0]!.identity }
+        let nonce = SecureBytes.random(count: 32).unsafeExposedBytes()
+        let session = try PaillierSession(
+            publicKey: key, packing: packing, dimension: dimension, round: UInt64(number), nonce: nonce,
+            keyHolder: holder.identity.signingKey, coordinator: signingKey.publicKey, roster: members.map(\.signingKey))
         var positions: [String: ParticipantID] = [:]
         for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
+        let rosterCertificates = members.map { Data($0.certificateDER) }
         var plan = Veil_V1_PaillierPlan()
         plan.modulus = Data(key.bigEndianBytes)
         plan.bits = UInt32(c.payloadBits)
         plan.maxAddends = UInt32(c.cohortSize)
         plan.dimension = UInt32(dimension)
+        plan.keySignature = Data(statement.signature)
+        plan.keyHolderCertificate = Data(holder.identity.certificateDER)
+        plan.nonce = Data(nonce)
+        plan.coordinatorCertificate = Data(identity.certificateDER)
+        plan.rosterCertificates = rosterCertificates
         var round = ActiveRound(
             number: number, attempt: attempt, cohort: cohort, positions: positions, server: nil,
             paillier: PaillierRound(
-                aggregator: PaillierAggregator(publicKey: key, packing: packing, dimension: dimension)),
-            codec: codec, started: started,
-            transcript: SHA256.hash(Array("veil/v1/paillier-round".utf8), key.bigEndianBytes))
+                session: session,
+                aggregator: PaillierAggregator(publicKey: key, packing: packing, dimension: dimension),
+                coordinatorCertificate: plan.coordinatorCertificate, rosterCertificates: rosterCertificates),
+            codec: codec, started: started, transcript: session.id)
         logger.info(
             "round started",
             metadata: ["round": "\(number)", "attempt": "\(attempt)", "cohort": "\(cohort.count)", "sum": "paillier"])
+        let broadcast = broadcastModel()
+        let training = trainingPlan(number, attempt: attempt)
+        let encoding = payloadEncoding(codec)
         for (id, position) in positions {
             var assignment = Veil_V1_RoundAssignment()
             assignment.round = UInt64(number)
             assignment.paillier = plan
             assignment.position = position.rawValue
-            assignment.model = broadcastModel()
-            assignment.training = trainingPlan(number)
-            assignment.encoding = payloadEncoding(codec)
+            assignment.model = broadcast
+            assignment.training = training
+            assignment.encoding = encoding
             assignment.roundDeadlineMillis = UInt32(c.roundDeadlineSeconds * 1000)
             connections[id]?.outbox.yield(.with { $0.assignment = assignment })
         }
@@ -814,7 +889,8 @@ public actor Coordinator {
         scheduleDeadline(round: number, generation: 1, protocolRound: .advertiseKeys)
     }
 
-    /// A participant's ciphertexts: added to the aggregate, or — malformed — its sender dropped.
+    /// A member's ciphertexts and receipt: checked and added to the aggregate, or — malformed,
+    /// or a receipt that is not the member's — its sender dropped.
     private func receiveContribution(_ contribution: Veil_V1_PaillierContribution, from id: String) {
         guard var round = active, round.ended == nil, var paillier = round.paillier, !paillier.decrypting,
             UInt64(round.number) == contribution.round, let position = round.positions[id],
@@ -826,13 +902,19 @@ public actor Coordinator {
         let bytes = contribution.ciphertexts.reduce(0) { $0 + $1.count }
         round.bytesIn += bytes
         metrics.increment("veil_bytes_received_total", by: Double(bytes))
-        for c in contribution.ciphertexts { round.transcript = SHA256.hash(round.transcript, Array(c)) }
         let start = ContinuousClock.now
         do {
             let key = paillier.aggregator.publicKey
             let ciphertexts = try contribution.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
+            let receipt = PaillierReceipt(
+                position: position, ciphertextDigest: PaillierReceipt.digest(ciphertexts),
+                signature: Array(contribution.receiptSignature))
+            guard receipt.isValid(in: paillier.session) else {
+                throw PaillierSessionError.invalidReceipt(position: position.rawValue)
+            }
             try paillier.aggregator.add(ciphertexts, from: position)
-            paillier.contributed.insert(position)
+            paillier.receipts[position] = receipt
+            for c in contribution.ciphertexts { round.transcript = SHA256.hash(round.transcript, Array(c)) }
         } catch {
             round.declined.insert(position)
             metrics.increment("veil_dropouts_total", labels: ["protocol_round": "paillier", "reason": "malformed"])
@@ -844,25 +926,53 @@ public actor Coordinator {
         closeRoundIfOnlyAbsenteesRemain()
     }
 
-    /// Stops collecting: the rerandomised aggregate goes to the key holder.
+    /// Collection is over (everyone answered, or the deadline). The masks cancel only over the
+    /// whole roster, so the aggregate goes to the key holder only when every member
+    /// contributed; otherwise the attempt ends, and the next one leaves the absent out.
+    private func closePaillierCollection() {
+        guard let round = active, round.ended == nil, let paillier = round.paillier, !paillier.decrypting else {
+            return
+        }
+        let missing = round.cohort.filter { !paillier.contributed.contains(round.positions[$0]!) }
+        guard missing.isEmpty else {
+            absentLastAttempt = (round.number, Set(missing))
+            return finishRound(
+                .aborted(
+                    "\(missing.count) of \(round.cohort.count) members did not contribute (\(missing.sorted().joined(separator: ", "))): a Paillier round needs the whole roster, whose masks cancel only together"
+                ))
+        }
+        requestDecryption()
+    }
+
+    /// The rerandomised aggregate goes to the key holder with the session and every receipt.
     private func requestDecryption() {
         guard var round = active, round.ended == nil, var paillier = round.paillier, !paillier.decrypting else {
             return
         }
-        guard !paillier.contributed.isEmpty else { return finishRound(.aborted("no participant contributed")) }
         guard let holder = keyHolderConnection else { return finishRound(.aborted("the key holder is not connected")) }
         let start = ContinuousClock.now
         let aggregate: EncryptedAggregate
         do { aggregate = try paillier.aggregator.aggregate() } catch { return finishRound(.aborted("\(error)")) }
         round.cryptoSeconds += seconds(since: start)
         paillier.decrypting = true
+        let session = paillier.session
         var request = Veil_V1_DecryptRequest()
         request.round = UInt64(round.number)
         request.ciphertexts = aggregate.ciphertexts.map { Data($0.bigEndianBytes()) }
         request.dimension = UInt32(aggregate.dimension)
-        request.contributors = UInt32(aggregate.contributors.count)
-        request.bits = UInt32(paillier.aggregator.packing.bitWidth.bits)
-        request.maxAddends = UInt32(paillier.aggregator.packing.maxAddends)
+        request.bits = UInt32(session.packing.bitWidth.bits)
+        request.maxAddends = UInt32(session.packing.maxAddends)
+        request.nonce = Data(session.nonce)
+        request.coordinatorCertificate = paillier.coordinatorCertificate
+        request.rosterCertificates = paillier.rosterCertificates
+        request.receipts = paillier.receipts.keys.sorted().map { position in
+            let receipt = paillier.receipts[position]!
+            return .with {
+                $0.position = position.rawValue
+                $0.ciphertextDigest = Data(receipt.ciphertextDigest)
+                $0.signature = Data(receipt.signature)
+            }
+        }
         let bytes = request.ciphertexts.reduce(0) { $0 + $1.count }
         round.bytesOut += bytes
         metrics.increment("veil_bytes_sent_total", by: Double(bytes))
@@ -879,14 +989,16 @@ public actor Coordinator {
         guard let round = active, round.ended == nil, let paillier = round.paillier, paillier.decrypting,
             UInt64(round.number) == result.round
         else { return }
-        guard result.refusal.isEmpty else { return finishRound(.aborted("the key holder refused: \(result.refusal)")) }
+        guard result.refusal.isEmpty else {
+            return finishRound(.aborted("the key holder refused: \(loggable(result.refusal))"))
+        }
         do {
             let sum = try ModularVector(elements: result.sum, bitWidth: paillier.aggregator.packing.bitWidth)
             guard sum.count == paillier.aggregator.dimension else {
                 return finishRound(
                     .aborted("the key holder returned \(sum.count) values, not \(paillier.aggregator.dimension)"))
             }
-            finishRound(.completed(SecureSumResult(sum: sum, survivors: Array(paillier.contributed))))
+            finishRound(.completed(SecureSumResult(sum: sum, survivors: Array(paillier.contributed).sorted())))
         } catch {
             finishRound(.aborted("the key holder's sum is malformed: \(error)"))
         }
@@ -946,7 +1058,9 @@ public actor Coordinator {
 
     // MARK: - Assignments
 
-    func trainingPlan(_ number: Int) -> Veil_V1_TrainingPlan {
+    /// The round's training plan. Its seed salts the participants' own randomness (each
+    /// attempt's differs; a participant never trains the same way twice on request).
+    func trainingPlan(_ number: Int, attempt: Int) -> Veil_V1_TrainingPlan {
         let c = configuration
         var plan = Veil_V1_TrainingPlan()
         plan.algorithm = c.algorithm
@@ -957,7 +1071,7 @@ public actor Coordinator {
         plan.weightDecay = c.weightDecay
         plan.proximalMu = algorithm.proximalMu
         plan.weightScale = c.weightScale
-        plan.seed = c.seed &+ UInt64(number) &* 1_000_003
+        plan.seed = c.seed &+ UInt64(number) &* 1_000_003 &+ UInt64(attempt) &* 7_919
         plan.model = c.model
         plan.features = UInt32(c.features)
         plan.classes = UInt32(c.classes)
@@ -1044,6 +1158,20 @@ extension Veil_V1_CoordinatorMessage {
             }
         }
     }
+}
+
+/// Text another party wrote, made safe to log: at most `limit` characters, on one line
+/// (control characters shown as escapes, so that a peer cannot forge log lines or fill a disk).
+func loggable(_ text: String, limit: Int = 200) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars.prefix(limit) {
+        if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format {
+            out += scalar.escaped(asASCII: true)
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return text.unicodeScalars.count > limit ? out + "… (\(text.utf8.count) bytes)" : out
 }
 
 func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -1,20 +1,45 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import GRPCProtobuf
 import Logging
+import SwiftProtobuf
 import VeilWire
 import X509
 
 /// The gRPC side of the coordinator: authenticates each stream by its TLS client certificate,
 /// reads the participant's Hello, and pumps messages between the stream and the ``Coordinator``.
-struct FederationService: Veil_V1_Federation.SimpleServiceProtocol {
+///
+/// The method is registered by hand, taking each request message as raw bytes: the sender's
+/// token bucket is consulted before a message is decoded, so a flood of large messages costs
+/// the coordinator their reception, not their parsing (`Specs/wire.md` §8).
+struct FederationService: RegistrableRPCService {
     let coordinator: Coordinator
     let ca: Certificate
     let logger: Logger
 
+    /// Hands the message's bytes over undecoded.
+    struct RawBytes: MessageDeserializer {
+        func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+            serializedMessageBytes.withUnsafeBytes { Array($0) }
+        }
+    }
+
+    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        router.registerHandler(
+            forMethod: Veil_V1_Federation.Method.Participate.descriptor, deserializer: RawBytes(),
+            serializer: ProtobufSerializer<Veil_V1_CoordinatorMessage>()
+        ) { request, context in
+            StreamingServerResponse { writer in
+                try await participate(request: request.messages, response: writer, context: context)
+                return [:]
+            }
+        }
+    }
+
     func participate(
-        request: RPCAsyncSequence<Veil_V1_ParticipantMessage, any Error>,
-        response: RPCWriter<Veil_V1_CoordinatorMessage>, context: ServerContext
+        request: RPCAsyncSequence<[UInt8], any Error>, response: RPCWriter<Veil_V1_CoordinatorMessage>,
+        context: ServerContext
     ) async throws {
         // The transport verified the chain to the CA; the certificate must also carry Veil's
         // extensions and the participant role. Its subject is the id, whatever the messages say.
@@ -43,7 +68,16 @@ struct FederationService: Veil_V1_Federation.SimpleServiceProtocol {
             group.addTask {
                 var generation: Int?
                 do {
-                    for try await message in request {
+                    for try await bytes in request {
+                        guard await coordinator.admitMessage(from: identity.id, generation: generation ?? -1) else {
+                            continue
+                        }
+                        let message: Veil_V1_ParticipantMessage
+                        do { message = try Veil_V1_ParticipantMessage(serializedBytes: bytes) } catch {
+                            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": "malformed"])
+                            continuation.yield(.failure(.failureMalformed, "a message that does not parse: \(error)"))
+                            continue
+                        }
                         if let generation {
                             await coordinator.receive(message, from: identity.id, generation: generation)
                             continue

@@ -1,30 +1,41 @@
 import Foundation
 import Logging
 import VeilCore
+import VeilCrypto
 import VeilPaillier
 import VeilWire
 import X509
 
 /// `veil keyholder`: holds the Paillier secret key of a federation whose rounds are summed by
-/// Paillier encryption. It connects to the coordinator like a participant (its certificate has
-/// the key-holder role), is never in a cohort, and decrypts only rerandomised aggregates of at
-/// least `minimumContributors` contributions (`Specs/paillier.md`, two-party mode: it rests on
-/// the coordinator and the key holder not colluding).
+/// Paillier encryption (`Specs/paillier.md` §6.1). It connects to the coordinator like a
+/// participant (its certificate has the key-holder role), announces its public key signed by
+/// its certified signing key, is never in a cohort, and decrypts a round's aggregate only when
+/// it can check for itself that it is the product over the whole announced roster: a signed
+/// receipt from every member, a roster of at least `minimumContributors` certified
+/// participants, and a round it has not decrypted before — which it records before answering.
+/// The coordinator's word counts for nothing; a partial product would decrypt to masked noise.
 public struct KeyHolderAgent: Sendable {
     public private(set) var configuration: KeyHolderConfiguration
     public let identity: FederationIdentity
+    let ca: Certificate
+    private let signingKey: Ed25519.PrivateKey
     private let privateKey: PaillierPrivateKey
+    let record: DecryptionRecord
     let logger: Logger
 
     public init(configuration: KeyHolderConfiguration, logger: Logger? = nil) throws {
         self.configuration = configuration
-        identity = try configuration.tls.credentials(role: .keyHolder).identity
+        (ca, identity, signingKey) = try configuration.tls.credentials(role: .keyHolder)
         guard let data = FileManager.default.contents(atPath: configuration.secretKey) else {
             throw ConfigurationError("cannot read the Paillier secret key \(configuration.secretKey)")
         }
         privateKey = try PaillierKeyFiles.privateKey(from: data)
+        record = try DecryptionRecord(path: configuration.record)
         self.logger = logger ?? Logger(label: "veil.keyholder")
     }
+
+    /// The public key's fingerprint, which participants may pin.
+    public var fingerprint: String { PaillierKeyStatement.fingerprint(privateKey.publicKey) }
 
     /// The coordinator's port (a coordinator that picked a free port tells it late).
     public var port: Int {
@@ -51,13 +62,23 @@ public struct KeyHolderAgent: Sendable {
         }
     }
 
+    /// Hello, with the signed public key.
+    func hello() -> Veil_V1_Hello {
+        let statement = PaillierKeyStatement(signing: privateKey.publicKey, with: signingKey)
+        return .with {
+            $0.protocolVersion = 1
+            $0.paillierKey = .with {
+                $0.modulus = Data(statement.publicKey.bigEndianBytes)
+                $0.signature = Data(statement.signature)
+            }
+        }
+    }
+
     func session() async throws -> (answered: Int, finished: Bool) {
         let c = configuration
-        var hello = Veil_V1_Hello()
-        hello.protocolVersion = 1
         let holder = self
         return try await FederationStream.open(
-            tls: c.tls, host: c.host, port: c.port, coordinator: c.coordinator, hello: hello
+            tls: c.tls, host: c.host, port: c.port, coordinator: c.coordinator, hello: hello()
         ) { messages, send in
             var answered = 0
             for try await message in messages {
@@ -78,38 +99,124 @@ public struct KeyHolderAgent: Sendable {
         }
     }
 
-    /// Decrypts an aggregate, or says why not.
+    /// Decrypts a round's aggregate, or says why not.
     public func answer(_ request: Veil_V1_DecryptRequest) -> Veil_V1_DecryptResult {
         var result = Veil_V1_DecryptResult()
         result.round = request.round
-        let c = configuration
         do {
-            guard Int(request.contributors) >= c.minimumContributors else {
-                throw ConfigurationError(
-                    "\(request.contributors) contributions; this key holder decrypts sums of at least \(c.minimumContributors)"
-                )
-            }
-            guard Int(request.bits) == c.bits, Int(request.maxAddends) <= c.maxAddends else {
-                throw ConfigurationError(
-                    "the packing (b = \(request.bits), K = \(request.maxAddends)) is not the one this key holder accepts"
-                )
+            let (session, members) = try self.session(of: request)
+            guard !record.contains(round: request.round) else {
+                throw ConfigurationError("round \(request.round) was decrypted already: this key holder decrypts once per round")
             }
             let key = privateKey.publicKey
-            let packing = try PaillierPacking(
-                bitWidth: BitWidth(Int(request.bits)), maxAddends: Int(request.maxAddends), keyBits: key.bits)
+            let aggregate = try request.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
+            let receipts = request.receipts.map {
+                PaillierReceipt(
+                    position: ParticipantID($0.position), ciphertextDigest: Array($0.ciphertextDigest),
+                    signature: Array($0.signature))
+            }
             let holder = PaillierKeyHolder(
-                privateKey: privateKey, packing: packing, minimumContributors: c.minimumContributors)
-            let aggregate = EncryptedAggregate(
-                ciphertexts: try request.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) },
-                dimension: Int(request.dimension),
-                contributors: (0..<Int(request.contributors)).map { ParticipantID(UInt32($0 + 1)) })
-            result.sum = try holder.decrypt(aggregate).sum.elements
-            logger.info(
-                "decrypted", metadata: ["round": "\(request.round)", "contributors": "\(request.contributors)"])
+                privateKey: privateKey, packing: session.packing, minimumContributors: configuration.minimumContributors)
+            let sum = try holder.decrypt(aggregate, session: session, receipts: receipts, identity: identity.signingKey).sum
+            // Recorded (and on disk) before the answer leaves: a crash cannot give a second chance.
+            try record.append(
+                .init(
+                    round: request.round, session: Hex.encode(session.id), members: members,
+                    aggregate: Hex.encode(SHA256.hash(request.ciphertexts.flatMap { Array($0) })),
+                    decryptedAt: ISO8601DateFormatter().string(from: Date())))
+            result.sum = sum.elements
+            logger.info("decrypted", metadata: ["round": "\(request.round)", "members": "\(members.count)"])
         } catch {
             result.refusal = "\(error)"
             logger.warning("refused to decrypt", metadata: ["round": "\(request.round)", "reason": "\(error)"])
         }
         return result
+    }
+
+    /// The session a request claims, checked: this key holder's packing, the configured
+    /// coordinator, every member a distinct certified participant.
+    func session(of request: Veil_V1_DecryptRequest) throws -> (PaillierSession, [String]) {
+        let c = configuration
+        guard Int(request.bits) == c.bits, Int(request.maxAddends) <= c.maxAddends else {
+            throw ConfigurationError(
+                "the packing (b = \(request.bits), K = \(request.maxAddends)) is not the one this key holder accepts"
+            )
+        }
+        let coordinator = try FederationIdentity(der: Array(request.coordinatorCertificate), ca: ca)
+            .requiring(.coordinator)
+        guard coordinator.id == c.coordinator else {
+            throw ConfigurationError("the session names coordinator \(coordinator.id), not \(c.coordinator)")
+        }
+        var ids: [String] = []
+        var roster: [Ed25519.PublicKey] = []
+        for der in request.rosterCertificates {
+            let member = try FederationIdentity(der: Array(der), ca: ca).requiring(.participant)
+            guard !ids.contains(member.id) else { throw ConfigurationError("\(member.id) appears twice in the roster") }
+            ids.append(member.id)
+            roster.append(member.signingKey)
+        }
+        let packing = try PaillierPacking(
+            bitWidth: BitWidth(Int(request.bits)), maxAddends: Int(request.maxAddends), keyBits: privateKey.publicKey.bits)
+        let session = try PaillierSession(
+            publicKey: privateKey.publicKey, packing: packing, dimension: Int(request.dimension), round: request.round,
+            nonce: Array(request.nonce), keyHolder: identity.signingKey, coordinator: coordinator.signingKey,
+            roster: roster)
+        return (session, ids)
+    }
+}
+
+/// What a key holder has decrypted, one JSON object per line, appended and synced before each
+/// answer; read back at start, so that a round is never decrypted twice, across restarts too.
+final class DecryptionRecord: @unchecked Sendable {
+    struct Entry: Codable {
+        let round: UInt64
+        /// The session id, hex.
+        let session: String
+        /// The roster's participant ids, by position.
+        let members: [String]
+        /// SHA-256 of the aggregate's ciphertexts, hex.
+        let aggregate: String
+        let decryptedAt: String
+    }
+
+    private let lock = NSLock()
+    let path: String
+    private var rounds: Set<UInt64>
+
+    init(path: String) throws {
+        self.path = path
+        var rounds: Set<UInt64> = []
+        if let data = FileManager.default.contents(atPath: path) {
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
+                do { rounds.insert(try decoder.decode(Entry.self, from: Data(line)).round) } catch {
+                    throw ConfigurationError("the decryption record \(path), line \(number + 1), is not a record: \(error)")
+                }
+            }
+        }
+        self.rounds = rounds
+    }
+
+    func contains(round: UInt64) -> Bool { lock.withLock { rounds.contains(round) } }
+
+    func append(_ entry: Entry) throws {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let line = try encoder.encode(entry) + Data("\n".utf8)
+        try lock.withLock {
+            if !FileManager.default.fileExists(atPath: path) {
+                guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                    throw ConfigurationError("cannot create the decryption record \(path)")
+                }
+            }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: line)
+            try handle.synchronize()
+            rounds.insert(entry.round)
+        }
     }
 }

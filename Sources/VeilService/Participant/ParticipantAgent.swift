@@ -24,6 +24,10 @@ public struct ParticipantSummary: Sendable {
     public var privacyNotice: String? = nil
     /// With a budget of its own: the ε this participant's ledger says it has spent.
     public var privacySpent: Double? = nil
+    /// The rounds it declined or withdrew from, by ``Veil_V1_DeclineCode/name``, and the
+    /// last reason it gave.
+    public var declines: [String: Int] = [:]
+    public var lastDecline: String? = nil
 }
 
 /// Why the participant stopped.
@@ -49,7 +53,7 @@ public struct ParticipantAgent: Sendable {
     public private(set) var configuration: JoinConfiguration
     public let identity: FederationIdentity
     let ca: Certificate
-    private let signingKey: Ed25519.PrivateKey
+    let signingKey: Ed25519.PrivateKey
     let data: Dataset
     let logger: Logger
     /// Fault injection for tests and benchmarks: in round `round`, after sending `messages`
@@ -99,7 +103,8 @@ public struct ParticipantAgent: Sendable {
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
                         finishedReason: reason, trainingSeconds: tally.trainingSeconds,
                         cryptoSeconds: tally.cryptoSeconds, privacyNotice: tally.privacyNotice,
-                        privacySpent: ledger?.spent(identity.id))
+                        privacySpent: ledger?.spent(identity.id), declines: tally.declines,
+                        lastDecline: tally.lastDecline)
                 }
                 failures = 0
             } catch {
@@ -153,6 +158,15 @@ public struct ParticipantAgent: Sendable {
                 counts.completed += completed
             }
         }
+        private var declined: (counts: [String: Int], last: String?) = ([:], nil)
+        var declines: [String: Int] { lock.withLock { declined.counts } }
+        var lastDecline: String? { lock.withLock { declined.last } }
+        func decline(_ declined: Declined) {
+            lock.withLock {
+                self.declined.counts[declined.code.name, default: 0] += 1
+                self.declined.last = declined.description
+            }
+        }
     }
 
     struct SessionOutcome: Sendable {
@@ -178,6 +192,7 @@ public struct ParticipantAgent: Sendable {
         var hello = Veil_V1_Hello()
         hello.protocolVersion = 1
         hello.sampleCount = UInt64(data.count)
+        hello.policy = configuration.policy.declaration(requiresPrivacyPlan: ledger != nil)
         hello.resources = .with {
             $0.cores = UInt32(configuration.cores ?? ProcessInfo.processInfo.activeProcessorCount)
             $0.memoryBytes = configuration.memoryBytes ?? ProcessInfo.processInfo.physicalMemory
@@ -216,30 +231,16 @@ public struct ParticipantAgent: Sendable {
                 round = nil
                 do {
                     let preparing = ContinuousClock.now
-                    let ciphertexts = try agent.encryptContribution(assignment)
+                    let contribution = try agent.contribute(assignment)
                     tally.add(training: seconds(since: preparing))
                     if let failure = agent.failure, failure.round == assignment.round {
                         tally.injected = true
                         throw ParticipantError.failureInjected
                     }
                     contributed = assignment.round
-                    send(
-                        .with {
-                            $0.paillier = .with {
-                                $0.round = assignment.round; $0.ciphertexts = ciphertexts
-                            }
-                        })
-                } catch ParticipantError.failureInjected {
-                    throw ParticipantError.failureInjected
-                } catch {
-                    agent.logger.warning(
-                        "declining a round", metadata: ["round": "\(assignment.round)", "reason": "\(error)"])
-                    send(
-                        .with {
-                            $0.decline = .with {
-                                $0.round = assignment.round; $0.reason = "\(error)"
-                            }
-                        })
+                    send(.with { $0.paillier = contribution })
+                } catch let declined as Declined {
+                    decline(assignment.round, declined)
                 }
             case .assignment(let assignment):
                 tally.add(assigned: 1)
@@ -253,18 +254,9 @@ public struct ParticipantAgent: Sendable {
                     tally.add(crypto: seconds(since: starting))
                     round = RoundState(number: assignment.round, client: prepared.client)
                     try forward(action, round: assignment.round)
-                } catch ParticipantError.failureInjected {
-                    throw ParticipantError.failureInjected
-                } catch {
-                    agent.logger.warning(
-                        "declining a round", metadata: ["round": "\(assignment.round)", "reason": "\(error)"])
+                } catch let declined as Declined {
                     round = nil
-                    send(
-                        .with {
-                            $0.decline = .with {
-                                $0.round = assignment.round; $0.reason = "\(error)"
-                            }
-                        })
+                    decline(assignment.round, declined)
                 }
             case .secagg(let secagg):
                 guard var current = round, current.number == secagg.round else { return false }
@@ -306,6 +298,23 @@ public struct ParticipantAgent: Sendable {
             return false
         }
 
+        /// Tells the coordinator that this participant will not take part in `number` (or stops
+        /// taking part), why, and counts it.
+        func decline(_ number: UInt64, _ declined: Declined) {
+            agent.logger.warning(
+                "declining a round",
+                metadata: ["round": "\(number)", "code": "\(declined.code.name)", "reason": "\(declined.reason)"])
+            tally.decline(declined)
+            send(
+                .with {
+                    $0.decline = .with {
+                        $0.round = number
+                        $0.code = declined.code
+                        $0.reason = declined.reason
+                    }
+                })
+        }
+
         mutating func forward(_ action: ClientAction, round number: UInt64) throws {
             if let failure = agent.failure, failure.round == number, sentThisRound >= failure.messages {
                 agent.logger.info("failure injected: going silent", metadata: ["round": "\(number)"])
@@ -323,173 +332,13 @@ public struct ParticipantAgent: Sendable {
                         }
                     })
             case .aborted(let abort):
-                agent.logger.info("secure sum aborted", metadata: ["round": "\(number)", "reason": "\(abort)"])
+                // Said, not only logged: the coordinator learns why, and closes the round without
+                // waiting for a deadline.
+                decline(number, Declined(.declineAborted, abort.description))
             case .ignored:
                 break
             }
         }
-    }
-
-    struct PreparedRound {
-        var client: SecAggClient<SystemRandom>
-    }
-
-    /// A participant certificate checked against the CA, remembered by its bytes: the same
-    /// neighbours come back round after round, and verifying is the expensive part.
-    func verifiedIdentity(_ der: [UInt8]) throws -> FederationIdentity {
-        let digest = SHA256.hash(der)
-        if let known = verified.lookup(digest) { return known }
-        let identity = try FederationIdentity(der: der, ca: ca).requiring(.participant)
-        verified.store(digest, identity)
-        return identity
-    }
-
-    /// Checks the assignment, trains, encodes, and builds the secure-sum client.
-    func prepare(_ a: Veil_V1_RoundAssignment) throws -> PreparedRound {
-        let d = a.session
-        let coordinator = try FederationIdentity(der: Array(d.coordinatorCertificate), ca: ca).requiring(.coordinator)
-        let keys = try d.rosterSigningKeys.map { raw in
-            guard let key = try? Ed25519.PublicKey(rawRepresentation: Array(raw)) else {
-                throw ParticipantError.session("a roster key is not an Ed25519 public key")
-            }
-            return key
-        }
-        let position = ParticipantID(a.position)
-        guard a.position >= 1, Int(a.position) <= keys.count, keys[Int(a.position) - 1] == identity.signingKey else {
-            throw ParticipantError.session("the roster does not list this participant's key at position \(a.position)")
-        }
-        guard let adversary = ThreatModel.Adversary(rawValue: UInt8(clamping: d.adversary)) else {
-            throw ParticipantError.session("unknown adversary \(d.adversary)")
-        }
-        let threat = try ThreatModel(
-            adversary: adversary, corruptFraction: d.corruptFraction, dropoutFraction: d.dropoutFraction,
-            securityBits: Int(d.securityBits))
-        // SecAggParameters re-checks the threshold against the threat model: a coordinator
-        // cannot hand out a threshold the participant would not accept.
-        let parameters = try SecAggParameters(
-            clientCount: Int(d.clientCount), threshold: Int(d.threshold), neighborCount: Int(d.neighborCount),
-            bitWidth: BitWidth(Int(d.bits)), dimension: Int(d.dimension), threatModel: threat)
-        let session = try SecAggSession(
-            parameters: parameters, serverIdentity: coordinator.signingKey, clientIdentities: keys,
-            nonce: Array(d.nonce))
-        // Every neighbour's key must be bound to a distinct participant of this federation by a
-        // certificate: this participant verifies messages from its neighbours only.
-        let neighbors = Set(session.graph.neighbors(of: position))
-        var ids: Set<String> = [identity.id]
-        var covered: Set<ParticipantID> = []
-        for entry in d.neighborCertificates {
-            let neighbor = ParticipantID(entry.position)
-            guard neighbors.contains(neighbor), !covered.contains(neighbor) else {
-                throw ParticipantError.session("a certificate for position \(entry.position), not a neighbour")
-            }
-            let holder = try verifiedIdentity(Array(entry.certificate))
-            guard holder.signingKey == keys[Int(entry.position) - 1], ids.insert(holder.id).inserted else {
-                throw ParticipantError.session(
-                    "the certificate at position \(entry.position) does not match the roster")
-            }
-            covered.insert(neighbor)
-        }
-        guard covered == neighbors else {
-            throw ParticipantError.session("certificates missing for \(neighbors.count - covered.count) neighbours")
-        }
-
-        var distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)?
-        var cost: RDPAccountant?
-        if a.hasDistributedDp {
-            // The participant adds the noise, so it checks the plan itself: the sum can be
-            // unmasked only with at least `threshold` inputs, each carrying a noise share, and
-            // the cost is what this mechanism costs, whatever the coordinator's ledger says.
-            let mechanism = try ServicePrivacyPlan.mechanism(a.distributedDp)
-            guard parameters.threshold >= mechanism.minimumParticipants else {
-                throw ParticipantError.session(
-                    "the session's threshold \(parameters.threshold) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes"
-                )
-            }
-            guard parameters.bitWidth == mechanism.bitWidth, parameters.dimension == mechanism.paddedDimension else {
-                throw ParticipantError.session("the session's ring or length does not fit the distributed-DP plan")
-            }
-            let participation = ServicePrivacyPlan.participation(mechanism)
-            try ledger?.admit(identity.id, participation)
-            distributed = (mechanism, try ServicePrivacyPlan.rotation(a.distributedDp))
-            cost = participation
-        }
-        let input = try trainAndEncode(a, distributed: distributed)
-        // Charged as soon as the noisy input exists, before anything of it leaves: a round that
-        // fails later is over-counted, never under-counted.
-        if let cost { try ledger?.charge(identity.id, cost) }
-        let client = try SecAggClient(
-            session: session, id: ParticipantID(a.position), identityKey: signingKey, input: input,
-            generator: SystemRandom())
-        return PreparedRound(client: client)
-    }
-
-    /// A Paillier round: train, encode, pack and encrypt under the round's public key.
-    func encryptContribution(_ a: Veil_V1_RoundAssignment) throws -> [Data] {
-        let plan = a.paillier
-        let key = try PaillierPublicKey(bigEndian: Array(plan.modulus))
-        let packing = try PaillierPacking(
-            bitWidth: BitWidth(Int(plan.bits)), maxAddends: Int(plan.maxAddends), keyBits: key.bits)
-        let input = try trainAndEncode(a)
-        guard input.bitWidth == packing.bitWidth, input.count == Int(plan.dimension) else {
-            throw ParticipantError.session("the payload does not fit the round's packing")
-        }
-        let contributor = PaillierContributor(encryptor: encryptors.encryptor(for: key), packing: packing)
-        return try contributor.encrypt(input).map { Data($0.bigEndianBytes()) }
-    }
-
-    /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
-    /// - Parameter distributed: the round's distributed-DP mechanism and rotation, if the
-    ///   participant adds the noise (`Specs/wire.md` §4.3).
-    func trainAndEncode(
-        _ a: Veil_V1_RoundAssignment, distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)? = nil
-    ) throws -> ModularVector {
-        let plan = a.training
-        let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
-        guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
-            throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
-        }
-        guard data.featureCount == Int(plan.features) else {
-            throw ParticipantError.session(
-                "this participant's data has \(data.featureCount) features, the model \(plan.features)")
-        }
-        let algorithm = FedAvgFamily(name: plan.algorithm, initial: Array(global), proximalMu: plan.proximalMu)
-        // The minibatch order's stream: the round's seed and this participant's id.
-        let stream = SHA256.hash(Array(identity.id.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        var context = ClientContext(
-            id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
-            batchSize: Int(plan.batchSize),
-            optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
-            // DP weighs every participant alike (a sample-count weight has no bound).
-            weightScale: plan.dpClip > 0 || distributed != nil ? Double(max(data.count, 1)) : plan.weightScale,
-            generator: Xoshiro256(seed: plan.seed, stream: stream),
-            state: [:])
-        var payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
-        if let (mechanism, rotation) = distributed {
-            let clip = a.distributedDp.clip
-            guard clip > 0, clip.isFinite else {
-                throw ParticipantError.session("the distributed-DP clip must be positive")
-            }
-            let update = L2Clipping.clip(Array(payload.dropLast()), to: clip).clipped
-            var rounding = SystemRandom()
-            var noise = NoiseSource.system().generator(party: identity.id, round: Int(a.round))
-            return try mechanism.encode(
-                update, bound: clip, rotation: rotation, rounding: &rounding, noiseGenerator: &noise)
-        }
-        let e = a.encoding
-        let codec = try FixedPointCodec(
-            clip: e.clip, fractionalBits: Int(e.fractionalBits), bitWidth: BitWidth(Int(e.bits)),
-            maxAddends: Int(e.maxAddends))
-        if plan.dpClip > 0 {
-            // Central DP (Specs/wire.md §4.2): the update, with weight 1, clipped so that after
-            // rounding its norm is still within C; the weight coordinate is the coordinator's.
-            let slack = ServicePrivacyPlan.slack(length: payload.count, fractionalBits: codec.fractionalBits)
-            guard slack < plan.dpClip else {
-                throw ParticipantError.session("the DP clip \(plan.dpClip) is below the payload's rounding slack")
-            }
-            payload = L2Clipping.clip(Array(payload.dropLast()), to: plan.dpClip - slack).clipped + [0]
-        }
-        var rounding = SystemRandom()
-        return try codec.encode(payload, using: &rounding)
     }
 }
 

@@ -28,6 +28,78 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Veil_V1_DeclineCode: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case declineUnspecified // = 0
+
+  /// the parameters are below the participant's policy (threshold, cohort, graph)
+  case declinePolicy // = 1
+
+  /// the session's server is not the coordinator the participant connected to
+  case declineCoordinator // = 2
+
+  /// a roster key or certificate does not check
+  case declineRoster // = 3
+
+  /// the key is not signed by the key holder, too short, or not the pinned one
+  case declinePaillierKey // = 4
+
+  /// no plan it can cost, over its budget, or over its per-round cap
+  case declinePrivacy // = 5
+
+  /// it cannot train or encode for this plan
+  case declineTraining // = 6
+
+  /// its secure-sum client aborted mid-round (the reason says why)
+  case declineAborted // = 7
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .declineUnspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .declineUnspecified
+    case 1: self = .declinePolicy
+    case 2: self = .declineCoordinator
+    case 3: self = .declineRoster
+    case 4: self = .declinePaillierKey
+    case 5: self = .declinePrivacy
+    case 6: self = .declineTraining
+    case 7: self = .declineAborted
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .declineUnspecified: return 0
+    case .declinePolicy: return 1
+    case .declineCoordinator: return 2
+    case .declineRoster: return 3
+    case .declinePaillierKey: return 4
+    case .declinePrivacy: return 5
+    case .declineTraining: return 6
+    case .declineAborted: return 7
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Veil_V1_DeclineCode] = [
+    .declineUnspecified,
+    .declinePolicy,
+    .declineCoordinator,
+    .declineRoster,
+    .declinePaillierKey,
+    .declinePrivacy,
+    .declineTraining,
+    .declineAborted,
+  ]
+
+}
+
 public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case failureUnspecified // = 0
@@ -198,11 +270,81 @@ public nonisolated struct Veil_V1_Hello: Sendable {
   /// How many training rows the participant holds (reported, not verified).
   public var sampleCount: UInt64 = 0
 
+  /// A participant's policy, declared so that the coordinator can propose parameters it will
+  /// accept; the participant checks every assignment against its own copy regardless.
+  public var policy: Veil_V1_ParticipantPolicy {
+    get {_policy ?? Veil_V1_ParticipantPolicy()}
+    set {_policy = newValue}
+  }
+  /// Returns true if `policy` has been explicitly set.
+  public var hasPolicy: Bool {self._policy != nil}
+  /// Clears the value of `policy`. Subsequent reads from it will return its default value.
+  public mutating func clearPolicy() {self._policy = nil}
+
+  /// The key holder's: its Paillier public key, signed by its certified signing key.
+  public var paillierKey: Veil_V1_SignedPaillierKey {
+    get {_paillierKey ?? Veil_V1_SignedPaillierKey()}
+    set {_paillierKey = newValue}
+  }
+  /// Returns true if `paillierKey` has been explicitly set.
+  public var hasPaillierKey: Bool {self._paillierKey != nil}
+  /// Clears the value of `paillierKey`. Subsequent reads from it will return its default value.
+  public mutating func clearPaillierKey() {self._paillierKey = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _resources: Veil_V1_Resources? = nil
+  fileprivate var _policy: Veil_V1_ParticipantPolicy? = nil
+  fileprivate var _paillierKey: Veil_V1_SignedPaillierKey? = nil
+}
+
+/// What a participant requires of every round (Specs/wire.md §3.1).
+public nonisolated struct Veil_V1_ParticipantPolicy: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// ThreatModel.Adversary raw value: 0 honest-but-curious, 1 malicious
+  public var adversary: UInt32 = 0
+
+  /// γ, read as the decimal it is written as
+  public var corruptFraction: Double = 0
+
+  /// δ
+  public var dropoutFraction: Double = 0
+
+  /// σ
+  public var securityBits: UInt32 = 0
+
+  public var minimumCohort: UInt32 = 0
+
+  /// the fewest inputs a released sum may cover
+  public var minimumContributors: UInt32 = 0
+
+  /// declines rounds without a distributed-DP plan it can cost
+  public var requiresPrivacyPlan: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The key holder's Paillier public key and its Ed25519 signature (Specs/paillier.md §6.1).
+public nonisolated struct Veil_V1_SignedPaillierKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// n, big-endian
+  public var modulus: Data = Data()
+
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Veil_V1_Resources: Sendable {
@@ -224,8 +366,8 @@ public nonisolated struct Veil_V1_Resources: Sendable {
   public init() {}
 }
 
-/// The participant will not take part in the round it was assigned (for instance it cannot
-/// train in time); it is a dropout of that round, before round 0 of the secure sum.
+/// The participant will not take part in the round it was assigned, or stops taking part in
+/// it: a dropout of that round. The code says which of its checks failed, the reason how.
 public nonisolated struct Veil_V1_Decline: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -234,6 +376,8 @@ public nonisolated struct Veil_V1_Decline: Sendable {
   public var round: UInt64 = 0
 
   public var reason: String = String()
+
+  public var code: Veil_V1_DeclineCode = .declineUnspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -467,6 +611,9 @@ public nonisolated struct Veil_V1_DistributedDPPlan: Sendable {
   public init() {}
 }
 
+/// A masked Paillier session (Specs/paillier.md §6.1): the key, its signature by the key
+/// holder, the packing, and every member's certificate; the assignment's position is the
+/// recipient's place in the roster.
 public nonisolated struct Veil_V1_PaillierPlan: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -484,6 +631,21 @@ public nonisolated struct Veil_V1_PaillierPlan: Sendable {
   /// d
   public var dimension: UInt32 = 0
 
+  /// the key holder's signature of n
+  public var keySignature: Data = Data()
+
+  /// DER
+  public var keyHolderCertificate: Data = Data()
+
+  /// 32 bytes
+  public var nonce: Data = Data()
+
+  /// DER
+  public var coordinatorCertificate: Data = Data()
+
+  /// DER, position i+1 at index i
+  public var rosterCertificates: [Data] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -499,12 +661,34 @@ public nonisolated struct Veil_V1_PaillierContribution: Sendable {
   /// big-endian, fixed width (2|n| bits)
   public var ciphertexts: [Data] = []
 
+  /// the member's signature over the session, its position and SHA-256 of the ciphertexts
+  public var receiptSignature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-/// The coordinator's rerandomised aggregate, for the key holder.
+/// A member's receipt, forwarded to the key holder.
+public nonisolated struct Veil_V1_Receipt: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var position: UInt32 = 0
+
+  /// SHA-256 of the member's ciphertexts
+  public var ciphertextDigest: Data = Data()
+
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The coordinator's rerandomised aggregate, for the key holder, with the session it belongs to
+/// and a receipt from every member: the key holder checks them itself and trusts no count.
 public nonisolated struct Veil_V1_DecryptRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -516,12 +700,18 @@ public nonisolated struct Veil_V1_DecryptRequest: Sendable {
 
   public var dimension: UInt32 = 0
 
-  public var contributors: UInt32 = 0
-
   /// the packing, which the key holder checks against its own
   public var bits: UInt32 = 0
 
   public var maxAddends: UInt32 = 0
+
+  public var nonce: Data = Data()
+
+  public var coordinatorCertificate: Data = Data()
+
+  public var rosterCertificates: [Data] = []
+
+  public var receipts: [Veil_V1_Receipt] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -565,7 +755,8 @@ public nonisolated struct Veil_V1_SecAggSessionDescription: Sendable {
 
   public var dimension: UInt32 = 0
 
-  /// ThreatModel.Adversary raw value
+  /// The coordinator's own threat model: informational. Participants check n, t and k against
+  /// their own policy; only the adversary's byte enters the session id.
   public var adversary: UInt32 = 0
 
   public var corruptFraction: Double = 0
@@ -761,6 +952,10 @@ public nonisolated struct Veil_V1_Finished: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "veil.v1"
 
+nonisolated extension Veil_V1_DeclineCode: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DECLINE_UNSPECIFIED\0\u{1}DECLINE_POLICY\0\u{1}DECLINE_COORDINATOR\0\u{1}DECLINE_ROSTER\0\u{1}DECLINE_PAILLIER_KEY\0\u{1}DECLINE_PRIVACY\0\u{1}DECLINE_TRAINING\0\u{1}DECLINE_ABORTED\0")
+}
+
 nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FAILURE_UNSPECIFIED\0\u{1}FAILURE_PROTOCOL_VERSION\0\u{1}FAILURE_NOT_REGISTERED\0\u{1}FAILURE_MALFORMED\0\u{1}FAILURE_TOO_LARGE\0\u{1}FAILURE_RATE_LIMITED\0\u{1}FAILURE_DUPLICATE_CONNECTION\0\u{1}FAILURE_DROPPED\0\u{1}FAILURE_NOT_A_PARTICIPANT\0\u{1}FAILURE_PRIVACY_BUDGET\0")
 }
@@ -885,7 +1080,7 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Veil_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}resources\0\u{3}sample_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}resources\0\u{3}sample_count\0\u{1}policy\0\u{3}paillier_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -896,6 +1091,8 @@ nonisolated extension Veil_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._resources) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sampleCount) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._policy) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._paillierKey) }()
       default: break
       }
     }
@@ -915,6 +1112,12 @@ nonisolated extension Veil_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if self.sampleCount != 0 {
       try visitor.visitSingularUInt64Field(value: self.sampleCount, fieldNumber: 3)
     }
+    try { if let v = self._policy {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._paillierKey {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -922,6 +1125,103 @@ nonisolated extension Veil_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs._resources != rhs._resources {return false}
     if lhs.sampleCount != rhs.sampleCount {return false}
+    if lhs._policy != rhs._policy {return false}
+    if lhs._paillierKey != rhs._paillierKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_ParticipantPolicy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ParticipantPolicy"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}adversary\0\u{3}corrupt_fraction\0\u{3}dropout_fraction\0\u{3}security_bits\0\u{3}minimum_cohort\0\u{3}minimum_contributors\0\u{3}requires_privacy_plan\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.adversary) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.corruptFraction) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.dropoutFraction) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.securityBits) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.minimumCohort) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.minimumContributors) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.requiresPrivacyPlan) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.adversary != 0 {
+      try visitor.visitSingularUInt32Field(value: self.adversary, fieldNumber: 1)
+    }
+    if self.corruptFraction.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.corruptFraction, fieldNumber: 2)
+    }
+    if self.dropoutFraction.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.dropoutFraction, fieldNumber: 3)
+    }
+    if self.securityBits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.securityBits, fieldNumber: 4)
+    }
+    if self.minimumCohort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minimumCohort, fieldNumber: 5)
+    }
+    if self.minimumContributors != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minimumContributors, fieldNumber: 6)
+    }
+    if self.requiresPrivacyPlan != false {
+      try visitor.visitSingularBoolField(value: self.requiresPrivacyPlan, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_ParticipantPolicy, rhs: Veil_V1_ParticipantPolicy) -> Bool {
+    if lhs.adversary != rhs.adversary {return false}
+    if lhs.corruptFraction != rhs.corruptFraction {return false}
+    if lhs.dropoutFraction != rhs.dropoutFraction {return false}
+    if lhs.securityBits != rhs.securityBits {return false}
+    if lhs.minimumCohort != rhs.minimumCohort {return false}
+    if lhs.minimumContributors != rhs.minimumContributors {return false}
+    if lhs.requiresPrivacyPlan != rhs.requiresPrivacyPlan {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_SignedPaillierKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SignedPaillierKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.modulus) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.modulus.isEmpty {
+      try visitor.visitSingularBytesField(value: self.modulus, fieldNumber: 1)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_SignedPaillierKey, rhs: Veil_V1_SignedPaillierKey) -> Bool {
+    if lhs.modulus != rhs.modulus {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -974,7 +1274,7 @@ nonisolated extension Veil_V1_Resources: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Veil_V1_Decline: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Decline"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}reason\0\u{1}code\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -984,6 +1284,7 @@ nonisolated extension Veil_V1_Decline: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       default: break
       }
     }
@@ -996,12 +1297,16 @@ nonisolated extension Veil_V1_Decline: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
     }
+    if self.code != .declineUnspecified {
+      try visitor.visitSingularEnumField(value: self.code, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_Decline, rhs: Veil_V1_Decline) -> Bool {
     if lhs.round != rhs.round {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.code != rhs.code {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1397,7 +1702,7 @@ nonisolated extension Veil_V1_DistributedDPPlan: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PaillierPlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}bits\0\u{3}max_addends\0\u{1}dimension\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}bits\0\u{3}max_addends\0\u{1}dimension\0\u{3}key_signature\0\u{3}key_holder_certificate\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1409,6 +1714,11 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.bits) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.maxAddends) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.keySignature) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.keyHolderCertificate) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      case 8: try { try decoder.decodeSingularBytesField(value: &self.coordinatorCertificate) }()
+      case 9: try { try decoder.decodeRepeatedBytesField(value: &self.rosterCertificates) }()
       default: break
       }
     }
@@ -1427,6 +1737,21 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
     if self.dimension != 0 {
       try visitor.visitSingularUInt32Field(value: self.dimension, fieldNumber: 4)
     }
+    if !self.keySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keySignature, fieldNumber: 5)
+    }
+    if !self.keyHolderCertificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keyHolderCertificate, fieldNumber: 6)
+    }
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 7)
+    }
+    if !self.coordinatorCertificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.coordinatorCertificate, fieldNumber: 8)
+    }
+    if !self.rosterCertificates.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.rosterCertificates, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1435,6 +1760,11 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.bits != rhs.bits {return false}
     if lhs.maxAddends != rhs.maxAddends {return false}
     if lhs.dimension != rhs.dimension {return false}
+    if lhs.keySignature != rhs.keySignature {return false}
+    if lhs.keyHolderCertificate != rhs.keyHolderCertificate {return false}
+    if lhs.nonce != rhs.nonce {return false}
+    if lhs.coordinatorCertificate != rhs.coordinatorCertificate {return false}
+    if lhs.rosterCertificates != rhs.rosterCertificates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1442,7 +1772,7 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Veil_V1_PaillierContribution: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PaillierContribution"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{3}receipt_signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1452,6 +1782,7 @@ nonisolated extension Veil_V1_PaillierContribution: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.ciphertexts) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.receiptSignature) }()
       default: break
       }
     }
@@ -1464,12 +1795,56 @@ nonisolated extension Veil_V1_PaillierContribution: SwiftProtobuf.Message, Swift
     if !self.ciphertexts.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.ciphertexts, fieldNumber: 2)
     }
+    if !self.receiptSignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.receiptSignature, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_PaillierContribution, rhs: Veil_V1_PaillierContribution) -> Bool {
     if lhs.round != rhs.round {return false}
     if lhs.ciphertexts != rhs.ciphertexts {return false}
+    if lhs.receiptSignature != rhs.receiptSignature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_Receipt: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Receipt"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}position\0\u{3}ciphertext_digest\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.position) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.ciphertextDigest) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.position != 0 {
+      try visitor.visitSingularUInt32Field(value: self.position, fieldNumber: 1)
+    }
+    if !self.ciphertextDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ciphertextDigest, fieldNumber: 2)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_Receipt, rhs: Veil_V1_Receipt) -> Bool {
+    if lhs.position != rhs.position {return false}
+    if lhs.ciphertextDigest != rhs.ciphertextDigest {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1477,7 +1852,7 @@ nonisolated extension Veil_V1_PaillierContribution: SwiftProtobuf.Message, Swift
 
 nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DecryptRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{1}dimension\0\u{1}contributors\0\u{1}bits\0\u{3}max_addends\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{1}dimension\0\u{2}\u{2}bits\0\u{3}max_addends\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{1}receipts\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1488,9 +1863,12 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.ciphertexts) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
-      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.contributors) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.bits) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.maxAddends) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      case 8: try { try decoder.decodeSingularBytesField(value: &self.coordinatorCertificate) }()
+      case 9: try { try decoder.decodeRepeatedBytesField(value: &self.rosterCertificates) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.receipts) }()
       default: break
       }
     }
@@ -1506,14 +1884,23 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
     if self.dimension != 0 {
       try visitor.visitSingularUInt32Field(value: self.dimension, fieldNumber: 3)
     }
-    if self.contributors != 0 {
-      try visitor.visitSingularUInt32Field(value: self.contributors, fieldNumber: 4)
-    }
     if self.bits != 0 {
       try visitor.visitSingularUInt32Field(value: self.bits, fieldNumber: 5)
     }
     if self.maxAddends != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxAddends, fieldNumber: 6)
+    }
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 7)
+    }
+    if !self.coordinatorCertificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.coordinatorCertificate, fieldNumber: 8)
+    }
+    if !self.rosterCertificates.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.rosterCertificates, fieldNumber: 9)
+    }
+    if !self.receipts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.receipts, fieldNumber: 10)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1522,9 +1909,12 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.round != rhs.round {return false}
     if lhs.ciphertexts != rhs.ciphertexts {return false}
     if lhs.dimension != rhs.dimension {return false}
-    if lhs.contributors != rhs.contributors {return false}
     if lhs.bits != rhs.bits {return false}
     if lhs.maxAddends != rhs.maxAddends {return false}
+    if lhs.nonce != rhs.nonce {return false}
+    if lhs.coordinatorCertificate != rhs.coordinatorCertificate {return false}
+    if lhs.rosterCertificates != rhs.rosterCertificates {return false}
+    if lhs.receipts != rhs.receipts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

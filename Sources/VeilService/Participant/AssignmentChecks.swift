@@ -1,0 +1,321 @@
+import Foundation
+import VeilCore
+import VeilCrypto
+import VeilLearning
+import VeilPaillier
+import VeilPrivacy
+import VeilSecAgg
+import VeilWire
+
+/// What a participant checks before it trains or sends anything (`Specs/wire.md` §3.1): who
+/// the session's server is, who is in the roster, whether the parameters meet its own policy,
+/// whose key it would encrypt under, and what the round costs its privacy budget. Every
+/// refusal is a ``Declined`` with the code and reason the coordinator is told.
+extension ParticipantAgent {
+    struct PreparedRound {
+        var client: SecAggClient<SystemRandom>
+    }
+
+    /// A certificate checked against the CA and required to have `role`, remembered by its
+    /// bytes: the same neighbours come back round after round, and verifying is the expensive part.
+    func verifiedIdentity(_ der: [UInt8], _ role: FederationRole) throws -> FederationIdentity {
+        let digest = SHA256.hash(der)
+        if let known = verified.lookup(digest) { return try known.requiring(role) }
+        let identity = try FederationIdentity(der: der, ca: ca)
+        verified.store(digest, identity)
+        return try identity.requiring(role)
+    }
+
+    /// The session's server must be the coordinator this participant connected to — the one
+    /// TLS verified under `configuration.coordinator` — not just any coordinator-role certificate.
+    func checkCoordinator(_ der: Data) throws(Declined) -> FederationIdentity {
+        let coordinator: FederationIdentity
+        do { coordinator = try verifiedIdentity(Array(der), .coordinator) } catch {
+            throw Declined(.declineCoordinator, "the session's coordinator certificate: \(error)")
+        }
+        guard coordinator.id == configuration.coordinator else {
+            throw Declined(
+                .declineCoordinator,
+                "the session names coordinator \(coordinator.id), but this participant connected to \(configuration.coordinator)")
+        }
+        return coordinator
+    }
+
+    /// A masking round: checks the assignment against the policy, trains, encodes, and builds
+    /// the secure-sum client.
+    func prepare(_ a: Veil_V1_RoundAssignment) throws(Declined) -> PreparedRound {
+        let d = a.session
+        let coordinator = try checkCoordinator(d.coordinatorCertificate)
+        var keys: [Ed25519.PublicKey] = []
+        for raw in d.rosterSigningKeys {
+            guard let key = try? Ed25519.PublicKey(rawRepresentation: Array(raw)) else {
+                throw Declined(.declineRoster, "a roster key is not an Ed25519 public key")
+            }
+            keys.append(key)
+        }
+        let position = ParticipantID(a.position)
+        guard a.position >= 1, Int(a.position) <= keys.count, keys[Int(a.position) - 1] == identity.signingKey else {
+            throw Declined(.declineRoster, "the roster does not list this participant's key at position \(a.position)")
+        }
+        // The parameters against this participant's own policy: its adversary, γ, δ, σ, smallest
+        // cohort and release floor. Whatever threat model the coordinator announces, n, t and k
+        // must meet these.
+        let policy = try! configuration.policy.secAgg()  // validated when the configuration was loaded
+        let (n, t, k) = (Int(d.clientCount), Int(d.threshold), Int(d.neighborCount))
+        guard keys.count == n else { throw Declined(.declineRoster, "\(keys.count) roster keys for \(n) participants") }
+        do { try policy.check(clientCount: n, threshold: t, neighborCount: k) } catch {
+            throw Declined(.declinePolicy, "n = \(n), threshold \(t), k = \(k): \(error)")
+        }
+        guard let adversary = ThreatModel.Adversary(rawValue: UInt8(clamping: d.adversary)) else {
+            throw Declined(.declinePolicy, "unknown adversary \(d.adversary)")
+        }
+        let session: SecAggSession
+        do {
+            // The adversary's byte enters the session id; the rest of the model is this
+            // participant's own, already checked.
+            let model = try ThreatModel(
+                adversary: adversary, corruptFraction: policy.threatModel.corruptFraction,
+                dropoutFraction: policy.threatModel.dropoutFraction, securityBits: policy.threatModel.securityBits)
+            let parameters = try SecAggParameters(
+                clientCount: n, threshold: t, neighborCount: k, bitWidth: BitWidth(Int(d.bits)),
+                dimension: Int(d.dimension), threatModel: model)
+            session = try SecAggSession(
+                parameters: parameters, serverIdentity: coordinator.signingKey, clientIdentities: keys,
+                nonce: Array(d.nonce))
+        } catch {
+            throw Declined(.declinePolicy, "the session: \(error)")
+        }
+        // Every neighbour's key must be bound to a distinct participant of this federation by a
+        // certificate: this participant verifies messages from its neighbours only.
+        let neighbors = Set(session.graph.neighbors(of: position))
+        var ids: Set<String> = [identity.id]
+        var covered: Set<ParticipantID> = []
+        for entry in d.neighborCertificates {
+            let neighbor = ParticipantID(entry.position)
+            guard neighbors.contains(neighbor), !covered.contains(neighbor) else {
+                throw Declined(.declineRoster, "a certificate for position \(entry.position), not a neighbour")
+            }
+            let holder: FederationIdentity
+            do { holder = try verifiedIdentity(Array(entry.certificate), .participant) } catch {
+                throw Declined(.declineRoster, "the certificate at position \(entry.position): \(error)")
+            }
+            guard holder.signingKey == keys[Int(entry.position) - 1], ids.insert(holder.id).inserted else {
+                throw Declined(.declineRoster, "the certificate at position \(entry.position) does not match the roster")
+            }
+            covered.insert(neighbor)
+        }
+        guard covered == neighbors else {
+            throw Declined(.declineRoster, "certificates missing for \(neighbors.count - covered.count) neighbours")
+        }
+
+        var distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)?
+        var cost: RDPAccountant?
+        if a.hasDistributedDp {
+            // The participant adds the noise, so it checks the plan itself: the sum can be
+            // unmasked only with at least `threshold` inputs, each carrying a noise share, and
+            // the cost is what this mechanism costs, whatever the coordinator's ledger says.
+            let mechanism: DistributedDP
+            do { mechanism = try ServicePrivacyPlan.mechanism(a.distributedDp) } catch {
+                throw Declined(.declinePrivacy, "the distributed-DP plan: \(error)")
+            }
+            guard t >= mechanism.minimumParticipants else {
+                throw Declined(
+                    .declinePrivacy,
+                    "the session's threshold \(t) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes")
+            }
+            guard session.parameters.bitWidth == mechanism.bitWidth, session.parameters.dimension == mechanism.paddedDimension
+            else {
+                throw Declined(.declinePrivacy, "the session's ring or length does not fit the distributed-DP plan")
+            }
+            let participation = ServicePrivacyPlan.participation(mechanism)
+            try admit(participation)
+            do { distributed = (mechanism, try ServicePrivacyPlan.rotation(a.distributedDp)) } catch {
+                throw Declined(.declinePrivacy, "the distributed-DP plan's rotation: \(error)")
+            }
+            cost = participation
+        } else {
+            try admit(nil)
+        }
+        let input = try training { try trainAndEncode(a, distributed: distributed) }
+        // Charged as soon as the noisy input exists, before anything of it leaves: a round that
+        // fails later is over-counted, never under-counted.
+        if let cost {
+            do { try ledger?.charge(identity.id, cost) } catch {
+                throw Declined(.declinePrivacy, "cannot record the round in the privacy ledger: \(error)")
+            }
+        }
+        do {
+            let client = try SecAggClient(
+                session: session, id: position, identityKey: signingKey, input: input, generator: SystemRandom())
+            return PreparedRound(client: client)
+        } catch {
+            throw Declined(.declineTraining, "the encoded input does not fit the session: \(error)")
+        }
+    }
+
+    /// A Paillier round (`Specs/paillier.md` §6.1): checks the key holder's signature on the
+    /// key, the key's size and pin, the coordinator and every member of the roster; then
+    /// trains, encodes, packs, masks, encrypts and signs the receipt.
+    func contribute(_ a: Veil_V1_RoundAssignment) throws(Declined) -> Veil_V1_PaillierContribution {
+        let plan = a.paillier
+        let policy = configuration.policy
+        let coordinator = try checkCoordinator(plan.coordinatorCertificate)
+        let holder: FederationIdentity
+        do { holder = try verifiedIdentity(Array(plan.keyHolderCertificate), .keyHolder) } catch {
+            throw Declined(.declinePaillierKey, "the key holder's certificate: \(error)")
+        }
+        guard holder.id == policy.keyHolder else {
+            throw Declined(
+                .declinePaillierKey, "the key is signed by \(holder.id), not by the key holder \(policy.keyHolder)")
+        }
+        let key: PaillierPublicKey
+        do { key = try PaillierPublicKey(bigEndian: Array(plan.modulus)) } catch {
+            throw Declined(.declinePaillierKey, "the modulus: \(error)")
+        }
+        guard PaillierKeyStatement(publicKey: key, signature: Array(plan.keySignature)).isSigned(by: holder.signingKey)
+        else {
+            throw Declined(.declinePaillierKey, "the modulus is not the one the key holder \(holder.id) signed")
+        }
+        guard key.bits >= policy.paillierMinBits else {
+            throw Declined(
+                .declinePaillierKey, "a \(key.bits)-bit modulus; this participant accepts \(policy.paillierMinBits) bits or more")
+        }
+        if let pin = policy.paillierFingerprint, pin.lowercased() != PaillierKeyStatement.fingerprint(key) {
+            throw Declined(.declinePaillierKey, "the key's fingerprint is not the pinned one")
+        }
+        // The roster: every member a distinct participant of this federation, this one at its position.
+        var members: [Ed25519.PublicKey] = []
+        var ids: Set<String> = []
+        for (i, der) in plan.rosterCertificates.enumerated() {
+            let member: FederationIdentity
+            do { member = try verifiedIdentity(Array(der), .participant) } catch {
+                throw Declined(.declineRoster, "the certificate at position \(i + 1): \(error)")
+            }
+            guard ids.insert(member.id).inserted else { throw Declined(.declineRoster, "\(member.id) appears twice in the roster") }
+            members.append(member.signingKey)
+        }
+        guard a.position >= 1, Int(a.position) <= members.count, members[Int(a.position) - 1] == identity.signingKey else {
+            throw Declined(.declineRoster, "the roster does not list this participant at position \(a.position)")
+        }
+        // A Paillier sum covers the whole roster (its masks cancel only there): the roster is the release.
+        let floor = max(policy.minCohort, policy.minContributors)
+        guard members.count >= floor else {
+            throw Declined(
+                .declinePolicy, "a roster of \(members.count); this participant's policy requires at least \(floor)")
+        }
+        try admit(nil)
+        let session: PaillierSession
+        do {
+            let packing = try PaillierPacking(
+                bitWidth: BitWidth(Int(plan.bits)), maxAddends: Int(plan.maxAddends), keyBits: key.bits)
+            session = try PaillierSession(
+                publicKey: key, packing: packing, dimension: Int(plan.dimension), round: a.round,
+                nonce: Array(plan.nonce), keyHolder: holder.signingKey, coordinator: coordinator.signingKey,
+                roster: members)
+        } catch {
+            throw Declined(.declinePolicy, "the session: \(error)")
+        }
+        let input = try training { try trainAndEncode(a) }
+        do {
+            let contributor = MaskedPaillierContributor(
+                session: session, position: ParticipantID(a.position), signingKey: signingKey,
+                encryptor: encryptors.encryptor(for: key))
+            let (ciphertexts, receipt) = try contributor.contribute(input)
+            return .with {
+                $0.round = a.round
+                $0.ciphertexts = ciphertexts.map { Data($0.bigEndianBytes()) }
+                $0.receiptSignature = Data(receipt.signature)
+            }
+        } catch {
+            throw Declined(.declineTraining, "the payload does not fit the round's packing: \(error)")
+        }
+    }
+
+    /// With a budget: the round's cost against the ledger and the per-round cap. Nil — no
+    /// distributed-DP plan, whatever else the coordinator says it will do — costs ε = ∞.
+    func admit(_ cost: RDPAccountant?) throws(Declined) {
+        guard let ledger, let budget = configuration.privacyBudget else { return }
+        guard let cost else {
+            throw Declined(
+                .declinePrivacy,
+                "no distributed-DP privacy plan: this participant has a budget and cannot cost a round whose noise it does not add itself (it counts as ε = ∞)")
+        }
+        if let cap = budget.maxRoundEpsilon {
+            let epsilon = cost.epsilon(delta: budget.delta).epsilon
+            guard epsilon <= cap else {
+                throw Declined(
+                    .declinePrivacy,
+                    String(format: "this round would cost ε = %.4g, over the per-round cap %.4g", epsilon, cap))
+            }
+        }
+        do { try ledger.admit(identity.id, cost) } catch {
+            throw Declined(.declinePrivacy, "\(error)")
+        }
+    }
+
+    /// Training and encoding failures are this participant's, not the coordinator's.
+    private func training<T>(_ body: () throws -> T) throws(Declined) -> T {
+        do { return try body() } catch {
+            throw Declined(.declineTraining, "\(error)")
+        }
+    }
+
+    /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
+    /// - Parameter distributed: the round's distributed-DP mechanism and rotation, if the
+    ///   participant adds the noise (`Specs/wire.md` §4.3).
+    func trainAndEncode(
+        _ a: Veil_V1_RoundAssignment, distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)? = nil
+    ) throws -> ModularVector {
+        let plan = a.training
+        let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
+        guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
+            throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
+        }
+        guard data.featureCount == Int(plan.features) else {
+            throw ParticipantError.session(
+                "this participant's data has \(data.featureCount) features, the model \(plan.features)")
+        }
+        let algorithm = FedAvgFamily(name: plan.algorithm, initial: Array(global), proximalMu: plan.proximalMu)
+        // The minibatch order: the participant's own fresh randomness, salted with the round's
+        // seed. A coordinator that repeats a round (an attempt, or a "new" round on the same
+        // model) cannot make the participant train identically and difference the two sums
+        // exactly.
+        var system = SystemRandom()
+        let stream = SHA256.hash(Array(identity.id.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        var context = ClientContext(
+            id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
+            batchSize: Int(plan.batchSize),
+            optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
+            // DP weighs every participant alike (a sample-count weight has no bound).
+            weightScale: plan.dpClip > 0 || distributed != nil ? Double(max(data.count, 1)) : plan.weightScale,
+            generator: Xoshiro256(seed: plan.seed ^ system.next(), stream: stream),
+            state: [:])
+        var payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+        if let (mechanism, rotation) = distributed {
+            let clip = a.distributedDp.clip
+            guard clip > 0, clip.isFinite else {
+                throw ParticipantError.session("the distributed-DP clip must be positive")
+            }
+            let update = L2Clipping.clip(Array(payload.dropLast()), to: clip).clipped
+            var rounding = SystemRandom()
+            var noise = NoiseSource.system().generator(party: identity.id, round: Int(a.round))
+            return try mechanism.encode(
+                update, bound: clip, rotation: rotation, rounding: &rounding, noiseGenerator: &noise)
+        }
+        let e = a.encoding
+        let codec = try FixedPointCodec(
+            clip: e.clip, fractionalBits: Int(e.fractionalBits), bitWidth: BitWidth(Int(e.bits)),
+            maxAddends: Int(e.maxAddends))
+        if plan.dpClip > 0 {
+            // Central DP (Specs/wire.md §4.2): the update, with weight 1, clipped so that after
+            // rounding its norm is still within C; the weight coordinate is the coordinator's.
+            let slack = ServicePrivacyPlan.slack(length: payload.count, fractionalBits: codec.fractionalBits)
+            guard slack < plan.dpClip else {
+                throw ParticipantError.session("the DP clip \(plan.dpClip) is below the payload's rounding slack")
+            }
+            payload = L2Clipping.clip(Array(payload.dropLast()), to: plan.dpClip - slack).clipped + [0]
+        }
+        var rounding = SystemRandom()
+        return try codec.encode(payload, using: &rounding)
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import VeilPaillier
+import VeilSecAgg
+import VeilWire
+
+/// What a participant requires of every round it takes part in, whatever the coordinator
+/// proposes (`Specs/wire.md` §3.1): `veil join`'s `policy`. The coordinator's parameters are
+/// checked against it and declined when they fall short; the coordinator can read the policy
+/// (it is declared in Hello so that rounds can be planned to meet it) but cannot weaken it.
+public struct ParticipantPolicy: Codable, Hashable, Sendable {
+    /// What the participant assumes the coordinator may do.
+    public enum Adversary: String, Codable, Hashable, Sendable, CaseIterable {
+        case malicious
+        case honestButCurious = "honest-but-curious"
+
+        var threatModel: ThreatModel.Adversary { self == .malicious ? .maliciousServer : .honestButCuriousServer }
+    }
+
+    public var adversary: Adversary = .malicious
+    /// γ: the fraction of any cohort that may be corrupt and collude with the coordinator.
+    public var corruptFraction = 0.05
+    /// δ: the dropout fraction the sparse-graph rules assume.
+    public var dropoutFraction = 0.1
+    /// σ.
+    public var securityBits = 40
+    /// The smallest cohort it joins.
+    public var minCohort = 3
+    /// The fewest contributors a sum it takes part in may be released over.
+    public var minContributors = 3
+    /// Paillier: the id of the key holder whose certificate must sign the key.
+    public var keyHolder = "key-holder"
+    /// Paillier: the shortest modulus accepted.
+    public var paillierMinBits = 2048
+    /// Paillier: the key's fingerprint (`veil paillier keygen` prints it), when pinned.
+    public var paillierFingerprint: String?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case adversary, corruptFraction, dropoutFraction, securityBits, minCohort, minContributors, keyHolder
+        case paillierMinBits, paillierFingerprint
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "policy")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try take(.adversary, &adversary); try take(.corruptFraction, &corruptFraction)
+        try take(.dropoutFraction, &dropoutFraction); try take(.securityBits, &securityBits)
+        try take(.minCohort, &minCohort); try take(.minContributors, &minContributors)
+        try take(.keyHolder, &keyHolder); try take(.paillierMinBits, &paillierMinBits)
+        paillierFingerprint = try c.decodeIfPresent(String.self, forKey: .paillierFingerprint)
+    }
+
+    /// The masking part, checked.
+    /// - Throws: ``ConfigurationError`` naming the key that is out of range.
+    public func secAgg() throws -> SecAggPolicy {
+        do {
+            let model = try ThreatModel(
+                adversary: adversary.threatModel, corruptFraction: corruptFraction, dropoutFraction: dropoutFraction,
+                securityBits: securityBits)
+            return try SecAggPolicy(threatModel: model, minimumCohort: minCohort, minimumContributors: minContributors)
+        } catch {
+            throw ConfigurationError("policy: \(error) (corrupt_fraction, dropout_fraction, security_bits, min_cohort, min_contributors)")
+        }
+    }
+
+    /// Checks every value.
+    func validate() throws {
+        _ = try secAgg()
+        guard paillierMinBits >= PaillierPublicKey.minimumBits else {
+            throw ConfigurationError("policy.paillier_min_bits must be at least \(PaillierPublicKey.minimumBits)")
+        }
+        if let pin = paillierFingerprint {
+            guard pin.count == 64, pin.allSatisfy(\.isHexDigit) else {
+                throw ConfigurationError("policy.paillier_fingerprint must be 64 hexadecimal digits (veil paillier keygen prints it)")
+            }
+        }
+        try FederationCA.validate(id: keyHolder)
+    }
+
+    /// The policy as declared in Hello.
+    func declaration(requiresPrivacyPlan: Bool) -> Veil_V1_ParticipantPolicy {
+        .with {
+            $0.adversary = UInt32(adversary.threatModel.rawValue)
+            $0.corruptFraction = corruptFraction
+            $0.dropoutFraction = dropoutFraction
+            $0.securityBits = UInt32(securityBits)
+            $0.minimumCohort = UInt32(minCohort)
+            $0.minimumContributors = UInt32(minContributors)
+            $0.requiresPrivacyPlan = requiresPrivacyPlan
+        }
+    }
+}
+
+extension Veil_V1_ParticipantPolicy {
+    /// The masking policy a participant declared, if it is a valid one.
+    var declared: SecAggPolicy? {
+        guard let adversary = ThreatModel.Adversary(rawValue: UInt8(clamping: adversary)),
+            let model = try? ThreatModel(
+                adversary: adversary, corruptFraction: corruptFraction, dropoutFraction: dropoutFraction,
+                securityBits: Int(securityBits))
+        else { return nil }
+        return try? SecAggPolicy(
+            threatModel: model, minimumCohort: Int(minimumCohort), minimumContributors: Int(minimumContributors))
+    }
+}
+
+/// A participant's refusal of an assignment, or its withdrawal from a round: the code and
+/// the reason travel in `Decline`, and the participant logs and counts them.
+public struct Declined: Error, CustomStringConvertible {
+    public let code: Veil_V1_DeclineCode
+    public let reason: String
+
+    public init(_ code: Veil_V1_DeclineCode, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { "\(code.name): \(reason)" }
+}
+
+extension Veil_V1_DeclineCode {
+    /// A short name for logs, metrics and summaries.
+    public var name: String {
+        switch self {
+        case .declinePolicy: "policy"
+        case .declineCoordinator: "coordinator"
+        case .declineRoster: "roster"
+        case .declinePaillierKey: "paillier_key"
+        case .declinePrivacy: "privacy"
+        case .declineTraining: "training"
+        case .declineAborted: "aborted"
+        case .declineUnspecified, .UNRECOGNIZED: "unspecified"
+        }
+    }
+}
+
+/// Any key of a JSON object.
+private struct AnyKey: CodingKey {
+    let stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Refuses an object with a key its type does not know, naming the key as the file spells it.
+func refuseUnknownKeys<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _: Keys.Type, in section: String) throws {
+    let known = Set(Keys.allCases.map(\.stringValue))
+    let container = try decoder.container(keyedBy: AnyKey.self)
+    if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+        let spelled = unknown.reduce(into: "") { out, c in
+            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+        }
+        throw ConfigurationError("\(section): unknown key \"\(spelled)\"")
+    }
+}
