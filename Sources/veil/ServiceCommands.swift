@@ -247,8 +247,9 @@ struct JoinCommand: AsyncParsableCommand {
 
 func roundLine(_ r: RoundSummary) -> String {
     var line = String(
-        format: "round %4d  %@  survivors %4d/%-4d  %7.2f s  in %9d B  out %9d B%@%@", r.number,
-        r.completed ? "completed" : "aborted  ", r.survivors, r.cohort, r.seconds, r.bytesIn, r.bytesOut,
+        format: "round %4d  %@  survivors %4d/%-4d t %-4@ %7.2f s  in %9d B  out %9d B%@%@", r.number,
+        r.completed ? "completed" : "aborted  ", r.survivors, r.cohort, r.threshold.map { "\($0)" } ?? "-", r.seconds,
+        r.bytesIn, r.bytesOut,
         r.accuracy.map { String(format: "  accuracy %.4f", $0) } ?? (r.abortReason.map { "  (\($0))" } ?? ""),
         r.epsilon.map { String(format: "  ε %.4g", $0) } ?? "")
     for alert in r.budgetAlerts {
@@ -267,7 +268,8 @@ func summaryObject(_ s: FederationSummary) -> [String: Any] {
         "rounds": s.rounds.map { r in
             [
                 "round": r.number, "attempt": r.attempt, "completed": r.completed, "cohort": r.cohort,
-                "survivors": r.survivors, "seconds": r.seconds, "bytes_in": r.bytesIn, "bytes_out": r.bytesOut,
+                "survivors": r.survivors, "threshold": r.threshold ?? NSNull(), "seconds": r.seconds,
+                "bytes_in": r.bytesIn, "bytes_out": r.bytesOut,
                 "accuracy": r.accuracy ?? NSNull(), "loss": r.loss ?? NSNull(),
                 "abort_reason": r.abortReason ?? NSNull(),
                 "crypto_seconds": r.cryptoSeconds, "epsilon": r.epsilon ?? NSNull(),

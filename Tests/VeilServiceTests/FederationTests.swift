@@ -47,6 +47,20 @@ import VeilWire
         #expect(try store.roundsCompleted().values.allSatisfy { $0 == 3 })
     }
 
+    /// The review's finding: the README's federation of 3 ran with t = 1. With the defaults —
+    /// the coordinator's malicious model and the participants' own policy — a cohort of 3 runs
+    /// at t = 3 and one of 10 at t = 6 (t > (n + n_C)/2 with n_C = 1).
+    @Test(arguments: [(3, 3), (10, 6)])
+    func theDefaultFederationsRunAtTheMaliciousThreshold(clients: Int, threshold: Int) async throws {
+        let (network, directory) = try federation(clients: clients, rounds: 2)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(network.serve.threatModel == "malicious")
+        #expect(network.participants.allSatisfy { $0.join.policy.adversary == .malicious })
+        let summary = try await network.run(logger: quiet)
+        #expect(summary.completedRounds == 2)
+        #expect(summary.rounds.allSatisfy { $0.threshold == threshold && $0.survivors == clients }, "\(summary.rounds.map(\.threshold))")
+    }
+
     @Test func aParticipantKilledMidRoundIsADropoutAndTheRoundCompletes() async throws {
         // Participant 3 sends its keys in round 2, then goes silent for good.
         let (network, directory) = try federation(clients: 4, rounds: 3) { network in

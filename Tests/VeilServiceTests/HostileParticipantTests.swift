@@ -1,7 +1,9 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import GRPCProtobuf
 import Logging
+import SwiftProtobuf
 import Testing
 import VeilLearning
 import VeilTestSupport
@@ -114,5 +116,133 @@ import VeilWire
         #expect(!again.hasPrefix("stream failed"), "\(again)")
         let result = try await summary
         #expect(result.completedRounds == 2)
+    }
+
+    /// Raw bytes on the Participate stream, as a rogue could send them.
+    struct RawBytes: MessageSerializer {
+        func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+    }
+
+    /// A participant that sends arbitrary bytes (after a valid Hello) and reports the failure
+    /// codes it is sent back, or how its stream ended.
+    func rawRogue(directory: URL, id: String, port: Int, messages: [[UInt8]]) async throws -> (
+        codes: [Veil_V1_FailureCode], welcomed: Bool, ended: String
+    ) {
+        let tls = TLSFiles(directory: directory.path, id: id)
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: port),
+            transportSecurity: .mTLS(
+                certificateChain: [.file(path: tls.certificate, format: .pem)],
+                privateKey: .file(path: tls.key, format: .pem)
+            ) { $0.trustRoots = .certificates([.file(path: tls.ca, format: .pem)]) },
+            config: .defaults { $0.http2.authority = "coordinator" })
+        let hello: [UInt8] = try Veil_V1_ParticipantMessage.with { $0.hello = .with { $0.protocolVersion = 1 } }.serializedBytes()
+        return try await withGRPCClient(transport: transport) { client in
+            do {
+                return try await client.bidirectionalStreaming(
+                    request: StreamingClientRequest<[UInt8]> { writer in
+                        try await writer.write(hello)
+                        try await Task.sleep(for: .milliseconds(200))
+                        for message in messages { try await writer.write(message) }
+                        try await Task.sleep(for: .seconds(2))
+                    },
+                    descriptor: Veil_V1_Federation.Method.Participate.descriptor, serializer: RawBytes(),
+                    deserializer: ProtobufDeserializer<Veil_V1_CoordinatorMessage>(), options: .defaults
+                ) { response in
+                    var codes: [Veil_V1_FailureCode] = []
+                    var welcomed = false
+                    for try await message in response.messages {
+                        if case .failure(let f) = message.kind { codes.append(f.code) }
+                        if case .welcome = message.kind { welcomed = true }
+                    }
+                    return (codes, welcomed, "closed by the coordinator")
+                }
+            } catch {
+                return ([], false, "stream failed: \(error)")
+            }
+        }
+    }
+
+    /// The findings: the rate limiter refilled on every reconnection, and messages were decoded
+    /// before it was consulted. A message that does not parse is now answered (not decoded by the
+    /// transport, which used to kill the stream), a burst beyond the bucket is refused before
+    /// decoding, and reconnecting does not refill the bucket.
+    @Test func theRateLimiterComesBeforeDecodingAndSurvivesReconnection() async throws {
+        let (built, directory) = try federation(extra: "flooder")
+        var network = built
+        defer { try? FileManager.default.removeItem(at: directory) }
+        network.serve.messagesPerSecond = 0.01
+        network.serve.messageBurst = 8  // Hello and one round's five messages fit, for the honest three
+        network.serve.rounds = 1
+        network.serve.minParticipants = 3
+        let port = network.serve.port
+        let running = network
+        let federation = Task { try await running.run(logger: quietLogger()) }
+        #expect(await waitUntilListening(port: port))
+        let garbage = [UInt8](repeating: 0xFF, count: 64)  // not a protobuf message
+        // Hello takes one token; seven garbage messages are answered as malformed; the rest are refused unread.
+        let first = try await rawRogue(directory: directory, id: "flooder", port: port, messages: Array(repeating: garbage, count: 10))
+        #expect(!first.ended.hasPrefix("stream failed") && first.welcomed, "\(first.ended)")
+        #expect(first.codes.filter { $0 == .failureMalformed }.count == 7, "\(first.codes)")
+        #expect(first.codes.filter { $0 == .failureRateLimited }.count == 3, "\(first.codes)")
+        // A new stream: the bucket is still empty, so even the Hello is refused.
+        let second = try await rawRogue(directory: directory, id: "flooder", port: port, messages: [garbage])
+        #expect(!second.welcomed, "reconnecting refilled the bucket")
+        #expect(second.codes == [.failureRateLimited, .failureRateLimited], "\(second.codes)")
+        // The honest three completed the round without the flooder.
+        let summary = try await federation.value
+        #expect(summary.completedRounds == 1)
+    }
+
+    /// The finding: `Decline.reason` was logged unbounded. A participant's text reaches the
+    /// log at most 200 characters long, on one line.
+    @Test func aDeclineReasonIsLoggedBoundedAndOnOneLine() async throws {
+        let (network, directory) = try federation(extra: "talker")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = network.serve.port
+        let lines = CapturedLog()
+        let logger = Logger(label: "test") { _ in CapturingHandler(log: lines) }
+        async let summary = network.run(logger: logger)
+        #expect(await waitUntilListening(port: port))
+        let reason = "forged line\n[critical] the coordinator was compromised\n" + String(repeating: "x", count: 500_000)
+        _ = try await rogue(directory: directory, id: "talker", port: port) { a in
+            .with { $0.decline = .with { $0.round = a.round; $0.reason = reason } }
+        }
+        _ = try await summary
+        let logged = lines.entries.filter { $0.message == "participant declined" }
+        #expect(!logged.isEmpty)
+        for entry in logged {
+            let text = entry.metadata["reason"] ?? ""
+            #expect(text.count < 260 && !text.contains("\n"), "\(text.prefix(300))")
+            #expect(text.hasPrefix("forged line\\n[critical]"), "\(text.prefix(60))")
+        }
+    }
+}
+
+/// Log lines captured in a test.
+final class CapturedLog: @unchecked Sendable {
+    struct Entry {
+        let message: String
+        let metadata: [String: String]
+    }
+    private let lock = NSLock()
+    private var stored: [Entry] = []
+    var entries: [Entry] { lock.withLock { stored } }
+    func append(_ entry: Entry) { lock.withLock { stored.append(entry) } }
+}
+
+struct CapturingHandler: LogHandler {
+    let log: CapturedLog
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+        function: String, line: UInt
+    ) {
+        log.append(.init(message: "\(message)", metadata: (metadata ?? [:]).mapValues { "\($0)" }))
     }
 }

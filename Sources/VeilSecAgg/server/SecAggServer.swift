@@ -140,6 +140,9 @@ public struct SecAggServer {
         self.state = .advertiseKeys([:])
     }
 
+    /// The session's parameters.
+    public var parameters: SecAggParameters { session.parameters }
+
     /// The round being collected, nil once finished.
     public var round: SecAggRound? {
         switch state {

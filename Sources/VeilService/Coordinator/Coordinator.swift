@@ -41,6 +41,9 @@ public struct RoundSummary: Sendable {
     public let loss: Double?
     /// Time spent in the secure-sum state machine (cryptography), and training plus waiting.
     public let cryptoSeconds: Double
+    /// The fewest contributors the round's sum could be released over: the masking session's
+    /// t, or a Paillier round's whole roster; nil when the round did not start.
+    public var threshold: Int? = nil
     /// With `privacy`: the most ε any participant has spent after this round (at the configured δ).
     public var epsilon: Double? = nil
     /// With `privacy`: what the participants left out for their budget were told, and who
@@ -107,6 +110,8 @@ public actor Coordinator {
         var cryptoSeconds = 0.0
         /// Participants who declined the round: dropouts as soon as nobody else is awaited.
         var declined: Set<ParticipantID> = []
+        /// The release floor: t, or the Paillier roster.
+        var threshold: Int { server?.parameters.threshold ?? cohort.count }
         var finish: CheckedContinuation<RoundEnd, Never>?
         var ended: RoundEnd?
     }
@@ -613,7 +618,8 @@ public actor Coordinator {
             return RoundSummary(
                 number: number, attempt: attempt, completed: completed, cohort: cohort.count, survivors: survivors,
                 abortReason: reason, seconds: elapsed, bytesIn: round?.bytesIn ?? 0, bytesOut: round?.bytesOut ?? 0,
-                accuracy: accuracy, loss: loss, cryptoSeconds: round?.cryptoSeconds ?? 0, epsilon: epsilon,
+                accuracy: accuracy, loss: loss, cryptoSeconds: round?.cryptoSeconds ?? 0, threshold: round?.threshold,
+                epsilon: epsilon,
                 budgetRefusals: budgets, budgetAlerts: alerts)
         }
 

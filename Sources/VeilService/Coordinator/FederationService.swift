@@ -70,6 +70,10 @@ struct FederationService: RegistrableRPCService {
                 do {
                     for try await bytes in request {
                         guard await coordinator.admitMessage(from: identity.id, generation: generation ?? -1) else {
+                            // A registered stream is told by the coordinator; an unregistered one here.
+                            if generation == nil {
+                                continuation.yield(.failure(.failureRateLimited, "this id's message budget is spent"))
+                            }
                             continue
                         }
                         let message: Veil_V1_ParticipantMessage
