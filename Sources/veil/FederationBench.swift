@@ -36,6 +36,13 @@ extension BenchCommand {
         @Option(help: "Rounds.")
         var rounds = 1
 
+        @Option(
+            help: """
+                The threat model of the coordinator and of every participant's policy: honest-but-curious (a \
+                SecAgg+ graph, the default of this benchmark) or malicious (the complete graph, t > (n + n_C)/2).
+                """)
+        var threatModel: ParticipantPolicy.Adversary = .honestButCurious
+
         @OptionGroup var output: OutputOptions
 
         // The child process's role: hidden.
@@ -81,6 +88,7 @@ extension BenchCommand {
             serve.registrationTimeoutSeconds = 600
             serve.messageBurst = 1e6
             serve.messagesPerSecond = 1e6
+            serve.threatModel = threatModel.rawValue
             let logger = quietLogger(.warning, label: "veil.bench")
             let coordinator = try Coordinator(configuration: serve, logger: logger)
             let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
@@ -99,7 +107,7 @@ extension BenchCommand {
                 child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
                 child.arguments = [
                     "bench", "federation", "--participants-for", directory.path, "--port", "\(port)", "--clients",
-                    "\(clients)", "--features", "\(features)",
+                    "\(clients)", "--features", "\(features)", "--threat-model", threatModel.rawValue,
                 ]
                 let pipe = Pipe()
                 child.standardOutput = pipe
@@ -178,6 +186,7 @@ extension BenchCommand {
                 var join = JoinConfiguration(tls: TLSFiles(directory: directory, id: "p\(i)"))
                 join.port = port
                 join.reconnectAttempts = 2
+                join.policy.adversary = threatModel
                 let row = (0..<features).map { _ in generator.unit() }
                 let data = try Dataset(
                     features: row, labels: [i % Self.classes], featureCount: features, classCount: Self.classes)
@@ -234,3 +243,5 @@ func quietLogger(_ level: Logger.Level, label: String) -> Logger {
     logger.logLevel = level
     return logger
 }
+
+extension ParticipantPolicy.Adversary: ExpressibleByArgument {}

@@ -12,7 +12,7 @@ struct PaillierCommand: ParsableCommand {
             encrypted as v mod n and decrypted back into −⌊(n−1)/2⌋…⌊(n−1)/2⌋). Keys are JSON files of decimal \
             strings: public.json {"n"}, secret.json {"p", "q"} (g = n + 1, as in python-paillier).
             """,
-        subcommands: [Keygen.self, Encrypt.self, Add.self, Decrypt.self]
+        subcommands: [Keygen.self, Fingerprint.self, Encrypt.self, Add.self, Decrypt.self]
     )
 
     struct Keygen: ParsableCommand {
@@ -40,6 +40,20 @@ struct PaillierCommand: ParsableCommand {
             } catch { throw usageError("\(error)") }
             try PaillierKeyFiles.publicFile(key.publicKey).write(to: directory.appendingPathComponent("public.json"))
             print("wrote \(directory.path)/public.json and \(directory.path)/secret.json (\(bits)-bit n)")
+            print("fingerprint \(PaillierKeyStatement.fingerprint(key.publicKey))")
+        }
+    }
+
+    struct Fingerprint: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a public key's fingerprint, which participants may pin (policy.paillier_fingerprint).",
+            discussion: "SHA-256 of the key's statement (Specs/paillier.md §6.1), in hex.")
+
+        @Option(help: "The public key file.")
+        var `public`: String
+
+        func run() throws {
+            print(PaillierKeyStatement.fingerprint(try loadPublicKey(`public`)))
         }
     }
 

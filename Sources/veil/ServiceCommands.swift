@@ -221,8 +221,11 @@ struct JoinCommand: AsyncParsableCommand {
         abstract: "Take part in a federation as a participant.",
         discussion: """
             Reads the configuration file (JSON; Specs/wire.md §7), connects to the coordinator with the \
-            participant's certificate, and trains and takes part in each round it is assigned until the \
-            coordinator finishes the federation. Reconnects after a lost connection.
+            participant's certificate, and takes part in each round it is assigned until the coordinator \
+            finishes the federation — checking every assignment against its own policy first (Specs/wire.md \
+            §3.1: the threshold its own threat model requires, its smallest cohort and release floor, the key \
+            holder's signature on a Paillier key, its privacy budget) and declining, with the reason, what falls \
+            short. Reconnects after a lost connection. Prints a summary line, and the rounds it declined.
             """)
 
     @Option(help: "The configuration file.")
@@ -238,6 +241,10 @@ struct JoinCommand: AsyncParsableCommand {
         print(
             "\(summary.id): assigned \(summary.roundsAssigned) rounds, completed \(summary.roundsCompleted); \(summary.finishedReason ?? "")"
         )
+        if !summary.declines.isEmpty {
+            let counts = summary.declines.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+            print("declined: \(counts.joined(separator: ", ")); the last: \(summary.lastDecline ?? "-")")
+        }
         if let notice = summary.privacyNotice { print(notice) }
         if let spent = summary.privacySpent {
             print(String(format: "privacy: this participant has spent ε = %.4g", spent))
@@ -285,9 +292,12 @@ struct KeyHolderCommand: AsyncParsableCommand {
         abstract: "Hold a Paillier federation's secret key and decrypt its aggregates.",
         discussion: """
             Reads the configuration file (JSON; Specs/wire.md §7), connects to the coordinator with a \
-            key-holder certificate, and decrypts each round's rerandomised aggregate — refusing aggregates of \
-            fewer than minimum_contributors contributions — until the coordinator finishes. The coordinator \
-            never holds the key; this party never sees a single participant's ciphertext.
+            key-holder certificate, announces its public key signed by its certified key (printing the key's \
+            fingerprint on stderr), and decrypts each round's rerandomised aggregate only with a signed receipt \
+            from every member of a roster of at least minimum_contributors certified participants, at most once \
+            per round, recording each decryption in the record file before answering \
+            (Specs/paillier.md §6.1). The coordinator never holds the key; this party never sees a single \
+            participant's ciphertext, and a partial aggregate would decrypt to masked noise.
             """)
 
     @Option(help: "The configuration file.")
@@ -299,6 +309,7 @@ struct KeyHolderCommand: AsyncParsableCommand {
         do { holder = try KeyHolderAgent(configuration: try KeyHolderConfiguration.load(path: config)) } catch {
             throw usageError("\(error)")
         }
+        FileHandle.standardError.write(Data("key holder \(holder.identity.id): key fingerprint \(holder.fingerprint)\n".utf8))
         let answered = try await holder.run()
         print("\(holder.identity.id): decrypted \(answered) aggregates")
     }

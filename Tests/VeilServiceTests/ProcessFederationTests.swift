@@ -28,27 +28,36 @@ import VeilTestSupport
         let directory = try RepositoryPaths.temporaryDirectory("veil-processes")
         defer { try? FileManager.default.removeItem(at: directory) }
         let veil = try VeilProcess.executable
+        // The README's flow: each holder makes its keys and a request in its own folder; the CA
+        // signs the requests and never sees a private key.
         let ca = directory.appendingPathComponent("ca").path
         #expect(try VeilProcess.run(["ca", "init", "--dir", ca]).status == 0)
-        #expect(
-            try VeilProcess.run(["ca", "issue", "--dir", ca, "--id", "coordinator", "--role", "coordinator"]).status
-                == 0)
-        for i in 1...4 {
-            #expect(
-                try VeilProcess.run(["ca", "issue", "--dir", ca, "--id", "p\(i)", "--role", "participant"]).status == 0)
+        for (id, role) in [("coordinator", "coordinator")] + (1...4).map { ("p\($0)", "participant") } {
+            let folder = directory.appendingPathComponent(id).path
+            let request = try VeilProcess.run(["ca", "request", "--id", id, "--role", role, "--out", folder])
+            #expect(request.status == 0, "\(request.stderr)")
+            let signed = try VeilProcess.run([
+                "ca", "sign", "--dir", ca, "--request", "\(folder)/\(id).csr.pem", "--role", role, "--out",
+                "\(folder)/\(id).cert.pem",
+            ])
+            #expect(signed.status == 0 && signed.stdout.hasPrefix("signed \(role) \(id)"), "\(signed.stderr)")
+            try FileManager.default.copyItem(atPath: "\(ca)/ca.cert.pem", toPath: "\(folder)/ca.cert.pem")
         }
+        let caFiles = try FileManager.default.contentsOfDirectory(atPath: ca)
+        #expect(caFiles.filter { $0.hasSuffix(".key.pem") } == ["ca.key.pem"] && !caFiles.contains { $0.hasSuffix(".signing.key") })
         let port = try freeTCPPort()
         let rounds = 60
         try """
-        {"tls": {"ca": "ca/ca.cert.pem", "certificate": "ca/coordinator.cert.pem", "key": "ca/coordinator.key.pem",
-                 "signing_key": "ca/coordinator.signing.key"},
+        {"tls": {"ca": "coordinator/ca.cert.pem", "certificate": "coordinator/coordinator.cert.pem",
+                 "key": "coordinator/coordinator.key.pem", "signing_key": "coordinator/coordinator.signing.key"},
          "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3, "cohort_size": 4,
          "state": "state.sqlite", "round_deadline_seconds": 3, "training_deadline_seconds": 10}
         """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
         for i in 1...4 {
             try """
-            {"port": \(port), "tls": {"ca": "ca/ca.cert.pem", "certificate": "ca/p\(i).cert.pem", "key": "ca/p\(i).key.pem",
-             "signing_key": "ca/p\(i).signing.key"}, "clients": 4, "index": \(i - 1), "partition": "iid"}
+            {"port": \(port), "tls": {"ca": "p\(i)/ca.cert.pem", "certificate": "p\(i)/p\(i).cert.pem",
+             "key": "p\(i)/p\(i).key.pem", "signing_key": "p\(i)/p\(i).signing.key"}, "clients": 4, "index": \(i - 1),
+             "partition": "iid"}
             """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
         }
 
@@ -85,7 +94,8 @@ import VeilTestSupport
         let attempts = try store.rounds()
         #expect(Set(attempts.filter { $0.outcome == "completed" }.map(\.number)) == Set(1...rounds))
         #expect(try store.latestCheckpoint()?.round == rounds)
-        // Rounds after the participant died had three survivors.
+        // Rounds after the participant died had three survivors, at the participants' t = 3.
         #expect(attempts.last?.survivors == 3)
+        #expect(second.stdout.contains("survivors    3/3    t 3"), "\(second.stdout.suffix(500))")
     }
 }
