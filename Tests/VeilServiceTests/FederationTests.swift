@@ -123,9 +123,14 @@ import VeilWire
         network.failures = [3: (round: 2, messages: 0)]
         let summary = try await network.run(logger: quietLogger())
         #expect(summary.completedRounds == 2)
-        #expect(summary.rounds.map(\.survivors) == [4, 0, 3], "\(summary.rounds.map(\.abortReason))")
-        #expect(summary.rounds[1].abortReason?.contains("did not contribute (participant-4)") == true)
-        #expect(summary.rounds.filter(\.completed).allSatisfy { $0.bytesIn > 0 && $0.bytesOut > 0 })
+        // Round 1 may start with three or four (min_participants is 3); round 2's first attempt
+        // has all four, loses participant 4, and is run again with the other three.
+        let completed = summary.rounds.filter(\.completed)
+        #expect(completed.count == 2 && completed.allSatisfy { $0.survivors == $0.cohort }, "\(summary.rounds.map(\.survivors))")
+        let aborted = try #require(summary.rounds.first { !$0.completed })
+        #expect(aborted.number == 2 && aborted.abortReason?.contains("did not contribute (participant-4)") == true, "\(aborted)")
+        #expect(summary.rounds.last?.survivors == 3)
+        #expect(completed.allSatisfy { $0.bytesIn > 0 && $0.bytesOut > 0 })
         #expect((summary.finalAccuracy ?? 0) > 0.5)
         // The key holder decrypted each round once, and recorded it.
         let record = try DecryptionRecord(path: network.keyHolder!.record)

@@ -1,9 +1,11 @@
+import Foundation
 import VeilCore
 import VeilCrypto
 
 /// The masking backend of ``SecureSum``: each round is a whole secure-aggregation session
 /// among the round's participants, run in this process with the parameters `Specs/secagg.md`
-/// recommends for their number under the threat model.
+/// recommends for their number under the threat model (by default the malicious model that
+/// participants assume).
 public struct SecAggSecureSum: SecureSum {
     public let threatModel: ThreatModel
     /// The probability that a participant goes offline in each of `dropRounds`.
@@ -14,11 +16,19 @@ public struct SecAggSecureSum: SecureSum {
     public var name: String { "secagg" }
     public var hidesIndividualContributions: Bool { true }
 
+    /// - Parameter threatModel: nil: a malicious server with 5% corrupt participants (what a
+    ///   participant assumes by default) and the dropout fraction the simulation will cause,
+    ///   1 − (1 − p)^|dropRounds|.
     public init(
-        threatModel: ThreatModel = .malicious, dropoutProbability: Double = 0,
+        threatModel: ThreatModel? = nil, dropoutProbability: Double = 0,
         dropRounds: Set<SecAggRound> = Set(SecAggRound.allCases), seed: UInt64 = 0
     ) {
-        self.threatModel = threatModel
+        let expected = 1 - pow(1 - min(max(dropoutProbability, 0), 1), Double(dropRounds.count))
+        self.threatModel =
+            threatModel
+            ?? (try? ThreatModel(
+                adversary: .maliciousServer, corruptFraction: 0.05, dropoutFraction: min(expected, 0.9)))
+            ?? .malicious
         self.dropoutProbability = dropoutProbability
         self.dropRounds = dropRounds
         self.seed = seed

@@ -590,6 +590,12 @@ public actor Coordinator {
                 id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: completed[$0.identity.id] ?? 0)
         }
         let budgets = admitWithinBudget(&candidates)
+        // A Paillier attempt fails unless every member contributes: the next attempt of the same
+        // round leaves out those who did not, while enough others remain.
+        if absentLastAttempt.round == number {
+            let present = candidates.filter { !absentLastAttempt.ids.contains($0.id) }
+            if present.count >= c.minParticipants { candidates = present }
+        }
         guard candidates.count >= c.minParticipants else {
             stopReason =
                 "the privacy budgets are spent: \(candidates.count) of the \(connections.count) connected participants may contribute another round, \(c.minParticipants) are needed"
