@@ -169,7 +169,7 @@ import VeilWire
         // cohort_size is 10 by default.
         #expect(throws: ConfigurationError.self) { try load(#"{"epsilon": 4, "mode": "ddg", "min_contributors": 11}"#) }
         try
-            #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "secure_sum": "paillier", "paillier_public_key": "p.json", "privacy": {"epsilon": 4, "mode": "ddg"}}"#
+            #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "secure_sum": "paillier", "privacy": {"epsilon": 4, "mode": "ddg"}}"#
             .write(to: file, atomically: true, encoding: .utf8)
         #expect(throws: ConfigurationError.self) { try ServeConfiguration.load(path: file.path) }
     }

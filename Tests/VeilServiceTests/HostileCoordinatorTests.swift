@@ -28,6 +28,38 @@ import VeilWire
         return (network, directory)
     }
 
+    /// A CA with `clients` participants, a hostile coordinator holding the coordinator's
+    /// credentials, and the participants `joining` (by index) connected to it.
+    struct Stage {
+        let network: NetworkSimulation
+        let directory: URL
+        let coordinator: HostileCoordinator
+        let agents: [Task<ParticipantSummary, any Error>]
+        let ids: [FederationIdentity]
+
+        func close() {
+            agents.forEach { $0.cancel() }
+            coordinator.finish()
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    func stage(
+        clients: Int, joining: [Int]? = nil, paillierBits: Int? = nil, _ edit: (inout JoinConfiguration) -> Void = { _ in }
+    ) async throws -> Stage {
+        let (network, directory) = try federation(clients: clients, paillierBits: paillierBits)
+        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
+        let joining = joining ?? Array(0..<clients)
+        let agents = try join(network, joining, port: coordinator.port, edit)
+        let ids = try identities(network)
+        let stage = Stage(network: network, directory: directory, coordinator: coordinator, agents: agents, ids: ids)
+        do { try await coordinator.waitFor(joining.map { ids[$0].id }) } catch {
+            stage.close()
+            throw error
+        }
+        return stage
+    }
+
     /// Starts the honest participants against the hostile coordinator.
     func join(_ network: NetworkSimulation, _ indices: [Int], port: Int, _ edit: (inout JoinConfiguration) -> Void = { _ in })
         throws -> [Task<ParticipantSummary, any Error>]
@@ -259,14 +291,9 @@ import VeilWire
     /// (malicious model: t > (n + n_C)/2 = 6) decline the assignment.
     @Test func theSplitViewAtALowThresholdIsDeclined() async throws {
         let n = 10
-        let (network, directory) = try federation(clients: n)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
-        defer { coordinator.finish() }
-        let agents = try join(network, Array(0..<n), port: coordinator.port)
-        defer { agents.forEach { $0.cancel() } }
-        let ids = try identities(network)
-        try await coordinator.waitFor(ids.map(\.id))
+        let stage = try await stage(clients: n)
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
 
         let threat = try ThreatModel(adversary: .honestButCuriousServer, corruptFraction: 0, dropoutFraction: 0)
         let parameters = try SecAggParameters(
@@ -305,14 +332,9 @@ import VeilWire
     /// short side refuses to reveal and says why, and the target's masking key never leaves.
     @Test func theSplitViewFailsAtTheThresholdTheParticipantsRequire() async throws {
         let n = 10
-        let (network, directory) = try federation(clients: n)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
-        defer { coordinator.finish() }
-        let agents = try join(network, Array(0..<n), port: coordinator.port)
-        defer { agents.forEach { $0.cancel() } }
-        let ids = try identities(network)
-        try await coordinator.waitFor(ids.map(\.id))
+        let stage = try await stage(clients: n)
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         let session = try SecAggSession(
             parameters: try SecAggParameters(
                 clientCount: n, threshold: 6, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
@@ -344,14 +366,9 @@ import VeilWire
     /// for three participants: both below what the participants' policy requires.
     @Test(arguments: [1, 2]) func aLowThresholdForASmallCohortIsDeclined(threshold: Int) async throws {
         let n = 3
-        let (network, directory) = try federation(clients: n)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
-        defer { coordinator.finish() }
-        let agents = try join(network, [0], port: coordinator.port)
-        defer { agents.forEach { $0.cancel() } }
-        let ids = try identities(network)
-        try await coordinator.waitFor([ids[0].id])
+        let stage = try await stage(clients: n, joining: [0])
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         let session = try SecAggSession(
             parameters: try SecAggParameters(
                 clientCount: n, threshold: 2, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
@@ -371,17 +388,11 @@ import VeilWire
     /// server must be the coordinator the participant connected to.
     @Test func anotherCoordinatorsCertificateIsRefused() async throws {
         let n = 3
-        let (network, directory) = try federation(clients: n)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let rogueFiles = try FederationCA(directory: directory).issue(id: "rogue-coordinator", role: .coordinator)
-        let rogue = try TLSFiles(directory: directory.path, id: "rogue-coordinator").credentials(role: .coordinator)
-        #expect(FileManager.default.fileExists(atPath: rogueFiles.certificatePath))
-        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
-        defer { coordinator.finish() }
-        let agents = try join(network, [0], port: coordinator.port)
-        defer { agents.forEach { $0.cancel() } }
-        let ids = try identities(network)
-        try await coordinator.waitFor([ids[0].id])
+        let stage = try await stage(clients: n, joining: [0])
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
+        _ = try FederationCA(directory: stage.directory).issue(id: "rogue-coordinator", role: .coordinator)
+        let rogue = try TLSFiles(directory: stage.directory.path, id: "rogue-coordinator").credentials(role: .coordinator)
         let session = try SecAggSession(
             parameters: try SecAggParameters(
                 clientCount: n, threshold: 3, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
@@ -426,14 +437,9 @@ import VeilWire
     /// substitution is declined: an unsigned key, a key signed by the coordinator's own
     /// certificate, and the real key holder's signature over a key that is too short.
     @Test func aSubstitutedPaillierKeyIsRefused() async throws {
-        let (network, directory) = try federation(clients: 3, paillierBits: 1024)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
-        defer { coordinator.finish() }
-        let agents = try join(network, [0], port: coordinator.port) { $0.policy.paillierMinBits = 2048 }
-        defer { agents.forEach { $0.cancel() } }
-        let ids = try identities(network)
-        try await coordinator.waitFor([ids[0].id])
+        let stage = try await stage(clients: 3, joining: [0], paillierBits: 1024) { $0.policy.paillierMinBits = 2048 }
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         let holder = try #require(network.keyHolder).tls.credentials(role: .keyHolder)
         let ownKey = try PaillierPrivateKey.generate(bits: 2048)
         let shortKey = try PaillierPrivateKey.generate(bits: 1024)
@@ -568,17 +574,13 @@ import VeilWire
     /// participant cannot check it), and a round whose plan costs more than its per-round cap.
     @Test func roundsABudgetedParticipantCannotCostAreDeclined() async throws {
         let n = 3
-        let (network, directory) = try federation(clients: n)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
-        defer { coordinator.finish() }
-        let ledger = directory.appendingPathComponent("ledger.json").path
-        let agents = try join(network, [0], port: coordinator.port) {
+        let ledger = FileManager.default.temporaryDirectory.appendingPathComponent("veil-ledger-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: ledger) }
+        let stage = try await stage(clients: n, joining: [0]) {
             $0.privacyBudget = ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)
         }
-        defer { agents.forEach { $0.cancel() } }
-        let ids = try identities(network)
-        try await coordinator.waitFor([ids[0].id])
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         var settings = ServicePrivacy(epsilon: 8, mode: .ddg)
         settings.minContributors = n
         let plan = try ServicePrivacyPlan(settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
