@@ -44,8 +44,8 @@ struct CACommand: ParsableCommand {
                 protocol messages), both mode 0600 and never overwritten, and OUT/ID.csr.pem: a PKCS #10 request \
                 signed by the TLS key, carrying the role, the Ed25519 public key and that key's signature binding it \
                 to the id, the role and the TLS key (Specs/wire.md §2.1). Send only the .csr.pem to the CA. A \
-                coordinator's request names the hosts participants connect to (--host, repeatable; default \
-                localhost and 127.0.0.1).
+                coordinator's request names DNS names participants may connect by (--host, repeatable; default \
+                localhost); never IP addresses — participants verify the coordinator by its id.
                 """)
 
         @Option(help: "The holder's id (1–64 of a–z A–Z 0–9 . - _).")
@@ -54,7 +54,7 @@ struct CACommand: ParsableCommand {
         @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
         var role: String
 
-        @Option(help: "Coordinator: a host name or IPv4 address participants connect to (repeatable).")
+        @Option(help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
         var host: [String] = []
 
         @Option(help: "The folder for the keys and the request (created if missing).")
@@ -68,7 +68,7 @@ struct CACommand: ParsableCommand {
             do {
                 let files = try CertificateRequest.create(
                     id: id, role: role,
-                    hosts: role == .coordinator ? (host.isEmpty ? ["localhost", "127.0.0.1"] : host) : [],
+                    hosts: role == .coordinator ? (host.isEmpty ? ["localhost"] : host) : [],
                     in: URL(fileURLWithPath: out))
                 print("created \(files.keyPath), \(files.signingKeyPath) (keep them here) and \(files.requestPath) (send it to the CA)")
             } catch { throw usageError("\(error)") }
@@ -128,8 +128,8 @@ struct CACommand: ParsableCommand {
                 DIR/ID.key.pem and DIR/ID.signing.key (the Ed25519 seed that signs protocol messages; both \
                 mode 0600). Whoever holds the CA folder then holds these private keys and can act as the holder: \
                 for a real federation use `veil ca request` on the holder's machine and `veil ca sign` here. A \
-                coordinator's certificate names the hosts participants connect to (--host, repeatable; default \
-                localhost and 127.0.0.1). Valid for a year unless --days says otherwise.
+                coordinator's certificate names DNS names besides its id (--host, repeatable; default localhost; \
+                no IP addresses). Valid for a year unless --days says otherwise.
                 """)
 
         @Option(help: "The CA's folder.")
@@ -141,7 +141,7 @@ struct CACommand: ParsableCommand {
         @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
         var role: String
 
-        @Option(help: "Coordinator: a host name or IPv4 address participants connect to (repeatable).")
+        @Option(help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
         var host: [String] = []
 
         @Option(help: "Days of validity.")
@@ -155,7 +155,7 @@ struct CACommand: ParsableCommand {
             do {
                 let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
                 let files = try ca.issue(
-                    id: id, role: role, hosts: host.isEmpty ? ["localhost", "127.0.0.1"] : host,
+                    id: id, role: role, hosts: host.isEmpty ? ["localhost"] : host,
                     notValidAfter: Date().addingTimeInterval(Double(days) * 86400))
                 print(
                     "issued \(role.rawValue) \(id): \(files.certificatePath), \(files.keyPath), \(files.signingKeyPath)"

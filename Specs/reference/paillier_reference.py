@@ -147,7 +147,7 @@ class Session:
         self.count = -(-self.d // self.slots)
         identity = lambda seed: sodium.crypto_sign_seed_keypair(bytes.fromhex(seed))
         self.holder_pk, self.holder_sk = identity(group["keyHolderSeed"])
-        coordinator_pk, _ = identity(group["coordinatorSeed"])
+        coordinator_pk, self.coordinator_sk = identity(group["coordinatorSeed"])
         self.members = [identity(seed) for seed in group["memberSeeds"]]
         self.base = int(group["djnBase"])
         self.inputs = [[int(v) for v in values] for values in group["inputs"]]
@@ -156,7 +156,7 @@ class Session:
             b"veil/v1/paillier/session\x00" + bytes.fromhex(group["nonce"]) + _le(int(group["round"]), 8)
             + _le(len(self.members), 4) + bytes([self.bits]) + _le(self.k, 4) + _le(self.d, 4)
             + _le(self.n_bytes, 4) + self.n.to_bytes(self.n_bytes, "big") + self.holder_pk + coordinator_pk
-            + b"".join(pk for pk, _ in self.members)).digest()
+            + b"".join(pk for pk, _ in self.members) + bytes.fromhex(group["context"])).digest()
 
     def statement(self) -> bytes:
         return b"veil/v1/paillier/public-key\x00" + _le(self.n_bytes, 4) + self.n.to_bytes(self.n_bytes, "big")
@@ -232,6 +232,7 @@ def check_session(group: dict, test: dict, expect) -> None:
         expect(s.hashlib.sha256(s.statement()).hexdigest(), test["fingerprint"], "fingerprint")
     elif kind == "session":
         expect(s.id.hex(), test["sessionId"], "sessionId")
+        expect(s.sign(s.coordinator_sk, b"veil/v1/paillier/assignment\x00" + s.id).hex(), test["signature"], "signature")
     elif kind == "contribution":
         a = test["member"]
         expect([str(m) for m in s.mask(a)], test["masks"], "masks")

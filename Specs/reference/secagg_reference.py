@@ -53,7 +53,7 @@ class Session:
         nonce = derive("nonce")
         encoding = (b"veil/v1/secagg/session\x00" + nonce + le4(self.n) + le4(self.t) + le4(self.k)
                     + bytes([self.bits]) + le4(self.d) + bytes([self.adversary]) + self.server_pk
-                    + b"".join(self.identity[i] for i in range(1, self.n + 1)))
+                    + b"".join(self.identity[i] for i in range(1, self.n + 1)) + derive("context"))
         self.id = hashlib.sha256(encoding).digest()
         self.ring = list(range(1, self.n + 1))
         if self.k < self.n - 1:

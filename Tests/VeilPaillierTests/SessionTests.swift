@@ -20,7 +20,7 @@ import VeilTestSupport
         try PaillierSession(
             publicKey: key.publicKey, packing: PaillierPacking(bitWidth: BitWidth(16), maxAddends: 8, keyBits: key.publicKey.bits),
             dimension: 40, round: round, nonce: [UInt8](repeating: 3, count: 32), keyHolder: holderIdentity.publicKey,
-            coordinator: coordinator.publicKey, roster: members.map(\.publicKey))
+            coordinator: coordinator.publicKey, roster: members.map(\.publicKey), context: [UInt8](repeating: 2, count: 32))
     }
 
     func inputs(_ count: Int) throws -> [ModularVector] {

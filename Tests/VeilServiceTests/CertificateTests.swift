@@ -66,7 +66,7 @@ import X509
 
     @Test func opensslAgreesWithTheChainAndSeesTheExtensions() throws {
         try withCA { ca, directory in
-            let files = try ca.issue(id: "coordinator", role: .coordinator, hosts: ["localhost", "10.0.0.7"])
+            let files = try ca.issue(id: "coordinator", role: .coordinator, hosts: ["localhost", "veil.example"])
             let verify = try ProcessRunner.run(
                 "/usr/bin/openssl",
                 ["verify", "-CAfile", directory.appendingPathComponent("ca.cert.pem").path, files.certificatePath])
@@ -75,7 +75,10 @@ import X509
                 "/usr/bin/openssl", ["x509", "-in", files.certificatePath, "-noout", "-text"])
             #expect(text.stdout.contains("1.3.6.1.4.1.32473.1.2") && text.stdout.contains("DNS:coordinator"))
             #expect(
-                text.stdout.contains("IP Address:10.0.0.7") && text.stdout.contains("TLS Web Server Authentication"))
+                text.stdout.contains("DNS:veil.example") && !text.stdout.contains("IP Address")
+                    && text.stdout.contains("TLS Web Server Authentication"))
+            // An IP address would match any connection to it, whatever id the client expects.
+            #expect(throws: CredentialError.self) { try ca.issue(id: "by-address", role: .coordinator, hosts: ["10.0.0.7"]) }
         }
     }
 }
@@ -119,7 +122,10 @@ import X509
     @Test func theCASignsOnlyTheRoleItMeansAndACoordinatorsHosts() throws {
         let (ca, caDirectory, holder) = try folders()
         defer { try? FileManager.default.removeItem(at: caDirectory.deletingLastPathComponent()) }
-        let files = try CertificateRequest.create(id: "boss", role: .coordinator, hosts: ["veil.example", "10.0.0.7"], in: holder)
+        #expect(throws: CredentialError.self) {
+            try CertificateRequest.create(id: "boss", role: .coordinator, hosts: ["10.0.0.7"], in: holder)
+        }
+        let files = try CertificateRequest.create(id: "boss", role: .coordinator, hosts: ["veil.example", "localhost"], in: holder)
         let request = try CertificateRequest(path: files.requestPath)
         #expect(throws: CredentialError.wrongRole(expected: .participant, actual: "coordinator")) {
             try ca.sign(request: request, role: .participant)
@@ -127,7 +133,7 @@ import X509
         let (certificate, _) = try ca.sign(request: request, role: .coordinator)
         let names = try #require(try certificate.extensions.subjectAlternativeNames)
         #expect(names.contains(.dnsName("veil.example")) && names.contains(.dnsName("boss")))
-        #expect(names.contains { if case .ipAddress = $0 { return true } else { return false } })
+        #expect(!names.contains { if case .ipAddress = $0 { return true } else { return false } })
         #expect(throws: CredentialError.self) {
             try CertificateRequest.create(id: "p2", role: .participant, hosts: ["x"], in: holder)
         }

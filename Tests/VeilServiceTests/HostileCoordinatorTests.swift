@@ -217,9 +217,9 @@ import VeilWire
         }
         var shares: [ParticipantID: ShareKeysBody] = [:]
         for p in everyone {
-            guard let m = await next(p) else { return .failed("R1", refusals: refusals) }
-            shares[p] = try ShareKeysBody(decoding: m.body)
+            if let m = await next(p) { shares[p] = try ShareKeysBody(decoding: m.body) }
         }
+        guard shares.count == n else { return .failed("R1", refusals: refusals) }
         // R2: each participant's shares, honestly.
         for v in everyone {
             let forwarded = everyone.filter { $0 != v }.map { u in
@@ -230,10 +230,12 @@ import VeilWire
         }
         var masked: [ParticipantID: ModularVector] = [:]
         for p in everyone {
-            guard let m = await next(p) else { return .failed("R2", refusals: refusals) }
-            masked[p] = try MaskedInputBody.decode(
-                m.body, bitWidth: session.parameters.bitWidth, dimension: session.parameters.dimension)
+            if let m = await next(p) {
+                masked[p] = try MaskedInputBody.decode(
+                    m.body, bitWidth: session.parameters.bitWidth, dimension: session.parameters.dimension)
+            }
         }
+        guard masked.count == n else { return .failed("R2", refusals: refusals) }
         // R3: the split. A sees the target survive, B sees it drop.
         let views: [(members: [ParticipantID], survivors: [ParticipantID], dropped: [ParticipantID])] = [
             (groupA, everyone, []), (groupB, everyone.filter { $0 != target }, [target]),
@@ -301,7 +303,7 @@ import VeilWire
             threatModel: threat)
         let session = try SecAggSession(
             parameters: parameters, serverIdentity: coordinator.signingKey.publicKey,
-            clientIdentities: ids.map(\.signingKey), nonce: [UInt8](repeating: 7, count: 32))
+            clientIdentities: ids.map(\.signingKey), nonce: [UInt8](repeating: 7, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
         let assignments = try (1...n).map {
             try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: $0)
         }
@@ -340,7 +342,7 @@ import VeilWire
                 clientCount: n, threshold: 6, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
                 threatModel: .malicious),
             serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 8, count: 32))
+            nonce: [UInt8](repeating: 8, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
         let assignments = try (1...n).map {
             try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: $0)
         }
@@ -374,7 +376,7 @@ import VeilWire
                 clientCount: n, threshold: 2, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
                 threatModel: .honestButCurious),
             serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 5, count: 32))
+            nonce: [UInt8](repeating: 5, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
         var a = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         a.session.threshold = UInt32(threshold)
         coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
@@ -398,7 +400,7 @@ import VeilWire
                 clientCount: n, threshold: 3, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
                 threatModel: .malicious),
             serverIdentity: rogue.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 4, count: 32))
+            nonce: [UInt8](repeating: 4, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
         var a = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         a.session.coordinatorCertificate = Data(rogue.identity.certificateDER)
         coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
@@ -411,12 +413,28 @@ import VeilWire
 
     /// A Paillier plan as an honest coordinator would build it, for a key and signature the
     /// attacker chose.
+    /// The session such a plan announces, when the key and the key holder's certificate parse.
+    func paillierSession(_ a: Veil_V1_RoundAssignment, coordinator: HostileCoordinator) -> PaillierSession? {
+        let plan = a.paillier
+        guard let key = try? PaillierPublicKey(bigEndian: Array(plan.modulus)),
+            let holder = try? FederationIdentity(der: Array(plan.keyHolderCertificate), ca: coordinator.ca),
+            let roster = try? plan.rosterCertificates.map({ try FederationIdentity(der: Array($0), ca: coordinator.ca) }),
+            let packing = try? PaillierPacking(bitWidth: BitWidth(64), maxAddends: Int(plan.maxAddends), keyBits: key.bits)
+        else { return nil }
+        return try? PaillierSession(
+            publicKey: key, packing: packing, dimension: Int(plan.dimension), round: a.round, nonce: Array(plan.nonce),
+            keyHolder: holder.signingKey, coordinator: coordinator.signingKey.publicKey, roster: roster.map(\.signingKey),
+            context: RoundPlanDigest.of(a))
+    }
+
+    /// A Paillier assignment as the coordinator would sign it; `training` may change the plan first.
     func paillierAssignment(
         _ network: NetworkSimulation, coordinator: HostileCoordinator, modulus: [UInt8], signature: [UInt8],
         keyHolderCertificate: [UInt8], roster: [FederationIdentity], position: Int, round: UInt64 = 1,
-        nonce: [UInt8] = [UInt8](repeating: 6, count: 32)
+        nonce: [UInt8] = [UInt8](repeating: 6, count: 32), training: (inout Veil_V1_TrainingPlan) -> Void = { _ in }
     ) -> Veil_V1_RoundAssignment {
         var a = basicAssignment(network, round: round, cohort: roster.count)
+        training(&a.training)
         a.position = UInt32(position)
         a.paillier = .with {
             $0.modulus = Data(modulus)
@@ -428,6 +446,9 @@ import VeilWire
             $0.nonce = Data(nonce)
             $0.coordinatorCertificate = Data(coordinator.identity.certificateDER)
             $0.rosterCertificates = roster.map { Data($0.certificateDER) }
+        }
+        if let session = paillierSession(a, coordinator: coordinator) {
+            a.paillier.coordinatorSignature = Data(coordinator.signingKey.signature(for: session.announcement))
         }
         return a
     }
@@ -472,97 +493,276 @@ import VeilWire
         }
     }
 
+    /// A Paillier federation run by the hostile coordinator: the real key holder and three
+    /// honest participants connected to it.
+    struct PaillierScene {
+        let stage: Stage
+        let holder: KeyHolderAgent
+        let holding: Task<Int, any Error>
+        let key: PaillierPublicKey
+        let keySignature: [UInt8]
+        let record: String
+        var coordinator: HostileCoordinator { stage.coordinator }
+        var ids: [FederationIdentity] { stage.ids }
+
+        func close() {
+            holding.cancel()
+            stage.close()
+        }
+    }
+
+    func paillierScene() async throws -> PaillierScene {
+        let stage = try await stage(clients: 3, paillierBits: 1024) { $0.policy.paillierMinBits = 1024 }
+        do {
+            var configuration = try #require(stage.network.keyHolder)
+            configuration.port = stage.coordinator.port
+            configuration.minimumContributors = 3
+            configuration.maxAddends = 1000
+            configuration.reconnectAttempts = 0
+            let holder = try KeyHolderAgent(configuration: configuration, logger: quietLogger())
+            let holding = Task { try await holder.run() }
+            let hello = try await stage.coordinator.waitFor([holder.identity.id])[holder.identity.id]!
+            return PaillierScene(
+                stage: stage, holder: holder, holding: holding,
+                key: try PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus)),
+                keySignature: Array(hello.paillierKey.signature), record: configuration.record)
+        } catch {
+            stage.close()
+            throw error
+        }
+    }
+
+    /// Sends each participant (by index) its Paillier assignment; returns what each answered.
+    func assign(
+        _ scene: PaillierScene, _ indices: [Int], nonce: [UInt8],
+        training: @escaping (Int, inout Veil_V1_TrainingPlan) -> Void = { _, _ in }
+    ) async throws -> [Int: Veil_V1_ParticipantMessage] {
+        for i in indices {
+            let a = paillierAssignment(
+                scene.stage.network, coordinator: scene.coordinator, modulus: scene.key.bigEndianBytes,
+                signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER,
+                roster: scene.ids, position: i + 1, nonce: nonce) { training(i, &$0) }
+            scene.coordinator.send(.with { $0.assignment = a }, to: scene.ids[i].id)
+        }
+        var answers: [Int: Veil_V1_ParticipantMessage] = [:]
+        for i in indices { answers[i] = try await scene.coordinator.next(from: scene.ids[i].id) }
+        return answers
+    }
+
+    func contributions(_ answers: [Int: Veil_V1_ParticipantMessage]) throws -> [Int: Veil_V1_PaillierContribution] {
+        try answers.mapValues { answer in
+            guard case .paillier(let contribution) = answer.kind else {
+                throw ConfigurationError("no contribution: \(answer)")
+            }
+            return contribution
+        }
+    }
+
+    /// The coordinator's request for `ciphertexts` under the session of participant `planOf`'s
+    /// plan, signed, with the receipts of `receipts`.
+    func request(
+        _ scene: PaillierScene, ciphertexts: [PaillierCiphertext], nonce: [UInt8],
+        receipts: [(position: Int, contribution: Veil_V1_PaillierContribution)],
+        training: (inout Veil_V1_TrainingPlan) -> Void = { _ in }
+    ) throws -> Veil_V1_DecryptRequest {
+        let a = paillierAssignment(
+            scene.stage.network, coordinator: scene.coordinator, modulus: scene.key.bigEndianBytes,
+            signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER, roster: scene.ids,
+            position: 1, nonce: nonce, training: training)
+        let session = try #require(paillierSession(a, coordinator: scene.coordinator))
+        return try .with {
+            $0.round = 1
+            $0.ciphertexts = ciphertexts.map { Data($0.bigEndianBytes()) }
+            $0.dimension = UInt32(payloadLength)
+            $0.bits = 64
+            $0.maxAddends = 3
+            $0.nonce = Data(nonce)
+            $0.coordinatorCertificate = Data(scene.coordinator.identity.certificateDER)
+            $0.rosterCertificates = scene.ids.map { Data($0.certificateDER) }
+            $0.planDigest = Data(session.context)
+            $0.coordinatorSignature = Data(scene.coordinator.signingKey.signature(for: session.decryptionRequest(ciphertexts)))
+            $0.receipts = try receipts.map { position, c in
+                let parsed = try c.ciphertexts.map { try scene.key.ciphertext(bigEndian: Array($0)) }
+                return .with {
+                    $0.position = UInt32(position)
+                    $0.ciphertextDigest = Data(PaillierReceipt.digest(parsed))
+                    $0.signature = c.receiptSignature
+                }
+            }
+        }
+    }
+
+    func ask(_ scene: PaillierScene, _ request: Veil_V1_DecryptRequest) async throws -> Veil_V1_DecryptResult {
+        scene.coordinator.send(.with { $0.decrypt = request }, to: scene.holder.identity.id)
+        guard case .decrypted(let result) = try await scene.coordinator.next(from: scene.holder.identity.id).kind else {
+            throw ConfigurationError("the key holder did not answer")
+        }
+        return result
+    }
+
+    func ciphertexts(_ scene: PaillierScene, _ c: Veil_V1_PaillierContribution) throws -> [PaillierCiphertext] {
+        try c.ciphertexts.map { try scene.key.ciphertext(bigEndian: Array($0)) }
+    }
+
+    /// Whether a decryption is participant `i`'s FedAvg payload (its weight coordinate n_k/scale).
+    func revealsPayload(_ scene: PaillierScene, _ result: Veil_V1_DecryptResult, of i: Int) throws -> Bool {
+        let codec = try Coordinator.codec(scene.stage.network.serve, addends: 3)
+        let values = try codec.decode(try ModularVector(elements: result.sum, bitWidth: BitWidth(64)))
+        return isPayload(values, of: scene.stage.network, participant: i)
+    }
+
     /// The finding: the key holder's minimum-contributors rule trusted a count written by the
     /// coordinator, so one ciphertext labelled "1000 contributors" came back decrypted. Now:
     /// honest participants contribute to a session the attacker runs with the real key
     /// holder's key; the attacker hands the key holder one participant's ciphertexts — first
-    /// with no receipts, then with all three. The first is refused; the second decrypts to that
-    /// participant's input under a mask nobody but the participants could remove; a third
-    /// request for the same round is refused, and the key holder's record says what it did.
+    /// with only that participant's receipt, then with all three. The first is refused; the
+    /// second decrypts to that participant's input under a mask nobody but the participants
+    /// could remove; a third request for the same round is refused, and the key holder's record
+    /// says what it did. A request the coordinator did not sign is refused as well.
     @Test func theKeyHolderDoesNotDecryptOneParticipantsCiphertexts() async throws {
-        let n = 3
-        let (network, directory) = try federation(clients: n, paillierBits: 1024)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
-        defer { coordinator.finish() }
-        var holderConfiguration = try #require(network.keyHolder)
-        holderConfiguration.port = coordinator.port
-        holderConfiguration.minimumContributors = 3
-        holderConfiguration.maxAddends = 1000
-        holderConfiguration.reconnectAttempts = 0
-        let holder = try KeyHolderAgent(configuration: holderConfiguration, logger: quietLogger())
-        let holding = Task { try await holder.run() }
-        defer { holding.cancel() }
-        let agents = try join(network, Array(0..<n), port: coordinator.port) { $0.policy.paillierMinBits = 1024 }
-        defer { agents.forEach { $0.cancel() } }
-        let ids = try identities(network)
-        let hello = try await coordinator.waitFor([holder.identity.id] + ids.map(\.id))[holder.identity.id]!
-        let key = try PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus))
+        let scene = try await paillierScene()
+        defer { scene.close() }
         let nonce = [UInt8](repeating: 1, count: 32)
-        for (i, id) in ids.enumerated() {
-            let a = paillierAssignment(
-                network, coordinator: coordinator, modulus: key.bigEndianBytes, signature: Array(hello.paillierKey.signature),
-                keyHolderCertificate: holder.identity.certificateDER, roster: ids, position: i + 1, nonce: nonce)
-            coordinator.send(.with { $0.assignment = a }, to: id.id)
-        }
-        var contributions: [Veil_V1_PaillierContribution] = []
-        for id in ids {
-            let answer = try await coordinator.next(from: id.id)
-            guard case .paillier(let contribution) = answer.kind else {
-                Issue.record("\(id.id) did not contribute: \(answer)")
-                return
-            }
-            contributions.append(contribution)
-        }
-        let packing = try PaillierPacking(bitWidth: BitWidth(64), maxAddends: n, keyBits: key.bits)
-        let session = try PaillierSession(
-            publicKey: key, packing: packing, dimension: payloadLength, round: 1, nonce: nonce,
-            keyHolder: holder.identity.signingKey, coordinator: coordinator.signingKey.publicKey,
-            roster: ids.map(\.signingKey))
-        let receipts: [Veil_V1_Receipt] = try contributions.enumerated().map { i, c in
-            let ciphertexts = try c.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
-            let receipt = PaillierReceipt(
-                position: ParticipantID(UInt32(i + 1)), ciphertextDigest: PaillierReceipt.digest(ciphertexts),
-                signature: Array(c.receiptSignature))
-            #expect(receipt.isValid(in: session))
-            return .with {
-                $0.position = UInt32(i + 1)
-                $0.ciphertextDigest = Data(receipt.ciphertextDigest)
-                $0.signature = Data(receipt.signature)
-            }
-        }
-        func request(_ receipts: [Veil_V1_Receipt]) -> Veil_V1_DecryptRequest {
-            .with {
-                $0.round = 1
-                $0.ciphertexts = contributions[0].ciphertexts  // participant 1's alone
-                $0.dimension = UInt32(payloadLength)
-                $0.bits = 64
-                $0.maxAddends = UInt32(n)
-                $0.nonce = Data(nonce)
-                $0.coordinatorCertificate = Data(coordinator.identity.certificateDER)
-                $0.rosterCertificates = ids.map { Data($0.certificateDER) }
-                $0.receipts = receipts
-            }
-        }
-        func ask(_ request: Veil_V1_DecryptRequest) async throws -> Veil_V1_DecryptResult? {
-            coordinator.send(.with { $0.decrypt = request }, to: holder.identity.id)
-            guard case .decrypted(let result) = try await coordinator.next(from: holder.identity.id).kind else { return nil }
-            return result
-        }
+        let c = try contributions(try await assign(scene, [0, 1, 2], nonce: nonce))
+        let all = [(1, c[0]!), (2, c[1]!), (3, c[2]!)]
+        let first = try ciphertexts(scene, c[0]!)
+        // 0. Unsigned: refused before anything else.
+        var unsigned = try request(scene, ciphertexts: first, nonce: nonce, receipts: all)
+        unsigned.coordinatorSignature = Data(repeating: 0, count: 64)
+        #expect(try await ask(scene, unsigned).refusal.contains("not signed by the coordinator"))
         // 1. Only the target's own receipt: the key holder counts the receipts itself.
-        let lone = try #require(try await ask(request([receipts[0]])))
+        let lone = try await ask(scene, try request(scene, ciphertexts: first, nonce: nonce, receipts: [all[0]]))
         #expect(lone.sum.isEmpty && lone.refusal.contains("no receipt from position 2"), "\(lone.refusal)")
         // 2. Every receipt, the target's ciphertexts alone: what comes back is masked.
-        let masked = try #require(try await ask(request(receipts)))
+        let masked = try await ask(scene, try request(scene, ciphertexts: first, nonce: nonce, receipts: all))
         #expect(masked.refusal.isEmpty, "\(masked.refusal)")
-        let codec = try Coordinator.codec(network.serve, addends: n)
-        let values = try codec.decode(try ModularVector(elements: masked.sum, bitWidth: BitWidth(64)))
-        #expect(!isPayload(values, of: network, participant: 0), "participant 1's payload came through unmasked")
+        #expect(try !revealsPayload(scene, masked, of: 0), "participant 1's payload came through unmasked")
         // 3. The same round again: refused, whatever is asked.
-        let again = try #require(try await ask(request(receipts)))
+        let again = try await ask(scene, try request(scene, ciphertexts: first, nonce: nonce, receipts: all))
         #expect(again.refusal.contains("decrypted already"), "\(again.refusal)")
-        let log = try String(contentsOfFile: holderConfiguration.record, encoding: .utf8)
+        let log = try String(contentsOfFile: scene.record, encoding: .utf8)
         #expect(log.split(separator: "\n").count == 1 && log.contains("\"round\":1"), "\(log)")
+    }
+
+    /// The second review's first finding: sending a member the same session twice — the second
+    /// time with a plan that zeroes its update — gave two ciphertexts under the same mask, whose
+    /// quotient decrypted to its exact input. Now the plan is in the session id (a revised plan
+    /// is another session, with other masks), a member contributes to a session once, and its
+    /// randomness for a session is fixed by its own key (a replay trains identically).
+    @Test func aReplayedOrRevisedSessionYieldsNothing() async throws {
+        let scene = try await paillierScene()
+        defer { scene.close() }
+        let nonce = [UInt8](repeating: 2, count: 32)
+        let c = try contributions(try await assign(scene, [0, 1, 2], nonce: nonce))
+        // The identical session again: declined.
+        let replay = try await assign(scene, [0], nonce: nonce)[0]!
+        guard case .decline(let decline) = replay.kind else {
+            Issue.record("participant 1 contributed twice to one session: \(replay)")
+            return
+        }
+        #expect(decline.reason.contains("already contributed to this session"), "\(decline.reason)")
+        // The same nonce and roster with a plan that silences the update: another session.
+        let silenced: (inout Veil_V1_TrainingPlan) -> Void = { $0.learningRate = 0; $0.weightScale = 1e15 }
+        let revised = try contributions(try await assign(scene, [0], nonce: nonce) { _, plan in silenced(&plan) })[0]!
+        let original = try ciphertexts(scene, c[0]!)
+        let zeroed = try ciphertexts(scene, revised)
+        let quotient = try zip(original, zeroed).map { a, b in
+            try scene.key.add(a, try scene.key.multiply(b, by: BigInt(-1)))
+        }
+        let result = try await ask(
+            scene, try request(scene, ciphertexts: quotient, nonce: nonce, receipts: [(1, c[0]!), (2, c[1]!), (3, c[2]!)]))
+        #expect(result.refusal.isEmpty, "\(result.refusal)")
+        #expect(try !revealsPayload(scene, result, of: 0), "the quotient of two contributions decrypted unmasked")
+    }
+
+    /// The second review's second finding, on Paillier: the victim gets the real plan, the
+    /// others a plan that zeroes their updates, so the whole-roster "sum" is the victim's
+    /// input. Their sessions now differ (the plan is in the session id): whichever session the
+    /// coordinator names, some receipts do not verify and the key holder refuses.
+    @Test func membersGivenDifferentPlansCannotBeDecryptedTogether() async throws {
+        let scene = try await paillierScene()
+        defer { scene.close() }
+        let nonce = [UInt8](repeating: 3, count: 32)
+        let silenced: (inout Veil_V1_TrainingPlan) -> Void = { $0.learningRate = 0; $0.weightScale = 1e15 }
+        let c = try contributions(
+            try await assign(scene, [0, 1, 2], nonce: nonce) { i, plan in if i != 0 { silenced(&plan) } })
+        let parts = try [0, 1, 2].map { try ciphertexts(scene, c[$0]!) }
+        let product = try zip(zip(parts[0], parts[1]), parts[2]).map { ab, c in
+            try scene.key.add(try scene.key.add(ab.0, ab.1), c)
+        }
+        let receipts = [(1, c[0]!), (2, c[1]!), (3, c[2]!)]
+        let asVictims = try await ask(scene, try request(scene, ciphertexts: product, nonce: nonce, receipts: receipts))
+        #expect(asVictims.sum.isEmpty && asVictims.refusal.contains("receipt of position 2"), "\(asVictims.refusal)")
+        let asOthers = try await ask(
+            scene, try request(scene, ciphertexts: product, nonce: nonce, receipts: receipts, training: silenced))
+        #expect(asOthers.sum.isEmpty && asOthers.refusal.contains("receipt of position 1"), "\(asOthers.refusal)")
+    }
+
+    /// The same attack on a masking round: the members' session ids differ, so the victim's
+    /// advertisement does not verify for the others (nor theirs for it), and everyone stops.
+    @Test func aMaskingRoundWithDifferentPlansStopsAtTheFirstMessage() async throws {
+        let n = 3
+        let stage = try await stage(clients: n)
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
+        let context = RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n))
+        let session = try SecAggSession(
+            parameters: try SecAggParameters(
+                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
+                threatModel: .malicious),
+            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
+            nonce: [UInt8](repeating: 3, count: 32), context: context)
+        var assignments = try (1...n).map {
+            try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: $0)
+        }
+        for i in 1..<n { assignments[i].training.learningRate = 0; assignments[i].training.weightScale = 1e15 }
+        let outcome = try await splitView(
+            coordinator, session: session, cohort: ids, assignments: assignments, target: session.participants[0],
+            groupA: session.participants, groupB: [])
+        guard case .failed(let stage, let refusals) = outcome else {
+            Issue.record("the round went on: \(outcome)")
+            return
+        }
+        #expect(stage == "R1", "\(stage)")
+        for id in ids.map(\.id) {
+            let reason = refusals[id] ?? ""
+            #expect(reason.contains("another session") || reason.contains("does not verify"), "\(id): \(reason)")
+        }
+    }
+
+    /// The second review's third finding: another coordinator-role certificate of the same CA
+    /// passed TLS because it named 127.0.0.1 (NIOSSL matches an IP name against the peer's
+    /// address before the expected server name). Coordinator certificates now name DNS names
+    /// only, so a participant connecting to "coordinator" refuses a server that is not it; and
+    /// a Paillier plan the coordinator did not sign is declined.
+    @Test func onlyTheCoordinatorCanServeOrOpenAPaillierSession() async throws {
+        let (network, directory) = try federation(clients: 3, paillierBits: 1024)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(throws: CredentialError.self) {
+            try FederationCA(directory: directory).issue(id: "by-address", role: .coordinator, hosts: ["127.0.0.1"])
+        }
+        _ = try FederationCA(directory: directory).issue(id: "rogue-coordinator", role: .coordinator)
+        let rogue = try await HostileCoordinator(tls: TLSFiles(directory: directory.path, id: "rogue-coordinator"))
+        defer { rogue.finish() }
+        let agents = try join(network, [0], port: rogue.port)
+        let ended = await agents[0].result
+        guard case .failure(let error) = ended else {
+            Issue.record("a participant took part under a server that is not its coordinator")
+            return
+        }
+        #expect("\(error)".contains("server name") || "\(error)".contains("certificate"), "\(error)")
+        #expect(rogue.peer(try identities(network)[0].id) == nil)
+        // The real coordinator's connection, a plan without its signature.
+        let scene = try await paillierScene()
+        defer { scene.close() }
+        var a = paillierAssignment(
+            scene.stage.network, coordinator: scene.coordinator, modulus: scene.key.bigEndianBytes,
+            signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER, roster: scene.ids,
+            position: 1, nonce: [UInt8](repeating: 4, count: 32))
+        a.paillier.coordinatorSignature = Data(repeating: 1, count: 64)
+        scene.coordinator.send(.with { $0.assignment = a }, to: scene.ids[0].id)
+        let decline = try await declineOrRecord(scene.coordinator, scene.ids[0].id)
+        #expect(decline?.code == .declineCoordinator && decline?.reason.contains("not signed by the coordinator") == true)
     }
 
     // MARK: - Differential privacy
@@ -590,7 +790,7 @@ import VeilWire
                 clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: mechanism.bitWidth,
                 dimension: mechanism.paddedDimension, threatModel: .malicious),
             serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 9, count: 32))
+            nonce: [UInt8](repeating: 9, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
         let base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         var central = base
         central.training.dpClip = 1

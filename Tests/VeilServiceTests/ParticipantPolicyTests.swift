@@ -68,9 +68,11 @@ import VeilWire
 
     /// The finding: retries reused the same training seed, so a coordinator could run a round
     /// twice with cohorts one participant apart and difference the two sums exactly. The
-    /// participant's minibatch order now comes from its own randomness: the same assignment
-    /// twice gives two different updates (beyond the rounding of the encoding).
-    @Test func theSameAssignmentTwiceTrainsTwoDifferentUpdates() throws {
+    /// participant's minibatch order and rounding now come from its own key and the session:
+    /// another session (a retry, a renumbered round) trains differently, beyond the rounding of
+    /// the encoding; the same session, replayed, trains identically — so a replay offers
+    /// nothing to difference either.
+    @Test func eachSessionTrainsWithTheParticipantsOwnRandomness() throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-training")
         defer { try? FileManager.default.removeItem(at: directory) }
         var c = FederatedConfiguration()
@@ -93,11 +95,15 @@ import VeilWire
             $0.clip = codec.clip; $0.fractionalBits = UInt32(codec.fractionalBits); $0.bits = UInt32(codec.bitWidth.bits)
             $0.maxAddends = UInt32(codec.maxAddends)
         }
-        let first = try codec.decode(try agent.trainAndEncode(a))
-        let second = try codec.decode(try agent.trainAndEncode(a))
-        let difference = zip(first, second).map { abs($0 - $1) }.max() ?? 0
+        func train(session: UInt8) throws -> ModularVector {
+            var randomness = agent.roundRandomness([UInt8](repeating: session, count: 32))
+            return try agent.trainAndEncode(a, randomness: &randomness)
+        }
+        let first = try train(session: 1)
+        #expect(try train(session: 1) == first)
+        let other = try codec.decode(try train(session: 2))
+        let difference = zip(try codec.decode(first), other).map { abs($0 - $1) }.max() ?? 0
         let rounding = pow(2, -Double(codec.fractionalBits))
-        #expect(difference > 1000 * rounding, "the two updates differ by \(difference), the rounding step is \(rounding)")
-        #expect(first.last == second.last)  // the same data, the same weight
+        #expect(difference > 1000 * rounding, "two sessions' updates differ by \(difference), the rounding step is \(rounding)")
     }
 }

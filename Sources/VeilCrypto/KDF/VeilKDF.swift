@@ -52,6 +52,9 @@ public enum VeilKDF {
         public static let privacyNoise = Label(known: "privacy/noise")
         /// Paillier sessions: the seed of the pairwise mask between two cohort members.
         public static let paillierPairwiseSeed = Label(known: "paillier/pairwise-seed")
+        /// A participant's randomness for one session (minibatch order, rounding), from its
+        /// signing key: secret to everyone else, the same if the same session is replayed.
+        public static let participantRound = Label(known: "participant/round")
 
         public var description: String { rawValue }
     }

@@ -2,8 +2,9 @@ import VeilCore
 import VeilCrypto
 
 /// One Paillier round among an announced cohort (`Specs/paillier.md` §6.1): the key it
-/// encrypts under, the packing, the round, a fresh nonce, and the signing keys of the key
-/// holder, the coordinator and every member, which together define the session id.
+/// encrypts under, the packing, the round, a fresh nonce, the signing keys of the key holder,
+/// the coordinator and every member, and the round plan's digest, which together define the
+/// session id.
 ///
 /// Each member adds to its packed plaintexts a pairwise mask with every other member — the
 /// lower position adds, the higher subtracts — so the masks cancel only in the product of
@@ -24,6 +25,8 @@ public struct PaillierSession: Sendable {
     public let coordinator: Ed25519.PublicKey
     /// The members' signing keys, position i + 1 at index i.
     public let roster: [Ed25519.PublicKey]
+    /// 32 bytes every member must agree on: the digest of the round's model and plans.
+    public let context: [UInt8]
     /// SHA-256 of everything above (`Specs/paillier.md` §6.1).
     public let id: [UInt8]
 
@@ -31,9 +34,10 @@ public struct PaillierSession: Sendable {
     ///   K, a repeated key, or a nonce that is not 32 bytes.
     public init(
         publicKey: PaillierPublicKey, packing: PaillierPacking, dimension: Int, round: UInt64, nonce: [UInt8],
-        keyHolder: Ed25519.PublicKey, coordinator: Ed25519.PublicKey, roster: [Ed25519.PublicKey]
+        keyHolder: Ed25519.PublicKey, coordinator: Ed25519.PublicKey, roster: [Ed25519.PublicKey], context: [UInt8]
     ) throws(PaillierSessionError) {
         guard nonce.count == 32 else { throw .malformed("a nonce of \(nonce.count) bytes, expected 32") }
+        guard context.count == 32 else { throw .malformed("a context of \(context.count) bytes, expected 32") }
         guard roster.count >= 2 else { throw .tooFewMembers(have: roster.count, need: 2) }
         guard roster.count <= packing.maxAddends else {
             throw .malformed("\(roster.count) members exceed the packing's \(packing.maxAddends) addends")
@@ -50,6 +54,7 @@ public struct PaillierSession: Sendable {
         self.keyHolder = keyHolder
         self.coordinator = coordinator
         self.roster = roster
+        self.context = context
         var writer = ByteWriter()
         writer.raw(Array("veil/v1/paillier/session".utf8) + [0])
         writer.raw(nonce)
@@ -63,7 +68,19 @@ public struct PaillierSession: Sendable {
         writer.raw(keyHolder.rawRepresentation)
         writer.raw(coordinator.rawRepresentation)
         for key in roster { writer.raw(key.rawRepresentation) }
+        writer.raw(context)
         id = SHA256.hash(writer.bytes)
+    }
+
+    /// What the coordinator signs when it announces the session to the members:
+    /// "veil/v1/paillier/assignment" ‖ 0x00 ‖ session id. Only the coordinator the session
+    /// names — holding its signing key, not merely its certificate — can run a session.
+    public var announcement: [UInt8] { Array("veil/v1/paillier/assignment".utf8) + [0] + id }
+
+    /// What the coordinator signs when it asks for a decryption:
+    /// "veil/v1/paillier/decrypt" ‖ 0x00 ‖ session id ‖ SHA-256(aggregate ciphertexts, fixed width).
+    public func decryptionRequest(_ aggregate: [PaillierCiphertext]) -> [UInt8] {
+        Array("veil/v1/paillier/decrypt".utf8) + [0] + id + SHA256.hash(aggregate.flatMap { $0.bigEndianBytes() })
     }
 
     /// n, the number of members.

@@ -5,10 +5,13 @@ import VeilCrypto
 /// that binds every message to both.
 ///
 ///     session id = SHA-256("veil/v1/secagg/session" ‖ 0x00 ‖ nonce (32) ‖ LE_4(n) ‖ LE_4(t) ‖ LE_4(k)
-///                          ‖ LE_1(b) ‖ LE_4(d) ‖ LE_1(adversary) ‖ server key ‖ key_1 ‖ … ‖ key_n)
+///                          ‖ LE_1(b) ‖ LE_4(d) ‖ LE_1(adversary) ‖ server key ‖ key_1 ‖ … ‖ key_n
+///                          ‖ context (32))
 ///
-/// Participants handed different rosters or parameters compute different session ids, so
-/// their signatures do not verify for each other and the run aborts rather than diverge.
+/// Participants handed different rosters, parameters or contexts compute different session
+/// ids, so their signatures do not verify for each other and the run aborts rather than
+/// diverge. The context is what the round asks of the inputs (the service puts the digest of
+/// the round's model and plans there): a server cannot give one participant a different task.
 public struct SecAggSession: Sendable {
     public let parameters: SecAggParameters
     public let serverIdentity: Ed25519.PublicKey
@@ -16,6 +19,8 @@ public struct SecAggSession: Sendable {
     public let clientIdentities: [Ed25519.PublicKey]
     /// The coordinator's fresh 32-byte nonce for this run.
     public let nonce: [UInt8]
+    /// 32 bytes every participant must agree on besides the parameters: the round's plan.
+    public let context: [UInt8]
     /// The session id.
     public let id: [UInt8]
     /// The neighbour graph derived from the session id.
@@ -25,16 +30,18 @@ public struct SecAggSession: Sendable {
     /// - Throws: ``SecAggSessionError`` when the roster size or nonce length is wrong.
     public init(
         parameters: SecAggParameters, serverIdentity: Ed25519.PublicKey, clientIdentities: [Ed25519.PublicKey],
-        nonce: [UInt8]
+        nonce: [UInt8], context: [UInt8]
     ) throws(SecAggSessionError) {
         guard clientIdentities.count == parameters.clientCount else {
             throw .rosterSize(expected: parameters.clientCount, actual: clientIdentities.count)
         }
         guard nonce.count == 32 else { throw .nonceLength(nonce.count) }
+        guard context.count == 32 else { throw .contextLength(context.count) }
         self.parameters = parameters
         self.serverIdentity = serverIdentity
         self.clientIdentities = clientIdentities
         self.nonce = nonce
+        self.context = context
         var writer = ByteWriter()
         writer.raw(Array("veil/v1/secagg/session".utf8) + [0])
         writer.raw(nonce)
@@ -46,6 +53,7 @@ public struct SecAggSession: Sendable {
         writer.u8(parameters.threatModel.adversary.rawValue)
         writer.raw(serverIdentity.rawRepresentation)
         for key in clientIdentities { writer.raw(key.rawRepresentation) }
+        writer.raw(context)
         id = SHA256.hash(writer.bytes)
         graph = NeighborGraph(
             sessionID: id, clientCount: parameters.clientCount, neighborCount: parameters.neighborCount)
@@ -77,6 +85,7 @@ public struct SecAggSession: Sendable {
 public enum SecAggSessionError: Error, Hashable, Sendable, CustomStringConvertible {
     case rosterSize(expected: Int, actual: Int)
     case nonceLength(Int)
+    case contextLength(Int)
     case unknownParticipant(UInt32)
     case identityMismatch(UInt32)
     case inputShape(expectedBits: Int, expectedDimension: Int, bits: Int, dimension: Int)
@@ -85,6 +94,7 @@ public enum SecAggSessionError: Error, Hashable, Sendable, CustomStringConvertib
         switch self {
         case .rosterSize(let expected, let actual): "roster of \(actual) identities for \(expected) participants"
         case .nonceLength(let n): "session nonce of \(n) bytes, expected 32"
+        case .contextLength(let n): "session context of \(n) bytes, expected 32"
         case .unknownParticipant(let id): "participant \(id) is not in the roster"
         case .identityMismatch(let id): "the identity key given for participant \(id) is not the roster's"
         case .inputShape(let b, let d, let bits, let dimension):

@@ -150,7 +150,7 @@ public struct SecAggSimulation {
             session = try SecAggSession(
                 parameters: parameters, serverIdentity: serverKey.publicKey,
                 clientIdentities: clientKeys.map(\.publicKey),
-                nonce: derive("nonce").unsafeExposedBytes())
+                nonce: derive("nonce").unsafeExposedBytes(), context: derive("context").unsafeExposedBytes())
             dropoutSeed = derive("dropouts")
         }
 

@@ -38,6 +38,7 @@ public struct CertificateRequest: Sendable {
         guard role == .coordinator || hosts.isEmpty else {
             throw CredentialError.invalidRequest("only a coordinator's certificate names hosts")
         }
+        try FederationCA.validate(hosts: hosts)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let files = Files(
             requestPath: directory.appendingPathComponent("\(id).csr.pem").path,
@@ -127,7 +128,7 @@ public struct CertificateRequest: Sendable {
         var hosts: [String] = []
         if let names = try? extensions.subjectAlternativeNames {
             for name in names {
-                guard case .dnsName(let host) = name else { throw refuse("a host must be a DNS name or IPv4 address") }
+                guard case .dnsName(let host) = name else { throw refuse("a host must be a DNS name") }
                 hosts.append(host)
             }
         }

@@ -122,11 +122,11 @@ public struct FederationCA {
     /// holder's private keys; real federations use ``HolderKeys/request(id:role:hosts:in:)``
     /// on each holder's machine and ``sign(request:role:notValidAfter:)`` here.
     /// - Parameters:
-    ///   - hosts: DNS names or IP addresses the certificate is valid for (coordinators:
-    ///     what participants connect to; default localhost and 127.0.0.1).
+    ///   - hosts: DNS names the certificate is valid for besides the id (coordinators only;
+    ///     default localhost).
     ///   - notValidAfter: the expiry (default a year from now).
     public func issue(
-        id: String, role: FederationRole, hosts: [String] = ["localhost", "127.0.0.1"], notValidBefore: Date? = nil,
+        id: String, role: FederationRole, hosts: [String] = ["localhost"], notValidBefore: Date? = nil,
         notValidAfter: Date? = nil
     ) throws -> Credentials {
         try Self.validate(id: id)
@@ -180,10 +180,7 @@ public struct FederationCA {
         id: String, role: FederationRole, tlsKey: Certificate.PublicKey, signingKey: Ed25519.PublicKey, hosts: [String],
         notValidBefore: Date?, notValidAfter: Date?
     ) throws -> Certificate {
-        let names: [GeneralName] = hosts.map { host in
-            if let address = IPv4Address(host) { return .ipAddress(ASN1OctetString(contentBytes: address.bytes[...])) }
-            return .dnsName(host)
-        }
+        try Self.validate(hosts: hosts)
         let now = Date()
         return try Certificate(
             version: .v3, serialNumber: .init(), publicKey: tlsKey,
@@ -197,7 +194,7 @@ public struct FederationCA {
                 try ExtendedKeyUsage(role == .coordinator ? [.serverAuth, .clientAuth] : [.clientAuth])
                 // The id is always a DNS name of the certificate: participants verify the
                 // coordinator by its id, whatever address they reach it at.
-                SubjectAlternativeNames([.dnsName(id)] + (role == .coordinator ? names : []))
+                SubjectAlternativeNames([.dnsName(id)] + (role == .coordinator ? hosts.map { .dnsName($0) } : []))
                 Certificate.Extension(oid: VeilExtensions.role, critical: false, value: try utf8(role.rawValue))
                 Certificate.Extension(
                     oid: VeilExtensions.signingKey, critical: false, value: try octets(signingKey.rawRepresentation))
@@ -206,6 +203,25 @@ public struct FederationCA {
     }
 
     // MARK: - Files
+
+    /// Coordinator hosts are DNS names only. An IP address in a certificate would match any
+    /// connection to that address, whatever id the client expects (NIOSSL accepts an IP
+    /// subject alternative name equal to the peer's address before it looks at the server
+    /// name), letting any coordinator-role certificate of the federation pass for the
+    /// coordinator; Veil's clients verify the coordinator by its id, which is always a DNS name
+    /// of its certificate.
+    static func validate(hosts: [String]) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+        for host in hosts {
+            guard IPv4Address(host) == nil, !host.contains(":") else {
+                throw CredentialError.invalidRequest(
+                    "\(host) is an IP address: a coordinator's certificate names DNS names only (its id always among them)")
+            }
+            guard (1...253).contains(host.count), host.allSatisfy(allowed.contains) else {
+                throw CredentialError.invalidRequest("\(host) is not a DNS name")
+            }
+        }
+    }
 
     static func validate(id: String) throws {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")

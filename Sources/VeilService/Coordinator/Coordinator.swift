@@ -776,11 +776,16 @@ public actor Coordinator {
             clientCount: cohort.count, bitWidth: BitWidth(distributed?.bitWidth.bits ?? c.payloadBits),
             dimension: distributed?.paddedDimension ?? payloadLength, threatModel: threat,
             policies: cohort.compactMap { connections[$0]!.policy }, noiseShares: distributed?.minimumParticipants)
+        codec = try Self.codec(c, addends: cohort.count)
+        let plan = trainingPlan(number, attempt: attempt)
+        let encoding = payloadEncoding(codec)
+        let broadcast = broadcastModel()
+        let dpPlan = distributed.map { privacy!.plan($0) }
         session = try SecAggSession(
             parameters: parameters, serverIdentity: signingKey.publicKey,
             clientIdentities: cohort.map { connections[$0]!.identity.signingKey },
-            nonce: SecureBytes.random(count: 32).unsafeExposedBytes())
-        codec = try Self.codec(c, addends: cohort.count)
+            nonce: SecureBytes.random(count: 32).unsafeExposedBytes(),
+            context: RoundPlanDigest.of(model: broadcast, training: plan, encoding: encoding, distributedDP: dpPlan))
 
         var description = Veil_V1_SecAggSessionDescription()
         description.clientCount = UInt32(parameters.clientCount)
@@ -796,11 +801,6 @@ public actor Coordinator {
         description.coordinatorCertificate = Data(identity.certificateDER)
         description.rosterSigningKeys = cohort.map { Data(connections[$0]!.identity.signingKey.rawRepresentation) }
         let certificates = cohort.map { Data(connections[$0]!.identity.certificateDER) }
-
-        let plan = trainingPlan(number, attempt: attempt)
-        let encoding = payloadEncoding(codec)
-        let broadcast = broadcastModel()
-        let dpPlan = distributed.map { privacy!.plan($0) }
 
         var positions: [String: ParticipantID] = [:]
         for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
@@ -856,9 +856,14 @@ public actor Coordinator {
         let dimension = algorithm.payloadLength
         let members = cohort.map { connections[$0]!.identity }
         let nonce = SecureBytes.random(count: 32).unsafeExposedBytes()
+        let broadcast = broadcastModel()
+        let training = trainingPlan(number, attempt: attempt)
+        let encoding = payloadEncoding(codec)
+        let planDigest = RoundPlanDigest.of(model: broadcast, training: training, encoding: encoding, distributedDP: nil)
         let session = try PaillierSession(
             publicKey: key, packing: packing, dimension: dimension, round: UInt64(number), nonce: nonce,
-            keyHolder: holder.identity.signingKey, coordinator: signingKey.publicKey, roster: members.map(\.signingKey))
+            keyHolder: holder.identity.signingKey, coordinator: signingKey.publicKey, roster: members.map(\.signingKey),
+            context: planDigest)
         var positions: [String: ParticipantID] = [:]
         for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
         let rosterCertificates = members.map { Data($0.certificateDER) }
@@ -872,6 +877,7 @@ public actor Coordinator {
         plan.nonce = Data(nonce)
         plan.coordinatorCertificate = Data(identity.certificateDER)
         plan.rosterCertificates = rosterCertificates
+        plan.coordinatorSignature = Data(signingKey.signature(for: session.announcement))
         var round = ActiveRound(
             number: number, attempt: attempt, cohort: cohort, positions: positions, server: nil,
             paillier: PaillierRound(
@@ -882,9 +888,6 @@ public actor Coordinator {
         logger.info(
             "round started",
             metadata: ["round": "\(number)", "attempt": "\(attempt)", "cohort": "\(cohort.count)", "sum": "paillier"])
-        let broadcast = broadcastModel()
-        let training = trainingPlan(number, attempt: attempt)
-        let encoding = payloadEncoding(codec)
         for (id, position) in positions {
             var assignment = Veil_V1_RoundAssignment()
             assignment.round = UInt64(number)
@@ -977,6 +980,8 @@ public actor Coordinator {
         request.nonce = Data(session.nonce)
         request.coordinatorCertificate = paillier.coordinatorCertificate
         request.rosterCertificates = paillier.rosterCertificates
+        request.planDigest = Data(session.context)
+        request.coordinatorSignature = Data(signingKey.signature(for: session.decryptionRequest(aggregate.ciphertexts)))
         request.receipts = paillier.receipts.keys.sorted().map { position in
             let receipt = paillier.receipts[position]!
             return .with {

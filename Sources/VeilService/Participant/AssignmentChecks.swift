@@ -81,7 +81,7 @@ extension ParticipantAgent {
                 dimension: Int(d.dimension), threatModel: model)
             session = try SecAggSession(
                 parameters: parameters, serverIdentity: coordinator.signingKey, clientIdentities: keys,
-                nonce: Array(d.nonce))
+                nonce: Array(d.nonce), context: RoundPlanDigest.of(a))
         } catch {
             throw Declined(.declinePolicy, "the session: \(error)")
         }
@@ -136,7 +136,8 @@ extension ParticipantAgent {
         } else {
             try admit(nil)
         }
-        let input = try training { try trainAndEncode(a, distributed: distributed) }
+        var randomness = roundRandomness(session.id)
+        let input = try training { try trainAndEncode(a, distributed: distributed, randomness: &randomness) }
         // Charged as soon as the noisy input exists, before anything of it leaves: a round that
         // fails later is over-counted, never under-counted.
         if let cost {
@@ -211,11 +212,22 @@ extension ParticipantAgent {
             session = try PaillierSession(
                 publicKey: key, packing: packing, dimension: Int(plan.dimension), round: a.round,
                 nonce: Array(plan.nonce), keyHolder: holder.signingKey, coordinator: coordinator.signingKey,
-                roster: members)
+                roster: members, context: RoundPlanDigest.of(a))
         } catch {
             throw Declined(.declinePolicy, "the session: \(error)")
         }
-        let input = try training { try trainAndEncode(a) }
+        // Only the coordinator itself — its signing key, not merely its public certificate —
+        // can open a session.
+        guard coordinator.signingKey.isValidSignature(Array(plan.coordinatorSignature), for: session.announcement) else {
+            throw Declined(.declineCoordinator, "the session is not signed by the coordinator \(coordinator.id)")
+        }
+        // One contribution per session: the masks are the session's, and two contributions under
+        // the same masks would let their quotient be decrypted unmasked.
+        guard contributedSessions.insert(session.id) else {
+            throw Declined(.declinePolicy, "this participant has already contributed to this session")
+        }
+        var randomness = roundRandomness(session.id)
+        let input = try training { try trainAndEncode(a, randomness: &randomness) }
         do {
             let contributor = MaskedPaillierContributor(
                 session: session, position: ParticipantID(a.position), signingKey: signingKey,
@@ -253,6 +265,15 @@ extension ParticipantAgent {
         }
     }
 
+    /// This participant's randomness for one session: a generator keyed from its signing key
+    /// and the session id. Secret to everyone else; different for every session (a retry, a
+    /// renumbered round); the same for the same session, so that a replayed session yields the
+    /// same input and differencing two contributions reveals nothing.
+    func roundRandomness(_ sessionID: [UInt8]) -> ChaCha20Generator {
+        try! ChaCha20Generator(  // a 32-byte derivation
+            seed: VeilKDF.derive32(.participantRound, from: signingKey.seed, salt: sessionID))
+    }
+
     /// Training and encoding failures are this participant's, not the coordinator's.
     private func training<T>(_ body: () throws -> T) throws(Declined) -> T {
         do { return try body() } catch {
@@ -263,8 +284,11 @@ extension ParticipantAgent {
     /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
     /// - Parameter distributed: the round's distributed-DP mechanism and rotation, if the
     ///   participant adds the noise (`Specs/wire.md` §4.3).
+    /// - Parameter randomness: the session's generator (``roundRandomness(_:)``): the minibatch
+    ///   order and the encoding's rounding.
     func trainAndEncode(
-        _ a: Veil_V1_RoundAssignment, distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)? = nil
+        _ a: Veil_V1_RoundAssignment, distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)? = nil,
+        randomness: inout ChaCha20Generator
     ) throws -> ModularVector {
         let plan = a.training
         let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
@@ -276,11 +300,10 @@ extension ParticipantAgent {
                 "this participant's data has \(data.featureCount) features, the model \(plan.features)")
         }
         let algorithm = FedAvgFamily(name: plan.algorithm, initial: Array(global), proximalMu: plan.proximalMu)
-        // The minibatch order: the participant's own fresh randomness, salted with the round's
+        // The minibatch order: the participant's own session randomness, salted with the round's
         // seed. A coordinator that repeats a round (an attempt, or a "new" round on the same
         // model) cannot make the participant train identically and difference the two sums
         // exactly.
-        var system = SystemRandom()
         let stream = SHA256.hash(Array(identity.id.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         var context = ClientContext(
             id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
@@ -288,7 +311,7 @@ extension ParticipantAgent {
             optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
             // DP weighs every participant alike (a sample-count weight has no bound).
             weightScale: plan.dpClip > 0 || distributed != nil ? Double(max(data.count, 1)) : plan.weightScale,
-            generator: Xoshiro256(seed: plan.seed ^ system.next(), stream: stream),
+            generator: Xoshiro256(seed: plan.seed ^ randomness.next(), stream: stream),
             state: [:])
         var payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
         if let (mechanism, rotation) = distributed {
@@ -297,10 +320,9 @@ extension ParticipantAgent {
                 throw ParticipantError.session("the distributed-DP clip must be positive")
             }
             let update = L2Clipping.clip(Array(payload.dropLast()), to: clip).clipped
-            var rounding = SystemRandom()
             var noise = NoiseSource.system().generator(party: identity.id, round: Int(a.round))
             return try mechanism.encode(
-                update, bound: clip, rotation: rotation, rounding: &rounding, noiseGenerator: &noise)
+                update, bound: clip, rotation: rotation, rounding: &randomness, noiseGenerator: &noise)
         }
         let e = a.encoding
         let codec = try FixedPointCodec(
@@ -315,7 +337,6 @@ extension ParticipantAgent {
             }
             payload = L2Clipping.clip(Array(payload.dropLast()), to: plan.dpClip - slack).clipped + [0]
         }
-        var rounding = SystemRandom()
-        return try codec.encode(payload, using: &rounding)
+        return try codec.encode(payload, using: &randomness)
     }
 }

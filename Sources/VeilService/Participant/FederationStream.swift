@@ -6,6 +6,9 @@ import VeilWire
 /// A client's `Participate` stream over mutual TLS: sends Hello, then hands the coordinator's
 /// messages to `body` with a way to send.
 enum FederationStream {
+    /// The largest message either way: 64 MiB, the coordinator's default `max_message_bytes`.
+    static let maximumMessageBytes = 64 << 20
+
     static func open<Result: Sendable>(
         tls: TLSFiles, host: String, port: Int, coordinator: String, hello: Veil_V1_Hello,
         body:
@@ -33,7 +36,13 @@ enum FederationStream {
             let request = StreamingClientRequest<Veil_V1_ParticipantMessage> { writer in
                 for await message in outbound { try await writer.write(message) }
             }
-            return try await federation.participate(request: request) { response in
+            // The server's limit on what a participant sends is max_message_bytes; what a
+            // participant or key holder receives (a model, a roster's certificates, an
+            // aggregate) may be as large.
+            var options = CallOptions.defaults
+            options.maxRequestMessageBytes = maximumMessageBytes
+            options.maxResponseMessageBytes = maximumMessageBytes
+            return try await federation.participate(request: request, options: options) { response in
                 defer { continuation.finish() }
                 return try await body(response.messages, { continuation.yield($0) })
             }

@@ -108,8 +108,19 @@ public struct KeyHolderAgent: Sendable {
             guard !record.contains(round: request.round) else {
                 throw ConfigurationError("round \(request.round) was decrypted already: this key holder decrypts once per round")
             }
+            guard request.ciphertexts.count == session.plaintextCount else {
+                throw ConfigurationError(
+                    "\(request.ciphertexts.count) ciphertexts; the session's packing takes \(session.plaintextCount)")
+            }
             let key = privateKey.publicKey
             let aggregate = try request.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
+            // Asked by the coordinator itself — its signing key, not merely its certificate.
+            guard
+                session.coordinator.isValidSignature(
+                    Array(request.coordinatorSignature), for: session.decryptionRequest(aggregate))
+            else {
+                throw ConfigurationError("the request is not signed by the coordinator \(configuration.coordinator)")
+            }
             let receipts = request.receipts.map {
                 PaillierReceipt(
                     position: ParticipantID($0.position), ciphertextDigest: Array($0.ciphertextDigest),
@@ -160,7 +171,7 @@ public struct KeyHolderAgent: Sendable {
         let session = try PaillierSession(
             publicKey: privateKey.publicKey, packing: packing, dimension: Int(request.dimension), round: request.round,
             nonce: Array(request.nonce), keyHolder: identity.signingKey, coordinator: coordinator.signingKey,
-            roster: roster)
+            roster: roster, context: Array(request.planDigest))
         return (session, ids)
     }
 }

@@ -61,6 +61,8 @@ public struct ParticipantAgent: Sendable {
     public var failure: (round: UInt64, messages: Int)?
 
     let verified = VerifiedCertificates()
+    /// The Paillier sessions this participant has contributed to (one contribution each).
+    let contributedSessions = SessionRecord()
     let encryptors = EncryptorCache()
     /// This participant's own privacy ledger, when its configuration sets a budget.
     let ledger: ParticipantLedger?
@@ -406,6 +408,15 @@ final class VerifiedCertificates: @unchecked Sendable {
     func store(_ digest: [UInt8], _ identity: FederationIdentity) {
         lock.withLock { entries[digest] = identity }
     }
+}
+
+/// Session ids seen, each at most once.
+final class SessionRecord: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ids: Set<[UInt8]> = []
+
+    /// True the first time `id` is inserted.
+    func insert(_ id: [UInt8]) -> Bool { lock.withLock { ids.insert(id).inserted } }
 }
 
 /// DJN encryptors with their fixed-base tables, by modulus: the key stays the same for a

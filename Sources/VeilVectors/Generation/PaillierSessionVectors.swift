@@ -27,7 +27,8 @@ extension ProjectVectors {
             let plaintexts = packing.plaintextCount(dimension: dimension)
             var group = PaillierSessionRunner.Group(
                 p: p.decimal, q: q.decimal, bits: bits, maxAddends: members, dimension: dimension, round: String(round),
-                nonce: inputs.hex(32), keyHolderSeed: inputs.hex(32), coordinatorSeed: inputs.hex(32),
+                nonce: inputs.hex(32), context: inputs.hex(32), keyHolderSeed: inputs.hex(32),
+                coordinatorSeed: inputs.hex(32),
                 memberSeeds: (0..<members).map { _ in inputs.hex(32) }, djnBase: base.decimal,
                 inputs: (0..<members).map { _ in
                     (0..<dimension).map { _ in String(inputs.generator.next() & (bits == 64 ? ~0 : (1 << UInt64(bits)) - 1)) }
@@ -51,7 +52,10 @@ extension ProjectVectors {
                 $0.signature = Hex.encode(statement.signature)
                 $0.fingerprint = PaillierKeyStatement.fingerprint(pk)
             }
-            add("session", "the session id of \(members) members, round \(round)") { $0.sessionId = Hex.encode(s.session.id) }
+            add("session", "the session id of \(members) members, round \(round), and the coordinator's announcement signature") {
+                $0.sessionId = Hex.encode(s.session.id)
+                $0.signature = Hex.encode(s.coordinator.signature(for: s.session.announcement))
+            }
             let parts = try (1...members).map { try PaillierSessionRunner.contribution(s, $0) }
             for member in 1...members {
                 let masks = try s.session.mask(for: ParticipantID(UInt32(member)), signingKey: s.members[member - 1])

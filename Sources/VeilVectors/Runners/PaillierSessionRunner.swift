@@ -18,6 +18,8 @@ enum PaillierSessionRunner: VectorRunner {
         var dimension: Int
         var round: String
         var nonce: String
+        /// The session context (the round plan's digest in the service), hex.
+        var context: String
         var keyHolderSeed: String
         var coordinatorSeed: String
         var memberSeeds: [String]
@@ -58,6 +60,7 @@ enum PaillierSessionRunner: VectorRunner {
         let key: PaillierPrivateKey
         let session: PaillierSession
         let keyHolder: Ed25519.PrivateKey
+        let coordinator: Ed25519.PrivateKey
         let members: [Ed25519.PrivateKey]
         let encryptor: DJNEncryptor
         let inputs: [ModularVector]
@@ -80,15 +83,17 @@ enum PaillierSessionRunner: VectorRunner {
         let keyHolder = try identity(group.keyHolderSeed, "keyHolderSeed")
         let members = try group.memberSeeds.map { try identity($0, "memberSeeds") }
         guard let round = UInt64(group.round) else { throw VectorError.unreadable("field round") }
+        let coordinator = try identity(group.coordinatorSeed, "coordinatorSeed")
         let session = try PaillierSession(
             publicKey: key.publicKey, packing: packing, dimension: group.dimension, round: round,
             nonce: hex(group.nonce, "nonce"), keyHolder: keyHolder.publicKey,
-            coordinator: try identity(group.coordinatorSeed, "coordinatorSeed").publicKey, roster: members.map(\.publicKey))
+            coordinator: coordinator.publicKey, roster: members.map(\.publicKey),
+            context: hex(group.context, "context"))
         let encryptor = DJNEncryptor(publicKey: key.publicKey, base: try integer(group.djnBase, "djnBase"), precomputeTable: false)
         let inputs = try group.inputs.map { try ModularVector(elements: $0.map { try decimal($0, "inputs") }, bitWidth: bitWidth) }
         let exponents = try group.exponents.map { try $0.map { try integer($0, "exponents") } }
         return Setting(
-            key: key, session: session, keyHolder: keyHolder, members: members, encryptor: encryptor, inputs: inputs,
+            key: key, session: session, keyHolder: keyHolder, coordinator: coordinator, members: members, encryptor: encryptor, inputs: inputs,
             exponents: exponents)
     }
 
@@ -136,6 +141,8 @@ enum PaillierSessionRunner: VectorRunner {
             try expectEqual(PaillierKeyStatement.fingerprint(s.key.publicKey), test.fingerprint, "fingerprint")
         case "session":
             try expectEqual(Hex.encode(s.session.id), test.sessionId, "sessionId")
+            try expectEqual(
+                Hex.encode(s.coordinator.signature(for: s.session.announcement)), test.signature, "signature")
         case "contribution":
             let member = test.member ?? 0
             let masks = try s.session.mask(for: ParticipantID(UInt32(member)), signingKey: s.members[member - 1])

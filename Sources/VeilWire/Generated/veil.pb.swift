@@ -646,6 +646,9 @@ public nonisolated struct Veil_V1_PaillierPlan: Sendable {
   /// DER, position i+1 at index i
   public var rosterCertificates: [Data] = []
 
+  /// the coordinator's signature of the session id (Specs/paillier.md §6.1)
+  public var coordinatorSignature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -712,6 +715,12 @@ public nonisolated struct Veil_V1_DecryptRequest: Sendable {
   public var rosterCertificates: [Data] = []
 
   public var receipts: [Veil_V1_Receipt] = []
+
+  /// the round plan's digest, which the session id binds (Specs/wire.md §4)
+  public var planDigest: Data = Data()
+
+  /// over the session id and SHA-256 of the ciphertexts
+  public var coordinatorSignature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -807,6 +816,57 @@ public nonisolated struct Veil_V1_Model: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+/// What every member of a round is asked to do, for its digest only (Specs/wire.md §4):
+/// SHA-256("veil/v1/round-plan" ‖ 0x00 ‖ this message's protobuf encoding) enters the session
+/// id, so that members given different models or plans cannot complete a round together.
+public nonisolated struct Veil_V1_RoundPlan: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var model: Veil_V1_Model {
+    get {_storage._model ?? Veil_V1_Model()}
+    set {_uniqueStorage()._model = newValue}
+  }
+  /// Returns true if `model` has been explicitly set.
+  public var hasModel: Bool {_storage._model != nil}
+  /// Clears the value of `model`. Subsequent reads from it will return its default value.
+  public mutating func clearModel() {_uniqueStorage()._model = nil}
+
+  public var training: Veil_V1_TrainingPlan {
+    get {_storage._training ?? Veil_V1_TrainingPlan()}
+    set {_uniqueStorage()._training = newValue}
+  }
+  /// Returns true if `training` has been explicitly set.
+  public var hasTraining: Bool {_storage._training != nil}
+  /// Clears the value of `training`. Subsequent reads from it will return its default value.
+  public mutating func clearTraining() {_uniqueStorage()._training = nil}
+
+  public var encoding: Veil_V1_PayloadEncoding {
+    get {_storage._encoding ?? Veil_V1_PayloadEncoding()}
+    set {_uniqueStorage()._encoding = newValue}
+  }
+  /// Returns true if `encoding` has been explicitly set.
+  public var hasEncoding: Bool {_storage._encoding != nil}
+  /// Clears the value of `encoding`. Subsequent reads from it will return its default value.
+  public mutating func clearEncoding() {_uniqueStorage()._encoding = nil}
+
+  public var distributedDp: Veil_V1_DistributedDPPlan {
+    get {_storage._distributedDp ?? Veil_V1_DistributedDPPlan()}
+    set {_uniqueStorage()._distributedDp = newValue}
+  }
+  /// Returns true if `distributedDp` has been explicitly set.
+  public var hasDistributedDp: Bool {_storage._distributedDp != nil}
+  /// Clears the value of `distributedDp`. Subsequent reads from it will return its default value.
+  public mutating func clearDistributedDp() {_uniqueStorage()._distributedDp = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Veil_V1_Vector: Sendable {
@@ -1702,7 +1762,7 @@ nonisolated extension Veil_V1_DistributedDPPlan: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PaillierPlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}bits\0\u{3}max_addends\0\u{1}dimension\0\u{3}key_signature\0\u{3}key_holder_certificate\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}bits\0\u{3}max_addends\0\u{1}dimension\0\u{3}key_signature\0\u{3}key_holder_certificate\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{3}coordinator_signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1719,6 +1779,7 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
       case 7: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
       case 8: try { try decoder.decodeSingularBytesField(value: &self.coordinatorCertificate) }()
       case 9: try { try decoder.decodeRepeatedBytesField(value: &self.rosterCertificates) }()
+      case 10: try { try decoder.decodeSingularBytesField(value: &self.coordinatorSignature) }()
       default: break
       }
     }
@@ -1752,6 +1813,9 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
     if !self.rosterCertificates.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.rosterCertificates, fieldNumber: 9)
     }
+    if !self.coordinatorSignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.coordinatorSignature, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1765,6 +1829,7 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.nonce != rhs.nonce {return false}
     if lhs.coordinatorCertificate != rhs.coordinatorCertificate {return false}
     if lhs.rosterCertificates != rhs.rosterCertificates {return false}
+    if lhs.coordinatorSignature != rhs.coordinatorSignature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1852,7 +1917,7 @@ nonisolated extension Veil_V1_Receipt: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DecryptRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{1}dimension\0\u{2}\u{2}bits\0\u{3}max_addends\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{1}receipts\0\u{c}\u{4}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{1}dimension\0\u{2}\u{2}bits\0\u{3}max_addends\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{1}receipts\0\u{3}plan_digest\0\u{3}coordinator_signature\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1869,6 +1934,8 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
       case 8: try { try decoder.decodeSingularBytesField(value: &self.coordinatorCertificate) }()
       case 9: try { try decoder.decodeRepeatedBytesField(value: &self.rosterCertificates) }()
       case 10: try { try decoder.decodeRepeatedMessageField(value: &self.receipts) }()
+      case 11: try { try decoder.decodeSingularBytesField(value: &self.planDigest) }()
+      case 12: try { try decoder.decodeSingularBytesField(value: &self.coordinatorSignature) }()
       default: break
       }
     }
@@ -1902,6 +1969,12 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
     if !self.receipts.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.receipts, fieldNumber: 10)
     }
+    if !self.planDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.planDigest, fieldNumber: 11)
+    }
+    if !self.coordinatorSignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.coordinatorSignature, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1915,6 +1988,8 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.coordinatorCertificate != rhs.coordinatorCertificate {return false}
     if lhs.rosterCertificates != rhs.rosterCertificates {return false}
     if lhs.receipts != rhs.receipts {return false}
+    if lhs.planDigest != rhs.planDigest {return false}
+    if lhs.coordinatorSignature != rhs.coordinatorSignature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2110,6 +2185,97 @@ nonisolated extension Veil_V1_Model: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
   public static func ==(lhs: Veil_V1_Model, rhs: Veil_V1_Model) -> Bool {
     if lhs.vectors != rhs.vectors {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_RoundPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RoundPlan"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}distributed_dp\0")
+
+  fileprivate class _StorageClass {
+    var _model: Veil_V1_Model? = nil
+    var _training: Veil_V1_TrainingPlan? = nil
+    var _encoding: Veil_V1_PayloadEncoding? = nil
+    var _distributedDp: Veil_V1_DistributedDPPlan? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _model = source._model
+      _training = source._training
+      _encoding = source._encoding
+      _distributedDp = source._distributedDp
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._model) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._training) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._encoding) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._distributedDp) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._model {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      try { if let v = _storage._training {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      try { if let v = _storage._encoding {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      try { if let v = _storage._distributedDp {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_RoundPlan, rhs: Veil_V1_RoundPlan) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._model != rhs_storage._model {return false}
+        if _storage._training != rhs_storage._training {return false}
+        if _storage._encoding != rhs_storage._encoding {return false}
+        if _storage._distributedDp != rhs_storage._distributedDp {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
