@@ -52,7 +52,7 @@ struct CACommand: ParsableCommand {
         var id: String
 
         @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
-        var role: String
+        var role: FederationRole
 
         @Option(help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
         var host: [String] = []
@@ -61,9 +61,6 @@ struct CACommand: ParsableCommand {
         var out: String
 
         func run() throws {
-            guard let role = FederationRole(rawValue: role) else {
-                throw usageError("--role must be coordinator, participant or key-holder")
-            }
             guard role == .coordinator || host.isEmpty else { throw usageError("--host is for a coordinator's request") }
             do {
                 let files = try CertificateRequest.create(
@@ -92,7 +89,7 @@ struct CACommand: ParsableCommand {
         var request: String
 
         @Option(help: "The role the CA operator means to certify: coordinator, participant or key-holder.")
-        var role: String
+        var role: FederationRole
 
         @Option(help: "Also write the certificate here.")
         var out: String?
@@ -101,9 +98,6 @@ struct CACommand: ParsableCommand {
         var days = 365
 
         func run() throws {
-            guard let role = FederationRole(rawValue: role) else {
-                throw usageError("--role must be coordinator, participant or key-holder")
-            }
             guard days >= 1 else { throw usageError("--days must be at least 1") }
             do {
                 let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
@@ -139,7 +133,7 @@ struct CACommand: ParsableCommand {
         var id: String
 
         @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
-        var role: String
+        var role: FederationRole
 
         @Option(help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
         var host: [String] = []
@@ -148,9 +142,6 @@ struct CACommand: ParsableCommand {
         var days = 365
 
         func run() throws {
-            guard let role = FederationRole(rawValue: role) else {
-                throw usageError("--role must be coordinator, participant or key-holder")
-            }
             guard days >= 1 else { throw usageError("--days must be at least 1") }
             do {
                 let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
@@ -314,3 +305,5 @@ struct KeyHolderCommand: AsyncParsableCommand {
         print("\(holder.identity.id): decrypted \(answered) aggregates")
     }
 }
+
+extension FederationRole: ExpressibleByArgument {}

@@ -2,7 +2,10 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import Testing
 import VeilCrypto
+import VeilLearning
+import VeilTestSupport
 import VeilWire
 import X509
 
@@ -166,5 +169,38 @@ final class HostileCoordinator: Sendable {
                 try await group.waitForAll()
             }
         }
+    }
+}
+
+/// The double itself: an honest participant registers with it as with `veil serve`, declaring
+/// its policy in Hello, and answers what it is sent.
+@Suite struct HostileCoordinatorDoubleTests {
+    @Test func aParticipantRegistersAndDeclaresItsPolicy() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-double")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 3
+        c.partition = .iid
+        let network = try NetworkSimulation(configuration: c, directory: directory)
+        let coordinator = try await HostileCoordinator(tls: network.serve.tls)
+        defer { coordinator.finish() }
+        var join = network.participants[0].join
+        join.port = coordinator.port
+        join.reconnectAttempts = 0
+        let agent = try ParticipantAgent(configuration: join, data: network.participants[0].data, logger: quietLogger())
+        let running = Task { try await agent.run() }
+        defer { running.cancel() }
+        let hello = try #require(try await coordinator.waitFor([agent.identity.id])[agent.identity.id])
+        #expect(hello.protocolVersion == 1 && hello.sampleCount == UInt64(network.participants[0].data.count))
+        let declared = try #require(hello.policy.declared)
+        #expect(declared.threatModel.adversary == .maliciousServer && declared.minimumContributors == 3)
+        #expect(coordinator.peer(agent.identity.id)?.role == .participant)
+        // An empty assignment is answered, with a decline that says why.
+        coordinator.send(.with { $0.assignment = .with { $0.round = 9 } }, to: agent.identity.id)
+        guard case .decline(let decline) = try await coordinator.next(from: agent.identity.id).kind else {
+            Issue.record("no decline")
+            return
+        }
+        #expect(decline.round == 9 && decline.code == .declineCoordinator)
     }
 }
