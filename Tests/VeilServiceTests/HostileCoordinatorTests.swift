@@ -1,5 +1,7 @@
+import Crypto
 import Foundation
 import Logging
+import SwiftASN1
 import Testing
 import VeilCore
 import VeilCrypto
@@ -7,6 +9,7 @@ import VeilLearning
 import VeilPaillier
 import VeilTestSupport
 import VeilWire
+import X509
 
 @testable import VeilSecAgg
 @testable import VeilService
@@ -738,20 +741,34 @@ import VeilWire
     @Test func onlyTheCoordinatorCanServeOrOpenAPaillierSession() async throws {
         let (network, directory) = try federation(clients: 3, paillierBits: 1024)
         defer { try? FileManager.default.removeItem(at: directory) }
+        let ca = try FederationCA(directory: directory)
         #expect(throws: CredentialError.self) {
-            try FederationCA(directory: directory).issue(id: "by-address", role: .coordinator, hosts: ["127.0.0.1"])
+            try ca.issue(id: "by-address", role: .coordinator, hosts: ["127.0.0.1"])
         }
-        _ = try FederationCA(directory: directory).issue(id: "rogue-coordinator", role: .coordinator)
-        let rogue = try await HostileCoordinator(tls: TLSFiles(directory: directory.path, id: "rogue-coordinator"))
-        defer { rogue.finish() }
-        let agents = try join(network, [0], port: rogue.port)
-        let ended = await agents[0].result
-        guard case .failure(let error) = ended else {
-            Issue.record("a participant took part under a server that is not its coordinator")
-            return
+        #expect(throws: CredentialError.self) {
+            try ca.issue(id: "by-name", role: .coordinator, hosts: ["coordinator"])
         }
-        #expect("\(error)".contains("server name") || "\(error)".contains("certificate"), "\(error)")
-        #expect(rogue.peer(try identities(network)[0].id) == nil)
+        // Coordinator-role certificates of the same CA that are not the coordinator: an ordinary
+        // one, and two the CA should not have made (an old one naming 127.0.0.1, and one naming
+        // "coordinator" as a host, as the third review made). None may serve the participants.
+        _ = try ca.issue(id: "rogue-coordinator", role: .coordinator)
+        try mintCoordinator(ca, directory: directory, id: "old-style", names: [.dnsName("old-style"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
+        try mintCoordinator(ca, directory: directory, id: "impostor", names: [.dnsName("impostor"), .dnsName("coordinator")])
+        for rogueID in ["rogue-coordinator", "old-style", "impostor"] {
+            let rogue = try await HostileCoordinator(tls: TLSFiles(directory: directory.path, id: rogueID))
+            defer { rogue.finish() }
+            let agents = try join(network, [0], port: rogue.port)
+            defer { agents.forEach { $0.cancel() } }
+            let id = try identities(network)[0].id
+            if (try? await rogue.waitFor([id], timeout: 3)) != nil {
+                Issue.record("\(rogueID): a participant registered with a server that is not its coordinator")
+                continue
+            }
+            guard case .failure = await agents[0].result else {
+                Issue.record("\(rogueID): the participant's connection did not fail")
+                continue
+            }
+        }
         // The real coordinator's connection, a plan without its signature.
         let scene = try await paillierScene()
         defer { scene.close() }
@@ -763,6 +780,36 @@ import VeilWire
         scene.coordinator.send(.with { $0.assignment = a }, to: scene.ids[0].id)
         let decline = try await declineOrRecord(scene.coordinator, scene.ids[0].id)
         #expect(decline?.code == .declineCoordinator && decline?.reason.contains("not signed by the coordinator") == true)
+    }
+
+    /// A coordinator-role certificate with arbitrary subject alternative names, signed with the
+    /// CA's key as a careless CA operator (or an older version) could have: its key files are
+    /// written beside it for a ``HostileCoordinator``.
+    func mintCoordinator(_ ca: FederationCA, directory: URL, id: String, names: [GeneralName]) throws {
+        let caKey = try P256.Signing.PrivateKey(
+            pemRepresentation: try String(contentsOf: directory.appendingPathComponent("ca.key.pem"), encoding: .utf8))
+        let tlsKey = P256.Signing.PrivateKey()
+        let signing = Ed25519.PrivateKey()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(tlsKey.publicKey),
+            notValidBefore: Date().addingTimeInterval(-300), notValidAfter: Date().addingTimeInterval(3600),
+            issuer: ca.certificate.subject, subject: try DistinguishedName { CommonName(id) },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                SubjectAlternativeNames(names)
+                Certificate.Extension(oid: VeilExtensions.role, critical: false, value: try utf8("coordinator"))
+                Certificate.Extension(
+                    oid: VeilExtensions.signingKey, critical: false, value: try octets(signing.publicKey.rawRepresentation))
+            },
+            issuerPrivateKey: .init(caKey))
+        try (try certificate.serializeAsPEM().pemString + "\n").write(
+            to: directory.appendingPathComponent("\(id).cert.pem"), atomically: true, encoding: .utf8)
+        try FederationCA.writeSecret(tlsKey.pemRepresentation, to: directory.appendingPathComponent("\(id).key.pem"))
+        try FederationCA.writeSecret(
+            Hex.encode(signing.seed.unsafeExposedBytes()) + "\n", to: directory.appendingPathComponent("\(id).signing.key"))
     }
 
     // MARK: - Differential privacy

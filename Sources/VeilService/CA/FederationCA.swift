@@ -141,6 +141,7 @@ public struct FederationCA {
         let tlsKey = P256.Signing.PrivateKey()
         let seed = SecureBytes.random(count: 32)
         let signing = try Ed25519.PrivateKey(seed: seed)
+        try refuseHostsNamingHolders(hosts, id: id)
         let certificate = try certificate(
             id: id, role: role, tlsKey: .init(tlsKey.publicKey), signingKey: signing.publicKey, hosts: hosts,
             notValidBefore: notValidBefore, notValidAfter: notValidAfter)
@@ -167,11 +168,24 @@ public struct FederationCA {
         }
         let path = directory.appendingPathComponent("\(request.id).cert.pem").path
         guard !FileManager.default.fileExists(atPath: path) else { throw CredentialError.alreadyExists(path) }
+        try refuseHostsNamingHolders(request.hosts, id: request.id)
         let certificate = try certificate(
             id: request.id, role: request.role, tlsKey: request.tlsKey, signingKey: request.signingKey,
             hosts: request.hosts, notValidBefore: nil, notValidAfter: notValidAfter)
         try Self.pem(certificate).write(toFile: path, atomically: true, encoding: .utf8)
         return (certificate, path)
+    }
+
+    /// A host name that is another holder's id (say `coordinator` in someone else's request)
+    /// is refused. Veil's clients check the coordinator's id itself, not its host names, so such
+    /// a certificate could not pose as that holder to them; to anything else that checks names
+    /// it could.
+    func refuseHostsNamingHolders(_ hosts: [String], id: String) throws {
+        for host in hosts where host != id {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("\(host).cert.pem").path) {
+                throw CredentialError.invalidRequest("the host \(host) is another holder's id")
+            }
+        }
     }
 
     /// A holder's certificate: subject CN = id, the TLS key, Veil's role and signing-key

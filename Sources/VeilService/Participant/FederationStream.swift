@@ -1,7 +1,10 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCore
+import NIOSSL
 import VeilWire
+import X509
 
 /// A client's `Participate` stream over mutual TLS: sends Hello, then hands the coordinator's
 /// messages to `body` with a way to send.
@@ -16,6 +19,7 @@ enum FederationStream {
                 RPCAsyncSequence<Veil_V1_CoordinatorMessage, any Error>, @escaping (Veil_V1_ParticipantMessage) -> Void
             ) async throws -> Result
     ) async throws -> Result {
+        let ca = try FederationCA.loadCertificate(tls.ca)
         let transport = try HTTP2ClientTransport.Posix(
             target: .dns(host: host, port: port),
             transportSecurity: .mTLS(
@@ -23,6 +27,13 @@ enum FederationStream {
                 privateKey: .file(path: tls.key, format: .pem)
             ) {
                 $0.trustRoots = .certificates([.file(path: tls.ca, format: .pem)])
+                // The server must be *the* coordinator: its certificate issued by the federation's
+                // CA, valid, with the coordinator role and the configured id as its subject. A
+                // host name alone proves nothing — another holder's certificate may list
+                // "coordinator" as a host, or an address the client connects to.
+                $0.customVerificationCallback = { certificates, promise in
+                    promise.succeed(Self.isCoordinator(certificates.first, id: coordinator, ca: ca) ? .certificateVerified(.init(nil)) : .failed)
+                }
             },
             config: .defaults {
                 // TLS server name: the coordinator's id, which its certificate names.
@@ -47,5 +58,14 @@ enum FederationStream {
                 return try await body(response.messages, { continuation.yield($0) })
             }
         }
+    }
+
+    /// Whether `leaf` is the federation's coordinator `id`: issued by `ca`, valid now, with
+    /// Veil's extensions and the coordinator role, subject CN = `id`.
+    static func isCoordinator(_ leaf: NIOSSLCertificate?, id: String, ca: Certificate) -> Bool {
+        guard let leaf, let der = try? leaf.toDERBytes(), let certificate = try? Certificate(derEncoded: der),
+            let identity = try? FederationIdentity(certificate: certificate, ca: ca)
+        else { return false }
+        return identity.role == .coordinator && identity.id == id
     }
 }
