@@ -62,6 +62,9 @@ final class HostileCoordinator: Sendable {
         throw ConfigurationError("only \(table.hellos(ids).count) of \(ids.count) connected to the hostile coordinator")
     }
 
+    /// How many streams `id` has registered (a newer one replaces the older).
+    func streamCount(_ id: String) -> Int { table.streamCount(id) }
+
     /// The certificate a holder connected with.
     func peer(_ id: String) -> FederationIdentity? { table.identity(id) }
 
@@ -94,10 +97,15 @@ final class HostileCoordinator: Sendable {
         }
         private let lock = NSLock()
         private var peers: [String: Peer] = [:]
+        private var streams: [String: Int] = [:]
 
         func register(_ identity: FederationIdentity, _ hello: Veil_V1_Hello, _ outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation) {
-            lock.withLock { peers[identity.id] = Peer(identity: identity, hello: hello, outbox: outbox) }
+            lock.withLock {
+                peers[identity.id] = Peer(identity: identity, hello: hello, outbox: outbox)
+                streams[identity.id, default: 0] += 1
+            }
         }
+        func streamCount(_ id: String) -> Int { lock.withLock { streams[id, default: 0] } }
         func append(_ message: Veil_V1_ParticipantMessage, from id: String) {
             lock.withLock { peers[id]?.inbox.append(message) }
         }

@@ -614,6 +614,34 @@ import X509
         return isPayload(values, of: scene.stage.network, participant: i)
     }
 
+    /// A participant that pins the key holder's key (`policy.paillier_fingerprint`) encrypts
+    /// under that key only — even one the certified key holder signed is refused otherwise.
+    @Test func aPinnedFingerprintIsEnforced() async throws {
+        let scene = try await paillierScene()
+        defer { scene.close() }
+        let other = try PaillierPrivateKey.generate(bits: 1024).publicKey
+        let stage = scene.stage
+        for (i, pin) in [(1, PaillierKeyStatement.fingerprint(other)), (2, PaillierKeyStatement.fingerprint(scene.key))] {
+            // Participant i again, on a second stream, now with a pin (the newer stream replaces the first).
+            let streams = scene.coordinator.streamCount(scene.ids[i].id)
+            let agents = try join(stage.network, [i], port: scene.coordinator.port) {
+                $0.policy.paillierMinBits = 1024
+                $0.policy.paillierFingerprint = pin
+            }
+            defer { agents.forEach { $0.cancel() } }
+            #expect(await eventually { scene.coordinator.streamCount(scene.ids[i].id) > streams })
+            let answers = try await assign(scene, [i], nonce: [UInt8](repeating: UInt8(10 + i), count: 32))
+            switch answers[i]!.kind {
+            case .decline(let decline) where i == 1:
+                #expect(decline.code == .declinePaillierKey && decline.reason.contains("not the pinned one"), "\(decline)")
+            case .paillier where i == 2:
+                break
+            default:
+                Issue.record("participant \(i + 1) with pin \(pin.prefix(8)): \(answers[i]!)")
+            }
+        }
+    }
+
     /// The finding: the key holder's minimum-contributors rule trusted a count written by the
     /// coordinator, so one ciphertext labelled "1000 contributors" came back decrypted. Now:
     /// honest participants contribute to a session the attacker runs with the real key
