@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeilCore
+import VeilSecAgg
 import VeilTestSupport
 import VeilWire
 
@@ -61,6 +62,31 @@ import VeilWire
         let honest = Double(picks.filter { $0.key != "liar" }.values.reduce(0, +)) / 10
         #expect(liar < rounds * 9 / 10, "the liar was in \(liar) of \(rounds) cohorts")
         #expect(Double(liar) <= 2.5 * honest, "the liar \(liar) against \(honest) on average")
+    }
+
+    /// The coordinator plans each session to meet the policies its cohort declared (they check
+    /// it anyway): the complete graph for anyone assuming a malicious coordinator, t the largest
+    /// requirement, members whose smallest cohort is larger left to decline.
+    @Test func sessionParametersMeetEveryDeclaredPolicy() throws {
+        let curious = try ThreatModel(adversary: .honestButCuriousServer, corruptFraction: 0.05, dropoutFraction: 0.1)
+        func plan(_ n: Int, _ policies: [SecAggPolicy], noise: Int? = nil) throws -> (k: Int, t: Int) {
+            let p = try Coordinator.sessionParameters(
+                clientCount: n, bitWidth: BitWidth(32), dimension: 10, threatModel: curious, policies: policies,
+                noiseShares: noise)
+            return (p.neighborCount, p.threshold)
+        }
+        let malicious = try SecAggPolicy(threatModel: .malicious, minimumCohort: 3, minimumContributors: 3)
+        let floor4 = try SecAggPolicy(threatModel: .honestButCurious, minimumCohort: 3, minimumContributors: 4)
+        let bigCohorts = try SecAggPolicy(threatModel: .malicious, minimumCohort: 20, minimumContributors: 3)
+        #expect(try plan(10, []) == (9, 2))
+        #expect(try plan(10, [malicious]) == (9, 6))
+        #expect(try plan(10, [floor4]) == (9, 4))
+        #expect(try plan(10, [floor4], noise: 8) == (9, 8))
+        #expect(try plan(10, [bigCohorts]) == (9, 2))  // it will decline a cohort of 10
+        // A sparse graph at 300 for the coordinator's own model; a malicious member takes the complete one.
+        #expect(try plan(300, []).k < 299)
+        #expect(try plan(300, [malicious]) == (299, 158))
+        #expect(throws: ConfigurationError.self) { try plan(10, [], noise: 11) }
     }
 
     @Test func tokenBucketLimitsTheRate() {
