@@ -240,10 +240,7 @@ struct CapturingHandler: LogHandler {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {
-        log.append(.init(message: "\(message)", metadata: (metadata ?? [:]).mapValues { "\($0)" }))
+    func log(event: LogEvent) {
+        log.append(.init(message: "\(event.message)", metadata: (event.metadata ?? [:]).mapValues { "\($0)" }))
     }
 }

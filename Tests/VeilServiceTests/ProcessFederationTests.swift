@@ -32,7 +32,8 @@ import VeilTestSupport
         // signs the requests and never sees a private key.
         let ca = directory.appendingPathComponent("ca").path
         #expect(try VeilProcess.run(["ca", "init", "--dir", ca]).status == 0)
-        for (id, role) in [("coordinator", "coordinator")] + (1...4).map { ("p\($0)", "participant") } {
+        let holders = [("coordinator", "coordinator")] + (1...4).map { ("p\($0)", "participant") }
+        for (id, role) in holders {
             let folder = directory.appendingPathComponent(id).path
             let request = try VeilProcess.run(["ca", "request", "--id", id, "--role", role, "--out", folder])
             #expect(request.status == 0, "\(request.stderr)")
