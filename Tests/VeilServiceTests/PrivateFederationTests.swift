@@ -161,6 +161,43 @@ import VeilTestSupport
         #expect(throws: ConfigurationError.self) { try ServicePrivacyPlan.rotation(bad) }
     }
 
+    @Test func aParticipantWithABudgetIsNotSelectedForRoundsItCannotCost() async throws {
+        // No privacy plan: the participant with a budget of its own declared that it needs one
+        // (it would decline with ε = ∞), so the coordinator leaves it out of every cohort.
+        let directory = try RepositoryPaths.temporaryDirectory("veil-private-federation")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 5
+        c.rounds = 3
+        c.partition = .iid
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
+        network.serve.minParticipants = 4
+        network.serve.cohortSize = 4
+        network.participants[4].join.privacyBudget = ParticipantBudget(
+            epsilon: 10, ledger: directory.appendingPathComponent("ledger.json").path)
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 3 && summary.rounds.allSatisfy { $0.survivors == 4 })
+        let budgeted = try #require(summary.participants.first { $0.id == "participant-5" })
+        #expect(budgeted.roundsAssigned == 0 && budgeted.declines.isEmpty, "\(budgeted)")
+
+        // With two such participants only three can be planned for: the coordinator does not
+        // start, and says why.
+        let again = try RepositoryPaths.temporaryDirectory("veil-private-federation")
+        defer { try? FileManager.default.removeItem(at: again) }
+        var short = try NetworkSimulation(configuration: c, directory: again, roundDeadlineSeconds: 10)
+        short.serve.minParticipants = 4
+        short.serve.cohortSize = 4
+        short.serve.registrationTimeoutSeconds = 5
+        for i in [3, 4] {
+            short.participants[i].join.privacyBudget = ParticipantBudget(
+                epsilon: 10, ledger: again.appendingPathComponent("ledger-\(i).json").path)
+        }
+        let refusal = await #expect(throws: ConfigurationError.self) { try await short.run(logger: quietLogger()) }
+        let reason = refusal.map { "\($0)" } ?? ""
+        #expect(reason.contains("only 3 of the 4 participants needed connected"), "\(reason)")
+        #expect(reason.contains("2 more declare a privacy budget"), "\(reason)")
+    }
+
     @Test func aParticipantOverItsBudgetIsNotSelectedAndIsToldWhy() async throws {
         // The budget is what two of the four rounds cost: after two rounds nobody may go on.
         var privacy = ServicePrivacy(epsilon: 8)

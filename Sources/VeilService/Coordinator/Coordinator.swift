@@ -123,8 +123,8 @@ public actor Coordinator {
         var aggregator: PaillierAggregator
         var receipts: [ParticipantID: PaillierReceipt] = [:]
         var decrypting = false
-        /// The request the key holder is sent: the session's certificates.
-        let coordinatorCertificate: Data
+        /// The roster's certificates, in position order: the key holder checks the receipts
+        /// against them.
         let rosterCertificates: [Data]
         var contributed: Set<ParticipantID> { Set(receipts.keys) }
     }
@@ -504,10 +504,19 @@ public actor Coordinator {
     }
 
     /// Waits until at least `count` participants are connected, or the timeout passes.
+    /// Whether rounds can be planned for this participant: not when it declared that it needs a
+    /// distributed-DP plan to cost a round (`requires_privacy_plan`, a budget of its own) and
+    /// this coordinator has none — it would decline every round.
+    private func isPlannable(_ connection: Connection) -> Bool {
+        privacy?.distributed != nil || !connection.hello.policy.requiresPrivacyPlan
+    }
+
     private func waitForParticipants(_ count: Int, timeout: Double) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
         // A Paillier round cannot start without the key holder.
-        while connections.count < count || (configuration.secureSum == "paillier" && keyHolderConnection == nil) {
+        while connections.values.count(where: isPlannable) < count
+            || (configuration.secureSum == "paillier" && keyHolderConnection == nil)
+        {
             if ContinuousClock.now >= deadline || stopping { return false }
             Task { [weak self] in
                 try? await Task.sleep(for: .milliseconds(500))
@@ -535,8 +544,13 @@ public actor Coordinator {
                 let holder =
                     configuration.secureSum == "paillier" && keyHolderConnection == nil
                     ? " (and the key holder is not connected)" : ""
+                let plannable = connections.values.count(where: isPlannable)
+                let unplanned =
+                    plannable < connections.count
+                    ? " (\(connections.count - plannable) more declare a privacy budget, which needs a distributed-DP plan this coordinator does not run)"
+                    : ""
                 throw ConfigurationError(
-                    "only \(connections.count) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s\(holder)"
+                    "only \(plannable) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s\(unplanned)\(holder)"
                 )
             }
             guard let summary = try await runRound(completedRounds + 1) else { break }
@@ -585,7 +599,7 @@ public actor Coordinator {
         let c = configuration
         var selection = Xoshiro256(seed: c.seed, stream: UInt64(10_000_000 + number))
         let completed = (try? store.roundsCompleted()) ?? [:]
-        var candidates = connections.values.map {
+        var candidates = connections.values.filter(isPlannable).map {
             CohortSelection.Candidate(
                 id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: completed[$0.identity.id] ?? 0)
         }
@@ -777,7 +791,7 @@ public actor Coordinator {
             dimension: distributed?.paddedDimension ?? payloadLength, threatModel: threat,
             policies: cohort.compactMap { connections[$0]!.policy }, noiseShares: distributed?.minimumParticipants)
         codec = try Self.codec(c, addends: cohort.count)
-        let plan = trainingPlan(number, attempt: attempt)
+        let plan = trainingPlan(number)
         let encoding = payloadEncoding(codec)
         let broadcast = broadcastModel()
         let dpPlan = distributed.map { privacy!.plan($0) }
@@ -857,7 +871,7 @@ public actor Coordinator {
         let members = cohort.map { connections[$0]!.identity }
         let nonce = SecureBytes.random(count: 32).unsafeExposedBytes()
         let broadcast = broadcastModel()
-        let training = trainingPlan(number, attempt: attempt)
+        let training = trainingPlan(number)
         let encoding = payloadEncoding(codec)
         let planDigest = RoundPlanDigest.of(model: broadcast, training: training, encoding: encoding, distributedDP: nil)
         let session = try PaillierSession(
@@ -883,7 +897,7 @@ public actor Coordinator {
             paillier: PaillierRound(
                 session: session,
                 aggregator: PaillierAggregator(publicKey: key, packing: packing, dimension: dimension),
-                coordinatorCertificate: plan.coordinatorCertificate, rosterCertificates: rosterCertificates),
+                rosterCertificates: rosterCertificates),
             codec: codec, started: started, transcript: session.id)
         logger.info(
             "round started",
@@ -978,7 +992,7 @@ public actor Coordinator {
         request.bits = UInt32(session.packing.bitWidth.bits)
         request.maxAddends = UInt32(session.packing.maxAddends)
         request.nonce = Data(session.nonce)
-        request.coordinatorCertificate = paillier.coordinatorCertificate
+        request.coordinatorCertificate = Data(identity.certificateDER)
         request.rosterCertificates = paillier.rosterCertificates
         request.planDigest = Data(session.context)
         request.coordinatorSignature = Data(signingKey.signature(for: session.decryptionRequest(aggregate.ciphertexts)))
@@ -1075,9 +1089,9 @@ public actor Coordinator {
 
     // MARK: - Assignments
 
-    /// The round's training plan. Its seed salts the participants' own randomness (each
-    /// attempt's differs; a participant never trains the same way twice on request).
-    func trainingPlan(_ number: Int, attempt: Int) -> Veil_V1_TrainingPlan {
+    /// The round's training plan. Its seed only salts the participants' own randomness, which
+    /// already differs for every session (``ParticipantAgent/roundRandomness(_:)``).
+    func trainingPlan(_ number: Int) -> Veil_V1_TrainingPlan {
         let c = configuration
         var plan = Veil_V1_TrainingPlan()
         plan.algorithm = c.algorithm
@@ -1088,7 +1102,7 @@ public actor Coordinator {
         plan.weightDecay = c.weightDecay
         plan.proximalMu = algorithm.proximalMu
         plan.weightScale = c.weightScale
-        plan.seed = c.seed &+ UInt64(number) &* 1_000_003 &+ UInt64(attempt) &* 7_919
+        plan.seed = c.seed &+ UInt64(number) &* 1_000_003
         plan.model = c.model
         plan.features = UInt32(c.features)
         plan.classes = UInt32(c.classes)
