@@ -48,25 +48,16 @@ struct CACommand: ParsableCommand {
                 localhost); never IP addresses — participants verify the coordinator by its id.
                 """)
 
-        @Option(help: "The holder's id (1–64 of a–z A–Z 0–9 . - _).")
-        var id: String
-
-        @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
-        var role: FederationRole
-
-        @Option(help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
-        var host: [String] = []
+        @OptionGroup var holder: HolderOptions
 
         @Option(help: "The folder for the keys and the request (created if missing).")
         var out: String
 
         func run() throws {
-            guard role == .coordinator || host.isEmpty else { throw usageError("--host is for a coordinator's request") }
+            let hosts = try holder.hosts()
             do {
                 let files = try CertificateRequest.create(
-                    id: id, role: role,
-                    hosts: role == .coordinator ? (host.isEmpty ? ["localhost"] : host) : [],
-                    in: URL(fileURLWithPath: out))
+                    id: holder.id, role: holder.role, hosts: hosts, in: URL(fileURLWithPath: out))
                 print("created \(files.keyPath), \(files.signingKeyPath) (keep them here) and \(files.requestPath) (send it to the CA)")
             } catch { throw usageError("\(error)") }
         }
@@ -94,16 +85,14 @@ struct CACommand: ParsableCommand {
         @Option(help: "Also write the certificate here.")
         var out: String?
 
-        @Option(help: "Days of validity.")
-        var days = 365
+        @OptionGroup var validity: ValidityOptions
 
         func run() throws {
-            guard days >= 1 else { throw usageError("--days must be at least 1") }
+            let expiry = try validity.notValidAfter()
             do {
                 let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
                 let parsed = try CertificateRequest(path: request)
-                let (certificate, path) = try ca.sign(
-                    request: parsed, role: role, notValidAfter: Date().addingTimeInterval(Double(days) * 86400))
+                let (certificate, path) = try ca.sign(request: parsed, role: role, notValidAfter: expiry)
                 if let out, URL(fileURLWithPath: out).standardizedFileURL.path != URL(fileURLWithPath: path).standardizedFileURL.path {
                     try (try certificate.serializeAsPEM().pemString + "\n").write(
                         toFile: out, atomically: true, encoding: .utf8)
@@ -129,6 +118,24 @@ struct CACommand: ParsableCommand {
         @Option(help: "The CA's folder.")
         var dir: String
 
+        @OptionGroup var holder: HolderOptions
+
+        @OptionGroup var validity: ValidityOptions
+
+        func run() throws {
+            let (hosts, expiry) = (try holder.hosts(), try validity.notValidAfter())
+            do {
+                let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
+                let files = try ca.issue(id: holder.id, role: holder.role, hosts: hosts, notValidAfter: expiry)
+                print(
+                    "issued \(holder.role.rawValue) \(holder.id): \(files.certificatePath), \(files.keyPath), \(files.signingKeyPath)"
+                )
+            } catch { throw usageError("\(error)") }
+        }
+    }
+
+    /// Who a certificate is for: `veil ca request` and `veil ca issue`.
+    struct HolderOptions: ParsableArguments {
         @Option(help: "The holder's id (1–64 of a–z A–Z 0–9 . - _).")
         var id: String
 
@@ -138,20 +145,23 @@ struct CACommand: ParsableCommand {
         @Option(help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
         var host: [String] = []
 
+        /// The certificate's DNS names besides the id: a coordinator's only, localhost unless given.
+        func hosts() throws -> [String] {
+            guard role == .coordinator else {
+                guard host.isEmpty else { throw usageError("--host is for a coordinator's certificate") }
+                return []
+            }
+            return host.isEmpty ? ["localhost"] : host
+        }
+    }
+
+    struct ValidityOptions: ParsableArguments {
         @Option(help: "Days of validity.")
         var days = 365
 
-        func run() throws {
+        func notValidAfter() throws -> Date {
             guard days >= 1 else { throw usageError("--days must be at least 1") }
-            do {
-                let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
-                let files = try ca.issue(
-                    id: id, role: role, hosts: host.isEmpty ? ["localhost"] : host,
-                    notValidAfter: Date().addingTimeInterval(Double(days) * 86400))
-                print(
-                    "issued \(role.rawValue) \(id): \(files.certificatePath), \(files.keyPath), \(files.signingKeyPath)"
-                )
-            } catch { throw usageError("\(error)") }
+            return Date().addingTimeInterval(Double(days) * 86400)
         }
     }
 }

@@ -172,7 +172,7 @@ import X509
         try serializer.serialize(der)
         var bytes = serializer.serializedBytes
         bytes[bytes.count / 2] ^= 1
-        pem = try PEMDocument(type: "CERTIFICATE REQUEST", derBytes: bytes).pemString
+        pem = PEMDocument(type: "CERTIFICATE REQUEST", derBytes: bytes).pemString
         try pem.write(toFile: files.requestPath, atomically: true, encoding: .utf8)
         #expect(throws: CredentialError.self) { try CertificateRequest(path: files.requestPath) }
         #expect(!FileManager.default.fileExists(atPath: caDirectory.appendingPathComponent("p3.cert.pem").path))

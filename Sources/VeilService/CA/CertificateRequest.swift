@@ -21,7 +21,7 @@ public struct CertificateRequest: Sendable {
     public let role: FederationRole
     public let tlsKey: Certificate.PublicKey
     public let signingKey: Ed25519.PublicKey
-    /// Coordinators: the host names and addresses participants connect to.
+    /// Coordinators: the DNS names participants may reach it at, besides its id.
     public let hosts: [String]
 
     /// The files `create` writes in the holder's folder.

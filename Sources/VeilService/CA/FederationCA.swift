@@ -119,37 +119,31 @@ public struct FederationCA {
 
     /// Issues a certificate *and its holder's keys*, all in the CA's folder: a convenience
     /// for local testing and simulations only. Whoever holds the CA folder then holds every
-    /// holder's private keys; real federations use ``HolderKeys/request(id:role:hosts:in:)``
-    /// on each holder's machine and ``sign(request:role:notValidAfter:)`` here.
+    /// holder's private keys; real federations use ``CertificateRequest/create(id:role:hosts:in:)``
+    /// on each holder's machine and ``sign(request:role:notValidBefore:notValidAfter:)`` here —
+    /// which is what this does, in one folder.
     /// - Parameters:
     ///   - hosts: DNS names the certificate is valid for besides the id (coordinators only;
     ///     default localhost).
-    ///   - notValidAfter: the expiry (default a year from now).
+    ///   - notValidBefore, notValidAfter: the validity (default from five minutes ago to a
+    ///     year from now).
     public func issue(
         id: String, role: FederationRole, hosts: [String] = ["localhost"], notValidBefore: Date? = nil,
         notValidAfter: Date? = nil
     ) throws -> Credentials {
         try Self.validate(id: id)
-        let paths = Credentials(
-            certificatePath: directory.appendingPathComponent("\(id).cert.pem").path,
-            keyPath: directory.appendingPathComponent("\(id).key.pem").path,
-            signingKeyPath: directory.appendingPathComponent("\(id).signing.key").path)
-        for path in [paths.certificatePath, paths.keyPath, paths.signingKeyPath]
-        where FileManager.default.fileExists(atPath: path) {
-            throw CredentialError.alreadyExists(path)
+        let certificatePath = directory.appendingPathComponent("\(id).cert.pem").path
+        guard !FileManager.default.fileExists(atPath: certificatePath) else {
+            throw CredentialError.alreadyExists(certificatePath)
         }
-        let tlsKey = P256.Signing.PrivateKey()
-        let seed = SecureBytes.random(count: 32)
-        let signing = try Ed25519.PrivateKey(seed: seed)
+        let hosts = role == .coordinator ? hosts : []
+        // Checked before any key is written, so that a refusal leaves nothing behind.
         try refuseHostsNamingHolders(hosts, id: id)
-        let certificate = try certificate(
-            id: id, role: role, tlsKey: .init(tlsKey.publicKey), signingKey: signing.publicKey, hosts: hosts,
-            notValidBefore: notValidBefore, notValidAfter: notValidAfter)
-        try Self.writeSecret(tlsKey.pemRepresentation, to: URL(fileURLWithPath: paths.keyPath))
-        try Self.writeSecret(
-            Hex.encode(seed.unsafeExposedBytes()) + "\n", to: URL(fileURLWithPath: paths.signingKeyPath))
-        try Self.pem(certificate).write(toFile: paths.certificatePath, atomically: true, encoding: .utf8)
-        return paths
+        let files = try CertificateRequest.create(id: id, role: role, hosts: hosts, in: directory)
+        defer { try? FileManager.default.removeItem(atPath: files.requestPath) }
+        let request = try CertificateRequest(path: files.requestPath)
+        _ = try sign(request: request, role: role, notValidBefore: notValidBefore, notValidAfter: notValidAfter)
+        return Credentials(certificatePath: certificatePath, keyPath: files.keyPath, signingKeyPath: files.signingKeyPath)
     }
 
     /// Issues the certificate a holder requested (`veil ca sign`): the request's signature
@@ -160,9 +154,9 @@ public struct FederationCA {
     /// no private key but the CA's own). An id is certified once.
     /// - Returns: the certificate, and where it was recorded.
     /// - Throws: ``CredentialError``.
-    public func sign(request: CertificateRequest, role: FederationRole, notValidAfter: Date? = nil) throws -> (
-        certificate: Certificate, path: String
-    ) {
+    public func sign(
+        request: CertificateRequest, role: FederationRole, notValidBefore: Date? = nil, notValidAfter: Date? = nil
+    ) throws -> (certificate: Certificate, path: String) {
         guard request.role == role else {
             throw CredentialError.wrongRole(expected: role, actual: request.role.rawValue)
         }
@@ -171,7 +165,7 @@ public struct FederationCA {
         try refuseHostsNamingHolders(request.hosts, id: request.id)
         let certificate = try certificate(
             id: request.id, role: request.role, tlsKey: request.tlsKey, signingKey: request.signingKey,
-            hosts: request.hosts, notValidBefore: nil, notValidAfter: notValidAfter)
+            hosts: request.hosts, notValidBefore: notValidBefore, notValidAfter: notValidAfter)
         try Self.pem(certificate).write(toFile: path, atomically: true, encoding: .utf8)
         return (certificate, path)
     }
