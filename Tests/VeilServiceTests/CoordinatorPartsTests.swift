@@ -168,6 +168,40 @@ import VeilWire
         #expect(throws: ConfigurationError.self) { try ServeConfiguration.load(path: file.path) }
     }
 
+    /// A misspelt key must not silently leave a setting at its default: every configuration
+    /// file, and every object in one, refuses a key it does not know, naming it.
+    @Test func everyConfigurationRefusesAnUnknownKeyByName() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-config-keys")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("config.json")
+        let tls = #""tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}"#
+        let cases: [(String, (String) throws -> Void, String)] = [
+            (#"{\#(tls), "round": 7}"#, { _ = try ServeConfiguration.load(path: $0) }, #"the configuration: unknown key "round""#),
+            (
+                #"{\#(tls), "privacy": {"epsilon": 1, "mechanism": "ddg"}}"#, { _ = try ServeConfiguration.load(path: $0) },
+                #"privacy: unknown key "mechanism""#
+            ),
+            (
+                #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s", "cert": "y"}}"#,
+                { _ = try ServeConfiguration.load(path: $0) }, #"tls: unknown key "cert""#
+            ),
+            (#"{\#(tls), "reconnect": 3}"#, { _ = try JoinConfiguration.load(path: $0) }, #"the configuration: unknown key "reconnect""#),
+            (
+                #"{\#(tls), "secret_key": "p.key", "min_contributers": 2}"#,
+                { _ = try KeyHolderConfiguration.load(path: $0) }, #"the configuration: unknown key "min_contributers""#
+            ),
+        ]
+        for (json, load, message) in cases {
+            try json.write(to: file, atomically: true, encoding: .utf8)
+            do {
+                try load(file.path)
+                Issue.record("accepted \(json)")
+            } catch {
+                #expect("\(error)" == message, "\(json)")
+            }
+        }
+    }
+
     @Test func privacyConfigurationDefaultsAndRefusals() throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-config-privacy")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -28,6 +28,16 @@ public struct TLSFiles: Codable, Hashable, Sendable {
         self.signingKey = signingKey
     }
 
+    enum CodingKeys: String, CodingKey, CaseIterable { case ca, certificate, key, signingKey }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "tls")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            ca: c.decode(String.self, forKey: .ca), certificate: c.decode(String.self, forKey: .certificate),
+            key: c.decode(String.self, forKey: .key), signingKey: c.decode(String.self, forKey: .signingKey))
+    }
+
     /// The files `veil ca issue` wrote for `id` in `directory`.
     public init(directory: String, id: String) {
         let d = URL(fileURLWithPath: directory)
@@ -106,20 +116,19 @@ public struct ServicePrivacy: Codable, Hashable, Sendable {
         self.mode = mode
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, epsilon, delta, clip, participantBudget, alertFraction, bits, minContributors
     }
 
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "privacy")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(epsilon: try c.decode(Double.self, forKey: .epsilon))
-        if let v = try c.decodeIfPresent(Mode.self, forKey: .mode) { mode = v }
-        if let v = try c.decodeIfPresent(Int.self, forKey: .bits) { bits = v }
+        try c.take(.mode, &mode); try c.take(.bits, &bits)
         minContributors = try c.decodeIfPresent(Int.self, forKey: .minContributors)
-        if let v = try c.decodeIfPresent(Double.self, forKey: .delta) { delta = v }
-        if let v = try c.decodeIfPresent(Double.self, forKey: .clip) { clip = v }
+        try c.take(.delta, &delta); try c.take(.clip, &clip)
         participantBudget = try c.decodeIfPresent(Double.self, forKey: .participantBudget)
-        if let v = try c.decodeIfPresent(Double.self, forKey: .alertFraction) { alertFraction = v }
+        try c.take(.alertFraction, &alertFraction)
     }
 
     /// The budget the ledger applies.
@@ -213,30 +222,28 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     }
 
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(tls: try c.decode(TLSFiles.self, forKey: .tls))
-        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try take(.federation, &federation); try take(.host, &host); try take(.port, &port)
+        try c.take(.federation, &federation); try c.take(.host, &host); try c.take(.port, &port)
         if c.contains(.metricsPort) { metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) }
-        try take(.state, &state); try take(.rounds, &rounds); try take(.minParticipants, &minParticipants)
-        try take(.cohortSize, &cohortSize); try take(.selection, &selection)
-        try take(.roundDeadlineSeconds, &roundDeadlineSeconds);
-        try take(.trainingDeadlineSeconds, &trainingDeadlineSeconds)
-        try take(.registrationTimeoutSeconds, &registrationTimeoutSeconds); try take(.model, &model)
-        try take(.maxRoundAttempts, &maxRoundAttempts)
-        try take(.features, &features); try take(.classes, &classes); try take(.algorithm, &algorithm)
-        try take(.localEpochs, &localEpochs); try take(.batchSize, &batchSize); try take(.learningRate, &learningRate)
-        try take(.momentum, &momentum); try take(.weightDecay, &weightDecay); try take(.proximalMu, &proximalMu)
-        try take(.serverMomentum, &serverMomentum); try take(.serverLearningRate, &serverLearningRate)
-        try take(.weightScale, &weightScale); try take(.payloadBits, &payloadBits); try take(.payloadClip, &payloadClip)
-        try take(.threatModel, &threatModel); try take(.corruptFraction, &corruptFraction)
-        try take(.dropoutFraction, &dropoutFraction); try take(.securityBits, &securityBits)
+        try c.take(.state, &state); try c.take(.rounds, &rounds); try c.take(.minParticipants, &minParticipants)
+        try c.take(.cohortSize, &cohortSize); try c.take(.selection, &selection)
+        try c.take(.roundDeadlineSeconds, &roundDeadlineSeconds);
+        try c.take(.trainingDeadlineSeconds, &trainingDeadlineSeconds)
+        try c.take(.registrationTimeoutSeconds, &registrationTimeoutSeconds); try c.take(.model, &model)
+        try c.take(.maxRoundAttempts, &maxRoundAttempts)
+        try c.take(.features, &features); try c.take(.classes, &classes); try c.take(.algorithm, &algorithm)
+        try c.take(.localEpochs, &localEpochs); try c.take(.batchSize, &batchSize); try c.take(.learningRate, &learningRate)
+        try c.take(.momentum, &momentum); try c.take(.weightDecay, &weightDecay); try c.take(.proximalMu, &proximalMu)
+        try c.take(.serverMomentum, &serverMomentum); try c.take(.serverLearningRate, &serverLearningRate)
+        try c.take(.weightScale, &weightScale); try c.take(.payloadBits, &payloadBits); try c.take(.payloadClip, &payloadClip)
+        try c.take(.threatModel, &threatModel); try c.take(.corruptFraction, &corruptFraction)
+        try c.take(.dropoutFraction, &dropoutFraction); try c.take(.securityBits, &securityBits)
         if c.contains(.evaluate) { evaluate = try c.decodeIfPresent(String.self, forKey: .evaluate) }
-        try take(.maxMessageBytes, &maxMessageBytes); try take(.messagesPerSecond, &messagesPerSecond)
-        try take(.messageBurst, &messageBurst); try take(.seed, &seed)
-        try take(.secureSum, &secureSum); try take(.keyHolder, &keyHolder)
+        try c.take(.maxMessageBytes, &maxMessageBytes); try c.take(.messagesPerSecond, &messagesPerSecond)
+        try c.take(.messageBurst, &messageBurst); try c.take(.seed, &seed)
+        try c.take(.secureSum, &secureSum); try c.take(.keyHolder, &keyHolder)
         privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
     }
 
@@ -319,27 +326,25 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
 
     public init(tls: TLSFiles) { self.tls = tls }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
         case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy
     }
 
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(tls: try c.decode(TLSFiles.self, forKey: .tls))
-        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try take(.host, &host); try take(.port, &port); try take(.coordinator, &coordinator)
-        try take(.dataset, &dataset); try take(.partition, &partition)
-        try take(.clients, &clients); try take(.index, &index); try take(.seed, &seed)
+        try c.take(.host, &host); try c.take(.port, &port); try c.take(.coordinator, &coordinator)
+        try c.take(.dataset, &dataset); try c.take(.partition, &partition)
+        try c.take(.clients, &clients); try c.take(.index, &index); try c.take(.seed, &seed)
         cores = try c.decodeIfPresent(Int.self, forKey: .cores)
         memoryBytes = try c.decodeIfPresent(UInt64.self, forKey: .memoryBytes)
         battery = try c.decodeIfPresent(Double.self, forKey: .battery)
         linkBitsPerSecond = try c.decodeIfPresent(UInt64.self, forKey: .linkBitsPerSecond)
-        try take(.reconnectAttempts, &reconnectAttempts)
+        try c.take(.reconnectAttempts, &reconnectAttempts)
         privacyBudget = try c.decodeIfPresent(ParticipantBudget.self, forKey: .privacyBudget)
-        try take(.policy, &policy)
+        try c.take(.policy, &policy)
     }
 
     public static func load(path: String) throws -> JoinConfiguration {
@@ -384,8 +389,7 @@ public struct ParticipantBudget: Codable, Hashable, Sendable {
         try refuseUnknownKeys(decoder, CodingKeys.self, in: "privacy_budget")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         epsilon = try c.decode(Double.self, forKey: .epsilon)
-        if let v = try c.decodeIfPresent(Double.self, forKey: .delta) { delta = v }
-        if let v = try c.decodeIfPresent(String.self, forKey: .ledger) { ledger = v }
+        try c.take(.delta, &delta); try c.take(.ledger, &ledger)
         maxRoundEpsilon = try c.decodeIfPresent(Double.self, forKey: .maxRoundEpsilon)
     }
 
@@ -425,6 +429,33 @@ func describe(_ error: DecodingError) -> String {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// Decodes `key` into `value` when the file has it; otherwise `value` keeps its default.
+    func take<T: Decodable>(_ key: Key, _ value: inout T) throws {
+        if let v = try decodeIfPresent(T.self, forKey: key) { value = v }
+    }
+}
+
+/// Any key of a JSON object.
+private struct AnyKey: CodingKey {
+    let stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Refuses an object with a key its type does not know, naming the key as the file spells it.
+func refuseUnknownKeys<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _: Keys.Type, in section: String) throws {
+    let known = Set(Keys.allCases.map(\.stringValue))
+    let container = try decoder.container(keyedBy: AnyKey.self)
+    if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+        let spelled = unknown.reduce(into: "") { out, c in
+            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+        }
+        throw ConfigurationError("\(section): unknown key \"\(spelled)\"")
+    }
+}
+
 /// `veil keyholder --config FILE`: the party that holds the Paillier secret key.
 public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
     public var host = "127.0.0.1"
@@ -447,20 +478,18 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
         self.secretKey = secretKey
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, secretKey, minimumContributors, bits, maxAddends, reconnectAttempts, record
     }
 
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             tls: try c.decode(TLSFiles.self, forKey: .tls), secretKey: try c.decode(String.self, forKey: .secretKey))
-        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try take(.host, &host); try take(.port, &port); try take(.coordinator, &coordinator)
-        try take(.minimumContributors, &minimumContributors); try take(.bits, &bits); try take(.maxAddends, &maxAddends)
-        try take(.reconnectAttempts, &reconnectAttempts); try take(.record, &record)
+        try c.take(.host, &host); try c.take(.port, &port); try c.take(.coordinator, &coordinator)
+        try c.take(.minimumContributors, &minimumContributors); try c.take(.bits, &bits); try c.take(.maxAddends, &maxAddends)
+        try c.take(.reconnectAttempts, &reconnectAttempts); try c.take(.record, &record)
     }
 
     public static func load(path: String) throws -> KeyHolderConfiguration {

@@ -44,13 +44,10 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
     public init(from decoder: any Decoder) throws {
         try refuseUnknownKeys(decoder, CodingKeys.self, in: "policy")
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        func take<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try take(.adversary, &adversary); try take(.corruptFraction, &corruptFraction)
-        try take(.dropoutFraction, &dropoutFraction); try take(.securityBits, &securityBits)
-        try take(.minCohort, &minCohort); try take(.minContributors, &minContributors)
-        try take(.keyHolder, &keyHolder); try take(.paillierMinBits, &paillierMinBits)
+        try c.take(.adversary, &adversary); try c.take(.corruptFraction, &corruptFraction)
+        try c.take(.dropoutFraction, &dropoutFraction); try c.take(.securityBits, &securityBits)
+        try c.take(.minCohort, &minCohort); try c.take(.minContributors, &minContributors)
+        try c.take(.keyHolder, &keyHolder); try c.take(.paillierMinBits, &paillierMinBits)
         paillierFingerprint = try c.decodeIfPresent(String.self, forKey: .paillierFingerprint)
     }
 
@@ -135,25 +132,5 @@ extension Veil_V1_DeclineCode {
         case .declineAborted: "aborted"
         case .declineUnspecified, .UNRECOGNIZED: "unspecified"
         }
-    }
-}
-
-/// Any key of a JSON object.
-private struct AnyKey: CodingKey {
-    let stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-/// Refuses an object with a key its type does not know, naming the key as the file spells it.
-func refuseUnknownKeys<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _: Keys.Type, in section: String) throws {
-    let known = Set(Keys.allCases.map(\.stringValue))
-    let container = try decoder.container(keyedBy: AnyKey.self)
-    if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-        let spelled = unknown.reduce(into: "") { out, c in
-            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
-        }
-        throw ConfigurationError("\(section): unknown key \"\(spelled)\"")
     }
 }
