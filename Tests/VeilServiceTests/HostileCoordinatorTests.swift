@@ -77,6 +77,25 @@ import X509
         }
     }
 
+    /// A masking session over the stage's whole roster, bound to the plan of
+    /// ``basicAssignment(_:round:cohort:)`` for round 1; the server is the hostile coordinator
+    /// unless another is named.
+    func session(
+        _ stage: Stage, _ parameters: SecAggParameters, nonce: UInt8, server: Ed25519.PublicKey? = nil
+    ) throws -> SecAggSession {
+        try SecAggSession(
+            parameters: parameters, serverIdentity: server ?? stage.coordinator.signingKey.publicKey,
+            clientIdentities: stage.ids.map(\.signingKey), nonce: [UInt8](repeating: nonce, count: 32),
+            context: RoundPlanDigest.of(basicAssignment(stage.network, round: 1, cohort: stage.ids.count)))
+    }
+
+    /// Every member's assignment to `session`, in position order.
+    func assignments(_ stage: Stage, _ session: SecAggSession) throws -> [Veil_V1_RoundAssignment] {
+        try (1...session.parameters.clientCount).map {
+            try assignment(stage.network, coordinator: stage.coordinator, session: session, cohort: stage.ids, position: $0)
+        }
+    }
+
     /// The assignment an honest coordinator would send for a masking round, with the threshold
     /// and threat model the attacker chose.
     func assignment(
@@ -304,12 +323,8 @@ import X509
         let parameters = try SecAggParameters(
             clientCount: n, threshold: 3, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
             threatModel: threat)
-        let session = try SecAggSession(
-            parameters: parameters, serverIdentity: coordinator.signingKey.publicKey,
-            clientIdentities: ids.map(\.signingKey), nonce: [UInt8](repeating: 7, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
-        let assignments = try (1...n).map {
-            try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: $0)
-        }
+        let session = try session(stage, parameters, nonce: 7)
+        let assignments = try assignments(stage, session)
         let participants = session.participants
         let outcome = try await splitView(
             coordinator, session: session, cohort: ids, assignments: assignments, target: participants[0],
@@ -339,16 +354,14 @@ import X509
         let n = 10
         let stage = try await stage(clients: n)
         defer { stage.close() }
-        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
-        let session = try SecAggSession(
-            parameters: try SecAggParameters(
+        let (coordinator, ids) = (stage.coordinator, stage.ids)
+        let session = try session(
+            stage,
+            try SecAggParameters(
                 clientCount: n, threshold: 6, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
                 threatModel: .malicious),
-            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 8, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
-        let assignments = try (1...n).map {
-            try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: $0)
-        }
+            nonce: 8)
+        let assignments = try assignments(stage, session)
         let p = session.participants
         // The attacker's best split: the target and five others see it survive, four see it drop.
         let outcome = try await splitView(
@@ -374,12 +387,12 @@ import X509
         let stage = try await stage(clients: n, joining: [0])
         defer { stage.close() }
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
-        let session = try SecAggSession(
-            parameters: try SecAggParameters(
+        let session = try session(
+            stage,
+            try SecAggParameters(
                 clientCount: n, threshold: 2, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
                 threatModel: .honestButCurious),
-            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 5, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
+            nonce: 5)
         var a = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         a.session.threshold = UInt32(threshold)
         coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
@@ -398,12 +411,12 @@ import X509
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         _ = try FederationCA(directory: stage.directory).issue(id: "rogue-coordinator", role: .coordinator)
         let rogue = try TLSFiles(directory: stage.directory.path, id: "rogue-coordinator").credentials(role: .coordinator)
-        let session = try SecAggSession(
-            parameters: try SecAggParameters(
+        let session = try session(
+            stage,
+            try SecAggParameters(
                 clientCount: n, threshold: 3, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
                 threatModel: .malicious),
-            serverIdentity: rogue.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 4, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
+            nonce: 4, server: rogue.signingKey.publicKey)
         var a = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         a.session.coordinatorCertificate = Data(rogue.identity.certificateDER)
         coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
@@ -735,17 +748,14 @@ import X509
         let n = 3
         let stage = try await stage(clients: n)
         defer { stage.close() }
-        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
-        let context = RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n))
-        let session = try SecAggSession(
-            parameters: try SecAggParameters(
+        let (coordinator, ids) = (stage.coordinator, stage.ids)
+        let session = try session(
+            stage,
+            try SecAggParameters(
                 clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
                 threatModel: .malicious),
-            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 3, count: 32), context: context)
-        var assignments = try (1...n).map {
-            try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: $0)
-        }
+            nonce: 3)
+        var assignments = try assignments(stage, session)
         for i in 1..<n { assignments[i].training.learningRate = 0; assignments[i].training.weightScale = 1e15 }
         let outcome = try await splitView(
             coordinator, session: session, cohort: ids, assignments: assignments, target: session.participants[0],
@@ -860,12 +870,12 @@ import X509
         settings.minContributors = n
         let plan = try ServicePrivacyPlan(settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
         let mechanism = try #require(plan.distributed)
-        let session = try SecAggSession(
-            parameters: try SecAggParameters(
+        let session = try session(
+            stage,
+            try SecAggParameters(
                 clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: mechanism.bitWidth,
                 dimension: mechanism.paddedDimension, threatModel: .malicious),
-            serverIdentity: coordinator.signingKey.publicKey, clientIdentities: ids.map(\.signingKey),
-            nonce: [UInt8](repeating: 9, count: 32), context: RoundPlanDigest.of(basicAssignment(network, round: 1, cohort: n)))
+            nonce: 9)
         let base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         var central = base
         central.training.dpClip = 1
