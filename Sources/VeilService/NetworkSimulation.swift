@@ -24,9 +24,9 @@ public struct NetworkSimulation: Sendable {
         configuration c: FederatedConfiguration, directory: URL, roundDeadlineSeconds: Double = 30,
         paillierBits: Int? = nil
     ) throws {
-        guard let algorithm = Self.algorithmName(c.algorithm) else {
+        guard let algorithm = c.algorithm.fedAvgFamilyMember else {
             throw ConfigurationError(
-                "the network federation runs the FedAvg family (\(ServeConfiguration.algorithms.joined(separator: ", "))), not \(c.algorithm.name)"
+                "the network federation runs the FedAvg family (\(FedAvgFamilyMember.allCases.map(\.rawValue).joined(separator: ", "))), not \(c.algorithm.name)"
             )
         }
         if let why = Self.privacyBlocker(c, paillier: paillierBits != nil) { throw ConfigurationError(why) }
@@ -46,7 +46,7 @@ public struct NetworkSimulation: Sendable {
         serve.roundDeadlineSeconds = roundDeadlineSeconds
         serve.trainingDeadlineSeconds = max(roundDeadlineSeconds, 60)
         serve.registrationTimeoutSeconds = 60
-        serve.model = c.model
+        serve.model = try ModelArchitecture(parsing: c.model)
         serve.features = simulation.data.featureCount
         serve.classes = simulation.data.classCount
         serve.algorithm = algorithm
@@ -73,11 +73,14 @@ public struct NetworkSimulation: Sendable {
             privacy.minContributors = p.minimumParticipants ?? cohort
             serve.privacy = privacy
         }
+        // Every setting of the algorithm goes to the coordinator: a flag the network path
+        // dropped would silently run another algorithm than the one asked for.
         switch c.algorithm {
         case .fedProx(let mu): serve.proximalMu = mu
         case .fedAvgM(let beta): serve.serverMomentum = beta
-        case .fedAdagrad(let eta, _), .fedAdam(let eta, _, _, _), .fedYogi(let eta, _, _, _):
-            serve.serverLearningRate = eta
+        case .fedAdagrad(let eta, let tau): (serve.serverLearningRate, serve.tau) = (eta, tau)
+        case .fedAdam(let eta, let b1, let b2, let tau), .fedYogi(let eta, let b1, let b2, let tau):
+            (serve.serverLearningRate, serve.beta1, serve.beta2, serve.tau) = (eta, b1, b2, tau)
         default: break
         }
         if let bits = paillierBits {
@@ -86,7 +89,7 @@ public struct NetworkSimulation: Sendable {
             try FederationCA.writeSecret(
                 String(decoding: try PaillierKeyFiles.secretFile(key), as: UTF8.self), to: secretPath)
             _ = try ca.issue(id: serve.keyHolder, role: .keyHolder)
-            serve.secureSum = "paillier"
+            serve.secureSum = .paillier
             var holder = KeyHolderConfiguration(
                 tls: TLSFiles(directory: directory.path, id: serve.keyHolder), secretKey: secretPath.path)
             holder.minimumContributors = min(SecAggParameters.thresholdFloor, serve.cohortSize)
@@ -127,11 +130,6 @@ public struct NetworkSimulation: Sendable {
         if p.adaptiveQuantile != nil { return "adaptive clipping runs in-process" }
         if p.mode != .central && paillier { return "distributed noise is summed by secure aggregation, not Paillier" }
         return nil
-    }
-
-    /// The service's name of an algorithm it runs, or nil.
-    static func algorithmName(_ a: AlgorithmChoice) -> String? {
-        ServeConfiguration.algorithms.contains(a.name) ? a.name : nil
     }
 
     /// Runs the federation to its end.

@@ -88,7 +88,7 @@ extension BenchCommand {
             serve.registrationTimeoutSeconds = 600
             serve.messageBurst = 1e6
             serve.messagesPerSecond = 1e6
-            serve.threatModel = threatModel.rawValue
+            serve.threatModel = threatModel
             let logger = quietLogger(.warning, label: "veil.bench")
             let coordinator = try Coordinator(configuration: serve, logger: logger)
             let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)

@@ -204,27 +204,24 @@ struct SimulateCommand: AsyncParsableCommand {
         c.seed = seed
         c.privacy = try privacy.configuration()
         let o = algorithmOptions
-        let cohort = max(1, Int((fraction * Double(clients)).rounded()))
-        c.algorithm =
-            switch algorithm {
-            case "fedavgm": .fedAvgM(beta: o.serverMomentum)
-            case "fedprox": .fedProx(mu: o.mu)
-            case "fedadagrad": .fedAdagrad(learningRate: o.serverLr, tau: o.tau)
-            case "fedadam": .fedAdam(learningRate: o.serverLr, beta1: o.beta1, beta2: o.beta2, tau: o.tau)
-            case "fedyogi": .fedYogi(learningRate: o.serverLr, beta1: o.beta1, beta2: o.beta2, tau: o.tau)
-            case "scaffold": .scaffold
-            case "fednova": .fedNova
-            case "fedbuff":
-                .fedBuff(
-                    buffer: o.buffer ?? max(1, (o.concurrency ?? cohort) / 2), concurrency: o.concurrency ?? cohort)
-            case "ifca": .ifca(clusters: o.clusters)
-            case "ditto": .ditto(lambda: o.lambda)
-            case "qfedavg": .qFedAvg(q: o.q)
-            case "median": .robust(.median)
-            case "trimmed-mean": .robust(.trimmedMean(fraction: o.trim))
-            case "krum": .robust(.krum(byzantine: o.byzantine))
-            default: .fedAvg
-            }
+        var settings = AlgorithmSettings()
+        settings.proximalMu = o.mu
+        settings.serverMomentum = o.serverMomentum
+        settings.serverLearningRate = o.serverLr
+        settings.beta1 = o.beta1
+        settings.beta2 = o.beta2
+        settings.tau = o.tau
+        settings.buffer = o.buffer
+        settings.concurrency = o.concurrency
+        settings.clusters = o.clusters
+        settings.lambda = o.lambda
+        settings.q = o.q
+        settings.trim = o.trim
+        settings.byzantine = o.byzantine
+        do {
+            c.algorithm = try AlgorithmChoice(
+                name: algorithm, settings: settings, cohort: max(1, Int((fraction * Double(clients)).rounded())))
+        } catch { throw usageError(error.description) }
         return c
     }
 
@@ -365,7 +362,7 @@ extension SimulateCommand {
         if let why = NetworkSimulation.privacyBlocker(c, paillier: secureSum == "paillier") { return why }
         if c.stragglerFraction > 0 { return "stragglers run in-process" }
         guard case .digits = c.dataset else { return "the network federation trains on digits" }
-        if !["fedavg", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi"].contains(algorithm) {
+        if FedAvgFamilyMember(rawValue: algorithm) == nil {
             return "the network federation runs the FedAvg family, not \(algorithm)"
         }
         return nil

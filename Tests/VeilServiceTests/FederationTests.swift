@@ -54,7 +54,7 @@ import VeilWire
     func theDefaultFederationsRunAtTheMaliciousThreshold(clients: Int, threshold: Int) async throws {
         let (network, directory) = try federation(clients: clients, rounds: 2)
         defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(network.serve.threatModel == "malicious")
+        #expect(network.serve.threatModel == .malicious)
         #expect(network.participants.allSatisfy { $0.join.policy.adversary == .malicious })
         let summary = try await network.run(logger: quiet)
         #expect(summary.completedRounds == 2)

@@ -145,7 +145,7 @@ import X509
             $0.features = 64
             $0.classes = 10
         }
-        let codec = try! Coordinator.codec(serve, addends: cohort)  // the configuration's ring fits
+        let codec = try! RoundTask.codec(serve, addends: cohort)  // the configuration's ring fits
         a.encoding = .with {
             $0.clip = codec.clip
             $0.fractionalBits = UInt32(codec.fractionalBits)
@@ -331,7 +331,7 @@ import X509
             groupA: Array(participants[0..<3]), groupB: Array(participants[3...]))
         switch outcome {
         case .recovered(let input):
-            let codec = try Coordinator.codec(network.serve, addends: n)
+            let codec = try RoundTask.codec(network.serve, addends: n)
             let values = try codec.decode(input)
             Issue.record(
                 "the split view unmasked participant 1's input (its weight coordinate \(values.last!); a payload: \(isPayload(values, of: network, participant: 0)))"
@@ -622,7 +622,7 @@ import X509
 
     /// Whether a decryption is participant `i`'s FedAvg payload (its weight coordinate n_k/scale).
     func revealsPayload(_ scene: PaillierScene, _ result: Veil_V1_DecryptResult, of i: Int) throws -> Bool {
-        let codec = try Coordinator.codec(scene.stage.network.serve, addends: 3)
+        let codec = try RoundTask.codec(scene.stage.network.serve, addends: 3)
         let values = try codec.decode(try ModularVector(elements: result.sum, bitWidth: BitWidth(64)))
         return isPayload(values, of: scene.stage.network, participant: i)
     }

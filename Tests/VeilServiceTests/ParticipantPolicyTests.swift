@@ -81,7 +81,7 @@ import VeilWire
         let network = try NetworkSimulation(configuration: c, directory: directory)
         let agent = try ParticipantAgent(
             configuration: network.participants[0].join, data: network.participants[0].data, logger: quietLogger())
-        let codec = try Coordinator.codec(network.serve, addends: 3)
+        let codec = try RoundTask.codec(network.serve, addends: 3)
         var a = Veil_V1_RoundAssignment()
         a.round = 1
         a.position = 1

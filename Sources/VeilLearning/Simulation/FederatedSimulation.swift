@@ -322,20 +322,9 @@ public struct FederatedSimulation {
 
     func makeAlgorithm(initial: [Double], generator: inout Xoshiro256) -> any FederatedAlgorithm {
         switch configuration.algorithm {
-        case .fedAvg: FedAvgFamily(name: "fedavg", initial: initial, dropsStragglers: true)
-        case .fedAvgM(let beta):
-            FedAvgFamily(name: "fedavgm", initial: initial, serverOptimizer: .momentum(learningRate: 1, beta: beta))
-        case .fedProx(let mu): FedAvgFamily(name: "fedprox", initial: initial, proximalMu: mu)
-        case .fedAdagrad(let eta, let tau):
-            FedAvgFamily(name: "fedadagrad", initial: initial, serverOptimizer: .adagrad(learningRate: eta, tau: tau))
-        case .fedAdam(let eta, let b1, let b2, let tau):
-            FedAvgFamily(
-                name: "fedadam", initial: initial,
-                serverOptimizer: .adam(learningRate: eta, beta1: b1, beta2: b2, tau: tau))
-        case .fedYogi(let eta, let b1, let b2, let tau):
-            FedAvgFamily(
-                name: "fedyogi", initial: initial,
-                serverOptimizer: .yogi(learningRate: eta, beta1: b1, beta2: b2, tau: tau))
+        case .fedAvg, .fedAvgM, .fedProx, .fedAdagrad, .fedAdam, .fedYogi:
+            // Built where the service builds them; non-nil for exactly these cases.
+            configuration.algorithm.fedAvgFamily(initial: initial)!
         case .scaffold: Scaffold(initial: initial, population: data.clients.count)
         case .fedNova: FedNova(initial: initial)
         case .fedBuff: FedAvgFamily(name: "fedbuff", initial: initial)

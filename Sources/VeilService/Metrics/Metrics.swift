@@ -1,85 +1,112 @@
+import CoreMetrics
 import Foundation
-import Synchronization
+import Prometheus
 
-/// The coordinator's metrics, rendered in Prometheus' text exposition format (version 0.0.4)
-/// at `/metrics`. Counters only grow; gauges are set; each series is a name plus sorted labels.
+/// The coordinator's metrics: recorded through swift-metrics into this coordinator's own
+/// swift-prometheus registry (not the process-wide bootstrap, so that several coordinators in
+/// one process — tests, `veil simulate` — keep separate counts), rendered in Prometheus' text
+/// exposition format at `/metrics`. Every label value comes from a closed set (``RoundStage``,
+/// ``RoundAbort/Kind``, ``RefusalReason``, drop and decline codes): a peer cannot mint series.
 public final class Metrics: Sendable {
-    private struct Series: Hashable, Comparable {
-        let name: String
-        let labels: [String: String]
-
-        var rendered: String {
-            guard !labels.isEmpty else { return name }
-            let pairs = labels.keys.sorted().map { key in
-                let value = labels[key]!.replacingOccurrences(of: "\\", with: "\\\\")
-                    .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-                return "\(key)=\"\(value)\""
-            }
-            return "\(name){\(pairs.joined(separator: ","))}"
-        }
-
-        static func < (a: Series, b: Series) -> Bool { a.rendered < b.rendered }
+    public enum Kind: String, Sendable {
+        case counter, gauge, histogram
     }
 
-    private struct State {
-        var counters: [Series: Double] = [:]
-        var gauges: [Series: Double] = [:]
-    }
-
-    /// Help text for each metric name, as the exposition's `# HELP` and `# TYPE` lines.
-    public static let catalogue: [(name: String, type: String, help: String)] = [
-        ("veil_rounds_total", "counter", "Secure-aggregation rounds by outcome (completed, aborted, interrupted)."),
-        ("veil_participants_connected", "gauge", "Participants with an open stream."),
-        ("veil_participants_registered_total", "counter", "Registrations (Hello) accepted."),
-        ("veil_round_cohort", "gauge", "Participants selected in the current or last round."),
-        ("veil_round_survivors", "gauge", "Participants whose input is in the last round's sum."),
-        ("veil_dropouts_total", "counter", "Participants dropped, by protocol round and reason."),
-        ("veil_round_seconds", "gauge", "Wall time of the last finished round."),
-        ("veil_round_seconds_total", "counter", "Wall time of all finished rounds."),
-        ("veil_bytes_received_total", "counter", "Protocol message bytes received from participants."),
-        ("veil_bytes_sent_total", "counter", "Protocol message bytes sent to participants."),
-        ("veil_aborts_total", "counter", "Aborted rounds by reason."),
-        ("veil_refused_messages_total", "counter", "Participant messages refused, by reason."),
-        ("veil_model_accuracy", "gauge", "Test accuracy of the global model after the last round, when evaluated."),
-        ("veil_rounds_completed", "gauge", "Completed rounds of the federation (resumed from the store)."),
+    /// Every metric the coordinator exports, with its help text (`Specs/wire.md` §9). A family
+    /// appears at `/metrics` with its `# HELP` and `# TYPE` lines even before its first sample.
+    public static let catalogue: [(name: String, kind: Kind, help: String)] = [
+        ("veil_rounds_total", .counter, "Secure-aggregation rounds by outcome (completed, aborted, interrupted)."),
+        ("veil_participants_connected", .gauge, "Participants with an open stream."),
+        ("veil_participants_registered_total", .counter, "Registrations (Hello) accepted."),
+        ("veil_round_cohort", .gauge, "Participants selected in the current or last round."),
+        ("veil_round_survivors", .gauge, "Participants whose input is in the last round's sum."),
+        ("veil_dropouts_total", .counter, "Participants dropped, by protocol round and reason."),
+        ("veil_round_seconds", .gauge, "Wall time of the last finished round."),
+        ("veil_round_seconds_total", .counter, "Wall time of all finished rounds."),
+        ("veil_round_duration_seconds", .histogram, "Wall time of each round attempt."),
+        ("veil_protocol_round_seconds", .histogram, "Wall time of each stage of a round, by protocol round."),
+        ("veil_bytes_received_total", .counter, "Protocol message bytes received from participants."),
+        ("veil_bytes_sent_total", .counter, "Protocol message bytes sent to participants."),
+        ("veil_aborts_total", .counter, "Aborted rounds by kind of reason."),
+        ("veil_refused_messages_total", .counter, "Participant messages refused, by reason."),
+        ("veil_declines_total", .counter, "Rounds declined by participants, by code."),
+        ("veil_model_accuracy", .gauge, "Test accuracy of the global model after the last round, when evaluated."),
+        ("veil_rounds_completed", .gauge, "Completed rounds of the federation (resumed from the store)."),
+        ("veil_privacy_epsilon_max", .gauge, "The most epsilon any participant has spent (with privacy)."),
+        ("veil_privacy_refusals_total", .counter, "Participants left out of a cohort because of their budget."),
+        ("veil_privacy_alerts_total", .counter, "Cohort members taken past the alert fraction of their budget."),
+        ("veil_store_errors_total", .counter, "Store operations that failed and were logged (the federation went on)."),
     ]
 
-    private let state = Mutex(State())
+    /// Bucket bounds in seconds: rounds take from a fraction of a second (small cohorts on
+    /// loopback) to minutes (training deadlines).
+    static let secondsBuckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 
-    public init() {}
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultValueHistogramBuckets = Self.secondsBuckets
+        self.factory = factory
+    }
 
     public func increment(_ name: String, by amount: Double = 1, labels: [String: String] = [:]) {
-        state.withLock { $0.counters[Series(name: name, labels: labels), default: 0] += amount }
+        FloatingPointCounter(label: name, dimensions: Self.dimensions(labels), factory: factory).increment(by: amount)
     }
 
     public func set(_ name: String, _ value: Double, labels: [String: String] = [:]) {
-        state.withLock { $0.gauges[Series(name: name, labels: labels)] = value }
+        Gauge(label: name, dimensions: Self.dimensions(labels), factory: factory).record(value)
     }
 
-    /// The value of a series (tests and the dashboard).
+    /// Records one observation into a histogram.
+    public func observe(_ name: String, _ value: Double, labels: [String: String] = [:]) {
+        Recorder(label: name, dimensions: Self.dimensions(labels), aggregate: true, factory: factory).record(value)
+    }
+
+    private static func dimensions(_ labels: [String: String]) -> [(String, String)] {
+        labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// The value of a series as exported (a histogram's `_count`/`_sum` by their full names).
     public func value(_ name: String, labels: [String: String] = [:]) -> Double? {
-        state.withLock { s in
-            let series = Series(name: name, labels: labels)
-            return s.counters[series] ?? s.gauges[series]
+        let series =
+            labels.isEmpty
+            ? name : name + "{" + Self.dimensions(labels).map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",") + "}"
+        for line in render().split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
         }
+        return nil
     }
 
-    /// The exposition text.
+    /// The exposition text: the catalogue's families in order, each with its help and type,
+    /// then its samples as swift-prometheus wrote them.
     public func render() -> String {
-        let snapshot = state.withLock { $0 }
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        var samples: [String: [Substring]] = [:]
+        for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let series = line.prefix { $0 != "{" && $0 != " " }
+            samples[Self.family(of: String(series)), default: []].append(line)
+        }
         var out = ""
-        for (name, type, help) in Self.catalogue {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            let source = type == "counter" ? snapshot.counters : snapshot.gauges
-            for (series, value) in source.filter({ $0.key.name == name }).sorted(by: { $0.key < $1.key }) {
-                out += "\(series.rendered) \(Self.format(value))\n"
-            }
+        for (name, kind, help) in Self.catalogue {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(kind.rawValue)\n"
+            for line in samples.removeValue(forKey: name) ?? [] { out += line + "\n" }
+        }
+        // A series missing from the catalogue is a bug in the coordinator, but still exported.
+        for (_, lines) in samples.sorted(by: { $0.key < $1.key }) {
+            for line in lines { out += line + "\n" }
         }
         return out
     }
 
-    static func format(_ value: Double) -> String {
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
+    /// A histogram's `_bucket`, `_sum` and `_count` series belong to its family.
+    private static func family(of series: String) -> String {
+        for suffix in ["_bucket", "_sum", "_count"] where series.hasSuffix(suffix) {
+            let base = String(series.dropLast(suffix.count))
+            if catalogue.contains(where: { $0.name == base && $0.kind == .histogram }) { return base }
+        }
+        return series
     }
 }

@@ -1,0 +1,110 @@
+import Foundation
+
+/// `veil join --config FILE`.
+public struct JoinConfiguration: Codable, Hashable, Sendable {
+    /// The coordinator's address.
+    public var host = "127.0.0.1"
+    public var port = 7443
+    /// The coordinator's id: its certificate must name it (TLS server name verification).
+    public var coordinator = "coordinator"
+    public var tls: TLSFiles
+    /// This participant's data: `digits` with `partition`, `clients` and `index` (the same split
+    /// as `veil simulate`), or `csv:PATH` (the whole file is this participant's).
+    public var dataset = "digits"
+    public var partition = "dirichlet:0.5"
+    public var clients = 10
+    public var index = 0
+    public var seed: UInt64 = 0
+    /// Reported resources; nil: read from this machine (cores, memory), mains power, unknown link.
+    public var cores: Int?
+    public var memoryBytes: UInt64?
+    public var battery: Double?
+    public var linkBitsPerSecond: UInt64?
+    /// Reconnect after a lost connection, this many times (with backoff).
+    public var reconnectAttempts = 20
+    /// This participant's own privacy budget (`Specs/wire.md` §4.3): with one, it takes part
+    /// only in rounds whose noise it adds itself and can cost; nil: it sets no privacy limit.
+    public var privacyBudget: ParticipantBudget?
+    /// What it requires of every round (`Specs/wire.md` §3.1).
+    public var policy = ParticipantPolicy()
+
+    public init(tls: TLSFiles) { self.tls = tls }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
+        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(tls: try c.decode(TLSFiles.self, forKey: .tls))
+        try c.take(.host, &host); try c.take(.port, &port); try c.take(.coordinator, &coordinator)
+        try c.take(.dataset, &dataset); try c.take(.partition, &partition)
+        try c.take(.clients, &clients); try c.take(.index, &index); try c.take(.seed, &seed)
+        cores = try c.decodeIfPresent(Int.self, forKey: .cores)
+        memoryBytes = try c.decodeIfPresent(UInt64.self, forKey: .memoryBytes)
+        battery = try c.decodeIfPresent(Double.self, forKey: .battery)
+        linkBitsPerSecond = try c.decodeIfPresent(UInt64.self, forKey: .linkBitsPerSecond)
+        try c.take(.reconnectAttempts, &reconnectAttempts)
+        privacyBudget = try c.decodeIfPresent(ParticipantBudget.self, forKey: .privacyBudget)
+        try c.take(.policy, &policy)
+    }
+
+    public static func load(path: String) throws -> JoinConfiguration {
+        var configuration: JoinConfiguration = try decodeFile(path)
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        configuration.tls = configuration.tls.resolved(against: base)
+        guard (0..<max(configuration.clients, 1)).contains(configuration.index) else {
+            throw ConfigurationError("index must be in 0..<clients")
+        }
+        try configuration.policy.validate()
+        if var budget = configuration.privacyBudget {
+            try budget.validate()
+            if !budget.ledger.hasPrefix("/") { budget.ledger = base.appendingPathComponent(budget.ledger).path }
+            configuration.privacyBudget = budget
+        }
+        return configuration
+    }
+}
+
+/// A participant's own (ε, δ) budget, enforced by the participant on the mechanism it is
+/// asked to run, whatever the coordinator's ledger says; what it has spent is kept in a file.
+/// A round it cannot cost — no distributed-DP plan, or noise the coordinator adds after the
+/// sum — costs ε = ∞ and is declined.
+public struct ParticipantBudget: Codable, Hashable, Sendable {
+    public var epsilon: Double
+    public var delta = 1e-5
+    /// The JSON file of this participant's ledger (relative to the configuration file).
+    public var ledger = "privacy-ledger.json"
+    /// The most one round may cost (at `delta`); nil: only the total budget limits a round.
+    public var maxRoundEpsilon: Double?
+
+    public init(epsilon: Double, delta: Double = 1e-5, ledger: String, maxRoundEpsilon: Double? = nil) {
+        self.epsilon = epsilon
+        self.delta = delta
+        self.ledger = ledger
+        self.maxRoundEpsilon = maxRoundEpsilon
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case epsilon, delta, ledger, maxRoundEpsilon }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "privacy_budget")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epsilon = try c.decode(Double.self, forKey: .epsilon)
+        try c.take(.delta, &delta); try c.take(.ledger, &ledger)
+        maxRoundEpsilon = try c.decodeIfPresent(Double.self, forKey: .maxRoundEpsilon)
+    }
+
+    func validate() throws {
+        guard epsilon > 0, epsilon.isFinite else { throw ConfigurationError("privacy_budget.epsilon must be positive") }
+        guard delta > 0, delta < 1 else { throw ConfigurationError("privacy_budget.delta must be in (0, 1)") }
+        if let cap = maxRoundEpsilon {
+            guard cap > 0, cap.isFinite else {
+                throw ConfigurationError("privacy_budget.max_round_epsilon must be positive")
+            }
+        }
+    }
+}
+

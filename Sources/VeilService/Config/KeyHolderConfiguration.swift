@@ -1,0 +1,55 @@
+import Foundation
+import VeilSecAgg
+
+/// `veil keyholder --config FILE`: the party that holds the Paillier secret key.
+public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
+    public var host = "127.0.0.1"
+    public var port = 7443
+    public var coordinator = "coordinator"
+    public var tls: TLSFiles
+    /// The secret key file of `veil paillier keygen`.
+    public var secretKey: String
+    /// Aggregates of fewer contributions are refused.
+    public var minimumContributors = 3
+    /// The packing the key holder accepts: b and the most addends K.
+    public var bits = 64
+    public var maxAddends = 1000
+    public var reconnectAttempts = 20
+    /// The file of what it has decrypted (JSON lines): read at start, appended before each answer.
+    public var record = "decryptions.jsonl"
+
+    public init(tls: TLSFiles, secretKey: String) {
+        self.tls = tls
+        self.secretKey = secretKey
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case host, port, coordinator, tls, secretKey, minimumContributors, bits, maxAddends, reconnectAttempts, record
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            tls: try c.decode(TLSFiles.self, forKey: .tls), secretKey: try c.decode(String.self, forKey: .secretKey))
+        try c.take(.host, &host); try c.take(.port, &port); try c.take(.coordinator, &coordinator)
+        try c.take(.minimumContributors, &minimumContributors); try c.take(.bits, &bits); try c.take(.maxAddends, &maxAddends)
+        try c.take(.reconnectAttempts, &reconnectAttempts); try c.take(.record, &record)
+    }
+
+    public static func load(path: String) throws -> KeyHolderConfiguration {
+        var configuration: KeyHolderConfiguration = try decodeFile(path)
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        configuration.tls = configuration.tls.resolved(against: base)
+        if !configuration.secretKey.hasPrefix("/") {
+            configuration.secretKey = base.appendingPathComponent(configuration.secretKey).path
+        }
+        if !configuration.record.hasPrefix("/") {
+            configuration.record = base.appendingPathComponent(configuration.record).path
+        }
+        guard configuration.minimumContributors >= SecAggParameters.thresholdFloor else {
+            throw ConfigurationError("minimum_contributors must be at least 2: a sum of one is that one's input")
+        }
+        return configuration
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+import VeilLearning
+import VeilSecAgg
+
+/// How the coordinator picks each round's cohort.
+public enum SelectionStrategy: String, Codable, Hashable, Sendable, CaseIterable, ConfigurationName {
+    /// Uniformly at random among the connected participants.
+    case random
+    /// Those who have completed the fewest rounds first (ties by id): everyone takes turns.
+    case roundRobin = "round-robin"
+    /// Highest score first: cores, memory, battery and link, each normalised (`Specs/wire.md` §5).
+    case resourceAware = "resource-aware"
+}
+
+/// How each round's updates are summed.
+public enum SecureSum: String, Codable, Hashable, Sendable, CaseIterable, ConfigurationName {
+    /// Pairwise masking with Shamir dropout recovery (`Specs/secagg.md`).
+    case secagg
+    /// Encryption under the key holder's Paillier key; it alone decrypts (`Specs/paillier.md`).
+    case paillier
+}
+
+/// The data the coordinator evaluates the global model on after each round.
+public enum EvaluationSet: String, Codable, Hashable, Sendable, CaseIterable, ConfigurationName {
+    /// The test split of the bundled digits.
+    case digits
+}
+
+/// A model the service trains: `softmax`, or `mlp:H1,H2,…` (hidden layer widths).
+public enum ModelArchitecture: Hashable, Sendable, Codable, CustomStringConvertible {
+    case softmax
+    case mlp(hidden: [Int])
+
+    /// - Throws: ``ConfigurationError`` naming what is wrong with `text`.
+    public init(parsing text: String) throws {
+        if text == "softmax" {
+            self = .softmax
+            return
+        }
+        let widths = text.hasPrefix("mlp:") ? text.dropFirst(4).split(separator: ",", omittingEmptySubsequences: false) : []
+        let hidden = widths.compactMap { Int($0) }
+        guard !widths.isEmpty, hidden.count == widths.count, hidden.allSatisfy({ $0 > 0 }) else {
+            throw ConfigurationError("model: \"\(text)\" is not softmax or mlp:H1,H2,… with positive widths")
+        }
+        self = .mlp(hidden: hidden)
+    }
+
+    public var description: String {
+        switch self {
+        case .softmax: "softmax"
+        case .mlp(let hidden): "mlp:" + hidden.map(String.init).joined(separator: ",")
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(parsing: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+extension ParticipantPolicy.Adversary: ConfigurationName {}
+extension FedAvgFamilyMember: ConfigurationName {}
+extension ServicePrivacy.Mode: ConfigurationName {}
+
+/// `veil serve --config FILE`: every key is optional; the defaults are in `Specs/wire.md` §7.
+public struct ServeConfiguration: Codable, Hashable, Sendable {
+    public var federation = "veil"
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (printed at start).
+    public var port = 7443
+    /// The Prometheus/status HTTP port; nil disables it.
+    public var metricsPort: Int? = 9464
+    public var tls: TLSFiles
+    /// The SQLite file of the coordinator's state.
+    public var state = "coordinator.sqlite"
+    /// Completed rounds to run.
+    public var rounds = 20
+    /// A round starts when at least this many participants are connected.
+    public var minParticipants = 3
+    /// The cohort size (at most this many per round).
+    public var cohortSize = 10
+    public var selection: SelectionStrategy = .random
+    /// Each protocol round's deadline; training happens before the first and gets `trainingDeadlineSeconds`.
+    public var roundDeadlineSeconds = 30.0
+    public var trainingDeadlineSeconds = 120.0
+    /// How long to wait for enough participants before giving up.
+    public var registrationTimeoutSeconds = 300.0
+    /// Give up the federation after this many aborted attempts in a row at the same round.
+    public var maxRoundAttempts = 10
+    public var model = ModelArchitecture.softmax
+    public var features = 64
+    public var classes = 10
+    public var algorithm = FedAvgFamilyMember.fedavg
+    public var localEpochs = 1
+    public var batchSize = 32
+    public var learningRate = 0.1
+    public var momentum = 0.0
+    public var weightDecay = 0.0
+    public var proximalMu = 0.01
+    public var serverMomentum = 0.9
+    public var serverLearningRate = 0.1
+    /// FedAdam/FedYogi β1, β2; FedAdagrad/FedAdam/FedYogi adaptivity τ.
+    public var beta1 = 0.9
+    public var beta2 = 0.99
+    public var tau = 1e-3
+    /// Rows per participant at most (weights are n_k / this).
+    public var weightScale = 1000.0
+    /// The payload ring Z_2^bits and the clip of each payload entry.
+    public var payloadBits = 64
+    public var payloadClip = 1024.0
+    /// How rounds are summed: `secagg` (pairwise masking) or `paillier` (encryption under the
+    /// key that the key holder `key_holder` announces, signed; it alone decrypts).
+    public var secureSum = SecureSum.secagg
+    public var keyHolder = "key-holder"
+    /// The coordinator's own threat model, from which it proposes parameters; each participant
+    /// checks them against its own policy, whose default is the malicious model too.
+    public var threatModel = ParticipantPolicy.Adversary.malicious
+    public var corruptFraction = 0.05
+    public var dropoutFraction = 0.1
+    public var securityBits = 40
+    /// Evaluate the global model after each round on this dataset's test split (digits), or none.
+    public var evaluate: EvaluationSet? = .digits
+    /// Message limits: the largest message, and each participant's rate (token bucket).
+    public var maxMessageBytes = 64 << 20
+    public var messagesPerSecond = 200.0
+    public var messageBurst = 2000.0
+    public var seed: UInt64 = 0
+    /// Central differential privacy; nil: none.
+    public var privacy: ServicePrivacy?
+
+    public init(tls: TLSFiles) { self.tls = tls }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case federation, host, port, metricsPort, tls, state, rounds, minParticipants, cohortSize, selection
+        case roundDeadlineSeconds, trainingDeadlineSeconds, registrationTimeoutSeconds, maxRoundAttempts, model
+        case features, classes
+        case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
+        case beta1, beta2, tau
+        case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
+        case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
+        case secureSum, keyHolder, privacy
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(tls: try c.decode(TLSFiles.self, forKey: .tls))
+        try c.take(.federation, &federation); try c.take(.host, &host); try c.take(.port, &port)
+        if c.contains(.metricsPort) { metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) }
+        try c.take(.state, &state); try c.take(.rounds, &rounds); try c.take(.minParticipants, &minParticipants)
+        try c.take(.cohortSize, &cohortSize); try c.take(.selection, &selection)
+        try c.take(.roundDeadlineSeconds, &roundDeadlineSeconds);
+        try c.take(.trainingDeadlineSeconds, &trainingDeadlineSeconds)
+        try c.take(.registrationTimeoutSeconds, &registrationTimeoutSeconds); try c.take(.model, &model)
+        try c.take(.maxRoundAttempts, &maxRoundAttempts)
+        try c.take(.features, &features); try c.take(.classes, &classes); try c.take(.algorithm, &algorithm)
+        try c.take(.localEpochs, &localEpochs); try c.take(.batchSize, &batchSize); try c.take(.learningRate, &learningRate)
+        try c.take(.momentum, &momentum); try c.take(.weightDecay, &weightDecay); try c.take(.proximalMu, &proximalMu)
+        try c.take(.serverMomentum, &serverMomentum); try c.take(.serverLearningRate, &serverLearningRate)
+        try c.take(.beta1, &beta1); try c.take(.beta2, &beta2); try c.take(.tau, &tau)
+        try c.take(.weightScale, &weightScale); try c.take(.payloadBits, &payloadBits); try c.take(.payloadClip, &payloadClip)
+        try c.take(.threatModel, &threatModel); try c.take(.corruptFraction, &corruptFraction)
+        try c.take(.dropoutFraction, &dropoutFraction); try c.take(.securityBits, &securityBits)
+        if c.contains(.evaluate) { evaluate = try c.name(EvaluationSet.self, forKey: .evaluate) }
+        try c.take(.maxMessageBytes, &maxMessageBytes); try c.take(.messagesPerSecond, &messagesPerSecond)
+        try c.take(.messageBurst, &messageBurst); try c.take(.seed, &seed)
+        try c.take(.secureSum, &secureSum); try c.take(.keyHolder, &keyHolder)
+        privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
+    }
+
+    /// Loads a file; relative paths in it are relative to its folder.
+    public static func load(path: String) throws -> ServeConfiguration {
+        var configuration: ServeConfiguration = try decodeFile(path)
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        configuration.tls = configuration.tls.resolved(against: base)
+        if !configuration.state.hasPrefix("/") {
+            configuration.state = base.appendingPathComponent(configuration.state).path
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// The algorithm with its server settings, built where `veil simulate` builds it.
+    public var algorithmChoice: AlgorithmChoice {
+        var s = AlgorithmSettings()
+        s.proximalMu = proximalMu
+        s.serverMomentum = serverMomentum
+        s.serverLearningRate = serverLearningRate
+        s.beta1 = beta1
+        s.beta2 = beta2
+        s.tau = tau
+        return AlgorithmChoice(algorithm, settings: s)
+    }
+
+    /// The algorithm's server state at the start of a federation.
+    func initialAlgorithm(_ initial: [Double]) -> FedAvgFamily {
+        // Every FedAvgFamilyMember's choice is in the family.
+        algorithmChoice.fedAvgFamily(initial: initial)!
+    }
+
+    /// The coordinator's own threat model, from which it proposes each session's parameters.
+    func coordinatorThreatModel() throws -> ThreatModel {
+        try ThreatModel(
+            adversary: threatModel.threatModel, corruptFraction: corruptFraction, dropoutFraction: dropoutFraction,
+            securityBits: securityBits)
+    }
+
+    /// Checks every value; the error names the key.
+    public func validate() throws {
+        func require(_ ok: Bool, _ why: String) throws { if !ok { throw ConfigurationError(why) } }
+        func positive(_ value: Double, _ key: String) throws {
+            try require(value > 0 && value.isFinite, "\(key) must be positive")
+        }
+        try require(!federation.isEmpty, "federation must not be empty")
+        try require((1...65535).contains(port) || port == 0, "port must be in 0...65535")
+        try require(metricsPort.map { (0...65535).contains($0) } ?? true, "metrics_port must be in 0...65535 or null")
+        try require(rounds >= 1, "rounds must be at least 1")
+        try require(minParticipants >= 2, "min_participants must be at least 2 (a secure sum needs two)")
+        try require(cohortSize >= minParticipants, "cohort_size must be at least min_participants")
+        try positive(roundDeadlineSeconds, "round_deadline_seconds")
+        try positive(trainingDeadlineSeconds, "training_deadline_seconds")
+        try positive(registrationTimeoutSeconds, "registration_timeout_seconds")
+        try require(maxRoundAttempts >= 1, "max_round_attempts must be at least 1")
+        try require(features >= 1, "features must be at least 1")
+        try require(classes >= 2, "classes must be at least 2")
+        try require(localEpochs >= 1, "local_epochs must be at least 1")
+        try require(batchSize >= 1, "batch_size must be at least 1")
+        try positive(learningRate, "learning_rate")
+        try require((0..<1).contains(momentum), "momentum must be in [0, 1)")
+        try require(weightDecay >= 0 && weightDecay.isFinite, "weight_decay must be at least 0")
+        try require(proximalMu >= 0 && proximalMu.isFinite, "proximal_mu must be at least 0")
+        try require((0..<1).contains(serverMomentum), "server_momentum must be in [0, 1)")
+        try positive(serverLearningRate, "server_learning_rate")
+        try require((0..<1).contains(beta1), "beta1 must be in [0, 1)")
+        try require((0..<1).contains(beta2), "beta2 must be in [0, 1)")
+        try positive(tau, "tau")
+        try positive(weightScale, "weight_scale")
+        try require((8...64).contains(payloadBits), "payload_bits must be in 8...64")
+        try positive(payloadClip, "payload_clip")
+        do { _ = try coordinatorThreatModel() } catch {
+            throw ConfigurationError("corrupt_fraction, dropout_fraction, security_bits: \(error)")
+        }
+        try require(maxMessageBytes >= 1 << 16, "max_message_bytes must be at least 65536")
+        try positive(messagesPerSecond, "messages_per_second")
+        try require(messageBurst >= 1, "message_burst must be at least 1")
+        do { try FederationCA.validate(id: keyHolder) } catch { throw ConfigurationError("key_holder: \(error)") }
+        if let privacy {
+            try privacy.validate()
+            if privacy.mode != .central {
+                try require(
+                    secureSum == .secagg,
+                    "privacy.mode \(privacy.mode.rawValue) needs secure_sum secagg (the noise shares are summed modulo 2^bits)"
+                )
+                try require(
+                    (privacy.minContributors ?? minParticipants) <= cohortSize,
+                    "privacy.min_contributors must be at most cohort_size")
+            }
+        }
+    }
+}
+

@@ -1,0 +1,370 @@
+import Foundation
+import VeilCore
+import VeilCrypto
+import VeilPaillier
+import VeilPrivacy
+import VeilSecAgg
+import VeilWire
+
+/// One attempt at one round, from the assignments to the sum, as a sans-IO state machine:
+/// ``handle(_:)`` takes what happened (a participant's message, a disconnection, a deadline)
+/// and returns what to do (messages to send, a deadline to start, a dropout to record, the
+/// end). It owns no socket, no clock and no store; the ``Coordinator`` actor executes its
+/// actions, so every path of a round — including those that only a deadline or a lost
+/// connection reaches — runs in a unit test.
+///
+/// The secure sum is one of two backends: a masking session (``SecAggServer``) or a masked
+/// Paillier collection followed by the key holder's decryption (`Specs/paillier.md` §6).
+struct RoundMachine {
+    enum Backend {
+        case masking(Masking)
+        case paillier(PaillierCollection)
+    }
+
+    /// A masking round: the secure-aggregation server, and — with distributed DP — the
+    /// participants' mechanism and the round's rotation (the sum is their encoding, not the codec's).
+    struct Masking {
+        var server: SecAggServer
+        let distributed: DistributedRelease?
+    }
+
+    struct DistributedRelease {
+        let mechanism: DistributedDP
+        let rotation: RandomizedHadamard
+    }
+
+    /// A Paillier round: every member's masked ciphertexts and receipt, then the key holder.
+    struct PaillierCollection {
+        let session: PaillierSession
+        var aggregator: PaillierAggregator
+        var receipts: [ParticipantID: PaillierReceipt] = [:]
+        /// The roster's certificates, in position order: the key holder checks the receipts
+        /// against them.
+        let rosterCertificates: [Data]
+        /// The coordinator's certificate and key: the decryption request is signed, so that the
+        /// key holder decrypts only what the coordinator of this session asked for.
+        let coordinatorCertificate: Data
+        let signingKey: Ed25519.PrivateKey
+        /// Whether the key holder's stream is open (the round starts only when it is).
+        var keyHolderConnected = true
+        var contributed: Set<ParticipantID> { Set(receipts.keys) }
+    }
+
+    let number: Int
+    let attempt: Int
+    /// position − 1 → participant id.
+    let cohort: [String]
+    let positions: [String: ParticipantID]
+    let codec: FixedPointCodec
+    let deadlines: RoundDeadlines
+    private(set) var backend: Backend
+    /// Where the round is; each new stage starts a deadline.
+    private(set) var stage: RoundStage?
+    /// Counts the deadlines started: one that fires for an earlier stage is stale.
+    private(set) var deadlineGeneration = 0
+    /// SHA-256 chain over the session id and every protocol message, in the order handled.
+    private(set) var transcript: [UInt8]
+    private(set) var bytesIn = 0
+    private(set) var bytesOut = 0
+    /// Members who declined, or whose stream closed: dropouts as soon as nobody else is awaited.
+    private(set) var declined: Set<ParticipantID> = []
+    private(set) var disconnected: Set<ParticipantID> = []
+    private(set) var ended: RoundEnd?
+
+    init(
+        number: Int, attempt: Int, cohort: [String], codec: FixedPointCodec, deadlines: RoundDeadlines,
+        backend: Backend, sessionID: [UInt8]
+    ) {
+        self.number = number
+        self.attempt = attempt
+        self.cohort = cohort
+        var positions: [String: ParticipantID] = [:]
+        for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
+        self.positions = positions
+        self.codec = codec
+        self.deadlines = deadlines
+        self.backend = backend
+        transcript = sessionID
+    }
+
+    /// The release floor: the masking session's t, or the whole Paillier roster.
+    var threshold: Int {
+        if case .masking(let masking) = backend { return masking.server.parameters.threshold }
+        return cohort.count
+    }
+
+    /// Paillier: the members who have not contributed (the next attempt leaves them out).
+    var missingContributors: [String] {
+        guard case .paillier(let collection) = backend else { return [] }
+        return cohort.filter { !collection.contributed.contains(positions[$0]!) }
+    }
+
+    func id(of position: ParticipantID) -> String { cohort[Int(position.rawValue) - 1] }
+
+    /// The first stage and its deadline: call once, after the assignments are sent.
+    mutating func start() -> [RoundAction] {
+        var actions: [RoundAction] = []
+        enterCurrentStage(&actions)
+        return actions
+    }
+
+    mutating func handle(_ event: RoundEvent) -> [RoundAction] {
+        var actions: [RoundAction] = []
+        guard ended == nil else {
+            if let sender = event.participantMessageSender { actions.append(.refused(from: sender, .outOfRound)) }
+            return actions
+        }
+        switch event {
+        case .secagg(let message, let id): receiveMasked(message, from: id, &actions)
+        case .contribution(let contribution, let id): receiveContribution(contribution, from: id, &actions)
+        case .declined(let decline, let id):
+            if decline.round == UInt64(number), let position = positions[id] { declined.insert(position) }
+        case .decryption(let result): receiveDecryption(result, &actions)
+        case .disconnected(let id):
+            if let position = positions[id] { disconnected.insert(position) }
+        case .keyHolderConnected: setKeyHolder(connected: true, &actions)
+        case .keyHolderDisconnected: setKeyHolder(connected: false, &actions)
+        case .deadline(let generation):
+            guard generation == deadlineGeneration else { return actions }
+            deadlinePassed(&actions)
+        }
+        if ended == nil { closeIfOnlyAbsenteesRemain(&actions) }
+        if ended == nil { enterCurrentStage(&actions) }
+        return actions
+    }
+
+    /// The coordinator is stopping: the attempt ends now, recorded as interrupted.
+    mutating func interrupt() -> [RoundAction] {
+        var actions: [RoundAction] = []
+        end(.aborted(RoundAbort(.interrupted, "the coordinator was stopped during the round")), &actions)
+        return actions
+    }
+
+    // MARK: - Masking
+
+    private mutating func receiveMasked(_ message: Veil_V1_SecAggMessage, from id: String, _ actions: inout [RoundAction]) {
+        guard case .masking(var masking) = backend, message.round == UInt64(number), let position = positions[id]
+        else { return actions.append(.refused(from: id, .outOfRound)) }
+        bytesIn += message.signed.count
+        transcript = SHA256.hash(transcript, Array(message.signed))
+        let serverActions = masking.server.receive(encoded: Array(message.signed), from: position)
+        backend = .masking(masking)
+        apply(serverActions, &actions)
+    }
+
+    /// Closes the current protocol round: its laggards become dropouts.
+    private mutating func closeProtocolRound(_ actions: inout [RoundAction]) {
+        guard case .masking(var masking) = backend else { return }
+        let serverActions = masking.server.closeRound()
+        backend = .masking(masking)
+        apply(serverActions, &actions)
+    }
+
+    private mutating func apply(_ serverActions: [ServerAction], _ actions: inout [RoundAction]) {
+        for action in serverActions {
+            switch action {
+            case .send(let message):
+                let encoded = message.encoded
+                bytesOut += encoded.count
+                transcript = SHA256.hash(transcript, encoded)
+                let secagg = Veil_V1_SecAggMessage.with {
+                    $0.round = UInt64(number)
+                    $0.signed = Data(encoded)
+                }
+                actions.append(.send(.with { $0.secagg = secagg }, to: id(of: ParticipantID(message.recipient))))
+            case .dropped(let position, let reason):
+                // A silent participant is not told (it is not listening); one whose message
+                // failed a check is, with the reason.
+                let silent = reason == .noResponse
+                actions.append(
+                    .dropped(
+                        id: id(of: position), stage: stage ?? .masking(.advertiseKeys), code: reason.code,
+                        notice: silent ? nil : "dropped from round \(number): \(reason)"))
+            case .completed(let result):
+                end(.completed(result), &actions)
+            case .aborted(let abort):
+                end(.aborted(RoundAbort(.secureSum, "\(abort)")), &actions)
+            }
+        }
+    }
+
+    // MARK: - Paillier
+
+    /// A member's ciphertexts and receipt: checked and added to the aggregate, or — malformed,
+    /// or a receipt that is not the member's — its sender dropped.
+    private mutating func receiveContribution(
+        _ contribution: Veil_V1_PaillierContribution, from id: String, _ actions: inout [RoundAction]
+    ) {
+        guard case .paillier(var collection) = backend, stage == .collecting,
+            contribution.round == UInt64(number), let position = positions[id],
+            !collection.contributed.contains(position), !declined.contains(position)
+        else { return actions.append(.refused(from: id, .outOfRound)) }
+        bytesIn += contribution.ciphertexts.reduce(0) { $0 + $1.count }
+        do {
+            let key = collection.aggregator.publicKey
+            let ciphertexts = try contribution.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
+            let receipt = PaillierReceipt(
+                position: position, ciphertextDigest: PaillierReceipt.digest(ciphertexts),
+                signature: Array(contribution.receiptSignature))
+            guard receipt.isValid(in: collection.session) else {
+                throw PaillierSessionError.invalidReceipt(position: position.rawValue)
+            }
+            try collection.aggregator.add(ciphertexts, from: position)
+            collection.receipts[position] = receipt
+            for c in contribution.ciphertexts { transcript = SHA256.hash(transcript, Array(c)) }
+        } catch {
+            declined.insert(position)
+            actions.append(
+                .dropped(
+                    id: id, stage: .collecting, code: "malformed", notice: "dropped from round \(number): \(error)"))
+        }
+        backend = .paillier(collection)
+    }
+
+    /// Collection is over (everyone answered, or the deadline). The masks cancel only over the
+    /// whole roster, so the aggregate goes to the key holder only when every member
+    /// contributed; otherwise the attempt ends.
+    private mutating func closeCollection(_ actions: inout [RoundAction]) {
+        guard case .paillier(let collection) = backend, stage == .collecting else { return }
+        let missing = missingContributors
+        guard missing.isEmpty else {
+            return end(
+                .aborted(
+                    RoundAbort(
+                        .missingContributions,
+                        "\(missing.count) of \(cohort.count) members did not contribute (\(missing.sorted().joined(separator: ", "))): a Paillier round needs the whole roster, whose masks cancel only together"
+                    )), &actions)
+        }
+        guard collection.keyHolderConnected else {
+            return end(.aborted(RoundAbort(.keyHolderAbsent, "the key holder is not connected")), &actions)
+        }
+        let aggregate: EncryptedAggregate
+        do { aggregate = try collection.aggregator.aggregate() } catch {
+            return end(.aborted(RoundAbort(.secureSum, "\(error)")), &actions)
+        }
+        let request = decryptRequest(collection, aggregate)
+        bytesOut += request.ciphertexts.reduce(0) { $0 + $1.count }
+        for c in request.ciphertexts { transcript = SHA256.hash(transcript, Array(c)) }
+        actions.append(.sendToKeyHolder(.with { $0.decrypt = request }))
+        stage = .decrypting
+        startDeadline(for: .decrypting, &actions)
+    }
+
+    private func decryptRequest(_ collection: PaillierCollection, _ aggregate: EncryptedAggregate)
+        -> Veil_V1_DecryptRequest
+    {
+        let session = collection.session
+        var request = Veil_V1_DecryptRequest()
+        request.round = UInt64(number)
+        request.ciphertexts = aggregate.ciphertexts.map { Data($0.bigEndianBytes()) }
+        request.dimension = UInt32(aggregate.dimension)
+        request.bits = UInt32(session.packing.bitWidth.bits)
+        request.maxAddends = UInt32(session.packing.maxAddends)
+        request.nonce = Data(session.nonce)
+        request.coordinatorCertificate = collection.coordinatorCertificate
+        request.rosterCertificates = collection.rosterCertificates
+        request.planDigest = Data(session.context)
+        request.receipts = collection.receipts.keys.sorted().map { position in
+            let receipt = collection.receipts[position]!
+            return .with {
+                $0.position = position.rawValue
+                $0.ciphertextDigest = Data(receipt.ciphertextDigest)
+                $0.signature = Data(receipt.signature)
+            }
+        }
+        request.coordinatorSignature = Data(
+            collection.signingKey.signature(for: session.decryptionRequest(aggregate.ciphertexts)))
+        return request
+    }
+
+    /// The key holder's answer.
+    private mutating func receiveDecryption(_ result: Veil_V1_DecryptResult, _ actions: inout [RoundAction]) {
+        guard case .paillier(let collection) = backend, stage == .decrypting, result.round == UInt64(number) else {
+            return
+        }
+        guard result.refusal.isEmpty else {
+            return end(
+                .aborted(RoundAbort(.keyHolderRefused, "the key holder refused: \(loggable(result.refusal))")),
+                &actions)
+        }
+        do {
+            let sum = try ModularVector(elements: result.sum, bitWidth: collection.aggregator.packing.bitWidth)
+            guard sum.count == collection.aggregator.dimension else {
+                return end(
+                    .aborted(
+                        RoundAbort(
+                            .keyHolderMalformed,
+                            "the key holder returned \(sum.count) values, not \(collection.aggregator.dimension)")),
+                    &actions)
+            }
+            let survivors = collection.contributed.sorted()
+            end(.completed(SecureSumResult(sum: sum, survivors: survivors)), &actions)
+        } catch {
+            end(.aborted(RoundAbort(.keyHolderMalformed, "the key holder's sum is malformed: \(error)")), &actions)
+        }
+    }
+
+    private mutating func setKeyHolder(connected: Bool, _ actions: inout [RoundAction]) {
+        guard case .paillier(var collection) = backend else { return }
+        collection.keyHolderConnected = connected
+        backend = .paillier(collection)
+        // Its answer cannot arrive on another stream: waiting for the deadline changes nothing.
+        if !connected, stage == .decrypting {
+            end(.aborted(RoundAbort(.keyHolderAbsent, "the key holder disconnected before it answered")), &actions)
+        }
+    }
+
+    // MARK: - Stages and deadlines
+
+    private mutating func deadlinePassed(_ actions: inout [RoundAction]) {
+        actions.append(.deadlinePassed(stage))
+        switch stage {
+        case .masking: closeProtocolRound(&actions)
+        case .collecting: closeCollection(&actions)
+        case .decrypting:
+            end(.aborted(RoundAbort(.keyHolderSilent, "the key holder did not answer before the deadline")), &actions)
+        case nil: break
+        }
+    }
+
+    /// Closes the current stage early when everyone it still waits for has disconnected or
+    /// declined (or, collecting Paillier contributions, when nobody is left to wait for).
+    private mutating func closeIfOnlyAbsenteesRemain(_ actions: inout [RoundAction]) {
+        let gone = declined.union(disconnected)
+        switch backend {
+        case .masking(let masking):
+            let waiting = Set(masking.server.expected).subtracting(masking.server.responded)
+            if !waiting.isEmpty, waiting.isSubset(of: gone) { closeProtocolRound(&actions) }
+        case .paillier(let collection):
+            guard stage == .collecting else { return }
+            let waiting = Set(positions.values).subtracting(collection.contributed)
+            if waiting.isSubset(of: gone) { closeCollection(&actions) }
+        }
+    }
+
+    /// A masking session that moved to a new protocol round starts that round's deadline.
+    private mutating func enterCurrentStage(_ actions: inout [RoundAction]) {
+        let current: RoundStage?
+        switch backend {
+        case .masking(let masking): current = masking.server.round.map { .masking($0) }
+        case .paillier: current = stage ?? .collecting
+        }
+        guard let current, current != stage else { return }
+        stage = current
+        startDeadline(for: current, &actions)
+    }
+
+    private mutating func startDeadline(for stage: RoundStage, _ actions: inout [RoundAction]) {
+        deadlineGeneration += 1
+        // Training happens before the first message: that stage has the training deadline.
+        let after = stage.includesTraining ? deadlines.training : deadlines.protocolRound
+        actions.append(.stageStarted(stage))
+        actions.append(.startDeadline(generation: deadlineGeneration, after: after))
+    }
+
+    private mutating func end(_ end: RoundEnd, _ actions: inout [RoundAction]) {
+        guard ended == nil else { return }
+        ended = end
+        actions.append(.ended(end))
+    }
+}

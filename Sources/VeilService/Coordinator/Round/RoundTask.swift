@@ -1,0 +1,87 @@
+import Foundation
+import VeilCore
+import VeilLearning
+import VeilPrivacy
+import VeilSecAgg
+import VeilWire
+
+/// What a round asks of every member — the broadcast model, the training plan, the payload
+/// encoding, the distributed-DP plan — and the codec the sum is decoded with. Masking and
+/// Paillier rounds ask the same; the session binds it through ``digest``.
+struct RoundTask: Sendable {
+    let model: Veil_V1_Model
+    let training: Veil_V1_TrainingPlan
+    let encoding: Veil_V1_PayloadEncoding
+    let codec: FixedPointCodec
+    let distributedPlan: Veil_V1_DistributedDPPlan?
+    /// Values per update (the algorithm's payload, before any distributed-DP padding).
+    let payloadLength: Int
+
+    /// The task of round `number` for a cohort of `cohortSize`.
+    init(
+        number: Int, cohortSize: Int, configuration c: ServeConfiguration, algorithm: FedAvgFamily,
+        privacy: ServicePrivacyPlan?
+    ) throws {
+        let codec = try Self.codec(c, addends: cohortSize)
+        self.codec = codec
+        encoding = Veil_V1_PayloadEncoding.with {
+            $0.clip = codec.clip
+            $0.fractionalBits = UInt32(codec.fractionalBits)
+            $0.bits = UInt32(codec.bitWidth.bits)
+            $0.maxAddends = UInt32(codec.maxAddends)
+        }
+        model = Veil_V1_Model.with {
+            $0.vectors = algorithm.broadcast().map { v in Veil_V1_Vector.with { $0.values = v } }
+        }
+        training = Veil_V1_TrainingPlan.with {
+            $0.algorithm = c.algorithm.rawValue
+            $0.localEpochs = UInt32(c.localEpochs)
+            $0.batchSize = UInt32(c.batchSize)
+            $0.learningRate = c.learningRate
+            $0.momentum = c.momentum
+            $0.weightDecay = c.weightDecay
+            $0.proximalMu = algorithm.proximalMu
+            $0.weightScale = c.weightScale
+            // The seed only salts the participants' own randomness, which already differs for
+            // every session (``ParticipantAgent/roundRandomness(_:)``).
+            $0.seed = c.seed &+ UInt64(number) &* 1_000_003
+            $0.model = c.model.description
+            $0.features = UInt32(c.features)
+            $0.classes = UInt32(c.classes)
+            $0.dpClip = privacy?.settings.mode == .central ? privacy!.settings.clip : 0
+        }
+        distributedPlan = privacy.flatMap { plan in plan.distributed.map { plan.plan($0) } }
+        payloadLength = algorithm.payloadLength
+    }
+
+    var digest: [UInt8] {
+        RoundPlanDigest.of(model: model, training: training, encoding: encoding, distributedDP: distributedPlan)
+    }
+
+    /// A member's assignment, without the secure sum's part.
+    func assignment(number: Int, position: ParticipantID, deadlines: RoundDeadlines) -> Veil_V1_RoundAssignment {
+        var assignment = Veil_V1_RoundAssignment()
+        assignment.round = UInt64(number)
+        assignment.position = position.rawValue
+        assignment.model = model
+        assignment.training = training
+        assignment.encoding = encoding
+        assignment.roundDeadlineMillis = UInt32(deadlines.protocolRound.components.seconds * 1000)
+            + UInt32(deadlines.protocolRound.components.attoseconds / 1_000_000_000_000_000)
+        return assignment
+    }
+
+    /// The payload codec for `addends` contributions: the configured ring and clip, the most
+    /// fractional bits (at most 32) that cannot wrap.
+    static func codec(_ c: ServeConfiguration, addends: Int) throws -> FixedPointCodec {
+        let bitWidth = try BitWidth(c.payloadBits)
+        for bits in stride(from: 32, through: 0, by: -1) {
+            if let codec = try? FixedPointCodec(
+                clip: c.payloadClip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: max(addends, 1))
+            {
+                return codec
+            }
+        }
+        throw ConfigurationError("no fixed-point precision fits \(addends) addends in \(c.payloadBits) bits")
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import VeilCore
+import VeilLearning
+import VeilPrivacy
+import VeilSecAgg
+import VeilWire
+
+/// What the coordinator knows of an attempt before its secure sum starts.
+struct RoundReport {
+    let number: Int
+    let attempt: Int
+    let cohort: Int
+    let started: ContinuousClock.Instant
+    let budgetRefusals: [String]
+    let budgetAlerts: [String]
+}
+
+/// The end of an attempt: the sum released (decoded, noised when the plan says so), the model
+/// updated, the ledger charged and the checkpoint written in one transaction, the members told,
+/// the metrics counted.
+extension Coordinator {
+    func conclude(_ report: RoundReport, outcome: RoundEnd, machine: RoundMachine) throws -> RoundSummary {
+        guard case .completed(let result) = outcome else {
+            try record(report, abort: abortReason(outcome), machine: machine)
+            return summarize(report, outcome: outcome, machine: machine)
+        }
+        let sum: [Double]
+        do { sum = try release(result, machine: machine) } catch {
+            // The secure sum finished, but what it released cannot be applied (a malformed
+            // distributed-DP encoding): nothing is charged and the model is unchanged.
+            let abort = RoundAbort(.release, "the round's sum could not be decoded: \(error)")
+            try record(report, abort: abort, machine: machine)
+            return summarize(report, outcome: .aborted(abort), machine: machine)
+        }
+        let contributors = result.survivors.map { machine.id(of: $0) }
+        if let privacy { ledger?.charge(contributors, round: privacy.participation) }
+        algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
+        let evaluated = evaluationResult()
+        lastAccuracy = evaluated?.accuracy ?? lastAccuracy
+        try store.finishRound(
+            report.number, attempt: report.attempt,
+            record: .init(
+                outcome: "completed", survivors: result.survivors.count, abortReason: nil,
+                transcriptHash: machine.transcript, bytesIn: machine.bytesIn, bytesOut: machine.bytesOut,
+                contributors: contributors),
+            checkpoint: algorithm, accuracy: evaluated?.accuracy, ledger: ledger)
+        completedRounds = report.number
+        metrics.set("veil_rounds_completed", Double(completedRounds))
+        if let accuracy = evaluated?.accuracy { metrics.set("veil_model_accuracy", accuracy) }
+        broadcastResult(machine, completed: true, survivors: result.survivors.count, reason: nil)
+        logger.info(
+            "round completed",
+            metadata: [
+                "round": "\(report.number)", "survivors": "\(result.survivors.count)/\(report.cohort)",
+                "accuracy": "\(evaluated.map { String(format: "%.4f", $0.accuracy) } ?? "-")",
+            ])
+        return summarize(report, outcome: outcome, machine: machine, evaluated: evaluated)
+    }
+
+    /// The sum as the model update sees it: decoded, with the coordinator's noise in the
+    /// central mode (the only release of the sum is the noisy one), or decoded from the
+    /// participants' noisy encoding in the distributed modes.
+    private func release(_ result: SecureSumResult, machine: RoundMachine) throws -> [Double] {
+        if case .masking(let masking) = machine.backend, let distributed = masking.distributed {
+            // The sum already carries every contributor's noise share; the fixed denominator
+            // as in the central mode.
+            let decoded = try distributed.mechanism.decode(
+                result.sum, bound: privacy!.settings.clip, rotation: distributed.rotation)
+            return Array(decoded.prefix(distributed.mechanism.dimension)) + [Double(machine.cohort.count)]
+        }
+        let sum = try machine.codec.decode(result.sum)
+        guard let privacy else { return sum }
+        return privacy.release(sum: sum, cohort: machine.cohort.count, round: machine.number)
+    }
+
+    private func abortReason(_ outcome: RoundEnd) -> RoundAbort {
+        if case .aborted(let abort) = outcome { return abort }
+        return RoundAbort(.release, "completed")
+    }
+
+    /// Writes an aborted (or interrupted) attempt to the store and tells its members.
+    func record(_ report: RoundReport, abort: RoundAbort, machine: RoundMachine?) throws {
+        try store.finishRound(
+            report.number, attempt: report.attempt,
+            record: .init(
+                outcome: abort.kind == .interrupted ? "interrupted" : "aborted", survivors: 0,
+                abortReason: abort.detail, transcriptHash: machine?.transcript ?? [], bytesIn: machine?.bytesIn ?? 0,
+                bytesOut: machine?.bytesOut ?? 0, contributors: []),
+            checkpoint: nil, accuracy: nil, ledger: nil)
+        if let machine { broadcastResult(machine, completed: false, survivors: 0, reason: abort.detail) }
+        logger.warning(
+            "round aborted", metadata: ["round": "\(report.number)", "kind": "\(abort.kind.rawValue)", "reason": "\(abort)"])
+    }
+
+    func summarize(
+        _ report: RoundReport, outcome: RoundEnd, machine: RoundMachine?, evaluated: (accuracy: Double, loss: Double)? = nil
+    ) -> RoundSummary {
+        let elapsed = seconds(since: report.started)
+        let survivors: Int
+        let abort: RoundAbort?
+        switch outcome {
+        case .completed(let result): (survivors, abort) = (result.survivors.count, nil)
+        case .aborted(let reason): (survivors, abort) = (0, reason)
+        }
+        let label = abort == nil ? "completed" : abort!.kind == .interrupted ? "interrupted" : "aborted"
+        metrics.increment("veil_rounds_total", labels: ["outcome": label])
+        metrics.observe("veil_round_duration_seconds", elapsed)
+        metrics.set("veil_round_seconds", elapsed)
+        metrics.increment("veil_round_seconds_total", by: elapsed)
+        metrics.set("veil_round_survivors", Double(survivors))
+        if let abort { metrics.increment("veil_aborts_total", labels: ["reason": abort.kind.rawValue]) }
+        let epsilon = ledger.map { ledger in ledger.balances.map(\.epsilon).max() ?? 0 }
+        if let epsilon { metrics.set("veil_privacy_epsilon_max", epsilon) }
+        return RoundSummary(
+            number: report.number, attempt: report.attempt, completed: abort == nil, cohort: report.cohort,
+            survivors: survivors, abortReason: abort?.detail, seconds: elapsed, bytesIn: machine?.bytesIn ?? 0,
+            bytesOut: machine?.bytesOut ?? 0, accuracy: evaluated?.accuracy, loss: evaluated?.loss,
+            cryptoSeconds: cryptoSeconds, threshold: machine?.threshold, epsilon: epsilon,
+            budgetRefusals: report.budgetRefusals, budgetAlerts: report.budgetAlerts)
+    }
+
+    private func broadcastResult(_ machine: RoundMachine, completed: Bool, survivors: Int, reason: String?) {
+        let result = Veil_V1_RoundResult.with {
+            $0.round = UInt64(machine.number)
+            $0.completed = completed
+            $0.survivors = UInt32(survivors)
+            $0.abortReason = reason ?? ""
+            $0.transcriptHash = Data(machine.transcript)
+        }
+        for id in machine.cohort { registry.send(.with { $0.result = result }, to: id) }
+    }
+
+    /// Runs a store operation whose failure must not stop the federation (a participant's
+    /// resources, the selection history): logged and counted, never swallowed.
+    @discardableResult
+    func recording<T>(_ operation: String, _ body: () throws -> T) -> T? {
+        do { return try body() } catch {
+            metrics.increment("veil_store_errors_total")
+            logger.error("store operation failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
+            return nil
+        }
+    }
+}

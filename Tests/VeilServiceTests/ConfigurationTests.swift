@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+import VeilTestSupport
+
+@testable import VeilService
+
+/// Configuration is strict: an unknown key or a bad value is refused, naming the key (and,
+/// for a typo, the key or value meant).
+@Suite struct ConfigurationTests {
+    static let tls = #""tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}"#
+
+    /// Loads `json` as `load` does from a file, returning the refusal's text (nil: accepted).
+    func refusal(_ json: String, _ load: (String) throws -> Void) throws -> String? {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-config")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("config.json")
+        try json.write(to: file, atomically: true, encoding: .utf8)
+        do {
+            try load(file.path)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func serve(_ keys: String) throws -> String? {
+        try refusal("{\(Self.tls)\(keys.isEmpty ? "" : ", " + keys)}") { _ = try ServeConfiguration.load(path: $0) }
+    }
+
+    /// The finding: `"privcy"` ran a federation without differential privacy.
+    @Test func aMisspeltKeyIsRefusedNamingTheKeyMeant() throws {
+        #expect(try serve(#""privcy": {"epsilon": 1}"#) == #"the configuration: unknown key "privcy"; did you mean "privacy"?"#)
+        #expect(try serve(#""round": 7"#) == #"the configuration: unknown key "round"; did you mean "rounds"?"#)
+        #expect(try serve(#""privacy": {"epsilon": 1, "mechanism": "ddg"}"#) == #"privacy: unknown key "mechanism""#)
+        #expect(
+            try refusal(#"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s", "cert": "y"}}"#) {
+                _ = try ServeConfiguration.load(path: $0)
+            } == #"tls: unknown key "cert""#)
+        #expect(
+            try refusal(#"{\#(Self.tls), "reconect_attempts": 3}"#) { _ = try JoinConfiguration.load(path: $0) }
+                == #"the configuration: unknown key "reconect_attempts"; did you mean "reconnect_attempts"?"#)
+        #expect(
+            try refusal(#"{\#(Self.tls), "policy": {"min_cohrt": 3}}"#) { _ = try JoinConfiguration.load(path: $0) }
+                == #"policy: unknown key "min_cohrt"; did you mean "min_cohort"?"#)
+        #expect(
+            try refusal(#"{\#(Self.tls), "privacy_budget": {"epsilon": 1, "ledgr": "l.json"}}"#) {
+                _ = try JoinConfiguration.load(path: $0)
+            } == #"privacy_budget: unknown key "ledgr"; did you mean "ledger"?"#)
+        #expect(
+            try refusal(#"{\#(Self.tls), "secret_key": "p.key", "min_contributers": 2}"#) {
+                _ = try KeyHolderConfiguration.load(path: $0)
+            } == #"the configuration: unknown key "min_contributers"; did you mean "minimum_contributors"?"#)
+    }
+
+    @Test func aNameOutsideItsSetIsRefusedWithTheNamesAllowed() throws {
+        #expect(
+            try serve(#""algorithm": "fedadm""#)
+                == #"algorithm: "fedadm" is not one of fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi; did you mean "fedadam"?"#)
+        #expect(
+            try serve(#""algorithm": "scaffold""#)
+                == #"algorithm: "scaffold" is not one of fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi"#)
+        #expect(try serve(#""secure_sum": "pailier""#) == #"secure_sum: "pailier" is not one of secagg, paillier; did you mean "paillier"?"#)
+        #expect(
+            try serve(#""threat_model": "honest""#) == #"threat_model: "honest" is not one of malicious, honest-but-curious"#)
+        #expect(try serve(#""evaluate": "mnist""#) == #"evaluate: "mnist" is not one of digits"#)
+        #expect(
+            try serve(#""selection": "round_robin""#)
+                == #"selection: "round_robin" is not one of random, round-robin, resource-aware; did you mean "round-robin"?"#)
+        #expect(try serve(#""privacy": {"epsilon": 1, "mode": "gauss"}"#) == #"privacy.mode: "gauss" is not one of central, ddg, skellam"#)
+        #expect(try serve(#""model": "mlp:64,,10""#)?.hasSuffix(#"model: "mlp:64,,10" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
+        #expect(try serve(#""model": "cnn""#)?.hasSuffix(#"model: "cnn" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
+        // Accepted spellings.
+        let c = ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: ""))
+        #expect(c.algorithm == .fedavg && c.secureSum == .secagg && c.threatModel == .malicious && c.evaluate == .digits)
+        #expect(try serve(#""model": "mlp:32,16", "evaluate": null, "algorithm": "fedyogi""#) == nil)
+    }
+
+    /// Every rule of `ServeConfiguration.validate()`, with its message.
+    @Test(arguments: [
+        (#""federation": """#, "federation must not be empty"),
+        (#""port": 70000"#, "port must be in 0...65535"),
+        (#""metrics_port": -1"#, "metrics_port must be in 0...65535 or null"),
+        (#""rounds": 0"#, "rounds must be at least 1"),
+        (#""min_participants": 1"#, "min_participants must be at least 2 (a secure sum needs two)"),
+        (#""min_participants": 5, "cohort_size": 4"#, "cohort_size must be at least min_participants"),
+        (#""round_deadline_seconds": 0"#, "round_deadline_seconds must be positive"),
+        (#""training_deadline_seconds": -1"#, "training_deadline_seconds must be positive"),
+        (#""registration_timeout_seconds": 0"#, "registration_timeout_seconds must be positive"),
+        (#""max_round_attempts": 0"#, "max_round_attempts must be at least 1"),
+        (#""features": 0"#, "features must be at least 1"),
+        (#""classes": 1"#, "classes must be at least 2"),
+        (#""local_epochs": 0"#, "local_epochs must be at least 1"),
+        (#""batch_size": 0"#, "batch_size must be at least 1"),
+        (#""learning_rate": 0"#, "learning_rate must be positive"),
+        (#""momentum": 1"#, "momentum must be in [0, 1)"),
+        (#""weight_decay": -0.1"#, "weight_decay must be at least 0"),
+        (#""proximal_mu": -1"#, "proximal_mu must be at least 0"),
+        (#""server_momentum": 1.5"#, "server_momentum must be in [0, 1)"),
+        (#""server_learning_rate": 0"#, "server_learning_rate must be positive"),
+        (#""beta1": 1"#, "beta1 must be in [0, 1)"),
+        (#""beta2": -0.5"#, "beta2 must be in [0, 1)"),
+        (#""tau": 0"#, "tau must be positive"),
+        (#""weight_scale": 0"#, "weight_scale must be positive"),
+        (#""payload_bits": 65"#, "payload_bits must be in 8...64"),
+        (#""payload_clip": 0"#, "payload_clip must be positive"),
+        (#""corrupt_fraction": 0.95"#, "corrupt_fraction, dropout_fraction, security_bits: "),
+        (#""max_message_bytes": 1000"#, "max_message_bytes must be at least 65536"),
+        (#""messages_per_second": 0"#, "messages_per_second must be positive"),
+        (#""message_burst": 0"#, "message_burst must be at least 1"),
+        (#""key_holder": "a b""#, "key_holder: "),
+        (#""privacy": {"epsilon": 0}"#, "privacy.epsilon must be positive"),
+        (#""privacy": {"epsilon": 1, "delta": 1}"#, "privacy.delta must be in (0, 1)"),
+        (#""privacy": {"epsilon": 1, "clip": 0}"#, "privacy.clip must be positive"),
+        (#""privacy": {"epsilon": 1, "participant_budget": -1}"#, "privacy.participant_budget must be positive"),
+        (#""privacy": {"epsilon": 1, "alert_fraction": 0}"#, "privacy.alert_fraction must be in (0, 1]"),
+        (#""privacy": {"epsilon": 1, "mode": "ddg", "bits": 4}"#, "privacy.bits must be in 8...62"),
+        (#""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 0}"#, "privacy.min_contributors must be at least 1"),
+        (
+            #""secure_sum": "paillier", "privacy": {"epsilon": 1, "mode": "skellam"}"#,
+            "privacy.mode skellam needs secure_sum secagg (the noise shares are summed modulo 2^bits)"
+        ),
+        (#""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 11}"#, "privacy.min_contributors must be at most cohort_size"),
+    ])
+    func everyServeRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
+        let refusal = try #require(try serve(keys), "accepted \(keys)")
+        #expect(refusal.hasPrefix(message), "\(keys)")
+    }
+
+    @Test(arguments: [
+        (#""index": 10, "clients": 10"#, "index must be in 0..<clients"),
+        (#""policy": {"corrupt_fraction": 0.9}"#, "policy: "),
+        (#""policy": {"paillier_min_bits": 128}"#, "policy.paillier_min_bits must be at least 256"),
+        (#""policy": {"paillier_fingerprint": "abc"}"#, "policy.paillier_fingerprint must be 64 hexadecimal digits"),
+        (#""policy": {"adversary": "curious"}"#, #"policy.adversary: "curious" is not one of malicious, honest-but-curious"#),
+        (#""privacy_budget": {"epsilon": 0}"#, "privacy_budget.epsilon must be positive"),
+        (#""privacy_budget": {"epsilon": 1, "delta": 0}"#, "privacy_budget.delta must be in (0, 1)"),
+        (#""privacy_budget": {"epsilon": 1, "max_round_epsilon": 0}"#, "privacy_budget.max_round_epsilon must be positive"),
+    ])
+    func everyJoinRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
+        let refusal = try #require(
+            try refusal("{\(Self.tls), \(keys)}") { _ = try JoinConfiguration.load(path: $0) }, "accepted \(keys)")
+        #expect(refusal.hasPrefix(message), "\(keys)")
+    }
+
+    @Test func theKeyHolderRefusesAFloorBelowTwo() throws {
+        #expect(
+            try refusal(#"{\#(Self.tls), "secret_key": "p.key", "minimum_contributors": 1}"#) {
+                _ = try KeyHolderConfiguration.load(path: $0)
+            } == "minimum_contributors must be at least 2: a sum of one is that one's input")
+    }
+
+    @Test func suggestionsAreForTyposOnly() {
+        #expect(editDistance("kitten", "sitting") == 3)
+        #expect(editDistance("", "abc") == 3)
+        #expect(suggestion("privcy", among: ["privacy", "rounds"]) == #"; did you mean "privacy"?"#)
+        #expect(suggestion("mechanism", among: ["mode", "epsilon", "delta"]) == "")
+    }
+}

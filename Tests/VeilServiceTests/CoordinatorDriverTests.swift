@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import Testing
+import VeilLearning
+import VeilTestSupport
+import VeilWire
+
+@testable import VeilService
+
+/// The coordinator's connection registry and its actor, without sockets: streams are
+/// in-memory outboxes, and time is a ``ManualClock`` or explicit instants.
+@Suite struct CoordinatorDriverTests {
+    static let quiet = Logger(label: "veil.test.driver") { _ in SwiftLogNoOpLogHandler() }
+
+    func federation(_ clients: Int = 3, paillier: Bool = false) throws -> (NetworkSimulation, URL) {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-driver")
+        var c = FederatedConfiguration()
+        c.clients = clients
+        c.rounds = 1
+        return (try NetworkSimulation(configuration: c, directory: directory, paillierBits: paillier ? 2048 : nil), directory)
+    }
+
+    func identity(_ network: NetworkSimulation, _ index: Int) throws -> FederationIdentity {
+        try network.participants[index].join.tls.credentials(role: .participant).identity
+    }
+
+    /// Everything an outbox received so far (it must have been finished).
+    func drain(_ stream: AsyncStream<Veil_V1_CoordinatorMessage>) async -> [Veil_V1_CoordinatorMessage] {
+        var messages: [Veil_V1_CoordinatorMessage] = []
+        for await message in stream { messages.append(message) }
+        return messages
+    }
+
+    @Test func aSecondStreamUnderTheSameIdReplacesTheFirst() async throws {
+        let (network, directory) = try federation()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let alice = try identity(network, 0)
+        var registry = ConnectionRegistry(messagesPerSecond: 10, messageBurst: 10)
+        let (first, firstOutbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        let (_, secondOutbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        guard case .participant(let g1) = registry.register(alice, hello: .init(), outbox: firstOutbox),
+            case .participant(let g2) = registry.register(alice, hello: .init(), outbox: secondOutbox)
+        else { return Issue.record("a participant's Hello was refused") }
+        #expect(g1 != g2)
+        // The first stream is told why and closed.
+        let told = await drain(first)
+        #expect(told.map(\.failure.code) == [.failureDuplicateConnection])
+        #expect(registry.participants.count == 1 && registry.connection(alice.id, generation: g2) != nil)
+        // The first stream's end does not unregister the second.
+        guard case .stale = registry.unregister(id: alice.id, generation: g1) else { return Issue.record("not stale") }
+        #expect(registry.participants.count == 1)
+        guard case .participant = registry.unregister(id: alice.id, generation: g2) else { return Issue.record("kept") }
+        #expect(registry.participants.isEmpty)
+    }
+
+    @Test func eachHolderHasABucketThatReconnectingDoesNotRefill() async throws {
+        let (network, directory) = try federation()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let alice = try identity(network, 0)
+        var registry = ConnectionRegistry(messagesPerSecond: 1, messageBurst: 2)
+        let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        guard case .participant(let generation) = registry.register(alice, hello: .init(), outbox: outbox) else {
+            return Issue.record("refused")
+        }
+        let t0 = ContinuousClock.now
+        #expect(registry.admit(alice.id, generation: generation, now: t0))
+        #expect(registry.admit(alice.id, generation: generation, now: t0))
+        #expect(!registry.admit(alice.id, generation: generation, now: t0))
+        // A new stream under the same id gets the same, empty bucket.
+        let (_, again) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        guard case .participant(let next) = registry.register(alice, hello: .init(), outbox: again) else {
+            return Issue.record("refused")
+        }
+        #expect(!registry.admit(alice.id, generation: next, now: t0 + .milliseconds(500)))
+        #expect(registry.admit(alice.id, generation: next, now: t0 + .milliseconds(1500)))
+        let told = await drain(stream)
+        #expect(told.map(\.failure.code) == [.failureRateLimited, .failureDuplicateConnection])
+    }
+
+    @Test func aKeyHolderHelloWithoutASignedKeyIsRefused() async throws {
+        let (network, directory) = try federation(paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let holder = try network.keyHolder!.tls.credentials(role: .keyHolder).identity
+        var registry = ConnectionRegistry(messagesPerSecond: 1, messageBurst: 2)
+        let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        var hello = try KeyHolderAgent(configuration: network.keyHolder!, logger: Self.quiet).hello()
+        hello.paillierKey.signature = Data(repeating: 0, count: 64)
+        guard case .refused = registry.register(holder, hello: hello, outbox: outbox) else {
+            return Issue.record("an unsigned key was accepted")
+        }
+        #expect(registry.keyHolder == nil && registry.paillierKey == nil)
+        #expect(await drain(stream).map(\.failure.code) == [.failureMalformed])
+    }
+
+    /// The registration timeout is a sleep on the injected clock: the test moves time, and
+    /// the run ends with the count of participants it had.
+    @Test func theRegistrationTimeoutRunsOnTheInjectedClock() async throws {
+        let (network, directory) = try federation()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clock = ManualClock()
+        let coordinator = try Coordinator(configuration: network.serve, logger: Self.quiet, clock: clock)
+        let run = Task { try await coordinator.run() }
+        #expect(await clock.waitForSleepers(1))
+        clock.advance(by: .seconds(59))
+        #expect(clock.sleeperCount == 1, "not yet")
+        clock.advance(by: .seconds(1))
+        do {
+            _ = try await run.value
+            Issue.record("the run did not time out")
+        } catch {
+            #expect("\(error)" == "only 0 of the 3 participants needed connected within 60.0 s")
+        }
+    }
+
+    /// Stopping while waiting for participants ends the run at once, cleanly.
+    @Test func stoppingWhileWaitingEndsTheRun() async throws {
+        let (network, directory) = try federation()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clock = ManualClock()
+        let coordinator = try Coordinator(configuration: network.serve, logger: Self.quiet, clock: clock)
+        let run = Task { try await coordinator.run() }
+        #expect(await clock.waitForSleepers(1))
+        await coordinator.stop()
+        let summary = try await run.value
+        #expect(summary.completedRounds == 0 && summary.stopReason == "the coordinator was stopped")
+    }
+}

@@ -1,0 +1,327 @@
+import Foundation
+import Logging
+import Testing
+import VeilCore
+import VeilLearning
+import VeilPaillier
+import VeilSecAgg
+import VeilTestSupport
+import VeilWire
+
+@testable import VeilService
+
+/// A round attempt driven by hand: the coordinator's ``RoundMachine`` and real participant
+/// agents (their message handling, ``ParticipantAgent/AgentState``) and key holder, passing
+/// messages through arrays. No socket and no clock: a deadline passes when the test says so.
+final class RoundBench {
+    let network: NetworkSimulation
+    let agents: [String: ParticipantAgent]
+    let keyHolder: KeyHolderAgent?
+    var machine: RoundMachine
+    /// What the machine asked for, in order.
+    var actions: [RoundAction] = []
+    /// Participants whose messages are lost (killed after training, say).
+    var silent: Set<String> = []
+    /// Whether the key holder answers decryption requests.
+    var keyHolderAnswers = true
+    private var states: [String: ParticipantAgent.AgentState] = [:]
+    private var mailbox: [(from: String, message: Veil_V1_ParticipantMessage)] = []
+    private var toKeyHolder: [Veil_V1_DecryptRequest] = []
+
+    static let quiet = Logger(label: "veil.test.round") { _ in SwiftLogNoOpLogHandler() }
+
+    init(clients: Int, paillier: Bool = false, directory: URL) throws {
+        var c = FederatedConfiguration()
+        c.clients = clients
+        c.rounds = 1
+        c.seed = 11
+        network = try NetworkSimulation(configuration: c, directory: directory, paillierBits: paillier ? 2048 : nil)
+        var agents: [String: ParticipantAgent] = [:]
+        for p in network.participants {
+            let agent = try ParticipantAgent(configuration: p.join, data: p.data, logger: Self.quiet)
+            agents[agent.identity.id] = agent
+        }
+        self.agents = agents
+        keyHolder = try network.keyHolder.map { try KeyHolderAgent(configuration: $0, logger: Self.quiet) }
+        let serve = network.serve
+        let (_, identity, signingKey) = try serve.tls.credentials(role: .coordinator)
+        let model = try makeModel(serve.model.description, featureCount: serve.features, classCount: serve.classes)
+        var generator = Xoshiro256(seed: serve.seed, stream: 2)
+        let task = try RoundTask(
+            number: 1, cohortSize: clients, configuration: serve,
+            algorithm: serve.initialAlgorithm(model.initialParameters(using: &generator)), privacy: nil)
+        let members = agents.keys.sorted().map { id in
+            RoundMember(identity: agents[id]!.identity, policy: agents[id]!.hello().policy.declared)
+        }
+        let credentials = CoordinatorCredentials(identity: identity, signingKey: signingKey)
+        let nonce = [UInt8](repeating: 7, count: 32)
+        let deadlines = RoundDeadlines(training: .seconds(120), protocolRound: .seconds(30))
+        let start: [RoundAction]
+        if let keyHolder {
+            let (_, holderIdentity, _) = try keyHolder.configuration.tls.credentials(role: .keyHolder)
+            let hello = keyHolder.hello()
+            let key = try PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus))
+            (machine, start) = try RoundMachine.paillier(
+                number: 1, attempt: 1, members: members, task: task, maxAddends: serve.cohortSize,
+                keyHolder: KeyHolderKey(
+                    identity: holderIdentity,
+                    statement: .init(publicKey: key, signature: Array(hello.paillierKey.signature))),
+                coordinator: credentials, nonce: nonce, deadlines: deadlines)
+        } else {
+            (machine, start) = try RoundMachine.masking(
+                number: 1, attempt: 1, members: members, task: task, threatModel: serve.coordinatorThreatModel(),
+                distributed: nil, coordinator: credentials, nonce: nonce, deadlines: deadlines)
+        }
+        for id in agents.keys {
+            states[id] = ParticipantAgent.AgentState(agent: agents[id]!, tally: .init()) { [unowned self] message in
+                self.mailbox.append((id, message))
+            }
+        }
+        carryOut(start)
+    }
+
+    var ids: [String] { machine.cohort }
+
+    /// Feeds the machine one event and carries out what it asks.
+    func handle(_ event: RoundEvent) {
+        carryOut(machine.handle(event))
+    }
+
+    private func carryOut(_ new: [RoundAction]) {
+        actions += new
+        for action in new {
+            switch action {
+            case .send(let message, let id): _ = try? states[id]?.handle(message)
+            case .sendToKeyHolder(let message): toKeyHolder.append(message.decrypt)
+            default: break
+            }
+        }
+    }
+
+    /// Delivers messages until nobody has anything to say.
+    func settle() {
+        while !mailbox.isEmpty || (keyHolderAnswers && !toKeyHolder.isEmpty) {
+            if !mailbox.isEmpty {
+                let (id, message) = mailbox.removeFirst()
+                if silent.contains(id) { continue }
+                switch message.kind {
+                case .secagg(let m): handle(.secagg(m, from: id))
+                case .paillier(let c): handle(.contribution(c, from: id))
+                case .decline(let d): handle(.declined(d, from: id))
+                default: break
+                }
+            } else {
+                handle(.decryption(keyHolder!.answer(toKeyHolder.removeFirst())))
+            }
+        }
+    }
+
+    /// The deadline the machine started last passes.
+    func deadlinePasses() {
+        handle(.deadline(generation: lastDeadline))
+        settle()
+    }
+
+    var lastDeadline: Int {
+        actions.reduce(0) { if case .startDeadline(let g, _) = $1 { return g } else { return $0 } }
+    }
+
+    var end: RoundEnd? {
+        for case .ended(let end) in actions { return end }
+        return nil
+    }
+
+    var abort: RoundAbort? {
+        if case .aborted(let abort)? = end { return abort }
+        return nil
+    }
+
+    var survivors: [ParticipantID]? {
+        if case .completed(let result)? = end { return result.survivors }
+        return nil
+    }
+
+    var drops: [(id: String, code: String, notice: String?)] {
+        actions.compactMap { if case .dropped(let id, _, let code, let notice) = $0 { (id, code, notice) } else { nil } }
+    }
+
+    var refusals: [RefusalReason] {
+        actions.compactMap { if case .refused(_, let reason) = $0 { reason } else { nil } }
+    }
+
+    /// The released sum's last coordinate: the sum of the contributors' weights n_k / scale.
+    func weightCoordinate() throws -> Double? {
+        guard case .completed(let result)? = end else { return nil }
+        return try machine.codec.decode(result.sum).last
+    }
+
+    func expectedWeight(of ids: [String]) -> Double {
+        ids.reduce(0) { $0 + Double(agents[$1]!.data.count) } / network.serve.weightScale
+    }
+}
+
+@Suite struct RoundMachineTests {
+    func bench(_ clients: Int, paillier: Bool = false) throws -> (RoundBench, URL) {
+        let directory = try RepositoryPaths.temporaryDirectory("round-machine")
+        return (try RoundBench(clients: clients, paillier: paillier, directory: directory), directory)
+    }
+
+    @Test func aMaskingRoundCompletesAndReleasesTheSumOfEveryInput() throws {
+        let (bench, directory) = try bench(4)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Assignments to all four, then the training deadline.
+        #expect(bench.actions.count(where: { if case .send = $0 { true } else { false } }) == 4)
+        #expect(bench.lastDeadline == 1)
+        bench.settle()
+        #expect(bench.survivors?.count == 4)
+        let weight = try #require(try bench.weightCoordinate())
+        #expect(abs(weight - bench.expectedWeight(of: bench.ids)) < 1e-6)
+        // Four protocol rounds after R0, each with its deadline; no deadline had to pass.
+        #expect(bench.lastDeadline == 5)
+        #expect(!bench.actions.contains { if case .deadlinePassed = $0 { true } else { false } })
+    }
+
+    @Test func aSilentMemberIsDroppedAtTheDeadlineAndTheRoundCompletesWithoutIt() throws {
+        let (bench, directory) = try bench(5)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let lost = bench.ids[2]
+        bench.silent = [lost]
+        bench.settle()
+        #expect(bench.end == nil, "the round waits for the deadline")
+        bench.deadlinePasses()
+        #expect(bench.drops.map(\.id) == [lost])
+        #expect(bench.drops.first?.code == "noResponse" && bench.drops.first?.notice == nil)
+        #expect(bench.survivors?.count == 4)
+        let weight = try #require(try bench.weightCoordinate())
+        #expect(abs(weight - bench.expectedWeight(of: bench.ids.filter { $0 != lost })) < 1e-6)
+    }
+
+    @Test func aDisconnectedMemberClosesTheStageWithoutWaitingForTheDeadline() throws {
+        let (bench, directory) = try bench(5)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let lost = bench.ids[0]
+        bench.silent = [lost]
+        bench.settle()
+        bench.handle(.disconnected(lost))
+        bench.settle()
+        #expect(bench.survivors?.count == 4)
+        #expect(!bench.actions.contains { if case .deadlinePassed = $0 { true } else { false } })
+    }
+
+    @Test func whenNoMemberContributesTheMaskingRoundAbortsAtTheDeadline() throws {
+        let (bench, directory) = try bench(3)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.silent = Set(bench.ids)
+        bench.settle()
+        bench.deadlinePasses()
+        #expect(bench.abort?.kind == .secureSum)
+        #expect(bench.abort?.detail == "aborted in R0AdvertiseKeys: 0 participants remain, 3 needed")
+        #expect(bench.drops.count == 3)
+    }
+
+    @Test func aStaleDeadlineAndLateMessagesChangeNothing() throws {
+        let (bench, directory) = try bench(3)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.settle()
+        #expect(bench.survivors?.count == 3)
+        let before = bench.actions.count
+        bench.handle(.deadline(generation: 1))
+        #expect(bench.actions.count == before)
+        // After the end, a participant's message is refused as out of round.
+        bench.handle(.secagg(.with { $0.round = 1 }, from: bench.ids[0]))
+        #expect(bench.refusals == [.outOfRound])
+    }
+
+    @Test func aMessageForAnotherRoundOrFromAStrangerIsRefused() throws {
+        let (bench, directory) = try bench(3)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.handle(.secagg(.with { $0.round = 2 }, from: bench.ids[0]))
+        bench.handle(.secagg(.with { $0.round = 1 }, from: "participant-99"))
+        #expect(bench.refusals == [.outOfRound, .outOfRound])
+        bench.settle()
+        #expect(bench.survivors?.count == 3)
+    }
+
+    @Test func aPaillierRoundCompletesWhenEveryMemberContributes() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.settle()
+        #expect(bench.survivors?.count == 3)
+        let weight = try #require(try bench.weightCoordinate())
+        #expect(abs(weight - bench.expectedWeight(of: bench.ids)) < 1e-6)
+    }
+
+    @Test func whenNoMemberContributesThePaillierRoundAbortsNamingThem() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.silent = Set(bench.ids)
+        bench.settle()
+        bench.deadlinePasses()
+        #expect(bench.abort?.kind == .missingContributions)
+        #expect(bench.abort?.detail.hasPrefix("3 of 3 members did not contribute") == true)
+        #expect(bench.machine.missingContributors.sorted() == bench.ids.sorted())
+    }
+
+    @Test func theKeyHolderThatDoesNotAnswerAbortsTheRoundAtTheDeadline() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        #expect(bench.machine.stage == .decrypting)
+        bench.deadlinePasses()
+        #expect(bench.abort == RoundAbort(.keyHolderSilent, "the key holder did not answer before the deadline"))
+    }
+
+    @Test func theKeyHolderDisconnectingWhileDecryptingAbortsTheRoundAtOnce() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        bench.handle(.keyHolderDisconnected)
+        #expect(bench.abort?.kind == .keyHolderAbsent)
+    }
+
+    @Test func aKeyHolderAbsentAtTheEndOfCollectionAbortsTheRound() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.handle(.keyHolderDisconnected)
+        bench.settle()
+        #expect(bench.abort == RoundAbort(.keyHolderAbsent, "the key holder is not connected"))
+    }
+
+    @Test func aMalformedContributionDropsOnlyItsSender() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let rogue = bench.ids[1]
+        bench.handle(.contribution(.with { $0.round = 1; $0.ciphertexts = [Data([1, 2, 3])] }, from: rogue))
+        #expect(bench.drops.map(\.id) == [rogue])
+        #expect(bench.drops.first?.notice?.hasPrefix("dropped from round 1") == true)
+        bench.silent = [rogue]
+        bench.settle()
+        // A Paillier sum needs the whole roster: the attempt ends, naming the rogue.
+        #expect(bench.abort?.kind == .missingContributions)
+        #expect(bench.machine.missingContributors == [rogue])
+    }
+
+    @Test func aKeyHolderRefusalAbortsWithItsReason() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        bench.handle(.decryption(.with { $0.round = 1; $0.refusal = "too few\ncontributions" }))
+        #expect(bench.abort?.kind == .keyHolderRefused)
+        #expect(bench.abort?.detail == "the key holder refused: too few\\ncontributions")
+    }
+
+    @Test func anInterruptedRoundEndsAtOnce() throws {
+        let (bench, directory) = try bench(3)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var machine = bench.machine
+        let actions = machine.interrupt()
+        guard case .ended(.aborted(let abort))? = actions.first else {
+            Issue.record("no end: \(actions)")
+            return
+        }
+        #expect(abort.kind == .interrupted)
+    }
+}
