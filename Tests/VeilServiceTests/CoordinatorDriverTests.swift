@@ -40,16 +40,16 @@ import VeilWire
         let (_, secondOutbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
         guard case .participant(let g1) = registry.register(alice, hello: .init(), outbox: firstOutbox),
             case .participant(let g2) = registry.register(alice, hello: .init(), outbox: secondOutbox)
-        else { return Issue.record("a participant's Hello was refused") }
+        else { Issue.record("a participant's Hello was refused"); return }
         #expect(g1 != g2)
         // The first stream is told why and closed.
         let told = await drain(first)
         #expect(told.map(\.failure.code) == [.failureDuplicateConnection])
         #expect(registry.participants.count == 1 && registry.connection(alice.id, generation: g2) != nil)
         // The first stream's end does not unregister the second.
-        guard case .stale = registry.unregister(id: alice.id, generation: g1) else { return Issue.record("not stale") }
+        guard case .stale = registry.unregister(id: alice.id, generation: g1) else { Issue.record("not stale"); return }
         #expect(registry.participants.count == 1)
-        guard case .participant = registry.unregister(id: alice.id, generation: g2) else { return Issue.record("kept") }
+        guard case .participant = registry.unregister(id: alice.id, generation: g2) else { Issue.record("kept"); return }
         #expect(registry.participants.isEmpty)
     }
 
@@ -60,19 +60,18 @@ import VeilWire
         var registry = ConnectionRegistry(messagesPerSecond: 1, messageBurst: 2)
         let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
         guard case .participant(let generation) = registry.register(alice, hello: .init(), outbox: outbox) else {
-            return Issue.record("refused")
+            Issue.record("refused"); return
         }
         let t0 = ContinuousClock.now
-        #expect(registry.admit(alice.id, generation: generation, now: t0))
-        #expect(registry.admit(alice.id, generation: generation, now: t0))
-        #expect(!registry.admit(alice.id, generation: generation, now: t0))
+        let admitted = (0..<3).map { _ in registry.admit(alice.id, generation: generation, now: t0) }
+        #expect(admitted == [true, true, false])
         // A new stream under the same id gets the same, empty bucket.
         let (_, again) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
         guard case .participant(let next) = registry.register(alice, hello: .init(), outbox: again) else {
-            return Issue.record("refused")
+            Issue.record("refused"); return
         }
-        #expect(!registry.admit(alice.id, generation: next, now: t0 + .milliseconds(500)))
-        #expect(registry.admit(alice.id, generation: next, now: t0 + .milliseconds(1500)))
+        let later = [500, 1500].map { registry.admit(alice.id, generation: next, now: t0 + .milliseconds($0)) }
+        #expect(later == [false, true])
         let told = await drain(stream)
         #expect(told.map(\.failure.code) == [.failureRateLimited, .failureDuplicateConnection])
     }
@@ -86,7 +85,7 @@ import VeilWire
         var hello = try KeyHolderAgent(configuration: network.keyHolder!, logger: Self.quiet).hello()
         hello.paillierKey.signature = Data(repeating: 0, count: 64)
         guard case .refused = registry.register(holder, hello: hello, outbox: outbox) else {
-            return Issue.record("an unsigned key was accepted")
+            Issue.record("an unsigned key was accepted"); return
         }
         #expect(registry.keyHolder == nil && registry.paillierKey == nil)
         #expect(await drain(stream).map(\.failure.code) == [.failureMalformed])
