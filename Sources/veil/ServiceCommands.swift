@@ -173,7 +173,9 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Reads the configuration file (JSON; every key and its default in Specs/wire.md §7), listens for \
             participants, and runs rounds until the configured number have completed, resuming from the \
-            state file after a restart. Prints one line per round on stdout; logs go to stderr.
+            state file after a restart. Prints one line per round on stdout; logs go to stderr. SIGTERM or \
+            SIGINT stops it cleanly: the round in flight is recorded as interrupted, participants are told the \
+            federation is over, the state file is closed, and the exit status is 0.
             """)
 
     @Option(help: "The configuration file.")
@@ -182,7 +184,11 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            if ProcessInfo.processInfo.environment["VEIL_DEBUG"] != nil { handler.logLevel = .debug }
+            return handler
+        }
         let configuration: ServeConfiguration
         let coordinator: Coordinator
         do {
@@ -191,7 +197,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch { throw usageError("\(error)") }
         let json = output.json
         let summary = try await CoordinatorServer.run(
-            coordinator,
+            coordinator, stopOnSignals: true,
             ready: { endpoints in
                 FileHandle.standardError.write(
                     Data(
@@ -233,7 +239,11 @@ struct JoinCommand: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            if ProcessInfo.processInfo.environment["VEIL_DEBUG"] != nil { handler.logLevel = .debug }
+            return handler
+        }
         let agent: ParticipantAgent
         do { agent = try ParticipantAgent(configuration: try JoinConfiguration.load(path: config)) } catch {
             throw usageError("\(error)")
@@ -256,7 +266,7 @@ struct JoinCommand: AsyncParsableCommand {
 func roundLine(_ r: RoundSummary) -> String {
     var line = String(
         format: "round %4d  %@  survivors %4d/%-4d t %-4@ %7.2f s  in %9d B  out %9d B%@%@", r.number,
-        r.completed ? "completed" : "aborted  ", r.survivors, r.cohort, r.threshold.map { "\($0)" } ?? "-", r.seconds,
+        r.completed ? "completed" : r.interrupted ? "interrupted" : "aborted  ", r.survivors, r.cohort, r.threshold.map { "\($0)" } ?? "-", r.seconds,
         r.bytesIn, r.bytesOut,
         r.accuracy.map { String(format: "  accuracy %.4f", $0) } ?? (r.abortReason.map { "  (\($0))" } ?? ""),
         r.epsilon.map { String(format: "  ε %.4g", $0) } ?? "")
@@ -275,7 +285,8 @@ func summaryObject(_ s: FederationSummary) -> [String: Any] {
         "stop_reason": s.stopReason ?? NSNull(),
         "rounds": s.rounds.map { r in
             [
-                "round": r.number, "attempt": r.attempt, "completed": r.completed, "cohort": r.cohort,
+                "round": r.number, "attempt": r.attempt, "completed": r.completed, "interrupted": r.interrupted,
+                "cohort": r.cohort,
                 "survivors": r.survivors, "threshold": r.threshold ?? NSNull(), "seconds": r.seconds,
                 "bytes_in": r.bytesIn, "bytes_out": r.bytesOut,
                 "accuracy": r.accuracy ?? NSNull(), "loss": r.loss ?? NSNull(),
@@ -305,7 +316,11 @@ struct KeyHolderCommand: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            if ProcessInfo.processInfo.environment["VEIL_DEBUG"] != nil { handler.logLevel = .debug }
+            return handler
+        }
         let holder: KeyHolderAgent
         do { holder = try KeyHolderAgent(configuration: try KeyHolderConfiguration.load(path: config)) } catch {
             throw usageError("\(error)")

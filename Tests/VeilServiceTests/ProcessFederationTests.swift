@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilLearning
 import VeilTestSupport
 
 @testable import VeilService
@@ -98,5 +99,70 @@ import VeilTestSupport
         // Rounds after the participant died had three survivors, at the participants' t = 3.
         #expect(attempts.last?.survivors == 3)
         #expect(second.stdout.contains("survivors    3/3    t 3"), "\(second.stdout.suffix(500))")
+    }
+
+    /// The port `veil serve` reports on stderr once it listens (it was asked for port 0).
+    func listeningPort(_ serve: ProcessRunner.Background) -> Int? {
+        guard let line = serve.stderr.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }),
+            let port = line.dropFirst("listening on ".count).split(separator: ",").first?.split(separator: ":").last
+        else { return nil }
+        return Int(port)
+    }
+
+    /// SIGTERM mid-round: the round in flight is recorded as interrupted, the participants are
+    /// told the federation is over and exit, the state file is closed, and the exit status is 0.
+    @Test func sigtermStopsTheCoordinatorCleanlyMidRound() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-sigterm")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let veil = try VeilProcess.executable
+        var c = VeilLearning.FederatedConfiguration()
+        c.clients = 4
+        let network = try NetworkSimulation(configuration: c, directory: directory)
+        func tls(_ id: String) -> String {
+            #""tls": {"ca": "ca.cert.pem", "certificate": "\#(id).cert.pem", "key": "\#(id).key.pem", "signing_key": "\#(id).signing.key"}"#
+        }
+        try """
+        {\(tls("coordinator")), "port": 0, "metrics_port": null, "rounds": 500, "min_participants": 4, "cohort_size": 4,
+         "state": "state.sqlite", "round_deadline_seconds": 60, "training_deadline_seconds": 60}
+        """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
+        let serve = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve")
+        defer { serve.kill() }
+        #expect(waitUntil(60) { listeningPort(serve) != nil }, "\(serve.stderr)")
+        let port = try #require(listeningPort(serve))
+        let participants = try network.participants.enumerated().map { i, p in
+            try """
+            {"port": \(port), \(tls(p.join.tls.certificate.split(separator: "/").last!.replacingOccurrences(of: ".cert.pem", with: ""))),
+             "clients": 4, "index": \(i), "partition": "iid"}
+            """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
+            return try ProcessRunner.start(veil, ["join", "--config", "join\(i).json"], in: directory, name: "join\(i)")
+        }
+        defer { participants.forEach { $0.kill() } }
+        #expect(waitUntil(120) { completedRounds(serve.stdout).count >= 2 }, "\(serve.stderr.suffix(2000))")
+        // One participant freezes (its connection stays open): the round in flight waits for it.
+        let frozen = participants[3].process.processIdentifier
+        kill(frozen, SIGSTOP)
+        defer { kill(frozen, SIGCONT) }
+        let completedBefore = completedRounds(serve.stdout).count
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(completedRounds(serve.stdout).count <= completedBefore + 1, "a round went on without the frozen member")
+
+        kill(serve.process.processIdentifier, SIGTERM)
+        #expect(serve.wait(timeout: 30), "still running after SIGTERM: \(serve.stderr.split(separator: "\n").filter { !$0.contains("participant connected") && !$0.contains("round ") }.suffix(40).joined(separator: "\n"))")
+        guard !serve.process.isRunning else { return }
+        #expect(serve.process.terminationStatus == 0, "\(serve.stderr.suffix(2000))")
+        #expect(serve.stdout.contains("stopped early: the coordinator was stopped"), "\(serve.stdout.suffix(500))")
+        for p in participants.prefix(3) {
+            #expect(p.wait(timeout: 30), "a participant did not hear that the federation is over")
+            #expect(p.stdout.contains("the coordinator was stopped"), "\(p.stdout.suffix(500))")
+        }
+        // The store was closed cleanly (its write-ahead log folded in) and records the round
+        // in flight as interrupted.
+        let wal = directory.appendingPathComponent("state.sqlite-wal").path
+        #expect(((try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0) == 0)
+        let store = try CoordinatorStore(path: directory.appendingPathComponent("state.sqlite").path)
+        let attempts = try store.rounds()
+        #expect(attempts.last?.outcome == "interrupted", "\(attempts.suffix(3))")
+        #expect(attempts.last?.abortReason == "the coordinator was stopped during the round")
+        #expect(attempts.dropLast().allSatisfy { $0.outcome == "completed" })
     }
 }

@@ -354,8 +354,8 @@ public actor Coordinator {
             }
         }
         stopping = true
-        registry.finishAll(finished())
         if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the coordinator was stopped" }
+        registry.finishAll(finished())
         return FederationSummary(
             completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,
             stopReason: stopReason, gaveUp: gaveUp)
@@ -478,6 +478,11 @@ public actor Coordinator {
                 keyHolder: KeyHolderKey(identity: holder.identity, statement: key), coordinator: credentials,
                 nonce: nonce, deadlines: RoundDeadlines(c))
         }
+    }
+
+    /// Closes the store once the federation is over (a failure is logged and counted).
+    public func closeStore() {
+        recording("close the store") { try store.close() }
     }
 
     // MARK: - Status

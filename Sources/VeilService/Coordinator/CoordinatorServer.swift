@@ -2,8 +2,15 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
-/// `veil serve`: the coordinator behind gRPC over HTTP/2 with mutual TLS, and its metrics port.
+/// `veil serve`: the coordinator behind gRPC over HTTP/2 with mutual TLS, and its metrics
+/// port, run as a swift-service-lifecycle group. The federation ending shuts the group down
+/// gracefully; so does SIGTERM or SIGINT (with `stopOnSignals`): the round in flight is
+/// recorded as interrupted, every stream is told the federation is over, the gRPC server
+/// drains its streams, the store is closed.
 public enum CoordinatorServer {
     /// Where the coordinator listens, once it does.
     public struct Endpoints: Sendable {
@@ -11,10 +18,10 @@ public enum CoordinatorServer {
         public let metricsPort: Int?
     }
 
-    /// Serves the federation until it has run all its rounds; `ready` is called with the bound
-    /// ports as soon as the server listens.
+    /// Serves the federation until it has run all its rounds or is stopped; `ready` is called
+    /// with the bound ports as soon as the server listens.
     public static func run(
-        _ coordinator: Coordinator, logger: Logger = Logger(label: "veil.serve"),
+        _ coordinator: Coordinator, logger: Logger = Logger(label: "veil.serve"), stopOnSignals: Bool = false,
         ready: @escaping @Sendable (Endpoints) -> Void = { _ in },
         progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
     ) async throws -> FederationSummary {
@@ -34,52 +41,175 @@ public enum CoordinatorServer {
             })
         let service = FederationService(coordinator: coordinator, ca: coordinator.ca, logger: logger)
         let server = GRPCServer(transport: transport, services: [service])
-        return try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            guard let address = try await server.listeningAddress?.ipv4 else {
-                throw ConfigurationError("the server did not start listening on \(c.host):\(c.port)")
-            }
-            var metricsServer: MetricsServer?
-            if let port = c.metricsPort {
-                metricsServer = try await MetricsServer.start(
-                    host: c.host, port: port, metrics: coordinator.metrics,
-                    status: { [coordinator] in
-                        // The status page reads a snapshot the coordinator refreshes after each event.
-                        StatusBoard.shared.text(for: coordinator)
-                    })
-            }
-            logger.info(
-                "listening",
-                metadata: [
-                    "grpc": "\(c.host):\(address.port)",
-                    "metrics": "\(metricsServer.map { "\(c.host):\($0.port)" } ?? "off")",
-                ])
-            ready(Endpoints(grpcPort: address.port, metricsPort: metricsServer?.port))
-            let summary = try await coordinator.run { summary in
-                progress(summary)
-                Task { await StatusBoard.shared.refresh(coordinator) }
-            }
-            // Let the final messages drain before closing.
-            try? await Task.sleep(for: .milliseconds(200))
-            server.beginGracefulShutdown()
-            try? await metricsServer?.stop()
-            return summary
+        let metricsServer = try await c.metricsPort.asyncMap { port in
+            try await MetricsServer.start(
+                host: c.host, port: port, metrics: coordinator.metrics,
+                status: { [coordinator] in
+                    // The status page reads a snapshot the coordinator refreshes after each round.
+                    StatusBoard.shared.text(for: coordinator)
+                })
         }
+        let federation = FederationRun(
+            coordinator: coordinator, server: server, metricsPort: metricsServer?.port, logger: logger, ready: ready,
+            progress: progress)
+        // Shut down in reverse order: the federation first (it tells every stream), then the
+        // gRPC server (its streams drain), then the metrics port.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsServer { services.append(.init(service: MetricsService(server: metricsServer))) }
+        services.append(.init(service: GRPCServerService(server: server)))
+        services.append(
+            .init(service: federation, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup))
+        var configuration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: stopOnSignals ? [.sigterm, .sigint] : [], logger: logger)
+        // Every stream has been told the federation is over when the gRPC server shuts down;
+        // a peer that then neither reads nor closes its connection gets this long.
+        configuration.maximumGracefulShutdownDuration = drainTimeout
+        let group = ServiceGroup(configuration: configuration)
+        // The group's run, unstructured: a connection that ignores even cancellation (a peer
+        // frozen mid-stream) must not keep the process from ending once the federation has.
+        let running = Task { try await group.run() }
+        // Whichever comes first: the group's end, or the federation's end plus the drain time.
+        let finished: Result<Void, any Error>? = await withCheckedContinuation { continuation in
+            let resumed = Mutex(false)
+            let finish: @Sendable (Result<Void, any Error>?) -> Void = { result in
+                let first = resumed.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(returning: result) }
+            }
+            Task { finish(await running.result) }
+            Task {
+                await federation.waitUntilEnded()
+                try? await Task.sleep(for: drainTimeout * 2)
+                finish(nil)
+            }
+        }
+        switch finished {
+        case .failure(let error)?: throw error
+        case .success?: break
+        case nil: logger.warning("a connection did not close after the federation ended; not waiting for it")
+        }
+        guard let summary = federation.summary else {
+            throw ConfigurationError("the coordinator stopped before its federation ran")
+        }
+        return summary
+    }
+
+    /// How long a graceful shutdown waits for the gRPC streams to close.
+    static let drainTimeout = Duration.seconds(5)
+}
+
+/// The federation's rounds, as a service: waits for the gRPC server to listen, runs the
+/// coordinator, and on graceful shutdown interrupts the round in flight.
+final class FederationRun: Service, Sendable {
+    let coordinator: Coordinator
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let metricsPort: Int?
+    let logger: Logger
+    let ready: @Sendable (CoordinatorServer.Endpoints) -> Void
+    let progress: @Sendable (RoundSummary) -> Void
+    private let result = Mutex<FederationSummary?>(nil)
+    private let (ended, endedContinuation) = AsyncStream.makeStream(of: Void.self)
+
+    init(
+        coordinator: Coordinator, server: GRPCServer<HTTP2ServerTransport.Posix>, metricsPort: Int?, logger: Logger,
+        ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void,
+        progress: @escaping @Sendable (RoundSummary) -> Void
+    ) {
+        self.coordinator = coordinator
+        self.server = server
+        self.metricsPort = metricsPort
+        self.logger = logger
+        self.ready = ready
+        self.progress = progress
+    }
+
+    var summary: FederationSummary? { result.withLock { $0 } }
+
+    /// Returns once ``run()`` has returned or thrown.
+    func waitUntilEnded() async {
+        for await _ in ended {}
+    }
+
+    func run() async throws {
+        defer { endedContinuation.finish() }
+        let c = coordinator.configuration
+        guard let address = try await server.listeningAddress?.ipv4 else {
+            throw ConfigurationError("the server did not start listening on \(c.host):\(c.port)")
+        }
+        logger.info(
+            "listening",
+            metadata: ["grpc": "\(c.host):\(address.port)", "metrics": "\(metricsPort.map { "\(c.host):\($0)" } ?? "off")"])
+        ready(CoordinatorServer.Endpoints(grpcPort: address.port, metricsPort: metricsPort))
+        let coordinator = coordinator
+        let progress = progress
+        let summary: FederationSummary
+        do {
+            summary = try await withGracefulShutdownHandler {
+                try await coordinator.run { summary in
+                    progress(summary)
+                    Task { await StatusBoard.shared.refresh(coordinator) }
+                }
+            } onGracefulShutdown: {
+                Task { await coordinator.stop(interrupting: true) }
+            }
+        } catch {
+            await coordinator.closeStore()
+            throw error
+        }
+        logger.debug("federation over; closing the store")
+        await coordinator.closeStore()
+        logger.debug("store closed")
+        result.withLock { $0 = summary }
+        await StatusBoard.shared.refresh(coordinator)
+    }
+}
+
+/// The gRPC server as a service: graceful shutdown stops accepting streams and waits for the
+/// open ones to finish.
+struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+        Logger(label: "veil.serve").debug("gRPC server stopped")
+    }
+}
+
+/// The metrics and status port as a service: open until the group shuts down.
+struct MetricsService: Service {
+    let server: MetricsServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await server.stop()
     }
 }
 
 /// The latest status text of each coordinator, for the synchronous HTTP handler.
-final class StatusBoard: @unchecked Sendable {
+final class StatusBoard: Sendable {
     static let shared = StatusBoard()
-    private let lock = NSLock()
-    private var texts: [ObjectIdentifier: String] = [:]
+    private let texts = Mutex<[ObjectIdentifier: String]>([:])
 
     func text(for coordinator: Coordinator) -> String {
-        lock.withLock { texts[ObjectIdentifier(coordinator)] } ?? "starting"
+        texts.withLock { $0[ObjectIdentifier(coordinator)] } ?? "starting"
     }
 
     func refresh(_ coordinator: Coordinator) async {
         let text = await coordinator.status()
-        lock.withLock { texts[ObjectIdentifier(coordinator)] = text }
+        texts.withLock { $0[ObjectIdentifier(coordinator)] = text }
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }

@@ -56,14 +56,16 @@ struct FederationService: RegistrableRPCService {
                 throw CredentialError.wrongRole(expected: .participant, actual: holder.role.rawValue)
             }
         } catch {
-            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": "certificate"])
+            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.certificate.rawValue])
             try await response.write(.failure(.failureNotAParticipant, "\(error)"))
             throw RPCError(code: .permissionDenied, message: "\(error)")
         }
         let (outbox, continuation) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        enum Side { case writer, reader }
+        try await withThrowingTaskGroup(of: Side.self) { group in
             group.addTask {
                 for await message in outbox { try await response.write(message) }
+                return .writer
             }
             group.addTask {
                 var generation: Int?
@@ -78,7 +80,7 @@ struct FederationService: RegistrableRPCService {
                         }
                         let message: Veil_V1_ParticipantMessage
                         do { message = try Veil_V1_ParticipantMessage(serializedBytes: bytes) } catch {
-                            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": "malformed"])
+                            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
                             continuation.yield(.failure(.failureMalformed, "a message that does not parse: \(error)"))
                             continue
                         }
@@ -104,8 +106,14 @@ struct FederationService: RegistrableRPCService {
                 }
                 if let generation { await coordinator.disconnect(id: identity.id, generation: generation) }
                 continuation.finish()
+                return .reader
             }
-            try await group.waitForAll()
+            // When the coordinator closes the outbox (the federation is over, or a newer stream
+            // replaced this one) everything it said has been written: the stream ends without
+            // waiting for the peer to hang up, so that a graceful shutdown drains promptly.
+            while let side = try await group.next() {
+                if side == .writer { group.cancelAll() }
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ public struct RoundSummary: Sendable {
     public let number: Int
     public let attempt: Int
     public let completed: Bool
+    /// Whether it ended because the coordinator was stopped during it.
+    public var interrupted = false
     public let cohort: Int
     public let survivors: Int
     public let abortReason: String?

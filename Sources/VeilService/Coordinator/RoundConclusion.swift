@@ -111,12 +111,14 @@ extension Coordinator {
         if let abort { metrics.increment("veil_aborts_total", labels: ["reason": abort.kind.rawValue]) }
         let epsilon = ledger.map { ledger in ledger.balances.map(\.epsilon).max() ?? 0 }
         if let epsilon { metrics.set("veil_privacy_epsilon_max", epsilon) }
-        return RoundSummary(
+        var summary = RoundSummary(
             number: report.number, attempt: report.attempt, completed: abort == nil, cohort: report.cohort,
             survivors: survivors, abortReason: abort?.detail, seconds: elapsed, bytesIn: machine?.bytesIn ?? 0,
             bytesOut: machine?.bytesOut ?? 0, accuracy: evaluated?.accuracy, loss: evaluated?.loss,
             cryptoSeconds: cryptoSeconds, threshold: machine?.threshold, epsilon: epsilon,
             budgetRefusals: report.budgetRefusals, budgetAlerts: report.budgetAlerts)
+        summary.interrupted = abort?.kind == .interrupted
+        return summary
     }
 
     private func broadcastResult(_ machine: RoundMachine, completed: Bool, survivors: Int, reason: String?) {

@@ -25,6 +25,13 @@ public final class CoordinatorStore: Sendable {
         }
     }
 
+    /// Checkpoints the write-ahead log and closes the database: after a clean stop the state
+    /// is one file, and nothing more can be written through this store.
+    public func close() throws {
+        try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        try pool.close()
+    }
+
     /// The journal mode SQLite reports (`wal`).
     public var journalMode: String {
         get throws { try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" } }
