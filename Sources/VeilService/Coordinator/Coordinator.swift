@@ -24,6 +24,10 @@ public actor Coordinator {
     let logger: Logger
     /// Deadlines and the registration timeout sleep on this clock (tests pass a manual one).
     let clock: any Clock<Duration>
+    /// The actor runs on this executor: a thread of ``ComputeThreads``, because the secure
+    /// sum's server work (unmasking) is CPU-bound.
+    private nonisolated let executor: any SerialExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     let model: any Model
     var algorithm: FedAvgFamily
     let evaluation: Dataset?
@@ -58,8 +62,9 @@ public actor Coordinator {
     /// last checkpoint.
     public init(
         configuration: ServeConfiguration, logger: Logger = Logger(label: "veil.coordinator"),
-        clock: any Clock<Duration> = ContinuousClock()
+        clock: any Clock<Duration> = ContinuousClock(), executor: (any SerialExecutor)? = nil
     ) throws {
+        self.executor = executor ?? ComputeThreads.shared.serialExecutor()
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger

@@ -45,6 +45,11 @@ public struct KeyHolderAgent: Sendable {
 
     /// Serves decryption requests until the coordinator finishes; returns how many it answered.
     public func run() async throws -> Int {
+        // Decryption is CPU-bound: off the cooperative pool (``ComputeThreads``).
+        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions() }
+    }
+
+    private func runSessions() async throws -> Int {
         var failures = 0
         var answered = 0
         while true {

@@ -95,6 +95,11 @@ public struct ParticipantAgent: Sendable {
     /// Takes part until the coordinator finishes the federation; reconnects after a lost
     /// connection (up to `reconnectAttempts` times).
     public func run() async throws -> ParticipantSummary {
+        // Training and masking are CPU-bound: off the cooperative pool (``ComputeThreads``).
+        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions() }
+    }
+
+    private func runSessions() async throws -> ParticipantSummary {
         let tally = Tally()
         var failures = 0
         while true {

@@ -1,0 +1,44 @@
+import NIOCore
+import NIOPosix
+
+/// Where the service's CPU-bound work runs: threads of its own, not Swift's cooperative pool.
+///
+/// Training, mask expansion and unmasking take milliseconds to seconds. On the cooperative
+/// pool (one thread per core) they would starve every other task of the process — gRPC
+/// streams, deadlines, other participants in the same process — which is what made the test
+/// suite time out unless it ran serially. The coordinator actor runs on one of these threads
+/// (``serialExecutor()``), and each participant's session prefers another (``taskExecutor()``).
+/// The threads are event loops that carry no network I/O.
+public final class ComputeThreads: Sendable {
+    /// One thread per core, for the whole process.
+    public static let shared = ComputeThreads(threads: System.coreCount)
+
+    private let loops: MultiThreadedEventLoopGroup
+
+    public init(threads: Int) {
+        loops = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+    }
+
+    /// A serial executor for an actor: the next thread, round-robin.
+    public func serialExecutor() -> any SerialExecutor {
+        // MultiThreadedEventLoopGroup's loops are NIOSerialEventLoopExecutors.
+        loops.next().executor
+    }
+
+    /// A task executor for a task tree (`withTaskExecutorPreference`): the next thread.
+    public func taskExecutor() -> any TaskExecutor {
+        EventLoopTaskExecutor(loop: loops.next())
+    }
+}
+
+/// Runs a task's jobs on one event loop.
+final class EventLoopTaskExecutor: TaskExecutor, Sendable {
+    let loop: any EventLoop
+
+    init(loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
