@@ -133,8 +133,12 @@ public struct NetworkSimulation: Sendable {
     }
 
     /// Runs the federation to its end.
+    /// Runs the federation to its end; `ready` gets the coordinator's ports once it listens
+    /// (it asks for port 0 unless `serve.port` says otherwise).
     public func run(
-        logger: Logger = Logger(label: "veil.simulate"), progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
+        logger: Logger = Logger(label: "veil.simulate"),
+        ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void = { _ in },
+        progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
     ) async throws -> FederationSummary {
         let coordinator = try Coordinator(configuration: serve, logger: logger)
         let agents = try participants.enumerated().map { i, p in
@@ -154,7 +158,9 @@ public struct NetworkSimulation: Sendable {
                     try await CoordinatorServer.run(
                         coordinator, logger: logger,
                         ready: {
-                            portContinuation.yield($0.grpcPort); portContinuation.finish()
+                            ready($0)
+                            portContinuation.yield($0.grpcPort)
+                            portContinuation.finish()
                         },
                         progress: progress))
             }

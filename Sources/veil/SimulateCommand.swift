@@ -387,9 +387,9 @@ extension SimulateCommand {
         logger.logLevel = .warning
         let bar = ProgressBar(total: configuration.rounds)
         let started = ContinuousClock.now
-        let summary = try await network.run(logger: logger) { round in
-            bar.update(round: round.number, accuracy: round.accuracy, loss: round.loss)
-        }
+        let summary = try await network.run(
+            logger: logger,
+            progress: { round in bar.update(round: round.number, accuracy: round.accuracy, loss: round.loss) })
         bar.finish()
         let elapsed = ContinuousClock.now - started
         let total = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18

@@ -7,8 +7,8 @@ import VeilTestSupport
         try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
     }
 
-    @Test func simulateReportsAnExactSumAndPerRoundFigures() throws {
-        let output = try VeilProcess.run([
+    @Test func simulateReportsAnExactSumAndPerRoundFigures() async throws {
+        let output = try await VeilProcess.run([
             "secagg", "simulate", "--clients", "12", "--dim", "40", "--threshold", "4", "--dropout", "0.1",
             "--threat-model", "honest-but-curious", "--drop-round", "2",
             "--drop-round", "4", "--seed", "5", "--json",
@@ -29,8 +29,8 @@ import VeilTestSupport
         #expect(rounds.allSatisfy { ($0["bytes_to_server"] as? Int ?? 0) > 0 })
     }
 
-    @Test func aRoundThatLosesTooManyParticipantsIsACorrectAbort() throws {
-        let output = try VeilProcess.run([
+    @Test func aRoundThatLosesTooManyParticipantsIsACorrectAbort() async throws {
+        let output = try await VeilProcess.run([
             "secagg", "simulate", "--clients", "4", "--dim", "5", "--threshold", "4", "--dropout", "0.9",
             "--drop-round", "1",
             "--seed", "2", "--json",
@@ -43,15 +43,15 @@ import VeilTestSupport
         #expect((object["abort_reason"] as? String)?.contains("needed") == true)
     }
 
-    @Test func textOutputEndsWithTheVerdict() throws {
-        let output = try VeilProcess.run(["secagg", "simulate", "--clients", "6", "--dim", "10", "--seed", "3"])
+    @Test func textOutputEndsWithTheVerdict() async throws {
+        let output = try await VeilProcess.run(["secagg", "simulate", "--clients", "6", "--dim", "10", "--seed", "3"])
         #expect(output.status == 0)
         #expect(output.stdout.hasPrefix("secure aggregation: n = 6"))
         #expect(output.stdout.hasSuffix("result: sum exact over 6 of 6 participants\n"))
     }
 
-    @Test func refusesAThresholdBelowTheThreatModel() throws {
-        let output = try VeilProcess.run([
+    @Test func refusesAThresholdBelowTheThreatModel() async throws {
+        let output = try await VeilProcess.run([
             "secagg", "simulate", "--clients", "20", "--threshold", "3", "--threat-model", "malicious",
             "--corrupt-fraction", "0.1",
         ])
@@ -59,13 +59,13 @@ import VeilTestSupport
         #expect(output.stderr.contains("threshold 3 is below the minimum 12"))
     }
 
-    @Test func parametersPrintsTheRecommendedGraph() throws {
+    @Test func parametersPrintsTheRecommendedGraph() async throws {
         // The default is a malicious server (what participants assume): the complete graph.
-        let malicious = try json(try VeilProcess.run(["secagg", "parameters", "--clients", "1000", "--json"]))
+        let malicious = try json(try await VeilProcess.run(["secagg", "parameters", "--clients", "1000", "--json"]))
         #expect(malicious["neighbors"] as? Int == 999)
         #expect(malicious["threshold"] as? Int == 526)
         #expect(malicious["corrupt_count"] as? Int == 50)
-        let output = try VeilProcess.run([
+        let output = try await VeilProcess.run([
             "secagg", "parameters", "--clients", "1000", "--threat-model", "honest-but-curious", "--json",
         ])
         #expect(output.status == 0)
@@ -74,16 +74,16 @@ import VeilTestSupport
         #expect(object["threshold"] as? Int == 24)
     }
 
-    @Test func smallCohortsAndSampledCohortsCountCorruptParticipantsHonestly() throws {
+    @Test func smallCohortsAndSampledCohortsCountCorruptParticipantsHonestly() async throws {
         // n = 3 at γ = 5%: n_C = 1, never 0, so t = 2 even for an honest-but-curious server.
-        let small = try VeilProcess.run([
+        let small = try await VeilProcess.run([
             "secagg", "parameters", "--clients", "3", "--threat-model", "honest-but-curious",
         ])
         #expect(small.stdout.hasPrefix("n = 3: k = 2 (complete graph), t = 2, n_C = 1"), "\(small.stdout)")
         // A uniform cohort of 100 from 10,000 with 5% corrupt holds more than 5 of them with
         // probability far above 2^-40: the tail is 26.
         let sampled = try json(
-            try VeilProcess.run([
+            try await VeilProcess.run([
                 "secagg", "parameters", "--clients", "100", "--threat-model", "honest-but-curious", "--population",
                 "10000", "--json",
             ]))
@@ -91,8 +91,8 @@ import VeilTestSupport
         #expect((sampled["threat_model"] as? String)?.contains("of a population of 10000") == true)
     }
 
-    @Test func benchSecAggReportsTimesBesideTheKeystream() throws {
-        let output = try VeilProcess.run([
+    @Test func benchSecAggReportsTimesBesideTheKeystream() async throws {
+        let output = try await VeilProcess.run([
             "bench", "secagg", "--clients", "8", "--dim", "2000", "--dropout", "0.2", "--json",
         ])
         #expect(output.status == 0, "\(output.stderr)")

@@ -3,8 +3,8 @@ import Testing
 import VeilTestSupport
 
 @Suite struct SimulateCommandTests {
-    @Test func reportsEveryRoundAndASummaryAsJSON() throws {
-        let output = try VeilProcess.run(["simulate", "--rounds", "5", "--json"])
+    @Test func reportsEveryRoundAndASummaryAsJSON() async throws {
+        let output = try await VeilProcess.run(["simulate", "--rounds", "5", "--json"])
         #expect(output.status == 0, "\(output.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
         let rounds = try #require(object["rounds"] as? [[String: Any]])
@@ -18,8 +18,8 @@ import VeilTestSupport
         #expect(output.stderr.contains("round 5/5"))
     }
 
-    @Test func textOutputHasATableAndAFinalLine() throws {
-        let output = try VeilProcess.run([
+    @Test func textOutputHasATableAndAFinalLine() async throws {
+        let output = try await VeilProcess.run([
             "simulate", "--rounds", "3", "--secure-sum", "plain", "--algorithm", "fedadam",
         ])
         #expect(output.status == 0)
@@ -29,23 +29,23 @@ import VeilTestSupport
         #expect(lines.last?.hasPrefix("final: accuracy ") == true)
     }
 
-    @Test func robustAggregationOnASecureSumIsRefusedWithTheReason() throws {
-        let output = try VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1"])
+    @Test func robustAggregationOnASecureSumIsRefusedWithTheReason() async throws {
+        let output = try await VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1"])
         #expect(output.status == 64)
         #expect(output.stderr.contains("the krum aggregator needs every participant's own update"))
-        let plain = try VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1", "--secure-sum", "plain"])
+        let plain = try await VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1", "--secure-sum", "plain"])
         #expect(plain.status == 0)
     }
 
-    @Test func badDataIsNamedByRowAndColumn() throws {
+    @Test func badDataIsNamedByRowAndColumn() async throws {
         let directory = try RepositoryPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("data.csv")
         try "1,2,0\n3,4\n".write(to: file, atomically: true, encoding: .utf8)
-        let output = try VeilProcess.run(["simulate", "--dataset", "csv:\(file.path)", "--rounds", "1"])
+        let output = try await VeilProcess.run(["simulate", "--dataset", "csv:\(file.path)", "--rounds", "1"])
         #expect(output.status == 64)
         #expect(output.stderr.contains("row 2 has 2 columns, expected 3"))
-        let unknown = try VeilProcess.run(["simulate", "--algorithm", "fedsgd"])
+        let unknown = try await VeilProcess.run(["simulate", "--algorithm", "fedsgd"])
         #expect(unknown.status == 64)
         #expect(unknown.stderr.contains("unknown algorithm \"fedsgd\""))
     }

@@ -11,14 +11,14 @@ var familyCount: Int {
 }
 
 @Suite struct VeilCommandTests {
-    @Test func printsItsVersion() throws {
-        let output = try VeilProcess.run(["--version"])
+    @Test func printsItsVersion() async throws {
+        let output = try await VeilProcess.run(["--version"])
         #expect(output.status == 0)
         #expect(output.stdout == "0.1.0\n")
     }
 
-    @Test func vectorsVerifyPrintsOneLinePerFamilyAndATotal() throws {
-        let output = try VeilProcess.run(["vectors", "verify"])
+    @Test func vectorsVerifyPrintsOneLinePerFamilyAndATotal() async throws {
+        let output = try await VeilProcess.run(["vectors", "verify"])
         #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
         let lines = output.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == familyCount + 1)
@@ -28,12 +28,12 @@ var familyCount: Int {
         #expect(lines.first?.hasPrefix("codec ") == true)
     }
 
-    @Test func vectorsVerifyNamesTheFailingCaseAndExitsNonZero() throws {
+    @Test func vectorsVerifyNamesTheFailingCaseAndExitsNonZero() async throws {
         let copy = try RepositoryPaths.copyOfVectors()
         defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
         try VectorTampering.alterExpectedValue(
             in: copy.appendingPathComponent("mask/veil_mask_expansion.json"), tcId: 1)
-        let output = try VeilProcess.run(["vectors", "verify", copy.path])
+        let output = try await VeilProcess.run(["vectors", "verify", copy.path])
         #expect(output.status == 1)
         #expect(
             output.stdout.contains(
@@ -42,8 +42,8 @@ var familyCount: Int {
         #expect(output.stdout.hasSuffix(" passed, 1 failed\n"))
     }
 
-    @Test func vectorsVerifyJSON() throws {
-        let output = try VeilProcess.run(["vectors", "verify", "--json"])
+    @Test func vectorsVerifyJSON() async throws {
+        let output = try await VeilProcess.run(["vectors", "verify", "--json"])
         #expect(output.status == 0)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
         #expect(object["failed"] as? Int == 0)
@@ -52,16 +52,16 @@ var familyCount: Int {
         #expect((object["failures"] as? [Any])?.isEmpty == true)
     }
 
-    @Test func vectorsVerifyRefusesAMissingDirectory() throws {
-        let output = try VeilProcess.run(["vectors", "verify", "/nonexistent/vectors"])
+    @Test func vectorsVerifyRefusesAMissingDirectory() async throws {
+        let output = try await VeilProcess.run(["vectors", "verify", "/nonexistent/vectors"])
         #expect(output.status != 0)
         #expect(output.stderr.contains("/nonexistent/vectors is not a directory"))
     }
 
-    @Test func vectorsGenerateReproducesTheCommittedFiles() throws {
+    @Test func vectorsGenerateReproducesTheCommittedFiles() async throws {
         let directory = try RepositoryPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let output = try VeilProcess.run(["vectors", "generate", directory.path])
+        let output = try await VeilProcess.run(["vectors", "generate", directory.path])
         #expect(output.status == 0)
         let written = output.stdout.split(separator: "\n")
         #expect(written.count == (try ProjectVectors.all()).count)
@@ -74,8 +74,8 @@ var familyCount: Int {
         }
     }
 
-    @Test func benchPRGReportsBothThroughputsAndTheirRatio() throws {
-        let output = try VeilProcess.run([
+    @Test func benchPRGReportsBothThroughputsAndTheirRatio() async throws {
+        let output = try await VeilProcess.run([
             "bench", "prg", "--dim", "20000", "--bits", "64", "--repetitions", "3", "--json",
         ])
         #expect(output.status == 0, "\(output.stderr)")
@@ -93,8 +93,8 @@ var familyCount: Int {
         (["bench", "prg", "--dim", "0"], "--dim must be at least 1"),
         (["vectors", "frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
-    func refusesBadArgumentsWithAMessage(_ arguments: [String], _ message: String) throws {
-        let output = try VeilProcess.run(arguments)
+    func refusesBadArgumentsWithAMessage(_ arguments: [String], _ message: String) async throws {
+        let output = try await VeilProcess.run(arguments)
         #expect(output.status == 64)
         #expect(output.stderr.contains(message), "\(output.stderr)")
     }

@@ -64,14 +64,17 @@ import X509
         }
     }
 
-    @Test func opensslAgreesWithTheChainAndSeesTheExtensions() throws {
-        try withCA { ca, directory in
+    @Test func opensslAgreesWithTheChainAndSeesTheExtensions() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-ca")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ca = try FederationCA.create(in: directory)
+        do {
             let files = try ca.issue(id: "coordinator", role: .coordinator, hosts: ["localhost", "veil.example"])
-            let verify = try ProcessRunner.run(
+            let verify = try await ProcessRunner.run(
                 "/usr/bin/openssl",
                 ["verify", "-CAfile", directory.appendingPathComponent("ca.cert.pem").path, files.certificatePath])
             #expect(verify.status == 0 && verify.stdout.contains("OK"), "\(verify.stderr)")
-            let text = try ProcessRunner.run(
+            let text = try await ProcessRunner.run(
                 "/usr/bin/openssl", ["x509", "-in", files.certificatePath, "-noout", "-text"])
             #expect(text.stdout.contains("1.3.6.1.4.1.32473.1.2") && text.stdout.contains("DNS:coordinator"))
             #expect(

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilLearning
 import VeilTestSupport
 
 @testable import VeilService
@@ -154,5 +155,43 @@ import VeilTestSupport
         #expect(editDistance("", "abc") == 3)
         #expect(suggestion("privcy", among: ["privacy", "rounds"]) == #"; did you mean "privacy"?"#)
         #expect(suggestion("mechanism", among: ["mode", "epsilon", "delta"]) == "")
+    }
+}
+
+/// `veil simulate` over the network builds the coordinator's configuration from its flags.
+@Suite struct NetworkSimulationSettingsTests {
+    /// The finding: over the network, `--beta1/--beta2/--tau` were dropped and the coordinator
+    /// used 0.9/0.99/1e-3 whatever was asked. Every FedAvg-family setting now reaches it: the
+    /// coordinator's algorithm is the one the flags describe.
+    @Test(arguments: [
+        AlgorithmChoice.fedAvg, .fedAvgM(beta: 0.7), .fedProx(mu: 0.3), .fedAdagrad(learningRate: 0.05, tau: 0.01),
+        .fedAdam(learningRate: 0.02, beta1: 0.5, beta2: 0.9, tau: 1e-4),
+        .fedYogi(learningRate: 0.03, beta1: 0.6, beta2: 0.95, tau: 1e-2),
+    ])
+    func everyAlgorithmSettingReachesTheCoordinator(algorithm: AlgorithmChoice) throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-network-settings")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 3
+        c.algorithm = algorithm
+        let network = try NetworkSimulation(configuration: c, directory: directory)
+        #expect(network.serve.algorithmChoice == algorithm)
+        // The server state the coordinator starts from is the in-process engine's.
+        let initial = [0.5, -0.25]
+        #expect(network.serve.initialAlgorithm(initial) == algorithm.fedAvgFamily(initial: initial))
+    }
+
+    @Test func whatTheNetworkDoesNotRunIsRefusedWithTheReason() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-network-settings")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 3
+        c.algorithm = .scaffold
+        #expect(throws: ConfigurationError.self) { try NetworkSimulation(configuration: c, directory: directory) }
+        c.algorithm = .fedAvg
+        c.stragglerFraction = 0.2
+        #expect(throws: ConfigurationError("stragglers run in-process only")) {
+            try NetworkSimulation(configuration: c, directory: directory)
+        }
     }
 }

@@ -78,12 +78,12 @@ import VeilWire
     }
 
     @Test func metricsAndTheStatusPageAreServedOverHTTP() async throws {
-        let metricsPort = try freeTCPPort()
         let (network, directory) = try federation(clients: 3, rounds: 40) { network in
-            network.serve.metricsPort = metricsPort
+            network.serve.metricsPort = 0
         }
         defer { try? FileManager.default.removeItem(at: directory) }
-        async let summary = network.run(logger: quiet)
+        let (endpoints, running) = try await network.started(logger: quiet)
+        let metricsPort = try #require(endpoints.metricsPort)
         var text = ""
         for _ in 0..<100 {
             try await Task.sleep(for: .milliseconds(50))
@@ -102,7 +102,7 @@ import VeilWire
         #expect(String(decoding: page, as: UTF8.self).contains("Veil coordinator"))
         let (_, missing) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/nope")!)
         #expect((missing as? HTTPURLResponse)?.statusCode == 404)
-        #expect(try await summary.completedRounds == 40)
+        #expect(try await running.value.completedRounds == 40)
     }
 }
 
@@ -148,11 +148,8 @@ import VeilWire
             configuration: c, directory: directory, roundDeadlineSeconds: 5, paillierBits: 1024)
         network.keyHolder?.minimumContributors = 5
         network.serve.rounds = 1
-        network.serve.port = try freeTCPPort()
-        let running = network
-        let coordinator = Task { try await running.run(logger: quietLogger()) }
         // Listening means the coordinator has created and migrated its store: open it only then.
-        #expect(await waitUntilListening(port: network.serve.port))
+        let (_, coordinator) = try await network.started(logger: quietLogger())
         let store = try CoordinatorStore(path: network.serve.state)
         // At least one attempt must have been refused and recorded before the coordinator stops.
         _ = try await eventually { try store.rounds().contains { $0.outcome == "aborted" } }

@@ -52,9 +52,9 @@ import VeilTestSupport
             _ = try ca.issue(id: "alice", role: .participant)
             let base =
                 "openssl s_client -connect 127.0.0.1:\(port) -servername coordinator -alpn h2 -CAfile \(directory.path)/ca.cert.pem"
-            let anonymous = try ProcessRunner.run("/bin/sh", ["-c", "(sleep 2) | \(base) 2>&1"])
+            let anonymous = try await ProcessRunner.run("/bin/sh", ["-c", "(sleep 2) | \(base) 2>&1"])
             #expect(anonymous.stdout.contains("certificate required"), "\(anonymous.stdout)")
-            let alice = try ProcessRunner.run(
+            let alice = try await ProcessRunner.run(
                 "/bin/sh",
                 [
                     "-c",
@@ -78,7 +78,7 @@ import VeilTestSupport
             // Her own agent refuses to start with a certificate its CA did not issue…
             #expect(throws: CredentialError.self) { try agent(directory, id: "mallory", port: port, tls: foreign) }
             // …and the coordinator refuses the handshake anyway.
-            let openssl = try ProcessRunner.run(
+            let openssl = try await ProcessRunner.run(
                 "/bin/sh",
                 [
                     "-c",
@@ -88,7 +88,7 @@ import VeilTestSupport
             _ = try ca.issue(
                 id: "late", role: .participant, notValidBefore: Date().addingTimeInterval(-7200),
                 notValidAfter: Date().addingTimeInterval(-3600))
-            let expired = try ProcessRunner.run(
+            let expired = try await ProcessRunner.run(
                 "/bin/sh",
                 [
                     "-c",

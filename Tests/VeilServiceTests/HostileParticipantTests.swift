@@ -62,7 +62,6 @@ import VeilWire
         c.rounds = 2
         c.partition = .iid
         var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
-        network.serve.port = try freeTCPPort()
         network.serve.minParticipants = 4
         network.serve.cohortSize = 4
         network.serve.maxMessageBytes = 1 << 20
@@ -73,9 +72,8 @@ import VeilWire
     @Test func aGarbageProtocolMessageDropsOnlyItsSender() async throws {
         let (network, directory) = try federation(extra: "rogue")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let port = network.serve.port
-        async let summary = network.run(logger: quietLogger())
-        #expect(await waitUntilListening(port: port))
+        let (endpoints, running) = try await network.started(logger: quietLogger())
+        let port = endpoints.grpcPort
         let seen = try await rogue(directory: directory, id: "rogue", port: port) { a in
             .with {
                 $0.secagg = .with {
@@ -83,7 +81,7 @@ import VeilWire
                 }
             }
         }
-        let result = try await summary
+        let result = try await running.value
         #expect(result.completedRounds == 2)
         #expect(result.rounds.allSatisfy { $0.cohort == 4 && $0.survivors == 3 })
         #expect(seen.contains("failureDropped"), "\(seen)")
@@ -92,9 +90,8 @@ import VeilWire
     @Test func anOversizedMessageClosesOnlyItsSendersStream() async throws {
         let (network, directory) = try federation(extra: "flooder")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let port = network.serve.port
-        async let summary = network.run(logger: quietLogger())
-        #expect(await waitUntilListening(port: port))
+        let (endpoints, running) = try await network.started(logger: quietLogger())
+        let port = endpoints.grpcPort
         let seen = try await rogue(directory: directory, id: "flooder", port: port) { a in
             .with {
                 $0.decline = .with {
@@ -114,7 +111,7 @@ import VeilWire
             }
         }
         #expect(!again.hasPrefix("stream failed"), "\(again)")
-        let result = try await summary
+        let result = try await running.value
         #expect(result.completedRounds == 2)
     }
 
@@ -178,10 +175,8 @@ import VeilWire
         network.serve.minParticipants = 5
         network.serve.cohortSize = 5
         network.serve.registrationTimeoutSeconds = 8
-        let port = network.serve.port
-        let running = network
-        let federation = Task { try await running.run(logger: quietLogger()) }
-        #expect(await waitUntilListening(port: port))
+        let (endpoints, federation) = try await network.started(logger: quietLogger())
+        let port = endpoints.grpcPort
         let garbage = [UInt8](repeating: 0xFF, count: 64)  // not a protobuf message
         // Hello takes one token; seven garbage messages are answered as malformed; the rest are refused unread.
         let first = try await rawRogue(directory: directory, id: "flooder", port: port, messages: Array(repeating: garbage, count: 10))
@@ -200,16 +195,15 @@ import VeilWire
     @Test func aDeclineReasonIsLoggedBoundedAndOnOneLine() async throws {
         let (network, directory) = try federation(extra: "talker")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let port = network.serve.port
         let lines = CapturedLog()
         let logger = Logger(label: "test") { _ in CapturingHandler(log: lines) }
-        async let summary = network.run(logger: logger)
-        #expect(await waitUntilListening(port: port))
+        let (endpoints, running) = try await network.started(logger: logger)
+        let port = endpoints.grpcPort
         let reason = "forged line\n[critical] the coordinator was compromised\n" + String(repeating: "x", count: 500_000)
         _ = try await rogue(directory: directory, id: "talker", port: port) { a in
             .with { $0.decline = .with { $0.round = a.round; $0.reason = reason } }
         }
-        _ = try await summary
+        _ = try await running.value
         let logged = lines.entries.filter { $0.message == "participant declined" }
         #expect(!logged.isEmpty)
         for entry in logged {

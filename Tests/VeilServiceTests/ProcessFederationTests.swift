@@ -8,13 +8,8 @@ import VeilTestSupport
 /// `veil serve` and separate `veil join` processes: a federation that survives a participant
 /// and the coordinator being killed with SIGKILL.
 @Suite(.serialized) struct ProcessFederationTests {
-    func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return condition()
+    func waitUntil(_ timeout: Double, _ condition: () -> Bool) async -> Bool {
+        await eventually(timeout: timeout, condition)
     }
 
     func completedRounds(_ output: String) -> [Int] {
@@ -25,20 +20,20 @@ import VeilTestSupport
         }
     }
 
-    @Test func aFederationOfProcessesSurvivesKilledParticipantsAndARestartedCoordinator() throws {
+    @Test func aFederationOfProcessesSurvivesKilledParticipantsAndARestartedCoordinator() async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-processes")
         defer { try? FileManager.default.removeItem(at: directory) }
         let veil = try VeilProcess.executable
         // The README's flow: each holder makes its keys and a request in its own folder; the CA
         // signs the requests and never sees a private key.
         let ca = directory.appendingPathComponent("ca").path
-        #expect(try VeilProcess.run(["ca", "init", "--dir", ca]).status == 0)
+        #expect(try await VeilProcess.run(["ca", "init", "--dir", ca]).status == 0)
         let holders = [("coordinator", "coordinator")] + (1...4).map { ("p\($0)", "participant") }
         for (id, role) in holders {
             let folder = directory.appendingPathComponent(id).path
-            let request = try VeilProcess.run(["ca", "request", "--id", id, "--role", role, "--out", folder])
+            let request = try await VeilProcess.run(["ca", "request", "--id", id, "--role", role, "--out", folder])
             #expect(request.status == 0, "\(request.stderr)")
-            let signed = try VeilProcess.run([
+            let signed = try await VeilProcess.run([
                 "ca", "sign", "--dir", ca, "--request", "\(folder)/\(id).csr.pem", "--role", role, "--out",
                 "\(folder)/\(id).cert.pem",
             ])
@@ -47,14 +42,23 @@ import VeilTestSupport
         }
         let caFiles = try FileManager.default.contentsOfDirectory(atPath: ca)
         #expect(caFiles.filter { $0.hasSuffix(".key.pem") } == ["ca.key.pem"] && !caFiles.contains { $0.hasSuffix(".signing.key") })
-        let port = try freeTCPPort()
         let rounds = 60
-        try """
-        {"tls": {"ca": "coordinator/ca.cert.pem", "certificate": "coordinator/coordinator.cert.pem",
-                 "key": "coordinator/coordinator.key.pem", "signing_key": "coordinator/coordinator.signing.key"},
-         "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3, "cohort_size": 4,
-         "state": "state.sqlite", "round_deadline_seconds": 3, "training_deadline_seconds": 10}
-        """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
+        func writeServe(port: Int) throws {
+            try """
+            {"tls": {"ca": "coordinator/ca.cert.pem", "certificate": "coordinator/coordinator.cert.pem",
+                     "key": "coordinator/coordinator.key.pem", "signing_key": "coordinator/coordinator.signing.key"},
+             "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3, "cohort_size": 4,
+             "state": "state.sqlite", "round_deadline_seconds": 3, "training_deadline_seconds": 10}
+            """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
+        }
+        // The first coordinator picks a free port and says which; its successor reuses it, as
+        // a restarted service would, so that the participants find it again.
+        try writeServe(port: 0)
+        let first = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve1")
+        defer { first.kill() }
+        #expect(await waitUntil(60) { listeningPort(first) != nil }, "\(first.stderr)")
+        let port = try #require(listeningPort(first))
+        try writeServe(port: port)
         for i in 1...4 {
             try """
             {"port": \(port), "tls": {"ca": "p\(i)/ca.cert.pem", "certificate": "p\(i)/p\(i).cert.pem",
@@ -63,18 +67,16 @@ import VeilTestSupport
             """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
         }
 
-        let first = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve1")
-        defer { first.kill() }
         let participants = try (1...4).map {
             try ProcessRunner.start(veil, ["join", "--config", "join\($0).json"], in: directory, name: "join\($0)")
         }
         defer { participants.forEach { $0.kill() } }
 
         // A participant dies for good after a few rounds: the federation goes on with three.
-        #expect(waitUntil(60) { completedRounds(first.stdout).count >= 5 }, "\(first.stderr)")
+        #expect(await waitUntil(60) { completedRounds(first.stdout).count >= 5 }, "\(first.stderr)")
         participants[3].kill()
         // The coordinator dies mid-federation…
-        #expect(waitUntil(60) { completedRounds(first.stdout).count >= 15 }, "\(first.stderr)")
+        #expect(await waitUntil(60) { completedRounds(first.stdout).count >= 15 }, "\(first.stderr)")
         first.kill()
         let before = completedRounds(first.stdout)
         #expect(before.count < rounds)
@@ -82,14 +84,14 @@ import VeilTestSupport
         // …and a new one resumes from the last completed round.
         let second = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve2")
         defer { second.kill() }
-        #expect(second.wait(timeout: 120), "\(second.stderr)")
+        #expect(await second.wait(timeout: 120), "\(second.stderr)")
         #expect(second.process.terminationStatus == 0, "\(second.stderr)")
         let after = completedRounds(second.stdout)
         #expect(after.first == (before.last ?? 0) + 1, "resumed at \(after.first ?? -1) after \(before.last ?? -1)")
         #expect(after.last == rounds)
         #expect(second.stdout.contains("federation finished: \(rounds) rounds completed"))
         for p in participants.prefix(3) {
-            #expect(p.wait(timeout: 30))
+            #expect(await p.wait(timeout: 30))
             #expect(p.stdout.contains("all rounds completed"), "\(p.stderr.suffix(2000))")
         }
         let store = try CoordinatorStore(path: directory.appendingPathComponent("state.sqlite").path)
@@ -111,7 +113,7 @@ import VeilTestSupport
 
     /// SIGTERM mid-round: the round in flight is recorded as interrupted, the participants are
     /// told the federation is over and exit, the state file is closed, and the exit status is 0.
-    @Test func sigtermStopsTheCoordinatorCleanlyMidRound() throws {
+    @Test func sigtermStopsTheCoordinatorCleanlyMidRound() async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-sigterm")
         defer { try? FileManager.default.removeItem(at: directory) }
         let veil = try VeilProcess.executable
@@ -127,7 +129,7 @@ import VeilTestSupport
         """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
         let serve = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve")
         defer { serve.kill() }
-        #expect(waitUntil(60) { listeningPort(serve) != nil }, "\(serve.stderr)")
+        #expect(await waitUntil(60) { listeningPort(serve) != nil }, "\(serve.stderr)")
         let port = try #require(listeningPort(serve))
         let participants = try network.participants.enumerated().map { i, p in
             try """
@@ -137,22 +139,22 @@ import VeilTestSupport
             return try ProcessRunner.start(veil, ["join", "--config", "join\(i).json"], in: directory, name: "join\(i)")
         }
         defer { participants.forEach { $0.kill() } }
-        #expect(waitUntil(120) { completedRounds(serve.stdout).count >= 2 }, "\(serve.stderr.suffix(2000))")
+        #expect(await waitUntil(120) { completedRounds(serve.stdout).count >= 2 }, "\(serve.stderr.suffix(2000))")
         // One participant freezes (its connection stays open): the round in flight waits for it.
         let frozen = participants[3].process.processIdentifier
         kill(frozen, SIGSTOP)
         defer { kill(frozen, SIGCONT) }
         let completedBefore = completedRounds(serve.stdout).count
-        Thread.sleep(forTimeInterval: 1.5)
+        try await Task.sleep(for: .milliseconds(1500))
         #expect(completedRounds(serve.stdout).count <= completedBefore + 1, "a round went on without the frozen member")
 
-        kill(serve.process.processIdentifier, SIGTERM)
-        #expect(serve.wait(timeout: 30), "still running after SIGTERM: \(serve.stderr.split(separator: "\n").filter { !$0.contains("participant connected") && !$0.contains("round ") }.suffix(40).joined(separator: "\n"))")
+        serve.signal(SIGTERM)
+        #expect(await serve.wait(timeout: 30), "still running after SIGTERM: \(serve.stderr.suffix(2000))")
         guard !serve.process.isRunning else { return }
         #expect(serve.process.terminationStatus == 0, "\(serve.stderr.suffix(2000))")
         #expect(serve.stdout.contains("stopped early: the coordinator was stopped"), "\(serve.stdout.suffix(500))")
         for p in participants.prefix(3) {
-            #expect(p.wait(timeout: 30), "a participant did not hear that the federation is over")
+            #expect(await p.wait(timeout: 30), "a participant did not hear that the federation is over")
             #expect(p.stdout.contains("the coordinator was stopped"), "\(p.stdout.suffix(500))")
         }
         // The store was closed cleanly (its write-ahead log folded in) and records the round

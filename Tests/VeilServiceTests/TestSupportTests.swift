@@ -6,24 +6,26 @@ import VeilTestSupport
 /// The shared test helpers the network and process tests stand on (VeilTestSupport): if one
 /// of them lied, those tests would pass or fail for the wrong reason.
 @Suite struct TestSupportTests {
-    @Test func aFreePortIsNotListenedOnUntilSomeoneListens() async throws {
-        let port = try freeTCPPort()
-        #expect((1...65535).contains(port))
-        #expect(await !waitUntilListening(port: port, timeout: 0.2))
-
+    @Test func aPortIsNotListenedOnUntilSomeoneListens() async throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_port = 0  // the kernel's choice
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
-        try #require(bound == 0 && listen(fd, 4) == 0)
+        try #require(bound == 0)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        // Bound but not listening: no connection is accepted.
+        #expect(await !waitUntilListening(port: port, timeout: 0.2))
+        try #require(listen(fd, 4) == 0)
         #expect(await waitUntilListening(port: port, timeout: 5))
     }
 
@@ -41,8 +43,8 @@ import VeilTestSupport
         await #expect(throws: Boom.self) { _ = try await eventually(timeout: 1) { throw Boom() } }
     }
 
-    @Test func processRunnerCapturesBothStreamsAndTheStatus() throws {
-        let output = try ProcessRunner.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"])
+    @Test func processRunnerCapturesBothStreamsAndTheStatus() async throws {
+        let output = try await ProcessRunner.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"])
         #expect(output.stdout == "out\n" && output.stderr == "err\n" && output.status == 3)
     }
 

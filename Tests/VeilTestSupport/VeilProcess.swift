@@ -1,6 +1,15 @@
 import Foundation
+import Subprocess
 
-/// Runs the built `veil` executable, as swift-argument-parser's example tests do.
+#if canImport(System)
+    import System
+#else
+    import SystemPackage
+#endif
+
+/// Runs the built `veil` executable (and other programs) to completion for tests, through
+/// swift-subprocess: the test awaits the child without blocking a thread of the cooperative
+/// pool, so tests that run in parallel with it keep their timers and streams going.
 public enum VeilProcess {
     /// What a run printed and how it ended.
     public struct Output: Sendable {
@@ -24,22 +33,83 @@ public enum VeilProcess {
     }
 
     /// Runs `veil arguments…` in `directory` (the repository root by default) and waits.
-    public static func run(_ arguments: [String], in directory: URL = RepositoryPaths.root) throws -> Output {
+    public static func run(_ arguments: [String], in directory: URL = RepositoryPaths.root) async throws -> Output {
+        try await ProcessRunner.run(try executable.path, arguments, in: directory)
+    }
+}
+
+/// Runs programs for tests: to completion (capturing both streams), or in the background
+/// (output to files) so that a test can signal, kill and restart them.
+public enum ProcessRunner {
+    /// Output beyond this is an error, not a truncation (the runs here print kilobytes).
+    static let outputLimit = 64 << 20
+
+    /// Runs `executable arguments…` in `directory` and waits, with standard input closed.
+    public static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil) async throws
+        -> VeilProcess.Output
+    {
+        let result = try await Subprocess.run(
+            .path(FilePath(executable)), arguments: Arguments(arguments),
+            workingDirectory: directory.map { FilePath($0.path) }, input: .none,
+            output: .string(limit: outputLimit), error: .string(limit: outputLimit))
+        let status: Int32 =
+            switch result.terminationStatus {
+            case .exited(let code): Int32(code)
+            case .signaled(let signal): 128 + Int32(signal)
+            }
+        return VeilProcess.Output(
+            stdout: result.standardOutput ?? "", stderr: result.standardError ?? "", status: status)
+    }
+
+    /// A program running in the background, its output going to files.
+    public final class Background: @unchecked Sendable {
+        public let process: Process
+        public let stdoutURL: URL
+        public let stderrURL: URL
+
+        init(process: Process, stdoutURL: URL, stderrURL: URL) {
+            self.process = process
+            self.stdoutURL = stdoutURL
+            self.stderrURL = stderrURL
+        }
+
+        public var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+        public var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+        /// Sends `signal` if the process is still running.
+        public func signal(_ signal: Int32) {
+            if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
+        }
+
+        /// SIGKILL: the process gets no chance to clean up.
+        public func kill() {
+            signal(SIGKILL)
+            process.waitUntilExit()
+        }
+
+        /// Waits for the process to end, at most `timeout` seconds; true if it ended.
+        @discardableResult
+        public func wait(timeout: Double) async -> Bool {
+            await eventually(timeout: timeout) { !process.isRunning }
+        }
+    }
+
+    /// Starts `executable arguments…` in `directory`, stdout and stderr to `name.out` and `name.err` there.
+    public static func start(_ executable: URL, _ arguments: [String], in directory: URL, name: String) throws
+        -> Background
+    {
         let process = Process()
-        process.executableURL = try executable
+        process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        let out = directory.appendingPathComponent("\(name).out")
+        let err = directory.appendingPathComponent("\(name).err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
         try process.run()
-        // Read before waiting: a full pipe would block the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(
-            stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self),
-            status: process.terminationStatus)
+        return Background(process: process, stdoutURL: out, stderrURL: err)
     }
 }

@@ -1,22 +1,5 @@
 import Foundation
 
-/// A TCP port on 127.0.0.1 that nobody listens on right now (the kernel's choice for port 0).
-public func freeTCPPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EMFILE) }
-    defer { close(fd) }
-    var address = loopback(port: 0)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-    }
-    guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`, for at most `timeout`
 /// seconds; true when it does. Tests that start a server in the background wait on this rather
 /// than on a fixed sleep, which a loaded machine (CI) outlasts.
