@@ -84,7 +84,7 @@ extension BenchCommand {
                 try record("discrete_gaussian") { g in _ = dg.samples(dimension, using: &g) }
                 try record("skellam") { g in _ = skellam.samples(dimension, using: &g) }
                 try record("share") { g in
-                    var rounding = Xoshiro256(seed: 1)
+                    var rounding = Xoshiro256(seed: 1, purpose: .rounding, round: 1, participant: 1)
                     _ = try mechanism.encode(x, bound: 1, rotation: rotation, rounding: &rounding, noiseGenerator: &g)
                 }
             }

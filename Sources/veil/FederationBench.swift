@@ -181,7 +181,7 @@ extension BenchCommand {
 
         func runParticipants(directory: String) async throws {
             let logger = quietLogger(.error, label: "veil.bench.participant")
-            var generator = Xoshiro256(seed: 7)
+            var generator = Xoshiro256(seed: 7, purpose: .syntheticData)
             let agents = try (1...clients).map { i -> ParticipantAgent in
                 var join = JoinConfiguration(tls: TLSFiles(directory: directory, id: "p\(i)"))
                 join.port = port
