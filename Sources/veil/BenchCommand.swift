@@ -62,8 +62,10 @@ struct BenchCommand: AsyncParsableCommand {
                     best.keystream,
                     seconds {
                         key.withUnsafeBytes { k in
-                            _ = crypto_stream_chacha20_ietf(
-                                &raw, UInt64(byteCount), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                            Sodium.checkCannotFail(
+                                crypto_stream_chacha20_ietf(
+                                    &raw, UInt64(byteCount), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                                "crypto_stream_chacha20_ietf")
                         }
                     })
                 best.expansion = min(best.expansion, seconds { try? expander.apply(.overwrite, to: &vector) })
@@ -221,8 +223,11 @@ extension BenchCommand {
                     seconds {
                         key.withUnsafeBytes { k in
                             for _ in 0..<masks {
-                                _ = crypto_stream_chacha20_ietf(
-                                    &buffer, UInt64(bytes), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                                Sodium.checkCannotFail(
+                                    crypto_stream_chacha20_ietf(
+                                        &buffer, UInt64(bytes), nonce,
+                                        k.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                                    "crypto_stream_chacha20_ietf")
                             }
                         }
                     })

@@ -167,7 +167,9 @@ private final class RawGMP {
         func make(_ value: BigInt) -> UnsafeMutablePointer<__mpz_struct> {
             let x = UnsafeMutablePointer<__mpz_struct>.allocate(capacity: 1)
             veil_mpz_init(x)
-            _ = veil_mpz_set_str(x, value.decimal, 10)
+            // mpz_set_str fails only on a string that is not a number; BigInt.decimal always is one.
+            let code = veil_mpz_set_str(x, value.decimal, 10)
+            precondition(code == 0, "mpz_set_str refused BigInt.decimal of \(value.bitWidth)-bit value")
             return x
         }
         n = make(nValue)

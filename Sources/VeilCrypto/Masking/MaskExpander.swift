@@ -108,7 +108,9 @@ public struct MaskExpander: Sendable {
         // Zero nonce: every (seed, label) pair has its own key, so the nonce carries nothing.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { nonce in
             nonce.initialize(repeating: 0)
-            _ = crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(byteCount), nonce.baseAddress!, counter, key)
+            Sodium.checkCannotFail(
+                crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(byteCount), nonce.baseAddress!, counter, key),
+                "crypto_stream_chacha20_ietf_xor_ic")
         }
     }
 

@@ -56,9 +56,11 @@ public struct ChaCha20Generator: RandomNumberGenerator, Sendable {
                 let nonce = [UInt8](repeating: 0, count: Int(crypto_stream_chacha20_ietf_noncebytes()))
                 // In-place XOR over zeros is the keystream itself; the output buffer may alias the input.
                 let base = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                _ = crypto_stream_chacha20_ietf_xor_ic(
-                    base, base, UInt64(out.count), nonce, counter,
-                    keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                Sodium.checkCannotFail(
+                    crypto_stream_chacha20_ietf_xor_ic(
+                        base, base, UInt64(out.count), nonce, counter,
+                        keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                    "crypto_stream_chacha20_ietf_xor_ic")
             }
         }
         nextBlock = counter &+ UInt32(Self.blocksPerRefill)
