@@ -49,7 +49,7 @@ struct BenchCommand: AsyncParsableCommand {
         func run() throws {
             let bitWidth = try BitWidth(bits)
             let byteCount = dimension * bitWidth.byteCount
-            let seed = SecureBytes.random(count: 32)
+            let seed = SecureBytes.random(count: MaskExpander.seedByteCount)
             let expander = try MaskExpander(seed: seed, label: Array("bench".utf8), bitWidth: bitWidth)
             let key = SecureBytes.random(count: Int(crypto_stream_chacha20_ietf_keybytes()))
             let nonce = [UInt8](repeating: 0, count: Int(crypto_stream_chacha20_ietf_noncebytes()))

@@ -25,4 +25,18 @@ import VeilCrypto
             Sodium.checkCannotFail(-1, "crypto_hash_sha256_final")
         }
     }
+
+    // The named sizes are the sizes the primitives and the protocol documents fix.
+    @Test func sizesAreTheDocumentedOnes() {
+        #expect(SHA256.digestByteCount == 32)
+        #expect(X25519.keyByteCount == 32)
+        #expect(Ed25519.seedByteCount == 32)
+        #expect(XChaCha20Poly1305.keyByteCount == 32)
+        #expect(VeilKDF.keyByteCount == 32)
+        #expect(ChaCha20Generator.seedByteCount == 32)
+        #expect(MaskExpander.seedByteCount == 32)
+        // SecAgg deals both with one Shamir share size (SecAggKeys.sharedSecretByteCount).
+        #expect(X25519.keyByteCount == MaskExpander.seedByteCount)
+        #expect(SHA256.hash([]).count == SHA256.digestByteCount)
+    }
 }

@@ -27,6 +27,9 @@ public struct MaskExpander: Sendable {
     /// 64-byte block, small enough to stay in the L1 cache.
     public static let elementsPerChunk = 1024
 
+    /// The size of a mask seed.
+    public static let seedByteCount = 32
+
     /// The ring of the output.
     public let bitWidth: BitWidth
     private let key: SecureBytes
@@ -41,7 +44,7 @@ public struct MaskExpander: Sendable {
     ///   - bitWidth: the ring Z_(2^b).
     /// - Throws: ``CryptoError/invalidLength(what:expected:actual:)`` unless the seed is 32 bytes.
     public init(seed: SecureBytes, label: [UInt8], bitWidth: BitWidth) throws(CryptoError) {
-        try checkLength("mask seed", seed.count, 32)
+        try checkLength("mask seed", seed.count, Self.seedByteCount)
         self.bitWidth = bitWidth
         self.key = VeilKDF.derive32(.maskExpansion, from: seed, context: label)
     }

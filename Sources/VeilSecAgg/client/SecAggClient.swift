@@ -196,7 +196,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         try requireNeighbourhood(peers.count + 1)
 
         let holders = (Array(peers.keys) + [id]).sorted()
-        let selfMaskSeed = SecureBytes.random(count: 32, using: &generator)
+        let selfMaskSeed = SecureBytes.random(count: MaskExpander.seedByteCount, using: &generator)
         let shamir = session.shamir
         let indices = holders.map(\.rawValue)
         let maskingShares: [ShamirShare]
@@ -381,13 +381,14 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
     }
 
     private func parseShares(_ plaintext: SecureBytes, from peer: ParticipantID) throws(AbortReason) -> HeldShares {
-        let size = ShamirShare.encodedByteCount(secretByteCount: 32)
+        let size = ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
         guard plaintext.count == 2 * size else { throw .invalidShares(peer: peer.rawValue) }
         do {
             let masking = try ShamirShare(encoded: plaintext.slice(0..<size))
             let seed = try ShamirShare(encoded: plaintext.slice(size..<(2 * size)))
-            guard masking.index == id.rawValue, seed.index == id.rawValue, masking.secretByteCount == 32,
-                seed.secretByteCount == 32
+            guard masking.index == id.rawValue, seed.index == id.rawValue,
+                masking.secretByteCount == SecAggKeys.sharedSecretByteCount,
+                seed.secretByteCount == SecAggKeys.sharedSecretByteCount
             else { throw AbortReason.invalidShares(peer: peer.rawValue) }
             return HeldShares(maskingKey: masking, selfMaskSeed: seed)
         } catch { throw .invalidShares(peer: peer.rawValue) }

@@ -273,7 +273,9 @@ public struct SecAggServer {
                 let owner = ParticipantID(entry.owner)
                 let kind: ShareKind = current.survivors.contains(owner) ? .selfMaskSeed : .maskingKey
                 guard entry.kind == kind else { throw .invalidReveal("wrong kind of share for participant \(owner)") }
-                guard entry.share.index == sender.rawValue, entry.share.secretByteCount == 32 else {
+                guard entry.share.index == sender.rawValue,
+                    entry.share.secretByteCount == SecAggKeys.sharedSecretByteCount
+                else {
                     throw .invalidReveal("a share of participant \(owner) carries index \(entry.share.index)")
                 }
             }

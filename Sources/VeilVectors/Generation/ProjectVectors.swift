@@ -45,9 +45,9 @@ public enum ProjectVectors {
         init(generator: ChaCha20Generator) { self.generator = generator }
 
         init(_ name: String) {
-            var seed = [UInt8](repeating: 0, count: 32)
-            for (i, byte) in name.utf8.prefix(32).enumerated() { seed[i] = byte }
-            generator = try! ChaCha20Generator(publicSeed: seed)  // 32 bytes by construction
+            var seed = [UInt8](repeating: 0, count: ChaCha20Generator.seedByteCount)
+            for (i, byte) in name.utf8.prefix(ChaCha20Generator.seedByteCount).enumerated() { seed[i] = byte }
+            generator = try! ChaCha20Generator(publicSeed: seed)  // the seed size by construction
         }
 
         mutating func bytes(_ count: Int) -> [UInt8] { generator.bytes(count: count).unsafeExposedBytes() }
@@ -150,10 +150,15 @@ public enum ProjectVectors {
                     tcId: tests.count + 1, comment: comment, flags: ["Normal"], result: .valid, error: nil,
                     seed: Hex.encode(seed), outputs: (0..<count).map { _ in String(generator.next()) }))
         }
-        try add("the all-zero seed, first 8 outputs", seed: [UInt8](repeating: 0, count: 32), count: 8)
-        try add("seed 00 01 ... 1f, first 8 outputs", seed: (0..<32).map(UInt8.init), count: 8)
         try add(
-            "a random seed, 300 outputs: crosses the 128-word refill boundary twice", seed: inputs.bytes(32), count: 300
+            "the all-zero seed, first 8 outputs", seed: [UInt8](repeating: 0, count: ChaCha20Generator.seedByteCount),
+            count: 8)
+        try add(
+            "seed 00 01 ... 1f, first 8 outputs", seed: (0..<ChaCha20Generator.seedByteCount).map(UInt8.init), count: 8)
+        try add(
+            "a random seed, 300 outputs: crosses the 128-word refill boundary twice",
+            seed: inputs.bytes(ChaCha20Generator.seedByteCount),
+            count: 300
         )
         for (comment, length) in [("a 31-byte seed", 31), ("a 33-byte seed", 33), ("an empty seed", 0)] {
             tests.append(
@@ -190,7 +195,7 @@ public enum ProjectVectors {
         for (bits, counts) in plan {
             var tests: [MaskExpansionRunner.Test] = []
             for count in counts {
-                let seed = inputs.bytes(32)
+                let seed = inputs.bytes(MaskExpander.seedByteCount)
                 let label = Array("vector/\(bits)/\(count)".utf8)
                 let mask = try MaskExpander(seed: SecureBytes(copying: seed), label: label, bitWidth: BitWidth(bits))
                     .expand(count: count)
@@ -205,7 +210,7 @@ public enum ProjectVectors {
             groups.append(.init(bits: bits, tests: tests))
         }
         // The same seed under two labels gives unrelated masks.
-        let seed = inputs.bytes(32)
+        let seed = inputs.bytes(MaskExpander.seedByteCount)
         var separation: [MaskExpansionRunner.Test] = []
         for label in ["weights", "bias"] {
             let mask = try MaskExpander(
@@ -293,7 +298,7 @@ public enum ProjectVectors {
             var tests: [ShamirRunner.Test] = []
             for length in lengths {
                 let secret = inputs.bytes(length)
-                let seed = inputs.bytes(32)
+                let seed = inputs.bytes(ChaCha20Generator.seedByteCount)
                 tests.append(
                     test(
                         "deal a \(length)-byte secret \(t)-of-\(n)", ["Normal"], .valid, operation: "split",
@@ -304,10 +309,10 @@ public enum ProjectVectors {
         }
 
         // Reconstruction in a 3-of-5 scheme, valid and invalid.
-        let secret = inputs.bytes(32)
-        let seed = inputs.bytes(32)
+        let secret = inputs.bytes(ShamirSecretSharing.maxSecretByteCount)
+        let seed = inputs.bytes(ChaCha20Generator.seedByteCount)
         let shares = try deal(3, 5, secret, seed: seed)
-        let short = try deal(3, 5, inputs.bytes(16), seed: inputs.bytes(32))
+        let short = try deal(3, 5, inputs.bytes(16), seed: inputs.bytes(ChaCha20Generator.seedByteCount))
         var tests: [ShamirRunner.Test] = []
         tests.append(
             test(
@@ -477,7 +482,7 @@ public enum ProjectVectors {
             var tests: [FixedPointRunner.Test] = []
             var encodings: [ModularVector] = []
             for round in 0..<3 {
-                let seed = inputs.bytes(32)
+                let seed = inputs.bytes(ChaCha20Generator.seedByteCount)
                 var generator = try ChaCha20Generator(publicSeed: seed)
                 let encoded = try codec.encode(values, using: &generator)
                 encodings.append(encoded)
@@ -535,7 +540,8 @@ public enum ProjectVectors {
                         .init(
                             tcId: tcId, comment: comment, flags: ["Refused"], result: .invalid, error: error,
                             operation: "encode", values: [0.5],
-                            generatorSeed: Hex.encode([UInt8](repeating: 0, count: 32)), encoded: [])
+                            generatorSeed: Hex.encode([UInt8](repeating: 0, count: ChaCha20Generator.seedByteCount)),
+                            encoded: [])
                     ]))
         }
         return VectorFile(
