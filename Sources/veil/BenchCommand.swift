@@ -175,7 +175,7 @@ extension BenchCommand {
             let maskBytes = dimension * bitWidth.byteCount
             let clientKeystream = keystreamSeconds(masks: clientMasks, bytes: maskBytes)
             let serverKeystream = keystreamSeconds(masks: serverMasks, bytes: maskBytes)
-            let shamir = shamirSeconds(
+            let shamir = try shamirSeconds(
                 parameters: parameters, graph: cast.session.graph, owners: Array(survivors) + dropped)
 
             let clientMask = report.rounds[Int(SecAggRound.maskedInputCollection.rawValue)].clientSecondsPerParticipant
@@ -238,23 +238,30 @@ extension BenchCommand {
         /// Reconstructing one 32-byte secret per owner from the t lowest indices of its
         /// neighbourhood, caching Lagrange coefficients per index set as the server does.
         private func shamirSeconds(parameters: SecAggParameters, graph: NeighborGraph, owners: [ParticipantID])
-            -> Double
+            throws -> Double
         {
-            let shamir = try! ShamirSecretSharing(threshold: parameters.threshold, shareCount: parameters.clientCount)
+            let shamir = try ShamirSecretSharing(threshold: parameters.threshold, shareCount: parameters.clientCount)
             var generator = SystemRandom()
-            let dealt = owners.map { owner -> [ShamirShare] in
+            let dealt = try owners.map { owner -> [ShamirShare] in
                 let holders = graph.neighborhood(of: owner).map(\.rawValue)
-                let shares = try! shamir.split(SecureBytes.random(count: 32), at: holders, using: &generator)
+                let shares = try shamir.split(
+                    SecureBytes.random(count: MaskExpander.seedByteCount), at: holders, using: &generator)
                 return Array(shares.prefix(parameters.threshold))
             }
-            return seconds {
-                var cache: [[UInt32]: LagrangeCoefficients] = [:]
-                for shares in dealt {
-                    let indices = shares.map(\.index)
-                    if cache[indices] == nil { cache[indices] = try! shamir.lagrangeCoefficients(for: indices) }
-                    _ = try! shamir.reconstruct(shares, using: cache[indices]!)
-                }
+            var failure: (any Error)?
+            let elapsed = seconds {
+                do {
+                    var cache: [[UInt32]: LagrangeCoefficients] = [:]
+                    for shares in dealt {
+                        let indices = shares.map(\.index)
+                        let coefficients = try cache[indices] ?? shamir.lagrangeCoefficients(for: indices)
+                        cache[indices] = coefficients
+                        _ = try shamir.reconstruct(shares, using: coefficients)
+                    }
+                } catch { failure = error }
             }
+            if let failure { throw failure }
+            return elapsed
         }
     }
 }

@@ -152,6 +152,7 @@ public struct PrivateRunPlan: Sendable {
                     maximumParticipants: min(population, Int((expected + 4 * spread).rounded(.up))), dimension: length,
                     bits: c.bits)
             } catch { throw fail(error.description) }
+            // Set by the do block above, or it threw.
             multiplier = distributed!.centralStandardDeviation(bound: 1)
         }
         return PrivateRunPlan(

@@ -292,6 +292,7 @@ public struct FederatedSimulation {
             // Plaintext only (checked in run): the server sees each update.
             let updates = try contributions.sorted { $0.key < $1.key }.map { _, v -> [Double] in
                 let decoded = try codec.decode(v)
+                // FedAvg payloads end with their weight, so they are never empty.
                 let weight = max(decoded.last!, .leastNormalMagnitude)
                 return decoded.dropLast().map { $0 / weight }
             }
