@@ -28,11 +28,18 @@ func expectEqual<T: Equatable>(_ actual: T, _ expected: T, _ field: String) thro
 /// - valid: the body must complete (compute and match);
 /// - acceptable: complete, or reject — but never compute a different value;
 /// - invalid: reject or differ; when the case names an `error` code, the rejection must carry it.
+///
+/// A case whose own fields cannot be read (``VectorError``) fails whatever its expected
+/// result: the file is broken, and no implementation rightly rejected anything.
 func judge(_ test: some VectorCase, _ body: () throws -> Void) -> CaseOutcome {
     let outcome: Result<Void, any Error> = Result { try body() }
     func fail(_ why: String) -> CaseOutcome { CaseOutcome(tcId: test.tcId, passed: false, reason: why) }
     let pass = CaseOutcome(tcId: test.tcId, passed: true, reason: nil)
     switch (test.result, outcome) {
+    case (_, .failure(VectorError.malformedField(_, let field, let detail))):
+        return fail("\(VectorError.malformedField(tcId: test.tcId, field: field, detail: detail))")
+    case (_, .failure(let error as VectorError)):
+        return fail("test case \(test.tcId): \(error)")
     case (.valid, .success), (.acceptable, .success):
         return pass
     case (.valid, .failure(let error)):
@@ -125,13 +132,15 @@ func errorCode(_ error: any Error) -> String {
 
 /// Decodes a hex field, naming it on failure.
 func hex(_ text: String, _ field: String) throws -> [UInt8] {
-    do { return try Hex.decode(text) } catch { throw VectorError.unreadable("field \(field): \(error)") }
+    do { return try Hex.decode(text) } catch {
+        throw VectorError.malformedField(tcId: nil, field: field, detail: "\(error)")
+    }
 }
 
 /// Parses a decimal `UInt64` field (JSON numbers cannot carry 64 bits exactly).
 func decimal(_ text: String, _ field: String) throws -> UInt64 {
     guard let value = UInt64(text) else {
-        throw VectorError.unreadable("field \(field): \"\(text)\" is not a decimal UInt64")
+        throw VectorError.malformedField(tcId: nil, field: field, detail: "\"\(text)\" is not a decimal UInt64")
     }
     return value
 }

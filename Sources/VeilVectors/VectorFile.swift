@@ -105,12 +105,17 @@ public enum VectorError: Error, Hashable, Sendable, CustomStringConvertible {
     case unknownAlgorithm(String)
     /// `numberOfTests` disagrees with the tests present.
     case countMismatch(declared: Int, actual: Int)
+    /// A field of a test case (or of its group) is missing or cannot be read as what it
+    /// holds. `tcId` is nil only until ``judge(_:_:)`` names the case.
+    case malformedField(tcId: Int?, field: String, detail: String)
 
     public var description: String {
         switch self {
         case .unreadable(let why): "cannot parse: \(why)"
         case .unknownAlgorithm(let name): "no runner for algorithm \"\(name)\""
         case .countMismatch(let declared, let actual): "numberOfTests is \(declared) but the file has \(actual) tests"
+        case .malformedField(let tcId, let field, let detail):
+            "\(tcId.map { "test case \($0)" } ?? "a test case"), field \(field): \(detail)"
         }
     }
 }

@@ -28,14 +28,17 @@ public enum VectorSuite {
 
         /// Per family, in order: passed and failed counts and the number of files.
         public var families: [(family: String, passed: Int, failed: Int, files: Int)] {
-            var order: [String] = []
-            var totals: [String: (Int, Int, Int)] = [:]
+            var totals: [(family: String, passed: Int, failed: Int, files: Int)] = []
             for file in files {
-                if totals[file.family] == nil { order.append(file.family) }
-                let (p, f, n) = totals[file.family] ?? (0, 0, 0)
-                totals[file.family] = (p + file.passed, f + file.failed, n + 1)
+                if let i = totals.firstIndex(where: { $0.family == file.family }) {
+                    totals[i].passed += file.passed
+                    totals[i].failed += file.failed
+                    totals[i].files += 1
+                } else {
+                    totals.append((file.family, file.passed, file.failed, 1))
+                }
             }
-            return order.map { ($0, totals[$0]!.0, totals[$0]!.1, totals[$0]!.2) }
+            return totals
         }
     }
 

@@ -49,7 +49,7 @@ struct BenchCommand: AsyncParsableCommand {
         func run() throws {
             let bitWidth = try BitWidth(bits)
             let byteCount = dimension * bitWidth.byteCount
-            let seed = SecureBytes.random(count: 32)
+            let seed = SecureBytes.random(count: MaskExpander.seedByteCount)
             let expander = try MaskExpander(seed: seed, label: Array("bench".utf8), bitWidth: bitWidth)
             let key = SecureBytes.random(count: Int(crypto_stream_chacha20_ietf_keybytes()))
             let nonce = [UInt8](repeating: 0, count: Int(crypto_stream_chacha20_ietf_noncebytes()))
@@ -62,8 +62,10 @@ struct BenchCommand: AsyncParsableCommand {
                     best.keystream,
                     seconds {
                         key.withUnsafeBytes { k in
-                            _ = crypto_stream_chacha20_ietf(
-                                &raw, UInt64(byteCount), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                            Sodium.checkCannotFail(
+                                crypto_stream_chacha20_ietf(
+                                    &raw, UInt64(byteCount), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                                "crypto_stream_chacha20_ietf")
                         }
                     })
                 best.expansion = min(best.expansion, seconds { try? expander.apply(.overwrite, to: &vector) })
@@ -173,7 +175,7 @@ extension BenchCommand {
             let maskBytes = dimension * bitWidth.byteCount
             let clientKeystream = keystreamSeconds(masks: clientMasks, bytes: maskBytes)
             let serverKeystream = keystreamSeconds(masks: serverMasks, bytes: maskBytes)
-            let shamir = shamirSeconds(
+            let shamir = try shamirSeconds(
                 parameters: parameters, graph: cast.session.graph, owners: Array(survivors) + dropped)
 
             let clientMask = report.rounds[Int(SecAggRound.maskedInputCollection.rawValue)].clientSecondsPerParticipant
@@ -221,8 +223,11 @@ extension BenchCommand {
                     seconds {
                         key.withUnsafeBytes { k in
                             for _ in 0..<masks {
-                                _ = crypto_stream_chacha20_ietf(
-                                    &buffer, UInt64(bytes), nonce, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                                Sodium.checkCannotFail(
+                                    crypto_stream_chacha20_ietf(
+                                        &buffer, UInt64(bytes), nonce,
+                                        k.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                                    "crypto_stream_chacha20_ietf")
                             }
                         }
                     })
@@ -233,23 +238,30 @@ extension BenchCommand {
         /// Reconstructing one 32-byte secret per owner from the t lowest indices of its
         /// neighbourhood, caching Lagrange coefficients per index set as the server does.
         private func shamirSeconds(parameters: SecAggParameters, graph: NeighborGraph, owners: [ParticipantID])
-            -> Double
+            throws -> Double
         {
-            let shamir = try! ShamirSecretSharing(threshold: parameters.threshold, shareCount: parameters.clientCount)
+            let shamir = try ShamirSecretSharing(threshold: parameters.threshold, shareCount: parameters.clientCount)
             var generator = SystemRandom()
-            let dealt = owners.map { owner -> [ShamirShare] in
+            let dealt = try owners.map { owner -> [ShamirShare] in
                 let holders = graph.neighborhood(of: owner).map(\.rawValue)
-                let shares = try! shamir.split(SecureBytes.random(count: 32), at: holders, using: &generator)
+                let shares = try shamir.split(
+                    SecureBytes.random(count: MaskExpander.seedByteCount), at: holders, using: &generator)
                 return Array(shares.prefix(parameters.threshold))
             }
-            return seconds {
-                var cache: [[UInt32]: LagrangeCoefficients] = [:]
-                for shares in dealt {
-                    let indices = shares.map(\.index)
-                    if cache[indices] == nil { cache[indices] = try! shamir.lagrangeCoefficients(for: indices) }
-                    _ = try! shamir.reconstruct(shares, using: cache[indices]!)
-                }
+            var failure: (any Error)?
+            let elapsed = seconds {
+                do {
+                    var cache: [[UInt32]: LagrangeCoefficients] = [:]
+                    for shares in dealt {
+                        let indices = shares.map(\.index)
+                        let coefficients = try cache[indices] ?? shamir.lagrangeCoefficients(for: indices)
+                        cache[indices] = coefficients
+                        _ = try shamir.reconstruct(shares, using: coefficients)
+                    }
+                } catch { failure = error }
             }
+            if let failure { throw failure }
+            return elapsed
         }
     }
 }

@@ -70,7 +70,7 @@ extension BenchCommand {
             }
             var best: [String: (time: Double, raw: Double, words: Int)] = [:]
             func record(_ name: String, _ body: (inout Counting) throws -> Void) throws {
-                var g = Counting(inner: try! ChaCha20Generator(publicSeed: seed))
+                var g = Counting(inner: try! ChaCha20Generator(publicSeed: seed))  // 32 bytes
                 var failure: (any Error)?
                 let t = seconds {
                     do { try body(&g) } catch { failure = error }
@@ -84,7 +84,7 @@ extension BenchCommand {
                 try record("discrete_gaussian") { g in _ = dg.samples(dimension, using: &g) }
                 try record("skellam") { g in _ = skellam.samples(dimension, using: &g) }
                 try record("share") { g in
-                    var rounding = Xoshiro256(seed: 1)
+                    var rounding = Xoshiro256(seed: 1, purpose: .rounding, round: 1, participant: 1)
                     _ = try mechanism.encode(x, bound: 1, rotation: rotation, rounding: &rounding, noiseGenerator: &g)
                 }
             }
@@ -97,6 +97,7 @@ extension BenchCommand {
                     "dim": dimension, "variance": variance, "repetitions": repetitions, "masking_seconds": maskTime,
                 ]
                 for name in names {
+                    // record() stored every name at least once: repetitions ≥ 1 (validate()).
                     let b = best[name]!
                     result[name] = [
                         "seconds": b.time, "raw_seconds": b.raw, "words": b.words, "ratio": b.time / b.raw,
@@ -107,6 +108,7 @@ extension BenchCommand {
                 print("d = \(dimension), local variance \(variance) (integer domain), best of \(repetitions)")
                 print("                      time       words   raw words   ratio")
                 for name in names {
+                    // record() stored every name at least once: repetitions ≥ 1 (validate()).
                     let b = best[name]!
                     print(
                         String(

@@ -124,12 +124,13 @@ extension BenchCommand {
                 let report = pipe.fileHandleForReading.readDataToEndOfFile()
                 child.waitUntilExit()
                 let childReport = try JSONDecoder().decode(ChildReport.self, from: report)
-                return (summary!, seconds(registration), childReport)
+                guard let summary else { throw ValidationError("the coordinator ended without a summary") }
+                return (summary, seconds(registration), childReport)
             }
             progress.finish()
             let (summary, registration, child) = result
             let total = seconds(ContinuousClock.now - started)
-            let round = summary.rounds.last!
+            guard let round = summary.rounds.last else { throw ValidationError("the federation completed no round") }
             let bytes = summary.rounds.reduce(0) { $0 + $1.bytesIn + $1.bytesOut }
             let serialisation = Self.serialisationSeconds(bytes: round.bytesIn + round.bytesOut, clients: clients)
             let waiting = max(0, round.seconds - round.cryptoSeconds - serialisation)
@@ -181,7 +182,7 @@ extension BenchCommand {
 
         func runParticipants(directory: String) async throws {
             let logger = quietLogger(.error, label: "veil.bench.participant")
-            var generator = Xoshiro256(seed: 7)
+            var generator = Xoshiro256(seed: 7, purpose: .syntheticData)
             let agents = try (1...clients).map { i -> ParticipantAgent in
                 var join = JoinConfiguration(tls: TLSFiles(directory: directory, id: "p\(i)"))
                 join.port = port

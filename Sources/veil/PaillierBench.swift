@@ -92,6 +92,7 @@ extension BenchCommand {
                 for (name, ours, rawRate) in results {
                     object[name] = ["per_second": ours, "raw_gmp_per_second": rawRate, "ratio": ours / rawRate]
                 }
+                // results above always holds encrypt_djn_table, as a dictionary.
                 var table = object["encrypt_djn_table"] as! [String: Any]
                 table["raw_gmp_variable_time_per_second"] = variableTime
                 table["zero_exponent_speed_ratio"] = zeroDigitRatio
@@ -167,7 +168,9 @@ private final class RawGMP {
         func make(_ value: BigInt) -> UnsafeMutablePointer<__mpz_struct> {
             let x = UnsafeMutablePointer<__mpz_struct>.allocate(capacity: 1)
             veil_mpz_init(x)
-            _ = veil_mpz_set_str(x, value.decimal, 10)
+            // mpz_set_str fails only on a string that is not a number; BigInt.decimal always is one.
+            let code = veil_mpz_set_str(x, value.decimal, 10)
+            precondition(code == 0, "mpz_set_str refused BigInt.decimal of \(value.bitWidth)-bit value")
             return x
         }
         n = make(nValue)
@@ -202,6 +205,7 @@ private final class RawGMP {
         limbTable = .allocate(capacity: entries.count * limbs)
         limbTable.initialize(repeating: 0, count: entries.count * limbs)
         for (i, entry) in entries.enumerated() {
+            // mpz_limbs_read returns the limb array of an initialised mpz, never NULL.
             let source = veil_mpz_limbs_read(entry)!
             for k in 0..<veil_mpz_size(entry) { limbTable[i * limbs + k] = source[k] }
         }
@@ -225,6 +229,7 @@ private final class RawGMP {
         for i in 0..<windows {
             var digit = 0
             for b in 0..<window { digit |= Int(veil_mpz_tstbit(alpha, mp_bitcnt_t(i * window + b))) << b }
+            // mpz_limbs_write reallocates (GMP aborts when it cannot) and never returns NULL.
             let target = veil_mpz_limbs_write(entry, limbs)!
             veil_mpn_sec_tabselect(target, limbTable + (i << window) * limbs, limbs, 1 << window, digit)
             veil_mpz_limbs_finish(entry, limbs)

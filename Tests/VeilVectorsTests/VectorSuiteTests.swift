@@ -84,6 +84,64 @@ import VeilVectors
         }
     }
 
+    /// Rewrites the Paillier project file of a copy of `Vectors/` with `change`.
+    static func malformedPaillierReport(_ change: (inout [[String: Any]]) throws -> Void) throws
+        -> VectorSuite.FileReport
+    {
+        let copy = try RepositoryPaths.copyOfVectors()
+        defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
+        let url = copy.appendingPathComponent("paillier/veil_paillier.json")
+        var root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var groups = try #require(root["testGroups"] as? [[String: Any]])
+        try change(&groups)
+        root["testGroups"] = groups
+        try JSONSerialization.data(withJSONObject: root).write(to: url)
+        let report = try VectorSuite.verify(directory: copy)
+        return try #require(report.files.first { $0.path == "paillier/veil_paillier.json" })
+    }
+
+    /// A malformed field of a Paillier file fails the cases that read it, naming the field and
+    /// the case (it used to trap `veil vectors verify`), even a case that expects a rejection.
+    @Test func malformedPaillierFieldsFailTheirCasesByName() throws {
+        // Group 4 holds the threshold cases 40...43; 43 is invalid (notEnoughPartialDecryptions).
+        let badModulus = try Self.malformedPaillierReport { groups in groups[3]["n"] = "0x1f" }
+        #expect(badModulus.error == nil)
+        let failed = badModulus.outcomes.filter { !$0.passed }
+        #expect(failed.map(\.tcId) == [40, 41, 42, 43])
+        #expect(
+            failed.first?.reason
+                == VectorError.malformedField(tcId: 40, field: "n", detail: "\"0x1f\" is not a decimal integer")
+                .description)
+        #expect(failed.first?.reason == "test case 40, field n: \"0x1f\" is not a decimal integer")
+
+        let missingCiphertext = try Self.malformedPaillierReport { groups in
+            var tests = try #require(groups[3]["tests"] as? [[String: Any]])
+            tests[1]["c"] = nil
+            groups[3]["tests"] = tests
+        }
+        #expect(missingCiphertext.outcomes.filter { !$0.passed }.map(\.tcId) == [41])
+        #expect(missingCiphertext.outcomes.first { $0.tcId == 41 }?.reason == "test case 41, field c: missing")
+
+        let strangerPartial = try Self.malformedPaillierReport { groups in
+            var tests = try #require(groups[3]["tests"] as? [[String: Any]])
+            var partials = try #require(tests[0]["partials"] as? [[String: Any]])
+            partials[0]["holder"] = 9
+            tests[0]["partials"] = partials
+            groups[3]["tests"] = tests
+        }
+        #expect(
+            strangerPartial.outcomes.first { $0.tcId == 40 }?.reason
+                == "test case 40, field partials: holder 9 has no share in the group")
+
+        // A packing width outside 1...64 is an input the implementation refuses, by its code.
+        let wideSlots = try Self.malformedPaillierReport { groups in
+            var tests = try #require(groups[2]["tests"] as? [[String: Any]])
+            tests[0]["bits"] = 65
+            groups[2]["tests"] = tests
+        }
+        #expect(wideSlots.outcomes.first { $0.tcId == 31 }?.reason == "rejected a valid case: bitWidthOutOfRange")
+    }
+
     @Test func aValidCaseMarkedInvalidFails() throws {
         let copy = try RepositoryPaths.copyOfVectors()
         defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }

@@ -18,6 +18,7 @@ extension Array where Element: Sendable {
         DispatchQueue.concurrentPerform(iterations: count) { i in
             slots[i] = Result { try transform(items[i]) }
         }
+        // concurrentPerform returns after every iteration has written its slot.
         return try results.map { try $0!.get() }
     }
 }

@@ -18,7 +18,10 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
         s = (splitMix(), splitMix(), splitMix(), splitMix())
     }
 
-    /// A generator for a sub-stream: the same seed and label always give the same stream.
+    /// A generator for a numbered sub-stream: the same seed and stream always give the same
+    /// output, and two streams of one seed never start from the same state (multiplying by an
+    /// odd constant and xoring the seed are both bijections). Simulations name their streams
+    /// instead, with ``init(seed:purpose:round:participant:)``.
     public init(seed: UInt64, stream: UInt64) {
         self.init(seed: seed ^ (stream &* 0xd1b5_4a32_d192_ed03))
     }

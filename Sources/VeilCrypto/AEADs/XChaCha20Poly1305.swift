@@ -65,15 +65,16 @@ public enum XChaCha20Poly1305 {
         Sodium.ensureInitialized()
         var out = [UInt8](repeating: 0, count: plaintext.count + tagByteCount)
         var outLength: UInt64 = 0
-        key.rawRepresentation.withUnsafeBytes { k in
+        let code = key.rawRepresentation.withUnsafeBytes { k in
             plaintext.withUnsafeBytes { m in
                 // Encryption cannot fail for valid sizes, which the types guarantee.
-                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
+                crypto_aead_xchacha20poly1305_ietf_encrypt(
                     &out, &outLength, m.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(m.count),
                     associatedData, UInt64(associatedData.count), nil, nonce.rawRepresentation,
                     k.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
+        Sodium.checkCannotFail(code, "crypto_aead_xchacha20poly1305_ietf_encrypt")
         return out
     }
 
@@ -98,7 +99,7 @@ public enum XChaCha20Poly1305 {
                     k.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
-        guard code == 0 else { throw .authenticationFailure }
+        try Sodium.check(code, "crypto_aead_xchacha20poly1305_ietf_decrypt", failure: .authenticationFailure)
         return plaintext
     }
 }

@@ -4,19 +4,20 @@ import CSodium
 /// digests of survivor lists that participants sign.
 public enum SHA256 {
     /// The digest size.
-    public static var byteCount: Int { Int(crypto_hash_sha256_bytes()) }
+    public static var digestByteCount: Int { Int(crypto_hash_sha256_bytes()) }
 
     /// The digest of the concatenation of `parts` (no separators: callers length-prefix
     /// whatever is variable).
     public static func hash(_ parts: [UInt8]...) -> [UInt8] {
         Sodium.ensureInitialized()
         var state = crypto_hash_sha256_state()
-        _ = crypto_hash_sha256_init(&state)
+        Sodium.checkCannotFail(crypto_hash_sha256_init(&state), "crypto_hash_sha256_init")
         for part in parts where !part.isEmpty {
-            _ = crypto_hash_sha256_update(&state, part, UInt64(part.count))
+            Sodium.checkCannotFail(
+                crypto_hash_sha256_update(&state, part, UInt64(part.count)), "crypto_hash_sha256_update")
         }
-        var digest = [UInt8](repeating: 0, count: byteCount)
-        _ = crypto_hash_sha256_final(&state, &digest)
+        var digest = [UInt8](repeating: 0, count: digestByteCount)
+        Sodium.checkCannotFail(crypto_hash_sha256_final(&state, &digest), "crypto_hash_sha256_final")
         return digest
     }
 }

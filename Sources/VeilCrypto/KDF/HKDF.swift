@@ -69,20 +69,26 @@ public enum HKDFSHA256 {
         // init/update/final always return 0 in libsodium; the HMAC key may have any length.
         var empty: UInt8 = 0  // libsodium wants a valid pointer even for an empty key
         if let base = key.baseAddress, key.count > 0 {
-            _ = crypto_auth_hmacsha256_init(&state, base.assumingMemoryBound(to: UInt8.self), key.count)
+            Sodium.checkCannotFail(
+                crypto_auth_hmacsha256_init(&state, base.assumingMemoryBound(to: UInt8.self), key.count),
+                "crypto_auth_hmacsha256_init")
         } else {
-            _ = crypto_auth_hmacsha256_init(&state, &empty, 0)
+            Sodium.checkCannotFail(crypto_auth_hmacsha256_init(&state, &empty, 0), "crypto_auth_hmacsha256_init")
         }
         feed(&state)
         var out = SecureBytes(zeros: hashByteCount)
         out.withUnsafeMutableBytes {
-            _ = crypto_auth_hmacsha256_final(&state, $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            Sodium.checkCannotFail(
+                crypto_auth_hmacsha256_final(&state, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                "crypto_auth_hmacsha256_final")
         }
         return out
     }
 
     private static func update(_ state: inout crypto_auth_hmacsha256_state, _ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        _ = crypto_auth_hmacsha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
+        Sodium.checkCannotFail(
+            crypto_auth_hmacsha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count)),
+            "crypto_auth_hmacsha256_update")
     }
 }

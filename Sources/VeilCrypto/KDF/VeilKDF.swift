@@ -68,7 +68,8 @@ public enum VeilKDF {
     ///   - outputByteCount: 1...8160.
     /// - Throws: ``KDFError/outputLengthOutOfRange(_:)``.
     public static func derive(
-        _ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = [], outputByteCount: Int = 32
+        _ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = [],
+        outputByteCount: Int = keyByteCount
     ) throws(KDFError) -> SecureBytes {
         try HKDFSHA256.deriveKey(
             ikm: ikm, salt: salt, info: info(label: label, context: context), outputByteCount: outputByteCount)
@@ -98,6 +99,10 @@ public enum KDFError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension VeilKDF {
+    /// The size of the keys and seeds Veil derives: a ChaCha20 or XChaCha20-Poly1305 key, a
+    /// mask or generator seed.
+    public static let keyByteCount = 32
+
     /// A 32-byte key with a built-in label: the derivation whose inputs are all valid, so it
     /// cannot fail.
     public static func derive32(_ label: Label, from ikm: SecureBytes, salt: [UInt8] = [], context: [UInt8] = [])
@@ -106,6 +111,6 @@ extension VeilKDF {
         Sodium.ensureInitialized()
         return HKDFSHA256.expand(
             prk: HKDFSHA256.extract(salt: salt, ikm: ikm), info: info(label: label, context: context),
-            outputByteCount: 32)
+            outputByteCount: keyByteCount)
     }
 }

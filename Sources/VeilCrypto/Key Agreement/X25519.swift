@@ -31,10 +31,11 @@ public enum X25519 {
         public var publicKey: PublicKey {
             Sodium.ensureInitialized()
             var out = [UInt8](repeating: 0, count: X25519.keyByteCount)
-            rawRepresentation.withUnsafeBytes { k in
-                // Fails only on an all-zero result, impossible for the base point and a clamped scalar.
-                _ = crypto_scalarmult_base(&out, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            // Fails only on an all-zero result, impossible for the base point and a clamped scalar.
+            let code = rawRepresentation.withUnsafeBytes { k in
+                crypto_scalarmult_base(&out, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
+            Sodium.checkCannotFail(code, "crypto_scalarmult_base")
             return PublicKey(unchecked: out)
         }
 
@@ -52,7 +53,7 @@ public enum X25519 {
                         peer.rawRepresentation)
                 }
             }
-            guard code == 0 else { throw .weakPublicKey }
+            try Sodium.check(code, "crypto_scalarmult", failure: .weakPublicKey)
             return out
         }
     }

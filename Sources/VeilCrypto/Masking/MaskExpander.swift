@@ -27,6 +27,9 @@ public struct MaskExpander: Sendable {
     /// 64-byte block, small enough to stay in the L1 cache.
     public static let elementsPerChunk = 1024
 
+    /// The size of a mask seed.
+    public static let seedByteCount = 32
+
     /// The ring of the output.
     public let bitWidth: BitWidth
     private let key: SecureBytes
@@ -41,7 +44,7 @@ public struct MaskExpander: Sendable {
     ///   - bitWidth: the ring Z_(2^b).
     /// - Throws: ``CryptoError/invalidLength(what:expected:actual:)`` unless the seed is 32 bytes.
     public init(seed: SecureBytes, label: [UInt8], bitWidth: BitWidth) throws(CryptoError) {
-        try checkLength("mask seed", seed.count, 32)
+        try checkLength("mask seed", seed.count, Self.seedByteCount)
         self.bitWidth = bitWidth
         self.key = VeilKDF.derive32(.maskExpansion, from: seed, context: label)
     }
@@ -108,7 +111,9 @@ public struct MaskExpander: Sendable {
         // Zero nonce: every (seed, label) pair has its own key, so the nonce carries nothing.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { nonce in
             nonce.initialize(repeating: 0)
-            _ = crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(byteCount), nonce.baseAddress!, counter, key)
+            Sodium.checkCannotFail(
+                crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(byteCount), nonce.baseAddress!, counter, key),
+                "crypto_stream_chacha20_ietf_xor_ic")
         }
     }
 

@@ -10,6 +10,9 @@ import CSodium
 /// IETF ChaCha20 (RFC 8439) with an all-zero 96-bit nonce and block counter starting at 0;
 /// `next()` returns the next 8 keystream bytes as a little-endian `UInt64`.
 public struct ChaCha20Generator: RandomNumberGenerator, Sendable {
+    /// The size of a seed.
+    public static let seedByteCount = 32
+
     private static let blocksPerRefill = 16
     private static let blockBytes = 64
 
@@ -21,7 +24,7 @@ public struct ChaCha20Generator: RandomNumberGenerator, Sendable {
     /// Creates a generator from a 32-byte seed.
     /// - Throws: ``CryptoError/invalidLength(what:expected:actual:)`` unless the seed is 32 bytes.
     public init(seed: SecureBytes) throws(CryptoError) {
-        try checkLength("generator seed", seed.count, 32)
+        try checkLength("generator seed", seed.count, Self.seedByteCount)
         key = VeilKDF.derive32(.deterministicGenerator, from: seed)
         buffer = SecureBytes(zeros: Self.blocksPerRefill * Self.blockBytes)
         offset = buffer.count
@@ -56,9 +59,11 @@ public struct ChaCha20Generator: RandomNumberGenerator, Sendable {
                 let nonce = [UInt8](repeating: 0, count: Int(crypto_stream_chacha20_ietf_noncebytes()))
                 // In-place XOR over zeros is the keystream itself; the output buffer may alias the input.
                 let base = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                _ = crypto_stream_chacha20_ietf_xor_ic(
-                    base, base, UInt64(out.count), nonce, counter,
-                    keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                Sodium.checkCannotFail(
+                    crypto_stream_chacha20_ietf_xor_ic(
+                        base, base, UInt64(out.count), nonce, counter,
+                        keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                    "crypto_stream_chacha20_ietf_xor_ic")
             }
         }
         nextBlock = counter &+ UInt32(Self.blocksPerRefill)

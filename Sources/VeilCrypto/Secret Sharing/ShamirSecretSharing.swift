@@ -192,7 +192,10 @@ public struct LagrangeCoefficients: Hashable, Sendable {
     }
 
     /// The coefficient of the share with `index` (which must be one of ``indices``).
-    public func coefficient(for index: UInt32) -> UInt64 { values[position[index]!] }
+    public func coefficient(for index: UInt32) -> UInt64 {
+        guard let i = position[index] else { preconditionFailure("share index \(index) has no coefficient here") }
+        return values[i]
+    }
 }
 
 /// One share: an index and one field element per 7-byte chunk of the secret.

@@ -43,13 +43,14 @@ public enum Ed25519 {
             var expanded = SecureBytes(zeros: Int(crypto_sign_secretkeybytes()))
             var publicKey = [UInt8](repeating: 0, count: Ed25519.publicKeyByteCount)
             // crypto_sign_seed_keypair always succeeds for a 32-byte seed.
-            _ = seed.withUnsafeBytes { s in
+            let code = seed.withUnsafeBytes { s in
                 expanded.withUnsafeMutableBytes { sk in
                     crypto_sign_seed_keypair(
                         &publicKey, sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
                         s.baseAddress!.assumingMemoryBound(to: UInt8.self))
                 }
             }
+            Sodium.checkCannotFail(code, "crypto_sign_seed_keypair")
             self.seed = seed
             self.expanded = expanded
             self.publicKey = PublicKey(unchecked: publicKey)
@@ -59,11 +60,12 @@ public enum Ed25519 {
         public func signature(for message: some Collection<UInt8>) -> [UInt8] {
             var signature = [UInt8](repeating: 0, count: Ed25519.signatureByteCount)
             let bytes = Array(message)
-            expanded.withUnsafeBytes { sk in
-                // crypto_sign_detached cannot fail for a well-formed secret key.
-                _ = crypto_sign_detached(
+            // crypto_sign_detached cannot fail for a well-formed secret key.
+            let code = expanded.withUnsafeBytes { sk in
+                crypto_sign_detached(
                     &signature, nil, bytes, UInt64(bytes.count), sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
+            Sodium.checkCannotFail(code, "crypto_sign_detached")
             return signature
         }
     }

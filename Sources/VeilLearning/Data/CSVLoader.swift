@@ -37,6 +37,7 @@ public enum CSVLoader {
                 }
                 features.append(value)
             }
+            // At least two cells, by the guard above.
             rawLabels.append((row, cells.last!))
         }
         guard let width else { throw .empty(source) }

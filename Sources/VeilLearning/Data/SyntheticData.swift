@@ -12,7 +12,7 @@ public enum SyntheticData {
 
     /// Generates `devices` devices from `seed`.
     public static func generate(alpha: Double, beta: Double, devices: Int = 30, seed: UInt64) throws -> FederatedData {
-        var g = Xoshiro256(seed: seed, stream: 0x5ee_d5)
+        var g = Xoshiro256(seed: seed, purpose: .syntheticData)
         let d = featureCount
         let k = classCount
         let sizes = (0..<devices).map { _ in Int(exp(4 + 2 * g.standardNormal())) + 50 }

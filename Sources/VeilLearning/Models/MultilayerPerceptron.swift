@@ -15,6 +15,7 @@ public struct MultilayerPerceptron: Model {
     }
 
     public var featureCount: Int { layerSizes[0] }
+    // The initializer requires input and output layers.
     public var classCount: Int { layerSizes.last! }
     public var name: String { "mlp:" + layerSizes.dropFirst().dropLast().map(String.init).joined(separator: ",") }
     public var parameterCount: Int {

@@ -152,6 +152,7 @@ public struct PrivateRunPlan: Sendable {
                     maximumParticipants: min(population, Int((expected + 4 * spread).rounded(.up))), dimension: length,
                     bits: c.bits)
             } catch { throw fail(error.description) }
+            // Set by the do block above, or it threw.
             multiplier = distributed!.centralStandardDeviation(bound: 1)
         }
         return PrivateRunPlan(
@@ -191,11 +192,11 @@ extension FederatedSimulation {
     ) throws -> [RoundReport] {
         let c = configuration
         let p = plan.configuration
-        var initGenerator = Xoshiro256(seed: c.seed, stream: 2)
+        var initGenerator = Xoshiro256(seed: c.seed, purpose: .initialParameters)
         let initial = model.initialParameters(using: &initGenerator)
         var algorithm = makeAlgorithm(initial: initial, generator: &initGenerator)
         var states = [[String: [Double]]](repeating: [:], count: data.clients.count)
-        var selection = Xoshiro256(seed: c.seed, stream: 3)
+        var selection = Xoshiro256(seed: c.seed, purpose: .cohortSelection)
         let pooled = data.pooledTraining
         let personal = personalTestSets()
         let noise = NoiseSource.simulation(seed: c.seed)
@@ -250,7 +251,7 @@ extension FederatedSimulation {
                     batchSize: c.batchSize,
                     optimizer: SGD(learningRate: c.learningRate, momentum: c.momentum, weightDecay: c.weightDecay),
                     weightScale: Double(max(rows.count, 1)),
-                    generator: Xoshiro256(seed: c.seed, stream: UInt64(1_000_000 * round + index)),
+                    generator: Xoshiro256(seed: c.seed, purpose: .training, round: round, participant: index + 1),
                     state: states[index])
                 let update = Array(algorithm.clientUpdate(broadcast, &context).prefix(d))
                 states[index] = context.state
@@ -303,11 +304,11 @@ extension FederatedSimulation {
         let c = configuration
         let bound = plan.recordBound(clip: clip)
         if let mechanism = plan.distributed {
-            var rotationGenerator = Xoshiro256(seed: c.seed, stream: UInt64(5_000_000 + round))
+            var rotationGenerator = Xoshiro256(seed: c.seed, purpose: .rotation, round: round)
             let rotation = RandomizedHadamard(dimension: plan.payloadLength, using: &rotationGenerator)
             var shares: [ParticipantID: ModularVector] = [:]
             for (id, x) in payloads {
-                var rounding = Xoshiro256(seed: c.seed, stream: UInt64(2_000_000 * round) + UInt64(id.rawValue))
+                var rounding = Xoshiro256(seed: c.seed, purpose: .rounding, round: round, participant: Int(id.rawValue))
                 var generator = noise.generator(party: participantName(Int(id.rawValue) - 1), round: round)
                 shares[id] = try mechanism.encode(
                     x, bound: bound, rotation: rotation, rounding: &rounding, noiseGenerator: &generator)
@@ -325,7 +326,7 @@ extension FederatedSimulation {
         let slack = Double(plan.payloadLength).squareRoot() * pow(2, -Double(codec.fractionalBits))
         var contributions: [ParticipantID: ModularVector] = [:]
         for (id, x) in payloads {
-            var rounding = Xoshiro256(seed: c.seed, stream: UInt64(2_000_000 * round) + UInt64(id.rawValue))
+            var rounding = Xoshiro256(seed: c.seed, purpose: .rounding, round: round, participant: Int(id.rawValue))
             contributions[id] = try codec.encode(L2Clipping.clip(x, to: bound - slack).clipped, using: &rounding)
         }
         let result = try secureSum.sum(contributions, round: round)

@@ -163,7 +163,7 @@ public struct FederatedSimulation {
     public init(configuration: FederatedConfiguration) throws {
         try Self.validate(configuration)
         self.configuration = configuration
-        var generator = Xoshiro256(seed: configuration.seed, stream: 1)
+        var generator = Xoshiro256(seed: configuration.seed, purpose: .dataSplit)
         switch configuration.dataset {
         case .digits, .csv:
             let all = try { () throws -> Dataset in
@@ -218,12 +218,12 @@ public struct FederatedSimulation {
         if let plan = try privacyPlan() {
             return try runPrivately(plan: plan, secureSum: &secureSum, progress: progress)
         }
-        var initGenerator = Xoshiro256(seed: c.seed, stream: 2)
+        var initGenerator = Xoshiro256(seed: c.seed, purpose: .initialParameters)
         let initial = model.initialParameters(using: &initGenerator)
         let weightScale = Double(data.clients.map(\.count).max() ?? 1)
         var algorithm = makeAlgorithm(initial: initial, generator: &initGenerator)
         var clientStates = [[String: [Double]]](repeating: [:], count: data.clients.count)
-        var selection = Xoshiro256(seed: c.seed, stream: 3)
+        var selection = Xoshiro256(seed: c.seed, purpose: .cohortSelection)
         let pooled = data.pooledTraining
         let personalTests = personalTestSets()
         var reports: [RoundReport] = []
@@ -254,7 +254,7 @@ public struct FederatedSimulation {
                     batchSize: c.batchSize,
                     optimizer: SGD(learningRate: c.learningRate, momentum: c.momentum, weightDecay: c.weightDecay),
                     weightScale: weightScale,
-                    generator: Xoshiro256(seed: c.seed, stream: UInt64(1_000_000 * round + index)),
+                    generator: Xoshiro256(seed: c.seed, purpose: .training, round: round, participant: index + 1),
                     state: clientStates[index])
                 payloads[context.id] = algorithm.clientUpdate(broadcast, &context)
                 clientStates[index] = context.state
@@ -284,13 +284,15 @@ public struct FederatedSimulation {
         let codec = try payloadCodec(addends: payloads.count)
         var contributions: [ParticipantID: ModularVector] = [:]
         for (id, payload) in payloads {
-            var rounding = Xoshiro256(seed: configuration.seed, stream: UInt64(2_000_000 * round) + UInt64(id.rawValue))
+            var rounding = Xoshiro256(
+                seed: configuration.seed, purpose: .rounding, round: round, participant: Int(id.rawValue))
             contributions[id] = try codec.encode(payload, using: &rounding)
         }
         if case .robust(let rule) = configuration.algorithm, var robust = algorithm as? FedAvgFamily {
             // Plaintext only (checked in run): the server sees each update.
             let updates = try contributions.sorted { $0.key < $1.key }.map { _, v -> [Double] in
                 let decoded = try codec.decode(v)
+                // FedAvg payloads end with their weight, so they are never empty.
                 let weight = max(decoded.last!, .leastNormalMagnitude)
                 return decoded.dropLast().map { $0 / weight }
             }
@@ -383,7 +385,7 @@ public struct FederatedSimulation {
         let n = data.clients.count
         let concurrency = min(max(concurrency, 1), n)
         let buffer = min(max(buffer, 1), concurrency)
-        var clock = Xoshiro256(seed: c.seed, stream: 4)
+        var clock = Xoshiro256(seed: c.seed, purpose: .asyncClock)
         var version = 0
         var inFlight: [(finish: Double, client: Int, version: Int, broadcast: [[Double]])] = []
         var idle = Array(0..<n)
@@ -407,7 +409,8 @@ public struct FederatedSimulation {
                 batchSize: c.batchSize,
                 optimizer: SGD(learningRate: c.learningRate, momentum: c.momentum, weightDecay: c.weightDecay),
                 weightScale: weightScale,
-                generator: Xoshiro256(seed: c.seed, stream: UInt64(3_000_000 + 1000 * job.version + job.client)),
+                generator: Xoshiro256(
+                    seed: c.seed, purpose: .asyncTraining, round: job.version, participant: job.client + 1),
                 state: states[job.client])
             let payload = algorithm.clientUpdate(job.broadcast, &context)
             states[job.client] = context.state

@@ -134,6 +134,7 @@ public struct BigInt: Sendable {
 
     /// The decimal digits (with a leading minus when negative).
     public var decimal: String {
+        // With a NULL buffer mpz_get_str allocates (GMP aborts when it cannot), never returns NULL.
         let cString = veil_mpz_get_str(nil, 10, pointer)!
         defer { free(cString) }
         return String(cString: cString)

@@ -82,6 +82,7 @@ final class FixedBaseTable: @unchecked Sendable {
         table.initialize(repeating: 0, count: windows * perWindow * limbs)
         func store(_ value: BigInt, at offset: Int) {
             let size = veil_mpz_size(value.pointer)
+            // mpz_limbs_read returns the limb array of an initialised mpz, never NULL.
             let source = veil_mpz_limbs_read(value.pointer)!
             for k in 0..<size { table[offset + k] = source[k] }
         }
@@ -134,6 +135,7 @@ final class FixedBaseTable: @unchecked Sendable {
             for i in 0..<windows {
                 var digit = 0
                 for b in 0..<window { digit |= Int(veil_mpz_tstbit(e.pointer, mp_bitcnt_t(i * window + b))) << b }
+                // mpz_limbs_write reallocates (GMP aborts when it cannot) and never returns NULL.
                 let limbsOut = veil_mpz_limbs_write(entry.pointer, limbs)!
                 veil_mpn_sec_tabselect(limbsOut, entries + i * perWindow * limbs, limbs, perWindow, digit)
                 veil_mpz_limbs_finish(entry.pointer, limbs)

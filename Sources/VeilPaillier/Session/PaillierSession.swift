@@ -13,6 +13,11 @@ import VeilCrypto
 /// member also signs a receipt, which the key holder checks for every member before it
 /// decrypts anything.
 public struct PaillierSession: Sendable {
+    /// The size of the coordinator's nonce.
+    public static let nonceByteCount = 32
+    /// The size of the context: a SHA-256 digest of the round's model and plans.
+    public static var contextByteCount: Int { SHA256.digestByteCount }
+
     public let publicKey: PaillierPublicKey
     public let packing: PaillierPacking
     /// d, the length of the packed vectors.
@@ -36,8 +41,12 @@ public struct PaillierSession: Sendable {
         publicKey: PaillierPublicKey, packing: PaillierPacking, dimension: Int, round: UInt64, nonce: [UInt8],
         keyHolder: Ed25519.PublicKey, coordinator: Ed25519.PublicKey, roster: [Ed25519.PublicKey], context: [UInt8]
     ) throws(PaillierSessionError) {
-        guard nonce.count == 32 else { throw .malformed("a nonce of \(nonce.count) bytes, expected 32") }
-        guard context.count == 32 else { throw .malformed("a context of \(context.count) bytes, expected 32") }
+        guard nonce.count == Self.nonceByteCount else {
+            throw .malformed("a nonce of \(nonce.count) bytes, expected \(Self.nonceByteCount)")
+        }
+        guard context.count == Self.contextByteCount else {
+            throw .malformed("a context of \(context.count) bytes, expected \(Self.contextByteCount)")
+        }
         guard roster.count >= 2 else { throw .tooFewMembers(have: roster.count, need: 2) }
         guard roster.count <= packing.maxAddends else {
             throw .malformed("\(roster.count) members exceed the packing's \(packing.maxAddends) addends")
@@ -179,7 +188,8 @@ public struct PaillierReceipt: Hashable, Sendable {
 
     /// Whether the member at `position` of `session` signed this receipt.
     public func isValid(in session: PaillierSession) -> Bool {
-        guard position.rawValue >= 1, Int(position.rawValue) <= session.roster.count, ciphertextDigest.count == 32
+        guard position.rawValue >= 1, Int(position.rawValue) <= session.roster.count,
+            ciphertextDigest.count == SHA256.digestByteCount
         else { return false }
         return session.roster[Int(position.rawValue) - 1].isValidSignature(
             signature, for: Self.message(session: session, position: position, digest: ciphertextDigest))

@@ -242,6 +242,7 @@ public struct DistributedDP: Hashable, Sendable {
         }
         guard let rounded else { throw .roundingFailed(attempts: Self.maxRoundingAttempts) }
         let shares: [Int64]
+        // The initializer refused every local variance the samplers would: these cannot throw.
         switch noise {
         case .discreteGaussian:
             shares = try! DiscreteGaussian(variance: localVariance).samples(rounded.count, using: &noiseGenerator)

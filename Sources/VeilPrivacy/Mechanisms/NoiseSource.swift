@@ -6,10 +6,13 @@ import VeilCrypto
 /// from the operating system and each participant keeps its own; a simulation derives it from
 /// its seed so that runs repeat.
 public struct NoiseSource: Sendable {
+    /// The size of a root: a key-derivation input as strong as the keys derived from it.
+    public static var rootByteCount: Int { VeilKDF.keyByteCount }
+
     private let root: SecureBytes
 
     /// A root from the operating system's generator.
-    public static func system() -> NoiseSource { NoiseSource(root: SecureBytes.random(count: 32)) }
+    public static func system() -> NoiseSource { NoiseSource(root: SecureBytes.random(count: rootByteCount)) }
 
     /// A reproducible root for simulations: public, so the noise protects nothing outside them.
     public static func simulation(seed: UInt64) -> NoiseSource {

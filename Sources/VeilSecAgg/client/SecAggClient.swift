@@ -196,7 +196,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         try requireNeighbourhood(peers.count + 1)
 
         let holders = (Array(peers.keys) + [id]).sorted()
-        let selfMaskSeed = SecureBytes.random(count: 32, using: &generator)
+        let selfMaskSeed = SecureBytes.random(count: MaskExpander.seedByteCount, using: &generator)
         let shamir = session.shamir
         let indices = holders.map(\.rawValue)
         let maskingShares: [ShamirShare]
@@ -219,6 +219,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             let key: XChaCha20Poly1305.Key
             do {
                 key = try SecAggKeys.shareKey(
+                    // holders are peers' keys plus this participant, which the guard above skips.
                     own: current.keys.encryption, peer: peers[holder]!.encryptionKey, sessionID: session.id, id, holder)
             } catch { throw .weakPeerKey(holder.rawValue) }
             shareKeys[holder] = key
@@ -234,6 +235,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             MaskedInputState(
                 input: current.input, keys: current.keys, peers: peers, shareKeys: shareKeys,
                 selfMaskSeed: selfMaskSeed,
+                // holders includes this participant's id, so the loop set own.
                 ownShares: own!))
         let commitment = SecAggKeys.selfMaskCommitment(seed: selfMaskSeed, sessionID: session.id, owner: id)
         return message(.shareKeys, ShareKeysBody(selfMaskCommitment: commitment, shares: encrypted).encoded)
@@ -270,6 +272,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
                 mode: .add)
         ]
         for peer in peers {
+            // peers is drawn from the keys of current.peers.
             let key = current.peers[peer]!.maskingKey
             jobs.append(
                 MaskWork.Job(mode: SecAggKeys.adds(id, peer) ? .add : .subtract) {
@@ -338,6 +341,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             let claimed = SignedMessage(
                 sessionID: session.id, round: .consistencyCheck, sender: entry.signer, recipient: SignedMessage.server,
                 body: current.digest, signature: entry.signature)
+            // The signer is a survivor (checked above), so on the roster.
             guard claimed.isSigned(by: session.identity(of: entry.signer)!) else {
                 throw .invalidSignature(signer: entry.signer)
             }
@@ -347,6 +351,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         }
         var revealed: [UnmaskingSharesBody.Entry] = []
         for owner in current.held.keys.sorted() {
+            // owner is one of current.held's keys.
             let shares = current.held[owner]!
             if current.survivors.contains(owner) {
                 revealed.append(.init(owner: owner.rawValue, kind: .selfMaskSeed, share: shares.selfMaskSeed))
@@ -381,13 +386,14 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
     }
 
     private func parseShares(_ plaintext: SecureBytes, from peer: ParticipantID) throws(AbortReason) -> HeldShares {
-        let size = ShamirShare.encodedByteCount(secretByteCount: 32)
+        let size = ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
         guard plaintext.count == 2 * size else { throw .invalidShares(peer: peer.rawValue) }
         do {
             let masking = try ShamirShare(encoded: plaintext.slice(0..<size))
             let seed = try ShamirShare(encoded: plaintext.slice(size..<(2 * size)))
-            guard masking.index == id.rawValue, seed.index == id.rawValue, masking.secretByteCount == 32,
-                seed.secretByteCount == 32
+            guard masking.index == id.rawValue, seed.index == id.rawValue,
+                masking.secretByteCount == SecAggKeys.sharedSecretByteCount,
+                seed.secretByteCount == SecAggKeys.sharedSecretByteCount
             else { throw AbortReason.invalidShares(peer: peer.rawValue) }
             return HeldShares(maskingKey: masking, selfMaskSeed: seed)
         } catch { throw .invalidShares(peer: peer.rawValue) }

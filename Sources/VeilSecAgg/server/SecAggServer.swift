@@ -227,6 +227,7 @@ public struct SecAggServer {
         guard message.sessionID == session.id else { return .wrongSession }
         guard message.round == round else { return .wrongRound(expected: round, received: message.round) }
         guard message.recipient == SignedMessage.server else { return .wrongRecipient(message.recipient) }
+        // Only roster members are expected, and every one has an identity.
         guard message.isSigned(by: session.identity(of: sender.rawValue)!) else { return .invalidSignature }
         return nil
     }
@@ -273,7 +274,9 @@ public struct SecAggServer {
                 let owner = ParticipantID(entry.owner)
                 let kind: ShareKind = current.survivors.contains(owner) ? .selfMaskSeed : .maskingKey
                 guard entry.kind == kind else { throw .invalidReveal("wrong kind of share for participant \(owner)") }
-                guard entry.share.index == sender.rawValue, entry.share.secretByteCount == 32 else {
+                guard entry.share.index == sender.rawValue,
+                    entry.share.secretByteCount == SecAggKeys.sharedSecretByteCount
+                else {
                     throw .invalidReveal("a share of participant \(owner) carries index \(entry.share.index)")
                 }
             }
@@ -340,6 +343,7 @@ public struct SecAggServer {
             let others = session.consistencyQuorum - 1
             return signers.map { recipient in
                 let chosen = signers.filter { $0 != recipient }.prefix(others).map {
+                    // signers are the keys of current.signatures.
                     SignaturesForwardBody.Entry(signer: $0.rawValue, signature: current.signatures[$0]!)
                 }
                 return .send(
@@ -366,10 +370,9 @@ public struct SecAggServer {
             let chosen = Array(shares.prefix(parameters.threshold))
             let indices = chosen.map(\.index)
             do {
-                if coefficients[indices] == nil {
-                    coefficients[indices] = try shamir.lagrangeCoefficients(for: indices)
-                }
-                return try shamir.reconstruct(chosen, using: coefficients[indices]!)
+                let lagrange = try coefficients[indices] ?? shamir.lagrangeCoefficients(for: indices)
+                coefficients[indices] = lagrange
+                return try shamir.reconstruct(chosen, using: lagrange)
             } catch {
                 throw .reconstructionMismatch(owner: owner)
             }
@@ -395,6 +398,7 @@ public struct SecAggServer {
                     masking.publicKey == current.advertised[owner]?.keys.maskingKey
                 else { throw .reconstructionMismatch(owner: owner) }
                 for peer in session.graph.neighbors(of: owner) where current.survivors.contains(peer) {
+                    // Survivors advertised keys in R0, or they would not be survivors.
                     let key = current.advertised[peer]!.keys.maskingKey
                     let session = session
                     // The survivor added its mask if its id is lower; take it away.

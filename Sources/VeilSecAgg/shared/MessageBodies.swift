@@ -18,8 +18,9 @@ struct AdvertiseKeysBody: Hashable {
     init(decoding bytes: [UInt8]) throws(SecAggWireError) {
         var reader = ByteReader(bytes)
         do {
-            encryptionKey = try X25519.PublicKey(rawRepresentation: try reader.raw(32, "encryption key"))
-            maskingKey = try X25519.PublicKey(rawRepresentation: try reader.raw(32, "masking key"))
+            encryptionKey = try X25519.PublicKey(
+                rawRepresentation: try reader.raw(X25519.keyByteCount, "encryption key"))
+            maskingKey = try X25519.PublicKey(rawRepresentation: try reader.raw(X25519.keyByteCount, "masking key"))
         } catch let error as SecAggWireError { throw error } catch { throw .malformed("\(error)") }
         try reader.finish("AdvertiseKeys")
     }
@@ -57,7 +58,8 @@ struct EncryptedShares: Hashable {
 
     /// Two encoded 32-byte-secret shares (45 bytes each) plus the tag.
     static var ciphertextByteCount: Int {
-        2 * ShamirShare.encodedByteCount(secretByteCount: 32) + XChaCha20Poly1305.tagByteCount
+        2 * ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
+            + XChaCha20Poly1305.tagByteCount
     }
     static var encodedByteCount: Int { 4 + XChaCha20Poly1305.nonceByteCount + ciphertextByteCount }
 
@@ -95,7 +97,7 @@ struct ShareKeysBody: Hashable {
 
     init(decoding bytes: [UInt8]) throws(SecAggWireError) {
         var reader = ByteReader(bytes)
-        selfMaskCommitment = try reader.raw(32, "commitment")
+        selfMaskCommitment = try reader.raw(SHA256.digestByteCount, "commitment")
         let count = try reader.count("shares", itemBytes: EncryptedShares.encodedByteCount)
         var shares: [EncryptedShares] = []
         for _ in 0..<count { shares.append(try EncryptedShares.read(from: &reader)) }
@@ -262,7 +264,9 @@ struct UnmaskingSharesBody {
     }
     var shares: [Entry]
 
-    static var entryByteCount: Int { 5 + ShamirShare.encodedByteCount(secretByteCount: 32) }
+    static var entryByteCount: Int {
+        5 + ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
+    }
 
     var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 4 + shares.count * Self.entryByteCount)
@@ -284,7 +288,8 @@ struct UnmaskingSharesBody {
         for _ in 0..<count {
             let owner = try reader.u32("owner")
             guard let kind = ShareKind(rawValue: try reader.u8("kind")) else { throw .malformed("unknown share kind") }
-            let encoded = try reader.raw(ShamirShare.encodedByteCount(secretByteCount: 32), "share")
+            let encoded = try reader.raw(
+                ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount), "share")
             do {
                 entries.append(
                     Entry(owner: owner, kind: kind, share: try ShamirShare(encoded: SecureBytes(copying: encoded))))

@@ -3,6 +3,11 @@ import VeilCrypto
 
 /// The key derivations and digests of the protocol (`Specs/secagg.md`, "Keys and masks").
 enum SecAggKeys {
+    /// The size of each secret a participant deals with Shamir — its masking key s_v (an
+    /// X25519 scalar) and its self-mask seed b_v, both 32 bytes (a VeilCrypto test holds
+    /// them equal) — so that one share size fits both.
+    static var sharedSecretByteCount: Int { X25519.keyByteCount }
+
     /// `LE_4(min(a, b)) ‖ LE_4(max(a, b))`: both ends of a pair derive the same context.
     static func pairContext(_ a: ParticipantID, _ b: ParticipantID) -> [UInt8] {
         var writer = ByteWriter(capacity: 8)

@@ -13,6 +13,11 @@ import VeilCrypto
 /// diverge. The context is what the round asks of the inputs (the service puts the digest of
 /// the round's model and plans there): a server cannot give one participant a different task.
 public struct SecAggSession: Sendable {
+    /// The size of the coordinator's nonce.
+    public static let nonceByteCount = 32
+    /// The size of the context: a SHA-256 digest of the round's plan.
+    public static var contextByteCount: Int { SHA256.digestByteCount }
+
     public let parameters: SecAggParameters
     public let serverIdentity: Ed25519.PublicKey
     /// Identity keys of participants 1…n, in order.
@@ -35,8 +40,8 @@ public struct SecAggSession: Sendable {
         guard clientIdentities.count == parameters.clientCount else {
             throw .rosterSize(expected: parameters.clientCount, actual: clientIdentities.count)
         }
-        guard nonce.count == 32 else { throw .nonceLength(nonce.count) }
-        guard context.count == 32 else { throw .contextLength(context.count) }
+        guard nonce.count == Self.nonceByteCount else { throw .nonceLength(nonce.count) }
+        guard context.count == Self.contextByteCount else { throw .contextLength(context.count) }
         self.parameters = parameters
         self.serverIdentity = serverIdentity
         self.clientIdentities = clientIdentities
@@ -93,8 +98,8 @@ public enum SecAggSessionError: Error, Hashable, Sendable, CustomStringConvertib
     public var description: String {
         switch self {
         case .rosterSize(let expected, let actual): "roster of \(actual) identities for \(expected) participants"
-        case .nonceLength(let n): "session nonce of \(n) bytes, expected 32"
-        case .contextLength(let n): "session context of \(n) bytes, expected 32"
+        case .nonceLength(let n): "session nonce of \(n) bytes, expected \(SecAggSession.nonceByteCount)"
+        case .contextLength(let n): "session context of \(n) bytes, expected \(SecAggSession.contextByteCount)"
         case .unknownParticipant(let id): "participant \(id) is not in the roster"
         case .identityMismatch(let id): "the identity key given for participant \(id) is not the roster's"
         case .inputShape(let b, let d, let bits, let dimension):

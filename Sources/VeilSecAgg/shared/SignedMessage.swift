@@ -86,7 +86,7 @@ public struct SignedMessage: Hashable, Sendable {
     public init(encoded: [UInt8]) throws(SecAggWireError) {
         var reader = ByteReader(encoded)
         guard try reader.u8("version") == Self.version else { throw .malformed("unknown message version") }
-        sessionID = try reader.raw(32, "session id")
+        sessionID = try reader.raw(SHA256.digestByteCount, "session id")
         guard let round = SecAggRound(rawValue: try reader.u8("round")) else { throw .malformed("unknown round") }
         self.round = round
         sender = try reader.u32("sender")

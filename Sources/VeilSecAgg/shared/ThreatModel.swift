@@ -53,6 +53,7 @@ public struct ThreatModel: Hashable, Sendable, CustomStringConvertible {
             throw .invalidThreatModel("security bits \(securityBits) must be in 1...128")
         }
         guard (population ?? 2) >= 2 else {
+            // The guard fails only for a population that is set.
             throw .invalidThreatModel("a population of \(population!) cannot be sampled from")
         }
         self.population = population

@@ -50,6 +50,7 @@ public struct SecAggSecureSum: SecureSum {
         let report = try SecAggSimulation.run(
             .init(
                 parameters: parameters, seed: SHA256.hash(context.bytes), dropoutProbability: dropoutProbability,
+                // cohort is the sorted keys of contributions.
                 dropRounds: dropRounds, inputs: cohort.map { contributions[$0]! }))
         guard let result = report.result else {
             throw SecureSumError.tooFewSurvivors(report.abort.map(\.description) ?? "no result")

@@ -27,9 +27,10 @@ extension ProjectVectors {
             let plaintexts = packing.plaintextCount(dimension: dimension)
             var group = PaillierSessionRunner.Group(
                 p: p.decimal, q: q.decimal, bits: bits, maxAddends: members, dimension: dimension, round: String(round),
-                nonce: inputs.hex(32), context: inputs.hex(32), keyHolderSeed: inputs.hex(32),
-                coordinatorSeed: inputs.hex(32),
-                memberSeeds: (0..<members).map { _ in inputs.hex(32) }, djnBase: base.decimal,
+                nonce: inputs.hex(PaillierSession.nonceByteCount),
+                context: inputs.hex(PaillierSession.contextByteCount),
+                keyHolderSeed: inputs.hex(Ed25519.seedByteCount), coordinatorSeed: inputs.hex(Ed25519.seedByteCount),
+                memberSeeds: (0..<members).map { _ in inputs.hex(Ed25519.seedByteCount) }, djnBase: base.decimal,
                 inputs: (0..<members).map { _ in
                     (0..<dimension).map { _ in String(inputs.generator.next() & (bits == 64 ? ~0 : (1 << UInt64(bits)) - 1)) }
                 },

@@ -25,7 +25,7 @@ extension ProjectVectors {
         for (variance, count) in [
             (0.25, 32), (0.81, 32), (1.0, 32), (2.5, 32), (10.0, 32), (1000.0, 32), (123_456.789, 16), (1e6, 16),
         ] {
-            let seed = inputs.hex(32)
+            let seed = inputs.hex(ChaCha20Generator.seedByteCount)
             var g = try generator(seed)
             let samples = try DiscreteGaussian(variance: variance).samples(count, using: &g)
             add("discreteGaussian", "discrete Gaussian, σ² = \(variance): \(count) draws") {
@@ -37,11 +37,11 @@ extension ProjectVectors {
                 "discreteGaussian", "discrete Gaussian refuses σ² = \(variance)", ["Refused"], result: .invalid,
                 error: "invalidVariance"
             ) {
-                $0.variance = variance; $0.seed = inputs.hex(32); $0.samples = [0]
+                $0.variance = variance; $0.seed = inputs.hex(ChaCha20Generator.seedByteCount); $0.samples = [0]
             }
         }
         for variance in [0.5, 3.0, 19.5, 50.0, 1e4, 1e7] {
-            let seed = inputs.hex(32)
+            let seed = inputs.hex(ChaCha20Generator.seedByteCount)
             var g = try generator(seed)
             let samples = try Skellam(variance: variance).samples(32, using: &g)
             add("skellam", "Skellam, μ = \(variance): 32 draws (Poisson(μ/2) − Poisson(μ/2))") {
@@ -49,10 +49,10 @@ extension ProjectVectors {
             }
         }
         add("skellam", "Skellam refuses μ = 0", ["Refused"], result: .invalid, error: "invalidVariance") {
-            $0.variance = 0; $0.seed = inputs.hex(32); $0.samples = [0]
+            $0.variance = 0; $0.seed = inputs.hex(ChaCha20Generator.seedByteCount); $0.samples = [0]
         }
         for dimension in [1, 3, 8, 13] {
-            let seed = inputs.hex(32)
+            let seed = inputs.hex(ChaCha20Generator.seedByteCount)
             let x = (0..<dimension).map { _ in (inputs.generator.unit() * 2 - 1).roundedTo(bits: 20) }
             var g = try generator(seed)
             let rotated = RandomizedHadamard(dimension: dimension, using: &g).rotate(x)
@@ -64,7 +64,10 @@ extension ProjectVectors {
             (DistributedDP.Noise.discreteGaussian, 5, 16, 100.0, 0.5), (.discreteGaussian, 13, 20, 1000.0, 0.02),
             (.skellam, 5, 16, 100.0, 0.5), (.skellam, 13, 20, 1000.0, 0.02),
         ] {
-            let (seed, rounding, noiseSeed) = (inputs.hex(32), inputs.hex(32), inputs.hex(32))
+            let (seed, rounding, noiseSeed) = (
+                inputs.hex(ChaCha20Generator.seedByteCount), inputs.hex(ChaCha20Generator.seedByteCount),
+                inputs.hex(ChaCha20Generator.seedByteCount)
+            )
             let raw = (0..<dimension).map { _ in inputs.generator.unit() * 2 - 1 }
             let bound = 2.0
             let x = L2Clipping.clip(raw, to: bound * 0.75).clipped.map { $0.roundedTo(bits: 20) }
@@ -89,8 +92,10 @@ extension ProjectVectors {
             ["Refused"], result: .invalid, error: "roundingFailed"
         ) {
             $0.noise = "ddg"; $0.x = [3, 0, 0, 0]; $0.bound = 1; $0.unitScale = 100; $0.unitLocalStandardDeviation = 0.5
-            $0.bits = 16; $0.minimumParticipants = 10; $0.beta = exp(-0.5); $0.seed = inputs.hex(32)
-            $0.roundingSeed = inputs.hex(32); $0.noiseSeed = inputs.hex(32); $0.share = []
+            $0.bits = 16; $0.minimumParticipants = 10; $0.beta = exp(-0.5);
+            $0.seed = inputs.hex(ChaCha20Generator.seedByteCount)
+            $0.roundingSeed = inputs.hex(ChaCha20Generator.seedByteCount);
+            $0.noiseSeed = inputs.hex(ChaCha20Generator.seedByteCount); $0.share = []
         }
         for (noise, variance, n, dimension, q, steps) in [
             ("ddg", 4.0, 1, 1024, 1.0, 1), ("ddg", 25.0, 10, 1024, 1.0, 50), ("ddg", 0.25, 100, 1024, 0.1, 100),

@@ -92,6 +92,7 @@ extension ProjectVectors {
                     neighbors: c.k, threshold: c.t, corruptCount: model.corruptCount(of: c.n))
                 do {
                     if c.kind == "validate" {
+                        // The table above gives every validate case its k and t.
                         try SecAggParameters.validate(clientCount: c.n, threshold: c.t!, neighborCount: c.k!, threatModel: model)
                     } else {
                         let p = try SecAggParameters.recommended(

@@ -228,7 +228,8 @@ extension ProjectVectors {
             [
                 SecAggForgery.resigned(
                     r0.1,
-                    body: try SecAggForgery.advertiseKeysBody(r0.1.body, maskingKey: [UInt8](repeating: 0, count: 32)),
+                    body: try SecAggForgery.advertiseKeysBody(
+                        r0.1.body, maskingKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
                     by: three)
             ],
             code: "weakKey", party: 0)

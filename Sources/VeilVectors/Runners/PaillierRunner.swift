@@ -60,9 +60,10 @@ enum PaillierRunner: VectorRunner {
         }
     }
 
-    static func integer(_ text: String?, _ field: String) throws -> BigInt {
-        guard let text, let value = BigInt(decimal: text) else {
-            throw VectorError.unreadable("field \(field) is not a decimal integer")
+    static func integer(_ text: String?, _ field: String) throws(VectorError) -> BigInt {
+        guard let text else { throw .malformedField(tcId: nil, field: field, detail: "missing") }
+        guard let value = BigInt(decimal: text) else {
+            throw .malformedField(tcId: nil, field: field, detail: "\"\(text.prefix(40))\" is not a decimal integer")
         }
         return value
     }
@@ -92,12 +93,11 @@ enum PaillierRunner: VectorRunner {
     static func check(_ group: Group, _ test: Test) throws {
         switch test.operation {
         case "pack", "unpack":
-            let packing = try paillier { () throws(PaillierError) in
-                try PaillierPacking(
-                    bitWidth: try! BitWidth(test.bits ?? 0), maxAddends: test.maxAddends ?? 0,
-                    keyBits: test.keyBits ?? 0)
-            }
+            // A width outside 1...64 is refused by BitWidth, as the vector may intend.
             let bitWidth = try BitWidth(test.bits ?? 0)
+            let packing = try paillier { () throws(PaillierError) in
+                try PaillierPacking(bitWidth: bitWidth, maxAddends: test.maxAddends ?? 0, keyBits: test.keyBits ?? 0)
+            }
             let vector = try ModularVector(
                 elements: (test.vector ?? []).map { try decimal($0, "vector") }, bitWidth: bitWidth)
             let plaintexts = try (test.plaintexts ?? []).map { try integer($0, "plaintexts") }
@@ -112,9 +112,8 @@ enum PaillierRunner: VectorRunner {
             }
             return
         case "partialDecrypt":
-            let publicKey = try paillier { () throws(PaillierError) in
-                try PaillierPublicKey(n: try! integer(group.n, "n"))
-            }
+            let n = try integer(group.n, "n")
+            let publicKey = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n) }
             let thresholdKey = try paillier { () throws(PaillierError) in
                 try ThresholdPaillierPublicKey(
                     publicKey: publicKey, threshold: group.threshold ?? 0, holders: group.holders ?? 0)
@@ -125,12 +124,15 @@ enum PaillierRunner: VectorRunner {
                     try ThresholdKeyShare(holder: share.holder, thresholdKey: thresholdKey, secret: value)
                 }
             }
-            let c = try paillier { () throws(PaillierError) in try publicKey.ciphertext(try! integer(test.c, "c")) }
+            let cValue = try integer(test.c, "c")
+            let c = try paillier { () throws(PaillierError) in try publicKey.ciphertext(cValue) }
             let expected = try (test.partials ?? []).map { try integer($0.value, "partials") }
             let partials = try (test.partials ?? []).map { partial in
-                try paillier { () throws(PaillierError) in
-                    try shares.first { $0.holder == partial.holder }!.partiallyDecrypt(c)
+                guard let share = shares.first(where: { $0.holder == partial.holder }) else {
+                    throw VectorError.malformedField(
+                        tcId: nil, field: "partials", detail: "holder \(partial.holder) has no share in the group")
                 }
+                return try paillier { () throws(PaillierError) in try share.partiallyDecrypt(c) }
             }
             if test.result == .valid { try expectEqual(partials.map(\.value), expected, "partial decryptions") }
             let given = zip(test.partials ?? [], expected).map {
