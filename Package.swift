@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The tests only: runs the `veil` binary without blocking a thread of the cooperative pool.
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         .systemLibrary(
@@ -112,7 +114,10 @@ let package = Package(
         ),
         .target(
             name: "VeilTestSupport",
-            dependencies: ["VeilCore", "VeilCrypto", "VeilSecAgg", "VeilVectors"],
+            dependencies: [
+                "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilVectors",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
             path: "Tests/VeilTestSupport"
         ),
         .testTarget(name: "VeilCoreTests", dependencies: ["VeilCore", "VeilTestSupport"]),
