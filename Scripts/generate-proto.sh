@@ -3,13 +3,26 @@
 # (package protobuf-compiler) and the plugins built from this package's dependencies
 # (swift-protobuf's protoc-gen-swift, grpc-swift-protobuf's protoc-gen-grpc-swift-2).
 # The generated code is committed; the build never runs protoc.
+#
+#   Scripts/generate-proto.sh [output-directory]
+#
+# The output directory defaults to Sources/VeilWire/Generated. Scripts/check-generated.sh
+# runs this script into a temporary directory, so that the protoc invocation lives here only
+# and the check cannot drift from what generates the committed code.
+# The plugins are built in debug, so that a machine that has just run the tests reuses that
+# build; SWIFT_BUILD_FLAGS (say "--scratch-path .build-mine") is passed to each `swift build`.
 set -euo pipefail
+if [ $# -gt 0 ]; then
+    mkdir -p "$1"
+    out="$(cd "$1" && pwd)"  # absolute: the script moves to the repository root next
+fi
 cd "$(dirname "$0")/.."
+out="${out:-Sources/VeilWire/Generated}"
 command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler" >&2; exit 1; }
-swift build -c release --product protoc-gen-swift
-swift build -c release --product protoc-gen-grpc-swift-2
-bin="$(swift build -c release --show-bin-path)"
-out=Sources/VeilWire/Generated
+read -r -a flags <<<"${SWIFT_BUILD_FLAGS:-}"
+swift build "${flags[@]}" --product protoc-gen-swift
+swift build "${flags[@]}" --product protoc-gen-grpc-swift-2
+bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p "$out"
 protoc --proto_path=Specs/proto \
     --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \

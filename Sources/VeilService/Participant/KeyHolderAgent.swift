@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import VeilCore
 import VeilCrypto
 import VeilPaillier
@@ -183,7 +184,7 @@ public struct KeyHolderAgent: Sendable {
 
 /// What a key holder has decrypted, one JSON object per line, appended and synced before each
 /// answer; read back at start, so that a round is never decrypted twice, across restarts too.
-final class DecryptionRecord: @unchecked Sendable {
+final class DecryptionRecord: Sendable {
     struct Entry: Codable {
         let round: UInt64
         /// The session id, hex.
@@ -195,9 +196,8 @@ final class DecryptionRecord: @unchecked Sendable {
         let decryptedAt: String
     }
 
-    private let lock = NSLock()
     let path: String
-    private var rounds: Set<UInt64>
+    private let rounds: Mutex<Set<UInt64>>
 
     init(path: String) throws {
         self.path = path
@@ -211,17 +211,17 @@ final class DecryptionRecord: @unchecked Sendable {
                 }
             }
         }
-        self.rounds = rounds
+        self.rounds = Mutex(rounds)
     }
 
-    func contains(round: UInt64) -> Bool { lock.withLock { rounds.contains(round) } }
+    func contains(round: UInt64) -> Bool { rounds.withLock { $0.contains(round) } }
 
     func append(_ entry: Entry) throws {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let line = try encoder.encode(entry) + Data("\n".utf8)
-        try lock.withLock {
+        try rounds.withLock { rounds in
             if !FileManager.default.fileExists(atPath: path) {
                 guard FileManager.default.createFile(atPath: path, contents: nil) else {
                     throw ConfigurationError("cannot create the decryption record \(path)")

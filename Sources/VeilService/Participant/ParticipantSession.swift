@@ -1,0 +1,150 @@
+import Foundation
+import VeilCrypto
+import VeilSecAgg
+import VeilWire
+
+extension ParticipantAgent {
+    /// How one connection ended: with the coordinator's reason when it finished the federation.
+    struct SessionOutcome: Sendable {
+        var finished: String?
+    }
+
+    /// The participant's side of one round: the secure-sum client and what it needs.
+    struct RoundState {
+        let number: UInt64
+        var client: SecAggClient<SystemRandom>
+    }
+
+    /// Handles the coordinator's messages on one connection.
+    struct AgentState {
+        let agent: ParticipantAgent
+        let tally: Tally
+        let send: (Veil_V1_ParticipantMessage) -> Void
+        var outcome = SessionOutcome()
+        var round: RoundState?
+        var sentThisRound = 0
+        /// The Paillier round this participant sent its ciphertexts for.
+        var contributed: UInt64?
+
+        /// Returns true when the federation is finished.
+        mutating func handle(_ message: Veil_V1_CoordinatorMessage) throws -> Bool {
+            switch message.kind {
+            case .welcome(let welcome):
+                agent.logger.info(
+                    "registered",
+                    metadata: ["federation": "\(welcome.federation)", "next_round": "\(welcome.nextRound)"])
+            case .assignment(let assignment) where assignment.hasPaillier:
+                tally.add(assigned: 1)
+                round = nil
+                do {
+                    let preparing = ContinuousClock.now
+                    let contribution = try agent.contribute(assignment)
+                    tally.add(training: seconds(since: preparing))
+                    if let failure = agent.failure, failure.round == assignment.round {
+                        tally.injected = true
+                        throw ParticipantError.failureInjected
+                    }
+                    contributed = assignment.round
+                    send(.with { $0.paillier = contribution })
+                } catch let declined as Declined {
+                    decline(assignment.round, declined)
+                }
+            case .assignment(let assignment):
+                tally.add(assigned: 1)
+                sentThisRound = 0
+                do {
+                    let preparing = ContinuousClock.now
+                    var prepared = try agent.prepare(assignment)
+                    tally.add(training: seconds(since: preparing))
+                    let starting = ContinuousClock.now
+                    let action = prepared.client.start()
+                    tally.add(crypto: seconds(since: starting))
+                    round = RoundState(number: assignment.round, client: prepared.client)
+                    try forward(action, round: assignment.round)
+                } catch let declined as Declined {
+                    round = nil
+                    decline(assignment.round, declined)
+                }
+            case .secagg(let secagg):
+                guard var current = round, current.number == secagg.round else { return false }
+                let handling = ContinuousClock.now
+                let action = current.client.handle(encoded: Array(secagg.signed))
+                tally.add(crypto: seconds(since: handling))
+                round = current
+                try forward(action, round: secagg.round)
+            case .result(let result):
+                if result.completed,
+                    (round?.number == result.round && round?.client.isCompleted == true) || contributed == result.round
+                {
+                    tally.add(completed: 1)
+                }
+                contributed = nil
+                agent.logger.info(
+                    "round result",
+                    metadata: [
+                        "round": "\(result.round)", "completed": "\(result.completed)",
+                        "survivors": "\(result.survivors)",
+                    ])
+                round = nil
+            case .failure(let failure):
+                agent.logger.warning(
+                    "coordinator says", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
+                if failure.code == .failurePrivacyBudget { tally.privacyNotice = failure.message }
+                if failure.code == .failureNotAParticipant || failure.code == .failureProtocolVersion {
+                    tally.refusal = failure.message
+                    throw ParticipantError.refused(failure.message)
+                }
+            case .finished(let finished):
+                outcome.finished = finished.reason
+                return true
+            case .decrypt:
+                break  // for the key holder only
+            case nil:
+                break
+            }
+            return false
+        }
+
+        /// Tells the coordinator that this participant will not take part in `number` (or stops
+        /// taking part), why, and counts it.
+        func decline(_ number: UInt64, _ declined: Declined) {
+            agent.logger.warning(
+                "declining a round",
+                metadata: ["round": "\(number)", "code": "\(declined.code.name)", "reason": "\(declined.reason)"])
+            tally.decline(declined)
+            send(
+                .with {
+                    $0.decline = .with {
+                        $0.round = number
+                        $0.code = declined.code
+                        $0.reason = declined.reason
+                    }
+                })
+        }
+
+        mutating func forward(_ action: ClientAction, round number: UInt64) throws {
+            if let failure = agent.failure, failure.round == number, sentThisRound >= failure.messages {
+                agent.logger.info("failure injected: going silent", metadata: ["round": "\(number)"])
+                tally.injected = true
+                throw ParticipantError.failureInjected
+            }
+            switch action {
+            case .send(let message):
+                sentThisRound += 1
+                send(
+                    .with {
+                        $0.secagg = .with {
+                            $0.round = number
+                            $0.signed = Data(message.encoded)
+                        }
+                    })
+            case .aborted(let abort):
+                // Said, not only logged: the coordinator learns why, and closes the round without
+                // waiting for a deadline.
+                decline(number, Declined(.declineAborted, abort.description))
+            case .ignored:
+                break
+            }
+        }
+    }
+}

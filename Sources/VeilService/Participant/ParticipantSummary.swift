@@ -1,0 +1,98 @@
+import Synchronization
+import VeilWire
+
+/// What a participant did in a federation.
+public struct ParticipantSummary: Sendable {
+    public let id: String
+    public let roundsAssigned: Int
+    public let roundsCompleted: Int
+    public let finishedReason: String?
+    /// Local training and encoding, and the secure-sum client's work, in seconds.
+    public let trainingSeconds: Double
+    public let cryptoSeconds: Double
+    /// What the coordinator said when this participant's privacy budget kept it out, if it did.
+    public var privacyNotice: String? = nil
+    /// With a budget of its own: the ε this participant's ledger says it has spent.
+    public var privacySpent: Double? = nil
+    /// The rounds it declined or withdrew from, by ``Veil_V1_DeclineCode/name``, and the
+    /// last reason it gave.
+    public var declines: [String: Int] = [:]
+    public var lastDecline: String? = nil
+}
+
+/// Why the participant stopped.
+public enum ParticipantError: Error, CustomStringConvertible {
+    case refused(String)
+    case session(String)
+    /// ``ParticipantAgent/failure`` struck.
+    case failureInjected
+
+    public var description: String {
+        switch self {
+        case .failureInjected: "failure injected"
+        case .refused(let why): "the coordinator refused this participant: \(why)"
+        case .session(let why): why
+        }
+    }
+}
+
+extension ParticipantAgent {
+    /// Rounds assigned and completed, times and declines, across reconnections: what
+    /// ``ParticipantSummary`` reports.
+    final class Tally: Sendable {
+        private struct Counts {
+            var assigned = 0
+            var completed = 0
+            var trainingSeconds = 0.0
+            var cryptoSeconds = 0.0
+            var injected = false
+            var refusal: String?
+            var privacyNotice: String?
+            var declines: [String: Int] = [:]
+            var lastDecline: String?
+        }
+
+        private let counts = Mutex(Counts())
+
+        var assigned: Int { counts.withLock { $0.assigned } }
+        var completed: Int { counts.withLock { $0.completed } }
+        var trainingSeconds: Double { counts.withLock { $0.trainingSeconds } }
+        var cryptoSeconds: Double { counts.withLock { $0.cryptoSeconds } }
+        var declines: [String: Int] { counts.withLock { $0.declines } }
+        var lastDecline: String? { counts.withLock { $0.lastDecline } }
+
+        var injected: Bool {
+            get { counts.withLock { $0.injected } }
+            set { counts.withLock { $0.injected = newValue } }
+        }
+        var refusal: String? {
+            get { counts.withLock { $0.refusal } }
+            set { counts.withLock { $0.refusal = newValue } }
+        }
+        var privacyNotice: String? {
+            get { counts.withLock { $0.privacyNotice } }
+            set { counts.withLock { $0.privacyNotice = newValue } }
+        }
+
+        func add(assigned: Int = 0, completed: Int = 0) {
+            counts.withLock {
+                $0.assigned += assigned
+                $0.completed += completed
+            }
+        }
+
+        func add(training: Double = 0, crypto: Double = 0) {
+            counts.withLock {
+                $0.trainingSeconds += training
+                $0.cryptoSeconds += crypto
+            }
+        }
+
+        func decline(_ declined: Declined) {
+            counts.withLock {
+                $0.declines[declined.code.name, default: 0] += 1
+                $0.lastDecline = declined.description
+            }
+        }
+    }
+}
