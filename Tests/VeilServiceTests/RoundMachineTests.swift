@@ -46,7 +46,7 @@ final class RoundBench {
         let serve = network.serve
         let (_, identity, signingKey) = try serve.tls.credentials(role: .coordinator)
         let model = try makeModel(serve.model.description, featureCount: serve.features, classCount: serve.classes)
-        var generator = Xoshiro256(seed: serve.seed, stream: 2)
+        var generator = Xoshiro256(seed: serve.seed, purpose: .initialParameters)
         let task = try RoundTask(
             number: 1, cohortSize: clients, configuration: serve,
             algorithm: serve.initialAlgorithm(model.initialParameters(using: &generator)), privacy: nil)

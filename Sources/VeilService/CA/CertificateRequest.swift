@@ -49,7 +49,7 @@ public struct CertificateRequest: Sendable {
             throw CredentialError.alreadyExists(path)
         }
         let tlsKey = P256.Signing.PrivateKey()
-        let seed = SecureBytes.random(count: 32)
+        let seed = SecureBytes.random(count: Ed25519.seedByteCount)
         let signing = try Ed25519.PrivateKey(seed: seed)
         let publicKey = Certificate.PublicKey(tlsKey.publicKey)
         let binding = signing.signature(for: try bindingMessage(id: id, role: role, tlsKey: publicKey))

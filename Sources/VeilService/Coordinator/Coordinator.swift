@@ -78,7 +78,7 @@ public actor Coordinator {
             messagesPerSecond: configuration.messagesPerSecond, messageBurst: configuration.messageBurst)
         model = try makeModel(
             configuration.model.description, featureCount: configuration.features, classCount: configuration.classes)
-        var initGenerator = Xoshiro256(seed: configuration.seed, stream: 2)
+        var initGenerator = Xoshiro256(seed: configuration.seed, purpose: .initialParameters)
         let initial = model.initialParameters(using: &initGenerator)
         if let (round, state) = try store.latestCheckpoint() {
             guard state.parameters.count == initial.count, state.name == configuration.algorithm.rawValue else {
@@ -403,7 +403,7 @@ public actor Coordinator {
     /// participants to run it (`stopReason` says so).
     private func runRound(_ number: Int) async throws -> RoundSummary? {
         let c = configuration
-        var selection = Xoshiro256(seed: c.seed, stream: UInt64(10_000_000 + number))
+        var selection = Xoshiro256(seed: c.seed, purpose: .cohortSelection, round: number)
         let completed = recording("read the rounds completed") { try store.roundsCompleted() } ?? [:]
         var candidates = registry.participants.values.filter(isPlannable).map {
             CohortSelection.Candidate(
@@ -467,12 +467,12 @@ public actor Coordinator {
         let members = cohort.map { registry.participants[$0]!.member }
         let task = try RoundTask(
             number: number, cohortSize: cohort.count, configuration: c, algorithm: algorithm, privacy: privacy)
-        let nonce = SecureBytes.random(count: 32).unsafeExposedBytes()
         switch c.secureSum {
         case .secagg:
             return try RoundMachine.masking(
                 number: number, attempt: attempt, members: members, task: task, threatModel: try c.coordinatorThreatModel(),
-                distributed: privacy?.distributed, coordinator: credentials, nonce: nonce,
+                distributed: privacy?.distributed, coordinator: credentials,
+                nonce: SecureBytes.random(count: SecAggSession.nonceByteCount).unsafeExposedBytes(),
                 deadlines: RoundDeadlines(c))
         case .paillier:
             guard let holder = registry.keyHolder, let key = registry.paillierKey else {
@@ -481,7 +481,8 @@ public actor Coordinator {
             return try RoundMachine.paillier(
                 number: number, attempt: attempt, members: members, task: task, maxAddends: c.cohortSize,
                 keyHolder: KeyHolderKey(identity: holder.identity, statement: key), coordinator: credentials,
-                nonce: nonce, deadlines: RoundDeadlines(c))
+                nonce: SecureBytes.random(count: PaillierSession.nonceByteCount).unsafeExposedBytes(),
+                deadlines: RoundDeadlines(c))
         }
     }
 

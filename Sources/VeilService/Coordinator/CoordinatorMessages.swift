@@ -39,10 +39,10 @@ func loadSigningKey(_ path: String) throws -> Ed25519.PrivateKey {
         throw CredentialError.unreadable(path: path, why: "cannot read the file")
     }
     let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    guard let bytes = try? Hex.decode(text), bytes.count == 32,
+    guard let bytes = try? Hex.decode(text), bytes.count == Ed25519.seedByteCount,
         let key = try? Ed25519.PrivateKey(seed: SecureBytes(copying: bytes))
     else {
-        throw CredentialError.unreadable(path: path, why: "not a 32-byte hex Ed25519 seed")
+        throw CredentialError.unreadable(path: path, why: "not a \(Ed25519.seedByteCount)-byte hex Ed25519 seed")
     }
     return key
 }

@@ -114,7 +114,7 @@ struct ServicePrivacyPlan: Sendable {
         plan.beta = mechanism.beta
         plan.unitScale = mechanism.unitScale
         plan.unitLocalStddev = mechanism.unitLocalStandardDeviation
-        plan.rotationSeed = Data(SecureBytes.random(count: 32).unsafeExposedBytes())
+        plan.rotationSeed = Data(SecureBytes.random(count: ChaCha20Generator.seedByteCount).unsafeExposedBytes())
         return plan
     }
 
@@ -131,8 +131,8 @@ struct ServicePrivacyPlan: Sendable {
 
     /// The round's rotation: random signs from ChaCha20Generator(publicSeed: seed).
     static func rotation(_ plan: Veil_V1_DistributedDPPlan) throws -> RandomizedHadamard {
-        guard plan.rotationSeed.count == 32, plan.dimension >= 1 else {
-            throw ConfigurationError("the rotation seed must be 32 bytes and the dimension positive")
+        guard plan.rotationSeed.count == ChaCha20Generator.seedByteCount, plan.dimension >= 1 else {
+            throw ConfigurationError("the rotation seed must be \(ChaCha20Generator.seedByteCount) bytes and the dimension positive")
         }
         var generator = try ChaCha20Generator(publicSeed: Array(plan.rotationSeed))
         return RandomizedHadamard(dimension: Int(plan.dimension), using: &generator)

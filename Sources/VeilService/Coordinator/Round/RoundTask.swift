@@ -43,8 +43,10 @@ struct RoundTask: Sendable {
             $0.proximalMu = algorithm.proximalMu
             $0.weightScale = c.weightScale
             // The seed only salts the participants' own randomness, which already differs for
-            // every session (``ParticipantAgent/roundRandomness(_:)``).
-            $0.seed = c.seed &+ UInt64(number) &* 1_000_003
+            // every session (``ParticipantAgent/roundRandomness(_:)``): the round's labelled
+            // training stream, not arithmetic on the round number.
+            var stream = Xoshiro256(seed: c.seed, purpose: .training, round: number)
+            $0.seed = stream.next()
             $0.model = c.model.description
             $0.features = UInt32(c.features)
             $0.classes = UInt32(c.classes)
