@@ -105,7 +105,8 @@ let package = Package(
         .executableTarget(
             name: "veil",
             dependencies: [
-                "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg",
+                "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy",
+                "VeilSecAgg",
                 "VeilVectors", "VeilService",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -125,7 +126,8 @@ let package = Package(
         .testTarget(name: "VeilSecAggTests", dependencies: ["VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilPaillierTests", dependencies: ["VeilPaillier", "VeilTestSupport"]),
         .testTarget(name: "VeilPrivacyTests", dependencies: ["VeilPrivacy", "VeilTestSupport"]),
-        .testTarget(name: "VeilLearningTests", dependencies: ["VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilTestSupport"]),
+        .testTarget(
+            name: "VeilLearningTests", dependencies: ["VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
         .testTarget(name: "VeilServiceTests", dependencies: ["VeilService", "VeilTestSupport"]),
         .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),

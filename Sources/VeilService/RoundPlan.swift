@@ -27,6 +27,8 @@ enum RoundPlanDigest {
 
     /// The digest of what an assignment asks.
     static func of(_ a: Veil_V1_RoundAssignment) -> [UInt8] {
-        of(model: a.model, training: a.training, encoding: a.encoding, distributedDP: a.hasDistributedDp ? a.distributedDp : nil)
+        of(
+            model: a.model, training: a.training, encoding: a.encoding,
+            distributedDP: a.hasDistributedDp ? a.distributedDp : nil)
     }
 }

@@ -112,7 +112,8 @@ extension BenchCommand {
                         variableTime))
                 print(
                     String(
-                        format: "  table encryptions with an all-zero exponent vs a random one: speed ratio %.3f (1: no digit is faster)",
+                        format:
+                            "  table encryptions with an all-zero exponent vs a random one: speed ratio %.3f (1: no digit is faster)",
                         zeroDigitRatio))
                 print(
                     String(

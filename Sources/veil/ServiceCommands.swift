@@ -58,7 +58,9 @@ struct CACommand: ParsableCommand {
             do {
                 let files = try CertificateRequest.create(
                     id: holder.id, role: holder.role, hosts: hosts, in: URL(fileURLWithPath: out))
-                print("created \(files.keyPath), \(files.signingKeyPath) (keep them here) and \(files.requestPath) (send it to the CA)")
+                print(
+                    "created \(files.keyPath), \(files.signingKeyPath) (keep them here) and \(files.requestPath) (send it to the CA)"
+                )
             } catch { throw usageError("\(error)") }
         }
     }
@@ -93,7 +95,10 @@ struct CACommand: ParsableCommand {
                 let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
                 let parsed = try CertificateRequest(path: request)
                 let (certificate, path) = try ca.sign(request: parsed, role: role, notValidAfter: expiry)
-                if let out, URL(fileURLWithPath: out).standardizedFileURL.path != URL(fileURLWithPath: path).standardizedFileURL.path {
+                if let out,
+                    URL(fileURLWithPath: out).standardizedFileURL.path
+                        != URL(fileURLWithPath: path).standardizedFileURL.path
+                {
                     try (try certificate.serializeAsPEM().pemString + "\n").write(
                         toFile: out, atomically: true, encoding: .utf8)
                 }
@@ -142,7 +147,8 @@ struct CACommand: ParsableCommand {
         @Option(help: "coordinator, participant or key-holder (holds the Paillier secret key).")
         var role: FederationRole
 
-        @Option(help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
+        @Option(
+            help: "Coordinator: a DNS name participants may connect by, besides its id (repeatable; no IP addresses).")
         var host: [String] = []
 
         /// The certificate's DNS names besides the id: a coordinator's only, localhost unless given.
@@ -266,7 +272,8 @@ struct JoinCommand: AsyncParsableCommand {
 func roundLine(_ r: RoundSummary) -> String {
     var line = String(
         format: "round %4d  %@  survivors %4d/%-4d t %-4@ %7.2f s  in %9d B  out %9d B%@%@", r.number,
-        r.completed ? "completed" : r.interrupted ? "interrupted" : "aborted  ", r.survivors, r.cohort, r.threshold.map { "\($0)" } ?? "-", r.seconds,
+        r.completed ? "completed" : r.interrupted ? "interrupted" : "aborted  ", r.survivors, r.cohort,
+        r.threshold.map { "\($0)" } ?? "-", r.seconds,
         r.bytesIn, r.bytesOut,
         r.accuracy.map { String(format: "  accuracy %.4f", $0) } ?? (r.abortReason.map { "  (\($0))" } ?? ""),
         r.epsilon.map { String(format: "  ε %.4g", $0) } ?? "")
@@ -325,7 +332,8 @@ struct KeyHolderCommand: AsyncParsableCommand {
         do { holder = try KeyHolderAgent(configuration: try KeyHolderConfiguration.load(path: config)) } catch {
             throw usageError("\(error)")
         }
-        FileHandle.standardError.write(Data("key holder \(holder.identity.id): key fingerprint \(holder.fingerprint)\n".utf8))
+        FileHandle.standardError.write(
+            Data("key holder \(holder.identity.id): key fingerprint \(holder.fingerprint)\n".utf8))
         let answered = try await holder.run()
         print("\(holder.identity.id): decrypted \(answered) aggregates")
     }

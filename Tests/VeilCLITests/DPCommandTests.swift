@@ -80,14 +80,18 @@ import VeilTestSupport
         let rounds = try #require(result["rounds"] as? [[String: Any]])
         #expect(rounds.compactMap { $0["epsilon"] as? Double }.count == 3)
         #expect(rounds.last?["epsilon"] as? Double == spent)
-        let refused = try await VeilProcess.run(["simulate", "--dp", "central", "--epsilon", "4", "--algorithm", "scaffold"])
+        let refused = try await VeilProcess.run([
+            "simulate", "--dp", "central", "--epsilon", "4", "--algorithm", "scaffold",
+        ])
         #expect(refused.status != 0 && refused.stderr.contains("DP-FedAvg"))
         let noEpsilon = try await VeilProcess.run(["simulate", "--dp", "central"])
         #expect(noEpsilon.status != 0 && noEpsilon.stderr.contains("--epsilon"))
     }
 
     @Test func simulateRunsDPOverTheNetworkWhenEveryoneTakesPartEveryRound() async throws {
-        let result = try await json(["simulate", "--dp", "skellam", "--epsilon", "4", "--rounds", "3", "--local-epochs", "2"])
+        let result = try await json([
+            "simulate", "--dp", "skellam", "--epsilon", "4", "--rounds", "3", "--local-epochs", "2",
+        ])
         #expect(result["transport"] as? String == "network")
         let privacy = try #require(result["privacy"] as? [String: Any])
         #expect(privacy["mode"] as? String == "skellam")

@@ -18,7 +18,9 @@ import VeilTestSupport
         ])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.split(separator: "\n").count == 4)
-        let second = try await VeilProcess.run(["paillier", "encrypt", "--public", publicKey, "--values", "-10, 3 ,7,-1"])
+        let second = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--values", "-10, 3 ,7,-1",
+        ])
         try first.stdout.write(to: directory.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
         try second.stdout.write(to: directory.appendingPathComponent("b.txt"), atomically: true, encoding: .utf8)
 

@@ -33,7 +33,9 @@ import VeilTestSupport
         let output = try await VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1"])
         #expect(output.status == 64)
         #expect(output.stderr.contains("the krum aggregator needs every participant's own update"))
-        let plain = try await VeilProcess.run(["simulate", "--algorithm", "krum", "--rounds", "1", "--secure-sum", "plain"])
+        let plain = try await VeilProcess.run([
+            "simulate", "--algorithm", "krum", "--rounds", "1", "--secure-sum", "plain",
+        ])
         #expect(plain.status == 0)
     }
 

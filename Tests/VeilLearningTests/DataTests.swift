@@ -53,7 +53,8 @@ import VeilTestSupport
             #expect(parts.allSatisfy { $0.count >= Partition.minimumRows })
             switch partition {
             case .iid: #expect(parts.allSatisfy { abs($0.count - 180) <= 1 })
-            case .shards: #expect(parts.allSatisfy { Set($0.labels).count <= 4 })  // two label-sorted shards span few labels
+            // Two label-sorted shards span few labels.
+            case .shards: #expect(parts.allSatisfy { Set($0.labels).count <= 4 })
             case .dirichlet:
                 // Label skew: some participant's most common label is far above its share.
                 let skew = parts.map { part in Double(part.rowsByClass.map(\.count).max()!) / Double(part.count) }

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import VeilCrypto
-@testable import VeilPaillier
 import VeilTestSupport
+
+@testable import VeilPaillier
 
 /// One 512-bit key shared by the tests of this file: generation costs tens of milliseconds.
 let testKey = try! PaillierPrivateKey.generate(bits: 512)
@@ -94,7 +95,9 @@ let testKey = try! PaillierPrivateKey.generate(bits: 512)
         let table = FixedBaseTable(base: base, modulus: pk.nSquared, exponentBits: 128, window: 4)
         let sizes = table.entrySizes()
         #expect(sizes.count == table.windows * 16)
-        #expect(sizes.allSatisfy { $0 == table.limbs }, "entries of \(Set(sizes).sorted()) limbs; the modulus has \(table.limbs)")
+        #expect(
+            sizes.allSatisfy { $0 == table.limbs },
+            "entries of \(Set(sizes).sorted()) limbs; the modulus has \(table.limbs)")
         #expect(table.power(BigInt(0)) == BigInt(1))
         let e = BigInt.random(bits: 128)
         #expect(table.power(e) == base.power(e, modulo: pk.nSquared))

@@ -18,13 +18,17 @@ import VeilTestSupport
 
     func session(_ members: [Ed25519.PrivateKey], round: UInt64 = 1) throws -> PaillierSession {
         try PaillierSession(
-            publicKey: key.publicKey, packing: PaillierPacking(bitWidth: BitWidth(16), maxAddends: 8, keyBits: key.publicKey.bits),
+            publicKey: key.publicKey,
+            packing: PaillierPacking(bitWidth: BitWidth(16), maxAddends: 8, keyBits: key.publicKey.bits),
             dimension: 40, round: round, nonce: [UInt8](repeating: 3, count: 32), keyHolder: holderIdentity.publicKey,
-            coordinator: coordinator.publicKey, roster: members.map(\.publicKey), context: [UInt8](repeating: 2, count: 32))
+            coordinator: coordinator.publicKey, roster: members.map(\.publicKey),
+            context: [UInt8](repeating: 2, count: 32))
     }
 
     func inputs(_ count: Int) throws -> [ModularVector] {
-        try (0..<count).map { i in try ModularVector(elements: (0..<40).map { UInt64(($0 * 131 + i * 7) % 65536) }, bitWidth: BitWidth(16)) }
+        try (0..<count).map { i in
+            try ModularVector(elements: (0..<40).map { UInt64(($0 * 131 + i * 7) % 65536) }, bitWidth: BitWidth(16))
+        }
     }
 
     func contributions(_ session: PaillierSession, _ members: [Ed25519.PrivateKey], _ vectors: [ModularVector]) throws
@@ -43,7 +47,10 @@ import VeilTestSupport
     }
 
     var holder: PaillierKeyHolder {
-        PaillierKeyHolder(privateKey: key, packing: try! PaillierPacking(bitWidth: BitWidth(16), maxAddends: 8, keyBits: key.publicKey.bits), minimumContributors: 3)
+        PaillierKeyHolder(
+            privateKey: key,
+            packing: try! PaillierPacking(bitWidth: BitWidth(16), maxAddends: 8, keyBits: key.publicKey.bits),
+            minimumContributors: 3)
     }
 
     @Test func theMasksCancelOverTheWholeRosterAndOnlyThere() throws {
@@ -58,7 +65,9 @@ import VeilTestSupport
         // Another session, other masks.
         let other = try session(members, round: 2)
         #expect(try other.mask(for: ParticipantID(1), signingKey: members[0])[0] != masks[0][0])
-        #expect(throws: PaillierSessionError.notAMember(2)) { try s.mask(for: ParticipantID(2), signingKey: members[0]) }
+        #expect(throws: PaillierSessionError.notAMember(2)) {
+            try s.mask(for: ParticipantID(2), signingKey: members[0])
+        }
     }
 
     @Test func theWholeProductWithEveryReceiptDecryptsToTheSum() throws {
@@ -101,21 +110,27 @@ import VeilTestSupport
             try holder.decrypt(aggregate, session: s, receipts: Array(receipts.dropLast()), identity: identity)
         }
         // A receipt the coordinator made up: signed by the wrong key.
-        let forged = PaillierReceipt(session: s, position: ParticipantID(2), ciphertexts: parts[1].ciphertexts, signingKey: coordinator)
+        let forged = PaillierReceipt(
+            session: s, position: ParticipantID(2), ciphertexts: parts[1].ciphertexts, signingKey: coordinator)
         #expect(throws: PaillierSessionError.invalidReceipt(position: 2)) {
-            try holder.decrypt(aggregate, session: s, receipts: [receipts[0], forged, receipts[2], receipts[3]], identity: identity)
+            try holder.decrypt(
+                aggregate, session: s, receipts: [receipts[0], forged, receipts[2], receipts[3]], identity: identity)
         }
         // A receipt of another session does not carry over.
         let other = try session(members, round: 9)
-        let stale = PaillierReceipt(session: other, position: ParticipantID(3), ciphertexts: parts[2].ciphertexts, signingKey: members[2])
+        let stale = PaillierReceipt(
+            session: other, position: ParticipantID(3), ciphertexts: parts[2].ciphertexts, signingKey: members[2])
         #expect(throws: PaillierSessionError.invalidReceipt(position: 3)) {
-            try holder.decrypt(aggregate, session: s, receipts: [receipts[0], receipts[1], stale, receipts[3]], identity: identity)
+            try holder.decrypt(
+                aggregate, session: s, receipts: [receipts[0], receipts[1], stale, receipts[3]], identity: identity)
         }
         // Two members: below the key holder's minimum of three.
         let pair = try session(Array(members.prefix(2)))
         let pairParts = try contributions(pair, Array(members.prefix(2)), try inputs(2))
         #expect(throws: PaillierSessionError.tooFewMembers(have: 2, need: 3)) {
-            try holder.decrypt(try product(pairParts.map(\.ciphertexts)), session: pair, receipts: pairParts.map(\.receipt), identity: identity)
+            try holder.decrypt(
+                try product(pairParts.map(\.ciphertexts)), session: pair, receipts: pairParts.map(\.receipt),
+                identity: identity)
         }
         #expect(throws: PaillierSessionError.notThisKeyHolder) {
             try holder.decrypt(aggregate, session: s, receipts: receipts, identity: coordinator.publicKey)
@@ -127,7 +142,9 @@ import VeilTestSupport
         #expect(statement.isSigned(by: holderIdentity.publicKey))
         #expect(!statement.isSigned(by: coordinator.publicKey))
         let other = try PaillierPrivateKey.generate(bits: 512).publicKey
-        #expect(!PaillierKeyStatement(publicKey: other, signature: statement.signature).isSigned(by: holderIdentity.publicKey))
+        #expect(
+            !PaillierKeyStatement(publicKey: other, signature: statement.signature).isSigned(
+                by: holderIdentity.publicKey))
         #expect(PaillierKeyStatement.fingerprint(key.publicKey).count == 64)
         #expect(PaillierKeyStatement.fingerprint(key.publicKey) != PaillierKeyStatement.fingerprint(other))
     }

@@ -66,7 +66,8 @@ import VeilSecAgg
             #expect(throws: SecAggParameterError.thresholdOutOfRange(threshold: 1, neighbors: n - 1)) {
                 try make(n, 1, n - 1, permissive)
             }
-            #expect(SecAggParameters.minimumThreshold(clientCount: n, neighborCount: n - 1, threatModel: permissive)! >= 2)
+            #expect(
+                SecAggParameters.minimumThreshold(clientCount: n, neighborCount: n - 1, threatModel: permissive)! >= 2)
         }
         #expect(try make(2, 2, 1, permissive).threshold == 2)
     }
@@ -104,10 +105,22 @@ import VeilSecAgg
     @Test func theSmallCohortsOfTheReadmeGetARealThreshold() throws {
         // The default federations: 3 and 10 participants, γ = 5%. Honest-but-curious: t = 2;
         // malicious: t > (n + 1)/2.
-        #expect(try SecAggParameters.recommended(clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious).threshold == 2)
-        #expect(try SecAggParameters.recommended(clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious).threshold == 3)
-        #expect(try SecAggParameters.recommended(clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious).threshold == 2)
-        #expect(try SecAggParameters.recommended(clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious).threshold == 6)
+        #expect(
+            try SecAggParameters.recommended(
+                clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious
+            ).threshold == 2)
+        #expect(
+            try SecAggParameters.recommended(
+                clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious
+            ).threshold == 3)
+        #expect(
+            try SecAggParameters.recommended(
+                clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious
+            ).threshold == 2)
+        #expect(
+            try SecAggParameters.recommended(
+                clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious
+            ).threshold == 6)
     }
 
     @Test func sparseGraphsMustStayConnectedAndOutnumberCorruptNeighbours() throws {

@@ -81,7 +81,9 @@ import X509
                 text.stdout.contains("DNS:veil.example") && !text.stdout.contains("IP Address")
                     && text.stdout.contains("TLS Web Server Authentication"))
             // An IP address would match any connection to it, whatever id the client expects.
-            #expect(throws: CredentialError.self) { try ca.issue(id: "by-address", role: .coordinator, hosts: ["10.0.0.7"]) }
+            #expect(throws: CredentialError.self) {
+                try ca.issue(id: "by-address", role: .coordinator, hosts: ["10.0.0.7"])
+            }
         }
     }
 }
@@ -128,7 +130,8 @@ import X509
         #expect(throws: CredentialError.self) {
             try CertificateRequest.create(id: "boss", role: .coordinator, hosts: ["10.0.0.7"], in: holder)
         }
-        let files = try CertificateRequest.create(id: "boss", role: .coordinator, hosts: ["veil.example", "localhost"], in: holder)
+        let files = try CertificateRequest.create(
+            id: "boss", role: .coordinator, hosts: ["veil.example", "localhost"], in: holder)
         let request = try CertificateRequest(path: files.requestPath)
         #expect(throws: CredentialError.wrongRole(expected: .participant, actual: "coordinator")) {
             try ca.sign(request: request, role: .participant)
@@ -152,10 +155,12 @@ import X509
         let mallory = Ed25519.PrivateKey()
         // Mallory binds the victim's public key with its own signature.
         let binding = mallory.signature(
-            for: try CertificateRequest.bindingMessage(id: "mallory", role: .participant, tlsKey: .init(tlsKey.publicKey)))
+            for: try CertificateRequest.bindingMessage(
+                id: "mallory", role: .participant, tlsKey: .init(tlsKey.publicKey)))
         let extensions = try Certificate.Extensions {
             Certificate.Extension(oid: VeilExtensions.role, critical: false, value: try utf8("participant"))
-            Certificate.Extension(oid: VeilExtensions.signingKey, critical: false, value: try octets(victim.publicKey.rawRepresentation))
+            Certificate.Extension(
+                oid: VeilExtensions.signingKey, critical: false, value: try octets(victim.publicKey.rawRepresentation))
             Certificate.Extension(oid: VeilExtensions.signingKeyBinding, critical: false, value: try octets(binding))
         }
         let forged = try CertificateSigningRequest(
@@ -213,7 +218,9 @@ import X509
         Thread.sleep(forTimeInterval: 0.05)
         #expect(!exposed.isSet, "a secret file was readable by others while it was being written")
         for i in [0, 299] {
-            let mode = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("key-\(i)").path)[.posixPermissions] as? Int
+            let mode =
+                try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("key-\(i)").path)[
+                    .posixPermissions] as? Int
             #expect(mode == 0o600)
         }
     }

@@ -30,7 +30,9 @@ import VeilTestSupport
 
     /// The finding: `"privcy"` ran a federation without differential privacy.
     @Test func aMisspeltKeyIsRefusedNamingTheKeyMeant() throws {
-        #expect(try serve(#""privcy": {"epsilon": 1}"#) == #"the configuration: unknown key "privcy"; did you mean "privacy"?"#)
+        #expect(
+            try serve(#""privcy": {"epsilon": 1}"#)
+                == #"the configuration: unknown key "privcy"; did you mean "privacy"?"#)
         #expect(try serve(#""round": 7"#) == #"the configuration: unknown key "round"; did you mean "rounds"?"#)
         #expect(try serve(#""privacy": {"epsilon": 1, "mechanism": "ddg"}"#) == #"privacy: unknown key "mechanism""#)
         #expect(
@@ -56,23 +58,35 @@ import VeilTestSupport
     @Test func aNameOutsideItsSetIsRefusedWithTheNamesAllowed() throws {
         #expect(
             try serve(#""algorithm": "fedadm""#)
-                == #"algorithm: "fedadm" is not one of fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi; did you mean "fedadam"?"#)
+                == #"algorithm: "fedadm" is not one of fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi; did you mean "fedadam"?"#
+        )
         #expect(
             try serve(#""algorithm": "scaffold""#)
                 == #"algorithm: "scaffold" is not one of fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi"#)
-        #expect(try serve(#""secure_sum": "pailier""#) == #"secure_sum: "pailier" is not one of secagg, paillier; did you mean "paillier"?"#)
         #expect(
-            try serve(#""threat_model": "honest""#) == #"threat_model: "honest" is not one of malicious, honest-but-curious"#)
+            try serve(#""secure_sum": "pailier""#)
+                == #"secure_sum: "pailier" is not one of secagg, paillier; did you mean "paillier"?"#)
+        #expect(
+            try serve(#""threat_model": "honest""#)
+                == #"threat_model: "honest" is not one of malicious, honest-but-curious"#)
         #expect(try serve(#""evaluate": "mnist""#) == #"evaluate: "mnist" is not one of digits"#)
         #expect(
             try serve(#""selection": "round_robin""#)
-                == #"selection: "round_robin" is not one of random, round-robin, resource-aware; did you mean "round-robin"?"#)
-        #expect(try serve(#""privacy": {"epsilon": 1, "mode": "gauss"}"#) == #"privacy.mode: "gauss" is not one of central, ddg, skellam"#)
-        #expect(try serve(#""model": "mlp:64,,10""#)?.hasSuffix(#"model: "mlp:64,,10" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
-        #expect(try serve(#""model": "cnn""#)?.hasSuffix(#"model: "cnn" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
+                == #"selection: "round_robin" is not one of random, round-robin, resource-aware; did you mean "round-robin"?"#
+        )
+        #expect(
+            try serve(#""privacy": {"epsilon": 1, "mode": "gauss"}"#)
+                == #"privacy.mode: "gauss" is not one of central, ddg, skellam"#)
+        #expect(
+            try serve(#""model": "mlp:64,,10""#)?.hasSuffix(
+                #"model: "mlp:64,,10" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
+        #expect(
+            try serve(#""model": "cnn""#)?.hasSuffix(
+                #"model: "cnn" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
         // Accepted spellings.
         let c = ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: ""))
-        #expect(c.algorithm == .fedavg && c.secureSum == .secagg && c.threatModel == .malicious && c.evaluate == .digits)
+        #expect(
+            c.algorithm == .fedavg && c.secureSum == .secagg && c.threatModel == .malicious && c.evaluate == .digits)
         #expect(try serve(#""model": "mlp:32,16", "evaluate": null, "algorithm": "fedyogi""#) == nil)
     }
 
@@ -115,12 +129,18 @@ import VeilTestSupport
         (#""privacy": {"epsilon": 1, "participant_budget": -1}"#, "privacy.participant_budget must be positive"),
         (#""privacy": {"epsilon": 1, "alert_fraction": 0}"#, "privacy.alert_fraction must be in (0, 1]"),
         (#""privacy": {"epsilon": 1, "mode": "ddg", "bits": 4}"#, "privacy.bits must be in 8...62"),
-        (#""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 0}"#, "privacy.min_contributors must be at least 1"),
+        (
+            #""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 0}"#,
+            "privacy.min_contributors must be at least 1"
+        ),
         (
             #""secure_sum": "paillier", "privacy": {"epsilon": 1, "mode": "skellam"}"#,
             "privacy.mode skellam needs secure_sum secagg (the noise shares are summed modulo 2^bits)"
         ),
-        (#""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 11}"#, "privacy.min_contributors must be at most cohort_size"),
+        (
+            #""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 11}"#,
+            "privacy.min_contributors must be at most cohort_size"
+        ),
     ])
     func everyServeRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
         let refusal = try #require(try serve(keys), "accepted \(keys)")
@@ -132,10 +152,16 @@ import VeilTestSupport
         (#""policy": {"corrupt_fraction": 0.9}"#, "policy: "),
         (#""policy": {"paillier_min_bits": 128}"#, "policy.paillier_min_bits must be at least 256"),
         (#""policy": {"paillier_fingerprint": "abc"}"#, "policy.paillier_fingerprint must be 64 hexadecimal digits"),
-        (#""policy": {"adversary": "curious"}"#, #"policy.adversary: "curious" is not one of malicious, honest-but-curious"#),
+        (
+            #""policy": {"adversary": "curious"}"#,
+            #"policy.adversary: "curious" is not one of malicious, honest-but-curious"#
+        ),
         (#""privacy_budget": {"epsilon": 0}"#, "privacy_budget.epsilon must be positive"),
         (#""privacy_budget": {"epsilon": 1, "delta": 0}"#, "privacy_budget.delta must be in (0, 1)"),
-        (#""privacy_budget": {"epsilon": 1, "max_round_epsilon": 0}"#, "privacy_budget.max_round_epsilon must be positive"),
+        (
+            #""privacy_budget": {"epsilon": 1, "max_round_epsilon": 0}"#,
+            "privacy_budget.max_round_epsilon must be positive"
+        ),
     ])
     func everyJoinRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
         let refusal = try #require(

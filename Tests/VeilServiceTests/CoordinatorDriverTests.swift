@@ -17,7 +17,10 @@ import VeilWire
         var c = FederatedConfiguration()
         c.clients = clients
         c.rounds = 1
-        return (try NetworkSimulation(configuration: c, directory: directory, paillierBits: paillier ? 2048 : nil), directory)
+        return (
+            try NetworkSimulation(configuration: c, directory: directory, paillierBits: paillier ? 2048 : nil),
+            directory
+        )
     }
 
     func identity(_ network: NetworkSimulation, _ index: Int) throws -> FederationIdentity {
@@ -49,7 +52,9 @@ import VeilWire
         // The first stream's end does not unregister the second.
         guard case .stale = registry.unregister(id: alice.id, generation: g1) else { Issue.record("not stale"); return }
         #expect(registry.participants.count == 1)
-        guard case .participant = registry.unregister(id: alice.id, generation: g2) else { Issue.record("kept"); return }
+        guard case .participant = registry.unregister(id: alice.id, generation: g2) else {
+            Issue.record("kept"); return
+        }
         #expect(registry.participants.isEmpty)
     }
 

@@ -32,7 +32,9 @@ import VeilWire
         #expect(CohortSelection.select(pool, count: 4, strategy: .resourceAware, generator: &g) == ["a", "b", "d"])
         var picks: [String: Int] = [:]
         for _ in 0..<2000 {
-            for id in CohortSelection.select(pool, count: 1, strategy: .resourceAware, generator: &g) { picks[id, default: 0] += 1 }
+            for id in CohortSelection.select(pool, count: 1, strategy: .resourceAware, generator: &g) {
+                picks[id, default: 0] += 1
+            }
         }
         #expect(picks["c"] == nil)
         #expect(picks["a"]! > picks["d"]! && picks["d"]! > picks["b"]!, "\(picks)")
@@ -56,7 +58,9 @@ import VeilWire
         var picks: [String: Int] = [:]
         let rounds = 400
         for _ in 0..<rounds {
-            for id in CohortSelection.select(pool, count: 3, strategy: .resourceAware, generator: &g) { picks[id, default: 0] += 1 }
+            for id in CohortSelection.select(pool, count: 3, strategy: .resourceAware, generator: &g) {
+                picks[id, default: 0] += 1
+            }
         }
         let liar = picks["liar", default: 0]
         let honest = Double(picks.filter { $0.key != "liar" }.values.reduce(0, +)) / 10

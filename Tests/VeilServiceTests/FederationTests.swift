@@ -22,7 +22,7 @@ import VeilWire
         c.clients = clients
         c.rounds = rounds
         c.partition = .iid
-        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 5)
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 20)
         try body(&network)
         return (network, directory)
     }
@@ -58,7 +58,9 @@ import VeilWire
         #expect(network.participants.allSatisfy { $0.join.policy.adversary == .malicious })
         let summary = try await network.run(logger: quiet)
         #expect(summary.completedRounds == 2)
-        #expect(summary.rounds.allSatisfy { $0.threshold == threshold && $0.survivors == clients }, "\(summary.rounds.map(\.threshold))")
+        #expect(
+            summary.rounds.allSatisfy { $0.threshold == threshold && $0.survivors == clients },
+            "\(summary.rounds.map(\.threshold))")
     }
 
     @Test func aParticipantKilledMidRoundIsADropoutAndTheRoundCompletes() async throws {
@@ -115,7 +117,7 @@ import VeilWire
         c.rounds = 2
         c.partition = .iid
         var network = try NetworkSimulation(
-            configuration: c, directory: directory, roundDeadlineSeconds: 5, paillierBits: 1024)
+            configuration: c, directory: directory, roundDeadlineSeconds: 20, paillierBits: 1024)
         network.serve.minParticipants = 3
         // Participant 4 never sends its ciphertexts in round 2 and disconnects: the masks cancel
         // only over the whole roster, so that attempt is aborted and the next one, without it,
@@ -126,9 +128,13 @@ import VeilWire
         // Round 1 may start with three or four (min_participants is 3); round 2's first attempt
         // has all four, loses participant 4, and is run again with the other three.
         let completed = summary.rounds.filter(\.completed)
-        #expect(completed.count == 2 && completed.allSatisfy { $0.survivors == $0.cohort }, "\(summary.rounds.map(\.survivors))")
+        #expect(
+            completed.count == 2 && completed.allSatisfy { $0.survivors == $0.cohort },
+            "\(summary.rounds.map(\.survivors))")
         let aborted = try #require(summary.rounds.first { !$0.completed })
-        #expect(aborted.number == 2 && aborted.abortReason?.contains("did not contribute (participant-4)") == true, "\(aborted)")
+        #expect(
+            aborted.number == 2 && aborted.abortReason?.contains("did not contribute (participant-4)") == true,
+            "\(aborted)")
         #expect(summary.rounds.last?.survivors == 3)
         #expect(completed.allSatisfy { $0.bytesIn > 0 && $0.bytesOut > 0 })
         #expect((summary.finalAccuracy ?? 0) > 0.5)
@@ -145,7 +151,7 @@ import VeilWire
         c.rounds = 1
         c.partition = .iid
         var network = try NetworkSimulation(
-            configuration: c, directory: directory, roundDeadlineSeconds: 5, paillierBits: 1024)
+            configuration: c, directory: directory, roundDeadlineSeconds: 20, paillierBits: 1024)
         network.keyHolder?.minimumContributors = 5
         network.serve.rounds = 1
         // Listening means the coordinator has created and migrated its store: open it only then.

@@ -99,7 +99,10 @@ final class HostileCoordinator: Sendable {
         private var peers: [String: Peer] = [:]
         private var streams: [String: Int] = [:]
 
-        func register(_ identity: FederationIdentity, _ hello: Veil_V1_Hello, _ outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation) {
+        func register(
+            _ identity: FederationIdentity, _ hello: Veil_V1_Hello,
+            _ outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
+        ) {
             lock.withLock {
                 peers[identity.id] = Peer(identity: identity, hello: hello, outbox: outbox)
                 streams[identity.id, default: 0] += 1

@@ -48,7 +48,8 @@ import X509
     }
 
     func stage(
-        clients: Int, joining: [Int]? = nil, paillierBits: Int? = nil, _ edit: (inout JoinConfiguration) -> Void = { _ in }
+        clients: Int, joining: [Int]? = nil, paillierBits: Int? = nil,
+        _ edit: (inout JoinConfiguration) -> Void = { _ in }
     ) async throws -> Stage {
         let (network, directory) = try federation(clients: clients, paillierBits: paillierBits)
         let coordinator = try await HostileCoordinator(tls: network.serve.tls)
@@ -64,7 +65,9 @@ import X509
     }
 
     /// Starts the honest participants against the hostile coordinator.
-    func join(_ network: NetworkSimulation, _ indices: [Int], port: Int, _ edit: (inout JoinConfiguration) -> Void = { _ in })
+    func join(
+        _ network: NetworkSimulation, _ indices: [Int], port: Int, _ edit: (inout JoinConfiguration) -> Void = { _ in }
+    )
         throws -> [Task<ParticipantSummary, any Error>]
     {
         try indices.map { i in
@@ -72,7 +75,8 @@ import X509
             join.port = port
             join.reconnectAttempts = 0
             edit(&join)
-            let agent = try ParticipantAgent(configuration: join, data: network.participants[i].data, logger: quietLogger())
+            let agent = try ParticipantAgent(
+                configuration: join, data: network.participants[i].data, logger: quietLogger())
             return Task { try await agent.run() }
         }
     }
@@ -92,14 +96,16 @@ import X509
     /// Every member's assignment to `session`, in position order.
     func assignments(_ stage: Stage, _ session: SecAggSession) throws -> [Veil_V1_RoundAssignment] {
         try (1...session.parameters.clientCount).map {
-            try assignment(stage.network, coordinator: stage.coordinator, session: session, cohort: stage.ids, position: $0)
+            try assignment(
+                stage.network, coordinator: stage.coordinator, session: session, cohort: stage.ids, position: $0)
         }
     }
 
     /// The assignment an honest coordinator would send for a masking round, with the threshold
     /// and threat model the attacker chose.
     func assignment(
-        _ network: NetworkSimulation, coordinator: HostileCoordinator, session: SecAggSession, cohort: [FederationIdentity],
+        _ network: NetworkSimulation, coordinator: HostileCoordinator, session: SecAggSession,
+        cohort: [FederationIdentity],
         position: Int, round: UInt64 = 1
     ) throws -> Veil_V1_RoundAssignment {
         let p = session.parameters
@@ -209,7 +215,12 @@ import X509
             let m = SignedMessage(
                 body: body, sessionID: session.id, round: round, sender: 0, recipient: p.rawValue,
                 signedWith: coordinator.signingKey)
-            coordinator.send(.with { $0.secagg = .with { $0.round = 1; $0.signed = Data(m.encoded) } }, to: id(p))
+            coordinator.send(
+                .with {
+                    $0.secagg = .with {
+                        $0.round = 1; $0.signed = Data(m.encoded)
+                    }
+                }, to: id(p))
         }
         var refusals: [String: String] = [:]
         /// The next protocol message of `p`, or nil when it declined or went silent.
@@ -375,7 +386,9 @@ import X509
         case .failed(let why, let refusals):
             #expect(why.hasPrefix("6 shares of the target's self-mask seed and 0 of its masking key"), "\(why)")
             for id in ids[6...].map(\.id) {
-                #expect(refusals[id]?.contains("matching consistency signatures, 6 needed") == true, "\(id): \(refusals[id] ?? "-")")
+                #expect(
+                    refusals[id]?.contains("matching consistency signatures, 6 needed") == true,
+                    "\(id): \(refusals[id] ?? "-")")
             }
         }
     }
@@ -410,7 +423,8 @@ import X509
         defer { stage.close() }
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         _ = try FederationCA(directory: stage.directory).issue(id: "rogue-coordinator", role: .coordinator)
-        let rogue = try TLSFiles(directory: stage.directory.path, id: "rogue-coordinator").credentials(role: .coordinator)
+        let rogue = try TLSFiles(directory: stage.directory.path, id: "rogue-coordinator").credentials(
+            role: .coordinator)
         let session = try session(
             stage,
             try SecAggParameters(
@@ -434,12 +448,15 @@ import X509
         let plan = a.paillier
         guard let key = try? PaillierPublicKey(bigEndian: Array(plan.modulus)),
             let holder = try? FederationIdentity(der: Array(plan.keyHolderCertificate), ca: coordinator.ca),
-            let roster = try? plan.rosterCertificates.map({ try FederationIdentity(der: Array($0), ca: coordinator.ca) }),
-            let packing = try? PaillierPacking(bitWidth: BitWidth(64), maxAddends: Int(plan.maxAddends), keyBits: key.bits)
+            let roster = try? plan.rosterCertificates.map({ try FederationIdentity(der: Array($0), ca: coordinator.ca) }
+            ),
+            let packing = try? PaillierPacking(
+                bitWidth: BitWidth(64), maxAddends: Int(plan.maxAddends), keyBits: key.bits)
         else { return nil }
         return try? PaillierSession(
             publicKey: key, packing: packing, dimension: Int(plan.dimension), round: a.round, nonce: Array(plan.nonce),
-            keyHolder: holder.signingKey, coordinator: coordinator.signingKey.publicKey, roster: roster.map(\.signingKey),
+            keyHolder: holder.signingKey, coordinator: coordinator.signingKey.publicKey,
+            roster: roster.map(\.signingKey),
             context: RoundPlanDigest.of(a))
     }
 
@@ -483,12 +500,20 @@ import X509
         let signedByCoordinator = PaillierKeyStatement(signing: ownKey.publicKey, with: coordinator.signingKey)
         let signedByHolder = PaillierKeyStatement(signing: shortKey.publicKey, with: holder.signingKey)
         let attempts: [(String, [UInt8], [UInt8], [UInt8], String)] = [
-            ("unsigned", ownKey.publicKey.bigEndianBytes, [UInt8](repeating: 0, count: 64), holder.identity.certificateDER,
-             "is not the one the key holder key-holder signed"),
-            ("signed by the coordinator", ownKey.publicKey.bigEndianBytes, signedByCoordinator.signature,
-             coordinator.identity.certificateDER, "the key holder's certificate"),
-            ("too short", shortKey.publicKey.bigEndianBytes, signedByHolder.signature, holder.identity.certificateDER,
-             "a 1024-bit modulus; this participant accepts 2048 bits or more"),
+            (
+                "unsigned", ownKey.publicKey.bigEndianBytes, [UInt8](repeating: 0, count: 64),
+                holder.identity.certificateDER,
+                "is not the one the key holder key-holder signed"
+            ),
+            (
+                "signed by the coordinator", ownKey.publicKey.bigEndianBytes, signedByCoordinator.signature,
+                coordinator.identity.certificateDER, "the key holder's certificate"
+            ),
+            (
+                "too short", shortKey.publicKey.bigEndianBytes, signedByHolder.signature,
+                holder.identity.certificateDER,
+                "a 1024-bit modulus; this participant accepts 2048 bits or more"
+            ),
         ]
         for (round, attempt) in attempts.enumerated() {
             let (name, modulus, signature, certificate, expected) = attempt
@@ -557,7 +582,8 @@ import X509
             let a = paillierAssignment(
                 scene.stage.network, coordinator: scene.coordinator, modulus: scene.key.bigEndianBytes,
                 signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER,
-                roster: scene.ids, position: i + 1, nonce: nonce) { training(i, &$0) }
+                roster: scene.ids, position: i + 1, nonce: nonce
+            ) { training(i, &$0) }
             scene.coordinator.send(.with { $0.assignment = a }, to: scene.ids[i].id)
         }
         var answers: [Int: Veil_V1_ParticipantMessage] = [:]
@@ -583,7 +609,8 @@ import X509
     ) throws -> Veil_V1_DecryptRequest {
         let a = paillierAssignment(
             scene.stage.network, coordinator: scene.coordinator, modulus: scene.key.bigEndianBytes,
-            signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER, roster: scene.ids,
+            signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER,
+            roster: scene.ids,
             position: 1, nonce: nonce, training: training)
         let session = try #require(paillierSession(a, coordinator: scene.coordinator))
         return try .with {
@@ -596,7 +623,8 @@ import X509
             $0.coordinatorCertificate = Data(scene.coordinator.identity.certificateDER)
             $0.rosterCertificates = scene.ids.map { Data($0.certificateDER) }
             $0.planDigest = Data(session.context)
-            $0.coordinatorSignature = Data(scene.coordinator.signingKey.signature(for: session.decryptionRequest(ciphertexts)))
+            $0.coordinatorSignature = Data(
+                scene.coordinator.signingKey.signature(for: session.decryptionRequest(ciphertexts)))
             $0.receipts = try receipts.map { position, c in
                 let parsed = try c.ciphertexts.map { try scene.key.ciphertext(bigEndian: Array($0)) }
                 return .with {
@@ -634,7 +662,9 @@ import X509
         defer { scene.close() }
         let other = try PaillierPrivateKey.generate(bits: 1024).publicKey
         let stage = scene.stage
-        for (i, pin) in [(1, PaillierKeyStatement.fingerprint(other)), (2, PaillierKeyStatement.fingerprint(scene.key))] {
+        for (i, pin) in [
+            (1, PaillierKeyStatement.fingerprint(other)), (2, PaillierKeyStatement.fingerprint(scene.key)),
+        ] {
             // Participant i again, on a second stream, now with a pin (the newer stream replaces the first).
             let streams = scene.coordinator.streamCount(scene.ids[i].id)
             let agents = try join(stage.network, [i], port: scene.coordinator.port) {
@@ -646,7 +676,8 @@ import X509
             let answers = try await assign(scene, [i], nonce: [UInt8](repeating: UInt8(10 + i), count: 32))
             switch answers[i]!.kind {
             case .decline(let decline) where i == 1:
-                #expect(decline.code == .declinePaillierKey && decline.reason.contains("not the pinned one"), "\(decline)")
+                #expect(
+                    decline.code == .declinePaillierKey && decline.reason.contains("not the pinned one"), "\(decline)")
             case .paillier where i == 2:
                 break
             default:
@@ -706,7 +737,9 @@ import X509
         }
         #expect(decline.reason.contains("already contributed to this session"), "\(decline.reason)")
         // The same nonce and roster with a plan that silences the update: another session.
-        let silenced: (inout Veil_V1_TrainingPlan) -> Void = { $0.learningRate = 0; $0.weightScale = 1e15 }
+        let silenced: (inout Veil_V1_TrainingPlan) -> Void = {
+            $0.learningRate = 0; $0.weightScale = 1e15
+        }
         let revised = try contributions(try await assign(scene, [0], nonce: nonce) { _, plan in silenced(&plan) })[0]!
         let original = try ciphertexts(scene, c[0]!)
         let zeroed = try ciphertexts(scene, revised)
@@ -714,7 +747,8 @@ import X509
             try scene.key.add(a, try scene.key.multiply(b, by: BigInt(-1)))
         }
         let result = try await ask(
-            scene, try request(scene, ciphertexts: quotient, nonce: nonce, receipts: [(1, c[0]!), (2, c[1]!), (3, c[2]!)]))
+            scene,
+            try request(scene, ciphertexts: quotient, nonce: nonce, receipts: [(1, c[0]!), (2, c[1]!), (3, c[2]!)]))
         #expect(result.refusal.isEmpty, "\(result.refusal)")
         #expect(try !revealsPayload(scene, result, of: 0), "the quotient of two contributions decrypted unmasked")
     }
@@ -727,7 +761,9 @@ import X509
         let scene = try await paillierScene()
         defer { scene.close() }
         let nonce = [UInt8](repeating: 3, count: 32)
-        let silenced: (inout Veil_V1_TrainingPlan) -> Void = { $0.learningRate = 0; $0.weightScale = 1e15 }
+        let silenced: (inout Veil_V1_TrainingPlan) -> Void = {
+            $0.learningRate = 0; $0.weightScale = 1e15
+        }
         let c = try contributions(
             try await assign(scene, [0, 1, 2], nonce: nonce) { i, plan in if i != 0 { silenced(&plan) } })
         let parts = try [0, 1, 2].map { try ciphertexts(scene, c[$0]!) }
@@ -790,8 +826,11 @@ import X509
         // one, and two the CA should not have made (an old one naming 127.0.0.1, and one naming
         // "coordinator" as a host, as the third review made). None may serve the participants.
         _ = try ca.issue(id: "rogue-coordinator", role: .coordinator)
-        try mintCoordinator(ca, directory: directory, id: "old-style", names: [.dnsName("old-style"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
-        try mintCoordinator(ca, directory: directory, id: "impostor", names: [.dnsName("impostor"), .dnsName("coordinator")])
+        try mintCoordinator(
+            ca, directory: directory, id: "old-style",
+            names: [.dnsName("old-style"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
+        try mintCoordinator(
+            ca, directory: directory, id: "impostor", names: [.dnsName("impostor"), .dnsName("coordinator")])
         for rogueID in ["rogue-coordinator", "old-style", "impostor"] {
             let rogue = try await HostileCoordinator(tls: TLSFiles(directory: directory.path, id: rogueID))
             defer { rogue.finish() }
@@ -812,12 +851,14 @@ import X509
         defer { scene.close() }
         var a = paillierAssignment(
             scene.stage.network, coordinator: scene.coordinator, modulus: scene.key.bigEndianBytes,
-            signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER, roster: scene.ids,
+            signature: scene.keySignature, keyHolderCertificate: scene.holder.identity.certificateDER,
+            roster: scene.ids,
             position: 1, nonce: [UInt8](repeating: 4, count: 32))
         a.paillier.coordinatorSignature = Data(repeating: 1, count: 64)
         scene.coordinator.send(.with { $0.assignment = a }, to: scene.ids[0].id)
         let decline = try await declineOrRecord(scene.coordinator, scene.ids[0].id)
-        #expect(decline?.code == .declineCoordinator && decline?.reason.contains("not signed by the coordinator") == true)
+        #expect(
+            decline?.code == .declineCoordinator && decline?.reason.contains("not signed by the coordinator") == true)
     }
 
     /// A coordinator-role certificate with arbitrary subject alternative names, signed with the
@@ -840,14 +881,16 @@ import X509
                 SubjectAlternativeNames(names)
                 Certificate.Extension(oid: VeilExtensions.role, critical: false, value: try utf8("coordinator"))
                 Certificate.Extension(
-                    oid: VeilExtensions.signingKey, critical: false, value: try octets(signing.publicKey.rawRepresentation))
+                    oid: VeilExtensions.signingKey, critical: false,
+                    value: try octets(signing.publicKey.rawRepresentation))
             },
             issuerPrivateKey: .init(caKey))
         try (try certificate.serializeAsPEM().pemString + "\n").write(
             to: directory.appendingPathComponent("\(id).cert.pem"), atomically: true, encoding: .utf8)
         try FederationCA.writeSecret(tlsKey.pemRepresentation, to: directory.appendingPathComponent("\(id).key.pem"))
         try FederationCA.writeSecret(
-            Hex.encode(signing.seed.unsafeExposedBytes()) + "\n", to: directory.appendingPathComponent("\(id).signing.key"))
+            Hex.encode(signing.seed.unsafeExposedBytes()) + "\n",
+            to: directory.appendingPathComponent("\(id).signing.key"))
     }
 
     // MARK: - Differential privacy
@@ -859,7 +902,9 @@ import X509
     /// participant cannot check it), and a round whose plan costs more than its per-round cap.
     @Test func roundsABudgetedParticipantCannotCostAreDeclined() async throws {
         let n = 3
-        let ledger = FileManager.default.temporaryDirectory.appendingPathComponent("veil-ledger-\(UUID().uuidString).json").path
+        let ledger = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "veil-ledger-\(UUID().uuidString).json"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: ledger) }
         let stage = try await stage(clients: n, joining: [0]) {
             $0.privacyBudget = ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)
@@ -868,7 +913,8 @@ import X509
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         var settings = ServicePrivacy(epsilon: 8, mode: .ddg)
         settings.minContributors = n
-        let plan = try ServicePrivacyPlan(settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
+        let plan = try ServicePrivacyPlan(
+            settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
         let mechanism = try #require(plan.distributed)
         let session = try session(
             stage,
@@ -882,7 +928,8 @@ import X509
         var expensive = base
         expensive.distributedDp = plan.plan(mechanism)
         for (round, (name, a, expected)) in [
-            ("no plan", base, "no distributed-DP privacy plan"), ("central noise", central, "no distributed-DP privacy plan"),
+            ("no plan", base, "no distributed-DP privacy plan"),
+            ("central noise", central, "no distributed-DP privacy plan"),
             ("ε = 8 in one round", expensive, "over the per-round cap 2"),
         ].enumerated() {
             var a = a
@@ -900,6 +947,8 @@ import X509
             }
         }
         // Nothing was spent.
-        #expect(try ParticipantLedger(ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)).spent(ids[0].id) == 0)
+        #expect(
+            try ParticipantLedger(ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)).spent(ids[0].id)
+                == 0)
     }
 }

@@ -133,7 +133,8 @@ import VeilWire
                 privateKey: .file(path: tls.key, format: .pem)
             ) { $0.trustRoots = .certificates([.file(path: tls.ca, format: .pem)]) },
             config: .defaults { $0.http2.authority = "coordinator" })
-        let hello: [UInt8] = try Veil_V1_ParticipantMessage.with { $0.hello = .with { $0.protocolVersion = 1 } }.serializedBytes()
+        let hello: [UInt8] = try Veil_V1_ParticipantMessage.with { $0.hello = .with { $0.protocolVersion = 1 } }
+            .serializedBytes()
         return try await withGRPCClient(transport: transport) { client in
             do {
                 return try await client.bidirectionalStreaming(
@@ -179,7 +180,8 @@ import VeilWire
         let port = endpoints.grpcPort
         let garbage = [UInt8](repeating: 0xFF, count: 64)  // not a protobuf message
         // Hello takes one token; seven garbage messages are answered as malformed; the rest are refused unread.
-        let first = try await rawRogue(directory: directory, id: "flooder", port: port, messages: Array(repeating: garbage, count: 10))
+        let first = try await rawRogue(
+            directory: directory, id: "flooder", port: port, messages: Array(repeating: garbage, count: 10))
         #expect(!first.ended.hasPrefix("stream failed") && first.welcomed, "\(first.ended)")
         #expect(first.codes.filter { $0 == .failureMalformed }.count == 7, "\(first.codes)")
         #expect(first.codes.filter { $0 == .failureRateLimited }.count == 3, "\(first.codes)")
@@ -199,9 +201,14 @@ import VeilWire
         let logger = Logger(label: "test") { _ in CapturingHandler(log: lines) }
         let (endpoints, running) = try await network.started(logger: logger)
         let port = endpoints.grpcPort
-        let reason = "forged line\n[critical] the coordinator was compromised\n" + String(repeating: "x", count: 500_000)
+        let reason =
+            "forged line\n[critical] the coordinator was compromised\n" + String(repeating: "x", count: 500_000)
         _ = try await rogue(directory: directory, id: "talker", port: port) { a in
-            .with { $0.decline = .with { $0.round = a.round; $0.reason = reason } }
+            .with {
+                $0.decline = .with {
+                    $0.round = a.round; $0.reason = reason
+                }
+            }
         }
         _ = try await running.value
         let logged = lines.entries.filter { $0.message == "participant declined" }

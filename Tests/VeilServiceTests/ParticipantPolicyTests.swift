@@ -24,7 +24,9 @@ import VeilWire
         let c = try load("{\(tls)}")
         #expect(c.policy.adversary == .malicious)
         #expect(c.policy.corruptFraction == 0.05 && c.policy.minCohort == 3 && c.policy.minContributors == 3)
-        #expect(c.policy.paillierMinBits == 2048 && c.policy.paillierFingerprint == nil && c.policy.keyHolder == "key-holder")
+        #expect(
+            c.policy.paillierMinBits == 2048 && c.policy.paillierFingerprint == nil
+                && c.policy.keyHolder == "key-holder")
         let secAgg = try c.policy.secAgg()
         #expect(secAgg.requiredThreshold(clientCount: 10, neighborCount: 9) == 6)
         #expect(secAgg.requiredThreshold(clientCount: 3, neighborCount: 2) == 3)
@@ -54,7 +56,10 @@ import VeilWire
         (#""policy": {"paillier_min_bits": 128}"#, "policy.paillier_min_bits must be at least 256"),
         (#""policy": {"key_holder": "a b"}"#, "is not a valid id"),
         (#""policy": {"adversary": "curious"}"#, "adversary"),
-        (#""privacy_budget": {"epsilon": 1, "max_round_epsilon": 0}"#, "privacy_budget.max_round_epsilon must be positive"),
+        (
+            #""privacy_budget": {"epsilon": 1, "max_round_epsilon": 0}"#,
+            "privacy_budget.max_round_epsilon must be positive"
+        ),
         (#""privacy_budget": {"epsilon": 1, "ledgr": "x.json"}"#, "privacy_budget: unknown key \"ledgr\""),
     ])
     func everyMistakeIsRefusedByName(fragment: String, message: String) throws {
@@ -92,7 +97,8 @@ import VeilWire
             $0.classes = 10
         }
         a.encoding = .with {
-            $0.clip = codec.clip; $0.fractionalBits = UInt32(codec.fractionalBits); $0.bits = UInt32(codec.bitWidth.bits)
+            $0.clip = codec.clip; $0.fractionalBits = UInt32(codec.fractionalBits);
+            $0.bits = UInt32(codec.bitWidth.bits)
             $0.maxAddends = UInt32(codec.maxAddends)
         }
         func train(session: UInt8) throws -> ModularVector {
@@ -104,6 +110,8 @@ import VeilWire
         let other = try codec.decode(try train(session: 2))
         let difference = zip(try codec.decode(first), other).map { abs($0 - $1) }.max() ?? 0
         let rounding = pow(2, -Double(codec.fractionalBits))
-        #expect(difference > 1000 * rounding, "two sessions' updates differ by \(difference), the rounding step is \(rounding)")
+        #expect(
+            difference > 1000 * rounding,
+            "two sessions' updates differ by \(difference), the rounding step is \(rounding)")
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-import VeilLearning
 import VeilCore
+import VeilLearning
 import VeilPrivacy
 import VeilSecAgg
 import VeilTestSupport

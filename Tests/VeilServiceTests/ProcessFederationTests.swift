@@ -41,7 +41,9 @@ import VeilTestSupport
             try FileManager.default.copyItem(atPath: "\(ca)/ca.cert.pem", toPath: "\(folder)/ca.cert.pem")
         }
         let caFiles = try FileManager.default.contentsOfDirectory(atPath: ca)
-        #expect(caFiles.filter { $0.hasSuffix(".key.pem") } == ["ca.key.pem"] && !caFiles.contains { $0.hasSuffix(".signing.key") })
+        #expect(
+            caFiles.filter { $0.hasSuffix(".key.pem") } == ["ca.key.pem"]
+                && !caFiles.contains { $0.hasSuffix(".signing.key") })
         let rounds = 60
         func writeServe(port: Int) throws {
             try """
@@ -136,7 +138,8 @@ import VeilTestSupport
             {"port": \(port), \(tls(p.join.tls.certificate.split(separator: "/").last!.replacingOccurrences(of: ".cert.pem", with: ""))),
              "clients": 4, "index": \(i), "partition": "iid"}
             """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
-            return try ProcessRunner.start(veil, ["join", "--config", "join\(i).json"], in: directory, name: "join\(i)")
+            return try ProcessRunner.start(
+                veil, ["join", "--config", "join\(i).json"], in: directory, name: "join\(i)")
         }
         defer { participants.forEach { $0.kill() } }
         #expect(await waitUntil(120) { completedRounds(serve.stdout).count >= 2 }, "\(serve.stderr.suffix(2000))")

@@ -142,7 +142,9 @@ final class RoundBench {
     }
 
     var drops: [(id: String, code: String, notice: String?)] {
-        actions.compactMap { if case .dropped(let id, _, let code, let notice) = $0 { (id, code, notice) } else { nil } }
+        actions.compactMap {
+            if case .dropped(let id, _, let code, let notice) = $0 { (id, code, notice) } else { nil }
+        }
     }
 
     var refusals: [RefusalReason] {
@@ -293,7 +295,11 @@ final class RoundBench {
         let (bench, directory) = try bench(3, paillier: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let rogue = bench.ids[1]
-        bench.handle(.contribution(.with { $0.round = 1; $0.ciphertexts = [Data([1, 2, 3])] }, from: rogue))
+        bench.handle(
+            .contribution(
+                .with {
+                    $0.round = 1; $0.ciphertexts = [Data([1, 2, 3])]
+                }, from: rogue))
         #expect(bench.drops.map(\.id) == [rogue])
         #expect(bench.drops.first?.notice?.hasPrefix("dropped from round 1") == true)
         bench.silent = [rogue]
@@ -308,7 +314,11 @@ final class RoundBench {
         defer { try? FileManager.default.removeItem(at: directory) }
         bench.keyHolderAnswers = false
         bench.settle()
-        bench.handle(.decryption(.with { $0.round = 1; $0.refusal = "too few\ncontributions" }))
+        bench.handle(
+            .decryption(
+                .with {
+                    $0.round = 1; $0.refusal = "too few\ncontributions"
+                }))
         #expect(bench.abort?.kind == .keyHolderRefused)
         #expect(bench.abort?.detail == "the key holder refused: too few\\ncontributions")
     }

@@ -46,7 +46,11 @@ public final class ManualClock: Clock, Sendable {
                     return false
                 }
                 if ready {
-                    if Task.isCancelled { continuation.resume(throwing: CancellationError()) } else { continuation.resume() }
+                    if Task.isCancelled {
+                        continuation.resume(throwing: CancellationError())
+                    } else {
+                        continuation.resume()
+                    }
                 }
             }
         } onCancel: {
@@ -69,7 +73,7 @@ public final class ManualClock: Clock, Sendable {
 
     /// Waits (on the real clock, briefly) until `count` tasks are asleep here, so that an
     /// `advance` reaches them; false if they do not arrive within `timeout` seconds.
-    public func waitForSleepers(_ count: Int, timeout: Double = 10) async -> Bool {
+    public func waitForSleepers(_ count: Int, timeout: Double = 120) async -> Bool {
         let start = ContinuousClock.now
         while sleeperCount < count {
             if ContinuousClock.now - start > .milliseconds(Int(timeout * 1000)) { return false }

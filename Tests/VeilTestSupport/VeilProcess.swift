@@ -44,10 +44,17 @@ public enum ProcessRunner {
     /// Output beyond this is an error, not a truncation (the runs here print kilobytes).
     static let outputLimit = 64 << 20
 
+    /// At most one child per core runs at once: the tests run in parallel, and two dozen
+    /// CPU-bound `veil` processes on two cores would stretch every wall-clock deadline in the
+    /// suite, the children's own included.
+    static let slots = ProcessSlots(count: max(2, ProcessInfo.processInfo.activeProcessorCount))
+
     /// Runs `executable arguments…` in `directory` and waits, with standard input closed.
     public static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil) async throws
         -> VeilProcess.Output
     {
+        await slots.acquire()
+        defer { Task { await slots.release() } }
         let result = try await Subprocess.run(
             .path(FilePath(executable)), arguments: Arguments(arguments),
             workingDirectory: directory.map { FilePath($0.path) }, input: .none,
@@ -111,5 +118,25 @@ public enum ProcessRunner {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         return Background(process: process, stdoutURL: out, stderrURL: err)
+    }
+}
+
+/// A counting semaphore for child processes, awaited without blocking a thread.
+actor ProcessSlots {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(count: Int) { free = count }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
 }

@@ -108,7 +108,8 @@ extension Ed25519.PrivateKey {
         let code = expanded.withUnsafeBytes { sk in
             scalar.withUnsafeMutableBytes { out in
                 crypto_sign_ed25519_sk_to_curve25519(
-                    out.baseAddress!.assumingMemoryBound(to: UInt8.self), sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
         try Sodium.check(code, "crypto_sign_ed25519_sk_to_curve25519")
@@ -123,7 +124,8 @@ extension Ed25519.PublicKey {
     public func agreementKey() throws(CryptoError) -> X25519.PublicKey {
         Sodium.ensureInitialized()
         var out = [UInt8](repeating: 0, count: X25519.keyByteCount)
-        try Sodium.check(crypto_sign_ed25519_pk_to_curve25519(&out, rawRepresentation), "crypto_sign_ed25519_pk_to_curve25519")
+        try Sodium.check(
+            crypto_sign_ed25519_pk_to_curve25519(&out, rawRepresentation), "crypto_sign_ed25519_pk_to_curve25519")
         return X25519.PublicKey(unchecked: out)
     }
 }

@@ -53,7 +53,8 @@ extension AlgorithmChoice {
         case "trimmed-mean": self = .robust(.trimmedMean(fraction: s.trim))
         case "krum": self = .robust(.krum(byzantine: s.byzantine))
         default:
-            throw .invalidConfiguration("unknown algorithm \"\(name)\": use one of \(Self.names.joined(separator: ", "))")
+            throw .invalidConfiguration(
+                "unknown algorithm \"\(name)\": use one of \(Self.names.joined(separator: ", "))")
         }
     }
 

@@ -33,8 +33,9 @@ public struct Dataset: Sendable {
         var f: [Double] = []
         f.reserveCapacity(indices.count * featureCount)
         for i in indices { f.append(contentsOf: features[(i * featureCount)..<((i + 1) * featureCount)]) }
+        // Rows of a valid dataset make a valid dataset.
         return try! Dataset(
-            features: f, labels: indices.map { labels[$0] }, featureCount: featureCount, classCount: classCount)  // rows of a valid dataset
+            features: f, labels: indices.map { labels[$0] }, featureCount: featureCount, classCount: classCount)
     }
 
     /// This dataset followed by `other` (same shape).

@@ -165,7 +165,8 @@ public struct PaillierReceipt: Hashable, Sendable {
 
     /// Signs a receipt.
     public init(
-        session: PaillierSession, position: ParticipantID, ciphertexts: [PaillierCiphertext], signingKey: Ed25519.PrivateKey
+        session: PaillierSession, position: ParticipantID, ciphertexts: [PaillierCiphertext],
+        signingKey: Ed25519.PrivateKey
     ) {
         let digest = Self.digest(ciphertexts)
         self.init(
@@ -218,7 +219,8 @@ public struct MaskedPaillierContributor: Sendable {
         ciphertexts: [PaillierCiphertext], receipt: PaillierReceipt
     ) {
         guard vector.count == session.dimension else {
-            throw PaillierSessionError.malformed("a vector of \(vector.count) elements, the session sums \(session.dimension)")
+            throw PaillierSessionError.malformed(
+                "a vector of \(vector.count) elements, the session sums \(session.dimension)")
         }
         let plaintexts = try session.packing.pack(vector)
         let masks = try session.mask(for: position, signingKey: signingKey)
@@ -228,7 +230,10 @@ public struct MaskedPaillierContributor: Sendable {
             if let exponents { return try encryptor.encrypt(residue: masked, exponent: exponents[j]) }
             return try encryptor.encrypt(residue: masked)
         }
-        return (ciphertexts, PaillierReceipt(session: session, position: position, ciphertexts: ciphertexts, signingKey: signingKey))
+        return (
+            ciphertexts,
+            PaillierReceipt(session: session, position: position, ciphertexts: ciphertexts, signingKey: signingKey)
+        )
     }
 }
 
@@ -242,18 +247,24 @@ extension PaillierKeyHolder {
         _ aggregate: [PaillierCiphertext], session: PaillierSession, receipts: [PaillierReceipt],
         identity: Ed25519.PublicKey
     ) throws -> SecureSumResult {
-        guard session.publicKey == publicKey, session.keyHolder == identity else { throw PaillierSessionError.notThisKeyHolder }
+        guard session.publicKey == publicKey, session.keyHolder == identity else {
+            throw PaillierSessionError.notThisKeyHolder
+        }
         guard session.memberCount >= minimumContributors else {
             throw PaillierSessionError.tooFewMembers(have: session.memberCount, need: minimumContributors)
         }
         var seen: Set<ParticipantID> = []
         for receipt in receipts {
-            guard receipt.isValid(in: session) else { throw PaillierSessionError.invalidReceipt(position: receipt.position.rawValue) }
+            guard receipt.isValid(in: session) else {
+                throw PaillierSessionError.invalidReceipt(position: receipt.position.rawValue)
+            }
             guard seen.insert(receipt.position).inserted else {
                 throw PaillierSessionError.malformed("two receipts for position \(receipt.position)")
             }
         }
-        if let missing = (1...session.memberCount).map({ ParticipantID(UInt32($0)) }).first(where: { !seen.contains($0) }) {
+        if let missing = (1...session.memberCount).map({ ParticipantID(UInt32($0)) }).first(where: {
+            !seen.contains($0)
+        }) {
             throw PaillierSessionError.missingReceipt(position: missing.rawValue)
         }
         guard aggregate.count == session.plaintextCount, session.packing == packing else {

@@ -73,7 +73,8 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
             }
             let mu = numerator / denominator
             let exponent = mu * 2
-            let base = exponent.signum < 0 ? partial.value.inverse(modulo: nSquared)! : partial.value  // in Z*_(n²), checked above
+            // The partial is in Z*_(n²) (checked above), so it has an inverse.
+            let base = exponent.signum < 0 ? partial.value.inverse(modulo: nSquared)! : partial.value
             let magnitude = exponent.signum < 0 ? -exponent : exponent
             combined = (combined * base.power(magnitude, modulo: nSquared)).modulo(nSquared)
         }

@@ -123,7 +123,9 @@ public struct CertificateRequest: Sendable {
             signingKey.isValidSignature(
                 binding, for: try Self.bindingMessage(id: id, role: role, tlsKey: request.publicKey))
         else {
-            throw refuse("the signing key's binding does not verify: it was not made with that key for \(id) as \(role.rawValue)")
+            throw refuse(
+                "the signing key's binding does not verify: it was not made with that key for \(id) as \(role.rawValue)"
+            )
         }
         var hosts: [String] = []
         if let names = try? extensions.subjectAlternativeNames {
@@ -132,7 +134,9 @@ public struct CertificateRequest: Sendable {
                 hosts.append(host)
             }
         }
-        guard role == .coordinator || hosts.isEmpty else { throw refuse("only a coordinator's certificate names hosts") }
+        guard role == .coordinator || hosts.isEmpty else {
+            throw refuse("only a coordinator's certificate names hosts")
+        }
         self.id = id
         self.role = role
         self.tlsKey = request.publicKey

@@ -143,7 +143,8 @@ public struct FederationCA {
         defer { try? FileManager.default.removeItem(atPath: files.requestPath) }
         let request = try CertificateRequest(path: files.requestPath)
         _ = try sign(request: request, role: role, notValidBefore: notValidBefore, notValidAfter: notValidAfter)
-        return Credentials(certificatePath: certificatePath, keyPath: files.keyPath, signingKeyPath: files.signingKeyPath)
+        return Credentials(
+            certificatePath: certificatePath, keyPath: files.keyPath, signingKeyPath: files.signingKeyPath)
     }
 
     /// Issues the certificate a holder requested (`veil ca sign`): the request's signature
@@ -223,7 +224,8 @@ public struct FederationCA {
         for host in hosts {
             guard IPv4Address(host) == nil, !host.contains(":") else {
                 throw CredentialError.invalidRequest(
-                    "\(host) is an IP address: a coordinator's certificate names DNS names only (its id always among them)")
+                    "\(host) is an IP address: a coordinator's certificate names DNS names only (its id always among them)"
+                )
             }
             guard (1...253).contains(host.count), host.allSatisfy(allowed.contains) else {
                 throw CredentialError.invalidRequest("\(host) is not a DNS name")

@@ -68,12 +68,14 @@ private struct AnyKey: CodingKey {
 /// Refuses an object with a key its type does not know, naming the key as the file spells it
 /// and the known key closest to it: a typo must not silently drop a setting (`"privcy"` would
 /// otherwise run a federation without differential privacy).
-func refuseUnknownKeys<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _: Keys.Type, in section: String) throws {
+func refuseUnknownKeys<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _: Keys.Type, in section: String) throws
+{
     let known = Keys.allCases.map(\.stringValue)
     let container = try decoder.container(keyedBy: AnyKey.self)
     if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
         throw ConfigurationError(
-            "\(section): unknown key \"\(snakeCase(unknown))\"\(suggestion(snakeCase(unknown), among: known.map(snakeCase)))")
+            "\(section): unknown key \"\(snakeCase(unknown))\"\(suggestion(snakeCase(unknown), among: known.map(snakeCase)))"
+        )
     }
 }
 

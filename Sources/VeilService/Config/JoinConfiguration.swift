@@ -107,4 +107,3 @@ public struct ParticipantBudget: Codable, Hashable, Sendable {
         }
     }
 }
-

@@ -33,7 +33,8 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
         self.init(
             tls: try c.decode(TLSFiles.self, forKey: .tls), secretKey: try c.decode(String.self, forKey: .secretKey))
         try c.take(.host, &host); try c.take(.port, &port); try c.take(.coordinator, &coordinator)
-        try c.take(.minimumContributors, &minimumContributors); try c.take(.bits, &bits); try c.take(.maxAddends, &maxAddends)
+        try c.take(.minimumContributors, &minimumContributors); try c.take(.bits, &bits);
+        try c.take(.maxAddends, &maxAddends)
         try c.take(.reconnectAttempts, &reconnectAttempts); try c.take(.record, &record)
     }
 

@@ -37,7 +37,8 @@ public enum ModelArchitecture: Hashable, Sendable, Codable, CustomStringConverti
             self = .softmax
             return
         }
-        let widths = text.hasPrefix("mlp:") ? text.dropFirst(4).split(separator: ",", omittingEmptySubsequences: false) : []
+        let widths =
+            text.hasPrefix("mlp:") ? text.dropFirst(4).split(separator: ",", omittingEmptySubsequences: false) : []
         let hidden = widths.compactMap { Int($0) }
         guard !widths.isEmpty, hidden.count == widths.count, hidden.allSatisfy({ $0 > 0 }) else {
             throw ConfigurationError("model: \"\(text)\" is not softmax or mlp:H1,H2,… with positive widths")
@@ -158,11 +159,13 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try c.take(.registrationTimeoutSeconds, &registrationTimeoutSeconds); try c.take(.model, &model)
         try c.take(.maxRoundAttempts, &maxRoundAttempts)
         try c.take(.features, &features); try c.take(.classes, &classes); try c.take(.algorithm, &algorithm)
-        try c.take(.localEpochs, &localEpochs); try c.take(.batchSize, &batchSize); try c.take(.learningRate, &learningRate)
+        try c.take(.localEpochs, &localEpochs); try c.take(.batchSize, &batchSize);
+        try c.take(.learningRate, &learningRate)
         try c.take(.momentum, &momentum); try c.take(.weightDecay, &weightDecay); try c.take(.proximalMu, &proximalMu)
         try c.take(.serverMomentum, &serverMomentum); try c.take(.serverLearningRate, &serverLearningRate)
         try c.take(.beta1, &beta1); try c.take(.beta2, &beta2); try c.take(.tau, &tau)
-        try c.take(.weightScale, &weightScale); try c.take(.payloadBits, &payloadBits); try c.take(.payloadClip, &payloadClip)
+        try c.take(.weightScale, &weightScale); try c.take(.payloadBits, &payloadBits);
+        try c.take(.payloadClip, &payloadClip)
         try c.take(.threatModel, &threatModel); try c.take(.corruptFraction, &corruptFraction)
         try c.take(.dropoutFraction, &dropoutFraction); try c.take(.securityBits, &securityBits)
         if c.contains(.evaluate) { evaluate = try c.name(EvaluationSet.self, forKey: .evaluate) }
@@ -262,4 +265,3 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         }
     }
 }
-

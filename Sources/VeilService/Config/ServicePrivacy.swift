@@ -62,4 +62,3 @@ public struct ServicePrivacy: Codable, Hashable, Sendable {
         try require((minContributors ?? 1) >= 1, "privacy.min_contributors must be at least 1")
     }
 }
-

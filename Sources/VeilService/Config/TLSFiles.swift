@@ -64,4 +64,3 @@ public struct TLSFiles: Codable, Hashable, Sendable {
             ca: resolve(ca), certificate: resolve(certificate), key: resolve(key), signingKey: resolve(signingKey))
     }
 }
-

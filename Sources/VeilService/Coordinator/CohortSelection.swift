@@ -38,7 +38,8 @@ struct CohortSelection {
             let maxMemory = reports.map(\.memory).max() ?? 1
             let maxLink = reports.map(\.link).max() ?? 1
             let keyed = zip(eligible, reports).map { candidate, r -> (key: Double, id: String) in
-                let score = r.cores / max(maxCores, 1) + r.memory / max(maxMemory, 1) + r.battery + r.link / max(maxLink, 1)
+                let score =
+                    r.cores / max(maxCores, 1) + r.memory / max(maxMemory, 1) + r.battery + r.link / max(maxLink, 1)
                 let weight = 1 + score / 4
                 let u = (Double(generator.next() >> 11) + 0.5) * 0x1p-53  // uniform in (0, 1)
                 return (pow(u, 1 / weight), candidate.id)

@@ -44,7 +44,8 @@ struct ConnectionRegistry {
 
     /// Registers a stream after its Hello; the one it replaces is told and closed.
     mutating func register(
-        _ identity: FederationIdentity, hello: Veil_V1_Hello, outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
+        _ identity: FederationIdentity, hello: Veil_V1_Hello,
+        outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
     ) -> Registration {
         generations += 1
         let connection = Connection(identity: identity, outbox: outbox, hello: hello, generation: generations)
@@ -64,12 +65,15 @@ struct ConnectionRegistry {
             statement.isSigned(by: identity.signingKey)
         else {
             outbox.yield(
-                .failure(.failureMalformed, "the key holder's Hello must carry its Paillier key, signed by its certified key"))
+                .failure(
+                    .failureMalformed, "the key holder's Hello must carry its Paillier key, signed by its certified key"
+                ))
             outbox.finish()
             return .refused
         }
         if let old = keyHolder {
-            old.outbox.yield(.failure(.failureDuplicateConnection, "a newer connection of the key holder replaced this one"))
+            old.outbox.yield(
+                .failure(.failureDuplicateConnection, "a newer connection of the key holder replaced this one"))
             old.outbox.finish()
         }
         keyHolder = connection

@@ -198,7 +198,8 @@ public actor Coordinator {
             metrics.increment("veil_bytes_received_total", by: Double(secagg.signed.count))
             dispatch(.secagg(secagg, from: id), refusingOutsideARound: id)
         case .paillier(let contribution):
-            metrics.increment("veil_bytes_received_total", by: Double(contribution.ciphertexts.reduce(0) { $0 + $1.count }))
+            metrics.increment(
+                "veil_bytes_received_total", by: Double(contribution.ciphertexts.reduce(0) { $0 + $1.count }))
             dispatch(.contribution(contribution, from: id), refusingOutsideARound: id)
         case .decline(let decline):
             // The reason is the participant's text: bounded and on one line before it is logged.
@@ -245,7 +246,8 @@ public actor Coordinator {
                 registry.send(message, to: id)
             case .sendToKeyHolder(let message):
                 if case .decrypt(let request) = message.kind {
-                    metrics.increment("veil_bytes_sent_total", by: Double(request.ciphertexts.reduce(0) { $0 + $1.count }))
+                    metrics.increment(
+                        "veil_bytes_sent_total", by: Double(request.ciphertexts.reduce(0) { $0 + $1.count }))
                 }
                 registry.keyHolder?.outbox.yield(message)
             case .startDeadline(let generation, let after):
@@ -368,7 +370,8 @@ public actor Coordinator {
 
     private func registrationFailure() -> String {
         let holder =
-            configuration.secureSum == .paillier && registry.keyHolder == nil ? " (and the key holder is not connected)" : ""
+            configuration.secureSum == .paillier && registry.keyHolder == nil
+            ? " (and the key holder is not connected)" : ""
         let connected = registry.participants.count
         let unplanned =
             plannableCount < connected
@@ -422,7 +425,8 @@ public actor Coordinator {
             logger.warning("stopping", metadata: ["reason": "\(stopReason!)"])
             return nil
         }
-        let cohort = CohortSelection.select(candidates, count: c.cohortSize, strategy: c.selection, generator: &selection)
+        let cohort = CohortSelection.select(
+            candidates, count: c.cohortSize, strategy: c.selection, generator: &selection)
         let attempt = try store.beginRound(number, cohort: cohort.count)
         let report = RoundReport(
             number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: budgets,
@@ -470,7 +474,8 @@ public actor Coordinator {
         switch c.secureSum {
         case .secagg:
             return try RoundMachine.masking(
-                number: number, attempt: attempt, members: members, task: task, threatModel: try c.coordinatorThreatModel(),
+                number: number, attempt: attempt, members: members, task: task,
+                threatModel: try c.coordinatorThreatModel(),
                 distributed: privacy?.distributed, coordinator: credentials,
                 nonce: SecureBytes.random(count: SecAggSession.nonceByteCount).unsafeExposedBytes(),
                 deadlines: RoundDeadlines(c))

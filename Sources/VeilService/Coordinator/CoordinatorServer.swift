@@ -58,7 +58,8 @@ public enum CoordinatorServer {
         if let metricsServer { services.append(.init(service: MetricsService(server: metricsServer))) }
         services.append(.init(service: GRPCServerService(server: server)))
         services.append(
-            .init(service: federation, successTerminationBehavior: .gracefullyShutdownGroup,
+            .init(
+                service: federation, successTerminationBehavior: .gracefullyShutdownGroup,
                 failureTerminationBehavior: .gracefullyShutdownGroup))
         var configuration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: stopOnSignals ? [.sigterm, .sigint] : [], logger: logger)
@@ -141,7 +142,9 @@ final class FederationRun: Service, Sendable {
         }
         logger.info(
             "listening",
-            metadata: ["grpc": "\(c.host):\(address.port)", "metrics": "\(metricsPort.map { "\(c.host):\($0)" } ?? "off")"])
+            metadata: [
+                "grpc": "\(c.host):\(address.port)", "metrics": "\(metricsPort.map { "\(c.host):\($0)" } ?? "off")",
+            ])
         ready(CoordinatorServer.Endpoints(grpcPort: address.port, metricsPort: metricsPort))
         let coordinator = coordinator
         let progress = progress

@@ -56,7 +56,8 @@ struct FederationService: RegistrableRPCService {
                 throw CredentialError.wrongRole(expected: .participant, actual: holder.role.rawValue)
             }
         } catch {
-            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.certificate.rawValue])
+            coordinator.metrics.increment(
+                "veil_refused_messages_total", labels: ["reason": RefusalReason.certificate.rawValue])
             try await response.write(.failure(.failureNotAParticipant, "\(error)"))
             throw RPCError(code: .permissionDenied, message: "\(error)")
         }
@@ -80,7 +81,8 @@ struct FederationService: RegistrableRPCService {
                         }
                         let message: Veil_V1_ParticipantMessage
                         do { message = try Veil_V1_ParticipantMessage(serializedBytes: bytes) } catch {
-                            coordinator.metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
+                            coordinator.metrics.increment(
+                                "veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
                             continuation.yield(.failure(.failureMalformed, "a message that does not parse: \(error)"))
                             continue
                         }

@@ -89,11 +89,13 @@ extension Coordinator {
             checkpoint: nil, accuracy: nil, ledger: nil)
         if let machine { broadcastResult(machine, completed: false, survivors: 0, reason: abort.detail) }
         logger.warning(
-            "round aborted", metadata: ["round": "\(report.number)", "kind": "\(abort.kind.rawValue)", "reason": "\(abort)"])
+            "round aborted",
+            metadata: ["round": "\(report.number)", "kind": "\(abort.kind.rawValue)", "reason": "\(abort)"])
     }
 
     func summarize(
-        _ report: RoundReport, outcome: RoundEnd, machine: RoundMachine?, evaluated: (accuracy: Double, loss: Double)? = nil
+        _ report: RoundReport, outcome: RoundEnd, machine: RoundMachine?,
+        evaluated: (accuracy: Double, loss: Double)? = nil
     ) -> RoundSummary {
         let elapsed = seconds(since: report.started)
         let survivors: Int

@@ -132,7 +132,8 @@ struct ServicePrivacyPlan: Sendable {
     /// The round's rotation: random signs from ChaCha20Generator(publicSeed: seed).
     static func rotation(_ plan: Veil_V1_DistributedDPPlan) throws -> RandomizedHadamard {
         guard plan.rotationSeed.count == ChaCha20Generator.seedByteCount, plan.dimension >= 1 else {
-            throw ConfigurationError("the rotation seed must be \(ChaCha20Generator.seedByteCount) bytes and the dimension positive")
+            throw ConfigurationError(
+                "the rotation seed must be \(ChaCha20Generator.seedByteCount) bytes and the dimension positive")
         }
         var generator = try ChaCha20Generator(publicSeed: Array(plan.rotationSeed))
         return RandomizedHadamard(dimension: Int(plan.dimension), using: &generator)

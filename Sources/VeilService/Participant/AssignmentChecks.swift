@@ -36,7 +36,8 @@ extension ParticipantAgent {
         guard coordinator.id == configuration.coordinator else {
             throw Declined(
                 .declineCoordinator,
-                "the session names coordinator \(coordinator.id), but this participant connected to \(configuration.coordinator)")
+                "the session names coordinator \(coordinator.id), but this participant connected to \(configuration.coordinator)"
+            )
         }
         return coordinator
     }
@@ -100,7 +101,8 @@ extension ParticipantAgent {
                 throw Declined(.declineRoster, "the certificate at position \(entry.position): \(error)")
             }
             guard holder.signingKey == keys[Int(entry.position) - 1], ids.insert(holder.id).inserted else {
-                throw Declined(.declineRoster, "the certificate at position \(entry.position) does not match the roster")
+                throw Declined(
+                    .declineRoster, "the certificate at position \(entry.position) does not match the roster")
             }
             covered.insert(neighbor)
         }
@@ -121,9 +123,11 @@ extension ParticipantAgent {
             guard t >= mechanism.minimumParticipants else {
                 throw Declined(
                     .declinePrivacy,
-                    "the session's threshold \(t) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes")
+                    "the session's threshold \(t) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes"
+                )
             }
-            guard session.parameters.bitWidth == mechanism.bitWidth, session.parameters.dimension == mechanism.paddedDimension
+            guard session.parameters.bitWidth == mechanism.bitWidth,
+                session.parameters.dimension == mechanism.paddedDimension
             else {
                 throw Declined(.declinePrivacy, "the session's ring or length does not fit the distributed-DP plan")
             }
@@ -179,7 +183,8 @@ extension ParticipantAgent {
         }
         guard key.bits >= policy.paillierMinBits else {
             throw Declined(
-                .declinePaillierKey, "a \(key.bits)-bit modulus; this participant accepts \(policy.paillierMinBits) bits or more")
+                .declinePaillierKey,
+                "a \(key.bits)-bit modulus; this participant accepts \(policy.paillierMinBits) bits or more")
         }
         if let pin = policy.paillierFingerprint, pin.lowercased() != PaillierKeyStatement.fingerprint(key) {
             throw Declined(.declinePaillierKey, "the key's fingerprint is not the pinned one")
@@ -192,10 +197,13 @@ extension ParticipantAgent {
             do { member = try verifiedIdentity(Array(der), .participant) } catch {
                 throw Declined(.declineRoster, "the certificate at position \(i + 1): \(error)")
             }
-            guard ids.insert(member.id).inserted else { throw Declined(.declineRoster, "\(member.id) appears twice in the roster") }
+            guard ids.insert(member.id).inserted else {
+                throw Declined(.declineRoster, "\(member.id) appears twice in the roster")
+            }
             members.append(member.signingKey)
         }
-        guard a.position >= 1, Int(a.position) <= members.count, members[Int(a.position) - 1] == identity.signingKey else {
+        guard a.position >= 1, Int(a.position) <= members.count, members[Int(a.position) - 1] == identity.signingKey
+        else {
             throw Declined(.declineRoster, "the roster does not list this participant at position \(a.position)")
         }
         // A Paillier sum covers the whole roster (its masks cancel only there): the roster is the release.
@@ -218,7 +226,8 @@ extension ParticipantAgent {
         }
         // Only the coordinator itself — its signing key, not merely its public certificate —
         // can open a session.
-        guard coordinator.signingKey.isValidSignature(Array(plan.coordinatorSignature), for: session.announcement) else {
+        guard coordinator.signingKey.isValidSignature(Array(plan.coordinatorSignature), for: session.announcement)
+        else {
             throw Declined(.declineCoordinator, "the session is not signed by the coordinator \(coordinator.id)")
         }
         // One contribution per session: the masks are the session's, and two contributions under
@@ -250,7 +259,8 @@ extension ParticipantAgent {
         guard let cost else {
             throw Declined(
                 .declinePrivacy,
-                "no distributed-DP privacy plan: this participant has a budget and cannot cost a round whose noise it does not add itself (it counts as ε = ∞)")
+                "no distributed-DP privacy plan: this participant has a budget and cannot cost a round whose noise it does not add itself (it counts as ε = ∞)"
+            )
         }
         if let cap = budget.maxRoundEpsilon {
             let epsilon = cost.epsilon(delta: budget.delta).epsilon

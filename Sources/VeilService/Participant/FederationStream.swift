@@ -32,7 +32,9 @@ enum FederationStream {
                 // host name alone proves nothing — another holder's certificate may list
                 // "coordinator" as a host, or an address the client connects to.
                 $0.customVerificationCallback = { certificates, promise in
-                    promise.succeed(Self.isCoordinator(certificates.first, id: coordinator, ca: ca) ? .certificateVerified(.init(nil)) : .failed)
+                    promise.succeed(
+                        Self.isCoordinator(certificates.first, id: coordinator, ca: ca)
+                            ? .certificateVerified(.init(nil)) : .failed)
                 }
             },
             config: .defaults {

@@ -112,7 +112,8 @@ public struct KeyHolderAgent: Sendable {
         do {
             let (session, members) = try self.session(of: request)
             guard !record.contains(round: request.round) else {
-                throw ConfigurationError("round \(request.round) was decrypted already: this key holder decrypts once per round")
+                throw ConfigurationError(
+                    "round \(request.round) was decrypted already: this key holder decrypts once per round")
             }
             guard request.ciphertexts.count == session.plaintextCount else {
                 throw ConfigurationError(
@@ -133,8 +134,10 @@ public struct KeyHolderAgent: Sendable {
                     signature: Array($0.signature))
             }
             let holder = PaillierKeyHolder(
-                privateKey: privateKey, packing: session.packing, minimumContributors: configuration.minimumContributors)
-            let sum = try holder.decrypt(aggregate, session: session, receipts: receipts, identity: identity.signingKey).sum
+                privateKey: privateKey, packing: session.packing, minimumContributors: configuration.minimumContributors
+            )
+            let sum = try holder.decrypt(aggregate, session: session, receipts: receipts, identity: identity.signingKey)
+                .sum
             // Recorded (and on disk) before the answer leaves: a crash cannot give a second chance.
             try record.append(
                 .init(
@@ -173,7 +176,8 @@ public struct KeyHolderAgent: Sendable {
             roster.append(member.signingKey)
         }
         let packing = try PaillierPacking(
-            bitWidth: BitWidth(Int(request.bits)), maxAddends: Int(request.maxAddends), keyBits: privateKey.publicKey.bits)
+            bitWidth: BitWidth(Int(request.bits)), maxAddends: Int(request.maxAddends),
+            keyBits: privateKey.publicKey.bits)
         let session = try PaillierSession(
             publicKey: privateKey.publicKey, packing: packing, dimension: Int(request.dimension), round: request.round,
             nonce: Array(request.nonce), keyHolder: identity.signingKey, coordinator: coordinator.signingKey,
@@ -207,7 +211,8 @@ final class DecryptionRecord: Sendable {
             decoder.keyDecodingStrategy = .convertFromSnakeCase
             for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
                 do { rounds.insert(try decoder.decode(Entry.self, from: Data(line)).round) } catch {
-                    throw ConfigurationError("the decryption record \(path), line \(number + 1), is not a record: \(error)")
+                    throw ConfigurationError(
+                        "the decryption record \(path), line \(number + 1), is not a record: \(error)")
                 }
             }
         }

@@ -60,7 +60,8 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
                 securityBits: securityBits)
             return try SecAggPolicy(threatModel: model, minimumCohort: minCohort, minimumContributors: minContributors)
         } catch {
-            throw ConfigurationError("policy: \(error) (corrupt_fraction, dropout_fraction, security_bits, min_cohort, min_contributors)")
+            throw ConfigurationError(
+                "policy: \(error) (corrupt_fraction, dropout_fraction, security_bits, min_cohort, min_contributors)")
         }
     }
 
@@ -72,7 +73,8 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
         }
         if let pin = paillierFingerprint {
             guard pin.count == 64, pin.allSatisfy(\.isHexDigit) else {
-                throw ConfigurationError("policy.paillier_fingerprint must be 64 hexadecimal digits (veil paillier keygen prints it)")
+                throw ConfigurationError(
+                    "policy.paillier_fingerprint must be 64 hexadecimal digits (veil paillier keygen prints it)")
             }
         }
         try FederationCA.validate(id: keyHolder)

@@ -32,15 +32,21 @@ extension ProjectVectors {
                 keyHolderSeed: inputs.hex(Ed25519.seedByteCount), coordinatorSeed: inputs.hex(Ed25519.seedByteCount),
                 memberSeeds: (0..<members).map { _ in inputs.hex(Ed25519.seedByteCount) }, djnBase: base.decimal,
                 inputs: (0..<members).map { _ in
-                    (0..<dimension).map { _ in String(inputs.generator.next() & (bits == 64 ? ~0 : (1 << UInt64(bits)) - 1)) }
+                    (0..<dimension).map { _ in
+                        String(inputs.generator.next() & (bits == 64 ? ~0 : (1 << UInt64(bits)) - 1))
+                    }
                 },
                 exponents: (0..<members).map { _ in
-                    (0..<plaintexts).map { _ in BigInt.random(bits: exponentBits, using: &inputs.generator).declassified().decimal }
+                    (0..<plaintexts).map { _ in
+                        BigInt.random(bits: exponentBits, using: &inputs.generator).declassified().decimal
+                    }
                 },
                 tests: [])
             let s = try PaillierSessionRunner.setting(group)
-            func add(_ kind: String, _ comment: String, result: ExpectedResult = .valid, error: String? = nil,
-                     _ fill: (inout PaillierSessionRunner.Test) throws -> Void) rethrows {
+            func add(
+                _ kind: String, _ comment: String, result: ExpectedResult = .valid, error: String? = nil,
+                _ fill: (inout PaillierSessionRunner.Test) throws -> Void
+            ) rethrows {
                 tcId += 1
                 var test = PaillierSessionRunner.Test(
                     tcId: tcId, comment: comment, flags: result == .valid ? ["Normal"] : ["Refused"], result: result,
@@ -53,7 +59,10 @@ extension ProjectVectors {
                 $0.signature = Hex.encode(statement.signature)
                 $0.fingerprint = PaillierKeyStatement.fingerprint(pk)
             }
-            add("session", "the session id of \(members) members, round \(round), and the coordinator's announcement signature") {
+            add(
+                "session",
+                "the session id of \(members) members, round \(round), and the coordinator's announcement signature"
+            ) {
                 $0.sessionId = Hex.encode(s.session.id)
                 $0.signature = Hex.encode(s.coordinator.signature(for: s.session.announcement))
             }
@@ -84,10 +93,14 @@ extension ProjectVectors {
             add("decrypt", "the last member's receipt is missing", result: .invalid, error: "missingReceipt") {
                 $0.aggregateOf = everyone; $0.receiptsOf = Array(everyone.dropLast()); $0.minimumContributors = members
             }
-            add("decrypt", "member 2's receipt has a flipped signature bit", result: .invalid, error: "invalidReceipt") {
+            add("decrypt", "member 2's receipt has a flipped signature bit", result: .invalid, error: "invalidReceipt")
+            {
                 $0.aggregateOf = everyone; $0.receiptsOf = everyone; $0.forged = 2; $0.minimumContributors = members
             }
-            add("decrypt", "the key holder's minimum is one more than the roster", result: .invalid, error: "tooFewMembers") {
+            add(
+                "decrypt", "the key holder's minimum is one more than the roster", result: .invalid,
+                error: "tooFewMembers"
+            ) {
                 $0.aggregateOf = everyone; $0.receiptsOf = everyone; $0.minimumContributors = members + 1
             }
             groups.append(group)
@@ -99,7 +112,9 @@ extension ProjectVectors {
                 "pairwise masks from the members' Ed25519 keys in X25519 form, masked DJN encryption with given α,",
                 "receipts, and the key holder's decryption or refusal. Integers are decimal strings; keys 512 bits.",
             ],
-            notes: ["Refused": VectorNote(bugType: "BASIC", description: "The key holder must refuse; `error` names why.")],
+            notes: [
+                "Refused": VectorNote(bugType: "BASIC", description: "The key holder must refuse; `error` names why.")
+            ],
             testGroups: groups, numberOfTests: tcId)
     }
 }

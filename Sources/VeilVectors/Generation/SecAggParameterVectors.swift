@@ -72,7 +72,9 @@ extension ProjectVectors {
             (
                 "honest-but-curious", 0.05, 0.1, 40, 10_000,
                 [
-                    validate(100, 99, 27, "a uniform cohort of 100 from 10,000 (500 corrupt): n_C = 26, the 2^-40 tail, not 5"),
+                    validate(
+                        100, 99, 27,
+                        "a uniform cohort of 100 from 10,000 (500 corrupt): n_C = 26, the 2^-40 tail, not 5"),
                     validate(100, 99, 26, "t = n_C of the sampled cohort"),
                     recommend(1000, "a sampled cohort of 1,000"),
                 ]
@@ -93,7 +95,8 @@ extension ProjectVectors {
                 do {
                     if c.kind == "validate" {
                         // The table above gives every validate case its k and t.
-                        try SecAggParameters.validate(clientCount: c.n, threshold: c.t!, neighborCount: c.k!, threatModel: model)
+                        try SecAggParameters.validate(
+                            clientCount: c.n, threshold: c.t!, neighborCount: c.k!, threatModel: model)
                     } else {
                         let p = try SecAggParameters.recommended(
                             clientCount: c.n, bitWidth: BitWidth(32), dimension: 1, threatModel: model)
@@ -116,7 +119,10 @@ extension ProjectVectors {
                 "as the decimal it is written as (or, with a population N, the 2^-σ tail of Hyp(N, ⌈γN⌉, n)),",
                 "t ≥ 2, rules 1–4, and the recommended (k, t). Recomputed by Specs/reference/secagg_reference.py.",
             ],
-            notes: ["Refused": VectorNote(bugType: "BASIC", description: "The rules refuse these parameters; `error` names the rule.")],
+            notes: [
+                "Refused": VectorNote(
+                    bugType: "BASIC", description: "The rules refuse these parameters; `error` names the rule.")
+            ],
             testGroups: groups, numberOfTests: tcId)
     }
 }

@@ -68,7 +68,9 @@ enum PaillierSessionRunner: VectorRunner {
     }
 
     static func integer(_ text: String, _ field: String) throws -> BigInt {
-        guard let value = BigInt(decimal: text) else { throw VectorError.unreadable("field \(field) is not a decimal integer") }
+        guard let value = BigInt(decimal: text) else {
+            throw VectorError.unreadable("field \(field) is not a decimal integer")
+        }
         return value
     }
 
@@ -89,17 +91,24 @@ enum PaillierSessionRunner: VectorRunner {
             nonce: hex(group.nonce, "nonce"), keyHolder: keyHolder.publicKey,
             coordinator: coordinator.publicKey, roster: members.map(\.publicKey),
             context: hex(group.context, "context"))
-        let encryptor = DJNEncryptor(publicKey: key.publicKey, base: try integer(group.djnBase, "djnBase"), precomputeTable: false)
-        let inputs = try group.inputs.map { try ModularVector(elements: $0.map { try decimal($0, "inputs") }, bitWidth: bitWidth) }
+        let encryptor = DJNEncryptor(
+            publicKey: key.publicKey, base: try integer(group.djnBase, "djnBase"), precomputeTable: false)
+        let inputs = try group.inputs.map {
+            try ModularVector(elements: $0.map { try decimal($0, "inputs") }, bitWidth: bitWidth)
+        }
         let exponents = try group.exponents.map { try $0.map { try integer($0, "exponents") } }
         return Setting(
-            key: key, session: session, keyHolder: keyHolder, coordinator: coordinator, members: members, encryptor: encryptor, inputs: inputs,
+            key: key, session: session, keyHolder: keyHolder, coordinator: coordinator, members: members,
+            encryptor: encryptor, inputs: inputs,
             exponents: exponents)
     }
 
-    static func contribution(_ s: Setting, _ member: Int) throws -> (ciphertexts: [PaillierCiphertext], receipt: PaillierReceipt) {
+    static func contribution(_ s: Setting, _ member: Int) throws -> (
+        ciphertexts: [PaillierCiphertext], receipt: PaillierReceipt
+    ) {
         try MaskedPaillierContributor(
-            session: s.session, position: ParticipantID(UInt32(member)), signingKey: s.members[member - 1], encryptor: s.encryptor
+            session: s.session, position: ParticipantID(UInt32(member)), signingKey: s.members[member - 1],
+            encryptor: s.encryptor
         ).contribute(s.inputs[member - 1], exponents: s.exponents[member - 1])
     }
 
@@ -119,12 +128,15 @@ enum PaillierSessionRunner: VectorRunner {
             guard position == forged else { return receipt }
             var signature = receipt.signature
             signature[0] ^= 1
-            return PaillierReceipt(position: receipt.position, ciphertextDigest: receipt.ciphertextDigest, signature: signature)
+            return PaillierReceipt(
+                position: receipt.position, ciphertextDigest: receipt.ciphertextDigest, signature: signature)
         }
         let holder = PaillierKeyHolder(
             privateKey: s.key, packing: s.session.packing, minimumContributors: minimumContributors)
-        return try holder.decrypt(aggregate ?? [], session: s.session, receipts: receipts, identity: s.keyHolder.publicKey)
-            .sum.elements.map { String($0) }
+        return try holder.decrypt(
+            aggregate ?? [], session: s.session, receipts: receipts, identity: s.keyHolder.publicKey
+        )
+        .sum.elements.map { String($0) }
     }
 
     static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {

@@ -28,7 +28,8 @@ let runners: [String: any VectorRunner.Type] = {
         X25519Runner.self, Ed25519Runner.self, XChaCha20Poly1305Runner.self, HKDFRunner.self, VeilKDFRunner.self,
         ChaCha20GeneratorRunner.self, MaskExpansionRunner.self, ShamirRunner.self, FixedPointRunner.self,
         SHA256Runner.self,
-        SecAggRunner.self, SecAggParametersRunner.self, PaillierRunner.self, PaillierSessionRunner.self, DPAccountingRunner.self, PrivacyProjectRunner.self,
+        SecAggRunner.self, SecAggParametersRunner.self, PaillierRunner.self, PaillierSessionRunner.self,
+        DPAccountingRunner.self, PrivacyProjectRunner.self,
     ]
     return Dictionary(uniqueKeysWithValues: all.map { ($0.algorithm, $0) })
 }()

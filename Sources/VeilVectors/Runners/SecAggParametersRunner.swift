@@ -54,7 +54,8 @@ enum SecAggParametersRunner: VectorRunner {
                         guard let k = test.neighbors, let t = test.threshold else {
                             throw VectorError.unreadable("a validate case needs neighbors and threshold")
                         }
-                        try SecAggParameters.validate(clientCount: test.clients, threshold: t, neighborCount: k, threatModel: model)
+                        try SecAggParameters.validate(
+                            clientCount: test.clients, threshold: t, neighborCount: k, threatModel: model)
                     case "recommend":
                         let p = try SecAggParameters.recommended(
                             clientCount: test.clients, bitWidth: BitWidth(32), dimension: 1, threatModel: model)

@@ -142,7 +142,9 @@ struct RoundMachine {
 
     // MARK: - Masking
 
-    private mutating func receiveMasked(_ message: Veil_V1_SecAggMessage, from id: String, _ actions: inout [RoundAction]) {
+    private mutating func receiveMasked(
+        _ message: Veil_V1_SecAggMessage, from id: String, _ actions: inout [RoundAction]
+    ) {
         guard case .masking(var masking) = backend, message.round == UInt64(number), let position = positions[id]
         else { return actions.append(.refused(from: id, .outOfRound)) }
         bytesIn += message.signed.count

@@ -68,7 +68,8 @@ struct RoundTask: Sendable {
         assignment.model = model
         assignment.training = training
         assignment.encoding = encoding
-        assignment.roundDeadlineMillis = UInt32(deadlines.protocolRound.components.seconds * 1000)
+        assignment.roundDeadlineMillis =
+            UInt32(deadlines.protocolRound.components.seconds * 1000)
             + UInt32(deadlines.protocolRound.components.attoseconds / 1_000_000_000_000_000)
         return assignment
     }
