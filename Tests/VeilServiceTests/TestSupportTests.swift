@@ -50,15 +50,15 @@ import VeilTestSupport
         #expect(output.stdout == "out\n" && output.stderr == "err\n" && output.status == 3)
     }
 
-    @Test func aBackgroundProcessWritesItsFilesAndCanBeKilled() throws {
+    @Test func aBackgroundProcessWritesItsFilesAndCanBeKilled() async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-process-runner")
         defer { try? FileManager.default.removeItem(at: directory) }
         let quick = try ProcessRunner.start(
             URL(fileURLWithPath: "/bin/sh"), ["-c", "echo hello; echo oops >&2"], in: directory, name: "quick")
-        #expect(quick.wait(timeout: 10))
+        #expect(await quick.wait(timeout: 10))
         #expect(quick.stdout == "hello\n" && quick.stderr == "oops\n")
         let slow = try ProcessRunner.start(URL(fileURLWithPath: "/bin/sleep"), ["30"], in: directory, name: "slow")
-        #expect(!slow.wait(timeout: 0.2))
+        #expect(await !slow.wait(timeout: 0.2))
         slow.kill()
         #expect(!slow.process.isRunning && slow.process.terminationReason == .uncaughtSignal)
     }
