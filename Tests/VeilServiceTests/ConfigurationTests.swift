@@ -221,3 +221,52 @@ import VeilTestSupport
         }
     }
 }
+
+/// `Specs/wire.md` is checked against the code: the keys its §7 tables document are exactly
+/// the keys the decoders accept, and its §9 table lists exactly the metrics exported.
+@Suite struct SpecificationAgreementTests {
+    static let wire =
+        (try? String(contentsOf: RepositoryPaths.root.appendingPathComponent("Specs/wire.md"), encoding: .utf8)) ?? ""
+
+    /// The keys in the first column of the table that follows `heading` (backticked, comma-separated).
+    func documentedKeys(after heading: String) throws -> Set<String> {
+        let start = try #require(Self.wire.range(of: heading), "no \(heading) in Specs/wire.md")
+        var keys = Set<String>()
+        var inTable = false
+        for line in Self.wire[start.upperBound...].split(separator: "\n", omittingEmptySubsequences: false) {
+            guard line.hasPrefix("|") else {
+                if inTable { break }
+                continue
+            }
+            inTable = true
+            let first = line.split(separator: "|").first ?? ""
+            for part in first.split(separator: ",") {
+                let key = part.trimmingCharacters(in: .whitespaces)
+                if key.hasPrefix("`") && key.hasSuffix("`") { keys.insert(String(key.dropFirst().dropLast())) }
+            }
+        }
+        return keys
+    }
+
+    func decoded<Keys: CodingKey & CaseIterable>(_: Keys.Type) -> Set<String> {
+        Set(Keys.allCases.map { snakeCase($0.stringValue) })
+    }
+
+    @Test func section7DocumentsEveryKeyTheDecodersAccept() throws {
+        #expect(try documentedKeys(after: "`veil serve --config FILE`:") == decoded(ServeConfiguration.CodingKeys.self))
+        #expect(try documentedKeys(after: "`veil join --config FILE`:") == decoded(JoinConfiguration.CodingKeys.self))
+        #expect(
+            try documentedKeys(after: "`veil keyholder --config FILE`:")
+                == decoded(KeyHolderConfiguration.CodingKeys.self))
+    }
+
+    @Test func section9ListsEveryMetricExported() throws {
+        let documented = try documentedKeys(after: "## 9. Observability")
+        #expect(documented == Set(Metrics.catalogue.map(\.name)))
+        for (name, kind, _) in Metrics.catalogue {
+            #expect(
+                Self.wire.contains("| `\(name)` | \(kind.rawValue) |"),
+                "\(name) is not documented as a \(kind.rawValue)")
+        }
+    }
+}

@@ -41,6 +41,16 @@ struct FederationService: RegistrableRPCService {
         request: RPCAsyncSequence<[UInt8], any Error>, response: RPCWriter<Veil_V1_CoordinatorMessage>,
         context: ServerContext
     ) async throws {
+        // A stream's pumping must not wait behind CPU-bound work elsewhere in the process.
+        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) {
+            try await pump(request: request, response: response, context: context)
+        }
+    }
+
+    private func pump(
+        request: RPCAsyncSequence<[UInt8], any Error>, response: RPCWriter<Veil_V1_CoordinatorMessage>,
+        context: ServerContext
+    ) async throws {
         // The transport verified the chain to the CA; the certificate must also carry Veil's
         // extensions and the participant role. Its subject is the id, whatever the messages say.
         let identity: FederationIdentity
