@@ -10,8 +10,11 @@ import NIOPosix
 /// (``serialExecutor()``), and each participant's session prefers another (``taskExecutor()``).
 /// The threads are event loops that carry no network I/O.
 public final class ComputeThreads: Sendable {
-    /// One thread per core, for the whole process.
+    /// One thread per core, for the whole process: the CPU-bound work.
     public static let shared = ComputeThreads(threads: System.coreCount)
+    /// Threads for the coordinator's stream pumps: light work that must not wait behind
+    /// the unmasking or training that occupies ``shared``.
+    public static let streams = ComputeThreads(threads: System.coreCount)
 
     private let loops: MultiThreadedEventLoopGroup
 

@@ -55,8 +55,19 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         var configuration: JoinConfiguration = try decodeFile(path)
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         configuration.tls = configuration.tls.resolved(against: base)
-        guard (0..<max(configuration.clients, 1)).contains(configuration.index) else {
+        guard configuration.clients >= 1 else { throw ConfigurationError("clients must be at least 1") }
+        guard (0..<configuration.clients).contains(configuration.index) else {
             throw ConfigurationError("index must be in 0..<clients")
+        }
+        guard (1...65535).contains(configuration.port) else { throw ConfigurationError("port must be in 1...65535") }
+        if let cores = configuration.cores, !(1...1_048_576).contains(cores) {
+            throw ConfigurationError("cores must be in 1...1048576")
+        }
+        if let battery = configuration.battery, !(battery == -1 || (0...1).contains(battery)) {
+            throw ConfigurationError("battery must be in [0, 1], or -1 (mains power)")
+        }
+        guard configuration.reconnectAttempts >= 0 else {
+            throw ConfigurationError("reconnect_attempts must be at least 0")
         }
         try configuration.policy.validate()
         if var budget = configuration.privacyBudget {

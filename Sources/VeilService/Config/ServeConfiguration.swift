@@ -224,9 +224,13 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try require(rounds >= 1, "rounds must be at least 1")
         try require(minParticipants >= 2, "min_participants must be at least 2 (a secure sum needs two)")
         try require(cohortSize >= minParticipants, "cohort_size must be at least min_participants")
-        try positive(roundDeadlineSeconds, "round_deadline_seconds")
-        try positive(trainingDeadlineSeconds, "training_deadline_seconds")
-        try positive(registrationTimeoutSeconds, "registration_timeout_seconds")
+        // Seconds up to a day: a deadline is sent to participants in milliseconds (UInt32).
+        func duration(_ value: Double, _ key: String) throws {
+            try require(value > 0 && value <= 86_400, "\(key) must be in (0, 86400]")
+        }
+        try duration(roundDeadlineSeconds, "round_deadline_seconds")
+        try duration(trainingDeadlineSeconds, "training_deadline_seconds")
+        try duration(registrationTimeoutSeconds, "registration_timeout_seconds")
         try require(maxRoundAttempts >= 1, "max_round_attempts must be at least 1")
         try require(features >= 1, "features must be at least 1")
         try require(classes >= 2, "classes must be at least 2")

@@ -114,123 +114,22 @@ public actor Coordinator {
         }
     }
 
-    // MARK: - Connections
-
-    /// Registers a stream after its Hello; returns its generation (nil: refused and closed).
-    func connect(
-        identity: FederationIdentity, hello: Veil_V1_Hello, outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
-    ) -> Int? {
-        let generation: Int
-        switch registry.register(identity, hello: hello, outbox: outbox) {
-        case .refused:
-            metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
-            return nil
-        case .keyHolder(let g, let key):
-            generation = g
-            logger.info(
-                "key holder connected",
-                metadata: ["id": "\(identity.id)", "fingerprint": "\(PaillierKeyStatement.fingerprint(key.publicKey))"])
-            dispatch(.keyHolderConnected)
-        case .participant(let g):
-            generation = g
-            toldOverBudget.remove(identity.id)  // a new stream is told again
-            let r = hello.resources
-            recording("record the participant") {
-                try store.recordParticipant(
-                    id: identity.id, cores: Int(r.cores), memoryBytes: r.memoryBytes, battery: r.battery,
-                    linkBitsPerSecond: r.linkBitsPerSecond, sampleCount: hello.sampleCount)
-            }
-            metrics.increment("veil_participants_registered_total")
-            metrics.set("veil_participants_connected", Double(registry.participants.count))
-            logger.info(
-                "participant connected",
-                metadata: ["id": "\(identity.id)", "connected": "\(registry.participants.count)"])
-        }
-        outbox.yield(
-            .with {
-                $0.welcome = .with {
-                    $0.participantID = identity.id
-                    $0.federation = configuration.federation
-                    $0.nextRound = UInt64(completedRounds + 1)
-                }
-            })
-        if stopping {
-            outbox.yield(.with { $0.finished = finished() })
-            outbox.finish()
-        }
-        wakeConnectionWaiters()
-        return generation
-    }
-
-    /// A stream ended.
-    func disconnect(id: String, generation: Int) {
-        switch registry.unregister(id: id, generation: generation) {
-        case .keyHolder:
-            logger.info("key holder disconnected", metadata: ["id": "\(id)"])
-            dispatch(.keyHolderDisconnected)
-        case .participant:
-            metrics.set("veil_participants_connected", Double(registry.participants.count))
-            logger.info("participant disconnected", metadata: ["id": "\(id)"])
-            dispatch(.disconnected(id))
-        case .stale: break
-        }
-    }
-
-    /// Takes a token from `id`'s bucket, before its message is even decoded; false (and the
-    /// sender told, the refusal counted) when there is none. The bucket outlives the stream.
-    func admitMessage(from id: String, generation: Int, now: ContinuousClock.Instant = .now) -> Bool {
-        guard registry.admit(id, generation: generation, now: now) else {
-            metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.rateLimited.rawValue])
-            return false
-        }
-        return true
-    }
-
-    /// A message on a registered stream (already admitted by ``admitMessage(from:generation:now:)``).
-    func receive(_ message: Veil_V1_ParticipantMessage, from id: String, generation: Int) {
-        guard let connection = registry.connection(id, generation: generation) else { return }
-        if connection.identity.role == .keyHolder {
-            if case .decrypted(let result) = message.kind { dispatch(.decryption(result)) }
-            return
-        }
-        switch message.kind {
-        case .secagg(let secagg):
-            metrics.increment("veil_bytes_received_total", by: Double(secagg.signed.count))
-            dispatch(.secagg(secagg, from: id), refusingOutsideARound: id)
-        case .paillier(let contribution):
-            metrics.increment(
-                "veil_bytes_received_total", by: Double(contribution.ciphertexts.reduce(0) { $0 + $1.count }))
-            dispatch(.contribution(contribution, from: id), refusingOutsideARound: id)
-        case .decline(let decline):
-            // The reason is the participant's text: bounded and on one line before it is logged.
-            metrics.increment("veil_declines_total", labels: ["code": decline.code.name])
-            logger.info(
-                "participant declined",
-                metadata: ["id": "\(id)", "code": "\(decline.code.name)", "reason": "\(loggable(decline.reason))"])
-            dispatch(.declined(decline, from: id))
-        case .decrypted, .hello, nil:
-            metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
-            let why =
-                switch message.kind {
-                case .decrypted: "only the key holder decrypts"
-                case .hello: "Hello is only the first message"
-                default: "an empty message"
-                }
-            connection.outbox.yield(.failure(.failureMalformed, why))
-        }
-    }
-
     // MARK: - Driving the round machine
 
     /// Feeds the current attempt an event and carries out its actions.
-    private func dispatch(_ event: RoundEvent, refusingOutsideARound sender: String? = nil) {
+    func dispatch(_ event: RoundEvent, refusingOutsideARound sender: String? = nil) {
         guard var machine = active else {
             if let sender { refuse(from: sender, .outOfRound) }
             return
         }
         let start = ContinuousClock.now
+        let received = machine.bytesIn
         let actions = machine.handle(event)
         cryptoSeconds += seconds(since: start)
+        // Only what the round accepted counts as received (refused messages are counted apart).
+        if machine.bytesIn > received {
+            metrics.increment("veil_bytes_received_total", by: Double(machine.bytesIn - received))
+        }
         active = machine
         execute(actions, of: machine)
     }
@@ -251,9 +150,9 @@ public actor Coordinator {
                 }
                 registry.keyHolder?.outbox.yield(message)
             case .startDeadline(let generation, let after):
-                Task { [clock] in
+                Task { [clock, weak self] in
                     do { try await clock.sleep(for: after) } catch { return }
-                    await self.deadlinePassed(generation: generation, attempt: attempt)
+                    await self?.deadlinePassed(generation: generation, attempt: attempt)
                 }
             case .stageStarted(let stage):
                 endStage()
@@ -297,7 +196,7 @@ public actor Coordinator {
 
     // MARK: - Waiting for participants
 
-    private func wakeConnectionWaiters() {
+    func wakeConnectionWaiters() {
         let waiters = connectionWaiters
         connectionWaiters = []
         for waiter in waiters { waiter.resume() }

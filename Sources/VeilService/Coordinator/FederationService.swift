@@ -42,7 +42,7 @@ struct FederationService: RegistrableRPCService {
         context: ServerContext
     ) async throws {
         // A stream's pumping must not wait behind CPU-bound work elsewhere in the process.
-        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) {
+        try await withTaskExecutorPreference(ComputeThreads.streams.taskExecutor()) {
             try await pump(request: request, response: response, context: context)
         }
     }

@@ -128,14 +128,20 @@ struct RoundMachine {
             guard generation == deadlineGeneration else { return actions }
             deadlinePassed(&actions)
         }
+        // The stage first (a message may have advanced the session), then an early close of
+        // that stage, then the stage that close leads to: each drop is labelled with its stage.
+        if ended == nil { enterCurrentStage(&actions) }
         if ended == nil { closeIfOnlyAbsenteesRemain(&actions) }
         if ended == nil { enterCurrentStage(&actions) }
         return actions
     }
 
-    /// The coordinator is stopping: the attempt ends now, recorded as interrupted.
+    /// The coordinator is stopping: the attempt ends now, recorded as interrupted — unless
+    /// the key holder is decrypting it: it decrypts a round once, so an answer thrown away
+    /// would block the round for good; that attempt ends by its answer or its deadline.
     mutating func interrupt() -> [RoundAction] {
         var actions: [RoundAction] = []
+        guard stage != .decrypting else { return actions }
         end(.aborted(RoundAbort(.interrupted, "the coordinator was stopped during the round")), &actions)
         return actions
     }
@@ -310,10 +316,9 @@ struct RoundMachine {
         guard case .paillier(var collection) = backend else { return }
         collection.keyHolderConnected = connected
         backend = .paillier(collection)
-        // Its answer cannot arrive on another stream: waiting for the deadline changes nothing.
-        if !connected, stage == .decrypting {
-            end(.aborted(RoundAbort(.keyHolderAbsent, "the key holder disconnected before it answered")), &actions)
-        }
+        // Decrypting, a lost stream does not end the attempt at once: the key holder may have
+        // recorded the round already (it decrypts a round once), and its answer may still
+        // come; the deadline decides.
     }
 
     // MARK: - Stages and deadlines
@@ -324,6 +329,10 @@ struct RoundMachine {
         case .masking: closeProtocolRound(&actions)
         case .collecting: closeCollection(&actions)
         case .decrypting:
+            guard case .paillier(let collection) = backend, collection.keyHolderConnected else {
+                return end(
+                    .aborted(RoundAbort(.keyHolderAbsent, "the key holder disconnected and did not answer")), &actions)
+            }
             end(.aborted(RoundAbort(.keyHolderSilent, "the key holder did not answer before the deadline")), &actions)
         case nil: break
         }
