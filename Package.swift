@@ -79,8 +79,7 @@ let package = Package(
         .target(
             name: "VeilService",
             dependencies: [
-                "CGMP", "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilPaillier", "VeilLearning", "VeilPrivacy",
-                "VeilWire",
+                "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilPaillier", "VeilLearning", "VeilPrivacy", "VeilWire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -106,30 +105,46 @@ let package = Package(
             name: "veil",
             dependencies: [
                 "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy",
-                "VeilSecAgg",
-                "VeilVectors", "VeilService",
+                "VeilSecAgg", "VeilVectors", "VeilService", "VeilWire",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Each test target lists every module it imports (none relies on one coming through another).
         .target(
             name: "VeilTestSupport",
-            dependencies: [
-                "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilVectors",
-                .product(name: "Subprocess", package: "swift-subprocess"),
-            ],
+            dependencies: ["VeilCrypto", .product(name: "Subprocess", package: "swift-subprocess")],
             path: "Tests/VeilTestSupport"
         ),
         .testTarget(name: "VeilCoreTests", dependencies: ["VeilCore", "VeilTestSupport"]),
-        .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCrypto", "VeilTestSupport"]),
-        .testTarget(name: "VeilSecAggTests", dependencies: ["VeilSecAgg", "VeilTestSupport"]),
-        .testTarget(name: "VeilPaillierTests", dependencies: ["VeilPaillier", "VeilTestSupport"]),
-        .testTarget(name: "VeilPrivacyTests", dependencies: ["VeilPrivacy", "VeilTestSupport"]),
+        .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCore", "VeilCrypto", "VeilTestSupport"]),
         .testTarget(
-            name: "VeilLearningTests", dependencies: ["VeilLearning", "VeilPaillier", "VeilSecAgg", "VeilTestSupport"]),
+            name: "VeilSecAggTests", dependencies: ["VeilCore", "VeilCrypto", "VeilSecAgg", "VeilTestSupport"]),
+        .testTarget(
+            name: "VeilPaillierTests",
+            dependencies: ["VeilCore", "VeilCrypto", "VeilPaillier", "VeilSecAgg", "VeilTestSupport"]),
+        .testTarget(
+            name: "VeilPrivacyTests", dependencies: ["VeilCore", "VeilCrypto", "VeilPrivacy", "VeilTestSupport"]),
+        .testTarget(
+            name: "VeilLearningTests",
+            dependencies: ["VeilCore", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg", "VeilTestSupport"]),
         .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
-        .testTarget(name: "VeilServiceTests", dependencies: ["VeilService", "VeilTestSupport"]),
-        .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport"]),
+        .testTarget(
+            name: "VeilServiceTests",
+            dependencies: [
+                "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg", "VeilService",
+                "VeilTestSupport", "VeilWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]),
+        .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport", "VeilVectors"]),
     ]
 )
