@@ -96,15 +96,26 @@ import VeilWire
         #expect(await drain(stream).map(\.failure.code) == [.failureMalformed])
     }
 
-    /// The registration timeout is a sleep on the injected clock: the test moves time, and
-    /// the run ends with the count of participants it had.
-    @Test func theRegistrationTimeoutRunsOnTheInjectedClock() async throws {
-        let (network, directory) = try federation()
-        defer { try? FileManager.default.removeItem(at: directory) }
+    /// A coordinator of a federation nobody has joined, running on a manual clock, once it
+    /// waits (asleep on that clock) for participants.
+    func waitingCoordinator(_ directory: inout URL?) async throws -> (
+        Coordinator, ManualClock, Task<FederationSummary, any Error>
+    ) {
+        let (network, folder) = try federation()
+        directory = folder
         let clock = ManualClock()
         let coordinator = try Coordinator(configuration: network.serve, logger: Self.quiet, clock: clock)
         let run = Task { try await coordinator.run() }
         #expect(await clock.waitForSleepers(1))
+        return (coordinator, clock, run)
+    }
+
+    /// The registration timeout is a sleep on the injected clock: the test moves time, and
+    /// the run ends with the count of participants it had.
+    @Test func theRegistrationTimeoutRunsOnTheInjectedClock() async throws {
+        var directory: URL?
+        defer { directory.map { try? FileManager.default.removeItem(at: $0) } }
+        let (_, clock, run) = try await waitingCoordinator(&directory)
         clock.advance(by: .seconds(59))
         #expect(clock.sleeperCount == 1, "not yet")
         clock.advance(by: .seconds(1))
@@ -118,12 +129,9 @@ import VeilWire
 
     /// Stopping while waiting for participants ends the run at once, cleanly.
     @Test func stoppingWhileWaitingEndsTheRun() async throws {
-        let (network, directory) = try federation()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let clock = ManualClock()
-        let coordinator = try Coordinator(configuration: network.serve, logger: Self.quiet, clock: clock)
-        let run = Task { try await coordinator.run() }
-        #expect(await clock.waitForSleepers(1))
+        var directory: URL?
+        defer { directory.map { try? FileManager.default.removeItem(at: $0) } }
+        let (coordinator, _, run) = try await waitingCoordinator(&directory)
         await coordinator.stop()
         let summary = try await run.value
         #expect(summary.completedRounds == 0 && summary.stopReason == "the coordinator was stopped")

@@ -41,8 +41,9 @@ public enum CoordinatorServer {
             })
         let service = FederationService(coordinator: coordinator, ca: coordinator.ca, logger: logger)
         let server = GRPCServer(transport: transport, services: [service])
-        let metricsServer = try await c.metricsPort.asyncMap { port in
-            try await MetricsServer.start(
+        var metricsServer: MetricsServer?
+        if let port = c.metricsPort {
+            metricsServer = try await MetricsServer.start(
                 host: c.host, port: port, metrics: coordinator.metrics,
                 status: { [coordinator] in
                     // The status page reads a snapshot the coordinator refreshes after each round.
@@ -207,12 +208,5 @@ final class StatusBoard: Sendable {
     func refresh(_ coordinator: Coordinator) async {
         let text = await coordinator.status()
         texts.withLock { $0[ObjectIdentifier(coordinator)] = text }
-    }
-}
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let self else { return nil }
-        return try await transform(self)
     }
 }

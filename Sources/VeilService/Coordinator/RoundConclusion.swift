@@ -20,8 +20,11 @@ struct RoundReport {
 /// the metrics counted.
 extension Coordinator {
     func conclude(_ report: RoundReport, outcome: RoundEnd, machine: RoundMachine) throws -> RoundSummary {
-        guard case .completed(let result) = outcome else {
-            try record(report, abort: abortReason(outcome), machine: machine)
+        let result: SecureSumResult
+        switch outcome {
+        case .completed(let sum): result = sum
+        case .aborted(let abort):
+            try record(report, abort: abort, machine: machine)
             return summarize(report, outcome: outcome, machine: machine)
         }
         let sum: [Double]
@@ -71,11 +74,6 @@ extension Coordinator {
         let sum = try machine.codec.decode(result.sum)
         guard let privacy else { return sum }
         return privacy.release(sum: sum, cohort: machine.cohort.count, round: machine.number)
-    }
-
-    private func abortReason(_ outcome: RoundEnd) -> RoundAbort {
-        if case .aborted(let abort) = outcome { return abort }
-        return RoundAbort(.release, "completed")
     }
 
     /// Writes an aborted (or interrupted) attempt to the store and tells its members.

@@ -68,9 +68,8 @@ struct RoundTask: Sendable {
         assignment.model = model
         assignment.training = training
         assignment.encoding = encoding
-        assignment.roundDeadlineMillis =
-            UInt32(deadlines.protocolRound.components.seconds * 1000)
-            + UInt32(deadlines.protocolRound.components.attoseconds / 1_000_000_000_000_000)
+        // At most a day (ServeConfiguration.validate), so it fits.
+        assignment.roundDeadlineMillis = UInt32(deadlines.protocolRound / .milliseconds(1))
         return assignment
     }
 
