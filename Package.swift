@@ -63,10 +63,7 @@ let package = Package(
         .target(
             name: "VeilLearning",
             dependencies: ["CZlib", "VeilCore", "VeilPrivacy"],
-            resources: [.copy("Resources/digits.csv.gz")],
-            // Training loops are numeric kernels: optimise them even in debug builds, so that
-            // the reference runs in the test suite finish in seconds.
-            swiftSettings: [.unsafeFlags(["-O"])]
+            resources: [.copy("Resources/digits.csv.gz")]
         ),
         .target(
             name: "VeilWire",

@@ -27,6 +27,21 @@ import VeilTestSupport
         #expect(throws: FixedPointError.self) { try codec(0.3, 4, 8, 26) }
     }
 
+    // The finest codec is the largest f ≤ 32 that fits: for c = 1 in Z_2^32 with 100 addends,
+    // 100 · 2^f ≤ 2^31 − 1 holds up to f = 24 (100 · 2^24 ≈ 1.68e9) and fails at f = 25.
+    @Test func theFinestCodecTakesTheMostFractionalBitsThatFit() throws {
+        #expect(try FixedPointCodec.finest(clip: 1, bitWidth: BitWidth(32), maxAddends: 100).fractionalBits == 24)
+        // In Z_2^64 the cap of 32 bits decides, not the ring.
+        #expect(try FixedPointCodec.finest(clip: 1, bitWidth: BitWidth(64), maxAddends: 1000).fractionalBits == 32)
+        // No addends still means room for one.
+        #expect(try FixedPointCodec.finest(clip: 1, bitWidth: BitWidth(16), maxAddends: 0).maxAddends == 1)
+        // Whole numbers only: ⌈100⌉ · 300 = 30000 ≤ 32767, and nothing finer fits.
+        #expect(try FixedPointCodec.finest(clip: 100, bitWidth: BitWidth(16), maxAddends: 300).fractionalBits == 0)
+        #expect(throws: FixedPointError.sumCouldWrap(clip: 100, fractionalBits: 0, bits: 16, addends: 400)) {
+            try FixedPointCodec.finest(clip: 100, bitWidth: BitWidth(16), maxAddends: 400)
+        }
+    }
+
     @Test(arguments: [
         (0.0, 8, 16, 1, FixedPointError.invalidClip(0)),
         (-1.0, 8, 16, 1, .invalidClip(-1)),

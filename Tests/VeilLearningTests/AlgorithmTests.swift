@@ -89,11 +89,12 @@ func finalAccuracy(_ configuration: FederatedConfiguration, _ backend: inout som
     /// Learning issue, reference result 1: digits, 10 participants, Dirichlet(0.5), softmax
     /// from zero, E = 1, B = 32, lr 0.1, all participants every round, 50 rounds, FedAvg: mean
     /// test accuracy over 5 seeds ≥ 0.90.
-    @Test func fedAvgOnDigitsReachesNinetyPercentOverFiveSeeds() throws {
-        var accuracies: [Double] = []
-        for seed in 0..<5 {
-            var plain = PlainSum()
-            accuracies.append(try finalAccuracy(digitsConfiguration(.fedAvg, seed: UInt64(seed)), &plain))
+    @Test func fedAvgOnDigitsReachesNinetyPercentOverFiveSeeds() async throws {
+        let accuracies = try await offCooperativePool {
+            try (0..<5).map { seed in
+                var plain = PlainSum()
+                return try finalAccuracy(digitsConfiguration(.fedAvg, seed: UInt64(seed)), &plain)
+            }
         }
         let mean = accuracies.reduce(0, +) / 5
         #expect(mean >= 0.90, "\(accuracies)")
@@ -101,15 +102,19 @@ func finalAccuracy(_ configuration: FederatedConfiguration, _ backend: inout som
 
     /// The same run through masking and through Paillier gives the same model: the secure sums
     /// are exact, so the accuracy agrees to the last digit (fixed-point rounding is identical).
-    @Test func plainSecAggAndPaillierTrainTheSameModel() throws {
+    @Test func plainSecAggAndPaillierTrainTheSameModel() async throws {
         let configuration = digitsConfiguration(.fedAvg, seed: 1, rounds: 20)
-        var plain = PlainSum()
-        var secagg = SecAggSecureSum(seed: 1)
-        var paillier = try PaillierSecureSum(
-            keyBits: 512, bitWidth: BitWidth(64), maxAddends: 10, decryption: .keyHolder(minimumContributors: 2))
-        let reference = try FederatedSimulation(configuration: configuration).run(secureSum: &plain)
-        let masked = try FederatedSimulation(configuration: configuration).run(secureSum: &secagg)
-        let encrypted = try FederatedSimulation(configuration: configuration).run(secureSum: &paillier)
+        let (reference, masked, encrypted) = try await offCooperativePool {
+            var plain = PlainSum()
+            var secagg = SecAggSecureSum(seed: 1)
+            var paillier = try PaillierSecureSum(
+                keyBits: 512, bitWidth: BitWidth(64), maxAddends: 10, decryption: .keyHolder(minimumContributors: 2))
+            return (
+                try FederatedSimulation(configuration: configuration).run(secureSum: &plain),
+                try FederatedSimulation(configuration: configuration).run(secureSum: &secagg),
+                try FederatedSimulation(configuration: configuration).run(secureSum: &paillier)
+            )
+        }
         #expect(masked.map(\.accuracy) == reference.map(\.accuracy))
         #expect(encrypted.map(\.accuracy) == reference.map(\.accuracy))
         #expect(reference.last!.accuracy! > 0.85)
@@ -119,8 +124,8 @@ func finalAccuracy(_ configuration: FederatedConfiguration, _ backend: inout som
     /// stragglers, lr 0.01, B = 10, E = 20, 10 devices per round, 200 rounds. FedAvg drops the
     /// stragglers and oscillates; FedProx with μ = 1 keeps their partial work and ends with a
     /// clearly lower training loss and a higher test accuracy (means over 3 seeds).
-    @Test func fedProxBeatsFedAvgUnderSystemsHeterogeneity() throws {
-        func run(_ algorithm: AlgorithmChoice, seed: UInt64) throws -> RoundReport {
+    @Test func fedProxBeatsFedAvgUnderSystemsHeterogeneity() async throws {
+        @Sendable func run(_ algorithm: AlgorithmChoice, seed: UInt64) throws -> RoundReport {
             var c = FederatedConfiguration()
             c.dataset = .synthetic(alpha: 1, beta: 1)
             c.clients = 30
@@ -136,11 +141,14 @@ func finalAccuracy(_ configuration: FederatedConfiguration, _ backend: inout som
             var plain = PlainSum()
             return try FederatedSimulation(configuration: c).run(secureSum: &plain).last!
         }
+        // Six independent runs of 200 rounds: each on a thread of its own, two at a time.
         var fedAvg: [RoundReport] = []
         var fedProx: [RoundReport] = []
         for seed in UInt64(0)..<3 {
-            fedAvg.append(try run(.fedAvg, seed: seed))
-            fedProx.append(try run(.fedProx(mu: 1), seed: seed))
+            async let avg = offCooperativePool { try run(.fedAvg, seed: seed) }
+            async let prox = offCooperativePool { try run(.fedProx(mu: 1), seed: seed) }
+            fedAvg.append(try await avg)
+            fedProx.append(try await prox)
         }
         func mean(_ reports: [RoundReport], _ value: (RoundReport) -> Double) -> Double {
             reports.map(value).reduce(0, +) / Double(reports.count)

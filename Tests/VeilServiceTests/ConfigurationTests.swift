@@ -55,6 +55,36 @@ import VeilTestSupport
             } == #"the configuration: unknown key "min_contributers"; did you mean "minimum_contributors"?"#)
     }
 
+    /// The decoder's snake-case conversion also took `"learningRate"`, and a repeated key kept
+    /// its last value: a file could show ε = 1 at the top and set ε = 50 below.
+    @Test func keysAreSnakeCaseAndAppearOnce() throws {
+        #expect(
+            try serve(#""learningRate": 0.5"#)
+                == #"unknown key "learningRate": keys are snake_case; did you mean "learning_rate"?"#)
+        #expect(
+            try serve(#""learning__rate": 0.5"#)
+                == #"unknown key "learning__rate": keys are snake_case; did you mean "learning_rate"?"#)
+        #expect(try serve(#""Rounds": 3"#) == #"unknown key "Rounds": keys are snake_case; did you mean "rounds"?"#)
+        #expect(try serve(#""rounds": 3, "rounds": 4"#) == #"the key "rounds" appears twice; give each setting once"#)
+        #expect(
+            try serve(#""privacy": {"epsilon": 1, "delta": 1e-5, "epsilon": 50}"#)
+                == #"the key "privacy.epsilon" appears twice; give each setting once"#)
+        #expect(
+            try refusal(#"{\#(Self.tls), "policy": {"minCohort": 3}}"#) { _ = try JoinConfiguration.load(path: $0) }
+                == #"unknown key "policy.minCohort": keys are snake_case; did you mean "min_cohort"?"#)
+        // The same key in two objects (or two array elements) is two settings; a quote escaped
+        // inside a value does not end it.
+        try ConfigurationKeys.check(Array(#"{"a": {"x": 1}, "b": {"x": "q\"}"}, "c": [{"x": 1}, {"x": 2}]}"#.utf8))
+        #expect(throws: ConfigurationError(#"the key "c.1.x" appears twice; give each setting once"#)) {
+            try ConfigurationKeys.check(Array(#"{"c": [{"x": 1}, {"x": 2, "x": 3}]}"#.utf8))
+        }
+        #expect(ConfigurationKeys.isSnakeCase("max_round_attempts"))
+        #expect(ConfigurationKeys.isSnakeCase("beta1"))
+        for bad in ["", "_rounds", "rounds_", "1rounds", "round s", "rouNds", #"r\u006fund"#] {
+            #expect(!ConfigurationKeys.isSnakeCase(bad), "\(bad)")
+        }
+    }
+
     @Test func aNameOutsideItsSetIsRefusedWithTheNamesAllowed() throws {
         #expect(
             try serve(#""algorithm": "fedadm""#)

@@ -99,7 +99,7 @@ import VeilWire
     /// A coordinator of a federation nobody has joined, running on a manual clock, once it
     /// waits (asleep on that clock) for participants.
     func waitingCoordinator(_ directory: inout URL?) async throws -> (
-        Coordinator, ManualClock, Task<FederationSummary, any Error>
+        Coordinator, ManualClock, Task<FederationSummary, any Error>, NetworkSimulation
     ) {
         let (network, folder) = try federation()
         directory = folder
@@ -107,7 +107,7 @@ import VeilWire
         let coordinator = try Coordinator(configuration: network.serve, logger: Self.quiet, clock: clock)
         let run = Task { try await coordinator.run() }
         #expect(await clock.waitForSleepers(1))
-        return (coordinator, clock, run)
+        return (coordinator, clock, run, network)
     }
 
     /// The registration timeout is a sleep on the injected clock: the test moves time, and
@@ -115,7 +115,7 @@ import VeilWire
     @Test func theRegistrationTimeoutRunsOnTheInjectedClock() async throws {
         var directory: URL?
         defer { directory.map { try? FileManager.default.removeItem(at: $0) } }
-        let (_, clock, run) = try await waitingCoordinator(&directory)
+        let (_, clock, run, _) = try await waitingCoordinator(&directory)
         clock.advance(by: .seconds(59))
         #expect(clock.sleeperCount == 1, "not yet")
         clock.advance(by: .seconds(1))
@@ -127,11 +127,27 @@ import VeilWire
         }
     }
 
+    /// The review's finding: a federation that ended with an error (here the registration
+    /// timeout) closed its streams without a word. Whoever is connected is told why.
+    @Test func aFederationThatFailsTellsItsParticipantsWhy() async throws {
+        var directory: URL?
+        defer { directory.map { try? FileManager.default.removeItem(at: $0) } }
+        let (coordinator, clock, run, network) = try await waitingCoordinator(&directory)
+        let alice = try identity(network, 0)
+        let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        #expect(await coordinator.connect(identity: alice, hello: .init(), outbox: outbox) != nil)
+        clock.advance(by: .seconds(60))
+        await #expect(throws: ConfigurationError.self) { try await run.value }
+        let told = await drain(stream)
+        #expect(told.count == 2 && told.first?.welcome.participantID == alice.id)
+        #expect(told.last?.finished.reason == "only 1 of the 3 participants needed connected within 60.0 s")
+    }
+
     /// Stopping while waiting for participants ends the run at once, cleanly.
     @Test func stoppingWhileWaitingEndsTheRun() async throws {
         var directory: URL?
         defer { directory.map { try? FileManager.default.removeItem(at: $0) } }
-        let (coordinator, _, run) = try await waitingCoordinator(&directory)
+        let (coordinator, _, run, _) = try await waitingCoordinator(&directory)
         await coordinator.stop()
         let summary = try await run.value
         #expect(summary.completedRounds == 0 && summary.stopReason == "the coordinator was stopped")

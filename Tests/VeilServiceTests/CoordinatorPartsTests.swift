@@ -134,7 +134,12 @@ import VeilWire
             #expect(try store.journalMode == "wal")
             try store.recordParticipant(
                 id: "a", cores: 2, memoryBytes: 1, battery: -1, linkBitsPerSecond: 0, sampleCount: 5)
-            let attempt = try store.beginRound(1, cohort: 1)
+            let attempt = try store.nextAttempt(of: 1)
+            #expect(attempt == 1)
+            try store.beginRound(1, attempt: attempt, cohort: 1)
+            #expect(throws: (any Error).self, "an attempt is recorded once") {
+                try store.beginRound(1, attempt: attempt, cohort: 1)
+            }
             try store.finishRound(
                 1, attempt: attempt,
                 record: .init(
@@ -144,14 +149,14 @@ import VeilWire
                 checkpoint: ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: ""))
                     .initialAlgorithm([1, 2]),
                 accuracy: 0.5, ledger: nil)
-            _ = try store.beginRound(2, cohort: 1)  // left running: the coordinator "dies"
+            try store.beginRound(2, attempt: 1, cohort: 1)  // left running: the coordinator "dies"
         }
         let reopened = try CoordinatorStore(path: path)
         #expect(try reopened.rounds().map(\.outcome) == ["completed", "interrupted"])
         #expect(try reopened.latestCheckpoint()?.round == 1)
         #expect(try reopened.latestCheckpoint()?.state.parameters == [1, 2])
         #expect(try reopened.roundsCompleted() == ["a": 1])
-        #expect(try reopened.beginRound(2, cohort: 1) == 2)
+        #expect(try reopened.nextAttempt(of: 2) == 2)
     }
 
     @Test func configurationDefaultsAndRefusals() throws {

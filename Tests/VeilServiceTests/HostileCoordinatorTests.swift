@@ -692,8 +692,8 @@ import X509
     /// holder's key; the attacker hands the key holder one participant's ciphertexts — first
     /// with only that participant's receipt, then with all three. The first is refused; the
     /// second decrypts to that participant's input under a mask nobody but the participants
-    /// could remove; a third request for the same round is refused, and the key holder's record
-    /// says what it did. A request the coordinator did not sign is refused as well.
+    /// could remove; the same request again gets the same answer, any other request for the
+    /// round is refused, and the key holder's record says what it did (once). A request the coordinator did not sign is refused as well.
     @Test func theKeyHolderDoesNotDecryptOneParticipantsCiphertexts() async throws {
         let scene = try await paillierScene()
         defer { scene.close() }
@@ -712,9 +712,13 @@ import X509
         let masked = try await ask(scene, try request(scene, ciphertexts: first, nonce: nonce, receipts: all))
         #expect(masked.refusal.isEmpty, "\(masked.refusal)")
         #expect(try !revealsPayload(scene, masked, of: 0), "participant 1's payload came through unmasked")
-        // 3. The same round again: refused, whatever is asked.
-        let again = try await ask(scene, try request(scene, ciphertexts: first, nonce: nonce, receipts: all))
-        #expect(again.refusal.contains("decrypted already"), "\(again.refusal)")
+        // 3. The very same request again (as after a lost answer): the very same sum, nothing new.
+        let same = try await ask(scene, try request(scene, ciphertexts: first, nonce: nonce, receipts: all))
+        #expect(same.refusal.isEmpty && same.sum == masked.sum, "\(same.refusal)")
+        // 4. Any other aggregate for the same round (here the next participant's): refused.
+        let second = try ciphertexts(scene, c[1]!)
+        let again = try await ask(scene, try request(scene, ciphertexts: second, nonce: nonce, receipts: all))
+        #expect(again.sum.isEmpty && again.refusal.contains("decrypted already"), "\(again.refusal)")
         let log = try String(contentsOfFile: scene.record, encoding: .utf8)
         #expect(log.split(separator: "\n").count == 1 && log.contains("\"round\":1"), "\(log)")
     }

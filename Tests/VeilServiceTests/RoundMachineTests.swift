@@ -26,7 +26,8 @@ final class RoundBench {
     var keyHolderAnswers = true
     private var states: [String: ParticipantAgent.AgentState] = [:]
     private var mailbox: [(from: String, message: Veil_V1_ParticipantMessage)] = []
-    private var toKeyHolder: [Veil_V1_DecryptRequest] = []
+    /// Decryption requests not yet answered.
+    var toKeyHolder: [Veil_V1_DecryptRequest] = []
 
     static let quiet = Logger(label: "veil.test.round") { _ in SwiftLogNoOpLogHandler() }
 
@@ -286,6 +287,26 @@ final class RoundBench {
         #expect(machine.interrupt().isEmpty && bench.end == nil)
         bench.deadlinePasses()
         #expect(bench.abort == RoundAbort(.keyHolderAbsent, "the key holder disconnected and did not answer"))
+    }
+
+    /// The review's finding: a key holder that decrypted but whose answer was lost with its
+    /// stream refused every later request for the round, which blocked the round for good. Now
+    /// the machine asks again, unchanged, when it is back; it answers the same request again.
+    @Test func aKeyHolderBackBeforeTheDeadlineIsAskedTheSameAgain() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        #expect(bench.toKeyHolder.count == 1)
+        let first = bench.toKeyHolder.removeFirst()
+        let lost = bench.keyHolder!.answer(first)  // decrypted and recorded; the answer never arrives
+        #expect(lost.refusal.isEmpty && !lost.sum.isEmpty)
+        bench.handle(.keyHolderDisconnected)
+        bench.handle(.keyHolderConnected)
+        #expect(bench.toKeyHolder == [first], "the same request, resent")
+        bench.keyHolderAnswers = true
+        bench.settle()
+        #expect(bench.survivors?.count == 3, "\(String(describing: bench.end))")
     }
 
     @Test func aKeyHolderAbsentAtTheEndOfCollectionAbortsTheRound() throws {

@@ -52,6 +52,24 @@ public struct FixedPointCodec: Hashable, Sendable {
         self.maxMagnitude = magnitude
     }
 
+    /// The most precise codec for a ring, a clip and a number of addends: the most fractional
+    /// bits, at most 32, under which `maxAddends` clipped encodings cannot wrap. The simulation
+    /// engine and the coordinator both choose their payload codec here, so a federation decodes
+    /// the same sum whichever of them runs it.
+    /// - Throws: ``FixedPointError/sumCouldWrap(clip:fractionalBits:bits:addends:)`` with f = 0
+    ///   when not even whole numbers fit, or the construction error for an invalid clip.
+    public static func finest(clip: Double, bitWidth: BitWidth, maxAddends: Int) throws(FixedPointError) -> Self {
+        let addends = max(maxAddends, 1)
+        // 32 bits of fraction are already far below any update's noise; more only shrinks the
+        // room for addends.
+        for bits in stride(from: 32, to: 0, by: -1) {
+            if let codec = try? Self(clip: clip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: addends) {
+                return codec
+            }
+        }
+        return try Self(clip: clip, fractionalBits: 0, bitWidth: bitWidth, maxAddends: addends)
+    }
+
     /// Encodes one value.
     /// - Parameters:
     ///   - value: a finite real.

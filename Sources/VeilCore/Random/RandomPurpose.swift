@@ -14,7 +14,8 @@ public enum RandomPurpose: String, CaseIterable, Hashable, Sendable {
     /// federation from the same model.
     case initialParameters = "initial-parameters"
     /// Who takes part: a whole run's shuffles, Poisson coins and straggler draws (round 0) or
-    /// one round's selection (the coordinator, round ≥ 1).
+    /// one attempt's selection (the coordinator: round ≥ 1, and the attempt, from 1, in the
+    /// participant word, so that a retried round draws a new cohort).
     case cohortSelection = "cohort-selection"
     /// A participant's minibatch order in a synchronous round.
     case training

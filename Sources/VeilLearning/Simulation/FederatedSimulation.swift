@@ -308,18 +308,15 @@ public struct FederatedSimulation {
     /// The fixed-point codec for `addends` payloads: the payload ring, the clip, and the most
     /// fractional bits (at most 32) for which the sum of `addends` clipped values cannot wrap.
     public func payloadCodec(addends: Int, clip: Double? = nil) throws -> FixedPointCodec {
-        let bitWidth = try BitWidth(configuration.payloadBits)
         let clip = clip ?? configuration.payloadClip
-        for bits in stride(from: 32, through: 0, by: -1) {
-            if let codec = try? FixedPointCodec(
-                clip: clip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: max(addends, 1))
-            {
-                return codec
-            }
+        do {
+            return try FixedPointCodec.finest(
+                clip: clip, bitWidth: try BitWidth(configuration.payloadBits), maxAddends: addends)
+        } catch {
+            throw LearningError.invalidConfiguration(
+                "no fixed-point precision lets \(addends) payloads clipped to ±\(clip) sum in Z_2^\(configuration.payloadBits): \(error)"
+            )
         }
-        throw LearningError.invalidConfiguration(
-            "no fixed-point precision lets \(addends) payloads clipped to ±\(clip) sum in Z_2^\(configuration.payloadBits)"
-        )
     }
 
     func makeAlgorithm(initial: [Double], generator: inout Xoshiro256) -> any FederatedAlgorithm {

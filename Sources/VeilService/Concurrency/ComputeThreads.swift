@@ -6,8 +6,9 @@ import NIOPosix
 /// Training, mask expansion and unmasking take milliseconds to seconds. On the cooperative
 /// pool (one thread per core) they would starve every other task of the process — gRPC
 /// streams, deadlines, other participants in the same process — which is what made the test
-/// suite time out unless it ran serially. The coordinator actor runs on one of these threads
-/// (``serialExecutor()``), and each participant's session prefers another (``taskExecutor()``).
+/// suite time out unless it ran serially. A coordinator actor runs on a thread of
+/// ``coordinators`` (``serialExecutor()``), each participant's session prefers one of
+/// ``shared`` (``taskExecutor()``).
 /// The threads are event loops that carry no network I/O.
 public final class ComputeThreads: Sendable {
     /// One thread per core, for the whole process: the CPU-bound work.
@@ -15,6 +16,11 @@ public final class ComputeThreads: Sendable {
     /// Threads for the coordinator's stream pumps: light work that must not wait behind
     /// the unmasking or training that occupies ``shared``.
     public static let streams = ComputeThreads(threads: System.coreCount)
+    /// Threads for coordinator actors. A coordinator's own work (unmasking) is CPU-bound, but
+    /// it must never queue behind participants' training: in `veil simulate` and in the tests,
+    /// participants train in the coordinator's process, and a round's deadlines and the
+    /// registration timeout are served by the coordinator's thread.
+    public static let coordinators = ComputeThreads(threads: System.coreCount)
 
     private let loops: MultiThreadedEventLoopGroup
 

@@ -10,6 +10,7 @@ func decodeFile<T: Decodable>(_ path: String) throws -> T {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw ConfigurationError("cannot read the configuration file \(path)")
     }
+    try ConfigurationKeys.check(Array(data))
     let decoder = JSONDecoder()
     decoder.keyDecodingStrategy = .convertFromSnakeCase
     do { return try decoder.decode(T.self, from: data) } catch let error as DecodingError {

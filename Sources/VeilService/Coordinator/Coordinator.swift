@@ -24,8 +24,8 @@ public actor Coordinator {
     let logger: Logger
     /// Deadlines and the registration timeout sleep on this clock (tests pass a manual one).
     let clock: any Clock<Duration>
-    /// The actor runs on this executor: a thread of ``ComputeThreads``, because the secure
-    /// sum's server work (unmasking) is CPU-bound.
+    /// The actor runs on this executor: a thread of ``ComputeThreads/coordinators``, because
+    /// the secure sum's server work (unmasking) is CPU-bound and must not wait behind training.
     private nonisolated let executor: any SerialExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     let model: any Model
@@ -47,9 +47,13 @@ public actor Coordinator {
     var cryptoSeconds = 0.0
     private var stageBegan: (stage: RoundStage, at: ContinuousClock.Instant)?
     var stopping = false
-    /// Paillier: the members who did not contribute to the last aborted attempt of a round,
-    /// left out of the next attempt (a Paillier sum needs every member).
-    private var absentLastAttempt: (round: Int, ids: Set<String>) = (0, [])
+    /// The members who declined, dropped out or (Paillier) did not contribute in an aborted
+    /// attempt of a round: the later attempts of that round leave them out while enough
+    /// others remain, so one participant whose policy refuses this round (or whose device keeps
+    /// failing) cannot use up `max_round_attempts` by being selected again and again.
+    private var leftOut: (round: Int, ids: Set<String>) = (0, [])
+    /// Who the current attempt has dropped so far.
+    private var droppedThisAttempt: Set<String> = []
     /// Differential privacy: the calibrated mechanism, and what each participant has spent
     /// (kept in the store).
     let privacy: ServicePrivacyPlan?
@@ -64,7 +68,7 @@ public actor Coordinator {
         configuration: ServeConfiguration, logger: Logger = Logger(label: "veil.coordinator"),
         clock: any Clock<Duration> = ContinuousClock(), executor: (any SerialExecutor)? = nil
     ) throws {
-        self.executor = executor ?? ComputeThreads.shared.serialExecutor()
+        self.executor = executor ?? ComputeThreads.coordinators.serialExecutor()
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
@@ -162,6 +166,7 @@ public actor Coordinator {
                     "protocol round deadline",
                     metadata: ["round": "\(machine.number)", "protocol_round": "\(stage?.description ?? "-")"])
             case .dropped(let id, let stage, let code, let notice):
+                droppedThisAttempt.insert(id)
                 metrics.increment("veil_dropouts_total", labels: ["protocol_round": "\(stage)", "reason": code])
                 logger.info(
                     "participant dropped", metadata: ["id": "\(id)", "round": "\(machine.number)", "reason": "\(code)"])
@@ -241,23 +246,31 @@ public actor Coordinator {
         var abortedInARow = 0
         var gaveUp = false
         let registration = Duration.milliseconds(Int(configuration.registrationTimeoutSeconds * 1000))
-        while completedRounds < configuration.rounds && !stopping {
-            guard await waitForParticipants(configuration.minParticipants, timeout: registration) else {
-                if stopping { break }
-                throw ConfigurationError(registrationFailure())
+        do {
+            while completedRounds < configuration.rounds && !stopping {
+                guard await waitForParticipants(configuration.minParticipants, timeout: registration) else {
+                    if stopping { break }
+                    throw ConfigurationError(registrationFailure())
+                }
+                guard let summary = try await runRound(completedRounds + 1) else { break }
+                attempts += 1
+                summaries.append(summary)
+                progress(summary)
+                abortedInARow = summary.completed ? 0 : abortedInARow + 1
+                if !stopping, abortedInARow >= configuration.maxRoundAttempts {
+                    stopReason =
+                        "round \(summary.number) was aborted \(abortedInARow) times in a row; the last time: \(summary.abortReason ?? "-")"
+                    logger.error("giving up", metadata: ["reason": "\(stopReason!)"])
+                    gaveUp = true
+                    break
+                }
             }
-            guard let summary = try await runRound(completedRounds + 1) else { break }
-            attempts += 1
-            summaries.append(summary)
-            progress(summary)
-            abortedInARow = summary.completed ? 0 : abortedInARow + 1
-            if !stopping, abortedInARow >= configuration.maxRoundAttempts {
-                stopReason =
-                    "round \(summary.number) was aborted \(abortedInARow) times in a row; the last time: \(summary.abortReason ?? "-")"
-                logger.error("giving up", metadata: ["reason": "\(stopReason!)"])
-                gaveUp = true
-                break
-            }
+        } catch {
+            // Whoever is connected learns why the federation ended, whatever ended it.
+            stopping = true
+            stopReason = "\(error)"
+            registry.finishAll(finished())
+            throw error
         }
         stopping = true
         if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the coordinator was stopped" }
@@ -305,17 +318,14 @@ public actor Coordinator {
     /// participants to run it (`stopReason` says so).
     private func runRound(_ number: Int) async throws -> RoundSummary? {
         let c = configuration
-        var selection = Xoshiro256(seed: c.seed, purpose: .cohortSelection, round: number)
         let completed = recording("read the rounds completed") { try store.roundsCompleted() } ?? [:]
         var candidates = registry.participants.values.filter(isPlannable).map {
             CohortSelection.Candidate(
                 id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: completed[$0.identity.id] ?? 0)
         }
         let budgets = admitWithinBudget(&candidates)
-        // A Paillier attempt fails unless every member contributes: the next attempt of the same
-        // round leaves out those who did not, while enough others remain.
-        if absentLastAttempt.round == number {
-            let present = candidates.filter { !absentLastAttempt.ids.contains($0.id) }
+        if leftOut.round == number {
+            let present = candidates.filter { !leftOut.ids.contains($0.id) }
             if present.count >= c.minParticipants { candidates = present }
         }
         guard candidates.count >= c.minParticipants else {
@@ -324,9 +334,14 @@ public actor Coordinator {
             logger.warning("stopping", metadata: ["reason": "\(stopReason!)"])
             return nil
         }
+        // Each attempt draws its own cohort (the attempt is the stream's second word), so a
+        // retried round is not the same cohort again.
+        let attempt = try store.nextAttempt(of: number)
+        var selection = Xoshiro256(seed: c.seed, purpose: .cohortSelection, round: number, participant: attempt)
         let cohort = CohortSelection.select(
             candidates, count: c.cohortSize, strategy: c.selection, generator: &selection)
-        let attempt = try store.beginRound(number, cohort: cohort.count)
+        try store.beginRound(number, attempt: attempt, cohort: cohort.count)
+        droppedThisAttempt = []
         let report = RoundReport(
             number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: budgets,
             budgetAlerts: budgetAlerts(cohort))
@@ -358,8 +373,9 @@ public actor Coordinator {
         }
         let finished = active!
         active = nil
-        if case .aborted(let abort) = outcome, abort.kind == .missingContributions {
-            absentLastAttempt = (number, Set(finished.missingContributors))
+        if case .aborted = outcome {
+            let absent = droppedThisAttempt.union(finished.missingContributors)
+            leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
         }
         return try conclude(report, outcome: outcome, machine: finished)
     }

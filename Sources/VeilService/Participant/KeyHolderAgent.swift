@@ -111,9 +111,20 @@ public struct KeyHolderAgent: Sendable {
         result.round = request.round
         do {
             let (session, members) = try self.session(of: request)
-            guard !record.contains(round: request.round) else {
-                throw ConfigurationError(
-                    "round \(request.round) was decrypted already: this key holder decrypts once per round")
+            let aggregateDigest = Hex.encode(SHA256.hash(request.ciphertexts.flatMap { Array($0) }))
+            // Once per round: two sums of one round over different rosters (or with fresh noise)
+            // would give away their difference. The very same request again — its answer lost
+            // with a connection — gets the very same sum, which tells nothing new.
+            let repeated: Bool
+            if let earlier = record.entry(round: request.round) {
+                guard earlier.session == Hex.encode(session.id), earlier.aggregate == aggregateDigest else {
+                    throw ConfigurationError(
+                        "round \(request.round) was decrypted already, in another session or for another aggregate: this key holder decrypts once per round"
+                    )
+                }
+                repeated = true
+            } else {
+                repeated = false
             }
             guard request.ciphertexts.count == session.plaintextCount else {
                 throw ConfigurationError(
@@ -139,13 +150,16 @@ public struct KeyHolderAgent: Sendable {
             let sum = try holder.decrypt(aggregate, session: session, receipts: receipts, identity: identity.signingKey)
                 .sum
             // Recorded (and on disk) before the answer leaves: a crash cannot give a second chance.
-            try record.append(
-                .init(
-                    round: request.round, session: Hex.encode(session.id), members: members,
-                    aggregate: Hex.encode(SHA256.hash(request.ciphertexts.flatMap { Array($0) })),
-                    decryptedAt: ISO8601DateFormatter().string(from: Date())))
+            if !repeated {
+                try record.append(
+                    .init(
+                        round: request.round, session: Hex.encode(session.id), members: members,
+                        aggregate: aggregateDigest, decryptedAt: ISO8601DateFormatter().string(from: Date())))
+            }
             result.sum = sum.elements
-            logger.info("decrypted", metadata: ["round": "\(request.round)", "members": "\(members.count)"])
+            logger.info(
+                repeated ? "decrypted again (the same request)" : "decrypted",
+                metadata: ["round": "\(request.round)", "members": "\(members.count)"])
         } catch {
             result.refusal = "\(error)"
             logger.warning("refused to decrypt", metadata: ["round": "\(request.round)", "reason": "\(error)"])
@@ -201,16 +215,19 @@ final class DecryptionRecord: Sendable {
     }
 
     let path: String
-    private let rounds: Mutex<Set<UInt64>>
+    private let rounds: Mutex<[UInt64: Entry]>
 
     init(path: String) throws {
         self.path = path
-        var rounds: Set<UInt64> = []
+        var rounds: [UInt64: Entry] = [:]
         if let data = FileManager.default.contents(atPath: path) {
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase
             for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
-                do { rounds.insert(try decoder.decode(Entry.self, from: Data(line)).round) } catch {
+                do {
+                    let entry = try decoder.decode(Entry.self, from: Data(line))
+                    rounds[entry.round] = entry
+                } catch {
                     throw ConfigurationError(
                         "the decryption record \(path), line \(number + 1), is not a record: \(error)")
                 }
@@ -219,7 +236,7 @@ final class DecryptionRecord: Sendable {
         self.rounds = Mutex(rounds)
     }
 
-    func contains(round: UInt64) -> Bool { rounds.withLock { $0.contains(round) } }
+    func entry(round: UInt64) -> Entry? { rounds.withLock { $0[round] } }
 
     func append(_ entry: Entry) throws {
         let encoder = JSONEncoder()
@@ -237,7 +254,7 @@ final class DecryptionRecord: Sendable {
             try handle.seekToEnd()
             try handle.write(contentsOf: line)
             try handle.synchronize()
-            rounds.insert(entry.round)
+            rounds[entry.round] = entry
         }
     }
 }

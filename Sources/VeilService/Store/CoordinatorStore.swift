@@ -119,16 +119,22 @@ public final class CoordinatorStore: Sendable {
 
     // MARK: - Rounds
 
-    /// The next attempt number of round `number`, recorded as running.
-    public func beginRound(_ number: Int, cohort: Int) throws -> Int {
-        try pool.write { db in
-            let attempt =
-                (try Int.fetchOne(db, sql: "SELECT MAX(attempt) FROM rounds WHERE number = ?", arguments: [number]) ?? 0)
+    /// The number the next attempt of round `number` takes: one more than any recorded,
+    /// including attempts a stopped or crashed process left behind.
+    public func nextAttempt(of number: Int) throws -> Int {
+        try pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT MAX(attempt) FROM rounds WHERE number = ?", arguments: [number]) ?? 0)
                 + 1
+        }
+    }
+
+    /// Records attempt `attempt` of round `number` as running (the primary key refuses an
+    /// attempt recorded before).
+    public func beginRound(_ number: Int, attempt: Int, cohort: Int) throws {
+        try pool.write { db in
             try db.execute(
                 sql: "INSERT INTO rounds (number, attempt, started, outcome, cohort) VALUES (?, ?, ?, 'running', ?)",
                 arguments: [number, attempt, Date().timeIntervalSince1970, cohort])
-            return attempt
         }
     }
 

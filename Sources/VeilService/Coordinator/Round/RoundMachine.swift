@@ -47,6 +47,9 @@ struct RoundMachine {
         let signingKey: Ed25519.PrivateKey
         /// Whether the key holder's stream is open (the round starts only when it is).
         var keyHolderConnected = true
+        /// The decryption request, once sent: sent again, unchanged, to a key holder that
+        /// reconnects before answering (it answers the same request twice, nothing else).
+        var request: Veil_V1_DecryptRequest?
         var contributed: Set<ParticipantID> { Set(receipts.keys) }
     }
 
@@ -233,7 +236,7 @@ struct RoundMachine {
     /// whole roster, so the aggregate goes to the key holder only when every member
     /// contributed; otherwise the attempt ends.
     private mutating func closeCollection(_ actions: inout [RoundAction]) {
-        guard case .paillier(let collection) = backend, stage == .collecting else { return }
+        guard case .paillier(var collection) = backend, stage == .collecting else { return }
         let missing = missingContributors
         guard missing.isEmpty else {
             return end(
@@ -251,6 +254,8 @@ struct RoundMachine {
             return end(.aborted(RoundAbort(.secureSum, "\(error)")), &actions)
         }
         let request = decryptRequest(collection, aggregate)
+        collection.request = request
+        backend = .paillier(collection)
         bytesOut += request.ciphertexts.reduce(0) { $0 + $1.count }
         for c in request.ciphertexts { transcript = SHA256.hash(transcript, Array(c)) }
         actions.append(.sendToKeyHolder(.with { $0.decrypt = request }))
@@ -318,7 +323,12 @@ struct RoundMachine {
         backend = .paillier(collection)
         // Decrypting, a lost stream does not end the attempt at once: the key holder may have
         // recorded the round already (it decrypts a round once), and its answer may still
-        // come; the deadline decides.
+        // come; the deadline decides. Back before it passes, it is asked again — the same
+        // request, which it answers again with the same sum.
+        if connected, stage == .decrypting, let request = collection.request {
+            bytesOut += request.ciphertexts.reduce(0) { $0 + $1.count }
+            actions.append(.sendToKeyHolder(.with { $0.decrypt = request }))
+        }
     }
 
     // MARK: - Stages and deadlines

@@ -73,17 +73,15 @@ struct RoundTask: Sendable {
         return assignment
     }
 
-    /// The payload codec for `addends` contributions: the configured ring and clip, the most
-    /// fractional bits (at most 32) that cannot wrap.
+    /// The payload codec for `addends` contributions: the configured ring and clip at the
+    /// finest precision that cannot wrap (the simulation engine's choice too).
     static func codec(_ c: ServeConfiguration, addends: Int) throws -> FixedPointCodec {
-        let bitWidth = try BitWidth(c.payloadBits)
-        for bits in stride(from: 32, through: 0, by: -1) {
-            if let codec = try? FixedPointCodec(
-                clip: c.payloadClip, fractionalBits: bits, bitWidth: bitWidth, maxAddends: max(addends, 1))
-            {
-                return codec
-            }
+        do {
+            return try FixedPointCodec.finest(
+                clip: c.payloadClip, bitWidth: try BitWidth(c.payloadBits), maxAddends: addends)
+        } catch {
+            throw ConfigurationError(
+                "no fixed-point precision fits \(addends) addends in \(c.payloadBits) bits: \(error)")
         }
-        throw ConfigurationError("no fixed-point precision fits \(addends) addends in \(c.payloadBits) bits")
     }
 }

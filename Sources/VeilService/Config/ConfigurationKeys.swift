@@ -1,0 +1,133 @@
+/// The spelling rules for configuration keys, checked on the file's bytes before decoding.
+///
+/// `JSONDecoder` cannot enforce them: its snake-case conversion also accepts the camelCase
+/// spelling (`"learningRate"` and `"learning__rate"` decode as `learning_rate`), and a key
+/// written twice silently keeps its last value — so a file could say `"epsilon": 1` at the top
+/// and `"epsilon": 50` further down, and a reviewer reading the first would be misled. Every
+/// key must therefore be snake_case (`[a-z][a-z0-9]*` words joined by single underscores) and
+/// appear at most once in its object.
+///
+/// Malformed JSON is left to the decoder, whose error names the position.
+struct ConfigurationKeys {
+    private let bytes: [UInt8]
+    private var index = 0
+    /// The object keys leading to the current position, for the error message.
+    private var path: [String] = []
+
+    /// Checks every object key in `data`.
+    /// - Throws: ``ConfigurationError`` naming the first key that is not snake_case or is repeated.
+    static func check(_ data: [UInt8]) throws {
+        var scanner = ConfigurationKeys(bytes: data)
+        _ = try scanner.value()
+    }
+
+    private init(bytes: [UInt8]) { self.bytes = bytes }
+
+    /// Scans one value; false when the input is not JSON (the decoder will say where).
+    private mutating func value() throws -> Bool {
+        skipSpace()
+        guard index < bytes.count else { return false }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try object()
+        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "\""): return string() != nil
+        default:
+            // Numbers, true, false, null: everything up to the next delimiter.
+            let start = index
+            while index < bytes.count, !Self.delimiters.contains(bytes[index]) { index += 1 }
+            return index > start
+        }
+    }
+
+    private mutating func object() throws -> Bool {
+        index += 1
+        var seen: Set<String> = []
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return true
+        }
+        while true {
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let key = string() else { return false }
+            let location = (path + [key]).joined(separator: ".")
+            guard Self.isSnakeCase(key) else {
+                throw ConfigurationError(
+                    "unknown key \"\(location)\": keys are snake_case\(Self.snakeCaseSuggestion(key))")
+            }
+            guard seen.insert(key).inserted else {
+                throw ConfigurationError("the key \"\(location)\" appears twice; give each setting once")
+            }
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
+            index += 1
+            path.append(key)
+            let scanned = try value()
+            path.removeLast()
+            guard scanned else { return false }
+            skipSpace()
+            guard index < bytes.count else { return false }
+            index += 1
+            if bytes[index - 1] == UInt8(ascii: "}") { return true }
+            guard bytes[index - 1] == UInt8(ascii: ",") else { return false }
+        }
+    }
+
+    private mutating func array() throws -> Bool {
+        index += 1
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return true
+        }
+        var element = 0
+        while true {
+            path.append(String(element))
+            let scanned = try value()
+            path.removeLast()
+            guard scanned else { return false }
+            skipSpace()
+            guard index < bytes.count else { return false }
+            index += 1
+            if bytes[index - 1] == UInt8(ascii: "]") { return true }
+            guard bytes[index - 1] == UInt8(ascii: ",") else { return false }
+            element += 1
+        }
+    }
+
+    /// A string's raw text between its quotes (escapes left as written: a key with an escape
+    /// is not snake_case anyway), or nil when it is unterminated.
+    private mutating func string() -> String? {
+        index += 1
+        let start = index
+        while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+            index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+        }
+        guard index < bytes.count else { return nil }
+        defer { index += 1 }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    private mutating func skipSpace() {
+        while index < bytes.count, Self.space.contains(bytes[index]) { index += 1 }
+    }
+
+    private static let space: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+    private static let delimiters: Set<UInt8> = space.union([UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")])
+
+    /// `[a-z][a-z0-9]*` words joined by single underscores.
+    static func isSnakeCase(_ key: String) -> Bool {
+        let words = key.split(separator: "_", omittingEmptySubsequences: false)
+        return words.allSatisfy { word in
+            guard let first = word.first, first.isASCII, first.isLowercase else { return false }
+            return word.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber) }
+        }
+    }
+
+    /// "; did you mean …?" with the snake_case spelling of a camelCase or mis-underscored key.
+    private static func snakeCaseSuggestion(_ key: String) -> String {
+        let words = snakeCase(key).lowercased().split(separator: "_").filter { !$0.isEmpty }
+        let candidate = words.joined(separator: "_")
+        return isSnakeCase(candidate) && candidate != key ? "; did you mean \"\(candidate)\"?" : ""
+    }
+}
