@@ -71,6 +71,7 @@ func errorCode(_ error: any Error) -> String {
         case .coefficientsMismatch: "coefficientsMismatch"
         case .inconsistentShares: "inconsistentShares"
         case .malformedShare: "malformedShare"
+        case .tooManyWrongShares: "tooManyWrongShares"
         }
     case let e as FixedPointError:
         switch e {

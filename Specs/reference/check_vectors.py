@@ -84,6 +84,10 @@ def check_shamir(group, test):
         shares = ref.shamir_split(secret, t, n, generator, test.get("indices"))
         expect([s.hex() for s in shares], test["shares"], "shares")
         expect(ref.shamir_reconstruct(shares[-t:], t, n), secret, "reconstruction")
+    elif test["operation"] == "decode":
+        decoded, wrong = ref.shamir_decode_wrong([h(s) for s in test["shares"]], t, n)
+        expect(decoded, secret, "secret")
+        expect(wrong, test.get("wrongIndices") or [], "wrongIndices")
     else:
         expect(ref.shamir_reconstruct([h(s) for s in test["shares"]], t, n), secret, "secret")
 

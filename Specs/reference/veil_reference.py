@@ -9,6 +9,7 @@ Section numbers refer to Specs/primitives.md.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import hmac
 import math
 
@@ -163,7 +164,8 @@ def shamir_decode(share: bytes) -> tuple[int, int, list[int]]:
     return index, length, values
 
 
-def shamir_reconstruct(shares: list[bytes], t: int, n: int) -> bytes:
+def _checked_shares(shares: list[bytes], t: int, n: int) -> list:
+    """Parses shares with the checks of reconstruction (primitives.md 9.5), in its order."""
     _check_scheme(t, n)
     decoded = [shamir_decode(s) for s in shares]
     if not decoded:
@@ -173,6 +175,51 @@ def shamir_reconstruct(shares: list[bytes], t: int, n: int) -> bytes:
     _check_indices([x for x, _, _ in decoded], n)
     if len(decoded) < t:
         raise Refused("notEnoughShares")
+    return decoded
+
+
+def shamir_decode_wrong(shares: list[bytes], t: int, n: int) -> tuple[bytes, list[int]]:
+    """Decoding (primitives.md 9.6) by exhaustive search, not Berlekamp-Welch: for each chunk,
+    the polynomial through some t of the points that agrees with at least N - e of them."""
+    decoded = _checked_shares(shares, t, n)
+    points = sorted(decoded)
+    e = (len(points) - t) // 2
+    length = points[0][1]
+    wrong, out = set(), b""
+    for j, chunk_start in enumerate(range(0, length, CHUNK)):
+        found = None
+        for subset in itertools.combinations(range(len(points)), t):
+            xs = [points[i][0] for i in subset]
+            ys = [points[i][2][j] for i in subset]
+
+            def at(x, xs=xs, ys=ys):
+                total = 0
+                for i, (xi, yi) in enumerate(zip(xs, ys)):
+                    num = den = 1
+                    for k, xk in enumerate(xs):
+                        if k != i:
+                            num = num * (x - xk) % P
+                            den = den * (xi - xk) % P
+                    total += yi * num * pow(den, P - 2, P)
+                return total % P
+
+            off = [x for x, _, values in points if at(x) != values[j]]
+            if len(off) <= e:
+                found = (at(0), off)
+                break
+        if found is None:
+            raise Refused("tooManyWrongShares")
+        s, off = found
+        wrong.update(off)
+        width = min(CHUNK, length - chunk_start)
+        if s >= 1 << (8 * width):
+            raise Refused("inconsistentShares")
+        out += s.to_bytes(width, "little")
+    return out, sorted(wrong)
+
+
+def shamir_reconstruct(shares: list[bytes], t: int, n: int) -> bytes:
+    decoded = _checked_shares(shares, t, n)
     chosen = sorted(decoded)[:t]
     xs = [x for x, _, _ in chosen]
     lambdas = []

@@ -1,6 +1,7 @@
 import Testing
-import VeilCrypto
 import VeilTestSupport
+
+@testable import VeilCrypto
 
 @Suite struct Mersenne61Tests {
     let p = Mersenne61.p
@@ -150,5 +151,94 @@ import VeilTestSupport
         let share = try ShamirSecretSharing(threshold: 1, shareCount: 1).split(
             SecureBytes(copying: [0x42]), using: &generator)[0]
         #expect(share.description == "ShamirShare(index: 1, secret: 1 bytes, redacted)")
+    }
+
+    /// A copy of `share` with chunk `chunk`'s value moved by `delta` (mod p): a share that is
+    /// well formed but off the polynomial.
+    func tampered(_ share: ShamirShare, chunk: Int = 0, by delta: UInt64 = 1) throws -> ShamirShare {
+        var bytes = share.encoded.unsafeExposedBytes()
+        let offset = 5 + 8 * chunk
+        var value: UInt64 = 0
+        for b in 0..<8 { value |= UInt64(bytes[offset + b]) << UInt64(8 * b) }
+        value = Mersenne61.add(value, delta)
+        for b in 0..<8 { bytes[offset + b] = UInt8(truncatingIfNeeded: value >> UInt64(8 * b)) }
+        return try ShamirShare(encoded: SecureBytes(copying: bytes))
+    }
+
+    /// N shares correct ⌊(N − t)/2⌋ wrong ones, whichever they are, and name them.
+    @Test(arguments: [(3, 7), (3, 8), (5, 5), (5, 6), (10, 30)])
+    func decodingSetsAsideUpToHalfTheSpareShares(_ t: Int, _ n: Int) throws {
+        let scheme = try ShamirSecretSharing(threshold: t, shareCount: n)
+        var generator = SplitMix64(seed: UInt64(10 * t + n))
+        let s = secret(32, UInt64(n))
+        let shares = try scheme.split(s, using: &generator)
+        let e = scheme.correctableErrors(among: n)
+        #expect(e == (n - t) / 2)
+        #expect(try scheme.decode(shares).wrongIndices.isEmpty)
+        #expect(try scheme.decode(shares).secret == s)
+        // e wrong shares spread over the indices, all wrong in chunk 0 (the bound is per
+        // chunk: wrong values spread over several chunks can number more than e in all).
+        var corrupt = shares
+        let victims = (0..<e).map { ($0 * 3 + 1) % n }
+        for (k, victim) in victims.enumerated() {
+            corrupt[victim] = try tampered(shares[victim], chunk: 0, by: UInt64(k + 1))
+        }
+        let decoded = try scheme.decode(corrupt.reversed())
+        #expect(decoded.secret == s)
+        #expect(decoded.wrongIndices == victims.map { UInt32($0 + 1) }.sorted())
+        // One more than e is refused, unless no share is spare at all.
+        if n > t {
+            var tooMany = corrupt
+            let extra = (0..<n).first { !victims.contains($0) }!
+            tooMany[extra] = try tampered(shares[extra], by: 12345)
+            #expect(throws: ShamirError.self) { try scheme.decode(tooMany) }
+        }
+    }
+
+    /// The bound holds chunk by chunk: e wrong values in each of several chunks, on different
+    /// shares, are all set aside (here 2 · e shares are named).
+    @Test func theBoundIsPerChunk() throws {
+        let scheme = try ShamirSecretSharing(threshold: 3, shareCount: 9)
+        var generator = SplitMix64(seed: 4)
+        let s = secret(32, 4)
+        var shares = try scheme.split(s, using: &generator)
+        for (victim, chunk) in [(0, 0), (1, 0), (2, 0), (4, 3), (5, 3), (6, 3)] {
+            shares[victim] = try tampered(shares[victim], chunk: chunk)
+        }
+        let decoded = try scheme.decode(shares)
+        #expect(decoded.secret == s && decoded.wrongIndices == [1, 2, 3, 5, 6, 7])
+    }
+
+    /// With no spare share there is nothing to correct against: decoding is reconstruction.
+    @Test func decodingWithExactlyTSharesIsReconstruction() throws {
+        let scheme = try ShamirSecretSharing(threshold: 4, shareCount: 9)
+        var generator = SplitMix64(seed: 3)
+        let s = secret(20)
+        let shares = Array(try scheme.split(s, using: &generator).prefix(4))
+        #expect(try scheme.decode(shares).secret == s)
+        // One spare share detects a wrong one but cannot say which: refused.
+        let five = Array(try scheme.split(s, using: &generator).prefix(5))
+        #expect(throws: ShamirError.tooManyWrongShares(correctable: 0)) {
+            try scheme.decode([try tampered(five[0])] + five.dropFirst())
+        }
+        // The checks of reconstruction come first, in its order.
+        #expect(throws: ShamirError.notEnoughShares(have: 3, need: 4)) { try scheme.decode(Array(shares.prefix(3))) }
+        #expect(throws: ShamirError.duplicateIndex(1)) { try scheme.decode(shares + [shares[0]]) }
+    }
+
+    /// Bytes built the slow way: the polynomial's values at every index, evaluated directly.
+    @Test func berlekampWelchFindsThePolynomialThroughTheRightPoints() {
+        // P(x) = 5 + 3x + 2x² over GF(p), at x = 1…7, with x = 2 and x = 6 wrong.
+        let xs: [UInt64] = Array(1...7)
+        var ys = xs.map { x in
+            Mersenne61.add(
+                5, Mersenne61.add(Mersenne61.multiply(3, x), Mersenne61.multiply(2, Mersenne61.multiply(x, x))))
+        }
+        ys[1] = Mersenne61.add(ys[1], 99)
+        ys[5] = 0
+        #expect(ShamirSecretSharing.berlekampWelch(xs: xs, ys: ys, degreeBound: 3, errors: 2) == [5, 3, 2])
+        // With three wrong, no polynomial of degree < 3 agrees with five of the seven points.
+        ys[3] = Mersenne61.add(ys[3], 1)
+        #expect(ShamirSecretSharing.berlekampWelch(xs: xs, ys: ys, degreeBound: 3, errors: 2) == nil)
     }
 }

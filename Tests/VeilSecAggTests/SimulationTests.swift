@@ -50,4 +50,53 @@ func seed(_ value: UInt8) -> [UInt8] { [UInt8](repeating: value, count: 32) }
         #expect(!report.offline.isEmpty)
         #expect((report.result?.survivors.count ?? 0) < 60)
     }
+
+    /// The session of `configuration` with participant `rogue`'s R4 message replaced by one
+    /// whose every share is wrong, signed with its own key (a rogue participant, not the
+    /// network); the clean run must complete exactly.
+    func runWithWrongShares(from rogue: UInt32, _ configuration: SecAggSimulation.Configuration) throws
+        -> SecAggSimulation.Report
+    {
+        var configuration = configuration
+        configuration.recordsTranscript = true
+        let clean = try SecAggSimulation.run(configuration)
+        #expect(clean.sumCorrect && clean.wrongShares.isEmpty)
+        let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+        let index = try #require(clean.transcript.firstIndex { $0.round == .unmasking && $0.sender == rogue })
+        let honest = try SignedMessage(encoded: clean.transcript[index].encoded)
+        let forged = SecAggForgery.resigned(
+            honest, body: try SecAggForgery.unmaskingBodyWithWrongShares(honest.body),
+            by: cast.clientKeys[Int(rogue) - 1])
+        configuration.substitution = .init(transcriptIndex: index, deliveries: [forged.encoded], continues: true)
+        return try SecAggSimulation.run(configuration)
+    }
+
+    /// The audit's finding: one participant revealing a wrong share in R4 aborted the round
+    /// (the server used the t lowest-indexed shares and gave up on a mismatch). Participant 3
+    /// reveals a wrong share of every secret it holds, signed with its own key; participant 6
+    /// drops before its masked input, so a masking key is reconstructed too. With 7 and 6
+    /// shares per secret and t = 4, decoding sets one wrong share aside: the round completes
+    /// with the exact sum, and participant 3 is named.
+    @Test func aWrongShareRevealedInR4IsSetAsideAndNamed() throws {
+        let report = try runWithWrongShares(
+            from: 3,
+            .init(
+                parameters: try parameters(n: 7, t: 4), seed: seed(9),
+                forcedDrops: [ParticipantID(6): .maskedInputCollection]))
+        #expect(report.abort == nil, "\(String(describing: report.abort))")
+        #expect(report.sumCorrect)
+        #expect(report.result?.survivors.map(\.rawValue) == [1, 2, 3, 4, 5, 7])
+        // Named once, at the first secret (participant 1's seed): its shares of the other
+        // secrets, 6's masking key among them, are then tried last and not needed.
+        #expect(report.wrongShares.map(\.holder) == [ParticipantID(3)])
+        #expect(report.wrongShares.map(\.owner) == [ParticipantID(1)])
+    }
+
+    /// Beyond what decoding corrects the round still ends, as a mismatch, not a wrong sum: one
+    /// of five shares of each secret wrong, with t = 4 (e = ⌊(5 − 4)/2⌋ = 0: detected, not placed).
+    @Test func moreWrongSharesThanDecodingCorrectsAbort() throws {
+        let report = try runWithWrongShares(from: 2, .init(parameters: try parameters(n: 5, t: 4), seed: seed(10)))
+        #expect(report.result == nil)
+        #expect(report.abort?.reason.code == "reconstructionMismatch", "\(String(describing: report.abort))")
+    }
 }

@@ -78,6 +78,25 @@ import VeilTestSupport
         #expect(throws: ConfigurationError(#"the key "c.1.x" appears twice; give each setting once"#)) {
             try ConfigurationKeys.check(Array(#"{"c": [{"x": 1}, {"x": 2, "x": 3}]}"#.utf8))
         }
+        // The second review: a byte-order mark, UTF-16 or anything else the scanner cannot
+        // follow must not carry keys past it unchecked (the decoder reads all of them).
+        let twice = #"{"rounds": 3, "rounds": 4}"#
+        for bytes in [
+            [0xEF, 0xBB, 0xBF] + Array(twice.utf8), Array(twice.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }),
+        ] {
+            #expect(throws: ConfigurationError.self) { try ConfigurationKeys.check(bytes) }
+        }
+        #expect(
+            throws: ConfigurationError(
+                "not plain UTF-8 JSON at byte 14 (one object; no byte-order mark, UTF-16 or comments)")
+        ) {
+            try ConfigurationKeys.check(Array(#"{"rounds": 3} {"#.utf8))
+        }
+        // Nesting is bounded before the recursion could exhaust the stack.
+        #expect(throws: ConfigurationError("the configuration nests deeper than 512 levels")) {
+            try ConfigurationKeys.check(Array(repeating: UInt8(ascii: "["), count: 100_000))
+        }
+        try ConfigurationKeys.check(Array(#"{"a": [1, -2.5e3, true, false, null, "x"], "b": {}}"#.utf8))
         #expect(ConfigurationKeys.isSnakeCase("max_round_attempts"))
         #expect(ConfigurationKeys.isSnakeCase("beta1"))
         for bad in ["", "_rounds", "rounds_", "1rounds", "round s", "rouNds", #"r\u006fund"#] {

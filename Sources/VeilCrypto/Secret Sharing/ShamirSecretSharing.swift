@@ -118,15 +118,21 @@ public struct ShamirSecretSharing: Hashable, Sendable {
                 for j in 0..<chunkCount { sums[j] = Mersenne61.add(sums[j], Mersenne61.multiply(lambda, values[j])) }
             }
         }
+        return try Self.assemble(sums, length: length)
+    }
+
+    /// The secret of `length` bytes whose chunks are `chunks` (§9.5 steps 4–5).
+    /// - Throws: ``ShamirError/inconsistentShares`` when a chunk is no chunk of a secret.
+    static func assemble(_ chunks: [UInt64], length: Int) throws(ShamirError) -> SecureBytes {
         var secret = SecureBytes(zeros: length)
         var corrupt = false
         secret.withUnsafeMutableBytes { out in
-            for j in 0..<chunkCount {
-                let start = j * Self.chunkByteCount
-                let width = min(Self.chunkByteCount, length - start)
+            for j in chunks.indices {
+                let start = j * chunkByteCount
+                let width = min(chunkByteCount, length - start)
                 // A chunk of w bytes is below 2^(8w); anything larger means inconsistent shares.
-                if sums[j] >> UInt64(8 * width) != 0 { corrupt = true }
-                for b in 0..<width { out[start + b] = UInt8(truncatingIfNeeded: sums[j] >> UInt64(8 * b)) }
+                if chunks[j] >> UInt64(8 * width) != 0 { corrupt = true }
+                for b in 0..<width { out[start + b] = UInt8(truncatingIfNeeded: chunks[j] >> UInt64(8 * b)) }
             }
         }
         if corrupt { throw .inconsistentShares }
@@ -143,7 +149,7 @@ public struct ShamirSecretSharing: Hashable, Sendable {
         }
     }
 
-    private func validate(_ shares: [ShamirShare]) throws(ShamirError) {
+    func validate(_ shares: [ShamirShare]) throws(ShamirError) {
         guard let first = shares.first else { throw .notEnoughShares(have: 0, need: threshold) }
         for share in shares where share.secretByteCount != first.secretByteCount {
             throw .inconsistentShareLengths
@@ -303,6 +309,9 @@ public enum ShamirError: Error, Hashable, Sendable, CustomStringConvertible {
     case inconsistentShares
     /// An encoded share does not parse.
     case malformedShare(String)
+    /// No polynomial of degree < t agrees with all but `correctable` of the shares: more
+    /// shares are wrong than decoding can set aside.
+    case tooManyWrongShares(correctable: Int)
 
     public var description: String {
         switch self {
@@ -316,6 +325,7 @@ public enum ShamirError: Error, Hashable, Sendable, CustomStringConvertible {
         case .coefficientsMismatch: "the Lagrange coefficients were computed for other indices"
         case .inconsistentShares: "the shares are inconsistent: at least one of them is wrong"
         case .malformedShare(let why): "malformed share: \(why)"
+        case .tooManyWrongShares(let e): "more than \(e) of the shares are wrong: too many to correct"
         }
     }
 }

@@ -8,6 +8,11 @@ public enum ServerAction: Hashable, Sendable {
     /// A participant is out of the session from now on — silent past the deadline, or its
     /// message failed a check. The blast radius is that participant; the round goes on.
     case dropped(ParticipantID, DropReason)
+    /// `holder` revealed a share of `owner`'s secret in R4 that lies off the polynomial the
+    /// other shares agree on: the share was set aside and the secret decoded without it. The
+    /// holder signed the message that carried it; either it changed the share or the owner
+    /// dealt it wrong in R1 (`Specs/secagg.md`, "Robust reconstruction").
+    case wrongShare(holder: ParticipantID, owner: ParticipantID)
     /// The round finished: the survivors' sum.
     case completed(SecureSumResult)
     /// The round cannot finish; nothing more will be sent.
@@ -358,34 +363,51 @@ public struct SecAggServer {
 
     /// R4 done: reconstruct every survivor's self-mask seed and every dropped participant's
     /// masking key, check them, and remove all remaining masks from the sum.
+    ///
+    /// Each secret is first interpolated from the t lowest-indexed shares of holders not yet
+    /// caught revealing a wrong share; when that does not match the owner's commitment (or
+    /// advertised key), all its shares are decoded, setting aside up to ⌊(N − t)/2⌋ wrong
+    /// ones, and their holders are reported. One participant revealing garbage thus costs the
+    /// round nothing while enough correct shares remain.
     private mutating func finish(_ current: UnmaskingState) -> [ServerAction] {
         let parameters = session.parameters
         let shamir = session.shamir
         var coefficients: [[UInt32]: LagrangeCoefficients] = [:]
-        func reconstruct(_ owner: ParticipantID) throws(AbortReason) -> SecureBytes {
+        var caught: Set<UInt32> = []
+        var faults: [ServerAction] = []
+        func reconstruct(_ owner: ParticipantID, accepting accepts: (SecureBytes) -> Bool) throws(AbortReason)
+            -> SecureBytes
+        {
             let shares = (current.shares[owner] ?? []).sorted { $0.index < $1.index }
             guard shares.count >= parameters.threshold else {
                 throw .cannotReconstruct(owner: owner, have: shares.count, need: parameters.threshold)
             }
-            let chosen = Array(shares.prefix(parameters.threshold))
-            let indices = chosen.map(\.index)
-            do {
-                let lagrange = try coefficients[indices] ?? shamir.lagrangeCoefficients(for: indices)
-                coefficients[indices] = lagrange
-                return try shamir.reconstruct(chosen, using: lagrange)
-            } catch {
+            let trusted = shares.filter { !caught.contains($0.index) }
+            if trusted.count >= parameters.threshold {
+                let chosen = Array(trusted.prefix(parameters.threshold))
+                let indices = chosen.map(\.index)
+                if let lagrange = try? coefficients[indices] ?? shamir.lagrangeCoefficients(for: indices) {
+                    coefficients[indices] = lagrange
+                    if let secret = try? shamir.reconstruct(chosen, using: lagrange), accepts(secret) { return secret }
+                }
+            }
+            guard let decoded = try? shamir.decode(shares), accepts(decoded.secret) else {
                 throw .reconstructionMismatch(owner: owner)
             }
+            for index in decoded.wrongIndices {
+                caught.insert(index)
+                faults.append(.wrongShare(holder: ParticipantID(index), owner: owner))
+            }
+            return decoded.secret
         }
         var jobs: [MaskWork.Job] = []
         var owners: [ParticipantID] = []  // whose secret each job rests on
         do throws(AbortReason) {
             for owner in current.survivors.members {
-                let seed = try reconstruct(owner)
-                guard
+                let seed = try reconstruct(owner) { seed in
                     SecAggKeys.selfMaskCommitment(seed: seed, sessionID: session.id, owner: owner)
                         == current.commitments[owner]
-                else { throw .reconstructionMismatch(owner: owner) }
+                }
                 jobs.append(
                     MaskWork.Job(
                         expander: SecAggKeys.selfMask(seed: seed, sessionID: session.id, bitWidth: parameters.bitWidth),
@@ -393,10 +415,13 @@ public struct SecAggServer {
                 owners.append(owner)
             }
             for owner in current.dropped.members {
-                let secret = try reconstruct(owner)
-                guard let masking = try? X25519.PrivateKey(rawRepresentation: secret),
-                    masking.publicKey == current.advertised[owner]?.keys.maskingKey
-                else { throw .reconstructionMismatch(owner: owner) }
+                let secret = try reconstruct(owner) { secret in
+                    (try? X25519.PrivateKey(rawRepresentation: secret))?.publicKey
+                        == current.advertised[owner]?.keys.maskingKey
+                }
+                guard let masking = try? X25519.PrivateKey(rawRepresentation: secret) else {
+                    throw .reconstructionMismatch(owner: owner)  // not reached: accepted above
+                }
                 for peer in session.graph.neighbors(of: owner) where current.survivors.contains(peer) {
                     // Survivors advertised keys in R0, or they would not be survivors.
                     let key = current.advertised[peer]!.keys.maskingKey
@@ -415,17 +440,17 @@ public struct SecAggServer {
                 }
             }
         } catch {
-            return abort(error)
+            return faults + abort(error)
         }
         var sum = current.sum
         state = .advertiseKeys([:])  // release the stored sum so that unmasking does not copy it
         if let failed = MaskWork.apply(jobs, to: &sum).first {
             // A key that passed the R0 check cannot fail agreement; refuse rather than guess.
-            return abort(.reconstructionMismatch(owner: owners[failed]))
+            return faults + abort(.reconstructionMismatch(owner: owners[failed]))
         }
         let result = SecureSumResult(sum: sum, survivors: current.survivors.members)
         state = .completed(result)
-        return [.completed(result)]
+        return faults + [.completed(result)]
     }
 
     // MARK: - Helpers

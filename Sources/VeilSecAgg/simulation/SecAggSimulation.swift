@@ -42,14 +42,18 @@ public struct SecAggSimulation {
     }
 
     /// In place of the message at `transcriptIndex` (counting every message produced, from
-    /// 0), deliver `deliveries` to the same recipient, in order, from the same sender.
+    /// 0), deliver `deliveries` to the same recipient, in order, from the same sender; then
+    /// stop, or, with `continues`, carry on the session with what the recipient did with the
+    /// one delivery (a participant's message to the server only).
     public struct Substitution: Sendable {
         public let transcriptIndex: Int
         public let deliveries: [[UInt8]]
+        public let continues: Bool
 
-        public init(transcriptIndex: Int, deliveries: [[UInt8]]) {
+        public init(transcriptIndex: Int, deliveries: [[UInt8]], continues: Bool = false) {
             self.transcriptIndex = transcriptIndex
             self.deliveries = deliveries
+            self.continues = continues
         }
     }
 
@@ -99,6 +103,8 @@ public struct SecAggSimulation {
         public var expectedSum: ModularVector?
         /// Participants the server dropped, with the round and reason.
         public var dropped: [(ParticipantID, SecAggRound, DropReason)] = []
+        /// Shares the server set aside in R4, by who revealed them and whose secret they shared.
+        public var wrongShares: [(holder: ParticipantID, owner: ParticipantID)] = []
         /// Participants that aborted their own part.
         public var clientAborts: [(ParticipantID, SecAggAbort)] = []
         /// Participants the simulation took offline, and when.
@@ -242,11 +248,16 @@ public struct SecAggSimulation {
                 actions = server.closeRound()
             } else {
                 let (sender, message, index) = toServer.removeFirst()
-                if let deliveries = substituted(index) {
+                if let deliveries = substituted(index), configuration.substitution?.continues == true,
+                    deliveries.count == 1
+                {
+                    actions = server.receive(encoded: deliveries[0], from: sender)
+                } else if let deliveries = substituted(index) {
                     report.substitutionOutcome = .server(deliveries.map { server.receive(encoded: $0, from: sender) })
                     return report
+                } else {
+                    actions = server.receive(message, from: sender)
                 }
-                actions = server.receive(message, from: sender)
             }
             let spent = seconds(since: started)
             report.rounds[Int(serverRound.rawValue)].serverSeconds += spent
@@ -272,6 +283,8 @@ public struct SecAggSimulation {
                     clientActed(id, reply)
                 case .dropped(let id, let reason):
                     report.dropped.append((id, serverRound, reason))
+                case .wrongShare(let holder, let owner):
+                    report.wrongShares.append((holder: holder, owner: owner))
                 case .completed(let result):
                     report.result = result
                     var expected = ModularVector(

@@ -7,24 +7,39 @@
 /// key must therefore be snake_case (`[a-z][a-z0-9]*` words joined by single underscores) and
 /// appear at most once in its object.
 ///
-/// Malformed JSON is left to the decoder, whose error names the position.
+/// A file the scanner cannot follow is refused too (with the byte where it stopped), never
+/// passed on unchecked: the decoder also reads a byte-order mark or UTF-16, which the scanner
+/// would otherwise skip over, keys and all.
 struct ConfigurationKeys {
     private let bytes: [UInt8]
     private var index = 0
     /// The object keys leading to the current position, for the error message.
     private var path: [String] = []
+    /// Nesting deeper than this is refused (the decoder's own limit), before the recursion
+    /// could exhaust the stack.
+    static let maxDepth = 512
 
     /// Checks every object key in `data`.
-    /// - Throws: ``ConfigurationError`` naming the first key that is not snake_case or is repeated.
+    /// - Throws: ``ConfigurationError`` naming the first key that is not snake_case or is
+    ///   repeated, or the byte where the file stops being plain UTF-8 JSON.
     static func check(_ data: [UInt8]) throws {
         var scanner = ConfigurationKeys(bytes: data)
-        _ = try scanner.value()
+        let complete = try scanner.value()
+        scanner.skipSpace()
+        guard complete, scanner.index == data.count else {
+            throw ConfigurationError(
+                "not plain UTF-8 JSON at byte \(min(scanner.index, data.count)) (one object; no byte-order mark, UTF-16 or comments)"
+            )
+        }
     }
 
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// Scans one value; false when the input is not JSON (the decoder will say where).
     private mutating func value() throws -> Bool {
+        guard path.count < Self.maxDepth else {
+            throw ConfigurationError("the configuration nests deeper than \(Self.maxDepth) levels")
+        }
         skipSpace()
         guard index < bytes.count else { return false }
         switch bytes[index] {
@@ -32,9 +47,10 @@ struct ConfigurationKeys {
         case UInt8(ascii: "["): return try array()
         case UInt8(ascii: "\""): return string() != nil
         default:
-            // Numbers, true, false, null: everything up to the next delimiter.
+            // Numbers, true, false, null: their characters only (the decoder checks the
+            // spelling); anything else — a byte-order mark, a UTF-16 NUL — stops the scan.
             let start = index
-            while index < bytes.count, !Self.delimiters.contains(bytes[index]) { index += 1 }
+            while index < bytes.count, Self.scalar.contains(bytes[index]) { index += 1 }
             return index > start
         }
     }
@@ -108,12 +124,12 @@ struct ConfigurationKeys {
         return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 
-    private mutating func skipSpace() {
+    fileprivate mutating func skipSpace() {
         while index < bytes.count, Self.space.contains(bytes[index]) { index += 1 }
     }
 
     private static let space: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
-    private static let delimiters: Set<UInt8> = space.union([UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")])
+    private static let scalar = Set("0123456789+-.eEtrufalsn".utf8)
 
     /// `[a-z][a-z0-9]*` words joined by single underscores.
     static func isSnakeCase(_ key: String) -> Bool {

@@ -47,8 +47,10 @@ public actor Coordinator {
     var cryptoSeconds = 0.0
     private var stageBegan: (stage: RoundStage, at: ContinuousClock.Instant)?
     var stopping = false
-    /// The members who declined, dropped out or (Paillier) did not contribute in an aborted
-    /// attempt of a round: the later attempts of that round leave them out while enough
+    /// The members who declined (for their own policy, budget or training, not because their
+    /// client aborted), went silent, were dropped for a bad message or (Paillier) did not
+    /// contribute in an aborted attempt of a round: the later attempts of that round leave
+    /// them out while enough
     /// others remain, so one participant whose policy refuses this round (or whose device keeps
     /// failing) cannot use up `max_round_attempts` by being selected again and again.
     private var leftOut: (round: Int, ids: Set<String>) = (0, [])
@@ -171,6 +173,11 @@ public actor Coordinator {
                 logger.info(
                     "participant dropped", metadata: ["id": "\(id)", "round": "\(machine.number)", "reason": "\(code)"])
                 if let notice { registry.send(.failure(.failureDropped, notice), to: id) }
+            case .attributed(let id, let code, let detail):
+                metrics.increment("veil_attributed_faults_total", labels: ["fault": code])
+                logger.warning(
+                    "fault attributed",
+                    metadata: ["id": "\(id)", "round": "\(machine.number)", "fault": "\(code)", "detail": "\(detail)"])
             case .refused(let id, let reason):
                 refuse(from: id, reason)
             case .ended(let end):
@@ -374,7 +381,9 @@ public actor Coordinator {
         let finished = active!
         active = nil
         if case .aborted = outcome {
-            let absent = droppedThisAttempt.union(finished.missingContributors)
+            // Not those whose client aborted: a rogue member makes its honest neighbours abort
+            // (shares that fail authentication), and must not get them left out that way.
+            let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(finished.aborted)
             leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
         }
         return try conclude(report, outcome: outcome, machine: finished)

@@ -21,6 +21,10 @@ public final class Metrics: Sendable {
         ("veil_round_cohort", .gauge, "Participants selected in the current or last round."),
         ("veil_round_survivors", .gauge, "Participants whose input is in the last round's sum."),
         ("veil_dropouts_total", .counter, "Participants dropped, by protocol round and reason."),
+        (
+            "veil_attributed_faults_total", .counter,
+            "Faults attributed to a participant that the round survived, by fault."
+        ),
         ("veil_round_seconds", .gauge, "Wall time of the last finished round."),
         ("veil_round_seconds_total", .counter, "Wall time of all finished rounds."),
         ("veil_round_duration_seconds", .histogram, "Wall time of each round attempt."),

@@ -8,13 +8,15 @@ extension ProjectVectors {
         var tcId = 0
         func test(
             _ comment: String, _ flags: [String], _ result: ExpectedResult, error: String? = nil, operation: String,
-            secret: [UInt8], seed: [UInt8]? = nil, indices: [UInt32]? = nil, shares: [String]
+            secret: [UInt8], seed: [UInt8]? = nil, indices: [UInt32]? = nil, shares: [String],
+            wrong: [UInt32]? = nil
         ) -> ShamirRunner.Test {
             tcId += 1
             return .init(
                 tcId: tcId, comment: comment, flags: flags, result: result, error: error, operation: operation,
-                secret: Hex.encode(secret), generatorSeed: seed.map { Hex.encode($0) }, indices: indices, shares: shares
-            )
+                secret: Hex.encode(secret), generatorSeed: seed.map { Hex.encode($0) }, indices: indices,
+                shares: shares,
+                wrongIndices: wrong)
         }
         func deal(_ t: Int, _ n: Int, _ secret: [UInt8], seed: [UInt8], at indices: [UInt32]? = nil) throws -> [String]
         {
@@ -148,12 +150,69 @@ extension ProjectVectors {
                         "threshold 0", ["Refused"], .invalid, error: "invalidThreshold", operation: "split",
                         secret: secret, seed: seed, shares: [])
                 ]))
+        // Decoding (§9.6): N shares set aside up to ⌊(N − t)/2⌋ wrong ones, chunk by chunk.
+        var decoding: [ShamirRunner.Test] = []
+        let secret7 = inputs.bytes(ShamirSecretSharing.maxSecretByteCount)
+        let dealt7 = try deal(3, 7, secret7, seed: inputs.bytes(ChaCha20Generator.seedByteCount))
+        func off(_ share: String, by delta: UInt64, chunk: Int = 0) -> String {
+            var bytes = try! Hex.decode(share)  // produced by this generator
+            var value: UInt64 = 0
+            for b in 0..<8 { value |= UInt64(bytes[5 + 8 * chunk + b]) << UInt64(8 * b) }
+            value = Mersenne61.add(value, delta)
+            for b in 0..<8 { bytes[5 + 8 * chunk + b] = UInt8(truncatingIfNeeded: value >> UInt64(8 * b)) }
+            return Hex.encode(bytes)
+        }
+        decoding.append(
+            test(
+                "7 correct shares: nothing set aside", ["Normal"], .valid, operation: "decode", secret: secret7,
+                shares: dealt7, wrong: []))
+        decoding.append(
+            test(
+                "shares 2 and 6 wrong in chunk 0 (e = 2): both set aside", ["WrongShares"], .valid, operation: "decode",
+                secret: secret7,
+                shares: [dealt7[0], off(dealt7[1], by: 1), dealt7[2], dealt7[3], dealt7[4], off(dealt7[5], by: 99)]
+                    + [dealt7[6]], wrong: [2, 6]))
+        decoding.append(
+            test(
+                "share 1 wrong in chunk 0, shares 4 and 5 in chunk 4: the bound is per chunk", ["WrongShares"], .valid,
+                operation: "decode", secret: secret7,
+                shares: [off(dealt7[0], by: 7), dealt7[1], dealt7[2], off(dealt7[3], by: 1, chunk: 4)]
+                    + [off(dealt7[4], by: 2, chunk: 4), dealt7[5], dealt7[6]], wrong: [1, 4, 5]))
+        decoding.append(
+            test(
+                "shares given out of order, one wrong", ["WrongShares"], .valid, operation: "decode", secret: secret7,
+                shares: [dealt7[6], dealt7[2], off(dealt7[4], by: 5), dealt7[0], dealt7[3]], wrong: [5]))
+        decoding.append(
+            test(
+                "three of 7 wrong in one chunk (e = 2): refused", ["TooManyWrong"], .invalid,
+                error: "tooManyWrongShares", operation: "decode", secret: secret7,
+                shares: [off(dealt7[0], by: 1), off(dealt7[1], by: 2), off(dealt7[2], by: 3)] + Array(dealt7[3...])))
+        decoding.append(
+            test(
+                "4 shares of a 3-of-7 scheme, one wrong (e = 0): detected, not placed", ["TooManyWrong"], .invalid,
+                error: "tooManyWrongShares", operation: "decode", secret: secret7,
+                shares: [dealt7[0], dealt7[1], dealt7[2], off(dealt7[3], by: 1)]))
+        decoding.append(
+            test(
+                "exactly t shares: decoding is reconstruction", ["Normal"], .valid, operation: "decode",
+                secret: secret7, shares: [dealt7[1], dealt7[3], dealt7[5]], wrong: []))
+        decoding.append(
+            test(
+                "two shares are below the threshold", ["BelowThreshold"], .invalid, error: "notEnoughShares",
+                operation: "decode", secret: secret7, shares: [dealt7[0], dealt7[1]]))
+        decoding.append(
+            test(
+                "share 3 given twice", ["DuplicateIndex"], .invalid, error: "duplicateIndex", operation: "decode",
+                secret: secret7, shares: [dealt7[0], dealt7[2], dealt7[2], dealt7[3]]))
+        groups.append(.init(threshold: 3, shareCount: 7, tests: decoding))
+
         return VectorFile(
             algorithm: ShamirRunner.algorithm, generatorVersion: version,
             header: [
                 "Veil's Shamir secret sharing (Specs/primitives.md, Shamir secret sharing) over GF(2^61 - 1), 7-byte chunks.",
                 "A share is index (u32 LE) || secret length (u8) || one u64 LE value per chunk, hex here. \"split\" deals with the",
-                "deterministic generator seeded with generatorSeed; \"reconstruct\" combines the shares given.",
+                "deterministic generator seeded with generatorSeed; \"reconstruct\" combines the shares given; \"decode\"",
+                "decodes them (section 9.6), setting aside the wrong ones, whose indices wrongIndices lists.",
                 "Project vectors, generated by `veil vectors generate`, confirmed by Specs/reference/.",
             ],
             notes: [
@@ -167,6 +226,10 @@ extension ProjectVectors {
                 "TamperedShare": VectorNote(
                     bugType: "DEFINED", description: "A share altered so that reconstruction detects it."),
                 "Refused": VectorNote(bugType: "DEFINED", description: "Parameters or a secret that must be refused."),
+                "WrongShares": VectorNote(
+                    bugType: "DEFINED", description: "Decoding sets wrong shares aside and still recovers the secret."),
+                "TooManyWrong": VectorNote(
+                    bugType: "DEFINED", description: "More wrong shares in a chunk than decoding can correct."),
             ],
             testGroups: groups, numberOfTests: tcId)
     }

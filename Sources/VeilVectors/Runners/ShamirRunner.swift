@@ -19,15 +19,17 @@ enum ShamirRunner: VectorRunner {
         var flags: [String]
         var result: ExpectedResult
         var error: String?
-        /// "split" or "reconstruct".
+        /// "split", "reconstruct" or "decode".
         var operation: String
         /// The secret dealt, or expected back.
         var secret: String
         /// For "split": the generator seed and the indices (all of 1...n when absent).
         var generatorSeed: String?
         var indices: [UInt32]?
-        /// The encoded shares: dealt by "split", input to "reconstruct".
+        /// The encoded shares: dealt by "split", input to "reconstruct" and "decode".
         var shares: [String]
+        /// For "decode": the indices of the shares decoding sets aside, ascending.
+        var wrongIndices: [UInt32]? = nil
     }
 
     static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {
@@ -52,6 +54,13 @@ enum ShamirRunner: VectorRunner {
                             try ShamirShare(encoded: SecureBytes(copying: hex($0, "shares")))
                         }
                         try expectEqual(try scheme.reconstruct(shares), secret, "secret")
+                    case "decode":
+                        let shares = try test.shares.map {
+                            try ShamirShare(encoded: SecureBytes(copying: hex($0, "shares")))
+                        }
+                        let decoded = try scheme.decode(shares)
+                        try expectEqual(decoded.secret, secret, "secret")
+                        try expectEqual(decoded.wrongIndices, test.wrongIndices ?? [], "wrongIndices")
                     default:
                         throw VectorError.unreadable("unknown operation \(test.operation)")
                     }

@@ -71,6 +71,9 @@ struct RoundMachine {
     private(set) var bytesOut = 0
     /// Members who declined, or whose stream closed: dropouts as soon as nobody else is awaited.
     private(set) var declined: Set<ParticipantID> = []
+    /// Members who declined because their secure-sum client aborted (`DECLINE_ABORTED`): often
+    /// for another member's fault (shares that fail authentication), so not theirs to carry.
+    private(set) var aborted: Set<String> = []
     private(set) var disconnected: Set<ParticipantID> = []
     private(set) var ended: RoundEnd?
 
@@ -121,7 +124,10 @@ struct RoundMachine {
         case .secagg(let message, let id): receiveMasked(message, from: id, &actions)
         case .contribution(let contribution, let id): receiveContribution(contribution, from: id, &actions)
         case .declined(let decline, let id):
-            if decline.round == UInt64(number), let position = positions[id] { declined.insert(position) }
+            if decline.round == UInt64(number), let position = positions[id] {
+                declined.insert(position)
+                if decline.code == .declineAborted { aborted.insert(id) }
+            }
         case .decryption(let result): receiveDecryption(result, &actions)
         case .disconnected(let id):
             if let position = positions[id] { disconnected.insert(position) }
@@ -191,6 +197,11 @@ struct RoundMachine {
                     .dropped(
                         id: id(of: position), stage: stage ?? .masking(.advertiseKeys), code: reason.code,
                         notice: silent ? nil : "dropped from round \(number): \(reason)"))
+            case .wrongShare(let holder, let owner):
+                actions.append(
+                    .attributed(
+                        id: id(of: holder), code: "wrongShare",
+                        detail: "revealed a share of \(id(of: owner))'s secret off the polynomial of the others"))
             case .completed(let result):
                 end(.completed(result), &actions)
             case .aborted(let abort):
