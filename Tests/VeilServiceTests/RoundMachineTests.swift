@@ -340,10 +340,18 @@ final class RoundBench {
         defer { try? FileManager.default.removeItem(at: directory) }
         bench.keyHolderAnswers = false
         bench.settle()
+        let nonce = try #require(bench.toKeyHolder.first).nonce
+        // An answer to another attempt of the round (another nonce) is not this one's.
         bench.handle(
             .decryption(
                 .with {
-                    $0.round = 1; $0.refusal = "too few\ncontributions"
+                    $0.round = 1; $0.refusal = "stale"; $0.nonce = Data(repeating: 8, count: nonce.count)
+                }))
+        #expect(bench.end == nil && bench.machine.stage == .decrypting)
+        bench.handle(
+            .decryption(
+                .with {
+                    $0.round = 1; $0.refusal = "too few\ncontributions"; $0.nonce = nonce
                 }))
         #expect(bench.abort?.kind == .keyHolderRefused)
         #expect(bench.abort?.detail == "the key holder refused: too few\\ncontributions")

@@ -109,6 +109,7 @@ public struct KeyHolderAgent: Sendable {
     public func answer(_ request: Veil_V1_DecryptRequest) -> Veil_V1_DecryptResult {
         var result = Veil_V1_DecryptResult()
         result.round = request.round
+        result.nonce = request.nonce
         do {
             let (session, members) = try self.session(of: request)
             let aggregateDigest = Hex.encode(SHA256.hash(request.ciphertexts.flatMap { Array($0) }))

@@ -740,6 +740,9 @@ public nonisolated struct Veil_V1_DecryptResult: Sendable {
   /// set instead when the key holder refuses
   public var refusal: String = String()
 
+  /// the request's nonce: which attempt of the round it answers
+  public var nonce: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1997,7 +2000,7 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DecryptResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}sum\0\u{1}refusal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}sum\0\u{1}refusal\0\u{1}nonce\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2008,6 +2011,7 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.sum) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.refusal) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
       default: break
       }
     }
@@ -2023,6 +2027,9 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.refusal.isEmpty {
       try visitor.visitSingularStringField(value: self.refusal, fieldNumber: 3)
     }
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2030,6 +2037,7 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs.round != rhs.round {return false}
     if lhs.sum != rhs.sum {return false}
     if lhs.refusal != rhs.refusal {return false}
+    if lhs.nonce != rhs.nonce {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -303,9 +303,11 @@ struct RoundMachine {
 
     /// The key holder's answer.
     private mutating func receiveDecryption(_ result: Veil_V1_DecryptResult, _ actions: inout [RoundAction]) {
-        guard case .paillier(let collection) = backend, stage == .decrypting, result.round == UInt64(number) else {
-            return
-        }
+        // The nonce names the attempt: a late answer to an earlier attempt of this round (a
+        // slow or deviating key holder) is not this attempt's sum.
+        guard case .paillier(let collection) = backend, stage == .decrypting, result.round == UInt64(number),
+            let request = collection.request, result.nonce == request.nonce
+        else { return }
         guard result.refusal.isEmpty else {
             return end(
                 .aborted(RoundAbort(.keyHolderRefused, "the key holder refused: \(loggable(result.refusal))")),
