@@ -8,12 +8,22 @@ public enum SecAggForgery {
     /// `message` with some fields replaced, signed again by `key` (the party it claims to be,
     /// or a different one).
     public static func resigned(
-        _ message: SignedMessage, sessionID: [UInt8]? = nil, round: SecAggRound? = nil, recipient: UInt32? = nil,
-        body: [UInt8]? = nil, by key: Ed25519.PrivateKey
+        _ message: SignedMessage, sessionID: [UInt8]? = nil, round: SecAggRound? = nil, sender: UInt32? = nil,
+        recipient: UInt32? = nil, body: [UInt8]? = nil, by key: Ed25519.PrivateKey
     ) -> SignedMessage {
         SignedMessage(
             body: body ?? message.body, sessionID: sessionID ?? message.sessionID, round: round ?? message.round,
-            sender: message.sender, recipient: recipient ?? message.recipient, signedWith: key)
+            sender: sender ?? message.sender, recipient: recipient ?? message.recipient, signedWith: key)
+    }
+
+    /// The advertisements (signed R0 messages) of an R1 KeysBroadcast body.
+    public static func advertisements(inKeysBroadcast body: [UInt8]) throws -> [SignedMessage] {
+        try KeysBroadcastBody(decoding: body).advertisements
+    }
+
+    /// An R1 KeysBroadcast body carrying `advertisements`, in that order.
+    public static func keysBroadcastBody(_ advertisements: [SignedMessage]) -> [UInt8] {
+        KeysBroadcastBody(advertisements: advertisements).encoded
     }
 
     /// `message` with the lowest bit of its signature flipped.
@@ -84,11 +94,15 @@ public enum SecAggForgery {
         return decoded.encoded
     }
 
-    /// An R0 AdvertiseKeys body whose masking key is replaced (by a point of small order, say).
-    public static func advertiseKeysBody(_ body: [UInt8], maskingKey: [UInt8]) throws -> [UInt8] {
+    /// An R0 AdvertiseKeys body with its masking or encryption key replaced (by a point of
+    /// small order, say).
+    public static func advertiseKeysBody(_ body: [UInt8], maskingKey: [UInt8]? = nil, encryptionKey: [UInt8]? = nil)
+        throws -> [UInt8]
+    {
         let decoded = try AdvertiseKeysBody(decoding: body)
         return try AdvertiseKeysBody(
-            encryptionKey: decoded.encryptionKey, maskingKey: X25519.PublicKey(rawRepresentation: maskingKey)
+            encryptionKey: encryptionKey.map { try X25519.PublicKey(rawRepresentation: $0) } ?? decoded.encryptionKey,
+            maskingKey: maskingKey.map { try X25519.PublicKey(rawRepresentation: $0) } ?? decoded.maskingKey
         )
         .encoded
     }

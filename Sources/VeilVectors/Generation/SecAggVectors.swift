@@ -203,6 +203,49 @@ extension ProjectVectors {
                     signatures1.1, body: SecAggForgery.signaturesForwardBody(othersSignatures), by: server),
             ],
             code: "invalidSignature", party: 1)
+        // The participant's remaining refusals (the second audit found no vector for them).
+        let advertised = try SecAggForgery.advertisements(inKeysBroadcast: keys1.1.body)
+        refuse(
+            "R1: a KeysBroadcast that claims to come from participant 3 (re-signed by 3)", "WrongSender", keys1,
+            [SecAggForgery.resigned(keys1.1, sender: 3, by: three)], code: "wrongSender", party: 1)
+        refuse(
+            "R1: participant 2's advertisement twice in one KeysBroadcast", "UnexpectedPeer", keys1,
+            [
+                SecAggForgery.resigned(
+                    keys1.1, body: SecAggForgery.keysBroadcastBody(advertised + [advertised[0]]), by: server)
+            ],
+            code: "unexpectedPeer", party: 1)
+        refuse(
+            "R1: a KeysBroadcast with one neighbour's keys where t = 3 needs two", "NotEnoughNeighbors", keys1,
+            [
+                SecAggForgery.resigned(
+                    keys1.1, body: SecAggForgery.keysBroadcastBody(Array(advertised.prefix(1))), by: server)
+            ],
+            code: "notEnoughNeighbors", party: 1)
+        let two = cast.clientKeys[1]
+        let weakTwo = SecAggForgery.resigned(
+            advertised[0],
+            body: try SecAggForgery.advertiseKeysBody(
+                advertised[0].body, encryptionKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
+            by: two)
+        refuse(
+            "R1: participant 2's encryption key replaced by a point of small order (u = 0), re-signed by 2",
+            "WeakPeerKey", keys1,
+            [
+                SecAggForgery.resigned(
+                    keys1.1, body: SecAggForgery.keysBroadcastBody([weakTwo] + advertised.dropFirst()), by: server)
+            ],
+            code: "weakPeerKey", party: 1)
+        refuse(
+            "R3: participant 2 sent shares but is in neither list", "InconsistentLists", lists1,
+            [
+                SecAggForgery.resigned(
+                    lists1.1,
+                    body: SecAggForgery.survivorListBody(
+                        clientCount: n, survivors: everyone.filter { $0.rawValue != 2 }, dropped: []),
+                    by: server)
+            ],
+            code: "inconsistentSurvivorLists", party: 1)
         refuse(
             "R4: only one other signature where t = 3 needs two", "TooFewSignatures", signatures1,
             [
@@ -306,6 +349,16 @@ extension ProjectVectors {
                 "WrongDigest": VectorNote(bugType: "DEFINED", description: "A consistency signature over other lists."),
                 "WrongShareKind": VectorNote(
                     bugType: "CONFIDENTIALITY", description: "The other secret's share revealed."),
+                "WrongSender": VectorNote(
+                    bugType: "AUTH_BYPASS", description: "A server message claiming another sender."),
+                "UnexpectedPeer": VectorNote(
+                    bugType: "DEFINED", description: "An advertisement from a non-neighbour, or one twice."),
+                "NotEnoughNeighbors": VectorNote(
+                    bugType: "CONFIDENTIALITY", description: "Fewer than t of the neighbourhood left."),
+                "WeakPeerKey": VectorNote(
+                    bugType: "DEFINED", description: "A neighbour's key of small order, validly signed."),
+                "InconsistentLists": VectorNote(
+                    bugType: "CONFIDENTIALITY", description: "Lists that disagree with the shares received."),
             ],
             testGroups: groups, numberOfTests: tcId)
     }
