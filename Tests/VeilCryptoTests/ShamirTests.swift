@@ -153,18 +153,6 @@ import VeilTestSupport
         #expect(share.description == "ShamirShare(index: 1, secret: 1 bytes, redacted)")
     }
 
-    /// A copy of `share` with chunk `chunk`'s value moved by `delta` (mod p): a share that is
-    /// well formed but off the polynomial.
-    func tampered(_ share: ShamirShare, chunk: Int = 0, by delta: UInt64 = 1) throws -> ShamirShare {
-        var bytes = share.encoded.unsafeExposedBytes()
-        let offset = 5 + 8 * chunk
-        var value: UInt64 = 0
-        for b in 0..<8 { value |= UInt64(bytes[offset + b]) << UInt64(8 * b) }
-        value = Mersenne61.add(value, delta)
-        for b in 0..<8 { bytes[offset + b] = UInt8(truncatingIfNeeded: value >> UInt64(8 * b)) }
-        return try ShamirShare(encoded: SecureBytes(copying: bytes))
-    }
-
     /// N shares correct ⌊(N − t)/2⌋ wrong ones, whichever they are, and name them.
     @Test(arguments: [(3, 7), (3, 8), (5, 5), (5, 6), (10, 30)])
     func decodingSetsAsideUpToHalfTheSpareShares(_ t: Int, _ n: Int) throws {
@@ -181,7 +169,7 @@ import VeilTestSupport
         var corrupt = shares
         let victims = (0..<e).map { ($0 * 3 + 1) % n }
         for (k, victim) in victims.enumerated() {
-            corrupt[victim] = try tampered(shares[victim], chunk: 0, by: UInt64(k + 1))
+            corrupt[victim] = shares[victim].movedOffPolynomial(chunk: 0, by: UInt64(k + 1))
         }
         let decoded = try scheme.decode(corrupt.reversed())
         #expect(decoded.secret == s)
@@ -190,7 +178,7 @@ import VeilTestSupport
         if n > t {
             var tooMany = corrupt
             let extra = (0..<n).first { !victims.contains($0) }!
-            tooMany[extra] = try tampered(shares[extra], by: 12345)
+            tooMany[extra] = shares[extra].movedOffPolynomial(by: 12345)
             #expect(throws: ShamirError.self) { try scheme.decode(tooMany) }
         }
     }
@@ -203,7 +191,7 @@ import VeilTestSupport
         let s = secret(32, 4)
         var shares = try scheme.split(s, using: &generator)
         for (victim, chunk) in [(0, 0), (1, 0), (2, 0), (4, 3), (5, 3), (6, 3)] {
-            shares[victim] = try tampered(shares[victim], chunk: chunk)
+            shares[victim] = shares[victim].movedOffPolynomial(chunk: chunk)
         }
         let decoded = try scheme.decode(shares)
         #expect(decoded.secret == s && decoded.wrongIndices == [1, 2, 3, 5, 6, 7])
@@ -219,7 +207,7 @@ import VeilTestSupport
         // One spare share detects a wrong one but cannot say which: refused.
         let five = Array(try scheme.split(s, using: &generator).prefix(5))
         #expect(throws: ShamirError.tooManyWrongShares(correctable: 0)) {
-            try scheme.decode([try tampered(five[0])] + five.dropFirst())
+            try scheme.decode([five[0].movedOffPolynomial()] + five.dropFirst())
         }
         // The checks of reconstruction come first, in its order.
         #expect(throws: ShamirError.notEnoughShares(have: 3, need: 4)) { try scheme.decode(Array(shares.prefix(3))) }

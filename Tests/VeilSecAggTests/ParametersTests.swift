@@ -105,22 +105,14 @@ import VeilSecAgg
     @Test func theSmallCohortsOfTheReadmeGetARealThreshold() throws {
         // The default federations: 3 and 10 participants, γ = 5%. Honest-but-curious: t = 2;
         // malicious: t > (n + 1)/2.
-        #expect(
-            try SecAggParameters.recommended(
-                clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious
-            ).threshold == 2)
-        #expect(
-            try SecAggParameters.recommended(
-                clientCount: 3, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious
-            ).threshold == 3)
-        #expect(
-            try SecAggParameters.recommended(
-                clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .honestButCurious
-            ).threshold == 2)
-        #expect(
-            try SecAggParameters.recommended(
-                clientCount: 10, bitWidth: BitWidth(32), dimension: 1, threatModel: .malicious
-            ).threshold == 6)
+        func threshold(_ n: Int, _ model: ThreatModel) throws -> Int {
+            try SecAggParameters.recommended(clientCount: n, bitWidth: BitWidth(32), dimension: 1, threatModel: model)
+                .threshold
+        }
+        #expect(try threshold(3, .honestButCurious) == 2)
+        #expect(try threshold(3, .malicious) == 3)
+        #expect(try threshold(10, .honestButCurious) == 2)
+        #expect(try threshold(10, .malicious) == 6)
     }
 
     @Test func sparseGraphsMustStayConnectedAndOutnumberCorruptNeighbours() throws {

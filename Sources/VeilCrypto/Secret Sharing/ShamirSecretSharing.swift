@@ -283,6 +283,16 @@ public struct ShamirShare: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// This share with chunk `chunk`'s value moved by `delta` (mod p): well formed, of the same
+    /// index and length, but off its polynomial. For tests and forged vectors (a participant
+    /// revealing a wrong share); no protocol step calls it.
+    public func movedOffPolynomial(chunk: Int = 0, by delta: UInt64 = 1) -> ShamirShare {
+        var words = withValues { Array($0) }
+        defer { wipe(&words) }
+        words[chunk] = Mersenne61.add(words[chunk], delta % Mersenne61.p)
+        return ShamirShare(index: index, secretByteCount: secretByteCount, validValues: words)
+    }
+
     /// Names the index only; the values are secret.
     public var description: String { "ShamirShare(index: \(index), secret: \(secretByteCount) bytes, redacted)" }
 }

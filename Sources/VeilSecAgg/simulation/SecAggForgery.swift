@@ -83,14 +83,7 @@ public enum SecAggForgery {
     /// first value of each plus one, mod p): well formed, of the right owners and kinds, wrong.
     public static func unmaskingBodyWithWrongShares(_ body: [UInt8]) throws -> [UInt8] {
         var decoded = try UnmaskingSharesBody(decoding: body)
-        for i in decoded.shares.indices {
-            var bytes = decoded.shares[i].share.encoded.unsafeExposedBytes()
-            var value: UInt64 = 0
-            for b in 0..<8 { value |= UInt64(bytes[5 + b]) << UInt64(8 * b) }
-            value = Mersenne61.add(value, 1)
-            for b in 0..<8 { bytes[5 + b] = UInt8(truncatingIfNeeded: value >> UInt64(8 * b)) }
-            decoded.shares[i].share = try ShamirShare(encoded: SecureBytes(copying: bytes))
-        }
+        for i in decoded.shares.indices { decoded.shares[i].share = decoded.shares[i].share.movedOffPolynomial() }
         return decoded.encoded
     }
 

@@ -248,13 +248,13 @@ public struct SecAggSimulation {
                 actions = server.closeRound()
             } else {
                 let (sender, message, index) = toServer.removeFirst()
-                if let deliveries = substituted(index), configuration.substitution?.continues == true,
-                    deliveries.count == 1
-                {
-                    actions = server.receive(encoded: deliveries[0], from: sender)
-                } else if let deliveries = substituted(index) {
-                    report.substitutionOutcome = .server(deliveries.map { server.receive(encoded: $0, from: sender) })
-                    return report
+                if let substitution = configuration.substitution, substitution.transcriptIndex == index {
+                    guard substitution.continues, substitution.deliveries.count == 1 else {
+                        report.substitutionOutcome = .server(
+                            substitution.deliveries.map { server.receive(encoded: $0, from: sender) })
+                        return report
+                    }
+                    actions = server.receive(encoded: substitution.deliveries[0], from: sender)
                 } else {
                     actions = server.receive(message, from: sender)
                 }

@@ -77,15 +77,8 @@ struct ConfigurationKeys {
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
             index += 1
-            path.append(key)
-            let scanned = try value()
-            path.removeLast()
-            guard scanned else { return false }
-            skipSpace()
-            guard index < bytes.count else { return false }
-            index += 1
-            if bytes[index - 1] == UInt8(ascii: "}") { return true }
-            guard bytes[index - 1] == UInt8(ascii: ",") else { return false }
+            guard let closed = try entry(key, closer: UInt8(ascii: "}")) else { return false }
+            if closed { return true }
         }
     }
 
@@ -98,17 +91,24 @@ struct ConfigurationKeys {
         }
         var element = 0
         while true {
-            path.append(String(element))
-            let scanned = try value()
-            path.removeLast()
-            guard scanned else { return false }
-            skipSpace()
-            guard index < bytes.count else { return false }
-            index += 1
-            if bytes[index - 1] == UInt8(ascii: "]") { return true }
-            guard bytes[index - 1] == UInt8(ascii: ",") else { return false }
+            guard let closed = try entry(String(element), closer: UInt8(ascii: "]")) else { return false }
+            if closed { return true }
             element += 1
         }
+    }
+
+    /// One member's value (or one element), named `name` in the path, and what follows it:
+    /// true when `closer` ends the container, false after a comma, nil when it is not JSON.
+    private mutating func entry(_ name: String, closer: UInt8) throws -> Bool? {
+        path.append(name)
+        let scanned = try value()
+        path.removeLast()
+        guard scanned else { return nil }
+        skipSpace()
+        guard index < bytes.count else { return nil }
+        index += 1
+        if bytes[index - 1] == closer { return true }
+        return bytes[index - 1] == UInt8(ascii: ",") ? false : nil
     }
 
     /// A string's raw text between its quotes (escapes left as written: a key with an escape

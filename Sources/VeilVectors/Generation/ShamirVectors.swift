@@ -155,12 +155,9 @@ extension ProjectVectors {
         let secret7 = inputs.bytes(ShamirSecretSharing.maxSecretByteCount)
         let dealt7 = try deal(3, 7, secret7, seed: inputs.bytes(ChaCha20Generator.seedByteCount))
         func off(_ share: String, by delta: UInt64, chunk: Int = 0) -> String {
-            var bytes = try! Hex.decode(share)  // produced by this generator
-            var value: UInt64 = 0
-            for b in 0..<8 { value |= UInt64(bytes[5 + 8 * chunk + b]) << UInt64(8 * b) }
-            value = Mersenne61.add(value, delta)
-            for b in 0..<8 { bytes[5 + 8 * chunk + b] = UInt8(truncatingIfNeeded: value >> UInt64(8 * b)) }
-            return Hex.encode(bytes)
+            // produced by this generator, so it parses
+            let parsed = try! ShamirShare(encoded: SecureBytes(copying: Hex.decode(share)))
+            return Hex.encode(parsed.movedOffPolynomial(chunk: chunk, by: delta).encoded.unsafeExposedBytes())
         }
         decoding.append(
             test(
