@@ -56,7 +56,9 @@ import VeilTestSupport
             URL(fileURLWithPath: "/bin/sh"), ["-c", "echo hello; echo oops >&2"], in: directory, name: "quick")
         #expect(await quick.wait(timeout: 10))
         #expect(quick.stdout == "hello\n" && quick.stderr == "oops\n")
-        let slow = try ProcessRunner.start(URL(fileURLWithPath: "/bin/sleep"), ["30"], in: directory, name: "slow")
+        // Long enough to outlast any stall of a loaded machine between start and kill (a 30 s
+        // sleep once ended on its own while a CI run held the test back for 107 s).
+        let slow = try ProcessRunner.start(URL(fileURLWithPath: "/bin/sleep"), ["3600"], in: directory, name: "slow")
         #expect(await !slow.wait(timeout: 0.2))
         slow.kill()
         #expect(!slow.process.isRunning && slow.process.terminationReason == .uncaughtSignal)
