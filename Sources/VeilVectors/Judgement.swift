@@ -99,6 +99,8 @@ func errorCode(_ error: any Error) -> String {
         case .invalidLength: "invalidLength"
         case .authenticationFailure: "authenticationFailure"
         case .weakPublicKey: "weakPublicKey"
+        case .invalidPoint: "invalidPoint"
+        case .invalidScalar: "invalidScalar"
         case .libsodiumFailure: "libsodiumFailure"
         }
     case let e as MaskExpansionError:

@@ -257,7 +257,8 @@ import X509
         for v in everyone {
             let forwarded = everyone.filter { $0 != v }.map { u in
                 let entry = shares[u]!.shares.first { $0.peer == v.rawValue }!
-                return EncryptedShares(peer: u.rawValue, nonce: entry.nonce, ciphertext: entry.ciphertext)
+                return EncryptedShares(
+                    peer: u.rawValue, nonce: entry.nonce, ciphertext: entry.ciphertext, signature: entry.signature)
             }
             send(.maskedInputCollection, to: v, SharesForwardBody(shares: forwarded).encoded)
         }
@@ -265,7 +266,7 @@ import X509
         for p in everyone {
             if let m = await next(p) {
                 masked[p] = try MaskedInputBody.decode(
-                    m.body, bitWidth: session.parameters.bitWidth, dimension: session.parameters.dimension)
+                    try MaskedInputBody(decoding: m.body).vector, bitWidth: session.parameters.bitWidth, dimension: session.parameters.dimension)
             }
         }
         guard masked.count == n else { return .failed("R2", refusals: refusals) }

@@ -6,6 +6,10 @@ public enum CryptoError: Error, Hashable, Sendable, CustomStringConvertible {
     case authenticationFailure
     /// X25519 produced the all-zero shared secret: the peer's public key has small order.
     case weakPublicKey
+    /// 32 bytes that are not the canonical encoding of a ristretto255 element other than the identity.
+    case invalidPoint
+    /// A ristretto255 scalar that is zero or not reduced mod ℓ.
+    case invalidScalar
     /// A libsodium call returned a failure code.
     case libsodiumFailure(function: String, code: Int32)
 
@@ -15,6 +19,10 @@ public enum CryptoError: Error, Hashable, Sendable, CustomStringConvertible {
             "\(what) must be \(expected) bytes, got \(actual)"
         case .authenticationFailure:
             "authentication failed: the ciphertext, nonce, key or associated data do not match"
+        case .invalidPoint:
+            "not the canonical encoding of a ristretto255 element other than the identity"
+        case .invalidScalar:
+            "a ristretto255 scalar must be non-zero and below the group order"
         case .weakPublicKey:
             "the peer's X25519 public key has small order (all-zero shared secret)"
         case .libsodiumFailure(let function, let code):

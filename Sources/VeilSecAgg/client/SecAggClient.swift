@@ -26,7 +26,7 @@ public enum ClientAction: Hashable, Sendable {
 /// is checked (session, round, sender, recipient, signature) before anything in it is used.
 public struct SecAggClient<Generator: RandomNumberGenerator> {
     private struct Keys {
-        let encryption: X25519.PrivateKey
+        let encryption: Ristretto255.PrivateKey
         let masking: X25519.PrivateKey
     }
 
@@ -53,8 +53,12 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
     }
 
     private struct ConsistencyState {
-        /// Shares held, by owner: from each neighbour that sent them (U2 ∩ N(u)), and own.
+        /// Shares held, by owner: from each neighbour whose shares opened, and own.
         let held: [ParticipantID: HeldShares]
+        /// The neighbours the server forwarded shares from (U2 ∩ N(u)), whether they opened or not.
+        let sent: Set<ParticipantID>
+        /// The neighbours this participant complained about: not masked with, owed no reveal.
+        let accused: Set<ParticipantID>
     }
 
     private struct UnmaskingState {
@@ -134,10 +138,12 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
 
     // MARK: - Events
 
-    /// R0: draws the two X25519 key pairs and advertises their public halves.
+    /// R0: draws the encryption key pair (ristretto255) and the masking key pair (X25519) and
+    /// advertises their public halves.
     public mutating func start() -> ClientAction {
         guard case .advertiseKeys(let input) = state else { return .ignored }
-        let keys = Keys(encryption: X25519.PrivateKey(using: &generator), masking: X25519.PrivateKey(using: &generator))
+        let encryption = Ristretto255.PrivateKey(using: &generator)
+        let keys = Keys(encryption: encryption, masking: X25519.PrivateKey(using: &generator))
         state = .shareKeys(ShareKeysState(input: input, keys: keys))
         let body = AdvertiseKeysBody(encryptionKey: keys.encryption.publicKey, maskingKey: keys.masking.publicKey)
         return .send(message(.advertiseKeys, body.encoded))
@@ -226,10 +232,13 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             let nonce = XChaCha20Poly1305.Nonce(using: &generator)
             let plaintext = shares.maskingKey.encoded.appending(shares.selfMaskSeed.encoded)
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: id, recipient: holder)
+            let ciphertext = XChaCha20Poly1305.seal(plaintext, using: key, nonce: nonce, authenticating: ad)
+            let signed = SecAggKeys.sharesSignedBytes(
+                sessionID: session.id, sender: id, recipient: holder, nonce: nonce, ciphertext: ciphertext)
             encrypted.append(
                 EncryptedShares(
-                    peer: holder.rawValue, nonce: nonce,
-                    ciphertext: XChaCha20Poly1305.seal(plaintext, using: key, nonce: nonce, authenticating: ad)))
+                    peer: holder.rawValue, nonce: nonce, ciphertext: ciphertext,
+                    signature: identity.signature(for: signed)))
         }
         state = .maskedInputCollection(
             MaskedInputState(
@@ -241,22 +250,35 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         return message(.shareKeys, ShareKeysBody(selfMaskCommitment: commitment, shares: encrypted).encoded)
     }
 
-    /// R2: decrypt the neighbours' shares, then mask the input with b_u and a pairwise mask
-    /// for every neighbour that sent shares.
+    /// R2: decrypt the neighbours' shares — complaining, with proof, about each neighbour whose
+    /// shares do not open or are not shares for this participant — then mask the input with
+    /// b_u and a pairwise mask for every neighbour whose shares opened.
     private mutating func maskedInput(_ current: MaskedInputState, _ body: [UInt8]) throws(AbortReason) -> SignedMessage
     {
         let forward = try decode { () throws(SecAggWireError) in try SharesForwardBody(decoding: body) }
         var held: [ParticipantID: HeldShares] = [id: current.ownShares]
+        var sent: Set<ParticipantID> = []
+        var complaints: [ShareComplaint] = []
         for entry in forward.shares {
             let peer = ParticipantID(entry.peer)
-            guard let key = current.shareKeys[peer], held[peer] == nil else { throw .unexpectedPeer(entry.peer) }
+            guard let key = current.shareKeys[peer], sent.insert(peer).inserted else {
+                throw .unexpectedPeer(entry.peer)
+            }
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: peer, recipient: id)
-            let plaintext: SecureBytes
-            do {
-                plaintext = try XChaCha20Poly1305.open(
-                    entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad)
-            } catch { throw .decryptionFailed(peer: entry.peer) }
-            held[peer] = try parseShares(plaintext, from: peer)
+            if let plaintext = try? XChaCha20Poly1305.open(
+                entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad),
+                let shares = SharePlaintext.parse(plaintext, for: id)
+            {
+                held[peer] = HeldShares(maskingKey: shares.maskingKey, selfMaskSeed: shares.selfMaskSeed)
+            } else if let key = session.identity(of: peer.rawValue),
+                entry.isSigned(by: key, sessionID: session.id, sender: peer, recipient: id)
+            {
+                complaints.append(try complaint(about: peer, current))
+            } else {
+                // Not as the neighbour signed it: the server may have changed it, so report it
+                // and reveal nothing.
+                complaints.append(ShareComplaint(accused: entry.peer, evidence: .unsigned))
+            }
         }
         try requireNeighbourhood(held.count)
 
@@ -265,6 +287,8 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         let id = id
         let masking = current.keys.masking
         let bitWidth = session.parameters.bitWidth
+        // Not the accused: the server leaves a convicted neighbour out of the sum, and only
+        // those who did not complain hold the shares that take its masks away.
         let peers = held.keys.sorted().filter { $0 != id }
         var jobs = [
             MaskWork.Job(
@@ -286,8 +310,24 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         if let failed = MaskWork.apply(jobs, to: &masked).first {
             throw .weakPeerKey(peers[failed - 1].rawValue)
         }
-        state = .consistencyCheck(ConsistencyState(held: held))
-        return message(.maskedInputCollection, MaskedInputBody.encode(masked))
+        state = .consistencyCheck(
+            ConsistencyState(held: held, sent: sent, accused: Set(complaints.map { ParticipantID($0.accused) })))
+        return message(.maskedInputCollection, MaskedInputBody(complaints: complaints, vector: masked).encoded)
+    }
+
+    /// The complaint about `peer`'s shares: K = c_u·C_peer and the proof that it is.
+    private func complaint(about peer: ParticipantID, _ current: MaskedInputState) throws(AbortReason)
+        -> ShareComplaint
+    {
+        let context = SecAggKeys.complaintContext(sessionID: session.id, accuser: id, accused: peer)
+        do {
+            // shareKeys has an entry only for peers that advertised keys.
+            let (shared, proof) = try EqualityProof.prove(
+                secret: current.keys.encryption, base: current.peers[peer]!.encryptionKey, context: context)
+            // K opens only this pair's channel, and the neighbour signed what does not open.
+            return ShareComplaint(
+                accused: peer.rawValue, evidence: .undecryptable(shared: shared.unsafeExposedBytes(), proof: proof))
+        } catch { throw .weakPeerKey(peer.rawValue) }  // unreachable: the key agreed in R1
     }
 
     /// R3: check the server's survivor and dropped lists against what this participant saw,
@@ -309,7 +349,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         }
         var surviving = 1
         for peer in session.graph.neighbors(of: id) {
-            let sentShares = current.held[peer] != nil
+            let sentShares = current.sent.contains(peer)
             let survived = lists.survivors.contains(peer)
             let dropped = lists.dropped.contains(peer)
             if sentShares && !survived && !dropped {
@@ -317,6 +357,11 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             }
             if !sentShares && (survived || dropped) {
                 throw .inconsistentSurvivorLists("neighbour \(peer) never sent shares but is listed")
+            }
+            // A neighbour proved to have sent bad shares must be out of the sum: nobody who
+            // complained masked with it, and nobody holds its self-mask seed.
+            if survived && current.accused.contains(peer) {
+                throw .inconsistentSurvivorLists("neighbour \(peer), whose shares did not open, is listed as a survivor")
             }
             if survived { surviving += 1 }
         }
@@ -383,20 +428,6 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         guard remaining >= session.parameters.threshold else {
             throw .notEnoughNeighbors(have: remaining, need: session.parameters.threshold)
         }
-    }
-
-    private func parseShares(_ plaintext: SecureBytes, from peer: ParticipantID) throws(AbortReason) -> HeldShares {
-        let size = ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
-        guard plaintext.count == 2 * size else { throw .invalidShares(peer: peer.rawValue) }
-        do {
-            let masking = try ShamirShare(encoded: plaintext.slice(0..<size))
-            let seed = try ShamirShare(encoded: plaintext.slice(size..<(2 * size)))
-            guard masking.index == id.rawValue, seed.index == id.rawValue,
-                masking.secretByteCount == SecAggKeys.sharedSecretByteCount,
-                seed.secretByteCount == SecAggKeys.sharedSecretByteCount
-            else { throw AbortReason.invalidShares(peer: peer.rawValue) }
-            return HeldShares(maskingKey: masking, selfMaskSeed: seed)
-        } catch { throw .invalidShares(peer: peer.rawValue) }
     }
 
     private func decode<T>(_ body: () throws(SecAggWireError) -> T) throws(AbortReason) -> T {

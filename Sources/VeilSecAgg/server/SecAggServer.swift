@@ -8,11 +8,12 @@ public enum ServerAction: Hashable, Sendable {
     /// A participant is out of the session from now on — silent past the deadline, or its
     /// message failed a check. The blast radius is that participant; the round goes on.
     case dropped(ParticipantID, DropReason)
-    /// `holder` revealed a share of `owner`'s secret in R4 that lies off the polynomial the
-    /// other shares agree on: the share was set aside and the secret decoded without it. The
-    /// holder signed the message that carried it; either it changed the share or the owner
-    /// dealt it wrong in R1 (`Specs/secagg.md`, "Robust reconstruction").
-    case wrongShare(holder: ParticipantID, owner: ParticipantID)
+    /// A participant's own signed messages show a fault (`Specs/secagg.md`, "Complaints and
+    /// attribution"): a neighbour proved that its R1 shares do not open (it is also dropped,
+    /// and its masked input taken back out of the sum), it complained falsely or with a bad
+    /// proof (also dropped), or it revealed a share in R4 that lies off the polynomial of the
+    /// others (set aside; the secret is decoded without it, and the round goes on).
+    case attributed(SecAggEvidence)
     /// The round finished: the survivors' sum.
     case completed(SecureSumResult)
     /// The round cannot finish; nothing more will be sent.
@@ -32,6 +33,12 @@ public enum DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     case unexpectedShares(String)
     case wrongSurvivorDigest
     case invalidReveal(String)
+    /// A complaint whose proof does not verify, or about a participant it cannot accuse.
+    case invalidComplaint(String)
+    /// A complaint about shares that open and are valid: the complainer lied.
+    case falseComplaint(accused: UInt32)
+    /// The participant's shares were proved bad (``ServerAction/convicted(_:accuser:evidence:)``).
+    case convicted
 
     public var code: String {
         switch self {
@@ -46,6 +53,9 @@ public enum DropReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .unexpectedShares: "unexpectedShares"
         case .wrongSurvivorDigest: "wrongSurvivorDigest"
         case .invalidReveal: "invalidReveal"
+        case .invalidComplaint: "invalidComplaint"
+        case .falseComplaint: "falseComplaint"
+        case .convicted: "convicted"
         }
     }
 
@@ -62,6 +72,19 @@ public enum DropReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .unexpectedShares(let why): "encrypted shares for the wrong neighbours: \(why)"
         case .wrongSurvivorDigest: "the signed survivor digest is not the one the server sent"
         case .invalidReveal(let why): "revealed shares do not match the participant's neighbourhood: \(why)"
+        case .invalidComplaint(let why): "an invalid complaint: \(why)"
+        case .falseComplaint(let accused):
+            "complained about participant \(accused)'s shares, which open and are valid"
+        case .convicted: "its R1 shares to a neighbour were proved not to open"
+        }
+    }
+
+    /// Whether the participant's own signed message proves it misbehaved (as opposed to
+    /// falling silent, which an honest device does): what attribution records and counts.
+    public var isAttributable: Bool {
+        switch self {
+        case .invalidComplaint, .falseComplaint: true
+        default: false
         }
     }
 }
@@ -85,22 +108,37 @@ public struct SecAggServer {
         let keys: AdvertiseKeysBody
     }
 
+    /// An R1 message, as signed, and its body.
+    private struct Dealt {
+        let message: SignedMessage
+        let body: ShareKeysBody
+    }
+
     private struct ShareKeysState {
         let advertised: [ParticipantID: Advertisement]
-        var received: [ParticipantID: ShareKeysBody] = [:]
+        var received: [ParticipantID: Dealt] = [:]
     }
 
     private struct MaskedInputState {
         let advertised: [ParticipantID: Advertisement]
         /// U2 and each member's commitment to its self-mask seed.
         let commitments: [ParticipantID: [UInt8]]
+        /// U2's R1 messages: the ciphertexts a complaint is checked against.
+        let dealt: [ParticipantID: Dealt]
         var sum: ModularVector
         var contributors: Set<ParticipantID> = []
+        /// Each contributor's encoded masked input, kept until the round closes so that a
+        /// conviction can take it back out of the sum.
+        var inputs: [ParticipantID: ArraySlice<UInt8>] = [:]
+        /// Proven complaints, by accuser; and the participants they convicted.
+        var accusations: [ParticipantID: Set<ParticipantID>] = [:]
+        var convicted: Set<ParticipantID> = []
     }
 
     private struct ConsistencyState {
         let advertised: [ParticipantID: Advertisement]
         let commitments: [ParticipantID: [UInt8]]
+        let accusations: [ParticipantID: Set<ParticipantID>]
         let sum: ModularVector
         let survivors: ParticipantBitmap
         let dropped: ParticipantBitmap
@@ -111,12 +149,14 @@ public struct SecAggServer {
     private struct UnmaskingState {
         let advertised: [ParticipantID: Advertisement]
         let commitments: [ParticipantID: [UInt8]]
+        let accusations: [ParticipantID: Set<ParticipantID>]
         let sum: ModularVector
         let survivors: ParticipantBitmap
         let dropped: ParticipantBitmap
         let expected: Set<ParticipantID>
-        /// Revealed shares, by owner.
+        /// Revealed shares, by owner, and each holder's R4 message (the evidence of a wrong share).
         var shares: [ParticipantID: [ShamirShare]] = [:]
+        var reveals: [ParticipantID: SignedMessage] = [:]
         var responded: Set<ParticipantID> = []
     }
 
@@ -135,6 +175,8 @@ public struct SecAggServer {
     private var state: State
     /// Participants dropped during the current round for a bad message.
     private var excluded: Set<ParticipantID> = []
+    /// Set with a drop reason that the sender's own message proves.
+    private var blame: SecAggEvidence?
 
     /// Creates the server of a session.
     /// - Throws: ``SecAggSessionError/identityMismatch(_:)`` when the key is not the session's server key.
@@ -201,12 +243,16 @@ public struct SecAggServer {
     public mutating func receive(_ message: SignedMessage, from sender: ParticipantID) -> [ServerAction] {
         guard let round, expectsMessage(from: sender) else { return [] }
         if let reason = envelopeProblem(message, from: sender, round: round) { return drop(sender, reason) }
+        let convictions: [ServerAction]
         do throws(DropReason) {
-            try accept(message, from: sender)
+            blame = nil
+            convictions = try accept(message, from: sender)
         } catch {
-            return drop(sender, error)
+            let evidence = blame.map { [ServerAction.attributed($0)] } ?? []
+            blame = nil
+            return evidence + drop(sender, error)
         }
-        return roundIsComplete ? advance() : []
+        return convictions + (roundIsComplete ? advance() : [])
     }
 
     /// The round's deadline has passed: drop whoever has not answered and move on.
@@ -237,15 +283,20 @@ public struct SecAggServer {
         return nil
     }
 
-    private mutating func accept(_ message: SignedMessage, from sender: ParticipantID) throws(DropReason) {
+    /// Checks one message and takes what it carries; returns the convictions its complaints proved.
+    private mutating func accept(_ message: SignedMessage, from sender: ParticipantID) throws(DropReason)
+        -> [ServerAction]
+    {
         let body = message.body
         switch state {
         case .advertiseKeys(var received):
+            // The encryption key is a ristretto255 element other than the identity by decoding.
             let keys = try decode { () throws(SecAggWireError) in try AdvertiseKeysBody(decoding: body) }
-            guard !keys.encryptionKey.hasSmallOrder, !keys.maskingKey.hasSmallOrder else { throw .weakKey }
+            guard !keys.maskingKey.hasSmallOrder else { throw .weakKey }
             // Kept as signed: participants check their neighbours' signatures themselves.
             received[sender] = Advertisement(message: message, keys: keys)
             state = .advertiseKeys(received)
+            return []
         case .shareKeys(var current):
             let shares = try decode { () throws(SecAggWireError) in try ShareKeysBody(decoding: body) }
             let expectedPeers = session.graph.neighbors(of: sender).filter { current.advertised[$0] != nil }.map(
@@ -253,25 +304,60 @@ public struct SecAggServer {
             guard shares.shares.map(\.peer) == expectedPeers else {
                 throw .unexpectedShares("expected one entry for each of \(expectedPeers), ascending")
             }
-            current.received[sender] = shares
+            current.received[sender] = Dealt(message: message, body: shares)
             state = .shareKeys(current)
+            return []
         case .maskedInputCollection(var current):
             let parameters = session.parameters
+            let decoded = try decode { () throws(SecAggWireError) in try MaskedInputBody(decoding: body) }
             let masked = try decode { () throws(SecAggWireError) in
-                try MaskedInputBody.decode(body, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
+                try MaskedInputBody.decode(decoded.vector, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
+            }
+            // Every complaint is checked before anything is taken: one false complaint drops
+            // the sender and convicts nobody.
+            var accused: Set<ParticipantID> = []
+            for complaint in decoded.complaints {
+                guard accused.insert(ParticipantID(complaint.accused)).inserted else {
+                    blame = SecAggEvidence(
+                fault: .invalidComplaint, participant: sender, counterpart: ParticipantID(complaint.accused),
+                messages: [message])
+            throw .invalidComplaint("two complaints about participant \(complaint.accused)")
+                }
+                try check(complaint, in: message, current)
             }
             state = .advertiseKeys([:])  // release the running sum so that adding does not copy it
+            var actions: [ServerAction] = []
+            for complaint in decoded.complaints {
+                let culprit = ParticipantID(complaint.accused)
+                guard current.convicted.insert(culprit).inserted else { continue }
+                if current.contributors.remove(culprit) != nil, let input = current.inputs.removeValue(forKey: culprit) {
+                    // Stored as accepted: decodes as before.
+                    let taken = try! MaskedInputBody.decode(
+                        input, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
+                    try! current.sum.subtract(taken)
+                }
+                excluded.insert(culprit)
+                actions.append(.dropped(culprit, .convicted))
+                actions.append(.attributed(evidence(complaint, by: sender, fault: .invalidShares, current)))
+            }
+            if !accused.isEmpty { current.accusations[sender] = accused }
             try! current.sum.add(masked)  // same ring and length: decoded with the session's b and d
             current.contributors.insert(sender)
+            current.inputs[sender] = decoded.vector
             state = .maskedInputCollection(current)
+            return actions
         case .consistencyCheck(var current):
             guard body == current.digest else { throw .wrongSurvivorDigest }
             current.signatures[sender] = message.signature
             state = .consistencyCheck(current)
+            return []
         case .unmasking(var current):
             let reveal = try decode { () throws(SecAggWireError) in try UnmaskingSharesBody(decoding: body) }
-            let holders = (session.graph.neighbors(of: sender).filter { current.commitments[$0] != nil } + [sender])
-                .sorted()
+            // A complainer holds no shares of those it accused.
+            let accused = current.accusations[sender] ?? []
+            let holders = (session.graph.neighbors(of: sender).filter {
+                current.commitments[$0] != nil && !accused.contains($0)
+            } + [sender]).sorted()
             guard reveal.shares.map(\.owner) == holders.map(\.rawValue) else {
                 throw .invalidReveal("expected one share for each of \(holders.map(\.rawValue)), ascending")
             }
@@ -286,11 +372,61 @@ public struct SecAggServer {
                 }
             }
             for entry in reveal.shares { current.shares[ParticipantID(entry.owner), default: []].append(entry.share) }
+            current.reveals[sender] = message
             current.responded.insert(sender)
             state = .unmasking(current)
+            return []
         case .completed, .aborted:
-            return
+            return []
         }
+    }
+
+    /// A complaint stands when its proof verifies and the ciphertext it is about, opened with
+    /// the element the proof vouches for, fails authentication or does not hold two shares for
+    /// the complainer. Otherwise the complainer is at fault, and ``blame`` says how.
+    private mutating func check(_ complaint: ShareComplaint, in message: SignedMessage, _ current: MaskedInputState)
+        throws(DropReason)
+    {
+        let sender = ParticipantID(message.sender)
+        let accused = ParticipantID(complaint.accused)
+        guard accused != sender, session.graph.areNeighbors(sender, accused), let dealt = current.dealt[accused],
+            // Both sent R1, so both advertised keys in R0.
+            let accuserKey = current.advertised[sender]?.keys.encryptionKey,
+            let accusedKey = current.advertised[accused]?.keys.encryptionKey
+        else {
+            blame = SecAggEvidence(fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
+            throw .invalidComplaint("participant \(accused) sent this participant no shares")
+        }
+        switch SecAggEvidence.complaintStands(
+            complaint, accuser: sender, accuserKey: accuserKey, accusedKey: accusedKey,
+            // Every roster member has an identity.
+            accusedIdentity: session.identity(of: accused.rawValue)!, dealt: dealt.body, sessionID: session.id)
+        {
+        case true?:
+            return
+        case false?:
+            blame = evidence(complaint, by: sender, fault: .falseComplaint, current)
+            throw .falseComplaint(accused: complaint.accused)
+        case nil:
+            blame = SecAggEvidence(fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
+            throw .invalidComplaint("the proof about participant \(accused) does not verify")
+        }
+    }
+
+    /// The evidence of a checked complaint: both advertisements and the accused's R1 message.
+    private func evidence(
+        _ complaint: ShareComplaint, by accuser: ParticipantID, fault: SecAggEvidence.Fault, _ current: MaskedInputState
+    ) -> SecAggEvidence {
+        let accused = ParticipantID(complaint.accused)
+        // check() found all three before the complaint was judged.
+        return SecAggEvidence(
+            fault: fault, participant: fault == .invalidShares ? accused : accuser,
+            counterpart: fault == .invalidShares ? accuser : accused,
+            messages: [
+                current.advertised[accuser]!.message, current.advertised[accused]!.message,
+                current.dealt[accused]!.message,
+            ],
+            complaint: complaint)
     }
 
     // MARK: - Closing a round
@@ -312,15 +448,17 @@ public struct SecAggServer {
         case .shareKeys(let current):
             state = .maskedInputCollection(
                 MaskedInputState(
-                    advertised: current.advertised, commitments: current.received.mapValues(\.selfMaskCommitment),
+                    advertised: current.advertised, commitments: current.received.mapValues(\.body.selfMaskCommitment),
+                    dealt: current.received,
                     sum: ModularVector(zeros: session.parameters.dimension, bitWidth: session.parameters.bitWidth)))
             return current.received.keys.sorted().map { recipient in
                 let forwarded = session.graph.neighbors(of: recipient).compactMap { sender -> EncryptedShares? in
-                    guard let entry = current.received[sender]?.shares.first(where: { $0.peer == recipient.rawValue })
+                    guard let entry = current.received[sender]?.body.shares.first(where: { $0.peer == recipient.rawValue })
                     else {
                         return nil
                     }
-                    return EncryptedShares(peer: sender.rawValue, nonce: entry.nonce, ciphertext: entry.ciphertext)
+                    return EncryptedShares(
+                        peer: sender.rawValue, nonce: entry.nonce, ciphertext: entry.ciphertext, signature: entry.signature)
                 }
                 return .send(
                     message(.maskedInputCollection, to: recipient, SharesForwardBody(shares: forwarded).encoded))
@@ -333,7 +471,8 @@ public struct SecAggServer {
             let lists = SurvivorListBody(survivors: survivors, dropped: dropped)
             state = .consistencyCheck(
                 ConsistencyState(
-                    advertised: current.advertised, commitments: current.commitments, sum: current.sum,
+                    advertised: current.advertised, commitments: current.commitments,
+                    accusations: current.accusations, sum: current.sum,
                     survivors: survivors,
                     dropped: dropped,
                     digest: SecAggKeys.survivorDigest(sessionID: session.id, survivors: survivors, dropped: dropped)))
@@ -342,7 +481,8 @@ public struct SecAggServer {
             let signers = current.signatures.keys.sorted()
             state = .unmasking(
                 UnmaskingState(
-                    advertised: current.advertised, commitments: current.commitments, sum: current.sum,
+                    advertised: current.advertised, commitments: current.commitments,
+                    accusations: current.accusations, sum: current.sum,
                     survivors: current.survivors, dropped: current.dropped, expected: Set(signers)))
             // t − 1 others' signatures complete each participant's quorum of t.
             let others = session.consistencyQuorum - 1
@@ -396,7 +536,13 @@ public struct SecAggServer {
             }
             for index in decoded.wrongIndices {
                 caught.insert(index)
-                faults.append(.wrongShare(holder: ParticipantID(index), owner: owner))
+                let holder = ParticipantID(index)
+                // Every share decoded was revealed in a holder's message.
+                faults.append(
+                    .attributed(
+                        SecAggEvidence(
+                            fault: .wrongShare, participant: holder, counterpart: owner,
+                            messages: [current.reveals[holder]!])))
             }
             return decoded.secret
         }
@@ -415,6 +561,12 @@ public struct SecAggServer {
                 owners.append(owner)
             }
             for owner in current.dropped.members {
+                // The survivors that masked with it: not those that proved its shares bad.
+                let maskedWith = session.graph.neighbors(of: owner).filter {
+                    current.survivors.contains($0) && current.accusations[$0]?.contains(owner) != true
+                }
+                // Convicted by every survivor neighbour: no mask with it is in the sum.
+                if maskedWith.isEmpty { continue }
                 let secret = try reconstruct(owner) { secret in
                     (try? X25519.PrivateKey(rawRepresentation: secret))?.publicKey
                         == current.advertised[owner]?.keys.maskingKey
@@ -422,7 +574,7 @@ public struct SecAggServer {
                 guard let masking = try? X25519.PrivateKey(rawRepresentation: secret) else {
                     throw .reconstructionMismatch(owner: owner)  // not reached: accepted above
                 }
-                for peer in session.graph.neighbors(of: owner) where current.survivors.contains(peer) {
+                for peer in maskedWith {
                     // Survivors advertised keys in R0, or they would not be survivors.
                     let key = current.advertised[peer]!.keys.maskingKey
                     let session = session

@@ -3,7 +3,7 @@ import VeilCore
 /// Reads canonical encodings; every failure is a ``SecAggWireError``.
 struct ByteReader {
     private let bytes: [UInt8]
-    private var offset = 0
+    private(set) var offset = 0
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 

@@ -3,14 +3,14 @@ import VeilCrypto
 
 // The body of each message, with its canonical encoding (`Specs/secagg.md`, "Messages").
 
-/// R0, participant → server: the two X25519 public keys.
+/// R0, participant → server: the ristretto255 encryption key c_u·B and the X25519 masking key.
 struct AdvertiseKeysBody: Hashable {
-    var encryptionKey: X25519.PublicKey
+    var encryptionKey: Ristretto255.PublicKey
     var maskingKey: X25519.PublicKey
 
     var encoded: [UInt8] { encryptionKey.rawRepresentation + maskingKey.rawRepresentation }
 
-    init(encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey) {
+    init(encryptionKey: Ristretto255.PublicKey, maskingKey: X25519.PublicKey) {
         self.encryptionKey = encryptionKey
         self.maskingKey = maskingKey
     }
@@ -18,8 +18,8 @@ struct AdvertiseKeysBody: Hashable {
     init(decoding bytes: [UInt8]) throws(SecAggWireError) {
         var reader = ByteReader(bytes)
         do {
-            encryptionKey = try X25519.PublicKey(
-                rawRepresentation: try reader.raw(X25519.keyByteCount, "encryption key"))
+            encryptionKey = try Ristretto255.PublicKey(
+                rawRepresentation: try reader.raw(Ristretto255.elementByteCount, "encryption key"))
             maskingKey = try X25519.PublicKey(rawRepresentation: try reader.raw(X25519.keyByteCount, "masking key"))
         } catch let error as SecAggWireError { throw error } catch { throw .malformed("\(error)") }
         try reader.finish("AdvertiseKeys")
@@ -49,31 +49,69 @@ struct KeysBroadcastBody: Hashable {
     }
 }
 
-/// Shares of one participant's two secrets, encrypted to one neighbour.
+/// Shares of one participant's two secrets, encrypted to one neighbour and signed by the
+/// sender on their own, so that the recipient can tell the sender's garbage (complain) from
+/// the server's tampering (abort) without trusting the server.
 struct EncryptedShares: Hashable {
     /// The other end: the recipient in ShareKeys, the sender in SharesForward.
     var peer: UInt32
     var nonce: XChaCha20Poly1305.Nonce
     var ciphertext: [UInt8]
+    /// The sender's Ed25519 signature over ``SecAggKeys/sharesSignedBytes``.
+    var signature: [UInt8]
 
     /// Two encoded 32-byte-secret shares (45 bytes each) plus the tag.
     static var ciphertextByteCount: Int {
         2 * ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
             + XChaCha20Poly1305.tagByteCount
     }
-    static var encodedByteCount: Int { 4 + XChaCha20Poly1305.nonceByteCount + ciphertextByteCount }
+    static var encodedByteCount: Int {
+        4 + XChaCha20Poly1305.nonceByteCount + ciphertextByteCount + Ed25519.signatureByteCount
+    }
 
     func write(to writer: inout ByteWriter) {
         writer.u32(peer)
         writer.raw(nonce.rawRepresentation)
         writer.raw(ciphertext)
+        writer.raw(signature)
     }
 
     static func read(from reader: inout ByteReader) throws(SecAggWireError) -> EncryptedShares {
         let peer = try reader.u32("peer")
         let nonce = try! XChaCha20Poly1305.Nonce(  // length read exactly
             rawRepresentation: try reader.raw(XChaCha20Poly1305.nonceByteCount, "nonce"))
-        return EncryptedShares(peer: peer, nonce: nonce, ciphertext: try reader.raw(ciphertextByteCount, "ciphertext"))
+        let ciphertext = try reader.raw(ciphertextByteCount, "ciphertext")
+        return EncryptedShares(
+            peer: peer, nonce: nonce, ciphertext: ciphertext,
+            signature: try reader.raw(Ed25519.signatureByteCount, "share signature"))
+    }
+
+    /// Whether `sender` signed these shares for `recipient` in this session.
+    func isSigned(by key: Ed25519.PublicKey, sessionID: [UInt8], sender: ParticipantID, recipient: ParticipantID)
+        -> Bool
+    {
+        key.isValidSignature(
+            signature,
+            for: SecAggKeys.sharesSignedBytes(
+                sessionID: sessionID, sender: sender, recipient: recipient, nonce: nonce, ciphertext: ciphertext))
+    }
+}
+
+/// The plaintext of encrypted shares: two encoded shares (masking key s, self-mask seed b),
+/// each of a 32-byte secret and at the recipient's index.
+enum SharePlaintext {
+    static func parse(_ plaintext: SecureBytes, for recipient: ParticipantID) -> (
+        maskingKey: ShamirShare, selfMaskSeed: ShamirShare
+    )? {
+        let size = ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
+        guard plaintext.count == 2 * size,
+            let masking = try? ShamirShare(encoded: plaintext.slice(0..<size)),
+            let seed = try? ShamirShare(encoded: plaintext.slice(size..<(2 * size))),
+            masking.index == recipient.rawValue, seed.index == recipient.rawValue,
+            masking.secretByteCount == SecAggKeys.sharedSecretByteCount,
+            seed.secretByteCount == SecAggKeys.sharedSecretByteCount
+        else { return nil }
+        return (masking, seed)
     }
 }
 
@@ -129,8 +167,91 @@ struct SharesForwardBody: Hashable {
     }
 }
 
-/// R2, participant → server: the masked input, d elements of ⌈b/8⌉ bytes, little-endian.
-enum MaskedInputBody {
+/// R2: a participant's complaint that the shares a neighbour encrypted to it are bad.
+///
+/// Shares whose signature does not verify are reported as such (``Evidence/unsigned``):
+/// nothing secret is revealed, since the server — which forwarded them — may have changed
+/// them itself. Shares the neighbour did sign that do not open, or do not hold two shares
+/// for the complainer, are proved bad (``Evidence/undecryptable(shared:proof:)``) by revealing
+/// the element the two share, K = c_v·C_u, with a proof that it is c_v times the neighbour's
+/// key: the server opens the ciphertext itself and learns whose fault it was. K opens only
+/// the channel between the two, whose contents the neighbour — who signed garbage — knows.
+public struct ShareComplaint: Hashable, Sendable {
+    public enum Evidence: Hashable, Sendable {
+        case unsigned
+        case undecryptable(shared: [UInt8], proof: EqualityProof)
+    }
+
+    /// The neighbour whose shares failed.
+    public var accused: UInt32
+    public var evidence: Evidence
+
+    public init(accused: UInt32, evidence: Evidence) {
+        self.accused = accused
+        self.evidence = evidence
+    }
+
+    /// The largest encoding: LE_4(accused) ‖ 0x01 ‖ K ‖ proof (an unsigned report is LE_4 ‖ 0x00).
+    static var maxEncodedByteCount: Int { 5 + Ristretto255.elementByteCount + EqualityProof.byteCount }
+
+    func write(to writer: inout ByteWriter) {
+        writer.u32(accused)
+        switch evidence {
+        case .unsigned:
+            writer.u8(0)
+        case .undecryptable(let shared, let proof):
+            writer.u8(1)
+            writer.raw(shared)
+            writer.raw(proof.rawRepresentation)
+        }
+    }
+
+    static func read(from reader: inout ByteReader) throws(SecAggWireError) -> ShareComplaint {
+        let accused = try reader.u32("accused")
+        switch try reader.u8("complaint kind") {
+        case 0:
+            return ShareComplaint(accused: accused, evidence: .unsigned)
+        case 1:
+            let shared = try reader.raw(Ristretto255.elementByteCount, "shared element")
+            let proof = try! EqualityProof(  // length read exactly
+                rawRepresentation: try reader.raw(EqualityProof.byteCount, "proof"))
+            return ShareComplaint(accused: accused, evidence: .undecryptable(shared: shared, proof: proof))
+        case let kind:
+            throw .malformed("unknown complaint kind \(kind)")
+        }
+    }
+}
+
+/// R2, participant → server: its complaints about neighbours' shares (usually none), then the
+/// masked input, d elements of ⌈b/8⌉ bytes, little-endian.
+struct MaskedInputBody {
+    var complaints: [ShareComplaint]
+    /// The encoded masked input.
+    var vector: ArraySlice<UInt8>
+
+    var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 4 + complaints.count * ShareComplaint.maxEncodedByteCount + vector.count)
+        writer.u32(UInt32(complaints.count))
+        for complaint in complaints { complaint.write(to: &writer) }
+        writer.raw(Array(vector))
+        return writer.bytes
+    }
+
+    init(complaints: [ShareComplaint], vector: ModularVector) {
+        self.complaints = complaints
+        self.vector = Self.encode(vector)[...]
+    }
+
+    /// Reads the complaints; the vector's length is checked when it is decoded.
+    init(decoding bytes: [UInt8]) throws(SecAggWireError) {
+        var reader = ByteReader(bytes)
+        let count = try reader.count("complaints", itemBytes: 5)
+        var complaints: [ShareComplaint] = []
+        for _ in 0..<count { complaints.append(try ShareComplaint.read(from: &reader)) }
+        self.complaints = complaints
+        vector = bytes[reader.offset...]
+    }
+
     static func encode(_ vector: ModularVector) -> [UInt8] {
         let width = vector.bitWidth.byteCount
         var bytes = [UInt8](repeating: 0, count: vector.count * width)
@@ -161,7 +282,9 @@ enum MaskedInputBody {
         return bytes
     }
 
-    static func decode(_ bytes: [UInt8], bitWidth: BitWidth, dimension: Int) throws(SecAggWireError) -> ModularVector {
+    static func decode(_ bytes: ArraySlice<UInt8>, bitWidth: BitWidth, dimension: Int) throws(SecAggWireError)
+        -> ModularVector
+    {
         let width = bitWidth.byteCount
         guard bytes.count == dimension * width else {
             throw .malformed("masked input of \(bytes.count) bytes, expected \(dimension) × \(width)")

@@ -16,15 +16,35 @@ enum SecAggKeys {
         return writer.bytes
     }
 
-    /// The AEAD key for shares between `a` and `b`:
-    /// VeilKDF(X25519(c_a, c_b), "secagg/share-key", salt = session id, context = pair).
+    /// The AEAD key for shares between `a` and `b`: VeilKDF(K, "secagg/share-key",
+    /// salt = session id, context = pair), K = c_a·C_b = c_b·C_a in ristretto255.
     static func shareKey(
-        own: X25519.PrivateKey, peer: X25519.PublicKey, sessionID: [UInt8], _ a: ParticipantID, _ b: ParticipantID
+        own: Ristretto255.PrivateKey, peer: Ristretto255.PublicKey, sessionID: [UInt8], _ a: ParticipantID,
+        _ b: ParticipantID
     ) throws(CryptoError) -> XChaCha20Poly1305.Key {
-        let secret = try own.sharedSecret(with: peer)
-        return try! XChaCha20Poly1305.Key(  // a 32-byte derivation
+        shareKey(shared: try own.sharedSecret(with: peer), sessionID: sessionID, a, b)
+    }
+
+    /// The AEAD key from the shared element K itself: how the server opens a ciphertext that a
+    /// complaint (``ShareComplaint``) revealed K for.
+    static func shareKey(shared: SecureBytes, sessionID: [UInt8], _ a: ParticipantID, _ b: ParticipantID)
+        -> XChaCha20Poly1305.Key
+    {
+        try! XChaCha20Poly1305.Key(  // a 32-byte derivation
             rawRepresentation: VeilKDF.derive32(
-                .secAggShareKey, from: secret, salt: sessionID, context: pairContext(a, b)))
+                .secAggShareKey, from: shared, salt: sessionID, context: pairContext(a, b)))
+    }
+
+    /// The context of a complaint's proof: "veil/v1/secagg/complaint" ‖ 0x00 ‖ session id ‖
+    /// LE_4(accuser) ‖ LE_4(accused), so that a proof cannot be replayed in another session
+    /// or about another pair.
+    static func complaintContext(sessionID: [UInt8], accuser: ParticipantID, accused: ParticipantID) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.raw(Array("veil/v1/secagg/complaint".utf8) + [0])
+        writer.raw(sessionID)
+        writer.u32(accuser.rawValue)
+        writer.u32(accused.rawValue)
+        return writer.bytes
     }
 
     /// The seed of the pairwise mask between `a` and `b`:
@@ -66,6 +86,22 @@ enum SecAggKeys {
     static func survivorDigest(sessionID: [UInt8], survivors: ParticipantBitmap, dropped: ParticipantBitmap) -> [UInt8]
     {
         SHA256.hash(Array("veil/v1/secagg/survivors".utf8) + [0], sessionID, survivors.bytes, dropped.bytes)
+    }
+
+    /// What a sender signs for each neighbour's encrypted shares: "veil/v1/secagg/shares-signed"
+    /// ‖ 0x00 ‖ session id ‖ LE_4(sender) ‖ LE_4(recipient) ‖ nonce ‖ ciphertext.
+    static func sharesSignedBytes(
+        sessionID: [UInt8], sender: ParticipantID, recipient: ParticipantID, nonce: XChaCha20Poly1305.Nonce,
+        ciphertext: [UInt8]
+    ) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.raw(Array("veil/v1/secagg/shares-signed".utf8) + [0])
+        writer.raw(sessionID)
+        writer.u32(sender.rawValue)
+        writer.u32(recipient.rawValue)
+        writer.raw(nonce.rawRepresentation)
+        writer.raw(ciphertext)
+        return writer.bytes
     }
 
     /// The associated data of encrypted shares:

@@ -65,6 +65,36 @@ public enum SecAggForgery {
         return decoded.encoded
     }
 
+    /// An R1 ShareKeys body whose ciphertexts for `recipients` (all, when nil) are garbage,
+    /// each entry signed by `key` as a sender signs its shares: a rogue participant, not the network.
+    public static func shareKeysBodyWithGarbageShares(
+        _ body: [UInt8], sessionID: [UInt8], sender: UInt32, recipients: Set<UInt32>? = nil, by key: Ed25519.PrivateKey
+    ) throws -> [UInt8] {
+        var decoded = try ShareKeysBody(decoding: body)
+        for i in decoded.shares.indices where recipients?.contains(decoded.shares[i].peer) ?? true {
+            var entry = decoded.shares[i]
+            entry.ciphertext = entry.ciphertext.map { $0 ^ 0x5A }
+            entry.signature = key.signature(
+                for: SecAggKeys.sharesSignedBytes(
+                    sessionID: sessionID, sender: ParticipantID(sender), recipient: ParticipantID(entry.peer),
+                    nonce: entry.nonce, ciphertext: entry.ciphertext))
+            decoded.shares[i] = entry
+        }
+        return decoded.encoded
+    }
+
+    /// An R2 MaskedInput body with `complaint` added before its own.
+    public static func maskedInputBody(_ body: [UInt8], adding complaint: ShareComplaint) throws -> [UInt8] {
+        var decoded = try MaskedInputBody(decoding: body)
+        decoded.complaints.insert(complaint, at: 0)
+        return decoded.encoded
+    }
+
+    /// The complaints of an R2 MaskedInput body.
+    public static func complaints(inMaskedInput body: [UInt8]) throws -> [ShareComplaint] {
+        try MaskedInputBody(decoding: body).complaints
+    }
+
     /// An R2 SharesForward body with one byte of its first ciphertext flipped.
     public static func sharesForwardBodyWithFlippedCiphertext(_ body: [UInt8]) throws -> [UInt8] {
         var decoded = try SharesForwardBody(decoding: body)
@@ -94,7 +124,7 @@ public enum SecAggForgery {
     {
         let decoded = try AdvertiseKeysBody(decoding: body)
         return try AdvertiseKeysBody(
-            encryptionKey: encryptionKey.map { try X25519.PublicKey(rawRepresentation: $0) } ?? decoded.encryptionKey,
+            encryptionKey: encryptionKey.map { try Ristretto255.PublicKey(rawRepresentation: $0) } ?? decoded.encryptionKey,
             maskingKey: maskingKey.map { try X25519.PublicKey(rawRepresentation: $0) } ?? decoded.maskingKey
         )
         .encoded

@@ -104,7 +104,11 @@ public struct SecAggSimulation {
         /// Participants the server dropped, with the round and reason.
         public var dropped: [(ParticipantID, SecAggRound, DropReason)] = []
         /// Shares the server set aside in R4, by who revealed them and whose secret they shared.
-        public var wrongShares: [(holder: ParticipantID, owner: ParticipantID)] = []
+        public var wrongShares: [(holder: ParticipantID, owner: ParticipantID)] {
+            attributions.filter { $0.fault == .wrongShare }.map { (holder: $0.participant, owner: $0.counterpart) }
+        }
+        /// Every fault the server attributed, with its evidence.
+        public var attributions: [SecAggEvidence] = []
         /// Participants that aborted their own part.
         public var clientAborts: [(ParticipantID, SecAggAbort)] = []
         /// Participants the simulation took offline, and when.
@@ -283,8 +287,8 @@ public struct SecAggSimulation {
                     clientActed(id, reply)
                 case .dropped(let id, let reason):
                     report.dropped.append((id, serverRound, reason))
-                case .wrongShare(let holder, let owner):
-                    report.wrongShares.append((holder: holder, owner: owner))
+                case .attributed(let evidence):
+                    report.attributions.append(evidence)
                 case .completed(let result):
                     report.result = result
                     var expected = ModularVector(

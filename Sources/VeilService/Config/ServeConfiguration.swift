@@ -92,6 +92,10 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var registrationTimeoutSeconds = 300.0
     /// Give up the federation after this many aborted attempts in a row at the same round.
     public var maxRoundAttempts = 10
+    /// Leave a participant out of every later cohort once this many faults its own signed
+    /// messages prove have been recorded against it (0: never). Wrong R4 shares are recorded
+    /// but not counted: their evidence cannot tell the holder's fault from the dealer's.
+    public var excludeAfterFaults = 2
     public var model = ModelArchitecture.softmax
     public var features = 64
     public var classes = 10
@@ -138,6 +142,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case federation, host, port, metricsPort, tls, state, rounds, minParticipants, cohortSize, selection
         case roundDeadlineSeconds, trainingDeadlineSeconds, registrationTimeoutSeconds, maxRoundAttempts, model
+        case excludeAfterFaults
         case features, classes
         case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
         case beta1, beta2, tau
@@ -157,7 +162,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try c.take(.roundDeadlineSeconds, &roundDeadlineSeconds);
         try c.take(.trainingDeadlineSeconds, &trainingDeadlineSeconds)
         try c.take(.registrationTimeoutSeconds, &registrationTimeoutSeconds); try c.take(.model, &model)
-        try c.take(.maxRoundAttempts, &maxRoundAttempts)
+        try c.take(.maxRoundAttempts, &maxRoundAttempts); try c.take(.excludeAfterFaults, &excludeAfterFaults)
         try c.take(.features, &features); try c.take(.classes, &classes); try c.take(.algorithm, &algorithm)
         try c.take(.localEpochs, &localEpochs); try c.take(.batchSize, &batchSize);
         try c.take(.learningRate, &learningRate)
@@ -232,6 +237,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try duration(trainingDeadlineSeconds, "training_deadline_seconds")
         try duration(registrationTimeoutSeconds, "registration_timeout_seconds")
         try require(maxRoundAttempts >= 1, "max_round_attempts must be at least 1")
+        try require(excludeAfterFaults >= 0, "exclude_after_faults must be at least 0 (0: never exclude)")
         try require(features >= 1, "features must be at least 1")
         try require(classes >= 2, "classes must be at least 2")
         try require(localEpochs >= 1, "local_epochs must be at least 1")

@@ -56,6 +56,8 @@ public actor Coordinator {
     private var leftOut: (round: Int, ids: Set<String>) = (0, [])
     /// Who the current attempt has dropped so far.
     private var droppedThisAttempt: Set<String> = []
+    /// Participants with `exclude_after_faults` proven faults on record: never selected again.
+    private(set) var faultExcluded: Set<String> = []
     /// Differential privacy: the calibrated mechanism, and what each participant has spent
     /// (kept in the store).
     let privacy: ServicePrivacyPlan?
@@ -99,6 +101,8 @@ public actor Coordinator {
             algorithm = configuration.initialAlgorithm(initial)
         }
         metrics.set("veil_rounds_completed", Double(completedRounds))
+        faultExcluded = try Self.excluded(store: store, limit: configuration.excludeAfterFaults)
+        metrics.set("veil_excluded_participants", Double(faultExcluded.count))
         (privacy, ledger) = try Self.privacyPlan(configuration, store: store, updateLength: model.parameterCount)
         if let settings = privacy?.settings, settings.mode == .central {
             // Participants clip to C less the rounding slack; the largest cohort has the
@@ -173,11 +177,11 @@ public actor Coordinator {
                 logger.info(
                     "participant dropped", metadata: ["id": "\(id)", "round": "\(machine.number)", "reason": "\(code)"])
                 if let notice { registry.send(.failure(.failureDropped, notice), to: id) }
-            case .attributed(let id, let code, let detail):
-                metrics.increment("veil_attributed_faults_total", labels: ["fault": code])
-                logger.warning(
-                    "fault attributed",
-                    metadata: ["id": "\(id)", "round": "\(machine.number)", "fault": "\(code)", "detail": "\(detail)"])
+            case .attributed(let id, let code, let detail, let evidence):
+                attribute(
+                    CoordinatorStore.Attribution(
+                        participant: id, round: machine.number, attempt: machine.attempt, fault: code, detail: detail,
+                        evidence: evidence))
             case .refused(let id, let reason):
                 refuse(from: id, reason)
             case .ended(let end):
@@ -187,6 +191,41 @@ public actor Coordinator {
                 waiting?.resume(returning: end)
             }
         }
+    }
+
+    /// Records a fault with its evidence, and excludes its author once it has
+    /// `exclude_after_faults` proven ones on record.
+    private func attribute(_ attribution: CoordinatorStore.Attribution) {
+        let id = attribution.participant
+        metrics.increment("veil_attributed_faults_total", labels: ["fault": attribution.fault])
+        logger.warning(
+            "fault attributed",
+            metadata: [
+                "id": "\(id)", "round": "\(attribution.round)", "fault": "\(attribution.fault)",
+                "detail": "\(attribution.detail)",
+            ])
+        recording("record an attribution") { try store.recordAttribution(attribution) }
+        refreshExclusions()
+    }
+
+    /// Reads the proven faults on record and excludes whoever has reached the limit.
+    private func refreshExclusions() {
+        let limit = configuration.excludeAfterFaults
+        guard let now = recording("count attributions", { try Self.excluded(store: store, limit: limit) }) else {
+            return
+        }
+        for id in now.subtracting(faultExcluded).sorted() {
+            logger.warning("participant excluded", metadata: ["id": "\(id)", "exclude_after_faults": "\(limit)"])
+        }
+        faultExcluded.formUnion(now)
+        metrics.set("veil_excluded_participants", Double(faultExcluded.count))
+    }
+
+    /// Who has at least `limit` proven faults on record (nobody when `limit` is 0).
+    static func excluded(store: CoordinatorStore, limit: Int) throws -> Set<String> {
+        guard limit > 0 else { return [] }
+        let proven = SecAggEvidence.Fault.allCases.filter(\.isProven).map(\.rawValue)
+        return Set(try store.attributionCounts(faults: proven).filter { $0.value >= limit }.keys)
     }
 
     private func refuse(from id: String, _ reason: RefusalReason) {
@@ -217,8 +256,10 @@ public actor Coordinator {
     /// Whether rounds can be planned for this participant: not when it declared that it needs a
     /// distributed-DP plan to cost a round (`requires_privacy_plan`, a budget of its own) and
     /// this coordinator has none — it would decline every round.
+    /// Nor for one excluded for its faults.
     func isPlannable(_ connection: ConnectionRegistry.Connection) -> Bool {
-        privacy?.distributed != nil || !connection.hello.policy.requiresPrivacyPlan
+        (privacy?.distributed != nil || !connection.hello.policy.requiresPrivacyPlan)
+            && !faultExcluded.contains(connection.identity.id)
     }
 
     private var plannableCount: Int { registry.participants.values.count(where: isPlannable) }

@@ -23,7 +23,11 @@ public final class Metrics: Sendable {
         ("veil_dropouts_total", .counter, "Participants dropped, by protocol round and reason."),
         (
             "veil_attributed_faults_total", .counter,
-            "Faults attributed to a participant that the round survived, by fault."
+            "Faults that participants' own signed messages show, by fault (each is recorded with its evidence)."
+        ),
+        (
+            "veil_excluded_participants", .gauge,
+            "Participants left out of every cohort for reaching exclude_after_faults proven faults."
         ),
         ("veil_round_seconds", .gauge, "Wall time of the last finished round."),
         ("veil_round_seconds_total", .counter, "Wall time of all finished rounds."),

@@ -80,7 +80,73 @@ public final class CoordinatorStore: Sendable {
                 t.column("value", .text).notNull()
             }
         }
+        migrator.registerMigration("v2-attributions") { db in
+            // One row per fault a participant's own signed messages prove, with that evidence
+            // (`SecAggEvidence`'s encoding, `Specs/secagg.md` §6.4).
+            try db.create(table: "attributions") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("participant", .text).notNull().indexed()
+                t.column("round", .integer).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("fault", .text).notNull()
+                t.column("detail", .text).notNull()
+                t.column("evidence", .blob).notNull()
+                t.column("recorded", .double).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: - Attributions
+
+    /// One attributed fault and its evidence.
+    public struct Attribution: Sendable, Equatable {
+        public var participant: String
+        public var round: Int
+        public var attempt: Int
+        public var fault: String
+        public var detail: String
+        public var evidence: [UInt8]
+    }
+
+    public func recordAttribution(_ attribution: Attribution) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO attributions (participant, round, attempt, fault, detail, evidence, recorded)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    attribution.participant, attribution.round, attribution.attempt, attribution.fault,
+                    attribution.detail, Data(attribution.evidence), Date().timeIntervalSince1970,
+                ])
+        }
+    }
+
+    /// Every recorded attribution, oldest first.
+    public func attributions() throws -> [Attribution] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT participant, round, attempt, fault, detail, evidence FROM attributions ORDER BY seq"
+            ).map { row in
+                Attribution(
+                    participant: row["participant"], round: row["round"], attempt: row["attempt"], fault: row["fault"],
+                    detail: row["detail"], evidence: [UInt8](row["evidence"] as Data))
+            }
+        }
+    }
+
+    /// How many faults of the given kinds are recorded against each participant.
+    public func attributionCounts(faults: [String]) throws -> [String: Int] {
+        guard !faults.isEmpty else { return [:] }
+        return try pool.read { db in
+            let marks = Array(repeating: "?", count: faults.count).joined(separator: ", ")
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT participant, COUNT(*) AS n FROM attributions WHERE fault IN (\(marks)) GROUP BY participant",
+                arguments: StatementArguments(faults))
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["participant"], $0["n"]) })
+        }
     }
 
     // MARK: - Participants

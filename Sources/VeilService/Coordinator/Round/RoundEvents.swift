@@ -39,9 +39,9 @@ enum RoundAction: Sendable {
     case deadlinePassed(RoundStage?)
     /// A member is out of the round; `notice`, when present, is what it is told.
     case dropped(id: String, stage: RoundStage, code: String, notice: String?)
-    /// A member's signed message showed a fault that did not cost the round (a wrong share
-    /// set aside in unmasking): logged and counted against it.
-    case attributed(id: String, code: String, detail: String)
+    /// A member's signed messages show a fault (`SecAggEvidence.Fault`): recorded with the
+    /// evidence, logged, counted, and — past the configured count — the member is excluded.
+    case attributed(id: String, code: String, detail: String, evidence: [UInt8])
     /// A message that belongs to no stage of this round (late, early, or for another round).
     case refused(from: String, RefusalReason)
     case ended(RoundEnd)

@@ -197,16 +197,28 @@ struct RoundMachine {
                     .dropped(
                         id: id(of: position), stage: stage ?? .masking(.advertiseKeys), code: reason.code,
                         notice: silent ? nil : "dropped from round \(number): \(reason)"))
-            case .wrongShare(let holder, let owner):
+            case .attributed(let evidence):
                 actions.append(
                     .attributed(
-                        id: id(of: holder), code: "wrongShare",
-                        detail: "revealed a share of \(id(of: owner))'s secret off the polynomial of the others"))
+                        id: id(of: evidence.participant), code: evidence.fault.rawValue,
+                        detail: detail(of: evidence), evidence: evidence.encoded))
             case .completed(let result):
                 end(.completed(result), &actions)
             case .aborted(let abort):
                 end(.aborted(RoundAbort(.secureSum, "\(abort)")), &actions)
             }
+        }
+    }
+
+    /// What a log line and the attribution record say about a fault.
+    private func detail(of evidence: SecAggEvidence) -> String {
+        let other = id(of: evidence.counterpart)
+        return switch evidence.fault {
+        case .invalidShares: "its encrypted shares for \(other) do not open, as \(other) proved"
+        case .falseComplaint: "complained about \(other)'s shares, which open and are valid"
+        case .invalidComplaint: "sent a complaint about \(other) whose proof does not verify"
+        case .wrongShare:
+            "revealed a share of \(other)'s secret off the polynomial of the others (or \(other) dealt it so)"
         }
     }
 
