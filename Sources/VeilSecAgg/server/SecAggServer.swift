@@ -316,15 +316,13 @@ public struct SecAggServer {
             // Every complaint is checked before anything is taken: one false complaint drops
             // the sender and convicts nobody.
             var accused: Set<ParticipantID> = []
-            for complaint in decoded.complaints {
-                guard accused.insert(ParticipantID(complaint.accused)).inserted else {
-                    blame = SecAggEvidence(
-                fault: .invalidComplaint, participant: sender, counterpart: ParticipantID(complaint.accused),
-                messages: [message])
-            throw .invalidComplaint("two complaints about participant \(complaint.accused)")
-                }
-                try check(complaint, in: message, current)
+            for complaint in decoded.complaints where !accused.insert(ParticipantID(complaint.accused)).inserted {
+                blame = SecAggEvidence(
+                    fault: .invalidComplaint, participant: sender, counterpart: ParticipantID(complaint.accused),
+                    messages: [message])
+                throw .invalidComplaint("two complaints about participant \(complaint.accused)")
             }
+            for complaint in decoded.complaints { try check(complaint, in: message, current) }
             state = .advertiseKeys([:])  // release the running sum so that adding does not copy it
             var actions: [ServerAction] = []
             for complaint in decoded.complaints {

@@ -28,8 +28,6 @@ public enum AbortReason: Error, Hashable, Sendable, CustomStringConvertible {
     case notEnoughNeighbors(have: Int, need: Int)
     case unexpectedPeer(UInt32)
     case weakPeerKey(UInt32)
-    case decryptionFailed(peer: UInt32)
-    case invalidShares(peer: UInt32)
     case survivorListsOverlap(ParticipantID)
     case inconsistentSurvivorLists(String)
     case listedAsDropped
@@ -52,8 +50,6 @@ public enum AbortReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .notEnoughNeighbors: "notEnoughNeighbors"
         case .unexpectedPeer: "unexpectedPeer"
         case .weakPeerKey: "weakPeerKey"
-        case .decryptionFailed: "decryptionFailed"
-        case .invalidShares: "invalidShares"
         case .survivorListsOverlap: "survivorListsOverlap"
         case .inconsistentSurvivorLists: "inconsistentSurvivorLists"
         case .listedAsDropped: "listedAsDropped"
@@ -76,8 +72,6 @@ public enum AbortReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .notEnoughNeighbors(let have, let need): "\(have) of the neighbourhood remain, \(need) needed"
         case .unexpectedPeer(let peer): "party \(peer) is not an expected neighbour (or appears twice)"
         case .weakPeerKey(let peer): "participant \(peer) advertised a key of small order"
-        case .decryptionFailed(let peer): "the shares from participant \(peer) fail authentication"
-        case .invalidShares(let peer): "the shares from participant \(peer) are not shares for this participant"
         case .survivorListsOverlap(let id): "participant \(id) is listed both as survivor and as dropped"
         case .inconsistentSurvivorLists(let why): "the survivor lists are inconsistent: \(why)"
         case .listedAsDropped: "the server lists this participant as dropped"

@@ -83,6 +83,22 @@ public enum SecAggForgery {
         return decoded.encoded
     }
 
+    /// An R2 SharesForward body whose first entry (from `sender`) is garbage that `sender`
+    /// signed for `recipient`: what the server forwards from a rogue participant.
+    public static func sharesForwardBodyWithSignedGarbage(
+        _ body: [UInt8], sessionID: [UInt8], sender: Ed25519.PrivateKey, recipient: UInt32
+    ) throws -> [UInt8] {
+        var decoded = try SharesForwardBody(decoding: body)
+        var entry = decoded.shares[0]
+        entry.ciphertext = entry.ciphertext.map { $0 ^ 0x5A }
+        entry.signature = sender.signature(
+            for: SecAggKeys.sharesSignedBytes(
+                sessionID: sessionID, sender: ParticipantID(entry.peer), recipient: ParticipantID(recipient),
+                nonce: entry.nonce, ciphertext: entry.ciphertext))
+        decoded.shares[0] = entry
+        return decoded.encoded
+    }
+
     /// An R2 MaskedInput body with `complaint` added before its own.
     public static func maskedInputBody(_ body: [UInt8], adding complaint: ShareComplaint) throws -> [UInt8] {
         var decoded = try MaskedInputBody(decoding: body)

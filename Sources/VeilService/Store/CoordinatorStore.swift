@@ -82,7 +82,7 @@ public final class CoordinatorStore: Sendable {
         }
         migrator.registerMigration("v2-attributions") { db in
             // One row per fault a participant's own signed messages prove, with that evidence
-            // (`SecAggEvidence`'s encoding, `Specs/secagg.md` §6.4).
+            // (`SecAggEvidence`'s encoding, `Specs/secagg.md` §7.1).
             try db.create(table: "attributions") { t in
                 t.autoIncrementedPrimaryKey("seq")
                 t.column("participant", .text).notNull().indexed()

@@ -18,6 +18,47 @@ extension ProjectVectors {
         var dropoutFraction = 0.0
         var seedByte: UInt8
         var drops: [(UInt32, SecAggRound)] = []
+        /// A participant that misbehaves, signing with its own key.
+        var rogue: Rogue?
+
+        enum Rogue {
+            /// Signs garbage ciphertexts for these recipients in R1 (everyone when nil).
+            case garbageShares(UInt32, to: Set<UInt32>?)
+            /// Adds an unsigned-shares complaint about an honest neighbour to its R2 message.
+            case falseComplaint(UInt32, about: UInt32)
+            /// Reveals a wrong share of every secret it holds in R4.
+            case wrongShares(UInt32)
+
+            var sender: UInt32 {
+                switch self {
+                case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u): u
+                }
+            }
+
+            var round: SecAggRound {
+                switch self {
+                case .garbageShares: .shareKeys
+                case .falseComplaint: .maskedInputCollection
+                case .wrongShares: .unmasking
+                }
+            }
+
+            func forge(_ honest: SignedMessage, _ cast: SecAggSimulation.Cast) throws -> SignedMessage {
+                let key = cast.clientKeys[Int(sender) - 1]
+                let body: [UInt8] =
+                    switch self {
+                    case .garbageShares(let u, let recipients):
+                        try SecAggForgery.shareKeysBodyWithGarbageShares(
+                            honest.body, sessionID: cast.session.id, sender: u, recipients: recipients, by: key)
+                    case .falseComplaint(_, let accused):
+                        try SecAggForgery.maskedInputBody(
+                            honest.body, adding: ShareComplaint(accused: accused, evidence: .unsigned))
+                    case .wrongShares:
+                        try SecAggForgery.unmaskingBodyWithWrongShares(honest.body)
+                    }
+                return SecAggForgery.resigned(honest, body: body, by: key)
+            }
+        }
 
         func group(tests: [SecAggRunner.Test]) -> SecAggRunner.Group {
             SecAggRunner.Group(
@@ -35,6 +76,16 @@ extension ProjectVectors {
         func transcriptTest(_ scenario: SecAggScenario) throws -> SecAggRunner.Test {
             var configuration = try SecAggRunner.configuration(scenario.group(tests: []))
             configuration.recordsTranscript = true
+            var substituted: (index: Int, message: SignedMessage)?
+            if let rogue = scenario.rogue {
+                let clean = try SecAggSimulation.run(configuration).transcript
+                let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+                guard let index = clean.firstIndex(where: { $0.round == rogue.round && $0.sender == rogue.sender })
+                else { throw VectorError.unreadable("participant \(rogue.sender) sends nothing in \(rogue.round)") }
+                let forged = try rogue.forge(try SignedMessage(encoded: clean[index].encoded), cast)
+                substituted = (index, forged)
+                configuration.substitution = .init(transcriptIndex: index, deliveries: [forged.encoded], continues: true)
+            }
             let report = try SecAggSimulation.run(configuration)
             tcId += 1
             return SecAggRunner.Test(
@@ -47,7 +98,9 @@ extension ProjectVectors {
                 },
                 survivors: report.result?.survivors.map(\.rawValue),
                 sum: report.result?.sum.elements.map { String($0) },
-                abort: report.abort?.reason.code)
+                abort: report.abort?.reason.code, substitutedIndex: substituted?.index,
+                substitutedMessage: substituted.map { Hex.encode($0.message.encoded) },
+                attributions: report.attributions.isEmpty ? nil : report.attributions.map(SecAggRunner.describe))
         }
 
         let base = SecAggScenario(
@@ -100,6 +153,30 @@ extension ProjectVectors {
                 flags: ["Abort", "SparseGraph"], clients: 8, threshold: 3, neighbors: 2, seedByte: 17,
                 drops: [(5, .unmasking)]),
         ]
+        // Rogue participants (the audit's finding: one could stop every round): each is named,
+        // and the round completes over the others.
+        scenarios += [
+            SecAggScenario(
+                comment: "participant 3 signs garbage share ciphertexts for everyone in R1: every neighbour proves it "
+                    + "with a complaint, 3 is convicted and taken out of the sum",
+                flags: ["Rogue", "Complaint"], clients: 5, threshold: 3, neighbors: 4, seedByte: 18,
+                rogue: .garbageShares(3, to: nil)),
+            SecAggScenario(
+                comment: "participant 2 signs garbage share ciphertexts for participants 1 and 4 only: the other three "
+                    + "hold valid shares of its masking key, which the server reconstructs to remove their masks with it",
+                flags: ["Rogue", "Complaint", "SparseGraph"], clients: 7, threshold: 3, neighbors: 4, seedByte: 19,
+                rogue: .garbageShares(2, to: [1, 4])),
+            SecAggScenario(
+                comment: "participant 4 complains that participant 1's shares are unsigned, which they are not: "
+                    + "4 is dropped in R2 and named, the round completes without it",
+                flags: ["Rogue", "FalseComplaint"], clients: 5, threshold: 3, neighbors: 4, seedByte: 20,
+                rogue: .falseComplaint(4, about: 1)),
+            SecAggScenario(
+                comment: "participant 3 reveals a wrong share of every secret it holds in R4 and participant 6 goes "
+                    + "offline in R2: decoding sets the wrong shares aside, names 3, and the sum is exact",
+                flags: ["Rogue", "WrongShare", "Dropout"], clients: 7, threshold: 4, neighbors: 6, seedByte: 21,
+                drops: [(6, .maskedInputCollection)], rogue: .wrongShares(3)),
+        ]
         for scenario in scenarios { groups.append(scenario.group(tests: [try transcriptTest(scenario)])) }
 
         // Forged and replayed messages, against the run of `base`.
@@ -134,6 +211,18 @@ extension ProjectVectors {
                     index: target.0, deliveries: deliveries.map { Hex.encode($0) }, party: party,
                     dropped: party == 0 ? target.1.sender : nil))
         }
+        /// A delivery participant 1 must answer, with these complaints in its reply.
+        func complain(
+            _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [SignedMessage],
+            complaints: [String]
+        ) {
+            tcId += 1
+            tamperings.append(
+                SecAggRunner.Test(
+                    tcId: tcId, comment: comment, flags: [flag], result: .valid, error: nil, kind: "substitution",
+                    index: target.0, deliveries: deliveries.map { Hex.encode($0.encoded) }, party: 1,
+                    complaints: complaints))
+        }
 
         // A participant's checks.
         let keys1 = at(.shareKeys, 0, 1)
@@ -154,14 +243,26 @@ extension ProjectVectors {
         refuse(
             "R2: SharesForward addressed to participant 2 delivered to participant 1", "WrongRecipient", forward1,
             [at(.maskedInputCollection, 0, 2).1], code: "wrongRecipient", party: 1)
-        refuse(
-            "R2: a share ciphertext altered by the server (re-signed): the AEAD tag fails", "TamperedShare", forward1,
+        let tamperedForward = SecAggForgery.resigned(
+            forward1.1, body: try SecAggForgery.sharesForwardBodyWithFlippedCiphertext(forward1.1.body), by: server)
+        complain(
+            "R2: a share ciphertext altered by the server (re-signed by it): participant 2's signature on the entry "
+                + "fails, so participant 1 reports it unsigned and reveals no key",
+            "TamperedShare", forward1, [tamperedForward], complaints: ["2:unsigned"])
+        complain(
+            "R2: participant 2 signed garbage for participant 1: 1 proves it with the element they share and a proof",
+            "SignedGarbage", forward1,
             [
                 SecAggForgery.resigned(
-                    forward1.1, body: try SecAggForgery.sharesForwardBodyWithFlippedCiphertext(forward1.1.body),
+                    forward1.1,
+                    body: try SecAggForgery.sharesForwardBodyWithSignedGarbage(
+                        forward1.1.body, sessionID: cast.session.id, sender: cast.clientKeys[1], recipient: 1),
                     by: server)
             ],
-            code: "decryptionFailed", party: 1)
+            complaints: ["2:undecryptable"])
+        refuse(
+            "R2+R3: participant 1 reported participant 2's shares, then the server lists 2 as a survivor",
+            "AccusedSurvivor", forward1, [tamperedForward, lists1.1], code: "inconsistentSurvivorLists", party: 1)
         refuse(
             "R3: participant 2 listed both as survivor and as dropped: the server asks for both of its shares",
             "OverlappingLists", lists1,
@@ -226,14 +327,16 @@ extension ProjectVectors {
         let weakTwo = SecAggForgery.resigned(
             advertised[0],
             body: try SecAggForgery.advertiseKeysBody(
-                advertised[0].body, encryptionKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
+                advertised[0].body, maskingKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
             by: two)
         refuse(
-            "R1: participant 2's encryption key replaced by a point of small order (u = 0), re-signed by 2",
+            "R1+R2: participant 2's masking key replaced by a point of small order (u = 0), re-signed by 2; "
+                + "participant 1 refuses when it masks with it",
             "WeakPeerKey", keys1,
             [
                 SecAggForgery.resigned(
-                    keys1.1, body: SecAggForgery.keysBroadcastBody([weakTwo] + advertised.dropFirst()), by: server)
+                    keys1.1, body: SecAggForgery.keysBroadcastBody([weakTwo] + advertised.dropFirst()), by: server),
+                forward1.1,
             ],
             code: "weakPeerKey", party: 1)
         refuse(
@@ -277,6 +380,17 @@ extension ProjectVectors {
             ],
             code: "weakKey", party: 0)
         refuse(
+            "R0: participant 3's encryption key is not a canonical ristretto255 encoding (all bytes 0xff)",
+            "InvalidPoint", r0,
+            [
+                SecAggForgery.resigned(
+                    r0.1,
+                    body: [UInt8](repeating: 0xFF, count: Ristretto255.elementByteCount)
+                        + r0.1.body.dropFirst(Ristretto255.elementByteCount),
+                    by: three)
+            ],
+            code: "malformed", party: 0)
+        refuse(
             "R1: participant 3 sends its R0 message again instead of ShareKeys (a replay)", "Replay", r1, [r0.1],
             code: "wrongRound", party: 0)
         refuse(
@@ -286,6 +400,42 @@ extension ProjectVectors {
         refuse(
             "R2: participant 3's masked input signed for another session", "OtherSession", r2,
             [SecAggForgery.resigned(r2.1, sessionID: otherSession, by: three)], code: "wrongSession", party: 0)
+        func withComplaints(_ complaints: [ShareComplaint]) throws -> SignedMessage {
+            var body = r2.1.body
+            for complaint in complaints.reversed() { body = try SecAggForgery.maskedInputBody(body, adding: complaint) }
+            return SecAggForgery.resigned(r2.1, body: body, by: three)
+        }
+        refuse(
+            "R2: participant 3 reports participant 1's shares unsigned, but they are signed and open: a false complaint",
+            "FalseComplaint", r2, [try withComplaints([ShareComplaint(accused: 1, evidence: .unsigned)])],
+            code: "falseComplaint", party: 0)
+        let someElement = Array(r0.1.body.prefix(Ristretto255.elementByteCount))  // 3's own encryption key
+        refuse(
+            "R2: participant 3 claims participant 1's shares do not open, with a proof that does not verify",
+            "BadProof", r2,
+            [
+                try withComplaints([
+                    ShareComplaint(
+                        accused: 1,
+                        evidence: .undecryptable(
+                            shared: someElement,
+                            proof: try EqualityProof(
+                                rawRepresentation: [UInt8](repeating: 1, count: EqualityProof.byteCount))))
+                ])
+            ],
+            code: "invalidComplaint", party: 0)
+        refuse(
+            "R2: participant 3 complains about itself", "SelfComplaint", r2,
+            [try withComplaints([ShareComplaint(accused: 3, evidence: .unsigned)])], code: "invalidComplaint",
+            party: 0)
+        refuse(
+            "R2: participant 3 complains twice about participant 1", "DuplicateComplaint", r2,
+            [
+                try withComplaints([
+                    ShareComplaint(accused: 1, evidence: .unsigned), ShareComplaint(accused: 1, evidence: .unsigned),
+                ])
+            ],
+            code: "invalidComplaint", party: 0)
         refuseBytes(
             "R2: participant 3's message cut short by 10 bytes", "Malformed", r2, [Array(r2.1.encoded.dropLast(10))],
             code: "malformed", party: 0)
@@ -309,8 +459,10 @@ extension ProjectVectors {
                 "\"transcript\" tests hold every message of the run, in order (hex of the canonical encoding), and the result:",
                 "implementations replay the run and must produce the same bytes. \"substitution\" tests deliver other bytes in place",
                 "of message `index` of the same run; the last delivery must be refused by `party` (0: the server, which drops",
-                "`dropped`) with the reason `error`. Project vectors, generated by `veil vectors generate`; Specs/reference/",
-                "recomputes the masking and unmasking arithmetic of every transcript.",
+                "`dropped`) with the reason `error`; a valid substitution must be answered, its reply carrying `complaints`.",
+                "Transcripts with `substitutedIndex` had that message replaced by a rogue participant's (signed with its own",
+                "key) before the run went on; `attributions` lists the faults the server named (fault:participant:counterpart).",
+                "Project vectors, generated by `veil vectors generate`; Specs/reference/ replays every transcript.",
             ],
             notes: [
                 "CompleteGraph": VectorNote(bugType: "BASIC", description: "k = n - 1 (Bonawitz et al. 2017)."),
@@ -357,6 +509,22 @@ extension ProjectVectors {
                     bugType: "CONFIDENTIALITY", description: "Fewer than t of the neighbourhood left."),
                 "WeakPeerKey": VectorNote(
                     bugType: "DEFINED", description: "A neighbour's key of small order, validly signed."),
+                "Rogue": VectorNote(
+                    bugType: "DEFINED", description: "A participant misbehaves with its own key: it is named, the round completes."
+                ),
+                "Complaint": VectorNote(bugType: "DEFINED", description: "Shares proved bad by their recipients."),
+                "FalseComplaint": VectorNote(
+                    bugType: "DEFINED", description: "A complaint about shares that are signed and open."),
+                "WrongShare": VectorNote(bugType: "DEFINED", description: "A wrong share revealed in R4."),
+                "SignedGarbage": VectorNote(
+                    bugType: "DEFINED", description: "Shares their sender signed that do not open: proved bad."),
+                "AccusedSurvivor": VectorNote(
+                    bugType: "CONFIDENTIALITY", description: "A participant proved bad listed as a survivor."),
+                "InvalidPoint": VectorNote(
+                    bugType: "DEFINED", description: "Bytes that are not a canonical ristretto255 element."),
+                "BadProof": VectorNote(bugType: "AUTH_BYPASS", description: "A complaint's proof that does not verify."),
+                "SelfComplaint": VectorNote(bugType: "DEFINED", description: "A complaint about oneself."),
+                "DuplicateComplaint": VectorNote(bugType: "DEFINED", description: "Two complaints about one neighbour."),
                 "InconsistentLists": VectorNote(
                     bugType: "CONFIDENTIALITY", description: "Lists that disagree with the shares received."),
             ],

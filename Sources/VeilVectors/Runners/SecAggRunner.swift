@@ -52,12 +52,21 @@ enum SecAggRunner: VectorRunner {
         var sum: [String]?
         /// The server's abort code, when the run must end in an abort.
         var abort: String?
+        /// A transcript whose message `substitutedIndex` was replaced by `substitutedMessage`
+        /// (a rogue participant's, signed with its own key) before the run went on.
+        var substitutedIndex: Int?
+        var substitutedMessage: String?
+        /// The faults the server attributed, as "fault:participant:counterpart", in order.
+        var attributions: [String]?
         // substitution
         var index: Int?
         var deliveries: [String]?
         /// The party whose refusal is expected: 0 for the server (which drops `dropped`), else a participant.
         var party: UInt32?
         var dropped: UInt32?
+        /// A valid substitution a participant answers: the complaints its reply must carry, as
+        /// "accused:unsigned" or "accused:undecryptable".
+        var complaints: [String]?
     }
 
     /// A refusal with the code the implementation gave it, for ``judge``.
@@ -94,7 +103,13 @@ enum SecAggRunner: VectorRunner {
                 judge(test) {
                     var configuration = try configuration(group)
                     switch test.kind {
-                    case "transcript": try replay(test, configuration)
+                    case "transcript":
+                        if let index = test.substitutedIndex {
+                            configuration.substitution = .init(
+                                transcriptIndex: index, deliveries: [try hex(test.substitutedMessage ?? "", "message")],
+                                continues: true)
+                        }
+                        try replay(test, configuration)
                     case "substitution":
                         configuration.substitution = .init(
                             transcriptIndex: test.index ?? -1,
@@ -121,6 +136,7 @@ enum SecAggRunner: VectorRunner {
         for (i, (actual, wanted)) in zip(transcript, expected).enumerated() {
             try expectEqual(actual, wanted, "message \(i)")
         }
+        try expectEqual(report.attributions.map(describe), test.attributions ?? [], "attributions")
         if let abort = test.abort {
             try expectEqual(report.abort?.reason.code, abort, "abort")
         } else {
@@ -140,6 +156,11 @@ enum SecAggRunner: VectorRunner {
                 guard case .send = action else { throw Mismatch("a delivery before the last was refused: \(action)") }
             }
             if case .aborted(let abort)? = actions.last { throw Refusal(code: abort.reason.code) }
+            if let complaints = test.complaints {
+                guard case .send(let reply)? = actions.last else { throw Mismatch("no reply to the last delivery") }
+                try expectEqual(
+                    try SecAggForgery.complaints(inMaskedInput: reply.body).map(describe), complaints, "complaints")
+            }
         case .server(let deliveries)?:
             try expectEqual(test.party, 0, "the refusing party")
             for action in deliveries.last ?? [] {
@@ -149,6 +170,17 @@ enum SecAggRunner: VectorRunner {
             }
         case nil:
             throw Mismatch("the substituted message was never delivered")
+        }
+    }
+
+    static func describe(_ evidence: SecAggEvidence) -> String {
+        "\(evidence.fault.rawValue):\(evidence.participant.rawValue):\(evidence.counterpart.rawValue)"
+    }
+
+    static func describe(_ complaint: ShareComplaint) -> String {
+        switch complaint.evidence {
+        case .unsigned: "\(complaint.accused):unsigned"
+        case .undecryptable: "\(complaint.accused):undecryptable"
         }
     }
 }
