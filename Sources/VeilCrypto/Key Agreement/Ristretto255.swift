@@ -98,8 +98,8 @@ public enum Ristretto255 {
 
     // MARK: - Scalar and group arithmetic, each libsodium code checked
 
-    /// A 64-byte string reduced mod ℓ.
-    static func reduce(_ wide: SecureBytes) -> SecureBytes {
+    /// A 64-byte string reduced mod ℓ, as a 32-byte scalar.
+    public static func reduce(_ wide: SecureBytes) -> SecureBytes {
         Sodium.ensureInitialized()
         var out = SecureBytes(zeros: scalarByteCount)
         wide.withUnsafeBytes { w in

@@ -11,6 +11,7 @@ public enum ProjectVectors {
     public static func all() throws -> [(path: String, data: Data)] {
         [
             ("kdf/veil_kdf.json", try kdf().encoded()),
+            ("ristretto255/veil_ristretto255.json", try ristretto255().encoded()),
             ("drbg/veil_chacha20_generator.json", try generator().encoded()),
             ("mask/veil_mask_expansion.json", try maskExpansion().encoded()),
             ("shamir/veil_shamir.json", try shamir().encoded()),
