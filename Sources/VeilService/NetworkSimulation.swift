@@ -15,6 +15,8 @@ public struct NetworkSimulation: Sendable {
     public var keyHolder: KeyHolderConfiguration?
     /// Participants (by index) to fail on purpose: see ``ParticipantAgent/failure``.
     public var failures: [Int: (round: UInt64, messages: Int)] = [:]
+    /// Participants (by index) that misbehave: see ``ParticipantAgent/misbehaviour``.
+    public var misbehaviours: [Int: ParticipantAgent.Misbehaviour] = [:]
 
     /// Builds the federation for a learning configuration: issues the certificates, splits the data.
     /// - Throws: ``ConfigurationError`` for what the network path does not run.
@@ -144,6 +146,7 @@ public struct NetworkSimulation: Sendable {
         let agents = try participants.enumerated().map { i, p in
             var agent = try ParticipantAgent(configuration: p.join, data: p.data, logger: logger)
             agent.failure = failures[i]
+            agent.misbehaviour = misbehaviours[i]
             return agent
         }
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)

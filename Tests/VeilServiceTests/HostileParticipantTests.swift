@@ -6,6 +6,7 @@ import Logging
 import SwiftProtobuf
 import Testing
 import VeilLearning
+import VeilSecAgg
 import VeilTestSupport
 import VeilWire
 
@@ -243,5 +244,55 @@ struct CapturingHandler: LogHandler {
     }
     func log(event: LogEvent) {
         log.append(.init(message: "\(event.message)", metadata: (event.metadata ?? [:]).mapValues { "\($0)" }))
+    }
+}
+
+/// The audit's finding: one participant sending garbage shares in R1, or a wrong share in R4,
+/// stopped every round; nobody learned who; the same participant was selected again, and
+/// after `max_round_attempts` `veil serve` exited 1. Here both misbehave in one federation,
+/// running the real protocol with their own valid certificates and keys.
+@Suite(.serialized) struct RogueParticipantTests {
+    @Test func roguesInR1AndR4CannotStopTheFederationAndAreNamed() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-rogues")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 9
+        c.rounds = 4
+        c.partition = .iid
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
+        // A round starts with eight connected (so that it can go on without the one excluded);
+        // the first may therefore start before the ninth connects.
+        network.serve.minParticipants = 8
+        network.serve.excludeAfterFaults = 2
+        network.misbehaviours = [0: .garbageShares, 1: .wrongShares]
+        let result = try await network.run(logger: quietLogger())
+
+        // Every round completes, at its first attempt.
+        #expect(result.completedRounds == 4)
+        #expect(result.rounds.map(\.attempt) == [1, 1, 1, 1], "\(result.rounds.map(\.abortReason))")
+
+        let store = try CoordinatorStore(path: network.serve.state)
+        defer { try? store.close() }
+        let attributions = try store.attributions()
+        // participant-1 is convicted in R2 of each round it is in, until its second proven
+        // fault excludes it: it is never selected again.
+        let convictions = attributions.filter { $0.fault == "invalidShares" }
+        #expect(convictions.map(\.participant) == ["participant-1", "participant-1"])
+        let convicted = Set(convictions.map(\.round))
+        let excludedAfter = try #require(convictions.map(\.round).max())
+        for round in result.rounds {
+            let lost = convicted.contains(round.number) ? 1 : 0
+            #expect(round.survivors == round.cohort - lost, "round \(round.number)")
+            if round.number > excludedAfter { #expect(round.cohort == 8, "round \(round.number)") }
+        }
+        // participant-2's wrong shares are set aside and named in every round, but not
+        // counted: their evidence cannot tell its fault from a dealer's.
+        let wrong = attributions.filter { $0.fault == "wrongShare" }
+        #expect(Set(wrong.map(\.participant)) == ["participant-2"])
+        #expect(Set(wrong.map(\.round)).count >= 3)
+        #expect(attributions.count == convictions.count + wrong.count)
+        // The conviction's evidence decodes and names both parties.
+        let evidence = try SecAggEvidence(decoding: try #require(convictions.first).evidence)
+        #expect(evidence.fault == .invalidShares && evidence.messages.count == 3 && evidence.complaint != nil)
     }
 }

@@ -19,6 +19,31 @@ public struct ParticipantAgent: Sendable {
     /// Fault injection for tests and benchmarks: in round `round`, after sending `messages`
     /// secure-sum messages, the participant goes silent and disconnects for good, as if killed.
     public var failure: (round: UInt64, messages: Int)?
+    /// Misbehaviour for tests of hostile peers: the participant runs the real protocol but
+    /// changes its own messages, signing them with its own key, as a rogue with a valid
+    /// certificate would.
+    public var misbehaviour: Misbehaviour?
+
+    public enum Misbehaviour: Sendable {
+        /// In R1, garbage ciphertexts for every neighbour, each entry signed as its shares.
+        case garbageShares
+        /// In R4, a wrong share of every secret it holds.
+        case wrongShares
+
+        func apply(to message: SignedMessage, signingKey: Ed25519.PrivateKey) -> SignedMessage {
+            let body: [UInt8]?
+            switch (self, message.round) {
+            case (.garbageShares, .shareKeys):
+                body = try? SecAggForgery.shareKeysBodyWithGarbageShares(
+                    message.body, sessionID: message.sessionID, sender: message.sender, by: signingKey)
+            case (.wrongShares, .unmasking):
+                body = try? SecAggForgery.unmaskingBodyWithWrongShares(message.body)
+            default:
+                body = nil
+            }
+            return body.map { SecAggForgery.resigned(message, body: $0, by: signingKey) } ?? message
+        }
+    }
 
     let verified = VerifiedCertificates()
     /// The Paillier sessions this participant has contributed to (one contribution each).

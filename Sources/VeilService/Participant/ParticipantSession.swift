@@ -129,7 +129,10 @@ extension ParticipantAgent {
                 throw ParticipantError.failureInjected
             }
             switch action {
-            case .send(let message):
+            case .send(var message):
+                if let misbehaviour = agent.misbehaviour {
+                    message = misbehaviour.apply(to: message, signingKey: agent.signingKey)
+                }
                 sentThisRound += 1
                 send(
                     .with {
