@@ -334,8 +334,8 @@ public struct SecAggServer {
                         input, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
                     try! current.sum.subtract(taken)
                 }
-                excluded.insert(culprit)
-                actions.append(.dropped(culprit, .convicted))
+                // Dropped once: it may have been dropped for a bad message of its own already.
+                if excluded.insert(culprit).inserted { actions.append(.dropped(culprit, .convicted)) }
                 actions.append(.attributed(evidence(complaint, by: sender, fault: .invalidShares, current)))
             }
             if !accused.isEmpty { current.accusations[sender] = accused }
