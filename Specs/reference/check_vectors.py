@@ -44,9 +44,8 @@ def outcome(test: dict, compute) -> str | None:
             return f"refused with {refusal.code}, expected {expected}"
         return None
     except AssertionError as mismatch:
-        # An invalid case that names its error must be refused for that reason, not merely differ.
-        if test["result"] == "invalid" and not test.get("error"):
-            return None
+        # A difference is never agreement, not even on an invalid case: an invalid case must be
+        # refused (and for the reason it names, where it names one).
         return f"differs: {mismatch}"
     return "accepted an invalid case" if test["result"] == "invalid" else None
 
@@ -282,45 +281,62 @@ EXPECTED = {
 PUBLISHED_UNCHANGED = {"x25519_test.json", "ed25519_test.json"}
 
 
-def main() -> int:
-    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2] / "Vectors")
-    failures, checked, skipped = [], 0, 0
+def file_problems(root: pathlib.Path) -> tuple[list[str], list[tuple[str, dict]]]:
+    """The files under root: problems with the set of files (missing, unexpected, wrong algorithm,
+    not JSON) and the (name, data) of each file to recompute."""
+    problems, files = [], []
     for expected_name in sorted(EXPECTED):
         if not (root / expected_name).is_file():
-            failures.append(f"{expected_name}: expected vector file missing")
+            problems.append(f"{expected_name}: expected vector file missing")
     for path in sorted(root.rglob("*.json")):
-        name = path.relative_to(root)
+        name = path.relative_to(root).as_posix()
         try:
             data = json.loads(path.read_text())
         except ValueError as error:
-            failures.append(f"{name}: not JSON ({error})")
+            problems.append(f"{name}: not JSON ({error})")
             continue
-        if str(name.as_posix()) in EXPECTED and data.get("algorithm") != EXPECTED[name.as_posix()]:
-            failures.append(f"{name}: algorithm {data.get('algorithm')}, expected {EXPECTED[name.as_posix()]}")
+        if name not in EXPECTED:
+            problems.append(f"{name}: a vector file the reference does not expect (add it to EXPECTED)")
+        elif data.get("algorithm") != EXPECTED[name]:
+            problems.append(f"{name}: algorithm {data.get('algorithm')}, expected {EXPECTED[name]}")
             continue
-        if str(name.as_posix()) not in EXPECTED:
-            failures.append(f"{name}: a vector file the reference does not expect (add it to EXPECTED)")
         if path.name in PUBLISHED_UNCHANGED:
-            if data.get("numberOfTests", 0) < 1:
-                failures.append(f"{name}: no tests")
+            if not data.get("numberOfTests"):
+                problems.append(f"{name}: no tests")
             continue
-        check = CHECKS.get(data.get("algorithm"))
-        if check is None:
-            failures.append(f"{name}: no reference check for algorithm {data.get('algorithm')}")
-            continue
-        count = 0
-        for group in data["testGroups"]:
-            for test in group["tests"]:
-                count += 1
-                problem = outcome(test, lambda: check(group, test))
-                if problem == "skipped":
-                    skipped += 1
-                elif problem:
-                    failures.append(f"{name} tcId {test['tcId']}: {problem}")
-        if count != data["numberOfTests"] or count == 0:
-            failures.append(f"{name}: numberOfTests {data['numberOfTests']} but {count} tests")
+        files.append((name, data))
+    return problems, files
+
+
+def check_file(name: str, data: dict) -> tuple[list[str], int, int]:
+    """Recomputes every test of one file: (failures, tests, skipped)."""
+    check = CHECKS.get(data.get("algorithm"))
+    if check is None:
+        return [f"{name}: no reference check for algorithm {data.get('algorithm')}"], 0, 0
+    failures, count, skipped = [], 0, 0
+    for group in data["testGroups"]:
+        for test in group["tests"]:
+            count += 1
+            problem = outcome(test, lambda: check(group, test))
+            if problem == "skipped":
+                skipped += 1
+            elif problem:
+                failures.append(f"{name} tcId {test['tcId']}: {problem}")
+    if count != data["numberOfTests"] or count == 0:
+        failures.append(f"{name}: numberOfTests {data['numberOfTests']} but {count} tests")
+    return failures, count, skipped
+
+
+def main() -> int:
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2] / "Vectors")
+    failures, files = file_problems(root)
+    checked = skipped = 0
+    for name, data in files:
+        problems, count, skips = check_file(name, data)
+        failures += problems
         checked += count
-        print(f"{str(name):45} {count:4} tests", flush=True)
+        skipped += skips
+        print(f"{name:45} {count:4} tests", flush=True)
     for failure in failures:
         print("FAIL", failure)
     differ = sum(1 for f in failures if " tcId " in f)
