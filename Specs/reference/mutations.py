@@ -80,6 +80,24 @@ def zero_commitment_flip_ciphertext(resign_entry: bool):
     return change
 
 
+def consistent_flip(group, test):
+    """The flipped entry (entry and message re-signed) also forwarded as flipped by the server
+    (its SharesForward re-signed): the recipient then sees it."""
+    message_mutation(6, zero_commitment_flip_ciphertext(True))(group, test)
+    body = parse_envelope(bytes.fromhex(test["transcript"][6]["message"]))["body"]
+    entry = body[36:36 + sa.ENTRY]
+    v = sa.u32(entry, 0)
+    for e in test["transcript"]:
+        m = parse_envelope(bytes.fromhex(e["message"]))
+        if m["sender"] == 0 and m["round"] == 2 and m["recipient"] == v:
+            forward = bytearray(m["body"])
+            for j in range(sa.u32(forward, 0)):
+                at = 4 + sa.ENTRY * j
+                if sa.u32(forward, at) == 1:
+                    forward[at + 4:at + sa.ENTRY] = entry[4:]
+            e["message"] = resign(group, m["raw"], bytes(forward)).hex()
+
+
 def wrong_digest(group, raw):
     m = parse_envelope(raw)
     digest = bytearray(m["body"])
@@ -119,6 +137,8 @@ def main() -> int:
          message_mutation(6, zero_commitment_flip_ciphertext(False))),
         ("zeroed commitment + flipped ciphertext byte, entry and message re-signed", "secagg", secagg, 1,
          message_mutation(6, zero_commitment_flip_ciphertext(True))),
+        ("zeroed commitment + flipped ciphertext byte, re-signed, and forwarded so by the server (re-signed)",
+         "secagg", secagg, 1, consistent_flip),
         ("consistency signature over a wrong digest, re-signed", "secagg", secagg, 1, message_mutation(26, wrong_digest)),
         ("a wrong revealed share in R4, re-signed", "secagg", secagg, 1, message_mutation(36, wrong_revealed_share)),
         ("abort reason changed (tooFewSurvivors → cannotReconstruct)", "secagg", secagg, 12,

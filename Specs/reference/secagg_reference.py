@@ -691,39 +691,51 @@ class Run:
         self.queue = collections.deque()
         self.offline = set()
         self.trapped = None
+        self.differences = []
 
     def emit(self, raw: bytes, sender: int, recipient: int) -> bytes:
+        """Records a produced message at the next index. With a transcript to compare, a message
+        that differs is recorded as a difference and the run goes on with the transcript's bytes,
+        so that the recipients' own checks show what the difference does."""
         index = len(self.messages)
         if self.expected is not None:
             if index >= len(self.expected):
-                raise AssertionError(f"the replay produces message {index} ({sender} → {recipient}), the transcript ends")
+                raise AssertionError(self.report(f"the replay produces message {index} ({sender} → {recipient}), "
+                                                 "the transcript has ended"))
             e = self.expected[index]
-            if raw.hex() != e["message"] or (sender, recipient) != (e["sender"], e["recipient"]):
-                raise AssertionError(f"message {index} ({sender} → {recipient}, round {raw[33] if len(raw) > 33 else '?'}) "
-                                     f"differs from the replay: {self.describe(index, raw, bytes.fromhex(e['message']), recipient)}")
+            if (sender, recipient) != (e["sender"], e["recipient"]):
+                raise AssertionError(self.report(f"message {index}: the replay's goes {sender} → {recipient}, "
+                                                 f"the transcript's {e['sender']} → {e['recipient']}"))
+            if raw.hex() != e["message"]:
+                theirs = bytes.fromhex(e["message"])
+                part = ("length" if len(raw) != len(theirs) else
+                        "signature only" if raw[:-64] == theirs[:-64] else
+                        "header" if raw[:46] != theirs[:46] else "body")
+                self.differences.append(f"message {index} ({sender} → {recipient}, round {raw[33]}) differs from "
+                                        f"the replay's ({part})")
+                raw = theirs
         if self.substitute and index == self.substitute[0]:
             # A rogue run: the transcript holds the message the party produced, the recipient gets this.
             raw = self.substitute[1]
         self.messages.append((raw, sender, recipient))
         return raw
 
-    def describe(self, index: int, mine: bytes, theirs: bytes, recipient: int) -> str:
-        """Which part differs, and what the recipient's checks say about the transcript's bytes."""
-        part = "length" if len(mine) != len(theirs) else ("signature" if mine[:-64] == theirs[:-64] else "header or body")
-        try:
-            if recipient == SERVER:
-                before = dict(self.server.dropped)
-                self.server.receive(theirs, mine_sender(mine))
-                verdict = {k: v for k, v in self.server.dropped.items() if before.get(k) != v}
-                verdict = f"the server then drops {verdict}" if verdict else "the server accepts it"
-            else:
-                self.participants[recipient].receive(theirs)
-                verdict = f"participant {recipient} accepts it"
-        except Abort as abort:
-            verdict = f"participant {recipient} aborts: {abort.code}"
-        except Exception as error:  # a diagnostic only
-            verdict = f"({error})"
-        return f"{part}; {verdict}"
+    def consequences(self) -> list[str]:
+        """What the parties' checks did with the run as the transcript has it."""
+        out = [f"the server dropped {u}: {r}" for u, r in sorted(self.server.dropped.items()) if r != "noResponse"]
+        out += [f"participant {u} aborted: {p.abort_reason}" for u, p in sorted(self.participants.items())
+                if p.abort_reason]
+        if self.server.abort:
+            out.append(f"the server aborted: {self.server.abort}")
+        if self.server.attributions:
+            out.append(f"attributions {self.server.attributions}")
+        return out
+
+    def report(self, last: str | None = None) -> str:
+        lines = self.differences + ([last] if last else [])
+        text = lines[0] + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")
+        seen = self.consequences()
+        return text + ("; following the transcript: " + ", ".join(seen) if seen else "")
 
     def deliver(self, produced: list) -> None:
         for recipient, raw in produced:
@@ -772,10 +784,6 @@ class Run:
         return self
 
 
-def mine_sender(raw: bytes) -> int:
-    return u32(raw, 34) if len(raw) >= 38 else -1
-
-
 def check_transcript(group: dict, test: dict) -> None:
     """Replays the run from the seed; raises AssertionError naming the first difference."""
     expected = test["transcript"]
@@ -786,6 +794,8 @@ def check_transcript(group: dict, test: dict) -> None:
             raise AssertionError("substitutedIndex names a message of the server")
         substitute = (index, raw)
     run = Run(group, expected, substitute).run()
+    if run.differences:
+        raise AssertionError(run.report())
     if len(run.messages) != len(expected):
         raise AssertionError(f"the replay produces {len(run.messages)} messages, the transcript has {len(expected)}")
     for i, (raw, _, _) in enumerate(run.messages):  # as delivered (a rogue's substitute included)
