@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Recomputes every project-generated vector in Vectors/ with the independent implementation
-(veil_reference.py), and checks the published ones (RFC 7748, RFC 8032, the XChaCha draft,
-RFC 5869, and the project cases in those files) with PyNaCl and hashlib.
+"""Recomputes every project-generated vector in Vectors/ with the independent implementations
+(veil_reference.py, ristretto255.py, secagg_reference.py — which replays every SecAgg transcript
+and runs every substitution —, paillier_reference.py, privacy_reference.py,
+secagg_parameters_reference.py), and checks the published ones (RFC 7748, RFC 8032, the XChaCha
+draft, RFC 5869, and the project cases in those files) with PyNaCl and hashlib.
 
-Exits 1 on any difference, naming the file and tcId. Usage: check_vectors.py [VECTORS_DIR]
+Exits 1 on any difference, on any skipped case, and when an expected vector file is missing,
+names another algorithm or is not expected (EXPECTED lists them all), naming the file and tcId.
+Usage: check_vectors.py [VECTORS_DIR]
 """
 
 from __future__ import annotations

@@ -436,8 +436,6 @@ class Participant:
 # --- §7 the server ----------------------------------------------------------------------------------
 
 class Server:
-    ROUNDS = ["advertiseKeys", "shareKeys", "maskedInputCollection", "consistencyCheck", "unmasking"]
-
     def __init__(self, session: Session):
         self.s = session
         self.round = 0
@@ -898,14 +896,14 @@ def check_substitution(group: dict, test: dict) -> None:
     if reply is None:
         raise AssertionError(f"participant {party} did not answer")
     m = parse_envelope(reply)
+    if m["round"] != 2:
+        raise AssertionError(f"the answer is a round-{m['round']} message; complaints travel in MaskedInput (round 2)")
     complaints, _ = parse_complaints(m["body"], run.s.d, run.s.width, run.s.bits)
     got = [f"{u}:{kind}" for u, kind, _, _ in complaints]
     if got != test.get("complaints", []):
         raise AssertionError(f"complaints {got}, expected {test.get('complaints', [])}")
-    # The reply's complaints must stand before the server (§7.1), with the base run's R1 messages.
-    server = run.server
+    # An undecryptable complaint's proof must verify (§7.1 step 3) with the complainer's and the accused's keys.
     for u, kind, k_shared, proof in complaints:
         if kind == "undecryptable" and not rist.verify(participant.C, participant.peers[u][0], k_shared, proof,
                                                        run.s.complaint_context(party, u)):
             raise AssertionError(f"the proof of the complaint about {u} does not verify")
-    del server
