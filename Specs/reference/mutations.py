@@ -54,9 +54,15 @@ def result_of(name: str, data: dict, tc_id: int, mutate=None) -> str | None:
 
 # --- the mutations ------------------------------------------------------------------------------
 
-def message_mutation(index: int, change):
-    """Replaces transcript message `index` by change(group, raw) (which re-signs)."""
+def index_of(test: dict, round_: int, sender: int, recipient: int = 0) -> int:
+    return next(i for i, e in enumerate(test["transcript"])
+                if (e["round"], e["sender"], e["recipient"]) == (round_, sender, recipient))
+
+
+def message_mutation(where: tuple, change):
+    """Replaces the transcript message (round, sender[, recipient]) by change(group, raw) (which re-signs)."""
     def mutate(group, test):
+        index = index_of(test, *where)
         raw = bytes.fromhex(test["transcript"][index]["message"])
         test["transcript"][index]["message"] = change(group, raw).hex()
     return mutate
@@ -83,8 +89,8 @@ def zero_commitment_flip_ciphertext(resign_entry: bool):
 def consistent_flip(group, test):
     """The flipped entry (entry and message re-signed) also forwarded as flipped by the server
     (its SharesForward re-signed): the recipient then sees it."""
-    message_mutation(6, zero_commitment_flip_ciphertext(True))(group, test)
-    body = parse_envelope(bytes.fromhex(test["transcript"][6]["message"]))["body"]
+    message_mutation((1, 1), zero_commitment_flip_ciphertext(True))(group, test)
+    body = parse_envelope(bytes.fromhex(test["transcript"][index_of(test, 1, 1)]["message"]))["body"]
     entry = body[36:36 + sa.ENTRY]
     v = sa.u32(entry, 0)
     for e in test["transcript"]:
@@ -125,8 +131,8 @@ def main() -> int:
     secagg = load("secagg/veil_secagg.json")
     shamir = load("shamir/veil_shamir.json")
     rist = load("ristretto255/veil_ristretto255.json")
-    # Indices of the 5-participant complete-graph run (tcId 1): R1 ShareKeys of participant 1 is
-    # message 6, its R3 ConsistencySignature 26, its R4 UnmaskingShares 36.
+    # Messages are named (round, sender): participant 1's R1 ShareKeys, R3 ConsistencySignature and
+    # R4 UnmaskingShares in the 5-participant complete-graph run (tcId 1).
     first_valid_shamir = next(t["tcId"] for g in shamir["testGroups"] for t in g["tests"] if t["result"] == "valid")
     first_invalid_shamir = next(t["tcId"] for g in shamir["testGroups"] for t in g["tests"]
                                 if t["result"] == "invalid" and t.get("error"))
@@ -134,13 +140,13 @@ def main() -> int:
     cases = [
         # (description, file name, data, tcId, mutation)
         ("zeroed commitment + flipped ciphertext byte, message re-signed", "secagg", secagg, 1,
-         message_mutation(6, zero_commitment_flip_ciphertext(False))),
+         message_mutation((1, 1), zero_commitment_flip_ciphertext(False))),
         ("zeroed commitment + flipped ciphertext byte, entry and message re-signed", "secagg", secagg, 1,
-         message_mutation(6, zero_commitment_flip_ciphertext(True))),
+         message_mutation((1, 1), zero_commitment_flip_ciphertext(True))),
         ("zeroed commitment + flipped ciphertext byte, re-signed, and forwarded so by the server (re-signed)",
          "secagg", secagg, 1, consistent_flip),
-        ("consistency signature over a wrong digest, re-signed", "secagg", secagg, 1, message_mutation(26, wrong_digest)),
-        ("a wrong revealed share in R4, re-signed", "secagg", secagg, 1, message_mutation(36, wrong_revealed_share)),
+        ("consistency signature over a wrong digest, re-signed", "secagg", secagg, 1, message_mutation((3, 1), wrong_digest)),
+        ("a wrong revealed share in R4, re-signed", "secagg", secagg, 1, message_mutation((4, 1), wrong_revealed_share)),
         ("abort reason changed (tooFewSurvivors → cannotReconstruct)", "secagg", secagg, 12,
          set_field("abort", "cannotReconstruct")),
         ("abort reason changed (cannotReconstruct → reconstructionMismatch)", "secagg", secagg, 14,
