@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Mutation check of the reference (issue 11): each mutation below changes one vector the way the
+outside audit did — re-signing messages with the simulation's own keys where a signature would
+otherwise give it away — and the reference must now reject it. The unmutated cases must agree.
+
+    python3 Specs/reference/mutations.py [VECTORS_DIR]
+
+Exits 1 if any mutation is not caught (or a control case does not agree). Runs in seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import sys
+import tempfile
+
+import check_vectors
+import secagg_reference as sa
+from secagg_reference import Session, le4, parse_envelope
+
+ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2] / "Vectors")
+
+
+def load(name: str) -> dict:
+    return json.loads((ROOT / name).read_text())
+
+
+def find(data: dict, tc_id: int) -> tuple[dict, dict]:
+    for group in data["testGroups"]:
+        for test in group["tests"]:
+            if test["tcId"] == tc_id:
+                return group, test
+    raise KeyError(tc_id)
+
+
+def resign(group: dict, raw: bytes, body: bytes) -> bytes:
+    """The message with a new body, signed again by its sender's derived identity key."""
+    m = parse_envelope(raw)
+    session = Session(group)
+    return session.encode(m["round"], m["sender"], m["recipient"], body) if m["session"] == session.id else None
+
+
+def result_of(name: str, data: dict, tc_id: int, mutate=None) -> str | None:
+    """check_vectors' verdict (None = agrees) on one test, after mutate(group, test)."""
+    data = copy.deepcopy(data)
+    group, test = find(data, tc_id)
+    if mutate:
+        mutate(group, test)
+    check = check_vectors.CHECKS[data["algorithm"]]
+    return check_vectors.outcome(test, lambda: check(group, test))
+
+
+# --- the mutations ------------------------------------------------------------------------------
+
+def index_of(test: dict, round_: int, sender: int, recipient: int = 0) -> int:
+    return next(i for i, e in enumerate(test["transcript"])
+                if (e["round"], e["sender"], e["recipient"]) == (round_, sender, recipient))
+
+
+def message_mutation(where: tuple, change):
+    """Replaces the transcript message (round, sender[, recipient]) by change(group, raw) (which re-signs)."""
+    def mutate(group, test):
+        index = index_of(test, *where)
+        raw = bytes.fromhex(test["transcript"][index]["message"])
+        test["transcript"][index]["message"] = change(group, raw).hex()
+    return mutate
+
+
+def zero_commitment_flip_ciphertext(resign_entry: bool):
+    def change(group, raw):
+        m = parse_envelope(raw)
+        body = bytearray(m["body"])
+        body[:32] = bytes(32)                       # the self-mask commitment, zeroed
+        body[36 + 4 + 24 + 10] ^= 0x01              # a byte of the first entry's ciphertext
+        if resign_entry:                            # the entry's shares signature made again
+            session = Session(group)
+            e = bytes(body[36:36 + sa.ENTRY])
+            v, nonce, ciphertext = sa.u32(e, 0), e[4:28], e[28:134]
+            import nacl.bindings as sodium
+            signature = sodium.crypto_sign(session.shares_signed(m["sender"], v, nonce, ciphertext),
+                                           session.keys[m["sender"]][1])[:64]
+            body[36 + 134:36 + 198] = signature
+        return resign(group, raw, bytes(body))
+    return change
+
+
+def consistent_flip(group, test):
+    """The flipped entry (entry and message re-signed) also forwarded as flipped by the server
+    (its SharesForward re-signed): the recipient then sees it."""
+    message_mutation((1, 1), zero_commitment_flip_ciphertext(True))(group, test)
+    body = parse_envelope(bytes.fromhex(test["transcript"][index_of(test, 1, 1)]["message"]))["body"]
+    entry = body[36:36 + sa.ENTRY]
+    v = sa.u32(entry, 0)
+    for e in test["transcript"]:
+        m = parse_envelope(bytes.fromhex(e["message"]))
+        if m["sender"] == 0 and m["round"] == 2 and m["recipient"] == v:
+            forward = bytearray(m["body"])
+            for j in range(sa.u32(forward, 0)):
+                at = 4 + sa.ENTRY * j
+                if sa.u32(forward, at) == 1:
+                    forward[at + 4:at + sa.ENTRY] = entry[4:]
+            e["message"] = resign(group, m["raw"], bytes(forward)).hex()
+
+
+def wrong_digest(group, raw):
+    m = parse_envelope(raw)
+    digest = bytearray(m["body"])
+    digest[0] ^= 0x80
+    return resign(group, raw, bytes(digest))
+
+
+def wrong_revealed_share(group, raw):
+    m = parse_envelope(raw)
+    body = bytearray(m["body"])
+    body[4 + 5 + 5] ^= 0x01                          # the first chunk of the first revealed share
+    return resign(group, raw, bytes(body))
+
+
+def set_field(field, value):
+    def mutate(group, test):
+        if value is None:
+            test.pop(field, None)
+        else:
+            test[field] = value
+    return mutate
+
+
+def main() -> int:
+    secagg = load("secagg/veil_secagg.json")
+    shamir = load("shamir/veil_shamir.json")
+    rist = load("ristretto255/veil_ristretto255.json")
+    # Messages are named (round, sender): participant 1's R1 ShareKeys, R3 ConsistencySignature and
+    # R4 UnmaskingShares in the 5-participant complete-graph run (tcId 1).
+    first_valid_shamir = next(t["tcId"] for g in shamir["testGroups"] for t in g["tests"] if t["result"] == "valid")
+    first_invalid_shamir = next(t["tcId"] for g in shamir["testGroups"] for t in g["tests"]
+                                if t["result"] == "invalid" and t.get("error"))
+
+    cases = [
+        # (description, file name, data, tcId, mutation)
+        ("zeroed commitment + flipped ciphertext byte, message re-signed", "secagg", secagg, 1,
+         message_mutation((1, 1), zero_commitment_flip_ciphertext(False))),
+        ("zeroed commitment + flipped ciphertext byte, entry and message re-signed", "secagg", secagg, 1,
+         message_mutation((1, 1), zero_commitment_flip_ciphertext(True))),
+        ("zeroed commitment + flipped ciphertext byte, re-signed, and forwarded so by the server (re-signed)",
+         "secagg", secagg, 1, consistent_flip),
+        ("consistency signature over a wrong digest, re-signed", "secagg", secagg, 1, message_mutation((3, 1), wrong_digest)),
+        ("a wrong revealed share in R4, re-signed", "secagg", secagg, 1, message_mutation((4, 1), wrong_revealed_share)),
+        ("abort reason changed (tooFewSurvivors → cannotReconstruct)", "secagg", secagg, 12,
+         set_field("abort", "cannotReconstruct")),
+        ("abort reason changed (cannotReconstruct → reconstructionMismatch)", "secagg", secagg, 14,
+         set_field("abort", "reconstructionMismatch")),
+        ("abort removed", "secagg", secagg, 13, set_field("abort", None)),
+        ("sum changed", "secagg", secagg, 7, lambda g, t: t["sum"].__setitem__(0, str(int(t["sum"][0]) ^ 1))),
+        ("survivors changed", "secagg", secagg, 2, set_field("survivors", [1, 3, 4])),
+        ("attribution changed (wrongShare:3:1 → wrongShare:3:2)", "secagg", secagg, 18,
+         set_field("attributions", ["wrongShare:3:2"])),
+        ("attribution removed", "secagg", secagg, 15, set_field("attributions", None)),
+        ("expected error changed (participant: invalidSignature → wrongSession)", "secagg", secagg, 19,
+         set_field("error", "wrongSession")),
+        ("expected error changed (server: falseComplaint → invalidComplaint)", "secagg", secagg, 42,
+         set_field("error", "invalidComplaint")),
+        ("expected error changed (server: invalidComplaint → falseComplaint)", "secagg", secagg, 43,
+         set_field("error", "falseComplaint")),
+        ("dropped participant changed (3 → 4)", "secagg", secagg, 35, set_field("dropped", 4)),
+        ("expected complaints changed (unsigned → undecryptable)", "secagg", secagg, 23,
+         set_field("complaints", ["2:undecryptable"])),
+        ("a valid substitution relabelled invalid", "secagg", secagg, 24, set_field("result", "invalid")),
+        ("a refused substitution relabelled valid", "secagg", secagg, 26, set_field("result", "valid")),
+        ("a valid Shamir case relabelled invalid", "shamir", shamir, first_valid_shamir, set_field("result", "invalid")),
+        ("expected Shamir error changed", "shamir", shamir, first_invalid_shamir, set_field("error", "duplicateIndex")),
+        ("ristretto255: an RFC 9496 A.1 multiple changed", "ristretto255", rist, 3,
+         lambda g, t: t.__setitem__("element", t["element"][:-2] + "00")),
+        ("ristretto255: expected error changed (invalidPoint → invalidScalar)", "ristretto255", rist, 21,
+         set_field("error", "invalidScalar")),
+        ("ristretto255: a proof changed", "ristretto255", rist, 35,
+         lambda g, t: t.__setitem__("proof", "00" + t["proof"][2:])),
+        ("ristretto255: a refused proof relabelled valid", "ristretto255", rist, 44, set_field("result", "valid")),
+    ]
+
+    failures = 0
+    controls = sorted({(name, tc) for _, name, _, tc, _ in cases})
+    datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist}
+    for name, tc in controls:
+        verdict = result_of(name, datas[name], tc)
+        if verdict is not None:
+            print(f"CONTROL FAILS {name} tcId {tc}: {verdict}")
+            failures += 1
+    for description, name, data, tc, mutate in cases:
+        verdict = result_of(name, data, tc, mutate)
+        caught = verdict is not None
+        failures += not caught
+        print(f"{'caught    ' if caught else 'NOT CAUGHT'} {description} ({name} tcId {tc}){': ' + verdict if caught else ''}")
+
+    # Deleting files: every expected file, one at a time, must be reported missing.
+    for deleted in sorted(check_vectors.EXPECTED):
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in ROOT.rglob("*.json"):
+                rel = path.relative_to(ROOT).as_posix()
+                if rel != deleted:
+                    (pathlib.Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (pathlib.Path(tmp) / rel).symlink_to(path)
+            problems, _ = check_vectors.file_problems(pathlib.Path(tmp))
+        caught = any(p.startswith(deleted) and "missing" in p for p in problems)
+        failures += not caught
+        print(f"{'caught    ' if caught else 'NOT CAUGHT'} {deleted} deleted{': ' + problems[0] if caught else ''}")
+    print(f"mutations: {'all caught' if not failures else f'{failures} not caught or failing'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
