@@ -210,6 +210,7 @@ def check_dp(group, test):
         if max(abs(a - b) for a, b in zip(back, test["x"])) > 1e-12:
             raise AssertionError("the inverse rotation does not return the input")
     elif op == "encodeShare":
+        privacy_reference.check_mechanism(test)
         signs = privacy_reference.rotation_signs(ref.Generator(h(test["seed"])), len(test["x"]))
         share = privacy_reference.encode_share(
             test["x"], test["bound"], test["unitScale"], test["unitLocalStandardDeviation"], test["noise"],
@@ -217,11 +218,24 @@ def check_dp(group, test):
             ref.Generator(h(test["noiseSeed"])))
         expect([str(v) for v in share], test["share"], "share")
     elif op == "distributedEpsilon":
+        privacy_reference.check_accounting(test)
         eps, order = privacy_reference.distributed_epsilon(
             test["noise"], test["localVariance"], test["participants"], test["dimension"], test["l2Sensitivity"],
-            test["l1Sensitivity"], test["samplingRate"], test["steps"], test["delta"])
+            test["l1Sensitivity"], test["samplingRate"], test["steps"], test["delta"],
+            test.get("orders", privacy_reference.DEFAULT_ORDERS))
         close(eps, test["epsilon"], 1e-9, "epsilon")
         expect(float(order), test["order"], "order")
+    elif op == "scale":
+        close(privacy_reference.scale(test), test["unitScale"], 1e-12, "unitScale")
+    elif op == "calibrate":
+        privacy_reference.check_target(test)
+        if test.get("noise") is not None:
+            raise AssertionError("a valid distributed calibration is not recomputed by the reference")
+        # Section 5.4 against dp_accounting's calibrate_dp_mechanism, to the spec's 2e-6.
+        import generate_dp_accounting_table as table
+        sigma = table.calibrate(test["epsilon"], test["delta"], test["samplingRate"], test["steps"])
+        if abs(sigma - test["noiseMultiplier"]) > 2e-6:
+            raise AssertionError(f"noise multiplier: {sigma} vs {test['noiseMultiplier']}")
     else:
         raise AssertionError(f"unknown operation {op}")
 
@@ -247,7 +261,18 @@ CHECKS = {
 
 # Every project family must be present: a missing file must not pass silently.
 REQUIRED = {"VEIL-KDF", "VEIL-CHACHA20-DRBG", "VEIL-MASK-EXPANSION", "VEIL-SHAMIR", "VEIL-FIXED-POINT", "VEIL-SECAGG",
-            "VEIL-SECAGG-PARAMETERS", "VEIL-PAILLIER-SESSION", "VEIL-DP", "DP-ACCOUNTING-RDP"}
+            "VEIL-SECAGG-PARAMETERS", "VEIL-PAILLIER-SESSION", "VEIL-DP", "DP-ACCOUNTING-RDP", "PAILLIER"}
+
+# Every file the reference checks (Vectors/README.md), by path: one family can have several
+# files (PAILLIER: the IPCL values and the project's), so a family being present is not enough.
+EXPECTED_FILES = {
+    "codec/veil_fixed_point.json", "dp/dp_accounting_rdp.json", "dp/veil_privacy.json",
+    "drbg/veil_chacha20_generator.json", "ed25519/rfc8032.json", "kdf/hkdf_sha256_rfc5869.json", "kdf/veil_kdf.json",
+    "mask/veil_mask_expansion.json", "paillier/iso18033_6_ipcl.json", "paillier/veil_paillier.json",
+    "paillier/veil_paillier_session.json", "secagg/veil_secagg.json", "secagg/veil_secagg_parameters.json",
+    "sha256/sha256_fips180.json", "shamir/veil_shamir.json", "x25519/rfc7748.json",
+    "xchacha20poly1305/draft_irtf_cfrg_xchacha.json",
+}
 
 # Wycheproof's suites are checked by the Swift runners; the reference covers what this project wrote.
 PUBLISHED_UNCHANGED = {"x25519_test.json", "ed25519_test.json"}
@@ -256,6 +281,9 @@ PUBLISHED_UNCHANGED = {"x25519_test.json", "ed25519_test.json"}
 def main() -> int:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2] / "Vectors")
     failures, checked, skipped, seen = [], 0, 0, set()
+    for missing in sorted(EXPECTED_FILES):
+        if not (root / missing).is_file():
+            failures.append(f"{missing}: expected vector file is missing")
     for path in sorted(root.rglob("*.json")):
         if path.name in PUBLISHED_UNCHANGED:
             continue
