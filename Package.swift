@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(
             name: "VeilLearningTests",
             dependencies: ["VeilCore", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg", "VeilTestSupport"]),
-        .testTarget(name: "VeilVectorsTests", dependencies: ["VeilVectors", "VeilTestSupport"]),
+        .testTarget(name: "VeilVectorsTests", dependencies: ["VeilPrivacy", "VeilVectors", "VeilTestSupport"]),
         .testTarget(
             name: "VeilServiceTests",
             dependencies: [

@@ -119,9 +119,14 @@ func errorCode(_ error: any Error) -> String {
     case let e as DistributedDP.DistributedDPError:
         switch e {
         case .invalidParameters: "invalidParameters"
-        case .calibration: "calibration"
+        case .calibration(let calibration): code(calibration)
         case .roundingFailed: "roundingFailed"
         case .wrongLength: "wrongLength"
+        }
+    case let e as NoiseCalibration.CalibrationError: code(e)
+    case let e as AccountingError:
+        switch e {
+        case .invalidParameters: "invalidParameters"
         }
     case let e as SecAggParameterError: e.code
     case let e as PaillierSessionError: e.code
@@ -131,6 +136,14 @@ func errorCode(_ error: any Error) -> String {
     case is HexError: "malformedHex"
     case is Mismatch: "mismatch"
     default: String(describing: type(of: error))
+    }
+}
+
+/// A calibration's refusal, the same whether raised alone or inside a distributed-DP one.
+private func code(_ error: NoiseCalibration.CalibrationError) -> String {
+    switch error {
+    case .invalidTarget: "invalidTarget"
+    case .unreachable: "unreachable"
     }
 }
 

@@ -221,6 +221,7 @@ def check_dp(group, test):
         if max(abs(a - b) for a, b in zip(back, test["x"])) > 1e-12:
             raise AssertionError("the inverse rotation does not return the input")
     elif op == "encodeShare":
+        privacy_reference.check_mechanism(test)
         signs = privacy_reference.rotation_signs(ref.Generator(h(test["seed"])), len(test["x"]))
         share = privacy_reference.encode_share(
             test["x"], test["bound"], test["unitScale"], test["unitLocalStandardDeviation"], test["noise"],
@@ -228,11 +229,24 @@ def check_dp(group, test):
             ref.Generator(h(test["noiseSeed"])))
         expect([str(v) for v in share], test["share"], "share")
     elif op == "distributedEpsilon":
+        privacy_reference.check_accounting(test)
         eps, order = privacy_reference.distributed_epsilon(
             test["noise"], test["localVariance"], test["participants"], test["dimension"], test["l2Sensitivity"],
-            test["l1Sensitivity"], test["samplingRate"], test["steps"], test["delta"])
+            test["l1Sensitivity"], test["samplingRate"], test["steps"], test["delta"],
+            test.get("orders", privacy_reference.DEFAULT_ORDERS))
         close(eps, test["epsilon"], 1e-9, "epsilon")
         expect(float(order), test["order"], "order")
+    elif op == "scale":
+        close(privacy_reference.scale(test), test["unitScale"], 1e-12, "unitScale")
+    elif op == "calibrate":
+        privacy_reference.check_target(test)
+        if test.get("noise") is not None:
+            raise AssertionError("a valid distributed calibration is not recomputed by the reference")
+        # Section 5.4 against dp_accounting's calibrate_dp_mechanism, to the spec's 2e-6.
+        import generate_dp_accounting_table as table
+        sigma = table.calibrate(test["epsilon"], test["delta"], test["samplingRate"], test["steps"])
+        if abs(sigma - test["noiseMultiplier"]) > 2e-6:
+            raise AssertionError(f"noise multiplier: {sigma} vs {test['noiseMultiplier']}")
     else:
         raise AssertionError(f"unknown operation {op}")
 

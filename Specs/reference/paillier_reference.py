@@ -2,16 +2,115 @@
 
 Encryption with given randomness, decryption and homomorphic addition go through
 python-paillier (`phe`); DJN encryption, packing and threshold combination, which phe does
-not offer, are plain Python integers here.
+not offer, are plain Python integers here. Key generation (section 1) and dealing (section 6)
+are redone from the stated seed with the reference ChaCha20 generator and SymPy's primality
+test (Baillie–PSW), and the modulus and private-key rules are applied as section 1 states them.
 """
 
 from __future__ import annotations
 
-from math import factorial
+from math import factorial, gcd
 
 from phe import paillier
+from sympy import isprime
 
 import veil_reference as ref
+
+
+# --- Section 1: keys -----------------------------------------------------------------------
+
+MIN_BITS, MAX_BITS = 256, 8192
+
+
+def check_modulus(n: int) -> int:
+    """The public-key rules, in their order: positive and odd, at least 256 bits, not prime."""
+    if n <= 0 or n % 2 == 0:
+        raise ref.Refused("invalidModulus")
+    if n.bit_length() < MIN_BITS:
+        raise ref.Refused("invalidModulus")
+    if isprime(n):
+        raise ref.Refused("invalidModulus")
+    return n
+
+
+def check_factors(p: int, q: int) -> int:
+    """The private-key rules, in their order; then n = pq must pass the modulus rules."""
+    if p == q:
+        raise ref.Refused("invalidPrivateKey")
+    if p.bit_length() != q.bit_length():
+        raise ref.Refused("invalidPrivateKey")
+    if not (isprime(p) and isprime(q)):
+        raise ref.Refused("invalidPrivateKey")
+    if gcd(p * q, (p - 1) * (q - 1)) != 1:
+        raise ref.Refused("invalidPrivateKey")
+    return check_modulus(p * q)
+
+
+def random_bits(g: ref.Generator, bits: int) -> int:
+    """A uniform integer below 2^bits: ceil(bits/8) generator bytes read big-endian, mod 2^bits."""
+    return int.from_bytes(g.bytes((bits + 7) // 8), "big") % (1 << bits)
+
+
+def random_prime(g: ref.Generator, bits: int) -> int:
+    top = 3 << (bits - 2)
+    while True:
+        candidate = random_bits(g, bits - 2) + top
+        candidate |= 1
+        if isprime(candidate):
+            return candidate
+
+
+def generate(seed: bytes, bits: int) -> tuple[int, int]:
+    if bits % 2 or not MIN_BITS <= bits <= MAX_BITS:
+        raise ref.Refused("unsupportedKeySize")
+    g = ref.Generator(seed)
+    while True:
+        p = random_prime(g, bits // 2)
+        q = random_prime(g, bits // 2)
+        try:
+            n = check_factors(p, q)
+        except ref.Refused:
+            continue
+        if n.bit_length() == bits:
+            return p, q
+
+
+def safe_prime(g: ref.Generator, bits: int) -> int:
+    while True:
+        half = random_prime(g, bits - 1)
+        candidate = 2 * half + 1
+        if candidate.bit_length() == bits and isprime(candidate):
+            return candidate
+
+
+def random_below(g: ref.Generator, bound: int) -> int:
+    while True:
+        candidate = random_bits(g, bound.bit_length())
+        if candidate < bound:
+            return candidate
+
+
+def deal(seed: bytes, bits: int, t: int, holders: int) -> tuple[int, list[int]]:
+    if not (1 <= holders <= 64 and 1 <= t <= holders):
+        raise ref.Refused("invalidThresholdParameters")
+    if bits % 2 or not MIN_BITS <= bits <= MAX_BITS:
+        raise ref.Refused("unsupportedKeySize")
+    g = ref.Generator(seed)
+    p, q = safe_prime(g, bits // 2), safe_prime(g, bits // 2)
+    while p == q or (p * q).bit_length() != bits:
+        p, q = safe_prime(g, bits // 2), safe_prime(g, bits // 2)
+    n = check_modulus(p * q)
+    m = (p - 1) // 2 * ((q - 1) // 2)
+    d = m * pow(m, -1, n)
+    order = n * m
+    coefficients = [d] + [random_below(g, order) for _ in range(1, t)]
+    shares = []
+    for i in range(1, holders + 1):
+        value = 0
+        for coefficient in reversed(coefficients):
+            value = (value * i + coefficient) % order
+        shares.append(value)
+    return n, shares
 
 
 def signed(residue: int, n: int) -> int:
@@ -25,7 +124,6 @@ def to_residue(m: int, n: int) -> int:
 
 
 def check_ciphertext(c: int, n: int) -> int:
-    from math import gcd
     if not (0 < c < n * n) or gcd(c, n) != 1:
         raise ref.Refused("ciphertextOutOfRange")
     return c
@@ -46,6 +144,21 @@ def pack(values: list[int], bits: int, max_addends: int, key_bits: int) -> tuple
 
 def check(group: dict, test: dict, expect) -> None:
     op = test["operation"]
+    if op == "generate":
+        p, q = generate(bytes.fromhex(test["seed"]), test["keyBits"])
+        expect((str(p), str(q), str(p * q)), (test["p"], test["q"], test["n"]), "generated key")
+        return
+    if op == "deal":
+        n, shares = deal(bytes.fromhex(test["seed"]), test["keyBits"], test["threshold"], test["holders"])
+        expect(str(n), test["n"], "n")
+        expect([(i + 1, str(v)) for i, v in enumerate(shares)], [(s["holder"], s["value"]) for s in test["shares"]], "shares")
+        return
+    if op == "publicKey":
+        expect(str(check_modulus(int(test["n"]))), test["n"], "n")
+        return
+    if op == "privateKey":
+        expect(str(check_factors(int(test["p"]), int(test["q"]))), test["n"], "n")
+        return
     if op in ("pack", "unpack"):
         bits, k, key_bits = test["bits"], test["maxAddends"], test["keyBits"]
         values = [int(v) for v in test["vector"]]
@@ -69,9 +182,21 @@ def check(group: dict, test: dict, expect) -> None:
         n2, delta = n * n, factorial(holders)
         shares = {s["holder"]: int(s["value"]) for s in group["shares"]}
         c = check_ciphertext(int(test["c"]), n)
-        partials = {p["holder"]: int(p["value"]) for p in test["partials"]}
-        for holder, value in partials.items():
-            expect(pow(c, 2 * delta * shares[holder], n2), value, f"partial decryption of holder {holder}")
+        # Section 6's refusals, in the order given, before the count: strangers, duplicates,
+        # partials of another ciphertext, values outside Z*_(n^2).
+        partials = {}
+        for given in test["partials"]:
+            holder, value = given["holder"], int(given["value"])
+            if not 1 <= holder <= holders or holder in partials:
+                raise ref.Refused("invalidPartialDecryption")
+            if int(given.get("ciphertext") or test["c"]) != c:
+                raise ref.Refused("invalidPartialDecryption")
+            if not 0 < value < n2 or gcd(value, n) != 1:
+                raise ref.Refused("invalidPartialDecryption")
+            partials[holder] = value
+        if test["result"] == "valid":
+            for holder, value in partials.items():
+                expect(pow(c, 2 * delta * shares[holder], n2), value, f"partial decryption of holder {holder}")
         if len(partials) < t:
             raise ref.Refused("notEnoughPartialDecryptions")
         chosen = sorted(partials)[:t]
@@ -94,7 +219,6 @@ def check(group: dict, test: dict, expect) -> None:
     private = paillier.PaillierPrivateKey(public, p, q)
     if op == "encrypt":
         r = int(test["r"])
-        from math import gcd
         if not (0 < r < n) or gcd(r, n) != 1:
             raise ref.Refused("ciphertextOutOfRange")
         c = public.raw_encrypt(to_residue(int(test["m"]), n), r_value=r)

@@ -265,3 +265,64 @@ def encode_share(x, bound, unit_scale, sigma, noise, bits, n_min, beta, signs, r
     else:
         shares = [skellam(noise_gen, variance) for _ in candidate]
     return [(c + e) % (1 << bits) for c, e in zip(candidate, shares)]
+
+
+# --- parameter rules (sections 4.4, 4.5, 5.4, 5.6), each refused with the code the spec names ---
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+def check_accounting(test: dict) -> None:
+    """Section 5.6, in its order: the event (rate, noise, participants, dimension, sensitivities),
+    then the orders, the number of releases and delta."""
+    def refuse():
+        raise ref.Refused("invalidParameters")
+    if not 0 <= test["samplingRate"] <= 1:
+        refuse()
+    if not (test["localVariance"] > 0 and _finite(test["localVariance"])):
+        refuse()
+    if test["participants"] < 1 or test["dimension"] < 1:
+        refuse()
+    for sensitivity in (test["l2Sensitivity"], test["l1Sensitivity"]):
+        if not (sensitivity >= 0 and _finite(sensitivity)):
+            refuse()
+    orders = test.get("orders", DEFAULT_ORDERS)
+    if not orders or not all(a > 1 and _finite(a) for a in orders):
+        refuse()
+    if test["steps"] < 0 or not 0 < test["delta"] < 1:
+        refuse()
+
+
+def check_mechanism(test: dict) -> None:
+    """Section 4's rules for a distributed mechanism, in their order."""
+    def refuse():
+        raise ref.Refused("invalidParameters")
+    if len(test["x"]) < 1 or test["minimumParticipants"] < 1 or not 0 <= test["beta"] < 1:
+        refuse()
+    scale, sigma = test["unitScale"], test["unitLocalStandardDeviation"]
+    if not (scale > 0 and _finite(scale) and sigma > 0 and _finite(sigma)):
+        refuse()
+    if not 0 < (scale * sigma) ** 2 <= 2 ** 52:
+        refuse()
+
+
+def scale(test: dict) -> float:
+    """Section 4.4: the heuristic scale s1, after its parameter rules."""
+    sigma, bits, n, m, k = (test["unitLocalStandardDeviation"], test["bits"], test["participants"], test["dimension"],
+                            test["kStddevs"])
+    if not 1 <= bits <= 64 or n < 1 or m < 1 or not (k > 0 and _finite(k)) or not (sigma >= 0 and _finite(sigma)):
+        raise ref.Refused("invalidParameters")
+    if 2.0 ** (2 * bits) - n * k * k <= 0:
+        raise ref.Refused("invalidParameters")
+    return heuristic_scale(sigma, bits, n, m, k)
+
+
+def check_target(test: dict) -> None:
+    """Section 5.4 (and 4.5): a calibration target and schedule."""
+    epsilon, delta, q, steps = test["epsilon"], test["delta"], test["samplingRate"], test["steps"]
+    if not (epsilon > 0 and _finite(epsilon)) or not 0 < delta < 1 or not 0 < q <= 1 or steps < 1:
+        raise ref.Refused("invalidTarget")
+    if test.get("noise") is not None:
+        if test["participants"] < 1 or test["dimension"] < 1 or not 1 <= test["bits"] <= 64:
+            raise ref.Refused("invalidParameters")

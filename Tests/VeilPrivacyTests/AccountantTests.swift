@@ -165,6 +165,65 @@ import VeilTestSupport
         #expect(ratio >= 1 && ratio < (q == 1 ? 1.02 : 1.4), "central σ / Gaussian σ = \(ratio)")
     }
 
+    /// The checked entry point agrees with composing by hand, and refuses each rule of
+    /// `Specs/privacy.md` §5.6 with a typed error instead of trapping.
+    @Test func checkedAccountingAgreesAndRefusesEveryRule() throws {
+        func sum(variance: Double = 100, n: Int = 100, d: Int = 1024, l2: Double = 60, l1: Double = 1900)
+            -> DistributedNoiseSum
+        {
+            DistributedNoiseSum(
+                noise: .discreteGaussian(localVariance: variance), participants: n, dimension: d, l2Sensitivity: l2,
+                l1Sensitivity: l1)
+        }
+        var accountant = RDPAccountant()
+        accountant.compose(.poissonSampledNoiseSum(samplingRate: 0.01, sum()), count: 1000)
+        let checked = try RDPAccountant.epsilon(
+            of: .poissonSampledNoiseSum(samplingRate: 0.01, sum()), steps: 1000, delta: 1e-5)
+        #expect(checked == accountant.epsilon(delta: 1e-5))
+        #expect(checked.order > 2)
+        let refused: [(PrivacyEvent, Int, Double, [Double])] = [
+            (.poissonSampledNoiseSum(samplingRate: -0.1, sum()), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 1.5, sum()), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: .nan, sum()), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 0.1, sum(variance: 0)), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 0.1, sum(variance: -1)), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 0.1, sum(variance: .infinity)), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 0.1, sum(n: 0)), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 0.1, sum(d: 0)), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 0.1, sum(l2: -1)), 1, 1e-5, orders),
+            (.poissonSampledNoiseSum(samplingRate: 0.1, sum(l1: .infinity)), 1, 1e-5, orders),
+            (.gaussian(noiseMultiplier: -1), 1, 1e-5, orders),
+            (.poissonSampledGaussian(samplingRate: 2, noiseMultiplier: 1), 1, 1e-5, orders),
+            (.gaussian(noiseMultiplier: 1), 1, 1e-5, []),
+            (.gaussian(noiseMultiplier: 1), 1, 1e-5, [1, 2]),
+            (.gaussian(noiseMultiplier: 1), 1, 1e-5, [2, .infinity]),
+            (.gaussian(noiseMultiplier: 1), -1, 1e-5, orders),
+            (.gaussian(noiseMultiplier: 1), 1, 0, orders),
+            (.gaussian(noiseMultiplier: 1), 1, 1, orders),
+        ]
+        for (i, (event, steps, delta, orders)) in refused.enumerated() {
+            #expect(throws: AccountingError.self, "case \(i)") {
+                try RDPAccountant.epsilon(of: event, steps: steps, delta: delta, orders: orders)
+            }
+        }
+    }
+
+    @Test func theScaleRefusesEachRule() throws {
+        #expect(
+            try DistributedDP.scale(
+                localStandardDeviation: 0, bits: 16, participants: 1, paddedDimension: 1, kStddevs: 1) > 0)
+        for (sigma, bits, n, m, k) in [
+            (-1.0, 20, 10, 8, 4.0), (Double.nan, 20, 10, 8, 4), (0.1, 0, 10, 8, 4), (0.1, 65, 10, 8, 4),
+            (0.1, 20, 0, 8, 4), (0.1, 20, 10, 0, 4), (0.1, 20, 10, 8, 0), (0.1, 20, 10, 8, .infinity),
+            (0.1, 4, 100, 8, 4),
+        ] {
+            #expect(throws: DistributedDP.DistributedDPError.self) {
+                try DistributedDP.scale(
+                    localStandardDeviation: sigma, bits: bits, participants: n, paddedDimension: m, kStddevs: k)
+            }
+        }
+    }
+
     @Test func tooFewBitsIsAClearError() {
         #expect(throws: DistributedDP.DistributedDPError.self) {
             try DistributedDP.calibrate(

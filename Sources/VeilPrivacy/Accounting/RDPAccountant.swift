@@ -81,7 +81,12 @@ public struct RDPAccountant: Codable, Hashable, Sendable {
     }
 
     /// The RDP curve of one event.
-    public static func rdp(of event: PrivacyEvent, orders: [Double]) -> [Double] {
+    /// - Parameter subsampledBound: the bound on a Poisson-subsampled distributed mechanism;
+    ///   ``PoissonSubsampledRDP/rdp(order:samplingRate:mechanism:)`` (`Specs/privacy.md` §5.3)
+    ///   unless a test substitutes a deliberately broken one to show that the vectors catch it.
+    public static func rdp(
+        of event: PrivacyEvent, orders: [Double], subsampledBound: SubsampledRDPBound = PoissonSubsampledRDP.rdp
+    ) -> [Double] {
         switch event {
         case .gaussian(let sigma):
             return orders.map { SubsampledGaussianRDP.rdp(samplingRate: 1, noiseMultiplier: sigma, order: $0) }
@@ -94,8 +99,81 @@ public struct RDPAccountant: Codable, Hashable, Sendable {
             // ε(l) for every l ≤ the highest order, once: the subsampling bound sums over them.
             let unsampled = [Double.nan, .nan] + (2...highest).map { sum.rdp(order: $0) }
             return integerOrders.map { order in
-                PoissonSubsampledRDP.rdp(order: max(order, 2), samplingRate: q) { unsampled[$0] }
+                subsampledBound(max(order, 2), q) { unsampled[$0] }
             }
+        }
+    }
+}
+
+/// An upper bound on the RDP, at an integer order α ≥ 2, of a mechanism run on a Poisson
+/// sample at rate q ∈ (0, 1], given the mechanism's own RDP at the integer orders 2…α.
+public typealias SubsampledRDPBound = (_ order: Int, _ samplingRate: Double, _ mechanism: (Int) -> Double) -> Double
+
+/// Why an accounting request was refused (`Specs/privacy.md` §5.6).
+public enum AccountingError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalidParameters(String)
+
+    public var description: String {
+        switch self {
+        case .invalidParameters(let why): "invalid accounting parameters: \(why)"
+        }
+    }
+}
+
+extension RDPAccountant {
+    /// The (ε, δ) of `steps` independent releases of `event`, every parameter checked first
+    /// (`Specs/privacy.md` §5.6) so that a value from a file or a peer is refused, not trapped on.
+    /// - Parameters:
+    ///   - event: the release; its sampling rate must be in [0, 1], a Gaussian noise multiplier
+    ///     at least 0, a noise sum's local variance positive and finite, its participants and
+    ///     dimension at least 1, and its sensitivities finite and non-negative.
+    ///   - steps: how many releases, at least 0.
+    ///   - delta: δ in (0, 1).
+    ///   - orders: at least one order, each finite and above 1.
+    ///   - subsampledBound: as in ``rdp(of:orders:subsampledBound:)``.
+    /// - Returns: the smallest ε over the orders and the first order attaining it (§5.2).
+    /// - Throws: ``AccountingError/invalidParameters(_:)`` naming the first rule broken.
+    public static func epsilon(
+        of event: PrivacyEvent, steps: Int, delta: Double, orders: [Double] = defaultOrders,
+        subsampledBound: SubsampledRDPBound = PoissonSubsampledRDP.rdp
+    ) throws(AccountingError) -> (epsilon: Double, order: Double) {
+        try validate(event)
+        guard !orders.isEmpty else { throw .invalidParameters("no RDP orders") }
+        guard orders.allSatisfy({ $0 > 1 && $0.isFinite }) else {
+            throw .invalidParameters("every RDP order must be finite and above 1")
+        }
+        guard steps >= 0 else { throw .invalidParameters("a negative number of steps") }
+        guard delta > 0, delta < 1 else { throw .invalidParameters("δ must be in (0, 1)") }
+        let curve = rdp(of: event, orders: orders, subsampledBound: subsampledBound)
+        // As compose(_:count:) on a fresh accountant: 0 + steps·curve[i].
+        return RDPConversion.epsilon(orders: orders, rdp: curve.map { 0 + Double(steps) * $0 }, delta: delta)
+    }
+
+    /// Checks an event's parameters (§5.6).
+    static func validate(_ event: PrivacyEvent) throws(AccountingError) {
+        func rate(_ q: Double) throws(AccountingError) {
+            guard q >= 0, q <= 1 else { throw .invalidParameters("the sampling rate must be in [0, 1]") }
+        }
+        switch event {
+        case .gaussian(let sigma):
+            guard sigma >= 0, !sigma.isNaN else { throw .invalidParameters("a negative noise multiplier") }
+        case .poissonSampledGaussian(let q, let sigma):
+            try rate(q)
+            guard sigma >= 0, !sigma.isNaN else { throw .invalidParameters("a negative noise multiplier") }
+        case .poissonSampledNoiseSum(let q, let sum):
+            try rate(q)
+            let variance: Double
+            switch sum.noise {
+            case .discreteGaussian(let v), .skellam(let v): variance = v
+            }
+            guard variance > 0, variance.isFinite else {
+                throw .invalidParameters("the local noise variance must be positive and finite")
+            }
+            guard sum.participants >= 1 else { throw .invalidParameters("at least one participant adds noise") }
+            guard sum.dimension >= 1 else { throw .invalidParameters("the dimension must be at least 1") }
+            guard sum.l2Sensitivity >= 0, sum.l2Sensitivity.isFinite, sum.l1Sensitivity >= 0,
+                sum.l1Sensitivity.isFinite
+            else { throw .invalidParameters("the sensitivities must be finite and non-negative") }
         }
     }
 }

@@ -123,9 +123,17 @@ public struct DistributedDP: Hashable, Sendable {
     /// The scale s₁ for which k standard deviations of the aggregate fit in 2^b, assuming
     /// sub-Gaussian coordinates after the rotation (Kairouz et al. §4.2 and §4.4): the solution of
     /// 2^b = 2k·√(n²c²/m + n·(1/(4s²) + σ²))·s with c = 1.
+    /// - Throws: ``DistributedDPError/invalidParameters(_:)`` unless 1 ≤ b ≤ 64, n ≥ 1, m ≥ 1,
+    ///   k > 0, σ ≥ 0 (finite) and 2^{2b} > n·k².
     public static func scale(
         localStandardDeviation sigma: Double, bits: Int, participants n: Int, paddedDimension m: Int, kStddevs k: Double
     ) throws(DistributedDPError) -> Double {
+        guard (1...64).contains(bits) else { throw .invalidParameters("the modulus needs 1 to 64 bits, got \(bits)") }
+        guard n >= 1, m >= 1 else { throw .invalidParameters("at least one participant and one coordinate") }
+        guard k > 0, k.isFinite else { throw .invalidParameters("k must be positive and finite") }
+        guard sigma >= 0, sigma.isFinite else {
+            throw .invalidParameters("the local noise must be finite, not negative")
+        }
         let nd = Double(n)
         let room = pow(2, 2 * Double(bits)) - nd * k * k
         guard room > 0 else {

@@ -1,16 +1,20 @@
 import Foundation
 import VeilCore
+import VeilCrypto
 import VeilPaillier
 
 /// `PAILLIER` files: the ISO/IEC 18033-6 values (Intel IPCL) and the project's own known
-/// answers — encryption with given randomness, DJN, homomorphic operations, packing and
-/// threshold decryption. Integers are decimal strings.
+/// answers — key generation from a seed, the modulus and private-key rules, encryption with
+/// given randomness, DJN, homomorphic operations, packing and threshold decryption. Integers
+/// are decimal strings.
 enum PaillierRunner: VectorRunner {
     static let algorithm = "PAILLIER"
 
     struct Share: Codable, Sendable {
         var holder: Int
         var value: String
+        /// A partial decryption's claimed ciphertext, when it is not the test's `c`.
+        var ciphertext: String?
     }
 
     struct Group: Codable, Sendable {
@@ -31,8 +35,19 @@ enum PaillierRunner: VectorRunner {
         var flags: [String]
         var result: ExpectedResult
         var error: String?
-        /// encrypt, decrypt, add, addPlain, multiply, djn, pack, unpack, partialDecrypt.
+        /// generate, deal, publicKey, privateKey, encrypt, decrypt, add, addPlain, multiply, djn, pack,
+        /// unpack, partialDecrypt.
         var operation: String
+        /// generate/deal: the ChaCha20 generator's seed (hex); keyBits is the key size.
+        var seed: String?
+        /// generate, publicKey, privateKey, deal: the modulus and its factors.
+        var n: String?
+        var p: String?
+        var q: String?
+        /// deal: t, ℓ and the dealt shares.
+        var threshold: Int?
+        var holders: Int?
+        var shares: [Share]?
         var m: String?
         var r: String?
         var c: String?
@@ -111,6 +126,37 @@ enum PaillierRunner: VectorRunner {
                 try expectEqual(unpacked, vector, "vector")
             }
             return
+        case "generate":
+            var generator = try ChaCha20Generator(publicSeed: hex(test.seed ?? "", "seed"))
+            let key = try paillier { () throws(PaillierError) in
+                try PaillierPrivateKey.generate(bits: test.keyBits ?? 0, using: &generator)
+            }
+            try expectEqual(key.primes.p, try integer(test.p, "p"), "p")
+            try expectEqual(key.primes.q, try integer(test.q, "q"), "q")
+            try expectEqual(key.publicKey.n, try integer(test.n, "n"), "n")
+            return
+        case "deal":
+            var generator = try ChaCha20Generator(publicSeed: hex(test.seed ?? "", "seed"))
+            let (key, shares) = try paillier { () throws(PaillierError) in
+                try ThresholdPaillierDealer.deal(
+                    bits: test.keyBits ?? 0, threshold: test.threshold ?? 0, holders: test.holders ?? 0,
+                    using: &generator)
+            }
+            try expectEqual(key.publicKey.n, try integer(test.n, "n"), "n")
+            try expectEqual(
+                shares.map { $0.secretValue }, try (test.shares ?? []).map { try integer($0.value, "shares") },
+                "shares")
+            return
+        case "publicKey":
+            let n = try integer(test.n, "n")
+            let key = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n) }
+            try expectEqual(key.n, n, "n")
+            return
+        case "privateKey":
+            let (p, q) = (try integer(test.p, "p"), try integer(test.q, "q"))
+            let key = try paillier { () throws(PaillierError) in try PaillierPrivateKey(p: p, q: q) }
+            try expectEqual(key.publicKey.n, try integer(test.n, "n"), "n")
+            return
         case "partialDecrypt":
             let n = try integer(group.n, "n")
             let publicKey = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n) }
@@ -126,17 +172,22 @@ enum PaillierRunner: VectorRunner {
             }
             let cValue = try integer(test.c, "c")
             let c = try paillier { () throws(PaillierError) in try publicKey.ciphertext(cValue) }
-            let expected = try (test.partials ?? []).map { try integer($0.value, "partials") }
-            let partials = try (test.partials ?? []).map { partial in
-                guard let share = shares.first(where: { $0.holder == partial.holder }) else {
-                    throw VectorError.malformedField(
-                        tcId: nil, field: "partials", detail: "holder \(partial.holder) has no share in the group")
-                }
-                return try paillier { () throws(PaillierError) in try share.partiallyDecrypt(c) }
+            let given = try (test.partials ?? []).map { partial in
+                PartialDecryption(
+                    holder: partial.holder,
+                    ciphertext: try partial.ciphertext.map { try integer($0, "ciphertext") } ?? c.value,
+                    value: try integer(partial.value, "partials"))
             }
-            if test.result == .valid { try expectEqual(partials.map(\.value), expected, "partial decryptions") }
-            let given = zip(test.partials ?? [], expected).map {
-                PartialDecryption(holder: $0.holder, ciphertext: c.value, value: $1)
+            if test.result == .valid {
+                // Every partial of a valid case is recomputed from its holder's share.
+                for partial in given {
+                    guard let share = shares.first(where: { $0.holder == partial.holder }) else {
+                        throw VectorError.malformedField(
+                            tcId: nil, field: "partials", detail: "holder \(partial.holder) has no share in the group")
+                    }
+                    let computed = try paillier { () throws(PaillierError) in try share.partiallyDecrypt(c) }
+                    try expectEqual(computed.value, partial.value, "partial decryption of holder \(partial.holder)")
+                }
             }
             let m = try paillier { () throws(PaillierError) in try thresholdKey.combineSigned(given, of: c) }
             try expectEqual(m, try integer(test.m, "m"), "combined plaintext")

@@ -5,7 +5,8 @@ import VeilPrivacy
 
 /// The project's `VEIL-DP` file: sampler draws from the deterministic generator, the
 /// Hadamard rotation, a participant's distributed-DP share, and the distributed mechanisms'
-/// ε — each recomputed by `Specs/reference/privacy_reference.py`.
+/// ε, the heuristic scale, and the refusals of every parameter rule — each recomputed by
+/// `Specs/reference/privacy_reference.py`.
 enum PrivacyProjectRunner: VectorRunner {
     static let algorithm = "VEIL-DP"
     static let relativeTolerance = 1e-9
@@ -18,7 +19,7 @@ enum PrivacyProjectRunner: VectorRunner {
         var flags: [String]
         var result: ExpectedResult
         var error: String?
-        /// discreteGaussian, skellam, rotation, encodeShare, distributedEpsilon.
+        /// discreteGaussian, skellam, rotation, encodeShare, distributedEpsilon, scale, calibrate.
         var operation: String
         var variance: Double?
         var seed: String?
@@ -47,6 +48,12 @@ enum PrivacyProjectRunner: VectorRunner {
         var delta: Double?
         var epsilon: Double?
         var order: Double?
+        /// distributedEpsilon: the RDP orders (absent: `RDPAccountant.defaultOrders`).
+        var orders: [Double]?
+        // scale (§4.4): unitLocalStandardDeviation, bits, participants, dimension (m) and k give unitScale.
+        var kStddevs: Double?
+        // calibrate (§5.4; with `noise`, §4.5): the target and schedule give the noise multiplier.
+        var noiseMultiplier: Double?
     }
 
     struct Missing: Error, CustomStringConvertible {
@@ -64,12 +71,24 @@ enum PrivacyProjectRunner: VectorRunner {
     }
 
     static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {
+        try run(data, subsampledBound: PoissonSubsampledRDP.rdp)
+    }
+
+    /// Runs the file with another subsampling bound in the accountant: the seam through which
+    /// a test shows that a broken bound fails the distributed-DP vectors.
+    static func run(_ data: Data, subsampledBound: SubsampledRDPBound) throws(VectorError) -> [CaseOutcome] {
         try runGroups(data, as: Group.self) { group in
-            group.tests.map { test in judge(test) { try check(test) } }
+            group.tests.map { test in judge(test) { try check(test, subsampledBound: subsampledBound) } }
         }
     }
 
-    static func check(_ t: Test) throws {
+    static func close(_ actual: Double, _ expected: Double, _ field: String) throws(Mismatch) {
+        guard abs(actual - expected) <= relativeTolerance * abs(expected) else {
+            throw Mismatch("\(field) \(actual) differs from \(expected)")
+        }
+    }
+
+    static func check(_ t: Test, subsampledBound: SubsampledRDPBound = PoissonSubsampledRDP.rdp) throws {
         switch t.operation {
         case "discreteGaussian":
             var g = try generator(t.seed, "seed")
@@ -111,16 +130,37 @@ enum PrivacyProjectRunner: VectorRunner {
                 dimension: try required(t.dimension, "dimension"),
                 l2Sensitivity: try required(t.l2Sensitivity, "l2Sensitivity"),
                 l1Sensitivity: try required(t.l1Sensitivity, "l1Sensitivity"))
-            var accountant = RDPAccountant()
-            accountant.compose(
-                .poissonSampledNoiseSum(samplingRate: try required(t.samplingRate, "samplingRate"), sum),
-                count: try required(t.steps, "steps"))
-            let (epsilon, order) = accountant.epsilon(delta: try required(t.delta, "delta"))
-            let expected = try required(t.epsilon, "epsilon")
-            guard abs(epsilon - expected) <= relativeTolerance * abs(expected) else {
-                throw Mismatch("epsilon \(epsilon) differs from \(expected)")
-            }
+            let (epsilon, order) = try RDPAccountant.epsilon(
+                of: .poissonSampledNoiseSum(samplingRate: try required(t.samplingRate, "samplingRate"), sum),
+                steps: try required(t.steps, "steps"), delta: try required(t.delta, "delta"),
+                orders: t.orders ?? RDPAccountant.defaultOrders, subsampledBound: subsampledBound)
+            try close(epsilon, try required(t.epsilon, "epsilon"), "epsilon")
             try expectEqual(order, try required(t.order, "order"), "order")
+        case "scale":
+            let scale = try DistributedDP.scale(
+                localStandardDeviation: try required(t.unitLocalStandardDeviation, "unitLocalStandardDeviation"),
+                bits: try required(t.bits, "bits"), participants: try required(t.participants, "participants"),
+                paddedDimension: try required(t.dimension, "dimension"), kStddevs: try required(t.kStddevs, "kStddevs"))
+            try close(scale, try required(t.unitScale, "unitScale"), "unitScale")
+        case "calibrate":
+            let (epsilon, delta) = (try required(t.epsilon, "epsilon"), try required(t.delta, "delta"))
+            let (q, steps) = (try required(t.samplingRate, "samplingRate"), try required(t.steps, "steps"))
+            if let noise = t.noise {
+                guard let family = DistributedDP.Noise(rawValue: noise) else {
+                    throw VectorError.malformedField(tcId: nil, field: "noise", detail: "unknown noise \(noise)")
+                }
+                let mechanism = try DistributedDP.calibrate(
+                    noise: family, epsilon: epsilon, delta: delta, samplingRate: q, rounds: steps,
+                    minimumParticipants: try required(t.participants, "participants"),
+                    dimension: try required(t.dimension, "dimension"), bits: try required(t.bits, "bits"))
+                try close(
+                    mechanism.unitLocalStandardDeviation, try required(t.noiseMultiplier, "noiseMultiplier"),
+                    "noiseMultiplier")
+            } else {
+                let sigma = try NoiseCalibration.noiseMultiplier(
+                    epsilon: epsilon, delta: delta, samplingRate: q, steps: steps)
+                try close(sigma, try required(t.noiseMultiplier, "noiseMultiplier"), "noiseMultiplier")
+            }
         default:
             throw VectorError.unreadable("unknown operation \(t.operation)")
         }
