@@ -205,16 +205,9 @@ extension ProjectVectors {
                     $0.c = c9.decimal; $0.m = "9"; $0.partials = given(partials)
                 })
         }
-        // Without proofs of correct decryption (§6), a wrong value in Z*_(n²) is not detected:
-        // the combination is wrong, which is all this case asks.
-        thresholdTests.append(
-            test(
-                "partialDecrypt", "3 of 5: holder 3's value squared combines to a wrong plaintext, undetected",
-                ["UndetectedWrongPartial"], result: .invalid
-            ) {
-                $0.c = c9.decimal; $0.m = "9"
-                $0.partials = given(replacing(2, value: (three[2].value * three[2].value).modulo(tpk.nSquared)))
-            })
+        // A wrong value inside Z*_(n²) is not detected without proofs of correct decryption
+        // (`Specs/paillier.md` §6): no case can ask for a refusal, and a "wrong plaintext"
+        // case would only pin a value nobody should rely on.
         groups.append(
             PaillierRunner.Group(
                 n: tpk.n.decimal, threshold: 3, holders: 5,
@@ -242,10 +235,6 @@ extension ProjectVectors {
                 "InvalidPartial": VectorNote(
                     bugType: "DEFINED",
                     description: "A partial decryption from a stranger, twice, of another c, or outside Z*_(n^2)."),
-                "UndetectedWrongPartial": VectorNote(
-                    bugType: "KNOWN_LIMITATION",
-                    description:
-                        "A wrong partial in Z*_(n^2): without proofs it is not detected, the plaintext is wrong."),
                 "KeyGeneration": VectorNote(
                     bugType: "FUNCTIONALITY", description: "A key generated from a stated seed."),
                 "InvalidModulus": VectorNote(bugType: "DEFINED", description: "A modulus the public-key rules refuse."),

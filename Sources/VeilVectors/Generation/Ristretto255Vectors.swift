@@ -36,7 +36,7 @@ extension ProjectVectors {
         }
 
         // Decoding: what is accepted and what is refused.
-        add("B decodes", "decode", flags: ["Normal"], element: keys[0].publicKey.rawRepresentation)
+        add("an element (the first random scalar times B) decodes", "decode", flags: ["Normal"], element: keys[0].publicKey.rawRepresentation)
         add(
             "the identity (32 zero bytes) is refused", "decode", flags: ["Identity"], result: .invalid,
             error: "invalidPoint", element: [UInt8](repeating: 0, count: 32))
