@@ -187,6 +187,15 @@ public struct SecAggServer {
         self.state = .advertiseKeys([:])
     }
 
+    /// A server that replays a recorded session to check it (``SecAggAudit``): the same
+    /// decisions from the same messages, without the server's key — what it would send is
+    /// signed with a throwaway key, and compared without its signature.
+    init(replaying session: SecAggSession) {
+        self.session = session
+        self.identity = Ed25519.PrivateKey()
+        self.state = .advertiseKeys([:])
+    }
+
     /// The session's parameters.
     public var parameters: SecAggParameters { session.parameters }
 

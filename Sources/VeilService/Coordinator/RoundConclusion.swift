@@ -46,7 +46,8 @@ extension Coordinator {
                 outcome: "completed", survivors: result.survivors.count, abortReason: nil,
                 transcriptHash: machine.transcript, bytesIn: machine.bytesIn, bytesOut: machine.bytesOut,
                 contributors: contributors),
-            checkpoint: algorithm, accuracy: evaluated?.accuracy, ledger: ledger)
+            checkpoint: algorithm, accuracy: evaluated?.accuracy, ledger: ledger,
+            audit: auditDraft(machine, result: result, abort: nil))
         completedRounds = report.number
         metrics.set("veil_rounds_completed", Double(completedRounds))
         if let accuracy = evaluated?.accuracy { metrics.set("veil_model_accuracy", accuracy) }
@@ -84,11 +85,50 @@ extension Coordinator {
                 outcome: abort.kind == .interrupted ? "interrupted" : "aborted", survivors: 0,
                 abortReason: abort.detail, transcriptHash: machine?.transcript ?? [], bytesIn: machine?.bytesIn ?? 0,
                 bytesOut: machine?.bytesOut ?? 0, contributors: []),
-            checkpoint: nil, accuracy: nil, ledger: nil)
+            checkpoint: nil, accuracy: nil, ledger: nil,
+            audit: machine.flatMap { auditDraft($0, result: nil, abort: abort) })
         if let machine { broadcastResult(machine, completed: false, survivors: 0, reason: abort.detail) }
         logger.warning(
             "round aborted",
             metadata: ["round": "\(report.number)", "kind": "\(abort.kind.rawValue)", "reason": "\(abort)"])
+    }
+
+    /// A masking attempt's audit record, to be sealed in the transaction that ends the round
+    /// (`Specs/audit.md`); nil for Paillier rounds, which have none yet.
+    func auditDraft(_ machine: RoundMachine, result: SecureSumResult?, abort: RoundAbort?) -> CoordinatorStore.AuditDraft? {
+        guard let audited = machine.auditedSession else { return nil }
+        let session = audited.session
+        let parameters = session.parameters
+        let model = parameters.threatModel
+        let events = machine.auditLog
+        let draft = RoundAuditRecord(
+            federation: configuration.federation, sequence: 0, previous: "", round: machine.number,
+            attempt: machine.attempt, recorded: Date().timeIntervalSince1970,
+            outcome: result == nil ? "aborted" : "completed", abort: abort.map { "\($0)" },
+            session: .init(
+                clients: parameters.clientCount, threshold: parameters.threshold, neighbors: parameters.neighborCount,
+                bits: parameters.bitWidth.bits, dimension: parameters.dimension, adversary: model.adversary.rawValue,
+                corruptFraction: model.corruptFraction, dropoutFraction: model.dropoutFraction,
+                securityBits: model.securityBits, nonce: Hex.encode(session.nonce), context: Hex.encode(session.context),
+                serverKey: Hex.encode(session.serverIdentity.rawRepresentation),
+                roster: zip(audited.members, session.clientIdentities).map { member, key in
+                    .init(
+                        id: member.id, key: Hex.encode(key.rawRepresentation),
+                        certificate: Data(member.certificateDER).base64EncodedString())
+                }),
+            coordinatorCertificate: Data(credentials.identity.certificateDER).base64EncodedString(),
+            survivors: result?.survivors.map(\.rawValue) ?? [],
+            sumDigest: result.map { Hex.encode(RoundAuditRecord.sumDigest($0.sum)) },
+            attributions: machine.auditedFaults, eventsDigest: Hex.encode(SecAggAuditEvent.digest(events)),
+            eventCount: events.count)
+        let key = credentials.signingKey
+        return CoordinatorStore.AuditDraft(events: events) { sequence, previous in
+            var record = draft
+            record.sequence = sequence
+            record.previous = Hex.encode(previous)
+            let bytes = record.canonicalBytes
+            return (bytes, RoundAuditRecord.sign(bytes, with: key))
+        }
     }
 
     func summarize(

@@ -1,7 +1,9 @@
 import Foundation
 import GRDB
 import VeilLearning
+import VeilCore
 import VeilPrivacy
+import VeilSecAgg
 
 /// The coordinator's durable state, in SQLite (WAL mode, through GRDB's `DatabasePool`):
 /// participants, rounds and their outcomes, model checkpoints, transcript hashes, the
@@ -23,6 +25,16 @@ public final class CoordinatorStore: Sendable {
                 sql: "UPDATE rounds SET outcome = 'interrupted', finished = ? WHERE outcome = 'running'",
                 arguments: [Date().timeIntervalSince1970])
         }
+    }
+
+    /// Opens an existing store for reading only: no migration, and a round left running stays
+    /// as it is (a coordinator may be running on it) — for `veil audit export`.
+    public init(readingAt path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw ConfigurationError("no store at \(path)") }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: configuration)
     }
 
     /// Checkpoints the write-ahead log and closes the database: after a clean stop the state
@@ -94,7 +106,95 @@ public final class CoordinatorStore: Sendable {
                 t.column("recorded", .double).notNull()
             }
         }
+        migrator.registerMigration("v3-audit") { db in
+            // The audit records of masking rounds, chained in `sequence` order, and each one's
+            // log of protocol messages (`Specs/audit.md`).
+            try db.create(table: "audit_records") { t in
+                t.primaryKey("sequence", .integer)
+                t.column("round", .integer).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("record", .blob).notNull()
+                t.column("signature", .blob).notNull()
+            }
+            try db.create(table: "audit_events") { t in
+                t.column("sequence", .integer).notNull().references("audit_records")
+                t.column("idx", .integer).notNull()
+                t.column("kind", .integer).notNull()
+                t.column("party", .integer).notNull()
+                t.column("bytes", .blob).notNull()
+                t.primaryKey(["sequence", "idx"])
+            }
+        }
         return migrator
+    }
+
+    // MARK: - Audit records
+
+    /// An attempt's audit record before it is sealed: the store gives it its place in the
+    /// chain (sequence, previous hash) inside the transaction that ends the round.
+    public struct AuditDraft: Sendable {
+        public var events: [SecAggAuditEvent]
+        /// Builds and signs the record for a sequence number and the previous record's hash.
+        public var seal: @Sendable (_ sequence: Int, _ previous: [UInt8]) -> (record: [UInt8], signature: [UInt8])
+    }
+
+    /// A stored audit record, its signature and its log.
+    public struct StoredAudit: Sendable {
+        public var sequence: Int
+        public var round: Int
+        public var attempt: Int
+        public var record: [UInt8]
+        public var signature: [UInt8]
+        public var events: [SecAggAuditEvent]
+    }
+
+    private static func insert(_ draft: AuditDraft, round: Int, attempt: Int, in db: Database) throws {
+        let last = try Row.fetchOne(db, sql: "SELECT sequence, record FROM audit_records ORDER BY sequence DESC LIMIT 1")
+        let sequence = (last.map { $0["sequence"] as Int } ?? 0) + 1
+        let previous = last.map { RoundAuditRecord.hash([UInt8]($0["record"] as Data)) } ?? [UInt8](repeating: 0, count: 32)
+        let (record, signature) = draft.seal(sequence, previous)
+        try db.execute(
+            sql: "INSERT INTO audit_records (sequence, round, attempt, record, signature) VALUES (?, ?, ?, ?, ?)",
+            arguments: [sequence, round, attempt, Data(record), Data(signature)])
+        for (index, event) in draft.events.enumerated() {
+            let (kind, party, bytes): (Int, Int, [UInt8]) =
+                switch event {
+                case .received(let p, let b): (0, Int(p.rawValue), b)
+                case .deadline: (1, 0, [])
+                case .sent(let b): (2, 0, b)
+                }
+            try db.execute(
+                sql: "INSERT INTO audit_events (sequence, idx, kind, party, bytes) VALUES (?, ?, ?, ?, ?)",
+                arguments: [sequence, index, kind, party, Data(bytes)])
+        }
+    }
+
+    /// The audit records of rounds `rounds` (every attempt), in chain order, with their logs.
+    public func audits(rounds: ClosedRange<Int>) throws -> [StoredAudit] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT sequence, round, attempt, record, signature FROM audit_records WHERE round BETWEEN ? AND ? ORDER BY sequence",
+                arguments: [rounds.lowerBound, rounds.upperBound])
+            return try rows.map { row in
+                let sequence: Int = row["sequence"]
+                let events = try Row.fetchAll(
+                    db, sql: "SELECT kind, party, bytes FROM audit_events WHERE sequence = ? ORDER BY idx",
+                    arguments: [sequence]
+                ).map { event -> SecAggAuditEvent in
+                    let bytes = [UInt8](event["bytes"] as Data)
+                    switch event["kind"] as Int {
+                    case 0: return .received(ParticipantID(UInt32(event["party"] as Int)), bytes)
+                    case 1: return .deadline
+                    default: return .sent(bytes)
+                    }
+                }
+                return StoredAudit(
+                    sequence: sequence, round: row["round"], attempt: row["attempt"],
+                    record: [UInt8](row["record"] as Data), signature: [UInt8](row["signature"] as Data),
+                    events: events)
+            }
+        }
     }
 
     // MARK: - Attributions
@@ -232,7 +332,7 @@ public final class CoordinatorStore: Sendable {
     /// in one transaction.
     public func finishRound(
         _ number: Int, attempt: Int, record: RoundRecord, checkpoint: FedAvgFamily?, accuracy: Double?,
-        ledger: PrivacyLedger?
+        ledger: PrivacyLedger?, audit: AuditDraft? = nil
     ) throws {
         let encoder = JSONEncoder()
         let state = try checkpoint.map { try encoder.encode($0) }
@@ -262,6 +362,7 @@ public final class CoordinatorStore: Sendable {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO ledger (id, state) VALUES (1, ?)", arguments: [ledgerState])
             }
+            if let audit { try Self.insert(audit, round: number, attempt: attempt, in: db) }
         }
     }
 

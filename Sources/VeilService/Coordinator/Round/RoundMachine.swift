@@ -69,6 +69,12 @@ struct RoundMachine {
     private(set) var transcript: [UInt8]
     private(set) var bytesIn = 0
     private(set) var bytesOut = 0
+    /// Masking rounds: every participant message given to the server, every deadline and every
+    /// server message, in order — the log of the audit record (`Specs/audit.md`) — with the
+    /// session it belongs to and the faults attributed.
+    private(set) var auditLog: [SecAggAuditEvent] = []
+    var auditedSession: AuditedSession?
+    private(set) var auditedFaults: [String] = []
     /// Members who declined, or whose stream closed: dropouts as soon as nobody else is awaited.
     private(set) var declined: Set<ParticipantID> = []
     /// Members who declined because their secure-sum client aborted (`DECLINE_ABORTED`): often
@@ -164,6 +170,7 @@ struct RoundMachine {
         else { return actions.append(.refused(from: id, .outOfRound)) }
         bytesIn += message.signed.count
         transcript = SHA256.hash(transcript, Array(message.signed))
+        auditLog.append(.received(position, Array(message.signed)))
         let serverActions = masking.server.receive(encoded: Array(message.signed), from: position)
         backend = .masking(masking)
         apply(serverActions, &actions)
@@ -172,6 +179,7 @@ struct RoundMachine {
     /// Closes the current protocol round: its laggards become dropouts.
     private mutating func closeProtocolRound(_ actions: inout [RoundAction]) {
         guard case .masking(var masking) = backend else { return }
+        auditLog.append(.deadline)
         let serverActions = masking.server.closeRound()
         backend = .masking(masking)
         apply(serverActions, &actions)
@@ -184,6 +192,7 @@ struct RoundMachine {
                 let encoded = message.encoded
                 bytesOut += encoded.count
                 transcript = SHA256.hash(transcript, encoded)
+                auditLog.append(.sent(encoded))
                 let secagg = Veil_V1_SecAggMessage.with {
                     $0.round = UInt64(number)
                     $0.signed = Data(encoded)
@@ -198,6 +207,8 @@ struct RoundMachine {
                         id: id(of: position), stage: stage ?? .masking(.advertiseKeys), code: reason.code,
                         notice: silent ? nil : "dropped from round \(number): \(reason)"))
             case .attributed(let evidence):
+                auditedFaults.append(
+                    "\(evidence.fault.rawValue):\(evidence.participant.rawValue):\(evidence.counterpart.rawValue)")
                 actions.append(
                     .attributed(
                         id: id(of: evidence.participant), code: evidence.fault.rawValue,

@@ -54,6 +54,8 @@ extension RoundMachine {
                     server: try SecAggServer(session: session, identityKey: coordinator.signingKey),
                     distributed: release)),
             sessionID: session.id)
+        machine.auditedSession = AuditedSession(
+            session: session, members: members.map { ($0.id, $0.identity.certificateDER) })
 
         let description = Veil_V1_SecAggSessionDescription.with {
             $0.clientCount = UInt32(parameters.clientCount)
