@@ -73,15 +73,15 @@ def zero_commitment_flip_ciphertext(resign_entry: bool):
         m = parse_envelope(raw)
         body = bytearray(m["body"])
         body[:32] = bytes(32)                       # the self-mask commitment, zeroed
-        body[36 + 4 + 24 + 10] ^= 0x01              # a byte of the first entry's ciphertext
+        body[36 + 4 + 32 + 24 + 10] ^= 0x01         # a byte of the first entry's ciphertext
         if resign_entry:                            # the entry's shares signature made again
             session = Session(group)
             e = bytes(body[36:36 + sa.ENTRY])
-            v, nonce, ciphertext = sa.u32(e, 0), e[4:28], e[28:134]
+            v, key, nonce, ciphertext = sa.u32(e, 0), e[4:36], e[36:60], e[60:166]
             import nacl.bindings as sodium
-            signature = sodium.crypto_sign(session.shares_signed(m["sender"], v, nonce, ciphertext),
+            signature = sodium.crypto_sign(session.shares_signed(m["sender"], v, key, nonce, ciphertext),
                                            session.keys[m["sender"]][1])[:64]
-            body[36 + 134:36 + 198] = signature
+            body[36 + 166:36 + 230] = signature
         return resign(group, raw, bytes(body))
     return change
 

@@ -32,7 +32,7 @@ import ristretto255 as rist
 import veil_reference as ref
 
 SERVER = 0
-ENTRY = 4 + 24 + 106 + 64  # recipient/sender ‖ nonce ‖ ciphertext ‖ shares signature
+ENTRY = 4 + 32 + 24 + 106 + 64  # recipient/sender ‖ recipient key ‖ nonce ‖ ciphertext ‖ shares signature
 SHARE = 45
 
 
@@ -162,8 +162,16 @@ class Session:
     def shares_ad(self, sender: int, recipient: int) -> bytes:
         return b"veil/v1/secagg/shares\x00" + self.id + le4(sender) + le4(recipient)
 
-    def shares_signed(self, sender: int, recipient: int, nonce: bytes, ciphertext: bytes) -> bytes:
-        return b"veil/v1/secagg/shares-signed\x00" + self.id + le4(sender) + le4(recipient) + nonce + ciphertext
+    def shares_signed(self, sender: int, recipient: int, recipient_key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+        return (b"veil/v1/secagg/shares-signed\x00" + self.id + le4(sender) + le4(recipient) + recipient_key + nonce
+                + ciphertext)
+
+    def possession_context(self, owner: int) -> bytes:
+        return b"veil/v1/secagg/key-possession\x00" + self.id + le4(owner)
+
+    def proves_possession(self, owner: int, key: bytes, proof: bytes) -> bool:
+        """§4: the R0 proof that owner knows the logarithm of its encryption key (Y = B)."""
+        return rist.verify(key, rist.base(1), key, proof, self.possession_context(owner))
 
     def complaint_context(self, accuser: int, accused: int) -> bytes:
         return b"veil/v1/secagg/complaint\x00" + self.id + le4(accuser) + le4(accused)
@@ -267,7 +275,8 @@ class Participant:
         self.C = rist.base(self.c)
         self.S = sodium.crypto_scalarmult_base(self.s_sk)
         self.state = "shareKeys"
-        return self.send(0, self.C + self.S)
+        _, possession = rist.prove(self.c, rist.base(1), self.s.possession_context(self.u))
+        return self.send(0, self.C + self.S + possession)
 
     def receive(self, raw: bytes) -> bytes | None:
         """Handles one server message: the answer, or None; raises Abort (and stays aborted)."""
@@ -324,9 +333,11 @@ class Participant:
                 raise Abort("unexpectedPeer")
             if not signature_ok(s, a):
                 raise Abort("invalidSignature")
-            if len(a["body"]) != 64 or not rist.is_element(a["body"][:32]):
+            if len(a["body"]) != 128 or not rist.is_element(a["body"][:32]):
                 raise Abort("malformed")
-            self.peers[v] = (a["body"][:32], a["body"][32:])
+            if not s.proves_possession(v, a["body"][:32], a["body"][64:]):
+                raise Abort("invalidKeyProof")
+            self.peers[v] = (a["body"][:32], a["body"][32:64])
         if 1 + len(self.peers) < s.t:
             raise Abort("notEnoughNeighbors")
         # R1 randomness: b_u, the coefficients for s_u, then those for b_u, then one nonce per neighbour.
@@ -341,8 +352,9 @@ class Participant:
             k_uv = s.share_key(rist.agree(self.c, self.peers[v][0]), self.u, v)
             ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
                 shares_s[v] + shares_b[v], s.shares_ad(self.u, v), nonce, k_uv)
-            signature = sodium.crypto_sign(s.shares_signed(self.u, v, nonce, ciphertext), s.keys[self.u][1])[:64]
-            entries += le4(v) + nonce + ciphertext + signature
+            key_v = self.peers[v][0]
+            signature = sodium.crypto_sign(s.shares_signed(self.u, v, key_v, nonce, ciphertext), s.keys[self.u][1])[:64]
+            entries += le4(v) + key_v + nonce + ciphertext + signature
         self.state = "maskedInputCollection"
         return self.send(1, s.commitment(self.u, self.b) + le4(len(self.peers)) + entries)
 
@@ -353,7 +365,7 @@ class Participant:
         complaints, self.senders, self.accused = b"", set(), set()
         for j in range(u32(body, 0)):
             e = body[4 + ENTRY * j:4 + ENTRY * (j + 1)]
-            v, nonce, ciphertext, signature = u32(e, 0), e[4:28], e[28:134], e[134:198]
+            v, key, nonce, ciphertext, signature = u32(e, 0), e[4:36], e[36:60], e[60:166], e[166:230]
             if v not in self.peers or v in self.senders:
                 raise Abort("unexpectedPeer")
             self.senders.add(v)
@@ -363,7 +375,8 @@ class Participant:
                 self.held[v] = shares
                 continue
             self.accused.add(v)
-            if ed25519_verify(s.identity[v], s.shares_signed(v, self.u, nonce, ciphertext), signature):
+            if key == self.C and ed25519_verify(s.identity[v], s.shares_signed(v, self.u, key, nonce, ciphertext),
+                                                signature):
                 k_proved, proof = rist.prove(self.c, self.peers[v][0], s.complaint_context(self.u, v))
                 complaints += le4(v) + b"\x01" + k_proved + proof
             else:
@@ -492,12 +505,14 @@ class Server:
 
     def advertise_keys(self, u: int, m: dict) -> None:
         body = m["body"]
-        if len(body) != 64 or not rist.is_element(body[:32]):
+        if len(body) != 128 or not rist.is_element(body[:32]):
             raise Abort("malformed")
-        if small_order(body[32:]):
+        if small_order(body[32:64]):
             raise Abort("weakKey")
+        if not self.s.proves_possession(u, body[:32], body[64:]):
+            raise Abort("invalidKeyProof")
         self.accepted[u] = m
-        self.adverts[u] = (body[:32], body[32:], m["raw"])
+        self.adverts[u] = (body[:32], body[32:64], m["raw"])
 
     def share_keys(self, u: int, m: dict) -> None:
         body = m["body"]
@@ -508,7 +523,7 @@ class Server:
         for j in range(u32(body, 32)):
             e = body[36 + ENTRY * j:36 + ENTRY * (j + 1)]
             order.append(u32(e, 0))
-            entries[u32(e, 0)] = (e[4:28], e[28:134], e[134:198])
+            entries[u32(e, 0)] = (e[4:36], e[36:60], e[60:166], e[166:230])
         if order != [v for v in self.s.neighbors(u) if v in self.u1]:
             raise Abort("unexpectedShares")
         self.accepted[u] = m
@@ -519,11 +534,16 @@ class Server:
         s, u = self.s, accused
         if u == v or u not in s.neighbors(v) or u not in self.u2 or v not in self.r1[u][1]:
             return "invalidComplaint"
-        nonce, ciphertext, signature = self.r1[u][1][v]
+        key, nonce, ciphertext, signature = self.r1[u][1][v]
+        if key != self.adverts[v][0]:  # sealed to another key than v's advertisement: nobody's fault proven
+            return "falseReport"
+        signed = ed25519_verify(s.identity[u], s.shares_signed(u, v, key, nonce, ciphertext), signature)
         if kind == "unsigned":
-            return None if not ed25519_verify(s.identity[u], s.shares_signed(u, v, nonce, ciphertext), signature) else "falseComplaint"
+            return "falseReport" if signed else None
         if not rist.verify(self.adverts[v][0], self.adverts[u][0], k_shared, proof, s.complaint_context(v, u)):
             return "invalidComplaint"
+        if not signed:
+            return "falseReport"
         return None if s.open_entry(k_shared, u, v, nonce, ciphertext) is None else "falseComplaint"
 
     def masked_input(self, v: int, m: dict) -> None:
@@ -537,7 +557,7 @@ class Server:
             fault = self.judge(v, u, kind, k_shared, proof)
             if fault:
                 self.attributions.append(f"{fault}:{v}:{u}")
-                raise Abort(fault)
+                raise Abort("falseComplaint" if fault == "falseReport" else fault)
         self.accusations[v] = set(accused)
         for u in accused:  # each standing complaint convicts its accused
             if u not in self.convicted:
@@ -659,6 +679,8 @@ class Server:
         except ref.Refused:
             raise Abort("reconstructionMismatch")
         if not check(secret):
+            # consistent shares of a secret that is not v's own: v is named (§7.1)
+            self.attributions.append(f"inconsistentSecret:{v}:{v}")
             raise Abort("reconstructionMismatch")
         for holder in wrong:
             if holder not in self.caught:
@@ -836,8 +858,10 @@ def audit_shares(run: Run, substituted: int | None) -> None:
         shares_s, shares_b = [p.held[u][0]], [p.held[u][1]]
         for j in range(u32(body, 32)):
             e = body[36 + ENTRY * j:36 + ENTRY * (j + 1)]
-            v, nonce, ciphertext, signature = u32(e, 0), e[4:28], e[28:134], e[134:198]
-            if not ed25519_verify(s.identity[u], s.shares_signed(u, v, nonce, ciphertext), signature):
+            v, key, nonce, ciphertext, signature = u32(e, 0), e[4:36], e[36:60], e[60:166], e[166:230]
+            if key != run.participants[v].C:
+                raise AssertionError(f"the shares of {u} for {v} name another key than {v}'s")
+            if not ed25519_verify(s.identity[u], s.shares_signed(u, v, key, nonce, ciphertext), signature):
                 raise AssertionError(f"shares signature of {u} for {v}")
             k_shared = rist.agree(run.participants[v].c, p.C)  # K = c_v·C_u
             if k_shared != rist.agree(p.c, run.participants[v].C):

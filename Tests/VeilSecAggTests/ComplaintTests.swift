@@ -145,7 +145,7 @@ import VeilTestSupport
         #expect(report.abort == nil, "\(String(describing: report.abort))")
         #expect(report.sumCorrect)
         #expect(report.result?.survivors.map(\.rawValue) == [1, 3, 4, 5, 6, 7])
-        #expect(report.attributions.map(\.fault) == [.falseComplaint])
+        #expect(report.attributions.map(\.fault) == [.falseReport])
         #expect(report.attributions.map(\.participant) == [ParticipantID(2)])
         let cast = try SecAggSimulation.Cast(parameters: try parameters(n: 7, t: 4), seed: seed(24))
         #expect(try #require(report.attributions.first).verify(in: cast.session))
@@ -169,5 +169,92 @@ import VeilTestSupport
         #expect(report.sumCorrect)
         #expect(report.attributions.map(\.fault) == [.invalidComplaint])
         #expect(report.dropped.map { $0.2.code } == ["invalidComplaint"])
+    }
+}
+
+/// The review's attacks on complaints (an attacker session's findings), each now refused.
+@Suite struct ComplaintReviewTests {
+    /// F1, a break of privacy: a rogue advertised an honest participant's encryption key
+    /// (or a multiple of it) and signed garbage; every complainer then revealed K = c_u·C_x —
+    /// the element of the pair (u, x) — and the server opened t of x's shares of both secrets.
+    /// A key now comes with a proof that its owner knows its logarithm, bound to the owner's
+    /// position: the copied key (with x's own proof) is refused in R0.
+    @Test func aCopiedEncryptionKeyIsRefusedInR0() throws {
+        let configuration = SecAggSimulation.Configuration(
+            parameters: try parameters(n: 5, t: 3), seed: seed(71), recordsTranscript: true)
+        let clean = try SecAggSimulation.run(configuration)
+        let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+        let index = try #require(clean.transcript.firstIndex { $0.round == .advertiseKeys && $0.sender == 5 })
+        let target = try SignedMessage(
+            encoded: try #require(clean.transcript.first { $0.round == .advertiseKeys && $0.sender == 1 }).encoded)
+        let honest = try SignedMessage(encoded: clean.transcript[index].encoded)
+        let forged = SecAggForgery.resigned(
+            honest, body: try SecAggForgery.advertiseKeysBody(honest.body, copyingEncryptionKeyOf: target.body),
+            by: cast.clientKeys[4])
+        var substituted = configuration
+        substituted.substitution = .init(transcriptIndex: index, deliveries: [forged.encoded])
+        let report = try SecAggSimulation.run(substituted)
+        guard case .server(let deliveries)? = report.substitutionOutcome else {
+            Issue.record("the server did not receive it: \(String(describing: report.substitutionOutcome))")
+            return
+        }
+        #expect(deliveries.last?.contains(.dropped(ParticipantID(5), .invalidKeyProof)) == true, "\(deliveries)")
+    }
+
+    /// F2, framing: evidence of a false complaint used to be the two advertisements, the
+    /// accused's R1 and a complaint nobody signed — anyone holding those wrote it for an
+    /// honest participant. The complaint must now be inside the complainer's signed R2, and a
+    /// false *unsigned* report is not a proven fault at all (the server may have changed what
+    /// it forwarded).
+    @Test func complaintEvidenceCannotBeWrittenForSomeoneElse() throws {
+        let configuration = SecAggSimulation.Configuration(
+            parameters: try parameters(n: 5, t: 3), seed: seed(72), recordsTranscript: true)
+        let clean = try SecAggSimulation.run(configuration)
+        let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+        func message(_ round: SecAggRound, from sender: UInt32) throws -> SignedMessage {
+            try SignedMessage(
+                encoded: try #require(clean.transcript.first { $0.round == round && $0.sender == sender }).encoded)
+        }
+        let messages = [
+            try message(.advertiseKeys, from: 2), try message(.advertiseKeys, from: 4), try message(.shareKeys, from: 4),
+        ]
+        for fault in [SecAggEvidence.Fault.falseComplaint, .falseReport] {
+            let complaint = ShareComplaint(accused: 4, evidence: .unsigned)
+            let without = SecAggEvidence(
+                fault: fault, participant: ParticipantID(2), counterpart: ParticipantID(4), messages: messages,
+                complaint: complaint)
+            #expect(!without.verify(in: cast.session), "\(fault) without the complainer's R2")
+            let withHonestR2 = SecAggEvidence(
+                fault: fault, participant: ParticipantID(2), counterpart: ParticipantID(4),
+                messages: messages + [try message(.maskedInputCollection, from: 2)], complaint: complaint)
+            #expect(!withHonestR2.verify(in: cast.session), "\(fault) with an R2 that carries no complaint")
+        }
+        #expect(!SecAggEvidence.Fault.falseReport.isProven && !SecAggEvidence.Fault.invalidComplaint.isProven)
+    }
+
+    /// F3, a denial of service that named nobody: a rogue that committed to another self-mask
+    /// seed than the one it shared made every attempt abort `reconstructionMismatch`, with
+    /// nobody dropped or blamed, so the coordinator selected it again. It is now named
+    /// (`inconsistentSecret`, not proven), and the coordinator leaves it out of the retry.
+    @Test func aSecretThatDoesNotMatchItsCommitmentNamesItsOwner() throws {
+        let configuration = SecAggSimulation.Configuration(
+            parameters: try parameters(n: 5, t: 3), seed: seed(73), recordsTranscript: true)
+        let clean = try SecAggSimulation.run(configuration)
+        let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+        let index = try #require(clean.transcript.firstIndex { $0.round == .shareKeys && $0.sender == 5 })
+        let honest = try SignedMessage(encoded: clean.transcript[index].encoded)
+        let forged = SecAggForgery.resigned(
+            honest,
+            body: try SecAggForgery.shareKeysBody(
+                honest.body,
+                committingTo: SecAggForgery.selfMaskCommitment(
+                    seed: SecureBytes(zeros: 32), sessionID: cast.session.id, owner: ParticipantID(5))),
+            by: cast.clientKeys[4])
+        var substituted = configuration
+        substituted.substitution = .init(transcriptIndex: index, deliveries: [forged.encoded], continues: true)
+        let report = try SecAggSimulation.run(substituted)
+        #expect(report.abort?.reason.code == "reconstructionMismatch")
+        #expect(report.attributions.map(\.fault) == [.inconsistentSecret])
+        #expect(report.attributions.map(\.participant) == [ParticipantID(5)])
     }
 }

@@ -65,12 +65,13 @@ struct Failure: Error, CustomStringConvertible {
 }
 
 @Suite struct ClientStateMachineTests {
+    /// Two keys and the proof that it knows the first's logarithm (32 + 32 + 64 bytes).
     @Test func advertisesTwoKeysSignedForTheServer() throws {
         var fixture = try Fixture()
         let message = try Fixture.sent(fixture.clients[0].start())
         #expect(message.round == .advertiseKeys)
         #expect(message.sender == 1 && message.recipient == SignedMessage.server)
-        #expect(message.body.count == 64)
+        #expect(message.body.count == 128)
         #expect(message.isSigned(by: fixture.cast.clientKeys[0].publicKey))
         #expect(fixture.clients[0].start() == .ignored)
         #expect(fixture.clients[0].awaitedRound == .shareKeys)

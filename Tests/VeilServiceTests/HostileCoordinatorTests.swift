@@ -258,7 +258,8 @@ import X509
             let forwarded = everyone.filter { $0 != v }.map { u in
                 let entry = shares[u]!.shares.first { $0.peer == v.rawValue }!
                 return EncryptedShares(
-                    peer: u.rawValue, nonce: entry.nonce, ciphertext: entry.ciphertext, signature: entry.signature)
+                    peer: u.rawValue, recipientKey: entry.recipientKey, nonce: entry.nonce, ciphertext: entry.ciphertext,
+                    signature: entry.signature)
             }
             send(.maskedInputCollection, to: v, SharesForwardBody(shares: forwarded).encoded)
         }

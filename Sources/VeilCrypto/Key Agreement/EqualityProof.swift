@@ -57,9 +57,7 @@ public struct EqualityProof: Hashable, Sendable {
         secret: Ristretto255.PrivateKey, base y: Ristretto255.PublicKey, context: [UInt8]
     ) throws(CryptoError) -> (shared: SecureBytes, proof: EqualityProof) {
         let shared = try secret.sharedSecret(with: y)
-        let r = secret.rawRepresentation.withUnsafeBytes { x in
-            Ristretto255.reduce(SecureBytes(copying: SHA512.hash(nonceLabel, Array(x), y.rawRepresentation, framed(context))))
-        }
+        let r = nonce(secret: secret, y: y, context: context)
         let a1 = try Ristretto255.multiplyBase(r)
         var a2 = [UInt8](repeating: 0, count: Ristretto255.elementByteCount)
         let code = a2.withUnsafeMutableBytes { q in Ristretto255.multiply(r, y.rawRepresentation, into: q) }
@@ -88,6 +86,32 @@ public struct EqualityProof: Hashable, Sendable {
             }
         }
         return (shared, EqualityProof(challenge: c, response: s.unsafeExposedBytes()))
+    }
+
+    /// r = Reduce(SHA-512(nonce label ‖ x ‖ Y ‖ frame(ctx))), hashed and reduced without a copy
+    /// of x or of the digest outside ``SecureBytes``: r reveals x, given the proof.
+    private static func nonce(secret: Ristretto255.PrivateKey, y: Ristretto255.PublicKey, context: [UInt8])
+        -> SecureBytes
+    {
+        Sodium.ensureInitialized()
+        var state = crypto_hash_sha512_state()
+        var digest = SecureBytes(zeros: SHA512.digestByteCount)
+        Sodium.checkCannotFail(crypto_hash_sha512_init(&state), "crypto_hash_sha512_init")
+        let tail = y.rawRepresentation + framed(context)
+        let code = secret.rawRepresentation.withUnsafeBytes { x in
+            crypto_hash_sha512_update(&state, nonceLabel, UInt64(nonceLabel.count))
+                | crypto_hash_sha512_update(
+                    &state, x.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(x.count))
+                | crypto_hash_sha512_update(&state, tail, UInt64(tail.count))
+        }
+        Sodium.checkCannotFail(code, "crypto_hash_sha512_update")
+        digest.withUnsafeMutableBytes { out in
+            Sodium.checkCannotFail(
+                crypto_hash_sha512_final(&state, out.baseAddress!.assumingMemoryBound(to: UInt8.self)),
+                "crypto_hash_sha512_final")
+        }
+        withUnsafeMutableBytes(of: &state) { sodium_memzero($0.baseAddress!, $0.count) }
+        return Ristretto255.reduce(digest)
     }
 
     /// Whether this proves log_B(`x`) = log_`y`(`k`) under `context`: with c and s below ℓ,

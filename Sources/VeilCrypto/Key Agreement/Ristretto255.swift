@@ -76,6 +76,14 @@ public enum Ristretto255 {
         }
     }
 
+    /// B, the generator: base for proofs of possession (an ``EqualityProof`` with Y = B is a
+    /// Schnorr proof of knowledge of x for X = x·B).
+    public static var generator: PublicKey {
+        var one = SecureBytes(zeros: scalarByteCount)
+        one.withUnsafeMutableBytes { $0[0] = 1 }
+        return try! PrivateKey(rawRepresentation: one).publicKey  // 1 is a valid scalar
+    }
+
     /// An encoded group element other than the identity (RFC 9496 §4.3.1 decoding succeeds).
     public struct PublicKey: Hashable, Sendable {
         /// The 32 bytes as sent on the wire: the canonical encoding.

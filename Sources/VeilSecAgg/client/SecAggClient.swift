@@ -145,7 +145,13 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         let encryption = Ristretto255.PrivateKey(using: &generator)
         let keys = Keys(encryption: encryption, masking: X25519.PrivateKey(using: &generator))
         state = .shareKeys(ShareKeysState(input: input, keys: keys))
-        let body = AdvertiseKeysBody(encryptionKey: keys.encryption.publicKey, maskingKey: keys.masking.publicKey)
+        // With Y = B the proof cannot fail: B is an accepted element and c_u is not zero.
+        let possession = try! EqualityProof.prove(
+            secret: encryption, base: Ristretto255.generator,
+            context: SecAggKeys.possessionContext(sessionID: session.id, owner: id)
+        ).proof
+        let body = AdvertiseKeysBody(
+            encryptionKey: keys.encryption.publicKey, maskingKey: keys.masking.publicKey, possession: possession)
         return .send(message(.advertiseKeys, body.encoded))
     }
 
@@ -196,8 +202,13 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             guard let key = session.identity(of: peer.rawValue), advertisement.isSigned(by: key) else {
                 throw .invalidSignature(signer: peer.rawValue)
             }
-            peers[peer] = try decode { () throws(SecAggWireError) in try AdvertiseKeysBody(decoding: advertisement.body)
+            let keys = try decode { () throws(SecAggWireError) in try AdvertiseKeysBody(decoding: advertisement.body) }
+            // The server checked it; a key whose owner cannot prove it knows its logarithm
+            // would make this participant's complaints reveal another pair's key.
+            guard keys.provesPossession(sessionID: session.id, owner: peer) else {
+                throw .invalidKeyProof(peer.rawValue)
             }
+            peers[peer] = keys
         }
         try requireNeighbourhood(peers.count + 1)
 
@@ -233,11 +244,13 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             let plaintext = shares.maskingKey.encoded.appending(shares.selfMaskSeed.encoded)
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: id, recipient: holder)
             let ciphertext = XChaCha20Poly1305.seal(plaintext, using: key, nonce: nonce, authenticating: ad)
+            let recipientKey = peers[holder]!.encryptionKey.rawRepresentation
             let signed = SecAggKeys.sharesSignedBytes(
-                sessionID: session.id, sender: id, recipient: holder, nonce: nonce, ciphertext: ciphertext)
+                sessionID: session.id, sender: id, recipient: holder, recipientKey: recipientKey, nonce: nonce,
+                ciphertext: ciphertext)
             encrypted.append(
                 EncryptedShares(
-                    peer: holder.rawValue, nonce: nonce, ciphertext: ciphertext,
+                    peer: holder.rawValue, recipientKey: recipientKey, nonce: nonce, ciphertext: ciphertext,
                     signature: identity.signature(for: signed)))
         }
         state = .maskedInputCollection(
@@ -271,6 +284,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             {
                 held[peer] = HeldShares(maskingKey: shares.maskingKey, selfMaskSeed: shares.selfMaskSeed)
             } else if let key = session.identity(of: peer.rawValue),
+                entry.recipientKey == current.keys.encryption.publicKey.rawRepresentation,
                 entry.isSigned(by: key, sessionID: session.id, sender: peer, recipient: id)
             {
                 complaints.append(try complaint(about: peer, current))

@@ -30,12 +30,14 @@ public enum DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     case wrongRecipient(UInt32)
     case invalidSignature
     case weakKey
+    case invalidKeyProof
     case unexpectedShares(String)
     case wrongSurvivorDigest
     case invalidReveal(String)
     /// A complaint whose proof does not verify, or about a participant it cannot accuse.
     case invalidComplaint(String)
-    /// A complaint about shares that open and are valid: the complainer lied.
+    /// A complaint about shares that open and are valid, or are signed as the complaint says
+    /// they are not.
     case falseComplaint(accused: UInt32)
     /// The participant's shares were proved bad (``ServerAction/convicted(_:accuser:evidence:)``).
     case convicted
@@ -50,6 +52,7 @@ public enum DropReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .wrongRecipient: "wrongRecipient"
         case .invalidSignature: "invalidSignature"
         case .weakKey: "weakKey"
+        case .invalidKeyProof: "invalidKeyProof"
         case .unexpectedShares: "unexpectedShares"
         case .wrongSurvivorDigest: "wrongSurvivorDigest"
         case .invalidReveal: "invalidReveal"
@@ -69,6 +72,7 @@ public enum DropReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .wrongRecipient(let party): "the message is addressed to party \(party)"
         case .invalidSignature: "the signature does not verify"
         case .weakKey: "an advertised key has small order"
+        case .invalidKeyProof: "the proof that it knows its encryption key does not verify"
         case .unexpectedShares(let why): "encrypted shares for the wrong neighbours: \(why)"
         case .wrongSurvivorDigest: "the signed survivor digest is not the one the server sent"
         case .invalidReveal(let why): "revealed shares do not match the participant's neighbourhood: \(why)"
@@ -302,6 +306,7 @@ public struct SecAggServer {
             // The encryption key is a ristretto255 element other than the identity by decoding.
             let keys = try decode { () throws(SecAggWireError) in try AdvertiseKeysBody(decoding: body) }
             guard !keys.maskingKey.hasSmallOrder else { throw .weakKey }
+            guard keys.provesPossession(sessionID: session.id, owner: sender) else { throw .invalidKeyProof }
             // Kept as signed: participants check their neighbours' signatures themselves.
             received[sender] = Advertisement(message: message, keys: keys)
             state = .advertiseKeys(received)
@@ -345,7 +350,7 @@ public struct SecAggServer {
                 }
                 // Dropped once: it may have been dropped for a bad message of its own already.
                 if excluded.insert(culprit).inserted { actions.append(.dropped(culprit, .convicted)) }
-                actions.append(.attributed(evidence(complaint, by: sender, fault: .invalidShares, current)))
+                actions.append(.attributed(evidence(complaint, by: sender, in: message, fault: .invalidShares, current)))
             }
             if !accused.isEmpty { current.accusations[sender] = accused }
             try! current.sum.add(masked)  // same ring and length: decoded with the session's b and d
@@ -404,25 +409,27 @@ public struct SecAggServer {
             blame = SecAggEvidence(fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
             throw .invalidComplaint("participant \(accused) sent this participant no shares")
         }
-        switch SecAggEvidence.complaintStands(
+        switch SecAggEvidence.judge(
             complaint, accuser: sender, accuserKey: accuserKey, accusedKey: accusedKey,
             // Every roster member has an identity.
             accusedIdentity: session.identity(of: accused.rawValue)!, dealt: dealt.body, sessionID: session.id)
         {
-        case true?:
+        case .invalidShares:
             return
-        case false?:
-            blame = evidence(complaint, by: sender, fault: .falseComplaint, current)
-            throw .falseComplaint(accused: complaint.accused)
-        case nil:
+        case .invalidComplaint:
             blame = SecAggEvidence(fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
             throw .invalidComplaint("the proof about participant \(accused) does not verify")
+        case let verdict:
+            blame = evidence(complaint, by: sender, in: message, fault: verdict, current)
+            throw .falseComplaint(accused: complaint.accused)
         }
     }
 
-    /// The evidence of a checked complaint: both advertisements and the accused's R1 message.
+    /// The evidence of a judged complaint: both advertisements, the accused's R1 message and
+    /// the accuser's R2 message that carries the complaint.
     private func evidence(
-        _ complaint: ShareComplaint, by accuser: ParticipantID, fault: SecAggEvidence.Fault, _ current: MaskedInputState
+        _ complaint: ShareComplaint, by accuser: ParticipantID, in message: SignedMessage,
+        fault: SecAggEvidence.Fault, _ current: MaskedInputState
     ) -> SecAggEvidence {
         let accused = ParticipantID(complaint.accused)
         // check() found all three before the complaint was judged.
@@ -431,7 +438,7 @@ public struct SecAggServer {
             counterpart: fault == .invalidShares ? accuser : accused,
             messages: [
                 current.advertised[accuser]!.message, current.advertised[accused]!.message,
-                current.dealt[accused]!.message,
+                current.dealt[accused]!.message, message,
             ],
             complaint: complaint)
     }
@@ -465,7 +472,8 @@ public struct SecAggServer {
                         return nil
                     }
                     return EncryptedShares(
-                        peer: sender.rawValue, nonce: entry.nonce, ciphertext: entry.ciphertext, signature: entry.signature)
+                        peer: sender.rawValue, recipientKey: entry.recipientKey, nonce: entry.nonce,
+                        ciphertext: entry.ciphertext, signature: entry.signature)
                 }
                 return .send(
                     message(.maskedInputCollection, to: recipient, SharesForwardBody(shares: forwarded).encoded))
@@ -538,7 +546,14 @@ public struct SecAggServer {
                     if let secret = try? shamir.reconstruct(chosen, using: lagrange), accepts(secret) { return secret }
                 }
             }
-            guard let decoded = try? shamir.decode(shares), accepts(decoded.secret) else {
+            guard let decoded = try? shamir.decode(shares) else { throw .reconstructionMismatch(owner: owner) }
+            guard accepts(decoded.secret) else {
+                // The shares agree on a secret that is not the owner's own: it dealt shares of
+                // another one (or every holder changed its share alike). Named, though not
+                // proven, so that the next attempt can go on without it.
+                faults.append(
+                    .attributed(
+                        SecAggEvidence(fault: .inconsistentSecret, participant: owner, counterpart: owner, messages: [])))
                 throw .reconstructionMismatch(owner: owner)
             }
             for index in decoded.wrongIndices {

@@ -3,16 +3,31 @@ import VeilCrypto
 
 // The body of each message, with its canonical encoding (`Specs/secagg.md`, "Messages").
 
-/// R0, participant → server: the ristretto255 encryption key c_u·B and the X25519 masking key.
+/// R0, participant → server: the ristretto255 encryption key C_u = c_u·B, the X25519 masking
+/// key, and a proof that the participant knows c_u. Without it a rogue could advertise another
+/// participant's key (or one related to it) and, by sending garbage, make every complainer
+/// reveal the element it shares with that other participant (`Specs/secagg.md` §7.1).
 struct AdvertiseKeysBody: Hashable {
     var encryptionKey: Ristretto255.PublicKey
     var maskingKey: X25519.PublicKey
+    /// An ``EqualityProof`` with Y = B: a Schnorr proof of knowledge of c_u.
+    var possession: EqualityProof
 
-    var encoded: [UInt8] { encryptionKey.rawRepresentation + maskingKey.rawRepresentation }
+    var encoded: [UInt8] {
+        encryptionKey.rawRepresentation + maskingKey.rawRepresentation + possession.rawRepresentation
+    }
 
-    init(encryptionKey: Ristretto255.PublicKey, maskingKey: X25519.PublicKey) {
+    init(encryptionKey: Ristretto255.PublicKey, maskingKey: X25519.PublicKey, possession: EqualityProof) {
         self.encryptionKey = encryptionKey
         self.maskingKey = maskingKey
+        self.possession = possession
+    }
+
+    /// Whether the proof shows that `owner` knows the discrete logarithm of its encryption key.
+    func provesPossession(sessionID: [UInt8], owner: ParticipantID) -> Bool {
+        possession.verify(
+            x: encryptionKey, base: Ristretto255.generator, shared: encryptionKey.rawRepresentation,
+            context: SecAggKeys.possessionContext(sessionID: sessionID, owner: owner))
     }
 
     init(decoding bytes: [UInt8]) throws(SecAggWireError) {
@@ -21,6 +36,7 @@ struct AdvertiseKeysBody: Hashable {
             encryptionKey = try Ristretto255.PublicKey(
                 rawRepresentation: try reader.raw(Ristretto255.elementByteCount, "encryption key"))
             maskingKey = try X25519.PublicKey(rawRepresentation: try reader.raw(X25519.keyByteCount, "masking key"))
+            possession = try EqualityProof(rawRepresentation: try reader.raw(EqualityProof.byteCount, "possession proof"))
         } catch let error as SecAggWireError { throw error } catch { throw .malformed("\(error)") }
         try reader.finish("AdvertiseKeys")
     }
@@ -55,6 +71,11 @@ struct KeysBroadcastBody: Hashable {
 struct EncryptedShares: Hashable {
     /// The other end: the recipient in ShareKeys, the sender in SharesForward.
     var peer: UInt32
+    /// The recipient's encryption key C_v as the sender saw it: the shares are sealed to it.
+    /// Named and signed, so that a judge can tell shares sealed to a key other than the one the
+    /// recipient's advertisement holds (the server or the recipient showed two keys) from
+    /// shares that do not open.
+    var recipientKey: [UInt8]
     var nonce: XChaCha20Poly1305.Nonce
     var ciphertext: [UInt8]
     /// The sender's Ed25519 signature over ``SecAggKeys/sharesSignedBytes``.
@@ -66,11 +87,13 @@ struct EncryptedShares: Hashable {
             + XChaCha20Poly1305.tagByteCount
     }
     static var encodedByteCount: Int {
-        4 + XChaCha20Poly1305.nonceByteCount + ciphertextByteCount + Ed25519.signatureByteCount
+        4 + Ristretto255.elementByteCount + XChaCha20Poly1305.nonceByteCount + ciphertextByteCount
+            + Ed25519.signatureByteCount
     }
 
     func write(to writer: inout ByteWriter) {
         writer.u32(peer)
+        writer.raw(recipientKey)
         writer.raw(nonce.rawRepresentation)
         writer.raw(ciphertext)
         writer.raw(signature)
@@ -78,22 +101,25 @@ struct EncryptedShares: Hashable {
 
     static func read(from reader: inout ByteReader) throws(SecAggWireError) -> EncryptedShares {
         let peer = try reader.u32("peer")
+        let recipientKey = try reader.raw(Ristretto255.elementByteCount, "recipient key")
         let nonce = try! XChaCha20Poly1305.Nonce(  // length read exactly
             rawRepresentation: try reader.raw(XChaCha20Poly1305.nonceByteCount, "nonce"))
         let ciphertext = try reader.raw(ciphertextByteCount, "ciphertext")
         return EncryptedShares(
-            peer: peer, nonce: nonce, ciphertext: ciphertext,
+            peer: peer, recipientKey: recipientKey, nonce: nonce, ciphertext: ciphertext,
             signature: try reader.raw(Ed25519.signatureByteCount, "share signature"))
     }
 
-    /// Whether `sender` signed these shares for `recipient` in this session.
+    /// Whether `sender` signed these shares for `recipient`, as they are (sealed to
+    /// ``recipientKey``), in this session.
     func isSigned(by key: Ed25519.PublicKey, sessionID: [UInt8], sender: ParticipantID, recipient: ParticipantID)
         -> Bool
     {
         key.isValidSignature(
             signature,
             for: SecAggKeys.sharesSignedBytes(
-                sessionID: sessionID, sender: sender, recipient: recipient, nonce: nonce, ciphertext: ciphertext))
+                sessionID: sessionID, sender: sender, recipient: recipient, recipientKey: recipientKey, nonce: nonce,
+                ciphertext: ciphertext))
     }
 }
 

@@ -28,6 +28,7 @@ public enum AbortReason: Error, Hashable, Sendable, CustomStringConvertible {
     case notEnoughNeighbors(have: Int, need: Int)
     case unexpectedPeer(UInt32)
     case weakPeerKey(UInt32)
+    case invalidKeyProof(UInt32)
     case survivorListsOverlap(ParticipantID)
     case inconsistentSurvivorLists(String)
     case listedAsDropped
@@ -50,6 +51,7 @@ public enum AbortReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .notEnoughNeighbors: "notEnoughNeighbors"
         case .unexpectedPeer: "unexpectedPeer"
         case .weakPeerKey: "weakPeerKey"
+        case .invalidKeyProof: "invalidKeyProof"
         case .survivorListsOverlap: "survivorListsOverlap"
         case .inconsistentSurvivorLists: "inconsistentSurvivorLists"
         case .listedAsDropped: "listedAsDropped"
@@ -72,6 +74,7 @@ public enum AbortReason: Error, Hashable, Sendable, CustomStringConvertible {
         case .notEnoughNeighbors(let have, let need): "\(have) of the neighbourhood remain, \(need) needed"
         case .unexpectedPeer(let peer): "party \(peer) is not an expected neighbour (or appears twice)"
         case .weakPeerKey(let peer): "participant \(peer) advertised a key of small order"
+        case .invalidKeyProof(let peer): "participant \(peer)'s proof that it knows its encryption key does not verify"
         case .survivorListsOverlap(let id): "participant \(id) is listed both as survivor and as dropped"
         case .inconsistentSurvivorLists(let why): "the survivor lists are inconsistent: \(why)"
         case .listedAsDropped: "the server lists this participant as dropped"

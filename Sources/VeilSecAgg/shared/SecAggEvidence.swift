@@ -10,17 +10,26 @@ public struct SecAggEvidence: Hashable, Sendable {
         /// Its R1 shares to a neighbour do not open, or are not shares for it: proved by the
         /// neighbour's complaint. The participant is convicted and leaves the round.
         case invalidShares
-        /// It complained about shares that open and are valid.
+        /// It proved, with the element it shares with the accused, that shares which open and
+        /// are valid do not: only it could have made that proof.
         case falseComplaint
-        /// It sent a complaint whose proof does not verify, or about a participant that sent it nothing.
+        /// It reported shares as unsigned that the accused signed for it — or the server showed
+        /// the two different keys, or changed what it forwarded: not its doing for certain.
+        case falseReport
+        /// It sent a complaint whose proof does not verify, twice about one neighbour, or about
+        /// one the server may have forwarded nothing from.
         case invalidComplaint
         /// A share it revealed in R4 lies off the polynomial of the others. Either it changed
         /// the share or the owner dealt it wrong: the evidence alone does not say which.
         case wrongShare
+        /// Its secret, reconstructed consistently from the revealed shares, does not match its
+        /// own commitment or masking key: it dealt shares of another secret, or enough holders
+        /// changed theirs alike. The round cannot finish.
+        case inconsistentSecret
 
         /// Whether the evidence alone shows it was this participant's doing — what exclusion
-        /// counts. A wrong share does not: the owner may have dealt it wrong to frame the holder.
-        public var isProven: Bool { self != .wrongShare }
+        /// counts. The others could be a server's or a dealer's making.
+        public var isProven: Bool { self == .invalidShares || self == .falseComplaint }
     }
 
     public var fault: Fault
@@ -29,9 +38,11 @@ public struct SecAggEvidence: Hashable, Sendable {
     /// The other party: the complainer (invalid shares), the accused (a false or invalid
     /// complaint), or the owner of the secret (a wrong share).
     public var counterpart: ParticipantID
-    /// The signed messages, as received: for a complaint, the complainer's and the accused's
-    /// R0 advertisements and the accused's R1 shares; for an invalid complaint, the
-    /// complainer's R2 message; for a wrong share, the holder's R4 message.
+    /// The signed messages, as received: for a judged complaint, the complainer's and the
+    /// accused's R0 advertisements, the accused's R1 shares and the complainer's R2 message
+    /// that carries the complaint; for an invalid complaint, the complainer's R2 message; for
+    /// a wrong share, the holder's R4 message; for an inconsistent secret, none (it takes the
+    /// round's whole transcript: every revealed share and the owner's commitment).
     public var messages: [SignedMessage]
     /// The complaint, for ``Fault/invalidShares`` and ``Fault/falseComplaint``.
     public var complaint: ShareComplaint?
@@ -85,15 +96,19 @@ public struct SecAggEvidence: Hashable, Sendable {
     /// ciphertext fails (``Fault/invalidShares``) or opens to valid shares
     /// (``Fault/falseComplaint``). Other faults need the round's whole transcript.
     public func verify(in session: SecAggSession) -> Bool {
-        guard fault == .invalidShares || fault == .falseComplaint, let complaint, messages.count == 3 else {
-            return false
-        }
+        guard fault == .invalidShares || fault == .falseComplaint || fault == .falseReport, let complaint,
+            messages.count == 4
+        else { return false }
         let accuser = ParticipantID(messages[0].sender)
         let accused = ParticipantID(complaint.accused)
         guard (fault == .invalidShares ? accused : accuser) == participant,
             (fault == .invalidShares ? accuser : accused) == counterpart,
             messages[1].sender == accused.rawValue, messages[2].sender == accused.rawValue,
+            messages[3].sender == accuser.rawValue,
             messages[0].round == .advertiseKeys, messages[1].round == .advertiseKeys, messages[2].round == .shareKeys,
+            messages[3].round == .maskedInputCollection,
+            // The complaint is the complainer's own: in the R2 message it signed.
+            (try? MaskedInputBody(decoding: messages[3].body))?.complaints.contains(complaint) == true,
             messages.allSatisfy({ $0.sessionID == session.id && $0.recipient == SignedMessage.server }),
             messages.allSatisfy({ m in session.identity(of: m.sender).map { m.isSigned(by: $0) } ?? false }),
             let accuserKeys = try? AdvertiseKeysBody(decoding: messages[0].body),
@@ -101,36 +116,46 @@ public struct SecAggEvidence: Hashable, Sendable {
             let dealt = try? ShareKeysBody(decoding: messages[2].body),
             let accusedIdentity = session.identity(of: accused.rawValue)
         else { return false }
-        let stands = SecAggEvidence.complaintStands(
+        let verdict = SecAggEvidence.judge(
             complaint, accuser: accuser, accuserKey: accuserKeys.encryptionKey, accusedKey: accusedKeys.encryptionKey,
             accusedIdentity: accusedIdentity, dealt: dealt, sessionID: session.id)
-        return stands == (fault == .invalidShares)
+        return verdict == fault
     }
 
-    /// nil when the complaint's evidence is invalid (a proof that does not verify, shares the
-    /// accused never dealt to the accuser); otherwise whether it stands: the shares the accused
-    /// dealt are not signed as the accused signs them (``ShareComplaint/Evidence/unsigned``),
-    /// or they fail authentication under the proven K or do not hold two shares for the accuser.
-    static func complaintStands(
+    /// The verdict on a complaint (`Specs/secagg.md` §7.1): ``Fault/invalidShares`` when it
+    /// stands (the accused is at fault), ``Fault/falseComplaint`` or ``Fault/falseReport`` when
+    /// it does not, ``Fault/invalidComplaint`` when its proof does not verify or the accused
+    /// dealt the accuser nothing.
+    static func judge(
         _ complaint: ShareComplaint, accuser: ParticipantID, accuserKey: Ristretto255.PublicKey,
         accusedKey: Ristretto255.PublicKey, accusedIdentity: Ed25519.PublicKey, dealt: ShareKeysBody,
         sessionID: [UInt8]
-    ) -> Bool? {
+    ) -> Fault {
         let accused = ParticipantID(complaint.accused)
-        guard let entry = dealt.shares.first(where: { $0.peer == accuser.rawValue }) else { return nil }
+        guard let entry = dealt.shares.first(where: { $0.peer == accuser.rawValue }) else { return .invalidComplaint }
+        // Sealed to another key than the accuser's advertisement holds: the two were shown
+        // different keys (by the server, or by an accuser that signed two), nobody's fault proven.
+        guard entry.recipientKey == accuserKey.rawRepresentation else { return .falseReport }
+        let signed = entry.isSigned(by: accusedIdentity, sessionID: sessionID, sender: accused, recipient: accuser)
         switch complaint.evidence {
         case .unsigned:
-            return !entry.isSigned(by: accusedIdentity, sessionID: sessionID, sender: accused, recipient: accuser)
+            return signed ? .falseReport : .invalidShares
         case .undecryptable(let shared, let proof):
             let context = SecAggKeys.complaintContext(sessionID: sessionID, accuser: accuser, accused: accused)
-            guard proof.verify(x: accuserKey, base: accusedKey, shared: shared, context: context) else { return nil }
+            guard proof.verify(x: accuserKey, base: accusedKey, shared: shared, context: context) else {
+                return .invalidComplaint
+            }
+            // An honest complainer proves only entries signed for its key: otherwise the server
+            // showed the two different keys, and nobody's fault is proven.
+            guard signed else { return .falseReport }
             let key = SecAggKeys.shareKey(shared: SecureBytes(copying: shared), sessionID: sessionID, accused, accuser)
             let ad = SecAggKeys.sharesAssociatedData(sessionID: sessionID, sender: accused, recipient: accuser)
             guard
                 let plaintext = try? XChaCha20Poly1305.open(
-                    entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad)
-            else { return true }
-            return SharePlaintext.parse(plaintext, for: accuser) == nil
+                    entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad),
+                SharePlaintext.parse(plaintext, for: accuser) != nil
+            else { return .invalidShares }
+            return .falseComplaint
         }
     }
 }

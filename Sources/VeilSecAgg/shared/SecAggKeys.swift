@@ -35,6 +35,16 @@ enum SecAggKeys {
                 .secAggShareKey, from: shared, salt: sessionID, context: pairContext(a, b)))
     }
 
+    /// The context of the proof of possession of c_u in R0: "veil/v1/secagg/key-possession" ‖
+    /// 0x00 ‖ session id ‖ LE_4(owner).
+    static func possessionContext(sessionID: [UInt8], owner: ParticipantID) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.raw(Array("veil/v1/secagg/key-possession".utf8) + [0])
+        writer.raw(sessionID)
+        writer.u32(owner.rawValue)
+        return writer.bytes
+    }
+
     /// The context of a complaint's proof: "veil/v1/secagg/complaint" ‖ 0x00 ‖ session id ‖
     /// LE_4(accuser) ‖ LE_4(accused), so that a proof cannot be replayed in another session
     /// or about another pair.
@@ -89,16 +99,18 @@ enum SecAggKeys {
     }
 
     /// What a sender signs for each neighbour's encrypted shares: "veil/v1/secagg/shares-signed"
-    /// ‖ 0x00 ‖ session id ‖ LE_4(sender) ‖ LE_4(recipient) ‖ nonce ‖ ciphertext.
+    /// ‖ 0x00 ‖ session id ‖ LE_4(sender) ‖ LE_4(recipient) ‖ C_recipient ‖ nonce ‖ ciphertext —
+    /// the recipient's key too, so that the signature says which key the shares were sealed for.
     static func sharesSignedBytes(
-        sessionID: [UInt8], sender: ParticipantID, recipient: ParticipantID, nonce: XChaCha20Poly1305.Nonce,
-        ciphertext: [UInt8]
+        sessionID: [UInt8], sender: ParticipantID, recipient: ParticipantID, recipientKey: [UInt8],
+        nonce: XChaCha20Poly1305.Nonce, ciphertext: [UInt8]
     ) -> [UInt8] {
         var writer = ByteWriter()
         writer.raw(Array("veil/v1/secagg/shares-signed".utf8) + [0])
         writer.raw(sessionID)
         writer.u32(sender.rawValue)
         writer.u32(recipient.rawValue)
+        writer.raw(recipientKey)
         writer.raw(nonce.rawRepresentation)
         writer.raw(ciphertext)
         return writer.bytes

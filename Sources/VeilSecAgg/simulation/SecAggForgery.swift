@@ -77,7 +77,7 @@ public enum SecAggForgery {
             entry.signature = key.signature(
                 for: SecAggKeys.sharesSignedBytes(
                     sessionID: sessionID, sender: ParticipantID(sender), recipient: ParticipantID(entry.peer),
-                    nonce: entry.nonce, ciphertext: entry.ciphertext))
+                    recipientKey: entry.recipientKey, nonce: entry.nonce, ciphertext: entry.ciphertext))
             decoded.shares[i] = entry
         }
         return decoded.encoded
@@ -94,9 +94,31 @@ public enum SecAggForgery {
         entry.signature = sender.signature(
             for: SecAggKeys.sharesSignedBytes(
                 sessionID: sessionID, sender: ParticipantID(entry.peer), recipient: ParticipantID(recipient),
-                nonce: entry.nonce, ciphertext: entry.ciphertext))
+                recipientKey: entry.recipientKey, nonce: entry.nonce, ciphertext: entry.ciphertext))
         decoded.shares[0] = entry
         return decoded.encoded
+    }
+
+    /// The commitment to a self-mask seed (`Specs/secagg.md` §4).
+    public static func selfMaskCommitment(seed: SecureBytes, sessionID: [UInt8], owner: ParticipantID) -> [UInt8] {
+        SecAggKeys.selfMaskCommitment(seed: seed, sessionID: sessionID, owner: owner)
+    }
+
+    /// An R1 ShareKeys body committing to another self-mask seed than the one it shares.
+    public static func shareKeysBody(_ body: [UInt8], committingTo commitment: [UInt8]) throws -> [UInt8] {
+        var decoded = try ShareKeysBody(decoding: body)
+        decoded.selfMaskCommitment = commitment
+        return decoded.encoded
+    }
+
+    /// An R0 AdvertiseKeys body made of another participant's encryption key and possession
+    /// proof with this one's masking key: a rogue copying a key whose logarithm it does not know.
+    public static func advertiseKeysBody(_ body: [UInt8], copyingEncryptionKeyOf other: [UInt8]) throws -> [UInt8] {
+        let own = try AdvertiseKeysBody(decoding: body)
+        let copied = try AdvertiseKeysBody(decoding: other)
+        return AdvertiseKeysBody(
+            encryptionKey: copied.encryptionKey, maskingKey: own.maskingKey, possession: copied.possession
+        ).encoded
     }
 
     /// An R2 MaskedInput body with `complaint` added before its own.
@@ -141,7 +163,8 @@ public enum SecAggForgery {
         let decoded = try AdvertiseKeysBody(decoding: body)
         return try AdvertiseKeysBody(
             encryptionKey: encryptionKey.map { try Ristretto255.PublicKey(rawRepresentation: $0) } ?? decoded.encryptionKey,
-            maskingKey: maskingKey.map { try X25519.PublicKey(rawRepresentation: $0) } ?? decoded.maskingKey
+            maskingKey: maskingKey.map { try X25519.PublicKey(rawRepresentation: $0) } ?? decoded.maskingKey,
+            possession: decoded.possession
         )
         .encoded
     }

@@ -54,7 +54,7 @@ public actor Coordinator {
     /// others remain, so one participant whose policy refuses this round (or whose device keeps
     /// failing) cannot use up `max_round_attempts` by being selected again and again.
     private var leftOut: (round: Int, ids: Set<String>) = (0, [])
-    /// Who the current attempt has dropped so far.
+    /// Who the current attempt has dropped, or named for a fault, so far.
     private var droppedThisAttempt: Set<String> = []
     /// Participants with `exclude_after_faults` proven faults on record: never selected again.
     private(set) var faultExcluded: Set<String> = []
@@ -205,6 +205,9 @@ public actor Coordinator {
                 "detail": "\(attribution.detail)",
             ])
         recording("record an attribution") { try store.recordAttribution(attribution) }
+        // Proven or not, a participant named in an attempt that fails is left out of its retry
+        // (§5): one whose secret does not match its commitment stops every attempt it is in.
+        droppedThisAttempt.insert(id)
         refreshExclusions()
     }
 

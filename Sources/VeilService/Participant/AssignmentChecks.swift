@@ -140,6 +140,11 @@ extension ParticipantAgent {
         } else {
             try admit(nil)
         }
+        // One set of keys per session: a second R0 in the same session (an assignment sent
+        // again) would let the server show different keys to different neighbours.
+        guard contributedSessions.insert(session.id) else {
+            throw Declined(.declinePolicy, "this participant has already taken part in this session")
+        }
         var randomness = roundRandomness(session.id)
         let input = try training { try trainAndEncode(a, distributed: distributed, randomness: &randomness) }
         // Charged as soon as the noisy input exists, before anything of it leaves: a round that

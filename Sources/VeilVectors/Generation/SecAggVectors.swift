@@ -28,16 +28,18 @@ extension ProjectVectors {
             case falseComplaint(UInt32, about: UInt32)
             /// Reveals a wrong share of every secret it holds in R4.
             case wrongShares(UInt32)
+            /// Commits in R1 to another self-mask seed than the one it shares.
+            case otherCommitment(UInt32)
 
             var sender: UInt32 {
                 switch self {
-                case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u): u
+                case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u), .otherCommitment(let u): u
                 }
             }
 
             var round: SecAggRound {
                 switch self {
-                case .garbageShares: .shareKeys
+                case .garbageShares, .otherCommitment: .shareKeys
                 case .falseComplaint: .maskedInputCollection
                 case .wrongShares: .unmasking
                 }
@@ -55,6 +57,11 @@ extension ProjectVectors {
                             honest.body, adding: ShareComplaint(accused: accused, evidence: .unsigned))
                     case .wrongShares:
                         try SecAggForgery.unmaskingBodyWithWrongShares(honest.body)
+                    case .otherCommitment(let u):
+                        try SecAggForgery.shareKeysBody(
+                            honest.body,
+                            committingTo: SecAggForgery.selfMaskCommitment(
+                                seed: SecureBytes(zeros: 32), sessionID: cast.session.id, owner: ParticipantID(u)))
                     }
                 return SecAggForgery.resigned(honest, body: body, by: key)
             }
@@ -176,6 +183,11 @@ extension ProjectVectors {
                     + "offline in R2: decoding sets the wrong shares aside, names 3, and the sum is exact",
                 flags: ["Rogue", "WrongShare", "Dropout"], clients: 7, threshold: 4, neighbors: 6, seedByte: 21,
                 drops: [(6, .maskedInputCollection)], rogue: .wrongShares(3)),
+            SecAggScenario(
+                comment: "participant 5 commits in R1 to another self-mask seed than the one it shares: its seed "
+                    + "reconstructs consistently but fails its commitment, the server aborts and names 5",
+                flags: ["Rogue", "InconsistentSecret", "Abort"], clients: 5, threshold: 3, neighbors: 4, seedByte: 22,
+                rogue: .otherCommitment(5)),
         ]
         for scenario in scenarios { groups.append(scenario.group(tests: [try transcriptTest(scenario)])) }
 
@@ -339,6 +351,19 @@ extension ProjectVectors {
                 forward1.1,
             ],
             code: "weakPeerKey", party: 1)
+        let copyingTwo = SecAggForgery.resigned(
+            advertised[0],
+            body: try SecAggForgery.advertiseKeysBody(
+                advertised[0].body, copyingEncryptionKeyOf: at(.advertiseKeys, 3, 0).1.body),
+            by: two)
+        refuse(
+            "R1: participant 2's advertisement carries participant 3's encryption key and proof, re-signed by 2",
+            "CopiedKey", keys1,
+            [
+                SecAggForgery.resigned(
+                    keys1.1, body: SecAggForgery.keysBroadcastBody([copyingTwo] + advertised.dropFirst()), by: server)
+            ],
+            code: "invalidKeyProof", party: 1)
         refuse(
             "R3: participant 2 sent shares but is in neither list", "InconsistentLists", lists1,
             [
@@ -390,6 +415,17 @@ extension ProjectVectors {
                     by: three)
             ],
             code: "malformed", party: 0)
+        refuse(
+            "R0: participant 3 advertises participant 4's encryption key with 4's proof of possession (bound to 4)",
+            "CopiedKey", r0,
+            [
+                SecAggForgery.resigned(
+                    r0.1,
+                    body: try SecAggForgery.advertiseKeysBody(
+                        r0.1.body, copyingEncryptionKeyOf: at(.advertiseKeys, 4, 0).1.body),
+                    by: three)
+            ],
+            code: "invalidKeyProof", party: 0)
         refuse(
             "R1: participant 3 sends its R0 message again instead of ShareKeys (a replay)", "Replay", r1, [r0.1],
             code: "wrongRound", party: 0)
@@ -520,6 +556,11 @@ extension ProjectVectors {
                     bugType: "DEFINED", description: "Shares their sender signed that do not open: proved bad."),
                 "AccusedSurvivor": VectorNote(
                     bugType: "CONFIDENTIALITY", description: "A participant proved bad listed as a survivor."),
+                "CopiedKey": VectorNote(
+                    bugType: "CONFIDENTIALITY",
+                    description: "An encryption key whose advertiser cannot prove it knows its logarithm."),
+                "InconsistentSecret": VectorNote(
+                    bugType: "DEFINED", description: "A secret that does not match its owner's commitment."),
                 "InvalidPoint": VectorNote(
                     bugType: "DEFINED", description: "Bytes that are not a canonical ristretto255 element."),
                 "BadProof": VectorNote(bugType: "AUTH_BYPASS", description: "A complaint's proof that does not verify."),

@@ -226,7 +226,9 @@ struct RoundMachine {
         let other = id(of: evidence.counterpart)
         return switch evidence.fault {
         case .invalidShares: "its encrypted shares for \(other) do not open, as \(other) proved"
-        case .falseComplaint: "complained about \(other)'s shares, which open and are valid"
+        case .falseComplaint: "proved that \(other)'s shares do not open, but they open and are valid"
+        case .falseReport: "reported \(other)'s shares as unsigned, but they are signed for it (or the keys it was shown differ)"
+        case .inconsistentSecret: "its secret, reconstructed from the shares, does not match its own commitment or key"
         case .invalidComplaint: "sent a complaint about \(other) whose proof does not verify"
         case .wrongShare:
             "revealed a share of \(other)'s secret off the polynomial of the others (or \(other) dealt it so)"
