@@ -216,7 +216,8 @@ import VeilTestSupport
                 encoded: try #require(clean.transcript.first { $0.round == round && $0.sender == sender }).encoded)
         }
         let messages = [
-            try message(.advertiseKeys, from: 2), try message(.advertiseKeys, from: 4), try message(.shareKeys, from: 4),
+            try message(.advertiseKeys, from: 2), try message(.advertiseKeys, from: 4),
+            try message(.shareKeys, from: 4),
         ]
         for fault in [SecAggEvidence.Fault.falseComplaint, .falseReport] {
             let complaint = ShareComplaint(accused: 4, evidence: .unsigned)

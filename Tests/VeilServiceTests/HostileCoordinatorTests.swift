@@ -258,7 +258,8 @@ import X509
             let forwarded = everyone.filter { $0 != v }.map { u in
                 let entry = shares[u]!.shares.first { $0.peer == v.rawValue }!
                 return EncryptedShares(
-                    peer: u.rawValue, recipientKey: entry.recipientKey, nonce: entry.nonce, ciphertext: entry.ciphertext,
+                    peer: u.rawValue, recipientKey: entry.recipientKey, nonce: entry.nonce,
+                    ciphertext: entry.ciphertext,
                     signature: entry.signature)
             }
             send(.maskedInputCollection, to: v, SharesForwardBody(shares: forwarded).encoded)
@@ -267,7 +268,8 @@ import X509
         for p in everyone {
             if let m = await next(p) {
                 masked[p] = try MaskedInputBody.decode(
-                    try MaskedInputBody(decoding: m.body).vector, bitWidth: session.parameters.bitWidth, dimension: session.parameters.dimension)
+                    try MaskedInputBody(decoding: m.body).vector, bitWidth: session.parameters.bitWidth,
+                    dimension: session.parameters.dimension)
             }
         }
         guard masked.count == n else { return .failed("R2", refusals: refusals) }

@@ -113,7 +113,8 @@ public enum Ristretto255 {
         wide.withUnsafeBytes { w in
             out.withUnsafeMutableBytes { r in
                 crypto_core_ristretto255_scalar_reduce(
-                    r.baseAddress!.assumingMemoryBound(to: UInt8.self), w.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    r.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    w.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
         return out
@@ -158,7 +159,9 @@ public enum Ristretto255 {
     static func multiplyBase(_ n: SecureBytes) throws(CryptoError) -> [UInt8] {
         Sodium.ensureInitialized()
         var out = [UInt8](repeating: 0, count: elementByteCount)
-        let code = n.withUnsafeBytes { crypto_scalarmult_ristretto255_base(&out, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+        let code = n.withUnsafeBytes {
+            crypto_scalarmult_ristretto255_base(&out, $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
         try Sodium.check(code, "crypto_scalarmult_ristretto255_base", failure: .weakPublicKey)
         return out
     }
@@ -166,7 +169,8 @@ public enum Ristretto255 {
     static func add(_ p: [UInt8], _ q: [UInt8]) throws(CryptoError) -> [UInt8] {
         Sodium.ensureInitialized()
         var out = [UInt8](repeating: 0, count: elementByteCount)
-        try Sodium.check(crypto_core_ristretto255_add(&out, p, q), "crypto_core_ristretto255_add", failure: .invalidPoint)
+        try Sodium.check(
+            crypto_core_ristretto255_add(&out, p, q), "crypto_core_ristretto255_add", failure: .invalidPoint)
         return out
     }
 }

@@ -375,7 +375,8 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             // A neighbour proved to have sent bad shares must be out of the sum: nobody who
             // complained masked with it, and nobody holds its self-mask seed.
             if survived && current.accused.contains(peer) {
-                throw .inconsistentSurvivorLists("neighbour \(peer), whose shares did not open, is listed as a survivor")
+                throw .inconsistentSurvivorLists(
+                    "neighbour \(peer), whose shares did not open, is listed as a survivor")
             }
             if survived { surviving += 1 }
         }

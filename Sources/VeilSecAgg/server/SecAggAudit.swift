@@ -114,7 +114,8 @@ public enum SecAggAudit {
             }
         }
         guard owed.isEmpty else {
-            throw SecAggAuditError("the log ends before the server sent \(owed.count) message(s) the protocol called for")
+            throw SecAggAuditError(
+                "the log ends before the server sent \(owed.count) message(s) the protocol called for")
         }
         guard outcome.survivorLists.count <= 1 else {
             throw SecAggAuditError("participants were shown \(outcome.survivorLists.count) different survivor lists")

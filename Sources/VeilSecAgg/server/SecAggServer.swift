@@ -325,7 +325,8 @@ public struct SecAggServer {
             let parameters = session.parameters
             let decoded = try decode { () throws(SecAggWireError) in try MaskedInputBody(decoding: body) }
             let masked = try decode { () throws(SecAggWireError) in
-                try MaskedInputBody.decode(decoded.vector, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
+                try MaskedInputBody.decode(
+                    decoded.vector, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
             }
             // Every complaint is checked before anything is taken: one false complaint drops
             // the sender and convicts nobody.
@@ -342,7 +343,8 @@ public struct SecAggServer {
             for complaint in decoded.complaints {
                 let culprit = ParticipantID(complaint.accused)
                 guard current.convicted.insert(culprit).inserted else { continue }
-                if current.contributors.remove(culprit) != nil, let input = current.inputs.removeValue(forKey: culprit) {
+                if current.contributors.remove(culprit) != nil, let input = current.inputs.removeValue(forKey: culprit)
+                {
                     // Stored as accepted: decodes as before.
                     let taken = try! MaskedInputBody.decode(
                         input, bitWidth: parameters.bitWidth, dimension: parameters.dimension)
@@ -350,7 +352,8 @@ public struct SecAggServer {
                 }
                 // Dropped once: it may have been dropped for a bad message of its own already.
                 if excluded.insert(culprit).inserted { actions.append(.dropped(culprit, .convicted)) }
-                actions.append(.attributed(evidence(complaint, by: sender, in: message, fault: .invalidShares, current)))
+                actions.append(
+                    .attributed(evidence(complaint, by: sender, in: message, fault: .invalidShares, current)))
             }
             if !accused.isEmpty { current.accusations[sender] = accused }
             try! current.sum.add(masked)  // same ring and length: decoded with the session's b and d
@@ -367,9 +370,10 @@ public struct SecAggServer {
             let reveal = try decode { () throws(SecAggWireError) in try UnmaskingSharesBody(decoding: body) }
             // A complainer holds no shares of those it accused.
             let accused = current.accusations[sender] ?? []
-            let holders = (session.graph.neighbors(of: sender).filter {
-                current.commitments[$0] != nil && !accused.contains($0)
-            } + [sender]).sorted()
+            let holders =
+                (session.graph.neighbors(of: sender).filter {
+                    current.commitments[$0] != nil && !accused.contains($0)
+                } + [sender]).sorted()
             guard reveal.shares.map(\.owner) == holders.map(\.rawValue) else {
                 throw .invalidReveal("expected one share for each of \(holders.map(\.rawValue)), ascending")
             }
@@ -406,7 +410,8 @@ public struct SecAggServer {
             let accuserKey = current.advertised[sender]?.keys.encryptionKey,
             let accusedKey = current.advertised[accused]?.keys.encryptionKey
         else {
-            blame = SecAggEvidence(fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
+            blame = SecAggEvidence(
+                fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
             throw .invalidComplaint("participant \(accused) sent this participant no shares")
         }
         switch SecAggEvidence.judge(
@@ -417,7 +422,8 @@ public struct SecAggServer {
         case .invalidShares:
             return
         case .invalidComplaint:
-            blame = SecAggEvidence(fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
+            blame = SecAggEvidence(
+                fault: .invalidComplaint, participant: sender, counterpart: accused, messages: [message])
             throw .invalidComplaint("the proof about participant \(accused) does not verify")
         case let verdict:
             blame = evidence(complaint, by: sender, in: message, fault: verdict, current)
@@ -467,7 +473,9 @@ public struct SecAggServer {
                     sum: ModularVector(zeros: session.parameters.dimension, bitWidth: session.parameters.bitWidth)))
             return current.received.keys.sorted().map { recipient in
                 let forwarded = session.graph.neighbors(of: recipient).compactMap { sender -> EncryptedShares? in
-                    guard let entry = current.received[sender]?.body.shares.first(where: { $0.peer == recipient.rawValue })
+                    guard
+                        let entry = current.received[sender]?.body.shares.first(where: { $0.peer == recipient.rawValue }
+                        )
                     else {
                         return nil
                     }
@@ -553,7 +561,8 @@ public struct SecAggServer {
                 // proven, so that the next attempt can go on without it.
                 faults.append(
                     .attributed(
-                        SecAggEvidence(fault: .inconsistentSecret, participant: owner, counterpart: owner, messages: [])))
+                        SecAggEvidence(fault: .inconsistentSecret, participant: owner, counterpart: owner, messages: [])
+                    ))
                 throw .reconstructionMismatch(owner: owner)
             }
             for index in decoded.wrongIndices {

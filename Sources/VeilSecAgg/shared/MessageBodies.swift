@@ -36,7 +36,8 @@ struct AdvertiseKeysBody: Hashable {
             encryptionKey = try Ristretto255.PublicKey(
                 rawRepresentation: try reader.raw(Ristretto255.elementByteCount, "encryption key"))
             maskingKey = try X25519.PublicKey(rawRepresentation: try reader.raw(X25519.keyByteCount, "masking key"))
-            possession = try EqualityProof(rawRepresentation: try reader.raw(EqualityProof.byteCount, "possession proof"))
+            possession = try EqualityProof(
+                rawRepresentation: try reader.raw(EqualityProof.byteCount, "possession proof"))
         } catch let error as SecAggWireError { throw error } catch { throw .malformed("\(error)") }
         try reader.finish("AdvertiseKeys")
     }

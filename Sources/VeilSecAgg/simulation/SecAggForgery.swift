@@ -162,7 +162,8 @@ public enum SecAggForgery {
     {
         let decoded = try AdvertiseKeysBody(decoding: body)
         return try AdvertiseKeysBody(
-            encryptionKey: encryptionKey.map { try Ristretto255.PublicKey(rawRepresentation: $0) } ?? decoded.encryptionKey,
+            encryptionKey: encryptionKey.map { try Ristretto255.PublicKey(rawRepresentation: $0) }
+                ?? decoded.encryptionKey,
             maskingKey: maskingKey.map { try X25519.PublicKey(rawRepresentation: $0) } ?? decoded.maskingKey,
             possession: decoded.possession
         )

@@ -26,7 +26,8 @@ public struct RoundAuditExport: Codable, Sendable {
         signature = Hex.encode(stored.signature)
         events = stored.events.map { event in
             switch event {
-            case .received(let party, let bytes): Event(kind: "received", party: party.rawValue, message: Hex.encode(bytes))
+            case .received(let party, let bytes):
+                Event(kind: "received", party: party.rawValue, message: Hex.encode(bytes))
             case .deadline: Event(kind: "deadline", party: 0, message: "")
             case .sent(let bytes): Event(kind: "sent", party: 0, message: Hex.encode(bytes))
             }
@@ -85,7 +86,8 @@ public enum RoundAudit {
             else { continue }
             if report.previous != Hex.encode(RoundAuditRecord.hash(previousBytes)) {
                 reports[i].problems.append(
-                    "the chain is broken: `previous` is not the hash of record \(sequence - 1) (\(reports[previousIndex].path))")
+                    "the chain is broken: `previous` is not the hash of record \(sequence - 1) (\(reports[previousIndex].path))"
+                )
             }
         }
         return reports
@@ -194,7 +196,8 @@ public enum RoundAudit {
                 report.problems.append("the released sum is not the one the log's masked inputs and shares give")
             }
         case ("completed", nil):
-            report.problems.append("the record says completed, but the log \(outcome.abort.map { "aborts: \($0)" } ?? "does not finish")")
+            report.problems.append(
+                "the record says completed, but the log \(outcome.abort.map { "aborts: \($0)" } ?? "does not finish")")
         case ("aborted", _):
             // An attempt can also end after its sum (a release that cannot be decoded, a stop).
             if record.survivors != [] || record.sumDigest != nil {

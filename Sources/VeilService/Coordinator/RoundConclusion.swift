@@ -95,7 +95,9 @@ extension Coordinator {
 
     /// A masking attempt's audit record, to be sealed in the transaction that ends the round
     /// (`Specs/audit.md`); nil for Paillier rounds, which have none yet.
-    func auditDraft(_ machine: RoundMachine, result: SecureSumResult?, abort: RoundAbort?) -> CoordinatorStore.AuditDraft? {
+    func auditDraft(_ machine: RoundMachine, result: SecureSumResult?, abort: RoundAbort?) -> CoordinatorStore
+        .AuditDraft?
+    {
         guard let audited = machine.auditedSession else { return nil }
         let session = audited.session
         let parameters = session.parameters
@@ -109,7 +111,8 @@ extension Coordinator {
                 clients: parameters.clientCount, threshold: parameters.threshold, neighbors: parameters.neighborCount,
                 bits: parameters.bitWidth.bits, dimension: parameters.dimension, adversary: model.adversary.rawValue,
                 corruptFraction: model.corruptFraction, dropoutFraction: model.dropoutFraction,
-                securityBits: model.securityBits, nonce: Hex.encode(session.nonce), context: Hex.encode(session.context),
+                securityBits: model.securityBits, nonce: Hex.encode(session.nonce),
+                context: Hex.encode(session.context),
                 serverKey: Hex.encode(session.serverIdentity.rawRepresentation),
                 roster: zip(audited.members, session.clientIdentities).map { member, key in
                     .init(

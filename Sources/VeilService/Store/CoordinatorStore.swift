@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
-import VeilLearning
 import VeilCore
+import VeilLearning
 import VeilPrivacy
 import VeilSecAgg
 
@@ -149,9 +149,11 @@ public final class CoordinatorStore: Sendable {
     }
 
     private static func insert(_ draft: AuditDraft, round: Int, attempt: Int, in db: Database) throws {
-        let last = try Row.fetchOne(db, sql: "SELECT sequence, record FROM audit_records ORDER BY sequence DESC LIMIT 1")
+        let last = try Row.fetchOne(
+            db, sql: "SELECT sequence, record FROM audit_records ORDER BY sequence DESC LIMIT 1")
         let sequence = (last.map { $0["sequence"] as Int } ?? 0) + 1
-        let previous = last.map { RoundAuditRecord.hash([UInt8]($0["record"] as Data)) } ?? [UInt8](repeating: 0, count: 32)
+        let previous =
+            last.map { RoundAuditRecord.hash([UInt8]($0["record"] as Data)) } ?? [UInt8](repeating: 0, count: 32)
         let (record, signature) = draft.seal(sequence, previous)
         try db.execute(
             sql: "INSERT INTO audit_records (sequence, round, attempt, record, signature) VALUES (?, ?, ?, ?, ?)",
@@ -174,7 +176,8 @@ public final class CoordinatorStore: Sendable {
         try pool.read { db in
             let rows = try Row.fetchAll(
                 db,
-                sql: "SELECT sequence, round, attempt, record, signature FROM audit_records WHERE round BETWEEN ? AND ? ORDER BY sequence",
+                sql:
+                    "SELECT sequence, round, attempt, record, signature FROM audit_records WHERE round BETWEEN ? AND ? ORDER BY sequence",
                 arguments: [rounds.lowerBound, rounds.upperBound])
             return try rows.map { row in
                 let sequence: Int = row["sequence"]
@@ -243,7 +246,8 @@ public final class CoordinatorStore: Sendable {
             let marks = Array(repeating: "?", count: faults.count).joined(separator: ", ")
             let rows = try Row.fetchAll(
                 db,
-                sql: "SELECT participant, COUNT(*) AS n FROM attributions WHERE fault IN (\(marks)) GROUP BY participant",
+                sql:
+                    "SELECT participant, COUNT(*) AS n FROM attributions WHERE fault IN (\(marks)) GROUP BY participant",
                 arguments: StatementArguments(faults))
             return Dictionary(uniqueKeysWithValues: rows.map { ($0["participant"], $0["n"]) })
         }

@@ -17,7 +17,9 @@ extension ProjectVectors {
                     element: element.map(Hex.encode), point: point.map(Hex.encode), shared: shared.map(Hex.encode),
                     context: context.map(Hex.encode), proof: proof.map(Hex.encode)))
         }
-        func scalar(_ k: Int) -> [UInt8] { withUnsafeBytes(of: UInt64(k).littleEndian, Array.init) + [UInt8](repeating: 0, count: 24) }
+        func scalar(_ k: Int) -> [UInt8] {
+            withUnsafeBytes(of: UInt64(k).littleEndian, Array.init) + [UInt8](repeating: 0, count: 24)
+        }
         func randomKey() -> Ristretto255.PrivateKey {
             try! Ristretto255.PrivateKey(rawRepresentation: Ristretto255.reduce(SecureBytes(copying: inputs.bytes(64))))
         }
@@ -25,18 +27,23 @@ extension ProjectVectors {
         // Multiples of the generator: RFC 9496 Appendix A.1 lists 0·B … 15·B.
         for k in 1...15 {
             let key = try Ristretto255.PrivateKey(rawRepresentation: SecureBytes(copying: scalar(k)))
-            add("\(k)·B (RFC 9496 A.1)", "base", flags: ["Rfc9496"], scalar: scalar(k), element: key.publicKey.rawRepresentation)
+            add(
+                "\(k)·B (RFC 9496 A.1)", "base", flags: ["Rfc9496"], scalar: scalar(k),
+                element: key.publicKey.rawRepresentation)
         }
         var keys: [Ristretto255.PrivateKey] = []
         for _ in 0..<4 { keys.append(randomKey()) }
         for key in keys {
             add(
-                "a random scalar times B", "base", flags: ["Normal"], scalar: key.rawRepresentation.unsafeExposedBytes(),
+                "a random scalar times B", "base", flags: ["Normal"],
+                scalar: key.rawRepresentation.unsafeExposedBytes(),
                 element: key.publicKey.rawRepresentation)
         }
 
         // Decoding: what is accepted and what is refused.
-        add("an element (the first random scalar times B) decodes", "decode", flags: ["Normal"], element: keys[0].publicKey.rawRepresentation)
+        add(
+            "an element (the first random scalar times B) decodes", "decode", flags: ["Normal"],
+            element: keys[0].publicKey.rawRepresentation)
         add(
             "the identity (32 zero bytes) is refused", "decode", flags: ["Identity"], result: .invalid,
             error: "invalidPoint", element: [UInt8](repeating: 0, count: 32))
@@ -64,11 +71,13 @@ extension ProjectVectors {
         // Reduction of 64-byte strings mod ℓ.
         let ell = try Hex.decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
         for (comment, wide) in [
-            ("zero", [UInt8](repeating: 0, count: 64)), ("ℓ itself reduces to zero", ell + [UInt8](repeating: 0, count: 32)),
+            ("zero", [UInt8](repeating: 0, count: 64)),
+            ("ℓ itself reduces to zero", ell + [UInt8](repeating: 0, count: 32)),
             ("2^512 − 1", [UInt8](repeating: 0xFF, count: 64)), ("random bytes", inputs.bytes(64)),
         ] {
             add(
-                "Reduce: \(comment)", "reduce", flags: ["Reduce"], scalar: Ristretto255.reduce(SecureBytes(copying: wide)).unsafeExposedBytes(),
+                "Reduce: \(comment)", "reduce", flags: ["Reduce"],
+                scalar: Ristretto255.reduce(SecureBytes(copying: wide)).unsafeExposedBytes(),
                 wide: wide)
         }
 
@@ -82,7 +91,8 @@ extension ProjectVectors {
 
         // Proofs: made deterministically, then refused when any part changes.
         let contexts: [[UInt8]] = [[], Array("veil/v1/secagg/complaint".utf8) + [0] + inputs.bytes(40)]
-        var made: [(x: Ristretto255.PrivateKey, y: Ristretto255.PublicKey, k: [UInt8], proof: [UInt8], ctx: [UInt8])] = []
+        var made: [(x: Ristretto255.PrivateKey, y: Ristretto255.PublicKey, k: [UInt8], proof: [UInt8], ctx: [UInt8])] =
+            []
         for (i, context) in contexts.enumerated() {
             let (x, y) = (keys[i], keys[i + 2].publicKey)
             let (shared, proof) = try EqualityProof.prove(secret: x, base: y, context: context)
@@ -93,7 +103,10 @@ extension ProjectVectors {
             made.append((x, y, shared.unsafeExposedBytes(), proof.rawRepresentation, context))
         }
         let good = made[1]
-        func refuse(_ comment: String, x: [UInt8]? = nil, y: [UInt8]? = nil, k: [UInt8]? = nil, ctx: [UInt8]? = nil, proof: [UInt8]? = nil) {
+        func refuse(
+            _ comment: String, x: [UInt8]? = nil, y: [UInt8]? = nil, k: [UInt8]? = nil, ctx: [UInt8]? = nil,
+            proof: [UInt8]? = nil
+        ) {
             add(
                 comment, "verify", flags: ["BadProof"], result: .invalid, error: "invalidProof",
                 element: x ?? good.x.publicKey.rawRepresentation, point: y ?? good.y.rawRepresentation,
@@ -125,12 +138,14 @@ extension ProjectVectors {
                 "little-endian. Project vectors; the A.1 multiples are RFC 9496's, and Specs/reference/ recomputes all.",
             ],
             notes: [
-                "Rfc9496": VectorNote(bugType: "BASIC", description: "Multiples of the generator, as RFC 9496 lists them."),
+                "Rfc9496": VectorNote(
+                    bugType: "BASIC", description: "Multiples of the generator, as RFC 9496 lists them."),
                 "Normal": VectorNote(bugType: "BASIC", description: "A valid operation."),
                 "Identity": VectorNote(bugType: "EDGE_CASE", description: "The identity is refused as a key."),
                 "NonCanonical": VectorNote(bugType: "CAN_OF_WORMS", description: "An encoding at or above p."),
                 "Negative": VectorNote(bugType: "CAN_OF_WORMS", description: "An encoding with s negative (odd)."),
-                "NotOnGroup": VectorNote(bugType: "CAN_OF_WORMS", description: "A canonical s that decodes to nothing."),
+                "NotOnGroup": VectorNote(
+                    bugType: "CAN_OF_WORMS", description: "A canonical s that decodes to nothing."),
                 "Reduce": VectorNote(bugType: "BASIC", description: "A 64-byte string reduced mod ℓ."),
                 "Agreement": VectorNote(bugType: "BASIC", description: "A shared element."),
                 "Proof": VectorNote(bugType: "BASIC", description: "A valid proof."),

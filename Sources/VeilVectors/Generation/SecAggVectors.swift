@@ -33,7 +33,8 @@ extension ProjectVectors {
 
             var sender: UInt32 {
                 switch self {
-                case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u), .otherCommitment(let u): u
+                case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u), .otherCommitment(let u):
+                    u
                 }
             }
 
@@ -91,7 +92,8 @@ extension ProjectVectors {
                 else { throw VectorError.unreadable("participant \(rogue.sender) sends nothing in \(rogue.round)") }
                 let forged = try rogue.forge(try SignedMessage(encoded: clean[index].encoded), cast)
                 substituted = (index, forged)
-                configuration.substitution = .init(transcriptIndex: index, deliveries: [forged.encoded], continues: true)
+                configuration.substitution = .init(
+                    transcriptIndex: index, deliveries: [forged.encoded], continues: true)
             }
             let report = try SecAggSimulation.run(configuration)
             tcId += 1
@@ -546,7 +548,8 @@ extension ProjectVectors {
                 "WeakPeerKey": VectorNote(
                     bugType: "DEFINED", description: "A neighbour's key of small order, validly signed."),
                 "Rogue": VectorNote(
-                    bugType: "DEFINED", description: "A participant misbehaves with its own key: it is named, the round completes."
+                    bugType: "DEFINED",
+                    description: "A participant misbehaves with its own key: it is named, the round completes."
                 ),
                 "Complaint": VectorNote(bugType: "DEFINED", description: "Shares proved bad by their recipients."),
                 "FalseComplaint": VectorNote(
@@ -563,9 +566,11 @@ extension ProjectVectors {
                     bugType: "DEFINED", description: "A secret that does not match its owner's commitment."),
                 "InvalidPoint": VectorNote(
                     bugType: "DEFINED", description: "Bytes that are not a canonical ristretto255 element."),
-                "BadProof": VectorNote(bugType: "AUTH_BYPASS", description: "A complaint's proof that does not verify."),
+                "BadProof": VectorNote(
+                    bugType: "AUTH_BYPASS", description: "A complaint's proof that does not verify."),
                 "SelfComplaint": VectorNote(bugType: "DEFINED", description: "A complaint about oneself."),
-                "DuplicateComplaint": VectorNote(bugType: "DEFINED", description: "Two complaints about one neighbour."),
+                "DuplicateComplaint": VectorNote(
+                    bugType: "DEFINED", description: "Two complaints about one neighbour."),
                 "InconsistentLists": VectorNote(
                     bugType: "CONFIDENTIALITY", description: "Lists that disagree with the shares received."),
             ],

@@ -41,7 +41,8 @@ enum Ristretto255Runner: VectorRunner {
                     }
                     switch test.operation {
                     case "base":
-                        let key = try Ristretto255.PrivateKey(rawRepresentation: SecureBytes(copying: field(test.scalar, "scalar")))
+                        let key = try Ristretto255.PrivateKey(
+                            rawRepresentation: SecureBytes(copying: field(test.scalar, "scalar")))
                         try expectEqual(key.publicKey.rawRepresentation, try field(test.element, "element"), "element")
                     case "decode":
                         _ = try Ristretto255.PublicKey(rawRepresentation: try field(test.element, "element"))
@@ -49,18 +50,22 @@ enum Ristretto255Runner: VectorRunner {
                         let scalar = Ristretto255.reduce(SecureBytes(copying: try field(test.wide, "wide")))
                         try expectEqual(scalar.unsafeExposedBytes(), try field(test.scalar, "scalar"), "scalar")
                     case "agree":
-                        let key = try Ristretto255.PrivateKey(rawRepresentation: SecureBytes(copying: field(test.scalar, "scalar")))
+                        let key = try Ristretto255.PrivateKey(
+                            rawRepresentation: SecureBytes(copying: field(test.scalar, "scalar")))
                         let shared = try key.sharedSecret(
                             with: Ristretto255.PublicKey(rawRepresentation: try field(test.point, "point")))
                         try expectEqual(shared.unsafeExposedBytes(), try field(test.shared, "shared"), "shared")
                     case "prove":
-                        let key = try Ristretto255.PrivateKey(rawRepresentation: SecureBytes(copying: field(test.scalar, "scalar")))
+                        let key = try Ristretto255.PrivateKey(
+                            rawRepresentation: SecureBytes(copying: field(test.scalar, "scalar")))
                         let base = try Ristretto255.PublicKey(rawRepresentation: try field(test.point, "point"))
                         let context = try field(test.context, "context")
                         let (shared, proof) = try EqualityProof.prove(secret: key, base: base, context: context)
                         try expectEqual(shared.unsafeExposedBytes(), try field(test.shared, "shared"), "shared")
                         try expectEqual(proof.rawRepresentation, try field(test.proof, "proof"), "proof")
-                        guard proof.verify(x: key.publicKey, base: base, shared: shared.unsafeExposedBytes(), context: context)
+                        guard
+                            proof.verify(
+                                x: key.publicKey, base: base, shared: shared.unsafeExposedBytes(), context: context)
                         else { throw Mismatch("a proof just made does not verify") }
                     case "verify":
                         let x = try Ristretto255.PublicKey(rawRepresentation: try field(test.element, "element"))

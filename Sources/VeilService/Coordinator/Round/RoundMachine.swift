@@ -227,7 +227,8 @@ struct RoundMachine {
         return switch evidence.fault {
         case .invalidShares: "its encrypted shares for \(other) do not open, as \(other) proved"
         case .falseComplaint: "proved that \(other)'s shares do not open, but they open and are valid"
-        case .falseReport: "reported \(other)'s shares as unsigned, but they are signed for it (or the keys it was shown differ)"
+        case .falseReport:
+            "reported \(other)'s shares as unsigned, but they are signed for it (or the keys it was shown differ)"
         case .inconsistentSecret: "its secret, reconstructed from the shares, does not match its own commitment or key"
         case .invalidComplaint: "sent a complaint about \(other) whose proof does not verify"
         case .wrongShare:

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import VeilService
+
+/// `veil audit`: the coordinator's signed, chained round records (`Specs/audit.md`).
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Export the coordinator's signed round records, and verify them offline.",
+        subcommands: [Export.self, Verify.self])
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Write the audit records of masking rounds A…B from a coordinator's store, one JSON file per attempt.",
+            discussion:
+                "Reads the store named by the configuration's `state` without changing it (a coordinator may be running)."
+        )
+
+        @Option(help: "The coordinator's configuration file (serve.json).")
+        var config: String
+
+        @Option(help: "The rounds, as A-B or A.")
+        var rounds: String
+
+        @Option(help: "The folder to write into (created if missing).")
+        var out: String
+
+        func run() throws {
+            let parts = rounds.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(parts.count), let first = parts.first ?? nil, let last = parts.last ?? nil,
+                first >= 1, first <= last
+            else { throw ValidationError("--rounds must be A-B (1 ≤ A ≤ B) or A, not \(rounds)") }
+            let configuration = try ServeConfiguration.load(path: config)
+            let written = try RoundAudit.export(
+                store: configuration.state, rounds: first...last, to: URL(fileURLWithPath: out))
+            for name in written { print("wrote \(out)/\(name)") }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check exported round records with only the federation's CA certificate.",
+            discussion: """
+                Checks every file: the coordinator's certificate and signature, the roster's certificates, the \
+                session, every protocol message and the server's replayed decisions, the survivor lists, the \
+                released sum and the attributions; then the chain between records of consecutive sequence \
+                numbers. Exits 1, naming the file and what failed, if anything does not check.
+                """)
+
+        @Option(help: "The federation CA's certificate (PEM).")
+        var ca: String
+
+        @Argument(help: "Exported record files.")
+        var files: [String]
+
+        func run() throws {
+            let certificate = try FederationCA.loadCertificate(ca)
+            let reports = RoundAudit.verify(files: files.map { URL(fileURLWithPath: $0) }, ca: certificate)
+            var failed = false
+            for report in reports {
+                let place = report.round.map { "round \($0) attempt \(report.attempt ?? 0)" } ?? "-"
+                if report.problems.isEmpty {
+                    print("ok    \(report.path) (\(place))")
+                } else {
+                    failed = true
+                    for problem in report.problems { print("FAIL  \(report.path) (\(place)): \(problem)") }
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+}
