@@ -293,6 +293,6 @@ struct CapturingHandler: LogHandler {
         #expect(attributions.count == convictions.count + wrong.count)
         // The conviction's evidence decodes and names both parties.
         let evidence = try SecAggEvidence(decoding: try #require(convictions.first).evidence)
-        #expect(evidence.fault == .invalidShares && evidence.messages.count == 3 && evidence.complaint != nil)
+        #expect(evidence.fault == .invalidShares && evidence.messages.count == 4 && evidence.complaint != nil)
     }
 }
