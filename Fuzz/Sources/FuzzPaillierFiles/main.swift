@@ -12,7 +12,7 @@ import VeilPaillier
 //   3 a big-endian modulus   4 a big-endian ciphertext under the fixed key
 
 /// A fixed key, the same in every run (seeded), small so that decryption is fast.
-nonisolated(unsafe) let fixedKey: PaillierPrivateKey = {
+let fixedKey: PaillierPrivateKey = {
     var generator = SplitMix64(seed: 0x5EED)
     return try! PaillierPrivateKey.generate(bits: 512, using: &generator)  // fixed parameters, always valid
 }()
@@ -100,7 +100,7 @@ public func initialize(
         ("ciphertext.bin", [4] + ciphertexts[3].bigEndianBytes()),
     ]
     for (name, bytes) in seeds {
-        FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes))
     }
     exit(0)
 }

@@ -156,7 +156,7 @@ public func initialize(
     seeds.append(("SignaturesForward", [7] + toClient[3].body))
     seeds.append(("UnmaskingShares", [8] + toServer[4].body))
     for (name, bytes) in seeds {
-        FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes))
     }
     exit(0)
 }

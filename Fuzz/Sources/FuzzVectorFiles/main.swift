@@ -24,7 +24,7 @@ struct AnyGroup: Codable, Sendable, Equatable {
     var tests: [AnyCase]
 }
 
-extension VectorFile: Equatable where Group: Equatable {
+extension VectorFile: @retroactive Equatable where Group: Equatable {
     public static func == (a: VectorFile, b: VectorFile) -> Bool {
         a.algorithm == b.algorithm && a.schema == b.schema && a.generatorVersion == b.generatorVersion
             && a.numberOfTests == b.numberOfTests && a.header == b.header && a.notes == b.notes

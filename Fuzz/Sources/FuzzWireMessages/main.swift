@@ -184,7 +184,7 @@ final class Bench {
 nonisolated(unsafe) let masking = try! Bench(paillier: false)
 nonisolated(unsafe) let paillier = try! Bench(paillier: true)
 
-func checkRoundTrip<M: SwiftProtobuf.Message>(_ message: M) {
+func checkRoundTrip<M: SwiftProtobuf.Message & Equatable>(_ message: M) {
     checkRoundTrip("\(M.protoMessageName)", message) {
         try $0.serializedBytes() as [UInt8]
     } decode: {
@@ -260,7 +260,7 @@ public func initialize(
                 entry.party == 3
                 ? (entry.toCoordinator ? 2 : 3) : UInt8(entry.party * 4) + (entry.toCoordinator ? 0 : 1)
             let path = "\(directory)/\(name)-\(i)"
-            FileManager.default.createFile(atPath: path, contents: Data([snapshot, direction] + entry.bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data([snapshot, direction] + entry.bytes))
         }
     }
     exit(0)
