@@ -5,6 +5,10 @@
 #   Scripts/fuzz.sh --smoke                  every target for FUZZ_SMOKE_SECONDS (default 20 s): what CI runs
 #   Scripts/fuzz.sh --build                  only build
 #
+# Long runs use an optimised build; the smoke run a debug build (FUZZ_CONFIGURATION overrides
+# either), which compiles the service's dependencies in a fraction of the time and fuzzes the
+# crypto-bound targets about as fast, most of their time being in libsodium and GMP.
+#
 # Each run starts from the committed seeds (Fuzz/Corpus/TARGET, never written to) and keeps what
 # it finds in the scratch folder (FUZZ_SCRATCH, default Fuzz/.build); a crash, trap, timeout or
 # memory blow-up is written there too (fuzz-artifacts/) and makes the script exit non-zero.
@@ -34,10 +38,12 @@ if [ "$(basename "$root" | tr '[:upper:]' '[:lower:]')" = fuzz ]; then
 fi
 
 scratch="${FUZZ_SCRATCH:-$root/Fuzz/.build}"
+configuration="${FUZZ_CONFIGURATION:-release}"
+[ "${1:-}" = --smoke ] && configuration="${FUZZ_CONFIGURATION:-debug}"
 # `--sanitize=fuzzer` makes SwiftPM link libFuzzer's main; the Swift flag is repeated with
 # address because swiftc keeps only the last `-sanitize=` it is given (two separate flags would
 # drop the coverage instrumentation). `-enable-testing`: the targets reach internal decoders.
-build_flags=(-c release --scratch-path "$scratch" --sanitize=fuzzer
+build_flags=(-c "$configuration" --scratch-path "$scratch" --sanitize=fuzzer
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing)
 
 build() {
@@ -45,7 +51,7 @@ build() {
     for target in "$@"; do
         nice -n 10 swift build --package-path Fuzz "${build_flags[@]}" --product "$target" >&2
     done
-    echo "fuzz build: $((SECONDS - started)) s" >&2
+    echo "fuzz build ($configuration): $((SECONDS - started)) s" >&2
 }
 
 # Runs one target for $2 seconds; prints libFuzzer's closing statistics.
