@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "VeilPrivacy", targets: ["VeilPrivacy"]),
         .library(name: "VeilLearning", targets: ["VeilLearning"]),
         .library(name: "VeilVectors", targets: ["VeilVectors"]),
+        // For Fuzz/ (a package of its own): the wire messages and the service's decoders.
+        .library(name: "VeilWire", targets: ["VeilWire"]),
+        .library(name: "VeilService", targets: ["VeilService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

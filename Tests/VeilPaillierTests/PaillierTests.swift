@@ -125,4 +125,23 @@ let testKey = try! PaillierPrivateKey.generate(bits: 512)
         let other = try PaillierPrivateKey.generate(bits: 512)
         #expect(throws: PaillierError.keyMismatch) { try other.decrypt(pk.encrypt(signed: 1)) }
     }
+
+    /// Found by FuzzPaillierFiles: a 13,768-bit modulus (a key holder's Hello, a public.json)
+    /// was tested for primality for 27 s before it was accepted; factors of a secret.json as long.
+    @Test func refusesModuliAboveTheLargestSizeBeforeTestingThem() throws {
+        // 2^8192 + 1: odd, composite-looking, one bit too long.
+        let long = BigInt(1).shiftedLeft(8192) + 1
+        #expect(long.bitWidth == PaillierPublicKey.maximumBits + 1)
+        #expect(throws: PaillierError.invalidModulus("n has 8193 bits, above 8192")) {
+            try PaillierPublicKey(n: long)
+        }
+        #expect(throws: PaillierError.invalidModulus("n has 8193 bits, above 8192")) {
+            try PaillierKeyFiles.publicKey(from: Data(#"{"n": "\#(long.decimal)"}"#.utf8))
+        }
+        let factor = BigInt(1).shiftedLeft(4200) + 1
+        #expect(throws: PaillierError.invalidPrivateKey("p and q have 4201 bits, above 4096")) {
+            try PaillierPrivateKey(p: factor, q: factor + 2)
+        }
+        #expect(throws: PaillierError.unsupportedKeySize(8194)) { try PaillierPrivateKey.generate(bits: 8194) }
+    }
 }

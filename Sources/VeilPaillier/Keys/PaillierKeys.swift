@@ -10,13 +10,20 @@ public struct PaillierPublicKey: Hashable, Sendable {
     /// The smallest modulus accepted. Keys of 2048 and 3072 bits are the supported sizes;
     /// smaller ones exist for tests and vectors only.
     public static let minimumBits = 256
+    /// The largest modulus accepted: a modulus comes from a peer or a file, and testing a
+    /// longer one for primality would let its sender hold the reader for seconds or minutes.
+    public static let maximumBits = 8192
 
     /// Wraps a modulus received from elsewhere.
-    /// - Throws: ``PaillierError/invalidModulus(_:)`` unless n is odd, composite-looking and at least 256 bits.
+    /// - Throws: ``PaillierError/invalidModulus(_:)`` unless n is odd, composite-looking and of
+    ///   256 to 8192 bits.
     public init(n: BigInt) throws(PaillierError) {
         guard n.signum > 0, n.bit(0) else { throw .invalidModulus("n must be odd and positive") }
         guard n.bitWidth >= Self.minimumBits else {
             throw .invalidModulus("n has \(n.bitWidth) bits, below \(Self.minimumBits)")
+        }
+        guard n.bitWidth <= Self.maximumBits else {
+            throw .invalidModulus("n has \(n.bitWidth) bits, above \(Self.maximumBits)")
         }
         guard !n.isProbablePrime(rounds: 10) else { throw .invalidModulus("n is prime") }
         self.n = n.declassified()
@@ -98,6 +105,10 @@ public struct PaillierPrivateKey: Sendable {
         let q = q.asSecret()
         guard p != q else { throw .invalidPrivateKey("p and q are equal") }
         guard p.bitWidth == q.bitWidth else { throw .invalidPrivateKey("p and q differ in length") }
+        // Before the primality tests, whose time grows with the cube of the length.
+        guard p.bitWidth <= PaillierPublicKey.maximumBits / 2 else {
+            throw .invalidPrivateKey("p and q have \(p.bitWidth) bits, above \(PaillierPublicKey.maximumBits / 2)")
+        }
         guard p.isProbablePrime(), q.isProbablePrime() else { throw .invalidPrivateKey("p or q is not prime") }
         let n = (p * q)
         guard BigInt.gcd(n, (p - 1) * (q - 1)) == 1 else { throw .invalidPrivateKey("gcd(n, φ(n)) ≠ 1") }
@@ -128,7 +139,7 @@ public struct PaillierPrivateKey: Sendable {
     public static func generate(bits: Int, using generator: inout some RandomNumberGenerator) throws(PaillierError)
         -> PaillierPrivateKey
     {
-        guard bits % 2 == 0, (PaillierPublicKey.minimumBits...8192).contains(bits) else {
+        guard bits % 2 == 0, (PaillierPublicKey.minimumBits...PaillierPublicKey.maximumBits).contains(bits) else {
             throw .unsupportedKeySize(bits)
         }
         while true {
