@@ -98,7 +98,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         guard body.count >= 2, let width = try? BitWidth(Int(body[0] % 64) + 1) else { return 0 }
         let vector = Array(body.dropFirst(2))
         canonical("MaskedInput", vector) {
-            MaskedInputBody.encode(try MaskedInputBody.decode(vector, bitWidth: width, dimension: Int(body[1])))
+            MaskedInputBody.encode(try MaskedInputBody.decode(vector[...], bitWidth: width, dimension: Int(body[1])))
         }
     case 6:
         guard let count = body.first else { return 0 }
