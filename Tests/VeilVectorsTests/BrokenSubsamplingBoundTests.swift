@@ -11,7 +11,9 @@ import VeilTestSupport
 /// all. The cases flagged `HighOrder` have optima from 3 to 1024. Each test runs
 /// `Vectors/dp/veil_privacy.json` through the runner with a deliberately broken bound injected
 /// through its seam and requires every such case at q < 1 to fail.
-@Suite struct BrokenSubsamplingBoundTests {
+// Serialized: each case recomputes the accountant over every privacy vector on the cooperative
+// pool, and several at once left the run's asynchronous tests without a thread to wake on.
+@Suite(.serialized) struct BrokenSubsamplingBoundTests {
     struct Case {
         let tcId: Int
         let order: Double

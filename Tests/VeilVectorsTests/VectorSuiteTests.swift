@@ -10,8 +10,8 @@ import VeilVectors
         return entries.filter { !$0.contains(".") }.sorted()
     }
 
-    @Test func everyCommittedVectorPasses() throws {
-        let report = try VectorSuite.verify(directory: RepositoryPaths.vectors)
+    @Test func everyCommittedVectorPasses() async throws {
+        let report = try await offCooperativePool { try VectorSuite.verify(directory: RepositoryPaths.vectors) }
         let failures = report.files.flatMap { file in
             file.outcomes.filter { !$0.passed }.map { "\(file.path) tcId \($0.tcId): \($0.reason ?? "")" }
         }
@@ -28,8 +28,8 @@ import VeilVectors
         #expect(wycheproof.map(\.outcomes.count).sorted() == [150, 518])
     }
 
-    @Test func theGeneratorReproducesTheCommittedProjectFiles() throws {
-        for (path, data) in try ProjectVectors.all() {
+    @Test func theGeneratorReproducesTheCommittedProjectFiles() async throws {
+        for (path, data) in try await offCooperativePool({ try ProjectVectors.all() }) {
             let committed = try Data(contentsOf: RepositoryPaths.vectors.appendingPathComponent(path))
             #expect(committed == data, "\(path) differs from `veil vectors generate` output")
         }
@@ -47,19 +47,19 @@ import VeilVectors
     ]
 
     @Test(arguments: tamperings)
-    func changingOneByteOfAnExpectedValueFails(_ tampering: (file: String, tcId: Int)) throws {
+    func changingOneByteOfAnExpectedValueFails(_ tampering: (file: String, tcId: Int)) async throws {
         let copy = try RepositoryPaths.copyOfVectors()
         defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
         let url = copy.appendingPathComponent(tampering.file)
         try VectorTampering.alterExpectedValue(in: url, tcId: tampering.tcId)
 
-        let report = try VectorSuite.verify(directory: copy)
+        let report = try await offCooperativePool { try VectorSuite.verify(directory: copy) }
         let file = try #require(report.files.first { $0.path == tampering.file })
         #expect(file.outcomes.filter { !$0.passed }.map(\.tcId) == [tampering.tcId])
         #expect(report.failed == 1)
     }
 
-    @Test func unreadableUnknownAndMiscountedFilesFail() throws {
+    @Test func unreadableUnknownAndMiscountedFilesFail() async throws {
         let directory = try RepositoryPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         try Data("{ not json".utf8).write(to: directory.appendingPathComponent("broken.json"))
@@ -70,7 +70,7 @@ import VeilVectors
         try kdf.replacingOccurrences(of: "\"numberOfTests\" : 17", with: "\"numberOfTests\" : 18")
             .write(to: directory.appendingPathComponent("miscounted.json"), atomically: true, encoding: .utf8)
 
-        let report = try VectorSuite.verify(directory: directory)
+        let report = try await offCooperativePool { try VectorSuite.verify(directory: directory) }
         #expect(report.failed == 3)
         let errors = Dictionary(uniqueKeysWithValues: report.files.map { ($0.path, $0.error) })
         #expect(errors["unknown.json"] == .unknownAlgorithm("ROT13"))
@@ -85,7 +85,7 @@ import VeilVectors
     }
 
     /// Rewrites the Paillier project file of a copy of `Vectors/` with `change`.
-    static func malformedPaillierReport(_ change: (inout [[String: Any]]) throws -> Void) throws
+    static func malformedPaillierReport(_ change: (inout [[String: Any]]) throws -> Void) async throws
         -> VectorSuite.FileReport
     {
         let copy = try RepositoryPaths.copyOfVectors()
@@ -96,16 +96,16 @@ import VeilVectors
         try change(&groups)
         root["testGroups"] = groups
         try JSONSerialization.data(withJSONObject: root).write(to: url)
-        let report = try VectorSuite.verify(directory: copy)
+        let report = try await offCooperativePool { try VectorSuite.verify(directory: copy) }
         return try #require(report.files.first { $0.path == "paillier/veil_paillier.json" })
     }
 
     /// A malformed field of a Paillier file fails the cases that read it, naming the field and
     /// the case (it used to trap `veil vectors verify`), even a case that expects a rejection.
-    @Test func malformedPaillierFieldsFailTheirCasesByName() throws {
+    @Test func malformedPaillierFieldsFailTheirCasesByName() async throws {
         // Group 4 holds the threshold cases 40...51; 43...51 are invalid (43 notEnoughPartialDecryptions,
         // 44...51 invalidPartialDecryption).
-        let badModulus = try Self.malformedPaillierReport { groups in groups[3]["n"] = "0x1f" }
+        let badModulus = try await Self.malformedPaillierReport { groups in groups[3]["n"] = "0x1f" }
         #expect(badModulus.error == nil)
         let failed = badModulus.outcomes.filter { !$0.passed }
         #expect(failed.map(\.tcId) == Array(40...51))
@@ -115,7 +115,7 @@ import VeilVectors
                 .description)
         #expect(failed.first?.reason == "test case 40, field n: \"0x1f\" is not a decimal integer")
 
-        let missingCiphertext = try Self.malformedPaillierReport { groups in
+        let missingCiphertext = try await Self.malformedPaillierReport { groups in
             var tests = try #require(groups[3]["tests"] as? [[String: Any]])
             tests[1]["c"] = nil
             groups[3]["tests"] = tests
@@ -123,7 +123,7 @@ import VeilVectors
         #expect(missingCiphertext.outcomes.filter { !$0.passed }.map(\.tcId) == [41])
         #expect(missingCiphertext.outcomes.first { $0.tcId == 41 }?.reason == "test case 41, field c: missing")
 
-        let strangerPartial = try Self.malformedPaillierReport { groups in
+        let strangerPartial = try await Self.malformedPaillierReport { groups in
             var tests = try #require(groups[3]["tests"] as? [[String: Any]])
             var partials = try #require(tests[0]["partials"] as? [[String: Any]])
             partials[0]["holder"] = 9
@@ -135,7 +135,7 @@ import VeilVectors
                 == "test case 40, field partials: holder 9 has no share in the group")
 
         // A packing width outside 1...64 is an input the implementation refuses, by its code.
-        let wideSlots = try Self.malformedPaillierReport { groups in
+        let wideSlots = try await Self.malformedPaillierReport { groups in
             var tests = try #require(groups[2]["tests"] as? [[String: Any]])
             tests[0]["bits"] = 65
             groups[2]["tests"] = tests
@@ -143,7 +143,7 @@ import VeilVectors
         #expect(wideSlots.outcomes.first { $0.tcId == 31 }?.reason == "rejected a valid case: bitWidthOutOfRange")
     }
 
-    @Test func aValidCaseMarkedInvalidFails() throws {
+    @Test func aValidCaseMarkedInvalidFails() async throws {
         let copy = try RepositoryPaths.copyOfVectors()
         defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
         let url = copy.appendingPathComponent("shamir/veil_shamir.json")
@@ -152,7 +152,7 @@ import VeilVectors
         let range = try #require(text.range(of: "\"result\" : \"valid\""))
         try text.replacingCharacters(in: range, with: "\"result\" : \"invalid\"").write(
             to: url, atomically: true, encoding: .utf8)
-        let report = try VectorSuite.verify(directory: copy)
+        let report = try await offCooperativePool { try VectorSuite.verify(directory: copy) }
         #expect(report.failed == 1)
     }
 }
