@@ -70,6 +70,23 @@ import VeilTestSupport
         }
     }
 
+    /// A roster key that is not a curve point (a coordinator can put one there) is a named
+    /// refusal for the other members, not a trap: the failing key agreement used to sit
+    /// inside a `try!`.
+    @Test func aRosterKeyOffTheCurveIsRefusedByName() throws {
+        var members = self.members.map(\.publicKey)
+        // y = 2 has no x on edwards25519 (2 is not a square's image): the conversion to X25519 fails.
+        members[2] = try Ed25519.PublicKey(rawRepresentation: [2] + [UInt8](repeating: 0, count: 31))
+        let s = try PaillierSession(
+            publicKey: key.publicKey,
+            packing: PaillierPacking(bitWidth: BitWidth(16), maxAddends: 8, keyBits: key.publicKey.bits),
+            dimension: 40, round: 1, nonce: [UInt8](repeating: 3, count: 32), keyHolder: holderIdentity.publicKey,
+            coordinator: coordinator.publicKey, roster: members, context: [UInt8](repeating: 2, count: 32))
+        #expect(throws: PaillierSessionError.weakMemberKey(position: 3)) {
+            try s.mask(for: ParticipantID(1), signingKey: self.members[0])
+        }
+    }
+
     @Test func theWholeProductWithEveryReceiptDecryptsToTheSum() throws {
         let members = self.members
         let s = try session(members)

@@ -170,6 +170,40 @@ import VeilTestSupport
         #expect(report.attributions.map(\.fault) == [.invalidComplaint])
         #expect(report.dropped.map { $0.2.code } == ["invalidComplaint"])
     }
+
+    /// CI's fuzz smoke found this one: a complaint cut short inside its proof trapped the server
+    /// (the short read sat inside a `try!`), so one participant could crash the coordinator.
+    /// The sender is now dropped as malformed and the round completes without it.
+    @Test func aComplaintCutShortInItsProofDropsOnlyItsSender() throws {
+        let report = try substituting(
+            .maskedInputCollection, from: 2, .init(parameters: try parameters(n: 7, t: 4), seed: seed(26))
+        ) { honest, cast in
+            var body: [UInt8] = [1, 0, 0, 0, 5, 0, 0, 0, 1]  // one complaint about 5, with evidence
+            body += Ristretto255.PrivateKey().publicKey.rawRepresentation
+            body += [UInt8](repeating: 7, count: EqualityProof.byteCount - 1)  // one byte short
+            return SecAggForgery.resigned(honest, body: body, by: cast.clientKeys[1])
+        }
+        #expect(report.abort == nil)
+        #expect(report.sumCorrect)
+        #expect(report.dropped.map { $0.0.rawValue } == [2])
+        #expect(report.dropped.map { $0.2.code } == ["malformed"])
+    }
+
+    /// Every prefix of a body holding an evidence complaint either decodes or throws.
+    @Test func everyPrefixOfAComplaintDecodesOrThrows() throws {
+        let complaint = ShareComplaint(
+            accused: 5,
+            evidence: .undecryptable(
+                shared: Ristretto255.PrivateKey().publicKey.rawRepresentation,
+                proof: try EqualityProof(rawRepresentation: [UInt8](repeating: 1, count: EqualityProof.byteCount))))
+        let full = try SecAggForgery.maskedInputBody([0, 0, 0, 0], adding: complaint)
+        var refused = 0
+        for length in 0..<full.count {
+            do { _ = try SecAggForgery.complaints(inMaskedInput: Array(full.prefix(length))) } catch { refused += 1 }
+        }
+        #expect(refused == full.count)  // every proper prefix is short of the one complaint it counts
+        #expect(try SecAggForgery.complaints(inMaskedInput: full) == [complaint])
+    }
 }
 
 /// The review's attacks on complaints (an attacker session's findings), each now refused.

@@ -136,7 +136,8 @@ public struct PaillierSession: Sendable {
         var total = [BigInt](repeating: BigInt(0).asSecret(), count: plaintextCount)
         for peer in 1...roster.count where peer != Int(position.rawValue) {
             let b = ParticipantID(UInt32(peer))
-            var stream = try! ChaCha20Generator(seed: try pairwiseSeed(own: own, position, b))  // a 32-byte seed
+            let seed = try pairwiseSeed(own: own, position, b)  // a weak roster key throws here
+            var stream = try! ChaCha20Generator(seed: seed)  // a 32-byte seed
             let adds = position < b
             for j in 0..<total.count {
                 let m = BigInt(bigEndian: stream.bytes(count: maskByteCount)).modulo(n)

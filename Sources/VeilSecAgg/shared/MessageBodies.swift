@@ -103,8 +103,9 @@ struct EncryptedShares: Hashable {
     static func read(from reader: inout ByteReader) throws(SecAggWireError) -> EncryptedShares {
         let peer = try reader.u32("peer")
         let recipientKey = try reader.raw(Ristretto255.elementByteCount, "recipient key")
-        let nonce = try! XChaCha20Poly1305.Nonce(  // length read exactly
-            rawRepresentation: try reader.raw(XChaCha20Poly1305.nonceByteCount, "nonce"))
+        // The read stays outside `try!`: a short body is the sender's error, not a crash.
+        let nonceBytes = try reader.raw(XChaCha20Poly1305.nonceByteCount, "nonce")
+        let nonce = try! XChaCha20Poly1305.Nonce(rawRepresentation: nonceBytes)  // length read exactly
         let ciphertext = try reader.raw(ciphertextByteCount, "ciphertext")
         return EncryptedShares(
             peer: peer, recipientKey: recipientKey, nonce: nonce, ciphertext: ciphertext,
@@ -240,8 +241,8 @@ public struct ShareComplaint: Hashable, Sendable {
             return ShareComplaint(accused: accused, evidence: .unsigned)
         case 1:
             let shared = try reader.raw(Ristretto255.elementByteCount, "shared element")
-            let proof = try! EqualityProof(  // length read exactly
-                rawRepresentation: try reader.raw(EqualityProof.byteCount, "proof"))
+            let proofBytes = try reader.raw(EqualityProof.byteCount, "proof")  // a short body throws here
+            let proof = try! EqualityProof(rawRepresentation: proofBytes)  // length read exactly
             return ShareComplaint(accused: accused, evidence: .undecryptable(shared: shared, proof: proof))
         case let kind:
             throw .malformed("unknown complaint kind \(kind)")
