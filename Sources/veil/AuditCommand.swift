@@ -45,21 +45,41 @@ struct AuditCommand: ParsableCommand {
                 Checks every file: the coordinator's certificate and signature, the roster's certificates, the \
                 session, every protocol message and the server's replayed decisions, the survivor lists, the \
                 released sum and the attributions; then the chain between records of consecutive sequence \
-                numbers. Exits 1, naming the file and what failed, if anything does not check.
+                numbers. With --participant and --journal, a participant also checks the records of the sessions \
+                it took part in against its own journal (join.json's audit_journal): each must be the record the \
+                coordinator gave it a receipt for, and its log must hold every message the participant sent and \
+                every message the server sent it. Exits 1, naming the file and what failed, if anything does not check.
                 """)
 
         @Option(help: "The federation CA's certificate (PEM).")
         var ca: String
 
+        @Option(help: "A participant's id: check the records against its journal (with --journal).")
+        var participant: String?
+
+        @Option(help: "The participant's audit journal folder (join.json's audit_journal).")
+        var journal: String?
+
         @Argument(help: "Exported record files.")
         var files: [String]
 
+        func validate() throws {
+            guard (participant == nil) == (journal == nil) else {
+                throw ValidationError("--participant and --journal go together")
+            }
+        }
+
         func run() throws {
             let certificate = try FederationCA.loadCertificate(ca)
-            let reports = RoundAudit.verify(files: files.map { URL(fileURLWithPath: $0) }, ca: certificate)
+            var reports = RoundAudit.verify(files: files.map { URL(fileURLWithPath: $0) }, ca: certificate)
+            if let participant, let journal {
+                let entries = try AuditJournal(directory: URL(fileURLWithPath: journal)).entries()
+                reports = RoundAudit.check(reports, participant: participant, journal: entries)
+            }
             var failed = false
             for report in reports {
                 let place = report.round.map { "round \($0) attempt \(report.attempt ?? 0)" } ?? "-"
+                for note in report.notes { print("note  \(report.path) (\(place)): \(note)") }
                 if report.problems.isEmpty {
                     print("ok    \(report.path) (\(place))")
                 } else {

@@ -80,7 +80,8 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
 
     /// This participant.
     public let id: ParticipantID
-    private let session: SecAggSession
+    /// The session, as this participant accepted it (its id, the server's key).
+    public let session: SecAggSession
     private let identity: Ed25519.PrivateKey
     private var generator: Generator
     private var state: State

@@ -65,9 +65,17 @@ public enum RoundAudit {
         public var attempt: Int?
         public var sequence: Int?
         public var problems: [String]
+        /// Notes that are not failures (a roster member with no journal entry, say).
+        public var notes: [String] = []
         /// The record's bytes, for the chain check.
         var bytes: [UInt8]?
         var previous: String?
+        /// What a participant's journal is checked against: the session id (hex), the
+        /// coordinator's key, the roster's ids and the log.
+        var sessionID: String?
+        var serverKey: Ed25519.PublicKey?
+        var rosterIDs: [String] = []
+        var events: [SecAggAuditEvent] = []
     }
 
     /// Checks exported records offline with only the CA certificate: each file on its own
@@ -177,6 +185,10 @@ public enum RoundAudit {
         }
         guard events.count == record.eventCount, Hex.encode(SecAggAuditEvent.digest(events)) == record.eventsDigest
         else { return fail("the log is not the one the record names (its digest differs)") }
+        report.sessionID = Hex.encode(session.id)
+        report.serverKey = coordinator.signingKey
+        report.rosterIDs = record.session.roster.map(\.id)
+        report.events = events
 
         // The replay: what the recorded messages make the server do.
         let outcome: SecAggAuditOutcome
@@ -207,6 +219,99 @@ public enum RoundAudit {
             report.problems.append("unknown outcome \(record.outcome)")
         }
         return report
+    }
+
+    /// Checks verified records against one participant's journal (`Specs/audit.md` §6): for
+    /// every record whose roster names `participant` and whose session the journal holds, the
+    /// record must be the one the coordinator's receipt names, the log must hold every message
+    /// the participant sent — from its position, unchanged, in order, and nothing else from it —
+    /// and every message it received must be in the log as sent by the server. A record that
+    /// names the participant without a journal entry gets a note, not a failure.
+    public static func check(
+        _ reports: [FileReport], participant: String, journal: [(path: String, entry: AuditJournalEntry)]
+    ) -> [FileReport] {
+        let bySession = Dictionary(
+            journal.filter { $0.entry.participant == participant }.map { ($0.entry.session, $0) },
+            uniquingKeysWith: { a, _ in a })
+        return reports.map { original in
+            var report = original
+            guard let session = report.sessionID, let position = report.rosterIDs.firstIndex(of: participant) else {
+                return report
+            }
+            guard let (path, entry) = bySession[session] else {
+                report.notes.append("\(participant) is in the roster, but its journal has no entry for this session")
+                return report
+            }
+            report.problems += journalProblems(entry, path: path, report: report, position: UInt32(position + 1))
+            return report
+        }
+    }
+
+    private static func journalProblems(
+        _ entry: AuditJournalEntry, path: String, report: FileReport, position: UInt32
+    ) -> [String] {
+        var problems: [String] = []
+        let who = "\(entry.participant) (journal \(path))"
+        if entry.position != position {
+            problems.append("\(who) took part at position \(entry.position), the record lists it at \(position)")
+        }
+        if let hash = entry.recordHash {
+            let receiptValid =
+                (try? Hex.decode(hash)).flatMap { hashBytes in
+                    (try? Hex.decode(entry.receipt ?? "")).map { receipt in
+                        report.serverKey.map {
+                            RoundAuditRecord.isReceipt(
+                                receipt, sessionID: (try? Hex.decode(entry.session)) ?? [], recordHash: hashBytes,
+                                by: $0)
+                        } ?? false
+                    }
+                } ?? false
+            if !receiptValid {
+                problems.append("\(who): the receipt is not the coordinator's signature over the session and hash")
+            } else if hash != report.bytes.map({ Hex.encode(RoundAuditRecord.hash($0)) }) {
+                problems.append(
+                    "\(who): the coordinator gave a receipt for another record of this session (SHA-256 \(hash)): it signed two accounts"
+                )
+            }
+        } else if entry.completed != nil {
+            problems.append("\(who): the round's result came without a receipt for its record")
+        }
+        let logged = report.events.compactMap { event -> String? in
+            if case .received(let party, let bytes) = event, party.rawValue == position { return Hex.encode(bytes) }
+            return nil
+        }
+        if logged != entry.sent {
+            let missing = entry.sent.first { !logged.contains($0) }
+            let extra = logged.first { !entry.sent.contains($0) }
+            if let missing {
+                problems.append(
+                    "\(who) sent a \(roundName(missing)) message that is not in the log (lost on the way, or left out or changed by the coordinator)"
+                )
+            } else if let extra {
+                problems.append("the log holds a \(roundName(extra)) message from \(who) that it did not send")
+            } else {
+                problems.append("the log holds \(who)'s messages in another order or number than it sent them")
+            }
+        }
+        let sent = Set(
+            report.events.compactMap { event -> String? in
+                if case .sent(let bytes) = event { return Hex.encode(bytes) }
+                return nil
+            })
+        if let unlogged = entry.received.first(where: { !sent.contains($0) }) {
+            problems.append(
+                "the server sent \(who) a \(roundName(unlogged)) message that is not in its log: it showed this participant another view"
+            )
+        }
+        return problems
+    }
+
+    /// The protocol round of a hex-encoded signed message, for a failure's wording.
+    private static func roundName(_ hex: String) -> String {
+        guard let bytes = try? Hex.decode(hex), let message = try? SignedMessage(encoded: bytes) else {
+            return "malformed"
+        }
+        return "\(message.round)"
     }
 
     static func identity(_ base64: String, ca: Certificate, at date: Date) throws -> FederationIdentity {

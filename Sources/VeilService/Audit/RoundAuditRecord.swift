@@ -78,6 +78,21 @@ public struct RoundAuditRecord: Codable, Sendable, Equatable {
         key.isValidSignature(signature, for: signatureContext + bytes)
     }
 
+    static let receiptContext = Array("veil/v1/audit/receipt".utf8) + [0]
+
+    /// The coordinator's receipt to a member of a session: Ed25519 over
+    /// "veil/v1/audit/receipt" ‖ 0x00 ‖ session id ‖ SHA-256(record). With it a participant holds
+    /// the coordinator to one record for the session it took part in (`Specs/audit.md` §6).
+    static func receipt(sessionID: [UInt8], recordHash: [UInt8], by key: Ed25519.PrivateKey) -> [UInt8] {
+        key.signature(for: receiptContext + sessionID + recordHash)
+    }
+
+    static func isReceipt(
+        _ signature: [UInt8], sessionID: [UInt8], recordHash: [UInt8], by key: Ed25519.PublicKey
+    ) -> Bool {
+        key.isValidSignature(signature, for: receiptContext + sessionID + recordHash)
+    }
+
     /// SHA-256 of the sum's encoding: d elements of ⌈b/8⌉ bytes, little-endian.
     public static func sumDigest(_ sum: ModularVector) -> [UInt8] {
         let width = sum.bitWidth.byteCount

@@ -27,12 +27,16 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     public var privacyBudget: ParticipantBudget?
     /// What it requires of every round (`Specs/wire.md` §3.1).
     public var policy = ParticipantPolicy()
+    /// A folder (relative to the configuration file) where it keeps, for every masking session
+    /// it takes part in, what it sent and received and the coordinator's receipt for the
+    /// round's audit record (`Specs/audit.md` §6); nil: it keeps none.
+    public var auditJournal: String?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
-        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy
+        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,6 +53,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         try c.take(.reconnectAttempts, &reconnectAttempts)
         privacyBudget = try c.decodeIfPresent(ParticipantBudget.self, forKey: .privacyBudget)
         try c.take(.policy, &policy)
+        auditJournal = try c.decodeIfPresent(String.self, forKey: .auditJournal)
     }
 
     public static func load(path: String) throws -> JoinConfiguration {
@@ -70,6 +75,10 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
             throw ConfigurationError("reconnect_attempts must be at least 0")
         }
         try configuration.policy.validate()
+        if let journal = configuration.auditJournal {
+            guard !journal.isEmpty else { throw ConfigurationError("audit_journal must name a folder") }
+            if !journal.hasPrefix("/") { configuration.auditJournal = base.appendingPathComponent(journal).path }
+        }
         if var budget = configuration.privacyBudget {
             try budget.validate()
             if !budget.ledger.hasPrefix("/") { budget.ledger = base.appendingPathComponent(budget.ledger).path }

@@ -40,7 +40,7 @@ extension Coordinator {
         algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
         let evaluated = evaluationResult()
         lastAccuracy = evaluated?.accuracy ?? lastAccuracy
-        try store.finishRound(
+        let recordHash = try store.finishRound(
             report.number, attempt: report.attempt,
             record: .init(
                 outcome: "completed", survivors: result.survivors.count, abortReason: nil,
@@ -51,7 +51,8 @@ extension Coordinator {
         completedRounds = report.number
         metrics.set("veil_rounds_completed", Double(completedRounds))
         if let accuracy = evaluated?.accuracy { metrics.set("veil_model_accuracy", accuracy) }
-        broadcastResult(machine, completed: true, survivors: result.survivors.count, reason: nil)
+        broadcastResult(
+            machine, completed: true, survivors: result.survivors.count, reason: nil, recordHash: recordHash)
         logger.info(
             "round completed",
             metadata: [
@@ -79,7 +80,7 @@ extension Coordinator {
 
     /// Writes an aborted (or interrupted) attempt to the store and tells its members.
     func record(_ report: RoundReport, abort: RoundAbort, machine: RoundMachine?) throws {
-        try store.finishRound(
+        let recordHash = try store.finishRound(
             report.number, attempt: report.attempt,
             record: .init(
                 outcome: abort.kind == .interrupted ? "interrupted" : "aborted", survivors: 0,
@@ -87,7 +88,9 @@ extension Coordinator {
                 bytesOut: machine?.bytesOut ?? 0, contributors: []),
             checkpoint: nil, accuracy: nil, ledger: nil,
             audit: machine.flatMap { auditDraft($0, result: nil, abort: abort) })
-        if let machine { broadcastResult(machine, completed: false, survivors: 0, reason: abort.detail) }
+        if let machine {
+            broadcastResult(machine, completed: false, survivors: 0, reason: abort.detail, recordHash: recordHash)
+        }
         logger.warning(
             "round aborted",
             metadata: ["round": "\(report.number)", "kind": "\(abort.kind.rawValue)", "reason": "\(abort)"])
@@ -164,13 +167,23 @@ extension Coordinator {
         return summary
     }
 
-    private func broadcastResult(_ machine: RoundMachine, completed: Bool, survivors: Int, reason: String?) {
+    /// Tells the cohort how the attempt ended; for a masking round, with the hash of the audit
+    /// record just sealed and a receipt for it that each member keeps (`Specs/audit.md` §6).
+    private func broadcastResult(
+        _ machine: RoundMachine, completed: Bool, survivors: Int, reason: String?, recordHash: [UInt8]?
+    ) {
         let result = Veil_V1_RoundResult.with {
             $0.round = UInt64(machine.number)
             $0.completed = completed
             $0.survivors = UInt32(survivors)
             $0.abortReason = reason ?? ""
             $0.transcriptHash = Data(machine.transcript)
+            if let recordHash, let session = machine.auditedSession?.session {
+                $0.auditRecordHash = Data(recordHash)
+                $0.auditReceipt = Data(
+                    RoundAuditRecord.receipt(
+                        sessionID: session.id, recordHash: recordHash, by: credentials.signingKey))
+            }
         }
         for id in machine.cohort { registry.send(.with { $0.result = result }, to: id) }
     }

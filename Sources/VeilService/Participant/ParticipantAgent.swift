@@ -124,6 +124,8 @@ public struct ParticipantAgent: Sendable {
             tls: c.tls, host: c.host, port: c.port, coordinator: c.coordinator, hello: hello()
         ) { messages, send in
             var state = AgentState(agent: agent, tally: tally, send: send)
+            // A session cut short by the connection is journalled too: what was sent is what matters.
+            defer { state.journal(result: nil) }
             for try await message in messages {
                 if try state.handle(message) { break }
             }

@@ -1,4 +1,5 @@
 import Foundation
+import VeilCore
 import VeilCrypto
 import VeilSecAgg
 import VeilWire
@@ -13,6 +14,9 @@ extension ParticipantAgent {
     struct RoundState {
         let number: UInt64
         var client: SecAggClient<SystemRandom>
+        /// What this participant sent and received in the session, for its audit journal.
+        var sent: [[UInt8]] = []
+        var received: [[UInt8]] = []
     }
 
     /// Handles the coordinator's messages on one connection.
@@ -35,6 +39,7 @@ extension ParticipantAgent {
                     metadata: ["federation": "\(welcome.federation)", "next_round": "\(welcome.nextRound)"])
             case .assignment(let assignment) where assignment.hasPaillier:
                 tally.add(assigned: 1)
+                journal(result: nil)
                 round = nil
                 do {
                     let preparing = ContinuousClock.now
@@ -52,6 +57,7 @@ extension ParticipantAgent {
             case .assignment(let assignment):
                 tally.add(assigned: 1)
                 sentThisRound = 0
+                journal(result: nil)
                 do {
                     let preparing = ContinuousClock.now
                     var prepared = try agent.prepare(assignment)
@@ -68,6 +74,7 @@ extension ParticipantAgent {
             case .secagg(let secagg):
                 guard var current = round, current.number == secagg.round else { return false }
                 let handling = ContinuousClock.now
+                current.received.append(Array(secagg.signed))
                 let action = current.client.handle(encoded: Array(secagg.signed))
                 tally.add(crypto: seconds(since: handling))
                 round = current
@@ -78,6 +85,7 @@ extension ParticipantAgent {
                 {
                     tally.add(completed: 1)
                 }
+                if round?.number == result.round { journal(result: result) }
                 contributed = nil
                 agent.logger.info(
                     "round result",
@@ -103,6 +111,41 @@ extension ParticipantAgent {
                 break
             }
             return false
+        }
+
+        /// Writes the journal entry of the session under way (`Specs/audit.md` §6), with the
+        /// round's result when it came, and forgets the session. A receipt that the session's
+        /// server key did not sign is kept as it came (it is evidence) and logged.
+        mutating func journal(result: Veil_V1_RoundResult?) {
+            guard let current = round, let directory = agent.configuration.auditJournal else { return }
+            round = nil
+            let session = current.client.session
+            var entry = AuditJournalEntry(
+                participant: agent.identity.id, position: current.client.id.rawValue, round: current.number,
+                session: Hex.encode(session.id), serverKey: Hex.encode(session.serverIdentity.rawRepresentation),
+                sent: current.sent.map { Hex.encode($0) }, received: current.received.map { Hex.encode($0) })
+            if let result {
+                entry.completed = result.completed
+                if !result.auditRecordHash.isEmpty {
+                    let hash = Array(result.auditRecordHash)
+                    entry.recordHash = Hex.encode(hash)
+                    entry.receipt = Hex.encode(Array(result.auditReceipt))
+                    if !RoundAuditRecord.isReceipt(
+                        Array(result.auditReceipt), sessionID: session.id, recordHash: hash,
+                        by: session.serverIdentity)
+                    {
+                        agent.logger.error(
+                            "the coordinator's audit receipt does not verify", metadata: ["round": "\(current.number)"])
+                    }
+                } else {
+                    agent.logger.warning(
+                        "the round result carries no audit receipt", metadata: ["round": "\(current.number)"])
+                }
+            }
+            do { try AuditJournal(directory: URL(fileURLWithPath: directory)).write(entry) } catch {
+                agent.logger.error(
+                    "cannot write the audit journal", metadata: ["round": "\(current.number)", "error": "\(error)"])
+            }
         }
 
         /// Tells the coordinator that this participant will not take part in `number` (or stops
@@ -134,6 +177,7 @@ extension ParticipantAgent {
                     message = misbehaviour.apply(to: message, signingKey: agent.signingKey)
                 }
                 sentThisRound += 1
+                round?.sent.append(message.encoded)
                 send(
                     .with {
                         $0.secagg = .with {

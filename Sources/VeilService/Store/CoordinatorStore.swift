@@ -148,7 +148,8 @@ public final class CoordinatorStore: Sendable {
         public var events: [SecAggAuditEvent]
     }
 
-    private static func insert(_ draft: AuditDraft, round: Int, attempt: Int, in db: Database) throws {
+    /// Seals and stores the record; returns its bytes.
+    private static func insert(_ draft: AuditDraft, round: Int, attempt: Int, in db: Database) throws -> [UInt8] {
         let last = try Row.fetchOne(
             db, sql: "SELECT sequence, record FROM audit_records ORDER BY sequence DESC LIMIT 1")
         let sequence = (last.map { $0["sequence"] as Int } ?? 0) + 1
@@ -169,6 +170,7 @@ public final class CoordinatorStore: Sendable {
                 sql: "INSERT INTO audit_events (sequence, idx, kind, party, bytes) VALUES (?, ?, ?, ?, ?)",
                 arguments: [sequence, index, kind, party, Data(bytes)])
         }
+        return record
     }
 
     /// The audit records of rounds `rounds` (every attempt), in chain order, with their logs.
@@ -333,16 +335,17 @@ public final class CoordinatorStore: Sendable {
     }
 
     /// Records an attempt's end and, for a completed round, the new checkpoint (and ledger) —
-    /// in one transaction.
+    /// in one transaction. Returns the SHA-256 of the audit record sealed with it, if any.
+    @discardableResult
     public func finishRound(
         _ number: Int, attempt: Int, record: RoundRecord, checkpoint: FedAvgFamily?, accuracy: Double?,
         ledger: PrivacyLedger?, audit: AuditDraft? = nil
-    ) throws {
+    ) throws -> [UInt8]? {
         let encoder = JSONEncoder()
         let state = try checkpoint.map { try encoder.encode($0) }
         let ledgerState = try ledger.map { try encoder.encode($0) }
         let now = Date().timeIntervalSince1970
-        try pool.write { db in
+        return try pool.write { db -> [UInt8]? in
             try db.execute(
                 sql: """
                     UPDATE rounds SET finished = ?, outcome = ?, survivors = ?, abort_reason = ?, transcript_hash = ?,
@@ -366,7 +369,7 @@ public final class CoordinatorStore: Sendable {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO ledger (id, state) VALUES (1, ?)", arguments: [ledgerState])
             }
-            if let audit { try Self.insert(audit, round: number, attempt: attempt, in: db) }
+            return try audit.map { RoundAuditRecord.hash(try Self.insert($0, round: number, attempt: attempt, in: db)) }
         }
     }
 

@@ -977,6 +977,13 @@ public nonisolated struct Veil_V1_RoundResult: Sendable {
   /// SHA-256 of the round's transcript as the coordinator recorded it.
   public var transcriptHash: Data = Data()
 
+  /// Masking rounds: SHA-256 of the attempt's signed audit record (Specs/audit.md §2), and the
+  /// coordinator's receipt for it, Ed25519 over "veil/v1/audit/receipt" ‖ 0x00 ‖ session id ‖
+  /// that hash (Specs/audit.md §6). Empty for Paillier rounds, which have no record.
+  public var auditRecordHash: Data = Data()
+
+  public var auditReceipt: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2491,7 +2498,7 @@ nonisolated extension Veil_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Veil_V1_RoundResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}completed\0\u{1}survivors\0\u{3}abort_reason\0\u{3}transcript_hash\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}completed\0\u{1}survivors\0\u{3}abort_reason\0\u{3}transcript_hash\0\u{3}audit_record_hash\0\u{3}audit_receipt\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2504,6 +2511,8 @@ nonisolated extension Veil_V1_RoundResult: SwiftProtobuf.Message, SwiftProtobuf.
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.survivors) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.abortReason) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.transcriptHash) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.auditRecordHash) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.auditReceipt) }()
       default: break
       }
     }
@@ -2525,6 +2534,12 @@ nonisolated extension Veil_V1_RoundResult: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.transcriptHash.isEmpty {
       try visitor.visitSingularBytesField(value: self.transcriptHash, fieldNumber: 5)
     }
+    if !self.auditRecordHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.auditRecordHash, fieldNumber: 6)
+    }
+    if !self.auditReceipt.isEmpty {
+      try visitor.visitSingularBytesField(value: self.auditReceipt, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2534,6 +2549,8 @@ nonisolated extension Veil_V1_RoundResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.survivors != rhs.survivors {return false}
     if lhs.abortReason != rhs.abortReason {return false}
     if lhs.transcriptHash != rhs.transcriptHash {return false}
+    if lhs.auditRecordHash != rhs.auditRecordHash {return false}
+    if lhs.auditReceipt != rhs.auditReceipt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+import VeilCore
+import VeilLearning
+import VeilTestSupport
+
+@testable import VeilService
+
+/// A participant holding the coordinator to its records (`Specs/audit.md` §6): each keeps a
+/// journal of what it sent and received and the coordinator's receipt for the round's record,
+/// and checks exported records against it. The attacks are the coordinator's: another record
+/// than the one it acknowledged, a participant's message left out of the log, a message shown
+/// to one participant that the log does not hold.
+@Suite(.serialized) struct ParticipantAuditTests {
+    struct Federation {
+        let directory: URL
+        let files: [URL]
+        let network: NetworkSimulation
+        let journals: [String: URL]
+    }
+
+    /// Five participants with journals, two rounds, exported.
+    static func federation() async throws -> Federation {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-participant-audit")
+        var c = FederatedConfiguration()
+        c.clients = 5
+        c.rounds = 2
+        c.partition = .iid
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
+        var journals: [String: URL] = [:]
+        for i in network.participants.indices {
+            let journal = directory.appendingPathComponent("journal-\(i)")
+            network.participants[i].join.auditJournal = journal.path
+            journals["participant-\(i + 1)"] = journal
+        }
+        let result = try await network.run(logger: quietLogger())
+        #expect(result.completedRounds == 2)
+        let out = directory.appendingPathComponent("audit")
+        let names = try RoundAudit.export(store: network.serve.state, rounds: 1...2, to: out)
+        return Federation(
+            directory: directory, files: names.map { out.appendingPathComponent($0) }, network: network,
+            journals: journals)
+    }
+
+    static func checked(_ f: Federation, _ id: String, files: [URL]? = nil) throws -> [RoundAudit.FileReport] {
+        let reports = RoundAudit.verify(
+            files: files ?? f.files, ca: try FederationCA.loadCertificate(f.network.serve.tls.ca))
+        let entries = try AuditJournal(directory: try #require(f.journals[id])).entries()
+        return RoundAudit.check(reports, participant: id, journal: entries)
+    }
+
+    /// Rewrites one journal entry of a participant.
+    static func editJournal(_ f: Federation, _ id: String, _ change: (inout AuditJournalEntry) -> Void) throws {
+        let journal = AuditJournal(directory: try #require(f.journals[id]))
+        var (_, entry) = try #require(try journal.entries().first)
+        change(&entry)
+        try journal.write(entry)
+    }
+
+    @Test func everyParticipantChecksItsRoundsAndEachDeviationIsNamed() async throws {
+        let f = try await Self.federation()
+        defer { try? FileManager.default.removeItem(at: f.directory) }
+        let ids = f.journals.keys.sorted()
+        // Every participant took part in both rounds: an entry each, with a valid receipt, and
+        // every record checks against every journal.
+        for id in ids {
+            let entries = try AuditJournal(directory: try #require(f.journals[id])).entries()
+            #expect(entries.count == 2, "\(id): \(entries.map(\.path))")
+            #expect(
+                entries.allSatisfy { $0.entry.completed == true && $0.entry.receipt != nil && !$0.entry.sent.isEmpty })
+            let reports = try Self.checked(f, id)
+            #expect(reports.map(\.problems) == [[], []], "\(id): \(reports.map(\.problems))")
+            #expect(reports.allSatisfy { $0.notes.isEmpty })
+        }
+        let id = ids[1]
+
+        // The coordinator re-signs another account of round 1 (here: another time). On its own
+        // it verifies — it is signed by the coordinator and its log replays — but it is not the
+        // record the participant holds a receipt for.
+        let original = try Data(contentsOf: f.files[0])
+        let (_, _, signingKey) = try f.network.serve.tls.credentials(role: .coordinator)
+        try AuditTests.edit(f.files[0]) { object in
+            var record = try JSONDecoder().decode(
+                RoundAuditRecord.self, from: Data(base64Encoded: object["record"] as! String)!)
+            record.recorded += 1
+            let bytes = record.canonicalBytes
+            object["record"] = Data(bytes).base64EncodedString()
+            object["signature"] = Hex.encode(RoundAuditRecord.sign(bytes, with: signingKey))
+        }
+        let alone = RoundAudit.verify(
+            files: [f.files[0]], ca: try FederationCA.loadCertificate(f.network.serve.tls.ca))
+        #expect(alone[0].problems.isEmpty)
+        let rewritten = try Self.checked(f, id, files: [f.files[0]])
+        #expect(rewritten[0].problems.contains { $0.contains("it signed two accounts") }, "\(rewritten[0].problems)")
+        try original.write(to: f.files[0])
+
+        // A message the participant sent that the log does not hold (as the participant's
+        // journal has it, the log lacks it): named with its protocol round.
+        let journalURL = try #require(f.journals[id])
+        let saved = try AuditJournal(directory: journalURL).entries()
+        try Self.editJournal(f, id) { entry in
+            var bytes = try! Hex.decode(entry.sent[1])
+            bytes[bytes.count - 1] ^= 1
+            entry.sent[1] = Hex.encode(bytes)
+        }
+        let omitted = try Self.checked(f, id)
+        #expect(
+            omitted[0].problems.contains { $0.contains("sent a R1ShareKeys message that is not in the log") },
+            "\(omitted[0].problems)")
+
+        // A message the server showed this participant that is not in its log: equivocation.
+        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try Self.editJournal(f, id) { entry in
+            var bytes = try! Hex.decode(entry.received[0])
+            bytes[bytes.count - 1] ^= 1
+            entry.received[0] = Hex.encode(bytes)
+        }
+        let equivocated = try Self.checked(f, id)
+        #expect(equivocated[0].problems.contains { $0.contains("another view") }, "\(equivocated[0].problems)")
+
+        // A receipt that is not the coordinator's signature is the journal's fault, said as such.
+        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try Self.editJournal(f, id) { entry in
+            entry.receipt = String(repeating: "0", count: 128)
+        }
+        let forged = try Self.checked(f, id)
+        #expect(forged[0].problems.contains { $0.contains("the receipt is not the coordinator's signature") })
+        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+
+        // The command: ok for the real records, exit 1 naming the deviation otherwise.
+        let ca = f.network.serve.tls.ca
+        let ok = try await VeilProcess.run(
+            ["audit", "verify", "--ca", ca, "--participant", id, "--journal", journalURL.path] + f.files.map(\.path))
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        #expect(ok.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("ok ") }.count == 2, "\(ok.stdout)")
+        try Self.editJournal(f, id) { entry in
+            entry.received[0] = entry.received[0].replacingOccurrences(of: "a", with: "b")
+        }
+        let failed = try await VeilProcess.run(
+            ["audit", "verify", "--ca", ca, "--participant", id, "--journal", journalURL.path] + f.files.map(\.path))
+        #expect(failed.status == 1)
+        #expect(failed.stdout.contains("another view"), "\(failed.stdout)")
+        let lonely = try await VeilProcess.run(
+            ["audit", "verify", "--ca", ca, "--participant", id] + f.files.map(\.path))
+        #expect(lonely.status != 0 && lonely.stderr.contains("--participant and --journal go together"))
+    }
+}
