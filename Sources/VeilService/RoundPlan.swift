@@ -15,14 +15,26 @@ enum RoundPlanDigest {
         model: Veil_V1_Model, training: Veil_V1_TrainingPlan, encoding: Veil_V1_PayloadEncoding,
         distributedDP: Veil_V1_DistributedDPPlan?
     ) -> [UInt8] {
+        of(encoded: encoded(model: model, training: training, encoding: encoding, distributedDP: distributedDP))
+    }
+
+    /// The protobuf encoding of the plan: what the digest hashes, and what an audit export
+    /// carries so that a verifier can read the plan the session id binds.
+    static func encoded(
+        model: Veil_V1_Model, training: Veil_V1_TrainingPlan, encoding: Veil_V1_PayloadEncoding,
+        distributedDP: Veil_V1_DistributedDPPlan?
+    ) -> [UInt8] {
         var plan = Veil_V1_RoundPlan()
         plan.model = model
         plan.training = training
         plan.encoding = encoding
         if let distributedDP { plan.distributedDp = distributedDP }
         // Proto3 encoding of messages without maps: fields in number order, defaults omitted.
-        let bytes: [UInt8] = (try? plan.serializedBytes()) ?? []
-        return SHA256.hash(Array("veil/v1/round-plan".utf8) + [0], bytes)
+        return (try? plan.serializedBytes()) ?? []
+    }
+
+    static func of(encoded bytes: [UInt8]) -> [UInt8] {
+        SHA256.hash(Array("veil/v1/round-plan".utf8) + [0], bytes)
     }
 
     /// The digest of what an assignment asks.

@@ -82,6 +82,7 @@ struct AuditCommand: ParsableCommand {
                 for note in report.notes { print("note  \(report.path) (\(place)): \(note)") }
                 if report.problems.isEmpty {
                     print("ok    \(report.path) (\(place))")
+                    if let plan = report.plan { print("      plan: \(plan)") }
                 } else {
                     failed = true
                     for problem in report.problems { print("FAIL  \(report.path) (\(place)): \(problem)") }

@@ -3,6 +3,7 @@ import Testing
 import VeilCore
 import VeilLearning
 import VeilTestSupport
+import VeilWire
 
 @testable import VeilService
 
@@ -143,5 +144,59 @@ import VeilTestSupport
         let lonely = try await VeilProcess.run(
             ["audit", "verify", "--ca", ca, "--participant", id] + f.files.map(\.path))
         #expect(lonely.status != 0 && lonely.stderr.contains("--participant and --journal go together"))
+    }
+}
+
+/// The round plan in the export (`Specs/audit.md` §3): its digest is the session's context, so
+/// it is the plan every participant signed into; the verifier shows it, privacy first, and
+/// checks a distributed-DP plan as a participant does.
+@Suite(.serialized) struct AuditPlanTests {
+    @Test func theExportShowsTheDPPlanEveryParticipantAcceptedAndAnotherPlanFails() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-audit-plan")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 4
+        c.rounds = 1
+        c.partition = .iid
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
+        var privacy = ServicePrivacy(epsilon: 20, mode: .ddg)
+        privacy.minContributors = 3
+        network.serve.privacy = privacy
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 1)
+        let out = directory.appendingPathComponent("audit")
+        let file = out.appendingPathComponent(
+            try #require(try RoundAudit.export(store: network.serve.state, rounds: 1...1, to: out).first))
+        let ca = try FederationCA.loadCertificate(network.serve.tls.ca)
+
+        let report = try #require(RoundAudit.verify(files: [file], ca: ca).first)
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        let plan = try #require(report.plan)
+        #expect(plan.hasPrefix("distributed DP (ddg): clip 1.0, at least 3 noise shares"), "\(plan)")
+        // The ε the verifier states is the mechanism's own, computed as the participants cost it.
+        let mechanism = try #require(
+            try ServicePrivacyPlan(
+                privacy, rounds: 1, updateLength: 650, minParticipants: network.serve.minParticipants,
+                cohortSize: network.serve.cohortSize
+            ).distributed)
+        let epsilon = ServicePrivacyPlan.participation(mechanism).epsilon(delta: 1e-5).epsilon
+        #expect(plan.contains("ε = \(String(format: "%.4g", epsilon)) per round at δ = 1e-5"), "\(plan)")
+
+        // Another plan (a larger clip: less privacy than the participants accepted) does not
+        // hash to the session's context; no plan at all is refused too.
+        let original = try Data(contentsOf: file)
+        try AuditTests.edit(file) { object in
+            var decoded = try Veil_V1_RoundPlan(
+                serializedBytes: [UInt8](Data(base64Encoded: object["plan"] as! String)!))
+            decoded.distributedDp.clip *= 10
+            object["plan"] = try Data(decoded.serializedBytes() as [UInt8]).base64EncodedString()
+        }
+        #expect(
+            RoundAudit.verify(files: [file], ca: ca)[0].problems == [
+                "the round plan is not the one the session binds (its digest is not the session's context)"
+            ])
+        try original.write(to: file)
+        try AuditTests.edit(file) { object in object["plan"] = nil }
+        #expect(RoundAudit.verify(files: [file], ca: ca)[0].problems == ["the export holds no round plan"])
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import VeilCore
 import VeilCrypto
 import VeilSecAgg
+import VeilWire
 import X509
 
 /// One exported audit record: its exact bytes, the coordinator's signature and the log
@@ -20,10 +21,14 @@ public struct RoundAuditExport: Codable, Sendable {
     public var record: String
     public var signature: String
     public var events: [Event]
+    /// The round plan's protobuf encoding (`Specs/wire.md` §4), base64: its digest is the
+    /// session's context, so it is the plan every participant signed into.
+    public var plan: String?
 
     init(_ stored: CoordinatorStore.StoredAudit) {
         record = Data(stored.record).base64EncodedString()
         signature = Hex.encode(stored.signature)
+        plan = stored.plan.map { Data($0).base64EncodedString() }
         events = stored.events.map { event in
             switch event {
             case .received(let party, let bytes):
@@ -67,6 +72,8 @@ public enum RoundAudit {
         public var problems: [String]
         /// Notes that are not failures (a roster member with no journal entry, say).
         public var notes: [String] = []
+        /// What the round plan asked of the participants, privacy first (when it checked).
+        public var plan: String?
         /// The record's bytes, for the chain check.
         var bytes: [UInt8]?
         var previous: String?
@@ -172,6 +179,17 @@ public enum RoundAudit {
                 nonce: try Hex.decode(s.nonce), context: try Hex.decode(s.context))
         } catch { return fail("the session's parameters: \(error)") }
 
+        // The plan the session binds: what every participant agreed to carry out.
+        guard let planText = export.plan, let planBytes = Data(base64Encoded: planText).map({ [UInt8]($0) }) else {
+            return fail("the export holds no round plan")
+        }
+        guard RoundPlanDigest.of(encoded: planBytes) == session.context else {
+            return fail("the round plan is not the one the session binds (its digest is not the session's context)")
+        }
+        do { report.plan = try planSummary(planBytes, session.parameters) } catch {
+            return fail("the round plan: \(error)")
+        }
+
         // The log.
         var events: [SecAggAuditEvent] = []
         for (index, event) in export.events.enumerated() {
@@ -219,6 +237,33 @@ public enum RoundAudit {
             report.problems.append("unknown outcome \(record.outcome)")
         }
         return report
+    }
+
+    /// What a round plan asked, privacy first; a distributed-DP plan is checked as a participant
+    /// checks it before taking part (`Specs/wire.md` §4.3): a valid mechanism whose noise
+    /// shares the threshold guarantees, on the session's ring and length.
+    static func planSummary(_ bytes: [UInt8], _ parameters: SecAggParameters) throws -> String {
+        let plan = try Veil_V1_RoundPlan(serializedBytes: bytes)
+        let training = "\(plan.training.model), \(plan.training.localEpochs) local epochs"
+        guard plan.hasDistributedDp else {
+            if plan.training.dpClip > 0 {
+                return
+                    "central DP: updates clipped to \(plan.training.dpClip); the coordinator adds the noise after the sum (not shown by the log); \(training)"
+            }
+            return "no differential privacy; \(training)"
+        }
+        let mechanism = try ServicePrivacyPlan.mechanism(plan.distributedDp)
+        guard parameters.threshold >= mechanism.minimumParticipants else {
+            throw ConfigurationError(
+                "the session's threshold \(parameters.threshold) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes"
+            )
+        }
+        guard parameters.bitWidth == mechanism.bitWidth, parameters.dimension == mechanism.paddedDimension else {
+            throw ConfigurationError("the session's ring or length does not fit the distributed-DP plan")
+        }
+        let (epsilon, _) = ServicePrivacyPlan.participation(mechanism).epsilon(delta: 1e-5)
+        return
+            "distributed DP (\(plan.distributedDp.noise)): clip \(plan.distributedDp.clip), at least \(mechanism.minimumParticipants) noise shares in every released sum, ε = \(String(format: "%.4g", epsilon)) per round at δ = 1e-5; \(training)"
     }
 
     /// Checks verified records against one participant's journal (`Specs/audit.md` §6): for

@@ -113,4 +113,6 @@ public struct RoundAuditRecord: Codable, Sendable, Equatable {
 struct AuditedSession: Sendable {
     let session: SecAggSession
     let members: [(id: String, certificateDER: [UInt8])]
+    /// The round plan's encoding, whose digest is the session's context.
+    let plan: [UInt8]
 }

@@ -128,7 +128,7 @@ extension Coordinator {
             attributions: machine.auditedFaults, eventsDigest: Hex.encode(SecAggAuditEvent.digest(events)),
             eventCount: events.count)
         let key = credentials.signingKey
-        return CoordinatorStore.AuditDraft(events: events) { sequence, previous in
+        return CoordinatorStore.AuditDraft(events: events, plan: audited.plan) { sequence, previous in
             var record = draft
             record.sequence = sequence
             record.previous = Hex.encode(previous)

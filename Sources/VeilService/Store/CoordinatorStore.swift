@@ -125,6 +125,11 @@ public final class CoordinatorStore: Sendable {
                 t.primaryKey(["sequence", "idx"])
             }
         }
+        migrator.registerMigration("v4-audit-plans") { db in
+            // The round plan each record's session binds (`Specs/audit.md` §3), so that an
+            // auditor can read the training and DP plan every participant accepted.
+            try db.alter(table: "audit_records") { t in t.add(column: "plan", .blob) }
+        }
         return migrator
     }
 
@@ -134,6 +139,8 @@ public final class CoordinatorStore: Sendable {
     /// chain (sequence, previous hash) inside the transaction that ends the round.
     public struct AuditDraft: Sendable {
         public var events: [SecAggAuditEvent]
+        /// The round plan's encoding (its digest is the session's context).
+        public var plan: [UInt8]
         /// Builds and signs the record for a sequence number and the previous record's hash.
         public var seal: @Sendable (_ sequence: Int, _ previous: [UInt8]) -> (record: [UInt8], signature: [UInt8])
     }
@@ -146,6 +153,8 @@ public final class CoordinatorStore: Sendable {
         public var record: [UInt8]
         public var signature: [UInt8]
         public var events: [SecAggAuditEvent]
+        /// The round plan's encoding; nil for records stored before plans were kept.
+        public var plan: [UInt8]?
     }
 
     /// Seals and stores the record; returns its bytes.
@@ -157,8 +166,9 @@ public final class CoordinatorStore: Sendable {
             last.map { RoundAuditRecord.hash([UInt8]($0["record"] as Data)) } ?? [UInt8](repeating: 0, count: 32)
         let (record, signature) = draft.seal(sequence, previous)
         try db.execute(
-            sql: "INSERT INTO audit_records (sequence, round, attempt, record, signature) VALUES (?, ?, ?, ?, ?)",
-            arguments: [sequence, round, attempt, Data(record), Data(signature)])
+            sql:
+                "INSERT INTO audit_records (sequence, round, attempt, record, signature, plan) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [sequence, round, attempt, Data(record), Data(signature), Data(draft.plan)])
         for (index, event) in draft.events.enumerated() {
             let (kind, party, bytes): (Int, Int, [UInt8]) =
                 switch event {
@@ -179,7 +189,7 @@ public final class CoordinatorStore: Sendable {
             let rows = try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT sequence, round, attempt, record, signature FROM audit_records WHERE round BETWEEN ? AND ? ORDER BY sequence",
+                    "SELECT sequence, round, attempt, record, signature, plan FROM audit_records WHERE round BETWEEN ? AND ? ORDER BY sequence",
                 arguments: [rounds.lowerBound, rounds.upperBound])
             return try rows.map { row in
                 let sequence: Int = row["sequence"]
@@ -197,7 +207,7 @@ public final class CoordinatorStore: Sendable {
                 return StoredAudit(
                     sequence: sequence, round: row["round"], attempt: row["attempt"],
                     record: [UInt8](row["record"] as Data), signature: [UInt8](row["signature"] as Data),
-                    events: events)
+                    events: events, plan: (row["plan"] as Data?).map { [UInt8]($0) })
             }
         }
     }

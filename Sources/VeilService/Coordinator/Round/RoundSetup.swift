@@ -55,7 +55,7 @@ extension RoundMachine {
                     distributed: release)),
             sessionID: session.id)
         machine.auditedSession = AuditedSession(
-            session: session, members: members.map { ($0.id, $0.identity.certificateDER) })
+            session: session, members: members.map { ($0.id, $0.identity.certificateDER) }, plan: task.encodedPlan)
 
         let description = Veil_V1_SecAggSessionDescription.with {
             $0.clientCount = UInt32(parameters.clientCount)

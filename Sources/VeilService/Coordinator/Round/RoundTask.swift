@@ -56,8 +56,11 @@ struct RoundTask: Sendable {
         payloadLength = algorithm.payloadLength
     }
 
-    var digest: [UInt8] {
-        RoundPlanDigest.of(model: model, training: training, encoding: encoding, distributedDP: distributedPlan)
+    var digest: [UInt8] { RoundPlanDigest.of(encoded: encodedPlan) }
+
+    /// The plan every member is asked to carry out, encoded as its digest hashes it.
+    var encodedPlan: [UInt8] {
+        RoundPlanDigest.encoded(model: model, training: training, encoding: encoding, distributedDP: distributedPlan)
     }
 
     /// A member's assignment, without the secure sum's part.
