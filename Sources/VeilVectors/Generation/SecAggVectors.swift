@@ -193,301 +193,348 @@ extension ProjectVectors {
         ]
         for scenario in scenarios { groups.append(scenario.group(tests: [try transcriptTest(scenario)])) }
 
-        // Forged and replayed messages, against the run of `base`.
-        var configuration = try SecAggRunner.configuration(base.group(tests: []))
-        configuration.recordsTranscript = true
-        let clean = try SecAggSimulation.run(configuration).transcript
-        let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
-        let n = base.clients
-        func at(_ round: SecAggRound, _ sender: UInt32, _ recipient: UInt32) -> (Int, SignedMessage) {
-            let index = clean.firstIndex { $0.round == round && $0.sender == sender && $0.recipient == recipient }!
-            return (index, try! SignedMessage(encoded: clean[index].encoded))  // recorded by the run above
+        // Forged and replayed messages, against the run of each base: the complete graph with
+        // every case; then a sparse graph and a run with a dropout, with every case whose
+        // forgery does not write the complete graph's survivor lists.
+        var sparse = SecAggScenario(
+            comment: "Harary graph, 8 participants with 4 neighbours, t = 3, nobody drops", flags: ["HararyGraph"],
+            clients: 8, threshold: 3, neighbors: 4, seedByte: 30)
+        // The graph's labelling comes from the seed: the first seed byte from 30 whose graph
+        // makes 2 and 3 neighbours of 1, as the cases assume.
+        while try !Set(
+            SecAggSimulation.Cast(
+                parameters: SecAggRunner.configuration(sparse.group(tests: [])).parameters,
+                seed: [UInt8](repeating: sparse.seedByte, count: 32)
+            ).session.graph.neighbors(of: ParticipantID(1))
+        ).isSuperset(of: [ParticipantID(2), ParticipantID(3)]) {
+            sparse.seedByte += 1
         }
-        let otherSession = SHA256.hash(Array("another session".utf8))
-        let server = cast.serverKey
-        let three = cast.clientKeys[2]
-        var tamperings: [SecAggRunner.Test] = []
-        func refuse(
-            _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [SignedMessage],
-            code: String,
-            party: UInt32
-        ) {
-            refuseBytes(comment, flag, target, deliveries.map(\.encoded), code: code, party: party)
-        }
-        func refuseBytes(
-            _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [[UInt8]], code: String,
-            party: UInt32
-        ) {
-            tcId += 1
-            tamperings.append(
-                SecAggRunner.Test(
-                    tcId: tcId, comment: comment, flags: [flag], result: .invalid, error: code, kind: "substitution",
-                    index: target.0, deliveries: deliveries.map { Hex.encode($0) }, party: party,
-                    dropped: party == 0 ? target.1.sender : nil))
-        }
-        /// A delivery participant 1 must answer, with these complaints in its reply.
-        func complain(
-            _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [SignedMessage],
-            complaints: [String]
-        ) {
-            tcId += 1
-            tamperings.append(
-                SecAggRunner.Test(
-                    tcId: tcId, comment: comment, flags: [flag], result: .valid, error: nil, kind: "substitution",
-                    index: target.0, deliveries: deliveries.map { Hex.encode($0.encoded) }, party: 1,
-                    complaints: complaints))
-        }
+        var dropout = base
+        dropout.comment = "complete graph, 5 participants, t = 3, participant 5 goes offline in R2"
+        dropout.flags = ["CompleteGraph", "Dropout"]
+        dropout.seedByte = 31
+        dropout.drops = [(5, .maskedInputCollection)]
+        for (base, complete) in [(base, true), (sparse, false), (dropout, false)] {
+            var configuration = try SecAggRunner.configuration(base.group(tests: []))
+            configuration.recordsTranscript = true
+            let clean = try SecAggSimulation.run(configuration).transcript
+            let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+            let n = base.clients
+            // The cases speak of participant 1 and its neighbours 2 and 3.
+            guard
+                Set(cast.session.graph.neighbors(of: ParticipantID(1))).isSuperset(of: [ParticipantID(2), ParticipantID(3)])
+            else { throw VectorError.unreadable("participant 1's neighbours in \(base.comment) leave out 2 or 3") }
+            func at(_ round: SecAggRound, _ sender: UInt32, _ recipient: UInt32) -> (Int, SignedMessage) {
+                let index = clean.firstIndex { $0.round == round && $0.sender == sender && $0.recipient == recipient }!
+                return (index, try! SignedMessage(encoded: clean[index].encoded))  // recorded by the run above
+            }
+            let otherSession = SHA256.hash(Array("another session".utf8))
+            let server = cast.serverKey
+            let three = cast.clientKeys[2]
+            var tamperings: [SecAggRunner.Test] = []
+            func refuse(
+                _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [SignedMessage],
+                code: String,
+                party: UInt32
+            ) {
+                refuseBytes(comment, flag, target, deliveries.map(\.encoded), code: code, party: party)
+            }
+            func refuseBytes(
+                _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [[UInt8]],
+                code: String,
+                party: UInt32
+            ) {
+                tcId += 1
+                tamperings.append(
+                    SecAggRunner.Test(
+                        tcId: tcId, comment: comment, flags: [flag], result: .invalid, error: code,
+                        kind: "substitution",
+                        index: target.0, deliveries: deliveries.map { Hex.encode($0) }, party: party,
+                        dropped: party == 0 ? target.1.sender : nil))
+            }
+            /// A delivery participant 1 must answer, with these complaints in its reply.
+            func complain(
+                _ comment: String, _ flag: String, _ target: (Int, SignedMessage), _ deliveries: [SignedMessage],
+                complaints: [String]
+            ) {
+                tcId += 1
+                tamperings.append(
+                    SecAggRunner.Test(
+                        tcId: tcId, comment: comment, flags: [flag], result: .valid, error: nil, kind: "substitution",
+                        index: target.0, deliveries: deliveries.map { Hex.encode($0.encoded) }, party: 1,
+                        complaints: complaints))
+            }
 
-        // A participant's checks.
-        let keys1 = at(.shareKeys, 0, 1)
-        let forward1 = at(.maskedInputCollection, 0, 1)
-        let lists1 = at(.consistencyCheck, 0, 1)
-        let signatures1 = at(.unmasking, 0, 1)
-        let everyone = (1...UInt32(n)).map { ParticipantID($0) }
-        refuse(
-            "R1: the server's KeysBroadcast to participant 1 with one signature bit flipped", "BadSignature", keys1,
-            [SecAggForgery.withFlippedSignature(keys1.1)], code: "invalidSignature", party: 1)
-        refuse(
-            "R2: participant 1 receives its R1 KeysBroadcast again instead of SharesForward (a replay)", "Replay",
-            forward1,
-            [keys1.1], code: "wrongRound", party: 1)
-        refuse(
-            "R2: SharesForward signed by the server for another session", "OtherSession", forward1,
-            [SecAggForgery.resigned(forward1.1, sessionID: otherSession, by: server)], code: "wrongSession", party: 1)
-        refuse(
-            "R2: SharesForward addressed to participant 2 delivered to participant 1", "WrongRecipient", forward1,
-            [at(.maskedInputCollection, 0, 2).1], code: "wrongRecipient", party: 1)
-        let tamperedForward = SecAggForgery.resigned(
-            forward1.1, body: try SecAggForgery.sharesForwardBodyWithFlippedCiphertext(forward1.1.body), by: server)
-        complain(
-            "R2: a share ciphertext altered by the server (re-signed by it): participant 2's signature on the entry "
-                + "fails, so participant 1 reports it unsigned and reveals no key",
-            "TamperedShare", forward1, [tamperedForward], complaints: ["2:unsigned"])
-        complain(
-            "R2: participant 2 signed garbage for participant 1: 1 proves it with the element they share and a proof",
-            "SignedGarbage", forward1,
-            [
-                SecAggForgery.resigned(
+            // A participant's checks.
+            let keys1 = at(.shareKeys, 0, 1)
+            let forward1 = at(.maskedInputCollection, 0, 1)
+            let lists1 = at(.consistencyCheck, 0, 1)
+            let signatures1 = at(.unmasking, 0, 1)
+            let everyone = (1...UInt32(n)).map { ParticipantID($0) }
+            refuse(
+                "R1: the server's KeysBroadcast to participant 1 with one signature bit flipped", "BadSignature", keys1,
+                [SecAggForgery.withFlippedSignature(keys1.1)], code: "invalidSignature", party: 1)
+            refuse(
+                "R2: participant 1 receives its R1 KeysBroadcast again instead of SharesForward (a replay)", "Replay",
+                forward1,
+                [keys1.1], code: "wrongRound", party: 1)
+            refuse(
+                "R2: SharesForward signed by the server for another session", "OtherSession", forward1,
+                [SecAggForgery.resigned(forward1.1, sessionID: otherSession, by: server)], code: "wrongSession",
+                party: 1)
+            refuse(
+                "R2: SharesForward addressed to participant 2 delivered to participant 1", "WrongRecipient", forward1,
+                [at(.maskedInputCollection, 0, 2).1], code: "wrongRecipient", party: 1)
+            let tamperedForward = SecAggForgery.resigned(
+                forward1.1, body: try SecAggForgery.sharesForwardBodyWithFlippedCiphertext(forward1.1.body), by: server)
+            complain(
+                "R2: a share ciphertext altered by the server (re-signed by it): participant 2's signature on the entry "
+                    + "fails, so participant 1 reports it unsigned and reveals no key",
+                "TamperedShare", forward1, [tamperedForward], complaints: ["2:unsigned"])
+            complain(
+                "R2: participant 2 signed garbage for participant 1: 1 proves it with the element they share and a proof",
+                "SignedGarbage", forward1,
+                [
+                    SecAggForgery.resigned(
+                        forward1.1,
+                        body: try SecAggForgery.sharesForwardBodyWithSignedGarbage(
+                            forward1.1.body, sessionID: cast.session.id, sender: cast.clientKeys[1], recipient: 1),
+                        by: server)
+                ],
+                complaints: ["2:undecryptable"])
+            refuse(
+                "R2+R3: participant 1 reported participant 2's shares, then the server lists 2 as a survivor",
+                "AccusedSurvivor", forward1, [tamperedForward, lists1.1], code: "inconsistentSurvivorLists", party: 1)
+            // The split-view attack: participant 1 is told 2 dropped (it would reveal 2's masking
+            // key) while the others were told 2 survived (they reveal 2's self-mask seed). The
+            // consistency check catches it: the others' signatures are over a different digest.
+            let othersSignatures = [3, 4].map { signer in
+                (ParticipantID(UInt32(signer)), at(.consistencyCheck, UInt32(signer), 0).1.signature)
+            }
+            if complete {
+                refuse(
+                    "R3: participant 2 listed both as survivor and as dropped: the server asks for both of its shares",
+                    "OverlappingLists", lists1,
+                    [
+                        SecAggForgery.resigned(
+                            lists1.1,
+                            body: SecAggForgery.survivorListBody(
+                                clientCount: n, survivors: everyone, dropped: [ParticipantID(2)]),
+                            by: server)
+                    ],
+                    code: "survivorListsOverlap", party: 1)
+                refuse(
+                    "R3: the server lists participant 1 itself as dropped", "ListedAsDropped", lists1,
+                    [
+                        SecAggForgery.resigned(
+                            lists1.1,
+                            body: SecAggForgery.survivorListBody(
+                                clientCount: n, survivors: everyone.filter { $0.rawValue != 1 },
+                                dropped: [ParticipantID(1)]),
+                            by: server)
+                    ],
+                    code: "listedAsDropped", party: 1)
+                refuse(
+                    "R3+R4: split views — participant 1 is told participant 2 dropped while the others were told it survived; "
+                        + "the others' R3 signatures do not verify over participant 1's lists, so it reveals nothing",
+                    "SplitView", lists1,
+                    [
+                        SecAggForgery.resigned(
+                            lists1.1,
+                            body: SecAggForgery.survivorListBody(
+                                clientCount: n, survivors: everyone.filter { $0.rawValue != 2 },
+                                dropped: [ParticipantID(2)]),
+                            by: server),
+                        SecAggForgery.resigned(
+                            signatures1.1, body: SecAggForgery.signaturesForwardBody(othersSignatures), by: server),
+                    ],
+                    code: "invalidSignature", party: 1)
+            }
+            // The participant's remaining refusals (the second audit found no vector for them).
+            let advertised = try SecAggForgery.advertisements(inKeysBroadcast: keys1.1.body)
+            refuse(
+                "R1: a KeysBroadcast that claims to come from participant 3 (re-signed by 3)", "WrongSender", keys1,
+                [SecAggForgery.resigned(keys1.1, sender: 3, by: three)], code: "wrongSender", party: 1)
+            refuse(
+                "R1: participant 2's advertisement twice in one KeysBroadcast", "UnexpectedPeer", keys1,
+                [
+                    SecAggForgery.resigned(
+                        keys1.1, body: SecAggForgery.keysBroadcastBody(advertised + [advertised[0]]), by: server)
+                ],
+                code: "unexpectedPeer", party: 1)
+            refuse(
+                "R1: a KeysBroadcast with one neighbour's keys where t = 3 needs two", "NotEnoughNeighbors", keys1,
+                [
+                    SecAggForgery.resigned(
+                        keys1.1, body: SecAggForgery.keysBroadcastBody(Array(advertised.prefix(1))), by: server)
+                ],
+                code: "notEnoughNeighbors", party: 1)
+            let two = cast.clientKeys[1]
+            let weakTwo = SecAggForgery.resigned(
+                advertised[0],
+                body: try SecAggForgery.advertiseKeysBody(
+                    advertised[0].body, maskingKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
+                by: two)
+            refuse(
+                "R1+R2: participant 2's masking key replaced by a point of small order (u = 0), re-signed by 2; "
+                    + "participant 1 refuses when it masks with it",
+                "WeakPeerKey", keys1,
+                [
+                    SecAggForgery.resigned(
+                        keys1.1, body: SecAggForgery.keysBroadcastBody([weakTwo] + advertised.dropFirst()), by: server),
                     forward1.1,
-                    body: try SecAggForgery.sharesForwardBodyWithSignedGarbage(
-                        forward1.1.body, sessionID: cast.session.id, sender: cast.clientKeys[1], recipient: 1),
-                    by: server)
-            ],
-            complaints: ["2:undecryptable"])
-        refuse(
-            "R2+R3: participant 1 reported participant 2's shares, then the server lists 2 as a survivor",
-            "AccusedSurvivor", forward1, [tamperedForward, lists1.1], code: "inconsistentSurvivorLists", party: 1)
-        refuse(
-            "R3: participant 2 listed both as survivor and as dropped: the server asks for both of its shares",
-            "OverlappingLists", lists1,
-            [
-                SecAggForgery.resigned(
-                    lists1.1,
-                    body: SecAggForgery.survivorListBody(
-                        clientCount: n, survivors: everyone, dropped: [ParticipantID(2)]),
-                    by: server)
-            ],
-            code: "survivorListsOverlap", party: 1)
-        refuse(
-            "R3: the server lists participant 1 itself as dropped", "ListedAsDropped", lists1,
-            [
-                SecAggForgery.resigned(
-                    lists1.1,
-                    body: SecAggForgery.survivorListBody(
-                        clientCount: n, survivors: everyone.filter { $0.rawValue != 1 }, dropped: [ParticipantID(1)]),
-                    by: server)
-            ],
-            code: "listedAsDropped", party: 1)
-        // The split-view attack: participant 1 is told 2 dropped (it would reveal 2's masking
-        // key) while the others were told 2 survived (they reveal 2's self-mask seed). The
-        // consistency check catches it: the others' signatures are over a different digest.
-        let othersSignatures = [3, 4].map { signer in
-            (ParticipantID(UInt32(signer)), at(.consistencyCheck, UInt32(signer), 0).1.signature)
-        }
-        refuse(
-            "R3+R4: split views — participant 1 is told participant 2 dropped while the others were told it survived; "
-                + "the others' R3 signatures do not verify over participant 1's lists, so it reveals nothing",
-            "SplitView", lists1,
-            [
-                SecAggForgery.resigned(
-                    lists1.1,
-                    body: SecAggForgery.survivorListBody(
-                        clientCount: n, survivors: everyone.filter { $0.rawValue != 2 }, dropped: [ParticipantID(2)]),
-                    by: server),
-                SecAggForgery.resigned(
-                    signatures1.1, body: SecAggForgery.signaturesForwardBody(othersSignatures), by: server),
-            ],
-            code: "invalidSignature", party: 1)
-        // The participant's remaining refusals (the second audit found no vector for them).
-        let advertised = try SecAggForgery.advertisements(inKeysBroadcast: keys1.1.body)
-        refuse(
-            "R1: a KeysBroadcast that claims to come from participant 3 (re-signed by 3)", "WrongSender", keys1,
-            [SecAggForgery.resigned(keys1.1, sender: 3, by: three)], code: "wrongSender", party: 1)
-        refuse(
-            "R1: participant 2's advertisement twice in one KeysBroadcast", "UnexpectedPeer", keys1,
-            [
-                SecAggForgery.resigned(
-                    keys1.1, body: SecAggForgery.keysBroadcastBody(advertised + [advertised[0]]), by: server)
-            ],
-            code: "unexpectedPeer", party: 1)
-        refuse(
-            "R1: a KeysBroadcast with one neighbour's keys where t = 3 needs two", "NotEnoughNeighbors", keys1,
-            [
-                SecAggForgery.resigned(
-                    keys1.1, body: SecAggForgery.keysBroadcastBody(Array(advertised.prefix(1))), by: server)
-            ],
-            code: "notEnoughNeighbors", party: 1)
-        let two = cast.clientKeys[1]
-        let weakTwo = SecAggForgery.resigned(
-            advertised[0],
-            body: try SecAggForgery.advertiseKeysBody(
-                advertised[0].body, maskingKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
-            by: two)
-        refuse(
-            "R1+R2: participant 2's masking key replaced by a point of small order (u = 0), re-signed by 2; "
-                + "participant 1 refuses when it masks with it",
-            "WeakPeerKey", keys1,
-            [
-                SecAggForgery.resigned(
-                    keys1.1, body: SecAggForgery.keysBroadcastBody([weakTwo] + advertised.dropFirst()), by: server),
-                forward1.1,
-            ],
-            code: "weakPeerKey", party: 1)
-        let copyingTwo = SecAggForgery.resigned(
-            advertised[0],
-            body: try SecAggForgery.advertiseKeysBody(
-                advertised[0].body, copyingEncryptionKeyOf: at(.advertiseKeys, 3, 0).1.body),
-            by: two)
-        refuse(
-            "R1: participant 2's advertisement carries participant 3's encryption key and proof, re-signed by 2",
-            "CopiedKey", keys1,
-            [
-                SecAggForgery.resigned(
-                    keys1.1, body: SecAggForgery.keysBroadcastBody([copyingTwo] + advertised.dropFirst()), by: server)
-            ],
-            code: "invalidKeyProof", party: 1)
-        refuse(
-            "R3: participant 2 sent shares but is in neither list", "InconsistentLists", lists1,
-            [
-                SecAggForgery.resigned(
-                    lists1.1,
-                    body: SecAggForgery.survivorListBody(
-                        clientCount: n, survivors: everyone.filter { $0.rawValue != 2 }, dropped: []),
-                    by: server)
-            ],
-            code: "inconsistentSurvivorLists", party: 1)
-        refuse(
-            "R4: only one other signature where t = 3 needs two", "TooFewSignatures", signatures1,
-            [
-                SecAggForgery.resigned(
-                    signatures1.1, body: SecAggForgery.signaturesForwardBody([othersSignatures[0]]), by: server)
-            ],
-            code: "notEnoughConsistencySignatures", party: 1)
+                ],
+                code: "weakPeerKey", party: 1)
+            let copyingTwo = SecAggForgery.resigned(
+                advertised[0],
+                body: try SecAggForgery.advertiseKeysBody(
+                    advertised[0].body, copyingEncryptionKeyOf: at(.advertiseKeys, 3, 0).1.body),
+                by: two)
+            refuse(
+                "R1: participant 2's advertisement carries participant 3's encryption key and proof, re-signed by 2",
+                "CopiedKey", keys1,
+                [
+                    SecAggForgery.resigned(
+                        keys1.1, body: SecAggForgery.keysBroadcastBody([copyingTwo] + advertised.dropFirst()),
+                        by: server)
+                ],
+                code: "invalidKeyProof", party: 1)
+            if complete {
+                refuse(
+                    "R3: participant 2 sent shares but is in neither list", "InconsistentLists", lists1,
+                    [
+                        SecAggForgery.resigned(
+                            lists1.1,
+                            body: SecAggForgery.survivorListBody(
+                                clientCount: n, survivors: everyone.filter { $0.rawValue != 2 }, dropped: []),
+                            by: server)
+                    ],
+                    code: "inconsistentSurvivorLists", party: 1)
+                refuse(
+                    "R4: only one other signature where t = 3 needs two", "TooFewSignatures", signatures1,
+                    [
+                        SecAggForgery.resigned(
+                            signatures1.1, body: SecAggForgery.signaturesForwardBody([othersSignatures[0]]), by: server)
+                    ],
+                    code: "notEnoughConsistencySignatures", party: 1)
 
-        // The server's checks, on participant 3's messages.
-        let r0 = at(.advertiseKeys, 3, 0)
-        let r1 = at(.shareKeys, 3, 0)
-        let r2 = at(.maskedInputCollection, 3, 0)
-        let r3 = at(.consistencyCheck, 3, 0)
-        let r4 = at(.unmasking, 3, 0)
-        refuse(
-            "R0: participant 3's AdvertiseKeys with one signature bit flipped", "BadSignature", r0,
-            [SecAggForgery.withFlippedSignature(r0.1)], code: "invalidSignature", party: 0)
-        refuse(
-            "R0: participant 4's AdvertiseKeys arriving on participant 3's authenticated channel", "SenderMismatch", r0,
-            [at(.advertiseKeys, 4, 0).1], code: "senderMismatch", party: 0)
-        refuse(
-            "R0: participant 3 advertises a masking key of small order (u = 0)", "WeakKey", r0,
-            [
-                SecAggForgery.resigned(
-                    r0.1,
-                    body: try SecAggForgery.advertiseKeysBody(
-                        r0.1.body, maskingKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
-                    by: three)
-            ],
-            code: "weakKey", party: 0)
-        refuse(
-            "R0: participant 3's encryption key is not a canonical ristretto255 encoding (all bytes 0xff)",
-            "InvalidPoint", r0,
-            [
-                SecAggForgery.resigned(
-                    r0.1,
-                    body: [UInt8](repeating: 0xFF, count: Ristretto255.elementByteCount)
-                        + r0.1.body.dropFirst(Ristretto255.elementByteCount),
-                    by: three)
-            ],
-            code: "malformed", party: 0)
-        refuse(
-            "R0: participant 3 advertises participant 4's encryption key with 4's proof of possession (bound to 4)",
-            "CopiedKey", r0,
-            [
-                SecAggForgery.resigned(
-                    r0.1,
-                    body: try SecAggForgery.advertiseKeysBody(
-                        r0.1.body, copyingEncryptionKeyOf: at(.advertiseKeys, 4, 0).1.body),
-                    by: three)
-            ],
-            code: "invalidKeyProof", party: 0)
-        refuse(
-            "R1: participant 3 sends its R0 message again instead of ShareKeys (a replay)", "Replay", r1, [r0.1],
-            code: "wrongRound", party: 0)
-        refuse(
-            "R1: participant 3's shares leave out one neighbour", "MissingShares", r1,
-            [SecAggForgery.resigned(r1.1, body: try SecAggForgery.shareKeysBodyWithoutLastShare(r1.1.body), by: three)],
-            code: "unexpectedShares", party: 0)
-        refuse(
-            "R2: participant 3's masked input signed for another session", "OtherSession", r2,
-            [SecAggForgery.resigned(r2.1, sessionID: otherSession, by: three)], code: "wrongSession", party: 0)
-        func withComplaints(_ complaints: [ShareComplaint]) throws -> SignedMessage {
-            var body = r2.1.body
-            for complaint in complaints.reversed() { body = try SecAggForgery.maskedInputBody(body, adding: complaint) }
-            return SecAggForgery.resigned(r2.1, body: body, by: three)
+            }
+            // The server's checks, on participant 3's messages.
+            let r0 = at(.advertiseKeys, 3, 0)
+            let r1 = at(.shareKeys, 3, 0)
+            let r2 = at(.maskedInputCollection, 3, 0)
+            let r3 = at(.consistencyCheck, 3, 0)
+            let r4 = at(.unmasking, 3, 0)
+            refuse(
+                "R0: participant 3's AdvertiseKeys with one signature bit flipped", "BadSignature", r0,
+                [SecAggForgery.withFlippedSignature(r0.1)], code: "invalidSignature", party: 0)
+            refuse(
+                "R0: participant 4's AdvertiseKeys arriving on participant 3's authenticated channel", "SenderMismatch",
+                r0,
+                [at(.advertiseKeys, 4, 0).1], code: "senderMismatch", party: 0)
+            refuse(
+                "R0: participant 3 advertises a masking key of small order (u = 0)", "WeakKey", r0,
+                [
+                    SecAggForgery.resigned(
+                        r0.1,
+                        body: try SecAggForgery.advertiseKeysBody(
+                            r0.1.body, maskingKey: [UInt8](repeating: 0, count: X25519.keyByteCount)),
+                        by: three)
+                ],
+                code: "weakKey", party: 0)
+            refuse(
+                "R0: participant 3's encryption key is not a canonical ristretto255 encoding (all bytes 0xff)",
+                "InvalidPoint", r0,
+                [
+                    SecAggForgery.resigned(
+                        r0.1,
+                        body: [UInt8](repeating: 0xFF, count: Ristretto255.elementByteCount)
+                            + r0.1.body.dropFirst(Ristretto255.elementByteCount),
+                        by: three)
+                ],
+                code: "malformed", party: 0)
+            refuse(
+                "R0: participant 3 advertises participant 4's encryption key with 4's proof of possession (bound to 4)",
+                "CopiedKey", r0,
+                [
+                    SecAggForgery.resigned(
+                        r0.1,
+                        body: try SecAggForgery.advertiseKeysBody(
+                            r0.1.body, copyingEncryptionKeyOf: at(.advertiseKeys, 4, 0).1.body),
+                        by: three)
+                ],
+                code: "invalidKeyProof", party: 0)
+            refuse(
+                "R1: participant 3 sends its R0 message again instead of ShareKeys (a replay)", "Replay", r1, [r0.1],
+                code: "wrongRound", party: 0)
+            refuse(
+                "R1: participant 3's shares leave out one neighbour", "MissingShares", r1,
+                [
+                    SecAggForgery.resigned(
+                        r1.1, body: try SecAggForgery.shareKeysBodyWithoutLastShare(r1.1.body), by: three)
+                ],
+                code: "unexpectedShares", party: 0)
+            refuse(
+                "R2: participant 3's masked input signed for another session", "OtherSession", r2,
+                [SecAggForgery.resigned(r2.1, sessionID: otherSession, by: three)], code: "wrongSession", party: 0)
+            func withComplaints(_ complaints: [ShareComplaint]) throws -> SignedMessage {
+                var body = r2.1.body
+                for complaint in complaints.reversed() {
+                    body = try SecAggForgery.maskedInputBody(body, adding: complaint)
+                }
+                return SecAggForgery.resigned(r2.1, body: body, by: three)
+            }
+            refuse(
+                "R2: participant 3 reports participant 1's shares unsigned, but they are signed and open: a false complaint",
+                "FalseComplaint", r2, [try withComplaints([ShareComplaint(accused: 1, evidence: .unsigned)])],
+                code: "falseComplaint", party: 0)
+            let someElement = Array(r0.1.body.prefix(Ristretto255.elementByteCount))  // 3's own encryption key
+            refuse(
+                "R2: participant 3 claims participant 1's shares do not open, with a proof that does not verify",
+                "BadProof", r2,
+                [
+                    try withComplaints([
+                        ShareComplaint(
+                            accused: 1,
+                            evidence: .undecryptable(
+                                shared: someElement,
+                                proof: try EqualityProof(
+                                    rawRepresentation: [UInt8](repeating: 1, count: EqualityProof.byteCount))))
+                    ])
+                ],
+                code: "invalidComplaint", party: 0)
+            refuse(
+                "R2: participant 3 complains about itself", "SelfComplaint", r2,
+                [try withComplaints([ShareComplaint(accused: 3, evidence: .unsigned)])], code: "invalidComplaint",
+                party: 0)
+            refuse(
+                "R2: participant 3 complains twice about participant 1", "DuplicateComplaint", r2,
+                [
+                    try withComplaints([
+                        ShareComplaint(accused: 1, evidence: .unsigned),
+                        ShareComplaint(accused: 1, evidence: .unsigned),
+                    ])
+                ],
+                code: "invalidComplaint", party: 0)
+            refuseBytes(
+                "R2: participant 3's message cut short by 10 bytes", "Malformed", r2,
+                [Array(r2.1.encoded.dropLast(10))],
+                code: "malformed", party: 0)
+            refuse(
+                "R3: participant 3 signs a digest other than the one the server sent", "WrongDigest", r3,
+                [SecAggForgery.resigned(r3.1, body: SHA256.hash(Array("other lists".utf8)), by: three)],
+                code: "wrongSurvivorDigest", party: 0)
+            refuse(
+                "R4: participant 3 reveals the masking-key share of a survivor instead of its self-mask share",
+                "WrongShareKind",
+                r4,
+                [
+                    SecAggForgery.resigned(
+                        r4.1, body: try SecAggForgery.unmaskingBodyWithWrongKind(r4.1.body), by: three)
+                ],
+                code: "invalidReveal", party: 0)
+            groups.append(base.group(tests: tamperings))
         }
-        refuse(
-            "R2: participant 3 reports participant 1's shares unsigned, but they are signed and open: a false complaint",
-            "FalseComplaint", r2, [try withComplaints([ShareComplaint(accused: 1, evidence: .unsigned)])],
-            code: "falseComplaint", party: 0)
-        let someElement = Array(r0.1.body.prefix(Ristretto255.elementByteCount))  // 3's own encryption key
-        refuse(
-            "R2: participant 3 claims participant 1's shares do not open, with a proof that does not verify",
-            "BadProof", r2,
-            [
-                try withComplaints([
-                    ShareComplaint(
-                        accused: 1,
-                        evidence: .undecryptable(
-                            shared: someElement,
-                            proof: try EqualityProof(
-                                rawRepresentation: [UInt8](repeating: 1, count: EqualityProof.byteCount))))
-                ])
-            ],
-            code: "invalidComplaint", party: 0)
-        refuse(
-            "R2: participant 3 complains about itself", "SelfComplaint", r2,
-            [try withComplaints([ShareComplaint(accused: 3, evidence: .unsigned)])], code: "invalidComplaint",
-            party: 0)
-        refuse(
-            "R2: participant 3 complains twice about participant 1", "DuplicateComplaint", r2,
-            [
-                try withComplaints([
-                    ShareComplaint(accused: 1, evidence: .unsigned), ShareComplaint(accused: 1, evidence: .unsigned),
-                ])
-            ],
-            code: "invalidComplaint", party: 0)
-        refuseBytes(
-            "R2: participant 3's message cut short by 10 bytes", "Malformed", r2, [Array(r2.1.encoded.dropLast(10))],
-            code: "malformed", party: 0)
-        refuse(
-            "R3: participant 3 signs a digest other than the one the server sent", "WrongDigest", r3,
-            [SecAggForgery.resigned(r3.1, body: SHA256.hash(Array("other lists".utf8)), by: three)],
-            code: "wrongSurvivorDigest", party: 0)
-        refuse(
-            "R4: participant 3 reveals the masking-key share of a survivor instead of its self-mask share",
-            "WrongShareKind",
-            r4,
-            [SecAggForgery.resigned(r4.1, body: try SecAggForgery.unmaskingBodyWithWrongKind(r4.1.body), by: three)],
-            code: "invalidReveal", party: 0)
-        groups.append(base.group(tests: tamperings))
 
         return VectorFile(
             algorithm: SecAggRunner.algorithm, generatorVersion: version,
