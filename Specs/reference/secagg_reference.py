@@ -89,24 +89,38 @@ class Session:
     """§3 (session id, neighbour graph) and §9 (what derives from the simulation seed)."""
 
     def __init__(self, group: dict):
-        self.n, self.t, self.k = group["clients"], group["threshold"], group["neighbors"]
-        self.bits, self.d = group["bits"], group["dim"]
-        self.width = (self.bits + 7) // 8
-        self.adversary = {"honest-but-curious": 0, "malicious": 1}[group["adversary"]]
         self.seed = bytes.fromhex(group["seed"])
         self.keys = {SERVER: sodium.crypto_sign_seed_keypair(self.derive("server identity"))}
-        for i in range(1, self.n + 1):
+        for i in range(1, group["clients"] + 1):
             self.keys[i] = sodium.crypto_sign_seed_keypair(self.derive("identity", i))
-        self.identity = {i: pk for i, (pk, _) in self.keys.items()}
+        adversary = {"honest-but-curious": 0, "malicious": 1}[group["adversary"]]
+        self._start(group["clients"], group["threshold"], group["neighbors"], group["bits"], group["dim"], adversary,
+                    {i: pk for i, (pk, _) in self.keys.items()}, self.derive("nonce"), self.derive("context"))
         mask = (1 << self.bits) - 1
         self.inputs = {}
         for i in range(1, self.n + 1):
             g = ref.Generator(self.derive("input", i))
             self.inputs[i] = [g.next() & mask for _ in range(self.d)]
-        nonce = self.derive("nonce")
+
+    @classmethod
+    def announced(cls, n: int, t: int, k: int, bits: int, d: int, adversary: int, identity: dict[int, bytes],
+                  nonce: bytes, context: bytes) -> "Session":
+        """A session as a coordinator announces it (§3), with public identity keys only: what an
+        auditor rebuilds. Messages it encodes carry 64 zero bytes for a signature."""
+        session = cls.__new__(cls)
+        session.seed, session.keys, session.inputs = None, {}, {}
+        session._start(n, t, k, bits, d, adversary, identity, nonce, context)
+        return session
+
+    def _start(self, n: int, t: int, k: int, bits: int, d: int, adversary: int, identity: dict[int, bytes],
+               nonce: bytes, context: bytes) -> None:
+        """§3: the session id from the parameters, nonce, identity keys and context; the graph."""
+        self.n, self.t, self.k, self.bits, self.d, self.adversary = n, t, k, bits, d, adversary
+        self.width = (self.bits + 7) // 8
+        self.identity = identity
         encoding = (b"veil/v1/secagg/session\x00" + nonce + le4(self.n) + le4(self.t) + le4(self.k)
                     + bytes([self.bits]) + le4(self.d) + bytes([self.adversary]) + self.identity[SERVER]
-                    + b"".join(self.identity[i] for i in range(1, self.n + 1)) + self.derive("context"))
+                    + b"".join(self.identity[i] for i in range(1, self.n + 1)) + context)
         self.id = hashlib.sha256(encoding).digest()
         self.ring = list(range(1, self.n + 1))
         if self.k < self.n - 1:
@@ -193,6 +207,8 @@ class Session:
 
     def encode(self, round_: int, sender: int, recipient: int, body: bytes) -> bytes:
         unsigned = b"\x01" + self.id + bytes([round_]) + le4(sender) + le4(recipient) + le4(len(body)) + body
+        if sender not in self.keys:  # an announced session: the auditor compares all but the signature
+            return unsigned + bytes(64)
         signature = sodium.crypto_sign(b"veil/v1/secagg/message\x00" + unsigned, self.keys[sender][1])[:64]
         return unsigned + signature
 
@@ -497,6 +513,9 @@ class Server:
         return self.close_round() if not self.waiting else []
 
     def deadline(self) -> list:
+        """closeRound() (§7); nothing once the session has ended."""
+        if self.done:
+            return []
         for u in sorted(self.waiting):
             self.drop(u, "noResponse")
         return self.close_round()

@@ -171,6 +171,8 @@ import VeilWire
 
         let report = try #require(RoundAudit.verify(files: [file], ca: ca).first)
         #expect(report.problems.isEmpty, "\(report.problems)")
+        // The independent verifier checks the distributed-DP plan too.
+        #expect(try await AuditReferenceTests.reference([file], ca: network.serve.tls.ca) == [nil])
         let plan = try #require(report.plan)
         #expect(plan.hasPrefix("distributed DP (ddg): clip 1.0, at least 3 noise shares"), "\(plan)")
         // The ε the verifier states is the mechanism's own, computed as the participants cost it.
@@ -195,6 +197,7 @@ import VeilWire
             RoundAudit.verify(files: [file], ca: ca)[0].problems == [
                 "the round plan is not the one the session binds (its digest is not the session's context)"
             ])
+        #expect(try await AuditReferenceTests.reference([file], ca: network.serve.tls.ca) == ["5"])
         try original.write(to: file)
         try AuditTests.edit(file) { object in object["plan"] = nil }
         #expect(RoundAudit.verify(files: [file], ca: ca)[0].problems == ["the export holds no round plan"])

@@ -136,6 +136,7 @@ public enum RoundAudit {
         report.bytes = bytes
         report.previous = record.previous
         guard record.canonicalBytes == bytes else { return fail("the record's bytes are not its canonical encoding") }
+        guard record.version == 1 else { return fail("the record's version is \(record.version), not 1") }
         let at = Date(timeIntervalSince1970: record.recorded)
 
         // The coordinator, and its signature.

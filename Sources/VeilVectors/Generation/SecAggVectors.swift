@@ -222,7 +222,9 @@ extension ProjectVectors {
             let n = base.clients
             // The cases speak of participant 1 and its neighbours 2 and 3.
             guard
-                Set(cast.session.graph.neighbors(of: ParticipantID(1))).isSuperset(of: [ParticipantID(2), ParticipantID(3)])
+                Set(cast.session.graph.neighbors(of: ParticipantID(1))).isSuperset(of: [
+                    ParticipantID(2), ParticipantID(3),
+                ])
             else { throw VectorError.unreadable("participant 1's neighbours in \(base.comment) leave out 2 or 3") }
             func at(_ round: SecAggRound, _ sender: UInt32, _ recipient: UInt32) -> (Int, SignedMessage) {
                 let index = clean.firstIndex { $0.round == round && $0.sender == sender && $0.recipient == recipient }!

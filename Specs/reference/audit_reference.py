@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""An independent verifier of Veil's exported audit records, written from Specs/audit.md (section
+numbers below are that document's), with Specs/secagg.md for the session and the server and
+Specs/wire.md §2 for the certificates.
+
+For each exported file (`round-RRRRRR-attempt-AAA.json`, §3) it runs the checks of §4 in order
+and reports the first that fails:
+
+1. the record parses and its bytes are its canonical serialisation (written here by
+   `canonical()`, from §2's rules: sorted keys, no whitespace, `/` unescaped, numbers as §2 says);
+2. the coordinator's certificate (issued by the CA, valid at `recorded`, role coordinator), the
+   record's signature under its Ed25519 key, and `serverKey` = that key;
+3. every roster certificate (CA, validity, role participant, the member's id and key);
+4. the session rebuilt (secagg.md §3), its parameters passing secagg.md §2
+   (secagg_parameters_reference.py);
+5. the log's length and digest (§1);
+6. the replay of the log through the server of secagg_reference.py (secagg.md §7, itself checked
+   against every SecAgg vector by check_vectors.py): received events handed to it, deadlines
+   closing the round, each sent event signed by `serverKey` and equal, but for its signature, to
+   the next message the replay owes; none owed at the end; one SurvivorList body;
+7. the attributions, and for a completed record the survivors and the sum's digest, against the
+   replay;
+
+then the chain across the files given (`previous` of sequence s = SHA-256 of record s − 1).
+
+Usage: audit_reference.py [--json] --ca CA.pem FILE…   (one line per file; exit status 1 if any fails)
+Importable: `verify(paths, ca_pem)` returns one `Verdict` per file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import collections
+import dataclasses
+import decimal
+import hashlib
+import json
+import math
+import pathlib
+import struct
+import sys
+
+import nacl.bindings as sodium
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import privacy_reference as privacy  # noqa: E402
+import secagg_parameters_reference as parameters  # noqa: E402
+import secagg_reference as secagg  # noqa: E402
+from veil_reference import Refused  # noqa: E402
+
+ROLE = ObjectIdentifier("1.3.6.1.4.1.32473.1.1")  # wire.md §2: DER UTF8String
+SIGNING_KEY = ObjectIdentifier("1.3.6.1.4.1.32473.1.2")  # wire.md §2: DER OCTET STRING, 32 bytes
+ROLES = ("coordinator", "participant", "key-holder")
+EVENT_KINDS = {"received": 0, "deadline": 1, "sent": 2}
+RECORD_CONTEXT = b"veil/v1/audit/record\x00"
+
+
+class Failure(Exception):
+    """A check of §4 that failed: `step` names it (1–8, or "chain")."""
+
+    def __init__(self, step: str, message: str):
+        super().__init__(f"step {step}: {message}")
+        self.step = step
+
+
+@dataclasses.dataclass
+class Verdict:
+    path: str
+    problems: list[str] = dataclasses.field(default_factory=list)
+    sequence: int | None = None
+    bytes: bytes | None = None  # the record's bytes, once it parses (for the chain)
+    previous: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --- §2 the record: its schema and canonical bytes ---------------------------------------------------
+
+INT = "int"
+UINT8 = "uint8"
+UINT32 = "uint32"
+DOUBLE = "double"
+STRING = "string"
+
+MEMBER = {"id": STRING, "key": STRING, "certificate": STRING}
+SESSION = {"clients": INT, "threshold": INT, "neighbors": INT, "bits": INT, "dimension": INT, "adversary": UINT8,
+           "corruptFraction": DOUBLE, "dropoutFraction": DOUBLE, "securityBits": INT, "nonce": STRING,
+           "context": STRING, "serverKey": STRING, "roster": [MEMBER]}
+RECORD = {"version": INT, "federation": STRING, "sequence": INT, "previous": STRING, "round": INT, "attempt": INT,
+          "recorded": DOUBLE, "outcome": STRING, "abort": (STRING, "optional"), "session": SESSION,
+          "coordinatorCertificate": STRING, "survivors": [UINT32], "sumDigest": (STRING, "optional"),
+          "attributions": [STRING], "eventsDigest": STRING, "eventCount": INT}
+EVENT = {"kind": STRING, "party": UINT32, "message": STRING}
+EXPORT = {"record": STRING, "signature": STRING, "events": [EVENT], "plan": (STRING, "optional")}
+
+RANGES = {INT: (-(1 << 63), (1 << 63) - 1), UINT8: (0, 255), UINT32: (0, (1 << 32) - 1)}
+
+
+def typed(value, schema, where: str):
+    """The value checked against the schema (keys not named are ignored, as a decoder does;
+    the canonical comparison then refuses them). Raises ValueError."""
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} is not an object")
+        out = {}
+        for key, kind in schema.items():
+            optional = isinstance(kind, tuple)
+            if optional:
+                kind = kind[0]
+            if key not in value or (optional and value[key] is None):
+                if optional:
+                    continue
+                raise ValueError(f"{where} has no `{key}`")
+            out[key] = typed(value[key], kind, f"{where}.{key}")
+        return out
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            raise ValueError(f"{where} is not an array")
+        return [typed(x, schema[0], f"{where}[{i}]") for i, x in enumerate(value)]
+    if schema == STRING:
+        if not isinstance(value, str):
+            raise ValueError(f"{where} is not a string")
+        return value
+    if schema == DOUBLE:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} is not a number")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where} is not an integer")
+    low, high = RANGES[schema]
+    if not low <= value <= high:
+        raise ValueError(f"{where} is out of range")
+    return value
+
+
+def parse_json(data: bytes):
+    def constant(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(data.decode("utf-8"), parse_constant=constant)
+
+
+def swift_double(x: float) -> str:
+    """§2: a double as the shortest decimal that reads back as the same double (Python's repr
+    finds the same digits), positional for 10^−4 ≤ |x| ≤ 2^53 and zero, without a trailing `.0`,
+    else d[.ddd]e±XX with at least two exponent digits."""
+    if not math.isfinite(x):
+        raise ValueError("a non-finite number")
+    if x == 0:
+        return "-0" if math.copysign(1.0, x) < 0 else "0"
+    sign, digits, exponent = decimal.Decimal(repr(x)).normalize().as_tuple()
+    digits = "".join(map(str, digits))
+    e = exponent + len(digits) - 1  # |x| = d.ddd × 10^e
+    if 1e-4 <= abs(x) <= 2.0 ** 53:
+        if e >= 0:
+            whole, fraction = digits[:e + 1].ljust(e + 1, "0"), digits[e + 1:]
+        else:
+            whole, fraction = "0", "0" * (-e - 1) + digits
+        text = whole + ("." + fraction if fraction else "")
+    else:
+        text = digits[0] + ("." + digits[1:] if len(digits) > 1 else "") + f"e{'-' if e < 0 else '+'}{abs(e):02d}"
+    return ("-" if sign else "") + text
+
+
+ESCAPES = {0x22: b'\\"', 0x5C: b"\\\\", 0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}
+
+
+def json_string(text: str) -> bytes:
+    out = bytearray(b'"')
+    for byte in text.encode("utf-8"):  # a lone surrogate cannot be encoded: not canonical
+        if byte in ESCAPES:
+            out += ESCAPES[byte]
+        elif byte < 0x20:
+            out += b"\\u%04x" % byte
+        else:
+            out.append(byte)
+    out += b'"'
+    return bytes(out)
+
+
+def canonical(value, schema) -> bytes:
+    """§2's serialisation of a typed value: sorted keys (by their UTF-8 bytes), no whitespace,
+    `/` not escaped, an absent optional left out."""
+    if isinstance(schema, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-8"))
+        members = []
+        for key in keys:
+            kind = schema[key][0] if isinstance(schema[key], tuple) else schema[key]
+            members.append(json_string(key) + b":" + canonical(value[key], kind))
+        return b"{" + b",".join(members) + b"}"
+    if isinstance(schema, list):
+        return b"[" + b",".join(canonical(x, schema[0]) for x in value) + b"]"
+    if schema == STRING:
+        return json_string(value)
+    if schema == DOUBLE:
+        return swift_double(value).encode()
+    return str(value).encode()
+
+
+def hex_bytes(text: str, what: str, step: str) -> bytes:
+    """Hexadecimal of either case, nothing else (no spaces: bytes.fromhex would take them)."""
+    if len(text) % 2 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise Failure(step, f"{what} is not hex")
+    return bytes.fromhex(text)
+
+
+def base64_bytes(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+
+
+# --- §4 steps 2–3: certificates (wire.md §2) ---------------------------------------------------------
+
+def der_value(data: bytes, tag: int) -> bytes:
+    """The content of one DER TLV of the given tag that is all of `data`; raises ValueError."""
+    if len(data) < 2 or data[0] != tag:
+        raise ValueError("wrong tag")
+    length, at = data[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or len(data) < 2 + count or data[2] == 0:
+            raise ValueError("bad length")
+        length, at = int.from_bytes(data[2:2 + count], "big"), 2 + count
+        if length < 0x80:
+            raise ValueError("non-minimal length")
+    if len(data) != at + length:
+        raise ValueError("length disagrees")
+    return data[at:]
+
+
+@dataclasses.dataclass
+class Identity:
+    id: str
+    role: str
+    key: bytes
+
+
+def identity(encoded: str, ca: x509.Certificate, at: float) -> Identity:
+    """A certificate checked as wire.md §2 describes it: issued by the CA, valid at `at`, with a
+    subject common name and Veil's role and signing-key extensions. Raises ValueError."""
+    der = base64_bytes(encoded)
+    if der is None:
+        raise ValueError("not base64")
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise ValueError("not a certificate")
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except Exception:
+        raise ValueError("not issued by the federation's CA")
+    if not certificate.not_valid_before_utc.timestamp() <= at <= certificate.not_valid_after_utc.timestamp():
+        raise ValueError("not valid when the record was made")
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise ValueError("no subject common name")
+    try:
+        role = der_value(certificate.extensions.get_extension_for_oid(ROLE).value.value, 0x0C).decode("utf-8")
+        key = der_value(certificate.extensions.get_extension_for_oid(SIGNING_KEY).value.value, 0x04)
+    except (x509.ExtensionNotFound, ValueError, AttributeError):
+        raise ValueError("Veil's role or signing-key extension is missing or malformed")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if len(key) != 32:
+        raise ValueError("the signing key is not 32 bytes")
+    return Identity(str(names[0].value), role, key)
+
+
+# --- §4 one file ------------------------------------------------------------------------------------
+
+def events_digest(events: list[tuple[int, int, bytes]]) -> bytes:
+    digest = hashlib.sha256(b"veil/v1/audit/events\x00").digest()
+    for kind, party, data in events:
+        digest = hashlib.sha256(digest + bytes([kind]) + secagg.le4(party) + secagg.le4(len(data)) + data).digest()
+    return digest
+
+
+def sum_digest(total: list[int], bits: int) -> str:
+    width = (bits + 7) // 8
+    return hashlib.sha256(b"veil/v1/audit/sum\x00" + b"".join(x.to_bytes(width, "little") for x in total)).hexdigest()
+
+
+def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
+    """The checks of §4 for one file, in order; raises Failure at the first that fails and
+    fills the verdict's chain fields as soon as the record parses."""
+    # 1. The export and the record.
+    try:
+        export = typed(parse_json(data), EXPORT, "the export")
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise Failure("1", f"not an audit export: {error}")
+    record_bytes = base64_bytes(export["record"])
+    if record_bytes is None:
+        raise Failure("1", "the record is not base64")
+    try:
+        record = typed(parse_json(record_bytes), RECORD, "the record")
+    except ValueError as error:
+        raise Failure("1", f"the record does not parse: {error}")
+    verdict.sequence, verdict.bytes, verdict.previous = record["sequence"], record_bytes, record["previous"]
+    try:
+        encoded = canonical(record, RECORD)
+    except ValueError:
+        encoded = None
+    if encoded != record_bytes:
+        raise Failure("1", "the record's bytes are not its canonical serialisation")
+    if record["version"] != 1:
+        raise Failure("1", f"version {record['version']}, not 1")
+    at = record["recorded"]
+
+    # 2. The coordinator and its signature.
+    try:
+        coordinator = identity(record["coordinatorCertificate"], ca, at)
+    except ValueError as error:
+        raise Failure("2", f"the coordinator's certificate: {error}")
+    if coordinator.role != "coordinator":
+        raise Failure("2", "the record's signer is not a coordinator")
+    signature = hex_bytes(export["signature"], "the signature", "2")
+    if not secagg.ed25519_verify(coordinator.key, RECORD_CONTEXT + record_bytes, signature):
+        raise Failure("2", "the coordinator's signature on the record does not verify")
+    s = record["session"]
+    if s["serverKey"] != coordinator.key.hex():
+        raise Failure("2", "serverKey is not the coordinator's certified key")
+
+    # 3. The roster.
+    keys = {secagg.SERVER: coordinator.key}
+    for position, member in enumerate(s["roster"], start=1):
+        try:
+            certified = identity(member["certificate"], ca, at)
+        except ValueError as error:
+            raise Failure("3", f"roster position {position} ({member['id']}): {error}")
+        if certified.role != "participant" or certified.id != member["id"] or certified.key.hex() != member["key"]:
+            raise Failure("3", f"roster position {position} ({member['id']}): certificate and member disagree")
+        keys[position] = certified.key
+
+    # 4. The session (secagg.md §3) and its parameters (secagg.md §2).
+    session = rebuild_session(s, keys)
+
+    # 5. The round plan the session binds (§3).
+    check_plan(export.get("plan"), session, s)
+
+    # 6. The log.
+    events = []
+    for index, event in enumerate(export["events"]):
+        message = hex_bytes(event["message"], f"event {index}'s message", "6")
+        if event["kind"] not in EVENT_KINDS:
+            raise Failure("6", f"event {index}: unknown kind {event['kind']!r}")
+        kind = EVENT_KINDS[event["kind"]]
+        # §1: a deadline is (1, 0, empty) and a sent message has party 0, whatever the export says.
+        events.append((kind, event["party"] if kind == 0 else 0, message if kind != 1 else b""))
+    if len(events) != record["eventCount"] or events_digest(events).hex() != record["eventsDigest"]:
+        raise Failure("6", "the log is not the one the record names (its length or digest differs)")
+
+    # 7. The replay.
+    server = replay(events, session)
+
+    # 8. The outcome.
+    if server.attributions != record["attributions"]:
+        raise Failure("8", f"the attributions are not the ones the log proves: {server.attributions}")
+    if record["outcome"] == "completed":
+        if server.result is None:
+            raise Failure("8", "the record says completed, but the log "
+                          + (f"aborts: {server.abort}" if server.abort else "does not finish"))
+        total, survivors = server.result
+        if survivors != record["survivors"]:
+            raise Failure("8", "the survivors are not the ones the log leaves")
+        if record.get("sumDigest") != sum_digest(total, session.bits):
+            raise Failure("8", "the released sum is not the one the log's masked inputs and shares give")
+    elif record["outcome"] == "aborted":
+        if record["survivors"] or "sumDigest" in record:
+            raise Failure("8", "an aborted record names survivors or a sum")
+    else:
+        raise Failure("8", f"unknown outcome {record['outcome']!r}")
+
+
+def rebuild_session(s: dict, keys: dict[int, bytes]) -> secagg.Session:
+    if s["adversary"] not in (0, 1):
+        raise Failure("4", f"unknown adversary {s['adversary']}")
+    if not 1 <= s["bits"] <= 64:
+        raise Failure("4", f"bit width {s['bits']} is not in 1…64")
+    gamma, delta, sigma = s["corruptFraction"], s["dropoutFraction"], s["securityBits"]
+    if not (0 <= gamma < 1 and 0 <= delta < 1 and gamma + delta < 1) or not 1 <= sigma <= 128:
+        raise Failure("4", "the threat model is out of range (secagg.md §2)")
+    for fraction in (gamma, delta):  # below 1: the numerator then fits in 64 bits
+        if -decimal.Decimal(repr(fraction)).normalize().as_tuple().exponent > 18:
+            raise Failure("4", f"the fraction {fraction!r} is written with more than 18 decimal places")
+    model = parameters.Model({"adversary": ["honest-but-curious", "malicious"][s["adversary"]],
+                              "corruptFraction": gamma, "dropoutFraction": delta, "securityBits": sigma})
+    try:
+        model.validate(s["clients"], s["threshold"], s["neighbors"])
+    except Refused as refusal:
+        raise Failure("4", f"the session's parameters are refused: {refusal.code}")
+    if s["dimension"] < 1:
+        raise Failure("4", f"dimension {s['dimension']} is below 1")
+    if len(s["roster"]) != s["clients"]:
+        raise Failure("4", f"the roster has {len(s['roster'])} members for {s['clients']} clients")
+    nonce = hex_bytes(s["nonce"], "the nonce", "4")
+    context = hex_bytes(s["context"], "the context", "4")
+    if len(nonce) != 32 or len(context) != 32:
+        raise Failure("4", "the nonce and the context must be 32 bytes each")
+    return secagg.Session.announced(s["clients"], s["threshold"], s["neighbors"], s["bits"], s["dimension"],
+                                    s["adversary"], keys, nonce, context)
+
+
+# --- §4 step 5: the round plan (wire.md §4) -----------------------------------------------------------
+
+def protobuf_fields(data: bytes) -> dict[int, list]:
+    """A protobuf message's fields by number (varint as int, 64-bit as 8 bytes, length-delimited
+    as bytes, 32-bit as 4 bytes); raises ValueError on anything that does not parse."""
+    fields: dict[int, list] = {}
+    at = 0
+
+    def varint() -> int:
+        nonlocal at
+        value, shift = 0, 0
+        while True:
+            if at >= len(data) or shift > 63:
+                raise ValueError("a truncated varint")
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    while at < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            value = varint()
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if at + size > len(data):
+                raise ValueError("a truncated fixed field")
+            value, at = data[at:at + size], at + size
+        elif wire == 2:
+            size = varint()
+            if at + size > len(data):
+                raise ValueError("a truncated length-delimited field")
+            value, at = data[at:at + size], at + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def check_plan(encoded, session: secagg.Session, s: dict) -> None:
+    """The export's plan: present, SHA-256("veil/v1/round-plan" ‖ 0x00 ‖ plan) = the session's
+    context, a RoundPlan; a distributed-DP plan (RoundPlan field 4) checked as a participant
+    checks it (wire.md §4.3, privacy.md §4): a valid mechanism whose minimum_participants the
+    threshold guarantees, on the session's b and padded d."""
+    if not isinstance(encoded, str):
+        raise Failure("5", "the export holds no round plan")
+    plan = base64_bytes(encoded)
+    if plan is None:
+        raise Failure("5", "the round plan is not base64")
+    if hashlib.sha256(b"veil/v1/round-plan\x00" + plan).hexdigest() != s["context"]:
+        raise Failure("5", "the round plan is not the one the session binds (its digest is not the session's context)")
+    try:
+        fields = protobuf_fields(plan)
+        dp = fields.get(4)
+        if dp is None:
+            return
+        d = protobuf_fields(dp[-1])
+    except ValueError as error:
+        raise Failure("5", f"the round plan does not parse: {error}")
+
+    def last(number, default):
+        return d[number][-1] if number in d else default
+
+    def double(number) -> float:
+        raw = last(number, bytes(8))
+        if not isinstance(raw, bytes) or len(raw) != 8:
+            raise Failure("5", f"distributed-DP field {number} is not a double")
+        return struct.unpack("<d", raw)[0]
+
+    noise = last(1, b"")
+    bits, dimension, minimum = last(3, 0), last(4, 0), last(5, 0)
+    if noise not in (b"ddg", b"skellam") or not all(isinstance(v, int) for v in (bits, dimension, minimum)):
+        raise Failure("5", "the distributed-DP plan: an unknown noise or a malformed field")
+    mechanism = {"x": [0.0] * dimension, "minimumParticipants": minimum, "beta": double(6),
+                 "unitScale": double(7), "unitLocalStandardDeviation": double(8)}
+    try:
+        privacy.check_mechanism(mechanism)
+    except Refused as refusal:
+        raise Failure("5", f"the distributed-DP plan is refused: {refusal.code}")
+    if not 1 <= bits <= 64 or not double(2) > 0:
+        raise Failure("5", "the distributed-DP plan: bits or clip out of range")
+    if s["threshold"] < minimum:
+        raise Failure("5", f"the session's threshold {s['threshold']} is below the {minimum} noise shares "
+                           "the plan's privacy assumes")
+    padded = 1 << max(0, dimension - 1).bit_length()
+    if s["bits"] != bits or s["dimension"] != padded:
+        raise Failure("5", "the session's ring or length does not fit the distributed-DP plan")
+
+
+def replay(events: list[tuple[int, int, bytes]], session: secagg.Session) -> secagg.Server:
+    """§4 step 7: the log through a fresh server (secagg.md §7); returns it, ended or not."""
+    server = secagg.Server(session)
+    owed = collections.deque()
+    survivor_lists = set()
+    for index, (kind, party, data) in enumerate(events):
+        if kind == 0:
+            if not 1 <= party <= session.n:
+                raise Failure("7", f"event {index}: party {party} is not on the roster")
+            owed.extend(raw for _, raw in server.receive(data, party))
+        elif kind == 1:
+            owed.extend(raw for _, raw in server.deadline())
+        else:
+            try:
+                sent = secagg.parse_envelope(data)
+            except secagg.Abort:
+                raise Failure("7", f"event {index}: a server message that does not parse")
+            if sent["sender"] != secagg.SERVER or not secagg.signature_ok(session, sent):
+                raise Failure("7", f"event {index}: a server message not signed by serverKey")
+            if not owed:
+                raise Failure("7", f"event {index}: the server sent a message the protocol did not call for")
+            expected = owed.popleft()
+            if expected[:-64] != sent["signed"]:  # all but the signature: header and body
+                raise Failure("7", f"event {index}: the server's round-{sent['round']} message to "
+                              f"{sent['recipient']} is not the one the recorded messages call for")
+            if sent["round"] == 3:
+                survivor_lists.add(sent["body"])
+    if owed:
+        raise Failure("7", f"the log ends before the server sent {len(owed)} message(s) the protocol called for")
+    if len(survivor_lists) > 1:
+        raise Failure("7", f"participants were shown {len(survivor_lists)} different survivor lists")
+    return server
+
+
+# --- §4 the files together --------------------------------------------------------------------------
+
+def verify(paths, ca_pem: bytes) -> list[Verdict]:
+    """Checks each file (§4 steps 1–8), then the chain; one verdict per file, in order."""
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    verdicts = []
+    for path in paths:
+        verdict = Verdict(str(path))
+        try:
+            check_file(pathlib.Path(path).read_bytes(), ca, verdict)
+        except OSError as error:
+            verdict.problems.append(f"step 1: cannot read: {error}")
+        except Failure as failure:
+            verdict.problems.append(str(failure))
+        except Exception as error:  # a case the reference cannot decide fails, and says so
+            verdict.problems.append(f"the reference could not check this file: {type(error).__name__}: {error}")
+        verdicts.append(verdict)
+    by_sequence = {}
+    for i, verdict in enumerate(verdicts):
+        if verdict.sequence is not None:
+            by_sequence.setdefault(verdict.sequence, i)  # the first file given with a sequence
+    for verdict in verdicts:
+        if verdict.sequence is None or verdict.sequence - 1 not in by_sequence:
+            continue
+        before = verdicts[by_sequence[verdict.sequence - 1]]
+        if verdict.previous != hashlib.sha256(before.bytes).hexdigest():
+            verdict.problems.append(f"step chain: the chain is broken: `previous` is not the hash of record "
+                                    f"{verdict.sequence - 1} ({before.path})")
+    return verdicts
+
+
+def main(argv=None) -> int:
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("--ca", required=True, help="the federation CA's certificate (PEM)")
+    arguments.add_argument("--json", action="store_true", help="one JSON array of {path, ok, problems}")
+    arguments.add_argument("files", nargs="+", help="exported audit files")
+    options = arguments.parse_args(argv)
+    verdicts = verify(options.files, pathlib.Path(options.ca).read_bytes())
+    if options.json:
+        print(json.dumps([{"path": v.path, "ok": v.ok, "problems": v.problems} for v in verdicts]))
+    for verdict in [] if options.json else verdicts:
+        print(f"{verdict.path}: {'ok' if verdict.ok else verdict.problems[0]}")
+    return 0 if all(v.ok for v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
