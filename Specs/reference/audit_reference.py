@@ -312,6 +312,8 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         raise Failure("1", "the record's bytes are not its canonical serialisation")
     if record["version"] != 1:
         raise Failure("1", f"version {record['version']}, not 1")
+    if record["sequence"] < 1 or record["round"] < 1 or record["attempt"] < 1:
+        raise Failure("1", "the record's sequence, round and attempt must be at least 1")
     at = record["recorded"]
 
     # 2. The coordinator and its signature.
@@ -558,7 +560,7 @@ def verify(paths, ca_pem: bytes) -> list[Verdict]:
         if verdict.sequence is not None:
             by_sequence.setdefault(verdict.sequence, i)  # the first file given with a sequence
     for verdict in verdicts:
-        if verdict.sequence is None or verdict.sequence - 1 not in by_sequence:
+        if verdict.sequence is None or verdict.sequence <= 1 or verdict.sequence - 1 not in by_sequence:
             continue
         before = verdicts[by_sequence[verdict.sequence - 1]]
         if verdict.previous != hashlib.sha256(before.bytes).hexdigest():

@@ -182,6 +182,10 @@ import VeilWire
                     object["signature"] = Hex.encode(RoundAuditRecord.sign(bytes, with: key))
                 }),
             Case(name: "the record re-signed with version 2", steps: [nil, "1"], change: resigned { $0.version = 2 }),
+            // The review's crash: the chain check computed sequence − 1 of Int.min and trapped.
+            Case(
+                name: "the record re-signed with the smallest sequence", steps: [nil, "1"],
+                change: resigned { $0.sequence = Int.min }),
             Case(
                 name: "the record re-signed with a survivor fewer", steps: [nil, "8"],
                 change: resigned { $0.survivors.removeLast() }),

@@ -96,7 +96,8 @@ public enum RoundAudit {
         let bySequence = Dictionary(
             reports.enumerated().compactMap { i, r in r.sequence.map { ($0, i) } }, uniquingKeysWith: { a, _ in a })
         for (i, report) in reports.enumerated() {
-            guard let sequence = report.sequence, let previousIndex = bySequence[sequence - 1],
+            // A sequence below 1 has failed its own check; it has no predecessor to name.
+            guard let sequence = report.sequence, sequence > 1, let previousIndex = bySequence[sequence - 1],
                 let previousBytes = reports[previousIndex].bytes
             else { continue }
             if report.previous != Hex.encode(RoundAuditRecord.hash(previousBytes)) {
@@ -137,6 +138,9 @@ public enum RoundAudit {
         report.previous = record.previous
         guard record.canonicalBytes == bytes else { return fail("the record's bytes are not its canonical encoding") }
         guard record.version == 1 else { return fail("the record's version is \(record.version), not 1") }
+        guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
+            return fail("the record's sequence, round and attempt must be at least 1")
+        }
         let at = Date(timeIntervalSince1970: record.recorded)
 
         // The coordinator, and its signature.
