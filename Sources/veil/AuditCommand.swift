@@ -78,7 +78,9 @@ struct AuditCommand: ParsableCommand {
             }
             var failed = false
             for report in reports {
-                let place = report.round.map { "round \($0) attempt \(report.attempt ?? 0)" } ?? "-"
+                let place =
+                    report.round.map { round in "round \(round)" + (report.attempt.map { " attempt \($0)" } ?? "") }
+                    ?? "-"
                 for note in report.notes { print("note  \(report.path) (\(place)): \(note)") }
                 if report.problems.isEmpty {
                     print("ok    \(report.path) (\(place))")

@@ -75,6 +75,7 @@ class Verdict:
     sequence: int | None = None
     bytes: bytes | None = None  # the record's bytes, once it parses (for the chain)
     previous: str | None = None
+    session: bytes | None = None  # the session id, once the log's digest checks (across files)
 
     @property
     def ok(self) -> bool:
@@ -330,7 +331,9 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
     if s["serverKey"] != coordinator.key.hex():
         raise Failure("2", "serverKey is not the coordinator's certified key")
 
-    # 3. The roster.
+    # 3. The roster: distinct members, each certified.
+    if len({m["id"] for m in s["roster"]}) != len(s["roster"]) or len({m["key"] for m in s["roster"]}) != len(s["roster"]):
+        raise Failure("3", "the roster lists one participant (an id or a key) at two positions")
     keys = {secagg.SERVER: coordinator.key}
     for position, member in enumerate(s["roster"], start=1):
         try:
@@ -358,6 +361,7 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         events.append((kind, event["party"] if kind == 0 else 0, message if kind != 1 else b""))
     if len(events) != record["eventCount"] or events_digest(events).hex() != record["eventsDigest"]:
         raise Failure("6", "the log is not the one the record names (its length or digest differs)")
+    verdict.session = session.id
 
     # 7. The replay.
     server = replay(events, session)
@@ -375,8 +379,14 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         if record.get("sumDigest") != sum_digest(total, session.bits):
             raise Failure("8", "the released sum is not the one the log's masked inputs and shares give")
     elif record["outcome"] == "aborted":
-        if record["survivors"] or "sumDigest" in record:
-            raise Failure("8", "an aborted record names survivors or a sum")
+        if server.result is not None:
+            # The log completes the sum: the coordinator learned it, and the record must say so.
+            total, survivors = server.result
+            if survivors != record["survivors"] or record.get("sumDigest") != sum_digest(total, session.bits):
+                raise Failure("8", "the record says aborted, but the log completes the secure sum: the record "
+                                   "must name its survivors and sum")
+        elif record["survivors"] or "sumDigest" in record:
+            raise Failure("8", "an aborted record names survivors or a sum the log does not give")
     else:
         raise Failure("8", f"unknown outcome {record['outcome']!r}")
 
@@ -559,6 +569,15 @@ def verify(paths, ca_pem: bytes) -> list[Verdict]:
     for i, verdict in enumerate(verdicts):
         if verdict.sequence is not None:
             by_sequence.setdefault(verdict.sequence, i)  # the first file given with a sequence
+    # Two different records with one sequence number, or of one session: two accounts of history.
+    for verdict in verdicts:
+        for other in verdicts:
+            if other is verdict or verdict.bytes is None or other.bytes is None or other.bytes == verdict.bytes:
+                continue
+            if verdict.sequence is not None and verdict.sequence == other.sequence:
+                verdict.problems.append(f"step chain: {other.path} is another record with sequence {verdict.sequence}")
+            if verdict.session is not None and verdict.session == other.session:
+                verdict.problems.append(f"step chain: {other.path} is another record of the same session")
     for verdict in verdicts:
         if verdict.sequence is None or verdict.sequence <= 1 or verdict.sequence - 1 not in by_sequence:
             continue

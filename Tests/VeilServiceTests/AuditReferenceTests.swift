@@ -182,6 +182,14 @@ import VeilWire
                     object["signature"] = Hex.encode(RoundAuditRecord.sign(bytes, with: key))
                 }),
             Case(name: "the record re-signed with version 2", steps: [nil, "1"], change: resigned { $0.version = 2 }),
+            // The review's F6 and F3: one participant at two roster positions; two records with
+            // one sequence number (history rewritten), which fails both.
+            Case(
+                name: "the record re-signed with one member at two roster positions", steps: [nil, "3"],
+                change: resigned { $0.session.roster[1] = $0.session.roster[0] }),
+            Case(
+                name: "the second record re-signed with the first one's sequence", steps: ["chain", "chain"],
+                change: resigned { $0.sequence = 1 }),
             // The review's crash: the chain check computed sequence − 1 of Int.min and trapped.
             Case(
                 name: "the record re-signed with the smallest sequence", steps: [nil, "1"],
@@ -196,15 +204,16 @@ import VeilWire
                 name: "the record re-signed with an attribution more", steps: [nil, "8"],
                 change: resigned { $0.attributions.append("wrongShare:2:3") }),
             Case(
-                name: "the record re-signed as aborted, keeping its survivors and sum", steps: [nil, "8"],
+                // An attempt can end after its sum (a release that cannot be decoded): its record
+                // then names the sum the coordinator learned, and that is valid.
+                name: "the record re-signed as aborted, keeping its survivors and sum", steps: [nil, nil],
                 change: resigned {
                     $0.outcome = "aborted"
                     $0.abort = "tooFewSurvivors"
                 }),
-            // §4 step 8 does not compare an abort with the replay (an attempt can end after its
-            // sum for reasons outside the protocol): both verifiers accept this one, by design.
+            // The review's F1: a coordinator that learned the sum records a failure, to ask again.
             Case(
-                name: "the record re-signed as aborted, without survivors or sum", steps: [nil, nil],
+                name: "the record re-signed as aborted, without survivors or sum", steps: [nil, "8"],
                 change: resigned {
                     $0.outcome = "aborted"
                     $0.abort = "tooFewSurvivors"

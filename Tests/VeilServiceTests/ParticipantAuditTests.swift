@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeilCore
 import VeilLearning
+import VeilSecAgg
 import VeilTestSupport
 import VeilWire
 
@@ -109,15 +110,52 @@ import VeilWire
             omitted[0].problems.contains { $0.contains("sent a R1ShareKeys message that is not in the log") },
             "\(omitted[0].problems)")
 
-        // A message the server showed this participant that is not in its log: equivocation.
+        // A message the server signed for this participant that is not in its log: equivocation.
+        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try Self.editJournal(f, id) { entry in
+            let shown = try! SignedMessage(encoded: Hex.decode(entry.received[0]))
+            var body = shown.body
+            body[body.count - 1] ^= 1
+            entry.received[0] = Hex.encode(SecAggForgery.resigned(shown, body: body, by: signingKey).encoded)
+        }
+        let equivocated = try Self.checked(f, id)
+        #expect(
+            equivocated[0].problems == [
+                "the server sent \(id) (journal \(saved[0].path)) a R1ShareKeys message that is not in its log: it showed this participant another view"
+            ], "\(equivocated[0].problems)")
+
+        // The review's F2: the same change without the coordinator's signature is no evidence —
+        // a participant cannot frame an honest coordinator with its own journal.
         for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
         try Self.editJournal(f, id) { entry in
             var bytes = try! Hex.decode(entry.received[0])
             bytes[bytes.count - 1] ^= 1
             entry.received[0] = Hex.encode(bytes)
+            entry.received.append(String(repeating: "00", count: 200))
         }
-        let equivocated = try Self.checked(f, id)
-        #expect(equivocated[0].problems.contains { $0.contains("another view") }, "\(equivocated[0].problems)")
+        let framed = try Self.checked(f, id)
+        #expect(
+            framed[0].problems.count == 2 && framed[0].problems.allSatisfy { $0.contains("the journal is at fault") },
+            "\(framed[0].problems)")
+        // A message of its own the journal leaves out is the journal's gap: the log's copy
+        // carries the participant's signature.
+        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try Self.editJournal(f, id) { entry in entry.sent.removeLast() }
+        let gap = try Self.checked(f, id)
+        #expect(gap[0].problems.contains { $0.contains("the journal is incomplete") }, "\(gap[0].problems)")
+
+        // The review's F1 and F5: a participant told the round aborted, holding a receipt for a
+        // record that says completed, is told so; a withheld record (the latest: no gap in the
+        // chain) is named by the journal entry that holds its receipt.
+        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        let withheld = try Self.checked(f, id, files: [f.files[0]])
+        #expect(withheld.count == 2 && withheld[0].problems.isEmpty, "\(withheld.map(\.problems))")
+        #expect(withheld[1].problems.contains { $0.contains("but no record of that session was given") })
+        try Self.editJournal(f, id) { entry in entry.completed = false }
+        let toldOtherwise = try Self.checked(f, id)
+        #expect(
+            toldOtherwise[0].problems.contains { $0.contains("was told the round aborted, the record says completed") },
+            "\(toldOtherwise[0].problems)")
 
         // A receipt that is not the coordinator's signature is the journal's fault, said as such.
         for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
@@ -140,7 +178,7 @@ import VeilWire
         let failed = try await VeilProcess.run(
             ["audit", "verify", "--ca", ca, "--participant", id, "--journal", journalURL.path] + f.files.map(\.path))
         #expect(failed.status == 1)
-        #expect(failed.stdout.contains("another view"), "\(failed.stdout)")
+        #expect(failed.stdout.contains("the journal is at fault"), "\(failed.stdout)")
         let lonely = try await VeilProcess.run(
             ["audit", "verify", "--ca", ca, "--participant", id] + f.files.map(\.path))
         #expect(lonely.status != 0 && lonely.stderr.contains("--participant and --journal go together"))

@@ -11,13 +11,15 @@ import VeilTestSupport
 /// Central differential privacy in the service: participants clip, the coordinator adds the
 /// calibrated noise, and the ledger in its store keeps each participant within its budget.
 @Suite(.serialized) struct PrivateFederationTests {
-    func federation(rounds: Int, privacy: ServicePrivacy, clients: Int = 4) throws -> (NetworkSimulation, URL) {
+    func federation(rounds: Int, privacy: ServicePrivacy, clients: Int = 4, deadline: Double = 10) throws -> (
+        NetworkSimulation, URL
+    ) {
         let directory = try RepositoryPaths.temporaryDirectory("veil-private-federation")
         var c = FederatedConfiguration()
         c.clients = clients
         c.rounds = rounds
         c.partition = .iid
-        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: deadline)
         network.serve.privacy = privacy
         return (network, directory)
     }
@@ -133,12 +135,15 @@ import VeilTestSupport
         #expect(sparse.neighborCount + 1 < 60)
         var privacy = ServicePrivacy(epsilon: 8, mode: .skellam)
         privacy.minContributors = 60
-        let (built, directory) = try federation(rounds: 1, privacy: privacy, clients: 60)
+        // Sixty participants on two shared cores: a generous deadline, and the completed attempt
+        // is the one that counts (CI once saw the first attempt miss the 10 s deadline).
+        let (built, directory) = try federation(rounds: 1, privacy: privacy, clients: 60, deadline: 40)
         defer { try? FileManager.default.removeItem(at: directory) }
         var network = built
         network.serve.evaluate = nil
         let summary = try await network.run(logger: quietLogger())
-        #expect(summary.completedRounds == 1 && summary.rounds.first?.survivors == 60, "\(summary.stopReason ?? "")")
+        #expect(summary.completedRounds == 1, "\(summary.stopReason ?? "")")
+        #expect(summary.rounds.last?.completed == true && summary.rounds.last?.survivors == 60, "\(summary.rounds)")
     }
 
     @Test func theRotationAndTheMechanismTravelInThePlan() throws {

@@ -72,6 +72,8 @@ public enum RoundAudit {
         public var problems: [String]
         /// Notes that are not failures (a roster member with no journal entry, say).
         public var notes: [String] = []
+        /// The record's outcome (`completed` or `aborted`).
+        public var outcome: String?
         /// What the round plan asked of the participants, privacy first (when it checked).
         public var plan: String?
         /// The record's bytes, for the chain check.
@@ -95,6 +97,20 @@ public enum RoundAudit {
         }
         let bySequence = Dictionary(
             reports.enumerated().compactMap { i, r in r.sequence.map { ($0, i) } }, uniquingKeysWith: { a, _ in a })
+        // Two different signed records with one sequence number, or two records of one session,
+        // are two accounts of history: each is named on both files.
+        for (i, report) in reports.enumerated() {
+            for (j, other) in reports.enumerated() where j != i {
+                guard let bytes = report.bytes, let otherBytes = other.bytes, bytes != otherBytes else { continue }
+                if let sequence = report.sequence, sequence == other.sequence {
+                    reports[i].problems.append(
+                        "\(other.path) is another record with sequence \(sequence): the history was rewritten")
+                }
+                if let session = report.sessionID, session == other.sessionID {
+                    reports[i].problems.append("\(other.path) is another record of the same session")
+                }
+            }
+        }
         for (i, report) in reports.enumerated() {
             // A sequence below 1 has failed its own check; it has no predecessor to name.
             guard let sequence = report.sequence, sequence > 1, let previousIndex = bySequence[sequence - 1],
@@ -133,6 +149,7 @@ public enum RoundAudit {
         }
         report.round = record.round
         report.attempt = record.attempt
+        report.outcome = record.outcome
         report.sequence = record.sequence
         report.bytes = bytes
         report.previous = record.previous
@@ -156,7 +173,10 @@ public enum RoundAudit {
             return fail("the session's server key is not the coordinator's certified key")
         }
 
-        // The roster, and the session its members signed into.
+        // The roster, and the session its members signed into: distinct members.
+        guard Set(record.session.roster.map(\.id)).count == record.session.roster.count,
+            Set(record.session.roster.map(\.key)).count == record.session.roster.count
+        else { return fail("the roster lists one participant (an id or a key) at two positions") }
         var keys: [Ed25519.PublicKey] = []
         for (position, member) in record.session.roster.enumerated() {
             do {
@@ -233,10 +253,20 @@ public enum RoundAudit {
         case ("completed", nil):
             report.problems.append(
                 "the record says completed, but the log \(outcome.abort.map { "aborts: \($0)" } ?? "does not finish")")
-        case ("aborted", _):
-            // An attempt can also end after its sum (a release that cannot be decoded, a stop).
+        case ("aborted", let result?):
+            // The log completes the secure sum: the coordinator learned it. An attempt can still
+            // end after its sum (a release that cannot be decoded), but its record must say which
+            // sum was released — else a coordinator could learn a sum, record a failure and ask again.
+            if result.survivors.map(\.rawValue) != record.survivors
+                || Hex.encode(RoundAuditRecord.sumDigest(result.sum)) != record.sumDigest
+            {
+                report.problems.append(
+                    "the record says aborted, but the log completes the secure sum: the record must name its survivors and sum"
+                )
+            }
+        case ("aborted", nil):
             if record.survivors != [] || record.sumDigest != nil {
-                report.problems.append("an aborted record names survivors or a sum")
+                report.problems.append("an aborted record names survivors or a sum the log does not give")
             }
         default:
             report.problems.append("unknown outcome \(record.outcome)")
@@ -283,7 +313,7 @@ public enum RoundAudit {
         let bySession = Dictionary(
             journal.filter { $0.entry.participant == participant }.map { ($0.entry.session, $0) },
             uniquingKeysWith: { a, _ in a })
-        return reports.map { original in
+        var checked = reports.map { original in
             var report = original
             guard let session = report.sessionID, let position = report.rosterIDs.firstIndex(of: participant) else {
                 return report
@@ -295,6 +325,19 @@ public enum RoundAudit {
             report.problems += journalProblems(entry, path: path, report: report, position: UInt32(position + 1))
             return report
         }
+        // A record the participant holds a receipt for must be among the files: a coordinator
+        // that withholds one (the latest leaves no gap in the chain) is caught here.
+        let given = Set(reports.compactMap(\.sessionID))
+        for (path, entry) in bySession.values.sorted(by: { $0.path < $1.path })
+        where entry.recordHash != nil && !given.contains(entry.session) {
+            checked.append(
+                FileReport(
+                    path: path, round: Int(exactly: entry.round),
+                    problems: [
+                        "\(participant) holds the coordinator's receipt for round \(entry.round) (session \(entry.session.prefix(16))…), but no record of that session was given"
+                    ]))
+        }
+        return checked
     }
 
     private static func journalProblems(
@@ -304,6 +347,18 @@ public enum RoundAudit {
         let who = "\(entry.participant) (journal \(path))"
         if entry.position != position {
             problems.append("\(who) took part at position \(entry.position), the record lists it at \(position)")
+        }
+        if entry.round != UInt64(exactly: report.round ?? -1) {
+            problems.append(
+                "\(who) took part in this session as round \(entry.round), the record says \(report.round ?? 0)")
+        }
+        if entry.serverKey != report.serverKey.map({ Hex.encode($0.rawRepresentation) }) {
+            problems.append("\(who) was given another server key than the record's")
+        }
+        if let completed = entry.completed, completed != (report.outcome == "completed") {
+            problems.append(
+                "\(who) was told the round \(completed ? "completed" : "aborted"), the record says \(report.outcome ?? "-")"
+            )
         }
         if let hash = entry.recordHash {
             let receiptValid =
@@ -338,7 +393,11 @@ public enum RoundAudit {
                     "\(who) sent a \(roundName(missing)) message that is not in the log (lost on the way, or left out or changed by the coordinator)"
                 )
             } else if let extra {
-                problems.append("the log holds a \(roundName(extra)) message from \(who) that it did not send")
+                // The log's messages from the participant passed the replay's signature check: a
+                // message the journal lacks is the journal's gap, not the coordinator's forgery.
+                problems.append(
+                    "the log holds a \(roundName(extra)) message signed by \(entry.participant) that its journal \(path) does not list (the journal is incomplete)"
+                )
             } else {
                 problems.append("the log holds \(who)'s messages in another order or number than it sent them")
             }
@@ -348,9 +407,20 @@ public enum RoundAudit {
                 if case .sent(let bytes) = event { return Hex.encode(bytes) }
                 return nil
             })
-        if let unlogged = entry.received.first(where: { !sent.contains($0) }) {
+        // A message in the journal is evidence only if the coordinator signed it, for this
+        // session and this participant; anything else is the journal's fault.
+        for message in entry.received where !sent.contains(message) {
+            guard let bytes = try? Hex.decode(message), let signed = try? SignedMessage(encoded: bytes),
+                let serverKey = report.serverKey, signed.isSigned(by: serverKey), signed.sender == 0,
+                Hex.encode(signed.sessionID) == entry.session, signed.recipient == position
+            else {
+                problems.append(
+                    "\(who) lists a received message that the coordinator did not sign for it in this session (the journal is at fault)"
+                )
+                continue
+            }
             problems.append(
-                "the server sent \(who) a \(roundName(unlogged)) message that is not in its log: it showed this participant another view"
+                "the server sent \(who) a \(signed.round) message that is not in its log: it showed this participant another view"
             )
         }
         return problems

@@ -32,7 +32,7 @@ extension Coordinator {
             // The secure sum finished, but what it released cannot be applied (a malformed
             // distributed-DP encoding): nothing is charged and the model is unchanged.
             let abort = RoundAbort(.release, "the round's sum could not be decoded: \(error)")
-            try record(report, abort: abort, machine: machine)
+            try record(report, abort: abort, machine: machine, released: result)
             return summarize(report, outcome: .aborted(abort), machine: machine)
         }
         let contributors = result.survivors.map { machine.id(of: $0) }
@@ -78,8 +78,12 @@ extension Coordinator {
         return privacy.release(sum: sum, cohort: machine.cohort.count, round: machine.number)
     }
 
-    /// Writes an aborted (or interrupted) attempt to the store and tells its members.
-    func record(_ report: RoundReport, abort: RoundAbort, machine: RoundMachine?) throws {
+    /// Writes an aborted (or interrupted) attempt to the store and tells its members. An attempt
+    /// that ends after its secure sum (`released`) names that sum in its audit record: the
+    /// coordinator learned it (`Specs/audit.md` §4 step 8).
+    func record(
+        _ report: RoundReport, abort: RoundAbort, machine: RoundMachine?, released: SecureSumResult? = nil
+    ) throws {
         let recordHash = try store.finishRound(
             report.number, attempt: report.attempt,
             record: .init(
@@ -87,7 +91,7 @@ extension Coordinator {
                 abortReason: abort.detail, transcriptHash: machine?.transcript ?? [], bytesIn: machine?.bytesIn ?? 0,
                 bytesOut: machine?.bytesOut ?? 0, contributors: []),
             checkpoint: nil, accuracy: nil, ledger: nil,
-            audit: machine.flatMap { auditDraft($0, result: nil, abort: abort) })
+            audit: machine.flatMap { auditDraft($0, result: released, abort: abort) })
         if let machine {
             broadcastResult(machine, completed: false, survivors: 0, reason: abort.detail, recordHash: recordHash)
         }
@@ -109,7 +113,7 @@ extension Coordinator {
         let draft = RoundAuditRecord(
             federation: configuration.federation, sequence: 0, previous: "", round: machine.number,
             attempt: machine.attempt, recorded: Date().timeIntervalSince1970,
-            outcome: result == nil ? "aborted" : "completed", abort: abort.map { "\($0)" },
+            outcome: abort == nil ? "completed" : "aborted", abort: abort.map { "\($0)" },
             session: .init(
                 clients: parameters.clientCount, threshold: parameters.threshold, neighbors: parameters.neighborCount,
                 bits: parameters.bitWidth.bits, dimension: parameters.dimension, adversary: model.adversary.rawValue,
