@@ -144,7 +144,13 @@ def typed(value, schema, where: str):
 def parse_json(data: bytes):
     def constant(name):
         raise ValueError(f"{name} is not JSON")
-    return json.loads(data.decode("utf-8"), parse_constant=constant)
+
+    def unique(pairs):
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a key appears twice in one object")
+        return dict(pairs)
+    return json.loads(data.decode("utf-8"), parse_constant=constant, object_pairs_hook=unique)
 
 
 def swift_double(x: float) -> str:

@@ -237,6 +237,14 @@ import VeilWire
             ])
         #expect(try await AuditReferenceTests.reference([file], ca: network.serve.tls.ca) == ["5"])
         try original.write(to: file)
+        // A second `plan` key (the review): Swift's decoder and Python's would each keep another
+        // one, so both verifiers refuse the file instead.
+        var text = try #require(String(data: original, encoding: .utf8))
+        text.insert(contentsOf: #""plan" : "AAAA", "#, at: text.index(after: try #require(text.firstIndex(of: "{"))))
+        try Data(text.utf8).write(to: file)
+        #expect(RoundAudit.verify(files: [file], ca: ca)[0].problems.first?.contains("appears twice") == true)
+        #expect(try await AuditReferenceTests.reference([file], ca: network.serve.tls.ca) == ["1"])
+        try original.write(to: file)
         try AuditTests.edit(file) { object in object["plan"] = nil }
         #expect(RoundAudit.verify(files: [file], ca: ca)[0].problems == ["the export holds no round plan"])
     }

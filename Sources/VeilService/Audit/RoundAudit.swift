@@ -137,6 +137,11 @@ public enum RoundAudit {
             return report
         }
         let export: RoundAuditExport
+        // A key written twice is refused, not resolved: decoders disagree on which value wins
+        // (Swift's keeps one, Python's the other), and two readers must see one export.
+        do { try ConfigurationKeys.check([UInt8](data), snakeCase: false) } catch {
+            return fail("not an audit export: \(error)")
+        }
         do { export = try JSONDecoder().decode(RoundAuditExport.self, from: data) } catch {
             return fail("not an audit export: \(error)")
         }

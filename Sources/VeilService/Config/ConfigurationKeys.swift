@@ -15,6 +15,8 @@ struct ConfigurationKeys {
     private var index = 0
     /// The object keys leading to the current position, for the error message.
     private var path: [String] = []
+    /// Whether keys must be snake_case (configuration files) or only unique (audit exports).
+    private var requiresSnakeCase = true
     /// Nesting deeper than this is refused (the decoder's own limit), before the recursion
     /// could exhaust the stack.
     static let maxDepth = 512
@@ -22,8 +24,9 @@ struct ConfigurationKeys {
     /// Checks every object key in `data`.
     /// - Throws: ``ConfigurationError`` naming the first key that is not snake_case or is
     ///   repeated, or the byte where the file stops being plain UTF-8 JSON.
-    static func check(_ data: [UInt8]) throws {
+    static func check(_ data: [UInt8], snakeCase: Bool = true) throws {
         var scanner = ConfigurationKeys(bytes: data)
+        scanner.requiresSnakeCase = snakeCase
         let complete = try scanner.value()
         scanner.skipSpace()
         guard complete, scanner.index == data.count else {
@@ -67,7 +70,7 @@ struct ConfigurationKeys {
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let key = string() else { return false }
             let location = (path + [key]).joined(separator: ".")
-            guard Self.isSnakeCase(key) else {
+            guard !requiresSnakeCase || Self.isSnakeCase(key) else {
                 throw ConfigurationError(
                     "unknown key \"\(location)\": keys are snake_case\(Self.snakeCaseSuggestion(key))")
             }
