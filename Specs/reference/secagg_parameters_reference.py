@@ -7,6 +7,7 @@ probabilities are the same hypergeometric and union bounds the specification sta
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from fractions import Fraction
 
 from veil_reference import Refused
@@ -49,6 +50,15 @@ def lower_tail(population: int, marked: int, draws: int, below: int) -> float:
 
 class Model:
     def __init__(self, group: dict):
+        # secagg.md §2: γ, δ in [0, 1) with γ + δ < 1 (as doubles), each written with at most 18
+        # decimal places; 1 ≤ σ ≤ 128; a population, when given, of at least 2.
+        gamma, delta, sigma = group["corruptFraction"], group["dropoutFraction"], group["securityBits"]
+        if not (0 <= gamma < 1 and 0 <= delta < 1 and gamma + delta < 1) or not 1 <= sigma <= 128:
+            raise Refused("invalidThreatModel")
+        if any(-Decimal(repr(float(f))).normalize().as_tuple().exponent > 18 for f in (gamma, delta)):
+            raise Refused("invalidThreatModel")
+        if group.get("population") is not None and group["population"] < 2:
+            raise Refused("invalidThreatModel")
         self.malicious = {"honest-but-curious": False, "malicious": True}[group["adversary"]]
         self.gamma = decimal(group["corruptFraction"])
         self.delta = decimal(group["dropoutFraction"])
@@ -133,6 +143,9 @@ def check(group: dict, test: dict, expect) -> None:
     expect(model.corrupt_count(test["clients"]), test["corruptCount"], "corruptCount")
     if test["kind"] == "validate":
         model.validate(test["clients"], test["threshold"], test["neighbors"])
+        # With a dimension, the case is a session's parameters (b = 32): d ≥ 1 after rules 1–4.
+        if test.get("dimension") is not None and test["dimension"] < 1:
+            raise Refused("dimensionOutOfRange")
     elif test["kind"] == "recommend":
         k, t = model.recommend(test["clients"])
         expect(k, test["neighbors"], "neighbors")

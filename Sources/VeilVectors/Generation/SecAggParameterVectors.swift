@@ -6,9 +6,11 @@ extension ProjectVectors {
     /// `secagg/veil_secagg_parameters.json`: each case's verdict is computed here; the
     /// reference (`Specs/reference/secagg_reference.py`) derives it again from the rules.
     static func secAggParameters() throws -> VectorFile<SecAggParametersRunner.Group> {
-        typealias Case = (kind: String, n: Int, k: Int?, t: Int?, comment: String)
-        func validate(_ n: Int, _ k: Int, _ t: Int, _ comment: String) -> Case { ("validate", n, k, t, comment) }
-        func recommend(_ n: Int, _ comment: String) -> Case { ("recommend", n, nil, nil, comment) }
+        typealias Case = (kind: String, n: Int, k: Int?, t: Int?, d: Int?, comment: String)
+        func validate(_ n: Int, _ k: Int, _ t: Int, _ comment: String, d: Int? = nil) -> Case {
+            ("validate", n, k, t, d, comment)
+        }
+        func recommend(_ n: Int, _ comment: String) -> Case { ("recommend", n, nil, nil, nil, comment) }
         let plan: [(adversary: String, gamma: Double, delta: Double, sigma: Int, population: Int?, cases: [Case])] = [
             (
                 "honest-but-curious", 0.05, 0.33, 40, nil,
@@ -26,6 +28,8 @@ extension ProjectVectors {
                     validate(1, 1, 2, "one participant"),
                     validate(10, 10, 3, "k = n"),
                     validate(10, 4, 6, "t > k + 1"),
+                    validate(10, 9, 2, "a session of vectors of length 1", d: 1),
+                    validate(10, 9, 2, "a session of vectors of length 0", d: 0),
                     recommend(3, "the README's federation"),
                     recommend(10, "the default simulation"),
                     recommend(100, "the table"),
@@ -79,6 +83,24 @@ extension ProjectVectors {
                     recommend(1000, "a sampled cohort of 1,000"),
                 ]
             ),
+            (
+                "malicious", 0.45, 0.33, 40, nil,
+                [
+                    recommend(
+                        10,
+                        "t > 5.5 and t > n_C = 5 of 10 while a third drop: no (k, t) keeps the abort probability below 2^-20"
+                    )
+                ]
+            ),
+            // Threat models the rules refuse (§2): every case of the group is refused by its model.
+            ("honest-but-curious", 0.7, 0.3, 40, nil, [validate(10, 9, 8, "γ + δ = 1")]),
+            ("honest-but-curious", 0.05, 0.1, 0, nil, [validate(10, 9, 3, "σ = 0")]),
+            ("honest-but-curious", 0.05, 0.1, 129, nil, [validate(10, 9, 3, "σ = 129")]),
+            ("honest-but-curious", 0.05, 0.1, 40, 1, [validate(10, 9, 3, "a population of one")]),
+            (
+                "honest-but-curious", 1.5e-19, 0.1, 40, nil,
+                [validate(10, 9, 3, "γ = 1.5e-19 needs 20 decimal places; at most 18 are read")]
+            ),
         ]
         var tcId = 0
         var groups: [SecAggParametersRunner.Group] = []
@@ -86,17 +108,35 @@ extension ProjectVectors {
             var group = SecAggParametersRunner.Group(
                 adversary: entry.adversary, corruptFraction: entry.gamma, dropoutFraction: entry.delta,
                 securityBits: entry.sigma, population: entry.population, tests: [])
-            let model = try SecAggParametersRunner.threatModel(group)
+            let model: ThreatModel?
+            do { model = try SecAggParametersRunner.threatModel(group) } catch let refusal as SecAggParameterError {
+                model = nil
+                for c in entry.cases {
+                    tcId += 1
+                    group.tests.append(
+                        SecAggParametersRunner.Test(
+                            tcId: tcId, comment: c.comment, flags: ["Refused"], result: .invalid,
+                            error: errorCode(refusal), kind: c.kind, clients: c.n, neighbors: c.k, threshold: c.t,
+                            dimension: c.d, corruptCount: 0))
+                }
+            }
             for c in entry.cases {
+                guard let model else { break }  // its cases are written above, refused
                 tcId += 1
                 var test = SecAggParametersRunner.Test(
                     tcId: tcId, comment: c.comment, flags: [], result: .valid, error: nil, kind: c.kind, clients: c.n,
-                    neighbors: c.k, threshold: c.t, corruptCount: model.corruptCount(of: c.n))
+                    neighbors: c.k, threshold: c.t, dimension: c.d, corruptCount: model.corruptCount(of: c.n))
                 do {
                     if c.kind == "validate" {
                         // The table above gives every validate case its k and t.
-                        try SecAggParameters.validate(
-                            clientCount: c.n, threshold: c.t!, neighborCount: c.k!, threatModel: model)
+                        if let d = c.d {
+                            _ = try SecAggParameters(
+                                clientCount: c.n, threshold: c.t!, neighborCount: c.k!, bitWidth: BitWidth(32),
+                                dimension: d, threatModel: model)
+                        } else {
+                            try SecAggParameters.validate(
+                                clientCount: c.n, threshold: c.t!, neighborCount: c.k!, threatModel: model)
+                        }
                     } else {
                         let p = try SecAggParameters.recommended(
                             clientCount: c.n, bitWidth: BitWidth(32), dimension: 1, threatModel: model)

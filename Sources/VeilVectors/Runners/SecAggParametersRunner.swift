@@ -23,11 +23,13 @@ enum SecAggParametersRunner: VectorRunner {
         var flags: [String]
         var result: ExpectedResult
         var error: String?
-        /// `validate`: are (n, k, t) accepted; `recommend`: the recommended (k, t) for n.
+        /// `validate`: are (n, k, t) accepted — with a `dimension`, as a session's parameters
+        /// (n, t, k, b = 32, d); `recommend`: the recommended (k, t) for n.
         var kind: String
         var clients: Int
         var neighbors: Int?
         var threshold: Int?
+        var dimension: Int?
         var corruptCount: Int
     }
 
@@ -54,8 +56,14 @@ enum SecAggParametersRunner: VectorRunner {
                         guard let k = test.neighbors, let t = test.threshold else {
                             throw VectorError.unreadable("a validate case needs neighbors and threshold")
                         }
-                        try SecAggParameters.validate(
-                            clientCount: test.clients, threshold: t, neighborCount: k, threatModel: model)
+                        if let d = test.dimension {
+                            _ = try SecAggParameters(
+                                clientCount: test.clients, threshold: t, neighborCount: k, bitWidth: BitWidth(32),
+                                dimension: d, threatModel: model)
+                        } else {
+                            try SecAggParameters.validate(
+                                clientCount: test.clients, threshold: t, neighborCount: k, threatModel: model)
+                        }
                     case "recommend":
                         let p = try SecAggParameters.recommended(
                             clientCount: test.clients, bitWidth: BitWidth(32), dimension: 1, threatModel: model)
