@@ -209,12 +209,16 @@ extension ProjectVectors {
         ).isSuperset(of: [ParticipantID(2), ParticipantID(3)]) {
             sparse.seedByte += 1
         }
-        var dropout = base
-        dropout.comment = "complete graph, 5 participants, t = 3, participant 5 goes offline in R2"
-        dropout.flags = ["CompleteGraph", "Dropout"]
-        dropout.seedByte = 31
-        dropout.drops = [(5, .maskedInputCollection)]
-        for (base, complete) in [(base, true), (sparse, false), (dropout, false)] {
+        // A dropout in each protocol round: participant 5, whom no case forges or reads.
+        let dropouts = SecAggRound.allCases.map { round in
+            var dropout = base
+            dropout.comment = "complete graph, 5 participants, t = 3, participant 5 goes offline in \(round)"
+            dropout.flags = ["CompleteGraph", "Dropout"]
+            dropout.seedByte = round == .maskedInputCollection ? 31 : 40 + round.rawValue
+            dropout.drops = [(5, round)]
+            return dropout
+        }
+        for (base, complete) in [(base, true), (sparse, false)] + dropouts.map({ ($0, false) }) {
             var configuration = try SecAggRunner.configuration(base.group(tests: []))
             configuration.recordsTranscript = true
             let clean = try SecAggSimulation.run(configuration).transcript
