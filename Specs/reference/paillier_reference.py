@@ -316,7 +316,7 @@ class Session:
         receipt = b"veil/v1/paillier/receipt\x00" + self.id + _le(a, 4) + digest
         return ciphertexts, digest, self.sign(self.members[a - 1][1], receipt)
 
-    def decrypt(self, test: dict) -> list[int]:
+    def decrypt(self, test: dict) -> tuple[list[int], bytes]:
         members = len(self.members)
         if members < test["minimumContributors"]:
             raise ref.Refused("tooFewMembers")
@@ -345,7 +345,12 @@ class Session:
             for slot in range(self.slots):
                 if len(out) < self.d:
                     out.append((m >> (slot * self.slot)) & ((1 << self.bits) - 1))
-        return out
+        # paillier.md §6.1: the key holder signs the sum it released for this aggregate.
+        width = (2 * self.key_bits + 7) // 8
+        aggregate_digest = self.hashlib.sha256(b"".join(c.to_bytes(width, "big") for c in aggregate)).digest()
+        released = (b"veil/v1/paillier/decrypted\x00" + self.id + aggregate_digest
+                    + b"".join(_le(v, 8) for v in out))
+        return out, self.sign(self.holder_sk, released)
 
 
 def check_session(group: dict, test: dict, expect) -> None:
@@ -365,6 +370,8 @@ def check_session(group: dict, test: dict, expect) -> None:
         expect(digest.hex(), test["receiptDigest"], "receiptDigest")
         expect(signature.hex(), test["signature"], "signature")
     elif kind == "decrypt":
-        expect([str(v) for v in s.decrypt(test)], test.get("sum"), "sum")
+        total, signature = s.decrypt(test)
+        expect([str(v) for v in total], test.get("sum"), "sum")
+        expect(signature.hex(), test.get("signature"), "signature")
     else:
         raise AssertionError(f"unknown kind {kind}")

@@ -357,6 +357,22 @@ final class RoundBench {
         #expect(bench.abort?.detail == "the key holder refused: too few\\ncontributions")
     }
 
+    /// The key holder signs the sum it releases; a sum without its signature — a coordinator's
+    /// own, or another aggregate's — is not taken.
+    @Test func aSumTheKeyHolderDidNotSignIsNotTaken() throws {
+        let (bench, directory) = try bench(3, paillier: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        let request = try #require(bench.toKeyHolder.first)
+        var answer = bench.keyHolder!.answer(request)
+        #expect(answer.refusal.isEmpty && !answer.signature.isEmpty)
+        answer.sum[0] ^= 1
+        bench.handle(.decryption(answer))
+        #expect(bench.abort?.kind == .keyHolderMalformed)
+        #expect(bench.abort?.detail == "the key holder's signature on the sum does not verify")
+    }
+
     @Test func anInterruptedRoundEndsAtOnce() throws {
         let (bench, directory) = try bench(3)
         defer { try? FileManager.default.removeItem(at: directory) }

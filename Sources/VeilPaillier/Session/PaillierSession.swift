@@ -92,6 +92,17 @@ public struct PaillierSession: Sendable {
         Array("veil/v1/paillier/decrypt".utf8) + [0] + id + SHA256.hash(aggregate.flatMap { $0.bigEndianBytes() })
     }
 
+    /// What the key holder signs when it releases a sum: "veil/v1/paillier/decrypted" ‖ 0x00 ‖
+    /// session id ‖ SHA-256 of the aggregate's ciphertexts ‖ LE_8 of each sum element. The
+    /// coordinator then holds the key holder to the sum, and the key holder cannot be made to
+    /// answer for another one.
+    public func decryptionResult(_ aggregate: [PaillierCiphertext], sum: [UInt64]) -> [UInt8] {
+        var writer = ByteWriter(capacity: 8 * sum.count)
+        for element in sum { writer.u64(element) }
+        return Array("veil/v1/paillier/decrypted".utf8) + [0] + id
+            + SHA256.hash(aggregate.flatMap { $0.bigEndianBytes() }) + writer.bytes
+    }
+
     /// n, the number of members.
     public var memberCount: Int { roster.count }
     /// P, the number of plaintexts (and ciphertexts) of one contribution.

@@ -158,6 +158,7 @@ public struct KeyHolderAgent: Sendable {
                         aggregate: aggregateDigest, decryptedAt: ISO8601DateFormatter().string(from: Date())))
             }
             result.sum = sum.elements
+            result.signature = Data(signingKey.signature(for: session.decryptionResult(aggregate, sum: sum.elements)))
             logger.info(
                 repeated ? "decrypted again (the same request)" : "decrypted",
                 metadata: ["round": "\(request.round)", "members": "\(members.count)"])

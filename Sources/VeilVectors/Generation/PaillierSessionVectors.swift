@@ -78,17 +78,22 @@ extension ProjectVectors {
                 }
             }
             let everyone = Array(1...members)
-            func decrypted(_ aggregateOf: [Int], _ receiptsOf: [Int], minimum: Int) throws -> [String] {
+            func decrypted(_ aggregateOf: [Int], _ receiptsOf: [Int], minimum: Int) throws -> (
+                sum: [String], signature: String
+            ) {
                 try PaillierSessionRunner.decrypt(
                     s, aggregateOf: aggregateOf, receiptsOf: receiptsOf, forged: nil, minimumContributors: minimum)
             }
-            try add("decrypt", "the product of every member's ciphertexts, every receipt: the sum") {
+            try add(
+                "decrypt",
+                "the product of every member's ciphertexts, every receipt: the sum, and the key holder's signature"
+            ) {
                 $0.aggregateOf = everyone; $0.receiptsOf = everyone; $0.minimumContributors = members
-                $0.sum = try decrypted(everyone, everyone, minimum: members)
+                (sum: $0.sum, signature: $0.signature) = try decrypted(everyone, everyone, minimum: members)
             }
             try add("decrypt", "member 1's ciphertexts alone, every receipt: its input under its mask, not its input") {
                 $0.aggregateOf = [1]; $0.receiptsOf = everyone; $0.minimumContributors = members
-                $0.sum = try decrypted([1], everyone, minimum: members)
+                (sum: $0.sum, signature: $0.signature) = try decrypted([1], everyone, minimum: members)
             }
             add("decrypt", "the last member's receipt is missing", result: .invalid, error: "missingReceipt") {
                 $0.aggregateOf = everyone; $0.receiptsOf = Array(everyone.dropLast()); $0.minimumContributors = members

@@ -114,9 +114,11 @@ enum PaillierSessionRunner: VectorRunner {
 
     /// What the key holder returns for the product of `aggregateOf`'s ciphertexts and the
     /// receipts of `receiptsOf` (the one of `forged` with a flipped signature bit).
+    /// The key holder's decryption: the sum, and its signature over what it released
+    /// (`Specs/paillier.md` §6.1, "veil/v1/paillier/decrypted").
     static func decrypt(
         _ s: Setting, aggregateOf: [Int], receiptsOf: [Int], forged: Int?, minimumContributors: Int
-    ) throws -> [String] {
+    ) throws -> (sum: [String], signature: String) {
         let parts = try (1...s.members.count).map { try contribution(s, $0) }
         var aggregate: [PaillierCiphertext]?
         for member in aggregateOf {
@@ -133,10 +135,12 @@ enum PaillierSessionRunner: VectorRunner {
         }
         let holder = PaillierKeyHolder(
             privateKey: s.key, packing: s.session.packing, minimumContributors: minimumContributors)
-        return try holder.decrypt(
+        let sum = try holder.decrypt(
             aggregate ?? [], session: s.session, receipts: receipts, identity: s.keyHolder.publicKey
         )
-        .sum.elements.map { String($0) }
+        .sum.elements
+        let signature = s.keyHolder.signature(for: s.session.decryptionResult(aggregate ?? [], sum: sum))
+        return (sum.map { String($0) }, Hex.encode(signature))
     }
 
     static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {
@@ -164,10 +168,11 @@ enum PaillierSessionRunner: VectorRunner {
             try expectEqual(Hex.encode(receipt.ciphertextDigest), test.receiptDigest, "receiptDigest")
             try expectEqual(Hex.encode(receipt.signature), test.signature, "signature")
         case "decrypt":
-            let sum = try decrypt(
+            let (sum, signature) = try decrypt(
                 s, aggregateOf: test.aggregateOf ?? [], receiptsOf: test.receiptsOf ?? [], forged: test.forged,
                 minimumContributors: test.minimumContributors ?? 2)
             try expectEqual(sum, test.sum, "sum")
+            try expectEqual(signature, test.signature, "signature")
         default:
             throw VectorError.unreadable("unknown kind \(test.kind)")
         }

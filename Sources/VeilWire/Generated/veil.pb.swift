@@ -743,6 +743,11 @@ public nonisolated struct Veil_V1_DecryptResult: Sendable {
   /// the request's nonce: which attempt of the round it answers
   public var nonce: Data = Data()
 
+  /// With a sum: the key holder's Ed25519 signature over "veil/v1/paillier/decrypted" ‖ 0x00 ‖
+  /// session id ‖ SHA-256 of the request's ciphertexts ‖ LE_8 of each sum element
+  /// (Specs/paillier.md §6.1): which sum it released, for which aggregate.
+  public var signature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2007,7 +2012,7 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DecryptResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}sum\0\u{1}refusal\0\u{1}nonce\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}sum\0\u{1}refusal\0\u{1}nonce\0\u{1}signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2019,6 +2024,7 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.sum) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.refusal) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       default: break
       }
     }
@@ -2037,6 +2043,9 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.nonce.isEmpty {
       try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 4)
     }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2045,6 +2054,7 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs.sum != rhs.sum {return false}
     if lhs.refusal != rhs.refusal {return false}
     if lhs.nonce != rhs.nonce {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -349,6 +349,19 @@ struct RoundMachine {
                             "the key holder returned \(sum.count) values, not \(collection.aggregator.dimension)")),
                     &actions)
             }
+            // The key holder signs the sum it releases for this aggregate (`Specs/paillier.md`
+            // §6.1): the coordinator can hold it to that sum, and takes no other.
+            let aggregate = try request.ciphertexts.map {
+                try collection.aggregator.publicKey.ciphertext(bigEndian: Array($0))
+            }
+            guard
+                collection.session.keyHolder.isValidSignature(
+                    Array(result.signature), for: collection.session.decryptionResult(aggregate, sum: result.sum))
+            else {
+                return end(
+                    .aborted(RoundAbort(.keyHolderMalformed, "the key holder's signature on the sum does not verify")),
+                    &actions)
+            }
             let survivors = collection.contributed.sorted()
             end(.completed(SecureSumResult(sum: sum, survivors: survivors)), &actions)
         } catch {
