@@ -366,17 +366,7 @@ public enum RoundAudit {
             )
         }
         if let hash = entry.recordHash {
-            let receiptValid =
-                (try? Hex.decode(hash)).flatMap { hashBytes in
-                    (try? Hex.decode(entry.receipt ?? "")).map { receipt in
-                        report.serverKey.map {
-                            RoundAuditRecord.isReceipt(
-                                receipt, sessionID: (try? Hex.decode(entry.session)) ?? [], recordHash: hashBytes,
-                                by: $0)
-                        } ?? false
-                    }
-                } ?? false
-            if !receiptValid {
+            if !hasValidReceipt(entry, serverKey: report.serverKey) {
                 problems.append("\(who): the receipt is not the coordinator's signature over the session and hash")
             } else if hash != report.bytes.map({ Hex.encode(RoundAuditRecord.hash($0)) }) {
                 problems.append(
@@ -429,6 +419,14 @@ public enum RoundAudit {
             )
         }
         return problems
+    }
+
+    /// Whether the entry's receipt is the coordinator's signature over its session and record hash.
+    private static func hasValidReceipt(_ entry: AuditJournalEntry, serverKey: Ed25519.PublicKey?) -> Bool {
+        guard let serverKey, let hash = try? Hex.decode(entry.recordHash ?? ""),
+            let receipt = try? Hex.decode(entry.receipt ?? ""), let session = try? Hex.decode(entry.session)
+        else { return false }
+        return RoundAuditRecord.isReceipt(receipt, sessionID: session, recordHash: hash, by: serverKey)
     }
 
     /// The protocol round of a hex-encoded signed message, for a failure's wording.
