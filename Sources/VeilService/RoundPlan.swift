@@ -11,13 +11,6 @@ import VeilWire
 /// handed different tasks compute different sessions and cannot complete a round together, so
 /// a coordinator cannot silence all but one member's input with a degenerate plan.
 enum RoundPlanDigest {
-    static func of(
-        model: Veil_V1_Model, training: Veil_V1_TrainingPlan, encoding: Veil_V1_PayloadEncoding,
-        distributedDP: Veil_V1_DistributedDPPlan?
-    ) -> [UInt8] {
-        of(encoded: encoded(model: model, training: training, encoding: encoding, distributedDP: distributedDP))
-    }
-
     /// The protobuf encoding of the plan: what the digest hashes, and what an audit export
     /// carries so that a verifier can read the plan the session id binds.
     static func encoded(
@@ -40,7 +33,8 @@ enum RoundPlanDigest {
     /// The digest of what an assignment asks.
     static func of(_ a: Veil_V1_RoundAssignment) -> [UInt8] {
         of(
-            model: a.model, training: a.training, encoding: a.encoding,
-            distributedDP: a.hasDistributedDp ? a.distributedDp : nil)
+            encoded: encoded(
+                model: a.model, training: a.training, encoding: a.encoding,
+                distributedDP: a.hasDistributedDp ? a.distributedDp : nil))
     }
 }

@@ -43,9 +43,10 @@ struct AuditCommand: ParsableCommand {
             abstract: "Check exported round records with only the federation's CA certificate.",
             discussion: """
                 Checks every file: the coordinator's certificate and signature, the roster's certificates, the \
-                session, every protocol message and the server's replayed decisions, the survivor lists, the \
-                released sum and the attributions; then the chain between records of consecutive sequence \
-                numbers. With --participant and --journal, a participant also checks the records of the sessions \
+                session, the round plan it binds (printed: the DP plan every participant accepted), every \
+                protocol message and the server's replayed decisions, the survivor lists, the released sum and the \
+                attributions; then, across the files, the chain between records of consecutive sequence numbers \
+                and that no sequence number or session has two different records. With --participant and --journal, a participant also checks the records of the sessions \
                 it took part in against its own journal (join.json's audit_journal): each must be the record the \
                 coordinator gave it a receipt for, and its log must hold every message the participant sent and \
                 every message the server sent it. Exits 1, naming the file and what failed, if anything does not check.

@@ -100,6 +100,8 @@ import VeilWire
         // journal has it, the log lacks it): named with its protocol round.
         let journalURL = try #require(f.journals[id])
         let saved = try AuditJournal(directory: journalURL).entries()
+        /// Puts the journal back as the participant wrote it, between deviations.
+        func restore() throws { for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) } }
         try Self.editJournal(f, id) { entry in
             var bytes = try! Hex.decode(entry.sent[1])
             bytes[bytes.count - 1] ^= 1
@@ -111,7 +113,7 @@ import VeilWire
             "\(omitted[0].problems)")
 
         // A message the server signed for this participant that is not in its log: equivocation.
-        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try restore()
         try Self.editJournal(f, id) { entry in
             let shown = try! SignedMessage(encoded: Hex.decode(entry.received[0]))
             var body = shown.body
@@ -126,7 +128,7 @@ import VeilWire
 
         // The review's F2: the same change without the coordinator's signature is no evidence —
         // a participant cannot frame an honest coordinator with its own journal.
-        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try restore()
         try Self.editJournal(f, id) { entry in
             var bytes = try! Hex.decode(entry.received[0])
             bytes[bytes.count - 1] ^= 1
@@ -139,7 +141,7 @@ import VeilWire
             "\(framed[0].problems)")
         // A message of its own the journal leaves out is the journal's gap: the log's copy
         // carries the participant's signature.
-        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try restore()
         try Self.editJournal(f, id) { entry in entry.sent.removeLast() }
         let gap = try Self.checked(f, id)
         #expect(gap[0].problems.contains { $0.contains("the journal is incomplete") }, "\(gap[0].problems)")
@@ -147,7 +149,7 @@ import VeilWire
         // The review's F1 and F5: a participant told the round aborted, holding a receipt for a
         // record that says completed, is told so; a withheld record (the latest: no gap in the
         // chain) is named by the journal entry that holds its receipt.
-        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try restore()
         let withheld = try Self.checked(f, id, files: [f.files[0]])
         #expect(withheld.count == 2 && withheld[0].problems.isEmpty, "\(withheld.map(\.problems))")
         #expect(withheld[1].problems.contains { $0.contains("but no record of that session was given") })
@@ -158,13 +160,13 @@ import VeilWire
             "\(toldOtherwise[0].problems)")
 
         // A receipt that is not the coordinator's signature is the journal's fault, said as such.
-        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try restore()
         try Self.editJournal(f, id) { entry in
             entry.receipt = String(repeating: "0", count: 128)
         }
         let forged = try Self.checked(f, id)
         #expect(forged[0].problems.contains { $0.contains("the receipt is not the coordinator's signature") })
-        for (_, entry) in saved { try AuditJournal(directory: journalURL).write(entry) }
+        try restore()
 
         // The command: ok for the real records, exit 1 naming the deviation otherwise.
         let ca = f.network.serve.tls.ca

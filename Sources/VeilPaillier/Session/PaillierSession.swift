@@ -89,18 +89,24 @@ public struct PaillierSession: Sendable {
     /// What the coordinator signs when it asks for a decryption:
     /// "veil/v1/paillier/decrypt" ‖ 0x00 ‖ session id ‖ SHA-256(aggregate ciphertexts, fixed width).
     public func decryptionRequest(_ aggregate: [PaillierCiphertext]) -> [UInt8] {
-        Array("veil/v1/paillier/decrypt".utf8) + [0] + id + SHA256.hash(aggregate.flatMap { $0.bigEndianBytes() })
+        Array("veil/v1/paillier/decrypt".utf8) + [0] + id + Self.aggregateDigest(aggregate.map { $0.bigEndianBytes() })
     }
 
     /// What the key holder signs when it releases a sum: "veil/v1/paillier/decrypted" ‖ 0x00 ‖
     /// session id ‖ SHA-256 of the aggregate's ciphertexts ‖ LE_8 of each sum element. The
     /// coordinator then holds the key holder to the sum, and the key holder cannot be made to
     /// answer for another one.
-    public func decryptionResult(_ aggregate: [PaillierCiphertext], sum: [UInt64]) -> [UInt8] {
+    /// `aggregateDigest` is ``aggregateDigest(_:)``, which both parties already hold.
+    public func decryptionResult(aggregateDigest: [UInt8], sum: [UInt64]) -> [UInt8] {
         var writer = ByteWriter(capacity: 8 * sum.count)
         for element in sum { writer.u64(element) }
-        return Array("veil/v1/paillier/decrypted".utf8) + [0] + id
-            + SHA256.hash(aggregate.flatMap { $0.bigEndianBytes() }) + writer.bytes
+        return Array("veil/v1/paillier/decrypted".utf8) + [0] + id + aggregateDigest + writer.bytes
+    }
+
+    /// SHA-256 of an aggregate's ciphertexts in their fixed-width encoding (§2): what the
+    /// decryption request and result sign.
+    public static func aggregateDigest(_ encodedCiphertexts: [[UInt8]]) -> [UInt8] {
+        SHA256.hash(encodedCiphertexts.flatMap { $0 })
     }
 
     /// n, the number of members.

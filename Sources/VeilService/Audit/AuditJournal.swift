@@ -27,10 +27,7 @@ public struct AuditJournalEntry: Codable, Sendable, Equatable {
 
     /// `round-RRRRRR-SSSSSSSSSSSSSSSS.json`: the round, and the session id's first 8 bytes
     /// (one round's attempts are different sessions).
-    var fileName: String {
-        let round = String(round)
-        return "round-\(String(repeating: "0", count: max(0, 6 - round.count)))\(round)-\(session.prefix(16)).json"
-    }
+    var fileName: String { String(format: "round-%06llu-", round) + "\(session.prefix(16)).json" }
 }
 
 /// The folder where a participant keeps its journal entries (`audit_journal` in join.json).

@@ -292,15 +292,7 @@ public enum RoundAudit {
             }
             return "no differential privacy; \(training)"
         }
-        let mechanism = try ServicePrivacyPlan.mechanism(plan.distributedDp)
-        guard parameters.threshold >= mechanism.minimumParticipants else {
-            throw ConfigurationError(
-                "the session's threshold \(parameters.threshold) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes"
-            )
-        }
-        guard parameters.bitWidth == mechanism.bitWidth, parameters.dimension == mechanism.paddedDimension else {
-            throw ConfigurationError("the session's ring or length does not fit the distributed-DP plan")
-        }
+        let mechanism = try ServicePrivacyPlan.checked(plan.distributedDp, against: parameters)
         let (epsilon, _) = ServicePrivacyPlan.participation(mechanism).epsilon(delta: 1e-5)
         return
             "distributed DP (\(plan.distributedDp.noise)): clip \(plan.distributedDp.clip), at least \(mechanism.minimumParticipants) noise shares in every released sum, ε = \(String(format: "%.4g", epsilon)) per round at δ = 1e-5; \(training)"

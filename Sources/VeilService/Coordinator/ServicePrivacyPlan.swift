@@ -2,6 +2,7 @@ import Foundation
 import VeilCore
 import VeilCrypto
 import VeilPrivacy
+import VeilSecAgg
 import VeilWire
 
 /// Differential privacy in the service, calibrated once for the run (`Specs/wire.md` §4.2,
@@ -101,6 +102,28 @@ struct ServicePrivacyPlan: Sendable {
         var one = RDPAccountant()
         one.compose(.poissonSampledNoiseSum(samplingRate: 1, mechanism.noiseSum))
         return one
+    }
+
+    /// A distributed-DP plan against the session it is sent with, as a participant checks it
+    /// before adding its noise and an auditor checks it afterwards (`Specs/wire.md` §4.3): the
+    /// sum can be unmasked only with at least `threshold` inputs, each carrying a noise share,
+    /// on the mechanism's ring and padded length. Returns the mechanism.
+    static func checked(_ plan: Veil_V1_DistributedDPPlan, against parameters: SecAggParameters) throws
+        -> DistributedDP
+    {
+        let mechanism: DistributedDP
+        do { mechanism = try Self.mechanism(plan) } catch {
+            throw ConfigurationError("the distributed-DP plan: \(error)")
+        }
+        guard parameters.threshold >= mechanism.minimumParticipants else {
+            throw ConfigurationError(
+                "the session's threshold \(parameters.threshold) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes"
+            )
+        }
+        guard parameters.bitWidth == mechanism.bitWidth, parameters.dimension == mechanism.paddedDimension else {
+            throw ConfigurationError("the session's ring or length does not fit the distributed-DP plan")
+        }
+        return mechanism
     }
 
     /// The round's plan for the participants, with a fresh public rotation seed.

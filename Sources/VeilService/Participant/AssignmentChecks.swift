@@ -117,19 +117,8 @@ extension ParticipantAgent {
             // unmasked only with at least `threshold` inputs, each carrying a noise share, and
             // the cost is what this mechanism costs, whatever the coordinator's ledger says.
             let mechanism: DistributedDP
-            do { mechanism = try ServicePrivacyPlan.mechanism(a.distributedDp) } catch {
-                throw Declined(.declinePrivacy, "the distributed-DP plan: \(error)")
-            }
-            guard t >= mechanism.minimumParticipants else {
-                throw Declined(
-                    .declinePrivacy,
-                    "the session's threshold \(t) is below the \(mechanism.minimumParticipants) noise shares the plan's privacy assumes"
-                )
-            }
-            guard session.parameters.bitWidth == mechanism.bitWidth,
-                session.parameters.dimension == mechanism.paddedDimension
-            else {
-                throw Declined(.declinePrivacy, "the session's ring or length does not fit the distributed-DP plan")
+            do { mechanism = try ServicePrivacyPlan.checked(a.distributedDp, against: session.parameters) } catch {
+                throw Declined(.declinePrivacy, "\(error)")
             }
             let participation = ServicePrivacyPlan.participation(mechanism)
             try admit(participation)

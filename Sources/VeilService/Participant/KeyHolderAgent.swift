@@ -112,7 +112,8 @@ public struct KeyHolderAgent: Sendable {
         result.nonce = request.nonce
         do {
             let (session, members) = try self.session(of: request)
-            let aggregateDigest = Hex.encode(SHA256.hash(request.ciphertexts.flatMap { Array($0) }))
+            let digest = PaillierSession.aggregateDigest(request.ciphertexts.map { Array($0) })
+            let aggregateDigest = Hex.encode(digest)
             // Once per round: two sums of one round over different rosters (or with fresh noise)
             // would give away their difference. The very same request again — its answer lost
             // with a connection — gets the very same sum, which tells nothing new.
@@ -158,7 +159,8 @@ public struct KeyHolderAgent: Sendable {
                         aggregate: aggregateDigest, decryptedAt: ISO8601DateFormatter().string(from: Date())))
             }
             result.sum = sum.elements
-            result.signature = Data(signingKey.signature(for: session.decryptionResult(aggregate, sum: sum.elements)))
+            result.signature = Data(
+                signingKey.signature(for: session.decryptionResult(aggregateDigest: digest, sum: sum.elements)))
             logger.info(
                 repeated ? "decrypted again (the same request)" : "decrypted",
                 metadata: ["round": "\(request.round)", "members": "\(members.count)"])

@@ -139,7 +139,8 @@ enum PaillierSessionRunner: VectorRunner {
             aggregate ?? [], session: s.session, receipts: receipts, identity: s.keyHolder.publicKey
         )
         .sum.elements
-        let signature = s.keyHolder.signature(for: s.session.decryptionResult(aggregate ?? [], sum: sum))
+        let digest = PaillierSession.aggregateDigest((aggregate ?? []).map { $0.bigEndianBytes() })
+        let signature = s.keyHolder.signature(for: s.session.decryptionResult(aggregateDigest: digest, sum: sum))
         return (sum.map { String($0) }, Hex.encode(signature))
     }
 

@@ -351,12 +351,10 @@ struct RoundMachine {
             }
             // The key holder signs the sum it releases for this aggregate (`Specs/paillier.md`
             // §6.1): the coordinator can hold it to that sum, and takes no other.
-            let aggregate = try request.ciphertexts.map {
-                try collection.aggregator.publicKey.ciphertext(bigEndian: Array($0))
-            }
-            guard
-                collection.session.keyHolder.isValidSignature(
-                    Array(result.signature), for: collection.session.decryptionResult(aggregate, sum: result.sum))
+            let released = collection.session.decryptionResult(
+                aggregateDigest: PaillierSession.aggregateDigest(request.ciphertexts.map { Array($0) }), sum: result.sum
+            )
+            guard collection.session.keyHolder.isValidSignature(Array(result.signature), for: released)
             else {
                 return end(
                     .aborted(RoundAbort(.keyHolderMalformed, "the key holder's signature on the sum does not verify")),
