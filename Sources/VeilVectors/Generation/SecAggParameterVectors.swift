@@ -108,40 +108,17 @@ extension ProjectVectors {
             var group = SecAggParametersRunner.Group(
                 adversary: entry.adversary, corruptFraction: entry.gamma, dropoutFraction: entry.delta,
                 securityBits: entry.sigma, population: entry.population, tests: [])
-            let model: ThreatModel?
-            do { model = try SecAggParametersRunner.threatModel(group) } catch let refusal as SecAggParameterError {
-                model = nil
-                for c in entry.cases {
-                    tcId += 1
-                    group.tests.append(
-                        SecAggParametersRunner.Test(
-                            tcId: tcId, comment: c.comment, flags: ["Refused"], result: .invalid,
-                            error: errorCode(refusal), kind: c.kind, clients: c.n, neighbors: c.k, threshold: c.t,
-                            dimension: c.d, corruptCount: 0))
-                }
-            }
             for c in entry.cases {
-                guard let model else { break }  // its cases are written above, refused
                 tcId += 1
+                // A refused threat model (corruptCount then 0, never read) refuses its every case.
                 var test = SecAggParametersRunner.Test(
                     tcId: tcId, comment: c.comment, flags: [], result: .valid, error: nil, kind: c.kind, clients: c.n,
-                    neighbors: c.k, threshold: c.t, dimension: c.d, corruptCount: model.corruptCount(of: c.n))
+                    neighbors: c.k, threshold: c.t, dimension: c.d, corruptCount: 0)
                 do {
-                    if c.kind == "validate" {
-                        // The table above gives every validate case its k and t.
-                        if let d = c.d {
-                            _ = try SecAggParameters(
-                                clientCount: c.n, threshold: c.t!, neighborCount: c.k!, bitWidth: BitWidth(32),
-                                dimension: d, threatModel: model)
-                        } else {
-                            try SecAggParameters.validate(
-                                clientCount: c.n, threshold: c.t!, neighborCount: c.k!, threatModel: model)
-                        }
-                    } else {
-                        let p = try SecAggParameters.recommended(
-                            clientCount: c.n, bitWidth: BitWidth(32), dimension: 1, threatModel: model)
-                        test.neighbors = p.neighborCount
-                        test.threshold = p.threshold
+                    let model = try SecAggParametersRunner.threatModel(group)
+                    test.corruptCount = model.corruptCount(of: c.n)
+                    if let recommended = try SecAggParametersRunner.evaluate(test, model: model) {
+                        (test.neighbors, test.threshold) = recommended
                     }
                 } catch {
                     test.result = .invalid

@@ -51,29 +51,38 @@ enum SecAggParametersRunner: VectorRunner {
                 judge(test) {
                     let model = try threatModel(group)
                     try expectEqual(model.corruptCount(of: test.clients), test.corruptCount, "corruptCount")
-                    switch test.kind {
-                    case "validate":
-                        guard let k = test.neighbors, let t = test.threshold else {
-                            throw VectorError.unreadable("a validate case needs neighbors and threshold")
-                        }
-                        if let d = test.dimension {
-                            _ = try SecAggParameters(
-                                clientCount: test.clients, threshold: t, neighborCount: k, bitWidth: BitWidth(32),
-                                dimension: d, threatModel: model)
-                        } else {
-                            try SecAggParameters.validate(
-                                clientCount: test.clients, threshold: t, neighborCount: k, threatModel: model)
-                        }
-                    case "recommend":
-                        let p = try SecAggParameters.recommended(
-                            clientCount: test.clients, bitWidth: BitWidth(32), dimension: 1, threatModel: model)
-                        try expectEqual(p.neighborCount, test.neighbors, "neighbors")
-                        try expectEqual(p.threshold, test.threshold, "threshold")
-                    default:
-                        throw VectorError.unreadable("unknown kind \(test.kind)")
+                    if let recommended = try evaluate(test, model: model) {
+                        try expectEqual(recommended.neighbors, test.neighbors, "neighbors")
+                        try expectEqual(recommended.threshold, test.threshold, "threshold")
                     }
                 }
             }
+        }
+    }
+
+    /// A case's rules: `validate` checks (n, k, t) — with a dimension, as a session's
+    /// parameters (b = 32, d) — and returns nil; `recommend` returns the recommended (k, t).
+    static func evaluate(_ test: Test, model: ThreatModel) throws -> (neighbors: Int, threshold: Int)? {
+        switch test.kind {
+        case "validate":
+            guard let k = test.neighbors, let t = test.threshold else {
+                throw VectorError.unreadable("a validate case needs neighbors and threshold")
+            }
+            if let d = test.dimension {
+                _ = try SecAggParameters(
+                    clientCount: test.clients, threshold: t, neighborCount: k, bitWidth: BitWidth(32), dimension: d,
+                    threatModel: model)
+            } else {
+                try SecAggParameters.validate(
+                    clientCount: test.clients, threshold: t, neighborCount: k, threatModel: model)
+            }
+            return nil
+        case "recommend":
+            let p = try SecAggParameters.recommended(
+                clientCount: test.clients, bitWidth: BitWidth(32), dimension: 1, threatModel: model)
+            return (p.neighborCount, p.threshold)
+        default:
+            throw VectorError.unreadable("unknown kind \(test.kind)")
         }
     }
 }
