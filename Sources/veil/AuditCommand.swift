@@ -12,7 +12,7 @@ struct AuditCommand: ParsableCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Write the audit records of masking rounds A…B from a coordinator's store, one JSON file per attempt.",
+                "Write the audit records of rounds A…B (masking and Paillier) from a coordinator's store, one JSON file per attempt.",
             discussion:
                 "Reads the store named by the configuration's `state` without changing it (a coordinator may be running)."
         )
@@ -45,11 +45,16 @@ struct AuditCommand: ParsableCommand {
                 Checks every file: the coordinator's certificate and signature, the roster's certificates, the \
                 session, the round plan it binds (printed: the DP plan every participant accepted), every \
                 protocol message and the server's replayed decisions, the survivor lists, the released sum and the \
-                attributions; then, across the files, the chain between records of consecutive sequence numbers \
-                and that no sequence number or session has two different records. With --participant and --journal, a participant also checks the records of the sessions \
-                it took part in against its own journal (join.json's audit_journal): each must be the record the \
-                coordinator gave it a receipt for, and its log must hold every message the participant sent and \
-                every message the server sent it. Exits 1, naming the file and what failed, if anything does not check.
+                attributions — or, for a Paillier round, the key holder's certificate and signed key, every \
+                member's receipted contribution, the aggregate as their product and the sum the key holder \
+                signed; then, across the files, the chain between records of consecutive sequence numbers \
+                and that no sequence number or session has two different records. With --participant and \
+                --journal, a participant also checks the records of the sessions it took part in against its own \
+                journal (join.json's audit_journal): each must be the record the coordinator gave it a receipt \
+                for, and must hold what the participant sent (every message, or its Paillier contribution) and \
+                every message the server sent it. With --key-holder-record, every decryption in the key holder's \
+                record (keyholder.json's record) must be in a record that names its aggregate and sum. Exits 1, \
+                naming the file and what failed, if anything does not check.
                 """)
 
         @Option(help: "The federation CA's certificate (PEM).")
@@ -60,6 +65,9 @@ struct AuditCommand: ParsableCommand {
 
         @Option(help: "The participant's audit journal folder (join.json's audit_journal).")
         var journal: String?
+
+        @Option(help: "The key holder's decryption record (keyholder.json's record): check that none is withheld.")
+        var keyHolderRecord: String?
 
         @Argument(help: "Exported record files.")
         var files: [String]
@@ -77,6 +85,7 @@ struct AuditCommand: ParsableCommand {
                 let entries = try AuditJournal(directory: URL(fileURLWithPath: journal)).entries()
                 reports = RoundAudit.check(reports, participant: participant, journal: entries)
             }
+            if let keyHolderRecord { reports = try RoundAudit.check(reports, keyHolderRecord: keyHolderRecord) }
             var failed = false
             for report in reports {
                 let place =

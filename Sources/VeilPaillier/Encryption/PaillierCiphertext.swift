@@ -71,8 +71,16 @@ extension PaillierPublicKey {
 
     /// E(a) · r^n: the same plaintext under fresh randomness, unlinkable to the input.
     public func rerandomize(_ a: PaillierCiphertext) throws(PaillierError) -> PaillierCiphertext {
+        try rerandomize(a, with: freshRandomness())
+    }
+
+    /// E(a) · r^n for a given r ∈ Z*_n: what an auditor recomputes from a published r
+    /// (`Specs/audit.md` §7.3).
+    /// - Throws: ``PaillierError/ciphertextOutOfRange`` when r ∉ Z*_n.
+    public func rerandomize(_ a: PaillierCiphertext, with r: BigInt) throws(PaillierError) -> PaillierCiphertext {
         guard a.modulus == n else { throw .keyMismatch }
-        let rn = freshRandomness().securePower(n, modulo: nSquared)
+        guard r.signum > 0, r < n, BigInt.gcd(r, n) == 1 else { throw .ciphertextOutOfRange }
+        let rn = r.asSecret().securePower(n, modulo: nSquared)
         return PaillierCiphertext(value: (a.value * rn).modulo(nSquared).declassified(), modulus: n)
     }
 

@@ -24,8 +24,8 @@ public struct PaillierPacking: Hashable, Sendable {
     /// - Throws: ``PaillierError/invalidPacking(_:)`` when K < 1 or not even one slot fits in a plaintext.
     public init(bitWidth: BitWidth, maxAddends: Int, keyBits: Int) throws(PaillierError) {
         guard maxAddends >= 1 else { throw .invalidPacking("at least one addend is needed, got \(maxAddends)") }
-        var headroom = 0
-        while (1 << headroom) < maxAddends { headroom += 1 }
+        // ⌈log₂ K⌉, without a loop that a K near Int.max (from a hostile file) would never end.
+        let headroom = Int.bitWidth - (maxAddends - 1).leadingZeroBitCount
         let slotBits = bitWidth.bits + headroom
         let slots = (keyBits - 1) / slotBits
         guard slots >= 1 else {

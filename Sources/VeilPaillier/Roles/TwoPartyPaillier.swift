@@ -49,6 +49,22 @@ public struct PaillierAggregator: Sendable {
             dimension: dimension,
             contributors: contributors)
     }
+
+    /// The aggregate re-randomised by r_j^n for the given r_j ∈ Z*_n, one per ciphertext: a
+    /// coordinator that publishes them in its audit record lets anyone check that the aggregate
+    /// is the product of the contributions (`Specs/audit.md` §7.3).
+    /// - Throws: ``PaillierError`` for a count that is not the aggregate's, or an r outside Z*_n.
+    public func aggregate(rerandomizedBy randomness: [BigInt]) throws(PaillierError) -> EncryptedAggregate {
+        guard randomness.count == running.count else {
+            throw .malformed("\(randomness.count) re-randomisers for \(running.count) ciphertexts")
+        }
+        var ciphertexts: [PaillierCiphertext] = []
+        for (c, r) in zip(running, randomness) { ciphertexts.append(try publicKey.rerandomize(c, with: r)) }
+        return EncryptedAggregate(ciphertexts: ciphertexts, dimension: dimension, contributors: contributors)
+    }
+
+    /// Fresh re-randomisers for ``aggregate(rerandomizedBy:)``: uniform in Z*_n.
+    public func freshRerandomizers() -> [BigInt] { running.map { _ in publicKey.freshRandomness() } }
 }
 
 /// What the aggregator sends the key holder: ciphertexts of the packed sum, and whose they are.

@@ -24,11 +24,14 @@ public struct RoundAuditExport: Codable, Sendable {
     /// The round plan's protobuf encoding (`Specs/wire.md` §4), base64: its digest is the
     /// session's context, so it is the plan every participant signed into.
     public var plan: String?
+    /// A Paillier record's evidence (`Specs/audit.md` §7.2); nil for a masking record.
+    public var paillier: PaillierAuditEvidence?
 
     init(_ stored: CoordinatorStore.StoredAudit) {
         record = Data(stored.record).base64EncodedString()
         signature = Hex.encode(stored.signature)
         plan = stored.plan.map { Data($0).base64EncodedString() }
+        paillier = stored.paillier.flatMap { try? JSONDecoder().decode(PaillierAuditEvidence.self, from: Data($0)) }
         events = stored.events.map { event in
             switch event {
             case .received(let party, let bytes):
@@ -85,6 +88,9 @@ public enum RoundAudit {
         var serverKey: Ed25519.PublicKey?
         var rosterIDs: [String] = []
         var events: [SecAggAuditEvent] = []
+        /// A Paillier record's contributions (position → digest, hex), aggregate digest and
+        /// whether it names a released sum: what a journal and the key holder's record check.
+        var paillier: (contributions: [UInt32: String], aggregateDigest: String?, released: Bool)?
     }
 
     /// Checks exported records offline with only the CA certificate: each file on its own
@@ -148,6 +154,11 @@ public enum RoundAudit {
         guard let bytes = Data(base64Encoded: export.record).map({ [UInt8]($0) }) else {
             return fail("the record is not base64")
         }
+        struct Kind: Decodable { var secureSum: String? }
+        if let secureSum = (try? JSONDecoder().decode(Kind.self, from: Data(bytes)))?.secureSum {
+            guard secureSum == "paillier" else { return fail("the record's secureSum is \(secureSum), not paillier") }
+            return checkPaillier(export, bytes: bytes, report: report, ca: ca)
+        }
         let record: RoundAuditRecord
         do { record = try JSONDecoder().decode(RoundAuditRecord.self, from: Data(bytes)) } catch {
             return fail("the record does not parse: \(error)")
@@ -165,33 +176,15 @@ public enum RoundAudit {
         }
         let at = Date(timeIntervalSince1970: record.recorded)
 
-        // The coordinator, and its signature.
+        // The coordinator, and its signature; the roster, and the session its members signed into.
         let coordinator: FederationIdentity
+        let keys: [Ed25519.PublicKey]
         do {
-            coordinator = try identity(record.coordinatorCertificate, ca: ca, at: at)
-        } catch { return fail("the coordinator's certificate: \(error)") }
-        guard coordinator.role == .coordinator else { return fail("the record's signer is not a coordinator") }
-        guard let signature = try? Hex.decode(export.signature),
-            RoundAuditRecord.isSigned(bytes, signature: signature, by: coordinator.signingKey)
-        else { return fail("the coordinator's signature on the record does not verify") }
-        guard Hex.encode(coordinator.signingKey.rawRepresentation) == record.session.serverKey else {
-            return fail("the session's server key is not the coordinator's certified key")
-        }
-
-        // The roster, and the session its members signed into: distinct members.
-        guard Set(record.session.roster.map(\.id)).count == record.session.roster.count,
-            Set(record.session.roster.map(\.key)).count == record.session.roster.count
-        else { return fail("the roster lists one participant (an id or a key) at two positions") }
-        var keys: [Ed25519.PublicKey] = []
-        for (position, member) in record.session.roster.enumerated() {
-            do {
-                let certified = try identity(member.certificate, ca: ca, at: at)
-                guard certified.role == .participant, certified.id == member.id,
-                    Hex.encode(certified.signingKey.rawRepresentation) == member.key
-                else { return fail("roster position \(position + 1) (\(member.id)): certificate and key disagree") }
-                keys.append(certified.signingKey)
-            } catch { return fail("roster position \(position + 1) (\(member.id)): \(error)") }
-        }
+            coordinator = try signer(
+                of: bytes, signature: export.signature, certificate: record.coordinatorCertificate,
+                serverKey: record.session.serverKey, ca: ca, at: at)
+            keys = try rosterKeys(record.session.roster, ca: ca, at: at)
+        } catch { return fail("\(error)") }
         let session: SecAggSession
         do {
             let s = record.session
@@ -282,7 +275,9 @@ public enum RoundAudit {
     /// What a round plan asked, privacy first; a distributed-DP plan is checked as a participant
     /// checks it before taking part (`Specs/wire.md` §4.3): a valid mechanism whose noise
     /// shares the threshold guarantees, on the session's ring and length.
-    static func planSummary(_ bytes: [UInt8], _ parameters: SecAggParameters) throws -> String {
+    /// `parameters` is nil for a Paillier session, which carries no distributed-DP plan (its
+    /// noise is summed by masking only).
+    static func planSummary(_ bytes: [UInt8], _ parameters: SecAggParameters?) throws -> String {
         let plan = try Veil_V1_RoundPlan(serializedBytes: bytes)
         let training = "\(plan.training.model), \(plan.training.localEpochs) local epochs"
         guard plan.hasDistributedDp else {
@@ -291,6 +286,10 @@ public enum RoundAudit {
                     "central DP: updates clipped to \(plan.training.dpClip); the coordinator adds the noise after the sum (not shown by the log); \(training)"
             }
             return "no differential privacy; \(training)"
+        }
+        guard let parameters else {
+            throw ConfigurationError(
+                "a Paillier session carries no distributed-DP plan (its noise is summed by masking)")
         }
         let mechanism = try ServicePrivacyPlan.checked(plan.distributedDp, against: parameters)
         let (epsilon, _) = ServicePrivacyPlan.participation(mechanism).epsilon(delta: 1e-5)
@@ -368,6 +367,10 @@ public enum RoundAudit {
         } else if entry.completed != nil {
             problems.append("\(who): the round's result came without a receipt for its record")
         }
+        if let paillier = report.paillier {
+            return problems
+                + paillierJournalProblems(entry, who: who, path: path, recorded: paillier.contributions[position])
+        }
         let logged = report.events.compactMap { event -> String? in
             if case .received(let party, let bytes) = event, party.rawValue == position { return Hex.encode(bytes) }
             return nil
@@ -413,6 +416,61 @@ public enum RoundAudit {
         return problems
     }
 
+    /// A Paillier session's journal entry (`Specs/audit.md` §7.4): the contribution the
+    /// participant sent (its digest) must be the one the record holds at its position.
+    private static func paillierJournalProblems(
+        _ entry: AuditJournalEntry, who: String, path: String, recorded: String?
+    ) -> [String] {
+        guard entry.sent.count <= 1, entry.received.isEmpty else {
+            return [
+                "\(who) is not a Paillier session's entry (one digest sent, nothing received): the journal is at fault"
+            ]
+        }
+        switch (entry.sent.first, recorded) {
+        case (let sent?, nil):
+            return [
+                "\(who) sent its contribution (SHA-256 \(sent.prefix(16))…), which the record lacks (lost on the way, or left out by the coordinator)"
+            ]
+        case (let sent?, let recorded?) where sent != recorded:
+            return ["\(who) sent a contribution other than the one the record holds at its position"]
+        case (nil, _?):
+            return [
+                "the record holds a contribution receipted by \(entry.participant) that its journal \(path) does not list (the journal is incomplete)"
+            ]
+        default:
+            return []
+        }
+    }
+
+    /// Checks verified records against the key holder's decryption record (`Specs/audit.md`
+    /// §7.3): every decryption it made must be in a record of its session that names that
+    /// aggregate and a released sum — else the coordinator withheld or misreported it.
+    public static func check(_ reports: [FileReport], keyHolderRecord path: String) throws -> [FileReport] {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigurationError("the key holder's record \(path) does not exist")
+        }
+        let decryptions = try DecryptionRecord(path: path).entries
+        var checked = reports
+        for decryption in decryptions {
+            let what = "the key holder decrypted round \(decryption.round) (session \(decryption.session.prefix(16))…)"
+            guard let index = checked.firstIndex(where: { $0.sessionID == decryption.session }) else {
+                checked.append(
+                    FileReport(
+                        path: path, round: Int(exactly: decryption.round),
+                        problems: ["\(what), but no record of that session was given"]))
+                continue
+            }
+            guard let paillier = checked[index].paillier, paillier.aggregateDigest == decryption.aggregate,
+                paillier.released
+            else {
+                checked[index].problems.append(
+                    "\(what) and released its sum, but the record does not name that aggregate and a sum")
+                continue
+            }
+        }
+        return checked
+    }
+
     /// Whether the entry's receipt is the coordinator's signature over its session and record hash.
     private static func hasValidReceipt(_ entry: AuditJournalEntry, serverKey: Ed25519.PublicKey?) -> Bool {
         guard let serverKey, let hash = try? Hex.decode(entry.recordHash ?? ""),
@@ -427,6 +485,50 @@ public enum RoundAudit {
             return "malformed"
         }
         return "\(message.round)"
+    }
+
+    /// The record's signer (`Specs/audit.md` §4 step 2): a coordinator certified by `ca` at `at`,
+    /// whose key signed the bytes and is the session's server key.
+    static func signer(
+        of bytes: [UInt8], signature: String, certificate: String, serverKey: String, ca: Certificate, at: Date
+    ) throws -> FederationIdentity {
+        let coordinator: FederationIdentity
+        do { coordinator = try identity(certificate, ca: ca, at: at) } catch {
+            throw ConfigurationError("the coordinator's certificate: \(error)")
+        }
+        guard coordinator.role == .coordinator else {
+            throw ConfigurationError("the record's signer is not a coordinator")
+        }
+        guard let signature = try? Hex.decode(signature),
+            RoundAuditRecord.isSigned(bytes, signature: signature, by: coordinator.signingKey)
+        else { throw ConfigurationError("the coordinator's signature on the record does not verify") }
+        guard Hex.encode(coordinator.signingKey.rawRepresentation) == serverKey else {
+            throw ConfigurationError("the session's server key is not the coordinator's certified key")
+        }
+        return coordinator
+    }
+
+    /// The roster's certified keys (§4 step 3): distinct members, each certified by `ca` at `at`
+    /// as a participant with its id and key.
+    static func rosterKeys(_ roster: [RoundAuditRecord.Member], ca: Certificate, at: Date) throws -> [Ed25519.PublicKey]
+    {
+        guard Set(roster.map(\.id)).count == roster.count, Set(roster.map(\.key)).count == roster.count else {
+            throw ConfigurationError("the roster lists one participant (an id or a key) at two positions")
+        }
+        var keys: [Ed25519.PublicKey] = []
+        for (position, member) in roster.enumerated() {
+            let certified: FederationIdentity
+            do { certified = try identity(member.certificate, ca: ca, at: at) } catch {
+                throw ConfigurationError("roster position \(position + 1) (\(member.id)): \(error)")
+            }
+            guard certified.role == .participant, certified.id == member.id,
+                Hex.encode(certified.signingKey.rawRepresentation) == member.key
+            else {
+                throw ConfigurationError("roster position \(position + 1) (\(member.id)): certificate and key disagree")
+            }
+            keys.append(certified.signingKey)
+        }
+        return keys
     }
 
     static func identity(_ base64: String, ca: Certificate, at date: Date) throws -> FederationIdentity {

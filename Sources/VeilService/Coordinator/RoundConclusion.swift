@@ -1,6 +1,7 @@
 import Foundation
 import VeilCore
 import VeilLearning
+import VeilPaillier
 import VeilPrivacy
 import VeilSecAgg
 import VeilWire
@@ -100,11 +101,14 @@ extension Coordinator {
             metadata: ["round": "\(report.number)", "kind": "\(abort.kind.rawValue)", "reason": "\(abort)"])
     }
 
-    /// A masking attempt's audit record, to be sealed in the transaction that ends the round
-    /// (`Specs/audit.md`); nil for Paillier rounds, which have none yet.
+    /// An attempt's audit record, to be sealed in the transaction that ends the round
+    /// (`Specs/audit.md`): a masking record with its log, or a Paillier record with its evidence.
     func auditDraft(_ machine: RoundMachine, result: SecureSumResult?, abort: RoundAbort?) -> CoordinatorStore
         .AuditDraft?
     {
+        if let audited = machine.auditedPaillier, case .paillier(let collection) = machine.backend {
+            return paillierAuditDraft(machine, collection, audited, abort: abort)
+        }
         guard let audited = machine.auditedSession else { return nil }
         let session = audited.session
         let parameters = session.parameters
@@ -134,6 +138,75 @@ extension Coordinator {
         let key = credentials.signingKey
         return CoordinatorStore.AuditDraft(events: events, plan: audited.plan) { sequence, previous in
             var record = draft
+            record.sequence = sequence
+            record.previous = Hex.encode(previous)
+            let bytes = record.canonicalBytes
+            return (bytes, RoundAuditRecord.sign(bytes, with: key))
+        }
+    }
+
+    /// A Paillier attempt's record (`Specs/audit.md` §7): the accepted contributions with their
+    /// receipts, the aggregate asked for and the re-randomisers that made it, the signed sum.
+    private func paillierAuditDraft(
+        _ machine: RoundMachine, _ collection: RoundMachine.PaillierCollection, _ audited: AuditedPaillierSession,
+        abort: RoundAbort?
+    ) -> CoordinatorStore.AuditDraft {
+        let session = collection.session
+        let positions = collection.receipts.keys.sorted()
+        var evidence = PaillierAuditEvidence()
+        evidence.contributions = positions.map { position in
+            .init(
+                position: position.rawValue,
+                ciphertexts: (collection.ciphertexts[position] ?? []).map { Hex.encode(Array($0)) })
+        }
+        var draft = PaillierAuditRecord(
+            federation: configuration.federation, sequence: 0, previous: "", round: machine.number,
+            attempt: machine.attempt, recorded: Date().timeIntervalSince1970,
+            outcome: abort == nil ? "completed" : "aborted", abort: abort.map { "\($0)" },
+            session: .init(
+                modulus: Hex.encode(session.publicKey.bigEndianBytes),
+                modulusSignature: Hex.encode(audited.modulusSignature),
+                keyHolderCertificate: Data(audited.keyHolderCertificateDER).base64EncodedString(),
+                bits: session.packing.bitWidth.bits, capacity: session.packing.maxAddends,
+                dimension: session.dimension, nonce: Hex.encode(session.nonce), context: Hex.encode(session.context),
+                serverKey: Hex.encode(session.coordinator.rawRepresentation),
+                assignmentSignature: Hex.encode(audited.assignmentSignature),
+                roster: zip(audited.members, session.roster).map { member, key in
+                    .init(
+                        id: member.id, key: Hex.encode(key.rawRepresentation),
+                        certificate: Data(member.certificateDER).base64EncodedString())
+                }),
+            coordinatorCertificate: Data(credentials.identity.certificateDER).base64EncodedString(),
+            contributions: positions.map { position in
+                let receipt = collection.receipts[position]!
+                return .init(
+                    position: position.rawValue, digest: Hex.encode(receipt.ciphertextDigest),
+                    receipt: Hex.encode(receipt.signature))
+            },
+            survivors: [])
+        if let request = collection.request {
+            let width = session.publicKey.plaintextByteCount
+            draft.aggregateDigest = Hex.encode(PaillierSession.aggregateDigest(request.ciphertexts.map { Array($0) }))
+            draft.requestSignature = Hex.encode(Array(request.coordinatorSignature))
+            evidence.aggregate = request.ciphertexts.map { Hex.encode(Array($0)) }
+            // r < N by construction, so it fits N's width.
+            evidence.rerandomization = collection.rerandomizers.map { Hex.encode(try! $0.bigEndianBytes(width: width)) }
+        }
+        // The key holder released a sum (its signature checked): the record names it, whatever
+        // ended the attempt afterwards — the coordinator learned it.
+        if let released = collection.released,
+            let sum = try? ModularVector(elements: released.sum, bitWidth: session.packing.bitWidth)
+        {
+            draft.sumDigest = Hex.encode(RoundAuditRecord.sumDigest(sum))
+            draft.resultSignature = Hex.encode(released.signature)
+            draft.survivors = (1...UInt32(session.memberCount)).map { $0 }
+            evidence.sum = PaillierAuditEvidence.encodeSum(released.sum)
+        }
+        let key = credentials.signingKey
+        let sealed = draft
+        return CoordinatorStore.AuditDraft(events: [], plan: audited.plan, paillier: evidence.encoded) {
+            sequence, previous in
+            var record = sealed
             record.sequence = sequence
             record.previous = Hex.encode(previous)
             let bytes = record.canonicalBytes
@@ -171,8 +244,8 @@ extension Coordinator {
         return summary
     }
 
-    /// Tells the cohort how the attempt ended; for a masking round, with the hash of the audit
-    /// record just sealed and a receipt for it that each member keeps (`Specs/audit.md` §6).
+    /// Tells the cohort how the attempt ended, with the hash of the audit record just sealed and
+    /// a receipt for it that each member keeps (`Specs/audit.md` §6).
     private func broadcastResult(
         _ machine: RoundMachine, completed: Bool, survivors: Int, reason: String?, recordHash: [UInt8]?
     ) {
@@ -182,11 +255,10 @@ extension Coordinator {
             $0.survivors = UInt32(survivors)
             $0.abortReason = reason ?? ""
             $0.transcriptHash = Data(machine.transcript)
-            if let recordHash, let session = machine.auditedSession?.session {
+            if let recordHash, let sessionID = machine.auditedSessionID {
                 $0.auditRecordHash = Data(recordHash)
                 $0.auditReceipt = Data(
-                    RoundAuditRecord.receipt(
-                        sessionID: session.id, recordHash: recordHash, by: credentials.signingKey))
+                    RoundAuditRecord.receipt(sessionID: sessionID, recordHash: recordHash, by: credentials.signingKey))
             }
         }
         for id in machine.cohort { registry.send(.with { $0.result = result }, to: id) }

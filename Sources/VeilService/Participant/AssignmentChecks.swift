@@ -155,7 +155,9 @@ extension ParticipantAgent {
     /// A Paillier round (`Specs/paillier.md` §6.1): checks the key holder's signature on the
     /// key, the key's size and pin, the coordinator and every member of the roster; then
     /// trains, encodes, packs, masks, encrypts and signs the receipt.
-    func contribute(_ a: Veil_V1_RoundAssignment) throws(Declined) -> Veil_V1_PaillierContribution {
+    func contribute(_ a: Veil_V1_RoundAssignment) throws(Declined) -> (
+        contribution: Veil_V1_PaillierContribution, session: PaillierSession, digest: [UInt8]
+    ) {
         let plan = a.paillier
         let policy = configuration.policy
         let coordinator = try checkCoordinator(plan.coordinatorCertificate)
@@ -236,11 +238,12 @@ extension ParticipantAgent {
                 session: session, position: ParticipantID(a.position), signingKey: signingKey,
                 encryptor: encryptors.encryptor(for: key))
             let (ciphertexts, receipt) = try contributor.contribute(input)
-            return .with {
+            let contribution = Veil_V1_PaillierContribution.with {
                 $0.round = a.round
                 $0.ciphertexts = ciphertexts.map { Data($0.bigEndianBytes()) }
                 $0.receiptSignature = Data(receipt.signature)
             }
+            return (contribution, session, receipt.ciphertextDigest)
         } catch {
             throw Declined(.declineTraining, "the payload does not fit the round's packing: \(error)")
         }

@@ -242,6 +242,9 @@ final class DecryptionRecord: Sendable {
 
     func entry(round: UInt64) -> Entry? { rounds.withLock { $0[round] } }
 
+    /// Every decryption recorded, by round.
+    var entries: [Entry] { rounds.withLock { $0.values.sorted { $0.round < $1.round } } }
+
     func append(_ entry: Entry) throws {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

@@ -19,6 +19,14 @@ extension ParticipantAgent {
         var received: [[UInt8]] = []
     }
 
+    /// A session to journal (`Specs/audit.md` §6, §7.4): the entry so far, and the session id and
+    /// coordinator key its receipt must verify under.
+    struct JournalledSession {
+        var entry: AuditJournalEntry
+        let sessionID: [UInt8]
+        let serverKey: Ed25519.PublicKey
+    }
+
     /// Handles the coordinator's messages on one connection.
     struct AgentState {
         let agent: ParticipantAgent
@@ -27,8 +35,9 @@ extension ParticipantAgent {
         var outcome = SessionOutcome()
         var round: RoundState?
         var sentThisRound = 0
-        /// The Paillier round this participant sent its ciphertexts for.
+        /// The Paillier round this participant sent its ciphertexts for, and its journal entry.
         var contributed: UInt64?
+        var paillierJournal: JournalledSession?
 
         /// Returns true when the federation is finished.
         mutating func handle(_ message: Veil_V1_CoordinatorMessage) throws -> Bool {
@@ -43,14 +52,22 @@ extension ParticipantAgent {
                 round = nil
                 do {
                     let preparing = ContinuousClock.now
-                    let contribution = try agent.contribute(assignment)
+                    let made = try agent.contribute(assignment)
                     tally.add(training: seconds(since: preparing))
                     if let failure = agent.failure, failure.round == assignment.round {
                         tally.injected = true
                         throw ParticipantError.failureInjected
                     }
                     contributed = assignment.round
-                    send(.with { $0.paillier = contribution })
+                    // The journal names its contribution by the digest its receipt signs (§7.4).
+                    paillierJournal = JournalledSession(
+                        entry: AuditJournalEntry(
+                            participant: agent.identity.id, position: assignment.position, round: assignment.round,
+                            session: Hex.encode(made.session.id),
+                            serverKey: Hex.encode(made.session.coordinator.rawRepresentation),
+                            sent: [Hex.encode(made.digest)], received: []),
+                        sessionID: made.session.id, serverKey: made.session.coordinator)
+                    send(.with { $0.paillier = made.contribution })
                 } catch let declined as Declined {
                     decline(assignment.round, declined)
                 }
@@ -85,7 +102,9 @@ extension ParticipantAgent {
                 {
                     tally.add(completed: 1)
                 }
-                if round?.number == result.round { journal(result: result) }
+                if round?.number == result.round || paillierJournal?.entry.round == result.round {
+                    journal(result: result)
+                }
                 contributed = nil
                 agent.logger.info(
                     "round result",
@@ -117,13 +136,26 @@ extension ParticipantAgent {
         /// round's result when it came, and forgets the session. A receipt that the session's
         /// server key did not sign is kept as it came (it is evidence) and logged.
         mutating func journal(result: Veil_V1_RoundResult?) {
-            guard let current = round, let directory = agent.configuration.auditJournal else { return }
-            round = nil
-            let session = current.client.session
-            var entry = AuditJournalEntry(
-                participant: agent.identity.id, position: current.client.id.rawValue, round: current.number,
-                session: Hex.encode(session.id), serverKey: Hex.encode(session.serverIdentity.rawRepresentation),
-                sent: current.sent.map { Hex.encode($0) }, received: current.received.map { Hex.encode($0) })
+            guard let directory = agent.configuration.auditJournal else { return }
+            let journalled: JournalledSession
+            if let current = round {
+                round = nil
+                let session = current.client.session
+                journalled = JournalledSession(
+                    entry: AuditJournalEntry(
+                        participant: agent.identity.id, position: current.client.id.rawValue, round: current.number,
+                        session: Hex.encode(session.id),
+                        serverKey: Hex.encode(session.serverIdentity.rawRepresentation),
+                        sent: current.sent.map { Hex.encode($0) }, received: current.received.map { Hex.encode($0) }),
+                    sessionID: session.id, serverKey: session.serverIdentity)
+            } else if let pending = paillierJournal {
+                paillierJournal = nil
+                journalled = pending
+            } else {
+                return
+            }
+            var entry = journalled.entry
+            let number = entry.round
             if let result {
                 entry.completed = result.completed
                 if !result.auditRecordHash.isEmpty {
@@ -131,20 +163,19 @@ extension ParticipantAgent {
                     entry.recordHash = Hex.encode(hash)
                     entry.receipt = Hex.encode(Array(result.auditReceipt))
                     if !RoundAuditRecord.isReceipt(
-                        Array(result.auditReceipt), sessionID: session.id, recordHash: hash,
-                        by: session.serverIdentity)
+                        Array(result.auditReceipt), sessionID: journalled.sessionID, recordHash: hash,
+                        by: journalled.serverKey)
                     {
                         agent.logger.error(
-                            "the coordinator's audit receipt does not verify", metadata: ["round": "\(current.number)"])
+                            "the coordinator's audit receipt does not verify", metadata: ["round": "\(number)"])
                     }
                 } else {
-                    agent.logger.warning(
-                        "the round result carries no audit receipt", metadata: ["round": "\(current.number)"])
+                    agent.logger.warning("the round result carries no audit receipt", metadata: ["round": "\(number)"])
                 }
             }
             do { try AuditJournal(directory: URL(fileURLWithPath: directory)).write(entry) } catch {
                 agent.logger.error(
-                    "cannot write the audit journal", metadata: ["round": "\(current.number)", "error": "\(error)"])
+                    "cannot write the audit journal", metadata: ["round": "\(number)", "error": "\(error)"])
             }
         }
 

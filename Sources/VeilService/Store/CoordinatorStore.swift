@@ -130,6 +130,11 @@ public final class CoordinatorStore: Sendable {
             // auditor can read the training and DP plan every participant accepted.
             try db.alter(table: "audit_records") { t in t.add(column: "plan", .blob) }
         }
+        migrator.registerMigration("v5-audit-paillier") { db in
+            // A Paillier record's evidence (`Specs/audit.md` §7.2): the contributions' ciphertexts,
+            // the re-randomisers, the aggregate and the sum, as the export writes them.
+            try db.alter(table: "audit_records") { t in t.add(column: "paillier", .blob) }
+        }
         return migrator
     }
 
@@ -141,6 +146,8 @@ public final class CoordinatorStore: Sendable {
         public var events: [SecAggAuditEvent]
         /// The round plan's encoding (its digest is the session's context).
         public var plan: [UInt8]
+        /// A Paillier record's evidence (``PaillierAuditEvidence``, JSON); nil for masking.
+        public var paillier: [UInt8]? = nil
         /// Builds and signs the record for a sequence number and the previous record's hash.
         public var seal: @Sendable (_ sequence: Int, _ previous: [UInt8]) -> (record: [UInt8], signature: [UInt8])
     }
@@ -155,6 +162,8 @@ public final class CoordinatorStore: Sendable {
         public var events: [SecAggAuditEvent]
         /// The round plan's encoding; nil for records stored before plans were kept.
         public var plan: [UInt8]?
+        /// A Paillier record's evidence (JSON); nil for masking records.
+        public var paillier: [UInt8]?
     }
 
     /// Seals and stores the record; returns its bytes.
@@ -167,8 +176,11 @@ public final class CoordinatorStore: Sendable {
         let (record, signature) = draft.seal(sequence, previous)
         try db.execute(
             sql:
-                "INSERT INTO audit_records (sequence, round, attempt, record, signature, plan) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [sequence, round, attempt, Data(record), Data(signature), Data(draft.plan)])
+                "INSERT INTO audit_records (sequence, round, attempt, record, signature, plan, paillier) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [
+                sequence, round, attempt, Data(record), Data(signature), Data(draft.plan),
+                draft.paillier.map { Data($0) },
+            ])
         for (index, event) in draft.events.enumerated() {
             let (kind, party, bytes): (Int, Int, [UInt8]) =
                 switch event {
@@ -189,7 +201,7 @@ public final class CoordinatorStore: Sendable {
             let rows = try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT sequence, round, attempt, record, signature, plan FROM audit_records WHERE round BETWEEN ? AND ? ORDER BY sequence",
+                    "SELECT sequence, round, attempt, record, signature, plan, paillier FROM audit_records WHERE round BETWEEN ? AND ? ORDER BY sequence",
                 arguments: [rounds.lowerBound, rounds.upperBound])
             return try rows.map { row in
                 let sequence: Int = row["sequence"]
@@ -207,7 +219,8 @@ public final class CoordinatorStore: Sendable {
                 return StoredAudit(
                     sequence: sequence, round: row["round"], attempt: row["attempt"],
                     record: [UInt8](row["record"] as Data), signature: [UInt8](row["signature"] as Data),
-                    events: events, plan: (row["plan"] as Data?).map { [UInt8]($0) })
+                    events: events, plan: (row["plan"] as Data?).map { [UInt8]($0) },
+                    paillier: (row["paillier"] as Data?).map { [UInt8]($0) })
             }
         }
     }

@@ -50,6 +50,12 @@ struct RoundMachine {
         /// The decryption request, once sent: sent again, unchanged, to a key holder that
         /// reconnects before answering (it answers the same request twice, nothing else).
         var request: Veil_V1_DecryptRequest?
+        /// For the audit record (`Specs/audit.md` §7): each accepted contribution's ciphertexts
+        /// as received, the r_j that re-randomised the aggregate, and the sum the key holder
+        /// signed, with its signature.
+        var ciphertexts: [ParticipantID: [Data]] = [:]
+        var rerandomizers: [BigInt] = []
+        var released: (sum: [UInt64], signature: [UInt8])?
         var contributed: Set<ParticipantID> { Set(receipts.keys) }
     }
 
@@ -74,6 +80,8 @@ struct RoundMachine {
     /// session it belongs to and the faults attributed.
     private(set) var auditLog: [SecAggAuditEvent] = []
     var auditedSession: AuditedSession?
+    /// Paillier rounds: the session as the audit record names it (`Specs/audit.md` §7).
+    var auditedPaillier: AuditedPaillierSession?
     private(set) var auditedFaults: [String] = []
     /// Members who declined, or whose stream closed: dropouts as soon as nobody else is awaited.
     private(set) var declined: Set<ParticipantID> = []
@@ -109,6 +117,15 @@ struct RoundMachine {
     var missingContributors: [String] {
         guard case .paillier(let collection) = backend else { return [] }
         return cohort.filter { !collection.contributed.contains(positions[$0]!) }
+    }
+
+    /// The id of the session the audit record names (the masking or the Paillier session id):
+    /// what the coordinator's receipt for the record signs.
+    var auditedSessionID: [UInt8]? {
+        switch backend {
+        case .masking: auditedSession?.session.id
+        case .paillier(let collection): auditedPaillier == nil ? nil : collection.session.id
+        }
     }
 
     func id(of position: ParticipantID) -> String { cohort[Int(position.rawValue) - 1] }
@@ -259,6 +276,7 @@ struct RoundMachine {
             }
             try collection.aggregator.add(ciphertexts, from: position)
             collection.receipts[position] = receipt
+            collection.ciphertexts[position] = contribution.ciphertexts
             for c in contribution.ciphertexts { transcript = SHA256.hash(transcript, Array(c)) }
         } catch {
             declined.insert(position)
@@ -286,10 +304,14 @@ struct RoundMachine {
         guard collection.keyHolderConnected else {
             return end(.aborted(RoundAbort(.keyHolderAbsent, "the key holder is not connected")), &actions)
         }
+        // Re-randomised by r_j the audit record publishes, so that anyone can check that the
+        // aggregate is the product of the receipted contributions (`Specs/audit.md` §7.3).
         let aggregate: EncryptedAggregate
-        do { aggregate = try collection.aggregator.aggregate() } catch {
+        let rerandomizers = collection.aggregator.freshRerandomizers()
+        do { aggregate = try collection.aggregator.aggregate(rerandomizedBy: rerandomizers) } catch {
             return end(.aborted(RoundAbort(.secureSum, "\(error)")), &actions)
         }
+        collection.rerandomizers = rerandomizers
         let request = decryptRequest(collection, aggregate)
         collection.request = request
         backend = .paillier(collection)
@@ -331,7 +353,7 @@ struct RoundMachine {
     private mutating func receiveDecryption(_ result: Veil_V1_DecryptResult, _ actions: inout [RoundAction]) {
         // The nonce names the attempt: a late answer to an earlier attempt of this round (a
         // slow or deviating key holder) is not this attempt's sum.
-        guard case .paillier(let collection) = backend, stage == .decrypting, result.round == UInt64(number),
+        guard case .paillier(var collection) = backend, stage == .decrypting, result.round == UInt64(number),
             let request = collection.request, result.nonce == request.nonce
         else { return }
         guard result.refusal.isEmpty else {
@@ -360,6 +382,8 @@ struct RoundMachine {
                     .aborted(RoundAbort(.keyHolderMalformed, "the key holder's signature on the sum does not verify")),
                     &actions)
             }
+            collection.released = (result.sum, Array(result.signature))
+            backend = .paillier(collection)
             let survivors = collection.contributed.sorted()
             end(.completed(SecureSumResult(sum: sum, survivors: survivors)), &actions)
         } catch {

@@ -125,6 +125,10 @@ extension RoundMachine {
             $0.rosterCertificates = rosterCertificates
             $0.coordinatorSignature = Data(coordinator.signingKey.signature(for: session.announcement))
         }
+        machine.auditedPaillier = AuditedPaillierSession(
+            keyHolderCertificateDER: keyHolder.identity.certificateDER,
+            modulusSignature: keyHolder.statement.signature, assignmentSignature: Array(plan.coordinatorSignature),
+            members: members.map { ($0.id, $0.identity.certificateDER) }, plan: task.encodedPlan)
         var actions: [RoundAction] = []
         for (id, position) in machine.positions.sorted(by: { $0.value < $1.value }) {
             var assignment = task.assignment(number: number, position: position, deadlines: deadlines)

@@ -1,0 +1,235 @@
+import Foundation
+import VeilCore
+import VeilCrypto
+import VeilPaillier
+import X509
+
+extension RoundAudit {
+    /// Checks one exported Paillier record (`Specs/audit.md` §7.3): canonical bytes; the
+    /// coordinator's certificate and signature; the roster's and the key holder's certificates;
+    /// the session rebuilt, its key signed by the key holder and its announcement by the
+    /// coordinator; the plan; every contribution against its member's receipt; the aggregate as
+    /// the product of exactly those contributions, re-randomised by the published r_j; the sum
+    /// as the key holder signed it; the outcome.
+    static func checkPaillier(_ export: RoundAuditExport, bytes: [UInt8], report original: FileReport, ca: Certificate)
+        -> FileReport
+    {
+        var report = original
+        func fail(_ problem: String) -> FileReport {
+            report.problems.append(problem)
+            return report
+        }
+        // 1. The record.
+        let record: PaillierAuditRecord
+        do { record = try JSONDecoder().decode(PaillierAuditRecord.self, from: Data(bytes)) } catch {
+            return fail("the record does not parse: \(error)")
+        }
+        report.round = record.round
+        report.attempt = record.attempt
+        report.outcome = record.outcome
+        report.sequence = record.sequence
+        report.bytes = bytes
+        report.previous = record.previous
+        guard record.canonicalBytes == bytes else { return fail("the record's bytes are not its canonical encoding") }
+        guard record.version == 1 else { return fail("the record's version is \(record.version), not 1") }
+        guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
+            return fail("the record's sequence, round and attempt must be at least 1")
+        }
+        let at = Date(timeIntervalSince1970: record.recorded)
+
+        // 2–3. The coordinator and its signature; the roster; the key holder.
+        let coordinator: FederationIdentity
+        let keys: [Ed25519.PublicKey]
+        let holder: FederationIdentity
+        do {
+            coordinator = try signer(
+                of: bytes, signature: export.signature, certificate: record.coordinatorCertificate,
+                serverKey: record.session.serverKey, ca: ca, at: at)
+            keys = try rosterKeys(record.session.roster, ca: ca, at: at)
+        } catch { return fail("\(error)") }
+        do { holder = try identity(record.session.keyHolderCertificate, ca: ca, at: at) } catch {
+            return fail("the key holder's certificate: \(error)")
+        }
+        guard holder.role == .keyHolder else { return fail("the key holder's certificate is not a key holder's") }
+
+        // 4. The session: the key as the key holder signed it, the announcement as the coordinator did.
+        let session: PaillierSession
+        do {
+            session = try paillierSession(record, coordinator: coordinator.signingKey, holder: holder, roster: keys)
+        } catch { return fail("the session: \(error)") }
+        let key = session.publicKey
+
+        // 5. The plan the session binds.
+        guard let planText = export.plan, let planBytes = Data(base64Encoded: planText).map({ [UInt8]($0) }) else {
+            return fail("the export holds no round plan")
+        }
+        guard RoundPlanDigest.of(encoded: planBytes) == session.context else {
+            return fail("the round plan is not the one the session binds (its digest is not the session's context)")
+        }
+        do { report.plan = try planSummary(planBytes, nil) } catch { return fail("the round plan: \(error)") }
+
+        // 6. Every contribution, against its member's receipt.
+        guard let evidence = export.paillier, export.events.isEmpty else {
+            return fail("a Paillier export must hold its evidence (`paillier`) and no log")
+        }
+        let positions = record.contributions.map(\.position)
+        guard positions == positions.sorted(), Set(positions).count == positions.count,
+            positions.allSatisfy({ $0 >= 1 && Int($0) <= keys.count })
+        else { return fail("the record's contributions are not distinct roster positions in ascending order") }
+        guard evidence.contributions.map(\.position) == positions else {
+            return fail("the export's contributions are not the record's")
+        }
+        // Made once the first contribution has shown P ciphertexts: the record's dimension alone
+        // could ask for any size.
+        var aggregator: PaillierAggregator?
+        for (contribution, given) in zip(record.contributions, evidence.contributions) {
+            let position = ParticipantID(contribution.position)
+            let who = "position \(position.rawValue) (\(record.session.roster[Int(position.rawValue) - 1].id))"
+            guard given.ciphertexts.count == session.plaintextCount else {
+                return fail(
+                    "\(who): \(given.ciphertexts.count) ciphertexts, the session's packing takes \(session.plaintextCount)"
+                )
+            }
+            let ciphertexts: [PaillierCiphertext]
+            do { ciphertexts = try given.ciphertexts.map { try key.ciphertext(bigEndian: try Hex.decode($0)) } } catch {
+                return fail("\(who): a ciphertext is malformed: \(error)")
+            }
+            guard Hex.encode(PaillierReceipt.digest(ciphertexts)) == contribution.digest else {
+                return fail("\(who): the ciphertexts are not the ones its receipt's digest names")
+            }
+            guard let signature = try? Hex.decode(contribution.receipt),
+                PaillierReceipt(
+                    position: position, ciphertextDigest: PaillierReceipt.digest(ciphertexts), signature: signature
+                ).isValid(in: session)
+            else { return fail("\(who): the receipt is not the member's signature of its contribution") }
+            do {
+                var running =
+                    aggregator
+                    ?? PaillierAggregator(publicKey: key, packing: session.packing, dimension: session.dimension)
+                try running.add(ciphertexts, from: position)
+                aggregator = running
+            } catch { return fail("\(who): \(error)") }
+        }
+        report.sessionID = Hex.encode(session.id)
+        report.serverKey = coordinator.signingKey
+        report.rosterIDs = record.session.roster.map(\.id)
+        report.paillier = (
+            Dictionary(uniqueKeysWithValues: record.contributions.map { ($0.position, $0.digest) }),
+            record.aggregateDigest, record.sumDigest != nil
+        )
+
+        // 7. The aggregate: the product of exactly these contributions, re-randomised.
+        guard let aggregateDigest = record.aggregateDigest else {
+            guard record.requestSignature == nil, record.sumDigest == nil, record.resultSignature == nil,
+                evidence.aggregate.isEmpty, evidence.rerandomization.isEmpty, evidence.sum.isEmpty
+            else { return fail("the record asks for no decryption, yet names a request, a sum or their evidence") }
+            return checkedOutcome(record, released: false, members: keys.count, report)
+        }
+        guard positions.count == keys.count, let aggregator else {
+            return fail(
+                "a decryption was asked for without every member's contribution (the masks cancel only over all)")
+        }
+        let aggregate: [PaillierCiphertext]
+        do {
+            guard evidence.aggregate.count == session.plaintextCount else {
+                throw ConfigurationError("\(evidence.aggregate.count) ciphertexts, not \(session.plaintextCount)")
+            }
+            aggregate = try evidence.aggregate.map { try key.ciphertext(bigEndian: try Hex.decode($0)) }
+        } catch { return fail("the export's aggregate: \(error)") }
+        guard Hex.encode(PaillierSession.aggregateDigest(aggregate.map { $0.bigEndianBytes() })) == aggregateDigest
+        else { return fail("the export's aggregate is not the one the record names") }
+        guard let requestSignature = try? Hex.decode(record.requestSignature ?? ""),
+            coordinator.signingKey.isValidSignature(requestSignature, for: session.decryptionRequest(aggregate))
+        else { return fail("the coordinator's signature of the decryption request does not verify") }
+        do {
+            let width = key.plaintextByteCount
+            let randomness = try evidence.rerandomization.map { text in
+                let bytes = try Hex.decode(text)
+                guard bytes.count == width else {
+                    throw ConfigurationError("an r of \(bytes.count) bytes, not \(width)")
+                }
+                return BigInt(bigEndian: bytes)
+            }
+            guard try aggregator.aggregate(rerandomizedBy: randomness).ciphertexts == aggregate else {
+                return fail(
+                    "the aggregate is not the product of the contributions re-randomised by the published r: it decrypts to another sum"
+                )
+            }
+        } catch { return fail("the re-randomisers: \(error)") }
+
+        // 8. The sum, as the key holder signed it.
+        guard let sumDigest = record.sumDigest else {
+            guard record.resultSignature == nil, evidence.sum.isEmpty else {
+                return fail("the record names no sum, yet holds the key holder's signature or a sum")
+            }
+            return checkedOutcome(record, released: false, members: keys.count, report)
+        }
+        guard let sumBytes = try? Hex.decode(evidence.sum), sumBytes.count == 8 * session.dimension else {
+            return fail("the export's sum is not \(session.dimension) elements of 8 bytes")
+        }
+        let elements = stride(from: 0, to: sumBytes.count, by: 8).map { start in
+            sumBytes[start..<start + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }  // LE_8
+        }
+        guard let vector = try? ModularVector(elements: elements, bitWidth: session.packing.bitWidth) else {
+            return fail("the export's sum has an element not below 2^\(session.packing.bitWidth.bits)")
+        }
+        guard Hex.encode(RoundAuditRecord.sumDigest(vector)) == sumDigest else {
+            return fail("the export's sum is not the one the record names")
+        }
+        guard let resultSignature = try? Hex.decode(record.resultSignature ?? ""),
+            holder.signingKey.isValidSignature(
+                resultSignature,
+                for: session.decryptionResult(aggregateDigest: try! Hex.decode(aggregateDigest), sum: elements))
+        else { return fail("the key holder's signature of the sum does not verify") }
+        return checkedOutcome(record, released: true, members: keys.count, report)
+    }
+
+    /// The session of §7.3 step 4, or why not.
+    private static func paillierSession(
+        _ record: PaillierAuditRecord, coordinator: Ed25519.PublicKey, holder: FederationIdentity,
+        roster: [Ed25519.PublicKey]
+    ) throws -> PaillierSession {
+        let s = record.session
+        let modulus = try Hex.decode(s.modulus)
+        let key = try PaillierPublicKey(bigEndian: modulus)
+        guard key.bigEndianBytes == modulus else { throw ConfigurationError("the modulus has a leading zero byte") }
+        guard
+            PaillierKeyStatement(publicKey: key, signature: try Hex.decode(s.modulusSignature)).isSigned(
+                by: holder.signingKey)
+        else { throw ConfigurationError("the modulus is not the one the key holder signed") }
+        let packing = try PaillierPacking(bitWidth: try BitWidth(s.bits), maxAddends: s.capacity, keyBits: key.bits)
+        let session = try PaillierSession(
+            publicKey: key, packing: packing, dimension: s.dimension, round: UInt64(record.round),
+            nonce: try Hex.decode(s.nonce), keyHolder: holder.signingKey, coordinator: coordinator, roster: roster,
+            context: try Hex.decode(s.context))
+        guard coordinator.isValidSignature(try Hex.decode(s.assignmentSignature), for: session.announcement) else {
+            throw ConfigurationError("the coordinator's signature of the session's announcement does not verify")
+        }
+        return session
+    }
+
+    /// §7.3 step 9: a completed record names the sum and every member; an aborted one names
+    /// every member when a sum was released (it ended after), none otherwise.
+    private static func checkedOutcome(
+        _ record: PaillierAuditRecord, released: Bool, members: Int, _ report: FileReport
+    ) -> FileReport {
+        var report = report
+        let everyone = (1...UInt32(members)).map { $0 }
+        switch record.outcome {
+        case "completed":
+            if !released || record.survivors != everyone {
+                report.problems.append("a completed record must name the released sum and every member as survivors")
+            }
+        case "aborted":
+            if record.survivors != (released ? everyone : []) {
+                report.problems.append(
+                    released
+                        ? "the key holder released the sum: the aborted record must name every member as survivors"
+                        : "an aborted record without a released sum names survivors")
+            }
+        default:
+            report.problems.append("unknown outcome \(record.outcome)")
+        }
+        return report
+    }
+}
