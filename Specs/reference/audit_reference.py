@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """An independent verifier of Veil's exported audit records, written from Specs/audit.md (section
-numbers below are that document's), with Specs/secagg.md for the session and the server and
-Specs/wire.md §2 for the certificates.
+numbers below are that document's), with Specs/secagg.md for the masking session and server,
+Specs/paillier.md for Paillier sessions and Specs/wire.md §2 for the certificates.
 
-For each exported file (`round-RRRRRR-attempt-AAA.json`, §3) it runs the checks of §4 in order
-and reports the first that fails:
+For each exported file (`round-RRRRRR-attempt-AAA.json`, §3) it reads the record's `secureSum`
+(absent: a masking record; `paillier`: a Paillier record, §7; anything else fails step 1) and
+runs the checks of §4 or of §7.3 in order, reporting the first that fails. A masking record:
 
 1. the record parses and its bytes are its canonical serialisation (written here by
    `canonical()`, from §2's rules: sorted keys, no whitespace, `/` unescaped, numbers as §2 says);
@@ -13,15 +14,38 @@ and reports the first that fails:
 3. every roster certificate (CA, validity, role participant, the member's id and key);
 4. the session rebuilt (secagg.md §3), its parameters passing secagg.md §2
    (secagg_parameters_reference.py);
-5. the log's length and digest (§1);
-6. the replay of the log through the server of secagg_reference.py (secagg.md §7, itself checked
+5. the round plan: its digest is the session's context, it parses, and a distributed-DP plan
+   fits the session (privacy_reference.py's mechanism rules);
+6. the log's length and digest (§1);
+7. the replay of the log through the server of secagg_reference.py (secagg.md §7, itself checked
    against every SecAgg vector by check_vectors.py): received events handed to it, deadlines
    closing the round, each sent event signed by `serverKey` and equal, but for its signature, to
    the next message the replay owes; none owed at the end; one SurvivorList body;
-7. the attributions, and for a completed record the survivors and the sum's digest, against the
-   replay;
+8. the attributions, and for a completed record the survivors and the sum's digest, against the
+   replay.
 
-then the chain across the files given (`previous` of sequence s = SHA-256 of record s − 1).
+A Paillier record (§7.3), whose export has no log but a `paillier` object (§7.2):
+
+1. as above, against §7.1's schema; the export's `events` empty and its `paillier` object present;
+2. as above;
+3. as above, and the key holder's certificate (CA, validity, role key-holder);
+4. the modulus (its exact byte length, paillier.md §1's public-key rules from
+   paillier_reference.py) and the key holder's signature of its statement, the packing
+   (paillier.md §5), the session id (paillier.md §6.1: 2 ≤ n ≤ K) and the coordinator's
+   signature of the assignment;
+5. the round plan as above, but one carrying `distributed_dp` fails;
+6. the export's contributions are the record's: positions, P fixed-width ciphertexts in
+   Z*_(N²) each, their digest, and each member's receipt;
+7. with a decryption request: every roster member contributed, the coordinator's request
+   signature, the aggregate's digest, the rerandomization values r_j in Z*_N, and
+   aggregate_j = (Π_members c_j) · r_j^N mod N²; without one, nothing of a request or a sum;
+8. with a released sum: its length, its elements below 2^b, its digest (§2) and the key
+   holder's signature of it; without one, no signature and no sum;
+9. the outcome against the sum and the survivors (1…n with a sum, else none).
+
+Then the chain across the files given (`previous` of sequence s = SHA-256 of record s − 1), and
+duplicates: two records of one sequence, or of one session (the masking session id, or the
+Paillier session id, once the log or the contributions check).
 
 Usage: audit_reference.py [--json] --ca CA.pem FILE…   (one line per file; exit status 1 if any fails)
 Importable: `verify(paths, ca_pem)` returns one `Verdict` per file.
@@ -48,6 +72,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import paillier_reference as paillier  # noqa: E402
 import privacy_reference as privacy  # noqa: E402
 import secagg_parameters_reference as parameters  # noqa: E402
 import secagg_reference as secagg  # noqa: E402
@@ -61,7 +86,7 @@ RECORD_CONTEXT = b"veil/v1/audit/record\x00"
 
 
 class Failure(Exception):
-    """A check of §4 that failed: `step` names it (1–8, or "chain")."""
+    """A check that failed: `step` names it (§4's 1–8 or §7.3's 1–9, or "chain")."""
 
     def __init__(self, step: str, message: str):
         super().__init__(f"step {step}: {message}")
@@ -75,7 +100,7 @@ class Verdict:
     sequence: int | None = None
     bytes: bytes | None = None  # the record's bytes, once it parses (for the chain)
     previous: str | None = None
-    session: bytes | None = None  # the session id, once the log's digest checks (across files)
+    session: bytes | None = None  # the session id, once the log (or the contributions) check (across files)
 
     @property
     def ok(self) -> bool:
@@ -100,6 +125,22 @@ RECORD = {"version": INT, "federation": STRING, "sequence": INT, "previous": STR
           "attributions": [STRING], "eventsDigest": STRING, "eventCount": INT}
 EVENT = {"kind": STRING, "party": UINT32, "message": STRING}
 EXPORT = {"record": STRING, "signature": STRING, "events": [EVENT], "plan": (STRING, "optional")}
+
+# §7.1: a Paillier record. Its session names the key holder's key and the packing instead of the
+# masking parameters; it has no log, but the contributions, the request and the released sum.
+PAILLIER_SESSION = {"modulus": STRING, "modulusSignature": STRING, "keyHolderCertificate": STRING, "bits": INT,
+                    "capacity": INT, "dimension": INT, "nonce": STRING, "context": STRING, "serverKey": STRING,
+                    "assignmentSignature": STRING, "roster": [MEMBER]}
+CONTRIBUTION = {"position": UINT32, "digest": STRING, "receipt": STRING}
+PAILLIER_RECORD = {"version": INT, "federation": STRING, "sequence": INT, "previous": STRING, "round": INT,
+                   "attempt": INT, "recorded": DOUBLE, "outcome": STRING, "abort": (STRING, "optional"),
+                   "coordinatorCertificate": STRING, "secureSum": STRING, "session": PAILLIER_SESSION,
+                   "contributions": [CONTRIBUTION], "aggregateDigest": (STRING, "optional"),
+                   "requestSignature": (STRING, "optional"), "sumDigest": (STRING, "optional"),
+                   "resultSignature": (STRING, "optional"), "survivors": [UINT32]}
+# §7.2: the export's `paillier` object.
+PAILLIER_EXPORT = {"contributions": [{"position": UINT32, "ciphertexts": [STRING]}], "rerandomization": [STRING],
+                   "aggregate": [STRING], "sum": STRING}
 
 RANGES = {INT: (-(1 << 63), (1 << 63) - 1), UINT8: (0, 255), UINT32: (0, (1 << 32) - 1)}
 
@@ -295,24 +336,37 @@ def sum_digest(total: list[int], bits: int) -> str:
     return hashlib.sha256(b"veil/v1/audit/sum\x00" + b"".join(x.to_bytes(width, "little") for x in total)).hexdigest()
 
 
+def record_schema(parsed) -> dict:
+    """§7.1: the record's `secureSum` tells the kinds apart — absent for masking (§2), `paillier`
+    for §7; any other value is neither (ValueError)."""
+    if not isinstance(parsed, dict) or "secureSum" not in parsed:
+        return RECORD
+    if parsed["secureSum"] != "paillier":
+        raise ValueError(f"unknown secureSum {parsed['secureSum']!r}")
+    return PAILLIER_RECORD
+
+
 def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
-    """The checks of §4 for one file, in order; raises Failure at the first that fails and
-    fills the verdict's chain fields as soon as the record parses."""
+    """The checks of §4 (§7.3 for a Paillier record) for one file, in order; raises Failure at
+    the first that fails and fills the verdict's chain fields as soon as the record parses."""
     # 1. The export and the record.
     try:
-        export = typed(parse_json(data), EXPORT, "the export")
+        raw = parse_json(data)
+        export = typed(raw, EXPORT, "the export")
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise Failure("1", f"not an audit export: {error}")
     record_bytes = base64_bytes(export["record"])
     if record_bytes is None:
         raise Failure("1", "the record is not base64")
     try:
-        record = typed(parse_json(record_bytes), RECORD, "the record")
+        parsed = parse_json(record_bytes)
+        schema = record_schema(parsed)
+        record = typed(parsed, schema, "the record")
     except ValueError as error:
         raise Failure("1", f"the record does not parse: {error}")
     verdict.sequence, verdict.bytes, verdict.previous = record["sequence"], record_bytes, record["previous"]
     try:
-        encoded = canonical(record, RECORD)
+        encoded = canonical(record, schema)
     except ValueError:
         encoded = None
     if encoded != record_bytes:
@@ -321,6 +375,9 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         raise Failure("1", f"version {record['version']}, not 1")
     if record["sequence"] < 1 or record["round"] < 1 or record["attempt"] < 1:
         raise Failure("1", "the record's sequence, round and attempt must be at least 1")
+    paillier_round = schema is PAILLIER_RECORD
+    if paillier_round:
+        given = paillier_export(raw, export)
     at = record["recorded"]
 
     # 2. The coordinator and its signature.
@@ -349,6 +406,15 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         if certified.role != "participant" or certified.id != member["id"] or certified.key.hex() != member["key"]:
             raise Failure("3", f"roster position {position} ({member['id']}): certificate and member disagree")
         keys[position] = certified.key
+    if paillier_round:
+        try:
+            key_holder = identity(s["keyHolderCertificate"], ca, at)
+        except ValueError as error:
+            raise Failure("3", f"the key holder's certificate: {error}")
+        if key_holder.role != "key-holder":
+            raise Failure("3", "the key holder's certificate does not have the key-holder role")
+        check_paillier(export, given, record, coordinator.key, key_holder.key, keys, verdict)
+        return
 
     # 4. The session (secagg.md §3) and its parameters (secagg.md §2).
     session = rebuild_session(s, keys)
@@ -470,11 +536,9 @@ def protobuf_fields(data: bytes) -> dict[int, list]:
     return fields
 
 
-def check_plan(encoded, session: secagg.Session, s: dict) -> None:
+def round_plan(encoded, s: dict) -> dict[int, list]:
     """The export's plan: present, SHA-256("veil/v1/round-plan" ‖ 0x00 ‖ plan) = the session's
-    context, a RoundPlan; a distributed-DP plan (RoundPlan field 4) checked as a participant
-    checks it (wire.md §4.3, privacy.md §4): a valid mechanism whose minimum_participants the
-    threshold guarantees, on the session's b and padded d."""
+    context, and a protobuf message; returns its fields (both kinds of round share this)."""
     if not isinstance(encoded, str):
         raise Failure("5", "the export holds no round plan")
     plan = base64_bytes(encoded)
@@ -483,10 +547,19 @@ def check_plan(encoded, session: secagg.Session, s: dict) -> None:
     if hashlib.sha256(b"veil/v1/round-plan\x00" + plan).hexdigest() != s["context"]:
         raise Failure("5", "the round plan is not the one the session binds (its digest is not the session's context)")
     try:
-        fields = protobuf_fields(plan)
-        dp = fields.get(4)
-        if dp is None:
-            return
+        return protobuf_fields(plan)
+    except ValueError as error:
+        raise Failure("5", f"the round plan does not parse: {error}")
+
+
+def check_plan(encoded, session: secagg.Session, s: dict) -> None:
+    """The export's plan (`round_plan`); a distributed-DP plan (RoundPlan field 4) checked as a
+    participant checks it (wire.md §4.3, privacy.md §4): a valid mechanism whose
+    minimum_participants the threshold guarantees, on the session's b and padded d."""
+    dp = round_plan(encoded, s).get(4)
+    if dp is None:
+        return
+    try:
         d = protobuf_fields(dp[-1])
     except ValueError as error:
         raise Failure("5", f"the round plan does not parse: {error}")
@@ -554,10 +627,214 @@ def replay(events: list[tuple[int, int, bytes]], session: secagg.Session) -> sec
     return server
 
 
+# --- §7 Paillier rounds -------------------------------------------------------------------------------
+
+def paillier_export(raw: dict, export: dict) -> dict:
+    """§7.2, checked with step 1: a Paillier export has no log, and carries `paillier`."""
+    if export["events"]:
+        raise Failure("1", "a Paillier round has no log, but the export lists events")
+    if "paillier" not in raw:
+        raise Failure("1", "the export of a Paillier record has no `paillier` object")
+    try:
+        return typed(raw["paillier"], PAILLIER_EXPORT, "the export's paillier")
+    except ValueError as error:
+        raise Failure("1", f"not a Paillier audit export: {error}")
+
+
+@dataclasses.dataclass
+class PaillierSession:
+    """What steps 5–9 need of the session step 4 rebuilds (paillier.md §5, §6.1)."""
+    id: bytes
+    modulus: int  # N
+    modulus_bytes: int  # ⌈|N|/8⌉: N's encoding, and each r_j's
+    ciphertext_bytes: int  # ⌈|N²|/8⌉: the fixed width of paillier.md §2
+    members: int  # n, the roster's length
+    bits: int  # b
+    dimension: int  # d
+    count: int  # P = ⌈d/S⌉ ciphertexts per contribution (paillier.md §5)
+
+
+def check_paillier(export: dict, given: dict, record: dict, coordinator_key: bytes, key_holder_key: bytes,
+                   keys: dict[int, bytes], verdict: Verdict) -> None:
+    """§7.3 steps 4–9, after steps 1–3 (shared with §4, and the key holder's certificate)."""
+    s = record["session"]
+    # 4. The key, the packing and the session id.
+    session = rebuild_paillier_session(s, record["round"], coordinator_key, key_holder_key, keys)
+
+    # 5. The round plan the session binds: the same as a masking round's, but no distributed DP,
+    # whose noise only masking sums.
+    if 4 in round_plan(export.get("plan"), s):
+        raise Failure("5", "a Paillier round plan carries distributed_dp, which only masking rounds sum")
+
+    # 6. The contributions, the counterpart of a masking round's log: the session is now backed by
+    # the members' own signatures, and takes part in the duplicate check across files.
+    contributions = check_contributions(record, given["contributions"], session, keys)
+    verdict.session = session.id
+
+    # 7. The aggregate the coordinator asked the key holder to decrypt.
+    check_aggregate(record, given, session, contributions, coordinator_key)
+
+    # 8. The sum the key holder released.
+    check_released_sum(record, given, session, key_holder_key)
+
+    # 9. The outcome.
+    everyone = list(range(1, session.members + 1))
+    if record["outcome"] == "completed":
+        if "sumDigest" not in record or record["survivors"] != everyone:
+            raise Failure("9", "a completed record must name a released sum and every roster position as survivors")
+    elif record["outcome"] == "aborted":
+        # A sum released, then an attempt ended for a reason outside the secure sum: the
+        # coordinator learned the sum, and the record must say over whom.
+        if record["survivors"] != (everyone if "sumDigest" in record else []):
+            raise Failure("9", "an aborted record names every roster position as survivors with a released sum, "
+                               "and none without one")
+    else:
+        raise Failure("9", f"unknown outcome {record['outcome']!r}")
+
+
+def rebuild_paillier_session(s: dict, round_number: int, coordinator_key: bytes, key_holder_key: bytes,
+                             keys: dict[int, bytes]) -> PaillierSession:
+    """§7.3 step 4, in its order: N, the key holder's signature of it, the packing, the session
+    id, the coordinator's signature of the assignment."""
+    encoded = hex_bytes(s["modulus"], "the modulus", "4")
+    if not encoded or encoded[0] == 0:  # exactly ⌈|N|/8⌉ bytes: one encoding per key
+        raise Failure("4", "the modulus is not ⌈|N|/8⌉ bytes (it is empty or has a leading zero byte)")
+    modulus = int.from_bytes(encoded, "big")
+    try:
+        paillier.check_modulus(modulus)
+    except Refused as refusal:
+        raise Failure("4", f"the modulus is refused: {refusal.code}")
+    statement = b"veil/v1/paillier/public-key\x00" + secagg.le4(len(encoded)) + encoded
+    if not secagg.ed25519_verify(key_holder_key, statement, hex_bytes(s["modulusSignature"], "modulusSignature", "4")):
+        raise Failure("4", "the modulus is not signed by the certified key holder")
+    bits, capacity, dimension = s["bits"], s["capacity"], s["dimension"]
+    # The session id holds b in one byte and K, d in four; the sum's elements are LE_8 (§7.2).
+    if not 1 <= bits <= 64 or not 1 <= dimension < 1 << 32 or capacity >= 1 << 32:
+        raise Failure("4", f"b = {bits}, K = {capacity} or d = {dimension} is out of range")
+    try:
+        slot, _ = paillier.pack([], bits, capacity, modulus.bit_length())
+    except Refused as refusal:
+        raise Failure("4", f"the packing (b = {bits}, K = {capacity}, |N| = {modulus.bit_length()}) is refused: "
+                           f"{refusal.code}")
+    slots = (modulus.bit_length() - 1) // slot
+    members = len(s["roster"])
+    if not 2 <= members <= capacity:
+        raise Failure("4", f"a session of {members} members under capacity {capacity} (2 ≤ n ≤ K)")
+    nonce = hex_bytes(s["nonce"], "the nonce", "4")
+    context = hex_bytes(s["context"], "the context", "4")
+    if len(nonce) != 32 or len(context) != 32:
+        raise Failure("4", "the nonce and the context must be 32 bytes each")
+    session_id = hashlib.sha256(
+        b"veil/v1/paillier/session\x00" + nonce + round_number.to_bytes(8, "little") + secagg.le4(members)
+        + bytes([bits]) + secagg.le4(capacity) + secagg.le4(dimension) + secagg.le4(len(encoded)) + encoded
+        + key_holder_key + coordinator_key + b"".join(keys[a] for a in range(1, members + 1)) + context).digest()
+    signature = hex_bytes(s["assignmentSignature"], "assignmentSignature", "4")
+    if not secagg.ed25519_verify(coordinator_key, b"veil/v1/paillier/assignment\x00" + session_id, signature):
+        raise Failure("4", "the coordinator's signature of the session's assignment does not verify")
+    return PaillierSession(session_id, modulus, len(encoded), ((modulus * modulus).bit_length() + 7) // 8, members,
+                           bits, dimension, -(-dimension // slots))
+
+
+def fixed_width(texts: list[str], count: int, width: int, what: str, step: str) -> list[bytes]:
+    """`count` hex values of exactly `width` bytes each (paillier.md §2's fixed-width encoding)."""
+    if len(texts) != count:
+        raise Failure(step, f"{what}: {len(texts)} values, not {count}")
+    values = [hex_bytes(text, f"{what} [{j}]", step) for j, text in enumerate(texts)]
+    if any(len(value) != width for value in values):
+        raise Failure(step, f"{what}: a value is not {width} bytes")
+    return values
+
+
+def check_contributions(record: dict, given: list[dict], session: PaillierSession,
+                        keys: dict[int, bytes]) -> dict[int, list[int]]:
+    """§7.3 step 6; returns each contributor's ciphertexts by position."""
+    positions = [c["position"] for c in record["contributions"]]
+    if [c["position"] for c in given] != positions:
+        raise Failure("6", "the export's contributions are not the record's (their positions differ)")
+    if any(not 1 <= a <= session.members for a in positions) or positions != sorted(set(positions)):
+        raise Failure("6", "the contributions are not from distinct roster positions in ascending order")
+    n2 = session.modulus * session.modulus
+    out = {}
+    for entry, claimed in zip(given, record["contributions"]):
+        a = entry["position"]
+        encoded = fixed_width(entry["ciphertexts"], session.count, session.ciphertext_bytes,
+                              f"position {a}'s ciphertexts", "6")
+        values = [int.from_bytes(c, "big") for c in encoded]
+        if any(not 0 < c < n2 or math.gcd(c, session.modulus) != 1 for c in values):
+            raise Failure("6", f"position {a}'s ciphertexts: one is not in Z*_(N²)")
+        digest = hashlib.sha256(b"".join(encoded)).digest()
+        if digest.hex() != claimed["digest"]:
+            raise Failure("6", f"position {a}'s ciphertexts are not the ones its receipt's digest names")
+        receipt = hex_bytes(claimed["receipt"], f"position {a}'s receipt", "6")
+        message = b"veil/v1/paillier/receipt\x00" + session.id + secagg.le4(a) + digest
+        if not secagg.ed25519_verify(keys[a], message, receipt):
+            raise Failure("6", f"position {a}'s receipt does not verify under its key")
+        out[a] = values
+    return out
+
+
+def check_aggregate(record: dict, given: dict, session: PaillierSession, contributions: dict[int, list[int]],
+                    coordinator_key: bytes) -> None:
+    """§7.3 step 7: the aggregate is the rerandomised product of exactly the roster's contributions."""
+    if "aggregateDigest" not in record:
+        if any(key in record for key in ("requestSignature", "sumDigest", "resultSignature")):
+            raise Failure("7", "no decryption was asked, but the record names a request signature or a sum")
+        if given["aggregate"] or given["rerandomization"] or given["sum"]:
+            raise Failure("7", "no decryption was asked, but the export holds an aggregate, r_j or a sum")
+        return
+    if sorted(contributions) != list(range(1, session.members + 1)):
+        raise Failure("7", "a decryption was asked without every roster member's contribution "
+                           "(the masks cancel only over the whole roster)")
+    if "requestSignature" not in record:
+        raise Failure("7", "a decryption was asked, but the record has no requestSignature")
+    digest = hex_bytes(record["aggregateDigest"], "aggregateDigest", "7")
+    signature = hex_bytes(record["requestSignature"], "requestSignature", "7")
+    if not secagg.ed25519_verify(coordinator_key, b"veil/v1/paillier/decrypt\x00" + session.id + digest, signature):
+        raise Failure("7", "the coordinator's signature of the decryption request does not verify")
+    aggregate = fixed_width(given["aggregate"], session.count, session.ciphertext_bytes, "the aggregate", "7")
+    if hashlib.sha256(b"".join(aggregate)).hexdigest() != record["aggregateDigest"]:
+        raise Failure("7", "the export's aggregate is not the one aggregateDigest names")
+    randomness = fixed_width(given["rerandomization"], session.count, session.modulus_bytes, "rerandomization", "7")
+    n, n2 = session.modulus, session.modulus * session.modulus
+    for j, encoded in enumerate(randomness):
+        r = int.from_bytes(encoded, "big")
+        if not 0 < r < n or math.gcd(r, n) != 1:
+            raise Failure("7", f"r_{j} is not in Z*_N")
+        product = 1
+        for a in sorted(contributions):
+            product = product * contributions[a][j] % n2
+        if int.from_bytes(aggregate[j], "big") != product * pow(r, n, n2) % n2:
+            raise Failure("7", f"aggregate ciphertext {j} is not the product of the contributions times r_{j}^N")
+
+
+def check_released_sum(record: dict, given: dict, session: PaillierSession, key_holder_key: bytes) -> None:
+    """§7.3 step 8: the sum is the one the key holder signed for this aggregate."""
+    if "sumDigest" not in record:
+        if "resultSignature" in record or given["sum"]:
+            raise Failure("8", "no sum was released, but the record has a resultSignature or the export a sum")
+        return
+    if "resultSignature" not in record:
+        raise Failure("8", "a sum was released, but the record has no resultSignature")
+    released = hex_bytes(given["sum"], "the export's sum", "8")
+    if len(released) != 8 * session.dimension:
+        raise Failure("8", f"the export's sum is {len(released)} bytes, not 8d = {8 * session.dimension}")
+    total = [int.from_bytes(released[i:i + 8], "little") for i in range(0, len(released), 8)]
+    if any(x >> session.bits for x in total):
+        raise Failure("8", f"an element of the sum is not below 2^{session.bits}")
+    if sum_digest(total, session.bits) != record["sumDigest"]:
+        raise Failure("8", "the export's sum is not the one sumDigest names")
+    message = (b"veil/v1/paillier/decrypted\x00" + session.id + bytes.fromhex(record["aggregateDigest"])
+               + released)  # released is LE_8 of each element already
+    signature = hex_bytes(record["resultSignature"], "resultSignature", "8")
+    if not secagg.ed25519_verify(key_holder_key, message, signature):
+        raise Failure("8", "the key holder's signature of the released sum does not verify")
+
+
 # --- §4 the files together --------------------------------------------------------------------------
 
 def verify(paths, ca_pem: bytes) -> list[Verdict]:
-    """Checks each file (§4 steps 1–8), then the chain; one verdict per file, in order."""
+    """Checks each file (§4 steps 1–8, or §7.3 steps 1–9), then the chain; one verdict per
+    file, in order."""
     ca = x509.load_pem_x509_certificate(ca_pem)
     verdicts = []
     for path in paths:

@@ -249,4 +249,98 @@ import VeilTestSupport
                 + f.files.dropFirst().map(\.path))
         #expect(cut.status == 1 && cut.stdout.contains("no record of that session was given"), "\(cut.stdout)")
     }
+
+    /// `Specs/reference/audit_reference.py`, written from `Specs/audit.md` §7 alone, gives
+    /// ``RoundAudit``'s verdict on a real federation's Paillier records and on tampered copies,
+    /// failing each at the step of §7.3 it is meant to reach.
+    @Test func thePythonVerifierGivesTheSameVerdicts() async throws {
+        let f = try await Self.federation()
+        defer { try? FileManager.default.removeItem(at: f.directory) }
+        #expect(try await AuditReferenceTests.reference(f.files, ca: f.ca) == [nil, nil, nil])
+        let last = f.files[2]
+        let latest = try Data(contentsOf: last)
+        func evidence(_ change: @escaping (inout [String: Any]) -> Void) -> () throws -> Void {
+            {
+                try AuditTests.edit(last) { object in
+                    var paillier = object["paillier"] as! [String: Any]
+                    change(&paillier)
+                    object["paillier"] = paillier
+                }
+            }
+        }
+        let cases: [(name: String, step: String, change: () throws -> Void)] = [
+            ("the record's secureSum changed", "1", { try Self.resign(last, f) { $0.secureSum = "paillier-v2" } }),
+            (
+                "an event in a Paillier export", "1",
+                {
+                    try AuditTests.edit(last) { $0["events"] = [["kind": "deadline", "party": 0, "message": ""]] }
+                }
+            ),
+            (
+                "the record changed without its signature", "2",
+                {
+                    try AuditTests.edit(last) { object in
+                        let text = String(decoding: Data(base64Encoded: object["record"] as! String)!, as: UTF8.self)
+                        object["record"] = Data(
+                            text.replacingOccurrences(of: "\"attempt\":2", with: "\"attempt\":3").utf8
+                        )
+                        .base64EncodedString()
+                    }
+                }
+            ),
+            (
+                "the key holder's certificate replaced by a participant's", "3",
+                {
+                    try Self.resign(last, f) { $0.session.keyHolderCertificate = $0.session.roster[0].certificate }
+                }
+            ),
+            (
+                "another nonce: the coordinator never announced that session", "4",
+                {
+                    try Self.resign(last, f) { $0.session.nonce = String(repeating: "0", count: 64) }
+                }
+            ),
+            ("a capacity beyond 2^32", "4", { try Self.resign(last, f) { $0.session.capacity = 1 << 40 } }),
+            (
+                "one byte of a member's ciphertexts", "6",
+                evidence { paillier in
+                    var contributions = paillier["contributions"] as! [[String: Any]]
+                    var ciphertexts = contributions[0]["ciphertexts"] as! [String]
+                    ciphertexts[0] = Self.flipped(ciphertexts[0])
+                    contributions[0]["ciphertexts"] = ciphertexts
+                    paillier["contributions"] = contributions
+                }
+            ),
+            (
+                "another re-randomiser", "7",
+                evidence { paillier in
+                    var r = paillier["rerandomization"] as! [String]
+                    r[0] = Self.flipped(r[0])
+                    paillier["rerandomization"] = r
+                }
+            ),
+            (
+                "a decryption without one member's contribution", "7",
+                {
+                    try Self.resign(last, f) {
+                        $0.contributions.removeLast()
+                    } evidence: { paillier in
+                        paillier["contributions"] = (paillier["contributions"] as! [[String: Any]]).dropLast().map {
+                            $0
+                        }
+                    }
+                }
+            ),
+            ("another sum", "8", evidence { $0["sum"] = Self.flipped($0["sum"] as! String) }),
+            ("completed, naming fewer survivors", "9", { try Self.resign(last, f) { $0.survivors.removeLast() } }),
+        ]
+        for testCase in cases {
+            try testCase.change()
+            let swift = try Self.verified(f).map(\.problems)
+            let python = try await AuditReferenceTests.reference(f.files, ca: f.ca)
+            #expect(swift.map(\.isEmpty) == [true, true, false], "\(testCase.name): RoundAudit \(swift)")
+            #expect(python == [nil, nil, testCase.step], "\(testCase.name): audit_reference.py")
+            try latest.write(to: last)
+        }
+    }
 }

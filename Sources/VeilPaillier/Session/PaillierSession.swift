@@ -55,6 +55,11 @@ public struct PaillierSession: Sendable {
         guard dimension >= 1, packing.keyBits == publicKey.bits else {
             throw .malformed("the packing or the dimension does not fit the key")
         }
+        // The id encodes K and d in 4 bytes each: larger values (from a hostile file) are refused,
+        // not truncated or trapped on.
+        guard dimension <= Int(UInt32.max), packing.maxAddends <= Int(UInt32.max) else {
+            throw .malformed("K and d must be below 2^32")
+        }
         self.publicKey = publicKey
         self.packing = packing
         self.dimension = dimension

@@ -35,6 +35,9 @@ extension RoundAudit {
         guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
             return fail("the record's sequence, round and attempt must be at least 1")
         }
+        guard let evidence = export.paillier, export.events.isEmpty else {
+            return fail("a Paillier export must hold its evidence (`paillier`) and no log")
+        }
         let at = Date(timeIntervalSince1970: record.recorded)
 
         // 2–3. The coordinator and its signature; the roster; the key holder.
@@ -69,9 +72,6 @@ extension RoundAudit {
         do { report.plan = try planSummary(planBytes, nil) } catch { return fail("the round plan: \(error)") }
 
         // 6. Every contribution, against its member's receipt.
-        guard let evidence = export.paillier, export.events.isEmpty else {
-            return fail("a Paillier export must hold its evidence (`paillier`) and no log")
-        }
         let positions = record.contributions.map(\.position)
         guard positions == positions.sorted(), Set(positions).count == positions.count,
             positions.allSatisfy({ $0 >= 1 && Int($0) <= keys.count })
