@@ -74,10 +74,10 @@ func seed(_ value: UInt8) -> [UInt8] { [UInt8](repeating: value, count: 32) }
     /// The audit's finding: one participant revealing a wrong share in R4 aborted the round
     /// (the server used the t lowest-indexed shares and gave up on a mismatch). Participant 3
     /// reveals a wrong share of every secret it holds, signed with its own key; participant 6
-    /// drops before its masked input, so a masking key is reconstructed too. With 7 and 6
-    /// shares per secret and t = 4, decoding sets one wrong share aside: the round completes
-    /// with the exact sum, and participant 3 is named.
-    @Test func aWrongShareRevealedInR4IsSetAsideAndNamed() throws {
+    /// drops before its masked input, so a masking key is reconstructed too. The shares are not
+    /// what their owners endorsed: participant 3 is dropped from R4 and named — proven, by its
+    /// own R4 message — and the round completes from the others' shares with the exact sum.
+    @Test func aWrongShareRevealedInR4IsRefusedAndNamed() throws {
         let report = try runWithWrongShares(
             from: 3,
             .init(
@@ -86,17 +86,44 @@ func seed(_ value: UInt8) -> [UInt8] { [UInt8](repeating: value, count: 32) }
         #expect(report.abort == nil, "\(String(describing: report.abort))")
         #expect(report.sumCorrect)
         #expect(report.result?.survivors.map(\.rawValue) == [1, 2, 3, 4, 5, 7])
-        // Named once, at the first secret (participant 1's seed): its shares of the other
-        // secrets, 6's masking key among them, are then tried last and not needed.
+        // Named at its first unendorsed share (participant 1's seed), with its R4 message.
         #expect(report.wrongShares.map(\.holder) == [ParticipantID(3)])
         #expect(report.wrongShares.map(\.owner) == [ParticipantID(1)])
+        let evidence = try #require(report.attributions.first)
+        #expect(evidence.fault.isProven && evidence.messages.map(\.round) == [.unmasking])
+        #expect(evidence.messages.first?.sender == 3)
     }
 
-    /// Beyond what decoding corrects the round still ends, as a mismatch, not a wrong sum: one
-    /// of five shares of each secret wrong, with t = 4 (e = ⌊(5 − 4)/2⌋ = 0: detected, not placed).
-    @Test func moreWrongSharesThanDecodingCorrectsAbort() throws {
-        let report = try runWithWrongShares(from: 2, .init(parameters: try parameters(n: 5, t: 4), seed: seed(10)))
-        #expect(report.result == nil)
-        #expect(report.abort?.reason.code == "reconstructionMismatch", "\(String(describing: report.abort))")
+    /// A wrong share its owner endorsed: the owner dealt holder 3 a share off its polynomial
+    /// (here participant 1, re-endorsing what 3 reveals). Decoding sets it aside and the round
+    /// completes; the owner, not the holder, is named — its endorsement proves it dealt it.
+    /// Beyond what decoding corrects (n = 5, t = 4: e = 0) the round ends as a mismatch, never a
+    /// wrong sum, and the owner is named all the same.
+    @Test func aWrongShareItsOwnerEndorsedNamesTheOwner() throws {
+        for (n, completes) in [(7, true), (5, false)] {
+            var configuration = SecAggSimulation.Configuration(
+                parameters: try parameters(n: n, t: 4), seed: seed(UInt8(20 + n)))
+            configuration.recordsTranscript = true
+            let clean = try SecAggSimulation.run(configuration)
+            let cast = try SecAggSimulation.Cast(parameters: configuration.parameters, seed: configuration.seed)
+            let index = try #require(clean.transcript.firstIndex { $0.round == .unmasking && $0.sender == 3 })
+            let honest = try SignedMessage(encoded: clean.transcript[index].encoded)
+            let body = try SecAggForgery.unmaskingBody(
+                honest.body, withWrongShareEndorsedBy: cast.clientKeys[0], owner: ParticipantID(1),
+                sessionID: cast.session.id)
+            let forged = SecAggForgery.resigned(honest, body: body, by: cast.clientKeys[2])
+            configuration.substitution = .init(transcriptIndex: index, deliveries: [forged.encoded], continues: true)
+            let report = try SecAggSimulation.run(configuration)
+            #expect(report.wrongShares.isEmpty)
+            #expect(
+                report.attributions.map { "\($0.fault):\($0.participant.rawValue)" } == ["inconsistentSecret:1"],
+                "n = \(n)")
+            if completes {
+                #expect(report.sumCorrect && report.abort == nil, "\(String(describing: report.abort))")
+            } else {
+                #expect(report.result == nil)
+                #expect(report.abort?.reason.code == "reconstructionMismatch", "\(String(describing: report.abort))")
+            }
+        }
     }
 }

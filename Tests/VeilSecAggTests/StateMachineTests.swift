@@ -111,7 +111,7 @@ struct Failure: Error, CustomStringConvertible {
             let body = try SignedMessage(encoded: entry.encoded).body
             let count = Int(body[0]) | Int(body[1]) << 8
             for i in 0..<count {
-                let offset = 4 + 50 * i
+                let offset = 4 + 114 * i  // owner ‖ kind ‖ share (45) ‖ endorsement (64)
                 let owner = UInt32(body[offset]) | UInt32(body[offset + 1]) << 8
                 kinds[owner, default: []].insert(body[offset + 4])
             }

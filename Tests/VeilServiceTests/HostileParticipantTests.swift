@@ -250,7 +250,8 @@ struct CapturingHandler: LogHandler {
 /// The audit's finding: one participant sending garbage shares in R1, or a wrong share in R4,
 /// stopped every round; nobody learned who; the same participant was selected again, and
 /// after `max_round_attempts` `veil serve` exited 1. Here both misbehave in one federation,
-/// running the real protocol with their own valid certificates and keys.
+/// running the real protocol with their own valid certificates and keys: both are named with
+/// proof, and excluded.
 @Suite(.serialized) struct RogueParticipantTests {
     @Test func roguesInR1AndR4CannotStopTheFederationAndAreNamed() async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-rogues")
@@ -260,9 +261,9 @@ struct CapturingHandler: LogHandler {
         c.rounds = 4
         c.partition = .iid
         var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 10)
-        // A round starts with eight connected (so that it can go on without the one excluded);
-        // the first may therefore start before the ninth connects.
-        network.serve.minParticipants = 8
+        // A round starts with seven connected (so that it can go on without the two excluded);
+        // the first may therefore start before all nine connect.
+        network.serve.minParticipants = 7
         network.serve.excludeAfterFaults = 2
         network.misbehaviours = [0: .garbageShares, 1: .wrongShares]
         let result = try await network.run(logger: quietLogger())
@@ -274,24 +275,27 @@ struct CapturingHandler: LogHandler {
         let store = try CoordinatorStore(path: network.serve.state)
         defer { try? store.close() }
         let attributions = try store.attributions()
-        // participant-1 is convicted in R2 of each round it is in, until its second proven
-        // fault excludes it: it is never selected again.
+        // participant-1 is convicted in R2 of each round it is in; participant-2 is dropped in R4
+        // of each round it is in, for shares their owners did not endorse. Both faults are
+        // proven: the second excludes each, and it is never selected again.
         let convictions = attributions.filter { $0.fault == "invalidShares" }
         #expect(convictions.map(\.participant) == ["participant-1", "participant-1"])
+        let wrong = attributions.filter { $0.fault == "wrongShare" }
+        #expect(wrong.map(\.participant) == ["participant-2", "participant-2"])
+        #expect(attributions.count == convictions.count + wrong.count)
         let convicted = Set(convictions.map(\.round))
-        let excludedAfter = try #require(convictions.map(\.round).max())
+        let bothExcludedAfter = try #require((convictions + wrong).map(\.round).max())
         for round in result.rounds {
+            // A participant dropped in R4 is still among the survivors: its input is in the sum.
             let lost = convicted.contains(round.number) ? 1 : 0
             #expect(round.survivors == round.cohort - lost, "round \(round.number)")
-            if round.number > excludedAfter { #expect(round.cohort == 8, "round \(round.number)") }
+            if round.number > bothExcludedAfter { #expect(round.cohort == 7, "round \(round.number)") }
         }
-        // participant-2's wrong shares are set aside and named in every round, but not
-        // counted: their evidence cannot tell its fault from a dealer's.
-        let wrong = attributions.filter { $0.fault == "wrongShare" }
-        #expect(Set(wrong.map(\.participant)) == ["participant-2"])
-        #expect(Set(wrong.map(\.round)).count >= 3)
-        #expect(attributions.count == convictions.count + wrong.count)
-        // The conviction's evidence decodes and names both parties.
+        #expect(bothExcludedAfter < 4, "the rogues were still selected in the last round")
+        // Each attribution's evidence decodes: the conviction names both parties, the wrong
+        // share carries the holder's own R4 message.
+        let shown = try SecAggEvidence(decoding: try #require(wrong.first).evidence)
+        #expect(shown.fault == .wrongShare && shown.messages.map(\.round) == [.unmasking])
         let evidence = try SecAggEvidence(decoding: try #require(convictions.first).evidence)
         #expect(evidence.fault == .invalidShares && evidence.messages.count == 4 && evidence.complaint != nil)
     }

@@ -30,10 +30,10 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         let masking: X25519.PrivateKey
     }
 
-    /// The shares a participant holds of one owner's two secrets.
+    /// The shares a participant holds of one owner's two secrets, each with the owner's endorsement.
     private struct HeldShares {
-        let maskingKey: ShamirShare
-        let selfMaskSeed: ShamirShare
+        let maskingKey: EndorsedShare
+        let selfMaskSeed: EndorsedShare
     }
 
     private struct ShareKeysState {
@@ -229,7 +229,13 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         var encrypted: [EncryptedShares] = []
         var shareKeys: [ParticipantID: XChaCha20Poly1305.Key] = [:]
         for (position, holder) in holders.enumerated() {
-            let shares = HeldShares(maskingKey: maskingShares[position], selfMaskSeed: seedShares[position])
+            // Each share endorsed: its holder can show it came from this participant, and
+            // cannot show one that did not (`Specs/secagg.md` §4).
+            let shares = HeldShares(
+                maskingKey: EndorsedShare(
+                    maskingShares[position], kind: .maskingKey, owner: id, sessionID: session.id, key: identity),
+                selfMaskSeed: EndorsedShare(
+                    seedShares[position], kind: .selfMaskSeed, owner: id, sessionID: session.id, key: identity))
             guard holder != id else {
                 own = shares
                 continue
@@ -242,7 +248,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             } catch { throw .weakPeerKey(holder.rawValue) }
             shareKeys[holder] = key
             let nonce = XChaCha20Poly1305.Nonce(using: &generator)
-            let plaintext = shares.maskingKey.encoded.appending(shares.selfMaskSeed.encoded)
+            let plaintext = SharePlaintext.encode(maskingKey: shares.maskingKey, selfMaskSeed: shares.selfMaskSeed)
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: id, recipient: holder)
             let ciphertext = XChaCha20Poly1305.seal(plaintext, using: key, nonce: nonce, authenticating: ad)
             let recipientKey = peers[holder]!.encryptionKey.rawRepresentation
@@ -281,7 +287,9 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: peer, recipient: id)
             if let plaintext = try? XChaCha20Poly1305.open(
                 entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad),
-                let shares = SharePlaintext.parse(plaintext, for: id)
+                let owner = session.identity(of: peer.rawValue),
+                let shares = SharePlaintext.parse(
+                    plaintext, for: id, owner: peer, ownerKey: owner, sessionID: session.id)
             {
                 held[peer] = HeldShares(maskingKey: shares.maskingKey, selfMaskSeed: shares.selfMaskSeed)
             } else if let key = session.identity(of: peer.rawValue),
@@ -415,9 +423,15 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             // owner is one of current.held's keys.
             let shares = current.held[owner]!
             if current.survivors.contains(owner) {
-                revealed.append(.init(owner: owner.rawValue, kind: .selfMaskSeed, share: shares.selfMaskSeed))
+                revealed.append(
+                    .init(
+                        owner: owner.rawValue, kind: .selfMaskSeed, share: shares.selfMaskSeed.share,
+                        endorsement: shares.selfMaskSeed.endorsement))
             } else if current.dropped.contains(owner) {
-                revealed.append(.init(owner: owner.rawValue, kind: .maskingKey, share: shares.maskingKey))
+                revealed.append(
+                    .init(
+                        owner: owner.rawValue, kind: .maskingKey, share: shares.maskingKey.share,
+                        endorsement: shares.maskingKey.endorsement))
             }
         }
         state = .completed

@@ -11,8 +11,9 @@ public enum ServerAction: Hashable, Sendable {
     /// A participant's own signed messages show a fault (`Specs/secagg.md`, "Complaints and
     /// attribution"): a neighbour proved that its R1 shares do not open (it is also dropped,
     /// and its masked input taken back out of the sum), it complained falsely or with a bad
-    /// proof (also dropped), or it revealed a share in R4 that lies off the polynomial of the
-    /// others (set aside; the secret is decoded without it, and the round goes on).
+    /// proof (also dropped), it revealed a share in R4 its owner did not endorse (also
+    /// dropped), or the shares it endorsed do not give its secret consistently (decoded around
+    /// when decoding can; else the round aborts).
     case attributed(SecAggEvidence)
     /// The round finished: the survivors' sum.
     case completed(SecureSumResult)
@@ -387,6 +388,21 @@ public struct SecAggServer {
                     throw .invalidReveal("a share of participant \(owner) carries index \(entry.share.index)")
                 }
             }
+            // Every share must carry its owner's endorsement: one that does not was not dealt to
+            // the sender — its own signed message proves it (`Specs/secagg.md` §7).
+            for entry in reveal.shares {
+                let owner = ParticipantID(entry.owner)
+                let endorsed = EndorsedShare(share: entry.share, endorsement: entry.endorsement)
+                // Every owner is a neighbour that dealt shares, or the sender: on the roster.
+                guard
+                    endorsed.isEndorsed(
+                        by: session.identity(of: entry.owner)!, owner: owner, kind: entry.kind, sessionID: session.id)
+                else {
+                    blame = SecAggEvidence(
+                        fault: .wrongShare, participant: sender, counterpart: owner, messages: [message])
+                    throw .invalidReveal("the share of participant \(owner) is not endorsed by it")
+                }
+            }
             for entry in reveal.shares { current.shares[ParticipantID(entry.owner), default: []].append(entry.share) }
             current.reveals[sender] = message
             current.responded.insert(sender)
@@ -527,17 +543,20 @@ public struct SecAggServer {
     /// R4 done: reconstruct every survivor's self-mask seed and every dropped participant's
     /// masking key, check them, and remove all remaining masks from the sum.
     ///
-    /// Each secret is first interpolated from the t lowest-indexed shares of holders not yet
-    /// caught revealing a wrong share; when that does not match the owner's commitment (or
-    /// advertised key), all its shares are decoded, setting aside up to ⌊(N − t)/2⌋ wrong
-    /// ones, and their holders are reported. One participant revealing garbage thus costs the
-    /// round nothing while enough correct shares remain.
+    /// Every share carries its owner's endorsement (checked when it arrived), so whatever is
+    /// wrong with the shares is the owner's doing. Each secret is first interpolated from the t
+    /// lowest-indexed shares; when that does not match the owner's commitment (or advertised
+    /// key), all its shares are decoded, setting aside up to ⌊(N − t)/2⌋ off the polynomial;
+    /// an owner whose endorsed shares needed that, or do not give its secret at all, is named.
     private mutating func finish(_ current: UnmaskingState) -> [ServerAction] {
         let parameters = session.parameters
         let shamir = session.shamir
         var coefficients: [[UInt32]: LagrangeCoefficients] = [:]
-        var caught: Set<UInt32> = []
         var faults: [ServerAction] = []
+        func inconsistent(_ owner: ParticipantID) -> ServerAction {
+            .attributed(
+                SecAggEvidence(fault: .inconsistentSecret, participant: owner, counterpart: owner, messages: []))
+        }
         func reconstruct(_ owner: ParticipantID, accepting accepts: (SecureBytes) -> Bool) throws(AbortReason)
             -> SecureBytes
         {
@@ -545,36 +564,18 @@ public struct SecAggServer {
             guard shares.count >= parameters.threshold else {
                 throw .cannotReconstruct(owner: owner, have: shares.count, need: parameters.threshold)
             }
-            let trusted = shares.filter { !caught.contains($0.index) }
-            if trusted.count >= parameters.threshold {
-                let chosen = Array(trusted.prefix(parameters.threshold))
-                let indices = chosen.map(\.index)
-                if let lagrange = try? coefficients[indices] ?? shamir.lagrangeCoefficients(for: indices) {
-                    coefficients[indices] = lagrange
-                    if let secret = try? shamir.reconstruct(chosen, using: lagrange), accepts(secret) { return secret }
-                }
+            let chosen = Array(shares.prefix(parameters.threshold))
+            let indices = chosen.map(\.index)
+            if let lagrange = try? coefficients[indices] ?? shamir.lagrangeCoefficients(for: indices) {
+                coefficients[indices] = lagrange
+                if let secret = try? shamir.reconstruct(chosen, using: lagrange), accepts(secret) { return secret }
             }
-            guard let decoded = try? shamir.decode(shares) else { throw .reconstructionMismatch(owner: owner) }
-            guard accepts(decoded.secret) else {
-                // The shares agree on a secret that is not the owner's own: it dealt shares of
-                // another one (or every holder changed its share alike). Named, though not
-                // proven, so that the next attempt can go on without it.
-                faults.append(
-                    .attributed(
-                        SecAggEvidence(fault: .inconsistentSecret, participant: owner, counterpart: owner, messages: [])
-                    ))
+            // The owner endorsed shares that are not all on one polynomial of its secret.
+            guard let decoded = try? shamir.decode(shares), accepts(decoded.secret) else {
+                faults.append(inconsistent(owner))
                 throw .reconstructionMismatch(owner: owner)
             }
-            for index in decoded.wrongIndices {
-                caught.insert(index)
-                let holder = ParticipantID(index)
-                // Every share decoded was revealed in a holder's message.
-                faults.append(
-                    .attributed(
-                        SecAggEvidence(
-                            fault: .wrongShare, participant: holder, counterpart: owner,
-                            messages: [current.reveals[holder]!])))
-            }
+            if !decoded.wrongIndices.isEmpty { faults.append(inconsistent(owner)) }
             return decoded.secret
         }
         var jobs: [MaskWork.Job] = []

@@ -82,11 +82,8 @@ struct EncryptedShares: Hashable {
     /// The sender's Ed25519 signature over ``SecAggKeys/sharesSignedBytes``.
     var signature: [UInt8]
 
-    /// Two encoded 32-byte-secret shares (45 bytes each) plus the tag.
-    static var ciphertextByteCount: Int {
-        2 * ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
-            + XChaCha20Poly1305.tagByteCount
-    }
+    /// Two encoded 32-byte-secret shares (45 bytes each), their two endorsements, and the tag.
+    static var ciphertextByteCount: Int { SharePlaintext.byteCount + XChaCha20Poly1305.tagByteCount }
     static var encodedByteCount: Int {
         4 + Ristretto255.elementByteCount + XChaCha20Poly1305.nonceByteCount + ciphertextByteCount
             + Ed25519.signatureByteCount
@@ -125,21 +122,64 @@ struct EncryptedShares: Hashable {
     }
 }
 
+/// A share and its owner's endorsement (`Specs/secagg.md` §4): what a holder keeps and reveals.
+struct EndorsedShare {
+    let share: ShamirShare
+    let endorsement: [UInt8]
+
+    /// `share`, endorsed by its owner.
+    init(_ share: ShamirShare, kind: ShareKind, owner: ParticipantID, sessionID: [UInt8], key: Ed25519.PrivateKey) {
+        self.share = share
+        endorsement = key.signature(
+            for: SecAggKeys.shareEndorsementBytes(sessionID: sessionID, owner: owner, kind: kind, share: share))
+    }
+
+    init(share: ShamirShare, endorsement: [UInt8]) {
+        self.share = share
+        self.endorsement = endorsement
+    }
+
+    /// Whether `owner` (whose identity key is `key`) endorsed this share as one of `kind`.
+    func isEndorsed(by key: Ed25519.PublicKey, owner: ParticipantID, kind: ShareKind, sessionID: [UInt8]) -> Bool {
+        key.isValidSignature(
+            endorsement,
+            for: SecAggKeys.shareEndorsementBytes(sessionID: sessionID, owner: owner, kind: kind, share: share))
+    }
+}
+
 /// The plaintext of encrypted shares: two encoded shares (masking key s, self-mask seed b),
-/// each of a 32-byte secret and at the recipient's index.
+/// each of a 32-byte secret and at the recipient's index, then the owner's endorsement of each.
 enum SharePlaintext {
-    static func parse(_ plaintext: SecureBytes, for recipient: ParticipantID) -> (
-        maskingKey: ShamirShare, selfMaskSeed: ShamirShare
-    )? {
-        let size = ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
-        guard plaintext.count == 2 * size,
+    static var shareByteCount: Int { ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount) }
+    static var byteCount: Int { 2 * shareByteCount + 2 * Ed25519.signatureByteCount }
+
+    static func encode(maskingKey: EndorsedShare, selfMaskSeed: EndorsedShare) -> SecureBytes {
+        maskingKey.share.encoded.appending(selfMaskSeed.share.encoded).appending(
+            SecureBytes(copying: maskingKey.endorsement + selfMaskSeed.endorsement))
+    }
+
+    /// The two shares, if the plaintext holds two shares for `recipient`, each endorsed by
+    /// `owner` (identity key `ownerKey`) as its kind: else nil, and the recipient complains.
+    static func parse(
+        _ plaintext: SecureBytes, for recipient: ParticipantID, owner: ParticipantID, ownerKey: Ed25519.PublicKey,
+        sessionID: [UInt8]
+    ) -> (maskingKey: EndorsedShare, selfMaskSeed: EndorsedShare)? {
+        let size = shareByteCount
+        let signature = Ed25519.signatureByteCount
+        guard plaintext.count == byteCount,
             let masking = try? ShamirShare(encoded: plaintext.slice(0..<size)),
             let seed = try? ShamirShare(encoded: plaintext.slice(size..<(2 * size))),
             masking.index == recipient.rawValue, seed.index == recipient.rawValue,
             masking.secretByteCount == SecAggKeys.sharedSecretByteCount,
             seed.secretByteCount == SecAggKeys.sharedSecretByteCount
         else { return nil }
-        return (masking, seed)
+        let endorsements = plaintext.slice((2 * size)..<byteCount).unsafeExposedBytes()  // signatures: public
+        let endorsedMasking = EndorsedShare(share: masking, endorsement: Array(endorsements[0..<signature]))
+        let endorsedSeed = EndorsedShare(share: seed, endorsement: Array(endorsements[signature..<(2 * signature)]))
+        guard endorsedMasking.isEndorsed(by: ownerKey, owner: owner, kind: .maskingKey, sessionID: sessionID),
+            endorsedSeed.isEndorsed(by: ownerKey, owner: owner, kind: .selfMaskSeed, sessionID: sessionID)
+        else { return nil }
+        return (endorsedMasking, endorsedSeed)
     }
 }
 
@@ -412,12 +452,12 @@ struct UnmaskingSharesBody {
         var owner: UInt32
         var kind: ShareKind
         var share: ShamirShare
+        /// The owner's endorsement of the share (`Specs/secagg.md` §4).
+        var endorsement: [UInt8]
     }
     var shares: [Entry]
 
-    static var entryByteCount: Int {
-        5 + ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount)
-    }
+    static var entryByteCount: Int { 5 + SharePlaintext.shareByteCount + Ed25519.signatureByteCount }
 
     var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 4 + shares.count * Self.entryByteCount)
@@ -426,6 +466,7 @@ struct UnmaskingSharesBody {
             writer.u32(entry.owner)
             writer.u8(entry.kind.rawValue)
             writer.raw(entry.share.encoded.unsafeExposedBytes())  // revealing it is the point of R4
+            writer.raw(entry.endorsement)
         }
         return writer.bytes
     }
@@ -439,11 +480,13 @@ struct UnmaskingSharesBody {
         for _ in 0..<count {
             let owner = try reader.u32("owner")
             guard let kind = ShareKind(rawValue: try reader.u8("kind")) else { throw .malformed("unknown share kind") }
-            let encoded = try reader.raw(
-                ShamirShare.encodedByteCount(secretByteCount: SecAggKeys.sharedSecretByteCount), "share")
+            let encoded = try reader.raw(SharePlaintext.shareByteCount, "share")
+            let endorsement = try reader.raw(Ed25519.signatureByteCount, "endorsement")
             do {
                 entries.append(
-                    Entry(owner: owner, kind: kind, share: try ShamirShare(encoded: SecureBytes(copying: encoded))))
+                    Entry(
+                        owner: owner, kind: kind, share: try ShamirShare(encoded: SecureBytes(copying: encoded)),
+                        endorsement: endorsement))
             } catch { throw .malformed("\(error)") }
         }
         try reader.finish("UnmaskingShares")

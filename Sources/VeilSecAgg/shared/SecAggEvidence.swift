@@ -19,24 +19,26 @@ public struct SecAggEvidence: Hashable, Sendable {
         /// It sent a complaint whose proof does not verify, twice about one neighbour, or about
         /// one the server may have forwarded nothing from.
         case invalidComplaint
-        /// A share it revealed in R4 lies off the polynomial of the others. Either it changed
-        /// the share or the owner dealt it wrong: the evidence alone does not say which.
+        /// It revealed a share in R4 that its owner did not endorse: not the share it was dealt.
+        /// Its own signed R4 message shows it; it is dropped from the round.
         case wrongShare
-        /// Its secret, reconstructed consistently from the revealed shares, does not match its
-        /// own commitment or masking key: it dealt shares of another secret, or enough holders
-        /// changed theirs alike. The round cannot finish.
+        /// The shares it endorsed do not lie on one polynomial, or do not give the secret it
+        /// committed to (or the masking key it advertised): it dealt them wrong. When they do
+        /// not give its secret, the round cannot finish.
         case inconsistentSecret
 
-        /// Whether the evidence alone shows it was this participant's doing — what exclusion
-        /// counts. The others could be a server's or a dealer's making.
-        public var isProven: Bool { self == .invalidShares || self == .falseComplaint }
+        /// Whether the participant's own signatures show it was its doing — what exclusion
+        /// counts. A false report or an invalid complaint could be a server's making.
+        public var isProven: Bool {
+            self == .invalidShares || self == .falseComplaint || self == .wrongShare || self == .inconsistentSecret
+        }
     }
 
     public var fault: Fault
     /// The participant blamed.
     public var participant: ParticipantID
     /// The other party: the complainer (invalid shares), the accused (a false or invalid
-    /// complaint), or the owner of the secret (a wrong share).
+    /// complaint), the owner of the share (a wrong share), or itself (an inconsistent secret).
     public var counterpart: ParticipantID
     /// The signed messages, as received: for a judged complaint, the complainer's and the
     /// accused's R0 advertisements, the accused's R1 shares and the complainer's R2 message
@@ -153,7 +155,8 @@ public struct SecAggEvidence: Hashable, Sendable {
             guard
                 let plaintext = try? XChaCha20Poly1305.open(
                     entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad),
-                SharePlaintext.parse(plaintext, for: accuser) != nil
+                SharePlaintext.parse(
+                    plaintext, for: accuser, owner: accused, ownerKey: accusedIdentity, sessionID: sessionID) != nil
             else { return .invalidShares }
             return .falseComplaint
         }

@@ -82,6 +82,22 @@ enum SecAggKeys {
     /// Whether participant `a` adds (true) or subtracts its pairwise mask with `b`: the lower id adds.
     static func adds(_ a: ParticipantID, _ b: ParticipantID) -> Bool { a < b }
 
+    /// What an owner signs for each share it deals: "veil/v1/secagg/share" ‖ 0x00 ‖ session id ‖
+    /// LE_4(owner) ‖ kind ‖ the share's encoding (which names the holder's index). The holder
+    /// reveals the share with this endorsement, so a wrong share is provably the holder's doing
+    /// (no endorsement) or the owner's (endorsed, yet off its polynomial).
+    static func shareEndorsementBytes(sessionID: [UInt8], owner: ParticipantID, kind: ShareKind, share: ShamirShare)
+        -> [UInt8]
+    {
+        var writer = ByteWriter()
+        writer.raw(Array("veil/v1/secagg/share".utf8) + [0])
+        writer.raw(sessionID)
+        writer.u32(owner.rawValue)
+        writer.u8(kind.rawValue)
+        writer.raw(share.encoded.unsafeExposedBytes())  // signed for its holder, who reveals it in R4
+        return writer.bytes
+    }
+
     /// SHA-256("veil/v1/secagg/self-mask-commitment" ‖ 0x00 ‖ session id ‖ LE_4(owner) ‖ b_owner).
     static func selfMaskCommitment(seed: SecureBytes, sessionID: [UInt8], owner: ParticipantID) -> [UInt8] {
         var writer = ByteWriter()

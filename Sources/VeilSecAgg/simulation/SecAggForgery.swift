@@ -148,10 +148,29 @@ public enum SecAggForgery {
     }
 
     /// An R4 UnmaskingShares body whose entries carry shares moved off their polynomials (the
-    /// first value of each plus one, mod p): well formed, of the right owners and kinds, wrong.
+    /// first value of each plus one, mod p): well formed, of the right owners and kinds, wrong —
+    /// and no longer what their owners endorsed.
     public static func unmaskingBodyWithWrongShares(_ body: [UInt8]) throws -> [UInt8] {
         var decoded = try UnmaskingSharesBody(decoding: body)
         for i in decoded.shares.indices { decoded.shares[i].share = decoded.shares[i].share.movedOffPolynomial() }
+        return decoded.encoded
+    }
+
+    /// An R4 UnmaskingShares body whose share of `owner`'s secret is moved off its polynomial
+    /// and endorsed again by the owner's key: what a holder reveals when the owner dealt it a
+    /// wrong share, endorsed (`Specs/secagg.md` §7, "Robust reconstruction").
+    public static func unmaskingBody(
+        _ body: [UInt8], withWrongShareEndorsedBy ownerKey: Ed25519.PrivateKey, owner: ParticipantID,
+        sessionID: [UInt8]
+    ) throws -> [UInt8] {
+        var decoded = try UnmaskingSharesBody(decoding: body)
+        for i in decoded.shares.indices where decoded.shares[i].owner == owner.rawValue {
+            let wrong = EndorsedShare(
+                decoded.shares[i].share.movedOffPolynomial(), kind: decoded.shares[i].kind, owner: owner,
+                sessionID: sessionID, key: ownerKey)
+            decoded.shares[i].share = wrong.share
+            decoded.shares[i].endorsement = wrong.endorsement
+        }
         return decoded.encoded
     }
 

@@ -103,7 +103,7 @@ public struct SecAggSimulation {
         public var expectedSum: ModularVector?
         /// Participants the server dropped, with the round and reason.
         public var dropped: [(ParticipantID, SecAggRound, DropReason)] = []
-        /// Shares the server set aside in R4, by who revealed them and whose secret they shared.
+        /// Shares revealed in R4 that their owners did not endorse, by who revealed them and whose they claimed to be.
         public var wrongShares: [(holder: ParticipantID, owner: ParticipantID)] {
             attributions.filter { $0.fault == .wrongShare }.map { (holder: $0.participant, owner: $0.counterpart) }
         }

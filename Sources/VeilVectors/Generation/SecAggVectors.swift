@@ -28,12 +28,15 @@ extension ProjectVectors {
             case falseComplaint(UInt32, about: UInt32)
             /// Reveals a wrong share of every secret it holds in R4.
             case wrongShares(UInt32)
+            /// The owner dealt the holder a wrong share and endorsed it: the holder reveals it in R4.
+            case dealtWrongShare(owner: UInt32, holder: UInt32)
             /// Commits in R1 to another self-mask seed than the one it shares.
             case otherCommitment(UInt32)
 
             var sender: UInt32 {
                 switch self {
-                case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u), .otherCommitment(let u):
+                case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u), .otherCommitment(let u),
+                    .dealtWrongShare(_, let u):
                     u
                 }
             }
@@ -42,7 +45,7 @@ extension ProjectVectors {
                 switch self {
                 case .garbageShares, .otherCommitment: .shareKeys
                 case .falseComplaint: .maskedInputCollection
-                case .wrongShares: .unmasking
+                case .wrongShares, .dealtWrongShare: .unmasking
                 }
             }
 
@@ -58,6 +61,10 @@ extension ProjectVectors {
                             honest.body, adding: ShareComplaint(accused: accused, evidence: .unsigned))
                     case .wrongShares:
                         try SecAggForgery.unmaskingBodyWithWrongShares(honest.body)
+                    case .dealtWrongShare(let owner, _):
+                        try SecAggForgery.unmaskingBody(
+                            honest.body, withWrongShareEndorsedBy: cast.clientKeys[Int(owner) - 1],
+                            owner: ParticipantID(owner), sessionID: cast.session.id)
                     case .otherCommitment(let u):
                         try SecAggForgery.shareKeysBody(
                             honest.body,
@@ -182,9 +189,15 @@ extension ProjectVectors {
                 rogue: .falseComplaint(4, about: 1)),
             SecAggScenario(
                 comment: "participant 3 reveals a wrong share of every secret it holds in R4 and participant 6 goes "
-                    + "offline in R2: decoding sets the wrong shares aside, names 3, and the sum is exact",
+                    + "offline in R2: the shares are not what their owners endorsed, so 3 is dropped from R4 and "
+                    + "named, and the others' shares give the exact sum",
                 flags: ["Rogue", "WrongShare", "Dropout"], clients: 7, threshold: 4, neighbors: 6, seedByte: 21,
                 drops: [(6, .maskedInputCollection)], rogue: .wrongShares(3)),
+            SecAggScenario(
+                comment: "participant 1 dealt participant 3 a wrong share of its self-mask seed and endorsed it; 3 "
+                    + "reveals it in R4: decoding sets it aside, names the owner 1, and the sum is exact",
+                flags: ["Rogue", "InconsistentSecret"], clients: 7, threshold: 4, neighbors: 6, seedByte: 23,
+                rogue: .dealtWrongShare(owner: 1, holder: 3)),
             SecAggScenario(
                 comment: "participant 5 commits in R1 to another self-mask seed than the one it shares: its seed "
                     + "reconstructs consistently but fails its commitment, the server aborts and names 5",

@@ -246,10 +246,10 @@ struct RoundMachine {
         case .falseComplaint: "proved that \(other)'s shares do not open, but they open and are valid"
         case .falseReport:
             "reported \(other)'s shares as unsigned, but they are signed for it (or the keys it was shown differ)"
-        case .inconsistentSecret: "its secret, reconstructed from the shares, does not match its own commitment or key"
+        case .inconsistentSecret:
+            "the shares it endorsed do not lie on one polynomial, or do not give its own committed secret or key"
         case .invalidComplaint: "sent a complaint about \(other) whose proof does not verify"
-        case .wrongShare:
-            "revealed a share of \(other)'s secret off the polynomial of the others (or \(other) dealt it so)"
+        case .wrongShare: "revealed a share of \(other)'s secret that \(other) did not endorse"
         }
     }
 
