@@ -16,6 +16,8 @@ import pathlib
 import sys
 import tempfile
 
+import nacl.bindings as sodium
+
 import check_vectors
 import secagg_reference as sa
 from secagg_reference import Session, le4, parse_envelope
@@ -76,20 +78,20 @@ def zero_commitment_flip_ciphertext(resign_entry: bool):
         body[36 + 4 + 32 + 24 + 10] ^= 0x01         # a byte of the first entry's ciphertext
         if resign_entry:                            # the entry's shares signature made again
             session = Session(group)
-            e = bytes(body[36:36 + sa.ENTRY])
-            v, key, nonce, ciphertext = sa.u32(e, 0), e[4:36], e[36:60], e[60:166]
-            import nacl.bindings as sodium
-            signature = sodium.crypto_sign(session.shares_signed(m["sender"], v, key, nonce, ciphertext),
-                                           session.keys[m["sender"]][1])[:64]
-            body[36 + 166:36 + 230] = signature
+            v, key, nonce, ciphertext, _ = sa.split_entry(bytes(body[36:36 + sa.ENTRY]))
+            body[36 + sa.ENTRY - 64:36 + sa.ENTRY] = sign_entry(session, m["sender"], v, key, nonce, ciphertext)
         return resign(group, raw, bytes(body))
     return change
 
 
-def consistent_flip(group, test):
-    """The flipped entry (entry and message re-signed) also forwarded as flipped by the server
-    (its SharesForward re-signed): the recipient then sees it."""
-    message_mutation((1, 1), zero_commitment_flip_ciphertext(True))(group, test)
+def sign_entry(session: Session, sender: int, v: int, key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    """The entry's shares signature made again with the sender's derived identity key."""
+    return sodium.crypto_sign(session.shares_signed(sender, v, key, nonce, ciphertext), session.keys[sender][1])[:64]
+
+
+def forward_as_sent(group, test):
+    """The server's SharesForward to the recipient of participant 1's first R1 entry, carrying
+    that entry as the transcript's R1 message now has it (the forward re-signed)."""
     body = parse_envelope(bytes.fromhex(test["transcript"][index_of(test, 1, 1)]["message"]))["body"]
     entry = body[36:36 + sa.ENTRY]
     v = sa.u32(entry, 0)
@@ -104,6 +106,36 @@ def consistent_flip(group, test):
             e["message"] = resign(group, m["raw"], bytes(forward)).hex()
 
 
+def consistent_flip(group, test):
+    """The flipped entry (entry and message re-signed) also forwarded as flipped by the server
+    (its SharesForward re-signed): the recipient then sees it."""
+    message_mutation((1, 1), zero_commitment_flip_ciphertext(True))(group, test)
+    forward_as_sent(group, test)
+
+
+def unendorsed_share(group, test):
+    """Participant 1's first R1 entry sealed again (with the key its recipient would use) around
+    the same shares but one endorsement bit flipped, the entry, the message and the server's
+    forward re-signed: every signature holds, only the endorsement fails, and the recipient must
+    not hold the shares (secagg.md §6)."""
+    index = index_of(test, 1, 1)
+    raw = bytes.fromhex(test["transcript"][index]["message"])
+    m = parse_envelope(raw)
+    run = sa.Run(group).run()  # the participants' keys, from the seed
+    session, sender = run.s, m["sender"]
+    body = bytearray(m["body"])
+    v, key, nonce, ciphertext, _ = sa.split_entry(bytes(body[36:36 + sa.ENTRY]))
+    k_shared = sa.rist.agree(run.participants[sender].c, run.participants[v].C)
+    plain = bytearray(b"".join(session.open_entry(k_shared, sender, v, nonce, ciphertext)))
+    plain[2 * sa.SHARE] ^= 0x01  # the first byte of the endorsement of the share of s
+    sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        bytes(plain), session.shares_ad(sender, v), nonce, session.share_key(k_shared, sender, v))
+    body[36 + 60:36 + 60 + sa.CIPHERTEXT] = sealed
+    body[36 + sa.ENTRY - 64:36 + sa.ENTRY] = sign_entry(session, sender, v, key, nonce, sealed)
+    test["transcript"][index]["message"] = resign(group, raw, bytes(body)).hex()
+    forward_as_sent(group, test)
+
+
 def wrong_digest(group, raw):
     m = parse_envelope(raw)
     digest = bytearray(m["body"])
@@ -116,6 +148,19 @@ def wrong_revealed_share(group, raw):
     body = bytearray(m["body"])
     body[4 + 5 + 5] ^= 0x01                          # the first chunk of the first revealed share
     return resign(group, raw, bytes(body))
+
+
+def wrong_revealed_endorsement(group, raw):
+    m = parse_envelope(raw)
+    body = bytearray(m["body"])
+    body[4 + 5 + sa.SHARE] ^= 0x01                   # the first byte of the first reveal's endorsement
+    return resign(group, raw, bytes(body))
+
+
+def other_counterpart(group, test):
+    """The first attribution names another counterpart (the next participant, cyclically)."""
+    fault, who, counterpart = test["attributions"][0].split(":")
+    test["attributions"][0] = f"{fault}:{who}:{int(counterpart) % group['clients'] + 1}"
 
 
 def set_field(field, value):
@@ -143,6 +188,10 @@ def main() -> int:
         return next(t["tcId"] for g in secagg["testGroups"] for t in g["tests"]
                     if all(t.get(k) == v for k, v in fields.items()))
 
+    def flagged(flag: str) -> int:
+        """The first SecAgg case carrying this flag."""
+        return next(t["tcId"] for g in secagg["testGroups"] for t in g["tests"] if flag in t.get("flags", []))
+
     cases = [
         # (description, file name, data, tcId, mutation)
         ("zeroed commitment + flipped ciphertext byte, message re-signed", "secagg", secagg, 1,
@@ -153,6 +202,10 @@ def main() -> int:
          "secagg", secagg, 1, consistent_flip),
         ("consistency signature over a wrong digest, re-signed", "secagg", secagg, 1, message_mutation((3, 1), wrong_digest)),
         ("a wrong revealed share in R4, re-signed", "secagg", secagg, 1, message_mutation((4, 1), wrong_revealed_share)),
+        ("a revealed share's endorsement changed in R4, re-signed", "secagg", secagg, 1,
+         message_mutation((4, 1), wrong_revealed_endorsement)),
+        ("an R1 share endorsement changed under a valid seal (entry, message and forward re-signed)", "secagg",
+         secagg, 1, unendorsed_share),
         ("abort reason changed (tooFewSurvivors → cannotReconstruct)", "secagg", secagg, 12,
          set_field("abort", "cannotReconstruct")),
         ("abort reason changed (cannotReconstruct → reconstructionMismatch)", "secagg", secagg, 14,
@@ -160,9 +213,13 @@ def main() -> int:
         ("abort removed", "secagg", secagg, 13, set_field("abort", None)),
         ("sum changed", "secagg", secagg, 7, lambda g, t: t["sum"].__setitem__(0, str(int(t["sum"][0]) ^ 1))),
         ("survivors changed", "secagg", secagg, 2, set_field("survivors", [1, 3, 4])),
-        ("attribution changed (wrongShare:3:1 → wrongShare:3:2)", "secagg", secagg, 18,
-         set_field("attributions", ["wrongShare:3:2"])),
+        ("attribution changed (wrongShare: another owner)", "secagg", secagg,
+         flagged("WrongShare"), other_counterpart),
         ("attribution removed", "secagg", secagg, 15, set_field("attributions", None)),
+        ("attribution removed (inconsistentSecret, the round going on)", "secagg", secagg,
+         next(t["tcId"] for g in secagg["testGroups"] for t in g["tests"]
+              if "InconsistentSecret" in t.get("flags", []) and "abort" not in t),
+         set_field("attributions", None)),
         ("expected error changed (participant: invalidSignature → wrongSession)", "secagg", secagg,
          case(kind="substitution", party=1, error="invalidSignature"), set_field("error", "wrongSession")),
         ("expected error changed (server: falseComplaint → invalidComplaint)", "secagg", secagg,

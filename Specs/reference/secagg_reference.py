@@ -6,11 +6,12 @@ simulation of §9 from a vector group's seed alone: identities, inputs, every pa
 generator, the message interleaving. Every message a party produces must equal, byte for byte,
 the message at the same transcript index; every message a party receives passes that party's
 checks (envelope, signatures, decryption of every share entry, complaint judging, commitments,
-survivor digests, consistency signatures, robust reconstruction), and the run's outcome — the sum,
-the survivors, the abort reason and the attributions — must equal the vector's. A separate audit
-(`audit_shares`) opens every share entry of the transcript with K = c_v·C_u, checks its signature,
-its two shares and that the shares of each owner lie on one polynomial of degree < t whose secret
-is the owner's derived b_u / s_u, committed to in its R1 message.
+survivor digests, consistency signatures, share endorsements, robust reconstruction), and the run's
+outcome — the sum, the survivors, the abort reason and the attributions — must equal the vector's. A
+separate audit (`audit_shares`) opens every share entry of the transcript with K = c_v·C_u, checks
+its signature, its two shares and their owner's endorsements, and that the shares of each owner lie
+on one polynomial of degree < t whose secret is the owner's derived b_u / s_u, committed to in its R1
+message.
 
 Substitution vectors (§9, "substitution") are run by delivering their bytes in place of message
 `index` and requiring the stated party to refuse the last one for the stated reason, or, for a
@@ -32,8 +33,13 @@ import ristretto255 as rist
 import veil_reference as ref
 
 SERVER = 0
-ENTRY = 4 + 32 + 24 + 106 + 64  # recipient/sender ‖ recipient key ‖ nonce ‖ ciphertext ‖ shares signature
 SHARE = 45
+ENDORSEMENT = 64
+SEALED = 2 * SHARE + 2 * ENDORSEMENT  # share of s ‖ share of b ‖ endorsement of each (kind 1, kind 0)
+CIPHERTEXT = SEALED + 16  # 234: the XChaCha20-Poly1305 tag
+ENTRY = 4 + 32 + 24 + CIPHERTEXT + 64  # recipient/sender ‖ recipient key ‖ nonce ‖ ciphertext ‖ shares signature
+REVEAL = 4 + 1 + SHARE + ENDORSEMENT  # owner ‖ kind ‖ share ‖ the owner's endorsement
+SEED, MASKING_KEY = 0, 1  # share kinds (§4 share endorsement, §5 UnmaskingShares)
 
 
 class Abort(ref.Refused):
@@ -46,6 +52,11 @@ def le4(x: int) -> bytes:
 
 def u32(data: bytes, at: int) -> int:
     return int.from_bytes(data[at:at + 4], "little")
+
+
+def split_entry(e: bytes) -> tuple[int, bytes, bytes, bytes, bytes]:
+    """One R1 entry (§5): (recipient or sender, recipient key, nonce, ciphertext, shares signature)."""
+    return u32(e, 0), e[4:36], e[36:60], e[60:60 + CIPHERTEXT], e[60 + CIPHERTEXT:ENTRY]
 
 
 def bitmap(members, n: int) -> bytes:
@@ -180,6 +191,16 @@ class Session:
         return (b"veil/v1/secagg/shares-signed\x00" + self.id + le4(sender) + le4(recipient) + recipient_key + nonce
                 + ciphertext)
 
+    def endorsement_message(self, owner: int, kind: int, share: bytes) -> bytes:
+        return b"veil/v1/secagg/share\x00" + self.id + le4(owner) + bytes([kind]) + share
+
+    def endorse(self, owner: int, kind: int, share: bytes) -> bytes:
+        """§4: the owner's endorsement of one share it dealt (kind 0 self-mask seed, 1 masking key)."""
+        return sodium.crypto_sign(self.endorsement_message(owner, kind, share), self.keys[owner][1])[:64]
+
+    def endorsed(self, owner: int, kind: int, share: bytes, endorsement: bytes) -> bool:
+        return ed25519_verify(self.identity[owner], self.endorsement_message(owner, kind, share), endorsement)
+
     def possession_context(self, owner: int) -> bytes:
         return b"veil/v1/secagg/key-possession\x00" + self.id + le4(owner)
 
@@ -191,17 +212,23 @@ class Session:
         return b"veil/v1/secagg/complaint\x00" + self.id + le4(accuser) + le4(accused)
 
     def open_entry(self, k_shared: bytes, sender: int, recipient: int, nonce: bytes, ciphertext: bytes):
-        """Opens an entry from sender to recipient with K; the two shares (of s, of b) if they
-        open to two shares with index = recipient and a 32-byte secret, else None."""
+        """Opens an entry from sender to recipient with K; (share of s, share of b, endorsement of
+        each) if it opens to two shares with index = recipient and a 32-byte secret, each with a
+        valid endorsement by the sender (kind 1 for the first, 0 for the second), else None."""
         try:
             plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
                 ciphertext, self.shares_ad(sender, recipient), nonce, self.share_key(k_shared, sender, recipient))
         except Exception:
             return None
-        if len(plain) != 2 * SHARE:
+        if len(plain) != SEALED:
             return None
-        shares = plain[:SHARE], plain[SHARE:]
-        return shares if all(valid_share(x, recipient) for x in shares) else None
+        share_s, share_b = plain[:SHARE], plain[SHARE:2 * SHARE]
+        endorsement_s, endorsement_b = plain[2 * SHARE:2 * SHARE + ENDORSEMENT], plain[2 * SHARE + ENDORSEMENT:]
+        if not (valid_share(share_s, recipient) and valid_share(share_b, recipient)
+                and self.endorsed(sender, MASKING_KEY, share_s, endorsement_s)
+                and self.endorsed(sender, SEED, share_b, endorsement_b)):
+            return None
+        return share_s, share_b, endorsement_s, endorsement_b
 
     # --- §5 envelope ---
 
@@ -361,13 +388,16 @@ class Participant:
         indices = sorted(set(self.peers) | {self.u})
         shares_s = dict(zip(indices, ref.shamir_split(self.s_sk, s.t, s.n, self.generator, indices)))
         shares_b = dict(zip(indices, ref.shamir_split(self.b, s.t, s.n, self.generator, indices)))
-        self.held = {self.u: (shares_s[self.u], shares_b[self.u])}
+        # Every share endorsed, its own too (Ed25519 is deterministic: no draws).
+        endorsed = {v: (shares_s[v], shares_b[v], s.endorse(self.u, MASKING_KEY, shares_s[v]),
+                        s.endorse(self.u, SEED, shares_b[v])) for v in indices}
+        self.held = {self.u: endorsed[self.u]}  # owner → (share of s, share of b, endorsement of each)
         entries = b""
         for v in sorted(self.peers):
             nonce = self.generator.bytes(24)
             k_uv = s.share_key(rist.agree(self.c, self.peers[v][0]), self.u, v)
             ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-                shares_s[v] + shares_b[v], s.shares_ad(self.u, v), nonce, k_uv)
+                b"".join(endorsed[v]), s.shares_ad(self.u, v), nonce, k_uv)
             key_v = self.peers[v][0]
             signature = sodium.crypto_sign(s.shares_signed(self.u, v, key_v, nonce, ciphertext), s.keys[self.u][1])[:64]
             entries += le4(v) + key_v + nonce + ciphertext + signature
@@ -380,14 +410,13 @@ class Participant:
             raise Abort("malformed")
         complaints, self.senders, self.accused = b"", set(), set()
         for j in range(u32(body, 0)):
-            e = body[4 + ENTRY * j:4 + ENTRY * (j + 1)]
-            v, key, nonce, ciphertext, signature = u32(e, 0), e[4:36], e[36:60], e[60:166], e[166:230]
+            v, key, nonce, ciphertext, signature = split_entry(body[4 + ENTRY * j:4 + ENTRY * (j + 1)])
             if v not in self.peers or v in self.senders:
                 raise Abort("unexpectedPeer")
             self.senders.add(v)
             k_shared = rist.agree(self.c, self.peers[v][0])
             shares = s.open_entry(k_shared, v, self.u, nonce, ciphertext)
-            if shares is not None:
+            if shares is not None:  # held, endorsements and all
                 self.held[v] = shares
                 continue
             self.accused.add(v)
@@ -455,9 +484,10 @@ class Participant:
         if len(signers) + 1 < s.t:
             raise Abort("notEnoughConsistencySignatures")
         entries = []
-        for v in sorted(self.held):
-            share_s, share_b = self.held[v]
-            entries.append(le4(v) + (b"\x00" + share_b if v in self.u3 else b"\x01" + share_s))
+        for v in sorted(self.held):  # each share with its owner's endorsement
+            share_s, share_b, endorsement_s, endorsement_b = self.held[v]
+            entries.append(le4(v) + (bytes([SEED]) + share_b + endorsement_b if v in self.u3
+                                     else bytes([MASKING_KEY]) + share_s + endorsement_s))
         self.state = "completed"
         return self.send(4, le4(len(entries)) + b"".join(entries))
 
@@ -540,9 +570,9 @@ class Server:
         entries = {}
         order = []
         for j in range(u32(body, 32)):
-            e = body[36 + ENTRY * j:36 + ENTRY * (j + 1)]
-            order.append(u32(e, 0))
-            entries[u32(e, 0)] = (e[4:36], e[36:60], e[60:166], e[166:230])
+            v, key, nonce, ciphertext, signature = split_entry(body[36 + ENTRY * j:36 + ENTRY * (j + 1)])
+            order.append(v)
+            entries[v] = (key, nonce, ciphertext, signature)
         if order != [v for v in self.s.neighbors(u) if v in self.u1]:
             raise Abort("unexpectedShares")
         self.accepted[u] = m
@@ -595,19 +625,26 @@ class Server:
 
     def unmasking(self, u: int, m: dict) -> None:
         body, s = m["body"], self.s
-        if len(body) < 4 or len(body) != 4 + 50 * u32(body, 0):
+        if len(body) < 4 or len(body) != 4 + REVEAL * u32(body, 0):
             raise Abort("malformed")
-        owners, reveals = [], {}
+        owners, reveals, endorsements = [], {}, []
         for j in range(u32(body, 0)):
-            e = body[4 + 50 * j:4 + 50 * (j + 1)]
-            v, kind, share = u32(e, 0), e[4], e[5:]
-            if kind != (0 if v in self.u3 else 1) or not valid_share(share, u):
+            e = body[4 + REVEAL * j:4 + REVEAL * (j + 1)]
+            v, kind, share, endorsement = u32(e, 0), e[4], e[5:5 + SHARE], e[5 + SHARE:]
+            if kind != (SEED if v in self.u3 else MASKING_KEY) or not valid_share(share, u):
                 raise Abort("invalidReveal")
             owners.append(v)
             reveals[v] = share
+            endorsements.append((v, kind, share, endorsement))
         expected = sorted(({v for v in s.neighbors(u) if v in self.u2} - self.accusations.get(u, set())) | {u})
         if owners != expected:
             raise Abort("invalidReveal")
+        # Then each endorsement, in entry order: a share its owner did not endorse is the holder's
+        # fault, proven by its own signed R4 message.
+        for v, kind, share, endorsement in endorsements:
+            if not s.endorsed(v, kind, share, endorsement):
+                self.attributions.append(f"wrongShare:{u}:{v}")
+                raise Abort("invalidReveal")
         self.accepted[u] = m
         self.reveals[u] = reveals
 
@@ -659,7 +696,6 @@ class Server:
     def finish(self) -> None:
         s = self.s
         modulus = 1 << s.bits
-        self.caught = []
         total = [0] * s.d
         for u in self.u3:
             total = [(a + b) % modulus for a, b in zip(total, self.masked[u])]
@@ -682,29 +718,28 @@ class Server:
         self.result = (total, sorted(self.u3))
 
     def reconstruct(self, v: int, check) -> bytes:
-        """§7 robust reconstruction of v's secret from the shares revealed for it in R4."""
+        """§7 robust reconstruction of v's secret from the shares revealed for it in R4, every one
+        endorsed by v (checked when it arrived): what goes wrong here is v's doing."""
         s = self.s
-        shares = sorted((holder in self.caught, holder, r[v]) for holder, r in self.reveals.items() if v in r)
+        shares = [r[v] for _, r in sorted(self.reveals.items()) if v in r]  # ascending holder = index
         if len(shares) < s.t:
             raise Abort("cannotReconstruct")
         try:
-            secret = ref.shamir_reconstruct([x for _, _, x in shares[:s.t]], s.t, s.n)
+            secret = ref.shamir_reconstruct(shares[:s.t], s.t, s.n)
             if check(secret):
                 return secret
         except ref.Refused:
             pass
         try:
-            secret, wrong = ref.shamir_decode_wrong([x for _, _, x in shares], s.t, s.n)
+            secret, wrong = ref.shamir_decode_wrong(shares, s.t, s.n)
         except ref.Refused:
-            raise Abort("reconstructionMismatch")
-        if not check(secret):
-            # consistent shares of a secret that is not v's own: v is named (§7.1)
+            secret, wrong = None, []
+        if secret is None or not check(secret):
+            # v's endorsed shares do not give the secret it committed to (§7.1)
             self.attributions.append(f"inconsistentSecret:{v}:{v}")
             raise Abort("reconstructionMismatch")
-        for holder in wrong:
-            if holder not in self.caught:
-                self.caught.append(holder)
-                self.attributions.append(f"wrongShare:{holder}:{v}")
+        if wrong:  # v endorsed shares that do not lie on one polynomial; the round goes on
+            self.attributions.append(f"inconsistentSecret:{v}:{v}")
         return secret
 
 
@@ -876,8 +911,7 @@ def audit_shares(run: Run, substituted: int | None) -> None:
             raise AssertionError(f"self-mask commitment of {u}")
         shares_s, shares_b = [p.held[u][0]], [p.held[u][1]]
         for j in range(u32(body, 32)):
-            e = body[36 + ENTRY * j:36 + ENTRY * (j + 1)]
-            v, key, nonce, ciphertext, signature = u32(e, 0), e[4:36], e[36:60], e[60:166], e[166:230]
+            v, key, nonce, ciphertext, signature = split_entry(body[36 + ENTRY * j:36 + ENTRY * (j + 1)])
             if key != run.participants[v].C:
                 raise AssertionError(f"the shares of {u} for {v} name another key than {v}'s")
             if not ed25519_verify(s.identity[u], s.shares_signed(u, v, key, nonce, ciphertext), signature):
@@ -887,7 +921,8 @@ def audit_shares(run: Run, substituted: int | None) -> None:
                 raise AssertionError(f"K of {u} and {v} differs from its two ends")
             opened = s.open_entry(k_shared, u, v, nonce, ciphertext)
             if opened is None:
-                raise AssertionError(f"the shares of {u} for {v} do not open to two shares at index {v}")
+                raise AssertionError(f"the shares of {u} for {v} do not open to two shares at index {v} "
+                                     f"endorsed by {u}")
             shares_s.append(opened[0])
             shares_b.append(opened[1])
         for name, shares, secret in (("s", shares_s, p.s_sk), ("b", shares_b, p.b)):
