@@ -83,6 +83,42 @@ public enum SecAggForgery {
         return decoded.encoded
     }
 
+    /// An R1 ShareKeys body whose entry for `recipient` still opens, to two valid shares, but
+    /// whose endorsement of the masking-key share is not the sender's (one bit flipped) —
+    /// re-sealed with the pair's key, which the sender's encryption key (drawn first from its
+    /// generator, `Specs/secagg.md` §4) gives, and signed again: a rogue dealer whose shares
+    /// open yet could be disowned in R4.
+    public static func shareKeysBodyWithUnendorsedShare(
+        _ body: [UInt8], sessionID: [UInt8], sender: UInt32, recipient: UInt32, senderGenerator seed: SecureBytes,
+        by key: Ed25519.PrivateKey
+    ) throws -> [UInt8] {
+        var decoded = try ShareKeysBody(decoding: body)
+        guard let i = decoded.shares.firstIndex(where: { $0.peer == recipient }) else {
+            throw SecAggWireError.malformed("no entry for \(recipient)")
+        }
+        var entry = decoded.shares[i]
+        var generator = try ChaCha20Generator(seed: seed)
+        let encryption = Ristretto255.PrivateKey(using: &generator)
+        let pairKey = try SecAggKeys.shareKey(
+            own: encryption, peer: try Ristretto255.PublicKey(rawRepresentation: entry.recipientKey),
+            sessionID: sessionID, ParticipantID(sender), ParticipantID(recipient))
+        let ad = SecAggKeys.sharesAssociatedData(
+            sessionID: sessionID, sender: ParticipantID(sender), recipient: ParticipantID(recipient))
+        var plaintext = try XChaCha20Poly1305.open(
+            entry.ciphertext, using: pairKey, nonce: entry.nonce, authenticating: ad
+        )
+        .unsafeExposedBytes()
+        plaintext[2 * SharePlaintext.shareByteCount] ^= 1  // the first endorsement's first byte
+        entry.ciphertext = XChaCha20Poly1305.seal(
+            SecureBytes(copying: plaintext), using: pairKey, nonce: entry.nonce, authenticating: ad)
+        entry.signature = key.signature(
+            for: SecAggKeys.sharesSignedBytes(
+                sessionID: sessionID, sender: ParticipantID(sender), recipient: ParticipantID(recipient),
+                recipientKey: entry.recipientKey, nonce: entry.nonce, ciphertext: entry.ciphertext))
+        decoded.shares[i] = entry
+        return decoded.encoded
+    }
+
     /// An R2 SharesForward body whose first entry (from `sender`) is garbage that `sender`
     /// signed for `recipient`: what the server forwards from a rogue participant.
     public static func sharesForwardBodyWithSignedGarbage(

@@ -30,20 +30,22 @@ extension ProjectVectors {
             case wrongShares(UInt32)
             /// The owner dealt the holder a wrong share and endorsed it: the holder reveals it in R4.
             case dealtWrongShare(owner: UInt32, holder: UInt32)
+            /// Deals this recipient shares that open but whose endorsement is not its own.
+            case unendorsedShares(UInt32, to: UInt32)
             /// Commits in R1 to another self-mask seed than the one it shares.
             case otherCommitment(UInt32)
 
             var sender: UInt32 {
                 switch self {
                 case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u), .otherCommitment(let u),
-                    .dealtWrongShare(_, let u):
+                    .dealtWrongShare(_, let u), .unendorsedShares(let u, _):
                     u
                 }
             }
 
             var round: SecAggRound {
                 switch self {
-                case .garbageShares, .otherCommitment: .shareKeys
+                case .garbageShares, .otherCommitment, .unendorsedShares: .shareKeys
                 case .falseComplaint: .maskedInputCollection
                 case .wrongShares, .dealtWrongShare: .unmasking
                 }
@@ -61,6 +63,10 @@ extension ProjectVectors {
                             honest.body, adding: ShareComplaint(accused: accused, evidence: .unsigned))
                     case .wrongShares:
                         try SecAggForgery.unmaskingBodyWithWrongShares(honest.body)
+                    case .unendorsedShares(let u, let recipient):
+                        try SecAggForgery.shareKeysBodyWithUnendorsedShare(
+                            honest.body, sessionID: cast.session.id, sender: u, recipient: recipient,
+                            senderGenerator: cast.generatorSeeds[Int(u) - 1], by: key)
                     case .dealtWrongShare(let owner, _):
                         try SecAggForgery.unmaskingBody(
                             honest.body, withWrongShareEndorsedBy: cast.clientKeys[Int(owner) - 1],
@@ -198,6 +204,11 @@ extension ProjectVectors {
                     + "reveals it in R4: decoding sets it aside, names the owner 1, and the sum is exact",
                 flags: ["Rogue", "InconsistentSecret"], clients: 7, threshold: 4, neighbors: 6, seedByte: 23,
                 rogue: .dealtWrongShare(owner: 1, holder: 3)),
+            SecAggScenario(
+                comment: "participant 2's shares for participant 4 open but one endorsement is not 2's: 4 complains "
+                    + "with proof, the server opens the entry, finds it unendorsed, convicts 2 and the round completes",
+                flags: ["Rogue", "UnendorsedShares"], clients: 5, threshold: 3, neighbors: 4, seedByte: 24,
+                rogue: .unendorsedShares(2, to: 4)),
             SecAggScenario(
                 comment: "participant 5 commits in R1 to another self-mask seed than the one it shares: its seed "
                     + "reconstructs consistently but fails its commitment, the server aborts and names 5",
