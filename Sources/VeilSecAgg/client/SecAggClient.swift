@@ -279,6 +279,9 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         var held: [ParticipantID: HeldShares] = [id: current.ownShares]
         var sent: Set<ParticipantID> = []
         var complaints: [ShareComplaint] = []
+        // Open every entry first; then check the endorsements of all that opened at once, on
+        // all cores (2k signatures); then hold or complain, in entry order.
+        var opened: [ParticipantID: (maskingKey: EndorsedShare, selfMaskSeed: EndorsedShare)] = [:]
         for entry in forward.shares {
             let peer = ParticipantID(entry.peer)
             guard let key = current.shareKeys[peer], sent.insert(peer).inserted else {
@@ -287,12 +290,30 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             let ad = SecAggKeys.sharesAssociatedData(sessionID: session.id, sender: peer, recipient: id)
             if let plaintext = try? XChaCha20Poly1305.open(
                 entry.ciphertext, using: key, nonce: entry.nonce, authenticating: ad),
-                let owner = session.identity(of: peer.rawValue),
-                let shares = SharePlaintext.parse(
-                    plaintext, for: id, owner: peer, ownerKey: owner, sessionID: session.id)
+                let shares = SharePlaintext.parse(plaintext, for: id)
             {
-                held[peer] = HeldShares(maskingKey: shares.maskingKey, selfMaskSeed: shares.selfMaskSeed)
-            } else if let key = session.identity(of: peer.rawValue),
+                opened[peer] = shares
+            }
+        }
+        let owners = opened.keys.sorted()
+        var checks: [SignatureBatch.Item] = []
+        for owner in owners {
+            // Every sender passed the check above: a neighbour, on the roster.
+            let key = self.session.identity(of: owner.rawValue)!
+            let shares = opened[owner]!
+            let sessionID = self.session.id
+            checks.append(
+                shares.maskingKey.endorsementCheck(by: key, owner: owner, kind: .maskingKey, sessionID: sessionID))
+            checks.append(
+                shares.selfMaskSeed.endorsementCheck(by: key, owner: owner, kind: .selfMaskSeed, sessionID: sessionID))
+        }
+        let endorsed = SignatureBatch.verify(checks)
+        for (index, owner) in owners.enumerated() where endorsed[2 * index] && endorsed[2 * index + 1] {
+            held[owner] = HeldShares(maskingKey: opened[owner]!.maskingKey, selfMaskSeed: opened[owner]!.selfMaskSeed)
+        }
+        for entry in forward.shares where held[ParticipantID(entry.peer)] == nil {
+            let peer = ParticipantID(entry.peer)
+            if let key = session.identity(of: peer.rawValue),
                 entry.recipientKey == current.keys.encryption.publicKey.rawRepresentation,
                 entry.isSigned(by: key, sessionID: session.id, sender: peer, recipient: id)
             {

@@ -390,18 +390,17 @@ public struct SecAggServer {
             }
             // Every share must carry its owner's endorsement: one that does not was not dealt to
             // the sender — its own signed message proves it (`Specs/secagg.md` §7).
-            for entry in reveal.shares {
-                let owner = ParticipantID(entry.owner)
-                let endorsed = EndorsedShare(share: entry.share, endorsement: entry.endorsement)
+            // Checked on all cores: a round has n·(k + 1) of them.
+            let checks = reveal.shares.map { entry in
                 // Every owner is a neighbour that dealt shares, or the sender: on the roster.
-                guard
-                    endorsed.isEndorsed(
-                        by: session.identity(of: entry.owner)!, owner: owner, kind: entry.kind, sessionID: session.id)
-                else {
-                    blame = SecAggEvidence(
-                        fault: .wrongShare, participant: sender, counterpart: owner, messages: [message])
-                    throw .invalidReveal("the share of participant \(owner) is not endorsed by it")
-                }
+                EndorsedShare(share: entry.share, endorsement: entry.endorsement).endorsementCheck(
+                    by: session.identity(of: entry.owner)!, owner: ParticipantID(entry.owner), kind: entry.kind,
+                    sessionID: session.id)
+            }
+            if let failed = SignatureBatch.verify(checks).firstIndex(of: false) {
+                let owner = ParticipantID(reveal.shares[failed].owner)
+                blame = SecAggEvidence(fault: .wrongShare, participant: sender, counterpart: owner, messages: [message])
+                throw .invalidReveal("the share of participant \(owner) is not endorsed by it")
             }
             for entry in reveal.shares { current.shares[ParticipantID(entry.owner), default: []].append(entry.share) }
             current.reveals[sender] = message

@@ -139,11 +139,15 @@ struct EndorsedShare {
         self.endorsement = endorsement
     }
 
-    /// Whether `owner` (whose identity key is `key`) endorsed this share as one of `kind`.
-    func isEndorsed(by key: Ed25519.PublicKey, owner: ParticipantID, kind: ShareKind, sessionID: [UInt8]) -> Bool {
-        key.isValidSignature(
-            endorsement,
-            for: SecAggKeys.shareEndorsementBytes(sessionID: sessionID, owner: owner, kind: kind, share: share))
+    /// What verifying that `owner` (whose identity key is `key`) endorsed this share as one of
+    /// `kind` takes: for ``SignatureBatch``.
+    func endorsementCheck(by key: Ed25519.PublicKey, owner: ParticipantID, kind: ShareKind, sessionID: [UInt8])
+        -> SignatureBatch.Item
+    {
+        SignatureBatch.Item(
+            key: key,
+            message: SecAggKeys.shareEndorsementBytes(sessionID: sessionID, owner: owner, kind: kind, share: share),
+            signature: endorsement)
     }
 }
 
@@ -158,12 +162,11 @@ enum SharePlaintext {
             SecureBytes(copying: maskingKey.endorsement + selfMaskSeed.endorsement))
     }
 
-    /// The two shares, if the plaintext holds two shares for `recipient`, each endorsed by
-    /// `owner` (identity key `ownerKey`) as its kind: else nil, and the recipient complains.
-    static func parse(
-        _ plaintext: SecureBytes, for recipient: ParticipantID, owner: ParticipantID, ownerKey: Ed25519.PublicKey,
-        sessionID: [UInt8]
-    ) -> (maskingKey: EndorsedShare, selfMaskSeed: EndorsedShare)? {
+    /// The two shares, if the plaintext holds two shares for `recipient` (their endorsements
+    /// not yet checked): else nil, and the recipient complains.
+    static func parse(_ plaintext: SecureBytes, for recipient: ParticipantID) -> (
+        maskingKey: EndorsedShare, selfMaskSeed: EndorsedShare
+    )? {
         let size = shareByteCount
         let signature = Ed25519.signatureByteCount
         guard plaintext.count == byteCount,
@@ -174,12 +177,24 @@ enum SharePlaintext {
             seed.secretByteCount == SecAggKeys.sharedSecretByteCount
         else { return nil }
         let endorsements = plaintext.slice((2 * size)..<byteCount).unsafeExposedBytes()  // signatures: public
-        let endorsedMasking = EndorsedShare(share: masking, endorsement: Array(endorsements[0..<signature]))
-        let endorsedSeed = EndorsedShare(share: seed, endorsement: Array(endorsements[signature..<(2 * signature)]))
-        guard endorsedMasking.isEndorsed(by: ownerKey, owner: owner, kind: .maskingKey, sessionID: sessionID),
-            endorsedSeed.isEndorsed(by: ownerKey, owner: owner, kind: .selfMaskSeed, sessionID: sessionID)
-        else { return nil }
-        return (endorsedMasking, endorsedSeed)
+        return (
+            EndorsedShare(share: masking, endorsement: Array(endorsements[0..<signature])),
+            EndorsedShare(share: seed, endorsement: Array(endorsements[signature..<(2 * signature)]))
+        )
+    }
+
+    /// The two shares, if the plaintext holds two shares for `recipient`, each endorsed by
+    /// `owner` (identity key `ownerKey`) as its kind: else nil, and the recipient complains.
+    static func parse(
+        _ plaintext: SecureBytes, for recipient: ParticipantID, owner: ParticipantID, ownerKey: Ed25519.PublicKey,
+        sessionID: [UInt8]
+    ) -> (maskingKey: EndorsedShare, selfMaskSeed: EndorsedShare)? {
+        guard let shares = parse(plaintext, for: recipient) else { return nil }
+        let checks = [
+            shares.maskingKey.endorsementCheck(by: ownerKey, owner: owner, kind: .maskingKey, sessionID: sessionID),
+            shares.selfMaskSeed.endorsementCheck(by: ownerKey, owner: owner, kind: .selfMaskSeed, sessionID: sessionID),
+        ]
+        return SignatureBatch.verify(checks, workers: 1).allSatisfy { $0 } ? shares : nil
     }
 }
 
