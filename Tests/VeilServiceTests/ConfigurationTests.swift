@@ -93,7 +93,7 @@ import VeilTestSupport
             try ConfigurationKeys.check(Array(#"{"rounds": 3} {"#.utf8))
         }
         // Nesting is bounded before the recursion could exhaust the stack.
-        #expect(throws: ConfigurationError("the configuration nests deeper than 512 levels")) {
+        #expect(throws: ConfigurationError("the JSON nests deeper than 512 levels")) {
             try ConfigurationKeys.check(Array(repeating: UInt8(ascii: "["), count: 100_000))
         }
         try ConfigurationKeys.check(Array(#"{"a": [1, -2.5e3, true, false, null, "x"], "b": {}}"#.utf8))

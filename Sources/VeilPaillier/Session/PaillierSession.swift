@@ -355,12 +355,21 @@ public struct PaillierKeyStatement: Hashable, Sendable {
         self.init(publicKey: publicKey, signature: key.signature(for: Self.message(publicKey)))
     }
 
-    static func message(_ key: PaillierPublicKey) -> [UInt8] {
+    static func message(_ key: PaillierPublicKey) -> [UInt8] { message(modulus: key.bigEndianBytes) }
+
+    static func message(modulus: [UInt8]) -> [UInt8] {
         var writer = ByteWriter()
         writer.raw(Array("veil/v1/paillier/public-key".utf8) + [0])
-        writer.u32(UInt32(key.plaintextByteCount))
-        writer.raw(key.bigEndianBytes)
+        writer.u32(UInt32(modulus.count))
+        writer.raw(modulus)
         return writer.bytes
+    }
+
+    /// Whether `key` signed the statement of a modulus given as its big-endian bytes (no
+    /// leading zero): checkable before the modulus is parsed, so that an auditor tests the
+    /// primality of no modulus the key holder did not sign.
+    public static func isSigned(modulus: [UInt8], signature: [UInt8], by key: Ed25519.PublicKey) -> Bool {
+        key.isValidSignature(signature, for: message(modulus: modulus))
     }
 
     /// The key's fingerprint, which a participant may pin.

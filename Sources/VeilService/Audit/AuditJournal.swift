@@ -52,7 +52,12 @@ public struct AuditJournal: Sendable {
         return try names.map { name in
             let url = directory.appendingPathComponent(name)
             do {
-                return (url.path, try JSONDecoder().decode(AuditJournalEntry.self, from: Data(contentsOf: url)))
+                // Strict JSON (`Specs/audit.md` §4), as the exports: one reading for every reader.
+                let data = try Data(contentsOf: url)
+                try ConfigurationKeys.check([UInt8](data), rules: .audit)
+                let entry = try JSONDecoder().decode(AuditJournalEntry.self, from: data)
+                guard entry.version == 1 else { throw ConfigurationError("version \(entry.version), not 1") }
+                return (url.path, entry)
             } catch {
                 throw ConfigurationError("the journal entry \(url.path) does not parse: \(error)")
             }

@@ -35,6 +35,9 @@ extension RoundAudit {
         guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
             return fail("the record's sequence, round and attempt must be at least 1")
         }
+        guard (record.abort == nil) == (record.outcome == "completed") else {
+            return fail("`abort` must be present exactly when the outcome is not completed")
+        }
         guard let evidence = export.paillier, export.events.isEmpty else {
             return fail("a Paillier export must hold its evidence (`paillier`) and no log")
         }
@@ -63,7 +66,7 @@ extension RoundAudit {
         let key = session.publicKey
 
         // 5. The plan the session binds.
-        guard let planText = export.plan, let planBytes = Data(base64Encoded: planText).map({ [UInt8]($0) }) else {
+        guard let planText = export.plan, let planBytes = strictBase64(planText) else {
             return fail("the export holds no round plan")
         }
         guard RoundPlanDigest.of(encoded: planBytes) == session.context else {
@@ -91,13 +94,13 @@ extension RoundAudit {
                 )
             }
             let ciphertexts: [PaillierCiphertext]
-            do { ciphertexts = try given.ciphertexts.map { try key.ciphertext(bigEndian: try Hex.decode($0)) } } catch {
+            do { ciphertexts = try given.ciphertexts.map { try key.ciphertext(bigEndian: try strictHex($0)) } } catch {
                 return fail("\(who): a ciphertext is malformed: \(error)")
             }
             guard Hex.encode(PaillierReceipt.digest(ciphertexts)) == contribution.digest else {
                 return fail("\(who): the ciphertexts are not the ones its receipt's digest names")
             }
-            guard let signature = try? Hex.decode(contribution.receipt),
+            guard let signature = try? strictHex(contribution.receipt),
                 PaillierReceipt(
                     position: position, ciphertextDigest: PaillierReceipt.digest(ciphertexts), signature: signature
                 ).isValid(in: session)
@@ -134,17 +137,17 @@ extension RoundAudit {
             guard evidence.aggregate.count == session.plaintextCount else {
                 throw ConfigurationError("\(evidence.aggregate.count) ciphertexts, not \(session.plaintextCount)")
             }
-            aggregate = try evidence.aggregate.map { try key.ciphertext(bigEndian: try Hex.decode($0)) }
+            aggregate = try evidence.aggregate.map { try key.ciphertext(bigEndian: try strictHex($0)) }
         } catch { return fail("the export's aggregate: \(error)") }
         guard Hex.encode(PaillierSession.aggregateDigest(aggregate.map { $0.bigEndianBytes() })) == aggregateDigest
         else { return fail("the export's aggregate is not the one the record names") }
-        guard let requestSignature = try? Hex.decode(record.requestSignature ?? ""),
+        guard let requestSignature = try? strictHex(record.requestSignature ?? ""),
             coordinator.signingKey.isValidSignature(requestSignature, for: session.decryptionRequest(aggregate))
         else { return fail("the coordinator's signature of the decryption request does not verify") }
         do {
             let width = key.plaintextByteCount
             let randomness = try evidence.rerandomization.map { text in
-                let bytes = try Hex.decode(text)
+                let bytes = try strictHex(text)
                 guard bytes.count == width else {
                     throw ConfigurationError("an r of \(bytes.count) bytes, not \(width)")
                 }
@@ -155,6 +158,8 @@ extension RoundAudit {
                     "the aggregate is not the product of the contributions re-randomised by the published r: it decrypts to another sum"
                 )
             }
+        } catch PaillierError.ciphertextOutOfRange {
+            return fail("the re-randomisers: an r_j is not in Z*_N")
         } catch { return fail("the re-randomisers: \(error)") }
 
         // 8. The sum, as the key holder signed it.
@@ -164,7 +169,7 @@ extension RoundAudit {
             }
             return checkedOutcome(record, released: false, members: keys.count, report)
         }
-        guard let sumBytes = try? Hex.decode(evidence.sum), sumBytes.count == 8 * session.dimension else {
+        guard let sumBytes = try? strictHex(evidence.sum), sumBytes.count == 8 * session.dimension else {
             return fail("the export's sum is not \(session.dimension) elements of 8 bytes")
         }
         let elements = stride(from: 0, to: sumBytes.count, by: 8).map { start in
@@ -176,10 +181,10 @@ extension RoundAudit {
         guard Hex.encode(RoundAuditRecord.sumDigest(vector)) == sumDigest else {
             return fail("the export's sum is not the one the record names")
         }
-        guard let resultSignature = try? Hex.decode(record.resultSignature ?? ""),
+        guard let resultSignature = try? strictHex(record.resultSignature ?? ""),
             holder.signingKey.isValidSignature(
                 resultSignature,
-                for: session.decryptionResult(aggregateDigest: try! Hex.decode(aggregateDigest), sum: elements))
+                for: session.decryptionResult(aggregateDigest: try! strictHex(aggregateDigest), sum: elements))
         else { return fail("the key holder's signature of the sum does not verify") }
         return checkedOutcome(record, released: true, members: keys.count, report)
     }
@@ -190,19 +195,23 @@ extension RoundAudit {
         roster: [Ed25519.PublicKey]
     ) throws -> PaillierSession {
         let s = record.session
-        let modulus = try Hex.decode(s.modulus)
-        let key = try PaillierPublicKey(bigEndian: modulus)
-        guard key.bigEndianBytes == modulus else { throw ConfigurationError("the modulus has a leading zero byte") }
+        let modulus = try strictHex(s.modulus)
+        // The cheap checks and the key holder's signature before the primality test, whose
+        // cost a hostile modulus would otherwise choose.
+        guard modulus.first != 0, modulus.count <= PaillierPublicKey.maximumBits / 8 else {
+            throw ConfigurationError("the modulus has a leading zero byte, or more than 8192 bits")
+        }
         guard
-            PaillierKeyStatement(publicKey: key, signature: try Hex.decode(s.modulusSignature)).isSigned(
-                by: holder.signingKey)
+            PaillierKeyStatement.isSigned(
+                modulus: modulus, signature: try strictHex(s.modulusSignature), by: holder.signingKey)
         else { throw ConfigurationError("the modulus is not the one the key holder signed") }
+        let key = try PaillierPublicKey(bigEndian: modulus)
         let packing = try PaillierPacking(bitWidth: try BitWidth(s.bits), maxAddends: s.capacity, keyBits: key.bits)
         let session = try PaillierSession(
             publicKey: key, packing: packing, dimension: s.dimension, round: UInt64(record.round),
-            nonce: try Hex.decode(s.nonce), keyHolder: holder.signingKey, coordinator: coordinator, roster: roster,
-            context: try Hex.decode(s.context))
-        guard coordinator.isValidSignature(try Hex.decode(s.assignmentSignature), for: session.announcement) else {
+            nonce: try strictHex(s.nonce), keyHolder: holder.signingKey, coordinator: coordinator, roster: roster,
+            context: try strictHex(s.context))
+        guard coordinator.isValidSignature(try strictHex(s.assignmentSignature), for: session.announcement) else {
             throw ConfigurationError("the coordinator's signature of the session's announcement does not verify")
         }
         return session

@@ -145,13 +145,13 @@ public enum RoundAudit {
         let export: RoundAuditExport
         // A key written twice is refused, not resolved: decoders disagree on which value wins
         // (Swift's keeps one, Python's the other), and two readers must see one export.
-        do { try ConfigurationKeys.check([UInt8](data), snakeCase: false) } catch {
+        do { try ConfigurationKeys.check([UInt8](data), rules: .audit) } catch {
             return fail("not an audit export: \(error)")
         }
         do { export = try JSONDecoder().decode(RoundAuditExport.self, from: data) } catch {
             return fail("not an audit export: \(error)")
         }
-        guard let bytes = Data(base64Encoded: export.record).map({ [UInt8]($0) }) else {
+        guard let bytes = strictBase64(export.record) else {
             return fail("the record is not base64")
         }
         struct Kind: Decodable { var secureSum: String? }
@@ -173,6 +173,9 @@ public enum RoundAudit {
         guard record.version == 1 else { return fail("the record's version is \(record.version), not 1") }
         guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
             return fail("the record's sequence, round and attempt must be at least 1")
+        }
+        guard (record.abort == nil) == (record.outcome == "completed") else {
+            return fail("`abort` must be present exactly when the outcome is not completed")
         }
         let at = Date(timeIntervalSince1970: record.recorded)
 
@@ -199,11 +202,11 @@ public enum RoundAudit {
                     securityBits: s.securityBits))
             session = try SecAggSession(
                 parameters: parameters, serverIdentity: coordinator.signingKey, clientIdentities: keys,
-                nonce: try Hex.decode(s.nonce), context: try Hex.decode(s.context))
+                nonce: try strictHex(s.nonce), context: try strictHex(s.context))
         } catch { return fail("the session's parameters: \(error)") }
 
         // The plan the session binds: what every participant agreed to carry out.
-        guard let planText = export.plan, let planBytes = Data(base64Encoded: planText).map({ [UInt8]($0) }) else {
+        guard let planText = export.plan, let planBytes = strictBase64(planText) else {
             return fail("the export holds no round plan")
         }
         guard RoundPlanDigest.of(encoded: planBytes) == session.context else {
@@ -216,7 +219,7 @@ public enum RoundAudit {
         // The log.
         var events: [SecAggAuditEvent] = []
         for (index, event) in export.events.enumerated() {
-            guard let message = try? Hex.decode(event.message) else { return fail("event \(index) is not hex") }
+            guard let message = try? strictHex(event.message) else { return fail("event \(index) is not hex") }
             switch event.kind {
             case "received": events.append(.received(ParticipantID(event.party), message))
             case "deadline": events.append(.deadline)
@@ -278,7 +281,7 @@ public enum RoundAudit {
     /// `parameters` is nil for a Paillier session, which carries no distributed-DP plan (its
     /// noise is summed by masking only).
     static func planSummary(_ bytes: [UInt8], _ parameters: SecAggParameters?) throws -> String {
-        let plan = try Veil_V1_RoundPlan(serializedBytes: bytes)
+        let plan = try strictPlan(bytes)
         let training = "\(plan.training.model), \(plan.training.localEpochs) local epochs"
         guard plan.hasDistributedDp else {
             if plan.training.dpClip > 0 {
@@ -400,7 +403,7 @@ public enum RoundAudit {
         // A message in the journal is evidence only if the coordinator signed it, for this
         // session and this participant; anything else is the journal's fault.
         for message in entry.received where !sent.contains(message) {
-            guard let bytes = try? Hex.decode(message), let signed = try? SignedMessage(encoded: bytes),
+            guard let bytes = try? strictHex(message), let signed = try? SignedMessage(encoded: bytes),
                 let serverKey = report.serverKey, signed.isSigned(by: serverKey), signed.sender == 0,
                 Hex.encode(signed.sessionID) == entry.session, signed.recipient == position
             else {
@@ -473,15 +476,15 @@ public enum RoundAudit {
 
     /// Whether the entry's receipt is the coordinator's signature over its session and record hash.
     private static func hasValidReceipt(_ entry: AuditJournalEntry, serverKey: Ed25519.PublicKey?) -> Bool {
-        guard let serverKey, let hash = try? Hex.decode(entry.recordHash ?? ""),
-            let receipt = try? Hex.decode(entry.receipt ?? ""), let session = try? Hex.decode(entry.session)
+        guard let serverKey, let hash = try? strictHex(entry.recordHash ?? ""),
+            let receipt = try? strictHex(entry.receipt ?? ""), let session = try? strictHex(entry.session)
         else { return false }
         return RoundAuditRecord.isReceipt(receipt, sessionID: session, recordHash: hash, by: serverKey)
     }
 
     /// The protocol round of a hex-encoded signed message, for a failure's wording.
     private static func roundName(_ hex: String) -> String {
-        guard let bytes = try? Hex.decode(hex), let message = try? SignedMessage(encoded: bytes) else {
+        guard let bytes = try? strictHex(hex), let message = try? SignedMessage(encoded: bytes) else {
             return "malformed"
         }
         return "\(message.round)"
@@ -499,7 +502,7 @@ public enum RoundAudit {
         guard coordinator.role == .coordinator else {
             throw ConfigurationError("the record's signer is not a coordinator")
         }
-        guard let signature = try? Hex.decode(signature),
+        guard let signature = try? strictHex(signature),
             RoundAuditRecord.isSigned(bytes, signature: signature, by: coordinator.signingKey)
         else { throw ConfigurationError("the coordinator's signature on the record does not verify") }
         guard Hex.encode(coordinator.signingKey.rawRepresentation) == serverKey else {
@@ -531,8 +534,44 @@ public enum RoundAudit {
         return keys
     }
 
+    /// The plan, if its bytes are the canonical encoding of a `RoundPlan` with no field its
+    /// schema does not name, at any level (strict JSON's plan rule, `Specs/audit.md` §4): a
+    /// field of an unexpected wire type, an unknown one or a field written twice could be read
+    /// differently by another protobuf library.
+    static func strictPlan(_ bytes: [UInt8]) throws -> Veil_V1_RoundPlan {
+        let plan = try Veil_V1_RoundPlan(serializedBytes: bytes)
+        let unknown =
+            [
+                plan.unknownFields, plan.model.unknownFields, plan.training.unknownFields, plan.encoding.unknownFields,
+                plan.distributedDp.unknownFields,
+            ] + plan.model.vectors.map(\.unknownFields)
+        guard unknown.allSatisfy({ $0.data.isEmpty }) else {
+            throw ConfigurationError("it has a field its schema does not name, or one of another wire type")
+        }
+        guard try plan.serializedBytes() as [UInt8] == bytes else {
+            throw ConfigurationError("its bytes are not the canonical encoding of what they hold")
+        }
+        return plan
+    }
+
+    /// Canonical base64 only (strict JSON, `Specs/audit.md` §4): text that re-encodes to itself —
+    /// padded, no stray `=`, zero padding bits — so that no two readers decode it differently.
+    static func strictBase64(_ text: String) -> [UInt8]? {
+        guard let data = Data(base64Encoded: text), data.base64EncodedString() == text else { return nil }
+        return [UInt8](data)
+    }
+
+    /// Lower-case hex of even length only (strict JSON, `Specs/audit.md` §4): one spelling for
+    /// each byte string, as the records write it.
+    static func strictHex(_ text: String) throws -> [UInt8] {
+        guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw ConfigurationError("hex must be lower case")
+        }
+        return try Hex.decode(text)
+    }
+
     static func identity(_ base64: String, ca: Certificate, at date: Date) throws -> FederationIdentity {
-        guard let der = Data(base64Encoded: base64) else { throw ConfigurationError("not base64") }
-        return try FederationIdentity(certificate: try Certificate(derEncoded: [UInt8](der)), ca: ca, now: date)
+        guard let der = strictBase64(base64) else { throw ConfigurationError("not canonical base64") }
+        return try FederationIdentity(certificate: try Certificate(derEncoded: der), ca: ca, now: date)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The spelling rules for configuration keys, checked on the file's bytes before decoding.
 ///
 /// `JSONDecoder` cannot enforce them: its snake-case conversion also accepts the camelCase
@@ -10,13 +12,24 @@
 /// A file the scanner cannot follow is refused too (with the byte where it stopped), never
 /// passed on unchecked: the decoder also reads a byte-order mark or UTF-16, which the scanner
 /// would otherwise skip over, keys and all.
+///
+/// Audit files (exports, journals, the key holder's record) are *strict JSON*
+/// (`Specs/audit.md` §4): keys of any spelling, but compared after their escapes are decoded,
+/// and every number an integer of at most 19 digits without fraction or exponent — so that
+/// no two JSON readers can see different contents in one file.
 struct ConfigurationKeys {
+    enum Rules {
+        /// Configuration files: snake_case keys, any JSON number.
+        case configuration
+        /// Audit files: unique keys of any spelling, integers only.
+        case audit
+    }
+
     private let bytes: [UInt8]
     private var index = 0
     /// The object keys leading to the current position, for the error message.
     private var path: [String] = []
-    /// Whether keys must be snake_case (configuration files) or only unique (audit exports).
-    private var requiresSnakeCase = true
+    private var rules = Rules.configuration
     /// Nesting deeper than this is refused (the decoder's own limit), before the recursion
     /// could exhaust the stack.
     static let maxDepth = 512
@@ -24,9 +37,10 @@ struct ConfigurationKeys {
     /// Checks every object key in `data`.
     /// - Throws: ``ConfigurationError`` naming the first key that is not snake_case or is
     ///   repeated, or the byte where the file stops being plain UTF-8 JSON.
-    static func check(_ data: [UInt8], snakeCase: Bool = true) throws {
+    static func check(_ data: [UInt8], rules: Rules = .configuration) throws {
+        guard String(validating: data, as: UTF8.self) != nil else { throw ConfigurationError("not UTF-8") }
         var scanner = ConfigurationKeys(bytes: data)
-        scanner.requiresSnakeCase = snakeCase
+        scanner.rules = rules
         let complete = try scanner.value()
         scanner.skipSpace()
         guard complete, scanner.index == data.count else {
@@ -41,19 +55,20 @@ struct ConfigurationKeys {
     /// Scans one value; false when the input is not JSON (the decoder will say where).
     private mutating func value() throws -> Bool {
         guard path.count < Self.maxDepth else {
-            throw ConfigurationError("the configuration nests deeper than \(Self.maxDepth) levels")
+            throw ConfigurationError("the JSON nests deeper than \(Self.maxDepth) levels")
         }
         skipSpace()
         guard index < bytes.count else { return false }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()
-        case UInt8(ascii: "\""): return string() != nil
+        case UInt8(ascii: "\""): return try string() != nil
         default:
             // Numbers, true, false, null: their characters only (the decoder checks the
             // spelling); anything else — a byte-order mark, a UTF-16 NUL — stops the scan.
             let start = index
             while index < bytes.count, Self.scalar.contains(bytes[index]) { index += 1 }
+            if rules == .audit { try Self.checkInteger(bytes[start..<index], at: path) }
             return index > start
         }
     }
@@ -68,9 +83,11 @@ struct ConfigurationKeys {
         }
         while true {
             skipSpace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let key = string() else { return false }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let raw = try string() else { return false }
+            // Compared as a reader sees them: `"r\u0065cord"` is `record`.
+            let key = rules == .audit ? Self.decoded(raw) ?? raw : raw
             let location = (path + [key]).joined(separator: ".")
-            guard !requiresSnakeCase || Self.isSnakeCase(key) else {
+            guard rules == .audit || Self.isSnakeCase(key) else {
                 throw ConfigurationError(
                     "unknown key \"\(location)\": keys are snake_case\(Self.snakeCaseSuggestion(key))")
             }
@@ -116,15 +133,41 @@ struct ConfigurationKeys {
 
     /// A string's raw text between its quotes (escapes left as written: a key with an escape
     /// is not snake_case anyway), or nil when it is unterminated.
-    private mutating func string() -> String? {
+    /// - Throws: for a raw control character in it, which JSON forbids and some readers take.
+    private mutating func string() throws -> String? {
         index += 1
         let start = index
         while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+            guard bytes[index] >= 0x20 else {
+                throw ConfigurationError("a raw control character inside a string, at byte \(index)")
+            }
             index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
         }
         guard index < bytes.count else { return nil }
         defer { index += 1 }
         return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// A key's text with its escapes decoded, as a JSON reader sees it; nil when it is not a
+    /// valid JSON string (the decoder then refuses the file).
+    private static func decoded(_ raw: String) -> String? {
+        guard raw.contains("\\") else { return raw }
+        return try? JSONDecoder().decode(String.self, from: Data("\"\(raw)\"".utf8))
+    }
+
+    /// Audit files: a number must be an integer — an optional minus, then 0 or a digit 1–9
+    /// followed by digits, at most 19 — so that `1.0`, `1e0` and `01` cannot be read as 1 by
+    /// one reader and refused by another. `true`, `false` and `null` pass.
+    private static func checkInteger(_ token: ArraySlice<UInt8>, at path: [String]) throws {
+        let text = String(decoding: token, as: UTF8.self)
+        guard !["true", "false", "null"].contains(text) else { return }
+        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+        guard !digits.isEmpty, digits.count <= 19, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+            digits == "0" || !digits.hasPrefix("0")
+        else {
+            throw ConfigurationError(
+                "\"\(path.joined(separator: "."))\": \(text.prefix(24)) is not an integer of at most 19 digits")
+        }
     }
 
     fileprivate mutating func skipSpace() {

@@ -227,9 +227,18 @@ final class DecryptionRecord: Sendable {
         if let data = FileManager.default.contents(atPath: path) {
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase
-            for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
+            // One strict-JSON object per line, no blank line (`Specs/audit.md` §7.3): auditors
+            // read this file too, and must all read it alike.
+            var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            if lines.last?.isEmpty == true { lines.removeLast() }
+            for (number, line) in lines.enumerated() {
                 do {
+                    try ConfigurationKeys.check([UInt8](line), rules: .audit)
                     let entry = try decoder.decode(Entry.self, from: Data(line))
+                    guard entry.round >= 1, Self.isDigest(entry.session), Self.isDigest(entry.aggregate) else {
+                        throw ConfigurationError(
+                            "round below 1, or a session or aggregate that is not 32 bytes of lower-case hex")
+                    }
                     rounds[entry.round] = entry
                 } catch {
                     throw ConfigurationError(
@@ -241,6 +250,10 @@ final class DecryptionRecord: Sendable {
     }
 
     func entry(round: UInt64) -> Entry? { rounds.withLock { $0[round] } }
+
+    private static func isDigest(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
 
     /// Every decryption recorded, by round.
     var entries: [Entry] { rounds.withLock { $0.values.sorted { $0.round < $1.round } } }
