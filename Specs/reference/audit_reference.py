@@ -63,6 +63,7 @@ import hashlib
 import json
 import math
 import pathlib
+import re
 import struct
 import sys
 
@@ -182,16 +183,73 @@ def typed(value, schema, where: str):
     return value
 
 
-def parse_json(data: bytes):
+# --- §4 *Strict JSON*: what both verifiers read an export as ------------------------------------
+
+MAX_DEPTH = 512  # nesting: a value inside 512 containers is refused (the top-level value is at depth 1)
+MAX_DIGITS = 19  # an integer's digits, its sign not counted
+# One JSON token for the nesting scan: a whole string (escapes skipped), a bracket, a run of
+# whitespace, a run of scalar characters, or any other single character (a lone quote, `,`, `:`).
+JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[ \t\n\r]+|[^ \t\n\r\[\]{}",:]+|.', re.S)
+
+
+def check_nesting(text: str) -> None:
+    """§4: at most 512 levels — refused here, before a recursive reader could run out of stack.
+    Counted as `veil audit verify` counts: any value inside 512 open containers is one level
+    too deep (an empty container at level 512 is not)."""
+    depth = 0
+    for match in JSON_TOKEN.finditer(text):
+        c = match.group()[0]
+        if c in "]}":
+            depth -= 1
+        elif c in " \t\n\r,:":
+            continue
+        else:
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"the JSON nests deeper than {MAX_DEPTH} levels")
+            if c in "[{":
+                depth += 1
+
+
+def parse_json(data: bytes, integers_only: bool = True):
+    """JSON read by §4's *Strict JSON* rules (ValueError for any that fails): UTF-8 without a
+    byte-order mark, at most 512 levels deep, no key twice in one object (compared decoded, as
+    the reader sees them: `"r\\u0065cord"` is `record`), no raw control character in a string
+    (json's strict mode), no NaN or Infinity, every number an integer of at most 19 digits
+    without fraction, exponent or leading zero (json's grammar refuses the leading zero). The
+    record, which holds doubles, is read with `integers_only` False: its canonical bytes (§2)
+    are then what it is held to."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ValueError("a byte-order mark (the file must be UTF-8 without one)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 (byte {error.start})")
+    check_nesting(text)
+
     def constant(name):
         raise ValueError(f"{name} is not JSON")
 
     def unique(pairs):
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise ValueError("a key appears twice in one object")
+        keys = set()
+        for key, _ in pairs:
+            if key in keys:
+                raise ValueError(f"the key {key!r} appears twice in one object")
+            keys.add(key)
         return dict(pairs)
-    return json.loads(data.decode("utf-8"), parse_constant=constant, object_pairs_hook=unique)
+
+    def integer(token: str) -> int:
+        # Refused by the rule, before int() could refuse it by its own limit (4300 digits).
+        if len(token.lstrip("-")) > MAX_DIGITS:
+            raise ValueError(f"the number {token[:24]}… has more than {MAX_DIGITS} digits")
+        return int(token)
+
+    def fraction(token: str) -> float:
+        if integers_only:
+            raise ValueError(f"the number {token[:24]} is not an integer (it has a fraction or an exponent)")
+        return float(token)
+
+    return json.loads(text, strict=True, parse_constant=constant, object_pairs_hook=unique, parse_int=integer,
+                      parse_float=fraction)
 
 
 def swift_double(x: float) -> str:
@@ -251,18 +309,30 @@ def canonical(value, schema) -> bytes:
     return str(value).encode()
 
 
+HEX = re.compile(r"(?:[0-9a-f]{2})*")
+
+
 def hex_bytes(text: str, what: str, step: str) -> bytes:
-    """Hexadecimal of either case, nothing else (no spaces: bytes.fromhex would take them)."""
-    if len(text) % 2 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise Failure(step, f"{what} is not hex")
+    """§4 *Strict JSON*: hex in lower case, of even length — refused at the step that reads it."""
+    if not HEX.fullmatch(text):
+        raise Failure(step, f"{what} is not lower-case hex of even length")
     return bytes.fromhex(text)
 
 
+def hex_text(text: str, what: str, step: str) -> str:
+    """A hex field that a step compares as text (a digest, a key): checked as `hex_bytes` does."""
+    hex_bytes(text, what, step)
+    return text
+
+
 def base64_bytes(text: str) -> bytes | None:
+    """§4 *Strict JSON*: base64 in its canonical form — the standard alphabet, padded, zero
+    padding bits — i.e. text that re-encodes to itself; None otherwise."""
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        data = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         return None
+    return data if base64.b64encode(data).decode("ascii") == text else None
 
 
 # --- §4 steps 2–3: certificates (wire.md §2) ---------------------------------------------------------
@@ -349,7 +419,7 @@ def record_schema(parsed) -> dict:
 def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
     """The checks of §4 (§7.3 for a Paillier record) for one file, in order; raises Failure at
     the first that fails and fills the verdict's chain fields as soon as the record parses."""
-    # 1. The export and the record.
+    # 1. The export (strict JSON, §4) and the record.
     try:
         raw = parse_json(data)
         export = typed(raw, EXPORT, "the export")
@@ -357,9 +427,9 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         raise Failure("1", f"not an audit export: {error}")
     record_bytes = base64_bytes(export["record"])
     if record_bytes is None:
-        raise Failure("1", "the record is not base64")
+        raise Failure("1", "the record is not canonical base64 (the standard alphabet, padded, zero padding bits)")
     try:
-        parsed = parse_json(record_bytes)
+        parsed = parse_json(record_bytes, integers_only=False)
         schema = record_schema(parsed)
         record = typed(parsed, schema, "the record")
     except ValueError as error:
@@ -375,6 +445,11 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         raise Failure("1", f"version {record['version']}, not 1")
     if record["sequence"] < 1 or record["round"] < 1 or record["attempt"] < 1:
         raise Failure("1", "the record's sequence, round and attempt must be at least 1")
+    if ("abort" in record) != (record["outcome"] != "completed"):
+        raise Failure("1", f"outcome {record['outcome']!r} " + ("with an abort reason: only an attempt that did not "
+                           "complete has one" if "abort" in record else "without an abort reason"))
+    # No later step reads `previous` (the chain compares it): its hex is checked with the record.
+    hex_text(record["previous"], "the record's previous", "1")
     paillier_round = schema is PAILLIER_RECORD
     if paillier_round:
         given = paillier_export(raw, export)
@@ -391,10 +466,12 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
     if not secagg.ed25519_verify(coordinator.key, RECORD_CONTEXT + record_bytes, signature):
         raise Failure("2", "the coordinator's signature on the record does not verify")
     s = record["session"]
-    if s["serverKey"] != coordinator.key.hex():
+    if hex_text(s["serverKey"], "serverKey", "2") != coordinator.key.hex():
         raise Failure("2", "serverKey is not the coordinator's certified key")
 
     # 3. The roster: distinct members, each certified.
+    for position, member in enumerate(s["roster"], start=1):
+        hex_text(member["key"], f"roster position {position}'s key", "3")
     if len({m["id"] for m in s["roster"]}) != len(s["roster"]) or len({m["key"] for m in s["roster"]}) != len(s["roster"]):
         raise Failure("3", "the roster lists one participant (an id or a key) at two positions")
     keys = {secagg.SERVER: coordinator.key}
@@ -431,6 +508,7 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
         kind = EVENT_KINDS[event["kind"]]
         # §1: a deadline is (1, 0, empty) and a sent message has party 0, whatever the export says.
         events.append((kind, event["party"] if kind == 0 else 0, message if kind != 1 else b""))
+    hex_text(record["eventsDigest"], "eventsDigest", "6")
     if len(events) != record["eventCount"] or events_digest(events).hex() != record["eventsDigest"]:
         raise Failure("6", "the log is not the one the record names (its length or digest differs)")
     verdict.session = session.id
@@ -439,6 +517,8 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
     server = replay(events, session)
 
     # 8. The outcome.
+    if "sumDigest" in record:
+        hex_text(record["sumDigest"], "sumDigest", "8")
     if server.attributions != record["attributions"]:
         raise Failure("8", f"the attributions are not the ones the log proves: {server.attributions}")
     if record["outcome"] == "completed":
