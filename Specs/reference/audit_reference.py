@@ -7,15 +7,22 @@ For each exported file (`round-RRRRRR-attempt-AAA.json`, §3) it reads the recor
 (absent: a masking record; `paillier`: a Paillier record, §7; anything else fails step 1) and
 runs the checks of §4 or of §7.3 in order, reporting the first that fails. A masking record:
 
-1. the record parses and its bytes are its canonical serialisation (written here by
-   `canonical()`, from §2's rules: sorted keys, no whitespace, `/` unescaped, numbers as §2 says);
+1. the export is *strict JSON* (§4: `parse_json()` — UTF-8 without a byte-order mark, at most 512
+   levels, no key twice once escapes are decoded, no raw control character in a string, every
+   number an integer of at most 19 digits without fraction, exponent or leading zero); the
+   record is canonical base64 and parses, its bytes are its canonical serialisation (written
+   here by `canonical()`, from §2's rules: sorted keys, no whitespace, `/` unescaped, numbers as
+   §2 says), `version` 1, `sequence`, `round`, `attempt` ≥ 1, `abort` present exactly when the
+   outcome is not `completed`, `previous` lower-case hex;
 2. the coordinator's certificate (issued by the CA, valid at `recorded`, role coordinator), the
    record's signature under its Ed25519 key, and `serverKey` = that key;
 3. every roster certificate (CA, validity, role participant, the member's id and key);
 4. the session rebuilt (secagg.md §3), its parameters passing secagg.md §2
    (secagg_parameters_reference.py);
-5. the round plan: its digest is the session's context, it parses, and a distributed-DP plan
-   fits the session (privacy_reference.py's mechanism rules);
+5. the round plan: canonical base64, its digest is the session's context, it parses as a
+   RoundPlan of Specs/proto/veil.proto (read by `read_proto()`) at every level and is its own
+   canonical encoding (`parse_plan()`), and a distributed-DP plan fits the session
+   (privacy_reference.py's mechanism rules);
 6. the log's length and digest (§1);
 7. the replay of the log through the server of secagg_reference.py (secagg.md §7, itself checked
    against every SecAgg vector by check_vectors.py): received events handed to it, deadlines
@@ -29,8 +36,9 @@ A Paillier record (§7.3), whose export has no log but a `paillier` object (§7.
 1. as above, against §7.1's schema; the export's `events` empty and its `paillier` object present;
 2. as above;
 3. as above, and the key holder's certificate (CA, validity, role key-holder);
-4. the modulus (its exact byte length, paillier.md §1's public-key rules from
-   paillier_reference.py) and the key holder's signature of its statement, the packing
+4. the modulus — no leading zero byte and at most 1024 bytes, then the key holder's signature
+   of its statement, both before the costly part: paillier.md §1's public-key rules from
+   paillier_reference.py, whose primality test a hostile N must not reach unsigned — the packing
    (paillier.md §5), the session id (paillier.md §6.1: 2 ≤ n ≤ K) and the coordinator's
    signature of the assignment;
 5. the round plan as above, but one carrying `distributed_dp` fails;
@@ -42,6 +50,11 @@ A Paillier record (§7.3), whose export has no log but a `paillier` object (§7.
 8. with a released sum: its length, its elements below 2^b, its digest (§2) and the key
    holder's signature of it; without one, no signature and no sum;
 9. the outcome against the sum and the survivors (1…n with a sum, else none).
+
+Hex (lower case, even length) and base64 (canonical) are checked by the step that reads each
+field: the record's base64 and `previous` at step 1, the export's signature and `serverKey` at
+2, roster keys and certificates at 3 (the coordinator's certificate at 2), the session's hex
+at 4, the plan's base64 at 5, the log or the contributions at 6, and so on.
 
 Then the chain across the files given (`previous` of sequence s = SHA-256 of record s − 1), and
 duplicates: two records of one sequence, or of one session (the masking session id, or the
@@ -192,13 +205,20 @@ MAX_DIGITS = 19  # an integer's digits, its sign not counted
 JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[ \t\n\r]+|[^ \t\n\r\[\]{}",:]+|.', re.S)
 
 
-def check_nesting(text: str) -> None:
-    """§4: at most 512 levels — refused here, before a recursive reader could run out of stack.
-    Counted as `veil audit verify` counts: any value inside 512 open containers is one level
-    too deep (an empty container at level 512 is not)."""
+INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,%d})" % (MAX_DIGITS - 1))
+
+
+def prescan(text: str, integers_only: bool) -> None:
+    """What json.loads would not refuse, or not by §4's rule: nesting deeper than 512 levels
+    (refused here, before a recursive reader could run out of stack; counted as `veil audit
+    verify` counts — a value inside 512 open containers is one level too deep, an empty
+    container at level 512 is not), and, with `integers_only`, a number that is not an integer
+    of at most 19 digits without fraction, exponent or leading zero (json would read `01` as two
+    tokens, and a long integer up to its own limit of 4300 digits)."""
     depth = 0
     for match in JSON_TOKEN.finditer(text):
-        c = match.group()[0]
+        token = match.group()
+        c = token[0]
         if c in "]}":
             depth -= 1
         elif c in " \t\n\r,:":
@@ -208,6 +228,9 @@ def check_nesting(text: str) -> None:
                 raise ValueError(f"the JSON nests deeper than {MAX_DEPTH} levels")
             if c in "[{":
                 depth += 1
+            elif integers_only and c in "-0123456789" and not INTEGER.fullmatch(token):
+                raise ValueError(f"the number {token[:24]} is not an integer of at most {MAX_DIGITS} digits "
+                                 "without fraction, exponent or leading zero")
 
 
 def parse_json(data: bytes, integers_only: bool = True):
@@ -224,7 +247,7 @@ def parse_json(data: bytes, integers_only: bool = True):
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"not UTF-8 (byte {error.start})")
-    check_nesting(text)
+    prescan(text, integers_only)
 
     def constant(name):
         raise ValueError(f"{name} is not JSON")
@@ -366,7 +389,7 @@ def identity(encoded: str, ca: x509.Certificate, at: float) -> Identity:
     subject common name and Veil's role and signing-key extensions. Raises ValueError."""
     der = base64_bytes(encoded)
     if der is None:
-        raise ValueError("not base64")
+        raise ValueError("not canonical base64 (the standard alphabet, padded, zero padding bits)")
     try:
         certificate = x509.load_der_x509_certificate(der)
     except ValueError:
@@ -572,92 +595,363 @@ def rebuild_session(s: dict, keys: dict[int, bytes]) -> secagg.Session:
                                     s["adversary"], keys, nonce, context)
 
 
-# --- §4 step 5: the round plan (wire.md §4) -----------------------------------------------------------
+# --- §4 step 5: the round plan (wire.md §4), a RoundPlan of Specs/proto/veil.proto -------------------
 
-def protobuf_fields(data: bytes) -> dict[int, list]:
-    """A protobuf message's fields by number (varint as int, 64-bit as 8 bytes, length-delimited
-    as bytes, 32-bit as 4 bytes); raises ValueError on anything that does not parse."""
-    fields: dict[int, list] = {}
+PROTO = pathlib.Path(__file__).resolve().parent.parent / "proto" / "veil.proto"
+# Each scalar type's wire type (0 varint, 1 64-bit, 2 length-delimited, 5 32-bit).
+WIRE_TYPES = {"double": 1, "fixed64": 1, "sfixed64": 1, "float": 5, "fixed32": 5, "sfixed32": 5,
+              "int32": 0, "int64": 0, "uint32": 0, "uint64": 0, "sint32": 0, "sint64": 0, "bool": 0, "enum": 0,
+              "string": 2, "bytes": 2, "message": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtoField:
+    number: int
+    name: str
+    type: str  # a scalar type of WIRE_TYPES, "enum", or "message"
+    message: str | None  # the message type's name, for "message"
+    repeated: bool
+    presence: bool  # `optional` or in a oneof: written when set, even as 0
+
+    @property
+    def packable(self) -> bool:
+        return self.repeated and WIRE_TYPES[self.type] != 2
+
+
+def read_proto(text: str, root: str) -> dict[str, dict[int, ProtoField]]:
+    """The messages `root` reaches in a .proto file, by name: each field's number, type and
+    label. A small reader for what veil.proto uses (proto3 messages, enums, oneofs, `reserved`);
+    a construct it does not follow (a map, a nested type, a field option) in a reached message
+    raises ValueError rather than be read wrong."""
+    text = re.sub(r"/\*.*?\*/", " ", re.sub(r"//[^\n]*", " ", text), flags=re.S)
+    tokens = re.findall(r'"(?:[^"\\]|\\.)*"|[A-Za-z_][\w.]*|\d+|\S', text)
+    messages: dict[str, list] = {}
+    unsupported: dict[str, str] = {}
+    enums: set[str] = set()
     at = 0
 
-    def varint() -> int:
+    def skip_block() -> None:  # from a `{`, past its matching `}`
         nonlocal at
-        value, shift = 0, 0
+        depth = 0
         while True:
-            if at >= len(data) or shift > 63:
-                raise ValueError("a truncated varint")
-            byte = data[at]
+            depth += {"{": 1, "}": -1}.get(tokens[at], 0)
             at += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
+            if depth == 0:
+                return
 
-    while at < len(data):
-        key = varint()
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise ValueError("field number 0")
-        if wire == 0:
-            value = varint()
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            if at + size > len(data):
-                raise ValueError("a truncated fixed field")
-            value, at = data[at:at + size], at + size
-        elif wire == 2:
-            size = varint()
-            if at + size > len(data):
-                raise ValueError("a truncated length-delimited field")
-            value, at = data[at:at + size], at + size
+    def skip_statement() -> None:  # past the next `;`
+        nonlocal at
+        while tokens[at] != ";":
+            at += 1
+        at += 1
+
+    def body(name: str, presence: bool) -> None:  # a message's (or a oneof's) fields, from `{`
+        nonlocal at
+        at += 1
+        while tokens[at] != "}":
+            word = tokens[at]
+            if word == ";":
+                at += 1
+            elif word in ("reserved", "option", "extensions"):
+                skip_statement()
+            elif word == "oneof":
+                at += 2
+                body(name, True)
+            elif word in ("message", "enum", "extend", "map"):
+                unsupported.setdefault(name, word)
+                if word == "map":
+                    skip_statement()
+                else:
+                    at += 2
+                    skip_block()
+            else:
+                label = None
+                if word in ("repeated", "optional", "required"):
+                    label, at = word, at + 1
+                kind, field_name, equals, number = tokens[at:at + 4]
+                at += 4
+                if equals != "=" or not number.isdigit() or label == "required":
+                    raise ValueError(f"{PROTO.name}: cannot read {name}.{field_name}")
+                if tokens[at] == "[":
+                    unsupported.setdefault(name, "a field option")
+                skip_statement()
+                messages[name].append((int(number), field_name, kind.split(".")[-1], label, presence))
+        at += 1
+
+    while at < len(tokens):
+        word = tokens[at]
+        if word == "message":
+            name = tokens[at + 1]
+            messages[name] = []
+            at += 2
+            body(name, False)
+        elif word in ("enum", "service"):
+            if word == "enum":
+                enums.add(tokens[at + 1])
+            at += 2
+            skip_block()
         else:
-            raise ValueError(f"wire type {wire}")
-        fields.setdefault(number, []).append(value)
-    return fields
+            skip_statement()
+
+    schema: dict[str, dict[int, ProtoField]] = {}
+    pending = [root]
+    while pending:
+        name = pending.pop()
+        if name in schema:
+            continue
+        if name not in messages or name in unsupported:
+            raise ValueError(f"{PROTO.name}: message {name} is missing or uses {unsupported.get(name)}")
+        fields = {}
+        for number, field_name, kind, label, in_oneof in messages[name]:
+            if kind in WIRE_TYPES and kind not in ("enum", "message"):
+                field = ProtoField(number, field_name, kind, None, label == "repeated", label == "optional" or in_oneof)
+            elif kind in enums:
+                field = ProtoField(number, field_name, "enum", None, label == "repeated", label == "optional" or in_oneof)
+            else:
+                field = ProtoField(number, field_name, "message", kind, label == "repeated", True)
+                pending.append(kind)
+            if number in fields or not 1 <= number < 1 << 29:
+                raise ValueError(f"{PROTO.name}: {name} field number {number}")
+            fields[number] = field
+        schema[name] = fields
+    return schema
 
 
-def round_plan(encoded, s: dict) -> dict[int, list]:
-    """The export's plan: present, SHA-256("veil/v1/round-plan" ‖ 0x00 ‖ plan) = the session's
-    context, and a protobuf message; returns its fields (both kinds of round share this)."""
+PLAN_SCHEMA = read_proto(PROTO.read_text(encoding="utf-8"), "RoundPlan")
+
+
+class Protobuf:
+    """Reads one message of PLAN_SCHEMA strictly (ValueError: it does not parse as that
+    message), and notes the first way its bytes differ from the canonical encoding."""
+
+    def __init__(self):
+        self.note: str | None = None  # the first departure from the canonical encoding
+
+    def departs(self, text: str) -> None:
+        self.note = self.note or text
+
+    def varint(self, data: bytes, at: int, where: str) -> tuple[int, int]:
+        value = 0
+        for i in range(10):
+            if at + i >= len(data):
+                raise ValueError(f"{where}: a truncated varint")
+            byte = data[at + i]
+            value |= (byte & 0x7F) << (7 * i)
+            if byte < 0x80:
+                if i == 9 and byte > 1:
+                    raise ValueError(f"{where}: a varint of more than 64 bits")
+                if i and byte == 0:
+                    self.departs(f"{where}: a varint not in its shortest form")
+                return value, at + i + 1
+        raise ValueError(f"{where}: a varint longer than 10 bytes")
+
+    def scalar(self, field: ProtoField, wire: int, data: bytes, at: int, where: str):
+        """One value of a scalar field at `at`; returns (value, next offset)."""
+        if wire == 0:
+            raw, at = self.varint(data, at, where)
+            kind = field.type
+            if kind in ("uint32", "sint32") and raw >> 32:
+                self.departs(f"{where} holds a value of more than 32 bits")
+            if kind in ("int32", "enum") and raw >> 31 and raw >> 31 != (1 << 33) - 1:
+                self.departs(f"{where} holds a value that is not a 32-bit integer")
+            if kind == "bool" and raw > 1:
+                self.departs(f"{where} is a bool written as {raw}")
+            if kind == "uint32":
+                return raw & 0xFFFFFFFF, at
+            if kind in ("int32", "enum"):
+                low = raw & 0xFFFFFFFF
+                return low - (1 << 32) if low >> 31 else low, at
+            if kind == "int64":
+                return raw - (1 << 64) if raw >> 63 else raw, at
+            if kind in ("sint32", "sint64"):
+                raw &= 0xFFFFFFFF if kind == "sint32" else (1 << 64) - 1
+                return (raw >> 1) ^ -(raw & 1), at
+            if kind == "bool":
+                return raw != 0, at
+            return raw, at  # uint64
+        size = 8 if wire == 1 else 4
+        if at + size > len(data):
+            raise ValueError(f"{where}: a truncated fixed-width value")
+        return data[at:at + size], at + size  # the bytes, as written (a double's bit pattern kept)
+
+    def message(self, data: bytes, name: str, where: str) -> dict:
+        """The fields of one message by number: a scalar's value, a repeated field's list, an
+        embedded message's own dict."""
+        fields = PLAN_SCHEMA[name]
+        out: dict = {}
+        seen: list[int] = []  # field numbers in the order their first occurrence came
+        packed: set[int] = set()
+        at = 0
+        while at < len(data):
+            key, at = self.varint(data, at, where)
+            number, wire = key >> 3, key & 7
+            field = fields.get(number)
+            if field is None:
+                raise ValueError(f"{where} has field {number}, which {name} does not have")
+            here = f"{where}.{field.name}"
+            expected = WIRE_TYPES[field.type]
+            if wire != expected and not (field.packable and wire == 2):
+                raise ValueError(f"{here} (field {number}) has wire type {wire}, not {expected}")
+            if seen and number < seen[-1]:
+                self.departs(f"{here} (field {number}) comes after field {seen[-1]}: fields not in number order")
+            elif number in seen and (number != seen[-1] or not field.repeated):
+                self.departs(f"{here} (field {number}) is written twice" if not field.repeated
+                             else f"{here} (field {number}): its elements are not together")
+            if number not in seen:
+                seen.append(number)
+            if wire == 2:
+                size, at = self.varint(data, at, here)
+                if at + size > len(data):
+                    raise ValueError(f"{here}: a truncated length-delimited field")
+                payload, at = data[at:at + size], at + size
+                if field.packable:  # a packed run of scalars
+                    if number in packed:
+                        self.departs(f"{here} is packed in more than one field")
+                    packed.add(number)
+                    if not payload:
+                        self.departs(f"{here} is written as an empty packed field")
+                    items, i = out.setdefault(number, []), 0
+                    while i < len(payload):
+                        value, i = self.scalar(field, expected, payload, i, here)
+                        items.append(value)
+                    continue
+                if field.type == "message":
+                    value = self.message(payload, field.message, here)
+                    if not field.repeated and number in out:
+                        value = merged(out[number], value, field.message)  # a parser merges them
+                elif field.type == "string":
+                    try:
+                        value = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ValueError(f"{here} is not UTF-8")
+                else:
+                    value = payload
+            else:
+                value, at = self.scalar(field, wire, data, at, here)
+                if field.packable:
+                    self.departs(f"{here} is not packed")
+            if field.repeated:
+                out.setdefault(number, []).append(value)
+            else:
+                if field.type != "message" and not field.presence and is_default(field, value):
+                    self.departs(f"{here} is written with its default value (a scalar equal to 0, or empty, is left out)")
+                out[number] = value
+        return out
+
+
+def merged(first: dict, second: dict, name: str) -> dict:
+    """An embedded message given twice, as protobuf parsers read it: the second merged into the first."""
+    out = dict(first)
+    for number, value in second.items():
+        field = PLAN_SCHEMA[name][number]
+        if field.repeated:
+            out[number] = out.get(number, []) + value
+        elif field.type == "message" and number in out:
+            out[number] = merged(out[number], value, field.message)
+        else:
+            out[number] = value
+    return out
+
+
+def is_default(field: ProtoField, value) -> bool:
+    """proto3's implicit default: 0, false, empty — a double or float equal to 0 (−0.0 too; NaN is not)."""
+    if field.type == "double":
+        return struct.unpack("<d", value)[0] == 0
+    if field.type == "float":
+        return struct.unpack("<f", value)[0] == 0
+    if isinstance(value, bytes) and field.type in ("fixed32", "sfixed32", "fixed64", "sfixed64"):
+        return not any(value)
+    return value in (0, "", b"", False) and not isinstance(value, float)
+
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def encode_scalar(field: ProtoField, value) -> bytes:
+    if isinstance(value, bytes) and WIRE_TYPES[field.type] in (1, 5):
+        return value
+    if field.type == "string":
+        value = value.encode("utf-8")
+    if field.type in ("string", "bytes"):
+        return encode_varint(len(value)) + value
+    if field.type in ("sint32", "sint64"):
+        value = (value << 1) ^ (value >> 63)
+    return encode_varint(int(value) & ((1 << 64) - 1))  # a negative int32 or int64 in 10 bytes
+
+
+def canonical_protobuf(value: dict, name: str) -> bytes:
+    """§4's canonical encoding: fields in number order, each non-repeated field at most once, a
+    repeated scalar packed in one field, a scalar equal to 0 (or empty) left out, an embedded
+    message written when present (even empty), repeated messages each as its own field."""
+    out = bytearray()
+    for number, field in sorted(PLAN_SCHEMA[name].items()):
+        if number not in value:
+            continue
+        v = value[number]
+        if field.packable:
+            if v:
+                payload = b"".join(encode_scalar(field, x) for x in v)
+                out += encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+            continue
+        for item in v if field.repeated else [v]:
+            if field.type == "message":
+                body = canonical_protobuf(item, field.message)
+                out += encode_varint(number << 3 | 2) + encode_varint(len(body)) + body
+            elif field.repeated or field.presence or not is_default(field, item):
+                out += encode_varint(number << 3 | WIRE_TYPES[field.type]) + encode_scalar(field, item)
+    return bytes(out)
+
+
+def parse_plan(plan: bytes) -> dict:
+    """§4 *Strict JSON*: the plan parses as a RoundPlan of veil.proto at every level and its
+    bytes are the canonical encoding of what they parse to (Failure at step 5 otherwise)."""
+    reader = Protobuf()
+    try:
+        parsed = reader.message(plan, "RoundPlan", "RoundPlan")
+    except ValueError as error:
+        raise Failure("5", f"the round plan does not parse as a RoundPlan: {error}")
+    if canonical_protobuf(parsed, "RoundPlan") != plan:
+        raise Failure("5", "the round plan is not its canonical protobuf encoding: "
+                           + (reader.note or "it differs from the re-encoding of what it parses to"))
+    return parsed
+
+
+def round_plan(encoded, s: dict) -> dict:
+    """The export's plan: present, canonical base64, SHA-256("veil/v1/round-plan" ‖ 0x00 ‖ plan)
+    = the session's context, a RoundPlan in its canonical encoding; returns its fields by
+    number (both kinds of round share this)."""
     if not isinstance(encoded, str):
         raise Failure("5", "the export holds no round plan")
     plan = base64_bytes(encoded)
     if plan is None:
-        raise Failure("5", "the round plan is not base64")
+        raise Failure("5", "the round plan is not canonical base64 (the standard alphabet, padded, zero padding bits)")
     if hashlib.sha256(b"veil/v1/round-plan\x00" + plan).hexdigest() != s["context"]:
         raise Failure("5", "the round plan is not the one the session binds (its digest is not the session's context)")
-    try:
-        return protobuf_fields(plan)
-    except ValueError as error:
-        raise Failure("5", f"the round plan does not parse: {error}")
+    return parse_plan(plan)
 
 
 def check_plan(encoded, session: secagg.Session, s: dict) -> None:
     """The export's plan (`round_plan`); a distributed-DP plan (RoundPlan field 4) checked as a
     participant checks it (wire.md §4.3, privacy.md §4): a valid mechanism whose
     minimum_participants the threshold guarantees, on the session's b and padded d."""
-    dp = round_plan(encoded, s).get(4)
-    if dp is None:
+    d = round_plan(encoded, s).get(4)
+    if d is None:
         return
-    try:
-        d = protobuf_fields(dp[-1])
-    except ValueError as error:
-        raise Failure("5", f"the round plan does not parse: {error}")
 
-    def last(number, default):
-        return d[number][-1] if number in d else default
+    def double(number) -> float:  # DistributedDPPlan's doubles: 0.0 when left out
+        return struct.unpack("<d", d.get(number, bytes(8)))[0]
 
-    def double(number) -> float:
-        raw = last(number, bytes(8))
-        if not isinstance(raw, bytes) or len(raw) != 8:
-            raise Failure("5", f"distributed-DP field {number} is not a double")
-        return struct.unpack("<d", raw)[0]
-
-    noise = last(1, b"")
-    bits, dimension, minimum = last(3, 0), last(4, 0), last(5, 0)
-    if noise not in (b"ddg", b"skellam") or not all(isinstance(v, int) for v in (bits, dimension, minimum)):
-        raise Failure("5", "the distributed-DP plan: an unknown noise or a malformed field")
-    mechanism = {"x": [0.0] * dimension, "minimumParticipants": minimum, "beta": double(6),
+    noise = d.get(1, "")
+    bits, dimension, minimum = d.get(3, 0), d.get(4, 0), d.get(5, 0)
+    if noise not in ("ddg", "skellam"):
+        raise Failure("5", f"the distributed-DP plan: unknown noise {noise!r}")
+    mechanism = {"x": range(dimension), "minimumParticipants": minimum, "beta": double(6),
                  "unitScale": double(7), "unitLocalStandardDeviation": double(8)}
     try:
         privacy.check_mechanism(mechanism)
@@ -777,16 +1071,20 @@ def rebuild_paillier_session(s: dict, round_number: int, coordinator_key: bytes,
     """§7.3 step 4, in its order: N, the key holder's signature of it, the packing, the session
     id, the coordinator's signature of the assignment."""
     encoded = hex_bytes(s["modulus"], "the modulus", "4")
+    # Before anything costly (the primality test of paillier.md §1): the encoding's size, then
+    # the key holder's signature over the statement, which needs only these bytes.
     if not encoded or encoded[0] == 0:  # exactly ⌈|N|/8⌉ bytes: one encoding per key
         raise Failure("4", "the modulus is not ⌈|N|/8⌉ bytes (it is empty or has a leading zero byte)")
+    if len(encoded) > 1024:
+        raise Failure("4", f"the modulus is {len(encoded)} bytes, more than 1024 (8192 bits)")
+    statement = b"veil/v1/paillier/public-key\x00" + secagg.le4(len(encoded)) + encoded
+    if not secagg.ed25519_verify(key_holder_key, statement, hex_bytes(s["modulusSignature"], "modulusSignature", "4")):
+        raise Failure("4", "the modulus is not signed by the certified key holder")
     modulus = int.from_bytes(encoded, "big")
     try:
         paillier.check_modulus(modulus)
     except Refused as refusal:
         raise Failure("4", f"the modulus is refused: {refusal.code}")
-    statement = b"veil/v1/paillier/public-key\x00" + secagg.le4(len(encoded)) + encoded
-    if not secagg.ed25519_verify(key_holder_key, statement, hex_bytes(s["modulusSignature"], "modulusSignature", "4")):
-        raise Failure("4", "the modulus is not signed by the certified key holder")
     bits, capacity, dimension = s["bits"], s["capacity"], s["dimension"]
     # The session id holds b in one byte and K, d in four; the sum's elements are LE_8 (§7.2).
     if not 1 <= bits <= 64 or not 1 <= dimension < 1 << 32 or capacity >= 1 << 32:
@@ -843,7 +1141,7 @@ def check_contributions(record: dict, given: list[dict], session: PaillierSessio
         if any(not 0 < c < n2 or math.gcd(c, session.modulus) != 1 for c in values):
             raise Failure("6", f"position {a}'s ciphertexts: one is not in Z*_(N²)")
         digest = hashlib.sha256(b"".join(encoded)).digest()
-        if digest.hex() != claimed["digest"]:
+        if digest.hex() != hex_text(claimed["digest"], f"position {a}'s digest", "6"):
             raise Failure("6", f"position {a}'s ciphertexts are not the ones its receipt's digest names")
         receipt = hex_bytes(claimed["receipt"], f"position {a}'s receipt", "6")
         message = b"veil/v1/paillier/receipt\x00" + session.id + secagg.le4(a) + digest
@@ -901,7 +1199,7 @@ def check_released_sum(record: dict, given: dict, session: PaillierSession, key_
     total = [int.from_bytes(released[i:i + 8], "little") for i in range(0, len(released), 8)]
     if any(x >> session.bits for x in total):
         raise Failure("8", f"an element of the sum is not below 2^{session.bits}")
-    if sum_digest(total, session.bits) != record["sumDigest"]:
+    if sum_digest(total, session.bits) != hex_text(record["sumDigest"], "sumDigest", "8"):
         raise Failure("8", "the export's sum is not the one sumDigest names")
     message = (b"veil/v1/paillier/decrypted\x00" + session.id + bytes.fromhex(record["aggregateDigest"])
                + released)  # released is LE_8 of each element already

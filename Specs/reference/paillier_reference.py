@@ -23,10 +23,13 @@ MIN_BITS, MAX_BITS = 256, 8192
 
 
 def check_modulus(n: int) -> int:
-    """The public-key rules, in their order: positive and odd, at least 256 bits, not prime."""
+    """The public-key rules, in their order: positive and odd, at least 256 bits, at most 8192
+    bits (a bounded cost for the primality test on a hostile n), not prime."""
     if n <= 0 or n % 2 == 0:
         raise ref.Refused("invalidModulus")
     if n.bit_length() < MIN_BITS:
+        raise ref.Refused("invalidModulus")
+    if n.bit_length() > MAX_BITS:
         raise ref.Refused("invalidModulus")
     if isprime(n):
         raise ref.Refused("invalidModulus")

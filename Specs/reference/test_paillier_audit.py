@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import pathlib
+import struct
 import subprocess
 import sys
 import tempfile
@@ -44,14 +45,77 @@ def fresh(**options) -> make.Attempt:
 
 # --- the tampered copies: (the §7.3 step they must fail at, what was done, the file's bytes) ----------
 
-def case(step: str, name: str):
+def case(step: str, name: str, says: str | None = None):
+    """A tampered copy that must fail first at `step` (and, with `says`, with a message that says it)."""
     def register(build):
-        CASES.append((step, name, build))
+        CASES.append((step, name, build, says))
+        return build
+    return register
+
+
+def valid(name: str):
+    """A variant that must pass: what the strict rules allow."""
+    def register(build):
+        VALID.append((name, build))
         return build
     return register
 
 
 CASES: list = []
+VALID: list = []
+
+BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def padding_bits(text: str) -> str:
+    """Base64 with its (zero) padding bits set: the same bytes to a lenient decoder, not canonical."""
+    assert text.endswith("="), "the bytes need a length that is not a multiple of 3"
+    i = len(text.rstrip("=")) - 1
+    return text[:i] + BASE64[BASE64.index(text[i]) | 1] + text[i + 1:]
+
+
+def padded_record(a: make.Attempt) -> make.Attempt:
+    """The attempt with a federation name that makes its record's base64 end in padding."""
+    for extra in range(3):
+        a.record["federation"] = "veil-test" + "x" * extra
+        if len(a.record_bytes()) % 3:
+            return a
+    raise AssertionError("unreachable")
+
+
+def text_edit(data: bytes, old: str, new: str) -> bytes:
+    """The export's text with the first `old` replaced (the bytes a JSON writer would not make)."""
+    text = data.decode("utf-8")
+    assert old in text, old
+    return text.replace(old, new, 1).encode("utf-8")
+
+
+def with_member(data: bytes, member: str) -> bytes:
+    """The export with `member` (raw JSON text) first in its top-level object."""
+    return text_edit(data, "{", "{" + member + ", ")
+
+
+def upper(text: str) -> str:
+    assert text != text.upper(), "no letter to change"
+    return text.upper()
+
+
+def nested(arrays: int) -> str:
+    """An ignored key whose value puts a 1 inside `arrays` arrays, inside the export's object: the
+    1 is at level arrays + 2 (the export at level 1)."""
+    return '"deep": ' + "[" * arrays + "1" + "]" * arrays
+
+
+def plan_with(*fields: bytes) -> bytes:
+    return b"".join(fields)
+
+
+TRAINING = make.field(1, b"fedavg") + make.field(2, 1) + make.field(3, 8)
+ENCODING = make.field(3, 32) + make.field(4, 3)
+
+
+def double(number: int, value: float) -> bytes:
+    return make.varint(number << 3 | 1) + struct.pack("<d", value)
 
 
 @case("1", "record bytes not canonical (spaces), re-signed")
@@ -476,11 +540,431 @@ def _():
     return a.export()
 
 
-@case("9", "outcome \"failed\", re-signed")
+@case("9", "outcome \"failed\" (with an abort reason), re-signed")
 def _():
     a = fresh()
     a.record["outcome"] = "failed"
+    a.record["abort"] = "a test abort"
     return a.export()
+
+
+# --- §4 *Strict JSON* (the rules both verifiers apply), §7.3 step 4's order, and canonical plans ----------
+
+@case("1", "a key written twice with an escape (\"r\\u0065cord\")", "appears twice")
+def _():
+    return with_member(fresh().export(), '"r\\u0065cord": "AAAA"')
+
+
+@case("1", "an ignored key written twice", "appears twice")
+def _():
+    return with_member(with_member(fresh().export(), '"note": 1'), '"note": 2')
+
+
+@case("1", "a position written 1.0", "1.0 is not an integer")
+def _():
+    return text_edit(fresh().export(), '"position": 1', '"position": 1.0')
+
+
+@case("1", "a position written 1e0", "not an integer")
+def _():
+    return text_edit(fresh().export(), '"position": 1', '"position": 1e0')
+
+
+@case("1", "a position written 01", "leading zero")
+def _():
+    return text_edit(fresh().export(), '"position": 1', '"position": 01')
+
+
+@case("1", "a position written -0.0", "not an integer")
+def _():
+    return text_edit(fresh().export(), '"position": 1', '"position": -0.0')
+
+
+@case("1", "a 20-digit integer in an ignored key", "at most 19 digits")
+def _():
+    return with_member(fresh().export(), '"note": 10000000000000000000')
+
+
+@case("1", "a 5000-digit integer in an ignored key: the 19-digit rule, not Python's own limit", "at most 19 digits")
+def _():
+    return with_member(fresh().export(), '"note": -' + "9" * 5000)
+
+
+@case("1", "NaN in an ignored key", "NaN")
+def _():
+    return with_member(fresh().export(), '"note": NaN')
+
+
+@case("1", "Infinity in an ignored key", "Infinity")
+def _():
+    return with_member(fresh().export(), '"note": Infinity')
+
+
+@case("1", "a raw tab inside a string", "control character")
+def _():
+    return with_member(fresh().export(), '"note": "a\tb"')
+
+
+@case("1", "a raw line feed inside the signature string", "control character")
+def _():
+    data = fresh().export()
+    signature = json.loads(data)["signature"]
+    return text_edit(data, signature, signature[:64] + "\n" + signature[64:])
+
+
+@case("1", "a byte-order mark", "byte-order mark")
+def _():
+    return b"\xef\xbb\xbf" + fresh().export()
+
+
+@case("1", "a byte that is not UTF-8 in an ignored string", "not UTF-8")
+def _():
+    return fresh().export().replace(b"{", b'{"note": "\xff", ', 1)
+
+
+@case("1", "a 1 at level 513 (inside 511 arrays inside the export)", "deeper than 512")
+def _():
+    return with_member(fresh().export(), nested(511))
+
+
+@case("1", "a 1 inside 100000 arrays: refused by the rule, not a RecursionError", "deeper than 512")
+def _():
+    return with_member(fresh().export(), nested(100000))
+
+
+@case("1", "the record's base64 with an extra `=`", "base64")
+def _():
+    a = padded_record(fresh())
+    return a.export(record=base64.b64encode(a.record_bytes()).decode() + "=")
+
+
+@case("1", "the record's base64 with its padding bits set", "base64")
+def _():
+    a = padded_record(fresh())
+    return a.export(record=padding_bits(base64.b64encode(a.record_bytes()).decode()))
+
+
+@case("1", "the record's base64 without its padding", "base64")
+def _():
+    a = padded_record(fresh())
+    return a.export(record=base64.b64encode(a.record_bytes()).decode().rstrip("="))
+
+
+@case("1", "the record's base64 with a line break (\\n escaped in JSON)", "base64")
+def _():
+    a = fresh()
+    text = base64.b64encode(a.record_bytes()).decode()
+    return a.export(record=text[:76] + "\n" + text[76:])
+
+
+@case("1", "an abort reason on a completed record, re-signed", "abort")
+def _():
+    a = fresh()
+    a.record["abort"] = "a reason"
+    return a.export()
+
+
+@case("1", "an aborted record without an abort reason, re-signed", "abort")
+def _():
+    a = fresh(release=False)
+    del a.record["abort"]
+    return a.export()
+
+
+@case("1", "upper-case hex in previous, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["previous"] = "AB" * 32
+    return a.export()
+
+
+@case("2", "upper-case hex in the export's signature", "lower-case hex")
+def _():
+    data = fresh().export()
+    signature = json.loads(data)["signature"]
+    return text_edit(data, signature, upper(signature))
+
+
+@case("2", "upper-case hex in serverKey, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["session"]["serverKey"] = upper(a.record["session"]["serverKey"])
+    return a.export()
+
+
+@case("2", "the coordinator's certificate with an extra `=` in its base64, re-signed", "base64")
+def _():
+    a = fresh()
+    a.record["coordinatorCertificate"] += "="
+    return a.export()
+
+
+@case("3", "upper-case hex in a roster key, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["session"]["roster"][1]["key"] = upper(a.record["session"]["roster"][1]["key"])
+    return a.export()
+
+
+@case("3", "a roster certificate's base64 without its last `=`, or with an extra one, re-signed", "base64")
+def _():
+    a = fresh()
+    certificate = a.record["session"]["roster"][2]["certificate"]
+    certificate = certificate[:-1] if certificate.endswith("=") else certificate + "="
+    a.record["session"]["roster"][2]["certificate"] = certificate
+    return a.export()
+
+
+@case("3", "the key holder's certificate in URL-safe base64 or with its padding bits set, re-signed", "base64")
+def _():
+    a = fresh()
+    certificate = a.record["session"]["keyHolderCertificate"]
+    if "+" in certificate or "/" in certificate:
+        certificate = certificate.replace("+", "-").replace("/", "_")
+    else:
+        certificate = padding_bits(certificate)
+    a.record["session"]["keyHolderCertificate"] = certificate
+    return a.export()
+
+
+@case("4", "upper-case hex in the context, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["session"]["context"] = upper(a.record["session"]["context"])
+    return a.export()
+
+
+@case("4", "upper-case hex in the modulus, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["session"]["modulus"] = upper(a.record["session"]["modulus"])
+    return a.export()
+
+
+@case("4", "upper-case hex in modulusSignature, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["session"]["modulusSignature"] = upper(a.record["session"]["modulusSignature"])
+    return a.export()
+
+
+@case("4", "an odd-length modulus, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["session"]["modulus"] += "1"
+    return a.export()
+
+
+@case("4", "a 1025-byte modulus (no leading zero byte), re-signed", "more than 1024")
+def _():
+    a = fresh()
+    a.record["session"]["modulus"] = "ff" * 1025
+    return a.export()
+
+
+@case("4", "a 1025-byte modulus signed by the key holder, re-signed", "more than 1024")
+def _():
+    a = fresh()
+    encoded = b"\xff" * 1025
+    a.record["session"]["modulus"] = encoded.hex()
+    a.record["session"]["modulusSignature"] = make.sign(
+        FEDERATION.key_holder[2], b"veil/v1/paillier/public-key\x00" + make.le(len(encoded), 4) + encoded).hex()
+    return a.export()
+
+
+@case("4", "a prime modulus (p) under the real N's signature: the signature is checked first", "not signed")
+def _():
+    a = fresh()
+    a.record["session"]["modulus"] = FEDERATION.p.to_bytes(64, "big").hex()
+    return a.export()
+
+
+@case("4", "a prime modulus (p) signed by the key holder: then the public-key rules", "invalidModulus")
+def _():
+    a = fresh()
+    encoded = FEDERATION.p.to_bytes(64, "big")
+    a.record["session"]["modulus"] = encoded.hex()
+    a.record["session"]["modulusSignature"] = make.sign(
+        FEDERATION.key_holder[2], b"veil/v1/paillier/public-key\x00" + make.le(len(encoded), 4) + encoded).hex()
+    return a.export()
+
+
+@case("5", "the plan's base64 with an extra `=`", "base64")
+def _():
+    a = fresh()
+    return a.export(plan=b64(a.plan) + "=")
+
+
+@case("5", "the plan's base64 with its padding bits set, or without its padding", "base64")
+def _():
+    a = fresh()
+    text = b64(a.plan)
+    return a.export(plan=padding_bits(text) if text.endswith("=") else text + "=")
+
+
+@case("5", "a plan with an unknown field (RoundPlan field 5), bound by the session", "field 5")
+def _():
+    return fresh(plan=plan_with(make.field(2, TRAINING), make.field(3, ENCODING), make.field(5, b""))).export()
+
+
+@case("5", "a plan with an unknown field inside TrainingPlan (14), bound by the session", "field 14")
+def _():
+    return fresh(plan=plan_with(make.field(2, TRAINING + make.field(14, 1)), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with field 4 (distributed_dp) as a varint, bound by the session", "wire type 0")
+def _():
+    return fresh(plan=plan_with(make.field(2, TRAINING), make.field(3, ENCODING), make.field(4, 1))).export()
+
+
+@case("5", "a plan with training written twice, bound by the session", "twice")
+def _():
+    return fresh(plan=plan_with(make.field(2, TRAINING), make.field(2, TRAINING), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with local_epochs = 0 written, bound by the session", "default value")
+def _():
+    training = make.field(1, b"fedavg") + make.field(2, 0) + make.field(3, 8)
+    return fresh(plan=plan_with(make.field(2, training), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with an empty algorithm written, bound by the session", "default value")
+def _():
+    return fresh(plan=plan_with(make.field(2, make.field(1, b"") + make.field(2, 1)), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with learning_rate = 0.0 written, bound by the session", "default value")
+def _():
+    return fresh(plan=plan_with(make.field(2, TRAINING + double(4, 0.0)), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with learning_rate = -0.0 written (equal to 0), bound by the session", "default value")
+def _():
+    return fresh(plan=plan_with(make.field(2, TRAINING + double(4, -0.0)), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with its fields out of number order, bound by the session", "number order")
+def _():
+    return fresh(plan=plan_with(make.field(3, ENCODING), make.field(2, TRAINING))).export()
+
+
+@case("5", "a plan with a vector's doubles not packed, bound by the session", "not packed")
+def _():
+    vector = double(1, 1.0) + double(1, 2.0)
+    return fresh(plan=plan_with(make.field(1, make.field(1, vector)), make.field(2, TRAINING))).export()
+
+
+@case("5", "a plan with a vector's doubles packed in two fields, bound by the session", "more than one field")
+def _():
+    vector = make.field(1, struct.pack("<d", 1.0)) + make.field(1, struct.pack("<d", 2.0))
+    return fresh(plan=plan_with(make.field(1, make.field(1, vector)), make.field(2, TRAINING))).export()
+
+
+@case("5", "a plan whose algorithm is not UTF-8, bound by the session", "UTF-8")
+def _():
+    return fresh(plan=plan_with(make.field(2, make.field(1, b"fed\xffavg")), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with local_epochs beyond 32 bits, bound by the session", "32 bits")
+def _():
+    return fresh(plan=plan_with(make.field(2, make.field(2, 1 << 32 | 1)), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with a varint not in its shortest form, bound by the session", "shortest form")
+def _():
+    return fresh(plan=plan_with(make.field(2, bytes([0x10, 0x81, 0x00])), make.field(3, ENCODING))).export()
+
+
+@case("5", "a plan with an empty distributed_dp (present all the same), bound by the session", "distributed_dp")
+def _():
+    return fresh(plan=plan_with(make.field(2, TRAINING), make.field(3, ENCODING), make.field(4, b""))).export()
+
+
+@case("6", "upper-case hex in a ciphertext", "lower-case hex")
+def _():
+    a = fresh()
+    a.paillier["contributions"][0]["ciphertexts"][1] = upper(a.paillier["contributions"][0]["ciphertexts"][1])
+    return a.export()
+
+
+@case("6", "upper-case hex in a receipt, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["contributions"][1]["receipt"] = upper(a.record["contributions"][1]["receipt"])
+    return a.export()
+
+
+@case("6", "upper-case hex in a contribution's digest, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["contributions"][0]["digest"] = upper(a.record["contributions"][0]["digest"])
+    return a.export()
+
+
+@case("7", "upper-case hex in r_0", "lower-case hex")
+def _():
+    a = fresh()
+    a.paillier["rerandomization"][0] = upper(a.paillier["rerandomization"][0])
+    return a.export()
+
+
+@case("7", "upper-case hex in an aggregate ciphertext", "lower-case hex")
+def _():
+    a = fresh()
+    a.paillier["aggregate"][1] = upper(a.paillier["aggregate"][1])
+    return a.export()
+
+
+@case("7", "upper-case hex in aggregateDigest, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["aggregateDigest"] = upper(a.record["aggregateDigest"])
+    return a.export()
+
+
+@case("8", "upper-case hex in the export's sum", "lower-case hex")
+def _():
+    a = fresh()
+    a.paillier["sum"] = upper(a.paillier["sum"])
+    return a.export()
+
+
+@case("8", "upper-case hex in sumDigest, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["sumDigest"] = upper(a.record["sumDigest"])
+    return a.export()
+
+
+@case("8", "upper-case hex in resultSignature, re-signed", "lower-case hex")
+def _():
+    a = fresh()
+    a.record["resultSignature"] = upper(a.record["resultSignature"])
+    return a.export()
+
+
+@valid("`/` written `\\/` and keys reordered (another JSON writer's text)")
+def _():
+    data = fresh().export()
+    return json.dumps(json.loads(data), sort_keys=True).replace("/", "\\/").encode()
+
+
+@valid("unknown keys of every JSON kind, a 19-digit integer, -0, and a 1 at level 512 (inside 510 arrays)")
+def _():
+    data = with_member(fresh().export(), '"note": {"a": [true, false, null, "\\u0000", -0, 9223372036854775807]}')
+    return with_member(with_member(data, '"big": -9999999999999999999'), nested(510))
+
+
+@valid("a plan with a NaN learning rate, an empty model and vectors of zeros (-0.0 too) and none, bound by the session")
+def _():
+    vectors = make.field(1, make.field(1, struct.pack("<dd", 0.0, -0.0))) + make.field(1, b"")
+    return fresh(plan=plan_with(make.field(1, vectors), make.field(2, TRAINING + double(4, float("nan"))),
+                                make.field(3, ENCODING))).export()
+
+
+@valid("a plan with empty training and encoding messages (present, so written), bound by the session")
+def _():
+    return fresh(plan=plan_with(make.field(1, b""), make.field(2, b""), make.field(3, b""))).export()
 
 
 def redo_request(a: make.Attempt) -> None:
@@ -497,10 +981,26 @@ def redo_request(a: make.Attempt) -> None:
 
 # --- a masking export: read as before, with no `paillier` object ------------------------------------------
 
-def masking_export(extra: dict | None = None) -> bytes:
-    """An aborted masking attempt whose log is empty (§4: nothing owed, no result): valid."""
+def dp_plan(beta: bytes = b"") -> bytes:
+    """A RoundPlan with a distributed-DP plan that fits masking_export's session (b = 16, d = 4,
+    t = 2): ddg, clip 1, at least 2 noise shares, s₁ = σ₁ = 1 (β = 0 left out unless given)."""
+    dp = (make.field(1, b"ddg") + double(2, 1.0) + make.field(3, 16) + make.field(4, 4) + make.field(5, 2) + beta
+          + double(7, 1.0) + double(8, 1.0))
+    return make.field(2, TRAINING) + make.field(3, make.field(3, 16) + make.field(4, 3)) + make.field(4, dp)
+
+
+def masking_export(extra: dict | None = None, plan: bytes | None = None, change=None, events=()) -> bytes:
+    """An aborted masking attempt whose log is empty (§4: nothing owed, no result): valid. `change`
+    edits the record before it is signed; `events` are listed in the export (and the record)."""
     f = FEDERATION
-    plan = make.round_plan(16, 3)
+    plan = make.round_plan(16, 3) if plan is None else plan
+    events = list(events)
+    digest = hashlib.sha256(b"veil/v1/audit/events\x00").digest()
+    for event in events:
+        kind = audit.EVENT_KINDS[event["kind"]]
+        data = bytes.fromhex(event["message"].lower()) if kind != 1 else b""
+        party = event["party"] if kind == 0 else 0
+        digest = hashlib.sha256(digest + bytes([kind]) + make.le(party, 4) + make.le(len(data), 4) + data).digest()
     record = {
         "version": 1, "federation": "veil-test", "sequence": 1, "previous": make.ZERO, "round": 1, "attempt": 1,
         "recorded": make.RECORDED, "outcome": "aborted", "abort": "no participant answered",
@@ -514,11 +1014,69 @@ def masking_export(extra: dict | None = None) -> bytes:
                                for name in make.MEMBERS]},
         "coordinatorCertificate": f.certificate("coordinator", "coordinator", f.coordinator[1]),
         "survivors": [], "attributions": [],
-        "eventsDigest": hashlib.sha256(b"veil/v1/audit/events\x00").hexdigest(), "eventCount": 0}
+        "eventsDigest": digest.hex(), "eventCount": len(events)}
+    if change is not None:
+        change(record)
     data = make.serialise(record)
-    export = {"record": b64(data), "events": [], "plan": b64(plan),
+    export = {"record": b64(data), "events": events, "plan": b64(plan),
               "signature": make.sign(f.coordinator[2], b"veil/v1/audit/record\x00" + data).hex(), **(extra or {})}
     return json.dumps(export).encode()
+
+
+def outcome(value: str, abort: str | None):
+    def change(record: dict) -> None:
+        record["outcome"] = value
+        record.pop("abort", None)
+        if abort is not None:
+            record["abort"] = abort
+    return change
+
+
+def session_change(key: str, value):
+    def change(record: dict) -> None:
+        record["session"][key] = value(record["session"][key])
+    return change
+
+
+# The masking path of the same rules: (the §4 step it must fail at, what was done, says, the file's bytes).
+MASKING = [
+    ("1", "masking: a key written twice with an escape (\"\\u0065vents\")", "appears twice",
+     lambda: with_member(masking_export(), '"\\u0065vents": []')),
+    ("1", "masking: a party written 0.0 (a deadline event)", "not an integer",
+     lambda: text_edit(masking_export(events=[{"kind": "deadline", "party": 0, "message": ""}]),
+                       '"party": 0', '"party": 0.0')),
+    ("1", "masking: completed with an abort reason, re-signed", "abort",
+     lambda: masking_export(change=outcome("completed", "a reason"))),
+    ("1", "masking: aborted without an abort reason, re-signed", "abort",
+     lambda: masking_export(change=outcome("aborted", None))),
+    ("1", "masking: the record's base64 with an extra `=`", "base64",
+     lambda: (lambda data: text_edit(data, json.loads(data)["record"], json.loads(data)["record"] + "="))(
+         masking_export())),
+    ("2", "masking: upper-case hex in the export's signature", "lower-case hex",
+     lambda: (lambda data: text_edit(data, json.loads(data)["signature"], upper(json.loads(data)["signature"])))(
+         masking_export())),
+    ("3", "masking: upper-case hex in a roster key, re-signed", "lower-case hex",
+     lambda: masking_export(change=lambda r: r["session"]["roster"][0].update(key=upper(r["session"]["roster"][0]["key"])))),
+    ("4", "masking: upper-case hex in the nonce, re-signed", "lower-case hex",
+     lambda: masking_export(change=session_change("nonce", upper))),
+    ("4", "masking: upper-case hex in the context, re-signed", "lower-case hex",
+     lambda: masking_export(change=session_change("context", upper))),
+    ("5", "masking: the plan's base64 with an extra `=`", "base64",
+     lambda: (lambda data: text_edit(data, json.loads(data)["plan"], json.loads(data)["plan"] + "="))(
+         masking_export())),
+    ("5", "masking: a plan with an unknown field, bound by the session", "field 5",
+     lambda: masking_export(plan=make.round_plan(16, 3) + make.field(5, b""))),
+    ("5", "masking: a distributed-DP plan with beta = 0.0 written, bound by the session", "default value",
+     lambda: masking_export(plan=dp_plan(beta=double(6, 0.0)))),
+    ("5", "masking: a distributed-DP plan with its bits as a 64-bit field, bound by the session", "wire type 1",
+     lambda: masking_export(plan=dp_plan(beta=double(3, 16.0)))),
+    ("5", "masking: a distributed-DP plan of 3 noise shares over threshold 2, bound by the session", "threshold",
+     lambda: masking_export(plan=dp_plan().replace(make.field(5, 2), make.field(5, 3)))),
+    ("6", "masking: upper-case hex in a deadline event's message", "lower-case hex",
+     lambda: masking_export(events=[{"kind": "deadline", "party": 0, "message": "AB"}])),
+    ("6", "masking: upper-case hex in eventsDigest, re-signed", "lower-case hex",
+     lambda: masking_export(change=lambda r: r.update(eventsDigest=upper(r["eventsDigest"])))),
+]
 
 
 # --- running them ---------------------------------------------------------------------------------------
@@ -553,22 +1111,36 @@ def main() -> int:
                "the valid history (4 files) through the command line", run.stdout.strip() or run.stderr.strip())
 
         # A masking export (no `paillier` object) is read as before; an extra key in it is ignored.
-        for name, extra in (("masking", None), ("masking with a paillier key", {"paillier": {}})):
-            verdict = audit.verify([write("masking.json", masking_export(extra))], ca)[0]
+        for name, build in (("masking", masking_export), ("masking with a paillier key",
+                                                          lambda: masking_export({"paillier": {}})),
+                            ("masking with a distributed-DP plan", lambda: masking_export(plan=dp_plan())),
+                            ("masking with a deadline event", lambda: masking_export(
+                                events=[{"kind": "deadline", "party": 0, "message": ""}]))):
+            verdict = audit.verify([write("masking.json", build())], ca)[0]
             report(verdict.ok, f"{name}: ok", verdict.problems or "ok")
 
-        # Each tampered copy alone: not ok, first failure at exactly its step.
-        for step, name, build in CASES:
+        # What the strict rules allow: each variant passes.
+        for name, build in VALID:
+            try:
+                verdict = audit.verify([write("variant.json", build())], ca)[0]
+                got = verdict.problems[0] if verdict.problems else "ok"
+            except Exception as error:
+                got = f"{type(error).__name__}: {error}"
+            report(got == "ok", f"ok: {name}", got)
+
+        # Each tampered copy alone: not ok, first failure at exactly its step (saying what it names).
+        for step, name, build, says in CASES + [(step, name, build, says) for step, name, says, build in MASKING]:
             try:
                 verdict = audit.verify([write("tampered.json", build())], ca)[0]
                 got = verdict.problems[0] if verdict.problems else "ok"
             except Exception as error:  # a case that cannot be built is a disagreement too
                 got = f"{type(error).__name__}: {error}"
-            report(got.startswith(f"step {step}: "), f"step {step}: {name}", got)
+            report(got.startswith(f"step {step}: ") and (says is None or says in got), f"step {step}: {name}", got)
 
         # A tampered file through the command line: exit status 1.
+        last = [c for c in CASES if c[0] == "9"][-1]
         run = subprocess.run([sys.executable, str(HERE / "audit_reference.py"), "--ca", str(folder / "ca.cert.pem"),
-                              str(write("tampered.json", CASES[-1][2]()))], capture_output=True, text=True)
+                              str(write("tampered.json", last[2]()))], capture_output=True, text=True)
         report(run.returncode == 1 and "step 9:" in run.stdout, "a tampered file: exit status 1", run.stdout.strip())
 
         # Across files. Two different records of one session: both fail, in the duplicate check.
@@ -595,8 +1167,9 @@ def main() -> int:
                and all(v.problems[0].startswith("step chain: the chain is broken") for v in verdicts[2:]),
                "step chain: a rewritten record", [v.problems for v in verdicts])
 
-    cases = len(CASES)
-    print(f"{cases} tampered copies, {cases + 7} checks: " + (f"{failures} disagreement(s)" if failures else "all agree"))
+    cases = len(CASES) + len(MASKING)
+    checks = cases + len(VALID) + 9
+    print(f"{cases} tampered copies, {checks} checks: " + (f"{failures} disagreement(s)" if failures else "all agree"))
     return 1 if failures else 0
 
 
