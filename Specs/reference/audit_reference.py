@@ -271,8 +271,26 @@ def parse_json(data: bytes, integers_only: bool = True):
             raise ValueError(f"the number {token[:24]} is not an integer (it has a fraction or an exponent)")
         return float(token)
 
-    return json.loads(text, strict=True, parse_constant=constant, object_pairs_hook=unique, parse_int=integer,
-                      parse_float=fraction)
+    parsed = json.loads(text, strict=True, parse_constant=constant, object_pairs_hook=unique, parse_int=integer,
+                        parse_float=fraction)
+    no_lone_surrogate(parsed)
+    return parsed
+
+
+def no_lone_surrogate(value) -> None:
+    """§4: every string decodes to Unicode scalar values — json turns a lone `\\ud800` escape
+    into a surrogate code point, which other readers refuse or replace (ValueError)."""
+    strings = [value] if isinstance(value, str) else []
+    if isinstance(value, dict):
+        strings = list(value)
+        for item in value.values():
+            no_lone_surrogate(item)
+    elif isinstance(value, list):
+        for item in value:
+            no_lone_surrogate(item)
+    for text in strings:
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            raise ValueError("a string escapes a lone surrogate")
 
 
 def swift_double(x: float) -> str:
@@ -473,6 +491,8 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
                            "complete has one" if "abort" in record else "without an abort reason"))
     # No later step reads `previous` (the chain compares it): its hex is checked with the record.
     hex_text(record["previous"], "the record's previous", "1")
+    if len(record["previous"]) != 64:
+        raise Failure("1", "the record's previous is not 32 bytes of hex")
     paillier_round = schema is PAILLIER_RECORD
     if paillier_round:
         given = paillier_export(raw, export)
@@ -854,11 +874,10 @@ def merged(first: dict, second: dict, name: str) -> dict:
 
 
 def is_default(field: ProtoField, value) -> bool:
-    """proto3's implicit default: 0, false, empty — a double or float equal to 0 (−0.0 too; NaN is not)."""
-    if field.type == "double":
-        return struct.unpack("<d", value)[0] == 0
-    if field.type == "float":
-        return struct.unpack("<f", value)[0] == 0
+    """proto3's implicit default: 0, false, empty — a double or float whose bits are those of
+    +0.0 (−0.0 is not the default and is written, as a protobuf writer that keeps −0.0 does)."""
+    if field.type in ("double", "float"):
+        return not any(value)
     if isinstance(value, bytes) and field.type in ("fixed32", "sfixed32", "fixed64", "sfixed64"):
         return not any(value)
     return value in (0, "", b"", False) and not isinstance(value, float)

@@ -838,9 +838,14 @@ def _():
     return fresh(plan=plan_with(make.field(2, TRAINING + double(4, 0.0)), make.field(3, ENCODING))).export()
 
 
-@case("5", "a plan with learning_rate = -0.0 written (equal to 0), bound by the session", "default value")
+@valid("a plan with learning_rate = -0.0 written: not the default, whose bits are +0.0's")
 def _():
     return fresh(plan=plan_with(make.field(2, TRAINING + double(4, -0.0)), make.field(3, ENCODING))).export()
+
+
+@case("1", "a lone surrogate escaped in an ignored key's value", "lone surrogate")
+def _():
+    return with_member(fresh().export(), '"note": "\\ud800"')
 
 
 @case("5", "a plan with its fields out of number order, bound by the session", "number order")

@@ -79,6 +79,42 @@ import VeilTestSupport
         }
     }
 
+    /// Rewrites the export's text (as the JSON encoder wrote it: pretty, with " : ").
+    static func text(_ url: URL, _ change: (String) -> String) throws {
+        try Data(change(try String(contentsOf: url, encoding: .utf8)).utf8).write(to: url)
+    }
+
+    /// Another plan for the record: the coordinator binds it as the session's context and signs
+    /// the session's announcement again, so that only the plan's own check can refuse it.
+    static func replan(_ url: URL, _ f: Federation, _ change: ([UInt8]) -> [UInt8]) throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let planText = try #require(object["plan"] as? String)
+        let plan = change([UInt8](try #require(Data(base64Encoded: planText))))
+        let (_, _, key) = try f.network.serve.tls.credentials(role: .coordinator)
+        var record = try Self.record(url)
+        record.session.context = Hex.encode(RoundPlanDigest.of(encoded: plan))
+        let s = record.session
+        let publicKey = try PaillierPublicKey(bigEndian: try Hex.decode(s.modulus))
+        let holder = try RoundAudit.identity(
+            s.keyHolderCertificate, ca: try FederationCA.loadCertificate(f.ca),
+            at: Date(timeIntervalSince1970: record.recorded))
+        let session = try PaillierSession(
+            publicKey: publicKey,
+            packing: try PaillierPacking(
+                bitWidth: try BitWidth(s.bits), maxAddends: s.capacity, keyBits: publicKey.bits),
+            dimension: s.dimension, round: UInt64(record.round), nonce: try Hex.decode(s.nonce),
+            keyHolder: holder.signingKey, coordinator: key.publicKey,
+            roster: try s.roster.map { try Ed25519.PublicKey(rawRepresentation: try Hex.decode($0.key)) },
+            context: try Hex.decode(s.context))
+        record.session.assignmentSignature = Hex.encode(key.signature(for: session.announcement))
+        try AuditTests.edit(url) { object in
+            let bytes = record.canonicalBytes
+            object["record"] = Data(bytes).base64EncodedString()
+            object["signature"] = Hex.encode(RoundAuditRecord.sign(bytes, with: key))
+            object["plan"] = Data(plan).base64EncodedString()
+        }
+    }
+
     /// Flips one hex digit in the middle of a hex string.
     static func flipped(_ hex: String) -> String {
         var characters = Array(hex)
@@ -270,6 +306,47 @@ import VeilTestSupport
         }
         let cases: [(name: String, step: String, change: () throws -> Void)] = [
             ("the record's secureSum changed", "1", { try Self.resign(last, f) { $0.secureSum = "paillier-v2" } }),
+            // Strict JSON (`Specs/audit.md` §4): what two JSON readers could read differently.
+            (
+                "an escaped duplicate of the key record", "1",
+                { try Self.text(last) { $0.replacingFirst("{", with: "{\"r\\u0065cord\": \"e30=\", ") } }
+            ),
+            (
+                "a position written 1.0", "1",
+                { try Self.text(last) { $0.replacingFirst("\"position\" : 1", with: "\"position\" : 1.0") } }
+            ),
+            (
+                "a raw tab inside a string", "1",
+                { try Self.text(last) { $0.replacingFirst("{", with: "{\"note\": \"a\tb\", ") } }
+            ),
+            (
+                "a lone surrogate escaped in an ignored key", "1",
+                { try Self.text(last) { $0.replacingFirst("{", with: "{\"note\": \"\\ud800\", ") } }
+            ),
+            (
+                "the record's base64 with a stray =", "1",
+                {
+                    try AuditTests.edit(last) { $0["record"] = ($0["record"] as! String) + "=" }
+                }
+            ),
+            ("abort on a completed record", "1", { try Self.resign(last, f) { $0.abort = "none" } }),
+            ("previous in upper case", "1", { try Self.resign(last, f) { $0.previous = $0.previous.uppercased() } }),
+            (
+                "the context in upper case", "4",
+                { try Self.resign(last, f) { $0.session.context = $0.session.context.uppercased() } }
+            ),
+            (
+                "a plan with an unknown field, its session announced again", "5",
+                {
+                    try Self.replan(last, f) { $0 + [0x28, 0x01] }  // field 5, varint 1
+                }
+            ),
+            (
+                "a plan with its training written twice (a learning rate of +0.0), announced again", "5",
+                {
+                    try Self.replan(last, f) { $0 + [0x12, 0x09, 0x21] + [UInt8](repeating: 0, count: 8) }
+                }
+            ),
             (
                 "an event in a Paillier export", "1",
                 {
@@ -342,5 +419,13 @@ import VeilTestSupport
             #expect(python == [nil, nil, testCase.step], "\(testCase.name): audit_reference.py")
             try latest.write(to: last)
         }
+    }
+}
+
+extension String {
+    /// The text with the first occurrence of `target` replaced (unchanged if there is none).
+    fileprivate func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = range(of: target) else { return self }
+        return replacingCharacters(in: range, with: replacement)
     }
 }

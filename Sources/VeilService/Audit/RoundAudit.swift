@@ -174,6 +174,10 @@ public enum RoundAudit {
         guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
             return fail("the record's sequence, round and attempt must be at least 1")
         }
+        // Read by no later step (the chain compares it as text): its spelling is checked here.
+        guard record.previous.utf8.count == 64, (try? strictHex(record.previous)) != nil else {
+            return fail("the record's previous is not 32 bytes of lower-case hex")
+        }
         guard (record.abort == nil) == (record.outcome == "completed") else {
             return fail("`abort` must be present exactly when the outcome is not completed")
         }

@@ -141,11 +141,32 @@ struct ConfigurationKeys {
             guard bytes[index] >= 0x20 else {
                 throw ConfigurationError("a raw control character inside a string, at byte \(index)")
             }
+            if bytes[index] == UInt8(ascii: "\\"), let unit = escapedUnit(at: index) {
+                // A surrogate escape must be a high one followed by a low one: a lone one is
+                // refused by some readers and replaced by others.
+                if (0xD800...0xDBFF).contains(unit), let low = escapedUnit(at: index + 6),
+                    (0xDC00...0xDFFF).contains(low)
+                {
+                    index += 12
+                    continue
+                }
+                guard !(0xD800...0xDFFF).contains(unit) else {
+                    throw ConfigurationError("a string escapes a lone surrogate, at byte \(index)")
+                }
+            }
             index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
         }
         guard index < bytes.count else { return nil }
         defer { index += 1 }
         return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// The UTF-16 unit of a `\uXXXX` escape starting at `position`, if there is one.
+    private func escapedUnit(at position: Int) -> UInt16? {
+        guard position + 6 <= bytes.count, bytes[position] == UInt8(ascii: "\\"),
+            bytes[position + 1] == UInt8(ascii: "u")
+        else { return nil }
+        return UInt16(String(decoding: bytes[(position + 2)..<(position + 6)], as: UTF8.self), radix: 16)
     }
 
     /// A key's text with its escapes decoded, as a JSON reader sees it; nil when it is not a
