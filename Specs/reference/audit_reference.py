@@ -90,6 +90,7 @@ import paillier_reference as paillier  # noqa: E402
 import privacy_reference as privacy  # noqa: E402
 import secagg_parameters_reference as parameters  # noqa: E402
 import secagg_reference as secagg  # noqa: E402
+import veil_reference as ref  # noqa: E402
 from veil_reference import Refused  # noqa: E402
 
 ROLE = ObjectIdentifier("1.3.6.1.4.1.32473.1.1")  # wire.md §2: DER UTF8String
@@ -883,25 +884,16 @@ def is_default(field: ProtoField, value) -> bool:
     return value in (0, "", b"", False) and not isinstance(value, float)
 
 
-def encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def encode_scalar(field: ProtoField, value) -> bytes:
     if isinstance(value, bytes) and WIRE_TYPES[field.type] in (1, 5):
         return value
     if field.type == "string":
         value = value.encode("utf-8")
     if field.type in ("string", "bytes"):
-        return encode_varint(len(value)) + value
+        return ref.protobuf_varint(len(value)) + value
     if field.type in ("sint32", "sint64"):
         value = (value << 1) ^ (value >> 63)
-    return encode_varint(int(value) & ((1 << 64) - 1))  # a negative int32 or int64 in 10 bytes
+    return ref.protobuf_varint(int(value) & ((1 << 64) - 1))  # a negative int32 or int64 in 10 bytes
 
 
 def canonical_protobuf(value: dict, name: str) -> bytes:
@@ -916,14 +908,14 @@ def canonical_protobuf(value: dict, name: str) -> bytes:
         if field.packable:
             if v:
                 payload = b"".join(encode_scalar(field, x) for x in v)
-                out += encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+                out += ref.protobuf_varint(number << 3 | 2) + ref.protobuf_varint(len(payload)) + payload
             continue
         for item in v if field.repeated else [v]:
             if field.type == "message":
                 body = canonical_protobuf(item, field.message)
-                out += encode_varint(number << 3 | 2) + encode_varint(len(body)) + body
+                out += ref.protobuf_varint(number << 3 | 2) + ref.protobuf_varint(len(body)) + body
             elif field.repeated or field.presence or not is_default(field, item):
-                out += encode_varint(number << 3 | WIRE_TYPES[field.type]) + encode_scalar(field, item)
+                out += ref.protobuf_varint(number << 3 | WIRE_TYPES[field.type]) + encode_scalar(field, item)
     return bytes(out)
 
 

@@ -73,20 +73,11 @@ def serialise(record: dict) -> bytes:
 
 # --- wire.md §4: the round plan ------------------------------------------------------------------
 
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def field(number: int, value) -> bytes:
     """One protobuf field: an int as a varint (wire type 0), bytes length-delimited (type 2)."""
     if isinstance(value, int):
-        return varint(number << 3) + varint(value)
-    return varint(number << 3 | 2) + varint(len(value)) + value
+        return ref.protobuf_varint(number << 3) + ref.protobuf_varint(value)
+    return ref.protobuf_varint(number << 3 | 2) + ref.protobuf_varint(len(value)) + value
 
 
 def round_plan(bits: int, capacity: int, distributed_dp: bool = False) -> bytes:

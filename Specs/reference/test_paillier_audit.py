@@ -23,6 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import audit_reference as audit  # noqa: E402
 import make_paillier_audit as make  # noqa: E402
+import veil_reference as ref  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 FEDERATION = make.Federation()
@@ -115,7 +116,7 @@ ENCODING = make.field(3, 32) + make.field(4, 3)
 
 
 def double(number: int, value: float) -> bytes:
-    return make.varint(number << 3 | 1) + struct.pack("<d", value)
+    return ref.protobuf_varint(number << 3 | 1) + struct.pack("<d", value)
 
 
 @case("1", "record bytes not canonical (spaces), re-signed")

@@ -243,6 +243,17 @@ def shamir_reconstruct(shares: list[bytes], t: int, n: int) -> bytes:
 
 # --- 10 Fixed-point codec ------------------------------------------------------------------
 
+
+def protobuf_varint(value: int) -> bytes:
+    """A protobuf base-128 varint (unsigned, least significant group first)."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 class Codec:
     def __init__(self, clip: float, fractional_bits: int, bits: int, max_addends: int):
         if not (math.isfinite(clip) and clip > 0):
