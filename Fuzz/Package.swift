@@ -51,6 +51,12 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "FuzzAuditFiles",
+            dependencies: [
+                "FuzzSupport", .product(name: "VeilService", package: "Veil"),
+            ]
+        ),
+        .executableTarget(
             name: "FuzzVectorFiles",
             dependencies: ["FuzzSupport", .product(name: "VeilVectors", package: "Veil")]
         ),

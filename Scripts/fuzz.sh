@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-targets=(FuzzWireMessages FuzzSecAggBodies FuzzPaillierFiles FuzzConfiguration FuzzVectorFiles)
+targets=(FuzzWireMessages FuzzSecAggBodies FuzzPaillierFiles FuzzConfiguration FuzzVectorFiles FuzzAuditFiles)
 
 # The longest input worth trying: a little above the largest seed of each target.
 max_len() {
@@ -27,6 +27,7 @@ max_len() {
         FuzzPaillierFiles) echo 4096 ;;
         FuzzConfiguration) echo 8192 ;;
         FuzzVectorFiles) echo 65536 ;;
+        FuzzAuditFiles) echo 32768 ;;
     esac
 }
 
