@@ -575,6 +575,10 @@ class Server:
             entries[v] = (key, nonce, ciphertext, signature)
         if order != [v for v in self.s.neighbors(u) if v in self.u1]:
             raise Abort("unexpectedShares")
+        # §7: each entry sealed to the key its recipient advertised — else u's own signed R1,
+        # against v's signed R0, would have v's complaint judged a false report.
+        if any(entries[v][0] != self.adverts[v][0] for v in order):
+            raise Abort("unexpectedShares")
         self.accepted[u] = m
         self.r1[u] = (body[:32], entries, m["raw"])
 

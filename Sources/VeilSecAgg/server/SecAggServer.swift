@@ -319,6 +319,14 @@ public struct SecAggServer {
             guard shares.shares.map(\.peer) == expectedPeers else {
                 throw .unexpectedShares("expected one entry for each of \(expectedPeers), ascending")
             }
+            // Sealed to the key each recipient advertised: shares sealed to another key would
+            // get the recipient's complaint judged a false report, and the recipient dropped.
+            for entry in shares.shares
+            where entry.recipientKey
+                != current.advertised[ParticipantID(entry.peer)]?.keys.encryptionKey.rawRepresentation
+            {
+                throw .unexpectedShares("the entry for \(entry.peer) is sealed to another key than it advertised")
+            }
             current.received[sender] = Dealt(message: message, body: shares)
             state = .shareKeys(current)
             return []

@@ -83,6 +83,27 @@ public enum SecAggForgery {
         return decoded.encoded
     }
 
+    /// An R1 ShareKeys body whose entry for `recipient` names another encryption key than the
+    /// recipient advertised (the group's generator) over garbage, signed by `key` as its shares:
+    /// a rogue trying to have its victim's complaint judged a false report.
+    public static func shareKeysBodyWithWrongRecipientKey(
+        _ body: [UInt8], sessionID: [UInt8], sender: UInt32, recipient: UInt32, by key: Ed25519.PrivateKey
+    ) throws -> [UInt8] {
+        var decoded = try ShareKeysBody(decoding: body)
+        guard let i = decoded.shares.firstIndex(where: { $0.peer == recipient }) else {
+            throw SecAggWireError.malformed("no entry for \(recipient)")
+        }
+        var entry = decoded.shares[i]
+        entry.recipientKey = Ristretto255.generator.rawRepresentation
+        entry.ciphertext = entry.ciphertext.map { $0 ^ 0x5A }
+        entry.signature = key.signature(
+            for: SecAggKeys.sharesSignedBytes(
+                sessionID: sessionID, sender: ParticipantID(sender), recipient: ParticipantID(recipient),
+                recipientKey: entry.recipientKey, nonce: entry.nonce, ciphertext: entry.ciphertext))
+        decoded.shares[i] = entry
+        return decoded.encoded
+    }
+
     /// An R1 ShareKeys body whose entry for `recipient` still opens, to two valid shares, but
     /// whose endorsement of the masking-key share is not the sender's (one bit flipped) —
     /// re-sealed with the pair's key, which the sender's encryption key (drawn first from its

@@ -32,20 +32,22 @@ extension ProjectVectors {
             case dealtWrongShare(owner: UInt32, holder: UInt32)
             /// Deals this recipient shares that open but whose endorsement is not its own.
             case unendorsedShares(UInt32, to: UInt32)
+            /// Seals this recipient's shares to another key than it advertised.
+            case wrongRecipientKey(UInt32, to: UInt32)
             /// Commits in R1 to another self-mask seed than the one it shares.
             case otherCommitment(UInt32)
 
             var sender: UInt32 {
                 switch self {
                 case .garbageShares(let u, _), .falseComplaint(let u, _), .wrongShares(let u), .otherCommitment(let u),
-                    .dealtWrongShare(_, let u), .unendorsedShares(let u, _):
+                    .dealtWrongShare(_, let u), .unendorsedShares(let u, _), .wrongRecipientKey(let u, _):
                     u
                 }
             }
 
             var round: SecAggRound {
                 switch self {
-                case .garbageShares, .otherCommitment, .unendorsedShares: .shareKeys
+                case .garbageShares, .otherCommitment, .unendorsedShares, .wrongRecipientKey: .shareKeys
                 case .falseComplaint: .maskedInputCollection
                 case .wrongShares, .dealtWrongShare: .unmasking
                 }
@@ -63,6 +65,9 @@ extension ProjectVectors {
                             honest.body, adding: ShareComplaint(accused: accused, evidence: .unsigned))
                     case .wrongShares:
                         try SecAggForgery.unmaskingBodyWithWrongShares(honest.body)
+                    case .wrongRecipientKey(let u, let recipient):
+                        try SecAggForgery.shareKeysBodyWithWrongRecipientKey(
+                            honest.body, sessionID: cast.session.id, sender: u, recipient: recipient, by: key)
                     case .unendorsedShares(let u, let recipient):
                         try SecAggForgery.shareKeysBodyWithUnendorsedShare(
                             honest.body, sessionID: cast.session.id, sender: u, recipient: recipient,
@@ -209,6 +214,12 @@ extension ProjectVectors {
                     + "with proof, the server opens the entry, finds it unendorsed, convicts 2 and the round completes",
                 flags: ["Rogue", "UnendorsedShares"], clients: 5, threshold: 3, neighbors: 4, seedByte: 24,
                 rogue: .unendorsedShares(2, to: 4)),
+            SecAggScenario(
+                comment: "participant 5 seals participant 1's shares to another key than 1 advertised (signed "
+                    + "garbage): the server refuses its R1 (unexpectedShares), 1 is not made to complain, and the "
+                    + "round completes without 5",
+                flags: ["Rogue", "WrongRecipientKey"], clients: 5, threshold: 3, neighbors: 4, seedByte: 25,
+                rogue: .wrongRecipientKey(5, to: 1)),
             SecAggScenario(
                 comment: "participant 5 commits in R1 to another self-mask seed than the one it shares: its seed "
                     + "reconstructs consistently but fails its commitment, the server aborts and names 5",
