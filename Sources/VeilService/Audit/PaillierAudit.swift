@@ -24,24 +24,7 @@ extension RoundAudit {
         do { record = try JSONDecoder().decode(PaillierAuditRecord.self, from: Data(bytes)) } catch {
             return fail("the record does not parse: \(error)")
         }
-        report.round = record.round
-        report.attempt = record.attempt
-        report.outcome = record.outcome
-        report.sequence = record.sequence
-        report.bytes = bytes
-        report.previous = record.previous
-        guard record.canonicalBytes == bytes else { return fail("the record's bytes are not its canonical encoding") }
-        guard record.version == 1 else { return fail("the record's version is \(record.version), not 1") }
-        guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
-            return fail("the record's sequence, round and attempt must be at least 1")
-        }
-        // Read by no later step (the chain compares it as text): its spelling is checked here.
-        guard record.previous.utf8.count == 64, (try? strictHex(record.previous)) != nil else {
-            return fail("the record's previous is not 32 bytes of lower-case hex")
-        }
-        guard (record.abort == nil) == (record.outcome == "completed") else {
-            return fail("`abort` must be present exactly when the outcome is not completed")
-        }
+        if let problem = chainedRecordProblem(record, bytes: bytes, report: &report) { return fail(problem) }
         guard let evidence = export.paillier, export.events.isEmpty else {
             return fail("a Paillier export must hold its evidence (`paillier`) and no log")
         }

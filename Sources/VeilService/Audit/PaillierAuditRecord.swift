@@ -7,7 +7,7 @@ import VeilPaillier
 /// in the same chain as the masking records: who contributed (each contribution's digest and its
 /// member's receipt), the aggregate it asked the key holder to decrypt, and the sum the key
 /// holder signed. Canonical JSON like ``RoundAuditRecord``; `secureSum` tells the kinds apart.
-public struct PaillierAuditRecord: Codable, Sendable, Equatable {
+public struct PaillierAuditRecord: Codable, Sendable, Equatable, ChainedRecord {
     /// What fixes the Paillier session id (`Specs/paillier.md` §6.1), and the signatures that
     /// bind the key to the key holder and the session to the coordinator.
     public struct Session: Codable, Sendable, Equatable {

@@ -163,24 +163,7 @@ public enum RoundAudit {
         do { record = try JSONDecoder().decode(RoundAuditRecord.self, from: Data(bytes)) } catch {
             return fail("the record does not parse: \(error)")
         }
-        report.round = record.round
-        report.attempt = record.attempt
-        report.outcome = record.outcome
-        report.sequence = record.sequence
-        report.bytes = bytes
-        report.previous = record.previous
-        guard record.canonicalBytes == bytes else { return fail("the record's bytes are not its canonical encoding") }
-        guard record.version == 1 else { return fail("the record's version is \(record.version), not 1") }
-        guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
-            return fail("the record's sequence, round and attempt must be at least 1")
-        }
-        // Read by no later step (the chain compares it as text): its spelling is checked here.
-        guard record.previous.utf8.count == 64, (try? strictHex(record.previous)) != nil else {
-            return fail("the record's previous is not 32 bytes of lower-case hex")
-        }
-        guard (record.abort == nil) == (record.outcome == "completed") else {
-            return fail("`abort` must be present exactly when the outcome is not completed")
-        }
+        if let problem = chainedRecordProblem(record, bytes: bytes, report: &report) { return fail(problem) }
         let at = Date(timeIntervalSince1970: record.recorded)
 
         // The coordinator, and its signature; the roster, and the session its members signed into.
@@ -492,6 +475,33 @@ public enum RoundAudit {
             return "malformed"
         }
         return "\(message.round)"
+    }
+
+    /// Step 1's checks of a record of either kind (`Specs/audit.md` §4, §7.3), after it parsed:
+    /// its bytes canonical, version 1, sequence, round and attempt at least 1, `previous` 32
+    /// bytes of lower-case hex (no later step reads it), `abort` exactly when not completed.
+    /// Fills the report's place in the chain first, so that the chain check can name it.
+    static func chainedRecordProblem(_ record: some ChainedRecord, bytes: [UInt8], report: inout FileReport)
+        -> String?
+    {
+        report.round = record.round
+        report.attempt = record.attempt
+        report.outcome = record.outcome
+        report.sequence = record.sequence
+        report.bytes = bytes
+        report.previous = record.previous
+        guard record.canonicalBytes == bytes else { return "the record's bytes are not its canonical encoding" }
+        guard record.version == 1 else { return "the record's version is \(record.version), not 1" }
+        guard record.sequence >= 1, record.round >= 1, record.attempt >= 1 else {
+            return "the record's sequence, round and attempt must be at least 1"
+        }
+        guard record.previous.utf8.count == 64, (try? strictHex(record.previous)) != nil else {
+            return "the record's previous is not 32 bytes of lower-case hex"
+        }
+        guard (record.abort == nil) == (record.outcome == "completed") else {
+            return "`abort` must be present exactly when the outcome is not completed"
+        }
+        return nil
     }
 
     /// The record's signer (`Specs/audit.md` §4 step 2): a coordinator certified by `ca` at `at`,

@@ -3,10 +3,23 @@ import VeilCore
 import VeilCrypto
 import VeilSecAgg
 
+/// What both kinds of record share: their place in the chain and how the attempt ended
+/// (`Specs/audit.md` §2, §7.1).
+protocol ChainedRecord {
+    var version: Int { get }
+    var sequence: Int { get }
+    var previous: String { get }
+    var round: Int { get }
+    var attempt: Int { get }
+    var outcome: String { get }
+    var abort: String? { get }
+    var canonicalBytes: [UInt8] { get }
+}
+
 /// The coordinator's signed account of one attempt at a masking round, chained to the record
 /// before it (`Specs/audit.md`). Its bytes are canonical JSON (sorted keys, no spaces), so
 /// that anyone can hash and check exactly what was signed.
-public struct RoundAuditRecord: Codable, Sendable, Equatable {
+public struct RoundAuditRecord: Codable, Sendable, Equatable, ChainedRecord {
     public struct Member: Codable, Sendable, Equatable {
         /// The participant's id, its roster position's Ed25519 key (hex), and its certificate (DER, base64).
         public var id: String
