@@ -982,9 +982,9 @@ public nonisolated struct Veil_V1_RoundResult: Sendable {
   /// SHA-256 of the round's transcript as the coordinator recorded it.
   public var transcriptHash: Data = Data()
 
-  /// Masking rounds: SHA-256 of the attempt's signed audit record (Specs/audit.md §2), and the
+  /// SHA-256 of the attempt's signed audit record (Specs/audit.md §2, §7), and the
   /// coordinator's receipt for it, Ed25519 over "veil/v1/audit/receipt" ‖ 0x00 ‖ session id ‖
-  /// that hash (Specs/audit.md §6). Empty for Paillier rounds, which have no record.
+  /// that hash (Specs/audit.md §6; the Paillier session id for a Paillier round).
   public var auditRecordHash: Data = Data()
 
   public var auditReceipt: Data = Data()
