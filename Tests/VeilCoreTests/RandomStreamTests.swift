@@ -1,5 +1,6 @@
 import Testing
 import VeilCore
+import VeilTestSupport
 
 @Suite struct RandomStreamTests {
     // (purpose, round, participant, stream): from an independent Python transcription of
@@ -26,15 +27,19 @@ import VeilCore
     /// The arithmetic this replaced gave round 2's training streams the numbers of round 1's
     /// rounding streams; no two labels of a run of up to 200 rounds and 1000 participants
     /// share a stream now.
-    @Test func noTwoLabelsShareAStream() {
-        var streams: [UInt64] = []
-        streams.reserveCapacity(RandomPurpose.allCases.count * 201 * 1001)
-        for purpose in RandomPurpose.allCases {
-            for round in 0...200 {
-                for participant in 0...1000 { streams.append(purpose.stream(round: round, participant: participant)) }
+    @Test func noTwoLabelsShareAStream() async throws {
+        let streams = try await offCooperativePool {
+            var streams: [UInt64] = []
+            streams.reserveCapacity(RandomPurpose.allCases.count * 201 * 1001)
+            for purpose in RandomPurpose.allCases {
+                for round in 0...200 {
+                    for participant in 0...1000 {
+                        streams.append(purpose.stream(round: round, participant: participant))
+                    }
+                }
             }
+            return streams.sorted()
         }
-        streams.sort()
         let repeated = zip(streams, streams.dropFirst()).filter { $0 == $1 }.map(\.0)
         #expect(repeated.isEmpty, "\(repeated.count) stream numbers are shared, e.g. \(repeated.prefix(3))")
         #expect(streams.count == RandomPurpose.allCases.count * 201 * 1001)

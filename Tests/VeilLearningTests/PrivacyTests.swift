@@ -4,6 +4,7 @@ import VeilCore
 import VeilLearning
 import VeilPrivacy
 import VeilSecAgg
+import VeilTestSupport
 
 func privateConfiguration(
     _ mode: PrivacyConfiguration.Mode, epsilon: Double, rounds: Int = 5, clients: Int = 10, fraction: Double = 1
@@ -20,10 +21,11 @@ func privateConfiguration(
 
 @Suite struct PrivacyTests {
     @Test(arguments: PrivacyConfiguration.Mode.allCases)
-    func everyModeSpendsExactlyItsBudget(mode: PrivacyConfiguration.Mode) throws {
-        var plain = PlainSum()
-        let reports = try FederatedSimulation(configuration: privateConfiguration(mode, epsilon: 4)).run(
-            secureSum: &plain)
+    func everyModeSpendsExactlyItsBudget(mode: PrivacyConfiguration.Mode) async throws {
+        let reports = try await offCooperativePool {
+            var plain = PlainSum()
+            return try FederatedSimulation(configuration: privateConfiguration(mode, epsilon: 4)).run(secureSum: &plain)
+        }
         let spent = reports.compactMap { $0.privacy?.epsilon }
         #expect(spent.count == 5)
         #expect(zip(spent, spent.dropFirst()).allSatisfy { $0 < $1 })
@@ -41,26 +43,31 @@ func privateConfiguration(
         #expect(accuracy > 0.86)  // seed 0 reaches 0.877
     }
 
-    @Test func privacyCostsAccuracyInOrder() throws {
+    @Test func privacyCostsAccuracyInOrder() async throws {
         // 100 participants (iid), everyone every round, 20 rounds: ε = 8 learns, ε = 1 barely.
-        var accuracies: [Double] = []
-        for epsilon in [1.0, 8.0] {
-            var plain = PlainSum()
-            var c = privateConfiguration(.central, epsilon: epsilon, rounds: 20, clients: 100)
-            c.evaluateEvery = 20
-            accuracies.append(try FederatedSimulation(configuration: c).run(secureSum: &plain).last!.accuracy!)
+        let accuracies = try await offCooperativePool {
+            try [1.0, 8.0].map { epsilon in
+                var plain = PlainSum()
+                var c = privateConfiguration(.central, epsilon: epsilon, rounds: 20, clients: 100)
+                c.evaluateEvery = 20
+                return try FederatedSimulation(configuration: c).run(secureSum: &plain).last!.accuracy!
+            }
         }
         #expect(accuracies[1] > 0.8 && accuracies[0] < accuracies[1], "\(accuracies)")
     }
 
     @Test(arguments: [PrivacyConfiguration.Mode.ddg, .skellam])
-    func distributedNoiseIsTheSameThroughSecureAggregation(mode: PrivacyConfiguration.Mode) throws {
+    func distributedNoiseIsTheSameThroughSecureAggregation(mode: PrivacyConfiguration.Mode) async throws {
         // Participants add the noise, so the backend cannot change the result.
         let c = privateConfiguration(mode, epsilon: 8, rounds: 3)
-        var plain = PlainSum()
-        var secagg = SecAggSecureSum()
-        let a = try FederatedSimulation(configuration: c).run(secureSum: &plain)
-        let b = try FederatedSimulation(configuration: c).run(secureSum: &secagg)
+        let (a, b) = try await offCooperativePool {
+            var plain = PlainSum()
+            var secagg = SecAggSecureSum()
+            return (
+                try FederatedSimulation(configuration: c).run(secureSum: &plain),
+                try FederatedSimulation(configuration: c).run(secureSum: &secagg)
+            )
+        }
         #expect(a.map(\.accuracy) == b.map(\.accuracy) && a.map(\.loss) == b.map(\.loss))
     }
 
@@ -87,10 +94,12 @@ func privateConfiguration(
         #expect(clips.first == 0.05 && clips.last! > 0.1, "\(clips)")
     }
 
-    @Test func poissonSamplingVariesTheCohort() throws {
+    @Test func poissonSamplingVariesTheCohort() async throws {
         let c = privateConfiguration(.ddg, epsilon: 4, rounds: 6, clients: 100, fraction: 0.3)
-        var plain = PlainSum()
-        let reports = try FederatedSimulation(configuration: c).run(secureSum: &plain)
+        let reports = try await offCooperativePool {
+            var plain = PlainSum()
+            return try FederatedSimulation(configuration: c).run(secureSum: &plain)
+        }
         let sizes = Set(reports.map(\.selected))
         #expect(sizes.count > 1 && sizes.allSatisfy { (10...50).contains($0) })
         let plan = try FederatedSimulation(configuration: c).privacyPlan()!

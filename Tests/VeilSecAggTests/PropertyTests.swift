@@ -26,11 +26,12 @@ import VeilTestSupport
     }
 
     @Test(arguments: 0..<8)
-    func exactSumOrAnAbortBecauseTooFewRemain(_ batch: Int) throws {
+    func exactSumOrAnAbortBecauseTooFewRemain(_ batch: Int) async throws {
         var generator = SplitMix64(seed: UInt64(batch) &* 0x9e37_79b9)
-        for _ in 0..<25 {
-            let configuration = try Self.randomConfiguration(&generator)
-            let report = try SecAggSimulation.run(configuration)  // returns: the run never hangs
+        let configurations = try (0..<25).map { _ in try Self.randomConfiguration(&generator) }
+        // The runs return (none hangs); they run off the test pool (OffPool.swift).
+        let reports = try await offCooperativePool { try configurations.map(SecAggSimulation.run) }
+        for (configuration, report) in zip(configurations, reports) {
             let p = configuration.parameters
             if let result = report.result {
                 #expect(report.sumCorrect, "wrong sum: \(p), drops \(configuration.forcedDrops)")
@@ -60,12 +61,15 @@ import VeilTestSupport
         }
     }
 
-    @Test func withoutDropoutsEveryValidSessionCompletes() throws {
+    @Test func withoutDropoutsEveryValidSessionCompletes() async throws {
         var generator = SplitMix64(seed: 77)
-        for _ in 0..<40 {
+        let configurations = try (0..<40).map { _ in
             var configuration = try Self.randomConfiguration(&generator)
             configuration.forcedDrops = [:]
-            let report = try SecAggSimulation.run(configuration)
+            return configuration
+        }
+        let reports = try await offCooperativePool { try configurations.map(SecAggSimulation.run) }
+        for (configuration, report) in zip(configurations, reports) {
             #expect(report.sumCorrect, "\(configuration.parameters)")
             #expect(report.result?.survivors.count == configuration.parameters.clientCount)
         }
@@ -85,13 +89,15 @@ import VeilTestSupport
         #expect(zip(first, other).allSatisfy { $0.encoded != $1.encoded })
     }
 
-    @Test func randomDropoutsAtScaleOnARecommendedGraph() throws {
+    @Test func randomDropoutsAtScaleOnARecommendedGraph() async throws {
         let model = try ThreatModel(adversary: .honestButCuriousServer, corruptFraction: 0.05, dropoutFraction: 0.1)
         let p = try SecAggParameters.recommended(
             clientCount: 300, bitWidth: BitWidth(20), dimension: 4, threatModel: model)
         #expect(!p.isCompleteGraph)
-        let report = try SecAggSimulation.run(
-            .init(parameters: p, seed: seed(9), dropoutProbability: 0.02, dropRounds: Set(SecAggRound.allCases)))
+        let report = try await offCooperativePool {
+            try SecAggSimulation.run(
+                .init(parameters: p, seed: seed(9), dropoutProbability: 0.02, dropRounds: Set(SecAggRound.allCases)))
+        }
         #expect(report.sumCorrect)
         #expect(report.offline.count > 0)
     }

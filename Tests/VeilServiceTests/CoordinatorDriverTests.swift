@@ -9,7 +9,11 @@ import VeilWire
 
 /// The coordinator's connection registry and its actor, without sockets: streams are
 /// in-memory outboxes, and time is a ``ManualClock`` or explicit instants.
-@Suite struct CoordinatorDriverTests {
+// The time limit is a backstop for a run that never ends: the test run shares two cores with
+// every other suite, so a wait that is short here is long there.
+@Suite(.timeLimit(.minutes(30))) struct CoordinatorDriverTests {
+    enum DriverTestError: Error { case neverWaited }
+
     static let quiet = Logger(label: "veil.test.driver") { _ in SwiftLogNoOpLogHandler() }
 
     func federation(_ clients: Int = 3, paillier: Bool = false) throws -> (NetworkSimulation, URL) {
@@ -106,8 +110,27 @@ import VeilWire
         let clock = ManualClock()
         let coordinator = try Coordinator(configuration: network.serve, logger: Self.quiet, clock: clock)
         let run = Task { try await coordinator.run() }
-        #expect(await clock.waitForSleepers(1))
+        guard await clock.waitForSleepers(1) else {
+            // No advance would reach a run that is not asleep yet: stop it (stopping is
+            // sticky, so even a run that has not begun waiting ends) rather than leave the
+            // test, and the whole test run, awaiting it.
+            await coordinator.stop()
+            _ = try? await run.value
+            throw DriverTestError.neverWaited
+        }
         return (coordinator, clock, run, network)
+    }
+
+    /// The run's outcome; if the test is cancelled (its time limit), the coordinator is
+    /// stopped, since awaiting `run.value` alone passes no cancellation on.
+    func outcome(of run: Task<FederationSummary, any Error>, _ coordinator: Coordinator) async throws
+        -> FederationSummary
+    {
+        try await withTaskCancellationHandler {
+            try await run.value
+        } onCancel: {
+            Task { await coordinator.stop() }
+        }
     }
 
     /// The registration timeout is a sleep on the injected clock: the test moves time, and
@@ -115,12 +138,12 @@ import VeilWire
     @Test func theRegistrationTimeoutRunsOnTheInjectedClock() async throws {
         var directory: URL?
         defer { directory.map { try? FileManager.default.removeItem(at: $0) } }
-        let (_, clock, run, _) = try await waitingCoordinator(&directory)
+        let (coordinator, clock, run, _) = try await waitingCoordinator(&directory)
         clock.advance(by: .seconds(59))
         #expect(clock.sleeperCount == 1, "not yet")
         clock.advance(by: .seconds(1))
         do {
-            _ = try await run.value
+            _ = try await outcome(of: run, coordinator)
             Issue.record("the run did not time out")
         } catch {
             #expect("\(error)" == "only 0 of the 3 participants needed connected within 60.0 s")
@@ -137,7 +160,7 @@ import VeilWire
         let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
         #expect(await coordinator.connect(identity: alice, hello: .init(), outbox: outbox) != nil)
         clock.advance(by: .seconds(60))
-        await #expect(throws: ConfigurationError.self) { try await run.value }
+        await #expect(throws: ConfigurationError.self) { try await outcome(of: run, coordinator) }
         let told = await drain(stream)
         #expect(told.count == 2 && told.first?.welcome.participantID == alice.id)
         #expect(told.last?.finished.reason == "only 1 of the 3 participants needed connected within 60.0 s")
@@ -149,7 +172,7 @@ import VeilWire
         defer { directory.map { try? FileManager.default.removeItem(at: $0) } }
         let (coordinator, _, run, _) = try await waitingCoordinator(&directory)
         await coordinator.stop()
-        let summary = try await run.value
+        let summary = try await outcome(of: run, coordinator)
         #expect(summary.completedRounds == 0 && summary.stopReason == "the coordinator was stopped")
     }
 }

@@ -71,9 +71,12 @@ public final class ManualClock: Clock, Sendable {
         for sleeper in due { sleeper.continuation.resume() }
     }
 
-    /// Waits (on the real clock, briefly) until `count` tasks are asleep here, so that an
-    /// `advance` reaches them; false if they do not arrive within `timeout` seconds.
-    public func waitForSleepers(_ count: Int, timeout: Double = 120) async -> Bool {
+    /// Waits (on the real clock) until `count` tasks are asleep here, so that an `advance`
+    /// reaches them; false if they do not arrive within `timeout` seconds. Usually milliseconds;
+    /// the bound is generous because the test run shares the cooperative pool with every other
+    /// suite, and on a loaded two-core machine a task can wait minutes for its first step
+    /// (120 s was not enough in CI).
+    public func waitForSleepers(_ count: Int, timeout: Double = 900) async -> Bool {
         let start = ContinuousClock.now
         while sleeperCount < count {
             if ContinuousClock.now - start > .milliseconds(Int(timeout * 1000)) { return false }
