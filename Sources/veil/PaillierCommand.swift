@@ -3,14 +3,18 @@ import Foundation
 import VeilCrypto
 import VeilPaillier
 
+extension PaillierCiphertextFile.Format: ExpressibleByArgument {}
+
 struct PaillierCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paillier",
         abstract: "Paillier keys, encryption, homomorphic addition and decryption, for interoperability checks.",
         discussion: """
-            Ciphertexts are decimal integers, one per line; values are signed decimal integers (a value v is \
-            encrypted as v mod n and decrypted back into −⌊(n−1)/2⌋…⌊(n−1)/2⌋). Keys are JSON files of decimal \
-            strings: public.json {"n"}, secret.json {"p", "q"} (g = n + 1, as in python-paillier).
+            Ciphertext files are decimal (one decimal integer per line, as python-paillier writes them) or veil \
+            (a JSON header, then one base64 ciphertext per line: Specs/paillier.md §8.1). Values are signed \
+            decimal integers (a value v is encrypted as v mod n and decrypted back into −⌊(n−1)/2⌋…⌊(n−1)/2⌋). \
+            Keys are JSON files of decimal strings: public.json {"n"}, secret.json {"p", "q"} (g = n + 1, as in \
+            python-paillier).
             """,
         subcommands: [Keygen.self, Fingerprint.self, Encrypt.self, Add.self, Decrypt.self]
     )
@@ -58,35 +62,101 @@ struct PaillierCommand: ParsableCommand {
     }
 
     struct Encrypt: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Encrypt signed integers: one ciphertext per line.")
+        static let configuration = CommandConfiguration(
+            abstract: "Encrypt signed integers, on every core.",
+            discussion: """
+                DJN encryption with the fixed-base table (Specs/paillier.md §3); the ciphertexts decrypt \
+                in any Paillier implementation with g = n + 1. With --pack, several values share a \
+                ciphertext (§8.1), with headroom for the sum of --addends files.
+                """)
 
         @Option(help: "The public key file.")
         var `public`: String
 
         @Option(parsing: .unconditional, help: "Comma-separated signed decimal integers, e.g. 5,-3,0.")
-        var values: String
+        var values: String?
+
+        @Option(help: "A file of signed decimal integers, one per line (instead of --values).")
+        var input: String?
+
+        @Option(help: "decimal: one decimal ciphertext per line (python-paillier's); veil: a header, then base64.")
+        var format: PaillierCiphertextFile.Format = .decimal
+
+        @Flag(help: "Pack several values into each ciphertext (needs --format veil and --addends).")
+        var pack = false
+
+        @Option(help: "With --pack: how many such files may be summed (headroom for their sum).")
+        var addends: Int?
+
+        @Option(
+            name: .customLong("value-bits"), help: "With --pack: every value is a signed integer of this many bits.")
+        var valueBits = 32
+
+        func validate() throws {
+            guard (values == nil) != (input == nil) else { throw ValidationError("give either --values or --input") }
+            if pack {
+                guard format == .veil else { throw ValidationError("--pack needs --format veil") }
+                guard addends != nil else { throw ValidationError("--pack needs --addends K") }
+            } else if addends != nil {
+                throw ValidationError("--addends is for --pack")
+            }
+        }
 
         func run() throws {
             let key = try loadPublicKey(`public`)
-            for field in values.split(separator: ",", omittingEmptySubsequences: false) {
-                let text = field.trimmingCharacters(in: .whitespaces)
-                guard let value = BigInt(decimal: text) else {
-                    throw usageError("\"\(text)\" is not a decimal integer")
+            let texts: [String]
+            if let values {
+                texts = values.split(separator: ",", omittingEmptySubsequences: false).map {
+                    $0.trimmingCharacters(in: .whitespaces)
                 }
-                print(try paillier { () throws(PaillierError) in try key.encrypt(signed: value) }.decimal)
+            } else {
+                texts = try lines(of: input!)
             }
+            let file: PaillierCiphertextFile
+            if pack {
+                let numbers = try texts.enumerated().map { index, text in
+                    guard let number = Int64(text) else {
+                        throw usageError("value \(index + 1): \"\(text.prefix(24))\" is not a 64-bit decimal integer")
+                    }
+                    return number
+                }
+                file = try paillier { () throws(PaillierError) in
+                    let packing = try PaillierCiphertextFile.Packing(
+                        valueBits: valueBits, addends: addends!, values: numbers.count, keyBits: key.bits)
+                    let plaintexts = try packing.layout.pack(try packing.residues(numbers))
+                    return PaillierCiphertextFile(
+                        format: .veil, ciphertexts: try PaillierBatch.encrypt(residues: plaintexts, key: key),
+                        packing: packing)
+                }
+            } else {
+                let residues = try texts.enumerated().map { index, text in
+                    guard let value = BigInt(decimal: text) else {
+                        throw usageError("value \(index + 1): \"\(text.prefix(24))\" is not a decimal integer")
+                    }
+                    return try paillier { () throws(PaillierError) in try key.residue(signed: value) }
+                }
+                file = try paillier { () throws(PaillierError) in
+                    PaillierCiphertextFile(
+                        format: format, ciphertexts: try PaillierBatch.encrypt(residues: residues, key: key))
+                }
+            }
+            FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try file.encoded(key: key) })
         }
     }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Add ciphertext files element-wise (line i of the output encrypts the sum of line i of each file).")
+                "Add ciphertext files element-wise (line i of the output encrypts the sum of line i of each file).",
+            discussion: """
+                The files are all decimal or all veil format, and the output is in theirs. Veil files must \
+                name the key given and the same packing; their sum may not exceed the packing's addends.
+                """)
 
         @Option(help: "The public key file.")
         var `public`: String
 
-        @Argument(help: "Files of ciphertexts, one per line, all of the same length.")
+        @Argument(help: "Files of ciphertexts, all of the same length.")
         var files: [String]
 
         func validate() throws {
@@ -95,36 +165,60 @@ struct PaillierCommand: ParsableCommand {
 
         func run() throws {
             let key = try loadPublicKey(`public`)
-            let columns = try files.map { try readCiphertexts($0, key) }
-            guard Set(columns.map(\.count)).count == 1 else {
-                throw usageError("the files hold different numbers of ciphertexts: \(columns.map(\.count))")
-            }
-            for row in 0..<columns[0].count {
-                var sum = columns[0][row]
-                for column in columns.dropFirst() {
-                    sum = try paillier { () throws(PaillierError) in try key.add(sum, column[row]) }
+            let inputs = try files.map { try readCiphertexts($0, key) }
+            let first = inputs[0]
+            for (path, input) in zip(files, inputs).dropFirst() {
+                guard input.format == first.format else {
+                    throw usageError(
+                        "\(path) is in the \(input.format) format, \(files[0]) in the \(first.format) format")
                 }
-                print(sum.decimal)
+                guard input.packing == first.packing else {
+                    throw usageError("\(path) is packed differently from \(files[0])")
+                }
             }
+            guard Set(inputs.map(\.ciphertexts.count)).count == 1 else {
+                throw usageError("the files hold different numbers of ciphertexts: \(inputs.map(\.ciphertexts.count))")
+            }
+            let summed = inputs.reduce(0) { $0 + $1.summed }
+            if let packing = first.packing, summed > packing.addends {
+                throw usageError("\(PaillierError.tooManyAddends(have: summed, max: packing.addends))")
+            }
+            let sum = try paillier { () throws(PaillierError) in
+                PaillierCiphertextFile(
+                    format: first.format, ciphertexts: try PaillierBatch.sum(inputs.map(\.ciphertexts), key: key),
+                    summed: summed, packing: first.packing)
+            }
+            FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try sum.encoded(key: key) })
         }
     }
 
     struct Decrypt: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decrypt a ciphertext file: one signed integer per line.")
+            abstract: "Decrypt a ciphertext file, on every core: one signed integer per line (per packed value).")
 
         @Option(help: "The secret key file.")
         var secret: String
 
-        @Argument(help: "A file of ciphertexts, one per line.")
+        @Argument(help: "A file of ciphertexts, decimal or veil format.")
         var file: String
 
         func run() throws {
             let data = try readFile(secret)
             let key = try paillier { () throws(PaillierError) in try PaillierKeyFiles.privateKey(from: data) }
-            for c in try readCiphertexts(file, key.publicKey) {
-                print(try paillier { () throws(PaillierError) in try key.decryptSigned(c) }.decimal)
+            let input = try readCiphertexts(file, key.publicKey)
+            let residues = try paillier { () throws(PaillierError) in
+                try PaillierBatch.decrypt(input.ciphertexts, key: key)
             }
+            var out = ""
+            if let packing = input.packing {
+                let sum = try paillier { () throws(PaillierError) in
+                    try packing.layout.unpack(residues, dimension: packing.values, addends: input.summed)
+                }
+                for value in packing.signed(sum) { out += "\(value)\n" }
+            } else {
+                for residue in residues { out += key.publicKey.signed(residue: residue).decimal + "\n" }
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
         }
     }
 }
@@ -139,18 +233,18 @@ private func loadPublicKey(_ path: String) throws -> PaillierPublicKey {
     return try paillier { () throws(PaillierError) in try PaillierKeyFiles.publicKey(from: data) }
 }
 
-/// The ciphertexts of a file, one decimal per non-empty line; a bad line is named.
-private func readCiphertexts(_ path: String, _ key: PaillierPublicKey) throws -> [PaillierCiphertext] {
-    let text = String(decoding: try readFile(path), as: UTF8.self)
-    var out: [PaillierCiphertext] = []
-    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed.isEmpty { continue }
-        do { out.append(try key.ciphertext(decimal: trimmed)) } catch {
-            throw usageError("\(path):\(number + 1): \(error)")
-        }
+/// A ciphertext file in either format; a bad line is named with the file.
+private func readCiphertexts(_ path: String, _ key: PaillierPublicKey) throws -> PaillierCiphertextFile {
+    let data = try readFile(path)
+    do { return try PaillierCiphertextFile.decode(data, key: key) } catch {
+        throw usageError("\(path):\(error.line): \(error.reason)")
     }
-    return out
+}
+
+/// The non-empty lines of a text file, trimmed.
+private func lines(of path: String) throws -> [String] {
+    let bytes = [UInt8](try readFile(path))
+    return PaillierCiphertextFile.lineRanges(bytes).map { String(decoding: bytes[$0], as: UTF8.self) }
 }
 
 /// Runs a Paillier operation; a refusal prints its explanation and exits with status 1.

@@ -4,12 +4,17 @@
 For 2048- and 3072-bit keys made by `veil paillier keygen`:
 - ciphertexts made by `veil paillier encrypt` decrypt correctly in phe;
 - ciphertexts made by phe decrypt correctly with `veil paillier decrypt`;
-- `veil paillier add` of a Veil file and a phe file decrypts, in phe, to the element-wise sums.
+- `veil paillier add` of a Veil file and a phe file decrypts, in phe, to the element-wise sums;
+- a batch of 40 (encrypted with the fixed-base table) decrypts correctly in phe;
+- packed files in the veil format (Specs/paillier.md §8.1), summed by Veil, have the header the
+  spec gives and decrypt in phe, unpacked and sign-decoded here from the spec's text, to the
+  exact signed sums (and `veil paillier decrypt` agrees).
 Both use g = n + 1. Exits 1 on any difference. Usage: check_paillier_phe.py [PATH_TO_VEIL]
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import random
@@ -28,6 +33,54 @@ def veil(binary: str, *args: str) -> str:
 
 def signed(value: int, n: int) -> int:
     return value - n if value > (n - 1) // 2 else value
+
+
+def check_packed_files(binary, d, bits, n, private_key, rng) -> int:
+    count, addends, value_bits = 120, 3, 32
+    parties = [[rng.randrange(-(2**31), 2**31) for _ in range(count)] for _ in range(addends)]
+    parties[0][:2] = [-(2**31), 2**31 - 1]
+    parties[1][:2] = [-(2**31), 2**31 - 1]
+    parties[2][:2] = [-(2**31), 2**31 - 1]
+    files = []
+    for i, values in enumerate(parties):
+        (d / f"values{i}.txt").write_text("".join(f"{v}\n" for v in values))
+        text = veil(binary, "paillier", "encrypt", "--public", str(d / "public.json"), "--input", str(d / f"values{i}.txt"),
+                    "--format", "veil", "--pack", "--addends", str(addends))
+        (d / f"packed{i}.txt").write_text(text)
+        files.append(str(d / f"packed{i}.txt"))
+    summed = veil(binary, "paillier", "add", "--public", str(d / "public.json"), *files)
+    header, *lines = [line for line in summed.split("\n") if line]
+    headroom = (addends - 1).bit_length()  # ⌈log₂ K⌉
+    w = value_bits + headroom
+    s = w + headroom
+    slots = (bits - 1) // s
+    fingerprint = veil(binary, "paillier", "fingerprint", "--public", str(d / "public.json")).strip()
+    expected_header = ('{"format":"veil-paillier-ciphertexts/1","key":"' + fingerprint + '","count":'
+                       + str(-(-count // slots)) + ',"summed":3,"packing":{"value_bits":32,"addends":3,"values":120}}')
+    failures = 0
+    if header != expected_header:
+        print(f"FAIL {bits}: the summed file's header is {header}, §8.1 gives {expected_header}")
+        failures += 1
+    values = []
+    for line in lines:
+        raw = base64.b64decode(line, validate=True)
+        if len(raw) != (2 * bits + 7) // 8 or base64.b64encode(raw).decode() != line:
+            print(f"FAIL {bits}: a ciphertext line is not the canonical base64 of {(2 * bits + 7) // 8} bytes")
+            return failures + 1
+        m = private_key.raw_decrypt(int.from_bytes(raw, "big"))
+        for slot in range(slots):
+            y = (m >> (s * slot)) % 2**w
+            values.append(y - 2**w if y >= 2 ** (w - 1) else y)
+    expected = [sum(column) for column in zip(*parties)]
+    if values[:count] != expected or any(values[count:]):
+        print(f"FAIL {bits}: the packed sum unpacks to {values[:3]}… instead of {expected[:3]}…")
+        failures += 1
+    (d / "packed-sum.txt").write_text(summed)
+    from_veil = [int(x) for x in veil(binary, "paillier", "decrypt", "--secret", str(d / "secret.json"), str(d / "packed-sum.txt")).split()]
+    if from_veil != expected:
+        print(f"FAIL {bits}: veil paillier decrypt gives {from_veil[:3]}… for the packed sum, not {expected[:3]}…")
+        failures += 1
+    return failures
 
 
 def main() -> int:
@@ -71,7 +124,20 @@ def main() -> int:
             if decrypted_sums != expected:
                 failures += 1
                 print(f"FAIL {bits}: the homomorphic sums decrypt to {decrypted_sums[:3]}… instead of {expected[:3]}…")
-            print(f"phe interoperability, {bits}-bit key: {len(values)} values each way, {len(values)} sums: "
+            # A batch large enough for the fixed-base table (Specs/paillier.md §8), decrypted by phe.
+            batch = [rng.randrange(-(2**63), 2**63) for _ in range(40)]
+            (d / "batch.txt").write_text("".join(f"{v}\n" for v in batch))
+            table_ciphertexts = veil(binary, "paillier", "encrypt", "--public", str(d / "public.json"), "--input", str(d / "batch.txt")).split()
+            if [signed(private_key.raw_decrypt(int(c)), n) for c in table_ciphertexts] != batch:
+                failures += 1
+                print(f"FAIL {bits}: phe does not decrypt Veil's table-encrypted batch")
+
+            # The veil format, packed, read from Specs/paillier.md §8.1 alone: three files of
+            # signed 32-bit values (the extremes included) summed by Veil, the header checked, each
+            # base64 line decoded and decrypted by phe, the slots unpacked and sign-decoded here.
+            failures += check_packed_files(binary, d, bits, n, private_key, rng)
+            print(f"phe interoperability, {bits}-bit key: {len(values)} values each way, {len(values)} sums, "
+                  + "a table batch, packed veil files: "
                   + ("agree" if failures == 0 else "DIFFER"))
     return 1 if failures else 0
 

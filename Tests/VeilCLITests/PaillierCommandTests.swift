@@ -60,6 +60,75 @@ import VeilTestSupport
         #expect(weakKey.stderr.contains("invalid Paillier modulus"))
     }
 
+    /// Three parties' signed 32-bit values (the extremes included), packed in the veil format
+    /// with headroom for three files: summed and decrypted to the exact sums; a fourth addend,
+    /// mixed formats, another key's file and a damaged line are refused by name.
+    @Test func packedFilesSumToTheExactSignedSumsAndRefuseMore() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+        #expect(try await VeilProcess.run(["paillier", "keygen", "--out", path("key")]).status == 0)
+        #expect(try await VeilProcess.run(["paillier", "keygen", "--out", path("other")]).status == 0)
+        let publicKey = path("key/public.json")
+        var generator = SplitMix64(seed: 11)
+        var parties: [[Int64]] = (0..<3).map { _ in
+            (0..<130).map { _ in Int64(Int32(truncatingIfNeeded: generator.next())) }
+        }
+        for p in parties.indices { parties[p][0...1] = [Int64(Int32.min), Int64(Int32.max)] }
+        for (p, values) in parties.enumerated() {
+            try values.map { "\($0)\n" }.joined().write(toFile: path("v\(p).txt"), atomically: true, encoding: .utf8)
+            let encrypted = try await VeilProcess.run([
+                "paillier", "encrypt", "--public", publicKey, "--input", path("v\(p).txt"), "--format", "veil",
+                "--pack", "--addends", "3",
+            ])
+            #expect(encrypted.status == 0, "\(encrypted.stderr)")
+            try encrypted.stdout.write(toFile: path("p\(p).txt"), atomically: true, encoding: .utf8)
+        }
+        // 2048-bit key, 36-bit residues in 40-bit slots: 51 per ciphertext, 130 values in 3.
+        let header = try String(contentsOfFile: path("p0.txt"), encoding: .utf8).prefix { $0 != "\n" }
+        #expect(header.hasSuffix(#""count":3,"summed":1,"packing":{"value_bits":32,"addends":3,"values":130}}"#))
+        let sum = try await VeilProcess.run([
+            "paillier", "add", "--public", publicKey, path("p0.txt"), path("p1.txt"), path("p2.txt"),
+        ])
+        #expect(sum.status == 0, "\(sum.stderr)")
+        try sum.stdout.write(toFile: path("sum.txt"), atomically: true, encoding: .utf8)
+        let decrypted = try await VeilProcess.run([
+            "paillier", "decrypt", "--secret", path("key/secret.json"), path("sum.txt"),
+        ])
+        #expect(decrypted.status == 0, "\(decrypted.stderr)")
+        let expected = (0..<130).map { i in parties.reduce(0) { $0 + $1[i] } }
+        #expect(decrypted.stdout == expected.map { "\($0)\n" }.joined())
+
+        let fourth = try await VeilProcess.run([
+            "paillier", "add", "--public", publicKey, path("sum.txt"), path("p0.txt"),
+        ])
+        #expect(fourth.status == 64 && fourth.stderr.contains("4 addends exceed the 3"), "\(fourth.stderr)")
+        let decimal = try await VeilProcess.run(["paillier", "encrypt", "--public", publicKey, "--values", "1,2,3"])
+        try decimal.stdout.write(toFile: path("d.txt"), atomically: true, encoding: .utf8)
+        let mixed = try await VeilProcess.run(["paillier", "add", "--public", publicKey, path("p0.txt"), path("d.txt")])
+        #expect(mixed.status == 64 && mixed.stderr.contains("d.txt is in the decimal format"), "\(mixed.stderr)")
+        let otherKey = try await VeilProcess.run([
+            "paillier", "add", "--public", path("other/public.json"), path("p0.txt"),
+        ])
+        #expect(otherKey.status == 64 && otherKey.stderr.contains("p0.txt:1: the ciphertext belongs to another key"))
+        var lines = try String(contentsOfFile: path("p1.txt"), encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[2] = "!" + lines[2].dropFirst()  // not base64
+        try lines.joined(separator: "\n").write(toFile: path("p1.txt"), atomically: true, encoding: .utf8)
+        let damaged = try await VeilProcess.run([
+            "paillier", "decrypt", "--secret", path("key/secret.json"), path("p1.txt"),
+        ])
+        #expect(damaged.status == 64 && damaged.stderr.contains("p1.txt:3: "), "\(damaged.stderr)")
+        let unpackedVeil = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--values", "1", "--pack", "--addends", "2",
+        ])
+        #expect(unpackedVeil.status == 64 && unpackedVeil.stderr.contains("--pack needs --format veil"))
+        let tooWide = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--values", "2147483648", "--format", "veil", "--pack",
+            "--addends", "2",
+        ])
+        #expect(tooWide.status == 1 && tooWide.stderr.contains("value 1 (2147483648) is not a signed 32-bit integer"))
+    }
+
     @Test func benchPaillierReportsEachOperationBesideRawGMP() async throws {
         let output = try await VeilProcess.run(["bench", "paillier", "--seconds", "0.02", "--json"])
         #expect(output.status == 0, "\(output.stderr)")

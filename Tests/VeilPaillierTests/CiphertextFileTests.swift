@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import VeilCore
+import VeilTestSupport
+
+@testable import VeilPaillier
+
+/// The ciphertext files of `veil paillier` (Specs/paillier.md §8.1): both formats round-trip,
+/// and a veil header is read strictly.
+@Suite struct CiphertextFileTests {
+    let key = testKey
+
+    func encrypted(_ values: [Int]) throws -> [PaillierCiphertext] {
+        try PaillierBatch.encrypt(
+            residues: values.map { try key.publicKey.residue(signed: BigInt($0)) }, key: key.publicKey)
+    }
+
+    @Test(arguments: PaillierCiphertextFile.Format.allCases)
+    func bothFormatsRoundTrip(format: PaillierCiphertextFile.Format) throws {
+        // 40 values: the batch takes the fixed-base table.
+        let values = (0..<40).map { $0 * 7919 - 100_000 }
+        let file = PaillierCiphertextFile(format: format, ciphertexts: try encrypted(values))
+        let data = try file.encoded(key: key.publicKey)
+        let read = try PaillierCiphertextFile.decode(data, key: key.publicKey)
+        #expect(read.format == format && read.ciphertexts == file.ciphertexts && read.summed == 1)
+        #expect(
+            try PaillierBatch.decrypt(read.ciphertexts, key: key).map { key.publicKey.signed(residue: $0) }
+                == values.map { BigInt($0) })
+        // Windows line ends, trailing spaces and blank lines read the same.
+        let loose = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\n", with: "  \r\n\n")
+        #expect(try PaillierCiphertextFile.decode(Data(loose.utf8), key: key.publicKey).ciphertexts == file.ciphertexts)
+    }
+
+    @Test func packedSignedValuesSumExactlyAtTheEdgesOfTheirRange() throws {
+        // w = 62 + 2 = 64: the widest residue, where the sign decoding has no spare bit.
+        let packing = try PaillierCiphertextFile.Packing(
+            valueBits: 62, addends: 4, values: 3, keyBits: key.publicKey.bits)
+        #expect(packing.layout.bitWidth.bits == 64 && packing.layout.slotBits == 66)
+        let low = -(Int64(1) << 61)
+        let high = (Int64(1) << 61) - 1
+        let files = try [[low, high, -1], [low, high, 0], [low, high, 5], [low, high, -7]].map {
+            try PaillierBatch.encrypt(residues: try packing.layout.pack(try packing.residues($0)), key: key.publicKey)
+        }
+        let sum = try PaillierBatch.sum(files, key: key.publicKey)
+        let plaintexts = try PaillierBatch.decrypt(sum, key: key)
+        let unpacked = try packing.layout.unpack(plaintexts, dimension: 3, addends: 4)
+        #expect(packing.signed(unpacked) == [4 * low, 4 * high, -3])
+        #expect(throws: PaillierError.invalidPacking("value 2 (\(high + 1)) is not a signed 62-bit integer")) {
+            try packing.residues([0, high + 1])
+        }
+        #expect(throws: PaillierError.self) {
+            try PaillierCiphertextFile.Packing(valueBits: 62, addends: 5, values: 1, keyBits: key.publicKey.bits)
+        }
+    }
+
+    /// Each header fault is refused at line 1, naming what is wrong.
+    @Test func aVeilHeaderIsReadStrictly() throws {
+        let packing = try PaillierCiphertextFile.Packing(
+            valueBits: 32, addends: 2, values: 3, keyBits: key.publicKey.bits)
+        let ciphertexts = try PaillierBatch.encrypt(
+            residues: try packing.layout.pack(try packing.residues([1, -2, 3])), key: key.publicKey)
+        let good = String(
+            decoding: try PaillierCiphertextFile(format: .veil, ciphertexts: ciphertexts, packing: packing).encoded(
+                key: key.publicKey), as: UTF8.self)
+        #expect(try PaillierCiphertextFile.decode(Data(good.utf8), key: key.publicKey).packing == packing)
+        func refusal(_ from: String, _ to: String) -> PaillierCiphertextFile.DecodingError? {
+            #expect(good.contains(from), "\(from)")
+            do {
+                _ = try PaillierCiphertextFile.decode(
+                    Data(good.replacingOccurrences(of: from, with: to).utf8), key: key.publicKey)
+                return nil
+            } catch { return error }
+        }
+        let cases: [(String, String, String)] = [
+            (#""summed":1"#, #""summed":1,"extra":0"#, #"unknown header key "extra""#),
+            (#""values":3"#, #""values":3,"slots":9"#, #"unknown packing key "slots""#),
+            (#""count":1"#, #""count":1.5"#, "integers as integers"),
+            (#""count":1"#, #""count":2"#, "the header says 2 ciphertexts, the file holds 1"),
+            (#""values":3"#, #""values":300"#, "300 packed values take"),
+            (#""summed":1"#, #""summed":3"#, "3 addends exceed the 2"),
+            ("veil-paillier-ciphertexts/1", "veil-paillier-ciphertexts/2", "format must be"),
+            (#""value_bits":32"#, #""value_bits":63"#, "value bits must be in 2...62"),
+            (#""key":""#, #""key":"0"#, "another key"),
+        ]
+        for (from, to, message) in cases {
+            let error = refusal(from, to)
+            #expect(
+                error?.line == 1 && "\(error?.reason.description ?? "accepted")".contains(message),
+                "\(to): \(String(describing: error))")
+        }
+        // A ciphertext line that is not canonical base64 (here: padding removed) is named.
+        let lines = good.split(separator: "\n")
+        let unpadded = lines[0] + "\n" + lines[1].replacingOccurrences(of: "=", with: "")
+        if lines[1].hasSuffix("=") {
+            #expect(throws: PaillierCiphertextFile.DecodingError.self) {
+                try PaillierCiphertextFile.decode(Data(unpadded.utf8), key: key.publicKey)
+            }
+        }
+        // A decimal file: a sign, a letter or a non-unit is named by its line.
+        for bad in ["-5", "12a", "0"] {
+            #expect(
+                throws: PaillierCiphertextFile.DecodingError(
+                    line: 2, reason: bad == "0" ? .ciphertextOutOfRange : .malformed("not a decimal integer"))
+            ) {
+                try PaillierCiphertextFile.decode(Data("\(ciphertexts[0].decimal)\n\(bad)\n".utf8), key: key.publicKey)
+            }
+        }
+    }
+}
