@@ -3,12 +3,12 @@ import FuzzSupport
 import VeilPaillier
 
 // The Paillier files of `veil paillier` and the encodings a key holder and participants send:
-// public.json ({"n"}), secret.json ({"p", "q"}), ciphertext files (one decimal per line, read
-// as `veil paillier add` and `decrypt` read them, and decrypted), and the fixed-width
+// public.json ({"n"}), secret.json ({"p", "q"}), ciphertext files (decimal or veil format,
+// read as `veil paillier add` and `decrypt` read them, re-encoded, decrypted and unpacked), and the fixed-width
 // big-endian modulus and ciphertext of the wire (`Specs/paillier.md`).
 //
 // Input: one selector byte, then the bytes under test.
-//   0 public.json   1 secret.json   2 a ciphertext file under a fixed 512-bit key
+//   0 public.json   1 secret.json   2 a ciphertext file (decimal or veil) under a fixed 512-bit key
 //   3 a big-endian modulus   4 a big-endian ciphertext under the fixed key
 
 /// A fixed key, the same in every run (seeded), small so that decryption is fast.
@@ -16,19 +16,6 @@ let fixedKey: PaillierPrivateKey = {
     var generator = SplitMix64(seed: 0x5EED)
     return try! PaillierPrivateKey.generate(bits: 512, using: &generator)  // fixed parameters, always valid
 }()
-
-/// The lines of a ciphertext file as `veil paillier` reads them: blank lines skipped, each
-/// other line trimmed and parsed as a decimal ciphertext under `key`.
-func ciphertexts(_ data: [UInt8], _ key: PaillierPublicKey) throws(PaillierError) -> [PaillierCiphertext] {
-    let text = String(decoding: data, as: UTF8.self)
-    var out: [PaillierCiphertext] = []
-    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed.isEmpty { continue }
-        out.append(try key.ciphertext(decimal: trimmed))
-    }
-    return out
-}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -55,14 +42,23 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             violated("secret.json: an accepted key does not decrypt what it encrypts")
         }
     case 2:
-        guard let file = try? ciphertexts(body, fixedKey.publicKey) else { return 0 }
-        for c in file {
-            guard (try? fixedKey.publicKey.ciphertext(decimal: c.decimal)) == c else {
-                violated("ciphertext file: a ciphertext does not round-trip through its decimal")
-            }
-            do { _ = try fixedKey.decryptSigned(c) } catch {
-                violated("an accepted ciphertext does not decrypt: \(error)")
-            }
+        // As `veil paillier add` and `decrypt` read it, in either format (§8.1).
+        guard let file = try? PaillierCiphertextFile.decode(Data(body), key: fixedKey.publicKey) else { return 0 }
+        let again: PaillierCiphertextFile
+        do {
+            again = try PaillierCiphertextFile.decode(
+                try file.encoded(key: fixedKey.publicKey), key: fixedKey.publicKey)
+        } catch { violated("ciphertext file: an accepted file does not round-trip: \(error)") }
+        guard again.ciphertexts == file.ciphertexts, again.format == file.format, again.summed == file.summed,
+            again.packing == file.packing
+        else { violated("ciphertext file: decode(encode(file)) is another file") }
+        let plaintexts: [BigInt]
+        do { plaintexts = try PaillierBatch.decrypt(file.ciphertexts, key: fixedKey) } catch {
+            violated("an accepted ciphertext does not decrypt: \(error)")
+        }
+        // Arbitrary ciphertexts may overflow their slots (a typed refusal), never trap.
+        if let packing = file.packing {
+            _ = try? packing.layout.unpack(plaintexts, dimension: packing.values, addends: file.summed)
         }
     case 3:
         guard let key = try? PaillierPublicKey(bigEndian: body) else { return 0 }
@@ -76,6 +72,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if c.bigEndianBytes() != body { violated("big-endian ciphertext: accepted a non-canonical encoding") }
     }
     return 0
+}
+
+/// A packed veil file of three signed 32-bit values, summed from two (fixed values, always valid).
+func packedSeed(_ key: PaillierPublicKey) throws -> PaillierCiphertextFile {
+    let packing = try PaillierCiphertextFile.Packing(valueBits: 32, addends: 2, values: 3, keyBits: key.bits)
+    let files = try [[1, -2, Int64(Int32.max)], [-1, 5, Int64(Int32.min)]].map {
+        try PaillierBatch.encrypt(residues: try packing.layout.pack(try packing.residues($0)), key: key)
+    }
+    return PaillierCiphertextFile(
+        format: .veil, ciphertexts: try PaillierBatch.sum(files, key: key), summed: 2, packing: packing)
 }
 
 /// Builds the fixed key before the first input, and with `FUZZ_WRITE_SEEDS=DIR` writes the
@@ -96,6 +102,11 @@ public func initialize(
         ("public.json", [0] + Array(try! PaillierKeyFiles.publicFile(key))),
         ("secret.json", [1] + Array(try! PaillierKeyFiles.secretFile(fixedKey))),
         ("ciphertexts.txt", [2] + Array(ciphertexts.map(\.decimal).joined(separator: "\n").utf8) + [10]),
+        (
+            "ciphertexts.veil",
+            [2] + Array(try! PaillierCiphertextFile(format: .veil, ciphertexts: ciphertexts).encoded(key: key))
+        ),
+        ("packed.veil", [2] + Array(try! packedSeed(key).encoded(key: key))),
         ("modulus.bin", [3] + key.bigEndianBytes),
         ("ciphertext.bin", [4] + ciphertexts[3].bigEndianBytes()),
     ]
