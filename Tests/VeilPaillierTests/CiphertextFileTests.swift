@@ -96,6 +96,21 @@ import VeilTestSupport
                 try PaillierCiphertextFile.decode(Data(unpadded.utf8), key: key.publicKey)
             }
         }
+        // A value sharing a factor with n (here p, or p times a ciphertext) is found by the
+        // file's one gcd and named by its line, wherever it is.
+        let (p, _) = key.primes
+        for (index, bad) in [
+            p.declassified(), (p * ciphertexts[0].value).modulo(key.publicKey.nSquared).declassified(),
+        ]
+        .enumerated() {
+            var lines = (0..<300).map { _ in ciphertexts[0].decimal }
+            lines[100 + index * 150] = bad.decimal
+            #expect(
+                throws: PaillierCiphertextFile.DecodingError(line: 101 + index * 150, reason: .ciphertextOutOfRange)
+            ) {
+                try PaillierCiphertextFile.decode(Data(lines.joined(separator: "\n").utf8), key: key.publicKey)
+            }
+        }
         // A decimal file: a sign, a letter or a non-unit is named by its line.
         for bad in ["-5", "12a", "0"] {
             #expect(

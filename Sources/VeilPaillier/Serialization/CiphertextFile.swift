@@ -140,13 +140,13 @@ public struct PaillierCiphertextFile: Sendable {
         var lines = lineRanges(bytes)
         guard let first = lines.first, first.lowerBound < bytes.count, bytes[first.lowerBound] == UInt8(ascii: "{")
         else {
-            let values = try decodeLines(bytes, lines) { text throws(PaillierError) in
+            let values = try decodeLines(bytes, lines, key: key) { text throws(PaillierError) in
                 guard text.allSatisfy({ (0x30...0x39).contains($0) }),
                     let value = BigInt(decimal: String(decoding: text, as: UTF8.self))
                 else {
                     throw .malformed("not a decimal integer")
                 }
-                return try key.ciphertext(value)
+                return value
             }
             return PaillierCiphertextFile(format: .decimal, ciphertexts: values)
         }
@@ -154,11 +154,11 @@ public struct PaillierCiphertextFile: Sendable {
         let header: Header
         do { header = try Header(Data(bytes[first]), key: key) } catch { throw DecodingError(line: 1, reason: error) }
         let width = key.ciphertextByteCount
-        let values = try decodeLines(bytes, lines) { text throws(PaillierError) in
+        let values = try decodeLines(bytes, lines, key: key) { text throws(PaillierError) in
             guard let raw = Data(base64Encoded: Data(text)), raw.count == width,
                 Data(raw).base64EncodedString().utf8.elementsEqual(text)
             else { throw .malformed("not the canonical base64 of \(width) bytes") }
-            return try key.ciphertext(bigEndian: [UInt8](raw))
+            return BigInt(bigEndian: raw)
         }
         guard values.count == header.count else {
             throw DecodingError(
@@ -188,25 +188,49 @@ public struct PaillierCiphertextFile: Sendable {
         return ranges
     }
 
-    /// Decodes every line on every core; the first failure is thrown with its line number.
+    /// Decodes every line on every core and checks that each value is a ciphertext of `key`
+    /// (in Z*_(n²), §2); the first failure is thrown with its line number.
     static func decodeLines(
-        _ bytes: [UInt8], _ lines: [Range<Int>],
-        _ decode: @Sendable (ArraySlice<UInt8>) throws(PaillierError) -> PaillierCiphertext
+        _ bytes: [UInt8], _ lines: [Range<Int>], key: PaillierPublicKey,
+        _ decode: @Sendable (ArraySlice<UInt8>) throws(PaillierError) -> BigInt
     ) throws(DecodingError) -> [PaillierCiphertext] {
-        let results = lines.parallelMapResults { range in
-            Result { () throws(PaillierError) in try decode(bytes[range]) }
+        func lineNumber(_ index: Int) -> Int {
+            bytes[..<lines[index].lowerBound].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
         }
-        var out: [PaillierCiphertext] = []
-        out.reserveCapacity(results.count)
-        for (range, result) in zip(lines, results) {
-            switch result {
-            case .success(let c): out.append(c)
-            case .failure(let error):
-                let number = bytes[..<range.lowerBound].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
-                throw DecodingError(line: number, reason: error)
+        let results = lines.parallelMapResults { range in
+            Result { () throws(PaillierError) in
+                let value = try decode(bytes[range])
+                guard value.signum > 0, value < key.nSquared else { throw .ciphertextOutOfRange }
+                return value
             }
         }
-        return out
+        var values: [BigInt] = []
+        values.reserveCapacity(results.count)
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .success(let value): values.append(value)
+            case .failure(let error): throw DecodingError(line: lineNumber(index), reason: error)
+            }
+        }
+        if let index = firstNonUnit(values, key.n) {
+            throw DecodingError(line: lineNumber(index), reason: .ciphertextOutOfRange)
+        }
+        return values.map { PaillierCiphertext(value: $0, modulus: key.n) }
+    }
+
+    /// The index of the first value that shares a factor with n, if any. Every value is a unit
+    /// mod n exactly when their product mod n is (a prime factor of n divides the product only
+    /// if it divides one of them), so a file costs one gcd and a multiplication per line, not a
+    /// gcd per line — which cost `add` more than the additions; the per-line gcds run only to
+    /// find the line to name.
+    static func firstNonUnit(_ values: [BigInt], _ n: BigInt) -> Int? {
+        let chunks = Array(stride(from: 0, to: values.count, by: 256))
+        let products = try! chunks.parallelMap { start in  // cannot throw
+            values[start..<min(start + 256, values.count)].reduce(BigInt(1)) { ($0 * $1.modulo(n)).modulo(n) }
+        }
+        let product = products.reduce(BigInt(1)) { ($0 * $1).modulo(n) }
+        guard BigInt.gcd(product, n) != 1 else { return nil }
+        return values.firstIndex { BigInt.gcd($0, n) != 1 }
     }
 
     /// The veil header, checked strictly: no key unknown or missing, integers where integers
