@@ -165,7 +165,8 @@ struct PaillierCommand: ParsableCommand {
 
         func run() throws {
             let key = try loadPublicKey(`public`)
-            let inputs = try files.map { try readCiphertexts($0, key) }
+            // The inputs' coprimality with n is tested once, on the sums (§8.1).
+            let inputs = try files.map { try readCiphertexts($0, key, checkingUnits: false) }
             let first = inputs[0]
             for (path, input) in zip(files, inputs).dropFirst() {
                 guard input.format == first.format else {
@@ -187,6 +188,9 @@ struct PaillierCommand: ParsableCommand {
                 PaillierCiphertextFile(
                     format: first.format, ciphertexts: try PaillierBatch.sum(inputs.map(\.ciphertexts), key: key),
                     summed: summed, packing: first.packing)
+            }
+            if PaillierCiphertextFile.firstNonUnit(sum.ciphertexts.map(\.value), key.n) != nil {
+                for path in files { _ = try readCiphertexts(path, key) }  // names the file and line
             }
             FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try sum.encoded(key: key) })
         }
@@ -234,9 +238,11 @@ private func loadPublicKey(_ path: String) throws -> PaillierPublicKey {
 }
 
 /// A ciphertext file in either format; a bad line is named with the file.
-private func readCiphertexts(_ path: String, _ key: PaillierPublicKey) throws -> PaillierCiphertextFile {
+private func readCiphertexts(_ path: String, _ key: PaillierPublicKey, checkingUnits: Bool = true) throws
+    -> PaillierCiphertextFile
+{
     let data = try readFile(path)
-    do { return try PaillierCiphertextFile.decode(data, key: key) } catch {
+    do { return try PaillierCiphertextFile.decode(data, key: key, checkingUnits: checkingUnits) } catch {
         throw usageError("\(path):\(error.line): \(error.reason)")
     }
 }

@@ -52,6 +52,21 @@ import VeilTestSupport
         ])
         #expect(outOfRange.status == 64)
         #expect(outOfRange.stderr.contains("bad.txt:1: ciphertext is not in Z*_(n²)"))
+        // `add` tests coprimality with n on the sums, and names the input line that broke it:
+        // here p itself, among ciphertexts that are fine.
+        let secretFile = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: directory.appendingPathComponent("secret.json")))
+        let p = try #require((secretFile as? [String: String])?["p"])
+        let good = try await VeilProcess.run(["paillier", "encrypt", "--public", publicKey, "--values", "1,2,3"])
+        let lines = good.stdout.split(separator: "\n")
+        try "\(lines[0])\n\(p)\n\(lines[2])\n".write(to: file, atomically: true, encoding: .utf8)
+        try good.stdout.write(to: directory.appendingPathComponent("good.txt"), atomically: true, encoding: .utf8)
+        let factor = try await VeilProcess.run([
+            "paillier", "add", "--public", publicKey, directory.appendingPathComponent("good.txt").path, file.path,
+        ])
+        #expect(
+            factor.status == 64 && factor.stderr.contains("bad.txt:2: ciphertext is not in Z*_(n²)"), "\(factor.stderr)"
+        )
         let wrongSize = try await VeilProcess.run(["paillier", "keygen", "--bits", "1024", "--out", directory.path])
         #expect(wrongSize.status == 64)
         try "{\"n\": \"15\"}".write(to: file, atomically: true, encoding: .utf8)

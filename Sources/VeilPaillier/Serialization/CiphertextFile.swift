@@ -135,17 +135,21 @@ public struct PaillierCiphertextFile: Sendable {
     /// Reads a file in either format (a first byte `{` means the veil format), checking every
     /// ciphertext against `key` (in Z*_(n²)) and the header against the key and itself. Errors
     /// name the line.
-    public static func decode(_ data: Data, key: PaillierPublicKey) throws(DecodingError) -> PaillierCiphertextFile {
+    ///
+    /// `checkingUnits: false` leaves out the test of coprimality with n (the range is still
+    /// checked), for a caller that tests what it computes from the file instead: `add` tests
+    /// the sums, which are units exactly when all their factors are, and rereads the inputs
+    /// with the test only to name a bad line.
+    public static func decode(_ data: Data, key: PaillierPublicKey, checkingUnits: Bool = true) throws(DecodingError)
+        -> PaillierCiphertextFile
+    {
         let bytes = [UInt8](data)
         var lines = lineRanges(bytes)
         guard let first = lines.first, first.lowerBound < bytes.count, bytes[first.lowerBound] == UInt8(ascii: "{")
         else {
-            let values = try decodeLines(bytes, lines, key: key) { text throws(PaillierError) in
-                guard text.allSatisfy({ (0x30...0x39).contains($0) }),
-                    let value = BigInt(decimal: String(decoding: text, as: UTF8.self))
-                else {
-                    throw .malformed("not a decimal integer")
-                }
+            let values = try decodeLines(bytes, lines, key: key, checkingUnits: checkingUnits) {
+                text throws(PaillierError) in
+                guard let value = BigInt(decimalDigits: text) else { throw .malformed("not a decimal integer") }
                 return value
             }
             return PaillierCiphertextFile(format: .decimal, ciphertexts: values)
@@ -154,7 +158,8 @@ public struct PaillierCiphertextFile: Sendable {
         let header: Header
         do { header = try Header(Data(bytes[first]), key: key) } catch { throw DecodingError(line: 1, reason: error) }
         let width = key.ciphertextByteCount
-        let values = try decodeLines(bytes, lines, key: key) { text throws(PaillierError) in
+        let values = try decodeLines(bytes, lines, key: key, checkingUnits: checkingUnits) {
+            text throws(PaillierError) in
             guard let raw = Data(base64Encoded: Data(text)), raw.count == width,
                 Data(raw).base64EncodedString().utf8.elementsEqual(text)
             else { throw .malformed("not the canonical base64 of \(width) bytes") }
@@ -177,21 +182,25 @@ public struct PaillierCiphertextFile: Sendable {
 
     /// The ranges of the non-empty lines (a final newline, `\r\n` and trailing spaces allowed).
     public static func lineRanges(_ bytes: [UInt8]) -> [Range<Int>] {
-        var ranges: [Range<Int>] = []
-        var start = 0
-        for index in 0...bytes.count where index == bytes.count || bytes[index] == 0x0A {
-            var end = index
-            while end > start, bytes[end - 1] == 0x0D || bytes[end - 1] == 0x20 { end -= 1 }
-            if end > start { ranges.append(start..<end) }
-            start = index + 1
+        bytes.withUnsafeBufferPointer { buffer in
+            var ranges: [Range<Int>] = []
+            var start = 0
+            while start <= buffer.count {
+                var index = start
+                while index < buffer.count, buffer[index] != 0x0A { index += 1 }
+                var end = index
+                while end > start, buffer[end - 1] == 0x0D || buffer[end - 1] == 0x20 { end -= 1 }
+                if end > start { ranges.append(start..<end) }
+                start = index + 1
+            }
+            return ranges
         }
-        return ranges
     }
 
     /// Decodes every line on every core and checks that each value is a ciphertext of `key`
     /// (in Z*_(n²), §2); the first failure is thrown with its line number.
     static func decodeLines(
-        _ bytes: [UInt8], _ lines: [Range<Int>], key: PaillierPublicKey,
+        _ bytes: [UInt8], _ lines: [Range<Int>], key: PaillierPublicKey, checkingUnits: Bool,
         _ decode: @Sendable (ArraySlice<UInt8>) throws(PaillierError) -> BigInt
     ) throws(DecodingError) -> [PaillierCiphertext] {
         func lineNumber(_ index: Int) -> Int {
@@ -212,7 +221,7 @@ public struct PaillierCiphertextFile: Sendable {
             case .failure(let error): throw DecodingError(line: lineNumber(index), reason: error)
             }
         }
-        if let index = firstNonUnit(values, key.n) {
+        if checkingUnits, let index = firstNonUnit(values, key.n) {
             throw DecodingError(line: lineNumber(index), reason: .ciphertextOutOfRange)
         }
         return values.map { PaillierCiphertext(value: $0, modulus: key.n) }
@@ -223,7 +232,7 @@ public struct PaillierCiphertextFile: Sendable {
     /// if it divides one of them), so a file costs one gcd and a multiplication per line, not a
     /// gcd per line — which cost `add` more than the additions; the per-line gcds run only to
     /// find the line to name.
-    static func firstNonUnit(_ values: [BigInt], _ n: BigInt) -> Int? {
+    public static func firstNonUnit(_ values: [BigInt], _ n: BigInt) -> Int? {
         let chunks = Array(stride(from: 0, to: values.count, by: 256))
         let products = try! chunks.parallelMap { start in  // cannot throw
             values[start..<min(start + 256, values.count)].reduce(BigInt(1)) { ($0 * $1.modulo(n)).modulo(n) }
