@@ -89,16 +89,17 @@ struct PaillierCommand: ParsableCommand {
         var addends: Int?
 
         @Option(
-            name: .customLong("value-bits"), help: "With --pack: every value is a signed integer of this many bits.")
-        var valueBits = 32
+            name: .customLong("value-bits"),
+            help: "With --pack: every value is a signed integer of this many bits (default 32).")
+        var valueBits: Int?
 
         func validate() throws {
             guard (values == nil) != (input == nil) else { throw ValidationError("give either --values or --input") }
             if pack {
                 guard format == .veil else { throw ValidationError("--pack needs --format veil") }
                 guard addends != nil else { throw ValidationError("--pack needs --addends K") }
-            } else if addends != nil {
-                throw ValidationError("--addends is for --pack")
+            } else if addends != nil || valueBits != nil {
+                throw ValidationError("--addends and --value-bits are for --pack")
             }
         }
 
@@ -122,7 +123,7 @@ struct PaillierCommand: ParsableCommand {
                 }
                 file = try paillier { () throws(PaillierError) in
                     let packing = try PaillierCiphertextFile.Packing(
-                        valueBits: valueBits, addends: addends!, values: numbers.count, keyBits: key.bits)
+                        valueBits: valueBits ?? 32, addends: addends!, values: numbers.count, keyBits: key.bits)
                     let plaintexts = try packing.layout.pack(try packing.residues(numbers))
                     return PaillierCiphertextFile(
                         format: .veil, ciphertexts: try PaillierBatch.encrypt(residues: plaintexts, key: key),
@@ -181,6 +182,10 @@ struct PaillierCommand: ParsableCommand {
                 throw usageError("the files hold different numbers of ciphertexts: \(inputs.map(\.ciphertexts.count))")
             }
             let summed = inputs.reduce(0) { $0 + $1.summed }
+            guard summed <= PaillierCiphertextFile.maxSummed else {
+                throw usageError(
+                    "a sum of \(summed) files exceeds the \(PaillierCiphertextFile.maxSummed) a file may record")
+            }
             if let packing = first.packing, summed > packing.addends {
                 throw usageError("\(PaillierError.tooManyAddends(have: summed, max: packing.addends))")
             }

@@ -137,6 +137,10 @@ import VeilTestSupport
             "paillier", "encrypt", "--public", publicKey, "--values", "1", "--pack", "--addends", "2",
         ])
         #expect(unpackedVeil.status == 64 && unpackedVeil.stderr.contains("--pack needs --format veil"))
+        let bitsAlone = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--values", "1", "--value-bits", "16",
+        ])
+        #expect(bitsAlone.status == 64 && bitsAlone.stderr.contains("--addends and --value-bits are for --pack"))
         let tooWide = try await VeilProcess.run([
             "paillier", "encrypt", "--public", publicKey, "--values", "2147483648", "--format", "veil", "--pack",
             "--addends", "2",

@@ -53,6 +53,36 @@ import VeilTestSupport
         }
     }
 
+    /// Every signed value at the edges of its range comes back from its residue, at every
+    /// residue width w = B + ⌈log₂ K⌉ up to 64 — w = 63 used to trap on a negative value
+    /// (review, helper-18): the decoding formed 2^63 in an Int64.
+    @Test func signedValuesRoundTripAtEveryResidueWidth() throws {
+        for (valueBits, addends) in [(2, 1), (31, 2), (32, 10), (60, 8), (61, 3), (62, 2), (62, 4), (43, 1 << 20)] {
+            let packing = try PaillierCiphertextFile.Packing(
+                valueBits: valueBits, addends: addends, values: 5, keyBits: key.publicKey.bits)
+            let bound = Int64(1) << Int64(valueBits - 1)
+            let values = [-bound, -1, 0, 1, bound - 1]
+            #expect(packing.signed(try packing.residues(values)) == values, "B = \(valueBits), K = \(addends)")
+        }
+        // And through encryption, summed, at w = 63.
+        let packing = try PaillierCiphertextFile.Packing(
+            valueBits: 62, addends: 2, values: 2, keyBits: key.publicKey.bits)
+        #expect(packing.layout.bitWidth.bits == 63)
+        let low = -(Int64(1) << 61)
+        let files = try [[low, -1], [low, -5]].map {
+            try PaillierBatch.encrypt(residues: try packing.layout.pack(try packing.residues($0)), key: key.publicKey)
+        }
+        let plaintexts = try PaillierBatch.decrypt(try PaillierBatch.sum(files, key: key.publicKey), key: key)
+        #expect(packing.signed(try packing.layout.unpack(plaintexts, dimension: 2, addends: 2)) == [2 * low, -6])
+    }
+
+    @Test func aPrivateKeyWithNegativeFactorsIsRefused() {
+        let (p, q) = key.primes
+        #expect(throws: PaillierError.invalidPrivateKey("p and q must be positive")) {
+            try PaillierPrivateKey(p: -p, q: -q)
+        }
+    }
+
     /// Each header fault is refused at line 1, naming what is wrong.
     @Test func aVeilHeaderIsReadStrictly() throws {
         let packing = try PaillierCiphertextFile.Packing(
@@ -81,6 +111,14 @@ import VeilTestSupport
             ("veil-paillier-ciphertexts/1", "veil-paillier-ciphertexts/2", "format must be"),
             (#""value_bits":32"#, #""value_bits":63"#, "value bits must be in 2...62"),
             (#""key":""#, #""key":"0"#, "another key"),
+            // Only the canonical line: readers on other JSON parsers would see another header.
+            (#""count":1"#, #""count":1.0"#, "not written as Specs/paillier.md §8.1 writes it"),
+            (#""summed":1"#, #""summed":1,"summed":1"#, "not written as"),
+            (#""summed":1"#, #""summed": 1"#, "not written as"),
+            (#"{"format""#, #"{"\u0066ormat""#, "not written as"),
+            (#""summed":1,"packing""#, #""packing""#, "needs format, key, count and summed"),
+            // A key holding an escape sequence (JSON \u001b) is named escaped, not replayed.
+            (#""summed":1"#, #""summed":1,"\u001b[31m":0"#, #"unknown header key "\u{1B}[31m""#),
         ]
         for (from, to, message) in cases {
             let error = refusal(from, to)

@@ -103,6 +103,9 @@ public struct PaillierPrivateKey: Sendable {
     public init(p: BigInt, q: BigInt) throws(PaillierError) {
         let p = p.asSecret()
         let q = q.asSecret()
+        // Before anything computes with them: GMP's primality test reads |p|, and a negative
+        // factor would pass it and trap later, in decryption (review, helper-18).
+        guard p.signum > 0, q.signum > 0 else { throw .invalidPrivateKey("p and q must be positive") }
         guard p != q else { throw .invalidPrivateKey("p and q are equal") }
         guard p.bitWidth == q.bitWidth else { throw .invalidPrivateKey("p and q differ in length") }
         // Before the primality tests, whose time grows with the cube of the length.

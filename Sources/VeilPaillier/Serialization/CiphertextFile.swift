@@ -63,10 +63,10 @@ public struct PaillierCiphertextFile: Sendable {
 
         /// The signed sums from the summed residues mod 2^w.
         public func signed(_ sum: ModularVector) -> [Int64] {
-            let w = UInt64(layout.bitWidth.bits)
-            return sum.elements.map { x in
-                w == 64 ? Int64(bitPattern: x) : (x >> (w - 1) == 1 ? Int64(bitPattern: x) - (1 << Int64(w)) : Int64(x))
-            }
+            // Sign extension from bit w − 1: shift the residue's top bit into bit 63, then back
+            // arithmetically (no 2^w is formed, which overflows Int64 at w = 63).
+            let spare = UInt64(64 - layout.bitWidth.bits)
+            return sum.elements.map { x in Int64(bitPattern: x << spare) >> spare }
         }
     }
 
@@ -85,6 +85,8 @@ public struct PaillierCiphertextFile: Sendable {
     }
 
     static let formatName = "veil-paillier-ciphertexts/1"
+    /// The most files a sum may record (A ≤ 2^20, §8.1).
+    public static let maxSummed = 1 << 20
 
     /// Why a file was refused, and where: line 1 is the header of a veil file.
     public struct DecodingError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -121,13 +123,18 @@ public struct PaillierCiphertextFile: Sendable {
 
     /// The header line, its keys in this order, no spaces.
     func header(key: PaillierPublicKey) -> String {
-        var text = #"{"format":"\#(Self.formatName)","key":"\#(PaillierKeyStatement.fingerprint(key))","#
-        text += #""count":\#(ciphertexts.count),"summed":\#(summed)"#
+        Self.headerLine(key: key, count: ciphertexts.count, summed: summed, packing: packing) + "\n"
+    }
+
+    /// The one way a header is written, and so the only one a reader accepts (§8.1).
+    static func headerLine(key: PaillierPublicKey, count: Int, summed: Int, packing: Packing?) -> String {
+        var text = #"{"format":"\#(formatName)","key":"\#(PaillierKeyStatement.fingerprint(key))","#
+        text += #""count":\#(count),"summed":\#(summed)"#
         if let packing {
             text +=
                 #","packing":{"value_bits":\#(packing.valueBits),"addends":\#(packing.addends),"values":\#(packing.values)}"#
         }
-        return text + "}\n"
+        return text + "}"
     }
 
     // MARK: - Reading
@@ -272,12 +279,12 @@ public struct PaillierCiphertextFile: Sendable {
             }
             let known: Set = ["format", "key", "count", "summed", "packing"]
             if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-                throw .malformed("unknown header key \"\(unknown)\"")
+                throw .malformed("unknown header key \(String(reflecting: unknown))")  // escaped
             }
             if let nested = object["packing"] as? [String: Any],
                 let unknown = nested.keys.sorted().first(where: { !["value_bits", "addends", "values"].contains($0) })
             {
-                throw .malformed("unknown packing key \"\(unknown)\"")
+                throw .malformed("unknown packing key \(String(reflecting: unknown))")
             }
             let fields: Fields
             do { fields = try JSONDecoder().decode(Fields.self, from: data) } catch {
@@ -288,7 +295,9 @@ public struct PaillierCiphertextFile: Sendable {
             }
             guard fields.key == PaillierKeyStatement.fingerprint(key) else { throw .keyMismatch }
             guard (0...Int(Int32.max)).contains(fields.count) else { throw .malformed("count out of range") }
-            guard (1...(1 << 20)).contains(fields.summed) else { throw .malformed("summed out of range") }
+            guard (1...PaillierCiphertextFile.maxSummed).contains(fields.summed) else {
+                throw .malformed("summed out of range")
+            }
             count = fields.count
             summed = fields.summed
             if let p = fields.packing {
@@ -299,6 +308,14 @@ public struct PaillierCiphertextFile: Sendable {
                 packing = layout
             } else {
                 packing = nil
+            }
+            // Readers built on different JSON parsers disagree on repeated keys, 3.0 for 3,
+            // escapes and null: only the canonical line is accepted, so every reader sees one header.
+            let canonical = PaillierCiphertextFile.headerLine(key: key, count: count, summed: summed, packing: packing)
+            guard data.elementsEqual(canonical.utf8) else {
+                throw .malformed(
+                    "the header is not written as Specs/paillier.md §8.1 writes it "
+                        + "(keys once each and in order, no spaces, integers in plain decimal)")
             }
         }
     }
