@@ -51,18 +51,18 @@ public struct BigInt: Sendable {
 
     /// Parses a decimal string (an optional leading minus, then digits). Nil for anything else.
     public init?(decimal text: String, secret: Bool = false) {
-        // One pass over the bytes: a file of 10,000 ciphertexts is 12 million digits.
-        let digits = text.utf8.first == UInt8(ascii: "-") ? text.utf8.dropFirst() : text.utf8[...]
-        guard !digits.isEmpty, digits.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return nil }
-        let storage = Storage(secret: secret)
-        guard veil_mpz_set_str(storage.pointer, text, 10) == 0 else { return nil }
-        self.storage = storage
+        let bytes = Array(text.utf8)[...]
+        let negative = bytes.first == UInt8(ascii: "-")
+        guard let magnitude = BigInt(decimalDigits: negative ? bytes.dropFirst() : bytes, secret: secret) else {
+            return nil
+        }
+        self = negative ? -magnitude : magnitude
     }
 
     /// Parses unsigned ASCII decimal digits straight from bytes (a line of a ciphertext file),
     /// without building a `String`. Nil for an empty input or any byte that is not a digit.
-    init?(decimalDigits bytes: ArraySlice<UInt8>) {
-        let storage = Storage(secret: false)
+    init?(decimalDigits bytes: ArraySlice<UInt8>, secret: Bool = false) {
+        let storage = Storage(secret: secret)
         let status = bytes.withUnsafeBufferPointer { digits -> Int32 in
             guard !digits.isEmpty else { return -1 }
             for byte in digits where byte &- UInt8(ascii: "0") >= 10 { return -1 }

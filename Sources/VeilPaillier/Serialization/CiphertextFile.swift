@@ -168,7 +168,7 @@ public struct PaillierCiphertextFile: Sendable {
         let values = try decodeLines(bytes, lines, key: key, checkingUnits: checkingUnits) {
             text throws(PaillierError) in
             guard let raw = Data(base64Encoded: Data(text)), raw.count == width,
-                Data(raw).base64EncodedString().utf8.elementsEqual(text)
+                raw.base64EncodedString().utf8.elementsEqual(text)
             else { throw .malformed("not the canonical base64 of \(width) bytes") }
             return BigInt(bigEndian: raw)
         }
