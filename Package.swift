@@ -17,13 +17,16 @@ let package = Package(
         .library(name: "VeilPrivacy", targets: ["VeilPrivacy"]),
         .library(name: "VeilLearning", targets: ["VeilLearning"]),
         .library(name: "VeilVectors", targets: ["VeilVectors"]),
-        // For Fuzz/ (a package of its own): the wire messages and the service's decoders.
+        // For Fuzz/ (a package of its own): the wire messages and the service's decoders, which
+        // build without gRPC.
         .library(name: "VeilWire", targets: ["VeilWire"]),
         .library(name: "VeilService", targets: ["VeilService"]),
+        .library(name: "VeilTransport", targets: ["VeilTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        // The service (VeilWire, VeilService) only: the crypto modules build without them.
+        // The service only: the crypto modules build without them, and gRPC, HTTP/2, NIOSSL and
+        // the service lifecycle are VeilTransport's alone.
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
@@ -70,31 +73,38 @@ let package = Package(
         ),
         .target(
             name: "VeilWire",
-            dependencies: [
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ]
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .target(
             name: "VeilService",
             dependencies: [
                 "VeilCore", "VeilCrypto", "VeilSecAgg", "VeilPaillier", "VeilLearning", "VeilPrivacy", "VeilWire",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .target(
+            name: "VeilTransport",
+            dependencies: [
+                "VeilService", "VeilWire",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
@@ -105,7 +115,7 @@ let package = Package(
             name: "veil",
             dependencies: [
                 "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy",
-                "VeilSecAgg", "VeilVectors", "VeilService", "VeilWire",
+                "VeilSecAgg", "VeilVectors", "VeilService", "VeilTransport", "VeilWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -135,7 +145,7 @@ let package = Package(
             name: "VeilServiceTests",
             dependencies: [
                 "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg", "VeilService",
-                "VeilTestSupport", "VeilWire",
+                "VeilTestSupport", "VeilTransport", "VeilWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

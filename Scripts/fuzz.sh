@@ -85,8 +85,7 @@ case "${1:-all}" in
         build "${targets[@]}"
         ;;
     --smoke)
-        # FUZZ_SMOKE_TARGETS narrows the smoke run (CI smokes the targets that do not build the
-        # service's gRPC and NIO dependencies with the sanitizers: see .ci/run).
+        # FUZZ_SMOKE_TARGETS narrows the smoke run.
         read -r -a smoke <<<"${FUZZ_SMOKE_TARGETS:-${targets[*]}}"
         build "${smoke[@]}"
         failed=0

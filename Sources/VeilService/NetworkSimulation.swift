@@ -6,7 +6,8 @@ import VeilSecAgg
 
 /// `veil simulate` on the network: a temporary CA, a coordinator and N participants in one
 /// process, talking gRPC over loopback with real mutual TLS — the same code `veil serve` and
-/// `veil join` run, only started together.
+/// `veil join` run, only started together. The federation is built here; VeilTransport runs it
+/// (`run(logger:ready:progress:)`).
 public struct NetworkSimulation: Sendable {
     public var serve: ServeConfiguration
     public var participants: [(join: JoinConfiguration, data: Dataset)]
@@ -132,69 +133,5 @@ public struct NetworkSimulation: Sendable {
         if p.adaptiveQuantile != nil { return "adaptive clipping runs in-process" }
         if p.mode != .central && paillier { return "distributed noise is summed by secure aggregation, not Paillier" }
         return nil
-    }
-
-    /// Runs the federation to its end.
-    /// Runs the federation to its end; `ready` gets the coordinator's ports once it listens
-    /// (it asks for port 0 unless `serve.port` says otherwise).
-    public func run(
-        logger: Logger = Logger(label: "veil.simulate"),
-        ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void = { _ in },
-        progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
-    ) async throws -> FederationSummary {
-        let coordinator = try Coordinator(configuration: serve, logger: logger)
-        let agents = try participants.enumerated().map { i, p in
-            var agent = try ParticipantAgent(configuration: p.join, data: p.data, logger: logger)
-            agent.failure = failures[i]
-            agent.misbehaviour = misbehaviours[i]
-            return agent
-        }
-        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        enum Ended: Sendable {
-            case coordinator(FederationSummary)
-            case participant(ParticipantSummary)
-            case keyHolder
-        }
-        return try await withThrowingTaskGroup(of: Ended.self) { group in
-            group.addTask {
-                .coordinator(
-                    try await CoordinatorServer.run(
-                        coordinator, logger: logger,
-                        ready: {
-                            ready($0)
-                            portContinuation.yield($0.grpcPort)
-                            portContinuation.finish()
-                        },
-                        progress: progress))
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw ConfigurationError("the coordinator did not start") }
-            if let keyHolder {
-                var holder = try KeyHolderAgent(configuration: keyHolder, logger: logger)
-                holder.port = port
-                group.addTask {
-                    _ = try await holder.run()
-                    return .keyHolder
-                }
-            }
-            for var agent in agents {
-                agent.port = port
-                group.addTask {
-                    .participant(try await agent.run())
-                }
-            }
-            var summary: FederationSummary?
-            var participants: [ParticipantSummary] = []
-            for try await ended in group {
-                switch ended {
-                case .coordinator(let s): summary = s
-                case .participant(let p): participants.append(p)
-                case .keyHolder: break
-                }
-            }
-            guard var summary else { throw ConfigurationError("the coordinator ended without a summary") }
-            summary.participants = participants.sorted { $0.id < $1.id }
-            return summary
-        }
     }
 }

@@ -5,6 +5,7 @@ import SwiftProtobuf
 import VeilCore
 import VeilLearning
 import VeilService
+import VeilTransport
 import VeilWire
 
 extension BenchCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import VeilService
+import VeilTransport
 import X509
 
 struct CACommand: ParsableCommand {

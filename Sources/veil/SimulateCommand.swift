@@ -6,6 +6,7 @@ import VeilLearning
 import VeilPaillier
 import VeilSecAgg
 import VeilService
+import VeilTransport
 
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,6 +4,7 @@ import VeilCore
 import VeilLearning
 import VeilSecAgg
 import VeilTestSupport
+import VeilTransport
 
 @testable import VeilService
 

@@ -3,6 +3,7 @@ import Logging
 import Testing
 import VeilLearning
 import VeilTestSupport
+import VeilTransport
 
 @testable import VeilService
 

@@ -6,6 +6,7 @@ import Testing
 import VeilCrypto
 import VeilLearning
 import VeilTestSupport
+import VeilTransport
 import VeilWire
 import X509
 

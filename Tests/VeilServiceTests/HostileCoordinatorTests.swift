@@ -8,6 +8,7 @@ import VeilCrypto
 import VeilLearning
 import VeilPaillier
 import VeilTestSupport
+import VeilTransport
 import VeilWire
 import X509
 

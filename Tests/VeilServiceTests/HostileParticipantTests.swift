@@ -8,6 +8,7 @@ import Testing
 import VeilLearning
 import VeilSecAgg
 import VeilTestSupport
+import VeilTransport
 import VeilWire
 
 @testable import VeilService

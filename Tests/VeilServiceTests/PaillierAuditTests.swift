@@ -5,6 +5,7 @@ import VeilCrypto
 import VeilLearning
 import VeilPaillier
 import VeilTestSupport
+import VeilTransport
 
 @testable import VeilService
 

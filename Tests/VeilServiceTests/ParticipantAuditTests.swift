@@ -4,6 +4,7 @@ import VeilCore
 import VeilLearning
 import VeilSecAgg
 import VeilTestSupport
+import VeilTransport
 import VeilWire
 
 @testable import VeilService

@@ -5,6 +5,7 @@ import VeilLearning
 import VeilPrivacy
 import VeilSecAgg
 import VeilTestSupport
+import VeilTransport
 
 @testable import VeilService
 

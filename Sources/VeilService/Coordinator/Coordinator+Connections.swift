@@ -6,7 +6,7 @@ import VeilWire
 /// message budget, and each message routed to the round machine (`Specs/wire.md` §3, §8).
 extension Coordinator {
     /// Registers a stream after its Hello; returns its generation (nil: refused and closed).
-    func connect(
+    package func connect(
         identity: FederationIdentity, hello: Veil_V1_Hello, outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
     ) -> Int? {
         let generation: Int
@@ -52,7 +52,7 @@ extension Coordinator {
     }
 
     /// A stream ended.
-    func disconnect(id: String, generation: Int) {
+    package func disconnect(id: String, generation: Int) {
         switch registry.unregister(id: id, generation: generation) {
         case .keyHolder:
             logger.info("key holder disconnected", metadata: ["id": "\(id)"])
@@ -67,7 +67,7 @@ extension Coordinator {
 
     /// Takes a token from `id`'s bucket, before its message is even decoded; false (and the
     /// sender told, the refusal counted) when there is none. The bucket outlives the stream.
-    func admitMessage(from id: String, generation: Int, now: ContinuousClock.Instant = .now) -> Bool {
+    package func admitMessage(from id: String, generation: Int, now: ContinuousClock.Instant = .now) -> Bool {
         guard registry.admit(id, generation: generation, now: now) else {
             metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.rateLimited.rawValue])
             return false
@@ -76,7 +76,7 @@ extension Coordinator {
     }
 
     /// A message on a registered stream (already admitted by ``admitMessage(from:generation:now:)``).
-    func receive(_ message: Veil_V1_ParticipantMessage, from id: String, generation: Int) {
+    package func receive(_ message: Veil_V1_ParticipantMessage, from id: String, generation: Int) {
         guard let connection = registry.connection(id, generation: generation) else { return }
         if connection.identity.role == .keyHolder {
             if case .decrypted(let result) = message.kind { dispatch(.decryption(result)) }

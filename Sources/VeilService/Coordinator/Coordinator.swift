@@ -16,8 +16,8 @@ import X509
 /// (``FederationService``) feeds it connections and messages; everything it sends goes out
 /// through each connection's outbox.
 public actor Coordinator {
-    public let configuration: ServeConfiguration
-    let ca: Certificate
+    public nonisolated let configuration: ServeConfiguration
+    package nonisolated let ca: Certificate
     let credentials: CoordinatorCredentials
     let store: CoordinatorStore
     public nonisolated let metrics: Metrics

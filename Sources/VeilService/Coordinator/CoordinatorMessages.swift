@@ -4,7 +4,7 @@ import VeilCrypto
 import VeilWire
 
 extension Veil_V1_CoordinatorMessage {
-    static func failure(_ code: Veil_V1_FailureCode, _ message: String) -> Self {
+    package static func failure(_ code: Veil_V1_FailureCode, _ message: String) -> Self {
         .with {
             $0.failure = .with {
                 $0.code = code

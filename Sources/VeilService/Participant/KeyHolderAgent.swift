@@ -44,18 +44,19 @@ public struct KeyHolderAgent: Sendable {
         set { configuration.port = newValue }
     }
 
-    /// Serves decryption requests until the coordinator finishes; returns how many it answered.
-    public func run() async throws -> Int {
+    /// Serves decryption requests over `link` until the coordinator finishes; returns how many
+    /// it answered.
+    public func run(over link: some CoordinatorLink) async throws -> Int {
         // Decryption is CPU-bound: off the cooperative pool (``ComputeThreads``).
-        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions() }
+        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions(link) }
     }
 
-    private func runSessions() async throws -> Int {
+    private func runSessions(_ link: some CoordinatorLink) async throws -> Int {
         var failures = 0
         var answered = 0
         while true {
             do {
-                let (count, finished) = try await session()
+                let (count, finished) = try await session(link)
                 answered += count
                 if finished { return answered }
                 failures = 0
@@ -80,10 +81,10 @@ public struct KeyHolderAgent: Sendable {
         }
     }
 
-    func session() async throws -> (answered: Int, finished: Bool) {
+    func session(_ link: some CoordinatorLink) async throws -> (answered: Int, finished: Bool) {
         let c = configuration
         let holder = self
-        return try await FederationStream.open(
+        return try await link.open(
             tls: c.tls, host: c.host, port: c.port, coordinator: c.coordinator, hello: hello()
         ) { messages, send in
             var answered = 0

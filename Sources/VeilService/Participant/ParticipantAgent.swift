@@ -77,19 +77,19 @@ public struct ParticipantAgent: Sendable {
         return try FederatedSimulation(configuration: f).data.clients[c.index]
     }
 
-    /// Takes part until the coordinator finishes the federation; reconnects after a lost
-    /// connection (up to `reconnectAttempts` times).
-    public func run() async throws -> ParticipantSummary {
+    /// Takes part over `link` until the coordinator finishes the federation; reconnects after a
+    /// lost connection (up to `reconnectAttempts` times).
+    public func run(over link: some CoordinatorLink) async throws -> ParticipantSummary {
         // Training and masking are CPU-bound: off the cooperative pool (``ComputeThreads``).
-        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions() }
+        try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions(link) }
     }
 
-    private func runSessions() async throws -> ParticipantSummary {
+    private func runSessions(_ link: some CoordinatorLink) async throws -> ParticipantSummary {
         let tally = Tally()
         var failures = 0
         while true {
             do {
-                let outcome = try await session(tally: tally)
+                let outcome = try await session(tally: tally, link: link)
                 if let reason = outcome.finished {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
@@ -100,7 +100,7 @@ public struct ParticipantAgent: Sendable {
                 }
                 failures = 0
             } catch {
-                // gRPC may wrap what the response handler threw; the tally knows what happened.
+                // The transport may wrap what the response handler threw; the tally knows what happened.
                 if tally.injected {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
@@ -117,10 +117,10 @@ public struct ParticipantAgent: Sendable {
     }
 
     /// One connection.
-    func session(tally: Tally) async throws -> SessionOutcome {
+    func session(tally: Tally, link: some CoordinatorLink) async throws -> SessionOutcome {
         let c = configuration
         let agent = self
-        return try await FederationStream.open(
+        return try await link.open(
             tls: c.tls, host: c.host, port: c.port, coordinator: c.coordinator, hello: hello()
         ) { messages, send in
             var state = AgentState(agent: agent, tally: tally, send: send)

@@ -124,7 +124,7 @@ struct RoundAbort: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Why a participant's message was refused (a closed set: the metrics label).
-enum RefusalReason: String, CaseIterable, Sendable {
+package enum RefusalReason: String, CaseIterable, Sendable {
     case rateLimited = "rate_limited"
     case outOfRound = "out_of_round"
     case malformed

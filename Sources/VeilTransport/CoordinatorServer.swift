@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import VeilService
 
 /// `veil serve`: the coordinator behind gRPC over HTTP/2 with mutual TLS, and its metrics
 /// port, run as a swift-service-lifecycle group. The federation ending shuts the group down

@@ -3,20 +3,24 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOSSL
+import VeilService
 import VeilWire
 import X509
 
-/// A client's `Participate` stream over mutual TLS: sends Hello, then hands the coordinator's
-/// messages to `body` with a way to send.
-enum FederationStream {
+/// A client's `Participate` stream, gRPC over HTTP/2 with mutual TLS: sends Hello, then hands
+/// the coordinator's messages to `body` with a way to send.
+public struct GRPCCoordinatorLink: CoordinatorLink {
     /// The largest message either way: 64 MiB, the coordinator's default `max_message_bytes`.
-    static let maximumMessageBytes = 64 << 20
+    public static let maximumMessageBytes = 64 << 20
 
-    static func open<Result: Sendable>(
+    public init() {}
+
+    public func open<Result: Sendable>(
         tls: TLSFiles, host: String, port: Int, coordinator: String, hello: Veil_V1_Hello,
         body:
             @escaping @Sendable (
-                RPCAsyncSequence<Veil_V1_CoordinatorMessage, any Error>, @escaping (Veil_V1_ParticipantMessage) -> Void
+                any AsyncSequence<Veil_V1_CoordinatorMessage, any Error>,
+                @escaping (Veil_V1_ParticipantMessage) -> Void
             ) async throws -> Result
     ) async throws -> Result {
         let ca = try FederationCA.loadCertificate(tls.ca)
@@ -53,8 +57,8 @@ enum FederationStream {
             // participant or key holder receives (a model, a roster's certificates, an
             // aggregate) may be as large.
             var options = CallOptions.defaults
-            options.maxRequestMessageBytes = maximumMessageBytes
-            options.maxResponseMessageBytes = maximumMessageBytes
+            options.maxRequestMessageBytes = Self.maximumMessageBytes
+            options.maxResponseMessageBytes = Self.maximumMessageBytes
             return try await federation.participate(request: request, options: options) { response in
                 defer { continuation.finish() }
                 return try await body(response.messages, { continuation.yield($0) })
@@ -70,4 +74,14 @@ enum FederationStream {
         else { return false }
         return identity.role == .coordinator && identity.id == id
     }
+}
+
+extension ParticipantAgent {
+    /// Takes part in the federation over gRPC with mutual TLS (``GRPCCoordinatorLink``).
+    public func run() async throws -> ParticipantSummary { try await run(over: GRPCCoordinatorLink()) }
+}
+
+extension KeyHolderAgent {
+    /// Serves the federation's decryptions over gRPC with mutual TLS (``GRPCCoordinatorLink``).
+    public func run() async throws -> Int { try await run(over: GRPCCoordinatorLink()) }
 }

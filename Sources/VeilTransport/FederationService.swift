@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import Logging
 import SwiftProtobuf
+import VeilService
 import VeilWire
 import X509
 

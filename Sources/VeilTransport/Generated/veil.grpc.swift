@@ -13,6 +13,7 @@
 
 import GRPCCore
 import GRPCProtobuf
+import VeilWire
 
 // MARK: - veil.v1.Federation
 

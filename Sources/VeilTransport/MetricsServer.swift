@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import VeilService
 
 /// A small HTTP/1.1 server for the coordinator's observability: `GET /metrics` (Prometheus
 /// text) and `GET /` (a status page that refreshes itself). Anything else is 404.

@@ -1,0 +1,18 @@
+import VeilWire
+
+/// How a participant or key holder reaches its coordinator: one `Participate` stream that sends
+/// `hello` first, then hands the coordinator's messages to `body` with a way to send more.
+///
+/// The agents' protocol logic is written against this, not against a transport, so that it
+/// builds (and is fuzzed) without gRPC; the service's link, gRPC over mutual TLS that accepts
+/// only the federation's coordinator, is VeilTransport's `GRPCCoordinatorLink`.
+public protocol CoordinatorLink: Sendable {
+    func open<Result: Sendable>(
+        tls: TLSFiles, host: String, port: Int, coordinator: String, hello: Veil_V1_Hello,
+        body:
+            @escaping @Sendable (
+                any AsyncSequence<Veil_V1_CoordinatorMessage, any Error>,
+                @escaping (Veil_V1_ParticipantMessage) -> Void
+            ) async throws -> Result
+    ) async throws -> Result
+}
