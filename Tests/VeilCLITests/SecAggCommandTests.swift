@@ -97,12 +97,25 @@ import VeilTestSupport
         ])
         #expect(output.status == 0, "\(output.stderr)")
         let object = try json(output)
-        for key in [
-            "client_mask_seconds", "client_keystream_seconds", "server_unmask_seconds", "server_keystream_seconds",
-            "shamir_seconds",
-        ] {
+        let times = [
+            "client_mask_seconds", "client_keystream_seconds", "client_r2_seconds", "server_unmask_seconds",
+            "server_keystream_seconds",
+        ]
+        for key in times + times.map { $0 + "_one_core" } + ["shamir_seconds"] {
             #expect((object[key] as? Double ?? -1) > 0, "\(key)")
         }
+        // Each ratio is its time over the keystream on as many cores.
+        for (ratio, time, keystream) in [
+            ("client_ratio", "client_mask_seconds", "client_keystream_seconds"),
+            ("client_r2_ratio", "client_r2_seconds", "client_keystream_seconds"),
+            ("server_ratio", "server_unmask_seconds", "server_keystream_seconds"),
+        ] {
+            for suffix in ["", "_one_core"] {
+                let expected = (object[time + suffix] as? Double ?? 0) / (object[keystream + suffix] as? Double ?? 1)
+                #expect(abs((object[ratio + suffix] as? Double ?? -1) - expected) < 1e-9, "\(ratio + suffix)")
+            }
+        }
         #expect(object["client_masks"] as? Int == 8)
+        #expect((object["workers"] as? Int ?? 0) >= 1)
     }
 }

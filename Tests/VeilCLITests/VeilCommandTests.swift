@@ -86,6 +86,12 @@ var familyCount: Int {
         #expect(keystream > 0 && expansion > 0)
         #expect(abs(ratio - expansion / keystream) < 1e-9)
         #expect(object["keystream_bytes"] as? Int == 160_000)
+        // The same on every core.
+        let keystreamAll = try #require(object["keystream_gb_per_s_all_cores"] as? Double)
+        let maskingAll = try #require(object["masking_gb_per_s_all_cores"] as? Double)
+        #expect(keystreamAll > 0 && maskingAll > 0)
+        #expect(abs(try #require(object["masking_ratio_all_cores"] as? Double) - maskingAll / keystreamAll) < 1e-9)
+        #expect((object["workers"] as? Int ?? 0) >= 1)
     }
 
     @Test(arguments: [

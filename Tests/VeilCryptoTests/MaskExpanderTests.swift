@@ -36,6 +36,34 @@ import VeilTestSupport
         }
     }
 
+    /// Several masks folded chunk by chunk, over a slice that starts at a chunk boundary, give
+    /// what folding each mask over the whole vector in turn gives: the keystream counter of a
+    /// slice continues the whole vector's.
+    @Test(arguments: [1, 8, 13, 24, 32, 40, 64])
+    func severalMasksOverSlicesEqualOneMaskAtATime(_ bits: Int) throws {
+        let width = try BitWidth(bits)
+        let masks: [(expander: MaskExpander, mode: MaskExpander.Mode)] = [
+            (try expander(bits: bits, seed: 1), .add), (try expander(bits: bits, seed: 2), .subtract),
+            (try expander(bits: bits, seed: 3), .add), (try expander(bits: bits, seed: 4), .overwrite),
+            (try expander(bits: bits, seed: 5), .add),
+        ]
+        let count = 3 * MaskExpander.elementsPerChunk + 77
+        var generator = SplitMix64(seed: UInt64(bits) * 31)
+        let input = ModularVector(reducing: (0..<count).map { _ in generator.next() }, bitWidth: width)
+        var expected = input
+        for mask in masks { try mask.expander.apply(mask.mode, to: &expected) }
+
+        for cut in [0, MaskExpander.elementsPerChunk, 2 * MaskExpander.elementsPerChunk] {
+            var batched = input
+            batched.withUnsafeMutableElements { all in
+                MaskExpander.apply(masks, to: UnsafeMutableBufferPointer(rebasing: all[..<cut]), from: 0)
+                MaskExpander.apply(masks, to: UnsafeMutableBufferPointer(rebasing: all[cut...]), from: cut)
+            }
+            let differing = zip(batched.elements, expected.elements).filter { $0 != $1 }.count
+            #expect(differing == 0, "cut at \(cut): \(differing) of \(count) elements differ")
+        }
+    }
+
     @Test func seedsAndLabelsGiveUnrelatedMasks() throws {
         let base = try expander(bits: 32).expand(count: 64)
         #expect(try expander(bits: 32, seed: 2).expand(count: 64) != base)

@@ -37,6 +37,26 @@ func seed(_ value: UInt8) -> [UInt8] { [UInt8](repeating: value, count: 32) }
         // Dropping after the masked input was sent keeps the input in the sum.
         #expect(included == (round >= .consistencyCheck))
     }
+
+    /// The masks are folded chunk by chunk, the vector split among the workers: one, two or
+    /// three of them (splits that do and do not fall on the vector's end) send the same masked
+    /// inputs, and the server removes the masks to the same sum, with a dropout to rebuild.
+    @Test func theSplitAmongWorkersChangesNoMessageAndNoSum() throws {
+        var configuration = SecAggSimulation.Configuration(
+            parameters: try parameters(n: 5, t: 3, bits: 24, d: 3 * 1_024 + 5), seed: seed(4),
+            forcedDrops: [ParticipantID(3): .maskedInputCollection], recordsTranscript: true)
+        configuration.maskWorkers = 1
+        let reference = try SecAggSimulation.run(configuration)
+        #expect(reference.sumCorrect)
+        #expect(reference.result?.survivors.count == 4)
+        for workers in [2, 3, 8] {
+            configuration.maskWorkers = workers
+            let report = try SecAggSimulation.run(configuration)
+            #expect(report.sumCorrect)
+            #expect(report.result?.sum == reference.result?.sum, "\(workers) workers")
+            #expect(report.transcript.map(\.encoded) == reference.transcript.map(\.encoded), "\(workers) workers")
+        }
+    }
 }
 
 @Suite struct SparseGraphSimulationTests {

@@ -113,6 +113,10 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         self.state = .advertiseKeys(input)
     }
 
+    /// How many threads fold the masks into the input in R2 (default: every core). The masked
+    /// input does not depend on it.
+    public var maskWorkers = MaskWork.availableWorkers
+
     /// Whether the participant has sent its last message.
     public var isCompleted: Bool {
         if case .completed = state { return true }
@@ -351,7 +355,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
                     return SecAggKeys.pairwiseMask(seed: seed, sessionID: session.id, bitWidth: bitWidth)
                 })
         }
-        if let failed = MaskWork.apply(jobs, to: &masked).first {
+        if let failed = MaskWork.apply(jobs, to: &masked, workers: maskWorkers).first {
             throw .weakPeerKey(peers[failed - 1].rawValue)
         }
         state = .consistencyCheck(

@@ -183,6 +183,9 @@ public struct SecAggServer {
     /// Set with a drop reason that the sender's own message proves.
     private var blame: SecAggEvidence?
 
+    /// How many threads remove the masks in R4 (default: every core). The sum does not depend on it.
+    public var maskWorkers = MaskWork.availableWorkers
+
     /// Creates the server of a session.
     /// - Throws: ``SecAggSessionError/identityMismatch(_:)`` when the key is not the session's server key.
     public init(session: SecAggSession, identityKey: Ed25519.PrivateKey) throws(SecAggSessionError) {
@@ -635,7 +638,7 @@ public struct SecAggServer {
         }
         var sum = current.sum
         state = .advertiseKeys([:])  // release the stored sum so that unmasking does not copy it
-        if let failed = MaskWork.apply(jobs, to: &sum).first {
+        if let failed = MaskWork.apply(jobs, to: &sum, workers: maskWorkers).first {
             // A key that passed the R0 check cannot fail agreement; refuse rather than guess.
             return faults + abort(.reconstructionMismatch(owner: owners[failed]))
         }

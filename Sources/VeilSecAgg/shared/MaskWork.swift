@@ -3,8 +3,10 @@ import Foundation
 import VeilCore
 import VeilCrypto
 
-/// Folds many masks into one vector, on every core: each worker accumulates a share of the
-/// masks into its own vector, and the partial vectors are added at the end. Addition in
+/// Folds many masks into one vector, on every core: the expanders are derived first (a
+/// pairwise one costs an X25519), the jobs split among the workers; then each worker folds
+/// every mask into its own run of whole chunks of the vector (``MaskExpander/apply(_:to:from:)``),
+/// so that each chunk stays in its core's L1 cache while all k masks pass over it. Addition in
 /// Z_(2^b) is commutative, so the result does not depend on the split.
 enum MaskWork {
     /// One mask to fold in. Pairwise jobs carry their key agreement, so that the X25519
@@ -32,51 +34,39 @@ enum MaskWork {
     ///   not applied); empty on success.
     @discardableResult
     static func apply(_ jobs: [Job], to vector: inout ModularVector, workers: Int = availableWorkers) -> [Int] {
+        let expanders = derive(jobs, workers: workers)
+        let failed = expanders.indices.filter { expanders[$0] == nil }
+        let masks = zip(expanders, jobs).compactMap { expander, job in expander.map { ($0, job.mode) } }
+        let chunk = MaskExpander.elementsPerChunk
+        let chunks = (vector.count + chunk - 1) / chunk
+        let workers = min(workers, chunks)
+        vector.withUnsafeMutableElements { buffer in
+            guard workers > 1 else { return MaskExpander.apply(masks, to: buffer, from: 0) }
+            // Each worker writes only its own elements; the buffer outlives the parallel section.
+            nonisolated(unsafe) let elements = buffer
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                let lower = chunks * worker / workers * chunk
+                let upper = min(elements.count, chunks * (worker + 1) / workers * chunk)
+                MaskExpander.apply(
+                    masks, to: UnsafeMutableBufferPointer(rebasing: elements[lower..<upper]), from: lower)
+            }
+        }
+        return failed
+    }
+
+    /// Every job's expander (nil where it cannot be derived), derived on `workers` threads.
+    private static func derive(_ jobs: [Job], workers: Int) -> [MaskExpander?] {
         let workers = min(workers, jobs.count)
-        guard workers > 1 else {
-            var failed: [Int] = []
-            vector.withUnsafeMutableElements { buffer in
-                for (index, job) in jobs.enumerated() {
-                    guard let expander = job.expander() else {
-                        failed.append(index)
-                        continue
-                    }
-                    expander.apply(job.mode, to: buffer)
-                }
-            }
-            return failed
-        }
-        var failures = [[Int]](repeating: [], count: workers)
-        var partials = (1..<workers).map { _ in ModularVector(zeros: vector.count, bitWidth: vector.bitWidth) }
-        vector.withUnsafeMutableElements { main in
-            partials.withUnsafeMutableBufferPointer { extra in
-                failures.withUnsafeMutableBufferPointer { failed in
-                    // Each worker touches only its own vector and failure list; the buffers
-                    // outlive the parallel section.
-                    nonisolated(unsafe) let mainBuffer = main
-                    nonisolated(unsafe) let extraBuffers = extra
-                    nonisolated(unsafe) let failedBuffers = failed
-                    nonisolated(unsafe) let jobs = jobs
-                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                        func run(_ buffer: UnsafeMutableBufferPointer<UInt64>) {
-                            for index in stride(from: worker, to: jobs.count, by: workers) {
-                                guard let expander = jobs[index].expander() else {
-                                    failedBuffers[worker].append(index)
-                                    continue
-                                }
-                                expander.apply(jobs[index].mode, to: buffer)
-                            }
-                        }
-                        if worker == 0 {
-                            run(mainBuffer)
-                        } else {
-                            extraBuffers[worker - 1].withUnsafeMutableElements(run)
-                        }
-                    }
-                }
+        guard workers > 1 else { return jobs.map { $0.expander() } }
+        var expanders = [MaskExpander?](repeating: nil, count: jobs.count)
+        expanders.withUnsafeMutableBufferPointer { results in
+            // Each worker writes only its own indices; the buffer outlives the parallel section.
+            nonisolated(unsafe) let slots = results
+            nonisolated(unsafe) let jobs = jobs
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for index in stride(from: worker, to: jobs.count, by: workers) { slots[index] = jobs[index].expander() }
             }
         }
-        for partial in partials { try! vector.add(partial) }  // same ring and length by construction
-        return failures.flatMap { $0 }.sorted()
+        return expanders
     }
 }

@@ -24,6 +24,9 @@ public struct SecAggSimulation {
         /// Deliver other bytes in place of one message, then stop: how vectors test the
         /// checks of a participant or of the server against a forged or replayed message.
         public var substitution: Substitution?
+        /// How many threads fold masks in each participant and in the server (nil: every core),
+        /// for measurements on one core; the results do not depend on it.
+        public var maskWorkers: Int?
 
         public init(
             parameters: SecAggParameters, seed: [UInt8], dropoutProbability: Double = 0,
@@ -189,11 +192,14 @@ public struct SecAggSimulation {
 
         var server = try SecAggServer(session: cast.session, identityKey: cast.serverKey)
         var clients = try (0..<n).map { i in
-            try SecAggClient(
+            var client = try SecAggClient(
                 session: cast.session, id: ParticipantID(UInt32(i + 1)), identityKey: cast.clientKeys[i],
                 input: cast.inputs[i],
                 generator: try ChaCha20Generator(seed: cast.generatorSeeds[i]))
+            if let workers = configuration.maskWorkers { client.maskWorkers = workers }
+            return client
         }
+        if let workers = configuration.maskWorkers { server.maskWorkers = workers }
         var toServer: [(ParticipantID, SignedMessage, Int)] = []
         var produced = 0
 
@@ -305,7 +311,7 @@ public struct SecAggSimulation {
         return report
     }
 
-    private static func seconds(since start: ContinuousClock.Instant) -> Double {
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
