@@ -129,7 +129,7 @@ let package = Package(
             path: "Tests/VeilTestSupport"
         ),
         .testTarget(name: "VeilCoreTests", dependencies: ["VeilCore", "VeilTestSupport"]),
-        .testTarget(name: "VeilCryptoTests", dependencies: ["VeilCore", "VeilCrypto", "VeilTestSupport"]),
+        .testTarget(name: "VeilCryptoTests", dependencies: ["CSodium", "VeilCore", "VeilCrypto", "VeilTestSupport"]),
         .testTarget(
             name: "VeilSecAggTests", dependencies: ["VeilCore", "VeilCrypto", "VeilSecAgg", "VeilTestSupport"]),
         .testTarget(

@@ -9,13 +9,13 @@ import X509
 
 /// A client's `Participate` stream, gRPC over HTTP/2 with mutual TLS: sends Hello, then hands
 /// the coordinator's messages to `body` with a way to send.
-public struct GRPCCoordinatorLink: CoordinatorLink {
+package struct GRPCCoordinatorLink: CoordinatorLink {
     /// The largest message either way: 64 MiB, the coordinator's default `max_message_bytes`.
-    public static let maximumMessageBytes = 64 << 20
+    static let maximumMessageBytes = 64 << 20
 
-    public init() {}
+    package init() {}
 
-    public func open<Result: Sendable>(
+    package func open<Result: Sendable>(
         tls: TLSFiles, host: String, port: Int, coordinator: String, hello: Veil_V1_Hello,
         body:
             @escaping @Sendable (

@@ -224,12 +224,12 @@ extension BenchCommand {
             let seedBytes = simulationSeed(seed)
             FileHandle.standardError.write(Data("running \(parameters)\n".utf8))
             let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-            // The same session twice: its masks folded on one thread, then on every core.
+            // The same session twice: its endorsement checks and masks on one thread, then on every core.
             func session(workers: Int?) throws -> SecAggSimulation.Report {
                 var configuration = SecAggSimulation.Configuration(
                     parameters: parameters, seed: seedBytes, dropoutProbability: dropout,
                     dropRounds: [.maskedInputCollection])
-                configuration.maskWorkers = workers
+                configuration.workers = workers
                 let report = try SecAggSimulation.run(configuration)
                 guard report.sumCorrect, report.result != nil else {
                     throw usageError("the session did not complete: \(report.abort.map(\.description) ?? "wrong sum")")

@@ -1,3 +1,4 @@
+import CSodium
 import Testing
 import VeilCore
 import VeilCrypto
@@ -62,6 +63,53 @@ import VeilTestSupport
             let differing = zip(batched.elements, expected.elements).filter { $0 != $1 }.count
             #expect(differing == 0, "cut at \(cut): \(differing) of \(count) elements differ")
         }
+    }
+
+    /// Every width against the definition itself (`Specs/primitives.md`, "Mask expansion"):
+    /// K = VeilKDF(seed, "mask-expansion", context = label), one raw ChaCha20 call for the whole
+    /// keystream, element i the w bytes at w·i read little-endian, mod 2^b. 8,269 elements reach
+    /// past the largest piece the expander produces per ChaCha20 call (8,192 elements at w = 1),
+    /// and slices of them start at every 1,024-element boundary the workers may cut at.
+    @Test(arguments: Array(1...64))
+    func everyWidthMatchesTheDefinitionAcrossPiecesAndSlices(_ bits: Int) throws {
+        let width = try BitWidth(bits)
+        let w = width.byteCount
+        let count = 8 * MaskExpander.elementsPerChunk + 77
+        let seed = SecureBytes(copying: Array(repeating: UInt8(bits), count: 32))
+        let label = Array("definition".utf8)
+        let key = VeilKDF.derive32(.maskExpansion, from: seed, context: label)
+        var keystream = [UInt8](repeating: 0, count: count * w)
+        let nonce = [UInt8](repeating: 0, count: 12)
+        let status = key.withUnsafeBytes {
+            crypto_stream_chacha20_ietf(
+                &keystream, UInt64(keystream.count), nonce, $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        #expect(status == 0)
+        let definition = (0..<count).map { i in
+            (0..<w).reduce(UInt64(0)) { value, j in value | UInt64(keystream[w * i + j]) << (8 * j) } & width.mask
+        }
+
+        let mask = try MaskExpander(seed: seed, label: label, bitWidth: width)
+        let expanded = try mask.expand(count: count)
+        #expect(expanded.elements == definition)
+        // Added to an input in slices (at 0, 1 × 1,024, …, 8 × 1,024) it adds the definition.
+        var generator = SplitMix64(seed: UInt64(bits) &* 77)
+        let input = ModularVector(reducing: (0..<count).map { _ in generator.next() }, bitWidth: width)
+        var sliced = input
+        sliced.withUnsafeMutableElements { all in
+            var start = 0
+            for next in stride(from: MaskExpander.elementsPerChunk, through: count, by: MaskExpander.elementsPerChunk)
+                + [count]
+            where next > start {
+                MaskExpander.apply(
+                    [(mask, .add)], to: UnsafeMutableBufferPointer(rebasing: all[start..<next]), from: start)
+                start = next
+            }
+        }
+        let differing = (0..<count).filter {
+            sliced.elements[$0] != (input.elements[$0] &+ definition[$0]) & width.mask
+        }
+        #expect(differing.isEmpty, "\(differing.count) of \(count) elements differ, first at \(differing.first ?? -1)")
     }
 
     @Test func seedsAndLabelsGiveUnrelatedMasks() throws {

@@ -45,12 +45,12 @@ func seed(_ value: UInt8) -> [UInt8] { [UInt8](repeating: value, count: 32) }
         var configuration = SecAggSimulation.Configuration(
             parameters: try parameters(n: 5, t: 3, bits: 24, d: 3 * 1_024 + 5), seed: seed(4),
             forcedDrops: [ParticipantID(3): .maskedInputCollection], recordsTranscript: true)
-        configuration.maskWorkers = 1
+        configuration.workers = 1
         let reference = try SecAggSimulation.run(configuration)
         #expect(reference.sumCorrect)
         #expect(reference.result?.survivors.count == 4)
         for workers in [2, 3, 8] {
-            configuration.maskWorkers = workers
+            configuration.workers = workers
             let report = try SecAggSimulation.run(configuration)
             #expect(report.sumCorrect)
             #expect(report.result?.sum == reference.result?.sum, "\(workers) workers")

@@ -85,7 +85,8 @@ import VeilTestSupport
         // A round is committed before its line is printed, so SIGKILL between the two leaves a
         // committed round unprinted: the store, not stdout, says where the federation stands.
         let committed = try #require(
-            try CoordinatorStore(path: directory.appendingPathComponent("state.sqlite").path).latestCheckpoint()?.round)
+            try CoordinatorStore(readingAt: directory.appendingPathComponent("state.sqlite").path).latestCheckpoint()?
+                .round)
         #expect(committed >= (before.last ?? 0) && committed <= (before.last ?? 0) + 1, "committed \(committed)")
 
         // …and a new one resumes from the last completed round.

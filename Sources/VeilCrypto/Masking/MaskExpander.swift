@@ -26,7 +26,7 @@ public struct MaskExpander: Sendable {
     /// The unit a vector is cut into, for several workers or for several masks at once:
     /// 1024 elements are 1024 · w keystream bytes, a whole number of 64-byte blocks, so a slice
     /// that starts on a multiple of it starts on a block. Each ChaCha20 call covers one to
-    /// eight of them (at least 6 KB), small enough for the L1 and L2 caches.
+    /// eight of them (at least 5 KB of keystream), for 8 to 64 KB of the target's elements.
     public static let elementsPerChunk = 1024
 
     /// The size of a mask seed.
@@ -79,10 +79,10 @@ public struct MaskExpander: Sendable {
     /// `first..<first + target.count` of each, where `first` is a multiple of
     /// ``elementsPerChunk`` (a slice of a longer vector, for one worker of several).
     ///
-    /// The target is walked one chunk at a time and every mask is folded into that chunk
-    /// before the next: the chunk stays in the L1 cache for all k masks, instead of the whole
-    /// vector passing through the caches once per mask. What this leaves besides the
-    /// keystream is one pass over an L1-resident chunk per mask.
+    /// The target is walked one step (one ChaCha20 call's worth) at a time and every mask is
+    /// folded into that step before the next: its 8 to 64 KB of elements stay in the L1 or L2
+    /// cache for all k masks, instead of the whole vector passing through the caches once per
+    /// mask.
     public static func apply(
         _ masks: [(expander: MaskExpander, mode: Mode)], to target: UnsafeMutableBufferPointer<UInt64>,
         from first: Int
@@ -95,7 +95,7 @@ public struct MaskExpander: Sendable {
         precondition(first + target.count <= masks[0].expander.maxCount, "vector longer than one mask key can cover")
         Sodium.ensureInitialized()
         let width = bitWidth.byteCount
-        // One keystream call per step of at least 6 KB: with 1 KB per call, b = 8 ran at 0.56 of
+        // One keystream call per step of at least 5 KB: with 1 KB per call, b = 8 ran at 0.56 of
         // the keystream's speed on one core instead of 0.62, b = 16 at 0.78 instead of 0.85.
         let step = elementsPerChunk * max(1, 8 / width)
         let chunkBytes = step * width
@@ -115,10 +115,11 @@ public struct MaskExpander: Sendable {
         keys.withUnsafeBytes { keyBytes in
             let k = keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
             // 8 bytes of slack after the chunk: widths of 3, 5, 6 and 7 bytes are read as whole
-            // 8-byte words (``fold``), the last one reaching past the chunk's end.
+            // 8-byte words (``fold``), the last one reaching past the keystream written. All of
+            // it is zeroed first, so that no byte read was left uninitialised.
             withUnsafeTemporaryAllocation(byteCount: chunkBytes + 8, alignment: 64) { chunk in
                 let raw = chunk.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                (raw + chunkBytes).initialize(repeating: 0, count: 8)
+                raw.initialize(repeating: 0, count: chunkBytes + 8)
                 var start = 0
                 // Element `first` starts keystream block first·w / 64 (whole: 64 divides 1024·w).
                 var counter = UInt32(first * width / 64)

@@ -113,9 +113,9 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         self.state = .advertiseKeys(input)
     }
 
-    /// How many threads fold the masks into the input in R2 (default: every core). The masked
-    /// input does not depend on it.
-    public var maskWorkers = MaskWork.availableWorkers
+    /// How many threads check R2's endorsements and fold the masks into the input (default:
+    /// every core). The masked input does not depend on it.
+    public var workers = MaskWork.availableWorkers
 
     /// Whether the participant has sent its last message.
     public var isCompleted: Bool {
@@ -311,7 +311,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
             checks.append(
                 shares.selfMaskSeed.endorsementCheck(by: key, owner: owner, kind: .selfMaskSeed, sessionID: sessionID))
         }
-        let endorsed = SignatureBatch.verify(checks)
+        let endorsed = SignatureBatch.verify(checks, workers: workers)
         for (index, owner) in owners.enumerated() where endorsed[2 * index] && endorsed[2 * index + 1] {
             held[owner] = HeldShares(maskingKey: opened[owner]!.maskingKey, selfMaskSeed: opened[owner]!.selfMaskSeed)
         }
@@ -355,7 +355,7 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
                     return SecAggKeys.pairwiseMask(seed: seed, sessionID: session.id, bitWidth: bitWidth)
                 })
         }
-        if let failed = MaskWork.apply(jobs, to: &masked, workers: maskWorkers).first {
+        if let failed = MaskWork.apply(jobs, to: &masked, workers: workers).first {
             throw .weakPeerKey(peers[failed - 1].rawValue)
         }
         state = .consistencyCheck(

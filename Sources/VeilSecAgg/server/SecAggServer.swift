@@ -183,8 +183,9 @@ public struct SecAggServer {
     /// Set with a drop reason that the sender's own message proves.
     private var blame: SecAggEvidence?
 
-    /// How many threads remove the masks in R4 (default: every core). The sum does not depend on it.
-    public var maskWorkers = MaskWork.availableWorkers
+    /// How many threads check R4's endorsements and remove the masks (default: every core).
+    /// The sum does not depend on it.
+    public var workers = MaskWork.availableWorkers
 
     /// Creates the server of a session.
     /// - Throws: ``SecAggSessionError/identityMismatch(_:)`` when the key is not the session's server key.
@@ -408,7 +409,7 @@ public struct SecAggServer {
                     by: session.identity(of: entry.owner)!, owner: ParticipantID(entry.owner), kind: entry.kind,
                     sessionID: session.id)
             }
-            if let failed = SignatureBatch.verify(checks).firstIndex(of: false) {
+            if let failed = SignatureBatch.verify(checks, workers: workers).firstIndex(of: false) {
                 let owner = ParticipantID(reveal.shares[failed].owner)
                 blame = SecAggEvidence(fault: .wrongShare, participant: sender, counterpart: owner, messages: [message])
                 throw .invalidReveal("the share of participant \(owner) is not endorsed by it")
@@ -638,7 +639,7 @@ public struct SecAggServer {
         }
         var sum = current.sum
         state = .advertiseKeys([:])  // release the stored sum so that unmasking does not copy it
-        if let failed = MaskWork.apply(jobs, to: &sum, workers: maskWorkers).first {
+        if let failed = MaskWork.apply(jobs, to: &sum, workers: workers).first {
             // A key that passed the R0 check cannot fail agreement; refuse rather than guess.
             return faults + abort(.reconstructionMismatch(owner: owners[failed]))
         }

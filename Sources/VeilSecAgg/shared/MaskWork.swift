@@ -6,7 +6,8 @@ import VeilCrypto
 /// Folds many masks into one vector, on every core: the expanders are derived first (a
 /// pairwise one costs an X25519), the jobs split among the workers; then each worker folds
 /// every mask into its own run of whole chunks of the vector (``MaskExpander/apply(_:to:from:)``),
-/// so that each chunk stays in its core's L1 cache while all k masks pass over it. Addition in
+/// a few kilobytes at a time, so that each piece stays in its core's cache while all k masks
+/// pass over it. Addition in
 /// Z_(2^b) is commutative, so the result does not depend on the split.
 enum MaskWork {
     /// One mask to fold in. Pairwise jobs carry their key agreement, so that the X25519
@@ -37,6 +38,7 @@ enum MaskWork {
         let expanders = derive(jobs, workers: workers)
         let failed = expanders.indices.filter { expanders[$0] == nil }
         let masks = zip(expanders, jobs).compactMap { expander, job in expander.map { ($0, job.mode) } }
+        precondition(masks.allSatisfy { $0.0.bitWidth == vector.bitWidth }, "a mask over another ring")
         let chunk = MaskExpander.elementsPerChunk
         let chunks = (vector.count + chunk - 1) / chunk
         let workers = min(workers, chunks)

@@ -24,9 +24,10 @@ public struct SecAggSimulation {
         /// Deliver other bytes in place of one message, then stop: how vectors test the
         /// checks of a participant or of the server against a forged or replayed message.
         public var substitution: Substitution?
-        /// How many threads fold masks in each participant and in the server (nil: every core),
-        /// for measurements on one core; the results do not depend on it.
-        public var maskWorkers: Int?
+        /// How many threads each participant and the server use for their endorsement checks
+        /// and masks (nil: every core), for measurements on one core; the results do not
+        /// depend on it.
+        public var workers: Int?
 
         public init(
             parameters: SecAggParameters, seed: [UInt8], dropoutProbability: Double = 0,
@@ -196,10 +197,10 @@ public struct SecAggSimulation {
                 session: cast.session, id: ParticipantID(UInt32(i + 1)), identityKey: cast.clientKeys[i],
                 input: cast.inputs[i],
                 generator: try ChaCha20Generator(seed: cast.generatorSeeds[i]))
-            if let workers = configuration.maskWorkers { client.maskWorkers = workers }
+            if let workers = configuration.workers { client.workers = workers }
             return client
         }
-        if let workers = configuration.maskWorkers { server.maskWorkers = workers }
+        if let workers = configuration.workers { server.workers = workers }
         var toServer: [(ParticipantID, SignedMessage, Int)] = []
         var produced = 0
 

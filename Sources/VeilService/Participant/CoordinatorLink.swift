@@ -5,8 +5,10 @@ import VeilWire
 ///
 /// The agents' protocol logic is written against this, not against a transport, so that it
 /// builds (and is fuzzed) without gRPC; the service's link, gRPC over mutual TLS that accepts
-/// only the federation's coordinator, is VeilTransport's `GRPCCoordinatorLink`.
-public protocol CoordinatorLink: Sendable {
+/// only the federation's coordinator, is VeilTransport's `GRPCCoordinatorLink`. The agents
+/// trust the coordinator the link authenticated, so the protocol is `package`: code outside
+/// Veil runs an agent with `run()`, over that link, and cannot hand it one that checks nothing.
+package protocol CoordinatorLink: Sendable {
     func open<Result: Sendable>(
         tls: TLSFiles, host: String, port: Int, coordinator: String, hello: Veil_V1_Hello,
         body:

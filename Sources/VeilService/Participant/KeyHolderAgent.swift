@@ -46,7 +46,7 @@ public struct KeyHolderAgent: Sendable {
 
     /// Serves decryption requests over `link` until the coordinator finishes; returns how many
     /// it answered.
-    public func run(over link: some CoordinatorLink) async throws -> Int {
+    package func run(over link: some CoordinatorLink) async throws -> Int {
         // Decryption is CPU-bound: off the cooperative pool (``ComputeThreads``).
         try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions(link) }
     }

@@ -79,7 +79,7 @@ public struct ParticipantAgent: Sendable {
 
     /// Takes part over `link` until the coordinator finishes the federation; reconnects after a
     /// lost connection (up to `reconnectAttempts` times).
-    public func run(over link: some CoordinatorLink) async throws -> ParticipantSummary {
+    package func run(over link: some CoordinatorLink) async throws -> ParticipantSummary {
         // Training and masking are CPU-bound: off the cooperative pool (``ComputeThreads``).
         try await withTaskExecutorPreference(ComputeThreads.shared.taskExecutor()) { try await runSessions(link) }
     }

@@ -1,5 +1,5 @@
 /// Veil's wire protocol, version 1. Specs/wire.md describes it; Scripts/generate-proto.sh
-/// regenerates Sources/VeilWire/Generated from this file.
+/// regenerates Sources/VeilWire/Generated and Sources/VeilTransport/Generated from this file.
 
 // DO NOT EDIT.
 // swift-format-ignore-file

@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// Veil's wire protocol, version 1. Specs/wire.md describes it; Scripts/generate-proto.sh
-/// regenerates Sources/VeilWire/Generated from this file.
+/// regenerates Sources/VeilWire/Generated and Sources/VeilTransport/Generated from this file.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
