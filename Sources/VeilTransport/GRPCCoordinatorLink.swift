@@ -17,11 +17,7 @@ package struct GRPCCoordinatorLink: CoordinatorLink {
 
     package func open<Result: Sendable>(
         tls: TLSFiles, host: String, port: Int, coordinator: String, hello: Veil_V1_Hello,
-        body:
-            @escaping @Sendable (
-                any AsyncSequence<Veil_V1_CoordinatorMessage, any Error>,
-                @escaping (Veil_V1_ParticipantMessage) -> Void
-            ) async throws -> Result
+        body: @escaping Session<Result>
     ) async throws -> Result {
         let ca = try FederationCA.loadCertificate(tls.ca)
         let transport = try HTTP2ClientTransport.Posix(

@@ -58,28 +58,30 @@ struct BenchCommand: AsyncParsableCommand {
             let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
             // Each figure on one core, then on every core (the work split into whole chunks),
-            // interleaved so that the machine's load falls on all of them alike.
-            var one = (keystream: Double.infinity, expansion: Double.infinity, masking: Double.infinity)
-            var all = one
+            // interleaved so that the machine's load falls on all of them alike; the best of each.
+            var best = [1: Times(), cores: Times()]
             for _ in 0..<repetitions {
-                for workers in [1, cores] {
-                    let keystream = seconds { Self.keystream(into: &raw, key: key, workers: workers) }
-                    let expansion = seconds { Self.fold(expander, .overwrite, into: &vector, workers: workers) }
-                    let masking = seconds { Self.fold(expander, .add, into: &vector, workers: workers) }
-                    if workers == 1 {
-                        one = (min(one.keystream, keystream), min(one.expansion, expansion), min(one.masking, masking))
-                    }
-                    if workers == cores {
-                        all = (min(all.keystream, keystream), min(all.expansion, expansion), min(all.masking, masking))
-                    }
+                for workers in best.keys.sorted() {
+                    best[workers]!.keepFaster(
+                        Times(
+                            keystream: seconds { Self.keystream(into: &raw, key: key, workers: workers) },
+                            expansion: seconds {
+                                try? MaskExpander.apply([(expander, .overwrite)], to: &vector, workers: workers)
+                            },
+                            masking: seconds {
+                                try? MaskExpander.apply([(expander, .add)], to: &vector, workers: workers)
+                            }))
                 }
             }
+            // Throughputs in GB/s of keystream.
             let gigabytes = Double(byteCount) / 1e9
-            func rates(_ t: (keystream: Double, expansion: Double, masking: Double)) -> (Double, Double, Double) {
-                (gigabytes / t.keystream, gigabytes / t.expansion, gigabytes / t.masking)
-            }
-            let (keystream, expansion, masking) = rates(one)
-            let (keystreamAll, expansionAll, maskingAll) = rates(all)
+            let (keystream, expansion, masking) =
+                (gigabytes / best[1]!.keystream, gigabytes / best[1]!.expansion, gigabytes / best[1]!.masking)
+            let (keystreamAll, expansionAll, maskingAll) =
+                (
+                    gigabytes / best[cores]!.keystream, gigabytes / best[cores]!.expansion,
+                    gigabytes / best[cores]!.masking
+                )
             if output.json {
                 print(
                     try jsonString([
@@ -132,20 +134,16 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
 
-        /// `expander`'s mask folded into `vector`, split into `workers` runs of whole chunks.
-        static func fold(
-            _ expander: MaskExpander, _ mode: MaskExpander.Mode, into vector: inout ModularVector, workers: Int
-        ) {
-            vector.withUnsafeMutableElements { elements in
-                // Each thread writes only its own elements; the buffer outlives the parallel section.
-                nonisolated(unsafe) let elements = elements
-                let parts = split(elements.count, into: workers, unit: MaskExpander.elementsPerChunk)
-                DispatchQueue.concurrentPerform(iterations: parts.count) { worker in
-                    let part = parts[worker]
-                    MaskExpander.apply(
-                        [(expander, mode)], to: UnsafeMutableBufferPointer(rebasing: elements[part]),
-                        from: part.lowerBound)
-                }
+        /// The seconds of one measurement of each kind, or the best of several.
+        struct Times {
+            var keystream = Double.infinity
+            var expansion = Double.infinity
+            var masking = Double.infinity
+
+            mutating func keepFaster(_ other: Times) {
+                self = Times(
+                    keystream: min(keystream, other.keystream), expansion: min(expansion, other.expansion),
+                    masking: min(masking, other.masking))
             }
         }
 

@@ -194,7 +194,7 @@ struct PaillierCommand: ParsableCommand {
                     format: first.format, ciphertexts: try PaillierBatch.sum(inputs.map(\.ciphertexts), key: key),
                     summed: summed, packing: first.packing)
             }
-            if PaillierCiphertextFile.firstNonUnit(sum.ciphertexts.map(\.value), key.n) != nil {
+            if key.firstNonUnit(sum.ciphertexts.map(\.value)) != nil {
                 for path in files { _ = try readCiphertexts(path, key) }  // names the file and line
             }
             FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try sum.encoded(key: key) })

@@ -1,4 +1,5 @@
 import CSodium
+import Dispatch
 import VeilCore
 
 /// Mask expansion: a 32-byte seed and a label become a pseudorandom vector over Z_(2^b).
@@ -11,7 +12,8 @@ import VeilCore
 ///
 /// The keystream is produced a few kilobytes at a time and folded straight into the caller's
 /// buffer (overwrite, add or subtract), so adding k masks to a vector never materialises a
-/// mask; several masks are folded chunk by chunk (``apply(_:to:from:)``).
+/// mask; several masks are folded piece by piece, on as many threads as asked
+/// (``apply(_:to:workers:)``).
 public struct MaskExpander: Sendable {
     /// What to do with each expanded element.
     public enum Mode: Sendable {
@@ -62,11 +64,35 @@ public struct MaskExpander: Sendable {
     /// Folds the mask into `vector` element-wise.
     /// - Throws: ``MaskExpansionError`` when the vector is over another ring or too long.
     public func apply(_ mode: Mode, to vector: inout ModularVector) throws(MaskExpansionError) {
-        guard vector.bitWidth == bitWidth else {
-            throw .bitWidthMismatch(expected: bitWidth.bits, actual: vector.bitWidth.bits)
+        try Self.apply([(self, mode)], to: &vector)
+    }
+
+    /// Folds several masks into `vector` on `workers` threads, each taking a run of whole
+    /// ``elementsPerChunk``-element chunks and folding every mask into it
+    /// (``apply(_:to:from:)``). Addition in Z_(2^b) commutes, so the split changes nothing.
+    /// - Throws: ``MaskExpansionError`` when a mask is over another ring than the vector, or
+    ///   the vector is too long.
+    public static func apply(
+        _ masks: [(expander: MaskExpander, mode: Mode)], to vector: inout ModularVector, workers: Int = 1
+    ) throws(MaskExpansionError) {
+        if let other = masks.first(where: { $0.expander.bitWidth != vector.bitWidth }) {
+            throw .bitWidthMismatch(expected: other.expander.bitWidth.bits, actual: vector.bitWidth.bits)
         }
-        guard vector.count <= maxCount else { throw .tooLong(count: vector.count, max: maxCount) }
-        vector.withUnsafeMutableElements { apply(mode, to: $0) }
+        if let first = masks.first, vector.count > first.expander.maxCount {
+            throw .tooLong(count: vector.count, max: first.expander.maxCount)
+        }
+        let chunks = (vector.count + elementsPerChunk - 1) / elementsPerChunk
+        let workers = min(workers, chunks)
+        vector.withUnsafeMutableElements { elements in
+            guard workers > 1 else { return apply(masks, to: elements, from: 0) }
+            // Each worker writes only its own elements; the buffer outlives the parallel section.
+            nonisolated(unsafe) let elements = elements
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                let lower = chunks * worker / workers * elementsPerChunk
+                let upper = min(elements.count, chunks * (worker + 1) / workers * elementsPerChunk)
+                apply(masks, to: UnsafeMutableBufferPointer(rebasing: elements[lower..<upper]), from: lower)
+            }
+        }
     }
 
     /// The kernel: folds mask elements 0..<target.count into `target`, whose elements must be
@@ -98,8 +124,8 @@ public struct MaskExpander: Sendable {
         // One keystream call per step of at least 5 KB: with 1 KB per call, b = 8 ran at 0.56 of
         // the keystream's speed on one core instead of 0.62, b = 16 at 0.78 instead of 0.85.
         let step = elementsPerChunk * max(1, 8 / width)
-        let chunkBytes = step * width
-        let blocksPerChunk = UInt32(chunkBytes / 64)
+        let stepBytes = step * width
+        let blocksPerStep = UInt32(stepBytes / 64)
         // The keys side by side, so that one pointer reaches each (a SecureBytes, wiped when freed).
         let keySize = seedByteCount
         var keys = SecureBytes(zeros: masks.count * keySize)
@@ -110,16 +136,16 @@ public struct MaskExpander: Sendable {
                 }
             }
         }
-        // The hot loop reads plain values, not the expanders (no reference counting per chunk).
+        // The hot loop reads plain values, not the expanders (no reference counting per step).
         let modes = masks.map(\.mode)
         keys.withUnsafeBytes { keyBytes in
             let k = keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            // 8 bytes of slack after the chunk: widths of 3, 5, 6 and 7 bytes are read as whole
-            // 8-byte words (``fold``), the last one reaching past the keystream written. All of
-            // it is zeroed first, so that no byte read was left uninitialised.
-            withUnsafeTemporaryAllocation(byteCount: chunkBytes + 8, alignment: 64) { chunk in
-                let raw = chunk.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                raw.initialize(repeating: 0, count: chunkBytes + 8)
+            // 8 bytes of slack after a step's keystream: widths of 3, 5, 6 and 7 bytes are read
+            // as whole 8-byte words (``fold``), the last one reaching past the keystream written.
+            // All of it is zeroed first, so that no byte read was left uninitialised.
+            withUnsafeTemporaryAllocation(byteCount: stepBytes + 8, alignment: 64) { buffer in
+                let raw = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                raw.initialize(repeating: 0, count: stepBytes + 8)
                 var start = 0
                 // Element `first` starts keystream block first·w / 64 (whole: 64 divides 1024·w).
                 var counter = UInt32(first * width / 64)
@@ -141,9 +167,9 @@ public struct MaskExpander: Sendable {
                         }
                     }
                     start += n
-                    counter &+= blocksPerChunk
+                    counter &+= blocksPerStep
                 }
-                sodium_memzero(chunk.baseAddress!, chunk.count)
+                sodium_memzero(buffer.baseAddress!, buffer.count)
             }
         }
     }

@@ -216,7 +216,7 @@ public struct PaillierCiphertextFile: Sendable {
         let results = lines.parallelMapResults { range in
             Result { () throws(PaillierError) in
                 let value = try decode(bytes[range])
-                guard value.signum > 0, value < key.nSquared else { throw .ciphertextOutOfRange }
+                guard key.isInCiphertextRange(value) else { throw .ciphertextOutOfRange }
                 return value
             }
         }
@@ -228,25 +228,10 @@ public struct PaillierCiphertextFile: Sendable {
             case .failure(let error): throw DecodingError(line: lineNumber(index), reason: error)
             }
         }
-        if checkingUnits, let index = firstNonUnit(values, key.n) {
+        if checkingUnits, let index = key.firstNonUnit(values) {
             throw DecodingError(line: lineNumber(index), reason: .ciphertextOutOfRange)
         }
         return values.map { PaillierCiphertext(value: $0, modulus: key.n) }
-    }
-
-    /// The index of the first value that shares a factor with n, if any. Every value is a unit
-    /// mod n exactly when their product mod n is (a prime factor of n divides the product only
-    /// if it divides one of them), so a file costs one gcd and a multiplication per line, not a
-    /// gcd per line — which cost `add` more than the additions; the per-line gcds run only to
-    /// find the line to name.
-    public static func firstNonUnit(_ values: [BigInt], _ n: BigInt) -> Int? {
-        let chunks = Array(stride(from: 0, to: values.count, by: 256))
-        let products = try! chunks.parallelMap { start in  // cannot throw
-            values[start..<min(start + 256, values.count)].reduce(BigInt(1)) { ($0 * $1.modulo(n)).modulo(n) }
-        }
-        let product = products.reduce(BigInt(1)) { ($0 * $1).modulo(n) }
-        guard BigInt.gcd(product, n) != 1 else { return nil }
-        return values.firstIndex { BigInt.gcd($0, n) != 1 }
     }
 
     /// The veil header, checked strictly: no key unknown or missing, integers where integers

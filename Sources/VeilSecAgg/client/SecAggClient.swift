@@ -331,30 +331,14 @@ public struct SecAggClient<Generator: RandomNumberGenerator> {
         try requireNeighbourhood(held.count)
 
         var masked = current.input
-        let session = session
-        let id = id
-        let masking = current.keys.masking
-        let bitWidth = session.parameters.bitWidth
         // Not the accused: the server leaves a convicted neighbour out of the sum, and only
         // those who did not complain hold the shares that take its masks away.
         let peers = held.keys.sorted().filter { $0 != id }
-        var jobs = [
-            MaskWork.Job(
-                expander: SecAggKeys.selfMask(seed: current.selfMaskSeed, sessionID: session.id, bitWidth: bitWidth),
-                mode: .add)
-        ]
-        for peer in peers {
+        let jobs = MaskWork.participantJobs(
+            id: id, selfMaskSeed: current.selfMaskSeed, masking: current.keys.masking,
             // peers is drawn from the keys of current.peers.
-            let key = current.peers[peer]!.maskingKey
-            jobs.append(
-                MaskWork.Job(mode: SecAggKeys.adds(id, peer) ? .add : .subtract) {
-                    guard
-                        let seed = try? SecAggKeys.pairwiseSeed(
-                            own: masking, peer: key, sessionID: session.id, id, peer)
-                    else { return nil }
-                    return SecAggKeys.pairwiseMask(seed: seed, sessionID: session.id, bitWidth: bitWidth)
-                })
-        }
+            peers: peers.map { ($0, current.peers[$0]!.maskingKey) }, sessionID: session.id,
+            bitWidth: session.parameters.bitWidth)
         if let failed = MaskWork.apply(jobs, to: &masked, workers: workers).first {
             throw .weakPeerKey(peers[failed - 1].rawValue)
         }

@@ -5,8 +5,9 @@ import VeilCrypto
 extension SecAggSimulation {
     /// The masking a participant does in R2, alone: its self mask and one pairwise mask per
     /// neighbour — each an X25519 agreement and a key derivation — folded into a d-element input
-    /// on `workers` threads, built exactly as ``SecAggClient`` builds them (``SecAggKeys``,
-    /// ``MaskWork``), with fresh keys. R2 also checks the neighbours' share endorsements and
+    /// on `workers` threads, built by the code ``SecAggClient`` builds them with
+    /// (``MaskWork/participantJobs(id:selfMaskSeed:masking:peers:sessionID:bitWidth:)``), with
+    /// fresh keys. R2 also checks the neighbours' share endorsements and
     /// decrypts their shares; `veil bench secagg` reports that beside it, as R2 in all.
     /// - Returns: the best time of `repetitions`, in seconds.
     public static func participantMaskingSeconds(
@@ -24,19 +25,8 @@ extension SecAggSimulation {
         for _ in 0..<repetitions {
             var input = ModularVector(zeros: parameters.dimension, bitWidth: bitWidth)
             let started = ContinuousClock.now
-            var jobs = [
-                MaskWork.Job(
-                    expander: SecAggKeys.selfMask(seed: seed, sessionID: sessionID, bitWidth: bitWidth), mode: .add)
-            ]
-            for (peer, key) in peers {
-                jobs.append(
-                    MaskWork.Job(mode: SecAggKeys.adds(me, peer) ? .add : .subtract) {
-                        guard
-                            let seed = try? SecAggKeys.pairwiseSeed(own: own, peer: key, sessionID: sessionID, me, peer)
-                        else { return nil }
-                        return SecAggKeys.pairwiseMask(seed: seed, sessionID: sessionID, bitWidth: bitWidth)
-                    })
-            }
+            let jobs = MaskWork.participantJobs(
+                id: me, selfMaskSeed: seed, masking: own, peers: peers, sessionID: sessionID, bitWidth: bitWidth)
             let failed = MaskWork.apply(jobs, to: &input, workers: workers)
             precondition(failed.isEmpty, "fresh X25519 keys always agree")
             best = min(best, seconds(since: started))

@@ -9,12 +9,14 @@ import VeilWire
 /// trust the coordinator the link authenticated, so the protocol is `package`: code outside
 /// Veil runs an agent with `run()`, over that link, and cannot hand it one that checks nothing.
 package protocol CoordinatorLink: Sendable {
+    /// One stream's work: the coordinator's messages in, and a way to send.
+    typealias Session<Result> =
+        @Sendable (
+            any AsyncSequence<Veil_V1_CoordinatorMessage, any Error>, @escaping (Veil_V1_ParticipantMessage) -> Void
+        ) async throws -> Result
+
     func open<Result: Sendable>(
         tls: TLSFiles, host: String, port: Int, coordinator: String, hello: Veil_V1_Hello,
-        body:
-            @escaping @Sendable (
-                any AsyncSequence<Veil_V1_CoordinatorMessage, any Error>,
-                @escaping (Veil_V1_ParticipantMessage) -> Void
-            ) async throws -> Result
+        body: @escaping Session<Result>
     ) async throws -> Result
 }
