@@ -3,6 +3,7 @@ public enum PaillierError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidModulus(String)
     case invalidPrivateKey(String)
     case unsupportedKeySize(Int)
+    case unsupportedDegree(Int)
     case ciphertextOutOfRange
     case plaintextOutOfRange
     case keyMismatch
@@ -18,7 +19,9 @@ public enum PaillierError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidModulus(let why): "invalid Paillier modulus: \(why)"
         case .invalidPrivateKey(let why): "invalid Paillier private key: \(why)"
         case .unsupportedKeySize(let bits): "unsupported key size \(bits) bits"
-        case .ciphertextOutOfRange: "ciphertext is not in Z*_(n²): it must be in 1..<n² and coprime to n"
+        case .unsupportedDegree(let s): "unsupported Damgård–Jurik s = \(s): s must be 1 (Paillier) to 4"
+        case .ciphertextOutOfRange:
+            "ciphertext is not in Z*_(n²) (Z*_(n^(s+1)) under Damgård–Jurik): it must be positive, below that modulus and coprime to n"
         case .plaintextOutOfRange: "plaintext is outside the key's plaintext range"
         case .keyMismatch: "the ciphertext belongs to another key"
         case .malformed(let why): "malformed Paillier data: \(why)"

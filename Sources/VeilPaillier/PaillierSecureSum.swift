@@ -23,35 +23,36 @@ public struct PaillierSecureSum: SecureSum {
     private let thresholdShares: [ThresholdKeyShare]
     private var dropouts: ChaCha20Generator
 
-    public var name: String { "paillier" }
+    public var name: String { packing.degree == 1 ? "paillier" : "damgard-jurik-\(packing.degree)" }
     public var hidesIndividualContributions: Bool { true }
 
     /// Generates the keys and prepares the roles.
     /// - Parameters:
     ///   - keyBits: |n|: 2048 or 3072 in production; 512 or more for tests.
+    ///   - s: Damgård–Jurik's s, 1…4 (1 is Paillier): plaintexts mod n^s, ciphertexts mod n^(s+1).
     ///   - bitWidth: b of the vectors to sum.
     ///   - maxAddends: K, the most participants per round (the packing headroom).
     ///   - decryption: who decrypts.
     ///   - dropoutProbability: simulated loss of a participant's ciphertexts.
     ///   - seed: the seed of the simulated dropouts.
     public init(
-        keyBits: Int, bitWidth: BitWidth, maxAddends: Int, decryption: Decryption, dropoutProbability: Double = 0,
-        seed: UInt64 = 0
+        keyBits: Int, s: Int = 1, bitWidth: BitWidth, maxAddends: Int, decryption: Decryption,
+        dropoutProbability: Double = 0, seed: UInt64 = 0
     ) throws(PaillierError) {
-        packing = try PaillierPacking(bitWidth: bitWidth, maxAddends: maxAddends, keyBits: keyBits)
+        packing = try PaillierPacking(bitWidth: bitWidth, maxAddends: maxAddends, keyBits: keyBits, degree: s)
         self.decryption = decryption
         self.dropoutProbability = dropoutProbability
         dropouts = try! ChaCha20Generator(  // a 32-byte seed by construction
             publicSeed: withUnsafeBytes(of: seed.littleEndian) { Array($0) } + [UInt8](repeating: 0, count: 24))
         switch decryption {
         case .keyHolder(let minimum):
-            let key = try PaillierPrivateKey.generate(bits: keyBits)
+            let key = try PaillierPrivateKey.generate(bits: keyBits, s: s)
             keyHolder = PaillierKeyHolder(privateKey: key, packing: packing, minimumContributors: minimum)
             thresholdShares = []
             contributor = PaillierContributor(
                 encryptor: DJNEncryptor(publicKey: key.publicKey, precomputeTable: true), packing: packing)
         case .threshold(let t, let l):
-            let (publicKey, shares) = try ThresholdPaillierDealer.deal(bits: keyBits, threshold: t, holders: l)
+            let (publicKey, shares) = try ThresholdPaillierDealer.deal(bits: keyBits, threshold: t, holders: l, s: s)
             keyHolder = nil
             thresholdShares = shares
             contributor = PaillierContributor(

@@ -138,7 +138,7 @@ import VeilTestSupport
         // file's one gcd and named by its line, wherever it is.
         let (p, _) = key.primes
         for (index, bad) in [
-            p.declassified(), (p * ciphertexts[0].value).modulo(key.publicKey.nSquared).declassified(),
+            p.declassified(), (p * ciphertexts[0].value).modulo(key.publicKey.ciphertextModulus).declassified(),
         ]
         .enumerated() {
             var lines = (0..<300).map { _ in ciphertexts[0].decimal }

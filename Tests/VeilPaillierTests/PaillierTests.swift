@@ -92,7 +92,7 @@ let testKey = try! PaillierPrivateKey.generate(bits: 512)
     /// including digit 0, and the all-zero exponent must still give 1.
     @Test func everyTableEntryIsFullSizeSoNoDigitIsFaster() throws {
         let base = DJNEncryptor(publicKey: pk, precomputeTable: false).base
-        let table = FixedBaseTable(base: base, modulus: pk.nSquared, exponentBits: 128, window: 4)
+        let table = FixedBaseTable(base: base, modulus: pk.ciphertextModulus, exponentBits: 128, window: 4)
         let sizes = table.entrySizes()
         #expect(sizes.count == table.windows * 16)
         #expect(
@@ -100,7 +100,7 @@ let testKey = try! PaillierPrivateKey.generate(bits: 512)
             "entries of \(Set(sizes).sorted()) limbs; the modulus has \(table.limbs)")
         #expect(table.power(BigInt(0)) == BigInt(1))
         let e = BigInt.random(bits: 128)
-        #expect(table.power(e) == base.power(e, modulo: pk.nSquared))
+        #expect(table.power(e) == base.power(e, modulo: pk.ciphertextModulus))
     }
 
     @Test func fixedWidthEncodingsRoundTrip() throws {
@@ -114,7 +114,7 @@ let testKey = try! PaillierPrivateKey.generate(bits: 512)
 
     @Test func rejectsOutOfRangeCiphertextsAndKeys() throws {
         #expect(throws: PaillierError.ciphertextOutOfRange) { try pk.ciphertext(BigInt(0)) }
-        #expect(throws: PaillierError.ciphertextOutOfRange) { try pk.ciphertext(pk.nSquared) }
+        #expect(throws: PaillierError.ciphertextOutOfRange) { try pk.ciphertext(pk.ciphertextModulus) }
         #expect(throws: PaillierError.ciphertextOutOfRange) { try pk.ciphertext(pk.n) }  // shares a factor with n
         #expect(throws: PaillierError.self) { try pk.ciphertext(decimal: "12x") }
         #expect(throws: PaillierError.self) { try pk.ciphertext(bigEndian: [1, 2, 3]) }

@@ -1,8 +1,8 @@
 import CGMP
 
-/// Damgård–Jurik–Nielsen encryption: c = (1 + m·n) · h_s^α mod n², with h_s = (−y²)^n mod n²
-/// for a random y, and α a random exponent of ⌈|n|/2⌉ bits — half the length of the n-bit
-/// exponent r^n needs. With a fixed-base table the exponentiation becomes ⌈|α|/w⌉
+/// Damgård–Jurik–Nielsen encryption: c = (1 + n)^m · h_s^α mod n^(s+1), with
+/// h_s = (−y²)^(n^s) mod n^(s+1) for a random y, and α a random exponent of ⌈|n|/2⌉ bits —
+/// half the length of the n-bit exponent r^n needs (for Paillier, s = 1: c = (1 + m·n)·h_s^α mod n²). With a fixed-base table the exponentiation becomes ⌈|α|/w⌉
 /// multiplications of table entries, selected in constant time (`mpn_sec_tabselect`).
 public struct DJNEncryptor: Sendable {
     public let publicKey: PaillierPublicKey
@@ -21,7 +21,8 @@ public struct DJNEncryptor: Sendable {
         let y = publicKey.freshRandomness()
         let h = (publicKey.n - (y * y).modulo(publicKey.n)).modulo(publicKey.n)
         self.init(
-            publicKey: publicKey, base: h.declassified().power(publicKey.n, modulo: publicKey.nSquared),
+            publicKey: publicKey,
+            base: h.declassified().power(publicKey.plaintextModulus, modulo: publicKey.ciphertextModulus),
             precomputeTable: precomputeTable, window: window)
     }
 
@@ -32,22 +33,22 @@ public struct DJNEncryptor: Sendable {
         exponentBits = (publicKey.bits + 1) / 2
         table =
             precomputeTable
-            ? FixedBaseTable(base: self.base, modulus: publicKey.nSquared, exponentBits: exponentBits, window: window)
+            ? FixedBaseTable(
+                base: self.base, modulus: publicKey.ciphertextModulus, exponentBits: exponentBits, window: window)
             : nil
     }
 
-    /// Encrypts a residue m ∈ 0..<n with a fresh α.
+    /// Encrypts a residue m ∈ 0..<n^s with a fresh α.
     public func encrypt(residue m: BigInt) throws(PaillierError) -> PaillierCiphertext {
         try encrypt(residue: m, exponent: BigInt.random(bits: exponentBits))
     }
 
     /// Encrypts with a given α < 2^⌈|n|/2⌉ (secret: it reveals m).
     public func encrypt(residue m: BigInt, exponent alpha: BigInt) throws(PaillierError) -> PaillierCiphertext {
-        guard m.signum >= 0, m < publicKey.n else { throw .plaintextOutOfRange }
+        guard m.signum >= 0, m < publicKey.plaintextModulus else { throw .plaintextOutOfRange }
         let alpha = alpha.asSecret()
-        let mask = table?.power(alpha) ?? base.securePower(alpha, modulo: publicKey.nSquared)
-        return PaillierCiphertext(
-            value: (publicKey.gPower(m) * mask).modulo(publicKey.nSquared).declassified(), modulus: publicKey.n)
+        let mask = table?.power(alpha) ?? base.securePower(alpha, modulo: publicKey.ciphertextModulus)
+        return publicKey.wrap((publicKey.gPower(m) * mask).modulo(publicKey.ciphertextModulus).declassified())
     }
 }
 

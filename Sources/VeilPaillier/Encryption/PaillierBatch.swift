@@ -6,15 +6,15 @@ public enum PaillierBatch {
     /// than it saves.
     static let tableThreshold = 32
 
-    /// Encrypts residues m ∈ 0..<n with DJN (§3), with the fixed-base table for a batch.
+    /// Encrypts residues m ∈ 0..<n^s with DJN (§3), with the fixed-base table for a batch.
     public static func encrypt(residues: [BigInt], key: PaillierPublicKey) throws(PaillierError) -> [PaillierCiphertext]
     {
-        for m in residues where m.signum < 0 || !(m < key.n) { throw .plaintextOutOfRange }
+        for m in residues where m.signum < 0 || !(m < key.plaintextModulus) { throw .plaintextOutOfRange }
         let encryptor = DJNEncryptor(publicKey: key, precomputeTable: residues.count >= tableThreshold)
         return try residues.parallelMapTyped { m throws(PaillierError) in try encryptor.encrypt(residue: m) }
     }
 
-    /// The element-wise homomorphic sum of equally long columns: row i is Π_j c_j[i] mod n².
+    /// The element-wise homomorphic sum of equally long columns: row i is Π_j c_j[i] mod n^(s+1).
     public static func sum(_ columns: [[PaillierCiphertext]], key: PaillierPublicKey) throws(PaillierError)
         -> [PaillierCiphertext]
     {

@@ -4,7 +4,8 @@ import VeilCore
 ///
 /// Each element takes a slot of s = b + ⌈log₂ K⌉ bits, so that the sum of K elements (each
 /// below 2^b) stays below 2^s and never carries into the next slot; a plaintext holds
-/// ⌊(|n| − 1) / s⌋ slots, which keeps it below 2^(|n|−1) < n. Slot i of plaintext j holds
+/// ⌊(|n| − 1) / s⌋ slots, which keeps it below 2^(|n|−1) < n — under Damgård–Jurik with degree
+/// σ, ⌊σ·(|n| − 1) / s⌋ slots, below 2^(σ·(|n|−1)) ≤ n^σ. Slot i of plaintext j holds
 /// element j·slots + i at bits s·i…s·i + s − 1. After a homomorphic sum of at most K packed
 /// vectors, unpacking reads each slot and reduces it modulo 2^b: the sum in Z_(2^b).
 /// `Specs/paillier.md` ("Packing") is normative.
@@ -15,19 +16,24 @@ public struct PaillierPacking: Hashable, Sendable {
     public let maxAddends: Int
     /// s = b + ⌈log₂ K⌉.
     public let slotBits: Int
-    /// ⌊(|n| − 1) / s⌋.
+    /// ⌊σ·(|n| − 1) / s⌋.
     public let slotsPerPlaintext: Int
     /// |n|.
     public let keyBits: Int
+    /// σ, the key's Damgård–Jurik degree (its `s`; 1 for Paillier): plaintexts are below n^σ.
+    public let degree: Int
 
-    /// Chooses the slot layout.
-    /// - Throws: ``PaillierError/invalidPacking(_:)`` when K < 1 or not even one slot fits in a plaintext.
-    public init(bitWidth: BitWidth, maxAddends: Int, keyBits: Int) throws(PaillierError) {
+    /// Chooses the slot layout for plaintexts mod n^degree.
+    /// - Throws: ``PaillierError/invalidPacking(_:)`` when K < 1 or not even one slot fits in a
+    ///   plaintext; ``PaillierError/unsupportedDegree(_:)`` for a degree outside 1…4.
+    public init(bitWidth: BitWidth, maxAddends: Int, keyBits: Int, degree: Int = 1) throws(PaillierError) {
+        guard PaillierPublicKey.degrees.contains(degree) else { throw .unsupportedDegree(degree) }
         guard maxAddends >= 1 else { throw .invalidPacking("at least one addend is needed, got \(maxAddends)") }
         // ⌈log₂ K⌉, without a loop that a K near Int.max (from a hostile file) would never end.
         let headroom = Int.bitWidth - (maxAddends - 1).leadingZeroBitCount
         let slotBits = bitWidth.bits + headroom
-        let slots = (keyBits - 1) / slotBits
+        // n ≥ 2^(|n|−1), so n^σ ≥ 2^(σ·(|n|−1)): the bound holds for every n of |n| bits.
+        let slots = degree * (keyBits - 1) / slotBits
         guard slots >= 1 else {
             throw .invalidPacking(
                 "a \(slotBits)-bit slot for \(maxAddends) addends of \(bitWidth.bits) bits does not fit in a \(keyBits)-bit key"
@@ -38,13 +44,21 @@ public struct PaillierPacking: Hashable, Sendable {
         self.slotBits = slotBits
         self.slotsPerPlaintext = slots
         self.keyBits = keyBits
+        self.degree = degree
+    }
+
+    /// The layout for a key: its |n| and its s.
+    public init(bitWidth: BitWidth, maxAddends: Int, key: PaillierPublicKey) throws(PaillierError) {
+        try self.init(bitWidth: bitWidth, maxAddends: maxAddends, keyBits: key.bits, degree: key.s)
     }
 
     /// The number of plaintexts for d elements.
     public func plaintextCount(dimension d: Int) -> Int { (d + slotsPerPlaintext - 1) / slotsPerPlaintext }
 
-    /// Ciphertext bytes per element: ⌈|n²|/8⌉ / slots.
-    public var ciphertextBytesPerValue: Double { Double((2 * keyBits + 7) / 8) / Double(slotsPerPlaintext) }
+    /// Ciphertext bytes per element: ⌈(σ + 1)·|n|/8⌉ / slots (⌈|n²|/8⌉ / slots for Paillier).
+    public var ciphertextBytesPerValue: Double {
+        Double(((degree + 1) * keyBits + 7) / 8) / Double(slotsPerPlaintext)
+    }
 
     /// The plaintexts of a vector.
     public func pack(_ vector: ModularVector) throws(PaillierError) -> [BigInt] {

@@ -6,8 +6,9 @@ import VeilCore
 /// - **decimal**: one decimal ciphertext per line, nothing else — python-paillier's
 ///   `ciphertext()` values, for interoperability;
 /// - **veil**: a one-line JSON header naming the key (its fingerprint), the count, how many
-///   vectors were summed into the file, and the packing if any; then one ciphertext per line,
-///   standard padded base64 of its fixed-width big-endian bytes (⌈|n²|/8⌉ of them).
+///   vectors were summed into the file, and the packing if any (and Damgård–Jurik's s when it
+///   is not 1); then one ciphertext per line, standard padded base64 of its fixed-width
+///   big-endian bytes (⌈(s + 1)·|n|/8⌉ of them).
 ///
 /// Reading splits lines on bytes and decodes them on every core: a decimal file of 10,000
 /// 2048-bit ciphertexts is 12 MB, and splitting it as Swift `String`s cost most of `add`.
@@ -27,7 +28,7 @@ public struct PaillierCiphertextFile: Sendable {
         /// signed sum of `addends` values; the slots add ⌈log₂ addends⌉ more (§5).
         public let layout: PaillierPacking
 
-        public init(valueBits: Int, addends: Int, values: Int, keyBits: Int) throws(PaillierError) {
+        public init(valueBits: Int, addends: Int, values: Int, keyBits: Int, degree: Int = 1) throws(PaillierError) {
             guard (2...62).contains(valueBits) else {
                 throw .invalidPacking("value bits must be in 2...62, got \(valueBits)")
             }
@@ -44,7 +45,7 @@ public struct PaillierCiphertextFile: Sendable {
             self.values = values
             layout = try PaillierPacking(
                 bitWidth: try! BitWidth(valueBits + headroom),  // 3...64 by the guards
-                maxAddends: addends, keyBits: keyBits)
+                maxAddends: addends, keyBits: keyBits, degree: degree)
         }
 
         /// The residues mod 2^w of signed values; a value outside the signed range is refused by index.
@@ -129,6 +130,7 @@ public struct PaillierCiphertextFile: Sendable {
     /// The one way a header is written, and so the only one a reader accepts (§8.1).
     static func headerLine(key: PaillierPublicKey, count: Int, summed: Int, packing: Packing?) -> String {
         var text = #"{"format":"\#(formatName)","key":"\#(PaillierKeyStatement.fingerprint(key))","#
+        if key.s > 1 { text += #""damgard_jurik":\#(key.s),"# }
         text += #""count":\#(count),"summed":\#(summed)"#
         if let packing {
             text +=
@@ -231,7 +233,7 @@ public struct PaillierCiphertextFile: Sendable {
         if checkingUnits, let index = key.firstNonUnit(values) {
             throw DecodingError(line: lineNumber(index), reason: .ciphertextOutOfRange)
         }
-        return values.map { PaillierCiphertext(value: $0, modulus: key.n) }
+        return values.map { key.wrap($0) }
     }
 
     /// The veil header, checked strictly: no key unknown or missing, integers where integers
@@ -244,9 +246,13 @@ public struct PaillierCiphertextFile: Sendable {
         struct Fields: Decodable {
             let format: String
             let key: String
+            let damgardJurik: Int?
             let count: Int
             let summed: Int
             let packing: PackingFields?
+            enum CodingKeys: String, CodingKey {
+                case format, key, damgardJurik = "damgard_jurik", count, summed, packing
+            }
         }
 
         struct PackingFields: Decodable {
@@ -262,7 +268,7 @@ public struct PaillierCiphertextFile: Sendable {
             guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw .malformed("the header is not a JSON object")
             }
-            let known: Set = ["format", "key", "count", "summed", "packing"]
+            let known: Set = ["format", "key", "damgard_jurik", "count", "summed", "packing"]
             if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
                 throw .malformed("unknown header key \(String(reflecting: unknown))")  // escaped
             }
@@ -279,6 +285,12 @@ public struct PaillierCiphertextFile: Sendable {
                 throw .malformed("format must be \"\(PaillierCiphertextFile.formatName)\"")
             }
             guard fields.key == PaillierKeyStatement.fingerprint(key) else { throw .keyMismatch }
+            // The fingerprint names n alone; s is the file's own, and must be the key's.
+            guard (fields.damgardJurik ?? 1) == key.s else {
+                throw .malformed(
+                    "the ciphertexts are for Damgård–Jurik s = \(fields.damgardJurik ?? 1), the key given has s = \(key.s)"
+                )
+            }
             guard (0...Int(Int32.max)).contains(fields.count) else { throw .malformed("count out of range") }
             guard (1...PaillierCiphertextFile.maxSummed).contains(fields.summed) else {
                 throw .malformed("summed out of range")
@@ -288,7 +300,7 @@ public struct PaillierCiphertextFile: Sendable {
             if let p = fields.packing {
                 guard (0...Int(Int32.max)).contains(p.values) else { throw .malformed("values out of range") }
                 let layout = try Packing(
-                    valueBits: p.valueBits, addends: p.addends, values: p.values, keyBits: key.bits)
+                    valueBits: p.valueBits, addends: p.addends, values: p.values, keyBits: key.bits, degree: key.s)
                 guard summed <= layout.addends else { throw .tooManyAddends(have: summed, max: layout.addends) }
                 packing = layout
             } else {

@@ -77,7 +77,7 @@ public struct PaillierSession: Sendable {
         writer.u8(UInt8(packing.bitWidth.bits))
         writer.u32(UInt32(packing.maxAddends))
         writer.u32(UInt32(dimension))
-        writer.u32(UInt32(publicKey.plaintextByteCount))
+        writer.u32(UInt32(publicKey.modulusByteCount))
         writer.raw(publicKey.bigEndianBytes)
         writer.raw(keyHolder.rawRepresentation)
         writer.raw(coordinator.rawRepresentation)

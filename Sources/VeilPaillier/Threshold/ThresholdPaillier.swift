@@ -4,12 +4,13 @@ import VeilCrypto
 /// Paillier by Damgård and Jurik 2001 and Fouque, Poupard and Stern 2000).
 ///
 /// The dealer picks safe primes p = 2p′ + 1, q = 2q′ + 1, sets m = p′q′ and d with
-/// d ≡ 0 (mod m), d ≡ 1 (mod n), shares d with a random polynomial f of degree t − 1 over
-/// Z_(n·m): holder i gets s_i = f(i). With Δ = ℓ!, holder i's partial decryption of c is
-/// c_i = c^(2Δ·s_i) mod n². Any t of them combine: c′ = Π c_i^(2μ_i) with
-/// μ_i = Δ · Π_{j≠i} j / (j − i) ∈ Z, so c′ = c^(4Δ²·d) = 1 + 4Δ²·m_plain·n (mod n²), and the
-/// plaintext is L(c′) · (4Δ²)^(−1) mod n. Fewer than t partial decryptions reveal nothing
-/// about d beyond what the public key does. `Specs/paillier.md` ("Threshold decryption").
+/// d ≡ 0 (mod m), d ≡ 1 (mod n^s), shares d with a random polynomial f of degree t − 1 over
+/// Z_(n^s·m): holder i gets s_i = f(i). With Δ = ℓ!, holder i's partial decryption of c is
+/// c_i = c^(2Δ·s_i) mod n^(s+1). Any t of them combine: c′ = Π c_i^(2μ_i) with
+/// μ_i = Δ · Π_{j≠i} j / (j − i) ∈ Z, so c′ = c^(4Δ²·d) = (1 + n)^(4Δ²·m_plain) (mod n^(s+1)),
+/// and the plaintext is log_(1+n)(c′) · (4Δ²)^(−1) mod n^s (for s = 1, L(c′) = (c′ − 1)/n in
+/// place of the logarithm). Fewer than t partial decryptions reveal nothing about d beyond
+/// what the public key does. `Specs/paillier.md` ("Threshold decryption").
 public struct ThresholdPaillierPublicKey: Hashable, Sendable {
     public let publicKey: PaillierPublicKey
     /// t.
@@ -39,7 +40,7 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
     /// - Returns: the plaintext residue in 0..<n.
     /// - Throws: ``PaillierError`` for fewer than t, duplicates, unknown holders or another key.
     public func combine(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError) -> BigInt {
-        guard c.modulus == publicKey.n else { throw .keyMismatch }
+        guard publicKey.owns(c) else { throw .keyMismatch }
         var seen = Set<Int>()
         for partial in partials {
             guard (1...holders).contains(partial.holder) else {
@@ -51,17 +52,15 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
             guard partial.ciphertext == c.value else {
                 throw .invalidPartialDecryption("holder \(partial.holder) decrypted another ciphertext")
             }
-            guard partial.value.signum > 0, partial.value < publicKey.nSquared,
-                BigInt.gcd(partial.value, publicKey.n) == 1
-            else {
-                throw .invalidPartialDecryption("holder \(partial.holder)'s value is not in Z*_(n²)")
+            guard publicKey.isInCiphertextRange(partial.value), BigInt.gcd(partial.value, publicKey.n) == 1 else {
+                throw .invalidPartialDecryption("holder \(partial.holder)'s value is not in Z*_(n^(s+1))")
             }
         }
         guard partials.count >= threshold else {
             throw .notEnoughPartialDecryptions(have: partials.count, need: threshold)
         }
         let chosen = partials.sorted { $0.holder < $1.holder }.prefix(threshold)
-        let nSquared = publicKey.nSquared
+        let ciphertextModulus = publicKey.ciphertextModulus
         var combined = BigInt(1)
         for partial in chosen {
             // μ_i = Δ · Π_{j ≠ i} j / (j − i): an integer because Δ = ℓ! absorbs the denominator.
@@ -74,13 +73,14 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
             let mu = numerator / denominator
             let exponent = mu * 2
             // The partial is in Z*_(n²) (checked above), so it has an inverse.
-            let base = exponent.signum < 0 ? partial.value.inverse(modulo: nSquared)! : partial.value
+            let base = exponent.signum < 0 ? partial.value.inverse(modulo: ciphertextModulus)! : partial.value
             let magnitude = exponent.signum < 0 ? -exponent : exponent
-            combined = (combined * base.power(magnitude, modulo: nSquared)).modulo(nSquared)
+            combined = (combined * base.power(magnitude, modulo: ciphertextModulus)).modulo(ciphertextModulus)
         }
-        let l = (combined - 1).dividedExactly(by: publicKey.n)
-        let scale = (delta * delta * 4).inverse(modulo: publicKey.n)!  // ℓ! is coprime to n: its primes are far smaller
-        return (l * scale).modulo(publicKey.n)
+        let l = PaillierPrivateKey.logarithm(combined, base: publicKey.n, s: publicKey.s)
+        // ℓ! is coprime to n: its primes are far smaller.
+        let scale = (delta * delta * 4).inverse(modulo: publicKey.plaintextModulus)!
+        return (l * scale).modulo(publicKey.plaintextModulus)
     }
 
     /// The signed reading of ``combine(_:of:)``.
@@ -110,13 +110,13 @@ public struct ThresholdKeyShare: Sendable {
     /// The share's value, for the dealer's files and for vectors. Secret.
     public var secretValue: BigInt { secret }
 
-    /// c^(2Δ·s_i) mod n², in constant time in s_i.
+    /// c^(2Δ·s_i) mod n^(s+1), in constant time in s_i.
     public func partiallyDecrypt(_ c: PaillierCiphertext) throws(PaillierError) -> PartialDecryption {
-        guard c.modulus == thresholdKey.publicKey.n else { throw .keyMismatch }
+        guard thresholdKey.publicKey.owns(c) else { throw .keyMismatch }
         let exponent = secret * thresholdKey.delta * 2
         return PartialDecryption(
             holder: holder, ciphertext: c.value,
-            value: c.value.securePower(exponent, modulo: thresholdKey.publicKey.nSquared).declassified())
+            value: c.value.securePower(exponent, modulo: thresholdKey.publicKey.ciphertextModulus).declassified())
     }
 }
 
@@ -137,18 +137,19 @@ public struct PartialDecryption: Hashable, Sendable {
 
 /// The trusted dealer: generates the key and the shares, then forgets d.
 public enum ThresholdPaillierDealer {
-    /// Deals a t-of-ℓ key of `bits` bits.
-    /// - Throws: ``PaillierError`` unless 1 ≤ t ≤ ℓ ≤ 64 and the size is supported.
-    public static func deal(bits: Int, threshold t: Int, holders l: Int) throws(PaillierError)
+    /// Deals a t-of-ℓ key of `bits` bits (Damgård–Jurik's s: 1 is Paillier).
+    /// - Throws: ``PaillierError`` unless 1 ≤ t ≤ ℓ ≤ 64, the size is supported and s is in 1…4.
+    public static func deal(bits: Int, threshold t: Int, holders l: Int, s: Int = 1) throws(PaillierError)
         -> (ThresholdPaillierPublicKey, [ThresholdKeyShare])
     {
         var generator = SystemRandom()
-        return try deal(bits: bits, threshold: t, holders: l, using: &generator)
+        return try deal(bits: bits, threshold: t, holders: l, s: s, using: &generator)
     }
 
-    /// Deals from an injected generator (reproducible keys for vectors and tests).
+    /// Deals from an injected generator (reproducible keys for vectors and tests). The primes
+    /// and coefficients drawn do not depend on s; the order they are reduced in does.
     public static func deal(
-        bits: Int, threshold t: Int, holders l: Int, using generator: inout some RandomNumberGenerator
+        bits: Int, threshold t: Int, holders l: Int, s: Int = 1, using generator: inout some RandomNumberGenerator
     )
         throws(PaillierError) -> (ThresholdPaillierPublicKey, [ThresholdKeyShare])
     {
@@ -159,6 +160,7 @@ public enum ThresholdPaillierDealer {
         guard bits % 2 == 0, (PaillierPublicKey.minimumBits...8192).contains(bits) else {
             throw .unsupportedKeySize(bits)
         }
+        guard PaillierPublicKey.degrees.contains(s) else { throw .unsupportedDegree(s) }
         var p = randomSafePrime(bits: bits / 2, using: &generator)
         var q = randomSafePrime(bits: bits / 2, using: &generator)
         while p == q || (p * q).bitWidth != bits {
@@ -166,11 +168,11 @@ public enum ThresholdPaillierDealer {
             q = randomSafePrime(bits: bits / 2, using: &generator)
         }
         let n = (p * q).declassified()
-        let publicKey = try PaillierPublicKey(n: n)
+        let publicKey = try PaillierPublicKey(n: n, s: s)
         let m = ((p - 1) / 2) * ((q - 1) / 2)
-        // d ≡ 0 (mod m), d ≡ 1 (mod n): d = m · (m⁻¹ mod n).
-        let d = m * m.inverse(modulo: n)!  // gcd(m, n) = 1 for distinct safe primes
-        let order = n * m
+        // d ≡ 0 (mod m), d ≡ 1 (mod n^s): d = m · (m⁻¹ mod n^s).
+        let d = m * m.inverse(modulo: publicKey.plaintextModulus)!  // gcd(m, n) = 1 for distinct safe primes
+        let order = publicKey.plaintextModulus * m
         let coefficients = [d] + (1..<t).map { _ in randomBelow(order, using: &generator) }
         let key = try ThresholdPaillierPublicKey(publicKey: publicKey, threshold: t, holders: l)
         let shares = try (1...l).map { i throws(PaillierError) in

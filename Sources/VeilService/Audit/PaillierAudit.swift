@@ -132,7 +132,7 @@ extension RoundAudit {
             coordinator.signingKey.isValidSignature(requestSignature, for: session.decryptionRequest(aggregate))
         else { return fail("the coordinator's signature of the decryption request does not verify") }
         do {
-            let width = key.plaintextByteCount
+            let width = key.modulusByteCount
             let randomness = try evidence.rerandomization.map { text in
                 let bytes = try strictHex(text)
                 guard bytes.count == width else {

@@ -185,7 +185,7 @@ extension Coordinator {
             },
             survivors: [])
         if let request = collection.request {
-            let width = session.publicKey.plaintextByteCount
+            let width = session.publicKey.modulusByteCount
             draft.aggregateDigest = Hex.encode(PaillierSession.aggregateDigest(request.ciphertexts.map { Array($0) }))
             draft.requestSignature = Hex.encode(Array(request.coordinatorSignature))
             evidence.aggregate = request.ciphertexts.map { Hex.encode(Array($0)) }

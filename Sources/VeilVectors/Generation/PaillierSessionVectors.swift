@@ -22,7 +22,7 @@ extension ProjectVectors {
             while y.signum == 0 || BigInt.gcd(y, pk.n) != 1 {
                 y = BigInt.random(bits: pk.bits - 1, using: &inputs.generator).declassified()
             }
-            let base = (pk.n - (y * y).modulo(pk.n)).modulo(pk.n).power(pk.n, modulo: pk.nSquared)
+            let base = (pk.n - (y * y).modulo(pk.n)).modulo(pk.n).power(pk.n, modulo: pk.ciphertextModulus)
             let exponentBits = (pk.bits + 1) / 2
             let plaintexts = packing.plaintextCount(dimension: dimension)
             var group = PaillierSessionRunner.Group(

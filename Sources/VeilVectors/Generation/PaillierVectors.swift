@@ -63,7 +63,7 @@ extension ProjectVectors {
                 })
             let y = uniform(below: pk.n)
             let h = (pk.n - (y * y).modulo(pk.n)).modulo(pk.n)
-            let base = h.power(pk.n, modulo: pk.nSquared)
+            let base = h.power(pk.n, modulo: pk.ciphertextModulus)
             let djn = DJNEncryptor(publicKey: pk, base: base, precomputeTable: false)
             for m in [BigInt(0), BigInt(42), BigInt(-42)] {
                 let alpha = BigInt.random(bits: djn.exponentBits, using: &inputs.generator).declassified()
@@ -78,7 +78,7 @@ extension ProjectVectors {
                     "decrypt", "\(bits)-bit key: c = n² is out of range", ["OutOfRange"], result: .invalid,
                     error: "ciphertextOutOfRange"
                 ) {
-                    $0.c = pk.nSquared.decimal; $0.m = "0"
+                    $0.c = pk.ciphertextModulus.decimal; $0.m = "0"
                 })
             tests.append(
                 test(
@@ -193,7 +193,7 @@ extension ProjectVectors {
             ("holder 0 is a stranger (holders are numbered from 1)", replacing(0, holder: 0)),
             ("holder 3 sends a partial of another ciphertext", [three[0], three[1], otherPartial]),
             ("holder 3's value is 0", replacing(2, value: BigInt(0))),
-            ("holder 3's value is n², outside Z*_(n²)", replacing(2, value: tpk.nSquared)),
+            ("holder 3's value is n², outside Z*_(n²)", replacing(2, value: tpk.ciphertextModulus)),
             ("holder 3's value is n, which shares n's factors", replacing(2, value: tpk.n)),
             ("holder 2 appears twice in a set below t", [three[1], three[1]]),
         ] {

@@ -21,6 +21,8 @@ enum PaillierRunner: VectorRunner {
         /// The key's primes (absent for packing-only groups).
         var p: String?
         var q: String?
+        /// Damgård–Jurik's s for the group's key (absent: 1, Paillier).
+        var s: Int?
         /// Threshold groups: the modulus, t, ℓ and the dealt shares.
         var n: String?
         var threshold: Int?
@@ -30,6 +32,8 @@ enum PaillierRunner: VectorRunner {
     }
 
     struct Test: VectorCase {
+        /// generate, deal, publicKey, pack, unpack: Damgård–Jurik's s (absent: 1).
+        var s: Int?
         var tcId: Int
         var comment: String
         var flags: [String]
@@ -93,6 +97,7 @@ enum PaillierRunner: VectorRunner {
         case .invalidModulus: "invalidModulus"
         case .invalidPrivateKey: "invalidPrivateKey"
         case .unsupportedKeySize: "unsupportedKeySize"
+        case .unsupportedDegree: "unsupportedDegree"
         case .ciphertextOutOfRange: "ciphertextOutOfRange"
         case .plaintextOutOfRange: "plaintextOutOfRange"
         case .keyMismatch: "keyMismatch"
@@ -111,7 +116,9 @@ enum PaillierRunner: VectorRunner {
             // A width outside 1...64 is refused by BitWidth, as the vector may intend.
             let bitWidth = try BitWidth(test.bits ?? 0)
             let packing = try paillier { () throws(PaillierError) in
-                try PaillierPacking(bitWidth: bitWidth, maxAddends: test.maxAddends ?? 0, keyBits: test.keyBits ?? 0)
+                try PaillierPacking(
+                    bitWidth: bitWidth, maxAddends: test.maxAddends ?? 0, keyBits: test.keyBits ?? 0,
+                    degree: test.s ?? 1)
             }
             let vector = try ModularVector(
                 elements: (test.vector ?? []).map { try decimal($0, "vector") }, bitWidth: bitWidth)
@@ -129,7 +136,7 @@ enum PaillierRunner: VectorRunner {
         case "generate":
             var generator = try ChaCha20Generator(publicSeed: hex(test.seed ?? "", "seed"))
             let key = try paillier { () throws(PaillierError) in
-                try PaillierPrivateKey.generate(bits: test.keyBits ?? 0, using: &generator)
+                try PaillierPrivateKey.generate(bits: test.keyBits ?? 0, s: test.s ?? 1, using: &generator)
             }
             try expectEqual(key.primes.p, try integer(test.p, "p"), "p")
             try expectEqual(key.primes.q, try integer(test.q, "q"), "q")
@@ -140,7 +147,7 @@ enum PaillierRunner: VectorRunner {
             let (key, shares) = try paillier { () throws(PaillierError) in
                 try ThresholdPaillierDealer.deal(
                     bits: test.keyBits ?? 0, threshold: test.threshold ?? 0, holders: test.holders ?? 0,
-                    using: &generator)
+                    s: test.s ?? 1, using: &generator)
             }
             try expectEqual(key.publicKey.n, try integer(test.n, "n"), "n")
             try expectEqual(
@@ -149,7 +156,7 @@ enum PaillierRunner: VectorRunner {
             return
         case "publicKey":
             let n = try integer(test.n, "n")
-            let key = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n) }
+            let key = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n, s: test.s ?? 1) }
             try expectEqual(key.n, n, "n")
             return
         case "privateKey":
@@ -159,7 +166,7 @@ enum PaillierRunner: VectorRunner {
             return
         case "partialDecrypt":
             let n = try integer(group.n, "n")
-            let publicKey = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n) }
+            let publicKey = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n, s: group.s ?? 1) }
             let thresholdKey = try paillier { () throws(PaillierError) in
                 try ThresholdPaillierPublicKey(
                     publicKey: publicKey, threshold: group.threshold ?? 0, holders: group.holders ?? 0)
@@ -197,7 +204,7 @@ enum PaillierRunner: VectorRunner {
         }
         let p = try integer(group.p, "p")
         let q = try integer(group.q, "q")
-        let key = try paillier { () throws(PaillierError) in try PaillierPrivateKey(p: p, q: q) }
+        let key = try paillier { () throws(PaillierError) in try PaillierPrivateKey(p: p, q: q, s: group.s ?? 1) }
         let pk = key.publicKey
         func ciphertext(_ text: String?, _ field: String) throws -> PaillierCiphertext {
             let value = try integer(text, field)
