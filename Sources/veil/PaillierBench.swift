@@ -15,9 +15,12 @@ extension BenchCommand {
                 h_s^α mod n² (mpz_powm_sec) for DJN, a fixed-base windowed product (mpz_mul, mpz_mod) for DJN with \
                 a table, c^(p−1) mod p² and c^(q−1) mod q² (mpz_powm_sec) for CRT decryption, a product mod n² for \
                 addition. Operations alternate with their baselines, best of three blocks. Packed throughput \
-                encrypts 32-bit values with headroom for 100 addends (DJN with table), on every core. The table \
+                encrypts 32-bit values with headroom for --addends K (DJN with table), on every core. The table \
                 baseline selects entries with mpn_sec_tabselect, as Veil does, since the exponent is secret; the \
-                variable-time lookup is printed beside it for reference.
+                variable-time lookup is printed beside it for reference. With --damgard-jurik S, the same \
+                primes are also measured under Damgård–Jurik's s = S beside s = 1: ciphertext bytes per packed \
+                value, packed values encrypted per second (DJN with a table) on one core and on all, and packed \
+                values decrypted per second on one core.
                 """
         )
 
@@ -27,11 +30,21 @@ extension BenchCommand {
         @Option(help: "Seconds per measurement block.")
         var seconds = 0.3
 
+        @Option(
+            name: .customLong("damgard-jurik"),
+            help: ArgumentHelp("Also measure Damgård–Jurik with this s (2 to 4) beside s = 1.", valueName: "S"))
+        var damgardJurik: Int?
+
+        @Option(help: "K, the addends the packed figures leave headroom for.")
+        var addends = 100
+
         @OptionGroup var output: OutputOptions
 
         func validate() throws {
             guard bits == 2048 || bits == 3072 else { throw ValidationError("--bits must be 2048 or 3072") }
             guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+            if let s = damgardJurik, !(2...4).contains(s) { throw ValidationError("--damgard-jurik must be 2 to 4") }
+            guard (1...(1 << 20)).contains(addends) else { throw ValidationError("--addends must be 1 to 2^20") }
         }
 
         func run() throws {
@@ -76,10 +89,11 @@ extension BenchCommand {
             try measure("decrypt_crt", ours: { _ = try key.decrypt(c1) }, raw: raw.decrypt)
             try measure("add", ours: { _ = try pk.add(c1, c2) }, raw: raw.add)
 
-            let packing = try PaillierPacking(bitWidth: BitWidth(32), maxAddends: 100, keyBits: bits)
+            let packing = try PaillierPacking(bitWidth: BitWidth(32), maxAddends: addends, keyBits: bits)
             let workers = ProcessInfo.processInfo.activeProcessorCount
             let packed = try packedThroughput(tableDJN, packing, workers: workers)
             let perCore = try packedThroughput(tableDJN, packing, workers: 1)
+            let degrees = try damgardJurik.map { s in try degreeFigures([key, key.withDegree(s)], workers: workers) }
 
             if output.json {
                 var object: [String: Any] = [
@@ -97,6 +111,14 @@ extension BenchCommand {
                 table["raw_gmp_variable_time_per_second"] = variableTime
                 table["zero_exponent_speed_ratio"] = zeroDigitRatio
                 object["encrypt_djn_table"] = table
+                if let degrees {
+                    object["damgard_jurik"] = [
+                        "s": degrees[1].s, "addends": addends, "damgard_jurik": degrees[1].json,
+                        "paillier": degrees[0].json,
+                        "encrypted_values_per_second_ratio": degrees[1].encryptOneCore / degrees[0].encryptOneCore,
+                        "decrypted_values_per_second_ratio": degrees[1].decryptOneCore / degrees[0].decryptOneCore,
+                    ]
+                }
                 print(try jsonString(object))
             } else {
                 print("Paillier, \(bits)-bit n, best of three \(seconds) s blocks")
@@ -117,13 +139,80 @@ extension BenchCommand {
                         zeroDigitRatio))
                 print(
                     String(
-                        format: "  packed 32-bit values (K = 100): %.0f/s on %d cores, %.0f/s on one core", packed,
+                        format: "  packed 32-bit values (K = %d): %.0f/s on %d cores, %.0f/s on one core", addends,
+                        packed,
                         workers, perCore))
                 print(
                     String(
                         format: "  ciphertext bytes per value: %.2f (%d slots of %d bits)",
                         packing.ciphertextBytesPerValue,
                         packing.slotsPerPlaintext, packing.slotBits))
+                if let degrees {
+                    print("Damgård–Jurik beside Paillier, the same primes, 32-bit values packed for K = \(addends)")
+                    for figures in degrees {
+                        print(
+                            String(
+                                format:
+                                    "  s = %d: %5.2f ciphertext bytes per value (%3d slots of %d bits); encrypt %8.0f values/s on one core, %8.0f on %d; decrypt %8.0f values/s on one core",
+                                figures.s, figures.bytesPerValue, figures.slots, figures.slotBits,
+                                figures.encryptOneCore, figures.encryptAllCores, workers, figures.decryptOneCore))
+                    }
+                    print(
+                        String(
+                            format:
+                                "  s = %d against s = 1, values per second on one core: encrypt %.2f×, decrypt %.2f×",
+                            degrees[1].s, degrees[1].encryptOneCore / degrees[0].encryptOneCore,
+                            degrees[1].decryptOneCore / degrees[0].decryptOneCore))
+                }
+            }
+        }
+
+        /// One s's figures: its packing, and packed values per second through DJN with a table
+        /// and through CRT decryption.
+        struct DegreeFigures {
+            let s: Int
+            let bytesPerValue: Double
+            let slots: Int
+            let slotBits: Int
+            let encryptOneCore: Double
+            let encryptAllCores: Double
+            let decryptOneCore: Double
+
+            var json: [String: Any] {
+                [
+                    "s": s, "ciphertext_bytes_per_value": bytesPerValue, "slots_per_ciphertext": slots,
+                    "slot_bits": slotBits, "encrypted_values_per_second_one_core": encryptOneCore,
+                    "encrypted_values_per_second_all_cores": encryptAllCores,
+                    "decrypted_values_per_second_one_core": decryptOneCore,
+                ]
+            }
+        }
+
+        /// The figures of each key, measured alternately (key after key, three times, best of
+        /// each) so that the machine's load weighs on all of them alike.
+        private func degreeFigures(_ keys: [PaillierPrivateKey], workers: Int) throws -> [DegreeFigures] {
+            let setups = try keys.map { key in
+                let packing = try PaillierPacking(bitWidth: BitWidth(32), maxAddends: addends, key: key.publicKey)
+                let encryptor = DJNEncryptor(publicKey: key.publicKey, precomputeTable: true)
+                let c = try encryptor.encrypt(
+                    residue: BigInt.random(below: key.publicKey.plaintextModulus, secret: false))
+                return (key: key, packing: packing, encryptor: encryptor, c: c)
+            }
+            var best = Array(repeating: (one: 0.0, all: 0.0, decrypt: 0.0), count: keys.count)
+            for _ in 0..<3 {
+                for (i, setup) in setups.enumerated() {
+                    best[i].one = max(best[i].one, try packedThroughput(setup.encryptor, setup.packing, workers: 1))
+                    best[i].all = max(
+                        best[i].all, try packedThroughput(setup.encryptor, setup.packing, workers: workers))
+                    best[i].decrypt = max(best[i].decrypt, try rate(seconds) { _ = try setup.key.decrypt(setup.c) })
+                }
+            }
+            return zip(setups, best).map { setup, best in
+                DegreeFigures(
+                    s: setup.key.publicKey.s, bytesPerValue: setup.packing.ciphertextBytesPerValue,
+                    slots: setup.packing.slotsPerPlaintext, slotBits: setup.packing.slotBits,
+                    encryptOneCore: best.one, encryptAllCores: best.all,
+                    decryptOneCore: best.decrypt * Double(setup.packing.slotsPerPlaintext))
             }
         }
 

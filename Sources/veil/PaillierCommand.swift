@@ -5,6 +5,20 @@ import VeilPaillier
 
 extension PaillierCiphertextFile.Format: ExpressibleByArgument {}
 
+/// `--damgard-jurik S`: the same key files, used with Damgård–Jurik's s (Specs/paillier.md §9).
+struct DamgardJurikOption: ParsableArguments {
+    @Option(
+        name: .customLong("damgard-jurik"),
+        help: ArgumentHelp(
+            "Damgård–Jurik's s, 1 to 4: plaintexts mod n^s, ciphertexts mod n^(s+1) (1 is Paillier).",
+            valueName: "S"))
+    var s = 1
+
+    func validate() throws {
+        guard PaillierPublicKey.degrees.contains(s) else { throw ValidationError("--damgard-jurik must be 1 to 4") }
+    }
+}
+
 struct PaillierCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paillier",
@@ -14,7 +28,8 @@ struct PaillierCommand: ParsableCommand {
             (a JSON header, then one base64 ciphertext per line: Specs/paillier.md §8.1). Values are signed \
             decimal integers (a value v is encrypted as v mod n and decrypted back into −⌊(n−1)/2⌋…⌊(n−1)/2⌋). \
             Keys are JSON files of decimal strings: public.json {"n"}, secret.json {"p", "q"} (g = n + 1, as in \
-            python-paillier).
+            python-paillier). With --damgard-jurik S the same keys encrypt under Damgård–Jurik's generalisation: \
+            plaintexts mod n^S, ciphertexts mod n^(S+1), (S+1)/S times their plaintext's length instead of twice it.
             """,
         subcommands: [Keygen.self, Fingerprint.self, Encrypt.self, Add.self, Decrypt.self]
     )
@@ -73,6 +88,8 @@ struct PaillierCommand: ParsableCommand {
         @Option(help: "The public key file.")
         var `public`: String
 
+        @OptionGroup var damgardJurik: DamgardJurikOption
+
         @Option(parsing: .unconditional, help: "Comma-separated signed decimal integers, e.g. 5,-3,0.")
         var values: String?
 
@@ -95,6 +112,9 @@ struct PaillierCommand: ParsableCommand {
 
         func validate() throws {
             guard (values == nil) != (input == nil) else { throw ValidationError("give either --values or --input") }
+            if damgardJurik.s > 1, format != .veil {
+                throw ValidationError("--damgard-jurik needs --format veil, whose header records s")
+            }
             if pack {
                 guard format == .veil else { throw ValidationError("--pack needs --format veil") }
                 guard addends != nil else { throw ValidationError("--pack needs --addends K") }
@@ -104,7 +124,7 @@ struct PaillierCommand: ParsableCommand {
         }
 
         func run() throws {
-            let key = try loadPublicKey(`public`)
+            let key = try loadPublicKey(`public`, s: damgardJurik.s)
             let texts: [String]
             if let values {
                 texts = values.split(separator: ",", omittingEmptySubsequences: false).map {
@@ -123,7 +143,8 @@ struct PaillierCommand: ParsableCommand {
                 }
                 file = try paillier { () throws(PaillierError) in
                     let packing = try PaillierCiphertextFile.Packing(
-                        valueBits: valueBits ?? 32, addends: addends!, values: numbers.count, keyBits: key.bits)
+                        valueBits: valueBits ?? 32, addends: addends!, values: numbers.count, keyBits: key.bits,
+                        degree: key.s)
                     let plaintexts = try packing.layout.pack(try packing.residues(numbers))
                     return PaillierCiphertextFile(
                         format: .veil, ciphertexts: try PaillierBatch.encrypt(residues: plaintexts, key: key),
@@ -157,6 +178,8 @@ struct PaillierCommand: ParsableCommand {
         @Option(help: "The public key file.")
         var `public`: String
 
+        @OptionGroup var damgardJurik: DamgardJurikOption
+
         @Argument(help: "Files of ciphertexts, all of the same length.")
         var files: [String]
 
@@ -165,7 +188,7 @@ struct PaillierCommand: ParsableCommand {
         }
 
         func run() throws {
-            let key = try loadPublicKey(`public`)
+            let key = try loadPublicKey(`public`, s: damgardJurik.s)
             // The inputs' coprimality with n is tested once, on the sums (§8.1).
             let inputs = try files.map { try readCiphertexts($0, key, checkingUnits: false) }
             let first = inputs[0]
@@ -208,12 +231,16 @@ struct PaillierCommand: ParsableCommand {
         @Option(help: "The secret key file.")
         var secret: String
 
+        @OptionGroup var damgardJurik: DamgardJurikOption
+
         @Argument(help: "A file of ciphertexts, decimal or veil format.")
         var file: String
 
         func run() throws {
             let data = try readFile(secret)
-            let key = try paillier { () throws(PaillierError) in try PaillierKeyFiles.privateKey(from: data) }
+            let key = try paillier { () throws(PaillierError) in
+                try PaillierKeyFiles.privateKey(from: data).withDegree(damgardJurik.s)
+            }
             let input = try readCiphertexts(file, key.publicKey)
             let residues = try paillier { () throws(PaillierError) in
                 try PaillierBatch.decrypt(input.ciphertexts, key: key)
@@ -237,9 +264,9 @@ private func readFile(_ path: String) throws -> Data {
     return data
 }
 
-private func loadPublicKey(_ path: String) throws -> PaillierPublicKey {
+private func loadPublicKey(_ path: String, s: Int = 1) throws -> PaillierPublicKey {
     let data = try readFile(path)
-    return try paillier { () throws(PaillierError) in try PaillierKeyFiles.publicKey(from: data) }
+    return try paillier { () throws(PaillierError) in try PaillierKeyFiles.publicKey(from: data).withDegree(s) }
 }
 
 /// A ciphertext file in either format; a bad line is named with the file.

@@ -89,6 +89,13 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Paillier modulus size (paillier only).")
     var paillierBits = 2048
 
+    @Option(
+        name: .customLong("damgard-jurik"),
+        help: ArgumentHelp(
+            "Damgård–Jurik's s, 1 to 4 (paillier only, in-process): ciphertexts mod n^(s+1), (s+1)/s the plaintext's length.",
+            valueName: "S"))
+    var damgardJurik = 1
+
     @Option(help: "Seed of the data split, initialisation, selection and training.")
     var seed: UInt64 = 0
 
@@ -183,6 +190,10 @@ struct SimulateCommand: AsyncParsableCommand {
         guard paillierBits == 2048 || paillierBits == 3072 else {
             throw ValidationError("--paillier-bits must be 2048 or 3072")
         }
+        guard (1...4).contains(damgardJurik) else { throw ValidationError("--damgard-jurik must be 1 to 4") }
+        if damgardJurik > 1, secureSum != "paillier" {
+            throw ValidationError("--damgard-jurik is for --secure-sum paillier")
+        }
         _ = try privacy.configuration()
     }
 
@@ -248,7 +259,7 @@ struct SimulateCommand: AsyncParsableCommand {
             case "paillier":
                 FileHandle.standardError.write(Data("generating a \(paillierBits)-bit Paillier key…\n".utf8))
                 var backend = try PaillierSecureSum(
-                    keyBits: paillierBits, bitWidth: BitWidth(simulation.sumBitWidth),
+                    keyBits: paillierBits, s: damgardJurik, bitWidth: BitWidth(simulation.sumBitWidth),
                     maxAddends: max(simulation.cohortSize, 2),
                     decryption: .keyHolder(minimumContributors: 2), dropoutProbability: dropout, seed: seed)
                 reports = try simulation.run(secureSum: &backend, progress: bar.update)
@@ -268,7 +279,9 @@ struct SimulateCommand: AsyncParsableCommand {
                 "final_accuracy": last?.accuracy ?? NSNull(), "final_loss": last?.loss ?? NSNull(),
                 "final_training_loss": last?.trainingLoss ?? NSNull(),
                 "final_personalized_accuracy": last?.personalizedAccuracy ?? NSNull(),
-                "algorithm": algorithm, "secure_sum": secureSum, "dataset": configuration.dataset.description,
+                "algorithm": algorithm,
+                "secure_sum": secureSum == "paillier" && damgardJurik > 1 ? "damgard-jurik-\(damgardJurik)" : secureSum,
+                "dataset": configuration.dataset.description,
                 "model": simulation.model.name, "clients": simulation.data.clients.count,
                 "parameters": simulation.model.parameterCount,
                 "rounds": reports.map { r in
@@ -360,6 +373,7 @@ extension SimulateCommand {
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }
         if dropout > 0 { return "--dropout is simulated in-process" }
+        if damgardJurik > 1 { return "the service's Paillier sessions are s = 1 (--damgard-jurik runs in-process)" }
         if let why = NetworkSimulation.privacyBlocker(c, paillier: secureSum == "paillier") { return why }
         if c.stragglerFraction > 0 { return "stragglers run in-process" }
         guard case .digits = c.dataset else { return "the network federation trains on digits" }

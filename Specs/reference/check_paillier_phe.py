@@ -8,7 +8,11 @@ For 2048- and 3072-bit keys made by `veil paillier keygen`:
 - a batch of 40 (encrypted with the fixed-base table) decrypts correctly in phe;
 - packed files in the veil format (Specs/paillier.md §8.1), summed by Veil, have the header the
   spec gives and decrypt in phe, unpacked and sign-decoded here from the spec's text, to the
-  exact signed sums (and `veil paillier decrypt` agrees).
+  exact signed sums (and `veil paillier decrypt` agrees);
+- with --damgard-jurik 3 (Specs/paillier.md §9), which phe does not implement: packed files
+  summed by Veil decrypt here, by c^λ and the base-n logarithm of paillier_reference.py, to the
+  exact signed sums, with the header and line width §8.1 and §9 give; and a veil file written
+  here, (1 + n)^m·r^(n³) mod n⁴, decrypts with `veil paillier decrypt --damgard-jurik 3`.
 Both use g = n + 1. Exits 1 on any difference. Usage: check_paillier_phe.py [PATH_TO_VEIL]
 """
 
@@ -23,6 +27,8 @@ import sys
 import tempfile
 
 from phe import paillier
+
+import paillier_reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -83,6 +89,64 @@ def check_packed_files(binary, d, bits, n, private_key, rng) -> int:
     return failures
 
 
+def check_damgard_jurik(binary, d, bits, n, p, q, rng, s=3) -> int:
+    """§9 through the CLI: Veil's packed files decrypted here, and a file written here decrypted by Veil."""
+    count, addends, value_bits = 200, 3, 32
+    parties = [[rng.randrange(-(2**31), 2**31) for _ in range(count)] for _ in range(addends)]
+    files = []
+    for i, values in enumerate(parties):
+        (d / f"dj{i}.txt").write_text("".join(f"{v}\n" for v in values))
+        (d / f"dj-packed{i}.txt").write_text(veil(
+            binary, "paillier", "encrypt", "--public", str(d / "public.json"), "--damgard-jurik", str(s),
+            "--input", str(d / f"dj{i}.txt"), "--format", "veil", "--pack", "--addends", str(addends)))
+        files.append(str(d / f"dj-packed{i}.txt"))
+    summed = veil(binary, "paillier", "add", "--public", str(d / "public.json"), "--damgard-jurik", str(s), *files)
+    header, *lines = [line for line in summed.split("\n") if line]
+    headroom = (addends - 1).bit_length()
+    w = value_bits + headroom
+    slot = w + headroom
+    slots = s * (bits - 1) // slot  # plaintexts below 2^(s(|n|-1)) <= n^s
+    width = ((s + 1) * bits + 7) // 8
+    fingerprint = veil(binary, "paillier", "fingerprint", "--public", str(d / "public.json")).strip()
+    expected_header = ('{"format":"veil-paillier-ciphertexts/1","key":"' + fingerprint + '","damgard_jurik":' + str(s)
+                       + ',"count":' + str(-(-count // slots)) + ',"summed":3,"packing":{"value_bits":32,"addends":3,"values":'
+                       + str(count) + '}}')
+    failures = 0
+    if header != expected_header:
+        print(f"FAIL {bits}, s = {s}: the summed file's header is {header}, §8.1 and §9 give {expected_header}")
+        failures += 1
+    values = []
+    for line in lines:
+        raw = base64.b64decode(line, validate=True)
+        if len(raw) != width:
+            print(f"FAIL {bits}, s = {s}: a ciphertext line holds {len(raw)} bytes, not {width}")
+            return failures + 1
+        m = paillier_reference.dj_decrypt(p, q, s, int.from_bytes(raw, "big"))
+        for i in range(slots):
+            y = (m >> (slot * i)) % 2**w
+            values.append(y - 2**w if y >= 2 ** (w - 1) else y)
+    expected = [sum(column) for column in zip(*parties)]
+    if values[:count] != expected or any(values[count:]):
+        print(f"FAIL {bits}, s = {s}: the packed sum unpacks to {values[:3]}… instead of {expected[:3]}…")
+        failures += 1
+    # Written here, decrypted by Veil: signed values up to ±(n^s - 1)/2, unpacked.
+    plain, modulus = n ** s, n ** (s + 1)
+    mine = [0, -1, 2**200, -(plain - 1) // 2, (plain - 1) // 2] + [rng.randrange(-(plain // 2), plain // 2) for _ in range(5)]
+    ciphertexts = []
+    for v in mine:
+        r = rng.randrange(2, n)
+        ciphertexts.append(pow(1 + n, v % plain, modulus) * pow(r, plain, modulus) % modulus)
+    (d / "dj-mine.txt").write_text(
+        '{"format":"veil-paillier-ciphertexts/1","key":"' + fingerprint + '","damgard_jurik":' + str(s) + ',"count":'
+        + str(len(mine)) + ',"summed":1}\n' + "".join(base64.b64encode(c.to_bytes(width, "big")).decode() + "\n" for c in ciphertexts))
+    from_veil = [int(x) for x in veil(binary, "paillier", "decrypt", "--secret", str(d / "secret.json"),
+                                      "--damgard-jurik", str(s), str(d / "dj-mine.txt")).split()]
+    if from_veil != mine:
+        print(f"FAIL {bits}, s = {s}: veil decrypted this script's ciphertexts to {from_veil[:3]}… instead of {mine[:3]}…")
+        failures += 1
+    return failures
+
+
 def main() -> int:
     binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / ".build" / "debug" / "veil")
     rng = random.Random(20261129)
@@ -136,8 +200,9 @@ def main() -> int:
             # signed 32-bit values (the extremes included) summed by Veil, the header checked, each
             # base64 line decoded and decrypted by phe, the slots unpacked and sign-decoded here.
             failures += check_packed_files(binary, d, bits, n, private_key, rng)
+            failures += check_damgard_jurik(binary, d, bits, n, int(secret["p"]), int(secret["q"]), rng)
             print(f"phe interoperability, {bits}-bit key: {len(values)} values each way, {len(values)} sums, "
-                  + "a table batch, packed veil files: "
+                  + "a table batch, packed veil files, Damgård–Jurik s = 3 files both ways: "
                   + ("agree" if failures == 0 else "DIFFER"))
     return 1 if failures else 0
 

@@ -5,6 +5,11 @@ python-paillier (`phe`); DJN encryption, packing and threshold combination, whic
 not offer, are plain Python integers here. Key generation (section 1) and dealing (section 6)
 are redone from the stated seed with the reference ChaCha20 generator and SymPy's primality
 test (Baillie–PSW), and the modulus and private-key rules are applied as section 1 states them.
+
+Damgård–Jurik (section 9; groups and cases with "s"), which phe does not offer either, is plain
+Python too, and by other routes than Veil's: (1 + n)^m by pow rather than its binomial terms,
+decryption by c^λ rather than CRT, and the logarithm base 1 + n one base-n digit at a time by
+dividing out what is known (rather than Damgård and Jurik's binomial correction).
 """
 
 from __future__ import annotations
@@ -63,9 +68,19 @@ def random_prime(g: ref.Generator, bits: int) -> int:
             return candidate
 
 
-def generate(seed: bytes, bits: int) -> tuple[int, int]:
+DEGREES = range(1, 5)
+
+
+def check_degree(s: int) -> int:
+    if s not in DEGREES:
+        raise ref.Refused("unsupportedDegree")
+    return s
+
+
+def generate(seed: bytes, bits: int, s: int = 1) -> tuple[int, int]:
     if bits % 2 or not MIN_BITS <= bits <= MAX_BITS:
         raise ref.Refused("unsupportedKeySize")
+    check_degree(s)
     g = ref.Generator(seed)
     while True:
         p = random_prime(g, bits // 2)
@@ -93,19 +108,20 @@ def random_below(g: ref.Generator, bound: int) -> int:
             return candidate
 
 
-def deal(seed: bytes, bits: int, t: int, holders: int) -> tuple[int, list[int]]:
+def deal(seed: bytes, bits: int, t: int, holders: int, s: int = 1) -> tuple[int, list[int]]:
     if not (1 <= holders <= 64 and 1 <= t <= holders):
         raise ref.Refused("invalidThresholdParameters")
     if bits % 2 or not MIN_BITS <= bits <= MAX_BITS:
         raise ref.Refused("unsupportedKeySize")
+    check_degree(s)
     g = ref.Generator(seed)
     p, q = safe_prime(g, bits // 2), safe_prime(g, bits // 2)
     while p == q or (p * q).bit_length() != bits:
         p, q = safe_prime(g, bits // 2), safe_prime(g, bits // 2)
     n = check_modulus(p * q)
     m = (p - 1) // 2 * ((q - 1) // 2)
-    d = m * pow(m, -1, n)
-    order = n * m
+    d = m * pow(m, -1, n ** s)
+    order = n ** s * m
     coefficients = [d] + [random_below(g, order) for _ in range(1, t)]
     shares = []
     for i in range(1, holders + 1):
@@ -126,17 +142,37 @@ def to_residue(m: int, n: int) -> int:
     return m % n
 
 
-def check_ciphertext(c: int, n: int) -> int:
-    if not (0 < c < n * n) or gcd(c, n) != 1:
+def check_ciphertext(c: int, n: int, s: int = 1) -> int:
+    if not (0 < c < n ** (s + 1)) or gcd(c, n) != 1:
         raise ref.Refused("ciphertextOutOfRange")
     return c
 
 
-def pack(values: list[int], bits: int, max_addends: int, key_bits: int) -> tuple[int, list[int]]:
+def dj_log(a: int, n: int, s: int) -> int:
+    """i mod n^s with (1 + n)^i = a (mod n^(s+1)), one base-n digit at a time: with i_j = i mod
+    n^j known, a·(1 + n)^(−i_j) = (1 + n)^(n^j·k) = 1 + k·n^(j+1) (mod n^(j+2)), and k mod n
+    is the next digit."""
+    i = 0
+    for j in range(s):
+        rest = a * pow(1 + n, -i, n ** (j + 2)) % n ** (j + 2)
+        assert (rest - 1) % n ** (j + 1) == 0, "not in the subgroup of 1 + n"
+        i += ((rest - 1) // n ** (j + 1) % n) * n ** j
+    return i
+
+
+def dj_decrypt(p: int, q: int, s: int, c: int) -> int:
+    """m = log(c^λ)·λ^(−1) mod n^s, without CRT."""
+    n = p * q
+    lam = (p - 1) * (q - 1) // gcd(p - 1, q - 1)
+    return dj_log(pow(c, lam, n ** (s + 1)), n, s) * pow(lam, -1, n ** s) % n ** s
+
+
+def pack(values: list[int], bits: int, max_addends: int, key_bits: int, s: int = 1) -> tuple[int, list[int]]:
+    check_degree(s)
     if max_addends < 1:
         raise ref.Refused("invalidPacking")
     slot = bits + (max_addends - 1).bit_length()
-    slots = (key_bits - 1) // slot
+    slots = s * (key_bits - 1) // slot
     if slots < 1:
         raise ref.Refused("invalidPacking")
     plaintexts = []
@@ -148,31 +184,33 @@ def pack(values: list[int], bits: int, max_addends: int, key_bits: int) -> tuple
 def check(group: dict, test: dict, expect) -> None:
     op = test["operation"]
     if op == "generate":
-        p, q = generate(bytes.fromhex(test["seed"]), test["keyBits"])
+        p, q = generate(bytes.fromhex(test["seed"]), test["keyBits"], test.get("s", 1))
         expect((str(p), str(q), str(p * q)), (test["p"], test["q"], test["n"]), "generated key")
         return
     if op == "deal":
-        n, shares = deal(bytes.fromhex(test["seed"]), test["keyBits"], test["threshold"], test["holders"])
+        n, shares = deal(bytes.fromhex(test["seed"]), test["keyBits"], test["threshold"], test["holders"],
+                         test.get("s", 1))
         expect(str(n), test["n"], "n")
         expect([(i + 1, str(v)) for i, v in enumerate(shares)], [(s["holder"], s["value"]) for s in test["shares"]], "shares")
         return
     if op == "publicKey":
+        check_degree(test.get("s", 1))
         expect(str(check_modulus(int(test["n"]))), test["n"], "n")
         return
     if op == "privateKey":
         expect(str(check_factors(int(test["p"]), int(test["q"]))), test["n"], "n")
         return
     if op in ("pack", "unpack"):
-        bits, k, key_bits = test["bits"], test["maxAddends"], test["keyBits"]
+        bits, k, key_bits, s = test["bits"], test["maxAddends"], test["keyBits"], test.get("s", 1)
         values = [int(v) for v in test["vector"]]
         if op == "pack":
-            _, plaintexts = pack(values, bits, k, key_bits)
+            _, plaintexts = pack(values, bits, k, key_bits, s)
             expect([str(p) for p in plaintexts], test["plaintexts"], "plaintexts")
         else:
             if test["addends"] > k:
                 raise ref.Refused("tooManyAddends")
-            slot, _ = pack([0], bits, k, key_bits)
-            slots = (key_bits - 1) // slot
+            slot, _ = pack([0], bits, k, key_bits, s)
+            slots = s * (key_bits - 1) // slot
             out = []
             for p in (int(x) for x in test["plaintexts"]):
                 for i in range(slots):
@@ -181,10 +219,10 @@ def check(group: dict, test: dict, expect) -> None:
             expect(out, values, "unpacked sum")
         return
     if op == "partialDecrypt":
-        n, t, holders = int(group["n"]), group["threshold"], group["holders"]
-        n2, delta = n * n, factorial(holders)
-        shares = {s["holder"]: int(s["value"]) for s in group["shares"]}
-        c = check_ciphertext(int(test["c"]), n)
+        n, t, holders, s = int(group["n"]), group["threshold"], group["holders"], group.get("s", 1)
+        n2, delta = n ** (s + 1), factorial(holders)
+        shares = {share["holder"]: int(share["value"]) for share in group["shares"]}
+        c = check_ciphertext(int(test["c"]), n, s)
         # Section 6's refusals, in the order given, before the count: strangers, duplicates,
         # partials of another ciphertext, values outside Z*_(n^2).
         partials = {}
@@ -212,8 +250,11 @@ def check(group: dict, test: dict, expect) -> None:
                     mu_den *= j - i
             mu = mu_num // mu_den
             combined = combined * pow(partials[i], 2 * mu, n2) % n2  # Python's pow inverts for negative exponents
-        m = (combined - 1) // n * pow(4 * delta * delta, -1, n) % n
-        expect(signed(m, n), int(test["m"]), "combined plaintext")
+        m = dj_log(combined, n, s) * pow(4 * delta * delta, -1, n ** s) % n ** s
+        expect(signed(m, n ** s), int(test["m"]), "combined plaintext")
+        return
+    if "s" in group:
+        check_damgard_jurik(group, test, expect)
         return
 
     p, q = int(group["p"]), int(group["q"])
@@ -244,6 +285,40 @@ def check(group: dict, test: dict, expect) -> None:
         c = (1 + m * n) * pow(int(test["base"]), int(test["alpha"]), n * n) % (n * n)
         expect(str(c), test["c"], "ciphertext")
         expect(private.raw_decrypt(c), m, "decryption")
+    else:
+        raise AssertionError(f"unknown operation {op}")
+
+
+def check_damgard_jurik(group: dict, test: dict, expect) -> None:
+    """Section 9's operations on a key with s > 1, by pow and c^λ (see the module's comment)."""
+    op, s = test["operation"], group["s"]
+    p, q = int(group["p"]), int(group["q"])
+    n = check_factors(p, q)
+    plain, modulus = n ** s, n ** (s + 1)
+    decrypt = lambda c: signed(dj_decrypt(p, q, s, c), plain)
+    if op == "encrypt":
+        m, r = to_residue(int(test["m"]), plain), int(test["r"])
+        if not (0 < r < n) or gcd(r, n) != 1:
+            raise ref.Refused("ciphertextOutOfRange")
+        c = pow(1 + n, m, modulus) * pow(r, plain, modulus) % modulus
+        expect(str(c), test["c"], "ciphertext")
+        expect(decrypt(c), int(test["m"]), "decryption")
+    elif op == "decrypt":
+        expect(decrypt(check_ciphertext(int(test["c"]), n, s)), int(test["m"]), "plaintext")
+    elif op == "add":
+        c = check_ciphertext(int(test["c1"]), n, s) * check_ciphertext(int(test["c2"]), n, s) % modulus
+        expect(str(c), test["c"], "product")
+        expect(decrypt(c), int(test["m"]), "sum")
+    elif op in ("addPlain", "multiply"):
+        c1, k = check_ciphertext(int(test["c1"]), n, s), int(test["k"]) % plain
+        c = c1 * pow(1 + n, k, modulus) % modulus if op == "addPlain" else pow(c1, k, modulus)
+        expect(str(c), test["c"], "ciphertext")
+        expect(decrypt(c), int(test["m"]), "plaintext")
+    elif op == "djn":
+        m = to_residue(int(test["m"]), plain)
+        c = pow(1 + n, m, modulus) * pow(int(test["base"]), int(test["alpha"]), modulus) % modulus
+        expect(str(c), test["c"], "ciphertext")
+        expect(decrypt(c), int(test["m"]), "decryption")
     else:
         raise AssertionError(f"unknown operation {op}")
 

@@ -148,6 +148,106 @@ import VeilTestSupport
         #expect(tooWide.status == 1 && tooWide.stderr.contains("value 1 (2147483648) is not a signed 32-bit integer"))
     }
 
+    /// Damgård–Jurik s = 3 from the command line (Specs/paillier.md §9): the same key files, a
+    /// header that names s, ⌈4·|n|/8⌉-byte lines, exact sums, and s refused where it does not fit.
+    @Test func damgardJurikFilesSumExactlyAndNameTheirS() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+        #expect(try await VeilProcess.run(["paillier", "keygen", "--out", path("key")]).status == 0)
+        let publicKey = path("key/public.json")
+        let values: [[Int64]] = [
+            (0..<200).map { Int64($0) * 10_000_019 - 1_000_000_000 }, (0..<200).map { -Int64($0) * 7 },
+        ]
+        for (p, party) in values.enumerated() {
+            try party.map { "\($0)\n" }.joined().write(toFile: path("v\(p).txt"), atomically: true, encoding: .utf8)
+            let encrypted = try await VeilProcess.run([
+                "paillier", "encrypt", "--public", publicKey, "--damgard-jurik", "3", "--input", path("v\(p).txt"),
+                "--format", "veil", "--pack", "--addends", "2",
+            ])
+            #expect(encrypted.status == 0, "\(encrypted.stderr)")
+            try encrypted.stdout.write(toFile: path("p\(p).txt"), atomically: true, encoding: .utf8)
+        }
+        // 33-bit residues in 34-bit slots over 3·2047 bits: 180 per ciphertext, 200 values in 2.
+        let lines = try String(contentsOfFile: path("p0.txt"), encoding: .utf8).split(separator: "\n")
+        #expect(lines[0].contains(#","damgard_jurik":3,"count":2,"summed":1,"#))
+        #expect(lines.count == 3 && Data(base64Encoded: String(lines[1]))?.count == 1024)
+        let sum = try await VeilProcess.run([
+            "paillier", "add", "--public", publicKey, "--damgard-jurik", "3", path("p0.txt"), path("p1.txt"),
+        ])
+        #expect(sum.status == 0, "\(sum.stderr)")
+        try sum.stdout.write(toFile: path("sum.txt"), atomically: true, encoding: .utf8)
+        let decrypted = try await VeilProcess.run([
+            "paillier", "decrypt", "--secret", path("key/secret.json"), "--damgard-jurik", "3", path("sum.txt"),
+        ])
+        #expect(decrypted.status == 0, "\(decrypted.stderr)")
+        #expect(decrypted.stdout == (0..<200).map { "\(values[0][$0] + values[1][$0])\n" }.joined())
+
+        let forgotten = try await VeilProcess.run([
+            "paillier", "decrypt", "--secret", path("key/secret.json"), path("sum.txt"),
+        ])
+        #expect(
+            forgotten.status == 64
+                && forgotten.stderr.contains(
+                    "sum.txt:1: malformed Paillier data: the ciphertexts are for Damgård–Jurik s = 3, the key given has s = 1"
+                ),
+            "\(forgotten.stderr)")
+        let otherS = try await VeilProcess.run([
+            "paillier", "add", "--public", publicKey, "--damgard-jurik", "2", path("p0.txt"),
+        ])
+        #expect(otherS.status == 64 && otherS.stderr.contains("for Damgård–Jurik s = 3, the key given has s = 2"))
+        let decimal = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--damgard-jurik", "3", "--values", "1",
+        ])
+        #expect(decimal.status == 64 && decimal.stderr.contains("--damgard-jurik needs --format veil"))
+        let five = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--damgard-jurik", "5", "--values", "1", "--format", "veil",
+        ])
+        #expect(five.status == 64 && five.stderr.contains("--damgard-jurik must be 1 to 4"))
+        // A plaintext beyond n (Paillier's space) and within ±(n³ − 1)/2 round-trips unpacked.
+        let wide = "-" + String(repeating: "9", count: 1200)
+        let big = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--damgard-jurik", "3", "--values", "\(wide),7", "--format",
+            "veil",
+        ])
+        #expect(big.status == 0, "\(big.stderr)")
+        try big.stdout.write(toFile: path("big.txt"), atomically: true, encoding: .utf8)
+        let back = try await VeilProcess.run([
+            "paillier", "decrypt", "--secret", path("key/secret.json"), "--damgard-jurik", "3", path("big.txt"),
+        ])
+        #expect(back.stdout == "\(wide)\n7\n", "\(back.stderr)")
+        let paillierRange = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", publicKey, "--values", wide,
+        ])
+        #expect(paillierRange.status == 1 && paillierRange.stderr.contains("outside the key's plaintext range"))
+    }
+
+    @Test func benchPaillierComparesDamgardJurikWithPaillier() async throws {
+        let output = try await VeilProcess.run([
+            "bench", "paillier", "--seconds", "0.02", "--damgard-jurik", "3", "--addends", "8", "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let dj = try #require(object["damgard_jurik"] as? [String: Any])
+        #expect(dj["s"] as? Int == 3 && dj["addends"] as? Int == 8)
+        let three = try #require(dj["damgard_jurik"] as? [String: Any])
+        let one = try #require(dj["paillier"] as? [String: Any])
+        // 2048 bits, K = 8: 35-bit slots, ⌊6141/35⌋ = 175 per 1,024 bytes; ⌊2047/35⌋ = 58 per 512.
+        #expect(three["slots_per_ciphertext"] as? Int == 175 && one["slots_per_ciphertext"] as? Int == 58)
+        #expect(abs((three["ciphertext_bytes_per_value"] as? Double ?? 0) - 1024.0 / 175) < 1e-9)
+        for figures in [one, three] {
+            for key in [
+                "encrypted_values_per_second_one_core", "encrypted_values_per_second_all_cores",
+                "decrypted_values_per_second_one_core",
+            ] {
+                #expect((figures[key] as? Double ?? 0) > 0, "\(key)")
+            }
+        }
+        #expect((dj["encrypted_values_per_second_ratio"] as? Double ?? 0) > 0)
+        let refused = try await VeilProcess.run(["bench", "paillier", "--damgard-jurik", "1"])
+        #expect(refused.status == 64 && refused.stderr.contains("--damgard-jurik must be 2 to 4"))
+    }
+
     @Test func benchPaillierReportsEachOperationBesideRawGMP() async throws {
         let output = try await VeilProcess.run(["bench", "paillier", "--seconds", "0.02", "--json"])
         #expect(output.status == 0, "\(output.stderr)")

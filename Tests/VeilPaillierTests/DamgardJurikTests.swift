@@ -92,7 +92,7 @@ import VeilCrypto
         #expect(try layout(8, 3).slotsPerPlaintext == 175)  // ⌊6141/35⌋
         #expect(abs(try layout(100, 3).ciphertextBytesPerValue - 1024.0 / 157) < 1e-12)
         #expect(try layout(8, 3).ciphertextBytesPerValue < 6)
-        #expect(try layout(64, 4).ciphertextBytesPerValue < 6)
+        #expect(try layout(64, 4).ciphertextBytesPerValue < 6)  // 1280 / 215 = 5.95
         #expect(try layout(100, 3).ciphertextBytesPerValue > 6)  // the floor (s+1)/s·(b + log₂K)/8 is 6.44
     }
 

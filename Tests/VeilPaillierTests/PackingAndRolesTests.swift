@@ -82,7 +82,8 @@ func randomVector(_ d: Int, bits: Int, seed: UInt64) -> ModularVector {
         // Two real partial decryptions completed by a guess for the third give an unrelated value, not m.
         for _ in 0..<5 {
             let guess = PartialDecryption(
-                holder: 3, ciphertext: c.value, value: BigInt.random(below: key.publicKey.ciphertextModulus, secret: false))
+                holder: 3, ciphertext: c.value,
+                value: BigInt.random(below: key.publicKey.ciphertextModulus, secret: false))
             #expect((try? key.combine(two + [guess], of: c)) != m)
         }
     }

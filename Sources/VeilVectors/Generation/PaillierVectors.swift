@@ -216,6 +216,164 @@ extension ProjectVectors {
         groups.append(
             PaillierRunner.Group(tests: try keyTests { test($0, $1, $2, result: $3, error: $4, configure: $5) }))
 
+        // Damgård–Jurik (§9): the 512-bit key's primes with s = 2, 3, 4.
+        var keyGenerator = try ChaCha20Generator(publicSeed: Array(SHA256.hash(Array("paillier key 512".utf8))))
+        let paillierKey = try PaillierPrivateKey.generate(bits: 512, using: &keyGenerator)
+        for s in 2...4 {
+            let key = try paillierKey.withDegree(s)
+            let pk = key.publicKey
+            let (p, q) = key.primes
+            let top = pk.maxSignedMagnitude
+            var tests: [PaillierRunner.Test] = []
+            for (label, m) in [
+                ("0", BigInt(0)), ("-1", BigInt(-1)), ("n + 5, two base-n digits", pk.n + 5),
+                ("⌊(n^s−1)/2⌋, the largest signed value", top), ("−⌊(n^s−1)/2⌋, the smallest", -top),
+            ] {
+                let r = uniform(below: pk.n)
+                let c = try pk.encrypt(residue: pk.residue(signed: m), randomness: r)
+                tests.append(
+                    test("encrypt", "s = \(s): encrypt \(label) with given r, c = (1 + n)^m r^(n^s) mod n^(s+1)") {
+                        $0.m = m.decimal; $0.r = r.decimal; $0.c = c.decimal
+                    })
+            }
+            let a = try pk.encrypt(residue: pk.residue(signed: pk.n * 3), randomness: uniform(below: pk.n))
+            let b = try pk.encrypt(residue: pk.residue(signed: BigInt(-2_500_000)), randomness: uniform(below: pk.n))
+            let sum = try pk.add(a, b)
+            let expected = pk.n * 3 - 2_500_000
+            tests.append(
+                test("add", "s = \(s): E(3n) · E(−2.5·10^6) decrypts to 3n − 2.5·10^6") {
+                    $0.c1 = a.decimal; $0.c2 = b.decimal; $0.c = sum.decimal; $0.m = expected.decimal
+                })
+            let plus = try pk.add(a, plaintext: BigInt(-1))
+            tests.append(
+                test("addPlain", "s = \(s): E(3n) · g^(−1) decrypts to 3n − 1") {
+                    $0.c1 = a.decimal; $0.k = "-1"; $0.c = plus.decimal; $0.m = (pk.n * 3 - 1).decimal
+                })
+            let times = try pk.multiply(b, by: BigInt(-3))
+            tests.append(
+                test("multiply", "s = \(s): E(−2.5·10^6)^(−3) decrypts to 7.5·10^6") {
+                    $0.c1 = b.decimal; $0.k = "-3"; $0.c = times.decimal; $0.m = "7500000"
+                })
+            let y = uniform(below: pk.n)
+            let h = (pk.n - (y * y).modulo(pk.n)).modulo(pk.n)
+            let base = h.power(pk.plaintextModulus, modulo: pk.ciphertextModulus)
+            let djn = DJNEncryptor(publicKey: pk, base: base, precomputeTable: false)
+            for m in [BigInt(42), -(pk.n * pk.n / 7)] {
+                let alpha = BigInt.random(bits: djn.exponentBits, using: &inputs.generator).declassified()
+                let c = try djn.encrypt(residue: pk.residue(signed: m), exponent: alpha)
+                tests.append(
+                    test("djn", "s = \(s): DJN encryption of \(m.decimal), h_s = (−y²)^(n^s) mod n^(s+1), given α") {
+                        $0.m = m.decimal; $0.base = base.decimal; $0.alpha = alpha.decimal; $0.c = c.decimal
+                    })
+            }
+            tests.append(
+                test(
+                    "encrypt", "s = \(s): ⌊(n^s−1)/2⌋ + 1 is outside the signed range", ["OutOfRange"],
+                    result: .invalid, error: "plaintextOutOfRange"
+                ) {
+                    $0.m = (top + 1).decimal; $0.r = "2"; $0.c = "1"
+                })
+            tests.append(
+                test(
+                    "decrypt", "s = \(s): c = n^(s+1) is out of range", ["OutOfRange"], result: .invalid,
+                    error: "ciphertextOutOfRange"
+                ) {
+                    $0.c = pk.ciphertextModulus.decimal; $0.m = "0"
+                })
+            tests.append(
+                test(
+                    "decrypt", "s = \(s): c = q^s shares a factor with n", ["OutOfRange"], result: .invalid,
+                    error: "ciphertextOutOfRange"
+                ) {
+                    $0.c = (1..<s).reduce(q) { x, _ in x * q }.decimal; $0.m = "0"
+                })
+            groups.append(PaillierRunner.Group(p: p.decimal, q: q.decimal, s: s, tests: tests))
+        }
+        // Damgård–Jurik packing, key rules and a threshold key over n^2.
+        var degreeTests: [PaillierRunner.Test] = []
+        for (bits, addends, keyBits, s, count) in [
+            (32, 100, 2048, 3, 160), (32, 8, 2048, 3, 175), (16, 4, 512, 4, 130),
+        ] {
+            let width = try BitWidth(bits)
+            let packing = try PaillierPacking(bitWidth: width, maxAddends: addends, keyBits: keyBits, degree: s)
+            let vectors = try (0..<3).map { _ in
+                try ModularVector(
+                    elements: (0..<count).map { _ in inputs.generator.next() & width.mask }, bitWidth: width)
+            }
+            let plaintexts = try packing.pack(vectors[0])
+            degreeTests.append(
+                test(
+                    "pack",
+                    "s = \(s), b = \(bits), K = \(addends), \(keyBits)-bit key: \(count) elements in \(plaintexts.count) plaintexts of \(packing.slotsPerPlaintext) \(packing.slotBits)-bit slots"
+                ) {
+                    $0.s = s; $0.bits = bits; $0.maxAddends = addends; $0.keyBits = keyBits
+                    $0.vector = vectors[0].elements.map { String($0) }; $0.plaintexts = plaintexts.map(\.decimal)
+                })
+            let packed = try vectors.map { try packing.pack($0) }
+            let summed = (0..<packed[0].count).map { j in packed.reduce(BigInt(0)) { $0 + $1[j] } }
+            var expected = vectors[0]
+            for v in vectors.dropFirst() { try expected.add(v) }
+            degreeTests.append(
+                test("unpack", "s = \(s), b = \(bits), K = \(addends): the sum of 3 packed vectors") {
+                    $0.s = s; $0.bits = bits; $0.maxAddends = addends; $0.keyBits = keyBits; $0.addends = 3
+                    $0.vector = expected.elements.map { String($0) }; $0.plaintexts = summed.map(\.decimal)
+                })
+        }
+        let seed = Array(SHA256.hash(Array("paillier threshold".utf8)))
+        for s in [0, 5] {
+            degreeTests.append(
+                test(
+                    "publicKey", "s = \(s) is not supported", ["Refused"], result: .invalid, error: "unsupportedDegree"
+                ) {
+                    $0.s = s; $0.n = paillierKey.publicKey.n.decimal
+                })
+            degreeTests.append(
+                test("generate", "s = \(s) is not supported", ["Refused"], result: .invalid, error: "unsupportedDegree")
+                {
+                    $0.s = s; $0.seed = Hex.encode(seed); $0.keyBits = 512
+                })
+        }
+        var dealerS2 = try ChaCha20Generator(publicSeed: seed)
+        let (dealtS2, sharesS2) = try ThresholdPaillierDealer.deal(
+            bits: 512, threshold: 3, holders: 5, s: 2, using: &dealerS2)
+        degreeTests.append(
+            test(
+                "deal", "s = 2: the 3-of-5 key of the seed SHA-256(\"paillier threshold\"), shares over Z_(n²·m)",
+                ["KeyGeneration"]
+            ) {
+                $0.s = 2; $0.seed = Hex.encode(seed); $0.keyBits = 512; $0.threshold = 3; $0.holders = 5
+                $0.n = dealtS2.publicKey.n.decimal
+                $0.shares = sharesS2.map { .init(holder: $0.holder, value: $0.secretValue.decimal) }
+            })
+        groups.append(PaillierRunner.Group(tests: degreeTests))
+        let tpk2 = dealtS2.publicKey
+        var thresholdS2: [PaillierRunner.Test] = []
+        for (m, holders) in [(tpk2.n * 2 + 9, [1, 2, 3]), (BigInt(-5), [5, 4, 2])] {
+            let c = try tpk2.encrypt(residue: tpk2.residue(signed: m), randomness: uniform(below: tpk2.n))
+            let partials = try holders.map { h in try sharesS2[h - 1].partiallyDecrypt(c) }
+            thresholdS2.append(
+                test("partialDecrypt", "s = 2, 3 of 5: holders \(holders) decrypt \(m.decimal)") {
+                    $0.c = c.decimal; $0.m = m.decimal
+                    $0.partials = partials.map { .init(holder: $0.holder, value: $0.value.decimal) }
+                })
+        }
+        let c2 = try tpk2.encrypt(residue: BigInt(9), randomness: uniform(below: tpk2.n))
+        let three2 = try [1, 2, 3].map { h in try sharesS2[h - 1].partiallyDecrypt(c2) }
+        thresholdS2.append(
+            test(
+                "partialDecrypt", "s = 2, 3 of 5: refused, holder 3's value is n³, outside Z*_(n³)", ["InvalidPartial"],
+                result: .invalid, error: "invalidPartialDecryption"
+            ) {
+                $0.c = c2.decimal; $0.m = "9"
+                $0.partials =
+                    [three2[0], three2[1]].map { .init(holder: $0.holder, value: $0.value.decimal) }
+                    + [.init(holder: 3, value: tpk2.ciphertextModulus.decimal)]
+            })
+        groups.append(
+            PaillierRunner.Group(
+                s: 2, n: tpk2.n.decimal, threshold: 3, holders: 5,
+                shares: sharesS2.map { .init(holder: $0.holder, value: $0.secretValue.decimal) }, tests: thresholdS2))
+
         return VectorFile(
             algorithm: PaillierRunner.algorithm, generatorVersion: version,
             header: [
@@ -224,6 +382,8 @@ extension ProjectVectors {
                 "(section 1, section 6); publicKey/privateKey: the modulus and factor rules. encrypt: (p, q, m, r) -> c = (1 + mn) r^n mod n^2 and",
                 "back; add/addPlain/multiply: the homomorphic operations; djn: c = (1 + mn) h_s^alpha mod n^2 (with and without the",
                 "fixed-base table); pack/unpack: the slot layout; partialDecrypt: c^(2 Delta s_i) and their combination.",
+                "Groups and cases with \"s\" are Damgard-Jurik (section 9): plaintexts mod n^s, c = (1 + n)^m r^(n^s) mod n^(s+1),",
+                "DJN with h_s = (-y^2)^(n^s), packing over s(|n| - 1) bits, threshold shares over Z_(n^s m).",
                 "Project vectors, generated by `veil vectors generate`, confirmed by Specs/reference/ (python-paillier and",
                 "an independent implementation of DJN, packing and threshold combination).",
             ],
