@@ -12,6 +12,7 @@ public enum PaillierError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManyAddends(have: Int, max: Int)
     case notEnoughPartialDecryptions(have: Int, need: Int)
     case invalidPartialDecryption(String)
+    case incorrectPartialDecryptions(holders: [Int])
     case invalidThresholdParameters(String)
 
     public var description: String {
@@ -29,6 +30,8 @@ public enum PaillierError: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooManyAddends(let have, let max): "\(have) addends exceed the \(max) the packing has headroom for"
         case .notEnoughPartialDecryptions(let have, let need): "\(have) partial decryptions, \(need) needed"
         case .invalidPartialDecryption(let why): "invalid partial decryption: \(why)"
+        case .incorrectPartialDecryptions(let holders):
+            "too few correct partial decryptions: the proofs of holder(s) \(holders.map(String.init).joined(separator: ", ")) fail"
         case .invalidThresholdParameters(let why): "invalid threshold parameters: \(why)"
         }
     }

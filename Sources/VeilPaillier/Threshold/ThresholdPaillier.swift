@@ -1,3 +1,4 @@
+import VeilCore
 import VeilCrypto
 
 /// Threshold decryption, t of ℓ key holders, with a trusted dealer (Shoup 2000, as adapted to
@@ -10,7 +11,9 @@ import VeilCrypto
 /// μ_i = Δ · Π_{j≠i} j / (j − i) ∈ Z, so c′ = c^(4Δ²·d) = (1 + n)^(4Δ²·m_plain) (mod n^(s+1)),
 /// and the plaintext is log_(1+n)(c′) · (4Δ²)^(−1) mod n^s (for s = 1, L(c′) = (c′ − 1)/n in
 /// place of the logarithm). Fewer than t partial decryptions reveal nothing about d beyond
-/// what the public key does. `Specs/paillier.md` ("Threshold decryption").
+/// what the public key does. With the dealer's verification keys, every partial decryption
+/// carries a proof that it is c^(2Δ·s_i) for the holder's share, and a holder whose proof fails
+/// is named and left out. `Specs/paillier.md` ("Threshold decryption", §6.2).
 public struct ThresholdPaillierPublicKey: Hashable, Sendable {
     public let publicKey: PaillierPublicKey
     /// t.
@@ -19,27 +22,59 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
     public let holders: Int
     /// Δ = ℓ!.
     public let delta: BigInt
+    /// v and v_1 … v_ℓ, when the dealer published them: without them nothing checks a partial.
+    public let verification: ThresholdVerificationKeys?
 
     /// The largest ℓ: Δ = ℓ! must stay far below the primes.
     public static let maxHolders = 64
 
     /// Wraps a dealt key's public part.
-    /// - Throws: ``PaillierError/invalidThresholdParameters(_:)`` unless 1 ≤ t ≤ ℓ ≤ 64.
-    public init(publicKey: PaillierPublicKey, threshold: Int, holders: Int) throws(PaillierError) {
+    /// - Throws: ``PaillierError/invalidThresholdParameters(_:)`` unless 1 ≤ t ≤ ℓ ≤ 64 and the
+    ///   verification keys, if given, are ℓ + 1 units mod n^(s+1).
+    public init(
+        publicKey: PaillierPublicKey, threshold: Int, holders: Int, verification: ThresholdVerificationKeys? = nil
+    ) throws(PaillierError) {
         guard (1...Self.maxHolders).contains(holders), (1...holders).contains(threshold) else {
             throw .invalidThresholdParameters(
                 "need 1 ≤ t ≤ ℓ ≤ \(Self.maxHolders), got t = \(threshold), ℓ = \(holders)")
         }
+        if let verification {
+            guard verification.holderKeys.count == holders else {
+                throw .invalidThresholdParameters(
+                    "\(verification.holderKeys.count) verification keys for \(holders) holders")
+            }
+            for value in [verification.v] + verification.holderKeys {
+                guard publicKey.isInCiphertextRange(value), BigInt.gcd(value, publicKey.n) == 1 else {
+                    throw .invalidThresholdParameters("a verification key is not in Z*_(n^(s+1))")
+                }
+            }
+        }
         self.publicKey = publicKey
         self.threshold = threshold
         self.holders = holders
+        self.verification = verification
         delta = (1...max(holders, 1)).reduce(BigInt(1)) { $0 * BigInt($1) }
     }
 
-    /// Combines at least t partial decryptions of `c` (the t with the lowest indices are used).
-    /// - Returns: the plaintext residue in 0..<n.
-    /// - Throws: ``PaillierError`` for fewer than t, duplicates, unknown holders or another key.
+    /// Combines at least t partial decryptions of `c` (the t with the lowest indices among
+    /// those whose proofs hold).
+    /// - Returns: the plaintext residue in 0..<n^s.
+    /// - Throws: ``PaillierError`` for fewer than t, duplicates, unknown holders, another key, or
+    ///   too few correct partials (naming the holders whose proofs fail).
     public func combine(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError) -> BigInt {
+        try decrypt(partials, of: c).plaintext
+    }
+
+    /// Checks each partial decryption of `c` and combines t correct ones. Malformed partials
+    /// (a stranger, twice, of another ciphertext, outside Z*_(n^(s+1))) are refused outright;
+    /// with verification keys, a partial without a proof or with a failing one is left out and
+    /// its holder named in the result, so t honest holders decrypt despite the others.
+    /// - Throws: ``PaillierError/incorrectPartialDecryptions(holders:)`` when fewer than t
+    ///   correct partials remain because some failed; ``PaillierError/notEnoughPartialDecryptions(have:need:)``
+    ///   when fewer than t were given.
+    public func decrypt(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError)
+        -> ThresholdDecryption
+    {
         guard publicKey.owns(c) else { throw .keyMismatch }
         var seen = Set<Int>()
         for partial in partials {
@@ -59,7 +94,17 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
         guard partials.count >= threshold else {
             throw .notEnoughPartialDecryptions(have: partials.count, need: threshold)
         }
-        let chosen = partials.sorted { $0.holder < $1.holder }.prefix(threshold)
+        var rejected: [Int] = []
+        var correct = partials
+        if verification != nil {
+            // Each proof costs two exponentiations: checked on every core.
+            let key = self
+            let verdicts = try! partials.parallelMap { key.verify($0, of: c) }  // cannot throw
+            rejected = zip(partials, verdicts).filter { !$1 }.map { $0.0.holder }.sorted()
+            correct = zip(partials, verdicts).filter { $1 }.map { $0.0 }
+            guard correct.count >= threshold else { throw .incorrectPartialDecryptions(holders: rejected) }
+        }
+        let chosen = correct.sorted { $0.holder < $1.holder }.prefix(threshold)
         let ciphertextModulus = publicKey.ciphertextModulus
         var combined = BigInt(1)
         for partial in chosen {
@@ -80,7 +125,52 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
         let l = PaillierPrivateKey.logarithm(combined, base: publicKey.n, s: publicKey.s)
         // ℓ! is coprime to n: its primes are far smaller.
         let scale = (delta * delta * 4).inverse(modulo: publicKey.plaintextModulus)!
-        return (l * scale).modulo(publicKey.plaintextModulus)
+        return ThresholdDecryption(plaintext: (l * scale).modulo(publicKey.plaintextModulus), rejected: rejected)
+    }
+
+    /// The bit length of a prover's r: (s + 2)·|n| + 512, so that r hides e·Δ·s_i (below
+    /// 2^(256 + |Δ| + (s+1)·|n|)) to within 2^−(|n| + 258 − |Δ|), at least 2^−218 for ℓ ≤ 64.
+    public var proofRandomnessBits: Int { (publicKey.s + 2) * publicKey.bits + 512 }
+
+    /// Whether `partial` carries a proof that log_(c⁴)(c_i²) = log_v(v_i), i.e. that its value
+    /// is c^(2Δ·s_i) for the share behind v_i (Shoup 2000; Damgård–Jurik 2001 §5): with the
+    /// proof (e, z), a = c^(4z)·c_i^(−2e), b = v^z·v_i^(−e), and e must be the challenge of
+    /// (c⁴, c_i², v, v_i, a, b). False without verification keys, without a proof, or for a
+    /// response outside 0..<2^(B+257) (B the bits of r), which no honest prover exceeds.
+    public func verify(_ partial: PartialDecryption, of c: PaillierCiphertext) -> Bool {
+        guard let verification, let proof = partial.proof, (1...holders).contains(partial.holder),
+            partial.ciphertext == c.value, publicKey.isInCiphertextRange(partial.value),
+            BigInt.gcd(partial.value, publicKey.n) == 1,
+            proof.challenge.signum >= 0, proof.challenge.bitWidth <= 256,
+            proof.response.signum >= 0, proof.response.bitWidth <= proofRandomnessBits + 257
+        else { return false }
+        let modulus = publicKey.ciphertextModulus
+        let c4 = c.value.power(BigInt(4), modulo: modulus)
+        let ci2 = partial.value.power(BigInt(2), modulo: modulus)
+        let vi = verification.holderKeys[partial.holder - 1]
+        // c_i and v_i are units (checked), so their inverses exist.
+        let a =
+            (c4.power(proof.response, modulo: modulus)
+            * ci2.inverse(modulo: modulus)!.power(proof.challenge, modulo: modulus)).modulo(modulus)
+        let b =
+            (verification.v.power(proof.response, modulo: modulus)
+            * vi.inverse(modulo: modulus)!.power(proof.challenge, modulo: modulus)).modulo(modulus)
+        let e = challenge(holder: partial.holder, c4: c4, ci2: ci2, v: verification.v, vi: vi, a: a, b: b)
+        return e == proof.challenge
+    }
+
+    /// e = SHA-256("veil/v1/paillier/partial-decryption" ‖ 0x00 ‖ LE_4(i) ‖ LE_4(W) ‖ c⁴ ‖ c_i² ‖ v ‖
+    /// v_i ‖ a ‖ b) read big-endian, each value W = ⌈(s + 1)·|n|/8⌉ bytes big-endian.
+    func challenge(holder: Int, c4: BigInt, ci2: BigInt, v: BigInt, vi: BigInt, a: BigInt, b: BigInt) -> BigInt {
+        let width = publicKey.ciphertextByteCount
+        var writer = ByteWriter()
+        writer.raw(Array("veil/v1/paillier/partial-decryption".utf8))
+        writer.u8(0)
+        writer.u32(UInt32(holder))
+        writer.u32(UInt32(width))
+        // Each value is below n^(s+1), so it fits the width.
+        for value in [c4, ci2, v, vi, a, b] { writer.raw(try! value.bigEndianBytes(width: width)) }
+        return BigInt(bigEndian: SHA256.hash(writer.bytes))
     }
 
     /// The signed reading of ``combine(_:of:)``.
@@ -110,13 +200,37 @@ public struct ThresholdKeyShare: Sendable {
     /// The share's value, for the dealer's files and for vectors. Secret.
     public var secretValue: BigInt { secret }
 
-    /// c^(2Δ·s_i) mod n^(s+1), in constant time in s_i.
+    /// c^(2Δ·s_i) mod n^(s+1), in constant time in s_i, with a proof of it when the key has
+    /// verification keys (r fresh from libsodium).
     public func partiallyDecrypt(_ c: PaillierCiphertext) throws(PaillierError) -> PartialDecryption {
-        guard thresholdKey.publicKey.owns(c) else { throw .keyMismatch }
-        let exponent = secret * thresholdKey.delta * 2
+        try partiallyDecrypt(c, proofRandomness: BigInt.random(bits: thresholdKey.proofRandomnessBits))
+    }
+
+    /// The same with a given r of ``ThresholdPaillierPublicKey/proofRandomnessBits`` bits
+    /// (secret: with the proof it reveals s_i), for vectors: a = c^(4r), b = v^r,
+    /// e = the challenge, z = r + e·Δ·s_i.
+    public func partiallyDecrypt(_ c: PaillierCiphertext, proofRandomness r: BigInt) throws(PaillierError)
+        -> PartialDecryption
+    {
+        let key = thresholdKey
+        guard key.publicKey.owns(c) else { throw .keyMismatch }
+        let modulus = key.publicKey.ciphertextModulus
+        let exponent = secret * key.delta * 2
+        let value = c.value.securePower(exponent, modulo: modulus).declassified()
+        guard let verification = key.verification else {
+            return PartialDecryption(holder: holder, ciphertext: c.value, value: value)
+        }
+        let r = r.asSecret()
+        let c4 = c.value.power(BigInt(4), modulo: modulus)
+        let ci2 = value.power(BigInt(2), modulo: modulus)
+        let a = c4.securePower(r, modulo: modulus).declassified()
+        let b = verification.v.securePower(r, modulo: modulus).declassified()
+        let vi = verification.holderKeys[holder - 1]
+        let e = key.challenge(holder: holder, c4: c4, ci2: ci2, v: verification.v, vi: vi, a: a, b: b)
+        let z = (r + e * key.delta * secret).declassified()
         return PartialDecryption(
-            holder: holder, ciphertext: c.value,
-            value: c.value.securePower(exponent, modulo: thresholdKey.publicKey.ciphertextModulus).declassified())
+            holder: holder, ciphertext: c.value, value: value,
+            proof: PartialDecryptionProof(challenge: e, response: z))
     }
 }
 
@@ -126,13 +240,49 @@ public struct PartialDecryption: Hashable, Sendable {
     /// The ciphertext it belongs to.
     public let ciphertext: BigInt
     public let value: BigInt
+    /// The proof that `value` is c^(2Δ·s_i), when the key has verification keys.
+    public let proof: PartialDecryptionProof?
 
     /// Wraps a partial decryption received from a key holder.
-    public init(holder: Int, ciphertext: BigInt, value: BigInt) {
+    public init(holder: Int, ciphertext: BigInt, value: BigInt, proof: PartialDecryptionProof? = nil) {
         self.holder = holder
         self.ciphertext = ciphertext
         self.value = value
+        self.proof = proof
     }
+}
+
+/// A non-interactive proof of equal discrete logarithms (Fiat–Shamir with SHA-256): challenge
+/// e < 2^256 and response z = r + e·Δ·s_i. Public.
+public struct PartialDecryptionProof: Hashable, Sendable {
+    public let challenge: BigInt
+    public let response: BigInt
+
+    public init(challenge: BigInt, response: BigInt) {
+        self.challenge = challenge
+        self.response = response
+    }
+}
+
+/// The dealer's public values for checking partial decryptions: v, a random square mod
+/// n^(s+1), and v_i = v^(Δ·s_i) mod n^(s+1) for holder i.
+public struct ThresholdVerificationKeys: Hashable, Sendable {
+    public let v: BigInt
+    /// v_1 … v_ℓ: holder i's at index i − 1.
+    public let holderKeys: [BigInt]
+
+    public init(v: BigInt, holderKeys: [BigInt]) {
+        self.v = v
+        self.holderKeys = holderKeys
+    }
+}
+
+/// A threshold decryption: the plaintext residue, and the holders whose partials were left
+/// out because their proofs failed.
+public struct ThresholdDecryption: Hashable, Sendable {
+    public let plaintext: BigInt
+    /// Holder numbers, ascending.
+    public let rejected: [Int]
 }
 
 /// The trusted dealer: generates the key and the shares, then forgets d.
@@ -174,11 +324,23 @@ public enum ThresholdPaillierDealer {
         let d = m * m.inverse(modulo: publicKey.plaintextModulus)!  // gcd(m, n) = 1 for distinct safe primes
         let order = publicKey.plaintextModulus * m
         let coefficients = [d] + (1..<t).map { _ in randomBelow(order, using: &generator) }
-        let key = try ThresholdPaillierPublicKey(publicKey: publicKey, threshold: t, holders: l)
-        let shares = try (1...l).map { i throws(PaillierError) in
+        let values = (1...l).map { i in
             let x = BigInt(i)
-            let value = coefficients.reversed().reduce(BigInt(0)) { ($0 * x + $1).modulo(order) }
-            return try ThresholdKeyShare(holder: i, thresholdKey: key, secret: value)
+            return coefficients.reversed().reduce(BigInt(0)) { ($0 * x + $1).modulo(order) }
+        }
+        // v = x² for x drawn after the coefficients (so the shares do not depend on it), redrawn
+        // until it is a unit; v_i = v^(Δ·s_i).
+        let modulus = publicKey.ciphertextModulus
+        var x = randomBelow(modulus, using: &generator)
+        while x.signum == 0 || BigInt.gcd(x, publicKey.n) != 1 { x = randomBelow(modulus, using: &generator) }
+        let v = (x * x).modulo(modulus).declassified()
+        let delta = (1...l).reduce(BigInt(1)) { $0 * BigInt($1) }
+        let verification = ThresholdVerificationKeys(
+            v: v, holderKeys: values.map { v.securePower(delta * $0, modulo: modulus).declassified() })
+        let key = try ThresholdPaillierPublicKey(
+            publicKey: publicKey, threshold: t, holders: l, verification: verification)
+        let shares = try values.enumerated().map { index, value throws(PaillierError) in
+            try ThresholdKeyShare(holder: index + 1, thresholdKey: key, secret: value)
         }
         return (key, shares)
     }

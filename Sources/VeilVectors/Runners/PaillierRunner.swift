@@ -106,6 +106,7 @@ enum PaillierRunner: VectorRunner {
         case .tooManyAddends: "tooManyAddends"
         case .notEnoughPartialDecryptions: "notEnoughPartialDecryptions"
         case .invalidPartialDecryption: "invalidPartialDecryption"
+        case .incorrectPartialDecryptions: "incorrectPartialDecryptions"
         case .invalidThresholdParameters: "invalidThresholdParameters"
         }
     }
