@@ -369,6 +369,75 @@ extension ProjectVectors {
                     [three2[0], three2[1]].map { .init(holder: $0.holder, value: $0.value.decimal) }
                     + [.init(holder: 3, value: tpk2.ciphertextModulus.decimal)]
             })
+        // Verified threshold decryption (§6.2): the 3-of-5 key of "paillier threshold" with its
+        // verification keys, honest proofs from given r, and holders whose proofs fail.
+        var verifiedDealer = try ChaCha20Generator(publicSeed: seed)
+        let (verifiedKey, verifiedShares) = try ThresholdPaillierDealer.deal(
+            bits: 512, threshold: 3, holders: 5, using: &verifiedDealer)
+        let vpk = verifiedKey.publicKey
+        let verification = verifiedKey.verification!  // the dealer always publishes them
+        let cv = try vpk.encrypt(residue: vpk.residue(signed: BigInt(-77)), randomness: uniform(below: vpk.n))
+        func honest(_ holder: Int) throws -> (PaillierRunner.Share, PartialDecryption) {
+            let r = BigInt.random(bits: verifiedKey.proofRandomnessBits, using: &inputs.generator).declassified()
+            let partial = try verifiedShares[holder - 1].partiallyDecrypt(cv, proofRandomness: r)
+            return (
+                .init(
+                    holder: holder, value: partial.value.decimal, challenge: partial.proof!.challenge.decimal,
+                    response: partial.proof!.response.decimal, r: r.decimal),
+                partial
+            )
+        }
+        let proven = try (1...5).map(honest)
+        func claimed(_ holder: Int, value: BigInt? = nil, challenge: BigInt? = nil, proofOf other: Int? = nil)
+            -> PaillierRunner.Share
+        {
+            let source = proven[(other ?? holder) - 1].1
+            return .init(
+                holder: holder, value: (value ?? proven[holder - 1].1.value).decimal,
+                challenge: (challenge ?? source.proof!.challenge).decimal, response: source.proof!.response.decimal)
+        }
+        let shifted = (proven[1].1.value * (vpk.n * 1000 + 1)).modulo(vpk.ciphertextModulus)  // × (1 + n)^1000
+        var verifiedTests: [PaillierRunner.Test] = []
+        for (why, partials, rejected, result, error) in [
+            (
+                "holders 1, 2, 3 prove their partials", [proven[0].0, proven[1].0, proven[2].0], [Int](),
+                ExpectedResult.valid, String?.none
+            ),
+            (
+                "holder 2's value is shifted by (1 + n)^1000 under its honest proof: named, 1, 3, 4 decrypt",
+                [proven[0].0, claimed(2, value: shifted), proven[2].0, proven[3].0], [2], .valid, nil
+            ),
+            (
+                "holder 2's shifted value among exactly t: refused, naming holder 2",
+                [proven[0].0, claimed(2, value: shifted), proven[2].0], [2], .invalid, "incorrectPartialDecryptions"
+            ),
+            (
+                "holder 4's challenge is off by one: named, 1, 2, 3 decrypt",
+                [proven[0].0, proven[1].0, proven[2].0, claimed(4, challenge: proven[3].1.proof!.challenge + 1)], [4],
+                .valid, nil
+            ),
+            (
+                "holder 5 borrows holder 3's proof and holder 1 sends none: both named",
+                [
+                    PaillierRunner.Share(holder: 1, value: proven[0].1.value.decimal), proven[1].0, proven[2].0,
+                    proven[3].0, claimed(5, proofOf: 3),
+                ], [1, 5], .valid, nil
+            ),
+        ] {
+            verifiedTests.append(
+                test(
+                    "partialDecrypt", "verified 3 of 5: \(why)", result == .valid ? ["Normal"] : ["WrongPartial"],
+                    result: result, error: error
+                ) {
+                    $0.c = cv.decimal; $0.m = "-77"; $0.partials = partials; $0.rejected = rejected
+                })
+        }
+        groups.append(
+            PaillierRunner.Group(
+                n: vpk.n.decimal, threshold: 3, holders: 5,
+                shares: verifiedShares.map { .init(holder: $0.holder, value: $0.secretValue.decimal) },
+                v: verification.v.decimal, verificationKeys: verification.holderKeys.map(\.decimal),
+                tests: verifiedTests))
         groups.append(
             PaillierRunner.Group(
                 s: 2, n: tpk2.n.decimal, threshold: 3, holders: 5,
@@ -384,6 +453,8 @@ extension ProjectVectors {
                 "fixed-base table); pack/unpack: the slot layout; partialDecrypt: c^(2 Delta s_i) and their combination.",
                 "Groups and cases with \"s\" are Damgard-Jurik (section 9): plaintexts mod n^s, c = (1 + n)^m r^(n^s) mod n^(s+1),",
                 "DJN with h_s = (-y^2)^(n^s), packing over s(|n| - 1) bits, threshold shares over Z_(n^s m).",
+                "Groups with \"v\" are verified threshold decryption (section 6.2): partials carry proofs (challenge,",
+                "response; r for an honest prover), and \"rejected\" lists the holders whose proofs fail.",
                 "Project vectors, generated by `veil vectors generate`, confirmed by Specs/reference/ (python-paillier and",
                 "an independent implementation of DJN, packing and threshold combination).",
             ],
@@ -392,6 +463,9 @@ extension ProjectVectors {
                 "OutOfRange": VectorNote(bugType: "DEFINED", description: "A value outside its range."),
                 "Refused": VectorNote(bugType: "DEFINED", description: "Parameters that must be refused."),
                 "BelowThreshold": VectorNote(bugType: "DEFINED", description: "Fewer than t partial decryptions."),
+                "WrongPartial": VectorNote(
+                    bugType: "DEFINED",
+                    description: "A partial decryption whose proof of correctness fails, among exactly t."),
                 "InvalidPartial": VectorNote(
                     bugType: "DEFINED",
                     description: "A partial decryption from a stranger, twice, of another c, or outside Z*_(n^2)."),

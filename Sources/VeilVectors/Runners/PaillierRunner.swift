@@ -15,6 +15,11 @@ enum PaillierRunner: VectorRunner {
         var value: String
         /// A partial decryption's claimed ciphertext, when it is not the test's `c`.
         var ciphertext: String?
+        /// A partial decryption's proof (§6.2): challenge e, response z, and — for an honest
+        /// one — the prover's r, from which it is recomputed.
+        var challenge: String?
+        var response: String?
+        var r: String?
     }
 
     struct Group: Codable, Sendable {
@@ -28,6 +33,9 @@ enum PaillierRunner: VectorRunner {
         var threshold: Int?
         var holders: Int?
         var shares: [Share]?
+        /// Verified threshold groups (§6.2): v and v_1 … v_ℓ.
+        var v: String?
+        var verificationKeys: [String]?
         var tests: [Test]
     }
 
@@ -67,6 +75,8 @@ enum PaillierRunner: VectorRunner {
         var plaintexts: [String]?
         var addends: Int?
         var partials: [Share]?
+        /// partialDecrypt with proofs: the holders whose proofs fail, ascending.
+        var rejected: [Int]?
     }
 
     struct Refusal: Error {
@@ -168,9 +178,16 @@ enum PaillierRunner: VectorRunner {
         case "partialDecrypt":
             let n = try integer(group.n, "n")
             let publicKey = try paillier { () throws(PaillierError) in try PaillierPublicKey(n: n, s: group.s ?? 1) }
+            var verification: ThresholdVerificationKeys?
+            if let v = group.v {
+                verification = ThresholdVerificationKeys(
+                    v: try integer(v, "v"),
+                    holderKeys: try (group.verificationKeys ?? []).map { try integer($0, "verificationKeys") })
+            }
             let thresholdKey = try paillier { () throws(PaillierError) in
                 try ThresholdPaillierPublicKey(
-                    publicKey: publicKey, threshold: group.threshold ?? 0, holders: group.holders ?? 0)
+                    publicKey: publicKey, threshold: group.threshold ?? 0, holders: group.holders ?? 0,
+                    verification: verification)
             }
             let shares = try (group.shares ?? []).map { share in
                 let value = try integer(share.value, "shares")
@@ -181,12 +198,30 @@ enum PaillierRunner: VectorRunner {
             let cValue = try integer(test.c, "c")
             let c = try paillier { () throws(PaillierError) in try publicKey.ciphertext(cValue) }
             let given = try (test.partials ?? []).map { partial in
-                PartialDecryption(
+                var proof: PartialDecryptionProof?
+                if let e = partial.challenge {
+                    proof = PartialDecryptionProof(
+                        challenge: try integer(e, "challenge"), response: try integer(partial.response, "response"))
+                }
+                return PartialDecryption(
                     holder: partial.holder,
                     ciphertext: try partial.ciphertext.map { try integer($0, "ciphertext") } ?? c.value,
-                    value: try integer(partial.value, "partials"))
+                    value: try integer(partial.value, "partials"), proof: proof)
             }
-            if test.result == .valid {
+            // An honest prover's partial (r given) is recomputed from its share, proof and all.
+            for (partial, stated) in zip(given, test.partials ?? []) {
+                guard let r = stated.r else { continue }
+                guard let share = shares.first(where: { $0.holder == partial.holder }) else {
+                    throw VectorError.malformedField(
+                        tcId: nil, field: "partials", detail: "holder \(partial.holder) has no share in the group")
+                }
+                let rValue = try integer(r, "r")
+                let computed = try paillier { () throws(PaillierError) in
+                    try share.partiallyDecrypt(c, proofRandomness: rValue)
+                }
+                try expectEqual(computed, partial, "partial decryption and proof of holder \(partial.holder)")
+            }
+            if test.result == .valid && verification == nil {
                 // Every partial of a valid case is recomputed from its holder's share.
                 for partial in given {
                     guard let share = shares.first(where: { $0.holder == partial.holder }) else {
@@ -197,8 +232,11 @@ enum PaillierRunner: VectorRunner {
                     try expectEqual(computed.value, partial.value, "partial decryption of holder \(partial.holder)")
                 }
             }
-            let m = try paillier { () throws(PaillierError) in try thresholdKey.combineSigned(given, of: c) }
-            try expectEqual(m, try integer(test.m, "m"), "combined plaintext")
+            let result = try paillier { () throws(PaillierError) in try thresholdKey.decrypt(given, of: c) }
+            try expectEqual(publicKey.signed(residue: result.plaintext), try integer(test.m, "m"), "combined plaintext")
+            if verification != nil {
+                try expectEqual(result.rejected, test.rejected ?? [], "holders whose proofs fail")
+            }
             return
         default:
             break
