@@ -26,12 +26,16 @@ struct PaillierCommand: ParsableCommand {
         discussion: """
             Ciphertext files are decimal (one decimal integer per line, as python-paillier writes them) or veil \
             (a JSON header, then one base64 ciphertext per line: Specs/paillier.md §8.1). Values are signed \
-            decimal integers (a value v is encrypted as v mod n and decrypted back into −⌊(n−1)/2⌋…⌊(n−1)/2⌋). \
+            decimal integers (a value v is encrypted as v mod n and decrypted back into −⌊(n−1)/2⌋…⌊(n−1)/2⌋; \
+            mod n^S and ±⌊(n^S−1)/2⌋ with --damgard-jurik S). \
             Keys are JSON files of decimal strings: public.json {"n"}, secret.json {"p", "q"} (g = n + 1, as in \
             python-paillier). With --damgard-jurik S the same keys encrypt under Damgård–Jurik's generalisation: \
             plaintexts mod n^S, ciphertexts mod n^(S+1), (S+1)/S times their plaintext's length instead of twice it.
             """,
-        subcommands: [Keygen.self, Fingerprint.self, Encrypt.self, Add.self, Decrypt.self]
+        subcommands: [
+            Keygen.self, Fingerprint.self, Encrypt.self, Add.self, Decrypt.self, Deal.self, PartialDecrypt.self,
+            Combine.self,
+        ]
     )
 
     struct Keygen: ParsableCommand {
@@ -81,7 +85,8 @@ struct PaillierCommand: ParsableCommand {
             abstract: "Encrypt signed integers, on every core.",
             discussion: """
                 DJN encryption with the fixed-base table (Specs/paillier.md §3); the ciphertexts decrypt \
-                in any Paillier implementation with g = n + 1. With --pack, several values share a \
+                in any Paillier implementation with g = n + 1 (for S = 1; Damgård–Jurik ciphertexts, §9, in \
+                Veil or an implementation of §9). With --pack, several values share a \
                 ciphertext (§8.1), with headroom for the sum of --addends files.
                 """)
 
@@ -257,6 +262,158 @@ struct PaillierCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(out.utf8))
         }
     }
+}
+
+extension PaillierCommand {
+    struct Deal: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Deal a t-of-ℓ threshold key: DIR/threshold.json and DIR/share-1.json … share-ℓ.json.",
+            discussion: """
+                The trusted dealer of Specs/paillier.md §6 and §6.2: whoever runs this knows the whole key. Run it \
+                as the ceremony of §6.2 says (offline, each share handed to its holder only, the machine wiped). \
+                threshold.json is public (n, s, t, ℓ and the verification keys that let anyone check a partial \
+                decryption); each share file is secret, created readable by its owner only.
+                """)
+
+        @Option(help: "Modulus size in bits: 2048 or 3072.")
+        var bits = 2048
+
+        @Option(help: "t: how many holders must take part in a decryption.")
+        var threshold: Int
+
+        @Option(help: "ℓ: how many holders receive a share (at most 64).")
+        var holders: Int
+
+        @OptionGroup var damgardJurik: DamgardJurikOption
+
+        @Option(help: "The directory to write the key files into (created if missing).")
+        var out: String
+
+        func validate() throws {
+            guard bits == 2048 || bits == 3072 else { throw ValidationError("--bits must be 2048 or 3072") }
+            guard (1...64).contains(holders), (1...holders).contains(threshold) else {
+                throw ValidationError("need 1 ≤ --threshold ≤ --holders ≤ 64")
+            }
+        }
+
+        func run() throws {
+            let (key, shares) = try paillier { () throws(PaillierError) in
+                try ThresholdPaillierDealer.deal(bits: bits, threshold: threshold, holders: holders, s: damgardJurik.s)
+            }
+            let directory = URL(fileURLWithPath: out)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for share in shares {
+                let url = directory.appendingPathComponent("share-\(share.holder).json")
+                do {
+                    try SecretFile.create(
+                        atPath: url.path, contents: SecureBytes(copying: try PaillierThresholdFiles.shareFile(share)))
+                } catch { throw usageError("\(error)") }
+            }
+            try PaillierThresholdFiles.keyFile(key).write(to: directory.appendingPathComponent("threshold.json"))
+            print("wrote \(directory.path)/threshold.json and share-1.json … share-\(holders).json (\(threshold) of \(holders), \(bits)-bit n)")
+            print("fingerprint \(PaillierKeyStatement.fingerprint(key.publicKey))")
+        }
+    }
+
+    struct PartialDecrypt: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "partial-decrypt",
+            abstract: "One holder's partial decryptions of a ciphertext file, each with its proof (JSON on stdout).",
+            discussion: """
+                Encrypt with the threshold key's n (its public.json is {"n": …} from threshold.json, or give \
+                --key to encrypt's --public after extracting n); the share is checked against the dealer's \
+                verification key first. Specs/paillier.md §6.2, §8.2.
+                """)
+
+        @Option(help: "The threshold key file (threshold.json).")
+        var key: String
+
+        @Option(help: "This holder's share file.")
+        var share: String
+
+        @Argument(help: "A file of ciphertexts, decimal or veil format.")
+        var file: String
+
+        func run() throws {
+            let thresholdKey = try loadThresholdKey(key)
+            let shareData = try readFile(share)
+            let holderShare = try paillier { () throws(PaillierError) in
+                try PaillierThresholdFiles.share(from: shareData, key: thresholdKey)
+            }
+            let input = try readCiphertexts(file, thresholdKey.publicKey)
+            let partials = try paillier { () throws(PaillierError) in
+                try input.ciphertexts.parallelMapTyped { c throws(PaillierError) in
+                    try holderShare.partiallyDecrypt(c)
+                }
+            }
+            FileHandle.standardOutput.write(
+                try PaillierThresholdFiles.partialsFile(
+                    partials, holder: holderShare.holder, of: input.ciphertexts, key: thresholdKey))
+        }
+    }
+
+    struct Combine: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decrypt a ciphertext file from the partial decryptions of at least t holders, checking every proof.",
+            discussion: """
+                Prints one signed integer per line (per packed value), as decrypt does. A holder whose proof fails \
+                for any ciphertext is named on stderr and left out; with fewer than t correct holders, nothing is \
+                decrypted and the exit status is 1. Specs/paillier.md §6.2.
+                """)
+
+        @Option(help: "The threshold key file (threshold.json).")
+        var key: String
+
+        @Argument(help: "The ciphertext file, then the holders' partials files.")
+        var files: [String]
+
+        func validate() throws {
+            guard files.count >= 2 else { throw ValidationError("give the ciphertext file and at least one partials file") }
+        }
+
+        func run() throws {
+            let thresholdKey = try loadThresholdKey(key)
+            let input = try readCiphertexts(files[0], thresholdKey.publicKey)
+            let byHolder = try files.dropFirst().map { path in
+                let data = try readFile(path)
+                do {
+                    return try PaillierThresholdFiles.partials(from: data, key: thresholdKey, of: input.ciphertexts)
+                } catch { throw usageError("\(path): \(error)") }
+            }
+            let rows = Array(input.ciphertexts.enumerated())
+            let results = try paillier { () throws(PaillierError) in
+                try rows.parallelMapTyped { j, c throws(PaillierError) in
+                    try thresholdKey.decrypt(byHolder.compactMap { $0.isEmpty ? nil : $0[j] }, of: c)
+                }
+            }
+            let rejected = Set(results.flatMap { $0.rejected }).sorted()
+            for holder in rejected {
+                let failing = results.enumerated().filter { $0.element.rejected.contains(holder) }.map {
+                    String($0.offset + 1)
+                }
+                FileHandle.standardError.write(
+                    Data(
+                        "holder \(holder): the proof of correct decryption fails for ciphertext(s) \(failing.joined(separator: ", ")); left out\n"
+                            .utf8))
+            }
+            var out = ""
+            let residues = results.map { $0.plaintext }
+            if let packing = input.packing {
+                let sum = try paillier { () throws(PaillierError) in
+                    try packing.layout.unpack(residues, dimension: packing.values, addends: input.summed)
+                }
+                for value in packing.signed(sum) { out += "\(value)\n" }
+            } else {
+                for residue in residues { out += thresholdKey.publicKey.signed(residue: residue).decimal + "\n" }
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+}
+
+private func loadThresholdKey(_ path: String) throws -> ThresholdPaillierPublicKey {
+    let data = try readFile(path)
+    return try paillier { () throws(PaillierError) in try PaillierThresholdFiles.key(from: data) }
 }
 
 private func readFile(_ path: String) throws -> Data {

@@ -280,7 +280,7 @@ struct SimulateCommand: AsyncParsableCommand {
                 "final_training_loss": last?.trainingLoss ?? NSNull(),
                 "final_personalized_accuracy": last?.personalizedAccuracy ?? NSNull(),
                 "algorithm": algorithm,
-                "secure_sum": secureSum == "paillier" && damgardJurik > 1 ? "damgard-jurik-\(damgardJurik)" : secureSum,
+                "secure_sum": secureSumName,
                 "dataset": configuration.dataset.description,
                 "model": simulation.model.name, "clients": simulation.data.clients.count,
                 "parameters": simulation.model.parameterCount,
@@ -321,7 +321,7 @@ struct SimulateCommand: AsyncParsableCommand {
         } else {
             print(
                 "\(algorithm) on \(configuration.dataset) (\(simulation.data.clients.count) participants, \(configuration.partition)), "
-                    + "\(simulation.model.name) with \(simulation.model.parameterCount) parameters, sum by \(secureSum)"
+                    + "\(simulation.model.name) with \(simulation.model.parameterCount) parameters, sum by \(secureSumName)"
             )
             if let plan {
                 let p = plan.configuration
@@ -369,6 +369,9 @@ struct SimulateCommand: AsyncParsableCommand {
 }
 
 extension SimulateCommand {
+    /// The backend's name in the output: damgard-jurik-S for Paillier with s = S > 1.
+    var secureSumName: String { secureSum == "paillier" && damgardJurik > 1 ? "damgard-jurik-\(damgardJurik)" : secureSum }
+
     /// Why this run cannot go over the network, or nil.
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }

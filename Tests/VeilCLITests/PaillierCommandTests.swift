@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilPaillier
 import VeilTestSupport
 
 @Suite struct PaillierCommandTests {
@@ -222,6 +223,97 @@ import VeilTestSupport
         #expect(paillierRange.status == 1 && paillierRange.stderr.contains("outside the key's plaintext range"))
     }
 
+    /// Threshold decryption from the command line (Specs/paillier.md §6.2, §8.2): 2 of 3
+    /// holders decrypt a packed sum; a holder who sends a wrong partial is named and left out,
+    /// and with too few correct holders nothing is decrypted.
+    @Test func thresholdHoldersDecryptAndACheaterIsNamed() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+        let deal = try await VeilProcess.run([
+            "paillier", "deal", "--threshold", "2", "--holders", "3", "--out", path("dealt"),
+        ])
+        #expect(deal.status == 0, "\(deal.stderr)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path("dealt/share-2.json"))
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        // The public key file for encrypt is n alone, read from threshold.json.
+        let key = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("dealt/threshold.json"))))
+                as? [String: Any])
+        try #"{"n":"\#(key["n"] as! String)"}"#.write(toFile: path("public.json"), atomically: true, encoding: .utf8)
+        let encrypted = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", path("public.json"), "--values", "5,-3,1000000", "--format", "veil",
+            "--pack", "--addends", "2",
+        ])
+        #expect(encrypted.status == 0, "\(encrypted.stderr)")
+        try encrypted.stdout.write(toFile: path("c.txt"), atomically: true, encoding: .utf8)
+        for holder in 1...3 {
+            let partial = try await VeilProcess.run([
+                "paillier", "partial-decrypt", "--key", path("dealt/threshold.json"), "--share",
+                path("dealt/share-\(holder).json"), path("c.txt"),
+            ])
+            #expect(partial.status == 0, "\(partial.stderr)")
+            try partial.stdout.write(toFile: path("p\(holder).json"), atomically: true, encoding: .utf8)
+        }
+        let combined = try await VeilProcess.run([
+            "paillier", "combine", "--key", path("dealt/threshold.json"), path("c.txt"), path("p3.json"), path("p1.json"),
+        ])
+        #expect(combined.status == 0 && combined.stdout == "5\n-3\n1000000\n", "\(combined.stderr)")
+
+        // Holder 1 multiplies its partial by (1 + n), keeping its proof: the unverified
+        // combination would shift the plaintext; here holder 1 is named and 2, 3 decrypt.
+        var forged = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("p1.json"))))
+                as? [String: Any])
+        var partials = try #require(forged["partials"] as? [[String: Any]])
+        let n = BigIntText(key["n"] as! String)
+        partials[0]["value"] = n.timesOnePlusN(partials[0]["value"] as! String)
+        forged["partials"] = partials
+        try JSONSerialization.data(withJSONObject: forged).write(to: URL(fileURLWithPath: path("forged.json")))
+        let named = try await VeilProcess.run([
+            "paillier", "combine", "--key", path("dealt/threshold.json"), path("c.txt"), path("forged.json"),
+            path("p2.json"), path("p3.json"),
+        ])
+        #expect(named.status == 0 && named.stdout == "5\n-3\n1000000\n", "\(named.stderr)")
+        #expect(named.stderr.contains("holder 1: the proof of correct decryption fails for ciphertext(s) 1; left out"))
+        let tooFew = try await VeilProcess.run([
+            "paillier", "combine", "--key", path("dealt/threshold.json"), path("c.txt"), path("forged.json"),
+            path("p2.json"),
+        ])
+        #expect(
+            tooFew.status == 1 && tooFew.stdout.isEmpty
+                && tooFew.stderr.contains("too few correct partial decryptions: the proofs of holder(s) 1 fail"),
+            "\(tooFew.stderr)")
+        // Partials of another ciphertext file, and a share that is not the dealer's, are refused.
+        let other = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", path("public.json"), "--values", "1", "--format", "veil", "--pack",
+            "--addends", "2",
+        ])
+        try other.stdout.write(toFile: path("other.txt"), atomically: true, encoding: .utf8)
+        let mismatched = try await VeilProcess.run([
+            "paillier", "combine", "--key", path("dealt/threshold.json"), path("other.txt"), path("p1.json"),
+            path("p2.json"),
+        ])
+        #expect(
+            mismatched.status == 64 && mismatched.stderr.contains("p1.json: malformed Paillier data: the partials are of another ciphertext file"),
+            "\(mismatched.stderr)")
+        try #"{"holder":2,"share":"12345"}"#.write(toFile: path("bad-share.json"), atomically: true, encoding: .utf8)
+        let badShare = try await VeilProcess.run([
+            "paillier", "partial-decrypt", "--key", path("dealt/threshold.json"), "--share", path("bad-share.json"),
+            path("c.txt"),
+        ])
+        #expect(
+            badShare.status == 1 && badShare.stderr.contains("holder 2's share does not match the dealer's verification key v_2"),
+            "\(badShare.stderr)")
+        // A decimal file cannot say it is Damgård–Jurik: read with s > 1 it is refused.
+        let decimal = try await VeilProcess.run(["paillier", "encrypt", "--public", path("public.json"), "--values", "5"])
+        try decimal.stdout.write(toFile: path("d.txt"), atomically: true, encoding: .utf8)
+        let asDJ = try await VeilProcess.run([
+            "paillier", "add", "--public", path("public.json"), "--damgard-jurik", "3", path("d.txt"), path("d.txt"),
+        ])
+        #expect(asDJ.status == 64 && asDJ.stderr.contains("d.txt:1: malformed Paillier data: a decimal file holds Paillier ciphertexts (s = 1)"), "\(asDJ.stderr)")
+    }
+
     @Test func benchPaillierComparesDamgardJurikWithPaillier() async throws {
         let output = try await VeilProcess.run([
             "bench", "paillier", "--seconds", "0.02", "--damgard-jurik", "3", "--addends", "8", "--json",
@@ -259,5 +351,15 @@ import VeilTestSupport
         }
         #expect((object["packed_values_per_second"] as? Double ?? 0) > 0)
         #expect(abs((object["ciphertext_bytes_per_value"] as? Double ?? 0) - 512.0 / 52) < 1e-9)
+    }
+}
+
+/// value · (1 + n) mod n² on decimal strings, for a test that forges a partial.
+private struct BigIntText {
+    let n: String
+    init(_ n: String) { self.n = n }
+    func timesOnePlusN(_ value: String) -> String {
+        let n = BigInt(decimal: self.n)!
+        return (BigInt(decimal: value)! * (n + 1)).modulo(n * n).decimal
     }
 }

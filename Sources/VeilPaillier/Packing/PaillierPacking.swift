@@ -98,7 +98,11 @@ public struct PaillierPacking: Hashable, Sendable {
         elements.reserveCapacity(dimension)
         let width = (slotBits * slotsPerPlaintext + 7) / 8 + 8
         for plaintext in plaintexts {
-            guard let bigEndian = try? plaintext.bigEndianBytes(width: width) else {
+            // A sum of at most K packed plaintexts is below 2^(S·slot); anything longer carries
+            // what the slots cannot hold, and would unpack silently wrong (review, helper-20).
+            guard plaintext.signum >= 0, plaintext.bitWidth <= slotBits * slotsPerPlaintext,
+                let bigEndian = try? plaintext.bigEndianBytes(width: width)
+            else {
                 throw .invalidPacking("a plaintext exceeds its slots")
             }
             let bytes = Array(bigEndian.reversed())

@@ -86,6 +86,10 @@ public struct PaillierCiphertextFile: Sendable {
     }
 
     static let formatName = "veil-paillier-ciphertexts/1"
+
+    static func decimalIsPaillier(_ s: Int) -> String {
+        "a decimal file holds Paillier ciphertexts (s = 1); Damgård–Jurik s = \(s) needs the veil format, whose header records s"
+    }
     /// The most files a sum may record (A ≤ 2^20, §8.1).
     public static let maxSummed = 1 << 20
 
@@ -105,6 +109,7 @@ public struct PaillierCiphertextFile: Sendable {
         switch format {
         case .decimal:
             guard packing == nil else { throw .invalidPacking("packed ciphertexts need the veil format") }
+            guard key.s == 1 else { throw .malformed(Self.decimalIsPaillier(key.s)) }
             lines = try ciphertexts.parallelMapTyped { $0.decimal }
         case .veil:
             let width = key.ciphertextByteCount
@@ -156,6 +161,9 @@ public struct PaillierCiphertextFile: Sendable {
         var lines = lineRanges(bytes)
         guard let first = lines.first, first.lowerBound < bytes.count, bytes[first.lowerBound] == UInt8(ascii: "{")
         else {
+            // A decimal file names no s, and every Paillier ciphertext is below n^(s+1): read
+            // under s > 1 it would decrypt to a wrong number (review, helper-20).
+            guard key.s == 1 else { throw DecodingError(line: 1, reason: .malformed(decimalIsPaillier(key.s))) }
             let values = try decodeLines(bytes, lines, key: key, checkingUnits: checkingUnits) {
                 text throws(PaillierError) in
                 guard let value = BigInt(decimalDigits: text) else { throw .malformed("not a decimal integer") }
@@ -320,7 +328,7 @@ public struct PaillierCiphertextFile: Sendable {
 
 extension Array where Element: Sendable {
     /// ``parallelMap(_:)`` for a transform that throws only `PaillierError`.
-    func parallelMapTyped<T: Sendable>(_ transform: @Sendable (Element) throws(PaillierError) -> T)
+    package func parallelMapTyped<T: Sendable>(_ transform: @Sendable (Element) throws(PaillierError) -> T)
         throws(PaillierError) -> [T]
     {
         let results = parallelMapResults { element in Result { () throws(PaillierError) in try transform(element) } }
@@ -328,7 +336,7 @@ extension Array where Element: Sendable {
     }
 
     /// Every element's result, computed on every core.
-    func parallelMapResults<T: Sendable>(_ transform: @Sendable (Element) -> Result<T, PaillierError>) -> [Result<
+    package func parallelMapResults<T: Sendable>(_ transform: @Sendable (Element) -> Result<T, PaillierError>) -> [Result<
         T, PaillierError
     >] {
         // Cannot throw: each transform returns its failure as a value.

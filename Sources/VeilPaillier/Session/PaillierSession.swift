@@ -55,6 +55,12 @@ public struct PaillierSession: Sendable {
         guard dimension >= 1, packing.keyBits == publicKey.bits else {
             throw .malformed("the packing or the dimension does not fit the key")
         }
+        // Masks are drawn mod n and the statements name n alone: a session is Paillier's (s = 1,
+        // Specs/paillier.md §9), and a Damgård–Jurik key would decrypt to the sum plus a
+        // multiple of n (review, helper-20).
+        guard publicKey.s == 1, packing.degree == 1 else {
+            throw .malformed("a masked session runs under a Paillier key (s = 1), not s = \(max(publicKey.s, packing.degree))")
+        }
         // The id encodes K and d in 4 bytes each: larger values (from a hostile file) are refused,
         // not truncated or trapped on.
         guard dimension <= Int(UInt32.max), packing.maxAddends <= Int(UInt32.max) else {

@@ -38,6 +38,12 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
             throw .invalidThresholdParameters(
                 "need 1 ≤ t ≤ ℓ ≤ \(Self.maxHolders), got t = \(threshold), ℓ = \(holders)")
         }
+        // Δ = ℓ! and k! for k ≤ s must be units mod n: the combination divides by 4Δ² and the
+        // logarithm by k!. A dealt n has two large prime factors; a wrapped one might not.
+        let small = (1...max(holders, publicKey.s, 2)).reduce(BigInt(1)) { $0 * BigInt($1) }
+        guard BigInt.gcd(publicKey.n, small * 2) == 1 else {
+            throw .invalidThresholdParameters("n has a prime factor of at most \(max(holders, publicKey.s, 2))")
+        }
         if let verification {
             guard verification.holderKeys.count == holders else {
                 throw .invalidThresholdParameters(
@@ -121,6 +127,11 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
             let base = exponent.signum < 0 ? partial.value.inverse(modulo: ciphertextModulus)! : partial.value
             let magnitude = exponent.signum < 0 ? -exponent : exponent
             combined = (combined * base.power(magnitude, modulo: ciphertextModulus)).modulo(ciphertextModulus)
+        }
+        // c′ = (1 + n)^(4Δ²·m) is 1 mod n; anything else means a partial was wrong, which a key
+        // without verification keys cannot tell apart — it can refuse, not name.
+        guard combined.modulo(publicKey.n) == 1 else {
+            throw .invalidPartialDecryption("the partials do not combine to (1 + n)^x: at least one is wrong")
         }
         let l = PaillierPrivateKey.logarithm(combined, base: publicKey.n, s: publicKey.s)
         // ℓ! is coprime to n: its primes are far smaller.
