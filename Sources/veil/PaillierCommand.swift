@@ -310,7 +310,9 @@ extension PaillierCommand {
                 } catch { throw usageError("\(error)") }
             }
             try PaillierThresholdFiles.keyFile(key).write(to: directory.appendingPathComponent("threshold.json"))
-            print("wrote \(directory.path)/threshold.json and share-1.json … share-\(holders).json (\(threshold) of \(holders), \(bits)-bit n)")
+            print(
+                "wrote \(directory.path)/threshold.json and share-1.json … share-\(holders).json (\(threshold) of \(holders), \(bits)-bit n)"
+            )
             print("fingerprint \(PaillierKeyStatement.fingerprint(key.publicKey))")
         }
     }
@@ -354,7 +356,8 @@ extension PaillierCommand {
 
     struct Combine: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decrypt a ciphertext file from the partial decryptions of at least t holders, checking every proof.",
+            abstract:
+                "Decrypt a ciphertext file from the partial decryptions of at least t holders, checking every proof.",
             discussion: """
                 Prints one signed integer per line (per packed value), as decrypt does. A holder whose proof fails \
                 for any ciphertext is named on stderr and left out; with fewer than t correct holders, nothing is \
@@ -368,7 +371,9 @@ extension PaillierCommand {
         var files: [String]
 
         func validate() throws {
-            guard files.count >= 2 else { throw ValidationError("give the ciphertext file and at least one partials file") }
+            guard files.count >= 2 else {
+                throw ValidationError("give the ciphertext file and at least one partials file")
+            }
         }
 
         func run() throws {

@@ -370,7 +370,9 @@ struct SimulateCommand: AsyncParsableCommand {
 
 extension SimulateCommand {
     /// The backend's name in the output: damgard-jurik-S for Paillier with s = S > 1.
-    var secureSumName: String { secureSum == "paillier" && damgardJurik > 1 ? "damgard-jurik-\(damgardJurik)" : secureSum }
+    var secureSumName: String {
+        secureSum == "paillier" && damgardJurik > 1 ? "damgard-jurik-\(damgardJurik)" : secureSum
+    }
 
     /// Why this run cannot go over the network, or nil.
     func networkBlocker(_ c: FederatedConfiguration) -> String? {

@@ -12,7 +12,12 @@ For 2048- and 3072-bit keys made by `veil paillier keygen`:
 - with --damgard-jurik 3 (Specs/paillier.md §9), which phe does not implement: packed files
   summed by Veil decrypt here, by c^λ and the base-n logarithm of paillier_reference.py, to the
   exact signed sums, with the header and line width §8.1 and §9 give; and a veil file written
-  here, (1 + n)^m·r^(n³) mod n⁴, decrypts with `veil paillier decrypt --damgard-jurik 3`.
+  here, (1 + n)^m·r^(n³) mod n⁴, decrypts with `veil paillier decrypt --damgard-jurik 3`;
+- threshold decryption (§6.2, §8.2): a 2-of-3 key dealt by `veil paillier deal`, ciphertexts
+  made by phe, each holder's `partial-decrypt` output checked here — every proof by
+  paillier_reference.proof_holds, every share against its verification key, and two holders'
+  partials combined here to the plaintexts; a partial forged here (times 1 + n, its proof kept)
+  makes `veil paillier combine` name that holder and still decrypt from the other two.
 Both use g = n + 1. Exits 1 on any difference. Usage: check_paillier_phe.py [PATH_TO_VEIL]
 """
 
@@ -147,6 +152,65 @@ def check_damgard_jurik(binary, d, bits, n, p, q, rng, s=3) -> int:
     return failures
 
 
+def check_threshold(binary, rng) -> int:
+    from math import factorial
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        d = pathlib.Path(tmp)
+        veil(binary, "paillier", "deal", "--threshold", "2", "--holders", "3", "--out", str(d / "dealt"))
+        key = json.loads((d / "dealt" / "threshold.json").read_text())
+        n, s, t, holders = int(key["n"]), key["damgard_jurik"], key["threshold"], key["holders"]
+        v, keys = int(key["v"]), [int(x) for x in key["verification_keys"]]
+        n2, delta = n * n, factorial(holders)
+        public_key = paillier.PaillierPublicKey(n)
+        values = [0, -5, 2**40 + 3, -(2**62)]
+        ciphertexts = [public_key.raw_encrypt(x % n) for x in values]
+        (d / "c.txt").write_text("".join(f"{c}\n" for c in ciphertexts))
+        partials = {}
+        for i in range(1, holders + 1):
+            share = int(json.loads((d / "dealt" / f"share-{i}.json").read_text())["share"])
+            if pow(v, delta * share, n2) != keys[i - 1]:
+                print(f"FAIL threshold: holder {i}'s share does not match v_{i}")
+                failures += 1
+            text = veil(binary, "paillier", "partial-decrypt", "--key", str(d / "dealt" / "threshold.json"),
+                        "--share", str(d / "dealt" / f"share-{i}.json"), str(d / "c.txt"))
+            (d / f"p{i}.json").write_text(text)
+            file = json.loads(text)
+            partials[i] = [int(p["value"]) for p in file["partials"]]
+            for c, p in zip(ciphertexts, file["partials"]):
+                value = int(p["value"])
+                if value != pow(c, 2 * delta * share, n2) or not paillier_reference.proof_holds(
+                        n, s, holders, i, c, value, v, keys[i - 1], int(p["challenge"]), int(p["response"])):
+                    print(f"FAIL threshold: holder {i}'s partial or its proof is wrong")
+                    failures += 1
+        # Holders 1 and 3 combined here (section 6): mu_i = delta * prod j / (j - i).
+        decrypted = []
+        for j, c in enumerate(ciphertexts):
+            combined = 1
+            for i, other in ((1, 3), (3, 1)):
+                mu = delta * other // (other - i)
+                combined = combined * pow(partials[i][j], 2 * mu, n2) % n2
+            m = (combined - 1) // n * pow(4 * delta * delta, -1, n) % n
+            decrypted.append(signed(m, n))
+        if decrypted != values:
+            print(f"FAIL threshold: the partials combine here to {decrypted}, not {values}")
+            failures += 1
+        forged = json.loads((d / "p2.json").read_text())
+        forged["partials"][1]["value"] = str(int(forged["partials"][1]["value"]) * (1 + n) % n2)
+        (d / "forged.json").write_text(json.dumps(forged))
+        done = subprocess.run([binary, "paillier", "combine", "--key", str(d / "dealt" / "threshold.json"), str(d / "c.txt"),
+                               str(d / "forged.json"), str(d / "p3.json"), str(d / "p1.json")],
+                              capture_output=True, text=True)
+        if done.returncode != 0 or [int(x) for x in done.stdout.split()] != values \
+                or "holder 2: the proof of correct decryption fails for ciphertext(s) 2; left out" not in done.stderr:
+            print(f"FAIL threshold: combine with a forged partial of holder 2 gave {done.returncode}, "
+                  f"{done.stdout.split()}, {done.stderr.strip()}")
+            failures += 1
+    print("threshold decryption, 2 of 3, 2048-bit key: shares, partials and proofs checked here, the forger named: "
+          + ("agree" if failures == 0 else "DIFFER"))
+    return failures
+
+
 def main() -> int:
     binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / ".build" / "debug" / "veil")
     rng = random.Random(20261129)
@@ -204,6 +268,7 @@ def main() -> int:
             print(f"phe interoperability, {bits}-bit key: {len(values)} values each way, {len(values)} sums, "
                   + "a table batch, packed veil files, Damgård–Jurik s = 3 files both ways: "
                   + ("agree" if failures == 0 else "DIFFER"))
+    failures += check_threshold(binary, rng)
     return 1 if failures else 0
 
 

@@ -256,7 +256,8 @@ import VeilTestSupport
             try partial.stdout.write(toFile: path("p\(holder).json"), atomically: true, encoding: .utf8)
         }
         let combined = try await VeilProcess.run([
-            "paillier", "combine", "--key", path("dealt/threshold.json"), path("c.txt"), path("p3.json"), path("p1.json"),
+            "paillier", "combine", "--key", path("dealt/threshold.json"), path("c.txt"), path("p3.json"),
+            path("p1.json"),
         ])
         #expect(combined.status == 0 && combined.stdout == "5\n-3\n1000000\n", "\(combined.stderr)")
 
@@ -295,7 +296,9 @@ import VeilTestSupport
             path("p2.json"),
         ])
         #expect(
-            mismatched.status == 64 && mismatched.stderr.contains("p1.json: malformed Paillier data: the partials are of another ciphertext file"),
+            mismatched.status == 64
+                && mismatched.stderr.contains(
+                    "p1.json: malformed Paillier data: the partials are of another ciphertext file"),
             "\(mismatched.stderr)")
         try #"{"holder":2,"share":"12345"}"#.write(toFile: path("bad-share.json"), atomically: true, encoding: .utf8)
         let badShare = try await VeilProcess.run([
@@ -303,15 +306,22 @@ import VeilTestSupport
             path("c.txt"),
         ])
         #expect(
-            badShare.status == 1 && badShare.stderr.contains("holder 2's share does not match the dealer's verification key v_2"),
+            badShare.status == 1
+                && badShare.stderr.contains("holder 2's share does not match the dealer's verification key v_2"),
             "\(badShare.stderr)")
         // A decimal file cannot say it is Damgård–Jurik: read with s > 1 it is refused.
-        let decimal = try await VeilProcess.run(["paillier", "encrypt", "--public", path("public.json"), "--values", "5"])
+        let decimal = try await VeilProcess.run([
+            "paillier", "encrypt", "--public", path("public.json"), "--values", "5",
+        ])
         try decimal.stdout.write(toFile: path("d.txt"), atomically: true, encoding: .utf8)
         let asDJ = try await VeilProcess.run([
             "paillier", "add", "--public", path("public.json"), "--damgard-jurik", "3", path("d.txt"), path("d.txt"),
         ])
-        #expect(asDJ.status == 64 && asDJ.stderr.contains("d.txt:1: malformed Paillier data: a decimal file holds Paillier ciphertexts (s = 1)"), "\(asDJ.stderr)")
+        #expect(
+            asDJ.status == 64
+                && asDJ.stderr.contains(
+                    "d.txt:1: malformed Paillier data: a decimal file holds Paillier ciphertexts (s = 1)"),
+            "\(asDJ.stderr)")
     }
 
     @Test func benchPaillierComparesDamgardJurikWithPaillier() async throws {

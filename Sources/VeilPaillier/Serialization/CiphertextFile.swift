@@ -336,9 +336,11 @@ extension Array where Element: Sendable {
     }
 
     /// Every element's result, computed on every core.
-    package func parallelMapResults<T: Sendable>(_ transform: @Sendable (Element) -> Result<T, PaillierError>) -> [Result<
-        T, PaillierError
-    >] {
+    package func parallelMapResults<T: Sendable>(_ transform: @Sendable (Element) -> Result<T, PaillierError>)
+        -> [Result<
+            T, PaillierError
+        >]
+    {
         // Cannot throw: each transform returns its failure as a value.
         try! parallelMap(transform)
     }

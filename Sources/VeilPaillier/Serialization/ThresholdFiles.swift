@@ -42,7 +42,9 @@ public enum PaillierThresholdFiles {
 
     /// `threshold.json`: n, s, t, ℓ, v and v_1 … v_ℓ.
     public static func keyFile(_ key: ThresholdPaillierPublicKey) throws -> Data {
-        guard let verification = key.verification else { throw PaillierError.malformed("the key has no verification keys") }
+        guard let verification = key.verification else {
+            throw PaillierError.malformed("the key has no verification keys")
+        }
         return try encoder.encode(
             KeyFile(
                 n: key.publicKey.n.decimal, damgardJurik: key.publicKey.s, threshold: key.threshold,

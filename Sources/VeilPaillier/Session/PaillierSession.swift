@@ -59,7 +59,8 @@ public struct PaillierSession: Sendable {
         // Specs/paillier.md §9), and a Damgård–Jurik key would decrypt to the sum plus a
         // multiple of n (review, helper-20).
         guard publicKey.s == 1, packing.degree == 1 else {
-            throw .malformed("a masked session runs under a Paillier key (s = 1), not s = \(max(publicKey.s, packing.degree))")
+            throw .malformed(
+                "a masked session runs under a Paillier key (s = 1), not s = \(max(publicKey.s, packing.degree))")
         }
         // The id encodes K and d in 4 bytes each: larger values (from a hostile file) are refused,
         // not truncated or trapped on.
