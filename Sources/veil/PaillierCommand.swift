@@ -297,6 +297,14 @@ extension PaillierCommand {
         }
 
         func run() throws {
+            // Before dealing, which takes a minute: a directory with files of another deal
+            // would be left holding shares of two keys.
+            let names = ["threshold.json"] + (1...holders).map { "share-\($0).json" }
+            if let existing = names.first(where: {
+                FileManager.default.fileExists(atPath: URL(fileURLWithPath: out).appendingPathComponent($0).path)
+            }) {
+                throw usageError("\(out)/\(existing) exists already: deal into an empty directory")
+            }
             let (key, shares) = try paillier { () throws(PaillierError) in
                 try ThresholdPaillierDealer.deal(bits: bits, threshold: threshold, holders: holders, s: damgardJurik.s)
             }
@@ -322,9 +330,9 @@ extension PaillierCommand {
             commandName: "partial-decrypt",
             abstract: "One holder's partial decryptions of a ciphertext file, each with its proof (JSON on stdout).",
             discussion: """
-                Encrypt with the threshold key's n (its public.json is {"n": …} from threshold.json, or give \
-                --key to encrypt's --public after extracting n); the share is checked against the dealer's \
-                verification key first. Specs/paillier.md §6.2, §8.2.
+                The ciphertexts are encrypted under the threshold key's n: `encrypt --public threshold.json` \
+                reads n from it (with --damgard-jurik S --format veil when the key's damgard_jurik is S > 1). \
+                The share is checked against the dealer's verification key first. Specs/paillier.md §6.2, §8.2.
                 """)
 
         @Option(help: "The threshold key file (threshold.json).")
@@ -379,11 +387,16 @@ extension PaillierCommand {
         func run() throws {
             let thresholdKey = try loadThresholdKey(key)
             let input = try readCiphertexts(files[0], thresholdKey.publicKey)
-            let byHolder = try files.dropFirst().map { path in
-                let data = try readFile(path)
+            // A partials file that cannot be read is left out and named, like a wrong partial:
+            // one holder's bad file must not stop the others (review, helper-21).
+            let byHolder = files.dropFirst().compactMap { path -> [PartialDecryption]? in
                 do {
-                    return try PaillierThresholdFiles.partials(from: data, key: thresholdKey, of: input.ciphertexts)
-                } catch { throw usageError("\(path): \(error)") }
+                    return try PaillierThresholdFiles.partials(
+                        from: try readFile(path), key: thresholdKey, of: input.ciphertexts)
+                } catch {
+                    FileHandle.standardError.write(Data("\(path): \(error); left out\n".utf8))
+                    return nil
+                }
             }
             let rows = Array(input.ciphertexts.enumerated())
             let results = try paillier { () throws(PaillierError) in

@@ -225,6 +225,9 @@ def check(group: dict, test: dict, expect) -> None:
         c = check_ciphertext(int(test["c"]), n, s)
         # Section 6's refusals, in the order given, before the count: strangers, duplicates,
         # partials of another ciphertext, values outside Z*_(n^2).
+        if "v" in group:
+            check_verified(group, test, expect, n, s, t, holders, shares, c)
+            return
         partials = {}
         for given in test["partials"]:
             holder, value = given["holder"], int(given["value"])
@@ -235,27 +238,7 @@ def check(group: dict, test: dict, expect) -> None:
             if not 0 < value < n2 or gcd(value, n) != 1:
                 raise ref.Refused("invalidPartialDecryption")
             partials[holder] = value
-        if "v" in group:
-            # Section 6.2: an honest prover's proof is recomputed from r; every proof is checked
-            # from the values alone; holders whose proofs fail are left out and named.
-            v, keys = int(group["v"]), [int(x) for x in group["verificationKeys"]]
-            for holder in range(1, holders + 1):
-                expect(pow(v, delta * shares[holder], n2), keys[holder - 1], f"v_{holder}")
-            rejected = []
-            for given in test["partials"]:
-                holder, value = given["holder"], partials[given["holder"]]
-                if "r" in given:
-                    expect(pow(c, 2 * delta * shares[holder], n2), value, f"partial decryption of holder {holder}")
-                    e, z = prove(n, s, holders, holder, c, value, v, keys[holder - 1], shares[holder], int(given["r"]))
-                    expect((str(e), str(z)), (given["challenge"], given["response"]), f"proof of holder {holder}")
-                if "challenge" not in given or not proof_holds(n, s, holders, holder, c, value, v, keys[holder - 1],
-                                                               int(given["challenge"]), int(given["response"])):
-                    rejected.append(holder)
-                    del partials[holder]
-            expect(sorted(rejected), test.get("rejected", []), "holders whose proofs fail")
-            if len(partials) < t:
-                raise ref.Refused("incorrectPartialDecryptions")
-        elif test["result"] == "valid":
+        if test["result"] == "valid":
             for holder, value in partials.items():
                 expect(pow(c, 2 * delta * shares[holder], n2), value, f"partial decryption of holder {holder}")
         if len(partials) < t:
@@ -307,6 +290,50 @@ def check(group: dict, test: dict, expect) -> None:
         expect(private.raw_decrypt(c), m, "decryption")
     else:
         raise AssertionError(f"unknown operation {op}")
+
+
+def check_verified(group, test, expect, n, s, t, holders, shares, c) -> None:
+    """Section 6.2: every partial judged alone — a stranger's number, another ciphertext's, a
+    value outside Z*_N, no proof or a failing one: left out and its claimed number named; of
+    several claiming one number, the first correct one counts."""
+    n2, delta = n ** (s + 1), factorial(holders)
+    v, keys = int(group["v"]), [int(x) for x in group["verificationKeys"]]
+    for holder in range(1, holders + 1):
+        expect(pow(v, delta * shares[holder], n2), keys[holder - 1], f"v_{holder}")
+    if len(test["partials"]) < t:
+        raise ref.Refused("notEnoughPartialDecryptions")
+    accepted, rejected = {}, set()
+    for given in test["partials"]:
+        holder, value = given["holder"], int(given["value"])
+        if "r" in given:
+            expect(pow(c, 2 * delta * shares[holder], n2), value, f"partial decryption of holder {holder}")
+            e, z = prove(n, s, holders, holder, c, value, v, keys[holder - 1], shares[holder], int(given["r"]))
+            expect((str(e), str(z)), (given["challenge"], given["response"]), f"proof of holder {holder}")
+        correct = (1 <= holder <= holders and int(given.get("ciphertext") or test["c"]) == c
+                   and 0 < value < n2 and gcd(value, n) == 1 and "challenge" in given
+                   and proof_holds(n, s, holders, holder, c, value, v, keys[holder - 1],
+                                   int(given["challenge"]), int(given["response"])))
+        if not correct:
+            rejected.add(holder)
+        elif holder not in accepted:
+            accepted[holder] = value
+    expect(sorted(rejected), test.get("rejected", []), "holders whose partials fail")
+    if len(accepted) < t:
+        raise ref.Refused("incorrectPartialDecryptions" if rejected else "notEnoughPartialDecryptions")
+    chosen = sorted(accepted)[:t]
+    combined = 1
+    for i in chosen:
+        mu = delta
+        for j in chosen:
+            if j != i:
+                mu = mu * j
+        den = 1
+        for j in chosen:
+            if j != i:
+                den *= j - i
+        combined = combined * pow(accepted[i], 2 * (mu // den), n2) % n2
+    m = dj_log(combined, n, s) * pow(4 * delta * delta, -1, n ** s) % n ** s
+    expect(signed(m, n ** s), int(test["m"]), "combined plaintext")
 
 
 def proof_challenge(n: int, s: int, holder: int, values: list[int]) -> int:

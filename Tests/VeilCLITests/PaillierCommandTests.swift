@@ -296,10 +296,18 @@ import VeilTestSupport
             path("p2.json"),
         ])
         #expect(
-            mismatched.status == 64
+            mismatched.status == 1
                 && mismatched.stderr.contains(
-                    "p1.json: malformed Paillier data: the partials are of another ciphertext file"),
+                    "p1.json: malformed Paillier data: the partials are of another ciphertext file; left out")
+                && mismatched.stderr.contains("0 partial decryptions, 2 needed"),
             "\(mismatched.stderr)")
+        // One holder's unreadable file does not stop the others.
+        try "{}".write(toFile: path("junk.json"), atomically: true, encoding: .utf8)
+        let junk = try await VeilProcess.run([
+            "paillier", "combine", "--key", path("dealt/threshold.json"), path("c.txt"), path("junk.json"),
+            path("p2.json"), path("p3.json"),
+        ])
+        #expect(junk.status == 0 && junk.stdout == "5\n-3\n1000000\n" && junk.stderr.contains("junk.json: "))
         try #"{"holder":2,"share":"12345"}"#.write(toFile: path("bad-share.json"), atomically: true, encoding: .utf8)
         let badShare = try await VeilProcess.run([
             "paillier", "partial-decrypt", "--key", path("dealt/threshold.json"), "--share", path("bad-share.json"),

@@ -53,6 +53,40 @@ import VeilCrypto
         #expect(pk.signed(residue: both.plaintext) == m && both.rejected == [2, 5])
     }
 
+    /// No partial, however malformed, stops t correct ones: a stranger's number, a value
+    /// outside Z*_(n²), another ciphertext's partial and a forged copy of an honest holder's
+    /// are all left out and named (review, helper-21).
+    @Test func malformedPartialsCannotStopTheHonestOnes() throws {
+        let (key, shares) = Self.dealt
+        let pk = key.publicKey
+        let c = try pk.encrypt(signed: BigInt(-9))
+        let other = try pk.encrypt(signed: BigInt(9))
+        let honest = try shares.prefix(3).map { try $0.partiallyDecrypt(c) }
+        let hostile = [
+            PartialDecryption(holder: 7, ciphertext: c.value, value: honest[0].value, proof: honest[0].proof),
+            PartialDecryption(holder: 4, ciphertext: c.value, value: BigInt(0), proof: honest[0].proof),
+            try shares[4].partiallyDecrypt(other),
+            PartialDecryption(holder: 2, ciphertext: c.value, value: BigInt(5), proof: honest[1].proof),
+        ]
+        let result = try key.decrypt(hostile + honest, of: c)
+        #expect(pk.signed(residue: result.plaintext) == -9 && result.rejected == [2, 4, 5, 7])
+        #expect(throws: PaillierError.incorrectPartialDecryptions(holders: [2, 4, 5, 7])) {
+            try key.decrypt(hostile + honest.prefix(2), of: c)
+        }
+    }
+
+    @Test func aVerificationKeyOfOrderTwoIsRefused() throws {
+        let (key, _) = Self.dealt
+        let modulus = key.publicKey.ciphertextModulus
+        for v in [BigInt(1), modulus - 1] {
+            #expect(throws: PaillierError.self) {
+                try ThresholdPaillierPublicKey(
+                    publicKey: key.publicKey, threshold: 3, holders: 5,
+                    verification: ThresholdVerificationKeys(v: v, holderKeys: Array(repeating: v, count: 5)))
+            }
+        }
+    }
+
     @Test func borrowedMissingOrStretchedProofsFail() throws {
         let (key, shares) = Self.dealt
         let pk = key.publicKey

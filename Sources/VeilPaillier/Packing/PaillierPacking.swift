@@ -98,11 +98,11 @@ public struct PaillierPacking: Hashable, Sendable {
         elements.reserveCapacity(dimension)
         let width = (slotBits * slotsPerPlaintext + 7) / 8 + 8
         for plaintext in plaintexts {
-            // A sum of at most K packed plaintexts is below 2^(S·slot); anything longer carries
-            // what the slots cannot hold, and would unpack silently wrong (review, helper-20).
-            guard plaintext.signum >= 0, plaintext.bitWidth <= slotBits * slotsPerPlaintext,
-                let bigEndian = try? plaintext.bigEndianBytes(width: width)
-            else {
+            // A plaintext longer than S·slot bits (noise, or a dishonest party's) is not refused
+            // here: the key holder of a masked session must answer what passed its checks and
+            // record it, or a refusal that depends on the plaintext's length would be an oracle
+            // on sums it never releases (review, helper-20's finding 5, declined).
+            guard let bigEndian = try? plaintext.bigEndianBytes(width: width) else {
                 throw .invalidPacking("a plaintext exceeds its slots")
             }
             let bytes = Array(bigEndian.reversed())

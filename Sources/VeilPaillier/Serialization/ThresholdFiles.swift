@@ -133,6 +133,15 @@ public enum PaillierThresholdFiles {
         throws(PaillierError) -> [PartialDecryption]
     {
         try refuseUnknownKeys(data, known: ["format", "key", "holder", "ciphertexts", "partials"])
+        if let entries = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["partials"] as? [Any] {
+            for entry in entries {
+                guard let object = entry as? [String: Any] else { throw .malformed("a partial is not a JSON object") }
+                if let unknown = object.keys.sorted().first(where: { !["value", "challenge", "response"].contains($0) })
+                {
+                    throw .malformed("unknown key \(String(reflecting: unknown)) in a partial")
+                }
+            }
+        }
         let file: PartialsFile
         do { file = try JSONDecoder().decode(PartialsFile.self, from: data) } catch {
             throw .malformed("partials file: expected format, key, holder, ciphertexts and partials")

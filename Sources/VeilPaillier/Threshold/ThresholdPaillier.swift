@@ -54,6 +54,13 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
                     throw .invalidThresholdParameters("a verification key is not in Z*_(n^(s+1))")
                 }
             }
+            // v of order 1 or 2 (v = ±1, say) makes every v_i = 1 and any exponent "proved"
+            // (review, helper-21); a dealt v generates the squares, of order n^s·p′q′.
+            let modulus = publicKey.ciphertextModulus
+            guard verification.v.power(BigInt(2), modulo: modulus) != 1, !verification.holderKeys.contains(1) else {
+                throw .invalidThresholdParameters(
+                    "v is of order at most 2, or some v_i = 1: no proof would mean anything")
+            }
         }
         self.publicKey = publicKey
         self.threshold = threshold
@@ -82,6 +89,7 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
         -> ThresholdDecryption
     {
         guard publicKey.owns(c) else { throw .keyMismatch }
+        if verification != nil { return try decryptVerified(partials, of: c) }
         var seen = Set<Int>()
         for partial in partials {
             guard (1...holders).contains(partial.holder) else {
@@ -100,17 +108,44 @@ public struct ThresholdPaillierPublicKey: Hashable, Sendable {
         guard partials.count >= threshold else {
             throw .notEnoughPartialDecryptions(have: partials.count, need: threshold)
         }
-        var rejected: [Int] = []
-        var correct = partials
-        if verification != nil {
-            // Each proof costs two exponentiations: checked on every core.
-            let key = self
-            let verdicts = try! partials.parallelMap { key.verify($0, of: c) }  // cannot throw
-            rejected = zip(partials, verdicts).filter { !$1 }.map { $0.0.holder }.sorted()
-            correct = zip(partials, verdicts).filter { $1 }.map { $0.0 }
-            guard correct.count >= threshold else { throw .incorrectPartialDecryptions(holders: rejected) }
+        return try combination(of: partials, rejected: [])
+    }
+
+    /// With verification keys, every partial is judged alone: one that is malformed (a
+    /// stranger's number, another ciphertext's, outside Z*_(n^(s+1))), has no proof or a
+    /// failing one is left out and the holder number it claims named, and of several claiming
+    /// one number the first correct one counts — so no holder, by any partial, stops t honest
+    /// ones (review, helper-21).
+    private func decryptVerified(_ partials: [PartialDecryption], of c: PaillierCiphertext) throws(PaillierError)
+        -> ThresholdDecryption
+    {
+        guard partials.count >= threshold else {
+            throw .notEnoughPartialDecryptions(have: partials.count, need: threshold)
         }
-        let chosen = correct.sorted { $0.holder < $1.holder }.prefix(threshold)
+        // Each proof costs two exponentiations: checked on every core.
+        let key = self
+        let verdicts = try! partials.parallelMap { key.verify($0, of: c) }  // cannot throw
+        var accepted: [Int: PartialDecryption] = [:]
+        var rejected = Set<Int>()
+        for (partial, correct) in zip(partials, verdicts) {
+            if !correct {
+                rejected.insert(partial.holder)
+            } else if accepted[partial.holder] == nil {
+                accepted[partial.holder] = partial
+            }
+        }
+        guard accepted.count >= threshold else {
+            if rejected.isEmpty { throw .notEnoughPartialDecryptions(have: accepted.count, need: threshold) }
+            throw .incorrectPartialDecryptions(holders: rejected.sorted())
+        }
+        return try combination(of: Array(accepted.values), rejected: rejected.sorted())
+    }
+
+    /// Combines the t lowest-numbered of `partials` (distinct holders, already checked).
+    private func combination(of partials: [PartialDecryption], rejected: [Int]) throws(PaillierError)
+        -> ThresholdDecryption
+    {
+        let chosen = partials.sorted { $0.holder < $1.holder }.prefix(threshold)
         let ciphertextModulus = publicKey.ciphertextModulus
         var combined = BigInt(1)
         for partial in chosen {

@@ -393,7 +393,7 @@ extension ProjectVectors {
         {
             let source = proven[(other ?? holder) - 1].1
             return .init(
-                holder: holder, value: (value ?? proven[holder - 1].1.value).decimal,
+                holder: holder, value: (value ?? source.value).decimal,
                 challenge: (challenge ?? source.proof!.challenge).decimal, response: source.proof!.response.decimal)
         }
         let shifted = (proven[1].1.value * (vpk.n * 1000 + 1)).modulo(vpk.ciphertextModulus)  // × (1 + n)^1000
@@ -422,6 +422,17 @@ extension ProjectVectors {
                     PaillierRunner.Share(holder: 1, value: proven[0].1.value.decimal), proven[1].0, proven[2].0,
                     proven[3].0, claimed(5, proofOf: 3),
                 ], [1, 5], .valid, nil
+            ),
+            (
+                "malformed partials are left out, not obeyed: a value of 0 for holder 4, a stranger numbered 7",
+                [
+                    proven[0].0, PaillierRunner.Share(holder: 4, value: "0", challenge: "1", response: "1"),
+                    claimed(7, proofOf: 2), proven[1].0, proven[2].0,
+                ], [4, 7], .valid, nil
+            ),
+            (
+                "two partials claim holder 3, a forged one first: named, and the correct one counts",
+                [claimed(3, value: shifted, proofOf: 3), proven[0].0, proven[1].0, proven[2].0], [3], .valid, nil
             ),
         ] {
             verifiedTests.append(
