@@ -449,6 +449,42 @@ extension ProjectVectors {
                 shares: verifiedShares.map { .init(holder: $0.holder, value: $0.secretValue.decimal) },
                 v: verification.v.decimal, verificationKeys: verification.holderKeys.map(\.decimal),
                 tests: verifiedTests))
+        // The same proofs over n³ (s = 2), and a response past the bound no honest prover reaches.
+        var dealerProofS2 = try ChaCha20Generator(publicSeed: Array(SHA256.hash(Array("paillier proofs s = 2".utf8))))
+        let (keyS2, sharesS2Proven) = try ThresholdPaillierDealer.deal(
+            bits: 512, threshold: 2, holders: 3, s: 2, using: &dealerProofS2)
+        let pkS2 = keyS2.publicKey
+        let mS2 = pkS2.n * 5 - 3
+        let cS2 = try pkS2.encrypt(residue: pkS2.residue(signed: mS2), randomness: uniform(below: pkS2.n))
+        let provenS2 = try (1...3).map { holder in
+            let r = BigInt.random(bits: keyS2.proofRandomnessBits, using: &inputs.generator).declassified()
+            let partial = try sharesS2Proven[holder - 1].partiallyDecrypt(cS2, proofRandomness: r)
+            return PaillierRunner.Share(
+                holder: holder, value: partial.value.decimal, challenge: partial.proof!.challenge.decimal,
+                response: partial.proof!.response.decimal, r: r.decimal)
+        }
+        var stretched = provenS2[2]
+        stretched.r = nil
+        stretched.response = BigInt(1).shiftedLeft(keyS2.proofRandomnessBits + 257).decimal
+        var proofTestsS2: [PaillierRunner.Test] = []
+        for (why, partials, rejected) in [
+            ("holders 1 and 2 prove their partials", [provenS2[0], provenS2[1]], [Int]()),
+            (
+                "holder 3's response is 2^(B+257), past any honest one: named, 1 and 2 decrypt",
+                [stretched, provenS2[0], provenS2[1]], [3]
+            ),
+        ] {
+            proofTestsS2.append(
+                test("partialDecrypt", "verified 2 of 3, s = 2: \(why)") {
+                    $0.c = cS2.decimal; $0.m = mS2.decimal; $0.partials = partials; $0.rejected = rejected
+                })
+        }
+        groups.append(
+            PaillierRunner.Group(
+                s: 2, n: pkS2.n.decimal, threshold: 2, holders: 3,
+                shares: sharesS2Proven.map { .init(holder: $0.holder, value: $0.secretValue.decimal) },
+                v: keyS2.verification!.v.decimal, verificationKeys: keyS2.verification!.holderKeys.map(\.decimal),
+                tests: proofTestsS2))
         groups.append(
             PaillierRunner.Group(
                 s: 2, n: tpk2.n.decimal, threshold: 3, holders: 5,
