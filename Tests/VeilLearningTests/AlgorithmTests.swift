@@ -28,7 +28,7 @@ func finalAccuracy(_ configuration: FederatedConfiguration, _ backend: inout som
         (.fedAdagrad(learningRate: 0.1, tau: 1e-3), 0.92),
         (.fedAdam(learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3), 0.94),
         (.fedYogi(learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3), 0.94), (.scaffold, 0.89), (.fedNova, 0.90),
-        (.fedBuff(buffer: 5, concurrency: 10), 0.87), (.ifca(clusters: 2), 0.90), (.ditto(lambda: 0.1), 0.88),
+        (.fedBuff(buffer: 5, concurrency: 10), 0.89), (.ifca(clusters: 2), 0.90), (.ditto(lambda: 0.1), 0.88),
         (.qFedAvg(q: 1), 0.87), (.robust(.median), 0.78), (.robust(.trimmedMean(fraction: 0.1)), 0.83),
         (.robust(.krum(byzantine: 1)), 0.58),
     ])

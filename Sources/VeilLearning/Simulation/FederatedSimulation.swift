@@ -419,7 +419,9 @@ public struct FederatedSimulation {
                     buffered, round: reports.count + 1, secureSum: &secureSum, algorithm: &algorithm)
                 if let sum { algorithm.serverUpdate(sum: sum, contributors: count) }
                 version += 1
-                idle += buffered.keys.map { Int($0.rawValue) - 1 }
+                // In participant order: a dictionary's order changes from one process to the next
+                // (Swift seeds its hashing per process), and with it who trains next.
+                idle += buffered.keys.sorted().map { Int($0.rawValue) - 1 }
                 buffered = [:]
                 let report = evaluate(
                     algorithm, round: reports.count + 1, selected: buffer, survivors: count, pooled: pooled,
