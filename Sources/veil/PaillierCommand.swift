@@ -250,16 +250,7 @@ struct PaillierCommand: ParsableCommand {
             let residues = try paillier { () throws(PaillierError) in
                 try PaillierBatch.decrypt(input.ciphertexts, key: key)
             }
-            var out = ""
-            if let packing = input.packing {
-                let sum = try paillier { () throws(PaillierError) in
-                    try packing.layout.unpack(residues, dimension: packing.values, addends: input.summed)
-                }
-                for value in packing.signed(sum) { out += "\(value)\n" }
-            } else {
-                for residue in residues { out += key.publicKey.signed(residue: residue).decimal + "\n" }
-            }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            try printPlaintexts(residues, of: input, key: key.publicKey)
         }
     }
 }
@@ -414,19 +405,23 @@ extension PaillierCommand {
                         "holder \(holder): the proof of correct decryption fails for ciphertext(s) \(failing.joined(separator: ", ")); left out\n"
                             .utf8))
             }
-            var out = ""
-            let residues = results.map { $0.plaintext }
-            if let packing = input.packing {
-                let sum = try paillier { () throws(PaillierError) in
-                    try packing.layout.unpack(residues, dimension: packing.values, addends: input.summed)
-                }
-                for value in packing.signed(sum) { out += "\(value)\n" }
-            } else {
-                for residue in residues { out += thresholdKey.publicKey.signed(residue: residue).decimal + "\n" }
-            }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            try printPlaintexts(results.map { $0.plaintext }, of: input, key: thresholdKey.publicKey)
         }
     }
+}
+
+/// What `decrypt` and `combine` print: one signed value per line, unpacked for a packed file.
+private func printPlaintexts(_ residues: [BigInt], of input: PaillierCiphertextFile, key: PaillierPublicKey) throws {
+    var out = ""
+    if let packing = input.packing {
+        let sum = try paillier { () throws(PaillierError) in
+            try packing.layout.unpack(residues, dimension: packing.values, addends: input.summed)
+        }
+        for value in packing.signed(sum) { out += "\(value)\n" }
+    } else {
+        for residue in residues { out += key.signed(residue: residue).decimal + "\n" }
+    }
+    FileHandle.standardOutput.write(Data(out.utf8))
 }
 
 private func loadThresholdKey(_ path: String) throws -> ThresholdPaillierPublicKey {
