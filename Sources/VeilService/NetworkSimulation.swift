@@ -12,8 +12,8 @@ public struct NetworkSimulation: Sendable {
     public var serve: ServeConfiguration
     public var participants: [(join: JoinConfiguration, data: Dataset)]
     public let directory: URL
-    /// The key holder, in Paillier federations.
-    public var keyHolder: KeyHolderConfiguration?
+    /// The key holder, in Paillier federations — or the threshold key's ℓ holders.
+    public var keyHolders: [KeyHolderConfiguration]
     /// Participants (by index) to fail on purpose: see ``ParticipantAgent/failure``.
     public var failures: [Int: (round: UInt64, messages: Int)] = [:]
     /// Participants (by index) that misbehave: see ``ParticipantAgent/misbehaviour``.
@@ -21,12 +21,26 @@ public struct NetworkSimulation: Sendable {
 
     /// Builds the federation for a learning configuration: issues the certificates, splits the data.
     /// - Throws: ``ConfigurationError`` for what the network path does not run.
-    /// - Parameter paillierBits: sum by Paillier encryption with a key of this size (a key
-    ///   holder joins), instead of secure aggregation.
+    /// - Parameters:
+    ///   - paillierBits: sum by Paillier encryption with a key of this size (a key holder
+    ///     joins), instead of secure aggregation.
+    ///   - thresholdHolders: with `paillierBits`, a t-of-ℓ threshold key dealt here (ℓ key
+    ///     holders join, each with its share; `Specs/paillier.md` §6.3) instead of one key holder.
     public init(
         configuration c: FederatedConfiguration, directory: URL, roundDeadlineSeconds: Double = 30,
-        paillierBits: Int? = nil
+        paillierBits: Int? = nil, thresholdHolders: (t: Int, l: Int)? = nil
     ) throws {
+        if let threshold = thresholdHolders {
+            guard paillierBits != nil else {
+                throw ConfigurationError("threshold key holders need a Paillier key size")
+            }
+            guard threshold.t >= 2, threshold.t <= threshold.l, threshold.l <= ThresholdPaillierPublicKey.maxHolders
+            else {
+                throw ConfigurationError(
+                    "threshold key holders: need 2 ≤ t ≤ ℓ ≤ \(ThresholdPaillierPublicKey.maxHolders), got \(threshold.t) of \(threshold.l)"
+                )
+            }
+        }
         guard let algorithm = c.algorithm.fedAvgFamilyMember else {
             throw ConfigurationError(
                 "the network federation runs the FedAvg family (\(FedAvgFamilyMember.allCases.map(\.rawValue).joined(separator: ", "))), not \(c.algorithm.name)"
@@ -86,23 +100,53 @@ public struct NetworkSimulation: Sendable {
             (serve.serverLearningRate, serve.beta1, serve.beta2, serve.tau) = (eta, b1, b2, tau)
         default: break
         }
+        var thresholdIDs: [String]?
         if let bits = paillierBits {
-            let key = try PaillierPrivateKey.generate(bits: bits)
-            let secretPath = directory.appendingPathComponent("paillier.secret.json")
-            try FederationCA.writeSecret(
-                String(decoding: try PaillierKeyFiles.secretFile(key), as: UTF8.self), to: secretPath)
-            _ = try ca.issue(id: serve.keyHolder, role: .keyHolder)
             serve.secureSum = .paillier
-            var holder = KeyHolderConfiguration(
-                tls: TLSFiles(directory: directory.path, id: serve.keyHolder), secretKey: secretPath.path)
-            holder.minimumContributors = min(SecAggParameters.thresholdFloor, serve.cohortSize)
-            holder.bits = serve.payloadBits
-            holder.maxAddends = serve.cohortSize
-            holder.reconnectAttempts = 3
-            holder.record = directory.appendingPathComponent("decryptions.jsonl").path
-            keyHolder = holder
+            var holders: [KeyHolderConfiguration] = []
+            if let threshold = thresholdHolders {
+                // The trusted dealer of `veil paillier deal`, in-process: the key file and one
+                // 0600 share file per holder, then forgotten.
+                let (key, shares) = try ThresholdPaillierDealer.deal(
+                    bits: bits, threshold: threshold.t, holders: threshold.l)
+                let keyPath = directory.appendingPathComponent("threshold.json")
+                try PaillierThresholdFiles.keyFile(key).write(to: keyPath)
+                let ids = (1...threshold.l).map { "key-holder-\($0)" }
+                for (id, share) in zip(ids, shares) {
+                    let sharePath = directory.appendingPathComponent("share-\(share.holder).json")
+                    try FederationCA.writeSecret(
+                        String(decoding: try PaillierThresholdFiles.shareFile(share), as: UTF8.self), to: sharePath)
+                    _ = try ca.issue(id: id, role: .keyHolder)
+                    var holder = KeyHolderConfiguration(
+                        tls: TLSFiles(directory: directory.path, id: id), thresholdKey: keyPath.path,
+                        share: sharePath.path)
+                    holder.record = directory.appendingPathComponent("decryptions-\(share.holder).jsonl").path
+                    holders.append(holder)
+                }
+                serve.thresholdKey = keyPath.path
+                serve.keyHolders = ids
+                thresholdIDs = ids
+            } else {
+                let key = try PaillierPrivateKey.generate(bits: bits)
+                let secretPath = directory.appendingPathComponent("paillier.secret.json")
+                try FederationCA.writeSecret(
+                    String(decoding: try PaillierKeyFiles.secretFile(key), as: UTF8.self), to: secretPath)
+                _ = try ca.issue(id: serve.keyHolder, role: .keyHolder)
+                var holder = KeyHolderConfiguration(
+                    tls: TLSFiles(directory: directory.path, id: serve.keyHolder), secretKey: secretPath.path)
+                holder.record = directory.appendingPathComponent("decryptions.jsonl").path
+                holders.append(holder)
+            }
+            keyHolders = holders.map { holder in
+                var holder = holder
+                holder.minimumContributors = min(SecAggParameters.thresholdFloor, serve.cohortSize)
+                holder.bits = serve.payloadBits
+                holder.maxAddends = serve.cohortSize
+                holder.reconnectAttempts = 3
+                return holder
+            }
         } else {
-            keyHolder = nil
+            keyHolders = []
         }
         try serve.validate()
         self.serve = serve
@@ -119,6 +163,7 @@ public struct NetworkSimulation: Sendable {
             join.policy.paillierMinBits = min(join.policy.paillierMinBits, paillierBits ?? .max)
             join.policy.minCohort = min(join.policy.minCohort, serve.cohortSize)
             join.policy.minContributors = min(join.policy.minContributors, serve.cohortSize)
+            if let thresholdIDs { join.policy.keyHolders = thresholdIDs }
             return (join, simulation.data.clients[i])
         }
         self.directory = directory

@@ -62,7 +62,7 @@ struct FederationService: RegistrableRPCService {
             let holder = try FederationIdentity(certificate: certificate, ca: ca)
             switch holder.role {
             case .participant: identity = holder
-            case .keyHolder where holder.id == coordinator.configuration.keyHolder: identity = holder
+            case .keyHolder where coordinator.configuration.keyHolderIDs.contains(holder.id): identity = holder
             default:
                 throw CredentialError.wrongRole(expected: .participant, actual: holder.role.rawValue)
             }

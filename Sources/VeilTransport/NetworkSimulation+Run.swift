@@ -37,7 +37,7 @@ extension NetworkSimulation {
             }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw ConfigurationError("the coordinator did not start") }
-            if let keyHolder {
+            for keyHolder in keyHolders {
                 var holder = try KeyHolderAgent(configuration: keyHolder, logger: logger)
                 holder.port = port
                 group.addTask {

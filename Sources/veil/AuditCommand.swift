@@ -53,7 +53,9 @@ struct AuditCommand: ParsableCommand {
                 journal (join.json's audit_journal): each must be the record the coordinator gave it a receipt \
                 for, and must hold what the participant sent (every message, or its Paillier contribution) and \
                 every message the server sent it. With --key-holder-record, every decryption in the key holder's \
-                record (keyholder.json's record) must be in a record that names its aggregate and sum. Exits 1, \
+                record (keyholder.json's record) must be in a record that names its aggregate and sum; given once \
+                per threshold key holder, each holder's decryptions must be in a record that names its aggregate, \
+                and an aggregate that t holders decrypted must have its sum named. Exits 1, \
                 naming the file and what failed, if anything does not check.
                 """)
 
@@ -66,8 +68,11 @@ struct AuditCommand: ParsableCommand {
         @Option(help: "The participant's audit journal folder (join.json's audit_journal).")
         var journal: String?
 
-        @Option(help: "The key holder's decryption record (keyholder.json's record): check that none is withheld.")
-        var keyHolderRecord: String?
+        @Option(
+            help:
+                "The key holder's decryption record (keyholder.json's record): check that none is withheld. Repeat it for each threshold key holder."
+        )
+        var keyHolderRecord: [String] = []
 
         @Argument(help: "Exported record files.")
         var files: [String]
@@ -85,7 +90,7 @@ struct AuditCommand: ParsableCommand {
                 let entries = try AuditJournal(directory: URL(fileURLWithPath: journal)).entries()
                 reports = RoundAudit.check(reports, participant: participant, journal: entries)
             }
-            if let keyHolderRecord { reports = try RoundAudit.check(reports, keyHolderRecord: keyHolderRecord) }
+            if !keyHolderRecord.isEmpty { reports = try RoundAudit.check(reports, keyHolderRecords: keyHolderRecord) }
             var failed = false
             for report in reports {
                 let place =

@@ -317,7 +317,11 @@ struct KeyHolderCommand: AsyncParsableCommand {
             from every member of a roster of at least minimum_contributors certified participants, at most once \
             per round, recording each decryption in the record file before answering \
             (Specs/paillier.md §6.1). The coordinator never holds the key; this party never sees a single \
-            participant's ciphertext, and a partial aggregate would decrypt to masked noise.
+            participant's ciphertext, and a partial aggregate would decrypt to masked noise. With threshold_key \
+            and share (from veil paillier deal) instead of secret_key, it is one of the holders of a threshold \
+            key: it announces which share it holds, makes the same checks, and answers with a proved partial \
+            decryption of each ciphertext, which the coordinator combines with those of t − 1 others \
+            (Specs/paillier.md §6.3); the fingerprint printed is then the threshold key's.
             """)
 
     @Option(help: "The configuration file.")

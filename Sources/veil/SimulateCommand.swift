@@ -90,6 +90,12 @@ struct SimulateCommand: AsyncParsableCommand {
     var paillierBits = 2048
 
     @Option(
+        help: ArgumentHelp(
+            "A t-of-ℓ threshold key (paillier, network only): ℓ key holders each hold a share, t of them decrypt each round, each proving its partial decryption (Specs/paillier.md §6.3).",
+            valueName: "T-of-L"))
+    var thresholdKey: String?
+
+    @Option(
         name: .customLong("damgard-jurik"),
         help: ArgumentHelp(
             "Damgård–Jurik's s, 1 to 4 (paillier only, in-process): ciphertexts mod n^(s+1), (s+1)/s the plaintext's length.",
@@ -193,6 +199,12 @@ struct SimulateCommand: AsyncParsableCommand {
         guard (1...4).contains(damgardJurik) else { throw ValidationError("--damgard-jurik must be 1 to 4") }
         if damgardJurik > 1, secureSum != "paillier" {
             throw ValidationError("--damgard-jurik is for --secure-sum paillier")
+        }
+        if thresholdKey != nil {
+            guard secureSum == "paillier", transport != "in-process" else {
+                throw ValidationError("--threshold-key is for --secure-sum paillier over the network")
+            }
+            _ = try thresholdHolders()
         }
         _ = try privacy.configuration()
     }
@@ -374,6 +386,28 @@ extension SimulateCommand {
         secureSum == "paillier" && damgardJurik > 1 ? "damgard-jurik-\(damgardJurik)" : secureSum
     }
 
+    /// --threshold-key T-of-L as (t, ℓ), checked.
+    func thresholdHolders() throws -> (t: Int, l: Int)? {
+        guard let thresholdKey else { return nil }
+        let parts = thresholdKey.split(separator: "-of-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let t = Int(parts[0]), let l = Int(parts[1]), t >= 2, t <= l,
+            l <= ThresholdPaillierPublicKey.maxHolders
+        else {
+            throw ValidationError(
+                "--threshold-key must be T-of-L with 2 ≤ T ≤ L ≤ \(ThresholdPaillierPublicKey.maxHolders), such as 2-of-3"
+            )
+        }
+        return (t, l)
+    }
+
+    /// How the network federation sums, for the text output.
+    var sumDescription: String {
+        guard secureSum == "paillier" else { return "secure aggregation" }
+        guard let thresholdKey else { return "Paillier encryption (a separate key holder decrypts)" }
+        return
+            "Paillier encryption under a \(thresholdKey) threshold key (each key holder proves its partial decryption)"
+    }
+
     /// Why this run cannot go over the network, or nil.
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }
@@ -394,12 +428,15 @@ extension SimulateCommand {
         defer { try? FileManager.default.removeItem(at: directory) }
         let network: NetworkSimulation
         if secureSum == "paillier" {
-            FileHandle.standardError.write(Data("generating a \(paillierBits)-bit Paillier key…\n".utf8))
+            let what =
+                thresholdKey.map { "dealing a \(paillierBits)-bit \($0) threshold Paillier key" }
+                ?? "generating a \(paillierBits)-bit Paillier key"
+            FileHandle.standardError.write(Data("\(what)…\n".utf8))
         }
         do {
             network = try NetworkSimulation(
                 configuration: configuration, directory: directory,
-                paillierBits: secureSum == "paillier" ? paillierBits : nil)
+                paillierBits: secureSum == "paillier" ? paillierBits : nil, thresholdHolders: try thresholdHolders())
         } catch {
             throw usageError("\(error)")
         }
@@ -419,6 +456,9 @@ extension SimulateCommand {
             object["transport"] = "network"
             object["algorithm"] = algorithm
             object["secure_sum"] = secureSum
+            if let holders = try thresholdHolders() {
+                object["threshold_key"] = ["threshold": holders.t, "holders": holders.l]
+            }
             object["clients"] = network.participants.count
             object["final_loss"] = rounds.last?.loss ?? NSNull()
             object["seconds"] = total
@@ -434,7 +474,7 @@ extension SimulateCommand {
         }
         print(
             "\(algorithm) on \(configuration.dataset) (\(network.participants.count) participants, \(configuration.partition)), "
-                + "\(configuration.model) model, sum by \(secureSum == "paillier" ? "Paillier encryption (a separate key holder decrypts)" : "secure aggregation") over loopback gRPC with mutual TLS"
+                + "\(configuration.model) model, sum by \(sumDescription) over loopback gRPC with mutual TLS"
         )
         if let p = configuration.privacy {
             print(

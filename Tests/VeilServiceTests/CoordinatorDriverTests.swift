@@ -88,15 +88,15 @@ import VeilWire
     @Test func aKeyHolderHelloWithoutASignedKeyIsRefused() async throws {
         let (network, directory) = try federation(paillier: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let holder = try network.keyHolder!.tls.credentials(role: .keyHolder).identity
+        let holder = try network.keyHolders[0].tls.credentials(role: .keyHolder).identity
         var registry = ConnectionRegistry(messagesPerSecond: 1, messageBurst: 2)
         let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
-        var hello = try KeyHolderAgent(configuration: network.keyHolder!, logger: Self.quiet).hello()
+        var hello = try KeyHolderAgent(configuration: network.keyHolders[0], logger: Self.quiet).hello()
         hello.paillierKey.signature = Data(repeating: 0, count: 64)
         guard case .refused = registry.register(holder, hello: hello, outbox: outbox) else {
             Issue.record("an unsigned key was accepted"); return
         }
-        #expect(registry.keyHolder == nil && registry.paillierKey == nil)
+        #expect(registry.keyHolders.isEmpty && registry.paillierKey == nil)
         #expect(await drain(stream).map(\.failure.code) == [.failureMalformed])
     }
 

@@ -168,7 +168,7 @@ import VeilWire
         #expect(completed.allSatisfy { $0.bytesIn > 0 && $0.bytesOut > 0 })
         #expect((summary.finalAccuracy ?? 0) > 0.5)
         // The key holder decrypted each round once, and recorded it.
-        let record = try DecryptionRecord(path: network.keyHolder!.record)
+        let record = try DecryptionRecord(path: network.keyHolders[0].record)
         #expect(record.entry(round: 1) != nil && record.entry(round: 2) != nil)
     }
 
@@ -181,7 +181,7 @@ import VeilWire
         c.partition = .iid
         var network = try NetworkSimulation(
             configuration: c, directory: directory, roundDeadlineSeconds: 20, paillierBits: 1024)
-        network.keyHolder?.minimumContributors = 5
+        network.keyHolders[0].minimumContributors = 5
         network.serve.rounds = 1
         // Listening means the coordinator has created and migrated its store: open it only then.
         let (_, coordinator) = try await network.started(logger: quietLogger())
@@ -196,7 +196,7 @@ import VeilWire
         #expect(refused.abortReason?.contains("the key holder refused") == true, "\(refused)")
         #expect(refused.abortReason?.contains("3 members; at least 5 are needed") == true, "\(refused)")
         // Nothing was decrypted, so nothing was recorded.
-        let record = try DecryptionRecord(path: network.keyHolder!.record)
+        let record = try DecryptionRecord(path: network.keyHolders[0].record)
         #expect(record.entry(round: 1) == nil)
     }
 }

@@ -499,7 +499,7 @@ import X509
         let stage = try await stage(clients: 3, joining: [0], paillierBits: 1024) { $0.policy.paillierMinBits = 2048 }
         defer { stage.close() }
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
-        let holder = try #require(network.keyHolder).tls.credentials(role: .keyHolder)
+        let holder = try #require(network.keyHolders.first).tls.credentials(role: .keyHolder)
         let ownKey = try PaillierPrivateKey.generate(bits: 2048)
         let shortKey = try PaillierPrivateKey.generate(bits: 1024)
         let signedByCoordinator = PaillierKeyStatement(signing: ownKey.publicKey, with: coordinator.signingKey)
@@ -560,7 +560,7 @@ import X509
     func paillierScene() async throws -> PaillierScene {
         let stage = try await stage(clients: 3, paillierBits: 1024) { $0.policy.paillierMinBits = 1024 }
         do {
-            var configuration = try #require(stage.network.keyHolder)
+            var configuration = try #require(stage.network.keyHolders.first)
             configuration.port = stage.coordinator.port
             configuration.minimumContributors = 3
             configuration.maxAddends = 1000

@@ -22,7 +22,7 @@ import VeilTransport
         let network: NetworkSimulation
         let journals: [String: URL]
         var ca: String { network.serve.tls.ca }
-        var keyHolderRecord: String { network.keyHolder!.record }
+        var keyHolderRecord: String { network.keyHolders[0].record }
     }
 
     /// Four participants with journals and a key holder, two rounds; participant 4 contributes
@@ -97,7 +97,7 @@ import VeilTransport
         let s = record.session
         let publicKey = try PaillierPublicKey(bigEndian: try Hex.decode(s.modulus))
         let holder = try RoundAudit.identity(
-            s.keyHolderCertificate, ca: try FederationCA.loadCertificate(f.ca),
+            try #require(s.keyHolderCertificate), ca: try FederationCA.loadCertificate(f.ca),
             at: Date(timeIntervalSince1970: record.recorded))
         let session = try PaillierSession(
             publicKey: publicKey,
@@ -133,7 +133,7 @@ import VeilTransport
         let reports = try Self.verified(f)
         #expect(reports.map(\.problems) == [[], [], []], "\(reports.map(\.problems))")
         #expect(reports.map(\.outcome) == ["completed", "aborted", "completed"])
-        #expect(try RoundAudit.check(reports, keyHolderRecord: f.keyHolderRecord).allSatisfy { $0.problems.isEmpty })
+        #expect(try RoundAudit.check(reports, keyHolderRecords: [f.keyHolderRecord]).allSatisfy { $0.problems.isEmpty })
         // (Participant 4 may have joined only in round 2, and contributed nothing: no journal.)
         for (id, journal) in f.journals where FileManager.default.fileExists(atPath: journal.path) {
             let checked = RoundAudit.check(
@@ -226,11 +226,11 @@ import VeilTransport
         }
         let hidden = try Self.verified(f)
         #expect(hidden.map(\.problems) == [[], [], []], "\(hidden.map(\.problems))")
-        let held = try RoundAudit.check(hidden, keyHolderRecord: f.keyHolderRecord)
+        let held = try RoundAudit.check(hidden, keyHolderRecords: [f.keyHolderRecord])
         let session = try #require(held[2].sessionID)
         #expect(
             held[2].problems == [
-                "the key holder decrypted round 2 (session \(session.prefix(16))…) and released its sum, but the record does not name that aggregate and a sum"
+                "the key holder of \(f.keyHolderRecord) decrypted round 2 (session \(session.prefix(16))…), but the record does not name that aggregate"
             ], "\(held.map(\.problems))")
         try latest.write(to: last)
 
@@ -271,7 +271,7 @@ import VeilTransport
 
         // A record withheld: the key holder decrypted round 1, and it is not among the files.
         let withheld = try RoundAudit.check(
-            try Self.verified(f, files: Array(f.files.dropFirst())), keyHolderRecord: f.keyHolderRecord)
+            try Self.verified(f, files: Array(f.files.dropFirst())), keyHolderRecords: [f.keyHolderRecord])
         #expect(
             withheld.last?.problems.first?.hasSuffix("but no record of that session was given") == true,
             "\(withheld.map(\.problems))")

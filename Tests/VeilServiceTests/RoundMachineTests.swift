@@ -16,7 +16,9 @@ import VeilWire
 final class RoundBench {
     let network: NetworkSimulation
     let agents: [String: ParticipantAgent]
-    let keyHolder: KeyHolderAgent?
+    /// The key holder, or the threshold key's holders.
+    let keyHolders: [KeyHolderAgent]
+    var keyHolder: KeyHolderAgent? { keyHolders.first }
     var machine: RoundMachine
     /// What the machine asked for, in order.
     var actions: [RoundAction] = []
@@ -26,24 +28,30 @@ final class RoundBench {
     var keyHolderAnswers = true
     private var states: [String: ParticipantAgent.AgentState] = [:]
     private var mailbox: [(from: String, message: Veil_V1_ParticipantMessage)] = []
-    /// Decryption requests not yet answered.
+    /// Decryption requests not yet answered, and the key holder each is for.
     var toKeyHolder: [Veil_V1_DecryptRequest] = []
+    var toKeyHolderIDs: [String] = []
+    /// Key holders that deviate: their answer is changed by this before it is handed over.
+    var deviations: [String: (inout Veil_V1_DecryptResult) -> Void] = [:]
 
     static let quiet = Logger(label: "veil.test.round") { _ in SwiftLogNoOpLogHandler() }
 
-    init(clients: Int, paillier: Bool = false, directory: URL) throws {
+    init(clients: Int, paillier: Bool = false, threshold: (t: Int, l: Int)? = nil, directory: URL) throws {
         var c = FederatedConfiguration()
         c.clients = clients
         c.rounds = 1
         c.seed = 11
-        network = try NetworkSimulation(configuration: c, directory: directory, paillierBits: paillier ? 2048 : nil)
+        // A threshold key is dealt from safe primes: 1024 bits keeps the dealing to seconds.
+        network = try NetworkSimulation(
+            configuration: c, directory: directory,
+            paillierBits: threshold != nil ? 1024 : paillier ? 2048 : nil, thresholdHolders: threshold)
         var agents: [String: ParticipantAgent] = [:]
         for p in network.participants {
             let agent = try ParticipantAgent(configuration: p.join, data: p.data, logger: Self.quiet)
             agents[agent.identity.id] = agent
         }
         self.agents = agents
-        keyHolder = try network.keyHolder.map { try KeyHolderAgent(configuration: $0, logger: Self.quiet) }
+        keyHolders = try network.keyHolders.map { try KeyHolderAgent(configuration: $0, logger: Self.quiet) }
         let serve = network.serve
         let (_, identity, signingKey) = try serve.tls.credentials(role: .coordinator)
         let model = try makeModel(serve.model.description, featureCount: serve.features, classCount: serve.classes)
@@ -58,16 +66,24 @@ final class RoundBench {
         let nonce = [UInt8](repeating: 7, count: 32)
         let deadlines = RoundDeadlines(training: .seconds(120), protocolRound: .seconds(30))
         let start: [RoundAction]
-        if let keyHolder {
-            let (_, holderIdentity, _) = try keyHolder.configuration.tls.credentials(role: .keyHolder)
-            let hello = keyHolder.hello()
-            let key = try PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus))
+        if !keyHolders.isEmpty {
+            // Who decrypts, as the coordinator's registry holds it after every holder's Hello.
+            var registry = ConnectionRegistry(
+                messagesPerSecond: 1, messageBurst: 2,
+                threshold: try serve.loadThresholdKey().map {
+                    ConnectionRegistry.ThresholdConfiguration(key: $0, holders: serve.keyHolders ?? [])
+                })
+            for holder in keyHolders {
+                let (_, holderIdentity, _) = try holder.configuration.tls.credentials(role: .keyHolder)
+                let outbox = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self).continuation
+                guard case .keyHolder = registry.register(holderIdentity, hello: holder.hello(), outbox: outbox) else {
+                    throw ConfigurationError("the registry refused key holder \(holderIdentity.id)")
+                }
+            }
             (machine, start) = try RoundMachine.paillier(
                 number: 1, attempt: 1, members: members, task: task, maxAddends: serve.cohortSize,
-                keyHolder: KeyHolderKey(
-                    identity: holderIdentity,
-                    statement: .init(publicKey: key, signature: Array(hello.paillierKey.signature))),
-                coordinator: credentials, nonce: nonce, deadlines: deadlines)
+                keyHolding: try #require(registry.keyHolding), coordinator: credentials, nonce: nonce,
+                deadlines: deadlines)
         } else {
             (machine, start) = try RoundMachine.masking(
                 number: 1, attempt: 1, members: members, task: task, threatModel: serve.coordinatorThreatModel(),
@@ -93,7 +109,9 @@ final class RoundBench {
         for action in new {
             switch action {
             case .send(let message, let id): _ = try? states[id]?.handle(message)
-            case .sendToKeyHolder(let message): toKeyHolder.append(message.decrypt)
+            case .sendToKeyHolder(let message, let id):
+                toKeyHolder.append(message.decrypt)
+                toKeyHolderIDs.append(id)
             default: break
             }
         }
@@ -112,7 +130,10 @@ final class RoundBench {
                 default: break
                 }
             } else {
-                handle(.decryption(keyHolder!.answer(toKeyHolder.removeFirst())))
+                let id = toKeyHolderIDs.removeFirst()
+                var answer = keyHolders.first { $0.identity.id == id }!.answer(toKeyHolder.removeFirst())
+                deviations[id]?(&answer)
+                handle(.decryption(answer, from: id))
             }
         }
     }
@@ -142,6 +163,41 @@ final class RoundBench {
         return nil
     }
 
+    var attributions: [(id: String, code: String)] {
+        actions.compactMap { if case .attributed(let id, let code, _, _) = $0 { (id, code) } else { nil } }
+    }
+
+    /// A threshold holder that signs a wrong partial: its first partial's value times (1 + n)
+    /// — what the unverified combination would silently decrypt to another sum — under its own
+    /// signature, so that only the proof gives it away.
+    func cheat(_ holder: Int) throws {
+        let agent = keyHolders[holder - 1]
+        let (_, _, signingKey) = try agent.configuration.tls.credentials(role: .keyHolder)
+        let key = try #require(try network.serve.loadThresholdKey())
+        guard case .paillier(let collection) = machine.backend else { throw ConfigurationError("not a Paillier round") }
+        let session = collection.session
+        deviations[agent.identity.id] = { answer in
+            guard !answer.partials.isEmpty, let request = self.toKeyHolderRequest else { return }
+            let width = key.publicKey.ciphertextByteCount
+            var bytes = Array(answer.partials[0])
+            let value = BigInt(bigEndian: bytes[0..<width])
+            let wrong = (value * (key.publicKey.n + 1)).modulo(key.publicKey.ciphertextModulus)
+            bytes.replaceSubrange(0..<width, with: try! wrong.bigEndianBytes(width: width))
+            answer.partials[0] = Data(bytes)
+            answer.signature = Data(
+                signingKey.signature(
+                    for: session.partialDecryptionResult(
+                        aggregateDigest: PaillierSession.aggregateDigest(request.ciphertexts.map { Array($0) }),
+                        holder: holder, partials: answer.partials.map { Array($0) })))
+        }
+    }
+
+    /// The last decryption request sent.
+    var toKeyHolderRequest: Veil_V1_DecryptRequest? {
+        for case .sendToKeyHolder(let message, _) in actions.reversed() { return message.decrypt }
+        return nil
+    }
+
     var drops: [(id: String, code: String, notice: String?)] {
         actions.compactMap {
             if case .dropped(let id, _, let code, let notice) = $0 { (id, code, notice) } else { nil }
@@ -164,9 +220,13 @@ final class RoundBench {
 }
 
 @Suite struct RoundMachineTests {
-    func bench(_ clients: Int, paillier: Bool = false) throws -> (RoundBench, URL) {
+    func bench(_ clients: Int, paillier: Bool = false, threshold: (t: Int, l: Int)? = nil) throws -> (
+        RoundBench, URL
+    ) {
         let directory = try RepositoryPaths.temporaryDirectory("round-machine")
-        return (try RoundBench(clients: clients, paillier: paillier, directory: directory), directory)
+        return (
+            try RoundBench(clients: clients, paillier: paillier, threshold: threshold, directory: directory), directory
+        )
     }
 
     @Test func aMaskingRoundCompletesAndReleasesTheSumOfEveryInput() throws {
@@ -245,6 +305,94 @@ final class RoundBench {
         #expect(bench.survivors?.count == 3)
     }
 
+    // MARK: - Threshold key holders (Specs/paillier.md §6.3)
+
+    @Test func aThresholdRoundIsDecryptedByTOfTheHoldersToTheSumOfEveryInput() throws {
+        let (bench, directory) = try bench(3, threshold: (2, 3))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.settle()
+        #expect(
+            bench.toKeyHolderIDs.isEmpty
+                && Set(
+                    bench.actions.compactMap {
+                        if case .sendToKeyHolder(_, let id) = $0 { id } else { nil }
+                    }) == ["key-holder-1", "key-holder-2", "key-holder-3"]
+        )
+        #expect(bench.survivors?.count == 3)
+        #expect(bench.attributions.isEmpty)
+        let weight = try #require(try bench.weightCoordinate())
+        #expect(abs(weight - bench.expectedWeight(of: bench.ids)) < 1e-6)
+    }
+
+    /// The attack: a holder signs a partial decryption changed by (1 + n). Its proof fails, it
+    /// is named with its signed answer as evidence, and the others decrypt the true sum.
+    @Test func aHolderWhoseProofFailsIsNamedAndTheOthersDecryptTheTrueSum() throws {
+        let (bench, directory) = try bench(3, threshold: (2, 3))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try bench.cheat(1)
+        bench.settle()
+        #expect(bench.attributions.map(\.id) == ["key-holder-1"])
+        #expect(bench.attributions.map(\.code) == ["wrong_partial_decryption"])
+        guard case .paillier(let collection) = bench.machine.backend else { Issue.record("not Paillier"); return }
+        #expect(collection.combinedFrom == [2, 3])
+        let weight = try #require(try bench.weightCoordinate())
+        #expect(abs(weight - bench.expectedWeight(of: bench.ids)) < 1e-6)
+    }
+
+    @Test func cheatersLeavingFewerThanTEndTheAttemptNamingThem() throws {
+        let (bench, directory) = try bench(3, threshold: (2, 3))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try bench.cheat(1)
+        try bench.cheat(3)
+        bench.settle()
+        #expect(Set(bench.attributions.map(\.id)) == ["key-holder-1", "key-holder-3"])
+        #expect(bench.abort?.kind == .keyHolderMalformed)
+        #expect(bench.abort?.detail.contains("key-holder-1: a partial decryption whose proof fails") == true)
+    }
+
+    /// An answer whose signature does not verify proves nothing against its holder: it is left
+    /// out, not attributed, and the others decrypt.
+    @Test func anUnsignedAnswerIsLeftOutWithoutAnAttribution() throws {
+        let (bench, directory) = try bench(3, threshold: (2, 3))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.deviations["key-holder-2"] = { $0.signature = Data(repeating: 0, count: 64) }
+        bench.settle()
+        #expect(bench.attributions.isEmpty)
+        guard case .paillier(let collection) = bench.machine.backend else { Issue.record("not Paillier"); return }
+        #expect(collection.leftOut.keys.sorted() == [2] && collection.combinedFrom == [1, 3])
+        #expect(bench.survivors?.count == 3)
+    }
+
+    @Test func holdersThatDoNotAnswerEndTheAttemptAtTheDeadlineNamingThem() throws {
+        let (bench, directory) = try bench(3, threshold: (2, 3))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        #expect(bench.toKeyHolder.count == 3)
+        let id = bench.toKeyHolderIDs.removeFirst()
+        bench.handle(.decryption(bench.keyHolders[0].answer(bench.toKeyHolder.removeFirst()), from: id))
+        #expect(bench.end == nil)
+        bench.handle(.deadline(generation: bench.lastDeadline))
+        #expect(bench.abort?.kind == .keyHolderSilent)
+        #expect(bench.abort?.detail.contains("silent: key-holder-2, key-holder-3") == true)
+    }
+
+    @Test func refusalsLeavingFewerThanTEndTheAttemptAtOnce() throws {
+        let (bench, directory) = try bench(3, threshold: (2, 3))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        let nonce = try #require(bench.toKeyHolder.first).nonce
+        for id in ["key-holder-1", "key-holder-2"] {
+            bench.handle(
+                .decryption(
+                    .with {
+                        $0.round = 1; $0.nonce = nonce; $0.refusal = "no"
+                    }, from: id))
+        }
+        #expect(bench.abort?.kind == .keyHolderRefused)
+    }
+
     @Test func aPaillierRoundCompletesWhenEveryMemberContributes() throws {
         let (bench, directory) = try bench(3, paillier: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -282,7 +430,7 @@ final class RoundBench {
         defer { try? FileManager.default.removeItem(at: directory) }
         bench.keyHolderAnswers = false
         bench.settle()
-        bench.handle(.keyHolderDisconnected)
+        bench.handle(.keyHolderDisconnected(bench.keyHolder!.identity.id))
         var machine = bench.machine
         #expect(machine.interrupt().isEmpty && bench.end == nil)
         bench.deadlinePasses()
@@ -301,8 +449,8 @@ final class RoundBench {
         let first = bench.toKeyHolder.removeFirst()
         let lost = bench.keyHolder!.answer(first)  // decrypted and recorded; the answer never arrives
         #expect(lost.refusal.isEmpty && !lost.sum.isEmpty)
-        bench.handle(.keyHolderDisconnected)
-        bench.handle(.keyHolderConnected)
+        bench.handle(.keyHolderDisconnected(bench.keyHolder!.identity.id))
+        bench.handle(.keyHolderConnected(bench.keyHolder!.identity.id))
         #expect(bench.toKeyHolder == [first], "the same request, resent")
         bench.keyHolderAnswers = true
         bench.settle()
@@ -312,7 +460,7 @@ final class RoundBench {
     @Test func aKeyHolderAbsentAtTheEndOfCollectionAbortsTheRound() throws {
         let (bench, directory) = try bench(3, paillier: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        bench.handle(.keyHolderDisconnected)
+        bench.handle(.keyHolderDisconnected(bench.keyHolder!.identity.id))
         bench.settle()
         #expect(bench.abort == RoundAbort(.keyHolderAbsent, "the key holder is not connected"))
     }
@@ -342,17 +490,18 @@ final class RoundBench {
         bench.settle()
         let nonce = try #require(bench.toKeyHolder.first).nonce
         // An answer to another attempt of the round (another nonce) is not this one's.
+        let holder = try #require(bench.keyHolder).identity.id
         bench.handle(
             .decryption(
                 .with {
                     $0.round = 1; $0.refusal = "stale"; $0.nonce = Data(repeating: 8, count: nonce.count)
-                }))
+                }, from: holder))
         #expect(bench.end == nil && bench.machine.stage == .decrypting)
         bench.handle(
             .decryption(
                 .with {
                     $0.round = 1; $0.refusal = "too few\ncontributions"; $0.nonce = nonce
-                }))
+                }, from: holder))
         #expect(bench.abort?.kind == .keyHolderRefused)
         #expect(bench.abort?.detail == "the key holder refused: too few\\ncontributions")
     }
@@ -368,7 +517,7 @@ final class RoundBench {
         var answer = bench.keyHolder!.answer(request)
         #expect(answer.refusal.isEmpty && !answer.signature.isEmpty)
         answer.sum[0] ^= 1
-        bench.handle(.decryption(answer))
+        bench.handle(.decryption(answer, from: bench.keyHolder!.identity.id))
         #expect(bench.abort?.kind == .keyHolderMalformed)
         #expect(bench.abort?.detail == "the key holder's signature on the sum does not verify")
     }

@@ -26,7 +26,8 @@ public struct PaillierSession: Sendable {
     public let round: UInt64
     /// The coordinator's fresh 32 bytes.
     public let nonce: [UInt8]
-    public let keyHolder: Ed25519.PublicKey
+    /// Who may decrypt the aggregate: one key holder, or t of ℓ threshold key holders.
+    public let decryptors: PaillierDecryptors
     public let coordinator: Ed25519.PublicKey
     /// The members' signing keys, position i + 1 at index i.
     public let roster: [Ed25519.PublicKey]
@@ -35,11 +36,26 @@ public struct PaillierSession: Sendable {
     /// SHA-256 of everything above (`Specs/paillier.md` §6.1).
     public let id: [UInt8]
 
+    /// A session decrypted by one key holder.
     /// - Throws: ``PaillierSessionError`` for fewer than two members, more than the packing's
     ///   K, a repeated key, or a nonce that is not 32 bytes.
     public init(
         publicKey: PaillierPublicKey, packing: PaillierPacking, dimension: Int, round: UInt64, nonce: [UInt8],
         keyHolder: Ed25519.PublicKey, coordinator: Ed25519.PublicKey, roster: [Ed25519.PublicKey], context: [UInt8]
+    ) throws(PaillierSessionError) {
+        try self.init(
+            publicKey: publicKey, packing: packing, dimension: dimension, round: round, nonce: nonce,
+            decryptors: .keyHolder(keyHolder), coordinator: coordinator, roster: roster, context: context)
+    }
+
+    /// A session decrypted by one key holder or by t of ℓ threshold key holders (whose key
+    /// must be `publicKey`).
+    /// - Throws: ``PaillierSessionError`` as above, and for threshold holders that are fewer
+    ///   than t, numbered outside 1…ℓ or twice, or hold shares of another key.
+    public init(
+        publicKey: PaillierPublicKey, packing: PaillierPacking, dimension: Int, round: UInt64, nonce: [UInt8],
+        decryptors: PaillierDecryptors, coordinator: Ed25519.PublicKey, roster: [Ed25519.PublicKey],
+        context: [UInt8]
     ) throws(PaillierSessionError) {
         guard nonce.count == Self.nonceByteCount else {
             throw .malformed("a nonce of \(nonce.count) bytes, expected \(Self.nonceByteCount)")
@@ -71,13 +87,19 @@ public struct PaillierSession: Sendable {
         self.packing = packing
         self.dimension = dimension
         self.round = round
+        if case .threshold(let holders) = decryptors { try holders.check(for: publicKey) }
         self.nonce = nonce
-        self.keyHolder = keyHolder
+        self.decryptors = decryptors
         self.coordinator = coordinator
         self.roster = roster
         self.context = context
         var writer = ByteWriter()
-        writer.raw(Array("veil/v1/paillier/session".utf8) + [0])
+        // A threshold session has its own domain, and binds the threshold key (t, ℓ and the
+        // verification keys, by its digest) and every holder's signing key by number.
+        switch decryptors {
+        case .keyHolder: writer.raw(Array("veil/v1/paillier/session".utf8) + [0])
+        case .threshold: writer.raw(Array("veil/v1/paillier/threshold-session".utf8) + [0])
+        }
         writer.raw(nonce)
         writer.u64(round)
         writer.u32(UInt32(roster.count))
@@ -86,7 +108,16 @@ public struct PaillierSession: Sendable {
         writer.u32(UInt32(dimension))
         writer.u32(UInt32(publicKey.modulusByteCount))
         writer.raw(publicKey.bigEndianBytes)
-        writer.raw(keyHolder.rawRepresentation)
+        switch decryptors {
+        case .keyHolder(let keyHolder): writer.raw(keyHolder.rawRepresentation)
+        case .threshold(let holders):
+            writer.raw(SHA256.hash(holders.key.canonicalEncoding))
+            writer.u32(UInt32(holders.signingKeys.count))
+            for (number, key) in holders.signingKeys.sorted(by: { $0.key < $1.key }) {
+                writer.u32(UInt32(number))
+                writer.raw(key.rawRepresentation)
+            }
+        }
         writer.raw(coordinator.rawRepresentation)
         for key in roster { writer.raw(key.rawRepresentation) }
         writer.raw(context)
@@ -174,6 +205,33 @@ public struct PaillierSession: Sendable {
             }
         }
         return total
+    }
+}
+
+extension PaillierSession {
+    /// A key holder's checks before it decrypts anything (one holder or each of the threshold
+    /// holders alike): at least `minimumContributors` members, a valid receipt from every one
+    /// of them, and an aggregate of the session's size under the holder's packing.
+    public func checkDecryptable(
+        _ aggregate: [PaillierCiphertext], receipts: [PaillierReceipt], packing: PaillierPacking,
+        minimumContributors: Int
+    ) throws(PaillierSessionError) {
+        guard memberCount >= minimumContributors else {
+            throw .tooFewMembers(have: memberCount, need: minimumContributors)
+        }
+        var seen: Set<ParticipantID> = []
+        for receipt in receipts {
+            guard receipt.isValid(in: self) else { throw .invalidReceipt(position: receipt.position.rawValue) }
+            guard seen.insert(receipt.position).inserted else {
+                throw .malformed("two receipts for position \(receipt.position)")
+            }
+        }
+        if let missing = (1...memberCount).map({ ParticipantID(UInt32($0)) }).first(where: { !seen.contains($0) }) {
+            throw .missingReceipt(position: missing.rawValue)
+        }
+        guard aggregate.count == plaintextCount, self.packing == packing else {
+            throw .malformed("\(aggregate.count) ciphertexts; the session's packing takes \(plaintextCount)")
+        }
     }
 }
 
@@ -277,30 +335,11 @@ extension PaillierKeyHolder {
         _ aggregate: [PaillierCiphertext], session: PaillierSession, receipts: [PaillierReceipt],
         identity: Ed25519.PublicKey
     ) throws -> SecureSumResult {
-        guard session.publicKey == publicKey, session.keyHolder == identity else {
+        guard session.publicKey == publicKey, session.decryptors == .keyHolder(identity) else {
             throw PaillierSessionError.notThisKeyHolder
         }
-        guard session.memberCount >= minimumContributors else {
-            throw PaillierSessionError.tooFewMembers(have: session.memberCount, need: minimumContributors)
-        }
-        var seen: Set<ParticipantID> = []
-        for receipt in receipts {
-            guard receipt.isValid(in: session) else {
-                throw PaillierSessionError.invalidReceipt(position: receipt.position.rawValue)
-            }
-            guard seen.insert(receipt.position).inserted else {
-                throw PaillierSessionError.malformed("two receipts for position \(receipt.position)")
-            }
-        }
-        if let missing = (1...session.memberCount).map({ ParticipantID(UInt32($0)) }).first(where: {
-            !seen.contains($0)
-        }) {
-            throw PaillierSessionError.missingReceipt(position: missing.rawValue)
-        }
-        guard aggregate.count == session.plaintextCount, session.packing == packing else {
-            throw PaillierSessionError.malformed(
-                "\(aggregate.count) ciphertexts; the session's packing takes \(session.plaintextCount)")
-        }
+        try session.checkDecryptable(
+            aggregate, receipts: receipts, packing: packing, minimumContributors: minimumContributors)
         return try decrypt(
             EncryptedAggregate(
                 ciphertexts: aggregate, dimension: session.dimension,

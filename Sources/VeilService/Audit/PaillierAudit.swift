@@ -30,25 +30,21 @@ extension RoundAudit {
         }
         let at = Date(timeIntervalSince1970: record.recorded)
 
-        // 2–3. The coordinator and its signature; the roster; the key holder.
+        // 2–3. The coordinator and its signature; the roster; the key holder (or holders).
         let coordinator: FederationIdentity
         let keys: [Ed25519.PublicKey]
-        let holder: FederationIdentity
         do {
             coordinator = try signer(
                 of: bytes, signature: export.signature, certificate: record.coordinatorCertificate,
                 serverKey: record.session.serverKey, ca: ca, at: at)
             keys = try rosterKeys(record.session.roster, ca: ca, at: at)
         } catch { return fail("\(error)") }
-        do { holder = try identity(record.session.keyHolderCertificate, ca: ca, at: at) } catch {
-            return fail("the key holder's certificate: \(error)")
-        }
-        guard holder.role == .keyHolder else { return fail("the key holder's certificate is not a key holder's") }
 
-        // 4. The session: the key as the key holder signed it, the announcement as the coordinator did.
+        // 4. The session: the key as the key holder (or every threshold holder named) signed
+        // it, the announcement as the coordinator did.
         let session: PaillierSession
         do {
-            session = try paillierSession(record, coordinator: coordinator.signingKey, holder: holder, roster: keys)
+            session = try paillierSession(record, coordinator: coordinator.signingKey, roster: keys, ca: ca, at: at)
         } catch { return fail("the session: \(error)") }
         let key = session.publicKey
 
@@ -101,6 +97,7 @@ extension RoundAudit {
             } catch { return fail("\(who): \(error)") }
         }
         report.sessionID = Hex.encode(session.id)
+        report.decryptionsToRelease = session.thresholdHolders?.key.threshold ?? 1
         report.serverKey = coordinator.signingKey
         report.rosterIDs = record.session.roster.map(\.id)
         report.paillier = (
@@ -111,7 +108,8 @@ extension RoundAudit {
         // 7. The aggregate: the product of exactly these contributions, re-randomised.
         guard let aggregateDigest = record.aggregateDigest else {
             guard record.requestSignature == nil, record.sumDigest == nil, record.resultSignature == nil,
-                evidence.aggregate.isEmpty, evidence.rerandomization.isEmpty, evidence.sum.isEmpty
+                record.partials == nil, evidence.aggregate.isEmpty, evidence.rerandomization.isEmpty,
+                evidence.sum.isEmpty, evidence.partials == nil
             else { return fail("the record asks for no decryption, yet names a request, a sum or their evidence") }
             return checkedOutcome(record, released: false, members: keys.count, report)
         }
@@ -149,9 +147,10 @@ extension RoundAudit {
             return fail("the re-randomisers: an r_j is not in Z*_N")
         } catch { return fail("the re-randomisers: \(error)") }
 
-        // 8. The sum, as the key holder signed it.
+        // 8. The sum, as the key holder signed it (or as t threshold holders' partials give it).
         guard let sumDigest = record.sumDigest else {
-            guard record.resultSignature == nil, evidence.sum.isEmpty else {
+            guard record.resultSignature == nil, record.partials == nil, evidence.sum.isEmpty, evidence.partials == nil
+            else {
                 return fail("the record names no sum, yet holds the key holder's signature or a sum")
             }
             return checkedOutcome(record, released: false, members: keys.count, report)
@@ -168,35 +167,131 @@ extension RoundAudit {
         guard Hex.encode(RoundAuditRecord.sumDigest(vector)) == sumDigest else {
             return fail("the export's sum is not the one the record names")
         }
-        guard let resultSignature = try? strictHex(record.resultSignature ?? ""),
-            holder.signingKey.isValidSignature(
-                resultSignature,
-                for: session.decryptionResult(aggregateDigest: try! strictHex(aggregateDigest), sum: elements))
-        else { return fail("the key holder's signature of the sum does not verify") }
+        switch session.decryptors {
+        case .keyHolder(let holder):
+            guard record.partials == nil, evidence.partials == nil,
+                let resultSignature = try? strictHex(record.resultSignature ?? ""),
+                holder.isValidSignature(
+                    resultSignature,
+                    for: session.decryptionResult(aggregateDigest: try! strictHex(aggregateDigest), sum: elements))
+            else { return fail("the key holder's signature of the sum does not verify") }
+        case .threshold(let holders):
+            if let problem = thresholdSumProblem(
+                record, evidence, session: session, holders: holders, aggregate: aggregate, sum: vector)
+            {
+                return fail(problem)
+            }
+        }
         return checkedOutcome(record, released: true, members: keys.count, report)
+    }
+
+    /// §7.3 step 8 for a threshold session: at least t answers, each signed by the holder it
+    /// names over the partials the export holds, whose proofs all hold and which combine to
+    /// the sum — or what is wrong.
+    private static func thresholdSumProblem(
+        _ record: PaillierAuditRecord, _ evidence: PaillierAuditEvidence, session: PaillierSession,
+        holders: ThresholdKeyHolders, aggregate: [PaillierCiphertext], sum: ModularVector
+    ) -> String? {
+        guard record.resultSignature == nil, let named = record.partials, let given = evidence.partials,
+            named.map(\.holder) == given.map(\.holder), named.count >= holders.key.threshold,
+            Set(named.map(\.holder)).count == named.count
+        else {
+            return
+                "a threshold sum must name at least t distinct holders' partials, as the export holds them, and no key holder's signature"
+        }
+        let aggregateDigest = PaillierSession.aggregateDigest(aggregate.map { $0.bigEndianBytes() })
+        var answers: [Int: [PartialDecryption]] = [:]
+        for (entry, partials) in zip(named, given) {
+            guard let signingKey = holders.signingKeys[entry.holder] else {
+                return "holder \(entry.holder)'s partials: the session names no such holder"
+            }
+            guard let wire = try? partials.values.map({ try strictHex($0) }), wire.count == aggregate.count,
+                Hex.encode(SHA256.hash(wire.flatMap { $0 })) == entry.digest,
+                let signature = try? strictHex(entry.signature),
+                signingKey.isValidSignature(
+                    signature,
+                    for: session.partialDecryptionResult(
+                        aggregateDigest: aggregateDigest, holder: entry.holder, partials: wire))
+            else { return "holder \(entry.holder)'s partials are not the ones it signed for this aggregate" }
+            do {
+                answers[entry.holder] = try zip(wire, aggregate).map { bytes, c in
+                    try holders.key.decodePartial(bytes, holder: entry.holder, of: c)
+                }
+            } catch { return "holder \(entry.holder)'s partials: \(error)" }
+        }
+        do {
+            let (combined, rejected) = try session.combine(answers, of: aggregate)
+            guard rejected.isEmpty else {
+                return "the partials of holders \(rejected) fail their proofs: the sum was combined from wrong partials"
+            }
+            guard combined == sum else { return "the threshold holders' partials combine to another sum" }
+        } catch { return "the threshold holders' partials do not combine: \(error)" }
+        return nil
     }
 
     /// The session of §7.3 step 4, or why not.
     private static func paillierSession(
-        _ record: PaillierAuditRecord, coordinator: Ed25519.PublicKey, holder: FederationIdentity,
-        roster: [Ed25519.PublicKey]
+        _ record: PaillierAuditRecord, coordinator: Ed25519.PublicKey, roster: [Ed25519.PublicKey], ca: Certificate,
+        at: Date
     ) throws -> PaillierSession {
         let s = record.session
         let modulus = try strictHex(s.modulus)
-        // The cheap checks and the key holder's signature before the primality test, whose
+        // The cheap checks and the key holders' signatures before the primality test, whose
         // cost a hostile modulus would otherwise choose.
         guard modulus.first != 0, modulus.count <= PaillierPublicKey.maximumBits / 8 else {
             throw ConfigurationError("the modulus has a leading zero byte, or more than 8192 bits")
         }
-        guard
-            PaillierKeyStatement.isSigned(
-                modulus: modulus, signature: try strictHex(s.modulusSignature), by: holder.signingKey)
-        else { throw ConfigurationError("the modulus is not the one the key holder signed") }
-        let key = try PaillierPublicKey(bigEndian: modulus)
+        let key: PaillierPublicKey
+        let decryptors: PaillierDecryptors
+        switch (s.keyHolderCertificate, s.modulusSignature, s.thresholdKey, s.thresholdHolders) {
+        case (let certificate?, let signature?, nil, nil):
+            let holder: FederationIdentity
+            do { holder = try identity(certificate, ca: ca, at: at) } catch {
+                throw ConfigurationError("the key holder's certificate: \(error)")
+            }
+            guard holder.role == .keyHolder else {
+                throw ConfigurationError("the key holder's certificate is not a key holder's")
+            }
+            guard
+                PaillierKeyStatement.isSigned(
+                    modulus: modulus, signature: try strictHex(signature), by: holder.signingKey)
+            else { throw ConfigurationError("the modulus is not the one the key holder signed") }
+            key = try PaillierPublicKey(bigEndian: modulus)
+            decryptors = .keyHolder(holder.signingKey)
+        case (nil, nil, let encodingText?, let named?):
+            let encoding = try strictHex(encodingText)
+            var signingKeys: [Int: Ed25519.PublicKey] = [:]
+            for entry in named {
+                let holder: FederationIdentity
+                do { holder = try identity(entry.certificate, ca: ca, at: at) } catch {
+                    throw ConfigurationError("threshold holder \(entry.holder)'s certificate: \(error)")
+                }
+                guard holder.role == .keyHolder, signingKeys[entry.holder] == nil,
+                    ThresholdShareStatement.isSigned(
+                        encoding: encoding, holder: entry.holder, signature: try strictHex(entry.signature),
+                        by: holder.signingKey)
+                else {
+                    throw ConfigurationError(
+                        "threshold holder \(entry.holder) is named twice, is not a key holder, or did not sign its share of this key"
+                    )
+                }
+                signingKeys[entry.holder] = holder.signingKey
+            }
+            let thresholdKey = try ThresholdPaillierPublicKey(canonicalEncoding: encoding)
+            key = thresholdKey.publicKey
+            guard key.bigEndianBytes == modulus else {
+                throw ConfigurationError("the modulus is not the threshold key's n")
+            }
+            decryptors = .threshold(ThresholdKeyHolders(key: thresholdKey, signingKeys: signingKeys))
+        default:
+            throw ConfigurationError(
+                "a session names either one key holder (its certificate and signature of the modulus) or a threshold key and its holders"
+            )
+        }
         let packing = try PaillierPacking(bitWidth: try BitWidth(s.bits), maxAddends: s.capacity, keyBits: key.bits)
         let session = try PaillierSession(
             publicKey: key, packing: packing, dimension: s.dimension, round: UInt64(record.round),
-            nonce: try strictHex(s.nonce), keyHolder: holder.signingKey, coordinator: coordinator, roster: roster,
+            nonce: try strictHex(s.nonce), decryptors: decryptors, coordinator: coordinator, roster: roster,
             context: try strictHex(s.context))
         guard coordinator.isValidSignature(try strictHex(s.assignmentSignature), for: session.announcement) else {
             throw ConfigurationError("the coordinator's signature of the session's announcement does not verify")

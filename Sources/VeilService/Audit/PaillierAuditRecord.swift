@@ -13,9 +13,13 @@ public struct PaillierAuditRecord: Codable, Sendable, Equatable, ChainedRecord {
     public struct Session: Codable, Sendable, Equatable {
         /// N, big-endian in ⌈|N|/8⌉ bytes (hex), and the key holder's signature of it (hex).
         public var modulus: String
-        public var modulusSignature: String
+        public var modulusSignature: String?
         /// The key holder's certificate (DER, base64).
-        public var keyHolderCertificate: String
+        public var keyHolderCertificate: String?
+        /// Threshold sessions instead (`Specs/paillier.md` §6.3): the threshold key's canonical
+        /// encoding (hex) and the holders the session names.
+        public var thresholdKey: String?
+        public var thresholdHolders: [ThresholdHolder]?
         /// The packing: b, K, and d.
         public var bits: Int
         public var capacity: Int
@@ -26,6 +30,22 @@ public struct PaillierAuditRecord: Codable, Sendable, Equatable, ChainedRecord {
         public var serverKey: String
         public var assignmentSignature: String
         public var roster: [RoundAuditRecord.Member]
+    }
+
+    /// A threshold holder a session names: its number, certificate (DER, base64) and its
+    /// signature of its share statement (hex).
+    public struct ThresholdHolder: Codable, Sendable, Equatable {
+        public var holder: Int
+        public var certificate: String
+        public var signature: String
+    }
+
+    /// A threshold holder's signed partial decryptions the sum was combined from: its number,
+    /// SHA-256 of its partials in their wire form, and its signature (hex).
+    public struct Partials: Codable, Sendable, Equatable {
+        public var holder: Int
+        public var digest: String
+        public var signature: String
     }
 
     /// A contribution the coordinator accepted: its member's position, SHA-256 of its
@@ -57,6 +77,8 @@ public struct PaillierAuditRecord: Codable, Sendable, Equatable, ChainedRecord {
     /// signature of the sum (hex), when it released one.
     public var sumDigest: String?
     public var resultSignature: String?
+    /// Threshold sessions: the t answers the sum was combined from, instead of `resultSignature`.
+    public var partials: [Partials]?
     public var survivors: [UInt32]
 
     public var canonicalBytes: [UInt8] {
@@ -80,6 +102,13 @@ public struct PaillierAuditEvidence: Codable, Sendable, Equatable {
     public var aggregate: [String] = []
     /// LE_8 of each of the d elements.
     public var sum = ""
+    /// Threshold sessions: each combined holder's partials in their wire form, by holder.
+    public var partials: [HolderPartials]?
+
+    public struct HolderPartials: Codable, Sendable, Equatable {
+        public var holder: Int
+        public var values: [String]
+    }
 
     var encoded: [UInt8] {
         let encoder = JSONEncoder()
@@ -97,8 +126,7 @@ public struct PaillierAuditEvidence: Codable, Sendable, Equatable {
 
 /// The session of a Paillier round, as the round machine records it for its audit record.
 struct AuditedPaillierSession: Sendable {
-    let keyHolderCertificateDER: [UInt8]
-    let modulusSignature: [UInt8]
+    let keyHolding: KeyHolding
     let assignmentSignature: [UInt8]
     let members: [(id: String, certificateDER: [UInt8])]
     /// The round plan's encoding, whose digest is the session's context.

@@ -91,6 +91,8 @@ public enum RoundAudit {
         /// A Paillier record's contributions (position → digest, hex), aggregate digest and
         /// whether it names a released sum: what a journal and the key holder's record check.
         var paillier: (contributions: [UInt32: String], aggregateDigest: String?, released: Bool)?
+        /// How many key holders' decryptions release a Paillier sum: 1, or a threshold key's t.
+        var decryptionsToRelease = 1
     }
 
     /// Checks exported records offline with only the CA certificate: each file on its own
@@ -432,30 +434,43 @@ public enum RoundAudit {
         }
     }
 
-    /// Checks verified records against the key holder's decryption record (`Specs/audit.md`
-    /// §7.3): every decryption it made must be in a record of its session that names that
-    /// aggregate and a released sum — else the coordinator withheld or misreported it.
-    public static func check(_ reports: [FileReport], keyHolderRecord path: String) throws -> [FileReport] {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ConfigurationError("the key holder's record \(path) does not exist")
-        }
-        let decryptions = try DecryptionRecord(path: path).entries
+    /// Checks verified records against the key holders' decryption records (`Specs/audit.md`
+    /// §7.3): every decryption a key holder made must be in a record of its session that names
+    /// that aggregate, and once as many holders as release a sum (1, or a threshold key's t)
+    /// decrypted it, the record must name a released sum — else the coordinator withheld or
+    /// misreported it.
+    public static func check(_ reports: [FileReport], keyHolderRecords paths: [String]) throws -> [FileReport] {
         var checked = reports
-        for decryption in decryptions {
-            let what = "the key holder decrypted round \(decryption.round) (session \(decryption.session.prefix(16))…)"
-            guard let index = checked.firstIndex(where: { $0.sessionID == decryption.session }) else {
-                checked.append(
-                    FileReport(
-                        path: path, round: Int(exactly: decryption.round),
-                        problems: ["\(what), but no record of that session was given"]))
-                continue
+        // Session → the records (by path) that decrypted its aggregate.
+        var decryptedBy: [String: Set<String>] = [:]
+        for path in paths {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ConfigurationError("the key holder's record \(path) does not exist")
             }
-            guard let paillier = checked[index].paillier, paillier.aggregateDigest == decryption.aggregate,
-                paillier.released
-            else {
+            for decryption in try DecryptionRecord(path: path).entries {
+                let what =
+                    "the key holder of \(path) decrypted round \(decryption.round) (session \(decryption.session.prefix(16))…)"
+                guard let index = checked.firstIndex(where: { $0.sessionID == decryption.session }) else {
+                    checked.append(
+                        FileReport(
+                            path: path, round: Int(exactly: decryption.round),
+                            problems: ["\(what), but no record of that session was given"]))
+                    continue
+                }
+                guard let paillier = checked[index].paillier, paillier.aggregateDigest == decryption.aggregate else {
+                    checked[index].problems.append("\(what), but the record does not name that aggregate")
+                    continue
+                }
+                decryptedBy[decryption.session, default: []].insert(path)
+            }
+        }
+        for (session, holders) in decryptedBy.sorted(by: { $0.key < $1.key }) {
+            let index = checked.firstIndex { $0.sessionID == session }!
+            let needed = checked[index].decryptionsToRelease
+            if holders.count >= needed, checked[index].paillier?.released != true {
                 checked[index].problems.append(
-                    "\(what) and released its sum, but the record does not name that aggregate and a sum")
-                continue
+                    "\(holders.count) key holder record(s) show the aggregate decrypted, and \(needed) release its sum, but the record names no sum"
+                )
             }
         }
         return checked

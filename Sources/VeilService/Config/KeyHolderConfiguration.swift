@@ -7,8 +7,11 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
     public var port = 7443
     public var coordinator = "coordinator"
     public var tls: TLSFiles
-    /// The secret key file of `veil paillier keygen`.
-    public var secretKey: String
+    /// The secret key file of `veil paillier keygen` — or, for a threshold key holder, none:
+    /// `threshold_key` (threshold.json of `veil paillier deal`) and `share` (its share-i.json).
+    public var secretKey: String?
+    public var thresholdKey: String?
+    public var share: String?
     /// Aggregates of fewer contributions are refused.
     public var minimumContributors = 3
     /// The packing the key holder accepts: b and the most addends K.
@@ -23,15 +26,25 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
         self.secretKey = secretKey
     }
 
+    /// A threshold key holder's configuration.
+    public init(tls: TLSFiles, thresholdKey: String, share: String) {
+        self.tls = tls
+        self.thresholdKey = thresholdKey
+        self.share = share
+    }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, coordinator, tls, secretKey, minimumContributors, bits, maxAddends, reconnectAttempts, record
+        case host, port, coordinator, tls, secretKey, thresholdKey, share, minimumContributors, bits, maxAddends
+        case reconnectAttempts, record
     }
 
     public init(from decoder: any Decoder) throws {
         try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(
-            tls: try c.decode(TLSFiles.self, forKey: .tls), secretKey: try c.decode(String.self, forKey: .secretKey))
+        self.tls = try c.decode(TLSFiles.self, forKey: .tls)
+        secretKey = try c.decodeIfPresent(String.self, forKey: .secretKey)
+        thresholdKey = try c.decodeIfPresent(String.self, forKey: .thresholdKey)
+        share = try c.decodeIfPresent(String.self, forKey: .share)
         try c.take(.host, &host); try c.take(.port, &port); try c.take(.coordinator, &coordinator)
         try c.take(.minimumContributors, &minimumContributors); try c.take(.bits, &bits);
         try c.take(.maxAddends, &maxAddends)
@@ -42,8 +55,19 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
         var configuration: KeyHolderConfiguration = try decodeFile(path)
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         configuration.tls = configuration.tls.resolved(against: base)
-        if !configuration.secretKey.hasPrefix("/") {
-            configuration.secretKey = base.appendingPathComponent(configuration.secretKey).path
+        func resolved(_ path: String?) -> String? {
+            guard let path, !path.hasPrefix("/") else { return path }
+            return base.appendingPathComponent(path).path
+        }
+        configuration.secretKey = resolved(configuration.secretKey)
+        configuration.thresholdKey = resolved(configuration.thresholdKey)
+        configuration.share = resolved(configuration.share)
+        guard (configuration.secretKey != nil) != (configuration.thresholdKey != nil || configuration.share != nil),
+            (configuration.thresholdKey == nil) == (configuration.share == nil)
+        else {
+            throw ConfigurationError(
+                "give secret_key (one key holder) or threshold_key and share (a threshold key holder), not both or neither"
+            )
         }
         if !configuration.record.hasPrefix("/") {
             configuration.record = base.appendingPathComponent(configuration.record).path

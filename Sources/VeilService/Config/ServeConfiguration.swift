@@ -1,5 +1,6 @@
 import Foundation
 import VeilLearning
+import VeilPaillier
 import VeilSecAgg
 
 /// How the coordinator picks each round's cohort.
@@ -121,6 +122,11 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     /// key that the key holder `key_holder` announces, signed; it alone decrypts).
     public var secureSum = SecureSum.secagg
     public var keyHolder = "key-holder"
+    /// Paillier with a threshold key (`Specs/paillier.md` §6.3), instead of one key holder: the
+    /// key file of `veil paillier deal` and the ids of its ℓ holders, holder i at index i − 1.
+    /// Each must announce its share of exactly that key; t of them decrypt each round.
+    public var thresholdKey: String?
+    public var keyHolders: [String]?
     /// The coordinator's own threat model, from which it proposes parameters; each participant
     /// checks them against its own policy, whose default is the malicious model too.
     public var threatModel = ParticipantPolicy.Adversary.malicious
@@ -148,7 +154,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case beta1, beta2, tau
         case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
-        case secureSum, keyHolder, privacy
+        case secureSum, keyHolder, thresholdKey, keyHolders, privacy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -177,6 +183,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try c.take(.maxMessageBytes, &maxMessageBytes); try c.take(.messagesPerSecond, &messagesPerSecond)
         try c.take(.messageBurst, &messageBurst); try c.take(.seed, &seed)
         try c.take(.secureSum, &secureSum); try c.take(.keyHolder, &keyHolder)
+        thresholdKey = try c.decodeIfPresent(String.self, forKey: .thresholdKey)
+        keyHolders = try c.decodeIfPresent([String].self, forKey: .keyHolders)
         privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
     }
 
@@ -188,8 +196,37 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         if !configuration.state.hasPrefix("/") {
             configuration.state = base.appendingPathComponent(configuration.state).path
         }
+        if let path = configuration.thresholdKey, !path.hasPrefix("/") {
+            configuration.thresholdKey = base.appendingPathComponent(path).path
+        }
         try configuration.validate()
         return configuration
+    }
+
+    /// The ids of the key holders that may connect: `key_holders`, or the one `key_holder`.
+    public var keyHolderIDs: [String] { keyHolders ?? [keyHolder] }
+
+    /// The threshold key of `threshold_key`, checked against `key_holders`, or nil.
+    /// - Throws: ``ConfigurationError`` for a file that is not a threshold key with
+    ///   verification keys, or whose ℓ is not the number of key holders.
+    public func loadThresholdKey() throws -> ThresholdPaillierPublicKey? {
+        guard let path = thresholdKey, let keyHolders else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("threshold_key: cannot read \(path)")
+        }
+        let key: ThresholdPaillierPublicKey
+        do { key = try PaillierThresholdFiles.key(from: data) } catch {
+            throw ConfigurationError("threshold_key: \(path): \(error)")
+        }
+        guard key.holders == keyHolders.count else {
+            throw ConfigurationError(
+                "threshold_key: a key of \(key.holders) holders, but key_holders names \(keyHolders.count)")
+        }
+        guard key.publicKey.s == 1 else {
+            throw ConfigurationError(
+                "threshold_key: a masked session runs under a Paillier key (s = 1), not s = \(key.publicKey.s)")
+        }
+        return key
     }
 
     /// The algorithm with its server settings, built where `veil simulate` builds it.
@@ -261,6 +298,17 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try positive(messagesPerSecond, "messages_per_second")
         try require(messageBurst >= 1, "message_burst must be at least 1")
         do { try FederationCA.validate(id: keyHolder) } catch { throw ConfigurationError("key_holder: \(error)") }
+        try require(
+            (thresholdKey == nil) == (keyHolders == nil), "threshold_key and key_holders go together, or neither")
+        if let keyHolders {
+            try require(secureSum == .paillier, "threshold_key and key_holders need secure_sum paillier")
+            try require(
+                !keyHolders.isEmpty && Set(keyHolders).count == keyHolders.count,
+                "key_holders must name each holder once")
+            for id in keyHolders {
+                do { try FederationCA.validate(id: id) } catch { throw ConfigurationError("key_holders: \(error)") }
+            }
+        }
         if let privacy {
             try privacy.validate()
             if privacy.mode != .central {

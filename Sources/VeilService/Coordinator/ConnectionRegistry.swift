@@ -4,7 +4,7 @@ import VeilSecAgg
 import VeilWire
 
 /// Who is connected to the coordinator: each participant's stream (one per id; a newer one
-/// replaces the older, which is told so and closed), the key holder's stream and the key it
+/// replaces the older, which is told so and closed), the key holders' streams and the key they
 /// announced, and each holder's message budget. Streams are outboxes; nothing here blocks.
 struct ConnectionRegistry {
     struct Connection {
@@ -21,15 +21,28 @@ struct ConnectionRegistry {
 
     enum Registration {
         case participant(generation: Int)
-        case keyHolder(generation: Int, key: PaillierKeyStatement)
+        /// A key holder, with the fingerprint of the key it announced.
+        case keyHolder(generation: Int, fingerprint: String)
         /// The Hello was refused (and the stream told why and closed).
         case refused
     }
 
+    /// A threshold key and the ids of its holders, holder i at index i − 1 (`serve.json`'s
+    /// `threshold_key` and `key_holders`).
+    struct ThresholdConfiguration {
+        let key: ThresholdPaillierPublicKey
+        let holders: [String]
+    }
+
     private(set) var participants: [String: Connection] = [:]
-    private(set) var keyHolder: Connection?
+    /// The key holders' streams, by id.
+    private(set) var keyHolders: [String: Connection] = [:]
     /// The key the connected key holder announced, signed by the key its certificate binds.
-    private(set) var paillierKey: PaillierKeyStatement?
+    private(set) var paillierKey: KeyHolderKey?
+    /// Threshold mode: each holder that announced its share, by number — kept when its stream
+    /// closes, since the statement stays true.
+    private(set) var thresholdHolders: [Int: ThresholdHolderKey] = [:]
+    let threshold: ThresholdConfiguration?
     /// Each holder's token bucket, by id: kept across reconnections, so that reconnecting does
     /// not refill it.
     private var buckets: [String: TokenBucket] = [:]
@@ -37,9 +50,26 @@ struct ConnectionRegistry {
     let messagesPerSecond: Double
     let messageBurst: Double
 
-    init(messagesPerSecond: Double, messageBurst: Double) {
+    init(messagesPerSecond: Double, messageBurst: Double, threshold: ThresholdConfiguration? = nil) {
         self.messagesPerSecond = messagesPerSecond
         self.messageBurst = messageBurst
+        self.threshold = threshold
+    }
+
+    /// Who would decrypt a round planned now, or nil while too few key holders are connected.
+    var keyHolding: KeyHolding? {
+        guard let threshold else {
+            guard let key = paillierKey, keyHolders[key.identity.id] != nil else { return nil }
+            return .single(key)
+        }
+        guard keyHolders.count >= threshold.key.threshold else { return nil }
+        return .threshold(threshold.key, holders: thresholdHolders)
+    }
+
+    /// Why ``keyHolding`` is nil, for the registration failure.
+    var keyHoldingShortfall: String {
+        guard let threshold else { return "the key holder is not connected" }
+        return "\(keyHolders.count) of the \(threshold.key.threshold) threshold key holders needed are connected"
     }
 
     /// Registers a stream after its Hello; the one it replaces is told and closed.
@@ -58,27 +88,48 @@ struct ConnectionRegistry {
             participants[identity.id] = connection
             return .participant(generation: generations)
         }
-        // The key participants will encrypt under: the key holder's own, signed by the key its
-        // certificate binds (participants check the same signature).
-        guard let key = try? PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus)),
-            case let statement = PaillierKeyStatement(publicKey: key, signature: Array(hello.paillierKey.signature)),
-            statement.isSigned(by: identity.signingKey)
-        else {
-            outbox.yield(
-                .failure(
-                    .failureMalformed, "the key holder's Hello must carry its Paillier key, signed by its certified key"
-                ))
+        guard let statement = announcement(identity, hello) else {
+            let expected =
+                threshold == nil
+                ? "its Paillier key, signed by its certified key"
+                : "its share of the configured threshold key, under its number in key_holders, signed by its certified key"
+            outbox.yield(.failure(.failureMalformed, "the key holder's Hello must carry \(expected)"))
             outbox.finish()
             return .refused
         }
-        if let old = keyHolder {
+        if let old = keyHolders[identity.id] {
             old.outbox.yield(
                 .failure(.failureDuplicateConnection, "a newer connection of the key holder replaced this one"))
             old.outbox.finish()
         }
-        keyHolder = connection
-        paillierKey = statement
-        return .keyHolder(generation: generations, key: statement)
+        keyHolders[identity.id] = connection
+        return .keyHolder(generation: generations, fingerprint: statement)
+    }
+
+    /// Checks a key holder's announcement and keeps it; returns the announced key's fingerprint.
+    private mutating func announcement(_ identity: FederationIdentity, _ hello: Veil_V1_Hello) -> String? {
+        guard let threshold else {
+            // The key participants will encrypt under: the key holder's own, signed by the key
+            // its certificate binds (participants check the same signature).
+            guard !hello.hasThresholdShare,
+                let key = try? PaillierPublicKey(bigEndian: Array(hello.paillierKey.modulus)),
+                case let statement = PaillierKeyStatement(publicKey: key, signature: Array(hello.paillierKey.signature)),
+                statement.isSigned(by: identity.signingKey)
+            else { return nil }
+            paillierKey = KeyHolderKey(identity: identity, statement: statement)
+            return PaillierKeyStatement.fingerprint(key)
+        }
+        // A threshold holder: the configured key, under its own number, signed by its certified key.
+        let share = hello.thresholdShare
+        let number = Int(share.holder)
+        guard hello.hasThresholdShare, Array(share.key) == threshold.key.canonicalEncoding,
+            (1...threshold.holders.count).contains(number), threshold.holders[number - 1] == identity.id,
+            case let statement = ThresholdShareStatement(
+                key: threshold.key, holder: number, signature: Array(share.signature)),
+            statement.isSigned(by: identity.signingKey)
+        else { return nil }
+        thresholdHolders[number] = ThresholdHolderKey(identity: identity, statement: statement)
+        return threshold.key.fingerprint
     }
 
     enum Departure {
@@ -90,9 +141,9 @@ struct ConnectionRegistry {
 
     /// A stream ended.
     mutating func unregister(id: String, generation: Int) -> Departure {
-        if let holder = keyHolder, holder.identity.id == id, holder.generation == generation {
-            keyHolder = nil
-            paillierKey = nil
+        if let holder = keyHolders[id], holder.generation == generation {
+            keyHolders[id] = nil
+            if paillierKey?.identity.id == id { paillierKey = nil }
             holder.outbox.finish()
             return .keyHolder
         }
@@ -104,7 +155,7 @@ struct ConnectionRegistry {
 
     /// The live stream of `id` with this generation, if it is still the current one.
     func connection(_ id: String, generation: Int) -> Connection? {
-        if let holder = keyHolder, holder.identity.id == id, holder.generation == generation { return holder }
+        if let holder = keyHolders[id], holder.generation == generation { return holder }
         guard let connection = participants[id], connection.generation == generation else { return nil }
         return connection
     }
@@ -127,9 +178,14 @@ struct ConnectionRegistry {
         participants[id]?.outbox.yield(message)
     }
 
+    /// Sends to a key holder, if it is connected.
+    func sendToKeyHolder(_ message: Veil_V1_CoordinatorMessage, id: String) {
+        keyHolders[id]?.outbox.yield(message)
+    }
+
     /// Tells every stream the federation is over and closes it.
     func finishAll(_ finished: Veil_V1_Finished) {
-        for connection in Array(participants.values) + (keyHolder.map { [$0] } ?? []) {
+        for connection in Array(participants.values) + Array(keyHolders.values) {
             connection.outbox.yield(.with { $0.finished = finished })
             connection.outbox.finish()
         }

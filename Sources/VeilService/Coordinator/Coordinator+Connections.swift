@@ -14,12 +14,10 @@ extension Coordinator {
         case .refused:
             metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
             return nil
-        case .keyHolder(let g, let key):
+        case .keyHolder(let g, let fingerprint):
             generation = g
-            logger.info(
-                "key holder connected",
-                metadata: ["id": "\(identity.id)", "fingerprint": "\(PaillierKeyStatement.fingerprint(key.publicKey))"])
-            dispatch(.keyHolderConnected)
+            logger.info("key holder connected", metadata: ["id": "\(identity.id)", "fingerprint": "\(fingerprint)"])
+            dispatch(.keyHolderConnected(identity.id))
         case .participant(let g):
             generation = g
             toldOverBudget.remove(identity.id)  // a new stream is told again
@@ -56,7 +54,7 @@ extension Coordinator {
         switch registry.unregister(id: id, generation: generation) {
         case .keyHolder:
             logger.info("key holder disconnected", metadata: ["id": "\(id)"])
-            dispatch(.keyHolderDisconnected)
+            dispatch(.keyHolderDisconnected(id))
         case .participant:
             metrics.set("veil_participants_connected", Double(registry.participants.count))
             logger.info("participant disconnected", metadata: ["id": "\(id)"])
@@ -79,7 +77,7 @@ extension Coordinator {
     package func receive(_ message: Veil_V1_ParticipantMessage, from id: String, generation: Int) {
         guard let connection = registry.connection(id, generation: generation) else { return }
         if connection.identity.role == .keyHolder {
-            if case .decrypted(let result) = message.kind { dispatch(.decryption(result)) }
+            if case .decrypted(let result) = message.kind { dispatch(.decryption(result, from: id)) }
             return
         }
         switch message.kind {

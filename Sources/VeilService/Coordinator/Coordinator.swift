@@ -83,7 +83,10 @@ public actor Coordinator {
         store = try CoordinatorStore(path: configuration.state)
         metrics = Metrics()
         registry = ConnectionRegistry(
-            messagesPerSecond: configuration.messagesPerSecond, messageBurst: configuration.messageBurst)
+            messagesPerSecond: configuration.messagesPerSecond, messageBurst: configuration.messageBurst,
+            threshold: try configuration.loadThresholdKey().map {
+                ConnectionRegistry.ThresholdConfiguration(key: $0, holders: configuration.keyHolders ?? [])
+            })
         model = try makeModel(
             configuration.model.description, featureCount: configuration.features, classCount: configuration.classes)
         var initGenerator = Xoshiro256(seed: configuration.seed, purpose: .initialParameters)
@@ -153,12 +156,12 @@ public actor Coordinator {
                     metrics.increment("veil_bytes_sent_total", by: Double(secagg.signed.count))
                 }
                 registry.send(message, to: id)
-            case .sendToKeyHolder(let message):
+            case .sendToKeyHolder(let message, let id):
                 if case .decrypt(let request) = message.kind {
                     metrics.increment(
                         "veil_bytes_sent_total", by: Double(request.ciphertexts.reduce(0) { $0 + $1.count }))
                 }
-                registry.keyHolder?.outbox.yield(message)
+                registry.sendToKeyHolder(message, id: id)
             case .startDeadline(let generation, let after):
                 Task { [clock, weak self] in
                     do { try await clock.sleep(for: after) } catch { return }
@@ -276,7 +279,7 @@ public actor Coordinator {
             await self.expireRegistration()
         }
         defer { timer.cancel() }
-        while plannableCount < count || (configuration.secureSum == .paillier && registry.keyHolder == nil) {
+        while plannableCount < count || (configuration.secureSum == .paillier && registry.keyHolding == nil) {
             if registrationExpired || stopping { return false }
             await withCheckedContinuation { connectionWaiters.append($0) }
         }
@@ -333,8 +336,8 @@ public actor Coordinator {
 
     private func registrationFailure() -> String {
         let holder =
-            configuration.secureSum == .paillier && registry.keyHolder == nil
-            ? " (and the key holder is not connected)" : ""
+            configuration.secureSum == .paillier && registry.keyHolding == nil
+            ? " (and \(registry.keyHoldingShortfall))" : ""
         let connected = registry.participants.count
         let unplanned =
             plannableCount < connected
@@ -448,12 +451,12 @@ public actor Coordinator {
                 nonce: SecureBytes.random(count: SecAggSession.nonceByteCount).unsafeExposedBytes(),
                 deadlines: RoundDeadlines(c))
         case .paillier:
-            guard let holder = registry.keyHolder, let key = registry.paillierKey else {
-                throw ConfigurationError("the key holder \(c.keyHolder) is not connected")
+            guard let keyHolding = registry.keyHolding else {
+                throw ConfigurationError("\(registry.keyHoldingShortfall)")
             }
             return try RoundMachine.paillier(
                 number: number, attempt: attempt, members: members, task: task, maxAddends: c.cohortSize,
-                keyHolder: KeyHolderKey(identity: holder.identity, statement: key), coordinator: credentials,
+                keyHolding: keyHolding, coordinator: credentials,
                 nonce: SecureBytes.random(count: PaillierSession.nonceByteCount).unsafeExposedBytes(),
                 deadlines: RoundDeadlines(c))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import VeilCore
+import VeilCrypto
 import VeilLearning
 import VeilPaillier
 import VeilPrivacy
@@ -165,8 +166,18 @@ extension Coordinator {
             outcome: abort == nil ? "completed" : "aborted", abort: abort.map { "\($0)" },
             session: .init(
                 modulus: Hex.encode(session.publicKey.bigEndianBytes),
-                modulusSignature: Hex.encode(audited.modulusSignature),
-                keyHolderCertificate: Data(audited.keyHolderCertificateDER).base64EncodedString(),
+                modulusSignature: audited.keyHolding.single.map { Hex.encode($0.statement.signature) },
+                keyHolderCertificate: audited.keyHolding.single.map {
+                    Data($0.identity.certificateDER).base64EncodedString()
+                },
+                thresholdKey: session.thresholdHolders.map { Hex.encode($0.key.canonicalEncoding) },
+                thresholdHolders: session.thresholdHolders == nil
+                    ? nil
+                    : audited.keyHolding.wireHolders.map {
+                        .init(
+                            holder: Int($0.holder), certificate: $0.certificate.base64EncodedString(),
+                            signature: Hex.encode(Array($0.signature)))
+                    },
                 bits: session.packing.bitWidth.bits, capacity: session.packing.maxAddends,
                 dimension: session.dimension, nonce: Hex.encode(session.nonce), context: Hex.encode(session.context),
                 serverKey: Hex.encode(session.coordinator.rawRepresentation),
@@ -201,6 +212,22 @@ extension Coordinator {
             draft.resultSignature = Hex.encode(released.signature)
             draft.survivors = (1...UInt32(session.memberCount)).map { $0 }
             evidence.sum = PaillierAuditEvidence.encodeSum(released.sum)
+        }
+        // t threshold holders' partials combined into the sum (their proofs checked): the
+        // record names the answers, and the sum the coordinator combined from them.
+        if !collection.combinedFrom.isEmpty, case .completed(let result)? = machine.ended {
+            let answers = collection.combinedFrom.compactMap { collection.answers[$0]?.result }
+            draft.sumDigest = Hex.encode(RoundAuditRecord.sumDigest(result.sum))
+            draft.partials = answers.map {
+                .init(
+                    holder: Int($0.holder), digest: Hex.encode(SHA256.hash($0.partials.flatMap { Array($0) })),
+                    signature: Hex.encode(Array($0.signature)))
+            }
+            draft.survivors = (1...UInt32(session.memberCount)).map { $0 }
+            evidence.sum = PaillierAuditEvidence.encodeSum(result.sum.elements)
+            evidence.partials = answers.map {
+                .init(holder: Int($0.holder), values: $0.partials.map { Hex.encode(Array($0)) })
+            }
         }
         let key = credentials.signingKey
         let sealed = draft

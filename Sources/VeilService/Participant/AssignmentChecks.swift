@@ -152,6 +152,107 @@ extension ParticipantAgent {
         }
     }
 
+    /// The key a Paillier plan encrypts under and who may decrypt it, checked against this
+    /// participant's policy: the one key holder it names, having signed the modulus — or, with
+    /// `key_holders`, a threshold key of exactly those holders with t at least
+    /// `min_key_holder_threshold`, at least t of them named, each certified and having signed
+    /// its share of that key (`Specs/paillier.md` §6.3); then the size and the pin.
+    func paillierKey(_ plan: Veil_V1_PaillierPlan) throws(Declined) -> (PaillierPublicKey, PaillierDecryptors) {
+        let policy = configuration.policy
+        let key: PaillierPublicKey
+        let decryptors: PaillierDecryptors
+        let fingerprint: String
+        if let expected = policy.keyHolders {
+            guard !plan.thresholdKey.isEmpty else {
+                throw Declined(
+                    .declinePaillierKey,
+                    "one key holder's key; this participant's policy requires a threshold key of \(expected.joined(separator: ", "))"
+                )
+            }
+            let thresholdKey: ThresholdPaillierPublicKey
+            do { thresholdKey = try ThresholdPaillierPublicKey(canonicalEncoding: Array(plan.thresholdKey)) } catch {
+                throw Declined(.declinePaillierKey, "the threshold key: \(error)")
+            }
+            guard thresholdKey.holders == expected.count, thresholdKey.threshold >= policy.minKeyHolderThreshold else {
+                throw Declined(
+                    .declinePaillierKey,
+                    "a \(thresholdKey.threshold)-of-\(thresholdKey.holders) key; this participant requires \(expected.count) holders, at least \(policy.minKeyHolderThreshold) of them to decrypt"
+                )
+            }
+            guard Array(plan.modulus) == thresholdKey.publicKey.bigEndianBytes else {
+                throw Declined(.declinePaillierKey, "the modulus is not the threshold key's n")
+            }
+            var signingKeys: [Int: Ed25519.PublicKey] = [:]
+            for entry in plan.thresholdHolders {
+                let number = Int(entry.holder)
+                guard (1...expected.count).contains(number), signingKeys[number] == nil else {
+                    throw Declined(.declinePaillierKey, "threshold holder \(number) is out of range or named twice")
+                }
+                let holder: FederationIdentity
+                do { holder = try verifiedIdentity(Array(entry.certificate), .keyHolder) } catch {
+                    throw Declined(.declinePaillierKey, "threshold holder \(number)'s certificate: \(error)")
+                }
+                guard holder.id == expected[number - 1] else {
+                    throw Declined(
+                        .declinePaillierKey,
+                        "threshold holder \(number) is \(holder.id), not \(expected[number - 1]) as this participant's policy says"
+                    )
+                }
+                guard
+                    ThresholdShareStatement(key: thresholdKey, holder: number, signature: Array(entry.signature))
+                        .isSigned(by: holder.signingKey)
+                else {
+                    throw Declined(
+                        .declinePaillierKey, "\(holder.id) did not sign share \(number) of this threshold key")
+                }
+                signingKeys[number] = holder.signingKey
+            }
+            guard signingKeys.count >= thresholdKey.threshold else {
+                throw Declined(
+                    .declinePaillierKey,
+                    "\(signingKeys.count) threshold holders named; a \(thresholdKey.threshold)-of-\(thresholdKey.holders) key needs \(thresholdKey.threshold) to decrypt"
+                )
+            }
+            key = thresholdKey.publicKey
+            decryptors = .threshold(ThresholdKeyHolders(key: thresholdKey, signingKeys: signingKeys))
+            fingerprint = thresholdKey.fingerprint
+        } else {
+            guard plan.thresholdKey.isEmpty, plan.thresholdHolders.isEmpty else {
+                throw Declined(
+                    .declinePaillierKey,
+                    "a threshold key; this participant's policy names one key holder, \(policy.keyHolder)")
+            }
+            let holder: FederationIdentity
+            do { holder = try verifiedIdentity(Array(plan.keyHolderCertificate), .keyHolder) } catch {
+                throw Declined(.declinePaillierKey, "the key holder's certificate: \(error)")
+            }
+            guard holder.id == policy.keyHolder else {
+                throw Declined(
+                    .declinePaillierKey, "the key is signed by \(holder.id), not by the key holder \(policy.keyHolder)")
+            }
+            do { key = try PaillierPublicKey(bigEndian: Array(plan.modulus)) } catch {
+                throw Declined(.declinePaillierKey, "the modulus: \(error)")
+            }
+            guard
+                PaillierKeyStatement(publicKey: key, signature: Array(plan.keySignature)).isSigned(
+                    by: holder.signingKey)
+            else {
+                throw Declined(.declinePaillierKey, "the modulus is not the one the key holder \(holder.id) signed")
+            }
+            decryptors = .keyHolder(holder.signingKey)
+            fingerprint = PaillierKeyStatement.fingerprint(key)
+        }
+        guard key.bits >= policy.paillierMinBits else {
+            throw Declined(
+                .declinePaillierKey,
+                "a \(key.bits)-bit modulus; this participant accepts \(policy.paillierMinBits) bits or more")
+        }
+        if let pin = policy.paillierFingerprint, pin.lowercased() != fingerprint {
+            throw Declined(.declinePaillierKey, "the key's fingerprint is not the pinned one")
+        }
+        return (key, decryptors)
+    }
+
     /// A Paillier round (`Specs/paillier.md` §6.1): checks the key holder's signature on the
     /// key, the key's size and pin, the coordinator and every member of the roster; then
     /// trains, encodes, packs, masks, encrypts and signs the receipt.
@@ -161,30 +262,7 @@ extension ParticipantAgent {
         let plan = a.paillier
         let policy = configuration.policy
         let coordinator = try checkCoordinator(plan.coordinatorCertificate)
-        let holder: FederationIdentity
-        do { holder = try verifiedIdentity(Array(plan.keyHolderCertificate), .keyHolder) } catch {
-            throw Declined(.declinePaillierKey, "the key holder's certificate: \(error)")
-        }
-        guard holder.id == policy.keyHolder else {
-            throw Declined(
-                .declinePaillierKey, "the key is signed by \(holder.id), not by the key holder \(policy.keyHolder)")
-        }
-        let key: PaillierPublicKey
-        do { key = try PaillierPublicKey(bigEndian: Array(plan.modulus)) } catch {
-            throw Declined(.declinePaillierKey, "the modulus: \(error)")
-        }
-        guard PaillierKeyStatement(publicKey: key, signature: Array(plan.keySignature)).isSigned(by: holder.signingKey)
-        else {
-            throw Declined(.declinePaillierKey, "the modulus is not the one the key holder \(holder.id) signed")
-        }
-        guard key.bits >= policy.paillierMinBits else {
-            throw Declined(
-                .declinePaillierKey,
-                "a \(key.bits)-bit modulus; this participant accepts \(policy.paillierMinBits) bits or more")
-        }
-        if let pin = policy.paillierFingerprint, pin.lowercased() != PaillierKeyStatement.fingerprint(key) {
-            throw Declined(.declinePaillierKey, "the key's fingerprint is not the pinned one")
-        }
+        let (key, decryptors) = try paillierKey(plan)
         // The roster: every member a distinct participant of this federation, this one at its position.
         var members: [Ed25519.PublicKey] = []
         var ids: Set<String> = []
@@ -215,7 +293,7 @@ extension ParticipantAgent {
                 bitWidth: BitWidth(Int(plan.bits)), maxAddends: Int(plan.maxAddends), keyBits: key.bits)
             session = try PaillierSession(
                 publicKey: key, packing: packing, dimension: Int(plan.dimension), round: a.round,
-                nonce: Array(plan.nonce), keyHolder: holder.signingKey, coordinator: coordinator.signingKey,
+                nonce: Array(plan.nonce), decryptors: decryptors, coordinator: coordinator.signingKey,
                 roster: members, context: RoundPlanDigest.of(a))
         } catch {
             throw Declined(.declinePolicy, "the session: \(error)")

@@ -15,28 +15,65 @@ import X509
 /// receipt from every member, a roster of at least `minimumContributors` certified
 /// participants, and a round it has not decrypted before — which it records before answering.
 /// The coordinator's word counts for nothing; a partial product would decrypt to masked noise.
+///
+/// A threshold key holder (`Specs/paillier.md` §6.3) holds one share of a dealt key instead,
+/// makes the same checks, and answers with a proved partial decryption of each ciphertext,
+/// which tells nothing without t − 1 others.
 public struct KeyHolderAgent: Sendable {
     public private(set) var configuration: KeyHolderConfiguration
     public let identity: FederationIdentity
     let ca: Certificate
     private let signingKey: Ed25519.PrivateKey
-    private let privateKey: PaillierPrivateKey
+    private let secret: Secret
     let record: DecryptionRecord
     let logger: Logger
+
+    /// The whole secret key, or one share of a threshold key.
+    private enum Secret: Sendable {
+        case whole(PaillierPrivateKey)
+        case share(ThresholdKeyShare)
+    }
 
     public init(configuration: KeyHolderConfiguration, logger: Logger? = nil) throws {
         self.configuration = configuration
         (ca, identity, signingKey) = try configuration.tls.credentials(role: .keyHolder)
-        guard let data = FileManager.default.contents(atPath: configuration.secretKey) else {
-            throw ConfigurationError("cannot read the Paillier secret key \(configuration.secretKey)")
+        func read(_ path: String, _ what: String) throws -> Data {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError("cannot read the \(what) \(path)")
+            }
+            return data
         }
-        privateKey = try PaillierKeyFiles.privateKey(from: data)
+        if let path = configuration.secretKey {
+            secret = .whole(try PaillierKeyFiles.privateKey(from: try read(path, "Paillier secret key")))
+        } else if let keyPath = configuration.thresholdKey, let sharePath = configuration.share {
+            let key = try PaillierThresholdFiles.key(from: try read(keyPath, "threshold key"))
+            guard key.publicKey.s == 1 else {
+                throw ConfigurationError("the threshold key is s = \(key.publicKey.s); masked sessions run under s = 1")
+            }
+            // The holder's own check of the dealing: its share must match the dealer's v_i.
+            secret = .share(try PaillierThresholdFiles.share(from: try read(sharePath, "key share"), key: key))
+        } else {
+            throw ConfigurationError("give secret_key, or threshold_key and share")
+        }
         record = try DecryptionRecord(path: configuration.record)
         self.logger = logger ?? Logger(label: "veil.keyholder")
     }
 
-    /// The public key's fingerprint, which participants may pin.
-    public var fingerprint: String { PaillierKeyStatement.fingerprint(privateKey.publicKey) }
+    private var publicKey: PaillierPublicKey {
+        switch secret {
+        case .whole(let key): key.publicKey
+        case .share(let share): share.thresholdKey.publicKey
+        }
+    }
+
+    /// The key's fingerprint, which participants may pin: the public key's, or the threshold
+    /// key's (`Specs/paillier.md` §6.3).
+    public var fingerprint: String {
+        switch secret {
+        case .whole(let key): PaillierKeyStatement.fingerprint(key.publicKey)
+        case .share(let share): share.thresholdKey.fingerprint
+        }
+    }
 
     /// The coordinator's port (a coordinator that picked a free port tells it late).
     public var port: Int {
@@ -69,14 +106,24 @@ public struct KeyHolderAgent: Sendable {
         }
     }
 
-    /// Hello, with the signed public key.
+    /// Hello, with the signed public key (or the signed statement of the share held).
     func hello() -> Veil_V1_Hello {
-        let statement = PaillierKeyStatement(signing: privateKey.publicKey, with: signingKey)
-        return .with {
+        .with {
             $0.protocolVersion = 1
-            $0.paillierKey = .with {
-                $0.modulus = Data(statement.publicKey.bigEndianBytes)
-                $0.signature = Data(statement.signature)
+            switch secret {
+            case .whole(let key):
+                let statement = PaillierKeyStatement(signing: key.publicKey, with: signingKey)
+                $0.paillierKey = .with {
+                    $0.modulus = Data(statement.publicKey.bigEndianBytes)
+                    $0.signature = Data(statement.signature)
+                }
+            case .share(let share):
+                let statement = ThresholdShareStatement(signing: share, with: signingKey)
+                $0.thresholdShare = .with {
+                    $0.key = Data(share.thresholdKey.canonicalEncoding)
+                    $0.holder = UInt32(share.holder)
+                    $0.signature = Data(statement.signature)
+                }
             }
         }
     }
@@ -133,7 +180,7 @@ public struct KeyHolderAgent: Sendable {
                 throw ConfigurationError(
                     "\(request.ciphertexts.count) ciphertexts; the session's packing takes \(session.plaintextCount)")
             }
-            let key = privateKey.publicKey
+            let key = publicKey
             let aggregate = try request.ciphertexts.map { try key.ciphertext(bigEndian: Array($0)) }
             // Asked by the coordinator itself — its signing key, not merely its certificate.
             guard
@@ -147,11 +194,25 @@ public struct KeyHolderAgent: Sendable {
                     position: ParticipantID($0.position), ciphertextDigest: Array($0.ciphertextDigest),
                     signature: Array($0.signature))
             }
-            let holder = PaillierKeyHolder(
-                privateKey: privateKey, packing: session.packing, minimumContributors: configuration.minimumContributors
-            )
-            let sum = try holder.decrypt(aggregate, session: session, receipts: receipts, identity: identity.signingKey)
-                .sum
+            let answer: (sum: ModularVector?, partials: [[UInt8]])
+            switch secret {
+            case .whole(let privateKey):
+                let holder = PaillierKeyHolder(
+                    privateKey: privateKey, packing: session.packing,
+                    minimumContributors: configuration.minimumContributors)
+                answer = (
+                    try holder.decrypt(aggregate, session: session, receipts: receipts, identity: identity.signingKey)
+                        .sum, []
+                )
+            case .share(let share):
+                let holder = ThresholdSessionHolder(
+                    share: share, packing: session.packing, minimumContributors: configuration.minimumContributors)
+                answer = (
+                    nil,
+                    try holder.partiallyDecrypt(
+                        aggregate, session: session, receipts: receipts, identity: identity.signingKey)
+                )
+            }
             // Recorded (and on disk) before the answer leaves: a crash cannot give a second chance.
             if !repeated {
                 try record.append(
@@ -159,9 +220,20 @@ public struct KeyHolderAgent: Sendable {
                         round: request.round, session: Hex.encode(session.id), members: members,
                         aggregate: aggregateDigest, decryptedAt: ISO8601DateFormatter().string(from: Date())))
             }
-            result.sum = sum.elements
-            result.signature = Data(
-                signingKey.signature(for: session.decryptionResult(aggregateDigest: digest, sum: sum.elements)))
+            if let sum = answer.sum {
+                result.sum = sum.elements
+                result.signature = Data(
+                    signingKey.signature(for: session.decryptionResult(aggregateDigest: digest, sum: sum.elements)))
+            } else if case .share(let share) = secret {
+                // A repeated request gets fresh proofs of the very same partials (c^(2Δ·s_i) is
+                // fixed by the aggregate): nothing new is revealed.
+                result.holder = UInt32(share.holder)
+                result.partials = answer.partials.map { Data($0) }
+                result.signature = Data(
+                    signingKey.signature(
+                        for: session.partialDecryptionResult(
+                            aggregateDigest: digest, holder: share.holder, partials: answer.partials)))
+            }
             logger.info(
                 repeated ? "decrypted again (the same request)" : "decrypted",
                 metadata: ["round": "\(request.round)", "members": "\(members.count)"])
@@ -195,11 +267,38 @@ public struct KeyHolderAgent: Sendable {
             roster.append(member.signingKey)
         }
         let packing = try PaillierPacking(
-            bitWidth: BitWidth(Int(request.bits)), maxAddends: Int(request.maxAddends),
-            keyBits: privateKey.publicKey.bits)
+            bitWidth: BitWidth(Int(request.bits)), maxAddends: Int(request.maxAddends), keyBits: publicKey.bits)
+        let decryptors: PaillierDecryptors
+        switch secret {
+        case .whole:
+            guard request.thresholdHolders.isEmpty else {
+                throw ConfigurationError("a threshold session; this key holder holds a whole key")
+            }
+            decryptors = .keyHolder(identity.signingKey)
+        case .share(let share):
+            // The holders the session names, each a certified key holder that signed its share
+            // of this key; this one among them under its own number.
+            var signingKeys: [Int: Ed25519.PublicKey] = [:]
+            for entry in request.thresholdHolders {
+                let holder = try FederationIdentity(der: Array(entry.certificate), ca: ca).requiring(.keyHolder)
+                let number = Int(entry.holder)
+                guard signingKeys[number] == nil,
+                    ThresholdShareStatement(key: share.thresholdKey, holder: number, signature: Array(entry.signature))
+                        .isSigned(by: holder.signingKey)
+                else {
+                    throw ConfigurationError(
+                        "threshold holder \(number) is named twice, or did not sign its share of this key")
+                }
+                signingKeys[number] = holder.signingKey
+            }
+            guard signingKeys[share.holder] == identity.signingKey else {
+                throw ConfigurationError("the session does not name this key holder as holder \(share.holder)")
+            }
+            decryptors = .threshold(ThresholdKeyHolders(key: share.thresholdKey, signingKeys: signingKeys))
+        }
         let session = try PaillierSession(
-            publicKey: privateKey.publicKey, packing: packing, dimension: Int(request.dimension), round: request.round,
-            nonce: Array(request.nonce), keyHolder: identity.signingKey, coordinator: coordinator.signingKey,
+            publicKey: publicKey, packing: packing, dimension: Int(request.dimension), round: request.round,
+            nonce: Array(request.nonce), decryptors: decryptors, coordinator: coordinator.signingKey,
             roster: roster, context: Array(request.planDigest))
         return (session, ids)
     }

@@ -31,14 +31,21 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
     public var keyHolder = "key-holder"
     /// Paillier: the shortest modulus accepted.
     public var paillierMinBits = 2048
-    /// Paillier: the key's fingerprint (`veil paillier keygen` prints it), when pinned.
+    /// Paillier: the key's fingerprint (`veil paillier keygen` prints it), when pinned — the
+    /// threshold key's (`veil paillier deal` prints it) with `key_holders`.
     public var paillierFingerprint: String?
+    /// Paillier with a threshold key (`Specs/paillier.md` §6.3): the ids of its ℓ holders,
+    /// holder i at index i − 1. Set, the participant takes part only in threshold sessions of a
+    /// key whose holders these are, each of at least t named having signed its share.
+    public var keyHolders: [String]?
+    /// With `key_holders`: the fewest holders that must cooperate to decrypt (t).
+    public var minKeyHolderThreshold = 2
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case adversary, corruptFraction, dropoutFraction, securityBits, minCohort, minContributors, keyHolder
-        case paillierMinBits, paillierFingerprint
+        case paillierMinBits, paillierFingerprint, keyHolders, minKeyHolderThreshold
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,6 +56,8 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
         try c.take(.minCohort, &minCohort); try c.take(.minContributors, &minContributors)
         try c.take(.keyHolder, &keyHolder); try c.take(.paillierMinBits, &paillierMinBits)
         paillierFingerprint = try c.decodeIfPresent(String.self, forKey: .paillierFingerprint)
+        keyHolders = try c.decodeIfPresent([String].self, forKey: .keyHolders)
+        try c.take(.minKeyHolderThreshold, &minKeyHolderThreshold)
     }
 
     /// The masking part, checked.
@@ -78,6 +87,21 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
             }
         }
         try FederationCA.validate(id: keyHolder)
+        if let keyHolders {
+            guard !keyHolders.isEmpty, Set(keyHolders).count == keyHolders.count else {
+                throw ConfigurationError("policy.key_holders must name each holder once")
+            }
+            for id in keyHolders {
+                do { try FederationCA.validate(id: id) } catch {
+                    throw ConfigurationError("policy.key_holders: \(error)")
+                }
+            }
+            guard (2...keyHolders.count).contains(minKeyHolderThreshold) else {
+                throw ConfigurationError(
+                    "policy.min_key_holder_threshold must be in 2...\(keyHolders.count) (the number of key_holders): with 1, any one holder decrypts alone"
+                )
+            }
+        }
     }
 
     /// The policy as declared in Hello.

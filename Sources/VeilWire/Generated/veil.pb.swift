@@ -250,54 +250,68 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
 }
 
 /// Registration: what the participant can offer, for resource-aware selection.
-public nonisolated struct Veil_V1_Hello: Sendable {
+public nonisolated struct Veil_V1_Hello: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// 1
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   public var resources: Veil_V1_Resources {
-    get {_resources ?? Veil_V1_Resources()}
-    set {_resources = newValue}
+    get {_storage._resources ?? Veil_V1_Resources()}
+    set {_uniqueStorage()._resources = newValue}
   }
   /// Returns true if `resources` has been explicitly set.
-  public var hasResources: Bool {self._resources != nil}
+  public var hasResources: Bool {_storage._resources != nil}
   /// Clears the value of `resources`. Subsequent reads from it will return its default value.
-  public mutating func clearResources() {self._resources = nil}
+  public mutating func clearResources() {_uniqueStorage()._resources = nil}
 
   /// How many training rows the participant holds (reported, not verified).
-  public var sampleCount: UInt64 = 0
+  public var sampleCount: UInt64 {
+    get {_storage._sampleCount}
+    set {_uniqueStorage()._sampleCount = newValue}
+  }
 
   /// A participant's policy, declared so that the coordinator can propose parameters it will
   /// accept; the participant checks every assignment against its own copy regardless.
   public var policy: Veil_V1_ParticipantPolicy {
-    get {_policy ?? Veil_V1_ParticipantPolicy()}
-    set {_policy = newValue}
+    get {_storage._policy ?? Veil_V1_ParticipantPolicy()}
+    set {_uniqueStorage()._policy = newValue}
   }
   /// Returns true if `policy` has been explicitly set.
-  public var hasPolicy: Bool {self._policy != nil}
+  public var hasPolicy: Bool {_storage._policy != nil}
   /// Clears the value of `policy`. Subsequent reads from it will return its default value.
-  public mutating func clearPolicy() {self._policy = nil}
+  public mutating func clearPolicy() {_uniqueStorage()._policy = nil}
 
   /// The key holder's: its Paillier public key, signed by its certified signing key.
   public var paillierKey: Veil_V1_SignedPaillierKey {
-    get {_paillierKey ?? Veil_V1_SignedPaillierKey()}
-    set {_paillierKey = newValue}
+    get {_storage._paillierKey ?? Veil_V1_SignedPaillierKey()}
+    set {_uniqueStorage()._paillierKey = newValue}
   }
   /// Returns true if `paillierKey` has been explicitly set.
-  public var hasPaillierKey: Bool {self._paillierKey != nil}
+  public var hasPaillierKey: Bool {_storage._paillierKey != nil}
   /// Clears the value of `paillierKey`. Subsequent reads from it will return its default value.
-  public mutating func clearPaillierKey() {self._paillierKey = nil}
+  public mutating func clearPaillierKey() {_uniqueStorage()._paillierKey = nil}
+
+  /// A threshold key holder's, instead: which share of which threshold key it holds, signed.
+  public var thresholdShare: Veil_V1_ThresholdShare {
+    get {_storage._thresholdShare ?? Veil_V1_ThresholdShare()}
+    set {_uniqueStorage()._thresholdShare = newValue}
+  }
+  /// Returns true if `thresholdShare` has been explicitly set.
+  public var hasThresholdShare: Bool {_storage._thresholdShare != nil}
+  /// Clears the value of `thresholdShare`. Subsequent reads from it will return its default value.
+  public mutating func clearThresholdShare() {_uniqueStorage()._thresholdShare = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _resources: Veil_V1_Resources? = nil
-  fileprivate var _policy: Veil_V1_ParticipantPolicy? = nil
-  fileprivate var _paillierKey: Veil_V1_SignedPaillierKey? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// What a participant requires of every round (Specs/wire.md §3.1).
@@ -339,6 +353,46 @@ public nonisolated struct Veil_V1_SignedPaillierKey: Sendable {
 
   /// n, big-endian
   public var modulus: Data = Data()
+
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A threshold key holder's statement (Specs/paillier.md §6.3): it holds share `holder` of the
+/// threshold key whose canonical encoding is `key`.
+public nonisolated struct Veil_V1_ThresholdShare: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the threshold key's canonical encoding (n, s, t, ℓ, v, v_1…v_ℓ)
+  public var key: Data = Data()
+
+  /// i, 1…ℓ
+  public var holder: UInt32 = 0
+
+  /// over "veil/v1/paillier/threshold-share" ‖ 0x00 ‖ SHA-256(key) ‖ LE_4(i)
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A threshold key holder as a session names it: its number, its certificate and its
+/// ThresholdShare signature.
+public nonisolated struct Veil_V1_ThresholdHolder: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var holder: UInt32 = 0
+
+  /// DER
+  public var certificate: Data = Data()
 
   public var signature: Data = Data()
 
@@ -649,6 +703,13 @@ public nonisolated struct Veil_V1_PaillierPlan: Sendable {
   /// the coordinator's signature of the session id (Specs/paillier.md §6.1)
   public var coordinatorSignature: Data = Data()
 
+  /// Threshold sessions (Specs/paillier.md §6.3), instead of key_signature and
+  /// key_holder_certificate: the threshold key's canonical encoding (modulus is its n) and at
+  /// least t of its holders, each with its signed ThresholdShare.
+  public var thresholdKey: Data = Data()
+
+  public var thresholdHolders: [Veil_V1_ThresholdHolder] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -722,6 +783,9 @@ public nonisolated struct Veil_V1_DecryptRequest: Sendable {
   /// over the session id and SHA-256 of the ciphertexts
   public var coordinatorSignature: Data = Data()
 
+  /// Threshold sessions: the holders the session names, as in its PaillierPlan.
+  public var thresholdHolders: [Veil_V1_ThresholdHolder] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -745,8 +809,16 @@ public nonisolated struct Veil_V1_DecryptResult: Sendable {
 
   /// With a sum: the key holder's Ed25519 signature over "veil/v1/paillier/decrypted" ‖ 0x00 ‖
   /// session id ‖ SHA-256 of the request's ciphertexts ‖ LE_8 of each sum element
-  /// (Specs/paillier.md §6.1): which sum it released, for which aggregate.
+  /// (Specs/paillier.md §6.1): which sum it released, for which aggregate. A threshold holder
+  /// signs "veil/v1/paillier/partially-decrypted" ‖ 0x00 ‖ session id ‖ SHA-256 of the
+  /// ciphertexts ‖ LE_4(holder) ‖ SHA-256 of its partials (§6.3) instead.
   public var signature: Data = Data()
+
+  /// Threshold holders, instead of a sum: the holder's number and one proved partial decryption
+  /// per ciphertext, each value ‖ challenge ‖ response at fixed widths (Specs/paillier.md §6.3).
+  public var holder: UInt32 = 0
+
+  public var partials: [Data] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1155,53 +1227,104 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Veil_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}resources\0\u{3}sample_count\0\u{1}policy\0\u{3}paillier_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}resources\0\u{3}sample_count\0\u{1}policy\0\u{3}paillier_key\0\u{3}threshold_share\0")
+
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _resources: Veil_V1_Resources? = nil
+    var _sampleCount: UInt64 = 0
+    var _policy: Veil_V1_ParticipantPolicy? = nil
+    var _paillierKey: Veil_V1_SignedPaillierKey? = nil
+    var _thresholdShare: Veil_V1_ThresholdShare? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _resources = source._resources
+      _sampleCount = source._sampleCount
+      _policy = source._policy
+      _paillierKey = source._paillierKey
+      _thresholdShare = source._thresholdShare
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._resources) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sampleCount) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._policy) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._paillierKey) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._resources) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._sampleCount) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._policy) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._paillierKey) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._thresholdShare) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      try { if let v = _storage._resources {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if _storage._sampleCount != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sampleCount, fieldNumber: 3)
+      }
+      try { if let v = _storage._policy {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._paillierKey {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._thresholdShare {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
     }
-    try { if let v = self._resources {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    if self.sampleCount != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sampleCount, fieldNumber: 3)
-    }
-    try { if let v = self._policy {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._paillierKey {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_Hello, rhs: Veil_V1_Hello) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs._resources != rhs._resources {return false}
-    if lhs.sampleCount != rhs.sampleCount {return false}
-    if lhs._policy != rhs._policy {return false}
-    if lhs._paillierKey != rhs._paillierKey {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._resources != rhs_storage._resources {return false}
+        if _storage._sampleCount != rhs_storage._sampleCount {return false}
+        if _storage._policy != rhs_storage._policy {return false}
+        if _storage._paillierKey != rhs_storage._paillierKey {return false}
+        if _storage._thresholdShare != rhs_storage._thresholdShare {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1296,6 +1419,86 @@ nonisolated extension Veil_V1_SignedPaillierKey: SwiftProtobuf.Message, SwiftPro
 
   public static func ==(lhs: Veil_V1_SignedPaillierKey, rhs: Veil_V1_SignedPaillierKey) -> Bool {
     if lhs.modulus != rhs.modulus {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_ThresholdShare: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ThresholdShare"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}holder\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.holder) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 1)
+    }
+    if self.holder != 0 {
+      try visitor.visitSingularUInt32Field(value: self.holder, fieldNumber: 2)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_ThresholdShare, rhs: Veil_V1_ThresholdShare) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.holder != rhs.holder {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_ThresholdHolder: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ThresholdHolder"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}holder\0\u{1}certificate\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.holder) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.holder != 0 {
+      try visitor.visitSingularUInt32Field(value: self.holder, fieldNumber: 1)
+    }
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 2)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_ThresholdHolder, rhs: Veil_V1_ThresholdHolder) -> Bool {
+    if lhs.holder != rhs.holder {return false}
+    if lhs.certificate != rhs.certificate {return false}
     if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1777,7 +1980,7 @@ nonisolated extension Veil_V1_DistributedDPPlan: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PaillierPlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}bits\0\u{3}max_addends\0\u{1}dimension\0\u{3}key_signature\0\u{3}key_holder_certificate\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{3}coordinator_signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}modulus\0\u{1}bits\0\u{3}max_addends\0\u{1}dimension\0\u{3}key_signature\0\u{3}key_holder_certificate\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{3}coordinator_signature\0\u{3}threshold_key\0\u{3}threshold_holders\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1795,6 +1998,8 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
       case 8: try { try decoder.decodeSingularBytesField(value: &self.coordinatorCertificate) }()
       case 9: try { try decoder.decodeRepeatedBytesField(value: &self.rosterCertificates) }()
       case 10: try { try decoder.decodeSingularBytesField(value: &self.coordinatorSignature) }()
+      case 11: try { try decoder.decodeSingularBytesField(value: &self.thresholdKey) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.thresholdHolders) }()
       default: break
       }
     }
@@ -1831,6 +2036,12 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
     if !self.coordinatorSignature.isEmpty {
       try visitor.visitSingularBytesField(value: self.coordinatorSignature, fieldNumber: 10)
     }
+    if !self.thresholdKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.thresholdKey, fieldNumber: 11)
+    }
+    if !self.thresholdHolders.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.thresholdHolders, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1845,6 +2056,8 @@ nonisolated extension Veil_V1_PaillierPlan: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.coordinatorCertificate != rhs.coordinatorCertificate {return false}
     if lhs.rosterCertificates != rhs.rosterCertificates {return false}
     if lhs.coordinatorSignature != rhs.coordinatorSignature {return false}
+    if lhs.thresholdKey != rhs.thresholdKey {return false}
+    if lhs.thresholdHolders != rhs.thresholdHolders {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1932,7 +2145,7 @@ nonisolated extension Veil_V1_Receipt: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DecryptRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{1}dimension\0\u{2}\u{2}bits\0\u{3}max_addends\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{1}receipts\0\u{3}plan_digest\0\u{3}coordinator_signature\0\u{c}\u{4}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}ciphertexts\0\u{1}dimension\0\u{2}\u{2}bits\0\u{3}max_addends\0\u{1}nonce\0\u{3}coordinator_certificate\0\u{3}roster_certificates\0\u{1}receipts\0\u{3}plan_digest\0\u{3}coordinator_signature\0\u{3}threshold_holders\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1951,6 +2164,7 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
       case 10: try { try decoder.decodeRepeatedMessageField(value: &self.receipts) }()
       case 11: try { try decoder.decodeSingularBytesField(value: &self.planDigest) }()
       case 12: try { try decoder.decodeSingularBytesField(value: &self.coordinatorSignature) }()
+      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.thresholdHolders) }()
       default: break
       }
     }
@@ -1990,6 +2204,9 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
     if !self.coordinatorSignature.isEmpty {
       try visitor.visitSingularBytesField(value: self.coordinatorSignature, fieldNumber: 12)
     }
+    if !self.thresholdHolders.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.thresholdHolders, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2005,6 +2222,7 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.receipts != rhs.receipts {return false}
     if lhs.planDigest != rhs.planDigest {return false}
     if lhs.coordinatorSignature != rhs.coordinatorSignature {return false}
+    if lhs.thresholdHolders != rhs.thresholdHolders {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2012,7 +2230,7 @@ nonisolated extension Veil_V1_DecryptRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DecryptResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}sum\0\u{1}refusal\0\u{1}nonce\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}sum\0\u{1}refusal\0\u{1}nonce\0\u{1}signature\0\u{1}holder\0\u{1}partials\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2025,6 +2243,8 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularStringField(value: &self.refusal) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.holder) }()
+      case 7: try { try decoder.decodeRepeatedBytesField(value: &self.partials) }()
       default: break
       }
     }
@@ -2046,6 +2266,12 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 5)
     }
+    if self.holder != 0 {
+      try visitor.visitSingularUInt32Field(value: self.holder, fieldNumber: 6)
+    }
+    if !self.partials.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.partials, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2055,6 +2281,8 @@ nonisolated extension Veil_V1_DecryptResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs.refusal != rhs.refusal {return false}
     if lhs.nonce != rhs.nonce {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.holder != rhs.holder {return false}
+    if lhs.partials != rhs.partials {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -11,12 +11,13 @@ enum RoundEvent {
     case contribution(Veil_V1_PaillierContribution, from: String)
     /// A participant will not take part (its policy refused the round, or its client aborted).
     case declined(Veil_V1_Decline, from: String)
-    /// The key holder's answer (Paillier rounds).
-    case decryption(Veil_V1_DecryptResult)
+    /// A key holder's answer (Paillier rounds), by its id.
+    case decryption(Veil_V1_DecryptResult, from: String)
     /// A participant's stream closed.
     case disconnected(String)
-    case keyHolderConnected
-    case keyHolderDisconnected
+    /// A key holder's stream opened or closed, by its id.
+    case keyHolderConnected(String)
+    case keyHolderDisconnected(String)
     /// The deadline started by `.startDeadline(generation:after:)` passed.
     case deadline(generation: Int)
 
@@ -32,7 +33,7 @@ enum RoundEvent {
 /// What the driver is asked to do.
 enum RoundAction: Sendable {
     case send(Veil_V1_CoordinatorMessage, to: String)
-    case sendToKeyHolder(Veil_V1_CoordinatorMessage)
+    case sendToKeyHolder(Veil_V1_CoordinatorMessage, id: String)
     /// Feed `.deadline(generation:)` back after `after`.
     case startDeadline(generation: Int, after: Duration)
     case stageStarted(RoundStage)
@@ -53,7 +54,7 @@ enum RoundStage: Hashable, Sendable, CustomStringConvertible {
     case masking(SecAggRound)
     /// Paillier: waiting for every member's ciphertexts.
     case collecting
-    /// Paillier: waiting for the key holder.
+    /// Paillier: waiting for the key holder (or t of the threshold holders).
     case decrypting
 
     /// The participants train before their first message of the round.

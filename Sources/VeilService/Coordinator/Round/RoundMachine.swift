@@ -33,7 +33,8 @@ struct RoundMachine {
         let rotation: RandomizedHadamard
     }
 
-    /// A Paillier round: every member's masked ciphertexts and receipt, then the key holder.
+    /// A Paillier round: every member's masked ciphertexts and receipt, then the key holder —
+    /// or t of the threshold key holders, each answer checked on its own.
     struct PaillierCollection {
         let session: PaillierSession
         var aggregator: PaillierAggregator
@@ -45,18 +46,56 @@ struct RoundMachine {
         /// key holder decrypts only what the coordinator of this session asked for.
         let coordinatorCertificate: Data
         let signingKey: Ed25519.PrivateKey
-        /// Whether the key holder's stream is open (the round starts only when it is).
-        var keyHolderConnected = true
+        /// The key holders the session names, by number (the one key holder is number 1).
+        let keyHolders: [Int: String]
+        /// The threshold holders as the decryption request names them (threshold sessions).
+        let wireHolders: [Veil_V1_ThresholdHolder]
+        /// The key holders whose streams are open (the round is planned only when enough are).
+        var connectedHolders: Set<String>
         /// The decryption request, once sent: sent again, unchanged, to a key holder that
         /// reconnects before answering (it answers the same request twice, nothing else).
         var request: Veil_V1_DecryptRequest?
+        var aggregate: [PaillierCiphertext] = []
         /// For the audit record (`Specs/audit.md` §7): each accepted contribution's ciphertexts
         /// as received, the r_j that re-randomised the aggregate, and the sum the key holder
-        /// signed, with its signature.
+        /// signed, with its signature — or each threshold holder's signed partials.
         var ciphertexts: [ParticipantID: [Data]] = [:]
         var rerandomizers: [BigInt] = []
         var released: (sum: [UInt64], signature: [UInt8])?
+        /// Threshold holders' answers: their partials (checked when t are in), refusals, and
+        /// the holders left out — for a failing proof (attributed) or a malformed answer.
+        var answers: [Int: ThresholdAnswer] = [:]
+        var refusals: [Int: String] = [:]
+        var leftOut: [Int: String] = [:]
+        /// The answers the released sum was combined from (the audit record names them).
+        var combinedFrom: [Int] = []
         var contributed: Set<ParticipantID> { Set(receipts.keys) }
+
+        init(
+            session: PaillierSession, aggregator: PaillierAggregator, rosterCertificates: [Data],
+            coordinatorCertificate: Data, signingKey: Ed25519.PrivateKey, keyHolders: [Int: String],
+            wireHolders: [Veil_V1_ThresholdHolder]
+        ) {
+            self.session = session
+            self.aggregator = aggregator
+            self.rosterCertificates = rosterCertificates
+            self.coordinatorCertificate = coordinatorCertificate
+            self.signingKey = signingKey
+            self.keyHolders = keyHolders
+            self.wireHolders = wireHolders
+            connectedHolders = Set(keyHolders.values)
+        }
+
+        /// How many key holders must answer: 1, or the threshold key's t.
+        var needed: Int { session.thresholdHolders?.key.threshold ?? 1 }
+
+        func number(of id: String) -> Int? { keyHolders.first { $0.value == id }?.key }
+    }
+
+    /// A threshold holder's signed answer: its partials decoded, and as sent.
+    struct ThresholdAnswer {
+        let partials: [PartialDecryption]
+        let result: Veil_V1_DecryptResult
     }
 
     let number: Int
@@ -151,11 +190,11 @@ struct RoundMachine {
                 declined.insert(position)
                 if decline.code == .declineAborted { aborted.insert(id) }
             }
-        case .decryption(let result): receiveDecryption(result, &actions)
+        case .decryption(let result, let id): receiveDecryption(result, from: id, &actions)
         case .disconnected(let id):
             if let position = positions[id] { disconnected.insert(position) }
-        case .keyHolderConnected: setKeyHolder(connected: true, &actions)
-        case .keyHolderDisconnected: setKeyHolder(connected: false, &actions)
+        case .keyHolderConnected(let id): setKeyHolder(id, connected: true, &actions)
+        case .keyHolderDisconnected(let id): setKeyHolder(id, connected: false, &actions)
         case .deadline(let generation):
             guard generation == deadlineGeneration else { return actions }
             deadlinePassed(&actions)
@@ -165,6 +204,7 @@ struct RoundMachine {
         if ended == nil { enterCurrentStage(&actions) }
         if ended == nil { closeIfOnlyAbsenteesRemain(&actions) }
         if ended == nil { enterCurrentStage(&actions) }
+        if ended == nil { endIfThresholdUnreachable(&actions) }
         return actions
     }
 
@@ -301,8 +341,12 @@ struct RoundMachine {
                         "\(missing.count) of \(cohort.count) members did not contribute (\(missing.sorted().joined(separator: ", "))): a Paillier round needs the whole roster, whose masks cancel only together"
                     )), &actions)
         }
-        guard collection.keyHolderConnected else {
-            return end(.aborted(RoundAbort(.keyHolderAbsent, "the key holder is not connected")), &actions)
+        guard collection.connectedHolders.count >= collection.needed else {
+            let why =
+                collection.session.thresholdHolders == nil
+                ? "the key holder is not connected"
+                : "\(collection.connectedHolders.count) of the \(collection.needed) threshold key holders needed are connected"
+            return end(.aborted(RoundAbort(.keyHolderAbsent, why)), &actions)
         }
         // Re-randomised by r_j the audit record publishes, so that anyone can check that the
         // aggregate is the product of the receipted contributions (`Specs/audit.md` §7.3).
@@ -312,12 +356,15 @@ struct RoundMachine {
             return end(.aborted(RoundAbort(.secureSum, "\(error)")), &actions)
         }
         collection.rerandomizers = rerandomizers
+        collection.aggregate = aggregate.ciphertexts
         let request = decryptRequest(collection, aggregate)
         collection.request = request
         backend = .paillier(collection)
-        bytesOut += request.ciphertexts.reduce(0) { $0 + $1.count }
         for c in request.ciphertexts { transcript = SHA256.hash(transcript, Array(c)) }
-        actions.append(.sendToKeyHolder(.with { $0.decrypt = request }))
+        for id in collection.connectedHolders.sorted() {
+            bytesOut += request.ciphertexts.reduce(0) { $0 + $1.count }
+            actions.append(.sendToKeyHolder(.with { $0.decrypt = request }, id: id))
+        }
         stage = .decrypting
         startDeadline(for: .decrypting, &actions)
     }
@@ -346,16 +393,22 @@ struct RoundMachine {
         }
         request.coordinatorSignature = Data(
             collection.signingKey.signature(for: session.decryptionRequest(aggregate.ciphertexts)))
+        request.thresholdHolders = collection.wireHolders
         return request
     }
 
-    /// The key holder's answer.
-    private mutating func receiveDecryption(_ result: Veil_V1_DecryptResult, _ actions: inout [RoundAction]) {
+    /// A key holder's answer: the one key holder's signed sum, or a threshold holder's partials.
+    private mutating func receiveDecryption(
+        _ result: Veil_V1_DecryptResult, from id: String, _ actions: inout [RoundAction]
+    ) {
         // The nonce names the attempt: a late answer to an earlier attempt of this round (a
         // slow or deviating key holder) is not this attempt's sum.
-        guard case .paillier(var collection) = backend, stage == .decrypting, result.round == UInt64(number),
-            let request = collection.request, result.nonce == request.nonce
+        guard case .paillier(let collection) = backend, stage == .decrypting, result.round == UInt64(number),
+            let request = collection.request, result.nonce == request.nonce, let holder = collection.number(of: id)
         else { return }
+        if collection.session.thresholdHolders != nil {
+            return receivePartials(result, holder: holder, id: id, &actions)
+        }
         guard result.refusal.isEmpty else {
             return end(
                 .aborted(RoundAbort(.keyHolderRefused, "the key holder refused: \(loggable(result.refusal))")),
@@ -376,12 +429,14 @@ struct RoundMachine {
             let released = collection.session.decryptionResult(
                 aggregateDigest: PaillierSession.aggregateDigest(request.ciphertexts.map { Array($0) }), sum: result.sum
             )
-            guard collection.session.keyHolder.isValidSignature(Array(result.signature), for: released)
+            guard case .keyHolder(let keyHolder) = collection.session.decryptors,
+                keyHolder.isValidSignature(Array(result.signature), for: released)
             else {
                 return end(
                     .aborted(RoundAbort(.keyHolderMalformed, "the key holder's signature on the sum does not verify")),
                     &actions)
             }
+            var collection = collection
             collection.released = (result.sum, Array(result.signature))
             backend = .paillier(collection)
             let survivors = collection.contributed.sorted()
@@ -391,9 +446,101 @@ struct RoundMachine {
         }
     }
 
-    private mutating func setKeyHolder(connected: Bool, _ actions: inout [RoundAction]) {
-        guard case .paillier(var collection) = backend else { return }
-        collection.keyHolderConnected = connected
+    /// A threshold holder's answer (`Specs/paillier.md` §6.3): a refusal, or one signed, proved
+    /// partial decryption per ciphertext. Once t answers are in, they are combined; a holder
+    /// whose proofs fail is named (a fault with its signed answer as evidence) and left out,
+    /// and the round waits for the others — no holder can stop t honest ones.
+    private mutating func receivePartials(
+        _ result: Veil_V1_DecryptResult, holder: Int, id: String, _ actions: inout [RoundAction]
+    ) {
+        guard case .paillier(var collection) = backend, let holders = collection.session.thresholdHolders,
+            collection.answers[holder] == nil, collection.refusals[holder] == nil, collection.leftOut[holder] == nil
+        else { return }
+        defer { backend = .paillier(collection) }
+        guard result.refusal.isEmpty else {
+            collection.refusals[holder] = loggable(result.refusal)
+            return
+        }
+        let key = holders.key
+        let partials: [PartialDecryption]
+        do {
+            guard result.holder == UInt32(holder), result.partials.count == collection.aggregate.count else {
+                throw PaillierError.invalidPartialDecryption(
+                    "holder \(result.holder) with \(result.partials.count) partials, from holder \(holder) for \(collection.aggregate.count) ciphertexts"
+                )
+            }
+            partials = try zip(result.partials, collection.aggregate).map { bytes, c throws(PaillierError) in
+                try key.decodePartial(Array(bytes), holder: holder, of: c)
+            }
+            let signed = collection.session.partialDecryptionResult(
+                aggregateDigest: PaillierSession.aggregateDigest(collection.aggregate.map { $0.bigEndianBytes() }),
+                holder: holder, partials: result.partials.map { Array($0) })
+            guard holders.signingKeys[holder]!.isValidSignature(Array(result.signature), for: signed) else {
+                throw PaillierError.invalidPartialDecryption("the signature on the partials does not verify")
+            }
+        } catch {
+            collection.leftOut[holder] = "\(id): a malformed answer (\(error))"
+            return
+        }
+        collection.answers[holder] = ThresholdAnswer(partials: partials, result: result)
+        guard collection.answers.count >= collection.needed else { return }
+        do {
+            let (sum, rejected) = try collection.session.combine(
+                collection.answers.mapValues(\.partials), of: collection.aggregate)
+            leaveOut(rejected, of: &collection, &actions)
+            collection.combinedFrom = collection.answers.keys.sorted()
+            backend = .paillier(collection)
+            end(.completed(SecureSumResult(sum: sum, survivors: collection.contributed.sorted())), &actions)
+        } catch PaillierError.incorrectPartialDecryptions(let rejected) {
+            leaveOut(rejected, of: &collection, &actions)
+        } catch {
+            backend = .paillier(collection)
+            end(.aborted(RoundAbort(.keyHolderMalformed, "the partial decryptions do not combine: \(error)")), &actions)
+        }
+    }
+
+    /// Threshold holders whose signed partials fail their proofs: a proven fault each, with the
+    /// signed answer as evidence; their answers are set aside.
+    private mutating func leaveOut(
+        _ rejected: [Int], of collection: inout PaillierCollection, _ actions: inout [RoundAction]
+    ) {
+        for holder in rejected {
+            guard let answer = collection.answers.removeValue(forKey: holder) else { continue }
+            let id = collection.keyHolders[holder]!
+            collection.leftOut[holder] = "\(id): a partial decryption whose proof fails"
+            auditedFaults.append("wrong_partial_decryption:\(holder)")
+            actions.append(
+                .attributed(
+                    id: id, code: "wrong_partial_decryption",
+                    detail:
+                        "threshold key holder \(holder) signed a partial decryption whose proof of correctness fails",
+                    evidence: (try? answer.result.serializedBytes() as [UInt8]) ?? []))
+        }
+    }
+
+    /// Ends a threshold decryption that can no longer reach t answers: too many refused or
+    /// were left out.
+    private mutating func endIfThresholdUnreachable(_ actions: inout [RoundAction]) {
+        guard case .paillier(let collection) = backend, stage == .decrypting, collection.session.thresholdHolders != nil
+        else { return }
+        let possible = collection.keyHolders.count - collection.refusals.count - collection.leftOut.count
+        guard possible < collection.needed else { return }
+        let reasons =
+            collection.refusals.sorted { $0.key < $1.key }.map {
+                "\(collection.keyHolders[$0.key]!) refused: \($0.value)"
+            }
+            + collection.leftOut.sorted { $0.key < $1.key }.map(\.value)
+        end(
+            .aborted(
+                RoundAbort(
+                    collection.refusals.isEmpty ? .keyHolderMalformed : .keyHolderRefused,
+                    "fewer than the \(collection.needed) threshold key holders needed can decrypt: \(reasons.joined(separator: "; "))"
+                )), &actions)
+    }
+
+    private mutating func setKeyHolder(_ id: String, connected: Bool, _ actions: inout [RoundAction]) {
+        guard case .paillier(var collection) = backend, collection.number(of: id) != nil else { return }
+        if connected { collection.connectedHolders.insert(id) } else { collection.connectedHolders.remove(id) }
         backend = .paillier(collection)
         // Decrypting, a lost stream does not end the attempt at once: the key holder may have
         // recorded the round already (it decrypts a round once), and its answer may still
@@ -401,7 +548,7 @@ struct RoundMachine {
         // request, which it answers again with the same sum.
         if connected, stage == .decrypting, let request = collection.request {
             bytesOut += request.ciphertexts.reduce(0) { $0 + $1.count }
-            actions.append(.sendToKeyHolder(.with { $0.decrypt = request }))
+            actions.append(.sendToKeyHolder(.with { $0.decrypt = request }, id: id))
         }
     }
 
@@ -413,11 +560,26 @@ struct RoundMachine {
         case .masking: closeProtocolRound(&actions)
         case .collecting: closeCollection(&actions)
         case .decrypting:
-            guard case .paillier(let collection) = backend, collection.keyHolderConnected else {
+            guard case .paillier(let collection) = backend else { return }
+            guard collection.session.thresholdHolders != nil else {
+                guard !collection.connectedHolders.isEmpty else {
+                    return end(
+                        .aborted(RoundAbort(.keyHolderAbsent, "the key holder disconnected and did not answer")),
+                        &actions)
+                }
                 return end(
-                    .aborted(RoundAbort(.keyHolderAbsent, "the key holder disconnected and did not answer")), &actions)
+                    .aborted(RoundAbort(.keyHolderSilent, "the key holder did not answer before the deadline")),
+                    &actions)
             }
-            end(.aborted(RoundAbort(.keyHolderSilent, "the key holder did not answer before the deadline")), &actions)
+            let answered = Set(collection.answers.keys).union(collection.refusals.keys).union(collection.leftOut.keys)
+            let silent = collection.keyHolders.filter { !answered.contains($0.key) }.sorted { $0.key < $1.key }.map(
+                \.value)
+            end(
+                .aborted(
+                    RoundAbort(
+                        .keyHolderSilent,
+                        "\(collection.answers.count) of the \(collection.needed) threshold key holders needed answered correctly before the deadline (silent: \(silent.joined(separator: ", ")))"
+                    )), &actions)
         case nil: break
         }
     }

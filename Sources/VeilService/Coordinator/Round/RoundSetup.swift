@@ -28,6 +28,60 @@ struct KeyHolderKey: Sendable {
     let statement: PaillierKeyStatement
 }
 
+/// A threshold key holder that announced its share, with its certificate.
+struct ThresholdHolderKey: Sendable {
+    let identity: FederationIdentity
+    let statement: ThresholdShareStatement
+}
+
+/// Who decrypts a Paillier round, as the coordinator knows them: the one key holder and its
+/// signed key, or the threshold key and the holders (by number) that announced their shares.
+enum KeyHolding: Sendable {
+    case single(KeyHolderKey)
+    case threshold(ThresholdPaillierPublicKey, holders: [Int: ThresholdHolderKey])
+
+    var publicKey: PaillierPublicKey {
+        switch self {
+        case .single(let holder): holder.statement.publicKey
+        case .threshold(let key, _): key.publicKey
+        }
+    }
+
+    /// The one key holder, if that is who decrypts.
+    var single: KeyHolderKey? {
+        if case .single(let holder) = self { return holder }
+        return nil
+    }
+
+    /// Holder number → id (the one key holder is number 1).
+    var ids: [Int: String] {
+        switch self {
+        case .single(let holder): [1: holder.identity.id]
+        case .threshold(_, let holders): holders.mapValues(\.identity.id)
+        }
+    }
+
+    var decryptors: PaillierDecryptors {
+        switch self {
+        case .single(let holder): .keyHolder(holder.identity.signingKey)
+        case .threshold(let key, let holders):
+            .threshold(ThresholdKeyHolders(key: key, signingKeys: holders.mapValues(\.identity.signingKey)))
+        }
+    }
+
+    /// The threshold holders as plans and requests name them, by number.
+    var wireHolders: [Veil_V1_ThresholdHolder] {
+        guard case .threshold(_, let holders) = self else { return [] }
+        return holders.keys.sorted().map { number in
+            .with {
+                $0.holder = UInt32(number)
+                $0.certificate = Data(holders[number]!.identity.certificateDER)
+                $0.signature = Data(holders[number]!.statement.signature)
+            }
+        }
+    }
+}
+
 extension RoundMachine {
     /// A masking round: parameters for the cohort, the session from the roster's certificates,
     /// every member's assignment (returned as `.send` actions, then the first deadline).
@@ -89,18 +143,18 @@ extension RoundMachine {
         return (machine, actions + started)
     }
 
-    /// A masked Paillier round (`Specs/paillier.md` §6.1): the key the key holder announced,
-    /// the packing (K = the largest cohort), the roster's certificates; every member's
-    /// assignment, then the collection deadline.
+    /// A masked Paillier round (`Specs/paillier.md` §6.1, §6.3): the key the key holder (or
+    /// the threshold holders) announced, the packing (K = the largest cohort), the roster's
+    /// certificates; every member's assignment, then the collection deadline.
     static func paillier(
-        number: Int, attempt: Int, members: [RoundMember], task: RoundTask, maxAddends: Int, keyHolder: KeyHolderKey,
+        number: Int, attempt: Int, members: [RoundMember], task: RoundTask, maxAddends: Int, keyHolding: KeyHolding,
         coordinator: CoordinatorCredentials, nonce: [UInt8], deadlines: RoundDeadlines
     ) throws -> (RoundMachine, [RoundAction]) {
-        let key = keyHolder.statement.publicKey
+        let key = keyHolding.publicKey
         let packing = try PaillierPacking(bitWidth: task.codec.bitWidth, maxAddends: maxAddends, keyBits: key.bits)
         let session = try PaillierSession(
             publicKey: key, packing: packing, dimension: task.payloadLength, round: UInt64(number), nonce: nonce,
-            keyHolder: keyHolder.identity.signingKey, coordinator: coordinator.signingKey.publicKey,
+            decryptors: keyHolding.decryptors, coordinator: coordinator.signingKey.publicKey,
             roster: members.map(\.identity.signingKey), context: task.digest)
         let rosterCertificates = members.map { Data($0.identity.certificateDER) }
         var machine = RoundMachine(
@@ -111,23 +165,29 @@ extension RoundMachine {
                     aggregator: PaillierAggregator(publicKey: key, packing: packing, dimension: task.payloadLength),
                     rosterCertificates: rosterCertificates,
                     coordinatorCertificate: Data(coordinator.identity.certificateDER),
-                    signingKey: coordinator.signingKey)),
+                    signingKey: coordinator.signingKey, keyHolders: keyHolding.ids,
+                    wireHolders: keyHolding.wireHolders)),
             sessionID: session.id)
         let plan = Veil_V1_PaillierPlan.with {
             $0.modulus = Data(key.bigEndianBytes)
             $0.bits = UInt32(packing.bitWidth.bits)
             $0.maxAddends = UInt32(maxAddends)
             $0.dimension = UInt32(task.payloadLength)
-            $0.keySignature = Data(keyHolder.statement.signature)
-            $0.keyHolderCertificate = Data(keyHolder.identity.certificateDER)
+            switch keyHolding {
+            case .single(let keyHolder):
+                $0.keySignature = Data(keyHolder.statement.signature)
+                $0.keyHolderCertificate = Data(keyHolder.identity.certificateDER)
+            case .threshold(let thresholdKey, _):
+                $0.thresholdKey = Data(thresholdKey.canonicalEncoding)
+                $0.thresholdHolders = keyHolding.wireHolders
+            }
             $0.nonce = Data(nonce)
             $0.coordinatorCertificate = Data(coordinator.identity.certificateDER)
             $0.rosterCertificates = rosterCertificates
             $0.coordinatorSignature = Data(coordinator.signingKey.signature(for: session.announcement))
         }
         machine.auditedPaillier = AuditedPaillierSession(
-            keyHolderCertificateDER: keyHolder.identity.certificateDER,
-            modulusSignature: keyHolder.statement.signature, assignmentSignature: Array(plan.coordinatorSignature),
+            keyHolding: keyHolding, assignmentSignature: Array(plan.coordinatorSignature),
             members: members.map { ($0.id, $0.identity.certificateDER) }, plan: task.encodedPlan)
         var actions: [RoundAction] = []
         for (id, position) in machine.positions.sorted(by: { $0.value < $1.value }) {

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import VeilCore
+import VeilLearning
+import VeilPaillier
+import VeilTestSupport
+import VeilTransport
+
+@testable import VeilService
+
+/// A Paillier federation whose key is dealt to three key holders, two of whom decrypt
+/// (`Specs/paillier.md` §6.3), over loopback gRPC with mutual TLS: the round machine's
+/// combination, the holders' own checks and the audit records of the real processes' code.
+@Suite(.serialized) struct ThresholdFederationTests {
+    @Test func twoOfThreeHoldersDecryptEveryRoundAndTheRecordsRecombineTheSum() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-threshold-federation")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 3
+        c.rounds = 2
+        c.partition = .iid
+        var network = try NetworkSimulation(
+            configuration: c, directory: directory, roundDeadlineSeconds: 20, paillierBits: 1024,
+            thresholdHolders: (2, 3))
+        // Holder 3 never connects: two of three suffice, and the sessions name only those two.
+        let absent = network.keyHolders.removeLast()
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 2, "\(summary.rounds.map(\.abortReason))")
+        #expect(summary.rounds.allSatisfy { $0.completed })
+        #expect((summary.finalAccuracy ?? 0) > 0.5)
+        for holder in network.keyHolders {
+            let record = try DecryptionRecord(path: holder.record)
+            #expect(record.entry(round: 1) != nil && record.entry(round: 2) != nil, "\(holder.record)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: absent.record))
+
+        // The records: each names the two holders' signed partials, which recombine to its sum.
+        let out = directory.appendingPathComponent("audit")
+        let files = try RoundAudit.export(store: network.serve.state, rounds: 1...2, to: out).map {
+            out.appendingPathComponent($0)
+        }
+        let ca = try FederationCA.loadCertificate(network.serve.tls.ca)
+        let reports = RoundAudit.verify(files: files, ca: ca)
+        #expect(reports.map(\.problems) == [[], []], "\(reports.map(\.problems))")
+        let records = network.keyHolders.map(\.record)
+        #expect(try RoundAudit.check(reports, keyHolderRecords: records).allSatisfy { $0.problems.isEmpty })
+        let record = try PaillierAuditTests.record(files[1])
+        #expect(record.partials?.map(\.holder) == [1, 2] && record.resultSignature == nil)
+        #expect(record.session.thresholdHolders?.map(\.holder) == [1, 2])
+
+        // A partial changed in the export no longer matches its holder's signature.
+        let original = try Data(contentsOf: files[1])
+        try AuditTests.edit(files[1]) { object in
+            var paillier = object["paillier"] as! [String: Any]
+            var partials = paillier["partials"] as! [[String: Any]]
+            var values = partials[0]["values"] as! [String]
+            values[0] = String(values[0].dropLast()) + (values[0].hasSuffix("0") ? "1" : "0")
+            partials[0]["values"] = values
+            paillier["partials"] = partials
+            object["paillier"] = paillier
+        }
+        let changed = RoundAudit.verify(files: files, ca: ca)
+        #expect(
+            changed[1].problems == ["holder 1's partials are not the ones it signed for this aggregate"],
+            "\(changed[1].problems)")
+        try original.write(to: files[1])
+
+        // The coordinator records a sum of one holder's partials only: fewer than t.
+        let (_, _, key) = try network.serve.tls.credentials(role: .coordinator)
+        try AuditTests.edit(files[1]) { object in
+            var record = try PaillierAuditTests.record(files[1])
+            record.partials = Array(record.partials!.prefix(1))
+            let bytes = record.canonicalBytes
+            object["record"] = Data(bytes).base64EncodedString()
+            object["signature"] = Hex.encode(RoundAuditRecord.sign(bytes, with: key))
+            var paillier = object["paillier"] as! [String: Any]
+            paillier["partials"] = Array((paillier["partials"] as! [[String: Any]]).prefix(1))
+            object["paillier"] = paillier
+        }
+        let short = RoundAudit.verify(files: files, ca: ca)
+        let shortProblems = short[1].problems
+        #expect(shortProblems.first?.hasPrefix("a threshold sum must name at least t") == true, "\(shortProblems)")
+        try original.write(to: files[1])
+
+        // The command line, with each holder's record.
+        let ok = try await VeilProcess.run(
+            ["audit", "verify", "--ca", network.serve.tls.ca]
+                + records.flatMap { ["--key-holder-record", $0] } + files.map(\.path))
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+    }
+}
