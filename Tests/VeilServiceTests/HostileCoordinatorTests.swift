@@ -21,14 +21,17 @@ import X509
 /// learns nothing about an individual input, and that the honest parties say why.
 @Suite(.serialized) struct HostileCoordinatorTests {
     /// A CA, the coordinator's credentials and `clients` participants' (certificates, data).
-    func federation(clients: Int, paillierBits: Int? = nil) throws -> (NetworkSimulation, URL) {
+    func federation(clients: Int, paillierBits: Int? = nil, threshold: (t: Int, l: Int)? = nil) throws -> (
+        NetworkSimulation, URL
+    ) {
         let directory = try RepositoryPaths.temporaryDirectory("veil-hostile-coordinator")
         var c = FederatedConfiguration()
         c.clients = clients
         c.rounds = 1
         c.partition = .iid
         let network = try NetworkSimulation(
-            configuration: c, directory: directory, roundDeadlineSeconds: 10, paillierBits: paillierBits)
+            configuration: c, directory: directory, roundDeadlineSeconds: 10, paillierBits: paillierBits,
+            thresholdHolders: threshold)
         return (network, directory)
     }
 
@@ -49,10 +52,10 @@ import X509
     }
 
     func stage(
-        clients: Int, joining: [Int]? = nil, paillierBits: Int? = nil,
+        clients: Int, joining: [Int]? = nil, paillierBits: Int? = nil, threshold: (t: Int, l: Int)? = nil,
         _ edit: (inout JoinConfiguration) -> Void = { _ in }
     ) async throws -> Stage {
-        let (network, directory) = try federation(clients: clients, paillierBits: paillierBits)
+        let (network, directory) = try federation(clients: clients, paillierBits: paillierBits, threshold: threshold)
         let coordinator = try await HostileCoordinator(tls: network.serve.tls)
         let joining = joining ?? Array(0..<clients)
         let agents = try join(network, joining, port: coordinator.port, edit)
@@ -536,6 +539,130 @@ import X509
             default:
                 Issue.record("\(name): unexpected answer \(answer)")
             }
+        }
+    }
+
+    /// A threshold Paillier assignment (`Specs/paillier.md` §6.3) for a key encoding and holders
+    /// the attacker chose, its announcement signed when the session parses.
+    func thresholdAssignment(
+        _ network: NetworkSimulation, coordinator: HostileCoordinator, key: ThresholdPaillierPublicKey,
+        holders: [Veil_V1_ThresholdHolder], roster: [FederationIdentity], position: Int, round: UInt64
+    ) -> Veil_V1_RoundAssignment {
+        var a = basicAssignment(network, round: round, cohort: roster.count)
+        a.position = UInt32(position)
+        a.paillier = .with {
+            $0.modulus = Data(key.publicKey.bigEndianBytes)
+            $0.bits = 64
+            $0.maxAddends = UInt32(roster.count)
+            $0.dimension = UInt32(payloadLength)
+            $0.thresholdKey = Data(key.canonicalEncoding)
+            $0.thresholdHolders = holders
+            $0.nonce = Data(repeating: 6, count: 32)
+            $0.coordinatorCertificate = Data(coordinator.identity.certificateDER)
+            $0.rosterCertificates = roster.map { Data($0.certificateDER) }
+        }
+        var signingKeys: [Int: Ed25519.PublicKey] = [:]
+        for holder in holders {
+            if let identity = try? FederationIdentity(der: Array(holder.certificate), ca: coordinator.ca) {
+                signingKeys[Int(holder.holder)] = identity.signingKey
+            }
+        }
+        if let packing = try? PaillierPacking(
+            bitWidth: BitWidth(64), maxAddends: roster.count, keyBits: key.publicKey.bits),
+            let session = try? PaillierSession(
+                publicKey: key.publicKey, packing: packing, dimension: payloadLength, round: round,
+                nonce: Array(a.paillier.nonce),
+                decryptors: .threshold(ThresholdKeyHolders(key: key, signingKeys: signingKeys)),
+                coordinator: coordinator.signingKey.publicKey, roster: roster.map(\.signingKey),
+                context: RoundPlanDigest.of(a))
+        {
+            a.paillier.coordinatorSignature = Data(coordinator.signingKey.signature(for: session.announcement))
+        }
+        return a
+    }
+
+    /// The attacks on a participant whose policy names three threshold key holders: the
+    /// coordinator offers one key holder's key, a key it dealt itself (under the real holders'
+    /// certificates and signatures, and under its own certificate), a key of which one holder
+    /// alone decrypts, fewer than t holders, and a holder under another's number. Each is
+    /// declined by name; the honest plan is taken.
+    @Test func aThresholdKeyOrItsHoldersCannotBeSubstituted() async throws {
+        let stage = try await stage(clients: 3, joining: [0], paillierBits: 1024, threshold: (2, 3))
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
+        let key = try #require(try network.serve.loadThresholdKey())
+        let holders = try network.keyHolders.map { configuration in
+            let agent = try KeyHolderAgent(configuration: configuration, logger: quietLogger())
+            let share = agent.hello().thresholdShare
+            return Veil_V1_ThresholdHolder.with {
+                $0.holder = share.holder
+                $0.certificate = Data(agent.identity.certificateDER)
+                $0.signature = share.signature
+            }
+        }
+        let (ownKey, _) = try ThresholdPaillierDealer.deal(bits: 1024, threshold: 2, holders: 3)
+        let (oneOfThree, _) = try ThresholdPaillierDealer.deal(bits: 1024, threshold: 1, holders: 3)
+        let coordinatorAsHolder = Veil_V1_ThresholdHolder.with {
+            $0.holder = 1
+            $0.certificate = Data(coordinator.identity.certificateDER)
+            $0.signature = Data(
+                coordinator.signingKey.signature(
+                    for: Array("veil/v1/paillier/threshold-share".utf8) + [0] + SHA256.hash(ownKey.canonicalEncoding)
+                        + [1, 0, 0, 0]))
+        }
+        var swapped = holders[0]
+        swapped.holder = 2
+        let attempts: [(String, ThresholdPaillierPublicKey, [Veil_V1_ThresholdHolder], String)] = [
+            (
+                "the coordinator's own key, the holders' signatures", ownKey, holders,
+                "did not sign share 1 of this threshold key"
+            ),
+            (
+                "the coordinator's own key under its own certificate", ownKey, [coordinatorAsHolder, holders[1]],
+                "threshold holder 1's certificate"
+            ),
+            (
+                "one holder decrypts alone", oneOfThree, holders,
+                "a 1-of-3 key; this participant requires 3 holders, at least 2 of them to decrypt"
+            ),
+            ("fewer than t", key, [holders[0]], "1 threshold holders named; a 2-of-3 key needs 2 to decrypt"),
+            ("another's number", key, [swapped, holders[2]], "threshold holder 2 is key-holder-1, not key-holder-2"),
+        ]
+        for (round, attempt) in attempts.enumerated() {
+            let (name, offered, named, expected) = attempt
+            let a = thresholdAssignment(
+                network, coordinator: coordinator, key: offered, holders: named, roster: ids, position: 1,
+                round: UInt64(round + 1))
+            coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+            let answer = try await coordinator.next(from: ids[0].id)
+            guard case .decline(let decline) = answer.kind else {
+                Issue.record("\(name): the participant did not decline: \(answer)")
+                continue
+            }
+            #expect(decline.code == .declinePaillierKey, "\(name): \(decline)")
+            #expect(decline.reason.contains(expected), "\(name): \(decline.reason)")
+        }
+        // One key holder's key, signed by one of the threshold holders: not a threshold session.
+        let single = try PaillierPrivateKey.generate(bits: 1024).publicKey
+        let holderCredentials = try network.keyHolders[0].tls.credentials(role: .keyHolder)
+        let a = paillierAssignment(
+            network, coordinator: coordinator, modulus: single.bigEndianBytes,
+            signature: PaillierKeyStatement(signing: single, with: holderCredentials.signingKey).signature,
+            keyHolderCertificate: holderCredentials.identity.certificateDER, roster: ids, position: 1, round: 9)
+        coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+        let answer = try await coordinator.next(from: ids[0].id)
+        #expect(
+            answer.decline.reason.contains("one key holder's key; this participant's policy requires a threshold key"),
+            "\(answer)")
+        // The honest plan: the real key, two holders of three, each signed.
+        let honest = thresholdAssignment(
+            network, coordinator: coordinator, key: key, holders: [holders[0], holders[2]], roster: ids, position: 1,
+            round: 10)
+        coordinator.send(.with { $0.assignment = honest }, to: ids[0].id)
+        let contributed = try await coordinator.next(from: ids[0].id)
+        guard case .paillier = contributed.kind else {
+            Issue.record("the honest threshold plan was not taken: \(contributed)")
+            return
         }
     }
 

@@ -377,6 +377,33 @@ final class RoundBench {
         #expect(bench.abort?.detail.contains("silent: key-holder-2, key-holder-3") == true)
     }
 
+    /// Each threshold holder checks the request itself, as the one key holder does: a partial
+    /// product (a receipt missing), a session that names it under another number, or a holder
+    /// that did not sign its share, is refused — and nothing is recorded.
+    @Test func eachThresholdHolderRefusesWhatTheOneKeyHolderWould() throws {
+        let (bench, directory) = try bench(3, threshold: (2, 3))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        bench.keyHolderAnswers = false
+        bench.settle()
+        let request = try #require(bench.toKeyHolder.first)
+        let holder = bench.keyHolders[0]
+        var partial = request
+        partial.receipts.removeLast()
+        #expect(holder.answer(partial).refusal.contains("no receipt from position 3"))
+        var renumbered = request
+        renumbered.thresholdHolders[0].holder = 3
+        renumbered.thresholdHolders.removeLast()
+        #expect(holder.answer(renumbered).refusal.contains("did not sign its share of this key"))
+        var unnamed = request
+        unnamed.thresholdHolders.removeFirst()
+        #expect(holder.answer(unnamed).refusal.contains("does not name this key holder as holder 1"))
+        #expect(holder.record.entries.isEmpty)
+        // The request as sent is answered: P partials, signed.
+        let answer = holder.answer(request)
+        #expect(answer.refusal.isEmpty && answer.holder == 1 && answer.partials.count == request.ciphertexts.count)
+        #expect(holder.record.entries.count == 1)
+    }
+
     @Test func refusalsLeavingFewerThanTEndTheAttemptAtOnce() throws {
         let (bench, directory) = try bench(3, threshold: (2, 3))
         defer { try? FileManager.default.removeItem(at: directory) }
