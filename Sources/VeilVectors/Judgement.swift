@@ -130,6 +130,7 @@ func errorCode(_ error: any Error) -> String {
         }
     case let e as SecAggParameterError: e.code
     case let e as PaillierSessionError: e.code
+    case let e as PaillierError: PaillierRunner.code(e)
     case is Ristretto255Runner.ProofRefused: "invalidProof"
     case let e as SecAggRunner.Refusal: e.code
     case let e as PaillierRunner.Refusal: e.code

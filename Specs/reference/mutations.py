@@ -176,6 +176,17 @@ def main() -> int:
     secagg = load("secagg/veil_secagg.json")
     shamir = load("shamir/veil_shamir.json")
     rist = load("ristretto255/veil_ristretto255.json")
+    session = load("paillier/veil_paillier_session.json")
+
+    def threshold_case(**fields) -> int:
+        """The first case of the threshold session group (paillier.md §6.3) with these fields."""
+        return next(t["tcId"] for g in session["testGroups"] if "threshold" in g for t in g["tests"]
+                    if all(t.get(k) == v for k, v in fields.items()))
+
+    def flip_partial(group, test):
+        # A partial's value changed by one: what a cheating holder would sign.
+        w = test["partials"][0]
+        test["partials"][0] = w[:-2] + format(int(w[-2:], 16) ^ 1, "02x")
     # Messages are named (round, sender): participant 1's R1 ShareKeys, R3 ConsistencySignature and
     # R4 UnmaskingShares in the 5-participant complete-graph run (tcId 1).
     first_valid_shamir = next(t["tcId"] for g in shamir["testGroups"] for t in g["tests"] if t["result"] == "valid")
@@ -243,11 +254,21 @@ def main() -> int:
         ("ristretto255: a proof changed", "ristretto255", rist, 35,
          lambda g, t: t.__setitem__("proof", "00" + t["proof"][2:])),
         ("ristretto255: a refused proof relabelled valid", "ristretto255", rist, 44, set_field("result", "valid")),
+        ("threshold session: a holder's partial changed by one", "session", session,
+         threshold_case(kind="partial", holder=2, result="valid"), flip_partial),
+        ("threshold session: the holders named changed (4 → 3)", "session", session,
+         threshold_case(kind="session"), lambda g, t: g["threshold"].__setitem__("named", [1, 2, 3])),
+        ("threshold session: a cheating holder not named", "session", session,
+         threshold_case(kind="combine", cheat=1), set_field("rejected", [])),
+        ("threshold session: t changed in the key (2 → 3)", "session", session,
+         threshold_case(kind="thresholdKey"), lambda g, t: g["threshold"].__setitem__("t", 3)),
+        ("threshold session: an unnamed holder's refusal relabelled valid", "session", session,
+         threshold_case(kind="partial", holder=3), set_field("result", "valid")),
     ]
 
     failures = 0
     controls = sorted({(name, tc) for _, name, _, tc, _ in cases})
-    datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist}
+    datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist, "session": session}
     for name, tc in controls:
         verdict = result_of(name, datas[name], tc)
         if verdict is not None:

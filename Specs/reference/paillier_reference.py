@@ -320,6 +320,14 @@ def check_verified(group, test, expect, n, s, t, holders, shares, c) -> None:
     expect(sorted(rejected), test.get("rejected", []), "holders whose partials fail")
     if len(accepted) < t:
         raise ref.Refused("incorrectPartialDecryptions" if rejected else "notEnoughPartialDecryptions")
+    m = combine_partials(n, s, t, holders, accepted)
+    expect(signed(m, n ** s), int(test["m"]), "combined plaintext")
+
+
+def combine_partials(n: int, s: int, t: int, holders: int, accepted: dict) -> int:
+    """Section 6.2: the t lowest-numbered of `accepted` (number -> c_i), combined with the
+    Lagrange exponents 2 mu_i, mu_i = Delta prod_{j != i} j / (j - i); the plaintext residue."""
+    n2, delta = n ** (s + 1), factorial(holders)
     chosen = sorted(accepted)[:t]
     combined = 1
     for i in chosen:
@@ -332,8 +340,7 @@ def check_verified(group, test, expect, n, s, t, holders, shares, c) -> None:
             if j != i:
                 den *= j - i
         combined = combined * pow(accepted[i], 2 * (mu // den), n2) % n2
-    m = dj_log(combined, n, s) * pow(4 * delta * delta, -1, n ** s) % n ** s
-    expect(signed(m, n ** s), int(test["m"]), "combined plaintext")
+    return dj_log(combined, n, s) * pow(4 * delta * delta, -1, n ** s) % n ** s
 
 
 def proof_challenge(n: int, s: int, holder: int, values: list[int]) -> int:
@@ -423,17 +430,39 @@ class Session:
         self.slots = (self.key_bits - 1) // self.slot
         self.count = -(-self.d // self.slots)
         identity = lambda seed: sodium.crypto_sign_seed_keypair(bytes.fromhex(seed))
-        self.holder_pk, self.holder_sk = identity(group["keyHolderSeed"])
         coordinator_pk, self.coordinator_sk = identity(group["coordinatorSeed"])
         self.members = [identity(seed) for seed in group["memberSeeds"]]
         self.base = int(group["djnBase"])
         self.inputs = [[int(v) for v in values] for values in group["inputs"]]
         self.exponents = [[int(a) for a in alphas] for alphas in group["exponents"]]
-        self.id = hashlib.sha256(
-            b"veil/v1/paillier/session\x00" + bytes.fromhex(group["nonce"]) + _le(int(group["round"]), 8)
-            + _le(len(self.members), 4) + bytes([self.bits]) + _le(self.k, 4) + _le(self.d, 4)
-            + _le(self.n_bytes, 4) + self.n.to_bytes(self.n_bytes, "big") + self.holder_pk + coordinator_pk
-            + b"".join(pk for pk, _ in self.members) + bytes.fromhex(group["context"])).digest()
+        prefix = (bytes.fromhex(group["nonce"]) + _le(int(group["round"]), 8) + _le(len(self.members), 4)
+                  + bytes([self.bits]) + _le(self.k, 4) + _le(self.d, 4) + _le(self.n_bytes, 4)
+                  + self.n.to_bytes(self.n_bytes, "big"))
+        suffix = coordinator_pk + b"".join(pk for pk, _ in self.members) + bytes.fromhex(group["context"])
+        self.threshold = group.get("threshold")
+        if self.threshold is None:
+            self.holder_pk, self.holder_sk = identity(group["keyHolderSeed"])
+            self.id = hashlib.sha256(b"veil/v1/paillier/session\x00" + prefix + self.holder_pk + suffix).digest()
+            return
+        # Section 6.3: the threshold key, its holders, and the threshold session id.
+        th = self.threshold
+        self.t, self.l = th["t"], th["holders"]
+        self.v, self.vkeys = int(th["v"]), [int(x) for x in th["verificationKeys"]]
+        self.shares = [int(x) for x in th["shares"]]
+        self.delta = factorial(self.l)
+        for i, share in enumerate(self.shares):
+            if pow(self.v, self.delta * share, self.n2) != self.vkeys[i]:
+                raise AssertionError(f"share {i + 1} does not match v_{i + 1}")
+        self.holders = [identity(seed) for seed in th["holderSeeds"]]
+        self.named = sorted(th["named"])
+        self.r = [[int(x) for x in row] for row in th["proofRandomness"]]
+        width = (2 * self.key_bits + 7) // 8
+        self.encoding = (b"veil/v1/paillier/threshold-key\x00" + _le(1, 4) + _le(self.t, 4) + _le(self.l, 4)
+                         + _le(self.n_bytes, 4) + self.n.to_bytes(self.n_bytes, "big") + _le(width, 4)
+                         + b"".join(x.to_bytes(width, "big") for x in [self.v] + self.vkeys))
+        holders = _le(len(self.named), 4) + b"".join(_le(i, 4) + self.holders[i - 1][0] for i in self.named)
+        self.id = hashlib.sha256(b"veil/v1/paillier/threshold-session\x00" + prefix
+                                 + hashlib.sha256(self.encoding).digest() + holders + suffix).digest()
 
     def statement(self) -> bytes:
         return b"veil/v1/paillier/public-key\x00" + _le(self.n_bytes, 4) + self.n.to_bytes(self.n_bytes, "big")
@@ -470,6 +499,82 @@ class Session:
         return ciphertexts, digest, self.sign(self.members[a - 1][1], receipt)
 
     def decrypt(self, test: dict) -> tuple[list[int], bytes]:
+        aggregate = self.checked_aggregate(test)
+        private = paillier.PaillierPrivateKey(paillier.PaillierPublicKey(self.n), self.p, self.q)
+        out = self.unpack([private.raw_decrypt(c) for c in aggregate])
+        # paillier.md §6.1: the key holder signs the sum it released for this aggregate.
+        released = (b"veil/v1/paillier/decrypted\x00" + self.id + self.aggregate_digest(aggregate)
+                    + b"".join(_le(v, 8) for v in out))
+        return out, self.sign(self.holder_sk, released)
+
+    def unpack(self, plaintexts: list[int]) -> list[int]:
+        out = []
+        for m in plaintexts:
+            for slot in range(self.slots):
+                if len(out) < self.d:
+                    out.append((m >> (slot * self.slot)) & ((1 << self.bits) - 1))
+        return out
+
+    def aggregate_digest(self, aggregate: list[int]) -> bytes:
+        width = (2 * self.key_bits + 7) // 8
+        return self.hashlib.sha256(b"".join(c.to_bytes(width, "big") for c in aggregate)).digest()
+
+    def partials(self, holder: int, aggregate: list[int]) -> list[bytes]:
+        """Section 6.3: holder i's partial c^(2 Delta s_i) mod N^2 of each ciphertext with its
+        proof from the given r, as value (W bytes) || e (32) || z (ceil((3|N| + 512 + 257)/8))."""
+        width = (2 * self.key_bits + 7) // 8
+        z_width = (3 * self.key_bits + 512 + 257 + 7) // 8
+        out = []
+        for j, c in enumerate(aggregate):
+            value = pow(c, 2 * self.delta * self.shares[holder - 1], self.n2)
+            e, z = prove(self.n, 1, self.l, holder, c, value, self.v, self.vkeys[holder - 1],
+                         self.shares[holder - 1], self.r[holder - 1][j])
+            out.append(value.to_bytes(width, "big") + e.to_bytes(32, "big") + z.to_bytes(z_width, "big"))
+        return out
+
+    def partial(self, test: dict) -> tuple[list[bytes], bytes]:
+        holder = test["holder"]
+        if holder not in self.named:
+            raise ref.Refused("notThisKeyHolder")
+        aggregate = self.checked_aggregate(test)
+        wire = self.partials(holder, aggregate)
+        answer = (b"veil/v1/paillier/partially-decrypted\x00" + self.id + self.aggregate_digest(aggregate)
+                  + _le(holder, 4) + self.hashlib.sha256(b"".join(wire)).digest())
+        return wire, self.sign(self.holders[holder - 1][1], answer)
+
+    def combine(self, test: dict) -> tuple[list[int], list[int]]:
+        """The coordinator's combination (section 6.3): each holder judged on all its partials,
+        the t lowest-numbered correct ones combined; checked against phe's decryption too."""
+        everyone = list(range(1, len(self.members) + 1))
+        aggregate = self.checked_aggregate({"minimumContributors": len(everyone), "receiptsOf": everyone,
+                                            "aggregateOf": everyone})
+        width = (2 * self.key_bits + 7) // 8
+        values, rejected = {}, []
+        for holder in test["answers"]:
+            wire = self.partials(holder, aggregate)
+            if holder == test.get("cheat"):
+                wrong = int.from_bytes(wire[0][:width], "big") * (1 + self.n) % self.n2
+                wire[0] = wrong.to_bytes(width, "big") + wire[0][width:]
+            parsed = [(int.from_bytes(w[:width], "big"), int.from_bytes(w[width:width + 32], "big"),
+                       int.from_bytes(w[width + 32:], "big")) for w in wire]
+            if holder in self.named and all(
+                    proof_holds(self.n, 1, self.l, holder, c, value, self.v, self.vkeys[holder - 1], e, z)
+                    for c, (value, e, z) in zip(aggregate, parsed)):
+                values[holder] = [value for value, _, _ in parsed]
+            else:
+                rejected.append(holder)
+        if len(values) < self.t:
+            raise ref.Refused("incorrectPartialDecryptions" if rejected else "notEnoughPartialDecryptions")
+        plaintexts = [combine_partials(self.n, 1, self.t, self.l, {i: values[i][j] for i in values})
+                      for j in range(len(aggregate))]
+        private = paillier.PaillierPrivateKey(paillier.PaillierPublicKey(self.n), self.p, self.q)
+        if plaintexts != [private.raw_decrypt(c) for c in aggregate]:
+            raise AssertionError("the threshold combination is not phe's decryption")
+        return self.unpack(plaintexts), sorted(rejected)
+
+    def checked_aggregate(self, test: dict) -> list[int]:
+        """Section 6.1: enough members, a valid receipt from each; the product of aggregateOf's
+        ciphertexts."""
         members = len(self.members)
         if members < test["minimumContributors"]:
             raise ref.Refused("tooFewMembers")
@@ -491,19 +596,7 @@ class Session:
         aggregate = [1] * self.count
         for a in test["aggregateOf"]:
             aggregate = [x * y % self.n2 for x, y in zip(aggregate, parts[a][0])]
-        private = paillier.PaillierPrivateKey(paillier.PaillierPublicKey(self.n), self.p, self.q)
-        out = []
-        for c in aggregate:
-            m = private.raw_decrypt(c)
-            for slot in range(self.slots):
-                if len(out) < self.d:
-                    out.append((m >> (slot * self.slot)) & ((1 << self.bits) - 1))
-        # paillier.md §6.1: the key holder signs the sum it released for this aggregate.
-        width = (2 * self.key_bits + 7) // 8
-        aggregate_digest = self.hashlib.sha256(b"".join(c.to_bytes(width, "big") for c in aggregate)).digest()
-        released = (b"veil/v1/paillier/decrypted\x00" + self.id + aggregate_digest
-                    + b"".join(_le(v, 8) for v in out))
-        return out, self.sign(self.holder_sk, released)
+        return aggregate
 
 
 def check_session(group: dict, test: dict, expect) -> None:
@@ -526,5 +619,19 @@ def check_session(group: dict, test: dict, expect) -> None:
         total, signature = s.decrypt(test)
         expect([str(v) for v in total], test.get("sum"), "sum")
         expect(signature.hex(), test.get("signature"), "signature")
+    elif kind == "thresholdKey":
+        expect(s.encoding.hex(), test["encoding"], "encoding")
+        expect(s.hashlib.sha256(s.encoding).hexdigest(), test["fingerprint"], "fingerprint")
+        statements = [s.sign(sk, b"veil/v1/paillier/threshold-share\x00" + s.hashlib.sha256(s.encoding).digest()
+                             + _le(i + 1, 4)).hex() for i, (_, sk) in enumerate(s.holders)]
+        expect(statements, test["statements"], "statements")
+    elif kind == "partial":
+        wire, signature = s.partial(test)
+        expect([w.hex() for w in wire], test.get("partials"), "partials")
+        expect(signature.hex(), test.get("signature"), "signature")
+    elif kind == "combine":
+        total, rejected = s.combine(test)
+        expect([str(v) for v in total], test.get("sum"), "sum")
+        expect(rejected, test.get("rejected", []), "rejected")
     else:
         raise AssertionError(f"unknown kind {kind}")

@@ -265,9 +265,10 @@ public struct ThresholdSessionHolder: Sendable {
     /// The proved partial decryptions of `aggregate`, in the wire form, or a refusal.
     /// - Throws: ``PaillierSessionError`` when the session does not name `identity` as this
     ///   share's holder, or a check fails; ``PaillierError`` for a malformed aggregate.
+    /// - Parameter proofRandomness: each proof's r (vectors only; secret); fresh when nil.
     public func partiallyDecrypt(
         _ aggregate: [PaillierCiphertext], session: PaillierSession, receipts: [PaillierReceipt],
-        identity: Ed25519.PublicKey
+        identity: Ed25519.PublicKey, proofRandomness: [BigInt]? = nil
     ) throws -> [[UInt8]] {
         guard let holders = session.thresholdHolders, holders.key == share.thresholdKey,
             holders.signingKeys[share.holder] == identity
@@ -275,6 +276,15 @@ public struct ThresholdSessionHolder: Sendable {
         try session.checkDecryptable(
             aggregate, receipts: receipts, packing: packing, minimumContributors: minimumContributors)
         let share = share
+        if let proofRandomness {
+            guard proofRandomness.count == aggregate.count else {
+                throw PaillierSessionError.malformed(
+                    "\(proofRandomness.count) proof randomisers for \(aggregate.count) ciphertexts")
+            }
+            return try zip(aggregate, proofRandomness).map { c, r in
+                try share.thresholdKey.encode(try share.partiallyDecrypt(c, proofRandomness: r))
+            }
+        }
         return try aggregate.parallelMap { c in
             try share.thresholdKey.encode(try share.partiallyDecrypt(c))
         }

@@ -357,12 +357,30 @@ public enum ThresholdPaillierDealer {
             throw .unsupportedKeySize(bits)
         }
         guard PaillierPublicKey.degrees.contains(s) else { throw .unsupportedDegree(s) }
-        var p = randomSafePrime(bits: bits / 2, using: &generator)
-        var q = randomSafePrime(bits: bits / 2, using: &generator)
+        var p = safePrime(bits: bits / 2, using: &generator)
+        var q = safePrime(bits: bits / 2, using: &generator)
         while p == q || (p * q).bitWidth != bits {
-            p = randomSafePrime(bits: bits / 2, using: &generator)
-            q = randomSafePrime(bits: bits / 2, using: &generator)
+            p = safePrime(bits: bits / 2, using: &generator)
+            q = safePrime(bits: bits / 2, using: &generator)
         }
+        return try deal(p: p, q: q, threshold: t, holders: l, s: s, using: &generator)
+    }
+
+    /// Deals from given safe primes p ≠ q (vectors, and a ceremony that brings its own): the
+    /// shares' coefficients, then v, drawn from `generator`.
+    /// - Throws: ``PaillierError`` unless p and q are distinct safe primes and 1 ≤ t ≤ ℓ ≤ 64.
+    public static func deal(
+        p: BigInt, q: BigInt, threshold t: Int, holders l: Int, s: Int = 1,
+        using generator: inout some RandomNumberGenerator
+    ) throws(PaillierError) -> (ThresholdPaillierPublicKey, [ThresholdKeyShare]) {
+        guard (1...ThresholdPaillierPublicKey.maxHolders).contains(l), (1...l).contains(t) else {
+            throw .invalidThresholdParameters(
+                "need 1 ≤ t ≤ ℓ ≤ \(ThresholdPaillierPublicKey.maxHolders), got t = \(t), ℓ = \(l)")
+        }
+        guard PaillierPublicKey.degrees.contains(s) else { throw .unsupportedDegree(s) }
+        guard p != q, p.isProbablePrime(), q.isProbablePrime(), ((p - 1) / 2).isProbablePrime(),
+            ((q - 1) / 2).isProbablePrime()
+        else { throw .invalidThresholdParameters("p and q must be distinct safe primes") }
         let n = (p * q).declassified()
         let publicKey = try PaillierPublicKey(n: n, s: s)
         let m = ((p - 1) / 2) * ((q - 1) / 2)
@@ -391,8 +409,8 @@ public enum ThresholdPaillierDealer {
         return (key, shares)
     }
 
-    /// A prime p = 2p′ + 1 of exactly `bits` bits with p′ prime.
-    static func randomSafePrime(bits: Int, using generator: inout some RandomNumberGenerator) -> BigInt {
+    /// A prime p = 2p′ + 1 of exactly `bits` bits with p′ prime. Secret.
+    public static func safePrime(bits: Int, using generator: inout some RandomNumberGenerator) -> BigInt {
         while true {
             let candidate = PaillierPrivateKey.randomPrime(bits: bits - 1, using: &generator)
             let safe = candidate * 2 + 1
