@@ -313,6 +313,7 @@ extension PaillierCommand {
                 "wrote \(directory.path)/threshold.json and share-1.json … share-\(holders).json (\(threshold) of \(holders), \(bits)-bit n)"
             )
             print("fingerprint \(PaillierKeyStatement.fingerprint(key.publicKey))")
+            print("threshold fingerprint \(key.fingerprint)")
         }
     }
 

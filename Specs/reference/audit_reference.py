@@ -143,19 +143,28 @@ EXPORT = {"record": STRING, "signature": STRING, "events": [EVENT], "plan": (STR
 
 # §7.1: a Paillier record. Its session names the key holder's key and the packing instead of the
 # masking parameters; it has no log, but the contributions, the request and the released sum.
-PAILLIER_SESSION = {"modulus": STRING, "modulusSignature": STRING, "keyHolderCertificate": STRING, "bits": INT,
+# A threshold session (paillier.md §6.3) names the threshold key and its holders instead of one key
+# holder's certificate and signature; its record names the t holders' signed partials instead of
+# the key holder's signed sum.
+THRESHOLD_HOLDER = {"holder": INT, "certificate": STRING, "signature": STRING}
+PAILLIER_SESSION = {"modulus": STRING, "modulusSignature": (STRING, "optional"),
+                    "keyHolderCertificate": (STRING, "optional"), "thresholdKey": (STRING, "optional"),
+                    "thresholdHolders": ([THRESHOLD_HOLDER], "optional"), "bits": INT,
                     "capacity": INT, "dimension": INT, "nonce": STRING, "context": STRING, "serverKey": STRING,
                     "assignmentSignature": STRING, "roster": [MEMBER]}
+PARTIALS = {"holder": INT, "digest": STRING, "signature": STRING}
 CONTRIBUTION = {"position": UINT32, "digest": STRING, "receipt": STRING}
 PAILLIER_RECORD = {"version": INT, "federation": STRING, "sequence": INT, "previous": STRING, "round": INT,
                    "attempt": INT, "recorded": DOUBLE, "outcome": STRING, "abort": (STRING, "optional"),
                    "coordinatorCertificate": STRING, "secureSum": STRING, "session": PAILLIER_SESSION,
                    "contributions": [CONTRIBUTION], "aggregateDigest": (STRING, "optional"),
                    "requestSignature": (STRING, "optional"), "sumDigest": (STRING, "optional"),
-                   "resultSignature": (STRING, "optional"), "survivors": [UINT32]}
+                   "resultSignature": (STRING, "optional"), "partials": ([PARTIALS], "optional"),
+                   "survivors": [UINT32]}
 # §7.2: the export's `paillier` object.
 PAILLIER_EXPORT = {"contributions": [{"position": UINT32, "ciphertexts": [STRING]}], "rerandomization": [STRING],
-                   "aggregate": [STRING], "sum": STRING}
+                   "aggregate": [STRING], "sum": STRING,
+                   "partials": ([{"holder": INT, "values": [STRING]}], "optional")}
 
 RANGES = {INT: (-(1 << 63), (1 << 63) - 1), UINT8: (0, 255), UINT32: (0, (1 << 32) - 1)}
 
@@ -528,13 +537,31 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
             raise Failure("3", f"roster position {position} ({member['id']}): certificate and member disagree")
         keys[position] = certified.key
     if paillier_round:
-        try:
-            key_holder = identity(s["keyHolderCertificate"], ca, at)
-        except ValueError as error:
-            raise Failure("3", f"the key holder's certificate: {error}")
-        if key_holder.role != "key-holder":
-            raise Failure("3", "the key holder's certificate does not have the key-holder role")
-        check_paillier(export, given, record, coordinator.key, key_holder.key, keys, verdict)
+        single = ("keyHolderCertificate" in s, "modulusSignature" in s)
+        threshold = ("thresholdKey" in s, "thresholdHolders" in s)
+        if single == (True, True) and threshold == (False, False):
+            try:
+                key_holder = identity(s["keyHolderCertificate"], ca, at)
+            except ValueError as error:
+                raise Failure("3", f"the key holder's certificate: {error}")
+            if key_holder.role != "key-holder":
+                raise Failure("3", "the key holder's certificate does not have the key-holder role")
+            decryptors = key_holder.key
+        elif threshold == (True, True) and single == (False, False):
+            # paillier.md §6.3: every holder named, certified as a key holder, each number once.
+            decryptors = {}
+            for entry in s["thresholdHolders"]:
+                try:
+                    holder = identity(entry["certificate"], ca, at)
+                except ValueError as error:
+                    raise Failure("3", f"threshold holder {entry['holder']}'s certificate: {error}")
+                if holder.role != "key-holder" or entry["holder"] in decryptors:
+                    raise Failure("3", f"threshold holder {entry['holder']} is not a key holder, or is named twice")
+                decryptors[entry["holder"]] = holder.key
+        else:
+            raise Failure("3", "a session names either one key holder (its certificate and signature of the "
+                               "modulus) or a threshold key and its holders")
+        check_paillier(export, given, record, coordinator.key, decryptors, keys, verdict)
         return
 
     # 4. The session (secagg.md §3) and its parameters (secagg.md §2).
@@ -1031,6 +1058,7 @@ class PaillierSession:
     """What steps 5–9 need of the session step 4 rebuilds (paillier.md §5, §6.1)."""
     id: bytes
     modulus: int  # N
+    threshold: dict | None  # §6.3: t, holders (ℓ), v, vkeys, signing (number → key)
     modulus_bytes: int  # ⌈|N|/8⌉: N's encoding, and each r_j's
     ciphertext_bytes: int  # ⌈|N²|/8⌉: the fixed width of paillier.md §2
     members: int  # n, the roster's length
@@ -1059,8 +1087,11 @@ def check_paillier(export: dict, given: dict, record: dict, coordinator_key: byt
     # 7. The aggregate the coordinator asked the key holder to decrypt.
     check_aggregate(record, given, session, contributions, coordinator_key)
 
-    # 8. The sum the key holder released.
-    check_released_sum(record, given, session, key_holder_key)
+    # 8. The sum the key holder released (or the t threshold holders' partials give).
+    if session.threshold is None:
+        check_released_sum(record, given, session, key_holder_key)
+    else:
+        check_threshold_sum(record, given, session)
 
     # 9. The outcome.
     everyone = list(range(1, session.members + 1))
@@ -1088,9 +1119,32 @@ def rebuild_paillier_session(s: dict, round_number: int, coordinator_key: bytes,
         raise Failure("4", "the modulus is not ⌈|N|/8⌉ bytes (it is empty or has a leading zero byte)")
     if len(encoded) > 1024:
         raise Failure("4", f"the modulus is {len(encoded)} bytes, more than 1024 (8192 bits)")
-    statement = b"veil/v1/paillier/public-key\x00" + secagg.le4(len(encoded)) + encoded
-    if not secagg.ed25519_verify(key_holder_key, statement, hex_bytes(s["modulusSignature"], "modulusSignature", "4")):
-        raise Failure("4", "the modulus is not signed by the certified key holder")
+    threshold = None
+    if isinstance(key_holder_key, dict):
+        # §6.3: each holder's signature of its share of the threshold key, over the key's bytes,
+        # before the key is read; then the key, and its n must be the modulus.
+        key_bytes = hex_bytes(s["thresholdKey"], "thresholdKey", "4")
+        for entry in s["thresholdHolders"]:
+            statement = (b"veil/v1/paillier/threshold-share\x00" + hashlib.sha256(key_bytes).digest()
+                         + secagg.le4(entry["holder"] & 0xFFFFFFFF))
+            if not secagg.ed25519_verify(key_holder_key[entry["holder"]], statement,
+                                         hex_bytes(entry["signature"], "a threshold holder's signature", "4")):
+                raise Failure("4", f"threshold holder {entry['holder']} did not sign its share of this key")
+        threshold = read_threshold_key(key_bytes)
+        if threshold["n"].to_bytes(len(encoded), "big") != encoded or threshold["s"] != 1:
+            raise Failure("4", "the modulus is not the threshold key's n (or the key is not s = 1)")
+        if not all(1 <= i <= threshold["holders"] for i in key_holder_key) or len(key_holder_key) < threshold["t"]:
+            raise Failure("4", "the holders named are fewer than t, or numbered outside 1…ℓ")
+        if len(set(key_holder_key.values())) != len(key_holder_key):
+            raise Failure("4", "one signing key holds two shares")
+        threshold["signing"] = key_holder_key
+        statement_key = None
+    else:
+        statement = b"veil/v1/paillier/public-key\x00" + secagg.le4(len(encoded)) + encoded
+        if not secagg.ed25519_verify(key_holder_key, statement,
+                                     hex_bytes(s["modulusSignature"], "modulusSignature", "4")):
+            raise Failure("4", "the modulus is not signed by the certified key holder")
+        statement_key = key_holder_key
     modulus = int.from_bytes(encoded, "big")
     try:
         paillier.check_modulus(modulus)
@@ -1113,15 +1167,49 @@ def rebuild_paillier_session(s: dict, round_number: int, coordinator_key: bytes,
     context = hex_bytes(s["context"], "the context", "4")
     if len(nonce) != 32 or len(context) != 32:
         raise Failure("4", "the nonce and the context must be 32 bytes each")
-    session_id = hashlib.sha256(
-        b"veil/v1/paillier/session\x00" + nonce + round_number.to_bytes(8, "little") + secagg.le4(members)
-        + bytes([bits]) + secagg.le4(capacity) + secagg.le4(dimension) + secagg.le4(len(encoded)) + encoded
-        + key_holder_key + coordinator_key + b"".join(keys[a] for a in range(1, members + 1)) + context).digest()
+    body = (nonce + round_number.to_bytes(8, "little") + secagg.le4(members) + bytes([bits]) + secagg.le4(capacity)
+            + secagg.le4(dimension) + secagg.le4(len(encoded)) + encoded)
+    tail = coordinator_key + b"".join(keys[a] for a in range(1, members + 1)) + context
+    if threshold is None:
+        session_id = hashlib.sha256(b"veil/v1/paillier/session\x00" + body + statement_key + tail).digest()
+    else:
+        named = sorted(threshold["signing"])
+        session_id = hashlib.sha256(
+            b"veil/v1/paillier/threshold-session\x00" + body + hashlib.sha256(key_bytes).digest()
+            + secagg.le4(len(named)) + b"".join(secagg.le4(i) + threshold["signing"][i] for i in named)
+            + tail).digest()
     signature = hex_bytes(s["assignmentSignature"], "assignmentSignature", "4")
     if not secagg.ed25519_verify(coordinator_key, b"veil/v1/paillier/assignment\x00" + session_id, signature):
         raise Failure("4", "the coordinator's signature of the session's assignment does not verify")
-    return PaillierSession(session_id, modulus, len(encoded), ((modulus * modulus).bit_length() + 7) // 8, members,
-                           bits, dimension, -(-dimension // slots))
+    return PaillierSession(session_id, modulus, threshold, len(encoded), ((modulus * modulus).bit_length() + 7) // 8,
+                           members, bits, dimension, -(-dimension // slots))
+
+
+def read_threshold_key(data: bytes) -> dict:
+    """paillier.md §6.3's canonical encoding, read with §6.2's rules (Failure at step 4)."""
+    domain = b"veil/v1/paillier/threshold-key\x00"
+    if not data.startswith(domain) or len(data) < len(domain) + 16:
+        raise Failure("4", "the threshold key is not its canonical encoding")
+    at = len(domain)
+    s, t, holders, n_bytes = (int.from_bytes(data[at + 4 * i:at + 4 * i + 4], "little") for i in range(4))
+    at += 16
+    if not 1 <= holders <= 64 or not 1 <= t <= holders or not 1 <= n_bytes <= 1024 or s != 1:
+        raise Failure("4", f"a threshold key with s = {s}, t = {t}, ℓ = {holders}, {n_bytes} modulus bytes")
+    n = int.from_bytes(data[at:at + n_bytes], "big")
+    if len(data) < at + n_bytes + 4 or data[at] == 0:
+        raise Failure("4", "the threshold key's n is cut short or has a leading zero byte")
+    at += n_bytes
+    width = int.from_bytes(data[at:at + 4], "little")
+    at += 4
+    if width != ((s + 1) * n.bit_length() + 7) // 8 or len(data) != at + (holders + 1) * width:
+        raise Failure("4", "the threshold key's verification keys are not ℓ + 1 values of the ciphertext width")
+    values = [int.from_bytes(data[at + i * width:at + (i + 1) * width], "big") for i in range(holders + 1)]
+    n2 = n ** (s + 1)
+    if math.gcd(n, 2 * math.factorial(max(holders, s, 2))) != 1:
+        raise Failure("4", "n has a small prime factor")
+    if any(not 0 < x < n2 or math.gcd(x, n) != 1 for x in values) or pow(values[0], 2, n2) == 1 or 1 in values[1:]:
+        raise Failure("4", "a verification key is not a unit, v is of order at most 2, or some v_i = 1")
+    return {"s": s, "t": t, "holders": holders, "n": n, "v": values[0], "vkeys": values[1:]}
 
 
 def fixed_width(texts: list[str], count: int, width: int, what: str, step: str) -> list[bytes]:
@@ -1217,6 +1305,62 @@ def check_released_sum(record: dict, given: dict, session: PaillierSession, key_
     signature = hex_bytes(record["resultSignature"], "resultSignature", "8")
     if not secagg.ed25519_verify(key_holder_key, message, signature):
         raise Failure("8", "the key holder's signature of the released sum does not verify")
+
+
+def check_threshold_sum(record: dict, given: dict, session: PaillierSession) -> None:
+    """§7.3 step 8 for a threshold record: at least t distinct holders' partials, each the
+    holder's signed answer for this aggregate, every proof holding (paillier.md §6.2), and the
+    t lowest-numbered combining to the sum."""
+    th = session.threshold
+    if "resultSignature" in record:
+        raise Failure("8", "a threshold record has no key holder's signature of a sum")
+    if "sumDigest" not in record:
+        if "partials" in record or given["sum"] or given.get("partials"):
+            raise Failure("8", "no sum was released, but the record names partials or the export a sum")
+        return
+    named, values = record.get("partials"), given.get("partials")
+    if named is None or values is None or [e["holder"] for e in named] != [e["holder"] for e in values] \
+            or len(named) < th["t"] or len({e["holder"] for e in named}) != len(named):
+        raise Failure("8", "a threshold sum must name at least t distinct holders' partials, as the export holds them")
+    n, n2 = session.modulus, session.modulus ** 2
+    aggregate = [int(c, 16) for c in given["aggregate"]]
+    width = session.ciphertext_bytes
+    answers = {}
+    for entry, partials in zip(named, values):
+        holder = entry["holder"]
+        if holder not in th["signing"]:
+            raise Failure("8", f"holder {holder}'s partials: the session names no such holder")
+        wire = [hex_bytes(v, f"holder {holder}'s partial", "8") for v in partials["values"]]
+        z_width = (3 * n.bit_length() + 512 + 257 + 7) // 8
+        if len(wire) != session.count or any(len(w) != width + 32 + z_width for w in wire):
+            raise Failure("8", f"holder {holder}'s partials are not P values of the wire width")
+        digest = hashlib.sha256(b"".join(wire)).digest()
+        message = (b"veil/v1/paillier/partially-decrypted\x00" + session.id + bytes.fromhex(record["aggregateDigest"])
+                   + secagg.le4(holder) + digest)
+        if digest.hex() != hex_text(entry["digest"], f"holder {holder}'s digest", "8") or not secagg.ed25519_verify(
+                th["signing"][holder], message, hex_bytes(entry["signature"], f"holder {holder}'s signature", "8")):
+            raise Failure("8", f"holder {holder}'s partials are not the ones it signed for this aggregate")
+        parsed = [(int.from_bytes(w[:width], "big"), int.from_bytes(w[width:width + 32], "big"),
+                   int.from_bytes(w[width + 32:], "big")) for w in wire]
+        for c, (value, e, z) in zip(aggregate, parsed):
+            if not (0 < value < n2 and math.gcd(value, n) == 1 and paillier.proof_holds(
+                    n, 1, th["holders"], holder, c, value, th["v"], th["vkeys"][holder - 1], e, z)):
+                raise Failure("8", f"holder {holder}'s partial decryption fails its proof")
+        answers[holder] = [value for value, _, _ in parsed]
+    plaintexts = [paillier.combine_partials(n, 1, th["t"], th["holders"], {i: answers[i][j] for i in answers})
+                  for j in range(session.count)]
+    slot, _ = paillier.pack([], session.bits, record["session"]["capacity"], n.bit_length())
+    slots = (n.bit_length() - 1) // slot
+    total = []
+    for m in plaintexts:
+        for k in range(slots):
+            if len(total) < session.dimension:
+                total.append((m >> (k * slot)) & ((1 << session.bits) - 1))
+    released = hex_bytes(given["sum"], "the export's sum", "8")
+    if released != b"".join(x.to_bytes(8, "little") for x in total):
+        raise Failure("8", "the threshold holders' partials combine to another sum than the export's")
+    if sum_digest(total, session.bits) != hex_text(record["sumDigest"], "sumDigest", "8"):
+        raise Failure("8", "the combined sum is not the one sumDigest names")
 
 
 # --- §4 the files together --------------------------------------------------------------------------

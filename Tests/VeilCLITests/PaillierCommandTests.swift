@@ -234,6 +234,10 @@ import VeilTestSupport
             "paillier", "deal", "--threshold", "2", "--holders", "3", "--out", path("dealt"),
         ])
         #expect(deal.status == 0, "\(deal.stderr)")
+        // The threshold fingerprint participants pin (§6.3) is the threshold key's, as the library computes it.
+        let dealt = try PaillierThresholdFiles.key(
+            from: Data(contentsOf: URL(fileURLWithPath: path("dealt/threshold.json"))))
+        #expect(deal.stdout.contains("threshold fingerprint \(dealt.fingerprint)\n"), "\(deal.stdout)")
         let attributes = try FileManager.default.attributesOfItem(atPath: path("dealt/share-2.json"))
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         // The public key file for encrypt is n alone, read from threshold.json.

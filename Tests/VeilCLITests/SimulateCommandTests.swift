@@ -41,6 +41,29 @@ import VeilTestSupport
         #expect(plain.status == 0)
     }
 
+    @Test func aThresholdKeyIsForPaillierOverTheNetworkAndTOfL() async throws {
+        for (arguments, message) in [
+            (["--threshold-key", "2-of-3"], "--threshold-key is for --secure-sum paillier over the network"),
+            (
+                ["--secure-sum", "paillier", "--transport", "in-process", "--threshold-key", "2-of-3"],
+                "--threshold-key is for --secure-sum paillier over the network"
+            ),
+            (
+                ["--secure-sum", "paillier", "--threshold-key", "1-of-3"],
+                "--threshold-key must be T-of-L with 2 ≤ T ≤ L"
+            ),
+            (
+                ["--secure-sum", "paillier", "--threshold-key", "3-of-2"],
+                "--threshold-key must be T-of-L with 2 ≤ T ≤ L"
+            ),
+            (["--secure-sum", "paillier", "--threshold-key", "2/3"], "--threshold-key must be T-of-L with 2 ≤ T ≤ L"),
+        ] {
+            let output = try await VeilProcess.run(["simulate", "--rounds", "1"] + arguments)
+            #expect(output.status == 64, "\(arguments): \(output.stderr)")
+            #expect(output.stderr.contains(message), "\(arguments): \(output.stderr)")
+        }
+    }
+
     @Test func badDataIsNamedByRowAndColumn() async throws {
         let directory = try RepositoryPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

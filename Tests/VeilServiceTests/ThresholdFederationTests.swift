@@ -44,6 +44,8 @@ import VeilTransport
         #expect(reports.map(\.problems) == [[], []], "\(reports.map(\.problems))")
         let records = network.keyHolders.map(\.record)
         #expect(try RoundAudit.check(reports, keyHolderRecords: records).allSatisfy { $0.problems.isEmpty })
+        // The Python verifier, written from Specs/audit.md §7 alone, recombines them too.
+        #expect(try await AuditReferenceTests.reference(files, ca: network.serve.tls.ca) == [nil, nil])
         let record = try PaillierAuditTests.record(files[1])
         #expect(record.partials?.map(\.holder) == [1, 2] && record.resultSignature == nil)
         #expect(record.session.thresholdHolders?.map(\.holder) == [1, 2])
@@ -63,6 +65,7 @@ import VeilTransport
         #expect(
             changed[1].problems == ["holder 1's partials are not the ones it signed for this aggregate"],
             "\(changed[1].problems)")
+        #expect(try await AuditReferenceTests.reference(files, ca: network.serve.tls.ca) == [nil, "8"])
         try original.write(to: files[1])
 
         // The coordinator records a sum of one holder's partials only: fewer than t.
@@ -80,6 +83,7 @@ import VeilTransport
         let short = RoundAudit.verify(files: files, ca: ca)
         let shortProblems = short[1].problems
         #expect(shortProblems.first?.hasPrefix("a threshold sum must name at least t") == true, "\(shortProblems)")
+        #expect(try await AuditReferenceTests.reference(files, ca: network.serve.tls.ca) == [nil, "8"])
         try original.write(to: files[1])
 
         // The command line, with each holder's record.
