@@ -2,6 +2,7 @@
 """`veil paillier` against python-paillier (phe) on the same key and the same values.
 
     Scripts/bench-paillier-cli.py [--parties P] [--values N] [--veil PATH] [--without-phe]
+    Scripts/bench-paillier-cli.py --add-only [--repeat K] [--parties P] [--values N] [--veil PATH]
 
 P parties (default 10) each encrypt N signed 32-bit values (default 10,000), the files are
 summed element-wise, and the sum is decrypted; every result is checked against the plain sum.
@@ -11,6 +12,12 @@ format, `veil paillier` with `--pack --addends P` in the veil format, and the sa
 end to end and per step (`--without-phe`: Veil's modes only, each against the packed one). Build veil optimised for the figures
 the README quotes (`swift build -c release`). phe is slow: 10,000 values take it about two
 minutes per party here.
+
+`--add-only` times the add step alone in the decimal format, where phe's own encryption would
+take most of an hour: the P files are encrypted by `veil paillier encrypt` (the same format phe
+writes and reads), then phe's add and `veil paillier add` sum them alternately K times
+(default 3); both sums are checked by decrypting with phe. Prints each run and the range of
+the ratios.
 """
 
 import argparse
@@ -50,7 +57,11 @@ def main():
     parser.add_argument("--values", type=int, default=10_000)
     parser.add_argument("--veil", default=str(ROOT / ".build" / "release" / "veil"))
     parser.add_argument("--without-phe", action="store_true", help="time Veil's modes only")
+    parser.add_argument("--add-only", action="store_true", help="time the decimal add step alone, phe against veil")
+    parser.add_argument("--repeat", type=int, default=3, help="--add-only: alternate runs of each")
     args = parser.parse_args()
+    if args.add_only:
+        return add_only(args)
     modes = {
         "decimal": ([], []),
         "packed": (["--format", "veil", "--pack", "--addends", args.parties], []),
@@ -135,6 +146,44 @@ def main():
         total = sum(times[f"veil {mode} {s}"] for s in ("encrypt", "add", "decrypt"))
         print(f"  end to end: {baseline} {base_total:.2f} s, veil {mode} {total:.2f} s ({base_total / total:.2f}x); "
               f"{times[f'veil {mode} bytes per value']:.2f} file bytes per value")
+
+
+def add_only(args):
+    rng = random.Random(2026)
+    parties = [[rng.randint(-(2**31), 2**31 - 1) for _ in range(args.values)] for _ in range(args.parties)]
+    expected = [sum(column) for column in zip(*parties)]
+    with tempfile.TemporaryDirectory() as folder:
+        d = Path(folder)
+        veil(args.veil, "paillier", "keygen", "--bits", 2048, "--out", d / "key")
+        pub = d / "key" / "public.json"
+        n = int(json.loads(pub.read_text())["n"])
+        secret = json.loads((d / "key" / "secret.json").read_text())
+        public_key = phe.PaillierPublicKey(n)
+        private_key = phe.PaillierPrivateKey(public_key, int(secret["p"]), int(secret["q"]))
+        for i, values in enumerate(parties):
+            (d / f"values{i}.txt").write_text("\n".join(map(str, values)) + "\n")
+            veil(args.veil, "paillier", "encrypt", "--public", pub, "--input", d / f"values{i}.txt", out=d / f"c{i}.txt")
+        files = [d / f"c{i}.txt" for i in range(args.parties)]
+
+        def phe_add():
+            total = None
+            for path in files:
+                column = [phe.EncryptedNumber(public_key, int(line)) for line in path.read_text().split()]
+                total = column if total is None else [a + b for a, b in zip(total, column)]
+            (d / "phe-sum.txt").write_text("\n".join(str(c.ciphertext(be_secure=False)) for c in total) + "\n")
+
+        ratios = []
+        for run in range(args.repeat):
+            _, p = timed(phe_add)
+            _, v = timed(lambda: veil(args.veil, "paillier", "add", "--public", pub, *files, out=d / "veil-sum.txt"))
+            ratios.append(p / v)
+            print(f"  run {run + 1}: phe add {p:.2f} s, veil add {v:.2f} s ({p / v:.2f}x)")
+        for name in ("phe-sum.txt", "veil-sum.txt"):
+            sums = [private_key.decrypt(phe.EncryptedNumber(public_key, int(line)))
+                    for line in (d / name).read_text().split()]
+            assert sums == expected, f"{name} does not decrypt to the sum"
+        print(f"{args.parties} parties x {args.values} values, decimal add: veil {min(ratios):.2f}-{max(ratios):.2f}x "
+              f"phe {phe.__version__}; both sums decrypt to the plain sum")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,30 @@ static inline void veil_mpn_sec_tabselect(mp_limb_t *rp, const mp_limb_t *tab, m
 }
 static inline int veil_limb_bytes(void) { return (int)sizeof(mp_limb_t); }
 
+static inline void veil_mpz_swap(mpz_ptr a, mpz_ptr b) { mpz_swap(a, b); }
+
+/// Parses `count` ASCII decimal digits (no sign, no terminator needed) into `r`, through
+/// `scratch` (at least `count` bytes): the digits are checked and turned into values there,
+/// and mpn_set_str converts them without mpz_set_str's copy, whitespace skipping and
+/// temporary allocation. Returns 0, or -1 for an empty input or a byte that is not a digit.
+static inline int veil_mpz_set_decimal(mpz_ptr r, const unsigned char *text, size_t count, unsigned char *scratch) {
+    if (count == 0) { return -1; }
+    size_t start = 0;
+    for (size_t i = 0; i < count; i++) {
+        unsigned char digit = (unsigned char)(text[i] - '0');
+        if (digit > 9) { return -1; }
+        scratch[i] = digit;
+    }
+    while (start < count && scratch[start] == 0) { start++; }
+    if (start == count) { mpz_set_ui(r, 0); return 0; }
+    // A digit is log2(10) < 10/3 bits; mpn_set_str wants one limb more than the value needs.
+    mp_size_t room = (mp_size_t)((count - start) * 10 / (3 * GMP_NUMB_BITS) + 2);
+    mp_limb_t *limbs = mpz_limbs_write(r, room);
+    mp_size_t used = mpn_set_str(limbs, scratch + start, count - start, 10);
+    mpz_limbs_finish(r, used);
+    return 0;
+}
+
 /// Overwrites the limbs of `a` with zeros before it is cleared: GMP frees without wiping.
 static inline void veil_mpz_wipe(mpz_ptr a) {
     if (a->_mp_alloc > 0 && a->_mp_d != NULL) {

@@ -194,6 +194,22 @@ struct PaillierCommand: ParsableCommand {
 
         func run() throws {
             let key = try loadPublicKey(`public`, s: damgardJurik.s)
+            // Decimal files (python-paillier's) take one fused pass on every core; whatever it
+            // cannot take is left to the careful reader below, which names the file and line.
+            if key.s == 1, files.count <= PaillierCiphertextFile.maxSummed {
+                // Read and split on every core: ten 12 MB files are a fifth of the work.
+                let read = try files.parallelMap { path in
+                    let bytes = [UInt8](try readFile(path))
+                    return (bytes, PaillierCiphertextFile.lineRanges(bytes))
+                }
+                let raw = read.map(\.0)
+                if raw.allSatisfy({ ($0.first ?? 0) &- UInt8(ascii: "0") < 10 }) {
+                    if let sum = DecimalColumnSum.sum(raw, lines: read.map(\.1), key: key) {
+                        FileHandle.standardOutput.write(Data(sum))
+                        return
+                    }
+                }
+            }
             // The inputs' coprimality with n is tested once, on the sums (§8.1).
             let inputs = try files.map { try readCiphertexts($0, key, checkingUnits: false) }
             let first = inputs[0]

@@ -15,6 +15,41 @@ import VeilTestSupport
             residues: values.map { try key.publicKey.residue(signed: BigInt($0)) }, key: key.publicKey)
     }
 
+    /// `add`'s fused pass over decimal files gives the careful path's bytes, and leaves to it
+    /// (nil) every file it cannot take, so that the careful path names the file and line.
+    @Test func theFusedDecimalSumIsTheBatchSumAndRefusesWhatItCannotTake() throws {
+        let columns = try (0..<3).map { column in try encrypted((0..<150).map { $0 * 31 - 2000 + column }) }
+        let files = try columns.map {
+            [UInt8](try PaillierCiphertextFile(format: .decimal, ciphertexts: $0).encoded(key: key.publicKey))
+        }
+        func fused(_ files: [[UInt8]]) -> [UInt8]? {
+            DecimalColumnSum.sum(files, lines: files.map { PaillierCiphertextFile.lineRanges($0) }, key: key.publicKey)
+        }
+        let expected = try PaillierCiphertextFile(
+            format: .decimal, ciphertexts: try PaillierBatch.sum(columns, key: key.publicKey)
+        ).encoded(key: key.publicKey)
+        #expect(fused(files) == [UInt8](expected))
+        #expect(fused([files[0]]) == files[0])
+        func replacingLine(_ file: [UInt8], _ index: Int, with text: String) -> [UInt8] {
+            var lines = String(decoding: file, as: UTF8.self).split(separator: "\n").map(String.init)
+            lines[index] = text
+            return Array((lines.joined(separator: "\n") + "\n").utf8)
+        }
+        let n2 = key.publicKey.ciphertextModulus
+        for (why, text) in [
+            ("a sign", "-" + String(String(decoding: files[1], as: UTF8.self).split(separator: "\n")[70])),
+            ("zero", "0"), ("n²", n2.decimal), ("above n²", (n2 + 1).decimal), ("a letter", "12a4"),
+            ("a multiple of p", key.primes.p.decimal),
+        ] {
+            #expect(fused([files[0], replacingLine(files[1], 70, with: text), files[2]]) == nil, "\(why)")
+        }
+        #expect(fused([files[0], Array(files[1].prefix(files[1].count / 2))]) == nil, "files of different lengths")
+        // A leading zero is the same integer.
+        let padded = replacingLine(
+            files[1], 3, with: "000" + String(String(decoding: files[1], as: UTF8.self).split(separator: "\n")[3]))
+        #expect(fused([files[0], padded, files[2]]) == [UInt8](expected))
+    }
+
     @Test(arguments: PaillierCiphertextFile.Format.allCases)
     func bothFormatsRoundTrip(format: PaillierCiphertextFile.Format) throws {
         // 40 values: the batch takes the fixed-base table.

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import VeilCore
 
 /// The ciphertext files of `veil paillier` (`Specs/paillier.md` §8.1), in one of two formats:
@@ -203,8 +204,11 @@ public struct PaillierCiphertextFile: Sendable {
             var ranges: [Range<Int>] = []
             var start = 0
             while start <= buffer.count {
-                var index = start
-                while index < buffer.count, buffer[index] != 0x0A { index += 1 }
+                // memchr finds the newline a word (or a vector) at a time: 2,468 bytes a line.
+                var index = buffer.count
+                if start < buffer.count, let found = memchr(buffer.baseAddress! + start, 0x0A, buffer.count - start) {
+                    index = buffer.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                }
                 var end = index
                 while end > start, buffer[end - 1] == 0x0D || buffer[end - 1] == 0x20 { end -= 1 }
                 if end > start { ranges.append(start..<end) }
