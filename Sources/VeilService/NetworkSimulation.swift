@@ -34,10 +34,11 @@ public struct NetworkSimulation: Sendable {
             guard paillierBits != nil else {
                 throw ConfigurationError("threshold key holders need a Paillier key size")
             }
-            guard threshold.t >= 2, threshold.t <= threshold.l, threshold.l <= ThresholdPaillierPublicKey.maxHolders
+            guard threshold.t >= 2, 2 * threshold.t > threshold.l, threshold.t <= threshold.l,
+                threshold.l <= ThresholdPaillierPublicKey.maxHolders
             else {
                 throw ConfigurationError(
-                    "threshold key holders: need 2 ≤ t ≤ ℓ ≤ \(ThresholdPaillierPublicKey.maxHolders), got \(threshold.t) of \(threshold.l)"
+                    "threshold key holders: need 2 ≤ t ≤ ℓ ≤ \(ThresholdPaillierPublicKey.maxHolders) and 2t > ℓ, got \(threshold.t) of \(threshold.l)"
                 )
             }
         }

@@ -390,11 +390,11 @@ extension SimulateCommand {
     func thresholdHolders() throws -> (t: Int, l: Int)? {
         guard let thresholdKey else { return nil }
         let parts = thresholdKey.split(separator: "-of-", omittingEmptySubsequences: false)
-        guard parts.count == 2, let t = Int(parts[0]), let l = Int(parts[1]), t >= 2, t <= l,
+        guard parts.count == 2, let t = Int(parts[0]), let l = Int(parts[1]), t >= 2, t <= l, 2 * t > l,
             l <= ThresholdPaillierPublicKey.maxHolders
         else {
             throw ValidationError(
-                "--threshold-key must be T-of-L with 2 ≤ T ≤ L ≤ \(ThresholdPaillierPublicKey.maxHolders), such as 2-of-3"
+                "--threshold-key must be T-of-L with 2 ≤ T ≤ L ≤ \(ThresholdPaillierPublicKey.maxHolders) and 2T > L (any two quorums share a holder), such as 2-of-3"
             )
         }
         return (t, l)

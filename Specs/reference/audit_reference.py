@@ -548,7 +548,12 @@ def check_file(data: bytes, ca: x509.Certificate, verdict: Verdict) -> None:
                 raise Failure("3", "the key holder's certificate does not have the key-holder role")
             decryptors = key_holder.key
         elif threshold == (True, True) and single == (False, False):
-            # paillier.md §6.3: every holder named, certified as a key holder, each number once.
+            # paillier.md §6.3: at least one holder named, numbers 1…64 ascending, each once,
+            # every one certified as a key holder.
+            numbers = [entry["holder"] for entry in s["thresholdHolders"]]
+            if not numbers or numbers != sorted(set(numbers)) or not all(1 <= i <= 64 for i in numbers):
+                raise Failure("3", "the threshold holders must be named by distinct numbers in 1…64, ascending, "
+                                   "at least one")
             decryptors = {}
             for entry in s["thresholdHolders"]:
                 try:
@@ -1126,7 +1131,7 @@ def rebuild_paillier_session(s: dict, round_number: int, coordinator_key: bytes,
         key_bytes = hex_bytes(s["thresholdKey"], "thresholdKey", "4")
         for entry in s["thresholdHolders"]:
             statement = (b"veil/v1/paillier/threshold-share\x00" + hashlib.sha256(key_bytes).digest()
-                         + secagg.le4(entry["holder"] & 0xFFFFFFFF))
+                         + secagg.le4(entry["holder"]))
             if not secagg.ed25519_verify(key_holder_key[entry["holder"]], statement,
                                          hex_bytes(entry["signature"], "a threshold holder's signature", "4")):
                 raise Failure("4", f"threshold holder {entry['holder']} did not sign its share of this key")
@@ -1135,6 +1140,8 @@ def rebuild_paillier_session(s: dict, round_number: int, coordinator_key: bytes,
             raise Failure("4", "the modulus is not the threshold key's n (or the key is not s = 1)")
         if not all(1 <= i <= threshold["holders"] for i in key_holder_key) or len(key_holder_key) < threshold["t"]:
             raise Failure("4", "the holders named are fewer than t, or numbered outside 1…ℓ")
+        if 2 * threshold["t"] <= threshold["holders"]:
+            raise Failure("4", "a threshold key with 2t ≤ ℓ: two quorums may be disjoint")
         if len(set(key_holder_key.values())) != len(key_holder_key):
             raise Failure("4", "one signing key holds two shares")
         threshold["signing"] = key_holder_key
@@ -1319,9 +1326,11 @@ def check_threshold_sum(record: dict, given: dict, session: PaillierSession) -> 
             raise Failure("8", "no sum was released, but the record names partials or the export a sum")
         return
     named, values = record.get("partials"), given.get("partials")
-    if named is None or values is None or [e["holder"] for e in named] != [e["holder"] for e in values] \
-            or len(named) < th["t"] or len({e["holder"] for e in named}) != len(named):
-        raise Failure("8", "a threshold sum must name at least t distinct holders' partials, as the export holds them")
+    numbers = [e["holder"] for e in named] if named is not None else []
+    if named is None or values is None or numbers != [e["holder"] for e in values] \
+            or len(named) < th["t"] or numbers != sorted(set(numbers)):
+        raise Failure("8", "a threshold sum must name at least t distinct holders' partials, ascending, as the "
+                           "export holds them")
     n, n2 = session.modulus, session.modulus ** 2
     aggregate = [int(c, 16) for c in given["aggregate"]]
     width = session.ciphertext_bytes

@@ -256,14 +256,14 @@ def main() -> int:
         ("ristretto255: a refused proof relabelled valid", "ristretto255", rist, 44, set_field("result", "valid")),
         ("threshold session: a holder's partial changed by one", "session", session,
          threshold_case(kind="partial", holder=2, result="valid"), flip_partial),
-        ("threshold session: the holders named changed (4 → 3)", "session", session,
-         threshold_case(kind="session"), lambda g, t: g["threshold"].__setitem__("named", [1, 2, 3])),
+        ("threshold session: the holders named changed (5 → 4)", "session", session,
+         threshold_case(kind="session"), lambda g, t: g["threshold"].__setitem__("named", [1, 2, 3, 4])),
         ("threshold session: a cheating holder not named", "session", session,
          threshold_case(kind="combine", cheat=1), set_field("rejected", [])),
-        ("threshold session: t changed in the key (2 → 3)", "session", session,
-         threshold_case(kind="thresholdKey"), lambda g, t: g["threshold"].__setitem__("t", 3)),
+        ("threshold session: t changed in the key (3 → 4)", "session", session,
+         threshold_case(kind="thresholdKey"), lambda g, t: g["threshold"].__setitem__("t", 4)),
         ("threshold session: an unnamed holder's refusal relabelled valid", "session", session,
-         threshold_case(kind="partial", holder=3), set_field("result", "valid")),
+         threshold_case(kind="partial", holder=4), set_field("result", "valid")),
     ]
 
     failures = 0

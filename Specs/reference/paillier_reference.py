@@ -447,6 +447,8 @@ class Session:
         # Section 6.3: the threshold key, its holders, and the threshold session id.
         th = self.threshold
         self.t, self.l = th["t"], th["holders"]
+        if 2 * self.t <= self.l:
+            raise ref.Refused("malformed")  # §6.3: sessions need any two quorums to share a holder
         self.v, self.vkeys = int(th["v"]), [int(x) for x in th["verificationKeys"]]
         self.shares = [int(x) for x in th["shares"]]
         self.delta = factorial(self.l)

@@ -57,6 +57,7 @@ import VeilTestSupport
                 "--threshold-key must be T-of-L with 2 ≤ T ≤ L"
             ),
             (["--secure-sum", "paillier", "--threshold-key", "2/3"], "--threshold-key must be T-of-L with 2 ≤ T ≤ L"),
+            (["--secure-sum", "paillier", "--threshold-key", "2-of-4"], "and 2T > L (any two quorums share a holder)"),
         ] {
             let output = try await VeilProcess.run(["simulate", "--rounds", "1"] + arguments)
             #expect(output.status == 64, "\(arguments): \(output.stderr)")

@@ -86,6 +86,21 @@ import VeilTransport
         #expect(try await AuditReferenceTests.reference(files, ca: network.serve.tls.ca) == [nil, "8"])
         try original.write(to: files[1])
 
+        // A hostile record naming holder −1 (re-signed by the coordinator): reported, never a trap
+        // (review, helper-22); the Python verifier refuses it at step 3.
+        try AuditTests.edit(files[1]) { object in
+            var record = try PaillierAuditTests.record(files[1])
+            record.session.thresholdHolders![0].holder = -1
+            let bytes = record.canonicalBytes
+            object["record"] = Data(bytes).base64EncodedString()
+            object["signature"] = Hex.encode(RoundAuditRecord.sign(bytes, with: key))
+        }
+        let hostile = RoundAudit.verify(files: files, ca: ca)
+        let hostileProblems = hostile[1].problems
+        #expect(hostileProblems.first?.contains("distinct numbers in 1…64") == true, "\(hostileProblems)")
+        #expect(try await AuditReferenceTests.reference(files, ca: network.serve.tls.ca) == [nil, "3"])
+        try original.write(to: files[1])
+
         // The command line, with each holder's record.
         let ok = try await VeilProcess.run(
             ["audit", "verify", "--ca", network.serve.tls.ca]

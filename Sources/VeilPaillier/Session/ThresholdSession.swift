@@ -23,6 +23,11 @@ public struct ThresholdKeyHolders: Hashable, Sendable {
     }
 
     func check(for publicKey: PaillierPublicKey) throws(PaillierSessionError) {
+        guard key.hasIntersectingQuorums else {
+            throw .malformed(
+                "a \(key.threshold)-of-\(key.holders) key: two quorums of holders may be disjoint (2t ≤ ℓ), so each holder's once-per-round record would not stop a second sum of a round"
+            )
+        }
         guard key.publicKey == publicKey, key.verification != nil else {
             throw .malformed("the threshold key is not the session's key, or has no verification keys")
         }
@@ -62,6 +67,10 @@ extension ThresholdPaillierPublicKey {
     }
 
     static let encodingDomain = "veil/v1/paillier/threshold-key"
+
+    /// Whether any two sets of t holders share one (2t > ℓ): what makes each holder's
+    /// once-per-round record bind the whole key (`Specs/paillier.md` §6.3). Sessions require it.
+    public var hasIntersectingQuorums: Bool { 2 * threshold > holders }
 
     /// SHA-256 of ``canonicalEncoding``, in hex: what a participant pins.
     public var fingerprint: String { Hex.encode(SHA256.hash(canonicalEncoding)) }
@@ -178,7 +187,9 @@ public struct ThresholdShareStatement: Hashable, Sendable {
     public static func isSigned(encoding: [UInt8], holder: Int, signature: [UInt8], by signingKey: Ed25519.PublicKey)
         -> Bool
     {
-        signingKey.isValidSignature(signature, for: message(encoding: encoding, holder: holder))
+        // A number from a hostile record, outside 1…64, is no holder's (review, helper-22: it trapped).
+        (1...ThresholdPaillierPublicKey.maxHolders).contains(holder)
+            && signingKey.isValidSignature(signature, for: message(encoding: encoding, holder: holder))
     }
 
     public func isSigned(by signingKey: Ed25519.PublicKey) -> Bool {

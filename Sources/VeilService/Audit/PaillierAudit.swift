@@ -194,10 +194,10 @@ extension RoundAudit {
     ) -> String? {
         guard record.resultSignature == nil, let named = record.partials, let given = evidence.partials,
             named.map(\.holder) == given.map(\.holder), named.count >= holders.key.threshold,
-            Set(named.map(\.holder)).count == named.count
+            Set(named.map(\.holder)).count == named.count, named.map(\.holder) == named.map(\.holder).sorted()
         else {
             return
-                "a threshold sum must name at least t distinct holders' partials, as the export holds them, and no key holder's signature"
+                "a threshold sum must name at least t distinct holders' partials, ascending, as the export holds them, and no key holder's signature"
         }
         let aggregateDigest = PaillierSession.aggregateDigest(aggregate.map { $0.bigEndianBytes() })
         var answers: [Int: [PartialDecryption]] = [:]
@@ -260,6 +260,15 @@ extension RoundAudit {
             decryptors = .keyHolder(holder.signingKey)
         case (nil, nil, let encodingText?, let named?):
             let encoding = try strictHex(encodingText)
+            // Numbers ascending, each once, in 1…64, and at least one signature of a certified
+            // holder before the key is read and its n tested (review, helper-22).
+            let numbers = named.map(\.holder)
+            guard !numbers.isEmpty, numbers == numbers.sorted(), Set(numbers).count == numbers.count,
+                numbers.allSatisfy({ (1...ThresholdPaillierPublicKey.maxHolders).contains($0) })
+            else {
+                throw ConfigurationError(
+                    "the threshold holders must be named by distinct numbers in 1…64, ascending, at least one")
+            }
             var signingKeys: [Int: Ed25519.PublicKey] = [:]
             for entry in named {
                 let holder: FederationIdentity

@@ -222,6 +222,11 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             throw ConfigurationError(
                 "threshold_key: a key of \(key.holders) holders, but key_holders names \(keyHolders.count)")
         }
+        guard key.hasIntersectingQuorums else {
+            throw ConfigurationError(
+                "threshold_key: a \(key.threshold)-of-\(key.holders) key; masked sessions need 2t > ℓ, so that any two quorums of holders share one (Specs/paillier.md §6.3)"
+            )
+        }
         guard key.publicKey.s == 1 else {
             throw ConfigurationError(
                 "threshold_key: a masked session runs under a Paillier key (s = 1), not s = \(key.publicKey.s)")

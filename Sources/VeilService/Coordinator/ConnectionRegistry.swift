@@ -39,8 +39,8 @@ struct ConnectionRegistry {
     private(set) var keyHolders: [String: Connection] = [:]
     /// The key the connected key holder announced, signed by the key its certificate binds.
     private(set) var paillierKey: KeyHolderKey?
-    /// Threshold mode: each holder that announced its share, by number — kept when its stream
-    /// closes, since the statement stays true.
+    /// Threshold mode: each holder that announced its share, by number (a round names those
+    /// connected when it is planned).
     private(set) var thresholdHolders: [Int: ThresholdHolderKey] = [:]
     let threshold: ThresholdConfiguration?
     /// Each holder's token bucket, by id: kept across reconnections, so that reconnecting does
@@ -62,8 +62,12 @@ struct ConnectionRegistry {
             guard let key = paillierKey, keyHolders[key.identity.id] != nil else { return nil }
             return .single(key)
         }
-        guard keyHolders.count >= threshold.key.threshold else { return nil }
-        return .threshold(threshold.key, holders: thresholdHolders)
+        // The holders connected now: one that has left (or whose certificate has since expired
+        // and who cannot reconnect) is not named, so that participants are not asked to check
+        // it (review, helper-22).
+        let connected = thresholdHolders.filter { keyHolders[$0.value.identity.id] != nil }
+        guard connected.count >= threshold.key.threshold else { return nil }
+        return .threshold(threshold.key, holders: connected)
     }
 
     /// Why ``keyHolding`` is nil, for the registration failure.

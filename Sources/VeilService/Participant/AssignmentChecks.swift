@@ -173,10 +173,12 @@ extension ParticipantAgent {
             do { thresholdKey = try ThresholdPaillierPublicKey(canonicalEncoding: Array(plan.thresholdKey)) } catch {
                 throw Declined(.declinePaillierKey, "the threshold key: \(error)")
             }
-            guard thresholdKey.holders == expected.count, thresholdKey.threshold >= policy.minKeyHolderThreshold else {
+            guard thresholdKey.holders == expected.count, thresholdKey.threshold >= policy.minKeyHolderThreshold,
+                thresholdKey.hasIntersectingQuorums
+            else {
                 throw Declined(
                     .declinePaillierKey,
-                    "a \(thresholdKey.threshold)-of-\(thresholdKey.holders) key; this participant requires \(expected.count) holders, at least \(policy.minKeyHolderThreshold) of them to decrypt"
+                    "a \(thresholdKey.threshold)-of-\(thresholdKey.holders) key; this participant requires \(expected.count) holders, at least \(max(policy.minKeyHolderThreshold, expected.count / 2 + 1)) of them to decrypt (more than half, so that two quorums share a holder)"
                 )
             }
             guard Array(plan.modulus) == thresholdKey.publicKey.bigEndianBytes else {

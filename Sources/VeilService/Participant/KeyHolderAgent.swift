@@ -47,8 +47,10 @@ public struct KeyHolderAgent: Sendable {
             secret = .whole(try PaillierKeyFiles.privateKey(from: try read(path, "Paillier secret key")))
         } else if let keyPath = configuration.thresholdKey, let sharePath = configuration.share {
             let key = try PaillierThresholdFiles.key(from: try read(keyPath, "threshold key"))
-            guard key.publicKey.s == 1 else {
-                throw ConfigurationError("the threshold key is s = \(key.publicKey.s); masked sessions run under s = 1")
+            guard key.publicKey.s == 1, key.hasIntersectingQuorums else {
+                throw ConfigurationError(
+                    "the threshold key is \(key.threshold) of \(key.holders) with s = \(key.publicKey.s); masked sessions run under s = 1 with 2t > ℓ (Specs/paillier.md §6.3)"
+                )
             }
             // The holder's own check of the dealing: its share must match the dealer's v_i.
             secret = .share(try PaillierThresholdFiles.share(from: try read(sharePath, "key share"), key: key))

@@ -117,8 +117,8 @@ extension ProjectVectors {
                 "Masked Paillier sessions (Specs/paillier.md §6.1): the key holder's key statement, session ids,",
                 "pairwise masks from the members' Ed25519 keys in X25519 form, masked DJN encryption with given α,",
                 "receipts, and the key holder's decryption or refusal. Integers are decimal strings; keys 512 bits.",
-                "The last group's key is a 2-of-4 threshold key (§6.3) dealt from the safe primes p and q, with holders",
-                "1, 2 and 4 named: the key's encoding and the holders' statements, each holder's proved partials from",
+                "The last group's key is a 3-of-5 threshold key (§6.3) dealt from the safe primes p and q, with holders",
+                "1, 2, 3 and 5 named: the key's encoding and the holders' statements, each holder's proved partials from",
                 "the given r (wire form, hex) and signature, or refusal, and combinations with a holder that cheats.",
             ],
             notes: [
@@ -127,8 +127,8 @@ extension ProjectVectors {
             testGroups: groups, numberOfTests: tcId)
     }
 
-    /// The threshold group (`Specs/paillier.md` §6.3): a 2-of-4 key dealt from seeded safe
-    /// primes, three members, holders 1, 2 and 4 named.
+    /// The threshold group (`Specs/paillier.md` §6.3): a 3-of-5 key dealt from seeded safe
+    /// primes, three members, holders 1, 2, 3 and 5 named.
     static func thresholdSessionGroup(_ inputs: inout Inputs, tcId: inout Int) throws -> PaillierSessionRunner.Group {
         let (members, bits, dimension, round) = (3, 16, 20, UInt64(3))
         var keyGenerator = try ChaCha20Generator(publicSeed: SHA256.hash(Array("paillier threshold session".utf8)))
@@ -139,7 +139,7 @@ extension ProjectVectors {
             q = ThresholdPaillierDealer.safePrime(bits: 256, using: &keyGenerator)
         }
         let (thresholdKey, shares) = try ThresholdPaillierDealer.deal(
-            p: p, q: q, threshold: 2, holders: 4, using: &keyGenerator)
+            p: p, q: q, threshold: 3, holders: 5, using: &keyGenerator)
         let pk = thresholdKey.publicKey
         let packing = try PaillierPacking(bitWidth: BitWidth(bits), maxAddends: members, keyBits: pk.bits)
         var y = BigInt(0)
@@ -164,10 +164,10 @@ extension ProjectVectors {
                 }
             },
             threshold: .init(
-                t: 2, holders: 4, v: verification.v.decimal, verificationKeys: verification.holderKeys.map(\.decimal),
+                t: 3, holders: 5, v: verification.v.decimal, verificationKeys: verification.holderKeys.map(\.decimal),
                 shares: shares.map { $0.secretValue.declassified().decimal },
-                holderSeeds: (0..<4).map { _ in inputs.hex(Ed25519.seedByteCount) }, named: [1, 2, 4],
-                proofRandomness: (0..<4).map { _ in
+                holderSeeds: (0..<5).map { _ in inputs.hex(Ed25519.seedByteCount) }, named: [1, 2, 3, 5],
+                proofRandomness: (0..<5).map { _ in
                     (0..<plaintexts).map { _ in
                         BigInt.random(bits: thresholdKey.proofRandomnessBits, using: &inputs.generator)
                             .declassified().decimal
@@ -195,7 +195,7 @@ extension ProjectVectors {
                 Hex.encode(ThresholdShareStatement(signing: $0, with: $1).signature)
             }
         }
-        add("session", "the threshold session id (holders 1, 2 and 4 named) and the coordinator's announcement") {
+        add("session", "the threshold session id (holders 1, 2, 3 and 5 named) and the coordinator's announcement") {
             $0.sessionId = Hex.encode(s.session.id)
             $0.signature = Hex.encode(s.coordinator.signature(for: s.session.announcement))
         }
@@ -211,7 +211,7 @@ extension ProjectVectors {
             }
         }
         let everyone = Array(1...members)
-        for holder in [1, 2, 4] {
+        for holder in [1, 2, 3, 5] {
             try add("partial", "holder \(holder): its proved partials of the whole product, from the given r, signed") {
                 $0.holder = holder; $0.aggregateOf = everyone; $0.receiptsOf = everyone
                 $0.minimumContributors = members
@@ -222,30 +222,30 @@ extension ProjectVectors {
                 $0.signature = Hex.encode(signature)
             }
         }
-        add("partial", "holder 3 is not named by the session", result: .invalid, error: "notThisKeyHolder") {
-            $0.holder = 3; $0.aggregateOf = everyone; $0.receiptsOf = everyone; $0.minimumContributors = members
+        add("partial", "holder 4 is not named by the session", result: .invalid, error: "notThisKeyHolder") {
+            $0.holder = 4; $0.aggregateOf = everyone; $0.receiptsOf = everyone; $0.minimumContributors = members
         }
         add("partial", "holder 2, the last member's receipt missing", result: .invalid, error: "missingReceipt") {
             $0.holder = 2; $0.aggregateOf = everyone; $0.receiptsOf = Array(everyone.dropLast())
             $0.minimumContributors = members
         }
-        add("partial", "holder 4, member 1's receipt forged", result: .invalid, error: "invalidReceipt") {
-            $0.holder = 4; $0.aggregateOf = everyone; $0.receiptsOf = everyone; $0.forged = 1
+        add("partial", "holder 5, member 1's receipt forged", result: .invalid, error: "invalidReceipt") {
+            $0.holder = 5; $0.aggregateOf = everyone; $0.receiptsOf = everyone; $0.forged = 1
             $0.minimumContributors = members
         }
-        try add("combine", "holders 1 and 2 combine to the sum of every member's input") {
-            $0.answers = [1, 2]
-            ($0.sum, $0.rejected) = try PaillierSessionRunner.combine(s, answers: [1, 2], cheat: nil)
+        try add("combine", "holders 1, 2 and 3 combine to the sum of every member's input") {
+            $0.answers = [1, 2, 3]
+            ($0.sum, $0.rejected) = try PaillierSessionRunner.combine(s, answers: [1, 2, 3], cheat: nil)
         }
-        try add("combine", "holder 1's first partial times (1 + n): named, and holders 2 and 4 give the same sum") {
-            $0.answers = [1, 2, 4]; $0.cheat = 1
-            ($0.sum, $0.rejected) = try PaillierSessionRunner.combine(s, answers: [1, 2, 4], cheat: 1)
+        try add("combine", "holder 1's first partial times (1 + n): named, and holders 2, 3 and 5 give the same sum") {
+            $0.answers = [1, 2, 3, 5]; $0.cheat = 1
+            ($0.sum, $0.rejected) = try PaillierSessionRunner.combine(s, answers: [1, 2, 3, 5], cheat: 1)
         }
         add(
-            "combine", "holder 4 cheats among exactly t: refused, naming it", result: .invalid,
+            "combine", "holder 5 cheats among exactly t: refused, naming it", result: .invalid,
             error: "incorrectPartialDecryptions"
         ) {
-            $0.answers = [1, 4]; $0.cheat = 4
+            $0.answers = [1, 2, 5]; $0.cheat = 5
         }
         return group
     }
