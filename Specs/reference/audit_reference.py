@@ -116,6 +116,8 @@ class Verdict:
     bytes: bytes | None = None  # the record's bytes, once it parses (for the chain)
     previous: str | None = None
     session: bytes | None = None  # the session id, once the log (or the contributions) check (across files)
+    round: int | None = None  # a Paillier record's round, and whether it names a released sum
+    released: bool = False
 
     @property
     def ok(self) -> bool:
@@ -1088,6 +1090,7 @@ def check_paillier(export: dict, given: dict, record: dict, coordinator_key: byt
     # the members' own signatures, and takes part in the duplicate check across files.
     contributions = check_contributions(record, given["contributions"], session, keys)
     verdict.session = session.id
+    verdict.round, verdict.released = record["round"], "sumDigest" in record
 
     # 7. The aggregate the coordinator asked the key holder to decrypt.
     check_aggregate(record, given, session, contributions, coordinator_key)
@@ -1403,6 +1406,10 @@ def verify(paths, ca_pem: bytes) -> list[Verdict]:
                 verdict.problems.append(f"step chain: {other.path} is another record with sequence {verdict.sequence}")
             if verdict.session is not None and verdict.session == other.session:
                 verdict.problems.append(f"step chain: {other.path} is another record of the same session")
+            # §7.3: a Paillier round releases one sum (its key holders decrypt a round once).
+            if verdict.released and other.released and verdict.round == other.round \
+                    and verdict.session != other.session:
+                verdict.problems.append(f"step chain: {other.path} names another released sum of round {verdict.round}")
     for verdict in verdicts:
         if verdict.sequence is None or verdict.sequence <= 1 or verdict.sequence - 1 not in by_sequence:
             continue

@@ -12,6 +12,35 @@ import VeilTransport
 /// (`Specs/paillier.md` §6.3), over loopback gRPC with mutual TLS: the round machine's
 /// combination, the holders' own checks and the audit records of the real processes' code.
 @Suite(.serialized) struct ThresholdFederationTests {
+    /// Two released sums of one Paillier round (two sessions, each decrypted by its own quorum)
+    /// are named on both files; an aborted attempt beside a completed one is not.
+    @Test func twoReleasedSumsOfOneRoundAreNamed() {
+        func report(_ path: String, round: Int, session: String, released: Bool, sequence: Int) -> RoundAudit.FileReport
+        {
+            var report = RoundAudit.FileReport(path: path, round: round, problems: [])
+            report.sessionID = session
+            report.sequence = sequence
+            report.bytes = Array(path.utf8)
+            // Chained: b's `previous` is a's hash.
+            report.previous = sequence == 2 ? Hex.encode(RoundAuditRecord.hash(Array("a".utf8))) : nil
+            report.paillier = ([:], released ? "aggregate" : nil, released)
+            return report
+        }
+        let twice = RoundAudit.acrossFiles([
+            report("a", round: 4, session: "s1", released: true, sequence: 1),
+            report("b", round: 4, session: "s2", released: true, sequence: 2),
+        ])
+        #expect(
+            twice.map(\.problems) == [
+                ["b names another released sum of round 4"], ["a names another released sum of round 4"],
+            ])
+        let once = RoundAudit.acrossFiles([
+            report("a", round: 4, session: "s1", released: false, sequence: 1),
+            report("b", round: 4, session: "s2", released: true, sequence: 2),
+        ])
+        #expect(once.allSatisfy { $0.problems.isEmpty })
+    }
+
     @Test func twoOfThreeHoldersDecryptEveryRoundAndTheRecordsRecombineTheSum() async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-threshold-federation")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -103,6 +103,13 @@ public enum RoundAudit {
                 return FileReport(path: url.path, problems: ["cannot read: \(error)"])
             }
         }
+        return acrossFiles(reports)
+    }
+
+    /// The checks across files (`Specs/audit.md` §4, §7.3): two accounts of one sequence number
+    /// or session, two released sums of one Paillier round, and the chain.
+    static func acrossFiles(_ checked: [FileReport]) -> [FileReport] {
+        var reports = checked
         let bySequence = Dictionary(
             reports.enumerated().compactMap { i, r in r.sequence.map { ($0, i) } }, uniquingKeysWith: { a, _ in a })
         // Two different signed records with one sequence number, or two records of one session,
@@ -116,6 +123,14 @@ public enum RoundAudit {
                 }
                 if let session = report.sessionID, session == other.sessionID {
                     reports[i].problems.append("\(other.path) is another record of the same session")
+                }
+                // A Paillier round releases one sum: its key holders decrypt a round once
+                // (`Specs/paillier.md` §6.1, §6.3), so a second released sum of a round means
+                // holders deviated, or a record lies (review, helper-22).
+                if let round = report.round, round == other.round, report.paillier?.released == true,
+                    other.paillier?.released == true, report.sessionID != other.sessionID
+                {
+                    reports[i].problems.append("\(other.path) names another released sum of round \(round)")
                 }
             }
         }
