@@ -3,6 +3,7 @@
 
 #include <gmp.h>
 #include <string.h>
+#include <stdint.h>
 
 // GMP's public names (mpz_add, ...) are preprocessor macros for the exported __gmpz_*
 // symbols, and Swift does not import function-like macros. These inline wrappers give
@@ -76,7 +77,17 @@ static inline void veil_mpz_swap(mpz_ptr a, mpz_ptr b) { mpz_swap(a, b); }
 static inline int veil_mpz_set_decimal(mpz_ptr r, const unsigned char *text, size_t count, unsigned char *scratch) {
     if (count == 0) { return -1; }
     size_t start = 0;
-    for (size_t i = 0; i < count; i++) {
+    size_t i = 0;
+    // Eight bytes at a time: every byte is a digit exactly when neither x − '0' borrows nor
+    // x + 0x46 reaches 0x80 in any byte (then no byte carries or borrows into the next).
+    for (; i + 8 <= count; i += 8) {
+        uint64_t x;
+        memcpy(&x, text + i, 8);
+        uint64_t digits = x - 0x3030303030303030ULL;
+        if (((x + 0x4646464646464646ULL) | digits) & 0x8080808080808080ULL) { return -1; }
+        memcpy(scratch + i, &digits, 8);
+    }
+    for (; i < count; i++) {
         unsigned char digit = (unsigned char)(text[i] - '0');
         if (digit > 9) { return -1; }
         scratch[i] = digit;
