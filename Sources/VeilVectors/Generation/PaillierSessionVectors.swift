@@ -59,24 +59,12 @@ extension ProjectVectors {
                 $0.signature = Hex.encode(statement.signature)
                 $0.fingerprint = PaillierKeyStatement.fingerprint(pk)
             }
-            add(
-                "session",
-                "the session id of \(members) members, round \(round), and the coordinator's announcement signature"
-            ) {
-                $0.sessionId = Hex.encode(s.session.id)
-                $0.signature = Hex.encode(s.coordinator.signature(for: s.session.announcement))
-            }
-            let parts = try (1...members).map { try PaillierSessionRunner.contribution(s, $0) }
-            for member in 1...members {
-                let masks = try s.session.mask(for: ParticipantID(UInt32(member)), signingKey: s.members[member - 1])
-                add("contribution", "member \(member): its masks, masked DJN ciphertexts and signed receipt") {
-                    $0.member = member
-                    $0.masks = masks.map(\.decimal)
-                    $0.ciphertexts = parts[member - 1].ciphertexts.map(\.decimal)
-                    $0.receiptDigest = Hex.encode(parts[member - 1].receipt.ciphertextDigest)
-                    $0.signature = Hex.encode(parts[member - 1].receipt.signature)
-                }
-            }
+            try sessionCases(
+                s,
+                session:
+                    "the session id of \(members) members, round \(round), and the coordinator's announcement signature",
+                contribution: "its masks, masked DJN ciphertexts and signed receipt"
+            ) { kind, comment, fill in add(kind, comment, fill) }
             let everyone = Array(1...members)
             func decrypted(_ aggregateOf: [Int], _ receiptsOf: [Int], minimum: Int) throws -> (
                 sum: [String], signature: String
@@ -125,6 +113,29 @@ extension ProjectVectors {
                 "Refused": VectorNote(bugType: "BASIC", description: "The key holder must refuse; `error` names why.")
             ],
             testGroups: groups, numberOfTests: tcId)
+    }
+
+    /// The cases every group has: the session id with the coordinator's announcement, then each
+    /// member's masks, ciphertexts and receipt.
+    static func sessionCases(
+        _ s: PaillierSessionRunner.Setting, session: String, contribution: String,
+        add: (String, String, (inout PaillierSessionRunner.Test) -> Void) -> Void
+    ) throws {
+        add("session", session) {
+            $0.sessionId = Hex.encode(s.session.id)
+            $0.signature = Hex.encode(s.coordinator.signature(for: s.session.announcement))
+        }
+        let parts = try (1...s.members.count).map { try PaillierSessionRunner.contribution(s, $0) }
+        for member in 1...s.members.count {
+            let masks = try s.session.mask(for: ParticipantID(UInt32(member)), signingKey: s.members[member - 1])
+            add("contribution", "member \(member): \(contribution)") {
+                $0.member = member
+                $0.masks = masks.map(\.decimal)
+                $0.ciphertexts = parts[member - 1].ciphertexts.map(\.decimal)
+                $0.receiptDigest = Hex.encode(parts[member - 1].receipt.ciphertextDigest)
+                $0.signature = Hex.encode(parts[member - 1].receipt.signature)
+            }
+        }
     }
 
     /// The threshold group (`Specs/paillier.md` §6.3): a 3-of-5 key dealt from seeded safe
@@ -195,21 +206,10 @@ extension ProjectVectors {
                 Hex.encode(ThresholdShareStatement(signing: $0, with: $1).signature)
             }
         }
-        add("session", "the threshold session id (holders 1, 2, 3 and 5 named) and the coordinator's announcement") {
-            $0.sessionId = Hex.encode(s.session.id)
-            $0.signature = Hex.encode(s.coordinator.signature(for: s.session.announcement))
-        }
-        let parts = try (1...members).map { try PaillierSessionRunner.contribution(s, $0) }
-        for member in 1...members {
-            let masks = try s.session.mask(for: ParticipantID(UInt32(member)), signingKey: s.members[member - 1])
-            add("contribution", "member \(member): its masks under the threshold session, ciphertexts and receipt") {
-                $0.member = member
-                $0.masks = masks.map(\.decimal)
-                $0.ciphertexts = parts[member - 1].ciphertexts.map(\.decimal)
-                $0.receiptDigest = Hex.encode(parts[member - 1].receipt.ciphertextDigest)
-                $0.signature = Hex.encode(parts[member - 1].receipt.signature)
-            }
-        }
+        try sessionCases(
+            s, session: "the threshold session id (holders 1, 2, 3 and 5 named) and the coordinator's announcement",
+            contribution: "its masks under the threshold session, ciphertexts and receipt"
+        ) { kind, comment, fill in add(kind, comment, fill) }
         let everyone = Array(1...members)
         for holder in [1, 2, 3, 5] {
             try add("partial", "holder \(holder): its proved partials of the whole product, from the given r, signed") {
