@@ -12,6 +12,35 @@ import VeilTransport
 /// (`Specs/paillier.md` §6.3), over loopback gRPC with mutual TLS: the round machine's
 /// combination, the holders' own checks and the audit records of the real processes' code.
 @Suite(.serialized) struct ThresholdFederationTests {
+    /// With a threshold key, an aggregate that t holders' records show decrypted must have its
+    /// sum named; one holder's record given twice (a copy) counts once.
+    @Test func aRecordGivenTwiceIsOneHolders() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-threshold-records")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let session = String(repeating: "ab", count: 32)
+        let aggregate = String(repeating: "cd", count: 32)
+        var report = RoundAudit.FileReport(path: "record.json", round: 1, problems: [])
+        report.sessionID = session
+        report.paillier = ([:], aggregate, false)
+        report.decryptionsToRelease = 2
+        let line =
+            #"{"aggregate":"\#(aggregate)","decrypted_at":"2026-12-04T00:00:00Z","members":["p1","p2","p3"],"round":1,"session":"\#(session)"}"#
+            + "\n"
+        let first = directory.appendingPathComponent("holder-1.jsonl")
+        let copy = directory.appendingPathComponent("copy-of-holder-1.jsonl")
+        let second = directory.appendingPathComponent("holder-2.jsonl")
+        try Data(line.utf8).write(to: first)
+        try Data(line.utf8).write(to: copy)
+        try Data(
+            line.replacingOccurrences(of: "p1", with: "p1").replacingOccurrences(of: "00:00:00", with: "00:00:01").utf8
+        )
+        .write(to: second)
+        let once = try RoundAudit.check([report], keyHolderRecords: [first.path, copy.path])
+        #expect(once.allSatisfy { $0.problems.isEmpty }, "\(once.map(\.problems))")
+        let twice = try RoundAudit.check([report], keyHolderRecords: [first.path, second.path])
+        #expect(twice[0].problems.first?.contains("2 key holder record(s) show the aggregate decrypted") == true)
+    }
+
     /// Two released sums of one Paillier round (two sessions, each decrypted by its own quorum)
     /// are named on both files; an aborted attempt beside a completed one is not.
     @Test func twoReleasedSumsOfOneRoundAreNamed() {

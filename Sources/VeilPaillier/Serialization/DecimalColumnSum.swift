@@ -21,10 +21,14 @@ public enum DecimalColumnSum {
         guard key.s == 1, let rows = lines.first?.count, rows > 0, lines.allSatisfy({ $0.count == rows }) else {
             return nil
         }
-        let starts = Array(stride(from: 0, to: rows, by: rowsPerTask))
-        let longest = lines.lazy.flatMap { $0 }.map(\.count).max() ?? 0
         let n2 = key.ciphertextModulus
         let n = key.n
+        // A line longer than n²'s digits and a margin of leading zeros goes to the careful reader:
+        // the scratch is sized to the longest line, once per task (review, helper-23: one line of
+        // 30 MB of zeros made every task allocate 30 MB).
+        let longest = lines.lazy.flatMap { $0 }.map(\.count).max() ?? 0
+        guard longest <= veil_mpz_sizeinbase(n2.pointer, 10) + 64 else { return nil }
+        let starts = Array(stride(from: 0, to: rows, by: rowsPerTask))
         let pieces = try! starts.parallelMap { start -> (bytes: [UInt8], unitProduct: BigInt)? in  // cannot throw
             let end = min(start + rowsPerTask, rows)
             let accumulator = BigInt.Storage(secret: false)

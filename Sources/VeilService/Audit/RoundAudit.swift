@@ -458,10 +458,14 @@ public enum RoundAudit {
         var checked = reports
         // Session → the records (by path) that decrypted its aggregate.
         var decryptedBy: [String: Set<String>] = [:]
+        // One record given twice (a copy, a symlink, another spelling of its path) is one
+        // holder's, not two (review, helper-23): records are told apart by their content.
+        var seen: Set<[UInt8]> = []
         for path in paths {
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ConfigurationError("the key holder's record \(path) does not exist")
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError("the key holder's record \(path) does not exist or cannot be read")
             }
+            guard seen.insert(SHA256.hash([UInt8](data))).inserted else { continue }
             for decryption in try DecryptionRecord(path: path).entries {
                 let what =
                     "the key holder of \(path) decrypted round \(decryption.round) (session \(decryption.session.prefix(16))…)"
