@@ -46,7 +46,8 @@ import VeilTestSupport
         #expect(fused([files[0], Array(files[1].prefix(files[1].count / 2))]) == nil, "files of different lengths")
         // A line longer than n²'s digits and 64 leading zeros goes to the careful reader.
         let first = String(String(decoding: files[1], as: UTF8.self).split(separator: "\n")[5])
-        let zeros = String(repeating: "0", count: n2.decimal.count + 66 - first.count)  // past the bound, which sizeinbase may overstate by one
+        // One past the bound, which sizeinbase may overstate by one.
+        let zeros = String(repeating: "0", count: n2.decimal.count + 66 - first.count)
         #expect(fused([files[0], replacingLine(files[1], 5, with: zeros + first), files[2]]) == nil)
         // A leading zero is the same integer.
         let padded = replacingLine(
