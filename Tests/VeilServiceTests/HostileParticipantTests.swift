@@ -174,10 +174,11 @@ import VeilWire
         network.serve.messagesPerSecond = 0.01
         network.serve.messageBurst = 8
         // No round starts (five are needed, four come): the coordinator only listens, and gives
-        // up a few seconds after the flooder's last stream.
+        // up once its registration timeout has passed — counted from its start, so it must
+        // outlast both of the flooder's streams on a loaded machine (8 s did not, in one CI run).
         network.serve.minParticipants = 5
         network.serve.cohortSize = 5
-        network.serve.registrationTimeoutSeconds = 8
+        network.serve.registrationTimeoutSeconds = 30
         let (endpoints, federation) = try await network.started(logger: quietLogger())
         let port = endpoints.grpcPort
         let garbage = [UInt8](repeating: 0xFF, count: 64)  // not a protobuf message
