@@ -51,6 +51,15 @@ def veil(binary, *args, out=None):
     return done.stdout
 
 
+def keys(binary, d):
+    """A 2048-bit key made by `veil paillier keygen` in d/key, as phe's public and private key."""
+    veil(binary, "paillier", "keygen", "--bits", 2048, "--out", d / "key")
+    n = int(json.loads((d / "key" / "public.json").read_text())["n"])
+    secret = json.loads((d / "key" / "secret.json").read_text())
+    public_key = phe.PaillierPublicKey(n)
+    return public_key, phe.PaillierPrivateKey(public_key, int(secret["p"]), int(secret["q"]))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--parties", type=int, default=10)
@@ -73,11 +82,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as folder:
         d = Path(folder)
-        veil(args.veil, "paillier", "keygen", "--bits", 2048, "--out", d / "key")
-        n = int(json.loads((d / "key" / "public.json").read_text())["n"])
-        secret = json.loads((d / "key" / "secret.json").read_text())
-        public_key = phe.PaillierPublicKey(n)
-        private_key = phe.PaillierPrivateKey(public_key, int(secret["p"]), int(secret["q"]))
+        public_key, private_key = keys(args.veil, d)
         for i, values in enumerate(parties):
             (d / f"values{i}.txt").write_text("\n".join(map(str, values)) + "\n")
 
@@ -154,12 +159,8 @@ def add_only(args):
     expected = [sum(column) for column in zip(*parties)]
     with tempfile.TemporaryDirectory() as folder:
         d = Path(folder)
-        veil(args.veil, "paillier", "keygen", "--bits", 2048, "--out", d / "key")
+        public_key, private_key = keys(args.veil, d)
         pub = d / "key" / "public.json"
-        n = int(json.loads(pub.read_text())["n"])
-        secret = json.loads((d / "key" / "secret.json").read_text())
-        public_key = phe.PaillierPublicKey(n)
-        private_key = phe.PaillierPrivateKey(public_key, int(secret["p"]), int(secret["q"]))
         for i, values in enumerate(parties):
             (d / f"values{i}.txt").write_text("\n".join(map(str, values)) + "\n")
             veil(args.veil, "paillier", "encrypt", "--public", pub, "--input", d / f"values{i}.txt", out=d / f"c{i}.txt")

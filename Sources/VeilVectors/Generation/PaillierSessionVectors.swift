@@ -18,11 +18,7 @@ extension ProjectVectors {
             let (p, q) = key.primes
             let pk = key.publicKey
             let packing = try PaillierPacking(bitWidth: BitWidth(bits), maxAddends: members, keyBits: pk.bits)
-            var y = BigInt(0)
-            while y.signum == 0 || BigInt.gcd(y, pk.n) != 1 {
-                y = BigInt.random(bits: pk.bits - 1, using: &inputs.generator).declassified()
-            }
-            let base = (pk.n - (y * y).modulo(pk.n)).modulo(pk.n).power(pk.n, modulo: pk.ciphertextModulus)
+            let base = djnBase(pk, &inputs)
             let exponentBits = (pk.bits + 1) / 2
             let plaintexts = packing.plaintextCount(dimension: dimension)
             var group = PaillierSessionRunner.Group(
@@ -47,12 +43,7 @@ extension ProjectVectors {
                 _ kind: String, _ comment: String, result: ExpectedResult = .valid, error: String? = nil,
                 _ fill: (inout PaillierSessionRunner.Test) throws -> Void
             ) rethrows {
-                tcId += 1
-                var test = PaillierSessionRunner.Test(
-                    tcId: tcId, comment: comment, flags: result == .valid ? ["Normal"] : ["Refused"], result: result,
-                    error: error, kind: kind)
-                try fill(&test)
-                group.tests.append(test)
+                group.tests.append(try newCase(&tcId, kind, comment, result: result, error: error, fill))
             }
             let statement = PaillierKeyStatement(signing: pk, with: s.keyHolder)
             add("statement", "the key holder's signed statement of its modulus, and the fingerprint") {
@@ -115,6 +106,28 @@ extension ProjectVectors {
             testGroups: groups, numberOfTests: tcId)
     }
 
+    /// DJN's h = (−y²)^n mod n² for a y drawn from the inputs' generator (a unit mod n).
+    static func djnBase(_ pk: PaillierPublicKey, _ inputs: inout Inputs) -> BigInt {
+        var y = BigInt(0)
+        while y.signum == 0 || BigInt.gcd(y, pk.n) != 1 {
+            y = BigInt.random(bits: pk.bits - 1, using: &inputs.generator).declassified()
+        }
+        return (pk.n - (y * y).modulo(pk.n)).modulo(pk.n).power(pk.n, modulo: pk.ciphertextModulus)
+    }
+
+    /// The next case, numbered, flagged by its result and filled in.
+    static func newCase(
+        _ tcId: inout Int, _ kind: String, _ comment: String, result: ExpectedResult, error: String?,
+        _ fill: (inout PaillierSessionRunner.Test) throws -> Void
+    ) rethrows -> PaillierSessionRunner.Test {
+        tcId += 1
+        var test = PaillierSessionRunner.Test(
+            tcId: tcId, comment: comment, flags: result == .valid ? ["Normal"] : ["Refused"], result: result,
+            error: error, kind: kind)
+        try fill(&test)
+        return test
+    }
+
     /// The cases every group has: the session id with the coordinator's announcement, then each
     /// member's masks, ciphertexts and receipt.
     static func sessionCases(
@@ -153,11 +166,7 @@ extension ProjectVectors {
             p: p, q: q, threshold: 3, holders: 5, using: &keyGenerator)
         let pk = thresholdKey.publicKey
         let packing = try PaillierPacking(bitWidth: BitWidth(bits), maxAddends: members, keyBits: pk.bits)
-        var y = BigInt(0)
-        while y.signum == 0 || BigInt.gcd(y, pk.n) != 1 {
-            y = BigInt.random(bits: pk.bits - 1, using: &inputs.generator).declassified()
-        }
-        let base = (pk.n - (y * y).modulo(pk.n)).modulo(pk.n).power(pk.n, modulo: pk.ciphertextModulus)
+        let base = djnBase(pk, &inputs)
         let plaintexts = packing.plaintextCount(dimension: dimension)
         let verification = thresholdKey.verification!  // dealt with verification keys
         var group = PaillierSessionRunner.Group(
@@ -190,12 +199,7 @@ extension ProjectVectors {
             _ kind: String, _ comment: String, result: ExpectedResult = .valid, error: String? = nil,
             _ fill: (inout PaillierSessionRunner.Test) throws -> Void
         ) rethrows {
-            tcId += 1
-            var test = PaillierSessionRunner.Test(
-                tcId: tcId, comment: comment, flags: result == .valid ? ["Normal"] : ["Refused"], result: result,
-                error: error, kind: kind)
-            try fill(&test)
-            group.tests.append(test)
+            group.tests.append(try newCase(&tcId, kind, comment, result: result, error: error, fill))
         }
         let t = s.threshold!  // a threshold group
         add("thresholdKey", "the threshold key's canonical encoding and fingerprint, and each holder's share statement")
