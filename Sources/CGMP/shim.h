@@ -70,35 +70,76 @@ static inline int veil_limb_bytes(void) { return (int)sizeof(mp_limb_t); }
 
 static inline void veil_mpz_swap(mpz_ptr a, mpz_ptr b) { mpz_swap(a, b); }
 
-/// Parses `count` ASCII decimal digits (no sign, no terminator needed) into `r`, through
-/// `scratch` (at least `count` bytes): the digits are checked and turned into values there,
-/// and mpn_set_str converts them without mpz_set_str's copy, whitespace skipping and
-/// temporary allocation. Returns 0, or -1 for an empty input or a byte that is not a digit.
-static inline int veil_mpz_set_decimal(mpz_ptr r, const unsigned char *text, size_t count, unsigned char *scratch) {
-    if (count == 0) { return -1; }
-    size_t start = 0;
-    size_t i = 0;
-    // Eight bytes at a time: every byte is a digit exactly when neither x − '0' borrows nor
-    // x + 0x46 reaches 0x80 in any byte (then no byte carries or borrows into the next).
-    for (; i + 8 <= count; i += 8) {
-        uint64_t x;
-        memcpy(&x, text + i, 8);
-        uint64_t digits = x - 0x3030303030303030ULL;
-        if (((x + 0x4646464646464646ULL) | digits) & 0x8080808080808080ULL) { return -1; }
-        memcpy(scratch + i, &digits, 8);
-    }
-    for (; i < count; i++) {
+/// Checks eight ASCII bytes and returns 0 with their value as an 8-digit decimal number in
+/// `value`, or -1 when a byte is not a digit. Every byte is a digit exactly when neither x − '0'
+/// borrows nor x + 0x46 reaches 0x80 in any byte (then no byte carries or borrows into the next).
+/// The value is combined in three multiplications, pairs, then fours, then all eight (the first
+/// character is the lowest byte, and the most significant digit).
+static inline int veil_decimal8(const unsigned char *text, uint64_t *value) {
+    uint64_t x;
+    memcpy(&x, text, 8);
+    uint64_t digits = x - 0x3030303030303030ULL;
+    if (((x + 0x4646464646464646ULL) | digits) & 0x8080808080808080ULL) { return -1; }
+    // Each even byte becomes 10 · its digit + the next digit (the odd bytes become junk).
+    uint64_t pairs = digits * 10 + (digits >> 8);
+    // Pairs 0 and 2 (bytes 0 and 4) and pairs 1 and 3 (bytes 2 and 6), weighted and summed in
+    // the high half: 10^6 · p0 + 10^4 · p1 + 10^2 · p2 + p3.
+    uint64_t low = (pairs & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32));
+    uint64_t high = ((pairs >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32));
+    *value = (low + high) >> 32;
+    return 0;
+}
+
+/// Checks `count` (at most 19) ASCII bytes one by one and returns 0 with their decimal value,
+/// or -1 when a byte is not a digit.
+static inline int veil_decimal_short(const unsigned char *text, size_t count, uint64_t *value) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < count; i++) {
         unsigned char digit = (unsigned char)(text[i] - '0');
         if (digit > 9) { return -1; }
-        scratch[i] = digit;
+        v = v * 10 + digit;
     }
-    while (start < count && scratch[start] == 0) { start++; }
-    if (start == count) { mpz_set_ui(r, 0); return 0; }
-    // A digit is log2(10) < 10/3 bits; mpn_set_str wants one limb more than the value needs.
-    mp_size_t room = (mp_size_t)((count - start) * 10 / (3 * GMP_NUMB_BITS) + 2);
-    mp_limb_t *limbs = mpz_limbs_write(r, room);
-    mp_size_t used = mpn_set_str(limbs, scratch + start, count - start, 10);
-    mpz_limbs_finish(r, used);
+    *value = v;
+    return 0;
+}
+
+/// Parses `count` ASCII decimal digits (no sign, no terminator needed) into `r`. Returns 0, or
+/// -1 for an empty input or a byte that is not a digit (then `r` holds no meaningful value).
+///
+/// The digits are taken 19 at a time (10^19 < 2^64), eight of them checked and valued at once
+/// (``veil_decimal8``), and the limbs are built by Horner's rule in base 10^19 with
+/// mpn_mul_1: mpz_set_str would copy the text, skip whitespace, allocate, and value the digits
+/// one by one.
+static inline int veil_mpz_set_decimal(mpz_ptr r, const unsigned char *text, size_t count) {
+    if (count == 0) { return -1; }
+    const mp_limb_t base = 10000000000000000000ULL;  // 10^19
+    // Each 19-digit step adds at most one limb.
+    mp_limb_t *limbs = mpz_limbs_write(r, (mp_size_t)(count / 19 + 2));
+    mp_size_t size = 0;
+    size_t head = count % 19;
+    uint64_t chunk;
+    if (head > 0) {
+        if (veil_decimal_short(text, head, &chunk) != 0) { return -1; }
+        limbs[0] = chunk;
+        size = chunk != 0;
+    }
+    for (size_t i = head; i < count; i += 19) {
+        uint64_t first, second, last;
+        if (veil_decimal8(text + i, &first) != 0 || veil_decimal8(text + i + 8, &second) != 0
+            || veil_decimal_short(text + i + 16, 3, &last) != 0) {
+            return -1;
+        }
+        chunk = (first * 100000000ULL + second) * 1000ULL + last;
+        if (size == 0) {
+            limbs[0] = chunk;
+            size = chunk != 0;
+            continue;
+        }
+        mp_limb_t carry = mpn_mul_1(limbs, limbs, size, base);
+        carry += mpn_add_1(limbs, limbs, size, chunk);
+        if (carry != 0) { limbs[size++] = carry; }
+    }
+    mpz_limbs_finish(r, size);
     return 0;
 }
 

@@ -194,24 +194,28 @@ struct PaillierCommand: ParsableCommand {
 
         func run() throws {
             let key = try loadPublicKey(`public`, s: damgardJurik.s)
+            // Each file is read once (a pipe cannot be read twice): mapped when it is a regular
+            // file, which for ten 12 MB files saves a fifth of the work of reading them into arrays.
+            let mapped = try files.map(MappedFile.init)
             // Decimal files (python-paillier's) take one fused pass on every core; whatever it
             // cannot take is left to the careful reader below, which names the file and line.
             if key.s == 1, files.count <= PaillierCiphertextFile.maxSummed {
-                // Read and split on every core: ten 12 MB files are a fifth of the work.
-                let read = try files.parallelMap { path in
-                    let bytes = try readBytes(path)
-                    return (bytes, PaillierCiphertextFile.lineRanges(bytes))
-                }
-                let raw = read.map(\.0)
-                if raw.allSatisfy({ ($0.first ?? 0) &- UInt8(ascii: "0") < 10 }) {
-                    if let sum = DecimalColumnSum.sum(raw, lines: read.map(\.1), key: key) {
-                        FileHandle.standardOutput.write(Data(sum))
-                        return
+                let summed = try withExtendedLifetime(mapped) {
+                    nonisolated(unsafe) let raw = mapped.map(\.bytes)
+                    let lines = try Array(raw.indices).parallelMap { PaillierCiphertextFile.lineRanges(raw[$0]) }
+                    guard raw.allSatisfy({ ($0.first ?? 0) &- UInt8(ascii: "0") < 10 }) else {
+                        return nil as [[UInt8]]?
                     }
+                    return DecimalColumnSum.sum(raw, lines: lines, key: key)
+                }
+                if let summed {
+                    for piece in summed { try piece.withUnsafeBytes(writeStandardOutput) }
+                    return
                 }
             }
+            let contents = mapped.map { Data($0.bytes) }
             // The inputs' coprimality with n is tested once, on the sums (§8.1).
-            let inputs = try files.map { try readCiphertexts($0, key, checkingUnits: false) }
+            let inputs = try zip(files, contents).map { try decodeCiphertexts($1, from: $0, key, checkingUnits: false) }
             let first = inputs[0]
             for (path, input) in zip(files, inputs).dropFirst() {
                 guard input.format == first.format else {
@@ -239,7 +243,7 @@ struct PaillierCommand: ParsableCommand {
                     summed: summed, packing: first.packing)
             }
             if key.firstNonUnit(sum.ciphertexts.map(\.value)) != nil {
-                for path in files { _ = try readCiphertexts(path, key) }  // names the file and line
+                for (path, data) in zip(files, contents) { _ = try decodeCiphertexts(data, from: path, key) }  // names the file and line
             }
             FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try sum.encoded(key: key) })
         }
@@ -451,34 +455,6 @@ private func readFile(_ path: String) throws -> Data {
     return data
 }
 
-/// A regular file's bytes read straight into an array (one copy, not `Data`'s two), or
-/// `readFile`'s for anything else (a pipe has no size).
-private func readBytes(_ path: String) throws -> [UInt8] {
-    let descriptor = open(path, O_RDONLY)
-    guard descriptor >= 0 else { throw usageError("cannot read \(path)") }
-    defer { close(descriptor) }
-    var info = stat()
-    guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 else {
-        return [UInt8](try readFile(path))
-    }
-    let size = Int(info.st_size)
-    var failed = false
-    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-        count = 0
-        while count < size {
-            let got = read(descriptor, buffer.baseAddress! + count, size - count)
-            if got < 0, errno == EINTR { continue }
-            guard got > 0 else {
-                failed = got < 0
-                break
-            }
-            count += got
-        }
-    }
-    guard !failed, bytes.count == size else { return [UInt8](try readFile(path)) }
-    return bytes
-}
-
 private func loadPublicKey(_ path: String, s: Int = 1) throws -> PaillierPublicKey {
     let data = try readFile(path)
     return try paillier { () throws(PaillierError) in try PaillierKeyFiles.publicKey(from: data).withDegree(s) }
@@ -488,7 +464,13 @@ private func loadPublicKey(_ path: String, s: Int = 1) throws -> PaillierPublicK
 private func readCiphertexts(_ path: String, _ key: PaillierPublicKey, checkingUnits: Bool = true) throws
     -> PaillierCiphertextFile
 {
-    let data = try readFile(path)
+    try decodeCiphertexts(try readFile(path), from: path, key, checkingUnits: checkingUnits)
+}
+
+/// A ciphertext file's contents in either format, read from `path`; a bad line is named with it.
+private func decodeCiphertexts(_ data: Data, from path: String, _ key: PaillierPublicKey, checkingUnits: Bool = true)
+    throws -> PaillierCiphertextFile
+{
     do { return try PaillierCiphertextFile.decode(data, key: key, checkingUnits: checkingUnits) } catch {
         throw usageError("\(path):\(error.line): \(error.reason)")
     }

@@ -31,6 +31,19 @@ import VeilTestSupport
         ])
         #expect(sums.status == 0)
         try sums.stdout.write(to: directory.appendingPathComponent("sum.txt"), atomically: true, encoding: .utf8)
+        // A regular file is mapped; a pipe, which cannot be, is read into memory: the same sum.
+        let fifo = directory.appendingPathComponent("b.fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let writer = Thread {
+            let handle = FileHandle(forWritingAtPath: fifo)  // blocks until veil opens the pipe
+            handle?.write(Data(second.stdout.utf8))
+            try? handle?.close()
+        }
+        writer.start()
+        let piped = try await VeilProcess.run([
+            "paillier", "add", "--public", publicKey, directory.appendingPathComponent("a.txt").path, fifo,
+        ])
+        #expect(piped.status == 0 && piped.stdout == sums.stdout, "\(piped.stderr)")
         let decrypted = try await VeilProcess.run([
             "paillier", "decrypt", "--secret", secret.path, directory.appendingPathComponent("sum.txt").path,
         ])

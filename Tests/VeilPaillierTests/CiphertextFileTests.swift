@@ -22,9 +22,7 @@ import VeilTestSupport
         let files = try columns.map {
             [UInt8](try PaillierCiphertextFile(format: .decimal, ciphertexts: $0).encoded(key: key.publicKey))
         }
-        func fused(_ files: [[UInt8]]) -> [UInt8]? {
-            DecimalColumnSum.sum(files, lines: files.map { PaillierCiphertextFile.lineRanges($0) }, key: key.publicKey)
-        }
+        func fused(_ files: [[UInt8]]) -> [UInt8]? { fusedSum(files) }
         let expected = try PaillierCiphertextFile(
             format: .decimal, ciphertexts: try PaillierBatch.sum(columns, key: key.publicKey)
         ).encoded(key: key.publicKey)
@@ -53,6 +51,50 @@ import VeilTestSupport
         let padded = replacingLine(
             files[1], 3, with: "000" + String(String(decoding: files[1], as: UTF8.self).split(separator: "\n")[3]))
         #expect(fused([files[0], padded, files[2]]) == [UInt8](expected))
+    }
+
+    /// The fused pass over files held as buffers (as `veil paillier add` maps them), its pieces
+    /// joined.
+    func fusedSum(_ files: [[UInt8]]) -> [UInt8]? {
+        func withBuffers<R>(
+            _ rest: ArraySlice<[UInt8]>, _ held: [UnsafeBufferPointer<UInt8>],
+            _ body: ([UnsafeBufferPointer<UInt8>]) -> R
+        ) -> R {
+            guard let first = rest.first else { return body(held) }
+            return first.withUnsafeBufferPointer { withBuffers(rest.dropFirst(), held + [$0], body) }
+        }
+        return withBuffers(files[...], []) { buffers in
+            DecimalColumnSum.sum(buffers, lines: buffers.map(PaillierCiphertextFile.lineRanges), key: key.publicKey)?
+                .flatMap { $0 }
+        }
+    }
+
+    /// The fused parser takes 19 digits per step (a head of count mod 19 first, then 8 + 8 + 3
+    /// per step): every length and leading zeros give the integer, and a non-digit anywhere —
+    /// in the head, in either 8-byte word, in the 3-digit tail — sends the file to the careful
+    /// reader.
+    @Test func theFusedParserReadsEveryLengthAndRefusesAByteAnywhere() throws {
+        var generator = Xoshiro256(seed: 19)
+        let limit = key.publicKey.ciphertextModulus.decimal.count - 1
+        var lines: [String] = []
+        for length in 1...limit {
+            var digits = (0..<length).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) }
+            digits[length - 1] = "7"  // never zero
+            lines.append(String(repeating: "0", count: Int.random(in: 0...3, using: &generator)) + String(digits))
+        }
+        let file = Array((lines.joined(separator: "\n") + "\n").utf8)
+        let canonical = lines.map { String($0.drop { $0 == "0" }) }.joined(separator: "\n") + "\n"
+        #expect(fusedSum([file]) == Array(canonical.utf8))
+        let line = lines[limit - 1]  // ⌈…⌉ digits: a head, then whole steps
+        let head = line.count % 19
+        for position in [0, head - 1, head, head + 5, head + 8, head + 15, head + 16, head + 18, line.count - 1] {
+            for byte: UInt8 in [0x2F, 0x3A, 0x61, 0x20, 0x80, 0xFF, 0xB0] {
+                var bad = Array(line.utf8)
+                bad[position] = byte
+                if byte == 0x20 && position == line.count - 1 { continue }  // a trailing space is allowed
+                #expect(fusedSum([bad + [0x0A]]) == nil, "byte \(byte) at \(position)")
+            }
+        }
     }
 
     @Test(arguments: PaillierCiphertextFile.Format.allCases)

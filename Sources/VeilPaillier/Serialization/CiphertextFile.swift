@@ -200,22 +200,25 @@ public struct PaillierCiphertextFile: Sendable {
 
     /// The ranges of the non-empty lines (a final newline, `\r\n` and trailing spaces allowed).
     public static func lineRanges(_ bytes: [UInt8]) -> [Range<Int>] {
-        bytes.withUnsafeBufferPointer { buffer in
-            var ranges: [Range<Int>] = []
-            var start = 0
-            while start <= buffer.count {
-                // memchr finds the newline a word (or a vector) at a time: 2,468 bytes a line.
-                var index = buffer.count
-                if start < buffer.count, let found = memchr(buffer.baseAddress! + start, 0x0A, buffer.count - start) {
-                    index = buffer.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
-                }
-                var end = index
-                while end > start, buffer[end - 1] == 0x0D || buffer[end - 1] == 0x20 { end -= 1 }
-                if end > start { ranges.append(start..<end) }
-                start = index + 1
+        bytes.withUnsafeBufferPointer(lineRanges)
+    }
+
+    /// The ranges of the non-empty lines of a buffer (a mapped file).
+    public static func lineRanges(_ buffer: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var start = 0
+        while start <= buffer.count {
+            // memchr finds the newline a word (or a vector) at a time: 2,468 bytes a line.
+            var index = buffer.count
+            if start < buffer.count, let found = memchr(buffer.baseAddress! + start, 0x0A, buffer.count - start) {
+                index = buffer.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
             }
-            return ranges
+            var end = index
+            while end > start, buffer[end - 1] == 0x0D || buffer[end - 1] == 0x20 { end -= 1 }
+            if end > start { ranges.append(start..<end) }
+            start = index + 1
         }
+        return ranges
     }
 
     /// Decodes every line on every core and checks that each value is a ciphertext of `key`

@@ -4,7 +4,7 @@ import VeilCore
 
 /// `veil paillier add` over decimal files (python-paillier's format, `Specs/paillier.md` §8.1)
 /// in one pass on every core: each worker takes a run of rows and, for each row, parses that
-/// line of every file straight into reused GMP integers, multiplies them modulo n², and writes
+/// line of every file straight into reused GMP integers (19 digits per limb step), multiplies them modulo n², and writes
 /// the product's decimal line — no `BigInt` per value, no intermediate arrays of ciphertexts.
 /// The products' coprimality with n is tested once, as a product (a prime of n divides a product
 /// only if it divides a factor). Anything it cannot take — a line that is not digits, a value
@@ -14,21 +14,28 @@ public enum DecimalColumnSum {
     /// Rows per task: enough to amortise a task, few enough to balance two cores.
     static let rowsPerTask = 64
 
-    /// The sum's lines, each ending in a newline; nil when a file does not take this path.
-    /// - Parameter files: each file's bytes; `lines` their non-empty lines
-    ///   (``PaillierCiphertextFile/lineRanges(_:)``), all of one count.
-    public static func sum(_ files: [[UInt8]], lines: [[Range<Int>]], key: PaillierPublicKey) -> [UInt8]? {
+    /// The sum's lines, each ending in a newline, in pieces to be written out in order (joining
+    /// 12 MB and copying it again cost a tenth of the run); nil when a file does not take this
+    /// path.
+    /// - Parameter files: each file's bytes (a mapped file, not copied; they must stay valid
+    ///   for the call); `lines` their non-empty lines (``PaillierCiphertextFile/lineRanges(_:)``),
+    ///   all of one count.
+    public static func sum(_ files: [UnsafeBufferPointer<UInt8>], lines: [[Range<Int>]], key: PaillierPublicKey)
+        -> [[UInt8]]?
+    {
         guard key.s == 1, let rows = lines.first?.count, rows > 0, lines.allSatisfy({ $0.count == rows }) else {
             return nil
         }
         let n2 = key.ciphertextModulus
         let n = key.n
-        // A line longer than n²'s digits and a margin of leading zeros goes to the careful reader:
-        // the scratch is sized to the longest line, once per task (review, helper-23: one line of
+        // A line longer than n²'s digits and a margin of leading zeros goes to the careful reader,
+        // so that every parse writes at most a value's limbs (review, helper-23: one line of
         // 30 MB of zeros made every task allocate 30 MB).
         let longest = lines.lazy.flatMap { $0 }.map(\.count).max() ?? 0
         guard longest <= veil_mpz_sizeinbase(n2.pointer, 10) + 64 else { return nil }
         let starts = Array(stride(from: 0, to: rows, by: rowsPerTask))
+        // Read only, and the caller keeps them alive until the call returns.
+        nonisolated(unsafe) let files = files
         let pieces = try! starts.parallelMap { start -> (bytes: [UInt8], unitProduct: BigInt)? in  // cannot throw
             let end = min(start + rowsPerTask, rows)
             let accumulator = BigInt.Storage(secret: false)
@@ -39,16 +46,13 @@ public enum DecimalColumnSum {
             veil_mpz_set_ui(units.pointer, 1)
             var out: [UInt8] = []
             out.reserveCapacity((end - start) * (key.ciphertextByteCount * 5 / 2 + 2))
-            var digits = [UInt8](repeating: 0, count: max(longest, veil_mpz_sizeinbase(n2.pointer, 10) + 2))
+            var digits = [UInt8](repeating: 0, count: veil_mpz_sizeinbase(n2.pointer, 10) + 2)
             let parsed = digits.withUnsafeMutableBufferPointer { scratch -> Bool in
                 for row in start..<end {
                     for (index, file) in files.enumerated() {
                         let range = lines[index][row]
                         let target = index == 0 ? accumulator.pointer : factor.pointer
-                        let status = file.withUnsafeBufferPointer {
-                            veil_mpz_set_decimal(
-                                target, $0.baseAddress! + range.lowerBound, range.count, scratch.baseAddress!)
-                        }
+                        let status = veil_mpz_set_decimal(target, file.baseAddress! + range.lowerBound, range.count)
                         guard status == 0, veil_mpz_sgn(target) > 0, veil_mpz_cmp(target, n2.pointer) < 0 else {
                             return false
                         }
@@ -75,15 +79,12 @@ public enum DecimalColumnSum {
             guard parsed else { return nil }
             return (out, BigInt(secret: false) { veil_mpz_set($0, units.pointer) })
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(pieces.reduce(0) { $0 + ($1?.bytes.count ?? 0) })
         var units = BigInt(1)
         for piece in pieces {
             guard let piece else { return nil }
-            bytes.append(contentsOf: piece.bytes)
             units = (units * piece.unitProduct).modulo(n)
         }
         guard BigInt.gcd(units, n) == 1 else { return nil }
-        return bytes
+        return pieces.map { $0!.bytes }
     }
 }
