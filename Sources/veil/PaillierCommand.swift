@@ -243,7 +243,8 @@ struct PaillierCommand: ParsableCommand {
                     summed: summed, packing: first.packing)
             }
             if key.firstNonUnit(sum.ciphertexts.map(\.value)) != nil {
-                for (path, data) in zip(files, contents) { _ = try decodeCiphertexts(data, from: path, key) }  // names the file and line
+                // Read again with the test, which names the file and line.
+                for (path, data) in zip(files, contents) { _ = try decodeCiphertexts(data, from: path, key) }
             }
             FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try sum.encoded(key: key) })
         }
