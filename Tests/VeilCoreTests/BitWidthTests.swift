@@ -69,6 +69,31 @@ import VeilCore
         }
         #expect(ModularVector(reducing: [0x1ff, 0x100], bitWidth: try BitWidth(8)).elements == [0xff, 0])
     }
+
+    /// Every width keeps its elements in lanes of 1, 2, 4 or 8 bytes: what goes in comes out,
+    /// element by element, and sums and differences are those of UInt64 arithmetic mod 2^b
+    /// (odd counts, so that a lane ends inside a word); equal contents are equal vectors.
+    @Test(arguments: Array(1...64))
+    func everyWidthStoresAndAddsInItsOwnLanes(_ bits: Int) throws {
+        let width = try BitWidth(bits)
+        #expect(width.laneByteCount == [1, 2, 4, 4, 8, 8, 8, 8][width.byteCount - 1])
+        var generator = Xoshiro256(seed: UInt64(bits))
+        let count = 37
+        let x = (0..<count).map { _ in generator.next() & width.mask }
+        let y = (0..<count).map { _ in generator.next() & width.mask }
+        var a = try ModularVector(elements: x, bitWidth: width)
+        let b = try ModularVector(elements: y, bitWidth: width)
+        #expect(a.elements == x && (0..<count).allSatisfy { a[$0] == x[$0] })
+        try a.add(b)
+        #expect(a.elements == zip(x, y).map { ($0 &+ $1) & width.mask })
+        try a.subtract(b)
+        try a.subtract(b)
+        #expect(a.elements == zip(x, y).map { ($0 &- $1) & width.mask })
+        try a.add(b)
+        #expect(a == (try ModularVector(elements: x, bitWidth: width)))
+        #expect(a.hashValue == (try ModularVector(elements: x, bitWidth: width)).hashValue)
+        #expect(ModularVector(zeros: count, bitWidth: width).elements == Array(repeating: 0, count: count))
+    }
 }
 
 @Suite struct HexTests {

@@ -1,8 +1,9 @@
 import CSodium
 import Testing
 import VeilCore
-import VeilCrypto
 import VeilTestSupport
+
+@testable import VeilCrypto
 
 @Suite struct MaskExpanderTests {
     func expander(bits: Int, seed: UInt8 = 1, label: String = "w") throws -> MaskExpander {
@@ -56,10 +57,8 @@ import VeilTestSupport
 
         for cut in [0, MaskExpander.elementsPerChunk, 2 * MaskExpander.elementsPerChunk] {
             var batched = input
-            batched.withUnsafeMutableElements { all in
-                MaskExpander.apply(masks, to: UnsafeMutableBufferPointer(rebasing: all[..<cut]), from: 0)
-                MaskExpander.apply(masks, to: UnsafeMutableBufferPointer(rebasing: all[cut...]), from: cut)
-            }
+            try MaskExpander.apply(masks, to: &batched, elements: 0..<cut)
+            try MaskExpander.apply(masks, to: &batched, elements: cut..<count)
             let differing = zip(batched.elements, expected.elements).filter { $0 != $1 }.count
             #expect(differing == 0, "cut at \(cut): \(differing) of \(count) elements differ")
         }
@@ -70,6 +69,16 @@ import VeilTestSupport
     /// keystream, element i the w bytes at w·i read little-endian, mod 2^b. 8,269 elements reach
     /// past the largest piece the expander produces per ChaCha20 call (8,192 elements at w = 1),
     /// and slices of them start at every 1,024-element boundary the workers may cut at.
+    /// The same check on the scalar loop alone, for the widths the AVX2 kernel widens (3, 5, 6
+    /// and 7 bytes), as a CPU without AVX2 runs them.
+    @Test(arguments: [17, 24, 33, 40, 41, 48, 49, 56])
+    func theScalarFoldMatchesTheDefinitionToo(_ bits: Int) throws {
+        let saved = MaskExpander.useAVX2
+        MaskExpander.useAVX2 = false
+        defer { MaskExpander.useAVX2 = saved }
+        try everyWidthMatchesTheDefinitionAcrossPiecesAndSlices(bits)
+    }
+
     @Test(arguments: Array(1...64))
     func everyWidthMatchesTheDefinitionAcrossPiecesAndSlices(_ bits: Int) throws {
         let width = try BitWidth(bits)
@@ -96,18 +105,16 @@ import VeilTestSupport
         var generator = SplitMix64(seed: UInt64(bits) &* 77)
         let input = ModularVector(reducing: (0..<count).map { _ in generator.next() }, bitWidth: width)
         var sliced = input
-        sliced.withUnsafeMutableElements { all in
-            var start = 0
-            for next in stride(from: MaskExpander.elementsPerChunk, through: count, by: MaskExpander.elementsPerChunk)
-                + [count]
-            where next > start {
-                MaskExpander.apply(
-                    [(mask, .add)], to: UnsafeMutableBufferPointer(rebasing: all[start..<next]), from: start)
-                start = next
-            }
+        var start = 0
+        for next in stride(from: MaskExpander.elementsPerChunk, through: count, by: MaskExpander.elementsPerChunk)
+            + [count]
+        where next > start {
+            try MaskExpander.apply([(mask, .add)], to: &sliced, elements: start..<next)
+            start = next
         }
+        let (slicedElements, inputElements) = (sliced.elements, input.elements)
         let differing = (0..<count).filter {
-            sliced.elements[$0] != (input.elements[$0] &+ definition[$0]) & width.mask
+            slicedElements[$0] != (inputElements[$0] &+ definition[$0]) & width.mask
         }
         #expect(differing.isEmpty, "\(differing.count) of \(count) elements differ, first at \(differing.first ?? -1)")
     }

@@ -88,11 +88,8 @@ public struct FixedPointCodec: Hashable, Sendable {
         -> ModularVector
     {
         if let index = values.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteValue(index: index) }
-        var out = ModularVector(zeros: values.count, bitWidth: bitWidth)
-        out.withUnsafeMutableElements { buffer in
-            for i in values.indices { buffer[i] = encodeFinite(values[i], using: &generator) }
-        }
-        return out
+        let elements = values.map { encodeFinite($0, using: &generator) }  // each already reduced
+        return ModularVector(reducing: elements, bitWidth: bitWidth)
     }
 
     /// Decodes a sum of at most `maxAddends` encodings (one encoding is a sum of one).

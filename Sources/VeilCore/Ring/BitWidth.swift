@@ -1,7 +1,8 @@
 /// The bit width `b` of the ring Z_(2^b) in which Veil adds vectors, 1 ≤ b ≤ 64.
 ///
-/// Elements are stored in `UInt64` with the bits above `b` always zero, so addition in the
-/// ring is a wrapping `UInt64` addition followed by `& mask`.
+/// Elements are handled as `UInt64` with the bits above `b` always zero, so addition in the
+/// ring is a wrapping addition followed by `& mask`; a ``ModularVector`` stores each in a lane
+/// of ``laneByteCount`` bytes.
 public struct BitWidth: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The number of bits, 1...64.
     public let bits: Int
@@ -21,6 +22,17 @@ public struct BitWidth: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     /// The number of whole bytes that hold one element: ⌈b / 8⌉.
     @inlinable public var byteCount: Int { (bits + 7) / 8 }
+
+    /// The bytes of the lane a ``ModularVector`` keeps an element in: the smallest power of
+    /// two that holds ⌈b / 8⌉ bytes (1, 2, 4 or 8).
+    @inlinable public var laneByteCount: Int {
+        switch byteCount {
+        case 1: 1
+        case 2: 2
+        case 3, 4: 4
+        default: 8
+        }
+    }
 
     /// The largest value of the signed (two's complement) reading of the ring: 2^(b−1) − 1.
     @inlinable public var maxSigned: UInt64 { mask >> 1 }

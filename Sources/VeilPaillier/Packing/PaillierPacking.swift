@@ -65,11 +65,12 @@ public struct PaillierPacking: Hashable, Sendable {
         guard vector.bitWidth == bitWidth else {
             throw .invalidPacking("vector over Z_2^\(vector.bitWidth.bits), packing for Z_2^\(bitWidth.bits)")
         }
+        let elements = vector.elements
         return stride(from: 0, to: vector.count, by: slotsPerPlaintext).map { start in
             let end = min(start + slotsPerPlaintext, vector.count)
             var bytes = [UInt8](repeating: 0, count: (slotBits * (end - start) + 7) / 8 + 8)
             // Little-endian bit packing, then one import: cheaper than shifting a big integer per slot.
-            for (slot, element) in vector.elements[start..<end].enumerated() {
+            for (slot, element) in elements[start..<end].enumerated() {
                 var bit = slot * slotBits
                 var value = element
                 var remaining = bitWidth.bits

@@ -335,67 +335,54 @@ struct MaskedInputBody {
         vector = bytes[reader.offset...]
     }
 
+    /// Each element in ⌈b/8⌉ little-endian bytes: the lanes' bytes themselves when they are
+    /// that wide (the lanes are little-endian, see ``ModularVector``), else each lane's low bytes.
     static func encode(_ vector: ModularVector) -> [UInt8] {
         let width = vector.bitWidth.byteCount
-        var bytes = [UInt8](repeating: 0, count: vector.count * width)
-        bytes.withUnsafeMutableBytes { out in
-            vector.elements.withUnsafeBufferPointer { elements in
-                switch width {
-                // Whole words: one little-endian store per element.
-                case 8:
-                    for (i, e) in elements.enumerated() {
-                        out.storeBytes(of: e.littleEndian, toByteOffset: 8 * i, as: UInt64.self)
-                    }
-                case 4:
-                    for (i, e) in elements.enumerated() {
-                        out.storeBytes(
-                            of: UInt32(truncatingIfNeeded: e).littleEndian, toByteOffset: 4 * i, as: UInt32.self)
-                    }
-                default:
-                    for (i, e) in elements.enumerated() {
-                        var value = e
-                        for j in 0..<width {
-                            out[i * width + j] = UInt8(truncatingIfNeeded: value)
-                            value >>= 8
-                        }
+        let lane = vector.bitWidth.laneByteCount
+        return [UInt8](unsafeUninitializedCapacity: vector.count * width) { out, initialized in
+            vector.withUnsafeLaneBytes { lanes in
+                if width == lane {
+                    out.baseAddress!.initialize(from: lanes.bindMemory(to: UInt8.self).baseAddress!, count: lanes.count)
+                } else {
+                    for i in 0..<vector.count {
+                        for j in 0..<width { out[i * width + j] = lanes[i * lane + j] }
                     }
                 }
             }
+            initialized = vector.count * width
         }
-        return bytes
     }
 
     static func decode(_ bytes: ArraySlice<UInt8>, bitWidth: BitWidth, dimension: Int) throws(SecAggWireError)
         -> ModularVector
     {
         let width = bitWidth.byteCount
+        let lane = bitWidth.laneByteCount
         guard bytes.count == dimension * width else {
             throw .malformed("masked input of \(bytes.count) bytes, expected \(dimension) × \(width)")
         }
-        var elements = [UInt64](repeating: 0, count: dimension)
+        var vector = ModularVector(zeros: dimension, bitWidth: bitWidth)
         bytes.withUnsafeBytes { input in
-            switch width {
-            case 8:
-                for i in 0..<dimension {
-                    elements[i] = UInt64(littleEndian: input.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))
-                }
-            case 4:
-                for i in 0..<dimension {
-                    elements[i] = UInt64(
-                        UInt32(littleEndian: input.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                }
-            default:
-                for i in 0..<dimension {
-                    var value: UInt64 = 0
-                    for j in (0..<width).reversed() { value = value << 8 | UInt64(input[i * width + j]) }
-                    elements[i] = value
+            vector.withUnsafeMutableLaneBytes { lanes in
+                if width == lane {
+                    lanes.copyMemory(from: input)
+                } else {
+                    for i in 0..<dimension {
+                        for j in 0..<width { lanes[i * lane + j] = input[i * width + j] }
+                    }
                 }
             }
         }
-        do { return try ModularVector(elements: elements, bitWidth: bitWidth) } catch {
-            throw .malformed(
-                "masked input element \(elements.firstIndex { $0 > bitWidth.mask } ?? 0) exceeds 2^\(bitWidth.bits)")
+        // Only the top byte of an element can hold bits above b.
+        let top = UInt8(truncatingIfNeeded: bitWidth.mask >> UInt64(8 * (width - 1)))
+        if top != 0xFF {
+            let index = bytes.withUnsafeBytes { input in
+                (0..<dimension).first { input[$0 * width + width - 1] & ~top != 0 }
+            }
+            if let index { throw .malformed("masked input element \(index) exceeds 2^\(bitWidth.bits)") }
         }
+        return vector
     }
 }
 
