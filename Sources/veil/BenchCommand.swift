@@ -228,6 +228,7 @@ extension BenchCommand {
                     parameters: parameters, seed: seedBytes, dropoutProbability: dropout,
                     dropRounds: [.maskedInputCollection])
                 configuration.workers = workers
+                configuration.timesUnmaskingAlone = true
                 let report = try SecAggSimulation.run(configuration)
                 guard report.sumCorrect, report.result != nil else {
                     throw usageError("the session did not complete: \(report.abort.map(\.description) ?? "wrong sum")")
@@ -268,14 +269,14 @@ extension BenchCommand {
                 all: keystreamSeconds(masks: serverMasks, bytes: maskBytes, workers: cores))
             // Share endorsements (Specs/secagg.md §4): a participant signs two per holder in R1;
             // the server checks one per revealed share in R4. Every neighbour dealt in R1 (the
-            // dropouts leave after it), so each survivor reveals k + 1 shares; the last R4 message
-            // is counted in the unmasking, not here.
+            // dropouts leave after it), so each survivor reveals k + 1 shares. R4's server time
+            // less the unmasking timed alone is every R4 message's checks, the last one's too.
             let dealing = report.rounds[Int(SecAggRound.shareKeys.rawValue)].clientSecondsPerParticipant
             let endorsementsSigned = 2 * (k + 1)
             let signing = ed25519Seconds(count: endorsementsSigned, verifying: false)
             let revealChecks =
                 report.rounds[Int(SecAggRound.unmasking.rawValue)].serverSeconds - report.unmaskingSeconds
-            let endorsementsChecked = (survivors.count - 1) * (k + 1)
+            let endorsementsChecked = survivors.count * (k + 1)
             let verifying = ed25519Seconds(count: endorsementsChecked, verifying: true)
             if output.json {
                 print(

@@ -28,6 +28,11 @@ public struct SecAggSimulation {
         /// and masks (nil: every core), for measurements on one core; the results do not
         /// depend on it.
         public var workers: Int?
+        /// Whether ``Report/unmaskingSeconds`` times the unmasking by itself (for `veil bench`):
+        /// before each R4 message the server is copied, and when a message finishes the session
+        /// the copy is closed without it and timed — the same reconstructions and masks, without
+        /// that message's endorsement checks, which are R4's receiving and not its unmasking.
+        public var timesUnmaskingAlone = false
 
         public init(
             parameters: SecAggParameters, seed: [UInt8], dropoutProbability: Double = 0,
@@ -123,8 +128,9 @@ public struct SecAggSimulation {
         public var transcript: [TranscriptEntry] = []
         /// The recipient's reactions, when a substitution was made (the run stops there).
         public var substitutionOutcome: SubstitutionOutcome?
-        /// Seconds the server spent on the event that finished the round: the last R4 message
-        /// or deadline, which reconstructs the secrets and removes the masks.
+        /// Seconds the server spent reconstructing the secrets and removing the masks: the event
+        /// that finished the round (the last R4 message, with its endorsement checks, or the
+        /// deadline), or with ``Configuration/timesUnmaskingAlone`` the unmasking by itself.
         public var unmaskingSeconds = 0.0
 
         /// Whether the server finished with exactly the sum of its survivors' inputs.
@@ -253,6 +259,7 @@ public struct SecAggSimulation {
         var finished = false
         while !finished {
             let serverRound = server.round ?? .unmasking
+            let before = configuration.timesUnmaskingAlone && serverRound == .unmasking ? server : nil
             let started = ContinuousClock.now
             let actions: [ServerAction]
             if toServer.isEmpty {
@@ -272,7 +279,15 @@ public struct SecAggSimulation {
             }
             let spent = seconds(since: started)
             report.rounds[Int(serverRound.rawValue)].serverSeconds += spent
-            if server.round == nil, case .completed = actions.last { report.unmaskingSeconds = spent }
+            if server.round == nil, case .completed(let result) = actions.last {
+                report.unmaskingSeconds = spent
+                if var replay = before {
+                    let replayed = ContinuousClock.now
+                    if case .completed(let same) = replay.closeRound().last, same.sum == result.sum {
+                        report.unmaskingSeconds = seconds(since: replayed)
+                    }
+                }
+            }
             for action in actions {
                 switch action {
                 case .send(let message):
