@@ -167,7 +167,7 @@ struct PaillierCommand: ParsableCommand {
                         format: format, ciphertexts: try PaillierBatch.encrypt(residues: residues, key: key))
                 }
             }
-            FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try file.encoded(key: key) })
+            try writeStandardOutput(try paillier { () throws(PaillierError) in try file.encoded(key: key) })
         }
     }
 
@@ -213,9 +213,11 @@ struct PaillierCommand: ParsableCommand {
                     return
                 }
             }
-            let contents = mapped.map { Data($0.bytes) }
-            // The inputs' coprimality with n is tested once, on the sums (§8.1).
-            let inputs = try zip(files, contents).map { try decodeCiphertexts($1, from: $0, key, checkingUnits: false) }
+            // The inputs' coprimality with n is tested once, on the sums (§8.1). Each file's bytes
+            // are copied for its decoding only; the mapping or buffer stays for a second reading.
+            let inputs = try zip(files, mapped).map {
+                try decodeCiphertexts(Data($1.bytes), from: $0, key, checkingUnits: false)
+            }
             let first = inputs[0]
             for (path, input) in zip(files, inputs).dropFirst() {
                 guard input.format == first.format else {
@@ -244,9 +246,9 @@ struct PaillierCommand: ParsableCommand {
             }
             if key.firstNonUnit(sum.ciphertexts.map(\.value)) != nil {
                 // Read again with the test, which names the file and line.
-                for (path, data) in zip(files, contents) { _ = try decodeCiphertexts(data, from: path, key) }
+                for (path, file) in zip(files, mapped) { _ = try decodeCiphertexts(Data(file.bytes), from: path, key) }
             }
-            FileHandle.standardOutput.write(try paillier { () throws(PaillierError) in try sum.encoded(key: key) })
+            try writeStandardOutput(try paillier { () throws(PaillierError) in try sum.encoded(key: key) })
         }
     }
 
@@ -369,7 +371,7 @@ extension PaillierCommand {
                     try holderShare.partiallyDecrypt(c)
                 }
             }
-            FileHandle.standardOutput.write(
+            try writeStandardOutput(
                 try PaillierThresholdFiles.partialsFile(
                     partials, holder: holderShare.holder, of: input.ciphertexts, key: thresholdKey))
         }
@@ -443,7 +445,7 @@ private func printPlaintexts(_ residues: [BigInt], of input: PaillierCiphertextF
     } else {
         for residue in residues { out += key.signed(residue: residue).decimal + "\n" }
     }
-    FileHandle.standardOutput.write(Data(out.utf8))
+    try writeStandardOutput(Data(out.utf8))
 }
 
 private func loadThresholdKey(_ path: String) throws -> ThresholdPaillierPublicKey {

@@ -49,6 +49,27 @@ import VeilTestSupport
         ])
         #expect(decrypted.status == 0)
         #expect(decrypted.stdout == "-5\n0\n7\n123456789012345678901234567889\n")
+
+        // Files of 64 KiB and more are mapped rather than read (60 ciphertexts: about 74 KB).
+        let values = (0..<60).map { $0 * 1_000_003 - 29_000_000 }
+        var large: [String] = []
+        for (name, factor) in [("l1.txt", 1), ("l2.txt", -3)] {
+            let encrypted = try await VeilProcess.run([
+                "paillier", "encrypt", "--public", publicKey,
+                "--values", values.map { String($0 * factor) }.joined(separator: ","),
+            ])
+            let path = directory.appendingPathComponent(name).path
+            try encrypted.stdout.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0 >= 1 << 16)
+            large.append(path)
+        }
+        let mappedSum = try await VeilProcess.run(["paillier", "add", "--public", publicKey] + large)
+        #expect(mappedSum.status == 0, "\(mappedSum.stderr)")
+        try mappedSum.stdout.write(to: directory.appendingPathComponent("l.txt"), atomically: true, encoding: .utf8)
+        let mappedPlain = try await VeilProcess.run([
+            "paillier", "decrypt", "--secret", secret.path, directory.appendingPathComponent("l.txt").path,
+        ])
+        #expect(mappedPlain.stdout == values.map { "\(-2 * $0)\n" }.joined())
     }
 
     @Test func refusesBadInputWithAClearMessage() async throws {

@@ -118,54 +118,50 @@ public struct ModularVector: Hashable, Sendable {
         let width = bitWidth.laneByteCount
         other.withUnsafeLaneBytes { source in
             withUnsafeMutableLaneBytes { target in
-                switch (width, subtracting) {
-                case (1, false): Self.add(target, source, UInt8.self, mask: mask)
-                case (1, true): Self.subtract(target, source, UInt8.self, mask: mask)
-                case (2, false): Self.add(target, source, UInt16.self, mask: mask)
-                case (2, true): Self.subtract(target, source, UInt16.self, mask: mask)
-                case (4, false): Self.add(target, source, UInt32.self, mask: mask)
-                case (4, true): Self.subtract(target, source, UInt32.self, mask: mask)
-                case (_, false): Self.add(target, source, UInt64.self, mask: mask)
-                case (_, true): Self.subtract(target, source, UInt64.self, mask: mask)
+                switch width {
+                case 1: Self.combine(target, source, UInt8.self, mask: mask, subtracting: subtracting)
+                case 2: Self.combine(target, source, UInt16.self, mask: mask, subtracting: subtracting)
+                case 4: Self.combine(target, source, UInt32.self, mask: mask, subtracting: subtracting)
+                default: Self.combine(target, source, UInt64.self, mask: mask, subtracting: subtracting)
                 }
             }
         }
     }
 
     @inline(__always)
-    private static func add<Lane: FixedWidthInteger & UnsignedInteger>(
-        _ target: UnsafeMutableRawBufferPointer, _ source: UnsafeRawBufferPointer, _: Lane.Type, mask: UInt64
+    private static func combine<Lane: FixedWidthInteger & UnsignedInteger>(
+        _ target: UnsafeMutableRawBufferPointer, _ source: UnsafeRawBufferPointer, _: Lane.Type, mask: UInt64,
+        subtracting: Bool
     ) {
-        let target = target.assumingMemoryBound(to: Lane.self)
-        let source = source.assumingMemoryBound(to: Lane.self)
         let mask = Lane(truncatingIfNeeded: mask)
-        for i in target.indices { target[i] = (target[i] &+ source[i]) & mask }
-    }
-
-    @inline(__always)
-    private static func subtract<Lane: FixedWidthInteger & UnsignedInteger>(
-        _ target: UnsafeMutableRawBufferPointer, _ source: UnsafeRawBufferPointer, _: Lane.Type, mask: UInt64
-    ) {
-        let target = target.assumingMemoryBound(to: Lane.self)
-        let source = source.assumingMemoryBound(to: Lane.self)
-        let mask = Lane(truncatingIfNeeded: mask)
-        for i in target.indices { target[i] = (target[i] &- source[i]) & mask }
+        target.withMemoryRebound(to: Lane.self) { target in
+            source.withMemoryRebound(to: Lane.self) { source in
+                // Two loops rather than a branch inside one, so that each vectorises.
+                if subtracting {
+                    for i in target.indices { target[i] = (target[i] &- source[i]) & mask }
+                } else {
+                    for i in target.indices { target[i] = (target[i] &+ source[i]) & mask }
+                }
+            }
+        }
     }
 
     @inline(__always)
     private static func fill<Lane: FixedWidthInteger & UnsignedInteger>(
         _ target: UnsafeMutableRawBufferPointer, _: Lane.Type, from source: UnsafeBufferPointer<UInt64>, mask: UInt64
     ) {
-        let target = target.assumingMemoryBound(to: Lane.self)
-        for i in target.indices { target[i] = Lane(truncatingIfNeeded: source[i] & mask) }
+        target.withMemoryRebound(to: Lane.self) { target in
+            for i in target.indices { target[i] = Lane(truncatingIfNeeded: source[i] & mask) }
+        }
     }
 
     @inline(__always)
     private static func widen<Lane: FixedWidthInteger & UnsignedInteger>(
         _ source: UnsafeRawBufferPointer, _: Lane.Type, into target: UnsafeMutableBufferPointer<UInt64>
     ) {
-        let source = source.assumingMemoryBound(to: Lane.self)
-        for i in source.indices { target[i] = UInt64(source[i]) }
+        source.withMemoryRebound(to: Lane.self) { source in
+            for i in source.indices { target[i] = UInt64(source[i]) }
+        }
     }
 
     private func checkCompatible(_ other: ModularVector) throws(RingError) {

@@ -232,25 +232,27 @@ public struct MaskExpander: Sendable {
                 ? veil_fold_widening(
                     target, source.assumingMemoryBound(to: UInt8.self), n, Int32(width), mask, mode.kernelCode) : 0
             if width == 3 {
-                let lanes = target.assumingMemoryBound(to: UInt32.self)
                 let mask = UInt32(truncatingIfNeeded: mask)
                 @inline(__always) func element(_ i: Int) -> UInt32 {
                     UInt32(littleEndian: source.loadUnaligned(fromByteOffset: i * 3, as: UInt32.self))
                 }
-                switch mode {
-                case .overwrite: for i in done..<n { lanes[i] = element(i) & mask }
-                case .add: for i in done..<n { lanes[i] = (lanes[i] &+ element(i)) & mask }
-                case .subtract: for i in done..<n { lanes[i] = (lanes[i] &- element(i)) & mask }
+                target.withMemoryRebound(to: UInt32.self, capacity: n) { lanes in
+                    switch mode {
+                    case .overwrite: for i in done..<n { lanes[i] = element(i) & mask }
+                    case .add: for i in done..<n { lanes[i] = (lanes[i] &+ element(i)) & mask }
+                    case .subtract: for i in done..<n { lanes[i] = (lanes[i] &- element(i)) & mask }
+                    }
                 }
             } else {
-                let lanes = target.assumingMemoryBound(to: UInt64.self)
                 @inline(__always) func element(_ i: Int) -> UInt64 {
                     UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i * width, as: UInt64.self))
                 }
-                switch mode {
-                case .overwrite: for i in done..<n { lanes[i] = element(i) & mask }
-                case .add: for i in done..<n { lanes[i] = (lanes[i] &+ element(i)) & mask }
-                case .subtract: for i in done..<n { lanes[i] = (lanes[i] &- element(i)) & mask }
+                target.withMemoryRebound(to: UInt64.self, capacity: n) { lanes in
+                    switch mode {
+                    case .overwrite: for i in done..<n { lanes[i] = element(i) & mask }
+                    case .add: for i in done..<n { lanes[i] = (lanes[i] &+ element(i)) & mask }
+                    case .subtract: for i in done..<n { lanes[i] = (lanes[i] &- element(i)) & mask }
+                    }
                 }
             }
         }
@@ -268,14 +270,17 @@ public struct MaskExpander: Sendable {
         _ mode: Mode, _ n: Int, _ source: UnsafeRawPointer, _ target: UnsafeMutableRawPointer, _: Lane.Type,
         _ mask: UInt64
     ) {
-        let words = source.assumingMemoryBound(to: Lane.self)
-        let lanes = target.assumingMemoryBound(to: Lane.self)
         let mask = Lane(truncatingIfNeeded: mask)
-        // Three loops rather than a switch inside one, so that each vectorises.
-        switch mode {
-        case .overwrite: for i in 0..<n { lanes[i] = Lane(littleEndian: words[i]) & mask }
-        case .add: for i in 0..<n { lanes[i] = (lanes[i] &+ Lane(littleEndian: words[i])) & mask }
-        case .subtract: for i in 0..<n { lanes[i] = (lanes[i] &- Lane(littleEndian: words[i])) & mask }
+        // Rebound, not assumed: the lanes' memory is bound to UInt64, the keystream's to UInt8.
+        source.withMemoryRebound(to: Lane.self, capacity: n) { words in
+            target.withMemoryRebound(to: Lane.self, capacity: n) { lanes in
+                // Three loops rather than a switch inside one, so that each vectorises.
+                switch mode {
+                case .overwrite: for i in 0..<n { lanes[i] = Lane(littleEndian: words[i]) & mask }
+                case .add: for i in 0..<n { lanes[i] = (lanes[i] &+ Lane(littleEndian: words[i])) & mask }
+                case .subtract: for i in 0..<n { lanes[i] = (lanes[i] &- Lane(littleEndian: words[i])) & mask }
+                }
+            }
         }
     }
 }

@@ -343,7 +343,7 @@ struct MaskedInputBody {
         return [UInt8](unsafeUninitializedCapacity: vector.count * width) { out, initialized in
             vector.withUnsafeLaneBytes { lanes in
                 if width == lane {
-                    out.baseAddress!.initialize(from: lanes.bindMemory(to: UInt8.self).baseAddress!, count: lanes.count)
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: lanes)
                 } else {
                     for i in 0..<vector.count {
                         for j in 0..<width { out[i * width + j] = lanes[i * lane + j] }

@@ -29,9 +29,10 @@ public struct SecAggSimulation {
         /// depend on it.
         public var workers: Int?
         /// Whether ``Report/unmaskingSeconds`` times the unmasking by itself (for `veil bench`):
-        /// before each R4 message the server is copied, and when a message finishes the session
-        /// the copy is closed without it and timed — the same reconstructions and masks, without
-        /// that message's endorsement checks, which are R4's receiving and not its unmasking.
+        /// before the last R4 message a copy of the server is closed without it and timed — the
+        /// same reconstructions and masks, without that message's endorsement checks, which are
+        /// R4's receiving and not its unmasking — and counted when the real message then
+        /// completes the session with the same sum.
         public var timesUnmaskingAlone = false
 
         public init(
@@ -259,7 +260,15 @@ public struct SecAggSimulation {
         var finished = false
         while !finished {
             let serverRound = server.round ?? .unmasking
-            let before = configuration.timesUnmaskingAlone && serverRound == .unmasking ? server : nil
+            // Before the last R4 message, the unmasking alone: a copy of the server closes R4
+            // without it, timed first so that it meets the caches as the real finish would.
+            var replayed: (seconds: Double, sum: ModularVector)?
+            if configuration.timesUnmaskingAlone, serverRound == .unmasking, toServer.count == 1 {
+                var replay = server
+                let started = ContinuousClock.now
+                let actions = replay.closeRound()
+                if case .completed(let result) = actions.last { replayed = (seconds(since: started), result.sum) }
+            }
             let started = ContinuousClock.now
             let actions: [ServerAction]
             if toServer.isEmpty {
@@ -280,13 +289,8 @@ public struct SecAggSimulation {
             let spent = seconds(since: started)
             report.rounds[Int(serverRound.rawValue)].serverSeconds += spent
             if server.round == nil, case .completed(let result) = actions.last {
-                report.unmaskingSeconds = spent
-                if var replay = before {
-                    let replayed = ContinuousClock.now
-                    if case .completed(let same) = replay.closeRound().last, same.sum == result.sum {
-                        report.unmaskingSeconds = seconds(since: replayed)
-                    }
-                }
+                // The replay counts only when it removed the same masks.
+                report.unmaskingSeconds = replayed.flatMap { $0.sum == result.sum ? $0.seconds : nil } ?? spent
             }
             for action in actions {
                 switch action {

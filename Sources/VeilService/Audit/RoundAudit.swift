@@ -98,7 +98,7 @@ public enum RoundAudit {
     /// Checks exported records offline with only the CA certificate: each file on its own
     /// (``check(_:ca:)``), then the chain between the records of consecutive sequence numbers.
     public static func verify(files: [URL], ca: Certificate) -> [FileReport] {
-        var reports = files.map { url -> FileReport in
+        let reports = files.map { url -> FileReport in
             do { return check(try Data(contentsOf: url), path: url.path, ca: ca) } catch {
                 return FileReport(path: url.path, problems: ["cannot read: \(error)"])
             }
