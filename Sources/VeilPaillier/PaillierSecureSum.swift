@@ -26,6 +26,13 @@ public struct PaillierSecureSum: SecureSum {
     public var name: String { packing.degree == 1 ? "paillier" : "damgard-jurik-\(packing.degree)" }
     public var hidesIndividualContributions: Bool { true }
 
+    /// The packed ciphertexts, (s + 1)·|n|/8 bytes each, in two exchanges (the key and
+    /// round, then the ciphertexts).
+    public func uploadCost(elements: Int, bitWidth: BitWidth, cohort: Int) -> UploadCost {
+        let ciphertextBytes = (packing.degree + 1) * ((packing.keyBits + 7) / 8)
+        return UploadCost(bytes: packing.plaintextCount(dimension: elements) * ciphertextBytes, exchanges: 2)
+    }
+
     /// Generates the keys and prepares the roles.
     /// - Parameters:
     ///   - keyBits: |n|: 2048 or 3072 in production; 512 or more for tests.

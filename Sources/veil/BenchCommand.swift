@@ -14,7 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
             alongside it, interleaved, best of several repetitions; compare the ratios. Build with \
             `-c release` for meaningful numbers.
             """,
-        subcommands: [PRG.self, SecAgg.self, Paillier.self, DP.self, Federation.self]
+        subcommands: [PRG.self, SecAgg.self, Paillier.self, DP.self, Federation.self, Orchestration.self]
     )
 
     struct PRG: ParsableCommand {

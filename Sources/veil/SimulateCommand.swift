@@ -107,6 +107,8 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Differential privacy") var privacy: PrivacyOptions
 
+    @OptionGroup(title: "Devices and selection") var orchestration: OrchestrationOptions
+
     struct PrivacyOptions: ParsableArguments {
         @Option(help: "none, central, ddg (distributed discrete Gaussian) or skellam.")
         var dp = "none"
@@ -227,6 +229,7 @@ struct SimulateCommand: AsyncParsableCommand {
         c.stragglerFraction = stragglers
         c.seed = seed
         c.privacy = try privacy.configuration()
+        try orchestration.apply(to: &c)
         let o = algorithmOptions
         var settings = AlgorithmSettings()
         settings.proximalMu = o.mu
@@ -259,6 +262,12 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         let simulation: FederatedSimulation
         do { simulation = try FederatedSimulation(configuration: configuration) } catch { throw usageError("\(error)") }
+        if case .oort = configuration.selection, secureSum != "plain" {
+            FileHandle.standardError.write(
+                Data(
+                    "oort: each summed participant reveals its training loss and example count outside the secure sum (Specs/orchestration.md §2.3)\n"
+                        .utf8))
+        }
         let plan: PrivateRunPlan?
         do { plan = try simulation.privacyPlan() } catch { throw usageError(error.description) }
         let bar = ProgressBar(total: configuration.rounds)
@@ -302,6 +311,7 @@ struct SimulateCommand: AsyncParsableCommand {
                         "training_loss": r.trainingLoss ?? NSNull(),
                         "personalized_accuracy": r.personalizedAccuracy ?? NSNull(),
                         "selected": r.selected, "survivors": r.survivors, "seconds": r.seconds,
+                        "simulated_seconds": r.simulatedSeconds ?? NSNull(),
                     ]
                     if let p = r.privacy {
                         round["epsilon"] = p.epsilon
@@ -316,6 +326,19 @@ struct SimulateCommand: AsyncParsableCommand {
                     return round
                 },
             ]
+            let orchestrated = OrchestrationSummary(
+                reports: reports, participants: simulation.data.clients.count,
+                targetAccuracy: orchestration.targetAccuracy)
+            result["selection"] = configuration.selection.name
+            result["devices"] = configuration.devices?.source ?? NSNull()
+            result["participation"] = orchestrated.participation
+            result["participation_jain"] = orchestrated.participationJain
+            result["simulated_seconds"] = orchestrated.simulatedSeconds ?? NSNull()
+            if let target = orchestration.targetAccuracy {
+                result["target_accuracy"] = target
+                result["time_to_accuracy"] = orchestrated.timeToAccuracy ?? NSNull()
+                result["rounds_to_accuracy"] = orchestrated.roundsToAccuracy ?? NSNull()
+            }
             if let plan, let final = reports.last?.privacy {
                 result["privacy"] =
                     [
@@ -345,11 +368,15 @@ struct SimulateCommand: AsyncParsableCommand {
                 print(line)
             }
             let privacyColumns = plan == nil ? "" : "   ε spent    clip"
-            print("round  accuracy     loss  train-loss  summed/selected   seconds" + privacyColumns)
+            let timed = configuration.devices != nil
+            print(
+                "round  accuracy     loss  train-loss  summed/selected   seconds" + (timed ? "  simulated-s" : "")
+                    + privacyColumns)
             for r in reports where r.accuracy != nil {
                 var line = String(
                     format: "%5d  %8.4f  %7.4f  %10.4f  %7d/%-8d %8.3f", r.round, r.accuracy!, r.loss!,
                     r.trainingLoss ?? .nan, r.survivors, r.selected, r.seconds)
+                if let simulated = r.simulatedSeconds { line += String(format: "  %11.3f", simulated) }
                 if let p = r.privacy { line += String(format: "  %8.4f %7.4f", p.epsilon, p.clip) }
                 print(line)
             }
@@ -375,6 +402,25 @@ struct SimulateCommand: AsyncParsableCommand {
                         p.epsilon, p.roundEpsilon, plan!.configuration.delta, p.participantEpsilon)
                 }
                 print(summary)
+            }
+            if orchestration.isSet || orchestration.targetAccuracy != nil {
+                let o = OrchestrationSummary(
+                    reports: reports, participants: simulation.data.clients.count,
+                    targetAccuracy: orchestration.targetAccuracy)
+                var line = String(
+                    format: "selection %@: participation from %d to %d rounds, Jain's index %.3f",
+                    configuration.selection.name, o.participation.min() ?? 0, o.participation.max() ?? 0,
+                    o.participationJain)
+                if let total = o.simulatedSeconds { line += String(format: "; %.1f simulated seconds", total) }
+                if let target = orchestration.targetAccuracy {
+                    if let round = o.roundsToAccuracy {
+                        line += String(format: "; accuracy %.2f at round %d", target, round)
+                        if let t = o.timeToAccuracy { line += String(format: ", %.1f simulated seconds", t) }
+                    } else {
+                        line += String(format: "; accuracy %.2f not reached", target)
+                    }
+                }
+                print(line)
             }
         }
     }
@@ -410,6 +456,10 @@ extension SimulateCommand {
 
     /// Why this run cannot go over the network, or nil.
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
+        if orchestration.isSet {
+            return
+                "devices, overcommitment, deadlines, the fairness floor and selection other than random are simulated in-process"
+        }
         if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }
         if dropout > 0 { return "--dropout is simulated in-process" }
         if damgardJurik > 1 { return "the service's Paillier sessions are s = 1 (--damgard-jurik runs in-process)" }

@@ -20,6 +20,68 @@ import VeilTestSupport
         #expect(output.stderr.contains("round 5/5"))
     }
 
+    @Test func devicesAndOortReportSimulatedTimeAndParticipation() async throws {
+        let output = try await VeilProcess.run([
+            "simulate", "--rounds", "30", "--clients", "20", "--fraction", "0.25", "--secure-sum", "secagg",
+            "--devices", "heterogeneous", "--selection", "oort", "--overcommit", "1.4", "--max-gap", "8",
+            "--target-accuracy", "0.5", "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stderr.contains("in-process: devices, overcommitment"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let rounds = try #require(object["rounds"] as? [[String: Any]])
+        let seconds = rounds.compactMap { $0["simulated_seconds"] as? Double }
+        #expect(seconds.count == 30 && seconds.allSatisfy { $0 > 0 })
+        #expect(rounds.allSatisfy { ($0["selected"] as? Int).map { $0 <= 7 } == true })
+        #expect(rounds.allSatisfy { ($0["survivors"] as? Int).map { $0 <= 5 } == true })
+        let participation = try #require(object["participation"] as? [Int])
+        #expect(
+            participation.count == 20
+                && participation.reduce(0, +) == rounds.reduce(0) { $0 + ($1["selected"] as! Int) })
+        let jain = try #require(object["participation_jain"] as? Double)
+        let doubles = participation.map(Double.init)
+        let expected = pow(doubles.reduce(0, +), 2) / (20 * doubles.reduce(0) { $0 + $1 * $1 })
+        #expect(abs(jain - expected) < 1e-9)
+        #expect(abs((object["simulated_seconds"] as? Double ?? 0) - seconds.reduce(0, +)) < 1e-6)
+        #expect(object["selection"] as? String == "oort")
+        #expect(object["devices"] as? String == "heterogeneous")
+        // Accuracy 0.5 is passed within 30 rounds; the time is the simulated seconds up to that round.
+        let reached = try #require(object["rounds_to_accuracy"] as? Int)
+        let time = try #require(object["time_to_accuracy"] as? Double)
+        #expect(abs(time - seconds.prefix(reached).reduce(0, +)) < 1e-6)
+    }
+
+    @Test func orchestrationOptionsAreRefusedWhereTheyCannotHold() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "veil-devices-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("devices.json")
+        try Data(
+            #"{"version": 1, "devices": [{"examples_per_second": 1, "downlink_mbps": 1, "uplink_mbps": 1, "round_trip_ms": 1, "availability": 2}]}"#
+                .utf8
+        ).write(to: file)
+        for (arguments, message) in [
+            (["--devices", "heterogeneous", "--transport", "network"], "--transport network: devices, overcommitment"),
+            (["--devices", file.path], "devices[0].availability must be in (0, 1]"),
+            (["--selection", "greedy"], "--selection must be random or oort"),
+            (["--overcommit", "1.5"], "--overcommit and --deadline act on simulated arrival times: give --devices"),
+            (
+                ["--selection", "oort", "--dp", "central", "--epsilon", "1"],
+                "--dp's accountant assumes uniform Poisson sampling"
+            ),
+            (
+                ["--devices", "heterogeneous", "--algorithm", "fedbuff"],
+                "fedbuff schedules participants by its own clock"
+            ),
+            (["--max-gap", "0"], "--max-gap must be at least 1 round"),
+        ] {
+            let output = try await VeilProcess.run(["simulate", "--rounds", "1", "--secure-sum", "plain"] + arguments)
+            #expect(output.status == 64, "\(arguments)")
+            #expect(output.stderr.contains(message), "\(arguments): \(output.stderr)")
+        }
+    }
+
     @Test func textOutputHasATableAndAFinalLine() async throws {
         let output = try await VeilProcess.run([
             "simulate", "--rounds", "3", "--secure-sum", "plain", "--algorithm", "fedadam",

@@ -27,6 +27,10 @@ public enum RandomPurpose: String, CaseIterable, Hashable, Sendable {
     case asyncClock = "async-clock"
     /// A FedBuff participant's minibatch order, by the model version it started from.
     case asyncTraining = "async-training"
+    /// The built-in heterogeneous profile's device for a participant (round 0).
+    case devices
+    /// Whether a participant is online in a round of a simulation with devices.
+    case availability
 
     /// The stream number of this purpose for `round` and `participant`.
     ///
@@ -35,8 +39,8 @@ public enum RandomPurpose: String, CaseIterable, Hashable, Sendable {
     /// output function: h ← mix(h ⊕ word), starting from h = 0. mix is a bijection of 64-bit
     /// words, so two labels that differ only in their last word never collide, and labels
     /// that differ earlier collide only by chance, with probability about n²/2⁶⁵ for n
-    /// labels: for the 9 purposes × 201 rounds × 1001 participants a test checks exhaustively
-    /// (1.8·10⁶ labels), under 10⁻⁷. A cryptographic hash would buy nothing here: the streams
+    /// labels: for the 11 purposes × 201 rounds × 1001 participants a test checks exhaustively
+    /// (2.2·10⁶ labels), under 10⁻⁶. A cryptographic hash would buy nothing here: the streams
     /// are public simulation randomness, and VeilCore has no SHA-256.
     /// - Parameters:
     ///   - round: the round, from 1; 0 for a stream that serves a whole run.

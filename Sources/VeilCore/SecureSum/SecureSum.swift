@@ -21,6 +21,32 @@ public protocol SecureSum {
     /// - Returns: the sum over the survivors, and the survivors.
     /// - Throws: the backend's error when the round cannot produce a sum (too few survivors).
     mutating func sum(_ contributions: [ParticipantID: ModularVector], round: Int) throws -> SecureSumResult
+
+    /// What one participant sends in a round of `cohort` participants that sums vectors of
+    /// `elements` elements of Z_2^b, and how many request–response exchanges the round takes:
+    /// the simulation's timing model (`Specs/orchestration.md` §1.3). An estimate of the
+    /// protocol's messages, not a measurement of them.
+    func uploadCost(elements: Int, bitWidth: BitWidth, cohort: Int) -> UploadCost
+}
+
+/// A participant's share of a round's traffic, for simulated timing.
+public struct UploadCost: Hashable, Sendable {
+    /// Bytes the participant sends.
+    public let bytes: Int
+    /// Request–response exchanges with the server, each costing one round trip.
+    public let exchanges: Int
+
+    public init(bytes: Int, exchanges: Int) {
+        self.bytes = bytes
+        self.exchanges = exchanges
+    }
+}
+
+extension SecureSum {
+    /// The vector in the clear, ⌈b/8⌉ bytes an element, in one exchange.
+    public func uploadCost(elements: Int, bitWidth: BitWidth, cohort: Int) -> UploadCost {
+        UploadCost(bytes: elements * bitWidth.byteCount, exchanges: 1)
+    }
 }
 
 /// Adds in the clear. Hides nothing: for plaintext federations, and as the reference the

@@ -110,6 +110,18 @@ public struct FederatedConfiguration: Sendable {
     public var evaluateEvery = 1
     /// User-level differential privacy (DP-FedAvg); nil: none.
     public var privacy: PrivacyConfiguration?
+    /// The participants' devices (`Specs/orchestration.md` §1); nil: no simulated time, and
+    /// every participant online in every round.
+    public var devices: DevicePopulation?
+    /// How each round's cohort is picked from the participants online.
+    public var selection: SelectionChoice = .random
+    /// Invite ⌈overcommit × cohort⌉ participants and sum the first cohort-many contributions
+    /// to arrive (needs devices when above 1).
+    public var overcommit = 1.0
+    /// Contributions arriving later than this many simulated seconds are not summed (needs devices).
+    public var deadline: Double?
+    /// The most rounds an online participant may wait between selections; nil: no floor.
+    public var fairness: FairnessFloor?
 
     public init() {}
 }
@@ -129,6 +141,10 @@ public struct RoundReport: Sendable {
     public let seconds: Double
     /// What the round spent, in a private run.
     public let privacy: PrivacyRoundReport?
+    /// The round's simulated duration, with devices (`Specs/orchestration.md` §1.3).
+    public var simulatedSeconds: Double? = nil
+    /// The participants invited to the round (indices from 0), in order.
+    public var invited: [Int] = []
 }
 
 /// What went wrong in a simulation.
@@ -201,6 +217,26 @@ public struct FederatedSimulation {
         if c.privacy != nil, !supportsPrivacy(c.algorithm) {
             throw .privacyUnsupported(algorithm: c.algorithm.name)
         }
+        try require(c.overcommit >= 1 && c.overcommit <= 10, "--overcommit must be in [1, 10]")
+        try require(c.deadline.map { $0 > 0 && $0.isFinite } ?? true, "--deadline must be a positive number of seconds")
+        try require(
+            c.devices != nil || (c.overcommit == 1 && c.deadline == nil),
+            "--overcommit and --deadline act on simulated arrival times: give --devices")
+        if case .oort(let parameters) = c.selection { try parameters.validate() }
+        let orchestrated = c.devices != nil || c.selection != .random || c.fairness != nil
+        if orchestrated, case .fedBuff = c.algorithm {
+            throw .invalidConfiguration(
+                "fedbuff schedules participants by its own clock: --devices, --selection and --max-gap are for the synchronous algorithms"
+            )
+        }
+        if orchestrated, c.privacy != nil {
+            // The accountant's amplification by sampling assumes every participant is drawn
+            // independently with the same probability; availability, utility and a fairness
+            // floor all break that assumption, and the ε printed would be wrong.
+            throw .invalidConfiguration(
+                "--dp's accountant assumes uniform Poisson sampling of participants: --devices, --selection oort and --max-gap change who is sampled, so they cannot run with --dp"
+            )
+        }
     }
 
     /// The number of participants selected per round.
@@ -235,13 +271,23 @@ public struct FederatedSimulation {
                 states: &clientStates, pooled: pooled, progress: progress)
         }
 
+        var selector = makeSelector()
+        // ⌈overcommit · K⌉, with binary64's error in the product forgiven (1.1 · 50 is 55.000…01).
+        let invitations = Int((Double(cohortSize) * c.overcommit - 1e-9).rounded(.up))
+        let payloadWidth = try BitWidth(c.payloadBits)
+        var lastSelected = [Int](repeating: 0, count: data.clients.count)
         for round in 1...c.rounds {
             let started = ContinuousClock.now
-            var order = Array(data.clients.indices)
-            selection.shuffle(&order)
-            let cohort = order.prefix(cohortSize).sorted()
+            let online = onlineParticipants(round: round)
+            let invited = min(online.count, invitations)
+            let forced = c.fairness?.due(online, lastSelected: lastSelected, round: round, count: invited) ?? []
+            let rest = forced.isEmpty ? online : online.filter { !forced.contains($0) }
+            let cohort =
+                (forced + selector.select(rest, count: invited - forced.count, round: round, generator: &selection))
+                .sorted()
+            for index in cohort { lastSelected[index] = round }
             let broadcast = algorithm.broadcast()
-            var payloads: [ParticipantID: [Double]] = [:]
+            var trained: [(index: Int, payload: [Double], state: [String: [Double]], epochs: Int)] = []
             for index in cohort {
                 var epochs = c.localEpochs
                 let straggler = c.stragglerFraction > 0 && selection.unit() < c.stragglerFraction
@@ -256,23 +302,118 @@ public struct FederatedSimulation {
                     weightScale: weightScale,
                     generator: Xoshiro256(seed: c.seed, purpose: .training, round: round, participant: index + 1),
                     state: clientStates[index])
-                payloads[context.id] = algorithm.clientUpdate(broadcast, &context)
-                clientStates[index] = context.state
+                let payload = algorithm.clientUpdate(broadcast, &context)
+                trained.append((index, payload, context.state, epochs))
             }
-            var survivors = 0
+            // Who arrives in time (everyone, without devices), and when the round ends.
+            let timing = arrivals(
+                of: trained.map { ($0.index, $0.epochs, $0.payload.count) }, broadcast: broadcast,
+                cohort: cohort.count, bitWidth: payloadWidth, secureSum: secureSum)
+            var payloads: [ParticipantID: [Double]] = [:]
+            for t in trained where timing.summed.contains(t.index) {
+                payloads[ParticipantID(UInt32(t.index + 1))] = t.payload
+                // A participant cut off by time keeps nothing of the round, as if it had not
+                // finished; one the backend drops later has finished, and keeps its own state.
+                clientStates[t.index] = t.state
+            }
+            // The loss each summed participant reveals: the broadcast model's (for IFCA, the
+            // first cluster's) mean loss on its own examples, before its training.
+            var losses: [Int: Double] = [:]
+            if case .oort = c.selection {
+                for index in timing.summed {
+                    losses[index] = model.evaluate(broadcast[0], on: data.clients[index]).loss
+                }
+            }
+            var survivors: Set<ParticipantID> = []
             if !payloads.isEmpty {
-                let (sum, count) = try aggregate(payloads, round: round, secureSum: &secureSum, algorithm: &algorithm)
-                if let sum { algorithm.serverUpdate(sum: sum, contributors: count) }
-                survivors = count
+                do {
+                    let (sum, _, summed) = try aggregate(
+                        payloads, round: round, secureSum: &secureSum, algorithm: &algorithm)
+                    if let sum { algorithm.serverUpdate(sum: sum, contributors: summed.count) }
+                    survivors = summed
+                } catch is SecureSumError where c.devices != nil {
+                    // With devices, availability and deadlines can leave a round fewer
+                    // contributions than the backend needs: the coordinator abandons that round
+                    // (`Specs/orchestration.md` §1.3) and the federation goes on, as a real one would.
+                }
             }
-            let report = evaluate(
-                algorithm, round: round, selected: cohort.count, survivors: survivors, pooled: pooled,
+            if case .oort = c.selection, !cohort.isEmpty {
+                selector.observe(
+                    round: round,
+                    cohort.map { index in
+                        let completed = survivors.contains(ParticipantID(UInt32(index + 1)))
+                        return ParticipationObservation(
+                            participant: index, completed: completed,
+                            seconds: completed ? timing.seconds[index] ?? 0 : timing.end,
+                            loss: completed ? losses[index] : nil,
+                            examples: completed ? data.clients[index].count : 0)
+                    })
+            }
+            var report = evaluate(
+                algorithm, round: round, selected: cohort.count, survivors: survivors.count, pooled: pooled,
                 personal: personalTests,
                 states: clientStates, started: started)
+            report.simulatedSeconds = c.devices == nil ? nil : timing.end
+            report.invited = cohort
             reports.append(report)
             progress(report)
         }
         return reports
+    }
+
+    func makeSelector() -> any CohortSelector {
+        switch configuration.selection {
+        case .random: RandomSelector()
+        case .oort(let parameters): OortSelector(parameters: parameters)
+        }
+    }
+
+    /// The participants online in `round`: all without devices; else each participant k
+    /// independently with its device's availability, from the stream (availability, round, k).
+    func onlineParticipants(round: Int) -> [Int] {
+        guard let devices = configuration.devices else { return Array(data.clients.indices) }
+        return data.clients.indices.filter { index in
+            var coin = Xoshiro256(
+                seed: configuration.seed, purpose: .availability, round: round, participant: index + 1)
+            return coin.unit() < devices.device(ofParticipantAt: index).availability
+        }
+    }
+
+    /// A round's simulated timing: each trained participant's duration (download, training,
+    /// upload, protocol round trips — `Specs/orchestration.md` §1.3), which of them are summed
+    /// (the first `cohortSize` to arrive, none after the deadline), and when the round ends.
+    func arrivals(
+        of trained: [(index: Int, epochs: Int, payloadCount: Int)], broadcast: [[Double]], cohort: Int,
+        bitWidth: BitWidth, secureSum: some SecureSum
+    ) -> (summed: Set<Int>, seconds: [Int: Double], end: Double) {
+        guard let devices = configuration.devices else { return (Set(trained.map(\.index)), [:], 0) }
+        let c = configuration
+        // Nobody invited, or every one of them dropped as a straggler: the round lasts its
+        // deadline, or nothing without one.
+        guard !trained.isEmpty else { return ([], [:], c.deadline ?? 0) }
+        let downloadBytes = broadcast.reduce(0) { $0 + $1.count } * MemoryLayout<Double>.size
+        var seconds: [Int: Double] = [:]
+        for t in trained {
+            let device = devices.device(ofParticipantAt: t.index)
+            let upload = secureSum.uploadCost(elements: t.payloadCount, bitWidth: bitWidth, cohort: cohort)
+            let examples = Double(data.clients[t.index].count * t.epochs)
+            seconds[t.index] =
+                Double(downloadBytes * 8) / device.downlinkBitsPerSecond + examples / device.examplesPerSecond
+                + Double(upload.bytes * 8) / device.uplinkBitsPerSecond
+                + Double(upload.exchanges) * device.roundTripSeconds
+        }
+        let inTime = seconds.filter { c.deadline == nil || $0.value <= c.deadline! }
+            .sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+        let summed = inTime.prefix(cohortSize)
+        let end: Double =
+            if summed.count == cohortSize {
+                summed.last!.value
+            } else if let deadline = c.deadline, !seconds.isEmpty,
+                inTime.count < seconds.count
+            {
+                deadline
+            } else { seconds.values.max() ?? 0 }
+        return (Set(summed.map(\.key)), seconds, end)
     }
 
     /// Encodes payloads, sums them through the backend, decodes the sum. Robust aggregators
@@ -280,7 +421,7 @@ public struct FederatedSimulation {
     private func aggregate(
         _ payloads: [ParticipantID: [Double]], round: Int, secureSum: inout some SecureSum,
         algorithm: inout any FederatedAlgorithm
-    ) throws -> (sum: [Double]?, contributors: Int) {
+    ) throws -> (sum: [Double]?, contributors: Int, survivors: Set<ParticipantID>) {
         let codec = try payloadCodec(addends: payloads.count)
         var contributions: [ParticipantID: ModularVector] = [:]
         for (id, payload) in payloads {
@@ -299,10 +440,10 @@ public struct FederatedSimulation {
             let combined = RobustAggregation(rule: rule).combine(updates)
             robust.serverUpdate(sum: combined + [1], contributors: updates.count)
             algorithm = robust
-            return (nil, updates.count)
+            return (nil, updates.count, Set(contributions.keys))
         }
         let result = try secureSum.sum(contributions, round: round)
-        return (try codec.decode(result.sum), result.survivors.count)
+        return (try codec.decode(result.sum), result.survivors.count, Set(result.survivors))
     }
 
     /// The fixed-point codec for `addends` payloads: the payload ring, the clip, and the most
@@ -415,7 +556,7 @@ public struct FederatedSimulation {
             let s = 1 / (1 + staleness).squareRoot()
             buffered[context.id] = payload.map { $0 * s }
             if buffered.count == buffer {
-                let (sum, count) = try aggregate(
+                let (sum, count, _) = try aggregate(
                     buffered, round: reports.count + 1, secureSum: &secureSum, algorithm: &algorithm)
                 if let sum { algorithm.serverUpdate(sum: sum, contributors: count) }
                 version += 1

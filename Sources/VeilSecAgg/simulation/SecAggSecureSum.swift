@@ -16,6 +16,14 @@ public struct SecAggSecureSum: SecureSum {
     public var name: String { "secagg" }
     public var hidesIndividualContributions: Bool { true }
 
+    /// Five exchanges (R0–R4) and, besides the masked vector, two public keys and a signature
+    /// (R0), an encrypted pair of shares for each peer (R1), a signature (R3) and a share for
+    /// each peer (R4) — `Specs/orchestration.md` §1.3 gives the byte counts.
+    public func uploadCost(elements: Int, bitWidth: BitWidth, cohort: Int) -> UploadCost {
+        let peers = max(cohort - 1, 0)
+        return UploadCost(bytes: elements * bitWidth.byteCount + 128 + 120 * peers + 64 + 40 * peers, exchanges: 5)
+    }
+
     /// - Parameter threatModel: nil: a malicious server with 5% corrupt participants (what a
     ///   participant assumes by default) and the dropout fraction the simulation will cause,
     ///   1 − (1 − p)^|dropRounds|.
