@@ -26,6 +26,12 @@ struct OrchestrationOptions: ParsableArguments {
     @Option(help: "Report the simulated seconds (with --devices) and rounds to reach this test accuracy.")
     var targetAccuracy: Double?
 
+    @Flag(
+        help:
+            "Keep 20% of each participant's rows as its own test set and report the spread of the global model's accuracy over the participants (digits and csv)."
+    )
+    var localTest = false
+
     func validate() throws {
         guard ["random", "oort"].contains(selection) else {
             throw ValidationError("--selection must be random or oort")
@@ -36,7 +42,9 @@ struct OrchestrationOptions: ParsableArguments {
     }
 
     /// Whether any option asks for more than random selection of everyone online.
-    var isSet: Bool { devices != nil || selection != "random" || maxGap != nil || overcommit != 1 || deadline != nil }
+    var isSet: Bool {
+        devices != nil || selection != "random" || maxGap != nil || overcommit != 1 || deadline != nil || localTest
+    }
 
     /// Puts the options into `c` (after its clients and seed are set).
     func apply(to c: inout FederatedConfiguration) throws {
@@ -48,6 +56,7 @@ struct OrchestrationOptions: ParsableArguments {
         c.selection = selection == "oort" ? .oort(OortParameters()) : .random
         c.overcommit = overcommit
         c.deadline = deadline
+        c.localTest = localTest
         if let maxGap {
             do { c.fairness = try FairnessFloor(maxGap: maxGap) } catch { throw ValidationError(error.description) }
         }

@@ -313,6 +313,7 @@ struct SimulateCommand: AsyncParsableCommand {
                         "selected": r.selected, "survivors": r.survivors, "seconds": r.seconds,
                         "simulated_seconds": r.simulatedSeconds ?? NSNull(),
                     ]
+                    if let spread = r.participantAccuracy { round["participant_accuracy"] = spread.json }
                     if let p = r.privacy {
                         round["epsilon"] = p.epsilon
                         round["round_epsilon"] = p.roundEpsilon
@@ -334,6 +335,9 @@ struct SimulateCommand: AsyncParsableCommand {
             result["participation"] = orchestrated.participation
             result["participation_jain"] = orchestrated.participationJain
             result["simulated_seconds"] = orchestrated.simulatedSeconds ?? NSNull()
+            if configuration.localTest {
+                result["final_participant_accuracy"] = last?.participantAccuracy?.json ?? NSNull()
+            }
             if let target = orchestration.targetAccuracy {
                 result["target_accuracy"] = target
                 result["time_to_accuracy"] = orchestrated.timeToAccuracy ?? NSNull()
@@ -394,6 +398,12 @@ struct SimulateCommand: AsyncParsableCommand {
                     format: "final: accuracy %.4f, loss %.4f after %d rounds", last.accuracy!, last.loss!, last.round)
                 if let personal = last.personalizedAccuracy {
                     summary += String(format: ", personalised accuracy %.4f", personal)
+                }
+                if let spread = last.participantAccuracy {
+                    summary += String(
+                        format:
+                            "; on the participants' own test rows: mean %.4f, worst 10%% %.4f, best 10%% %.4f, sd %.4f",
+                        spread.mean, spread.worst10, spread.best10, spread.standardDeviation)
                 }
                 if let p = reports.last?.privacy {
                     summary += String(
@@ -458,7 +468,7 @@ extension SimulateCommand {
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if orchestration.isSet {
             return
-                "devices, overcommitment, deadlines, the fairness floor and selection other than random are simulated in-process"
+                "devices, overcommitment, deadlines, the fairness floor, local test sets and selection other than random are simulated in-process"
         }
         if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }
         if dropout > 0 { return "--dropout is simulated in-process" }
@@ -588,5 +598,11 @@ final class ProgressBar: @unchecked Sendable {
 
     func finish() {
         if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+extension AccuracySpread {
+    var json: [String: Double] {
+        ["mean": mean, "worst_10": worst10, "best_10": best10, "std": standardDeviation]
     }
 }

@@ -20,6 +20,28 @@ import VeilTestSupport
         #expect(output.stderr.contains("round 5/5"))
     }
 
+    @Test func localTestSetsReportTheSpreadOfAccuracyOverParticipants() async throws {
+        let output = try await VeilProcess.run([
+            "simulate", "--rounds", "3", "--clients", "10", "--algorithm", "qfedavg", "--secure-sum", "plain",
+            "--local-test", "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let final = try #require(object["final_participant_accuracy"] as? [String: Double])
+        #expect(Set(final.keys) == ["mean", "worst_10", "best_10", "std"])
+        #expect(final["worst_10"]! <= final["mean"]! && final["mean"]! <= final["best_10"]!)
+        let rounds = try #require(object["rounds"] as? [[String: Any]])
+        #expect((rounds.last?["participant_accuracy"] as? [String: Double]) == final)
+        let text = try await VeilProcess.run([
+            "simulate", "--rounds", "2", "--clients", "5", "--secure-sum", "plain", "--local-test",
+        ])
+        #expect(text.stdout.contains("on the participants' own test rows: mean"), "\(text.stdout)")
+        let synthetic = try await VeilProcess.run([
+            "simulate", "--rounds", "2", "--dataset", "synthetic:1,1", "--secure-sum", "plain", "--local-test",
+        ])
+        #expect(synthetic.status != 0 && synthetic.stderr.contains("--local-test splits each participant's rows"))
+    }
+
     @Test func devicesAndOortReportSimulatedTimeAndParticipation() async throws {
         let output = try await VeilProcess.run([
             "simulate", "--rounds", "30", "--clients", "20", "--fraction", "0.25", "--secure-sum", "secagg",

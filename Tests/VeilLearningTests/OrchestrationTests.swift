@@ -356,3 +356,156 @@ import VeilSecAgg
         #expect(throws: LearningError.self) { try FederatedSimulation(configuration: c) }
     }
 }
+
+/// `Specs/orchestration.md` §6 and §7, by hand.
+@Suite struct ReputationAndCreditTests {
+    let parameters = ReputationParameters()
+
+    func score(_ events: [(ParticipationOutcome, Double, Int)], at round: Int) -> Double {
+        var reputation = Reputation()
+        for (outcome, timeliness, r) in events {
+            reputation.record(outcome, timeliness: timeliness, round: r, parameters: parameters)
+        }
+        return reputation.score(at: round, parameters: parameters)
+    }
+
+    @Test func theScoreIsTheDecayedBetaReputation() {
+        #expect(score([], at: 7) == 0.5)
+        // (1 + P) / (2 + P + N), P += 1/2 + τ/2.
+        #expect(abs(score([(.contributed, 1, 1)], at: 1) - 2.0 / 3) < 1e-15)
+        #expect(abs(score([(.contributed, 0, 1)], at: 1) - 1.5 / 2.5) < 1e-15)
+        #expect(abs(score([(.contributed, 0.5, 1)], at: 1) - 1.75 / 2.75) < 1e-15)
+        #expect(abs(score([(.dropped, 1, 1)], at: 1) - 1.0 / 3) < 1e-15)
+        #expect(abs(score([(.declined, 1, 1)], at: 1) - 1.0 / 2.5) < 1e-15)
+        #expect(abs(score([(.faulted, 1, 1)], at: 1) - 1.0 / 6) < 1e-15)
+        #expect(score([(.excused, 1, 1)], at: 1) == 0.5)
+        // A timeliness outside [0, 1], or not a number, is clamped.
+        #expect(score([(.contributed, 7, 1)], at: 1) == score([(.contributed, 1, 1)], at: 1))
+        #expect(score([(.contributed, .nan, 1)], at: 1) == score([(.contributed, 0, 1)], at: 1))
+        // One half-life (20 rounds) halves the evidence: P = 1 → 1/2.
+        #expect(abs(score([(.contributed, 1, 1)], at: 21) - 1.5 / 2.5) < 1e-15)
+        // Two contributions 20 rounds apart: P = 1·(1/2) + 1 = 1.5 at round 21.
+        #expect(abs(score([(.contributed, 1, 1), (.contributed, 1, 21)], at: 21) - 2.5 / 3.5) < 1e-15)
+        // A fault 40 rounds ago weighs 4/4 = 1, as much as a fresh drop.
+        #expect(abs(score([(.faulted, 1, 1)], at: 41) - score([(.dropped, 1, 1)], at: 1)) < 1e-12)
+        // Long unseen, anyone returns to 1/2.
+        #expect(abs(score([(.faulted, 1, 1)], at: 2001) - 0.5) < 1e-12)
+    }
+
+    @Test func countsAreKeptUndecayed() {
+        var reputation = Reputation()
+        for (outcome, round) in [(ParticipationOutcome.contributed, 1), (.dropped, 2), (.contributed, 90)] {
+            reputation.record(outcome, timeliness: 1, round: round, parameters: parameters)
+        }
+        #expect(reputation.counts == [.contributed: 2, .dropped: 1])
+    }
+
+    @Test func badParametersAreRefused() {
+        var p = ReputationParameters()
+        p.halfLife = 0
+        #expect(throws: LearningError.self) { try p.validate() }
+        p = ReputationParameters()
+        p.faulted = -1
+        #expect(throws: LearningError.self) { try p.validate() }
+        #expect(throws: Never.self) { try ReputationParameters().validate() }
+    }
+
+    @Test func theCreditRule() {
+        #expect(CreditRule.credits(reputation: 0.5, examples: 100, meanExamples: 100) == 0.5)
+        #expect(CreditRule.credits(reputation: 0.5, examples: 150, meanExamples: 100) == 0.5 * 1.25)
+        // Overstating the count gains at most ×1.5 over the mean.
+        #expect(CreditRule.credits(reputation: 0.5, examples: 1_000_000, meanExamples: 100) == 0.75)
+        #expect(CreditRule.credits(reputation: 0.5, examples: 0, meanExamples: 100) == 0.25)
+        #expect(CreditRule.credits(reputation: 0.8, examples: 0, meanExamples: 0) == 0.8)
+        #expect(CreditRule.factor(marginal: nil) == 1)
+        #expect(CreditRule.factor(marginal: .nan) == 1)
+        #expect(abs(CreditRule.factor(marginal: 0.01) - 1.1) < 1e-15)
+        #expect(abs(CreditRule.factor(marginal: -0.02) - 0.8) < 1e-15)
+        #expect(CreditRule.factor(marginal: 0.3) == 1.5)
+        #expect(CreditRule.factor(marginal: -1) == 0.5)
+    }
+
+    @Test func theMarginalEstimateIsTheDifferenceOfMeanGains() {
+        let accuracy = [0.50, 0.53, 0.54, 0.58, 0.59, 0.61, 0.61]
+        // a is in rounds 1, 3, 5 (gains 0.03, 0.04, 0.02); b in rounds 1, 2; c in every round.
+        let members: [Set<String>] = [["a", "b", "c"], ["b", "c"], ["a", "c"], ["c"], ["a", "c"], ["c"]]
+        let rounds = members.indices.map {
+            CohortRound(
+                round: $0 + 1, contributors: members[$0], accuracyBefore: accuracy[$0], accuracyAfter: accuracy[$0 + 1])
+        }
+        let estimates = MarginalEstimate.estimate(rounds, participants: ["a", "b", "c", "d"])
+        // a: mean(0.03, 0.04, 0.02) − mean(0.01, 0.01, 0.00) = 0.03 − 0.00667.
+        #expect(abs(estimates["a"]!.marginal! - (0.03 - 0.02 / 3)) < 1e-12)
+        #expect(estimates["a"]!.roundsWith == 3 && estimates["a"]!.roundsWithout == 3)
+        // b has only two rounds with it, c none without, d none with: no estimate.
+        #expect(estimates["b"]!.marginal == nil && estimates["b"]!.roundsWith == 2)
+        #expect(estimates["c"]!.marginal == nil && estimates["c"]!.roundsWithout == 0)
+        #expect(estimates["d"]!.marginal == nil && estimates["d"]!.roundsWith == 0)
+    }
+
+    @Test func weightsMultiplyOortScores() {
+        var oort = OortSelector()
+        oort.observe(
+            round: 1,
+            (0..<4).map {
+                ParticipationObservation(participant: $0, completed: true, seconds: 1, loss: 1, examples: 10)
+            })
+        let plain = oort.scores(of: [0, 1, 2, 3], round: 2)
+        let weighted = oort.scores(of: [0, 1, 2, 3], round: 2, weights: [1: 0.25, 3: 0])
+        #expect(weighted[0] == plain[0] && weighted[2] == plain[2])
+        #expect(weighted[1] == plain[1]! * 0.25 && weighted[3] == 0)
+        // A weight of 0 is never drawn while others are admitted.
+        var generator = Xoshiro256(seed: 1, purpose: .cohortSelection)
+        for round in 2..<40 {
+            let chosen = oort.select(
+                [0, 1, 2, 3], count: 2, round: round, weights: [3: 0], generator: &generator)
+            #expect(!chosen.contains(3))
+        }
+    }
+}
+
+/// `--local-test`: the spread of the global model's accuracy over the participants' own rows.
+@Suite struct AccuracySpreadTests {
+    @Test func theSpreadSummarisesAsQFedAvgReportsIt() throws {
+        let values = (1...20).map { Double($0) / 20 }
+        let spread = try #require(AccuracySpread(values))
+        #expect(abs(spread.mean - 10.5 / 20) < 1e-15)
+        // ⌈20/10⌉ = 2 on each side.
+        #expect(abs(spread.worst10 - 1.5 / 20) < 1e-15 && abs(spread.best10 - 19.5 / 20) < 1e-15)
+        #expect(abs(spread.standardDeviation - (399.0 / 12).squareRoot() / 20) < 1e-12)
+        // Eleven values: ⌈11/10⌉ = 2.
+        let eleven = try #require(AccuracySpread([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.5]))
+        #expect(eleven.worst10 == 0.25 && eleven.best10 == 1)
+        #expect(AccuracySpread([]) == nil)
+        #expect(
+            AccuracySpread([0.7]).map { [$0.mean, $0.worst10, $0.best10, $0.standardDeviation] } == [0.7, 0.7, 0.7, 0])
+    }
+
+    @Test func localTestSetsAreKeptAndTheSpreadIsReported() throws {
+        var c = FederatedConfiguration()
+        c.clients = 8
+        c.rounds = 3
+        c.localTest = true
+        let simulation = try FederatedSimulation(configuration: c)
+        #expect(simulation.data.clientTests.count == 8)
+        for (train, test) in zip(simulation.data.clients, simulation.data.clientTests) {
+            let share = Double(test.count) / Double(train.count + test.count)
+            #expect(share > 0.1 && share < 0.35, "\(train.count) + \(test.count)")
+        }
+        var plain = PlainSum()
+        let reports = try simulation.run(secureSum: &plain)
+        let spread = try #require(reports.last?.participantAccuracy)
+        #expect(spread.worst10 <= spread.mean && spread.mean <= spread.best10 && spread.standardDeviation >= 0)
+        #expect(spread.mean > 0.5)
+
+        c.localTest = false
+        let without = try FederatedSimulation(configuration: c)
+        #expect(without.data.clientTests.isEmpty)
+        var again = PlainSum()
+        #expect(try without.run(secureSum: &again).allSatisfy { $0.participantAccuracy == nil })
+
+        c.localTest = true
+        c.dataset = .synthetic(alpha: 1, beta: 1)
+        #expect(throws: LearningError.self) { try FederatedSimulation(configuration: c) }
+    }
+}

@@ -121,7 +121,7 @@ import VeilTestSupport
         #expect(try serve(#""evaluate": "mnist""#) == #"evaluate: "mnist" is not one of digits"#)
         #expect(
             try serve(#""selection": "round_robin""#)
-                == #"selection: "round_robin" is not one of random, round-robin, resource-aware; did you mean "round-robin"?"#
+                == #"selection: "round_robin" is not one of random, round-robin, resource-aware, oort; did you mean "round-robin"?"#
         )
         #expect(
             try serve(#""privacy": {"epsilon": 1, "mode": "gauss"}"#)

@@ -139,7 +139,9 @@ public struct OortSelector: CohortSelector {
 
     /// Each tried candidate's score at `round`: its statistical utility scaled to [0, 1] over
     /// the tried participants, plus the staleness bonus, times the straggler penalty.
-    func scores(of candidates: [Int], round: Int) -> [Int: Double] {
+    /// `weights` multiplies each score (absent: 1): the service's reputation^w, the other
+    /// criteria of a multi-criteria selection (`Specs/orchestration.md` §5).
+    func scores(of candidates: [Int], round: Int, weights: [Int: Double] = [:]) -> [Int: Double] {
         let utilities = records.values.compactMap(\.statisticalUtility)
         let low = utilities.min() ?? 0
         let high = utilities.max() ?? 0
@@ -154,13 +156,22 @@ public struct OortSelector: CohortSelector {
             if let preferred, preferred < record.seconds {
                 score *= pow(preferred / record.seconds, parameters.straggler)
             }
-            scores[index] = score
+            scores[index] = score * (weights[index] ?? 1)
         }
         return scores
     }
 
     public mutating func select(
         _ candidates: [Int], count: Int, round: Int, generator: inout some RandomNumberGenerator
+    ) -> [Int] {
+        select(candidates, count: count, round: round, weights: [:], generator: &generator)
+    }
+
+    /// As ``select(_:count:round:generator:)``, each tried candidate's score multiplied by its
+    /// weight (absent: 1).
+    public mutating func select(
+        _ candidates: [Int], count: Int, round: Int, weights: [Int: Double],
+        generator: inout some RandomNumberGenerator
     ) -> [Int] {
         let count = min(count, candidates.count)
         guard count > 0 else { return [] }
@@ -172,7 +183,7 @@ public struct OortSelector: CohortSelector {
 
         var chosen: [Int] = []
         if exploit > 0 {
-            let scores = scores(of: tried, round: round)
+            let scores = scores(of: tried, round: round, weights: weights)
             let ranked = tried.sorted { (scores[$0]!, $1) > (scores[$1]!, $0) }
             let bar = parameters.cutoff * scores[ranked[exploit - 1]]!
             let admitted = ranked.filter { scores[$0]! >= bar }

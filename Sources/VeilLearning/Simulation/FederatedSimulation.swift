@@ -122,6 +122,15 @@ public struct FederatedConfiguration: Sendable {
     public var deadline: Double?
     /// The most rounds an online participant may wait between selections; nil: no floor.
     public var fairness: FairnessFloor?
+    /// Keep 20% of each participant's rows as its local test set and report the spread of the
+    /// global model's accuracy over the participants (q-FedAvg's fairness; Ditto always keeps them).
+    public var localTest = false
+
+    /// Whether each participant keeps 20% of its rows as a local test set.
+    var keepsLocalTests: Bool {
+        if case .ditto = algorithm { return true }
+        return localTest
+    }
 
     public init() {}
 }
@@ -145,6 +154,31 @@ public struct RoundReport: Sendable {
     public var simulatedSeconds: Double? = nil
     /// The participants invited to the round (indices from 0), in order.
     public var invited: [Int] = []
+    /// With local test sets: the global model's accuracy on each participant's, summarised.
+    public var participantAccuracy: AccuracySpread? = nil
+}
+
+/// How a model's accuracy spreads over the participants' own test sets (after q-FedAvg, Li et
+/// al. ICLR 2020: the mean, the worst and best 10%, the standard deviation).
+public struct AccuracySpread: Hashable, Sendable {
+    public let mean: Double
+    /// The mean of the lowest (highest) ⌈n/10⌉ accuracies.
+    public let worst10: Double
+    public let best10: Double
+    /// The population standard deviation.
+    public let standardDeviation: Double
+
+    public init?(_ accuracies: [Double]) {
+        guard !accuracies.isEmpty else { return nil }
+        let sorted = accuracies.sorted()
+        let n = Double(sorted.count)
+        let tenth = (sorted.count + 9) / 10
+        let mean = sorted.reduce(0, +) / n
+        self.mean = mean
+        worst10 = sorted.prefix(tenth).reduce(0, +) / Double(tenth)
+        best10 = sorted.suffix(tenth).reduce(0, +) / Double(tenth)
+        standardDeviation = (sorted.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n).squareRoot()
+    }
 }
 
 /// What went wrong in a simulation.
@@ -188,8 +222,9 @@ public struct FederatedSimulation {
             }()
             let (train, test) = all.stratifiedSplit(testFraction: 0.2, using: &generator)
             let parts = try configuration.partition.split(train, clients: configuration.clients, using: &generator)
-            if case .ditto = configuration.algorithm {
-                // Personal models are judged on their participant's own distribution: keep 20% of
+            if configuration.keepsLocalTests {
+                // Personal models (Ditto), and the spread of the global model's accuracy
+                // (--local-test), are judged on each participant's own distribution: keep 20% of
                 // each participant's rows as its local test set.
                 let local = parts.map { $0.stratifiedSplit(testFraction: 0.2, using: &generator) }
                 data = FederatedData(clients: local.map(\.train), test: test, clientTests: local.map(\.test))
@@ -223,6 +258,11 @@ public struct FederatedSimulation {
             c.devices != nil || (c.overcommit == 1 && c.deadline == nil),
             "--overcommit and --deadline act on simulated arrival times: give --devices")
         if case .oort(let parameters) = c.selection { try parameters.validate() }
+        if c.localTest, case .synthetic = c.dataset {
+            throw .invalidConfiguration(
+                "--local-test splits each participant's rows of digits or a CSV file; synthetic data is generated per device without a split"
+            )
+        }
         let orchestrated = c.devices != nil || c.selection != .random || c.fairness != nil
         if orchestrated, case .fedBuff = c.algorithm {
             throw .invalidConfiguration(
@@ -479,10 +519,9 @@ public struct FederatedSimulation {
         }
     }
 
-    /// Ditto's personal evaluation rows: the source's per-participant test rows, or none.
+    /// The per-participant test rows (Ditto's personal evaluation, --local-test), or none.
     func personalTestSets() -> [Dataset] {
-        guard case .ditto = configuration.algorithm else { return [] }
-        return data.clientTests
+        configuration.keepsLocalTests ? data.clientTests : []
     }
 
     func evaluate(
@@ -502,12 +541,16 @@ public struct FederatedSimulation {
             }
             personalized = accuracies.isEmpty ? nil : accuracies.reduce(0, +) / Double(accuracies.count)
         }
+        // The global model on every participant's own test rows (the synthetic data has none).
+        let spread =
+            due && configuration.localTest && !personal.isEmpty
+            ? AccuracySpread(personal.map { algorithm.evaluate(model: model, on: $0).accuracy }) : nil
         let elapsed = ContinuousClock.now - started
         return RoundReport(
             round: round, accuracy: evaluation?.accuracy, loss: evaluation?.loss, trainingLoss: training,
             personalizedAccuracy: personalized, selected: selected, survivors: survivors,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
-            privacy: privacy)
+            privacy: privacy, participantAccuracy: spread)
     }
 
     /// FedBuff (Nguyen et al., AISTATS 2022): `concurrency` participants train at once, each

@@ -11,6 +11,9 @@ public enum SelectionStrategy: String, Codable, Hashable, Sendable, CaseIterable
     case roundRobin = "round-robin"
     /// Highest score first: cores, memory, battery and link, each normalised (`Specs/wire.md` §5).
     case resourceAware = "resource-aware"
+    /// Oort's utility-guided selection on the durations the coordinator measures
+    /// (`Specs/orchestration.md` §5).
+    case oort
 }
 
 /// How each round's updates are summed.
@@ -142,6 +145,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var seed: UInt64 = 0
     /// Central differential privacy; nil: none.
     public var privacy: ServicePrivacy?
+    /// The fairness floor and how selection uses reputation.
+    public var orchestration = ServiceOrchestration()
 
     public init(tls: TLSFiles) { self.tls = tls }
 
@@ -154,7 +159,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case beta1, beta2, tau
         case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
-        case secureSum, keyHolder, thresholdKey, keyHolders, privacy
+        case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration
     }
 
     public init(from decoder: any Decoder) throws {
@@ -186,6 +191,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         thresholdKey = try c.decodeIfPresent(String.self, forKey: .thresholdKey)
         keyHolders = try c.decodeIfPresent([String].self, forKey: .keyHolders)
         privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
+        try c.take(.orchestration, &orchestration)
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -314,6 +320,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
                 do { try FederationCA.validate(id: id) } catch { throw ConfigurationError("key_holders: \(error)") }
             }
         }
+        try orchestration.validate()
         if let privacy {
             try privacy.validate()
             if privacy.mode != .central {

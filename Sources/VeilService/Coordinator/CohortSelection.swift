@@ -19,7 +19,8 @@ struct CohortSelection {
     ) -> [String] {
         let ordered = candidates.sorted { $0.id < $1.id }
         switch strategy {
-        case .random:
+        case .random, .oort:
+            // The book draws Oort cohorts itself (OrchestrationBook.select); never reached with it.
             var ids = ordered.map(\.id)
             generator.shuffle(&ids)
             return Array(ids.prefix(count)).sorted()

@@ -55,7 +55,7 @@ public actor Coordinator {
     /// failing) cannot use up `max_round_attempts` by being selected again and again.
     private var leftOut: (round: Int, ids: Set<String>) = (0, [])
     /// Who the current attempt has dropped, or named for a fault, so far.
-    private var droppedThisAttempt: Set<String> = []
+    var droppedThisAttempt: Set<String> = []
     /// Participants with `exclude_after_faults` proven faults on record: never selected again.
     private(set) var faultExcluded: Set<String> = []
     /// Differential privacy: the calibrated mechanism, and what each participant has spent
@@ -65,6 +65,10 @@ public actor Coordinator {
     /// Participants already told that their budget keeps them out (told once per connection).
     var toldOverBudget: Set<String> = []
     var stopReason: String?
+    /// Reputation, the fairness floor's record and Oort's (`Specs/orchestration.md` §5–§6),
+    /// rebuilt from the store; and what the current attempt has measured of its members.
+    var book: OrchestrationBook
+    var observations = AttemptObservations()
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
     /// last checkpoint.
@@ -107,6 +111,18 @@ public actor Coordinator {
         faultExcluded = try Self.excluded(store: store, limit: configuration.excludeAfterFaults)
         metrics.set("veil_excluded_participants", Double(faultExcluded.count))
         (privacy, ledger) = try Self.privacyPlan(configuration, store: store, updateLength: model.parameterCount)
+        book = OrchestrationBook(
+            settings: configuration.orchestration, trainingDeadline: configuration.trainingDeadlineSeconds,
+            history: try store.participation())
+        for (id, reputation) in book.reputations {
+            metrics.set(
+                "veil_participant_reputation", reputation.score(at: completedRounds + 1, parameters: book.parameters),
+                labels: ["participant": id])
+        }
+        for credit in try store.credits() {
+            metrics.increment(
+                "veil_participant_credits_total", by: credit.credits, labels: ["participant": credit.participant])
+        }
         if let settings = privacy?.settings, settings.mode == .central {
             // Participants clip to C less the rounding slack; the largest cohort has the
             // coarsest precision, and the slack must leave most of C to the update.
@@ -142,6 +158,7 @@ public actor Coordinator {
         // Only what the round accepted counts as received (refused messages are counted apart).
         if machine.bytesIn > received {
             metrics.increment("veil_bytes_received_total", by: Double(machine.bytesIn - received))
+            if let sender = event.participantMessageSender { noteArrival(of: sender) }
         }
         active = machine
         execute(actions, of: machine)
@@ -181,6 +198,7 @@ public actor Coordinator {
                     "participant dropped", metadata: ["id": "\(id)", "round": "\(machine.number)", "reason": "\(code)"])
                 if let notice { registry.send(.failure(.failureDropped, notice), to: id) }
             case .attributed(let id, let code, let detail, let evidence):
+                noteFault(id, code: code)
                 attribute(
                     CoordinatorStore.Attribution(
                         participant: id, round: machine.number, attempt: machine.attempt, fault: code, detail: detail,
@@ -382,6 +400,7 @@ public actor Coordinator {
             let present = candidates.filter { !leftOut.ids.contains($0.id) }
             if present.count >= c.minParticipants { candidates = present }
         }
+        candidates = book.admitted(candidates, needed: c.minParticipants, round: number)
         guard candidates.count >= c.minParticipants else {
             stopReason =
                 "the privacy budgets are spent: \(candidates.count) of the \(registry.participants.count) connected participants may contribute another round, \(c.minParticipants) are needed"
@@ -392,10 +411,14 @@ public actor Coordinator {
         // retried round is not the same cohort again.
         let attempt = try store.nextAttempt(of: number)
         var selection = Xoshiro256(seed: c.seed, purpose: .cohortSelection, round: number, participant: attempt)
-        let cohort = CohortSelection.select(
-            candidates, count: c.cohortSize, strategy: c.selection, generator: &selection)
+        let cohort = book.select(
+            candidates, count: c.cohortSize, strategy: c.selection, round: number, generator: &selection)
         try store.beginRound(number, attempt: attempt, cohort: cohort.count)
         droppedThisAttempt = []
+        observations = AttemptObservations()
+        for id in cohort {
+            observations.examples[id] = Int(clamping: registry.participants[id]?.hello.sampleCount ?? 0)
+        }
         let report = RoundReport(
             number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: budgets,
             budgetAlerts: budgetAlerts(cohort))
@@ -481,6 +504,13 @@ public actor Coordinator {
             )
         }
         if let accuracy = lastAccuracy { lines.append(String(format: "test accuracy %.4f", accuracy)) }
+        let reputations = book.reputations.keys.map { ($0, book.reputation(of: $0, at: completedRounds + 1)) }
+        if let lowest = reputations.min(by: { ($0.1, $0.0) < ($1.1, $1.0) }) {
+            lines.append(
+                String(
+                    format: "selection %@; reputation of %d participants, lowest %.3f (%@)",
+                    configuration.selection.rawValue, reputations.count, lowest.1, lowest.0))
+        }
         if let privacy, let ledger {
             lines.append(
                 String(

@@ -38,6 +38,7 @@ extension Coordinator {
             return summarize(report, outcome: .aborted(abort), machine: machine)
         }
         let contributors = result.survivors.map { machine.id(of: $0) }
+        let orchestration = orchestrationRecords(machine, contributors: contributors)
         if let privacy { ledger?.charge(contributors, round: privacy.participation) }
         algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
         let evaluated = evaluationResult()
@@ -47,9 +48,11 @@ extension Coordinator {
             record: .init(
                 outcome: "completed", survivors: result.survivors.count, abortReason: nil,
                 transcriptHash: machine.transcript, bytesIn: machine.bytesIn, bytesOut: machine.bytesOut,
-                contributors: contributors),
+                contributors: contributors, participation: orchestration.participation,
+                credits: orchestration.credits),
             checkpoint: algorithm, accuracy: evaluated?.accuracy, ledger: ledger,
             audit: auditDraft(machine, result: result, abort: nil))
+        learn(orchestration.participation, credits: orchestration.credits)
         completedRounds = report.number
         metrics.set("veil_rounds_completed", Double(completedRounds))
         if let accuracy = evaluated?.accuracy { metrics.set("veil_model_accuracy", accuracy) }
@@ -86,14 +89,16 @@ extension Coordinator {
     func record(
         _ report: RoundReport, abort: RoundAbort, machine: RoundMachine?, released: SecureSumResult? = nil
     ) throws {
+        let participation = machine.map { orchestrationRecords($0, contributors: []).participation } ?? []
         let recordHash = try store.finishRound(
             report.number, attempt: report.attempt,
             record: .init(
                 outcome: abort.kind == .interrupted ? "interrupted" : "aborted", survivors: 0,
                 abortReason: abort.detail, transcriptHash: machine?.transcript ?? [], bytesIn: machine?.bytesIn ?? 0,
-                bytesOut: machine?.bytesOut ?? 0, contributors: []),
+                bytesOut: machine?.bytesOut ?? 0, contributors: [], participation: participation),
             checkpoint: nil, accuracy: nil, ledger: nil,
             audit: machine.flatMap { auditDraft($0, result: released, abort: abort) })
+        learn(participation, credits: [])
         if let machine {
             broadcastResult(machine, completed: false, survivors: 0, reason: abort.detail, recordHash: recordHash)
         }

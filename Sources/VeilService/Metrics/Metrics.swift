@@ -6,7 +6,8 @@ import Prometheus
 /// swift-prometheus registry (not the process-wide bootstrap, so that several coordinators in
 /// one process — tests, `veil simulate` — keep separate counts), rendered in Prometheus' text
 /// exposition format at `/metrics`. Every label value comes from a closed set (``RoundStage``,
-/// ``RoundAbort/Kind``, ``RefusalReason``, drop and decline codes): a peer cannot mint series.
+/// ``RoundAbort/Kind``, ``RefusalReason``, drop and decline codes) or is a participant's
+/// certificate subject, which only the federation CA issues: a peer cannot mint series.
 public final class Metrics: Sendable {
     public enum Kind: String, Sendable {
         case counter, gauge, histogram
@@ -44,6 +45,14 @@ public final class Metrics: Sendable {
         ("veil_privacy_refusals_total", .counter, "Participants left out of a cohort because of their budget."),
         ("veil_privacy_alerts_total", .counter, "Cohort members taken past the alert fraction of their budget."),
         ("veil_store_errors_total", .counter, "Store operations that failed and were logged (the federation went on)."),
+        (
+            "veil_participant_reputation", .gauge,
+            "Each invited participant's reputation in (0, 1), from what the coordinator observed (Specs/orchestration.md §6)."
+        ),
+        (
+            "veil_participant_credits_total", .counter,
+            "Credits each participant's contributions earned (Specs/orchestration.md §7)."
+        ),
     ]
 
     /// Bucket bounds in seconds: rounds take from a fraction of a second (small cohorts on

@@ -135,6 +135,29 @@ public final class CoordinatorStore: Sendable {
             // the re-randomisers, the aggregate and the sum, as the export writes them.
             try db.alter(table: "audit_records") { t in t.add(column: "paillier", .blob) }
         }
+        migrator.registerMigration("v6-orchestration") { db in
+            // What each invited participant did in each attempt, as the coordinator measured it
+            // (reputation and Oort's records are folds of it, `Specs/orchestration.md` §6), and
+            // the credits each contribution earned (§7).
+            try db.create(table: "participation") { t in
+                t.column("participant", .text).notNull()
+                t.column("round", .integer).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("outcome", .text).notNull()
+                t.column("seconds", .double)
+                t.column("examples", .integer).notNull()
+                t.primaryKey(["round", "attempt", "participant"])
+            }
+            try db.create(table: "credits") { t in
+                t.column("participant", .text).notNull()
+                t.column("round", .integer).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("credits", .double).notNull()
+                t.column("reputation", .double).notNull()
+                t.column("examples", .integer).notNull()
+                t.primaryKey(["round", "participant"])
+            }
+        }
         return migrator
     }
 
@@ -342,11 +365,16 @@ public final class CoordinatorStore: Sendable {
         public var bytesIn: Int
         public var bytesOut: Int
         public var contributors: [String]
+        /// Every invited participant's outcome; the credits of a completed round's contributors.
+        public var participation: [Participation]
+        public var credits: [Credit]
 
         public init(
             outcome: String, survivors: Int, abortReason: String?, transcriptHash: [UInt8], bytesIn: Int, bytesOut: Int,
-            contributors: [String]
+            contributors: [String], participation: [Participation] = [], credits: [Credit] = []
         ) {
+            self.participation = participation
+            self.credits = credits
             self.outcome = outcome
             self.survivors = survivors
             self.abortReason = abortReason
@@ -392,6 +420,22 @@ public final class CoordinatorStore: Sendable {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO ledger (id, state) VALUES (1, ?)", arguments: [ledgerState])
             }
+            for p in record.participation {
+                try db.execute(
+                    sql: """
+                        INSERT INTO participation (participant, round, attempt, outcome, seconds, examples)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [p.participant, number, attempt, p.outcome.rawValue, p.seconds, p.examples])
+            }
+            for c in record.credits {
+                try db.execute(
+                    sql: """
+                        INSERT INTO credits (participant, round, attempt, credits, reputation, examples)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [c.participant, number, attempt, c.credits, c.reputation, c.examples])
+            }
             return try audit.map { RoundAuditRecord.hash(try Self.insert($0, round: number, attempt: attempt, in: db)) }
         }
     }
@@ -423,6 +467,101 @@ public final class CoordinatorStore: Sendable {
                 db, sql: "SELECT number, attempt, outcome, survivors, abort_reason FROM rounds ORDER BY number, attempt"
             )
             .map { ($0["number"], $0["attempt"], $0["outcome"], $0["survivors"], $0["abort_reason"]) }
+        }
+    }
+
+    // MARK: - Participation and credits
+
+    /// What one invited participant did in one attempt.
+    public struct Participation: Sendable, Equatable {
+        public var participant: String
+        public var round: Int
+        public var attempt: Int
+        public var outcome: ParticipationOutcome
+        /// Measured by the coordinator: from the attempt's start to the participant's first
+        /// message (nil when none arrived).
+        public var seconds: Double?
+        /// The example count the participant reported when it connected.
+        public var examples: Int
+
+        public init(
+            participant: String, round: Int, attempt: Int, outcome: ParticipationOutcome, seconds: Double?,
+            examples: Int
+        ) {
+            self.participant = participant
+            self.round = round
+            self.attempt = attempt
+            self.outcome = outcome
+            self.seconds = seconds
+            self.examples = examples
+        }
+    }
+
+    /// What one contribution to a completed round earned (`Specs/orchestration.md` §7).
+    public struct Credit: Sendable, Equatable {
+        public var participant: String
+        public var round: Int
+        public var credits: Double
+        /// The contributor's reputation before the round.
+        public var reputation: Double
+        public var examples: Int
+
+        public init(participant: String, round: Int, credits: Double, reputation: Double, examples: Int) {
+            self.participant = participant
+            self.round = round
+            self.credits = credits
+            self.reputation = reputation
+            self.examples = examples
+        }
+    }
+
+    /// Every participation row, in the order the attempts ran.
+    public func participation() throws -> [Participation] {
+        try pool.read { db in
+            // A store opened for reading that a coordinator of an earlier version wrote has
+            // no such table yet: nothing recorded.
+            guard try db.tableExists("participation") else { return [] }
+            return try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT participant, round, attempt, outcome, seconds, examples FROM participation ORDER BY round, attempt, participant"
+            ).map { row in
+                let text: String = row["outcome"]
+                guard let outcome = ParticipationOutcome(rawValue: text) else {
+                    throw ConfigurationError("the store's participation table has an unknown outcome \"\(text)\"")
+                }
+                return Participation(
+                    participant: row["participant"], round: row["round"], attempt: row["attempt"], outcome: outcome,
+                    seconds: row["seconds"], examples: row["examples"])
+            }
+        }
+    }
+
+    /// Every credit row, by round.
+    public func credits() throws -> [Credit] {
+        try pool.read { db in
+            guard try db.tableExists("credits") else { return [] }
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT participant, round, credits, reputation, examples FROM credits ORDER BY round, participant"
+            ).map { row in
+                Credit(
+                    participant: row["participant"], round: row["round"], credits: row["credits"],
+                    reputation: row["reputation"], examples: row["examples"])
+            }
+        }
+    }
+
+    /// The test accuracy stored with each checkpoint that has one, by round.
+    public func accuracies() throws -> [Int: Double] {
+        try pool.read { db in
+            var result: [Int: Double] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT round, accuracy FROM checkpoints WHERE accuracy IS NOT NULL")
+            {
+                result[row["round"]] = row["accuracy"]
+            }
+            return result
         }
     }
 

@@ -1,0 +1,122 @@
+import Foundation
+import VeilCore
+import VeilLearning
+
+/// What selection knows of each participant — its reputation, the last round it was invited
+/// to, Oort's records — and nothing else: every entry is a fold of the store's participation
+/// rows (what the coordinator measured), so a restarted coordinator rebuilds the same book
+/// (`Specs/orchestration.md` §5–§6). Sans-IO: the coordinator feeds it each attempt's rows.
+struct OrchestrationBook {
+    let settings: ServiceOrchestration
+    let parameters: ReputationParameters
+    /// A participant from which no first message arrived counts as taking the whole deadline.
+    let trainingDeadline: Double
+    private(set) var reputations: [String: Reputation] = [:]
+    private(set) var lastInvited: [String: Int] = [:]
+    private var oort = OortSelector()
+    /// Oort's participant numbers, in the order participants were first seen by the book.
+    private var indices: [String: Int] = [:]
+    private var ids: [String] = []
+
+    init(settings: ServiceOrchestration, trainingDeadline: Double, history: [CoordinatorStore.Participation]) {
+        self.settings = settings
+        parameters = settings.reputation
+        self.trainingDeadline = trainingDeadline
+        var attempt: [CoordinatorStore.Participation] = []
+        for row in history {
+            if let first = attempt.first, (first.round, first.attempt) != (row.round, row.attempt) {
+                record(attempt)
+                attempt = []
+            }
+            attempt.append(row)
+        }
+        if !attempt.isEmpty { record(attempt) }
+    }
+
+    /// Adds one attempt's rows (all of the same round and attempt).
+    mutating func record(_ rows: [CoordinatorStore.Participation]) {
+        guard let round = rows.first?.round else { return }
+        for row in rows {
+            reputations[row.participant, default: Reputation()].record(
+                row.outcome, timeliness: timeliness(row.seconds), round: row.round, parameters: parameters)
+            lastInvited[row.participant] = max(lastInvited[row.participant] ?? 0, row.round)
+        }
+        // Participants do not reveal a loss to the service: each one's statistical utility is
+        // its reported example count (Oort's |B_i| with the loss taken as 1).
+        oort.observe(
+            round: round,
+            rows.map {
+                ParticipationObservation(
+                    participant: index(of: $0.participant), completed: $0.outcome == .contributed,
+                    seconds: $0.seconds ?? trainingDeadline, loss: 1, examples: $0.examples)
+            })
+    }
+
+    /// The fraction of the training deadline left when the first message arrived.
+    func timeliness(_ seconds: Double?) -> Double {
+        guard let seconds else { return 0 }
+        return 1 - min(max(seconds / trainingDeadline, 0), 1)
+    }
+
+    func reputation(of id: String, at round: Int) -> Double {
+        (reputations[id] ?? Reputation()).score(at: round, parameters: parameters)
+    }
+
+    private mutating func index(of id: String) -> Int {
+        if let index = indices[id] { return index }
+        indices[id] = ids.count
+        ids.append(id)
+        return ids.count - 1
+    }
+
+    /// The candidates selection may draw from: those at or above `min_reputation`, and —
+    /// while fewer than `needed` are — the most reputable of the others (ties by id), so that
+    /// a federation whose members all stumbled still runs and their reputations can recover.
+    func admitted(_ candidates: [CohortSelection.Candidate], needed: Int, round: Int) -> [CohortSelection.Candidate] {
+        let scored = candidates.map { ($0, reputation(of: $0.id, at: round)) }
+        let above = scored.filter { $0.1 >= settings.minReputation }.map(\.0)
+        guard above.count < needed else { return above }
+        let below = scored.filter { $0.1 < settings.minReputation }
+            .sorted { ($0.1, $1.0.id) > ($1.1, $0.0.id) }
+            .prefix(needed - above.count).map(\.0)
+        return (above + below).sorted { $0.id < $1.id }
+    }
+
+    /// Picks `count` of the candidates for `round`: first those the fairness floor makes due
+    /// (longest-waiting first, then by id), then the strategy's choice among the rest.
+    mutating func select(
+        _ candidates: [CohortSelection.Candidate], count: Int, strategy: SelectionStrategy, round: Int,
+        generator: inout Xoshiro256
+    ) -> [String] {
+        let ordered = candidates.sorted { $0.id < $1.id }
+        var due: [String] = []
+        if let maxGap = settings.maxGap {
+            due = ordered.map(\.id).filter { round - (lastInvited[$0] ?? 0) > maxGap }
+                .sorted { (lastInvited[$0] ?? 0, $0) < (lastInvited[$1] ?? 0, $1) }
+                .prefix(count).map { $0 }
+        }
+        let rest = ordered.filter { !due.contains($0.id) }
+        let wanted = count - due.count
+        let weights = Dictionary(
+            uniqueKeysWithValues: rest.map { ($0.id, pow(reputation(of: $0.id, at: round), settings.reputationWeight)) }
+        )
+        let picked: [String]
+        switch strategy {
+        case .oort:
+            let numbers = rest.map { index(of: $0.id) }
+            let weighted = Dictionary(uniqueKeysWithValues: rest.map { (index(of: $0.id), weights[$0.id]!) })
+            picked = oort.select(numbers, count: wanted, round: round, weights: weighted, generator: &generator)
+                .map { ids[$0] }
+        case .random where settings.reputationWeight > 0:
+            // Weighted sampling without replacement (Efraimidis and Spirakis 2006), as Oort's.
+            let keyed = rest.map { candidate -> (key: Double, id: String) in
+                let u = (Double(generator.next() >> 11) + 0.5) * 0x1p-53
+                return (log(u) / max(weights[candidate.id]!, 1e-300), candidate.id)
+            }
+            picked = keyed.sorted { ($0.key, $1.id) > ($1.key, $0.id) }.prefix(wanted).map(\.id)
+        case .random, .roundRobin, .resourceAware:
+            picked = CohortSelection.select(rest, count: wanted, strategy: strategy, generator: &generator)
+        }
+        return (due + picked).sorted()
+    }
+}
