@@ -10,7 +10,7 @@ struct CreditsCommand: ParsableCommand {
         discussion: """
             Reads the store named by the configuration's `state` without changing it (a coordinator may be \
             running). One line per participant ever invited: attempts invited to, contributed, dropped, declined, \
-            faulted; its reputation now; the credits its contributions earned (reputation × the example-count \
+            faulted, excused; its reputation now; the credits its contributions earned (reputation × the example-count \
             share, per contribution); the marginal estimate (mean test-accuracy gain of the completed rounds it \
             contributed to minus that of the others, in points; '-' with fewer than 3 rounds on either side); and \
             the payout, credits × (1 + clamp(10 × marginal, −0.5, 0.5)). --json prints the same as one object; \
@@ -46,12 +46,14 @@ struct CreditsCommand: ParsableCommand {
             return
         }
         let header = [
-            "participant", "invited", "contributed", "dropped", "declined", "faulted", "reputation", "credits",
+            "participant", "invited", "contributed", "dropped", "declined", "faulted", "excused", "reputation",
+            "credits",
             "marginal_points", "payout",
         ]
         let rows = report.entries.map { e in
             [
                 e.participant, "\(e.invited)", "\(e.contributed)", "\(e.dropped)", "\(e.declined)", "\(e.faulted)",
+                "\(e.excused)",
                 String(format: "%.4f", e.reputation), String(format: "%.4f", e.credits),
                 e.marginal.map { String(format: "%+.3f", $0 * 100) } ?? "-", String(format: "%.4f", e.payout),
             ]

@@ -42,9 +42,7 @@ struct OrchestrationOptions: ParsableArguments {
     }
 
     /// Whether any option asks for more than random selection of everyone online.
-    var isSet: Bool {
-        devices != nil || selection != "random" || maxGap != nil || overcommit != 1 || deadline != nil || localTest
-    }
+    var isSet: Bool { devices != nil || selection != "random" || maxGap != nil || overcommit != 1 || deadline != nil }
 
     /// Puts the options into `c` (after its clients and seed are set).
     func apply(to c: inout FederatedConfiguration) throws {

@@ -466,9 +466,10 @@ extension SimulateCommand {
 
     /// Why this run cannot go over the network, or nil.
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
+        if orchestration.localTest { return "--local-test is simulated in-process" }
         if orchestration.isSet {
             return
-                "devices, overcommitment, deadlines, the fairness floor, local test sets and selection other than random are simulated in-process"
+                "devices, overcommitment, deadlines, the fairness floor and selection other than random are simulated in-process"
         }
         if secureSum == "plain" { return "the network federation sums securely (--secure-sum secagg or paillier)" }
         if dropout > 0 { return "--dropout is simulated in-process" }

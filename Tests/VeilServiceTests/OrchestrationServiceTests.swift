@@ -4,6 +4,7 @@ import VeilCore
 import VeilLearning
 import VeilTestSupport
 import VeilTransport
+import VeilWire
 
 @testable import VeilService
 
@@ -14,7 +15,9 @@ import VeilTransport
     func row(_ id: String, _ round: Int, _ outcome: ParticipationOutcome, seconds: Double? = 1, attempt: Int = 1)
         -> Row
     {
-        Row(participant: id, round: round, attempt: attempt, outcome: outcome, seconds: seconds, examples: 100)
+        Row(
+            participant: id, round: round, attempt: attempt, outcome: outcome, seconds: seconds, examples: 100,
+            deadline: 60)
     }
 
     func candidates(_ ids: [String]) -> [CohortSelection.Candidate] {
@@ -22,24 +25,63 @@ import VeilTransport
     }
 
     @Test func outcomesTakeTheFirstThatApplies() {
-        let outcomes = AttemptObservations.outcomes(
-            cohort: ["a", "b", "c", "d", "e", "f", "g"], contributors: ["a", "b"], faulted: ["b", "c"],
-            declined: ["d", "e"], aborted: ["e"], dropped: ["c", "f", "e"])
+        func outcomes(anyAttribution: Bool) -> [String: ParticipationOutcome] {
+            AttemptObservations.outcomes(
+                cohort: ["a", "b", "c", "d", "e", "f", "g"], contributors: ["a", "b"], faulted: ["b", "c"],
+                declined: ["d", "e"], aborted: ["e"], anyAttribution: anyAttribution, dropped: ["c", "f", "e"])
+        }
         #expect(
-            outcomes == [
+            outcomes(anyAttribution: true) == [
                 "a": .contributed, "b": .faulted, "c": .faulted, "d": .declined, "e": .excused, "f": .dropped,
                 "g": .excused,
             ])
+        // A client abort with nobody named for a fault is the participant's word alone: a decline.
+        #expect(outcomes(anyAttribution: false)["e"] == .declined)
+    }
+
+    @Test func overstatedExampleCountsAreCappedAtTwiceTheMedian() {
+        #expect(AttemptObservations.capped([]) == [])
+        #expect(AttemptObservations.capped([100, 120, 1 << 32]) == [100, 120, 240])
+        #expect(AttemptObservations.capped([100, 120, 1 << 32, 1 << 32]) == [100, 120, 1 << 32, 1 << 32])
+        #expect(AttemptObservations.capped([0, 0, 7]) == [0, 0, 0])
+    }
+
+    /// Oort's numbers follow first invitation, and candidates go to it in that order: a book
+    /// rebuilt from the rows draws the cohort the live book draws, even when scores tie.
+    @Test func aRebuiltBookDrawsTheSameOortCohortAsTheLiveOne() {
+        var settings = ServiceOrchestration()
+        settings.reputationWeight = 1
+        let everyone = ["zed", "amy", "kim", "bob", "lia", "max"]
+        var live = OrchestrationBook(settings: settings, history: [])
+        var history: [Row] = []
+        for round in 1...6 {
+            var generator = Xoshiro256(seed: 9, purpose: .cohortSelection, round: round)
+            let cohort = live.select(
+                candidates(everyone), count: 3, strategy: .oort, round: round, generator: &generator)
+            let rows = cohort.map { row($0, round, $0 == "kim" ? .dropped : .contributed, seconds: 2) }
+            live.record(rows)
+            history += rows
+            let rebuilt = OrchestrationBook(settings: settings, history: history)
+            var a = Xoshiro256(seed: 5, purpose: .cohortSelection, round: round + 1)
+            var b = a
+            var copy = live
+            var again = rebuilt
+            #expect(
+                copy.select(candidates(everyone), count: 3, strategy: .oort, round: round + 1, generator: &a)
+                    == again.select(candidates(everyone), count: 3, strategy: .oort, round: round + 1, generator: &b))
+            #expect(rebuilt.reputations == live.reputations)
+        }
     }
 
     @Test func theBookIsAFoldOfTheRowsAndUsesTheMeasuredTimeliness() {
         let rows = [
-            row("a", 1, .contributed, seconds: 0), row("b", 1, .contributed, seconds: 30), row("c", 1, .dropped),
+            row("a", 1, .contributed, seconds: 0), row("b", 1, .contributed, seconds: 30),
+            row("c", 1, .dropped, seconds: nil),
             row("a", 2, .contributed, seconds: nil), row("c", 2, .faulted, attempt: 1),
             row("b", 2, .declined, attempt: 2),
         ]
-        let book = OrchestrationBook(settings: .init(), trainingDeadline: 60, history: rows)
-        var incremental = OrchestrationBook(settings: .init(), trainingDeadline: 60, history: [])
+        let book = OrchestrationBook(settings: .init(), history: rows)
+        var incremental = OrchestrationBook(settings: .init(), history: [])
         incremental.record(Array(rows[0..<3]))
         incremental.record(Array(rows[3..<5]))
         incremental.record([rows[5]])
@@ -61,7 +103,7 @@ import VeilTransport
         let rows = [
             row("a", 1, .contributed), row("b", 1, .dropped), row("c", 1, .faulted), row("d", 1, .contributed),
         ]
-        let book = OrchestrationBook(settings: settings, trainingDeadline: 60, history: rows)
+        let book = OrchestrationBook(settings: settings, history: rows)
         let all = candidates(["a", "b", "c", "d", "e"])
         #expect(book.admitted(all, needed: 3, round: 2).map(\.id) == ["a", "d", "e"])
         // Too few above the floor: the most reputable of the others come back (b dropped, c faulted).
@@ -74,7 +116,7 @@ import VeilTransport
         settings.maxGap = 2
         // a, b invited in round 1; c in round 2; d, e never.
         let rows = [row("a", 1, .contributed), row("b", 1, .contributed), row("c", 2, .contributed)]
-        var book = OrchestrationBook(settings: settings, trainingDeadline: 60, history: rows)
+        var book = OrchestrationBook(settings: settings, history: rows)
         var generator = Xoshiro256(seed: 3, purpose: .cohortSelection, round: 4)
         // Round 4: d and e (never invited: 4 − 0 > 2) and a, b (4 − 1 > 2) are due; c is not.
         let chosen = book.select(
@@ -97,7 +139,7 @@ import VeilTransport
             settings.reputationWeight = weight
             var counts: [String: Int] = [:]
             for trial in 0..<400 {
-                var book = OrchestrationBook(settings: settings, trainingDeadline: 60, history: rows)
+                var book = OrchestrationBook(settings: settings, history: rows)
                 var generator = Xoshiro256(seed: UInt64(trial), purpose: .cohortSelection, round: 11)
                 for id in book.select(
                     candidates(["fast", "flaky", "slow"]), count: 1, strategy: .oort, round: 11, generator: &generator)
@@ -173,21 +215,25 @@ extension JSONDecoder {
         // One credit row per contribution, each by the rule from the reputation before the round.
         let credits = try store.credits()
         #expect(credits.count == rows.count)
-        var book = OrchestrationBook(
-            settings: network.serve.orchestration, trainingDeadline: network.serve.trainingDeadlineSeconds,
-            history: [])
+        // Recomputed from Specs/orchestration.md §6–§7 alone: P += 1/2 + τ/2 per contribution
+        // (τ = 1 − t/D), halved every 20 rounds; ρ = (1 + P)/(2 + P + N); c = ρ(1/2 + n/(2n̄))
+        // with every count within twice the median.
+        var evidence: [String: (p: Double, round: Int)] = [:]
         for round in 1...7 {
             let these = rows.filter { $0.round == round }
             let mean = Double(these.map(\.examples).reduce(0, +)) / Double(these.count)
+            let median = these.map(\.examples).sorted()[1]
+            #expect(these.allSatisfy { $0.examples <= 2 * median })
             for r in these {
                 let credit = try #require(credits.first { $0.round == round && $0.participant == r.participant })
-                let reputation = book.reputation(of: r.participant, at: round)
-                #expect(credit.reputation == reputation && credit.examples == r.examples)
-                #expect(
-                    credit.credits
-                        == CreditRule.credits(reputation: reputation, examples: r.examples, meanExamples: mean))
+                let p = evidence[r.participant].map { $0.p * pow(2, -Double(round - $0.round) / 20) } ?? 0
+                let reputation = (1 + p) / (2 + p)
+                #expect(abs(credit.reputation - reputation) < 1e-12 && credit.examples == r.examples)
+                let expected = reputation * (0.5 + 0.5 * min(Double(r.examples) / mean, 2))
+                #expect(abs(credit.credits - expected) < 1e-12)
+                let tau = 1 - min(r.seconds! / r.deadline, 1)
+                evidence[r.participant] = (p + 0.5 + 0.5 * tau, round)
             }
-            book.record(these)
         }
         // Everyone contributed promptly: reputations above 1/2.
         let report = try CreditReport.load(network.serve)
@@ -233,6 +279,7 @@ extension JSONDecoder {
         let byID = Dictionary(uniqueKeysWithValues: entries.map { ($0["participant"] as! String, $0) })
         let rogueEntry = try #require(byID["participant-1"])
         #expect(rogueEntry["faulted"] as? Int == rogue.count && rogueEntry["credits"] as? Double == 0)
+        #expect(rogueEntry["marginal"] is NSNull)
         let rogueReputation = try #require(rogueEntry["reputation"] as? Double)
         #expect(rogueReputation < 0.2)
         for (id, entry) in byID where id != "participant-1" {
@@ -242,9 +289,99 @@ extension JSONDecoder {
         #expect(
             text.status == 0 && text.stdout.contains("credit ledger after round 2: 5 participants"), "\(text.stdout)")
         let csv = try await VeilProcess.run(["credits", "--config", config.path, "--csv"])
-        #expect(csv.stdout.hasPrefix("participant,invited,contributed,dropped,declined,faulted,reputation,credits,"))
+        #expect(
+            csv.stdout.hasPrefix("participant,invited,contributed,dropped,declined,faulted,excused,reputation,credits,")
+        )
         #expect(csv.stdout.split(separator: "\n").count == 6)
         let both = try await VeilProcess.run(["credits", "--config", config.path, "--csv", "--json"])
         #expect(both.status != 0 && both.stderr.contains("--csv and --json are exclusive"))
+    }
+}
+
+/// `loss_report` (`Specs/orchestration.md` §5.1): what a participant reveals, and what the
+/// coordinator keeps.
+@Suite struct LossReportTests {
+    @Test func theReportIsClippedOnTheGridAndNoisedAsSpecified() {
+        var generator = Xoshiro256(seed: 1, purpose: .cohortSelection)
+        let exact = LossReportSettings(clip: 2, noise: 0)
+        #expect(exact.report(0.3, using: &generator) == (0.3 * 65536).rounded() / 65536)
+        #expect(exact.report(7, using: &generator) == 2)
+        #expect(exact.report(-1, using: &generator) == 0)
+        #expect(exact.report(.nan, using: &generator) == 2)
+        #expect(exact.report(.infinity, using: &generator) == 2)
+        // σ = 0.5: 4,000 draws around 1.25 with the sample deviation near 0.5.
+        let noisy = LossReportSettings(clip: 2, noise: 0.5)
+        let draws = (0..<4000).map { _ in noisy.report(1.25, using: &generator) }
+        let mean = draws.reduce(0, +) / 4000
+        let sd = (draws.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 3999).squareRoot()
+        #expect(abs(mean - 1.25) < 5 * 0.5 / 4000.squareRoot(), "\(mean)")
+        #expect(abs(sd - 0.5) < 0.03, "\(sd)")
+        #expect(draws.allSatisfy { ($0 * 65536).rounded() == $0 * 65536 })
+    }
+
+    @Test func joinRefusesABadLossReportByName() throws {
+        let tls = #""tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}"#
+        func refusal(_ keys: String) throws -> String? {
+            let directory = try RepositoryPaths.temporaryDirectory("veil-loss")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let file = directory.appendingPathComponent("join.json")
+            try "{\(tls), \(keys)}".write(to: file, atomically: true, encoding: .utf8)
+            do {
+                _ = try JoinConfiguration.load(path: file.path)
+                return nil
+            } catch { return "\(error)" }
+        }
+        #expect(try refusal(#""loss_report": {"clip": 5, "noise": 0.1}"#) == nil)
+        #expect(try refusal(#""loss_report": {"clip": 0}"#) == "loss_report.clip must be in (0, 1000000]")
+        #expect(try refusal(#""loss_report": {"noise": 2000}"#) == "loss_report.noise must be in [0, 1024]")
+        #expect(try refusal(#""loss_report": {"nois": 1}"#)?.contains(#"did you mean "noise"?"#) == true)
+        #expect(
+            try refusal(#""loss_report": {}, "privacy_budget": {"epsilon": 1}"#)?.hasPrefix(
+                "loss_report and privacy_budget are exclusive") == true)
+    }
+
+    /// Participants with `loss_report` (no noise) reveal the broadcast model's loss on their
+    /// own rows: round 1's is the initial model's, recomputed here from the data. A report
+    /// outside any round is refused and counted.
+    @Test func revealedLossesAreKeptAndUsed() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-loss-federation")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 3
+        c.rounds = 2
+        c.partition = .iid
+        var network = try NetworkSimulation(configuration: c, directory: directory, roundDeadlineSeconds: 20)
+        network.serve.selection = .oort
+        for i in [0, 1] { network.participants[i].join.lossReport = LossReportSettings(clip: 10, noise: 0) }
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 2)
+        let rows = try CoordinatorStore(readingAt: network.serve.state).participation()
+        let model = try makeModel(
+            network.serve.model.description, featureCount: network.serve.features, classCount: network.serve.classes)
+        var generator = Xoshiro256(seed: network.serve.seed, purpose: .initialParameters)
+        let initial = model.initialParameters(using: &generator)
+        for i in 0..<3 {
+            let id = "participant-\(i + 1)"
+            let first = try #require(rows.first { $0.round == 1 && $0.participant == id })
+            if i == 2 {
+                #expect(first.loss == nil)
+            } else {
+                let loss = model.evaluate(initial, on: network.participants[i].data).loss
+                #expect(first.loss == (min(loss, 10) * 65536).rounded() / 65536, "\(id)")
+            }
+        }
+
+        let coordinator = try Coordinator(configuration: network.serve, logger: quietLogger())
+        let identity = try network.participants[0].join.tls.credentials(role: .participant).identity
+        let (_, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        let generation = try #require(await coordinator.connect(identity: identity, hello: .init(), outbox: outbox))
+        await coordinator.receive(
+            .with {
+                $0.loss = .with {
+                    $0.round = 3; $0.loss = 0.5
+                }
+            }, from: identity.id, generation: generation)
+        #expect(coordinator.metrics.value("veil_refused_messages_total", labels: ["reason": "out_of_round"]) == 1)
+        await coordinator.closeStore()
     }
 }

@@ -258,6 +258,10 @@ public struct FederatedSimulation {
             c.devices != nil || (c.overcommit == 1 && c.deadline == nil),
             "--overcommit and --deadline act on simulated arrival times: give --devices")
         if case .oort(let parameters) = c.selection { try parameters.validate() }
+        if c.localTest, case .fedBuff = c.algorithm {
+            throw .invalidConfiguration(
+                "--local-test reports the synchronous rounds' spread of accuracy: fedbuff keeps its own clock")
+        }
         if c.localTest, case .synthetic = c.dataset {
             throw .invalidConfiguration(
                 "--local-test splits each participant's rows of digits or a CSV file; synthetic data is generated per device without a split"
@@ -541,10 +545,12 @@ public struct FederatedSimulation {
             }
             personalized = accuracies.isEmpty ? nil : accuracies.reduce(0, +) / Double(accuracies.count)
         }
-        // The global model on every participant's own test rows (the synthetic data has none).
+        // The global model on every participant's own test rows (a participant with too few
+        // rows to keep any is left out).
         let spread =
-            due && configuration.localTest && !personal.isEmpty
-            ? AccuracySpread(personal.map { algorithm.evaluate(model: model, on: $0).accuracy }) : nil
+            due && configuration.localTest
+            ? AccuracySpread(
+                personal.filter { $0.count > 0 }.map { algorithm.evaluate(model: model, on: $0).accuracy }) : nil
         let elapsed = ContinuousClock.now - started
         return RoundReport(
             round: round, accuracy: evaluation?.accuracy, loss: evaluation?.loss, trainingLoss: training,

@@ -1,4 +1,5 @@
 import Foundation
+import VeilPrivacy
 
 /// `veil join --config FILE`.
 public struct JoinConfiguration: Codable, Hashable, Sendable {
@@ -31,12 +32,15 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     /// it takes part in, what it sent and received and the coordinator's receipt for the
     /// round's audit record (`Specs/audit.md` §6); nil: it keeps none.
     public var auditJournal: String?
+    /// Reveal the broadcast model's loss on this participant's rows each round, for Oort's
+    /// statistical utility (`Specs/orchestration.md` §5.1); nil: reveal nothing.
+    public var lossReport: LossReportSettings?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
-        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal
+        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport
     }
 
     public init(from decoder: any Decoder) throws {
@@ -54,6 +58,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         privacyBudget = try c.decodeIfPresent(ParticipantBudget.self, forKey: .privacyBudget)
         try c.take(.policy, &policy)
         auditJournal = try c.decodeIfPresent(String.self, forKey: .auditJournal)
+        lossReport = try c.decodeIfPresent(LossReportSettings.self, forKey: .lossReport)
     }
 
     public static func load(path: String) throws -> JoinConfiguration {
@@ -78,6 +83,14 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         if let journal = configuration.auditJournal {
             guard !journal.isEmpty else { throw ConfigurationError("audit_journal must name a folder") }
             if !journal.hasPrefix("/") { configuration.auditJournal = base.appendingPathComponent(journal).path }
+        }
+        if let report = configuration.lossReport {
+            try report.validate()
+            guard configuration.privacyBudget == nil else {
+                throw ConfigurationError(
+                    "loss_report and privacy_budget are exclusive: the loss is revealed outside the secure sum, and the budget's ledger does not account for it"
+                )
+            }
         }
         if var budget = configuration.privacyBudget {
             try budget.validate()
@@ -125,5 +138,50 @@ public struct ParticipantBudget: Codable, Hashable, Sendable {
                 throw ConfigurationError("privacy_budget.max_round_epsilon must be positive")
             }
         }
+    }
+}
+
+/// join.json's `loss_report`: the participant reveals, each round, the broadcast model's mean
+/// loss on its own rows, clipped to [0, `clip`], on a grid of 2⁻¹⁶, with discrete Gaussian
+/// noise of standard deviation `noise` (in loss units; 0: none) — `Specs/orchestration.md` §5.1.
+public struct LossReportSettings: Codable, Hashable, Sendable {
+    public var clip = 10.0
+    public var noise = 0.0
+
+    public init(clip: Double = 10, noise: Double = 0) {
+        self.clip = clip
+        self.noise = noise
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case clip, noise }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "loss_report")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try c.take(.clip, &clip); try c.take(.noise, &noise)
+    }
+
+    /// The report's grid: 2⁻¹⁶ of a loss unit.
+    static let gridScale = 65536.0
+
+    func validate() throws {
+        guard clip > 0, clip <= 1_000_000 else { throw ConfigurationError("loss_report.clip must be in (0, 1000000]") }
+        // The sampler's σ ≤ 2^26 grid steps.
+        guard noise >= 0, noise <= 1024 else { throw ConfigurationError("loss_report.noise must be in [0, 1024]") }
+    }
+
+    /// What is revealed for a mean loss `loss`: ⌊clamp(loss, 0, clip) · 2¹⁶⌉ plus a discrete
+    /// Gaussian draw of variance (noise · 2¹⁶)², over 2¹⁶. A loss that is not a number counts
+    /// as `clip`. Its sensitivity is ⌈clip · 2¹⁶⌉ grid steps, so one report is
+    /// ρ-zCDP with ρ = ⌈clip · 2¹⁶⌉² / (2 (noise · 2¹⁶)²) (Canonne, Kamath and Steinke 2020).
+    func report(_ loss: Double, using generator: inout some RandomNumberGenerator) -> Double {
+        let clipped = loss.isNaN ? clip : min(max(loss, 0), clip)
+        var steps = (clipped * Self.gridScale).rounded()
+        if noise > 0 {
+            let variance = (noise * Self.gridScale) * (noise * Self.gridScale)
+            // validate() keeps the variance within the sampler's range.
+            steps += Double(try! DiscreteGaussian(variance: variance).sample(using: &generator))
+        }
+        return steps / Self.gridScale
     }
 }

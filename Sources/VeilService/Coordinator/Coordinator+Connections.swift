@@ -91,7 +91,10 @@ extension Coordinator {
             logger.info(
                 "participant declined",
                 metadata: ["id": "\(id)", "code": "\(decline.code.name)", "reason": "\(loggable(decline.reason))"])
+            noteDecline(decline, from: id)
             dispatch(.declined(decline, from: id))
+        case .loss(let report):
+            noteLoss(report, from: id)
         case .decrypted, .hello, nil:
             metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
             let why =

@@ -1,92 +1,167 @@
 import Foundation
 import VeilLearning
 import VeilSecAgg
+import VeilWire
 
 /// What the coordinator measures of each member during an attempt, for reputation, Oort and
 /// credits (`Specs/orchestration.md` §5–§7).
 struct AttemptObservations {
-    let started = ContinuousClock.now
-    /// Seconds from the attempt's start to each member's first accepted message.
-    var firstMessage: [String: Double] = [:]
-    /// The example count each member reported when it connected (captured at selection,
-    /// since a member that drops may be gone when the attempt ends).
+    /// The attempt's round and members (none before the first attempt).
+    var round = 0
+    var cohort: Set<String> = []
+    /// Each member's waiting time so far: over the stages it has answered, the seconds from the
+    /// stage's start to its message (training is inside the first stage's).
+    var waited: [String: Double] = [:]
+    /// The example count each member reported when it connected, at most 2³² (captured at
+    /// selection, since a member that drops may be gone when the attempt ends).
     var examples: [String: Int] = [:]
-    /// Members whose own signed messages proved a fault in this attempt.
+    /// The loss each member revealed for this attempt (its first report only).
+    var losses: [String: Double] = [:]
+    /// Members whose own signed messages proved a fault in this attempt, and whether anyone
+    /// was named for a fault at all (proven or not).
     var faulted: Set<String> = []
+    var anyAttribution = false
+    /// The members that declined the attempt's round, and those among them whose client aborted.
+    var declined: Set<String> = []
+    var aborted: Set<String> = []
 
-    /// Each member's outcome: a proven fault first, then a contribution to the released sum,
-    /// a decline of its own, a drop (silent, disconnected, a message that failed the checks, or
-    /// — Paillier — no contribution to an aborted attempt); anyone else is excused, including a
-    /// member whose client aborted because a neighbour misbehaved.
+    /// The largest example count taken from a participant's report.
+    static let maxExamples = 1 << 32
+
+    /// Each member's outcome (`Specs/orchestration.md` §6): a proven fault first, then a
+    /// contribution to the released sum; a member whose client aborted is excused when someone
+    /// was named for a fault in the attempt (a neighbour's bad shares make honest clients
+    /// abort) and has declined otherwise; then a decline, a drop; anyone else is excused.
     static func outcomes(
         cohort: [String], contributors: Set<String>, faulted: Set<String>, declined: Set<String>,
-        aborted: Set<String>, dropped: Set<String>
+        aborted: Set<String>, anyAttribution: Bool, dropped: Set<String>
     ) -> [String: ParticipationOutcome] {
         var result: [String: ParticipationOutcome] = [:]
         for id in cohort {
             result[id] =
-                if faulted.contains(id) { .faulted } else if contributors.contains(id) {
+                if faulted.contains(id) {
+                    .faulted
+                } else if contributors.contains(id) {
                     .contributed
-                } else if aborted.contains(id) { .excused } else if declined.contains(id) {
+                } else if aborted.contains(id) {
+                    anyAttribution ? .excused : .declined
+                } else if declined.contains(id) {
                     .declined
-                } else if dropped.contains(id) { .dropped } else { .excused }
+                } else if dropped.contains(id) {
+                    .dropped
+                } else {
+                    .excused
+                }
         }
         return result
+    }
+
+    /// Counts above twice the median of `counts` are taken at twice the median (an overstated
+    /// count cannot push everyone else's share, or Oort utility, to nothing).
+    static func capped(_ counts: [Int]) -> [Int] {
+        guard !counts.isEmpty else { return [] }
+        let sorted = counts.sorted()
+        let median = (Double(sorted[(sorted.count - 1) / 2]) + Double(sorted[sorted.count / 2])) / 2
+        return counts.map { Int(min(Double($0), 2 * median)) }
     }
 }
 
 extension Coordinator {
-    /// Notes a member's first accepted message of the attempt.
-    func noteArrival(of id: String) {
-        guard observations.firstMessage[id] == nil else { return }
-        observations.firstMessage[id] = seconds(since: observations.started)
+    /// Notes a member's accepted message: how long it took from the start of the stage it
+    /// answers (`stageStarted`).
+    func noteArrival(of id: String, stageStarted: ContinuousClock.Instant?) {
+        guard let stageStarted, observations.cohort.contains(id) else { return }
+        observations.waited[id, default: 0] += seconds(since: stageStarted)
     }
 
-    /// Notes a fault, when it is one the member's own signed messages prove.
+    /// A member's decline of the current attempt's round (its code decides whether it can be
+    /// excused, §6).
+    func noteDecline(_ decline: Veil_V1_Decline, from id: String) {
+        guard decline.round == UInt64(observations.round), observations.cohort.contains(id) else { return }
+        observations.declined.insert(id)
+        if decline.code == .declineAborted { observations.aborted.insert(id) }
+    }
+
+    /// The largest loss a report may carry: anything above is counted at this value.
+    static var maxReportedLoss: Double { 1_000_000 }
+
+    /// A member's loss report (`Specs/orchestration.md` §5.1): kept when it is for the current
+    /// attempt's round, from a member, the first one, and a finite number; clamped to
+    /// [0, 10⁶]. Anything else is refused and counted, and costs only its sender.
+    func noteLoss(_ report: Veil_V1_LossReport, from id: String) {
+        guard report.round == UInt64(observations.round), observations.cohort.contains(id),
+            observations.losses[id] == nil
+        else {
+            refuseReport(from: id, .outOfRound)
+            return
+        }
+        guard report.loss.isFinite else {
+            refuseReport(from: id, .malformed)
+            return
+        }
+        observations.losses[id] = min(max(report.loss, 0), Self.maxReportedLoss)
+    }
+
+    private func refuseReport(from id: String, _ reason: RefusalReason) {
+        metrics.increment("veil_refused_messages_total", labels: ["reason": reason.rawValue])
+        logger.debug("loss report refused", metadata: ["id": "\(id)", "reason": "\(reason.rawValue)"])
+    }
+
+    /// Notes an attribution; a fault the member's own signed messages prove marks it faulted.
     func noteFault(_ id: String, code: String) {
+        observations.anyAttribution = true
         if SecAggEvidence.Fault(rawValue: code)?.isProven == true { observations.faulted.insert(id) }
     }
 
     /// The attempt's participation rows and, for a completed round, its credit rows: each
-    /// contributor's reputation before the round, and its example count against the mean.
-    func orchestrationRecords(_ machine: RoundMachine, contributors: [String]) -> (
+    /// contributor's reputation at the attempt's start, and its capped example count against
+    /// the contributors' mean. `abort` is the attempt's, if it failed: only an attempt that
+    /// failed for missing contributions counts the members that sent none as dropped.
+    func orchestrationRecords(_ machine: RoundMachine, contributors: [String], abort: RoundAbort?) -> (
         participation: [CoordinatorStore.Participation], credits: [CoordinatorStore.Credit]
     ) {
+        let missing = abort?.kind == .missingContributions ? Set(machine.missingContributors) : []
         let outcomes = AttemptObservations.outcomes(
             cohort: machine.cohort, contributors: Set(contributors), faulted: observations.faulted,
-            declined: Set(machine.declined.map { machine.id(of: $0) }), aborted: machine.aborted,
-            dropped: droppedThisAttempt.union(machine.missingContributors))
+            declined: observations.declined, aborted: observations.aborted,
+            anyAttribution: observations.anyAttribution, dropped: droppedThisAttempt.union(missing))
+        let deadline = configuration.trainingDeadlineSeconds
         let participation = machine.cohort.sorted().map { id in
             CoordinatorStore.Participation(
                 participant: id, round: machine.number, attempt: machine.attempt, outcome: outcomes[id]!,
-                seconds: observations.firstMessage[id], examples: observations.examples[id] ?? 0)
+                seconds: outcomes[id] == .contributed ? observations.waited[id] : nil,
+                examples: observations.examples[id] ?? 0, loss: observations.losses[id], deadline: deadline)
         }
-        let counts = contributors.map { observations.examples[$0] ?? 0 }
-        let mean = counts.isEmpty ? 0 : Double(counts.reduce(0, +)) / Double(counts.count)
-        let credits = contributors.sorted().map { id in
-            let reputation = book.reputation(of: id, at: machine.number)
-            let examples = observations.examples[id] ?? 0
+        // Only contributions earn credits: a survivor convicted of a fault has none.
+        let earning = participation.filter { $0.outcome == .contributed }
+        let counts = AttemptObservations.capped(earning.map(\.examples))
+        let mean = counts.isEmpty ? 0 : counts.reduce(0.0) { $0 + Double($1) } / Double(counts.count)
+        let credits = zip(earning, counts).map { row, examples in
+            let reputation = book.reputation(of: row.participant, at: machine.number)
             return CoordinatorStore.Credit(
-                participant: id, round: machine.number,
+                participant: row.participant, round: machine.number,
                 credits: CreditRule.credits(reputation: reputation, examples: examples, meanExamples: mean),
                 reputation: reputation, examples: examples)
         }
         return (participation, credits)
     }
 
-    /// Once the rows are stored: the book learns them, and the metrics show each member's
-    /// reputation and credits. The label is the member's certificate subject, which only the
-    /// federation CA issues, so a peer cannot mint series.
+    /// Once the rows are stored: the book learns them, and the metrics show every known
+    /// participant's reputation for the next round and the credits earned. The label is a
+    /// certificate subject, which only the federation CA issues, so a peer cannot mint series.
     func learn(_ participation: [CoordinatorStore.Participation], credits: [CoordinatorStore.Credit]) {
         book.record(participation)
-        for row in participation {
-            metrics.set(
-                "veil_participant_reputation", book.reputation(of: row.participant, at: row.round),
-                labels: ["participant": row.participant])
-        }
+        if let round = participation.first?.round { Self.publishReputations(book, to: metrics, at: round + 1) }
         for credit in credits {
             metrics.increment(
                 "veil_participant_credits_total", by: credit.credits, labels: ["participant": credit.participant])
+        }
+    }
+
+    static func publishReputations(_ book: OrchestrationBook, to metrics: Metrics, at round: Int) {
+        for id in book.reputations.keys {
+            metrics.set(
+                "veil_participant_reputation", book.reputation(of: id, at: round), labels: ["participant": id])
         }
     }
 }

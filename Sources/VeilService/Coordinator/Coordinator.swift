@@ -112,13 +112,8 @@ public actor Coordinator {
         metrics.set("veil_excluded_participants", Double(faultExcluded.count))
         (privacy, ledger) = try Self.privacyPlan(configuration, store: store, updateLength: model.parameterCount)
         book = OrchestrationBook(
-            settings: configuration.orchestration, trainingDeadline: configuration.trainingDeadlineSeconds,
-            history: try store.participation())
-        for (id, reputation) in book.reputations {
-            metrics.set(
-                "veil_participant_reputation", reputation.score(at: completedRounds + 1, parameters: book.parameters),
-                labels: ["participant": id])
-        }
+            settings: configuration.orchestration, history: try store.participation())
+        Self.publishReputations(book, to: metrics, at: completedRounds + 1)
         for credit in try store.credits() {
             metrics.increment(
                 "veil_participant_credits_total", by: credit.credits, labels: ["participant": credit.participant])
@@ -158,7 +153,7 @@ public actor Coordinator {
         // Only what the round accepted counts as received (refused messages are counted apart).
         if machine.bytesIn > received {
             metrics.increment("veil_bytes_received_total", by: Double(machine.bytesIn - received))
-            if let sender = event.participantMessageSender { noteArrival(of: sender) }
+            if let sender = event.participantMessageSender { noteArrival(of: sender, stageStarted: stageBegan?.at) }
         }
         active = machine
         execute(actions, of: machine)
@@ -416,8 +411,11 @@ public actor Coordinator {
         try store.beginRound(number, attempt: attempt, cohort: cohort.count)
         droppedThisAttempt = []
         observations = AttemptObservations()
+        observations.round = number
+        observations.cohort = Set(cohort)
         for id in cohort {
-            observations.examples[id] = Int(clamping: registry.participants[id]?.hello.sampleCount ?? 0)
+            observations.examples[id] = Int(
+                min(registry.participants[id]?.hello.sampleCount ?? 0, UInt64(AttemptObservations.maxExamples)))
         }
         let report = RoundReport(
             number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: budgets,

@@ -12,12 +12,29 @@ public struct CreditReport: Sendable {
         public let dropped: Int
         public let declined: Int
         public let faulted: Int
+        public let excused: Int
         public let reputation: Double
         public let credits: Double
         /// Accuracy gained by rounds with the participant minus rounds without (a fraction);
         /// nil with fewer than ``MarginalEstimate/minimumRounds`` rounds on either side.
         public let marginal: Double?
         public let payout: Double
+
+        enum CodingKeys: String, CodingKey {
+            case participant, invited, contributed, dropped, declined, faulted, excused, reputation, credits
+            case marginal, payout
+        }
+
+        /// `marginal` is written as null when there is none, not left out.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(participant, forKey: .participant); try c.encode(invited, forKey: .invited)
+            try c.encode(contributed, forKey: .contributed); try c.encode(dropped, forKey: .dropped)
+            try c.encode(declined, forKey: .declined); try c.encode(faulted, forKey: .faulted)
+            try c.encode(excused, forKey: .excused); try c.encode(reputation, forKey: .reputation)
+            try c.encode(credits, forKey: .credits); try c.encode(marginal, forKey: .marginal)
+            try c.encode(payout, forKey: .payout)
+        }
     }
 
     /// The latest completed round the report covers.
@@ -28,14 +45,23 @@ public struct CreditReport: Sendable {
     /// it); reputations are folded from the participation rows exactly as the coordinator folds
     /// them.
     public static func load(_ configuration: ServeConfiguration) throws -> CreditReport {
-        let store = try CoordinatorStore(readingAt: configuration.state)
-        let participation = try store.participation()
-        let credits = try store.credits()
-        let accuracies = try store.accuracies()
-        let round = try store.latestCheckpoint()?.round ?? 0
+        let participation: [CoordinatorStore.Participation]
+        let credits: [CoordinatorStore.Credit]
+        let accuracies: [Int: Double]
+        let round: Int
+        do {
+            let store = try CoordinatorStore(readingAt: configuration.state)
+            participation = try store.participation()
+            credits = try store.credits()
+            accuracies = try store.accuracies()
+            round = try store.latestRound()
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError("cannot read the coordinator's store at \(configuration.state): \(error)")
+        }
         let book = OrchestrationBook(
-            settings: configuration.orchestration, trainingDeadline: configuration.trainingDeadlineSeconds,
-            history: participation)
+            settings: configuration.orchestration, history: participation)
         // The marginal estimate over completed rounds whose model and predecessor were both
         // evaluated.
         let contributorsByRound = Dictionary(grouping: credits, by: \.round).mapValues { Set($0.map(\.participant)) }
@@ -53,6 +79,7 @@ public struct CreditReport: Sendable {
             return Entry(
                 participant: id, invited: c.values.reduce(0, +), contributed: c[.contributed] ?? 0,
                 dropped: c[.dropped] ?? 0, declined: c[.declined] ?? 0, faulted: c[.faulted] ?? 0,
+                excused: c[.excused] ?? 0,
                 reputation: book.reputation(of: id, at: round + 1),
                 credits: earned[id] ?? 0, marginal: marginal,
                 payout: (earned[id] ?? 0) * CreditRule.factor(marginal: marginal))

@@ -9,19 +9,17 @@ import VeilLearning
 struct OrchestrationBook {
     let settings: ServiceOrchestration
     let parameters: ReputationParameters
-    /// A participant from which no first message arrived counts as taking the whole deadline.
-    let trainingDeadline: Double
     private(set) var reputations: [String: Reputation] = [:]
     private(set) var lastInvited: [String: Int] = [:]
     private var oort = OortSelector()
-    /// Oort's participant numbers, in the order participants were first seen by the book.
+    /// Oort's participant numbers, in the order of first invitation (the rows' order), so
+    /// that a book rebuilt from the store numbers everyone as the live one did.
     private var indices: [String: Int] = [:]
     private var ids: [String] = []
 
-    init(settings: ServiceOrchestration, trainingDeadline: Double, history: [CoordinatorStore.Participation]) {
+    init(settings: ServiceOrchestration, history: [CoordinatorStore.Participation]) {
         self.settings = settings
         parameters = settings.reputation
-        self.trainingDeadline = trainingDeadline
         var attempt: [CoordinatorStore.Participation] = []
         for row in history {
             if let first = attempt.first, (first.round, first.attempt) != (row.round, row.attempt) {
@@ -38,31 +36,39 @@ struct OrchestrationBook {
         guard let round = rows.first?.round else { return }
         for row in rows {
             reputations[row.participant, default: Reputation()].record(
-                row.outcome, timeliness: timeliness(row.seconds), round: row.round, parameters: parameters)
+                row.outcome, timeliness: Self.timeliness(row), round: row.round, parameters: parameters)
             lastInvited[row.participant] = max(lastInvited[row.participant] ?? 0, row.round)
         }
-        // Participants do not reveal a loss to the service: each one's statistical utility is
-        // its reported example count (Oort's |B_i| with the loss taken as 1).
-        oort.observe(
-            round: round,
-            rows.map {
+        // A contributor that revealed no loss is taken at the median of those revealed in the
+        // attempt (1 when none was): neither rewarded nor punished for keeping it.
+        let revealed = rows.filter { $0.outcome == .contributed }.compactMap(\.loss).sorted()
+        let median =
+            revealed.isEmpty
+            ? 1 : (revealed[(revealed.count - 1) / 2] + revealed[revealed.count / 2]) / 2
+        let examples = AttemptObservations.capped(rows.map(\.examples))
+        var observations: [ParticipationObservation] = []
+        for (row, count) in zip(rows, examples) {
+            // Anything but a contribution counts as taking the whole training deadline.
+            observations.append(
                 ParticipationObservation(
-                    participant: index(of: $0.participant), completed: $0.outcome == .contributed,
-                    seconds: $0.seconds ?? trainingDeadline, loss: 1, examples: $0.examples)
-            })
+                    participant: number(of: row.participant), completed: row.outcome == .contributed,
+                    seconds: row.seconds ?? row.deadline, loss: row.loss ?? median, examples: count))
+        }
+        oort.observe(round: round, observations)
     }
 
-    /// The fraction of the training deadline left when the first message arrived.
-    func timeliness(_ seconds: Double?) -> Double {
-        guard let seconds else { return 0 }
-        return 1 - min(max(seconds / trainingDeadline, 0), 1)
+    /// The fraction of the attempt's training deadline a contribution left unused (0 for any
+    /// other outcome).
+    static func timeliness(_ row: CoordinatorStore.Participation) -> Double {
+        guard let seconds = row.seconds, row.deadline > 0 else { return 0 }
+        return 1 - min(max(seconds / row.deadline, 0), 1)
     }
 
     func reputation(of id: String, at round: Int) -> Double {
         (reputations[id] ?? Reputation()).score(at: round, parameters: parameters)
     }
 
-    private mutating func index(of id: String) -> Int {
+    private mutating func number(of id: String) -> Int {
         if let index = indices[id] { return index }
         indices[id] = ids.count
         ids.append(id)
@@ -103,10 +109,16 @@ struct OrchestrationBook {
         let picked: [String]
         switch strategy {
         case .oort:
-            let numbers = rest.map { index(of: $0.id) }
-            let weighted = Dictionary(uniqueKeysWithValues: rest.map { (index(of: $0.id), weights[$0.id]!) })
+            // Candidates in ascending number; those never invited have none yet and follow, in
+            // id order, under numbers of this call only (Oort has no record of them).
+            let known = rest.filter { indices[$0.id] != nil }.sorted { indices[$0.id]! < indices[$1.id]! }
+            let unknown = rest.filter { indices[$0.id] == nil }
+            let order = known.map(\.id) + unknown.map(\.id)
+            let numbers = known.map { indices[$0.id]! } + unknown.indices.map { ids.count + $0 }
+            let byNumber = Dictionary(uniqueKeysWithValues: zip(numbers, order))
+            let weighted = Dictionary(uniqueKeysWithValues: zip(numbers, order.map { weights[$0]! }))
             picked = oort.select(numbers, count: wanted, round: round, weights: weighted, generator: &generator)
-                .map { ids[$0] }
+                .map { byNumber[$0]! }
         case .random where settings.reputationWeight > 0:
             // Weighted sampling without replacement (Efraimidis and Spirakis 2006), as Oort's.
             let keyed = rest.map { candidate -> (key: Double, id: String) in

@@ -38,7 +38,7 @@ extension Coordinator {
             return summarize(report, outcome: .aborted(abort), machine: machine)
         }
         let contributors = result.survivors.map { machine.id(of: $0) }
-        let orchestration = orchestrationRecords(machine, contributors: contributors)
+        let orchestration = orchestrationRecords(machine, contributors: contributors, abort: nil)
         if let privacy { ledger?.charge(contributors, round: privacy.participation) }
         algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
         let evaluated = evaluationResult()
@@ -89,7 +89,8 @@ extension Coordinator {
     func record(
         _ report: RoundReport, abort: RoundAbort, machine: RoundMachine?, released: SecureSumResult? = nil
     ) throws {
-        let participation = machine.map { orchestrationRecords($0, contributors: []).participation } ?? []
+        // An attempt that failed before its assignments were sent (no machine) has no rows.
+        let participation = machine.map { orchestrationRecords($0, contributors: [], abort: abort).participation } ?? []
         let recordHash = try store.finishRound(
             report.number, attempt: report.attempt,
             record: .init(

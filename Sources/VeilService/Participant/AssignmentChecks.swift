@@ -368,6 +368,24 @@ extension ParticipantAgent {
         }
     }
 
+    /// The loss report for `a` (`Specs/orchestration.md` §5.1) when join.json asks for one:
+    /// the broadcast model's mean loss on this participant's rows, before training, clipped and
+    /// noised as `loss_report` says. nil when it asks for none or the model does not fit.
+    func lossReport(_ a: Veil_V1_RoundAssignment) -> Veil_V1_LossReport? {
+        guard let settings = configuration.lossReport else { return nil }
+        let plan = a.training
+        guard let model = try? makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes)),
+            let global = a.model.vectors.first?.values, global.count == model.parameterCount,
+            data.featureCount == Int(plan.features)
+        else { return nil }
+        let loss = model.evaluate(Array(global), on: data).loss
+        var noise = NoiseSource.system().generator(party: identity.id + "/loss", round: Int(a.round))
+        return .with {
+            $0.round = a.round
+            $0.loss = settings.report(loss, using: &noise)
+        }
+    }
+
     /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
     /// - Parameter distributed: the round's distributed-DP mechanism and rotation, if the
     ///   participant adds the noise (`Specs/wire.md` §4.3).

@@ -59,6 +59,7 @@ extension ParticipantAgent {
                         throw ParticipantError.failureInjected
                     }
                     contributed = assignment.round
+                    if let report = agent.lossReport(assignment) { send(.with { $0.loss = report }) }
                     // The journal names its contribution by the digest its receipt signs (§7.4).
                     paillierJournal = JournalledSession(
                         entry: AuditJournalEntry(
@@ -79,6 +80,7 @@ extension ParticipantAgent {
                     let preparing = ContinuousClock.now
                     var prepared = try agent.prepare(assignment)
                     tally.add(training: seconds(since: preparing))
+                    if let report = agent.lossReport(assignment) { send(.with { $0.loss = report }) }
                     let starting = ContinuousClock.now
                     let action = prepared.client.start()
                     tally.add(crypto: seconds(since: starting))

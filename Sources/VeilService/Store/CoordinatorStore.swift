@@ -146,6 +146,8 @@ public final class CoordinatorStore: Sendable {
                 t.column("outcome", .text).notNull()
                 t.column("seconds", .double)
                 t.column("examples", .integer).notNull()
+                t.column("loss", .double)
+                t.column("deadline", .double).notNull()
                 t.primaryKey(["round", "attempt", "participant"])
             }
             try db.create(table: "credits") { t in
@@ -423,10 +425,12 @@ public final class CoordinatorStore: Sendable {
             for p in record.participation {
                 try db.execute(
                     sql: """
-                        INSERT INTO participation (participant, round, attempt, outcome, seconds, examples)
-                        VALUES (?, ?, ?, ?, ?, ?)
+                        INSERT INTO participation (participant, round, attempt, outcome, seconds, examples, loss, deadline)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [p.participant, number, attempt, p.outcome.rawValue, p.seconds, p.examples])
+                    arguments: [
+                        p.participant, number, attempt, p.outcome.rawValue, p.seconds, p.examples, p.loss, p.deadline,
+                    ])
             }
             for c in record.credits {
                 try db.execute(
@@ -478,16 +482,22 @@ public final class CoordinatorStore: Sendable {
         public var round: Int
         public var attempt: Int
         public var outcome: ParticipationOutcome
-        /// Measured by the coordinator: from the attempt's start to the participant's first
-        /// message (nil when none arrived).
+        /// Measured by the coordinator for a contribution: over the stages it answered, the
+        /// seconds from each stage's start to its message (nil for any other outcome).
         public var seconds: Double?
         /// The example count the participant reported when it connected.
         public var examples: Int
+        /// The loss it revealed for the attempt (`Specs/orchestration.md` §5.1), if any.
+        public var loss: Double?
+        /// The training deadline of the attempt, in seconds (timeliness is measured against it).
+        public var deadline: Double
 
         public init(
             participant: String, round: Int, attempt: Int, outcome: ParticipationOutcome, seconds: Double?,
-            examples: Int
+            examples: Int, loss: Double? = nil, deadline: Double
         ) {
+            self.loss = loss
+            self.deadline = deadline
             self.participant = participant
             self.round = round
             self.attempt = attempt
@@ -524,7 +534,7 @@ public final class CoordinatorStore: Sendable {
             return try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT participant, round, attempt, outcome, seconds, examples FROM participation ORDER BY round, attempt, participant"
+                    "SELECT participant, round, attempt, outcome, seconds, examples, loss, deadline FROM participation ORDER BY round, attempt, participant"
             ).map { row in
                 let text: String = row["outcome"]
                 guard let outcome = ParticipationOutcome(rawValue: text) else {
@@ -532,7 +542,7 @@ public final class CoordinatorStore: Sendable {
                 }
                 return Participation(
                     participant: row["participant"], round: row["round"], attempt: row["attempt"], outcome: outcome,
-                    seconds: row["seconds"], examples: row["examples"])
+                    seconds: row["seconds"], examples: row["examples"], loss: row["loss"], deadline: row["deadline"])
             }
         }
     }
@@ -552,9 +562,18 @@ public final class CoordinatorStore: Sendable {
         }
     }
 
+    /// The latest completed round (0 before the first).
+    public func latestRound() throws -> Int {
+        try pool.read { db in
+            guard try db.tableExists("checkpoints") else { return 0 }
+            return try Int.fetchOne(db, sql: "SELECT MAX(round) FROM checkpoints") ?? 0
+        }
+    }
+
     /// The test accuracy stored with each checkpoint that has one, by round.
     public func accuracies() throws -> [Int: Double] {
         try pool.read { db in
+            guard try db.tableExists("checkpoints") else { return [:] }
             var result: [Int: Double] = [:]
             for row in try Row.fetchAll(
                 db, sql: "SELECT round, accuracy FROM checkpoints WHERE accuracy IS NOT NULL")

@@ -233,6 +233,15 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     set {kind = .decrypted(newValue)}
   }
 
+  /// a participant that chose to reveal its loss (Specs/orchestration.md §5.1)
+  public var loss: Veil_V1_LossReport {
+    get {
+      if case .loss(let v)? = kind {return v}
+      return Veil_V1_LossReport()
+    }
+    set {kind = .loss(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -243,8 +252,28 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     case paillier(Veil_V1_PaillierContribution)
     /// the key holder's answer to a DecryptRequest
     case decrypted(Veil_V1_DecryptResult)
+    /// a participant that chose to reveal its loss (Specs/orchestration.md §5.1)
+    case loss(Veil_V1_LossReport)
 
   }
+
+  public init() {}
+}
+
+/// The broadcast model's mean loss on the participant's own rows, before it trains, clipped to
+/// [0, clip] and with the participant's discrete Gaussian noise when it adds some. Sent only by
+/// a participant whose join.json has loss_report, after training and before its first message
+/// of the round; outside the secure sum (Specs/orchestration.md §5.1 says what it reveals).
+public nonisolated struct Veil_V1_LossReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var loss: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1109,7 +1138,7 @@ nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ParticipantMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0\u{1}loss\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1182,6 +1211,19 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .decrypted(v)
         }
       }()
+      case 6: try {
+        var v: Veil_V1_LossReport?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .loss(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .loss(v)
+        }
+      }()
       default: break
       }
     }
@@ -1213,6 +1255,10 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
       guard case .decrypted(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
+    case .loss?: try {
+      guard case .loss(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1220,6 +1266,41 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Veil_V1_ParticipantMessage, rhs: Veil_V1_ParticipantMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_LossReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LossReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}loss\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if self.loss.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_LossReport, rhs: Veil_V1_LossReport) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.loss != rhs.loss {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
