@@ -25,18 +25,20 @@ import VeilWire
     }
 
     @Test func outcomesTakeTheFirstThatApplies() {
-        func outcomes(anyAttribution: Bool) -> [String: ParticipationOutcome] {
+        func outcomes(named: Set<String>) -> [String: ParticipationOutcome] {
             AttemptObservations.outcomes(
                 cohort: ["a", "b", "c", "d", "e", "f", "g"], contributors: ["a", "b"], faulted: ["b", "c"],
-                declined: ["d", "e"], aborted: ["e"], anyAttribution: anyAttribution, dropped: ["c", "f", "e"])
+                declined: ["d", "e"], aborted: ["e"], named: named, dropped: ["c", "f", "e"])
         }
         #expect(
-            outcomes(anyAttribution: true) == [
+            outcomes(named: ["b"]) == [
                 "a": .contributed, "b": .faulted, "c": .faulted, "d": .declined, "e": .excused, "f": .dropped,
                 "g": .excused,
             ])
-        // A client abort with nobody named for a fault is the participant's word alone: a decline.
-        #expect(outcomes(anyAttribution: false)["e"] == .declined)
+        // A client abort with nobody else named for a fault is the participant's word alone: a
+        // decline (naming itself with an invalid complaint does not excuse it).
+        #expect(outcomes(named: [])["e"] == .declined)
+        #expect(outcomes(named: ["e"])["e"] == .declined)
     }
 
     @Test func overstatedExampleCountsAreCappedAtTwiceTheMedian() {
@@ -304,14 +306,15 @@ extension JSONDecoder {
     @Test func theReportIsClippedOnTheGridAndNoisedAsSpecified() {
         var generator = Xoshiro256(seed: 1, purpose: .cohortSelection)
         let exact = LossReportSettings(clip: 2, noise: 0)
-        #expect(exact.report(0.3, using: &generator) == (0.3 * 65536).rounded() / 65536)
-        #expect(exact.report(7, using: &generator) == 2)
-        #expect(exact.report(-1, using: &generator) == 0)
-        #expect(exact.report(.nan, using: &generator) == 2)
-        #expect(exact.report(.infinity, using: &generator) == 2)
+        #expect(exact.report(0.3, clip: 2, using: &generator) == (0.3 * 65536).rounded() / 65536)
+        #expect(exact.report(7, clip: 2, using: &generator) == 2)
+        #expect(exact.report(7, clip: 1.5, using: &generator) == 1.5)
+        #expect(exact.report(-1, clip: 2, using: &generator) == 0)
+        #expect(exact.report(.nan, clip: 2, using: &generator) == 2)
+        #expect(exact.report(.infinity, clip: 2, using: &generator) == 2)
         // σ = 0.5: 4,000 draws around 1.25 with the sample deviation near 0.5.
         let noisy = LossReportSettings(clip: 2, noise: 0.5)
-        let draws = (0..<4000).map { _ in noisy.report(1.25, using: &generator) }
+        let draws = (0..<4000).map { _ in noisy.report(1.25, clip: 2, using: &generator) }
         let mean = draws.reduce(0, +) / 4000
         let sd = (draws.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 3999).squareRoot()
         #expect(abs(mean - 1.25) < 5 * 0.5 / 4000.squareRoot(), "\(mean)")
@@ -333,7 +336,9 @@ extension JSONDecoder {
         }
         #expect(try refusal(#""loss_report": {"clip": 5, "noise": 0.1}"#) == nil)
         #expect(try refusal(#""loss_report": {"clip": 0}"#) == "loss_report.clip must be in (0, 1000000]")
-        #expect(try refusal(#""loss_report": {"noise": 2000}"#) == "loss_report.noise must be in [0, 1024]")
+        #expect(try refusal(#""loss_report": {"noise": 2000}"#) == "loss_report.noise must be 0 or in [2^-16, 1024]")
+        #expect(try refusal(#""loss_report": {"noise": 1e-170}"#) == "loss_report.noise must be 0 or in [2^-16, 1024]")
+        #expect(try refusal(#""loss_report": {"max_reports": 0}"#) == "loss_report.max_reports must be at least 1")
         #expect(try refusal(#""loss_report": {"nois": 1}"#)?.contains(#"did you mean "noise"?"#) == true)
         #expect(
             try refusal(#""loss_report": {}, "privacy_budget": {"epsilon": 1}"#)?.hasPrefix(
@@ -371,6 +376,29 @@ extension JSONDecoder {
             }
         }
 
+        // A participant reveals a round's loss once: asked again, it sends the same report (no
+        // fresh noise to average), and past max_reports nothing; unasked, nothing.
+        var join = network.participants[0].join
+        join.lossReport = LossReportSettings(clip: 10, noise: 1, maxReports: 2)
+        let agent = try ParticipantAgent(configuration: join, data: network.participants[0].data)
+        func assignment(_ round: UInt64, lossClip: Double = 10) -> Veil_V1_RoundAssignment {
+            .with {
+                $0.round = round
+                $0.lossClip = lossClip
+                $0.model = .with { $0.vectors = [.with { $0.values = initial }] }
+                $0.training = .with {
+                    $0.model = network.serve.model.description
+                    $0.features = UInt32(network.serve.features)
+                    $0.classes = UInt32(network.serve.classes)
+                }
+            }
+        }
+        #expect(agent.lossReport(assignment(7, lossClip: 0)) == nil)
+        let first = try #require(agent.lossReport(assignment(7)))
+        #expect(agent.lossReport(assignment(7)) == first)
+        #expect(agent.lossReport(assignment(8)) != nil)
+        #expect(agent.lossReport(assignment(9)) == nil)
+
         let coordinator = try Coordinator(configuration: network.serve, logger: quietLogger())
         let identity = try network.participants[0].join.tls.credentials(role: .participant).identity
         let (_, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
@@ -383,5 +411,51 @@ extension JSONDecoder {
             }, from: identity.id, generation: generation)
         #expect(coordinator.metrics.value("veil_refused_messages_total", labels: ["reason": "out_of_round"]) == 1)
         await coordinator.closeStore()
+    }
+}
+
+/// The multi-criteria weights of `orchestration` (`Specs/orchestration.md` §5).
+@Suite struct SelectionWeightTests {
+    @Test func weightsReachOortAndAreRefusedOutOfRange() throws {
+        var settings = ServiceOrchestration()
+        #expect(settings.oort == OortParameters())
+        settings.statisticalWeight = 0
+        settings.stalenessWeight = 0.5
+        settings.systemWeight = 3
+        #expect(settings.oort.statistical == 0 && settings.oort.staleness == 0.5 && settings.oort.straggler == 3)
+        settings.systemWeight = 17
+        #expect(throws: ConfigurationError("orchestration.system_weight must be in [0, 16]")) {
+            try settings.validate()
+        }
+        settings = ServiceOrchestration()
+        settings.lossClip = 0
+        #expect(throws: ConfigurationError("orchestration.loss_clip must be in (0, 1000000]")) {
+            try settings.validate()
+        }
+    }
+
+    /// With the statistical weight at 0 the revealed utility no longer orders the draw: of two
+    /// equally fast participants, the one with the larger utility wins every exploit draw at
+    /// κ = 1 and only about half of them at κ = 0.
+    @Test func theStatisticalWeightScalesTheUtilityTerm() {
+        func wins(statistical: Double) -> Int {
+            var parameters = OortParameters()
+            parameters.statistical = statistical
+            var count = 0
+            for trial in 0..<400 {
+                var oort = OortSelector(parameters: parameters)
+                oort.observe(
+                    round: 1,
+                    [
+                        ParticipationObservation(participant: 0, completed: true, seconds: 1, loss: 2, examples: 100),
+                        ParticipationObservation(participant: 1, completed: true, seconds: 1, loss: 1, examples: 100),
+                    ])
+                var generator = Xoshiro256(seed: UInt64(trial), purpose: .cohortSelection, round: 2)
+                if oort.select([0, 1], count: 1, round: 2, generator: &generator) == [0] { count += 1 }
+            }
+            return count
+        }
+        #expect(wins(statistical: 1) == 400)
+        #expect(abs(wins(statistical: 0) - 200) < 50)
     }
 }

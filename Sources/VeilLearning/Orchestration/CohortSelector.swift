@@ -75,6 +75,9 @@ public struct OortParameters: Hashable, Sendable {
     public var cutoff = 0.95
     /// The weight of the staleness bonus √(w·ln r / L).
     public var staleness = 0.1
+    /// The weight of the statistical utility term (1 in Oort; 0 ranks by system utility,
+    /// staleness and any extra weights alone).
+    public var statistical = 1.0
     /// The pacer: every `pacerWindow` rounds, if the window's summed statistical utility fell
     /// below the previous window's, the preferred duration moves up `pacerStep` percentiles
     /// of the measured durations, from `pacerPercentile`.
@@ -93,6 +96,7 @@ public struct OortParameters: Hashable, Sendable {
         try require(straggler >= 0 && straggler.isFinite, "oort straggler penalty α must be ≥ 0")
         try require(cutoff > 0 && cutoff <= 1, "oort cut-off c must be in (0, 1]")
         try require(staleness >= 0 && staleness.isFinite, "oort staleness weight must be ≥ 0")
+        try require(statistical >= 0 && statistical.isFinite, "oort statistical weight must be ≥ 0")
         try require(pacerWindow >= 1, "oort pacer window must be at least 1 round")
         try require((0...100).contains(pacerPercentile), "oort pacer percentile must be in [0, 100]")
         try require(pacerStep >= 0 && pacerStep <= 100, "oort pacer step must be in [0, 100]")
@@ -150,7 +154,7 @@ public struct OortSelector: CohortSelector {
         for index in candidates {
             guard let record = records[index] else { continue }
             var score =
-                high > low ? ((record.statisticalUtility ?? low) - low) / (high - low) : 1
+                parameters.statistical * (high > low ? ((record.statisticalUtility ?? low) - low) / (high - low) : 1)
             score += (parameters.staleness * log(Double(max(round, 1))) / Double(max(record.lastSelected, 1)))
                 .squareRoot()
             if let preferred, preferred < record.seconds {

@@ -147,18 +147,22 @@ public struct ParticipantBudget: Codable, Hashable, Sendable {
 public struct LossReportSettings: Codable, Hashable, Sendable {
     public var clip = 10.0
     public var noise = 0.0
+    /// The most reports this participant process sends (one per round number); past it, it
+    /// reveals nothing more.
+    public var maxReports = 100
 
-    public init(clip: Double = 10, noise: Double = 0) {
+    public init(clip: Double = 10, noise: Double = 0, maxReports: Int = 100) {
         self.clip = clip
         self.noise = noise
+        self.maxReports = maxReports
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case clip, noise }
+    enum CodingKeys: String, CodingKey, CaseIterable { case clip, noise, maxReports }
 
     public init(from decoder: any Decoder) throws {
         try refuseUnknownKeys(decoder, CodingKeys.self, in: "loss_report")
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        try c.take(.clip, &clip); try c.take(.noise, &noise)
+        try c.take(.clip, &clip); try c.take(.noise, &noise); try c.take(.maxReports, &maxReports)
     }
 
     /// The report's grid: 2⁻¹⁶ of a loss unit.
@@ -166,15 +170,20 @@ public struct LossReportSettings: Codable, Hashable, Sendable {
 
     func validate() throws {
         guard clip > 0, clip <= 1_000_000 else { throw ConfigurationError("loss_report.clip must be in (0, 1000000]") }
-        // The sampler's σ ≤ 2^26 grid steps.
-        guard noise >= 0, noise <= 1024 else { throw ConfigurationError("loss_report.noise must be in [0, 1024]") }
+        // The sampler's σ is at least one grid step (a smaller one rounds to no variance) and
+        // at most 2^26 of them.
+        guard noise == 0 || (noise >= 1 / Self.gridScale && noise <= 1024) else {
+            throw ConfigurationError("loss_report.noise must be 0 or in [2^-16, 1024]")
+        }
+        guard maxReports >= 1 else { throw ConfigurationError("loss_report.max_reports must be at least 1") }
     }
 
-    /// What is revealed for a mean loss `loss`: ⌊clamp(loss, 0, clip) · 2¹⁶⌉ plus a discrete
-    /// Gaussian draw of variance (noise · 2¹⁶)², over 2¹⁶. A loss that is not a number counts
-    /// as `clip`. Its sensitivity is ⌈clip · 2¹⁶⌉ grid steps, so one report is
-    /// ρ-zCDP with ρ = ⌈clip · 2¹⁶⌉² / (2 (noise · 2¹⁶)²) (Canonne, Kamath and Steinke 2020).
-    func report(_ loss: Double, using generator: inout some RandomNumberGenerator) -> Double {
+    /// What is revealed for a mean loss `loss` under a clip C (the smaller of `clip` and the
+    /// assignment's): ⌊clamp(loss, 0, C) · 2¹⁶⌉ plus a discrete Gaussian draw of variance
+    /// (noise · 2¹⁶)², over 2¹⁶. A loss that is not a number counts as C. Its sensitivity is
+    /// ⌈C · 2¹⁶⌉ grid steps, so one report is ρ-zCDP with ρ = ⌈C · 2¹⁶⌉² / (2 (noise · 2¹⁶)²)
+    /// (Canonne, Kamath and Steinke 2020).
+    func report(_ loss: Double, clip: Double, using generator: inout some RandomNumberGenerator) -> Double {
         let clipped = loss.isNaN ? clip : min(max(loss, 0), clip)
         var steps = (clipped * Self.gridScale).rounded()
         if noise > 0 {

@@ -13,11 +13,21 @@ public struct ServiceOrchestration: Codable, Hashable, Sendable {
     public var reputationWeight = 0.0
     /// The reputation's half-life in rounds.
     public var reputationHalfLife = 20.0
+    /// With `oort`, the weights of its criteria (`Specs/orchestration.md` §5): the statistical
+    /// utility term, the staleness bonus, and the system-utility (straggler) exponent α.
+    public var statisticalWeight = 1.0
+    public var stalenessWeight = 0.1
+    public var systemWeight = 2.0
+    /// With `oort`: the clip of the losses participants are asked to reveal; the coordinator
+    /// clamps every report to [0, loss_clip], so one participant's overstated loss cannot
+    /// dwarf everyone else's (`Specs/orchestration.md` §5.1).
+    public var lossClip = 10.0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case maxGap, minReputation, reputationWeight, reputationHalfLife
+        case maxGap, minReputation, reputationWeight, reputationHalfLife, lossClip
+        case statisticalWeight, stalenessWeight, systemWeight
     }
 
     public init(from decoder: any Decoder) throws {
@@ -25,7 +35,18 @@ public struct ServiceOrchestration: Codable, Hashable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         maxGap = try c.decodeIfPresent(Int.self, forKey: .maxGap)
         try c.take(.minReputation, &minReputation); try c.take(.reputationWeight, &reputationWeight)
-        try c.take(.reputationHalfLife, &reputationHalfLife)
+        try c.take(.reputationHalfLife, &reputationHalfLife); try c.take(.lossClip, &lossClip)
+        try c.take(.statisticalWeight, &statisticalWeight); try c.take(.stalenessWeight, &stalenessWeight)
+        try c.take(.systemWeight, &systemWeight)
+    }
+
+    /// Oort's parameters: its defaults with these weights.
+    public var oort: OortParameters {
+        var parameters = OortParameters()
+        parameters.statistical = statisticalWeight
+        parameters.staleness = stalenessWeight
+        parameters.straggler = systemWeight
+        return parameters
     }
 
     public var reputation: ReputationParameters {
@@ -46,5 +67,12 @@ public struct ServiceOrchestration: Codable, Hashable, Sendable {
         try require(
             reputationHalfLife > 0 && reputationHalfLife <= 1e6,
             "orchestration.reputation_half_life must be in (0, 1000000]")
+        try require(lossClip > 0 && lossClip <= 1_000_000, "orchestration.loss_clip must be in (0, 1000000]")
+        for (value, key) in [
+            (statisticalWeight, "statistical_weight"), (stalenessWeight, "staleness_weight"),
+            (systemWeight, "system_weight"),
+        ] {
+            try require(value >= 0 && value <= 16, "orchestration.\(key) must be in [0, 16]")
+        }
     }
 }

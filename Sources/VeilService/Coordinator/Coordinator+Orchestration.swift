@@ -17,11 +17,12 @@ struct AttemptObservations {
     var examples: [String: Int] = [:]
     /// The loss each member revealed for this attempt (its first report only).
     var losses: [String: Double] = [:]
-    /// Members whose own signed messages proved a fault in this attempt, and whether anyone
-    /// was named for a fault at all (proven or not).
+    /// Members whose own signed messages proved a fault in this attempt, and everyone named for
+    /// a fault in it (proven or not).
     var faulted: Set<String> = []
-    var anyAttribution = false
-    /// The members that declined the attempt's round, and those among them whose client aborted.
+    var named: Set<String> = []
+    /// The members that declined the attempt's round before they were dropped or named, and
+    /// those among them whose client aborted.
     var declined: Set<String> = []
     var aborted: Set<String> = []
 
@@ -30,11 +31,12 @@ struct AttemptObservations {
 
     /// Each member's outcome (`Specs/orchestration.md` §6): a proven fault first, then a
     /// contribution to the released sum; a member whose client aborted is excused when someone
-    /// was named for a fault in the attempt (a neighbour's bad shares make honest clients
+    /// else was named for a fault in the attempt (a neighbour's bad shares make honest clients
     /// abort) and has declined otherwise; then a decline, a drop; anyone else is excused.
+    /// `declined` holds only declines that came before the member was dropped or named.
     static func outcomes(
         cohort: [String], contributors: Set<String>, faulted: Set<String>, declined: Set<String>,
-        aborted: Set<String>, anyAttribution: Bool, dropped: Set<String>
+        aborted: Set<String>, named: Set<String>, dropped: Set<String>
     ) -> [String: ParticipationOutcome] {
         var result: [String: ParticipationOutcome] = [:]
         for id in cohort {
@@ -44,7 +46,7 @@ struct AttemptObservations {
                 } else if contributors.contains(id) {
                     .contributed
                 } else if aborted.contains(id) {
-                    anyAttribution ? .excused : .declined
+                    named.subtracting([id]).isEmpty ? .declined : .excused
                 } else if declined.contains(id) {
                     .declined
                 } else if dropped.contains(id) {
@@ -75,22 +77,22 @@ extension Coordinator {
     }
 
     /// A member's decline of the current attempt's round (its code decides whether it can be
-    /// excused, §6).
+    /// excused, §6). One that comes after the member was dropped or named for a fault changes
+    /// nothing: a decline cannot soften a drop.
     func noteDecline(_ decline: Veil_V1_Decline, from id: String) {
-        guard decline.round == UInt64(observations.round), observations.cohort.contains(id) else { return }
+        guard decline.round == UInt64(observations.round), observations.cohort.contains(id),
+            !droppedThisAttempt.contains(id), !observations.named.contains(id)
+        else { return }
         observations.declined.insert(id)
         if decline.code == .declineAborted { observations.aborted.insert(id) }
     }
 
-    /// The largest loss a report may carry: anything above is counted at this value.
-    static var maxReportedLoss: Double { 1_000_000 }
-
-    /// A member's loss report (`Specs/orchestration.md` §5.1): kept when it is for the current
-    /// attempt's round, from a member, the first one, and a finite number; clamped to
-    /// [0, 10⁶]. Anything else is refused and counted, and costs only its sender.
+    /// A member's loss report (`Specs/orchestration.md` §5.1): kept when losses are wanted
+    /// (`oort`), it is for the current attempt's round, from a member, its first finite one;
+    /// clamped to [0, loss_clip]. Anything else is refused and counted, and costs only its sender.
     func noteLoss(_ report: Veil_V1_LossReport, from id: String) {
-        guard report.round == UInt64(observations.round), observations.cohort.contains(id),
-            observations.losses[id] == nil
+        guard configuration.selection == .oort, report.round == UInt64(observations.round),
+            observations.cohort.contains(id), observations.losses[id] == nil
         else {
             refuseReport(from: id, .outOfRound)
             return
@@ -99,7 +101,7 @@ extension Coordinator {
             refuseReport(from: id, .malformed)
             return
         }
-        observations.losses[id] = min(max(report.loss, 0), Self.maxReportedLoss)
+        observations.losses[id] = min(max(report.loss, 0), configuration.orchestration.lossClip)
     }
 
     private func refuseReport(from id: String, _ reason: RefusalReason) {
@@ -109,7 +111,7 @@ extension Coordinator {
 
     /// Notes an attribution; a fault the member's own signed messages prove marks it faulted.
     func noteFault(_ id: String, code: String) {
-        observations.anyAttribution = true
+        observations.named.insert(id)
         if SecAggEvidence.Fault(rawValue: code)?.isProven == true { observations.faulted.insert(id) }
     }
 
@@ -124,7 +126,7 @@ extension Coordinator {
         let outcomes = AttemptObservations.outcomes(
             cohort: machine.cohort, contributors: Set(contributors), faulted: observations.faulted,
             declined: observations.declined, aborted: observations.aborted,
-            anyAttribution: observations.anyAttribution, dropped: droppedThisAttempt.union(missing))
+            named: observations.named, dropped: droppedThisAttempt.union(missing))
         let deadline = configuration.trainingDeadlineSeconds
         let participation = machine.cohort.sorted().map { id in
             CoordinatorStore.Participation(

@@ -11,7 +11,7 @@ struct OrchestrationBook {
     let parameters: ReputationParameters
     private(set) var reputations: [String: Reputation] = [:]
     private(set) var lastInvited: [String: Int] = [:]
-    private var oort = OortSelector()
+    private var oort: OortSelector
     /// Oort's participant numbers, in the order of first invitation (the rows' order), so
     /// that a book rebuilt from the store numbers everyone as the live one did.
     private var indices: [String: Int] = [:]
@@ -20,6 +20,7 @@ struct OrchestrationBook {
     init(settings: ServiceOrchestration, history: [CoordinatorStore.Participation]) {
         self.settings = settings
         parameters = settings.reputation
+        oort = OortSelector(parameters: settings.oort)
         var attempt: [CoordinatorStore.Participation] = []
         for row in history {
             if let first = attempt.first, (first.round, first.attempt) != (row.round, row.attempt) {

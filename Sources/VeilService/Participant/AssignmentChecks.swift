@@ -368,11 +368,15 @@ extension ParticipantAgent {
         }
     }
 
-    /// The loss report for `a` (`Specs/orchestration.md` §5.1) when join.json asks for one:
-    /// the broadcast model's mean loss on this participant's rows, before training, clipped and
-    /// noised as `loss_report` says. nil when it asks for none or the model does not fit.
+    /// The loss report for `a` (`Specs/orchestration.md` §5.1) when join.json asks for one and
+    /// the assignment wants one: the broadcast model's mean loss on this participant's rows,
+    /// before training, clipped and noised as `loss_report` says. A round number already
+    /// reported gets the same report again (no fresh noise to average); past `max_reports`
+    /// nothing more is revealed. nil when nothing is to be sent or the model does not fit.
     func lossReport(_ a: Veil_V1_RoundAssignment) -> Veil_V1_LossReport? {
-        guard let settings = configuration.lossReport else { return nil }
+        guard let settings = configuration.lossReport, a.lossClip > 0, a.lossClip.isFinite else { return nil }
+        if let sent = lossReports.sent(round: a.round) { return sent }
+        guard lossReports.count < settings.maxReports else { return nil }
         let plan = a.training
         guard let model = try? makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes)),
             let global = a.model.vectors.first?.values, global.count == model.parameterCount,
@@ -380,10 +384,12 @@ extension ParticipantAgent {
         else { return nil }
         let loss = model.evaluate(Array(global), on: data).loss
         var noise = NoiseSource.system().generator(party: identity.id + "/loss", round: Int(a.round))
-        return .with {
+        let report = Veil_V1_LossReport.with {
             $0.round = a.round
-            $0.loss = settings.report(loss, using: &noise)
+            $0.loss = settings.report(loss, clip: min(settings.clip, a.lossClip), using: &noise)
         }
+        lossReports.record(report)
+        return report
     }
 
     /// Local training (the FedAvg family's client rule) and the fixed-point encoding.

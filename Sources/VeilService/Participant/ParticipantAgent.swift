@@ -49,6 +49,8 @@ public struct ParticipantAgent: Sendable {
     /// The Paillier sessions this participant has contributed to (one contribution each).
     let contributedSessions = SessionRecord()
     let encryptors = EncryptorCache()
+    /// The loss reports sent (join.json's `loss_report`).
+    let lossReports = LossReportRecord()
     /// This participant's own privacy ledger, when its configuration sets a budget.
     let ledger: ParticipantLedger?
 

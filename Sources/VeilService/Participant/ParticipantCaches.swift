@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import VeilPaillier
 import VeilPrivacy
+import VeilWire
 
 /// A participant's own privacy ledger, kept in a JSON file (written atomically after each
 /// charge) so that a restart does not forget what was spent.
@@ -65,6 +66,18 @@ final class VerifiedCertificates: Sendable {
     func store(_ digest: [UInt8], _ identity: FederationIdentity) {
         entries.withLock { $0[digest] = identity }
     }
+}
+
+/// The loss reports this participant process has sent, by round number
+/// (`Specs/orchestration.md` §5.1): a round asked again gets the same report, never fresh noise.
+final class LossReportRecord: Sendable {
+    private let reports = Mutex<[UInt64: Veil_V1_LossReport]>([:])
+
+    func sent(round: UInt64) -> Veil_V1_LossReport? { reports.withLock { $0[round] } }
+
+    var count: Int { reports.withLock { $0.count } }
+
+    func record(_ report: Veil_V1_LossReport) { reports.withLock { $0[report.round] = report } }
 }
 
 /// Session ids seen, each at most once.

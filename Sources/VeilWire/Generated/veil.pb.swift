@@ -262,8 +262,9 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
 
 /// The broadcast model's mean loss on the participant's own rows, before it trains, clipped to
 /// [0, clip] and with the participant's discrete Gaussian noise when it adds some. Sent only by
-/// a participant whose join.json has loss_report, after training and before its first message
-/// of the round; outside the secure sum (Specs/orchestration.md §5.1 says what it reveals).
+/// a participant whose join.json has loss_report, for an assignment whose loss_clip is
+/// positive, after training and before its first message of the round, at most once per round
+/// number; outside the secure sum (Specs/orchestration.md §5.1 says what it reveals).
 public nonisolated struct Veil_V1_LossReport: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -646,6 +647,14 @@ public nonisolated struct Veil_V1_RoundAssignment: @unchecked Sendable {
   public var hasDistributedDp: Bool {_storage._distributedDp != nil}
   /// Clears the value of `distributedDp`. Subsequent reads from it will return its default value.
   public mutating func clearDistributedDp() {_uniqueStorage()._distributedDp = nil}
+
+  /// > 0: the coordinator's selection uses losses, and a participant that chose to reveal its
+  /// loss sends a LossReport clipped to the smaller of this and its own clip
+  /// (Specs/orchestration.md §5.1); 0: no loss is wanted, and none is sent.
+  public var lossClip: Double {
+    get {_storage._lossClip}
+    set {_uniqueStorage()._lossClip = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1865,7 +1874,7 @@ nonisolated extension Veil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0\u{1}paillier\0\u{3}distributed_dp\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0\u{1}paillier\0\u{3}distributed_dp\0\u{3}loss_clip\0")
 
   fileprivate class _StorageClass {
     var _round: UInt64 = 0
@@ -1877,6 +1886,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
     var _roundDeadlineMillis: UInt32 = 0
     var _paillier: Veil_V1_PaillierPlan? = nil
     var _distributedDp: Veil_V1_DistributedDPPlan? = nil
+    var _lossClip: Double = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1896,6 +1906,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       _roundDeadlineMillis = source._roundDeadlineMillis
       _paillier = source._paillier
       _distributedDp = source._distributedDp
+      _lossClip = source._lossClip
     }
   }
 
@@ -1923,6 +1934,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._roundDeadlineMillis) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._paillier) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._distributedDp) }()
+        case 10: try { try decoder.decodeSingularDoubleField(value: &_storage._lossClip) }()
         default: break
         }
       }
@@ -1962,6 +1974,9 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       try { if let v = _storage._distributedDp {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
+      if _storage._lossClip.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._lossClip, fieldNumber: 10)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1980,6 +1995,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         if _storage._roundDeadlineMillis != rhs_storage._roundDeadlineMillis {return false}
         if _storage._paillier != rhs_storage._paillier {return false}
         if _storage._distributedDp != rhs_storage._distributedDp {return false}
+        if _storage._lossClip != rhs_storage._lossClip {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -16,6 +16,8 @@ struct RoundTask: Sendable {
     let distributedPlan: Veil_V1_DistributedDPPlan?
     /// Values per update (the algorithm's payload, before any distributed-DP padding).
     let payloadLength: Int
+    /// The clip of the loss reports selection asks for (0: none, `Specs/orchestration.md` §5.1).
+    let lossClip: Double
 
     /// The task of round `number` for a cohort of `cohortSize`.
     init(
@@ -54,6 +56,8 @@ struct RoundTask: Sendable {
         }
         distributedPlan = privacy.flatMap { plan in plan.distributed.map { plan.plan($0) } }
         payloadLength = algorithm.payloadLength
+        // Only Oort uses losses: under any other strategy a participant is not asked to reveal one.
+        lossClip = c.selection == .oort ? c.orchestration.lossClip : 0
     }
 
     var digest: [UInt8] { RoundPlanDigest.of(encoded: encodedPlan) }
@@ -73,6 +77,7 @@ struct RoundTask: Sendable {
         assignment.encoding = encoding
         // At most a day (ServeConfiguration.validate), so it fits.
         assignment.roundDeadlineMillis = UInt32(deadlines.protocolRound / .milliseconds(1))
+        assignment.lossClip = lossClip
         return assignment
     }
 
