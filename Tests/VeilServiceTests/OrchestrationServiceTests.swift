@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeilCore
 import VeilLearning
+import VeilSecAgg
 import VeilTestSupport
 import VeilTransport
 import VeilWire
@@ -394,6 +395,15 @@ extension JSONDecoder {
             }
         }
         #expect(agent.lossReport(assignment(7, lossClip: 0)) == nil)
+        #expect(agent.lossReport(assignment(7, lossClip: .infinity)) == nil)
+        // The smaller clip wins: the participant's own, or the coordinator's. (The initial
+        // model's loss on ten classes is near ln 10 ≈ 2.3, above both clips.)
+        for (own, asked) in [(0.5, 10.0), (10.0, 0.25)] {
+            var clipped = network.participants[1].join
+            clipped.lossReport = LossReportSettings(clip: own, noise: 0)
+            let reporter = try ParticipantAgent(configuration: clipped, data: network.participants[1].data)
+            #expect(reporter.lossReport(assignment(1, lossClip: asked))?.loss == min(own, asked))
+        }
         let first = try #require(agent.lossReport(assignment(7)))
         #expect(agent.lossReport(assignment(7)) == first)
         #expect(agent.lossReport(assignment(8)) != nil)
@@ -457,5 +467,46 @@ extension JSONDecoder {
         }
         #expect(wins(statistical: 1) == 400)
         #expect(abs(wins(statistical: 0) - 200) < 50)
+    }
+}
+
+/// Which assignments ask for a loss, and serve.json's `orchestration` keys as a file spells them.
+@Suite struct OrchestrationConfigurationTests {
+    @Test func onlyOortWithAStatisticalWeightAsksForLosses() throws {
+        var c = ServeConfiguration(tls: TLSFiles(ca: "c", certificate: "x", key: "k", signingKey: "s"))
+        let algorithm = c.initialAlgorithm([Double](repeating: 0, count: 650))
+        func lossClip() throws -> Double {
+            try RoundTask(number: 1, cohortSize: 3, configuration: c, algorithm: algorithm, privacy: nil)
+                .assignment(number: 1, position: ParticipantID(1), deadlines: RoundDeadlines(c)).lossClip
+        }
+        #expect(try lossClip() == 0)
+        c.selection = .oort
+        c.orchestration.lossClip = 4
+        #expect(try lossClip() == 4)
+        c.orchestration.statisticalWeight = 0
+        #expect(try lossClip() == 0)
+    }
+
+    @Test func everyOrchestrationKeyIsReadFromTheFile() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-orchestration-config")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("serve.json")
+        try #"""
+        {"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "selection": "oort",
+         "orchestration": {"max_gap": 4, "min_reputation": 0.25, "reputation_weight": 2, "reputation_half_life": 7,
+                           "loss_clip": 3, "statistical_weight": 0.5, "staleness_weight": 0.2, "system_weight": 1}}
+        """#.write(to: file, atomically: true, encoding: .utf8)
+        let o = try ServeConfiguration.load(path: file.path).orchestration
+        #expect(o.maxGap == 4 && o.minReputation == 0.25 && o.reputationWeight == 2 && o.reputationHalfLife == 7)
+        #expect(o.lossClip == 3 && o.statisticalWeight == 0.5 && o.stalenessWeight == 0.2 && o.systemWeight == 1)
+        #expect(o.reputation.halfLife == 7)
+        for (key, value) in [("statistical_weight", "-1"), ("staleness_weight", "17")] {
+            try
+                #"{"tls": {"ca": "c", "certificate": "x", "key": "k", "signing_key": "s"}, "orchestration": {"\#(key)": \#(value)}}"#
+                .write(to: file, atomically: true, encoding: .utf8)
+            #expect(throws: ConfigurationError("orchestration.\(key) must be in [0, 16]")) {
+                try ServeConfiguration.load(path: file.path)
+            }
+        }
     }
 }

@@ -450,8 +450,10 @@ public actor Coordinator {
         active = nil
         if case .aborted = outcome {
             // Not those whose client aborted: a rogue member makes its honest neighbours abort
-            // (shares that fail authentication), and must not get them left out that way.
-            let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(finished.aborted)
+            // (shares that fail authentication), and must not get them left out that way. Only
+            // an abort that came before its sender was dropped or named counts: a rogue cannot
+            // escape being left out by aborting after its conviction.
+            let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(observations.aborted)
             leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
         }
         return try conclude(report, outcome: outcome, machine: finished)

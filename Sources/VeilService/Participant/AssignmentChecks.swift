@@ -375,21 +375,22 @@ extension ParticipantAgent {
     /// nothing more is revealed. nil when nothing is to be sent or the model does not fit.
     func lossReport(_ a: Veil_V1_RoundAssignment) -> Veil_V1_LossReport? {
         guard let settings = configuration.lossReport, a.lossClip > 0, a.lossClip.isFinite else { return nil }
-        if let sent = lossReports.sent(round: a.round) { return sent }
-        guard lossReports.count < settings.maxReports else { return nil }
-        let plan = a.training
-        guard let model = try? makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes)),
-            let global = a.model.vectors.first?.values, global.count == model.parameterCount,
-            data.featureCount == Int(plan.features)
-        else { return nil }
-        let loss = model.evaluate(Array(global), on: data).loss
-        var noise = NoiseSource.system().generator(party: identity.id + "/loss", round: Int(a.round))
-        let report = Veil_V1_LossReport.with {
-            $0.round = a.round
-            $0.loss = settings.report(loss, clip: min(settings.clip, a.lossClip), using: &noise)
+        return lossReports.report(round: a.round, limit: settings.maxReports) {
+            let plan = a.training
+            guard
+                let model = try? makeModel(
+                    plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes)),
+                let global = a.model.vectors.first?.values, global.count == model.parameterCount,
+                data.featureCount == Int(plan.features)
+            else { return nil }
+            let loss = model.evaluate(Array(global), on: data).loss
+            var noise = NoiseSource.system().generator(
+                party: identity.id + "/loss", round: Int(truncatingIfNeeded: a.round))
+            return Veil_V1_LossReport.with {
+                $0.round = a.round
+                $0.loss = settings.report(loss, clip: min(settings.clip, a.lossClip), using: &noise)
+            }
         }
-        lossReports.record(report)
-        return report
     }
 
     /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
@@ -431,7 +432,7 @@ extension ParticipantAgent {
                 throw ParticipantError.session("the distributed-DP clip must be positive")
             }
             let update = L2Clipping.clip(Array(payload.dropLast()), to: clip).clipped
-            var noise = NoiseSource.system().generator(party: identity.id, round: Int(a.round))
+            var noise = NoiseSource.system().generator(party: identity.id, round: Int(truncatingIfNeeded: a.round))
             return try mechanism.encode(
                 update, bound: clip, rotation: rotation, rounding: &randomness, noiseGenerator: &noise)
         }

@@ -73,11 +73,19 @@ final class VerifiedCertificates: Sendable {
 final class LossReportRecord: Sendable {
     private let reports = Mutex<[UInt64: Veil_V1_LossReport]>([:])
 
-    func sent(round: UInt64) -> Veil_V1_LossReport? { reports.withLock { $0[round] } }
-
-    var count: Int { reports.withLock { $0.count } }
-
-    func record(_ report: Veil_V1_LossReport) { reports.withLock { $0[report.round] = report } }
+    /// The report already sent for `round`; else, while fewer than `limit` were sent, the one
+    /// `make` builds (kept); else nil. One lock around all of it: two sessions asking at once
+    /// cannot draw two noises for one round, nor pass the limit.
+    func report(
+        round: UInt64, limit: Int, make: () -> Veil_V1_LossReport?
+    ) -> Veil_V1_LossReport? {
+        reports.withLock { sent in
+            if let known = sent[round] { return known }
+            guard sent.count < limit, let report = make() else { return nil }
+            sent[round] = report
+            return report
+        }
+    }
 }
 
 /// Session ids seen, each at most once.

@@ -56,8 +56,9 @@ struct RoundTask: Sendable {
         }
         distributedPlan = privacy.flatMap { plan in plan.distributed.map { plan.plan($0) } }
         payloadLength = algorithm.payloadLength
-        // Only Oort uses losses: under any other strategy a participant is not asked to reveal one.
-        lossClip = c.selection == .oort ? c.orchestration.lossClip : 0
+        // Only Oort's statistical utility uses losses: under any other strategy, or with its
+        // weight at 0, a participant is not asked to reveal one.
+        lossClip = c.selection == .oort && c.orchestration.statisticalWeight > 0 ? c.orchestration.lossClip : 0
     }
 
     var digest: [UInt8] { RoundPlanDigest.of(encoded: encodedPlan) }
