@@ -263,8 +263,9 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
 /// The broadcast model's mean loss on the participant's own rows, before it trains, clipped to
 /// [0, clip] and with the participant's discrete Gaussian noise when it adds some. Sent only by
 /// a participant whose join.json has loss_report, for an assignment whose loss_clip is
-/// positive, after training and before its first message of the round, at most once per round
-/// number; outside the secure sum (Specs/orchestration.md §5.1 says what it reveals).
+/// positive, after training and before its first message of the round; one report per round
+/// number, resent unchanged when the round is asked again; outside the secure sum
+/// (Specs/orchestration.md §5.1 says what it reveals).
 public nonisolated struct Veil_V1_LossReport: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -648,9 +649,9 @@ public nonisolated struct Veil_V1_RoundAssignment: @unchecked Sendable {
   /// Clears the value of `distributedDp`. Subsequent reads from it will return its default value.
   public mutating func clearDistributedDp() {_uniqueStorage()._distributedDp = nil}
 
-  /// > 0: the coordinator's selection uses losses, and a participant that chose to reveal its
-  /// loss sends a LossReport clipped to the smaller of this and its own clip
-  /// (Specs/orchestration.md §5.1); 0: no loss is wanted, and none is sent.
+  /// > 0 (and finite): the coordinator's selection uses losses, and a participant that chose to
+  /// reveal its loss sends a LossReport clipped to the smaller of this and its own clip
+  /// (Specs/orchestration.md §5.1); 0 or anything else: no loss is wanted, and none is sent.
   public var lossClip: Double {
     get {_storage._lossClip}
     set {_uniqueStorage()._lossClip = newValue}
