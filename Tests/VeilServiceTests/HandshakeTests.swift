@@ -22,6 +22,10 @@ import VeilTransport
         serve.minParticipants = 50
         serve.cohortSize = 50
         serve.evaluate = nil
+        // The body stops the coordinator itself; its registration must not expire first. The
+        // default 300 s did, on a loaded clean-clone CI run where this test took 474 s: the
+        // server closed and the second openssl connection was refused.
+        serve.registrationTimeoutSeconds = 86_400
         let logger = quietLogger()
         let coordinator = try Coordinator(configuration: serve, logger: logger)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
