@@ -115,9 +115,9 @@ import VeilSecAgg
         let floor = try FairnessFloor(maxGap: 3)
         // Round 10: 0 waited since 2, 1 since 8, 2 never, 3 since 6, 4 since 7 (gap 3).
         let last = [2, 8, 0, 6, 7]
-        #expect(floor.due([0, 1, 2, 3, 4], lastSelected: last, round: 10, count: 5) == [2, 0, 3])
-        #expect(floor.due([0, 1, 2, 3, 4], lastSelected: last, round: 10, count: 2) == [2, 0])
-        #expect(floor.due([1, 3, 4], lastSelected: last, round: 10, count: 5) == [3])
+        #expect(floor.due([0, 1, 2, 3, 4], lastSelected: { last[$0] }, round: 10, count: 5) == [2, 0, 3])
+        #expect(floor.due([0, 1, 2, 3, 4], lastSelected: { last[$0] }, round: 10, count: 2) == [2, 0])
+        #expect(floor.due([1, 3, 4], lastSelected: { last[$0] }, round: 10, count: 5) == [3])
         #expect(throws: LearningError.self) { try FairnessFloor(maxGap: 0) }
     }
 

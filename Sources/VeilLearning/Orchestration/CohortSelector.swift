@@ -191,14 +191,7 @@ public struct OortSelector: CohortSelector {
             let ranked = tried.sorted { (scores[$0]!, $1) > (scores[$1]!, $0) }
             let bar = parameters.cutoff * scores[ranked[exploit - 1]]!
             let admitted = ranked.filter { scores[$0]! >= bar }
-            // Weighted sampling without replacement, in proportion to the score (Efraimidis and
-            // Spirakis 2006): key u^(1/w), the largest keys win — compared as ln(u)/w, which
-            // orders alike and does not underflow to 0 for the small scores a penalty leaves.
-            let keyed = admitted.map { index -> (key: Double, index: Int) in
-                let u = (Double(generator.next() >> 11) + 0.5) * 0x1p-53
-                return (log(u) / max(scores[index]!, 1e-300), index)
-            }
-            chosen += keyed.sorted { ($0.key, $1.index) > ($1.key, $0.index) }.prefix(exploit).map(\.index)
+            chosen += weightedDraw(admitted.map { ($0, scores[$0]!) }, count: exploit, generator: &generator)
         }
         // No self-report is trusted, so participants never tried are drawn uniformly.
         generator.shuffle(&untried)
@@ -231,6 +224,21 @@ public struct OortSelector: CohortSelector {
     }
 }
 
+/// Weighted sampling without replacement, in proportion to the weights (Efraimidis and Spirakis
+/// 2006): one u = ((next() ≫ 11) + 0.5)·2⁻⁵³ per item, in the given order; key u^(1/w),
+/// compared as ln(u)/w, which orders alike and does not underflow to 0 for the small weights a
+/// penalty leaves (a weight below 10⁻³⁰⁰ counts as 10⁻³⁰⁰); the `count` largest keys win, ties
+/// to the smaller id. Oort's step 4 and the service's reputation-weighted random draw.
+public func weightedDraw<ID: Comparable>(
+    _ items: [(id: ID, weight: Double)], count: Int, generator: inout some RandomNumberGenerator
+) -> [ID] {
+    let keyed = items.map { item -> (key: Double, id: ID) in
+        let u = (Double(generator.next() >> 11) + 0.5) * 0x1p-53
+        return (log(u) / max(item.weight, 1e-300), item.id)
+    }
+    return keyed.sorted { ($0.key, $1.id) > ($1.key, $0.id) }.prefix(count).map(\.id)
+}
+
 /// The fairness floor (`Specs/orchestration.md` §3): an online participant not selected in
 /// the last `maxGap` rounds is selected before anyone else.
 public struct FairnessFloor: Hashable, Sendable {
@@ -242,10 +250,10 @@ public struct FairnessFloor: Hashable, Sendable {
     }
 
     /// The candidates the floor forces into `round`'s cohort, longest-waiting first (then by
-    /// index), at most `count`. `lastSelected[i]` is 0 for a participant never selected.
-    public func due(_ candidates: [Int], lastSelected: [Int], round: Int, count: Int) -> [Int] {
-        candidates.filter { round - lastSelected[$0] > maxGap }
-            .sorted { (lastSelected[$0], $0) < (lastSelected[$1], $1) }
+    /// index or id), at most `count`. `lastSelected` is 0 for a participant never selected.
+    public func due<ID: Comparable>(_ candidates: [ID], lastSelected: (ID) -> Int, round: Int, count: Int) -> [ID] {
+        candidates.filter { round - lastSelected($0) > maxGap }
+            .sorted { (lastSelected($0), $0) < (lastSelected($1), $1) }
             .prefix(count).map { $0 }
     }
 }

@@ -324,7 +324,7 @@ public struct FederatedSimulation {
             let started = ContinuousClock.now
             let online = onlineParticipants(round: round)
             let invited = min(online.count, invitations)
-            let forced = c.fairness?.due(online, lastSelected: lastSelected, round: round, count: invited) ?? []
+            let forced = c.fairness?.due(online, lastSelected: { lastSelected[$0] }, round: round, count: invited) ?? []
             let rest = forced.isEmpty ? online : online.filter { !forced.contains($0) }
             let cohort =
                 (forced + selector.select(rest, count: invited - forced.count, round: round, generator: &selection))

@@ -96,12 +96,9 @@ struct OrchestrationBook {
         generator: inout Xoshiro256
     ) -> [String] {
         let ordered = candidates.sorted { $0.id < $1.id }
-        var due: [String] = []
-        if let maxGap = settings.maxGap {
-            due = ordered.map(\.id).filter { round - (lastInvited[$0] ?? 0) > maxGap }
-                .sorted { (lastInvited[$0] ?? 0, $0) < (lastInvited[$1] ?? 0, $1) }
-                .prefix(count).map { $0 }
-        }
+        let floor = settings.maxGap.flatMap { try? FairnessFloor(maxGap: $0) }
+        let due =
+            floor?.due(ordered.map(\.id), lastSelected: { lastInvited[$0] ?? 0 }, round: round, count: count) ?? []
         let rest = ordered.filter { !due.contains($0.id) }
         let wanted = count - due.count
         let weights = Dictionary(
@@ -121,12 +118,7 @@ struct OrchestrationBook {
             picked = oort.select(numbers, count: wanted, round: round, weights: weighted, generator: &generator)
                 .map { byNumber[$0]! }
         case .random where settings.reputationWeight > 0:
-            // Weighted sampling without replacement (Efraimidis and Spirakis 2006), as Oort's.
-            let keyed = rest.map { candidate -> (key: Double, id: String) in
-                let u = (Double(generator.next() >> 11) + 0.5) * 0x1p-53
-                return (log(u) / max(weights[candidate.id]!, 1e-300), candidate.id)
-            }
-            picked = keyed.sorted { ($0.key, $1.id) > ($1.key, $0.id) }.prefix(wanted).map(\.id)
+            picked = weightedDraw(rest.map { ($0.id, weights[$0.id]!) }, count: wanted, generator: &generator)
         case .random, .roundRobin, .resourceAware:
             picked = CohortSelection.select(rest, count: wanted, strategy: strategy, generator: &generator)
         }
