@@ -20,6 +20,7 @@ let package = Package(
         // For Fuzz/ (a package of its own): the wire messages and the service's decoders, which
         // build without gRPC.
         .library(name: "VeilWire", targets: ["VeilWire"]),
+        .library(name: "VeilExport", targets: ["VeilExport"]),
         .library(name: "VeilService", targets: ["VeilService"]),
         .library(name: "VeilTransport", targets: ["VeilTransport"]),
     ],
@@ -75,6 +76,11 @@ let package = Package(
             name: "VeilWire",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        // Trained models out to the formats devices run (ONNX), and back in.
+        .target(
+            name: "VeilExport",
+            dependencies: ["VeilLearning", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         .target(
             name: "VeilService",
             dependencies: [
@@ -115,7 +121,7 @@ let package = Package(
             name: "veil",
             dependencies: [
                 "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy",
-                "VeilSecAgg", "VeilVectors", "VeilService", "VeilTransport", "VeilWire",
+                "VeilSecAgg", "VeilVectors", "VeilService", "VeilTransport", "VeilWire", "VeilExport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -155,6 +161,9 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
             ]),
+        .testTarget(
+            name: "VeilExportTests",
+            dependencies: ["VeilCore", "VeilExport", "VeilLearning", "VeilTestSupport"]),
         .testTarget(name: "VeilCLITests", dependencies: ["veil", "VeilTestSupport", "VeilVectors"]),
     ]
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fails when the committed Sources/VeilWire/Generated or Sources/VeilTransport/Generated is
-# not what Specs/proto/veil.proto
-# generates: someone edited the .proto without running Scripts/generate-proto.sh, or edited
+# Fails when the committed Sources/VeilWire/Generated, Sources/VeilTransport/Generated or
+# Sources/VeilExport/Generated is not what Specs/proto/veil.proto and Specs/proto/onnx-subset.proto
+# generate: someone edited the .proto without running Scripts/generate-proto.sh, or edited
 # the generated code by hand. It regenerates into a temporary directory with that same script
 # (SWIFT_BUILD_FLAGS is passed on) and compares the two trees file by file.
 set -euo pipefail
@@ -12,7 +12,7 @@ trap 'rm -rf "$fresh"' EXIT
 Scripts/generate-proto.sh "$fresh" >&2
 
 differing=()
-for folder in VeilWire/Generated VeilTransport/Generated; do
+for folder in VeilWire/Generated VeilTransport/Generated VeilExport/Generated; do
     committed="Sources/$folder"
     while IFS= read -r name; do
         if [ ! -f "$committed/$name" ]; then
@@ -26,12 +26,12 @@ for folder in VeilWire/Generated VeilTransport/Generated; do
 done
 
 if [ ${#differing[@]} -eq 0 ]; then
-    echo "ok: Sources/VeilWire/Generated and Sources/VeilTransport/Generated match Specs/proto/veil.proto"
+    echo "ok: Sources/{VeilWire,VeilTransport,VeilExport}/Generated match Specs/proto/{veil,onnx-subset}.proto"
     exit 0
 fi
-for folder in VeilWire/Generated VeilTransport/Generated; do
+for folder in VeilWire/Generated VeilTransport/Generated VeilExport/Generated; do
     diff -r "Sources/$folder" "$fresh/$folder" | sed "s|$fresh|(regenerated)|g" | head -n 60 >&2 || true
 done
-echo "the generated code does not match Specs/proto/veil.proto; run Scripts/generate-proto.sh and commit. Differing:" >&2
+echo "the generated code does not match Specs/proto; run Scripts/generate-proto.sh and commit. Differing:" >&2
 printf '  %s\n' "${differing[@]}" >&2
 exit 1

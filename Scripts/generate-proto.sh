@@ -3,7 +3,9 @@
 # protobuf-compiler) and the plugins built from this package's dependencies: the messages
 # (swift-protobuf's protoc-gen-swift) into Sources/VeilWire/Generated, the gRPC service
 # (grpc-swift-protobuf's protoc-gen-grpc-swift-2) into Sources/VeilTransport/Generated, so that
-# the messages build without gRPC. The generated code is committed; the build never runs protoc.
+# the messages build without gRPC; and the ONNX subset Specs/proto/onnx-subset.proto (the model
+# files `veil model export` writes) into Sources/VeilExport/Generated. The generated code is
+# committed; the build never runs protoc.
 #
 #   Scripts/generate-proto.sh [sources-directory]
 #
@@ -24,7 +26,7 @@ read -r -a flags <<<"${SWIFT_BUILD_FLAGS:-}"
 swift build "${flags[@]}" --product protoc-gen-swift
 swift build "${flags[@]}" --product protoc-gen-grpc-swift-2
 bin="$(swift build "${flags[@]}" --show-bin-path)"
-mkdir -p "$out/VeilWire/Generated" "$out/VeilTransport/Generated"
+mkdir -p "$out/VeilWire/Generated" "$out/VeilTransport/Generated" "$out/VeilExport/Generated"
 protoc --proto_path=Specs/proto \
     --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
     --swift_out="$out/VeilWire/Generated" --swift_opt=Visibility=Public \
@@ -32,4 +34,9 @@ protoc --proto_path=Specs/proto \
     --grpc-swift-2_out="$out/VeilTransport/Generated" \
     --grpc-swift-2_opt=Visibility=Public,ExtraModuleImports=VeilWire \
     Specs/proto/veil.proto
-echo "regenerated $out/VeilWire/Generated and $out/VeilTransport/Generated from Specs/proto/veil.proto"
+protoc --proto_path=Specs/proto \
+    --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
+    --swift_out="$out/VeilExport/Generated" \
+    Specs/proto/onnx-subset.proto
+echo "regenerated $out/VeilWire/Generated and $out/VeilTransport/Generated from Specs/proto/veil.proto," \
+    "$out/VeilExport/Generated from Specs/proto/onnx-subset.proto"

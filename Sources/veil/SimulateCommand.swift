@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import VeilCore
+import VeilExport
 import VeilLearning
 import VeilPaillier
 import VeilSecAgg
@@ -104,6 +105,12 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @Option(help: "Seed of the data split, initialisation, selection and training.")
     var seed: UInt64 = 0
+
+    @Option(
+        help: ArgumentHelp(
+            "Write the final global model to DIR: checkpoint.json, model.onnx (float32) and model_fp16.onnx (float16).",
+            valueName: "DIR"))
+    var export: String?
 
     @OptionGroup(title: "Differential privacy") var privacy: PrivacyOptions
 
@@ -271,29 +278,37 @@ struct SimulateCommand: AsyncParsableCommand {
         let plan: PrivateRunPlan?
         do { plan = try simulation.privacyPlan() } catch { throw usageError(error.description) }
         let bar = ProgressBar(total: configuration.rounds)
-        let reports: [RoundReport]
+        let outcome: SimulationOutcome
         do {
             switch secureSum {
             case "plain":
                 var backend = PlainSum()
-                reports = try simulation.run(secureSum: &backend, progress: bar.update)
+                outcome = try simulation.train(secureSum: &backend, progress: bar.update)
             case "paillier":
                 FileHandle.standardError.write(Data("generating a \(paillierBits)-bit Paillier key…\n".utf8))
                 var backend = try PaillierSecureSum(
                     keyBits: paillierBits, s: damgardJurik, bitWidth: BitWidth(simulation.sumBitWidth),
                     maxAddends: max(simulation.cohortSize, 2),
                     decryption: .keyHolder(minimumContributors: 2), dropoutProbability: dropout, seed: seed)
-                reports = try simulation.run(secureSum: &backend, progress: bar.update)
+                outcome = try simulation.train(secureSum: &backend, progress: bar.update)
             default:
                 var backend = SecAggSecureSum(
                     dropoutProbability: dropout, dropRounds: [.maskedInputCollection], seed: seed)
-                reports = try simulation.run(secureSum: &backend, progress: bar.update)
+                outcome = try simulation.train(secureSum: &backend, progress: bar.update)
             }
         } catch let error as LearningError {
             bar.finish()
             throw usageError(error.description)
         }
         bar.finish()
+        let reports = outcome.reports
+        let exported = try export.map { directory in
+            try exportModel(
+                ModelCheckpoint(
+                    model: simulation.model.name, features: simulation.model.featureCount,
+                    classes: simulation.model.classCount, round: reports.count, parameters: outcome.parameters),
+                to: directory)
+        }
         let last = reports.last { $0.accuracy != nil }
         if output.json {
             var result: [String: Any] = [
@@ -356,6 +371,7 @@ struct SimulateCommand: AsyncParsableCommand {
                         "refusals": reports.reduce(0) { $0 + ($1.privacy?.refusals.count ?? 0) },
                     ] as [String: Any]
             }
+            if let exported { result["exported"] = exported.map(\.path) }
             print(try jsonString(result))
         } else {
             print(
@@ -432,6 +448,7 @@ struct SimulateCommand: AsyncParsableCommand {
                 }
                 print(line)
             }
+            for file in exported ?? [] { print(file.line) }
         }
     }
 }
@@ -512,8 +529,16 @@ extension SimulateCommand {
         let elapsed = ContinuousClock.now - started
         let total = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let rounds = summary.rounds
+        let exported = try export.map { directory in
+            let checkpoint: ModelCheckpoint
+            do {
+                checkpoint = try network.serve.latestModel()
+            } catch { throw usageError("--export: \(error)") }
+            return try exportModel(checkpoint, to: directory)
+        }
         if output.json {
             var object = summaryObject(summary)
+            if let exported { object["exported"] = exported.map(\.path) }
             object["transport"] = "network"
             object["algorithm"] = algorithm
             object["secure_sum"] = secureSum
@@ -568,7 +593,25 @@ extension SimulateCommand {
                 summary.finalAccuracy ?? Double.nan, rounds.last?.loss ?? Double.nan, summary.completedRounds,
                 summary.attempts, total,
                 bytes))
+        for file in exported ?? [] { print(file.line) }
         if summary.gaveUp { throw ExitCode.failure }
+    }
+
+    /// Writes DIR/checkpoint.json, DIR/model.onnx and DIR/model_fp16.onnx (DIR is created).
+    func exportModel(_ checkpoint: ModelCheckpoint, to directory: String) throws -> [(path: String, line: String)] {
+        let folder = URL(fileURLWithPath: directory)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let path = folder.appendingPathComponent("checkpoint.json").path
+            try checkpoint.write(to: URL(fileURLWithPath: path))
+            var files = [(path, "exported \(path): the \(checkpoint.model) model after round \(checkpoint.round)")]
+            for (name, precision) in [("model.onnx", ExportPrecision.float32), ("model_fp16.onnx", .float16)] {
+                let path = folder.appendingPathComponent(name).path
+                let bytes = try writeONNX(checkpoint, precision: precision, to: path)
+                files.append((path, "exported \(path): ONNX, \(precision.rawValue), \(bytes) bytes"))
+            }
+            return files
+        } catch let error as ExitCode { throw error } catch { throw usageError("--export \(directory): \(error)") }
     }
 }
 

@@ -46,6 +46,40 @@ import VeilWire
         #expect(try store.rounds().map(\.outcome) == ["completed", "completed", "completed"])
         #expect(try store.latestCheckpoint()?.round == 3)
         #expect(try store.roundsCompleted().values.allSatisfy { $0 == 3 })
+
+        // `veil model export --config`: the store's latest round as an ONNX file, which Veil
+        // reads back and evaluates on the federation's test set to the accuracy it reported.
+        let model = try network.serve.latestModel()
+        let stored = try store.latestCheckpoint()?.state.parameters
+        #expect(model.round == 3 && model.parameters == stored)
+        let config = directory.appendingPathComponent("serve.json")
+        let tls = network.serve.tls
+        try JSONSerialization.data(withJSONObject: [
+            "state": network.serve.state,
+            "tls": ["ca": tls.ca, "certificate": tls.certificate, "key": tls.key, "signing_key": tls.signingKey],
+        ]).write(to: config)
+        let onnx = directory.appendingPathComponent("model.onnx").path
+        let export = try await VeilProcess.run(["model", "export", "--config", config.path, "--out", onnx])
+        #expect(export.status == 0, "\(export.stderr)")
+        #expect(export.stdout.hasPrefix("wrote \(onnx): softmax from round 3, float32, "))
+        let evaluation = try await VeilProcess.run(["model", "evaluate", "--model", onnx, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any]
+        let accuracy = try #require(object?["accuracy"] as? Double)
+        // float32 weights: at most one of the 359 test examples changes class.
+        #expect(abs(accuracy - (summary.finalAccuracy ?? -1)) <= 1.0 / 359, "\(accuracy)")
+    }
+
+    @Test func exportingFromAStoreWithNoCompletedRoundIsRefused() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-export")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("state.sqlite").path
+        _ = try CoordinatorStore(path: state)
+        var serve = ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: ""))
+        serve.state = state
+        let refusal = ConfigurationError("the store at \(state) has no completed round yet: nothing to export")
+        #expect(throws: refusal) { try serve.latestModel() }
+        serve.state = directory.appendingPathComponent("missing.sqlite").path
+        #expect(throws: ConfigurationError.self) { try serve.latestModel() }
     }
 
     /// The review's finding: the README's federation of 3 ran with t = 1. With the defaults —

@@ -74,6 +74,27 @@ extension Model {
         return Evaluation(loss: loss / Double(data.count), accuracy: Double(correct) / Double(data.count))
     }
 
+    /// The class probabilities (softmax of the logits) of each row.
+    public func probabilities(_ parameters: [Double], on data: Dataset) -> [[Double]] {
+        let workspace = makeWorkspace()
+        var logits = [Double](repeating: 0, count: classCount)
+        return parameters.withUnsafeBufferPointer { p in
+            data.features.withUnsafeBufferPointer { f in
+                logits.withUnsafeMutableBufferPointer { z in
+                    (0..<data.count).map { row in
+                        self.logits(
+                            p,
+                            features: UnsafeBufferPointer(
+                                rebasing: f[(row * featureCount)..<((row + 1) * featureCount)]), into: z,
+                            workspace: workspace)
+                        softmaxInPlace(z)
+                        return Array(z)
+                    }
+                }
+            }
+        }
+    }
+
     /// The predicted class of each row.
     public func predict(_ parameters: [Double], on data: Dataset) -> [Int] {
         let workspace = makeWorkspace()

@@ -189,7 +189,7 @@ extension FederatedSimulation {
     /// server step on Σ/(qN), the clip adapted from the noisy count, and every release accounted.
     func runPrivately(
         plan: PrivateRunPlan, secureSum: inout some SecureSum, progress: (RoundReport) -> Void
-    ) throws -> [RoundReport] {
+    ) throws -> SimulationOutcome {
         let c = configuration
         let p = plan.configuration
         var initGenerator = Xoshiro256(seed: c.seed, purpose: .initialParameters)
@@ -290,7 +290,7 @@ extension FederatedSimulation {
             reports.append(report)
             progress(report)
         }
-        return reports
+        return SimulationOutcome(reports: reports, parameters: algorithm.parameters)
     }
 
     func participantName(_ index: Int) -> String { "participant-\(index + 1)" }

@@ -135,6 +135,12 @@ public struct FederatedConfiguration: Sendable {
     public init() {}
 }
 
+/// What a whole run produced: a report per round and the global model's final parameters.
+public struct SimulationOutcome: Sendable {
+    public let reports: [RoundReport]
+    public let parameters: [Double]
+}
+
 /// One round's outcome.
 public struct RoundReport: Sendable {
     public let round: Int
@@ -209,6 +215,25 @@ public struct FederatedSimulation {
     public let data: FederatedData
     public let model: any Model
 
+    /// The participant-free test set of a digits or CSV run with this seed: the same 20%
+    /// stratified split the simulation evaluates on (`veil model evaluate` uses it).
+    public static func testSet(of source: DatasetSource, seed: UInt64) throws -> Dataset {
+        var generator = Xoshiro256(seed: seed, purpose: .dataSplit)
+        return try heldOut(source, generator: &generator).test
+    }
+
+    private static func heldOut(_ source: DatasetSource, generator: inout Xoshiro256) throws -> (
+        train: Dataset, test: Dataset
+    ) {
+        let all: Dataset
+        switch source {
+        case .csv(let path): all = try CSVLoader.load(path: path)
+        case .digits: all = try Digits.load()
+        case .synthetic: throw DataError.invalidSpecification("synthetic data has no held-out test set of its own")
+        }
+        return all.stratifiedSplit(testFraction: 0.2, using: &generator)
+    }
+
     /// Loads or generates the data and partitions it.
     public init(configuration: FederatedConfiguration) throws {
         try Self.validate(configuration)
@@ -216,11 +241,7 @@ public struct FederatedSimulation {
         var generator = Xoshiro256(seed: configuration.seed, purpose: .dataSplit)
         switch configuration.dataset {
         case .digits, .csv:
-            let all = try { () throws -> Dataset in
-                if case .csv(let path) = configuration.dataset { return try CSVLoader.load(path: path) }
-                return try Digits.load()
-            }()
-            let (train, test) = all.stratifiedSplit(testFraction: 0.2, using: &generator)
+            let (train, test) = try Self.heldOut(configuration.dataset, generator: &generator)
             let parts = try configuration.partition.split(train, clients: configuration.clients, using: &generator)
             if configuration.keepsLocalTests {
                 // Personal models (Ditto), and the spread of the global model's accuracy
@@ -290,6 +311,14 @@ public struct FederatedSimulation {
     /// - Throws: ``LearningError`` for a robust aggregator on a secure backend; the backend's
     ///   error when a round cannot produce a sum.
     public func run(secureSum: inout some SecureSum, progress: (RoundReport) -> Void = { _ in }) throws -> [RoundReport]
+    {
+        try train(secureSum: &secureSum, progress: progress).reports
+    }
+
+    /// Runs every round like ``run(secureSum:progress:)`` and also returns the global model's
+    /// final parameters (what `veil simulate --export` writes out).
+    public func train(secureSum: inout some SecureSum, progress: (RoundReport) -> Void = { _ in }) throws
+        -> SimulationOutcome
     {
         let c = configuration
         if c.algorithm.needsIndividualUpdates && secureSum.hidesIndividualContributions {
@@ -402,7 +431,7 @@ public struct FederatedSimulation {
             reports.append(report)
             progress(report)
         }
-        return reports
+        return SimulationOutcome(reports: reports, parameters: algorithm.parameters)
     }
 
     func makeSelector() -> any CohortSelector {
@@ -567,7 +596,7 @@ public struct FederatedSimulation {
         secureSum: inout some SecureSum, algorithm: inout any FederatedAlgorithm, buffer: Int, concurrency: Int,
         weightScale: Double,
         states: inout [[String: [Double]]], pooled: Dataset, progress: (RoundReport) -> Void
-    ) throws -> [RoundReport] {
+    ) throws -> SimulationOutcome {
         let c = configuration
         let n = data.clients.count
         let concurrency = min(max(concurrency, 1), n)
@@ -624,6 +653,6 @@ public struct FederatedSimulation {
             // A participant whose update waits in the buffer does not start again until it is summed.
             if !idle.isEmpty { start() }
         }
-        return reports
+        return SimulationOutcome(reports: reports, parameters: algorithm.parameters)
     }
 }
