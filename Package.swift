@@ -116,7 +116,9 @@ let package = Package(
             ]
         ),
         .target(
-            name: "VeilVectors", dependencies: ["VeilCore", "VeilCrypto", "VeilPaillier", "VeilPrivacy", "VeilSecAgg"]),
+            name: "VeilVectors",
+            dependencies: ["VeilCore", "VeilCrypto", "VeilExport", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg"]
+        ),
         .executableTarget(
             name: "veil",
             dependencies: [

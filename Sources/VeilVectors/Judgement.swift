@@ -1,5 +1,6 @@
 import VeilCore
 import VeilCrypto
+import VeilExport
 import VeilPaillier
 import VeilPrivacy
 import VeilSecAgg
@@ -134,6 +135,13 @@ func errorCode(_ error: any Error) -> String {
     case is Ristretto255Runner.ProofRefused: "invalidProof"
     case let e as SecAggRunner.Refusal: e.code
     case let e as PaillierRunner.Refusal: e.code
+    case let e as ModelFileError:
+        switch e {
+        case .malformed: "malformed"
+        case .unsupported: "unsupported"
+        case .unrepresentable: "unrepresentable"
+        }
+    case is ModelExportRunner.CheckpointRefused: "invalidCheckpoint"
     case is HexError: "malformedHex"
     case is Mismatch: "mismatch"
     default: String(describing: type(of: error))

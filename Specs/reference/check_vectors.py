@@ -2,7 +2,7 @@
 """Recomputes every project-generated vector in Vectors/ with the independent implementations
 (veil_reference.py, ristretto255.py, secagg_reference.py — which replays every SecAgg transcript
 and runs every substitution —, paillier_reference.py, privacy_reference.py,
-secagg_parameters_reference.py), and checks the published ones (RFC 7748, RFC 8032, the XChaCha
+secagg_parameters_reference.py, export_reference.py), and checks the published ones (RFC 7748, RFC 8032, the XChaCha
 draft, RFC 5869, and the project cases in those files) with PyNaCl and hashlib.
 
 Exits 1 on any difference, on any skipped case, and when an expected vector file is missing,
@@ -20,6 +20,7 @@ import sys
 import nacl.bindings as sodium
 import nacl.exceptions
 
+import export_reference
 import paillier_reference
 import ristretto255
 import privacy_reference
@@ -179,6 +180,10 @@ def check_secagg_parameters(group, test):
     secagg_parameters_reference.check(group, test, expect)
 
 
+def check_onnx_export(group, test):
+    export_reference.check(group, test, expect)
+
+
 def check_paillier(group, test):
     paillier_reference.check(group, test, expect)
 
@@ -269,6 +274,7 @@ CHECKS = {
     "VEIL-PAILLIER-SESSION": check_paillier_session,
     "DP-ACCOUNTING-RDP": check_dp_accounting,
     "VEIL-DP": check_dp,
+    "VEIL-ONNX-EXPORT": check_onnx_export,
 }
 
 # Every expected file, with its algorithm: a missing (or renamed, or emptied) file must not pass silently.
@@ -282,6 +288,7 @@ EXPECTED = {
     "kdf/hkdf_sha256_rfc5869.json": "HKDF-SHA-256",
     "kdf/veil_kdf.json": "VEIL-KDF",
     "mask/veil_mask_expansion.json": "VEIL-MASK-EXPANSION",
+    "model/veil_onnx_export.json": "VEIL-ONNX-EXPORT",
     "paillier/iso18033_6_ipcl.json": "PAILLIER",
     "paillier/veil_paillier.json": "PAILLIER",
     "paillier/veil_paillier_session.json": "VEIL-PAILLIER-SESSION",

@@ -177,6 +177,17 @@ def main() -> int:
     shamir = load("shamir/veil_shamir.json")
     rist = load("ristretto255/veil_ristretto255.json")
     session = load("paillier/veil_paillier_session.json")
+    onnx_export = load("model/veil_onnx_export.json")
+
+    def onnx_case(**fields) -> int:
+        """The first ONNX export case with these fields."""
+        return next(t["tcId"] for g in onnx_export["testGroups"] for t in g["tests"]
+                    if all(t.get(k) == v for k, v in fields.items()))
+
+    def flip_last_byte(field):
+        def mutate(group, test):
+            test[field] = test[field][:-2] + format(int(test[field][-2:], 16) ^ 1, "02x")
+        return mutate
 
     def threshold_case(**fields) -> int:
         """The first case of the threshold session group (paillier.md §6.3) with these fields."""
@@ -264,11 +275,22 @@ def main() -> int:
          threshold_case(kind="thresholdKey"), lambda g, t: g["threshold"].__setitem__("t", 4)),
         ("threshold session: an unnamed holder's refusal relabelled valid", "session", session,
          threshold_case(kind="partial", holder=4), set_field("result", "valid")),
+        ("onnx: a byte of an exported file changed", "onnx", onnx_export,
+         onnx_case(operation="export", precision="float16", result="valid"), flip_last_byte("file")),
+        ("onnx: a parameter read back changed", "onnx", onnx_export,
+         onnx_case(operation="load", precision="float32", result="valid"),
+         lambda g, t: t["parameters"].__setitem__(0, t["parameters"][0] + 2.0 ** -20)),
+        ("onnx: float16 rounding read back as float32", "onnx", onnx_export,
+         onnx_case(operation="load", precision="float16", result="valid"), set_field("precision", "float32")),
+        ("onnx: a refused file (opset 12) relabelled valid", "onnx", onnx_export,
+         onnx_case(operation="load", error="unsupported"), set_field("result", "valid")),
+        ("onnx: expected error changed (unrepresentable → invalidCheckpoint)", "onnx", onnx_export,
+         onnx_case(error="unrepresentable"), set_field("error", "invalidCheckpoint")),
     ]
 
     failures = 0
     controls = sorted({(name, tc) for _, name, _, tc, _ in cases})
-    datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist, "session": session}
+    datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist, "session": session, "onnx": onnx_export}
     for name, tc in controls:
         verdict = result_of(name, datas[name], tc)
         if verdict is not None:

@@ -29,7 +29,7 @@ let runners: [String: any VectorRunner.Type] = {
         ChaCha20GeneratorRunner.self, MaskExpansionRunner.self, ShamirRunner.self, FixedPointRunner.self,
         SHA256Runner.self,
         SecAggRunner.self, SecAggParametersRunner.self, PaillierRunner.self, PaillierSessionRunner.self,
-        DPAccountingRunner.self, PrivacyProjectRunner.self, Ristretto255Runner.self,
+        DPAccountingRunner.self, PrivacyProjectRunner.self, Ristretto255Runner.self, ModelExportRunner.self,
     ]
     return Dictionary(uniqueKeysWithValues: all.map { ($0.algorithm, $0) })
 }()

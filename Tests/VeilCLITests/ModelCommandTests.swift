@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import VeilTestSupport
+
+/// `veil simulate --export`, `veil model export` and `veil model evaluate` (Specs/export.md).
+@Suite struct ModelCommandTests {
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func aSimulationExportsItsModelWhichEvaluatesToTheAccuracyItReported() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-model")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out").path
+        let simulation = try await VeilProcess.run([
+            "simulate", "--transport", "in-process", "--rounds", "3", "--model", "mlp:16", "--export", out, "--json",
+        ])
+        #expect(simulation.status == 0, "\(simulation.stderr)")
+        let summary = try json(simulation.stdout)
+        let names = ["checkpoint.json", "model.onnx", "model_fp16.onnx"]
+        #expect((summary["exported"] as? [String]) == names.map { "\(out)/\($0)" })
+        let accuracy = try #require(summary["final_accuracy"] as? Double)
+
+        // The checkpoint is the model exactly; the ONNX files round their weights.
+        let fromCheckpoint = try await VeilProcess.run([
+            "model", "evaluate", "--checkpoint", "\(out)/checkpoint.json", "--json",
+        ])
+        #expect(fromCheckpoint.status == 0, "\(fromCheckpoint.stderr)")
+        #expect(try json(fromCheckpoint.stdout)["accuracy"] as? Double == accuracy)
+        #expect(try json(fromCheckpoint.stdout)["model"] as? String == "mlp:16")
+        for file in names.dropFirst() {
+            let evaluation = try await VeilProcess.run(["model", "evaluate", "--model", "\(out)/\(file)", "--json"])
+            #expect(evaluation.status == 0, "\(evaluation.stderr)")
+            let other = try #require(try json(evaluation.stdout)["accuracy"] as? Double)
+            #expect(abs(other - accuracy) <= 2.0 / 359, "\(file): \(other) against \(accuracy)")
+        }
+        let text = try await VeilProcess.run(["model", "evaluate", "--model", "\(out)/model_fp16.onnx"])
+        #expect(text.stdout.hasPrefix("mlp:16 float16 from round 3 on 359 test examples: accuracy "))
+
+        // `veil model export` writes what `simulate --export` wrote, byte for byte.
+        let again = directory.appendingPathComponent("again.onnx").path
+        let export = try await VeilProcess.run([
+            "model", "export", "--checkpoint", "\(out)/checkpoint.json", "--precision", "float16", "--out", again,
+        ])
+        #expect(export.status == 0, "\(export.stderr)")
+        let size = try Data(contentsOf: URL(fileURLWithPath: again)).count
+        #expect(export.stdout == "wrote \(again): mlp:16 from round 3, float16, \(size) bytes\n")
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: again))
+                == Data(contentsOf: URL(fileURLWithPath: "\(out)/model_fp16.onnx")))
+
+        // --predictions: the test set and the probabilities, for another runtime to check.
+        let predictions = directory.appendingPathComponent("p.json").path
+        let written = try await VeilProcess.run([
+            "model", "evaluate", "--checkpoint", "\(out)/checkpoint.json", "--predictions", predictions,
+        ])
+        #expect(written.status == 0)
+        let object = try json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: predictions)), as: UTF8.self))
+        #expect((object["features"] as? [[Double]])?.count == 359)
+        #expect((object["features"] as? [[Double]])?.first?.count == 64)
+        #expect((object["probabilities"] as? [[Double]])?.allSatisfy { abs($0.reduce(0, +) - 1) < 1e-9 } == true)
+    }
+
+    @Test func badRequestsAreRefusedByName() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-model")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let checkpoint = directory.appendingPathComponent("checkpoint.json")
+        try Data(
+            #"{"format": "veil-checkpoint-1", "model": "softmax", "features": 2, "classes": 2, "round": 1, "parameters": [1, 2, 3, 4, 5]}"#
+                .utf8
+        ).write(to: checkpoint)
+        let valid = directory.appendingPathComponent("valid.json")
+        try Data(
+            #"{"format": "veil-checkpoint-1", "model": "softmax", "features": 2, "classes": 2, "round": 1, "parameters": [1, 2, 3, 4, 5, 6]}"#
+                .utf8
+        ).write(to: valid)
+        let notONNX = directory.appendingPathComponent("x.onnx")
+        try Data("hello".utf8).write(to: notONNX)
+        let out = directory.appendingPathComponent("m.onnx").path
+        let cases: [([String], String)] = [
+            (
+                ["model", "export", "--checkpoint", checkpoint.path, "--config", "serve.json", "--out", out],
+                "give exactly one of --checkpoint and --config"
+            ),
+            (["model", "export", "--out", out], "give exactly one of --checkpoint and --config"),
+            (
+                ["model", "export", "--checkpoint", checkpoint.path, "--precision", "int4", "--out", out],
+                "unknown --precision \"int4\""
+            ),
+            (
+                ["model", "export", "--checkpoint", checkpoint.path, "--format", "pmml", "--out", out],
+                "unknown --format \"pmml\""
+            ),
+            (
+                ["model", "export", "--checkpoint", checkpoint.path, "--out", out],
+                "the checkpoint's softmax on 2 features and 2 classes has 6 parameters, the file 5"
+            ),
+            (["model", "evaluate", "--model", notONNX.path], "not an ONNX model"),
+            (["model", "evaluate", "--model", "/nonexistent.onnx"], "cannot read /nonexistent.onnx"),
+            (
+                ["model", "evaluate", "--checkpoint", valid.path, "--dataset", "synthetic:1,1"],
+                "synthetic data has no held-out test set of its own"
+            ),
+            (
+                ["model", "evaluate", "--checkpoint", valid.path],
+                "the model takes 2 features and 2 classes; digits has 64 and 10"
+            ),
+            (["model", "evaluate", "--model", notONNX.path, "--checkpoint", valid.path], "give exactly one of"),
+        ]
+        for (arguments, message) in cases {
+            let output = try await VeilProcess.run(arguments)
+            #expect(output.status == 64, "\(arguments): \(output.status)")
+            #expect(output.stderr.contains(message), "\(arguments): \(output.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+}
