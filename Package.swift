@@ -117,7 +117,9 @@ let package = Package(
         ),
         .target(
             name: "VeilVectors",
-            dependencies: ["VeilCore", "VeilCrypto", "VeilExport", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg"]
+            dependencies: [
+                "VeilCore", "VeilCrypto", "VeilExport", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg",
+            ]
         ),
         .executableTarget(
             name: "veil",

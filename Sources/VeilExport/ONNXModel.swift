@@ -9,10 +9,16 @@ public enum ExportPrecision: String, CaseIterable, Sendable {
     case float32
     /// IEEE binary16 weights and arithmetic (half the size); inputs and outputs stay float32.
     case float16
+    /// Full-integer: int8 weights (per-channel scales) and activations, int32 biases
+    /// (TensorFlow Lite only; Specs/export.md §3.3).
+    case int8
+
+    /// The precisions an ONNX file is written in.
+    public static let onnx: [ExportPrecision] = [.float32, .float16]
 
     var onnxType: Int32 {
-        self == .float32
-            ? Int32(Onnx_TensorProto.DataType.float.rawValue) : Int32(Onnx_TensorProto.DataType.float16.rawValue)
+        self == .float16
+            ? Int32(Onnx_TensorProto.DataType.float16.rawValue) : Int32(Onnx_TensorProto.DataType.float.rawValue)
     }
 }
 
@@ -87,6 +93,9 @@ public enum ONNXModel {
         _ model: any Model, parameters: [Double], precision: ExportPrecision, round: Int
     ) throws(ModelFileError) -> Onnx_ModelProto {
         precondition(parameters.count == model.parameterCount, "the parameters do not fit the model")
+        guard precision != .int8 else {
+            throw .unrepresentable("ONNX files are float32 or float16; int8 is for tflite")
+        }
         let layers = DenseLayers(model)
         if precision == .float16,
             let big = parameters.first(where: { abs($0) > Double(Float16.greatestFiniteMagnitude) })
@@ -274,11 +283,14 @@ public enum ONNXModel {
     private static func tensor(
         _ name: String, _ dims: [Int], _ values: ArraySlice<Double>, _ precision: ExportPrecision
     ) -> Onnx_TensorProto {
-        var raw = Data(capacity: values.count * (precision == .float32 ? 4 : 2))
+        // export refuses int8 before any tensor is made: float16 or float32 here.
+        let half = precision == .float16
+        var raw = Data(capacity: values.count * (half ? 2 : 4))
         for v in values {
-            switch precision {
-            case .float32: withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { raw.append(contentsOf: $0) }
-            case .float16: withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { raw.append(contentsOf: $0) }
+            if half {
+                withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { raw.append(contentsOf: $0) }
+            } else {
+                withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { raw.append(contentsOf: $0) }
             }
         }
         return .with {

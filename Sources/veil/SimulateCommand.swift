@@ -108,7 +108,7 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Write the final global model to DIR: checkpoint.json, model.onnx (float32) and model_fp16.onnx (float16).",
+            "Write the final global model to DIR: checkpoint.json; model.onnx, model_fp16.onnx; model.tflite, model_fp16.tflite, model_int8.tflite.",
             valueName: "DIR"))
     var export: String?
 
@@ -597,7 +597,8 @@ extension SimulateCommand {
         if summary.gaveUp { throw ExitCode.failure }
     }
 
-    /// Writes DIR/checkpoint.json, DIR/model.onnx and DIR/model_fp16.onnx (DIR is created).
+    /// Writes DIR/checkpoint.json and the model in every format and precision (DIR is created);
+    /// int8 is calibrated on the first 200 rows of the held-out test set (none for synthetic data).
     func exportModel(_ checkpoint: ModelCheckpoint, to directory: String) throws -> [(path: String, line: String)] {
         let folder = URL(fileURLWithPath: directory)
         do {
@@ -605,10 +606,21 @@ extension SimulateCommand {
             let path = folder.appendingPathComponent("checkpoint.json").path
             try checkpoint.write(to: URL(fileURLWithPath: path))
             var files = [(path, "exported \(path): the \(checkpoint.model) model after round \(checkpoint.round)")]
-            for (name, precision) in [("model.onnx", ExportPrecision.float32), ("model_fp16.onnx", .float16)] {
-                let path = folder.appendingPathComponent(name).path
-                let bytes = try writeONNX(checkpoint, precision: precision, to: path)
-                files.append((path, "exported \(path): ONNX, \(precision.rawValue), \(bytes) bytes"))
+            // Synthetic data has no held-out split to calibrate on: no int8 file then.
+            var calibration: Dataset?
+            if !dataset.hasPrefix("synthetic:") {
+                let test = try FederatedSimulation.testSet(of: try DatasetSource(parsing: dataset), seed: seed)
+                calibration = test.subset(Array(0..<min(200, test.count)))
+            }
+            for format in ModelFormat.allCases {
+                for precision in format.precisions where precision != .int8 || calibration != nil {
+                    let suffix = precision == .float32 ? "" : precision == .float16 ? "_fp16" : "_int8"
+                    let path = folder.appendingPathComponent("model\(suffix).\(format.rawValue)").path
+                    let bytes = try writeModel(
+                        checkpoint, format: format, precision: precision, calibration: calibration, to: path)
+                    files.append(
+                        (path, "exported \(path): \(format.rawValue) \(precision.rawValue), \(bytes) bytes"))
+                }
             }
             return files
         } catch let error as ExitCode { throw error } catch { throw usageError("--export \(directory): \(error)") }

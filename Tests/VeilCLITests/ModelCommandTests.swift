@@ -17,7 +17,10 @@ import VeilTestSupport
         ])
         #expect(simulation.status == 0, "\(simulation.stderr)")
         let summary = try json(simulation.stdout)
-        let names = ["checkpoint.json", "model.onnx", "model_fp16.onnx"]
+        let names = [
+            "checkpoint.json", "model.onnx", "model_fp16.onnx", "model.tflite", "model_fp16.tflite",
+            "model_int8.tflite",
+        ]
         #expect((summary["exported"] as? [String]) == names.map { "\(out)/\($0)" })
         let accuracy = try #require(summary["final_accuracy"] as? Double)
 
@@ -32,10 +35,11 @@ import VeilTestSupport
             let evaluation = try await VeilProcess.run(["model", "evaluate", "--model", "\(out)/\(file)", "--json"])
             #expect(evaluation.status == 0, "\(evaluation.stderr)")
             let other = try #require(try json(evaluation.stdout)["accuracy"] as? Double)
-            #expect(abs(other - accuracy) <= 2.0 / 359, "\(file): \(other) against \(accuracy)")
+            // Within a point: int8 dequantised, the others rounded.
+            #expect(abs(other - accuracy) <= 0.01, "\(file): \(other) against \(accuracy)")
         }
         let text = try await VeilProcess.run(["model", "evaluate", "--model", "\(out)/model_fp16.onnx"])
-        #expect(text.stdout.hasPrefix("mlp:16 float16 from round 3 on 359 test examples: accuracy "))
+        #expect(text.stdout.hasPrefix("mlp:16 onnx float16 from round 3 on 359 test examples: accuracy "))
 
         // `veil model export` writes what `simulate --export` wrote, byte for byte.
         let again = directory.appendingPathComponent("again.onnx").path
@@ -44,10 +48,20 @@ import VeilTestSupport
         ])
         #expect(export.status == 0, "\(export.stderr)")
         let size = try Data(contentsOf: URL(fileURLWithPath: again)).count
-        #expect(export.stdout == "wrote \(again): mlp:16 from round 3, float16, \(size) bytes\n")
+        #expect(export.stdout == "wrote \(again): mlp:16 from round 3, onnx float16, \(size) bytes\n")
         #expect(
             try Data(contentsOf: URL(fileURLWithPath: again))
                 == Data(contentsOf: URL(fileURLWithPath: "\(out)/model_fp16.onnx")))
+        // And the int8 TFLite file, calibrated on the same 200 held-out rows.
+        let int8 = directory.appendingPathComponent("again.tflite").path
+        let quantized = try await VeilProcess.run([
+            "model", "export", "--checkpoint", "\(out)/checkpoint.json", "--format", "tflite", "--precision", "int8",
+            "--out", int8,
+        ])
+        #expect(quantized.status == 0, "\(quantized.stderr)")
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: int8))
+                == Data(contentsOf: URL(fileURLWithPath: "\(out)/model_int8.tflite")))
 
         // --predictions: the test set and the probabilities, for another runtime to check.
         let predictions = directory.appendingPathComponent("p.json").path
@@ -85,11 +99,29 @@ import VeilTestSupport
             (["model", "export", "--out", out], "give exactly one of --checkpoint and --config"),
             (
                 ["model", "export", "--checkpoint", checkpoint.path, "--precision", "int4", "--out", out],
-                "unknown --precision \"int4\""
+                "unknown --precision \"int4\" for onnx: use float32, float16"
+            ),
+            (
+                ["model", "export", "--checkpoint", checkpoint.path, "--precision", "int8", "--out", out],
+                "unknown --precision \"int8\" for onnx: use float32, float16"
+            ),
+            (
+                [
+                    "model", "export", "--checkpoint", valid.path, "--format", "tflite", "--precision", "int8",
+                    "--calibration-data", "synthetic:1,1", "--out", out,
+                ],
+                "--calibration-data: synthetic data has no held-out test set of its own"
+            ),
+            (
+                [
+                    "model", "export", "--checkpoint", valid.path, "--format", "tflite", "--precision", "int8",
+                    "--out", out,
+                ],
+                "int8 needs calibration rows of 2 features"
             ),
             (
                 ["model", "export", "--checkpoint", checkpoint.path, "--format", "pmml", "--out", out],
-                "unknown --format \"pmml\""
+                "unknown --format \"pmml\": use onnx or tflite"
             ),
             (
                 ["model", "export", "--checkpoint", checkpoint.path, "--out", out],

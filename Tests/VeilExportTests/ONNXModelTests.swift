@@ -109,7 +109,7 @@ import VeilTestSupport
 
     /// The ONNX project's checker accepts every file, and onnxruntime computes Veil's
     /// predictions from it: classes agree on ≥ 99.5% of the digits test set, float32
-    /// probabilities within 1e-5 (Specs/reference/check_onnx.py).
+    /// probabilities within 1e-5 (Specs/reference/check_models.py).
     @Test(arguments: ["softmax", "mlp:32,16"])
     func onnxruntimeAgreesWithVeilOnTheDigitsTestSet(model specification: String) async throws {
         var c = FederatedConfiguration()
@@ -127,7 +127,7 @@ import VeilTestSupport
         let directory = try RepositoryPaths.temporaryDirectory("veil-onnx")
         defer { try? FileManager.default.removeItem(at: directory) }
         var paths: [String] = []
-        for precision in ExportPrecision.allCases {
+        for precision in ExportPrecision.onnx {
             let path = directory.appendingPathComponent("\(precision.rawValue).onnx")
             try ONNXModel.export(model, parameters: outcome.parameters, precision: precision).write(to: path)
             paths.append(path.path)
@@ -140,7 +140,7 @@ import VeilTestSupport
             "features": rows, "labels": test.labels, "probabilities": model.probabilities(outcome.parameters, on: test),
         ]).write(to: predictions)
 
-        let script = RepositoryPaths.root.appendingPathComponent("Specs/reference/check_onnx.py").path
+        let script = RepositoryPaths.root.appendingPathComponent("Specs/reference/check_models.py").path
         let output = try await ProcessRunner.run("/usr/bin/env", ["python3", script, predictions.path] + paths)
         #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
         let reports = output.stdout.split(separator: "\n").compactMap {
