@@ -9,7 +9,7 @@ import Foundation
 /// object before the objects it refers to, so that every reference (an unsigned 32-bit offset
 /// from where it is stored) points forward, as the format requires. A table's vtable comes just
 /// before the table (its signed offset is then positive).
-enum FlatBuffers {
+public enum FlatBuffers {
     /// A value a table field or a vector refers to.
     indirect enum Object {
         case table(Table)
@@ -141,21 +141,22 @@ enum FlatBuffers {
     // MARK: - Reading
 
     /// A table in a buffer, read with bounds checks: a corrupt file is refused, never a crash.
-    struct TableReader {
-        let bytes: [UInt8]
-        let position: Int
+    /// Public for the vector generator, which finds fields to change in valid files.
+    public struct TableReader: Sendable {
+        public let bytes: [UInt8]
+        public let position: Int
         private let vtable: Int
         private let vtableSize: Int
 
         /// The root table of `bytes`, whose file identifier must be `identifier`.
-        init(root bytes: [UInt8], identifier: String) throws(ModelFileError) {
+        public init(root bytes: [UInt8], identifier: String) throws(ModelFileError) {
             guard bytes.count >= 8, Array(bytes[4..<8]) == Array(identifier.utf8) else {
                 throw .malformed("not a FlatBuffer with the identifier \(identifier)")
             }
             try self.init(bytes, at: Int(try Self.u32(bytes, 0)))
         }
 
-        init(_ bytes: [UInt8], at position: Int) throws(ModelFileError) {
+        public init(_ bytes: [UInt8], at position: Int) throws(ModelFileError) {
             self.bytes = bytes
             self.position = position
             let soffset = Int(Int32(bitPattern: try Self.u32(bytes, position)))
@@ -167,44 +168,33 @@ enum FlatBuffers {
         }
 
         /// Where field `index` is stored, or nil when absent.
-        func field(_ index: Int) throws(ModelFileError) -> Int? {
+        public func field(_ index: Int) throws(ModelFileError) -> Int? {
             let slot = 4 + 2 * index
             guard slot + 2 <= vtableSize else { return nil }
             let offset = Int(try Self.u16(bytes, vtable + slot))
             return offset == 0 ? nil : position + offset
         }
 
-        func u8(_ index: Int, default value: UInt8 = 0) throws(ModelFileError) -> UInt8 {
-            guard let at = try field(index) else { return value }
-            guard at < bytes.count else { throw .malformed("a field is out of bounds") }
-            return bytes[at]
-        }
-
-        func u32(_ index: Int, default value: UInt32 = 0) throws(ModelFileError) -> UInt32 {
+        public func u32(_ index: Int, default value: UInt32 = 0) throws(ModelFileError) -> UInt32 {
             guard let at = try field(index) else { return value }
             return try Self.u32(bytes, at)
         }
 
-        func f32(_ index: Int, default value: Float = 0) throws(ModelFileError) -> Float {
-            guard let at = try field(index) else { return value }
-            return Float(bitPattern: try Self.u32(bytes, at))
-        }
-
         /// The position of the object field `index` refers to.
-        func reference(_ index: Int) throws(ModelFileError) -> Int? {
+        public func reference(_ index: Int) throws(ModelFileError) -> Int? {
             guard let at = try field(index) else { return nil }
             let target = at + Int(try Self.u32(bytes, at))
             guard target < bytes.count else { throw .malformed("a reference points outside the file") }
             return target
         }
 
-        func table(_ index: Int) throws(ModelFileError) -> TableReader? {
+        public func table(_ index: Int) throws(ModelFileError) -> TableReader? {
             guard let at = try reference(index) else { return nil }
             return try TableReader(bytes, at: at)
         }
 
         /// A vector's element count and where its first element is; `elementSize` bounds it.
-        func vector(_ index: Int, elementSize: Int) throws(ModelFileError) -> (start: Int, count: Int)? {
+        public func vector(_ index: Int, elementSize: Int) throws(ModelFileError) -> (start: Int, count: Int)? {
             guard let at = try reference(index) else { return nil }
             let count = Int(try Self.u32(bytes, at))
             guard at + 4 + count * elementSize <= bytes.count else {
@@ -213,12 +203,12 @@ enum FlatBuffers {
             return (at + 4, count)
         }
 
-        func string(_ index: Int) throws(ModelFileError) -> String? {
+        public func string(_ index: Int) throws(ModelFileError) -> String? {
             guard let (start, count) = try vector(index, elementSize: 1) else { return nil }
             return String(decoding: bytes[start..<(start + count)], as: UTF8.self)
         }
 
-        func tables(_ index: Int) throws(ModelFileError) -> [TableReader] {
+        public func tables(_ index: Int) throws(ModelFileError) -> [TableReader] {
             guard let (start, count) = try vector(index, elementSize: 4) else { return [] }
             var tables: [TableReader] = []
             for i in 0..<count {
@@ -228,18 +218,18 @@ enum FlatBuffers {
             return tables
         }
 
-        func int32s(_ index: Int) throws(ModelFileError) -> [Int32] {
+        public func int32s(_ index: Int) throws(ModelFileError) -> [Int32] {
             guard let (start, count) = try vector(index, elementSize: 4) else { return [] }
             var values: [Int32] = []
             for i in 0..<count { values.append(Int32(bitPattern: try Self.u32(bytes, start + 4 * i))) }
             return values
         }
 
-        func floats(_ index: Int) throws(ModelFileError) -> [Float] {
+        public func floats(_ index: Int) throws(ModelFileError) -> [Float] {
             try int32s(index).map { Float(bitPattern: UInt32(bitPattern: $0)) }
         }
 
-        func int64s(_ index: Int) throws(ModelFileError) -> [Int64] {
+        public func int64s(_ index: Int) throws(ModelFileError) -> [Int64] {
             guard let (start, count) = try vector(index, elementSize: 8) else { return [] }
             var values: [Int64] = []
             for i in 0..<count {
@@ -250,7 +240,7 @@ enum FlatBuffers {
             return values
         }
 
-        func byteVector(_ index: Int) throws(ModelFileError) -> ArraySlice<UInt8> {
+        public func byteVector(_ index: Int) throws(ModelFileError) -> ArraySlice<UInt8> {
             guard let (start, count) = try vector(index, elementSize: 1) else { return [] }
             return bytes[start..<(start + count)]
         }

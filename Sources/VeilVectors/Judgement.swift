@@ -141,7 +141,7 @@ func errorCode(_ error: any Error) -> String {
         case .unsupported: "unsupported"
         case .unrepresentable: "unrepresentable"
         }
-    case is ModelExportRunner.CheckpointRefused: "invalidCheckpoint"
+    case is ModelExportCases.CheckpointRefused: "invalidCheckpoint"
     case is HexError: "malformedHex"
     case is Mismatch: "mismatch"
     default: String(describing: type(of: error))

@@ -184,6 +184,10 @@ def check_onnx_export(group, test):
     export_reference.check(group, test, expect)
 
 
+def check_tflite_export(group, test):
+    export_reference.check_tflite(group, test, expect)
+
+
 def check_paillier(group, test):
     paillier_reference.check(group, test, expect)
 
@@ -275,6 +279,7 @@ CHECKS = {
     "DP-ACCOUNTING-RDP": check_dp_accounting,
     "VEIL-DP": check_dp,
     "VEIL-ONNX-EXPORT": check_onnx_export,
+    "VEIL-TFLITE-EXPORT": check_tflite_export,
 }
 
 # Every expected file, with its algorithm: a missing (or renamed, or emptied) file must not pass silently.
@@ -289,6 +294,7 @@ EXPECTED = {
     "kdf/veil_kdf.json": "VEIL-KDF",
     "mask/veil_mask_expansion.json": "VEIL-MASK-EXPANSION",
     "model/veil_onnx_export.json": "VEIL-ONNX-EXPORT",
+    "model/veil_tflite_export.json": "VEIL-TFLITE-EXPORT",
     "paillier/iso18033_6_ipcl.json": "PAILLIER",
     "paillier/veil_paillier.json": "PAILLIER",
     "paillier/veil_paillier_session.json": "VEIL-PAILLIER-SESSION",

@@ -178,10 +178,16 @@ def main() -> int:
     rist = load("ristretto255/veil_ristretto255.json")
     session = load("paillier/veil_paillier_session.json")
     onnx_export = load("model/veil_onnx_export.json")
+    tflite_export = load("model/veil_tflite_export.json")
 
     def onnx_case(**fields) -> int:
         """The first ONNX export case with these fields."""
         return next(t["tcId"] for g in onnx_export["testGroups"] for t in g["tests"]
+                    if all(t.get(k) == v for k, v in fields.items()))
+
+    def tflite_case(**fields) -> int:
+        """The first TFLite export case with these fields."""
+        return next(t["tcId"] for g in tflite_export["testGroups"] for t in g["tests"]
                     if all(t.get(k) == v for k, v in fields.items()))
 
     def flip_last_byte(field):
@@ -286,11 +292,25 @@ def main() -> int:
          onnx_case(operation="load", error="unsupported"), set_field("result", "valid")),
         ("onnx: expected error changed (unrepresentable → invalidCheckpoint)", "onnx", onnx_export,
          onnx_case(error="unrepresentable"), set_field("error", "invalidCheckpoint")),
+        ("tflite: a byte of an int8 file changed", "tflite", tflite_export,
+         tflite_case(operation="export", precision="int8", result="valid"), flip_last_byte("file")),
+        ("tflite: a calibration value changed", "tflite", tflite_export,
+         tflite_case(operation="export", precision="int8", result="valid"),
+         lambda g, t: t["calibration"][0].__setitem__(0, t["calibration"][0][0] + 0.25)),
+        ("tflite: an int8 weight read back changed by one step", "tflite", tflite_export,
+         tflite_case(operation="load", precision="int8", result="valid"),
+         lambda g, t: t["parameters"].__setitem__(0, t["parameters"][0] * 128 / 127)),
+        ("tflite: a float16 round trip read back as float32", "tflite", tflite_export,
+         tflite_case(operation="load", precision="float16", result="valid"), set_field("precision", "float32")),
+        ("tflite: a refused file (ReLU unfused) relabelled valid", "tflite", tflite_export,
+         tflite_case(comment="the hidden layer's ReLU not fused (fused_activation_function 0)"),
+         set_field("result", "valid")),
     ]
 
     failures = 0
     controls = sorted({(name, tc) for _, name, _, tc, _ in cases})
-    datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist, "session": session, "onnx": onnx_export}
+    datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist, "session": session, "onnx": onnx_export,
+             "tflite": tflite_export}
     for name, tc in controls:
         verdict = result_of(name, datas[name], tc)
         if verdict is not None:

@@ -22,6 +22,7 @@ public enum ProjectVectors {
             ("paillier/veil_paillier_session.json", try paillierSession().encoded()),
             ("dp/veil_privacy.json", try privacy().encoded()),
             ("model/veil_onnx_export.json", try onnxExport().encoded()),
+            ("model/veil_tflite_export.json", try tfliteExport().encoded()),
         ]
     }
 

@@ -3,12 +3,10 @@ import VeilCore
 import VeilExport
 import VeilLearning
 
-/// Veil's ONNX export (Specs/export.md §2): "export" writes the file of a checkpoint at a
-/// precision and must give exactly `file`; "load" reads `file` back and must give the model,
-/// precision, round and (widened) parameters, or refuse it.
-enum ModelExportRunner: VectorRunner {
-    static let algorithm = "VEIL-ONNX-EXPORT"
-
+/// Veil's model files (Specs/export.md §2, §3): "export" writes the checkpoint at a precision
+/// (int8 calibrated on `calibration`) and must give exactly `file`; "load" reads `file` back and
+/// must give the model, precision, round and (widened or dequantised) parameters, or refuse it.
+enum ModelExportCases {
     typealias Group = TestGroup<Test>
 
     struct Test: VectorCase {
@@ -24,14 +22,16 @@ enum ModelExportRunner: VectorRunner {
         var round: Int
         var precision: String
         var parameters: [Double]
+        /// int8 only: the calibration rows (features only).
+        var calibration: [[Double]]?
         var file: String
     }
 
     /// A checkpoint's refusal, as a vector error code.
     struct CheckpointRefused: Error {}
 
-    static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {
-        try runGroups(data, as: Group.self) { group in
+    static func run(_ data: Data, format: ModelFormat) throws(VectorError) -> [CaseOutcome] {
+        try ONNXExportRunner.runGroups(data, as: Group.self) { group in
             group.tests.map { test in
                 judge(test) {
                     guard let precision = ExportPrecision(rawValue: test.precision) else {
@@ -45,12 +45,17 @@ enum ModelExportRunner: VectorRunner {
                                 model: test.model, features: test.features, classes: test.classes, round: test.round,
                                 parameters: test.parameters)
                         } catch { throw CheckpointRefused() }
-                        let bytes = try ONNXModel.export(
-                            try checkpoint.makeModel(), parameters: checkpoint.parameters, precision: precision,
-                            round: checkpoint.round)
+                        let calibration = try test.calibration.map { rows in
+                            try Dataset(
+                                features: rows.flatMap { $0 }, labels: [Int](repeating: 0, count: rows.count),
+                                featureCount: rows.first?.count ?? 1, classCount: 2)
+                        }
+                        let bytes = try ModelFile.export(
+                            checkpoint, format: format, precision: precision, calibration: calibration)
                         try expectEqual(Hex.encode([UInt8](bytes)), test.file, "file")
                     case "load":
-                        let loaded = try ONNXModel.load(Data(try hex(test.file, "file")))
+                        let loaded = try ModelFile.load(Data(try hex(test.file, "file")))
+                        try expectEqual(loaded.format, format, "format")
                         try expectEqual(loaded.model.name, test.model, "model")
                         try expectEqual(loaded.model.featureCount, test.features, "features")
                         try expectEqual(loaded.model.classCount, test.classes, "classes")
@@ -63,5 +68,19 @@ enum ModelExportRunner: VectorRunner {
                 }
             }
         }
+    }
+}
+
+/// `Vectors/model/veil_onnx_export.json`.
+enum ONNXExportRunner: VectorRunner {
+    static let algorithm = "VEIL-ONNX-EXPORT"
+    static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] { try ModelExportCases.run(data, format: .onnx) }
+}
+
+/// `Vectors/model/veil_tflite_export.json`.
+enum TFLiteExportRunner: VectorRunner {
+    static let algorithm = "VEIL-TFLITE-EXPORT"
+    static func run(_ data: Data) throws(VectorError) -> [CaseOutcome] {
+        try ModelExportCases.run(data, format: .tflite)
     }
 }

@@ -29,7 +29,8 @@ let runners: [String: any VectorRunner.Type] = {
         ChaCha20GeneratorRunner.self, MaskExpansionRunner.self, ShamirRunner.self, FixedPointRunner.self,
         SHA256Runner.self,
         SecAggRunner.self, SecAggParametersRunner.self, PaillierRunner.self, PaillierSessionRunner.self,
-        DPAccountingRunner.self, PrivacyProjectRunner.self, Ristretto255Runner.self, ModelExportRunner.self,
+        DPAccountingRunner.self, PrivacyProjectRunner.self, Ristretto255Runner.self, ONNXExportRunner.self,
+        TFLiteExportRunner.self,
     ]
     return Dictionary(uniqueKeysWithValues: all.map { ($0.algorithm, $0) })
 }()
