@@ -79,7 +79,7 @@ let package = Package(
         // Trained models out to the formats devices run (ONNX), and back in.
         .target(
             name: "VeilExport",
-            dependencies: ["VeilLearning", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: ["CZlib", "VeilLearning", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .target(
             name: "VeilService",

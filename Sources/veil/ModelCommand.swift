@@ -7,14 +7,14 @@ import VeilService
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Trained models out of Veil: export them as ONNX, evaluate a model file.",
+        abstract: "Trained models out of Veil: export (ONNX, TFLite), quantise, prune, evaluate.",
         discussion: """
             A model comes from a checkpoint file (`veil simulate --export DIR` writes DIR/checkpoint.json) or \
             from a coordinator's store (--config serve.json: the latest completed round). Specs/export.md gives \
             the ONNX graph: input `features` [batch, F], outputs `logits` and `probabilities` [batch, C], float32, \
             opset 13.
             """,
-        subcommands: [Export.self, Evaluate.self]
+        subcommands: [Export.self, Quantize.self, Prune.self, Evaluate.self]
     )
 
     /// Where a model comes from: exactly one of a checkpoint file or a coordinator's store.
@@ -61,6 +61,9 @@ struct ModelCommand: ParsableCommand {
 
         @OptionGroup var calibration: CalibrationOptions
 
+        @Option(help: "int8 calibration: the seed of the data split (the simulation's --seed).")
+        var seed: UInt64 = 0
+
         @Option(help: "The file to write.")
         var out: String
 
@@ -78,7 +81,7 @@ struct ModelCommand: ParsableCommand {
         func run() throws {
             let checkpoint = try source.load()
             let precision = ExportPrecision(rawValue: precision)!
-            let data = precision == .int8 ? try calibration.dataset() : nil
+            let data = precision == .int8 ? try calibration.dataset(seed: seed) : nil
             let bytes = try writeModel(
                 checkpoint, format: ModelFormat(rawValue: format)!, precision: precision, calibration: data, to: out)
             print(
@@ -89,24 +92,136 @@ struct ModelCommand: ParsableCommand {
 
     /// Where int8's activation ranges come from.
     struct CalibrationOptions: ParsableArguments {
-        @Option(help: "int8 calibration: digits or csv:PATH; its held-out test split is used.")
+        @Option(help: "int8 calibration: digits or csv:PATH; the rows come from its held-out test split (--seed).")
         var calibrationData = "digits"
 
         @Option(help: "int8 calibration: how many rows (from the start of the split).")
         var calibrationRows = 200
 
-        @Option(help: "int8 calibration: the seed of the data split (the simulation's --seed).")
-        var seed: UInt64 = 0
-
         func validate() throws {
             guard calibrationRows > 0 else { throw ValidationError("--calibration-rows must be positive") }
         }
 
-        func dataset() throws -> Dataset {
+        func dataset(seed: UInt64) throws -> Dataset {
             do {
                 let test = try FederatedSimulation.testSet(of: try DatasetSource(parsing: calibrationData), seed: seed)
                 return test.subset(Array(0..<min(calibrationRows, test.count)))
             } catch { throw usageError("--calibration-data: \(error)") }
+        }
+    }
+
+    /// Where accuracy is measured: the held-out test split of a data set with a seed.
+    struct TestSetOptions: ParsableArguments {
+        @Option(help: "The data whose held-out test split measures accuracy: digits or csv:PATH.")
+        var dataset = "digits"
+
+        @Option(help: "The seed of the data split (the simulation's --seed).")
+        var seed: UInt64 = 0
+
+        func testSet() throws -> Dataset {
+            do { return try FederatedSimulation.testSet(of: try DatasetSource(parsing: dataset), seed: seed) } catch {
+                throw usageError("--dataset: \(error)")
+            }
+        }
+    }
+
+    struct Quantize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a model at reduced precision and report its size and accuracy against float32.",
+            discussion: """
+                Writes --out in --format (tflite by default: int8 or float16; onnx: float16) and prints, for the \
+                float32 file of the same format and for the file written: the bytes stored, the bytes compressed \
+                (zlib level 9) and the accuracy on the held-out test set — float32's computed from the checkpoint \
+                in binary64, the quantised file's by Veil from the file's own values (int8 dequantised; the \
+                activations stay binary64, so an int8 runtime can differ slightly: Specs/export.md §3.5). --json \
+                prints the same as one object.
+                """)
+
+        @OptionGroup var source: Source
+
+        @Option(help: "int8 (tflite only) or float16.")
+        var precision = "int8"
+
+        @Option(help: "tflite or onnx.")
+        var format = "tflite"
+
+        @OptionGroup var calibration: CalibrationOptions
+
+        @OptionGroup var test: TestSetOptions
+
+        @Option(help: "The file to write.")
+        var out: String
+
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            guard let format = ModelFormat(rawValue: format) else {
+                throw ValidationError("unknown --format \"\(format)\": use tflite or onnx")
+            }
+            guard let precision = ExportPrecision(rawValue: precision), precision != .float32,
+                format.precisions.contains(precision)
+            else {
+                throw ValidationError(
+                    "--precision \"\(precision)\": \(format.rawValue) quantises to \(format.precisions.dropFirst().map(\.rawValue).joined(separator: " or "))"
+                )
+            }
+        }
+
+        func run() throws {
+            let checkpoint = try source.load()
+            let (format, precision) = (ModelFormat(rawValue: format)!, ExportPrecision(rawValue: precision)!)
+            let test = try test.testSet()
+            let rows = precision == .int8 ? try calibration.dataset(seed: self.test.seed) : nil
+            let full = try measure(checkpoint, format: format, precision: .float32, calibration: nil, on: test)
+            let reduced = try measure(checkpoint, format: format, precision: precision, calibration: rows, on: test)
+            try reduced.bytes.write(to: URL(fileURLWithPath: out), options: .atomic)
+            try report(
+                [("float32", full), (precision.rawValue, reduced)], json: output.json,
+                title: "\(checkpoint.model) from round \(checkpoint.round) as \(format.rawValue), wrote \(out)")
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prune a model by weight magnitude and report its size and accuracy before and after.",
+            discussion: """
+                --unstructured (the default) zeroes each layer's --sparsity fraction of weights with the smallest \
+                magnitude; --structured removes each hidden layer's --sparsity fraction of units with the smallest \
+                incoming weight norm (an mlp model only; at least one unit stays), which makes the model smaller. \
+                Biases are kept. Writes the pruned checkpoint to --out (Specs/export.md §1, §4) and prints, before \
+                and after: the parameters, the nonzero ones, the float32 TFLite file's bytes stored and compressed \
+                (zlib level 9: pruned zeros compress) and the accuracy on the held-out test set. Pruning without \
+                retraining loses accuracy; `veil simulate --prune` prunes during training and fine-tunes after.
+                """)
+
+        @OptionGroup var source: Source
+
+        @Option(help: "The fraction to prune, in [0, 1).")
+        var sparsity: Double
+
+        @Flag(help: "Zero single weights (default) or remove whole hidden units.")
+        var kind: Pruning.Kind = .unstructured
+
+        @OptionGroup var test: TestSetOptions
+
+        @Option(help: "The pruned checkpoint to write.")
+        var out: String
+
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let checkpoint = try source.load()
+            let pruned: ModelCheckpoint
+            do { pruned = try checkpoint.pruned(try Pruning(sparsity: sparsity, kind: kind)) } catch {
+                throw usageError("\(error)")
+            }
+            let test = try test.testSet()
+            let before = try measure(checkpoint, format: .tflite, precision: .float32, calibration: nil, on: test)
+            let after = try measure(pruned, format: .tflite, precision: .float32, calibration: nil, on: test)
+            try pruned.write(to: URL(fileURLWithPath: out))
+            try report(
+                [("before", before), ("after", after)], json: output.json,
+                title: "\(checkpoint.model) → \(pruned.model), \(kind.rawValue) at \(sparsity), wrote \(out)")
         }
     }
 
@@ -118,7 +233,7 @@ struct ModelCommand: ParsableCommand {
                 weights — or a checkpoint. The test set is the stratified 20% hold-out of the data with this seed, \
                 the one `veil simulate --seed` evaluates on. --predictions writes, for each test example, its \
                 features, label and the model's class probabilities, as JSON, for checking another runtime against \
-                Veil (Specs/reference/check_onnx.py).
+                Veil (Specs/reference/check_models.py).
                 """)
 
         @Option(help: "An ONNX or TFLite file written by `veil model export` or `veil simulate --export`.")
@@ -217,4 +332,71 @@ func writeModel(
         try bytes.write(to: URL(fileURLWithPath: path), options: .atomic)
         return bytes.count
     } catch { throw usageError("\(error)") }
+}
+
+extension Pruning.Kind: EnumerableFlag {}
+
+/// A model file's measurements: its bytes, their compressed size, its parameters and accuracy.
+struct ModelMeasurement {
+    let bytes: Data
+    let compressed: Int
+    let model: String
+    let parameters: Int
+    let nonzero: Int
+    let accuracy: Double
+}
+
+/// Writes `checkpoint` in memory as `format` at `precision` and measures the file; the
+/// accuracy is Veil's evaluation of the parameters the file holds (read back from it).
+func measure(
+    _ checkpoint: ModelCheckpoint, format: ModelFormat, precision: ExportPrecision, calibration: Dataset?,
+    on test: Dataset
+) throws -> ModelMeasurement {
+    do {
+        let bytes = try ModelFile.export(checkpoint, format: format, precision: precision, calibration: calibration)
+        let file = try ModelFile.load(bytes)
+        guard test.featureCount == file.model.featureCount, test.classCount <= file.model.classCount else {
+            throw usageError(
+                "the model takes \(file.model.featureCount) features; the test set has \(test.featureCount)")
+        }
+        return ModelMeasurement(
+            bytes: bytes, compressed: ModelSize.compressed(bytes), model: file.model.name,
+            parameters: file.parameters.count, nonzero: file.parameters.count { $0 != 0 },
+            accuracy: file.model.evaluate(file.parameters, on: test).accuracy)
+    } catch let error as ExitCode { throw error } catch { throw usageError("\(error)") }
+}
+
+/// Prints measurements side by side (text) or as one JSON object keyed by their labels.
+func report(_ rows: [(label: String, measurement: ModelMeasurement)], json: Bool, title: String) throws {
+    if json {
+        var object: [String: Any] = [:]
+        for (label, m) in rows {
+            object[label] = [
+                "model": m.model, "bytes": m.bytes.count, "compressed_bytes": m.compressed, "parameters": m.parameters,
+                "nonzero": m.nonzero, "accuracy": m.accuracy,
+            ]
+        }
+        print(
+            String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        return
+    }
+    func padded(_ text: String, _ width: Int) -> String {
+        text + String(repeating: " ", count: max(0, width - text.count))
+    }
+    print(title)
+    print("\(padded("", 9)) \(padded("model", 14)) parameters   nonzero      bytes  compressed  accuracy")
+    for (label, m) in rows {
+        print(
+            "\(padded(label, 9)) \(padded(m.model, 14))"
+                + String(
+                    format: "%10d %9d %10d %11d    %.4f", m.parameters, m.nonzero, m.bytes.count, m.compressed,
+                    m.accuracy))
+    }
+    if let first = rows.first?.measurement, let last = rows.last?.measurement, rows.count == 2 {
+        print(
+            String(
+                format: "size %.1f%% smaller stored, %.1f%% compressed; accuracy %+.2f points",
+                100 * (1 - Double(last.bytes.count) / Double(first.bytes.count)),
+                100 * (1 - Double(last.compressed) / Double(first.compressed)), 100 * (last.accuracy - first.accuracy)))
+    }
 }

@@ -108,6 +108,15 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Prune the global model by magnitude after --prune-round and keep training with the mask: S (unstructured) or S:structured (hidden units; mlp).",
+            valueName: "S[:KIND]"))
+    var prune: String?
+
+    @Option(help: "The round after which --prune prunes (default: half of --rounds).")
+    var pruneRound: Int?
+
+    @Option(
+        help: ArgumentHelp(
             "Write the final global model to DIR: checkpoint.json; model.onnx, model_fp16.onnx; model.tflite, model_fp16.tflite, model_int8.tflite.",
             valueName: "DIR"))
     var export: String?
@@ -235,6 +244,12 @@ struct SimulateCommand: AsyncParsableCommand {
         c.weightDecay = weightDecay
         c.stragglerFraction = stragglers
         c.seed = seed
+        if let prune {
+            do { c.pruning = try Pruning(parsing: prune) } catch { throw usageError(error.description) }
+        } else if pruneRound != nil {
+            throw usageError("--prune-round needs --prune")
+        }
+        c.pruneRound = pruneRound
         c.privacy = try privacy.configuration()
         try orchestration.apply(to: &c)
         let o = algorithmOptions
@@ -302,12 +317,20 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         bar.finish()
         let reports = outcome.reports
-        let exported = try export.map { directory in
-            try exportModel(
-                ModelCheckpoint(
-                    model: simulation.model.name, features: simulation.model.featureCount,
-                    classes: simulation.model.classCount, round: reports.count, parameters: outcome.parameters),
-                to: directory)
+        let final: ModelCheckpoint
+        do {
+            // Structured pruning's removed units leave zero rows: the exported model drops them.
+            final = try ModelCheckpoint(
+                model: simulation.model.name, features: simulation.model.featureCount,
+                classes: simulation.model.classCount, round: reports.count, parameters: outcome.parameters
+            ).compacted()
+        } catch { throw usageError("\(error)") }
+        let exported = try export.map { directory in try exportModel(final, to: directory) }
+        let pruned = simulation.pruneRound.map { at in
+            (
+                round: at, accuracy: reports.first { $0.round == at }?.accuracy, model: final.model,
+                nonzero: final.nonzeroCount, parameters: outcome.parameters.count
+            )
         }
         let last = reports.last { $0.accuracy != nil }
         if output.json {
@@ -372,6 +395,13 @@ struct SimulateCommand: AsyncParsableCommand {
                     ] as [String: Any]
             }
             if let exported { result["exported"] = exported.map(\.path) }
+            if let pruned, let pruning = configuration.pruning {
+                result["pruning"] = [
+                    "sparsity": pruning.sparsity, "kind": pruning.kind.rawValue, "round": pruned.round,
+                    "accuracy_at_pruning": pruned.accuracy ?? NSNull(), "model": pruned.model,
+                    "nonzero": pruned.nonzero, "parameters": pruned.parameters,
+                ]
+            }
             print(try jsonString(result))
         } else {
             print(
@@ -448,6 +478,14 @@ struct SimulateCommand: AsyncParsableCommand {
                 }
                 print(line)
             }
+            if let pruned, let pruning = configuration.pruning {
+                print(
+                    String(
+                        format:
+                            "pruned %@ after round %d (accuracy %.4f then), fine-tuned to the end: %@, %d nonzero parameters of the unpruned %d",
+                        pruning.description, pruned.round, pruned.accuracy ?? Double.nan, pruned.model, pruned.nonzero,
+                        pruned.parameters))
+            }
             for file in exported ?? [] { print(file.line) }
         }
     }
@@ -484,6 +522,7 @@ extension SimulateCommand {
     /// Why this run cannot go over the network, or nil.
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if orchestration.localTest { return "--local-test is simulated in-process" }
+        if prune != nil { return "--prune is simulated in-process" }
         if orchestration.isSet {
             return
                 "devices, overcommitment, deadlines, the fairness floor and selection other than random are simulated in-process"

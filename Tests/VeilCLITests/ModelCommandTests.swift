@@ -146,4 +146,64 @@ import VeilTestSupport
         }
         #expect(!FileManager.default.fileExists(atPath: out))
     }
+
+    /// `veil model quantize` and `veil model prune` report before and after; `veil simulate
+    /// --prune` fine-tunes and exports the smaller model.
+    @Test func quantizeAndPruneReportSizeAndAccuracyAndSimulatePruneFineTunes() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-model")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out").path
+        let simulation = try await VeilProcess.run([
+            "simulate", "--transport", "in-process", "--rounds", "12", "--model", "mlp:16", "--prune", "0.5:structured",
+            "--prune-round", "6", "--export", out, "--json",
+        ])
+        #expect(simulation.status == 0, "\(simulation.stderr)")
+        let summary = try json(simulation.stdout)
+        let pruning = try #require(summary["pruning"] as? [String: Any])
+        #expect(pruning["model"] as? String == "mlp:8" && pruning["round"] as? Int == 6)
+        #expect(pruning["kind"] as? String == "structured" && pruning["parameters"] as? Int == 16 * 65 + 10 * 17)
+        let checkpoint = "\(out)/checkpoint.json"
+        let exported = try json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: checkpoint)), as: UTF8.self))
+        #expect(exported["model"] as? String == "mlp:8")
+        let evaluation = try await VeilProcess.run(["model", "evaluate", "--checkpoint", checkpoint, "--json"])
+        #expect(try json(evaluation.stdout)["accuracy"] as? Double == summary["final_accuracy"] as? Double)
+
+        let quantized = try await VeilProcess.run([
+            "model", "quantize", "--checkpoint", checkpoint, "--out", "\(out)/q.tflite", "--json",
+        ])
+        #expect(quantized.status == 0, "\(quantized.stderr)")
+        let q = try json(quantized.stdout)
+        let full = try #require(q["float32"] as? [String: Any])
+        let int8 = try #require(q["int8"] as? [String: Any])
+        #expect((int8["bytes"] as? Int ?? .max) < (full["bytes"] as? Int ?? 0))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/q.tflite")).count == int8["bytes"] as? Int)
+        #expect(abs((int8["accuracy"] as? Double ?? 0) - (full["accuracy"] as? Double ?? 1)) <= 0.01)
+
+        let text = try await VeilProcess.run([
+            "model", "prune", "--checkpoint", checkpoint, "--sparsity", "0.5", "--out", "\(out)/p.json",
+        ])
+        #expect(text.status == 0, "\(text.stderr)")
+        let lines = text.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "mlp:8 → mlp:8, unstructured at 0.5, wrote \(out)/p.json")
+        #expect(lines.count == 5 && lines[4].hasPrefix("size 0.0% smaller stored, "))
+        let refusals: [([String], String)] = [
+            (["simulate", "--transport", "in-process", "--prune", "0.5:structured"], "use an mlp model"),
+            (["simulate", "--transport", "in-process", "--prune-round", "3"], "--prune-round needs --prune"),
+            (["simulate", "--transport", "in-process", "--prune", "1"], "the sparsity must be in [0, 1)"),
+            (["simulate", "--transport", "network", "--prune", "0.5"], "--prune is simulated in-process"),
+            (
+                ["model", "prune", "--checkpoint", checkpoint, "--sparsity", "0.5", "--out", "x.json", "--structured"]
+                    + ["--dataset", "synthetic:1,1"], "--dataset: synthetic data"
+            ),
+            (
+                ["model", "quantize", "--checkpoint", checkpoint, "--format", "onnx", "--out", "x.onnx"],
+                "--precision \"int8\": onnx quantises to float16"
+            ),
+        ]
+        for (arguments, message) in refusals {
+            let output = try await VeilProcess.run(arguments)
+            #expect(output.status == 64, "\(arguments): \(output.status)")
+            #expect(output.stderr.contains(message), "\(arguments): \(output.stderr)")
+        }
+    }
 }

@@ -58,6 +58,9 @@ public protocol FederatedAlgorithm {
     func evaluate(model: any Model, on test: Dataset) -> Evaluation
     /// The global parameters (the first model, for algorithms that keep several).
     var parameters: [Double] { get }
+    /// Sets the parameters `keep` marks false to zero in every global model (pruning,
+    /// `Specs/export.md` §4); the server's other state is left as it is.
+    mutating func prune(keeping keep: [Bool])
 }
 
 extension FederatedAlgorithm {
@@ -445,4 +448,29 @@ public struct RobustAggregation: Hashable, Sendable {
             return updates[scores.indices.min { scores[$0] < scores[$1] }!]
         }
     }
+}
+
+/// Pruning zeroes the global model's pruned parameters after every server step.
+private func zeroing(_ parameters: [Double], _ keep: [Bool]) -> [Double] {
+    zip(parameters, keep).map { $1 ? $0 : 0 }
+}
+
+extension FedAvgFamily {
+    public mutating func prune(keeping keep: [Bool]) { parameters = zeroing(parameters, keep) }
+}
+
+extension Scaffold {
+    public mutating func prune(keeping keep: [Bool]) { parameters = zeroing(parameters, keep) }
+}
+
+extension FedNova {
+    public mutating func prune(keeping keep: [Bool]) { parameters = zeroing(parameters, keep) }
+}
+
+extension QFedAvg {
+    public mutating func prune(keeping keep: [Bool]) { parameters = zeroing(parameters, keep) }
+}
+
+extension IFCA {
+    public mutating func prune(keeping keep: [Bool]) { models = models.map { zeroing($0, keep) } }
 }

@@ -125,6 +125,11 @@ public struct FederatedConfiguration: Sendable {
     /// Keep 20% of each participant's rows as its local test set and report the spread of the
     /// global model's accuracy over the participants (q-FedAvg's fairness; Ditto always keeps them).
     public var localTest = false
+    /// Magnitude pruning of the global model after round `pruneRound`, the mask kept for the
+    /// rounds after it (federated fine-tuning; `Specs/export.md` §4).
+    public var pruning: Pruning?
+    /// The round after which to prune (default: half the rounds).
+    public var pruneRound: Int?
 
     /// Whether each participant keeps 20% of its rows as a local test set.
     var keepsLocalTests: Bool {
@@ -234,6 +239,22 @@ public struct FederatedSimulation {
         return all.stratifiedSplit(testFraction: 0.2, using: &generator)
     }
 
+    /// The round after which the global model is pruned, if it is.
+    public var pruneRound: Int? {
+        configuration.pruning.map { _ in configuration.pruneRound ?? max(1, configuration.rounds / 2) }
+    }
+
+    /// After the pruning round's server step, makes the mask from the global model's
+    /// magnitudes; from then on zeroes what it prunes after every server step.
+    func prune(_ algorithm: inout any FederatedAlgorithm, round: Int, mask: inout [Bool]?) {
+        guard let pruning = configuration.pruning, let at = pruneRound, round >= at else { return }
+        if mask == nil {
+            // init checked that the model suits the pruning (structured needs an mlp).
+            mask = try? pruning.mask(model, parameters: algorithm.parameters)
+        }
+        if let mask { algorithm.prune(keeping: mask) }
+    }
+
     /// Loads or generates the data and partitions it.
     public init(configuration: FederatedConfiguration) throws {
         try Self.validate(configuration)
@@ -279,6 +300,17 @@ public struct FederatedSimulation {
             c.devices != nil || (c.overcommit == 1 && c.deadline == nil),
             "--overcommit and --deadline act on simulated arrival times: give --devices")
         if case .oort(let parameters) = c.selection { try parameters.validate() }
+        if c.pruning != nil {
+            if case .fedBuff = c.algorithm {
+                throw .invalidConfiguration("--prune acts on the synchronous rounds: fedbuff keeps its own clock")
+            }
+            try require(c.privacy == nil, "--prune is for rounds without --dp")
+            try require(
+                c.pruneRound.map { (1...c.rounds).contains($0) } ?? true, "--prune-round must be in 1…--rounds")
+            if c.pruning?.kind == .structured {
+                try require(c.model.hasPrefix("mlp:"), "structured pruning removes hidden units: use an mlp model")
+            }
+        }
         if c.localTest, case .fedBuff = c.algorithm {
             throw .invalidConfiguration(
                 "--local-test reports the synchronous rounds' spread of accuracy: fedbuff keeps its own clock")
@@ -345,6 +377,7 @@ public struct FederatedSimulation {
         }
 
         var selector = makeSelector()
+        var pruneMask: [Bool]?
         // ⌈overcommit · K⌉, with binary64's error in the product forgiven (1.1 · 50 is 55.000…01).
         let invitations = Int((Double(cohortSize) * c.overcommit - 1e-9).rounded(.up))
         let payloadWidth = try BitWidth(c.payloadBits)
@@ -403,6 +436,7 @@ public struct FederatedSimulation {
                     let (sum, _, summed) = try aggregate(
                         payloads, round: round, secureSum: &secureSum, algorithm: &algorithm)
                     if let sum { algorithm.serverUpdate(sum: sum, contributors: summed.count) }
+                    prune(&algorithm, round: round, mask: &pruneMask)
                     survivors = summed
                 } catch is SecureSumError where c.devices != nil {
                     // With devices, availability and deadlines can leave a round fewer
