@@ -117,6 +117,27 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Quantise each update coordinate stochastically to about B bits: the secure sum runs in Z_2^(B + ⌈log2 cohort⌉) with values clipped to ±--compress-clip.",
+            valueName: "B"))
+    var compressBits: Int?
+
+    @Option(help: "The clip of --compress-bits (the payload's largest magnitude).")
+    var compressClip = 1.0
+
+    @Option(
+        help: ArgumentHelp(
+            "Choose each round's bits per value (down to B) and subset (down to F, default 1) from the cohort's uplinks and --deadline (needs --devices).",
+            valueName: "B[:F]"))
+    var adaptiveCompression: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Send a random fraction F of the update coordinates each round, the same for all (a public per-round seed), scaled by 1/F.",
+            valueName: "F"))
+    var subset: Double?
+
+    @Option(
+        help: ArgumentHelp(
             "Write the final global model to DIR: checkpoint.json; model.onnx, model_fp16.onnx; model.tflite, model_fp16.tflite, model_int8.tflite.",
             valueName: "DIR"))
     var export: String?
@@ -250,6 +271,32 @@ struct SimulateCommand: AsyncParsableCommand {
             throw usageError("--prune-round needs --prune")
         }
         c.pruneRound = pruneRound
+        if let bits = compressBits {
+            // The ring holds B bits per value and the headroom for the cohort's sum.
+            let cohort = max(2, Int((fraction * Double(clients)).rounded()))
+            let ring = bits + Int(log2(Double(cohort)).rounded(.up))
+            guard (2...56).contains(bits), ring <= 64 else {
+                throw usageError("--compress-bits must be in 2…56 with the cohort's headroom at most 64 bits")
+            }
+            guard compressClip > 0, compressClip.isFinite else { throw usageError("--compress-clip must be positive") }
+            c.payloadBits = max(8, ring)
+            c.payloadClip = compressClip
+        }
+        c.subset = subset
+        if let adaptive = adaptiveCompression {
+            let parts = adaptive.split(separator: ":", maxSplits: 1).map(String.init)
+            guard let bits = Int(parts[0]), let fraction = parts.count == 2 ? Double(parts[1]) : 1 else {
+                throw usageError("--adaptive-compression B[:F]: B the fewest bits per value, F the smallest subset")
+            }
+            guard compressBits == nil else {
+                throw usageError("--adaptive-compression chooses the bits: not with --compress-bits")
+            }
+            do { c.adaptiveCompression = try AdaptiveCompression(minBits: bits, minSubset: fraction) } catch {
+                throw usageError("--adaptive-compression: \(error)")
+            }
+            guard compressClip > 0, compressClip.isFinite else { throw usageError("--compress-clip must be positive") }
+            c.payloadClip = compressClip
+        }
         c.privacy = try privacy.configuration()
         try orchestration.apply(to: &c)
         let o = algorithmOptions
@@ -349,7 +396,8 @@ struct SimulateCommand: AsyncParsableCommand {
                         "training_loss": r.trainingLoss ?? NSNull(),
                         "personalized_accuracy": r.personalizedAccuracy ?? NSNull(),
                         "selected": r.selected, "survivors": r.survivors, "seconds": r.seconds,
-                        "simulated_seconds": r.simulatedSeconds ?? NSNull(),
+                        "simulated_seconds": r.simulatedSeconds ?? NSNull(), "upload_bytes": r.uploadBytes,
+                        "payload_bits": r.payloadBits, "subset": r.subsetFraction,
                     ]
                     if let spread = r.participantAccuracy { round["participant_accuracy"] = spread.json }
                     if let p = r.privacy {
@@ -394,6 +442,8 @@ struct SimulateCommand: AsyncParsableCommand {
                         "refusals": reports.reduce(0) { $0 + ($1.privacy?.refusals.count ?? 0) },
                     ] as [String: Any]
             }
+            result["upload_bytes_per_round"] = Double(reports.reduce(0) { $0 + $1.uploadBytes }) / Double(reports.count)
+            result["payload_bits"] = configuration.payloadBits
             if let exported { result["exported"] = exported.map(\.path) }
             if let pruned, let pruning = configuration.pruning {
                 result["pruning"] = [
@@ -523,6 +573,8 @@ extension SimulateCommand {
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if orchestration.localTest { return "--local-test is simulated in-process" }
         if prune != nil { return "--prune is simulated in-process" }
+        if subset != nil { return "--subset is simulated in-process" }
+        if adaptiveCompression != nil { return "--adaptive-compression is simulated in-process" }
         if orchestration.isSet {
             return
                 "devices, overcommitment, deadlines, the fairness floor and selection other than random are simulated in-process"

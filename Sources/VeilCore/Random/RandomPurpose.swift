@@ -31,6 +31,9 @@ public enum RandomPurpose: String, CaseIterable, Hashable, Sendable {
     case devices
     /// Whether a participant is online in a round of a simulation with devices.
     case availability
+    /// The coordinates every participant sends in a round of a subset-compressed run (round r,
+    /// participant 0): public, the same for the whole cohort.
+    case coordinateSubset = "coordinate-subset"
 
     /// The stream number of this purpose for `round` and `participant`.
     ///

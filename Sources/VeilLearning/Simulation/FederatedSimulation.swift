@@ -130,6 +130,12 @@ public struct FederatedConfiguration: Sendable {
     public var pruning: Pruning?
     /// The round after which to prune (default: half the rounds).
     public var pruneRound: Int?
+    /// Random-subset compression: the fraction of payload coordinates sent each round, the
+    /// same for every participant, drawn from a public per-round seed (`Specs/export.md` §5.2).
+    public var subset: Double?
+    /// Adaptive compression: each round's bits and subset chosen from the cohort's links and
+    /// the deadline (`Specs/export.md` §5.3); needs devices and a deadline.
+    public var adaptiveCompression: AdaptiveCompression?
 
     /// Whether each participant keeps 20% of its rows as a local test set.
     var keepsLocalTests: Bool {
@@ -163,6 +169,11 @@ public struct RoundReport: Sendable {
     public let privacy: PrivacyRoundReport?
     /// The round's simulated duration, with devices (`Specs/orchestration.md` §1.3).
     public var simulatedSeconds: Double? = nil
+    /// What the summed participants uploaded for the secure sum, by the backend's count.
+    public var uploadBytes: Int = 0
+    /// The ring the round's sum ran in, and the fraction of coordinates sent.
+    public var payloadBits: Int = 64
+    public var subsetFraction: Double = 1
     /// The participants invited to the round (indices from 0), in order.
     public var invited: [Int] = []
     /// With local test sets: the global model's accuracy on each participant's, summarised.
@@ -239,6 +250,12 @@ public struct FederatedSimulation {
         return all.stratifiedSplit(testFraction: 0.2, using: &generator)
     }
 
+    /// Round `round`'s coordinate subset (`Specs/export.md` §5.2).
+    func coordinateSubset(length: Int, fraction: Double, round: Int) -> CoordinateSubset {
+        var generator = Xoshiro256(seed: configuration.seed, purpose: .coordinateSubset, round: round)
+        return CoordinateSubset(length: length, fraction: fraction, using: &generator)
+    }
+
     /// The round after which the global model is pruned, if it is.
     public var pruneRound: Int? {
         configuration.pruning.map { _ in configuration.pruneRound ?? max(1, configuration.rounds / 2) }
@@ -300,6 +317,24 @@ public struct FederatedSimulation {
             c.devices != nil || (c.overcommit == 1 && c.deadline == nil),
             "--overcommit and --deadline act on simulated arrival times: give --devices")
         if case .oort(let parameters) = c.selection { try parameters.validate() }
+        if c.adaptiveCompression != nil {
+            try require(
+                c.devices != nil && c.deadline != nil,
+                "adaptive compression chooses from the cohort's links and the deadline: give --devices and --deadline")
+            try require(c.subset == nil, "adaptive compression chooses the subset itself: not with --subset")
+            guard case .some = c.algorithm.fedAvgFamily(initial: [0]) else {
+                throw .invalidConfiguration("adaptive compression's subsets are for the FedAvg family")
+            }
+            try require(c.privacy == nil, "adaptive compression is not for --dp runs")
+        }
+        if let r = c.subset {
+            try require(r > 0 && r <= 1, "--subset must be in (0, 1]")
+            guard case .some = c.algorithm.fedAvgFamily(initial: [0]) else {
+                throw .invalidConfiguration(
+                    "--subset rescales a FedAvg-family payload (weighted update, then weight): not \(c.algorithm.name)")
+            }
+            try require(c.privacy == nil, "--subset would raise the sensitivity from C to C/fraction: not with --dp")
+        }
         if c.pruning != nil {
             if case .fedBuff = c.algorithm {
                 throw .invalidConfiguration("--prune acts on the synchronous rounds: fedbuff keeps its own clock")
@@ -380,7 +415,6 @@ public struct FederatedSimulation {
         var pruneMask: [Bool]?
         // ⌈overcommit · K⌉, with binary64's error in the product forgiven (1.1 · 50 is 55.000…01).
         let invitations = Int((Double(cohortSize) * c.overcommit - 1e-9).rounded(.up))
-        let payloadWidth = try BitWidth(c.payloadBits)
         var lastSelected = [Int](repeating: 0, count: data.clients.count)
         for round in 1...c.rounds {
             let started = ContinuousClock.now
@@ -411,13 +445,17 @@ public struct FederatedSimulation {
                 let payload = algorithm.clientUpdate(broadcast, &context)
                 trained.append((index, payload, context.state, epochs))
             }
-            // Who arrives in time (everyone, without devices), and when the round ends.
+            // The round's compression, then who arrives in time (everyone, without devices), and
+            // when the round ends.
+            let (ring, sent) = try compression(
+                for: trained.map { ($0.index, $0.epochs) }, broadcast: broadcast, cohort: cohort.count,
+                payloadLength: algorithm.payloadLength, round: round, secureSum: secureSum)
             let timing = arrivals(
-                of: trained.map { ($0.index, $0.epochs, $0.payload.count) }, broadcast: broadcast,
-                cohort: cohort.count, bitWidth: payloadWidth, secureSum: secureSum)
+                of: trained.map { ($0.index, $0.epochs, sent?.indices.count ?? $0.payload.count) },
+                broadcast: broadcast, cohort: cohort.count, bitWidth: ring, secureSum: secureSum)
             var payloads: [ParticipantID: [Double]] = [:]
             for t in trained where timing.summed.contains(t.index) {
-                payloads[ParticipantID(UInt32(t.index + 1))] = t.payload
+                payloads[ParticipantID(UInt32(t.index + 1))] = sent.map { $0.compress(t.payload) } ?? t.payload
                 // A participant cut off by time keeps nothing of the round, as if it had not
                 // finished; one the backend drops later has finished, and keeps its own state.
                 clientStates[t.index] = t.state
@@ -431,12 +469,20 @@ public struct FederatedSimulation {
                 }
             }
             var survivors: Set<ParticipantID> = []
+            var uploadBytes = 0
             if !payloads.isEmpty {
                 do {
                     let (sum, _, summed) = try aggregate(
-                        payloads, round: round, secureSum: &secureSum, algorithm: &algorithm)
-                    if let sum { algorithm.serverUpdate(sum: sum, contributors: summed.count) }
+                        payloads, round: round, bits: ring, secureSum: &secureSum, algorithm: &algorithm)
+                    if let sum {
+                        algorithm.serverUpdate(sum: sent.map { $0.expand(sum) } ?? sum, contributors: summed.count)
+                    }
                     prune(&algorithm, round: round, mask: &pruneMask)
+                    uploadBytes =
+                        summed.count
+                        * secureSum.uploadCost(
+                            elements: payloads.first?.value.count ?? 0, bitWidth: ring, cohort: cohort.count
+                        ).bytes
                     survivors = summed
                 } catch is SecureSumError where c.devices != nil {
                     // With devices, availability and deadlines can leave a round fewer
@@ -462,6 +508,9 @@ public struct FederatedSimulation {
                 states: clientStates, started: started)
             report.simulatedSeconds = c.devices == nil ? nil : timing.end
             report.invited = cohort
+            report.uploadBytes = uploadBytes
+            report.payloadBits = ring.bits
+            report.subsetFraction = sent?.fraction ?? 1
             reports.append(report)
             progress(report)
         }
@@ -526,10 +575,10 @@ public struct FederatedSimulation {
     /// Encodes payloads, sums them through the backend, decodes the sum. Robust aggregators
     /// (plain backend only) get the decoded individual payloads instead.
     private func aggregate(
-        _ payloads: [ParticipantID: [Double]], round: Int, secureSum: inout some SecureSum,
+        _ payloads: [ParticipantID: [Double]], round: Int, bits: BitWidth, secureSum: inout some SecureSum,
         algorithm: inout any FederatedAlgorithm
     ) throws -> (sum: [Double]?, contributors: Int, survivors: Set<ParticipantID>) {
-        let codec = try payloadCodec(addends: payloads.count)
+        let codec = try payloadCodec(addends: payloads.count, bits: bits)
         var contributions: [ParticipantID: ModularVector] = [:]
         for (id, payload) in payloads {
             var rounding = Xoshiro256(
@@ -555,16 +604,46 @@ public struct FederatedSimulation {
 
     /// The fixed-point codec for `addends` payloads: the payload ring, the clip, and the most
     /// fractional bits (at most 32) for which the sum of `addends` clipped values cannot wrap.
-    public func payloadCodec(addends: Int, clip: Double? = nil) throws -> FixedPointCodec {
+    public func payloadCodec(addends: Int, clip: Double? = nil, bits: BitWidth? = nil) throws -> FixedPointCodec {
         let clip = clip ?? configuration.payloadClip
         do {
-            return try FixedPointCodec.finest(
-                clip: clip, bitWidth: try BitWidth(configuration.payloadBits), maxAddends: addends)
+            let bits = try bits ?? BitWidth(configuration.payloadBits)
+            return try FixedPointCodec.finest(clip: clip, bitWidth: bits, maxAddends: addends)
         } catch {
             throw LearningError.invalidConfiguration(
-                "no fixed-point precision lets \(addends) payloads clipped to ±\(clip) sum in Z_2^\(configuration.payloadBits): \(error)"
+                "no fixed-point precision lets \(addends) payloads clipped to ±\(clip) sum in Z_2^\(bits?.bits ?? configuration.payloadBits): \(error)"
             )
         }
+    }
+
+    /// Round `round`'s ring and coordinate subset: the configured ones, or with adaptive
+    /// compression the least compressed candidate (§5.3) under which as many of the trained
+    /// members arrive by the deadline as the round sums — the most compressed if none does.
+    func compression(
+        for trained: [(index: Int, epochs: Int)], broadcast: [[Double]], cohort: Int, payloadLength: Int, round: Int,
+        secureSum: some SecureSum
+    ) throws -> (ring: BitWidth, subset: CoordinateSubset?) {
+        let c = configuration
+        guard let adaptive = c.adaptiveCompression else {
+            return (
+                try BitWidth(c.payloadBits),
+                c.subset.map { coordinateSubset(length: payloadLength, fraction: $0, round: round) }
+            )
+        }
+        let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
+        let wanted = min(cohortSize, trained.count)
+        var choice: (ring: BitWidth, subset: CoordinateSubset?)?
+        for (bits, fraction) in adaptive.candidates {
+            let ring = try BitWidth(min(64, max(8, bits + headroom)))
+            let subset = fraction < 1 ? coordinateSubset(length: payloadLength, fraction: fraction, round: round) : nil
+            choice = (ring, subset)
+            let timing = arrivals(
+                of: trained.map { ($0.index, $0.epochs, subset?.indices.count ?? payloadLength) }, broadcast: broadcast,
+                cohort: cohort, bitWidth: ring, secureSum: secureSum)
+            if timing.summed.count >= wanted { break }
+        }
+        // candidates is never empty (AdaptiveCompression's init).
+        return choice!
     }
 
     func makeAlgorithm(initial: [Double], generator: inout Xoshiro256) -> any FederatedAlgorithm {
@@ -669,7 +748,8 @@ public struct FederatedSimulation {
             buffered[context.id] = payload.map { $0 * s }
             if buffered.count == buffer {
                 let (sum, count, _) = try aggregate(
-                    buffered, round: reports.count + 1, secureSum: &secureSum, algorithm: &algorithm)
+                    buffered, round: reports.count + 1, bits: try BitWidth(c.payloadBits), secureSum: &secureSum,
+                    algorithm: &algorithm)
                 if let sum { algorithm.serverUpdate(sum: sum, contributors: count) }
                 version += 1
                 // In participant order: a dictionary's order changes from one process to the next
