@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import VeilTestSupport
+
+/// `veil simulate --compress-bits`, `--subset` and `--adaptive-compression` (Specs/export.md §5).
+@Suite struct CompressionCommandTests {
+    func summary(_ arguments: [String]) async throws -> [String: Any] {
+        let output = try await VeilProcess.run(["simulate", "--rounds", "3", "--json"] + arguments)
+        #expect(output.status == 0, "\(arguments): \(output.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func fewerBitsShrinkTheRingAndTheBytesInProcessAndOverTheNetwork() async throws {
+        let full = try await summary(["--transport", "in-process", "--secure-sum", "secagg"])
+        let eight = try await summary(["--transport", "in-process", "--secure-sum", "secagg", "--compress-bits", "8"])
+        // 10 participants: 4 bits of headroom.
+        #expect(full["payload_bits"] as? Int == 64 && eight["payload_bits"] as? Int == 12)
+        let fullBytes = try #require(full["upload_bytes_per_round"] as? Double)
+        let eightBytes = try #require(eight["upload_bytes_per_round"] as? Double)
+        #expect(eightBytes < 0.5 * fullBytes, "\(eightBytes) against \(fullBytes)")
+        let rounds = try #require(eight["rounds"] as? [[String: Any]])
+        #expect(rounds.allSatisfy { $0["payload_bits"] as? Int == 12 && $0["subset"] as? Double == 1 })
+
+        // Over the network the coordinator's ring is the same Z_2^12: fewer protocol bytes.
+        let network = try await summary(["--compress-bits", "8"])
+        let wide = try await summary([])
+        let narrowIn = try #require((network["rounds"] as? [[String: Any]])?.first?["bytes_in"] as? Int)
+        let wideIn = try #require((wide["rounds"] as? [[String: Any]])?.first?["bytes_in"] as? Int)
+        #expect(network["transport"] as? String == "network" && narrowIn < wideIn * 7 / 10, "\(narrowIn) against \(wideIn)")
+    }
+
+    @Test func refusals() async throws {
+        let cases: [([String], String)] = [
+            (["--compress-bits", "1"], "--compress-bits must be in 2…56"),
+            (["--compress-bits", "8", "--compress-clip", "0"], "--compress-clip must be positive"),
+            (["--transport", "in-process", "--subset", "0"], "--subset must be in (0, 1]"),
+            (
+                ["--transport", "in-process", "--subset", "0.5", "--dp", "central", "--epsilon", "8"],
+                "--subset would raise the sensitivity"
+            ),
+            (["--transport", "in-process", "--subset", "0.5", "--algorithm", "scaffold"], "not scaffold"),
+            (["--transport", "network", "--subset", "0.5"], "--subset is simulated in-process"),
+            (["--transport", "in-process", "--adaptive-compression", "8"], "give --devices and --deadline"),
+            (["--transport", "in-process", "--adaptive-compression", "x"], "--adaptive-compression B[:F]"),
+            (
+                ["--transport", "in-process", "--adaptive-compression", "8", "--compress-bits", "8"],
+                "not with --compress-bits"
+            ),
+        ]
+        for (arguments, message) in cases {
+            let output = try await VeilProcess.run(["simulate", "--rounds", "1"] + arguments)
+            #expect(output.status == 64, "\(arguments): \(output.status) \(output.stderr)")
+            #expect(output.stderr.contains(message), "\(arguments): \(output.stderr)")
+        }
+    }
+}
