@@ -26,7 +26,8 @@ import VeilTestSupport
         let wide = try await summary([])
         let narrowIn = try #require((network["rounds"] as? [[String: Any]])?.first?["bytes_in"] as? Int)
         let wideIn = try #require((wide["rounds"] as? [[String: Any]])?.first?["bytes_in"] as? Int)
-        #expect(network["transport"] as? String == "network" && narrowIn < wideIn * 7 / 10, "\(narrowIn) against \(wideIn)")
+        #expect(
+            network["transport"] as? String == "network" && narrowIn < wideIn * 7 / 10, "\(narrowIn) against \(wideIn)")
     }
 
     @Test func refusals() async throws {
