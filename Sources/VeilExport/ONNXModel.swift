@@ -54,6 +54,10 @@ struct DenseLayers: Hashable {
 
     var count: Int { sizes.count - 1 }
 
+    /// Σ s_{l+1}(s_l + 1); the readers allow at most 65 layers of at most 2^24 units, so
+    /// this stays below 2^55.
+    var parameterCount: Int { (0..<count).reduce(0) { $0 + sizes[$1 + 1] * (sizes[$1] + 1) } }
+
     /// `softmax` for one layer, `mlp:H1,…` otherwise: what ``makeModel(_:featureCount:classCount:)`` reads.
     var specification: String {
         count == 1 ? "softmax" : "mlp:" + sizes.dropFirst().dropLast().map(String.init).joined(separator: ",")
@@ -196,7 +200,8 @@ public enum ONNXModel {
         var sizes: [Int] = []
         var l = 0
         while let weight = graph.initializer.first(where: { $0.name == "layer\(l).weight" }) {
-            guard weight.dims.count == 2, weight.dims.allSatisfy({ (1...(1 << 24)).contains($0) }) else {
+            guard sizes.count <= 65, weight.dims.count == 2, weight.dims.allSatisfy({ (1...(1 << 24)).contains($0) })
+            else {
                 throw .unsupported("layer\(l).weight has shape \(weight.dims)")
             }
             if l == 0 { sizes.append(Int(weight.dims[1])) }
@@ -211,6 +216,12 @@ public enum ONNXModel {
             throw .unsupported("no layer0.weight with two classes or more")
         }
         let layers = DenseLayers(sizes: sizes)
+        // Every parameter takes at least a byte of the file: a shape that claims more is refused
+        // before anything that size is allocated.
+        guard layers.parameterCount <= bytes.count else {
+            throw .unsupported(
+                "the weights' shapes claim \(layers.parameterCount) parameters in a \(bytes.count)-byte file")
+        }
         let model: any Model
         do { model = try makeModel(layers.specification, featureCount: sizes[0], classCount: sizes.last!) } catch {
             throw .unsupported(error.description)

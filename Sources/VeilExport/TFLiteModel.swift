@@ -176,7 +176,7 @@ public enum TFLiteModel {
         var sizes: [Int] = []
         while byName["layer\(max(sizes.count - 1, 0)).weight\(suffix)"] != nil {
             let shape = try constant("layer\(max(sizes.count - 1, 0)).weight\(suffix)").shape
-            guard shape.count == 2, shape.allSatisfy({ (1...(1 << 24)).contains($0) }),
+            guard sizes.count <= 65, shape.count == 2, shape.allSatisfy({ (1...(1 << 24)).contains($0) }),
                 sizes.isEmpty || sizes.last == Int(shape[1])
             else { throw .unsupported("a weight of shape \(shape)") }
             if sizes.isEmpty { sizes.append(Int(shape[1])) }
@@ -186,6 +186,12 @@ public enum TFLiteModel {
             throw .unsupported("no layer0.weight with two classes or more")
         }
         let layers = DenseLayers(sizes: sizes)
+        // Every parameter takes at least a byte of the file: a shape that claims more is refused
+        // before anything that size is allocated.
+        guard layers.parameterCount <= data.count else {
+            throw .unsupported(
+                "the weights' shapes claim \(layers.parameterCount) parameters in a \(data.count)-byte file")
+        }
         guard layers.specification == specification else {
             throw .unsupported("veil.model says \(specification), the weights make \(layers.specification)")
         }

@@ -99,6 +99,11 @@ import VeilTestSupport
         try expectUnsupported("a NaN weight") {
             $0.graph.initializer[0].rawData.replaceSubrange(0..<4, with: [0x00, 0x00, 0xC0, 0x7F])
         }
+        // Shapes that claim 2^48 parameters, with no data: refused before any allocation.
+        try expectUnsupported("a shape bomb") {
+            $0.graph.initializer[0].dims = [1 << 24, 4]
+            $0.graph.initializer[2].dims = [2, 1 << 24]
+        }
         try expectUnsupported("layers that do not chain") {
             $0.graph.initializer[2].dims = [2, 5]
         }

@@ -140,8 +140,16 @@ func softmaxInPlace(_ z: UnsafeMutableBufferPointer<Double>) {
     for c in 0..<z.count { z[c] /= total }
 }
 
+/// The widest layer (features, hidden units or classes) a model may have, so that no parameter
+/// count overflows: 2^24.
+public let maxModelWidth = 1 << 24
+
 /// Parses a model specification: `softmax`, or `mlp:H1,H2,…` (ReLU hidden layers).
 public func makeModel(_ specification: String, featureCount: Int, classCount: Int) throws(DataError) -> any Model {
+    guard (1...maxModelWidth).contains(featureCount), (1...maxModelWidth).contains(classCount) else {
+        throw .invalidSpecification(
+            "features and classes must be in 1…\(maxModelWidth), got \(featureCount) and \(classCount)")
+    }
     if specification == "softmax" { return SoftmaxRegression(featureCount: featureCount, classCount: classCount) }
     let parts = specification.split(separator: ":", maxSplits: 1)
     if parts.first == "mlp", parts.count == 2 {
@@ -149,6 +157,10 @@ public func makeModel(_ specification: String, featureCount: Int, classCount: In
         guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }), hidden.count == parts[1].split(separator: ",").count
         else {
             throw .invalidSpecification("mlp:H1,H2,… needs positive layer widths, got \(parts[1])")
+        }
+        // Bounded so that a model's parameter count cannot overflow (a width comes from files too).
+        guard hidden.count <= 64, hidden.allSatisfy({ $0 <= maxModelWidth }) else {
+            throw .invalidSpecification("mlp:H1,H2,… takes at most 64 layers of at most \(maxModelWidth) units")
         }
         return MultilayerPerceptron(layerSizes: [featureCount] + hidden + [classCount])
     }
