@@ -24,7 +24,7 @@ public enum ExportPrecision: String, CaseIterable, Sendable {
 
 /// Why a model file cannot be written or read back.
 public enum ModelFileError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// Not an ONNX model (the protobuf does not parse).
+    /// Not a model file at all (the protobuf or FlatBuffer does not parse).
     case malformed(String)
     /// An ONNX model, but not one of the graphs Specs/export.md describes.
     case unsupported(String)
@@ -33,7 +33,7 @@ public enum ModelFileError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .malformed(let why): "not an ONNX model: \(why)"
+        case .malformed(let why): "not a model file: \(why)"
         case .unsupported(let why): "not a model Veil exports (Specs/export.md): \(why)"
         case .unrepresentable(let why): "cannot export: \(why)"
         }
@@ -101,6 +101,9 @@ public enum ONNXModel {
             throw .unrepresentable("ONNX files are float32 or float16; int8 is for tflite")
         }
         let layers = DenseLayers(model)
+        if precision == .float32, let big = parameters.first(where: { !Float($0).isFinite }) {
+            throw .unrepresentable("a parameter (\(big)) exceeds float32's range")
+        }
         if precision == .float16,
             let big = parameters.first(where: { abs($0) > Double(Float16.greatestFiniteMagnitude) })
         {
@@ -255,7 +258,15 @@ public enum ONNXModel {
                 for (i, v) in values.enumerated() { parameters[start + i] = v }
             }
         }
-        let round = Int(file.metadataProps.first { $0.key == "veil.round" }?.value ?? "") ?? Int(file.modelVersion)
+        guard let roundText = file.metadataProps.first(where: { $0.key == "veil.round" })?.value,
+            roundText.allSatisfy(\.isASCII), let round = Int(roundText), round >= 0, String(round) == roundText
+        else { throw .unsupported("no veil.round metadata with a round") }
+        // The file must be exactly what Veil writes for these parameters (§2.4): every other
+        // field — IR version, producer, metadata, documentation — is checked by this.
+        guard try export(model, parameters: parameters, precision: precision, round: round) == bytes else {
+            throw .unsupported(
+                "the file is not Veil's \(layers.specification) \(precision.rawValue) model byte for byte")
+        }
         return Loaded(model: model, parameters: parameters, precision: precision, round: round)
     }
 
@@ -312,18 +323,12 @@ public enum ONNXModel {
         }
     }
 
-    /// A tensor's values, from raw_data (or float_data for float32, which ONNX also allows).
+    /// A tensor's values, from raw_data (the only place Veil writes them).
     private static func decode(_ t: Onnx_TensorProto, count: Int, precision: ExportPrecision) throws(ModelFileError)
         -> [Double]
     {
         guard t.dataType == precision.onnxType else {
             throw .unsupported("\(t.name) has element type \(t.dataType), the graph computes in \(precision.rawValue)")
-        }
-        if precision == .float32, !t.floatData.isEmpty, !t.hasRawData {
-            guard t.floatData.count == count else {
-                throw .unsupported("\(t.name) holds \(t.floatData.count) values, not \(count)")
-            }
-            return t.floatData.map(Double.init)
         }
         let width = precision == .float32 ? 4 : 2
         guard t.rawData.count == count * width else {

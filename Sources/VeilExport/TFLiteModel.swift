@@ -35,6 +35,28 @@ public enum TFLiteModel {
         public let activations: [Affine]
         public let layers: [Layer]
 
+        /// Whether §3.3 could have made this plan: activation scales at least 2⁻¹⁶/255, each
+        /// weight row reaching ±127 at its scale (or all zero at scale 1), weights in
+        /// [−127, 127], bias scales binary32(s_in · w_o), biases other than −2³¹.
+        var isCalibratedPlan: Bool {
+            let floor = Float(0x1p-16 / 255)
+            guard activations.allSatisfy({ $0.scale >= floor && $0.scale.isFinite }) else { return false }
+            for (l, layer) in layers.enumerated() {
+                let inputs = layer.weights.count / max(layer.weightScales.count, 1)
+                for (o, scale) in layer.weightScales.enumerated() {
+                    let row = layer.weights[(o * inputs)..<((o + 1) * inputs)]
+                    guard row.allSatisfy({ $0 != -128 }) else { return false }
+                    let top = row.map { abs(Int($0)) }.max() ?? 0
+                    guard top == 127 || (top == 0 && scale == 1) else { return false }
+                    guard layer.biasScales[o] == Float(Double(activations[l].scale) * Double(scale)) else {
+                        return false
+                    }
+                }
+                guard layer.biases.allSatisfy({ $0 != Int32.min }) else { return false }
+            }
+            return true
+        }
+
         /// The parameters this plan computes with: q · scale, in §1's layout.
         public var parameters: [Double] {
             layers.flatMap { layer in
@@ -78,6 +100,9 @@ public enum TFLiteModel {
                 }
                 swap(&activation, &next)
             }
+        }
+        guard (low + high).allSatisfy({ $0.isFinite && Float($0).isFinite }) else {
+            throw .unrepresentable("the calibration rows drive an activation beyond binary32's range")
         }
         let affine = zip(low, high).map { low, high -> Int8Plan.Affine in
             let scale = Float(max(high - low, 0x1p-16) / 255)
@@ -123,6 +148,9 @@ public enum TFLiteModel {
             throw .unrepresentable("a parameter (\(big)) exceeds float16's range")
         }
         guard precision != .int8 || plan != nil else { throw .unrepresentable("int8 needs a calibrated plan") }
+        if precision == .float32, let big = parameters.first(where: { !Float($0).isFinite }) {
+            throw .unrepresentable("a parameter (\(big)) exceeds float32's range")
+        }
         let layers = DenseLayers(model)
         var graph = Graph(precision: precision)
         graph.build(layers, parameters: parameters, plan: plan)
@@ -248,6 +276,7 @@ public enum TFLiteModel {
                         biasScales: biasScales))
             }
             plan = Int8Plan(activations: activations, layers: planned)
+            guard plan!.isCalibratedPlan else { throw .unsupported("the int8 quantisation is not §3.3's") }
             parameters = plan!.parameters
         }
         guard parameters.allSatisfy(\.isFinite) else { throw .unsupported("a constant is not finite") }
@@ -315,16 +344,17 @@ public enum TFLiteModel {
 
         init(precision: ExportPrecision) { self.precision = precision }
 
+        /// A tensor; an activation (`batched`) gets the shape signature with a dynamic batch.
         mutating func tensor(
             _ name: String, _ shape: [Int], _ type: TensorType, data: [UInt8]? = nil,
-            quantization: (scales: [Float], zeroPoints: [Int64])? = nil
+            quantization: (scales: [Float], zeroPoints: [Int64])? = nil, batched: Bool = true
         ) -> Int32 {
             var buffer: UInt32 = 0
             if let data {
                 buffers.append(data)
                 buffer = UInt32(buffers.count - 1)
             }
-            let signature = data == nil ? [-1] + shape.dropFirst().map(Int32.init) : nil
+            let signature = data == nil && batched ? [-1] + shape.dropFirst().map(Int32.init) : nil
             tensors.append(
                 Tensor(
                     name: name, shape: shape.map(Int32.init), signature: signature, type: type, buffer: buffer,
@@ -364,8 +394,9 @@ public enum TFLiteModel {
                         "layer\(l).weight.half", [outputs, inputs], .float16, data: float16s(parameters[w..<b]))
                     let halfBias = tensor(
                         "layer\(l).bias.half", [outputs], .float16, data: float16s(parameters[b..<(b + outputs)]))
-                    weight = tensor("layer\(l).weight", [outputs, inputs], .float32)
-                    bias = tensor("layer\(l).bias", [outputs], .float32)
+                    // Dequantised constants: no batch dimension, so no shape signature.
+                    weight = tensor("layer\(l).weight", [outputs, inputs], .float32, batched: false)
+                    bias = tensor("layer\(l).bias", [outputs], .float32, batched: false)
                     // Constants are dequantised once, before the first inference.
                     nodes.append(
                         Node(op: .dequantize, version: 3, inputs: [halfWeight], outputs: [weight], fusedActivation: nil)

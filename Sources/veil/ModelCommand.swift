@@ -229,8 +229,8 @@ struct ModelCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Evaluate a model on the held-out test set Veil's simulations use.",
             discussion: """
-                Reads an ONNX file Veil exported (--model) — Veil reads it back and computes in binary64 from its \
-                weights — or a checkpoint. The test set is the stratified 20% hold-out of the data with this seed, \
+                Reads an ONNX or TFLite file Veil exported (--model) — Veil reads it back, exactly as written or \
+                not at all, and computes in binary64 from its weights (int8 dequantised) — or a checkpoint. The test set is the stratified 20% hold-out of the data with this seed, \
                 the one `veil simulate --seed` evaluates on. --predictions writes, for each test example, its \
                 features, label and the model's class probabilities, as JSON, for checking another runtime against \
                 Veil (Specs/reference/check_models.py).
@@ -285,14 +285,20 @@ struct ModelCommand: ParsableCommand {
                     "the model takes \(network.featureCount) features and \(network.classCount) classes; \(dataset) has \(test.featureCount) and \(test.classCount)"
                 )
             }
+            guard test.count > 0 else {
+                throw usageError("\(dataset)'s held-out split is empty: nothing to evaluate on")
+            }
             let evaluation = network.evaluate(parameters, on: test)
             if let predictions {
-                try writePredictions(network, parameters, test, to: predictions)
+                do { try writePredictions(network, parameters, test, to: predictions) } catch {
+                    throw usageError("cannot write \(predictions): \(error.localizedDescription)")
+                }
             }
             if output.json {
                 let object: [String: Any] = [
                     "model": network.name, "examples": test.count, "accuracy": evaluation.accuracy,
-                    "loss": evaluation.loss,
+                    // JSON has no NaN or infinity: a loss that overflowed is null.
+                    "loss": evaluation.loss.isFinite ? evaluation.loss : NSNull(),
                 ]
                 print(
                     String(
@@ -329,9 +335,11 @@ func writeModel(
 ) throws -> Int {
     do {
         let bytes = try ModelFile.export(checkpoint, format: format, precision: precision, calibration: calibration)
-        try bytes.write(to: URL(fileURLWithPath: path), options: .atomic)
+        do { try bytes.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw usageError("cannot write \(path): \(error.localizedDescription)")
+        }
         return bytes.count
-    } catch { throw usageError("\(error)") }
+    } catch let error as ExitCode { throw error } catch { throw usageError("\(error)") }
 }
 
 extension Pruning.Kind: EnumerableFlag {}

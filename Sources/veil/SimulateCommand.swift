@@ -272,6 +272,12 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         c.pruneRound = pruneRound
         if let bits = compressBits {
+            // With DP the ring is --dp-bits (distributed) or the central mechanism's rounding
+            // budget: compression there is --dp-bits, accounted for (Specs/export.md §5.4).
+            guard privacy.dp == "none" else {
+                throw usageError(
+                    "--compress-bits is for runs without --dp: with distributed DP, --dp-bits sets the ring")
+            }
             // The ring holds B bits per value and the headroom for the cohort's sum.
             let cohort = max(2, Int((fraction * Double(clients)).rounded()))
             let ring = bits + Int(log2(Double(cohort)).rounded(.up))
@@ -396,9 +402,13 @@ struct SimulateCommand: AsyncParsableCommand {
                         "training_loss": r.trainingLoss ?? NSNull(),
                         "personalized_accuracy": r.personalizedAccuracy ?? NSNull(),
                         "selected": r.selected, "survivors": r.survivors, "seconds": r.seconds,
-                        "simulated_seconds": r.simulatedSeconds ?? NSNull(), "upload_bytes": r.uploadBytes,
-                        "payload_bits": r.payloadBits, "subset": r.subsetFraction,
+                        "simulated_seconds": r.simulatedSeconds ?? NSNull(),
                     ]
+                    if plan == nil {
+                        round["upload_bytes"] = r.uploadBytes
+                        round["payload_bits"] = r.payloadBits
+                        round["subset"] = r.subsetFraction
+                    }
                     if let spread = r.participantAccuracy { round["participant_accuracy"] = spread.json }
                     if let p = r.privacy {
                         round["epsilon"] = p.epsilon
@@ -442,9 +452,13 @@ struct SimulateCommand: AsyncParsableCommand {
                         "refusals": reports.reduce(0) { $0 + ($1.privacy?.refusals.count ?? 0) },
                     ] as [String: Any]
             }
-            result["upload_bytes_per_round"] = Double(reports.reduce(0) { $0 + $1.uploadBytes }) / Double(reports.count)
-            result["payload_bits"] = configuration.payloadBits
-            if let exported { result["exported"] = exported.map(\.path) }
+            // Counted by the rounds without DP (the private rounds' ring is --dp-bits').
+            if plan == nil {
+                result["upload_bytes_per_round"] =
+                    Double(reports.reduce(0) { $0 + $1.uploadBytes }) / Double(reports.count)
+                result["payload_bits"] = configuration.payloadBits
+            }
+            if let exported { result["exported"] = exported.map(\.path).filter { !$0.isEmpty } }
             if let pruned, let pruning = configuration.pruning {
                 result["pruning"] = [
                     "sparsity": pruning.sparsity, "kind": pruning.kind.rawValue, "round": pruned.round,
@@ -629,7 +643,7 @@ extension SimulateCommand {
         }
         if output.json {
             var object = summaryObject(summary)
-            if let exported { object["exported"] = exported.map(\.path) }
+            if let exported { object["exported"] = exported.map(\.path).filter { !$0.isEmpty } }
             object["transport"] = "network"
             object["algorithm"] = algorithm
             object["secure_sum"] = secureSum
@@ -699,7 +713,9 @@ extension SimulateCommand {
             var files = [(path, "exported \(path): the \(checkpoint.model) model after round \(checkpoint.round)")]
             // Synthetic data has no held-out split to calibrate on: no int8 file then.
             var calibration: Dataset?
-            if !dataset.hasPrefix("synthetic:") {
+            if dataset.hasPrefix("synthetic:") {
+                files.append(("", "no model_int8.tflite: synthetic data has no held-out rows to calibrate int8 on"))
+            } else {
                 let test = try FederatedSimulation.testSet(of: try DatasetSource(parsing: dataset), seed: seed)
                 calibration = test.subset(Array(0..<min(200, test.count)))
             }

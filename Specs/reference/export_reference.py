@@ -176,20 +176,20 @@ def load(data: bytes) -> tuple[str, str, int, list[float], int, int]:
             if t is None or list(t.dims) != dims or t.data_type != data_type:
                 raise Refused("unsupported")
             count = int(np.prod(dims))
-            if precision == "float32" and len(t.float_data) and not t.HasField("raw_data"):
-                if len(t.float_data) != count:
-                    raise Refused("unsupported")
-                values = np.asarray(t.float_data, dtype=np.float32)
-            else:
-                if len(t.raw_data) != count * width:
-                    raise Refused("unsupported")
-                values = np.frombuffer(t.raw_data, dtype=dtype)
+            if len(t.raw_data) != count * width:
+                raise Refused("unsupported")
+            values = np.frombuffer(t.raw_data, dtype=dtype)
             if not np.all(np.isfinite(values)):
                 raise Refused("unsupported")
             parameters += [float(v) for v in values.astype(np.float64)]
     props = {p.key: p.value for p in file.metadata_props}
-    round_ = int(props["veil.round"]) if props.get("veil.round", "").isdigit() else file.model_version
-    return model, precision, round_, parameters, s[0], s[-1]
+    text = props.get("veil.round", "")
+    if not (text.isascii() and text.isdigit() and str(int(text)) == text):
+        raise Refused("unsupported")
+    # §2.5: exactly what §2.4 writes for these parameters, byte for byte.
+    if build(model, s, int(text), precision, parameters).SerializeToString() != data:
+        raise Refused("unsupported")
+    return model, precision, int(text), parameters, s[0], s[-1]
 
 
 def check(group: dict, test: dict, expect) -> None:
@@ -359,12 +359,13 @@ def tflite(model: str, s: list[int], round_: int, precision: str, parameters: li
     """§3.2: the model's FlatBuffer."""
     tensors, operators, buffers = [], [], [b""]
 
-    def tensor(name, shape, type_, data=None, quantization=None) -> int:
+    def tensor(name, shape, type_, data=None, quantization=None, batched=True) -> int:
+        """batched: an activation, whose shape signature has a dynamic batch (§3.2)."""
         buffer = 0
         if data is not None:
             buffers.append(data)
             buffer = len(buffers) - 1
-        tensors.append((name, shape, type_, buffer, quantization, data is None))
+        tensors.append((name, shape, type_, buffer, quantization, data is None and batched))
         return len(tensors) - 1
 
     def operator(code, version, inputs, output, relu=None):
@@ -391,8 +392,8 @@ def tflite(model: str, s: list[int], round_: int, precision: str, parameters: li
         elif precision == "float16":
             half_w = tensor(f"layer{l}.weight.half", [n_out, n_in], FLOAT16, w.astype("<f2").tobytes())
             half_b = tensor(f"layer{l}.bias.half", [n_out], FLOAT16, b.astype("<f2").tobytes())
-            weight = tensor(f"layer{l}.weight", [n_out, n_in], FLOAT32)
-            bias = tensor(f"layer{l}.bias", [n_out], FLOAT32)
+            weight = tensor(f"layer{l}.weight", [n_out, n_in], FLOAT32, batched=False)
+            bias = tensor(f"layer{l}.bias", [n_out], FLOAT32, batched=False)
             operator(DEQUANTIZE, 3, [half_w], weight)
             operator(DEQUANTIZE, 3, [half_b], bias)
         else:

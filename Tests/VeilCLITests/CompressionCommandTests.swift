@@ -33,6 +33,10 @@ import VeilTestSupport
     @Test func refusals() async throws {
         let cases: [([String], String)] = [
             (["--compress-bits", "1"], "--compress-bits must be in 2…56"),
+            (
+                ["--transport", "in-process", "--compress-bits", "2", "--dp", "central", "--epsilon", "8"],
+                "--compress-bits is for runs without --dp"
+            ),
             (["--compress-bits", "8", "--compress-clip", "0"], "--compress-clip must be positive"),
             (["--transport", "in-process", "--subset", "0"], "--subset must be in (0, 1]"),
             (

@@ -88,6 +88,21 @@ import VeilTestSupport
             #"{"format": "veil-checkpoint-1", "model": "softmax", "features": 2, "classes": 2, "round": 1, "parameters": [1, 2, 3, 4, 5, 6]}"#
                 .utf8
         ).write(to: valid)
+        let unknownKey = directory.appendingPathComponent("unknown.json")
+        try Data(
+            #"{"format": "veil-checkpoint-1", "model": "softmax", "features": 2, "classes": 2, "round": 1, "parameters": [1, 2, 3, 4, 5, 6], "note": 1}"#
+                .utf8
+        ).write(to: unknownKey)
+        let plus = directory.appendingPathComponent("plus.json")
+        try Data(
+            #"{"format": "veil-checkpoint-1", "model": "mlp:+1", "features": 1, "classes": 2, "round": 1, "parameters": [1, 2, 3, 4, 5]}"#
+                .utf8
+        ).write(to: plus)
+        let huge = directory.appendingPathComponent("huge.json")
+        try Data(
+            #"{"format": "veil-checkpoint-1", "model": "softmax", "features": 2, "classes": 2, "round": 1, "parameters": [1e308, 2, 3, 4, 5, 6]}"#
+                .utf8
+        ).write(to: huge)
         let notONNX = directory.appendingPathComponent("x.onnx")
         try Data("hello".utf8).write(to: notONNX)
         let out = directory.appendingPathComponent("m.onnx").path
@@ -127,7 +142,17 @@ import VeilTestSupport
                 ["model", "export", "--checkpoint", checkpoint.path, "--out", out],
                 "the checkpoint's softmax on 2 features and 2 classes has 6 parameters, the file 5"
             ),
-            (["model", "evaluate", "--model", notONNX.path], "not an ONNX model"),
+            (["model", "evaluate", "--model", notONNX.path], "not a model file"),
+            (["model", "evaluate", "--checkpoint", unknownKey.path], "unknown checkpoint key \"note\""),
+            (["model", "evaluate", "--checkpoint", plus.path], "needs positive layer widths"),
+            (["model", "export", "--checkpoint", huge.path, "--out", out], "exceeds float32's range"),
+            (
+                [
+                    "model", "evaluate", "--checkpoint", valid.path, "--dataset", "digits", "--predictions",
+                    "/nonexistent/p.json",
+                ],
+                "the model takes 2 features"
+            ),
             (["model", "evaluate", "--model", "/nonexistent.onnx"], "cannot read /nonexistent.onnx"),
             (
                 ["model", "evaluate", "--checkpoint", valid.path, "--dataset", "synthetic:1,1"],

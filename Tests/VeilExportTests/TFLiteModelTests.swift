@@ -78,6 +78,38 @@ import VeilTestSupport
         let loaded = try TFLiteModel.load(bytes)
         #expect(loaded.plan == plan && loaded.precision == .int8 && loaded.parameters == plan.parameters)
         #expect(throws: ModelFileError.self) { try TFLiteModel.export(model, parameters: parameters, precision: .int8) }
+
+        // A plan §3.3 could not have made is refused, however well-formed its file.
+        func forged(_ change: (inout [TFLiteModel.Int8Plan.Layer]) -> Void) throws -> Bool {
+            var layers = plan.layers
+            change(&layers)
+            let file = try TFLiteModel.export(
+                model, parameters: parameters, precision: .int8,
+                plan: TFLiteModel.Int8Plan(activations: plan.activations, layers: layers))
+            return (try? TFLiteModel.load(file)) == nil
+        }
+        let l0 = plan.layers[0]
+        #expect(
+            try forged {
+                $0[0] = .init(
+                    weights: l0.weights, weightScales: l0.weightScales, biases: [Int32.min] + l0.biases.dropFirst(),
+                    biasScales: l0.biasScales)
+            })
+        #expect(
+            try forged {
+                $0[0] = .init(
+                    weights: l0.weights, weightScales: [3.4e38] + l0.weightScales.dropFirst(), biases: l0.biases,
+                    biasScales: l0.biasScales)
+            })
+        #expect(
+            try forged {
+                $0[0] = .init(
+                    weights: l0.weights.map { $0 / 2 }, weightScales: l0.weightScales, biases: l0.biases,
+                    biasScales: l0.biasScales)
+            })
+        #expect(throws: ModelFileError.self) {
+            try TFLiteModel.export(model, parameters: [1e308] + parameters.dropFirst(), precision: .float32)
+        }
     }
 
     @Test func whatIsNotVeilsFileIsRefused() throws {

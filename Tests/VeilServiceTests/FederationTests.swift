@@ -61,7 +61,7 @@ import VeilWire
         let onnx = directory.appendingPathComponent("model.onnx").path
         let export = try await VeilProcess.run(["model", "export", "--config", config.path, "--out", onnx])
         #expect(export.status == 0, "\(export.stderr)")
-        #expect(export.stdout.hasPrefix("wrote \(onnx): softmax from round 3, float32, "))
+        #expect(export.stdout.hasPrefix("wrote \(onnx): softmax from round 3, onnx float32, "))
         let evaluation = try await VeilProcess.run(["model", "evaluate", "--model", onnx, "--json"])
         let object = try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any]
         let accuracy = try #require(object?["accuracy"] as? Double)

@@ -153,7 +153,10 @@ public func makeModel(_ specification: String, featureCount: Int, classCount: In
     if specification == "softmax" { return SoftmaxRegression(featureCount: featureCount, classCount: classCount) }
     let parts = specification.split(separator: ":", maxSplits: 1)
     if parts.first == "mlp", parts.count == 2 {
-        let hidden = parts[1].split(separator: ",").compactMap { Int($0) }
+        // Decimal digits only: "+32" and "032" would name the same model differently.
+        let hidden = parts[1].split(separator: ",").compactMap { w in
+            w.allSatisfy { ("0"..."9").contains($0) } && !(w.count > 1 && w.first == "0") ? Int(w) : nil
+        }
         guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }), hidden.count == parts[1].split(separator: ",").count
         else {
             throw .invalidSpecification("mlp:H1,H2,… needs positive layer widths, got \(parts[1])")

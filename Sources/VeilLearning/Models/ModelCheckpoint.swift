@@ -53,7 +53,19 @@ public struct ModelCheckpoint: Codable, Hashable, Sendable {
         }
     }
 
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
     public init(from decoder: any Decoder) throws {
+        // Exactly §1's keys: an unknown one is refused by name.
+        let keys = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+        if let unknown = keys.first(where: { CodingKeys(stringValue: $0) == nil }) {
+            throw DataError.invalidSpecification("unknown checkpoint key \"\(unknown)\"")
+        }
         let container = try decoder.container(keyedBy: CodingKeys.self)
         format = try container.decode(String.self, forKey: .format)
         model = try container.decode(String.self, forKey: .model)
