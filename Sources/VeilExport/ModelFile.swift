@@ -58,4 +58,17 @@ public enum ModelFile {
         return Loaded(
             format: .onnx, model: file.model, parameters: file.parameters, precision: file.precision, round: file.round)
     }
+
+    /// The JSON `veil model evaluate --predictions` writes, which
+    /// `Specs/reference/check_models.py` compares a runtime against: each test row's features
+    /// and label, and the model's binary64 probabilities and predicted class.
+    public static func predictions(_ model: any Model, parameters: [Double], on test: Dataset) throws -> Data {
+        let rows = (0..<test.count).map {
+            Array(test.features[($0 * test.featureCount)..<(($0 + 1) * test.featureCount)])
+        }
+        return try JSONSerialization.data(withJSONObject: [
+            "features": rows, "labels": test.labels, "probabilities": model.probabilities(parameters, on: test),
+            "predictions": model.predict(parameters, on: test),
+        ])
+    }
 }

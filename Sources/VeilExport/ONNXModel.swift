@@ -40,36 +40,6 @@ public enum ModelFileError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The dense layers of a Veil model: layer l maps sizes[l] inputs to sizes[l + 1] outputs,
-/// its weights out × in row by row, then its biases, layer after layer — the parameter
-/// layout of ``SoftmaxRegression`` (one layer) and ``MultilayerPerceptron``.
-struct DenseLayers: Hashable {
-    let sizes: [Int]
-
-    init(sizes: [Int]) { self.sizes = sizes }
-
-    init(_ model: any Model) {
-        sizes = (model as? MultilayerPerceptron)?.layerSizes ?? [model.featureCount, model.classCount]
-    }
-
-    var count: Int { sizes.count - 1 }
-
-    /// Σ s_{l+1}(s_l + 1); the readers allow at most 65 layers of at most 2^24 units, so
-    /// this stays below 2^55.
-    var parameterCount: Int { (0..<count).reduce(0) { $0 + sizes[$1 + 1] * (sizes[$1] + 1) } }
-
-    /// `softmax` for one layer, `mlp:H1,…` otherwise: what ``makeModel(_:featureCount:classCount:)`` reads.
-    var specification: String {
-        count == 1 ? "softmax" : "mlp:" + sizes.dropFirst().dropLast().map(String.init).joined(separator: ",")
-    }
-
-    /// Where layer l's weights start, and where its biases start.
-    func offsets(_ l: Int) -> (weights: Int, biases: Int) {
-        let start = (0..<l).reduce(0) { $0 + sizes[$1 + 1] * (sizes[$1] + 1) }
-        return (start, start + sizes[l + 1] * sizes[l])
-    }
-}
-
 /// Writes a Veil model as an ONNX file and reads such a file back (Specs/export.md): one Gemm
 /// per dense layer (ReLU between them), a Softmax, input `features` [batch, F] and outputs
 /// `logits` and `probabilities` [batch, C], all float32; a float16 model casts its input to

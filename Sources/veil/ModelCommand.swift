@@ -290,7 +290,10 @@ struct ModelCommand: ParsableCommand {
             }
             let evaluation = network.evaluate(parameters, on: test)
             if let predictions {
-                do { try writePredictions(network, parameters, test, to: predictions) } catch {
+                do {
+                    try ModelFile.predictions(network, parameters: parameters, on: test).write(
+                        to: URL(fileURLWithPath: predictions))
+                } catch {
                     throw usageError("cannot write \(predictions): \(error.localizedDescription)")
                 }
             }
@@ -310,20 +313,6 @@ struct ModelCommand: ParsableCommand {
                         format: "%@ on %d test examples: accuracy %.4f, loss %.4f", description, test.count,
                         evaluation.accuracy, evaluation.loss))
             }
-        }
-
-        private func writePredictions(_ model: any Model, _ parameters: [Double], _ test: Dataset, to path: String)
-            throws
-        {
-            let probabilities = model.probabilities(parameters, on: test)
-            let rows = (0..<test.count).map {
-                Array(test.features[($0 * test.featureCount)..<(($0 + 1) * test.featureCount)])
-            }
-            let object: [String: Any] = [
-                "features": rows, "labels": test.labels, "probabilities": probabilities,
-                "predictions": model.predict(parameters, on: test),
-            ]
-            try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
         }
     }
 }

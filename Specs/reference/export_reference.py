@@ -192,13 +192,12 @@ def load(data: bytes) -> tuple[str, str, int, list[float], int, int]:
     return model, precision, int(text), parameters, s[0], s[-1]
 
 
-def check(group: dict, test: dict, expect) -> None:
+def _check(test: dict, expect, export_file, load_file) -> None:
+    """One vector case of either format: an export must give `file`; a load its fields."""
     if test["operation"] == "export":
-        file = export(test["model"], test["features"], test["classes"], test["round"], test["precision"],
-                      test["parameters"])
-        expect(file.hex(), test["file"], "file")
+        expect(export_file().hex(), test["file"], "file")
     elif test["operation"] == "load":
-        model, precision, round_, parameters, features, classes = load(bytes.fromhex(test["file"]))
+        model, precision, round_, parameters, features, classes = load_file(bytes.fromhex(test["file"]))
         expect(model, test["model"], "model")
         expect(precision, test["precision"], "precision")
         expect(round_, test["round"], "round")
@@ -206,6 +205,11 @@ def check(group: dict, test: dict, expect) -> None:
         expect(parameters, test["parameters"], "parameters")
     else:
         raise AssertionError(f"unknown operation {test['operation']}")
+
+
+def check(group: dict, test: dict, expect) -> None:
+    _check(test, expect, lambda: export(test["model"], test["features"], test["classes"], test["round"],
+                                        test["precision"], test["parameters"]), load)
 
 
 # --- §3 TensorFlow Lite ------------------------------------------------------------------------
@@ -561,16 +565,6 @@ def tflite_load(data: bytes):
 
 
 def check_tflite(group: dict, test: dict, expect) -> None:
-    if test["operation"] == "export":
-        file = tflite_export(test["model"], test["features"], test["classes"], test["round"], test["precision"],
-                             test["parameters"], test.get("calibration"))
-        expect(file.hex(), test["file"], "file")
-    elif test["operation"] == "load":
-        model, precision, round_, parameters, features, classes = tflite_load(bytes.fromhex(test["file"]))
-        expect(model, test["model"], "model")
-        expect(precision, test["precision"], "precision")
-        expect(round_, test["round"], "round")
-        expect((features, classes), (test["features"], test["classes"]), "shape")
-        expect(parameters, test["parameters"], "parameters")
-    else:
-        raise AssertionError(f"unknown operation {test['operation']}")
+    _check(test, expect, lambda: tflite_export(test["model"], test["features"], test["classes"], test["round"],
+                                               test["precision"], test["parameters"], test.get("calibration")),
+           tflite_load)

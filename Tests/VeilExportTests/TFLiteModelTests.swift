@@ -177,19 +177,8 @@ import VeilTestSupport
             ).write(to: path)
             paths.append(path.path)
         }
-        let rows = (0..<test.count).map {
-            Array(test.features[($0 * test.featureCount)..<(($0 + 1) * test.featureCount)])
-        }
-        let predictions = directory.appendingPathComponent("predictions.json")
-        try JSONSerialization.data(withJSONObject: [
-            "features": rows, "labels": test.labels, "probabilities": model.probabilities(outcome.parameters, on: test),
-        ]).write(to: predictions)
-        let script = RepositoryPaths.root.appendingPathComponent("Specs/reference/check_models.py").path
-        let output = try await ProcessRunner.run("/usr/bin/env", ["python3", script, predictions.path] + paths)
-        #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
-        let reports = output.stdout.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
+        let reports = try await runtimeReports(
+            paths, model: model, parameters: outcome.parameters, test: test, in: directory)
         #expect(reports.map { $0["precision"] as? String } == ["float32", "float16", "int8"])
         for report in reports {
             #expect((report["failures"] as? [Any])?.isEmpty == true, "\(report)")

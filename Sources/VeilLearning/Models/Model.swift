@@ -76,27 +76,21 @@ extension Model {
 
     /// The class probabilities (softmax of the logits) of each row.
     public func probabilities(_ parameters: [Double], on data: Dataset) -> [[Double]] {
-        let workspace = makeWorkspace()
-        var logits = [Double](repeating: 0, count: classCount)
-        return parameters.withUnsafeBufferPointer { p in
-            data.features.withUnsafeBufferPointer { f in
-                logits.withUnsafeMutableBufferPointer { z in
-                    (0..<data.count).map { row in
-                        self.logits(
-                            p,
-                            features: UnsafeBufferPointer(
-                                rebasing: f[(row * featureCount)..<((row + 1) * featureCount)]), into: z,
-                            workspace: workspace)
-                        softmaxInPlace(z)
-                        return Array(z)
-                    }
-                }
-            }
+        mapLogits(parameters, on: data) { z in
+            softmaxInPlace(z)
+            return Array(z)
         }
     }
 
     /// The predicted class of each row.
     public func predict(_ parameters: [Double], on data: Dataset) -> [Int] {
+        mapLogits(parameters, on: data) { softmaxSummary(UnsafeBufferPointer($0)).argmax }
+    }
+
+    /// `transform` of each row's logits, in one reused buffer.
+    private func mapLogits<T>(
+        _ parameters: [Double], on data: Dataset, _ transform: (UnsafeMutableBufferPointer<Double>) -> T
+    ) -> [T] {
         let workspace = makeWorkspace()
         var logits = [Double](repeating: 0, count: classCount)
         return parameters.withUnsafeBufferPointer { p in
@@ -108,7 +102,7 @@ extension Model {
                             features: UnsafeBufferPointer(
                                 rebasing: f[(row * featureCount)..<((row + 1) * featureCount)]), into: z,
                             workspace: workspace)
-                        return softmaxSummary(UnsafeBufferPointer(z)).argmax
+                        return transform(z)
                     }
                 }
             }

@@ -39,17 +39,13 @@ public struct Pruning: Hashable, Sendable, CustomStringConvertible {
     /// The mask of `parameters` (true: kept) for `model`.
     /// - Throws: ``DataError`` for structured pruning of a model without hidden units.
     public func mask(_ model: any Model, parameters: [Double]) throws(DataError) -> [Bool] {
-        let sizes = (model as? MultilayerPerceptron)?.layerSizes ?? [model.featureCount, model.classCount]
+        let layers = DenseLayers(model)
+        let sizes = layers.sizes
         var keep = [Bool](repeating: true, count: parameters.count)
-        var starts: [Int] = []
-        var start = 0
-        for l in 0..<(sizes.count - 1) {
-            starts.append(start)
-            start += sizes[l + 1] * (sizes[l] + 1)
-        }
+        let starts = (0..<layers.count).map { layers.offsets($0).weights }
         switch kind {
         case .unstructured:
-            for l in 0..<(sizes.count - 1) {
+            for l in 0..<layers.count {
                 let count = sizes[l + 1] * sizes[l]
                 let pruned = Int((sparsity * Double(count)).rounded(.down))
                 // The smallest magnitudes, ties by position: the same parameters give the same mask.
@@ -102,7 +98,7 @@ extension ModelCheckpoint {
         var p = parameters
         for l in 0..<(sizes.count - 2) {
             let (inputs, units, next) = (sizes[l], sizes[l + 1], sizes[l + 2])
-            let start = (0..<l).reduce(0) { $0 + sizes[$1 + 1] * (sizes[$1] + 1) }
+            let (start, _) = DenseLayers(sizes: sizes).offsets(l)
             let nextStart = start + units * (inputs + 1)
             let dead = (0..<units).filter { o in
                 p[start + units * inputs + o] == 0 && (0..<inputs).allSatisfy { p[start + o * inputs + $0] == 0 }
@@ -118,9 +114,9 @@ extension ModelCheckpoint {
                 start..<(nextStart + next * (units + 1)), with: weights + biases + nextWeights + nextBiases)
             sizes[l + 1] = kept.count
         }
-        let specification = "mlp:" + sizes.dropFirst().dropLast().map(String.init).joined(separator: ",")
         return try ModelCheckpoint(
-            model: specification, features: features, classes: classes, round: round, parameters: p)
+            model: DenseLayers(sizes: sizes).specification, features: features, classes: classes, round: round,
+            parameters: p)
     }
 
     /// Pruned at `pruning` (masked, then compacted: structured pruning gives a smaller model).
