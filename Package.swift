@@ -69,7 +69,7 @@ let package = Package(
         .target(name: "VeilPrivacy", dependencies: ["VeilCore", "VeilCrypto"]),
         .target(
             name: "VeilLearning",
-            dependencies: ["CZlib", "VeilCore", "VeilPrivacy"],
+            dependencies: ["CZlib", "VeilCore", "VeilCrypto", "VeilPrivacy"],
             resources: [.copy("Resources/digits.csv.gz")]
         ),
         .target(

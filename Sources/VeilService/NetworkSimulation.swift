@@ -76,6 +76,7 @@ public struct NetworkSimulation: Sendable {
         serve.weightScale = Double(simulation.data.clients.map(\.count).max() ?? 1)
         serve.payloadBits = c.payloadBits
         serve.payloadClip = c.payloadClip
+        serve.subset = c.subset
         serve.seed = c.seed
         if let p = c.privacy {
             // Everyone every round (q = 1): the service's accounting is the in-process one.

@@ -1,6 +1,7 @@
 import VeilCore
 import VeilCrypto
 import VeilExport
+import VeilLearning
 import VeilPaillier
 import VeilPrivacy
 import VeilSecAgg
@@ -142,6 +143,11 @@ func errorCode(_ error: any Error) -> String {
         case .unrepresentable: "unrepresentable"
         }
     case is ModelExportCases.CheckpointRefused: "invalidCheckpoint"
+    case let e as DataError:
+        switch e {
+        case .invalidSpecification: "invalidSpecification"
+        default: "dataError"
+        }
     case is HexError: "malformedHex"
     case is Mismatch: "mismatch"
     default: String(describing: type(of: error))

@@ -301,6 +301,7 @@ func summaryObject(_ s: FederationSummary) -> [String: Any] {
                 "abort_reason": r.abortReason ?? NSNull(),
                 "crypto_seconds": r.cryptoSeconds, "epsilon": r.epsilon ?? NSNull(),
                 "budget_refusals": r.budgetRefusals, "budget_alerts": r.budgetAlerts,
+                "payload_bits": r.payloadBits ?? NSNull(), "subset": r.subsetFraction ?? NSNull(),
             ] as [String: Any]
         },
     ]

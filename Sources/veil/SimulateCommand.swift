@@ -132,7 +132,7 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Send a random fraction F of the update coordinates each round, the same for all (a public per-round seed), scaled by 1/F.",
+            "Send ⌈F·(d − 1)⌉ = k of the d − 1 update coordinates each round, the same for all (a public per-round seed), scaled by (d − 1)/k; also over the network.",
             valueName: "F"))
     var subset: Double?
 
@@ -587,8 +587,10 @@ extension SimulateCommand {
     func networkBlocker(_ c: FederatedConfiguration) -> String? {
         if orchestration.localTest { return "--local-test is simulated in-process" }
         if prune != nil { return "--prune is simulated in-process" }
-        if subset != nil { return "--subset is simulated in-process" }
-        if adaptiveCompression != nil { return "--adaptive-compression is simulated in-process" }
+        if adaptiveCompression != nil {
+            return
+                "--adaptive-compression is simulated in-process (a network coordinator chooses from the links its participants report: serve.json's adaptive_compression)"
+        }
         if orchestration.isSet {
             return
                 "devices, overcommitment, deadlines, the fairness floor and selection other than random are simulated in-process"

@@ -76,6 +76,12 @@ def check_drbg(group, test):
     expect([str(generator.next()) for _ in test["outputs"]], test["outputs"], "outputs")
 
 
+def check_subset(group, test):
+    indices = ref.coordinate_subset(test["length"], test["size"], h(test["seed"]))
+    expect(indices, test["indices"], "indices")
+    expect(ref.subset_compress(test["payload"], indices), test["sent"], "sent")
+
+
 def check_mask(group, test):
     mask = ref.mask_expansion(h(test["seed"]), h(test["label"]), group["bits"], test["count"])
     expect([str(v) for v in mask], test["elements"], "elements")
@@ -266,6 +272,7 @@ CHECKS = {
     "VEIL-MASK-EXPANSION": check_mask,
     "VEIL-SHAMIR": check_shamir,
     "VEIL-FIXED-POINT": check_codec,
+    "VEIL-COORDINATE-SUBSET": check_subset,
     "XDH": check_xdh,
     "EDDSA": check_eddsa,
     "XCHACHA20-POLY1305": check_aead,
@@ -302,6 +309,7 @@ EXPECTED = {
     "secagg/veil_secagg.json": "VEIL-SECAGG",
     "secagg/veil_secagg_parameters.json": "VEIL-SECAGG-PARAMETERS",
     "sha256/sha256_fips180.json": "SHA-256",
+    "subset/veil_coordinate_subset.json": "VEIL-COORDINATE-SUBSET",
     "shamir/veil_shamir.json": "VEIL-SHAMIR",
     "x25519/rfc7748.json": "XDH",
     "x25519/x25519_test.json": "XDH",

@@ -87,6 +87,36 @@ class Generator:
         return out[:n]
 
 
+# --- export.md 5.2 Coordinate subset -------------------------------------------------------
+
+def below(generator: Generator, bound: int) -> int:
+    """A uniform integer in [0, bound): words below (2^64 - bound) mod bound are rejected."""
+    reject_below = (2**64 - bound) % bound
+    while True:
+        v = generator.next()
+        if v >= reject_below:
+            return v % bound
+
+
+def coordinate_subset(length: int, size: int, seed: bytes) -> list[int]:
+    """The k = size of the d - 1 = length - 1 update coordinates the seed picks (a partial
+    Fisher-Yates shuffle), sorted, then the weight's d - 1."""
+    if length < 2 or not 1 <= size <= length - 1 or len(seed) != 32:
+        raise Refused("invalidSpecification")
+    generator = Generator(seed)
+    order = list(range(length - 1))
+    for i in range(size):
+        j = i + below(generator, length - 1 - i)
+        order[i], order[j] = order[j], order[i]
+    return sorted(order[:size]) + [length - 1]
+
+
+def subset_compress(payload: list[float], indices: list[int]) -> list[float]:
+    """What a participant sends: the chosen update values times (d - 1)/k, then the weight."""
+    scale = (len(payload) - 1) / (len(indices) - 1)
+    return [payload[i] * scale for i in indices[:-1]] + [payload[-1]]
+
+
 # --- 8 Mask expansion ----------------------------------------------------------------------
 
 def mask_expansion(seed: bytes, label: bytes, bits: int, count: int) -> list[int]:

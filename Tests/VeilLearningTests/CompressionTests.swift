@@ -8,14 +8,13 @@ import VeilSecAgg
 /// Compressed updates inside the secure sum (Specs/export.md §5): fewer bits per value, a
 /// public random subset of coordinates, and adaptive choice of both.
 @Suite struct CompressionTests {
-    @Test func aSubsetIsPublicTheSameForEveryoneAndKeepsTheWeight() {
-        var a = Xoshiro256(seed: 3, purpose: .coordinateSubset, round: 7)
-        var b = Xoshiro256(seed: 3, purpose: .coordinateSubset, round: 7)
-        var other = Xoshiro256(seed: 3, purpose: .coordinateSubset, round: 8)
-        let subset = CoordinateSubset(length: 101, fraction: 0.25, using: &a)
-        #expect(subset == CoordinateSubset(length: 101, fraction: 0.25, using: &b))
-        #expect(subset.indices != CoordinateSubset(length: 101, fraction: 0.25, using: &other).indices)
-        #expect(subset.indices.count == 25 + 1 && subset.indices.last == 100)
+    @Test func aSubsetIsPublicTheSameForEveryoneAndKeepsTheWeight() throws {
+        let seed = CoordinateSubset.seed(runSeed: 3, round: 7)
+        let subset = try CoordinateSubset(length: 101, size: 25, seed: seed)
+        #expect(subset == (try CoordinateSubset(length: 101, size: 25, seed: seed)))
+        let other = try CoordinateSubset(length: 101, size: 25, seed: CoordinateSubset.seed(runSeed: 3, round: 8))
+        #expect(subset.indices != other.indices)
+        #expect(subset.indices.count == 25 + 1 && subset.indices.last == 100 && subset.fraction == 0.25)
         #expect(subset.indices == subset.indices.sorted() && Set(subset.indices).count == subset.indices.count)
         let payload = (0..<101).map { Double($0) }
         let sent = subset.compress(payload)
@@ -25,18 +24,35 @@ import VeilSecAgg
         #expect(back[100] == 100)
     }
 
-    /// Unbiased: over many rounds' subsets each coordinate's mean is the payload's.
-    @Test func theExpandedSubsetIsUnbiased() {
+    /// k = ⌈F·(d − 1)⌉, at least one, and never more than there are.
+    @Test func theSizeOfAFraction() {
+        #expect(CoordinateSubset.size(length: 11, fraction: 0.3) == 3)
+        #expect(CoordinateSubset.size(length: 11, fraction: 0.31) == 4)
+        #expect(CoordinateSubset.size(length: 11, fraction: 0.01) == 1)
+        #expect(CoordinateSubset.size(length: 11, fraction: 1) == 10)
+    }
+
+    @Test func malformedSubsetsAreRefused() {
+        let seed = CoordinateSubset.seed(runSeed: 1, round: 1)
+        #expect(throws: DataError.self) { try CoordinateSubset(length: 1, size: 1, seed: seed) }
+        #expect(throws: DataError.self) { try CoordinateSubset(length: 10, size: 0, seed: seed) }
+        #expect(throws: DataError.self) { try CoordinateSubset(length: 10, size: 10, seed: seed) }
+        #expect(throws: DataError.self) { try CoordinateSubset(length: 10, size: 3, seed: Array(seed.prefix(31))) }
+    }
+
+    /// Unbiased even when k/(d − 1) is not a round fraction: over many rounds' subsets each
+    /// coordinate's mean is the payload's.
+    @Test func theExpandedSubsetIsUnbiased() throws {
         let payload = (0..<21).map { Double($0 % 7) - 3 }
         var mean = [Double](repeating: 0, count: 21)
         let rounds = 4000
         for round in 1...rounds {
-            var generator = Xoshiro256(seed: 1, purpose: .coordinateSubset, round: round)
-            let subset = CoordinateSubset(length: 21, fraction: 0.5, using: &generator)
+            let subset = try CoordinateSubset(
+                length: 21, size: 7, seed: CoordinateSubset.seed(runSeed: 1, round: round))
             for (i, v) in subset.expand(subset.compress(payload)).enumerated() { mean[i] += v / Double(rounds) }
         }
-        // Each mean has standard deviation |x|/√rounds ≤ 3/63: 4 of them is 0.19.
-        for i in 0..<21 { #expect(abs(mean[i] - payload[i]) < 0.19, "coordinate \(i): \(mean[i])") }
+        // Each mean has standard deviation |x|·√((1 − p)/p)/√rounds ≤ 3·1.42/63: 4 of them is 0.27.
+        for i in 0..<21 { #expect(abs(mean[i] - payload[i]) < 0.27, "coordinate \(i): \(mean[i])") }
     }
 
     func run(_ change: (inout FederatedConfiguration) -> Void) throws -> (accuracy: Double, bytes: Int, bits: Set<Int>)

@@ -69,6 +69,27 @@ import VeilWire
         #expect(abs(accuracy - (summary.finalAccuracy ?? -1)) <= 1.0 / 359, "\(accuracy)")
     }
 
+    /// Adaptive compression over the network (Specs/export.md §5.3): the coordinator chooses
+    /// each round's ring and subset from the links the participants report in their Hello and
+    /// the round deadline, and the participants send exactly that. At 1 kb/s a 651-value
+    /// payload fits 20 s in 3 bytes per value (ring 18: 16 bits and 2 of headroom), not in 4;
+    /// at 50 b/s nothing fits and the round takes the floors, 4 bits and a quarter.
+    @Test(arguments: [(UInt64(1000), 18, 1.0), (UInt64(50), 8, 0.25)])
+    func adaptiveCompressionFollowsTheReportedLinks(link: UInt64, bits: Int, subset: Double) async throws {
+        let (network, directory) = try federation(rounds: 2) { network in
+            network.serve.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.25)
+            network.serve.payloadClip = 1
+            for i in network.participants.indices { network.participants[i].join.linkBitsPerSecond = link }
+        }
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let summary = try await network.run(logger: quiet)
+        #expect(summary.completedRounds == 2)
+        #expect(
+            summary.rounds.allSatisfy { $0.payloadBits == bits && abs(($0.subsetFraction ?? 0) - subset) < 0.01 },
+            "\(summary.rounds.map { ($0.payloadBits, $0.subsetFraction) })")
+        #expect((summary.finalAccuracy ?? 0) > 0.5, "\(summary.finalAccuracy ?? 0)")
+    }
+
     @Test func exportingFromAStoreWithNoCompletedRoundIsRefused() async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-export")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -1087,4 +1087,46 @@ import X509
             try ParticipantLedger(ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)).spent(ids[0].id)
                 == 0)
     }
+
+    /// A coordinate subset scales each update by (d − 1)/k (Specs/export.md §5.2), past the
+    /// clip that differential privacy's noise is calibrated to. serve.json refuses the pair,
+    /// but a coordinator that lies sends it anyway: with central noise (its own, with the
+    /// clip it names) and with a distributed-DP plan. The participant declines both before
+    /// training, as a privacy refusal.
+    @Test func aSubsetWithDifferentialPrivacyIsDeclined() async throws {
+        let n = 3
+        let stage = try await stage(clients: n, joining: [0])
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
+        var settings = ServicePrivacy(epsilon: 8, mode: .ddg)
+        settings.minContributors = n
+        let plan = try ServicePrivacyPlan(
+            settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
+        let mechanism = try #require(plan.distributed)
+        let session = try session(
+            stage,
+            try SecAggParameters(
+                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: mechanism.bitWidth,
+                dimension: mechanism.paddedDimension, threatModel: .malicious),
+            nonce: 11)
+        var base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
+        base.encoding.subsetSize = UInt32(parameterCount / 10)
+        base.encoding.subsetSeed = Data(CoordinateSubset.seed(runSeed: 1, round: 1))
+        var central = base
+        central.training.dpClip = 1
+        var distributed = base
+        distributed.distributedDp = plan.plan(mechanism)
+        for (round, (name, a)) in [("central noise", central), ("distributed noise", distributed)].enumerated() {
+            var a = a
+            a.round = UInt64(round + 1)
+            coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+            let answer = try await coordinator.next(from: ids[0].id)
+            guard case .decline(let decline) = answer.kind else {
+                Issue.record("\(name): the participant took part: \(answer)")
+                continue
+            }
+            #expect(decline.code == .declinePrivacy, "\(name): \(decline)")
+            #expect(decline.reason.contains("coordinate subset"), "\(name): \(decline.reason)")
+        }
+    }
 }

@@ -5,6 +5,7 @@ public enum VectorTampering {
     /// The fields that hold an expected output, in the order they are tried.
     static let outputFields = [
         "shared", "sig", "ct", "okm", "digest", "outputs", "elements", "shares", "encoded", "sum", "c",
+        "indices",
     ]
 
     /// Changes one digit of the first expected-output field of test `tcId` in the file at `url`.
@@ -27,12 +28,14 @@ public enum VectorTampering {
         throw CocoaError(.coderValueNotFound, userInfo: [NSDebugDescriptionErrorKey: "tcId \(tcId) not found"])
     }
 
-    /// A string with its first hex or decimal digit changed, or an array with its first element altered.
+    /// A string with its first hex or decimal digit changed, a number plus one, or an array with
+    /// its first element altered.
     static func altered(_ value: Any) throws -> Any {
         if var array = value as? [Any], !array.isEmpty {
             array[0] = try altered(array[0])
             return array
         }
+        if let number = value as? Int { return number + 1 }
         guard let text = value as? String, let index = text.firstIndex(where: \.isHexDigit) else {
             throw CocoaError(
                 .coderInvalidValue, userInfo: [NSDebugDescriptionErrorKey: "no digit to alter in \(value)"])

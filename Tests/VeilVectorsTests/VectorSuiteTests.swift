@@ -44,6 +44,7 @@ import VeilVectors
         ("drbg/veil_chacha20_generator.json", 1), ("mask/veil_mask_expansion.json", 1), ("shamir/veil_shamir.json", 1),
         ("codec/veil_fixed_point.json", 1), ("sha256/sha256_fips180.json", 1), ("secagg/veil_secagg.json", 1),
         ("paillier/iso18033_6_ipcl.json", 1), ("paillier/veil_paillier.json", 1),
+        ("subset/veil_coordinate_subset.json", 4),
     ]
 
     @Test(arguments: tamperings)

@@ -1,35 +1,67 @@
 import VeilCore
+import VeilCrypto
 
 /// Random-subset compression of a FedAvg-family payload (Specs/export.md §5.2): each round a
-/// public seed picks ⌈f·(d − 1)⌉ of the d − 1 update coordinates, the same for every
-/// participant, so that masks still cancel; each participant sends those coordinates divided by
-/// f and, always, the last coordinate (its weight) unscaled. The coordinator puts the summed
-/// coordinates back in place with zeros elsewhere: every coordinate's expectation is the
-/// uncompressed sum's (an unbiased estimate), at the cost of variance.
+/// public 32-byte seed picks k of the d − 1 update coordinates, the same for every participant,
+/// so that masks still cancel; each participant sends those coordinates times (d − 1)/k and,
+/// always, the last coordinate (its weight) unscaled. The coordinator puts the summed
+/// coordinates back in place with zeros elsewhere. Every coordinate is sent with probability
+/// k/(d − 1), so each one's expectation is the uncompressed sum's (an unbiased estimate), at
+/// the cost of variance.
 public struct CoordinateSubset: Hashable, Sendable {
+    public static let seedByteCount = ChaCha20Generator.seedByteCount
+
     /// The coordinates sent, ascending, the last (the weight) included.
     public let indices: [Int]
     public let length: Int
-    public let fraction: Double
+    /// The public seed that picked them (sent to participants over the network).
+    public let seed: [UInt8]
 
-    public init(length: Int, fraction: Double, using generator: inout Xoshiro256) {
-        precondition(length >= 1 && fraction > 0 && fraction <= 1, "a subset of a non-empty payload")
-        let updates = length - 1
-        let count = min(updates, Int((fraction * Double(updates) - 1e-9).rounded(.up)))
-        // A partial Fisher–Yates shuffle: the first `count` of a uniform permutation.
-        var order = Array(0..<updates)
-        for i in 0..<count {
-            let j = i + Int(generator.below(updates - i))
-            order.swapAt(i, j)
+    /// k: the update coordinates sent (the weight not counted).
+    public var size: Int { indices.count - 1 }
+    /// k/(d − 1): the share of update coordinates sent.
+    public var fraction: Double { Double(size) / Double(length - 1) }
+
+    /// The subset of `size` of the `length − 1` update coordinates that `seed` picks: the
+    /// deterministic generator (Specs/primitives.md) keyed by the seed drives a partial
+    /// Fisher–Yates shuffle, whose first `size` positions are the subset.
+    public init(length: Int, size: Int, seed: [UInt8]) throws(DataError) {
+        guard length >= 2 else {
+            throw .invalidSpecification("a coordinate subset needs a payload of at least 2 values, got \(length)")
         }
-        indices = order.prefix(count).sorted() + [updates]
+        guard size >= 1, size <= length - 1 else {
+            throw .invalidSpecification(
+                "a subset of \(length - 1) update coordinates has 1…\(length - 1) of them, not \(size)")
+        }
+        guard seed.count == Self.seedByteCount, var generator = try? ChaCha20Generator(publicSeed: seed) else {
+            throw .invalidSpecification("a subset seed is \(Self.seedByteCount) bytes, not \(seed.count)")
+        }
+        let updates = length - 1
+        var order = Array(0..<updates)
+        for i in 0..<size { order.swapAt(i, i + generator.below(updates - i)) }
+        indices = order.prefix(size).sorted() + [updates]
         self.length = length
-        self.fraction = fraction
+        self.seed = seed
     }
 
-    /// What a participant sends: the chosen coordinates over the fraction, then the weight.
+    /// k for a fraction F of d − 1 update coordinates: ⌈F·(d − 1)⌉, at least 1. The 10⁻⁹
+    /// keeps F·(d − 1) that is an integer but for rounding (0.3 × 10) from gaining one.
+    public static func size(length: Int, fraction: Double) -> Int {
+        max(1, min(length - 1, Int((fraction * Double(length - 1) - 1e-9).rounded(.up))))
+    }
+
+    /// Round `round`'s public seed in a run seeded with `seed`: four outputs of the
+    /// `coordinate-subset` stream (Specs/learning.md §6), little-endian. The in-process engine
+    /// and the coordinator derive it alike; the coordinator sends it in the assignment.
+    public static func seed(runSeed: UInt64, round: Int) -> [UInt8] {
+        var generator = Xoshiro256(seed: runSeed, purpose: .coordinateSubset, round: round)
+        return (0..<4).flatMap { _ in withUnsafeBytes(of: generator.next().littleEndian) { Array($0) } }
+    }
+
+    /// What a participant sends: the chosen coordinates times (d − 1)/k, then the weight.
     public func compress(_ payload: [Double]) -> [Double] {
-        indices.dropLast().map { payload[$0] / fraction } + [payload[length - 1]]
+        let scale = Double(length - 1) / Double(size)
+        return indices.dropLast().map { payload[$0] * scale } + [payload[length - 1]]
     }
 
     /// The full-length sum from the summed subset: zeros where nothing was sent.

@@ -251,9 +251,10 @@ public struct FederatedSimulation {
     }
 
     /// Round `round`'s coordinate subset (`Specs/export.md` §5.2).
-    func coordinateSubset(length: Int, fraction: Double, round: Int) -> CoordinateSubset {
-        var generator = Xoshiro256(seed: configuration.seed, purpose: .coordinateSubset, round: round)
-        return CoordinateSubset(length: length, fraction: fraction, using: &generator)
+    func coordinateSubset(length: Int, fraction: Double, round: Int) throws -> CoordinateSubset {
+        try CoordinateSubset(
+            length: length, size: CoordinateSubset.size(length: length, fraction: fraction),
+            seed: CoordinateSubset.seed(runSeed: configuration.seed, round: round))
     }
 
     /// The round after which the global model is pruned, if it is.
@@ -627,7 +628,7 @@ public struct FederatedSimulation {
         guard let adaptive = c.adaptiveCompression else {
             return (
                 try BitWidth(c.payloadBits),
-                c.subset.map { coordinateSubset(length: payloadLength, fraction: $0, round: round) }
+                try c.subset.map { try coordinateSubset(length: payloadLength, fraction: $0, round: round) }
             )
         }
         let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
@@ -635,7 +636,8 @@ public struct FederatedSimulation {
         var choice: (ring: BitWidth, subset: CoordinateSubset?)?
         for (bits, fraction) in adaptive.candidates {
             let ring = try BitWidth(min(64, max(8, bits + headroom)))
-            let subset = fraction < 1 ? coordinateSubset(length: payloadLength, fraction: fraction, round: round) : nil
+            let subset =
+                fraction < 1 ? try coordinateSubset(length: payloadLength, fraction: fraction, round: round) : nil
             choice = (ring, subset)
             let timing = arrivals(
                 of: trained.map { ($0.index, $0.epochs, subset?.indices.count ?? payloadLength) }, broadcast: broadcast,

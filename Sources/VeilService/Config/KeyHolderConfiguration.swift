@@ -14,7 +14,7 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
     public var share: String?
     /// Aggregates of fewer contributions are refused.
     public var minimumContributors = 3
-    /// The packing the key holder accepts: b and the most addends K.
+    /// The packing the key holder accepts: the most bits b and the most addends K.
     public var bits = 64
     public var maxAddends = 1000
     public var reconnectAttempts = 20

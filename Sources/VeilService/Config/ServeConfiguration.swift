@@ -121,6 +121,12 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     /// The payload ring Z_2^bits and the clip of each payload entry.
     public var payloadBits = 64
     public var payloadClip = 1024.0
+    /// Random-subset compression (`Specs/export.md` §5.2): the share of update coordinates
+    /// sent each round; nil: all of them.
+    public var subset: Double?
+    /// Adaptive compression (`Specs/export.md` §5.3): each round's ring and subset chosen from
+    /// the cohort's reported links and the round deadline, within these floors; nil: none.
+    public var adaptiveCompression: ServiceAdaptiveCompression?
     /// How rounds are summed: `secagg` (pairwise masking) or `paillier` (encryption under the
     /// key that the key holder `key_holder` announces, signed; it alone decrypts).
     public var secureSum = SecureSum.secagg
@@ -157,7 +163,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case features, classes
         case algorithm, localEpochs, batchSize, learningRate, momentum, weightDecay, proximalMu, serverMomentum
         case beta1, beta2, tau
-        case serverLearningRate, weightScale, payloadBits, payloadClip, threatModel, corruptFraction, dropoutFraction
+        case serverLearningRate, weightScale, payloadBits, payloadClip, subset, adaptiveCompression, threatModel,
+            corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
         case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration
     }
@@ -182,6 +189,11 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try c.take(.beta1, &beta1); try c.take(.beta2, &beta2); try c.take(.tau, &tau)
         try c.take(.weightScale, &weightScale); try c.take(.payloadBits, &payloadBits);
         try c.take(.payloadClip, &payloadClip)
+        subset = try c.decodeIfPresent(Double.self, forKey: .subset)
+        adaptiveCompression = try c.decodeIfPresent(ServiceAdaptiveCompression.self, forKey: .adaptiveCompression)
+        if adaptiveCompression != nil, c.contains(.payloadBits) {
+            throw ConfigurationError("adaptive_compression chooses each round's ring: not with payload_bits")
+        }
         try c.take(.threatModel, &threatModel); try c.take(.corruptFraction, &corruptFraction)
         try c.take(.dropoutFraction, &dropoutFraction); try c.take(.securityBits, &securityBits)
         if c.contains(.evaluate) { evaluate = try c.name(EvaluationSet.self, forKey: .evaluate) }
@@ -302,6 +314,16 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try positive(weightScale, "weight_scale")
         try require((8...64).contains(payloadBits), "payload_bits must be in 8...64")
         try positive(payloadClip, "payload_clip")
+        if let subset {
+            try require(subset > 0 && subset <= 1, "subset must be in (0, 1]")
+            try require(adaptiveCompression == nil, "adaptive_compression chooses the subset: not with subset")
+        }
+        try adaptiveCompression?.validate()
+        if subset != nil || adaptiveCompression != nil {
+            // A subset scaled by (d − 1)/k raises an update's norm past the clip the accountant
+            // assumes; the distributed mechanisms fix their own ring (Specs/export.md §5.4).
+            try require(privacy == nil, "subset and adaptive_compression are not for federations with privacy")
+        }
         do { _ = try coordinatorThreatModel() } catch {
             throw ConfigurationError("corrupt_fraction, dropout_fraction, security_bits: \(error)")
         }

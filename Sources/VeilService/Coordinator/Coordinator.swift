@@ -463,8 +463,13 @@ public actor Coordinator {
     private func startRound(number: Int, attempt: Int, cohort: [String]) throws -> (RoundMachine, [RoundAction]) {
         let c = configuration
         let members = cohort.map { registry.participants[$0]!.member }
+        let compression = try RoundCompression.choose(
+            c, round: number, payloadLength: algorithm.payloadLength,
+            links: cohort.map { registry.participants[$0]!.hello.resources.linkBitsPerSecond },
+            paillierKeyBits: c.secureSum == .paillier ? registry.keyHolding?.publicKey.bits : nil)
         let task = try RoundTask(
-            number: number, cohortSize: cohort.count, configuration: c, algorithm: algorithm, privacy: privacy)
+            number: number, cohortSize: cohort.count, configuration: c, algorithm: algorithm, privacy: privacy,
+            compression: compression)
         switch c.secureSum {
         case .secagg:
             return try RoundMachine.masking(

@@ -42,4 +42,8 @@ public struct RoundSummary: Sendable {
     /// passed the alert fraction of theirs in this round.
     public var budgetRefusals: [String] = []
     public var budgetAlerts: [String] = []
+    /// The payload ring's bits and the share of update coordinates sent (`Specs/export.md`
+    /// §5); nil when the round did not start.
+    public var payloadBits: Int? = nil
+    public var subsetFraction: Double? = nil
 }

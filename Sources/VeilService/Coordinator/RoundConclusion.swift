@@ -78,7 +78,8 @@ extension Coordinator {
                 result.sum, bound: privacy!.settings.clip, rotation: distributed.rotation)
             return Array(decoded.prefix(distributed.mechanism.dimension)) + [Double(machine.cohort.count)]
         }
-        let sum = try machine.codec.decode(result.sum)
+        var sum = try machine.codec.decode(result.sum)
+        if let subset = machine.subset { sum = subset.expand(sum) }
         guard let privacy else { return sum }
         return privacy.release(sum: sum, cohort: machine.cohort.count, round: machine.number)
     }
@@ -274,6 +275,12 @@ extension Coordinator {
             cryptoSeconds: cryptoSeconds, threshold: machine?.threshold, epsilon: epsilon,
             budgetRefusals: report.budgetRefusals, budgetAlerts: report.budgetAlerts)
         summary.interrupted = abort?.kind == .interrupted
+        if let machine {
+            summary.payloadBits = machine.codec.bitWidth.bits
+            summary.subsetFraction = machine.subset?.fraction ?? 1
+            metrics.set("veil_round_payload_bits", Double(machine.codec.bitWidth.bits))
+            metrics.set("veil_round_subset_fraction", summary.subsetFraction!)
+        }
         return summary
     }
 

@@ -21,6 +21,11 @@ public final class Metrics: Sendable {
         ("veil_participants_registered_total", .counter, "Registrations (Hello) accepted."),
         ("veil_round_cohort", .gauge, "Participants selected in the current or last round."),
         ("veil_round_survivors", .gauge, "Participants whose input is in the last round's sum."),
+        ("veil_round_payload_bits", .gauge, "The last started round's payload ring, in bits."),
+        (
+            "veil_round_subset_fraction", .gauge,
+            "The share of update coordinates the last started round sent (1: all of them)."
+        ),
         ("veil_dropouts_total", .counter, "Participants dropped, by protocol round and reason."),
         (
             "veil_attributed_faults_total", .counter,

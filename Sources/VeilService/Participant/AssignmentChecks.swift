@@ -110,6 +110,7 @@ extension ParticipantAgent {
             throw Declined(.declineRoster, "certificates missing for \(neighbors.count - covered.count) neighbours")
         }
 
+        try checkCompression(a)
         var distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)?
         var cost: RDPAccountant?
         if a.hasDistributedDp {
@@ -288,6 +289,7 @@ extension ParticipantAgent {
             throw Declined(
                 .declinePolicy, "a roster of \(members.count); this participant's policy requires at least \(floor)")
         }
+        try checkCompression(a)
         try admit(nil)
         let session: PaillierSession
         do {
@@ -326,6 +328,19 @@ extension ParticipantAgent {
             return (contribution, session, receipt.ciphertextDigest)
         } catch {
             throw Declined(.declineTraining, "the payload does not fit the round's packing: \(error)")
+        }
+    }
+
+    /// A coordinate subset scales the update by (d − 1)/k (`Specs/export.md` §5.2), past the
+    /// clip any differential-privacy plan is calibrated to: this participant does not let a
+    /// coordinator pair the two, whatever the coordinator's own configuration allows.
+    func checkCompression(_ a: Veil_V1_RoundAssignment) throws(Declined) {
+        guard a.encoding.subsetSize > 0 else { return }
+        guard !a.hasDistributedDp, a.training.dpClip == 0 else {
+            throw Declined(
+                .declinePrivacy,
+                "a coordinate subset with differential privacy: the subset's scaling would exceed the clip the noise is calibrated to"
+            )
         }
     }
 
@@ -448,6 +463,12 @@ extension ParticipantAgent {
                 throw ParticipantError.session("the DP clip \(plan.dpClip) is below the payload's rounding slack")
             }
             payload = L2Clipping.clip(Array(payload.dropLast()), to: plan.dpClip - slack).clipped + [0]
+        }
+        if e.subsetSize > 0 {
+            // The public subset every member sends (checked against DP by checkCompression).
+            let subset = try CoordinateSubset(
+                length: payload.count, size: Int(e.subsetSize), seed: Array(e.subsetSeed))
+            payload = subset.compress(payload)
         }
         return try codec.encode(payload, using: &randomness)
     }

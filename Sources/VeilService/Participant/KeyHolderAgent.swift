@@ -250,7 +250,7 @@ public struct KeyHolderAgent: Sendable {
     /// coordinator, every member a distinct certified participant.
     func session(of request: Veil_V1_DecryptRequest) throws -> (PaillierSession, [String]) {
         let c = configuration
-        guard Int(request.bits) == c.bits, Int(request.maxAddends) <= c.maxAddends else {
+        guard Int(request.bits) <= c.bits, Int(request.maxAddends) <= c.maxAddends else {
             throw ConfigurationError(
                 "the packing (b = \(request.bits), K = \(request.maxAddends)) is not the one this key holder accepts"
             )

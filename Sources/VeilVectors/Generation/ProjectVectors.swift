@@ -16,6 +16,7 @@ public enum ProjectVectors {
             ("mask/veil_mask_expansion.json", try maskExpansion().encoded()),
             ("shamir/veil_shamir.json", try shamir().encoded()),
             ("codec/veil_fixed_point.json", try fixedPoint().encoded()),
+            ("subset/veil_coordinate_subset.json", try coordinateSubset().encoded()),
             ("secagg/veil_secagg.json", try secAgg().encoded()),
             ("secagg/veil_secagg_parameters.json", try secAggParameters().encoded()),
             ("paillier/veil_paillier.json", try paillier().encoded()),

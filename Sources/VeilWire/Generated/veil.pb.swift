@@ -1057,6 +1057,14 @@ public nonisolated struct Veil_V1_PayloadEncoding: Sendable {
 
   public var maxAddends: UInt32 = 0
 
+  /// A random subset of coordinates (Specs/export.md §5.2): when subset_size k > 0, the payload
+  /// is the k update coordinates that subset_seed picks, times (d − 1)/k, then the weight, so
+  /// the sum's dimension is k + 1; 0: every coordinate. Never with differential privacy.
+  public var subsetSize: UInt32 = 0
+
+  /// 32 bytes when subset_size > 0
+  public var subsetSeed: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2754,7 +2762,7 @@ nonisolated extension Veil_V1_TrainingPlan: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Veil_V1_PayloadEncoding: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayloadEncoding"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}clip\0\u{3}fractional_bits\0\u{1}bits\0\u{3}max_addends\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}clip\0\u{3}fractional_bits\0\u{1}bits\0\u{3}max_addends\0\u{3}subset_size\0\u{3}subset_seed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2766,6 +2774,8 @@ nonisolated extension Veil_V1_PayloadEncoding: SwiftProtobuf.Message, SwiftProto
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.fractionalBits) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.bits) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.maxAddends) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.subsetSize) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.subsetSeed) }()
       default: break
       }
     }
@@ -2784,6 +2794,12 @@ nonisolated extension Veil_V1_PayloadEncoding: SwiftProtobuf.Message, SwiftProto
     if self.maxAddends != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxAddends, fieldNumber: 4)
     }
+    if self.subsetSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.subsetSize, fieldNumber: 5)
+    }
+    if !self.subsetSeed.isEmpty {
+      try visitor.visitSingularBytesField(value: self.subsetSeed, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2792,6 +2808,8 @@ nonisolated extension Veil_V1_PayloadEncoding: SwiftProtobuf.Message, SwiftProto
     if lhs.fractionalBits != rhs.fractionalBits {return false}
     if lhs.bits != rhs.bits {return false}
     if lhs.maxAddends != rhs.maxAddends {return false}
+    if lhs.subsetSize != rhs.subsetSize {return false}
+    if lhs.subsetSeed != rhs.subsetSeed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

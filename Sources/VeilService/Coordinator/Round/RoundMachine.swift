@@ -1,6 +1,7 @@
 import Foundation
 import VeilCore
 import VeilCrypto
+import VeilLearning
 import VeilPaillier
 import VeilPrivacy
 import VeilSecAgg
@@ -104,6 +105,8 @@ struct RoundMachine {
     let cohort: [String]
     let positions: [String: ParticipantID]
     let codec: FixedPointCodec
+    /// The round's coordinate subset: the sum is of these coordinates only.
+    let subset: CoordinateSubset?
     let deadlines: RoundDeadlines
     private(set) var backend: Backend
     /// Where the round is; each new stage starts a deadline.
@@ -131,8 +134,8 @@ struct RoundMachine {
     private(set) var ended: RoundEnd?
 
     init(
-        number: Int, attempt: Int, cohort: [String], codec: FixedPointCodec, deadlines: RoundDeadlines,
-        backend: Backend, sessionID: [UInt8]
+        number: Int, attempt: Int, cohort: [String], codec: FixedPointCodec, subset: CoordinateSubset?,
+        deadlines: RoundDeadlines, backend: Backend, sessionID: [UInt8]
     ) {
         self.number = number
         self.attempt = attempt
@@ -141,6 +144,7 @@ struct RoundMachine {
         for (i, id) in cohort.enumerated() { positions[id] = ParticipantID(UInt32(i + 1)) }
         self.positions = positions
         self.codec = codec
+        self.subset = subset
         self.deadlines = deadlines
         self.backend = backend
         transcript = sessionID

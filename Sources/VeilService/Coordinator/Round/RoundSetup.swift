@@ -93,7 +93,7 @@ extension RoundMachine {
     ) throws -> (RoundMachine, [RoundAction]) {
         let parameters = try sessionParameters(
             clientCount: members.count, bitWidth: BitWidth(distributed?.bitWidth.bits ?? task.codec.bitWidth.bits),
-            dimension: distributed?.paddedDimension ?? task.payloadLength, threatModel: threatModel,
+            dimension: distributed?.paddedDimension ?? task.dimension, threatModel: threatModel,
             policies: members.compactMap(\.policy), noiseShares: distributed?.minimumParticipants)
         let session = try SecAggSession(
             parameters: parameters, serverIdentity: coordinator.signingKey.publicKey,
@@ -102,7 +102,8 @@ extension RoundMachine {
             DistributedRelease(mechanism: mechanism, rotation: try ServicePrivacyPlan.rotation(task.distributedPlan!))
         }
         var machine = RoundMachine(
-            number: number, attempt: attempt, cohort: members.map(\.id), codec: task.codec, deadlines: deadlines,
+            number: number, attempt: attempt, cohort: members.map(\.id), codec: task.codec,
+            subset: task.compression.subset, deadlines: deadlines,
             backend: .masking(
                 Masking(
                     server: try SecAggServer(session: session, identityKey: coordinator.signingKey),
@@ -153,16 +154,17 @@ extension RoundMachine {
         let key = keyHolding.publicKey
         let packing = try PaillierPacking(bitWidth: task.codec.bitWidth, maxAddends: maxAddends, keyBits: key.bits)
         let session = try PaillierSession(
-            publicKey: key, packing: packing, dimension: task.payloadLength, round: UInt64(number), nonce: nonce,
+            publicKey: key, packing: packing, dimension: task.dimension, round: UInt64(number), nonce: nonce,
             decryptors: keyHolding.decryptors, coordinator: coordinator.signingKey.publicKey,
             roster: members.map(\.identity.signingKey), context: task.digest)
         let rosterCertificates = members.map { Data($0.identity.certificateDER) }
         var machine = RoundMachine(
-            number: number, attempt: attempt, cohort: members.map(\.id), codec: task.codec, deadlines: deadlines,
+            number: number, attempt: attempt, cohort: members.map(\.id), codec: task.codec,
+            subset: task.compression.subset, deadlines: deadlines,
             backend: .paillier(
                 PaillierCollection(
                     session: session,
-                    aggregator: PaillierAggregator(publicKey: key, packing: packing, dimension: task.payloadLength),
+                    aggregator: PaillierAggregator(publicKey: key, packing: packing, dimension: task.dimension),
                     rosterCertificates: rosterCertificates,
                     coordinatorCertificate: Data(coordinator.identity.certificateDER),
                     signingKey: coordinator.signingKey, keyHolders: keyHolding.ids,
@@ -172,7 +174,7 @@ extension RoundMachine {
             $0.modulus = Data(key.bigEndianBytes)
             $0.bits = UInt32(packing.bitWidth.bits)
             $0.maxAddends = UInt32(maxAddends)
-            $0.dimension = UInt32(task.payloadLength)
+            $0.dimension = UInt32(task.dimension)
             switch keyHolding {
             case .single(let keyHolder):
                 $0.keySignature = Data(keyHolder.statement.signature)

@@ -14,23 +14,36 @@ struct RoundTask: Sendable {
     let encoding: Veil_V1_PayloadEncoding
     let codec: FixedPointCodec
     let distributedPlan: Veil_V1_DistributedDPPlan?
-    /// Values per update (the algorithm's payload, before any distributed-DP padding).
+    /// Values per update (the algorithm's payload, before any subset or distributed-DP padding).
     let payloadLength: Int
+    /// The round's ring and coordinate subset.
+    let compression: RoundCompression
     /// The clip of the loss reports selection asks for (0: none, `Specs/orchestration.md` §5.1).
     let lossClip: Double
 
     /// The task of round `number` for a cohort of `cohortSize`.
     init(
         number: Int, cohortSize: Int, configuration c: ServeConfiguration, algorithm: FedAvgFamily,
-        privacy: ServicePrivacyPlan?
+        privacy: ServicePrivacyPlan?, compression: RoundCompression? = nil
     ) throws {
-        let codec = try Self.codec(c, addends: cohortSize)
+        // Without reported links (tests), the configured compression or adaptive's least.
+        let compression =
+            try compression
+            ?? RoundCompression.choose(
+                c, round: number, payloadLength: algorithm.payloadLength,
+                links: Array(repeating: 0, count: cohortSize), paillierKeyBits: nil)
+        self.compression = compression
+        let codec = try Self.codec(c, ring: compression.ring, addends: cohortSize)
         self.codec = codec
         encoding = Veil_V1_PayloadEncoding.with {
             $0.clip = codec.clip
             $0.fractionalBits = UInt32(codec.fractionalBits)
             $0.bits = UInt32(codec.bitWidth.bits)
             $0.maxAddends = UInt32(codec.maxAddends)
+            if let subset = compression.subset {
+                $0.subsetSize = UInt32(subset.size)
+                $0.subsetSeed = Data(subset.seed)
+            }
         }
         model = Veil_V1_Model.with {
             $0.vectors = algorithm.broadcast().map { v in Veil_V1_Vector.with { $0.values = v } }
@@ -61,6 +74,9 @@ struct RoundTask: Sendable {
         lossClip = c.selection == .oort && c.orchestration.statisticalWeight > 0 ? c.orchestration.lossClip : 0
     }
 
+    /// The values each member sends: the payload, or its subset.
+    var dimension: Int { compression.dimension(payloadLength: payloadLength) }
+
     var digest: [UInt8] { RoundPlanDigest.of(encoded: encodedPlan) }
 
     /// The plan every member is asked to carry out, encoded as its digest hashes it.
@@ -82,15 +98,14 @@ struct RoundTask: Sendable {
         return assignment
     }
 
-    /// The payload codec for `addends` contributions: the configured ring and clip at the
-    /// finest precision that cannot wrap (the simulation engine's choice too).
-    static func codec(_ c: ServeConfiguration, addends: Int) throws -> FixedPointCodec {
+    /// The payload codec for `addends` contributions: the ring (the configured one by default)
+    /// and clip at the finest precision that cannot wrap (the simulation engine's choice too).
+    static func codec(_ c: ServeConfiguration, ring: BitWidth? = nil, addends: Int) throws -> FixedPointCodec {
+        let bits = ring?.bits ?? c.payloadBits
         do {
-            return try FixedPointCodec.finest(
-                clip: c.payloadClip, bitWidth: try BitWidth(c.payloadBits), maxAddends: addends)
+            return try FixedPointCodec.finest(clip: c.payloadClip, bitWidth: try BitWidth(bits), maxAddends: addends)
         } catch {
-            throw ConfigurationError(
-                "no fixed-point precision fits \(addends) addends in \(c.payloadBits) bits: \(error)")
+            throw ConfigurationError("no fixed-point precision fits \(addends) addends in \(bits) bits: \(error)")
         }
     }
 }

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+import VeilCore
+import VeilLearning
+
+@testable import VeilService
+
+/// How a network coordinator chooses a round's ring and subset (Specs/export.md §5.2–§5.3).
+@Suite struct RoundCompressionTests {
+    /// softmax on digits: 650 update coordinates and the weight.
+    let length = 651
+
+    func configuration(_ edit: (inout ServeConfiguration) -> Void) -> ServeConfiguration {
+        var c = ServeConfiguration(tls: TLSFiles(ca: "", certificate: "", key: "", signingKey: ""))
+        c.cohortSize = 10
+        c.roundDeadlineSeconds = 10
+        edit(&c)
+        return c
+    }
+
+    func choose(_ c: ServeConfiguration, links: [UInt64], paillierKeyBits: Int? = nil) throws -> RoundCompression {
+        try RoundCompression.choose(
+            c, round: 3, payloadLength: length, links: links, paillierKeyBits: paillierKeyBits)
+    }
+
+    @Test func theConfiguredRingAndSubsetWhateverTheLinks() throws {
+        let c = configuration { $0.payloadBits = 20 }
+        #expect(
+            try choose(c, links: Array(repeating: 1, count: 10)) == RoundCompression(ring: BitWidth(20), subset: nil))
+        let halved = try choose(configuration { $0.subset = 0.5 }, links: Array(repeating: 0, count: 10))
+        let subset = try #require(halved.subset)
+        #expect(halved.ring.bits == 64 && subset.size == 325 && subset.length == length)
+        // The public seed of round 3 of a run seeded 0: the in-process engine's too.
+        #expect(subset.seed == CoordinateSubset.seed(runSeed: 0, round: 3))
+        #expect(halved.dimension(payloadLength: length) == 326)
+    }
+
+    /// Fast or unreported links: the least compression (32 bits and ⌈log₂ 10⌉ = 4 of headroom).
+    /// Slow ones: the first rung that fits the deadline. None fits: the floors.
+    @Test func theLeastCompressionThatFitsTheDeadline() throws {
+        let c = configuration { $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.25) }
+        #expect(try choose(c, links: Array(repeating: 1_000_000_000, count: 10)).ring.bits == 36)
+        #expect(try choose(c, links: Array(repeating: 0, count: 10)).ring.bits == 36)
+        // 10 s at 2 kb/s is 20,000 bits: 651 values of 3 bytes (15,624 bits: ring 20) fit, 4 do not.
+        let slow = try choose(c, links: Array(repeating: 2000, count: 10))
+        #expect(slow.ring.bits == 20 && slow.subset == nil)
+        // 10 s at 100 b/s is 1,000 bits: not even a quarter of the coordinates in one byte each.
+        let floor = try choose(c, links: Array(repeating: 100, count: 10))
+        #expect(floor.ring.bits == 8 && floor.subset?.size == 163)
+    }
+
+    /// Reports are not verifiable. The coordinator already expects dropout_fraction of the
+    /// cohort to drop out, so that many members who claim a slow link are left to miss the
+    /// deadline rather than compress everyone's update; only more of them move the choice.
+    @Test func aFewSlowReportsCannotForceTheFloors() throws {
+        let c = configuration {
+            $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.25)
+            $0.dropoutFraction = 0.1
+        }
+        let fast = [UInt64](repeating: 1_000_000_000, count: 9)
+        #expect(try choose(c, links: fast + [1]).ring.bits == 36)
+        let two = [UInt64](repeating: 1_000_000_000, count: 8) + [1, 1]
+        #expect(try choose(c, links: two).subset?.size == 163)
+    }
+
+    /// With Paillier the payload is ciphertexts: fewer bits pack more values into each.
+    @Test func paillierPayloadsShrinkWithTheRing() throws {
+        let wide = RoundCompression(ring: try BitWidth(36), subset: nil)
+        let narrow = RoundCompression(ring: try BitWidth(12), subset: nil)
+        let wideBytes = try wide.payloadBytes(payloadLength: length, cohort: 10, paillierKeyBits: 2048)
+        let narrowBytes = try narrow.payloadBytes(payloadLength: length, cohort: 10, paillierKeyBits: 2048)
+        #expect(narrowBytes * 2 < wideBytes, "\(narrowBytes) against \(wideBytes)")
+        #expect(try wide.payloadBytes(payloadLength: length, cohort: 10, paillierKeyBits: nil) == 651 * 5)
+    }
+
+    @Test func serveJSONRefusesConflictingCompression() throws {
+        #expect(throws: ConfigurationError.self) { try configuration { $0.subset = 0 }.validate() }
+        #expect(throws: ConfigurationError.self) {
+            try configuration {
+                $0.subset = 0.5
+                $0.adaptiveCompression = ServiceAdaptiveCompression()
+            }.validate()
+        }
+        #expect(throws: ConfigurationError.self) {
+            try configuration { $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 1) }.validate()
+        }
+        #expect(throws: ConfigurationError.self) {
+            try configuration {
+                $0.subset = 0.5
+                $0.privacy = ServicePrivacy(epsilon: 8, mode: .central)
+            }.validate()
+        }
+    }
+}
