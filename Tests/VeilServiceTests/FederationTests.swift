@@ -90,6 +90,31 @@ import VeilWire
         #expect((summary.finalAccuracy ?? 0) > 0.5, "\(summary.finalAccuracy ?? 0)")
     }
 
+    /// The same with Paillier: the payload is ciphertexts, 2|n| bits each, so a narrower ring
+    /// (more values per plaintext) and a subset mean fewer of them; the key holder, which
+    /// accepts rings up to its `bits`, decrypts the narrower packing the round announced.
+    @Test func adaptiveCompressionPacksPaillierRoundsTighter() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-paillier-adaptive")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 4
+        c.rounds = 2
+        c.partition = .iid
+        var network = try NetworkSimulation(
+            configuration: c, directory: directory, roundDeadlineSeconds: 20, paillierBits: 1024)
+        network.serve.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.5)
+        network.serve.payloadClip = 1
+        for i in network.participants.indices { network.participants[i].join.linkBitsPerSecond = 1000 }
+        let summary = try await network.run(logger: quiet)
+        #expect(summary.completedRounds == 2 && summary.rounds.allSatisfy(\.completed))
+        let bits = Set(summary.rounds.compactMap(\.payloadBits))
+        // 32 bits and 2 of headroom would be 24 ciphertexts of 256 bytes: 49 kbit, over 20 s at 1 kb/s.
+        #expect(bits.count == 1 && bits.first! < 34, "\(bits)")
+        #expect((summary.finalAccuracy ?? 0) > 0.5, "\(summary.finalAccuracy ?? 0)")
+        let record = try DecryptionRecord(path: network.keyHolders[0].record)
+        #expect(record.entry(round: 1) != nil && record.entry(round: 2) != nil)
+    }
+
     @Test func exportingFromAStoreWithNoCompletedRoundIsRefused() async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-export")
         defer { try? FileManager.default.removeItem(at: directory) }
