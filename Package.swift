@@ -70,7 +70,11 @@ let package = Package(
         .target(
             name: "VeilLearning",
             dependencies: ["CZlib", "VeilCore", "VeilCrypto", "VeilPrivacy"],
-            resources: [.copy("Resources/digits.csv.gz")]
+            resources: [.copy("Resources/digits.csv.gz")],
+            // Training is arithmetic in tight loops, 10–30× slower unoptimised: the tests that
+            // reproduce the papers' results (hundreds of rounds) would dominate every debug
+            // test run. Optimised even in debug builds; nothing else changes.
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         .target(
             name: "VeilWire",

@@ -1092,7 +1092,7 @@ import X509
     /// clip that differential privacy's noise is calibrated to. serve.json refuses the pair,
     /// but a coordinator that lies sends it anyway: with central noise (its own, with the
     /// clip it names) and with a distributed-DP plan. The participant declines both before
-    /// training, as a privacy refusal.
+    /// training, as a privacy refusal — and a malformed subset, as a policy refusal.
     @Test func aSubsetWithDifferentialPrivacyIsDeclined() async throws {
         let n = 3
         let stage = try await stage(clients: n, joining: [0])
@@ -1116,7 +1116,19 @@ import X509
         central.training.dpClip = 1
         var distributed = base
         distributed.distributedDp = plan.plan(mechanism)
-        for (round, (name, a)) in [("central noise", central), ("distributed noise", distributed)].enumerated() {
+        // Malformed subsets, without DP: refused before training, as the coordinator's doing.
+        var shortSeed = base
+        shortSeed.encoding.subsetSeed = Data(repeating: 1, count: 31)
+        var tooMany = base
+        tooMany.encoding.subsetSize = UInt32(parameterCount + 1)
+        let wrongDimension = base  // the session sums the DP-padded dimension, not k + 1
+        for (round, (name, a, code, reason)) in [
+            ("central noise", central, Veil_V1_DeclineCode.declinePrivacy, "coordinate subset with differential"),
+            ("distributed noise", distributed, .declinePrivacy, "coordinate subset with differential"),
+            ("a 31-byte seed", shortSeed, .declinePolicy, "malformed coordinate subset"),
+            ("k = d", tooMany, .declinePolicy, "malformed coordinate subset"),
+            ("a session of another dimension", wrongDimension, .declinePolicy, "the session sums"),
+        ].enumerated() {
             var a = a
             a.round = UInt64(round + 1)
             coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
@@ -1125,8 +1137,8 @@ import X509
                 Issue.record("\(name): the participant took part: \(answer)")
                 continue
             }
-            #expect(decline.code == .declinePrivacy, "\(name): \(decline)")
-            #expect(decline.reason.contains("coordinate subset"), "\(name): \(decline.reason)")
+            #expect(decline.code == code, "\(name): \(decline)")
+            #expect(decline.reason.contains(reason), "\(name): \(decline.reason)")
         }
     }
 }

@@ -38,7 +38,10 @@ import VeilLearning
     /// Fast or unreported links: the least compression (32 bits and ⌈log₂ 10⌉ = 4 of headroom).
     /// Slow ones: the first rung that fits the deadline. None fits: the floors.
     @Test func theLeastCompressionThatFitsTheDeadline() throws {
-        let c = configuration { $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.25) }
+        let c = configuration {
+            $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.25)
+            $0.payloadClip = 1
+        }
         #expect(try choose(c, links: Array(repeating: 1_000_000_000, count: 10)).ring.bits == 36)
         #expect(try choose(c, links: Array(repeating: 0, count: 10)).ring.bits == 36)
         // 10 s at 2 kb/s is 20,000 bits: 651 values of 3 bytes (15,624 bits: ring 20) fit, 4 do not.
@@ -56,11 +59,42 @@ import VeilLearning
         let c = configuration {
             $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.25)
             $0.dropoutFraction = 0.1
+            $0.payloadClip = 1
         }
         let fast = [UInt64](repeating: 1_000_000_000, count: 9)
         #expect(try choose(c, links: fast + [1]).ring.bits == 36)
         let two = [UInt64](repeating: 1_000_000_000, count: 8) + [1, 1]
         #expect(try choose(c, links: two).subset?.size == 163)
+        // A cohort of 3 expects no dropout (⌊0.3⌋), but admits one corrupt member: one liar
+        // still cannot move the choice (the ring is 32 bits and ⌈log₂ 3⌉ = 2).
+        #expect(try choose(c, links: [1_000_000_000, 1_000_000_000, 1]).ring.bits == 34)
+        #expect(RoundCompression.tolerance(c, cohort: 3) == 1 && RoundCompression.tolerance(c, cohort: 40) == 4)
+    }
+
+    /// The review's finding: with payload_clip 1024 the 8-bit floor (a ring of 10 bits for 3
+    /// members) cannot encode anything, and one slow report put every round there, so the
+    /// federation gave up. Such floors are now refused when the file is loaded, and a candidate
+    /// whose codec cannot be built (a subset scales the clip) is skipped, never sent.
+    @Test func floorsThatCannotEncodeAreRefusedOrSkipped() throws {
+        let narrow = configuration {
+            $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 8)
+            $0.minParticipants = 3
+            $0.cohortSize = 3
+        }
+        #expect(throws: ConfigurationError.self) { try narrow.validate() }
+        // Clip 1: the floors validate, and an eighth (scale 650/82, clip ≈ 7.9) still fits
+        // Z_2^8 for 10 members, but a sixteenth (650/41 ≈ 15.9: 10 × 16 > 127) does not: it is
+        // skipped, and the eighth is the last candidate taken.
+        let c = configuration {
+            $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 4, minSubset: 0.0625)
+            $0.payloadClip = 1
+        }
+        try c.validate()
+        let floor = try choose(c, links: Array(repeating: 1, count: 10))
+        #expect(floor.ring.bits == 8 && floor.subset?.size == 82, "\(floor)")
+        #expect(throws: ConfigurationError.self) {
+            try configuration { $0.adaptiveCompression = ServiceAdaptiveCompression(minSubset: 1e-13) }.validate()
+        }
     }
 
     /// With Paillier the payload is ciphertexts: fewer bits pack more values into each.

@@ -58,9 +58,14 @@ public struct CoordinateSubset: Hashable, Sendable {
         return (0..<4).flatMap { _ in withUnsafeBytes(of: generator.next().littleEndian) { Array($0) } }
     }
 
-    /// What a participant sends: the chosen coordinates times (d − 1)/k, then the weight.
+    /// (d − 1)/k, rounded to binary64: what each update coordinate sent is multiplied by, and
+    /// what the codec's clip is multiplied by so that a payload within ±C still fits.
+    public var scale: Double { Double(length - 1) / Double(size) }
+
+    /// What a participant sends: the chosen coordinates times ``scale`` (one more rounding),
+    /// then the weight.
     public func compress(_ payload: [Double]) -> [Double] {
-        let scale = Double(length - 1) / Double(size)
+        let scale = scale
         return indices.dropLast().map { payload[$0] * scale } + [payload[length - 1]]
     }
 
@@ -83,8 +88,9 @@ public struct AdaptiveCompression: Hashable, Sendable {
         guard (2...32).contains(minBits) else {
             throw .invalidSpecification("the fewest bits per value must be in 2…32, got \(minBits)")
         }
-        guard minSubset > 0, minSubset <= 1 else {
-            throw .invalidSpecification("the smallest subset fraction must be in (0, 1], got \(minSubset)")
+        // At most 20 halvings: a ladder that always ends.
+        guard minSubset >= 0x1p-20, minSubset <= 1 else {
+            throw .invalidSpecification("the smallest subset fraction must be in [2^-20, 1], got \(minSubset)")
         }
         self.minBits = minBits
         self.minSubset = minSubset
@@ -97,7 +103,7 @@ public struct AdaptiveCompression: Hashable, Sendable {
         let ladder = [32, 24, 16, 12, 8, 6, 4, 3, 2].filter { $0 >= minBits }
         var all = ladder.map { ($0, 1.0) }
         var fraction = 0.5
-        while fraction >= minSubset - 1e-12 {
+        while fraction >= minSubset * (1 - 1e-12) {
             all.append((ladder.last!, fraction))
             fraction /= 2
         }

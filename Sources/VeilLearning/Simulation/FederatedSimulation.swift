@@ -474,7 +474,8 @@ public struct FederatedSimulation {
             if !payloads.isEmpty {
                 do {
                     let (sum, _, summed) = try aggregate(
-                        payloads, round: round, bits: ring, secureSum: &secureSum, algorithm: &algorithm)
+                        payloads, round: round, bits: ring, subset: sent, secureSum: &secureSum,
+                        algorithm: &algorithm)
                     if let sum {
                         algorithm.serverUpdate(sum: sent.map { $0.expand(sum) } ?? sum, contributors: summed.count)
                     }
@@ -576,10 +577,12 @@ public struct FederatedSimulation {
     /// Encodes payloads, sums them through the backend, decodes the sum. Robust aggregators
     /// (plain backend only) get the decoded individual payloads instead.
     private func aggregate(
-        _ payloads: [ParticipantID: [Double]], round: Int, bits: BitWidth, secureSum: inout some SecureSum,
-        algorithm: inout any FederatedAlgorithm
+        _ payloads: [ParticipantID: [Double]], round: Int, bits: BitWidth, subset: CoordinateSubset? = nil,
+        secureSum: inout some SecureSum, algorithm: inout any FederatedAlgorithm
     ) throws -> (sum: [Double]?, contributors: Int, survivors: Set<ParticipantID>) {
-        let codec = try payloadCodec(addends: payloads.count, bits: bits)
+        // A subset's values are scaled up by (d − 1)/k, and so is the clip that must bound them.
+        let clip = subset.map { configuration.payloadClip * $0.scale }
+        let codec = try payloadCodec(addends: payloads.count, clip: clip, bits: bits)
         var contributions: [ParticipantID: ModularVector] = [:]
         for (id, payload) in payloads {
             var rounding = Xoshiro256(

@@ -318,7 +318,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             try require(subset > 0 && subset <= 1, "subset must be in (0, 1]")
             try require(adaptiveCompression == nil, "adaptive_compression chooses the subset: not with subset")
         }
-        try adaptiveCompression?.validate()
+        try adaptiveCompression?.validate(clip: payloadClip, minParticipants: minParticipants, cohortSize: cohortSize)
         if subset != nil || adaptiveCompression != nil {
             // A subset scaled by (d − 1)/k raises an update's norm past the clip the accountant
             // assumes; the distributed mechanisms fix their own ring (Specs/export.md §5.4).

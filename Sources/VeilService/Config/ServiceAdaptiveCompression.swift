@@ -1,4 +1,5 @@
 import Foundation
+import VeilCore
 import VeilLearning
 
 /// serve.json's `adaptive_compression` (`Specs/export.md` §5.3): the floors of each round's
@@ -29,7 +30,24 @@ public struct ServiceAdaptiveCompression: Codable, Hashable, Sendable {
         get throws { try AdaptiveCompression(minBits: minBits, minSubset: minSubset) }
     }
 
-    func validate() throws {
-        do { _ = try bounds } catch { throw ConfigurationError("adaptive_compression: \(error)") }
+    /// The floors, and that the narrowest ring they allow can still hold every cohort size
+    /// from `minParticipants` to `cohortSize` of payloads clipped to `clip`: otherwise a few
+    /// slow reports would push rounds into a ring nothing can be encoded in.
+    func validate(clip: Double, minParticipants: Int, cohortSize: Int) throws {
+        guard (2...32).contains(minBits) else {
+            throw ConfigurationError("adaptive_compression.min_bits must be in 2…32, got \(minBits)")
+        }
+        guard minSubset >= 0x1p-20, minSubset <= 1 else {
+            throw ConfigurationError("adaptive_compression.min_subset must be in [2^-20, 1], got \(minSubset)")
+        }
+        for cohort in max(1, min(minParticipants, cohortSize))...max(1, cohortSize) {
+            let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
+            let ring = try BitWidth(min(64, max(8, minBits + headroom)))
+            do { _ = try FixedPointCodec.finest(clip: clip, bitWidth: ring, maxAddends: cohort) } catch {
+                throw ConfigurationError(
+                    "adaptive_compression.min_bits \(minBits): a ring of \(ring.bits) bits cannot hold \(cohort) payloads clipped to payload_clip \(clip); raise min_bits or lower payload_clip"
+                )
+            }
+        }
     }
 }

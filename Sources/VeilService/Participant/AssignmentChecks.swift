@@ -334,12 +334,34 @@ extension ParticipantAgent {
     /// A coordinate subset scales the update by (d − 1)/k (`Specs/export.md` §5.2), past the
     /// clip any differential-privacy plan is calibrated to: this participant does not let a
     /// coordinator pair the two, whatever the coordinator's own configuration allows.
+    /// The subset itself is checked here too, before any training: k within the payload this
+    /// participant computes from the plan, a 32-byte seed, and a session that sums k + 1 values.
     func checkCompression(_ a: Veil_V1_RoundAssignment) throws(Declined) {
-        guard a.encoding.subsetSize > 0 else { return }
+        let e = a.encoding
+        guard e.subsetSize > 0 else { return }
         guard !a.hasDistributedDp, a.training.dpClip == 0 else {
             throw Declined(
                 .declinePrivacy,
                 "a coordinate subset with differential privacy: the subset's scaling would exceed the clip the noise is calibrated to"
+            )
+        }
+        let plan = a.training
+        // A plan whose model cannot be built is declined by training, with its own reason.
+        guard let model = try? makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
+        else { return }
+        // The FedAvg family's payload: the update, then the weight.
+        let updates = model.parameterCount
+        guard e.subsetSeed.count == CoordinateSubset.seedByteCount, Int(e.subsetSize) <= updates else {
+            throw Declined(
+                .declinePolicy,
+                "a malformed coordinate subset: k = \(e.subsetSize) of \(updates) update coordinates, a \(e.subsetSeed.count)-byte seed"
+            )
+        }
+        let dimension = a.hasPaillier ? a.paillier.dimension : a.session.dimension
+        guard Int(dimension) == Int(e.subsetSize) + 1 else {
+            throw Declined(
+                .declinePolicy,
+                "the session sums \(dimension) values, but a subset of \(e.subsetSize) coordinates sends \(e.subsetSize + 1)"
             )
         }
     }

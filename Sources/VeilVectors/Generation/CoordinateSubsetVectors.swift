@@ -5,10 +5,9 @@ extension ProjectVectors {
     static func coordinateSubset() throws -> VectorFile<CoordinateSubsetRunner.Group> {
         var inputs = Inputs("coordinate-subset")
         var tests: [CoordinateSubsetRunner.Test] = []
-        func add(_ comment: String, length: Int, size: Int, seed: [UInt8]) throws {
+        func add(_ comment: String, length: Int, size: Int, seed: [UInt8], payload: [Double]? = nil) throws {
             let subset = try CoordinateSubset(length: length, size: size, seed: seed)
-            // Halves: each value sent is one correctly rounded binary64 product, the same in any language.
-            let payload = (0..<length).map { Double(Int($0 % 9) - 4) / 2 }
+            let payload = payload ?? (0..<length).map { Double(Int($0 % 9) - 4) / 2 }
             tests.append(
                 .init(
                     tcId: tests.count + 1, comment: comment, flags: ["Normal"], result: .valid, error: nil,
@@ -24,6 +23,10 @@ extension ProjectVectors {
             "softmax on digits, a quarter: 163 of 650", length: 651, size: 163,
             seed: CoordinateSubset.seed(runSeed: 42, round: 7))
         try add("1 of 64", length: 65, size: 1, seed: inputs.bytes(32))
+        // (d − 1)/k = 198/197 is inexact, and so is each product: the two roundings of §5.2.
+        try add(
+            "non-dyadic values, 197 of 198: the scale and each product rounded", length: 199, size: 197,
+            seed: inputs.bytes(32), payload: (0..<199).map { 0.123 * Double($0 + 1) })
         let seed = Hex.encode(inputs.bytes(32))
         for (comment, length, size, seedHex) in [
             ("no update coordinate", 1, 1, seed), ("k = 0", 10, 0, seed), ("k = d", 10, 10, seed),

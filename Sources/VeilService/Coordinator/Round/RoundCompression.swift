@@ -6,7 +6,7 @@ import VeilPaillier
 /// A round's payload ring and coordinate subset (`Specs/export.md` §5): serve.json's
 /// `payload_bits` and `subset`, or with `adaptive_compression` the least compression under
 /// which no more of the cohort would miss the round deadline, by the links they reported, than
-/// the coordinator's threat model expects to drop out.
+/// ``tolerance(_:cohort:)`` allows.
 struct RoundCompression: Hashable, Sendable {
     let ring: BitWidth
     let subset: CoordinateSubset?
@@ -29,27 +29,47 @@ struct RoundCompression: Hashable, Sendable {
         guard let adaptive = c.adaptiveCompression else {
             return RoundCompression(ring: try BitWidth(c.payloadBits), subset: try c.subset.map(subset))
         }
+        let cohort = links.count
         // The codec keeps ⌈log₂ K⌉ bits of headroom so that K addends cannot wrap; the ring is
         // what is left for the value plus that.
-        let headroom = Int(log2(Double(max(links.count, 2))).rounded(.up))
-        // Unverifiable reports may tilt the choice, never force it: members that would miss the
-        // deadline are tolerated up to the dropouts the threat model already budgets for, so a
-        // few who understate their links cannot push every round to the floors.
-        let tolerated = Int((c.dropoutFraction * Double(links.count)).rounded(.down))
+        let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
+        let tolerated = tolerance(c, cohort: cohort)
         var choice: RoundCompression?
         for (bits, fraction) in try adaptive.bounds.candidates {
             let candidate = RoundCompression(
                 ring: try BitWidth(min(64, max(8, bits + headroom))), subset: fraction < 1 ? try subset(fraction) : nil)
+            // A ring too narrow for payload_clip (validation refuses floors that are) is skipped,
+            // never sent: no report can make a round impossible to encode.
+            guard (try? candidate.codec(clip: c.payloadClip, addends: cohort)) != nil else { continue }
             choice = candidate
             let bits = Double(
                 try candidate.payloadBytes(
-                    payloadLength: payloadLength, cohort: c.cohortSize, paillierKeyBits: paillierKeyBits)
-                    * 8)
+                    payloadLength: payloadLength, cohort: c.cohortSize, paillierKeyBits: paillierKeyBits) * 8)
             let late = links.filter { $0 > 0 && bits / Double(min($0, 100_000_000_000)) > c.roundDeadlineSeconds }
             if late.count <= tolerated { break }
         }
-        // candidates is never empty (AdaptiveCompression's init).
-        return choice!
+        guard let choice else {
+            throw ConfigurationError(
+                "adaptive_compression: no candidate ring holds \(cohort) payloads clipped to payload_clip \(c.payloadClip)"
+            )
+        }
+        return choice
+    }
+
+    /// How many members may be late under a candidate that is still taken. Reports are not
+    /// verifiable: every corrupt member the coordinator's threat model admits,
+    /// n_C = max(1, ⌈γK⌉), may lie, and ⌊δK⌋ members are expected to drop out anyway. The
+    /// larger of the two are left to miss the deadline rather than compress every member's
+    /// update: a liar alone cannot move the choice.
+    static func tolerance(_ c: ServeConfiguration, cohort: Int) -> Int {
+        let corrupt = max(1, Int((c.corruptFraction * Double(cohort)).rounded(.up)))
+        return max(corrupt, Int((c.dropoutFraction * Double(cohort)).rounded(.down)))
+    }
+
+    /// The codec of this compression for `addends` contributions: the clip (times the subset's
+    /// scale, which the values sent are multiplied by) at the finest precision that cannot wrap.
+    func codec(clip: Double, addends: Int) throws -> FixedPointCodec {
+        try FixedPointCodec.finest(clip: clip * (subset?.scale ?? 1), bitWidth: ring, maxAddends: addends)
     }
 
     /// The bytes of one member's payload: ⌈b/8⌉ per value when masked; with Paillier, the

@@ -33,7 +33,11 @@ struct RoundTask: Sendable {
                 c, round: number, payloadLength: algorithm.payloadLength,
                 links: Array(repeating: 0, count: cohortSize), paillierKeyBits: nil)
         self.compression = compression
-        let codec = try Self.codec(c, ring: compression.ring, addends: cohortSize)
+        let codec: FixedPointCodec
+        do { codec = try compression.codec(clip: c.payloadClip, addends: cohortSize) } catch {
+            throw ConfigurationError(
+                "no fixed-point precision fits \(cohortSize) addends in \(compression.ring.bits) bits: \(error)")
+        }
         self.codec = codec
         encoding = Veil_V1_PayloadEncoding.with {
             $0.clip = codec.clip
@@ -98,14 +102,15 @@ struct RoundTask: Sendable {
         return assignment
     }
 
-    /// The payload codec for `addends` contributions: the ring (the configured one by default)
-    /// and clip at the finest precision that cannot wrap (the simulation engine's choice too).
-    static func codec(_ c: ServeConfiguration, ring: BitWidth? = nil, addends: Int) throws -> FixedPointCodec {
-        let bits = ring?.bits ?? c.payloadBits
+    /// The payload codec for `addends` contributions: the configured ring and clip at the
+    /// finest precision that cannot wrap (the simulation engine's choice too).
+    static func codec(_ c: ServeConfiguration, addends: Int) throws -> FixedPointCodec {
         do {
-            return try FixedPointCodec.finest(clip: c.payloadClip, bitWidth: try BitWidth(bits), maxAddends: addends)
+            return try FixedPointCodec.finest(
+                clip: c.payloadClip, bitWidth: try BitWidth(c.payloadBits), maxAddends: addends)
         } catch {
-            throw ConfigurationError("no fixed-point precision fits \(addends) addends in \(bits) bits: \(error)")
+            throw ConfigurationError(
+                "no fixed-point precision fits \(addends) addends in \(c.payloadBits) bits: \(error)")
         }
     }
 }
