@@ -18,9 +18,11 @@ import VeilLearning
         return c
     }
 
-    func choose(_ c: ServeConfiguration, links: [UInt64], paillierKeyBits: Int? = nil) throws -> RoundCompression {
+    func choose(
+        _ c: ServeConfiguration, links: [UInt64], survivable: Int = 4, paillierKeyBits: Int? = nil
+    ) throws -> RoundCompression {
         try RoundCompression.choose(
-            c, round: 3, payloadLength: length, links: links, paillierKeyBits: paillierKeyBits)
+            c, round: 3, payloadLength: length, links: links, survivable: survivable, paillierKeyBits: paillierKeyBits)
     }
 
     @Test func theConfiguredRingAndSubsetWhateverTheLinks() throws {
@@ -66,9 +68,20 @@ import VeilLearning
         let two = [UInt64](repeating: 1_000_000_000, count: 8) + [1, 1]
         #expect(try choose(c, links: two).subset?.size == 163)
         // A cohort of 3 expects no dropout (⌊0.3⌋), but admits one corrupt member: one liar
-        // still cannot move the choice (the ring is 32 bits and ⌈log₂ 3⌉ = 2).
-        #expect(try choose(c, links: [1_000_000_000, 1_000_000_000, 1]).ring.bits == 34)
-        #expect(RoundCompression.tolerance(c, cohort: 3) == 1 && RoundCompression.tolerance(c, cohort: 40) == 4)
+        // cannot move the choice (32 bits and ⌈log₂ 3⌉ = 2) while the sum survives losing one…
+        let three: [UInt64] = [1_000_000_000, 1_000_000_000, 1]
+        #expect(try choose(c, links: three, survivable: 1).ring.bits == 34)
+        // …but with t = n (or Paillier's whole roster) a late member would abort every attempt,
+        // so then the reports are believed, within the floors.
+        #expect(try choose(c, links: three, survivable: 0).subset?.size == 163)
+        // The threat model's own counts: n_C = ⌈γK⌉ exactly (7 of 100 at γ = 0.07), ⌊δK⌋.
+        var exact = c
+        exact.corruptFraction = 0.07
+        exact.dropoutFraction = 0.29
+        #expect(try RoundCompression.tolerance(exact, cohort: 100, survivable: 50) == 29)
+        exact.dropoutFraction = 0
+        #expect(try RoundCompression.tolerance(exact, cohort: 100, survivable: 50) == 7)
+        #expect(try RoundCompression.tolerance(c, cohort: 40, survivable: 2) == 2)
     }
 
     /// The review's finding: with payload_clip 1024 the 8-bit floor (a ring of 10 bits for 3
@@ -93,7 +106,30 @@ import VeilLearning
         let floor = try choose(c, links: Array(repeating: 1, count: 10))
         #expect(floor.ring.bits == 8 && floor.subset?.size == 82, "\(floor)")
         #expect(throws: ConfigurationError.self) {
-            try configuration { $0.adaptiveCompression = ServiceAdaptiveCompression(minSubset: 1e-13) }.validate()
+            try configuration {
+                $0.adaptiveCompression = ServiceAdaptiveCompression(minSubset: 1e-13)
+                $0.payloadClip = 1
+            }.validate()
+        }
+        // B = 5 ends the ladder at 6 bits: the floor checked is the one a round can reach
+        // (Z_2^10 holds 10 payloads within ±40; the Z_2^9 of 5 bits would not).
+        try configuration {
+            $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 5)
+            $0.payloadClip = 40
+            $0.minParticipants = 10
+        }.validate()
+        // A fixed subset is checked too: a twentieth scales the clip by 650/33, past Z_2^8 for
+        // 10 participants (which clip 1 alone fits).
+        try configuration {
+            $0.payloadBits = 8
+            $0.payloadClip = 1
+        }.validate()
+        #expect(throws: ConfigurationError.self) {
+            try configuration {
+                $0.subset = 0.05
+                $0.payloadBits = 8
+                $0.payloadClip = 1
+            }.validate()
         }
     }
 

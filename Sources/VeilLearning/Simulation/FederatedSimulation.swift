@@ -641,14 +641,21 @@ public struct FederatedSimulation {
             let ring = try BitWidth(min(64, max(8, bits + headroom)))
             let subset =
                 fraction < 1 ? try coordinateSubset(length: payloadLength, fraction: fraction, round: round) : nil
+            // A ring too narrow for the (scaled) clip is skipped, as the coordinator does.
+            let clip = c.payloadClip * (subset?.scale ?? 1)
+            guard (try? payloadCodec(addends: max(cohort, 1), clip: clip, bits: ring)) != nil else { continue }
             choice = (ring, subset)
             let timing = arrivals(
                 of: trained.map { ($0.index, $0.epochs, subset?.indices.count ?? payloadLength) }, broadcast: broadcast,
                 cohort: cohort, bitWidth: ring, secureSum: secureSum)
             if timing.summed.count >= wanted { break }
         }
-        // candidates is never empty (AdaptiveCompression's init).
-        return choice!
+        guard let choice else {
+            throw LearningError.invalidConfiguration(
+                "adaptive compression: no ring of the ladder holds \(cohort) payloads clipped to \(c.payloadClip): raise the floor's bits or lower the clip"
+            )
+        }
+        return choice
     }
 
     func makeAlgorithm(initial: [Double], generator: inout Xoshiro256) -> any FederatedAlgorithm {

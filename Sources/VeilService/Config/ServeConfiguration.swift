@@ -1,4 +1,5 @@
 import Foundation
+import VeilCore
 import VeilLearning
 import VeilPaillier
 import VeilSecAgg
@@ -343,6 +344,21 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             }
         }
         try orchestration.validate()
+        if let subset {
+            // A subset round's codec clips at payload_clip times the subset's scale (d − 1)/k,
+            // which the ring must still hold for a whole cohort: refused here, not every round.
+            let length =
+                try makeModel(model.description, featureCount: features, classCount: classes).parameterCount + 1
+            let size = CoordinateSubset.size(length: length, fraction: subset)
+            let clip = payloadClip * Double(length - 1) / Double(size)
+            do {
+                _ = try FixedPointCodec.finest(clip: clip, bitWidth: BitWidth(payloadBits), maxAddends: cohortSize)
+            } catch {
+                throw ConfigurationError(
+                    "subset \(subset): \(size) of \(length - 1) coordinates scaled to payload_clip × \(length - 1)/\(size) do not fit payload_bits \(payloadBits) for \(cohortSize) participants; raise payload_bits, lower payload_clip or raise subset"
+                )
+            }
+        }
         if let privacy {
             try privacy.validate()
             if privacy.mode != .central {

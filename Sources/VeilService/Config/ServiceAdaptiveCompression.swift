@@ -40,9 +40,15 @@ public struct ServiceAdaptiveCompression: Codable, Hashable, Sendable {
         guard minSubset >= 0x1p-20, minSubset <= 1 else {
             throw ConfigurationError("adaptive_compression.min_subset must be in [2^-20, 1], got \(minSubset)")
         }
-        for cohort in max(1, min(minParticipants, cohortSize))...max(1, cohortSize) {
+        // The ladder's last rung at or above min_bits is the fewest bits a round uses.
+        let floor = try bounds.candidates.last!.bits
+        let (low, high) = (max(1, min(minParticipants, cohortSize)), max(1, cohortSize))
+        // Within one headroom ⌈log₂ K⌉ the ring is the same and the largest K the hardest:
+        // each power of two in range, and the cohort size itself.
+        let sizes = Set((0...30).map { 1 << $0 }.filter { $0 >= low && $0 <= high } + [high])
+        for cohort in sizes.sorted() {
             let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
-            let ring = try BitWidth(min(64, max(8, minBits + headroom)))
+            let ring = try BitWidth(min(64, max(8, floor + headroom)))
             do { _ = try FixedPointCodec.finest(clip: clip, bitWidth: ring, maxAddends: cohort) } catch {
                 throw ConfigurationError(
                     "adaptive_compression.min_bits \(minBits): a ring of \(ring.bits) bits cannot hold \(cohort) payloads clipped to payload_clip \(clip); raise min_bits or lower payload_clip"

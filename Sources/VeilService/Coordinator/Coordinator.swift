@@ -463,9 +463,21 @@ public actor Coordinator {
     private func startRound(number: Int, attempt: Int, cohort: [String]) throws -> (RoundMachine, [RoundAction]) {
         let c = configuration
         let members = cohort.map { registry.participants[$0]!.member }
+        // The members a sum survives losing: n − t of the masking session the round will plan
+        // (t does not depend on the ring or the dimension); none in a Paillier round.
+        let survivable =
+            c.secureSum == .secagg
+            ? cohort.count
+                - ((try? RoundMachine.sessionParameters(
+                    clientCount: cohort.count, bitWidth: BitWidth(c.payloadBits),
+                    dimension: algorithm.payloadLength, threatModel: c.coordinatorThreatModel(),
+                    policies: members.compactMap(\.policy), noiseShares: privacy?.distributed?.minimumParticipants))?
+                    .threshold ?? cohort.count)
+            : 0
         let compression = try RoundCompression.choose(
             c, round: number, payloadLength: algorithm.payloadLength,
             links: cohort.map { registry.participants[$0]!.hello.resources.linkBitsPerSecond },
+            survivable: survivable,
             paillierKeyBits: c.secureSum == .paillier ? registry.keyHolding?.publicKey.bits : nil)
         let task = try RoundTask(
             number: number, cohortSize: cohort.count, configuration: c, algorithm: algorithm, privacy: privacy,

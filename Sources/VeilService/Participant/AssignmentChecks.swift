@@ -361,7 +361,7 @@ extension ParticipantAgent {
         guard Int(dimension) == Int(e.subsetSize) + 1 else {
             throw Declined(
                 .declinePolicy,
-                "the session sums \(dimension) values, but a subset of \(e.subsetSize) coordinates sends \(e.subsetSize + 1)"
+                "the session sums \(dimension) values, but a subset of \(e.subsetSize) coordinates sends \(Int(e.subsetSize) + 1)"
             )
         }
     }

@@ -16,10 +16,13 @@ struct RoundCompression: Hashable, Sendable {
 
     /// Round `round`'s compression for a cohort whose members reported `links` (bits per
     /// second, 0 for none).
-    /// - Parameter paillierKeyBits: |n| in Paillier rounds (the payload is ciphertexts), nil in
-    ///   masking rounds.
+    /// - Parameters:
+    ///   - survivable: how many members the round's sum survives losing (n − t; 0 for Paillier).
+    ///   - paillierKeyBits: |n| in Paillier rounds (the payload is ciphertexts), nil in masking
+    ///     rounds.
     static func choose(
-        _ c: ServeConfiguration, round: Int, payloadLength: Int, links: [UInt64], paillierKeyBits: Int?
+        _ c: ServeConfiguration, round: Int, payloadLength: Int, links: [UInt64], survivable: Int,
+        paillierKeyBits: Int?
     ) throws -> RoundCompression {
         func subset(_ fraction: Double) throws -> CoordinateSubset {
             try CoordinateSubset(
@@ -33,7 +36,7 @@ struct RoundCompression: Hashable, Sendable {
         // The codec keeps ⌈log₂ K⌉ bits of headroom so that K addends cannot wrap; the ring is
         // what is left for the value plus that.
         let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
-        let tolerated = tolerance(c, cohort: cohort)
+        let tolerated = try tolerance(c, cohort: cohort, survivable: survivable)
         var choice: RoundCompression?
         for (bits, fraction) in try adaptive.bounds.candidates {
             let candidate = RoundCompression(
@@ -57,13 +60,14 @@ struct RoundCompression: Hashable, Sendable {
     }
 
     /// How many members may be late under a candidate that is still taken. Reports are not
-    /// verifiable: every corrupt member the coordinator's threat model admits,
-    /// n_C = max(1, ⌈γK⌉), may lie, and ⌊δK⌋ members are expected to drop out anyway. The
-    /// larger of the two are left to miss the deadline rather than compress every member's
-    /// update: a liar alone cannot move the choice.
-    static func tolerance(_ c: ServeConfiguration, cohort: Int) -> Int {
-        let corrupt = max(1, Int((c.corruptFraction * Double(cohort)).rounded(.up)))
-        return max(corrupt, Int((c.dropoutFraction * Double(cohort)).rounded(.down)))
+    /// verifiable: every corrupt member the coordinator's threat model admits (n_C) may lie,
+    /// and its dropout budget (⌊δK⌋) expects some to go anyway; the larger of the two are left
+    /// to miss the deadline rather than compress every member's update, so that many liars
+    /// cannot move the choice — but never more than the sum survives losing, or a slow member
+    /// would abort every attempt that compression could have saved.
+    static func tolerance(_ c: ServeConfiguration, cohort: Int, survivable: Int) throws -> Int {
+        let model = try c.coordinatorThreatModel()
+        return min(max(model.corruptCount(of: cohort), model.dropoutCount(of: cohort)), max(survivable, 0))
     }
 
     /// The codec of this compression for `addends` contributions: the clip (times the subset's

@@ -31,7 +31,7 @@ struct RoundTask: Sendable {
             try compression
             ?? RoundCompression.choose(
                 c, round: number, payloadLength: algorithm.payloadLength,
-                links: Array(repeating: 0, count: cohortSize), paillierKeyBits: nil)
+                links: Array(repeating: 0, count: cohortSize), survivable: 0, paillierKeyBits: nil)
         self.compression = compression
         let codec: FixedPointCodec
         do { codec = try compression.codec(clip: c.payloadClip, addends: cohortSize) } catch {
