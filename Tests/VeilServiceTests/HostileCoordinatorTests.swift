@@ -7,6 +7,7 @@ import VeilCore
 import VeilCrypto
 import VeilLearning
 import VeilPaillier
+import VeilPrivacy
 import VeilTestSupport
 import VeilTransport
 import VeilWire
@@ -1031,6 +1032,25 @@ import X509
 
     // MARK: - Differential privacy
 
+    /// A distributed-DP plan for `clients` (ε = 8, every one of them a noise share) and a
+    /// masking session of its padded dimension with t = n.
+    func distributedSession(_ stage: Stage, clients n: Int, nonce: UInt8) throws -> (
+        ServicePrivacyPlan, DistributedDP, SecAggSession
+    ) {
+        var settings = ServicePrivacy(epsilon: 8, mode: .ddg)
+        settings.minContributors = n
+        let plan = try ServicePrivacyPlan(
+            settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
+        let mechanism = try #require(plan.distributed)
+        let session = try session(
+            stage,
+            try SecAggParameters(
+                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: mechanism.bitWidth,
+                dimension: mechanism.paddedDimension, threatModel: .malicious),
+            nonce: nonce)
+        return (plan, mechanism, session)
+    }
+
     /// The finding: a participant's budget was consulted only when the assignment carried a
     /// distributed-DP plan, so a coordinator that omitted the plan got noise-free updates and
     /// the participant recorded ε = 0. A budgeted participant now declines a round without a
@@ -1047,17 +1067,7 @@ import X509
         }
         defer { stage.close() }
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
-        var settings = ServicePrivacy(epsilon: 8, mode: .ddg)
-        settings.minContributors = n
-        let plan = try ServicePrivacyPlan(
-            settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
-        let mechanism = try #require(plan.distributed)
-        let session = try session(
-            stage,
-            try SecAggParameters(
-                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: mechanism.bitWidth,
-                dimension: mechanism.paddedDimension, threatModel: .malicious),
-            nonce: 9)
+        let (plan, mechanism, session) = try distributedSession(stage, clients: n, nonce: 9)
         let base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         var central = base
         central.training.dpClip = 1
@@ -1098,17 +1108,7 @@ import X509
         let stage = try await stage(clients: n, joining: [0])
         defer { stage.close() }
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
-        var settings = ServicePrivacy(epsilon: 8, mode: .ddg)
-        settings.minContributors = n
-        let plan = try ServicePrivacyPlan(
-            settings, rounds: 1, updateLength: parameterCount, minParticipants: n, cohortSize: n)
-        let mechanism = try #require(plan.distributed)
-        let session = try session(
-            stage,
-            try SecAggParameters(
-                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: mechanism.bitWidth,
-                dimension: mechanism.paddedDimension, threatModel: .malicious),
-            nonce: 11)
+        let (plan, mechanism, session) = try distributedSession(stage, clients: n, nonce: 11)
         var base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         base.encoding.subsetSize = UInt32(parameterCount / 10)
         base.encoding.subsetSeed = Data(CoordinateSubset.seed(runSeed: 1, round: 1))

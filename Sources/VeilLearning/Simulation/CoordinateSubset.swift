@@ -1,3 +1,4 @@
+import Foundation
 import VeilCore
 import VeilCrypto
 
@@ -94,6 +95,13 @@ public struct AdaptiveCompression: Hashable, Sendable {
         }
         self.minBits = minBits
         self.minSubset = minSubset
+    }
+
+    /// The ring of a candidate of `bits` per value for a cohort of `cohort`: the codec keeps
+    /// ⌈log₂ K⌉ bits of headroom so that K addends cannot wrap, within Z_2^8 … Z_2^64.
+    public static func ring(bits: Int, cohort: Int) throws(RingError) -> BitWidth {
+        let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
+        return try BitWidth(min(64, max(8, bits + headroom)))
     }
 
     /// The candidates, least compressed first: bits 32, 24, 16, 12, 8, 6, 4, 3, 2 down to

@@ -634,11 +634,10 @@ public struct FederatedSimulation {
                 try c.subset.map { try coordinateSubset(length: payloadLength, fraction: $0, round: round) }
             )
         }
-        let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
         let wanted = min(cohortSize, trained.count)
         var choice: (ring: BitWidth, subset: CoordinateSubset?)?
         for (bits, fraction) in adaptive.candidates {
-            let ring = try BitWidth(min(64, max(8, bits + headroom)))
+            let ring = try AdaptiveCompression.ring(bits: bits, cohort: cohort)
             let subset =
                 fraction < 1 ? try coordinateSubset(length: payloadLength, fraction: fraction, round: round) : nil
             // A ring too narrow for the (scaled) clip is skipped, as the coordinator does.

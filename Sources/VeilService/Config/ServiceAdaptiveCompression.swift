@@ -47,8 +47,7 @@ public struct ServiceAdaptiveCompression: Codable, Hashable, Sendable {
         // each power of two in range, and the cohort size itself.
         let sizes = Set((0...30).map { 1 << $0 }.filter { $0 >= low && $0 <= high } + [high])
         for cohort in sizes.sorted() {
-            let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
-            let ring = try BitWidth(min(64, max(8, floor + headroom)))
+            let ring = try AdaptiveCompression.ring(bits: floor, cohort: cohort)
             do { _ = try FixedPointCodec.finest(clip: clip, bitWidth: ring, maxAddends: cohort) } catch {
                 throw ConfigurationError(
                     "adaptive_compression.min_bits \(minBits): a ring of \(ring.bits) bits cannot hold \(cohort) payloads clipped to payload_clip \(clip); raise min_bits or lower payload_clip"

@@ -33,14 +33,12 @@ struct RoundCompression: Hashable, Sendable {
             return RoundCompression(ring: try BitWidth(c.payloadBits), subset: try c.subset.map(subset))
         }
         let cohort = links.count
-        // The codec keeps ⌈log₂ K⌉ bits of headroom so that K addends cannot wrap; the ring is
-        // what is left for the value plus that.
-        let headroom = Int(log2(Double(max(cohort, 2))).rounded(.up))
         let tolerated = try tolerance(c, cohort: cohort, survivable: survivable)
         var choice: RoundCompression?
         for (bits, fraction) in try adaptive.bounds.candidates {
             let candidate = RoundCompression(
-                ring: try BitWidth(min(64, max(8, bits + headroom))), subset: fraction < 1 ? try subset(fraction) : nil)
+                ring: try AdaptiveCompression.ring(bits: bits, cohort: cohort),
+                subset: fraction < 1 ? try subset(fraction) : nil)
             // A ring too narrow for payload_clip (validation refuses floors that are) is skipped,
             // never sent: no report can make a round impossible to encode.
             guard (try? candidate.codec(clip: c.payloadClip, addends: cohort)) != nil else { continue }
