@@ -404,10 +404,10 @@ struct SimulateCommand: AsyncParsableCommand {
                         "selected": r.selected, "survivors": r.survivors, "seconds": r.seconds,
                         "simulated_seconds": r.simulatedSeconds ?? NSNull(),
                     ]
+                    round["subset"] = r.subsetFraction
                     if plan == nil {
                         round["upload_bytes"] = r.uploadBytes
                         round["payload_bits"] = r.payloadBits
-                        round["subset"] = r.subsetFraction
                     }
                     if let spread = r.participantAccuracy { round["participant_accuracy"] = spread.json }
                     if let p = r.privacy {

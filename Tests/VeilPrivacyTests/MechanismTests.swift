@@ -96,6 +96,44 @@ import VeilTestSupport
         #expect(abs(observed - predicted) / predicted < 0.05, "noise σ \(observed), predicted \(predicted)")
     }
 
+    /// A coordinate subset's round (Specs/privacy.md §4.7): the mechanism for k of the 650
+    /// values costs at most the full mechanism's round at every order, so a run that mixes
+    /// them spends no more than it was calibrated for; and its σ₁ is the least that does — a
+    /// little less noise would cost more than the reference at some order.
+    @Test(arguments: [DistributedDP.Noise.discreteGaussian, .skellam])
+    func aSubsetMechanismCostsNoMoreThanTheFullOne(noise: DistributedDP.Noise) throws {
+        let reference = try DistributedDP.calibrate(
+            noise: noise, epsilon: 4, delta: 1e-5, samplingRate: 1, rounds: 10, minimumParticipants: 5,
+            maximumParticipants: 8, dimension: 650, bits: 20)
+        func rdp(_ m: DistributedDP) -> [Double] {
+            var a = RDPAccountant()
+            a.compose(.poissonSampledNoiseSum(samplingRate: 1, m.noiseSum))
+            return a.rdp
+        }
+        let full = rdp(reference)
+        for k in [1, 40, 162, 650] {
+            let subset = try DistributedDP.calibrate(
+                dominatedBy: reference, dimension: k, maximumParticipants: 8)
+            #expect(subset.dimension == k && subset.bitWidth == reference.bitWidth)
+            #expect(subset.minimumParticipants == reference.minimumParticipants && subset.noise == noise)
+            #expect(zip(rdp(subset), full).allSatisfy { $0 <= $1 }, "k = \(k)")
+            let less = try DistributedDP(
+                noise: noise, dimension: k, bitWidth: subset.bitWidth, minimumParticipants: subset.minimumParticipants,
+                beta: subset.beta, unitScale: subset.unitScale,
+                unitLocalStandardDeviation: subset.unitLocalStandardDeviation * (1 - 1e-4))
+            #expect(zip(rdp(less), full).contains { $0 > $1 }, "k = \(k): σ₁ is not the least")
+            // Ten rounds mixing the two stay within the run's ε.
+            var mixed = RDPAccountant()
+            for round in 0..<10 {
+                mixed.compose(.poissonSampledNoiseSum(samplingRate: 1, (round % 2 == 0 ? subset : reference).noiseSum))
+            }
+            #expect(mixed.epsilon(delta: 1e-5).epsilon <= 4 * (1 + 1e-6))
+        }
+        // Fewer values spread the same norm over fewer coordinates: the ring needs a smaller scale.
+        let one = try DistributedDP.calibrate(dominatedBy: reference, dimension: 1, maximumParticipants: 8)
+        #expect(one.unitScale < reference.unitScale)
+    }
+
     @Test func encodingRefusesUnclippedAndMisshapenVectors() throws {
         let mechanism = try DistributedDP(
             noise: .discreteGaussian, dimension: 4, bitWidth: BitWidth(16), minimumParticipants: 10, beta: exp(-0.5),

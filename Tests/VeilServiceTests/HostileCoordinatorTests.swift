@@ -1098,47 +1098,62 @@ import X509
                 == 0)
     }
 
-    /// A coordinate subset scales each update by (d − 1)/k (Specs/export.md §5.2), past the
-    /// clip that differential privacy's noise is calibrated to. serve.json refuses the pair,
-    /// but a coordinator that lies sends it anyway: with central noise (its own, with the
-    /// clip it names) and with a distributed-DP plan. The participant declines both before
-    /// training, as a privacy refusal — and a malformed subset, as a policy refusal.
-    @Test func aSubsetWithDifferentialPrivacyIsDeclined() async throws {
+    /// A coordinate subset scales each value sent by (d − 1)/k (Specs/export.md §5.2); under
+    /// differential privacy the participant clips what it scaled (ParticipantPolicyTests), and
+    /// the noise must be for exactly the k values it sends. A coordinator that lies about the
+    /// pairing — a distributed-DP plan for every coordinate beside a subset of k, a session
+    /// that sums another length — or sends a malformed subset is declined before training, as
+    /// the coordinator's doing; a plan for the k values, on a session of their padded length,
+    /// is taken part in.
+    @Test func aSubsetUnderDifferentialPrivacyMustFitItsPlan() async throws {
         let n = 3
         let stage = try await stage(clients: n, joining: [0])
         defer { stage.close() }
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         let (plan, mechanism, session) = try distributedSession(stage, clients: n, nonce: 11)
+        let k = parameterCount / 10
         var base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
-        base.encoding.subsetSize = UInt32(parameterCount / 10)
+        base.encoding.subsetSize = UInt32(k)
         base.encoding.subsetSeed = Data(CoordinateSubset.seed(runSeed: 1, round: 1))
-        var central = base
+        var central = base  // the session sums the DP-padded length, not k + 1
         central.training.dpClip = 1
-        var distributed = base
-        distributed.distributedDp = plan.plan(mechanism)
-        // Malformed subsets, without DP: refused before training, as the coordinator's doing.
+        var everyCoordinate = base
+        everyCoordinate.distributedDp = plan.plan(mechanism)
+        // Malformed subsets, without DP.
         var shortSeed = base
         shortSeed.encoding.subsetSeed = Data(repeating: 1, count: 31)
         var tooMany = base
         tooMany.encoding.subsetSize = UInt32(parameterCount + 1)
-        let wrongDimension = base  // the session sums the DP-padded dimension, not k + 1
-        for (round, (name, a, code, reason)) in [
-            ("central noise", central, Veil_V1_DeclineCode.declinePrivacy, "coordinate subset with differential"),
-            ("distributed noise", distributed, .declinePrivacy, "coordinate subset with differential"),
-            ("a 31-byte seed", shortSeed, .declinePolicy, "malformed coordinate subset"),
-            ("k = d", tooMany, .declinePolicy, "malformed coordinate subset"),
-            ("a session of another dimension", wrongDimension, .declinePolicy, "the session sums"),
+        // The honest pairing: a mechanism for the k values, a session of their padded length.
+        let subsetMechanism = try DistributedDP.calibrate(dominatedBy: mechanism, dimension: k, maximumParticipants: n)
+        let subsetSession = try self.session(
+            stage,
+            try SecAggParameters(
+                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: subsetMechanism.bitWidth,
+                dimension: subsetMechanism.paddedDimension, threatModel: .malicious),
+            nonce: 12)
+        var honest = try assignment(network, coordinator: coordinator, session: subsetSession, cohort: ids, position: 1)
+        honest.encoding.subsetSize = UInt32(k)
+        honest.encoding.subsetSeed = base.encoding.subsetSeed
+        honest.distributedDp = plan.plan(subsetMechanism)
+        for (round, (name, a, expected)) in [
+            ("a plan for every coordinate", everyCoordinate, "the distributed-DP plan is for \(parameterCount) values"),
+            ("a session of another length", central, "the session sums"),
+            ("a 31-byte seed", shortSeed, "malformed coordinate subset"),
+            ("k = d", tooMany, "malformed coordinate subset"),
+            ("the plan for the subset", honest, nil),
         ].enumerated() {
             var a = a
             a.round = UInt64(round + 1)
             coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
             let answer = try await coordinator.next(from: ids[0].id)
-            guard case .decline(let decline) = answer.kind else {
-                Issue.record("\(name): the participant took part: \(answer)")
-                continue
+            switch (answer.kind, expected) {
+            case (.decline(let decline), let expected?):
+                #expect(decline.code == .declinePolicy, "\(name): \(decline)")
+                #expect(decline.reason.contains(expected), "\(name): \(decline.reason)")
+            case (.secagg, nil): break
+            default: Issue.record("\(name): unexpected answer \(answer)")
             }
-            #expect(decline.code == code, "\(name): \(decline)")
-            #expect(decline.reason.contains(reason), "\(name): \(decline.reason)")
         }
     }
 }

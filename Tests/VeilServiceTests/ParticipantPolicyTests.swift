@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeilCore
 import VeilLearning
+import VeilPrivacy
 import VeilTestSupport
 import VeilWire
 
@@ -113,5 +114,61 @@ import VeilWire
         #expect(
             difference > 1000 * rounding,
             "two sessions' updates differ by \(difference), the rounding step is \(rounding)")
+    }
+
+    /// A coordinate subset multiplies each value it sends by (d − 1)/k — 650 for k = 1 —
+    /// which a hostile coordinator could pair with DP to release far more of an update than
+    /// the noise is calibrated for. The participant clips what it scaled, after the scaling
+    /// (Specs/export.md §5.4): with central DP the one value sent is C less the rounding slack,
+    /// with distributed DP the value decoded from its (nearly noiseless) share is within C.
+    @Test func aSubsetsScaledValuesAreClippedToTheDPClip() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-subset-clip")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = FederatedConfiguration()
+        c.clients = 3
+        c.partition = .iid
+        let network = try NetworkSimulation(configuration: c, directory: directory)
+        let agent = try ParticipantAgent(
+            configuration: network.participants[0].join, data: network.participants[0].data, logger: quietLogger())
+        let codec = try RoundTask.codec(network.serve, addends: 3)
+        let clip = 0.5
+        var a = Veil_V1_RoundAssignment()
+        a.round = 1
+        a.position = 1
+        a.model = .with { $0.vectors = [.with { $0.values = [Double](repeating: 0, count: 650) }] }
+        a.training = .with {
+            $0.algorithm = "fedavg"; $0.localEpochs = 1; $0.batchSize = 8; $0.learningRate = 0.1
+            $0.weightScale = network.serve.weightScale; $0.seed = 42; $0.model = "softmax"; $0.features = 64
+            $0.classes = 10
+        }
+        a.encoding = .with {
+            $0.clip = codec.clip; $0.fractionalBits = UInt32(codec.fractionalBits)
+            $0.bits = UInt32(codec.bitWidth.bits); $0.maxAddends = UInt32(codec.maxAddends)
+            $0.subsetSize = 1; $0.subsetSeed = Data(CoordinateSubset.seed(runSeed: 7, round: 1))
+        }
+        var randomness = agent.roundRandomness([UInt8](repeating: 1, count: 32))
+        // Without DP the one coordinate goes out times 650: far beyond C.
+        let plain = try codec.decode(try agent.trainAndEncode(a, randomness: &randomness))
+        #expect(plain.count == 2 && abs(plain[0]) > 2 * clip, "\(plain)")
+        // Central: clipped to C − √2·2^−f, its weight left to the coordinator.
+        var central = a
+        central.training.dpClip = clip
+        let slack = ServicePrivacyPlan.slack(length: 2, fractionalBits: codec.fractionalBits)
+        let clipped = try codec.decode(try agent.trainAndEncode(central, randomness: &randomness))
+        #expect(abs(abs(clipped[0]) - (clip - slack)) <= 2 * pow(2, -Double(codec.fractionalBits)), "\(clipped)")
+        #expect(clipped[1] == 0)
+        // Distributed: a plan for the one value, with noise a hundredth of C.
+        let mechanism = try DistributedDP(
+            noise: .discreteGaussian, dimension: 1, bitWidth: BitWidth(20), minimumParticipants: 1, beta: exp(-0.5),
+            unitScale: 1000, unitLocalStandardDeviation: 0.01)
+        var distributed = a
+        distributed.distributedDp = .with {
+            $0.clip = clip; $0.dimension = 1; $0.rotationSeed = Data(repeating: 3, count: 32)
+        }
+        let rotation = try ServicePrivacyPlan.rotation(distributed.distributedDp)
+        let share = try agent.trainAndEncode(
+            distributed, distributed: (mechanism, rotation), randomness: &randomness)
+        let value = try mechanism.decode(share, bound: clip, rotation: rotation)
+        #expect(value.count == 1 && abs(value[0]) <= clip * 1.1, "\(value)")
     }
 }

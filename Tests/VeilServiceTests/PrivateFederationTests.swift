@@ -80,6 +80,48 @@ import VeilTransport
         #expect(accuracies[0.05]! < 0.35, "\(accuracies)")
     }
 
+    /// A coordinate subset under differential privacy (Specs/export.md §5.4): each participant
+    /// clips its k scaled values to C after scaling; the coordinator's noise (central) or the
+    /// round's mechanism for k values (distributed, costing no more than a whole round at any
+    /// order) makes the release private; and with distributed noise every participant charges
+    /// itself what the plan it ran costs, which the coordinator's ledger agrees with, within
+    /// the run's ε. Adaptive: at 1 kb/s a round of 1,024 or 512 padded values in Z_2^20 takes
+    /// more than the 10 s deadline, 256 (k = 163, a quarter) fits.
+    @Test(arguments: [(ServicePrivacy.Mode.central, false), (.ddg, false), (.ddg, true)])
+    func aCoordinateSubsetRunsUnderDifferentialPrivacy(mode: ServicePrivacy.Mode, adaptive: Bool) async throws {
+        let epsilon = 200.0
+        var privacy = ServicePrivacy(epsilon: epsilon, mode: mode)
+        if mode != .central { privacy.minContributors = 3 }
+        let (built, directory) = try federation(rounds: 3, privacy: privacy)
+        var network = built
+        defer { try? FileManager.default.removeItem(at: directory) }
+        if adaptive {
+            network.serve.adaptiveCompression = ServiceAdaptiveCompression(minSubset: 0.125)
+            for i in network.participants.indices { network.participants[i].join.linkBitsPerSecond = 1000 }
+        } else {
+            network.serve.subset = 0.25
+        }
+        if mode != .central {
+            for i in network.participants.indices {
+                network.participants[i].join.privacyBudget = ParticipantBudget(
+                    epsilon: 1e6, ledger: directory.appendingPathComponent("ledger-\(i).json").path)
+            }
+        }
+        let summary = try await network.run(logger: quietLogger())
+        #expect(summary.completedRounds == 3 && summary.rounds.allSatisfy { $0.survivors == 4 }, "\(summary)")
+        #expect(summary.rounds.allSatisfy { abs(($0.subsetFraction ?? 0) - 163.0 / 650) < 1e-9 })
+        #expect((summary.finalAccuracy ?? 0) > 0.5, "\(summary.finalAccuracy ?? 0)")
+        let ledger = try #require(try CoordinatorStore(path: network.serve.state).ledger())
+        #expect(ledger.balances.count == 4)
+        for (participant, spent) in ledger.balances {
+            #expect(spent <= epsilon && spent > 0, "\(participant) spent \(spent) of \(epsilon)")
+            if mode != .central {
+                let own = try #require(summary.participants.first { $0.id == participant }?.privacySpent)
+                #expect(abs(own - spent) <= 1e-9 * spent, "\(participant): \(own) vs \(spent)")
+            }
+        }
+    }
+
     @Test func aParticipantDeclinesRoundsBeyondItsOwnBudget() async throws {
         var privacy = ServicePrivacy(epsilon: 20, mode: .ddg)
         privacy.minContributors = 3

@@ -154,11 +154,27 @@ import VeilLearning
         #expect(throws: ConfigurationError.self) {
             try configuration { $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 1) }.validate()
         }
-        #expect(throws: ConfigurationError.self) {
-            try configuration {
-                $0.subset = 0.5
-                $0.privacy = ServicePrivacy(epsilon: 8, mode: .central)
-            }.validate()
+    }
+
+    /// With privacy each round's ring is fixed and only the subset adapts (Specs/export.md
+    /// §5.4): the candidates are the ladder's fractions at payload_bits, whatever the links.
+    @Test func underPrivacyOnlyTheSubsetAdapts() throws {
+        let c = configuration {
+            $0.adaptiveCompression = ServiceAdaptiveCompression(minSubset: 0.25)
+            $0.payloadBits = 32
+            $0.privacy = ServicePrivacy(epsilon: 8, mode: .central)
+        }
+        try c.validate()
+        let privacy = try ServicePrivacyPlan(
+            c.privacy!, rounds: 3, updateLength: length - 1, minParticipants: 3, cohortSize: 10,
+            subsetSizes: try c.subsetSizes(payloadLength: length))
+        for (link, fraction) in [(UInt64(1_000_000_000), 1.0), (50, 0.25)] {
+            let choice = try RoundCompression.choose(
+                c, round: 1, payloadLength: length, links: Array(repeating: link, count: 10), survivable: 0,
+                paillierKeyBits: nil, privacy: privacy)
+            #expect(choice.ring.bits == 32 && abs((choice.subset?.fraction ?? 1) - fraction) < 0.01, "\(choice)")
+            // The participants clip after scaling: the codec holds payload_clip, not its scaled value.
+            #expect(try choice.codec(clip: 1, addends: 10).clip == 1)
         }
     }
 }

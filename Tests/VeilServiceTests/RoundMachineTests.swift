@@ -87,7 +87,7 @@ final class RoundBench {
         } else {
             (machine, start) = try RoundMachine.masking(
                 number: 1, attempt: 1, members: members, task: task, threatModel: serve.coordinatorThreatModel(),
-                distributed: nil, coordinator: credentials, nonce: nonce, deadlines: deadlines)
+                coordinator: credentials, nonce: nonce, deadlines: deadlines)
         }
         for id in agents.keys {
             states[id] = ParticipantAgent.AgentState(agent: agents[id]!, tally: .init()) { [unowned self] message in

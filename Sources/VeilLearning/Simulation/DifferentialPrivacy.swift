@@ -87,6 +87,25 @@ public struct PrivateRunPlan: Sendable {
     public let payloadLength: Int
     /// The minimum contributions a released distributed round has.
     public let minimumParticipants: Int
+    /// The most contributions the distributed modulus is sized for.
+    public let maximumParticipants: Int
+
+    /// The distributed mechanism of a round that sends `length` values (a coordinate
+    /// subset's k, plus the count coordinate with adaptive clipping): the plan's own for a
+    /// whole payload, else one whose round costs no more than the plan's at every order,
+    /// sampled at q and unsampled alike (`Specs/privacy.md` §4.7) — so the run's ε and each
+    /// participant's charge are still bounded by what the plan was calibrated for.
+    public func distributed(length: Int) throws(LearningError) -> DistributedDP? {
+        guard let distributed, length != distributed.dimension else { return distributed }
+        do {
+            return try DistributedDP.calibrate(
+                dominatedBy: distributed, dimension: length, samplingRates: samplingRate < 1 ? [samplingRate, 1] : [1],
+                maximumParticipants: maximumParticipants)
+        } catch {
+            throw .invalidConfiguration(
+                "no noise lets a round of \(length) values cost no more than a whole one: \(error)")
+        }
+    }
 
     /// R = C·√(1 + w²/4): the bound on a whole payload for clip C.
     public func recordBound(clip: Double) -> Double { clip * (1 + countWeight * countWeight / 4).squareRoot() }
@@ -144,20 +163,21 @@ public struct PrivateRunPlan: Sendable {
         }
         var distributed: DistributedDP?
         var multiplier = z
+        let maximum = min(population, Int((expected + 4 * spread).rounded(.up)))
         if c.mode != .central {
             do {
                 distributed = try DistributedDP.calibrate(
                     noise: c.mode == .ddg ? .discreteGaussian : .skellam, epsilon: c.epsilon, delta: c.delta,
-                    samplingRate: q, rounds: rounds, minimumParticipants: minimum,
-                    maximumParticipants: min(population, Int((expected + 4 * spread).rounded(.up))), dimension: length,
-                    bits: c.bits)
+                    samplingRate: q, rounds: rounds, minimumParticipants: minimum, maximumParticipants: maximum,
+                    dimension: length, bits: c.bits)
             } catch { throw fail(error.description) }
             // Set by the do block above, or it threw.
             multiplier = distributed!.centralStandardDeviation(bound: 1)
         }
         return PrivateRunPlan(
             configuration: c, samplingRate: q, rounds: rounds, expectedCohort: expected, noiseMultiplier: multiplier,
-            countWeight: weight, distributed: distributed, payloadLength: length, minimumParticipants: minimum)
+            countWeight: weight, distributed: distributed, payloadLength: length, minimumParticipants: minimum,
+            maximumParticipants: max(maximum, minimum))
     }
 }
 
@@ -218,10 +238,18 @@ extension FederatedSimulation {
             initialBound: p.clip, targetQuantile: p.adaptiveQuantile ?? 0.5, learningRate: p.clipLearningRate)
         let d = model.parameterCount
         var reports: [RoundReport] = []
+        // A coordinate subset's rounds send k values (plus the count), each length with its
+        // own mechanism (Specs/export.md §5.4).
+        var mechanisms: [Int: DistributedDP] = [:]
+        let counted = p.adaptiveQuantile == nil ? 0 : 1
 
         for round in 1...c.rounds {
             let started = ContinuousClock.now
             let clip = clipping.bound
+            let subset = try c.subset.map { try coordinateSubset(length: d + 1, fraction: $0, round: round) }
+            let sent = subset?.size ?? d
+            let mechanism = try mechanisms[sent + counted] ?? plan.distributed(length: sent + counted)
+            mechanisms[sent + counted] = mechanism
             var refusals: [String] = []
             var alerts: [String] = []
             // Poisson sampling: each participant independently with probability q.
@@ -255,7 +283,9 @@ extension FederatedSimulation {
                     state: states[index])
                 let update = Array(algorithm.clientUpdate(broadcast, &context).prefix(d))
                 states[index] = context.state
-                let (clipped, within) = L2Clipping.clip(update, to: clip)
+                // A subset's scaled values are clipped after the scaling: the sensitivity stays C.
+                let values = subset.map { Array($0.compress(update + [1]).dropLast()) } ?? update
+                let (clipped, within) = L2Clipping.clip(values, to: clip)
                 payloads[context.id] =
                     p.adaptiveQuantile == nil ? clipped : clipped + [plan.countWeight * clip * (within ? 0.5 : -0.5)]
             }
@@ -265,28 +295,40 @@ extension FederatedSimulation {
             let enough = payloads.count >= (plan.distributed == nil ? 1 : plan.minimumParticipants)
             if enough {
                 let noisy = try privateSum(
-                    payloads, plan: plan, clip: clip, round: round, noise: noise, secureSum: &secureSum)
+                    payloads, plan: plan, mechanism: mechanism, clip: clip, round: round,
+                    noise: noise, secureSum: &secureSum)
                 if let (sum, count) = noisy {
                     released = true
                     survivors = count
-                    accountant.compose(plan.roundEvent)
-                    ledger.charge(payloads.keys.map { participantName(Int($0.rawValue) - 1) }, round: participationCost)
-                    algorithm.serverUpdate(sum: Array(sum.prefix(d)) + [plan.expectedCohort], contributors: count)
+                    // A subset round's own mechanism, which costs at most the plan's.
+                    var cost = participationCost
+                    if let mechanism, mechanism != plan.distributed {
+                        accountant.compose(.poissonSampledNoiseSum(samplingRate: plan.samplingRate, mechanism.noiseSum))
+                        cost = RDPAccountant()
+                        cost.compose(.poissonSampledNoiseSum(samplingRate: 1, mechanism.noiseSum))
+                    } else {
+                        accountant.compose(plan.roundEvent)
+                    }
+                    ledger.charge(payloads.keys.map { participantName(Int($0.rawValue) - 1) }, round: cost)
+                    let estimate = Array(sum.prefix(sent)) + [plan.expectedCohort]
+                    algorithm.serverUpdate(sum: subset.map { $0.expand(estimate) } ?? estimate, contributors: count)
                     if p.adaptiveQuantile != nil {
                         clipping.update(
-                            noisyCenteredCount: sum[d] / (plan.countWeight * clip), expectedReports: plan.expectedCohort
-                        )
+                            noisyCenteredCount: sum[sent] / (plan.countWeight * clip),
+                            expectedReports: plan.expectedCohort)
                     }
                 }
             }
             let privacy = PrivacyRoundReport(
                 epsilon: accountant.epsilon(delta: p.delta).epsilon, roundEpsilon: roundEpsilon,
                 participantEpsilon: ledger.balances.map(\.epsilon).max() ?? 0, clip: clip,
-                noiseStandardDeviation: plan.noiseStandardDeviation(clip: clip), released: released,
+                noiseStandardDeviation: mechanism?.centralStandardDeviation(bound: plan.recordBound(clip: clip))
+                    ?? plan.noiseStandardDeviation(clip: clip), released: released,
                 refusals: refusals, alerts: alerts)
-            let report = evaluate(
+            var report = evaluate(
                 algorithm, round: round, selected: cohort.count, survivors: survivors, pooled: pooled,
                 personal: personal, states: states, started: started, privacy: privacy)
+            report.subsetFraction = subset?.fraction ?? 1
             reports.append(report)
             progress(report)
         }
@@ -298,14 +340,15 @@ extension FederatedSimulation {
     /// The noisy sum of one round and how many it holds, or nil when a distributed round ends
     /// with fewer contributions than its noise needs (nothing is released).
     private func privateSum(
-        _ payloads: [ParticipantID: [Double]], plan: PrivateRunPlan, clip: Double, round: Int, noise: NoiseSource,
-        secureSum: inout some SecureSum
+        _ payloads: [ParticipantID: [Double]], plan: PrivateRunPlan, mechanism: DistributedDP?, clip: Double,
+        round: Int, noise: NoiseSource, secureSum: inout some SecureSum
     ) throws -> (sum: [Double], contributors: Int)? {
         let c = configuration
         let bound = plan.recordBound(clip: clip)
-        if let mechanism = plan.distributed {
+        let length = payloads.first?.value.count ?? plan.payloadLength
+        if let mechanism {
             var rotationGenerator = Xoshiro256(seed: c.seed, purpose: .rotation, round: round)
-            let rotation = RandomizedHadamard(dimension: plan.payloadLength, using: &rotationGenerator)
+            let rotation = RandomizedHadamard(dimension: mechanism.dimension, using: &rotationGenerator)
             var shares: [ParticipantID: ModularVector] = [:]
             for (id, x) in payloads {
                 var rounding = Xoshiro256(seed: c.seed, purpose: .rounding, round: round, participant: Int(id.rawValue))
@@ -323,7 +366,7 @@ extension FederatedSimulation {
         // Central: the fixed-point encoding rounds each entry by less than 2^−f, so clip to
         // R − √len·2^−f first and the encoded vector still has norm ≤ R.
         let codec = try payloadCodec(addends: payloads.count, clip: bound)
-        let slack = Double(plan.payloadLength).squareRoot() * pow(2, -Double(codec.fractionalBits))
+        let slack = Double(length).squareRoot() * pow(2, -Double(codec.fractionalBits))
         var contributions: [ParticipantID: ModularVector] = [:]
         for (id, x) in payloads {
             var rounding = Xoshiro256(seed: c.seed, purpose: .rounding, round: round, participant: Int(id.rawValue))

@@ -326,7 +326,10 @@ public struct FederatedSimulation {
             guard case .some = c.algorithm.fedAvgFamily(initial: [0]) else {
                 throw .invalidConfiguration("adaptive compression's subsets are for the FedAvg family")
             }
-            try require(c.privacy == nil, "adaptive compression is not for --dp runs")
+            try require(
+                c.privacy == nil,
+                "adaptive compression needs --devices, which --dp's sampling accountant does not allow (a network coordinator adapts subsets under DP: serve.json's adaptive_compression)"
+            )
         }
         if let r = c.subset {
             try require(r > 0 && r <= 1, "--subset must be in (0, 1]")
@@ -334,7 +337,6 @@ public struct FederatedSimulation {
                 throw .invalidConfiguration(
                     "--subset rescales a FedAvg-family payload (weighted update, then weight): not \(c.algorithm.name)")
             }
-            try require(c.privacy == nil, "--subset would raise the sensitivity from C to C/fraction: not with --dp")
         }
         if c.pruning != nil {
             if case .fedBuff = c.algorithm {

@@ -211,6 +211,76 @@ public struct DistributedDP: Hashable, Sendable {
             unitScale: scale1, unitLocalStandardDeviation: sigma1)
     }
 
+    /// The mechanism for `dimension` values whose one round, Poisson-sampled at each of
+    /// `samplingRates`, costs no more than one round of `reference` sampled alike, at every
+    /// Rényi order of `orders` (`Specs/privacy.md` §4.7): same noise family, ring, β and n_min;
+    /// the scale for the new padded length, and the smallest σ₁ that keeps every order's RDP
+    /// at or below the reference's. Rounds of the two can then be mixed in any order and the
+    /// total never exceeds what as many rounds of the reference cost — which is what a
+    /// coordinator calibrated its run for.
+    public static func calibrate(
+        dominatedBy reference: DistributedDP, dimension: Int, samplingRates: [Double] = [1],
+        maximumParticipants: Int? = nil,
+        kStddevs: Double? = nil, orders: [Double] = RDPAccountant.defaultOrders
+    ) throws(DistributedDPError) -> DistributedDP {
+        guard dimension >= 1 else { throw .invalidParameters("at least one value") }
+        guard !samplingRates.isEmpty, samplingRates.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
+            throw .invalidParameters("sampling rates must be in (0, 1]")
+        }
+        let n = reference.minimumParticipants
+        let bits = reference.bitWidth.bits
+        var m = 1
+        while m < dimension { m <<= 1 }
+        let k = kStddevs ?? defaultStddevs(paddedDimension: m)
+        let most = max(maximumParticipants ?? n, n)
+        // Each rate's RDP at every order, one after the other.
+        func rdp(_ mechanism: DistributedDP) -> [Double] {
+            samplingRates.flatMap { q in
+                var accountant = RDPAccountant(orders: orders)
+                accountant.compose(.poissonSampledNoiseSum(samplingRate: q, mechanism.noiseSum))
+                return accountant.rdp
+            }
+        }
+        let bound = rdp(reference)
+        // The largest ratio of the candidate's RDP to the reference's over the orders: at most
+        // 1 means dominated. An order at which the reference is unbounded bounds nothing.
+        func excess(scale: Double, sigma: Double) -> Double {
+            guard
+                let candidate = try? DistributedDP(
+                    noise: reference.noise, dimension: dimension, bitWidth: reference.bitWidth, minimumParticipants: n,
+                    beta: reference.beta, unitScale: scale, unitLocalStandardDeviation: sigma)
+            else { return .infinity }
+            var worst = 0.0
+            for (spent, allowed) in zip(rdp(candidate), bound) where allowed.isFinite {
+                worst = max(worst, allowed > 0 ? spent / allowed : (spent > 0 ? .infinity : 0))
+            }
+            return worst
+        }
+        func sigma(for scale: Double, guess: Double) throws(DistributedDPError) -> Double {
+            do {
+                return guess
+                    * (try NoiseCalibration.smallestMeeting(epsilon: 1, tolerance: 1e-7) {
+                        excess(scale: scale, sigma: $0 * guess)
+                    })
+            } catch { throw .calibration(error) }
+        }
+        var sigma1 = reference.unitLocalStandardDeviation
+        var scale1 = try scale(
+            localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
+        for _ in 0..<20 {
+            sigma1 = try sigma(for: scale1, guess: sigma1)
+            let next = try scale(
+                localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
+            let settled = abs(next - scale1) <= 1e-9 * scale1
+            scale1 = next
+            if settled { break }
+        }
+        sigma1 = try sigma(for: scale1, guess: sigma1)
+        return try DistributedDP(
+            noise: reference.noise, dimension: dimension, bitWidth: reference.bitWidth, minimumParticipants: n,
+            beta: reference.beta, unitScale: scale1, unitLocalStandardDeviation: sigma1)
+    }
+
     /// The most rounding attempts before giving up; each fails with probability ≤ β for a
     /// vector within its bound, so reaching it means the vector was not clipped.
     public static let maxRoundingAttempts = 1000

@@ -192,8 +192,20 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try c.take(.payloadClip, &payloadClip)
         subset = try c.decodeIfPresent(Double.self, forKey: .subset)
         adaptiveCompression = try c.decodeIfPresent(ServiceAdaptiveCompression.self, forKey: .adaptiveCompression)
-        if adaptiveCompression != nil, c.contains(.payloadBits) {
-            throw ConfigurationError("adaptive_compression chooses each round's ring: not with payload_bits")
+        if adaptiveCompression != nil {
+            // With privacy the ring is fixed (privacy.bits; payload_bits in the central mode) and
+            // only the subset adapts (Specs/export.md §5.4).
+            if !c.contains(.privacy), c.contains(.payloadBits) {
+                throw ConfigurationError("adaptive_compression chooses each round's ring: not with payload_bits")
+            }
+            if c.contains(.privacy),
+                try c.nestedContainer(keyedBy: ServiceAdaptiveCompression.CodingKeys.self, forKey: .adaptiveCompression)
+                    .contains(.minBits)
+            {
+                throw ConfigurationError(
+                    "adaptive_compression.min_bits: with privacy each round's ring is fixed (privacy.bits, or payload_bits in the central mode) and only the subset adapts"
+                )
+            }
         }
         try c.take(.threatModel, &threatModel); try c.take(.corruptFraction, &corruptFraction)
         try c.take(.dropoutFraction, &dropoutFraction); try c.take(.securityBits, &securityBits)
@@ -278,6 +290,13 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             securityBits: securityBits)
     }
 
+    /// The k of every coordinate subset a round may send, for a payload of `payloadLength`
+    /// values: `subset`'s, or each of adaptive compression's fractions below 1.
+    func subsetSizes(payloadLength: Int) throws -> Set<Int> {
+        let fractions = try subset.map { [$0] } ?? adaptiveCompression?.fractions.filter { $0 < 1 } ?? []
+        return Set(fractions.map { CoordinateSubset.size(length: payloadLength, fraction: $0) })
+    }
+
     /// Checks every value; the error names the key.
     public func validate() throws {
         func require(_ ok: Bool, _ why: String) throws { if !ok { throw ConfigurationError(why) } }
@@ -319,12 +338,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             try require(subset > 0 && subset <= 1, "subset must be in (0, 1]")
             try require(adaptiveCompression == nil, "adaptive_compression chooses the subset: not with subset")
         }
-        try adaptiveCompression?.validate(clip: payloadClip, minParticipants: minParticipants, cohortSize: cohortSize)
-        if subset != nil || adaptiveCompression != nil {
-            // A subset scaled by (d − 1)/k raises an update's norm past the clip the accountant
-            // assumes; the distributed mechanisms fix their own ring (Specs/export.md §5.4).
-            try require(privacy == nil, "subset and adaptive_compression are not for federations with privacy")
-        }
+        try adaptiveCompression?.validate(
+            clip: payloadClip, minParticipants: minParticipants, cohortSize: cohortSize, ringIsFixed: privacy != nil)
         do { _ = try coordinatorThreatModel() } catch {
             throw ConfigurationError("corrupt_fraction, dropout_fraction, security_bits: \(error)")
         }
@@ -344,7 +359,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             }
         }
         try orchestration.validate()
-        if let subset {
+        if let subset, privacy == nil {
             // A subset round's codec clips at payload_clip times the subset's scale (d − 1)/k,
             // which the ring must still hold for a whole cohort: refused here, not every round.
             let length =

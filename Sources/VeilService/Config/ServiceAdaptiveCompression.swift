@@ -30,16 +30,27 @@ public struct ServiceAdaptiveCompression: Codable, Hashable, Sendable {
         get throws { try AdaptiveCompression(minBits: minBits, minSubset: minSubset) }
     }
 
+    /// The subset fractions of the ladder, largest (1: every coordinate) first: with privacy
+    /// the ring is fixed and only these are tried (`Specs/export.md` §5.4).
+    public var fractions: [Double] {
+        get throws {
+            var seen: Set<Double> = []
+            return try bounds.candidates.map(\.fraction).filter { seen.insert($0).inserted }
+        }
+    }
+
     /// The floors, and that the narrowest ring they allow can still hold every cohort size
     /// from `minParticipants` to `cohortSize` of payloads clipped to `clip`: otherwise a few
-    /// slow reports would push rounds into a ring nothing can be encoded in.
-    func validate(clip: Double, minParticipants: Int, cohortSize: Int) throws {
+    /// slow reports would push rounds into a ring nothing can be encoded in. With privacy
+    /// (`ringIsFixed`) the ring is not the ladder's, and only `min_subset` applies.
+    func validate(clip: Double, minParticipants: Int, cohortSize: Int, ringIsFixed: Bool = false) throws {
         guard (2...32).contains(minBits) else {
             throw ConfigurationError("adaptive_compression.min_bits must be in 2…32, got \(minBits)")
         }
         guard minSubset >= 0x1p-20, minSubset <= 1 else {
             throw ConfigurationError("adaptive_compression.min_subset must be in [2^-20, 1], got \(minSubset)")
         }
+        guard !ringIsFixed else { return }
         // The ladder's last rung at or above min_bits is the fewest bits a round uses.
         let floor = try bounds.candidates.last!.bits
         let (low, high) = (max(1, min(minParticipants, cohortSize)), max(1, cohortSize))

@@ -478,7 +478,7 @@ public actor Coordinator {
             c, round: number, payloadLength: algorithm.payloadLength,
             links: cohort.map { registry.participants[$0]!.hello.resources.linkBitsPerSecond },
             survivable: survivable,
-            paillierKeyBits: c.secureSum == .paillier ? registry.keyHolding?.publicKey.bits : nil)
+            paillierKeyBits: c.secureSum == .paillier ? registry.keyHolding?.publicKey.bits : nil, privacy: privacy)
         let task = try RoundTask(
             number: number, cohortSize: cohort.count, configuration: c, algorithm: algorithm, privacy: privacy,
             compression: compression)
@@ -486,8 +486,7 @@ public actor Coordinator {
         case .secagg:
             return try RoundMachine.masking(
                 number: number, attempt: attempt, members: members, task: task,
-                threatModel: try c.coordinatorThreatModel(),
-                distributed: privacy?.distributed, coordinator: credentials,
+                threatModel: try c.coordinatorThreatModel(), coordinator: credentials,
                 nonce: SecureBytes.random(count: SecAggSession.nonceByteCount).unsafeExposedBytes(),
                 deadlines: RoundDeadlines(c))
         case .paillier:

@@ -39,7 +39,11 @@ extension Coordinator {
         }
         let contributors = result.survivors.map { machine.id(of: $0) }
         let orchestration = orchestrationRecords(machine, contributors: contributors, abort: nil)
-        if let privacy { ledger?.charge(contributors, round: privacy.participation) }
+        if let privacy {
+            // A subset round's mechanism: what the participants charge themselves, at most a full round.
+            let cost = machine.distributedMechanism.map(ServicePrivacyPlan.participation) ?? privacy.participation
+            ledger?.charge(contributors, round: cost)
+        }
         algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
         let evaluated = evaluationResult()
         lastAccuracy = evaluated?.accuracy ?? lastAccuracy
@@ -76,12 +80,13 @@ extension Coordinator {
             // as in the central mode.
             let decoded = try distributed.mechanism.decode(
                 result.sum, bound: privacy!.settings.clip, rotation: distributed.rotation)
-            return Array(decoded.prefix(distributed.mechanism.dimension)) + [Double(machine.cohort.count)]
+            let sum = Array(decoded.prefix(distributed.mechanism.dimension)) + [Double(machine.cohort.count)]
+            return machine.subset.map { $0.expand(sum) } ?? sum
         }
         var sum = try machine.codec.decode(result.sum)
-        if let subset = machine.subset { sum = subset.expand(sum) }
-        guard let privacy else { return sum }
-        return privacy.release(sum: sum, cohort: machine.cohort.count, round: machine.number)
+        // Central noise on what was summed (a subset's k coordinates), then back in place.
+        if let privacy { sum = privacy.release(sum: sum, cohort: machine.cohort.count, round: machine.number) }
+        return machine.subset.map { $0.expand(sum) } ?? sum
     }
 
     /// Writes an aborted (or interrupted) attempt to the store and tells its members. An attempt
@@ -276,9 +281,11 @@ extension Coordinator {
             budgetRefusals: report.budgetRefusals, budgetAlerts: report.budgetAlerts)
         summary.interrupted = abort?.kind == .interrupted
         if let machine {
-            summary.payloadBits = machine.codec.bitWidth.bits
+            // The ring the inputs were summed in: the distributed mechanism's, when it has one.
+            let bits = machine.distributedMechanism?.bitWidth.bits ?? machine.codec.bitWidth.bits
+            summary.payloadBits = bits
             summary.subsetFraction = machine.subset?.fraction ?? 1
-            metrics.set("veil_round_payload_bits", Double(machine.codec.bitWidth.bits))
+            metrics.set("veil_round_payload_bits", Double(bits))
             metrics.set("veil_round_subset_fraction", summary.subsetFraction!)
         }
         return summary

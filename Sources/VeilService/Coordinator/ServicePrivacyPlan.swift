@@ -18,8 +18,11 @@ struct ServicePrivacyPlan: Sendable {
 
     let settings: ServicePrivacy
     let mechanism: Mechanism
+    /// The distributed mechanisms of coordinate-subset rounds, by k: each costs at most
+    /// ``distributed``'s round at every Rényi order (`Specs/privacy.md` §4.7).
+    let subsetMechanisms: [Int: DistributedDP]
     /// One round, to a participant that contributed to it, with no amplification: the
-    /// coordinator chose the cohort, so it knows who was in it.
+    /// coordinator chose the cohort, so it knows who was in it. A subset round costs at most this.
     let participation: RDPAccountant
     /// Fresh system randomness, expanded by ChaCha20 (`Specs/privacy.md` §3).
     let noise = NoiseSource.system()
@@ -29,7 +32,12 @@ struct ServicePrivacyPlan: Sendable {
     ///   - updateLength: d, the model's parameter count.
     ///   - minParticipants, cohortSize: the serve configuration's; the distributed modes size
     ///     the noise for `min_contributors` shares and the modulus for a whole cohort.
-    init(_ settings: ServicePrivacy, rounds: Int, updateLength: Int, minParticipants: Int, cohortSize: Int) throws {
+    ///   - subsetSizes: the k of every coordinate subset a round may send (serve.json's
+    ///     `subset` or `adaptive_compression`); the distributed modes calibrate one mechanism each.
+    init(
+        _ settings: ServicePrivacy, rounds: Int, updateLength: Int, minParticipants: Int, cohortSize: Int,
+        subsetSizes: Set<Int> = []
+    ) throws {
         self.settings = settings
         do {
             switch settings.mode {
@@ -55,6 +63,34 @@ struct ServicePrivacyPlan: Sendable {
             participation = one
         case .distributed(let mechanism): participation = Self.participation(mechanism)
         }
+        var subsets: [Int: DistributedDP] = [:]
+        if case .distributed(let reference) = mechanism {
+            for k in subsetSizes.sorted() {
+                do {
+                    subsets[k] =
+                        k == reference.dimension
+                        ? reference
+                        : try DistributedDP.calibrate(
+                            dominatedBy: reference, dimension: k, maximumParticipants: cohortSize)
+                } catch {
+                    throw ConfigurationError(
+                        "privacy: no noise lets a round of \(k) coordinates cost no more than a full round: \(error)")
+                }
+            }
+        }
+        subsetMechanisms = subsets
+    }
+
+    /// The distributed mechanism of a round that sends `subsetSize` coordinates (nil: all),
+    /// if the participants add the noise.
+    func distributed(subsetSize: Int?) throws -> DistributedDP? {
+        guard let reference = distributed, let k = subsetSize else { return distributed }
+        guard let mechanism = subsetMechanisms[k] else {
+            // Every size a round can choose was calibrated at start (ServeConfiguration.subsetSizes).
+            throw ConfigurationError(
+                "privacy: no distributed mechanism was calibrated for a subset of \(k) of \(reference.dimension)")
+        }
+        return mechanism
     }
 
     /// The policy of the ledger this configuration keeps.

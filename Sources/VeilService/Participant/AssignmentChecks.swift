@@ -331,20 +331,15 @@ extension ParticipantAgent {
         }
     }
 
-    /// A coordinate subset scales the update by (d − 1)/k (`Specs/export.md` §5.2), past the
-    /// clip any differential-privacy plan is calibrated to: this participant does not let a
-    /// coordinator pair the two, whatever the coordinator's own configuration allows.
-    /// The subset itself is checked here too, before any training: k within the payload this
-    /// participant computes from the plan, a 32-byte seed, and a session that sums k + 1 values.
+    /// A coordinate subset (`Specs/export.md` §5.2), checked before any training: k within
+    /// the payload this participant computes from the plan, a 32-byte seed, and a session that
+    /// sums k + 1 values — or, with a distributed-DP plan, a plan for exactly the k values
+    /// (their weight is not sent) whose padded length the session sums. Whatever the subset,
+    /// this participant clips what it scaled to the DP clip (``trainAndEncode``), so a subset
+    /// cannot raise what the release reveals of its update beyond what the plan costs.
     func checkCompression(_ a: Veil_V1_RoundAssignment) throws(Declined) {
         let e = a.encoding
         guard e.subsetSize > 0 else { return }
-        guard !a.hasDistributedDp, a.training.dpClip == 0 else {
-            throw Declined(
-                .declinePrivacy,
-                "a coordinate subset with differential privacy: the subset's scaling would exceed the clip the noise is calibrated to"
-            )
-        }
         let plan = a.training
         // A plan whose model cannot be built is declined by training, with its own reason.
         guard let model = try? makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
@@ -356,6 +351,15 @@ extension ParticipantAgent {
                 .declinePolicy,
                 "a malformed coordinate subset: k = \(e.subsetSize) of \(updates) update coordinates, a \(e.subsetSeed.count)-byte seed"
             )
+        }
+        if a.hasDistributedDp {
+            guard a.distributedDp.dimension == e.subsetSize else {
+                throw Declined(
+                    .declinePolicy,
+                    "the distributed-DP plan is for \(a.distributedDp.dimension) values, but a subset of \(e.subsetSize) coordinates sends \(e.subsetSize)"
+                )
+            }
+            return  // the session's length is the plan's padded one, checked with the plan
         }
         let dimension = a.hasPaillier ? a.paillier.dimension : a.session.dimension
         guard Int(dimension) == Int(e.subsetSize) + 1 else {
@@ -463,6 +467,15 @@ extension ParticipantAgent {
             generator: Xoshiro256(seed: plan.seed ^ randomness.next(), stream: stream),
             state: [:])
         var payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+        let e = a.encoding
+        if e.subsetSize > 0 {
+            // The public subset every member sends (checked by checkCompression), scaled by
+            // (d − 1)/k; with DP the scaled values are clipped below, after the scaling, so that
+            // what is released is within the clip the noise is calibrated to (Specs/export.md §5.4).
+            let subset = try CoordinateSubset(
+                length: payload.count, size: Int(e.subsetSize), seed: Array(e.subsetSeed))
+            payload = subset.compress(payload)
+        }
         if let (mechanism, rotation) = distributed {
             let clip = a.distributedDp.clip
             guard clip > 0, clip.isFinite else {
@@ -473,7 +486,6 @@ extension ParticipantAgent {
             return try mechanism.encode(
                 update, bound: clip, rotation: rotation, rounding: &randomness, noiseGenerator: &noise)
         }
-        let e = a.encoding
         let codec = try FixedPointCodec(
             clip: e.clip, fractionalBits: Int(e.fractionalBits), bitWidth: BitWidth(Int(e.bits)),
             maxAddends: Int(e.maxAddends))
@@ -485,12 +497,6 @@ extension ParticipantAgent {
                 throw ParticipantError.session("the DP clip \(plan.dpClip) is below the payload's rounding slack")
             }
             payload = L2Clipping.clip(Array(payload.dropLast()), to: plan.dpClip - slack).clipped + [0]
-        }
-        if e.subsetSize > 0 {
-            // The public subset every member sends (checked against DP by checkCompression).
-            let subset = try CoordinateSubset(
-                length: payload.count, size: Int(e.subsetSize), seed: Array(e.subsetSeed))
-            payload = subset.compress(payload)
         }
         return try codec.encode(payload, using: &randomness)
     }

@@ -107,6 +107,12 @@ struct RoundMachine {
     let codec: FixedPointCodec
     /// The round's coordinate subset: the sum is of these coordinates only.
     let subset: CoordinateSubset?
+
+    /// The distributed-DP mechanism the members encoded with, in a masking round that has one.
+    var distributedMechanism: DistributedDP? {
+        if case .masking(let masking) = backend { return masking.distributed?.mechanism }
+        return nil
+    }
     let deadlines: RoundDeadlines
     private(set) var backend: Backend
     /// Where the round is; each new stage starts a deadline.

@@ -89,8 +89,9 @@ extension RoundMachine {
     ///   every member's policy and the noise floor.
     static func masking(
         number: Int, attempt: Int, members: [RoundMember], task: RoundTask, threatModel: ThreatModel,
-        distributed: DistributedDP?, coordinator: CoordinatorCredentials, nonce: [UInt8], deadlines: RoundDeadlines
+        coordinator: CoordinatorCredentials, nonce: [UInt8], deadlines: RoundDeadlines
     ) throws -> (RoundMachine, [RoundAction]) {
+        let distributed = task.distributed
         let parameters = try sessionParameters(
             clientCount: members.count, bitWidth: BitWidth(distributed?.bitWidth.bits ?? task.codec.bitWidth.bits),
             dimension: distributed?.paddedDimension ?? task.dimension, threatModel: threatModel,

@@ -13,6 +13,8 @@ struct RoundTask: Sendable {
     let training: Veil_V1_TrainingPlan
     let encoding: Veil_V1_PayloadEncoding
     let codec: FixedPointCodec
+    /// The round's distributed mechanism (for its subset, if it sends one) and its plan.
+    let distributed: DistributedDP?
     let distributedPlan: Veil_V1_DistributedDPPlan?
     /// Values per update (the algorithm's payload, before any subset or distributed-DP padding).
     let payloadLength: Int
@@ -31,7 +33,7 @@ struct RoundTask: Sendable {
             try compression
             ?? RoundCompression.choose(
                 c, round: number, payloadLength: algorithm.payloadLength,
-                links: Array(repeating: 0, count: cohortSize), survivable: 0, paillierKeyBits: nil)
+                links: Array(repeating: 0, count: cohortSize), survivable: 0, paillierKeyBits: nil, privacy: privacy)
         self.compression = compression
         let codec: FixedPointCodec
         do { codec = try compression.codec(clip: c.payloadClip, addends: cohortSize) } catch {
@@ -71,7 +73,8 @@ struct RoundTask: Sendable {
             $0.classes = UInt32(c.classes)
             $0.dpClip = privacy?.settings.mode == .central ? privacy!.settings.clip : 0
         }
-        distributedPlan = privacy.flatMap { plan in plan.distributed.map { plan.plan($0) } }
+        distributed = try privacy?.distributed(subsetSize: compression.subset?.size)
+        distributedPlan = distributed.map { privacy!.plan($0) }
         payloadLength = algorithm.payloadLength
         // Only Oort's statistical utility uses losses: under any other strategy, or with its
         // weight at 0, a participant is not asked to reveal one.
