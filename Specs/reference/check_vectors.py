@@ -251,6 +251,8 @@ def check_dp(group, test):
             test.get("orders", privacy_reference.DEFAULT_ORDERS))
         close(eps, test["epsilon"], 1e-9, "epsilon")
         expect(float(order), test["order"], "order")
+    elif op == "dominated":
+        privacy_reference.check_dominated(test)
     elif op == "scale":
         close(privacy_reference.scale(test), test["unitScale"], 1e-12, "unitScale")
     elif op == "calibrate":

@@ -178,6 +178,29 @@ def main() -> int:
     rist = load("ristretto255/veil_ristretto255.json")
     session = load("paillier/veil_paillier_session.json")
     onnx_export = load("model/veil_onnx_export.json")
+    privacy = load("dp/veil_privacy.json")
+
+    def dominated_case(noise: str) -> int:
+        """The first valid dominated calibration (privacy.md §4.7) of this noise."""
+        return next(t["tcId"] for g in privacy["testGroups"] for t in g["tests"]
+                    if t["operation"] == "dominated" and t["result"] == "valid" and t["noise"] == noise)
+
+    def scaled(field, factor):
+        return lambda g, t: t.__setitem__(field, t[field] * factor)
+
+    def other_sigma(factor):
+        """σ₁ moved and the scale recomputed for it (§4.4): only the dominance check can tell."""
+        def mutate(group, test):
+            import math
+            import privacy_reference
+            m = 1
+            while m < test["dimension"]:
+                m <<= 1
+            test["unitLocalStandardDeviation"] *= factor
+            test["unitScale"] = privacy_reference.heuristic_scale(
+                test["unitLocalStandardDeviation"], test["bits"], max(test["participants"], test["minimumParticipants"]),
+                m, math.sqrt(2 * math.log(2 * m / 0.01)))
+        return mutate
     tflite_export = load("model/veil_tflite_export.json")
 
     def onnx_case(**fields) -> int:
@@ -305,12 +328,18 @@ def main() -> int:
         ("tflite: a refused file (ReLU unfused) relabelled valid", "tflite", tflite_export,
          tflite_case(comment="the hidden layer's ReLU not fused (fused_activation_function 0)"),
          set_field("result", "valid")),
+        ("dp: a subset mechanism's σ₁ 10⁻⁴ above the least that is dominated (its scale recomputed)", "dp",
+         privacy, dominated_case("ddg"), other_sigma(1 + 1e-4)),
+        ("dp: a subset mechanism's σ₁ 10⁻⁴ below it, costlier than the whole at some order (scale recomputed)",
+         "dp", privacy, dominated_case("skellam"), other_sigma(1 - 1e-4)),
+        ("dp: a subset mechanism's scale not §4.4's", "dp", privacy, dominated_case("ddg"),
+         scaled("unitScale", 1 + 1e-6)),
     ]
 
     failures = 0
     controls = sorted({(name, tc) for _, name, _, tc, _ in cases})
     datas = {"secagg": secagg, "shamir": shamir, "ristretto255": rist, "session": session, "onnx": onnx_export,
-             "tflite": tflite_export}
+             "tflite": tflite_export, "dp": privacy}
     for name, tc in controls:
         verdict = result_of(name, datas[name], tc)
         if verdict is not None:

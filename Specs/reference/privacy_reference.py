@@ -318,6 +318,58 @@ def scale(test: dict) -> float:
     return heuristic_scale(sigma, bits, n, m, k)
 
 
+def round_rdp(noise: str, scale: float, sigma: float, n: int, beta: float, dim: int, q: float) -> list[float]:
+    """One release of a mechanism (section 4's parameters, padded length of dim), Poisson-sampled
+    at rate q, at every default order (section 5.3)."""
+    m = 1
+    while m < dim:
+        m <<= 1
+    variance = (scale * sigma) ** 2
+    l2 = rounded_l2_norm_bound(scale, beta, m)
+    l1 = l2 * min(math.sqrt(m), l2)
+    cache = {}
+
+    def eps(l):
+        if l not in cache:
+            cache[l] = distributed_rdp(noise, variance, n, m, l2, l1, l)
+        return cache[l]
+
+    return [subsampled_rdp(max(2, math.ceil(a)), q, eps) for a in DEFAULT_ORDERS]
+
+
+def check_dominated(test: dict) -> None:
+    """Section 4.7, checked from its inputs: the claimed mechanism's scale is section 4.4's for
+    its sigma and padded length, one round of it costs no more than one of the reference at every
+    order and rate, and a sigma 10^-5 smaller would cost more at some order (it is the least)."""
+    k, rates = test["dimension"], test["samplingRates"]
+    if k < 1 or not rates or not all(0 < r <= 1 for r in rates):
+        raise ref.Refused("invalidParameters")
+    noise, bits, n, beta = test["noise"], test["bits"], test["minimumParticipants"], test["beta"]
+    m = 1
+    while m < k:
+        m <<= 1
+    sigma, unit_scale = test["unitLocalStandardDeviation"], test["unitScale"]
+    expected = heuristic_scale(sigma, bits, max(test["participants"], n), m, math.sqrt(2 * math.log(2 * m / 0.01)))
+    if abs(expected - unit_scale) > 1e-9 * unit_scale:
+        raise AssertionError(f"unitScale {unit_scale} is not section 4.4's {expected}")
+    bounds = [round_rdp(noise, test["referenceUnitScale"], test["referenceUnitLocalStandardDeviation"], n, beta,
+                        test["referenceDimension"], q) for q in rates]
+
+    def excess(s: float) -> float:
+        worst = 0.0
+        for q, bound in zip(rates, bounds):
+            for spent, allowed in zip(round_rdp(noise, unit_scale, s, n, beta, k, q), bound):
+                if not math.isfinite(allowed):
+                    continue
+                worst = max(worst, spent / allowed if allowed > 0 else (math.inf if spent > 0 else 0.0))
+        return worst
+
+    if excess(sigma) > 1 + 1e-9:
+        raise AssertionError(f"the mechanism costs {excess(sigma)} times the reference at some order")
+    if excess(sigma * (1 - 1e-5)) <= 1:
+        raise AssertionError("a smaller sigma would still be dominated: not the least")
+
+
 def check_target(test: dict) -> None:
     """Section 5.4 (and 4.5): a calibration target and schedule."""
     epsilon, delta, q, steps = test["epsilon"], test["delta"], test["samplingRate"], test["steps"]

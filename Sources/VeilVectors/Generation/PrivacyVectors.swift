@@ -295,6 +295,43 @@ extension ProjectVectors {
                 }
             }
         }
+        // A mechanism for fewer values, dominated by a run's at every order (§4.7).
+        for (noise, q, k) in [
+            (DistributedDP.Noise.discreteGaussian, 1.0, 1), (.discreteGaussian, 1.0, 163), (.skellam, 1.0, 40),
+            (.discreteGaussian, 0.5, 100),
+        ] {
+            let reference = try DistributedDP.calibrate(
+                noise: noise, epsilon: 4, delta: 1e-5, samplingRate: q, rounds: 10, minimumParticipants: 5,
+                maximumParticipants: 8, dimension: 650, bits: 20)
+            let rates = q < 1 ? [q, 1] : [1]
+            let mechanism = try DistributedDP.calibrate(
+                dominatedBy: reference, dimension: k, samplingRates: rates, maximumParticipants: 8)
+            try add(
+                "dominated",
+                "\(noise.rawValue): \(k) of 650 values, rates \(rates), no costlier than the whole at any order",
+                ["Normal"], .valid, nil
+            ) {
+                $0.noise = noise.rawValue; $0.bits = 20; $0.minimumParticipants = 5; $0.beta = reference.beta
+                $0.referenceDimension = 650; $0.referenceUnitScale = reference.unitScale
+                $0.referenceUnitLocalStandardDeviation = reference.unitLocalStandardDeviation
+                $0.dimension = k; $0.samplingRates = rates; $0.participants = 8
+                $0.unitScale = mechanism.unitScale; $0.unitLocalStandardDeviation = mechanism.unitLocalStandardDeviation
+            }
+        }
+        for (why, change) in [
+            ("dimension 0", { (t: inout PrivacyProjectRunner.Test) in t.dimension = 0 }),
+            ("no sampling rate", { $0.samplingRates = [] }), ("a rate of 0", { $0.samplingRates = [0] }),
+            ("a rate above 1", { $0.samplingRates = [1, 1.5] }),
+        ] as [(String, (inout PrivacyProjectRunner.Test) -> Void)] {
+            try add("dominated", "the dominated calibration refuses \(why)", ["Refused"], .invalid, "invalidParameters")
+            {
+                $0.noise = "ddg"; $0.bits = 20; $0.minimumParticipants = 5; $0.beta = exp(-0.5)
+                $0.referenceDimension = 650; $0.referenceUnitScale = 1000; $0.referenceUnitLocalStandardDeviation = 0.5
+                $0.dimension = 10; $0.samplingRates = [1]; $0.participants = 8; $0.unitScale = 0
+                $0.unitLocalStandardDeviation = 0
+                change(&$0)
+            }
+        }
         for (why, change) in [
             ("a floor of 0 participants", { (t: inout PrivacyProjectRunner.Test) in t.participants = 0 }),
             ("dimension 0", { $0.dimension = 0 }), ("0 bits", { $0.bits = 0 }),

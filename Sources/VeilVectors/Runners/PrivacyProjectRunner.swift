@@ -19,7 +19,8 @@ enum PrivacyProjectRunner: VectorRunner {
         var flags: [String]
         var result: ExpectedResult
         var error: String?
-        /// discreteGaussian, skellam, rotation, encodeShare, distributedEpsilon, scale, calibrate.
+        /// discreteGaussian, skellam, rotation, encodeShare, distributedEpsilon, scale, calibrate,
+        /// dominated.
         var operation: String
         var variance: Double?
         var seed: String?
@@ -54,6 +55,13 @@ enum PrivacyProjectRunner: VectorRunner {
         var kStddevs: Double?
         // calibrate (§5.4; with `noise`, §4.5): the target and schedule give the noise multiplier.
         var noiseMultiplier: Double?
+        // dominated (§4.7): the reference mechanism (noise, bits, minimumParticipants, beta and
+        // these), the new dimension, the rates and n_max (participants) give unitScale and
+        // unitLocalStandardDeviation.
+        var referenceDimension: Int?
+        var referenceUnitScale: Double?
+        var referenceUnitLocalStandardDeviation: Double?
+        var samplingRates: [Double]?
     }
 
     struct Missing: Error, CustomStringConvertible {
@@ -161,6 +169,26 @@ enum PrivacyProjectRunner: VectorRunner {
                     epsilon: epsilon, delta: delta, samplingRate: q, steps: steps)
                 try close(sigma, try required(t.noiseMultiplier, "noiseMultiplier"), "noiseMultiplier")
             }
+        case "dominated":
+            let noise = try required(t.noise, "noise")
+            guard let family = DistributedDP.Noise(rawValue: noise) else {
+                throw VectorError.malformedField(tcId: nil, field: "noise", detail: "unknown noise \(noise)")
+            }
+            let reference = try DistributedDP(
+                noise: family, dimension: try required(t.referenceDimension, "referenceDimension"),
+                bitWidth: BitWidth(try required(t.bits, "bits")),
+                minimumParticipants: try required(t.minimumParticipants, "minimumParticipants"),
+                beta: try required(t.beta, "beta"), unitScale: try required(t.referenceUnitScale, "referenceUnitScale"),
+                unitLocalStandardDeviation: try required(
+                    t.referenceUnitLocalStandardDeviation, "referenceUnitLocalStandardDeviation"))
+            let mechanism = try DistributedDP.calibrate(
+                dominatedBy: reference, dimension: try required(t.dimension, "dimension"),
+                samplingRates: try required(t.samplingRates, "samplingRates"),
+                maximumParticipants: try required(t.participants, "participants"))
+            try close(mechanism.unitScale, try required(t.unitScale, "unitScale"), "unitScale")
+            try close(
+                mechanism.unitLocalStandardDeviation,
+                try required(t.unitLocalStandardDeviation, "unitLocalStandardDeviation"), "unitLocalStandardDeviation")
         default:
             throw VectorError.unreadable("unknown operation \(t.operation)")
         }
