@@ -303,6 +303,8 @@ def check_mechanism(test: dict) -> None:
     scale, sigma = test["unitScale"], test["unitLocalStandardDeviation"]
     if not (scale > 0 and _finite(scale) and sigma > 0 and _finite(sigma)):
         refuse()
+    if scale > 2.0 ** 62:
+        refuse()
     if not 0 < (scale * sigma) ** 2 <= 2 ** 52:
         refuse()
 

@@ -39,6 +39,11 @@ import VeilTestSupport
         #expect(
             try serve(#""payload_bits": 32, "adaptive_compression": {"min_subset": 0.25}"#)?.contains(
                 "not with payload_bits") == true)
+        // `"privacy": null` is no privacy, whatever the key's presence.
+        #expect(
+            try serve(#""privacy": null, "payload_bits": 32, "adaptive_compression": {"min_subset": 0.25}"#)?.contains(
+                "not with payload_bits") == true)
+        #expect(try serve(#""privacy": null, "payload_clip": 1, "adaptive_compression": {"min_bits": 8}"#) == nil)
     }
 
     /// The finding: `"privcy"` ran a federation without differential privacy.

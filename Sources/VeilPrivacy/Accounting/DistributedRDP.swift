@@ -55,15 +55,29 @@ public struct DistributedNoiseSum: Hashable, Sendable {
     /// a₂ = Δ₂/√(nσ²), a₁ = Δ₁/√(nσ²): min(α/2·a₂² + τd, α/2·(a₂² + 2a₁τ + τ²d), α/2·(a₂ + τ√d)²).
     /// Skellam: Agarwal et al. Theorem 3.5 with total variance μ = nσ²:
     /// α·Δ₂²/(2μ) + min(((2α − 1)·Δ₂² + 6Δ₁)/(4μ²), 3Δ₁/(2μ)).
-    public func rdp(order alpha: Int) -> Double {
+    public func rdp(order alpha: Int) -> Double { rdp(order: alpha, inflation: inflation) }
+
+    /// The RDP at every integer order 2…`highest`, in order: τ, a sum over the participants,
+    /// computed once rather than at each of the orders (a calibration evaluates thousands).
+    public func rdp(ordersThrough highest: Int) -> [Double] {
+        let tau = inflation
+        return (2...max(highest, 2)).map { rdp(order: $0, inflation: tau) }
+    }
+
+    /// τ for the discrete Gaussian (0 for Skellam, which does not use it).
+    private var inflation: Double {
+        guard case .discreteGaussian(let local) = noise else { return 0 }
+        return Self.discreteGaussianSumInflation(localVariance: local, participants: participants)
+    }
+
+    private func rdp(order alpha: Int, inflation tau: Double) -> Double {
         let a = Double(alpha)
         let mu = centralVariance
         guard mu > 0 else { return .infinity }
         let l2 = l2Sensitivity
         let l1 = l1Sensitivity
         switch noise {
-        case .discreteGaussian(let local):
-            let tau = Self.discreteGaussianSumInflation(localVariance: local, participants: participants)
+        case .discreteGaussian:
             let a2 = l2 / mu.squareRoot()
             let a1 = l1 / mu.squareRoot()
             let d = Double(dimension)

@@ -97,7 +97,7 @@ public struct RDPAccountant: Codable, Hashable, Sendable {
             let integerOrders = orders.map { Int($0.rounded(.up)) }
             let highest = max(integerOrders.max() ?? 2, 2)
             // ε(l) for every l ≤ the highest order, once: the subsampling bound sums over them.
-            let unsampled = [Double.nan, .nan] + (2...highest).map { sum.rdp(order: $0) }
+            let unsampled = [Double.nan, .nan] + sum.rdp(ordersThrough: highest)
             return integerOrders.map { order in
                 subsampledBound(max(order, 2), q) { unsampled[$0] }
             }

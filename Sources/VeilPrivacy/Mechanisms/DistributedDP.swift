@@ -59,6 +59,9 @@ public struct DistributedDP: Hashable, Sendable {
         guard (0..<1).contains(beta) else { throw .invalidParameters("β must be in [0, 1)") }
         guard unitScale > 0, unitScale.isFinite, unitLocalStandardDeviation > 0, unitLocalStandardDeviation.isFinite
         else { throw .invalidParameters("the scale and the noise must be positive") }
+        // A clipped vector's scaled coordinates are at most s₁ in magnitude: at most 2^62, they
+        // round to 64-bit integers (a plan's scale is the coordinator's to choose).
+        guard unitScale <= 0x1p62 else { throw .invalidParameters("the scale must be at most 2^62") }
         self.noise = noise
         self.dimension = dimension
         self.bitWidth = bitWidth

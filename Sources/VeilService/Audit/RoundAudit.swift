@@ -286,7 +286,10 @@ public enum RoundAudit {
     /// noise is summed by masking only).
     static func planSummary(_ bytes: [UInt8], _ parameters: SecAggParameters?) throws -> String {
         let plan = try strictPlan(bytes)
-        let training = "\(plan.training.model), \(plan.training.localEpochs) local epochs"
+        let k = plan.encoding.subsetSize
+        let training =
+            "\(plan.training.model), \(plan.training.localEpochs) local epochs"
+            + (k > 0 ? "; a coordinate subset of \(k) values" : "")
         guard plan.hasDistributedDp else {
             if plan.training.dpClip > 0 {
                 return
@@ -299,6 +302,11 @@ public enum RoundAudit {
                 "a Paillier session carries no distributed-DP plan (its noise is summed by masking)")
         }
         let mechanism = try ServicePrivacyPlan.checked(plan.distributedDp, against: parameters)
+        // The noise of a subset round is for its k values (Specs/export.md §5.4).
+        guard k == 0 || mechanism.dimension == Int(k) else {
+            throw ConfigurationError(
+                "the distributed-DP plan is for \(mechanism.dimension) values, but the round sends a subset of \(k)")
+        }
         let (epsilon, _) = ServicePrivacyPlan.participation(mechanism).epsilon(delta: 1e-5)
         return
             "distributed DP (\(plan.distributedDp.noise)): clip \(plan.distributedDp.clip), at least \(mechanism.minimumParticipants) noise shares in every released sum, ε = \(String(format: "%.4g", epsilon)) per round at δ = 1e-5; \(training)"

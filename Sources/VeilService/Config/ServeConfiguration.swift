@@ -192,21 +192,6 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try c.take(.payloadClip, &payloadClip)
         subset = try c.decodeIfPresent(Double.self, forKey: .subset)
         adaptiveCompression = try c.decodeIfPresent(ServiceAdaptiveCompression.self, forKey: .adaptiveCompression)
-        if adaptiveCompression != nil {
-            // With privacy the ring is fixed (privacy.bits; payload_bits in the central mode) and
-            // only the subset adapts (Specs/export.md §5.4).
-            if !c.contains(.privacy), c.contains(.payloadBits) {
-                throw ConfigurationError("adaptive_compression chooses each round's ring: not with payload_bits")
-            }
-            if c.contains(.privacy),
-                try c.nestedContainer(keyedBy: ServiceAdaptiveCompression.CodingKeys.self, forKey: .adaptiveCompression)
-                    .contains(.minBits)
-            {
-                throw ConfigurationError(
-                    "adaptive_compression.min_bits: with privacy each round's ring is fixed (privacy.bits, or payload_bits in the central mode) and only the subset adapts"
-                )
-            }
-        }
         try c.take(.threatModel, &threatModel); try c.take(.corruptFraction, &corruptFraction)
         try c.take(.dropoutFraction, &dropoutFraction); try c.take(.securityBits, &securityBits)
         if c.contains(.evaluate) { evaluate = try c.name(EvaluationSet.self, forKey: .evaluate) }
@@ -216,6 +201,21 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         thresholdKey = try c.decodeIfPresent(String.self, forKey: .thresholdKey)
         keyHolders = try c.decodeIfPresent([String].self, forKey: .keyHolders)
         privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
+        if adaptiveCompression != nil {
+            // With privacy the ring is fixed (privacy.bits; payload_bits in the central mode) and
+            // only the subset adapts (Specs/export.md §5.4).
+            if privacy == nil, c.contains(.payloadBits) {
+                throw ConfigurationError("adaptive_compression chooses each round's ring: not with payload_bits")
+            }
+            if privacy != nil,
+                try c.nestedContainer(keyedBy: ServiceAdaptiveCompression.CodingKeys.self, forKey: .adaptiveCompression)
+                    .contains(.minBits)
+            {
+                throw ConfigurationError(
+                    "adaptive_compression.min_bits: with privacy each round's ring is fixed (privacy.bits, or payload_bits in the central mode) and only the subset adapts"
+                )
+            }
+        }
         try c.take(.orchestration, &orchestration)
     }
 

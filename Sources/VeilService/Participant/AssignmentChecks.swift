@@ -352,7 +352,7 @@ extension ParticipantAgent {
                 "a malformed coordinate subset: k = \(e.subsetSize) of \(updates) update coordinates, a \(e.subsetSeed.count)-byte seed"
             )
         }
-        if a.hasDistributedDp {
+        if a.hasDistributedDp, !a.hasPaillier {  // a Paillier round carries no distributed-DP plan
             guard a.distributedDp.dimension == e.subsetSize else {
                 throw Declined(
                     .declinePolicy,

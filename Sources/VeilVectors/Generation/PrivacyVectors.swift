@@ -230,6 +230,12 @@ extension ProjectVectors {
             ("scale 0", { $0.unitScale = 0 }), ("zero noise", { $0.unitLocalStandardDeviation = 0 }),
             ("negative noise", { $0.unitLocalStandardDeviation = -0.5 }),
             (
+                "a scale of 2^63 (local variance 1), whose scaled coordinates 64-bit integers cannot hold",
+                {
+                    $0.unitScale = 0x1p63; $0.unitLocalStandardDeviation = 0x1p-63
+                }
+            ),
+            (
                 "a local variance (s₁σ₁)² = 10^18 beyond the samplers' 2^52",
                 {
                     $0.unitScale = 1e6; $0.unitLocalStandardDeviation = 1000
