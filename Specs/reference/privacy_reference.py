@@ -354,8 +354,6 @@ def check_dominated(test: dict) -> None:
     expected = heuristic_scale(sigma, bits, max(test["participants"], n), m, math.sqrt(2 * math.log(2 * m / 0.01)))
     if abs(expected - unit_scale) > 1e-9 * unit_scale:
         raise AssertionError(f"unitScale {unit_scale} is not section 4.4's {expected}")
-    # The reference's ring (referenceBits, if another) does not enter its cost: it only sized
-    # the reference's scale, which the vector gives.
     bounds = [round_rdp(noise, test["referenceUnitScale"], test["referenceUnitLocalStandardDeviation"], n, beta,
                         test["referenceDimension"], q) for q in rates]
 

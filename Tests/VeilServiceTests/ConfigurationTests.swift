@@ -28,16 +28,13 @@ import VeilTestSupport
         try refusal("{\(Self.tls)\(keys.isEmpty ? "" : ", " + keys)}") { _ = try ServeConfiguration.load(path: $0) }
     }
 
-    /// Under central privacy the ring is payload_bits and only the subset adapts
-    /// (Specs/export.md §5.4): `min_bits` is refused by name there, and `payload_bits` is the
-    /// ring it adapts in.
+    /// Under privacy the ring is fixed and only the subset adapts (Specs/export.md §5.4):
+    /// `min_bits` is refused by name there, and `payload_bits` is the ring it adapts in.
     @Test func adaptiveCompressionUnderPrivacyAdaptsOnlyTheSubset() throws {
         let privacy = #""privacy": {"epsilon": 8}"#
         #expect(
             try serve(privacy + #", "adaptive_compression": {"min_bits": 8}"#)?.contains(
-                "adaptive_compression.min_bits: with central privacy") == true)
-        // With distributed noise the mechanism's ring adapts too, down to min_bits.
-        #expect(try serve(#""privacy": {"epsilon": 8, "mode": "ddg"}, "adaptive_compression": {"min_bits": 8}"#) == nil)
+                "adaptive_compression.min_bits: with privacy") == true)
         #expect(try serve(privacy + #", "payload_bits": 32, "adaptive_compression": {"min_subset": 0.25}"#) == nil)
         #expect(
             try serve(#""payload_bits": 32, "adaptive_compression": {"min_subset": 0.25}"#)?.contains(

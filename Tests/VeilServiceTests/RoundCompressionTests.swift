@@ -2,7 +2,6 @@ import Foundation
 import Testing
 import VeilCore
 import VeilLearning
-import VeilPrivacy
 
 @testable import VeilService
 
@@ -157,9 +156,9 @@ import VeilPrivacy
         }
     }
 
-    /// With central privacy the ring is payload_bits and only the subset adapts (Specs/export.md
+    /// With privacy each round's ring is fixed and only the subset adapts (Specs/export.md
     /// §5.4): the candidates are the ladder's fractions at payload_bits, whatever the links.
-    @Test func underCentralPrivacyOnlyTheSubsetAdapts() throws {
+    @Test func underPrivacyOnlyTheSubsetAdapts() throws {
         let c = configuration {
             $0.adaptiveCompression = ServiceAdaptiveCompression(minSubset: 0.25)
             $0.payloadBits = 32
@@ -167,7 +166,8 @@ import VeilPrivacy
         }
         try c.validate()
         let privacy = try ServicePrivacyPlan(
-            c.privacy!, rounds: 3, updateLength: length - 1, minParticipants: 3, cohortSize: 10)
+            c.privacy!, rounds: 3, updateLength: length - 1, minParticipants: 3, cohortSize: 10,
+            subsetSizes: try c.subsetSizes(payloadLength: length))
         for (link, fraction) in [(UInt64(1_000_000_000), 1.0), (50, 0.25)] {
             let choice = try RoundCompression.choose(
                 c, round: 1, payloadLength: length, links: Array(repeating: link, count: 10), survivable: 0,
@@ -176,49 +176,5 @@ import VeilPrivacy
             // The participants clip after scaling: the codec holds payload_clip, not its scaled value.
             #expect(try choice.codec(clip: 1, addends: 10).clip == 1)
         }
-    }
-
-    /// Under distributed DP the ring is the round's mechanism's (Specs/export.md §5.4): the
-    /// ladder's bits capped at privacy.bits, then its fractions, each shape with a mechanism
-    /// that costs no more than a whole round at any order; a ring too narrow for the noise is
-    /// never calibrated, so never chosen. Fast links keep every coordinate in 20 bits; 50 b/s
-    /// takes the most compressed shape there is.
-    @Test func underDistributedPrivacyTheMechanismsRingAdapts() throws {
-        let c = configuration {
-            $0.adaptiveCompression = ServiceAdaptiveCompression(minBits: 8, minSubset: 0.25)
-            var privacy = ServicePrivacy(epsilon: 8, mode: .ddg)
-            privacy.minContributors = 3
-            $0.privacy = privacy
-        }
-        try c.validate()
-        let candidates = try RoundCompression.candidates(c, c.adaptiveCompression!, cohort: 10)
-        #expect(candidates.map(\.ring.bits) == [20, 16, 12, 8, 8, 8], "\(candidates)")
-        #expect(candidates.map(\.fraction) == [1, 1, 1, 1, 0.5, 0.25])
-        let privacy = try ServicePrivacyPlan(
-            c.privacy!, rounds: 3, updateLength: length - 1, minParticipants: 3, cohortSize: 10,
-            shapes: try c.roundShapes(payloadLength: length))
-        let reference = try #require(privacy.distributed)
-        func rdp(_ m: DistributedDP) -> [Double] { ServicePrivacyPlan.participation(m).rdp }
-        var chosen: [RoundCompression] = []
-        for link in [UInt64(1_000_000_000), 50] {
-            let choice = try RoundCompression.choose(
-                c, round: 1, payloadLength: length, links: Array(repeating: link, count: 10), survivable: 0,
-                paillierKeyBits: nil, privacy: privacy)
-            let mechanism = try #require(
-                privacy.distributed(subsetSize: choice.subset?.size, bits: choice.ring.bits), "\(choice)")
-            #expect(mechanism.bitWidth == choice.ring && zip(rdp(mechanism), rdp(reference)).allSatisfy { $0 <= $1 })
-            chosen.append(choice)
-        }
-        #expect(chosen[0].ring.bits == 20 && chosen[0].subset == nil)
-        #expect(chosen[1].ring.bits < 20 && chosen[1].subset != nil, "\(chosen[1])")
-        // The last candidate calibrated is the one 50 b/s gets.
-        let last = try #require(
-            candidates.last { candidate in
-                privacy.distributed(
-                    subsetSize: candidate.fraction < 1
-                        ? CoordinateSubset.size(length: length, fraction: candidate.fraction) : nil,
-                    bits: candidate.ring.bits) != nil
-            })
-        #expect(chosen[1].ring == last.ring && abs(chosen[1].subset!.fraction - last.fraction) < 0.01)
     }
 }

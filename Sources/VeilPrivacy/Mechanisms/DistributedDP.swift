@@ -214,27 +214,24 @@ public struct DistributedDP: Hashable, Sendable {
             unitScale: scale1, unitLocalStandardDeviation: sigma1)
     }
 
-    /// The mechanism for `dimension` values in a ring of `bits` (default: the reference's)
-    /// whose one round, Poisson-sampled at each of `samplingRates`, costs no more than one
-    /// round of `reference` sampled alike, at every Rényi order of `orders` (`Specs/privacy.md`
-    /// §4.7): same noise family, β and n_min; the scale for the new padded length and ring,
-    /// and the smallest σ₁ that keeps every order's RDP
+    /// The mechanism for `dimension` values whose one round, Poisson-sampled at each of
+    /// `samplingRates`, costs no more than one round of `reference` sampled alike, at every
+    /// Rényi order of `orders` (`Specs/privacy.md` §4.7): same noise family, ring, β and n_min;
+    /// the scale for the new padded length, and the smallest σ₁ that keeps every order's RDP
     /// at or below the reference's. Rounds of the two can then be mixed in any order and the
     /// total never exceeds what as many rounds of the reference cost — which is what a
     /// coordinator calibrated its run for.
     public static func calibrate(
-        dominatedBy reference: DistributedDP, dimension: Int, bits: Int? = nil, samplingRates: [Double] = [1],
+        dominatedBy reference: DistributedDP, dimension: Int, samplingRates: [Double] = [1],
         maximumParticipants: Int? = nil,
         kStddevs: Double? = nil, orders: [Double] = RDPAccountant.defaultOrders
     ) throws(DistributedDPError) -> DistributedDP {
         guard dimension >= 1 else { throw .invalidParameters("at least one value") }
-        let bitWidth: BitWidth
-        do { bitWidth = try BitWidth(bits ?? reference.bitWidth.bits) } catch { throw .invalidParameters("\(error)") }
         guard !samplingRates.isEmpty, samplingRates.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
             throw .invalidParameters("sampling rates must be in (0, 1]")
         }
         let n = reference.minimumParticipants
-        let bits = bitWidth.bits
+        let bits = reference.bitWidth.bits
         var m = 1
         while m < dimension { m <<= 1 }
         let k = kStddevs ?? defaultStddevs(paddedDimension: m)
@@ -253,7 +250,7 @@ public struct DistributedDP: Hashable, Sendable {
         func excess(scale: Double, sigma: Double) -> Double {
             guard
                 let candidate = try? DistributedDP(
-                    noise: reference.noise, dimension: dimension, bitWidth: bitWidth, minimumParticipants: n,
+                    noise: reference.noise, dimension: dimension, bitWidth: reference.bitWidth, minimumParticipants: n,
                     beta: reference.beta, unitScale: scale, unitLocalStandardDeviation: sigma)
             else { return .infinity }
             var worst = 0.0
@@ -283,7 +280,7 @@ public struct DistributedDP: Hashable, Sendable {
         }
         sigma1 = try sigma(for: scale1, guess: sigma1)
         return try DistributedDP(
-            noise: reference.noise, dimension: dimension, bitWidth: bitWidth, minimumParticipants: n,
+            noise: reference.noise, dimension: dimension, bitWidth: reference.bitWidth, minimumParticipants: n,
             beta: reference.beta, unitScale: scale1, unitLocalStandardDeviation: sigma1)
     }
 

@@ -202,17 +202,17 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         keyHolders = try c.decodeIfPresent([String].self, forKey: .keyHolders)
         privacy = try c.decodeIfPresent(ServicePrivacy.self, forKey: .privacy)
         if adaptiveCompression != nil {
-            // With privacy the most bits are privacy's (privacy.bits; payload_bits in the central
-            // mode, where only the subset adapts: Specs/export.md §5.4).
+            // With privacy the ring is fixed (privacy.bits; payload_bits in the central mode) and
+            // only the subset adapts (Specs/export.md §5.4).
             if privacy == nil, c.contains(.payloadBits) {
                 throw ConfigurationError("adaptive_compression chooses each round's ring: not with payload_bits")
             }
-            if privacy?.mode == .central,
+            if privacy != nil,
                 try c.nestedContainer(keyedBy: ServiceAdaptiveCompression.CodingKeys.self, forKey: .adaptiveCompression)
                     .contains(.minBits)
             {
                 throw ConfigurationError(
-                    "adaptive_compression.min_bits: with central privacy each round's ring is payload_bits and only the subset adapts"
+                    "adaptive_compression.min_bits: with privacy each round's ring is fixed (privacy.bits, or payload_bits in the central mode) and only the subset adapts"
                 )
             }
         }
@@ -290,19 +290,11 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             securityBits: securityBits)
     }
 
-    /// Every shape a distributed-DP round may take, for a payload of `payloadLength` values:
-    /// `subset`'s k in `privacy.bits`, or each of adaptive compression's candidates.
-    func roundShapes(payloadLength: Int) throws -> Set<ServicePrivacyPlan.RoundShape> {
-        guard let privacy, privacy.mode != .central else { return [] }
-        func size(_ fraction: Double) -> Int? {
-            fraction < 1 ? CoordinateSubset.size(length: payloadLength, fraction: fraction) : nil
-        }
-        if let subset { return [.init(subsetSize: size(subset), bits: privacy.bits)] }
-        guard let adaptiveCompression else { return [] }
-        return Set(
-            try RoundCompression.candidates(self, adaptiveCompression, cohort: cohortSize).map {
-                .init(subsetSize: size($0.fraction), bits: $0.ring.bits)
-            })
+    /// The k of every coordinate subset a round may send, for a payload of `payloadLength`
+    /// values: `subset`'s, or each of adaptive compression's fractions below 1.
+    func subsetSizes(payloadLength: Int) throws -> Set<Int> {
+        let fractions = try subset.map { [$0] } ?? adaptiveCompression?.fractions.filter { $0 < 1 } ?? []
+        return Set(fractions.map { CoordinateSubset.size(length: payloadLength, fraction: $0) })
     }
 
     /// Checks every value; the error names the key.

@@ -14,7 +14,7 @@ extension Coordinator {
         let plan = try ServicePrivacyPlan(
             settings, rounds: configuration.rounds, updateLength: updateLength,
             minParticipants: configuration.minParticipants, cohortSize: configuration.cohortSize,
-            shapes: try configuration.roundShapes(payloadLength: updateLength + 1))
+            subsetSizes: try configuration.subsetSizes(payloadLength: updateLength + 1))
         guard let stored = try store.ledger() else { return (plan, PrivacyLedger(policy: plan.policy)) }
         // A budget is a promise to the participants: changing it under a running federation
         // is refused rather than silently applied.

@@ -18,16 +18,9 @@ struct ServicePrivacyPlan: Sendable {
 
     let settings: ServicePrivacy
     let mechanism: Mechanism
-    /// What a distributed round sends: k of the update's values (nil: all of them) in a ring
-    /// of `bits` (`Specs/export.md` §5.4).
-    struct RoundShape: Hashable, Sendable {
-        let subsetSize: Int?
-        let bits: Int
-    }
-
-    /// The distributed mechanisms of compressed rounds, by shape: each costs at most
+    /// The distributed mechanisms of coordinate-subset rounds, by k: each costs at most
     /// ``distributed``'s round at every Rényi order (`Specs/privacy.md` §4.7).
-    let roundMechanisms: [RoundShape: DistributedDP]
+    let subsetMechanisms: [Int: DistributedDP]
     /// One round, to a participant that contributed to it, with no amplification: the
     /// coordinator chose the cohort, so it knows who was in it. A subset round costs at most this.
     let participation: RDPAccountant
@@ -39,13 +32,11 @@ struct ServicePrivacyPlan: Sendable {
     ///   - updateLength: d, the model's parameter count.
     ///   - minParticipants, cohortSize: the serve configuration's; the distributed modes size
     ///     the noise for `min_contributors` shares and the modulus for a whole cohort.
-    ///   - shapes: every shape a round may take (serve.json's `subset` or
-    ///     `adaptive_compression`); the distributed modes calibrate one mechanism each. One in
-    ///     the configured ring that cannot be calibrated is refused; one in a narrower ring is
-    ///     left out, and adaptive compression does not choose it.
+    ///   - subsetSizes: the k of every coordinate subset a round may send (serve.json's
+    ///     `subset` or `adaptive_compression`); the distributed modes calibrate one mechanism each.
     init(
         _ settings: ServicePrivacy, rounds: Int, updateLength: Int, minParticipants: Int, cohortSize: Int,
-        shapes: Set<RoundShape> = []
+        subsetSizes: Set<Int> = []
     ) throws {
         self.settings = settings
         do {
@@ -72,39 +63,34 @@ struct ServicePrivacyPlan: Sendable {
             participation = one
         case .distributed(let mechanism): participation = Self.participation(mechanism)
         }
-        var mechanisms: [RoundShape: DistributedDP] = [:]
+        var subsets: [Int: DistributedDP] = [:]
         if case .distributed(let reference) = mechanism {
-            mechanisms[RoundShape(subsetSize: nil, bits: reference.bitWidth.bits)] = reference
-            // A subset of every value (`subset: 1`) is the whole payload's shape.
-            let normalized = Set(
-                shapes.map {
-                    RoundShape(subsetSize: $0.subsetSize == reference.dimension ? nil : $0.subsetSize, bits: $0.bits)
-                })
-            for shape in normalized.sorted(by: { ($0.bits, $0.subsetSize ?? .max) > ($1.bits, $1.subsetSize ?? .max) })
-            where mechanisms[shape] == nil {
+            for k in subsetSizes.sorted() {
                 do {
-                    mechanisms[shape] = try DistributedDP.calibrate(
-                        dominatedBy: reference, dimension: shape.subsetSize ?? reference.dimension, bits: shape.bits,
-                        maximumParticipants: cohortSize)
-                } catch  where shape.bits < reference.bitWidth.bits {
-                    continue  // a ring too narrow for this noise: adaptive compression skips it
+                    subsets[k] =
+                        k == reference.dimension
+                        ? reference
+                        : try DistributedDP.calibrate(
+                            dominatedBy: reference, dimension: k, maximumParticipants: cohortSize)
                 } catch {
                     throw ConfigurationError(
-                        "privacy: no noise lets a round of \(shape.subsetSize ?? reference.dimension) values cost no more than a full round: \(error)"
-                    )
+                        "privacy: no noise lets a round of \(k) coordinates cost no more than a full round: \(error)")
                 }
             }
         }
-        roundMechanisms = mechanisms
+        subsetMechanisms = subsets
     }
 
-    /// The distributed mechanism of a round that sends `subsetSize` values (nil: all) in a ring
-    /// of `bits` (nil: the configured one), if the participants add the noise — nil too for a
-    /// shape that was not calibrated.
-    func distributed(subsetSize: Int?, bits: Int? = nil) -> DistributedDP? {
-        guard let reference = distributed else { return nil }
-        let k = subsetSize == reference.dimension ? nil : subsetSize
-        return roundMechanisms[RoundShape(subsetSize: k, bits: bits ?? reference.bitWidth.bits)]
+    /// The distributed mechanism of a round that sends `subsetSize` coordinates (nil: all),
+    /// if the participants add the noise.
+    func distributed(subsetSize: Int?) throws -> DistributedDP? {
+        guard let reference = distributed, let k = subsetSize else { return distributed }
+        guard let mechanism = subsetMechanisms[k] else {
+            // Every size a round can choose was calibrated at start (ServeConfiguration.subsetSizes).
+            throw ConfigurationError(
+                "privacy: no distributed mechanism was calibrated for a subset of \(k) of \(reference.dimension)")
+        }
+        return mechanism
     }
 
     /// The policy of the ledger this configuration keeps.

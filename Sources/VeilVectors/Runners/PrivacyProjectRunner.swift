@@ -59,8 +59,6 @@ enum PrivacyProjectRunner: VectorRunner {
         // these), the new dimension, the rates and n_max (participants) give unitScale and
         // unitLocalStandardDeviation.
         var referenceDimension: Int?
-        /// The reference's ring, when the new mechanism's (`bits`) is another.
-        var referenceBits: Int?
         var referenceUnitScale: Double?
         var referenceUnitLocalStandardDeviation: Double?
         var samplingRates: [Double]?
@@ -178,14 +176,14 @@ enum PrivacyProjectRunner: VectorRunner {
             }
             let reference = try DistributedDP(
                 noise: family, dimension: try required(t.referenceDimension, "referenceDimension"),
-                bitWidth: BitWidth(try t.referenceBits ?? required(t.bits, "bits")),
+                bitWidth: BitWidth(try required(t.bits, "bits")),
                 minimumParticipants: try required(t.minimumParticipants, "minimumParticipants"),
                 beta: try required(t.beta, "beta"), unitScale: try required(t.referenceUnitScale, "referenceUnitScale"),
                 unitLocalStandardDeviation: try required(
                     t.referenceUnitLocalStandardDeviation, "referenceUnitLocalStandardDeviation"))
             let mechanism = try DistributedDP.calibrate(
                 dominatedBy: reference, dimension: try required(t.dimension, "dimension"),
-                bits: try required(t.bits, "bits"), samplingRates: try required(t.samplingRates, "samplingRates"),
+                samplingRates: try required(t.samplingRates, "samplingRates"),
                 maximumParticipants: try required(t.participants, "participants"))
             try close(mechanism.unitScale, try required(t.unitScale, "unitScale"), "unitScale")
             try close(

@@ -23,9 +23,8 @@ struct RoundCompression: Hashable, Sendable {
     ///   - survivable: how many members the round's sum survives losing (n − t; 0 for Paillier).
     ///   - paillierKeyBits: |n| in Paillier rounds (the payload is ciphertexts), nil in masking
     ///     rounds.
-    ///   - privacy: under distributed DP the ring is the round's mechanism's, and a candidate
-    ///     without a calibrated mechanism is skipped; under central DP only the subset adapts
-    ///     (`Specs/export.md` §5.4).
+    ///   - privacy: with privacy the ring stays payload_bits (the distributed mechanism's, for
+    ///     the payload it sends) and only the subset adapts (`Specs/export.md` §5.4).
     static func choose(
         _ c: ServeConfiguration, round: Int, payloadLength: Int, links: [UInt64], survivable: Int,
         paillierKeyBits: Int?, privacy: ServicePrivacyPlan? = nil
@@ -38,29 +37,33 @@ struct RoundCompression: Hashable, Sendable {
         let clipped = privacy != nil
         guard let adaptive = c.adaptiveCompression else {
             return RoundCompression(
-                ring: try privacy?.distributed?.bitWidth ?? BitWidth(c.payloadBits), subset: try c.subset.map(subset),
-                clippedAfterScaling: clipped)
+                ring: try BitWidth(c.payloadBits), subset: try c.subset.map(subset), clippedAfterScaling: clipped)
         }
         let cohort = links.count
         let tolerated = try tolerance(c, cohort: cohort, survivable: survivable)
+        let candidates: [(ring: BitWidth, fraction: Double)] =
+            if privacy != nil {
+                try adaptive.fractions.map { (try BitWidth(c.payloadBits), $0) }
+            } else {
+                try adaptive.bounds.candidates.map {
+                    (try AdaptiveCompression.ring(bits: $0.bits, cohort: cohort), $0.fraction)
+                }
+            }
         var choice: RoundCompression?
-        for (ring, fraction) in try candidates(c, adaptive, cohort: cohort) {
+        for (ring, fraction) in candidates {
             let candidate = RoundCompression(
                 ring: ring, subset: fraction < 1 ? try subset(fraction) : nil, clippedAfterScaling: clipped)
-            let bytes: Int
-            if privacy?.distributed != nil {
-                // A ring too narrow for the noise was not calibrated (ServicePrivacyPlan): skipped.
-                guard let mechanism = privacy?.distributed(subsetSize: candidate.subset?.size, bits: ring.bits)
-                else { continue }
-                bytes = mechanism.paddedDimension * mechanism.bitWidth.byteCount
-            } else {
-                // A ring too narrow for payload_clip (validation refuses floors that are) is
-                // skipped, never sent: no report can make a round impossible to encode.
-                guard (try? candidate.codec(clip: c.payloadClip, addends: cohort)) != nil else { continue }
-                bytes = try candidate.payloadBytes(
-                    payloadLength: payloadLength, cohort: c.cohortSize, paillierKeyBits: paillierKeyBits)
-            }
+            // A ring too narrow for payload_clip (validation refuses floors that are) is skipped,
+            // never sent: no report can make a round impossible to encode.
+            guard (try? candidate.codec(clip: c.payloadClip, addends: cohort)) != nil else { continue }
             choice = candidate
+            let bytes =
+                if let mechanism = try privacy?.distributed(subsetSize: candidate.subset?.size) {
+                    mechanism.paddedDimension * mechanism.bitWidth.byteCount
+                } else {
+                    try candidate.payloadBytes(
+                        payloadLength: payloadLength, cohort: c.cohortSize, paillierKeyBits: paillierKeyBits)
+                }
             let bits = Double(bytes * 8)
             let late = links.filter { $0 > 0 && bits / Double(min($0, 100_000_000_000)) > c.roundDeadlineSeconds }
             if late.count <= tolerated { break }
@@ -71,35 +74,6 @@ struct RoundCompression: Hashable, Sendable {
             )
         }
         return choice
-    }
-
-    /// Adaptive compression's candidates for a cohort of `cohort`, least compressed first
-    /// (`Specs/export.md` §5.3–§5.4): the ladder, each rung's ring with ⌈log₂ K⌉ bits of
-    /// headroom; under distributed DP the ladder's bits capped at `privacy.bits`, each its own
-    /// ring (the mechanism's scale already holds a whole cohort); under central DP
-    /// `payload_bits` with the ladder's fractions.
-    static func candidates(_ c: ServeConfiguration, _ adaptive: ServiceAdaptiveCompression, cohort: Int) throws
-        -> [(ring: BitWidth, fraction: Double)]
-    {
-        switch c.privacy?.mode {
-        case .central?:
-            let ring = try BitWidth(c.payloadBits)
-            return try adaptive.fractions.map { (ring, $0) }
-        case .ddg?, .skellam?:
-            // Capping repeats a rung (32, 24 → 20 and 20): the ladder is monotone, so repeats are adjacent.
-            var kept: [(ring: BitWidth, fraction: Double)] = []
-            for (bits, fraction) in try adaptive.bounds.candidates {
-                let capped = (ring: try BitWidth(min(bits, c.privacy!.bits)), fraction: fraction)
-                if kept.last.map({ $0.ring == capped.ring && $0.fraction == capped.fraction }) != true {
-                    kept.append(capped)
-                }
-            }
-            return kept
-        case nil:
-            return try adaptive.bounds.candidates.map {
-                (try AdaptiveCompression.ring(bits: $0.bits, cohort: cohort), $0.fraction)
-            }
-        }
     }
 
     /// How many members may be late under a candidate that is still taken. Reports are not

@@ -36,14 +36,9 @@ struct RoundTask: Sendable {
                 links: Array(repeating: 0, count: cohortSize), survivable: 0, paillierKeyBits: nil, privacy: privacy)
         self.compression = compression
         let codec: FixedPointCodec
-        if privacy?.distributed != nil {
-            // The mechanism encodes the payload; the codec only fills the encoding's fields.
-            codec = try Self.codec(c, addends: cohortSize)
-        } else {
-            do { codec = try compression.codec(clip: c.payloadClip, addends: cohortSize) } catch {
-                throw ConfigurationError(
-                    "no fixed-point precision fits \(cohortSize) addends in \(compression.ring.bits) bits: \(error)")
-            }
+        do { codec = try compression.codec(clip: c.payloadClip, addends: cohortSize) } catch {
+            throw ConfigurationError(
+                "no fixed-point precision fits \(cohortSize) addends in \(compression.ring.bits) bits: \(error)")
         }
         self.codec = codec
         encoding = Veil_V1_PayloadEncoding.with {
@@ -78,18 +73,7 @@ struct RoundTask: Sendable {
             $0.classes = UInt32(c.classes)
             $0.dpClip = privacy?.settings.mode == .central ? privacy!.settings.clip : 0
         }
-        if let privacy, privacy.distributed != nil {
-            guard
-                let mechanism = privacy.distributed(subsetSize: compression.subset?.size, bits: compression.ring.bits)
-            else {
-                throw ConfigurationError(
-                    "privacy: no distributed mechanism was calibrated for \(compression.subset?.size ?? algorithm.payloadLength - 1) values in \(compression.ring.bits) bits"
-                )
-            }
-            distributed = mechanism
-        } else {
-            distributed = nil
-        }
+        distributed = try privacy?.distributed(subsetSize: compression.subset?.size)
         distributedPlan = distributed.map { privacy!.plan($0) }
         payloadLength = algorithm.payloadLength
         // Only Oort's statistical utility uses losses: under any other strategy, or with its
