@@ -132,7 +132,7 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Send ⌈F·(d − 1)⌉ = k of the d − 1 update coordinates each round, the same for all (a public per-round seed), scaled by (d − 1)/k; also over the network.",
+            "Send ⌈F·(d − 1)⌉ = k of the d − 1 update coordinates each round, the same for all (a public per-round seed), scaled by (d − 1)/k; also over the network, and with --dp (clipped to --clip after the scaling).",
             valueName: "F"))
     var subset: Double?
 

@@ -230,5 +230,20 @@ import VeilTestSupport
                 noise: .discreteGaussian, epsilon: 4, delta: 1e-5, samplingRate: 1, rounds: 10,
                 minimumParticipants: 10_000, dimension: 100, bits: 8)
         }
+        // The finding: 8 bits for 5 participants over 650 values passed the ring's own rule
+        // (2^16 > n·k²) but never settled — a scale of 10⁻⁷ and σ₁ of 10⁸, whose sums wrap and
+        // whose ε, recomputed, was over the target. Now refused; 12 bits settle.
+        for noise in DistributedDP.Noise.allCases {
+            #expect(throws: DistributedDP.DistributedDPError.self) {
+                try DistributedDP.calibrate(
+                    noise: noise, epsilon: 4, delta: 1e-5, samplingRate: 1, rounds: 10, minimumParticipants: 5,
+                    dimension: 650, bits: 8)
+            }
+            #expect(throws: Never.self) {
+                try DistributedDP.calibrate(
+                    noise: noise, epsilon: 4, delta: 1e-5, samplingRate: 1, rounds: 10, minimumParticipants: 5,
+                    dimension: 650, bits: 12)
+            }
+        }
     }
 }

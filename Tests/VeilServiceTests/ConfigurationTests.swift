@@ -44,6 +44,10 @@ import VeilTestSupport
             try serve(#""privacy": null, "payload_bits": 32, "adaptive_compression": {"min_subset": 0.25}"#)?.contains(
                 "not with payload_bits") == true)
         #expect(try serve(#""privacy": null, "payload_clip": 1, "adaptive_compression": {"min_bits": 8}"#) == nil)
+        // A ring that cannot hold the cohort's payloads would abort every private round at setup.
+        #expect(
+            try serve(#""privacy": {"epsilon": 8, "mode": "ddg"}, "payload_bits": 8"#)?.contains(
+                "payload_bits 8 cannot hold") == true)
     }
 
     /// The finding: `"privcy"` ran a federation without differential privacy.

@@ -209,9 +209,25 @@ public struct DistributedDP: Hashable, Sendable {
             if settled { break }
         }
         sigma1 = try sigma(for: scale1, guess: sigma1)
+        try requireSettled(scale1, sigma: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
         return try DistributedDP(
             noise: noise, dimension: dimension, bitWidth: bitWidth, minimumParticipants: n, beta: beta,
             unitScale: scale1, unitLocalStandardDeviation: sigma1)
+    }
+
+    /// A calibrated pair must be §4.4's: the scale of the final σ₁ within 10⁻⁶ of the scale it
+    /// was calibrated at. In a ring too narrow for the noise the two never settle — each pass
+    /// shrinks the scale and raises σ₁ — and what the last pass left would wrap the sum.
+    static func requireSettled(
+        _ scale1: Double, sigma: Double, bits: Int, participants: Int, paddedDimension m: Int, kStddevs k: Double
+    ) throws(DistributedDPError) {
+        let implied = try scale(
+            localStandardDeviation: sigma, bits: bits, participants: participants, paddedDimension: m, kStddevs: k)
+        guard abs(implied - scale1) <= 1e-6 * scale1 else {
+            throw .invalidParameters(
+                "\(bits) bits cannot hold the noise of \(participants) participants over \(m) values: the scale does not settle; use more bits"
+            )
+        }
     }
 
     /// The mechanism for `dimension` values whose one round, Poisson-sampled at each of
@@ -279,6 +295,7 @@ public struct DistributedDP: Hashable, Sendable {
             if settled { break }
         }
         sigma1 = try sigma(for: scale1, guess: sigma1)
+        try requireSettled(scale1, sigma: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
         return try DistributedDP(
             noise: reference.noise, dimension: dimension, bitWidth: reference.bitWidth, minimumParticipants: n,
             beta: reference.beta, unitScale: scale1, unitLocalStandardDeviation: sigma1)

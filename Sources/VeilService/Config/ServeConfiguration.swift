@@ -376,6 +376,17 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         }
         if let privacy {
             try privacy.validate()
+            // Every private round builds its codec at payload_bits for the cohort (a subset's
+            // values are clipped after scaling, so the clip is not scaled): refused here, not
+            // at every round's setup.
+            do {
+                _ = try FixedPointCodec.finest(
+                    clip: payloadClip, bitWidth: BitWidth(payloadBits), maxAddends: cohortSize)
+            } catch {
+                throw ConfigurationError(
+                    "payload_bits \(payloadBits) cannot hold \(cohortSize) payloads clipped to payload_clip \(payloadClip); raise payload_bits or lower payload_clip"
+                )
+            }
             if privacy.mode != .central {
                 try require(
                     secureSum == .secagg,
