@@ -106,7 +106,7 @@ final class Bench {
         } else {
             let (machine, actions) = try RoundMachine.masking(
                 number: 1, attempt: 1, members: members, task: task, threatModel: serve.coordinatorThreatModel(),
-                distributed: nil, coordinator: credentials, nonce: nonce, deadlines: deadlines)
+                coordinator: credentials, nonce: nonce, deadlines: deadlines)
             (round, start) = (Round(machine: machine), actions)
         }
         for id in agents.keys {
