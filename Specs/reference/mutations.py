@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import pathlib
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import tempfile
 import nacl.bindings as sodium
 
 import check_vectors
+import privacy_reference
 import secagg_reference as sa
 from secagg_reference import Session, le4, parse_envelope
 
@@ -191,8 +193,6 @@ def main() -> int:
     def other_sigma(factor):
         """σ₁ moved and the scale recomputed for it (§4.4): only the dominance check can tell."""
         def mutate(group, test):
-            import math
-            import privacy_reference
             m = 1
             while m < test["dimension"]:
                 m <<= 1

@@ -72,15 +72,10 @@ import VeilWire
         }
     }
 
-    /// The finding: retries reused the same training seed, so a coordinator could run a round
-    /// twice with cohorts one participant apart and difference the two sums exactly. The
-    /// participant's minibatch order and rounding now come from its own key and the session:
-    /// another session (a retry, a renumbered round) trains differently, beyond the rounding of
-    /// the encoding; the same session, replayed, trains identically — so a replay offers
-    /// nothing to difference either.
-    @Test func eachSessionTrainsWithTheParticipantsOwnRandomness() throws {
-        let directory = try RepositoryPaths.temporaryDirectory("veil-training")
-        defer { try? FileManager.default.removeItem(at: directory) }
+    /// One participant of a three-member digits federation in `directory`, the payload codec,
+    /// and a round-1 softmax assignment from a zero model, without a session (for
+    /// ``ParticipantAgent/trainAndEncode(_:distributed:randomness:)``).
+    func trainingScene(_ directory: URL) throws -> (ParticipantAgent, FixedPointCodec, Veil_V1_RoundAssignment) {
         var c = FederatedConfiguration()
         c.clients = 3
         c.partition = .iid
@@ -98,10 +93,22 @@ import VeilWire
             $0.classes = 10
         }
         a.encoding = .with {
-            $0.clip = codec.clip; $0.fractionalBits = UInt32(codec.fractionalBits);
-            $0.bits = UInt32(codec.bitWidth.bits)
-            $0.maxAddends = UInt32(codec.maxAddends)
+            $0.clip = codec.clip; $0.fractionalBits = UInt32(codec.fractionalBits)
+            $0.bits = UInt32(codec.bitWidth.bits); $0.maxAddends = UInt32(codec.maxAddends)
         }
+        return (agent, codec, a)
+    }
+
+    /// The finding: retries reused the same training seed, so a coordinator could run a round
+    /// twice with cohorts one participant apart and difference the two sums exactly. The
+    /// participant's minibatch order and rounding now come from its own key and the session:
+    /// another session (a retry, a renumbered round) trains differently, beyond the rounding of
+    /// the encoding; the same session, replayed, trains identically — so a replay offers
+    /// nothing to difference either.
+    @Test func eachSessionTrainsWithTheParticipantsOwnRandomness() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-training")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (agent, codec, a) = try trainingScene(directory)
         func train(session: UInt8) throws -> ModularVector {
             var randomness = agent.roundRandomness([UInt8](repeating: session, count: 32))
             return try agent.trainAndEncode(a, randomness: &randomness)
@@ -124,28 +131,11 @@ import VeilWire
     @Test func aSubsetsScaledValuesAreClippedToTheDPClip() throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-subset-clip")
         defer { try? FileManager.default.removeItem(at: directory) }
-        var c = FederatedConfiguration()
-        c.clients = 3
-        c.partition = .iid
-        let network = try NetworkSimulation(configuration: c, directory: directory)
-        let agent = try ParticipantAgent(
-            configuration: network.participants[0].join, data: network.participants[0].data, logger: quietLogger())
-        let codec = try RoundTask.codec(network.serve, addends: 3)
+        let (agent, codec, scene) = try trainingScene(directory)
+        var a = scene
         let clip = 0.5
-        var a = Veil_V1_RoundAssignment()
-        a.round = 1
-        a.position = 1
-        a.model = .with { $0.vectors = [.with { $0.values = [Double](repeating: 0, count: 650) }] }
-        a.training = .with {
-            $0.algorithm = "fedavg"; $0.localEpochs = 1; $0.batchSize = 8; $0.learningRate = 0.1
-            $0.weightScale = network.serve.weightScale; $0.seed = 42; $0.model = "softmax"; $0.features = 64
-            $0.classes = 10
-        }
-        a.encoding = .with {
-            $0.clip = codec.clip; $0.fractionalBits = UInt32(codec.fractionalBits)
-            $0.bits = UInt32(codec.bitWidth.bits); $0.maxAddends = UInt32(codec.maxAddends)
-            $0.subsetSize = 1; $0.subsetSeed = Data(CoordinateSubset.seed(runSeed: 7, round: 1))
-        }
+        a.encoding.subsetSize = 1
+        a.encoding.subsetSeed = Data(CoordinateSubset.seed(runSeed: 7, round: 1))
         var randomness = agent.roundRandomness([UInt8](repeating: 1, count: 32))
         // Without DP the one coordinate goes out times 650: far beyond C.
         let plain = try codec.decode(try agent.trainAndEncode(a, randomness: &randomness))

@@ -111,20 +111,30 @@ public struct PrivateRunPlan: Sendable {
     public func recordBound(clip: Double) -> Double { clip * (1 + countWeight * countWeight / 4).squareRoot() }
 
     /// One round as the population accountant sees it.
-    public var roundEvent: PrivacyEvent {
-        if let distributed { return .poissonSampledNoiseSum(samplingRate: samplingRate, distributed.noiseSum) }
+    public var roundEvent: PrivacyEvent { roundEvent(of: distributed) }
+
+    /// One round of `mechanism` (a subset round's; nil: central) as the population accountant
+    /// sees it.
+    public func roundEvent(of mechanism: DistributedDP?) -> PrivacyEvent {
+        if let mechanism { return .poissonSampledNoiseSum(samplingRate: samplingRate, mechanism.noiseSum) }
         return .poissonSampledGaussian(samplingRate: samplingRate, noiseMultiplier: noiseMultiplier)
     }
 
     /// One round for a participant that was in it (no amplification).
-    public var participationEvent: PrivacyEvent {
-        if let distributed { return .poissonSampledNoiseSum(samplingRate: 1, distributed.noiseSum) }
+    public var participationEvent: PrivacyEvent { participationEvent(of: distributed) }
+
+    /// One round of `mechanism` (nil: central) for a participant that was in it.
+    public func participationEvent(of mechanism: DistributedDP?) -> PrivacyEvent {
+        if let mechanism { return .poissonSampledNoiseSum(samplingRate: 1, mechanism.noiseSum) }
         return .gaussian(noiseMultiplier: noiseMultiplier)
     }
 
     /// The noise on each summed coordinate for clip C, in real units.
-    public func noiseStandardDeviation(clip: Double) -> Double {
-        if let distributed { return distributed.centralStandardDeviation(bound: recordBound(clip: clip)) }
+    public func noiseStandardDeviation(clip: Double) -> Double { noiseStandardDeviation(clip: clip, of: distributed) }
+
+    /// The same for a round of `mechanism` (nil: central).
+    public func noiseStandardDeviation(clip: Double, of mechanism: DistributedDP?) -> Double {
+        if let mechanism { return mechanism.centralStandardDeviation(bound: recordBound(clip: clip)) }
         return noiseMultiplier * recordBound(clip: clip)
     }
 
@@ -300,15 +310,10 @@ extension FederatedSimulation {
                 if let (sum, count) = noisy {
                     released = true
                     survivors = count
-                    // A subset round's own mechanism, which costs at most the plan's.
-                    var cost = participationCost
-                    if let mechanism, mechanism != plan.distributed {
-                        accountant.compose(.poissonSampledNoiseSum(samplingRate: plan.samplingRate, mechanism.noiseSum))
-                        cost = RDPAccountant()
-                        cost.compose(.poissonSampledNoiseSum(samplingRate: 1, mechanism.noiseSum))
-                    } else {
-                        accountant.compose(plan.roundEvent)
-                    }
+                    // The round's own mechanism: a subset round's costs at most the plan's.
+                    accountant.compose(plan.roundEvent(of: mechanism))
+                    var cost = RDPAccountant()
+                    cost.compose(plan.participationEvent(of: mechanism))
                     ledger.charge(payloads.keys.map { participantName(Int($0.rawValue) - 1) }, round: cost)
                     let estimate = Array(sum.prefix(sent)) + [plan.expectedCohort]
                     algorithm.serverUpdate(sum: subset.map { $0.expand(estimate) } ?? estimate, contributors: count)
@@ -322,8 +327,7 @@ extension FederatedSimulation {
             let privacy = PrivacyRoundReport(
                 epsilon: accountant.epsilon(delta: p.delta).epsilon, roundEpsilon: roundEpsilon,
                 participantEpsilon: ledger.balances.map(\.epsilon).max() ?? 0, clip: clip,
-                noiseStandardDeviation: mechanism?.centralStandardDeviation(bound: plan.recordBound(clip: clip))
-                    ?? plan.noiseStandardDeviation(clip: clip), released: released,
+                noiseStandardDeviation: plan.noiseStandardDeviation(clip: clip, of: mechanism), released: released,
                 refusals: refusals, alerts: alerts)
             var report = evaluate(
                 algorithm, round: round, selected: cohort.count, survivors: survivors, pooled: pooled,

@@ -83,11 +83,7 @@ public struct DistributedDP: Hashable, Sendable {
     }
 
     /// The padded length m (a power of two).
-    public var paddedDimension: Int {
-        var m = 1
-        while m < dimension { m <<= 1 }
-        return m
-    }
+    public var paddedDimension: Int { Self.padded(dimension) }
 
     /// Each participant's noise variance in the integer domain, (s₁σ₁)².
     public var localVariance: Double {
@@ -167,8 +163,7 @@ public struct DistributedDP: Hashable, Sendable {
         guard n >= 1, dimension >= 1 else { throw .invalidParameters("at least one participant and one value") }
         let bitWidth: BitWidth
         do { bitWidth = try BitWidth(bits) } catch { throw .invalidParameters("\(error)") }
-        var m = 1
-        while m < dimension { m <<= 1 }
+        let m = padded(dimension)
         let k = kStddevs ?? defaultStddevs(paddedDimension: m)
         let most = max(maximumParticipants ?? n, n)
         let gaussianMultiplier: Double
@@ -197,37 +192,51 @@ public struct DistributedDP: Hashable, Sendable {
             } catch { throw .calibration(error) }
         }
 
-        var sigma1 = gaussianMultiplier / Double(n).squareRoot()
-        var scale1 = try scale(
-            localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
-        for _ in 0..<20 {
-            sigma1 = try sigma(for: scale1, guess: sigma1)
-            let next = try scale(
-                localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
-            let settled = abs(next - scale1) <= 1e-9 * scale1
-            scale1 = next
-            if settled { break }
-        }
-        sigma1 = try sigma(for: scale1, guess: sigma1)
-        try requireSettled(scale1, sigma: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
+        let (scale1, sigma1) = try settle(
+            from: gaussianMultiplier / Double(n).squareRoot(), bits: bits, participants: most, paddedDimension: m,
+            kStddevs: k, sigma: sigma(for:guess:))
         return try DistributedDP(
             noise: noise, dimension: dimension, bitWidth: bitWidth, minimumParticipants: n, beta: beta,
             unitScale: scale1, unitLocalStandardDeviation: sigma1)
     }
 
-    /// A calibrated pair must be §4.4's: the scale of the final σ₁ within 10⁻⁶ of the scale it
-    /// was calibrated at. In a ring too narrow for the noise the two never settle — each pass
-    /// shrinks the scale and raises σ₁ — and what the last pass left would wrap the sum.
-    static func requireSettled(
-        _ scale1: Double, sigma: Double, bits: Int, participants: Int, paddedDimension m: Int, kStddevs k: Double
-    ) throws(DistributedDPError) {
-        let implied = try scale(
-            localStandardDeviation: sigma, bits: bits, participants: participants, paddedDimension: m, kStddevs: k)
-        guard abs(implied - scale1) <= 1e-6 * scale1 else {
+    /// The alternation both calibrations share (`Specs/privacy.md` §4.5, §4.7): from σ₁⁰, the
+    /// scale of §4.4 for σ₁ and then `sigma(scale, guess)` for that scale, until the scale
+    /// changes by at most 10⁻⁹ (at most 20 passes); then σ₁ once more for the last scale. The
+    /// pair must be §4.4's: the scale of the final σ₁ within 10⁻⁶ of the one it was calibrated
+    /// at. In a ring too narrow for the noise the two never settle — each pass shrinks the
+    /// scale and raises σ₁ — and what the last pass left would wrap the sum.
+    static func settle(
+        from sigma0: Double, bits: Int, participants: Int, paddedDimension m: Int, kStddevs k: Double,
+        sigma: (_ scale: Double, _ guess: Double) throws(DistributedDPError) -> Double
+    ) throws(DistributedDPError) -> (scale: Double, sigma: Double) {
+        func scaleFor(_ sigma: Double) throws(DistributedDPError) -> Double {
+            try scale(
+                localStandardDeviation: sigma, bits: bits, participants: participants, paddedDimension: m, kStddevs: k)
+        }
+        var sigma1 = sigma0
+        var scale1 = try scaleFor(sigma1)
+        for _ in 0..<20 {
+            sigma1 = try sigma(scale1, sigma1)
+            let next = try scaleFor(sigma1)
+            let settled = abs(next - scale1) <= 1e-9 * scale1
+            scale1 = next
+            if settled { break }
+        }
+        sigma1 = try sigma(scale1, sigma1)
+        guard abs(try scaleFor(sigma1) - scale1) <= 1e-6 * scale1 else {
             throw .invalidParameters(
                 "\(bits) bits cannot hold the noise of \(participants) participants over \(m) values: the scale does not settle; use more bits"
             )
         }
+        return (scale1, sigma1)
+    }
+
+    /// m: the smallest power of two ≥ `dimension` (the rotation's padded length).
+    static func padded(_ dimension: Int) -> Int {
+        var m = 1
+        while m < dimension { m <<= 1 }
+        return m
     }
 
     /// The mechanism for `dimension` values whose one round, Poisson-sampled at each of
@@ -247,9 +256,7 @@ public struct DistributedDP: Hashable, Sendable {
             throw .invalidParameters("sampling rates must be in (0, 1]")
         }
         let n = reference.minimumParticipants
-        let bits = reference.bitWidth.bits
-        var m = 1
-        while m < dimension { m <<= 1 }
+        let m = padded(dimension)
         let k = kStddevs ?? defaultStddevs(paddedDimension: m)
         let most = max(maximumParticipants ?? n, n)
         // Each rate's RDP at every order, one after the other.
@@ -283,19 +290,9 @@ public struct DistributedDP: Hashable, Sendable {
                     })
             } catch { throw .calibration(error) }
         }
-        var sigma1 = reference.unitLocalStandardDeviation
-        var scale1 = try scale(
-            localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
-        for _ in 0..<20 {
-            sigma1 = try sigma(for: scale1, guess: sigma1)
-            let next = try scale(
-                localStandardDeviation: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
-            let settled = abs(next - scale1) <= 1e-9 * scale1
-            scale1 = next
-            if settled { break }
-        }
-        sigma1 = try sigma(for: scale1, guess: sigma1)
-        try requireSettled(scale1, sigma: sigma1, bits: bits, participants: most, paddedDimension: m, kStddevs: k)
+        let (scale1, sigma1) = try settle(
+            from: reference.unitLocalStandardDeviation, bits: reference.bitWidth.bits, participants: most,
+            paddedDimension: m, kStddevs: k, sigma: sigma(for:guess:))
         return try DistributedDP(
             noise: reference.noise, dimension: dimension, bitWidth: reference.bitWidth, minimumParticipants: n,
             beta: reference.beta, unitScale: scale1, unitLocalStandardDeviation: sigma1)
