@@ -171,6 +171,21 @@ public struct NetworkSimulation: Sendable {
         self.directory = directory
     }
 
+    /// Hands the training of the participants at `indices` to the user's program `command`
+    /// (join.json's `trainer`, `Specs/trainer.md`): each one's rows are written to
+    /// `data-<i>.csv` in the federation's folder, which its trainer reads as `trainer.data`.
+    public mutating func useTrainer(_ command: [String], for indices: some Sequence<Int>) throws {
+        for i in indices {
+            let data = participants[i].data
+            let file = directory.appendingPathComponent("data-\(i + 1).csv")
+            try Data(CSVLoader.text(of: data).utf8).write(to: file)
+            var trainer = TrainerConfiguration(command: command, data: file.path, examples: UInt64(data.count))
+            try trainer.validate()
+            trainer.timeoutSeconds = serve.trainingDeadlineSeconds
+            participants[i].join.trainer = trainer
+        }
+    }
+
     /// Why a private run cannot go on the network, or nil: the service samples no one at
     /// random (its accounting has no amplification, which equals the in-process one only when
     /// everyone takes part in every round) and keeps the clip fixed.

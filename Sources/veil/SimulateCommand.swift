@@ -142,6 +142,12 @@ struct SimulateCommand: AsyncParsableCommand {
             valueName: "DIR"))
     var export: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Each participant trains with this program instead of Veil's trainer (Specs/trainer.md), reading its rows from the CSV file the request's data names; split at spaces. Over the network only.",
+            valueName: "CMD"))
+    var trainer: String?
+
     @OptionGroup(title: "Differential privacy") var privacy: PrivacyOptions
 
     @OptionGroup(title: "Devices and selection") var orchestration: OrchestrationOptions
@@ -227,6 +233,13 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         if let transport, !["network", "in-process"].contains(transport) {
             throw ValidationError("--transport must be network or in-process")
+        }
+        if trainer != nil {
+            guard !trainerCommand.isEmpty else { throw ValidationError("--trainer must name a program") }
+            if transport == "in-process" {
+                throw ValidationError(
+                    "--trainer runs over the network: the in-process engine trains with Veil's trainer")
+            }
         }
         guard ["plain", "secagg", "paillier"].contains(secureSum) else {
             throw ValidationError("--secure-sum must be plain, secagg or paillier")
@@ -333,6 +346,7 @@ struct SimulateCommand: AsyncParsableCommand {
             let blocker = networkBlocker(configuration)
             if blocker == nil { return try await runOnNetwork(configuration) }
             if transport == "network" { throw usageError("--transport network: \(blocker!)") }
+            if trainer != nil { throw usageError("--trainer runs over the network, and \(blocker!)") }
             FileHandle.standardError.write(Data("in-process: \(blocker!)\n".utf8))
         }
         let simulation: FederatedSimulation
@@ -575,6 +589,9 @@ extension SimulateCommand {
         return (t, l)
     }
 
+    /// --trainer's program and arguments.
+    var trainerCommand: [String] { (trainer ?? "").split(separator: " ").map(String.init) }
+
     /// How the network federation sums, for the text output.
     var sumDescription: String {
         guard secureSum == "paillier" else { return "secure aggregation" }
@@ -611,7 +628,7 @@ extension SimulateCommand {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "veil-simulate-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let network: NetworkSimulation
+        var network: NetworkSimulation
         if secureSum == "paillier" {
             let what =
                 thresholdKey.map { "dealing a \(paillierBits)-bit \($0) threshold Paillier key" }
@@ -622,6 +639,7 @@ extension SimulateCommand {
             network = try NetworkSimulation(
                 configuration: configuration, directory: directory,
                 paillierBits: secureSum == "paillier" ? paillierBits : nil, thresholdHolders: try thresholdHolders())
+            if trainer != nil { try network.useTrainer(trainerCommand, for: network.participants.indices) }
         } catch {
             throw usageError("\(error)")
         }
@@ -647,6 +665,7 @@ extension SimulateCommand {
             var object = summaryObject(summary)
             if let exported { object["exported"] = exported.map(\.path).filter { !$0.isEmpty } }
             object["transport"] = "network"
+            if let trainer { object["trainer"] = trainer }
             object["algorithm"] = algorithm
             object["secure_sum"] = secureSum
             if let holders = try thresholdHolders() {
@@ -668,6 +687,7 @@ extension SimulateCommand {
         print(
             "\(algorithm) on \(configuration.dataset) (\(network.participants.count) participants, \(configuration.partition)), "
                 + "\(configuration.model) model, sum by \(sumDescription) over loopback gRPC with mutual TLS"
+                + (trainer.map { "; trained by \($0)" } ?? "")
         )
         if let p = configuration.privacy {
             print(

@@ -20,6 +20,24 @@ import VeilTestSupport
         #expect(output.stderr.contains("round 5/5"))
     }
 
+    /// `--trainer`: the NumPy example trains every participant over the network; what would
+    /// run in-process is refused rather than trained silently by Veil's own trainer.
+    @Test func theTrainerOptionRunsTheUsersProgramOverTheNetwork() async throws {
+        let command = "python3 examples/numpy-logistic/train.py"
+        let output = try await VeilProcess.run([
+            "simulate", "--rounds", "2", "--clients", "3", "--trainer", command, "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(object["trainer"] as? String == command && object["transport"] as? String == "network")
+        let rounds = try #require(object["rounds"] as? [[String: Any]])
+        #expect(rounds.count == 2 && rounds.allSatisfy { $0["survivors"] as? Int == 3 })
+        let inProcess = try await VeilProcess.run(["simulate", "--trainer", command, "--transport", "in-process"])
+        #expect(inProcess.status == 64 && inProcess.stderr.contains("--trainer runs over the network"))
+        let plain = try await VeilProcess.run(["simulate", "--trainer", command, "--secure-sum", "plain"])
+        #expect(plain.status == 64 && plain.stderr.contains("--trainer runs over the network, and"), "\(plain.stderr)")
+    }
+
     @Test func localTestSetsReportTheSpreadOfAccuracyOverParticipants() async throws {
         let output = try await VeilProcess.run([
             "simulate", "--rounds", "3", "--clients", "10", "--algorithm", "qfedavg", "--secure-sum", "plain",

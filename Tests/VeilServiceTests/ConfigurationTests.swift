@@ -239,6 +239,17 @@ import VeilTestSupport
             #""privacy_budget": {"epsilon": 1, "max_round_epsilon": 0}"#,
             "privacy_budget.max_round_epsilon must be positive"
         ),
+        (#""trainer": {"command": []}"#, "trainer.command must name a program"),
+        (#""trainer": {"command": ["t"], "timeout_seconds": 0}"#, "trainer.timeout_seconds must be in (0, 86400]"),
+        (
+            #""trainer": {"command": ["t"], "max_memory_bytes": 1000}"#,
+            "trainer.max_memory_bytes must be in [2^26, 2^50]"
+        ),
+        (#""trainer": {"command": ["t"], "work_directory": ""}"#, "trainer.work_directory must name a folder"),
+        (#""trainer": {"comand": ["t"]}"#, #"trainer: unknown key "comand"; did you mean "command"?"#),
+        (#""trainer": {"command": ["t"]}, "dataset": "digits""#, "dataset is not used with a trainer"),
+        (#""trainer": {"command": ["t"]}, "index": 2"#, "index is not used with a trainer"),
+        (#""trainer": {"command": ["t"]}, "loss_report": {}"#, "loss_report needs Veil's own trainer"),
     ])
     func everyJoinRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
         let refusal = try #require(

@@ -215,7 +215,7 @@ final class RoundBench {
     }
 
     func expectedWeight(of ids: [String]) -> Double {
-        ids.reduce(0) { $0 + Double(agents[$1]!.data.count) } / network.serve.weightScale
+        ids.reduce(0) { $0 + Double(agents[$1]!.data!.count) } / network.serve.weightScale
     }
 }
 

@@ -53,4 +53,15 @@ public enum CSVLoader {
         }
         return try Dataset(features: features, labels: labels, featureCount: width - 1, classCount: classes)
     }
+
+    /// The rows as the text ``parse(_:classCount:source:)`` reads back exactly: the features
+    /// (each in its shortest round-trip form), then the label, one row per line.
+    public static func text(of data: Dataset) -> String {
+        var out = ""
+        for row in 0..<data.count {
+            let features = data.features[(row * data.featureCount)..<((row + 1) * data.featureCount)]
+            out += features.map { "\($0)" }.joined(separator: ",") + ",\(data.labels[row])\n"
+        }
+        return out
+    }
 }

@@ -35,12 +35,15 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     /// Reveal the broadcast model's loss on this participant's rows each round, for Oort's
     /// statistical utility (`Specs/orchestration.md` §5.1); nil: reveal nothing.
     public var lossReport: LossReportSettings?
+    /// Local training by the user's own program (`Specs/trainer.md`) instead of Veil's trainer
+    /// on `dataset`; nil: Veil's.
+    public var trainer: TrainerConfiguration?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
-        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport
+        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport, trainer
     }
 
     public init(from decoder: any Decoder) throws {
@@ -59,6 +62,13 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         try c.take(.policy, &policy)
         auditJournal = try c.decodeIfPresent(String.self, forKey: .auditJournal)
         lossReport = try c.decodeIfPresent(LossReportSettings.self, forKey: .lossReport)
+        trainer = try c.decodeIfPresent(TrainerConfiguration.self, forKey: .trainer)
+        if trainer != nil, let key = [CodingKeys.dataset, .partition, .clients, .index, .seed].first(where: c.contains)
+        {
+            throw ConfigurationError(
+                "\(snakeCase(key.stringValue)) is not used with a trainer: the trainer reads its own data (trainer.data)"
+            )
+        }
     }
 
     public static func load(path: String) throws -> JoinConfiguration {
@@ -91,6 +101,18 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
                     "loss_report and privacy_budget are exclusive: the loss is revealed outside the secure sum, and the budget's ledger does not account for it"
                 )
             }
+        }
+        if var trainer = configuration.trainer {
+            try trainer.validate()
+            guard configuration.lossReport == nil else {
+                throw ConfigurationError(
+                    "loss_report needs Veil's own trainer: an external trainer's loss is not Veil's to compute")
+            }
+            if let directory = trainer.workDirectory, !directory.hasPrefix("/") {
+                trainer.workDirectory = base.appendingPathComponent(directory).path
+            }
+            trainer.runDirectory = base.path
+            configuration.trainer = trainer
         }
         if var budget = configuration.privacyBudget {
             try budget.validate()

@@ -415,7 +415,7 @@ extension ParticipantAgent {
     /// reported gets the same report again (no fresh noise to average); past `max_reports`
     /// nothing more is revealed. nil when nothing is to be sent or the model does not fit.
     func lossReport(_ a: Veil_V1_RoundAssignment) -> Veil_V1_LossReport? {
-        guard let settings = configuration.lossReport, a.lossClip > 0, a.lossClip.isFinite else { return nil }
+        guard let settings = configuration.lossReport, let data, a.lossClip > 0, a.lossClip.isFinite else { return nil }
         return lossReports.report(round: a.round, limit: settings.maxReports) {
             let plan = a.training
             guard
@@ -434,7 +434,8 @@ extension ParticipantAgent {
         }
     }
 
-    /// Local training (the FedAvg family's client rule) and the fixed-point encoding.
+    /// Local training (the FedAvg family's client rule, by Veil's trainer or the user's) and the
+    /// fixed-point encoding.
     /// - Parameter distributed: the round's distributed-DP mechanism and rotation, if the
     ///   participant adds the noise (`Specs/wire.md` §4.3).
     /// - Parameter randomness: the session's generator (``roundRandomness(_:)``): the minibatch
@@ -448,25 +449,19 @@ extension ParticipantAgent {
         guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
             throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
         }
-        guard data.featureCount == Int(plan.features) else {
-            throw ParticipantError.session(
-                "this participant's data has \(data.featureCount) features, the model \(plan.features)")
-        }
-        let algorithm = FedAvgFamily(name: plan.algorithm, initial: Array(global), proximalMu: plan.proximalMu)
         // The minibatch order: the participant's own session randomness, salted with the round's
         // seed. A coordinator that repeats a round (an attempt, or a "new" round on the same
         // model) cannot make the participant train identically and difference the two sums
         // exactly.
-        let stream = SHA256.hash(Array(identity.id.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        var context = ClientContext(
-            id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
-            batchSize: Int(plan.batchSize),
-            optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
-            // DP weighs every participant alike (a sample-count weight has no bound).
-            weightScale: plan.dpClip > 0 || distributed != nil ? Double(max(data.count, 1)) : plan.weightScale,
-            generator: Xoshiro256(seed: plan.seed ^ randomness.next(), stream: stream),
-            state: [:])
-        var payload = algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+        let seed = plan.seed ^ randomness.next()
+        // DP weighs every participant alike (a sample-count weight has no bound).
+        let uniformWeight = plan.dpClip > 0 || distributed != nil
+        var payload: [Double]
+        if let trainer {
+            payload = try trainExternally(a, trainer: trainer, model: model, seed: seed, uniformWeight: uniformWeight)
+        } else {
+            payload = try trainLocally(a, model: model, seed: seed, uniformWeight: uniformWeight)
+        }
         let e = a.encoding
         if e.subsetSize > 0 {
             // The public subset every member sends (checked by checkCompression), scaled by
@@ -499,5 +494,51 @@ extension ParticipantAgent {
             payload = L2Clipping.clip(Array(payload.dropLast()), to: plan.dpClip - slack).clipped + [0]
         }
         return try codec.encode(payload, using: &randomness)
+    }
+
+    /// Veil's own trainer on this participant's rows: the FedAvg family's client rule.
+    private func trainLocally(
+        _ a: Veil_V1_RoundAssignment, model: any Model, seed: UInt64, uniformWeight: Bool
+    ) throws -> [Double] {
+        let plan = a.training
+        guard let data else { throw ParticipantError.session("no data for Veil's trainer") }
+        guard data.featureCount == Int(plan.features) else {
+            throw ParticipantError.session(
+                "this participant's data has \(data.featureCount) features, the model \(plan.features)")
+        }
+        let algorithm = FedAvgFamily(
+            name: plan.algorithm, initial: Array(a.model.vectors[0].values), proximalMu: plan.proximalMu)
+        let stream = SHA256.hash(Array(identity.id.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        var context = ClientContext(
+            id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
+            batchSize: Int(plan.batchSize),
+            optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
+            weightScale: uniformWeight ? Double(max(data.count, 1)) : plan.weightScale,
+            generator: Xoshiro256(seed: seed, stream: stream), state: [:])
+        return algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+    }
+
+    /// The user's trainer (`Specs/trainer.md`): it returns its parameters after local training
+    /// and its example count n; the payload is the FedAvg family's, p̃·(w − w_global) then p̃,
+    /// with p̃ = n / weight_scale (1 under DP), exactly as Veil's own trainer makes it.
+    private func trainExternally(
+        _ a: Veil_V1_RoundAssignment, trainer: ExternalTrainer, model: any Model, seed: UInt64, uniformWeight: Bool
+    ) throws -> [Double] {
+        let plan = a.training
+        let global = Array(a.model.vectors[0].values)
+        let request = TrainingRequest(
+            round: a.round, seed: seed & (1 << 53 - 1), model: plan.model, features: Int(plan.features),
+            classes: Int(plan.classes), algorithm: plan.algorithm, localEpochs: Int(plan.localEpochs),
+            batchSize: Int(plan.batchSize), learningRate: plan.learningRate, momentum: plan.momentum,
+            weightDecay: plan.weightDecay, proximalMu: plan.proximalMu, data: trainer.configuration.data,
+            schema: TensorSchema(model: model), global: global)
+        let trained = try trainer.train(request)
+        if !trained.metrics.isEmpty {
+            logger.info(
+                "trainer metrics",
+                metadata: ["round": "\(a.round)", "metrics": "\(trained.metrics.sorted { $0.key < $1.key })"])
+        }
+        let weight = uniformWeight ? 1 : Double(trained.examples) / plan.weightScale
+        return zip(trained.parameters, global).map { weight * ($0 - $1) } + [weight]
     }
 }

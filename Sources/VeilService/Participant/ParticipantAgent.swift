@@ -14,7 +14,9 @@ public struct ParticipantAgent: Sendable {
     public let identity: FederationIdentity
     let ca: Certificate
     let signingKey: Ed25519.PrivateKey
-    let data: Dataset
+    /// Its rows for Veil's own trainer; nil when the user's trainer trains (join.json's `trainer`).
+    let data: Dataset?
+    let trainer: ExternalTrainer?
     let logger: Logger
     /// Fault injection for tests and benchmarks: in round `round`, after sending `messages`
     /// secure-sum messages, the participant goes silent and disconnects for good, as if killed.
@@ -63,8 +65,10 @@ public struct ParticipantAgent: Sendable {
     public init(configuration: JoinConfiguration, data: Dataset? = nil, logger: Logger? = nil) throws {
         self.configuration = configuration
         (ca, identity, signingKey) = try configuration.tls.credentials(role: .participant)
-        self.data = try data ?? Self.loadData(configuration)
-        self.logger = logger ?? Logger(label: "veil.join.\(identity.id)")
+        let logger = logger ?? Logger(label: "veil.join.\(identity.id)")
+        self.logger = logger
+        trainer = configuration.trainer.map { ExternalTrainer(configuration: $0, logger: logger) }
+        self.data = trainer == nil ? try data ?? Self.loadData(configuration) : nil
         ledger = try configuration.privacyBudget.map { try ParticipantLedger($0) }
     }
 
@@ -138,7 +142,7 @@ public struct ParticipantAgent: Sendable {
     func hello() -> Veil_V1_Hello {
         var hello = Veil_V1_Hello()
         hello.protocolVersion = 1
-        hello.sampleCount = UInt64(data.count)
+        hello.sampleCount = trainer?.configuration.examples ?? UInt64(data?.count ?? 0)
         hello.policy = configuration.policy.declaration(requiresPrivacyPlan: ledger != nil)
         hello.resources = .with {
             $0.cores = UInt32(configuration.cores ?? ProcessInfo.processInfo.activeProcessorCount)
