@@ -267,6 +267,12 @@ struct JoinCommand: AsyncParsableCommand {
         if let spent = summary.privacySpent {
             print(String(format: "privacy: this participant has spent ε = %.4g", spent))
         }
+        if let epsilon = summary.exampleEpsilon, let settings = agent.configuration.dpSgd {
+            print(
+                String(
+                    format: "DP-SGD: example-level ε = %.4g at δ = %.3g over %d local trainings (%d steps)", epsilon,
+                    settings.delta, summary.exampleRounds ?? 0, summary.exampleSteps ?? 0))
+        }
     }
 }
 

@@ -148,6 +148,15 @@ struct SimulateCommand: AsyncParsableCommand {
             valueName: "CMD"))
     var trainer: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "DP-SGD in every participant's local training (Specs/privacy.md §8): noise multiplier σ and per-example clip C (default 1); each participant's example-level ε at --dp-sgd-delta is reported. Over the network only.",
+            valueName: "σ[:C]"))
+    var dpSgd: String?
+
+    @Option(help: "The δ of --dp-sgd's example-level ε.")
+    var dpSgdDelta = 1e-5
+
     @OptionGroup(title: "Differential privacy") var privacy: PrivacyOptions
 
     @OptionGroup(title: "Devices and selection") var orchestration: OrchestrationOptions
@@ -233,6 +242,13 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         if let transport, !["network", "in-process"].contains(transport) {
             throw ValidationError("--transport must be network or in-process")
+        }
+        if dpSgd != nil {
+            _ = try dpSgdSettings(ledger: "")
+            if transport == "in-process" {
+                throw ValidationError("--dp-sgd runs over the network: the in-process engine trains without it")
+            }
+            if trainer != nil { throw ValidationError("--dp-sgd is for Veil's own trainer, not --trainer") }
         }
         if trainer != nil {
             guard !trainerCommand.isEmpty else { throw ValidationError("--trainer must name a program") }
@@ -347,6 +363,7 @@ struct SimulateCommand: AsyncParsableCommand {
             if blocker == nil { return try await runOnNetwork(configuration) }
             if transport == "network" { throw usageError("--transport network: \(blocker!)") }
             if trainer != nil { throw usageError("--trainer runs over the network, and \(blocker!)") }
+            if dpSgd != nil { throw usageError("--dp-sgd runs over the network, and \(blocker!)") }
             FileHandle.standardError.write(Data("in-process: \(blocker!)\n".utf8))
         }
         let simulation: FederatedSimulation
@@ -589,6 +606,19 @@ extension SimulateCommand {
         return (t, l)
     }
 
+    /// --dp-sgd as join.json's `dp_sgd`, or nil without it.
+    func dpSgdSettings(ledger: String) throws -> DPSGDSettings? {
+        guard let dpSgd else { return nil }
+        let parts = dpSgd.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let sigma = Double(parts[0]),
+            let clip = parts.count == 2 ? Double(parts[1]) : 1
+        else { throw ValidationError("--dp-sgd must be σ or σ:C, not \(dpSgd)") }
+        let settings = DPSGDSettings(
+            noiseMultiplier: sigma, clip: clip, delta: dpSgdDelta, ledger: ledger.isEmpty ? "-" : ledger)
+        do { try settings.validate() } catch { throw ValidationError("--dp-sgd: \(error)") }
+        return settings
+    }
+
     /// --trainer's program and arguments.
     var trainerCommand: [String] { (trainer ?? "").split(separator: " ").map(String.init) }
 
@@ -640,6 +670,12 @@ extension SimulateCommand {
                 configuration: configuration, directory: directory,
                 paillierBits: secureSum == "paillier" ? paillierBits : nil, thresholdHolders: try thresholdHolders())
             if trainer != nil { try network.useTrainer(trainerCommand, for: network.participants.indices) }
+            if dpSgd != nil {
+                for i in network.participants.indices {
+                    network.participants[i].join.dpSgd = try dpSgdSettings(
+                        ledger: directory.appendingPathComponent("example-ledger-\(i + 1).json").path)
+                }
+            }
         } catch {
             throw usageError("\(error)")
         }
@@ -666,6 +702,17 @@ extension SimulateCommand {
             if let exported { object["exported"] = exported.map(\.path).filter { !$0.isEmpty } }
             object["transport"] = "network"
             if let trainer { object["trainer"] = trainer }
+            if let settings = try dpSgdSettings(ledger: "") {
+                let spent = summary.participants.compactMap(\.exampleEpsilon)
+                object["dp_sgd"] = [
+                    "noise_multiplier": settings.noiseMultiplier, "clip": settings.clip, "delta": settings.delta,
+                    "max_example_epsilon": spent.max() ?? NSNull(),
+                    "example_epsilon": Dictionary(
+                        uniqueKeysWithValues: summary.participants.map { ($0.id, $0.exampleEpsilon ?? 0) }),
+                    "steps": Dictionary(
+                        uniqueKeysWithValues: summary.participants.map { ($0.id, $0.exampleSteps ?? 0) }),
+                ]
+            }
             object["algorithm"] = algorithm
             object["secure_sum"] = secureSum
             if let holders = try thresholdHolders() {
@@ -720,6 +767,18 @@ extension SimulateCommand {
                 summary.finalAccuracy ?? Double.nan, rounds.last?.loss ?? Double.nan, summary.completedRounds,
                 summary.attempts, total,
                 bytes))
+        if let settings = try dpSgdSettings(ledger: ""),
+            let worst = summary.participants.max(by: {
+                ($0.exampleEpsilon ?? 0) < ($1.exampleEpsilon ?? 0)
+            })
+        {
+            print(
+                String(
+                    format:
+                        "DP-SGD (σ %.3g, per-example clip %.3g): example-level ε at most %.4g at δ = %.3g (%@: %d steps)",
+                    settings.noiseMultiplier, settings.clip, worst.exampleEpsilon ?? 0, settings.delta, worst.id,
+                    worst.exampleSteps ?? 0))
+        }
         for file in exported ?? [] { print(file.line) }
         if summary.gaveUp { throw ExitCode.failure }
     }

@@ -38,6 +38,30 @@ import VeilTestSupport
         #expect(plain.status == 64 && plain.stderr.contains("--trainer runs over the network, and"), "\(plain.stderr)")
     }
 
+    /// `--dp-sgd`: every participant trains by DP-SGD and reports its example-level ε.
+    @Test func dpSGDReportsEachParticipantsExampleLevelEpsilon() async throws {
+        let output = try await VeilProcess.run([
+            "simulate", "--rounds", "2", "--clients", "3", "--dp-sgd", "1.2:0.5", "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let dpsgd = try #require(object["dp_sgd"] as? [String: Any])
+        #expect(dpsgd["noise_multiplier"] as? Double == 1.2 && dpsgd["clip"] as? Double == 0.5)
+        let epsilons = try #require(dpsgd["example_epsilon"] as? [String: Double])
+        #expect(epsilons.count == 3 && epsilons.values.allSatisfy { $0 > 0 && $0.isFinite })
+        #expect(dpsgd["max_example_epsilon"] as? Double == epsilons.values.max())
+        let text = try await VeilProcess.run(["simulate", "--rounds", "1", "--clients", "3", "--dp-sgd", "1.2"])
+        #expect(text.stdout.contains("DP-SGD (σ 1.2, per-example clip 1): example-level ε at most"), "\(text.stdout)")
+        for (arguments, message) in [
+            (["--dp-sgd", "0.01"], "dp_sgd.noise_multiplier must be in [0.1, 1000]"),
+            (["--dp-sgd", "x"], "--dp-sgd must be σ or σ:C"),
+            (["--dp-sgd", "1", "--transport", "in-process"], "--dp-sgd runs over the network"),
+        ] {
+            let refused = try await VeilProcess.run(["simulate"] + arguments)
+            #expect(refused.status == 64 && refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+        }
+    }
+
     @Test func localTestSetsReportTheSpreadOfAccuracyOverParticipants() async throws {
         let output = try await VeilProcess.run([
             "simulate", "--rounds", "3", "--clients", "10", "--algorithm", "qfedavg", "--secure-sum", "plain",

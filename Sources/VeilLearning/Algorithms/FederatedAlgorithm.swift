@@ -1,5 +1,6 @@
 import Foundation
 import VeilCore
+import VeilPrivacy
 
 /// What a participant knows when it runs its client rule.
 public struct ClientContext {
@@ -17,6 +18,10 @@ public struct ClientContext {
     public var generator: Xoshiro256
     /// State the participant keeps from round to round (SCAFFOLD's control variate, Ditto's model).
     public var state: [String: [Double]]
+    /// Example-level DP (DP-SGD) and its generator (cryptographic and secret: it draws the
+    /// batches and the noise), when the participant trains under it (the FedAvg family's client
+    /// rule honours it); nil: plain SGD.
+    public var privateTraining: (privacy: ExampleLevelPrivacy, noise: NoiseGenerator)?
 
     /// n_k / weightScale.
     public var weight: Double { Double(data.count) / weightScale }
@@ -175,9 +180,18 @@ public struct FedAvgFamily: FederatedAlgorithm, Codable, Hashable {
         let mu = proximalMu
         let proximal: ((UnsafeMutableBufferPointer<Double>, UnsafeBufferPointer<Double>) -> Void)? =
             mu > 0 ? { g, w in for i in 0..<g.count { g[i] += mu * (w[i] - global[i]) } } : nil
-        let result = trainLocally(
-            model: client.model, start: global, data: client.data, epochs: client.epochs, batchSize: client.batchSize,
-            optimizer: client.optimizer, using: &client.generator, adjust: proximal)
+        let result: LocalTrainingResult
+        if var (privacy, noise) = client.privateTraining {
+            result = trainLocallyPrivately(
+                model: client.model, start: global, data: client.data, epochs: client.epochs,
+                batchSize: client.batchSize, optimizer: client.optimizer, privacy: privacy, using: &noise,
+                adjust: proximal)
+            client.privateTraining = (privacy, noise)
+        } else {
+            result = trainLocally(
+                model: client.model, start: global, data: client.data, epochs: client.epochs,
+                batchSize: client.batchSize, optimizer: client.optimizer, using: &client.generator, adjust: proximal)
+        }
         if let lambda = dittoLambda {
             let personal = client.state["ditto"] ?? global
             let pulled = trainLocally(

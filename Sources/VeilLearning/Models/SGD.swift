@@ -13,6 +13,27 @@ public struct SGD: Hashable, Sendable {
     }
 }
 
+extension SGD {
+    /// One step on `w` with gradient g: w ← w − η(g + λw), or with momentum β,
+    /// v ← βv + g + λw, w ← w − ηv (`velocity` is empty without momentum).
+    @inline(__always)
+    func step(
+        _ w: UnsafeMutableBufferPointer<Double>, gradient g: UnsafeBufferPointer<Double>, velocity: inout [Double]
+    ) {
+        let (lr, mu, wd) = (learningRate, momentum, weightDecay)
+        if mu > 0 {
+            velocity.withUnsafeMutableBufferPointer { v in
+                for i in 0..<w.count {
+                    v[i] = mu * v[i] + g[i] + wd * w[i]
+                    w[i] -= lr * v[i]
+                }
+            }
+        } else {
+            for i in 0..<w.count { w[i] -= lr * (g[i] + wd * w[i]) }
+        }
+    }
+}
+
 /// The result of local training.
 public struct LocalTrainingResult: Sendable {
     public let parameters: [Double]
@@ -51,17 +72,7 @@ public func trainLocally(
                     epochLoss += model.lossAndGradient(
                         UnsafeBufferPointer(w), data: data, rows: batch, gradient: g, workspace: workspace)
                     adjust?(g, UnsafeBufferPointer(w))
-                    let (lr, mu, wd) = (optimizer.learningRate, optimizer.momentum, optimizer.weightDecay)
-                    if mu > 0 {
-                        velocity.withUnsafeMutableBufferPointer { v in
-                            for i in 0..<w.count {
-                                v[i] = mu * v[i] + g[i] + wd * w[i]
-                                w[i] -= lr * v[i]
-                            }
-                        }
-                    } else {
-                        for i in 0..<w.count { w[i] -= lr * (g[i] + wd * w[i]) }
-                    }
+                    optimizer.step(w, gradient: UnsafeBufferPointer(g), velocity: &velocity)
                 }
             }
             steps += 1

@@ -19,12 +19,13 @@ func decodeFile<T: Decodable>(_ path: String) throws -> T {
 }
 
 func describe(_ error: DecodingError) -> String {
+    // The file's spelling (snake_case), not the decoder's.
     func path(_ context: DecodingError.Context) -> String {
-        context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        context.codingPath.map { $0.intValue.map(String.init) ?? snakeCase($0.stringValue) }.joined(separator: ".")
     }
     switch error {
     case .keyNotFound(let key, let context):
-        return "missing key \(path(context).isEmpty ? "" : path(context) + ".")\(key.stringValue)"
+        return "missing key \(path(context).isEmpty ? "" : path(context) + ".")\(snakeCase(key.stringValue))"
     case .typeMismatch(_, let context), .valueNotFound(_, let context):
         return "wrong type at \(path(context)): \(context.debugDescription)"
     case .dataCorrupted(let context): return "invalid \(path(context)): \(context.debugDescription)"

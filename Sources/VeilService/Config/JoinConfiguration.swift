@@ -1,4 +1,5 @@
 import Foundation
+import VeilLearning
 import VeilPrivacy
 
 /// `veil join --config FILE`.
@@ -38,12 +39,15 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     /// Local training by the user's own program (`Specs/trainer.md`) instead of Veil's trainer
     /// on `dataset`; nil: Veil's.
     public var trainer: TrainerConfiguration?
+    /// Example-level DP in Veil's own trainer (DP-SGD, `Specs/privacy.md` §8), with this
+    /// participant's example-level ledger; nil: plain SGD.
+    public var dpSgd: DPSGDSettings?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
-        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport, trainer
+        case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport, trainer, dpSgd
     }
 
     public init(from decoder: any Decoder) throws {
@@ -63,6 +67,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         auditJournal = try c.decodeIfPresent(String.self, forKey: .auditJournal)
         lossReport = try c.decodeIfPresent(LossReportSettings.self, forKey: .lossReport)
         trainer = try c.decodeIfPresent(TrainerConfiguration.self, forKey: .trainer)
+        dpSgd = try c.decodeIfPresent(DPSGDSettings.self, forKey: .dpSgd)
         if trainer != nil, let key = [CodingKeys.dataset, .partition, .clients, .index, .seed].first(where: c.contains)
         {
             throw ConfigurationError(
@@ -114,6 +119,15 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
             trainer.runDirectory = base.path
             configuration.trainer = trainer
         }
+        if var settings = configuration.dpSgd {
+            try settings.validate()
+            guard configuration.trainer == nil else {
+                throw ConfigurationError(
+                    "dp_sgd is for Veil's own trainer: an external trainer applies its own example-level privacy")
+            }
+            if !settings.ledger.hasPrefix("/") { settings.ledger = base.appendingPathComponent(settings.ledger).path }
+            configuration.dpSgd = settings
+        }
         if var budget = configuration.privacyBudget {
             try budget.validate()
             if !budget.ledger.hasPrefix("/") { budget.ledger = base.appendingPathComponent(budget.ledger).path }
@@ -161,6 +175,54 @@ public struct ParticipantBudget: Codable, Hashable, Sendable {
             }
         }
     }
+}
+
+/// join.json's `dp_sgd`: DP-SGD in local training (`Specs/privacy.md` §8) — per-example clipping
+/// to `clip`, Gaussian noise of σ = `noise_multiplier` times it, Poisson-sampled batches — and
+/// the example-level (ε, δ) this participant has spent, kept in `ledger`; with `epsilon`, a
+/// round that would take it past that is declined.
+public struct DPSGDSettings: Codable, Hashable, Sendable {
+    public var noiseMultiplier: Double
+    public var clip = 1.0
+    public var delta = 1e-5
+    /// The example-level budget; nil: spending is kept and reported, never refused.
+    public var epsilon: Double?
+    /// The JSON file of the example-level ledger (relative to the configuration file).
+    public var ledger = "example-ledger.json"
+
+    public init(noiseMultiplier: Double, clip: Double = 1, delta: Double = 1e-5, epsilon: Double? = nil, ledger: String)
+    {
+        self.noiseMultiplier = noiseMultiplier
+        self.clip = clip
+        self.delta = delta
+        self.epsilon = epsilon
+        self.ledger = ledger
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case noiseMultiplier, clip, delta, epsilon, ledger }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, CodingKeys.self, in: "dp_sgd")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        noiseMultiplier = try c.decode(Double.self, forKey: .noiseMultiplier)
+        try c.take(.clip, &clip); try c.take(.delta, &delta); try c.take(.ledger, &ledger)
+        epsilon = try c.decodeIfPresent(Double.self, forKey: .epsilon)
+    }
+
+    /// Refuses a setting out of range, by its key.
+    public func validate() throws {
+        guard noiseMultiplier >= 0.1, noiseMultiplier <= 1000 else {
+            throw ConfigurationError("dp_sgd.noise_multiplier must be in [0.1, 1000]")
+        }
+        guard clip > 0, clip.isFinite else { throw ConfigurationError("dp_sgd.clip must be positive") }
+        guard delta > 0, delta < 1 else { throw ConfigurationError("dp_sgd.delta must be in (0, 1)") }
+        if let epsilon {
+            guard epsilon > 0, epsilon.isFinite else { throw ConfigurationError("dp_sgd.epsilon must be positive") }
+        }
+        guard !ledger.isEmpty else { throw ConfigurationError("dp_sgd.ledger must name a file") }
+    }
+
+    public var privacy: ExampleLevelPrivacy { ExampleLevelPrivacy(noiseMultiplier: noiseMultiplier, clip: clip) }
 }
 
 /// join.json's `loss_report`: the participant reveals, each round, the broadcast model's mean

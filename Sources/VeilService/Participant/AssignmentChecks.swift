@@ -136,7 +136,9 @@ extension ParticipantAgent {
             throw Declined(.declinePolicy, "this participant has already taken part in this session")
         }
         var randomness = roundRandomness(session.id)
+        let exampleLevel = try exampleLevelCost(a)
         let input = try training { try trainAndEncode(a, distributed: distributed, randomness: &randomness) }
+        try chargeExampleLevel(exampleLevel)
         // Charged as soon as the noisy input exists, before anything of it leaves: a round that
         // fails later is over-counted, never under-counted.
         if let cost {
@@ -314,7 +316,9 @@ extension ParticipantAgent {
             throw Declined(.declinePolicy, "this participant has already contributed to this session")
         }
         var randomness = roundRandomness(session.id)
+        let exampleLevel = try exampleLevelCost(a)
         let input = try training { try trainAndEncode(a, randomness: &randomness) }
+        try chargeExampleLevel(exampleLevel)
         do {
             let contributor = MaskedPaillierContributor(
                 session: session, position: ParticipantID(a.position), signingKey: signingKey,
@@ -391,6 +395,44 @@ extension ParticipantAgent {
         do { try ledger.admit(identity.id, cost) } catch {
             throw Declined(.declinePrivacy, "\(error)")
         }
+    }
+
+    /// DP-SGD's cost of this round's local training on this participant's rows (`Specs/privacy.md`
+    /// §8), from the plan's batch size and epochs, or nil without DP-SGD. A round that would take
+    /// the example-level ε past `dp_sgd.epsilon` is declined before any training.
+    func exampleLevelCost(_ a: Veil_V1_RoundAssignment) throws(Declined) -> (cost: RDPAccountant, steps: Int)? {
+        guard let settings = configuration.dpSgd, let exampleLedger, let data else { return nil }
+        let plan = a.training
+        let (examples, batch, epochs) = (data.count, Int(plan.batchSize), Int(plan.localEpochs))
+        let steps = ExampleLevelPrivacy.schedule(examples: examples, batchSize: batch, epochs: epochs).steps
+        let cost = settings.privacy.cost(examples: examples, batchSize: batch, epochs: epochs)
+        if let budget = settings.epsilon {
+            let after = exampleLedger.epsilon(adding: cost)
+            guard after <= budget else {
+                throw Declined(
+                    .declinePrivacy,
+                    String(
+                        format:
+                            "DP-SGD: this round's %d steps would take the example-level ε to %.4g, over its budget %.4g",
+                        steps, after, budget))
+            }
+        }
+        return (cost, steps)
+    }
+
+    /// Charged once trained, before anything of the update leaves: a round that fails later is
+    /// over-counted, never under-counted.
+    func chargeExampleLevel(_ charge: (cost: RDPAccountant, steps: Int)?) throws(Declined) {
+        guard let charge, let exampleLedger else { return }
+        do { try exampleLedger.charge(charge.cost, steps: charge.steps) } catch {
+            throw Declined(.declinePrivacy, "cannot record the round in the example-level ledger: \(error)")
+        }
+        logger.info(
+            "DP-SGD",
+            metadata: [
+                "example_epsilon": "\(exampleLedger.epsilon())", "steps": "\(exampleLedger.steps)",
+                "rounds": "\(exampleLedger.rounds)",
+            ])
     }
 
     /// This participant's randomness for one session: a generator keyed from its signing key
@@ -515,6 +557,13 @@ extension ParticipantAgent {
             optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
             weightScale: uniformWeight ? Double(max(data.count, 1)) : plan.weightScale,
             generator: Xoshiro256(seed: seed, stream: stream), state: [:])
+        if let settings = configuration.dpSgd {
+            // The noise protects the examples: from the operating system, never from the plan.
+            context.privateTraining = (
+                settings.privacy,
+                NoiseSource.system().generator(party: identity.id + "/dp-sgd", round: Int(truncatingIfNeeded: a.round))
+            )
+        }
         return algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
     }
 

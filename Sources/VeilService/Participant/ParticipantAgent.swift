@@ -55,6 +55,8 @@ public struct ParticipantAgent: Sendable {
     let lossReports = LossReportRecord()
     /// This participant's own privacy ledger, when its configuration sets a budget.
     let ledger: ParticipantLedger?
+    /// Its example-level ledger, when it trains by DP-SGD.
+    let exampleLedger: ExampleLedger?
 
     /// The coordinator's port (a coordinator that picked a free port tells it late).
     public var port: Int {
@@ -70,6 +72,7 @@ public struct ParticipantAgent: Sendable {
         trainer = configuration.trainer.map { ExternalTrainer(configuration: $0, logger: logger) }
         self.data = trainer == nil ? try data ?? Self.loadData(configuration) : nil
         ledger = try configuration.privacyBudget.map { try ParticipantLedger($0) }
+        exampleLedger = try configuration.dpSgd.map { try ExampleLedger($0) }
     }
 
     /// The participant's rows: its shard of a federated split, or a whole CSV file.
@@ -101,8 +104,9 @@ public struct ParticipantAgent: Sendable {
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
                         finishedReason: reason, trainingSeconds: tally.trainingSeconds,
                         cryptoSeconds: tally.cryptoSeconds, privacyNotice: tally.privacyNotice,
-                        privacySpent: ledger?.spent(identity.id), declines: tally.declines,
-                        lastDecline: tally.lastDecline)
+                        privacySpent: ledger?.spent(identity.id), exampleEpsilon: exampleLedger?.epsilon(),
+                        exampleRounds: exampleLedger?.rounds, exampleSteps: exampleLedger?.steps,
+                        declines: tally.declines, lastDecline: tally.lastDecline)
                 }
                 failures = 0
             } catch {

@@ -51,6 +51,61 @@ final class ParticipantLedger: Sendable {
     }
 }
 
+/// A participant's example-level ledger (DP-SGD, `Specs/privacy.md` §8): the RDP composition
+/// of every local training it ran under DP-SGD, kept in a JSON file written atomically after
+/// each charge, so that a restart does not forget what was spent.
+final class ExampleLedger: Sendable {
+    struct Record: Codable, Hashable {
+        var delta: Double
+        var rounds = 0
+        var steps = 0
+        var accountant = RDPAccountant()
+    }
+
+    private let path: String
+    private let record: Mutex<Record>
+
+    init(_ settings: DPSGDSettings) throws {
+        path = settings.ledger
+        if let data = FileManager.default.contents(atPath: path) {
+            let stored: Record
+            do { stored = try JSONDecoder().decode(Record.self, from: data) } catch {
+                throw ConfigurationError("the example-level ledger \(path) is not a ledger: \(error)")
+            }
+            guard stored.delta == settings.delta else {
+                throw ConfigurationError(
+                    "the example-level ledger \(path) is kept at δ = \(stored.delta); the configuration says δ = \(settings.delta)"
+                )
+            }
+            record = Mutex(stored)
+        } else {
+            record = Mutex(Record(delta: settings.delta))
+        }
+    }
+
+    /// The example-level ε spent so far, and after one more local training costing `cost`.
+    func epsilon(adding cost: RDPAccountant? = nil) -> Double {
+        record.withLock { record in
+            var accountant = record.accountant
+            if let cost { accountant.compose(cost) }
+            return accountant.epsilon(delta: record.delta).epsilon
+        }
+    }
+
+    var rounds: Int { record.withLock { $0.rounds } }
+    var steps: Int { record.withLock { $0.steps } }
+
+    func charge(_ cost: RDPAccountant, steps: Int) throws {
+        let data: Data = try record.withLock {
+            $0.accountant.compose(cost)
+            $0.rounds += 1
+            $0.steps += steps
+            return try JSONEncoder().encode($0)
+        }
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
+
 /// Certificates already verified, by SHA-256 of their DER; an entry is used only while its
 /// certificate is still valid.
 final class VerifiedCertificates: Sendable {

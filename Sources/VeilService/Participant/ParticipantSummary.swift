@@ -14,6 +14,11 @@ public struct ParticipantSummary: Sendable {
     public var privacyNotice: String? = nil
     /// With a budget of its own: the ε this participant's ledger says it has spent.
     public var privacySpent: Double? = nil
+    /// With DP-SGD: the example-level ε its ledger says it has spent (at `dp_sgd.delta`), over
+    /// how many local trainings and steps.
+    public var exampleEpsilon: Double? = nil
+    public var exampleRounds: Int? = nil
+    public var exampleSteps: Int? = nil
     /// The rounds it declined or withdrew from, by ``Veil_V1_DeclineCode/name``, and the
     /// last reason it gave.
     public var declines: [String: Int] = [:]
