@@ -164,8 +164,15 @@ import VeilTestSupport
         #expect(
             try raw("w = np.zeros((2, 3), dtype=np.int64)", good)
                 == .tensor(name: "layers.0.weight", "\(NumpyError.dtype("<i8"))"))
-        #expect(try raw("b = np.zeros(100000)", good)?.description.contains("larger than its shape allows") == true)
-        #expect(try raw("os.makedirs(os.path.join(folder, 'result/1.npy'))", good) != nil)
+        #expect(try raw("b = np.zeros(100000)", good)?.description.contains("is larger than the 10032 bytes") == true)
+        // Files a reader could block on or be led astray by: refused on the open descriptor.
+        let notRegular = "not a regular file (a symbolic link, a FIFO, a device or a folder)"
+        #expect(
+            try raw("os.symlink('/etc/passwd', os.path.join(folder, 'result/1.npy'))", good)
+                == .tensor(name: "layers.0.bias", "result/1.npy is \(notRegular)"))
+        #expect(
+            try raw("os.symlink('/dev/zero', os.path.join(folder, 'result/0.npy'))", good)
+                == .tensor(name: "layers.0.weight", "result/0.npy is \(notRegular)"))
         for (json, why) in [
             (
                 #"{"format": "veil-trainer", "version": 1, "examples": 0}"#,
@@ -201,8 +208,20 @@ import VeilTestSupport
             #expect(try raw("", json) == .result(why), "\(json)")
         }
         #expect(
-            try raw("", String(repeating: " ", count: 2 << 20) + good)?.description.hasSuffix(
-                "bytes, over the limit of 1 MiB") == true)
+            try raw("", String(repeating: " ", count: 2 << 20) + good)
+                == .result("larger than the 1048576 bytes it may have"))
+        // A FIFO that no one writes would block a plain read for ever.
+        let started = ContinuousClock.now
+        let fifo = try train(
+            """
+            import os, numpy as np
+            folder = os.path.dirname(os.environ["VEIL_TRAINER_REQUEST"])
+            np.save(os.path.join(folder, "result/0.npy"), np.zeros((2, 3)))
+            np.save(os.path.join(folder, "result/1.npy"), np.zeros(2))
+            os.mkfifo(os.path.join(folder, "result.json"))
+            """)
+        #expect(failure(fifo) == .result(notRegular))
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     /// The package checks what Veil checks, and says so by name before Veil sees anything.

@@ -1,6 +1,10 @@
 import Foundation
 import VeilLearning
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What the trainer is asked to do in one round (`Specs/trainer.md` §2): the global model as
 /// named tensors, and the coordinator's training plan, which the trainer applies as it can.
 public struct TrainingRequest: Sendable {
@@ -157,28 +161,74 @@ public struct TrainerExchange: Sendable {
     }
 
     private func resultObject() throws(TrainerError) -> [String: Any] {
-        let size = (try? FileManager.default.attributesOfItem(atPath: resultFile.path)[.size] as? Int) ?? nil
-        guard let size else { throw .result("missing") }
-        guard size <= Self.maxResultBytes else { throw .result("\(size) bytes, over the limit of 1 MiB") }
-        guard let data = FileManager.default.contents(atPath: resultFile.path),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else {
+        let data: [UInt8]
+        switch Self.readRegularFile(resultFile.path, limit: Self.maxResultBytes) {
+        case .success(let bytes): data = bytes
+        case .failure(let why): throw .result(why.description)
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else {
             throw .result("not a JSON object")
         }
         return object
     }
 
+    /// Why a file the trainer left cannot be read.
+    enum Unreadable: Error, CustomStringConvertible {
+        case missing
+        case notRegular
+        case tooLarge(Int)
+        case io(Int32)
+
+        var description: String {
+            switch self {
+            case .missing: "missing"
+            case .notRegular: "not a regular file (a symbolic link, a FIFO, a device or a folder)"
+            case .tooLarge(let limit): "larger than the \(limit) bytes it may have"
+            case .io(let code): "unreadable: \(String(cString: strerror(code)))"
+            }
+        }
+    }
+
+    /// The bytes of a regular file of at most `limit` bytes. Opened without following a final
+    /// symbolic link and without blocking, then checked on the open descriptor: a FIFO that no
+    /// one will ever write, a device, or a file swapped in after a check cannot stall or
+    /// swell the participant.
+    static func readRegularFile(_ path: String, limit: Int) -> Result<[UInt8], Unreadable> {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            return .failure(errno == ENOENT ? .missing : errno == ELOOP ? .notRegular : .io(errno))
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return .failure(.io(errno)) }
+        guard info.st_mode & S_IFMT == S_IFREG else { return .failure(.notRegular) }
+        guard info.st_size <= limit else { return .failure(.tooLarge(limit)) }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        var count = 0
+        while count <= limit {
+            let got = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, limit + 1 - count) }
+            if got == 0 { break }
+            if got < 0 {
+                if errno == EINTR { continue }
+                return .failure(.io(errno))
+            }
+            count += got
+        }
+        // The file grew after fstat: still no more than the limit is read or accepted.
+        guard count <= limit else { return .failure(.tooLarge(limit)) }
+        return .success(Array(bytes[0..<count]))
+    }
+
     private func tensor(_ index: Int, _ spec: TensorSpec) throws(TrainerError) -> [Double] {
         let path = folder.appendingPathComponent(resultTensorFile(index)).path
         let limit = NumpyArray.maxHeaderLength + 16 + spec.count * 8
-        guard let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int else {
-            throw .tensor(name: spec.name, "\(resultTensorFile(index)) is missing")
-        }
-        guard size <= limit, let bytes = FileManager.default.contents(atPath: path) else {
-            throw .tensor(name: spec.name, "\(resultTensorFile(index)) is \(size) bytes, larger than its shape allows")
+        let bytes: [UInt8]
+        switch Self.readRegularFile(path, limit: limit) {
+        case .success(let read): bytes = read
+        case .failure(let why): throw .tensor(name: spec.name, "\(resultTensorFile(index)) is \(why)")
         }
         let array: NumpyArray
-        do { array = try NumpyArray(decoding: Array(bytes)) } catch { throw .tensor(name: spec.name, "\(error)") }
+        do { array = try NumpyArray(decoding: bytes) } catch { throw .tensor(name: spec.name, "\(error)") }
         guard array.shape == spec.shape else {
             throw .tensor(name: spec.name, "the shape \(array.shape), where the schema says \(spec.shape)")
         }
