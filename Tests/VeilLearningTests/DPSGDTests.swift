@@ -85,4 +85,26 @@ import VeilTestSupport
         #expect(difference.count > 500)
         #expect(abs(deviation / expected - 1) < 0.1, "\(deviation) against \(expected)")
     }
+
+    /// A coordinator's extreme parameters overflow the logits of some rows: their gradients are
+    /// not finite and contribute nothing (min(1, C/NaN) would have let them through unclipped).
+    @Test func aGradientThatIsNotFiniteContributesNothing() throws {
+        let data = try Self.data(rows: 6)
+        var start = [Double](repeating: 0, count: Self.model.parameterCount)
+        for i in 0..<4 { start[i] = 1e308 }
+        var randomness = Xoshiro256(seed: 4)
+        let result = trainLocallyPrivately(
+            model: Self.model, start: start, data: data, epochs: 1, batchSize: 6, optimizer: SGD(learningRate: 1),
+            privacy: ExampleLevelPrivacy(noiseMultiplier: 0, clip: 1), using: &randomness)
+        #expect(result.parameters.allSatisfy { $0.isFinite })
+    }
+
+    /// A batch size of 0 trains nothing instead of looping for ever.
+    @Test func aBatchOfZeroTrainsNothing() throws {
+        var g = Xoshiro256(seed: 1)
+        let result = trainLocally(
+            model: Self.model, start: [Double](repeating: 0, count: Self.model.parameterCount),
+            data: try Self.data(rows: 4), epochs: 1, batchSize: 0, optimizer: SGD(learningRate: 1), using: &g)
+        #expect(result.steps == 0)
+    }
 }

@@ -258,6 +258,7 @@ import VeilTestSupport
         (#""dp_sgd": {"noise_multiplier": 1, "ledger": ""}"#, "dp_sgd.ledger must name a file"),
         (#""dp_sgd": {"noise_multiplier": 1, "sigma": 2}"#, #"dp_sgd: unknown key "sigma""#),
         (#""dp_sgd": {"noise_multiplier": 1}, "trainer": {"command": ["t"]}"#, "dp_sgd is for Veil's own trainer"),
+        (#""dp_sgd": {"noise_multiplier": 1}, "loss_report": {}"#, "loss_report and dp_sgd are exclusive"),
     ])
     func everyJoinRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
         let refusal = try #require(

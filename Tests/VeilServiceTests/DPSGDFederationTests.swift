@@ -74,4 +74,18 @@ import VeilTransport
         let reloaded = try ExampleLedger(try #require(network.participants[3].join.dpSgd))
         #expect(reloaded.rounds == 1 && reloaded.epsilon() == budgeted.exampleEpsilon)
     }
+
+    /// A ledger file that is not this accountant's is refused, never treated as a fresh budget.
+    @Test func aForeignOrUnreadableLedgerIsRefused() throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-example-ledger")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("ledger.json")
+        let settings = DPSGDSettings(noiseMultiplier: 1, delta: 1e-5, ledger: file.path)
+        try #"{"delta": 1e-5, "rounds": 1, "steps": 4, "accountant": {"orders": [2, 3], "rdp": [0.1, 0.2]}}"#.write(
+            to: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try ExampleLedger(settings) }
+        try FileManager.default.removeItem(at: file)
+        try FileManager.default.createDirectory(at: file, withIntermediateDirectories: false)
+        #expect(throws: ConfigurationError.self) { try ExampleLedger(settings) }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 import Testing
 import VeilLearning
@@ -163,7 +164,7 @@ import VeilTestSupport
                 == .tensor(name: "layers.0.weight", "the shape [3, 2], where the schema says [2, 3]"))
         #expect(
             try raw("w = np.zeros((2, 3), dtype=np.int64)", good)
-                == .tensor(name: "layers.0.weight", "\(NumpyError.dtype("<i8"))"))
+                == .tensor(name: "layers.0.weight", NumpyError.dtype("<i8").reason))
         #expect(try raw("b = np.zeros(100000)", good)?.description.contains("is larger than the 10032 bytes") == true)
         // Files a reader could block on or be led astray by: refused on the open descriptor.
         let notRegular = "not a regular file (a symbolic link, a FIFO, a device or a folder)"
@@ -194,13 +195,16 @@ import VeilTestSupport
             (#"{"format": "veil-trainer", "version": true, "examples": 5}"#, "version is not 1"),
             (
                 #"{"format": "veil-trainer", "version": 1, "examples": 5, "metrics": {"loss": false}}"#,
-                "the metric 'loss' is not a finite number"
+                "a metric that is not a finite number"
             ),
             (#"{"format": "other", "version": 1, "examples": 5}"#, #"format is not "veil-trainer""#),
-            (#"{"format": "veil-trainer", "version": 1, "examples": 5, "update": 1}"#, "an unknown key 'update'"),
+            (
+                #"{"format": "veil-trainer", "version": 1, "examples": 5, "update": 1}"#,
+                "a key other than format, version, examples and metrics"
+            ),
             (
                 #"{"format": "veil-trainer", "version": 1, "examples": 5, "metrics": {"loss": "low"}}"#,
-                "the metric 'loss' is not a finite number"
+                "a metric that is not a finite number"
             ),
             (#"[1, 2]"#, "not a JSON object"),
             (#"{"format": "veil-trainer", "#, "not a JSON object"),
@@ -222,6 +226,34 @@ import VeilTestSupport
             """)
         #expect(failure(fifo) == .result(notRegular))
         #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    /// The trainer gets none of the participant's descriptors (its link to the coordinator), a
+    /// folder only its user can read, and a umask that keeps what it writes private.
+    @Test func theTrainerInheritsNoSocketAndWritesPrivately() throws {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(socket > 2)
+        defer { close(socket) }
+        let result = try train(
+            """
+            import os, stat, sys, veil_trainer
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    if int(fd) > 2 and os.readlink("/proc/self/fd/" + fd).startswith("socket:"):
+                        sys.exit(9)
+                except OSError:
+                    pass
+            folder = os.path.dirname(os.environ["VEIL_TRAINER_REQUEST"])
+            if stat.S_IMODE(os.stat(folder).st_mode) != 0o700 or os.umask(0) != 0o077:
+                sys.exit(8)
+            veil_trainer.run(lambda request: (request.global_tensors, 3))
+            """)
+        #expect(try result.get().examples == 3)
+    }
+
+    @Test func aReasonIsBounded() {
+        let reason = Declined(.declineTraining, String(repeating: "x", count: 100_000)).reason
+        #expect(reason.count == Declined.maxReasonLength && reason.hasSuffix("…"))
     }
 
     /// The package checks what Veil checks, and says so by name before Veil sees anything.

@@ -133,6 +133,16 @@ public enum NumpyError: Error, Hashable, Sendable, CustomStringConvertible {
         case .body(let expected, let actual): "the .npy data is \(actual) bytes, its header says \(expected)"
         }
     }
+
+    /// The description without any text taken from the file (a header, a dtype): what may be
+    /// told to another party about a file someone else wrote.
+    public var reason: String {
+        switch self {
+        case .header: "a malformed .npy header"
+        case .dtype: "a dtype other than little-endian float32 ('<f4') or float64 ('<f8')"
+        default: description
+        }
+    }
 }
 
 /// The header: a Python dict literal with exactly the keys `descr`, `fortran_order` and

@@ -69,6 +69,9 @@ public func trainLocallyPrivately(
                     included += 1
                     var norm = 0.0
                     for i in 0..<count { norm += g[i] * g[i] }
+                    // A gradient that is not finite (logits overflowed at extreme parameters)
+                    // contributes nothing: min(1, C/NaN) would let it through unclipped.
+                    guard norm.isFinite else { continue }
                     let scale = min(1, privacy.clip / max(norm.squareRoot(), .leastNormalMagnitude))
                     for i in 0..<count { sum[i] += scale * g[i] }
                 }

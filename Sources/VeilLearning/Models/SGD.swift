@@ -52,7 +52,10 @@ public func trainLocally(
     adjust: ((UnsafeMutableBufferPointer<Double>, UnsafeBufferPointer<Double>) -> Void)? = nil
 ) -> LocalTrainingResult {
     var parameters = start
-    guard data.count > 0, epochs > 0 else { return LocalTrainingResult(parameters: parameters, steps: 0, meanLoss: 0) }
+    // A batch size of 0 would never advance through the rows.
+    guard data.count > 0, epochs > 0, batchSize > 0 else {
+        return LocalTrainingResult(parameters: parameters, steps: 0, meanLoss: 0)
+    }
     var gradient = [Double](repeating: 0, count: parameters.count)
     var velocity = [Double](repeating: 0, count: optimizer.momentum > 0 ? parameters.count : 0)
     let workspace = model.makeWorkspace()

@@ -125,6 +125,10 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
                 throw ConfigurationError(
                     "dp_sgd is for Veil's own trainer: an external trainer applies its own example-level privacy")
             }
+            guard configuration.lossReport == nil else {
+                throw ConfigurationError(
+                    "loss_report and dp_sgd are exclusive: the loss is revealed outside DP-SGD's accounting")
+            }
             if !settings.ledger.hasPrefix("/") { settings.ledger = base.appendingPathComponent(settings.ledger).path }
             configuration.dpSgd = settings
         }

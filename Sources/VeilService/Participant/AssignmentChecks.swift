@@ -444,6 +444,10 @@ extension ParticipantAgent {
             seed: VeilKDF.derive32(.participantRound, from: signingKey.seed, salt: sessionID))
     }
 
+    /// The most local epochs a plan may ask for: more is a coordinator keeping the participant
+    /// busy, not training.
+    static let maxLocalEpochs: UInt32 = 1000
+
     /// Training and encoding failures are this participant's, not the coordinator's.
     private func training<T>(_ body: () throws -> T) throws(Declined) -> T {
         do { return try body() } catch {
@@ -490,6 +494,14 @@ extension ParticipantAgent {
         let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
         guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
             throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
+        }
+        guard global.allSatisfy(\.isFinite) else {
+            throw ParticipantError.session("the broadcast model holds a value that is not finite")
+        }
+        guard plan.batchSize >= 1, (1...Self.maxLocalEpochs).contains(plan.localEpochs) else {
+            throw ParticipantError.session(
+                "the plan's batch size \(plan.batchSize) and local epochs \(plan.localEpochs): need a batch of at least 1 and 1 to \(Self.maxLocalEpochs) epochs"
+            )
         }
         // The minibatch order: the participant's own session randomness, salted with the round's
         // seed. A coordinator that repeats a round (an attempt, or a "new" round on the same

@@ -67,10 +67,22 @@ final class ExampleLedger: Sendable {
 
     init(_ settings: DPSGDSettings) throws {
         path = settings.ledger
-        if let data = FileManager.default.contents(atPath: path) {
+        // Only a ledger that does not exist starts from zero: one that cannot be read is an
+        // error, never a fresh budget.
+        if FileManager.default.fileExists(atPath: path) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError("the example-level ledger \(path) cannot be read")
+            }
             let stored: Record
             do { stored = try JSONDecoder().decode(Record.self, from: data) } catch {
                 throw ConfigurationError("the example-level ledger \(path) is not a ledger: \(error)")
+            }
+            guard stored.accountant.orders == RDPAccountant.defaultOrders,
+                stored.accountant.rdp.allSatisfy({ $0 >= 0 && !$0.isNaN }), stored.rounds >= 0, stored.steps >= 0
+            else {
+                throw ConfigurationError(
+                    "the example-level ledger \(path) is not a ledger: its orders are not the accountant's, or a value is negative"
+                )
             }
             guard stored.delta == settings.delta else {
                 throw ConfigurationError(

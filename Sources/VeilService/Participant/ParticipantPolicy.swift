@@ -137,9 +137,14 @@ public struct Declined: Error, CustomStringConvertible {
     public let code: Veil_V1_DeclineCode
     public let reason: String
 
+    /// The longest reason sent: a reason built from something another party controls (a
+    /// trainer's file, a coordinator's plan) cannot grow a message or a log without bound.
+    public static let maxReasonLength = 512
+
     public init(_ code: Veil_V1_DeclineCode, _ reason: String) {
         self.code = code
-        self.reason = reason
+        self.reason =
+            reason.count > Self.maxReasonLength ? String(reason.prefix(Self.maxReasonLength - 1)) + "…" : reason
     }
 
     public var description: String { "\(code.name): \(reason)" }

@@ -43,10 +43,11 @@ public struct ExternalTrainer: Sendable {
     }
 
     /// The command in a process group of its own (so that the timeout kills what it started
-    /// too), through `sh` for the folder and the limits (no core files, the address space),
+    /// too), with no descriptor of the participant's but its standard streams, through `sh` for
+    /// the folder and the limits (files private to the user, no core files, the address space),
     /// then `exec`: no shell parses the user's arguments.
     private func run(in folder: URL, log: URL, request: URL) throws(TrainerError) {
-        let script = "cd \"$1\" && ulimit -c 0 && ulimit -v \"$2\" && shift 2 && exec \"$@\""
+        let script = "cd \"$1\" && umask 077 && ulimit -c 0 && ulimit -v \"$2\" && shift 2 && exec \"$@\""
         let directory = configuration.runDirectory ?? FileManager.default.currentDirectoryPath
         let arguments =
             ["/bin/sh", "-c", script, "veil-trainer", directory, String(configuration.maxMemoryBytes / 1024)]
@@ -116,7 +117,7 @@ struct TrainerProcess {
             posix_spawnattr_setsigmask(&attributes, &noSignal) == 0,
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) == 0,
             posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600) == 0,
-            posix_spawn_file_actions_adddup2(&actions, 1, 2) == 0
+            posix_spawn_file_actions_adddup2(&actions, 1, 2) == 0, closeInherited(&actions)
         else { throw .launch("cannot set up the trainer's process") }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
@@ -125,6 +126,23 @@ struct TrainerProcess {
         let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
         guard status == 0 else { throw .launch(String(cString: strerror(status))) }
         return TrainerProcess(pid: pid)
+    }
+
+    /// Closes, in the child, every descriptor above standard error: the participant's sockets
+    /// (its link to the coordinator, in a simulation the coordinator's own) must not be the
+    /// trainer's to read, write or shut down. glibc's `posix_spawn_file_actions_addclosefrom_np`
+    /// (2.34 and later, found at run time) closes them all at spawn; without it, each descriptor
+    /// open now is closed.
+    private static func closeInherited(_ actions: inout posix_spawn_file_actions_t) -> Bool {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
+            return unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0
+        }
+        guard let open = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return false }
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+            guard posix_spawn_file_actions_addclose(&actions, fd) == 0 else { return false }
+        }
+        return true
     }
 
     /// How it ended, or nil while it runs.

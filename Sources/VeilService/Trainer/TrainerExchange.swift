@@ -90,9 +90,12 @@ public struct TrainerExchange: Sendable {
     public func write(_ request: TrainingRequest) throws(TrainerError) {
         let tensors = request.schema.split(request.global)
         do {
+            // Private to this user: the folder holds the model before and after local training.
+            let owner: [FileAttributeKey: Any] = [.posixPermissions: 0o700]
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false, attributes: owner)
             for directory in ["global", "result"] {
                 try FileManager.default.createDirectory(
-                    at: folder.appendingPathComponent(directory), withIntermediateDirectories: true)
+                    at: folder.appendingPathComponent(directory), withIntermediateDirectories: false, attributes: owner)
             }
             for (i, values) in tensors.enumerated() {
                 let array = NumpyArray(shape: request.schema.tensors[i].shape, values: values)
@@ -123,8 +126,9 @@ public struct TrainerExchange: Sendable {
     public func read(schema: TensorSchema) throws(TrainerError) -> TrainedModel {
         let object = try resultObject()
         let known: Set<String> = ["format", "version", "examples", "metrics"]
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw .result("an unknown key '\(unknown)'")
+        // The reasons name nothing the trainer chose (a key, a metric's name): they go to the coordinator.
+        guard object.keys.allSatisfy(known.contains) else {
+            throw .result("a key other than format, version, examples and metrics")
         }
         guard object["format"] as? String == Self.format else { throw .result("format is not \"\(Self.format)\"") }
         guard Self.number(object["version"]) == Double(Self.version) else {
@@ -140,7 +144,7 @@ public struct TrainerExchange: Sendable {
             guard let table = reported as? [String: Any] else { throw .result("metrics must be an object") }
             for (name, value) in table {
                 guard let number = Self.number(value), number.isFinite else {
-                    throw .result("the metric '\(name)' is not a finite number")
+                    throw .result("a metric that is not a finite number")
                 }
                 metrics[name] = number
             }
@@ -228,7 +232,7 @@ public struct TrainerExchange: Sendable {
         case .failure(let why): throw .tensor(name: spec.name, "\(resultTensorFile(index)) is \(why)")
         }
         let array: NumpyArray
-        do { array = try NumpyArray(decoding: bytes) } catch { throw .tensor(name: spec.name, "\(error)") }
+        do { array = try NumpyArray(decoding: bytes) } catch { throw .tensor(name: spec.name, error.reason) }
         guard array.shape == spec.shape else {
             throw .tensor(name: spec.name, "the shape \(array.shape), where the schema says \(spec.shape)")
         }
