@@ -186,6 +186,16 @@ public struct NetworkSimulation: Sendable {
         }
     }
 
+    /// Every participant trains by DP-SGD with `settings` (join.json's `dp_sgd`), each keeping
+    /// its example-level ledger in `example-ledger-<i>.json` in the federation's folder.
+    public mutating func useDPSGD(_ settings: DPSGDSettings) {
+        for i in participants.indices {
+            var own = settings
+            own.ledger = directory.appendingPathComponent("example-ledger-\(i + 1).json").path
+            participants[i].join.dpSgd = own
+        }
+    }
+
     /// Why a private run cannot go on the network, or nil: the service samples no one at
     /// random (its accounting has no amplification, which equals the in-process one only when
     /// everyone takes part in every round) and keeps the clip fixed.

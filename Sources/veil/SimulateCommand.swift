@@ -244,7 +244,7 @@ struct SimulateCommand: AsyncParsableCommand {
             throw ValidationError("--transport must be network or in-process")
         }
         if dpSgd != nil {
-            _ = try dpSgdSettings(ledger: "")
+            _ = try dpSgdSettings()
             if transport == "in-process" {
                 throw ValidationError("--dp-sgd runs over the network: the in-process engine trains without it")
             }
@@ -606,15 +606,14 @@ extension SimulateCommand {
         return (t, l)
     }
 
-    /// --dp-sgd as join.json's `dp_sgd`, or nil without it.
-    func dpSgdSettings(ledger: String) throws -> DPSGDSettings? {
+    /// --dp-sgd as join.json's `dp_sgd` (its ledger set per participant), or nil without it.
+    func dpSgdSettings() throws -> DPSGDSettings? {
         guard let dpSgd else { return nil }
         let parts = dpSgd.split(separator: ":", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), let sigma = Double(parts[0]),
             let clip = parts.count == 2 ? Double(parts[1]) : 1
         else { throw ValidationError("--dp-sgd must be σ or σ:C, not \(dpSgd)") }
-        let settings = DPSGDSettings(
-            noiseMultiplier: sigma, clip: clip, delta: dpSgdDelta, ledger: ledger.isEmpty ? "-" : ledger)
+        let settings = DPSGDSettings(noiseMultiplier: sigma, clip: clip, delta: dpSgdDelta)
         do { try settings.validate() } catch { throw ValidationError("--dp-sgd: \(error)") }
         return settings
     }
@@ -659,6 +658,7 @@ extension SimulateCommand {
             "veil-simulate-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         var network: NetworkSimulation
+        let dpsgd = try dpSgdSettings()
         if secureSum == "paillier" {
             let what =
                 thresholdKey.map { "dealing a \(paillierBits)-bit \($0) threshold Paillier key" }
@@ -670,12 +670,7 @@ extension SimulateCommand {
                 configuration: configuration, directory: directory,
                 paillierBits: secureSum == "paillier" ? paillierBits : nil, thresholdHolders: try thresholdHolders())
             if trainer != nil { try network.useTrainer(trainerCommand, for: network.participants.indices) }
-            if dpSgd != nil {
-                for i in network.participants.indices {
-                    network.participants[i].join.dpSgd = try dpSgdSettings(
-                        ledger: directory.appendingPathComponent("example-ledger-\(i + 1).json").path)
-                }
-            }
+            if let dpsgd { network.useDPSGD(dpsgd) }
         } catch {
             throw usageError("\(error)")
         }
@@ -702,7 +697,7 @@ extension SimulateCommand {
             if let exported { object["exported"] = exported.map(\.path).filter { !$0.isEmpty } }
             object["transport"] = "network"
             if let trainer { object["trainer"] = trainer }
-            if let settings = try dpSgdSettings(ledger: "") {
+            if let settings = dpsgd {
                 let spent = summary.participants.compactMap(\.exampleEpsilon)
                 object["dp_sgd"] = [
                     "noise_multiplier": settings.noiseMultiplier, "clip": settings.clip, "delta": settings.delta,
@@ -767,7 +762,7 @@ extension SimulateCommand {
                 summary.finalAccuracy ?? Double.nan, rounds.last?.loss ?? Double.nan, summary.completedRounds,
                 summary.attempts, total,
                 bytes))
-        if let settings = try dpSgdSettings(ledger: ""),
+        if let settings = dpsgd,
             let worst = summary.participants.max(by: {
                 ($0.exampleEpsilon ?? 0) < ($1.exampleEpsilon ?? 0)
             })

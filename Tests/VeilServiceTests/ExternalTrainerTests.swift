@@ -137,7 +137,8 @@ import VeilTestSupport
 
     /// What the trainer returns is checked against the schema, bypassing the package's own checks.
     @Test func wrongShapesNonFiniteValuesAndBadCountsAreRefused() throws {
-        func raw(_ tensors: String, _ result: String) throws -> TrainerError? {
+        /// `tensors` runs before the files are written, `after` once they are.
+        func raw(_ tensors: String, _ result: String, after: String = "") throws -> TrainerError? {
             failure(
                 try train(
                     """
@@ -149,6 +150,7 @@ import VeilTestSupport
                     np.save(os.path.join(folder, "result/1.npy"), b)
                     with open(os.path.join(folder, "result.json"), "w") as f:
                         f.write(\(result.debugDescription))
+                    \(after)
                     """))
         }
         let good = #"{"format": "veil-trainer", "version": 1, "examples": 5}"#
@@ -168,12 +170,20 @@ import VeilTestSupport
         #expect(try raw("b = np.zeros(100000)", good)?.description.contains("is larger than the 10032 bytes") == true)
         // Files a reader could block on or be led astray by: refused on the open descriptor.
         let notRegular = "not a regular file (a symbolic link, a FIFO, a device or a folder)"
+        // The links are made after the files are written: a write through a link to a system
+        // file would overwrite it (this test once truncated /etc/passwd that way).
         #expect(
-            try raw("os.symlink('/etc/passwd', os.path.join(folder, 'result/1.npy'))", good)
-                == .tensor(name: "layers.0.bias", "result/1.npy is \(notRegular)"))
+            try raw(
+                "", good,
+                after:
+                    "os.remove(os.path.join(folder, 'result/1.npy')); os.symlink(os.path.join(folder, 'global/1.npy'), os.path.join(folder, 'result/1.npy'))"
+            ) == .tensor(name: "layers.0.bias", "result/1.npy is \(notRegular)"))
         #expect(
-            try raw("os.symlink('/dev/zero', os.path.join(folder, 'result/0.npy'))", good)
-                == .tensor(name: "layers.0.weight", "result/0.npy is \(notRegular)"))
+            try raw(
+                "", good,
+                after:
+                    "os.remove(os.path.join(folder, 'result/0.npy')); os.symlink('/dev/zero', os.path.join(folder, 'result/0.npy'))"
+            ) == .tensor(name: "layers.0.weight", "result/0.npy is \(notRegular)"))
         for (json, why) in [
             (
                 #"{"format": "veil-trainer", "version": 1, "examples": 0}"#,

@@ -52,7 +52,9 @@ public func trainLocallyPrivately(
     guard steps > 0 else { return LocalTrainingResult(parameters: parameters, steps: 0, meanLoss: 0) }
     let count = parameters.count
     var sum = [Double](repeating: 0, count: count)
-    var single = [Double](repeating: 0, count: count)
+    var gradient = [Double](repeating: 0, count: count)
+    // One row at a time, without an allocation per row.
+    var single = [0]
     var velocity = [Double](repeating: 0, count: optimizer.momentum > 0 ? count : 0)
     let workspace = model.makeWorkspace()
     let expectedBatch = rate * Double(data.count)
@@ -62,10 +64,11 @@ public func trainLocallyPrivately(
     for _ in 0..<steps {
         for i in 0..<count { sum[i] = 0 }
         parameters.withUnsafeMutableBufferPointer { w in
-            single.withUnsafeMutableBufferPointer { g in
+            gradient.withUnsafeMutableBufferPointer { g in
                 for row in 0..<data.count where randomness.unit() < rate {
+                    single[0] = row
                     loss += model.lossAndGradient(
-                        UnsafeBufferPointer(w), data: data, rows: [row][...], gradient: g, workspace: workspace)
+                        UnsafeBufferPointer(w), data: data, rows: single[...], gradient: g, workspace: workspace)
                     included += 1
                     var norm = 0.0
                     for i in 0..<count { norm += g[i] * g[i] }

@@ -194,8 +194,10 @@ public struct DPSGDSettings: Codable, Hashable, Sendable {
     /// The JSON file of the example-level ledger (relative to the configuration file).
     public var ledger = "example-ledger.json"
 
-    public init(noiseMultiplier: Double, clip: Double = 1, delta: Double = 1e-5, epsilon: Double? = nil, ledger: String)
-    {
+    public init(
+        noiseMultiplier: Double, clip: Double = 1, delta: Double = 1e-5, epsilon: Double? = nil,
+        ledger: String = "example-ledger.json"
+    ) {
         self.noiseMultiplier = noiseMultiplier
         self.clip = clip
         self.delta = delta

@@ -514,7 +514,7 @@ extension ParticipantAgent {
         if let trainer {
             payload = try trainExternally(a, trainer: trainer, model: model, seed: seed, uniformWeight: uniformWeight)
         } else {
-            payload = try trainLocally(a, model: model, seed: seed, uniformWeight: uniformWeight)
+            payload = try trainWithVeil(a, model: model, seed: seed, uniformWeight: uniformWeight)
         }
         let e = a.encoding
         if e.subsetSize > 0 {
@@ -551,7 +551,7 @@ extension ParticipantAgent {
     }
 
     /// Veil's own trainer on this participant's rows: the FedAvg family's client rule.
-    private func trainLocally(
+    private func trainWithVeil(
         _ a: Veil_V1_RoundAssignment, model: any Model, seed: UInt64, uniformWeight: Bool
     ) throws -> [Double] {
         let plan = a.training
