@@ -42,7 +42,10 @@ public struct NetworkSimulation: Sendable {
                 )
             }
         }
-        guard let algorithm = c.algorithm.fedAvgFamilyMember else {
+        // FedBuff is FedAvg's server rule over buffers of held updates (Specs/wire.md §4.4).
+        let buffer: Int?
+        if case .fedBuff(let size, _) = c.algorithm { buffer = size } else { buffer = nil }
+        guard let algorithm = buffer != nil ? .fedavg : c.algorithm.fedAvgFamilyMember else {
             throw ConfigurationError(
                 "the network federation runs the FedAvg family (\(FedAvgFamilyMember.allCases.map(\.rawValue).joined(separator: ", "))), not \(c.algorithm.name)"
             )
@@ -59,8 +62,9 @@ public struct NetworkSimulation: Sendable {
         serve.metricsPort = nil
         serve.state = directory.appendingPathComponent("coordinator.sqlite").path
         serve.rounds = c.rounds
-        serve.minParticipants = max(cohort, 2)
-        serve.cohortSize = max(cohort, 2)
+        serve.minParticipants = max(buffer ?? cohort, 2)
+        serve.cohortSize = max(buffer ?? cohort, 2)
+        if buffer != nil { serve.asynchronous = ServiceAsynchrony() }
         serve.roundDeadlineSeconds = roundDeadlineSeconds
         serve.trainingDeadlineSeconds = max(roundDeadlineSeconds, 60)
         serve.registrationTimeoutSeconds = 60

@@ -284,6 +284,12 @@ func roundLine(_ r: RoundSummary) -> String {
         r.bytesIn, r.bytesOut,
         r.accuracy.map { String(format: "  accuracy %.4f", $0) } ?? (r.abortReason.map { "  (\($0))" } ?? ""),
         r.epsilon.map { String(format: "  ε %.4g", $0) } ?? "")
+    if !r.staleness.isEmpty {
+        // Asynchronous rounds: how stale each member's update was (its weight is 1/√(1 + τ)).
+        line +=
+            "\nround \(r.number): staleness "
+            + r.staleness.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
     for alert in r.budgetAlerts {
         line += "\nround \(r.number): alert: \(alert) passed the alert fraction of its budget"
     }
@@ -308,6 +314,7 @@ func summaryObject(_ s: FederationSummary) -> [String: Any] {
                 "crypto_seconds": r.cryptoSeconds, "epsilon": r.epsilon ?? NSNull(),
                 "budget_refusals": r.budgetRefusals, "budget_alerts": r.budgetAlerts,
                 "payload_bits": r.payloadBits ?? NSNull(), "subset": r.subsetFraction ?? NSNull(),
+                "staleness": r.staleness, "total_weight": r.totalWeight ?? NSNull(),
             ] as [String: Any]
         },
     ]

@@ -24,9 +24,12 @@ struct SimulateCommand: AsyncParsableCommand {
             By default (--transport network) the federation runs over the network: a temporary CA, a \
             coordinator and the participants in this process, talking gRPC over loopback with mutual TLS — the \
             code of `veil serve` and `veil join`. That path runs the FedAvg family (fedavg, fedavgm, fedprox, \
-            fedadagrad, fedadam, fedyogi) with secure aggregation or Paillier (with a key holder) on digits; anything \
-            else (other algorithms, --dp, --stragglers, --dropout, --secure-sum plain, other datasets) runs in-process, and \
-            the first line says so. --transport in-process forces the in-process engine.
+            fedadagrad, fedadam, fedyogi) and FedBuff with secure aggregation or Paillier (with a key holder) on \
+            digits; anything else (other algorithms, --dp, --stragglers, --dropout, --secure-sum plain, other datasets) runs in-process, and \
+            the first line says so. --transport in-process forces the in-process engine. FedBuff over the network is \
+            the service's asynchronous mode (Specs/wire.md §4.4): every participant trains on the model it was last \
+            offered and holds its update; each round sums a buffer of --buffer held updates, each weighted by its \
+            staleness before it is masked.
 
             With --dp the run is DP-FedAvg with user-level (ε, δ)-differential privacy: participants are \
             Poisson-sampled at rate --fraction, weighted uniformly, their updates clipped to --clip (adapted \
@@ -221,7 +224,10 @@ struct SimulateCommand: AsyncParsableCommand {
         var tau = 1e-3
         @Option(help: "FedBuff buffer size K (default: half the concurrency).")
         var buffer: Int?
-        @Option(help: "FedBuff participants training at once (default: the per-round cohort).")
+        @Option(
+            help:
+                "FedBuff participants training at once (default: the per-round cohort); in-process only: over the network every participant trains."
+        )
         var concurrency: Int?
         @Option(help: "IFCA clusters.")
         var clusters = 2
@@ -647,7 +653,10 @@ extension SimulateCommand {
         if let why = NetworkSimulation.privacyBlocker(c, paillier: secureSum == "paillier") { return why }
         if c.stragglerFraction > 0 { return "stragglers run in-process" }
         guard case .digits = c.dataset else { return "the network federation trains on digits" }
-        if FedAvgFamilyMember(rawValue: algorithm) == nil {
+        if algorithm == "fedbuff", algorithmOptions.concurrency != nil {
+            return "--concurrency is simulated in-process (over the network every participant trains)"
+        }
+        if FedAvgFamilyMember(rawValue: algorithm) == nil && algorithm != "fedbuff" {
             return "the network federation runs the FedAvg family, not \(algorithm)"
         }
         return nil
@@ -736,17 +745,28 @@ extension SimulateCommand {
                 "DP-FedAvg, \(p.mode.rawValue) noise, target ε = \(p.epsilon) at δ = \(p.delta) over \(configuration.rounds) rounds, clip \(p.clip); everyone every round, so each participant's ε is the run's"
             )
         }
+        if let asynchronous = network.serve.asynchronous {
+            print(
+                "FedBuff as the service runs it (Specs/wire.md §4.4): every participant trains on the model it was last offered; each round sums a buffer of \(network.serve.cohortSize) held updates, each weighted 1/√(1 + τ) by its own participant before masking (τ at most \(asynchronous.maxStaleness))"
+            )
+        }
         let private_ = configuration.privacy != nil
+        let asynchronous = network.serve.asynchronous != nil
         print(
             "round  accuracy     loss  summed/selected   seconds    bytes in   bytes out"
-                + (private_ ? "         ε" : ""))
+                + (private_ ? "         ε" : "") + (asynchronous ? "  staleness (mean, max)" : ""))
         for r in rounds {
             print(
                 String(
                     format: "%5d  %8.4f  %7.4f  %7d/%-8d %8.3f  %10d  %10d", r.number, r.accuracy ?? Double.nan,
                     r.loss ?? Double.nan,
                     r.survivors, r.cohort, r.seconds, r.bytesIn, r.bytesOut)
-                    + (r.epsilon.map { String(format: "  %8.4g", $0) } ?? ""))
+                    + (r.epsilon.map { String(format: "  %8.4g", $0) } ?? "")
+                    + (r.staleness.isEmpty
+                        ? ""
+                        : String(
+                            format: "  %9.2f %4d", Double(r.staleness.values.reduce(0, +)) / Double(r.staleness.count),
+                            r.staleness.values.max() ?? 0)))
             for alert in r.budgetAlerts {
                 print("round \(r.number): alert: \(alert) passed the alert fraction of its budget")
             }

@@ -20,6 +20,31 @@ import VeilTestSupport
         #expect(output.stderr.contains("round 5/5"))
     }
 
+    /// `--algorithm fedbuff` runs over the network as the service's asynchronous mode: each
+    /// round a buffer of `--buffer` held updates, with each member's staleness reported;
+    /// `--concurrency`, which only the in-process clock has, sends it in-process with a line.
+    @Test func fedBuffRunsOverTheNetworkWithEachBuffersStaleness() async throws {
+        let output = try await VeilProcess.run([
+            "simulate", "--algorithm", "fedbuff", "--rounds", "4", "--clients", "6", "--buffer", "3", "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(object["transport"] as? String == "network" && object["algorithm"] as? String == "fedbuff")
+        let rounds = try #require(object["rounds"] as? [[String: Any]])
+        #expect(rounds.count == 4 && rounds.allSatisfy { $0["survivors"] as? Int == 3 })
+        let staleness = rounds.compactMap { $0["staleness"] as? [String: Int] }
+        #expect(staleness.count == 4 && staleness.allSatisfy { $0.count == 3 }, "\(rounds)")
+        #expect(staleness.dropFirst().contains { $0.values.contains { $0 > 0 } }, "\(staleness)")
+        let text = try await VeilProcess.run([
+            "simulate", "--algorithm", "fedbuff", "--rounds", "2", "--clients", "4", "--buffer", "2",
+        ])
+        #expect(text.status == 0 && text.stdout.contains("staleness (mean, max)"), "\(text.stdout)")
+        let inProcess = try await VeilProcess.run([
+            "simulate", "--algorithm", "fedbuff", "--rounds", "2", "--concurrency", "4",
+        ])
+        #expect(inProcess.status == 0 && inProcess.stderr.contains("--concurrency is simulated in-process"))
+    }
+
     /// `--trainer`: the NumPy example trains every participant over the network; what would
     /// run in-process is refused rather than trained silently by Veil's own trainer.
     @Test func theTrainerOptionRunsTheUsersProgramOverTheNetwork() async throws {

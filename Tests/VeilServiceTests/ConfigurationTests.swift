@@ -213,6 +213,12 @@ import VeilTestSupport
             #""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 11}"#,
             "privacy.min_contributors must be at most cohort_size"
         ),
+        (#""asynchronous": {"max_staleness": -1}"#, "asynchronous.max_staleness must be in 0...1000000"),
+        (#""asynchronous": {"buffer_wait_seconds": 0}"#, "asynchronous.buffer_wait_seconds must be in (0, 86400]"),
+        (
+            #""asynchronous": {"max_stalenes": 3}"#,
+            #"asynchronous: unknown key "max_stalenes"; did you mean "max_staleness"?"#
+        ),
     ])
     func everyServeRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
         let refusal = try #require(try serve(keys), "accepted \(keys)")
@@ -259,6 +265,7 @@ import VeilTestSupport
         (#""dp_sgd": {"noise_multiplier": 1, "sigma": 2}"#, #"dp_sgd: unknown key "sigma""#),
         (#""dp_sgd": {"noise_multiplier": 1}, "trainer": {"command": ["t"]}"#, "dp_sgd is for Veil's own trainer"),
         (#""dp_sgd": {"noise_multiplier": 1}, "loss_report": {}"#, "loss_report and dp_sgd are exclusive"),
+        (#""offline_state": """#, "offline_state must name a folder"),
     ])
     func everyJoinRuleIsCheckedWithItsMessage(keys: String, message: String) throws {
         let refusal = try #require(

@@ -42,12 +42,17 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     /// Example-level DP in Veil's own trainer (DP-SGD, `Specs/privacy.md` §8), with this
     /// participant's example-level ledger; nil: plain SGD.
     public var dpSgd: DPSGDSettings?
+    /// Asynchronous federations (`Specs/wire.md` §4.4): a folder (relative to the configuration
+    /// file) where it keeps the last model offered and the update it holds, so that it trains
+    /// while offline and contributes after a restart; nil: both are kept in memory only.
+    public var offlineState: String?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
         case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport, trainer, dpSgd
+        case offlineState
     }
 
     public init(from decoder: any Decoder) throws {
@@ -68,6 +73,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         lossReport = try c.decodeIfPresent(LossReportSettings.self, forKey: .lossReport)
         trainer = try c.decodeIfPresent(TrainerConfiguration.self, forKey: .trainer)
         dpSgd = try c.decodeIfPresent(DPSGDSettings.self, forKey: .dpSgd)
+        offlineState = try c.decodeIfPresent(String.self, forKey: .offlineState)
         if trainer != nil, let key = [CodingKeys.dataset, .partition, .clients, .index, .seed].first(where: c.contains)
         {
             throw ConfigurationError(
@@ -95,6 +101,10 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
             throw ConfigurationError("reconnect_attempts must be at least 0")
         }
         try configuration.policy.validate()
+        if let folder = configuration.offlineState {
+            guard !folder.isEmpty else { throw ConfigurationError("offline_state must name a folder") }
+            if !folder.hasPrefix("/") { configuration.offlineState = base.appendingPathComponent(folder).path }
+        }
         if let journal = configuration.auditJournal {
             guard !journal.isEmpty else { throw ConfigurationError("audit_journal must name a folder") }
             if !journal.hasPrefix("/") { configuration.auditJournal = base.appendingPathComponent(journal).path }

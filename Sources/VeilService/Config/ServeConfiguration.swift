@@ -154,6 +154,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var privacy: ServicePrivacy?
     /// The fairness floor and how selection uses reputation.
     public var orchestration = ServiceOrchestration()
+    /// Buffered asynchronous aggregation (`Specs/wire.md` §4.4); nil: synchronous rounds.
+    public var asynchronous: ServiceAsynchrony?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
@@ -167,7 +169,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case serverLearningRate, weightScale, payloadBits, payloadClip, subset, adaptiveCompression, threatModel,
             corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
-        case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration
+        case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration, asynchronous
     }
 
     public init(from decoder: any Decoder) throws {
@@ -217,6 +219,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             }
         }
         try c.take(.orchestration, &orchestration)
+        asynchronous = try c.decodeIfPresent(ServiceAsynchrony.self, forKey: .asynchronous)
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -359,6 +362,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             }
         }
         try orchestration.validate()
+        try asynchronous?.validate()
         if let subset, privacy == nil {
             // A subset round's codec clips at payload_clip times the subset's scale (d − 1)/k,
             // which the ring must still hold for a whole cohort: refused here, not every round.

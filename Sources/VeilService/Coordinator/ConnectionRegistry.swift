@@ -13,6 +13,9 @@ struct ConnectionRegistry {
         let hello: Veil_V1_Hello
         /// Tells this stream from an earlier or later one under the same id.
         let generation: Int
+        /// Asynchronous federations: the model version the update this participant holds was
+        /// trained from, as it announced (nil: it holds none, or has not said so on this stream).
+        var heldBase: UInt64?
 
         /// The masking policy the participant declared.
         var policy: SecAggPolicy? { hello.hasPolicy ? hello.policy.declared : nil }
@@ -175,6 +178,11 @@ struct ConnectionRegistry {
             return false
         }
         return true
+    }
+
+    /// Records what `id` holds (asynchronous federations), on its current stream only.
+    mutating func setHeldBase(_ base: UInt64?, of id: String) {
+        participants[id]?.heldBase = base
     }
 
     /// Sends to a participant, if it is connected.

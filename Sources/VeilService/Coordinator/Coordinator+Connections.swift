@@ -44,6 +44,8 @@ extension Coordinator {
         if stopping {
             outbox.yield(.with { $0.finished = finished() })
             outbox.finish()
+        } else if let asynchronous = configuration.asynchronous, identity.role == .participant {
+            outbox.yield(modelOffer(maxStaleness: asynchronous.maxStaleness))
         }
         wakeConnectionWaiters()
         return generation
@@ -95,6 +97,8 @@ extension Coordinator {
             dispatch(.declined(decline, from: id))
         case .loss(let report):
             noteLoss(report, from: id)
+        case .ready(let ready):
+            noteReady(ready, from: id)
         case .decrypted, .hello, nil:
             metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
             let why =

@@ -282,6 +282,9 @@ public actor Coordinator {
     }
 
     private var plannableCount: Int { registry.participants.values.count(where: isPlannable) }
+    /// Those a round may be planned with now: in an asynchronous federation, only the
+    /// plannable participants holding a usable update.
+    private var candidateCount: Int { registry.participants.values.count(where: isCandidate) }
 
     /// Waits until at least `count` plannable participants are connected (and the key holder,
     /// for Paillier rounds), or the timeout passes on the injected clock.
@@ -292,7 +295,7 @@ public actor Coordinator {
             await self.expireRegistration()
         }
         defer { timer.cancel() }
-        while plannableCount < count || (configuration.secureSum == .paillier && registry.keyHolding == nil) {
+        while candidateCount < count || (configuration.secureSum == .paillier && registry.keyHolding == nil) {
             if registrationExpired || stopping { return false }
             await withCheckedContinuation { connectionWaiters.append($0) }
         }
@@ -318,6 +321,13 @@ public actor Coordinator {
                 guard await waitForParticipants(configuration.minParticipants, timeout: registration) else {
                     if stopping { break }
                     throw ConfigurationError(registrationFailure())
+                }
+                if let asynchronous = configuration.asynchronous, candidateCount < configuration.cohortSize {
+                    // A buffer fills for at most buffer_wait_seconds; then what is held is summed.
+                    _ = await waitForParticipants(
+                        configuration.cohortSize,
+                        timeout: .milliseconds(Int(asynchronous.bufferWaitSeconds * 1000)))
+                    if stopping { break }
                 }
                 guard let summary = try await runRound(completedRounds + 1) else { break }
                 attempts += 1
@@ -356,6 +366,10 @@ public actor Coordinator {
             plannableCount < connected
             ? " (\(connected - plannableCount) more declare a privacy budget, which needs a distributed-DP plan this coordinator does not run)"
             : ""
+        if configuration.asynchronous != nil {
+            return
+                "only \(candidateCount) of the \(configuration.minParticipants) held updates needed were announced within \(configuration.registrationTimeoutSeconds) s (\(plannableCount) participants connected)\(unplanned)\(holder)"
+        }
         return
             "only \(plannableCount) of the \(configuration.minParticipants) participants needed connected within \(configuration.registrationTimeoutSeconds) s\(unplanned)\(holder)"
     }
@@ -386,7 +400,7 @@ public actor Coordinator {
     private func runRound(_ number: Int) async throws -> RoundSummary? {
         let c = configuration
         let completed = recording("read the rounds completed") { try store.roundsCompleted() } ?? [:]
-        var candidates = registry.participants.values.filter(isPlannable).map {
+        var candidates = registry.participants.values.filter(isCandidate).map {
             CohortSelection.Candidate(
                 id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: completed[$0.identity.id] ?? 0)
         }
@@ -421,6 +435,10 @@ public actor Coordinator {
             number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: budgets,
             budgetAlerts: budgetAlerts(cohort))
         metrics.set("veil_round_cohort", Double(cohort.count))
+        let staleness = configuration.asynchronous == nil ? [:] : staleness(of: cohort)
+        if !staleness.isEmpty {
+            metrics.set("veil_round_staleness_mean", Double(staleness.values.reduce(0, +)) / Double(staleness.count))
+        }
         cryptoSeconds = 0
 
         let machine: RoundMachine
@@ -433,11 +451,14 @@ public actor Coordinator {
                 metadata: [
                     "round": "\(number)", "attempt": "\(attempt)", "cohort": "\(cohort.count)",
                     "sum": "\(c.secureSum.rawValue)", "threshold": "\(machine.threshold)",
+                    "staleness":
+                        "\(staleness.isEmpty ? "-" : cohort.map { staleness[$0].map(String.init) ?? "?" }.joined(separator: ","))",
                 ])
             execute(actions, of: machine)
         } catch {
             let abort = RoundAbort(.setup, "the round could not start with \(cohort.count) participants: \(error)")
             try record(report, abort: abort, machine: nil)
+            offerAfterRound(cohort: [])
             // Give the participants a moment to (re)connect or change before the next attempt.
             try? await clock.sleep(for: .seconds(1))
             return summarize(report, outcome: .aborted(abort), machine: nil)
@@ -456,7 +477,12 @@ public actor Coordinator {
             let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(observations.aborted)
             leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
         }
-        return try conclude(report, outcome: outcome, machine: finished)
+        var summary = try conclude(report, outcome: outcome, machine: finished)
+        summary.staleness = staleness
+        // Every member is offered the model now current: whoever spent its update trains again,
+        // whoever still holds one (it declined before using it) says so again.
+        offerAfterRound(cohort: cohort)
+        return summary
     }
 
     /// The attempt's machine for `cohort`, with the assignments to send.

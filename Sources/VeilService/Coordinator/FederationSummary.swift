@@ -46,4 +46,10 @@ public struct RoundSummary: Sendable {
     /// §5); nil when the round did not start.
     public var payloadBits: Int? = nil
     public var subsetFraction: Double? = nil
+    /// Asynchronous federations (`Specs/wire.md` §4.4): each member's staleness τ, by id, as
+    /// it announced its held update.
+    public var staleness: [String: UInt64] = [:]
+    /// Without privacy: the released sum's weight coordinate Σ s(τ)·p̃ over the contributors
+    /// (each member weights its own update before masking); nil otherwise.
+    public var totalWeight: Double? = nil
 }

@@ -68,7 +68,9 @@ extension Coordinator {
                 "round": "\(report.number)", "survivors": "\(result.survivors.count)/\(report.cohort)",
                 "accuracy": "\(evaluated.map { String(format: "%.4f", $0.accuracy) } ?? "-")",
             ])
-        return summarize(report, outcome: outcome, machine: machine, evaluated: evaluated)
+        var summary = summarize(report, outcome: outcome, machine: machine, evaluated: evaluated)
+        if privacy == nil, sum.count == algorithm.payloadLength { summary.totalWeight = sum.last }
+        return summary
     }
 
     /// The sum as the model update sees it: decoded, with the coordinator's noise in the

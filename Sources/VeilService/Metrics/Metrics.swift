@@ -26,6 +26,14 @@ public final class Metrics: Sendable {
             "veil_round_subset_fraction", .gauge,
             "The share of update coordinates the last started round sent (1: all of them)."
         ),
+        (
+            "veil_held_updates", .gauge,
+            "Asynchronous federations: connected participants holding an update a round may sum."
+        ),
+        (
+            "veil_round_staleness_mean", .gauge,
+            "Asynchronous federations: the mean staleness of the updates in the last started round."
+        ),
         ("veil_dropouts_total", .counter, "Participants dropped, by protocol round and reason."),
         (
             "veil_attributed_faults_total", .counter,

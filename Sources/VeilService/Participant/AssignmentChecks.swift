@@ -136,7 +136,8 @@ extension ParticipantAgent {
             throw Declined(.declinePolicy, "this participant has already taken part in this session")
         }
         var randomness = roundRandomness(session.id)
-        let exampleLevel = try exampleLevelCost(a)
+        // An asynchronous round trains nothing: the held update was charged when it was trained.
+        let exampleLevel = a.hasAsynchronous ? nil : try exampleLevelCost(a.training)
         let input = try training { try trainAndEncode(a, distributed: distributed, randomness: &randomness) }
         try chargeExampleLevel(exampleLevel)
         // Charged as soon as the noisy input exists, before anything of it leaves: a round that
@@ -316,7 +317,8 @@ extension ParticipantAgent {
             throw Declined(.declinePolicy, "this participant has already contributed to this session")
         }
         var randomness = roundRandomness(session.id)
-        let exampleLevel = try exampleLevelCost(a)
+        // An asynchronous round trains nothing: the held update was charged when it was trained.
+        let exampleLevel = a.hasAsynchronous ? nil : try exampleLevelCost(a.training)
         let input = try training { try trainAndEncode(a, randomness: &randomness) }
         try chargeExampleLevel(exampleLevel)
         do {
@@ -400,9 +402,8 @@ extension ParticipantAgent {
     /// DP-SGD's cost of this round's local training on this participant's rows (`Specs/privacy.md`
     /// §8), from the plan's batch size and epochs, or nil without DP-SGD. A round that would take
     /// the example-level ε past `dp_sgd.epsilon` is declined before any training.
-    func exampleLevelCost(_ a: Veil_V1_RoundAssignment) throws(Declined) -> (cost: RDPAccountant, steps: Int)? {
+    func exampleLevelCost(_ plan: Veil_V1_TrainingPlan) throws(Declined) -> (cost: RDPAccountant, steps: Int)? {
         guard let settings = configuration.dpSgd, let exampleLedger, let data else { return nil }
-        let plan = a.training
         let (examples, batch, epochs) = (data.count, Int(plan.batchSize), Int(plan.localEpochs))
         let steps = ExampleLevelPrivacy.schedule(examples: examples, batchSize: batch, epochs: epochs).steps
         let cost = settings.privacy.cost(examples: examples, batchSize: batch, epochs: epochs)
@@ -449,7 +450,7 @@ extension ParticipantAgent {
     static let maxLocalEpochs: UInt32 = 1000
 
     /// Training and encoding failures are this participant's, not the coordinator's.
-    private func training<T>(_ body: () throws -> T) throws(Declined) -> T {
+    func training<T>(_ body: () throws -> T) throws(Declined) -> T {
         do { return try body() } catch {
             throw Declined(.declineTraining, "\(error)")
         }
@@ -480,8 +481,9 @@ extension ParticipantAgent {
         }
     }
 
-    /// Local training (the FedAvg family's client rule, by Veil's trainer or the user's) and the
-    /// fixed-point encoding.
+    /// Local training (the FedAvg family's client rule, by Veil's trainer or the user's) — or, in
+    /// an asynchronous round, the update this participant holds, weighted by its staleness —
+    /// and the fixed-point encoding.
     /// - Parameter distributed: the round's distributed-DP mechanism and rotation, if the
     ///   participant adds the noise (`Specs/wire.md` §4.3).
     /// - Parameter randomness: the session's generator (``roundRandomness(_:)``): the minibatch
@@ -491,31 +493,22 @@ extension ParticipantAgent {
         randomness: inout ChaCha20Generator
     ) throws -> ModularVector {
         let plan = a.training
-        let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
-        guard let global = a.model.vectors.first?.values, global.count == model.parameterCount else {
-            throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
-        }
-        guard global.allSatisfy(\.isFinite) else {
-            throw ParticipantError.session("the broadcast model holds a value that is not finite")
-        }
-        guard plan.batchSize >= 1, (1...Self.maxLocalEpochs).contains(plan.localEpochs) else {
-            throw ParticipantError.session(
-                "the plan's batch size \(plan.batchSize) and local epochs \(plan.localEpochs): need a batch of at least 1 and 1 to \(Self.maxLocalEpochs) epochs"
-            )
-        }
-        // The minibatch order: the participant's own session randomness, salted with the round's
-        // seed. A coordinator that repeats a round (an attempt, or a "new" round on the same
-        // model) cannot make the participant train identically and difference the two sums
-        // exactly.
-        let seed = plan.seed ^ randomness.next()
         // DP weighs every participant alike (a sample-count weight has no bound).
         let uniformWeight = plan.dpClip > 0 || distributed != nil
-        var payload: [Double]
-        if let trainer {
-            payload = try trainExternally(a, trainer: trainer, model: model, seed: seed, uniformWeight: uniformWeight)
+        let trained: HeldUpdate
+        var weight: Double
+        if a.hasAsynchronous {
+            (trained, weight) = try spendHeldUpdate(a)
         } else {
-            payload = try trainWithVeil(a, model: model, seed: seed, uniformWeight: uniformWeight)
+            // The minibatch order: the participant's own session randomness, salted with the
+            // round's seed. A coordinator that repeats a round (an attempt, or a "new" round on
+            // the same model) cannot make the participant train identically and difference the
+            // two sums exactly.
+            trained = try train(plan, model: a.model, round: a.round, seed: plan.seed ^ randomness.next())
+            weight = 1
         }
+        weight *= uniformWeight ? 1 : Double(trained.examples) / plan.weightScale
+        var payload = trained.delta.map { weight * $0 } + [weight]
         let e = a.encoding
         if e.subsetSize > 0 {
             // The public subset every member sends (checked by checkCompression), scaled by
@@ -550,45 +543,69 @@ extension ParticipantAgent {
         return try codec.encode(payload, using: &randomness)
     }
 
-    /// Veil's own trainer on this participant's rows: the FedAvg family's client rule.
+    /// Trains on `model` as `plan` says, by Veil's trainer or the user's: the unweighted
+    /// difference w − w_global and the examples trained on.
+    func train(_ plan: Veil_V1_TrainingPlan, model global: Veil_V1_Model, round: UInt64, seed: UInt64) throws
+        -> HeldUpdate
+    {
+        let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
+        guard let start = global.vectors.first?.values, start.count == model.parameterCount else {
+            throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
+        }
+        guard start.allSatisfy(\.isFinite) else {
+            throw ParticipantError.session("the broadcast model holds a value that is not finite")
+        }
+        guard plan.batchSize >= 1, (1...Self.maxLocalEpochs).contains(plan.localEpochs) else {
+            throw ParticipantError.session(
+                "the plan's batch size \(plan.batchSize) and local epochs \(plan.localEpochs): need a batch of at least 1 and 1 to \(Self.maxLocalEpochs) epochs"
+            )
+        }
+        if let trainer {
+            return try trainExternally(
+                plan, global: Array(start), round: round, trainer: trainer, model: model, seed: seed)
+        }
+        return try trainWithVeil(plan, global: global, round: round, model: model, seed: seed)
+    }
+
+    /// Veil's own trainer on this participant's rows: the FedAvg family's client rule, at
+    /// weight 1 (the caller weights the difference).
     private func trainWithVeil(
-        _ a: Veil_V1_RoundAssignment, model: any Model, seed: UInt64, uniformWeight: Bool
-    ) throws -> [Double] {
-        let plan = a.training
+        _ plan: Veil_V1_TrainingPlan, global: Veil_V1_Model, round: UInt64, model: any Model, seed: UInt64
+    ) throws -> HeldUpdate {
         guard let data else { throw ParticipantError.session("no data for Veil's trainer") }
         guard data.featureCount == Int(plan.features) else {
             throw ParticipantError.session(
                 "this participant's data has \(data.featureCount) features, the model \(plan.features)")
         }
         let algorithm = FedAvgFamily(
-            name: plan.algorithm, initial: Array(a.model.vectors[0].values), proximalMu: plan.proximalMu)
+            name: plan.algorithm, initial: Array(global.vectors[0].values), proximalMu: plan.proximalMu)
         let stream = SHA256.hash(Array(identity.id.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         var context = ClientContext(
-            id: ParticipantID(a.position), data: data, model: model, epochs: Int(plan.localEpochs),
+            id: ParticipantID(1), data: data, model: model, epochs: Int(plan.localEpochs),
             batchSize: Int(plan.batchSize),
             optimizer: SGD(learningRate: plan.learningRate, momentum: plan.momentum, weightDecay: plan.weightDecay),
-            weightScale: uniformWeight ? Double(max(data.count, 1)) : plan.weightScale,
-            generator: Xoshiro256(seed: seed, stream: stream), state: [:])
+            weightScale: Double(max(data.count, 1)), generator: Xoshiro256(seed: seed, stream: stream), state: [:])
         if let settings = configuration.dpSgd {
             // The noise protects the examples: from the operating system, never from the plan.
             context.privateTraining = (
                 settings.privacy,
-                NoiseSource.system().generator(party: identity.id + "/dp-sgd", round: Int(truncatingIfNeeded: a.round))
+                NoiseSource.system().generator(party: identity.id + "/dp-sgd", round: Int(truncatingIfNeeded: round))
             )
         }
-        return algorithm.clientUpdate(a.model.vectors.map { Array($0.values) }, &context)
+        let payload = algorithm.clientUpdate(global.vectors.map { Array($0.values) }, &context)
+        // p̃ = n/n = 1 exactly: the difference as it is.
+        return HeldUpdate(baseVersion: 0, delta: Array(payload.dropLast()), examples: data.count)
     }
 
     /// The user's trainer (`Specs/trainer.md`): it returns its parameters after local training
-    /// and its example count n; the payload is the FedAvg family's, p̃·(w − w_global) then p̃,
-    /// with p̃ = n / weight_scale (1 under DP), exactly as Veil's own trainer makes it.
+    /// and its example count n; the caller weights w − w_global by p̃ = n / weight_scale (1
+    /// under DP), exactly as for Veil's own trainer.
     private func trainExternally(
-        _ a: Veil_V1_RoundAssignment, trainer: ExternalTrainer, model: any Model, seed: UInt64, uniformWeight: Bool
-    ) throws -> [Double] {
-        let plan = a.training
-        let global = Array(a.model.vectors[0].values)
+        _ plan: Veil_V1_TrainingPlan, global: [Double], round: UInt64, trainer: ExternalTrainer, model: any Model,
+        seed: UInt64
+    ) throws -> HeldUpdate {
         let request = TrainingRequest(
-            round: a.round, seed: seed & (1 << 53 - 1), model: plan.model, features: Int(plan.features),
+            round: round, seed: seed & (1 << 53 - 1), model: plan.model, features: Int(plan.features),
             classes: Int(plan.classes), algorithm: plan.algorithm, localEpochs: Int(plan.localEpochs),
             batchSize: Int(plan.batchSize), learningRate: plan.learningRate, momentum: plan.momentum,
             weightDecay: plan.weightDecay, proximalMu: plan.proximalMu, data: trainer.configuration.data,
@@ -597,9 +614,35 @@ extension ParticipantAgent {
         if !trained.metrics.isEmpty {
             logger.info(
                 "trainer metrics",
-                metadata: ["round": "\(a.round)", "metrics": "\(trained.metrics.sorted { $0.key < $1.key })"])
+                metadata: ["round": "\(round)", "metrics": "\(trained.metrics.sorted { $0.key < $1.key })"])
         }
-        let weight = uniformWeight ? 1 : Double(trained.examples) / plan.weightScale
-        return zip(trained.parameters, global).map { weight * ($0 - $1) } + [weight]
+        return HeldUpdate(
+            baseVersion: 0, delta: zip(trained.parameters, global).map { $0 - $1 }, examples: Int(trained.examples))
+    }
+
+    /// An asynchronous round's input (`Specs/wire.md` §4.4): the held update, given up before it
+    /// is used so that no other session gets it, and its staleness weight s(τ) = 1/√(1 + τ),
+    /// τ = the plan's version − the update's base version.
+    func spendHeldUpdate(_ a: Veil_V1_RoundAssignment) throws -> (HeldUpdate, Double) {
+        let plan = a.asynchronous
+        let length = try makeModel(
+            a.training.model, featureCount: Int(a.training.features), classCount: Int(a.training.classes)
+        ).parameterCount
+        guard let held = asynchronous.held else {
+            throw ParticipantError.session("an asynchronous round, and no update is held")
+        }
+        guard held.delta.count == length else {
+            throw ParticipantError.session(
+                "the held update has \(held.delta.count) values, the round's model \(length)")
+        }
+        guard held.baseVersion <= plan.version, plan.version - held.baseVersion <= UInt64(plan.maxStaleness) else {
+            throw ParticipantError.session(
+                "the held update (version \(held.baseVersion)) is not within staleness \(plan.maxStaleness) of version \(plan.version)"
+            )
+        }
+        guard let taken = try asynchronous.take(if: { $0 == held }) else {
+            throw ParticipantError.session("the held update was replaced while the round was checked")
+        }
+        return (taken, ServiceAsynchrony.weight(staleness: plan.version - taken.baseVersion))
     }
 }

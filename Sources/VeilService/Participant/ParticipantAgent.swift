@@ -57,6 +57,8 @@ public struct ParticipantAgent: Sendable {
     let ledger: ParticipantLedger?
     /// Its example-level ledger, when it trains by DP-SGD.
     let exampleLedger: ExampleLedger?
+    /// Asynchronous federations: the last model offered and the update it holds.
+    let asynchronous: AsynchronousState
 
     /// The coordinator's port (a coordinator that picked a free port tells it late).
     public var port: Int {
@@ -73,6 +75,7 @@ public struct ParticipantAgent: Sendable {
         self.data = trainer == nil ? try data ?? Self.loadData(configuration) : nil
         ledger = try configuration.privacyBudget.map { try ParticipantLedger($0) }
         exampleLedger = try configuration.dpSgd.map { try ExampleLedger($0) }
+        asynchronous = try AsynchronousState(folder: configuration.offlineState)
     }
 
     /// The participant's rows: its shard of a federated split, or a whole CSV file.
@@ -97,6 +100,7 @@ public struct ParticipantAgent: Sendable {
         let tally = Tally()
         var failures = 0
         while true {
+            trainOffline(tally: tally)
             do {
                 let outcome = try await session(tally: tally, link: link)
                 if let reason = outcome.finished {

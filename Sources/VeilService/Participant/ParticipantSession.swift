@@ -126,6 +126,8 @@ extension ParticipantAgent {
             case .finished(let finished):
                 outcome.finished = finished.reason
                 return true
+            case .offer(let offer):
+                if let answer = agent.answer(offer, tally: tally) { send(answer) }
             case .decrypt:
                 break  // for the key holder only
             case nil:

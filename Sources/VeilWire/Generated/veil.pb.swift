@@ -242,6 +242,15 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     set {kind = .loss(newValue)}
   }
 
+  /// asynchronous federations: it holds an update (Specs/wire.md §4.4)
+  public var ready: Veil_V1_UpdateReady {
+    get {
+      if case .ready(let v)? = kind {return v}
+      return Veil_V1_UpdateReady()
+    }
+    set {kind = .ready(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -254,8 +263,25 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     case decrypted(Veil_V1_DecryptResult)
     /// a participant that chose to reveal its loss (Specs/orchestration.md §5.1)
     case loss(Veil_V1_LossReport)
+    /// asynchronous federations: it holds an update (Specs/wire.md §4.4)
+    case ready(Veil_V1_UpdateReady)
 
   }
+
+  public init() {}
+}
+
+/// Asynchronous federations (Specs/wire.md §4.4): the participant holds an update trained from
+/// the model of `base_version` and will contribute it to a round. Sent after a ModelOffer,
+/// never during a round of its own; at most one update is held.
+public nonisolated struct Veil_V1_UpdateReady: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var baseVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -533,6 +559,15 @@ public nonisolated struct Veil_V1_CoordinatorMessage: Sendable {
     set {kind = .decrypt(newValue)}
   }
 
+  /// asynchronous federations: the model to train next (Specs/wire.md §4.4)
+  public var offer: Veil_V1_ModelOffer {
+    get {
+      if case .offer(let v)? = kind {return v}
+      return Veil_V1_ModelOffer()
+    }
+    set {kind = .offer(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -544,8 +579,69 @@ public nonisolated struct Veil_V1_CoordinatorMessage: Sendable {
     case finished(Veil_V1_Finished)
     /// to the key holder only
     case decrypt(Veil_V1_DecryptRequest)
+    /// asynchronous federations: the model to train next (Specs/wire.md §4.4)
+    case offer(Veil_V1_ModelOffer)
 
   }
+
+  public init() {}
+}
+
+/// Asynchronous federations (Specs/wire.md §4.4): the current global model, version `version`
+/// (the number of rounds completed), and how to train on it. The participant trains when it
+/// chooses — now, or later while offline — keeps the update, and answers UpdateReady; an update
+/// it already holds whose staleness version − base_version is at most max_staleness is offered
+/// instead of training again.
+public nonisolated struct Veil_V1_ModelOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var version: UInt64 = 0
+
+  public var model: Veil_V1_Model {
+    get {_model ?? Veil_V1_Model()}
+    set {_model = newValue}
+  }
+  /// Returns true if `model` has been explicitly set.
+  public var hasModel: Bool {self._model != nil}
+  /// Clears the value of `model`. Subsequent reads from it will return its default value.
+  public mutating func clearModel() {self._model = nil}
+
+  public var training: Veil_V1_TrainingPlan {
+    get {_training ?? Veil_V1_TrainingPlan()}
+    set {_training = newValue}
+  }
+  /// Returns true if `training` has been explicitly set.
+  public var hasTraining: Bool {self._training != nil}
+  /// Clears the value of `training`. Subsequent reads from it will return its default value.
+  public mutating func clearTraining() {self._training = nil}
+
+  public var maxStaleness: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _model: Veil_V1_Model? = nil
+  fileprivate var _training: Veil_V1_TrainingPlan? = nil
+}
+
+/// Set in an asynchronous federation's assignment: the member contributes the update it holds
+/// instead of training, weighted by s(τ) = 1/√(1 + τ) with τ = version − its base version, and
+/// never contributes that update to another session.
+public nonisolated struct Veil_V1_AsynchronousPlan: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the model version now (the rounds completed)
+  public var version: UInt64 = 0
+
+  /// the largest τ the coordinator accepts
+  public var maxStaleness: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -656,6 +752,17 @@ public nonisolated struct Veil_V1_RoundAssignment: @unchecked Sendable {
     get {_storage._lossClip}
     set {_uniqueStorage()._lossClip = newValue}
   }
+
+  /// Set in asynchronous federations (Specs/wire.md §4.4): contribute the held update; `model`
+  /// and `training` describe the current version and are not trained on.
+  public var asynchronous: Veil_V1_AsynchronousPlan {
+    get {_storage._asynchronous ?? Veil_V1_AsynchronousPlan()}
+    set {_uniqueStorage()._asynchronous = newValue}
+  }
+  /// Returns true if `asynchronous` has been explicitly set.
+  public var hasAsynchronous: Bool {_storage._asynchronous != nil}
+  /// Clears the value of `asynchronous`. Subsequent reads from it will return its default value.
+  public mutating func clearAsynchronous() {_uniqueStorage()._asynchronous = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1156,7 +1263,7 @@ nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ParticipantMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0\u{1}loss\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0\u{1}loss\0\u{1}ready\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1242,6 +1349,19 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .loss(v)
         }
       }()
+      case 7: try {
+        var v: Veil_V1_UpdateReady?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .ready(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .ready(v)
+        }
+      }()
       default: break
       }
     }
@@ -1277,6 +1397,10 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
       guard case .loss(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
+    case .ready?: try {
+      guard case .ready(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1284,6 +1408,36 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Veil_V1_ParticipantMessage, rhs: Veil_V1_ParticipantMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_UpdateReady: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpdateReady"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}base_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.baseVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.baseVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.baseVersion, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_UpdateReady, rhs: Veil_V1_UpdateReady) -> Bool {
+    if lhs.baseVersion != rhs.baseVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1691,7 +1845,7 @@ nonisolated extension Veil_V1_Decline: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CoordinatorMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{1}assignment\0\u{1}secagg\0\u{1}result\0\u{1}failure\0\u{1}finished\0\u{1}decrypt\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{1}assignment\0\u{1}secagg\0\u{1}result\0\u{1}failure\0\u{1}finished\0\u{1}decrypt\0\u{1}offer\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1790,6 +1944,19 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .decrypt(v)
         }
       }()
+      case 8: try {
+        var v: Veil_V1_ModelOffer?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .offer(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .offer(v)
+        }
+      }()
       default: break
       }
     }
@@ -1829,6 +1996,10 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
       guard case .decrypt(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
+    case .offer?: try {
+      guard case .offer(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1836,6 +2007,90 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Veil_V1_CoordinatorMessage, rhs: Veil_V1_CoordinatorMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_ModelOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}model\0\u{1}training\0\u{3}max_staleness\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._model) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._training) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.maxStaleness) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 1)
+    }
+    try { if let v = self._model {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._training {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if self.maxStaleness != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxStaleness, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_ModelOffer, rhs: Veil_V1_ModelOffer) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs._model != rhs._model {return false}
+    if lhs._training != rhs._training {return false}
+    if lhs.maxStaleness != rhs.maxStaleness {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_AsynchronousPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AsynchronousPlan"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}max_staleness\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.maxStaleness) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 1)
+    }
+    if self.maxStaleness != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxStaleness, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_AsynchronousPlan, rhs: Veil_V1_AsynchronousPlan) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.maxStaleness != rhs.maxStaleness {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1883,7 +2138,7 @@ nonisolated extension Veil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0\u{1}paillier\0\u{3}distributed_dp\0\u{3}loss_clip\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}session\0\u{1}position\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}round_deadline_millis\0\u{1}paillier\0\u{3}distributed_dp\0\u{3}loss_clip\0\u{1}asynchronous\0")
 
   fileprivate class _StorageClass {
     var _round: UInt64 = 0
@@ -1896,6 +2151,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
     var _paillier: Veil_V1_PaillierPlan? = nil
     var _distributedDp: Veil_V1_DistributedDPPlan? = nil
     var _lossClip: Double = 0
+    var _asynchronous: Veil_V1_AsynchronousPlan? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1916,6 +2172,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       _paillier = source._paillier
       _distributedDp = source._distributedDp
       _lossClip = source._lossClip
+      _asynchronous = source._asynchronous
     }
   }
 
@@ -1944,6 +2201,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._paillier) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._distributedDp) }()
         case 10: try { try decoder.decodeSingularDoubleField(value: &_storage._lossClip) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._asynchronous) }()
         default: break
         }
       }
@@ -1986,6 +2244,9 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
       if _storage._lossClip.bitPattern != 0 {
         try visitor.visitSingularDoubleField(value: _storage._lossClip, fieldNumber: 10)
       }
+      try { if let v = _storage._asynchronous {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2005,6 +2266,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
         if _storage._paillier != rhs_storage._paillier {return false}
         if _storage._distributedDp != rhs_storage._distributedDp {return false}
         if _storage._lossClip != rhs_storage._lossClip {return false}
+        if _storage._asynchronous != rhs_storage._asynchronous {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -22,6 +22,8 @@ struct RoundTask: Sendable {
     let compression: RoundCompression
     /// The clip of the loss reports selection asks for (0: none, `Specs/orchestration.md` §5.1).
     let lossClip: Double
+    /// Asynchronous federations: the version the members' held updates are weighted against.
+    let asynchronous: Veil_V1_AsynchronousPlan?
 
     /// The task of round `number` for a cohort of `cohortSize`.
     init(
@@ -51,10 +53,34 @@ struct RoundTask: Sendable {
                 $0.subsetSeed = Data(subset.seed)
             }
         }
-        model = Veil_V1_Model.with {
-            $0.vectors = algorithm.broadcast().map { v in Veil_V1_Vector.with { $0.values = v } }
+        model = Self.broadcast(algorithm)
+        training = Self.trainingPlan(c, algorithm: algorithm, privacy: privacy, round: number)
+        // An asynchronous round sums held updates trained from earlier versions (`Specs/wire.md` §4.4); the
+        // version now is the rounds completed.
+        asynchronous = c.asynchronous.map { settings in
+            .with {
+                $0.version = UInt64(number - 1)
+                $0.maxStaleness = UInt32(settings.maxStaleness)
+            }
         }
-        training = Veil_V1_TrainingPlan.with {
+        distributed = try privacy?.distributed(subsetSize: compression.subset?.size)
+        distributedPlan = distributed.map { privacy!.plan($0) }
+        payloadLength = algorithm.payloadLength
+        // Only Oort's statistical utility uses losses: under any other strategy, or with its
+        // weight at 0, a participant is not asked to reveal one.
+        lossClip = c.selection == .oort && c.orchestration.statisticalWeight > 0 ? c.orchestration.lossClip : 0
+    }
+
+    /// The broadcast vectors of `algorithm`'s current model.
+    static func broadcast(_ algorithm: FedAvgFamily) -> Veil_V1_Model {
+        .with { $0.vectors = algorithm.broadcast().map { v in Veil_V1_Vector.with { $0.values = v } } }
+    }
+
+    /// How members train in round `number` (or, asynchronously, on the model offered before it).
+    static func trainingPlan(
+        _ c: ServeConfiguration, algorithm: FedAvgFamily, privacy: ServicePrivacyPlan?, round number: Int
+    ) -> Veil_V1_TrainingPlan {
+        .with {
             $0.algorithm = c.algorithm.rawValue
             $0.localEpochs = UInt32(c.localEpochs)
             $0.batchSize = UInt32(c.batchSize)
@@ -73,12 +99,6 @@ struct RoundTask: Sendable {
             $0.classes = UInt32(c.classes)
             $0.dpClip = privacy?.settings.mode == .central ? privacy!.settings.clip : 0
         }
-        distributed = try privacy?.distributed(subsetSize: compression.subset?.size)
-        distributedPlan = distributed.map { privacy!.plan($0) }
-        payloadLength = algorithm.payloadLength
-        // Only Oort's statistical utility uses losses: under any other strategy, or with its
-        // weight at 0, a participant is not asked to reveal one.
-        lossClip = c.selection == .oort && c.orchestration.statisticalWeight > 0 ? c.orchestration.lossClip : 0
     }
 
     /// The values each member sends: the payload, or its subset.
@@ -102,6 +122,7 @@ struct RoundTask: Sendable {
         // At most a day (ServeConfiguration.validate), so it fits.
         assignment.roundDeadlineMillis = UInt32(deadlines.protocolRound / .milliseconds(1))
         assignment.lossClip = lossClip
+        if let asynchronous { assignment.asynchronous = asynchronous }
         return assignment
     }
 

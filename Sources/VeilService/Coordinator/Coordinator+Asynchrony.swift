@@ -1,0 +1,95 @@
+import Foundation
+import VeilWire
+
+/// Asynchronous federations (`Specs/wire.md` §4.4): the coordinator offers the current model to
+/// every participant that holds no usable update, records who announces one, and forms each
+/// round's cohort from those. It never sees an update: each member weights its own by its
+/// staleness before masking, and spends it on one session only.
+extension Coordinator {
+    /// The current model version: the rounds completed.
+    var modelVersion: UInt64 { UInt64(completedRounds) }
+
+    /// Whether `connection` may be in the next round: plannable and, in an asynchronous
+    /// federation, holding an update no staler than `max_staleness`.
+    func isCandidate(_ connection: ConnectionRegistry.Connection) -> Bool {
+        guard isPlannable(connection) else { return false }
+        guard let asynchronous = configuration.asynchronous else { return true }
+        guard let base = connection.heldBase, base <= modelVersion else { return false }
+        return modelVersion - base <= UInt64(asynchronous.maxStaleness)
+    }
+
+    /// The offer of the current model and how to train on it.
+    func modelOffer(maxStaleness: Int) -> Veil_V1_CoordinatorMessage {
+        let number = completedRounds + 1
+        return .with {
+            $0.offer = .with {
+                $0.version = modelVersion
+                $0.model = RoundTask.broadcast(algorithm)
+                $0.training = RoundTask.trainingPlan(
+                    configuration, algorithm: algorithm, privacy: privacy, round: number)
+                $0.maxStaleness = UInt32(maxStaleness)
+            }
+        }
+    }
+
+    /// Offers the current model to `ids` (those connected), forgetting what they held: a
+    /// participant that still holds a usable update answers with it again.
+    func offerModel(to ids: some Sequence<String>) {
+        guard let asynchronous = configuration.asynchronous else { return }
+        let offer = modelOffer(maxStaleness: asynchronous.maxStaleness)
+        for id in ids where registry.participants[id] != nil {
+            registry.setHeldBase(nil, of: id)
+            registry.send(offer, to: id)
+        }
+        publishHeldUpdates()
+    }
+
+    /// After a round: its members' updates are spent (or they re-announce them), and an update
+    /// the new version has made too stale is replaced.
+    func offerAfterRound(cohort: [String]) {
+        guard let asynchronous = configuration.asynchronous else { return }
+        let stale = registry.participants.values.filter { connection in
+            guard let base = connection.heldBase else { return false }
+            return base > modelVersion || modelVersion - base > UInt64(asynchronous.maxStaleness)
+        }
+        offerModel(to: Set(cohort).union(stale.map(\.identity.id)).sorted())
+    }
+
+    /// A participant announced the update it holds.
+    func noteReady(_ ready: Veil_V1_UpdateReady, from id: String) {
+        guard let asynchronous = configuration.asynchronous else {
+            refuseMalformed(from: id, "UpdateReady in a synchronous federation")
+            return
+        }
+        guard ready.baseVersion <= modelVersion else {
+            refuseMalformed(
+                from: id, "an update trained from version \(ready.baseVersion), after the current \(modelVersion)")
+            return
+        }
+        if modelVersion - ready.baseVersion > UInt64(asynchronous.maxStaleness) {
+            offerModel(to: [id])
+            return
+        }
+        registry.setHeldBase(ready.baseVersion, of: id)
+        publishHeldUpdates()
+        wakeConnectionWaiters()
+    }
+
+    /// The staleness τ of each member's update, for the round about to start.
+    func staleness(of cohort: [String]) -> [String: UInt64] {
+        var staleness: [String: UInt64] = [:]
+        for id in cohort {
+            if let base = registry.participants[id]?.heldBase { staleness[id] = modelVersion - min(base, modelVersion) }
+        }
+        return staleness
+    }
+
+    func publishHeldUpdates() {
+        metrics.set("veil_held_updates", Double(registry.participants.values.count { $0.heldBase != nil }))
+    }
+
+    private func refuseMalformed(from id: String, _ why: String) {
+        metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
+        registry.send(.failure(.failureMalformed, why), to: id)
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Synchronization
+import VeilWire
+
+/// An update a participant of an asynchronous federation trained and keeps until one session
+/// uses it (`Specs/wire.md` §4.4): the difference w − w_base from the model of `baseVersion`,
+/// unweighted, and the examples it was trained on. It is this participant's own secret, like
+/// its data: never sent but masked, and never in a log.
+struct HeldUpdate: Codable, Hashable, Sendable {
+    var baseVersion: UInt64
+    var delta: [Double]
+    var examples: Int
+}
+
+/// An asynchronous participant's state: the last model offered and the update it holds. In
+/// `offline_state` (a 0700 folder, 0600 files written atomically) when join.json names one, so
+/// that a participant that stops — a phone going offline overnight — trains on the model it
+/// last had and contributes its update once it reconnects, even after a restart.
+final class AsynchronousState: Sendable {
+    private struct State {
+        var offer: Veil_V1_ModelOffer?
+        var held: HeldUpdate?
+    }
+
+    private let folder: URL?
+    private let state: Mutex<State>
+    /// The largest file it reads back: a model of 2^24 parameters in JSON is well below this.
+    static let maxFileBytes = 1 << 30
+
+    init(folder: String?) throws {
+        self.folder = folder.map { URL(fileURLWithPath: $0) }
+        var loaded = State()
+        if let folder = self.folder {
+            do {
+                try FileManager.default.createDirectory(
+                    at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                // An existing folder too: the files hold this participant's update.
+                guard chmod(folder.path, 0o700) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EPERM) }
+            } catch {
+                throw ConfigurationError("offline_state \(folder.path): \(error.localizedDescription)")
+            }
+            if let bytes = try Self.read(folder.appendingPathComponent(Self.offerFile)) {
+                do { loaded.offer = try Veil_V1_ModelOffer(serializedBytes: bytes) } catch {
+                    throw ConfigurationError("offline_state \(folder.path): \(Self.offerFile) is not a model offer")
+                }
+            }
+            if let bytes = try Self.read(folder.appendingPathComponent(Self.heldFile)) {
+                do { loaded.held = try JSONDecoder().decode(HeldUpdate.self, from: Data(bytes)) } catch {
+                    throw ConfigurationError("offline_state \(folder.path): \(Self.heldFile) is not a held update")
+                }
+            }
+        }
+        state = Mutex(loaded)
+    }
+
+    static let offerFile = "offer.binpb"
+    static let heldFile = "held-update.json"
+
+    /// The file's bytes, nil when it does not exist; anything but a regular file is refused.
+    private static func read(_ url: URL) throws -> [UInt8]? {
+        switch TrainerExchange.readRegularFile(url.path, limit: maxFileBytes) {
+        case .success(let bytes): return bytes
+        case .failure(.missing): return nil
+        case .failure(let why): throw ConfigurationError("offline_state: \(url.lastPathComponent) is \(why)")
+        }
+    }
+
+    var offer: Veil_V1_ModelOffer? { state.withLock { $0.offer } }
+    var held: HeldUpdate? { state.withLock { $0.held } }
+
+    /// Keeps the latest offer (the model to train on while offline).
+    func record(_ offer: Veil_V1_ModelOffer) throws {
+        state.withLock { $0.offer = offer }
+        try write(Self.offerFile, try offer.serializedBytes() as [UInt8])
+    }
+
+    /// Keeps a newly trained update, replacing any other.
+    func hold(_ update: HeldUpdate) throws {
+        state.withLock { $0.held = update }
+        try write(Self.heldFile, Array(try JSONEncoder().encode(update)))
+    }
+
+    /// Gives up the held update: forgotten in memory and removed from disk before it is used,
+    /// so that no session — however the round ends, even if this process dies — uses it again.
+    /// nil when none is held or `accept` rejects it (then it is kept).
+    func take(if accept: (HeldUpdate) -> Bool = { _ in true }) throws -> HeldUpdate? {
+        let taken: HeldUpdate? = state.withLock { s in
+            guard let held = s.held, accept(held) else { return nil }
+            s.held = nil
+            return held
+        }
+        if taken != nil, let folder {
+            let path = folder.appendingPathComponent(Self.heldFile).path
+            if unlink(path) != 0 && errno != ENOENT {
+                throw ConfigurationError("cannot remove the spent update \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        return taken
+    }
+
+    /// Drops a held update that is too stale to be used.
+    func discard() throws { _ = try take() }
+
+    private func write(_ name: String, _ bytes: [UInt8]) throws {
+        guard let folder else { return }
+        let url = folder.appendingPathComponent(name)
+        try Data(bytes).write(to: url, options: .atomic)
+        guard chmod(url.path, 0o600) == 0 else {
+            throw ConfigurationError("cannot make \(url.path) private: \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import VeilCrypto
+import VeilWire
+
+/// The participant's side of an asynchronous federation (`Specs/wire.md` §4.4): it keeps the
+/// last model offered, trains on it when it can — connected or not — and holds one update
+/// until a session uses it.
+extension ParticipantAgent {
+    /// Answers an offer: the update it holds, if the offer's version leaves it within the
+    /// offer's staleness, or else a new one trained on the offered model; a Decline when it
+    /// cannot train (nil: nothing to say).
+    func answer(_ offer: Veil_V1_ModelOffer, tally: Tally) -> Veil_V1_ParticipantMessage? {
+        do { try asynchronous.record(offer) } catch {
+            logger.error("cannot keep the model offered", metadata: ["error": "\(error)"])
+        }
+        if let held = asynchronous.held {
+            if held.baseVersion <= offer.version, offer.version - held.baseVersion <= UInt64(offer.maxStaleness) {
+                return ready(held.baseVersion)
+            }
+            logger.info(
+                "the held update is too stale: training again",
+                metadata: ["base_version": "\(held.baseVersion)", "version": "\(offer.version)"])
+            do { try asynchronous.discard() } catch {
+                logger.error("cannot remove the stale update", metadata: ["error": "\(error)"])
+            }
+        }
+        let started = ContinuousClock.now
+        do {
+            let update = try trainOn(offer)
+            tally.add(training: seconds(since: started))
+            return ready(update.baseVersion)
+        } catch {
+            logger.warning(
+                "cannot train on the model offered",
+                metadata: ["version": "\(offer.version)", "code": "\(error.code.name)", "reason": "\(error.reason)"])
+            tally.decline(error)
+            return .with {
+                $0.decline = .with {
+                    $0.round = offer.version + 1
+                    $0.code = error.code
+                    $0.reason = error.reason
+                }
+            }
+        }
+    }
+
+    /// Trains on the last model offered when it holds no update: while the coordinator is out
+    /// of reach (or before the first connection after a restart), as a device offline would.
+    func trainOffline(tally: Tally) {
+        guard asynchronous.held == nil, let offer = asynchronous.offer else { return }
+        let started = ContinuousClock.now
+        do {
+            _ = try trainOn(offer)
+            tally.add(training: seconds(since: started))
+            logger.info("trained offline on the last model offered", metadata: ["version": "\(offer.version)"])
+        } catch {
+            logger.warning(
+                "cannot train offline", metadata: ["version": "\(offer.version)", "reason": "\(error.reason)"])
+        }
+    }
+
+    /// Trains on `offer`'s model and holds the update, charged to the example-level ledger first
+    /// under DP-SGD (a training that would pass `dp_sgd.epsilon` is declined before it starts).
+    func trainOn(_ offer: Veil_V1_ModelOffer) throws(Declined) -> HeldUpdate {
+        let exampleLevel = try exampleLevelCost(offer.training)
+        // No session exists yet: the minibatch order comes from the operating system, so an
+        // offer repeated by the coordinator is trained differently each time.
+        var system = SystemRandom()
+        var update = try training {
+            try train(offer.training, model: offer.model, round: offer.version + 1, seed: system.next())
+        }
+        try chargeExampleLevel(exampleLevel)
+        update.baseVersion = offer.version
+        do { try asynchronous.hold(update) } catch {
+            throw Declined(.declineTraining, "cannot keep the trained update: \(error)")
+        }
+        return update
+    }
+
+    private func ready(_ base: UInt64) -> Veil_V1_ParticipantMessage {
+        .with { $0.ready = .with { $0.baseVersion = base } }
+    }
+}

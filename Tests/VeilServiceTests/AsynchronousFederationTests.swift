@@ -1,0 +1,251 @@
+import Foundation
+import Logging
+import Testing
+import VeilLearning
+import VeilTestSupport
+import VeilWire
+
+@testable import VeilService
+
+/// Asynchronous federations (`Specs/wire.md` §4.4): FedBuff in the service, each member
+/// weighting its own held update by its staleness before masking.
+@Suite(.serialized) struct AsynchronousFederationTests {
+    var quiet: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    func fedBuff(clients: Int, buffer: Int, rounds: Int) throws -> (NetworkSimulation, URL) {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-async")
+        var c = FederatedConfiguration()
+        c.clients = clients
+        c.rounds = rounds
+        c.partition = .iid
+        c.algorithm = .fedBuff(buffer: buffer, concurrency: clients)
+        return (try NetworkSimulation(configuration: c, directory: directory), directory)
+    }
+
+    /// The sum's weight coordinate is Σ s(τ)·n/weight_scale over the buffer: the staleness
+    /// weights went through the secure sum, applied by each member to its own update.
+    @Test func aFedBuffFederationWeightsEachUpdateByItsStalenessInsideTheSecureSum() async throws {
+        let (network, directory) = try fedBuff(clients: 6, buffer: 3, rounds: 10)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(network.serve.asynchronous != nil && network.serve.cohortSize == 3)
+        let examples = Dictionary(
+            uniqueKeysWithValues: network.participants.enumerated().map { ("participant-\($0 + 1)", $1.data.count) })
+        let summary = try await network.run(logger: quiet)
+        #expect(summary.completedRounds == 10)
+        var stale = 0
+        for round in summary.rounds {
+            #expect(round.completed && round.survivors == 3 && round.staleness.count == 3, "\(round)")
+            let expected = round.staleness.reduce(0.0) { total, member in
+                total
+                    + ServiceAsynchrony.weight(staleness: member.value) * Double(examples[member.key]!)
+                    / network.serve.weightScale
+            }
+            let unweighted = round.staleness.keys.reduce(0.0) {
+                $0 + Double(examples[$1]!) / network.serve.weightScale
+            }
+            let weight = try #require(round.totalWeight)
+            #expect(abs(weight - expected) < 1e-6, "round \(round.number): \(weight) ≠ \(expected)")
+            if round.staleness.values.contains(where: { $0 > 0 }) {
+                stale += 1
+                #expect(abs(weight - unweighted) > 1e-3, "round \(round.number) was not weighted")
+            }
+        }
+        #expect(stale >= 5, "\(summary.rounds.map(\.staleness))")
+        #expect((summary.finalAccuracy ?? 0) > 0.6, "\(summary.finalAccuracy ?? 0)")
+        #expect(summary.participants.allSatisfy { $0.finishedReason == "all rounds completed" })
+    }
+
+    /// A participant cannot announce an update trained from a model version that does not
+    /// exist yet, nor announce one in a synchronous federation: both are refused as malformed.
+    @Test func anUpdateFromTheFutureOrInASynchronousFederationIsRefused() async throws {
+        let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let alice = try network.participants[0].join.tls.credentials(role: .participant).identity
+        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
+        let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        let generation = try #require(await coordinator.connect(identity: alice, hello: .init(), outbox: outbox))
+        func ready(_ base: UInt64) -> Veil_V1_ParticipantMessage {
+            .with { $0.ready = .with { $0.baseVersion = base } }
+        }
+        await coordinator.receive(ready(5), from: alice.id, generation: generation)
+        #expect(await coordinator.registry.participants[alice.id]?.heldBase == nil)
+        await coordinator.receive(ready(0), from: alice.id, generation: generation)
+        #expect(await coordinator.registry.participants[alice.id]?.heldBase == 0)
+        outbox.finish()
+        var told: [Veil_V1_CoordinatorMessage] = []
+        for await message in stream { told.append(message) }
+        #expect(told.count == 3 && told[0].welcome.participantID == alice.id, "\(told)")
+        #expect(
+            told[1].offer.version == 0 && told[1].offer.maxStaleness == 10 && told[1].offer.model.vectors.count == 1)
+        #expect(told[2].failure.code == .failureMalformed && told[2].failure.message.contains("after the current 0"))
+
+        var synchronous = network.serve
+        synchronous.asynchronous = nil
+        synchronous.state = directory.appendingPathComponent("synchronous.sqlite").path
+        let plain = try Coordinator(configuration: synchronous, logger: quiet)
+        let (plainStream, plainOutbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        let g = try #require(await plain.connect(identity: alice, hello: .init(), outbox: plainOutbox))
+        await plain.receive(ready(0), from: alice.id, generation: g)
+        plainOutbox.finish()
+        var plainTold: [Veil_V1_CoordinatorMessage] = []
+        for await message in plainStream { plainTold.append(message) }
+        #expect(plainTold.count == 2 && plainTold[1].failure.code == .failureMalformed, "\(plainTold)")
+        await coordinator.closeStore()
+        await plain.closeStore()
+    }
+
+    /// One update, one session: a coordinator that assigns a second asynchronous round gets a
+    /// decline, not the same update under new masks and noise; the update is weighted by
+    /// s(τ) = 1/√(1 + τ); one outside the plan's staleness, or from a later version, is kept
+    /// and not used. It is on disk (0600 in a 0700 folder) until it is spent, and a participant
+    /// that restarts without one trains on the model it was last offered.
+    @Test func aHeldUpdateIsSpentOnceWeightedByItsStalenessAndKeptAcrossARestart() async throws {
+        let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
+        let offer = await coordinator.modelOffer(maxStaleness: 10).offer
+        await coordinator.closeStore()
+        var join = network.participants[0].join
+        let folder = directory.appendingPathComponent("offline")
+        join.offlineState = folder.path
+        let agent = try ParticipantAgent(configuration: join, data: network.participants[0].data, logger: quiet)
+        let answer = try #require(agent.answer(offer, tally: ParticipantAgent.Tally()))
+        #expect(answer.ready.baseVersion == 0)
+        let heldFile = folder.appendingPathComponent(AsynchronousState.heldFile).path
+        let mode = { (path: String) in
+            ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
+        }
+        #expect(mode(heldFile) == 0o600 && mode(folder.path) == 0o700)
+        let held = try #require(agent.asynchronous.held)
+        #expect(held.examples == network.participants[0].data.count && held.delta.contains { $0 != 0 })
+
+        // A restarted participant has it still, and answers the next offer with it.
+        let restarted = try ParticipantAgent(configuration: join, data: network.participants[0].data, logger: quiet)
+        #expect(restarted.asynchronous.held == held)
+        var later = offer
+        later.version = 4
+        #expect(restarted.answer(later, tally: ParticipantAgent.Tally())?.ready.baseVersion == 0)
+
+        func assignment(version: UInt64, maxStaleness: UInt32) -> Veil_V1_RoundAssignment {
+            .with {
+                $0.round = version + 1
+                $0.training = offer.training
+                $0.model = offer.model
+                $0.asynchronous = .with {
+                    $0.version = version
+                    $0.maxStaleness = maxStaleness
+                }
+            }
+        }
+        // Outside the plan's staleness: refused, and kept.
+        #expect(throws: ParticipantError.self) {
+            try restarted.spendHeldUpdate(assignment(version: 4, maxStaleness: 3))
+        }
+        #expect(FileManager.default.fileExists(atPath: heldFile) && restarted.asynchronous.held != nil)
+        // τ = 3: weight 1/2; given up before use, from memory and from disk.
+        let (spent, weight) = try restarted.spendHeldUpdate(assignment(version: 3, maxStaleness: 10))
+        #expect(spent == held && weight == 0.5)
+        #expect(!FileManager.default.fileExists(atPath: heldFile) && restarted.asynchronous.held == nil)
+        // A second session gets nothing.
+        #expect(throws: ParticipantError.self) {
+            try restarted.spendHeldUpdate(assignment(version: 3, maxStaleness: 10))
+        }
+
+        // Offline: no update held, the last offer on disk — it trains on that model.
+        let offline = try ParticipantAgent(configuration: join, data: network.participants[0].data, logger: quiet)
+        #expect(offline.asynchronous.held == nil && offline.asynchronous.offer?.version == 4)
+        offline.trainOffline(tally: ParticipantAgent.Tally())
+        #expect(offline.asynchronous.held?.baseVersion == 4 && FileManager.default.fileExists(atPath: heldFile))
+    }
+
+    /// The issue's scenario with real processes: `veil serve` with `asynchronous` and four
+    /// `veil join` keeping `offline_state`. One participant is killed while it holds an update
+    /// and comes back several versions later: its update is summed with that staleness. Then
+    /// the coordinator is killed; a new one resumes from the store, the participants reconnect
+    /// with what they hold, and the federation finishes.
+    @Test func anOfflineParticipantContributesItsStaleUpdateAndAllResumeAfterACoordinatorRestart() async throws {
+        let directory = try RepositoryPaths.temporaryDirectory("veil-async-processes")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let veil = try VeilProcess.executable
+        let processes = ProcessFederationTests()
+        var c = FederatedConfiguration()
+        c.clients = 4
+        let network = try NetworkSimulation(configuration: c, directory: directory)
+        func tls(_ id: String) -> String {
+            #""tls": {"ca": "ca.cert.pem", "certificate": "\#(id).cert.pem", "key": "\#(id).key.pem", "signing_key": "\#(id).signing.key"}"#
+        }
+        func writeServe(port: Int, rounds: Int) throws {
+            try """
+            {\(tls("coordinator")), "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3,
+             "cohort_size": 3, "state": "state.sqlite", "round_deadline_seconds": 5, "training_deadline_seconds": 20,
+             "asynchronous": {"max_staleness": 1000}}
+            """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
+        }
+        try writeServe(port: 0, rounds: 100_000)
+        let first = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve1")
+        defer { first.kill() }
+        #expect(await eventually(timeout: 60) { processes.listeningPort(first) != nil }, "\(first.stderr)")
+        let port = try #require(processes.listeningPort(first))
+        for i in 1...4 {
+            try """
+            {"port": \(port), \(tls("participant-\(i)")), "clients": 4, "index": \(i - 1), "partition": "iid",
+             "offline_state": "offline-\(i)"}
+            """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
+        }
+        func join(_ i: Int, _ name: String) throws -> ProcessRunner.Background {
+            try ProcessRunner.start(veil, ["join", "--config", "join\(i).json"], in: directory, name: name)
+        }
+        var participants = try (1...4).map { try join($0, "join\($0)") }
+        defer { participants.forEach { $0.kill() } }
+        func completed(_ serve: ProcessRunner.Background) -> Int { processes.completedRounds(serve.stdout).count }
+
+        // The fourth goes offline (killed) while it holds an update…
+        #expect(await eventually(timeout: 120) { completed(first) >= 3 }, "\(first.stderr.suffix(2000))")
+        let held = directory.appendingPathComponent("offline-4/\(AsynchronousState.heldFile)").path
+        #expect(await eventually(timeout: 60) { FileManager.default.fileExists(atPath: held) })
+        participants[3].kill()
+        let killedAt = completed(first)
+        // …the others go on without it for several versions…
+        #expect(await eventually(timeout: 120) { completed(first) >= killedAt + 8 }, "\(first.stderr.suffix(2000))")
+        // …and it comes back with the update it held (or one trained offline on the model it last had).
+        participants[3] = try join(4, "join4-again")
+        func staleness(_ output: String) -> [(round: Int, id: String, tau: Int)] {
+            output.split(separator: "\n").flatMap { line -> [(Int, String, Int)] in
+                guard line.hasPrefix("round "), let colon = line.firstIndex(of: ":"),
+                    line[colon...].hasPrefix(": staleness "), let round = Int(line.dropFirst(6).prefix { $0 != ":" })
+                else { return [] }
+                return line[colon...].dropFirst(": staleness ".count).split(separator: ",").compactMap { entry in
+                    let parts = entry.split(separator: " ")
+                    guard parts.count == 2, let tau = Int(parts[1]) else { return nil }
+                    return (round, String(parts[0]), tau)
+                }
+            }
+        }
+        #expect(
+            await eventually(timeout: 120) {
+                staleness(first.stdout).contains { $0.id == "participant-4" && $0.round > killedAt + 8 && $0.tau >= 5 }
+            }, "\(first.stdout.suffix(3000))")
+
+        // The coordinator dies; its successor resumes and finishes a few more rounds.
+        first.kill()
+        let committed = try #require(
+            try CoordinatorStore(readingAt: directory.appendingPathComponent("state.sqlite").path).latestCheckpoint()?
+                .round)
+        try writeServe(port: port, rounds: committed + 6)
+        let second = try ProcessRunner.start(veil, ["serve", "--config", "serve.json"], in: directory, name: "serve2")
+        defer { second.kill() }
+        #expect(await second.wait(timeout: 180), "\(second.stderr.suffix(2000))")
+        #expect(second.process.terminationStatus == 0, "\(second.stderr.suffix(2000))")
+        let after = processes.completedRounds(second.stdout)
+        #expect(after.first == committed + 1 && after.last == committed + 6, "\(after) after \(committed)")
+        #expect(!staleness(second.stdout).isEmpty, "\(second.stdout.suffix(2000))")
+        for p in participants {
+            #expect(await p.wait(timeout: 60))
+            #expect(p.stdout.contains("all rounds completed"), "\(p.stderr.suffix(2000))")
+        }
+    }
+}
