@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilCore
 import VeilTestSupport
 
 @testable import VeilLearning
@@ -124,5 +125,55 @@ import VeilTestSupport
         let data = try Dataset(features: [0.1, 1.0 / 3, -2e-17, 5], labels: [1, 0], featureCount: 2, classCount: 2)
         let back = try CSVLoader.parse(CSVLoader.text(of: data), classCount: 2, source: "t")
         #expect(back.features == data.features && back.labels == data.labels)
+    }
+
+    /// `tensors:NAME=D1xD2x…,…` (`Specs/trainer.md` §2.1): read back from its canonical text,
+    /// every malformed spelling refused by name.
+    @Test func aTensorSchemaParsesItsCanonicalTextAndRefusesTheRest() throws {
+        let text = "tensors:conv.weight=4x1x3x3,conv.bias=4,fc.weight=10x144,fc.bias=10"
+        let schema = try TensorSchema(parsing: text)
+        #expect(schema.tensors.map(\.name) == ["conv.weight", "conv.bias", "fc.weight", "fc.bias"])
+        #expect(schema.tensors.map(\.shape) == [[4, 1, 3, 3], [4], [10, 144], [10]])
+        #expect(schema.count == 36 + 4 + 1440 + 10 && schema.specification == text)
+        let model = try FederatedModel(text, featureCount: 64, classCount: 10)
+        #expect(model.veil == nil && model.parameterCount == 1490 && model.schema == schema)
+        for (bad, reason) in [
+            ("tensors:", "is not NAME=D1xD2x"),
+            ("tensors:a=2,a=3", "appears twice"),
+            ("tensors:a=0", "1 to 8 positive dimensions"),
+            ("tensors:a=02", "1 to 8 positive dimensions"),
+            ("tensors:a=2x", "1 to 8 positive dimensions"),
+            ("tensors:a b=2", "must be 1 to 128 letters"),
+            ("tensors:=2", "must be 1 to 128 letters"),
+            ("tensors:a=4096x4096x2", "more than 16777216 values"),
+            ("tensors:a=4096x4096,b=1", "the schema has more than 16777216 values"),
+            ("tensors:a=99999999x99999999x99999999", "more than 16777216 values"),
+        ] {
+            #expect(throws: DataError.self, "\(bad)") { try TensorSchema(parsing: bad) }
+            do { _ = try TensorSchema(parsing: bad) } catch {
+                #expect(error.description.contains(reason), "\(bad): \(error.description)")
+            }
+        }
+    }
+
+    /// The starting values are the frameworks' layer defaults: ±1/√fan_in for weights and the
+    /// biases beside them, ones for a normalisation's scale and variance, zeros otherwise;
+    /// the same for the same seed.
+    @Test func aTensorSchemaStartsFromTheFrameworksLayerDefaults() throws {
+        let schema = try TensorSchema(
+            parsing:
+                "tensors:conv.weight=4x1x3x3,conv.bias=4,bn.weight=4,bn.bias=4,bn.running_var=4,fc.weight=10x144,fc.bias=10,step=1"
+        )
+        var generator = Xoshiro256(seed: 7, purpose: .initialParameters)
+        let values = schema.initialParameters(using: &generator)
+        let tensors = schema.split(values)
+        #expect(tensors[0].allSatisfy { abs($0) <= 1 / 3 } && Set(tensors[0]).count == 36)
+        #expect(tensors[1].allSatisfy { abs($0) <= 1 / 3 } && tensors[1].contains { $0 != 0 })
+        #expect(tensors[2] == [1, 1, 1, 1] && tensors[3] == [0, 0, 0, 0] && tensors[4] == [1, 1, 1, 1])
+        #expect(tensors[5].allSatisfy { abs($0) <= 1 / 12 } && tensors[6].allSatisfy { abs($0) <= 1 / 12 })
+        #expect(tensors[5].map(abs).max()! > 1 / 13)
+        #expect(tensors[7] == [0])
+        var again = Xoshiro256(seed: 7, purpose: .initialParameters)
+        #expect(schema.initialParameters(using: &again) == values)
     }
 }

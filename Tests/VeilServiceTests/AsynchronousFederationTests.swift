@@ -162,6 +162,42 @@ import VeilWire
         #expect(offline.asynchronous.held?.baseVersion == 4 && FileManager.default.fileExists(atPath: heldFile))
     }
 
+    /// Under DP-SGD an offer's training is checked against the example-level budget but charged
+    /// only when the update is spent: a coordinator that offers again and again costs the
+    /// participant training, never budget. A held update trained without DP-SGD is not spent by
+    /// a participant that now requires it.
+    @Test func dpSGDIsChargedWhenTheHeldUpdateIsSpentNotWhenItIsTrained() async throws {
+        let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
+        let offer = await coordinator.modelOffer(maxStaleness: 0).offer
+        await coordinator.closeStore()
+        var join = network.participants[1].join
+        join.offlineState = directory.appendingPathComponent("offline").path
+        var settings = DPSGDSettings(noiseMultiplier: 1)
+        settings.ledger = directory.appendingPathComponent("example-ledger.json").path
+        join.dpSgd = settings
+        let agent = try ParticipantAgent(configuration: join, data: network.participants[1].data, logger: quiet)
+        for version in UInt64(0)..<3 {
+            var next = offer
+            next.version = version  // staleness 0: every offer is trained on again
+            #expect(agent.answer(next, tally: ParticipantAgent.Tally())?.ready.baseVersion == version)
+        }
+        #expect(agent.exampleLedger?.rounds == 0)
+        let held = try #require(agent.asynchronous.held)
+        #expect(held.exampleLevel?.privacy.noiseMultiplier == 1 && held.exampleLevel?.batchSize == 32)
+        let cost = try #require(try agent.heldExampleLevelCost())
+        try agent.chargeExampleLevel(cost)
+        #expect(agent.exampleLedger?.rounds == 1)
+        // An update without DP-SGD's record: refused, not spent.
+        try agent.asynchronous.hold(HeldUpdate(baseVersion: 2, delta: held.delta, examples: held.examples))
+        #expect(throws: Declined.self) { try agent.heldExampleLevelCost() }
+        // A version no federation reaches is ignored (v + 1 must not overflow).
+        var absurd = offer
+        absurd.version = .max
+        #expect(agent.answer(absurd, tally: ParticipantAgent.Tally()) == nil)
+    }
+
     /// The scenario with real processes: `veil serve` with `asynchronous` and four
     /// `veil join` keeping `offline_state`. One participant is killed while it holds an update
     /// and comes back several versions later: its update is summed with that staleness. Then

@@ -150,10 +150,11 @@ import VeilTestSupport
                 == #"privacy.mode: "gauss" is not one of central, ddg, skellam"#)
         #expect(
             try serve(#""model": "mlp:64,,10""#)?.hasSuffix(
-                #"model: "mlp:64,,10" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
+                #"model: "mlp:64,,10" is not softmax, mlp:H1,H2,… with positive widths, or tensors:NAME=D1xD2x…,…"#)
+                == true)
         #expect(
             try serve(#""model": "cnn""#)?.hasSuffix(
-                #"model: "cnn" is not softmax or mlp:H1,H2,… with positive widths"#) == true)
+                #"model: "cnn" is not softmax, mlp:H1,H2,… with positive widths, or tensors:NAME=D1xD2x…,…"#) == true)
         // Accepted spellings.
         let c = ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: ""))
         #expect(
@@ -213,6 +214,8 @@ import VeilTestSupport
             #""privacy": {"epsilon": 1, "mode": "ddg", "min_contributors": 11}"#,
             "privacy.min_contributors must be at most cohort_size"
         ),
+        (#""model": "tensors:w=0""#, "model: tensor w's shape must be 1 to 8 positive dimensions"),
+        (#""model": "tensors:w=2x3,b=2""#, "evaluate must be null with a tensors: model"),
         (#""asynchronous": {"max_staleness": -1}"#, "asynchronous.max_staleness must be in 0...1000000"),
         (#""asynchronous": {"buffer_wait_seconds": 0}"#, "asynchronous.buffer_wait_seconds must be in (0, 86400]"),
         (

@@ -83,4 +83,50 @@ import VeilTransport
         #expect(veil > 0.7)
         #expect(abs(veil - numpy) <= 0.01, "Veil's trainer \(veil), the NumPy example \(numpy)")
     }
+
+    /// An architecture Veil does not know: serve.json's model is only its tensors (the numpy
+    /// CNN's, which are the PyTorch module's state_dict), trained by the participants' NumPy
+    /// trainers and summed by Veil; the final parameters, read from the store, classify the
+    /// digits test split well in NumPy. A participant with Veil's own trainer declines every
+    /// round with the reason.
+    @Test func aModelKnownOnlyByItsTensorsIsTrainedByTheParticipantsOwnTrainers() async throws {
+        var (network, directory) = try federation(clients: 4, rounds: 8) { $0.partition = .iid }
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let schema = "tensors:conv.weight=4x1x3x3,conv.bias=4,fc.weight=10x144,fc.bias=10"
+        network.serve.model = try ModelArchitecture(parsing: schema)
+        network.serve.evaluate = nil
+        let cnn = RepositoryPaths.root.appendingPathComponent("examples/numpy-cnn/train.py").path
+        try network.useTrainer(["python3", cnn], for: [0, 1, 2])
+        let summary = try await network.run(logger: quiet)
+        #expect(summary.completedRounds == 8)
+        #expect(summary.rounds.allSatisfy { $0.completed && $0.survivors == 3 }, "\(summary.rounds.map(\.survivors))")
+        let own = try #require(summary.participants.first { $0.id == "participant-4" })
+        #expect(own.declines["training"] == 8 && own.lastDecline?.contains("known by its tensors only") == true)
+
+        let parameters = try #require(
+            try CoordinatorStore(readingAt: network.serve.state).latestCheckpoint()?.state.parameters)
+        #expect(parameters.count == 1490)
+        var c = FederatedConfiguration()
+        c.clients = 4
+        c.partition = .iid
+        let test = try FederatedSimulation(configuration: c).data.test
+        try Data(CSVLoader.text(of: test).utf8).write(to: directory.appendingPathComponent("test.csv"))
+        try Data(parameters.map { "\($0)" }.joined(separator: "\n").utf8).write(
+            to: directory.appendingPathComponent("parameters.txt"))
+        let script = """
+            import importlib.util, numpy as np
+            spec = importlib.util.spec_from_file_location("cnn", \(cnn.debugDescription))
+            cnn = importlib.util.module_from_spec(spec); spec.loader.exec_module(cnn)
+            flat = np.loadtxt("parameters.txt")
+            params, start = {}, 0
+            for name, shape in cnn.SCHEMA.items():
+                n = int(np.prod(shape)); params[name] = flat[start:start + n].reshape(shape); start += n
+            table = np.loadtxt("test.csv", delimiter=",", ndmin=2)
+            print(cnn.accuracy(params, table[:, :-1], table[:, -1].astype(int)))
+            """
+        let evaluated = try await ProcessRunner.run(
+            "/usr/bin/env", ["python3", "-c", script], in: directory)
+        let accuracy = try #require(Double(evaluated.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(accuracy > 0.8, "\(evaluated.stdout) \(evaluated.stderr)")
+    }
 }

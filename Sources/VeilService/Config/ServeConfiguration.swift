@@ -35,9 +35,18 @@ public enum EvaluationSet: String, Codable, Hashable, Sendable, CaseIterable, Co
 public enum ModelArchitecture: Hashable, Sendable, Codable, CustomStringConvertible {
     case softmax
     case mlp(hidden: [Int])
+    /// The user's architecture, known by its tensors (`Specs/trainer.md` §2.1): trained by
+    /// the participants' own trainers, summed by Veil, never evaluated or exported by it.
+    case tensors(TensorSchema)
 
     /// - Throws: ``ConfigurationError`` naming what is wrong with `text`.
     public init(parsing text: String) throws {
+        if text.hasPrefix(TensorSchema.prefix) {
+            do { self = .tensors(try TensorSchema(parsing: text)) } catch {
+                throw ConfigurationError("model: \(error.description)")
+            }
+            return
+        }
         if text == "softmax" {
             self = .softmax
             return
@@ -46,7 +55,9 @@ public enum ModelArchitecture: Hashable, Sendable, Codable, CustomStringConverti
             text.hasPrefix("mlp:") ? text.dropFirst(4).split(separator: ",", omittingEmptySubsequences: false) : []
         let hidden = widths.compactMap { Int($0) }
         guard !widths.isEmpty, hidden.count == widths.count, hidden.allSatisfy({ $0 > 0 }) else {
-            throw ConfigurationError("model: \"\(text)\" is not softmax or mlp:H1,H2,… with positive widths")
+            throw ConfigurationError(
+                "model: \"\(text.prefix(64))\" is not softmax, mlp:H1,H2,… with positive widths, or tensors:NAME=D1xD2x…,…"
+            )
         }
         self = .mlp(hidden: hidden)
     }
@@ -55,6 +66,7 @@ public enum ModelArchitecture: Hashable, Sendable, Codable, CustomStringConverti
         switch self {
         case .softmax: "softmax"
         case .mlp(let hidden): "mlp:" + hidden.map(String.init).joined(separator: ",")
+        case .tensors(let schema): schema.specification
         }
     }
 
@@ -312,6 +324,12 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try require(rounds >= 1, "rounds must be at least 1")
         try require(minParticipants >= 2, "min_participants must be at least 2 (a secure sum needs two)")
         try require(cohortSize >= minParticipants, "cohort_size must be at least min_participants")
+        if case .tensors = model {
+            try require(
+                evaluate == nil,
+                "evaluate must be null with a tensors: model: the coordinator knows it by its tensors only and cannot run it"
+            )
+        }
         // Seconds up to a day: a deadline is sent to participants in milliseconds (UInt32).
         func duration(_ value: Double, _ key: String) throws {
             try require(value > 0 && value <= 86_400, "\(key) must be in (0, 86400]")
@@ -367,7 +385,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             // A subset round's codec clips at payload_clip times the subset's scale (d − 1)/k,
             // which the ring must still hold for a whole cohort: refused here, not every round.
             let length =
-                try makeModel(model.description, featureCount: features, classCount: classes).parameterCount + 1
+                try FederatedModel(model.description, featureCount: features, classCount: classes).parameterCount + 1
             let size = CoordinateSubset.size(length: length, fraction: subset)
             let clip = payloadClip * Double(length - 1) / Double(size)
             do {

@@ -28,7 +28,7 @@ public actor Coordinator {
     /// the secure sum's server work (unmasking) is CPU-bound and must not wait behind training.
     private nonisolated let executor: any SerialExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    let model: any Model
+    let model: FederatedModel
     var algorithm: FedAvgFamily
     let evaluation: Dataset?
     var completedRounds = 0
@@ -91,7 +91,7 @@ public actor Coordinator {
             threshold: try configuration.loadThresholdKey().map {
                 ConnectionRegistry.ThresholdConfiguration(key: $0, holders: configuration.keyHolders ?? [])
             })
-        model = try makeModel(
+        model = try FederatedModel(
             configuration.model.description, featureCount: configuration.features, classCount: configuration.classes)
         var initGenerator = Xoshiro256(seed: configuration.seed, purpose: .initialParameters)
         let initial = model.initialParameters(using: &initGenerator)

@@ -70,7 +70,7 @@ extension Coordinator {
 
     /// The global model on the evaluation set, when there is one.
     func evaluationResult() -> (accuracy: Double, loss: Double)? {
-        guard let evaluation else { return nil }
+        guard let evaluation, let model = model.veil else { return nil }
         let evaluated = algorithm.evaluate(model: model, on: evaluation)
         return (evaluated.accuracy, evaluated.loss)
     }

@@ -136,8 +136,8 @@ extension ParticipantAgent {
             throw Declined(.declinePolicy, "this participant has already taken part in this session")
         }
         var randomness = roundRandomness(session.id)
-        // An asynchronous round trains nothing: the held update was charged when it was trained.
-        let exampleLevel = a.hasAsynchronous ? nil : try exampleLevelCost(a.training)
+        // An asynchronous round trains nothing: it spends the held update, charged now.
+        let exampleLevel = a.hasAsynchronous ? try heldExampleLevelCost() : try exampleLevelCost(a.training)
         let input = try training { try trainAndEncode(a, distributed: distributed, randomness: &randomness) }
         try chargeExampleLevel(exampleLevel)
         // Charged as soon as the noisy input exists, before anything of it leaves: a round that
@@ -317,8 +317,8 @@ extension ParticipantAgent {
             throw Declined(.declinePolicy, "this participant has already contributed to this session")
         }
         var randomness = roundRandomness(session.id)
-        // An asynchronous round trains nothing: the held update was charged when it was trained.
-        let exampleLevel = a.hasAsynchronous ? nil : try exampleLevelCost(a.training)
+        // An asynchronous round trains nothing: it spends the held update, charged now.
+        let exampleLevel = a.hasAsynchronous ? try heldExampleLevelCost() : try exampleLevelCost(a.training)
         let input = try training { try trainAndEncode(a, randomness: &randomness) }
         try chargeExampleLevel(exampleLevel)
         do {
@@ -348,7 +348,8 @@ extension ParticipantAgent {
         guard e.subsetSize > 0 else { return }
         let plan = a.training
         // A plan whose model cannot be built is declined by training, with its own reason.
-        guard let model = try? makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
+        guard
+            let model = try? FederatedModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
         else { return }
         // The FedAvg family's payload: the update, then the weight.
         let updates = model.parameterCount
@@ -403,10 +404,32 @@ extension ParticipantAgent {
     /// §8), from the plan's batch size and epochs, or nil without DP-SGD. A round that would take
     /// the example-level ε past `dp_sgd.epsilon` is declined before any training.
     func exampleLevelCost(_ plan: Veil_V1_TrainingPlan) throws(Declined) -> (cost: RDPAccountant, steps: Int)? {
-        guard let settings = configuration.dpSgd, let exampleLedger, let data else { return nil }
-        let (examples, batch, epochs) = (data.count, Int(plan.batchSize), Int(plan.localEpochs))
+        guard let settings = configuration.dpSgd, let data else { return nil }
+        return try exampleLevelCost(
+            settings.privacy, examples: data.count, batchSize: Int(plan.batchSize), epochs: Int(plan.localEpochs))
+    }
+
+    /// The cost of spending the held update (an asynchronous round, `Specs/wire.md` §4.4): its
+    /// DP-SGD training's, charged when it is released rather than when it was trained, so that
+    /// offers that are never summed cost nothing. nil without DP-SGD or without a held update
+    /// (the round is then declined for that); one trained without DP-SGD cannot be spent by a
+    /// participant that now requires it.
+    func heldExampleLevelCost() throws(Declined) -> (cost: RDPAccountant, steps: Int)? {
+        guard configuration.dpSgd != nil, let held = asynchronous.held else { return nil }
+        guard let training = held.exampleLevel else {
+            throw Declined(
+                .declinePrivacy, "the held update was trained without DP-SGD, which this participant now requires")
+        }
+        return try exampleLevelCost(
+            training.privacy, examples: held.examples, batchSize: training.batchSize, epochs: training.epochs)
+    }
+
+    private func exampleLevelCost(_ privacy: ExampleLevelPrivacy, examples: Int, batchSize batch: Int, epochs: Int)
+        throws(Declined) -> (cost: RDPAccountant, steps: Int)?
+    {
+        guard let settings = configuration.dpSgd, let exampleLedger else { return nil }
         let steps = ExampleLevelPrivacy.schedule(examples: examples, batchSize: batch, epochs: epochs).steps
-        let cost = settings.privacy.cost(examples: examples, batchSize: batch, epochs: epochs)
+        let cost = privacy.cost(examples: examples, batchSize: batch, epochs: epochs)
         if let budget = settings.epsilon {
             let after = exampleLedger.epsilon(adding: cost)
             guard after <= budget else {
@@ -548,7 +571,7 @@ extension ParticipantAgent {
     func train(_ plan: Veil_V1_TrainingPlan, model global: Veil_V1_Model, round: UInt64, seed: UInt64) throws
         -> HeldUpdate
     {
-        let model = try makeModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
+        let model = try FederatedModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))
         guard let start = global.vectors.first?.values, start.count == model.parameterCount else {
             throw ParticipantError.session("the broadcast model does not fit \(plan.model)")
         }
@@ -562,7 +585,12 @@ extension ParticipantAgent {
         }
         if let trainer {
             return try trainExternally(
-                plan, global: Array(start), round: round, trainer: trainer, model: model, seed: seed)
+                plan, global: Array(start), round: round, trainer: trainer, schema: model.schema, seed: seed)
+        }
+        guard let model = model.veil else {
+            throw ParticipantError.session(
+                "the model is known by its tensors only: it is trained by the participant's own trainer (join.json trainer), not Veil's"
+            )
         }
         return try trainWithVeil(plan, global: global, round: round, model: model, seed: seed)
     }
@@ -601,15 +629,15 @@ extension ParticipantAgent {
     /// and its example count n; the caller weights w − w_global by p̃ = n / weight_scale (1
     /// under DP), exactly as for Veil's own trainer.
     private func trainExternally(
-        _ plan: Veil_V1_TrainingPlan, global: [Double], round: UInt64, trainer: ExternalTrainer, model: any Model,
-        seed: UInt64
+        _ plan: Veil_V1_TrainingPlan, global: [Double], round: UInt64, trainer: ExternalTrainer,
+        schema: TensorSchema, seed: UInt64
     ) throws -> HeldUpdate {
         let request = TrainingRequest(
             round: round, seed: seed & (1 << 53 - 1), model: plan.model, features: Int(plan.features),
             classes: Int(plan.classes), algorithm: plan.algorithm, localEpochs: Int(plan.localEpochs),
             batchSize: Int(plan.batchSize), learningRate: plan.learningRate, momentum: plan.momentum,
             weightDecay: plan.weightDecay, proximalMu: plan.proximalMu, data: trainer.configuration.data,
-            schema: TensorSchema(model: model), global: global)
+            schema: schema, global: global)
         let trained = try trainer.train(request)
         if !trained.metrics.isEmpty {
             logger.info(
@@ -625,7 +653,7 @@ extension ParticipantAgent {
     /// τ = the plan's version − the update's base version.
     func spendHeldUpdate(_ a: Veil_V1_RoundAssignment) throws -> (HeldUpdate, Double) {
         let plan = a.asynchronous
-        let length = try makeModel(
+        let length = try FederatedModel(
             a.training.model, featureCount: Int(a.training.features), classCount: Int(a.training.classes)
         ).parameterCount
         guard let held = asynchronous.held else {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import VeilLearning
 import VeilWire
 
 /// An update a participant of an asynchronous federation trained and keeps until one session
@@ -10,6 +11,17 @@ struct HeldUpdate: Codable, Hashable, Sendable {
     var baseVersion: UInt64
     var delta: [Double]
     var examples: Int
+    /// Its DP-SGD training (`Specs/privacy.md` §8), charged to the example-level ledger when the
+    /// update is spent; nil when it was trained without DP-SGD.
+    var exampleLevel: ExampleLevelTraining?
+}
+
+/// What an update's DP-SGD training costs, given its example count: the mechanism and the
+/// schedule it ran.
+struct ExampleLevelTraining: Codable, Hashable, Sendable {
+    var privacy: ExampleLevelPrivacy
+    var batchSize: Int
+    var epochs: Int
 }
 
 /// An asynchronous participant's state: the last model offered and the update it holds. In
@@ -45,8 +57,15 @@ final class AsynchronousState: Sendable {
                 }
             }
             if let bytes = try Self.read(folder.appendingPathComponent(Self.heldFile)) {
-                do { loaded.held = try JSONDecoder().decode(HeldUpdate.self, from: Data(bytes)) } catch {
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .convertFromSnakeCase
+                do { loaded.held = try decoder.decode(HeldUpdate.self, from: Data(bytes)) } catch {
                     throw ConfigurationError("offline_state \(folder.path): \(Self.heldFile) is not a held update")
+                }
+                guard let held = loaded.held, held.delta.allSatisfy(\.isFinite), held.examples >= 0 else {
+                    throw ConfigurationError(
+                        "offline_state \(folder.path): \(Self.heldFile) holds a value that is not finite or a negative count"
+                    )
                 }
             }
         }
@@ -77,7 +96,9 @@ final class AsynchronousState: Sendable {
     /// Keeps a newly trained update, replacing any other.
     func hold(_ update: HeldUpdate) throws {
         state.withLock { $0.held = update }
-        try write(Self.heldFile, Array(try JSONEncoder().encode(update)))
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try write(Self.heldFile, Array(try encoder.encode(update)))
     }
 
     /// Gives up the held update: forgotten in memory and removed from disk before it is used,

@@ -10,6 +10,10 @@ extension ParticipantAgent {
     /// offer's staleness, or else a new one trained on the offered model; a Decline when it
     /// cannot train (nil: nothing to say).
     func answer(_ offer: Veil_V1_ModelOffer, tally: Tally) -> Veil_V1_ParticipantMessage? {
+        guard offer.version <= Self.maxVersion else {
+            logger.warning("an offer of an impossible model version", metadata: ["version": "\(offer.version)"])
+            return nil
+        }
         do { try asynchronous.record(offer) } catch {
             logger.error("cannot keep the model offered", metadata: ["error": "\(error)"])
         }
@@ -59,18 +63,28 @@ extension ParticipantAgent {
         }
     }
 
-    /// Trains on `offer`'s model and holds the update, charged to the example-level ledger first
-    /// under DP-SGD (a training that would pass `dp_sgd.epsilon` is declined before it starts).
+    /// The largest model version a participant accepts: far beyond any federation (a version
+    /// is a completed round), and far from overflowing the round number v + 1.
+    static let maxVersion: UInt64 = 1 << 62
+
+    /// Trains on `offer`'s model and holds the update. Under DP-SGD the training is charged to
+    /// the example-level ledger when the update is spent (``heldExampleLevelCost()``), not now:
+    /// a coordinator that offers again and again makes the participant train, never pay for
+    /// updates that are not released. One that would pass `dp_sgd.epsilon` is declined before
+    /// it starts.
     func trainOn(_ offer: Veil_V1_ModelOffer) throws(Declined) -> HeldUpdate {
-        let exampleLevel = try exampleLevelCost(offer.training)
+        _ = try exampleLevelCost(offer.training)
         // No session exists yet: the minibatch order comes from the operating system, so an
         // offer repeated by the coordinator is trained differently each time.
         var system = SystemRandom()
         var update = try training {
             try train(offer.training, model: offer.model, round: offer.version + 1, seed: system.next())
         }
-        try chargeExampleLevel(exampleLevel)
         update.baseVersion = offer.version
+        update.exampleLevel = configuration.dpSgd.map {
+            ExampleLevelTraining(
+                privacy: $0.privacy, batchSize: Int(offer.training.batchSize), epochs: Int(offer.training.localEpochs))
+        }
         do { try asynchronous.hold(update) } catch {
             throw Declined(.declineTraining, "cannot keep the trained update: \(error)")
         }

@@ -14,6 +14,11 @@ extension ServeConfiguration {
         } catch {
             throw ConfigurationError("cannot read the coordinator's store at \(state): \(error)")
         }
+        if case .tensors = model {
+            throw ConfigurationError(
+                "the model is the user's (tensors:…): Veil exports only its own softmax and mlp models; the parameters are the store's latest checkpoint, in the schema's order"
+            )
+        }
         guard let (round, checkpoint) = latest else {
             throw ConfigurationError("the store at \(state) has no completed round yet: nothing to export")
         }
