@@ -98,6 +98,33 @@ import VeilWire
         await plain.closeStore()
     }
 
+    /// A stale announcement on a stream already offered the current version is refused, not
+    /// answered with the whole model again: a few bytes must not fetch megabytes in a loop.
+    @Test func aStaleAnnouncementDoesNotFetchTheModelAgain() async throws {
+        var (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 3)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        network.serve.asynchronous?.maxStaleness = 1
+        #expect(try await network.run(logger: quiet).completedRounds == 3)
+        let alice = try network.participants[0].join.tls.credentials(role: .participant).identity
+        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
+        let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+        let generation = try #require(await coordinator.connect(identity: alice, hello: .init(), outbox: outbox))
+        for _ in 0..<3 {
+            await coordinator.receive(.with { $0.ready.baseVersion = 1 }, from: alice.id, generation: generation)
+        }
+        await coordinator.receive(.with { $0.ready.baseVersion = 2 }, from: alice.id, generation: generation)
+        #expect(await coordinator.registry.participants[alice.id]?.heldBase == 2)
+        outbox.finish()
+        var told: [Veil_V1_CoordinatorMessage] = []
+        for await message in stream { told.append(message) }
+        #expect(told.count == 5 && told[1].offer.version == 3, "\(told.map(\.kind))")
+        #expect(
+            told.dropFirst(2).allSatisfy {
+                $0.failure.code == .failureMalformed && $0.failure.message.contains("staler")
+            })
+        await coordinator.closeStore()
+    }
+
     /// One update, one session: a coordinator that assigns a second asynchronous round gets a
     /// decline, not the same update under new masks and noise; the update is weighted by
     /// s(τ) = 1/√(1 + τ); one outside the plan's staleness, or from a later version, is kept

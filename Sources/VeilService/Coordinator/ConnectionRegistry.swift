@@ -16,6 +16,9 @@ struct ConnectionRegistry {
         /// Asynchronous federations: the model version the update this participant holds was
         /// trained from, as it announced (nil: it holds none, or has not said so on this stream).
         var heldBase: UInt64?
+        /// The last model version offered on this stream: a participant that announces a stale
+        /// update again is not sent the whole model again for it.
+        var offered: UInt64?
 
         /// The masking policy the participant declared.
         var policy: SecAggPolicy? { hello.hasPolicy ? hello.policy.declared : nil }
@@ -183,6 +186,11 @@ struct ConnectionRegistry {
     /// Records what `id` holds (asynchronous federations), on its current stream only.
     mutating func setHeldBase(_ base: UInt64?, of id: String) {
         participants[id]?.heldBase = base
+    }
+
+    /// Records that `id`'s current stream was offered `version`.
+    mutating func setOffered(_ version: UInt64, to id: String) {
+        participants[id]?.offered = version
     }
 
     /// Sends to a participant, if it is connected.

@@ -39,6 +39,7 @@ extension Coordinator {
         let offer = modelOffer(maxStaleness: asynchronous.maxStaleness)
         for id in ids where registry.participants[id] != nil {
             registry.setHeldBase(nil, of: id)
+            registry.setOffered(modelVersion, to: id)
             registry.send(offer, to: id)
         }
         publishHeldUpdates()
@@ -67,6 +68,15 @@ extension Coordinator {
             return
         }
         if modelVersion - ready.baseVersion > UInt64(asynchronous.maxStaleness) {
+            // One offer per version and stream: a small message must not fetch the whole model
+            // again and again.
+            guard registry.participants[id]?.offered != modelVersion else {
+                refuseMalformed(
+                    from: id,
+                    "an update from version \(ready.baseVersion) is staler than \(asynchronous.maxStaleness) versions; train on the version \(modelVersion) offered"
+                )
+                return
+            }
             offerModel(to: [id])
             return
         }

@@ -45,6 +45,7 @@ extension Coordinator {
             outbox.yield(.with { $0.finished = finished() })
             outbox.finish()
         } else if let asynchronous = configuration.asynchronous, identity.role == .participant {
+            registry.setOffered(modelVersion, to: identity.id)
             outbox.yield(modelOffer(maxStaleness: asynchronous.maxStaleness))
         }
         wakeConnectionWaiters()
