@@ -5,7 +5,7 @@ import VeilWire
 /// What every member of a round is asked to do — the broadcast model, the training plan, the
 /// payload encoding and the distributed-DP plan — as one digest (`Specs/wire.md` §4):
 ///
-///     SHA-256("veil/v1/round-plan" ‖ 0x00 ‖ protobuf encoding of RoundPlan{model, training, encoding, distributed_dp})
+///     SHA-256("veil/v1/round-plan" ‖ 0x00 ‖ protobuf encoding of RoundPlan{model, training, encoding, distributed_dp, asynchronous})
 ///
 /// The digest is the context of the round's session id (masking and Paillier alike): members
 /// handed different tasks compute different sessions and cannot complete a round together, so
@@ -15,13 +15,15 @@ enum RoundPlanDigest {
     /// carries so that a verifier can read the plan the session id binds.
     static func encoded(
         model: Veil_V1_Model, training: Veil_V1_TrainingPlan, encoding: Veil_V1_PayloadEncoding,
-        distributedDP: Veil_V1_DistributedDPPlan?
+        distributedDP: Veil_V1_DistributedDPPlan?, asynchronous: Veil_V1_AsynchronousPlan? = nil
     ) -> [UInt8] {
         var plan = Veil_V1_RoundPlan()
         plan.model = model
         plan.training = training
         plan.encoding = encoding
         if let distributedDP { plan.distributedDp = distributedDP }
+        // Every member weighs its held update against the same version (§4.4).
+        if let asynchronous { plan.asynchronous = asynchronous }
         // Proto3 encoding of messages without maps: fields in number order, defaults omitted.
         return (try? plan.serializedBytes()) ?? []
     }
@@ -35,6 +37,7 @@ enum RoundPlanDigest {
         of(
             encoded: encoded(
                 model: a.model, training: a.training, encoding: a.encoding,
-                distributedDP: a.hasDistributedDp ? a.distributedDp : nil))
+                distributedDP: a.hasDistributedDp ? a.distributedDp : nil,
+                asynchronous: a.hasAsynchronous ? a.asynchronous : nil))
     }
 }

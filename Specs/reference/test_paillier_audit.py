@@ -803,9 +803,9 @@ def _():
     return a.export(plan=padding_bits(text) if text.endswith("=") else text + "=")
 
 
-@case("5", "a plan with an unknown field (RoundPlan field 5), bound by the session", "field 5")
+@case("5", "a plan with an unknown field (RoundPlan field 9), bound by the session", "field 9")
 def _():
-    return fresh(plan=plan_with(make.field(2, TRAINING), make.field(3, ENCODING), make.field(5, b""))).export()
+    return fresh(plan=plan_with(make.field(2, TRAINING), make.field(3, ENCODING), make.field(9, b""))).export()
 
 
 @case("5", "a plan with an unknown field inside TrainingPlan (14), bound by the session", "field 14")
@@ -1070,8 +1070,8 @@ MASKING = [
     ("5", "masking: the plan's base64 with an extra `=`", "base64",
      lambda: (lambda data: text_edit(data, json.loads(data)["plan"], json.loads(data)["plan"] + "="))(
          masking_export())),
-    ("5", "masking: a plan with an unknown field, bound by the session", "field 5",
-     lambda: masking_export(plan=make.round_plan(16, 3) + make.field(5, b""))),
+    ("5", "masking: a plan with an unknown field, bound by the session", "field 9",
+     lambda: masking_export(plan=make.round_plan(16, 3) + make.field(9, b""))),
     ("5", "masking: a distributed-DP plan with beta = 0.0 written, bound by the session", "default value",
      lambda: masking_export(plan=dp_plan(beta=double(6, 0.0)))),
     ("5", "masking: a distributed-DP plan with its bits as a 64-bit field, bound by the session", "wire type 1",

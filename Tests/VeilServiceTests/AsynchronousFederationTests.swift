@@ -54,7 +54,15 @@ import VeilWire
                 #expect(abs(weight - unweighted) > 1e-3, "round \(round.number) was not weighted")
             }
         }
-        #expect(stale >= 5, "\(summary.rounds.map(\.staleness))")
+        #expect(stale >= 1, "\(summary.rounds.map(\.staleness))")
+        // The audit records bind the asynchronous plan (RoundPlan field 5): both verifiers pass them.
+        let out = directory.appendingPathComponent("audit")
+        let files = try RoundAudit.export(store: network.serve.state, rounds: 1...3, to: out).map {
+            out.appendingPathComponent($0)
+        }
+        let verdicts = RoundAudit.verify(files: files, ca: try FederationCA.loadCertificate(network.serve.tls.ca))
+        #expect(verdicts.map(\.problems) == [[], [], []])
+        #expect(try await AuditReferenceTests.reference(files, ca: network.serve.tls.ca) == [nil, nil, nil])
         #expect((summary.finalAccuracy ?? 0) > 0.6, "\(summary.finalAccuracy ?? 0)")
         #expect(summary.participants.allSatisfy { $0.finishedReason == "all rounds completed" })
     }
@@ -217,12 +225,111 @@ import VeilWire
         try agent.chargeExampleLevel(cost)
         #expect(agent.exampleLedger?.rounds == 1)
         // An update without DP-SGD's record: refused, not spent.
-        try agent.asynchronous.hold(HeldUpdate(baseVersion: 2, delta: held.delta, examples: held.examples))
+        try agent.asynchronous.hold(
+            HeldUpdate(baseVersion: 2, model: held.model, delta: held.delta, examples: held.examples))
         #expect(throws: Declined.self) { try agent.heldExampleLevelCost() }
         // A version no federation reaches is ignored (v + 1 must not overflow).
         var absurd = offer
         absurd.version = .max
         #expect(agent.answer(absurd, tally: ParticipantAgent.Tally()) == nil)
+    }
+
+    /// The review's attack (helper-35): a coordinator tells one member "τ = 0" and the others
+    /// "τ = 2³² − 1", leaving the sum in effect one update. The version is in the round plan, so
+    /// members told different versions are in different sessions; and a member declines a
+    /// staleness beyond its own `max_staleness`, so its weight stays ≥ 1/√(1 + that).
+    @Test func aCoordinatorCannotSilenceMembersByTheirStaleness() async throws {
+        let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
+        let offer = await coordinator.modelOffer(maxStaleness: 10).offer
+        await coordinator.closeStore()
+        func assignment(version: UInt64, maxStaleness: UInt32) -> Veil_V1_RoundAssignment {
+            .with {
+                $0.round = version + 1
+                $0.training = offer.training
+                $0.model = offer.model
+                $0.asynchronous = .with {
+                    $0.version = version
+                    $0.maxStaleness = maxStaleness
+                }
+            }
+        }
+        #expect(
+            RoundPlanDigest.of(assignment(version: 5, maxStaleness: 10))
+                != RoundPlanDigest.of(assignment(version: 4_294_967_300, maxStaleness: .max)))
+        var plain = assignment(version: 5, maxStaleness: 10)
+        plain.clearAsynchronous()
+        #expect(RoundPlanDigest.of(plain) != RoundPlanDigest.of(assignment(version: 5, maxStaleness: 10)))
+
+        let agent = try ParticipantAgent(
+            configuration: network.participants[0].join, data: network.participants[0].data, logger: quiet)
+        #expect(agent.configuration.policy.maxStaleness == 10)
+        #expect(agent.answer(offer, tally: ParticipantAgent.Tally())?.ready.baseVersion == 0)
+        // The coordinator's plan allows 2³² − 1; the participant's own policy does not.
+        do {
+            try agent.checkAsynchronous(assignment(version: 4_294_967_295, maxStaleness: .max))
+            Issue.record("a staleness of 2^32 - 1 was accepted")
+        } catch {
+            #expect(error.code == .declinePolicy && error.reason.contains("max_staleness 10"), "\(error)")
+        }
+        try agent.checkAsynchronous(assignment(version: 10, maxStaleness: .max))
+        #expect(agent.asynchronous.held != nil)
+        // A later offer beyond its own limit is not answered with the old update.
+        var later = offer
+        later.version = 11
+        later.maxStaleness = 1000
+        #expect(agent.answer(later, tally: ParticipantAgent.Tally())?.ready.baseVersion == 11)
+    }
+
+    /// The review's denial of service (helper-35): a member whose policy declines every round
+    /// re-announces its update at once after an abort, while the others retrain theirs. It is
+    /// not picked again for that round; the round waits for the others, and the federation
+    /// goes on without it.
+    @Test func aMemberThatDeclinesEveryRoundDoesNotStopAnAsynchronousFederation() async throws {
+        var (network, directory) = try fedBuff(clients: 4, buffer: 3, rounds: 5)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        network.participants[3].join.policy.minCohort = 4
+        // The honest members train for a while (as real ones do); the decliner answers at once.
+        let example = RepositoryPaths.root.appendingPathComponent("examples/numpy-logistic/train.py").path
+        try network.useTrainer(["sh", "-c", "sleep 0.5; exec python3 \"$0\"", example], for: 0..<3)
+        // Before the fix, three aborts in a row at one round (the decliner picked again each
+        // time) ended the federation.
+        network.serve.maxRoundAttempts = 3
+        let summary = try await network.run(logger: quiet)
+        #expect(summary.completedRounds == 5 && !summary.gaveUp, "\(summary.stopReason ?? "")")
+        // At most the one attempt per round that picked it.
+        #expect(summary.rounds.count(where: { !$0.completed }) <= 5, "\(summary.rounds.map(\.abortReason))")
+        #expect(summary.participants.first { $0.id == "participant-4" }?.roundsCompleted == 0)
+    }
+
+    /// A stored offer of an impossible version does not trap the participant at start, and an
+    /// `offline_state` folder that is a symbolic link is refused (its target is not made
+    /// private or written to).
+    @Test func hostileOfflineStateIsRefusedWithoutACrash() async throws {
+        let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let folder = directory.appendingPathComponent("offline")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data(try Veil_V1_ModelOffer.with { $0.version = .max }.serializedBytes() as [UInt8]).write(
+            to: folder.appendingPathComponent(AsynchronousState.offerFile))
+        var join = network.participants[0].join
+        join.offlineState = folder.path
+        let agent = try ParticipantAgent(configuration: join, data: network.participants[0].data, logger: quiet)
+        agent.trainOffline(tally: ParticipantAgent.Tally())
+        #expect(agent.asynchronous.held == nil)
+
+        let target = directory.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: target.path)
+        let link = directory.appendingPathComponent("linked")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: target)
+        join.offlineState = link.path
+        #expect(throws: ConfigurationError.self) {
+            _ = try ParticipantAgent(configuration: join, data: network.participants[0].data, logger: quiet)
+        }
+        let mode = try FileManager.default.attributesOfItem(atPath: target.path)[.posixPermissions] as? Int
+        #expect(mode == 0o755)
     }
 
     /// The issue's scenario with real processes: `veil serve` with `asynchronous` and four
@@ -256,7 +363,7 @@ import VeilWire
         for i in 1...4 {
             try """
             {"port": \(port), \(tls("participant-\(i)")), "clients": 4, "index": \(i - 1), "partition": "iid",
-             "offline_state": "offline-\(i)"}
+             "offline_state": "offline-\(i)", "policy": {"max_staleness": 1000}}
             """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
         }
         func join(_ i: Int, _ name: String) throws -> ProcessRunner.Background {

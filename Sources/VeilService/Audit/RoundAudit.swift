@@ -599,7 +599,7 @@ public enum RoundAudit {
         let unknown =
             [
                 plan.unknownFields, plan.model.unknownFields, plan.training.unknownFields, plan.encoding.unknownFields,
-                plan.distributedDp.unknownFields,
+                plan.distributedDp.unknownFields, plan.asynchronous.unknownFields,
             ] + plan.model.vectors.map(\.unknownFields)
         guard unknown.allSatisfy({ $0.data.isEmpty }) else {
             throw ConfigurationError("it has a field its schema does not name, or one of another wire type")

@@ -10,12 +10,24 @@ extension Coordinator {
     var modelVersion: UInt64 { UInt64(completedRounds) }
 
     /// Whether `connection` may be in the next round: plannable and, in an asynchronous
-    /// federation, holding an update no staler than `max_staleness`.
+    /// federation, holding an update within its staleness limit — and not left out of this
+    /// round's earlier attempts: there a member that declined would otherwise be picked again
+    /// at once (it re-announces its update while the others retrain theirs), and burn their
+    /// fresh updates attempt after attempt. The round waits for others instead.
     func isCandidate(_ connection: ConnectionRegistry.Connection) -> Bool {
         guard isPlannable(connection) else { return false }
-        guard let asynchronous = configuration.asynchronous else { return true }
+        guard configuration.asynchronous != nil else { return true }
+        if leftOut.round == completedRounds + 1, leftOut.ids.contains(connection.identity.id) { return false }
         guard let base = connection.heldBase, base <= modelVersion else { return false }
-        return modelVersion - base <= UInt64(asynchronous.maxStaleness)
+        return modelVersion - base <= stalenessLimit(connection)
+    }
+
+    /// The stalest update `connection` may contribute: `max_staleness`, or less when its
+    /// participant declared less (its policy declines the rest).
+    func stalenessLimit(_ connection: ConnectionRegistry.Connection) -> UInt64 {
+        let configured = UInt64(configuration.asynchronous?.maxStaleness ?? 0)
+        guard connection.hello.hasPolicy else { return configured }
+        return min(configured, UInt64(connection.hello.policy.maxStaleness))
     }
 
     /// The offer of the current model and how to train on it.
@@ -45,15 +57,16 @@ extension Coordinator {
         publishHeldUpdates()
     }
 
-    /// After a round: its members' updates are spent (or they re-announce them), and an update
-    /// the new version has made too stale is replaced.
+    /// After a round: its members' updates are spent (or they re-announce them), an update the
+    /// new version has made too stale is replaced, and whoever holds nothing and has not been
+    /// offered this version (its training failed, or it is still training an older one) gets it.
     func offerAfterRound(cohort: [String]) {
-        guard let asynchronous = configuration.asynchronous else { return }
-        let stale = registry.participants.values.filter { connection in
-            guard let base = connection.heldBase else { return false }
-            return base > modelVersion || modelVersion - base > UInt64(asynchronous.maxStaleness)
+        guard configuration.asynchronous != nil else { return }
+        let others = registry.participants.values.filter { connection in
+            guard let base = connection.heldBase else { return connection.offered != modelVersion }
+            return base > modelVersion || modelVersion - base > stalenessLimit(connection)
         }
-        offerModel(to: Set(cohort).union(stale.map(\.identity.id)).sorted())
+        offerModel(to: Set(cohort).union(others.map(\.identity.id)).sorted())
     }
 
     /// A participant announced the update it holds.
@@ -67,10 +80,11 @@ extension Coordinator {
                 from: id, "an update trained from version \(ready.baseVersion), after the current \(modelVersion)")
             return
         }
-        if modelVersion - ready.baseVersion > UInt64(asynchronous.maxStaleness) {
+        guard let connection = registry.participants[id] else { return }
+        if modelVersion - ready.baseVersion > stalenessLimit(connection) {
             // One offer per version and stream: a small message must not fetch the whole model
             // again and again.
-            guard registry.participants[id]?.offered != modelVersion else {
+            guard connection.offered != modelVersion else {
                 refuseMalformed(
                     from: id,
                     "an update from version \(ready.baseVersion) is staler than \(asynchronous.maxStaleness) versions; train on the version \(modelVersion) offered"

@@ -53,7 +53,7 @@ public actor Coordinator {
     /// them out while enough
     /// others remain, so one participant whose policy refuses this round (or whose device keeps
     /// failing) cannot use up `max_round_attempts` by being selected again and again.
-    private var leftOut: (round: Int, ids: Set<String>) = (0, [])
+    var leftOut: (round: Int, ids: Set<String>) = (0, [])
     /// Who the current attempt has dropped, or named for a fault, so far.
     var droppedThisAttempt: Set<String> = []
     /// Participants with `exclude_after_faults` proven faults on record: never selected again.

@@ -111,6 +111,7 @@ extension ParticipantAgent {
         }
 
         try checkCompression(a)
+        try checkAsynchronous(a)
         var distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)?
         var cost: RDPAccountant?
         if a.hasDistributedDp {
@@ -293,6 +294,7 @@ extension ParticipantAgent {
                 .declinePolicy, "a roster of \(members.count); this participant's policy requires at least \(floor)")
         }
         try checkCompression(a)
+        try checkAsynchronous(a)
         try admit(nil)
         let session: PaillierSession
         do {
@@ -622,7 +624,7 @@ extension ParticipantAgent {
         }
         let payload = algorithm.clientUpdate(global.vectors.map { Array($0.values) }, &context)
         // p̃ = n/n = 1 exactly: the difference as it is.
-        return HeldUpdate(baseVersion: 0, delta: Array(payload.dropLast()), examples: data.count)
+        return HeldUpdate(baseVersion: 0, model: plan.model, delta: Array(payload.dropLast()), examples: data.count)
     }
 
     /// The user's trainer (`Specs/trainer.md`): it returns its parameters after local training
@@ -645,12 +647,30 @@ extension ParticipantAgent {
                 metadata: ["round": "\(round)", "metrics": "\(trained.metrics.sorted { $0.key < $1.key })"])
         }
         return HeldUpdate(
-            baseVersion: 0, delta: zip(trained.parameters, global).map { $0 - $1 }, examples: Int(trained.examples))
+            baseVersion: 0, model: plan.model, delta: zip(trained.parameters, global).map { $0 - $1 },
+            examples: Int(trained.examples))
+    }
+
+    /// An asynchronous round against this participant's own policy (`Specs/wire.md` §4.4): the
+    /// update it holds may be at most `policy.max_staleness` versions behind the plan's — the
+    /// plan every member's session binds — so that no member's weight is below 1/√(1 + that)
+    /// of its own p̃, whatever versions the coordinator told whom.
+    func checkAsynchronous(_ a: Veil_V1_RoundAssignment) throws(Declined) {
+        guard a.hasAsynchronous, let held = asynchronous.held else { return }
+        let version = a.asynchronous.version
+        guard held.baseVersion <= version, version - held.baseVersion <= UInt64(configuration.policy.maxStaleness)
+        else {
+            throw Declined(
+                .declinePolicy,
+                "the held update (version \(held.baseVersion)) is not within this participant's max_staleness \(configuration.policy.maxStaleness) of version \(version)"
+            )
+        }
     }
 
     /// An asynchronous round's input (`Specs/wire.md` §4.4): the held update, given up before it
     /// is used so that no other session gets it, and its staleness weight s(τ) = 1/√(1 + τ),
-    /// τ = the plan's version − the update's base version.
+    /// τ = the plan's version − the update's base version. One that does not fit the round's
+    /// model is dropped (it never will), so that the next offer trains again.
     func spendHeldUpdate(_ a: Veil_V1_RoundAssignment) throws -> (HeldUpdate, Double) {
         let plan = a.asynchronous
         let length = try FederatedModel(
@@ -659,9 +679,11 @@ extension ParticipantAgent {
         guard let held = asynchronous.held else {
             throw ParticipantError.session("an asynchronous round, and no update is held")
         }
-        guard held.delta.count == length else {
+        guard held.delta.count == length, held.model == a.training.model else {
+            try asynchronous.discard()
             throw ParticipantError.session(
-                "the held update has \(held.delta.count) values, the round's model \(length)")
+                "the held update (\(held.delta.count) values) was trained for another model than the round's (\(length)): dropped"
+            )
         }
         guard held.baseVersion <= plan.version, plan.version - held.baseVersion <= UInt64(plan.maxStaleness) else {
             throw ParticipantError.session(

@@ -18,12 +18,20 @@ extension ParticipantAgent {
             logger.error("cannot keep the model offered", metadata: ["error": "\(error)"])
         }
         if let held = asynchronous.held {
-            if held.baseVersion <= offer.version, offer.version - held.baseVersion <= UInt64(offer.maxStaleness) {
+            // Within the coordinator's staleness and this participant's own, for this model.
+            let limit = UInt64(min(Int(offer.maxStaleness), configuration.policy.maxStaleness))
+            let why: String
+            if held.model != offer.training.model {
+                why = "the held update is for another model: training again"
+            } else if held.baseVersion > offer.version {
+                why = "the held update is from a version after the one offered: training again"
+            } else if offer.version - held.baseVersion > limit {
+                why = "the held update is too stale: training again"
+            } else {
                 return ready(held.baseVersion)
             }
             logger.info(
-                "the held update is too stale: training again",
-                metadata: ["base_version": "\(held.baseVersion)", "version": "\(offer.version)"])
+                "\(why)", metadata: ["base_version": "\(held.baseVersion)", "version": "\(offer.version)"])
             do { try asynchronous.discard() } catch {
                 logger.error("cannot remove the stale update", metadata: ["error": "\(error)"])
             }
@@ -73,6 +81,11 @@ extension ParticipantAgent {
     /// updates that are not released. One that would pass `dp_sgd.epsilon` is declined before
     /// it starts.
     func trainOn(_ offer: Veil_V1_ModelOffer) throws(Declined) -> HeldUpdate {
+        // A stored offer too: one written by hand, or kept from a hostile coordinator, must not
+        // trap the participant at every start.
+        guard offer.version <= Self.maxVersion else {
+            throw Declined(.declineTraining, "the offered version \(offer.version) is above 2^62")
+        }
         _ = try exampleLevelCost(offer.training)
         // No session exists yet: the minibatch order comes from the operating system, so an
         // offer repeated by the coordinator is trained differently each time.

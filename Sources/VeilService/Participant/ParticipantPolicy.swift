@@ -40,12 +40,16 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
     public var keyHolders: [String]?
     /// With `key_holders`: the fewest holders that must cooperate to decrypt (t).
     public var minKeyHolderThreshold = 2
+    /// Asynchronous rounds (`Specs/wire.md` §4.4): the stalest update it contributes, whatever
+    /// the coordinator allows. Every member of a round is weighted at least 1/√(1 + this) of its
+    /// own p̃, so a coordinator cannot make the others' weights vanish and leave one update.
+    public var maxStaleness = 10
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case adversary, corruptFraction, dropoutFraction, securityBits, minCohort, minContributors, keyHolder
-        case paillierMinBits, paillierFingerprint, keyHolders, minKeyHolderThreshold
+        case paillierMinBits, paillierFingerprint, keyHolders, minKeyHolderThreshold, maxStaleness
     }
 
     public init(from decoder: any Decoder) throws {
@@ -58,6 +62,7 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
         paillierFingerprint = try c.decodeIfPresent(String.self, forKey: .paillierFingerprint)
         keyHolders = try c.decodeIfPresent([String].self, forKey: .keyHolders)
         try c.take(.minKeyHolderThreshold, &minKeyHolderThreshold)
+        try c.take(.maxStaleness, &maxStaleness)
     }
 
     /// The masking part, checked.
@@ -87,6 +92,9 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
             }
         }
         try FederationCA.validate(id: keyHolder)
+        guard (0...1000).contains(maxStaleness) else {
+            throw ConfigurationError("policy.max_staleness must be in 0...1000")
+        }
         if let keyHolders {
             guard !keyHolders.isEmpty, Set(keyHolders).count == keyHolders.count else {
                 throw ConfigurationError("policy.key_holders must name each holder once")
@@ -114,6 +122,7 @@ public struct ParticipantPolicy: Codable, Hashable, Sendable {
             $0.minimumCohort = UInt32(minCohort)
             $0.minimumContributors = UInt32(minContributors)
             $0.requiresPrivacyPlan = requiresPrivacyPlan
+            $0.maxStaleness = UInt32(maxStaleness)
         }
     }
 }

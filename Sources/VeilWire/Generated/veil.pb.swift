@@ -397,6 +397,9 @@ public nonisolated struct Veil_V1_ParticipantPolicy: Sendable {
   /// declines rounds without a distributed-DP plan it can cost
   public var requiresPrivacyPlan: Bool = false
 
+  /// asynchronous rounds: the stalest update it contributes (Specs/wire.md §4.4)
+  public var maxStaleness: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1088,6 +1091,16 @@ public nonisolated struct Veil_V1_RoundPlan: @unchecked Sendable {
   /// Clears the value of `distributedDp`. Subsequent reads from it will return its default value.
   public mutating func clearDistributedDp() {_uniqueStorage()._distributedDp = nil}
 
+  /// asynchronous rounds only (Specs/wire.md §4.4)
+  public var asynchronous: Veil_V1_AsynchronousPlan {
+    get {_storage._asynchronous ?? Veil_V1_AsynchronousPlan()}
+    set {_uniqueStorage()._asynchronous = newValue}
+  }
+  /// Returns true if `asynchronous` has been explicitly set.
+  public var hasAsynchronous: Bool {_storage._asynchronous != nil}
+  /// Clears the value of `asynchronous`. Subsequent reads from it will return its default value.
+  public mutating func clearAsynchronous() {_uniqueStorage()._asynchronous = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1585,7 +1598,7 @@ nonisolated extension Veil_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension Veil_V1_ParticipantPolicy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ParticipantPolicy"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}adversary\0\u{3}corrupt_fraction\0\u{3}dropout_fraction\0\u{3}security_bits\0\u{3}minimum_cohort\0\u{3}minimum_contributors\0\u{3}requires_privacy_plan\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}adversary\0\u{3}corrupt_fraction\0\u{3}dropout_fraction\0\u{3}security_bits\0\u{3}minimum_cohort\0\u{3}minimum_contributors\0\u{3}requires_privacy_plan\0\u{3}max_staleness\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1600,6 +1613,7 @@ nonisolated extension Veil_V1_ParticipantPolicy: SwiftProtobuf.Message, SwiftPro
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.minimumCohort) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.minimumContributors) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.requiresPrivacyPlan) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.maxStaleness) }()
       default: break
       }
     }
@@ -1627,6 +1641,9 @@ nonisolated extension Veil_V1_ParticipantPolicy: SwiftProtobuf.Message, SwiftPro
     if self.requiresPrivacyPlan != false {
       try visitor.visitSingularBoolField(value: self.requiresPrivacyPlan, fieldNumber: 7)
     }
+    if self.maxStaleness != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxStaleness, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1638,6 +1655,7 @@ nonisolated extension Veil_V1_ParticipantPolicy: SwiftProtobuf.Message, SwiftPro
     if lhs.minimumCohort != rhs.minimumCohort {return false}
     if lhs.minimumContributors != rhs.minimumContributors {return false}
     if lhs.requiresPrivacyPlan != rhs.requiresPrivacyPlan {return false}
+    if lhs.maxStaleness != rhs.maxStaleness {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2813,13 +2831,14 @@ nonisolated extension Veil_V1_Model: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension Veil_V1_RoundPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundPlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}distributed_dp\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}training\0\u{1}encoding\0\u{3}distributed_dp\0\u{1}asynchronous\0")
 
   fileprivate class _StorageClass {
     var _model: Veil_V1_Model? = nil
     var _training: Veil_V1_TrainingPlan? = nil
     var _encoding: Veil_V1_PayloadEncoding? = nil
     var _distributedDp: Veil_V1_DistributedDPPlan? = nil
+    var _asynchronous: Veil_V1_AsynchronousPlan? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2834,6 +2853,7 @@ nonisolated extension Veil_V1_RoundPlan: SwiftProtobuf.Message, SwiftProtobuf._M
       _training = source._training
       _encoding = source._encoding
       _distributedDp = source._distributedDp
+      _asynchronous = source._asynchronous
     }
   }
 
@@ -2856,6 +2876,7 @@ nonisolated extension Veil_V1_RoundPlan: SwiftProtobuf.Message, SwiftProtobuf._M
         case 2: try { try decoder.decodeSingularMessageField(value: &_storage._training) }()
         case 3: try { try decoder.decodeSingularMessageField(value: &_storage._encoding) }()
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._distributedDp) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._asynchronous) }()
         default: break
         }
       }
@@ -2880,6 +2901,9 @@ nonisolated extension Veil_V1_RoundPlan: SwiftProtobuf.Message, SwiftProtobuf._M
       try { if let v = _storage._distributedDp {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
       } }()
+      try { if let v = _storage._asynchronous {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2893,6 +2917,7 @@ nonisolated extension Veil_V1_RoundPlan: SwiftProtobuf.Message, SwiftProtobuf._M
         if _storage._training != rhs_storage._training {return false}
         if _storage._encoding != rhs_storage._encoding {return false}
         if _storage._distributedDp != rhs_storage._distributedDp {return false}
+        if _storage._asynchronous != rhs_storage._asynchronous {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -108,7 +108,9 @@ struct RoundTask: Sendable {
 
     /// The plan every member is asked to carry out, encoded as its digest hashes it.
     var encodedPlan: [UInt8] {
-        RoundPlanDigest.encoded(model: model, training: training, encoding: encoding, distributedDP: distributedPlan)
+        RoundPlanDigest.encoded(
+            model: model, training: training, encoding: encoding, distributedDP: distributedPlan,
+            asynchronous: asynchronous)
     }
 
     /// A member's assignment, without the secure sum's part.
