@@ -77,7 +77,12 @@ import VeilWire
         let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
         let generation = try #require(await coordinator.connect(identity: alice, hello: .init(), outbox: outbox))
         func ready(_ base: UInt64) -> Veil_V1_ParticipantMessage {
-            .with { $0.ready = .with { $0.baseVersion = base } }
+            .with {
+                $0.ready = .with {
+                    $0.baseVersion = base
+                    $0.offerDigest = Data(repeating: 7, count: 32)
+                }
+            }
         }
         await coordinator.receive(ready(5), from: alice.id, generation: generation)
         #expect(await coordinator.registry.participants[alice.id]?.heldBase == nil)
@@ -118,18 +123,29 @@ import VeilWire
         let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
         let generation = try #require(await coordinator.connect(identity: alice, hello: .init(), outbox: outbox))
         for _ in 0..<3 {
-            await coordinator.receive(.with { $0.ready.baseVersion = 1 }, from: alice.id, generation: generation)
+            await coordinator.receive(
+                .with {
+                    $0.ready.baseVersion = 1
+                    $0.ready.offerDigest = Data(repeating: 7, count: 32)
+                }, from: alice.id, generation: generation)
         }
-        await coordinator.receive(.with { $0.ready.baseVersion = 2 }, from: alice.id, generation: generation)
+        await coordinator.receive(
+            .with {
+                $0.ready.baseVersion = 2
+                $0.ready.offerDigest = Data(repeating: 7, count: 32)
+            }, from: alice.id, generation: generation)
+        // An announcement that does not name its offer by a 32-byte digest is refused.
+        await coordinator.receive(.with { $0.ready.baseVersion = 3 }, from: alice.id, generation: generation)
         #expect(await coordinator.registry.participants[alice.id]?.heldBase == 2)
         outbox.finish()
         var told: [Veil_V1_CoordinatorMessage] = []
         for await message in stream { told.append(message) }
-        #expect(told.count == 5 && told[1].offer.version == 3, "\(told.map(\.kind))")
+        #expect(told.count == 6 && told[1].offer.version == 3, "\(told.map(\.kind))")
         #expect(
-            told.dropFirst(2).allSatisfy {
+            told.dropFirst(2).prefix(3).allSatisfy {
                 $0.failure.code == .failureMalformed && $0.failure.message.contains("staler")
             })
+        #expect(told.last?.failure.message.contains("32-byte digest") == true)
         await coordinator.closeStore()
     }
 
@@ -226,7 +242,9 @@ import VeilWire
         #expect(agent.exampleLedger?.rounds == 1)
         // An update without DP-SGD's record: refused, not spent.
         try agent.asynchronous.hold(
-            HeldUpdate(baseVersion: 2, model: held.model, delta: held.delta, examples: held.examples))
+            HeldUpdate(
+                baseVersion: 2, model: held.model, offerDigest: held.offerDigest, delta: held.delta,
+                examples: held.examples))
         #expect(throws: Declined.self) { try agent.heldExampleLevelCost() }
         // A version no federation reaches is ignored (v + 1 must not overflow).
         var absurd = offer
@@ -244,7 +262,9 @@ import VeilWire
         let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
         let offer = await coordinator.modelOffer(maxStaleness: 10).offer
         await coordinator.closeStore()
-        func assignment(version: UInt64, maxStaleness: UInt32) -> Veil_V1_RoundAssignment {
+        func assignment(version: UInt64, maxStaleness: UInt32, offer digest: [UInt8]? = nil)
+            -> Veil_V1_RoundAssignment
+        {
             .with {
                 $0.round = version + 1
                 $0.training = offer.training
@@ -252,6 +272,8 @@ import VeilWire
                 $0.asynchronous = .with {
                     $0.version = version
                     $0.maxStaleness = maxStaleness
+                    $0.baseVersion = 0
+                    $0.offerDigest = Data(digest ?? offer.digest)
                 }
             }
         }
@@ -275,6 +297,20 @@ import VeilWire
         }
         try agent.checkAsynchronous(assignment(version: 10, maxStaleness: .max))
         #expect(agent.asynchronous.held != nil)
+        // The review's second attack (helper-36): an offer of its own (learning rate 0, a dead
+        // model) makes a member's update vanish. A session's members all trained on the one
+        // offer its plan names: a member holding another offer's update declines.
+        var crafted = offer
+        crafted.training.learningRate = 0
+        do {
+            try agent.checkAsynchronous(assignment(version: 3, maxStaleness: 10, offer: crafted.digest))
+            Issue.record("an update of another offer was accepted")
+        } catch {
+            #expect(error.code == .declinePolicy && error.reason.contains("another offer"), "\(error)")
+        }
+        #expect(
+            RoundPlanDigest.of(assignment(version: 3, maxStaleness: 10))
+                != RoundPlanDigest.of(assignment(version: 3, maxStaleness: 10, offer: crafted.digest)))
         // A later offer beyond its own limit is not answered with the old update.
         var later = offer
         later.version = 11
@@ -333,8 +369,10 @@ import VeilWire
     }
 
     /// The issue's scenario with real processes: `veil serve` with `asynchronous` and four
-    /// `veil join` keeping `offline_state`. One participant is killed while it holds an update
-    /// and comes back several versions later: its update is summed with that staleness. Then
+    /// `veil join` keeping `offline_state`, buffers of two. Two participants go offline (killed)
+    /// while each holds an update of the same offer, and come back several versions later:
+    /// their updates are summed together with that staleness (a buffer's members all trained
+    /// on one offer, §4.4). Then
     /// the coordinator is killed; a new one resumes from the store, the participants reconnect
     /// with what they hold, and the federation finishes.
     @Test func anOfflineParticipantContributesItsStaleUpdateAndAllResumeAfterACoordinatorRestart() async throws {
@@ -350,9 +388,9 @@ import VeilWire
         }
         func writeServe(port: Int, rounds: Int) throws {
             try """
-            {\(tls("coordinator")), "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3,
-             "cohort_size": 3, "state": "state.sqlite", "round_deadline_seconds": 5, "training_deadline_seconds": 20,
-             "asynchronous": {"max_staleness": 1000}}
+            {\(tls("coordinator")), "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 2,
+             "cohort_size": 2, "state": "state.sqlite", "round_deadline_seconds": 5, "training_deadline_seconds": 20,
+             "asynchronous": {"max_staleness": 1000, "buffer_wait_seconds": 1}}
             """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
         }
         try writeServe(port: 0, rounds: 100_000)
@@ -363,7 +401,7 @@ import VeilWire
         for i in 1...4 {
             try """
             {"port": \(port), \(tls("participant-\(i)")), "clients": 4, "index": \(i - 1), "partition": "iid",
-             "offline_state": "offline-\(i)", "policy": {"max_staleness": 1000}}
+             "offline_state": "offline-\(i)", "policy": {"max_staleness": 1000, "min_cohort": 2, "min_contributors": 2}}
             """.write(to: directory.appendingPathComponent("join\(i).json"), atomically: true, encoding: .utf8)
         }
         func join(_ i: Int, _ name: String) throws -> ProcessRunner.Background {
@@ -373,16 +411,39 @@ import VeilWire
         defer { participants.forEach { $0.kill() } }
         func completed(_ serve: ProcessRunner.Background) -> Int { processes.completedRounds(serve.stdout).count }
 
-        // The fourth goes offline (killed) while it holds an update…
+        // Two go offline (killed) while they hold updates of one offer…
         #expect(await eventually(timeout: 120) { completed(first) >= 3 }, "\(first.stderr.suffix(2000))")
-        let held = directory.appendingPathComponent("offline-4/\(AsynchronousState.heldFile)").path
-        #expect(await eventually(timeout: 60) { FileManager.default.fileExists(atPath: held) })
-        participants[3].kill()
+        func held(_ i: Int) -> String? {
+            let file = directory.appendingPathComponent("offline-\(i)/\(AsynchronousState.heldFile)")
+            guard let data = try? Data(contentsOf: file),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let base = object["base_version"] as? Int, let offer = object["offer_digest"] as? String
+            else { return nil }
+            return "\(base) \(offer)"
+        }
+        // Two participants that hold updates of one offer (members of one round retrain on the
+        // same version): those two go offline together.
+        var offline: [Int] = []
+        #expect(
+            await eventually(timeout: 60) {
+                for i in 1...4 {
+                    for j in (i + 1)..<5 {
+                        guard let first = held(i), first == held(j) else { continue }
+                        participants[i - 1].kill()
+                        participants[j - 1].kill()
+                        offline = [i, j]
+                        return true
+                    }
+                }
+                return false
+            })
+        try #require(offline.count == 2)
         let killedAt = completed(first)
-        // …the others go on without it for several versions…
+        // …the others go on without them for several versions…
         #expect(await eventually(timeout: 120) { completed(first) >= killedAt + 8 }, "\(first.stderr.suffix(2000))")
-        // …and it comes back with the update it held (or one trained offline on the model it last had).
-        participants[3] = try join(4, "join4-again")
+        // …and they come back with the updates they held (or ones trained offline on the model
+        // they last had).
+        for i in offline { participants[i - 1] = try join(i, "join\(i)-again") }
         func staleness(_ output: String) -> [(round: Int, id: String, tau: Int)] {
             output.split(separator: "\n").flatMap { line -> [(Int, String, Int)] in
                 guard line.hasPrefix("round "), let colon = line.firstIndex(of: ":"),
@@ -397,7 +458,8 @@ import VeilWire
         }
         #expect(
             await eventually(timeout: 120) {
-                staleness(first.stdout).contains { $0.id == "participant-4" && $0.round > killedAt + 8 && $0.tau >= 5 }
+                let late = staleness(first.stdout).filter { $0.round > killedAt + 8 && $0.tau >= 5 }
+                return Set(late.map(\.id)) == Set(offline.map { "participant-\($0)" })
             }, "\(first.stdout.suffix(3000))")
 
         // The coordinator dies; its successor resumes and finishes a few more rounds.

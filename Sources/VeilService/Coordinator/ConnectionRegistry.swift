@@ -16,6 +16,8 @@ struct ConnectionRegistry {
         /// Asynchronous federations: the model version the update this participant holds was
         /// trained from, as it announced (nil: it holds none, or has not said so on this stream).
         var heldBase: UInt64?
+        /// The digest of the offer that update was trained on, as it announced.
+        var heldOffer: [UInt8] = []
         /// The last model version offered on this stream: a participant that announces a stale
         /// update again is not sent the whole model again for it.
         var offered: UInt64?
@@ -184,8 +186,9 @@ struct ConnectionRegistry {
     }
 
     /// Records what `id` holds (asynchronous federations), on its current stream only.
-    mutating func setHeldBase(_ base: UInt64?, of id: String) {
+    mutating func setHeldBase(_ base: UInt64?, offer: [UInt8] = [], of id: String) {
         participants[id]?.heldBase = base
+        participants[id]?.heldOffer = offer
     }
 
     /// Records that `id`'s current stream was offered `version`.

@@ -22,6 +22,28 @@ extension Coordinator {
         return modelVersion - base <= stalenessLimit(connection)
     }
 
+    /// A buffer's members all trained on one offer (`Specs/wire.md` §4.4): its version and digest.
+    struct BufferBase: Hashable {
+        let version: UInt64
+        let offer: [UInt8]
+    }
+
+    /// The offer most candidates hold updates of, with how many: the next round's buffer is
+    /// drawn from those alone. Ties go to the older offer — first come, first summed, as
+    /// FedBuff's buffer fills in arrival order — so that a group back from being offline is
+    /// not starved by one that retrains faster; then to the smaller digest.
+    var bufferBase: (base: BufferBase, count: Int)? {
+        var groups: [BufferBase: Int] = [:]
+        for connection in registry.participants.values where isCandidate(connection) {
+            groups[BufferBase(version: connection.heldBase!, offer: connection.heldOffer), default: 0] += 1
+        }
+        return groups.max { a, b in
+            if a.value != b.value { return a.value < b.value }
+            if a.key.version != b.key.version { return a.key.version > b.key.version }
+            return b.key.offer.lexicographicallyPrecedes(a.key.offer)
+        }.map { ($0.key, $0.value) }
+    }
+
     /// The stalest update `connection` may contribute: `max_staleness`, or less when its
     /// participant declared less (its policy declines the rest).
     func stalenessLimit(_ connection: ConnectionRegistry.Connection) -> UInt64 {
@@ -94,7 +116,11 @@ extension Coordinator {
             offerModel(to: [id])
             return
         }
-        registry.setHeldBase(ready.baseVersion, of: id)
+        guard ready.offerDigest.count == 32 else {
+            refuseMalformed(from: id, "UpdateReady names its offer by a 32-byte digest")
+            return
+        }
+        registry.setHeldBase(ready.baseVersion, offer: Array(ready.offerDigest), of: id)
         publishHeldUpdates()
         wakeConnectionWaiters()
     }

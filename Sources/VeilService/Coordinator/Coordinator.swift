@@ -54,6 +54,8 @@ public actor Coordinator {
     /// others remain, so one participant whose policy refuses this round (or whose device keeps
     /// failing) cannot use up `max_round_attempts` by being selected again and again.
     var leftOut: (round: Int, ids: Set<String>) = (0, [])
+    /// Asynchronous federations: the offer the current round's members all trained on.
+    var currentBuffer: BufferBase?
     /// Who the current attempt has dropped, or named for a fault, so far.
     var droppedThisAttempt: Set<String> = []
     /// Participants with `exclude_after_faults` proven faults on record: never selected again.
@@ -283,8 +285,11 @@ public actor Coordinator {
 
     private var plannableCount: Int { registry.participants.values.count(where: isPlannable) }
     /// Those a round may be planned with now: in an asynchronous federation, only the
-    /// plannable participants holding a usable update.
-    private var candidateCount: Int { registry.participants.values.count(where: isCandidate) }
+    /// plannable participants holding a usable update trained on the offer most of them hold.
+    private var candidateCount: Int {
+        configuration.asynchronous == nil
+            ? registry.participants.values.count(where: isCandidate) : bufferBase?.count ?? 0
+    }
 
     /// Waits until at least `count` plannable participants are connected (and the key holder,
     /// for Paillier rounds), or the timeout passes on the injected clock.
@@ -300,6 +305,27 @@ public actor Coordinator {
             await withCheckedContinuation { connectionWaiters.append($0) }
         }
         return true
+    }
+
+    /// Waits for `min_participants` candidates. In an asynchronous federation the candidates
+    /// may hold updates of different offers, none with enough: after each `buffer_wait_seconds`
+    /// without a round, whoever holds an update of an older offer is offered the current one,
+    /// so that they converge on it instead of waiting for each other for ever.
+    private func waitForBuffer(registration: Duration) async -> Bool {
+        guard let asynchronous = configuration.asynchronous else {
+            return await waitForParticipants(configuration.minParticipants, timeout: registration)
+        }
+        let step = Duration.milliseconds(Int(asynchronous.bufferWaitSeconds * 1000))
+        var waited = Duration.zero
+        while waited < registration {
+            let slice = min(step, registration - waited)
+            if await waitForParticipants(configuration.minParticipants, timeout: slice) { return true }
+            if stopping { return false }
+            waited += slice
+            let behind = registry.participants.values.filter { $0.heldBase != nil && $0.heldBase != modelVersion }
+            if !behind.isEmpty { offerModel(to: behind.map(\.identity.id).sorted()) }
+        }
+        return false
     }
 
     private func expireRegistration() {
@@ -318,7 +344,7 @@ public actor Coordinator {
         let registration = Duration.milliseconds(Int(configuration.registrationTimeoutSeconds * 1000))
         do {
             while completedRounds < configuration.rounds && !stopping {
-                guard await waitForParticipants(configuration.minParticipants, timeout: registration) else {
+                guard await waitForBuffer(registration: registration) else {
                     if stopping { break }
                     throw ConfigurationError(registrationFailure())
                 }
@@ -400,7 +426,12 @@ public actor Coordinator {
     private func runRound(_ number: Int) async throws -> RoundSummary? {
         let c = configuration
         let completed = recording("read the rounds completed") { try store.roundsCompleted() } ?? [:]
-        var candidates = registry.participants.values.filter(isCandidate).map {
+        // An asynchronous buffer: those holding updates of one offer (§4.4).
+        let buffer = configuration.asynchronous == nil ? nil : bufferBase?.base
+        currentBuffer = buffer
+        var candidates = registry.participants.values.filter {
+            isCandidate($0) && (buffer == nil || ($0.heldBase == buffer!.version && $0.heldOffer == buffer!.offer))
+        }.map {
             CohortSelection.Candidate(
                 id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: completed[$0.identity.id] ?? 0)
         }
@@ -507,7 +538,7 @@ public actor Coordinator {
             paillierKeyBits: c.secureSum == .paillier ? registry.keyHolding?.publicKey.bits : nil, privacy: privacy)
         let task = try RoundTask(
             number: number, cohortSize: cohort.count, configuration: c, algorithm: algorithm, privacy: privacy,
-            compression: compression)
+            compression: compression, buffer: currentBuffer)
         switch c.secureSum {
         case .secagg:
             return try RoundMachine.masking(

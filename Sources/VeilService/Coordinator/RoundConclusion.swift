@@ -44,7 +44,15 @@ extension Coordinator {
             let cost = machine.distributedMechanism.map(ServicePrivacyPlan.participation) ?? privacy.participation
             ledger?.charge(contributors, round: cost)
         }
-        algorithm.serverUpdate(sum: sum, contributors: result.survivors.count)
+        // Asynchronous: every member trained on one offer, so the buffer has one staleness τ, and
+        // the step is s(τ) times the buffer's mean update — a stale buffer moves the model less
+        // (FedBuff's server rule, §4.4).
+        var applied = sum
+        if configuration.asynchronous != nil, let buffer = currentBuffer, buffer.version <= UInt64(report.number - 1) {
+            let s = ServiceAsynchrony.weight(staleness: UInt64(report.number - 1) - buffer.version)
+            for i in 0..<(applied.count - 1) { applied[i] *= s }
+        }
+        algorithm.serverUpdate(sum: applied, contributors: result.survivors.count)
         let evaluated = evaluationResult()
         lastAccuracy = evaluated?.accuracy ?? lastAccuracy
         let recordHash = try store.finishRound(

@@ -624,7 +624,8 @@ extension ParticipantAgent {
         }
         let payload = algorithm.clientUpdate(global.vectors.map { Array($0.values) }, &context)
         // p̃ = n/n = 1 exactly: the difference as it is.
-        return HeldUpdate(baseVersion: 0, model: plan.model, delta: Array(payload.dropLast()), examples: data.count)
+        return HeldUpdate(
+            baseVersion: 0, model: plan.model, offerDigest: "", delta: Array(payload.dropLast()), examples: data.count)
     }
 
     /// The user's trainer (`Specs/trainer.md`): it returns its parameters after local training
@@ -647,7 +648,7 @@ extension ParticipantAgent {
                 metadata: ["round": "\(round)", "metrics": "\(trained.metrics.sorted { $0.key < $1.key })"])
         }
         return HeldUpdate(
-            baseVersion: 0, model: plan.model, delta: zip(trained.parameters, global).map { $0 - $1 },
+            baseVersion: 0, model: plan.model, offerDigest: "", delta: zip(trained.parameters, global).map { $0 - $1 },
             examples: Int(trained.examples))
     }
 
@@ -655,9 +656,20 @@ extension ParticipantAgent {
     /// update it holds may be at most `policy.max_staleness` versions behind the plan's — the
     /// plan every member's session binds — so that no member's weight is below 1/√(1 + that)
     /// of its own p̃, whatever versions the coordinator told whom.
+    /// Every member of the session trained on the one offer the plan names — the same model and
+    /// training plan, like a synchronous round's — so that no member's update can be made to
+    /// vanish by an offer of its own (review, helper-36).
     func checkAsynchronous(_ a: Veil_V1_RoundAssignment) throws(Declined) {
         guard a.hasAsynchronous, let held = asynchronous.held else { return }
         let version = a.asynchronous.version
+        guard held.baseVersion == a.asynchronous.baseVersion,
+            held.offerDigest == Hex.encode(Array(a.asynchronous.offerDigest))
+        else {
+            throw Declined(
+                .declinePolicy,
+                "the round sums updates trained on another offer (version \(a.asynchronous.baseVersion)) than this participant's (version \(held.baseVersion))"
+            )
+        }
         guard held.baseVersion <= version, version - held.baseVersion <= UInt64(configuration.policy.maxStaleness)
         else {
             throw Declined(

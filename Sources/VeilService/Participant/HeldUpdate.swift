@@ -1,7 +1,16 @@
 import Foundation
 import Synchronization
+import VeilCrypto
 import VeilLearning
 import VeilWire
+
+extension Veil_V1_ModelOffer {
+    /// SHA-256("veil/v1/model-offer" ‖ 0x00 ‖ the offer's protobuf encoding): what a session's
+    /// members must all have trained on (`Specs/wire.md` §4.4).
+    var digest: [UInt8] {
+        SHA256.hash(Array("veil/v1/model-offer".utf8) + [0], (try? serializedBytes() as [UInt8]) ?? [])
+    }
+}
 
 /// An update a participant of an asynchronous federation trained and keeps until one session
 /// uses it (`Specs/wire.md` §4.4): the difference w − w_base from the model of `baseVersion`,
@@ -12,6 +21,8 @@ struct HeldUpdate: Codable, Hashable, Sendable {
     /// The plan's model it was trained for (`softmax`, `mlp:…`, `tensors:…`): an update is only
     /// ever summed into a round of that model.
     var model: String
+    /// Hex of the offer's ``Veil_V1_ModelOffer/digest``: the model and plan it was trained on.
+    var offerDigest: String
     var delta: [Double]
     var examples: Int
     /// Its DP-SGD training (`Specs/privacy.md` §8), charged to the example-level ledger when the

@@ -1,4 +1,5 @@
 import Foundation
+import VeilCore
 import VeilCrypto
 import VeilWire
 
@@ -28,7 +29,7 @@ extension ParticipantAgent {
             } else if offer.version - held.baseVersion > limit {
                 why = "the held update is too stale: training again"
             } else {
-                return ready(held.baseVersion)
+                return ready(held)
             }
             logger.info(
                 "\(why)", metadata: ["base_version": "\(held.baseVersion)", "version": "\(offer.version)"])
@@ -40,7 +41,7 @@ extension ParticipantAgent {
         do {
             let update = try trainOn(offer)
             tally.add(training: seconds(since: started))
-            return ready(update.baseVersion)
+            return ready(update)
         } catch {
             logger.warning(
                 "cannot train on the model offered",
@@ -94,6 +95,7 @@ extension ParticipantAgent {
             try train(offer.training, model: offer.model, round: offer.version + 1, seed: system.next())
         }
         update.baseVersion = offer.version
+        update.offerDigest = Hex.encode(offer.digest)
         update.exampleLevel = configuration.dpSgd.map {
             ExampleLevelTraining(
                 privacy: $0.privacy, batchSize: Int(offer.training.batchSize), epochs: Int(offer.training.localEpochs))
@@ -104,7 +106,12 @@ extension ParticipantAgent {
         return update
     }
 
-    private func ready(_ base: UInt64) -> Veil_V1_ParticipantMessage {
-        .with { $0.ready = .with { $0.baseVersion = base } }
+    private func ready(_ held: HeldUpdate) -> Veil_V1_ParticipantMessage {
+        .with {
+            $0.ready = .with {
+                $0.baseVersion = held.baseVersion
+                $0.offerDigest = Data((try? Hex.decode(held.offerDigest)) ?? [])
+            }
+        }
     }
 }

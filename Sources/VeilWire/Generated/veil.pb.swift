@@ -281,6 +281,9 @@ public nonisolated struct Veil_V1_UpdateReady: Sendable {
 
   public var baseVersion: UInt64 = 0
 
+  /// SHA-256 of the offer it trained on (Specs/wire.md §4.4)
+  public var offerDigest: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -630,9 +633,10 @@ public nonisolated struct Veil_V1_ModelOffer: Sendable {
   fileprivate var _training: Veil_V1_TrainingPlan? = nil
 }
 
-/// Set in an asynchronous federation's assignment: the member contributes the update it holds
-/// instead of training, weighted by s(τ) = 1/√(1 + τ) with τ = version − its base version, and
-/// never contributes that update to another session.
+/// Set in an asynchronous federation's assignment: every member contributes the update it holds,
+/// trained on the one offer named here (the same model and plan for all, like a synchronous
+/// round's), weighted by s(τ) = 1/√(1 + τ) with τ = version − base_version, and never contributes
+/// that update to another session.
 public nonisolated struct Veil_V1_AsynchronousPlan: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -643,6 +647,12 @@ public nonisolated struct Veil_V1_AsynchronousPlan: Sendable {
 
   /// the largest τ the coordinator accepts
   public var maxStaleness: UInt32 = 0
+
+  /// the version every member's update was trained from
+  public var baseVersion: UInt64 = 0
+
+  /// SHA-256 of the one offer every member trained on
+  public var offerDigest: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1428,7 +1438,7 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Veil_V1_UpdateReady: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpdateReady"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}base_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}base_version\0\u{3}offer_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1437,6 +1447,7 @@ nonisolated extension Veil_V1_UpdateReady: SwiftProtobuf.Message, SwiftProtobuf.
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.baseVersion) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.offerDigest) }()
       default: break
       }
     }
@@ -1446,11 +1457,15 @@ nonisolated extension Veil_V1_UpdateReady: SwiftProtobuf.Message, SwiftProtobuf.
     if self.baseVersion != 0 {
       try visitor.visitSingularUInt64Field(value: self.baseVersion, fieldNumber: 1)
     }
+    if !self.offerDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.offerDigest, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_UpdateReady, rhs: Veil_V1_UpdateReady) -> Bool {
     if lhs.baseVersion != rhs.baseVersion {return false}
+    if lhs.offerDigest != rhs.offerDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2081,7 +2096,7 @@ nonisolated extension Veil_V1_ModelOffer: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Veil_V1_AsynchronousPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AsynchronousPlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}max_staleness\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}max_staleness\0\u{3}base_version\0\u{3}offer_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2091,6 +2106,8 @@ nonisolated extension Veil_V1_AsynchronousPlan: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.maxStaleness) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.baseVersion) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.offerDigest) }()
       default: break
       }
     }
@@ -2103,12 +2120,20 @@ nonisolated extension Veil_V1_AsynchronousPlan: SwiftProtobuf.Message, SwiftProt
     if self.maxStaleness != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxStaleness, fieldNumber: 2)
     }
+    if self.baseVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.baseVersion, fieldNumber: 3)
+    }
+    if !self.offerDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.offerDigest, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_AsynchronousPlan, rhs: Veil_V1_AsynchronousPlan) -> Bool {
     if lhs.version != rhs.version {return false}
     if lhs.maxStaleness != rhs.maxStaleness {return false}
+    if lhs.baseVersion != rhs.baseVersion {return false}
+    if lhs.offerDigest != rhs.offerDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -28,7 +28,7 @@ struct RoundTask: Sendable {
     /// The task of round `number` for a cohort of `cohortSize`.
     init(
         number: Int, cohortSize: Int, configuration c: ServeConfiguration, algorithm: FedAvgFamily,
-        privacy: ServicePrivacyPlan?, compression: RoundCompression? = nil
+        privacy: ServicePrivacyPlan?, compression: RoundCompression? = nil, buffer: Coordinator.BufferBase? = nil
     ) throws {
         // Without reported links (tests), the configured compression or adaptive's least.
         let compression =
@@ -61,6 +61,10 @@ struct RoundTask: Sendable {
             .with {
                 $0.version = UInt64(number - 1)
                 $0.maxStaleness = UInt32(settings.maxStaleness)
+                if let buffer {
+                    $0.baseVersion = buffer.version
+                    $0.offerDigest = Data(buffer.offer)
+                }
             }
         }
         distributed = try privacy?.distributed(subsetSize: compression.subset?.size)
