@@ -59,12 +59,19 @@ extension TensorSchema {
     public static let maxParameters = 1 << 24
     /// The longest tensor name.
     public static let maxNameLength = 128
+    /// The longest specification text.
+    public static let maxSpecificationBytes = 1 << 20
 
     /// Parses `tensors:NAME=D1xD2x…,NAME=…`: names of letters, digits, `_`, `.`, `-` and `/`,
     /// each once; dimensions positive decimal integers without leading zeros.
     public init(parsing text: String) throws(DataError) {
         guard text.hasPrefix(Self.prefix) else {
             throw .invalidSpecification("a tensor schema starts with \(Self.prefix)")
+        }
+        // The longest valid text (4,096 tensors of 128-character names and eight 8-digit
+        // dimensions) is under 900 kB: a longer one is refused before it is split.
+        guard text.utf8.count <= Self.maxSpecificationBytes else {
+            throw .invalidSpecification("a tensor schema is at most \(Self.maxSpecificationBytes) bytes")
         }
         let entries = text.dropFirst(Self.prefix.count).split(separator: ",", omittingEmptySubsequences: false)
         guard !entries.isEmpty, entries.count <= Self.maxTensors else {

@@ -89,6 +89,10 @@ final class AsynchronousState: Sendable {
             guard info.st_mode & S_IFMT == S_IFDIR else {
                 throw ConfigurationError("offline_state \(folder.path) is not a folder (a symbolic link is refused)")
             }
+            // Someone else's folder could be read or written by its owner.
+            guard info.st_uid == geteuid() else {
+                throw ConfigurationError("offline_state \(folder.path) belongs to another user")
+            }
         } else {
             do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
                 throw ConfigurationError("offline_state \(folder.path): \(error.localizedDescription)")

@@ -1,6 +1,7 @@
 import Foundation
 import VeilCore
 import VeilCrypto
+import VeilLearning
 import VeilWire
 
 /// The participant's side of an asynchronous federation (`Specs/wire.md` §4.4): it keeps the
@@ -13,6 +14,16 @@ extension ParticipantAgent {
     func answer(_ offer: Veil_V1_ModelOffer, tally: Tally) -> Veil_V1_ParticipantMessage? {
         guard offer.version <= Self.maxVersion else {
             logger.warning("an offer of an impossible model version", metadata: ["version": "\(offer.version)"])
+            return nil
+        }
+        // Checked before it is kept: an offer that cannot be trained on must not be stored and
+        // tried again at every start.
+        let plan = offer.training
+        guard
+            (try? FederatedModel(plan.model, featureCount: Int(plan.features), classCount: Int(plan.classes))) != nil
+        else {
+            logger.warning(
+                "an offer of a model this participant cannot read", metadata: ["version": "\(offer.version)"])
             return nil
         }
         do { try asynchronous.record(offer) } catch {
