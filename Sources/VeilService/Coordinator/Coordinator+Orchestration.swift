@@ -84,7 +84,11 @@ extension Coordinator {
             !droppedThisAttempt.contains(id), !observations.named.contains(id)
         else { return }
         observations.declined.insert(id)
-        if decline.code == .declineAborted { observations.aborted.insert(id) }
+        // Excused as an abort only after it took part (a message of its accepted this attempt):
+        // its client aborts on what others sent it. A "DECLINE_ABORTED" straight after the
+        // assignment is a plain decline (review, helper-36), or a rogue could be picked again and
+        // again without ever being left out.
+        if decline.code == .declineAborted, observations.waited[id] != nil { observations.aborted.insert(id) }
     }
 
     /// A member's loss report (`Specs/orchestration.md` §5.1): kept when losses are wanted
