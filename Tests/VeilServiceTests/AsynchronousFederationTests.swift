@@ -26,6 +26,32 @@ import VeilWire
         return (try NetworkSimulation(configuration: c, directory: directory), directory)
     }
 
+    /// The offer a coordinator of `network` makes at version 0.
+    func offer(_ network: NetworkSimulation, maxStaleness: Int) async throws -> Veil_V1_ModelOffer {
+        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
+        let offer = await coordinator.modelOffer(maxStaleness: maxStaleness).offer
+        await coordinator.closeStore()
+        return offer
+    }
+
+    /// An asynchronous round's assignment for updates of `offer` (version 0), or of the offer
+    /// whose digest is `digest`.
+    func assignment(
+        of offer: Veil_V1_ModelOffer, version: UInt64, maxStaleness: UInt32, digest: [UInt8]? = nil
+    ) -> Veil_V1_RoundAssignment {
+        .with {
+            $0.round = version + 1
+            $0.training = offer.training
+            $0.model = offer.model
+            $0.asynchronous = .with {
+                $0.version = version
+                $0.maxStaleness = maxStaleness
+                $0.baseVersion = 0
+                $0.offerDigest = Data(digest ?? offer.digest)
+            }
+        }
+    }
+
     /// The sum's weight coordinate is Σ s(τ)·n/weight_scale over the buffer: the staleness
     /// weights went through the secure sum, applied by each member to its own update.
     @Test func aFedBuffFederationWeightsEachUpdateByItsStalenessInsideTheSecureSum() async throws {
@@ -157,9 +183,7 @@ import VeilWire
     @Test func aHeldUpdateIsSpentOnceWeightedByItsStalenessAndKeptAcrossARestart() async throws {
         let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
-        let offer = await coordinator.modelOffer(maxStaleness: 10).offer
-        await coordinator.closeStore()
+        let offer = try await self.offer(network, maxStaleness: 10)
         var join = network.participants[0].join
         let folder = directory.appendingPathComponent("offline")
         join.offlineState = folder.path
@@ -182,15 +206,7 @@ import VeilWire
         #expect(restarted.answer(later, tally: ParticipantAgent.Tally())?.ready.baseVersion == 0)
 
         func assignment(version: UInt64, maxStaleness: UInt32) -> Veil_V1_RoundAssignment {
-            .with {
-                $0.round = version + 1
-                $0.training = offer.training
-                $0.model = offer.model
-                $0.asynchronous = .with {
-                    $0.version = version
-                    $0.maxStaleness = maxStaleness
-                }
-            }
+            self.assignment(of: offer, version: version, maxStaleness: maxStaleness)
         }
         // Outside the plan's staleness: refused, and kept.
         #expect(throws: ParticipantError.self) {
@@ -220,9 +236,7 @@ import VeilWire
     @Test func dpSGDIsChargedWhenTheHeldUpdateIsSpentNotWhenItIsTrained() async throws {
         let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
-        let offer = await coordinator.modelOffer(maxStaleness: 0).offer
-        await coordinator.closeStore()
+        let offer = try await self.offer(network, maxStaleness: 0)
         var join = network.participants[1].join
         join.offlineState = directory.appendingPathComponent("offline").path
         var settings = DPSGDSettings(noiseMultiplier: 1)
@@ -259,23 +273,11 @@ import VeilWire
     @Test func aCoordinatorCannotSilenceMembersByTheirStaleness() async throws {
         let (network, directory) = try fedBuff(clients: 3, buffer: 2, rounds: 1)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
-        let offer = await coordinator.modelOffer(maxStaleness: 10).offer
-        await coordinator.closeStore()
+        let offer = try await self.offer(network, maxStaleness: 10)
         func assignment(version: UInt64, maxStaleness: UInt32, offer digest: [UInt8]? = nil)
             -> Veil_V1_RoundAssignment
         {
-            .with {
-                $0.round = version + 1
-                $0.training = offer.training
-                $0.model = offer.model
-                $0.asynchronous = .with {
-                    $0.version = version
-                    $0.maxStaleness = maxStaleness
-                    $0.baseVersion = 0
-                    $0.offerDigest = Data(digest ?? offer.digest)
-                }
-            }
+            self.assignment(of: offer, version: version, maxStaleness: maxStaleness, digest: digest)
         }
         #expect(
             RoundPlanDigest.of(assignment(version: 5, maxStaleness: 10))

@@ -48,7 +48,7 @@ extension Coordinator {
         // the step is s(τ) times the buffer's mean update — a stale buffer moves the model less
         // (FedBuff's server rule, §4.4).
         var applied = sum
-        if configuration.asynchronous != nil, let buffer = currentBuffer, buffer.version <= UInt64(report.number - 1) {
+        if let buffer = currentBuffer, buffer.version <= UInt64(report.number - 1) {
             let s = ServiceAsynchrony.weight(staleness: UInt64(report.number - 1) - buffer.version)
             for i in 0..<(applied.count - 1) { applied[i] *= s }
         }
