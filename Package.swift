@@ -106,7 +106,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // The dashboard (`Specs/wire.md` §9.2) is compiled into the binary: `veil serve` and
+            // `veil report` need no files beside it.
+            resources: [.embedInCode("Monitoring/Resources/dashboard.html")]
         ),
         .target(
             name: "VeilTransport",

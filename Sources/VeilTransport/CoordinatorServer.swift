@@ -23,6 +23,7 @@ public enum CoordinatorServer {
     /// with the bound ports as soon as the server listens.
     public static func run(
         _ coordinator: Coordinator, logger: Logger = Logger(label: "veil.serve"), stopOnSignals: Bool = false,
+        dashboardToken: String? = nil, holdAfterFederation: Duration = .zero,
         ready: @escaping @Sendable (Endpoints) -> Void = { _ in },
         progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
     ) async throws -> FederationSummary {
@@ -42,18 +43,23 @@ public enum CoordinatorServer {
             })
         let service = FederationService(coordinator: coordinator, ca: coordinator.ca, logger: logger)
         let server = GRPCServer(transport: transport, services: [service])
-        var metricsServer: MetricsServer?
+        // Alerts go to the webhooks from the hub, whatever the HTTP port does.
+        let notifier = WebhookNotifier(
+            webhooks: c.monitoring?.webhooks ?? [], federation: c.federation, metrics: coordinator.metrics)
+        coordinator.hub.onAlert { notifier.post($0) }
+        defer { notifier.stop() }
+        var metricsServer: MonitoringServer?
         if let port = c.metricsPort {
-            metricsServer = try await MetricsServer.start(
-                host: c.host, port: port, metrics: coordinator.metrics,
-                status: { [coordinator] in
-                    // The status page reads a snapshot the coordinator refreshes after each round.
-                    StatusBoard.shared.text(for: coordinator)
-                })
+            let cache = SnapshotCache(coordinator: coordinator)
+            metricsServer = try await MonitoringServer.start(
+                host: c.host, port: port,
+                content: .init(
+                    metrics: coordinator.metrics, token: try dashboardToken ?? c.monitoring?.loadToken(),
+                    hub: coordinator.hub, snapshot: { await cache.json() }))
         }
         let federation = FederationRun(
             coordinator: coordinator, server: server, metricsPort: metricsServer?.port, logger: logger, ready: ready,
-            progress: progress)
+            progress: progress, hold: holdAfterFederation)
         // Shut down in reverse order: the federation first (it tells every stream), then the
         // gRPC server (its streams drain), then the metrics port.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -113,14 +119,17 @@ final class FederationRun: Service, Sendable {
     let logger: Logger
     let ready: @Sendable (CoordinatorServer.Endpoints) -> Void
     let progress: @Sendable (RoundSummary) -> Void
+    /// How long the dashboard stays up after the federation's end (`veil simulate --dashboard-hold`).
+    let hold: Duration
     private let result = Mutex<FederationSummary?>(nil)
     private let (ended, endedContinuation) = AsyncStream.makeStream(of: Void.self)
 
     init(
         coordinator: Coordinator, server: GRPCServer<HTTP2ServerTransport.Posix>, metricsPort: Int?, logger: Logger,
         ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void,
-        progress: @escaping @Sendable (RoundSummary) -> Void
+        progress: @escaping @Sendable (RoundSummary) -> Void, hold: Duration
     ) {
+        self.hold = hold
         self.coordinator = coordinator
         self.server = server
         self.metricsPort = metricsPort
@@ -153,10 +162,7 @@ final class FederationRun: Service, Sendable {
         let summary: FederationSummary
         do {
             summary = try await withGracefulShutdownHandler {
-                try await coordinator.run { summary in
-                    progress(summary)
-                    Task { await StatusBoard.shared.refresh(coordinator) }
-                }
+                try await coordinator.run { summary in progress(summary) }
             } onGracefulShutdown: {
                 Task { await coordinator.stop(interrupting: true) }
             }
@@ -164,11 +170,14 @@ final class FederationRun: Service, Sendable {
             await coordinator.closeStore()
             throw error
         }
+        if hold > .zero {
+            // The store stays open meanwhile: the dashboard reads it. A signal ends the wait.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.hold) }
+        }
         logger.debug("federation over; closing the store")
         await coordinator.closeStore()
         logger.debug("store closed")
         result.withLock { $0 = summary }
-        await StatusBoard.shared.refresh(coordinator)
     }
 }
 
@@ -187,27 +196,12 @@ struct GRPCServerService: Service {
     }
 }
 
-/// The metrics and status port as a service: open until the group shuts down.
+/// The metrics and dashboard port as a service: open until the group shuts down.
 struct MetricsService: Service {
-    let server: MetricsServer
+    let server: MonitoringServer
 
     func run() async throws {
         try? await gracefulShutdown()
         try await server.stop()
-    }
-}
-
-/// The latest status text of each coordinator, for the synchronous HTTP handler.
-final class StatusBoard: Sendable {
-    static let shared = StatusBoard()
-    private let texts = Mutex<[ObjectIdentifier: String]>([:])
-
-    func text(for coordinator: Coordinator) -> String {
-        texts.withLock { $0[ObjectIdentifier(coordinator)] } ?? "starting"
-    }
-
-    func refresh(_ coordinator: Coordinator) async {
-        let text = await coordinator.status()
-        texts.withLock { $0[ObjectIdentifier(coordinator)] = text }
     }
 }

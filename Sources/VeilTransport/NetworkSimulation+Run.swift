@@ -6,7 +6,8 @@ extension NetworkSimulation {
     /// Runs the federation to its end; `ready` gets the coordinator's ports once it listens
     /// (it asks for port 0 unless `serve.port` says otherwise).
     public func run(
-        logger: Logger = Logger(label: "veil.simulate"),
+        logger: Logger = Logger(label: "veil.simulate"), dashboardToken: String? = nil,
+        holdAfterFederation: Duration = .zero,
         ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void = { _ in },
         progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
     ) async throws -> FederationSummary {
@@ -27,7 +28,8 @@ extension NetworkSimulation {
             group.addTask {
                 .coordinator(
                     try await CoordinatorServer.run(
-                        coordinator, logger: logger,
+                        coordinator, logger: logger, dashboardToken: dashboardToken,
+                        holdAfterFederation: holdAfterFederation,
                         ready: {
                             ready($0)
                             portContinuation.yield($0.grpcPort)

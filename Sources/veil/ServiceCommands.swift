@@ -210,6 +210,11 @@ struct ServeCommand: AsyncParsableCommand {
                     Data(
                         "listening on \(configuration.host):\(endpoints.grpcPort)\(endpoints.metricsPort.map { ", metrics on :\($0)" } ?? "")\n"
                             .utf8))
+                if let port = endpoints.metricsPort, let file = configuration.monitoring?.tokenFile {
+                    // The token stays in its file: the URL to open is this one plus #token=<the file's line>.
+                    FileHandle.standardError.write(
+                        Data("dashboard: http://\(configuration.host):\(port)/#token=… (the token in \(file))\n".utf8))
+                }
             },
             progress: { round in
                 if !json {

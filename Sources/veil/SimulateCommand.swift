@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import VeilCore
+import VeilCrypto
 import VeilExport
 import VeilLearning
 import VeilPaillier
@@ -209,6 +210,52 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    @OptionGroup(title: "Dashboard (network only)") var dashboard: DashboardOptions
+
+    struct DashboardOptions: ParsableArguments {
+        @Option(
+            name: .customLong("dashboard-port"),
+            help:
+                "Serve the live dashboard and /metrics on 127.0.0.1 at this port (0: any free port); the URL, with a token made for this run, is printed on stderr."
+        )
+        var port: Int?
+
+        @Option(
+            name: .customLong("drop-participant"),
+            help:
+                "INDEX:ROUND — participant INDEX (0-based) goes silent in ROUND after its first protocol message, a dropout the sum recovers from; it reconnects for the next round (repeatable; to watch a dropout on the dashboard)."
+        )
+        var drops: [String] = []
+
+        /// The dropouts asked for, by participant index.
+        func failures(participants: Int) throws -> [Int: (round: UInt64, messages: Int)] {
+            var result: [Int: (round: UInt64, messages: Int)] = [:]
+            for text in drops {
+                let parts = text.split(separator: ":")
+                guard parts.count == 2, let index = Int(parts[0]), let round = UInt64(parts[1]), round >= 1,
+                    (0..<participants).contains(index), result[index] == nil
+                else {
+                    throw usageError(
+                        "--drop-participant \(text): want INDEX:ROUND with INDEX in 0..<\(participants), ROUND ≥ 1, each INDEX once"
+                    )
+                }
+                result[index] = (round, 1)
+            }
+            return result
+        }
+
+        @Option(
+            name: .customLong("dashboard-hold"),
+            help: "Keep the dashboard up this many seconds after the federation ends (SIGINT ends the wait).")
+        var hold = 0
+
+        func validate() throws {
+            if let port, !(0...65535).contains(port) { throw ValidationError("--dashboard-port must be in 0...65535") }
+            guard (0...86_400).contains(hold) else { throw ValidationError("--dashboard-hold must be in 0...86400") }
+            if hold > 0, port == nil { throw ValidationError("--dashboard-hold needs --dashboard-port") }
+        }
+    }
+
     struct AlgorithmOptions: ParsableArguments {
         @Option(help: "FedProx μ.")
         var mu = 0.01
@@ -255,6 +302,9 @@ struct SimulateCommand: AsyncParsableCommand {
                 throw ValidationError("--dp-sgd runs over the network: the in-process engine trains without it")
             }
             if trainer != nil { throw ValidationError("--dp-sgd is for Veil's own trainer, not --trainer") }
+        }
+        if dashboard.port != nil, transport == "in-process" {
+            throw ValidationError("--dashboard-port runs over the network: the in-process engine has no coordinator")
         }
         if trainer != nil {
             guard !trainerCommand.isEmpty else { throw ValidationError("--trainer must name a program") }
@@ -370,6 +420,7 @@ struct SimulateCommand: AsyncParsableCommand {
             if transport == "network" { throw usageError("--transport network: \(blocker!)") }
             if trainer != nil { throw usageError("--trainer runs over the network, and \(blocker!)") }
             if dpSgd != nil { throw usageError("--dp-sgd runs over the network, and \(blocker!)") }
+            if dashboard.port != nil { throw usageError("--dashboard-port runs over the network, and \(blocker!)") }
             FileHandle.standardError.write(Data("in-process: \(blocker!)\n".utf8))
         }
         let simulation: FederatedSimulation
@@ -683,12 +734,20 @@ extension SimulateCommand {
         } catch {
             throw usageError("\(error)")
         }
+        // The dashboard (Specs/wire.md §9.2) on loopback, with a token made for this run.
+        let token = dashboard.port.map { _ in Hex.encode(SecureBytes.random(count: 24).unsafeExposedBytes()) }
+        network.serve.metricsPort = dashboard.port
+        network.failures = try dashboard.failures(participants: network.participants.count)
         var logger = Logger(label: "veil.simulate")
         logger.logLevel = .warning
         let bar = ProgressBar(total: configuration.rounds)
         let started = ContinuousClock.now
         let summary = try await network.run(
-            logger: logger,
+            logger: logger, dashboardToken: token, holdAfterFederation: .seconds(dashboard.hold),
+            ready: { endpoints in
+                guard let port = endpoints.metricsPort, let token else { return }
+                FileHandle.standardError.write(Data("dashboard: http://127.0.0.1:\(port)/#token=\(token)\n".utf8))
+            },
             progress: { round in bar.update(round: round.number, accuracy: round.accuracy, loss: round.loss) })
         bar.finish()
         let elapsed = ContinuousClock.now - started

@@ -10,7 +10,7 @@ struct Veil: AsyncParsableCommand {
         subcommands: [
             SimulateCommand.self, SecAggCommand.self, PaillierCommand.self, DPCommand.self, VectorsCommand.self,
             BenchCommand.self, CACommand.self, ServeCommand.self, JoinCommand.self, KeyHolderCommand.self,
-            AuditCommand.self, CreditsCommand.self, ModelCommand.self,
+            AuditCommand.self, CreditsCommand.self, ModelCommand.self, ReportCommand.self,
         ]
     )
 }

@@ -46,13 +46,17 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     /// file) where it keeps the last model offered and the update it holds, so that it trains
     /// while offline and contributes after a restart; nil: both are kept in memory only.
     public var offlineState: String?
+    /// Send the coordinator a `ResourceReport` after each round it took part in (`Specs/wire.md`
+    /// §9.2): what this process used (CPU, memory, protocol throughput) and the machine's battery
+    /// and GPU readings. false: report nothing beyond the Hello's declared resources.
+    public var reportResources = true
 
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
         case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport, trainer, dpSgd
-        case offlineState
+        case offlineState, reportResources
     }
 
     public init(from decoder: any Decoder) throws {
@@ -74,6 +78,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         trainer = try c.decodeIfPresent(TrainerConfiguration.self, forKey: .trainer)
         dpSgd = try c.decodeIfPresent(DPSGDSettings.self, forKey: .dpSgd)
         offlineState = try c.decodeIfPresent(String.self, forKey: .offlineState)
+        try c.take(.reportResources, &reportResources)
         if trainer != nil, let key = [CodingKeys.dataset, .partition, .clients, .index, .seed].first(where: c.contains)
         {
             throw ConfigurationError(

@@ -168,6 +168,9 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var orchestration = ServiceOrchestration()
     /// Buffered asynchronous aggregation (`Specs/wire.md` §4.4); nil: synchronous rounds.
     public var asynchronous: ServiceAsynchrony?
+    /// The dashboard's token, alert rules and webhooks (`Specs/wire.md` §9.2–§9.4); nil: the
+    /// default alert rules, no webhooks, and the dashboard's data refused.
+    public var monitoring: ServiceMonitoring?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
@@ -181,7 +184,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case serverLearningRate, weightScale, payloadBits, payloadClip, subset, adaptiveCompression, threatModel,
             corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
-        case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration, asynchronous
+        case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration, asynchronous, monitoring
     }
 
     public init(from decoder: any Decoder) throws {
@@ -232,6 +235,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         }
         try c.take(.orchestration, &orchestration)
         asynchronous = try c.decodeIfPresent(ServiceAsynchrony.self, forKey: .asynchronous)
+        monitoring = try c.decodeIfPresent(ServiceMonitoring.self, forKey: .monitoring)
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -241,6 +245,9 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         configuration.tls = configuration.tls.resolved(against: base)
         if !configuration.state.hasPrefix("/") {
             configuration.state = base.appendingPathComponent(configuration.state).path
+        }
+        if let path = configuration.monitoring?.tokenFile, !path.hasPrefix("/") {
+            configuration.monitoring?.tokenFile = base.appendingPathComponent(path).path
         }
         if let path = configuration.thresholdKey, !path.hasPrefix("/") {
             configuration.thresholdKey = base.appendingPathComponent(path).path
@@ -381,6 +388,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         }
         try orchestration.validate()
         try asynchronous?.validate()
+        try monitoring?.validate()
         if let subset, privacy == nil {
             // A subset round's codec clips at payload_clip times the subset's scale (d − 1)/k,
             // which the ring must still hold for a whole cohort: refused here, not every round.

@@ -49,6 +49,7 @@ extension Coordinator {
             outbox.yield(modelOffer(maxStaleness: asynchronous.maxStaleness))
         }
         wakeConnectionWaiters()
+        hub.changed()
         return generation
     }
 
@@ -61,7 +62,9 @@ extension Coordinator {
         case .participant:
             metrics.set("veil_participants_connected", Double(registry.participants.count))
             logger.info("participant disconnected", metadata: ["id": "\(id)"])
+            recording("note when the participant left") { try store.touchParticipant(id) }
             dispatch(.disconnected(id))
+            hub.changed()
         case .stale: break
         }
     }
@@ -95,11 +98,14 @@ extension Coordinator {
                 "participant declined",
                 metadata: ["id": "\(id)", "code": "\(decline.code.name)", "reason": "\(loggable(decline.reason))"])
             noteDecline(decline, from: id)
+            if active != nil { monitoring.attempt.declines[decline.code.name, default: 0] += 1 }
             dispatch(.declined(decline, from: id))
         case .loss(let report):
             noteLoss(report, from: id)
         case .ready(let ready):
             noteReady(ready, from: id)
+        case .resources(let report):
+            noteResources(report, from: id)
         case .decrypted, .hello, nil:
             metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
             let why =

@@ -157,6 +157,7 @@ extension Coordinator {
     /// certificate subject, which only the federation CA issues, so a peer cannot mint series.
     func learn(_ participation: [CoordinatorStore.Participation], credits: [CoordinatorStore.Credit]) {
         book.record(participation)
+        monitoring.remember(participation)
         if let round = participation.first?.round { Self.publishReputations(book, to: metrics, at: round + 1) }
         for credit in credits {
             metrics.increment(

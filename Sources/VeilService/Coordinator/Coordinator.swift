@@ -40,7 +40,7 @@ public actor Coordinator {
     private var registrationExpired = false
 
     /// The current attempt, and the run loop waiting for its end.
-    private var active: RoundMachine?
+    var active: RoundMachine?
     private var roundEnded: CheckedContinuation<RoundEnd, Never>?
     /// Time spent inside the machine (the secure sum's cryptography) in the current attempt,
     /// and when its current stage began (the stage latency histogram).
@@ -71,6 +71,11 @@ public actor Coordinator {
     /// rebuilt from the store; and what the current attempt has measured of its members.
     var book: OrchestrationBook
     var observations = AttemptObservations()
+    /// Round health, resource reports and alerts (`Specs/wire.md` §9.2–§9.4), and where the
+    /// dashboard and the webhooks hear of changes.
+    var monitoring: MonitoringState
+    public nonisolated let hub = MonitoringHub()
+    let startedAt = Date()
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
     /// last checkpoint.
@@ -110,11 +115,14 @@ public actor Coordinator {
             algorithm = configuration.initialAlgorithm(initial)
         }
         metrics.set("veil_rounds_completed", Double(completedRounds))
+        metrics.sampleProcess()  // the first CPU reading: the next one has an interval
+        if let budget = configuration.privacy?.budget { metrics.set("veil_privacy_epsilon_budget", budget) }
         faultExcluded = try Self.excluded(store: store, limit: configuration.excludeAfterFaults)
         metrics.set("veil_excluded_participants", Double(faultExcluded.count))
         (privacy, ledger) = try Self.privacyPlan(configuration, store: store, updateLength: model.parameterCount)
-        book = OrchestrationBook(
-            settings: configuration.orchestration, history: try store.participation())
+        let history = try store.participation()
+        book = OrchestrationBook(settings: configuration.orchestration, history: history)
+        monitoring = try Self.monitoringState(store: store, history: history)
         Self.publishReputations(book, to: metrics, at: completedRounds + 1)
         for credit in try store.credits() {
             metrics.increment(
@@ -184,6 +192,7 @@ public actor Coordinator {
             case .stageStarted(let stage):
                 endStage()
                 stageBegan = (stage, ContinuousClock.now)
+                hub.changed()
             case .deadlinePassed(let stage):
                 logger.info(
                     "protocol round deadline",
@@ -191,6 +200,7 @@ public actor Coordinator {
             case .dropped(let id, let stage, let code, let notice):
                 droppedThisAttempt.insert(id)
                 metrics.increment("veil_dropouts_total", labels: ["protocol_round": "\(stage)", "reason": code])
+                monitoring.attempt.dropouts.noteDropout(protocolRound: "\(stage)", reason: code)
                 logger.info(
                     "participant dropped", metadata: ["id": "\(id)", "round": "\(machine.number)", "reason": "\(code)"])
                 if let notice { registry.send(.failure(.failureDropped, notice), to: id) }
@@ -257,7 +267,9 @@ public actor Coordinator {
     /// Records how long the stage that just ended took.
     private func endStage() {
         guard let (stage, began) = stageBegan else { return }
-        metrics.observe("veil_protocol_round_seconds", seconds(since: began), labels: ["protocol_round": "\(stage)"])
+        let elapsed = seconds(since: began)
+        metrics.observe("veil_protocol_round_seconds", elapsed, labels: ["protocol_round": "\(stage)"])
+        monitoring.attempt.stageSeconds["\(stage)", default: 0] += elapsed
         stageBegan = nil
     }
 
@@ -378,6 +390,7 @@ public actor Coordinator {
         stopping = true
         if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the coordinator was stopped" }
         registry.finishAll(finished())
+        hub.changed()
         return FederationSummary(
             completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,
             stopReason: stopReason, gaveUp: gaveUp)
@@ -455,6 +468,7 @@ public actor Coordinator {
             candidates, count: c.cohortSize, strategy: c.selection, round: number, generator: &selection)
         try store.beginRound(number, attempt: attempt, cohort: cohort.count)
         droppedThisAttempt = []
+        monitoring.attempt = MonitoringState.Attempt()
         observations = AttemptObservations()
         observations.round = number
         observations.cohort = Set(cohort)

@@ -53,6 +53,7 @@ extension Coordinator {
             for i in 0..<(applied.count - 1) { applied[i] *= s }
         }
         algorithm.serverUpdate(sum: applied, contributors: result.survivors.count)
+        monitoring.attempt.updateNorm = Self.meanStepNorm(applied)
         let evaluated = evaluationResult()
         lastAccuracy = evaluated?.accuracy ?? lastAccuracy
         let recordHash = try store.finishRound(
@@ -295,10 +296,22 @@ extension Coordinator {
             let bits = machine.distributedMechanism?.bitWidth.bits ?? machine.codec.bitWidth.bits
             summary.payloadBits = bits
             summary.subsetFraction = machine.subset?.fraction ?? 1
-            metrics.set("veil_round_payload_bits", Double(bits))
+            metrics.set("veil_round_modulus_log2", Double(bits))
             metrics.set("veil_round_subset_fraction", summary.subsetFraction!)
         }
+        recordHealth(summary, abort: abort)
         return summary
+    }
+
+    /// The L2 norm of the mean update a released sum carries: its coordinates over its last
+    /// one, the total weight (examples, or the cohort under DP). What the detectors watch for
+    /// a jump (§9.3) — a property of the aggregate, never of one update.
+    static func meanStepNorm(_ sum: [Double]) -> Double? {
+        guard let weight = sum.last, weight > 0, sum.count > 1 else { return nil }
+        var squares = 0.0
+        for value in sum.dropLast() { squares += value * value }
+        let norm = squares.squareRoot() / weight
+        return norm.isFinite ? norm : nil
     }
 
     /// Tells the cohort how the attempt ended, with the hash of the audit record just sealed and

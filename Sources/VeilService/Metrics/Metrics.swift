@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The coordinator's metrics: recorded through swift-metrics into this coordinator's own
 /// swift-prometheus registry (not the process-wide bootstrap, so that several coordinators in
@@ -21,7 +22,7 @@ public final class Metrics: Sendable {
         ("veil_participants_registered_total", .counter, "Registrations (Hello) accepted."),
         ("veil_round_cohort", .gauge, "Participants selected in the current or last round."),
         ("veil_round_survivors", .gauge, "Participants whose input is in the last round's sum."),
-        ("veil_round_payload_bits", .gauge, "The last started round's payload ring, in bits."),
+        ("veil_round_modulus_log2", .gauge, "The last started round's payload ring Z_(2^b): b."),
         (
             "veil_round_subset_fraction", .gauge,
             "The share of update coordinates the last started round sent (1: all of them)."
@@ -66,6 +67,30 @@ public final class Metrics: Sendable {
             "veil_participant_credits_total", .counter,
             "Credits each participant's contributions earned (Specs/orchestration.md §7)."
         ),
+        ("veil_privacy_epsilon_budget", .gauge, "Each participant's epsilon budget (with privacy)."),
+        ("veil_round_dropout_fraction", .gauge, "The last finished attempt's dropped members over its cohort."),
+        ("veil_round_update_norm", .gauge, "The L2 norm of the mean update the last completed round applied."),
+        ("veil_alerts_firing", .gauge, "1 while the coordinator's alert rule is firing (for any subject), else 0."),
+        ("veil_alert_notifications_total", .counter, "Alert notifications posted to webhooks, by outcome."),
+        (
+            "veil_participant_cpu_fraction", .gauge,
+            "Each participant's reported CPU seconds per second in its last round."
+        ),
+        ("veil_participant_memory_bytes", .gauge, "Each participant's reported resident memory after its last round."),
+        (
+            "veil_participant_network_bytes_per_second", .gauge,
+            "Each participant's reported protocol throughput in its last round."
+        ),
+        ("veil_participant_battery", .gauge, "Each participant's reported battery charge, 0 to 1 (-1: mains)."),
+        (
+            "veil_participant_gpu_utilisation", .gauge,
+            "Each participant's reported GPU utilisation, 0 to 1 (-1: not measured)."
+        ),
+        (
+            "veil_coordinator_cpu_fraction", .gauge,
+            "The coordinator process's CPU seconds per second since the last sample."
+        ),
+        ("veil_coordinator_resident_bytes", .gauge, "The coordinator process's resident memory."),
     ]
 
     /// Bucket bounds in seconds: rounds take from a fraction of a second (small cohorts on
@@ -73,6 +98,8 @@ public final class Metrics: Sendable {
     static let secondsBuckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 
     private let registry = PrometheusCollectorRegistry()
+    /// The coordinator process's last CPU reading, for the CPU fraction between two samples.
+    private let processSample = Mutex<(cpu: Double, at: ContinuousClock.Instant, fraction: Double)?>(nil)
     private let factory: PrometheusMetricsFactory
 
     public init() {
@@ -96,6 +123,32 @@ public final class Metrics: Sendable {
 
     private static func dimensions(_ labels: [String: String]) -> [(String, String)] {
         labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Samples this process's CPU and memory into `veil_coordinator_*` (on each scrape and
+    /// dashboard snapshot). The CPU fraction is over the time since the previous sample, kept
+    /// from it when less than a second has passed.
+    @discardableResult
+    public func sampleProcess() -> (cpuFraction: Double, residentBytes: UInt64) {
+        let cpu = ProcessResources.cpuSeconds()
+        let now = ContinuousClock.now
+        let fraction = processSample.withLock { last -> Double in
+            guard let previous = last else {
+                last = (cpu, now, 0)
+                return 0
+            }
+            let elapsed =
+                Double((now - previous.at).components.attoseconds) / 1e18
+                + Double((now - previous.at).components.seconds)
+            guard elapsed >= 1 else { return previous.fraction }
+            let fraction = max(0, (cpu - previous.cpu) / elapsed)
+            last = (cpu, now, fraction)
+            return fraction
+        }
+        let resident = ProcessResources.residentBytes()
+        set("veil_coordinator_cpu_fraction", fraction)
+        set("veil_coordinator_resident_bytes", Double(resident))
+        return (fraction, resident)
     }
 
     /// The value of a series as exported (a histogram's `_count`/`_sum` by their full names).

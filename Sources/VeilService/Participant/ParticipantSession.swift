@@ -35,6 +35,8 @@ extension ParticipantAgent {
         var outcome = SessionOutcome()
         var round: RoundState?
         var sentThisRound = 0
+        /// What this process used over the round it is a member of (reported after its result).
+        var meter: ResourceMeter?
         /// The Paillier round this participant sent its ciphertexts for, and its journal entry.
         var contributed: UInt64?
         var paillierJournal: JournalledSession?
@@ -48,6 +50,7 @@ extension ParticipantAgent {
                     metadata: ["federation": "\(welcome.federation)", "next_round": "\(welcome.nextRound)"])
             case .assignment(let assignment) where assignment.hasPaillier:
                 tally.add(assigned: 1)
+                startMeter(assignment)
                 journal(result: nil)
                 round = nil
                 do {
@@ -68,12 +71,14 @@ extension ParticipantAgent {
                             serverKey: Hex.encode(made.session.coordinator.rawRepresentation),
                             sent: [Hex.encode(made.digest)], received: []),
                         sessionID: made.session.id, serverKey: made.session.coordinator)
+                    meter?.count(made.contribution.ciphertexts.reduce(0) { $0 + $1.count })
                     send(.with { $0.paillier = made.contribution })
                 } catch let declined as Declined {
                     decline(assignment.round, declined)
                 }
             case .assignment(let assignment):
                 tally.add(assigned: 1)
+                startMeter(assignment)
                 sentThisRound = 0
                 journal(result: nil)
                 do {
@@ -94,6 +99,7 @@ extension ParticipantAgent {
                 guard var current = round, current.number == secagg.round else { return false }
                 let handling = ContinuousClock.now
                 current.received.append(Array(secagg.signed))
+                meter?.count(secagg.signed.count)
                 let action = current.client.handle(encoded: Array(secagg.signed))
                 tally.add(crypto: seconds(since: handling))
                 round = current
@@ -108,6 +114,10 @@ extension ParticipantAgent {
                     journal(result: result)
                 }
                 contributed = nil
+                if let measured = meter, measured.round == result.round {
+                    meter = nil
+                    send(.with { $0.resources = measured.report() })
+                }
                 agent.logger.info(
                     "round result",
                     metadata: [
@@ -183,6 +193,13 @@ extension ParticipantAgent {
             }
         }
 
+        /// Starts measuring a round this participant is assigned to (`report_resources`).
+        mutating func startMeter(_ assignment: Veil_V1_RoundAssignment) {
+            guard agent.configuration.reportResources else { return meter = nil }
+            meter = ResourceMeter(round: assignment.round)
+            meter?.count((try? assignment.serializedData().count) ?? 0)
+        }
+
         /// Tells the coordinator that this participant will not take part in `number` (or stops
         /// taking part), why, and counts it.
         func decline(_ number: UInt64, _ declined: Declined) {
@@ -213,6 +230,7 @@ extension ParticipantAgent {
                 }
                 sentThisRound += 1
                 round?.sent.append(message.encoded)
+                meter?.count(message.encoded.count)
                 send(
                     .with {
                         $0.secagg = .with {

@@ -11,7 +11,7 @@ import VeilSecAgg
 /// together — so a coordinator killed at any point restarts from the last completed round
 /// (`Specs/wire.md` §6).
 public final class CoordinatorStore: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating and migrating) the store at `path`.
     public init(path: String) throws {
@@ -158,6 +158,21 @@ public final class CoordinatorStore: Sendable {
                 t.column("reputation", .double).notNull()
                 t.column("examples", .integer).notNull()
                 t.primaryKey(["round", "participant"])
+            }
+        }
+        migrator.registerMigration("v7-monitoring") { db in
+            // What the coordinator observed of each attempt (`RoundHealth`, JSON), each
+            // participant's latest resource report, for the dashboard and `veil report`
+            // (`Specs/wire.md` §9.2); the alert book is a `meta` value.
+            try db.create(table: "round_health") { t in
+                t.column("number", .integer).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("health", .blob).notNull()
+                t.primaryKey(["number", "attempt"])
+            }
+            try db.create(table: "resource_reports") { t in
+                t.primaryKey("participant", .text)
+                t.column("usage", .blob).notNull()
             }
         }
         return migrator

@@ -251,6 +251,15 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     set {kind = .ready(newValue)}
   }
 
+  /// what the participant's device used in a round it took part in (Specs/wire.md §9.2)
+  public var resources: Veil_V1_ResourceReport {
+    get {
+      if case .resources(let v)? = kind {return v}
+      return Veil_V1_ResourceReport()
+    }
+    set {kind = .resources(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -265,8 +274,39 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     case loss(Veil_V1_LossReport)
     /// asynchronous federations: it holds an update (Specs/wire.md §4.4)
     case ready(Veil_V1_UpdateReady)
+    /// what the participant's device used in a round it took part in (Specs/wire.md §9.2)
+    case resources(Veil_V1_ResourceReport)
 
   }
+
+  public init() {}
+}
+
+/// What the participant's device used over one round it was a member of, sent after that
+/// round's RoundResult (Specs/wire.md §9.2). Each value is bounded; -1 means "not measured".
+public nonisolated struct Veil_V1_ResourceReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  /// process CPU seconds per wall second over the round (0 to cores)
+  public var cpuFraction: Double = 0
+
+  /// resident set size at the end of the round
+  public var memoryBytes: UInt64 = 0
+
+  /// protocol bytes sent and received over the round's wall time
+  public var networkBitsPerSecond: Double = 0
+
+  /// 0 to 1, or -1 on mains power or without a battery
+  public var battery: Double = 0
+
+  /// 0 to 1, or -1 when the platform has no reading
+  public var gpuUtilisation: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1286,7 +1326,7 @@ nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ParticipantMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0\u{1}loss\0\u{1}ready\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0\u{1}loss\0\u{1}ready\0\u{1}resources\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1385,6 +1425,19 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .ready(v)
         }
       }()
+      case 8: try {
+        var v: Veil_V1_ResourceReport?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .resources(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .resources(v)
+        }
+      }()
       default: break
       }
     }
@@ -1424,6 +1477,10 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
       guard case .ready(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
+    case .resources?: try {
+      guard case .resources(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1431,6 +1488,61 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Veil_V1_ParticipantMessage, rhs: Veil_V1_ParticipantMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_ResourceReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResourceReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{3}cpu_fraction\0\u{3}memory_bytes\0\u{3}network_bits_per_second\0\u{1}battery\0\u{3}gpu_utilisation\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.cpuFraction) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.memoryBytes) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.networkBitsPerSecond) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.battery) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.gpuUtilisation) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if self.cpuFraction.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.cpuFraction, fieldNumber: 2)
+    }
+    if self.memoryBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.memoryBytes, fieldNumber: 3)
+    }
+    if self.networkBitsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.networkBitsPerSecond, fieldNumber: 4)
+    }
+    if self.battery.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.battery, fieldNumber: 5)
+    }
+    if self.gpuUtilisation.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.gpuUtilisation, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_ResourceReport, rhs: Veil_V1_ResourceReport) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.cpuFraction != rhs.cpuFraction {return false}
+    if lhs.memoryBytes != rhs.memoryBytes {return false}
+    if lhs.networkBitsPerSecond != rhs.networkBitsPerSecond {return false}
+    if lhs.battery != rhs.battery {return false}
+    if lhs.gpuUtilisation != rhs.gpuUtilisation {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

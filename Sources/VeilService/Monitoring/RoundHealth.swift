@@ -1,0 +1,76 @@
+import Foundation
+
+/// What the coordinator observed of one attempt, for the dashboard, the report and the
+/// anomaly detectors (`Specs/wire.md` §9.2). Kept in the store, one row per attempt. Nothing
+/// here is an individual update: the aggregate's evaluation and norm, counts and timings.
+public struct RoundHealth: Codable, Hashable, Sendable {
+    public struct Dropouts: Codable, Hashable, Sendable {
+        public var protocolRound: String
+        public var reason: String
+        public var count: Int
+
+        enum CodingKeys: String, CodingKey {
+            case protocolRound = "protocol_round", reason, count
+        }
+    }
+
+    // Spelled out: a key strategy would also rewrite the dictionaries' keys (stage names).
+    enum CodingKeys: String, CodingKey {
+        case number, attempt, outcome, started, finished, cohort, survivors, seconds
+        case stageSeconds = "stage_seconds", bytesIn = "bytes_in", bytesOut = "bytes_out", accuracy, loss
+        case abortKind = "abort_kind", abortReason = "abort_reason", dropouts, declines
+        case epsilonMax = "epsilon_max", epsilonMean = "epsilon_mean", updateNorm = "update_norm"
+    }
+
+    public var number: Int
+    public var attempt: Int
+    /// completed, aborted or interrupted.
+    public var outcome: String
+    public var started: Double
+    public var finished: Double
+    public var cohort: Int
+    public var survivors: Int
+    public var seconds: Double
+    /// Wall time of each protocol round (stage) of the attempt.
+    public var stageSeconds: [String: Double] = [:]
+    public var bytesIn: Int
+    public var bytesOut: Int
+    public var accuracy: Double?
+    public var loss: Double?
+    public var abortKind: String?
+    public var abortReason: String?
+    public var dropouts: [Dropouts] = []
+    public var declines: [String: Int] = [:]
+    /// The most, and the mean, ε spent by any participant after the attempt (with privacy).
+    public var epsilonMax: Double?
+    public var epsilonMean: Double?
+    /// The L2 norm of the step the attempt's released aggregate applied to the model.
+    public var updateNorm: Double?
+
+    public init(
+        number: Int, attempt: Int, outcome: String, started: Double, finished: Double, cohort: Int, survivors: Int,
+        seconds: Double, bytesIn: Int = 0, bytesOut: Int = 0
+    ) {
+        self.number = number
+        self.attempt = attempt
+        self.outcome = outcome
+        self.started = started
+        self.finished = finished
+        self.cohort = cohort
+        self.survivors = survivors
+        self.seconds = seconds
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+    }
+
+    /// Members dropped in any protocol round.
+    public var droppedCount: Int { dropouts.reduce(0) { $0 + $1.count } }
+
+    mutating func noteDropout(protocolRound: String, reason: String) {
+        if let i = dropouts.firstIndex(where: { $0.protocolRound == protocolRound && $0.reason == reason }) {
+            dropouts[i].count += 1
+        } else {
+            dropouts.append(Dropouts(protocolRound: protocolRound, reason: reason, count: 1))
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import GRDB
+
+/// The store's monitoring records (`Specs/wire.md` §9.2): each attempt's `RoundHealth`, the
+/// participants' latest resource reports, the alert book, and the per-participant tallies the
+/// dashboard and `veil report` show.
+extension CoordinatorStore {
+    static let alertBookKey = "alert_book"
+
+    /// Records an attempt's health, the resource reports received since the last one, and the
+    /// alert book, in one transaction.
+    public func recordHealth(_ health: RoundHealth, resources: [String: ResourceUsage], alerts: AlertBook) throws {
+        let encoder = JSONEncoder()
+        let row = try encoder.encode(health)
+        let book = String(decoding: try encoder.encode(alerts), as: UTF8.self)
+        let reports = try resources.map { ($0.key, try encoder.encode($0.value)) }
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO round_health (number, attempt, health) VALUES (?, ?, ?)",
+                arguments: [health.number, health.attempt, row])
+            for (id, usage) in reports {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO resource_reports (participant, usage) VALUES (?, ?)",
+                    arguments: [id, usage])
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [Self.alertBookKey, book])
+        }
+    }
+
+    /// Every attempt, in order: its recorded health, or (for attempts recorded before health
+    /// was kept, or not recorded because the store failed) what the rounds table says of it.
+    public func roundHealth() throws -> [RoundHealth] {
+        try pool.read { db in
+            var recorded: [String: RoundHealth] = [:]
+            if try db.tableExists("round_health") {
+                for row in try Row.fetchAll(db, sql: "SELECT number, attempt, health FROM round_health") {
+                    let data: Data = row["health"]
+                    let number: Int = row["number"]
+                    let attempt: Int = row["attempt"]
+                    recorded["\(number)/\(attempt)"] = try JSONDecoder().decode(RoundHealth.self, from: data)
+                }
+            }
+            var accuracy: [Int: Double] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT round, accuracy FROM checkpoints WHERE accuracy IS NOT NULL") {
+                accuracy[row["round"]] = row["accuracy"]
+            }
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT number, attempt, started, finished, outcome, cohort, survivors, abort_reason, bytes_in,
+                        bytes_out FROM rounds WHERE outcome != 'running' ORDER BY number, attempt
+                    """
+            ).map { row in
+                let number: Int = row["number"]
+                let attempt: Int = row["attempt"]
+                if let health = recorded["\(number)/\(attempt)"] { return health }
+                let started: Double = row["started"]
+                let finished: Double = row["finished"] ?? started
+                let outcome: String = row["outcome"]
+                var health = RoundHealth(
+                    number: number, attempt: attempt, outcome: outcome, started: started, finished: finished,
+                    cohort: row["cohort"], survivors: row["survivors"] ?? 0, seconds: finished - started,
+                    bytesIn: row["bytes_in"] ?? 0, bytesOut: row["bytes_out"] ?? 0)
+                health.abortReason = row["abort_reason"]
+                if outcome == "completed" { health.accuracy = accuracy[number] }
+                return health
+            }
+        }
+    }
+
+    /// Notes that a participant was seen now (its stream ended).
+    public func touchParticipant(_ id: String) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE participants SET last_seen = ? WHERE id = ?",
+                arguments: [Date().timeIntervalSince1970, id])
+        }
+    }
+
+    /// Each participant's latest resource report.
+    public func resourceReports() throws -> [String: ResourceUsage] {
+        try pool.read { db in
+            guard try db.tableExists("resource_reports") else { return [:] }
+            var result: [String: ResourceUsage] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT participant, usage FROM resource_reports") {
+                let data: Data = row["usage"]
+                result[row["participant"]] = try JSONDecoder().decode(ResourceUsage.self, from: data)
+            }
+            return result
+        }
+    }
+
+    /// The stored alert book (a new one before the first evaluation).
+    public func alertBook() throws -> AlertBook {
+        guard let text = try value(Self.alertBookKey) else { return AlertBook() }
+        return try JSONDecoder().decode(AlertBook.self, from: Data(text.utf8))
+    }
+
+    /// What the store knows of each participant that ever registered.
+    public struct ParticipantRecord: Sendable {
+        public var id: String
+        public var firstSeen: Double
+        public var lastSeen: Double
+        /// Invitations, contributions, and dropouts or proven faults.
+        public var selected = 0
+        public var completed = 0
+        public var dropped = 0
+        /// Faults attributed to it (proven or not), and the credits its contributions earned.
+        public var faults = 0
+        public var credits = 0.0
+    }
+
+    public func participantRecords() throws -> [ParticipantRecord] {
+        try pool.read { db in
+            var records: [String: ParticipantRecord] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, first_seen, last_seen FROM participants ORDER BY id") {
+                let id: String = row["id"]
+                records[id] = ParticipantRecord(id: id, firstSeen: row["first_seen"], lastSeen: row["last_seen"])
+            }
+            if try db.tableExists("participation") {
+                for row in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT participant, COUNT(*) AS selected,
+                            SUM(outcome = 'contributed') AS completed,
+                            SUM(outcome IN ('dropped', 'faulted')) AS dropped
+                        FROM participation GROUP BY participant
+                        """)
+                {
+                    let id: String = row["participant"]
+                    records[id]?.selected = row["selected"]
+                    records[id]?.completed = row["completed"]
+                    records[id]?.dropped = row["dropped"]
+                }
+            }
+            if try db.tableExists("credits") {
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT participant, SUM(credits) AS total FROM credits GROUP BY participant")
+                {
+                    let id: String = row["participant"]
+                    records[id]?.credits = row["total"]
+                }
+            }
+            if try db.tableExists("attributions") {
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT participant, COUNT(*) AS n FROM attributions GROUP BY participant")
+                {
+                    let id: String = row["participant"]
+                    records[id]?.faults = row["n"]
+                }
+            }
+            return records.values.sorted { $0.id < $1.id }
+        }
+    }
+}

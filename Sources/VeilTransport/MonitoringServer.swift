@@ -1,0 +1,302 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import VeilCrypto
+import VeilService
+
+/// The coordinator's HTTP port (`Specs/wire.md` §9): `GET /metrics` (Prometheus text, open
+/// to the scraper), `GET /healthz`, `GET /` (the dashboard page, which holds no data), and the
+/// dashboard's data — `GET /api/snapshot` (JSON) and `GET /api/events` (server-sent events,
+/// one snapshot after each change) — only for a request that carries the configured bearer
+/// token. Anything else is 404 (or 405 for another method).
+public final class MonitoringServer: Sendable {
+    private let channel: any Channel
+    private let streams: StreamRegistry
+    /// The bound port (useful when asked for port 0).
+    public let port: Int
+
+    /// What the server serves.
+    public struct Content: Sendable {
+        public var metrics: Metrics
+        /// The dashboard's token (nil: every data request is refused).
+        public var token: String?
+        public var hub: MonitoringHub
+        /// The current snapshot as JSON.
+        public var snapshot: @Sendable () async -> Data?
+
+        public init(
+            metrics: Metrics, token: String?, hub: MonitoringHub, snapshot: @escaping @Sendable () async -> Data?
+        ) {
+            self.metrics = metrics
+            self.token = token
+            self.hub = hub
+            self.snapshot = snapshot
+        }
+    }
+
+    /// At most this many live streams at once: each holds a connection and re-reads the
+    /// snapshot after every change.
+    static let maxStreams = 32
+    /// A comment line on every open stream this often, so that proxies keep it open and a
+    /// browser that went away is noticed.
+    static let heartbeat = Duration.seconds(15)
+
+    public static func start(
+        host: String, port: Int, content: Content, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> MonitoringServer {
+        let streams = StreamRegistry()
+        let gate = Gate(content: content, streams: streams)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(Handler(gate: gate))
+                }
+            }
+            .bind(host: host, port: port).get()
+        return MonitoringServer(channel: channel, streams: streams, port: channel.localAddress?.port ?? port)
+    }
+
+    private init(channel: any Channel, streams: StreamRegistry, port: Int) {
+        self.channel = channel
+        self.streams = streams
+        self.port = port
+    }
+
+    /// Closes the listening socket and every live stream.
+    public func stop() async throws {
+        streams.closeAll()
+        try await channel.close()
+    }
+
+    /// The live streams' tasks, cancelled when the server stops.
+    final class StreamRegistry: Sendable {
+        private let state = Mutex<(tasks: [ObjectIdentifier: Task<Void, Never>], closed: Bool)>(([:], false))
+
+        /// Registers a stream's task; false when the limit is reached or the server stopped.
+        func add(_ key: ObjectIdentifier, _ task: () -> Task<Void, Never>) -> Bool {
+            state.withLock { state in
+                guard !state.closed, state.tasks.count < MonitoringServer.maxStreams else { return false }
+                state.tasks[key] = task()
+                return true
+            }
+        }
+
+        func remove(_ key: ObjectIdentifier) { _ = state.withLock { $0.tasks.removeValue(forKey: key) } }
+
+        func closeAll() {
+            let tasks = state.withLock { state in
+                state.closed = true
+                defer { state.tasks = [:] }
+                return Array(state.tasks.values)
+            }
+            for task in tasks { task.cancel() }
+        }
+    }
+
+    /// The routing and the token check, apart from NIO's handler.
+    struct Gate: Sendable {
+        let content: Content
+        let streams: StreamRegistry
+        /// SHA-256 of the token: requests are compared with it in constant time (a digest, so
+        /// the comparison's length does not depend on the guess).
+        let tokenDigest: SecureBytes?
+
+        init(content: Content, streams: StreamRegistry) {
+            self.content = content
+            self.streams = streams
+            tokenDigest = content.token.map { SecureBytes(copying: Array(SHA256.hash(data: Array($0.utf8)))) }
+        }
+
+        enum Route {
+            case page, metrics, health, snapshot, events, notFound, notAllowed, unauthorised(String)
+        }
+
+        func route(method: HTTPMethod, uri: String, authorization: String?) -> Route {
+            let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+            let known = ["/", "/metrics", "/healthz", "/api/snapshot", "/api/events"]
+            guard known.contains(path) else { return .notFound }
+            guard method == .GET else { return .notAllowed }
+            switch path {
+            case "/": return .page
+            case "/metrics": return .metrics
+            case "/healthz": return .health
+            default:
+                guard let tokenDigest else {
+                    return .unauthorised("this coordinator has no dashboard token (monitoring.token_file)")
+                }
+                guard let header = authorization, header.hasPrefix("Bearer "),
+                    SecureBytes(copying: Array(SHA256.hash(data: Array(header.dropFirst(7).utf8)))) == tokenDigest
+                else { return .unauthorised("a bearer token is required") }
+                return path == "/api/events" ? .events : .snapshot
+            }
+        }
+    }
+
+    final class Handler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let gate: Gate
+        var head: HTTPRequestHead?
+
+        init(gate: Gate) { self.gate = gate }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h): head = h
+            case .body: break
+            case .end:
+                guard let head else { return }
+                self.head = nil
+                respond(to: head, context: context)
+            }
+        }
+
+        private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+            let content = gate.content
+            switch gate.route(
+                method: head.method, uri: head.uri, authorization: head.headers.first(name: "Authorization"))
+            {
+            case .page:
+                send(
+                    .ok, "text/html; charset=utf-8", DashboardPage.live, context: context,
+                    extra: [
+                        (
+                            "Content-Security-Policy",
+                            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+                        ), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"),
+                    ])
+            case .metrics:
+                content.metrics.sampleProcess()
+                send(
+                    .ok, "text/plain; version=0.0.4; charset=utf-8", Array(content.metrics.render().utf8),
+                    context: context)
+            case .health:
+                send(.ok, "text/plain; charset=utf-8", Array("ok\n".utf8), context: context)
+            case .notFound:
+                send(.notFound, "text/plain; charset=utf-8", Array("not found\n".utf8), context: context)
+            case .notAllowed:
+                send(
+                    .methodNotAllowed, "text/plain; charset=utf-8", Array("only GET\n".utf8), context: context,
+                    extra: [("Allow", "GET")])
+            case .unauthorised(let why):
+                send(
+                    .unauthorized, "text/plain; charset=utf-8", Array((why + "\n").utf8), context: context,
+                    extra: [("WWW-Authenticate", #"Bearer realm="veil""#)])
+            case .snapshot:
+                let channel = context.channel
+                let loop = context.eventLoop
+                let handler = NIOLoopBound(self, eventLoop: loop)
+                Task {
+                    let json = await content.snapshot()
+                    loop.execute {
+                        guard let context = try? channel.pipeline.syncOperations.context(handler: handler.value)
+                        else { return }
+                        if let json {
+                            handler.value.send(.ok, "application/json", Array(json), context: context)
+                        } else {
+                            handler.value.send(
+                                .serviceUnavailable, "text/plain; charset=utf-8",
+                                Array("the snapshot could not be made\n".utf8), context: context)
+                        }
+                    }
+                }
+            case .events:
+                startStream(context: context)
+            }
+        }
+
+        /// Opens a server-sent-event stream: a `snapshot` event now and after each change (at
+        /// most four a second), a comment every `heartbeat`; it ends when the client goes away
+        /// or the server stops.
+        private func startStream(context: ChannelHandlerContext) {
+            let channel = context.channel
+            let content = gate.content
+            let key = ObjectIdentifier(channel)
+            let streams = gate.streams
+            let admitted = streams.add(key) {
+                Task {
+                    let beating = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: MonitoringServer.heartbeat)
+                            if Task.isCancelled { break }
+                            Self.write(": heartbeat\n\n", to: channel)
+                        }
+                    }
+                    defer { beating.cancel() }
+                    for await _ in content.hub.changes() {
+                        guard channel.isActive else { break }
+                        if let json = await content.snapshot() {
+                            Self.write(
+                                "event: snapshot\ndata: " + String(decoding: json, as: UTF8.self) + "\n\n", to: channel)
+                        }
+                        try? await Task.sleep(for: .milliseconds(250))
+                        if Task.isCancelled { break }
+                    }
+                    channel.close(promise: nil)
+                }
+            }
+            guard admitted else {
+                send(
+                    .serviceUnavailable, "text/plain; charset=utf-8",
+                    Array("too many dashboard streams are open\n".utf8), context: context, extra: [("Retry-After", "5")]
+                )
+                return
+            }
+            channel.closeFuture.whenComplete { _ in streams.remove(key) }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/event-stream")
+            headers.add(name: "Cache-Control", value: "no-store")
+            headers.add(name: "X-Accel-Buffering", value: "no")
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil
+            )
+        }
+
+        private static func write(_ text: String, to channel: any Channel) {
+            let buffer = channel.allocator.buffer(string: text)
+            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
+        }
+
+        func send(
+            _ status: HTTPResponseStatus, _ type: String, _ body: [UInt8], context: ChannelHandlerContext,
+            extra: [(String, String)] = []
+        ) {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: type)
+            headers.add(name: "Content-Length", value: String(body.count))
+            headers.add(name: "Cache-Control", value: "no-store")
+            headers.add(name: "X-Content-Type-Options", value: "nosniff")
+            headers.add(name: "Connection", value: "close")
+            for (name, value) in extra { headers.add(name: name, value: value) }
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+/// The snapshot as JSON, made at most once per change whatever the number of streams.
+actor SnapshotCache {
+    private let coordinator: Coordinator
+    private var cached: (version: Int, json: Data)?
+
+    init(coordinator: Coordinator) { self.coordinator = coordinator }
+
+    func json() async -> Data? {
+        let version = coordinator.hub.version
+        if let cached, cached.version == version { return cached.json }
+        let snapshot = await coordinator.monitoringSnapshot()
+        guard let json = try? snapshot.json() else { return nil }
+        cached = (version, json)
+        return json
+    }
+}
