@@ -45,9 +45,9 @@ public enum CoordinatorServer {
         let server = GRPCServer(transport: transport, services: [service])
         // Alerts go to the webhooks from the hub, whatever the HTTP port does.
         let notifier = WebhookNotifier(
-            webhooks: c.monitoring?.webhooks ?? [], federation: c.federation, metrics: coordinator.metrics)
+            webhooks: c.monitoring?.webhooks ?? [], federation: c.federation, metrics: coordinator.metrics,
+            logger: logger)
         coordinator.hub.onAlert { notifier.post($0) }
-        defer { notifier.stop() }
         var metricsServer: MonitoringServer?
         if let port = c.metricsPort {
             let cache = SnapshotCache(coordinator: coordinator)
@@ -95,6 +95,9 @@ public enum CoordinatorServer {
                 finish(nil)
             }
         }
+        // The federation's last alerts still go out, for a bounded time.
+        await notifier.drain(within: .seconds(10))
+        notifier.stop()
         switch finished {
         case .failure(let error)?: throw error
         case .success?: break

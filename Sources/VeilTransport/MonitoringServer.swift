@@ -129,7 +129,8 @@ public final class MonitoringServer: Sendable {
                 guard let tokenDigest else {
                     return .unauthorised("this coordinator has no dashboard token (monitoring.token_file)")
                 }
-                guard let header = authorization, header.hasPrefix("Bearer "),
+                // The scheme's name is case-insensitive (RFC 9110 §11.1); the token is not.
+                guard let header = authorization, header.count > 7, header.prefix(7).lowercased() == "bearer ",
                     SecureBytes(copying: Array(SHA256.hash(data: Array(header.dropFirst(7).utf8)))) == tokenDigest
                 else { return .unauthorised("a bearer token is required") }
                 return path == "/api/events" ? .events : .snapshot

@@ -38,6 +38,15 @@ public final class WebhookNotifier: Sendable {
         for receiver in receivers { receiver.stop() }
     }
 
+    /// Waits until every receiver has delivered (or given up on) what it has queued, or
+    /// `limit` has passed — the federation's last alerts are posted before the process ends.
+    public func drain(within limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline, receivers.contains(where: \.isBusy) {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     /// The notification's body: the alert with its state, and an id that names the transition
     /// (a receiver that got a retried POST twice can tell).
     public static func body(_ notice: AlertBook.Notice, federation: String, sent: Double) throws -> [UInt8] {
@@ -67,9 +76,11 @@ public final class WebhookNotifier: Sendable {
         let metrics: Metrics
         let logger: Logger
         private let queue = Mutex<
-            (items: [AlertBook.Notice], waiting: CheckedContinuation<Void, Never>?, stopped: Bool)
-        >(
-            ([], nil, false))
+            (items: [AlertBook.Notice], waiting: CheckedContinuation<Void, Never>?, stopped: Bool, delivering: Bool)
+        >(([], nil, false, false))
+
+        /// Whether it has a notification queued or in delivery.
+        var isBusy: Bool { queue.withLock { !$0.stopped && (!$0.items.isEmpty || $0.delivering) } }
         private let worker = Mutex<Task<Void, Never>?>(nil)
 
         init(webhook: ServiceMonitoring.Webhook, federation: String, metrics: Metrics, logger: Logger) {
@@ -123,6 +134,7 @@ public final class WebhookNotifier: Sendable {
             while true {
                 let item = queue.withLock { q -> AlertBook.Notice?? in
                     if q.stopped { return .some(nil) }
+                    q.delivering = !q.items.isEmpty
                     return q.items.isEmpty ? nil : .some(q.items.removeFirst())
                 }
                 if let item { return item }

@@ -223,7 +223,7 @@ struct SimulateCommand: AsyncParsableCommand {
         @Option(
             name: .customLong("drop-participant"),
             help:
-                "INDEX:ROUND — participant INDEX (0-based) goes silent in ROUND after its first protocol message, a dropout the sum recovers from; it reconnects for the next round (repeatable; to watch a dropout on the dashboard)."
+                "INDEX:ROUND — participant INDEX (0-based) goes silent in ROUND after its first protocol message, a dropout the sum recovers from, and leaves the federation (repeatable; to watch a dropout on the dashboard)."
         )
         var drops: [String] = []
 

@@ -188,7 +188,7 @@ import VeilWire
         #expect(summary.rounds.dropLast().allSatisfy { !$0.completed }, "\(attempts)")
     }
 
-    @Test func metricsAndTheStatusPageAreServedOverHTTP() async throws {
+    @Test func metricsAndTheDashboardPageAreServedOverHTTP() async throws {
         let (network, directory) = try federation(clients: 3, rounds: 40) { network in
             network.serve.metricsPort = 0
         }
@@ -210,7 +210,7 @@ import VeilWire
         #expect(text.contains("veil_rounds_total{outcome=\"completed\"}"), "\(text)")
         #expect(text.contains("veil_participants_connected 3"))
         let (page, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/")!)
-        #expect(String(decoding: page, as: UTF8.self).contains("Veil coordinator"))
+        #expect(String(decoding: page, as: UTF8.self).contains("<title>Veil monitoring</title>"))
         let (_, missing) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/nope")!)
         #expect((missing as? HTTPURLResponse)?.statusCode == 404)
         #expect(try await running.value.completedRounds == 40)

@@ -20,6 +20,14 @@ import VeilWire
         directory: URL, id: String, port: Int,
         reply: @escaping @Sendable (Veil_V1_RoundAssignment) -> Veil_V1_ParticipantMessage
     ) async throws -> String {
+        try await rogue(directory: directory, id: id, port: port, replies: { [reply($0)] })
+    }
+
+    /// As above, with several messages in answer to each assignment.
+    func rogue(
+        directory: URL, id: String, port: Int,
+        replies: @escaping @Sendable (Veil_V1_RoundAssignment) -> [Veil_V1_ParticipantMessage]
+    ) async throws -> String {
         let tls = TLSFiles(directory: directory.path, id: id)
         let transport = try HTTP2ClientTransport.Posix(
             target: .ipv4(address: "127.0.0.1", port: port),
@@ -41,7 +49,7 @@ import VeilWire
                     var seen: [String] = []
                     for try await message in response.messages {
                         switch message.kind {
-                        case .assignment(let a): continuation.yield(reply(a))
+                        case .assignment(let a): for message in replies(a) { continuation.yield(message) }
                         case .failure(let f): seen.append("failure \(f.code): \(f.message)")
                         case .finished: continuation.finish(); return seen.joined(separator: "\n")
                         default: break
@@ -87,6 +95,42 @@ import VeilWire
         #expect(result.completedRounds == 2)
         #expect(result.rounds.allSatisfy { $0.cohort == 4 && $0.survivors == 3 })
         #expect(seen.contains("failureDropped"), "\(seen)")
+    }
+
+    /// Resource reports are the participant's word, shown on the dashboard: one out of bounds,
+    /// for a round not yet run, or repeated is refused and told, and costs the federation nothing.
+    @Test func aHostileResourceReportIsRefusedAndCostsOnlyItsSender() async throws {
+        let (network, directory) = try federation(extra: "boaster")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (endpoints, running) = try await network.started(logger: quietLogger())
+        let seen = try await rogue(directory: directory, id: "boaster", port: endpoints.grpcPort) { a in
+            [
+                .with {
+                    $0.resources = .with {
+                        // Round 1: a NaN CPU reading; round 2: a report for a round far ahead.
+                        $0.round = a.round == 1 ? 1 : 1_000
+                        $0.cpuFraction = a.round == 1 ? .nan : 0.5
+                        $0.battery = -1
+                        $0.gpuUtilisation = -1
+                    }
+                },
+                // Then it declines, so that the rounds need not wait for its deadline.
+                .with {
+                    $0.decline = .with {
+                        $0.round = a.round
+                        $0.code = .declinePolicy
+                        $0.reason = "not today"
+                    }
+                },
+            ]
+        }
+        let result = try await running.value
+        #expect(result.completedRounds == 2 && result.rounds.allSatisfy { $0.survivors == 3 })
+        #expect(seen.contains("resource report: cpu_fraction must be in 0...4096"), "\(seen)")
+        #expect(seen.contains("resource report: a report for round 1000 is not expected"), "\(seen)")
+        let store = try CoordinatorStore(readingAt: network.serve.state)
+        let reports = try store.resourceReports()
+        #expect(reports["boaster"] == nil && reports.count == 3, "\(reports.keys.sorted())")
     }
 
     @Test func anOversizedMessageClosesOnlyItsSendersStream() async throws {
