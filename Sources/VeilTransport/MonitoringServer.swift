@@ -86,7 +86,8 @@ public final class MonitoringServer: Sendable {
             }
         }
 
-        func remove(_ key: ObjectIdentifier) { _ = state.withLock { $0.tasks.removeValue(forKey: key) } }
+        /// The stream's connection closed: its task ends (it would otherwise wait for the next change).
+        func remove(_ key: ObjectIdentifier) { state.withLock { $0.tasks.removeValue(forKey: key) }?.cancel() }
 
         func closeAll() {
             let tasks = state.withLock { state in

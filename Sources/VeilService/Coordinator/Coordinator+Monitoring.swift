@@ -16,7 +16,10 @@ struct MonitoringState {
         var updateNorm: Double?
     }
 
+    /// The latest `memory` attempts (the store keeps them all): enough for every detector's
+    /// window and for the live dashboard, bounded however long the federation runs.
     var rounds: [RoundHealth] = []
+    static let memory = 2000
     var attempt = Attempt()
     var invitations: [String: [ParticipationOutcome]] = [:]
     var resources: [String: ResourceUsage] = [:]
@@ -43,7 +46,7 @@ extension Coordinator {
         -> MonitoringState
     {
         var state = MonitoringState()
-        state.rounds = try store.roundHealth()
+        state.rounds = Array(try store.roundHealth().suffix(MonitoringState.memory))
         state.remember(history)
         state.resources = try store.resourceReports()
         state.alerts = try store.alertBook()
@@ -104,6 +107,7 @@ extension Coordinator {
         }
         if summary.completed { health.updateNorm = observed.updateNorm }
         monitoring.rounds.append(health)
+        if monitoring.rounds.count > MonitoringState.memory { monitoring.rounds.removeFirst() }
         metrics.set(
             "veil_round_dropout_fraction",
             summary.cohort == 0 ? 0 : Double(health.droppedCount) / Double(summary.cohort))
