@@ -40,9 +40,10 @@ public final class MonitoringServer: Sendable {
     /// At most this many live streams at once: each holds a connection and re-reads the
     /// snapshot after every change.
     static let maxStreams = 32
-    /// A comment line on every open stream this often, so that proxies keep it open and a
-    /// browser that went away is noticed.
-    static let heartbeat = Duration.seconds(15)
+    /// A fresh snapshot on every open stream at least this often, changed or not: the page's
+    /// clock-driven values (the coordinator's CPU, uptime, "last seen") stay current, proxies
+    /// keep the stream open, and a browser that went away is noticed.
+    static let refresh = Duration.seconds(5)
 
     public static func start(
         host: String, port: Int, content: Content, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -224,18 +225,15 @@ public final class MonitoringServer: Sendable {
                 Task {
                     let beating = Task {
                         while !Task.isCancelled {
-                            try? await Task.sleep(for: MonitoringServer.heartbeat)
+                            try? await Task.sleep(for: MonitoringServer.refresh)
                             if Task.isCancelled { break }
-                            Self.write(": heartbeat\n\n", to: channel)
+                            if let json = await content.snapshot() { Self.write(Self.event(json), to: channel) }
                         }
                     }
                     defer { beating.cancel() }
                     for await _ in content.hub.changes() {
                         guard channel.isActive else { break }
-                        if let json = await content.snapshot() {
-                            Self.write(
-                                "event: snapshot\ndata: " + String(decoding: json, as: UTF8.self) + "\n\n", to: channel)
-                        }
+                        if let json = await content.snapshot() { Self.write(Self.event(json), to: channel) }
                         try? await Task.sleep(for: .milliseconds(250))
                         if Task.isCancelled { break }
                     }
@@ -257,6 +255,10 @@ public final class MonitoringServer: Sendable {
             context.writeAndFlush(
                 wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil
             )
+        }
+
+        private static func event(_ json: Data) -> String {
+            "event: snapshot\ndata: " + String(decoding: json, as: UTF8.self) + "\n\n"
         }
 
         private static func write(_ text: String, to channel: any Channel) {
@@ -286,19 +288,23 @@ public final class MonitoringServer: Sendable {
     }
 }
 
-/// The snapshot as JSON, made at most once per change whatever the number of streams.
+/// The snapshot as JSON, made at most once per change (and once a second) whatever the number
+/// of streams.
 actor SnapshotCache {
     private let coordinator: Coordinator
-    private var cached: (version: Int, json: Data)?
+    private var cached: (version: Int, json: Data, made: ContinuousClock.Instant)?
 
     init(coordinator: Coordinator) { self.coordinator = coordinator }
 
     func json() async -> Data? {
         let version = coordinator.hub.version
-        if let cached, cached.version == version { return cached.json }
+        // Unchanged and under a second old: every stream shares it.
+        if let cached, cached.version == version, ContinuousClock.now - cached.made < .seconds(1) {
+            return cached.json
+        }
         let snapshot = await coordinator.monitoringSnapshot()
         guard let json = try? snapshot.json() else { return nil }
-        cached = (version, json)
+        cached = (version, json, .now)
         return json
     }
 }

@@ -7,7 +7,7 @@ extension NetworkSimulation {
     /// (it asks for port 0 unless `serve.port` says otherwise).
     public func run(
         logger: Logger = Logger(label: "veil.simulate"), dashboardToken: String? = nil,
-        holdAfterFederation: Duration = .zero,
+        holdAfterFederation: Duration = .zero, stopOnSignals: Bool = false,
         ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void = { _ in },
         progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
     ) async throws -> FederationSummary {
@@ -28,7 +28,7 @@ extension NetworkSimulation {
             group.addTask {
                 .coordinator(
                     try await CoordinatorServer.run(
-                        coordinator, logger: logger, dashboardToken: dashboardToken,
+                        coordinator, logger: logger, stopOnSignals: stopOnSignals, dashboardToken: dashboardToken,
                         holdAfterFederation: holdAfterFederation,
                         ready: {
                             ready($0)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import VeilCore
 import VeilCrypto
 import VeilExport
@@ -26,7 +27,7 @@ struct SimulateCommand: AsyncParsableCommand {
             coordinator and the participants in this process, talking gRPC over loopback with mutual TLS — the \
             code of `veil serve` and `veil join`. That path runs the FedAvg family (fedavg, fedavgm, fedprox, \
             fedadagrad, fedadam, fedyogi) and FedBuff with secure aggregation or Paillier (with a key holder) on \
-            digits; anything else (other algorithms, --dp, --stragglers, --dropout, --secure-sum plain, other datasets) runs in-process, and \
+            digits; anything else (other algorithms, --dp with --fraction below 1 or --clip-quantile, --stragglers, --dropout, --secure-sum plain, other datasets) runs in-process, and \
             the first line says so. --transport in-process forces the in-process engine. FedBuff over the network is \
             the service's asynchronous mode (Specs/wire.md §4.4): every participant trains on the model it was last \
             offered and holds its update; each round sums a buffer of --buffer held updates, each weighted by its \
@@ -216,7 +217,7 @@ struct SimulateCommand: AsyncParsableCommand {
         @Option(
             name: .customLong("dashboard-port"),
             help:
-                "Serve the live dashboard and /metrics on 127.0.0.1 at this port (0: any free port); the URL, with a token made for this run, is printed on stderr."
+                "Serve the live dashboard and /metrics on 127.0.0.1 at this port (0: any free port); the URL, with a token made for this run, is printed on stderr. Every participant runs in this process, so their resource reports all show it."
         )
         var port: Int?
 
@@ -742,15 +743,21 @@ extension SimulateCommand {
         logger.logLevel = .warning
         let bar = ProgressBar(total: configuration.rounds)
         let started = ContinuousClock.now
+        // The federation's time ends with its last round, not with the dashboard's hold.
+        let lastRound = LastRound(started)
         let summary = try await network.run(
             logger: logger, dashboardToken: token, holdAfterFederation: .seconds(dashboard.hold),
+            stopOnSignals: dashboard.hold > 0,
             ready: { endpoints in
                 guard let port = endpoints.metricsPort, let token else { return }
                 FileHandle.standardError.write(Data("dashboard: http://127.0.0.1:\(port)/#token=\(token)\n".utf8))
             },
-            progress: { round in bar.update(round: round.number, accuracy: round.accuracy, loss: round.loss) })
+            progress: { round in
+                lastRound.note()
+                bar.update(round: round.number, accuracy: round.accuracy, loss: round.loss)
+            })
         bar.finish()
-        let elapsed = ContinuousClock.now - started
+        let elapsed = (dashboard.hold > 0 ? lastRound.instant : ContinuousClock.now) - started
         let total = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let rounds = summary.rounds
         let exported = try export.map { directory in
@@ -923,4 +930,12 @@ extension AccuracySpread {
     var json: [String: Double] {
         ["mean": mean, "worst_10": worst10, "best_10": best10, "std": standardDeviation]
     }
+}
+
+/// When the network federation's last round ended (its run time excludes `--dashboard-hold`).
+final class LastRound: Sendable {
+    private let value: Mutex<ContinuousClock.Instant>
+    init(_ start: ContinuousClock.Instant) { value = Mutex(start) }
+    func note() { value.withLock { $0 = .now } }
+    var instant: ContinuousClock.Instant { value.withLock { $0 } }
 }

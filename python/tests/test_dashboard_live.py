@@ -267,8 +267,9 @@ class LiveDashboardTest(unittest.TestCase):
         outcome = super().run(result)
         simulation = getattr(self, "simulation", None)
         if simulation is not None and len(result.failures) + len(result.errors) > problems:
+            command = " ".join(getattr(self, "args", SIMULATE_ARGS))
             sys.stderr.write("\n---- veil %s: exit status %r\n---- stdout:\n%s\n---- stderr:\n%s\n---- end\n" % (
-                " ".join(getattr(self, "args", SIMULATE_ARGS)), simulation.process.returncode, simulation.text("stdout"), simulation.text("stderr")))
+                command, simulation.process.returncode, simulation.text("stdout"), simulation.text("stderr")))
         return outcome
 
     # Helpers

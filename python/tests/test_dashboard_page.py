@@ -31,7 +31,11 @@ CHART_SERIES = {
     "chart-accuracy": {"accuracy": lambda r: r.get("accuracy")},
     "chart-loss": {"loss": lambda r: r.get("loss")},
     "chart-bytes": {"bytes_in": lambda r: r.get("bytes_in"), "bytes_out": lambda r: r.get("bytes_out")},
-    "chart-survivors": {"survivors": lambda r: r.get("survivors"), "cohort": lambda r: r.get("cohort")},
+    "chart-survivors": {
+        "survivors": lambda r: r.get("survivors"),
+        "cohort": lambda r: r.get("cohort"),
+        "threshold": lambda r: r.get("threshold"),
+    },
     "chart-epsilon": {"epsilon_max": lambda r: r.get("epsilon_max"), "epsilon_mean": lambda r: r.get("epsilon_mean")},
 }
 
@@ -589,7 +593,7 @@ class LiveModeTests(unittest.TestCase):
         self.assertGreater(first_gap, 0.9)
         self.assertGreater(second_gap, 1.9)
         self.assertGreater(second_gap, first_gap, "the wait doubles")
-        self.browser.screenshot(os.path.join(screenshot_dir(), "dashboard-live.png"))
+        self.browser.screenshot(os.path.join(screenshot_dir(), "dashboard-page-live.png"))
 
     def test_a_wrong_token_asks_for_the_right_one(self):
         stop = threading.Event()

@@ -117,7 +117,7 @@ public struct AlertRule: Codable, Hashable, Sendable {
 
     /// The rules a `monitoring` section without `alerts` gets: every detector at its defaults.
     public static let defaults: [AlertRule] = AnomalyDetector.Kind.allCases.map {
-        AlertRule(name: $0.rawValue, detector: $0, severity: $0 == .budgetExhaustion ? .critical : .warning)
+        AlertRule(name: $0.rawValue, detector: $0)
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {

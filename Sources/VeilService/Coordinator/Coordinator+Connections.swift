@@ -62,7 +62,7 @@ extension Coordinator {
         case .participant:
             metrics.set("veil_participants_connected", Double(registry.participants.count))
             logger.info("participant disconnected", metadata: ["id": "\(id)"])
-            recording("note when the participant left") { try store.touchParticipant(id) }
+            if !storeClosed { recording("note when the participant left") { try store.touchParticipant(id) } }
             dispatch(.disconnected(id))
             hub.changed()
         case .stale: break

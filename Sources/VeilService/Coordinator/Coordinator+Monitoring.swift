@@ -92,6 +92,7 @@ extension Coordinator {
             outcome: summary.completed ? "completed" : summary.interrupted ? "interrupted" : "aborted",
             started: now - summary.seconds, finished: now, cohort: summary.cohort, survivors: summary.survivors,
             seconds: summary.seconds, bytesIn: summary.bytesIn, bytesOut: summary.bytesOut)
+        health.threshold = summary.threshold
         health.stageSeconds = observed.stageSeconds
         health.dropouts = observed.dropouts.dropouts
         health.declines = observed.declines
@@ -157,7 +158,7 @@ extension Coordinator {
 
     /// The dashboard's view of the federation now.
     public func monitoringSnapshot() -> MonitoringSnapshot {
-        let records = recording("read the participants") { try store.participantRecords() } ?? []
+        let records = storeClosed ? [] : recording("read the participants") { try store.participantRecords() } ?? []
         let process = metrics.sampleProcess()
         let current = active.map {
             MonitoringSnapshot.Current(

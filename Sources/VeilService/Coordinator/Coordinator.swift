@@ -76,6 +76,8 @@ public actor Coordinator {
     var monitoring: MonitoringState
     public nonisolated let hub = MonitoringHub()
     let startedAt = Date()
+    /// Set once the store is closed: participants still leaving are not written down.
+    var storeClosed = false
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
     /// last checkpoint.
@@ -574,6 +576,7 @@ public actor Coordinator {
 
     /// Closes the store once the federation is over (a failure is logged and counted).
     public func closeStore() {
+        storeClosed = true
         recording("close the store") { try store.close() }
     }
 

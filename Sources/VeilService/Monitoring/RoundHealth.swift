@@ -16,7 +16,7 @@ public struct RoundHealth: Codable, Hashable, Sendable {
 
     // Spelled out: a key strategy would also rewrite the dictionaries' keys (stage names).
     enum CodingKeys: String, CodingKey {
-        case number, attempt, outcome, started, finished, cohort, survivors, seconds
+        case number, attempt, outcome, started, finished, cohort, survivors, threshold, seconds
         case stageSeconds = "stage_seconds", bytesIn = "bytes_in", bytesOut = "bytes_out", accuracy, loss
         case abortKind = "abort_kind", abortReason = "abort_reason", dropouts, declines
         case epsilonMax = "epsilon_max", epsilonMean = "epsilon_mean", updateNorm = "update_norm"
@@ -30,6 +30,8 @@ public struct RoundHealth: Codable, Hashable, Sendable {
     public var finished: Double
     public var cohort: Int
     public var survivors: Int
+    /// The fewest survivors the attempt's sum could be released with (t; nil for Paillier).
+    public var threshold: Int?
     public var seconds: Double
     /// Wall time of each protocol round (stage) of the attempt.
     public var stageSeconds: [String: Double] = [:]
