@@ -16,6 +16,8 @@ public struct NetworkSimulation: Sendable {
     public var keyHolders: [KeyHolderConfiguration]
     /// Participants (by index) to fail on purpose: see ``ParticipantAgent/failure``.
     public var failures: [Int: (round: UInt64, messages: Int)] = [:]
+    /// Those of `failures` that reconnect after failing, and take part again.
+    public var rejoining: Set<Int> = []
     /// Participants (by index) that misbehave: see ``ParticipantAgent/misbehaviour``.
     public var misbehaviours: [Int: ParticipantAgent.Misbehaviour] = [:]
 

@@ -15,6 +15,7 @@ extension NetworkSimulation {
         let agents = try participants.enumerated().map { i, p in
             var agent = try ParticipantAgent(configuration: p.join, data: p.data, logger: logger)
             agent.failure = failures[i]
+            agent.rejoinsAfterFailure = rejoining.contains(i)
             agent.misbehaviour = misbehaviours[i]
             return agent
         }

@@ -224,7 +224,7 @@ struct SimulateCommand: AsyncParsableCommand {
         @Option(
             name: .customLong("drop-participant"),
             help:
-                "INDEX:ROUND — participant INDEX (0-based) goes silent in ROUND after its first protocol message, a dropout the sum recovers from, and leaves the federation (repeatable; to watch a dropout on the dashboard)."
+                "INDEX:ROUND — participant INDEX (0-based) goes silent in ROUND after its first protocol message, a dropout the sum recovers from, then reconnects for the next round (repeatable; to watch a dropout on the dashboard)."
         )
         var drops: [String] = []
 
@@ -739,6 +739,7 @@ extension SimulateCommand {
         let token = dashboard.port.map { _ in Hex.encode(SecureBytes.random(count: 24).unsafeExposedBytes()) }
         network.serve.metricsPort = dashboard.port
         network.failures = try dashboard.failures(participants: network.participants.count)
+        network.rejoining = Set(network.failures.keys)
         var logger = Logger(label: "veil.simulate")
         logger.logLevel = .warning
         let bar = ProgressBar(total: configuration.rounds)

@@ -21,6 +21,9 @@ public struct ParticipantAgent: Sendable {
     /// Fault injection for tests and benchmarks: in round `round`, after sending `messages`
     /// secure-sum messages, the participant goes silent and disconnects for good, as if killed.
     public var failure: (round: UInt64, messages: Int)?
+    /// After its injected failure, reconnect and take part again instead of leaving for good
+    /// (`veil simulate --drop-participant`: a dropout the federation recovers from).
+    public var rejoinsAfterFailure = false
     /// Misbehaviour for tests of hostile peers: the participant runs the real protocol but
     /// changes its own messages, signing them with its own key, as a rogue with a valid
     /// certificate would.
@@ -115,7 +118,10 @@ public struct ParticipantAgent: Sendable {
                 failures = 0
             } catch {
                 // The transport may wrap what the response handler threw; the tally knows what happened.
-                if tally.injected {
+                if tally.injected, rejoinsAfterFailure {
+                    tally.injected = false
+                    logger.info("failure injected: reconnecting")
+                } else if tally.injected {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
                         finishedReason: "failure injected", trainingSeconds: tally.trainingSeconds,
