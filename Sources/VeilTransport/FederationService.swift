@@ -81,11 +81,13 @@ struct FederationService: RegistrableRPCService {
             }
             group.addTask {
                 var generation: Int?
+                // Answers to refused messages, as the coordinator budgets them (`Specs/wire.md` §8).
+                var replies = TokenBucket.refusalReplies()
                 do {
                     for try await bytes in request {
                         guard await coordinator.admitMessage(from: identity.id, generation: generation ?? -1) else {
                             // A registered stream is told by the coordinator; an unregistered one here.
-                            if generation == nil {
+                            if generation == nil, replies.take() {
                                 continuation.yield(.failure(.failureRateLimited, "this id's message budget is spent"))
                             }
                             continue
@@ -94,7 +96,10 @@ struct FederationService: RegistrableRPCService {
                         do { message = try Veil_V1_ParticipantMessage(serializedBytes: bytes) } catch {
                             coordinator.metrics.increment(
                                 "veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
-                            continuation.yield(.failure(.failureMalformed, "a message that does not parse: \(error)"))
+                            if replies.take() {
+                                continuation.yield(
+                                    .failure(.failureMalformed, "a message that does not parse: \(error)"))
+                            }
                             continue
                         }
                         if let generation {

@@ -44,17 +44,31 @@ public final class MonitoringServer: Sendable {
     /// clock-driven values (the coordinator's CPU, uptime, "last seen") stay current, proxies
     /// keep the stream open, and a browser that went away is noticed.
     static let refresh = Duration.seconds(5)
+    /// At most this many connections at once (streams included): each holds a descriptor, and
+    /// the port is open to anyone who can reach it — a flood of idle connections must not take
+    /// the descriptors the federation needs.
+    public static let maxConnections = 128
+    /// A request must arrive whole within this time of its connection, or the connection is closed.
+    static let requestTimeout = TimeAmount.seconds(10)
+    /// A stream whose client has not taken what was sent for this long is closed.
+    static let stalledStream = Duration.seconds(60)
 
     public static func start(
         host: String, port: Int, content: Content, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> MonitoringServer {
         let streams = StreamRegistry()
         let gate = Gate(content: content, streams: streams)
+        let open = ConnectionCount()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A stream's unsent data beyond 1 MiB makes it unwritable: snapshots are then skipped
+            // (the next carries the newest state) instead of queueing in memory.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                guard open.acquire() else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in open.release() }
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                     channel.pipeline.addHandler(Handler(gate: gate))
                 }
             }
@@ -72,6 +86,21 @@ public final class MonitoringServer: Sendable {
     public func stop() async throws {
         streams.closeAll()
         try await channel.close()
+    }
+
+    /// The connections open now, against ``maxConnections``.
+    final class ConnectionCount: Sendable {
+        private let count = Mutex(0)
+
+        func acquire() -> Bool {
+            count.withLock { count in
+                guard count < MonitoringServer.maxConnections else { return false }
+                count += 1
+                return true
+            }
+        }
+
+        func release() { count.withLock { $0 -= 1 } }
     }
 
     /// The live streams' tasks, cancelled when the server stops.
@@ -145,18 +174,36 @@ public final class MonitoringServer: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
         let gate: Gate
         var head: HTTPRequestHead?
+        /// Whether a whole request has arrived (one per connection: every answer closes it,
+        /// a stream's included when it ends).
+        var requested = false
 
         init(gate: Gate) { self.gate = gate }
 
+        func handlerAdded(context: ChannelHandlerContext) {
+            let channel = context.channel
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: MonitoringServer.requestTimeout) {
+                if !handler.value.requested { channel.close(promise: nil) }
+            }
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !requested else { return }  // anything after the request is ignored
             switch unwrapInboundIn(data) {
             case .head(let h): head = h
-            case .body: break
+            case .body: break  // no route takes a body; its bytes are dropped as they come
             case .end:
                 guard let head else { return }
                 self.head = nil
+                requested = true
                 respond(to: head, context: context)
             }
+        }
+
+        /// A request NIO could not parse was answered 400 by its error handler; then it closes.
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
         }
 
         private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -223,17 +270,22 @@ public final class MonitoringServer: Sendable {
             let streams = gate.streams
             let admitted = streams.add(key) {
                 Task {
+                    let sent = StreamProgress()
                     let beating = Task {
                         while !Task.isCancelled {
                             try? await Task.sleep(for: MonitoringServer.refresh)
                             if Task.isCancelled { break }
-                            if let json = await content.snapshot() { Self.write(Self.event(json), to: channel) }
+                            if sent.stalled(channel) {
+                                channel.close(promise: nil)
+                                break
+                            }
+                            if let json = await content.snapshot() { sent.offer(Self.event(json), to: channel) }
                         }
                     }
                     defer { beating.cancel() }
                     for await _ in content.hub.changes() {
                         guard channel.isActive else { break }
-                        if let json = await content.snapshot() { Self.write(Self.event(json), to: channel) }
+                        if let json = await content.snapshot() { sent.offer(Self.event(json), to: channel) }
                         try? await Task.sleep(for: .milliseconds(250))
                         if Task.isCancelled { break }
                     }
@@ -261,9 +313,23 @@ public final class MonitoringServer: Sendable {
             "event: snapshot\ndata: " + String(decoding: json, as: UTF8.self) + "\n\n"
         }
 
-        private static func write(_ text: String, to channel: any Channel) {
-            let buffer = channel.allocator.buffer(string: text)
-            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
+        /// What a stream has managed to send: an event is written only while the connection
+        /// is writable (its client takes what it is sent), else skipped — the next carries the
+        /// newest state — and a client that takes nothing for ``stalledStream`` is let go.
+        final class StreamProgress: Sendable {
+            private let lastWritable = Mutex(ContinuousClock.now)
+
+            func offer(_ text: String, to channel: any Channel) {
+                guard channel.isWritable else { return }
+                lastWritable.withLock { $0 = .now }
+                let buffer = channel.allocator.buffer(string: text)
+                channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
+            }
+
+            func stalled(_ channel: any Channel) -> Bool {
+                if channel.isWritable { lastWritable.withLock { $0 = .now } }
+                return ContinuousClock.now - lastWritable.withLock({ $0 }) > MonitoringServer.stalledStream
+            }
         }
 
         func send(

@@ -121,13 +121,12 @@ public final class WebhookNotifier: Sendable {
             worker.withLock { $0?.cancel() }
         }
 
-        /// The URL without its query and user information (which may hold a secret), for logs.
+        /// The receiver's scheme, host and port, for logs: its path, query and user information
+        /// may hold a secret (many services put the token in the path).
         var redacted: String {
-            guard var parts = URLComponents(string: webhook.url) else { return "?" }
-            parts.query = nil
-            parts.user = nil
-            parts.password = nil
-            return parts.string ?? "?"
+            guard let parts = URLComponents(string: webhook.url), let scheme = parts.scheme, let host = parts.host
+            else { return "?" }
+            return "\(scheme)://\(host)\(parts.port.map { ":\($0)" } ?? "")/…"
         }
 
         private func next() async -> AlertBook.Notice? {
@@ -212,7 +211,9 @@ enum HTTPPost {
             .channelInitializer { channel in
                 do {
                     if let tls {
-                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: host)
+                        // SNI carries names only: a receiver given by its address gets none.
+                        let named = !host.allSatisfy { $0.isNumber || $0 == "." } && !host.contains(":")
+                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: named ? host : nil)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()

@@ -239,6 +239,29 @@ import VeilWire
         _ = try? await federation.value
     }
 
+    /// The finding (helper-40): every refused message was answered, so a peer that floods
+    /// malformed messages and never reads grew its outbox without bound. Answers now have a
+    /// budget of ten at once and one a second; the refusals are still counted.
+    @Test func aFloodOfRefusedMessagesGetsABoundedNumberOfAnswers() async throws {
+        let (built, directory) = try federation(extra: "flooder")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // No round starts: the coordinator only listens, then gives up.
+        var network = built
+        network.serve.minParticipants = 5
+        network.serve.cohortSize = 5
+        network.serve.registrationTimeoutSeconds = 15
+        let (endpoints, federation) = try await network.started(logger: quietLogger())
+        let garbage = [UInt8](repeating: 0xFF, count: 64)
+        let flood = try await rawRogue(
+            directory: directory, id: "flooder", port: endpoints.grpcPort,
+            messages: Array(repeating: garbage, count: 300))
+        #expect(flood.welcomed, "\(flood.ended)")
+        // Ten at once, then one a second over the flood's few seconds.
+        #expect((10...16).contains(flood.codes.count), "\(flood.codes.count) answers")
+        #expect(Set(flood.codes) == [.failureMalformed])
+        _ = try? await federation.value
+    }
+
     /// The finding: `Decline.reason` was logged unbounded. A participant's text reaches the
     /// log at most 200 characters long, on one line.
     @Test func aDeclineReasonIsLoggedBoundedAndOnOneLine() async throws {

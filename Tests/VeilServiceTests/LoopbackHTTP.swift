@@ -53,6 +53,37 @@ enum LoopbackHTTP {
         return (status, body)
     }
 
+    /// A connection that sends nothing.
+    final class Idle: @unchecked Sendable {
+        private let fd: Int32
+        let connected: Bool
+
+        init(port: Int) {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let socketFD = fd
+            connected =
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                } == 0
+        }
+
+        /// Whether the server has closed it (a read returns end of file without waiting).
+        func closedByPeer() -> Bool {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { return false }
+            var byte: UInt8 = 0
+            return read(fd, &byte, 1) <= 0
+        }
+
+        func close() { _ = Glibc.close(fd) }
+    }
+
     /// A receiver on 127.0.0.1 that records each POST's body and answers 200 — or, with
     /// `hang`, reads the request and never answers.
     final class Receiver: @unchecked Sendable {

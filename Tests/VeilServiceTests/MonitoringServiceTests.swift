@@ -105,6 +105,25 @@ import VeilTransport
         #expect(lint == nil || lint == "", "promtool check metrics: \(lint ?? "")")
     }
 
+    /// The finding (helper-40): connections that never finished a request stayed open for
+    /// ever, until the process ran out of descriptors and crashed. Now a request must arrive
+    /// within 10 s, and at most 128 connections are open at once (the rest are closed at once).
+    @Test func idleConnectionsAreClosedAndTheirNumberIsCapped() async throws {
+        let (network, directory) = try federation(rounds: 1)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (port, run) = try await start(network, token: token, hold: .seconds(120))
+        defer { run.cancel() }
+        let idle = (0..<MonitoringServer.maxConnections).map { _ in LoopbackHTTP.Idle(port: port) }
+        #expect(idle.allSatisfy { $0.connected })
+        try await Task.sleep(for: .milliseconds(500))
+        // One more is closed at once: it gets no answer.
+        #expect(LoopbackHTTP.get(port: port, "/healthz").status == 0)
+        // Within the request timeout every idle one is closed, and the port answers again.
+        #expect(await eventually(timeout: 30) { idle.allSatisfy { $0.closedByPeer() } })
+        #expect(await eventually(timeout: 10) { LoopbackHTTP.get(port: port, "/healthz").body == "ok\n" })
+        for connection in idle { connection.close() }
+    }
+
     @Test func withoutATokenTheDashboardsDataAreRefusedToEveryone() async throws {
         let (network, directory) = try federation(rounds: 1)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -198,6 +217,25 @@ import VeilTransport
         #expect(html.contains(#"<script id="veil-snapshot" type="application/json">{"#))
         // A second run replaces the files; a store that does not exist is refused by name.
         #expect(try await VeilProcess.run(["report", "--config", serve.path, "--out", out.path]).status == 0)
+        // A store edited by hand (helper-40): an unreadable record is reported from the rounds
+        // table and counted, an absurd one is read within bounds — no crash, no 64 MB reason.
+        let store = try CoordinatorStore(path: directory.appendingPathComponent("coordinator.sqlite").path)
+        let huge =
+            #"{"number":3,"attempt":1,"outcome":"completed","started":0,"finished":1,"cohort":-5,"survivors":4,"seconds":1e300,"bytes_in":0,"bytes_out":0,"stage_seconds":{},"declines":{},"dropouts":[{"protocol_round":"R1","reason":"x","count":9223372036854775807},{"protocol_round":"R2","reason":"y","count":9223372036854775807}],"abort_reason":"\#(String(repeating: "z", count: 100_000))"}"#
+        try await store.pool.write { db in
+            try db.execute(
+                sql: "UPDATE round_health SET health = ? WHERE number = 1", arguments: [Data("{not json".utf8)])
+            try db.execute(sql: "UPDATE round_health SET health = ? WHERE number = 3", arguments: [Data(huge.utf8)])
+        }
+        try store.close()
+        let edited = try await VeilProcess.run(["report", "--config", serve.path, "--out", out.path])
+        #expect(edited.status == 0 && edited.stderr.contains("1 attempt record(s)"), "\(edited.stderr)")
+        let read = try JSONDecoder().decode(
+            MonitoringSnapshot.self, from: Data(contentsOf: out.appendingPathComponent("federation.json")))
+        let third = try #require(read.rounds.first { $0.number == 3 })
+        #expect(third.cohort == 0 && third.droppedCount == 2_000_000 && third.seconds == 1e7)
+        #expect(third.abortReason?.count == 500)
+        #expect(read.rounds.first { $0.number == 1 }?.outcome == "completed")
         try Data(
             #"{"state": "absent.sqlite", "tls": {"ca": "a", "certificate": "b", "key": "c", "signing_key": "d"}}"#.utf8
         )

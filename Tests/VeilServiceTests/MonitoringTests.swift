@@ -202,6 +202,7 @@ struct MonitoringTests {
         func load(_ text: String) -> String {
             let file = directory.appendingPathComponent("token")
             try? Data(text.utf8).write(to: file)
+            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
             var m = ServiceMonitoring()
             m.tokenFile = file.path
             do { return try m.loadToken() ?? "none" } catch { return "refused: \(error)" }
@@ -209,6 +210,13 @@ struct MonitoringTests {
         let good = String(repeating: "k", count: 40)
         #expect(load(good + "\n") == good)
         #expect(load("short").hasPrefix("refused"))
+        // A token others can read is no secret.
+        let shared = directory.appendingPathComponent("shared")
+        try Data(good.utf8).write(to: shared)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: shared.path)
+        var readable = ServiceMonitoring()
+        readable.tokenFile = shared.path
+        #expect(throws: ConfigurationError.self) { try readable.loadToken() }
         #expect(load(String(repeating: "k", count: 20) + " " + String(repeating: "k", count: 20)).hasPrefix("refused"))
         var missing = ServiceMonitoring()
         missing.tokenFile = directory.appendingPathComponent("absent").path

@@ -38,11 +38,17 @@ public struct ServiceMonitoring: Codable, Hashable, Sendable {
     }
 
     /// Reads the token file: one line of at least 32 printable characters, so that a guessable
-    /// token cannot be configured by mistake.
+    /// token cannot be configured by mistake, in a file only its owner can read (like an SSH key).
     public func loadToken() throws -> String? {
         guard let tokenFile else { return nil }
         guard let data = FileManager.default.contents(atPath: tokenFile) else {
             throw ConfigurationError("monitoring.token_file: cannot read \(tokenFile)")
+        }
+        let mode = (try? FileManager.default.attributesOfItem(atPath: tokenFile)[.posixPermissions] as? Int) ?? 0
+        guard mode & 0o077 == 0 else {
+            throw ConfigurationError(
+                "monitoring.token_file: \(tokenFile) can be read by others (mode \(String(mode, radix: 8))): chmod 600 it"
+            )
         }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard token.count >= 32, token.count <= 512, token.unicodeScalars.allSatisfy({ (33...126).contains($0.value) })

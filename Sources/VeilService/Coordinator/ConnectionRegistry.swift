@@ -54,6 +54,8 @@ struct ConnectionRegistry {
     /// Each holder's token bucket, by id: kept across reconnections, so that reconnecting does
     /// not refill it.
     private var buckets: [String: TokenBucket] = [:]
+    /// Each holder's budget of answers to its refused messages (``TokenBucket/refusalReplies(now:)``).
+    private var replyBuckets: [String: TokenBucket] = [:]
     private var generations = 0
     let messagesPerSecond: Double
     let messageBurst: Double
@@ -178,11 +180,23 @@ struct ConnectionRegistry {
         var bucket = buckets[id] ?? TokenBucket(rate: messagesPerSecond, burst: messageBurst, now: now)
         defer { buckets[id] = bucket }
         guard bucket.take(now: now) else {
-            connection(id, generation: generation)?.outbox.yield(
-                .failure(.failureRateLimited, "more than \(messagesPerSecond) messages a second"))
+            if let connection = connection(id, generation: generation) {
+                refuse(connection, .failureRateLimited, "more than \(messagesPerSecond) messages a second", now: now)
+            }
             return false
         }
         return true
+    }
+
+    /// Tells `connection` why its message was refused, while its reply budget lasts; after
+    /// that refusals are only counted.
+    mutating func refuse(
+        _ connection: Connection, _ code: Veil_V1_FailureCode, _ why: String, now: ContinuousClock.Instant = .now
+    ) {
+        let id = connection.identity.id
+        var bucket = replyBuckets[id] ?? .refusalReplies(now: now)
+        defer { replyBuckets[id] = bucket }
+        if bucket.take(now: now) { connection.outbox.yield(.failure(code, why)) }
     }
 
     /// Records what `id` holds (asynchronous federations), on its current stream only.

@@ -114,7 +114,7 @@ extension Coordinator {
                 case .hello: "Hello is only the first message"
                 default: "an empty message"
                 }
-            connection.outbox.yield(.failure(.failureMalformed, why))
+            registry.refuse(connection, .failureMalformed, why)
         }
     }
 }

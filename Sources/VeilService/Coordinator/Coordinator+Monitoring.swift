@@ -26,6 +26,8 @@ struct MonitoringState {
     /// Reports not yet in the store (written with the next attempt's health).
     var unsaved: [String: ResourceUsage] = [:]
     var alerts = AlertBook()
+    /// Health records the store could not read back (logged at start).
+    var unreadable = 0
     /// The invitations each participant keeps in memory (the detectors' windows are shorter).
     static let invitationMemory = 100
 
@@ -46,7 +48,9 @@ extension Coordinator {
         -> MonitoringState
     {
         var state = MonitoringState()
-        state.rounds = Array(try store.roundHealth().suffix(MonitoringState.memory))
+        let (rounds, unreadable) = try store.roundHealth()
+        state.rounds = Array(rounds.suffix(MonitoringState.memory))
+        state.unreadable = unreadable
         state.remember(history)
         state.resources = try store.resourceReports()
         state.alerts = try store.alertBook()
@@ -54,19 +58,20 @@ extension Coordinator {
     }
 
     /// A participant's report of what its device used over a round (§9.2): refused (and the
-    /// sender told) when a value is out of bounds, when it names a round not yet run, or a round
-    /// it already reported.
+    /// sender told) when a value is out of bounds, or unless it names the last round the
+    /// participant was invited to and has not reported yet.
     func noteResources(_ report: Veil_V1_ResourceReport, from id: String) {
-        let latest = max(monitoring.rounds.last?.number ?? 0, active?.number ?? 0)
         let usage: ResourceUsage
         do {
             usage = try ResourceUsage(validating: report, at: Date().timeIntervalSince1970)
-            guard usage.round <= latest, usage.round > monitoring.resources[id]?.round ?? 0 else {
+            guard usage.round == book.lastInvited[id], usage.round > monitoring.resources[id]?.round ?? 0 else {
                 throw ResourceUsage.Invalid(description: "a report for round \(usage.round) is not expected")
             }
         } catch {
             metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
-            registry.participants[id]?.outbox.yield(.failure(.failureMalformed, "resource report: \(error)"))
+            if let connection = registry.participants[id] {
+                registry.refuse(connection, .failureMalformed, "resource report: \(error)")
+            }
             return
         }
         monitoring.resources[id] = usage

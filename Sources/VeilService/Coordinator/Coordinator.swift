@@ -124,7 +124,11 @@ public actor Coordinator {
         (privacy, ledger) = try Self.privacyPlan(configuration, store: store, updateLength: model.parameterCount)
         let history = try store.participation()
         book = OrchestrationBook(settings: configuration.orchestration, history: history)
-        monitoring = try Self.monitoringState(store: store, history: history)
+        let monitored = try Self.monitoringState(store: store, history: history)
+        monitoring = monitored
+        if monitored.unreadable > 0 {
+            logger.warning("unreadable round health records", metadata: ["count": "\(monitored.unreadable)"])
+        }
         Self.publishReputations(book, to: metrics, at: completedRounds + 1)
         for credit in try store.credits() {
             metrics.increment(

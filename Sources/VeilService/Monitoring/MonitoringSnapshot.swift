@@ -134,18 +134,22 @@ extension MonitoringSnapshot {
         return model.description
     }
 
-    /// A snapshot of a federation from its store alone (running or finished): `veil report`.
-    public static func stored(configuration c: ServeConfiguration, store: CoordinatorStore) throws -> MonitoringSnapshot
-    {
+    /// A snapshot of a federation from its store alone (running or finished): `veil report`;
+    /// with the number of attempts' records it could not read (shown from the rounds table).
+    public static func stored(configuration c: ServeConfiguration, store: CoordinatorStore) throws -> (
+        snapshot: MonitoringSnapshot, unreadable: Int
+    ) {
+        let (rounds, unreadable) = try store.roundHealth()
         let history = try store.participation()
         let book = OrchestrationBook(settings: c.orchestration, history: history)
         let completed = try store.latestRound()
-        return assemble(
-            configuration: c, roundsCompleted: completed, rounds: try store.roundHealth(),
+        let snapshot = assemble(
+            configuration: c, roundsCompleted: completed, rounds: rounds,
             records: try store.participantRecords(), resources: try store.resourceReports(),
             alerts: try store.alertBook(), ledger: try store.ledger(),
             reputation: { book.reputations[$0] == nil ? nil : book.reputation(of: $0, at: completed + 1) },
             connected: [], excluded: try Coordinator.excluded(store: store, limit: c.excludeAfterFaults), current: nil,
             coordinator: nil, live: false)
+        return (snapshot, unreadable)
     }
 }

@@ -25,6 +25,18 @@ public struct ResourceUsage: Codable, Hashable, Sendable {
         case networkBitsPerSecond = "network_bits_per_second", battery, gpuUtilisation = "gpu_utilisation"
     }
 
+    /// The report this was accepted from (a stored one is checked again when read back).
+    var report: Veil_V1_ResourceReport {
+        .with {
+            $0.round = UInt64(clamping: round)
+            $0.cpuFraction = cpuFraction
+            $0.memoryBytes = memoryBytes
+            $0.networkBitsPerSecond = networkBitsPerSecond
+            $0.battery = battery
+            $0.gpuUtilisation = gpuUtilisation
+        }
+    }
+
     /// Why a report was refused.
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
@@ -49,7 +61,7 @@ public struct ResourceUsage: Codable, Hashable, Sendable {
         cpuFraction = report.cpuFraction
         memoryBytes = report.memoryBytes
         networkBitsPerSecond = report.networkBitsPerSecond
-        battery = report.battery
+        battery = report.battery == 0 ? 0 : report.battery  // −0 is 0
         gpuUtilisation = report.gpuUtilisation
     }
 }

@@ -65,6 +65,49 @@ public struct RoundHealth: Codable, Hashable, Sendable {
         self.bytesOut = bytesOut
     }
 
+    /// The record with every value inside the bounds the coordinator writes (a store is a file
+    /// anyone with access can edit: what it says must not overflow a count, hang a chart, or
+    /// bloat a report): counts in 0…10⁶, at most 64 dropout and decline entries and 16 stages,
+    /// non-finite numbers left out, texts shortened.
+    func sanitized() -> RoundHealth {
+        func count(_ n: Int) -> Int { min(max(n, 0), 1_000_000) }
+        func bounded(_ x: Double?, _ range: ClosedRange<Double>) -> Double? {
+            guard let x, x.isFinite else { return nil }
+            return min(max(x, range.lowerBound), range.upperBound)
+        }
+        func text(_ s: String, _ limit: Int) -> String { String(s.prefix(limit)) }
+        var h = self
+        h.number = count(self.number)
+        h.attempt = count(attempt)
+        h.outcome = ["completed", "aborted", "interrupted"].contains(outcome) ? outcome : "aborted"
+        h.started = bounded(started, 0...1e11) ?? 0
+        h.finished = bounded(finished, 0...1e11) ?? h.started
+        h.cohort = count(cohort)
+        h.survivors = count(survivors)
+        h.threshold = threshold.map(count)
+        h.seconds = bounded(seconds, 0...1e7) ?? 0
+        h.stageSeconds = Dictionary(
+            uniqueKeysWithValues: stageSeconds.sorted { $0.key < $1.key }.prefix(16).compactMap { key, value in
+                bounded(value, 0...1e7).map { (text(key, 64), $0) }
+            })
+        h.bytesIn = min(max(bytesIn, 0), 1 << 53)
+        h.bytesOut = min(max(bytesOut, 0), 1 << 53)
+        h.accuracy = bounded(accuracy, 0...1)
+        h.loss = bounded(loss, 0...1e9)
+        h.abortKind = abortKind.map { text($0, 64) }
+        h.abortReason = abortReason.map { text($0, 500) }
+        h.dropouts = dropouts.prefix(64).map {
+            Dropouts(protocolRound: text($0.protocolRound, 64), reason: text($0.reason, 64), count: count($0.count))
+        }
+        h.declines = Dictionary(
+            declines.sorted { $0.key < $1.key }.prefix(64).map { (text($0.key, 64), count($0.value)) },
+            uniquingKeysWith: +)
+        h.epsilonMax = bounded(epsilonMax, 0...1e9)
+        h.epsilonMean = bounded(epsilonMean, 0...1e9)
+        h.updateNorm = bounded(updateNorm, 0...1e15)
+        return h
+    }
+
     /// Members dropped in any protocol round.
     public var droppedCount: Int { dropouts.reduce(0) { $0 + $1.count } }
 

@@ -28,24 +28,32 @@ extension CoordinatorStore {
         }
     }
 
-    /// Every attempt, in order: its recorded health, or (for attempts recorded before health
-    /// was kept, or not recorded because the store failed) what the rounds table says of it.
-    public func roundHealth() throws -> [RoundHealth] {
+    /// Every attempt, in order: its recorded health (within the bounds the coordinator writes,
+    /// ``RoundHealth/sanitized()``), or — for attempts recorded before health was kept, not
+    /// recorded because the store failed, or whose record cannot be read (counted in
+    /// `unreadable`) — what the rounds table says of it.
+    public func roundHealth() throws -> (rounds: [RoundHealth], unreadable: Int) {
         try pool.read { db in
             var recorded: [String: RoundHealth] = [:]
+            var unreadable = 0
             if try db.tableExists("round_health") {
                 for row in try Row.fetchAll(db, sql: "SELECT number, attempt, health FROM round_health") {
-                    let data: Data = row["health"]
                     let number: Int = row["number"]
                     let attempt: Int = row["attempt"]
-                    recorded["\(number)/\(attempt)"] = try JSONDecoder().decode(RoundHealth.self, from: data)
+                    guard let data = row["health"] as Data?,
+                        let health = try? JSONDecoder().decode(RoundHealth.self, from: data)
+                    else {
+                        unreadable += 1
+                        continue
+                    }
+                    recorded["\(number)/\(attempt)"] = health.sanitized()
                 }
             }
             var accuracy: [Int: Double] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT round, accuracy FROM checkpoints WHERE accuracy IS NOT NULL") {
                 accuracy[row["round"]] = row["accuracy"]
             }
-            return try Row.fetchAll(
+            let rounds = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT number, attempt, started, finished, outcome, cohort, survivors, abort_reason, bytes_in,
@@ -64,8 +72,9 @@ extension CoordinatorStore {
                     bytesIn: row["bytes_in"] ?? 0, bytesOut: row["bytes_out"] ?? 0)
                 health.abortReason = row["abort_reason"]
                 if outcome == "completed" { health.accuracy = accuracy[number] }
-                return health
+                return health.sanitized()
             }
+            return (rounds, unreadable)
         }
     }
 
@@ -83,18 +92,23 @@ extension CoordinatorStore {
         try pool.read { db in
             guard try db.tableExists("resource_reports") else { return [:] }
             var result: [String: ResourceUsage] = [:]
+            // A report that does not read back, or is out of bounds, is left out.
             for row in try Row.fetchAll(db, sql: "SELECT participant, usage FROM resource_reports") {
-                let data: Data = row["usage"]
-                result[row["participant"]] = try JSONDecoder().decode(ResourceUsage.self, from: data)
+                guard let data = row["usage"] as Data?,
+                    let stored = try? JSONDecoder().decode(ResourceUsage.self, from: data),
+                    let usage = try? ResourceUsage(validating: stored.report, at: stored.reported)
+                else { continue }
+                result[row["participant"]] = usage
             }
             return result
         }
     }
 
-    /// The stored alert book (a new one before the first evaluation).
+    /// The stored alert book (a new one before the first evaluation, or when the stored one
+    /// cannot be read — its alerts then fire again if their conditions hold).
     public func alertBook() throws -> AlertBook {
         guard let text = try value(Self.alertBookKey) else { return AlertBook() }
-        return try JSONDecoder().decode(AlertBook.self, from: Data(text.utf8))
+        return (try? JSONDecoder().decode(AlertBook.self, from: Data(text.utf8))) ?? AlertBook()
     }
 
     /// What the store knows of each participant that ever registered.
