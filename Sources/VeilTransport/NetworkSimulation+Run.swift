@@ -27,7 +27,9 @@ extension NetworkSimulation {
         }
         return try await withThrowingTaskGroup(of: Ended.self) { group in
             group.addTask {
-                .coordinator(
+                // A coordinator that fails before it listens (a port taken) ends the wait below.
+                defer { portContinuation.finish() }
+                return .coordinator(
                     try await CoordinatorServer.run(
                         coordinator, logger: logger, stopOnSignals: stopOnSignals, dashboardToken: dashboardToken,
                         holdAfterFederation: holdAfterFederation,
@@ -39,7 +41,11 @@ extension NetworkSimulation {
                         progress: progress))
             }
             var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw ConfigurationError("the coordinator did not start") }
+            guard let port = await iterator.next() else {
+                // Its error says why (rethrown by the group).
+                while let ended = try await group.next() { if case .coordinator = ended { break } }
+                throw ConfigurationError("the coordinator did not start")
+            }
             for keyHolder in keyHolders {
                 var holder = try KeyHolderAgent(configuration: keyHolder, logger: logger)
                 holder.port = port

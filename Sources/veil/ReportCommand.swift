@@ -25,14 +25,9 @@ struct ReportCommand: ParsableCommand {
         do {
             let configuration = try ServeConfiguration.load(path: config)
             let store = try CoordinatorStore(readingAt: configuration.state)
-            let unreadable: Int
-            (snapshot, unreadable) = try MonitoringSnapshot.stored(configuration: configuration, store: store)
-            if unreadable > 0 {
-                FileHandle.standardError.write(
-                    Data(
-                        "warning: \(unreadable) attempt record(s) in the store could not be read; those attempts are reported from the rounds table\n"
-                            .utf8))
-            }
+            let warnings: [String]
+            (snapshot, warnings) = try MonitoringSnapshot.stored(configuration: configuration, store: store)
+            for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         } catch let error as ConfigurationError { throw usageError("\(error)") }
         let folder = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -124,6 +124,17 @@ import VeilTransport
         for connection in idle { connection.close() }
     }
 
+    /// The finding (helper-41): `veil simulate --dashboard-port` on a port already taken waited
+    /// for ever, silently. It now fails, saying why.
+    @Test func simulateSaysSoWhenItsDashboardPortIsTaken() async throws {
+        let holder = try LoopbackHTTP.Receiver()
+        defer { holder.stop() }
+        let run = try await VeilProcess.run([
+            "simulate", "--rounds", "1", "--clients", "3", "--dashboard-port", "\(holder.port)",
+        ])
+        #expect(run.status != 0 && run.stderr.contains("Address already in use"), "\(run.stderr)")
+    }
+
     @Test func withoutATokenTheDashboardsDataAreRefusedToEveryone() async throws {
         let (network, directory) = try federation(rounds: 1)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -226,10 +237,12 @@ import VeilTransport
             try db.execute(
                 sql: "UPDATE round_health SET health = ? WHERE number = 1", arguments: [Data("{not json".utf8)])
             try db.execute(sql: "UPDATE round_health SET health = ? WHERE number = 3", arguments: [Data(huge.utf8)])
+            try db.execute(sql: "UPDATE meta SET value = '[1, 2' WHERE key = 'alert_book'")
         }
         try store.close()
         let edited = try await VeilProcess.run(["report", "--config", serve.path, "--out", out.path])
         #expect(edited.status == 0 && edited.stderr.contains("1 attempt record(s)"), "\(edited.stderr)")
+        #expect(edited.stderr.contains("alert book could not be read"), "\(edited.stderr)")
         let read = try JSONDecoder().decode(
             MonitoringSnapshot.self, from: Data(contentsOf: out.appendingPathComponent("federation.json")))
         let third = try #require(read.rounds.first { $0.number == 3 })

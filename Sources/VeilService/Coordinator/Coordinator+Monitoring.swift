@@ -26,8 +26,10 @@ struct MonitoringState {
     /// Reports not yet in the store (written with the next attempt's health).
     var unsaved: [String: ResourceUsage] = [:]
     var alerts = AlertBook()
-    /// Health records the store could not read back (logged at start).
+    /// Health records the store could not read back, and whether the alert book could not be
+    /// (logged at start).
     var unreadable = 0
+    var alertBookUnreadable = false
     /// The invitations each participant keeps in memory (the detectors' windows are shorter).
     static let invitationMemory = 100
 
@@ -53,7 +55,9 @@ extension Coordinator {
         state.unreadable = unreadable
         state.remember(history)
         state.resources = try store.resourceReports()
-        state.alerts = try store.alertBook()
+        let (alerts, readable) = try store.alertBook()
+        state.alerts = alerts
+        state.alertBookUnreadable = !readable
         return state
     }
 

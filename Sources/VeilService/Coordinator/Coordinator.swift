@@ -129,6 +129,9 @@ public actor Coordinator {
         if monitored.unreadable > 0 {
             logger.warning("unreadable round health records", metadata: ["count": "\(monitored.unreadable)"])
         }
+        if monitored.alertBookUnreadable {
+            logger.warning("the stored alert book cannot be read: starting a new one")
+        }
         Self.publishReputations(book, to: metrics, at: completedRounds + 1)
         for credit in try store.credits() {
             metrics.increment(

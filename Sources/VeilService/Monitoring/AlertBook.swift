@@ -48,6 +48,31 @@ public struct AlertBook: Codable, Hashable, Sendable {
 
     public init() {}
 
+    /// The book within the bounds the coordinator keeps (a store is a file its owner can edit):
+    /// at most `openLimit` open alerts and `pastLimit` resolved ones, texts shortened.
+    func sanitized() -> AlertBook {
+        func bounded(_ alert: Alert) -> Alert {
+            var a = alert
+            a.id = String(a.id.prefix(400))
+            a.rule = String(a.rule.prefix(64))
+            a.detector = String(a.detector.prefix(64))
+            a.severity = String(a.severity.prefix(16))
+            a.subject = String(a.subject.prefix(300))
+            a.summary = String(a.summary.prefix(500))
+            a.value = a.value.isFinite ? a.value : 0
+            return a
+        }
+        var book = AlertBook()
+        for (id, alert) in open.sorted(by: { $0.key < $1.key }).prefix(Self.openLimit) {
+            book.open[String(id.prefix(400))] = bounded(alert)
+        }
+        book.past = past.suffix(Self.pastLimit).map(bounded)
+        return book
+    }
+
+    /// Open alerts kept at most: far above rules × participants in any federation.
+    static let openLimit = 100_000
+
     /// The firing alerts, by id.
     public var firing: [Alert] { open.values.filter { $0.state == .firing }.sorted { $0.id < $1.id } }
 

@@ -135,21 +135,29 @@ extension MonitoringSnapshot {
     }
 
     /// A snapshot of a federation from its store alone (running or finished): `veil report`;
-    /// with the number of attempts' records it could not read (shown from the rounds table).
+    /// with a warning for each kind of record it could not read.
     public static func stored(configuration c: ServeConfiguration, store: CoordinatorStore) throws -> (
-        snapshot: MonitoringSnapshot, unreadable: Int
+        snapshot: MonitoringSnapshot, warnings: [String]
     ) {
         let (rounds, unreadable) = try store.roundHealth()
+        let (alerts, readable) = try store.alertBook()
+        var warnings: [String] = []
+        if unreadable > 0 {
+            warnings.append(
+                "\(unreadable) attempt record(s) in the store could not be read; those attempts are reported from the rounds table"
+            )
+        }
+        if !readable { warnings.append("the store's alert book could not be read; no alert is reported") }
         let history = try store.participation()
         let book = OrchestrationBook(settings: c.orchestration, history: history)
         let completed = try store.latestRound()
         let snapshot = assemble(
             configuration: c, roundsCompleted: completed, rounds: rounds,
             records: try store.participantRecords(), resources: try store.resourceReports(),
-            alerts: try store.alertBook(), ledger: try store.ledger(),
+            alerts: alerts, ledger: try store.ledger(),
             reputation: { book.reputations[$0] == nil ? nil : book.reputation(of: $0, at: completed + 1) },
             connected: [], excluded: try Coordinator.excluded(store: store, limit: c.excludeAfterFaults), current: nil,
             coordinator: nil, live: false)
-        return (snapshot, unreadable)
+        return (snapshot, warnings)
     }
 }

@@ -104,11 +104,15 @@ extension CoordinatorStore {
         }
     }
 
-    /// The stored alert book (a new one before the first evaluation, or when the stored one
-    /// cannot be read — its alerts then fire again if their conditions hold).
-    public func alertBook() throws -> AlertBook {
-        guard let text = try value(Self.alertBookKey) else { return AlertBook() }
-        return (try? JSONDecoder().decode(AlertBook.self, from: Data(text.utf8))) ?? AlertBook()
+    /// The stored alert book, within bounds (``AlertBook/sanitized()``): a new one before the
+    /// first evaluation, or when the stored one cannot be read (`readable` false — its alerts
+    /// then fire again if their conditions hold).
+    public func alertBook() throws -> (book: AlertBook, readable: Bool) {
+        guard let text = try value(Self.alertBookKey) else { return (AlertBook(), true) }
+        guard let book = try? JSONDecoder().decode(AlertBook.self, from: Data(text.utf8)) else {
+            return (AlertBook(), false)
+        }
+        return (book.sanitized(), true)
     }
 
     /// What the store knows of each participant that ever registered.
