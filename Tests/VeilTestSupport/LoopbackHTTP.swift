@@ -7,10 +7,12 @@ import Foundation
 /// Plain sockets on loopback for the monitoring tests: a request whose answer is read until a
 /// marker appears (a server-sent-event stream never ends), and a webhook receiver that records
 /// what is posted to it — or, to play a dead receiver, accepts and never answers.
-enum LoopbackHTTP {
+public enum LoopbackHTTP {
     /// Sends `request` to 127.0.0.1:`port` and returns what came back once `marker` appears,
     /// the connection closes, or `timeout` passes.
-    static func exchange(port: Int, _ request: String, until marker: String? = nil, timeout: Double = 10) -> String {
+    public static func exchange(port: Int, _ request: String, until marker: String? = nil, timeout: Double = 10)
+        -> String
+    {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return "" }
         defer { close(fd) }
@@ -42,7 +44,7 @@ enum LoopbackHTTP {
     }
 
     /// A GET with optional headers; returns the status code and the body.
-    static func get(port: Int, _ path: String, headers: [String: String] = [:], method: String = "GET") -> (
+    public static func get(port: Int, _ path: String, headers: [String: String] = [:], method: String = "GET") -> (
         status: Int, body: String
     ) {
         let lines = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
@@ -54,11 +56,11 @@ enum LoopbackHTTP {
     }
 
     /// A connection that sends nothing.
-    final class Idle: @unchecked Sendable {
+    public final class Idle: @unchecked Sendable {
         private let fd: Int32
-        let connected: Bool
+        public let connected: Bool
 
-        init(port: Int) {
+        public init(port: Int) {
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -74,27 +76,27 @@ enum LoopbackHTTP {
         }
 
         /// Whether the server has closed it (a read returns end of file without waiting).
-        func closedByPeer() -> Bool {
+        public func closedByPeer() -> Bool {
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, 0) > 0 else { return false }
             var byte: UInt8 = 0
             return read(fd, &byte, 1) <= 0
         }
 
-        func close() { _ = Glibc.close(fd) }
+        public func close() { _ = Glibc.close(fd) }
     }
 
     /// A receiver on 127.0.0.1 that records each POST's body and answers 200 — or, with
     /// `hang`, reads the request and never answers.
-    final class Receiver: @unchecked Sendable {
-        let port: Int
+    public final class Receiver: @unchecked Sendable {
+        public let port: Int
         private let fd: Int32
         private let lock = NSLock()
         private var bodies: [String] = []
         private var stopped = false
         private var held: [Int32] = []
 
-        init(hang: Bool = false) throws {
+        public init(hang: Bool = false) throws {
             let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var yes: Int32 = 1
             setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
@@ -117,9 +119,9 @@ enum LoopbackHTTP {
             thread.start()
         }
 
-        var received: [String] { lock.withLock { bodies } }
+        public var received: [String] { lock.withLock { bodies } }
 
-        func stop() {
+        public func stop() {
             lock.withLock { stopped = true }
         }
 
