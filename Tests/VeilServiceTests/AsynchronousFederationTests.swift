@@ -370,6 +370,81 @@ import VeilWire
         #expect(mode == 0o755)
     }
 
+    /// Two participants hold updates of the current version but of different offers (one was
+    /// trained before a restart): no buffer forms, and the coordinator used to re-offer only
+    /// updates of older versions — and with the configured staleness, answered by the same
+    /// update again. After `buffer_wait_seconds` both are offered one offer of staleness 0, which
+    /// an honest participant answers only with an update of that offer.
+    @Test func splitGroupsAreOfferedOneOfferToTrainOn() async throws {
+        var (network, directory) = try fedBuff(clients: 2, buffer: 2, rounds: 1)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        network.serve.asynchronous?.bufferWaitSeconds = 0.5
+        network.serve.registrationTimeoutSeconds = 3
+        let coordinator = try Coordinator(configuration: network.serve, logger: quiet)
+        var streams: [AsyncStream<Veil_V1_CoordinatorMessage>] = []
+        var outboxes: [AsyncStream<Veil_V1_CoordinatorMessage>.Continuation] = []
+        for (i, participant) in network.participants.enumerated() {
+            let identity = try participant.join.tls.credentials(role: .participant).identity
+            let (stream, outbox) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
+            let generation = try #require(await coordinator.connect(identity: identity, hello: .init(), outbox: outbox))
+            await coordinator.receive(
+                .with {
+                    $0.ready = .with {
+                        $0.baseVersion = 0
+                        $0.offerDigest = Data(repeating: UInt8(i + 1), count: 32)
+                    }
+                }, from: identity.id, generation: generation)
+            streams.append(stream)
+            outboxes.append(outbox)
+        }
+        // No buffer ever forms here: the registration times out, after several re-offers.
+        await #expect(throws: ConfigurationError.self) { _ = try await coordinator.run() }
+        for outbox in outboxes { outbox.finish() }
+        var offers: [[Veil_V1_ModelOffer]] = []
+        for stream in streams {
+            var told: [Veil_V1_ModelOffer] = []
+            for await message in stream { if case .offer(let offer) = message.kind { told.append(offer) } }
+            offers.append(told)
+        }
+        let retrain = offers.map { $0.filter { $0.maxStaleness == 0 } }
+        #expect(offers.allSatisfy { $0.first?.maxStaleness == 10 }, "\(offers.map { $0.map(\.maxStaleness) })")
+        #expect(retrain.allSatisfy { !$0.isEmpty }, "\(offers.map { $0.map(\.maxStaleness) })")
+        #expect(Set(retrain.joined().map(\.digest)).count == 1)
+        await coordinator.closeStore()
+
+        // And the participant's side: a held update of another offer is not the answer to it.
+        let target = try #require(retrain.first?.first)
+        #expect(network.participants[0].join.offlineState == nil)
+        let agent = try ParticipantAgent(
+            configuration: network.participants[0].join, data: network.participants[0].data, logger: quiet)
+        let tally = ParticipantAgent.Tally()
+        let plain = try #require(offers[0].first)
+        let first = try #require(agent.answer(plain, tally: tally)?.ready)
+        #expect(first.offerDigest == Data(plain.digest))
+        #expect(agent.answer(plain, tally: tally)?.ready.offerDigest == Data(plain.digest))
+        let again = try #require(agent.answer(target, tally: tally)?.ready)
+        #expect(again.baseVersion == 0 && again.offerDigest == Data(target.digest))
+    }
+
+    /// A member of the only two connected drops out of an attempt and reconnects: it was left
+    /// out of the round's later attempts, and its partner alone could not fill a buffer, so the
+    /// round waited for others that never came until `registration_timeout_seconds` ended the
+    /// federation (the clean-clone CI run of 34ed078 drew this with real processes). After one
+    /// `buffer_wait_seconds` without a buffer it is a candidate again, and the federation ends.
+    @Test func aMemberLeftOutOfAnAbortedAttemptIsACandidateAgainWhenNobodyElseComes() async throws {
+        var (network, directory) = try fedBuff(clients: 2, buffer: 2, rounds: 5)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        network.serve.asynchronous?.bufferWaitSeconds = 1
+        network.serve.registrationTimeoutSeconds = 20
+        network.failures = [0: (round: 3, messages: 1)]
+        network.rejoining = [0]
+        let started = Date()
+        let summary = try await network.run(logger: quiet)
+        #expect(summary.completedRounds == 5, "\(summary.stopReason ?? "-")")
+        #expect(summary.rounds.contains { $0.number == 3 && !$0.completed }, "\(summary.rounds)")
+        #expect(Date().timeIntervalSince(started) < 20)
+    }
+
     /// The issue's scenario with real processes: `veil serve` with `asynchronous` and four
     /// `veil join` keeping `offline_state`, buffers of two. Two participants go offline (killed)
     /// while each holds an update of the same offer, and come back several versions later:
@@ -424,21 +499,31 @@ import VeilWire
             return "\(base) \(offer)"
         }
         // Two participants that hold updates of one offer (members of one round retrain on the
-        // same version): those two go offline together.
+        // same version): those two go offline together. What they hold is read again once they
+        // are killed — a round can spend an update between the first reading and the kill — and
+        // when the two no longer match they come back and another pair is tried.
         var offline: [Int] = []
-        #expect(
-            await eventually(timeout: 60) {
-                for i in 1...4 {
-                    for j in (i + 1)..<5 {
-                        guard let first = held(i), first == held(j) else { continue }
-                        participants[i - 1].kill()
-                        participants[j - 1].kill()
+        let pairDeadline = Date().addingTimeInterval(90)
+        search: while offline.isEmpty && Date() < pairDeadline {
+            for i in 1...4 {
+                for j in (i + 1)..<5 {
+                    guard let pair = held(i), pair == held(j) else { continue }
+                    participants[i - 1].kill()
+                    participants[j - 1].kill()
+                    _ = await participants[i - 1].wait(timeout: 10)
+                    _ = await participants[j - 1].wait(timeout: 10)
+                    if let now = held(i), now == held(j) {
                         offline = [i, j]
-                        return true
+                        break search
                     }
+                    participants[i - 1] = try join(i, "join\(i)-retry")
+                    participants[j - 1] = try join(j, "join\(j)-retry")
+                    try await Task.sleep(for: .seconds(1))
+                    continue search
                 }
-                return false
-            })
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         try #require(offline.count == 2)
         let killedAt = completed(first)
         // …the others go on without them for several versions…
@@ -461,7 +546,8 @@ import VeilWire
         #expect(
             await eventually(timeout: 120) {
                 let late = staleness(first.stdout).filter { $0.round > killedAt + 8 && $0.tau >= 5 }
-                return Set(late.map(\.id)) == Set(offline.map { "participant-\($0)" })
+                // Others may be stale too on a loaded machine; the two back from offline must be.
+                return Set(late.map(\.id)).isSuperset(of: offline.map { "participant-\($0)" })
             }, "\(first.stdout.suffix(3000))")
 
         // The coordinator dies; its successor resumes and finishes a few more rounds.

@@ -67,10 +67,12 @@ extension Coordinator {
     }
 
     /// Offers the current model to `ids` (those connected), forgetting what they held: a
-    /// participant that still holds a usable update answers with it again.
-    func offerModel(to ids: some Sequence<String>) {
+    /// participant that still holds a usable update answers with it again. With `retrain`,
+    /// the offer's staleness is 0, so that none is usable and each trains on this version:
+    /// how split groups are brought together (§4.4).
+    func offerModel(to ids: some Sequence<String>, retrain: Bool = false) {
         guard let asynchronous = configuration.asynchronous else { return }
-        let offer = modelOffer(maxStaleness: asynchronous.maxStaleness)
+        let offer = modelOffer(maxStaleness: retrain ? 0 : asynchronous.maxStaleness)
         for id in ids where registry.participants[id] != nil {
             registry.setHeldBase(nil, of: id)
             registry.setOffered(modelVersion, to: id)

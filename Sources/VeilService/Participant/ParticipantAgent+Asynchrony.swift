@@ -39,6 +39,10 @@ extension ParticipantAgent {
                 why = "the held update is from a version after the one offered: training again"
             } else if offer.version - held.baseVersion > limit {
                 why = "the held update is too stale: training again"
+            } else if limit == 0, held.offerDigest != Hex.encode(offer.digest) {
+                // A staleness of 0 asks for an update of this very offer: how the coordinator
+                // brings split groups together (Specs/wire.md §4.4).
+                why = "the offer asks for an update of itself: training again"
             } else {
                 return ready(held)
             }

@@ -57,7 +57,7 @@ extension ParticipantAgent {
                     let preparing = ContinuousClock.now
                     let made = try agent.contribute(assignment)
                     tally.add(training: seconds(since: preparing))
-                    if let failure = agent.failure, failure.round == assignment.round {
+                    if let failure = agent.failure, !tally.struck, failure.round == assignment.round {
                         tally.injected = true
                         throw ParticipantError.failureInjected
                     }
@@ -218,7 +218,7 @@ extension ParticipantAgent {
         }
 
         mutating func forward(_ action: ClientAction, round number: UInt64) throws {
-            if let failure = agent.failure, failure.round == number, sentThisRound >= failure.messages {
+            if let failure = agent.failure, !tally.struck, failure.round == number, sentThisRound >= failure.messages {
                 agent.logger.info("failure injected: going silent", metadata: ["round": "\(number)"])
                 tally.injected = true
                 throw ParticipantError.failureInjected

@@ -51,6 +51,8 @@ extension ParticipantAgent {
             var trainingSeconds = 0.0
             var cryptoSeconds = 0.0
             var injected = false
+            /// The injected failure has struck, in this session or an earlier one.
+            var struck = false
             var refusal: String?
             var privacyNotice: String?
             var declines: [String: Int] = [:]
@@ -68,8 +70,16 @@ extension ParticipantAgent {
 
         var injected: Bool {
             get { counts.withLock { $0.injected } }
-            set { counts.withLock { $0.injected = newValue } }
+            set {
+                counts.withLock {
+                    $0.injected = newValue
+                    $0.struck = $0.struck || newValue
+                }
+            }
         }
+        /// An injected failure strikes once: a participant that rejoins after it (a dropout the
+        /// federation recovers from) is not failed again by a later attempt of the same round.
+        var struck: Bool { counts.withLock { $0.struck } }
         var refusal: String? {
             get { counts.withLock { $0.refusal } }
             set { counts.withLock { $0.refusal = newValue } }
