@@ -15,8 +15,91 @@ struct CACommand: ParsableCommand {
             holder's private key. `veil ca issue` makes keys and certificate together in the CA folder, for local \
             testing only.
             """,
-        subcommands: [Init.self, Request.self, Sign.self, Issue.self]
+        subcommands: [Init.self, Request.self, Sign.self, Issue.self, Token.self, Enrol.self]
     )
+
+    struct Token: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "On the CA: make a one-time enrolment token for a participant (a browser).",
+            discussion: """
+                Prints a token (64 hex digits) that lets whoever holds it have one certificate request for ID, \
+                role participant, signed by `veil ca enrol` within --minutes. The CA keeps only the token's SHA-256 \
+                (DIR/enrolment/); hand the token to the participant over a channel you trust. Specs/wire.md §2.3.
+                """)
+
+        @Option(help: "The CA's folder.")
+        var dir: String
+
+        @Option(help: "The participant's id (1–64 of a–z A–Z 0–9 . - _).")
+        var id: String
+
+        @Option(help: "Minutes the token stays valid (at most 43200, 30 days).")
+        var minutes = 60
+
+        func run() throws {
+            do {
+                let ca = try FederationCA(directory: URL(fileURLWithPath: dir))
+                let token = try EnrolmentTokens(ca: ca).issue(id: id, validity: Double(minutes) * 60)
+                print(token)
+            } catch { throw usageError("\(error)") }
+        }
+    }
+
+    struct Enrol: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "On the CA: serve the enrolment endpoint browsers get their certificates from.",
+            discussion: """
+                Listens with TLS (--certificate and --key: the endpoint's own server certificate, one browsers \
+                trust) and answers POST /enrol {"token", "request"} with {"certificate", "ca"}: the request gets the \
+                checks of `veil ca sign`, the token (`veil ca token`) decides the id and is used once. Run it where \
+                the CA folder is — never on the coordinator's machine. Stops on SIGINT or SIGTERM. \
+                Specs/wire.md §2.3.
+                """)
+
+        @Option(help: "The CA's folder.")
+        var dir: String
+
+        @Option(help: "The endpoint's TLS certificate chain (PEM).")
+        var certificate: String
+
+        @Option(help: "The endpoint's TLS private key (PEM).")
+        var key: String
+
+        @Option(help: "The address to listen on.")
+        var host = "127.0.0.1"
+
+        @Option(help: "The port to listen on (0: any free port).")
+        var port = 8443
+
+        @Option(help: "A browser origin (https://host[:port]) whose pages may enrol here (repeatable).")
+        var allowOrigin: [String] = []
+
+        func run() async throws {
+            guard (0...65535).contains(port) else { throw usageError("--port must be 0…65535") }
+            for origin in allowOrigin {
+                guard let url = URL(string: origin), url.scheme == "https" || url.scheme == "http", url.host != nil,
+                    url.path.isEmpty, url.query == nil
+                else { throw usageError("--allow-origin \(origin) is not an origin (scheme://host[:port])") }
+            }
+            var logger = Logger(label: "veil.enrol")
+            logger.logLevel = .info
+            let server: EnrolmentServer
+            do {
+                let enrolment = try Enrolment(ca: try FederationCA(directory: URL(fileURLWithPath: dir)))
+                server = try await EnrolmentServer.start(
+                    host: host, port: port,
+                    settings: .init(
+                        enrolment: enrolment, certificatePath: certificate, keyPath: key,
+                        allowedOrigins: Set(allowOrigin)),
+                    logger: logger)
+            } catch { throw usageError("\(error)") }
+            let shown = host.contains(":") ? "[\(host)]" : host
+            print("enrolment endpoint: https://\(shown):\(server.port)/enrol")
+            fflush(nil)  // the address at once, even into a pipe
+            await EnrolmentServer.waitForStopSignal()
+            try? await server.stop()
+        }
+    }
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(

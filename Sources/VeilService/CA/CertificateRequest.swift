@@ -95,6 +95,16 @@ public struct CertificateRequest: Sendable {
         try self.init(request)
     }
 
+    /// Reads and checks a request given as PEM text (an enrolment's, `Specs/wire.md` §2.3).
+    /// - Throws: ``CredentialError/invalidRequest(_:)`` naming what does not check.
+    public init(pemEncoded text: String) throws {
+        let request: CertificateSigningRequest
+        do { request = try CertificateSigningRequest(pemEncoded: text) } catch {
+            throw CredentialError.invalidRequest("not a PEM certificate request: \(error)")
+        }
+        try self.init(request)
+    }
+
     init(_ request: CertificateSigningRequest) throws {
         func refuse(_ why: String) -> CredentialError { .invalidRequest(why) }
         guard P256.Signing.PublicKey(request.publicKey) != nil, request.signatureAlgorithm == .ecdsaWithSHA256 else {

@@ -57,7 +57,7 @@ public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible 
 ///
 /// Files in the directory: `ca.key.pem` (0600), `ca.cert.pem`; for each id `ID.key.pem` (0600),
 /// `ID.cert.pem`, `ID.signing.key` (the Ed25519 seed, hex, 0600).
-public struct FederationCA {
+public struct FederationCA: Sendable {
     public let directory: URL
     public let certificate: Certificate
     private let key: Certificate.PrivateKey
