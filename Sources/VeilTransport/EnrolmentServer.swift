@@ -101,16 +101,15 @@ public final class EnrolmentServer: Sendable {
             var status: HTTPResponseStatus
             var body: [UInt8]
             var headers: [(String, String)] = []
+            var json = true
         }
 
         func answer(method: HTTPMethod, path: String, origin: String?, body: [UInt8]) -> Answer {
             var cors: [(String, String)] = []
-            if let origin, settings.allowedOrigins.contains(origin) {
-                cors = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
-            }
+            if let origin, settings.allowedOrigins.contains(origin) { cors = [("Access-Control-Allow-Origin", origin)] }
             switch (method, path) {
             case (.GET, "/healthz"):
-                return Answer(status: .ok, body: Array("ok\n".utf8))
+                return Answer(status: .ok, body: Array("ok\n".utf8), json: false)
             case (.OPTIONS, "/enrol"):
                 guard !cors.isEmpty else { return error(.forbidden, "this origin may not enrol here") }
                 return Answer(
@@ -196,12 +195,12 @@ public final class EnrolmentServer: Sendable {
             answered = true
             body = []
             var headers = HTTPHeaders()
-            headers.add(
-                name: "Content-Type",
-                value: answer.status == .ok && head?.uri == "/healthz" ? "text/plain" : "application/json")
+            headers.add(name: "Content-Type", value: answer.json ? "application/json" : "text/plain; charset=utf-8")
             headers.add(name: "Content-Length", value: "\(answer.body.count)")
             headers.add(name: "Cache-Control", value: "no-store")
             headers.add(name: "X-Content-Type-Options", value: "nosniff")
+            // The answer depends on the Origin (its CORS header): a cache must not share it.
+            headers.add(name: "Vary", value: "Origin")
             headers.add(name: "Connection", value: "close")
             for (name, value) in answer.headers { headers.add(name: name, value: value) }
             context.write(

@@ -117,6 +117,15 @@ import X509
         for (what, body) in bodies {
             #expect(throws: EnrolmentError.self, "\(what)") { try f.enrolment.enrol(body: body) }
         }
+        // A key is the sender's text and the refusal is logged: it is never repeated (a newline
+        // would forge a log line; a token sent as a key would be written down).
+        let sneaky = Array(#"{"token": "\#(token)", "request": "x", "\#(token)\nFAKE enrolled": 1}"#.utf8)
+        do {
+            _ = try f.enrolment.enrol(body: sneaky)
+            Issue.record("an unknown key was accepted")
+        } catch {
+            #expect(!"\(error)".contains(token) && !"\(error)".contains("FAKE"), "\(error)")
+        }
         #expect(try f.enrolment.enrol(body: f.body(token: token, request: pem)).id == "carol")
     }
 

@@ -1,0 +1,619 @@
+"""The federation CA's enrolment endpoint (`veil ca enrol`, Specs/wire.md §2.3) as a real process,
+over TLS: one-time tokens (`veil ca token`) are used exactly once, even by 16 clients at once;
+a token is only for its id and role, and is not used up by a request it refuses; an expired
+token is refused and removed; malformed bodies, wrong methods and paths get their statuses;
+CORS preflights are answered only for the allowed origin; no token reaches the endpoint's logs
+or the CA's folder. Last, end to end in headless Chromium: web/participant/enrol-e2e.html makes
+its keys with web/participant/enrol.js and enrols against the endpoint, trusting exactly the
+endpoint's key (--ignore-certificate-errors-spki-list).
+
+Each test gets its own CA folder and its own endpoint process (port 0, the URL read from its
+stdout), stopped in a cleanup that runs even when the test fails; the cleanup also checks that
+no token the test made appears in the endpoint's stdout/stderr or in any file under the CA.
+
+Standard library only, plus the `veil` binary (VEIL_BINARY, else .build/debug/veil) and
+openssl, and Chromium + chromedriver for the browser test; skipped when a tool is missing
+unless VEIL_REQUIRE_TOOLS=1.
+
+    VEIL_REQUIRE_TOOLS=1 VEIL_BINARY=.build/debug/veil python3 -m unittest python/tests/test_enrolment_endpoint.py -v
+"""
+
+import atexit
+import base64
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # webdriver.py is a sibling, whether run by discover or as python.tests.…
+import webdriver  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+PAGE_PATH = "/web/participant/enrol-e2e.html"
+REQUIRE_TOOLS = os.environ.get("VEIL_REQUIRE_TOOLS") == "1"
+HTTP_TIMEOUT = 15.0
+PAGE_TIMEOUT = 30.0
+
+OID_ROLE = "1.3.6.1.4.1.32473.1.1"
+OID_SIGNING_KEY = "1.3.6.1.4.1.32473.1.2"
+TOKEN_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+URL_PATTERN = re.compile(r"^enrolment endpoint: (https://127\.0\.0\.1:(\d+)/enrol)$", re.MULTILINE)
+
+
+def skip_or_fail(message):
+    if REQUIRE_TOOLS:
+        raise RuntimeError(message)
+    raise unittest.SkipTest(message)
+
+
+def veil_binary():
+    path = os.path.abspath(os.environ.get("VEIL_BINARY") or os.path.join(ROOT, ".build", "debug", "veil"))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        skip_or_fail("no veil binary at %s (build it, or set VEIL_BINARY)" % path)
+    return path
+
+
+def openssl_binary():
+    path = shutil.which("openssl")
+    if path is None:
+        skip_or_fail("openssl is not installed")
+    return path
+
+
+def run(*args, check=True, input=None):
+    result = subprocess.run(list(args), capture_output=True, text=input is None or isinstance(input, str),
+                            input=input, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError("%s exited with %d:\n%s%s" % (" ".join(args), result.returncode, result.stdout, result.stderr))
+    return result
+
+
+# --- the endpoint processes: every one started is ended, whatever happens ----------------------
+
+_processes = set()
+
+
+def _end(process):
+    """SIGTERM the endpoint's process group, SIGKILL it if it lingers; safe to call twice."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(5)
+    _processes.discard(process)
+
+
+@atexit.register
+def _end_all():  # a run interrupted between a start and its cleanup
+    for process in list(_processes):
+        _end(process)
+
+
+class Endpoint:
+    """One `veil ca enrol` process on port 0; its stdout and stderr go to files (read afterwards)."""
+
+    def __init__(self, veil, ca, certificate, key, origins, log_dir, name="endpoint"):
+        self.stdout_path = os.path.join(log_dir, name + ".stdout")
+        self.stderr_path = os.path.join(log_dir, name + ".stderr")
+        arguments = [veil, "ca", "enrol", "--dir", ca, "--certificate", certificate, "--key", key,
+                     "--host", "127.0.0.1", "--port", "0"]
+        for origin in origins:
+            arguments += ["--allow-origin", origin]
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                            start_new_session=True)
+        _processes.add(self.process)
+        try:
+            self.url, self.port = self._wait_for_url(15.0)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_url(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            match = URL_PATTERN.search(self.stdout())
+            if match:
+                return match.group(1), int(match.group(2))
+            if self.process.poll() is not None:
+                raise AssertionError("veil ca enrol exited with %d:\n%s%s"
+                                     % (self.process.returncode, self.stdout(), self.stderr()))
+            if time.monotonic() >= deadline:
+                raise AssertionError("veil ca enrol printed no endpoint within %.0f s:\n%s%s"
+                                     % (timeout, self.stdout(), self.stderr()))
+            time.sleep(0.02)
+
+    def stdout(self):
+        with open(self.stdout_path, "r", errors="replace") as file:
+            return file.read()
+
+    def stderr(self):
+        with open(self.stderr_path, "r", errors="replace") as file:
+            return file.read()
+
+    def stop(self):
+        _end(self.process)
+        return self.process.returncode
+
+
+# --- the page server and the browser, one each for the module -----------------------------------
+
+class PageHandler(http.server.SimpleHTTPRequestHandler):
+    """The repository root, read-only, with WebAssembly and module MIME types."""
+
+    extensions_map = dict(http.server.SimpleHTTPRequestHandler.extensions_map, **{
+        ".wasm": "application/wasm", ".js": "text/javascript", ".html": "text/html", ".sha256": "text/plain",
+    })
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=ROOT, **kwargs)
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass  # the page's address carries the token: not printed
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+_page_server = None
+_browser = None
+_browser_spki = None
+
+
+def page_origin():
+    global _page_server
+    if _page_server is None:
+        _page_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
+        _page_server.daemon_threads = True
+        threading.Thread(target=_page_server.serve_forever, name="veil-enrolment-pages", daemon=True).start()
+    return "http://127.0.0.1:%d" % _page_server.server_address[1]
+
+
+def tearDownModule():
+    global _page_server, _browser
+    if _browser is not None:
+        _browser.quit()
+        _browser = None
+    if _page_server is not None:
+        _page_server.shutdown()
+        _page_server.server_close()
+        _page_server = None
+    _end_all()
+
+
+# --- HTTPS, openssl -----------------------------------------------------------------------------
+
+class Answer:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.body[:300])
+
+
+def extension_values(openssl, pem_path):
+    """The OCTET STRING hex of each Veil extension in a certificate or a request, by OID."""
+    values = {}
+    lines = run(openssl, "asn1parse", "-in", pem_path).stdout.splitlines()
+    for index, line in enumerate(lines):
+        match = re.search(r"OBJECT\s+:(1\.3\.6\.1\.4\.1\.32473\.1\.\d)\s*$", line)
+        if match:
+            hexdump = re.search(r"OCTET STRING\s+\[HEX DUMP\]:([0-9A-F]+)", lines[index + 1])
+            assert hexdump, lines[index + 1]
+            values[match.group(1)] = hexdump.group(1).lower()
+    return values
+
+
+class EnrolmentEndpointTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.veil = veil_binary()
+        cls.openssl = openssl_binary()
+        cls.origin = page_origin()
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="veil-enrol-endpoint-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.ca = os.path.join(self.tmp, "CA")
+        self.tokens = []
+        run(self.veil, "ca", "init", "--dir", self.ca)
+        run(self.veil, "ca", "issue", "--dir", self.ca, "--id", "enrol-endpoint", "--role", "coordinator",
+            "--host", "localhost")
+        self.tls_certificate = os.path.join(self.ca, "enrol-endpoint.cert.pem")
+        self.tls_key = os.path.join(self.ca, "enrol-endpoint.key.pem")
+        self.context = ssl.create_default_context(cafile=os.path.join(self.ca, "ca.cert.pem"))
+        self.endpoints = []
+        self.endpoint = self.start_endpoint()
+
+    def start_endpoint(self, certificate=None, key=None, name="endpoint"):
+        endpoint = Endpoint(self.veil, self.ca, certificate or self.tls_certificate, key or self.tls_key,
+                            [self.origin], self.tmp, name)
+        self.endpoints.append(endpoint)
+        # Cleanups run last in, first out: this one before the folder is removed.
+        self.addCleanup(self.stop_and_check_secrets, endpoint)
+        return endpoint
+
+    def stop_and_check_secrets(self, endpoint):
+        """Stops the endpoint (even when the test failed), then: no token in its logs or the CA."""
+        endpoint.stop()
+        self.assert_no_token_leaked(endpoint)
+
+    def assert_no_token_leaked(self, endpoint):
+        logs = endpoint.stdout() + endpoint.stderr()
+        for token in self.tokens:
+            self.assertNotIn(token, logs, "a token is in the endpoint's log")
+            self.assertNotIn(token.upper(), logs.upper(), "a token is in the endpoint's log")
+        for folder, _, files in os.walk(self.ca):
+            for name in files:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as file:
+                    content = file.read().lower()
+                for token in self.tokens:
+                    self.assertNotIn(token, name, path)
+                    self.assertNotIn(token.encode("ascii"), content, "a token is in %s" % path)
+                    self.assertNotIn(bytes.fromhex(token), content, "a token's bytes are in %s" % path)
+
+    # Helpers
+
+    def token(self, id, minutes=None):
+        arguments = [self.veil, "ca", "token", "--dir", self.ca, "--id", id]
+        if minutes is not None:
+            arguments += ["--minutes", str(minutes)]
+        token = run(*arguments).stdout.strip()
+        self.assertRegex(token, TOKEN_PATTERN)
+        self.tokens.append(token)
+        return token
+
+    def request(self, id, role="participant", name=None):
+        """`veil ca request` in a folder of its own; the request PEM's path."""
+        out = os.path.join(self.tmp, "holders", name or id)
+        run(self.veil, "ca", "request", "--id", id, "--role", role, "--out", out)
+        return os.path.join(out, id + ".csr.pem")
+
+    @staticmethod
+    def read(path):
+        with open(path, "r", encoding="ascii") as file:
+            return file.read()
+
+    def connect(self, endpoint=None):
+        connection = http.client.HTTPSConnection("localhost", (endpoint or self.endpoint).port,
+                                                 context=self.context, timeout=HTTP_TIMEOUT)
+        connection.connect()  # the TLS handshake: verifies the chain to CA/ca.cert.pem and the name localhost
+        return connection
+
+    def call(self, method, path, body=None, headers=None, connection=None):
+        connection = connection or self.connect()
+        try:
+            headers = dict(headers or {})
+            if body is not None:
+                headers.setdefault("Content-Type", "application/json")
+            connection.putrequest(method, path)
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            if body is not None:
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders()
+            if body is not None:
+                try:
+                    connection.send(body)
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                    pass  # the server may answer (413) and close before it has read it all
+            response = connection.getresponse()
+            return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        finally:
+            connection.close()
+
+    def post(self, token, request_path, **kwargs):
+        body = json.dumps({"token": token, "request": self.read(request_path)}).encode("utf-8")
+        return self.call("POST", "/enrol", body, **kwargs)
+
+    def assert_error(self, answer, status, contains=None):
+        self.assertEqual(answer.status, status, answer)
+        self.assertEqual(answer.headers.get("content-type"), "application/json", answer.headers)
+        error = answer.json()["error"]
+        self.assertIsInstance(error, str)
+        if contains is not None:
+            self.assertIn(contains, error)
+        return error
+
+    def token_file(self, token):
+        return os.path.join(self.ca, "enrolment", hashlib.sha256(token.encode("ascii")).hexdigest() + ".json")
+
+    def certificates_on_disk(self, id):
+        return os.path.exists(os.path.join(self.ca, id + ".cert.pem"))
+
+    def assert_certificate(self, pem, id, request_path):
+        """The certificate is for `id`, with the request's key and signing key, issued by the CA."""
+        path = os.path.join(self.tmp, "answer-%s-%d.cert.pem" % (id, time.monotonic_ns()))
+        with open(path, "w", encoding="ascii") as file:
+            file.write(pem)
+        subject = run(self.openssl, "x509", "-in", path, "-noout", "-subject", "-nameopt", "RFC2253").stdout.strip()
+        self.assertEqual(subject, "subject=CN=%s" % id)
+        run(self.openssl, "verify", "-CAfile", os.path.join(self.ca, "ca.cert.pem"), path)
+        certificate_values = extension_values(self.openssl, path)
+        self.assertEqual(certificate_values[OID_ROLE], "0c0b" + b"participant".hex())
+        if request_path is not None:
+            request_values = extension_values(self.openssl, request_path)
+            self.assertRegex(request_values[OID_SIGNING_KEY], r"^0420[0-9a-f]{64}$")
+            self.assertEqual(certificate_values[OID_SIGNING_KEY], request_values[OID_SIGNING_KEY])
+            key_of = lambda *args: run(self.openssl, *args, "-noout", "-pubkey").stdout  # noqa: E731
+            self.assertEqual(key_of("x509", "-in", path), key_of("req", "-in", request_path))
+        return certificate_values
+
+    # 1
+
+    def test_enrols_once_with_a_token(self):
+        self.assertEqual(self.endpoint.url, "https://127.0.0.1:%d/enrol" % self.endpoint.port)
+        request = self.request("alice")
+        token = self.token("alice")
+        self.assertTrue(os.path.exists(self.token_file(token)))
+        answer = self.post(token, request)
+        self.assertEqual(answer.status, 200, answer)
+        self.assertEqual(answer.headers.get("content-type"), "application/json")
+        self.assertEqual(answer.headers.get("cache-control"), "no-store")
+        body = answer.json()
+        self.assertEqual(set(body), {"certificate", "ca"})
+        self.assert_certificate(body["certificate"], "alice", request)
+        self.assertEqual(body["ca"], self.read(os.path.join(self.ca, "ca.cert.pem")))
+        self.assertTrue(self.certificates_on_disk("alice"))
+        self.assertEqual(self.read(os.path.join(self.ca, "alice.cert.pem")), body["certificate"])
+        self.assertFalse(os.path.exists(self.token_file(token)))  # used up
+        self.assert_error(self.post(token, request), 403, "unknown or already used")
+
+    # 2
+
+    def test_sixteen_clients_race_for_one_token(self):
+        count = 16
+        requests = [self.request("racer", name="racer-%d" % i) for i in range(count)]
+        bodies = [json.dumps({"token": None, "request": self.read(path)}) for path in requests]
+        token = self.token("racer")
+        bodies = [json.dumps({"token": token, "request": json.loads(b)["request"]}).encode() for b in bodies]
+        connections = [self.connect() for _ in range(count)]  # handshakes done: the POSTs go out together
+        barrier = threading.Barrier(count)
+        answers = [None] * count
+
+        def client(index):
+            try:
+                barrier.wait(10)
+                answers[index] = self.call("POST", "/enrol", bodies[index], connection=connections[index])
+            except BaseException as error:  # noqa: BLE001 - reported below
+                answers[index] = error
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertFalse(any(thread.is_alive() for thread in threads))
+        self.assertTrue(all(isinstance(a, Answer) for a in answers), answers)
+        statuses = sorted(a.status for a in answers)
+        self.assertEqual(statuses.count(200), 1, statuses)
+        self.assertTrue(all(s in (403, 409) for s in statuses if s != 200), statuses)
+        winner = next(i for i, a in enumerate(answers) if a.status == 200)
+        self.assert_certificate(answers[winner].json()["certificate"], "racer", requests[winner])
+        on_disk = [name for name in os.listdir(self.ca) if name.endswith(".cert.pem")]
+        self.assertEqual(sorted(on_disk), ["ca.cert.pem", "enrol-endpoint.cert.pem", "racer.cert.pem"])
+        self.assertEqual(self.read(os.path.join(self.ca, "racer.cert.pem")), answers[winner].json()["certificate"])
+        print("\n  race: %s" % ", ".join("%d×%d" % (statuses.count(s), s) for s in sorted(set(statuses))),
+              file=sys.stderr, end="")
+
+    # 3
+
+    def test_a_token_is_only_for_its_id_and_role_and_survives_a_refusal(self):
+        alice_token = self.token("alice")
+        second_token = self.token("alice")
+        mallory = self.request("mallory")
+        self.assert_error(self.post(alice_token, mallory), 403, "another id")
+        self.assertFalse(self.certificates_on_disk("mallory"))
+        self.assertTrue(os.path.exists(self.token_file(alice_token)))  # not used up
+        key_holder = self.request("alice", role="key-holder", name="alice-key-holder")
+        self.assert_error(self.post(second_token, key_holder), 403, "key-holder")
+        self.assertFalse(self.certificates_on_disk("alice"))
+        self.assertTrue(os.path.exists(self.token_file(second_token)))
+        alice = self.request("alice")
+        answer = self.post(alice_token, alice)
+        self.assertEqual(answer.status, 200, answer)
+        self.assert_certificate(answer.json()["certificate"], "alice", alice)
+        # The second token is still live, but alice is certified now.
+        self.assert_error(self.post(second_token, self.request("alice", name="alice-again")), 409, "already certified")
+
+    # 4
+
+    def test_an_expired_token_is_refused_and_removed(self):
+        request = self.request("late")
+        token = self.token("late")
+        path = self.token_file(token)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path, "r+", encoding="utf-8") as file:  # in place: the mode stays 0600
+            record = json.load(file)
+            self.assertEqual(set(record), {"id", "role", "expires"})
+            self.assertEqual((record["id"], record["role"]), ("late", "participant"))
+            self.assertGreater(record["expires"], time.time())
+            record["expires"] = int(time.time()) - 60
+            file.seek(0)
+            file.truncate()
+            json.dump(record, file)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assert_error(self.post(token, request), 403, "expired")
+        self.assertFalse(os.path.exists(path))
+        self.assertFalse(self.certificates_on_disk("late"))
+        self.assert_error(self.post(token, request), 403, "unknown or already used")
+
+    # 5
+
+    def test_bodies_methods_and_paths(self):
+        request = self.read(self.request("bob"))
+        token = self.token("bob")
+        self.assert_error(self.call("POST", "/enrol", b"not json"), 400, "not a JSON object")
+        self.assert_error(self.call("POST", "/enrol", b"[1, 2]"), 400, "not a JSON object")
+        body = json.dumps({"token": token, "request": request, "extra": 1}).encode()
+        self.assert_error(self.call("POST", "/enrol", body), 400, "1 unknown key(s)")
+        # A key is never repeated into the answer (nor the log this test's clean-up reads): a
+        # newline in it would forge a log line, a token sent as a key would be written down.
+        sneaky = json.dumps({"token": token, "request": request, token + "\nFAKE enrolled": 1}).encode()
+        answer = self.call("POST", "/enrol", sneaky)
+        self.assertEqual(answer.status, 400)
+        self.assertNotIn(token, answer.body.decode())
+        self.assertNotIn("FAKE", answer.body.decode())
+        self.assert_error(self.call("POST", "/enrol", json.dumps({"token": 7, "request": request}).encode()), 400)
+        self.assert_error(self.call("POST", "/enrol", b"x" * (17 << 10)), 413)
+        # 17 KiB of a JSON body with the live token in it: refused by size, the token not used up.
+        padded = json.dumps({"token": token, "request": request + " " * (17 << 10)}).encode()
+        self.assert_error(self.call("POST", "/enrol", padded), 413)
+        self.assertTrue(os.path.exists(self.token_file(token)))
+        answer = self.call("GET", "/enrol")
+        self.assert_error(answer, 405)
+        self.assertEqual(answer.headers.get("allow"), "POST, OPTIONS")
+        self.assert_error(self.call("GET", "/nope"), 404)
+        self.assert_error(self.call("POST", "/nope", b"{}"), 404)
+        healthz = self.call("GET", "/healthz")
+        self.assertEqual((healthz.status, healthz.body), (200, b"ok\n"))
+        # Nothing above used the token up.
+        answer = self.post(token, self.request("bob", name="bob-2"))
+        self.assertEqual(answer.status, 200, answer)
+
+    # 6
+
+    def test_cors(self):
+        allowed = self.origin
+        preflight = {"Origin": allowed, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "content-type"}
+        answer = self.call("OPTIONS", "/enrol", headers=preflight)
+        self.assertEqual(answer.status, 204, answer)
+        self.assertEqual(answer.headers.get("access-control-allow-origin"), allowed)
+        self.assertIn("POST", answer.headers.get("access-control-allow-methods", ""))
+        self.assertIn("content-type", answer.headers.get("access-control-allow-headers", "").lower())
+        for origin in ("https://evil.example", allowed + "0", allowed.replace("127.0.0.1", "localhost"), "null"):
+            with self.subTest(origin=origin):
+                answer = self.call("OPTIONS", "/enrol", headers=dict(preflight, Origin=origin))
+                self.assert_error(answer, 403)
+                self.assertNotIn("access-control-allow-origin", answer.headers)
+                self.assertNotIn("access-control-allow-methods", answer.headers)
+        answer = self.call("OPTIONS", "/enrol")  # no Origin at all
+        self.assert_error(answer, 403)
+        # A POST with an Origin not allowed: whatever it gets, a page of that origin may not read it.
+        token = self.token("carol")
+        answer = self.post(token, self.request("carol", name="carol-evil"), headers={"Origin": "https://evil.example"})
+        self.assertNotIn("access-control-allow-origin", answer.headers)
+        answer = self.call("POST", "/enrol", b"{}", headers={"Origin": "https://evil.example"})
+        self.assert_error(answer, 400)
+        self.assertNotIn("access-control-allow-origin", answer.headers)
+        # The allowed origin's POSTs carry the header, refused or not.
+        answer = self.call("POST", "/enrol", b"{}", headers={"Origin": allowed})
+        self.assert_error(answer, 400)
+        self.assertEqual(answer.headers.get("access-control-allow-origin"), allowed)
+
+    # 7
+
+    def test_no_token_in_the_logs_or_the_ca_folder(self):
+        tokens = [self.token("dave"), self.token("erin"), self.token("frank")]
+        request = self.request("dave")
+        self.assertEqual(self.post(tokens[0], request).status, 200)
+        self.assertEqual(self.post(tokens[0], request).status, 403)  # used
+        self.assertEqual(self.post(tokens[1], request).status, 403)  # another id
+        self.call("POST", "/enrol", json.dumps({"token": tokens[2], "request": "x"}).encode())
+        self.call("POST", "/enrol", json.dumps({"token": tokens[2][:63] + "g", "request": self.read(request)}).encode())
+        self.call("GET", "/enrol?token=" + tokens[2])
+        self.call("OPTIONS", "/enrol", headers={"Origin": "https://evil.example"})
+        self.assertEqual(self.endpoint.stop(), 0)  # SIGTERM: a clean exit
+        logs = self.endpoint.stdout() + self.endpoint.stderr()
+        self.assertIn("enrolled", logs)  # the logs are there, and say what happened
+        self.assertIn("enrolment refused", logs)
+        self.assert_no_token_leaked(self.endpoint)
+        self.assertEqual(len(os.listdir(os.path.join(self.ca, "enrolment"))), 2)  # erin's and frank's: hashes only
+        print("\n  %d log lines, none with a token" % len(logs.splitlines()), file=sys.stderr, end="")
+
+    # 8
+
+    def test_browser_enrols_end_to_end(self):
+        spki = self.spki_sha256_base64(self.tls_certificate)
+        browser = self.browser(spki)
+        token = self.token("web-alice")
+        title, result = self.open_page(browser, self.endpoint, token, "web-alice")
+        self.assertEqual(title, "ENROLLED", result)
+        self.assertEqual(set(result), {"id", "certificatePem", "caPem", "signingPublicKeyHex"})  # no seed
+        self.assertRegex(result["signingPublicKeyHex"], r"^[0-9a-f]{64}$")
+        self.assertNotIn(token, browser.current_url())  # the page took it out of its address
+        values = self.assert_certificate(result["certificatePem"], "web-alice", None)
+        self.assertEqual(values[OID_SIGNING_KEY], "0420" + result["signingPublicKeyHex"])
+        self.assertEqual(result["caPem"], self.read(os.path.join(self.ca, "ca.cert.pem")))
+        self.assertEqual(self.read(os.path.join(self.ca, "web-alice.cert.pem")), result["certificatePem"])
+        # The same token again, from a fresh page: refused by the endpoint, the status read by the page.
+        title, result = self.open_page(browser, self.endpoint, token, "web-alice")
+        self.assertTrue(title.startswith("ERROR: 403 "), title)
+        self.assertIn("unknown or already used", title)
+        # The browser trusts exactly the pinned key: an endpoint with another key (from the same
+        # CA, but not in the browser's store) is not reached, and its token stays unused.
+        other = "other-endpoint"
+        run(self.veil, "ca", "issue", "--dir", self.ca, "--id", other, "--role", "coordinator", "--host", "localhost")
+        second = self.start_endpoint(os.path.join(self.ca, other + ".cert.pem"),
+                                     os.path.join(self.ca, other + ".key.pem"), name="other")
+        bob_token = self.token("web-bob")
+        title, result = self.open_page(browser, second, bob_token, "web-bob")
+        self.assertTrue(title.startswith("ERROR: 0 "), title)
+        self.assertTrue(os.path.exists(self.token_file(bob_token)))
+        self.assertFalse(self.certificates_on_disk("web-bob"))
+
+    def spki_sha256_base64(self, certificate):
+        """base64(SHA-256(DER SubjectPublicKeyInfo)) by openssl, checked against Python's own."""
+        public_pem = run(self.openssl, "x509", "-in", certificate, "-noout", "-pubkey").stdout
+        der = run(self.openssl, "pkey", "-pubin", "-outform", "DER", input=public_pem.encode()).stdout
+        digest = run(self.openssl, "dgst", "-sha256", "-binary", input=der).stdout
+        pin = run("base64", input=digest).stdout.decode().strip()
+        self.assertEqual(pin, base64.b64encode(hashlib.sha256(der).digest()).decode())
+        return pin
+
+    def browser(self, spki):
+        """The module's browser, started with the pin of this test's endpoint key."""
+        global _browser, _browser_spki
+        if _browser is not None and _browser_spki != spki:
+            _browser.quit()
+            _browser = None
+        if _browser is None:
+            try:
+                # No --ignore-certificate-errors: only a certificate with this key is accepted
+                # (Chromium honours the list in headless mode; chromedriver gives it a --user-data-dir).
+                _browser = webdriver.Browser(args=webdriver.DEFAULT_ARGS + (
+                    "--ignore-certificate-errors-spki-list=" + spki,))
+                _browser_spki = spki
+            except webdriver.MissingToolError as error:
+                skip_or_fail(str(error))
+        return _browser
+
+    def open_page(self, browser, endpoint, token, id):
+        query = urllib.parse.urlencode({"endpoint": "https://localhost:%d" % endpoint.port, "token": token, "id": id})
+        browser.navigate(self.origin + PAGE_PATH + "?" + query)
+        title = browser.wait_until("/^(ENROLLED|ERROR)/.test(document.title) && document.title",
+                                   timeout=PAGE_TIMEOUT, interval=0.05)
+        return title, browser.execute("return window.veilEnrolment")
+
+
+if __name__ == "__main__":
+    unittest.main()
