@@ -21,6 +21,9 @@ public final class EnrolmentServer: Sendable {
     public let port: Int
 
     public static let maxConnections = 64
+    /// At most this many from one address: one client cannot hold every connection (a
+    /// distributed one still can, §2.3).
+    public static let maxConnectionsPerAddress = 8
     static let requestTimeout = TimeAmount.seconds(10)
 
     /// What the server needs: the enrolment, the TLS files, the origins whose pages may call it.
@@ -56,18 +59,27 @@ public final class EnrolmentServer: Sendable {
                 "the enrolment endpoint's TLS files \(settings.certificatePath), \(settings.keyPath): \(error)")
         }
         let gate = Gate(settings: settings, logger: logger)
-        let open = Mutex(0)
+        let open = Mutex<(total: Int, byAddress: [String: Int])>((0, [:]))
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let admitted = open.withLock { count in
-                    guard count < maxConnections else { return false }
-                    count += 1
+                let address = channel.remoteAddress?.ipAddress ?? "?"
+                let admitted = open.withLock { open in
+                    guard open.total < maxConnections, open.byAddress[address, default: 0] < maxConnectionsPerAddress
+                    else { return false }
+                    open.total += 1
+                    open.byAddress[address, default: 0] += 1
                     return true
                 }
                 guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in open.withLock { $0 -= 1 } }
+                channel.closeFuture.whenComplete { _ in
+                    open.withLock { open in
+                        open.total -= 1
+                        open.byAddress[address]! -= 1
+                        if open.byAddress[address] == 0 { open.byAddress[address] = nil }
+                    }
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
@@ -104,7 +116,7 @@ public final class EnrolmentServer: Sendable {
             var json = true
         }
 
-        func answer(method: HTTPMethod, path: String, origin: String?, body: [UInt8]) -> Answer {
+        func answer(method: HTTPMethod, path: String, origin: String?, body: [UInt8], peer: String) -> Answer {
             var cors: [(String, String)] = []
             if let origin, settings.allowedOrigins.contains(origin) { cors = [("Access-Control-Allow-Origin", origin)] }
             switch (method, path) {
@@ -124,10 +136,10 @@ public final class EnrolmentServer: Sendable {
                 }
                 switch outcome {
                 case .success(let issued):
-                    logger.info("enrolled", metadata: ["id": "\(issued.id)"])
+                    logger.info("enrolled", metadata: ["id": "\(issued.id)", "peer": "\(peer)"])
                     return Answer(status: .ok, body: issued.json, headers: cors)
                 case .failure(let refusal):
-                    logger.info("enrolment refused", metadata: ["reason": "\(refusal)"])
+                    logger.info("enrolment refused", metadata: ["reason": "\(refusal)", "peer": "\(peer)"])
                     var answer = error(HTTPResponseStatus(statusCode: refusal.status), "\(refusal)")
                     answer.headers += cors
                     return answer
@@ -184,7 +196,8 @@ public final class EnrolmentServer: Sendable {
                 let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
                 respond(
                     gate.answer(
-                        method: head.method, path: path, origin: head.headers.first(name: "Origin"), body: body),
+                        method: head.method, path: path, origin: head.headers.first(name: "Origin"), body: body,
+                        peer: context.channel.remoteAddress?.ipAddress ?? "?"),
                     context: context)
             }
         }
@@ -219,5 +232,24 @@ extension EnrolmentServer {
     /// Returns on the first SIGINT or SIGTERM.
     public static func waitForStopSignal() async {
         for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) { return }
+    }
+}
+
+extension EnrolmentServer {
+    /// `origin` in the form a browser's `Origin` header has it — scheme and host in lower case,
+    /// no user, path, query or default port — or nil when it is not an origin: a value in any
+    /// other form would never match. `http` only for a loopback host (a page on the operator's
+    /// own machine).
+    public static func canonicalOrigin(_ origin: String) -> String? {
+        guard let parts = URLComponents(string: origin), let scheme = parts.scheme?.lowercased(),
+            let host = parts.host?.lowercased(), !host.isEmpty, parts.user == nil, parts.password == nil,
+            parts.path.isEmpty, parts.query == nil, parts.fragment == nil
+        else { return nil }
+        let loopback = ["127.0.0.1", "localhost", "[::1]", "::1"].contains(host)
+        guard scheme == "https" || (scheme == "http" && loopback) else { return nil }
+        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        guard let port = parts.port else { return "\(scheme)://\(shownHost)" }
+        guard (1...65535).contains(port), port != (scheme == "https" ? 443 : 80) else { return nil }
+        return "\(scheme)://\(shownHost):\(port)"
     }
 }

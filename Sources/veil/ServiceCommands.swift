@@ -71,15 +71,20 @@ struct CACommand: ParsableCommand {
         @Option(help: "The port to listen on (0: any free port).")
         var port = 8443
 
-        @Option(help: "A browser origin (https://host[:port]) whose pages may enrol here (repeatable).")
+        @Option(
+            help:
+                "A browser origin (https://host[:port], as browsers send it) whose pages may enrol here (repeatable; http only on loopback)."
+        )
         var allowOrigin: [String] = []
 
         func run() async throws {
             guard (0...65535).contains(port) else { throw usageError("--port must be 0…65535") }
             for origin in allowOrigin {
-                guard let url = URL(string: origin), url.scheme == "https" || url.scheme == "http", url.host != nil,
-                    url.path.isEmpty, url.query == nil
-                else { throw usageError("--allow-origin \(origin) is not an origin (scheme://host[:port])") }
+                guard let canonical = EnrolmentServer.canonicalOrigin(origin), canonical == origin else {
+                    throw usageError(
+                        "--allow-origin \(origin) is not an origin as browsers send it: https://host[:port], lower case, no default port, no path (http only for 127.0.0.1, localhost or [::1])"
+                    )
+                }
             }
             var logger = Logger(label: "veil.enrol")
             logger.logLevel = .info

@@ -1,8 +1,10 @@
 import Crypto
 import Foundation
+import Synchronization
 import Testing
 import VeilCrypto
 import VeilTestSupport
+import VeilTransport
 import X509
 
 @testable import VeilService
@@ -24,8 +26,10 @@ import X509
         }
 
         /// A holder's own request, as `veil ca request` (or the browser page) makes it.
-        func request(_ id: String, role: FederationRole = .participant) throws -> (pem: String, signing: String) {
-            let folder = root.appendingPathComponent("holder-\(id)-\(role.rawValue)")
+        func request(_ id: String, role: FederationRole = .participant, copy: Int = 0) throws -> (
+            pem: String, signing: String
+        ) {
+            let folder = root.appendingPathComponent("holder-\(id)-\(role.rawValue)-\(copy)")
             let files = try CertificateRequest.create(id: id, role: role, hosts: [], in: folder)
             return (try String(contentsOfFile: files.requestPath, encoding: .utf8), files.signingKeyPath)
         }
@@ -127,6 +131,59 @@ import X509
             #expect(!"\(error)".contains(token) && !"\(error)".contains("FAKE"), "\(error)")
         }
         #expect(try f.enrolment.enrol(body: f.body(token: token, request: pem)).id == "carol")
+    }
+
+    /// helper-45 raced two `veil ca enrol` processes on one CA folder, each with its own token
+    /// for one id: both got certificates (the record was renamed over the other). The record is
+    /// now linked to its name, which fails when it exists: of concurrent signings, one wins.
+    @Test func concurrentSigningsOfOneIdCertifyItOnce() throws {
+        let f = try Fixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let requests = try (0..<8).map { i in
+            try CertificateRequest(pemEncoded: try f.request("twin", role: .participant, copy: i).pem)
+        }
+        let successes = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: requests.count) { i in
+            if (try? f.ca.sign(request: requests[i], role: .participant)) != nil { successes.withLock { $0 += 1 } }
+        }
+        #expect(successes.withLock { $0 } == 1)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: f.ca.directory.path).filter {
+            $0.hasSuffix(".tmp")
+        }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    /// A refusal quotes the request's id, the sender's text: a newline or an escape sequence in
+    /// it would forge a log line or repaint the operator's terminal (helper-45).
+    @Test func aRefusalQuotingTheSendersTextIsOneLogLine() throws {
+        let f = try Fixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let token = try f.enrolment.tokens.issue(id: "eve", validity: 600)
+        let forged = try CertificateSigningRequest(
+            version: .v1,
+            subject: try DistinguishedName { CommonName("x\n2026-12-06 info veil.enrol: id=victim enrolled\u{1b}[2J") },
+            privateKey: .init(P256.Signing.PrivateKey()), attributes: CertificateSigningRequest.Attributes(),
+            signatureAlgorithm: .ecdsaWithSHA256)
+        do {
+            _ = try f.enrolment.enrol(body: f.body(token: token, request: try forged.serializeAsPEM().pemString))
+            Issue.record("accepted")
+        } catch {
+            #expect(!"\(error)".contains("\n") && !"\(error)".contains("\u{1b}"), "\(error)")
+        }
+    }
+
+    @Test func allowedOriginsAreWrittenAsBrowsersSendThem() {
+        #expect(EnrolmentServer.canonicalOrigin("https://app.example") == "https://app.example")
+        #expect(EnrolmentServer.canonicalOrigin("https://app.example:8443") == "https://app.example:8443")
+        #expect(EnrolmentServer.canonicalOrigin("http://127.0.0.1:8000") == "http://127.0.0.1:8000")
+        // Never sent this way by a browser, or not an origin at all: refused by `veil ca enrol`.
+        #expect(EnrolmentServer.canonicalOrigin("https://APP.example") == "https://app.example")
+        for origin in [
+            "https://app.example:443", "https://user@app.example", "https://app.example/", "https://app.example/x",
+            "http://app.example", "https://app.example:99999", "*", "null", "app.example", "https://",
+        ] {
+            #expect(EnrolmentServer.canonicalOrigin(origin) != origin, "\(origin)")
+        }
     }
 
     @Test func aRequestWhoseBindingNamesAnotherIdIsRefused() throws {

@@ -171,7 +171,9 @@ public struct Enrolment: Sendable {
         guard let token = object["token"] as? String else { throw .malformed("\"token\" must be a string") }
         guard let pem = object["request"] as? String else { throw .malformed("\"request\" must be a string") }
         let request: CertificateRequest
-        do { request = try CertificateRequest(pemEncoded: pem) } catch { throw .refused("\(error)") }
+        // The request's refusal quotes its id, the sender's text: made loggable (one line,
+        // control characters escaped, bounded), as it goes into the answer and the log.
+        do { request = try CertificateRequest(pemEncoded: pem) } catch { throw .refused(loggable("\(error)")) }
         let record = try tokens.record(of: token, now: now)
         guard record.id == request.id else {
             throw .notThisToken("it is for another id than \(request.id)")
@@ -188,6 +190,10 @@ public struct Enrolment: Sendable {
             return Issued(
                 id: request.id, certificatePEM: try FederationCA.pem(certificate),
                 caPEM: try FederationCA.pem(ca.certificate))
-        } catch { throw .store("\(error)") }
+        } catch CredentialError.alreadyExists {
+            // Certified meanwhile by another process on this CA folder (the record is created
+            // without replacing one: FederationCA.sign).
+            throw .alreadyCertified(request.id)
+        } catch { throw .store(loggable("\(error)")) }
     }
 }

@@ -167,8 +167,27 @@ public struct FederationCA: Sendable {
         let certificate = try certificate(
             id: request.id, role: request.role, tlsKey: request.tlsKey, signingKey: request.signingKey,
             hosts: request.hosts, notValidBefore: notValidBefore, notValidAfter: notValidAfter)
-        try Self.pem(certificate).write(toFile: path, atomically: true, encoding: .utf8)
+        try Self.record(try Self.pem(certificate), at: path)
         return (certificate, path)
+    }
+
+    /// Writes a certificate's record without ever replacing one: a temporary file, synced, then
+    /// `link(2)`ed to its name — which fails if the name exists. Two processes certifying one id
+    /// at once (`veil ca sign`, `veil ca enrol` on one CA folder) cannot both succeed; the check
+    /// before it only saves the work.
+    static func record(_ text: String, at path: String) throws {
+        let temporary = path + ".\(Hex.encode(SecureBytes.random(count: 8).unsafeExposedBytes())).tmp"
+        try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+        defer { unlink(temporary) }
+        let descriptor = open(temporary, O_RDONLY | O_CLOEXEC)
+        if descriptor >= 0 {
+            fsync(descriptor)
+            close(descriptor)
+        }
+        guard link(temporary, path) == 0 else {
+            if errno == EEXIST { throw CredentialError.alreadyExists(path) }
+            throw CredentialError.unreadable(path: path, why: "cannot record it: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// A host name that is another holder's id (say `coordinator` in someone else's request)
