@@ -49,6 +49,14 @@ EXPORTS=(
   crypto_auth_hmacsha256_init
   crypto_auth_hmacsha256_update
   crypto_auth_hmacsha256_final
+  crypto_hash_sha512
+  crypto_core_ristretto255_is_valid_point
+  crypto_core_ristretto255_add
+  crypto_core_ristretto255_scalar_reduce
+  crypto_core_ristretto255_scalar_mul
+  crypto_core_ristretto255_scalar_sub
+  crypto_scalarmult_ristretto255
+  crypto_scalarmult_ristretto255_base
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -47,6 +47,7 @@ FILES = {
     "mask/veil_mask_expansion.json": "VEIL-MASK-EXPANSION",
     "shamir/veil_shamir.json": "VEIL-SHAMIR",
     "codec/veil_fixed_point.json": "VEIL-FIXED-POINT",
+    "ristretto255/veil_ristretto255.json": "VEIL-RISTRETTO255",
 }
 
 

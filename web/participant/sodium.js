@@ -11,7 +11,7 @@
 // every region used is overwritten with zeros before it is freed, whatever it held.
 
 /** SHA-256 of web/participant/libsodium.wasm (also in libsodium.wasm.sha256; the build's --check compares the three). */
-export const LIBSODIUM_WASM_SHA256 = "65a5d0fbac888e1e5618692bd5ce6788bec27b7b54ca3fd1c9dd3faab08a6d0e";
+export const LIBSODIUM_WASM_SHA256 = "bfa5b6d3b37c2e2d7814ec027e006d165ee1657627834bd1b5c49b0ad0bdb893";
 
 // WASI errno values (wasi_snapshot_preview1).
 const ERRNO_SUCCESS = 0;
@@ -187,6 +187,11 @@ export class Sodium {
     if (code !== 0) throw new SodiumError(fn, `returned ${code}`, code);
   }
 
+  /** libsodium's void functions: the call must return nothing. */
+  _void(fn, result) {
+    if (result !== undefined) throw new SodiumError(fn, `returned ${result}, expected nothing`, -1);
+  }
+
   _length(fn, what, bytes, size) {
     if (!(bytes instanceof Uint8Array)) throw new SodiumError(fn, `${what} must be a Uint8Array`, -1);
     if (size !== undefined && bytes.length !== size) {
@@ -348,7 +353,7 @@ export class Sodium {
     return this.chacha20IetfXorIc(new Uint8Array(length), nonce, ic, key);
   }
 
-  // --- SHA-256 and HMAC-SHA-256 ---------------------------------------------------------
+  // --- SHA-256, SHA-512 and HMAC-SHA-256 ---------------------------------------------------------
 
   hashSha256(message) {
     const fn = "crypto_hash_sha256";
@@ -357,6 +362,16 @@ export class Sodium {
       const out = alloc(32), m = alloc(message.length, message);
       this._check(fn, this.x.crypto_hash_sha256(out, m, BigInt(message.length)));
       return this._read(out, 32);
+    });
+  }
+
+  hashSha512(message) {
+    const fn = "crypto_hash_sha512";
+    this._length(fn, "message", message);
+    return this._with(fn, (alloc) => {
+      const out = alloc(64), m = alloc(message.length, message);
+      this._check(fn, this.x.crypto_hash_sha512(out, m, BigInt(message.length)));
+      return this._read(out, 64);
     });
   }
 
@@ -375,6 +390,92 @@ export class Sodium {
       }
       this._check("crypto_auth_hmacsha256_final", this.x.crypto_auth_hmacsha256_final(state, out));
       return this._read(out, 32);
+    });
+  }
+
+  // --- ristretto255 (RFC 9496 §4; Specs/primitives.md section 12) ------------------------
+  // libsodium's own semantics: is_valid_point accepts every canonical encoding, the identity
+  // (32 zero bytes) included; the scalar multiplications refuse (-1) a point that does not
+  // decode and a result that is the identity; scalars are 32 bytes LE (the top bit is ignored).
+
+  /** true iff p is the canonical encoding of a ristretto255 element (the identity included). */
+  ristretto255IsValidPoint(p) {
+    const fn = "crypto_core_ristretto255_is_valid_point";
+    this._length(fn, "point", p, 32);
+    return this._with(fn, (alloc) => {
+      const code = this.x.crypto_core_ristretto255_is_valid_point(alloc(32, p));
+      if (code !== 0 && code !== 1) throw new SodiumError(fn, `returned ${code}`, code);
+      return code === 1;
+    });
+  }
+
+  /** p + q, encoded; a p or q that does not decode throws a SodiumError (code -1). */
+  ristretto255Add(p, q) {
+    const fn = "crypto_core_ristretto255_add";
+    this._length(fn, "first point", p, 32);
+    this._length(fn, "second point", q, 32);
+    return this._with(fn, (alloc) => {
+      const r = alloc(32), a = alloc(32, p), b = alloc(32, q);
+      this._check(fn, this.x.crypto_core_ristretto255_add(r, a, b));
+      return this._read(r, 32);
+    });
+  }
+
+  /** LE(wide) mod ℓ as 32 bytes, for a 64-byte wide. */
+  ristretto255ScalarReduce(wide) {
+    const fn = "crypto_core_ristretto255_scalar_reduce";
+    this._length(fn, "wide scalar", wide, 64);
+    return this._with(fn, (alloc) => {
+      const r = alloc(32), s = alloc(64, wide);
+      this._void(fn, this.x.crypto_core_ristretto255_scalar_reduce(r, s));
+      return this._read(r, 32);
+    });
+  }
+
+  /** x·y mod ℓ. */
+  ristretto255ScalarMul(x, y) {
+    const fn = "crypto_core_ristretto255_scalar_mul";
+    this._length(fn, "first scalar", x, 32);
+    this._length(fn, "second scalar", y, 32);
+    return this._with(fn, (alloc) => {
+      const z = alloc(32), a = alloc(32, x), b = alloc(32, y);
+      this._void(fn, this.x.crypto_core_ristretto255_scalar_mul(z, a, b));
+      return this._read(z, 32);
+    });
+  }
+
+  /** (x − y) mod ℓ. */
+  ristretto255ScalarSub(x, y) {
+    const fn = "crypto_core_ristretto255_scalar_sub";
+    this._length(fn, "first scalar", x, 32);
+    this._length(fn, "second scalar", y, 32);
+    return this._with(fn, (alloc) => {
+      const z = alloc(32), a = alloc(32, x), b = alloc(32, y);
+      this._void(fn, this.x.crypto_core_ristretto255_scalar_sub(z, a, b));
+      return this._read(z, 32);
+    });
+  }
+
+  /** n·p, encoded; a p that does not decode, or an identity result, throws a SodiumError (code -1). */
+  scalarmultRistretto255(scalar, point) {
+    const fn = "crypto_scalarmult_ristretto255";
+    this._length(fn, "scalar", scalar, 32);
+    this._length(fn, "point", point, 32);
+    return this._with(fn, (alloc) => {
+      const q = alloc(32), n = alloc(32, scalar), p = alloc(32, point);
+      this._check(fn, this.x.crypto_scalarmult_ristretto255(q, n, p));
+      return this._read(q, 32);
+    });
+  }
+
+  /** n·B, encoded; an identity result (n ≡ 0 mod ℓ) throws a SodiumError (code -1). */
+  scalarmultRistretto255Base(scalar) {
+    const fn = "crypto_scalarmult_ristretto255_base";
+    this._length(fn, "scalar", scalar, 32);
+    return this._with(fn, (alloc) => {
+      const q = alloc(32), n = alloc(32, scalar);
+      this._check(fn, this.x.crypto_scalarmult_ristretto255_base(q, n));
+      return this._read(q, 32);
     });
   }
 }

@@ -12,7 +12,8 @@
 import { loadSodium, SodiumError, LIBSODIUM_WASM_SHA256 } from "./sodium.js";
 import {
   VeilError, veilKdf, hkdfSha256, ChaChaGenerator, maskExpansion, shamirSplit, shamirReconstruct, shamirDecode,
-  FixedPointCodec,
+  FixedPointCodec, ristretto255Scalar, ristretto255Reduce, ristretto255Element, ristretto255PublicKey,
+  ristretto255Agree, dleqProve, dleqVerify,
 } from "./veil-crypto.js";
 
 /** Every file this page runs, with the algorithm it must name. */
@@ -29,6 +30,7 @@ export const FILES = {
   "mask/veil_mask_expansion.json": "VEIL-MASK-EXPANSION",
   "shamir/veil_shamir.json": "VEIL-SHAMIR",
   "codec/veil_fixed_point.json": "VEIL-FIXED-POINT",
+  "ristretto255/veil_ristretto255.json": "VEIL-RISTRETTO255",
 };
 
 /** A difference between a computed and a listed value: never agreement, not even for an invalid case. */
@@ -155,6 +157,47 @@ const CHECKS = {
       throw new Error(`unknown operation ${test.operation}`);
     }
   },
+};
+
+CHECKS["VEIL-RISTRETTO255"] = (sodium, group, test) => {
+  const ONE = new Uint8Array(32);
+  ONE[0] = 1;
+  switch (test.operation) {
+    case "base":
+      expectEqual(toHex(ristretto255PublicKey(sodium, ristretto255Scalar(hex(test.scalar)))), test.element, "element");
+      break;
+    case "decode": {
+      // Accepted, and re-encoded (1·P, libsodium's RFC 9496 ENCODE) to the same bytes.
+      const point = ristretto255Element(sodium, hex(test.element));
+      expectEqual(toHex(sodium.scalarmultRistretto255(ONE, point)), test.element, "re-encoding");
+      break;
+    }
+    case "reduce":
+      expectEqual(toHex(ristretto255Reduce(sodium, hex(test.wide))), test.scalar, "scalar");
+      break;
+    case "agree": {
+      const x = ristretto255Scalar(hex(test.scalar));
+      expectEqual(toHex(ristretto255Agree(sodium, x, hex(test.point))), test.shared, "shared");
+      break;
+    }
+    case "prove": {
+      const x = ristretto255Scalar(hex(test.scalar)), y = hex(test.point), ctx = hex(test.context);
+      const { shared, proof } = dleqProve(sodium, x, y, ctx);
+      expectEqual(toHex(shared), test.shared, "shared");
+      expectEqual(toHex(proof), test.proof, "proof");
+      if (!dleqVerify(sodium, ristretto255PublicKey(sodium, x), y, shared, proof, ctx)) {
+        throw new Mismatch("the proof it made does not verify");
+      }
+      break;
+    }
+    case "verify":
+      if (!dleqVerify(sodium, hex(test.element), hex(test.point), hex(test.shared), hex(test.proof), hex(test.context))) {
+        throw new VeilError("invalidProof", "the proof does not verify");
+      }
+      break;
+    default:
+      throw new Error(`unknown operation ${test.operation}`);
+  }
 };
 
 /** Section 11's rules: null means the case came out as the file says, else what went wrong. */

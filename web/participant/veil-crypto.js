@@ -1,7 +1,8 @@
 // Veil's own constructions (Specs/primitives.md) in JavaScript, on libsodium compiled to
 // WebAssembly (./sodium.js): HKDF-SHA-256 and VeilKDF (section 7), the deterministic
 // generator VEIL-CHACHA20-DRBG (3.3) and drawing bytes from it (3.2), VEIL-MASK-EXPANSION (8),
-// VEIL-SHAMIR over GF(2^61 − 1) (9) and VEIL-FIXED-POINT (10). Integers that may exceed 2^53
+// VEIL-SHAMIR over GF(2^61 − 1) (9), VEIL-FIXED-POINT (10) and ristretto255 with
+// Chaum–Pedersen equality proofs, VEIL-RISTRETTO255 / VEIL-DLEQ (12). Integers that may exceed 2^53
 // are BigInt. Refusals throw a VeilError whose `code` is the specification's error name.
 //
 // Written from the specification text; the section numbers below are primitives.md's.
@@ -466,4 +467,182 @@ export class FixedPointCodec {
     const signed = s >= this.modulus >> 1n ? s - this.modulus : s;
     return Number(signed) * 2 ** -this.f;
   }
+}
+
+// --- 12 ristretto255 and equality proofs (VEIL-RISTRETTO255, VEIL-DLEQ) ------------------------
+// On libsodium's crypto_core_ristretto255_* and crypto_scalarmult_ristretto255[_base]
+// (./sodium.js). Scalars and elements are 32-byte Uint8Arrays.
+
+/** ℓ = 2^252 + 27742317777372353535851937790883648493, the group order. */
+export const RISTRETTO255_L = (1n << 252n) + 27742317777372353535851937790883648493n;
+const L_BYTES = bigIntToLe(RISTRETTO255_L, 32);
+const DLEQ_NONCE_LABEL = concat(new TextEncoder().encode("veil/v1/dleq/nonce"), Uint8Array.of(0));
+const DLEQ_CHALLENGE_LABEL = concat(new TextEncoder().encode("veil/v1/dleq/challenge"), Uint8Array.of(0));
+
+/** libsodium refused the operation (SodiumError with code −1), as opposed to any other failure. */
+function sodiumRefused(error) {
+  return error instanceof Error && error.name === "SodiumError" && error.code === -1;
+}
+
+/** Without branching on the bytes: 1 if every byte is zero, else 0. */
+function allZero(bytes) {
+  let acc = 0;
+  for (const b of bytes) acc |= b;
+  return ((acc - 1) >>> 31) & 1;
+}
+
+/** Without branching on the bytes: 1 if LE(bytes) < ℓ (the borrow out of LE(bytes) − ℓ), else 0. */
+function belowL(bytes) {
+  let borrow = 0;
+  for (let i = 0; i < 32; i++) borrow = ((bytes[i] - L_BYTES[i] - borrow) >>> 31) & 1;
+  return borrow;
+}
+
+/** Constant-time equality of two byte strings of the same (public) length. */
+function equalBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc |= a[i] ^ b[i];
+  return acc === 0;
+}
+
+/** 12.1 A scalar: 32 bytes, LE, below ℓ; anything else is invalidScalar. Returns a copy. */
+export function ristretto255Scalar(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
+    throw new VeilError("invalidScalar", `a scalar of ${bytes && bytes.length} bytes, not 32`);
+  }
+  if (!belowL(bytes)) throw new VeilError("invalidScalar", "a scalar not below ℓ");
+  return bytes.slice();
+}
+
+/** 12.1 Reduce(X): LE(X) mod ℓ as LE_32, for a 64-byte X. */
+export function ristretto255Reduce(sodium, wide) {
+  if (!(wide instanceof Uint8Array) || wide.length !== 64) {
+    throw new VeilError("invalidLength", `Reduce of ${wide && wide.length} bytes, not 64`);
+  }
+  return sodium.ristretto255ScalarReduce(wide);
+}
+
+/** 12.1 An accepted element: a canonical encoding (RFC 9496 DECODE succeeds) other than the identity. */
+export function ristretto255Element(sodium, bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
+    throw new VeilError("invalidPoint", `an element of ${bytes && bytes.length} bytes, not 32`);
+  }
+  if (!sodium.ristretto255IsValidPoint(bytes)) throw new VeilError("invalidPoint", "not a canonical ristretto255 encoding");
+  if (allZero(bytes)) throw new VeilError("invalidPoint", "the identity");
+  return bytes.slice();
+}
+
+/** 12.1 A 32-byte private key given directly: a scalar below ℓ and not zero (invalidScalar). */
+export function ristretto255PrivateKeyFromBytes(bytes) {
+  const x = ristretto255Scalar(bytes);
+  if (allZero(x)) throw new VeilError("invalidScalar", "a zero private key");
+  return x;
+}
+
+/** 12.1 A private key drawn from a generator (3.2): 64 bytes reduced, drawn again while zero. */
+export function ristretto255PrivateKey(sodium, generator) {
+  for (;;) {
+    const wide = generator.bytes(64);
+    const x = ristretto255Reduce(sodium, wide);
+    wide.fill(0);
+    if (!allZero(x)) return x;
+  }
+}
+
+/** 12.1 The public key x·B of a private key x. */
+export function ristretto255PublicKey(sodium, privateKey) {
+  const x = ristretto255PrivateKeyFromBytes(privateKey);
+  try {
+    return sodium.scalarmultRistretto255Base(x);
+  } finally {
+    x.fill(0);
+  }
+}
+
+/** 12.1 Agreement: K = x·P, encoded; P must be accepted (invalidPoint), an identity K is weakPublicKey. */
+export function ristretto255Agree(sodium, privateKey, publicKey) {
+  const point = ristretto255Element(sodium, publicKey);
+  const x = ristretto255PrivateKeyFromBytes(privateKey);
+  try {
+    return sodium.scalarmultRistretto255(x, point);
+  } catch (error) {
+    if (sodiumRefused(error)) throw new VeilError("weakPublicKey", "x·P is the identity");
+    throw error;
+  } finally {
+    x.fill(0);
+  }
+}
+
+function frame(ctx) {
+  if (!(ctx instanceof Uint8Array)) throw new VeilError("invalidLength", "the context must be bytes");
+  return concat(bigIntToLe(ctx.length, 4), ctx);
+}
+
+/** H(…) = Reduce(SHA-512(…)). */
+function dleqHash(sodium, ...parts) {
+  const message = concat(...parts);
+  const digest = sodium.hashSha512(message);
+  try {
+    return sodium.ristretto255ScalarReduce(digest);
+  } finally {
+    digest.fill(0);
+    message.fill(0);
+  }
+}
+
+/**
+ * 12.2 Prove(x, Y, ctx): { shared: K = x·Y, proof: LE_32(c) ‖ LE_32(s) }, deterministic in
+ * (x, Y, ctx). x must be a non-zero scalar (invalidScalar), Y an accepted element (invalidPoint).
+ */
+export function dleqProve(sodium, privateKey, yElement, ctx) {
+  const y = ristretto255Element(sodium, yElement);
+  const x = ristretto255PrivateKeyFromBytes(privateKey);
+  const f = frame(ctx);
+  let r = null, cx = null;
+  try {
+    const X = sodium.scalarmultRistretto255Base(x);
+    const K = ristretto255Agree(sodium, x, y);
+    r = dleqHash(sodium, DLEQ_NONCE_LABEL, x, y, f);
+    const A1 = sodium.scalarmultRistretto255Base(r);
+    const A2 = sodium.scalarmultRistretto255(r, y);
+    const c = dleqHash(sodium, DLEQ_CHALLENGE_LABEL, X, y, K, A1, A2, f);
+    cx = sodium.ristretto255ScalarMul(c, x);
+    const s = sodium.ristretto255ScalarSub(r, cx);
+    return { shared: K, proof: concat(c, s) };
+  } finally {
+    x.fill(0);
+    if (r) r.fill(0);
+    if (cx) cx.fill(0);
+  }
+}
+
+/**
+ * 12.2 Verify(X, Y, K, proof, ctx): true iff the proof verifies. X, Y and K must be accepted
+ * elements and c, s scalars below ℓ; a scalar multiplication with an identity result (s or c
+ * zero) fails; c is compared in constant time. Never throws for a bad proof or bad elements.
+ */
+export function dleqVerify(sodium, xElement, yElement, kElement, proof, ctx) {
+  if (!(proof instanceof Uint8Array) || proof.length !== 64) return false;
+  let X, Y, K, c, s;
+  try {
+    X = ristretto255Element(sodium, xElement);
+    Y = ristretto255Element(sodium, yElement);
+    K = ristretto255Element(sodium, kElement);
+    c = ristretto255Scalar(proof.subarray(0, 32));
+    s = ristretto255Scalar(proof.subarray(32, 64));
+  } catch (error) {
+    if (error instanceof VeilError) return false;
+    throw error;
+  }
+  let A1, A2;
+  try {
+    A1 = sodium.ristretto255Add(sodium.scalarmultRistretto255Base(s), sodium.scalarmultRistretto255(c, X));
+    A2 = sodium.ristretto255Add(sodium.scalarmultRistretto255(s, Y), sodium.scalarmultRistretto255(c, K));
+  } catch (error) {
+    if (sodiumRefused(error)) return false; // an identity product
+    throw error;
+  }
+  const expected = dleqHash(sodium, DLEQ_CHALLENGE_LABEL, X, Y, K, A1, A2, frame(ctx));
+  return equalBytes(expected, c);
 }
