@@ -59,27 +59,12 @@ public final class EnrolmentServer: Sendable {
                 "the enrolment endpoint's TLS files \(settings.certificatePath), \(settings.keyPath): \(error)")
         }
         let gate = Gate(settings: settings, logger: logger)
-        let open = Mutex<(total: Int, byAddress: [String: Int])>((0, [:]))
+        let limit = ConnectionLimit(total: maxConnections, perAddress: maxConnectionsPerAddress)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let address = channel.remoteAddress?.ipAddress ?? "?"
-                let admitted = open.withLock { open in
-                    guard open.total < maxConnections, open.byAddress[address, default: 0] < maxConnectionsPerAddress
-                    else { return false }
-                    open.total += 1
-                    open.byAddress[address, default: 0] += 1
-                    return true
-                }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in
-                    open.withLock { open in
-                        open.total -= 1
-                        open.byAddress[address]! -= 1
-                        if open.byAddress[address] == 0 { open.byAddress[address] = nil }
-                    }
-                }
+                if let refused = limit.admit(channel) { return refused }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)

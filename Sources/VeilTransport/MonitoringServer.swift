@@ -58,7 +58,7 @@ public final class MonitoringServer: Sendable {
     ) async throws -> MonitoringServer {
         let streams = StreamRegistry()
         let gate = Gate(content: content, streams: streams)
-        let open = ConnectionCount()
+        let limit = ConnectionLimit(total: maxConnections)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -66,8 +66,7 @@ public final class MonitoringServer: Sendable {
             // (the next carries the newest state) instead of queueing in memory.
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             .childChannelInitializer { channel in
-                guard open.acquire() else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in open.release() }
+                if let refused = limit.admit(channel) { return refused }
                 return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                     channel.pipeline.addHandler(Handler(gate: gate))
                 }
@@ -86,21 +85,6 @@ public final class MonitoringServer: Sendable {
     public func stop() async throws {
         streams.closeAll()
         try await channel.close()
-    }
-
-    /// The connections open now, against ``maxConnections``.
-    final class ConnectionCount: Sendable {
-        private let count = Mutex(0)
-
-        func acquire() -> Bool {
-            count.withLock { count in
-                guard count < MonitoringServer.maxConnections else { return false }
-                count += 1
-                return true
-            }
-        }
-
-        func release() { count.withLock { $0 -= 1 } }
     }
 
     /// The live streams' tasks, cancelled when the server stops.

@@ -87,20 +87,21 @@ public struct CertificateRequest: Sendable {
     /// Reads and checks a request file.
     /// - Throws: ``CredentialError/invalidRequest(_:)`` naming what does not check.
     public init(path: String) throws {
-        let text = try FederationCA.read(path)
-        let request: CertificateSigningRequest
-        do { request = try CertificateSigningRequest(pemEncoded: text) } catch {
-            throw CredentialError.invalidRequest("\(path) is not a PEM certificate request: \(error)")
-        }
-        try self.init(request)
+        try self.init(pemEncoded: try FederationCA.read(path), source: path)
     }
 
     /// Reads and checks a request given as PEM text (an enrolment's, `Specs/wire.md` §2.3).
     /// - Throws: ``CredentialError/invalidRequest(_:)`` naming what does not check.
     public init(pemEncoded text: String) throws {
+        try self.init(pemEncoded: text, source: nil)
+    }
+
+    /// `source`: the file the text came from, for the refusal.
+    private init(pemEncoded text: String, source: String?) throws {
         let request: CertificateSigningRequest
         do { request = try CertificateSigningRequest(pemEncoded: text) } catch {
-            throw CredentialError.invalidRequest("not a PEM certificate request: \(error)")
+            throw CredentialError.invalidRequest(
+                "\(source.map { "\($0) is" } ?? "it is") not a PEM certificate request: \(error)")
         }
         try self.init(request)
     }

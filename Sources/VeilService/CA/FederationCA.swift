@@ -177,13 +177,12 @@ public struct FederationCA: Sendable {
     /// before it only saves the work.
     static func record(_ text: String, at path: String) throws {
         let temporary = path + ".\(Hex.encode(SecureBytes.random(count: 8).unsafeExposedBytes())).tmp"
-        try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-        defer { unlink(temporary) }
-        let descriptor = open(temporary, O_RDONLY | O_CLOEXEC)
-        if descriptor >= 0 {
-            fsync(descriptor)
-            close(descriptor)
+        // SecretFile's write: exclusive, never through a link, every call checked, synced (the
+        // record is not secret; 0600 does no harm in the CA's own folder).
+        do { try SecretFile.create(atPath: temporary, contents: SecureBytes(copying: Array(text.utf8))) } catch {
+            throw CredentialError.unreadable(path: path, why: "cannot record it: \(error)")
         }
+        defer { unlink(temporary) }
         guard link(temporary, path) == 0 else {
             if errno == EEXIST { throw CredentialError.alreadyExists(path) }
             throw CredentialError.unreadable(path: path, why: "cannot record it: \(String(cString: strerror(errno)))")

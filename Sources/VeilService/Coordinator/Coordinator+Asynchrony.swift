@@ -13,7 +13,8 @@ extension Coordinator {
     /// federation, holding an update within its staleness limit — and not left out of this
     /// round's earlier attempts: there a member that declined would otherwise be picked again
     /// at once (it re-announces its update while the others retrain theirs), and burn their
-    /// fresh updates attempt after attempt. The round waits for others instead.
+    /// fresh updates attempt after attempt. The round waits for others instead — for one
+    /// `buffer_wait_seconds`, after which ``waitForBuffer`` admits them again.
     func isCandidate(_ connection: ConnectionRegistry.Connection) -> Bool {
         guard isPlannable(connection) else { return false }
         guard configuration.asynchronous != nil else { return true }
@@ -67,12 +68,12 @@ extension Coordinator {
     }
 
     /// Offers the current model to `ids` (those connected), forgetting what they held: a
-    /// participant that still holds a usable update answers with it again. With `retrain`,
-    /// the offer's staleness is 0, so that none is usable and each trains on this version:
-    /// how split groups are brought together (§4.4).
-    func offerModel(to ids: some Sequence<String>, retrain: Bool = false) {
+    /// participant that still holds a usable update answers with it again. `offer` is the
+    /// plain one (the configured staleness) unless given: ``waitForBuffer`` gives one of
+    /// staleness 0, which no held update of another offer answers.
+    func offerModel(to ids: some Sequence<String>, offer given: Veil_V1_CoordinatorMessage? = nil) {
         guard let asynchronous = configuration.asynchronous else { return }
-        let offer = modelOffer(maxStaleness: retrain ? 0 : asynchronous.maxStaleness)
+        let offer = given ?? modelOffer(maxStaleness: asynchronous.maxStaleness)
         for id in ids where registry.participants[id] != nil {
             registry.setHeldBase(nil, of: id)
             registry.setOffered(modelVersion, to: id)

@@ -331,12 +331,12 @@ public actor Coordinator {
     /// Waits for `min_participants` candidates. In an asynchronous federation the candidates
     /// may hold updates of different offers, none with enough: after each `buffer_wait_seconds`
     /// without a round, whoever holds an update of another offer is offered the current
-    /// version with a staleness of 0 — it would answer a plain offer with the update it holds —
-    /// so that they converge on that one offer instead of waiting for each other for ever. Those left out
-    /// of the round's earlier attempts are candidates again then too: the others had their
-    /// chance to form a buffer without them, and when they are the only ones connected — both
-    /// members of an aborted attempt reconnecting — the round would otherwise wait for
-    /// participants that may never come.
+    /// version with a staleness of 0 — it would answer a plain offer with the update it
+    /// holds — so that they converge on that one offer instead of waiting for each other for
+    /// ever. Those left out of the round's earlier attempts are candidates again then too: the
+    /// others had their chance to form a buffer without them, and when they are the only ones
+    /// connected — both members of an aborted attempt reconnecting — the round would otherwise
+    /// wait for participants that may never come.
     private func waitForBuffer(registration: Duration) async -> Bool {
         guard let asynchronous = configuration.asynchronous else {
             return await waitForParticipants(configuration.minParticipants, timeout: registration)
@@ -359,12 +359,13 @@ public actor Coordinator {
             }
             // One offer for all: two groups of the current version (one retrained on the plain
             // offer, one on this) would be split again.
-            let target = modelOffer(maxStaleness: 0).offer.digest
+            let retrain = modelOffer(maxStaleness: 0)
+            let target = retrain.offer.digest
             let behind = registry.participants.values.filter {
                 guard let base = $0.heldBase else { return false }
                 return base != modelVersion || $0.heldOffer != target
             }
-            if !behind.isEmpty { offerModel(to: behind.map(\.identity.id).sorted(), retrain: true) }
+            if !behind.isEmpty { offerModel(to: behind.map(\.identity.id).sorted(), offer: retrain) }
         }
         return false
     }
