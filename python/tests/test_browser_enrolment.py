@@ -13,26 +13,21 @@ VEIL_REQUIRE_TOOLS=1.
     VEIL_REQUIRE_TOOLS=1 VEIL_BINARY=.build/debug/veil python3 -m unittest python/tests/test_browser_enrolment.py -v
 """
 
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # webdriver.py is a sibling, whether run by discover or as python.tests.…
-import webdriver  # noqa: E402
+sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
+from browser_support import ModuleFixtures, extension_values, openssl_binary, run, veil_binary  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 PAGE_PATH = "/web/participant/enrol-test.html"
 TIMEOUT = 120.0  # generous: the machine may be compiling at the same time
-REQUIRE_TOOLS = os.environ.get("VEIL_REQUIRE_TOOLS") == "1"
 
 # Valid ids, among them the longest allowed and one with every punctuation mark allowed.
 VALID_IDS = [
@@ -51,97 +46,18 @@ OID_BINDING = "1.3.6.1.4.1.32473.1.3"
 P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200" "04")
 
 
-def skip_or_fail(message):
-    if REQUIRE_TOOLS:
-        raise RuntimeError(message)
-    raise unittest.SkipTest(message)
-
-
-def veil_binary():
-    path = os.environ.get("VEIL_BINARY") or os.path.join(ROOT, ".build", "debug", "veil")
-    path = os.path.abspath(path)
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        skip_or_fail("no veil binary at %s (build it, or set VEIL_BINARY)" % path)
-    return path
-
-
-def openssl_binary():
-    path = shutil.which("openssl")
-    if path is None:
-        skip_or_fail("openssl is not installed")
-    return path
-
-
-def run(*args, check=True):
-    result = subprocess.run(list(args), capture_output=True, text=True, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError("%s exited with %d:\n%s%s" % (" ".join(args), result.returncode, result.stdout, result.stderr))
-    return result
-
-
-class Handler(http.server.SimpleHTTPRequestHandler):
-    """The repository root, read-only, with WebAssembly and module MIME types."""
-
-    extensions_map = dict(http.server.SimpleHTTPRequestHandler.extensions_map, **{
-        ".wasm": "application/wasm",
-        ".js": "text/javascript",
-        ".html": "text/html",
-        ".sha256": "text/plain",
-    })
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, directory=ROOT, **kwargs)
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
-
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-store")
-        super().end_headers()
-
-
-# One browser and one server for the whole module: starting Chromium is the slow part.
-_browser = None
-_server = None
-
-
-def shared_browser():
-    global _browser
-    if _browser is None:
-        try:
-            _browser = webdriver.Browser()
-        except webdriver.MissingToolError as error:
-            if REQUIRE_TOOLS:
-                raise
-            raise unittest.SkipTest(str(error))
-    return _browser
-
-
-def shared_server():
-    global _server
-    if _server is None:
-        _server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        _server.daemon_threads = True
-        threading.Thread(target=_server.serve_forever, name="veil-enrolment-http", daemon=True).start()
-    return "http://127.0.0.1:%d" % _server.server_address[1]
+fixtures = ModuleFixtures()
 
 
 def tearDownModule():
-    global _browser, _server
-    if _browser is not None:
-        _browser.quit()
-        _browser = None
-    if _server is not None:
-        _server.shutdown()
-        _server.server_close()
-        _server = None
+    fixtures.close()
 
 
 def make_request(**params):
     """Open the test page with these query parameters; (title, window.veilEnrolment)."""
-    browser = shared_browser()
+    browser = fixtures.browser()
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    browser.navigate(shared_server() + PAGE_PATH + ("?" + query if query else ""))
+    browser.navigate(fixtures.origin() + PAGE_PATH + ("?" + query if query else ""))
     browser.wait_until("/^(READY|ERROR)/.test(document.title)", timeout=TIMEOUT, interval=0.1)
     return browser.execute("return document.title"), browser.execute("return window.veilEnrolment")
 
@@ -172,26 +88,12 @@ def request_der(openssl, pem_path):
     return subprocess.run([openssl, "req", "-in", pem_path, "-outform", "DER"], capture_output=True, check=True).stdout
 
 
-def extension_values(openssl, pem_path):
-    """The OCTET STRING hex of each extension in a certificate or request, by OID."""
-    values = {}
-    lines = run(openssl, "asn1parse", "-in", pem_path).stdout.splitlines()
-    for index, line in enumerate(lines):
-        match = re.search(r"OBJECT\s+:(1\.3\.6\.1\.4\.1\.32473\.1\.\d)\s*$", line)
-        if match:
-            following = lines[index + 1]
-            hexdump = re.search(r"OCTET STRING\s+\[HEX DUMP\]:([0-9A-F]+)", following)
-            assert hexdump, following
-            values[match.group(1)] = hexdump.group(1).lower()
-    return values
-
-
 class BrowserEnrolmentTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.veil = veil_binary()
         cls.openssl = openssl_binary()
-        shared_browser()
+        fixtures.browser()
         cls.tmp = tempfile.mkdtemp(prefix="veil-enrolment-")
         cls.ca = os.path.join(cls.tmp, "CA")
         run(cls.veil, "ca", "init", "--dir", cls.ca)
@@ -320,7 +222,7 @@ class BrowserEnrolmentTest(unittest.TestCase):
             "all_ff": (bytes([0xff]) * 32, bytes([0xff]) * 32),
             "zero": (bytes(32), bytes(32)),
         }
-        results = shared_browser().execute_async("""
+        results = fixtures.browser().execute_async("""
             const [cases, done] = arguments;
             import("/web/participant/enrol.js").then((m) => { try {
               const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");

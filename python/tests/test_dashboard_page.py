@@ -18,10 +18,9 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # webdriver.py is a sibling, whether run by discover or as python.tests.…
-import webdriver  # noqa: E402
+sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
+from browser_support import ROOT, ModuleFixtures  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 PAGE = os.path.join(ROOT, "Sources", "VeilService", "Monitoring", "Resources", "dashboard.html")
 SAMPLE = os.path.join(HERE, "data", "monitoring-snapshot.json")
 SNAPSHOT_ELEMENT = '<script id="veil-snapshot" type="application/json"></script>'
@@ -78,28 +77,11 @@ def screenshot_dir():
     return folder
 
 
-# One browser for the whole module: starting Chromium is the slow part.
-_browser = None
-
-
-def shared_browser():
-    """The module's browser; SkipTest when the tools are missing, unless VEIL_REQUIRE_TOOLS=1."""
-    global _browser
-    if _browser is None:
-        try:
-            _browser = webdriver.Browser()
-        except webdriver.MissingToolError as error:
-            if os.environ.get("VEIL_REQUIRE_TOOLS") == "1":
-                raise
-            raise unittest.SkipTest(str(error))
-    return _browser
+fixtures = ModuleFixtures()
 
 
 def tearDownModule():
-    global _browser
-    if _browser is not None:
-        _browser.quit()
-        _browser = None
+    fixtures.close()
 
 
 # Everything the assertions read, gathered in one round trip.
@@ -170,7 +152,7 @@ class EmbeddingTests(unittest.TestCase):
 class ReportModeTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.browser = shared_browser()
+        cls.browser = fixtures.browser()
         cls.folder = tempfile.TemporaryDirectory(prefix="veil-dashboard-")
 
     @classmethod
@@ -552,7 +534,7 @@ class LiveModeTests(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.browser = shared_browser()
+        cls.browser = fixtures.browser()
 
     def state(self):
         state = self.browser.execute(DOM_STATE)

@@ -22,7 +22,6 @@ import atexit
 import base64
 import hashlib
 import http.client
-import http.server
 import json
 import os
 import re
@@ -39,12 +38,10 @@ import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # webdriver.py is a sibling, whether run by discover or as python.tests.…
-import webdriver  # noqa: E402
+sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
+from browser_support import ModuleFixtures, extension_values, openssl_binary, run, veil_binary  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 PAGE_PATH = "/web/participant/enrol-e2e.html"
-REQUIRE_TOOLS = os.environ.get("VEIL_REQUIRE_TOOLS") == "1"
 HTTP_TIMEOUT = 15.0
 PAGE_TIMEOUT = 30.0
 
@@ -52,34 +49,6 @@ OID_ROLE = "1.3.6.1.4.1.32473.1.1"
 OID_SIGNING_KEY = "1.3.6.1.4.1.32473.1.2"
 TOKEN_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 URL_PATTERN = re.compile(r"^enrolment endpoint: (https://127\.0\.0\.1:(\d+)/enrol)$", re.MULTILINE)
-
-
-def skip_or_fail(message):
-    if REQUIRE_TOOLS:
-        raise RuntimeError(message)
-    raise unittest.SkipTest(message)
-
-
-def veil_binary():
-    path = os.path.abspath(os.environ.get("VEIL_BINARY") or os.path.join(ROOT, ".build", "debug", "veil"))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        skip_or_fail("no veil binary at %s (build it, or set VEIL_BINARY)" % path)
-    return path
-
-
-def openssl_binary():
-    path = shutil.which("openssl")
-    if path is None:
-        skip_or_fail("openssl is not installed")
-    return path
-
-
-def run(*args, check=True, input=None):
-    result = subprocess.run(list(args), capture_output=True, text=input is None or isinstance(input, str),
-                            input=input, timeout=60)
-    if check and result.returncode != 0:
-        raise AssertionError("%s exited with %d:\n%s%s" % (" ".join(args), result.returncode, result.stdout, result.stderr))
-    return result
 
 
 # --- the endpoint processes: every one started is ended, whatever happens ----------------------
@@ -160,47 +129,11 @@ class Endpoint:
 
 # --- the page server and the browser, one each for the module -----------------------------------
 
-class PageHandler(http.server.SimpleHTTPRequestHandler):
-    """The repository root, read-only, with WebAssembly and module MIME types."""
-
-    extensions_map = dict(http.server.SimpleHTTPRequestHandler.extensions_map, **{
-        ".wasm": "application/wasm", ".js": "text/javascript", ".html": "text/html", ".sha256": "text/plain",
-    })
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, directory=ROOT, **kwargs)
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass  # the page's address carries the token: not printed
-
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-store")
-        super().end_headers()
-
-
-_page_server = None
-_browser = None
-_browser_spki = None
-
-
-def page_origin():
-    global _page_server
-    if _page_server is None:
-        _page_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-        _page_server.daemon_threads = True
-        threading.Thread(target=_page_server.serve_forever, name="veil-enrolment-pages", daemon=True).start()
-    return "http://127.0.0.1:%d" % _page_server.server_address[1]
+fixtures = ModuleFixtures()
 
 
 def tearDownModule():
-    global _page_server, _browser
-    if _browser is not None:
-        _browser.quit()
-        _browser = None
-    if _page_server is not None:
-        _page_server.shutdown()
-        _page_server.server_close()
-        _page_server = None
+    fixtures.close()
     _end_all()
 
 
@@ -219,25 +152,12 @@ class Answer:
         return "<%d %r>" % (self.status, self.body[:300])
 
 
-def extension_values(openssl, pem_path):
-    """The OCTET STRING hex of each Veil extension in a certificate or a request, by OID."""
-    values = {}
-    lines = run(openssl, "asn1parse", "-in", pem_path).stdout.splitlines()
-    for index, line in enumerate(lines):
-        match = re.search(r"OBJECT\s+:(1\.3\.6\.1\.4\.1\.32473\.1\.\d)\s*$", line)
-        if match:
-            hexdump = re.search(r"OCTET STRING\s+\[HEX DUMP\]:([0-9A-F]+)", lines[index + 1])
-            assert hexdump, lines[index + 1]
-            values[match.group(1)] = hexdump.group(1).lower()
-    return values
-
-
 class EnrolmentEndpointTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.veil = veil_binary()
         cls.openssl = openssl_binary()
-        cls.origin = page_origin()
+        cls.origin = fixtures.origin()
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="veil-enrol-endpoint-")
@@ -649,21 +569,10 @@ class EnrolmentEndpointTest(unittest.TestCase):
         return pin
 
     def browser(self, spki):
-        """The module's browser, started with the pin of this test's endpoint key."""
-        global _browser, _browser_spki
-        if _browser is not None and _browser_spki != spki:
-            _browser.quit()
-            _browser = None
-        if _browser is None:
-            try:
-                # No --ignore-certificate-errors: only a certificate with this key is accepted
-                # (Chromium honours the list in headless mode; chromedriver gives it a --user-data-dir).
-                _browser = webdriver.Browser(args=webdriver.DEFAULT_ARGS + (
-                    "--ignore-certificate-errors-spki-list=" + spki,))
-                _browser_spki = spki
-            except webdriver.MissingToolError as error:
-                skip_or_fail(str(error))
-        return _browser
+        """The module's browser, started with the pin of this test's endpoint key. No
+        --ignore-certificate-errors: only a certificate with this key is accepted (Chromium honours
+        the list in headless mode; chromedriver gives it a --user-data-dir)."""
+        return fixtures.browser("--ignore-certificate-errors-spki-list=" + spki)
 
     def open_page(self, browser, endpoint, token, id):
         query = urllib.parse.urlencode({"endpoint": "https://localhost:%d" % endpoint.port, "token": token, "id": id})

@@ -9,21 +9,18 @@ Chromium or chromedriver is missing unless VEIL_REQUIRE_TOOLS=1.
 """
 
 import hashlib
-import http.server
 import json
 import os
 import re
 import sys
-import threading
 import time
 import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # webdriver.py is a sibling, whether run by discover or as python.tests.…
-import webdriver  # noqa: E402
+sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
+from browser_support import ROOT, ModuleFixtures, RepositoryHandler  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 PARTICIPANT = os.path.join(ROOT, "web", "participant")
 WASM = os.path.join(PARTICIPANT, "libsodium.wasm")
 WASM_SHA256 = os.path.join(PARTICIPANT, "libsodium.wasm.sha256")
@@ -63,24 +60,9 @@ def sha256_file(path):
         return hashlib.sha256(file.read()).hexdigest()
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
-    """The repository root, read-only, with WebAssembly and module MIME types; under
-    TAMPERED_PREFIX the same files, except that libsodium.wasm has one byte flipped."""
-
-    extensions_map = dict(http.server.SimpleHTTPRequestHandler.extensions_map, **{
-        ".wasm": "application/wasm",
-        ".js": "text/javascript",
-        ".mjs": "text/javascript",
-        ".json": "application/json",
-        ".html": "text/html",
-        ".sha256": "text/plain",
-    })
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, directory=ROOT, **kwargs)
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
+class Handler(RepositoryHandler):
+    """The repository root; under TAMPERED_PREFIX the same files, except that libsodium.wasm has
+    one byte flipped."""
 
     def do_GET(self):
         path = urllib.parse.urlsplit(self.path).path
@@ -93,59 +75,23 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/wasm")
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
                 self.end_headers()
                 self.wfile.write(bytes(body))
                 return
             self.path = path
         super().do_GET()
 
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-store")
-        super().end_headers()
 
-
-# One browser and one server for the whole module: starting Chromium is the slow part.
-_browser = None
-_server = None
-
-
-def shared_browser():
-    """The module's browser; SkipTest when the tools are missing, unless VEIL_REQUIRE_TOOLS=1."""
-    global _browser
-    if _browser is None:
-        try:
-            _browser = webdriver.Browser()
-        except webdriver.MissingToolError as error:
-            if os.environ.get("VEIL_REQUIRE_TOOLS") == "1":
-                raise
-            raise unittest.SkipTest(str(error))
-    return _browser
-
-
-def shared_server():
-    global _server
-    if _server is None:
-        _server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        _server.daemon_threads = True
-        threading.Thread(target=_server.serve_forever, name="veil-wasm-vectors-http", daemon=True).start()
-    return "http://127.0.0.1:%d" % _server.server_address[1]
+fixtures = ModuleFixtures(Handler)
 
 
 def tearDownModule():
-    global _browser, _server
-    if _browser is not None:
-        _browser.quit()
-        _browser = None
-    if _server is not None:
-        _server.shutdown()
-        _server.server_close()
-        _server = None
+    fixtures.close()
 
 
 def run_page(url):
     """Load the vector page and wait for its verdict: (title, results, seconds)."""
-    browser = shared_browser()
+    browser = fixtures.browser()
     started = time.monotonic()
     browser.navigate(url)
     browser.wait_until("/^(PASS|FAIL)/.test(document.title)", timeout=TIMEOUT, interval=0.25)
@@ -172,7 +118,7 @@ class WasmArtifactTest(unittest.TestCase):
 
 class WasmVectorsTest(unittest.TestCase):
     def test_every_case_of_every_file_passes(self):
-        title, results, elapsed = run_page(shared_server() + PAGE_PATH)
+        title, results, elapsed = run_page(fixtures.origin() + PAGE_PATH)
         print("\nvector page: %s in %.2f s (page's own timing %.0f ms)" % (title, elapsed, results["elapsedMs"]), file=sys.stderr)
         self.assertIsNone(results["error"], results["error"])
         self.assertEqual(sorted(results["files"]), sorted(FILES))
@@ -197,7 +143,7 @@ class WasmVectorsTest(unittest.TestCase):
         self.assertEqual(results["wasmSha256"], sha256_file(WASM))
 
     def test_altered_module_is_refused(self):
-        title, results, _ = run_page(shared_server() + TAMPERED_PREFIX + PAGE_PATH)
+        title, results, _ = run_page(fixtures.origin() + TAMPERED_PREFIX + PAGE_PATH)
         self.assertTrue(title.startswith("FAIL"), title)
         self.assertEqual(results["files"], {})  # nothing ran
         self.assertEqual(results["cases"], 0)
