@@ -17,6 +17,8 @@ public enum CoordinatorServer {
     public struct Endpoints: Sendable {
         public let grpcPort: Int
         public let metricsPort: Int?
+        /// The WebSocket binding's and participant page's port (serve.json `browser`).
+        public let browserPort: Int?
     }
 
     /// Serves the federation until it has run all its rounds or is stopped; `ready` is called
@@ -57,13 +59,15 @@ public enum CoordinatorServer {
                     metrics: coordinator.metrics, token: try dashboardToken ?? c.monitoring?.loadToken(),
                     hub: coordinator.hub, snapshot: { await cache.json() }))
         }
+        let gateway = try await BrowserGateway.start(coordinator: coordinator, logger: logger)
         let federation = FederationRun(
-            coordinator: coordinator, server: server, metricsPort: metricsServer?.port, logger: logger, ready: ready,
-            progress: progress, hold: holdAfterFederation)
+            coordinator: coordinator, server: server, metricsPort: metricsServer?.port, browserPort: gateway?.port,
+            logger: logger, ready: ready, progress: progress, hold: holdAfterFederation)
         // Shut down in reverse order: the federation first (it tells every stream), then the
         // gRPC server (its streams drain), then the metrics port.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let metricsServer { services.append(.init(service: MetricsService(server: metricsServer))) }
+        if let gateway { services.append(.init(service: BrowserGatewayService(gateway: gateway))) }
         services.append(.init(service: GRPCServerService(server: server)))
         services.append(
             .init(
@@ -119,6 +123,7 @@ final class FederationRun: Service, Sendable {
     let coordinator: Coordinator
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let metricsPort: Int?
+    let browserPort: Int?
     let logger: Logger
     let ready: @Sendable (CoordinatorServer.Endpoints) -> Void
     let progress: @Sendable (RoundSummary) -> Void
@@ -128,7 +133,8 @@ final class FederationRun: Service, Sendable {
     private let (ended, endedContinuation) = AsyncStream.makeStream(of: Void.self)
 
     init(
-        coordinator: Coordinator, server: GRPCServer<HTTP2ServerTransport.Posix>, metricsPort: Int?, logger: Logger,
+        coordinator: Coordinator, server: GRPCServer<HTTP2ServerTransport.Posix>, metricsPort: Int?, browserPort: Int?,
+        logger: Logger,
         ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void,
         progress: @escaping @Sendable (RoundSummary) -> Void, hold: Duration
     ) {
@@ -136,6 +142,7 @@ final class FederationRun: Service, Sendable {
         self.coordinator = coordinator
         self.server = server
         self.metricsPort = metricsPort
+        self.browserPort = browserPort
         self.logger = logger
         self.ready = ready
         self.progress = progress
@@ -158,8 +165,9 @@ final class FederationRun: Service, Sendable {
             "listening",
             metadata: [
                 "grpc": "\(c.host):\(address.port)", "metrics": "\(metricsPort.map { "\(c.host):\($0)" } ?? "off")",
+                "browser": "\(browserPort.map { "\(c.host):\($0)" } ?? "off")",
             ])
-        ready(CoordinatorServer.Endpoints(grpcPort: address.port, metricsPort: metricsPort))
+        ready(CoordinatorServer.Endpoints(grpcPort: address.port, metricsPort: metricsPort, browserPort: browserPort))
         let coordinator = coordinator
         let progress = progress
         let summary: FederationSummary
@@ -196,6 +204,17 @@ struct GRPCServerService: Service {
             server.beginGracefulShutdown()
         }
         Logger(label: "veil.serve").debug("gRPC server stopped")
+    }
+}
+
+/// The WebSocket binding as a service: open until the group shuts down (its streams are told
+/// the federation is over by the coordinator, like gRPC's).
+struct BrowserGatewayService: Service {
+    let gateway: BrowserGateway
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await gateway.stop()
     }
 }
 

@@ -219,22 +219,3 @@ extension EnrolmentServer {
         for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) { return }
     }
 }
-
-extension EnrolmentServer {
-    /// `origin` in the form a browser's `Origin` header has it — scheme and host in lower case,
-    /// no user, path, query or default port — or nil when it is not an origin: a value in any
-    /// other form would never match. `http` only for a loopback host (a page on the operator's
-    /// own machine).
-    public static func canonicalOrigin(_ origin: String) -> String? {
-        guard let parts = URLComponents(string: origin), let scheme = parts.scheme?.lowercased(),
-            let host = parts.host?.lowercased(), !host.isEmpty, parts.user == nil, parts.password == nil,
-            parts.path.isEmpty, parts.query == nil, parts.fragment == nil
-        else { return nil }
-        let loopback = ["127.0.0.1", "localhost", "[::1]", "::1"].contains(host)
-        guard scheme == "https" || (scheme == "http" && loopback) else { return nil }
-        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        guard let port = parts.port else { return "\(scheme)://\(shownHost)" }
-        guard (1...65535).contains(port), port != (scheme == "https" ? 443 : 80) else { return nil }
-        return "\(scheme)://\(shownHost):\(port)"
-    }
-}

@@ -72,66 +72,8 @@ struct FederationService: RegistrableRPCService {
             try await response.write(.failure(.failureNotAParticipant, "\(error)"))
             throw RPCError(code: .permissionDenied, message: "\(error)")
         }
-        let (outbox, continuation) = AsyncStream.makeStream(of: Veil_V1_CoordinatorMessage.self)
-        enum Side { case writer, reader }
-        try await withThrowingTaskGroup(of: Side.self) { group in
-            group.addTask {
-                for await message in outbox { try await response.write(message) }
-                return .writer
-            }
-            group.addTask {
-                var generation: Int?
-                // Answers to refused messages, as the coordinator budgets them (`Specs/wire.md` §8).
-                var replies = TokenBucket.refusalReplies()
-                do {
-                    for try await bytes in request {
-                        guard await coordinator.admitMessage(from: identity.id, generation: generation ?? -1) else {
-                            // A registered stream is told by the coordinator; an unregistered one here.
-                            if generation == nil, replies.take() {
-                                continuation.yield(.failure(.failureRateLimited, "this id's message budget is spent"))
-                            }
-                            continue
-                        }
-                        let message: Veil_V1_ParticipantMessage
-                        do { message = try Veil_V1_ParticipantMessage(serializedBytes: bytes) } catch {
-                            coordinator.metrics.increment(
-                                "veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
-                            if replies.take() {
-                                continuation.yield(
-                                    .failure(.failureMalformed, "a message that does not parse: \(error)"))
-                            }
-                            continue
-                        }
-                        if let generation {
-                            await coordinator.receive(message, from: identity.id, generation: generation)
-                            continue
-                        }
-                        guard case .hello(let hello) = message.kind else {
-                            continuation.yield(.failure(.failureNotRegistered, "the first message must be Hello"))
-                            break
-                        }
-                        guard hello.protocolVersion == 1 else {
-                            continuation.yield(
-                                .failure(
-                                    .failureProtocolVersion,
-                                    "protocol version \(hello.protocolVersion); this coordinator speaks 1"))
-                            break
-                        }
-                        generation = await coordinator.connect(identity: identity, hello: hello, outbox: continuation)
-                    }
-                } catch {
-                    logger.info("stream ended", metadata: ["id": "\(identity.id)", "error": "\(error)"])
-                }
-                if let generation { await coordinator.disconnect(id: identity.id, generation: generation) }
-                continuation.finish()
-                return .reader
-            }
-            // When the coordinator closes the outbox (the federation is over, or a newer stream
-            // replaced this one) everything it said has been written: the stream ends without
-            // waiting for the peer to hang up, so that a graceful shutdown drains promptly.
-            while let side = try await group.next() {
-                if side == .writer { group.cancelAll() }
-            }
-        }
+        try await ParticipantStream(coordinator: coordinator, identity: identity, logger: logger).run(
+            messages: request, decode: { try Veil_V1_ParticipantMessage(serializedBytes: $0) },
+            write: { try await response.write($0) })
     }
 }

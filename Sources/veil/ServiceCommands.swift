@@ -80,7 +80,7 @@ struct CACommand: ParsableCommand {
         func run() async throws {
             guard (0...65535).contains(port) else { throw usageError("--port must be 0…65535") }
             for origin in allowOrigin {
-                guard let canonical = EnrolmentServer.canonicalOrigin(origin), canonical == origin else {
+                guard let canonical = WebOrigin.canonical(origin), canonical == origin else {
                     throw usageError(
                         "--allow-origin \(origin) is not an origin as browsers send it: https://host[:port], lower case, no default port, no path (http only for 127.0.0.1, localhost or [::1])"
                     )

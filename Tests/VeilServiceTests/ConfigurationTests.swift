@@ -216,6 +216,15 @@ import VeilTestSupport
         ),
         (#""model": "tensors:w=0""#, "model: tensor w's shape must be 1 to 8 positive dimensions"),
         (#""model": "tensors:w=2x3,b=2""#, "evaluate must be null with a tensors: model"),
+        (#""browser": {"port": 70000}"#, "browser.port must be in 0...65535"),
+        (#""browser": {"port": 9464}"#, "browser.port 9464 is already the gRPC or the metrics port"),
+        (#""browser": {"certificate": "web.pem"}"#, "browser.certificate and browser.key go together"),
+        (#""browser": {"max_connections": 0}"#, "browser.max_connections must be in 1...100000"),
+        (
+            #""browser": {"origins": ["https://Pages.example/"]}"#,
+            #"browser.origins.0: "https://Pages.example/" is not an origin"#
+        ),
+        (#""browser": {"page_folder": "web"}"#, #"browser: unknown key "page_folder""#),
         (#""asynchronous": {"max_staleness": -1}"#, "asynchronous.max_staleness must be in 0...1000000"),
         (#""asynchronous": {"buffer_wait_seconds": 0}"#, "asynchronous.buffer_wait_seconds must be in (0, 86400]"),
         (

@@ -173,16 +173,16 @@ import X509
     }
 
     @Test func allowedOriginsAreWrittenAsBrowsersSendThem() {
-        #expect(EnrolmentServer.canonicalOrigin("https://app.example") == "https://app.example")
-        #expect(EnrolmentServer.canonicalOrigin("https://app.example:8443") == "https://app.example:8443")
-        #expect(EnrolmentServer.canonicalOrigin("http://127.0.0.1:8000") == "http://127.0.0.1:8000")
+        #expect(WebOrigin.canonical("https://app.example") == "https://app.example")
+        #expect(WebOrigin.canonical("https://app.example:8443") == "https://app.example:8443")
+        #expect(WebOrigin.canonical("http://127.0.0.1:8000") == "http://127.0.0.1:8000")
         // Never sent this way by a browser, or not an origin at all: refused by `veil ca enrol`.
-        #expect(EnrolmentServer.canonicalOrigin("https://APP.example") == "https://app.example")
+        #expect(WebOrigin.canonical("https://APP.example") == "https://app.example")
         for origin in [
             "https://app.example:443", "https://user@app.example", "https://app.example/", "https://app.example/x",
             "http://app.example", "https://app.example:99999", "*", "null", "app.example", "https://",
         ] {
-            #expect(EnrolmentServer.canonicalOrigin(origin) != origin, "\(origin)")
+            #expect(WebOrigin.canonical(origin) != origin, "\(origin)")
         }
     }
 

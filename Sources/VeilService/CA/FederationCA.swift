@@ -35,6 +35,8 @@ public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible 
     case missingExtension(String)
     case wrongRole(expected: FederationRole, actual: String)
     case invalidRequest(String)
+    /// The WebSocket binding's challenge was not answered by the certificate's key (`Specs/wire.md` §1.1).
+    case unauthenticated(String)
 
     public var description: String {
         switch self {
@@ -47,6 +49,7 @@ public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible 
         case .missingExtension(let what): "the certificate lacks Veil's \(what) extension"
         case .wrongRole(let expected, let actual): "a \(actual) certificate where a \(expected.rawValue) one is needed"
         case .invalidRequest(let why): "the certificate request is refused: \(why)"
+        case .unauthenticated(let why): "not authenticated: \(why)"
         }
     }
 }

@@ -171,6 +171,8 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     /// The dashboard's token, alert rules and webhooks (`Specs/wire.md` §9.2–§9.4); nil: the
     /// default alert rules, no webhooks, and the dashboard's data refused.
     public var monitoring: ServiceMonitoring?
+    /// The WebSocket binding and the participant page (`Specs/wire.md` §1.1); nil: gRPC only.
+    public var browser: ServiceBrowser?
 
     public init(tls: TLSFiles) { self.tls = tls }
 
@@ -184,7 +186,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         case serverLearningRate, weightScale, payloadBits, payloadClip, subset, adaptiveCompression, threatModel,
             corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
-        case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration, asynchronous, monitoring
+        case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration, asynchronous, monitoring, browser
     }
 
     public init(from decoder: any Decoder) throws {
@@ -236,6 +238,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try c.take(.orchestration, &orchestration)
         asynchronous = try c.decodeIfPresent(ServiceAsynchrony.self, forKey: .asynchronous)
         monitoring = try c.decodeIfPresent(ServiceMonitoring.self, forKey: .monitoring)
+        browser = try c.decodeIfPresent(ServiceBrowser.self, forKey: .browser)
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -249,6 +252,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         if let path = configuration.monitoring?.tokenFile, !path.hasPrefix("/") {
             configuration.monitoring?.tokenFile = base.appendingPathComponent(path).path
         }
+        configuration.browser = configuration.browser?.resolved(against: base)
         if let path = configuration.thresholdKey, !path.hasPrefix("/") {
             configuration.thresholdKey = base.appendingPathComponent(path).path
         }
@@ -389,6 +393,10 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try orchestration.validate()
         try asynchronous?.validate()
         try monitoring?.validate()
+        try browser?.validate()
+        if let browser, browser.port != 0, [metricsPort, port].contains(browser.port) {
+            throw ConfigurationError("browser.port \(browser.port) is already the gRPC or the metrics port")
+        }
         if let subset, privacy == nil {
             // A subset round's codec clips at payload_clip times the subset's scale (d − 1)/k,
             // which the ring must still hold for a whole cohort: refused here, not every round.

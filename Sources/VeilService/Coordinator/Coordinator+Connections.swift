@@ -106,12 +106,13 @@ extension Coordinator {
             noteReady(ready, from: id)
         case .resources(let report):
             noteResources(report, from: id)
-        case .decrypted, .hello, nil:
+        case .decrypted, .hello, .authenticate, nil:
             metrics.increment("veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
             let why =
                 switch message.kind {
                 case .decrypted: "only the key holder decrypts"
                 case .hello: "Hello is only the first message"
+                case .authenticate: "BrowserAuthentication answers the WebSocket binding's challenge, before Hello"
                 default: "an empty message"
                 }
             registry.refuse(connection, .failureMalformed, why)

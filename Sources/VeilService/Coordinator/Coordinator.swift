@@ -19,6 +19,8 @@ public actor Coordinator {
     public nonisolated let configuration: ServeConfiguration
     package nonisolated let ca: Certificate
     let credentials: CoordinatorCredentials
+    /// The id of the coordinator's certificate (what the WebSocket binding's challenge is signed for).
+    package nonisolated let id: String
     let store: CoordinatorStore
     public nonisolated let metrics: Metrics
     let logger: Logger
@@ -93,6 +95,7 @@ public actor Coordinator {
         let (ca, identity, signingKey) = try configuration.tls.credentials(role: .coordinator)
         self.ca = ca
         credentials = CoordinatorCredentials(identity: identity, signingKey: signingKey)
+        id = identity.id
         store = try CoordinatorStore(path: configuration.state)
         metrics = Metrics()
         registry = ConnectionRegistry(

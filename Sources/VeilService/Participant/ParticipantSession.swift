@@ -140,6 +140,8 @@ extension ParticipantAgent {
                 if let answer = agent.answer(offer, tally: tally) { send(answer) }
             case .decrypt:
                 break  // for the key holder only
+            case .challenge:
+                break  // the WebSocket binding's; a native participant authenticates by TLS
             case nil:
                 break
             }

@@ -260,6 +260,15 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     set {kind = .resources(newValue)}
   }
 
+  /// WebSocket binding only: the answer to the challenge (Specs/wire.md §1.1)
+  public var authenticate: Veil_V1_BrowserAuthentication {
+    get {
+      if case .authenticate(let v)? = kind {return v}
+      return Veil_V1_BrowserAuthentication()
+    }
+    set {kind = .authenticate(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -276,8 +285,29 @@ public nonisolated struct Veil_V1_ParticipantMessage: Sendable {
     case ready(Veil_V1_UpdateReady)
     /// what the participant's device used in a round it took part in (Specs/wire.md §9.2)
     case resources(Veil_V1_ResourceReport)
+    /// WebSocket binding only: the answer to the challenge (Specs/wire.md §1.1)
+    case authenticate(Veil_V1_BrowserAuthentication)
 
   }
+
+  public init() {}
+}
+
+/// WebSocket binding (Specs/wire.md §1.1): a participant without a TLS client certificate
+/// proves its identity by signing the coordinator's challenge with the Ed25519 key its
+/// certificate binds. Sent once, first, before Hello.
+public nonisolated struct Veil_V1_BrowserAuthentication: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the participant's certificate, DER
+  public var certificate: Data = Data()
+
+  /// Ed25519 over "veil/v1/browser/authenticate" ‖ 0x00 ‖ nonce ‖ LE_4(|id|) ‖ id (the coordinator's)
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -614,6 +644,15 @@ public nonisolated struct Veil_V1_CoordinatorMessage: Sendable {
     set {kind = .offer(newValue)}
   }
 
+  /// WebSocket binding only: the first message (Specs/wire.md §1.1)
+  public var challenge: Veil_V1_BrowserChallenge {
+    get {
+      if case .challenge(let v)? = kind {return v}
+      return Veil_V1_BrowserChallenge()
+    }
+    set {kind = .challenge(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -627,8 +666,23 @@ public nonisolated struct Veil_V1_CoordinatorMessage: Sendable {
     case decrypt(Veil_V1_DecryptRequest)
     /// asynchronous federations: the model to train next (Specs/wire.md §4.4)
     case offer(Veil_V1_ModelOffer)
+    /// WebSocket binding only: the first message (Specs/wire.md §1.1)
+    case challenge(Veil_V1_BrowserChallenge)
 
   }
+
+  public init() {}
+}
+
+/// WebSocket binding (Specs/wire.md §1.1): 32 fresh random bytes, one challenge per connection.
+public nonisolated struct Veil_V1_BrowserChallenge: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nonce: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1326,7 +1380,7 @@ nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ParticipantMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0\u{1}loss\0\u{1}ready\0\u{1}resources\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}secagg\0\u{1}decline\0\u{1}paillier\0\u{1}decrypted\0\u{1}loss\0\u{1}ready\0\u{1}resources\0\u{1}authenticate\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1438,6 +1492,19 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .resources(v)
         }
       }()
+      case 9: try {
+        var v: Veil_V1_BrowserAuthentication?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .authenticate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .authenticate(v)
+        }
+      }()
       default: break
       }
     }
@@ -1481,6 +1548,10 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
       guard case .resources(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
+    case .authenticate?: try {
+      guard case .authenticate(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1488,6 +1559,41 @@ nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Veil_V1_ParticipantMessage, rhs: Veil_V1_ParticipantMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_BrowserAuthentication: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BrowserAuthentication"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}certificate\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 1)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_BrowserAuthentication, rhs: Veil_V1_BrowserAuthentication) -> Bool {
+    if lhs.certificate != rhs.certificate {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1990,7 +2096,7 @@ nonisolated extension Veil_V1_Decline: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CoordinatorMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{1}assignment\0\u{1}secagg\0\u{1}result\0\u{1}failure\0\u{1}finished\0\u{1}decrypt\0\u{1}offer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{1}assignment\0\u{1}secagg\0\u{1}result\0\u{1}failure\0\u{1}finished\0\u{1}decrypt\0\u{1}offer\0\u{1}challenge\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2102,6 +2208,19 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
           self.kind = .offer(v)
         }
       }()
+      case 9: try {
+        var v: Veil_V1_BrowserChallenge?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .challenge(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .challenge(v)
+        }
+      }()
       default: break
       }
     }
@@ -2145,6 +2264,10 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
       guard case .offer(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
+    case .challenge?: try {
+      guard case .challenge(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2152,6 +2275,36 @@ nonisolated extension Veil_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Veil_V1_CoordinatorMessage, rhs: Veil_V1_CoordinatorMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_BrowserChallenge: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BrowserChallenge"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nonce\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_BrowserChallenge, rhs: Veil_V1_BrowserChallenge) -> Bool {
+    if lhs.nonce != rhs.nonce {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

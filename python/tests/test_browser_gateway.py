@@ -1,0 +1,248 @@
+"""The coordinator's WebSocket binding (Specs/wire.md §1.1) attacked by a hostile peer speaking
+the real protocol to the real `veil serve`: who may authenticate, with what answer, and what a
+connection may send. The browser itself joins a federation in test_browser_federation.py.
+
+Needs the veil binary (VEIL_BINARY, or .build/debug/veil), openssl and PyNaCl; skipped when one
+is missing, except where VEIL_REQUIRE_TOOLS=1 (.ci/run).
+"""
+
+import base64
+import json
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from browser_support import ROOT, openssl_binary, run, skip_or_fail, veil_binary  # noqa: E402
+from ws_client import Closed, HandshakeRefused, WebSocket  # noqa: E402
+
+try:
+    import nacl.signing
+except ImportError:  # pragma: no cover - .ci/run installs it
+    nacl = None
+
+CONTEXT = b"veil/v1/browser/authenticate\x00"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GatewayTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if nacl is None:
+            skip_or_fail("PyNaCl is not installed")
+        cls.veil = veil_binary()
+        cls.openssl = openssl_binary()
+        cls.folder = tempfile.TemporaryDirectory(prefix="veil-gateway-")
+        d = cls.folder.name
+        for args in (["init", "--dir", d], ["issue", "--dir", d, "--id", "coordinator", "--role", "coordinator"],
+                     ["issue", "--dir", d, "--id", "alice", "--role", "participant"],
+                     ["issue", "--dir", d, "--id", "bob", "--role", "participant"],
+                     ["issue", "--dir", d, "--id", "key-holder", "--role", "key-holder"]):
+            run(cls.veil, "ca", *args)
+        other = os.path.join(d, "other-ca")
+        run(cls.veil, "ca", "init", "--dir", other)
+        run(cls.veil, "ca", "issue", "--dir", other, "--id", "alice", "--role", "participant")
+        cls.port = free_port()
+        with open(os.path.join(d, "serve.json"), "w") as f:
+            json.dump({"tls": {"ca": "ca.cert.pem", "certificate": "coordinator.cert.pem",
+                               "key": "coordinator.key.pem", "signing_key": "coordinator.signing.key"},
+                       "port": 0, "metrics_port": None, "rounds": 1, "min_participants": 3, "cohort_size": 3,
+                       "state": "state.sqlite", "registration_timeout_seconds": 600, "max_message_bytes": 65536,
+                       "browser": {"port": cls.port, "page": os.path.join(ROOT, "web", "participant")}}, f)
+        cls.serve = subprocess.Popen([cls.veil, "serve", "--config", "serve.json"], cwd=d,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", cls.port), timeout=1):
+                    break
+            except OSError:
+                if cls.serve.poll() is not None:
+                    raise AssertionError("veil serve exited: %s" % cls.serve.stderr.read())
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the browser port never opened")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.terminate()
+        try:
+            cls.serve.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            cls.serve.kill()
+            cls.serve.communicate()
+        cls.folder.cleanup()
+
+    # helpers
+
+    def path(self, *parts):
+        return os.path.join(self.folder.name, *parts)
+
+    def der(self, pem):
+        return run(self.openssl, "x509", "-in", pem, "-outform", "DER", input=b"").stdout
+
+    def seed(self, path):
+        with open(path) as f:
+            return bytes.fromhex(f.read().strip())
+
+    def answer(self, nonce, holder="alice", coordinator="coordinator", folder=None):
+        folder = folder or self.folder.name
+        statement = CONTEXT + nonce + struct.pack("<I", len(coordinator.encode())) + coordinator.encode()
+        signature = nacl.signing.SigningKey(self.seed(os.path.join(folder, holder + ".signing.key"))).sign(
+            statement).signature
+        certificate = self.der(os.path.join(folder, holder + ".cert.pem"))
+        return {"authenticate": {"certificate": base64.b64encode(certificate).decode(),
+                                 "signature": base64.b64encode(signature).decode()}}
+
+    def connect(self, origin=None):
+        ws = WebSocket("127.0.0.1", self.port, origin=origin)
+        self.addCleanup(ws.close)
+        challenge = ws.receive_json()
+        self.assertEqual(set(challenge), {"challenge"})
+        nonce = base64.b64decode(challenge["challenge"]["nonce"])
+        self.assertEqual(len(nonce), 32)
+        return ws, nonce
+
+    def assertRefused(self, ws, fragment):
+        failure = ws.receive_json()
+        self.assertEqual(failure["failure"]["code"], "FAILURE_NOT_A_PARTICIPANT", failure)
+        self.assertIn(fragment, failure["failure"]["message"])
+        with self.assertRaises(Closed) as closed:
+            ws.receive()
+        self.assertEqual(closed.exception.code, 1008)
+
+    # the binding's promises
+
+    def test_a_participant_that_signs_the_challenge_is_welcomed_under_its_certificate_id(self):
+        ws, nonce = self.connect(origin="https://127.0.0.1:%d" % self.port)
+        ws.send_json(self.answer(nonce))
+        ws.send_json({"hello": {"protocolVersion": 1, "sampleCount": "10"}})
+        welcome = ws.receive_json()
+        self.assertEqual(welcome["welcome"]["participantId"], "alice")
+
+    def test_every_connection_gets_a_fresh_challenge(self):
+        nonces = {self.connect()[1] for _ in range(5)}
+        self.assertEqual(len(nonces), 5)
+
+    def test_an_answer_for_another_coordinator_is_refused(self):
+        ws, nonce = self.connect()
+        ws.send_json(self.answer(nonce, coordinator="coordinator-2"))
+        self.assertRefused(ws, "signature does not verify")
+
+    def test_an_answer_replayed_on_another_connection_is_refused(self):
+        first, nonce = self.connect()
+        answer = self.answer(nonce)
+        second, _ = self.connect()
+        second.send_json(answer)
+        self.assertRefused(second, "signature does not verify")
+
+    def test_a_signature_by_another_participant_is_refused(self):
+        ws, nonce = self.connect()
+        forged = self.answer(nonce, holder="bob")
+        forged["authenticate"]["certificate"] = self.answer(nonce)["authenticate"]["certificate"]
+        ws.send_json(forged)
+        self.assertRefused(ws, "signature does not verify")
+
+    def test_a_key_holder_cannot_authenticate_here(self):
+        ws, nonce = self.connect()
+        ws.send_json(self.answer(nonce, holder="key-holder"))
+        self.assertRefused(ws, "key-holder")
+
+    def test_a_certificate_of_another_ca_is_refused(self):
+        ws, nonce = self.connect()
+        ws.send_json(self.answer(nonce, folder=self.path("other-ca")))
+        self.assertRefused(ws, "not issued")
+
+    def test_hello_before_the_answer_is_refused(self):
+        ws, _ = self.connect()
+        ws.send_json({"hello": {"protocolVersion": 1}})
+        self.assertRefused(ws, "must answer the challenge")
+
+    def test_an_unknown_field_in_the_answer_is_refused(self):
+        ws, nonce = self.connect()
+        answer = self.answer(nonce)
+        answer["authenticate"]["role"] = "coordinator"
+        ws.send_json(answer)
+        self.assertRefused(ws, "")
+
+    def test_an_unknown_field_after_authentication_is_malformed_not_fatal(self):
+        ws, nonce = self.connect()
+        ws.send_json(self.answer(nonce, holder="bob"))
+        ws.send_json({"hello": {"protocolVersion": 1}, "extra": 1})
+        failure = ws.receive_json()
+        self.assertEqual(failure["failure"]["code"], "FAILURE_MALFORMED", failure)
+        ws.send_json({"hello": {"protocolVersion": 1}})
+        self.assertEqual(ws.receive_json()["welcome"]["participantId"], "bob")
+
+    def test_a_binary_frame_closes_the_connection(self):
+        ws, _ = self.connect()
+        ws.send_frame(2, b"\x0a\x00")
+        with self.assertRaises(Closed) as closed:
+            ws.receive()
+        self.assertEqual(closed.exception.code, 1003)
+
+    def test_a_frame_over_the_limit_closes_the_connection(self):
+        ws, _ = self.connect()
+        try:
+            ws.send_frame(1, b" " * (4 * 65536 + 1))
+        except OSError:
+            pass  # the server may close while the frame is still being written
+        with self.assertRaises(Closed) as closed:
+            ws.receive()
+        self.assertIn(closed.exception.code, (1009, None))
+
+    def test_a_page_of_another_origin_cannot_open_the_socket(self):
+        with self.assertRaises(HandshakeRefused):
+            WebSocket("127.0.0.1", self.port, origin="https://evil.example")
+        with self.assertRaises(HandshakeRefused):
+            WebSocket("127.0.0.1", self.port, origin="http://127.0.0.1:%d" % self.port)
+
+    def test_an_unanswered_challenge_ends_the_connection(self):
+        ws, _ = self.connect()
+        started = time.time()
+        with self.assertRaises(Closed):
+            ws.receive()
+        self.assertLess(time.time() - started, 20)
+
+    # the page
+
+    def fetch(self, path):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen("https://127.0.0.1:%d%s" % (self.port, path), context=context) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def test_the_page_is_served_with_its_policy_and_nothing_outside_its_folder(self):
+        status, headers, body = self.fetch("/participate")
+        self.assertEqual(status, 200)
+        with open(os.path.join(ROOT, "web", "participant", "participate.html"), "rb") as f:
+            self.assertEqual(body, f.read())
+        self.assertIn("script-src 'self' 'wasm-unsafe-eval'", headers["Content-Security-Policy"])
+        self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+        status, headers, body = self.fetch("/participate/libsodium.wasm")
+        self.assertEqual((status, headers["Content-Type"]), (200, "application/wasm"))
+        for path in ("/participate/../serve.json", "/participate/%2e%2e/serve.json", "/serve.json",
+                     "/participate/.hidden", "/participate/ca.key.pem"):
+            self.assertEqual(self.fetch(path)[0], 404, path)
+        self.assertEqual(self.fetch("/healthz")[2], b"ok\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
