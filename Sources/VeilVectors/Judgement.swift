@@ -143,6 +143,7 @@ func errorCode(_ error: any Error) -> String {
         case .unrepresentable: "unrepresentable"
         }
     case is ModelExportCases.CheckpointRefused: "invalidCheckpoint"
+    case let e as LocalTrainingRunner.Refusal: e.code
     case let e as DataError:
         switch e {
         case .invalidSpecification: "invalidSpecification"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Recomputes every project-generated vector in Vectors/ with the independent implementations
-(veil_reference.py, ristretto255.py, secagg_reference.py — which replays every SecAgg transcript
+(veil_reference.py, ristretto255.py, trainer_reference.py, secagg_reference.py — which replays every SecAgg transcript
 and runs every substitution —, paillier_reference.py, privacy_reference.py,
 secagg_parameters_reference.py, export_reference.py), and checks the published ones (RFC 7748, RFC 8032, the XChaCha
 draft, RFC 5869, and the project cases in those files) with PyNaCl and hashlib.
@@ -26,6 +26,7 @@ import ristretto255
 import privacy_reference
 import secagg_parameters_reference
 import secagg_reference
+import trainer_reference
 import veil_reference as ref
 
 Refused = ref.Refused
@@ -198,6 +199,32 @@ def check_paillier(group, test):
     paillier_reference.check(group, test, expect)
 
 
+def check_local_training(group, test):
+    t = trainer_reference
+    if test["operation"] == "parseCsv":
+        try:
+            features, labels, width, classes = t.parse_csv(test["csv"], test.get("classCount"))
+        except t.CsvRefused as refusal:
+            raise Refused(refusal.code) from None
+        expect([[t.bits(v) for v in features[r * width:(r + 1) * width]] for r in range(len(labels))], test["rows"], "rows")
+        expect(labels, test["labels"], "labels")
+        expect((width, classes), (test["features"], test["classes"]), "features, classes")
+        return
+    expect(test["operation"], "train", "operation")
+    expect(str(t.stream_for_id(test["participantId"])), test["stream"], "stream")
+    plan = dict(test["plan"])
+    for name in ("learningRate", "momentum", "weightDecay", "proximalMu"):
+        plan[name] = t.from_bits(plan[name])
+    width = test["features"]
+    rows = test["rows"]
+    expect(all(len(row) == width for row in rows) and len(rows) == len(test["labels"]), True, "rows")
+    delta, examples = t.train(
+        test["model"], width, test["classes"], [t.from_bits(v) for v in test["parameters"]],
+        [t.from_bits(v) for row in rows for v in row], test["labels"], plan, int(test["seed"]), int(test["stream"]))
+    expect([t.bits(v) for v in delta], test["delta"], "delta")
+    expect(examples, test["examples"], "examples")
+
+
 def close(actual: float, expected: float, relative: float, what: str) -> None:
     if abs(actual - expected) > relative * abs(expected):
         raise AssertionError(f"{what}: {actual} vs {expected}")
@@ -289,6 +316,7 @@ CHECKS = {
     "VEIL-DP": check_dp,
     "VEIL-ONNX-EXPORT": check_onnx_export,
     "VEIL-TFLITE-EXPORT": check_tflite_export,
+    "VEIL-LOCAL-TRAINING": check_local_training,
 }
 
 # Every expected file, with its algorithm: a missing (or renamed, or emptied) file must not pass silently.
@@ -312,6 +340,7 @@ EXPECTED = {
     "secagg/veil_secagg_parameters.json": "VEIL-SECAGG-PARAMETERS",
     "sha256/sha256_fips180.json": "SHA-256",
     "subset/veil_coordinate_subset.json": "VEIL-COORDINATE-SUBSET",
+    "trainer/veil_local_training.json": "VEIL-LOCAL-TRAINING",
     "shamir/veil_shamir.json": "VEIL-SHAMIR",
     "x25519/rfc7748.json": "XDH",
     "x25519/x25519_test.json": "XDH",

@@ -42,7 +42,8 @@ public enum CSVLoader {
         }
         guard let width else { throw .empty(source) }
         for (row, text) in rawLabels {
-            guard let label = Int(text), label >= 0 else {
+            // Below the widest model a class count may be, so that the class count cannot overflow.
+            guard let label = Int(text), label >= 0, label < maxModelWidth else {
                 throw .unknownLabel(row: row, label: text, classCount: classCount ?? 0)
             }
             labels.append(label)

@@ -110,25 +110,26 @@ extension Model {
     }
 }
 
-/// log Σ exp(z) (stably) and the index of the largest z.
+/// log Σ exp(z) (stably, with ``DeterministicMath/exp(_:)``) and the index of the largest z.
 @inline(__always)
 func softmaxSummary(_ z: UnsafeBufferPointer<Double>) -> (logSumExp: Double, argmax: Int) {
     var best = 0
     for c in 1..<z.count where z[c] > z[best] { best = c }
     let top = z[best]
     var total = 0.0
-    for c in 0..<z.count { total += exp(z[c] - top) }
+    for c in 0..<z.count { total += DeterministicMath.exp(z[c] - top) }
     return (top + log(total), best)
 }
 
-/// Turns logits into probabilities in place.
+/// Turns logits into probabilities in place: exp(z_c − max z) by ``DeterministicMath/exp(_:)``,
+/// summed in class order, each divided by the sum (`Specs/learning.md` §2.2).
 @inline(__always)
 func softmaxInPlace(_ z: UnsafeMutableBufferPointer<Double>) {
     var top = z[0]
     for c in 1..<z.count where z[c] > top { top = z[c] }
     var total = 0.0
     for c in 0..<z.count {
-        z[c] = exp(z[c] - top)
+        z[c] = DeterministicMath.exp(z[c] - top)
         total += z[c]
     }
     for c in 0..<z.count { z[c] /= total }

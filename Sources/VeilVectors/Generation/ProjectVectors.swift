@@ -24,6 +24,7 @@ public enum ProjectVectors {
             ("dp/veil_privacy.json", try privacy().encoded()),
             ("model/veil_onnx_export.json", try onnxExport().encoded()),
             ("model/veil_tflite_export.json", try tfliteExport().encoded()),
+            ("trainer/veil_local_training.json", try localTraining().encoded()),
         ]
     }
 

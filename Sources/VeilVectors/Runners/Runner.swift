@@ -30,7 +30,7 @@ let runners: [String: any VectorRunner.Type] = {
         SHA256Runner.self,
         SecAggRunner.self, SecAggParametersRunner.self, PaillierRunner.self, PaillierSessionRunner.self,
         DPAccountingRunner.self, PrivacyProjectRunner.self, Ristretto255Runner.self, ONNXExportRunner.self,
-        TFLiteExportRunner.self, CoordinateSubsetRunner.self,
+        TFLiteExportRunner.self, CoordinateSubsetRunner.self, LocalTrainingRunner.self,
     ]
     return Dictionary(uniqueKeysWithValues: all.map { ($0.algorithm, $0) })
 }()
