@@ -32,7 +32,7 @@ DEFAULT_ARGS = (
     "--window-size=1400,2200",
 )
 # The W3C key under which a command's response names a web element.
-ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecc"
+ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"
 
 
 class WebDriverError(RuntimeError):
@@ -86,6 +86,7 @@ class Browser:
             capabilities = {"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {"binary": chromium, "args": list(args)},
+                "goog:loggingPrefs": {"browser": "ALL"},  # console messages, for console_log()
             }}}
             value = self._request("POST", "/session", capabilities, timeout=startup_timeout)
             self.session_id = value["sessionId"]
@@ -135,6 +136,29 @@ class Browser:
             if time.monotonic() >= deadline:
                 raise TimeoutError("%s still false after %.1f s (%s)" % (expression, timeout, last))
             time.sleep(interval)
+
+    def find_element(self, css):
+        """The first element matching a CSS selector (a WebDriver element reference)."""
+        value = self._command("POST", "/element", {"using": "css selector", "value": css})
+        return value[ELEMENT_KEY]
+
+    def send_keys(self, css, text):
+        """Type text into the element a CSS selector finds; for an <input type=file>, text is a
+        local file's absolute path, which the browser then holds as the chosen file."""
+        element = self.find_element(css)
+        self._command("POST", "/element/%s/value" % element, {"text": text})
+
+    def click(self, css):
+        self._command("POST", "/element/%s/click" % self.find_element(css), {})
+
+    def console_log(self):
+        """The browser console's entries since the last call (chromedriver's log type "browser"),
+        as "LEVEL message" lines; [] when the driver does not offer the log."""
+        try:
+            entries = self._command("POST", "/se/log", {"type": "browser"}) or []
+        except WebDriverError:
+            return []
+        return ["%s %s" % (entry.get("level"), entry.get("message")) for entry in entries]
 
     def set_window_size(self, width, height):
         """Resize the window, e.g. to the page's height before a screenshot of the whole page."""
