@@ -375,6 +375,9 @@ class BrowserFederationTest(unittest.TestCase):
         self.assertEqual(rounds[0]["auditReceipt"], "verified", rounds[0])
         self.assertEqual(state["tally"]["completed"], 1)
         self.assertEqual(state["welcome"]["participantId"], "browser1")
+        # Served by the coordinator it connects to: the page says whose code it is (wire.md §1.1).
+        note = page.browser.execute("return document.getElementById('trust-note').textContent")
+        self.assertIn("served by the coordinator it connects to", note)
         outcome, survivors, cohort, threshold = federation.round_line()
         self.assertEqual((outcome, survivors, cohort), ("completed", 3, 3), federation.diagnostics(page))
         released = federation.released_model()

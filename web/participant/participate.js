@@ -47,6 +47,26 @@ if (params.has("token")) {
 }
 
 const $ = (id) => document.getElementById(id);
+
+/**
+ * Who this page's code is trusted by (Specs/wire.md §1.1): a page is code, and a page served by
+ * the coordinator it connects to is code the coordinator chose.
+ */
+function trustNote() {
+  let socketHost = "";
+  try {
+    socketHost = new URL(config.coordinator).host;
+  } catch {
+    return "The coordinator's address is not a URL.";
+  }
+  if (socketHost === location.host) {
+    return `This page was served by the coordinator it connects to (${location.host}): its code is the ` +
+      "coordinator's, so you trust the coordinator not to change it. Against a coordinator you do not " +
+      "trust, open this page from another host and point it at the coordinator with ?coordinator=wss://….";
+  }
+  return `This page comes from ${location.host}, not from the coordinator (${socketHost}): the coordinator ` +
+    "cannot change its code.";
+}
 const state = {
   status: "loading",
   rounds: [],
@@ -358,6 +378,7 @@ function equal(a, b) {
 async function main() {
   $("coordinator-url").textContent = config.coordinator;
   $("coordinator-id").textContent = config.coordinatorId;
+  $("trust-note").textContent = trustNote();
   $("enrol-id").value = config.id;
   $("enrol-endpoint").value = config.enrolEndpoint;
   sodium = await loadSodium();
