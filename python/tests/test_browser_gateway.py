@@ -9,6 +9,7 @@ is missing, except where VEIL_REQUIRE_TOOLS=1 (.ci/run).
 import base64
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -242,6 +243,33 @@ class GatewayTests(unittest.TestCase):
                      "/participate/.hidden", "/participate/ca.key.pem"):
             self.assertEqual(self.fetch(path)[0], 404, path)
         self.assertEqual(self.fetch("/healthz")[2], b"ok\n")
+
+    def test_the_page_is_whole_and_offline(self):
+        """Everything participate.html loads, followed through its scripts' static and dynamic
+        imports and the module URLs they fetch, is served from the page's own folder (no CDN, no
+        other origin), and how large it is."""
+        references = re.compile(r"""(?:src|href)="([^"]+)"|(?:from|import)\s*\(?\s*"(\./[^"]+)"|new URL\("(\./[^"]+)""")
+        seen, queue, sizes = set(), ["participate.html"], {}
+        while queue:
+            name = queue.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            status, headers, body = self.fetch("/participate/" + name)
+            self.assertEqual(status, 200, name)
+            sizes[name] = len(body)
+            if name.endswith((".html", ".js")):
+                for match in references.finditer(body.decode()):
+                    target = next(group for group in match.groups() if group)
+                    self.assertFalse(re.match(r"^[a-z]+:", target), "%s loads %s from elsewhere" % (name, target))
+                    queue.append(os.path.normpath(target).lstrip("./"))
+        self.assertIn("libsodium.wasm", sizes)
+        self.assertIn("secagg.js", sizes)
+        self.assertIn("trainer.js", sizes)
+        total = sum(sizes.values())
+        print("\n  the page: %d files, %d bytes (libsodium.wasm %d, the rest %d)" % (
+            len(sizes), total, sizes["libsodium.wasm"], total - sizes["libsodium.wasm"]), file=sys.stderr, end="")
+        self.assertLess(total, 1 << 20)
 
 
 if __name__ == "__main__":

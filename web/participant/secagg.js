@@ -19,6 +19,8 @@ import {
 } from "./veil-crypto.js";
 
 const ENCODER = new TextEncoder();
+const ZERO_NONCE = new Uint8Array(12);
+const EMPTY_BYTES = new Uint8Array(0);
 const utf8z = (text) => concat(ENCODER.encode(text), Uint8Array.of(0));
 
 const MESSAGE_DOMAIN = utf8z("veil/v1/secagg/message");
@@ -547,25 +549,131 @@ function fold(vector, mask, sign, modulus) {
   }
 }
 
-/** d elements of ⌈b/8⌉ little-endian bytes. */
-function encodeVector(vector, bits) {
-  const width = Math.ceil(bits / 8);
-  const out = new Uint8Array(vector.length * width);
-  for (let i = 0; i < vector.length; i++) {
-    let v = vector[i];
-    for (let j = 0; j < width; j++) {
-      out[i * width + j] = Number(v & 0xffn);
-      v >>= 8n;
-    }
+/**
+ * Elements of Z_(2^b), b ≤ 64, as two 32-bit limbs each (lo, hi; hi is 0 when b ≤ 32): masking
+ * folds d keystream words into d inputs, and BigInt arithmetic per element would dominate it.
+ * Every limb operation below is on integers below 2^34, exact in doubles.
+ */
+class Limbs {
+  constructor(bits, count) {
+    this.bits = bits;
+    this.lo = new Uint32Array(count);
+    this.hi = new Uint32Array(count);
+    // The bits of each limb that Z_(2^b) keeps: 2^32 is written as 0 (no mask) for a full limb.
+    this.loModulus = bits >= 32 ? 2 ** 32 : 2 ** bits;
+    this.hiModulus = bits > 32 ? 2 ** (bits - 32) : 1;
   }
-  return out;
+
+  static fromBigInts(values, bits) {
+    const limbs = new Limbs(bits, values.length);
+    for (let i = 0; i < values.length; i++) {
+      limbs.lo[i] = Number(values[i] & 0xffffffffn);
+      limbs.hi[i] = Number(values[i] >> 32n);
+    }
+    return limbs;
+  }
+
+  /** Adds (sign +1) or subtracts (−1) the mask expanded from `seed` (primitives §8), mod 2^b. */
+  foldMask(sodium, seed, label, sign) {
+    const count = this.lo.length, width = Math.ceil(this.bits / 8);
+    const key = veilKdf(sodium, seed, "mask-expansion", EMPTY_BYTES, label, 32);
+    const stream = sodium.chacha20IetfKeystream(width * count, ZERO_NONCE, 0, key);
+    key.fill(0);
+    const { lo, hi, loModulus, hiModulus } = this;
+    const view = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
+    for (let i = 0, at = 0; i < count; i++, at += width) {
+      // The element's little-endian bytes: the first four the low limb, the rest the high one.
+      let mLo = 0, mHi = 0;
+      if (width >= 4) {
+        mLo = view.getUint32(at, true);
+        if (width === 8) mHi = view.getUint32(at + 4, true);
+        else for (let j = width - 1; j >= 4; j--) mHi = mHi * 256 + stream[at + j];
+      } else {
+        for (let j = width - 1; j >= 0; j--) mLo = mLo * 256 + stream[at + j];
+      }
+      if (loModulus !== 2 ** 32) mLo %= loModulus;
+      if (hiModulus !== 2 ** 32) mHi %= hiModulus;
+      let l, h;
+      if (sign > 0) {
+        l = lo[i] + mLo;
+        h = hi[i] + mHi;
+        if (l >= loModulus) { l -= loModulus; h += 1; }
+        if (h >= hiModulus) h -= hiModulus;
+      } else {
+        l = lo[i] - mLo;
+        h = hi[i] - mHi;
+        if (l < 0) { l += loModulus; h -= 1; }
+        if (h < 0) h += hiModulus;
+      }
+      lo[i] = l;
+      hi[i] = h;
+    }
+    stream.fill(0);
+  }
+
+  toBigInts() {
+    return Array.from(this.lo, (l, i) => (BigInt(this.hi[i]) << 32n) | BigInt(l));
+  }
+
+  /** d elements of ⌈b/8⌉ little-endian bytes (§5). */
+  encode() {
+    const width = Math.ceil(this.bits / 8), count = this.lo.length;
+    const out = new Uint8Array(count * width);
+    for (let i = 0, at = 0; i < count; i++, at += width) {
+      let l = this.lo[i], h = this.hi[i];
+      for (let j = 0; j < width; j++) {
+        if (j < 4) {
+          out[at + j] = l & 0xff;
+          l >>>= 8;
+        } else {
+          out[at + j] = h & 0xff;
+          h >>>= 8;
+        }
+      }
+    }
+    return out;
+  }
+
+  wipe() {
+    this.lo.fill(0);
+    this.hi.fill(0);
+  }
 }
 
 /**
  * One participant's masking work in R2 (§6): x + self mask(b_u) + Σ Δ_uv · pairwise mask(u, v) mod 2^b,
- * for the pairwise seeds given (peer → 32-byte seed, ascending). Exposed for the benchmark.
+ * for the pairwise seeds given (peer → 32-byte seed, ascending), as limbs.
  */
+function maskLimbs(sodium, session, id, input, selfMaskSeed, pairwiseSeeds) {
+  const sessionId = session._id;
+  const masked = Limbs.fromBigInts(input, session.bits);
+  masked.foldMask(sodium, selfMaskSeed, concat(SELF_MASK_LABEL, sessionId), +1);
+  for (const [peer, seed] of pairwiseSeeds) {
+    masked.foldMask(sodium, seed, concat(PAIRWISE_MASK_LABEL, sessionId), id < peer ? +1 : -1);
+  }
+  return masked;
+}
+
+/** The masked input as R2 sends it: d elements of ⌈b/8⌉ little-endian bytes (§5). */
+export function maskedVectorBytes(sodium, session, id, input, selfMaskSeed, pairwiseSeeds) {
+  const masked = maskLimbs(sodium, session, id, input, selfMaskSeed, pairwiseSeeds);
+  try {
+    return masked.encode();
+  } finally {
+    masked.wipe();
+  }
+}
+
+/** The same as BigInts (exposed for the tests). */
 export function maskInput(sodium, session, id, input, selfMaskSeed, pairwiseSeeds) {
+  const masked = maskLimbs(sodium, session, id, input, selfMaskSeed, pairwiseSeeds);
+  const values = masked.toBigInts();
+  masked.wipe();
+  return values;
+}
+
+/** The masking with BigInt arithmetic and veil-crypto.js's maskExpansion: what the limbs must equal. */
+export function maskInputReference(sodium, session, id, input, selfMaskSeed, pairwiseSeeds) {
   const sessionId = session._id;
   const bits = session.bits, d = session.dimension;
   const modulus = 1n << BigInt(bits);
@@ -920,9 +1028,7 @@ export class SecAggClient {
         seeds.push([peer, veilKdf(sodium, secret, "secagg/pairwise-seed", sessionId, pairContext(id, peer))]);
         secret.fill(0);
       }
-      const masked = maskInput(sodium, session, id, s.input, s.selfMaskSeed, seeds);
-      const vector = encodeVector(masked, session.bits);
-      masked.fill(0n);
+      const vector = maskedVectorBytes(sodium, session, id, s.input, s.selfMaskSeed, seeds);
       // What R3 and R4 need: the shares held, who sent, who was accused. Everything else goes.
       const next = { held, sent, accused };
       s.ownShares = null;
