@@ -22,8 +22,13 @@ public final class BrowserGateway: Sendable {
     /// The bound port (useful when asked for port 0).
     public let port: Int
 
-    /// The challenge must be answered within this.
+    /// The challenge must be answered within this; so must each HTTP request (TLS handshake
+    /// included) arrive, from the connection's opening or the previous answer.
     static let authenticationTimeout = TimeAmount.seconds(10)
+    /// What a connection may send before its participant is authenticated (the upgrade request
+    /// and the challenge's answer are about 2 KiB): a peer nobody has authenticated cannot make
+    /// the coordinator buffer a large frame.
+    static let unauthenticatedBytes = 64 << 10
     /// Frames received and not yet read by the coordinator, at most: a peer that sends faster
     /// than its budget admits loses its connection, not the coordinator's memory.
     static let maxPendingFrames = 256
@@ -58,7 +63,8 @@ public final class BrowserGateway: Sendable {
             .childChannelInitializer { channel in
                 if let refused = limit.admit(channel) { return refused }
                 return channel.eventLoop.makeCompletedFuture {
-                    let page = PageHandler(gate: gate)
+                    let guardian = ConnectionGuard()
+                    let page = PageHandler(gate: gate, guardian: guardian)
                     let upgrader = NIOWebSocketServerUpgrader(
                         maxFrameSize: maxFrame, automaticErrorHandling: true,
                         shouldUpgrade: { channel, head in
@@ -67,13 +73,15 @@ public final class BrowserGateway: Sendable {
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandlers(
+                                    FrameRules(),
                                     NIOWebSocketFrameAggregator(
                                         minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16,
                                         maxAccumulatedFrameSize: maxFrame),
-                                    WebSocketSession(gate: gate))
+                                    WebSocketSession(gate: gate, guardian: guardian))
                             }
                         })
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    try channel.pipeline.syncOperations.addHandler(guardian)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (
                             upgraders: [upgrader],
@@ -142,11 +150,11 @@ public final class BrowserGateway: Sendable {
             let coordinatorID = coordinator.id
             do {
                 try await session.send(.with { $0.challenge = .with { $0.nonce = Data(nonce) } })
-                guard let first = try await session.first.get() else {
-                    return await session.close(code: .normalClosure)
-                }
                 let identity: FederationIdentity
                 do {
+                    guard let first = try await session.first.get() else {
+                        return await session.close(code: .normalClosure)
+                    }
                     let message = try Veil_V1_ParticipantMessage(jsonUTF8Bytes: first, options: Self.decoding)
                     guard case .authenticate(let answer) = message.kind else {
                         throw CredentialError.unauthenticated("the first message must answer the challenge")
@@ -156,8 +164,10 @@ public final class BrowserGateway: Sendable {
                 } catch {
                     coordinator.metrics.increment(
                         "veil_refused_messages_total", labels: ["reason": RefusalReason.certificate.rawValue])
-                    logger.info("browser participant refused", metadata: ["peer": "\(peer)", "reason": "\(error)"])
-                    try? await session.send(.failure(.failureNotAParticipant, "\(error)"))
+                    // Bounded, one line: a JSON error can quote the sender's text.
+                    let why = loggable("\(error)")
+                    logger.info("browser participant refused", metadata: ["peer": "\(peer)", "reason": "\(why)"])
+                    try? await session.send(.failure(.failureNotAParticipant, why))
                     return await session.close(code: .policyViolation)
                 }
                 logger.info("browser participant authenticated", metadata: ["id": "\(identity.id)", "peer": "\(peer)"])
@@ -167,7 +177,8 @@ public final class BrowserGateway: Sendable {
                     write: { try await session.send($0) })
                 await session.close(code: .normalClosure)
             } catch {
-                logger.info("browser connection ended", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                logger.info(
+                    "browser connection ended", metadata: ["peer": "\(peer)", "error": "\(loggable("\(error)"))"])
                 await session.close(code: .unexpectedServerError)
             }
         }
@@ -187,11 +198,15 @@ public final class BrowserGateway: Sendable {
         typealias InboundIn = WebSocketFrame
         typealias OutboundOut = WebSocketFrame
         let gate: Gate
+        let guardian: ConnectionGuard
         private var first: EventLoopPromise<[UInt8]?>?
         private var rest: AsyncThrowingStream<[UInt8], any Error>.Continuation?
         private var closing = false
 
-        init(gate: Gate) { self.gate = gate }
+        init(gate: Gate, guardian: ConnectionGuard) {
+            self.gate = gate
+            self.guardian = guardian
+        }
 
         /// What the connection's task holds: the first frame, the others, and a way to answer.
         struct Link: Sendable {
@@ -221,6 +236,10 @@ public final class BrowserGateway: Sendable {
             self.first = first
             self.rest = continuation
             let link = Link(first: first.futureResult, rest: stream, channel: context.channel)
+            // The challenge's own deadline (below) takes over from the request deadline.
+            guardian.disarmDeadline()
+            let guardian = guardian
+            first.futureResult.whenSuccess { answer in if answer != nil { guardian.lift() } }
             let peer = context.channel.remoteAddress?.ipAddress ?? "?"
             context.eventLoop.scheduleTask(in: BrowserGateway.authenticationTimeout) {
                 first.fail(CredentialError.unauthenticated("the challenge was not answered in time"))
@@ -297,9 +316,13 @@ public final class BrowserGateway: Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let gate: Gate
+        let guardian: ConnectionGuard
         private var head: HTTPRequestHead?
 
-        init(gate: Gate) { self.gate = gate }
+        init(gate: Gate, guardian: ConnectionGuard) {
+            self.gate = gate
+            self.guardian = guardian
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -323,13 +346,108 @@ public final class BrowserGateway: Sendable {
                 }
                 let channel = context.channel
                 let keepAlive = head.isKeepAlive
+                let guardian = guardian
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                    if !keepAlive { channel.close(promise: nil) }
+                    // The next request has its own time.
+                    if keepAlive { guardian.answered() } else { channel.close(promise: nil) }
                 }
             }
         }
 
-        func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // A WebSocket upgrade refused (an origin not allowed, another path) is passed on as a
+            // plain request, which is answered; anything else ends the connection.
+            if error is NIOWebSocketUpgradeError { return }
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// What a connection may cost before its participant is authenticated: at most
+/// ``BrowserGateway/unauthenticatedBytes`` received, and each request (TLS handshake included)
+/// within ``BrowserGateway/authenticationTimeout`` of the opening or of the previous answer —
+/// so that neither a large frame nor a connection that never finishes its handshake or request
+/// holds the coordinator's memory or a connection slot. An authenticated WebSocket is bound by
+/// the participant's own budget instead (`Specs/wire.md` §8).
+final class ConnectionGuard: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private var received = 0
+    private var lifted = false
+    private var deadline: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        arm()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !lifted {
+            received += unwrapInboundIn(data).readableBytes
+            guard received <= BrowserGateway.unauthenticatedBytes else {
+                context.close(promise: nil)
+                return
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// An HTTP answer was written: the next request gets its own time (and bytes).
+    func answered() {
+        guard !lifted else { return }
+        received = 0
+        arm()
+    }
+
+    /// The upgrade is done: the challenge's deadline applies instead.
+    func disarmDeadline() {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    /// The participant is authenticated.
+    func lift() {
+        lifted = true
+        disarmDeadline()
+    }
+
+    private func arm() {
+        deadline?.cancel()
+        guard let context else { return }
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: BrowserGateway.authenticationTimeout) {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// RFC 6455 §5.1–§5.2, which the frame decoder leaves to its user: every frame from a client is
+/// masked, and no reserved bit is set (no extension is negotiated). Otherwise: 1002.
+final class FrameRules: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+    private var refused = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
+        let frame = unwrapInboundIn(data)
+        guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+            refused = true
+            var code = ByteBuffer()
+            code.write(webSocketErrorCode: .protocolError)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)))
+                .whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        context.fireChannelRead(data)
     }
 }
 
@@ -409,6 +527,13 @@ struct ParticipantPage: Sendable {
 
     func answer(method: HTTPMethod, path: String) -> Answer {
         if path == "/healthz" { return Answer(status: .ok, body: Array("ok\n".utf8), contentType: "text/plain") }
+        if path == "/participate/ws" {
+            // Reached only when the upgrade was refused (§1.1).
+            return Answer(
+                status: .forbidden,
+                body: Array("a WebSocket upgrade from this page's origin only, or from one in browser.origins\n".utf8),
+                contentType: "text/plain")
+        }
         let name: String
         switch path {
         case "/participate", "/participate/": name = "participate.html"

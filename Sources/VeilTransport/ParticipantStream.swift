@@ -44,8 +44,10 @@ struct ParticipantStream {
                             coordinator.metrics.increment(
                                 "veil_refused_messages_total", labels: ["reason": RefusalReason.malformed.rawValue])
                             if replies.take() {
+                                // Bounded, one line: a JSON error can quote the sender's text.
                                 continuation.yield(
-                                    .failure(.failureMalformed, "a message that does not parse: \(error)"))
+                                    .failure(
+                                        .failureMalformed, "a message that does not parse: \(loggable("\(error)"))"))
                             }
                             continue
                         }
@@ -67,7 +69,7 @@ struct ParticipantStream {
                         generation = await coordinator.connect(identity: identity, hello: hello, outbox: continuation)
                     }
                 } catch {
-                    logger.info("stream ended", metadata: ["id": "\(identity.id)", "error": "\(error)"])
+                    logger.info("stream ended", metadata: ["id": "\(identity.id)", "error": "\(loggable("\(error)"))"])
                 }
                 if let generation { await coordinator.disconnect(id: identity.id, generation: generation) }
                 continuation.finish()

@@ -206,17 +206,61 @@ class GatewayTests(unittest.TestCase):
         self.assertIn(closed.exception.code, (1009, None))
 
     def test_a_page_of_another_origin_cannot_open_the_socket(self):
-        with self.assertRaises(HandshakeRefused):
-            WebSocket("127.0.0.1", self.port, origin="https://evil.example")
-        with self.assertRaises(HandshakeRefused):
-            WebSocket("127.0.0.1", self.port, origin="http://127.0.0.1:%d" % self.port)
+        for origin in ("https://evil.example", "http://127.0.0.1:%d" % self.port, "null"):
+            with self.assertRaises(HandshakeRefused) as refused:
+                WebSocket("127.0.0.1", self.port, origin=origin)
+            self.assertIn(" 403 ", refused.exception.status_line + " ", origin)
 
     def test_an_unanswered_challenge_ends_the_connection(self):
         ws, _ = self.connect()
         started = time.time()
-        with self.assertRaises(Closed):
-            ws.receive()
+        self.assertRefused(ws, "not answered in time")
         self.assertLess(time.time() - started, 20)
+
+    def test_a_large_frame_before_authentication_closes_the_connection_at_once(self):
+        ws, _ = self.connect()
+        started = time.time()
+        try:
+            ws.send_frame(1, b"{" + b" " * (1 << 20))
+        except OSError:
+            pass  # closed while the frame was still being written
+        with self.assertRaises((Closed, OSError)):
+            ws.receive()
+        self.assertLess(time.time() - started, 5)
+        self.assertEqual(self.fetch("/healthz")[2], b"ok\n")
+
+    def test_a_connection_that_never_finishes_its_handshake_or_request_is_closed(self):
+        idle = socket.create_connection(("127.0.0.1", self.port), timeout=30)  # TLS never started
+        self.addCleanup(idle.close)
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        partial = context.wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=30))
+        self.addCleanup(partial.close)
+        partial.sendall(b"GET /participate/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the end
+        started = time.time()
+        self.assertEqual(idle.recv(1), b"")
+        try:
+            self.assertEqual(partial.recv(1), b"")
+        except (ssl.SSLError, OSError):
+            pass
+        self.assertLess(time.time() - started, 20)
+
+    def test_an_unmasked_frame_or_a_reserved_bit_is_a_protocol_error(self):
+        for broken in ({"masked": False}, {"rsv": 4}, {"rsv": 1}):
+            ws, nonce = self.connect()
+            ws.send_frame(1, json.dumps(self.answer(nonce)).encode(), **broken)
+            with self.assertRaises(Closed) as closed:
+                ws.receive()
+            self.assertEqual(closed.exception.code, 1002, broken)
+
+    def test_the_senders_text_is_not_repeated_at_length(self):
+        ws, nonce = self.connect()
+        answer = self.answer(nonce)
+        answer["authenticate"]["x" * 3000] = 1
+        ws.send_json(answer)
+        failure = ws.receive_json()
+        self.assertEqual(failure["failure"]["code"], "FAILURE_NOT_A_PARTICIPANT")
+        self.assertLess(len(failure["failure"]["message"]), 400)
 
     # the page
 

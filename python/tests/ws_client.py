@@ -46,23 +46,29 @@ class WebSocket:
                 raise HandshakeRefused("connection closed during the handshake")
             head += chunk
         head, self.buffer = head.split(b"\r\n\r\n", 1)
+        self.status_line = head.split(b"\r\n", 1)[0].decode()
         status = head.split(b"\r\n", 1)[0].decode()
         if " 101 " not in status + " ":
             self.close()
             raise HandshakeRefused(status)
 
-    def send_frame(self, opcode, payload, fin=True):
-        header = bytes([(0x80 if fin else 0) | opcode])
+    def send_frame(self, opcode, payload, fin=True, masked=True, rsv=0):
+        """One frame; `masked=False` and `rsv` (the three reserved bits, 0…7) break RFC 6455 on purpose."""
+        header = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+        flag = 0x80 if masked else 0
         n = len(payload)
         if n < 126:
-            header += bytes([0x80 | n])
+            header += bytes([flag | n])
         elif n < 65536:
-            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+            header += bytes([flag | 126]) + struct.pack(">H", n)
         else:
-            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+            header += bytes([flag | 127]) + struct.pack(">Q", n)
+        if not masked:
+            self.sock.sendall(header + payload)
+            return
         mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + body)
 
     def send_json(self, obj):
         self.send_frame(1, json.dumps(obj).encode())

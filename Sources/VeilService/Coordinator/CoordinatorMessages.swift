@@ -16,7 +16,7 @@ extension Veil_V1_CoordinatorMessage {
 
 /// Text another party wrote, made safe to log: at most `limit` characters, on one line
 /// (control characters shown as escapes, so that a peer cannot forge log lines or fill a disk).
-func loggable(_ text: String, limit: Int = 200) -> String {
+package func loggable(_ text: String, limit: Int = 200) -> String {
     var out = ""
     for scalar in text.unicodeScalars.prefix(limit) {
         if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format {
