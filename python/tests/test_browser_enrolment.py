@@ -1,5 +1,5 @@
 """The browser participant's enrolment request (web/participant/enrol.js, Specs/browser.md
-section 2) against the real CA: in headless Chromium, web/participant/enrol-test.html makes a
+section 2) against the real CA: in headless Chromium, web/tests/enrol-test.html makes a
 PKCS #10 request with WebCrypto (P-256) and libsodium.wasm (Ed25519); `veil ca sign` must issue
 a certificate for it unchanged, with CN = id and the Ed25519 public key the page made. The
 request must have the same ASN.1 structure as the one `veil ca request` writes natively. An
@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
 from browser_support import ModuleFixtures, extension_values, openssl_binary, run, veil_binary  # noqa: E402
 
-PAGE_PATH = "/web/participant/enrol-test.html"
+PAGE_PATH = "/web/tests/enrol-test.html"
 TIMEOUT = 120.0  # generous: the machine may be compiling at the same time
 
 # Valid ids, among them the longest allowed and one with every punctuation mark allowed.

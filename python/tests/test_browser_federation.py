@@ -14,9 +14,12 @@ endpoint's keys pinned with --ignore-certificate-errors-spki-list).
    with `veil model export` and onnxruntime (logits at x = 0: the bias; at e_j: W[:, j] + b).
 2. The browser tab drops out mid-round (leave_after=2: it closes its WebSocket right after
    sending its R1 shares) and the round is recovered like any other dropout: honest-but-curious,
-   n = 3, t = 2; the round completes with the two natives as survivors and w1 is the
-   natives-only expectation.
-3. The WASM vector page (web/participant/vectors.html) passes in the same Chromium instance.
+   n = 3, t = 2 (the page's own policy set to that through its "Your policy" form, as a user
+   would); the round completes with the two natives as survivors and w1 is the natives-only
+   expectation. 2b: a malformed policy in the address is refused by name. 2c: a link may make
+   "Your policy" stricter, never weaker: a weaker value is refused naming the key, a stricter
+   one is in force for that visit, and the policy saved through the form survives a reload.
+3. The WASM vector page (web/tests/vectors.html) passes in the same Chromium instance.
 
 Standard library plus numpy and onnxruntime, the `veil` binary (VEIL_BINARY), openssl, Chromium
 and chromedriver; skipped when a tool is missing unless VEIL_REQUIRE_TOOLS=1.
@@ -324,7 +327,7 @@ class Page:
             if (!s) return null;
             return JSON.parse(JSON.stringify({status: s.status, lastError: s.lastError, rounds: s.rounds,
                 tally: s.tally, welcome: s.welcome, finished: s.finished,
-                identity: s.identity ? s.identity.id : null, rows: s.dataset ? s.dataset.count : null}));""")
+                identity: s.identity ? s.identity.id : null, rows: s.dataset ? s.dataset.count : null, policy: s.policy}));""")
 
     def diagnostics(self):
         try:
@@ -346,6 +349,31 @@ class Page:
                 raise AssertionError("the page's title is still %r after %.0f s, waiting for %r:\n%s"
                                      % (title, timeout, pattern, federation.diagnostics(self)))
             time.sleep(0.1)
+
+    def set_policy(self, federation, adversary, min_cohort, min_contributors):
+        """Sets "Your policy" through the page's form, as a user would, and saves it."""
+        self.browser.wait_until("window.veilParticipant && window.veilParticipant.policy", timeout=20)
+        self.browser.select("#policy-adversary", adversary)
+        self.browser.fill("#policy-min-cohort", str(min_cohort))
+        self.browser.fill("#policy-min-contributors", str(min_contributors))
+        self.browser.click("#policy-save")
+        expected = {"adversary": adversary, "minCohort": min_cohort, "minContributors": min_contributors}
+        try:
+            self.browser.wait_until("JSON.stringify(window.veilParticipant.policy.saved) === %s" % json.dumps(json.dumps(expected, separators=(",", ":"))),
+                                    timeout=10)
+        except TimeoutError as error:
+            raise AssertionError("the policy was not saved: %s\n%s" % (error, federation.diagnostics(self))) from None
+
+    def policy(self):
+        return self.browser.execute("return window.veilParticipant.policy")
+
+    def wait_error(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        title = self.title()
+        while not title.startswith("ERROR") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            title = self.title()
+        return title
 
     def enrol_and_join(self, federation, csv_path):
         """ENROLLED by the token; the CSV picked as a local file; then Join clicked."""
@@ -394,7 +422,11 @@ class BrowserFederationTest(unittest.TestCase):
         federation = Federation(self, "dropout", honest_but_curious=True)
         federation.start_all()
         page = Page(federation, enrol=federation.enrol_url, id="browser2", token=federation.token("browser2"),
-                    adversary="honest-but-curious", min_cohort="3", min_contributors="2", leave_after="2")
+                    leave_after="2")
+        page.wait_title(r"^ENROLLED$", 30, federation)
+        # The user's own policy, set on the page (a link may not lower the default malicious / 3 / 3).
+        page.set_policy(federation, "honest-but-curious", 3, 2)
+        self.assertEqual(page.policy()["effective"], {"adversary": "honest-but-curious", "minCohort": 3, "minContributors": 2})
         page.enrol_and_join(federation, federation.browser_csv)
         page.wait_title(r"^LEFT$", FEDERATION_TIMEOUT, federation)
         federation.wait_for_serve(page)
@@ -434,9 +466,48 @@ class BrowserFederationTest(unittest.TestCase):
                 self.assertTrue(title.startswith("ERROR: the participant's policy is refused"), title)
                 self.assertIn(words, title)
 
+    def test_2c_a_link_may_make_the_policy_stricter_never_weaker(self):
+        federation = Federation(self, "stricter-only")
+        federation.serve = federation.start("serve", [federation.veil, "serve", "--config", federation.serve_config])
+        federation.serve.wait_for(r"^listening on 127\.0\.0\.1:(\d+)", "stderr", 30)
+        # Below the defaults (veil join's: malicious, 3, 3): refused, naming the key.
+        for query, asked in ((dict(adversary="honest-but-curious"), "adversary=honest-but-curious"),
+                             (dict(min_cohort="2"), "min_cohort=2"),
+                             (dict(min_contributors="2", min_cohort="4"), "min_contributors=2")):
+            with self.subTest(query=query):
+                page = Page(federation, **query)
+                title = page.wait_error()
+                self.assertTrue(title.startswith("ERROR: the participant's policy is refused: the link asks for " + asked), title)
+                error = page.browser.execute("return document.getElementById('error').textContent")
+                self.assertIn('if you mean it, change "Your policy" on this page', error)
+                self.assertTrue(page.browser.execute("return document.getElementById('join-button').disabled"))
+                self.assertIsNone(page.policy()["effective"])
+        # Stricter: in force for this visit, and shown.
+        page = Page(federation, min_cohort="5", min_contributors="4")
+        page.wait_title(r"^NOT ENROLLED$", 20, federation)
+        self.assertEqual(page.policy()["effective"], {"adversary": "malicious", "minCohort": 5, "minContributors": 4})
+        shown = page.browser.execute("return document.getElementById('policy-effective').textContent")
+        self.assertIn("minimum cohort 5, minimum contributors 4", shown)
+        self.assertIn("made stricter by the link", shown)
+        # Not saved by the link: the next visit without it has the defaults.
+        page = Page(federation)
+        page.wait_title(r"^NOT ENROLLED$", 20, federation)
+        self.assertEqual(page.policy()["effective"], {"adversary": "malicious", "minCohort": 3, "minContributors": 3})
+        # The user lowers their own policy on the page: saved, kept across a reload, and then the floor for links.
+        page.set_policy(federation, "honest-but-curious", 4, 2)
+        page = Page(federation, adversary="honest-but-curious", min_contributors="2")
+        page.wait_title(r"^NOT ENROLLED$", 20, federation)
+        self.assertEqual(page.policy()["effective"], {"adversary": "honest-but-curious", "minCohort": 4, "minContributors": 2})
+        self.assertEqual(page.browser.execute("return document.getElementById('policy-min-cohort').value"), "4")
+        page = Page(federation, adversary="malicious", min_contributors="3")
+        page.wait_title(r"^NOT ENROLLED$", 20, federation)
+        self.assertEqual(page.policy()["effective"], {"adversary": "malicious", "minCohort": 4, "minContributors": 3})
+        page = Page(federation, min_cohort="3")
+        self.assertIn("the link asks for min_cohort=3, weaker than your policy's 4", page.wait_error())
+
     def test_3_wasm_vectors_pass_in_the_same_browser(self):
         instance = browser()
-        instance.navigate(fixtures.origin() + "/web/participant/vectors.html")
+        instance.navigate(fixtures.origin() + "/web/tests/vectors.html")
         instance.wait_until("/^(PASS|FAIL)/.test(document.title)", timeout=180, interval=0.25)
         title = instance.execute("return document.title")
         results = instance.execute("return window.veilVectorResults")

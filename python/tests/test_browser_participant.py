@@ -1,4 +1,4 @@
-"""The browser participant's modules in headless Chromium (web/participant/participant-test.html):
+"""The browser participant's modules in headless Chromium (web/tests/participant-test.html):
 
 - x509.js against certificates the real CA issues (`veil ca issue`, and `veil ca request` +
   `veil ca sign`): accepted with the CN, role, signing key and validity openssl reads; refused,
@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from browser_support import ROOT, ModuleFixtures, extension_values, openssl_binary, run, skip_or_fail, veil_binary  # noqa: E402
 
-PAGE = "/web/participant/participant-test.html"
+PAGE = "/web/tests/participant-test.html"
 TIMEOUT = 120.0
 
 fixtures = ModuleFixtures()
@@ -195,6 +195,62 @@ class BrowserParticipantTest(unittest.TestCase):
         self.assertIn("ok", self.verify(alice, "participant", None, valid["notAfter"]))
         self.assertIn("ok", self.verify(alice, "participant", None, valid["notBefore"]))
 
+    def openssl_certificate(self, name, extensions, ca_cert=None, ca_key=None):
+        """A participant certificate for `name` made by openssl (`openssl x509 -req`) with Veil's role
+        and signing-key extensions and `extensions` (openssl extension-file lines), signed by
+        the CA (by default `veil ca`'s, with its ca.key.pem). Its DER."""
+        folder = tempfile.mkdtemp(prefix="openssl-", dir=self.tmp)
+        key, csr, cert, ext = (os.path.join(folder, n) for n in ("key.pem", "csr.pem", "cert.pem", "ext.cnf"))
+        run(self.openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-subj", "/CN=" + name, "-out", csr)
+        with open(ext, "w", encoding="ascii") as file:
+            file.write("basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+                       "extendedKeyUsage = clientAuth\nsubjectAltName = DNS:%s\n" % name)
+            file.write("1.3.6.1.4.1.32473.1.1 = DER:0C0B%s\n" % b"participant".hex())
+            file.write("1.3.6.1.4.1.32473.1.2 = DER:0420%s\n" % (bytes(range(1, 33)).hex()))
+            for line in extensions:
+                file.write(line + "\n")
+        run(self.openssl, "x509", "-req", "-in", csr, "-CA", ca_cert or os.path.join(self.ca, "ca.cert.pem"),
+            "-CAkey", ca_key or os.path.join(self.ca, "ca.key.pem"), "-set_serial", "0x%x" % random.getrandbits(120),
+            "-days", "2", "-sha256", "-extfile", ext, "-out", cert)
+        return pem_der(cert)
+
+    def openssl_ca(self, extensions):
+        """A CA certificate and key made by openssl (self-signed, P-256) with `extensions` added."""
+        folder = tempfile.mkdtemp(prefix="openssl-ca-", dir=self.tmp)
+        key, cert = os.path.join(folder, "ca.key.pem"), os.path.join(folder, "ca.cert.pem")
+        arguments = [self.openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", key, "-subj", "/CN=OpenSSL test CA", "-days", "2", "-sha256", "-out", cert,
+                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+        for line in extensions:
+            arguments += ["-addext", line]
+        run(*arguments)
+        return cert, key
+
+    def test_x509_refuses_unknown_critical_extensions(self):
+        """RFC 5280 §4.2: a certificate with a critical extension the reader does not understand is
+        refused; the same extension, not critical, is ignored."""
+        unknown = "1.3.6.1.4.1.32473.9.1 = %sDER:0500"
+        plain = self.openssl_certificate("eve", [])
+        noncritical = self.openssl_certificate("eve", [unknown % ""])
+        critical = self.openssl_certificate("eve", [unknown % "critical,"])
+        self.assertIn("ok", self.verify(plain, "participant"))
+        self.assertEqual(self.verify(plain, "participant")["ok"]["key"], bytes(range(1, 33)).hex())
+        self.assertIn("ok", self.verify(noncritical, "participant"))
+        refused = self.verify(critical, "participant")
+        self.assertEqual(refused.get("code"), "unhandledCriticalExtension", refused)
+        self.assertIn("1.3.6.1.4.1.32473.9.1", refused["message"])
+        # Veil's request-only binding extension (1.3.6.1.4.1.32473.1.3) is not one a certificate reader acts on either.
+        binding = self.openssl_certificate("eve", ["1.3.6.1.4.1.32473.1.3 = critical,DER:0500"])
+        self.assertEqual(self.verify(binding, "participant").get("code"), "unhandledCriticalExtension")
+        # A CA made by openssl: usable as it is; with an unknown critical extension of its own, refused.
+        ca_cert, ca_key = self.openssl_ca([])
+        leaf = self.openssl_certificate("eve", [], ca_cert, ca_key)
+        self.assertIn("ok", self.verify(leaf, "participant", pem_der(ca_cert)))
+        bad_cert, bad_key = self.openssl_ca(["1.3.6.1.4.1.32473.9.2=critical,DER:0500"])
+        leaf = self.openssl_certificate("eve", [], bad_cert, bad_key)
+        self.assertEqual(self.verify(leaf, "participant", pem_der(bad_cert)).get("code"), "invalidCA")
+
     def test_ecdsa_signature_conversion(self):
         def der_signature(r, s):
             def integer(v):
@@ -350,6 +406,7 @@ class BrowserParticipantTest(unittest.TestCase):
         for name, options, expected, reason in cases:
             with self.subTest(case=name):
                 out = call(AGENT_SETUP + ASSIGNMENT + """
+                    await storeAlice();
                     const agent = makeAgent({policy: args[2].policy ?? {}});
                     const out = await agent.onMessage({assignment: await assignment(args[2])});
                     return {out, record: agent.rounds[0], trainerCalls};
@@ -378,6 +435,7 @@ class BrowserParticipantTest(unittest.TestCase):
         if not call("return t.secagg !== null;"):
             skip_or_fail("web/participant/secagg.js is not there yet")
         out = call(AGENT_SETUP + ASSIGNMENT + """
+            await storeAlice();
             const agent = makeAgent({});
             const first = await agent.onMessage({assignment: await assignment({})});
             const again = await agent.onMessage({assignment: await assignment({})});
@@ -394,6 +452,88 @@ class BrowserParticipantTest(unittest.TestCase):
         self.assertEqual(out["result"], [])
         self.assertEqual(out["tally"]["assigned"], 3)
         self.assertEqual(out["tally"]["declined"], 1)
+
+    def test_a_session_taken_part_in_survives_a_new_connection_and_a_reload(self):
+        """The sessions an identity took part in are kept with it in IndexedDB, written before R0 is
+        sent: a BrowserParticipant made afresh (a reconnect), or after a reload, declines the same
+        assignment; a log that cannot be written declines rather than sends R0."""
+        if not call("return t.secagg !== null;"):
+            skip_or_fail("web/participant/secagg.js is not there yet")
+        out = call(AGENT_SETUP + ASSIGNMENT + """
+            await storeAlice();
+            const first = await (await agentFromStore()).onMessage({assignment: await assignment({})});
+            // The coordinator closes the socket after R0; the page connects again with a new agent.
+            const reconnect = await agentFromStore();
+            const again = await reconnect.onMessage({assignment: await assignment({})});
+            const another = await reconnect.onMessage({assignment: await assignment({nonceByte: 9})});
+            return {first, again, another, record: reconnect.rounds[0]};
+        """, self.agent_args(), None)
+        self.assertIn("secagg", out["first"][0], out["first"])
+        self.assertEqual(len(out["again"]), 1, out["again"])
+        self.assertEqual(out["again"][0].get("decline", {}).get("code"), "DECLINE_POLICY", out["again"])
+        self.assertIn("already taken part", out["again"][0]["decline"]["reason"])
+        self.assertEqual(out["record"]["state"], "declined")
+        self.assertIn("secagg", out["another"][0])  # another session is taken part in
+        # A reload: the page's module state is gone, the stored log is not.
+        open_page()
+        out = call(AGENT_SETUP + ASSIGNMENT + """
+            const agent = await agentFromStore();
+            return {
+              again: await agent.onMessage({assignment: await assignment({})}),
+              again9: await agent.onMessage({assignment: await assignment({nonceByte: 9})}),
+              fresh: await agent.onMessage({assignment: await assignment({nonceByte: 10})}),
+            };
+        """, self.agent_args(), None)
+        for name in ["again", "again9"]:
+            self.assertEqual(out[name][0].get("decline", {}).get("code"), "DECLINE_POLICY", out[name])
+            self.assertIn("already taken part", out[name][0]["decline"]["reason"])
+        self.assertIn("secagg", out["fresh"][0])
+        # The log cannot be written (the identity is gone from the store): declined, no R0.
+        out = call(AGENT_SETUP + ASSIGNMENT + """
+            const agent = await agentFromStore();
+            await t.store.deleteIdentity();
+            const out = await agent.onMessage({assignment: await assignment({nonceByte: 11})});
+            return {out, trainerCalls};
+        """, self.agent_args(), None)
+        self.assertEqual(len(out["out"]), 1, out)
+        self.assertEqual(out["out"][0].get("decline", {}).get("code"), "DECLINE_POLICY", out)
+        self.assertIn("cannot record", out["out"][0]["decline"]["reason"])
+        self.assertEqual(out["trainerCalls"], 0)
+
+    def test_session_log_is_bounded_and_kept_with_its_identity(self):
+        out = call(AGENT_SETUP + """
+            await storeAlice();
+            const log = t.store.sessionLog("alice", {limit: 3});
+            const claims = [];
+            for (const s of ["aa", "bb", "cc", "bb", "dd", "aa", "cc"]) claims.push(await log.claim(s));
+            let otherId = null;
+            try { await t.store.sessionLog("bob").claim("ee"); } catch (e) { otherId = e.name; }
+            const limit = t.store.SESSION_LOG_LIMIT;
+            // Saving the same identity again keeps its log; a new identity starts with none.
+            await t.store.saveIdentity({id: "alice", signingSeed: t.fromHex(setup.seed), tlsPrivateKey: null,
+                                        certificatePem: t.x509.derToPem(der.alice), caPem: t.x509.derToPem(der.ca)});
+            const kept = await log.claim("dd");
+            await storeAlice();
+            const reset = await log.claim("dd");
+            await t.store.deleteIdentity();
+            return {claims, otherId, limit, kept, reset};
+        """, self.agent_args())
+        # aa bb cc; bb again refused; dd drops aa (the oldest); aa is new again and drops bb; cc remembered.
+        self.assertEqual(out["claims"], [True, True, True, False, True, True, False])
+        self.assertEqual(out["otherId"], "IdentityStoreError")
+        self.assertEqual(out["limit"], 10000)
+        self.assertIs(out["kept"], False)
+        self.assertIs(out["reset"], True)
+
+    def test_participant_folder_holds_only_the_page(self):
+        """web/participant/ is what `veil serve` serves (browser.page): only what participate.html loads."""
+        page = {"participate.html", "participate.js", "participate.css", "participant.js", "secagg.js", "trainer.js",
+                "x509.js", "roundplan.js", "identity-store.js", "enrol.js", "sodium.js", "veil-crypto.js",
+                "libsodium.wasm", "libsodium.wasm.sha256"}
+        self.assertEqual(set(os.listdir(os.path.join(ROOT, "web", "participant"))), page)
+        tests = set(os.listdir(os.path.join(ROOT, "web", "tests")))
+        for name in ["participant-test", "enrol-test", "enrol-e2e", "secagg-test", "trainer-test", "vectors"]:
+            self.assertLessEqual({name + ".html", name + ".js"}, tests)
 
     def test_coordinate_subset_vectors(self):
         with open(os.path.join(ROOT, "Vectors", "subset", "veil_coordinate_subset.json"), encoding="utf-8") as file:
@@ -457,11 +597,28 @@ AGENT_SETUP = """
       },
     };
     const dataset = {features: new Float64Array(8), labels: Int32Array.from([0, 1, 0, 1]), count: 4, featureCount: 2};
+    // alice stored afresh (her identity, and so an empty log of the sessions she took part in).
+    async function storeAlice() {
+      await t.store.deleteIdentity();
+      await t.store.saveIdentity({id: "alice", signingSeed: t.fromHex(setup.seed), tlsPrivateKey: null,
+                                  certificatePem: t.x509.derToPem(der.alice), caPem: t.x509.derToPem(der.ca)});
+    }
     function makeAgent(options) {
       return new t.participant.BrowserParticipant({
         sodium: t.sodium, secagg: t.secagg, trainer, dataset,
         identity: {id: "alice", signingSeed: t.fromHex(setup.seed), certificateDer: der.alice},
         caDer: der.ca, coordinatorId: options.coordinatorId ?? "coordinator", policy: options.policy ?? {},
+        sessionLog: options.sessionLog ?? t.store.sessionLog("alice"),
+      });
+    }
+    // A BrowserParticipant as the page makes one: from the stored identity, with its session log.
+    async function agentFromStore() {
+      const stored = await t.store.loadIdentity();
+      return new t.participant.BrowserParticipant({
+        sodium: t.sodium, secagg: t.secagg, trainer, dataset,
+        identity: {id: stored.id, signingSeed: stored.signingSeed, certificateDer: t.x509.pemToDer(stored.certificatePem)},
+        caDer: t.x509.pemToDer(stored.caPem), coordinatorId: "coordinator",
+        sessionLog: t.store.sessionLog(stored.id),
       });
     }
 """

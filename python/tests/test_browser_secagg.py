@@ -1,5 +1,5 @@
 """The masking participant in browser JavaScript (web/participant/secagg.js) against the SecAgg
-vectors, in a real headless Chromium: web/participant/secagg-test.html replays every transcript of
+vectors, in a real headless Chromium: web/tests/secagg-test.html replays every transcript of
 Vectors/secagg/veil_secagg.json client by client (every message each participant sends must equal
 the transcript's, byte for byte, and it must complete exactly when the transcript says), re-runs the
 honest transcripts end to end with a small honest coordinator, runs every substitution case
@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # browser_support.py is a sibling
 from browser_support import ROOT, ModuleFixtures, veil_binary  # noqa: E402
 
-PAGE_PATH = "/web/participant/secagg-test.html"
+PAGE_PATH = "/web/tests/secagg-test.html"
 SECAGG = os.path.join(ROOT, "Vectors", "secagg", "veil_secagg.json")
 PARAMETERS = os.path.join(ROOT, "Vectors", "secagg", "veil_secagg_parameters.json")
 TIMEOUT = 600.0  # generous: two shared cores, and the lead may be compiling

@@ -2,7 +2,7 @@
 against the native trainer's known answers, in a real headless Chromium: every case of
 Vectors/trainer/veil_local_training.json — softmax and MLP training whose every double must have
 the listed bits, and CSV text read or refused as listed — must pass in
-web/participant/trainer-test.html, the case count taken from the JSON here. With ?perturb=1 (each
+web/tests/trainer-test.html, the case count taken from the JSON here. With ?perturb=1 (each
 plan's learning rate one bit off) every training case must fail, or the comparison proves
 nothing. The page also times softmax training on 1,000 rows × 20 features (printed). Standard
 library only; skipped when Chromium or chromedriver is missing unless VEIL_REQUIRE_TOOLS=1.
@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by disc
 from browser_support import ROOT, ModuleFixtures  # noqa: E402
 
 VECTOR_FILE = os.path.join(ROOT, "Vectors", "trainer", "veil_local_training.json")
-PAGE_PATH = "/web/participant/trainer-test.html"
+PAGE_PATH = "/web/tests/trainer-test.html"
 TIMEOUT = 180.0
 
 fixtures = ModuleFixtures()

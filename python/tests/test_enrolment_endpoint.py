@@ -3,7 +3,7 @@ over TLS: one-time tokens (`veil ca token`) are used exactly once, even by 8 cli
 a token is only for its id and role, and is not used up by a request it refuses; an expired
 token is refused and removed; malformed bodies, wrong methods and paths get their statuses;
 CORS preflights are answered only for the allowed origin; no token reaches the endpoint's logs
-or the CA's folder. Last, end to end in headless Chromium: web/participant/enrol-e2e.html makes
+or the CA's folder. Last, end to end in headless Chromium: web/tests/enrol-e2e.html makes
 its keys with web/participant/enrol.js and enrols against the endpoint, trusting exactly the
 endpoint's key (--ignore-certificate-errors-spki-list).
 
@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
 from browser_support import ModuleFixtures, extension_values, openssl_binary, run, veil_binary  # noqa: E402
 
-PAGE_PATH = "/web/participant/enrol-e2e.html"
+PAGE_PATH = "/web/tests/enrol-e2e.html"
 HTTP_TIMEOUT = 15.0
 PAGE_TIMEOUT = 30.0
 

@@ -1,6 +1,6 @@
 """libsodium compiled to WebAssembly (web/participant/libsodium.wasm, Specs/browser.md section 1)
 and Veil's constructions in JavaScript (web/participant/veil-crypto.js), run against the project's
-vector files in a real headless Chromium: web/participant/vectors.html must run every case of
+vector files in a real headless Chromium: web/tests/vectors.html must run every case of
 every file it lists, as the files say, with no failure and nothing skipped. A .wasm whose bytes
 were altered must be refused by the loader's SHA-256 check. Standard library only; skipped when
 Chromium or chromedriver is missing unless VEIL_REQUIRE_TOOLS=1.
@@ -26,11 +26,11 @@ WASM = os.path.join(PARTICIPANT, "libsodium.wasm")
 WASM_SHA256 = os.path.join(PARTICIPANT, "libsodium.wasm.sha256")
 SODIUM_JS = os.path.join(PARTICIPANT, "sodium.js")
 VECTORS = os.path.join(ROOT, "Vectors")
-PAGE_PATH = "/web/participant/vectors.html"
+PAGE_PATH = "/web/tests/vectors.html"
 TAMPERED_PREFIX = "/tampered"  # the same tree, with one byte of libsodium.wasm flipped
 TIMEOUT = 180.0  # generous: the machine may be compiling at the same time
 
-# Every vector file the page must run, with its algorithm (web/participant/vectors.js FILES).
+# Every vector file the page must run, with its algorithm (web/tests/vectors.js FILES).
 FILES = {
     "x25519/rfc7748.json": "XDH",
     "x25519/x25519_test.json": "XDH",

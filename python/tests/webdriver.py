@@ -151,6 +151,20 @@ class Browser:
     def click(self, css):
         self._command("POST", "/element/%s/click" % self.find_element(css), {})
 
+    def clear(self, css):
+        """Empty an <input> or <textarea> (WebDriver Element Clear), e.g. before send_keys."""
+        self._command("POST", "/element/%s/clear" % self.find_element(css), {})
+
+    def select(self, css, value):
+        """Choose the <option value=value> of the <select> a CSS selector finds, as a user would
+        (by clicking the option, which fires the select's input and change events)."""
+        self.click("%s option[value=\"%s\"]" % (css, value.replace("\\", "\\\\").replace('"', '\\"')))
+
+    def fill(self, css, text):
+        """Replace an input's value by typing: clear, then send_keys."""
+        self.clear(css)
+        self.send_keys(css, text)
+
     def console_log(self):
         """The browser console's entries since the last call (chromedriver's log type "browser"),
         as "LEVEL message" lines; [] when the driver does not offer the log."""

@@ -236,6 +236,9 @@ function sessionServerKey(session) {
  * - policy: DEFAULT_POLICY's keys (missing ones take the defaults).
  * - dataset: {features: Float64Array, labels: Int32Array, count, featureCount} or null.
  * - secagg, trainer: the modules ./secagg.js and ./trainer.js (or stand-ins).
+ * - sessionLog: {claim(sessionIdHex) → Promise<boolean>}, the identity's persistent log of the
+ *   sessions it took part in (identity-store.js's sessionLog(id)): true when newly recorded (and
+ *   committed), false when already there; a rejection makes the round a decline. Required.
  * - now: () => milliseconds (certificate validity), default Date.now.
  * - resources: Hello's resources, default from navigator.
  * Events (EventTarget, CustomEvent detail): "round" (a round's state changed: detail is the
@@ -243,7 +246,7 @@ function sessionServerKey(session) {
  */
 export class BrowserParticipant extends EventTarget {
   constructor({ sodium, identity, caDer, coordinatorId = "coordinator", policy = {}, dataset = null, now = Date.now,
-    secagg = null, trainer = null, resources = null } = {}) {
+    secagg = null, trainer = null, resources = null, sessionLog = null } = {}) {
     super();
     if (!sodium) throw new TypeError("a loaded Sodium is required");
     if (!identity || !(identity.signingSeed instanceof Uint8Array) || identity.signingSeed.length !== 32) {
@@ -268,7 +271,11 @@ export class BrowserParticipant extends EventTarget {
     this.trainer = trainer;
     this.resources = resources;
     this.verified = new Map(); // SHA-256 hex of a certificate → its verified identity (while valid)
-    this.contributedSessions = new Set();
+    if (!sessionLog || typeof sessionLog.claim !== "function") {
+      throw new TypeError("a session log is required (identity-store.js's sessionLog(id)): a session is taken part in once, across connections and reloads");
+    }
+    this.sessionLog = sessionLog;
+    this.contributedSessions = new Set(); // this object's own, besides the log
     this.round = null; // {number, client, session, record}
     this.rounds = []; // one record per assignment, for the page
     this.tally = { assigned: 0, completed: 0, declined: 0, centralDP: 0, trainingSeconds: 0, cryptoSeconds: 0 };
@@ -626,12 +633,24 @@ export class BrowserParticipant extends EventTarget {
       throw new Declined(DECLINE.PRIVACY, "a distributed-DP plan: a browser participant does not run distributed DP");
     }
     // One set of keys per session: a second R0 in the same session would let the server show
-    // different keys to different neighbours.
+    // different keys to different neighbours. Not only in this object: the session is recorded in
+    // the identity's log (identity-store.js), and the record committed, before training and so
+    // before R0 — a reconnect or a reload makes a new BrowserParticipant that finds it there.
     const sessionKey = hex(session.id);
     if (this.contributedSessions.has(sessionKey)) {
       throw new Declined(DECLINE.POLICY, "this participant has already taken part in this session");
     }
+    let first;
+    try {
+      first = await this.sessionLog.claim(sessionKey);
+    } catch (error) {
+      throw new Declined(DECLINE.POLICY,
+        `cannot record this session in the identity's log of sessions taken part in (${describe(error)}): declined rather than risk a second R0`);
+    }
     this.contributedSessions.add(sessionKey);
+    if (first !== true) {
+      throw new Declined(DECLINE.POLICY, "this participant has already taken part in this session (on an earlier connection or page)");
+    }
 
     const randomness = this.roundRandomness(session.id);
     let input;

@@ -7,18 +7,23 @@
 // coordinator_id (default "coordinator"), enrol (the CA's enrolment endpoint), id, token and
 // autojoin=1 (automation: enrol with the token if no identity is stored, then join), csv_url (a
 // same-origin CSV to use as the local data, for tests); adversary, min_cohort, min_contributors
-// (this participant's own policy, Specs/wire.md §3.1; the defaults are join.json's); leave_after=N
-// (test hook: after sending its N-th SecAgg message of round 1 the page closes its WebSocket, as
-// closing the tab would, and sets the title LEFT).
+// (may only make "Your policy" stricter for this visit: a link asking for less is refused by
+// name); leave_after=N (test hook: after sending its N-th SecAgg message of round 1 the page
+// closes its WebSocket, as closing the tab would, and sets the title LEFT).
 //
-// Test hooks: window.veilParticipant = {status, rounds, lastError, tally, welcome, finished} and
+// "Your policy" (Specs/wire.md §3.1: adversary, minimum cohort, minimum contributors; the
+// defaults are DEFAULT_POLICY, veil join's) is the user's own: set on the page and saved in this
+// origin's localStorage only when the user presses Save. Whoever hands out the link (often the
+// coordinator) cannot lower it.
+//
+// Test hooks: window.veilParticipant = {status, rounds, lastError, tally, welcome, finished, policy} and
 // document.title = ENROLLED | JOINED | ROUND n COMPLETED | FINISHED | LEFT | ERROR: … (and a few
 // intermediate states). Secrets (the seed, the token) are never logged, shown or put in an error.
 
 import { loadSodium } from "./sodium.js";
 import { makeEnrolmentRequest, enrol } from "./enrol.js";
 import { verifyCertificate, pemToDer } from "./x509.js";
-import { loadIdentity, saveIdentity, deleteIdentity } from "./identity-store.js";
+import { loadIdentity, saveIdentity, deleteIdentity, sessionLog } from "./identity-store.js";
 import { BrowserParticipant, DEFAULT_POLICY, ParticipantError } from "./participant.js";
 
 const params = new URLSearchParams(location.search);
@@ -30,14 +35,17 @@ const config = {
   id: params.get("id") || "",
   autojoin: params.get("autojoin") === "1",
   csvUrl: params.get("csv_url") || "",
-  // This participant's own policy (Specs/wire.md §3.1), as join.json's `policy`: checked in main().
+  // Stricter-only overrides of "Your policy" for this visit (Specs/wire.md §3.1): checked in main().
   adversary: params.get("adversary"),
   minCohort: params.get("min_cohort"),
   minContributors: params.get("min_contributors"),
   // Test hook: after sending its N-th SecAgg message of round 1, close the socket (as closing the tab would).
   leaveAfter: params.get("leave_after"),
 };
-let policy = {}; // the keys of participant.js's DEFAULT_POLICY that the query sets
+let policy = {}; // the policy in force: "Your policy", made stricter by the link where it asks (effectivePolicy)
+let policyRefused = false; // the link asks for less than "Your policy": no joining until the user says otherwise
+const POLICY_STORAGE_KEY = "veil-participant-policy";
+const ADVERSARY_STRENGTH = { "honest-but-curious": 0, malicious: 1 };
 // The token is read once and removed from the address bar (and so from the history).
 let pendingToken = params.get("token") || "";
 if (params.has("token")) {
@@ -76,6 +84,7 @@ const state = {
   finished: null,
   identity: null, // {id, certificateDer, caDer, signingKey, notAfter}: never the seed
   dataset: null,
+  policy: null, // {saved, link, effective}: "Your policy", what the link asks, what is in force
 };
 window.veilParticipant = state;
 
@@ -211,7 +220,7 @@ async function fetchCsv(url) {
 // --- taking part ------------------------------------------------------------------------------
 
 function updateJoinButton() {
-  $("join-button").disabled = !(state.identity && state.dataset) || socket !== null;
+  $("join-button").disabled = !(state.identity && state.dataset) || socket !== null || policyRefused;
 }
 
 function roundTitle(record) {
@@ -249,6 +258,7 @@ function renderRounds() {
 }
 
 function join() {
+  if (policyRefused) return; // the refusal is on the page already
   clearError();
   if (!state.identity || !signingSeed) return showError("enrol first");
   if (!state.dataset) return showError("choose a CSV file first");
@@ -265,6 +275,7 @@ function join() {
     sodium, secagg, trainer,
     identity: { id: state.identity.id, signingSeed, certificateDer: state.identity.certificateDer, signingKey: state.identity.signingKey },
     caDer: state.identity.caDer, coordinatorId: config.coordinatorId, dataset: state.dataset, policy,
+    sessionLog: sessionLog(state.identity.id), // the sessions taken part in, kept with the identity across connections and reloads
   });
   agent.addEventListener("round", (event) => {
     state.rounds = agent.rounds;
@@ -346,29 +357,136 @@ function join() {
 
 // --- start --------------------------------------------------------------------------------------
 
-/** adversary, min_cohort, min_contributors and leave_after from the query, refused by name when out of range. */
-function checkPolicyParams() {
-  const integer = (name, text, minimum) => {
-    if (!/^[0-9]{1,9}$/.test(text)) throw new Error(`${name} must be a whole number, not "${text.slice(0, 20)}"`);
-    const value = Number(text);
-    if (value < minimum) throw new Error(`${name} must be at least ${minimum}`);
-    return value;
-  };
-  if (config.adversary !== null) {
-    if (!["malicious", "honest-but-curious"].includes(config.adversary)) {
-      throw new Error(`adversary must be malicious or honest-but-curious, not "${config.adversary.slice(0, 40)}"`);
-    }
-    policy.adversary = config.adversary;
+// --- the policy ---------------------------------------------------------------------------------
+
+/** A whole number of at least `minimum`, from text, refused by name. */
+function wholeNumber(name, text, minimum) {
+  if (!/^[0-9]{1,9}$/.test(text)) throw new Error(`${name} must be a whole number, not "${String(text).slice(0, 20)}"`);
+  const value = Number(text);
+  if (value < minimum) throw new Error(`${name} must be at least ${minimum}`);
+  return value;
+}
+
+function checkAdversary(name, value) {
+  if (!(value in ADVERSARY_STRENGTH)) {
+    throw new Error(`${name} must be malicious or honest-but-curious, not "${String(value).slice(0, 40)}"`);
   }
-  if (config.minCohort !== null) policy.minCohort = integer("min_cohort", config.minCohort, 2);
-  if (config.minContributors !== null) policy.minContributors = integer("min_contributors", config.minContributors, 2);
-  if (config.leaveAfter !== null) leaveAfter = integer("leave_after", config.leaveAfter, 1);
-  // The secure-sum client's own checks (min_cohort ≥ 2, the release floor, the threat model), as join.json's are.
-  const p = { ...DEFAULT_POLICY, ...policy };
+  return value;
+}
+
+/** The secure-sum client's own checks of a policy (min_cohort ≥ 2, the release floor, the threat model), as join.json's are. */
+function checkWithSecAgg(p) {
+  const full = { ...DEFAULT_POLICY, ...p };
   new secagg.SecAggPolicy({
-    adversary: p.adversary, corruptFraction: p.corruptFraction, dropoutFraction: p.dropoutFraction,
-    securityBits: p.securityBits, minCohort: p.minCohort, minContributors: p.minContributors,
+    adversary: full.adversary, corruptFraction: full.corruptFraction, dropoutFraction: full.dropoutFraction,
+    securityBits: full.securityBits, minCohort: full.minCohort, minContributors: full.minContributors,
   });
+}
+
+function defaultPolicy() {
+  return { adversary: DEFAULT_POLICY.adversary, minCohort: DEFAULT_POLICY.minCohort, minContributors: DEFAULT_POLICY.minContributors };
+}
+
+/** "Your policy" as saved in this browser (DEFAULT_POLICY's when nothing is saved); a malformed record is refused. */
+function loadSavedPolicy() {
+  let text = null;
+  try {
+    text = globalThis.localStorage?.getItem(POLICY_STORAGE_KEY) ?? null;
+  } catch (error) {
+    throw new Error(`your saved policy cannot be read (${messageOf(error)})`);
+  }
+  if (text === null) return defaultPolicy();
+  try {
+    const record = JSON.parse(text);
+    const saved = {
+      adversary: checkAdversary("adversary", record.adversary),
+      minCohort: wholeNumber("min_cohort", String(record.minCohort), 2),
+      minContributors: wholeNumber("min_contributors", String(record.minContributors), 2),
+    };
+    checkWithSecAgg(saved);
+    return saved;
+  } catch (error) {
+    throw new Error(`your saved policy is unreadable (${messageOf(error)}): set "Your policy" on this page again`);
+  }
+}
+
+/** leave_after, and the policy keys the link sets (each checked, refused by name when malformed). */
+function readLinkParams() {
+  const link = {};
+  if (config.adversary !== null) link.adversary = checkAdversary("adversary", config.adversary);
+  if (config.minCohort !== null) link.minCohort = wholeNumber("min_cohort", config.minCohort, 2);
+  if (config.minContributors !== null) link.minContributors = wholeNumber("min_contributors", config.minContributors, 2);
+  if (config.leaveAfter !== null) leaveAfter = wholeNumber("leave_after", config.leaveAfter, 1);
+  return link;
+}
+
+/**
+ * "Your policy" made stricter where the link asks: malicious over honest-but-curious, larger
+ * minimums. A link asking for less than "Your policy" is refused, naming the key.
+ */
+function effectivePolicy(saved, link) {
+  const effective = { ...saved };
+  const weaker = (key, asked, yours) => new Error(
+    `the link asks for ${key}=${asked}, weaker than your policy's ${yours}: refused. ` +
+    `A link may only make your policy stricter; if you mean it, change "Your policy" on this page.`);
+  if (link.adversary !== undefined) {
+    if (ADVERSARY_STRENGTH[link.adversary] < ADVERSARY_STRENGTH[saved.adversary]) throw weaker("adversary", link.adversary, saved.adversary);
+    effective.adversary = link.adversary;
+  }
+  if (link.minCohort !== undefined) {
+    if (link.minCohort < saved.minCohort) throw weaker("min_cohort", link.minCohort, saved.minCohort);
+    effective.minCohort = link.minCohort;
+  }
+  if (link.minContributors !== undefined) {
+    if (link.minContributors < saved.minContributors) throw weaker("min_contributors", link.minContributors, saved.minContributors);
+    effective.minContributors = link.minContributors;
+  }
+  checkWithSecAgg(effective);
+  return effective;
+}
+
+function describePolicy(p) {
+  return `adversary ${p.adversary}, minimum cohort ${p.minCohort}, minimum contributors ${p.minContributors}`;
+}
+
+function fillPolicyForm(p) {
+  $("policy-adversary").value = p.adversary;
+  $("policy-min-cohort").value = String(p.minCohort);
+  $("policy-min-contributors").value = String(p.minContributors);
+}
+
+/** Computes and shows the policy in force from "Your policy" and the link; refuses (and disables joining) when the link asks for less. */
+function applyPolicy(saved, link) {
+  state.policy = { saved: { ...saved }, link: { ...link }, effective: null };
+  try {
+    policy = effectivePolicy(saved, link);
+  } catch (error) {
+    policy = {};
+    policyRefused = true;
+    $("policy-effective").textContent = "none: the link's policy is refused (see above)";
+    updateJoinButton();
+    throw error;
+  }
+  policyRefused = false;
+  state.policy.effective = { ...policy };
+  const raised = Object.keys(link).map((k) => ({ adversary: "adversary", minCohort: "min_cohort", minContributors: "min_contributors" })[k]);
+  $("policy-effective").textContent = describePolicy(policy) +
+    (raised.length ? ` (your policy, made stricter by the link's ${raised.join(", ")} for this visit)` : " (your policy)");
+  updateJoinButton();
+}
+
+/** The Save button: the form's values, checked, become "Your policy" in this browser. */
+function savePolicyFromForm(link) {
+  const saved = {
+    adversary: checkAdversary("adversary", $("policy-adversary").value),
+    minCohort: wholeNumber("minimum cohort", $("policy-min-cohort").value.trim(), 2),
+    minContributors: wholeNumber("minimum contributors", $("policy-min-contributors").value.trim(), 2),
+  };
+  checkWithSecAgg(saved);
+  globalThis.localStorage.setItem(POLICY_STORAGE_KEY, JSON.stringify(saved));
+  $("policy-saved-note").textContent = `Saved in this browser: ${describePolicy(saved)}.` +
+    (socket ? " It applies from the next time you join." : "");
+  return saved;
 }
 
 function equal(a, b) {
@@ -388,8 +506,47 @@ async function main() {
     showError(`the secure-sum client (secagg.js) could not be loaded: ${messageOf(error)}`);
     return;
   }
+  let link;
+  let saved;
   try {
-    checkPolicyParams();
+    link = readLinkParams();
+    saved = loadSavedPolicy();
+  } catch (error) {
+    showError(`the participant's policy is refused: ${messageOf(error)}`);
+    fillPolicyForm(defaultPolicy());
+    policyRefused = true;
+    $("policy-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      try { savePolicyFromForm({}); location.reload(); } catch (e) { showError(`your policy is refused: ${messageOf(e)}`); }
+    });
+    return;
+  }
+  fillPolicyForm(saved);
+  $("policy-saved-note").textContent = globalThis.localStorage?.getItem(POLICY_STORAGE_KEY)
+    ? "Saved in this browser." : "Nothing saved yet: the defaults (veil join's) apply.";
+  $("policy-defaults").addEventListener("click", () => fillPolicyForm(defaultPolicy()));
+  $("policy-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const wasRefused = policyRefused;
+    try {
+      saved = savePolicyFromForm(link);
+    } catch (error) {
+      showError(`your policy is refused: ${messageOf(error)}`);
+      return;
+    }
+    if (wasRefused) {
+      location.reload(); // start again with the policy the user chose (the link's is checked against it)
+      return;
+    }
+    try {
+      clearError();
+      applyPolicy(saved, link);
+    } catch (error) {
+      showError(`the participant's policy is refused: ${messageOf(error)}`);
+    }
+  });
+  try {
+    applyPolicy(saved, link);
   } catch (error) {
     showError(`the participant's policy is refused: ${messageOf(error)}`);
     return;

@@ -4,7 +4,7 @@
 // (Sources/VeilLearning) for the same rows, plan, seed and stream. Every operation is one IEEE-754
 // double +, −, ×, / in the order Swift performs it (JavaScript never fuses a multiply-add), and
 // exp is the deterministic one of §2.1, not Math.exp. Vectors/trainer/veil_local_training.json
-// is the proof, run by trainer-test.html.
+// is the proof, run by web/tests/trainer-test.html.
 //
 //   trainLocally({modelSpec, features, classes, parameters, dataset, plan, seed, stream})
 //     → {delta: Float64Array (w − w_global), examples}

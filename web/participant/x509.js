@@ -4,7 +4,8 @@
 // issued by the CA (issuer = the CA's subject, ECDSA P-256 with SHA-256 by the CA's key), valid
 // at `now`, a subject common name that is a Veil id, Veil's role extension
 // (1.3.6.1.4.1.32473.1.1, a DER UTF8String) equal to the role asked for, and its signing-key
-// extension (1.3.6.1.4.1.32473.1.2, a DER OCTET STRING of 32 bytes).
+// extension (1.3.6.1.4.1.32473.1.2, a DER OCTET STRING of 32 bytes). A certificate, the CA's
+// included, with a critical extension this reader does not understand is refused (RFC 5280 §4.2).
 //
 // DER only (X.690): definite, minimal lengths; no trailing bytes anywhere; every structure is
 // read field by field and anything unexpected is refused. WebCrypto verifies the signature
@@ -27,12 +28,31 @@ export const CERTIFICATE_ERRORS = Object.freeze([
   "invalidName", // no common name, or not 1–64 of a–z A–Z 0–9 . - _
   "missingExtension", // no (or a malformed) role or signing-key extension
   "wrongRole", // a role other than the one asked for
-  "invalidCA", // the CA certificate itself cannot be read
+  "invalidCA", // the CA certificate itself cannot be read, or is not one this reader can honour
+  "unhandledCriticalExtension", // a critical extension this reader does not understand (RFC 5280 §4.2)
 ]);
 
 export const ROLES = Object.freeze(["coordinator", "participant", "key-holder"]);
 export const OID_ROLE = "1.3.6.1.4.1.32473.1.1";
 export const OID_SIGNING_KEY = "1.3.6.1.4.1.32473.1.2";
+/**
+ * The extensions this reader understands, by OID: a certificate (or the CA's) with any other
+ * extension marked critical is refused (RFC 5280 §4.2: "A certificate-using system MUST reject
+ * the certificate if it encounters a critical extension it does not recognize"). Those `veil ca`
+ * writes: basic constraints, key usage, extended key usage and the subject alternative name
+ * (which constrain the holder's TLS key, not its Veil identity, so they take nothing from it),
+ * and Veil's role and signing key, which it acts on; the key identifiers are never critical.
+ */
+export const UNDERSTOOD_EXTENSIONS = Object.freeze(new Set([
+  "2.5.29.19", // basic constraints
+  "2.5.29.15", // key usage
+  "2.5.29.37", // extended key usage
+  "2.5.29.17", // subject alternative name
+  "2.5.29.14", // subject key identifier
+  "2.5.29.35", // authority key identifier
+  "1.3.6.1.4.1.32473.1.1", // Veil's role
+  "1.3.6.1.4.1.32473.1.2", // Veil's signing key
+]));
 const OID_ECDSA_SHA256 = "1.2.840.10045.4.3.2";
 const OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1";
 const OID_P256 = "1.2.840.10045.3.1.7";
@@ -331,6 +351,11 @@ export function ecdsaDerToP1363(bitString) {
   }
 }
 
+/** The OIDs of the critical extensions of a parsed certificate that this reader does not understand. */
+export function unhandledCriticalExtensions(parsed) {
+  return [...parsed.extensions].filter(([oid, e]) => e.critical && !UNDERSTOOD_EXTENSIONS.has(oid)).map(([oid]) => oid);
+}
+
 /** The CA's certificate, parsed: its subject and P-256 public key (a CryptoKey for verifying). */
 async function readCA(caDer) {
   let ca;
@@ -340,6 +365,10 @@ async function readCA(caDer) {
     throw new CertificateError("invalidCA", `the CA certificate cannot be read: ${error.message}`);
   }
   if (!ca.publicKey) throw new CertificateError("invalidCA", "the CA certificate's key is not a P-256 key");
+  const unhandled = unhandledCriticalExtensions(ca);
+  if (unhandled.length > 0) {
+    throw new CertificateError("invalidCA", `the CA certificate has a critical extension this participant does not understand (${unhandled.join(", ")})`);
+  }
   const key = await crypto.subtle.importKey("spki", ca.publicKey, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
   return { subject: ca.subject, key };
 }
@@ -369,6 +398,11 @@ export async function verifyCertificate(der, caDer, role, now = Date.now()) {
     && await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, ca.key, signature, c.tbs);
   if (!issued) {
     throw new CertificateError("notIssuedByFederation", `the certificate of ${subject} was not issued by this federation's CA`);
+  }
+  const unhandled = unhandledCriticalExtensions(c);
+  if (unhandled.length > 0) {
+    throw new CertificateError("unhandledCriticalExtension",
+      `the certificate of ${subject} has a critical extension this participant does not understand (${unhandled.join(", ")}): refused (RFC 5280 §4.2)`);
   }
   if (!(c.notBefore <= when && when <= c.notAfter)) {
     throw new CertificateError("expired", `the certificate of ${subject} is not valid now`);

@@ -7,8 +7,8 @@
 // The Ed25519 seed is zeroed once the request is made (this page never signs with it), and the
 // token is taken out of the address bar and never logged nor exposed.
 
-import { loadSodium } from "./sodium.js";
-import { makeEnrolmentRequest, enrol } from "./enrol.js";
+import { loadSodium } from "../participant/sodium.js";
+import { makeEnrolmentRequest, enrol } from "../participant/enrol.js";
 
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const log = (line) => { document.getElementById("log").textContent += line + "\n"; };

@@ -20,12 +20,12 @@
 // of one recorded coordinator message of the first transcript: the page must FAIL), `bench=1`
 // (time one client's masking for d = 100,000, b = 32, n = 5, complete graph).
 
-import { loadSodium } from "./sodium.js";
-import { veilKdf, ChaChaGenerator, dleqVerify } from "./veil-crypto.js";
+import { loadSodium } from "../participant/sodium.js";
+import { veilKdf, ChaChaGenerator, dleqVerify } from "../participant/veil-crypto.js";
 import {
   SecAggError, SecAggPolicy, SecAggSession, SecAggClient, ThreatModel, validateParameters, recommendParameters,
   encodeSignedMessage, decodeSignedMessage, maskInput, maskInputReference, maskedVectorBytes,
-} from "./secagg.js";
+} from "../participant/secagg.js";
 
 const ENCODER = new TextEncoder();
 

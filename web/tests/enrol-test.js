@@ -5,11 +5,11 @@
 //     elapsedMs: [per request], sodiumLoadMs, calls: { generateKey, getRandomValues, signSeedKeypair } }
 // or { error, calls }. The seed is never exposed: the page zeroes it once the request is made.
 
-import { loadSodium } from "./sodium.js";
+import { loadSodium } from "../participant/sodium.js";
 import {
   makeEnrolmentRequest, validateId, validateRole, generateTlsKeyPair, generateSigningSeed, checkP256Spki,
   bindingMessage, certificationRequestInfo, signRequest, pem,
-} from "./enrol.js";
+} from "../participant/enrol.js";
 
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const log = (line) => { document.getElementById("log").textContent += line + "\n"; };

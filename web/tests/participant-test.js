@@ -1,17 +1,17 @@
 // Test page for the browser participant's modules (python/tests/test_browser_participant.py):
 // exposes them, with a loaded Sodium, as window.veilTest; the test drives them with
 // execute_async. document.title: READY or ERROR: ….
-import { loadSodium } from "./sodium.js";
-import * as x509 from "./x509.js";
-import * as roundplan from "./roundplan.js";
-import * as store from "./identity-store.js";
-import * as participant from "./participant.js";
+import { loadSodium } from "../participant/sodium.js";
+import * as x509 from "../participant/x509.js";
+import * as roundplan from "../participant/roundplan.js";
+import * as store from "../participant/identity-store.js";
+import * as participant from "../participant/participant.js";
 
 async function main() {
   const sodium = await loadSodium();
   let secagg = null;
   try {
-    secagg = await import("./secagg.js");
+    secagg = await import("../participant/secagg.js");
   } catch (error) {
     secagg = null;
   }

@@ -9,12 +9,12 @@
 //     random: { bytes, distinct, nonZero, randomGetCalls, randomGetBytes },
 //     cases, passed, failed, skipped, error, elapsedMs, wasmSha256 }.
 
-import { loadSodium, SodiumError, LIBSODIUM_WASM_SHA256 } from "./sodium.js";
+import { loadSodium, SodiumError, LIBSODIUM_WASM_SHA256 } from "../participant/sodium.js";
 import {
   VeilError, veilKdf, hkdfSha256, ChaChaGenerator, maskExpansion, shamirSplit, shamirReconstruct, shamirDecode,
   FixedPointCodec, ristretto255Scalar, ristretto255Reduce, ristretto255Element, ristretto255PublicKey,
   ristretto255Agree, dleqProve, dleqVerify,
-} from "./veil-crypto.js";
+} from "../participant/veil-crypto.js";
 
 /** Every file this page runs, with the algorithm it must name. */
 export const FILES = {

@@ -10,7 +10,7 @@
 //   { cases, passed, failed, trainCases, csvCases, failures: [...], mismatchedDoubles, perturbed,
 //     bench: { rows, features, classes, batchSize, bestMs, runsMs }, error, elapsedMs }.
 
-import { trainLocally, parseCsv, fromBits, toBits, streamForId, Xoshiro256 } from "./trainer.js";
+import { trainLocally, parseCsv, fromBits, toBits, streamForId, Xoshiro256 } from "../participant/trainer.js";
 
 const FILE = "trainer/veil_local_training.json";
 const params = new URLSearchParams(location.search);
