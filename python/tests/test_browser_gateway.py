@@ -167,6 +167,38 @@ class GatewayTests(unittest.TestCase):
         ws.send_json(self.answer(nonce, folder=self.path("other-ca")))
         self.assertRefused(ws, "not issued")
 
+    def openssl_participant(self, name, critical):
+        """A participant certificate made by openssl, signed with the CA's key, with Veil's
+        extensions and an unknown extension 1.2.3.4 (critical or not); and its signing key."""
+        folder = tempfile.mkdtemp(dir=self.folder.name)
+        key, csr, cert, ext = (os.path.join(folder, n) for n in ("key.pem", "csr.pem", "cert.pem", "ext.cnf"))
+        run(self.openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-subj", "/CN=" + name, "-out", csr)
+        signing = nacl.signing.SigningKey.generate()
+        with open(ext, "w") as f:
+            f.write("basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+                    "extendedKeyUsage = clientAuth\nsubjectAltName = DNS:%s\n" % name)
+            f.write("1.3.6.1.4.1.32473.1.1 = DER:0C0B%s\n" % b"participant".hex())
+            f.write("1.3.6.1.4.1.32473.1.2 = DER:0420%s\n" % bytes(signing.verify_key).hex())
+            f.write("1.2.3.4 = %sDER:0500\n" % ("critical," if critical else ""))
+        run(self.openssl, "x509", "-req", "-in", csr, "-CA", self.path("ca.cert.pem"), "-CAkey",
+            self.path("ca.key.pem"), "-set_serial", "0x%s" % os.urandom(15).hex(), "-days", "2", "-sha256",
+            "-extfile", ext, "-out", cert)
+        return self.der(cert), signing
+
+    def test_a_certificate_with_an_unknown_critical_extension_is_refused(self):
+        for critical in (False, True):
+            certificate, signing = self.openssl_participant("carol-%s" % critical, critical)
+            ws, nonce = self.connect()
+            statement = CONTEXT + nonce + struct.pack("<I", len(b"coordinator")) + b"coordinator"
+            ws.send_json({"authenticate": {"certificate": base64.b64encode(certificate).decode(),
+                                           "signature": base64.b64encode(signing.sign(statement).signature).decode()}})
+            if critical:
+                self.assertRefused(ws, "critical extension 1.2.3.4")
+            else:  # the same certificate without the flag: this is what the refusal was about
+                ws.send_json({"hello": {"protocolVersion": 1}})
+                self.assertEqual(ws.receive_json()["welcome"]["participantId"], "carol-False")
+
     def test_hello_before_the_answer_is_refused(self):
         ws, _ = self.connect()
         ws.send_json({"hello": {"protocolVersion": 1}})

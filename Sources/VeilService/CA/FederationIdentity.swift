@@ -25,6 +25,14 @@ public struct FederationIdentity: Hashable, Sendable {
         guard certificate.notValidBefore <= now, now <= certificate.notValidAfter else {
             throw CredentialError.expired("\(certificate.subject)")
         }
+        // RFC 5280 §4.2: a critical extension not understood makes the certificate unusable
+        // (the browser's x509.js refuses it the same way).
+        if let unknown = certificate.extensions.first(where: {
+            $0.critical && !Self.understoodExtensions.contains($0.oid)
+        }) {
+            throw CredentialError.notIssuedByFederation(
+                "\(certificate.subject) has a critical extension \(unknown.oid) this verifier does not understand")
+        }
         guard let name = certificate.subject.commonName else {
             throw CredentialError.missingExtension("subject common name")
         }
@@ -48,6 +56,14 @@ public struct FederationIdentity: Hashable, Sendable {
         self.certificateDER = serializer.serializedBytes
         self.notValidAfter = certificate.notValidAfter
     }
+
+    /// The extensions whose meaning is known here, critical or not: basic constraints, key
+    /// usage, extended key usage, subject alternative name, the two key identifiers, and
+    /// Veil's role and signing key.
+    static let understoodExtensions: Set<ASN1ObjectIdentifier> = [
+        [2, 5, 29, 19], [2, 5, 29, 15], [2, 5, 29, 37], [2, 5, 29, 17], [2, 5, 29, 14], [2, 5, 29, 35],
+        VeilExtensions.role, VeilExtensions.signingKey,
+    ]
 
     /// Parses a DER certificate and checks it as above.
     public init(der: [UInt8], ca: Certificate, now: Date = Date()) throws {
