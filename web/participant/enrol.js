@@ -17,6 +17,8 @@
 // to the caller, who owns that one buffer; every other copy made here (libsodium's 64-byte
 // secret key, which begins with the seed) is overwritten with zeros once the binding is signed.
 
+import { concat } from "./veil-crypto.js";
+
 /** The id or role is not one a CA would certify; nothing was made. */
 export class EnrolmentInputError extends Error {
   constructor(message) {
@@ -86,16 +88,6 @@ export function validateRole(role) {
 }
 
 // --- DER (X.690), the few types a certificate request needs ---------------------------------
-
-function concat(...parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 /** The length octets: short form below 128, else 0x80 | n followed by n big-endian bytes. */
 function derLength(length) {

@@ -16,7 +16,7 @@
 // Dependencies are passed in (the SecAgg module `secagg` = ./secagg.js, the trainer module
 // `trainer` = ./trainer.js), so the checks run, and are tested, without them.
 
-import { ChaChaGenerator, FixedPointCodec, SystemGenerator, veilKdf } from "./veil-crypto.js";
+import { ChaChaGenerator, FixedPointCodec, SystemGenerator, concat, veilKdf } from "./veil-crypto.js";
 import { verifyCertificate } from "./x509.js";
 import {
   field, has, readBytes, readDouble, readString, readUint32, readUint64, roundPlanDigest,
@@ -69,16 +69,6 @@ export class ParticipantError extends Error {
 }
 
 // --- small helpers ------------------------------------------------------------------------------
-
-function concat(...parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 function le32(n) {
   const out = new Uint8Array(4);

@@ -14,7 +14,7 @@
 // from the coordinator becomes { aborted: code, round, detail }.
 
 import {
-  VeilError, veilKdf, ChaChaGenerator, maskExpansion, shamirSplit, decodeShare, ristretto255Element,
+  VeilError, concat, veilKdf, ChaChaGenerator, maskExpansion, shamirSplit, decodeShare, ristretto255Element,
   ristretto255PrivateKey, ristretto255PublicKey, ristretto255Agree, dleqProve, dleqVerify,
 } from "./veil-crypto.js";
 
@@ -63,16 +63,6 @@ export class SecAggError extends Error {
 }
 
 // --- bytes ----------------------------------------------------------------------------------------
-
-function concat(...parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 function le4(x) {
   const out = new Uint8Array(4);

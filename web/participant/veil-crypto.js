@@ -21,7 +21,7 @@ const EMPTY = new Uint8Array(0);
 const TWO_64 = 1n << 64n;
 const MASK_64 = TWO_64 - 1n;
 
-function concat(...parts) {
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const p of parts) {

@@ -21,7 +21,7 @@
 // (time one client's masking for d = 100,000, b = 32, n = 5, complete graph).
 
 import { loadSodium } from "../participant/sodium.js";
-import { veilKdf, ChaChaGenerator, dleqVerify } from "../participant/veil-crypto.js";
+import { concat, veilKdf, ChaChaGenerator, dleqVerify } from "../participant/veil-crypto.js";
 import {
   SecAggError, SecAggPolicy, SecAggSession, SecAggClient, ThreatModel, validateParameters, recommendParameters,
   encodeSignedMessage, decodeSignedMessage, maskInput, maskInputReference, maskedVectorBytes,
@@ -37,16 +37,6 @@ function hex(text) {
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const le4 = (x) => Uint8Array.of(x & 255, (x >>> 8) & 255, (x >>> 16) & 255, (x >>> 24) & 255);
 const u32 = (b, at) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-function concat(...parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 class Mismatch extends Error {}
 
 // --- §9: a group's parties from its seed ------------------------------------------------------------
