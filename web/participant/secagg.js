@@ -556,6 +556,11 @@ class Limbs {
 
   static fromBigInts(values, bits) {
     const limbs = new Limbs(bits, values.length);
+    if (bits <= 32) {
+      // Each value is below 2^32 already: one conversion, no BigInt arithmetic.
+      for (let i = 0; i < values.length; i++) limbs.lo[i] = Number(values[i]);
+      return limbs;
+    }
     for (let i = 0; i < values.length; i++) {
       limbs.lo[i] = Number(values[i] & 0xffffffffn);
       limbs.hi[i] = Number(values[i] >> 32n);
@@ -570,6 +575,20 @@ class Limbs {
     const stream = sodium.chacha20IetfKeystream(width * count, ZERO_NONCE, 0, key);
     key.fill(0);
     const { lo, hi, loModulus, hiModulus } = this;
+    const words = (this.bits === 32 || this.bits === 64) ? wordsOf(stream) : null;
+    if (words !== null) {
+      // The common rings, word by word: b = 32 (one word an element) and b = 64 (two).
+      const step = this.bits / 32;
+      for (let i = 0, at = 0; i < count; i++, at += step) {
+        let l = sign > 0 ? lo[i] + words[at] : lo[i] - words[at];
+        let carry = 0;
+        if (l >= 4294967296) { l -= 4294967296; carry = 1; } else if (l < 0) { l += 4294967296; carry = -1; }
+        lo[i] = l;
+        if (step === 2) hi[i] = (sign > 0 ? hi[i] + words[at + 1] : hi[i] - words[at + 1]) + carry; // Uint32Array wraps mod 2^32
+      }
+      stream.fill(0);
+      return;
+    }
     const view = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
     for (let i = 0, at = 0; i < count; i++, at += width) {
       // The element's little-endian bytes: the first four the low limb, the rest the high one.
@@ -609,6 +628,12 @@ class Limbs {
   encode() {
     const width = Math.ceil(this.bits / 8), count = this.lo.length;
     const out = new Uint8Array(count * width);
+    const words = (this.bits === 32 || this.bits === 64) ? wordsOf(out) : null;
+    if (words !== null) {
+      if (this.bits === 32) words.set(this.lo);
+      else for (let i = 0; i < count; i++) { words[2 * i] = this.lo[i]; words[2 * i + 1] = this.hi[i]; }
+      return out;
+    }
     for (let i = 0, at = 0; i < count; i++, at += width) {
       let l = this.lo[i], h = this.hi[i];
       for (let j = 0; j < width; j++) {
@@ -629,6 +654,14 @@ class Limbs {
     this.hi.fill(0);
   }
 }
+
+/** The bytes as little-endian 32-bit words, without a copy, or null where that view would be wrong. */
+function wordsOf(bytes) {
+  if (!LITTLE_ENDIAN || bytes.byteOffset % 4 !== 0 || bytes.length % 4 !== 0) return null;
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /**
  * One participant's masking work in R2 (§6): x + self mask(b_u) + Σ Δ_uv · pairwise mask(u, v) mod 2^b,
