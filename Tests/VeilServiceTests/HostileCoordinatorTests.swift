@@ -1068,10 +1068,18 @@ import X509
         defer { stage.close() }
         let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
         let (plan, mechanism, session) = try distributedSession(stage, clients: n, nonce: 9)
-        let base = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
+        // Without a plan, a session of the payload's own length: what an honest round without
+        // noise looks like (the distributed-DP session is of the plan's padded length).
+        let plain = try self.session(
+            stage,
+            try SecAggParameters(
+                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: payloadLength,
+                threatModel: .malicious),
+            nonce: 10)
+        let base = try assignment(network, coordinator: coordinator, session: plain, cohort: ids, position: 1)
         var central = base
         central.training.dpClip = 1
-        var expensive = base
+        var expensive = try assignment(network, coordinator: coordinator, session: session, cohort: ids, position: 1)
         expensive.distributedDp = plan.plan(mechanism)
         for (round, (name, a, expected)) in [
             ("no plan", base, "no distributed-DP privacy plan"),
@@ -1096,6 +1104,33 @@ import X509
         #expect(
             try ParticipantLedger(ParticipantBudget(epsilon: 100, ledger: ledger, maxRoundEpsilon: 2)).spent(ids[0].id)
                 == 0)
+    }
+
+    /// Without a subset a masking session sums the whole payload, the update then the weight:
+    /// a session of another length is declined as the coordinator's doing, before any training
+    /// (review, helper-53: the browser trained for a 50,000,000-value session, then declined).
+    @Test func aSessionOfAnotherLengthThanThePayloadIsDeclinedBeforeTraining() async throws {
+        let n = 3
+        let stage = try await stage(clients: n, joining: [0])
+        defer { stage.close() }
+        let (network, coordinator, ids) = (stage.network, stage.coordinator, stage.ids)
+        for (round, dimension) in [payloadLength + 1, payloadLength - 1, 50_000_000].enumerated() {
+            let parameters = try SecAggParameters(
+                clientCount: n, threshold: n, neighborCount: n - 1, bitWidth: BitWidth(64), dimension: dimension,
+                threatModel: .malicious)
+            var a = try assignment(
+                network, coordinator: coordinator, session: try session(stage, parameters, nonce: UInt8(30 + round)),
+                cohort: ids, position: 1)
+            a.round = UInt64(round + 1)
+            coordinator.send(.with { $0.assignment = a }, to: ids[0].id)
+            let answer = try await coordinator.next(from: ids[0].id)
+            guard case .decline(let decline) = answer.kind else {
+                Issue.record("d = \(dimension): unexpected answer \(answer)")
+                continue
+            }
+            #expect(decline.code == .declinePolicy, "d = \(dimension): \(decline)")
+            #expect(decline.reason.contains("the session sums \(dimension) values"), "\(decline.reason)")
+        }
     }
 
     /// A coordinate subset scales each value sent by (d − 1)/k (Specs/export.md §5.2); under

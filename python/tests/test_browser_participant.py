@@ -401,6 +401,8 @@ class BrowserParticipantTest(unittest.TestCase):
             ("an asynchronous plan", {"asynchronous": True}, "DECLINE_POLICY", "asynchronous"),
             ("a subset the session does not sum", {"subset": 3}, "DECLINE_POLICY", "a subset of 3"),
             ("a model the data does not fit", {"features": 3}, "DECLINE_TRAINING", "features"),
+            ("a session of another length, before training", {"dimension": 50000000}, "DECLINE_POLICY",
+             "the session sums 50000000 values"),
             ("central DP", {"dpClip": 1.0}, "secagg", None),
         ]
         for name, options, expected, reason in cases:
@@ -641,7 +643,7 @@ ASSIGNMENT = """
         round: "5",
         session: {
           clientCount: 3, threshold: o.threshold ?? 3, neighborCount: 2, bits: 32,
-          dimension: o.subset ? o.subset + 2 : parameters + 1, adversary: 1,
+          dimension: o.dimension ?? (o.subset ? o.subset + 2 : parameters + 1), adversary: 1,
           corruptFraction: 0.05, dropoutFraction: 0.1, securityBits: 40,
           nonce: b64(new Uint8Array(32).fill(o.nonceByte ?? 1)),
           coordinatorCertificate: b64(coordinator),

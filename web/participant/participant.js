@@ -666,11 +666,19 @@ export class BrowserParticipant extends EventTarget {
   checkCompression(a) {
     const e = field(a, "encoding") ?? {};
     const k = readUint32(field(e, "subsetSize"), "encoding.subsetSize");
-    if (k === 0) return;
     const plan = field(a, "training") ?? {};
     const updates = parameterCount(readString(field(plan, "model"), "training.model"),
       readUint32(field(plan, "features"), "training.features"), readUint32(field(plan, "classes"), "training.classes"));
     if (updates === null) return; // a model it cannot build is declined by training, with its own reason
+    if (k === 0) {
+      // Without a subset the session sums the whole payload (the update, then the weight): a session of
+      // another length is declined before any training. A distributed-DP plan is declined anyway.
+      const dimension = readUint32(field(field(a, "session") ?? {}, "dimension"), "session.dimension");
+      if (!has(a, "distributedDp") && dimension !== updates + 1) {
+        throw new Declined(DECLINE.POLICY, `the session sums ${dimension} values, but this model's payload is ${updates + 1}`);
+      }
+      return;
+    }
     const seed = readBytes(field(e, "subsetSeed"), "encoding.subsetSeed");
     if (seed.length !== 32 || k > updates) {
       throw new Declined(DECLINE.POLICY,

@@ -347,7 +347,6 @@ extension ParticipantAgent {
     /// cannot raise what the release reveals of its update beyond what the plan costs.
     func checkCompression(_ a: Veil_V1_RoundAssignment) throws(Declined) {
         let e = a.encoding
-        guard e.subsetSize > 0 else { return }
         let plan = a.training
         // A plan whose model cannot be built is declined by training, with its own reason.
         guard
@@ -355,6 +354,17 @@ extension ParticipantAgent {
         else { return }
         // The FedAvg family's payload: the update, then the weight.
         let updates = model.parameterCount
+        guard e.subsetSize > 0 else {
+            // A masking round without a subset sums the whole payload. Checked before training,
+            // so that a session of another length — 50,000,000 values, say — costs nothing
+            // (review, helper-53); a distributed-DP session's length is its plan's, checked there.
+            if !a.hasPaillier, !a.hasDistributedDp, Int(a.session.dimension) != updates + 1 {
+                throw Declined(
+                    .declinePolicy,
+                    "the session sums \(a.session.dimension) values, but this model's payload is \(updates + 1)")
+            }
+            return
+        }
         guard e.subsetSeed.count == CoordinateSubset.seedByteCount, Int(e.subsetSize) <= updates else {
             throw Declined(
                 .declinePolicy,
