@@ -41,13 +41,7 @@ public final class BrowserGateway: Sendable {
         let certificatePath = settings.certificate ?? c.tls.certificate
         let keyPath = settings.key ?? c.tls.key
         let context: NIOSSLContext
-        do {
-            var tls = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
-            tls.minimumTLSVersion = .tlsv12
-            context = try NIOSSLContext(configuration: tls)
-        } catch {
+        do { context = try ServerSupport.tlsContext(certificate: certificatePath, key: keyPath) } catch {
             throw ConfigurationError("browser: the TLS files \(certificatePath), \(keyPath): \(error)")
         }
         let site = try ParticipantPage(folder: settings.page)
@@ -130,7 +124,7 @@ public final class BrowserGateway: Sendable {
         /// that is no browser (no `Origin`: nothing ambient to abuse, it must sign the
         /// challenge like anyone).
         func mayUpgrade(_ head: HTTPRequestHead) -> Bool {
-            guard head.method == .GET, path(of: head) == "/participate/ws" else { return false }
+            guard head.method == .GET, ServerSupport.path(of: head.uri) == "/participate/ws" else { return false }
             guard let origin = head.headers.first(name: "Origin") else { return true }
             if origins.contains(origin) { return true }
             guard let host = head.headers.first(name: "Host"), let own = WebOrigin.canonical("https://\(host)") else {
@@ -139,15 +133,9 @@ public final class BrowserGateway: Sendable {
             return origin == own
         }
 
-        func path(of head: HTTPRequestHead) -> String {
-            head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        }
-
         /// Runs one authenticated connection: the challenge, its answer, then the stream.
         func serve(_ session: WebSocketSession.Link, peer: String) async {
-            var system = SystemRandom()
-            let nonce = (0..<BrowserAuthentication.nonceLength).map { _ in UInt8.random(in: 0...255, using: &system) }
-            let coordinatorID = coordinator.id
+            let nonce = SecureBytes.random(count: BrowserAuthentication.nonceLength).unsafeExposedBytes()
             do {
                 try await session.send(.with { $0.challenge = .with { $0.nonce = Data(nonce) } })
                 let identity: FederationIdentity
@@ -160,7 +148,7 @@ public final class BrowserGateway: Sendable {
                         throw CredentialError.unauthenticated("the first message must answer the challenge")
                     }
                     identity = try BrowserAuthentication.verify(
-                        answer, nonce: nonce, coordinator: coordinatorID, ca: coordinator.ca)
+                        answer, nonce: nonce, coordinator: coordinator.id, ca: coordinator.ca)
                 } catch {
                     coordinator.metrics.increment(
                         "veil_refused_messages_total", labels: ["reason": RefusalReason.certificate.rawValue])
@@ -222,9 +210,7 @@ public final class BrowserGateway: Sendable {
 
             /// Says goodbye with `code` and closes.
             func close(code: WebSocketErrorCode) async {
-                var data = ByteBuffer()
-                data.write(webSocketErrorCode: code)
-                try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+                try? await channel.writeAndFlush(WebSocketFrame.closing(code))
                 try? await channel.close()
             }
         }
@@ -267,16 +253,7 @@ public final class BrowserGateway: Sendable {
                 let answer = WebSocketFrame(fin: true, opcode: .pong, data: pong.readSlice(length: pong.readableBytes)!)
                 context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
             case .connectionClose:
-                end()
-                if !closing {
-                    closing = true
-                    var data = ByteBuffer()
-                    data.write(webSocketErrorCode: .normalClosure)
-                    let channel = context.channel
-                    context.writeAndFlush(
-                        wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
-                    ).whenComplete { _ in channel.close(promise: nil) }
-                }
+                refuse(context: context, .normalClosure)  // the peer's goodbye, answered
             default:
                 break
             }
@@ -299,15 +276,13 @@ public final class BrowserGateway: Sendable {
             rest = nil
         }
 
+        /// Ends the stream and closes the connection with `code`, once.
         private func refuse(context: ChannelHandlerContext, _ code: WebSocketErrorCode) {
             end()
             guard !closing else { return }
             closing = true
-            var data = ByteBuffer()
-            data.write(webSocketErrorCode: code)
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)))
-                .whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.closing(code))).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 
@@ -331,7 +306,7 @@ public final class BrowserGateway: Sendable {
             case .end:
                 guard let head else { return }
                 self.head = nil
-                let answer = gate.site.answer(method: head.method, path: gate.path(of: head))
+                let answer = gate.site.answer(method: head.method, path: ServerSupport.path(of: head.uri))
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: answer.contentType)
                 headers.add(name: "Content-Length", value: "\(answer.body.count)")
@@ -368,12 +343,12 @@ public final class BrowserGateway: Sendable {
 /// within ``BrowserGateway/authenticationTimeout`` of the opening or of the previous answer —
 /// so that neither a large frame nor a connection that never finishes its handshake or request
 /// holds the coordinator's memory or a connection slot. An authenticated WebSocket is bound by
-/// the participant's own budget instead (`Specs/wire.md` §8).
-final class ConnectionGuard: ChannelInboundHandler, @unchecked Sendable {
+/// the participant's own budget instead (`Specs/wire.md` §8): the guard then leaves the
+/// pipeline, so its stream's reads pay nothing for it.
+final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     private var received = 0
-    private var lifted = false
     private var deadline: Scheduled<Void>?
     private var context: ChannelHandlerContext?
 
@@ -388,19 +363,17 @@ final class ConnectionGuard: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if !lifted {
-            received += unwrapInboundIn(data).readableBytes
-            guard received <= BrowserGateway.unauthenticatedBytes else {
-                context.close(promise: nil)
-                return
-            }
+        received += unwrapInboundIn(data).readableBytes
+        guard received <= BrowserGateway.unauthenticatedBytes else {
+            context.close(promise: nil)
+            return
         }
         context.fireChannelRead(data)
     }
 
     /// An HTTP answer was written: the next request gets its own time (and bytes).
     func answered() {
-        guard !lifted else { return }
+        guard context != nil else { return }
         received = 0
         arm()
     }
@@ -411,10 +384,10 @@ final class ConnectionGuard: ChannelInboundHandler, @unchecked Sendable {
         deadline = nil
     }
 
-    /// The participant is authenticated.
+    /// The participant is authenticated: no more limits of this guard's.
     func lift() {
-        lifted = true
         disarmDeadline()
+        if let context { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
     }
 
     private func arm() {
@@ -440,14 +413,22 @@ final class FrameRules: ChannelInboundHandler, @unchecked Sendable {
         let frame = unwrapInboundIn(data)
         guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
             refused = true
-            var code = ByteBuffer()
-            code.write(webSocketErrorCode: .protocolError)
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)))
-                .whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.closing(.protocolError))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
             return
         }
         context.fireChannelRead(data)
+    }
+}
+
+extension WebSocketFrame {
+    /// A close frame with `code`.
+    static func closing(_ code: WebSocketErrorCode) -> WebSocketFrame {
+        var data = ByteBuffer()
+        data.write(webSocketErrorCode: code)
+        return WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
     }
 }
 

@@ -17,8 +17,6 @@ public enum CoordinatorServer {
     public struct Endpoints: Sendable {
         public let grpcPort: Int
         public let metricsPort: Int?
-        /// The WebSocket binding's and participant page's port (serve.json `browser`).
-        public let browserPort: Int?
     }
 
     /// Serves the federation until it has run all its rounds or is stopped; `ready` is called
@@ -61,8 +59,8 @@ public enum CoordinatorServer {
         }
         let gateway = try await BrowserGateway.start(coordinator: coordinator, logger: logger)
         let federation = FederationRun(
-            coordinator: coordinator, server: server, metricsPort: metricsServer?.port, browserPort: gateway?.port,
-            logger: logger, ready: ready, progress: progress, hold: holdAfterFederation)
+            coordinator: coordinator, server: server, metricsPort: metricsServer?.port, logger: logger, ready: ready,
+            progress: progress, hold: holdAfterFederation)
         // Shut down in reverse order: the federation first (it tells every stream), then the
         // gRPC server (its streams drain), then the metrics port.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -123,7 +121,6 @@ final class FederationRun: Service, Sendable {
     let coordinator: Coordinator
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let metricsPort: Int?
-    let browserPort: Int?
     let logger: Logger
     let ready: @Sendable (CoordinatorServer.Endpoints) -> Void
     let progress: @Sendable (RoundSummary) -> Void
@@ -133,8 +130,7 @@ final class FederationRun: Service, Sendable {
     private let (ended, endedContinuation) = AsyncStream.makeStream(of: Void.self)
 
     init(
-        coordinator: Coordinator, server: GRPCServer<HTTP2ServerTransport.Posix>, metricsPort: Int?, browserPort: Int?,
-        logger: Logger,
+        coordinator: Coordinator, server: GRPCServer<HTTP2ServerTransport.Posix>, metricsPort: Int?, logger: Logger,
         ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void,
         progress: @escaping @Sendable (RoundSummary) -> Void, hold: Duration
     ) {
@@ -142,7 +138,6 @@ final class FederationRun: Service, Sendable {
         self.coordinator = coordinator
         self.server = server
         self.metricsPort = metricsPort
-        self.browserPort = browserPort
         self.logger = logger
         self.ready = ready
         self.progress = progress
@@ -165,9 +160,8 @@ final class FederationRun: Service, Sendable {
             "listening",
             metadata: [
                 "grpc": "\(c.host):\(address.port)", "metrics": "\(metricsPort.map { "\(c.host):\($0)" } ?? "off")",
-                "browser": "\(browserPort.map { "\(c.host):\($0)" } ?? "off")",
             ])
-        ready(CoordinatorServer.Endpoints(grpcPort: address.port, metricsPort: metricsPort, browserPort: browserPort))
+        ready(CoordinatorServer.Endpoints(grpcPort: address.port, metricsPort: metricsPort))
         let coordinator = coordinator
         let progress = progress
         let summary: FederationSummary

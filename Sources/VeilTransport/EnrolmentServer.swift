@@ -49,11 +49,7 @@ public final class EnrolmentServer: Sendable {
     ) async throws -> EnrolmentServer {
         let context: NIOSSLContext
         do {
-            var tls = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(settings.certificatePath).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: settings.keyPath, format: .pem)))
-            tls.minimumTLSVersion = .tlsv12
-            context = try NIOSSLContext(configuration: tls)
+            context = try ServerSupport.tlsContext(certificate: settings.certificatePath, key: settings.keyPath)
         } catch {
             throw ConfigurationError(
                 "the enrolment endpoint's TLS files \(settings.certificatePath), \(settings.keyPath): \(error)")
@@ -178,10 +174,10 @@ public final class EnrolmentServer: Sendable {
                 body += chunk.readBytes(length: chunk.readableBytes) ?? []
             case .end:
                 guard let head else { return }
-                let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
                 respond(
                     gate.answer(
-                        method: head.method, path: path, origin: head.headers.first(name: "Origin"), body: body,
+                        method: head.method, path: ServerSupport.path(of: head.uri),
+                        origin: head.headers.first(name: "Origin"), body: body,
                         peer: context.channel.remoteAddress?.ipAddress ?? "?"),
                     context: context)
             }

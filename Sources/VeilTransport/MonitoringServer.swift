@@ -132,7 +132,7 @@ public final class MonitoringServer: Sendable {
         }
 
         func route(method: HTTPMethod, uri: String, authorization: String?) -> Route {
-            let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+            let path = ServerSupport.path(of: uri)
             let known = ["/", "/metrics", "/healthz", "/api/snapshot", "/api/events"]
             guard known.contains(path) else { return .notFound }
             guard method == .GET else { return .notAllowed }

@@ -18,16 +18,6 @@ public enum BrowserAuthentication {
             + (0..<4).map { UInt8(truncatingIfNeeded: length >> (8 * $0)) } + name
     }
 
-    /// The answer a holder of `certificate` and `signingKey` gives to `nonce`.
-    public static func answer(
-        nonce: [UInt8], coordinator id: String, certificate: [UInt8], signingKey: Ed25519.PrivateKey
-    ) -> Veil_V1_BrowserAuthentication {
-        .with {
-            $0.certificate = Data(certificate)
-            $0.signature = Data(signingKey.signature(for: statement(nonce: nonce, coordinator: id)))
-        }
-    }
-
     /// The participant `answer` proves to be: its certificate issued by `ca`, valid now, of a
     /// participant (a key holder authenticates by TLS only), and the signature its key's over
     /// this connection's nonce and this coordinator's id.

@@ -37,6 +37,8 @@ public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible 
     case invalidRequest(String)
     /// The WebSocket binding's challenge was not answered by the certificate's key (`Specs/wire.md` §1.1).
     case unauthenticated(String)
+    /// RFC 5280 §4.2: a critical extension this verifier does not understand.
+    case unhandledCriticalExtension(subject: String, oid: String)
 
     public var description: String {
         switch self {
@@ -50,6 +52,8 @@ public enum CredentialError: Error, Hashable, Sendable, CustomStringConvertible 
         case .wrongRole(let expected, let actual): "a \(actual) certificate where a \(expected.rawValue) one is needed"
         case .invalidRequest(let why): "the certificate request is refused: \(why)"
         case .unauthenticated(let why): "not authenticated: \(why)"
+        case .unhandledCriticalExtension(let subject, let oid):
+            "the certificate of \(subject) has a critical extension \(oid) this verifier does not understand"
         }
     }
 }

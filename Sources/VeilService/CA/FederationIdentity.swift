@@ -30,8 +30,7 @@ public struct FederationIdentity: Hashable, Sendable {
         if let unknown = certificate.extensions.first(where: {
             $0.critical && !Self.understoodExtensions.contains($0.oid)
         }) {
-            throw CredentialError.notIssuedByFederation(
-                "\(certificate.subject) has a critical extension \(unknown.oid) this verifier does not understand")
+            throw CredentialError.unhandledCriticalExtension(subject: "\(certificate.subject)", oid: "\(unknown.oid)")
         }
         guard let name = certificate.subject.commonName else {
             throw CredentialError.missingExtension("subject common name")

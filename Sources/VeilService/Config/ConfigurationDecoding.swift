@@ -113,3 +113,11 @@ func editDistance(_ a: String, _ b: String) -> Int {
     }
     return previous[b.count]
 }
+
+extension URL {
+    /// `path` as written when absolute, else relative to this folder (a configuration file's:
+    /// relative paths in a configuration are relative to the file).
+    func resolving(_ path: String) -> String {
+        path.hasPrefix("/") ? path : appendingPathComponent(path).path
+    }
+}

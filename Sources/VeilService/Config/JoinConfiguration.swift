@@ -108,11 +108,11 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         try configuration.policy.validate()
         if let folder = configuration.offlineState {
             guard !folder.isEmpty else { throw ConfigurationError("offline_state must name a folder") }
-            if !folder.hasPrefix("/") { configuration.offlineState = base.appendingPathComponent(folder).path }
+            configuration.offlineState = base.resolving(folder)
         }
         if let journal = configuration.auditJournal {
             guard !journal.isEmpty else { throw ConfigurationError("audit_journal must name a folder") }
-            if !journal.hasPrefix("/") { configuration.auditJournal = base.appendingPathComponent(journal).path }
+            configuration.auditJournal = base.resolving(journal)
         }
         if let report = configuration.lossReport {
             try report.validate()
@@ -128,9 +128,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
                 throw ConfigurationError(
                     "loss_report needs Veil's own trainer: an external trainer's loss is not Veil's to compute")
             }
-            if let directory = trainer.workDirectory, !directory.hasPrefix("/") {
-                trainer.workDirectory = base.appendingPathComponent(directory).path
-            }
+            trainer.workDirectory = trainer.workDirectory.map(base.resolving)
             trainer.runDirectory = base.path
             configuration.trainer = trainer
         }
@@ -144,12 +142,12 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
                 throw ConfigurationError(
                     "loss_report and dp_sgd are exclusive: the loss is revealed outside DP-SGD's accounting")
             }
-            if !settings.ledger.hasPrefix("/") { settings.ledger = base.appendingPathComponent(settings.ledger).path }
+            settings.ledger = base.resolving(settings.ledger)
             configuration.dpSgd = settings
         }
         if var budget = configuration.privacyBudget {
             try budget.validate()
-            if !budget.ledger.hasPrefix("/") { budget.ledger = base.appendingPathComponent(budget.ledger).path }
+            budget.ledger = base.resolving(budget.ledger)
             configuration.privacyBudget = budget
         }
         return configuration

@@ -55,10 +55,7 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
         var configuration: KeyHolderConfiguration = try decodeFile(path)
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         configuration.tls = configuration.tls.resolved(against: base)
-        func resolved(_ path: String?) -> String? {
-            guard let path, !path.hasPrefix("/") else { return path }
-            return base.appendingPathComponent(path).path
-        }
+        func resolved(_ path: String?) -> String? { path.map(base.resolving) }
         configuration.secretKey = resolved(configuration.secretKey)
         configuration.thresholdKey = resolved(configuration.thresholdKey)
         configuration.share = resolved(configuration.share)
@@ -69,9 +66,7 @@ public struct KeyHolderConfiguration: Codable, Hashable, Sendable {
                 "give secret_key (one key holder) or threshold_key and share (a threshold key holder), not both or neither"
             )
         }
-        if !configuration.record.hasPrefix("/") {
-            configuration.record = base.appendingPathComponent(configuration.record).path
-        }
+        configuration.record = base.resolving(configuration.record)
         guard configuration.minimumContributors >= SecAggParameters.thresholdFloor else {
             throw ConfigurationError("minimum_contributors must be at least 2: a sum of one is that one's input")
         }

@@ -246,15 +246,14 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         var configuration: ServeConfiguration = try decodeFile(path)
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         configuration.tls = configuration.tls.resolved(against: base)
-        if !configuration.state.hasPrefix("/") {
-            configuration.state = base.appendingPathComponent(configuration.state).path
-        }
-        if let path = configuration.monitoring?.tokenFile, !path.hasPrefix("/") {
-            configuration.monitoring?.tokenFile = base.appendingPathComponent(path).path
-        }
-        configuration.browser = configuration.browser?.resolved(against: base)
-        if let path = configuration.thresholdKey, !path.hasPrefix("/") {
-            configuration.thresholdKey = base.appendingPathComponent(path).path
+        configuration.state = base.resolving(configuration.state)
+        if let file = configuration.monitoring?.tokenFile { configuration.monitoring?.tokenFile = base.resolving(file) }
+        configuration.thresholdKey = configuration.thresholdKey.map(base.resolving)
+        if var browser = configuration.browser {
+            browser.certificate = browser.certificate.map(base.resolving)
+            browser.key = browser.key.map(base.resolving)
+            browser.page = browser.page.map(base.resolving)
+            configuration.browser = browser
         }
         try configuration.validate()
         return configuration

@@ -51,19 +51,6 @@ public struct ServiceBrowser: Codable, Hashable, Sendable {
             )
         }
     }
-
-    /// Relative paths are relative to the configuration file's folder.
-    func resolved(against base: URL) -> ServiceBrowser {
-        func resolve(_ path: String?) -> String? {
-            guard let path, !path.hasPrefix("/") else { return path }
-            return base.appendingPathComponent(path).path
-        }
-        var resolved = self
-        resolved.certificate = resolve(certificate)
-        resolved.key = resolve(key)
-        resolved.page = resolve(page)
-        return resolved
-    }
 }
 
 /// Web origins, compared as browsers send them in `Origin`.

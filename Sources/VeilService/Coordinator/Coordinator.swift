@@ -18,9 +18,9 @@ import X509
 public actor Coordinator {
     public nonisolated let configuration: ServeConfiguration
     package nonisolated let ca: Certificate
-    let credentials: CoordinatorCredentials
+    nonisolated let credentials: CoordinatorCredentials
     /// The id of the coordinator's certificate (what the WebSocket binding's challenge is signed for).
-    package nonisolated let id: String
+    package nonisolated var id: String { credentials.identity.id }
     let store: CoordinatorStore
     public nonisolated let metrics: Metrics
     let logger: Logger
@@ -95,7 +95,6 @@ public actor Coordinator {
         let (ca, identity, signingKey) = try configuration.tls.credentials(role: .coordinator)
         self.ca = ca
         credentials = CoordinatorCredentials(identity: identity, signingKey: signingKey)
-        id = identity.id
         store = try CoordinatorStore(path: configuration.state)
         metrics = Metrics()
         registry = ConnectionRegistry(

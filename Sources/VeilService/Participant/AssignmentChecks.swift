@@ -110,7 +110,7 @@ extension ParticipantAgent {
             throw Declined(.declineRoster, "certificates missing for \(neighbors.count - covered.count) neighbours")
         }
 
-        try checkCompression(a)
+        try checkPayloadLength(a)
         try checkAsynchronous(a)
         var distributed: (mechanism: DistributedDP, rotation: RandomizedHadamard)?
         var cost: RDPAccountant?
@@ -293,7 +293,7 @@ extension ParticipantAgent {
             throw Declined(
                 .declinePolicy, "a roster of \(members.count); this participant's policy requires at least \(floor)")
         }
-        try checkCompression(a)
+        try checkPayloadLength(a)
         try checkAsynchronous(a)
         try admit(nil)
         let session: PaillierSession
@@ -339,13 +339,15 @@ extension ParticipantAgent {
         }
     }
 
-    /// A coordinate subset (`Specs/export.md` §5.2), checked before any training: k within
-    /// the payload this participant computes from the plan, a 32-byte seed, and a session that
-    /// sums k + 1 values — or, with a distributed-DP plan, a plan for exactly the k values
-    /// (their weight is not sent) whose padded length the session sums. Whatever the subset,
-    /// this participant clips what it scaled to the DP clip (``trainAndEncode``), so a subset
-    /// cannot raise what the release reveals of its update beyond what the plan costs.
-    func checkCompression(_ a: Veil_V1_RoundAssignment) throws(Declined) {
+    /// What the session sums against what this participant will send, checked before any
+    /// training. Without a subset, a masking session sums the whole payload (the update, then
+    /// the weight). With a coordinate subset (`Specs/export.md` §5.2): k within the payload this
+    /// participant computes from the plan, a 32-byte seed, and a session that sums k + 1
+    /// values — or, with a distributed-DP plan, a plan for exactly the k values (their weight
+    /// is not sent) whose padded length the session sums. Whatever the subset, this participant
+    /// clips what it scaled to the DP clip (``trainAndEncode``), so a subset cannot raise what
+    /// the release reveals of its update beyond what the plan costs.
+    func checkPayloadLength(_ a: Veil_V1_RoundAssignment) throws(Declined) {
         let e = a.encoding
         let plan = a.training
         // A plan whose model cannot be built is declined by training, with its own reason.
@@ -546,7 +548,7 @@ extension ParticipantAgent {
         var payload = trained.delta.map { weight * $0 } + [weight]
         let e = a.encoding
         if e.subsetSize > 0 {
-            // The public subset every member sends (checked by checkCompression), scaled by
+            // The public subset every member sends (checked by checkPayloadLength), scaled by
             // (d − 1)/k; with DP the scaled values are clipped below, after the scaling, so that
             // what is released is within the clip the noise is calibrated to (Specs/export.md §5.4).
             let subset = try CoordinateSubset(
