@@ -5,13 +5,16 @@ A missing tool skips the test on a developer's machine and fails it where VEIL_R
 (`.ci/run`, which installs them).
 """
 
+import atexit
 import http.server
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,3 +132,77 @@ class ModuleFixtures:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+# --- processes: every one started is ended, whatever happens -------------------------------------
+
+_processes = set()
+
+
+def _end(process):
+    """SIGTERM the process group, SIGKILL it if it lingers; safe to call twice."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(10)
+    _processes.discard(process)
+
+
+@atexit.register  # also when a run is interrupted between a start and its cleanup
+def end_processes():
+    """Ends every process started by `Process` and not yet ended (a test module's tearDown)."""
+    for process in list(_processes):
+        _end(process)
+
+
+class Process:
+    """One process in its own group, stdout and stderr to files in `folder` (read afterwards)."""
+
+    def __init__(self, name, arguments, folder, cwd=None):
+        self.name = name
+        self.stdout_path = os.path.join(folder, name + ".stdout")
+        self.stderr_path = os.path.join(folder, name + ".stderr")
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                            start_new_session=True, cwd=cwd)
+        _processes.add(self.process)
+
+    def read(self, which):
+        with open(self.stdout_path if which == "stdout" else self.stderr_path, "r", errors="replace") as file:
+            return file.read()
+
+    def stdout(self):
+        return self.read("stdout")
+
+    def stderr(self):
+        return self.read("stderr")
+
+    def tail(self, limit=2500):
+        return "--- %s (exit %s) stdout:\n%s\n--- %s stderr:\n%s" % (
+            self.name, self.process.poll(), self.stdout()[-limit:], self.name, self.stderr()[-limit:])
+
+    def wait_for(self, pattern, which, timeout):
+        """The first match of `pattern` in the process's stdout or stderr, once printed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.search(pattern, self.read(which), re.MULTILINE)
+            if match:
+                return match
+            if self.process.poll() is not None:
+                raise AssertionError("%s exited before printing %r:\n%s" % (self.name, pattern, self.tail()))
+            if time.monotonic() >= deadline:
+                raise AssertionError("%s printed no %r within %.0f s:\n%s" % (self.name, pattern, timeout, self.tail()))
+            time.sleep(0.02)
+
+    def stop(self):
+        _end(self.process)
+        return self.process.returncode

@@ -27,14 +27,12 @@ and chromedriver; skipped when a tool is missing unless VEIL_REQUIRE_TOOLS=1.
     VEIL_REQUIRE_TOOLS=1 VEIL_BINARY=.build/debug/veil python3 -m unittest python/tests/test_browser_federation.py -v
 """
 
-import atexit
 import base64
 import hashlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,7 +42,7 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
-from browser_support import ROOT, ModuleFixtures, openssl_binary, run, skip_or_fail, veil_binary  # noqa: E402
+from browser_support import ROOT, ModuleFixtures, Process, end_processes, openssl_binary, run, skip_or_fail, veil_binary  # noqa: E402
 import webdriver  # noqa: E402
 
 PAGE_FOLDER = os.path.join(ROOT, "web", "participant")
@@ -62,77 +60,6 @@ NATIVE_ROWS = {
            ([0.75, 1.25, -0.25], 0), ([1.0, 1.0, 1.0], 1)],
 }
 BROWSER_ROWS = [([2.0, 2.0, 3.0], 2), ([1.5, 2.5, 2.0], 2), ([3.0, 1.0, 2.5], 2), ([2.5, 2.0, 1.5], 2)]
-
-
-# --- processes: every one started is ended, whatever happens -------------------------------------
-
-_processes = set()
-
-
-def _end(process):
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(10)
-    _processes.discard(process)
-
-
-@atexit.register
-def _end_all():
-    for process in list(_processes):
-        _end(process)
-
-
-class Process:
-    """One process in its own group, stdout and stderr to files."""
-
-    def __init__(self, name, arguments, folder):
-        self.name = name
-        self.stdout_path = os.path.join(folder, name + ".stdout")
-        self.stderr_path = os.path.join(folder, name + ".stderr")
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                            start_new_session=True)
-        _processes.add(self.process)
-
-    def read(self, which):
-        with open(self.stdout_path if which == "stdout" else self.stderr_path, "r", errors="replace") as file:
-            return file.read()
-
-    def stdout(self):
-        return self.read("stdout")
-
-    def stderr(self):
-        return self.read("stderr")
-
-    def tail(self, limit=2500):
-        return "--- %s (exit %s) stdout:\n%s\n--- %s stderr:\n%s" % (
-            self.name, self.process.poll(), self.stdout()[-limit:], self.name, self.stderr()[-limit:])
-
-    def wait_for(self, pattern, which, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            match = re.search(pattern, self.read(which), re.MULTILINE)
-            if match:
-                return match
-            if self.process.poll() is not None:
-                raise AssertionError("%s exited before printing %r:\n%s" % (self.name, pattern, self.tail()))
-            if time.monotonic() >= deadline:
-                raise AssertionError("%s printed no %r within %.0f s:\n%s" % (self.name, pattern, timeout, self.tail()))
-            time.sleep(0.05)
-
-    def stop(self):
-        _end(self.process)
-        return self.process.returncode
 
 
 # --- the module's CA, keys, page server and browser ----------------------------------------------
@@ -162,7 +89,7 @@ def setUpModule():
 
 def tearDownModule():
     fixtures.close()
-    _end_all()
+    end_processes()
     if "folder" in shared:
         shutil.rmtree(shared["folder"], ignore_errors=True)
 

@@ -13,7 +13,6 @@ import re
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from browser_support import ROOT, openssl_binary, run, skip_or_fail, veil_binary  # noqa: E402
+from browser_support import ROOT, Process, openssl_binary, run, skip_or_fail, veil_binary  # noqa: E402
 from ws_client import Closed, HandshakeRefused, WebSocket  # noqa: E402
 
 try:
@@ -63,28 +62,23 @@ class GatewayTests(unittest.TestCase):
                        "port": 0, "metrics_port": None, "rounds": 1, "min_participants": 3, "cohort_size": 3,
                        "state": "state.sqlite", "registration_timeout_seconds": 600, "max_message_bytes": 65536,
                        "browser": {"port": cls.port, "page": os.path.join(ROOT, "web", "participant")}}, f)
-        cls.serve = subprocess.Popen([cls.veil, "serve", "--config", "serve.json"], cwd=d,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Its output to files: a pipe nobody reads would stall it once full.
+        cls.serve = Process("serve", [cls.veil, "serve", "--config", "serve.json"], d, cwd=d)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", cls.port), timeout=1):
                     break
             except OSError:
-                if cls.serve.poll() is not None:
-                    raise AssertionError("veil serve exited: %s" % cls.serve.stderr.read())
+                if cls.serve.process.poll() is not None:
+                    raise AssertionError("veil serve exited:\n%s" % cls.serve.tail())
                 time.sleep(0.2)
         else:
             raise AssertionError("the browser port never opened")
 
     @classmethod
     def tearDownClass(cls):
-        cls.serve.terminate()
-        try:
-            cls.serve.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            cls.serve.kill()
-            cls.serve.communicate()
+        cls.serve.stop()
         cls.folder.cleanup()
 
     # helpers

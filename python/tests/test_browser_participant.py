@@ -694,6 +694,15 @@ def random_text(rng):
     return rng.choice(["", "fedavg", "mlp:16,8", "softmax", "caf\u00e9 \u2211", "x" * 200])
 
 
+def fill(rng, message, fields):
+    """Sets each field of `message` (name → how to draw its value) with probability 0.7, after
+    marking the message present (present but possibly empty)."""
+    message.SetInParent()
+    for name, draw in fields.items():
+        if rng.random() < 0.7:
+            setattr(message, name, draw(rng))
+
+
 def random_assignment(pb, rng):
     """A RoundAssignment with random plan fields (some absent, some present but empty) and the
     RoundPlan Swift would build from it (RoundPlanDigest.encoded)."""
@@ -705,53 +714,26 @@ def random_assignment(pb, rng):
         for _ in range(rng.choice([0, 1, 2, 3])):
             a.model.vectors.add().values.extend(random_double(rng) for _ in range(rng.choice([0, 1, 5, 40])))
     if rng.random() < 0.9:
-        t = a.training
-        t.SetInParent()
-        for name in ["algorithm", "model"]:
-            if rng.random() < 0.7:
-                setattr(t, name, random_text(rng))
-        for name in ["local_epochs", "batch_size", "features", "classes"]:
-            if rng.random() < 0.7:
-                setattr(t, name, random_u32(rng))
-        for name in ["learning_rate", "momentum", "weight_decay", "proximal_mu", "weight_scale", "dp_clip"]:
-            if rng.random() < 0.7:
-                setattr(t, name, random_double(rng))
-        if rng.random() < 0.7:
-            t.seed = random_u64(rng)
+        fill(rng, a.training, {
+            **dict.fromkeys(["algorithm", "model"], random_text),
+            **dict.fromkeys(["local_epochs", "batch_size", "features", "classes"], random_u32),
+            **dict.fromkeys(["learning_rate", "momentum", "weight_decay", "proximal_mu", "weight_scale", "dp_clip"],
+                            random_double),
+            "seed": random_u64})
     if rng.random() < 0.9:
-        e = a.encoding
-        e.SetInParent()
-        if rng.random() < 0.7:
-            e.clip = random_double(rng)
-        for name in ["fractional_bits", "bits", "max_addends", "subset_size"]:
-            if rng.random() < 0.7:
-                setattr(e, name, random_u32(rng))
-        if rng.random() < 0.5:
-            e.subset_seed = random_bytes(rng)
+        fill(rng, a.encoding, {
+            "clip": random_double,
+            **dict.fromkeys(["fractional_bits", "bits", "max_addends", "subset_size"], random_u32),
+            "subset_seed": random_bytes})
     if rng.random() < 0.4:
-        p = a.distributed_dp
-        p.SetInParent()
-        if rng.random() < 0.7:
-            p.noise = random_text(rng)
-        for name in ["clip", "beta", "unit_scale", "unit_local_stddev"]:
-            if rng.random() < 0.7:
-                setattr(p, name, random_double(rng))
-        for name in ["bits", "dimension", "minimum_participants"]:
-            if rng.random() < 0.7:
-                setattr(p, name, random_u32(rng))
-        if rng.random() < 0.7:
-            p.rotation_seed = random_bytes(rng)
+        fill(rng, a.distributed_dp, {
+            "noise": random_text,
+            **dict.fromkeys(["clip", "beta", "unit_scale", "unit_local_stddev"], random_double),
+            **dict.fromkeys(["bits", "dimension", "minimum_participants"], random_u32),
+            "rotation_seed": random_bytes})
     if rng.random() < 0.3:
-        p = a.asynchronous
-        p.SetInParent()
-        if rng.random() < 0.7:
-            p.version = random_u64(rng)
-        if rng.random() < 0.7:
-            p.max_staleness = random_u32(rng)
-        if rng.random() < 0.7:
-            p.base_version = random_u64(rng)
-        if rng.random() < 0.7:
-            p.offer_digest = random_bytes(rng)
+        fill(rng, a.asynchronous, {"version": random_u64, "max_staleness": random_u32, "base_version": random_u64,
+                                   "offer_digest": random_bytes})
     if rng.random() < 0.3:
         a.session.client_count = 3  # not part of the plan
     plan = pb.RoundPlan()

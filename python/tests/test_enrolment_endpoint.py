@@ -18,7 +18,6 @@ unless VEIL_REQUIRE_TOOLS=1.
     VEIL_REQUIRE_TOOLS=1 VEIL_BINARY=.build/debug/veil python3 -m unittest python/tests/test_enrolment_endpoint.py -v
 """
 
-import atexit
 import base64
 import hashlib
 import http.client
@@ -26,10 +25,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +36,7 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # browser_support.py is a sibling, whether run by discover or as python.tests.…
-from browser_support import ModuleFixtures, extension_values, openssl_binary, run, veil_binary  # noqa: E402
+from browser_support import ModuleFixtures, Process, end_processes, extension_values, openssl_binary, run, veil_binary  # noqa: E402
 
 PAGE_PATH = "/web/tests/enrol-e2e.html"
 HTTP_TIMEOUT = 15.0
@@ -51,80 +48,21 @@ TOKEN_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 URL_PATTERN = re.compile(r"^enrolment endpoint: (https://127\.0\.0\.1:(\d+)/enrol)$", re.MULTILINE)
 
 
-# --- the endpoint processes: every one started is ended, whatever happens ----------------------
-
-_processes = set()
-
-
-def _end(process):
-    """SIGTERM the endpoint's process group, SIGKILL it if it lingers; safe to call twice."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(5)
-    _processes.discard(process)
-
-
-@atexit.register
-def _end_all():  # a run interrupted between a start and its cleanup
-    for process in list(_processes):
-        _end(process)
-
-
-class Endpoint:
-    """One `veil ca enrol` process on port 0; its stdout and stderr go to files (read afterwards)."""
+class Endpoint(Process):
+    """One `veil ca enrol` process on port 0 (a `Process`: its output goes to files)."""
 
     def __init__(self, veil, ca, certificate, key, origins, log_dir, name="endpoint"):
-        self.stdout_path = os.path.join(log_dir, name + ".stdout")
-        self.stderr_path = os.path.join(log_dir, name + ".stderr")
         arguments = [veil, "ca", "enrol", "--dir", ca, "--certificate", certificate, "--key", key,
                      "--host", "127.0.0.1", "--port", "0"]
         for origin in origins:
             arguments += ["--allow-origin", origin]
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                            start_new_session=True)
-        _processes.add(self.process)
+        super().__init__(name, arguments, log_dir)
         try:
-            self.url, self.port = self._wait_for_url(15.0)
+            match = self.wait_for(URL_PATTERN.pattern, "stdout", 15.0)
         except BaseException:
             self.stop()
             raise
-
-    def _wait_for_url(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            match = URL_PATTERN.search(self.stdout())
-            if match:
-                return match.group(1), int(match.group(2))
-            if self.process.poll() is not None:
-                raise AssertionError("veil ca enrol exited with %d:\n%s%s"
-                                     % (self.process.returncode, self.stdout(), self.stderr()))
-            if time.monotonic() >= deadline:
-                raise AssertionError("veil ca enrol printed no endpoint within %.0f s:\n%s%s"
-                                     % (timeout, self.stdout(), self.stderr()))
-            time.sleep(0.02)
-
-    def stdout(self):
-        with open(self.stdout_path, "r", errors="replace") as file:
-            return file.read()
-
-    def stderr(self):
-        with open(self.stderr_path, "r", errors="replace") as file:
-            return file.read()
-
-    def stop(self):
-        _end(self.process)
-        return self.process.returncode
+        self.url, self.port = match.group(1), int(match.group(2))
 
 
 # --- the page server and the browser, one each for the module -----------------------------------
@@ -134,7 +72,7 @@ fixtures = ModuleFixtures()
 
 def tearDownModule():
     fixtures.close()
-    _end_all()
+    end_processes()
 
 
 # --- HTTPS, openssl -----------------------------------------------------------------------------

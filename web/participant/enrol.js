@@ -17,7 +17,7 @@
 // to the caller, who owns that one buffer; every other copy made here (libsodium's 64-byte
 // secret key, which begins with the seed) is overwritten with zeros once the binding is signed.
 
-import { concat } from "./veil-crypto.js";
+import { concat, le32 } from "./veil-crypto.js";
 
 /** The id or role is not one a CA would certify; nothing was made. */
 export class EnrolmentInputError extends Error {
@@ -153,12 +153,6 @@ function extension(dotted, valueDer) {
 }
 
 // --- the request ---------------------------------------------------------------------------
-
-function le32(n) {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, n, true);
-  return out;
-}
 
 /**
  * The bytes the Ed25519 key signs (Specs/wire.md §2.1):

@@ -1,6 +1,6 @@
 // The browser participant's agent (Specs/wire.md §3, masking rounds only): a port of
 // Sources/VeilService/Participant/AssignmentChecks.swift (checkCoordinator, prepare,
-// checkCompression, trainAndEncode, roundRandomness) and ParticipantSession.swift (handle,
+// checkPayloadLength, trainAndEncode, roundRandomness) and ParticipantSession.swift (handle,
 // forward, decline), sans-IO: `onMessage(obj)` takes one decoded CoordinatorMessage (canonical
 // proto3 JSON) and resolves to the ParticipantMessage objects to send, in order. The page
 // (participate.js) owns the WebSocket.
@@ -16,7 +16,9 @@
 // Dependencies are passed in (the SecAgg module `secagg` = ./secagg.js, the trainer module
 // `trainer` = ./trainer.js), so the checks run, and are tested, without them.
 
-import { ChaChaGenerator, FixedPointCodec, SystemGenerator, concat, veilKdf } from "./veil-crypto.js";
+import {
+  ChaChaGenerator, FixedPointCodec, SystemGenerator, concat, equalBytes, le32, toHex, veilKdf,
+} from "./veil-crypto.js";
 import { verifyCertificate } from "./x509.js";
 import {
   field, has, readBytes, readDouble, readString, readUint32, readUint64, roundPlanDigest,
@@ -70,27 +72,10 @@ export class ParticipantError extends Error {
 
 // --- small helpers ------------------------------------------------------------------------------
 
-function le32(n) {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, n, true);
-  return out;
-}
-
 export function toBase64(bytes) {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(binary);
-}
-
-function bytesEqual(a, b) {
-  if (!a || !b || a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-}
-
-function hex(bytes) {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function describe(error) {
@@ -247,7 +232,7 @@ export class BrowserParticipant extends EventTarget {
     this.identity = identity;
     const keys = sodium.signSeedKeypair(identity.signingSeed);
     keys.secretKey.fill(0);
-    if (identity.signingKey && !bytesEqual(identity.signingKey, keys.publicKey)) {
+    if (identity.signingKey && !equalBytes(identity.signingKey, keys.publicKey)) {
       throw new TypeError("the identity's signing key is not its seed's");
     }
     this.signingKey = keys.publicKey;
@@ -516,7 +501,7 @@ export class BrowserParticipant extends EventTarget {
   /** A certificate checked against the CA and required to have `role`, cached by its SHA-256 while valid. */
   async verifiedIdentity(der, role) {
     const now = this.now();
-    const digest = hex(this.sodium.hashSha256(der));
+    const digest = toHex(this.sodium.hashSha256(der));
     const cached = this.verified.get(digest);
     if (cached && cached.role === role && cached.notBefore.getTime() <= now && now <= cached.notAfter.getTime()) return cached;
     const identity = await verifyCertificate(der, this.caDer, role, now);
@@ -553,7 +538,7 @@ export class BrowserParticipant extends EventTarget {
       keys.push(key);
     }
     const position = readUint32(field(a, "position"), "assignment.position");
-    if (!(position >= 1 && position <= keys.length && bytesEqual(keys[position - 1], this.signingKey))) {
+    if (!(position >= 1 && position <= keys.length && equalBytes(keys[position - 1], this.signingKey))) {
       throw new Declined(DECLINE.ROSTER, `the roster does not list this participant's key at position ${position}`);
     }
     const n = readUint32(field(d, "clientCount"), "session.clientCount");
@@ -605,7 +590,7 @@ export class BrowserParticipant extends EventTarget {
       } catch (error) {
         throw new Declined(DECLINE.ROSTER, `the certificate at position ${p}: ${describe(error)}`);
       }
-      if (!bytesEqual(holder.signingKey, keys[p - 1]) || ids.has(holder.id)) {
+      if (!equalBytes(holder.signingKey, keys[p - 1]) || ids.has(holder.id)) {
         throw new Declined(DECLINE.ROSTER, `the certificate at position ${p} does not match the roster`);
       }
       ids.add(holder.id);
@@ -615,7 +600,7 @@ export class BrowserParticipant extends EventTarget {
       throw new Declined(DECLINE.ROSTER, `certificates missing for ${neighbors.size - covered.size} neighbours`);
     }
 
-    this.checkCompression(a);
+    this.checkPayloadLength(a);
     if (has(a, "asynchronous")) {
       throw new Declined(DECLINE.POLICY, "an asynchronous round: a browser participant holds no update (it takes part in synchronous rounds only)");
     }
@@ -626,7 +611,7 @@ export class BrowserParticipant extends EventTarget {
     // different keys to different neighbours. Not only in this object: the session is recorded in
     // the identity's log (identity-store.js), and the record committed, before training and so
     // before R0 — a reconnect or a reload makes a new BrowserParticipant that finds it there.
-    const sessionKey = hex(session.id);
+    const sessionKey = toHex(session.id);
     if (this.contributedSessions.has(sessionKey)) {
       throw new Declined(DECLINE.POLICY, "this participant has already taken part in this session");
     }
@@ -662,8 +647,11 @@ export class BrowserParticipant extends EventTarget {
     return { client, session };
   }
 
-  /** A coordinate subset (Specs/export.md §5.2) checked before any training (AssignmentChecks.checkCompression). */
-  checkCompression(a) {
+  /**
+   * What the session sums against what this participant will send, before any training
+   * (AssignmentChecks.checkPayloadLength): the whole payload, or a coordinate subset's k + 1 (Specs/export.md §5.2).
+   */
+  checkPayloadLength(a) {
     const e = field(a, "encoding") ?? {};
     const k = readUint32(field(e, "subsetSize"), "encoding.subsetSize");
     const plan = field(a, "training") ?? {};

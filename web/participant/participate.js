@@ -23,6 +23,7 @@
 import { loadSodium } from "./sodium.js";
 import { makeEnrolmentRequest, enrol } from "./enrol.js";
 import { verifyCertificate, pemToDer } from "./x509.js";
+import { equalBytes } from "./veil-crypto.js";
 import { loadIdentity, saveIdentity, deleteIdentity, sessionLog } from "./identity-store.js";
 import { BrowserParticipant, DEFAULT_POLICY, ParticipantError } from "./participant.js";
 
@@ -131,7 +132,7 @@ async function adoptIdentity(stored) {
   const checked = await verifyCertificate(certificateDer, caDer, "participant");
   const keys = sodium.signSeedKeypair(stored.signingSeed);
   keys.secretKey.fill(0);
-  if (!equal(keys.publicKey, checked.signingKey)) {
+  if (!equalBytes(keys.publicKey, checked.signingKey)) {
     throw new Error("the stored certificate does not certify this browser's signing key");
   }
   if (checked.id !== stored.id) throw new Error(`the stored certificate is for ${checked.id}, not ${stored.id}`);
@@ -160,7 +161,7 @@ async function doEnrol(id, token, endpoint) {
     const certificateDer = pemToDer(answer.certificatePem);
     const caDer = pemToDer(answer.caPem);
     const checked = await verifyCertificate(certificateDer, caDer, "participant");
-    if (!equal(checked.signingKey, made.signingPublicKey)) {
+    if (!equalBytes(checked.signingKey, made.signingPublicKey)) {
       throw new Error("the enrolment endpoint returned a certificate whose signing key is not this browser's: refused");
     }
     if (checked.id !== id) throw new Error(`the enrolment endpoint returned a certificate for ${checked.id}, not ${id}: refused`);
@@ -487,10 +488,6 @@ function savePolicyFromForm(link) {
   $("policy-saved-note").textContent = `Saved in this browser: ${describePolicy(saved)}.` +
     (socket ? " It applies from the next time you join." : "");
   return saved;
-}
-
-function equal(a, b) {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 async function main() {

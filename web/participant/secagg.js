@@ -14,7 +14,7 @@
 // from the coordinator becomes { aborted: code, round, detail }.
 
 import {
-  VeilError, concat, veilKdf, ChaChaGenerator, maskExpansion, shamirSplit, decodeShare, ristretto255Element,
+  VeilError, concat, equalBytes, le32, veilKdf, ChaChaGenerator, maskExpansion, shamirSplit, decodeShare, ristretto255Element,
   ristretto255PrivateKey, ristretto255PublicKey, ristretto255Agree, dleqProve, dleqVerify,
 } from "./veil-crypto.js";
 
@@ -63,19 +63,6 @@ export class SecAggError extends Error {
 }
 
 // --- bytes ----------------------------------------------------------------------------------------
-
-function le4(x) {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, x >>> 0, true);
-  return out;
-}
-
-function equalBytes(a, b) {
-  if (a.length !== b.length) return false;
-  let acc = 0;
-  for (let i = 0; i < a.length; i++) acc |= a[i] ^ b[i];
-  return acc === 0;
-}
 
 function isBytes(x, length) {
   return x instanceof Uint8Array && (length === undefined || x.length === length);
@@ -139,7 +126,7 @@ export function decodeSignedMessage(bytes) {
 }
 
 function unsignedEncoding(sessionId, round, sender, recipient, body) {
-  return concat(Uint8Array.of(VERSION), sessionId, Uint8Array.of(round), le4(sender), le4(recipient), le4(body.length), body);
+  return concat(Uint8Array.of(VERSION), sessionId, Uint8Array.of(round), le32(sender), le32(recipient), le32(body.length), body);
 }
 
 /** The canonical encoding of a message, signed with a 64-byte Ed25519 secret key. */
@@ -434,8 +421,8 @@ export class SecAggSession {
     this.clientKeys = p.clientKeys.map((k) => k.slice());
     this.nonce = p.nonce.slice();
     this.context = p.context.slice();
-    this._id = sodium.hashSha256(concat(SESSION_DOMAIN, this.nonce, le4(p.clientCount), le4(p.threshold), le4(p.neighborCount),
-      Uint8Array.of(p.bits), le4(p.dimension), Uint8Array.of(p.model.adversary), this.serverKey, ...this.clientKeys, this.context));
+    this._id = sodium.hashSha256(concat(SESSION_DOMAIN, this.nonce, le32(p.clientCount), le32(p.threshold), le32(p.neighborCount),
+      Uint8Array.of(p.bits), le32(p.dimension), Uint8Array.of(p.model.adversary), this.serverKey, ...this.clientKeys, this.context));
     const n = p.clientCount, k = p.neighborCount;
     const ring = Array.from({ length: n }, (_, i) => i + 1);
     if (k < n - 1) {
@@ -496,7 +483,7 @@ export class SecAggSession {
 
 // --- §4 keys and masks --------------------------------------------------------------------------
 
-const pairContext = (a, b) => concat(le4(Math.min(a, b)), le4(Math.max(a, b)));
+const pairContext = (a, b) => concat(le32(Math.min(a, b)), le32(Math.max(a, b)));
 let BASE_POINT = null; // B, the ristretto255 generator's encoding
 function basePoint(sodium) {
   if (BASE_POINT === null) {
@@ -506,12 +493,12 @@ function basePoint(sodium) {
   }
   return BASE_POINT;
 }
-const possessionContext = (sessionId, owner) => concat(POSSESSION_DOMAIN, sessionId, le4(owner));
-const complaintContext = (sessionId, accuser, accused) => concat(COMPLAINT_DOMAIN, sessionId, le4(accuser), le4(accused));
-const sharesAssociatedData = (sessionId, sender, recipient) => concat(SHARES_AD_DOMAIN, sessionId, le4(sender), le4(recipient));
+const possessionContext = (sessionId, owner) => concat(POSSESSION_DOMAIN, sessionId, le32(owner));
+const complaintContext = (sessionId, accuser, accused) => concat(COMPLAINT_DOMAIN, sessionId, le32(accuser), le32(accused));
+const sharesAssociatedData = (sessionId, sender, recipient) => concat(SHARES_AD_DOMAIN, sessionId, le32(sender), le32(recipient));
 const sharesSignedBytes = (sessionId, sender, recipient, recipientKey, nonce, ciphertext) =>
-  concat(SHARES_SIGNED_DOMAIN, sessionId, le4(sender), le4(recipient), recipientKey, nonce, ciphertext);
-const endorsementBytes = (sessionId, owner, kind, share) => concat(ENDORSEMENT_DOMAIN, sessionId, le4(owner), Uint8Array.of(kind), share);
+  concat(SHARES_SIGNED_DOMAIN, sessionId, le32(sender), le32(recipient), recipientKey, nonce, ciphertext);
+const endorsementBytes = (sessionId, owner, kind, share) => concat(ENDORSEMENT_DOMAIN, sessionId, le32(owner), Uint8Array.of(kind), share);
 
 /** Whether a 45-byte encoded share is a share of a 32-byte secret at index `recipient` (§9.4 decoding). */
 function shareFor(share, recipient) {
@@ -945,15 +932,15 @@ export class SecAggClient {
       shares.maskingShare.fill(0);
       shares.seedShare.fill(0);
       const signature = sodium.signDetached(sharesSignedBytes(sessionId, id, holder, recipientKey, nonce, ciphertext), this._identity);
-      entries.push(concat(le4(holder), recipientKey, nonce, ciphertext, signature));
+      entries.push(concat(le32(holder), recipientKey, nonce, ciphertext, signature));
     });
-    const commitment = sodium.hashSha256(concat(COMMITMENT_DOMAIN, sessionId, le4(id), selfMaskSeed));
+    const commitment = sodium.hashSha256(concat(COMMITMENT_DOMAIN, sessionId, le32(id), selfMaskSeed));
     s.peers = peers;
     s.shareKeys = shareKeys;
     s.selfMaskSeed = selfMaskSeed;
     s.ownShares = own;
     this._state = "maskedInputCollection";
-    return this._message(1, concat(commitment, le4(entries.length), ...entries));
+    return this._message(1, concat(commitment, le32(entries.length), ...entries));
   }
 
   /** R2: open the neighbours' shares (complaining about bad ones), then mask the input. */
@@ -1030,9 +1017,9 @@ export class SecAggClient {
           if (error instanceof VeilError) throw new Abort("weakPeerKey", `participant ${peer} advertised a key of small order`);
           throw error;
         }
-        complaints.push(concat(le4(peer), Uint8Array.of(1), proved.shared, proved.proof));
+        complaints.push(concat(le32(peer), Uint8Array.of(1), proved.shared, proved.proof));
       } else {
-        complaints.push(concat(le4(peer), Uint8Array.of(0)));
+        complaints.push(concat(le32(peer), Uint8Array.of(0)));
       }
     }
     this._requireNeighbourhood(held.size);
@@ -1059,7 +1046,7 @@ export class SecAggClient {
       this._wipeRound();
       this._s = next;
       this._state = "consistencyCheck";
-      return this._message(2, concat(le4(complaints.length), ...complaints, vector));
+      return this._message(2, concat(le32(complaints.length), ...complaints, vector));
     } finally {
       for (const [, seed] of seeds) seed.fill(0);
     }
@@ -1135,12 +1122,12 @@ export class SecAggClient {
     for (const owner of [...s.held.keys()].sort((a, b) => a - b)) {
       const shares = s.held.get(owner);
       if (s.has(s.survivors, owner)) {
-        revealed.push(concat(le4(owner), Uint8Array.of(KIND_SELF_MASK_SEED), shares.seedShare, shares.seedEndorsement));
+        revealed.push(concat(le32(owner), Uint8Array.of(KIND_SELF_MASK_SEED), shares.seedShare, shares.seedEndorsement));
       } else if (s.has(s.dropped, owner)) {
-        revealed.push(concat(le4(owner), Uint8Array.of(KIND_MASKING_KEY), shares.maskingShare, shares.maskingEndorsement));
+        revealed.push(concat(le32(owner), Uint8Array.of(KIND_MASKING_KEY), shares.maskingShare, shares.maskingEndorsement));
       }
     }
-    const message = this._message(4, concat(le4(revealed.length), ...revealed));
+    const message = this._message(4, concat(le32(revealed.length), ...revealed));
     for (const r of revealed) r.fill(0);
     this._wipe();
     this._state = "completed";

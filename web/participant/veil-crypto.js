@@ -31,6 +31,18 @@ export function concat(...parts) {
   return out;
 }
 
+/** LE_4(n): n as 4 little-endian bytes. */
+export function le32(n) {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, n, true);
+  return out;
+}
+
+/** Lower-case hex. */
+export function toHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** LE(B): the integer whose little-endian encoding is B (BigInt). */
 export function leToBigInt(bytes, start = 0, end = bytes.length) {
   let v = 0n;
@@ -499,7 +511,8 @@ function belowL(bytes) {
 }
 
 /** Constant-time equality of two byte strings of the same (public) length. */
-function equalBytes(a, b) {
+/** Whether two byte arrays are equal, in time that depends on their length only. */
+export function equalBytes(a, b) {
   if (a.length !== b.length) return false;
   let acc = 0;
   for (let i = 0; i < a.length; i++) acc |= a[i] ^ b[i];

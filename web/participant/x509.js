@@ -10,7 +10,9 @@
 // DER only (X.690): definite, minimal lengths; no trailing bytes anywhere; every structure is
 // read field by field and anything unexpected is refused. WebCrypto verifies the signature
 // (its only use here); nothing else is trusted from the certificate until it has verified.
-// An ES module; imports nothing.
+// An ES module.
+
+import { equalBytes } from "./veil-crypto.js";
 
 /** Why a certificate is refused. `code` is one of the codes below (they mirror CredentialError). */
 export class CertificateError extends Error {
@@ -202,13 +204,6 @@ function readTime(reader, what) {
   return decodeTime(tlv, reader.value(tlv), what);
 }
 
-function bytesEqual(a, b) {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-}
-
 // --- The certificate -----------------------------------------------------------------------------
 
 /** The first common name of a Name (RDNSequence), or null. Every RDN must be well-formed. */
@@ -394,7 +389,7 @@ export async function verifyCertificate(der, caDer, role, now = Date.now()) {
   const subject = c.commonName ?? "an unnamed subject";
   const signature = c.signatureAlgorithmsMatch ? ecdsaDerToP1363(c.signatureBits) : null;
   // Issued by the CA: its subject as the issuer, and its signature over the TBS bytes.
-  const issued = signature !== null && bytesEqual(c.issuer, ca.subject)
+  const issued = signature !== null && equalBytes(c.issuer, ca.subject)
     && await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, ca.key, signature, c.tbs);
   if (!issued) {
     throw new CertificateError("notIssuedByFederation", `the certificate of ${subject} was not issued by this federation's CA`);

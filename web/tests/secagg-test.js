@@ -21,7 +21,7 @@
 // (time one client's masking for d = 100,000, b = 32, n = 5, complete graph).
 
 import { loadSodium } from "../participant/sodium.js";
-import { concat, veilKdf, ChaChaGenerator, dleqVerify } from "../participant/veil-crypto.js";
+import { concat, le32, veilKdf, ChaChaGenerator, dleqVerify } from "../participant/veil-crypto.js";
 import {
   SecAggError, SecAggPolicy, SecAggSession, SecAggClient, ThreatModel, validateParameters, recommendParameters,
   encodeSignedMessage, decodeSignedMessage, maskInput, maskInputReference, maskedVectorBytes,
@@ -35,7 +35,6 @@ function hex(text) {
   return out;
 }
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-const le4 = (x) => Uint8Array.of(x & 255, (x >>> 8) & 255, (x >>> 16) & 255, (x >>> 24) & 255);
 const u32 = (b, at) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 class Mismatch extends Error {}
 
@@ -43,7 +42,7 @@ class Mismatch extends Error {}
 
 function buildGroup(sodium, group) {
   const seed = hex(group.seed);
-  const derive = (what, i = 0) => veilKdf(sodium, seed, "secagg/simulation", new Uint8Array(0), concat(ENCODER.encode(what), le4(i)));
+  const derive = (what, i = 0) => veilKdf(sodium, seed, "secagg/simulation", new Uint8Array(0), concat(ENCODER.encode(what), le32(i)));
   const server = sodium.signSeedKeypair(derive("server identity"));
   const seeds = {}, keys = [];
   for (let i = 1; i <= group.clients; i++) {
@@ -128,14 +127,14 @@ class HonestCoordinator {
       this.round = 1;
       for (const u of accepted) {
         const ads = s.neighbors(u).filter((v) => set.has(v)).map((v) => this.adverts.get(v));
-        out.push(this.send(u, concat(le4(ads.length), ...ads.flatMap((a) => [le4(a.length), a]))));
+        out.push(this.send(u, concat(le32(ads.length), ...ads.flatMap((a) => [le32(a.length), a]))));
       }
     } else if (this.round === 1) {
       this.u2 = set;
       this.round = 2;
       for (const v of accepted) {
         const senders = s.neighbors(v).filter((u) => set.has(u));
-        out.push(this.send(v, concat(le4(senders.length), ...senders.flatMap((u) => [le4(u), this.r1.get(u).get(v)]))));
+        out.push(this.send(v, concat(le32(senders.length), ...senders.flatMap((u) => [le32(u), this.r1.get(u).get(v)]))));
       }
     } else if (this.round === 2) {
       this.round = 3;
@@ -150,7 +149,7 @@ class HonestCoordinator {
       this.round = 4;
       for (const u of accepted) {
         const others = accepted.filter((w) => w !== u).slice(0, s.threshold - 1);
-        out.push(this.send(u, concat(le4(others.length), ...others.flatMap((w) => [le4(w), this.r3.get(w)]))));
+        out.push(this.send(u, concat(le32(others.length), ...others.flatMap((w) => [le32(w), this.r3.get(w)]))));
       }
     } else {
       this.done = true; // finish: no message
@@ -317,7 +316,7 @@ function checkSubstitution(sodium, group, test) {
   const keyOf = (v) => decodeSignedMessage(run.messages.find((x) => x.sender === v && x.raw[33] === 0).raw).body.slice(0, 32);
   for (const c of complaints) {
     if (c.kind !== "undecryptable") continue;
-    const ctx = concat(ENCODER.encode("veil/v1/secagg/complaint\0"), run.session.id, le4(test.party), le4(c.accused));
+    const ctx = concat(ENCODER.encode("veil/v1/secagg/complaint\0"), run.session.id, le32(test.party), le32(c.accused));
     if (!dleqVerify(sodium, keyOf(test.party), keyOf(c.accused), c.shared, c.proof, ctx)) throw new Mismatch(`the proof about ${c.accused} does not verify`);
   }
   return { kind: "complaints", complaints: got };
