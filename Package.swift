@@ -33,6 +33,7 @@ let package = Package(
         .library(name: "VeilExport", targets: ["VeilExport"]),
         .library(name: "VeilService", targets: ["VeilService"]),
         .library(name: "VeilTransport", targets: ["VeilTransport"]),
+        .library(name: "VeilPostgres", targets: ["VeilPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -49,6 +50,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // The PostgreSQL store (VeilPostgres), for several coordinators sharing one state.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -114,7 +117,7 @@ let package = Package(
         .target(
             name: "VeilTransport",
             dependencies: [
-                "VeilService", "VeilWire",
+                "VeilService", "VeilWire", "VeilPostgres",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -130,6 +133,21 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // The coordinator's store in PostgreSQL: a target of its own, so that the fuzz package,
+        // which links VeilService, does not build NIOSSL and the PostgreSQL client with the
+        // sanitizers.
+        .target(
+            name: "VeilPostgres",
+            dependencies: [
+                "VeilService",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "VeilVectors",
             dependencies: [
@@ -140,7 +158,7 @@ let package = Package(
             name: "veil",
             dependencies: [
                 "CGMP", "CSodium", "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy",
-                "VeilSecAgg", "VeilVectors", "VeilService", "VeilTransport", "VeilWire", "VeilExport",
+                "VeilSecAgg", "VeilVectors", "VeilService", "VeilTransport", "VeilWire", "VeilExport", "VeilPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -170,8 +188,10 @@ let package = Package(
             name: "VeilServiceTests",
             dependencies: [
                 "VeilCore", "VeilCrypto", "VeilLearning", "VeilPaillier", "VeilPrivacy", "VeilSecAgg", "VeilService",
-                "VeilTestSupport", "VeilTransport", "VeilWire",
+                "VeilTestSupport", "VeilTransport", "VeilWire", "VeilPostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

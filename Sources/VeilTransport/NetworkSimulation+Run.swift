@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import VeilPostgres
 import VeilService
 
 extension NetworkSimulation {
@@ -11,7 +12,7 @@ extension NetworkSimulation {
         ready: @escaping @Sendable (CoordinatorServer.Endpoints) -> Void = { _ in },
         progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }
     ) async throws -> FederationSummary {
-        let coordinator = try Coordinator(configuration: serve, logger: logger)
+        let coordinator = try Coordinator(configuration: serve, logger: logger, stores: PostgresStoreDriver())
         let agents = try participants.enumerated().map { i, p in
             var agent = try ParticipantAgent(configuration: p.join, data: p.data, logger: logger)
             agent.failure = failures[i]

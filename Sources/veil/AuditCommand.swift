@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VeilPostgres
 import VeilService
 
 /// `veil audit`: the coordinator's signed, chained round records (`Specs/audit.md`).
@@ -33,7 +34,8 @@ struct AuditCommand: ParsableCommand {
             else { throw ValidationError("--rounds must be A-B (1 ≤ A ≤ B) or A, not \(rounds)") }
             let configuration = try ServeConfiguration.load(path: config)
             let written = try RoundAudit.export(
-                store: configuration.state, rounds: first...last, to: URL(fileURLWithPath: out))
+                store: configuration.store, stores: PostgresStoreDriver(), rounds: first...last,
+                to: URL(fileURLWithPath: out))
             for name in written { print("wrote \(out)/\(name)") }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VeilPostgres
 import VeilService
 
 /// `veil credits`: the coordinator's credit ledger (`Specs/orchestration.md` §7).
@@ -30,7 +31,7 @@ struct CreditsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report = try CreditReport.load(try ServeConfiguration.load(path: config))
+        let report = try CreditReport.load(try ServeConfiguration.load(path: config), stores: PostgresStoreDriver())
         if output.json {
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VeilExport
 import VeilLearning
+import VeilPostgres
 import VeilService
 
 struct ModelCommand: ParsableCommand {
@@ -34,7 +35,7 @@ struct ModelCommand: ParsableCommand {
         func load() throws -> ModelCheckpoint {
             do {
                 if let checkpoint { return try ModelCheckpoint.load(path: checkpoint) }
-                return try ServeConfiguration.load(path: config!).latestModel()
+                return try ServeConfiguration.load(path: config!).latestModel(stores: PostgresStoreDriver())
             } catch { throw usageError("\(error)") }
         }
     }

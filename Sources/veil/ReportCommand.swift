@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VeilPostgres
 import VeilService
 
 struct ReportCommand: ParsableCommand {
@@ -24,7 +25,7 @@ struct ReportCommand: ParsableCommand {
         let snapshot: MonitoringSnapshot
         do {
             let configuration = try ServeConfiguration.load(path: config)
-            let store = try CoordinatorStore(readingAt: configuration.state)
+            let store = try CoordinatorStore(reading: configuration.store, driver: PostgresStoreDriver())
             let warnings: [String]
             (snapshot, warnings) = try MonitoringSnapshot.stored(configuration: configuration, store: store)
             for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import VeilPostgres
 import VeilService
 import VeilTransport
 import X509
@@ -288,7 +289,7 @@ struct ServeCommand: AsyncParsableCommand {
         let coordinator: Coordinator
         do {
             configuration = try ServeConfiguration.load(path: config)
-            coordinator = try Coordinator(configuration: configuration)
+            coordinator = try Coordinator(configuration: configuration, stores: PostgresStoreDriver())
         } catch { throw usageError("\(error)") }
         let json = output.json
         let summary = try await CoordinatorServer.run(

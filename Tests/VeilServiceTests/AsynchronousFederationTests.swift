@@ -83,7 +83,7 @@ import VeilWire
         #expect(stale >= 1, "\(summary.rounds.map(\.staleness))")
         // The audit records bind the asynchronous plan (RoundPlan field 5): both verifiers pass them.
         let out = directory.appendingPathComponent("audit")
-        let files = try RoundAudit.export(store: network.serve.state, rounds: 1...3, to: out).map {
+        let files = try RoundAudit.export(store: network.serve.store, rounds: 1...3, to: out).map {
             out.appendingPathComponent($0)
         }
         let verdicts = RoundAudit.verify(files: files, ca: try FederationCA.loadCertificate(network.serve.tls.ca))

@@ -25,7 +25,7 @@ import VeilTransport
         let result = try await network.run(logger: quietLogger())
         #expect(result.completedRounds == 2)
         let out = directory.appendingPathComponent("audit")
-        let names = try RoundAudit.export(store: network.serve.state, rounds: 1...2, to: out)
+        let names = try RoundAudit.export(store: network.serve.store, rounds: 1...2, to: out)
         return (directory, names.map { out.appendingPathComponent($0) }, network)
     }
 

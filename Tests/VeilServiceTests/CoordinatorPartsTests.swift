@@ -125,40 +125,6 @@ import VeilWire
         #expect(Metrics.catalogue.allSatisfy { text.contains("# HELP \($0.name) ") })
     }
 
-    @Test func storeRecordsRoundsAndMarksInterruptedOnes() throws {
-        let directory = try RepositoryPaths.temporaryDirectory("veil-store")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("s.sqlite").path
-        do {
-            let store = try CoordinatorStore(path: path)
-            #expect(try store.journalMode == "wal")
-            try store.recordParticipant(
-                id: "a", cores: 2, memoryBytes: 1, battery: -1, linkBitsPerSecond: 0, sampleCount: 5)
-            let attempt = try store.nextAttempt(of: 1)
-            #expect(attempt == 1)
-            try store.beginRound(1, attempt: attempt, cohort: 1)
-            #expect(throws: (any Error).self, "an attempt is recorded once") {
-                try store.beginRound(1, attempt: attempt, cohort: 1)
-            }
-            try store.finishRound(
-                1, attempt: attempt,
-                record: .init(
-                    outcome: "completed", survivors: 1, abortReason: nil, transcriptHash: [1, 2], bytesIn: 3,
-                    bytesOut: 4,
-                    contributors: ["a"]),
-                checkpoint: ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: ""))
-                    .initialAlgorithm([1, 2]),
-                accuracy: 0.5, ledger: nil)
-            try store.beginRound(2, attempt: 1, cohort: 1)  // left running: the coordinator "dies"
-        }
-        let reopened = try CoordinatorStore(path: path)
-        #expect(try reopened.rounds().map(\.outcome) == ["completed", "interrupted"])
-        #expect(try reopened.latestCheckpoint()?.round == 1)
-        #expect(try reopened.latestCheckpoint()?.state.parameters == [1, 2])
-        #expect(try reopened.roundsCompleted() == ["a": 1])
-        #expect(try reopened.nextAttempt(of: 2) == 2)
-    }
-
     @Test func configurationDefaultsAndRefusals() throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-config")
         defer { try? FileManager.default.removeItem(at: directory) }

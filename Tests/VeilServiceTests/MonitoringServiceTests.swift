@@ -233,11 +233,10 @@ import VeilTransport
         let store = try CoordinatorStore(path: directory.appendingPathComponent("coordinator.sqlite").path)
         let huge =
             #"{"number":3,"attempt":1,"outcome":"completed","started":0,"finished":1,"cohort":-5,"survivors":4,"seconds":1e300,"bytes_in":0,"bytes_out":0,"stage_seconds":{},"declines":{},"dropouts":[{"protocol_round":"R1","reason":"x","count":9223372036854775807},{"protocol_round":"R2","reason":"y","count":9223372036854775807}],"abort_reason":"\#(String(repeating: "z", count: 100_000))"}"#
-        try await store.pool.write { db in
-            try db.execute(
-                sql: "UPDATE round_health SET health = ? WHERE number = 1", arguments: [Data("{not json".utf8)])
-            try db.execute(sql: "UPDATE round_health SET health = ? WHERE number = 3", arguments: [Data(huge.utf8)])
-            try db.execute(sql: "UPDATE meta SET value = '[1, 2' WHERE key = 'alert_book'")
+        try store.database.write { db in
+            try db.execute("UPDATE round_health SET health = ? WHERE number = 1", [Data("{not json".utf8)])
+            try db.execute("UPDATE round_health SET health = ? WHERE number = 3", [Data(huge.utf8)])
+            try db.execute("UPDATE meta SET value = '[1, 2' WHERE key = 'alert_book'")
         }
         try store.close()
         let edited = try await VeilProcess.run(["report", "--config", serve.path, "--out", out.path])

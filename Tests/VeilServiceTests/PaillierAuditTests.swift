@@ -46,7 +46,7 @@ import VeilTransport
         let summary = try await network.run(logger: quietLogger())
         #expect(summary.completedRounds == 2)
         let out = directory.appendingPathComponent("audit")
-        let names = try RoundAudit.export(store: network.serve.state, rounds: 1...2, to: out)
+        let names = try RoundAudit.export(store: network.serve.store, rounds: 1...2, to: out)
         return Federation(
             directory: directory, files: names.map { out.appendingPathComponent($0) }, network: network,
             journals: journals)

@@ -39,7 +39,7 @@ import VeilWire
         let result = try await network.run(logger: quietLogger())
         #expect(result.completedRounds == 2)
         let out = directory.appendingPathComponent("audit")
-        let names = try RoundAudit.export(store: network.serve.state, rounds: 1...2, to: out)
+        let names = try RoundAudit.export(store: network.serve.store, rounds: 1...2, to: out)
         return Federation(
             directory: directory, files: names.map { out.appendingPathComponent($0) }, network: network,
             journals: journals)
@@ -207,7 +207,7 @@ import VeilWire
         #expect(summary.completedRounds == 1)
         let out = directory.appendingPathComponent("audit")
         let file = out.appendingPathComponent(
-            try #require(try RoundAudit.export(store: network.serve.state, rounds: 1...1, to: out).first))
+            try #require(try RoundAudit.export(store: network.serve.store, rounds: 1...1, to: out).first))
         let ca = try FederationCA.loadCertificate(network.serve.tls.ca)
 
         let report = try #require(RoundAudit.verify(files: [file], ca: ca).first)

@@ -20,9 +20,23 @@ import VeilTestSupport
         }
     }
 
-    @Test func aFederationOfProcessesSurvivesKilledParticipantsAndARestartedCoordinator() async throws {
+    /// On either store: with PostgreSQL, the SIGKILLed coordinator's successor resumes from
+    /// the round the database committed.
+    @Test(arguments: StoreKind.allCases)
+    func aFederationOfProcessesSurvivesKilledParticipantsAndARestartedCoordinator(kind: StoreKind) async throws {
         let directory = try RepositoryPaths.temporaryDirectory("veil-processes")
         defer { try? FileManager.default.removeItem(at: directory) }
+        let location: StoreLocation
+        var remove: (@Sendable () async -> Void)? = nil
+        switch kind {
+        case .sqlite:
+            location = .sqlite(path: directory.appendingPathComponent("state.sqlite").path)
+        case .postgres:
+            guard let made = try await kind.make("processes") else { return }
+            (location, remove) = made
+        }
+        defer { if let remove { Task { await remove() } } }
+        let state = try kind.serveEntry(location)
         let veil = try VeilProcess.executable
         // The README's flow: each holder makes its keys and a request in its own folder; the CA
         // signs the requests and never sees a private key.
@@ -50,7 +64,7 @@ import VeilTestSupport
             {"tls": {"ca": "coordinator/ca.cert.pem", "certificate": "coordinator/coordinator.cert.pem",
                      "key": "coordinator/coordinator.key.pem", "signing_key": "coordinator/coordinator.signing.key"},
              "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3, "cohort_size": 4,
-             "state": "state.sqlite", "round_deadline_seconds": 3, "training_deadline_seconds": 10}
+             \(state), "round_deadline_seconds": 3, "training_deadline_seconds": 10}
             """.write(to: directory.appendingPathComponent("serve.json"), atomically: true, encoding: .utf8)
         }
         // The first coordinator picks a free port and says which; its successor reuses it, as
@@ -85,8 +99,7 @@ import VeilTestSupport
         // A round is committed before its line is printed, so SIGKILL between the two leaves a
         // committed round unprinted: the store, not stdout, says where the federation stands.
         let committed = try #require(
-            try CoordinatorStore(readingAt: directory.appendingPathComponent("state.sqlite").path).latestCheckpoint()?
-                .round)
+            try CoordinatorStore(reading: location, driver: StoreKind.driver).latestCheckpoint()?.round)
         #expect(committed >= (before.last ?? 0) && committed <= (before.last ?? 0) + 1, "committed \(committed)")
 
         // …and a new one resumes from the last completed round.
@@ -102,7 +115,7 @@ import VeilTestSupport
             #expect(await p.wait(timeout: 30))
             #expect(p.stdout.contains("all rounds completed"), "\(p.stderr.suffix(2000))")
         }
-        let store = try CoordinatorStore(path: directory.appendingPathComponent("state.sqlite").path)
+        let store = try CoordinatorStore(reading: location, driver: StoreKind.driver)
         let attempts = try store.rounds()
         #expect(Set(attempts.filter { $0.outcome == "completed" }.map(\.number)) == Set(1...rounds))
         #expect(try store.latestCheckpoint()?.round == rounds)

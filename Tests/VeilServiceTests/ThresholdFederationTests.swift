@@ -94,7 +94,7 @@ import VeilTransport
 
         // The records: each names the two holders' signed partials, which recombine to its sum.
         let out = directory.appendingPathComponent("audit")
-        let files = try RoundAudit.export(store: network.serve.state, rounds: 1...2, to: out).map {
+        let files = try RoundAudit.export(store: network.serve.store, rounds: 1...2, to: out).map {
             out.appendingPathComponent($0)
         }
         let ca = try FederationCA.loadCertificate(network.serve.tls.ca)

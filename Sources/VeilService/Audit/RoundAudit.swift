@@ -52,8 +52,11 @@ public struct RoundAuditExport: Codable, Sendable {
 public enum RoundAudit {
     /// Writes the records of rounds `rounds` from the coordinator's store into `directory`.
     /// - Returns: the files written.
-    public static func export(store path: String, rounds: ClosedRange<Int>, to directory: URL) throws -> [String] {
-        let store = try CoordinatorStore(readingAt: path)
+    public static func export(
+        store location: StoreLocation, stores: any StoreDriver = SQLiteStoreDriver(), rounds: ClosedRange<Int>,
+        to directory: URL
+    ) throws -> [String] {
+        let store = try CoordinatorStore(reading: location, driver: stores)
         let audits = try store.audits(rounds: rounds)
         guard !audits.isEmpty else { throw ConfigurationError("the store has no audit record for rounds \(rounds)") }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

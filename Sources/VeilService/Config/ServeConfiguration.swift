@@ -93,8 +93,10 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     /// The Prometheus/status HTTP port; nil disables it.
     public var metricsPort: Int? = 9464
     public var tls: TLSFiles
-    /// The SQLite file of the coordinator's state.
+    /// The SQLite file of the coordinator's state (without `postgres`).
     public var state = "coordinator.sqlite"
+    /// The coordinator's state in PostgreSQL instead (`Specs/wire.md` §6.1); nil: the SQLite file.
+    public var postgres: PostgresSettings?
     /// Completed rounds to run.
     public var rounds = 20
     /// A round starts when at least this many participants are connected.
@@ -176,6 +178,9 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
 
     public init(tls: TLSFiles) { self.tls = tls }
 
+    /// Where the state lives: `postgres` when given, else the SQLite file `state`.
+    public var store: StoreLocation { postgres.map { .postgres($0) } ?? .sqlite(path: state) }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case federation, host, port, metricsPort, tls, state, rounds, minParticipants, cohortSize, selection
         case roundDeadlineSeconds, trainingDeadlineSeconds, registrationTimeoutSeconds, maxRoundAttempts, model
@@ -187,6 +192,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
         case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration, asynchronous, monitoring, browser
+        case postgres
     }
 
     public init(from decoder: any Decoder) throws {
@@ -239,6 +245,10 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         asynchronous = try c.decodeIfPresent(ServiceAsynchrony.self, forKey: .asynchronous)
         monitoring = try c.decodeIfPresent(ServiceMonitoring.self, forKey: .monitoring)
         browser = try c.decodeIfPresent(ServiceBrowser.self, forKey: .browser)
+        postgres = try c.decodeIfPresent(PostgresSettings.self, forKey: .postgres)
+        if postgres != nil, c.contains(.state) {
+            throw ConfigurationError("state (a SQLite file) and postgres are two stores: name one")
+        }
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -247,6 +257,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         configuration.tls = configuration.tls.resolved(against: base)
         configuration.state = base.resolving(configuration.state)
+        configuration.postgres = configuration.postgres?.resolved(against: base)
         if let file = configuration.monitoring?.tokenFile { configuration.monitoring?.tokenFile = base.resolving(file) }
         configuration.thresholdKey = configuration.thresholdKey.map(base.resolving)
         if var browser = configuration.browser {
@@ -393,6 +404,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try asynchronous?.validate()
         try monitoring?.validate()
         try browser?.validate()
+        try postgres?.validate()
         if let browser, browser.port != 0, [metricsPort, port].contains(browser.port) {
             throw ConfigurationError("browser.port \(browser.port) is already the gRPC or the metrics port")
         }

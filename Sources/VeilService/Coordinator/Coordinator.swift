@@ -85,7 +85,8 @@ public actor Coordinator {
     /// last checkpoint.
     public init(
         configuration: ServeConfiguration, logger: Logger = Logger(label: "veil.coordinator"),
-        clock: any Clock<Duration> = ContinuousClock(), executor: (any SerialExecutor)? = nil
+        clock: any Clock<Duration> = ContinuousClock(), executor: (any SerialExecutor)? = nil,
+        stores: any StoreDriver = SQLiteStoreDriver()
     ) throws {
         self.executor = executor ?? ComputeThreads.coordinators.serialExecutor()
         try configuration.validate()
@@ -95,7 +96,7 @@ public actor Coordinator {
         let (ca, identity, signingKey) = try configuration.tls.credentials(role: .coordinator)
         self.ca = ca
         credentials = CoordinatorCredentials(identity: identity, signingKey: signingKey)
-        store = try CoordinatorStore(path: configuration.state)
+        store = try CoordinatorStore(configuration.store, driver: stores)
         metrics = Metrics()
         registry = ConnectionRegistry(
             messagesPerSecond: configuration.messagesPerSecond, messageBurst: configuration.messageBurst,

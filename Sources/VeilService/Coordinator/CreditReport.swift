@@ -44,13 +44,15 @@ public struct CreditReport: Sendable {
     /// Reads the store of `configuration` without changing it (a coordinator may be running on
     /// it); reputations are folded from the participation rows exactly as the coordinator folds
     /// them.
-    public static func load(_ configuration: ServeConfiguration) throws -> CreditReport {
+    public static func load(
+        _ configuration: ServeConfiguration, stores: any StoreDriver = SQLiteStoreDriver()
+    ) throws -> CreditReport {
         let participation: [CoordinatorStore.Participation]
         let credits: [CoordinatorStore.Credit]
         let accuracies: [Int: Double]
         let round: Int
         do {
-            let store = try CoordinatorStore(readingAt: configuration.state)
+            let store = try CoordinatorStore(reading: configuration.store, driver: stores)
             participation = try store.participation()
             credits = try store.credits()
             accuracies = try store.accuracies()
@@ -58,7 +60,7 @@ public struct CreditReport: Sendable {
         } catch let error as ConfigurationError {
             throw error
         } catch {
-            throw ConfigurationError("cannot read the coordinator's store at \(configuration.state): \(error)")
+            throw ConfigurationError("cannot read the coordinator's store at \(configuration.store): \(error)")
         }
         let book = OrchestrationBook(
             settings: configuration.orchestration, history: participation)

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// The store's monitoring records (`Specs/wire.md` §9.2): each attempt's `RoundHealth`, the
 /// participants' latest resource reports, the alert book, and the per-participant tallies the
@@ -14,17 +13,21 @@ extension CoordinatorStore {
         let row = try encoder.encode(health)
         let book = String(decoding: try encoder.encode(alerts), as: UTF8.self)
         let reports = try resources.map { ($0.key, try encoder.encode($0.value)) }
-        try pool.write { db in
+        try database.write { db in
             try db.execute(
-                sql: "INSERT OR REPLACE INTO round_health (number, attempt, health) VALUES (?, ?, ?)",
-                arguments: [health.number, health.attempt, row])
+                """
+                INSERT INTO round_health (number, attempt, health) VALUES (?, ?, ?)
+                ON CONFLICT (number, attempt) DO UPDATE SET health = excluded.health
+                """, [health.number, health.attempt, row])
             for (id, usage) in reports {
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO resource_reports (participant, usage) VALUES (?, ?)",
-                    arguments: [id, usage])
+                    """
+                    INSERT INTO resource_reports (participant, usage) VALUES (?, ?)
+                    ON CONFLICT (participant) DO UPDATE SET usage = excluded.usage
+                    """, [id, usage])
             }
             try db.execute(
-                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [Self.alertBookKey, book])
+                Self.setMeta, [Self.alertBookKey, book])
         }
     }
 
@@ -33,15 +36,15 @@ extension CoordinatorStore {
     /// recorded because the store failed, or whose record cannot be read (counted in
     /// `unreadable`) — what the rounds table says of it.
     public func roundHealth() throws -> (rounds: [RoundHealth], unreadable: Int) {
-        try pool.read { db in
+        try database.read { db in
             var recorded: [String: RoundHealth] = [:]
             var unreadable = 0
             if try db.tableExists("round_health") {
-                for row in try Row.fetchAll(db, sql: "SELECT number, attempt, health FROM round_health") {
-                    let number: Int = row["number"]
-                    let attempt: Int = row["attempt"]
-                    guard let data = row["health"] as Data?,
-                        let health = try? JSONDecoder().decode(RoundHealth.self, from: data)
+                for row in try db.fetch("SELECT number, attempt, health FROM round_health") {
+                    let number = try row.int("number")
+                    let attempt = try row.int("attempt")
+                    guard let data = try? row.bytes("health"),
+                        let health = try? JSONDecoder().decode(RoundHealth.self, from: Data(data))
                     else {
                         unreadable += 1
                         continue
@@ -50,27 +53,27 @@ extension CoordinatorStore {
                 }
             }
             var accuracy: [Int: Double] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT round, accuracy FROM checkpoints WHERE accuracy IS NOT NULL") {
-                accuracy[row["round"]] = row["accuracy"]
+            for row in try db.fetch("SELECT round, accuracy FROM checkpoints WHERE accuracy IS NOT NULL") {
+                accuracy[try row.int("round")] = try row.double("accuracy")
             }
-            let rounds = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT number, attempt, started, finished, outcome, cohort, survivors, abort_reason, bytes_in,
-                        bytes_out FROM rounds WHERE outcome != 'running' ORDER BY number, attempt
-                    """
+            let rounds = try db.fetch(
+                """
+                SELECT number, attempt, started, finished, outcome, cohort, survivors, abort_reason, bytes_in,
+                    bytes_out FROM rounds WHERE outcome != 'running' ORDER BY number, attempt
+                """
             ).map { row in
-                let number: Int = row["number"]
-                let attempt: Int = row["attempt"]
+                let number = try row.int("number")
+                let attempt = try row.int("attempt")
                 if let health = recorded["\(number)/\(attempt)"] { return health }
-                let started: Double = row["started"]
-                let finished: Double = row["finished"] ?? started
-                let outcome: String = row["outcome"]
+                let started = try row.double("started")
+                let finished = try row.optionalDouble("finished") ?? started
+                let outcome = try row.string("outcome")
                 var health = RoundHealth(
                     number: number, attempt: attempt, outcome: outcome, started: started, finished: finished,
-                    cohort: row["cohort"], survivors: row["survivors"] ?? 0, seconds: finished - started,
-                    bytesIn: row["bytes_in"] ?? 0, bytesOut: row["bytes_out"] ?? 0)
-                health.abortReason = row["abort_reason"]
+                    cohort: try row.int("cohort"), survivors: try row.optionalInt("survivors") ?? 0,
+                    seconds: finished - started, bytesIn: try row.optionalInt("bytes_in") ?? 0,
+                    bytesOut: try row.optionalInt("bytes_out") ?? 0)
+                health.abortReason = try row.optionalString("abort_reason")
                 if outcome == "completed" { health.accuracy = accuracy[number] }
                 return health.sanitized()
             }
@@ -80,25 +83,24 @@ extension CoordinatorStore {
 
     /// Notes that a participant was seen now (its stream ended).
     public func touchParticipant(_ id: String) throws {
-        try pool.write { db in
+        try database.write { db in
             try db.execute(
-                sql: "UPDATE participants SET last_seen = ? WHERE id = ?",
-                arguments: [Date().timeIntervalSince1970, id])
+                "UPDATE participants SET last_seen = ? WHERE id = ?", [Date().timeIntervalSince1970, id])
         }
     }
 
     /// Each participant's latest resource report.
     public func resourceReports() throws -> [String: ResourceUsage] {
-        try pool.read { db in
+        try database.read { db in
             guard try db.tableExists("resource_reports") else { return [:] }
             var result: [String: ResourceUsage] = [:]
             // A report that does not read back, or is out of bounds, is left out.
-            for row in try Row.fetchAll(db, sql: "SELECT participant, usage FROM resource_reports") {
-                guard let data = row["usage"] as Data?,
-                    let stored = try? JSONDecoder().decode(ResourceUsage.self, from: data),
+            for row in try db.fetch("SELECT participant, usage FROM resource_reports") {
+                guard let data = try? row.bytes("usage"),
+                    let stored = try? JSONDecoder().decode(ResourceUsage.self, from: Data(data)),
                     let usage = try? ResourceUsage(validating: stored.report, at: stored.reported)
                 else { continue }
-                result[row["participant"]] = usage
+                result[try row.string("participant")] = usage
             }
             return result
         }
@@ -130,42 +132,36 @@ extension CoordinatorStore {
     }
 
     public func participantRecords() throws -> [ParticipantRecord] {
-        try pool.read { db in
+        try database.read { db in
             var records: [String: ParticipantRecord] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT id, first_seen, last_seen FROM participants ORDER BY id") {
-                let id: String = row["id"]
-                records[id] = ParticipantRecord(id: id, firstSeen: row["first_seen"], lastSeen: row["last_seen"])
+            for row in try db.fetch("SELECT id, first_seen, last_seen FROM participants ORDER BY id") {
+                let id = try row.string("id")
+                records[id] = ParticipantRecord(
+                    id: id, firstSeen: try row.double("first_seen"), lastSeen: try row.double("last_seen"))
             }
             if try db.tableExists("participation") {
-                for row in try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT participant, COUNT(*) AS selected,
-                            SUM(outcome = 'contributed') AS completed,
-                            SUM(outcome IN ('dropped', 'faulted')) AS dropped
-                        FROM participation GROUP BY participant
-                        """)
+                for row in try db.fetch(
+                    """
+                    SELECT participant, COUNT(*) AS selected,
+                        SUM(CASE WHEN outcome = 'contributed' THEN 1 ELSE 0 END) AS completed,
+                        SUM(CASE WHEN outcome IN ('dropped', 'faulted') THEN 1 ELSE 0 END) AS dropped
+                    FROM participation GROUP BY participant
+                    """)
                 {
-                    let id: String = row["participant"]
-                    records[id]?.selected = row["selected"]
-                    records[id]?.completed = row["completed"]
-                    records[id]?.dropped = row["dropped"]
+                    let id = try row.string("participant")
+                    records[id]?.selected = try row.int("selected")
+                    records[id]?.completed = try row.int("completed")
+                    records[id]?.dropped = try row.int("dropped")
                 }
             }
             if try db.tableExists("credits") {
-                for row in try Row.fetchAll(
-                    db, sql: "SELECT participant, SUM(credits) AS total FROM credits GROUP BY participant")
-                {
-                    let id: String = row["participant"]
-                    records[id]?.credits = row["total"]
+                for row in try db.fetch("SELECT participant, SUM(credits) AS total FROM credits GROUP BY participant") {
+                    records[try row.string("participant")]?.credits = try row.double("total")
                 }
             }
             if try db.tableExists("attributions") {
-                for row in try Row.fetchAll(
-                    db, sql: "SELECT participant, COUNT(*) AS n FROM attributions GROUP BY participant")
-                {
-                    let id: String = row["participant"]
-                    records[id]?.faults = row["n"]
+                for row in try db.fetch("SELECT participant, COUNT(*) AS n FROM attributions GROUP BY participant") {
+                    records[try row.string("participant")]?.faults = try row.int("n")
                 }
             }
             return records.values.sorted { $0.id < $1.id }

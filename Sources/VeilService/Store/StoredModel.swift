@@ -6,13 +6,14 @@ extension ServeConfiguration {
     /// export --config`). Reads the store without changing it, so a coordinator may be running.
     /// - Throws: ``ConfigurationError`` when the store cannot be read, has no completed round,
     ///   or its checkpoint does not fit this configuration's model.
-    public func latestModel() throws -> ModelCheckpoint {
+    public func latestModel(stores: any StoreDriver = SQLiteStoreDriver()) throws -> ModelCheckpoint {
         let latest: (round: Int, state: FedAvgFamily)?
-        do { latest = try CoordinatorStore(readingAt: state).latestCheckpoint() } catch let error as ConfigurationError
+        do { latest = try CoordinatorStore(reading: store, driver: stores).latestCheckpoint() } catch let error
+            as ConfigurationError
         {
             throw error
         } catch {
-            throw ConfigurationError("cannot read the coordinator's store at \(state): \(error)")
+            throw ConfigurationError("cannot read the coordinator's store at \(store): \(error)")
         }
         if case .tensors = model {
             throw ConfigurationError(
@@ -20,7 +21,7 @@ extension ServeConfiguration {
             )
         }
         guard let (round, checkpoint) = latest else {
-            throw ConfigurationError("the store at \(state) has no completed round yet: nothing to export")
+            throw ConfigurationError("the store at \(store) has no completed round yet: nothing to export")
         }
         do {
             return try ModelCheckpoint(
