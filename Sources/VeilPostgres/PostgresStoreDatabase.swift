@@ -200,6 +200,13 @@ final class PostgresStoreDatabase: StoreDatabase {
             return try row?.int("n") ?? 0 > 0
         }
 
+        /// `clock_timestamp()`, not `now()`: the time of the statement, not of the
+        /// transaction's start (the writers' lock may have been waited for).
+        func databaseTime() throws -> Double {
+            try fetchOne("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION) AS t")?.double("t")
+                ?? 0
+        }
+
         private func run(_ sql: String, _ arguments: [any StoreArgument]) throws -> [PostgresRow] {
             var bindings = PostgresBindings(capacity: arguments.count)
             for argument in arguments {

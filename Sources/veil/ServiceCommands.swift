@@ -287,30 +287,70 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let configuration: ServeConfiguration
         let coordinator: Coordinator
+        var leadership: (election: LeaderElection, lease: CoordinatorStore.Lease)? = nil
         do {
             configuration = try ServeConfiguration.load(path: config)
-            coordinator = try Coordinator(configuration: configuration, stores: PostgresStoreDriver())
-        } catch { throw usageError("\(error)") }
-        let json = output.json
-        let summary = try await CoordinatorServer.run(
-            coordinator, stopOnSignals: true,
-            ready: { endpoints in
-                FileHandle.standardError.write(
-                    Data(
-                        "listening on \(configuration.host):\(endpoints.grpcPort)\(endpoints.metricsPort.map { ", metrics on :\($0)" } ?? "")\n"
-                            .utf8))
-                if let port = endpoints.metricsPort, let file = configuration.monitoring?.tokenFile {
-                    // The token stays in its file: the URL to open is this one plus #token=<the file's line>.
+            // On PostgreSQL several processes may share the state: one leads, the others wait.
+            if let settings = configuration.postgres {
+                let election = LeaderElection(
+                    store: try CoordinatorStore(electingAt: configuration.store, driver: PostgresStoreDriver()),
+                    holder: LeaderElection.defaultHolder, seconds: settings.leaseSeconds)
+                let lease = try await election.lead { held, remaining in
                     FileHandle.standardError.write(
-                        Data("dashboard: http://\(configuration.host):\(port)/#token=… (the token in \(file))\n".utf8))
+                        Data(
+                            "standby: \(held.holder) leads under epoch \(held.epoch); waiting (its lease ends in \(String(format: "%.1f", remaining)) s unless renewed)\n"
+                                .utf8))
                 }
-            },
-            progress: { round in
-                if !json {
-                    print(roundLine(round))
-                    fflush(nil)  // one line per round as it happens, even into a pipe
+                FileHandle.standardError.write(Data("leading under epoch \(lease.epoch) as \(lease.holder)\n".utf8))
+                leadership = (election, lease)
+            }
+            coordinator = try Coordinator(
+                configuration: configuration, stores: PostgresStoreDriver(), fence: leadership?.lease.epoch)
+        } catch { throw usageError("\(error)") }
+        // A leader that cannot renew its lease stops at once: a standby may already lead, and
+        // the store refuses this process's writes (Specs/wire.md §6.2).
+        let renewal = leadership.map { election, lease in
+            Task {
+                do { try await election.keepLeading(lease) } catch let lost as LeadershipLost {
+                    FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+                    Foundation.exit(3)
                 }
-            })
+            }
+        }
+        defer { renewal?.cancel() }
+        let json = output.json
+        let summary: FederationSummary
+        do {
+            summary = try await CoordinatorServer.run(
+                coordinator, stopOnSignals: true,
+                ready: { endpoints in
+                    FileHandle.standardError.write(
+                        Data(
+                            "listening on \(configuration.host):\(endpoints.grpcPort)\(endpoints.metricsPort.map { ", metrics on :\($0)" } ?? "")\n"
+                                .utf8))
+                    if let port = endpoints.metricsPort, let file = configuration.monitoring?.tokenFile {
+                        // The token stays in its file: the URL to open is this one plus #token=<the file's line>.
+                        FileHandle.standardError.write(
+                            Data(
+                                "dashboard: http://\(configuration.host):\(port)/#token=… (the token in \(file))\n".utf8
+                            ))
+                    }
+                },
+                progress: { round in
+                    if !json {
+                        print(roundLine(round))
+                        fflush(nil)  // one line per round as it happens, even into a pipe
+                    }
+                })
+        } catch let lost as LeadershipLost {
+            FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+            throw ExitCode(3)
+        }
+        // A clean end hands over at once: no standby waits for the lease to run out.
+        if let (election, lease) = leadership {
+            renewal?.cancel()
+            try? election.store.releaseLeadership(lease)
+        }
         if json {
             print(try jsonString(summaryObject(summary)))
         } else {

@@ -38,22 +38,7 @@ import VeilTestSupport
         defer { if let remove { Task { await remove() } } }
         let state = try kind.serveEntry(location)
         let veil = try VeilProcess.executable
-        // The README's flow: each holder makes its keys and a request in its own folder; the CA
-        // signs the requests and never sees a private key.
-        let ca = directory.appendingPathComponent("ca").path
-        #expect(try await VeilProcess.run(["ca", "init", "--dir", ca]).status == 0)
-        let holders = [("coordinator", "coordinator")] + (1...4).map { ("p\($0)", "participant") }
-        for (id, role) in holders {
-            let folder = directory.appendingPathComponent(id).path
-            let request = try await VeilProcess.run(["ca", "request", "--id", id, "--role", role, "--out", folder])
-            #expect(request.status == 0, "\(request.stderr)")
-            let signed = try await VeilProcess.run([
-                "ca", "sign", "--dir", ca, "--request", "\(folder)/\(id).csr.pem", "--role", role, "--out",
-                "\(folder)/\(id).cert.pem",
-            ])
-            #expect(signed.status == 0 && signed.stdout.hasPrefix("signed \(role) \(id)"), "\(signed.stderr)")
-            try FileManager.default.copyItem(atPath: "\(ca)/ca.cert.pem", toPath: "\(folder)/ca.cert.pem")
-        }
+        let ca = try await enrol(in: directory, participants: 4)
         let caFiles = try FileManager.default.contentsOfDirectory(atPath: ca)
         #expect(
             caFiles.filter { $0.hasSuffix(".key.pem") } == ["ca.key.pem"]
@@ -122,6 +107,27 @@ import VeilTestSupport
         // Rounds after the participant died had three survivors, at the participants' t = 3.
         #expect(attempts.last?.survivors == 3)
         #expect(second.stdout.contains("survivors    3/3    t 3"), "\(second.stdout.suffix(500))")
+    }
+
+    /// The README's flow: each holder makes its keys and a request in its own folder (the
+    /// coordinator's in `coordinator/`, participant i's in `pi/`); the CA signs the requests and
+    /// never sees a private key. Returns the CA's folder.
+    func enrol(in directory: URL, participants: Int) async throws -> String {
+        let ca = directory.appendingPathComponent("ca").path
+        #expect(try await VeilProcess.run(["ca", "init", "--dir", ca]).status == 0)
+        let holders = [("coordinator", "coordinator")] + (1...participants).map { ("p\($0)", "participant") }
+        for (id, role) in holders {
+            let folder = directory.appendingPathComponent(id).path
+            let request = try await VeilProcess.run(["ca", "request", "--id", id, "--role", role, "--out", folder])
+            #expect(request.status == 0, "\(request.stderr)")
+            let signed = try await VeilProcess.run([
+                "ca", "sign", "--dir", ca, "--request", "\(folder)/\(id).csr.pem", "--role", role, "--out",
+                "\(folder)/\(id).cert.pem",
+            ])
+            #expect(signed.status == 0 && signed.stdout.hasPrefix("signed \(role) \(id)"), "\(signed.stderr)")
+            try FileManager.default.copyItem(atPath: "\(ca)/ca.cert.pem", toPath: "\(folder)/ca.cert.pem")
+        }
+        return ca
     }
 
     /// The port `veil serve` reports on stderr once it listens (it was asked for port 0).

@@ -244,6 +244,76 @@ import VeilTestSupport
     }
 }
 
+/// Leadership (`Specs/wire.md` §6.2) on either store: the lease, its epochs, and the fence
+/// that keeps a leader who lost it from writing.
+@Suite struct LeadershipTests {
+    @Test(arguments: StoreKind.allCases)
+    func theLeaseGoesToOneHolderAtATimeAndEachNewLeaderFencesTheLast(kind: StoreKind) async throws {
+        guard let (location, remove) = try await kind.make("store-leadership") else { return }
+        defer { Task { await remove() } }
+        let a = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
+        let b = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
+        defer { try? a.close(); try? b.close() }
+        #expect(try a.currentLease() == nil)
+        guard case .leading(let first) = try a.acquireLeadership(holder: "a", seconds: 0.5) else {
+            Issue.record("the first holder did not lead")
+            return
+        }
+        #expect(first.epoch == 1 && first.holder == "a")
+        guard case .held(let held, let remaining) = try b.acquireLeadership(holder: "b", seconds: 0.5) else {
+            Issue.record("a second holder took a lease that had not ended")
+            return
+        }
+        #expect(held == first && remaining > 0 && remaining <= 0.5)
+
+        // The leader writes behind its fence; a running round is left for it.
+        do {
+            let leader = try CoordinatorStore(location, driver: StoreKind.driver, fence: 1)
+            try leader.beginRound(1, attempt: 1, cohort: 2)
+            try leader.close()
+        }
+        let renewed = try a.renewLeadership(first, seconds: 0.5)
+        #expect(renewed.epoch == 1 && renewed.expires >= first.expires)
+
+        // The lease runs out unrenewed (a paused leader): b takes over under epoch 2.
+        try await Task.sleep(for: .milliseconds(700))
+        guard case .leading(let second) = try b.acquireLeadership(holder: "b", seconds: 30) else {
+            Issue.record("the lease did not pass on once it had ended")
+            return
+        }
+        #expect(second.epoch == 2 && second.holder == "b")
+        // The old leader can neither renew nor write — not even to open its store.
+        #expect(throws: LeadershipLost(epoch: 1, current: 2, holder: "b")) {
+            try a.renewLeadership(first, seconds: 0.5)
+        }
+        #expect(throws: LeadershipLost.self) { try CoordinatorStore(location, driver: StoreKind.driver, fence: 1) }
+        #expect(try a.rounds().map(\.outcome) == ["running"])
+        let stale = try CoordinatorStore(reading: location, driver: StoreKind.driver)
+        #expect(try stale.rounds().map(\.outcome) == ["running"])
+        // The new leader's store marks the round it inherited as interrupted, and commits.
+        let leader = try CoordinatorStore(location, driver: StoreKind.driver, fence: 2)
+        #expect(try leader.rounds().map(\.outcome) == ["interrupted"])
+        try leader.beginRound(1, attempt: 2, cohort: 2)
+        try leader.finishRound(
+            1, attempt: 2, record: StoreTests.record(), checkpoint: StoreTests.algorithm, accuracy: nil, ledger: nil)
+        #expect(try leader.latestCheckpoint()?.round == 1)
+
+        // A clean stop releases the lease: the next holder need not wait 30 s.
+        try b.releaseLeadership(second)
+        guard case .leading(let third) = try a.acquireLeadership(holder: "a", seconds: 30) else {
+            Issue.record("a released lease was still held")
+            return
+        }
+        #expect(third.epoch == 3)
+        #expect(throws: LeadershipLost.self, "epoch 2's store is fenced off now") {
+            try leader.setValue("x", for: "k")
+        }
+        #expect(try leader.value("k") == nil)
+        try leader.close()
+        try stale.close()
+    }
+}
+
 /// What only the PostgreSQL store has: its settings, TLS and credentials.
 @Suite struct PostgresStoreTests {
     @Test func theSettingsAreStrict() throws {

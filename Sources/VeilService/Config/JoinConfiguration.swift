@@ -7,6 +7,11 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     /// The coordinator's address.
     public var host = "127.0.0.1"
     public var port = 7443
+    /// Further addresses of the same coordinator, `host:port` — the other `veil serve`
+    /// processes of a tier on one PostgreSQL store (`Specs/wire.md` §6.2) — tried in turn,
+    /// after `host`:`port`, whenever a connection ends without the federation's end. Every one
+    /// must present the coordinator's certificate, as the first must.
+    public var failoverAddresses: [String] = []
     /// The coordinator's id: its certificate must name it (TLS server name verification).
     public var coordinator = "coordinator"
     public var tls: TLSFiles
@@ -54,7 +59,8 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     public init(tls: TLSFiles) { self.tls = tls }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, coordinator, tls, dataset, partition, clients, index, seed, cores, memoryBytes, battery
+        case host, port, failoverAddresses, coordinator, tls, dataset, partition, clients, index, seed, cores,
+            memoryBytes, battery
         case linkBitsPerSecond, reconnectAttempts, privacyBudget, policy, auditJournal, lossReport, trainer, dpSgd
         case offlineState, reportResources
     }
@@ -63,7 +69,8 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         try refuseUnknownKeys(decoder, CodingKeys.self, in: "the configuration")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(tls: try c.decode(TLSFiles.self, forKey: .tls))
-        try c.take(.host, &host); try c.take(.port, &port); try c.take(.coordinator, &coordinator)
+        try c.take(.host, &host); try c.take(.port, &port); try c.take(.failoverAddresses, &failoverAddresses);
+        try c.take(.coordinator, &coordinator)
         try c.take(.dataset, &dataset); try c.take(.partition, &partition)
         try c.take(.clients, &clients); try c.take(.index, &index); try c.take(.seed, &seed)
         cores = try c.decodeIfPresent(Int.self, forKey: .cores)
@@ -87,6 +94,23 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         }
     }
 
+    /// Every address of the coordinator, in the order they are tried: `host`:`port`, then
+    /// `failover_addresses`.
+    public var addresses: [(host: String, port: Int)] {
+        [(host, port)] + failoverAddresses.compactMap(Self.address)
+    }
+
+    /// `host:port` (an IPv6 host in brackets), or nil.
+    static func address(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " }) else { return nil }
+        return (host, port)
+    }
+
     public static func load(path: String) throws -> JoinConfiguration {
         var configuration: JoinConfiguration = try decodeFile(path)
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
@@ -96,6 +120,12 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
             throw ConfigurationError("index must be in 0..<clients")
         }
         guard (1...65535).contains(configuration.port) else { throw ConfigurationError("port must be in 1...65535") }
+        guard configuration.failoverAddresses.count <= 64 else {
+            throw ConfigurationError("failover_addresses: at most 64")
+        }
+        for (i, address) in configuration.failoverAddresses.enumerated() where Self.address(address) == nil {
+            throw ConfigurationError("failover_addresses.\(i): \"\(address)\" is not host:port (a port in 1...65535)")
+        }
         if let cores = configuration.cores, !(1...1_048_576).contains(cores) {
             throw ConfigurationError("cores must be in 1...1048576")
         }

@@ -13,6 +13,9 @@ public struct PostgresSettings: Codable, Hashable, Sendable {
     public var tls = PostgresTLS.require
     /// The CA certificate (PEM) the server's certificate must chain to; nil: the system's.
     public var ca: String?
+    /// The leader's lease (`Specs/wire.md` §6.2), renewed every third of it: how long a
+    /// standby may wait after a leader dies without releasing it.
+    public var leaseSeconds = 10.0
 
     public init(host: String, port: Int = 5432, database: String, user: String) {
         self.host = host
@@ -29,7 +32,7 @@ public struct PostgresSettings: Codable, Hashable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, database, user, passwordFile, tls, ca
+        case host, port, database, user, passwordFile, tls, ca, leaseSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -42,6 +45,7 @@ public struct PostgresSettings: Codable, Hashable, Sendable {
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         try c.take(.tls, &tls)
         ca = try c.decodeIfPresent(String.self, forKey: .ca)
+        try c.take(.leaseSeconds, &leaseSeconds)
     }
 
     func validate() throws {
@@ -49,6 +53,9 @@ public struct PostgresSettings: Codable, Hashable, Sendable {
         guard (1...65535).contains(port) else { throw ConfigurationError("postgres.port must be in 1...65535") }
         guard !database.isEmpty else { throw ConfigurationError("postgres.database must not be empty") }
         guard !user.isEmpty else { throw ConfigurationError("postgres.user must not be empty") }
+        guard leaseSeconds >= 1, leaseSeconds <= 600 else {
+            throw ConfigurationError("postgres.lease_seconds must be in [1, 600]")
+        }
         guard tls == .require || ca == nil else {
             throw ConfigurationError("postgres.ca verifies the server's certificate: not with tls \"disable\"")
         }

@@ -221,6 +221,11 @@ struct ConnectionRegistry {
     }
 
     /// Tells every stream the federation is over and closes it.
+    /// Ends every stream without a word: the participants reconnect (to the next leader).
+    func closeAll() {
+        for connection in Array(participants.values) + Array(keyHolders.values) { connection.outbox.finish() }
+    }
+
     func finishAll(_ finished: Veil_V1_Finished) {
         for connection in Array(participants.values) + Array(keyHolders.values) {
             connection.outbox.yield(.with { $0.finished = finished })

@@ -42,7 +42,10 @@ extension Coordinator {
                 }
             })
         if stopping {
-            outbox.yield(.with { $0.finished = finished() })
+            // A leader handing over says nothing: the participant will find the next one.
+            if !handsOver || completedRounds >= configuration.rounds {
+                outbox.yield(.with { $0.finished = finished() })
+            }
             outbox.finish()
         } else if let asynchronous = configuration.asynchronous, identity.role == .participant {
             registry.setOffered(modelVersion, to: identity.id)

@@ -80,13 +80,18 @@ public actor Coordinator {
     let startedAt = Date()
     /// Set once the store is closed: participants still leaving are not written down.
     var storeClosed = false
+    /// One of a tier of processes on one store (it leads under a fence): stopped before the
+    /// federation's end, it hands over — its streams end without `Finished`, so that the
+    /// participants reconnect to the next leader instead of leaving (`Specs/wire.md` §6.2).
+    let handsOver: Bool
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
-    /// last checkpoint.
+    /// last checkpoint. `fence`: the leadership epoch this process holds (``LeaderElection``),
+    /// which every write to the store must still match.
     public init(
         configuration: ServeConfiguration, logger: Logger = Logger(label: "veil.coordinator"),
         clock: any Clock<Duration> = ContinuousClock(), executor: (any SerialExecutor)? = nil,
-        stores: any StoreDriver = SQLiteStoreDriver()
+        stores: any StoreDriver = SQLiteStoreDriver(), fence: Int? = nil
     ) throws {
         self.executor = executor ?? ComputeThreads.coordinators.serialExecutor()
         try configuration.validate()
@@ -96,7 +101,8 @@ public actor Coordinator {
         let (ca, identity, signingKey) = try configuration.tls.credentials(role: .coordinator)
         self.ca = ca
         credentials = CoordinatorCredentials(identity: identity, signingKey: signingKey)
-        store = try CoordinatorStore(configuration.store, driver: stores)
+        store = try CoordinatorStore(configuration.store, driver: stores, fence: fence)
+        handsOver = fence != nil
         metrics = Metrics()
         registry = ConnectionRegistry(
             messagesPerSecond: configuration.messagesPerSecond, messageBurst: configuration.messageBurst,
@@ -417,12 +423,16 @@ public actor Coordinator {
             // Whoever is connected learns why the federation ended, whatever ended it.
             stopping = true
             stopReason = "\(error)"
-            registry.finishAll(finished())
+            if handsOver { registry.closeAll() } else { registry.finishAll(finished()) }
             throw error
         }
         stopping = true
         if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the coordinator was stopped" }
-        registry.finishAll(finished())
+        if handsOver && !gaveUp && completedRounds < configuration.rounds {
+            registry.closeAll()
+        } else {
+            registry.finishAll(finished())
+        }
         hub.changed()
         return FederationSummary(
             completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,

@@ -102,10 +102,16 @@ public struct ParticipantAgent: Sendable {
     private func runSessions(_ link: some CoordinatorLink) async throws -> ParticipantSummary {
         let tally = Tally()
         var failures = 0
+        // Which of the coordinator's addresses the next connection tries: the next one after
+        // each connection that ended before the federation did (a tier's leader may have
+        // changed, §6.2).
+        let addresses = configuration.addresses
+        var address = 0
         while true {
             trainOffline(tally: tally)
+            defer { address = (address + 1) % addresses.count }
             do {
-                let outcome = try await session(tally: tally, link: link)
+                let outcome = try await session(tally: tally, link: link, address: addresses[address])
                 if let reason = outcome.finished {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
@@ -137,11 +143,13 @@ public struct ParticipantAgent: Sendable {
     }
 
     /// One connection.
-    func session(tally: Tally, link: some CoordinatorLink) async throws -> SessionOutcome {
+    func session(tally: Tally, link: some CoordinatorLink, address: (host: String, port: Int)) async throws
+        -> SessionOutcome
+    {
         let c = configuration
         let agent = self
         return try await link.open(
-            tls: c.tls, host: c.host, port: c.port, coordinator: c.coordinator, hello: hello()
+            tls: c.tls, host: address.host, port: address.port, coordinator: c.coordinator, hello: hello()
         ) { messages, send in
             var state = AgentState(agent: agent, tally: tally, send: send)
             // A session cut short by the connection is journalled too: what was sent is what matters.

@@ -13,7 +13,7 @@ extension CoordinatorStore {
         let row = try encoder.encode(health)
         let book = String(decoding: try encoder.encode(alerts), as: UTF8.self)
         let reports = try resources.map { ($0.key, try encoder.encode($0.value)) }
-        try database.write { db in
+        try write { db in
             try db.execute(
                 """
                 INSERT INTO round_health (number, attempt, health) VALUES (?, ?, ?)
@@ -83,7 +83,7 @@ extension CoordinatorStore {
 
     /// Notes that a participant was seen now (its stream ended).
     public func touchParticipant(_ id: String) throws {
-        try database.write { db in
+        try write { db in
             try db.execute(
                 "UPDATE participants SET last_seen = ? WHERE id = ?", [Date().timeIntervalSince1970, id])
         }

@@ -11,22 +11,44 @@ import VeilSecAgg
 /// restarts from the last completed round (`Specs/wire.md` §6).
 public final class CoordinatorStore: Sendable {
     let database: any StoreDatabase
+    /// The leader's epoch every write must still hold (``LeadershipLost`` otherwise); nil for
+    /// a store with one writer.
+    let fence: Int?
 
     /// Opens (creating and migrating) the store at `location`. A round left running by a
-    /// coordinator that died is aborted cleanly: it will run again.
-    public init(_ location: StoreLocation, driver: any StoreDriver = SQLiteStoreDriver()) throws {
+    /// coordinator that died is aborted cleanly: it will run again. With `fence`, every write
+    /// — this one first — is refused unless the store's leadership epoch is still `fence`.
+    public init(_ location: StoreLocation, driver: any StoreDriver = SQLiteStoreDriver(), fence: Int? = nil) throws {
         database = try driver.open(location, forWriting: true)
-        try database.write { db in
+        self.fence = fence
+        try write { db in
             try db.execute(
                 "UPDATE rounds SET outcome = 'interrupted', finished = ? WHERE outcome = 'running'",
                 [Date().timeIntervalSince1970])
         }
     }
 
+    /// Opens (creating and migrating) the store at `location` to take part in electing its
+    /// leader (``acquireLeadership(holder:seconds:)``), and nothing else: a standby must leave
+    /// the leader's round running.
+    public init(electingAt location: StoreLocation, driver: any StoreDriver) throws {
+        database = try driver.open(location, forWriting: true)
+        fence = nil
+    }
+
     /// Opens an existing store for reading only: no migration, and a round left running stays
     /// as it is (a coordinator may be running on it) — for `veil audit export`.
     public init(reading location: StoreLocation, driver: any StoreDriver = SQLiteStoreDriver()) throws {
         database = try driver.open(location, forWriting: false)
+        fence = nil
+    }
+
+    /// A write transaction, behind the fence when there is one.
+    func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
+        try database.write { db in
+            if let fence { try Self.checkFence(fence, in: db) }
+            return try body(db)
+        }
     }
 
     /// The SQLite file at `path`.
@@ -143,7 +165,7 @@ public final class CoordinatorStore: Sendable {
     }
 
     public func recordAttribution(_ attribution: Attribution) throws {
-        try database.write { db in
+        try write { db in
             try db.execute(
                 """
                 INSERT INTO attributions (participant, round, attempt, fault, detail, evidence, recorded)
@@ -188,7 +210,7 @@ public final class CoordinatorStore: Sendable {
         id: String, cores: Int, memoryBytes: UInt64, battery: Double, linkBitsPerSecond: UInt64, sampleCount: UInt64
     ) throws {
         let now = Date().timeIntervalSince1970
-        try database.write { db in
+        try write { db in
             try db.execute(
                 """
                 INSERT INTO participants (id, first_seen, last_seen, cores, memory_bytes, battery,
@@ -230,7 +252,7 @@ public final class CoordinatorStore: Sendable {
     /// Records attempt `attempt` of round `number` as running (the primary key refuses an
     /// attempt recorded before).
     public func beginRound(_ number: Int, attempt: Int, cohort: Int) throws {
-        try database.write { db in
+        try write { db in
             try db.execute(
                 "INSERT INTO rounds (number, attempt, started, outcome, cohort) VALUES (?, ?, ?, 'running', ?)",
                 [number, attempt, Date().timeIntervalSince1970, cohort])
@@ -277,7 +299,7 @@ public final class CoordinatorStore: Sendable {
         let state = try checkpoint.map { try encoder.encode($0) }
         let ledgerState = try ledger.map { try encoder.encode($0) }
         let now = Date().timeIntervalSince1970
-        return try database.write { db -> [UInt8]? in
+        return try write { db -> [UInt8]? in
             try db.execute(
                 """
                 UPDATE rounds SET finished = ?, outcome = ?, survivors = ?, abort_reason = ?, transcript_hash = ?,
@@ -477,7 +499,7 @@ public final class CoordinatorStore: Sendable {
     }
 
     public func setValue(_ value: String, for key: String) throws {
-        try database.write { db in
+        try write { db in
             try db.execute(Self.setMeta, [key, value])
         }
     }

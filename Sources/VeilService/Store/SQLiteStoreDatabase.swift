@@ -77,6 +77,9 @@ final class SQLiteStoreDatabase: StoreDatabase {
 
         func tableExists(_ name: String) throws -> Bool { try db.tableExists(name) }
 
+        /// The file is on this machine: its processes share this clock.
+        func databaseTime() throws -> Double { Date().timeIntervalSince1970 }
+
         static func arguments(_ arguments: [any StoreArgument]) -> StatementArguments {
             StatementArguments(
                 arguments.map { argument -> (any DatabaseValueConvertible)? in

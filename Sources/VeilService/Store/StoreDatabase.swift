@@ -123,6 +123,9 @@ public protocol StoreTransaction {
     func fetch(_ sql: String, _ arguments: [any StoreArgument]) throws -> [StoreRow]
     /// Whether a table exists: a store opened for reading may predate a migration.
     func tableExists(_ name: String) throws -> Bool
+    /// Seconds since 1970 by the database's clock: one clock for every process sharing the
+    /// database, whatever their own say (a lease's expiry is compared with it).
+    func databaseTime() throws -> Double
 }
 
 extension StoreTransaction {

@@ -116,6 +116,16 @@ public enum StoreSchema {
                     """,
                     "CREATE TABLE resource_reports (participant \(text) PRIMARY KEY NOT NULL, usage \(blob) NOT NULL)",
                 ]),
+            // Which process leads the federation, until when, and its fencing epoch
+            // (`Specs/wire.md` §6.2): one row, changed only under the writers' lock.
+            Migration(
+                name: "v8-leadership",
+                statements: [
+                    """
+                    CREATE TABLE leadership (id \(integer) PRIMARY KEY NOT NULL CHECK (id = 1),
+                        epoch \(integer) NOT NULL, holder \(text) NOT NULL, expires \(double) NOT NULL)
+                    """
+                ]),
         ]
     }
 }
