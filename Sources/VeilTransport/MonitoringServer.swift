@@ -8,7 +8,8 @@ import VeilCrypto
 import VeilService
 
 /// The coordinator's HTTP port (`Specs/wire.md` §9): `GET /metrics` (Prometheus text, open
-/// to the scraper), `GET /healthz`, `GET /` (the dashboard page, which holds no data), and the
+/// to the scraper), `GET /healthz` (the process is up), `GET /readyz` (it leads: 503 while a
+/// standby, §6.2), `GET /` (the dashboard page, which holds no data), and the
 /// dashboard's data — `GET /api/snapshot` (JSON) and `GET /api/events` (server-sent events,
 /// one snapshot after each change) — only for a request that carries the configured bearer
 /// token. Anything else is 404 (or 405 for another method).
@@ -26,14 +27,24 @@ public final class MonitoringServer: Sendable {
         public var hub: MonitoringHub
         /// The current snapshot as JSON.
         public var snapshot: @Sendable () async -> Data?
+        /// Whether this process leads its federation (false: a standby, which takes no
+        /// participant — `/readyz` says 503, so that a load balancer sends them elsewhere).
+        public var leading: Bool
 
         public init(
-            metrics: Metrics, token: String?, hub: MonitoringHub, snapshot: @escaping @Sendable () async -> Data?
+            metrics: Metrics, token: String?, hub: MonitoringHub, snapshot: @escaping @Sendable () async -> Data?,
+            leading: Bool = true
         ) {
             self.metrics = metrics
             self.token = token
             self.hub = hub
             self.snapshot = snapshot
+            self.leading = leading
+        }
+
+        /// A standby's: health and readiness (503), empty metrics, no dashboard data.
+        public static var standby: Content {
+            Content(metrics: Metrics(), token: nil, hub: MonitoringHub(), snapshot: { nil }, leading: false)
         }
     }
 
@@ -128,18 +139,19 @@ public final class MonitoringServer: Sendable {
         }
 
         enum Route {
-            case page, metrics, health, snapshot, events, notFound, notAllowed, unauthorised(String)
+            case page, metrics, health, readiness, snapshot, events, notFound, notAllowed, unauthorised(String)
         }
 
         func route(method: HTTPMethod, uri: String, authorization: String?) -> Route {
             let path = ServerSupport.path(of: uri)
-            let known = ["/", "/metrics", "/healthz", "/api/snapshot", "/api/events"]
+            let known = ["/", "/metrics", "/healthz", "/readyz", "/api/snapshot", "/api/events"]
             guard known.contains(path) else { return .notFound }
             guard method == .GET else { return .notAllowed }
             switch path {
             case "/": return .page
             case "/metrics": return .metrics
             case "/healthz": return .health
+            case "/readyz": return .readiness
             default:
                 guard let tokenDigest else {
                     return .unauthorised("this coordinator has no dashboard token (monitoring.token_file)")
@@ -211,6 +223,12 @@ public final class MonitoringServer: Sendable {
                     context: context)
             case .health:
                 send(.ok, "text/plain; charset=utf-8", Array("ok\n".utf8), context: context)
+            case .readiness:
+                if content.leading {
+                    send(.ok, "text/plain; charset=utf-8", Array("leading\n".utf8), context: context)
+                } else {
+                    send(.serviceUnavailable, "text/plain; charset=utf-8", Array("standby\n".utf8), context: context)
+                }
             case .notFound:
                 send(.notFound, "text/plain; charset=utf-8", Array("not found\n".utf8), context: context)
             case .notAllowed:

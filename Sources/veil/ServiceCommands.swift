@@ -295,12 +295,19 @@ struct ServeCommand: AsyncParsableCommand {
                 let election = LeaderElection(
                     store: try CoordinatorStore(electingAt: configuration.store, driver: PostgresStoreDriver()),
                     holder: LeaderElection.defaultHolder, seconds: settings.leaseSeconds)
+                // A standby answers health checks (`/readyz`: 503) on the metrics port meanwhile,
+                // and leaves the port to the coordinator once it leads.
+                var standby: MonitoringServer? = nil
+                if let port = configuration.metricsPort {
+                    standby = try await MonitoringServer.start(host: configuration.host, port: port, content: .standby)
+                }
                 let lease = try await election.lead { held, remaining in
                     FileHandle.standardError.write(
                         Data(
                             "standby: \(held.holder) leads under epoch \(held.epoch); waiting (its lease ends in \(String(format: "%.1f", remaining)) s unless renewed)\n"
                                 .utf8))
                 }
+                try await standby?.stop()
                 FileHandle.standardError.write(Data("leading under epoch \(lease.epoch) as \(lease.holder)\n".utf8))
                 leadership = (election, lease)
             }

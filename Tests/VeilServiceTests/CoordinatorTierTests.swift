@@ -42,11 +42,12 @@ extension ProcessFederationTests {
         _ = try await enrol(in: directory, participants: 4)
         let rounds = 250
         let ports = try (0..<3).map { _ in try freePort() }
+        let metrics = try (0..<3).map { _ in try freePort() }
         for (i, port) in ports.enumerated() {
             try """
             {"tls": {"ca": "coordinator/ca.cert.pem", "certificate": "coordinator/coordinator.cert.pem",
                      "key": "coordinator/coordinator.key.pem", "signing_key": "coordinator/coordinator.signing.key"},
-             "port": \(port), "metrics_port": null, "rounds": \(rounds), "min_participants": 3, "cohort_size": 4,
+             "port": \(port), "metrics_port": \(metrics[i]), "rounds": \(rounds), "min_participants": 3, "cohort_size": 4,
              \(store), "round_deadline_seconds": 3, "training_deadline_seconds": 10}
             """.write(to: directory.appendingPathComponent("serve\(i).json"), atomically: true, encoding: .utf8)
         }
@@ -63,6 +64,9 @@ extension ProcessFederationTests {
         // The others wait, and say for whom; neither listens.
         #expect(await waitUntil(30) { tier[1...].allSatisfy { $0.stderr.contains("standby: ") } })
         #expect(tier[1...].allSatisfy { listeningPort($0) == nil })
+        // Health checks tell them apart: all are alive, only the leader is ready.
+        #expect(metrics.allSatisfy { LoopbackHTTP.get(port: $0, "/healthz").status == 200 })
+        #expect(metrics.map { LoopbackHTTP.get(port: $0, "/readyz").status } == [200, 503, 503])
 
         let failover = ports.dropFirst().map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ")
         let participants = try (1...4).map { i in
@@ -87,6 +91,9 @@ extension ProcessFederationTests {
         #expect(takeover < .seconds(2 + 2.0 / 3 + 1.5), "took over after \(takeover)")
         let x = leads(1, epoch: 2) ? 1 : 2
         let y = 3 - x
+        // The new leader's port now says it is ready; the last standby's still does not.
+        #expect(await waitUntil(10) { LoopbackHTTP.get(port: metrics[x], "/readyz").status == 200 })
+        #expect(LoopbackHTTP.get(port: metrics[y], "/readyz").status == 503)
         let committed = try #require(
             try CoordinatorStore(reading: location, driver: StoreKind.driver).latestCheckpoint()?.round)
         #expect(await waitUntil(60) { completedRounds(tier[x].stdout).count >= 2 }, "\(tier[x].stderr.suffix(2000))")
