@@ -265,13 +265,17 @@ struct CACommand: ParsableCommand {
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the coordinator of a federation: gRPC over mutual TLS, state in SQLite, metrics over HTTP.",
+        abstract:
+            "Run the coordinator of a federation: gRPC over mutual TLS, state in SQLite or PostgreSQL, metrics over HTTP.",
         discussion: """
             Reads the configuration file (JSON; every key and its default in Specs/wire.md §7), listens for \
             participants, and runs rounds until the configured number have completed, resuming from the \
-            state file after a restart. Prints one line per round on stdout; logs go to stderr. SIGTERM or \
+            store after a restart. Prints one line per round on stdout; logs go to stderr. SIGTERM or \
             SIGINT stops it cleanly: the round in flight is recorded as interrupted, participants are told the \
-            federation is over, the state file is closed, and the exit status is 0.
+            federation is over, the store is closed, and the exit status is 0. With a `postgres` store, \
+            several processes form a tier (Specs/wire.md §6.2): one leads, the others wait as standbys \
+            (`/readyz` answers 503) until its lease runs out; a leader that loses its lease exits 3, and one \
+            stopped by a signal hands over, its participants reconnecting to the next leader.
             """)
 
     @Option(help: "The configuration file.")
