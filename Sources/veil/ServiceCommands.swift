@@ -305,12 +305,31 @@ struct ServeCommand: AsyncParsableCommand {
                 if let port = configuration.metricsPort {
                     standby = try await MonitoringServer.start(host: configuration.host, port: port, content: .standby)
                 }
-                let lease = try await election.lead { held, remaining in
-                    FileHandle.standardError.write(
-                        Data(
-                            "standby: \(held.holder) leads under epoch \(held.epoch); waiting (its lease ends in \(String(format: "%.1f", remaining)) s unless renewed)\n"
-                                .utf8))
+                // A standby has nothing to record: a signal ends it at once, with status 0 (as
+                // process 1 of a container, it would otherwise ignore SIGTERM).
+                let signals = [SIGTERM, SIGINT].map { number in
+                    signal(number, SIG_IGN)
+                    let source = DispatchSource.makeSignalSource(signal: number)
+                    source.setEventHandler {
+                        FileHandle.standardError.write(Data("standby: stopped by a signal\n".utf8))
+                        Foundation.exit(0)
+                    }
+                    source.resume()
+                    return source
                 }
+                let lease = try await election.lead(
+                    waiting: { held, remaining in
+                        FileHandle.standardError.write(
+                            Data(
+                                "standby: \(held.holder) leads under epoch \(held.epoch); waiting (its lease ends in \(String(format: "%.1f", remaining)) s unless renewed)\n"
+                                    .utf8))
+                    },
+                    unreachable: { error in
+                        FileHandle.standardError.write(
+                            Data("standby: the store cannot be reached (\(error)); asking again\n".utf8))
+                    })
+                // From here the coordinator's own handlers stop it cleanly.
+                for source in signals { source.cancel() }
                 try await standby?.stop()
                 FileHandle.standardError.write(Data("leading under epoch \(lease.epoch) as \(lease.holder)\n".utf8))
                 leadership = (election, lease)

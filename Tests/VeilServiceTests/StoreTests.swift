@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VeilCore
 import VeilLearning
@@ -274,6 +275,10 @@ import VeilTestSupport
         }
         let renewed = try a.renewLeadership(first, seconds: 0.5)
         #expect(renewed.epoch == 1 && renewed.expires >= first.expires)
+        // Run out but not taken (a leader slowed by a loaded machine): renewed, same epoch.
+        try await Task.sleep(for: .milliseconds(700))
+        let late = try a.renewLeadership(renewed, seconds: 0.5)
+        #expect(late.epoch == 1 && late.expires > renewed.expires)
 
         // The lease runs out unrenewed (a paused leader): b takes over under epoch 2.
         try await Task.sleep(for: .milliseconds(700))
@@ -311,6 +316,53 @@ import VeilTestSupport
         #expect(try leader.value("k") == nil)
         try leader.close()
         try stale.close()
+    }
+}
+
+/// A driver whose databases refuse their first writes, as a database being restarted does.
+struct UnreachableAtFirst: StoreDriver {
+    let failures: Int
+
+    func open(_ location: StoreLocation, forWriting: Bool) throws -> any StoreDatabase {
+        Database(base: try StoreKind.driver.open(location, forWriting: forWriting), failures: failures)
+    }
+
+    final class Database: StoreDatabase {
+        let base: any StoreDatabase
+        let failures: Mutex<Int>
+
+        init(base: any StoreDatabase, failures: Int) {
+            self.base = base
+            self.failures = Mutex(failures)
+        }
+
+        func read<T>(_ body: (any StoreTransaction) throws -> T) throws -> T { try base.read(body) }
+        func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
+            let fail = failures.withLock { left in
+                defer { left = max(0, left - 1) }
+                return left > 0
+            }
+            if fail { throw StoreError("PostgreSQL: connectionError: Connection refused") }
+            return try base.write(body)
+        }
+        func close() throws { try base.close() }
+    }
+}
+
+extension LeadershipTests {
+    /// A standby outlives a database restart: it says so once and asks again.
+    @Test func aStandbyAsksAgainWhileTheStoreCannotBeReached() async throws {
+        guard let (location, remove) = try await StoreKind.sqlite.make("store-unreachable") else { return }
+        defer { Task { await remove() } }
+        let election = LeaderElection(
+            store: try CoordinatorStore(electingAt: location, driver: UnreachableAtFirst(failures: 3)),
+            holder: "standby", seconds: 0.3)
+        let told = Mutex<[String]>([])
+        let lease = try await election.lead(
+            waiting: { _, _ in told.withLock { $0.append("waiting") } },
+            unreachable: { error in told.withLock { $0.append("\(error)") } })
+        #expect(lease.epoch == 1 && lease.holder == "standby")
+        #expect(told.withLock { $0 } == ["PostgreSQL: connectionError: Connection refused"])
     }
 }
 

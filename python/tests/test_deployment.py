@@ -15,9 +15,14 @@ to a copy of `veil serve` (it has no dry-run option) with its paths moved to a t
 holding credentials from `veil ca`: pointed at a closed port for PostgreSQL it must get past every
 check of the file and fail connecting; with a store — the server VEIL_TEST_POSTGRES names
 (Scripts/postgres-test-cluster.sh), else a SQLite file in the postgres section's place — it must
-start, answer the probes' GET /healthz, and end with status 0 on SIGTERM. Every path serve.json
-names must be mounted by the Deployment from a Secret or the ConfigMap, or be in the image. The
-README's credential commands are run.
+start, answer the probes' GET /healthz and /readyz, and end with status 0 on SIGTERM. With
+VEIL_TEST_POSTGRES two copies run as the Deployment's tier on one database: the second waits as a
+standby (/healthz 200, /readyz 503) and takes over, under epoch 2, when the leader is SIGTERMed —
+sooner than the lease could have run out. The Deployment's shape is checked against what the tier
+needs (three replicas, readiness on /readyz, liveness on /healthz, a rollout that replaces the
+leader — a model of the Deployment controller shows that a gentler one would not), and every path
+serve.json names must be mounted from a Secret or the ConfigMap, or be in the image. The README's
+credential commands are run.
 
 Needs a built `veil` (VEIL_BINARY, else the newer of .build/release/veil and .build/debug/veil,
 copied to a temporary folder first: the build folder may be rewritten meanwhile), ldd and dpkg,
@@ -37,6 +42,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +55,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from browser_support import ROOT, Process, run, skip_or_fail  # noqa: E402
+from webdriver import free_port  # noqa: E402
 
 try:
     import yaml
@@ -489,6 +496,119 @@ def readme_command_block():
     raise AssertionError("README.md has no ```sh block with `veil ca request`")
 
 
+# --- serve.json run here ---------------------------------------------------------------------------
+
+
+def local_path(folder, path):
+    """Where the container's absolute `path` is kept in `folder`."""
+    return os.path.join(folder, "root", path.lstrip("/"))
+
+
+def write_config(folder, config, path="/etc/veil/serve.json"):
+    written = local_path(folder, path)
+    os.makedirs(os.path.dirname(written), exist_ok=True)
+    with open(written, "w") as f:
+        json.dump(config, f)
+    return written
+
+
+def moved_config(config, folder):
+    """serve.json as a process here can run it: /etc/veil/… in `folder`, holding credentials from
+    `veil ca`; the image's participant page as web/participant; loopback, free ports."""
+    binary, _ = veil_binary()
+    made = os.path.join(folder, "made")
+    run(binary, "ca", "init", "--dir", os.path.join(made, "ca"))
+    run(binary, "ca", "request", "--id", "coordinator", "--role", "coordinator", "--host", "veil.veil.svc",
+        "--out", os.path.join(made, "coordinator"))
+    run(binary, "ca", "sign", "--dir", os.path.join(made, "ca"), "--request",
+        os.path.join(made, "coordinator", "coordinator.csr.pem"), "--role", "coordinator",
+        "--out", os.path.join(made, "coordinator", "coordinator.cert.pem"))
+    moved = json.loads(json.dumps(config))
+    for key, name in (("ca", "ca/ca.cert.pem"), ("certificate", "coordinator/coordinator.cert.pem"),
+                      ("key", "coordinator/coordinator.key.pem"),
+                      ("signing_key", "coordinator/coordinator.signing.key")):
+        target = local_path(folder, config["tls"][key])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.join(made, name), target)
+        moved["tls"][key] = target
+    moved.update(host="127.0.0.1", port=0, metrics_port=0)
+    moved["browser"]["port"] = 0
+    moved["browser"]["page"] = image_copy_into(dockerfile_stages(read(DOCKERFILE)), config["browser"]["page"])
+    password = local_path(folder, config["postgres"]["password_file"])
+    os.makedirs(os.path.dirname(password), exist_ok=True)
+    with open(password, "w") as f:
+        f.write("not-the-password\n")
+    moved["postgres"]["password_file"] = password
+    return moved
+
+
+def postgres_server():
+    """The server of VEIL_TEST_POSTGRES (Scripts/postgres-test-cluster.sh), or None."""
+    settings = os.environ.get("VEIL_TEST_POSTGRES")
+    if not settings:
+        return None
+    with open(settings) as f:
+        return json.load(f)
+
+
+def psql(server, statement):
+    psql_path = require_tool("psql")
+    with open(server["password_file"]) as f:
+        password = f.read().rstrip("\n")
+    run_in([psql_path, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--host", server["host"], "--port",
+            str(server["port"]), "--username", server["user"], "--dbname", server["database"],
+            "--command", statement],
+           env=dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable" if server.get("tls") == "disable"
+                    else "require"))
+
+
+def own_database(test, server, purpose):
+    """A database of its own on `server` for `test`, dropped at its end (after its processes, which
+    are stopped by cleanups registered later)."""
+    database = "veil_%s_%d_%d" % (purpose, os.getpid(), time.monotonic_ns())
+    psql(server, "CREATE DATABASE %s" % database)
+    test.addCleanup(psql, server, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % database)
+    return database
+
+
+def swift_seconds(path, pattern):
+    """A duration in seconds written in a Swift source as `.seconds(N)`, found by `pattern`."""
+    match = re.search(pattern, read(os.path.join(ROOT, path)))
+    assert match, "%s: no %s" % (path, pattern)
+    return int(match.group(1))
+
+
+def rolling_update(replicas, max_surge, max_unavailable, syncs=20):
+    """The pods (True: ready) of the old and the new ReplicaSet after a Deployment's rolling update,
+    when only a leader is ever ready: a model of the Deployment controller's arithmetic
+    (pkg/controller/deployment/rolling.go: reconcileNewReplicaSet, then reconcileOldReplicaSets
+    with cleanupUnhealthyReplicas and scaleDownOldReplicaSetsForRollingUpdate; a ReplicaSet deletes
+    its not-ready pods first), pods starting and stopping at once. When nobody leads, a new pod
+    takes the lease before an old one — the kindest case for the rollout."""
+    old, new = [True] + [False] * (replicas - 1), []
+    for _ in range(syncs):
+        if not any(old + new) and (old or new):
+            (new or old)[0] = True
+        # Scale the new ReplicaSet up, within replicas + maxSurge pods.
+        total = len(old) + len(new)
+        if len(new) < replicas and total < replicas + max_surge:
+            new += [False] * min(replicas + max_surge - total, replicas - len(new))
+            continue
+        if not old:
+            break
+        # Scale the old ones down, keeping replicas - maxUnavailable available.
+        min_available = replicas - max_unavailable
+        max_scaled_down = len(old) + len(new) - min_available - (len(new) - sum(new))
+        if max_scaled_down <= 0:
+            continue
+        old = sorted(old, reverse=True)
+        old = old[:len(old) - min(max_scaled_down, len(old) - sum(old))]
+        available = sum(old) + sum(new)
+        if available > min_available:
+            old = old[:len(old) - min(len(old), available - min_available)]
+    return old, new
+
+
 # --- the tests ------------------------------------------------------------------------------------
 
 
@@ -741,11 +861,11 @@ class ManifestValidationTests(unittest.TestCase):
 
     def test_a_misspelt_field_fails_validation(self):
         text = read(os.path.join(KUBERNETES, "deployment.yaml"))
-        self.assertEqual(len(re.findall(r"^  replicas: 1$", text, re.M)), 1)
+        self.assertEqual(len(re.findall(r"^  replicas: 3$", text, re.M)), 1)
         with tempfile.TemporaryDirectory(prefix="veil-kubernetes-") as folder:
             path = os.path.join(folder, "deployment.yaml")
             with open(path, "w") as f:
-                f.write(re.sub(r"^  replicas: 1$", "  replica: 1", text, flags=re.M))
+                f.write(re.sub(r"^  replicas: 3$", "  replica: 3", text, flags=re.M))
             status, output = kubernetes_validate(path)
             self.assertNotEqual(status, 0, output)
             self.assertIn("'replica' was unexpected", output)
@@ -816,46 +936,6 @@ class ServeConfigurationTests(unittest.TestCase):
         self.assertEqual(property_types("ServeConfiguration", sources)["postgres"], "PostgresSettings")
         self.assertNotIn("state", config)
 
-    def moved(self, config, folder):
-        """serve.json as a process here can run it: /etc/veil/… in `folder`, holding credentials
-        from `veil ca`; the image's participant page as web/participant; loopback, free ports."""
-        binary, _ = veil_binary()
-        made = os.path.join(folder, "made")
-        run(binary, "ca", "init", "--dir", os.path.join(made, "ca"))
-        run(binary, "ca", "request", "--id", "coordinator", "--role", "coordinator", "--host", "veil.veil.svc",
-            "--out", os.path.join(made, "coordinator"))
-        run(binary, "ca", "sign", "--dir", os.path.join(made, "ca"), "--request",
-            os.path.join(made, "coordinator", "coordinator.csr.pem"), "--role", "coordinator",
-            "--out", os.path.join(made, "coordinator", "coordinator.cert.pem"))
-        moved = json.loads(json.dumps(config))
-        for key, name in (("ca", "ca/ca.cert.pem"), ("certificate", "coordinator/coordinator.cert.pem"),
-                          ("key", "coordinator/coordinator.key.pem"),
-                          ("signing_key", "coordinator/coordinator.signing.key")):
-            target = self.local(folder, config["tls"][key])
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(os.path.join(made, name), target)
-            moved["tls"][key] = target
-        moved.update(host="127.0.0.1", port=0, metrics_port=0)
-        moved["browser"]["port"] = 0
-        moved["browser"]["page"] = image_copy_into(dockerfile_stages(read(DOCKERFILE)), config["browser"]["page"])
-        password = self.local(folder, config["postgres"]["password_file"])
-        os.makedirs(os.path.dirname(password), exist_ok=True)
-        with open(password, "w") as f:
-            f.write("not-the-password\n")
-        moved["postgres"]["password_file"] = password
-        return moved
-
-    @staticmethod
-    def local(folder, path):
-        return os.path.join(folder, "root", path.lstrip("/"))
-
-    def write(self, folder, config):
-        path = self.local(folder, "/etc/veil/serve.json")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(config, f)
-        return path
-
     def test_veil_serve_accepts_it_and_connects_to_postgres(self):
         """Parsed and validated by the real `veil serve`, which then connects to postgres.host: here
         a closed port on loopback, so the connection is refused — after every check of the file."""
@@ -863,12 +943,12 @@ class ServeConfigurationTests(unittest.TestCase):
         config, _ = serve_json()
         folder = tempfile.mkdtemp(prefix="veil-deployment-")
         self.addCleanup(shutil.rmtree, folder, True)
-        moved = self.moved(config, folder)
+        moved = moved_config(config, folder)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             closed = s.getsockname()[1]
         moved["postgres"].update(host="127.0.0.1", port=closed)
-        result = subprocess.run([binary, "serve", "--config", self.write(folder, moved)], capture_output=True,
+        result = subprocess.run([binary, "serve", "--config", write_config(folder, moved)], capture_output=True,
                                 text=True, timeout=120)
         self.assertNotIn('unknown key "postgres"', result.stderr,
                          "%s predates serve.json's postgres section: build veil again" % source)
@@ -885,24 +965,24 @@ class ServeConfigurationTests(unittest.TestCase):
         config, _ = serve_json()
         folder = tempfile.mkdtemp(prefix="veil-deployment-")
         self.addCleanup(shutil.rmtree, folder, True)
-        moved = self.moved(config, folder)
-        settings = os.environ.get("VEIL_TEST_POSTGRES")
-        if settings:
-            with open(settings) as f:
-                server = json.load(f)
-            database = "veil_deployment_%d" % os.getpid()
-            self.psql(server, "CREATE DATABASE %s" % database)
-            self.addCleanup(self.psql, server, "DROP DATABASE IF EXISTS %s" % database)
-            moved["postgres"] = dict(server, database=database)
+        moved = moved_config(config, folder)
+        server = postgres_server()
+        if server:
+            moved["postgres"] = dict(server, database=own_database(self, server, "deployment"),
+                                     lease_seconds=config["postgres"]["lease_seconds"])
         else:
             del moved["postgres"]
-            moved["state"] = self.local(folder, "/var/lib/veil/coordinator.sqlite")
+            moved["state"] = local_path(folder, "/var/lib/veil/coordinator.sqlite")
             os.makedirs(os.path.dirname(moved["state"]), exist_ok=True)
-        serve = Process("serve", [binary, "serve", "--config", self.write(folder, moved)], folder)
+        serve = Process("serve", [binary, "serve", "--config", write_config(folder, moved)], folder)
         self.addCleanup(serve.stop)
         ports = serve.wait_for(r"^listening on 127\.0\.0\.1:(\d+), metrics on :(\d+)$", "stderr", 60)
         status, body = http_get("http://127.0.0.1:%s/healthz" % ports.group(2))
         self.assertEqual((status, body), (200, b"ok\n"))
+        # Alone on its store it leads: ready.
+        self.assertEqual(http_get("http://127.0.0.1:%s/readyz" % ports.group(2)), (200, b"leading\n"))
+        if server:
+            self.assertRegex(serve.stderr(), r"(?m)^leading under epoch 1 as \S+$")
         status, body = http_get("http://127.0.0.1:%s/metrics" % ports.group(2))
         self.assertEqual(status, 200)
         self.assertIn(b"veil_rounds_completed", body)
@@ -911,16 +991,128 @@ class ServeConfigurationTests(unittest.TestCase):
         self.assertEqual(serve.stop(), 0, serve.tail())
         self.assertLess(time.monotonic() - started, grace)
 
-    @staticmethod
-    def psql(server, statement):
-        psql = require_tool("psql")
-        with open(server["password_file"]) as f:
-            password = f.read().rstrip("\n")
-        run_in([psql, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--host", server["host"], "--port",
-                str(server["port"]), "--username", server["user"], "--dbname", server["database"],
-                "--command", statement],
-               env=dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable" if server.get("tls") == "disable"
-                        else "require"))
+
+class CoordinatorTierTests(unittest.TestCase):
+    """deployment.yaml's tier, run here on one PostgreSQL database (VEIL_TEST_POSTGRES): two copies
+    of `veil serve` on the ConfigMap's serve.json (paths moved; the same gRPC and browser ports, as
+    in the pods, and a metrics port each, as on two machines). The first leads and is ready; the
+    second waits — /healthz 200 (alive) and /readyz 503 (not ready: not in the Service); SIGTERM
+    to the leader hands over: it exits 0, and the second leads under epoch 2 and is ready, sooner
+    than the lease could have run out."""
+
+    def setUp(self):
+        self.server = postgres_server()
+        if self.server is None:
+            skip_or_fail("VEIL_TEST_POSTGRES is not set (Scripts/postgres-test-cluster.sh start DIR prints its file)")
+        self.binary, _ = veil_binary()
+        self.config, _ = serve_json()
+        self.folder = tempfile.mkdtemp(prefix="veil-deployment-tier-")
+        self.addCleanup(shutil.rmtree, self.folder, True)
+        self.processes = []
+
+    def tearDown(self):
+        # Every process ends with the test, whatever happened (SIGTERM, then SIGKILL after 10 s);
+        # the database is dropped after this, by its cleanup.
+        for process in self.processes:
+            process.stop()
+
+    def start(self, name, config):
+        path = write_config(self.folder, config, "/etc/veil/%s.json" % name)
+        process = Process(name, [self.binary, "serve", "--config", path], self.folder)
+        self.processes.append(process)
+        return process
+
+    def wait_for_http(self, url, expected, timeout):
+        """(status, body) of GET url once it is `expected`, polling; fails after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answer = http_get(url)
+            except OSError as error:
+                answer = error
+            if answer == expected:
+                return time.monotonic()
+            if time.monotonic() >= deadline:
+                self.fail("GET %s: %r, not %r within %.0f s" % (url, answer, expected, timeout))
+            time.sleep(0.05)
+
+    def test_a_standby_waits_unready_and_takes_over_from_a_sigtermed_leader(self):
+        lease = self.config["postgres"]["lease_seconds"]
+        moved = moved_config(self.config, self.folder)
+        moved["postgres"] = dict(self.server, database=own_database(self, self.server, "tier"), lease_seconds=lease)
+        # Nothing waits long: one round, and a leader with no participants gives up after 120 s.
+        moved.update(rounds=1, registration_timeout_seconds=120, port=free_port())
+        moved["browser"]["port"] = free_port()
+        first = dict(moved, metrics_port=free_port())
+        second = dict(moved, metrics_port=free_port())
+        url = "http://127.0.0.1:%d%s"
+
+        leader = self.start("tier-1", first)
+        holder = leader.wait_for(r"^leading under epoch 1 as (\S+)$", "stderr", 60).group(1)
+        listening = leader.wait_for(r"^listening on 127\.0\.0\.1:(\d+), metrics on :(\d+)$", "stderr", 60)
+        self.assertEqual(tuple(map(int, listening.groups())), (moved["port"], first["metrics_port"]))
+        self.wait_for_http(url % (first["metrics_port"], "/readyz"), (200, b"leading\n"), 10)
+        self.assertEqual(http_get(url % (first["metrics_port"], "/healthz")), (200, b"ok\n"))
+
+        standby = self.start("tier-2", second)
+        waiting = standby.wait_for(r"^standby: (\S+) leads under epoch 1; waiting", "stderr", 60)
+        self.assertEqual(waiting.group(1), holder)
+        self.wait_for_http(url % (second["metrics_port"], "/healthz"), (200, b"ok\n"), 10)
+        self.assertEqual(http_get(url % (second["metrics_port"], "/readyz")), (503, b"standby\n"))
+        # It neither listens nor runs anything meanwhile.
+        time.sleep(1)
+        self.assertNotIn("listening on", standby.stderr())
+        self.assertIsNone(standby.process.poll(), standby.tail())
+
+        # A standby stopped (a scale-down) ends at once, with status 0: it holds nothing, and
+        # handles the signal itself, as a container's process 1 must.
+        third = self.start("tier-3", dict(moved, metrics_port=free_port()))
+        third.wait_for(r"^standby: \S+ leads under epoch 1; waiting", "stderr", 60)
+        os.kill(third.process.pid, signal.SIGTERM)
+        try:
+            third.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.fail("a standby did not end within 5 s of SIGTERM:\n" + third.tail())
+        self.assertEqual(third.process.returncode, 0, third.tail())
+        self.assertIn("standby: stopped by a signal", third.stderr())
+
+        # A rollout's, a drain's or a deletion's SIGTERM to the leader.
+        sent = time.monotonic()
+        os.kill(leader.process.pid, signal.SIGTERM)
+        exited = led = ready = None
+        while time.monotonic() - sent < lease + 5 and None in (exited, led, ready):
+            now = time.monotonic()
+            if exited is None and leader.process.poll() is not None:
+                exited = now
+            if led is None and re.search(r"(?m)^leading under epoch 2 as \S+$", standby.stderr()):
+                led = now
+            if led is not None and ready is None:
+                try:
+                    if http_get(url % (second["metrics_port"], "/readyz")) == (200, b"leading\n"):
+                        ready = now
+                except OSError:
+                    pass  # the port changes hands: the standby's server stops, the coordinator's starts
+            time.sleep(0.02)
+        self.assertIsNotNone(exited, "the leader did not exit within %g s of SIGTERM:\n%s" % (lease + 5, leader.tail()))
+        self.assertEqual(leader.process.returncode, 0, leader.tail())
+        self.assertIn("stopped early: the coordinator was stopped", leader.stdout())
+        self.assertIsNotNone(led, "the standby did not lead within %g s:\n%s" % (lease + 5, standby.tail()))
+        self.assertIsNotNone(ready, "the new leader's /readyz did not answer 200 within %g s" % (lease + 5))
+        # Released, not run out: the lease, renewed every third of it until the leader stopped,
+        # would have lasted at least two thirds of it after the exit; the standby asks every third.
+        self.assertLess(led - exited, lease * 2 / 3, standby.tail())
+        print("\n  handover after SIGTERM (lease_seconds %g): the leader exited in %.2f s, the standby led at "
+              "%.2f s and was ready at %.2f s" % (lease, exited - sent, led - sent, ready - sent), file=sys.stderr)
+
+        # The new leader serves where the old one did, and is alive and ready.
+        listening = standby.wait_for(r"^listening on 127\.0\.0\.1:(\d+), metrics on :(\d+)$", "stderr", 30)
+        self.assertEqual(tuple(map(int, listening.groups())), (moved["port"], second["metrics_port"]))
+        self.assertEqual(http_get(url % (second["metrics_port"], "/healthz")), (200, b"ok\n"))
+        # And stops as cleanly, with nobody to hand over to.
+        grace = coordinator_deployment()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        started = time.monotonic()
+        self.assertEqual(standby.stop(), 0, standby.tail())
+        self.assertLess(time.monotonic() - started, grace)
 
 
 class DeploymentTests(unittest.TestCase):
@@ -930,11 +1122,43 @@ class DeploymentTests(unittest.TestCase):
         self.veil = container(self.pod)
         self.config, self.config_map = serve_json()
 
-    def test_one_replica_replaced_not_rolled(self):
+    def test_a_tier_of_three_replaced_all_at_once(self):
         spec = self.deployment["spec"]
-        self.assertEqual(spec["replicas"], 1)
-        self.assertEqual(spec["strategy"], {"type": "Recreate"})
+        # One leader, two standbys.
+        self.assertEqual(spec["replicas"], 3)
+        self.assertEqual(spec["strategy"], {"type": "RollingUpdate",
+                                            "rollingUpdate": {"maxUnavailable": "100%", "maxSurge": 0}})
         self.assertLessEqual(spec["selector"]["matchLabels"].items(), spec["template"]["metadata"]["labels"].items())
+        self.assertNotIn("minReadySeconds", spec)
+
+    def test_the_rolling_update_replaces_the_leader_where_a_gentler_one_would_stall(self):
+        """Only the leader is ever ready, so the Deployment controller counts one available pod.
+        With every old pod going at once the update ends with three new pods, one of them leading;
+        with maxUnavailable 1 (or 2) it stops after replacing standbys, the old leader left running."""
+        old, new = rolling_update(3, max_surge=0, max_unavailable=3)
+        self.assertEqual((old, sorted(new)), ([], [False, False, True]))
+        for max_surge, max_unavailable in ((0, 1), (0, 2), (1, 0), (1, 1)):
+            old, new = rolling_update(3, max_surge, max_unavailable)
+            self.assertIn(True, old, "maxSurge %d, maxUnavailable %d" % (max_surge, max_unavailable))
+            self.assertNotIn(True, new)
+
+    def test_the_pods_are_spread_over_nodes_where_they_can_be(self):
+        affinity = self.pod["affinity"]
+        self.assertEqual(set(affinity), {"podAntiAffinity"})
+        self.assertNotIn("requiredDuringSchedulingIgnoredDuringExecution", affinity["podAntiAffinity"])
+        [preference] = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        term = preference["podAffinityTerm"]
+        self.assertEqual(term["topologyKey"], "kubernetes.io/hostname")
+        self.assertEqual(term["labelSelector"], self.deployment["spec"]["selector"])
+
+    def test_the_grace_period_outlasts_the_leaders_clean_stop(self):
+        """SIGTERM: the gRPC streams drain (CoordinatorServer.drainTimeout), the webhooks' last alerts
+        go out (notifier.drain), and only then is the lease released — all before SIGKILL."""
+        source = os.path.join("Sources", "VeilTransport", "CoordinatorServer.swift")
+        drain = swift_seconds(source, r"static let drainTimeout = Duration\.seconds\((\d+)\)")
+        webhooks = swift_seconds(source, r"notifier\.drain\(within: \.seconds\((\d+)\)\)")
+        self.assertEqual((drain, webhooks), (5, 10))
+        self.assertGreater(self.pod["terminationGracePeriodSeconds"], drain + webhooks)
 
     def test_every_path_in_serve_json_is_mounted_or_in_the_image(self):
         stages = dockerfile_stages(read(DOCKERFILE))
@@ -964,11 +1188,29 @@ class DeploymentTests(unittest.TestCase):
             if "secret" in volume:
                 self.assertEqual(volume["secret"]["defaultMode"], 0o440, volume["name"])
 
-    def test_the_probes_get_healthz_on_the_metrics_port(self):
-        for probe in ("readinessProbe", "livenessProbe"):
+    def test_readiness_is_readyz_and_liveness_healthz_on_the_metrics_port(self):
+        """Readiness: GET /readyz, 200 for the leader alone (503 "standby"), so that the Service
+        routes to it; liveness: GET /healthz, 200 from every process that runs."""
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
             get = self.veil[probe]["httpGet"]
-            self.assertEqual(get["path"], "/healthz", probe)
+            self.assertEqual(get["path"], path, probe)
             self.assertEqual(container_port(self.veil, get["port"]), self.config["metrics_port"], probe)
+            self.assertEqual(set(get), {"path", "port"}, probe)  # plain HTTP, the pod's own address
+        # A standby that takes over is in the Service within a few seconds.
+        readiness = self.veil["readinessProbe"]
+        self.assertLessEqual(readiness["periodSeconds"] * readiness.get("successThreshold", 1), 5)
+        # A restart needs a long silence: the port closes for a moment when a standby takes over.
+        liveness = self.veil["livenessProbe"]
+        self.assertGreaterEqual(liveness["periodSeconds"] * liveness["failureThreshold"], 30)
+
+    def test_the_lease_is_set_in_serve_json(self):
+        postgres = self.config["postgres"]
+        self.assertIn("lease_seconds", postgres)
+        self.assertTrue(1 <= postgres["lease_seconds"] <= 600)
+        # Its tradeoff is written beside it, outside the JSON.
+        comments = "\n".join(line for line in read(os.path.join(KUBERNETES, "configmap.yaml")).splitlines()
+                             if line.startswith("#"))
+        self.assertIn("lease_seconds %g" % postgres["lease_seconds"], comments)
 
     def test_the_container_ports_are_serve_jsons(self):
         self.assertEqual({p["name"]: p["containerPort"] for p in self.veil["ports"]},
@@ -1003,6 +1245,8 @@ class DeploymentTests(unittest.TestCase):
     def test_the_service_carries_the_three_ports_inside_the_cluster(self):
         service = resource("Service", "veil")
         self.assertEqual(service["spec"]["type"], "ClusterIP")
+        # Ready pods only: the leader.
+        self.assertIs(service["spec"]["publishNotReadyAddresses"], False)
         self.assertLessEqual(service["spec"]["selector"].items(),
                              self.deployment["spec"]["template"]["metadata"]["labels"].items())
         self.assertEqual({p["name"]: (p["port"], container_port(self.veil, p["targetPort"]))
@@ -1013,7 +1257,11 @@ class DeploymentTests(unittest.TestCase):
         budget = resource("PodDisruptionBudget")
         self.assertEqual(budget["apiVersion"], "policy/v1")
         self.assertEqual(budget["spec"]["selector"], self.deployment["spec"]["selector"])
-        self.assertLessEqual(budget["spec"]["minAvailable"], self.deployment["spec"]["replicas"])
+        # One pod is ever ready, the leader: a budget asking for more could never be met. Drains
+        # leave the leader alone and take the standbys, never ready, whenever asked.
+        self.assertEqual(budget["spec"]["minAvailable"], 1)
+        self.assertNotIn("maxUnavailable", budget["spec"])
+        self.assertEqual(budget["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow")
 
     def test_every_resource_is_in_the_veil_namespace(self):
         for name in manifest_files():

@@ -21,17 +21,28 @@ public struct LeaderElection: Sendable {
     }
 
     /// Waits until this holder leads, asking every third of a lease; `waiting` is told who
-    /// leads each time the lease is held. A store that cannot be reached is asked again.
-    public func lead(waiting: @Sendable (CoordinatorStore.Lease, Double) -> Void) async throws
-        -> CoordinatorStore.Lease
-    {
+    /// leads, once per epoch. A store that cannot be reached is asked again a third of a lease
+    /// later (`unreachable` is told why, once per outage): a standby outlives a database restart.
+    public func lead(
+        waiting: @Sendable (CoordinatorStore.Lease, Double) -> Void, unreachable: @Sendable (any Error) -> Void
+    ) async throws -> CoordinatorStore.Lease {
         var lastHeld: Int? = nil
+        var reachable = true
         while true {
-            switch try store.acquireLeadership(holder: holder, seconds: seconds) {
+            let attempt: CoordinatorStore.LeaseAttempt
+            do {
+                attempt = try store.acquireLeadership(holder: holder, seconds: seconds)
+                reachable = true
+            } catch {
+                if reachable { unreachable(error) }
+                reachable = false
+                try await Task.sleep(for: .seconds(seconds / 3))
+                continue
+            }
+            switch attempt {
             case .leading(let lease):
                 return lease
             case .held(let lease, let remaining):
-                // Said once per leader, not at every poll.
                 if lastHeld != lease.epoch { waiting(lease, remaining) }
                 lastHeld = lease.epoch
                 try await Task.sleep(for: .seconds(min(seconds / 3, max(remaining, 0.05))))
