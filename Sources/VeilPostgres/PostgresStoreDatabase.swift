@@ -24,7 +24,7 @@ public struct PostgresStoreDriver: StoreDriver {
 ///
 /// The store's interface is synchronous — the coordinator calls it from its actor, as it
 /// calls SQLite — so each statement blocks the calling thread until the connection's future
-/// completes (``blocking(_:)``). The connection runs on an event loop of its own
+/// completes (``blocking(_:within:)``). The connection runs on an event loop of its own
 /// (``loop``), which no caller runs on and which never waits for a caller: the coordinator's
 /// executor is itself an event loop, so NIO's `wait()`, which refuses any event loop
 /// thread, cannot be used, but a wait on another loop's future cannot deadlock.
@@ -46,10 +46,17 @@ final class PostgresStoreDatabase: StoreDatabase {
     private let forWriting: Bool
     private let connection = NIOLockedValueBox<PostgresConnection?>(nil)
     private let logger: Logger
+    /// Milliseconds a session may sit in a transaction without a statement: one lease.
+    private let idleInTransaction: Int
+    /// Seconds a statement may go unanswered before its connection is given up: two leases,
+    /// and at least 10 s (the store's statements take milliseconds).
+    private let statementTimeout: Double
 
     init(_ settings: PostgresSettings, forWriting: Bool) throws {
         self.settings = settings
         self.forWriting = forWriting
+        idleInTransaction = Int((settings.leaseSeconds * 1000).rounded(.up))
+        statementTimeout = max(2 * settings.leaseSeconds, 10)
         var logger = Logger(label: "veil.store.postgres")
         logger.logLevel = .critical
         self.logger = logger
@@ -120,33 +127,36 @@ final class PostgresStoreDatabase: StoreDatabase {
     deinit { try? close() }
 
     func close() throws {
-        try connection.withLockedValue { connection in
-            defer { connection = nil }
-            try connection.map { try Self.blocking($0.close()) }
+        connection.withLockedValue { connection in
+            if let open = connection { abandon(open) }
+            connection = nil
         }
     }
 
     /// Runs `body` in a transaction on the connection, connecting first if it is closed (a
-    /// restarted server, a dropped link): a failed statement rolls the transaction back and
-    /// reaches the caller; the next call starts on a working connection.
+    /// restarted server, a dropped link) — retrying the connection for up to a lease, so that a
+    /// short outage costs a wait, not the process. A failed statement rolls the transaction
+    /// back and reaches the caller (a transaction is never replayed: its commit may have
+    /// happened); the next call starts on a working connection.
     private func transaction<T>(begin: [String], _ body: (any StoreTransaction) throws -> T) throws -> T {
         try connection.withLockedValue { current in
             if current == nil || current!.isClosed {
-                current = try Self.mapping {
-                    try Self.blocking(
-                        PostgresConnection.connect(on: Self.loop, configuration: configuration, id: 1, logger: logger))
-                }
+                if let stale = current { abandon(stale) }
+                current = nil
+                current = try connectRetrying()
             }
-            let statements = Transaction(connection: current!, logger: logger)
-            for statement in begin { try statements.execute(statement, []) }
+            let statements = Transaction(connection: current!, logger: logger, timeout: statementTimeout)
             do {
+                // Inside: a transaction begun whose lock failed is rolled back, not left open
+                // for the next caller's statements.
+                for statement in begin { try statements.execute(statement, []) }
                 let result = try body(statements)
                 try statements.execute("COMMIT", [])
                 return result
             } catch {
-                // A connection that cannot roll back is not reused.
-                if (try? statements.execute("ROLLBACK", [])) == nil {
-                    _ = try? current.map { try Self.blocking($0.close()) }
+                // A connection that did not answer, or cannot roll back, is not reused.
+                if error is Unanswered || (try? statements.execute("ROLLBACK", [])) == nil {
+                    abandon(current!)
                     current = nil
                 }
                 throw error
@@ -154,8 +164,60 @@ final class PostgresStoreDatabase: StoreDatabase {
         }
     }
 
-    /// The future's value, the calling thread waiting for it.
-    static func blocking<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
+    /// A new connection with this store's session settings; refused connections (the server
+    /// down or starting) are tried again every quarter second for up to a lease.
+    private func connectRetrying() throws -> PostgresConnection {
+        let deadline = Date().addingTimeInterval(settings.leaseSeconds)
+        while true {
+            do {
+                let connection = try Self.mapping {
+                    try Self.blocking(
+                        PostgresConnection.connect(on: Self.loop, configuration: configuration, id: 1, logger: logger),
+                        within: statementTimeout)
+                }
+                // A process frozen inside a write transaction (SIGSTOP, a stalled machine) would
+                // hold the writers' lock, and with it every standby's election, until it woke:
+                // the server ends such a session after a lease, releasing the lock (§6.2).
+                do {
+                    try Transaction(connection: connection, logger: logger, timeout: statementTimeout).execute(
+                        "SET idle_in_transaction_session_timeout = \(idleInTransaction)", [])
+                } catch {
+                    abandon(connection)
+                    throw error
+                }
+                return connection
+            } catch let error as StoreError where Self.transient.contains(where: error.description.contains) {
+                guard Date() < deadline else { throw error }
+                Thread.sleep(forTimeInterval: 0.25)
+            }
+        }
+    }
+
+    /// Failures to connect that a restarting server gives (refused, reset, starting up), tried
+    /// again; any other — a certificate, a password — at once reaches the caller.
+    static let transient = ["Connection refused", "Connection reset", "SQLSTATE 57P03"]
+
+    /// Closes a connection that failed, without waiting long: one whose close never completes
+    /// is kept (PostgresNIO requires a connection to be closed before it is released).
+    private func abandon(_ connection: PostgresConnection) {
+        if (try? Self.blocking(connection.close(), within: 2)) == nil {
+            Self.abandoned.withLockedValue { $0.append(connection) }
+        }
+    }
+
+    static let abandoned = NIOLockedValueBox<[PostgresConnection]>([])
+
+    /// A statement the server did not answer in time: its connection is given up.
+    struct Unanswered: Error, CustomStringConvertible {
+        var seconds: Double
+        var description: String {
+            "PostgreSQL: no answer within \(Int(seconds)) s; the connection is given up"
+        }
+    }
+
+    /// The future's value, the calling thread waiting for it at most `seconds` (a connection
+    /// whose server went away does not always fail what was sent on it).
+    static func blocking<T: Sendable>(_ future: EventLoopFuture<T>, within seconds: Double) throws -> T {
         precondition(!future.eventLoop.inEventLoop, "the store's event loop must never wait for itself")
         let done = DispatchSemaphore(value: 0)
         let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
@@ -163,7 +225,7 @@ final class PostgresStoreDatabase: StoreDatabase {
             result.withLockedValue { $0 = outcome }
             done.signal()
         }
-        done.wait()
+        guard done.wait(timeout: .now() + seconds) == .success else { throw Unanswered(seconds: seconds) }
         return try result.withLockedValue { $0! }.get()
     }
 
@@ -184,6 +246,7 @@ final class PostgresStoreDatabase: StoreDatabase {
     private struct Transaction: StoreTransaction {
         let connection: PostgresConnection
         let logger: Logger
+        let timeout: Double
 
         func execute(_ sql: String, _ arguments: [any StoreArgument]) throws {
             _ = try run(sql, arguments)
@@ -220,7 +283,7 @@ final class PostgresStoreDatabase: StoreDatabase {
             }
             let query = PostgresQuery(unsafeSQL: Self.numbered(sql), binds: bindings)
             return try PostgresStoreDatabase.mapping {
-                try PostgresStoreDatabase.blocking(connection.query(query, logger: logger)).rows
+                try PostgresStoreDatabase.blocking(connection.query(query, logger: logger), within: timeout).rows
             }
         }
 

@@ -40,6 +40,11 @@ public enum CoordinatorServer {
             },
             config: .defaults {
                 $0.rpc.maxRequestPayloadSize = c.maxMessageBytes
+                // Participants ping every 10 s to notice a coordinator that stopped answering
+                // (GRPCCoordinatorLink); pings as often as every 5 s are welcome, not a reason to
+                // close the connection (gRFC A8's default allows one in 5 minutes).
+                $0.connection.keepalive.clientBehavior = .init(
+                    minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: true)
             })
         let service = FederationService(coordinator: coordinator, ca: coordinator.ca, logger: logger)
         let server = GRPCServer(transport: transport, services: [service])

@@ -41,6 +41,10 @@ package struct GRPCCoordinatorLink: CoordinatorLink {
                 // TLS server name: the coordinator's id, which its certificate names.
                 $0.http2.authority = coordinator
                 $0.http2.maxFrameSize = 1 << 20
+                // A coordinator that stops answering (paused, cut off) is noticed within about
+                // 15 s, not when the kernel gives up on the connection: the participant then
+                // tries the next address (Specs/wire.md §6.2).
+                $0.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
             })
         return try await withGRPCClient(transport: transport) { client in
             let federation = Veil_V1_Federation.Client(wrapping: client)

@@ -296,15 +296,16 @@ struct ServeCommand: AsyncParsableCommand {
             configuration = try ServeConfiguration.load(path: config)
             // On PostgreSQL several processes may share the state: one leads, the others wait.
             if let settings = configuration.postgres {
-                let election = LeaderElection(
-                    store: try CoordinatorStore(electingAt: configuration.store, driver: PostgresStoreDriver()),
-                    holder: LeaderElection.defaultHolder, seconds: settings.leaseSeconds)
-                // A standby answers health checks (`/readyz`: 503) on the metrics port meanwhile,
-                // and leaves the port to the coordinator once it leads.
+                // A standby answers health checks (`/readyz`: 503) on the metrics port — from the
+                // start, even while the store's writers' lock is held elsewhere — and leaves the
+                // port to the coordinator once it leads.
                 var standby: MonitoringServer? = nil
                 if let port = configuration.metricsPort {
                     standby = try await MonitoringServer.start(host: configuration.host, port: port, content: .standby)
                 }
+                let election = LeaderElection(
+                    store: try CoordinatorStore(electingAt: configuration.store, driver: PostgresStoreDriver()),
+                    holder: LeaderElection.defaultHolder, seconds: settings.leaseSeconds)
                 // A standby has nothing to record: a signal ends it at once, with status 0 (as
                 // process 1 of a container, it would otherwise ignore SIGTERM).
                 let signals = [SIGTERM, SIGINT].map { number in
@@ -335,7 +336,7 @@ struct ServeCommand: AsyncParsableCommand {
                 leadership = (election, lease)
             }
             coordinator = try Coordinator(
-                configuration: configuration, stores: PostgresStoreDriver(), fence: leadership?.lease.epoch)
+                configuration: configuration, stores: PostgresStoreDriver(), fence: leadership?.lease)
         } catch { throw usageError("\(error)") }
         // A leader that cannot renew its lease stops at once: a standby may already lead, and
         // the store refuses this process's writes (Specs/wire.md §6.2).

@@ -269,7 +269,7 @@ import VeilTestSupport
 
         // The leader writes behind its fence; a running round is left for it.
         do {
-            let leader = try CoordinatorStore(location, driver: StoreKind.driver, fence: 1)
+            let leader = try CoordinatorStore(location, driver: StoreKind.driver, fence: first)
             try leader.beginRound(1, attempt: 1, cohort: 2)
             try leader.close()
         }
@@ -291,12 +291,12 @@ import VeilTestSupport
         #expect(throws: LeadershipLost(epoch: 1, current: 2, holder: "b")) {
             try a.renewLeadership(first, seconds: 0.5)
         }
-        #expect(throws: LeadershipLost.self) { try CoordinatorStore(location, driver: StoreKind.driver, fence: 1) }
+        #expect(throws: LeadershipLost.self) { try CoordinatorStore(location, driver: StoreKind.driver, fence: first) }
         #expect(try a.rounds().map(\.outcome) == ["running"])
         let stale = try CoordinatorStore(reading: location, driver: StoreKind.driver)
         #expect(try stale.rounds().map(\.outcome) == ["running"])
         // The new leader's store marks the round it inherited as interrupted, and commits.
-        let leader = try CoordinatorStore(location, driver: StoreKind.driver, fence: 2)
+        let leader = try CoordinatorStore(location, driver: StoreKind.driver, fence: second)
         #expect(try leader.rounds().map(\.outcome) == ["interrupted"])
         try leader.beginRound(1, attempt: 2, cohort: 2)
         try leader.finishRound(
@@ -350,6 +350,43 @@ struct UnreachableAtFirst: StoreDriver {
 }
 
 extension LeadershipTests {
+    /// An epoch that comes round again — the row deleted, or restored from an older backup —
+    /// does not let the old holder pass the fence: the holder is checked too (helper-56's F4).
+    @Test(arguments: StoreKind.allCases)
+    func aReusedEpochDoesNotReopenTheFence(kind: StoreKind) async throws {
+        guard let (location, remove) = try await kind.make("store-reused-epoch") else { return }
+        defer { Task { await remove() } }
+        let a = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
+        let b = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
+        guard case .leading(let old) = try a.acquireLeadership(holder: "a", seconds: 30) else {
+            Issue.record("a did not lead")
+            return
+        }
+        let leader = try CoordinatorStore(location, driver: StoreKind.driver, fence: old)
+        try a.database.write { try $0.execute("DELETE FROM leadership") }
+        guard case .leading(let new) = try b.acquireLeadership(holder: "b", seconds: 30) else {
+            Issue.record("b did not lead")
+            return
+        }
+        #expect(new.epoch == old.epoch)
+        #expect(throws: LeadershipLost.self) { try leader.setValue("x", for: "k") }
+        #expect(throws: LeadershipLost.self) { try a.renewLeadership(old, seconds: 30) }
+        #expect(try b.value("k") == nil)
+        for store in [leader, a, b] { try store.close() }
+    }
+
+    /// join.json's `failover_addresses`: host:port, an IPv6 host in brackets, the port in digits.
+    @Test func failoverAddressesAreHostAndPortOnly() {
+        #expect(JoinConfiguration.address("10.0.0.2:7443")! == ("10.0.0.2", 7443))
+        #expect(JoinConfiguration.address("[::1]:7443")! == ("::1", 7443))
+        #expect(JoinConfiguration.address("db.example.org:1")! == ("db.example.org", 1))
+        for refused in [
+            "host", ":1", "host:", "[::1]:70000", "::1:80", "host:+80", "host:0", "a b:1", "[]:1", "h:007443",
+        ] {
+            #expect(JoinConfiguration.address(refused) == nil, "\(refused)")
+        }
+    }
+
     /// A standby outlives a database restart: it says so once and asks again.
     @Test func aStandbyAsksAgainWhileTheStoreCannotBeReached() async throws {
         guard let (location, remove) = try await StoreKind.sqlite.make("store-unreachable") else { return }
@@ -451,6 +488,45 @@ extension LeadershipTests {
         #expect(throws: StoreError.self, "the system's roots do not know the test CA") {
             try CoordinatorStore(.postgres(noCA), driver: StoreKind.driver)
         }
+    }
+
+    /// A leader frozen inside a write transaction holds the writers' lock; the server ends its
+    /// session after a lease, so a standby's election goes on and the frozen write fails.
+    @Test func aWriterFrozenInATransactionDoesNotHoldTheElectionForEver() async throws {
+        guard let (location, remove) = try await StoreKind.postgres.make("store-frozen") else { return }
+        defer { Task { await remove() } }
+        guard case .postgres(var settings) = location else { return }
+        settings.leaseSeconds = 1
+        let frozen = try CoordinatorStore(.postgres(settings), driver: StoreKind.driver)
+        let standby = try CoordinatorStore(electingAt: .postgres(settings), driver: StoreKind.driver)
+        // On a thread of its own: a frozen writer must not hold one of the tests' shared pool.
+        let (ended, finished) = AsyncStream.makeStream(of: String?.self)
+        Thread.detachNewThread {
+            do {
+                try frozen.database.write { db in
+                    try db.execute("UPDATE meta SET value = 'x' WHERE key = 'none'")
+                    Thread.sleep(forTimeInterval: 4)  // frozen, the writers' lock held
+                }
+                finished.yield(nil)
+            } catch { finished.yield("\(error)") }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let clock = ContinuousClock()
+        let started = clock.now
+        let attempt = try await offCooperativePool { try standby.acquireLeadership(holder: "standby", seconds: 1) }
+        let waited = clock.now - started
+        guard case .leading = attempt else {
+            Issue.record("the standby did not lead: \(attempt)")
+            return
+        }
+        #expect(waited < .seconds(3), "the standby waited \(waited) for the frozen writer's lock")
+        var outcome = ended.makeAsyncIterator()
+        let failure = await outcome.next() ?? nil
+        #expect(failure != nil, "the frozen writer's transaction was not ended")
+        // Its store reconnects for the next call.
+        #expect(try frozen.value("none") == nil)
+        try frozen.close()
+        try standby.close()
     }
 
     @Test func aWrongPasswordIsRefusedWithoutShowingIt() async throws {

@@ -100,14 +100,22 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
         [(host, port)] + failoverAddresses.compactMap(Self.address)
     }
 
-    /// `host:port` (an IPv6 host in brackets), or nil.
+    /// `host:port` (an IPv6 host in brackets, the port in decimal digits), or nil.
     static func address(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65535).contains(port)
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        let digits = text[text.index(after: colon)...]
+        guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ ("0"..."9").contains($0) }),
+            let port = Int(digits), (1...65535).contains(port)
         else { return nil }
         var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " }) else { return nil }
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+        } else if host.contains(":") {
+            return nil  // an IPv6 address without brackets: which colon ends it?
+        }
+        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " || $0 == "[" || $0 == "]" }) else {
+            return nil
+        }
         return (host, port)
     }
 

@@ -86,12 +86,12 @@ public actor Coordinator {
     let handsOver: Bool
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
-    /// last checkpoint. `fence`: the leadership epoch this process holds (``LeaderElection``),
-    /// which every write to the store must still match.
+    /// last checkpoint. `fence`: the lease this process leads under (``LeaderElection``), whose
+    /// epoch and holder every write to the store must still find.
     public init(
         configuration: ServeConfiguration, logger: Logger = Logger(label: "veil.coordinator"),
         clock: any Clock<Duration> = ContinuousClock(), executor: (any SerialExecutor)? = nil,
-        stores: any StoreDriver = SQLiteStoreDriver(), fence: Int? = nil
+        stores: any StoreDriver = SQLiteStoreDriver(), fence: CoordinatorStore.Lease? = nil
     ) throws {
         self.executor = executor ?? ComputeThreads.coordinators.serialExecutor()
         try configuration.validate()

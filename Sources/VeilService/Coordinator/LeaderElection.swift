@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One `veil serve` among several on one PostgreSQL store (`Specs/wire.md` §6.2): it waits as
 /// a standby until it can take the lease, then leads — renewing the lease a third of its
@@ -51,8 +52,9 @@ public struct LeaderElection: Sendable {
     }
 
     /// Renews `lease` until cancelled; throws ``LeadershipLost`` once another epoch holds it, or
-    /// once it has not been renewed for its whole length (the store unreachable): by then a
-    /// standby may lead, and this process must stop.
+    /// once it has not been renewed for its whole length — the store unreachable, or a renewal
+    /// stuck (the writers' lock held elsewhere): by then a standby may lead, and this process
+    /// must stop.
     public func keepLeading(_ lease: CoordinatorStore.Lease) async throws {
         var lease = lease
         let clock = ContinuousClock()
@@ -61,13 +63,49 @@ public struct LeaderElection: Sendable {
         while true {
             try await Task.sleep(for: .seconds(seconds / 3))
             let asked = clock.now
-            do {
-                lease = try store.renewLeadership(lease, seconds: seconds)
+            switch await renewal(of: lease, before: validUntil, clock: clock) {
+            case .renewed(let renewed):
+                lease = renewed
                 validUntil = asked + .seconds(seconds)
-            } catch let lost as LeadershipLost {
+            case .failed(let lost as LeadershipLost):
                 throw lost
-            } catch {
+            case .failed:
                 if clock.now >= validUntil { throw LeadershipLost(epoch: lease.epoch, current: nil, holder: nil) }
+            case .timedOut:
+                throw LeadershipLost(epoch: lease.epoch, current: nil, holder: nil)
+            }
+        }
+    }
+
+    private enum Renewal: Sendable {
+        case renewed(CoordinatorStore.Lease)
+        case failed(any Error)
+        case timedOut
+    }
+
+    /// One renewal, raced against the lease's end: the store's call blocks its thread, so it
+    /// runs detached, and is abandoned (not awaited) when the lease ends first.
+    private func renewal(
+        of lease: CoordinatorStore.Lease, before end: ContinuousClock.Instant, clock: ContinuousClock
+    ) async -> Renewal {
+        let (store, seconds) = (store, self.seconds)
+        let answered = Mutex(false)
+        return await withCheckedContinuation { continuation in
+            let answer: @Sendable (Renewal) -> Void = { outcome in
+                let first = answered.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(returning: outcome) }
+            }
+            Task.detached {
+                do { answer(.renewed(try store.renewLeadership(lease, seconds: seconds))) } catch {
+                    answer(.failed(error))
+                }
+            }
+            Task.detached {
+                try? await Task.sleep(until: end, clock: clock)
+                answer(.timedOut)
             }
         }
     }

@@ -50,7 +50,7 @@ extension CoordinatorStore {
         try database.write { db in
             let now = try db.databaseTime()
             let current = try Self.lease(db)
-            guard let current, current.epoch == lease.epoch else {
+            guard let current, current.epoch == lease.epoch, current.holder == lease.holder else {
                 throw LeadershipLost(epoch: lease.epoch, current: current?.epoch, holder: current?.holder)
             }
             var renewed = current
@@ -80,11 +80,13 @@ extension CoordinatorStore {
         }
     }
 
-    /// The check each write transaction of a fenced store starts with.
-    static func checkFence(_ epoch: Int, in db: any StoreTransaction) throws {
+    /// The check each write transaction of a fenced store starts with. The holder too: an
+    /// epoch could come round again if the row were deleted or restored from a backup, a
+    /// holder (host and process id) with the same epoch cannot.
+    static func checkFence(_ fence: Lease, in db: any StoreTransaction) throws {
         let current = try lease(db)
-        guard current?.epoch == epoch else {
-            throw LeadershipLost(epoch: epoch, current: current?.epoch, holder: current?.holder)
+        guard let current, current.epoch == fence.epoch, current.holder == fence.holder else {
+            throw LeadershipLost(epoch: fence.epoch, current: current?.epoch, holder: current?.holder)
         }
     }
 }

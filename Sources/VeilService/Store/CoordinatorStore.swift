@@ -11,14 +11,14 @@ import VeilSecAgg
 /// restarts from the last completed round (`Specs/wire.md` §6).
 public final class CoordinatorStore: Sendable {
     let database: any StoreDatabase
-    /// The leader's epoch every write must still hold (``LeadershipLost`` otherwise); nil for
-    /// a store with one writer.
-    let fence: Int?
+    /// The lease every write must still be under — its epoch and holder (``LeadershipLost``
+    /// otherwise); nil for a store with one writer.
+    let fence: Lease?
 
     /// Opens (creating and migrating) the store at `location`. A round left running by a
     /// coordinator that died is aborted cleanly: it will run again. With `fence`, every write
-    /// — this one first — is refused unless the store's leadership epoch is still `fence`.
-    public init(_ location: StoreLocation, driver: any StoreDriver = SQLiteStoreDriver(), fence: Int? = nil) throws {
+    /// — this one first — is refused unless the store's lease still has `fence`'s epoch and holder.
+    public init(_ location: StoreLocation, driver: any StoreDriver = SQLiteStoreDriver(), fence: Lease? = nil) throws {
         database = try driver.open(location, forWriting: true)
         self.fence = fence
         try write { db in
