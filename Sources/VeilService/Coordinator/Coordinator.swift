@@ -83,7 +83,7 @@ public actor Coordinator {
     /// One of a tier of processes on one store (it leads under a fence): stopped before the
     /// federation's end, it hands over — its streams end without `Finished`, so that the
     /// participants reconnect to the next leader instead of leaving (`Specs/wire.md` §6.2).
-    let handsOver: Bool
+    var handsOver: Bool { store.fence != nil }
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
     /// last checkpoint. `fence`: the lease this process leads under (``LeaderElection``), whose
@@ -102,7 +102,6 @@ public actor Coordinator {
         self.ca = ca
         credentials = CoordinatorCredentials(identity: identity, signingKey: signingKey)
         store = try CoordinatorStore(configuration.store, driver: stores, fence: fence)
-        handsOver = fence != nil
         metrics = Metrics()
         registry = ConnectionRegistry(
             messagesPerSecond: configuration.messagesPerSecond, messageBurst: configuration.messageBurst,
