@@ -275,11 +275,22 @@ struct ServeCommand: AsyncParsableCommand {
             federation is over, the store is closed, and the exit status is 0. With a `postgres` store, \
             several processes form a tier (Specs/wire.md §6.2): one leads, the others wait as standbys \
             (`/readyz` answers 503) until its lease runs out; a leader that loses its lease exits 3, and one \
-            stopped by a signal hands over, its participants reconnecting to the next leader.
+            stopped by a signal hands over, its participants reconnecting to the next leader. With \
+            `hierarchy` (Specs/wire.md §6.3) every process of the tier is an aggregator — participants connect \
+            to it and it sums one group of a round at a time — and the one holding the lease also leads: it \
+            opens each round and combines the groups' sums. It prints one line per group it deposits, and one \
+            per round it commits.
             """)
 
     @Option(help: "The configuration file.")
     var config: String
+
+    @Option(
+        help: """
+            With hierarchy: the host:port at which participants reach this process, given to a participant \
+            another aggregator refuses for its load.
+            """)
+    var advertise: String?
 
     @OptionGroup var output: OutputOptions
 
@@ -290,10 +301,21 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let configuration: ServeConfiguration
-        let coordinator: Coordinator
         var leadership: (election: LeaderElection, lease: CoordinatorStore.Lease)? = nil
         do {
             configuration = try ServeConfiguration.load(path: config)
+            if let address = advertise {
+                guard configuration.hierarchy != nil else {
+                    throw ConfigurationError("--advertise names this aggregator's address: only with hierarchy")
+                }
+                guard JoinConfiguration.address(address) != nil else {
+                    throw ConfigurationError("--advertise \"\(address)\" is not host:port (a port in 1...65535)")
+                }
+            }
+        } catch { throw usageError("\(error)") }
+        if configuration.hierarchy != nil { return try await runTier(configuration) }
+        let coordinator: Coordinator
+        do {
             // On PostgreSQL several processes may share the state: one leads, the others wait.
             if let settings = configuration.postgres {
                 // A standby answers health checks (`/readyz`: 503) on the metrics port — from the

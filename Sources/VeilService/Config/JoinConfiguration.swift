@@ -101,7 +101,7 @@ public struct JoinConfiguration: Codable, Hashable, Sendable {
     }
 
     /// `host:port` (an IPv6 host in brackets, the port in decimal digits), or nil.
-    static func address(_ text: String) -> (host: String, port: Int)? {
+    public static func address(_ text: String) -> (host: String, port: Int)? {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         let digits = text[text.index(after: colon)...]
         guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ ("0"..."9").contains($0) }),

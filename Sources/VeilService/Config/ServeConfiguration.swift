@@ -97,6 +97,9 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
     public var state = "coordinator.sqlite"
     /// The coordinator's state in PostgreSQL instead (`Specs/wire.md` §6.1); nil: the SQLite file.
     public var postgres: PostgresSettings?
+    /// Hierarchical secure aggregation across a tier on `postgres` (`Specs/wire.md` §6.3); nil:
+    /// every round's sum at one coordinator.
+    public var hierarchy: ServiceHierarchy?
     /// Completed rounds to run.
     public var rounds = 20
     /// A round starts when at least this many participants are connected.
@@ -192,7 +195,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
             corruptFraction, dropoutFraction
         case securityBits, evaluate, maxMessageBytes, messagesPerSecond, messageBurst, seed
         case secureSum, keyHolder, thresholdKey, keyHolders, privacy, orchestration, asynchronous, monitoring, browser
-        case postgres
+        case postgres, hierarchy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -249,6 +252,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         if postgres != nil, c.contains(.state) {
             throw ConfigurationError("state (a SQLite file) and postgres are two stores: name one")
         }
+        hierarchy = try c.decodeIfPresent(ServiceHierarchy.self, forKey: .hierarchy)
     }
 
     /// Loads a file; relative paths in it are relative to its folder.
@@ -405,6 +409,7 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
         try monitoring?.validate()
         try browser?.validate()
         try postgres?.validate()
+        try hierarchy?.validate(self)
         if let browser, browser.port != 0, [metricsPort, port].contains(browser.port) {
             throw ConfigurationError("browser.port \(browser.port) is already the gRPC or the metrics port")
         }

@@ -9,6 +9,11 @@ extension Coordinator {
     package func connect(
         identity: FederationIdentity, hello: Veil_V1_Hello, outbox: AsyncStream<Veil_V1_CoordinatorMessage>.Continuation
     ) -> Int? {
+        if let overloaded = shedding(identity) {
+            outbox.yield(.with { $0.failure = overloaded })
+            outbox.finish()
+            return nil
+        }
         let generation: Int
         switch registry.register(identity, hello: hello, outbox: outbox) {
         case .refused:
@@ -29,6 +34,7 @@ extension Coordinator {
             }
             metrics.increment("veil_participants_registered_total")
             metrics.set("veil_participants_connected", Double(registry.participants.count))
+            pulse.connections = registry.participants.count
             logger.info(
                 "participant connected",
                 metadata: ["id": "\(identity.id)", "connected": "\(registry.participants.count)"])
@@ -64,6 +70,7 @@ extension Coordinator {
             dispatch(.keyHolderDisconnected(id))
         case .participant:
             metrics.set("veil_participants_connected", Double(registry.participants.count))
+            pulse.connections = registry.participants.count
             logger.info("participant disconnected", metadata: ["id": "\(id)"])
             if !storeClosed { recording("note when the participant left") { try store.touchParticipant(id) } }
             dispatch(.disconnected(id))

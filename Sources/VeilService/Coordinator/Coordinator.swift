@@ -38,12 +38,12 @@ public actor Coordinator {
     var lastAccuracy: Double?
 
     var registry: ConnectionRegistry
-    private var connectionWaiters: [CheckedContinuation<Void, Never>] = []
+    var connectionWaiters: [CheckedContinuation<Void, Never>] = []
     private var registrationExpired = false
 
     /// The current attempt, and the run loop waiting for its end.
     var active: RoundMachine?
-    private var roundEnded: CheckedContinuation<RoundEnd, Never>?
+    var roundEnded: CheckedContinuation<RoundEnd, Never>?
     /// Time spent inside the machine (the secure sum's cryptography) in the current attempt,
     /// and when its current stage began (the stage latency histogram).
     var cryptoSeconds = 0.0
@@ -84,14 +84,29 @@ public actor Coordinator {
     /// federation's end, it hands over — its streams end without `Finished`, so that the
     /// participants reconnect to the next leader instead of leaving (`Specs/wire.md` §6.2).
     var handsOver: Bool { store.fence != nil }
+    /// With hierarchical secure aggregation (`Specs/wire.md` §6.3): the tier this process
+    /// aggregates groups for, the groups deposited and not yet ended, and what its heartbeat
+    /// reports (connections; the cryptography time per member of its last group, its measured
+    /// throughput) and reads (the other aggregators' loads).
+    let tier: TierMembership?
+    var deposited: [DepositedGroup] = []
+    /// How many free participants an aggregator has seen for the open round, since when.
+    var gathering: (round: Int, count: Int, since: ContinuousClock.Instant)?
+    nonisolated let pulse = TierPulse()
+    /// An aggregator's own records of its groups live in a scratch SQLite file, removed when
+    /// the store is closed.
+    private let scratch: URL?
 
     /// Loads the coordinator's certificate and keys, opens the store and resumes from its
     /// last checkpoint. `fence`: the lease this process leads under (``LeaderElection``), whose
-    /// epoch and holder every write to the store must still find.
+    /// epoch and holder every write to the store must still find. `tier`: this process
+    /// aggregates groups of the tier's rounds instead of running whole rounds (its model and
+    /// ledger are the tier's; its own records go to a scratch file).
     public init(
         configuration: ServeConfiguration, logger: Logger = Logger(label: "veil.coordinator"),
         clock: any Clock<Duration> = ContinuousClock(), executor: (any SerialExecutor)? = nil,
-        stores: any StoreDriver = SQLiteStoreDriver(), fence: CoordinatorStore.Lease? = nil
+        stores: any StoreDriver = SQLiteStoreDriver(), fence: CoordinatorStore.Lease? = nil,
+        tier: TierMembership? = nil
     ) throws {
         self.executor = executor ?? ComputeThreads.coordinators.serialExecutor()
         try configuration.validate()
@@ -101,7 +116,20 @@ public actor Coordinator {
         let (ca, identity, signingKey) = try configuration.tls.credentials(role: .coordinator)
         self.ca = ca
         credentials = CoordinatorCredentials(identity: identity, signingKey: signingKey)
-        store = try CoordinatorStore(configuration.store, driver: stores, fence: fence)
+        self.tier = tier
+        let local: CoordinatorStore
+        if tier != nil {
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "veil-aggregator-\(UUID().uuidString).sqlite")
+            self.scratch = scratch
+            local = try CoordinatorStore(path: scratch.path)
+        } else {
+            scratch = nil
+            local = try CoordinatorStore(configuration.store, driver: stores, fence: fence)
+        }
+        store = local
+        // An aggregator trains the tier's model and admits by the tier's ledger.
+        let shared = tier?.store ?? local
         metrics = Metrics()
         registry = ConnectionRegistry(
             messagesPerSecond: configuration.messagesPerSecond, messageBurst: configuration.messageBurst,
@@ -112,7 +140,7 @@ public actor Coordinator {
             configuration.model.description, featureCount: configuration.features, classCount: configuration.classes)
         var initGenerator = Xoshiro256(seed: configuration.seed, purpose: .initialParameters)
         let initial = model.initialParameters(using: &initGenerator)
-        if let (round, state) = try store.latestCheckpoint() {
+        if let (round, state) = try shared.latestCheckpoint() {
             guard state.parameters.count == initial.count, state.name == configuration.algorithm.rawValue else {
                 throw ConfigurationError(
                     "the store's checkpoint (round \(round), \(state.name), \(state.parameters.count) parameters) does not fit this configuration"
@@ -129,7 +157,7 @@ public actor Coordinator {
         if let budget = configuration.privacy?.budget { metrics.set("veil_privacy_epsilon_budget", budget) }
         faultExcluded = try Self.excluded(store: store, limit: configuration.excludeAfterFaults)
         metrics.set("veil_excluded_participants", Double(faultExcluded.count))
-        (privacy, ledger) = try Self.privacyPlan(configuration, store: store, updateLength: model.parameterCount)
+        (privacy, ledger) = try Self.privacyPlan(configuration, store: shared, updateLength: model.parameterCount)
         let history = try store.participation()
         book = OrchestrationBook(settings: configuration.orchestration, history: history)
         let monitored = try Self.monitoringState(store: store, history: history)
@@ -186,7 +214,7 @@ public actor Coordinator {
         execute(actions, of: machine)
     }
 
-    private func execute(_ actions: [RoundAction], of machine: RoundMachine) {
+    func execute(_ actions: [RoundAction], of machine: RoundMachine) {
         let attempt = (machine.number, machine.attempt)
         for action in actions {
             switch action {
@@ -388,6 +416,9 @@ public actor Coordinator {
     /// Runs rounds until `configuration.rounds` have completed (counting those already in the
     /// store), then tells everyone the federation is finished.
     public func run(progress: @escaping @Sendable (RoundSummary) -> Void = { _ in }) async throws -> FederationSummary {
+        if let tier, let hierarchy = configuration.hierarchy {
+            return try await runAggregator(tier, hierarchy, progress: progress)
+        }
         var attempts = 0
         var abortedInARow = 0
         var gaveUp = false
@@ -573,7 +604,7 @@ public actor Coordinator {
     }
 
     /// The attempt's machine for `cohort`, with the assignments to send.
-    private func startRound(number: Int, attempt: Int, cohort: [String]) throws -> (RoundMachine, [RoundAction]) {
+    func startRound(number: Int, attempt: Int, cohort: [String]) throws -> (RoundMachine, [RoundAction]) {
         let c = configuration
         let members = cohort.map { registry.participants[$0]!.member }
         // The members a sum survives losing: n − t of the masking session the round will plan
@@ -618,6 +649,11 @@ public actor Coordinator {
     public func closeStore() {
         storeClosed = true
         recording("close the store") { try store.close() }
+        if let scratch {
+            for suffix in ["", "-wal", "-shm"] {
+                try? FileManager.default.removeItem(atPath: scratch.path + suffix)
+            }
+        }
     }
 
     // MARK: - Status

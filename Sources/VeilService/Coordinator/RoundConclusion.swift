@@ -85,7 +85,7 @@ extension Coordinator {
     /// The sum as the model update sees it: decoded, with the coordinator's noise in the
     /// central mode (the only release of the sum is the noisy one), or decoded from the
     /// participants' noisy encoding in the distributed modes.
-    private func release(_ result: SecureSumResult, machine: RoundMachine) throws -> [Double] {
+    func release(_ result: SecureSumResult, machine: RoundMachine) throws -> [Double] {
         if case .masking(let masking) = machine.backend, let distributed = masking.distributed {
             // The sum already carries every contributor's noise share; the fixed denominator
             // as in the central mode.
@@ -316,7 +316,7 @@ extension Coordinator {
 
     /// Tells the cohort how the attempt ended, with the hash of the audit record just sealed and
     /// a receipt for it that each member keeps (`Specs/audit.md` §6).
-    private func broadcastResult(
+    func broadcastResult(
         _ machine: RoundMachine, completed: Bool, survivors: Int, reason: String?, recordHash: [UInt8]?
     ) {
         let result = Veil_V1_RoundResult.with {

@@ -107,11 +107,20 @@ public struct ParticipantAgent: Sendable {
         // changed, §6.2).
         let addresses = configuration.addresses
         var address = 0
+        // An overloaded aggregator's hint: these first, after its delay (`Specs/wire.md` §6.3).
+        var hinted: [(host: String, port: Int)] = []
+        var delay: Duration? = nil
         while true {
             trainOffline(tally: tally)
-            defer { address = (address + 1) % addresses.count }
+            let target: (host: String, port: Int)
+            if hinted.isEmpty {
+                target = addresses[address]
+                address = (address + 1) % addresses.count
+            } else {
+                target = hinted.removeFirst()
+            }
             do {
-                let outcome = try await session(tally: tally, link: link, address: addresses[address])
+                let outcome = try await session(tally: tally, link: link, address: target)
                 if let reason = outcome.finished {
                     return ParticipantSummary(
                         id: identity.id, roundsAssigned: tally.assigned, roundsCompleted: tally.completed,
@@ -138,7 +147,17 @@ public struct ParticipantAgent: Sendable {
                 logger.info("connection lost", metadata: ["error": "\(error)", "attempt": "\(failures)"])
                 if failures > configuration.reconnectAttempts { throw error }
             }
-            try await Task.sleep(for: .milliseconds(min(5000, 200 * (1 << min(failures, 5)))))
+            if let hint = tally.takeRetry() {
+                hinted = hint.addresses
+                delay = hint.after
+            }
+            // Refused for load, the participant waits as asked and is not failing: the tier is.
+            if let wait = delay {
+                delay = nil
+                try await Task.sleep(for: wait)
+            } else {
+                try await Task.sleep(for: .milliseconds(min(5000, 200 * (1 << min(failures, 5)))))
+            }
         }
     }
 

@@ -129,6 +129,7 @@ extension ParticipantAgent {
                 agent.logger.warning(
                     "coordinator says", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
                 if failure.code == .failurePrivacyBudget { tally.privacyNotice = failure.message }
+                if failure.code == .failureOverloaded { tally.retry = RetryHint(failure) }
                 if failure.code == .failureNotAParticipant || failure.code == .failureProtocolVersion {
                     tally.refusal = failure.message
                     throw ParticipantError.refused(failure.message)

@@ -57,6 +57,7 @@ extension ParticipantAgent {
             var privacyNotice: String?
             var declines: [String: Int] = [:]
             var lastDecline: String?
+            var retry: RetryHint?
         }
 
         private let counts = Mutex(Counts())
@@ -88,6 +89,17 @@ extension ParticipantAgent {
             get { counts.withLock { $0.privacyNotice } }
             set { counts.withLock { $0.privacyNotice = newValue } }
         }
+        /// An overloaded aggregator's hint (`Specs/wire.md` §6.3), until the next connection takes it.
+        var retry: RetryHint? {
+            get { counts.withLock { $0.retry } }
+            set { counts.withLock { $0.retry = newValue } }
+        }
+        func takeRetry() -> RetryHint? {
+            counts.withLock { counts in
+                defer { counts.retry = nil }
+                return counts.retry
+            }
+        }
 
         func add(assigned: Int = 0, completed: Int = 0) {
             counts.withLock {
@@ -109,5 +121,21 @@ extension ParticipantAgent {
                 $0.lastDecline = declined.description
             }
         }
+    }
+}
+
+/// Where and when an aggregator that refused a participant for its load asks it to connect
+/// again (`FAILURE_OVERLOADED`, `Specs/wire.md` §6.3). The addresses are only tried: each must
+/// still hold a coordinator certificate of the federation's CA, as any address the
+/// participant connects to.
+struct RetryHint: Sendable {
+    /// At most a minute: a hint cannot park a participant for longer.
+    let after: Duration
+    /// At most eight, each `host:port`.
+    let addresses: [(host: String, port: Int)]
+
+    init(_ failure: Veil_V1_Failure) {
+        after = .milliseconds(Int(min(failure.retryAfterMillis, 60_000)))
+        addresses = failure.retryAddresses.prefix(8).compactMap(JoinConfiguration.address)
     }
 }

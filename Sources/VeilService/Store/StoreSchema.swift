@@ -126,6 +126,31 @@ public enum StoreSchema {
                         epoch \(integer) NOT NULL, holder \(text) NOT NULL, expires \(double) NOT NULL)
                     """
                 ]),
+            // Hierarchical secure aggregation (`Specs/wire.md` §6.3): the round the leader has
+            // open and its group count; each group's claim (its holder and claim number — the
+            // group's fencing token), members and, once done, its sum; each aggregator's
+            // heartbeat and load, by the database's clock.
+            Migration(
+                name: "v9-tier",
+                statements: [
+                    """
+                    CREATE TABLE tier_rounds (number \(integer) PRIMARY KEY NOT NULL, attempt \(integer) NOT NULL,
+                        groups \(integer) NOT NULL, opened \(double) NOT NULL, deadline \(double) NOT NULL,
+                        status \(text) NOT NULL)
+                    """,
+                    """
+                    CREATE TABLE tier_groups (round \(integer) NOT NULL, attempt \(integer) NOT NULL,
+                        slot \(integer) NOT NULL, holder \(text) NOT NULL, claim \(integer) NOT NULL,
+                        members \(text) NOT NULL, status \(text) NOT NULL, claimed \(double) NOT NULL,
+                        contributors \(text), sum \(blob), transcript \(blob), crypto_seconds \(double),
+                        PRIMARY KEY (round, attempt, slot))
+                    """,
+                    """
+                    CREATE TABLE tier_aggregators (holder \(text) PRIMARY KEY NOT NULL, address \(text) NOT NULL,
+                        connections \(integer) NOT NULL, capacity \(integer) NOT NULL,
+                        seconds_per_member \(double) NOT NULL, seen \(double) NOT NULL)
+                    """,
+                ]),
         ]
     }
 }

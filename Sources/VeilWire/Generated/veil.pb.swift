@@ -130,6 +130,9 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
 
   /// not selected: one more round would exceed this participant's ε budget
   case failurePrivacyBudget // = 9
+
+  /// an aggregator at hierarchy.max_connections: retry later or elsewhere
+  case failureOverloaded // = 10
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -148,6 +151,7 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
     case 7: self = .failureDropped
     case 8: self = .failureNotAParticipant
     case 9: self = .failurePrivacyBudget
+    case 10: self = .failureOverloaded
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -164,6 +168,7 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
     case .failureDropped: return 7
     case .failureNotAParticipant: return 8
     case .failurePrivacyBudget: return 9
+    case .failureOverloaded: return 10
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -180,6 +185,7 @@ public nonisolated enum Veil_V1_FailureCode: SwiftProtobuf.Enum, Swift.CaseItera
     .failureDropped,
     .failureNotAParticipant,
     .failurePrivacyBudget,
+    .failureOverloaded,
   ]
 
 }
@@ -1347,6 +1353,12 @@ public nonisolated struct Veil_V1_Failure: Sendable {
 
   public var message: String = String()
 
+  /// FAILURE_OVERLOADED (Specs/wire.md §6.3): how long to wait before connecting again, and
+  /// where: other aggregators of the tier with room, the most room first (host:port, at most 8).
+  public var retryAfterMillis: UInt32 = 0
+
+  public var retryAddresses: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1375,7 +1387,7 @@ nonisolated extension Veil_V1_DeclineCode: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Veil_V1_FailureCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FAILURE_UNSPECIFIED\0\u{1}FAILURE_PROTOCOL_VERSION\0\u{1}FAILURE_NOT_REGISTERED\0\u{1}FAILURE_MALFORMED\0\u{1}FAILURE_TOO_LARGE\0\u{1}FAILURE_RATE_LIMITED\0\u{1}FAILURE_DUPLICATE_CONNECTION\0\u{1}FAILURE_DROPPED\0\u{1}FAILURE_NOT_A_PARTICIPANT\0\u{1}FAILURE_PRIVACY_BUDGET\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FAILURE_UNSPECIFIED\0\u{1}FAILURE_PROTOCOL_VERSION\0\u{1}FAILURE_NOT_REGISTERED\0\u{1}FAILURE_MALFORMED\0\u{1}FAILURE_TOO_LARGE\0\u{1}FAILURE_RATE_LIMITED\0\u{1}FAILURE_DUPLICATE_CONNECTION\0\u{1}FAILURE_DROPPED\0\u{1}FAILURE_NOT_A_PARTICIPANT\0\u{1}FAILURE_PRIVACY_BUDGET\0\u{1}FAILURE_OVERLOADED\0")
 }
 
 nonisolated extension Veil_V1_ParticipantMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -3489,7 +3501,7 @@ nonisolated extension Veil_V1_RoundResult: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Veil_V1_Failure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Failure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{3}retry_after_millis\0\u{3}retry_addresses\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3499,6 +3511,8 @@ nonisolated extension Veil_V1_Failure: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.retryAfterMillis) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.retryAddresses) }()
       default: break
       }
     }
@@ -3511,12 +3525,20 @@ nonisolated extension Veil_V1_Failure: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.message.isEmpty {
       try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
     }
+    if self.retryAfterMillis != 0 {
+      try visitor.visitSingularUInt32Field(value: self.retryAfterMillis, fieldNumber: 3)
+    }
+    if !self.retryAddresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.retryAddresses, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_Failure, rhs: Veil_V1_Failure) -> Bool {
     if lhs.code != rhs.code {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.retryAfterMillis != rhs.retryAfterMillis {return false}
+    if lhs.retryAddresses != rhs.retryAddresses {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

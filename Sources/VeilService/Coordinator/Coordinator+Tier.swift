@@ -1,0 +1,355 @@
+import Foundation
+import Synchronization
+import VeilCore
+import VeilLearning
+import VeilSecAgg
+import VeilWire
+
+/// A process's place in a tier running hierarchical secure aggregation (`Specs/wire.md` §6.3):
+/// the shared store, its name there, and where participants reach it.
+public struct TierMembership: Sendable {
+    /// The tier's PostgreSQL store, without a fence: an aggregator's deposits are fenced by
+    /// its group's claim instead.
+    public let store: CoordinatorStore
+    /// This process in the tier (host and process id, as the lease names it).
+    public let holder: String
+    /// The address another aggregator's retry hint gives for this one (`host:port`); empty:
+    /// none is given.
+    public let address: String
+    /// How long a heartbeat keeps an aggregator alive: the lease.
+    public let liveness: Double
+
+    public init(store: CoordinatorStore, holder: String, address: String, liveness: Double) {
+        self.store = store
+        self.holder = holder
+        self.address = address
+        self.liveness = liveness
+    }
+}
+
+/// What an aggregator's heartbeat reports and reads, shared with the thread that beats: the
+/// heartbeat must not wait for the coordinator's actor, which may be unmasking a large group
+/// for longer than the liveness window — a working aggregator would be presumed dead.
+final class TierPulse: Sendable {
+    private struct State {
+        var connections = 0
+        var secondsPerMember = 0.0
+        var peers: [CoordinatorStore.AggregatorLoad] = []
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    var connections: Int {
+        get { state.withLock { $0.connections } }
+        set { state.withLock { $0.connections = newValue } }
+    }
+    var secondsPerMember: Double {
+        get { state.withLock { $0.secondsPerMember } }
+        set { state.withLock { $0.secondsPerMember = newValue } }
+    }
+    var peers: [CoordinatorStore.AggregatorLoad] { state.withLock { $0.peers } }
+
+    /// Beats every third of the liveness window on a thread of its own until ``stop()``.
+    func start(_ tier: TierMembership, capacity: Int, failed: @escaping @Sendable (any Error) -> Void) {
+        Thread.detachNewThread { [self] in
+            while !state.withLock({ $0.stopped }) {
+                do {
+                    try tier.store.heartbeat(
+                        .init(
+                            holder: tier.holder, address: tier.address, connections: connections,
+                            capacity: capacity, secondsPerMember: secondsPerMember))
+                    let peers = try tier.store.aggregators(liveness: tier.liveness)
+                    state.withLock { $0.peers = peers }
+                } catch { failed(error) }
+                Thread.sleep(forTimeInterval: tier.liveness / 3)
+            }
+        }
+    }
+
+    func stop() { state.withLock { $0.stopped = true } }
+}
+
+/// A group this aggregator summed and deposited, whose members learn the round's end once
+/// the leader has committed it — or abandoned the attempt.
+struct DepositedGroup {
+    let claim: CoordinatorStore.GroupClaim
+    let machine: RoundMachine
+    let contributors: Int
+}
+
+/// The aggregator's side (`Specs/wire.md` §6.3): instead of whole rounds, the groups of the
+/// round the leader has open — claimed in the shared store, summed here by the masking
+/// protocol as any round is, and deposited there as a decoded group sum. The model each group
+/// trains is the leader's last checkpoint.
+extension Coordinator {
+    /// Runs groups until the leader has committed `rounds` rounds (or gave up), then tells
+    /// everyone the federation is finished.
+    func runAggregator(
+        _ tier: TierMembership, _ hierarchy: ServiceHierarchy, progress: @escaping @Sendable (RoundSummary) -> Void
+    ) async throws -> FederationSummary {
+        let (metrics, logger) = (metrics, logger)
+        pulse.start(tier, capacity: hierarchy.maxConnections) { error in
+            metrics.increment("veil_store_errors_total")
+            logger.error("store operation failed", metadata: ["operation": "write the tier heartbeat", "error": "\(error)"])
+        }
+        defer {
+            pulse.stop()
+            try? tier.store.leaveTier(holder: tier.holder)
+        }
+        var attempts = 0
+        var gaveUp = false
+        var summaries: [RoundSummary] = []
+        do {
+            while !stopping {
+                try adoptCommitted(tier)
+                if completedRounds >= configuration.rounds { break }
+                if let reason = try tier.store.value(Self.tierStoppedKey), !reason.isEmpty {
+                    stopReason = reason
+                    gaveUp = true
+                    break
+                }
+                if let summary = try await runGroupIfPossible(tier, hierarchy) {
+                    attempts += 1
+                    summaries.append(summary)
+                    progress(summary)
+                    continue
+                }
+                await waitForConnections(upTo: .milliseconds(250))
+            }
+        } catch {
+            stopping = true
+            stopReason = "\(error)"
+            registry.closeAll()
+            throw error
+        }
+        stopping = true
+        if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the aggregator was stopped" }
+        // Stopped early, its participants reconnect to another aggregator; at the end, they leave.
+        if completedRounds < configuration.rounds && stopReason == "the aggregator was stopped" {
+            registry.closeAll()
+        } else {
+            registry.finishAll(finished())
+        }
+        hub.changed()
+        return FederationSummary(
+            completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,
+            stopReason: stopReason, gaveUp: gaveUp)
+    }
+
+    /// The `meta` key under which a leader that gave up writes why: the aggregators stop too.
+    static let tierStoppedKey = "tier_stopped"
+
+
+    /// An aggregator at `max_connections` refuses a further participant (not one reconnecting:
+    /// its new stream replaces the old) with a retry hint — the live aggregators with room,
+    /// the most room first, then the fastest measured.
+    func shedding(_ identity: FederationIdentity) -> Veil_V1_Failure? {
+        guard let hierarchy = configuration.hierarchy, hierarchy.maxConnections > 0, identity.role == .participant,
+            registry.participants[identity.id] == nil, registry.participants.count >= hierarchy.maxConnections
+        else { return nil }
+        metrics.increment("veil_connections_shed_total")
+        let addresses = Self.retryAddresses(pulse.peers, excluding: tier?.holder)
+        logger.info(
+            "participant shed",
+            metadata: ["id": "\(identity.id)", "connected": "\(registry.participants.count)", "hint": "\(addresses)"])
+        return .with {
+            $0.code = .failureOverloaded
+            $0.message =
+                "this aggregator serves its hierarchy.max_connections of \(hierarchy.maxConnections) participants: connect again in \(hierarchy.retryAfterSeconds) s"
+                + (addresses.isEmpty ? "" : ", first to \(addresses.joined(separator: ", "))")
+            $0.retryAfterMillis = UInt32(hierarchy.retryAfterSeconds * 1000)
+            $0.retryAddresses = addresses
+        }
+    }
+
+    /// Up to eight addresses of live aggregators other than `holder` that have room: the most
+    /// room first (no limit counts as the most), then the lowest cryptography time per member.
+    static func retryAddresses(_ peers: [CoordinatorStore.AggregatorLoad], excluding holder: String?) -> [String] {
+        func room(_ load: CoordinatorStore.AggregatorLoad) -> Int { load.capacity == 0 ? Int.max : load.spare }
+        return peers.filter { $0.holder != holder && !$0.address.isEmpty && room($0) > 0 }
+            .sorted { a, b in
+                room(a) != room(b) ? room(a) > room(b) : a.secondsPerMember < b.secondsPerMember
+            }
+            .prefix(8).map(\.address)
+    }
+
+    /// Takes the leader's newest checkpoint as the model, and tells the members of each group
+    /// deposited for a round now ended whether their group's sum was part of it.
+    private func adoptCommitted(_ tier: TierMembership) throws {
+        if let (round, state) = try tier.store.latestCheckpoint(), round > completedRounds {
+            algorithm = state
+            completedRounds = round
+            metrics.set("veil_rounds_completed", Double(round))
+            if privacy != nil, let stored = try tier.store.ledger() { ledger = stored }
+        }
+        var still: [DepositedGroup] = []
+        for group in deposited {
+            let claim = group.claim
+            guard let round = try tier.store.tierRound(claim.round) else { continue }
+            // A round whose checkpoint is written is committed, even if the leader that wrote it
+            // died before marking its row so.
+            let committed =
+                round.status == "committed" || (round.status == "combining" && completedRounds >= claim.round)
+            if round.attempt == claim.attempt && !committed && round.status != "abandoned" {
+                still.append(group)
+                continue
+            }
+            var kept = false
+            if round.attempt == claim.attempt && committed {
+                kept = try tier.store.tierGroups(round: claim.round, attempt: claim.attempt, liveness: tier.liveness)
+                    .contains { $0.slot == claim.slot && $0.claim == claim.claim && $0.status == "done" }
+            }
+            broadcastResult(
+                group.machine, completed: kept, survivors: kept ? group.contributors : 0,
+                reason: kept ? nil : "the leader abandoned attempt \(claim.attempt) of round \(claim.round)",
+                recordHash: nil)
+        }
+        deposited = still
+    }
+
+    /// Claims and runs one group of the open round when enough free participants are here.
+    private func runGroupIfPossible(_ tier: TierMembership, _ hierarchy: ServiceHierarchy) async throws
+        -> RoundSummary?
+    {
+        let number = completedRounds + 1
+        guard let round = try tier.store.tierRound(number), round.status == "open", round.remaining > 0 else {
+            return nil
+        }
+        let busy = try tier.store.busyMembers(round: number, attempt: round.attempt, liveness: tier.liveness)
+        var candidates = registry.participants.values.filter { isCandidate($0) && !busy.contains($0.identity.id) }
+            .map {
+                CohortSelection.Candidate(id: $0.identity.id, resources: $0.hello.resources, roundsCompleted: 0)
+            }
+        _ = admitWithinBudget(&candidates)
+        if leftOut.round == number {
+            let present = candidates.filter { !leftOut.ids.contains($0.id) }
+            if present.count >= hierarchy.minGroupSize { candidates = present }
+        }
+        guard candidates.count >= hierarchy.minGroupSize else { return nil }
+        // A full group at once; a smaller one only when no further free participant has come
+        // for a second — participants arriving together are not split into minimal groups.
+        let now = ContinuousClock.now
+        if candidates.count < hierarchy.groupSize {
+            if gathering?.count != candidates.count || gathering?.round != number {
+                gathering = (number, candidates.count, now)
+                return nil
+            }
+            guard now - gathering!.since >= .seconds(1) else { return nil }
+        }
+        gathering = nil
+        // A group drawn at random among the free: which participants share a group is not the
+        // aggregator's to steer beyond who connected to it.
+        let attempt = try store.nextAttempt(of: number)
+        var selection = Xoshiro256(seed: configuration.seed, purpose: .cohortSelection, round: number, participant: attempt)
+        var ids = candidates.map(\.id).sorted()
+        for i in stride(from: ids.count - 1, to: 0, by: -1) {
+            ids.swapAt(i, Int(selection.next() % UInt64(i + 1)))
+        }
+        let cohort = Array(ids.prefix(hierarchy.groupSize)).sorted()
+        guard
+            let claim = try tier.store.claimGroup(
+                round: number, attempt: round.attempt, holder: tier.holder, members: cohort, liveness: tier.liveness)
+        else { return nil }
+        logger.info(
+            "group claimed",
+            metadata: [
+                "round": "\(number)", "tier_attempt": "\(round.attempt)", "slot": "\(claim.slot)",
+                "claim": "\(claim.claim)", "members": "\(cohort.count)",
+            ])
+        return try await runGroup(claim, attempt: attempt, cohort: cohort)
+    }
+
+    /// One group's secure sum, as a round of its own at this aggregator: deposited when it
+    /// completes, the slot given back when it aborts.
+    private func runGroup(_ claim: CoordinatorStore.GroupClaim, attempt: Int, cohort: [String]) async throws
+        -> RoundSummary
+    {
+        let tier = tier!
+        let number = claim.round
+        try store.beginRound(number, attempt: attempt, cohort: cohort.count)
+        droppedThisAttempt = []
+        monitoring.attempt = MonitoringState.Attempt()
+        observations = AttemptObservations()
+        observations.round = number
+        observations.cohort = Set(cohort)
+        let report = RoundReport(
+            number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: [],
+            budgetAlerts: budgetAlerts(cohort))
+        metrics.set("veil_round_cohort", Double(cohort.count))
+        cryptoSeconds = 0
+        let machine: RoundMachine
+        do {
+            let actions: [RoundAction]
+            (machine, actions) = try startRound(number: number, attempt: attempt, cohort: cohort)
+            active = machine
+            execute(actions, of: machine)
+        } catch {
+            let abort = RoundAbort(.setup, "the group could not start with \(cohort.count) participants: \(error)")
+            try record(report, abort: abort, machine: nil)
+            recording("give the group back") { try tier.store.releaseGroup(claim) }
+            try? await clock.sleep(for: .seconds(1))
+            return summarize(report, outcome: .aborted(abort), machine: nil)
+        }
+        let outcome: RoundEnd = await withCheckedContinuation { continuation in
+            if let ended = active?.ended { continuation.resume(returning: ended) } else { roundEnded = continuation }
+        }
+        let finished = active!
+        active = nil
+        switch outcome {
+        case .aborted(let abort):
+            let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(observations.aborted)
+            leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
+            try record(report, abort: abort, machine: finished)
+            recording("give the group back") { try tier.store.releaseGroup(claim) }
+            return summarize(report, outcome: outcome, machine: finished)
+        case .completed(let result):
+            let contributors = result.survivors.map { finished.id(of: $0) }
+            let abort: RoundAbort?
+            do {
+                let sum = try release(result, machine: finished)
+                try tier.store.depositGroup(
+                    claim,
+                    result: .init(
+                        contributors: contributors, sum: sum, transcript: finished.transcript,
+                        cryptoSeconds: cryptoSeconds))
+                abort = nil
+            } catch let lost as GroupClaimLost {
+                abort = RoundAbort(.release, "\(lost)")
+            } catch {
+                abort = RoundAbort(.release, "the group's sum could not be deposited: \(error)")
+            }
+            if let abort {
+                try record(report, abort: abort, machine: finished, released: result)
+                return summarize(report, outcome: .aborted(abort), machine: finished)
+            }
+            pulse.secondsPerMember = cryptoSeconds / Double(max(1, cohort.count))
+            // The group's own record (its audit record among them) stays in this aggregator's
+            // scratch store; the tier keeps its transcript hash with the sum.
+            let orchestration = orchestrationRecords(finished, contributors: contributors, abort: nil)
+            try store.finishRound(
+                number, attempt: attempt,
+                record: .init(
+                    outcome: "completed", survivors: contributors.count, abortReason: nil,
+                    transcriptHash: finished.transcript, bytesIn: finished.bytesIn, bytesOut: finished.bytesOut,
+                    contributors: contributors, participation: orchestration.participation),
+                checkpoint: nil, accuracy: nil, ledger: nil, audit: auditDraft(finished, result: result, abort: nil))
+            deposited.append(DepositedGroup(claim: claim, machine: finished, contributors: contributors.count))
+            logger.info(
+                "group deposited",
+                metadata: [
+                    "round": "\(number)", "slot": "\(claim.slot)", "survivors": "\(contributors.count)/\(cohort.count)",
+                ])
+            return summarize(report, outcome: outcome, machine: finished)
+        }
+    }
+
+    /// Sleeps until a participant connects or `timeout` passes.
+    private func waitForConnections(upTo timeout: Duration) async {
+        let timer = Task { [clock] in
+            do { try await clock.sleep(for: timeout) } catch { return }
+            await self.wakeConnectionWaiters()
+        }
+        defer { timer.cancel() }
+        await withCheckedContinuation { connectionWaiters.append($0) }
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Synchronization
+import VeilPostgres
+import VeilService
+import VeilTransport
+
+extension ServeCommand {
+    /// `veil serve` with `hierarchy` (`Specs/wire.md` §6.3): an aggregator from the start, and
+    /// the leader too once it holds the lease — until the federation ends, the lease is lost
+    /// (exit 3), or a signal stops it (its participants reconnect to another aggregator).
+    func runTier(_ configuration: ServeConfiguration) async throws {
+        let settings = configuration.postgres!
+        let holder = LeaderElection.defaultHolder
+        let coordinator: Coordinator
+        let election: LeaderElection
+        do {
+            let shared = try CoordinatorStore(electingAt: configuration.store, driver: PostgresStoreDriver())
+            let tier = TierMembership(
+                store: shared, holder: holder, address: advertise ?? "", liveness: settings.leaseSeconds)
+            coordinator = try Coordinator(configuration: configuration, stores: PostgresStoreDriver(), tier: tier)
+            election = LeaderElection(store: shared, holder: holder, seconds: settings.leaseSeconds)
+        } catch { throw usageError("\(error)") }
+        let json = output.json
+        let isLeading = Mutex(false)
+        let leading = Task { () -> FederationSummary? in
+            let lease = try await election.lead(
+                waiting: { held, _ in
+                    FileHandle.standardError.write(
+                        Data("aggregating; \(held.holder) leads under epoch \(held.epoch)\n".utf8))
+                },
+                unreachable: { error in
+                    FileHandle.standardError.write(Data("the store cannot be reached (\(error)); asking again\n".utf8))
+                })
+            isLeading.withLock { $0 = true }
+            FileHandle.standardError.write(Data("leading under epoch \(lease.epoch) as \(lease.holder)\n".utf8))
+            // A leader that cannot renew its lease stops at once: another process may lead, and
+            // the store refuses this one's writes.
+            let renewal = Task {
+                do { try await election.keepLeading(lease) } catch let lost as LeadershipLost {
+                    FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+                    Foundation.exit(3)
+                }
+            }
+            defer { renewal.cancel() }
+            let summary: FederationSummary
+            do {
+                let leader = try TierLeader(configuration: configuration, fence: lease, stores: PostgresStoreDriver())
+                summary = try await leader.run { round in
+                    if !json {
+                        print(roundLine(round))
+                        fflush(nil)
+                    }
+                }
+                try? await leader.close()
+            } catch is CancellationError {
+                // Stopped by a signal: another process leads at once, resuming the open round.
+                renewal.cancel()
+                try? election.store.releaseLeadership(lease)
+                return nil
+            } catch let lost as LeadershipLost {
+                FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+                Foundation.exit(3)
+            } catch {
+                // A leader that cannot write (the database cut a statement off, say) stops at
+                // once: what it meant to commit may or may not have been; the next leader reads
+                // the store and goes on (Specs/wire.md §6.1).
+                FileHandle.standardError.write(Data("error: the leader stopped: \(error)\n".utf8))
+                try? election.store.releaseLeadership(lease)
+                Foundation.exit(1)
+            }
+            renewal.cancel()
+            try? election.store.releaseLeadership(lease)
+            return summary
+        }
+        let aggregated: FederationSummary
+        do {
+            aggregated = try await CoordinatorServer.run(
+                coordinator, stopOnSignals: true,
+                ready: { endpoints in
+                    FileHandle.standardError.write(
+                        Data(
+                            "aggregating on \(configuration.host):\(endpoints.grpcPort)\(endpoints.metricsPort.map { ", metrics on :\($0)" } ?? "")\n"
+                                .utf8))
+                },
+                progress: { group in
+                    if !json {
+                        print(groupLine(group))
+                        fflush(nil)
+                    }
+                })
+        } catch {
+            leading.cancel()
+            throw error
+        }
+        // The aggregator ends when the leader has committed every round (or gave up), or on a
+        // signal; a process that leads finishes its leading first, unless a signal stopped it.
+        let finished = aggregated.completedRounds >= configuration.rounds || aggregated.stopReason != nil
+            && aggregated.stopReason != "the aggregator was stopped"
+        if !finished || !isLeading.withLock({ $0 }) { leading.cancel() }
+        let led: FederationSummary?
+        do { led = try await leading.value } catch is CancellationError {
+            led = nil
+        } catch let lost as LeadershipLost {
+            FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+            throw ExitCode(3)
+        } catch {
+            if aggregated.completedRounds >= configuration.rounds { led = nil } else { throw error }
+        }
+        let summary = led ?? aggregated
+        if json {
+            print(try jsonString(summaryObject(summary)))
+        } else {
+            print(
+                "federation finished: \(summary.completedRounds) rounds completed"
+                    + (summary.finalAccuracy.map { String(format: ", test accuracy %.4f", $0) } ?? "")
+                    + (summary.stopReason.map { "; stopped early: \($0)" } ?? ""))
+        }
+        if summary.gaveUp { throw ExitCode.failure }
+    }
+}
+
+/// One line per group an aggregator ran.
+func groupLine(_ g: RoundSummary) -> String {
+    String(
+        format: "group of round %4d  %@  members %4d/%-4d t %-4@ %7.2f s  in %9d B  out %9d B%@", g.number,
+        g.completed ? "deposited" : "aborted  ", g.survivors, g.cohort, g.threshold.map { "\($0)" } ?? "-", g.seconds,
+        g.bytesIn, g.bytesOut, g.abortReason.map { "  (\($0))" } ?? "")
+}
