@@ -60,6 +60,21 @@ final class PostgresStoreDatabase: StoreDatabase {
         var logger = Logger(label: "veil.store.postgres")
         logger.logLevel = .critical
         self.logger = logger
+        configuration = try Self.configuration(settings)
+        if forWriting {
+            try migrate()
+        } else {
+            let exists = try read { db in try db.tableExists("veil_migrations") }
+            guard exists else {
+                throw ConfigurationError(
+                    "no Veil store in \(StoreLocation.postgres(settings)): it has never been opened by veil serve")
+            }
+        }
+    }
+
+    /// How to connect to the database `settings` name: TLS verifying the server's certificate
+    /// against `ca` or the system's roots, or none.
+    static func configuration(_ settings: PostgresSettings) throws -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
         switch settings.tls {
         case .disable:
@@ -76,18 +91,9 @@ final class PostgresStoreDatabase: StoreDatabase {
             }
             tls = .require(try NIOSSLContext(configuration: client))
         }
-        configuration = PostgresConnection.Configuration(
+        return PostgresConnection.Configuration(
             host: settings.host, port: settings.port, username: settings.user, password: try settings.password(),
             database: settings.database, tls: tls)
-        if forWriting {
-            try migrate()
-        } else {
-            let exists = try read { db in try db.tableExists("veil_migrations") }
-            guard exists else {
-                throw ConfigurationError(
-                    "no Veil store in \(StoreLocation.postgres(settings)): it has never been opened by veil serve")
-            }
-        }
     }
 
     /// Creates the tables, or brings them up to date, under the writers' lock: several
@@ -333,5 +339,25 @@ final class PostgresStoreDatabase: StoreDatabase {
             }
             return StoreRow(values)
         }
+    }
+}
+
+/// Statements a store never runs — `CREATE DATABASE`, `DROP DATABASE`, which no transaction
+/// may hold — for `veil bench federation` and the tests, which each make a database of their own.
+public enum PostgresAdministration {
+    /// Runs `sql` on a connection of its own to the database `settings` name.
+    public static func execute(_ sql: String, on settings: PostgresSettings) async throws {
+        var logger = Logger(label: "veil.store.postgres")
+        logger.logLevel = .critical
+        let connection = try await PostgresConnection.connect(
+            on: PostgresStoreDatabase.loop, configuration: try PostgresStoreDatabase.configuration(settings), id: 0,
+            logger: logger)
+        do {
+            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        } catch {
+            try? await connection.close()
+            throw ConfigurationError("\(StoreLocation.postgres(settings)): \(String(reflecting: error))")
+        }
+        try await connection.close()
     }
 }

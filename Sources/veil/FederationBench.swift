@@ -25,6 +25,17 @@ extension BenchCommand {
                 measured separately), and the rest (waiting: network, scheduling, participants); the \
                 coordinator's peak resident memory; protocol bytes per participant. Target: 1,000 participants, \
                 d = 10,000, one round under 60 s on 2 cores.
+
+                With --aggregators A, the round runs instead on a tier of A `veil serve` processes sharing a \
+                PostgreSQL database (--postgres: a settings file as serve.json's `postgres` object, whose user may \
+                create databases; the bench makes one and drops it), with hierarchical secure aggregation \
+                (Specs/wire.md §6.3) in groups of --group-size, the participants in child processes of at most \
+                2,500 spread evenly over the aggregators. Reports registration, the round, each process's groups, \
+                cryptography time (the SecAggServer state machine of its groups) and peak memory, the leader's \
+                time to combine the group sums, bytes per participant, and a projection, from the measured \
+                aggregator cryptography per participant, of the aggregator cores 1,000,000 participants a round \
+                need. Target: 10,000 participants in one round on 2 cores, the aggregators' cost per participant \
+                flat from 1,000 to 10,000.
                 """
         )
 
@@ -44,14 +55,34 @@ extension BenchCommand {
                 """)
         var threatModel: ParticipantPolicy.Adversary = .honestButCurious
 
+        @Option(help: "Aggregators A: a tier of A `veil serve` processes on PostgreSQL runs the round (0: one coordinator here).")
+        var aggregators = 0
+
+        @Option(help: "With --aggregators: the members of each group (hierarchy.group_size).")
+        var groupSize = 1_000
+
+        @Option(help: "With --aggregators: a JSON file of PostgreSQL settings (serve.json's postgres object).")
+        var postgres: String?
+
         @OptionGroup var output: OutputOptions
 
         // The child process's role: hidden.
         @Option(help: .hidden) var participantsFor: String?
         @Option(help: .hidden) var port: Int = 0
         @Option(help: .hidden) var features: Int = 0
+        /// A tier's child: the aggregators' ports (participant i starts at the (i mod A)-th and
+        /// knows the others), and the number of its first participant.
+        @Option(help: .hidden) var ports: String?
+        @Option(help: .hidden) var first: Int = 1
 
         func validate() throws {
+            guard aggregators >= 0 else { throw ValidationError("--aggregators must be at least 0") }
+            if aggregators > 0 {
+                guard postgres != nil || participantsFor != nil else {
+                    throw ValidationError("--aggregators needs --postgres: the tier shares its rounds in PostgreSQL")
+                }
+                guard groupSize >= 2 else { throw ValidationError("--group-size must be at least 2") }
+            }
             guard clients >= 2 else { throw ValidationError("--clients must be at least 2") }
             guard dimension >= 22 else { throw ValidationError("--dim must be at least 22") }
             guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
@@ -59,6 +90,7 @@ extension BenchCommand {
 
         func run() async throws {
             if let directory = participantsFor { return try await runParticipants(directory: directory) }
+            if aggregators > 0 { return try await runTier() }
             try await runCoordinator()
         }
 
@@ -184,9 +216,15 @@ extension BenchCommand {
         func runParticipants(directory: String) async throws {
             let logger = quietLogger(.error, label: "veil.bench.participant")
             var generator = Xoshiro256(seed: 7, purpose: .syntheticData)
-            let agents = try (1...clients).map { i -> ParticipantAgent in
+            let tier = ports?.split(separator: ",").compactMap { Int($0) } ?? []
+            let agents = try (first..<(first + clients)).map { i -> ParticipantAgent in
                 var join = JoinConfiguration(tls: TLSFiles(directory: directory, id: "p\(i)"))
                 join.port = port
+                if !tier.isEmpty {
+                    let home = i % tier.count
+                    join.port = tier[home]
+                    join.failoverAddresses = (1..<tier.count).map { "127.0.0.1:\(tier[(home + $0) % tier.count])" }
+                }
                 join.reconnectAttempts = 2
                 join.policy.adversary = threatModel
                 let row = (0..<features).map { _ in generator.unit() }

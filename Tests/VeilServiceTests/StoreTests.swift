@@ -630,19 +630,6 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     /// Runs one statement outside a transaction (CREATE and DROP DATABASE refuse one).
     static func administer(_ settings: PostgresSettings, _ sql: String) async throws {
-        var logger = Logger(label: "veil.tests.postgres")
-        logger.logLevel = .critical
-        let connection = try await PostgresConnection.connect(
-            configuration: .init(
-                host: settings.host, port: settings.port, username: settings.user, password: try settings.password(),
-                database: settings.database, tls: .disable),
-            id: 0, logger: logger)
-        do {
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
-        } catch {
-            try? await connection.close()
-            throw error
-        }
-        try await connection.close()
+        try await PostgresAdministration.execute(sql, on: settings)
     }
 }

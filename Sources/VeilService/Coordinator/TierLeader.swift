@@ -169,6 +169,7 @@ public actor TierLeader {
     /// the model and commits it with the ledger's charge.
     private func combine(_ round: CoordinatorStore.TierRound, started: ContinuousClock.Instant) throws -> RoundSummary {
         let number = round.number
+        let began = ContinuousClock.now
         if round.status == "open" { try store.closeTierRound(number, attempt: round.attempt, status: "combining") }
         let done = try store.tierGroups(round: number, attempt: round.attempt, liveness: liveness).filter {
             $0.status == "done"
@@ -213,7 +214,7 @@ public actor TierLeader {
                 outcome: "completed", survivors: contributors.count, abortReason: nil,
                 transcriptHash: SHA256.hash(transcripts), bytesIn: 0, bytesOut: 0, contributors: contributors.sorted()),
             checkpoint: algorithm, accuracy: evaluated?.accuracy, ledger: ledger)
-        try store.closeTierRound(number, attempt: round.attempt, status: "committed")
+        try store.closeTierRound(number, attempt: round.attempt, status: "committed", seconds: seconds(since: began))
         completedRounds = number
         logger.info(
             "round committed",

@@ -98,12 +98,22 @@ extension CoordinatorStore {
         }
     }
 
-    /// Marks round `number`'s row `committed` or `abandoned` (the checkpoint, written first,
-    /// is what makes a round complete: a leader that dies between the two leaves it `open`).
-    public func closeTierRound(_ number: Int, attempt: Int, status: String) throws {
+    /// Marks round `number`'s row `combining`, `committed` or `abandoned` (the checkpoint,
+    /// written first, is what makes a round complete: a leader that dies between the two
+    /// leaves it `combining`); `seconds`: the leader's time to combine the groups.
+    public func closeTierRound(_ number: Int, attempt: Int, status: String, seconds: Double? = nil) throws {
         try write { db in
             try db.execute(
-                "UPDATE tier_rounds SET status = ? WHERE number = ? AND attempt = ?", [status, number, attempt])
+                "UPDATE tier_rounds SET status = ?, combine_seconds = ? WHERE number = ? AND attempt = ?",
+                [status, seconds, number, attempt])
+        }
+    }
+
+    /// The leader's time to combine round `number`'s groups, once committed.
+    public func combineSeconds(_ number: Int) throws -> Double? {
+        try database.read { db in
+            try db.fetchOne("SELECT combine_seconds FROM tier_rounds WHERE number = ?", [number])?.optionalDouble(
+                "combine_seconds")
         }
     }
 

@@ -136,7 +136,7 @@ public enum StoreSchema {
                     """
                     CREATE TABLE tier_rounds (number \(integer) PRIMARY KEY NOT NULL, attempt \(integer) NOT NULL,
                         groups \(integer) NOT NULL, opened \(double) NOT NULL, deadline \(double) NOT NULL,
-                        status \(text) NOT NULL)
+                        status \(text) NOT NULL, combine_seconds \(double))
                     """,
                     """
                     CREATE TABLE tier_groups (round \(integer) NOT NULL, attempt \(integer) NOT NULL,
