@@ -58,7 +58,8 @@ extension BenchCommand.Federation {
             try? FileManager.default.removeItem(at: directory)
         }
         let features = max(1, (dimension - 1 + Self.classes - 1) / Self.classes - 1)
-        let group = min(groupSize, clients)
+        // At least one group per aggregator: each holds N/A of the participants.
+        let group = max(2, min(groupSize, clients / aggregators))
         let minGroup = max(2, group / 2)
         let minParticipants = max(minGroup, clients * 9 / 10)
         FileHandle.standardError.write(Data("issuing \(clients + 1) certificates…\n".utf8))
@@ -115,7 +116,8 @@ extension BenchCommand.Federation {
             child.arguments = [
                 "bench", "federation", "--participants-for", directory.path, "--ports",
                 ports.map(String.init).joined(separator: ","), "--first", "\(first)", "--clients",
-                "\(min(chunk, clients - first + 1))", "--features", "\(features)", "--threat-model", threatModel.rawValue,
+                "\(min(chunk, clients - first + 1))", "--features", "\(features)", "--threat-model",
+                threatModel.rawValue,
             ]
             let pipe = Pipe()
             child.standardOutput = pipe
@@ -199,7 +201,8 @@ extension BenchCommand.Federation {
             for (i, process) in perProcess.enumerated() {
                 print(
                     String(
-                        format: "  process %d (%@): %d groups, %d members, cryptography %.2f s, peak memory %.0f MiB", i,
+                        format: "  process %d (%@): %d groups, %d members, cryptography %.2f s, peak memory %.0f MiB",
+                        i,
                         process["role"] as! String, process["groups"] as! Int, process["members"] as! Int,
                         process["crypto_seconds"] as! Double, Double(process["peak_bytes"] as! Int) / 1_048_576))
             }

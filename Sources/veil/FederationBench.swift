@@ -29,7 +29,7 @@ extension BenchCommand {
                 With --aggregators A, the round runs instead on a tier of A `veil serve` processes sharing a \
                 PostgreSQL database (--postgres: a settings file as serve.json's `postgres` object, whose user may \
                 create databases; the bench makes one and drops it), with hierarchical secure aggregation \
-                (Specs/wire.md §6.3) in groups of --group-size, the participants in child processes of at most \
+                (Specs/wire.md §6.3) in groups of --group-size (at most N/A, so that every aggregator has one), the participants in child processes of at most \
                 2,500 spread evenly over the aggregators. Reports registration, the round, each process's groups, \
                 cryptography time (the SecAggServer state machine of its groups) and peak memory, the leader's \
                 time to combine the group sums, bytes per participant, and a projection, from the measured \
@@ -55,7 +55,10 @@ extension BenchCommand {
                 """)
         var threatModel: ParticipantPolicy.Adversary = .honestButCurious
 
-        @Option(help: "Aggregators A: a tier of A `veil serve` processes on PostgreSQL runs the round (0: one coordinator here).")
+        @Option(
+            help:
+                "Aggregators A: a tier of A `veil serve` processes on PostgreSQL runs the round (0: one coordinator here)."
+        )
         var aggregators = 0
 
         @Option(help: "With --aggregators: the members of each group (hierarchy.group_size).")

@@ -96,8 +96,10 @@ extension ServeCommand {
         }
         // The aggregator ends when the leader has committed every round (or gave up), or on a
         // signal; a process that leads finishes its leading first, unless a signal stopped it.
-        let finished = aggregated.completedRounds >= configuration.rounds || aggregated.stopReason != nil
-            && aggregated.stopReason != "the aggregator was stopped"
+        let finished =
+            aggregated.completedRounds >= configuration.rounds
+            || aggregated.stopReason != nil
+                && aggregated.stopReason != "the aggregator was stopped"
         if !finished || !isLeading.withLock({ $0 }) { leading.cancel() }
         let led: FederationSummary?
         do { led = try await leading.value } catch is CancellationError {

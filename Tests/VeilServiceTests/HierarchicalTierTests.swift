@@ -142,3 +142,40 @@ extension ProcessFederationTests {
         #expect(reran, "round \(killedIn): the killed aggregator's group was not rerun beside a kept one")
     }
 }
+
+extension ProcessFederationTests {
+    /// `veil bench federation --aggregators`: a tier of two on a database the bench makes,
+    /// its report consistent with what the tier did.
+    @Test func theFederationBenchRunsARoundOnATierOfAggregators() async throws {
+        guard try StoreKind.clusterSettings() != nil,
+            let file = ProcessInfo.processInfo.environment["VEIL_TEST_POSTGRES"]
+        else { return }
+        let refused = try await VeilProcess.run(["bench", "federation", "--aggregators", "2"])
+        #expect(refused.status == 64 && refused.stderr.contains("--aggregators needs --postgres"), "\(refused.stderr)")
+        let output = try await VeilProcess.run([
+            "bench", "federation", "--clients", "24", "--aggregators", "2", "--group-size", "6", "--dim", "100",
+            "--postgres", file, "--json",
+        ])
+        #expect(output.status == 0, "\(output.stderr.suffix(3000))")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(report["clients"] as? Int == 24 && report["aggregators"] as? Int == 2)
+        #expect(report["groups"] as? Int == 4, "\(report)")
+        let contributors = try #require(report["contributors"] as? Int)
+        #expect(contributors >= 22 && contributors <= 24)
+        let processes = try #require(report["processes"] as? [[String: Any]])
+        #expect(processes.count == 2)
+        #expect(processes.map { $0["role"] as? String } == ["leader+aggregator", "aggregator"])
+        #expect(processes.reduce(0) { $0 + ($1["groups"] as? Int ?? 0) } == 4)
+        #expect(
+            processes.allSatisfy {
+                ($0["peak_bytes"] as? Int ?? 0) > 1 << 20 && ($0["crypto_seconds"] as? Double ?? 0) > 0
+            })
+        let perParticipant = try #require(report["aggregator_crypto_seconds_per_participant"] as? Double)
+        let crypto = try #require(report["aggregators_crypto_seconds"] as? Double)
+        #expect(abs(perParticipant * Double(contributors) - crypto) < 1e-9)
+        #expect((report["bytes_per_participant"] as? Double ?? 0) > 1000)
+        let projection = try #require(report["projection_1m"] as? [[String: Int]])
+        #expect(projection.map { $0["round_seconds"] } == [60, 600])
+        #expect(projection[0]["aggregators"] == Int((1e6 * perParticipant / 60).rounded(.up)))
+    }
+}

@@ -33,7 +33,8 @@ import VeilTestSupport
             try shared.claimGroup(round: 1, attempt: 1, holder: "a", members: ["p1", "p2"], liveness: liveness))
         #expect(a.slot == 0 && a.claim == 1)
         // A member already in a live group cannot be in another.
-        #expect(try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p2", "p3"], liveness: liveness) == nil)
+        #expect(
+            try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p2", "p3"], liveness: liveness) == nil)
         let b = try #require(
             try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p3", "p4"], liveness: liveness))
         #expect(b.slot == 1)
@@ -100,11 +101,13 @@ import VeilTestSupport
                 slow, result: .init(contributors: ["p3", "p4"], sum: [1], transcript: [], cryptoSeconds: 0))
         }
         // A deposit naming a contributor already counted in a done group is refused.
-        try shared.depositGroup(overlapping, result: .init(contributors: ["p4", "p5"], sum: [1], transcript: [], cryptoSeconds: 0))
+        try shared.depositGroup(
+            overlapping, result: .init(contributors: ["p4", "p5"], sum: [1], transcript: [], cryptoSeconds: 0))
         let liar = try #require(
             try shared.claimGroup(round: 1, attempt: 3, holder: "b", members: ["p6", "p7"], liveness: liveness))
         #expect(throws: GroupClaimLost.self) {
-            try shared.depositGroup(liar, result: .init(contributors: ["p5", "p6"], sum: [1], transcript: [], cryptoSeconds: 0))
+            try shared.depositGroup(
+                liar, result: .init(contributors: ["p5", "p6"], sum: [1], transcript: [], cryptoSeconds: 0))
         }
 
         // A clean stop removes the heartbeat at once.

@@ -90,7 +90,8 @@ extension Coordinator {
         let (metrics, logger) = (metrics, logger)
         pulse.start(tier, capacity: hierarchy.maxConnections) { error in
             metrics.increment("veil_store_errors_total")
-            logger.error("store operation failed", metadata: ["operation": "write the tier heartbeat", "error": "\(error)"])
+            logger.error(
+                "store operation failed", metadata: ["operation": "write the tier heartbeat", "error": "\(error)"])
         }
         defer {
             pulse.stop()
@@ -138,7 +139,6 @@ extension Coordinator {
 
     /// The `meta` key under which a leader that gave up writes why: the aggregators stop too.
     static let tierStoppedKey = "tier_stopped"
-
 
     /// An aggregator at `max_connections` refuses a further participant (not one reconnecting:
     /// its new stream replaces the old) with a retry hint — the live aggregators with room,
@@ -240,7 +240,8 @@ extension Coordinator {
         // A group drawn at random among the free: which participants share a group is not the
         // aggregator's to steer beyond who connected to it.
         let attempt = try store.nextAttempt(of: number)
-        var selection = Xoshiro256(seed: configuration.seed, purpose: .cohortSelection, round: number, participant: attempt)
+        var selection = Xoshiro256(
+            seed: configuration.seed, purpose: .cohortSelection, round: number, participant: attempt)
         var ids = candidates.map(\.id).sorted()
         for i in stride(from: ids.count - 1, to: 0, by: -1) {
             ids.swapAt(i, Int(selection.next() % UInt64(i + 1)))

@@ -130,7 +130,8 @@ public actor TierLeader {
             try store.beginRound(number, attempt: attempt, cohort: configuration.cohortSize)
             try store.openTierRound(number, attempt: attempt, groups: groups, seconds: hierarchy.roundSeconds)
             round = try store.tierRound(number)!
-            logger.info("round opened", metadata: ["round": "\(number)", "attempt": "\(attempt)", "groups": "\(groups)"])
+            logger.info(
+                "round opened", metadata: ["round": "\(number)", "attempt": "\(attempt)", "groups": "\(groups)"])
         }
         while true {
             let groups = try store.tierGroups(round: number, attempt: round.attempt, liveness: liveness)

@@ -154,7 +154,8 @@ extension CoordinatorStore {
                 members: Self.ids(try row.string("members")), status: try row.string("status"),
                 alive: alive.contains(try row.string("holder")),
                 contributors: Self.ids(try row.optionalString("contributors") ?? ""),
-                sum: Self.doubles(try row.optionalBytes("sum") ?? []), transcript: try row.optionalBytes("transcript") ?? [],
+                sum: Self.doubles(try row.optionalBytes("sum") ?? []),
+                transcript: try row.optionalBytes("transcript") ?? [],
                 cryptoSeconds: try row.optionalDouble("crypto_seconds") ?? 0)
         }
     }
