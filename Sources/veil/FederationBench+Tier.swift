@@ -97,6 +97,21 @@ extension BenchCommand.Federation {
             if i == 0 { try await Self.waitFor("leading under epoch", in: tier[0]) }
         }
         for process in tier { try await Self.waitFor("aggregating on", in: process) }
+        // Interrupted, the bench takes its processes and its database with it.
+        let everyone = Mutex<[Process]>(tier.map(\.process))
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler {
+                for process in everyone.withLock({ $0 }) where process.isRunning { process.terminate() }
+                try? FileManager.default.removeItem(at: directory)
+                FileHandle.standardError.write(Data("interrupted; the database \(database) is left to drop\n".utf8))
+                Foundation.exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         let sampled = tier
         let sampling = Task {
             while !Task.isCancelled {
@@ -123,12 +138,17 @@ extension BenchCommand.Federation {
             child.standardOutput = pipe
             try child.run()
             children.append(child)
+            everyone.withLock { $0.append(child) }
             pipes.append(pipe)
         }
-        // Registration: until the heartbeats count every participant connected.
+        // Registration: until the heartbeats (every second) count every participant connected —
+        // or, for a round shorter than that, until the participants are done.
         while try shared.aggregators(liveness: 3).reduce(0, { $0 + $1.connections }) < clients {
+            if let failed = children.first(where: { !$0.isRunning && $0.terminationStatus != 0 }) {
+                throw ValidationError("a participants' process failed (status \(failed.terminationStatus))")
+            }
+            if children.allSatisfy({ !$0.isRunning }) { break }
             try await Task.sleep(for: .milliseconds(100))
-            if !children.allSatisfy(\.isRunning) { throw ValidationError("a participants' process ended early") }
         }
         let registration = seconds(ContinuousClock.now - spawned)
         for process in tier {

@@ -25,54 +25,62 @@ extension ServeCommand {
         let json = output.json
         let isLeading = Mutex(false)
         let leading = Task { () -> FederationSummary? in
-            let lease = try await election.lead(
-                waiting: { held, _ in
-                    FileHandle.standardError.write(
-                        Data("aggregating; \(held.holder) leads under epoch \(held.epoch)\n".utf8))
-                },
-                unreachable: { error in
-                    FileHandle.standardError.write(Data("the store cannot be reached (\(error)); asking again\n".utf8))
-                })
-            isLeading.withLock { $0 = true }
-            FileHandle.standardError.write(Data("leading under epoch \(lease.epoch) as \(lease.holder)\n".utf8))
-            // A leader that cannot renew its lease stops at once: another process may lead, and
-            // the store refuses this one's writes.
-            let renewal = Task {
-                do { try await election.keepLeading(lease) } catch let lost as LeadershipLost {
-                    FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
-                    Foundation.exit(3)
-                }
-            }
-            defer { renewal.cancel() }
-            let summary: FederationSummary
-            do {
-                let leader = try TierLeader(configuration: configuration, fence: lease, stores: PostgresStoreDriver())
-                summary = try await leader.run { round in
-                    if !json {
-                        print(roundLine(round))
-                        fflush(nil)
+            while true {
+                let lease = try await election.lead(
+                    waiting: { held, _ in
+                        FileHandle.standardError.write(
+                            Data("aggregating; \(held.holder) leads under epoch \(held.epoch)\n".utf8))
+                    },
+                    unreachable: { error in
+                        FileHandle.standardError.write(
+                            Data("the store cannot be reached (\(error)); asking again\n".utf8))
+                    })
+                isLeading.withLock { $0 = true }
+                FileHandle.standardError.write(Data("leading under epoch \(lease.epoch) as \(lease.holder)\n".utf8))
+                // A leader that cannot renew its lease stops at once: another process may lead,
+                // and the store refuses this one's writes.
+                let renewal = Task {
+                    do { try await election.keepLeading(lease) } catch let lost as LeadershipLost {
+                        FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+                        Foundation.exit(3)
                     }
                 }
-                try? await leader.close()
-            } catch is CancellationError {
-                // Stopped by a signal: another process leads at once, resuming the open round.
-                renewal.cancel()
-                try? election.store.releaseLeadership(lease)
-                return nil
-            } catch let lost as LeadershipLost {
-                FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
-                Foundation.exit(3)
-            } catch {
-                // A leader that cannot write (the database cut a statement off, say) stops at
-                // once: what it meant to commit may or may not have been; the next leader reads
-                // the store and goes on (Specs/wire.md §6.1).
-                FileHandle.standardError.write(Data("error: the leader stopped: \(error)\n".utf8))
-                try? election.store.releaseLeadership(lease)
-                Foundation.exit(1)
+                defer { renewal.cancel() }
+                var leader: TierLeader? = nil
+                do {
+                    leader = try TierLeader(configuration: configuration, fence: lease, stores: PostgresStoreDriver())
+                    let summary = try await leader!.run { round in
+                        if !json {
+                            print(roundLine(round))
+                            fflush(nil)
+                        }
+                    }
+                    try? await leader?.close()
+                    renewal.cancel()
+                    try? election.store.releaseLeadership(lease)
+                    return summary
+                } catch is CancellationError {
+                    // Stopped by a signal: another process leads at once, resuming the open round.
+                    renewal.cancel()
+                    try? election.store.releaseLeadership(lease)
+                    return nil
+                } catch let lost as LeadershipLost {
+                    FileHandle.standardError.write(Data("error: \(lost)\n".utf8))
+                    Foundation.exit(3)
+                } catch {
+                    // A write the database cut off (an outage, a restart): what it meant to commit
+                    // may or may not be in the store. This process stops leading — the next
+                    // leader, maybe this one again, reads the store and goes on (Specs/wire.md
+                    // §6.1, §6.3) — and goes on aggregating meanwhile.
+                    renewal.cancel()
+                    try? await leader?.close()
+                    try? election.store.releaseLeadership(lease)
+                    isLeading.withLock { $0 = false }
+                    FileHandle.standardError.write(
+                        Data("error: the leader stopped: \(error); aggregating, and asking for the lease again\n".utf8))
+                    try await Task.sleep(for: .seconds(settings.leaseSeconds / 3))
+                }
             }
-            renewal.cancel()
-            try? election.store.releaseLeadership(lease)
-            return summary
         }
         let aggregated: FederationSummary
         do {

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import VeilCore
+import VeilLearning
 import VeilTestSupport
 
 @testable import VeilService
@@ -24,22 +26,29 @@ import VeilTestSupport
         try beat("a")
         try beat("b")
         // Nothing to claim before the leader opens the round.
-        #expect(try shared.claimGroup(round: 1, attempt: 1, holder: "a", members: ["p1"], liveness: liveness) == nil)
+        #expect(
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "a", members: ["p1"], liveness: liveness, cohortSize: 100) == nil)
         try shared.openTierRound(1, attempt: 1, groups: 2, seconds: 60)
         let round = try #require(try shared.tierRound(1))
         #expect(round.groups == 2 && round.status == "open" && round.remaining > 50)
 
         let a = try #require(
-            try shared.claimGroup(round: 1, attempt: 1, holder: "a", members: ["p1", "p2"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "a", members: ["p1", "p2"], liveness: liveness, cohortSize: 100))
         #expect(a.slot == 0 && a.claim == 1)
         // A member already in a live group cannot be in another.
         #expect(
-            try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p2", "p3"], liveness: liveness) == nil)
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "b", members: ["p2", "p3"], liveness: liveness, cohortSize: 100) == nil)
         let b = try #require(
-            try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p3", "p4"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "b", members: ["p3", "p4"], liveness: liveness, cohortSize: 100))
         #expect(b.slot == 1)
         // Both slots taken.
-        #expect(try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p5"], liveness: liveness) == nil)
+        #expect(
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "b", members: ["p5"], liveness: liveness, cohortSize: 100) == nil)
         #expect(try shared.busyMembers(round: 1, attempt: 1, liveness: liveness) == ["p1", "p2", "p3", "p4"])
 
         // a's heartbeat stops: its group is free for b, with the next claim number; a's late
@@ -48,7 +57,8 @@ import VeilTestSupport
         try beat("b")
         #expect(try shared.busyMembers(round: 1, attempt: 1, liveness: liveness) == ["p3", "p4"])
         let rerun = try #require(
-            try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p1", "p2"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "b", members: ["p1", "p2"], liveness: liveness, cohortSize: 100))
         #expect(rerun.slot == 0 && rerun.claim == 2)
         let result = CoordinatorStore.GroupResult(
             contributors: ["p1", "p2"], sum: [1.5, -2.25, 2], transcript: [9], cryptoSeconds: 0.1)
@@ -64,19 +74,23 @@ import VeilTestSupport
         #expect(groups.map(\.status) == ["done", "free"])
         #expect(groups[0].sum == [1.5, -2.25, 2] && groups[0].contributors == ["p1", "p2"] && groups[0].holder == "b")
         let again = try #require(
-            try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p3", "p4"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "b", members: ["p3", "p4"], liveness: liveness, cohortSize: 100))
         #expect(again.slot == 1 && again.claim == 2)
 
         // The leader freezes the attempt: nothing deposited after that counts.
         try shared.closeTierRound(1, attempt: 1, status: "combining")
         #expect(throws: GroupClaimLost.self) { try shared.depositGroup(again, result: result) }
-        #expect(try shared.claimGroup(round: 1, attempt: 1, holder: "b", members: ["p9"], liveness: liveness) == nil)
+        #expect(
+            try shared.claimGroup(
+                round: 1, attempt: 1, holder: "b", members: ["p9"], liveness: liveness, cohortSize: 100) == nil)
 
         // A new attempt starts with every slot free, and the old attempt's claims are void.
         try shared.openTierRound(1, attempt: 2, groups: 1, seconds: 60)
         #expect(throws: GroupClaimLost.self) { try shared.depositGroup(again, result: result) }
         let fresh = try #require(
-            try shared.claimGroup(round: 1, attempt: 2, holder: "b", members: ["p1", "p2"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 2, holder: "b", members: ["p1", "p2"], liveness: liveness, cohortSize: 100))
         #expect(fresh.slot == 0 && fresh.claim == 1)
 
         // A holder only paused: its group's members are claimed again elsewhere, which frees
@@ -84,15 +98,18 @@ import VeilTestSupport
         try shared.openTierRound(1, attempt: 3, groups: 3, seconds: 60)
         try beat("a")
         let given = try #require(
-            try shared.claimGroup(round: 1, attempt: 3, holder: "a", members: ["p1"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 3, holder: "a", members: ["p1"], liveness: liveness, cohortSize: 100))
         let slow = try #require(
-            try shared.claimGroup(round: 1, attempt: 3, holder: "a", members: ["p3", "p4"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 3, holder: "a", members: ["p3", "p4"], liveness: liveness, cohortSize: 100))
         try shared.releaseGroup(given)
         #expect(given.slot == 0 && slow.slot == 1)
         try await Task.sleep(for: .milliseconds(800))
         try beat("b")
         let overlapping = try #require(
-            try shared.claimGroup(round: 1, attempt: 3, holder: "b", members: ["p4", "p5"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 3, holder: "b", members: ["p4", "p5"], liveness: liveness, cohortSize: 100))
         // The lowest slot is the free one; the paused holder's, sharing p4, is freed with it.
         #expect(overlapping.slot == 0)
         #expect(try shared.tierGroups(round: 1, attempt: 3, liveness: liveness).map(\.status) == ["running", "free"])
@@ -104,11 +121,20 @@ import VeilTestSupport
         try shared.depositGroup(
             overlapping, result: .init(contributors: ["p4", "p5"], sum: [1], transcript: [], cryptoSeconds: 0))
         let liar = try #require(
-            try shared.claimGroup(round: 1, attempt: 3, holder: "b", members: ["p6", "p7"], liveness: liveness))
+            try shared.claimGroup(
+                round: 1, attempt: 3, holder: "b", members: ["p6", "p7"], liveness: liveness, cohortSize: 100))
         #expect(throws: GroupClaimLost.self) {
             try shared.depositGroup(
                 liar, result: .init(contributors: ["p5", "p6"], sum: [1], transcript: [], cryptoSeconds: 0))
         }
+
+        // A round holds at most cohort_size members across its groups.
+        #expect(
+            try shared.claimGroup(
+                round: 1, attempt: 3, holder: "b", members: ["p8"], liveness: liveness, cohortSize: 4) == nil)
+        #expect(
+            try shared.claimGroup(
+                round: 1, attempt: 3, holder: "b", members: ["p8"], liveness: liveness, cohortSize: 5) != nil)
 
         // A clean stop removes the heartbeat at once.
         try shared.leaveTier(holder: "b")
@@ -119,7 +145,8 @@ import VeilTestSupport
     static func group(_ slot: Int, _ status: String, contributors: Int) -> Group {
         Group(
             slot: slot, holder: "h", claim: 1, members: (0..<contributors).map { "p\(slot)-\($0)" }, status: status,
-            alive: true, contributors: (0..<contributors).map { "p\(slot)-\($0)" }, sum: [], transcript: [],
+            alive: status != "dead", recent: status != "dead",
+            contributors: (0..<contributors).map { "p\(slot)-\($0)" }, sum: [], transcript: [],
             cryptoSeconds: 0)
     }
 
@@ -127,30 +154,69 @@ import VeilTestSupport
         .init(number: 3, attempt: 1, groups: groups, remaining: remaining, status: "open")
     }
 
-    @Test func theLeaderCombinesWhenEveryGroupIsDoneOrTimeRunsOutWithEnoughContributors() {
-        let groups = [Self.group(0, "done", contributors: 4), Self.group(1, "running", contributors: 4)]
-        #expect(TierDecision.decide(Self.round(groups: 2, remaining: 5), groups: groups, minParticipants: 6) == .wait)
-        #expect(
+    static func waiting(_ count: Int, attempt: Int = 1) -> CoordinatorStore.AggregatorLoad {
+        .init(
+            holder: "h", address: "", connections: count, capacity: 0, secondsPerMember: 0, waiting: count,
+            waitingFor: .init(round: 3, attempt: attempt))
+    }
+
+    @Test func theLeaderCombinesOnceNoFurtherGroupWillComeWithEnoughContributors() {
+        var hierarchy = ServiceHierarchy()
+        hierarchy.minGroupSize = 3
+        func decide(
+            _ groups: [Group], _ aggregators: [CoordinatorStore.AggregatorLoad], remaining: Double = 5,
+            cohort: Int = 20
+        ) -> TierDecision {
             TierDecision.decide(
-                Self.round(groups: 2, remaining: 5), groups: groups + [Self.group(1, "done", contributors: 3)],
-                minParticipants: 6) == .combine(slots: [0, 1]))
-        // Time is up: four contributors are enough for 4, not for 6.
-        #expect(
-            TierDecision.decide(Self.round(groups: 2, remaining: 0), groups: groups, minParticipants: 4)
-                == .combine(slots: [0]))
-        guard
-            case .abandon(let reason) = TierDecision.decide(
-                Self.round(groups: 2, remaining: -1), groups: groups, minParticipants: 6)
-        else {
-            Issue.record("a round short of min_participants was not abandoned")
-            return
+                Self.round(groups: 6, remaining: remaining), groups: groups, aggregators: aggregators,
+                hierarchy: hierarchy, cohortSize: cohort, minParticipants: 6)
         }
-        #expect(reason.contains("4 contributors in 1 of 2 groups when"))
-        // Every group done, but fewer contributors than the round's floor: a new attempt.
-        let small = [Self.group(0, "done", contributors: 3), Self.group(1, "done", contributors: 2)]
+        let done = [Self.group(0, "done", contributors: 4), Self.group(1, "done", contributors: 3)]
+        // A group still running: wait.
+        #expect(decide(done + [Self.group(2, "running", contributors: 4)], [Self.waiting(0)]) == .wait)
+        // A group whose holder died recently may be summed again: wait; once long dead, not.
+        var died = Self.group(2, "running", contributors: 4)
+        died.alive = false
+        #expect(decide(done + [died], [Self.waiting(0)]) == .wait)
+        died.recent = false
+        #expect(decide(done + [died], [Self.waiting(0)]) == .combine(slots: [0, 1]))
+        // Nothing running, and no aggregator can form another group for this attempt: combine.
+        #expect(decide(done, [Self.waiting(2), Self.waiting(0)]) == .combine(slots: [0, 1]))
+        // An aggregator that has not counted for this attempt yet, or counts enough for a group: wait.
+        #expect(decide(done, [Self.waiting(0, attempt: 0)]) == .wait)
+        #expect(decide(done, [Self.waiting(2), Self.waiting(3)]) == .wait)
+        // The cohort is full: no room for another group, whatever is waiting.
+        #expect(decide(done, [Self.waiting(9)], cohort: 7) == .combine(slots: [0, 1]))
+        // Too few contributors: wait for more while there is time; at the deadline, abandon.
+        let few = [Self.group(0, "done", contributors: 4)]
+        #expect(decide(few, [Self.waiting(0)]) == .wait)
         #expect(
-            TierDecision.decide(Self.round(groups: 2, remaining: 50), groups: small, minParticipants: 6)
-                == .abandon(reason: "5 contributors in 2 of 2 groups with every group done (min_participants 6)"))
+            decide(few, [Self.waiting(0)], remaining: 0)
+                == .abandon(
+                    reason: "4 contributors in 1 groups when hierarchy.round_seconds ran out (min_participants 6)"))
+        // At the deadline, enough contributors are combined even with more waiting.
+        #expect(decide(done, [Self.waiting(5)], remaining: -1) == .combine(slots: [0, 1]))
+    }
+
+    @Test func theLeaderLeavesOutWhatTheStoreWouldHaveRefused() {
+        func group(_ slot: Int, members: [String], contributors: [String], values: Int = 3) -> Group {
+            Group(
+                slot: slot, holder: "h", claim: 1, members: members, status: "done", alive: true, recent: true,
+                contributors: contributors, sum: [Double](repeating: 1, count: values), transcript: [],
+                cryptoSeconds: 0)
+        }
+        let (kept, leftOut) = TierLeader.usable(
+            [
+                group(2, members: ["c", "d"], contributors: ["c", "d"]),
+                group(0, members: ["a", "b"], contributors: ["a", "b"]),
+                group(1, members: ["b", "e"], contributors: ["b", "e"]),  // b counted in slot 0
+                group(3, members: ["f"], contributors: ["f", "x"]),  // x is nobody's member
+                group(4, members: ["g"], contributors: ["g"], values: 2),  // not this model's length
+                group(9, members: ["h"], contributors: ["h"]),  // beyond the attempt's slots
+            ], length: 3, slots: 5)
+        #expect(kept.map(\.slot) == [0, 2])
+        #expect(leftOut.map(\.slot) == [1, 3, 4, 9])
+        #expect(leftOut.map(\.why)[0] == "a contributor is already counted")
     }
 
     @Test func aRetryHintNamesLiveAggregatorsWithRoomTheMostRoomFirst() {
@@ -188,8 +254,8 @@ import VeilTestSupport
             return c
         }
         let good = try configuration(#"{"group_size": 10, "min_group_size": 5}"#)
-        #expect(good.hierarchy?.groups(cohortSize: 40) == 4)
-        #expect(ServiceHierarchy().groups(cohortSize: 250) == 3)
+        #expect(good.hierarchy?.groups(cohortSize: 40) == 8)
+        #expect(ServiceHierarchy().groups(cohortSize: 250) == 25)
         func refused(_ hierarchy: String, extra: String = "", store: String? = nil, _ words: String) {
             #expect {
                 try configuration(hierarchy, extra: extra, store: store)
@@ -218,5 +284,91 @@ import VeilTestSupport
             #"{"group_size": 10, "min_group_size": 5}"#,
             extra: #", "privacy": {"mode": "ddg", "epsilon": 1, "delta": 1e-6, "clip": 1}"#,
             "privacy.min_contributors")
+    }
+}
+
+/// The leader against aggregators played by the test through the store (`Specs/wire.md` §6.3):
+/// what it commits is the algorithm's server rule on the sum of the groups' sums.
+@Suite struct TierLeaderTests {
+    static func configuration(_ settings: PostgresSettings, roundSeconds: Double) -> ServeConfiguration {
+        var c = ServeConfiguration(tls: .init(ca: "", certificate: "", key: "", signingKey: ""))
+        c.postgres = settings
+        c.rounds = 1
+        c.features = 3
+        c.classes = 2
+        c.evaluate = nil
+        c.minParticipants = 4
+        c.cohortSize = 6
+        c.maxRoundAttempts = 5
+        var hierarchy = ServiceHierarchy()
+        hierarchy.groupSize = 3
+        hierarchy.minGroupSize = 2
+        hierarchy.roundSeconds = roundSeconds
+        c.hierarchy = hierarchy
+        return c
+    }
+
+    @Test func theLeaderCommitsTheServerRuleOnTheSumOfTheGroupsSums() async throws {
+        guard let (location, remove) = try await StoreKind.postgres.make("tier-leader") else { return }
+        defer { Task { await remove() } }
+        guard case .postgres(let settings) = location else { return }
+        let shared = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
+        defer { try? shared.close() }
+        guard case .leading(let lease) = try shared.acquireLeadership(holder: "leader", seconds: 60) else {
+            Issue.record("no lease")
+            return
+        }
+        let c = Self.configuration(settings, roundSeconds: 1.5)
+        let leader = try TierLeader(configuration: c, fence: lease, stores: StoreKind.driver)
+        let running = Task { try await leader.run() }
+        defer { running.cancel() }
+        #expect(await eventually(timeout: 10) { (try? shared.tierRound(1)) != nil })
+        let opened = try #require(try shared.tierRound(1))
+        #expect(opened.groups == 3 && opened.status == "open")
+        try shared.heartbeat(.init(holder: "x", address: "", connections: 3, capacity: 0, secondsPerMember: 0))
+
+        // The first attempt: one group of two by the deadline, under min_participants 4: abandoned.
+        let lone = try #require(
+            try shared.claimGroup(
+                round: 1, attempt: opened.attempt, holder: "x", members: ["a", "b"], liveness: 60, cohortSize: 6))
+        let length = 3 * 2 + 2 + 1  // weights and biases of a 3-feature, 2-class softmax, and the weight
+        try shared.depositGroup(
+            lone,
+            result: .init(
+                contributors: ["a", "b"], sum: [Double](repeating: 1, count: length), transcript: [1],
+                cryptoSeconds: 0))
+        #expect(await eventually(timeout: 10) { (try? shared.tierRound(1))?.attempt == opened.attempt + 1 })
+        #expect(try shared.rounds().map(\.outcome) == ["aborted", "running"])
+
+        // The second: two groups, five contributors; the leader combines them.
+        let attempt = opened.attempt + 1
+        let first: [Double] = (0..<length).map { i in Double(i) * 0.25 - 1 }
+        let second: [Double] = (0..<length).map { i in Double(length - i) * 0.125 }
+        let sums = [first, second]
+        for (members, sum) in zip([["a", "b", "c"], ["d", "e", "f"]], sums) {
+            let claim = try #require(
+                try shared.claimGroup(
+                    round: 1, attempt: attempt, holder: "x", members: members, liveness: 60, cohortSize: 6, waiting: 3))
+            try shared.depositGroup(
+                claim,
+                result: .init(
+                    contributors: Array(members.prefix(members.contains("a") ? 3 : 2)), sum: sum, transcript: [2],
+                    cryptoSeconds: 0.5))
+        }
+        let summary = try await running.value
+        #expect(summary.completedRounds == 1 && summary.rounds.map(\.completed) == [false, true])
+        #expect(summary.rounds.last?.survivors == 5 && summary.rounds.last?.cohort == 6)
+
+        var generator = Xoshiro256(seed: c.seed, purpose: .initialParameters)
+        var expected = c.initialAlgorithm(
+            try FederatedModel(c.model.description, featureCount: 3, classCount: 2).initialParameters(
+                using: &generator))
+        expected.serverUpdate(sum: zip(first, second).map { a, b in a + b }, contributors: 5)
+        let (round, state) = try #require(try shared.latestCheckpoint())
+        #expect(round == 1)
+        #expect(state.parameters == expected.parameters)
+        #expect(try shared.tierRound(1)?.status == "committed")
+        #expect(try shared.rounds().map(\.outcome) == ["aborted", "completed"])
+        #expect((try shared.combineSeconds(1) ?? -1) >= 0)
     }
 }

@@ -6,8 +6,7 @@ import Foundation
 /// the one holding the lease also leads — it opens each round with its number of groups,
 /// and combines the groups' sums into the model.
 public struct ServiceHierarchy: Codable, Hashable, Sendable {
-    /// The members an aggregator asks for in one group (the round's `cohort_size` is split
-    /// into ⌈cohort_size / group_size⌉ groups).
+    /// The members an aggregator asks for in one group.
     public var groupSize = 100
     /// The fewest members a group may start with: every released group sum is over at least
     /// the session's threshold of them, and a participant's own policy may ask for more.
@@ -37,8 +36,10 @@ public struct ServiceHierarchy: Codable, Hashable, Sendable {
         try c.take(.retryAfterSeconds, &retryAfterSeconds)
     }
 
-    /// The groups a round of `cohortSize` is split into.
-    public func groups(cohortSize: Int) -> Int { (cohortSize + groupSize - 1) / groupSize }
+    /// The most groups a round of `cohortSize` can have (each has at least `min_group_size`
+    /// members, and a round at most `cohortSize`): its slots. How many it has depends on where
+    /// its participants are — an aggregator with 2,500 of them and groups of 1,000 runs three.
+    public func groups(cohortSize: Int) -> Int { max(1, cohortSize / minGroupSize) }
 
     func validate(_ c: ServeConfiguration) throws {
         func require(_ ok: Bool, _ why: String) throws { if !ok { throw ConfigurationError(why) } }

@@ -34,6 +34,7 @@ final class TierPulse: Sendable {
     private struct State {
         var connections = 0
         var secondsPerMember = 0.0
+        var waiting = (count: 0, attempt: CoordinatorStore.AggregatorLoad.Waiting.none)
         var peers: [CoordinatorStore.AggregatorLoad] = []
         var stopped = false
     }
@@ -48,16 +49,23 @@ final class TierPulse: Sendable {
         set { state.withLock { $0.secondsPerMember = newValue } }
     }
     var peers: [CoordinatorStore.AggregatorLoad] { state.withLock { $0.peers } }
+    /// The free participants the aggregator counted for an attempt, when it last looked.
+    var waiting: (count: Int, attempt: CoordinatorStore.AggregatorLoad.Waiting) {
+        get { state.withLock { $0.waiting } }
+        set { state.withLock { $0.waiting = newValue } }
+    }
 
     /// Beats every third of the liveness window on a thread of its own until ``stop()``.
     func start(_ tier: TierMembership, capacity: Int, failed: @escaping @Sendable (any Error) -> Void) {
         Thread.detachNewThread { [self] in
             while !state.withLock({ $0.stopped }) {
                 do {
+                    let waiting = waiting
                     try tier.store.heartbeat(
                         .init(
                             holder: tier.holder, address: tier.address, connections: connections,
-                            capacity: capacity, secondsPerMember: secondsPerMember))
+                            capacity: capacity, secondsPerMember: secondsPerMember, waiting: waiting.count,
+                            waitingFor: waiting.attempt))
                     let peers = try tier.store.aggregators(liveness: tier.liveness)
                     state.withLock { $0.peers = peers }
                 } catch { failed(error) }
@@ -100,8 +108,8 @@ extension Coordinator {
         var attempts = 0
         var gaveUp = false
         var summaries: [RoundSummary] = []
-        do {
-            while !stopping {
+        while !stopping {
+            do {
                 try adoptCommitted(tier)
                 if completedRounds >= configuration.rounds { break }
                 if let reason = try tier.store.value(Self.tierStoppedKey), !reason.isEmpty {
@@ -115,13 +123,16 @@ extension Coordinator {
                     progress(summary)
                     continue
                 }
-                await waitForConnections(upTo: .milliseconds(250))
+            } catch {
+                // The store cut off or restarting: an aggregator holds no round of its own, so
+                // it asks again rather than leaving its participants (a group it was running
+                // is recorded and its slot given back, or left to the liveness window).
+                metrics.increment("veil_store_errors_total")
+                logger.error("tier step failed; asking again", metadata: ["error": "\(error)"])
+                try? await clock.sleep(for: .seconds(1))
+                continue
             }
-        } catch {
-            stopping = true
-            stopReason = "\(error)"
-            registry.closeAll()
-            throw error
+            await waitForConnections(upTo: .milliseconds(250))
         }
         stopping = true
         if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the aggregator was stopped" }
@@ -189,7 +200,7 @@ extension Coordinator {
             // A round whose checkpoint is written is committed, even if the leader that wrote it
             // died before marking its row so.
             let committed =
-                round.status == "committed" || (round.status == "combining" && completedRounds >= claim.round)
+                (round.status == "committed" || round.status == "combining") && completedRounds >= claim.round
             if round.attempt == claim.attempt && !committed && round.status != "abandoned" {
                 still.append(group)
                 continue
@@ -213,8 +224,10 @@ extension Coordinator {
     {
         let number = completedRounds + 1
         guard let round = try tier.store.tierRound(number), round.status == "open", round.remaining > 0 else {
+            pulse.waiting = (0, .none)
             return nil
         }
+        let attempt = CoordinatorStore.AggregatorLoad.Waiting(round: number, attempt: round.attempt)
         let busy = try tier.store.busyMembers(round: number, attempt: round.attempt, liveness: tier.liveness)
         var candidates = registry.participants.values.filter { isCandidate($0) && !busy.contains($0.identity.id) }
             .map {
@@ -225,11 +238,18 @@ extension Coordinator {
             let present = candidates.filter { !leftOut.ids.contains($0.id) }
             if present.count >= hierarchy.minGroupSize { candidates = present }
         }
-        guard candidates.count >= hierarchy.minGroupSize else { return nil }
+        // The leader combines once every live aggregator has counted too few for another group.
+        pulse.waiting = (candidates.count, attempt)
+        // A group as large as `group_size` and the cohort's room allow; a participant whose
+        // declared smallest cohort is larger waits for a larger group (it would decline this
+        // one, and the group abort — again and again).
+        let size = min(hierarchy.groupSize, configuration.cohortSize - busy.count, candidates.count)
+        candidates.removeAll { (registry.participants[$0.id]?.policy?.minimumCohort ?? 0) > size }
+        guard candidates.count >= hierarchy.minGroupSize, size >= hierarchy.minGroupSize else { return nil }
         // A full group at once; a smaller one only when no further free participant has come
         // for a second — participants arriving together are not split into minimal groups.
         let now = ContinuousClock.now
-        if candidates.count < hierarchy.groupSize {
+        if candidates.count < size {
             if gathering?.count != candidates.count || gathering?.round != number {
                 gathering = (number, candidates.count, now)
                 return nil
@@ -239,25 +259,28 @@ extension Coordinator {
         gathering = nil
         // A group drawn at random among the free: which participants share a group is not the
         // aggregator's to steer beyond who connected to it.
-        let attempt = try store.nextAttempt(of: number)
+        let local = try store.nextAttempt(of: number)
         var selection = Xoshiro256(
-            seed: configuration.seed, purpose: .cohortSelection, round: number, participant: attempt)
+            seed: configuration.seed, purpose: .cohortSelection, round: number, participant: local)
         var ids = candidates.map(\.id).sorted()
         for i in stride(from: ids.count - 1, to: 0, by: -1) {
             ids.swapAt(i, Int(selection.next() % UInt64(i + 1)))
         }
-        let cohort = Array(ids.prefix(hierarchy.groupSize)).sorted()
+        let cohort = Array(ids.prefix(size)).sorted()
+        let left = candidates.count - cohort.count
         guard
             let claim = try tier.store.claimGroup(
-                round: number, attempt: round.attempt, holder: tier.holder, members: cohort, liveness: tier.liveness)
+                round: number, attempt: round.attempt, holder: tier.holder, members: cohort, liveness: tier.liveness,
+                cohortSize: configuration.cohortSize, waiting: left)
         else { return nil }
+        pulse.waiting = (left, attempt)
         logger.info(
             "group claimed",
             metadata: [
                 "round": "\(number)", "tier_attempt": "\(round.attempt)", "slot": "\(claim.slot)",
                 "claim": "\(claim.claim)", "members": "\(cohort.count)",
             ])
-        return try await runGroup(claim, attempt: attempt, cohort: cohort)
+        return try await runGroup(claim, attempt: local, cohort: cohort)
     }
 
     /// One group's secure sum, as a round of its own at this aggregator: deposited when it
@@ -302,6 +325,8 @@ extension Coordinator {
             leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
             try record(report, abort: abort, machine: finished)
             recording("give the group back") { try tier.store.releaseGroup(claim) }
+            // A moment for its members to reconnect or change before this aggregator claims again.
+            try? await clock.sleep(for: .seconds(1))
             return summarize(report, outcome: outcome, machine: finished)
         case .completed(let result):
             let contributors = result.survivors.map { finished.id(of: $0) }
@@ -334,6 +359,7 @@ extension Coordinator {
                     transcriptHash: finished.transcript, bytesIn: finished.bytesIn, bytesOut: finished.bytesOut,
                     contributors: contributors, participation: orchestration.participation),
                 checkpoint: nil, accuracy: nil, ledger: nil, audit: auditDraft(finished, result: result, abort: nil))
+            learn(orchestration.participation, credits: [])
             deposited.append(DepositedGroup(claim: claim, machine: finished, contributors: contributors.count))
             logger.info(
                 "group deposited",
@@ -341,6 +367,19 @@ extension Coordinator {
                     "round": "\(number)", "slot": "\(claim.slot)", "survivors": "\(contributors.count)/\(cohort.count)",
                 ])
             return summarize(report, outcome: outcome, machine: finished)
+        }
+    }
+
+    /// Removes the scratch files of aggregators that died without closing their store (a
+    /// SIGKILL): each is named by its process id, and one whose process is gone is nobody's.
+    nonisolated static func removeAbandonedScratchFiles() {
+        let directory = FileManager.default.temporaryDirectory
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix("veil-aggregator-") {
+            guard let pid = name.dropFirst("veil-aggregator-".count).split(separator: "-").first.flatMap({ Int32($0) }),
+                pid != getpid(), kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
     }
 

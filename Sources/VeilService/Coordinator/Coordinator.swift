@@ -119,8 +119,9 @@ public actor Coordinator {
         self.tier = tier
         let local: CoordinatorStore
         if tier != nil {
+            Self.removeAbandonedScratchFiles()
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "veil-aggregator-\(UUID().uuidString).sqlite")
+                "veil-aggregator-\(getpid())-\(UUID().uuidString).sqlite")
             self.scratch = scratch
             local = try CoordinatorStore(path: scratch.path)
         } else {

@@ -12,22 +12,37 @@ public enum TierDecision: Equatable, Sendable {
     case wait
     /// Combine the done groups (these slots) into the round's sum.
     case combine(slots: [Int])
-    /// Too few contributors when every group is done or the time ran out: a new attempt.
+    /// Too few contributors when the time ran out: a new attempt.
     case abandon(reason: String)
 
-    /// Every group done, or the time up: combined when their contributors number at least
-    /// `min_participants` (the round's floor holds across groups as it does in one), else abandoned.
+    /// Combined once no further group will come — none running under a holder alive or dead
+    /// for less than three liveness windows (its members, reconnecting elsewhere, may form its
+    /// group again), and the cohort full, every slot done, or every live aggregator counting
+    /// fewer than `min_group_size` free participants for this attempt — when the groups' contributors
+    /// number at least `min_participants` (the round's floor holds across groups as it does in
+    /// one). At the deadline, combined if they do, abandoned if not.
     public static func decide(
-        _ round: CoordinatorStore.TierRound, groups: [CoordinatorStore.TierGroup], minParticipants: Int
+        _ round: CoordinatorStore.TierRound, groups: [CoordinatorStore.TierGroup],
+        aggregators: [CoordinatorStore.AggregatorLoad], hierarchy: ServiceHierarchy, cohortSize: Int,
+        minParticipants: Int
     ) -> TierDecision {
         let done = groups.filter { $0.status == "done" }
-        let complete = done.count >= round.groups
-        guard complete || round.remaining <= 0 else { return .wait }
+        let running = groups.filter { $0.status == "running" && $0.recent }
+        let used = CoordinatorStore.busy(groups).count
+        let attempt = CoordinatorStore.AggregatorLoad.Waiting(round: round.number, attempt: round.attempt)
+        let exhausted =
+            running.isEmpty
+            && (used >= cohortSize || done.count >= round.groups
+                || aggregators.allSatisfy { $0.waitingFor == attempt && $0.waiting < hierarchy.minGroupSize })
         let contributors = done.reduce(0) { $0 + $1.contributors.count }
+        if exhausted && contributors >= minParticipants && !done.isEmpty {
+            return .combine(slots: done.map(\.slot))
+        }
+        guard round.remaining <= 0 else { return .wait }
         if contributors >= minParticipants { return .combine(slots: done.map(\.slot)) }
         return .abandon(
             reason:
-                "\(contributors) contributors in \(done.count) of \(round.groups) groups \(complete ? "with every group done" : "when hierarchy.round_seconds ran out") (min_participants \(minParticipants))"
+                "\(contributors) contributors in \(done.count) groups when hierarchy.round_seconds ran out (min_participants \(minParticipants))"
         )
     }
 }
@@ -131,44 +146,94 @@ public actor TierLeader {
             try store.openTierRound(number, attempt: attempt, groups: groups, seconds: hierarchy.roundSeconds)
             round = try store.tierRound(number)!
             logger.info(
-                "round opened", metadata: ["round": "\(number)", "attempt": "\(attempt)", "groups": "\(groups)"])
+                "round opened", metadata: ["round": "\(number)", "attempt": "\(attempt)", "slots": "\(groups)"])
         }
         while true {
             let groups = try store.tierGroups(round: number, attempt: round.attempt, liveness: liveness)
             let decision =
                 round.status == "combining"
                 ? .combine(slots: groups.filter { $0.status == "done" }.map(\.slot))
-                : TierDecision.decide(round, groups: groups, minParticipants: configuration.minParticipants)
+                : TierDecision.decide(
+                    round, groups: groups, aggregators: try store.aggregators(liveness: liveness),
+                    hierarchy: hierarchy, cohortSize: configuration.cohortSize,
+                    minParticipants: configuration.minParticipants)
             switch decision {
             case .wait:
                 try await clock.sleep(for: .milliseconds(200))
                 round = try store.tierRound(number)!
             case .combine:
-                return try combine(round, started: started)
+                if let summary = try combine(round, started: started) { return summary }
+                return try abandon(
+                    round, groups: groups, started: started,
+                    reason:
+                        "fewer than min_participants \(configuration.minParticipants) contributors in the groups that may be combined"
+                )
             case .abandon(let reason):
-                // The done groups' sums were released — the leader and the database can read
-                // them — though the model does not use them: their contributors are charged.
-                let released = groups.filter { $0.status == "done" }.flatMap(\.contributors)
-                if let privacy, !released.isEmpty { ledger?.charge(released, round: privacy.participation) }
-                try store.finishRound(
-                    number, attempt: round.attempt,
-                    record: .init(
-                        outcome: "aborted", survivors: 0, abortReason: reason, transcriptHash: [], bytesIn: 0,
-                        bytesOut: 0, contributors: []),
-                    checkpoint: nil, accuracy: nil, ledger: released.isEmpty ? nil : ledger)
-                try store.closeTierRound(number, attempt: round.attempt, status: "abandoned")
-                logger.warning("round abandoned", metadata: ["round": "\(number)", "reason": "\(reason)"])
-                return RoundSummary(
-                    number: number, attempt: round.attempt, completed: false, cohort: 0, survivors: 0,
-                    abortReason: reason, seconds: seconds(since: started), bytesIn: 0, bytesOut: 0, accuracy: nil,
-                    loss: nil, cryptoSeconds: 0)
+                return try abandon(round, groups: groups, started: started, reason: reason)
             }
         }
     }
 
-    /// Freezes the attempt (no deposit counts after this), sums the done groups' sums, updates
-    /// the model and commits it with the ledger's charge.
-    private func combine(_ round: CoordinatorStore.TierRound, started: ContinuousClock.Instant) throws -> RoundSummary {
+    /// Ends an attempt without a model update.
+    private func abandon(
+        _ round: CoordinatorStore.TierRound, groups: [CoordinatorStore.TierGroup], started: ContinuousClock.Instant,
+        reason: String
+    ) throws -> RoundSummary {
+        let number = round.number
+        // The done groups' sums were released — the leader and the database can read
+        // them — though the model does not use them: their contributors are charged.
+        let released = groups.filter { $0.status == "done" }.flatMap(\.contributors)
+        if let privacy, !released.isEmpty { ledger?.charge(released, round: privacy.participation) }
+        try store.finishRound(
+            number, attempt: round.attempt,
+            record: .init(
+                outcome: "aborted", survivors: 0, abortReason: reason, transcriptHash: [], bytesIn: 0,
+                bytesOut: 0, contributors: []),
+            checkpoint: nil, accuracy: nil, ledger: released.isEmpty ? nil : ledger)
+        try store.closeTierRound(number, attempt: round.attempt, status: "abandoned")
+        logger.warning("round abandoned", metadata: ["round": "\(number)", "reason": "\(reason)"])
+        return RoundSummary(
+            number: number, attempt: round.attempt, completed: false, cohort: 0, survivors: 0,
+            abortReason: reason, seconds: seconds(since: started), bytesIn: 0, bytesOut: 0, accuracy: nil,
+            loss: nil, cryptoSeconds: 0)
+    }
+
+    /// The done groups the leader may add, and why each other is left out: a sum of another
+    /// length than the model's payload, a slot beyond the attempt's, a contributor not among
+    /// the group's members, or one already counted in an earlier slot's group. The store
+    /// refuses all of these; a process writing the database directly would not be.
+    static func usable(_ done: [CoordinatorStore.TierGroup], length: Int, slots: Int) -> (
+        kept: [CoordinatorStore.TierGroup], leftOut: [(slot: Int, why: String)]
+    ) {
+        var kept: [CoordinatorStore.TierGroup] = []
+        var leftOut: [(slot: Int, why: String)] = []
+        var counted: Set<String> = []
+        for group in done.sorted(by: { $0.slot < $1.slot }) {
+            let why: String? =
+                if group.sum.count != length { "\(group.sum.count) values, not \(length)" } else if group.slot >= slots
+                {
+                    "slot \(group.slot) beyond the attempt's \(slots)"
+                } else if !Set(group.contributors).isSubset(of: group.members) {
+                    "a contributor is not a member"
+                } else if !counted.isDisjoint(with: group.contributors) { "a contributor is already counted" } else {
+                    nil
+                }
+            if let why {
+                leftOut.append((group.slot, why))
+            } else {
+                kept.append(group)
+                counted.formUnion(group.contributors)
+            }
+        }
+        return (kept, leftOut)
+    }
+
+    /// Freezes the attempt (no deposit counts after this), sums the usable done groups' sums,
+    /// updates the model and commits it with the ledger's charge; nil (nothing committed) when
+    /// the usable groups' contributors number fewer than `min_participants`.
+    private func combine(_ round: CoordinatorStore.TierRound, started: ContinuousClock.Instant) throws
+        -> RoundSummary?
+    {
         let number = round.number
         let began = ContinuousClock.now
         if round.status == "open" { try store.closeTierRound(number, attempt: round.attempt, status: "combining") }
@@ -176,26 +241,17 @@ public actor TierLeader {
             $0.status == "done"
         }
         let length = algorithm.payloadLength
+        let (usable, leftOut) = Self.usable(done, length: length, slots: round.groups)
+        for (slot, why) in leftOut {
+            logger.error("group sum left out", metadata: ["round": "\(number)", "slot": "\(slot)", "why": "\(why)"])
+        }
+        guard usable.reduce(0, { $0 + $1.contributors.count }) >= configuration.minParticipants else { return nil }
         var sum = [Double](repeating: 0, count: length)
         var contributors: [String] = []
         var transcripts: [UInt8] = []
         var members = 0
         var crypto = 0.0
-        var counted: Set<String> = []
-        for group in done {
-            // A group sum of another length is not this model's, and one sharing a contributor
-            // with a group already summed would count an update twice (the store refuses both;
-            // a process writing the database directly could not be): left out, and said.
-            guard group.sum.count == length, counted.isDisjoint(with: group.contributors) else {
-                logger.error(
-                    "group sum left out",
-                    metadata: [
-                        "round": "\(number)", "slot": "\(group.slot)", "values": "\(group.sum.count)",
-                        "overlapping": "\(!counted.isDisjoint(with: group.contributors))",
-                    ])
-                continue
-            }
-            counted.formUnion(group.contributors)
+        for group in usable {
             for i in 0..<length { sum[i] += group.sum[i] }
             contributors += group.contributors
             transcripts += group.transcript
@@ -219,7 +275,7 @@ public actor TierLeader {
         completedRounds = number
         logger.info(
             "round committed",
-            metadata: ["round": "\(number)", "groups": "\(done.count)", "contributors": "\(contributors.count)"])
+            metadata: ["round": "\(number)", "groups": "\(usable.count)", "contributors": "\(contributors.count)"])
         return RoundSummary(
             number: number, attempt: round.attempt, completed: true, cohort: members, survivors: contributors.count,
             abortReason: nil, seconds: seconds(since: started), bytesIn: 0, bytesOut: 0,

@@ -39,6 +39,9 @@ extension CoordinatorStore {
         public var status: String
         /// Whether the holder's heartbeat is within the liveness window.
         public var alive: Bool
+        /// Whether the holder's heartbeat is within three liveness windows: a group whose holder
+        /// died that recently may still be summed again by its members elsewhere.
+        public var recent: Bool
         public var contributors: [String]
         /// The group's sum, decoded (the payload's coordinates and its weight).
         public var sum: [Double]
@@ -69,13 +72,34 @@ extension CoordinatorStore {
         public var capacity: Int
         /// The cryptography time of its last group, per member (0 before its first).
         public var secondsPerMember: Double
+        /// Its free participants (not in a group) for attempt `waitingFor` of a round, as it last
+        /// counted them: fewer than `min_group_size` means it will form no further group there.
+        public var waiting: Int
+        public var waitingFor: Waiting
 
-        public init(holder: String, address: String, connections: Int, capacity: Int, secondsPerMember: Double) {
+        /// Which round's attempt a count of free participants is for.
+        public struct Waiting: Hashable, Sendable {
+            public var round: Int
+            public var attempt: Int
+            public init(round: Int, attempt: Int) {
+                self.round = round
+                self.attempt = attempt
+            }
+            /// No round open.
+            public static let none = Waiting(round: 0, attempt: 0)
+        }
+
+        public init(
+            holder: String, address: String, connections: Int, capacity: Int, secondsPerMember: Double,
+            waiting: Int = 0, waitingFor: Waiting = .none
+        ) {
             self.holder = holder
             self.address = address
             self.connections = connections
             self.capacity = capacity
             self.secondsPerMember = secondsPerMember
+            self.waiting = waiting
+            self.waitingFor = waitingFor
         }
 
         /// Connections it can still take.
@@ -143,6 +167,7 @@ extension CoordinatorStore {
         -> [TierGroup]
     {
         let alive = try Self.aliveHolders(liveness: liveness, in: db)
+        let recent = try Self.aliveHolders(liveness: 3 * liveness, in: db)
         return try db.fetch(
             """
             SELECT slot, holder, claim, members, status, contributors, sum, transcript, crypto_seconds
@@ -152,7 +177,7 @@ extension CoordinatorStore {
             TierGroup(
                 slot: try row.int("slot"), holder: try row.string("holder"), claim: try row.int("claim"),
                 members: Self.ids(try row.string("members")), status: try row.string("status"),
-                alive: alive.contains(try row.string("holder")),
+                alive: alive.contains(try row.string("holder")), recent: recent.contains(try row.string("holder")),
                 contributors: Self.ids(try row.optionalString("contributors") ?? ""),
                 sum: Self.doubles(try row.optionalBytes("sum") ?? []),
                 transcript: try row.optionalBytes("transcript") ?? [],
@@ -167,14 +192,17 @@ extension CoordinatorStore {
         try database.write { db in
             try db.execute(
                 """
-                INSERT INTO tier_aggregators (holder, address, connections, capacity, seconds_per_member, seen)
-                VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO tier_aggregators (holder, address, connections, capacity, seconds_per_member, seen,
+                    waiting, waiting_round, waiting_attempt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (holder) DO UPDATE SET address = excluded.address, connections = excluded.connections,
-                    capacity = excluded.capacity, seconds_per_member = excluded.seconds_per_member, seen = excluded.seen
+                    capacity = excluded.capacity, seconds_per_member = excluded.seconds_per_member, seen = excluded.seen,
+                    waiting = excluded.waiting, waiting_round = excluded.waiting_round,
+                    waiting_attempt = excluded.waiting_attempt
                 """,
                 [
                     load.holder, load.address, load.connections, load.capacity, load.secondsPerMember,
-                    try db.databaseTime(),
+                    try db.databaseTime(), load.waiting, load.waitingFor.round, load.waitingFor.attempt,
                 ])
         }
     }
@@ -190,14 +218,15 @@ extension CoordinatorStore {
             let now = try db.databaseTime()
             return try db.fetch(
                 """
-                SELECT holder, address, connections, capacity, seconds_per_member FROM tier_aggregators
-                WHERE seen > ? ORDER BY holder
+                SELECT holder, address, connections, capacity, seconds_per_member, waiting, waiting_round,
+                    waiting_attempt FROM tier_aggregators WHERE seen > ? ORDER BY holder
                 """, [now - liveness]
             ).map {
                 AggregatorLoad(
                     holder: try $0.string("holder"), address: try $0.string("address"),
                     connections: try $0.int("connections"), capacity: try $0.int("capacity"),
-                    secondsPerMember: try $0.double("seconds_per_member"))
+                    secondsPerMember: try $0.double("seconds_per_member"), waiting: try $0.int("waiting"),
+                    waitingFor: .init(round: try $0.int("waiting_round"), attempt: try $0.int("waiting_attempt")))
             }
         }
     }
@@ -216,21 +245,29 @@ extension CoordinatorStore {
 
     /// Claims a group of the open attempt for `members`: the first slot nobody holds, freed,
     /// or held by an aggregator whose heartbeat stopped (its group reruns here). Nil when every
-    /// slot is taken, the attempt is no longer open, or a member is already in another group.
+    /// slot is taken, the attempt is no longer open, a member is already in another group, or
+    /// the groups' members would number more than `cohortSize`. `waiting`: the claimant's free
+    /// participants left after this group, written with its liveness.
     /// A dead holder's group that shares a member with this one is freed in the same
     /// transaction: were its holder only paused, its deposit would otherwise count that
     /// member's update twice.
-    public func claimGroup(round number: Int, attempt: Int, holder: String, members: [String], liveness: Double)
-        throws -> GroupClaim?
-    {
+    public func claimGroup(
+        round number: Int, attempt: Int, holder: String, members: [String], liveness: Double, cohortSize: Int,
+        waiting: Int = 0
+    ) throws -> GroupClaim? {
         try database.write { db in
             guard let round = try Self.tierRound(number, in: db), round.attempt == attempt, round.status == "open",
                 round.remaining > 0
             else { return nil }
-            // The claimant is alive now, whatever its last heartbeat said.
-            try db.execute("UPDATE tier_aggregators SET seen = ? WHERE holder = ?", [try db.databaseTime(), holder])
+            // The claimant is alive now, whatever its last heartbeat said, and says what it has left.
+            try db.execute(
+                """
+                UPDATE tier_aggregators SET seen = ?, waiting = ?, waiting_round = ?, waiting_attempt = ?
+                WHERE holder = ?
+                """, [try db.databaseTime(), waiting, number, attempt, holder])
             var groups = try Self.tierGroups(number, attempt: attempt, liveness: liveness, in: db)
-            guard Self.busy(groups).isDisjoint(with: members) else { return nil }
+            let busy = Self.busy(groups)
+            guard busy.isDisjoint(with: members), busy.count + members.count <= cohortSize else { return nil }
             let wanted = Set(members)
             for (i, group) in groups.enumerated()
             where group.status == "running" && !group.alive && !wanted.isDisjoint(with: group.members) {

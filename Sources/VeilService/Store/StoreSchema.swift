@@ -148,7 +148,9 @@ public enum StoreSchema {
                     """
                     CREATE TABLE tier_aggregators (holder \(text) PRIMARY KEY NOT NULL, address \(text) NOT NULL,
                         connections \(integer) NOT NULL, capacity \(integer) NOT NULL,
-                        seconds_per_member \(double) NOT NULL, seen \(double) NOT NULL)
+                        seconds_per_member \(double) NOT NULL, seen \(double) NOT NULL,
+                        waiting \(integer) NOT NULL, waiting_round \(integer) NOT NULL,
+                        waiting_attempt \(integer) NOT NULL)
                     """,
                 ]),
         ]
