@@ -183,7 +183,7 @@ extension BenchCommand.Federation {
             return [
                 "role": process === leader ? "leader+aggregator" : "aggregator", "groups": own.count,
                 "members": own.reduce(0) { $0 + $1.members.count },
-                "crypto_seconds": own.reduce(0) { $0 + $1.cryptoSeconds }, "peak_bytes": process.peakBytes,
+                "crypto_cpu_seconds": own.reduce(0) { $0 + $1.cryptoSeconds }, "peak_bytes": process.peakBytes,
             ]
         }
         let aggregatorCrypto = groups.reduce(0) { $0 + $1.cryptoSeconds }
@@ -203,8 +203,8 @@ extension BenchCommand.Federation {
                     "clients": clients, "aggregators": aggregators, "group_size": group, "groups": groups.count,
                     "dim": dimension, "rounds": rounds, "registration_seconds": registration,
                     "round_seconds": roundSeconds, "contributors": contributors,
-                    "leader_combine_seconds": combine, "aggregators_crypto_seconds": aggregatorCrypto,
-                    "aggregator_crypto_seconds_per_participant": perParticipant, "processes": perProcess,
+                    "leader_combine_seconds": combine, "aggregators_crypto_cpu_seconds": aggregatorCrypto,
+                    "aggregator_crypto_cpu_seconds_per_participant": perParticipant, "processes": perProcess,
                     "participants_crypto_seconds": participantsCrypto, "participants_training_seconds": training,
                     "bytes_per_participant": Double(bytes) / Double(max(1, contributors)),
                     "projection_1m": projection, "total_seconds": total,
@@ -221,14 +221,14 @@ extension BenchCommand.Federation {
             for (i, process) in perProcess.enumerated() {
                 print(
                     String(
-                        format: "  process %d (%@): %d groups, %d members, cryptography %.2f s, peak memory %.0f MiB",
+                        format: "  process %d (%@): %d groups, %d members, cryptography %.2f s of processor time, peak memory %.0f MiB",
                         i,
                         process["role"] as! String, process["groups"] as! Int, process["members"] as! Int,
-                        process["crypto_seconds"] as! Double, Double(process["peak_bytes"] as! Int) / 1_048_576))
+                        process["crypto_cpu_seconds"] as! Double, Double(process["peak_bytes"] as! Int) / 1_048_576))
             }
             print(
                 String(
-                    format: "aggregators' cryptography: %.2f s in all, %.2f ms per participant", aggregatorCrypto,
+                    format: "aggregators' cryptography: %.2f s of processor time in all, %.2f ms per participant", aggregatorCrypto,
                     1000 * perParticipant))
             print(
                 String(

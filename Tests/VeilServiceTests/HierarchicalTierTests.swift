@@ -197,10 +197,10 @@ extension ProcessFederationTests {
         #expect(processes.reduce(0) { $0 + ($1["groups"] as? Int ?? 0) } == 4)
         #expect(
             processes.allSatisfy {
-                ($0["peak_bytes"] as? Int ?? 0) > 1 << 20 && ($0["crypto_seconds"] as? Double ?? 0) > 0
+                ($0["peak_bytes"] as? Int ?? 0) > 1 << 20 && ($0["crypto_cpu_seconds"] as? Double ?? 0) > 0
             })
-        let perParticipant = try #require(report["aggregator_crypto_seconds_per_participant"] as? Double)
-        let crypto = try #require(report["aggregators_crypto_seconds"] as? Double)
+        let perParticipant = try #require(report["aggregator_crypto_cpu_seconds_per_participant"] as? Double)
+        let crypto = try #require(report["aggregators_crypto_cpu_seconds"] as? Double)
         #expect(abs(perParticipant * Double(contributors) - crypto) < 1e-9)
         #expect((report["bytes_per_participant"] as? Double ?? 0) > 1000)
         let projection = try #require(report["projection_1m"] as? [[String: Int]])

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -50,4 +51,13 @@ final class EventLoopTaskExecutor: TaskExecutor, Sendable {
         let job = UnownedJob(job)
         loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
+}
+
+/// The processor time the calling thread has used, in seconds (`CLOCK_THREAD_CPUTIME_ID`);
+/// 0 if the clock cannot be read (it always can on Linux: the call's result is checked all
+/// the same).
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return 0 }
+    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }

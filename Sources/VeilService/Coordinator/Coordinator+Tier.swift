@@ -243,13 +243,14 @@ extension Coordinator {
         // A group as large as `group_size` and the cohort's room allow; a participant whose
         // declared smallest cohort is larger waits for a larger group (it would decline this
         // one, and the group abort — again and again).
-        let size = min(hierarchy.groupSize, configuration.cohortSize - busy.count, candidates.count)
+        let target = min(hierarchy.groupSize, configuration.cohortSize - busy.count)
+        let size = min(target, candidates.count)
         candidates.removeAll { (registry.participants[$0.id]?.policy?.minimumCohort ?? 0) > size }
         guard candidates.count >= hierarchy.minGroupSize, size >= hierarchy.minGroupSize else { return nil }
         // A full group at once; a smaller one only when no further free participant has come
         // for a second — participants arriving together are not split into minimal groups.
         let now = ContinuousClock.now
-        if candidates.count < size {
+        if candidates.count < target {
             if gathering?.count != candidates.count || gathering?.round != number {
                 gathering = (number, candidates.count, now)
                 return nil
@@ -301,6 +302,7 @@ extension Coordinator {
             budgetAlerts: budgetAlerts(cohort))
         metrics.set("veil_round_cohort", Double(cohort.count))
         cryptoSeconds = 0
+        cryptoCPUSeconds = 0
         let machine: RoundMachine
         do {
             let actions: [RoundAction]
@@ -337,7 +339,7 @@ extension Coordinator {
                     claim,
                     result: .init(
                         contributors: contributors, sum: sum, transcript: finished.transcript,
-                        cryptoSeconds: cryptoSeconds))
+                        cryptoSeconds: cryptoCPUSeconds))
                 abort = nil
             } catch let lost as GroupClaimLost {
                 abort = RoundAbort(.release, "\(lost)")
@@ -348,7 +350,7 @@ extension Coordinator {
                 try record(report, abort: abort, machine: finished, released: result)
                 return summarize(report, outcome: .aborted(abort), machine: finished)
             }
-            pulse.secondsPerMember = cryptoSeconds / Double(max(1, cohort.count))
+            pulse.secondsPerMember = cryptoCPUSeconds / Double(max(1, cohort.count))
             // The group's own record (its audit record among them) stays in this aggregator's
             // scratch store; the tier keeps its transcript hash with the sum.
             let orchestration = orchestrationRecords(finished, contributors: contributors, abort: nil)

@@ -47,6 +47,9 @@ public actor Coordinator {
     /// Time spent inside the machine (the secure sum's cryptography) in the current attempt,
     /// and when its current stage began (the stage latency histogram).
     var cryptoSeconds = 0.0
+    /// The same, as the processor time of the thread that ran the machine: what the secure sum
+    /// costs, which a loaded machine does not inflate (a tier's measured throughput, §6.3).
+    var cryptoCPUSeconds = 0.0
     private var stageBegan: (stage: RoundStage, at: ContinuousClock.Instant)?
     var stopping = false
     /// The members who declined (for their own policy, budget or training, not because their
@@ -203,9 +206,11 @@ public actor Coordinator {
             return
         }
         let start = ContinuousClock.now
+        let cpuStart = threadCPUSeconds()
         let received = machine.bytesIn
         let actions = machine.handle(event)
         cryptoSeconds += seconds(since: start)
+        cryptoCPUSeconds += threadCPUSeconds() - cpuStart
         // Only what the round accepted counts as received (refused messages are counted apart).
         if machine.bytesIn > received {
             metrics.increment("veil_bytes_received_total", by: Double(machine.bytesIn - received))
