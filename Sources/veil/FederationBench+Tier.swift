@@ -221,14 +221,16 @@ extension BenchCommand.Federation {
             for (i, process) in perProcess.enumerated() {
                 print(
                     String(
-                        format: "  process %d (%@): %d groups, %d members, cryptography %.2f s of processor time, peak memory %.0f MiB",
+                        format:
+                            "  process %d (%@): %d groups, %d members, cryptography %.2f s of processor time, peak memory %.0f MiB",
                         i,
                         process["role"] as! String, process["groups"] as! Int, process["members"] as! Int,
                         process["crypto_cpu_seconds"] as! Double, Double(process["peak_bytes"] as! Int) / 1_048_576))
             }
             print(
                 String(
-                    format: "aggregators' cryptography: %.2f s of processor time in all, %.2f ms per participant", aggregatorCrypto,
+                    format: "aggregators' cryptography: %.2f s of processor time in all, %.2f ms per participant",
+                    aggregatorCrypto,
                     1000 * perParticipant))
             print(
                 String(

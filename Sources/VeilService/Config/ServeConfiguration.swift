@@ -181,6 +181,17 @@ public struct ServeConfiguration: Codable, Hashable, Sendable {
 
     public init(tls: TLSFiles) { self.tls = tls }
 
+    /// The held-out set each round's model is evaluated on (`evaluate`), if any.
+    func evaluationSet() throws -> Dataset? {
+        switch evaluate {
+        case .digits?:
+            var c = FederatedConfiguration()
+            c.seed = seed
+            return try FederatedSimulation(configuration: c).data.test
+        case nil: return nil
+        }
+    }
+
     /// Where the state lives: `postgres` when given, else the SQLite file `state`.
     public var store: StoreLocation { postgres.map { .postgres($0) } ?? .sqlite(path: state) }
 

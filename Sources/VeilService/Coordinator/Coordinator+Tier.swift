@@ -135,17 +135,10 @@ extension Coordinator {
             await waitForConnections(upTo: .milliseconds(250))
         }
         stopping = true
-        if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the aggregator was stopped" }
+        let stopped = stopReason == nil && completedRounds < configuration.rounds
+        if stopped { stopReason = "the aggregator was stopped" }
         // Stopped early, its participants reconnect to another aggregator; at the end, they leave.
-        if completedRounds < configuration.rounds && stopReason == "the aggregator was stopped" {
-            registry.closeAll()
-        } else {
-            registry.finishAll(finished())
-        }
-        hub.changed()
-        return FederationSummary(
-            completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,
-            stopReason: stopReason, gaveUp: gaveUp)
+        return end(handingOver: stopped, attempts: attempts, rounds: summaries, gaveUp: gaveUp)
     }
 
     /// The `meta` key under which a leader that gave up writes why: the aggregators stop too.

@@ -188,13 +188,7 @@ public actor Coordinator {
                 )
             }
         }
-        switch configuration.evaluate {
-        case .digits?:
-            var c = FederatedConfiguration()
-            c.seed = configuration.seed
-            evaluation = try FederatedSimulation(configuration: c).data.test
-        case nil: evaluation = nil
-        }
+        evaluation = try configuration.evaluationSet()
     }
 
     // MARK: - Driving the round machine
@@ -464,14 +458,18 @@ public actor Coordinator {
         }
         stopping = true
         if stopReason == nil && completedRounds < configuration.rounds { stopReason = "the coordinator was stopped" }
-        if handsOver && !gaveUp && completedRounds < configuration.rounds {
-            registry.closeAll()
-        } else {
-            registry.finishAll(finished())
-        }
+        return end(
+            handingOver: handsOver && !gaveUp && completedRounds < configuration.rounds, attempts: attempts,
+            rounds: summaries, gaveUp: gaveUp)
+    }
+
+    /// Ends every stream — without `Finished` when `handingOver`, so that its participants go
+    /// on with another process of the tier — and sums the federation up.
+    func end(handingOver: Bool, attempts: Int, rounds: [RoundSummary], gaveUp: Bool) -> FederationSummary {
+        if handingOver { registry.closeAll() } else { registry.finishAll(finished()) }
         hub.changed()
         return FederationSummary(
-            completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: summaries,
+            completedRounds: completedRounds, attempts: attempts, finalAccuracy: lastAccuracy, rounds: rounds,
             stopReason: stopReason, gaveUp: gaveUp)
     }
 

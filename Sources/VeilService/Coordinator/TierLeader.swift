@@ -91,13 +91,7 @@ public actor TierLeader {
         }
         (privacy, ledger) = try Coordinator.privacyPlan(
             configuration, store: store, updateLength: model.parameterCount)
-        switch configuration.evaluate {
-        case .digits?:
-            var c = FederatedConfiguration()
-            c.seed = configuration.seed
-            evaluation = try FederatedSimulation(configuration: c).data.test
-        case nil: evaluation = nil
-        }
+        evaluation = try configuration.evaluationSet()
     }
 
     /// Leads rounds until `rounds` are committed; gives up (and says so in the store, which
