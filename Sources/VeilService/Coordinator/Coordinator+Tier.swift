@@ -78,10 +78,12 @@ final class TierPulse: Sendable {
 }
 
 /// A group this aggregator summed and deposited, whose members learn the round's end once
-/// the leader has committed it — or abandoned the attempt.
+/// the leader has committed it — or abandoned the attempt. Only what they are told is kept,
+/// not the group's machine: an aggregator may hold many groups of a round at once.
 struct DepositedGroup {
     let claim: CoordinatorStore.GroupClaim
-    let machine: RoundMachine
+    let cohort: [String]
+    let transcript: [UInt8]
     let contributors: Int
 }
 
@@ -203,10 +205,11 @@ extension Coordinator {
                 kept = try tier.store.tierGroups(round: claim.round, attempt: claim.attempt, liveness: tier.liveness)
                     .contains { $0.slot == claim.slot && $0.claim == claim.claim && $0.status == "done" }
             }
-            broadcastResult(
-                group.machine, completed: kept, survivors: kept ? group.contributors : 0,
+            let result = Self.result(
+                round: claim.round, completed: kept, survivors: kept ? group.contributors : 0,
                 reason: kept ? nil : "the leader abandoned attempt \(claim.attempt) of round \(claim.round)",
-                recordHash: nil)
+                transcript: group.transcript)
+            for id in group.cohort { registry.send(.with { $0.result = result }, to: id) }
         }
         deposited = still
     }
@@ -355,7 +358,10 @@ extension Coordinator {
                     contributors: contributors, participation: orchestration.participation),
                 checkpoint: nil, accuracy: nil, ledger: nil, audit: auditDraft(finished, result: result, abort: nil))
             learn(orchestration.participation, credits: [])
-            deposited.append(DepositedGroup(claim: claim, machine: finished, contributors: contributors.count))
+            deposited.append(
+                DepositedGroup(
+                    claim: claim, cohort: finished.cohort, transcript: finished.transcript,
+                    contributors: contributors.count))
             logger.info(
                 "group deposited",
                 metadata: [

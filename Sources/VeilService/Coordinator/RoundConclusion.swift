@@ -319,19 +319,28 @@ extension Coordinator {
     func broadcastResult(
         _ machine: RoundMachine, completed: Bool, survivors: Int, reason: String?, recordHash: [UInt8]?
     ) {
-        let result = Veil_V1_RoundResult.with {
-            $0.round = UInt64(machine.number)
+        var result = Self.result(
+            round: machine.number, completed: completed, survivors: survivors, reason: reason,
+            transcript: machine.transcript)
+        if let recordHash, let sessionID = machine.auditedSessionID {
+            result.auditRecordHash = Data(recordHash)
+            result.auditReceipt = Data(
+                RoundAuditRecord.receipt(sessionID: sessionID, recordHash: recordHash, by: credentials.signingKey))
+        }
+        for id in machine.cohort { registry.send(.with { $0.result = result }, to: id) }
+    }
+
+    /// A round's result as its members are told it.
+    static func result(round: Int, completed: Bool, survivors: Int, reason: String?, transcript: [UInt8])
+        -> Veil_V1_RoundResult
+    {
+        .with {
+            $0.round = UInt64(round)
             $0.completed = completed
             $0.survivors = UInt32(survivors)
             $0.abortReason = reason ?? ""
-            $0.transcriptHash = Data(machine.transcript)
-            if let recordHash, let sessionID = machine.auditedSessionID {
-                $0.auditRecordHash = Data(recordHash)
-                $0.auditReceipt = Data(
-                    RoundAuditRecord.receipt(sessionID: sessionID, recordHash: recordHash, by: credentials.signingKey))
-            }
+            $0.transcriptHash = Data(transcript)
         }
-        for id in machine.cohort { registry.send(.with { $0.result = result }, to: id) }
     }
 
     /// Runs a store operation whose failure must not stop the federation (a participant's
