@@ -58,8 +58,11 @@ extension BenchCommand.Federation {
             try? FileManager.default.removeItem(at: directory)
         }
         let features = max(1, (dimension - 1 + Self.classes - 1) / Self.classes - 1)
-        // At least one group per aggregator: each holds N/A of the participants.
-        let group = max(2, min(groupSize, clients / aggregators))
+        // Each aggregator holds N/A participants: groups of at most --group-size that split
+        // them evenly (1,250 → two of 625, not 1,000 and a remainder below the minimum).
+        let perAggregator = clients / aggregators
+        let groupsEach = max(1, (perAggregator + groupSize - 1) / groupSize)
+        let group = max(2, (perAggregator + groupsEach - 1) / groupsEach)
         let minGroup = max(2, group / 2)
         let minParticipants = max(minGroup, clients * 9 / 10)
         FileHandle.standardError.write(Data("issuing \(clients + 1) certificates…\n".utf8))

@@ -29,7 +29,7 @@ extension BenchCommand {
                 With --aggregators A, the round runs instead on a tier of A `veil serve` processes sharing a \
                 PostgreSQL database (--postgres: a settings file as serve.json's `postgres` object, whose user may \
                 create databases; the bench makes one and drops it), with hierarchical secure aggregation \
-                (Specs/wire.md §6.3) in groups of --group-size (at most N/A, so that every aggregator has one), the participants in child processes of at most \
+                (Specs/wire.md §6.3) in groups of at most --group-size that split each aggregator's N/A participants evenly, the participants in child processes of at most \
                 2,500 spread evenly over the aggregators. Reports registration, the round, each process's groups, \
                 cryptography time (the SecAggServer state machine of its groups) and peak memory, the leader's \
                 time to combine the group sums, bytes per participant, and a projection, from the measured \
