@@ -372,3 +372,60 @@ import VeilTestSupport
         #expect((try shared.combineSeconds(1) ?? -1) >= 0)
     }
 }
+
+extension TierLeaderTests {
+    /// Distributed DP in a tier (`Specs/wire.md` §6.3 item 4): each contributor of a committed
+    /// round is charged once, and so is each contributor of an abandoned attempt's done groups
+    /// (their sums were released) — in the store's ledger, which the aggregators admit by.
+    @Test func theLeaderChargesEveryReleasedGroupSumsContributorsOnce() async throws {
+        guard let (location, remove) = try await StoreKind.postgres.make("tier-ledger") else { return }
+        defer { Task { await remove() } }
+        guard case .postgres(let settings) = location else { return }
+        let shared = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
+        defer { try? shared.close() }
+        guard case .leading(let lease) = try shared.acquireLeadership(holder: "leader", seconds: 60) else {
+            Issue.record("no lease")
+            return
+        }
+        var c = Self.configuration(settings, roundSeconds: 1.5)
+        var privacy = ServicePrivacy(epsilon: 8, mode: .ddg)
+        privacy.minContributors = 2
+        c.privacy = privacy
+        c.payloadBits = 32
+        try c.validate()
+        let leader = try TierLeader(configuration: c, fence: lease, stores: StoreKind.driver)
+        let running = Task { try await leader.run() }
+        defer { running.cancel() }
+        #expect(await eventually(timeout: 10) { (try? shared.tierRound(1)) != nil })
+        let opened = try #require(try shared.tierRound(1))
+        try shared.heartbeat(.init(holder: "x", address: "", connections: 3, capacity: 0, secondsPerMember: 0))
+        let length = 3 * 2 + 2 + 1
+        let sum = [Double](repeating: 0.5, count: length)
+        // The first attempt: {a, b} deposited, too few for min_participants 4 — abandoned.
+        let early = try #require(
+            try shared.claimGroup(
+                round: 1, attempt: opened.attempt, holder: "x", members: ["a", "b"], liveness: 60, cohortSize: 6))
+        try shared.depositGroup(
+            early, result: .init(contributors: ["a", "b"], sum: sum, transcript: [], cryptoSeconds: 0))
+        #expect(await eventually(timeout: 10) { (try? shared.tierRound(1))?.attempt == opened.attempt + 1 })
+        let afterAbandon = try #require(try shared.ledger())
+        #expect(afterAbandon.spent(by: "a") > 0 && afterAbandon.spent(by: "c") == 0)
+        // The second: {a, c} and {d, e} committed.
+        for members in [["a", "c"], ["d", "e"]] {
+            let claim = try #require(
+                try shared.claimGroup(
+                    round: 1, attempt: opened.attempt + 1, holder: "x", members: members, liveness: 60, cohortSize: 6,
+                    waiting: 2))
+            try shared.depositGroup(
+                claim, result: .init(contributors: members, sum: sum, transcript: [], cryptoSeconds: 0))
+        }
+        let summary = try await running.value
+        #expect(summary.completedRounds == 1)
+        let ledger = try #require(try shared.ledger())
+        let once = ledger.spent(by: "c")
+        #expect(once > 0 && ledger.spent(by: "d") == once && ledger.spent(by: "e") == once)
+        #expect(ledger.spent(by: "b") == afterAbandon.spent(by: "b") && abs(ledger.spent(by: "b") - once) < 1e-9)
+        #expect(ledger.spent(by: "a") > once, "a's update was in two released group sums")
+        #expect(ledger.spent(by: "f") == 0)
+    }
+}
