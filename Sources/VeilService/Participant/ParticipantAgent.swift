@@ -113,6 +113,7 @@ public struct ParticipantAgent: Sendable {
         while true {
             trainOffline(tally: tally)
             let target: (host: String, port: Int)
+            let fromHint = !hinted.isEmpty
             if hinted.isEmpty {
                 target = addresses[address]
                 address = (address + 1) % addresses.count
@@ -143,6 +144,13 @@ public struct ParticipantAgent: Sendable {
                         cryptoSeconds: tally.cryptoSeconds)
                 }
                 if let refusal = tally.refusal { throw ParticipantError.refused(refusal) }
+                // An address an aggregator hinted is the hint's, not the federation's: that it
+                // fails says nothing of the coordinator's own addresses, and a lying hint must
+                // not use up the reconnect attempts (the participant would leave for good).
+                if fromHint {
+                    logger.info("hinted address failed", metadata: ["error": "\(error)"])
+                    continue
+                }
                 failures += 1
                 logger.info("connection lost", metadata: ["error": "\(error)", "attempt": "\(failures)"])
                 if failures > configuration.reconnectAttempts { throw error }
