@@ -308,24 +308,50 @@ import VeilTestSupport
         return c
     }
 
-    @Test func theLeaderCommitsTheServerRuleOnTheSumOfTheGroupsSums() async throws {
-        guard let (location, remove) = try await StoreKind.postgres.make("tier-leader") else { return }
-        defer { Task { await remove() } }
-        guard case .postgres(let settings) = location else { return }
+    /// A leader of `configure`'s configuration on a new database, under the lease; the store
+    /// the test plays the aggregators through (one aggregator, "x", beating); round 1 as the
+    /// leader opened it. The caller ends the leader, closes the store and removes the database.
+    struct Led {
+        let shared: CoordinatorStore
+        let configuration: ServeConfiguration
+        let running: Task<FederationSummary, any Error>
+        let opened: CoordinatorStore.TierRound
+        let remove: @Sendable () async -> Void
+
+        func end() {
+            running.cancel()
+            try? shared.close()
+            Task { await remove() }
+        }
+    }
+
+    static func lead(_ name: String, _ configure: (inout ServeConfiguration) -> Void = { _ in }) async throws
+        -> Led?
+    {
+        guard let (location, remove) = try await StoreKind.postgres.make(name),
+            case .postgres(let settings) = location
+        else { return nil }
         let shared = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
-        defer { try? shared.close() }
         guard case .leading(let lease) = try shared.acquireLeadership(holder: "leader", seconds: 60) else {
             Issue.record("no lease")
-            return
+            return nil
         }
-        let c = Self.configuration(settings, roundSeconds: 1.5)
+        var c = configuration(settings, roundSeconds: 1.5)
+        configure(&c)
+        try c.validate()
         let leader = try TierLeader(configuration: c, fence: lease, stores: StoreKind.driver)
         let running = Task { try await leader.run() }
-        defer { running.cancel() }
         #expect(await eventually(timeout: 10) { (try? shared.tierRound(1)) != nil })
         let opened = try #require(try shared.tierRound(1))
-        #expect(opened.groups == 3 && opened.status == "open")
         try shared.heartbeat(.init(holder: "x", address: "", connections: 3, capacity: 0, secondsPerMember: 0))
+        return Led(shared: shared, configuration: c, running: running, opened: opened, remove: remove)
+    }
+
+    @Test func theLeaderCommitsTheServerRuleOnTheSumOfTheGroupsSums() async throws {
+        guard let led = try await Self.lead("tier-leader") else { return }
+        defer { led.end() }
+        let (shared, c, running, opened) = (led.shared, led.configuration, led.running, led.opened)
+        #expect(opened.groups == 3 && opened.status == "open")
 
         // The first attempt: one group of two by the deadline, under min_participants 4: abandoned.
         let lone = try #require(
@@ -378,27 +404,15 @@ extension TierLeaderTests {
     /// round is charged once, and so is each contributor of an abandoned attempt's done groups
     /// (their sums were released) — in the store's ledger, which the aggregators admit by.
     @Test func theLeaderChargesEveryReleasedGroupSumsContributorsOnce() async throws {
-        guard let (location, remove) = try await StoreKind.postgres.make("tier-ledger") else { return }
-        defer { Task { await remove() } }
-        guard case .postgres(let settings) = location else { return }
-        let shared = try CoordinatorStore(electingAt: location, driver: StoreKind.driver)
-        defer { try? shared.close() }
-        guard case .leading(let lease) = try shared.acquireLeadership(holder: "leader", seconds: 60) else {
-            Issue.record("no lease")
-            return
+        let led = try await Self.lead("tier-ledger") { c in
+            var privacy = ServicePrivacy(epsilon: 8, mode: .ddg)
+            privacy.minContributors = 2
+            c.privacy = privacy
+            c.payloadBits = 32
         }
-        var c = Self.configuration(settings, roundSeconds: 1.5)
-        var privacy = ServicePrivacy(epsilon: 8, mode: .ddg)
-        privacy.minContributors = 2
-        c.privacy = privacy
-        c.payloadBits = 32
-        try c.validate()
-        let leader = try TierLeader(configuration: c, fence: lease, stores: StoreKind.driver)
-        let running = Task { try await leader.run() }
-        defer { running.cancel() }
-        #expect(await eventually(timeout: 10) { (try? shared.tierRound(1)) != nil })
-        let opened = try #require(try shared.tierRound(1))
-        try shared.heartbeat(.init(holder: "x", address: "", connections: 3, capacity: 0, secondsPerMember: 0))
+        guard let led else { return }
+        defer { led.end() }
+        let (shared, running, opened) = (led.shared, led.running, led.opened)
         let length = 3 * 2 + 2 + 1
         let sum = [Double](repeating: 0.5, count: length)
         // The first attempt: {a, b} deposited, too few for min_participants 4 — abandoned.

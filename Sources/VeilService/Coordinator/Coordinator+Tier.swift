@@ -182,7 +182,8 @@ extension Coordinator {
     /// Takes the leader's newest checkpoint as the model, and tells the members of each group
     /// deposited for a round now ended whether their group's sum was part of it.
     private func adoptCommitted(_ tier: TierMembership) throws {
-        if let (round, state) = try tier.store.latestCheckpoint(), round > completedRounds {
+        // The round number is one cheap read every loop; the checkpoint itself only when new.
+        if try tier.store.latestRound() > completedRounds, let (round, state) = try tier.store.latestCheckpoint() {
             algorithm = state
             completedRounds = round
             metrics.set("veil_rounds_completed", Double(round))
@@ -287,18 +288,7 @@ extension Coordinator {
     {
         let tier = tier!
         let number = claim.round
-        try store.beginRound(number, attempt: attempt, cohort: cohort.count)
-        droppedThisAttempt = []
-        monitoring.attempt = MonitoringState.Attempt()
-        observations = AttemptObservations()
-        observations.round = number
-        observations.cohort = Set(cohort)
-        let report = RoundReport(
-            number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: [],
-            budgetAlerts: budgetAlerts(cohort))
-        metrics.set("veil_round_cohort", Double(cohort.count))
-        cryptoSeconds = 0
-        cryptoCPUSeconds = 0
+        let report = try beginAttempt(number, attempt: attempt, cohort: cohort, budgetRefusals: [])
         let machine: RoundMachine
         do {
             let actions: [RoundAction]
@@ -312,15 +302,10 @@ extension Coordinator {
             try? await clock.sleep(for: .seconds(1))
             return summarize(report, outcome: .aborted(abort), machine: nil)
         }
-        let outcome: RoundEnd = await withCheckedContinuation { continuation in
-            if let ended = active?.ended { continuation.resume(returning: ended) } else { roundEnded = continuation }
-        }
-        let finished = active!
-        active = nil
+        let (outcome, finished) = await attemptEnd()
         switch outcome {
         case .aborted(let abort):
-            let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(observations.aborted)
-            leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
+            leaveOut(after: finished)
             try record(report, abort: abort, machine: finished)
             recording("give the group back") { try tier.store.releaseGroup(claim) }
             // A moment for its members to reconnect or change before this aggregator claims again.

@@ -543,25 +543,11 @@ public actor Coordinator {
         var selection = Xoshiro256(seed: c.seed, purpose: .cohortSelection, round: number, participant: attempt)
         let cohort = book.select(
             candidates, count: c.cohortSize, strategy: c.selection, round: number, generator: &selection)
-        try store.beginRound(number, attempt: attempt, cohort: cohort.count)
-        droppedThisAttempt = []
-        monitoring.attempt = MonitoringState.Attempt()
-        observations = AttemptObservations()
-        observations.round = number
-        observations.cohort = Set(cohort)
-        for id in cohort {
-            observations.examples[id] = Int(
-                min(registry.participants[id]?.hello.sampleCount ?? 0, UInt64(AttemptObservations.maxExamples)))
-        }
-        let report = RoundReport(
-            number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: budgets,
-            budgetAlerts: budgetAlerts(cohort))
-        metrics.set("veil_round_cohort", Double(cohort.count))
+        let report = try beginAttempt(number, attempt: attempt, cohort: cohort, budgetRefusals: budgets)
         let staleness = configuration.asynchronous == nil ? [:] : staleness(of: cohort)
         if !staleness.isEmpty {
             metrics.set("veil_round_staleness_mean", Double(staleness.values.reduce(0, +)) / Double(staleness.count))
         }
-        cryptoSeconds = 0
 
         let machine: RoundMachine
         do {
@@ -586,25 +572,54 @@ public actor Coordinator {
             return summarize(report, outcome: .aborted(abort), machine: nil)
         }
 
-        let outcome: RoundEnd = await withCheckedContinuation { continuation in
-            if let ended = active?.ended { continuation.resume(returning: ended) } else { roundEnded = continuation }
-        }
-        let finished = active!
-        active = nil
-        if case .aborted = outcome {
-            // Not those whose client aborted: a rogue member makes its honest neighbours abort
-            // (shares that fail authentication), and must not get them left out that way. Only
-            // an abort that came before its sender was dropped or named counts: a rogue cannot
-            // escape being left out by aborting after its conviction.
-            let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(observations.aborted)
-            leftOut = (number, leftOut.round == number ? leftOut.ids.union(absent) : absent)
-        }
+        let (outcome, finished) = await attemptEnd()
+        if case .aborted = outcome { leaveOut(after: finished) }
         var summary = try conclude(report, outcome: outcome, machine: finished)
         summary.staleness = staleness
         // Every member is offered the model now current: whoever spent its update trains again,
         // whoever still holds one (it declined before using it) says so again.
         offerAfterRound(cohort: cohort)
         return summary
+    }
+
+    /// Records attempt `attempt` of round `number` as running and starts its observations.
+    func beginAttempt(_ number: Int, attempt: Int, cohort: [String], budgetRefusals: [String]) throws -> RoundReport {
+        try store.beginRound(number, attempt: attempt, cohort: cohort.count)
+        droppedThisAttempt = []
+        monitoring.attempt = MonitoringState.Attempt()
+        observations = AttemptObservations()
+        observations.round = number
+        observations.cohort = Set(cohort)
+        for id in cohort {
+            observations.examples[id] = Int(
+                min(registry.participants[id]?.hello.sampleCount ?? 0, UInt64(AttemptObservations.maxExamples)))
+        }
+        metrics.set("veil_round_cohort", Double(cohort.count))
+        cryptoSeconds = 0
+        cryptoCPUSeconds = 0
+        return RoundReport(
+            number: number, attempt: attempt, cohort: cohort.count, started: .now, budgetRefusals: budgetRefusals,
+            budgetAlerts: budgetAlerts(cohort))
+    }
+
+    /// Waits for the current attempt's end; returns it with the machine that ran it.
+    func attemptEnd() async -> (RoundEnd, RoundMachine) {
+        let outcome: RoundEnd = await withCheckedContinuation { continuation in
+            if let ended = active?.ended { continuation.resume(returning: ended) } else { roundEnded = continuation }
+        }
+        let finished = active!
+        active = nil
+        return (outcome, finished)
+    }
+
+    /// After an aborted attempt, the later attempts of its round leave out whoever it dropped,
+    /// named or missed. Not those whose client aborted: a rogue member makes its honest
+    /// neighbours abort (shares that fail authentication), and must not get them left out that
+    /// way. Only an abort that came before its sender was dropped or named counts: a rogue
+    /// cannot escape being left out by aborting after its conviction.
+    func leaveOut(after finished: RoundMachine) {
+        let absent = droppedThisAttempt.union(finished.missingContributors).subtracting(observations.aborted)
+        leftOut = (finished.number, leftOut.round == finished.number ? leftOut.ids.union(absent) : absent)
     }
 
     /// The attempt's machine for `cohort`, with the assignments to send.
