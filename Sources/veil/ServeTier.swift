@@ -118,16 +118,8 @@ extension ServeCommand {
         } catch {
             if aggregated.completedRounds >= configuration.rounds { led = nil } else { throw error }
         }
-        let summary = led ?? aggregated
-        if json {
-            print(try jsonString(summaryObject(summary)))
-        } else {
-            print(
-                "federation finished: \(summary.completedRounds) rounds completed"
-                    + (summary.finalAccuracy.map { String(format: ", test accuracy %.4f", $0) } ?? "")
-                    + (summary.stopReason.map { "; stopped early: \($0)" } ?? ""))
-        }
-        if summary.gaveUp { throw ExitCode.failure }
+        // A tier's attempts are its groups and the leader's rounds: not one count to print.
+        try finish(led ?? aggregated, json: json, countingAttempts: false)
     }
 }
 

@@ -404,11 +404,17 @@ struct ServeCommand: AsyncParsableCommand {
             renewal?.cancel()
             try? election.store.releaseLeadership(lease)
         }
+        try finish(summary, json: json, countingAttempts: true)
+    }
+
+    /// Prints how the federation ended (one JSON object with --json); exit status 1 when it gave up.
+    func finish(_ summary: FederationSummary, json: Bool, countingAttempts: Bool) throws {
         if json {
             print(try jsonString(summaryObject(summary)))
         } else {
             print(
-                "federation finished: \(summary.completedRounds) rounds completed in \(summary.attempts) attempts"
+                "federation finished: \(summary.completedRounds) rounds completed"
+                    + (countingAttempts ? " in \(summary.attempts) attempts" : "")
                     + (summary.finalAccuracy.map { String(format: ", test accuracy %.4f", $0) } ?? "")
                     + (summary.stopReason.map { "; stopped early: \($0)" } ?? ""))
         }
